@@ -1,0 +1,116 @@
+//! ISO 9797-1 MAC algorithms 1 and 3 (with padding methods 1 and 2), AES-CMAC and TDES-CMAC.
+
+use crate::block::{DES_BLOCK, Tdes, des_decrypt, des_encrypt};
+use crate::error::{Error, Result, expect_len};
+use crate::secret::{AesKey, TdesKey};
+use crate::util::{array8, xor_in_place};
+use cmac::{Cmac, Mac};
+use subtle::ConstantTimeEq;
+
+/// CMAC under a RustCrypto block cipher type; a macro rather than a generic function so that
+/// the cipher's block-doubling bound need not be spelled out (it would need the `dbl` crate).
+macro_rules! cmac_with {
+    ($cipher:ty, $key:expr, $data:expr) => {
+        // The key length was checked by the wrapper type, so `new_from_slice` cannot fail; an
+        // empty MAC (which never verifies) is the fallback rather than a panic.
+        match <Cmac<$cipher> as cipher::KeyInit>::new_from_slice($key) {
+            Ok(mut mac) => {
+                Mac::update(&mut mac, $data);
+                mac.finalize().into_bytes().to_vec()
+            }
+            Err(_) => vec![0; 16],
+        }
+    };
+}
+
+/// ISO 9797-1 padding methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Padding {
+    /// Method 1: zeros up to the block boundary (none when already aligned; an empty message
+    /// becomes one zero block).
+    Method1,
+    /// Method 2: one `80` byte, then zeros up to the block boundary.
+    Method2,
+}
+
+impl Padding {
+    pub fn from_number(number: u8) -> Result<Self> {
+        match number {
+            1 => Ok(Self::Method1),
+            2 => Ok(Self::Method2),
+            _ => Err(Error::Invalid("padding must be 1 or 2")),
+        }
+    }
+}
+
+/// Pads `data` to whole `block`-byte blocks.
+pub fn pad(data: &[u8], padding: Padding, block: usize) -> Vec<u8> {
+    let mut out = data.to_vec();
+    if padding == Padding::Method2 {
+        out.push(0x80);
+    }
+    let blocks = out.len().div_ceil(block).max(1);
+    out.resize(blocks * block, 0);
+    out
+}
+
+fn cbc_mac(encrypt: impl Fn(&[u8; 8]) -> [u8; 8], padded: &[u8]) -> [u8; 8] {
+    let mut chain = [0u8; 8];
+    for chunk in padded.chunks(DES_BLOCK) {
+        xor_in_place(&mut chain, chunk);
+        chain = encrypt(&chain);
+    }
+    chain
+}
+
+/// ISO 9797-1 MAC algorithm 1: CBC-MAC under the whole (T)DES key (8, 16 or 24 bytes).
+pub fn iso9797_alg1(key: &TdesKey, data: &[u8], padding: Padding) -> [u8; 8] {
+    let cipher = Tdes::new(key);
+    cbc_mac(
+        |block| cipher.encrypt(block),
+        &pad(data, padding, DES_BLOCK),
+    )
+}
+
+/// ISO 9797-1 MAC algorithm 3 (ANSI X9.19 retail MAC): single-DES CBC under K1, then the last
+/// block is decrypted under K2 and encrypted under K1. Needs a 16-byte key.
+pub fn iso9797_alg3(key: &TdesKey, data: &[u8], padding: Padding) -> Result<[u8; 8]> {
+    expect_len("MAC key", "16", key.len(), key.len() == 16)?;
+    let (k1, k2) = key.expose().split_at(8);
+    let chain = cbc_mac(
+        |block| des_encrypt(k1, block),
+        &pad(data, padding, DES_BLOCK),
+    );
+    Ok(des_encrypt(k1, &des_decrypt(k2, &chain)))
+}
+
+/// AES-CMAC (NIST SP 800-38B), full 16 bytes.
+pub fn aes_cmac(key: &AesKey, data: &[u8]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    let bytes = key.expose();
+    match bytes.len() {
+        16 => out.copy_from_slice(&cmac_with!(aes::Aes128, bytes, data)),
+        24 => out.copy_from_slice(&cmac_with!(aes::Aes192, bytes, data)),
+        _ => out.copy_from_slice(&cmac_with!(aes::Aes256, bytes, data)),
+    }
+    out
+}
+
+/// TDES-CMAC (NIST SP 800-38B with a 64-bit block), as TR-31 version B uses. 16 or 24 bytes.
+pub fn tdes_cmac(key: &TdesKey, data: &[u8]) -> Result<[u8; 8]> {
+    let bytes = key.expose();
+    match bytes.len() {
+        16 => Ok(array8(&cmac_with!(des::TdesEde2, bytes, data))),
+        24 => Ok(array8(&cmac_with!(des::TdesEde3, bytes, data))),
+        actual => Err(Error::Length {
+            what: "CMAC key",
+            expected: "16 or 24",
+            actual,
+        }),
+    }
+}
+
+/// Compares two MACs in constant time (for equal lengths).
+pub fn macs_equal(expected: &[u8], computed: &[u8]) -> bool {
+    expected.len() == computed.len() && bool::from(expected.ct_eq(computed))
+}
