@@ -34,6 +34,16 @@ impl MemoryLedger {
         Ok(accounts)
     }
 
+    /// Puts committed state loaded from a database into the map (a store's working set).
+    pub fn load(&mut self, accounts: impl IntoIterator<Item = Account>, transfers: impl IntoIterator<Item = Transfer>) {
+        self.accounts.extend(accounts.into_iter().map(|account| (account.id, account)));
+        for transfer in transfers {
+            if self.transfers.insert(transfer.id(), transfer).is_none() {
+                self.order.push(transfer.id());
+            }
+        }
+    }
+
     pub fn execute(&mut self, requests: &[TransferRequest], now: Timestamp) -> Vec<Result<Outcome, TransferError>> {
         let (results, changes) = execute(self, requests, now);
         self.apply(changes);

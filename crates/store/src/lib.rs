@@ -1,1 +1,256 @@
-//! placeholder
+//! Persistence for easypos, on two backends behind one API:
+//!
+//! * **SQLite** (the embedded default): WAL with `synchronous=FULL`, verified at start-up; one
+//!   writer thread fed by a bounded queue commits many callers' requests per transaction
+//!   (group commit) and answers each caller only after the commit; reads use other connections.
+//! * **PostgreSQL**: the same operations inside transactions that lock the rows they change
+//!   (`SELECT … FOR UPDATE`, in id order), so several easypos processes can share one database.
+//!
+//! Both run the ledger's pure state machine ([`ledger::execute`]) over the rows a batch
+//! touches, so the rules are identical; the conformance suite in `tests/` runs the same
+//! sequences against both and compares the results.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), store::StoreError> {
+//! use store::{Backend, Store};
+//! let store = Store::open(&Backend::Sqlite { path: "easypos-data/easypos.db".into() }).await?;
+//! let accounts = store.all_accounts().await?;
+//! println!("{} accounts", accounts.len());
+//! store.close().await?;
+//! # Ok(()) }
+//! ```
+
+mod clock;
+pub mod directory;
+mod migrate;
+mod postgres;
+mod rows;
+mod sqlite;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use migrate::{Migration, latest as latest_version, postgres_migrations, sqlite_migrations};
+
+use ledger::{Account, AccountError, AccountId, AccountSpec, Outcome, Transfer, TransferError, TransferId, TransferRequest};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Where the data lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite { path: PathBuf },
+    /// A libpq-style connection string or URL, e.g. `postgres://postgres@127.0.0.1/easypos`.
+    Postgres { url: String },
+}
+
+/// Failures of the store itself (not business refusals, which are [`TransferError`] values).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database error: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error(
+        "the database has schema version {found}, newer than this easypos understands (up to {supported}); run a newer easypos or restore a backup"
+    )]
+    SchemaTooNew { found: u32, supported: u32 },
+    #[error("the database is damaged or not an easypos database: {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    Config(String),
+    #[error("the write failed and was rolled back: {0}")]
+    Write(String),
+    #[error("the store is shutting down")]
+    Closed,
+}
+
+/// Results of one submitted batch: one entry per request, in order.
+pub type TransferResults = Vec<Result<Outcome, TransferError>>;
+
+#[derive(Debug)]
+pub enum Store {
+    Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PostgresStore),
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database, then checks that the books balance.
+    pub async fn open(backend: &Backend) -> Result<Store, StoreError> {
+        Self::open_with_clock(backend, Arc::new(SystemClock)).await
+    }
+
+    /// As [`Store::open`], with an injected clock (tests move time to expire holds).
+    pub async fn open_with_clock(backend: &Backend, clock: Arc<dyn Clock>) -> Result<Store, StoreError> {
+        match backend {
+            Backend::Sqlite { path } => Ok(Store::Sqlite(sqlite::SqliteStore::open(path, clock).await?)),
+            Backend::Postgres { url } => Ok(Store::Postgres(postgres::PostgresStore::open(url, clock).await?)),
+        }
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Highest schema version applied.
+    pub async fn schema_version(&self) -> Result<u32, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.schema_version().await,
+            Store::Postgres(store) => store.schema_version().await,
+        }
+    }
+
+    /// Opens accounts (idempotent by id); nothing is written for a refused spec.
+    pub async fn create_accounts(&self, specs: Vec<AccountSpec>) -> Result<Vec<Result<Account, AccountError>>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.create_accounts(specs).await,
+            Store::Postgres(store) => store.create_accounts(specs).await,
+        }
+    }
+
+    /// Executes a batch of transfer requests durably: when this returns, every `Ok` result is
+    /// committed. Linked chains never span two calls.
+    pub async fn submit(&self, requests: Vec<TransferRequest>) -> Result<TransferResults, StoreError> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self {
+            Store::Sqlite(store) => store.submit(requests).await,
+            Store::Postgres(store) => store.submit(requests).await,
+        }
+    }
+
+    /// Expires holds whose timeout has passed; returns how many expired.
+    pub async fn expire_due(&self) -> Result<usize, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.expire_due().await,
+            Store::Postgres(store) => store.expire_due().await,
+        }
+    }
+
+    pub async fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
+        Ok(self.accounts(vec![id]).await?.into_iter().next())
+    }
+
+    /// The accounts that exist among `ids`, in id order.
+    pub async fn accounts(&self, ids: Vec<AccountId>) -> Result<Vec<Account>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.accounts(ids).await,
+            Store::Postgres(store) => store.accounts(ids).await,
+        }
+    }
+
+    pub async fn all_accounts(&self) -> Result<Vec<Account>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.all_accounts().await,
+            Store::Postgres(store) => store.all_accounts().await,
+        }
+    }
+
+    pub async fn transfer(&self, id: TransferId) -> Result<Option<Transfer>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.transfer(id).await,
+            Store::Postgres(store) => store.transfer(id).await,
+        }
+    }
+
+    /// Every transfer, oldest first. For checks, exports and tests, not for hot paths.
+    pub async fn all_transfers(&self) -> Result<Vec<Transfer>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.all_transfers().await,
+            Store::Postgres(store) => store.all_transfers().await,
+        }
+    }
+
+    /// Σ debits = Σ credits per institution and currency over the stored accounts.
+    pub async fn check_books(&self) -> Result<(), StoreError> {
+        let accounts = self.all_accounts().await?;
+        ledger::check_books(&accounts).map_err(|error| StoreError::Corrupt(error.to_string()))
+    }
+
+    /// Stops accepting work, lets the writer drain and commit what it has, and closes.
+    pub async fn close(self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(store) => store.close().await,
+            Store::Postgres(store) => store.close().await,
+        }
+    }
+
+    /// Counters for `/metrics`.
+    pub fn stats(&self) -> StoreStats {
+        match self {
+            Store::Sqlite(store) => store.stats(),
+            Store::Postgres(store) => store.stats(),
+        }
+    }
+}
+
+/// Monotonic counters of the writer, exported as Prometheus metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    pub commits: u64,
+    pub transfers_created: u64,
+    pub requests: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    commits: std::sync::atomic::AtomicU64,
+    transfers_created: std::sync::atomic::AtomicU64,
+    requests: std::sync::atomic::AtomicU64,
+}
+
+impl Counters {
+    fn add(&self, commits: u64, requests: u64, created: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.commits.fetch_add(commits, Relaxed);
+        self.requests.fetch_add(requests, Relaxed);
+        self.transfers_created.fetch_add(created, Relaxed);
+    }
+
+    fn snapshot(&self) -> StoreStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        StoreStats {
+            commits: self.commits.load(Relaxed),
+            transfers_created: self.transfers_created.load(Relaxed),
+            requests: self.requests.load(Relaxed),
+        }
+    }
+}
+
+use directory::Directory;
+
+impl Store {
+    /// Writes directory records in one transaction; records that exist already are kept as
+    /// they are (seeding twice changes nothing).
+    pub async fn put_directory(&self, directory: Directory) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(store) => store.put_directory(directory).await,
+            Store::Postgres(store) => store.put_directory(directory).await,
+        }
+    }
+
+    pub async fn load_directory(&self) -> Result<Directory, StoreError> {
+        let directory = match self {
+            Store::Sqlite(store) => store.load_directory().await?,
+            Store::Postgres(store) => store.load_directory().await?,
+        };
+        Ok(directory.sorted())
+    }
+
+    /// A small key/value setting of the installation (for example when the demo was seeded).
+    pub async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.meta(key).await,
+            Store::Postgres(store) => store.meta(key).await,
+        }
+    }
+
+    pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(store) => store.set_meta(key.to_owned(), value.to_owned()).await,
+            Store::Postgres(store) => store.set_meta(key.to_owned(), value.to_owned()).await,
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The directory: the institutions, merchants, terminals, staff, cardholders and cards the
+//! platform knows, as plain records. Later crates (acquirer, issuer) give them behaviour; the
+//! store only keeps them. Writing a [`Directory`] is idempotent: records that exist are kept.
+
+use ledger::{AccountId, InstitutionId};
+use money::Currency;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum InstitutionKind {
+    Acquirer,
+    DebitBank,
+    CreditIssuer,
+    Wallet,
+}
+
+impl InstitutionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstitutionKind::Acquirer => "acquirer",
+            InstitutionKind::DebitBank => "debit_bank",
+            InstitutionKind::CreditIssuer => "credit_issuer",
+            InstitutionKind::Wallet => "wallet",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [InstitutionKind::Acquirer, InstitutionKind::DebitBank, InstitutionKind::CreditIssuer, InstitutionKind::Wallet]
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Institution {
+    pub id: InstitutionId,
+    pub kind: InstitutionKind,
+    pub name: String,
+    pub name_zh: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Merchant {
+    /// Merchant id (MID), 15 characters as carried in ISO 8583 field 42.
+    pub id: String,
+    pub acquirer: InstitutionId,
+    pub name: String,
+    pub name_zh: String,
+    pub city: String,
+    /// Merchant category code (ISO 18245), 4 digits.
+    pub mcc: String,
+    /// The acquirer's account that owes this merchant its takings.
+    pub settlement_account: AccountId,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Terminal {
+    /// Terminal id (TID), 8 characters as carried in ISO 8583 field 41.
+    pub id: String,
+    pub merchant_id: String,
+    pub status: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StaffRole {
+    Cashier,
+    Supervisor,
+    Manager,
+}
+
+impl StaffRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StaffRole::Cashier => "cashier",
+            StaffRole::Supervisor => "supervisor",
+            StaffRole::Manager => "manager",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [StaffRole::Cashier, StaffRole::Supervisor, StaffRole::Manager].into_iter().find(|role| role.as_str() == text)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Staff {
+    pub merchant_id: String,
+    /// Operator number keyed in at the terminal (two or three digits on China POS terminals).
+    pub operator_no: String,
+    pub name: String,
+    pub role: StaffRole,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cardholder {
+    pub id: String,
+    pub name: String,
+    pub name_zh: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CardProduct {
+    Debit,
+    Credit,
+}
+
+impl CardProduct {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CardProduct::Debit => "debit",
+            CardProduct::Credit => "credit",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [CardProduct::Debit, CardProduct::Credit].into_iter().find(|product| product.as_str() == text)
+    }
+}
+
+/// A card as the directory keeps it: never the full number, only what a receipt may show.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Card {
+    /// A token standing for the card in every other table.
+    pub id: String,
+    pub cardholder_id: String,
+    pub issuer: InstitutionId,
+    pub product: CardProduct,
+    pub pan_first6: String,
+    pub pan_last4: String,
+    /// YYMM, as in ISO 8583 field 14.
+    pub expiry: String,
+    pub currency: Currency,
+    /// The issuer's ledger account behind the card (deposit account or credit line).
+    pub account: AccountId,
+}
+
+impl Card {
+    pub fn masked_pan(&self) -> String {
+        format!("{}******{}", self.pan_first6, self.pan_last4)
+    }
+}
+
+/// A set of directory records, written together.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Directory {
+    pub institutions: Vec<Institution>,
+    pub merchants: Vec<Merchant>,
+    pub terminals: Vec<Terminal>,
+    pub staff: Vec<Staff>,
+    pub cardholders: Vec<Cardholder>,
+    pub cards: Vec<Card>,
+}
+
+impl Directory {
+    pub fn len(&self) -> usize {
+        self.institutions.len() + self.merchants.len() + self.terminals.len() + self.staff.len() + self.cardholders.len() + self.cards.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Records in a stable order, so two stores' directories compare equal.
+    pub fn sorted(mut self) -> Self {
+        self.institutions.sort_by_key(|record| record.id);
+        self.merchants.sort_by(|a, b| a.id.cmp(&b.id));
+        self.terminals.sort_by(|a, b| a.id.cmp(&b.id));
+        self.staff.sort_by(|a, b| (&a.merchant_id, &a.operator_no).cmp(&(&b.merchant_id, &b.operator_no)));
+        self.cardholders.sort_by(|a, b| a.id.cmp(&b.id));
+        self.cards.sort_by(|a, b| a.id.cmp(&b.id));
+        self
+    }
+}
+
+/// A stored text that does not name a known variant.
+pub(crate) fn unknown(what: &str, value: &str) -> crate::StoreError {
+    crate::StoreError::Corrupt(format!("unknown {what} {value:?}"))
+}

@@ -1,0 +1,54 @@
+//! Versioned schema migrations, embedded per dialect. Each backend applies the ones its
+//! database lacks, in order, inside a transaction, and refuses a database whose schema is newer
+//! than this binary knows.
+
+/// One step of the schema. Versions start at 1 and have no gaps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Migration {
+    pub version: u32,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+const SQLITE: &[Migration] = &[
+    Migration { version: 1, name: "ledger", sql: include_str!("../migrations/sqlite/0001_ledger.sql") },
+    Migration { version: 2, name: "directory", sql: include_str!("../migrations/sqlite/0002_directory.sql") },
+];
+
+const POSTGRES: &[Migration] = &[
+    Migration { version: 1, name: "ledger", sql: include_str!("../migrations/postgres/0001_ledger.sql") },
+    Migration { version: 2, name: "directory", sql: include_str!("../migrations/postgres/0002_directory.sql") },
+];
+
+pub fn sqlite_migrations() -> &'static [Migration] {
+    SQLITE
+}
+
+pub fn postgres_migrations() -> &'static [Migration] {
+    POSTGRES
+}
+
+/// The newest version a list reaches.
+pub fn latest(migrations: &[Migration]) -> u32 {
+    migrations.last().map_or(0, |migration| migration.version)
+}
+
+/// The table that records applied versions; the same text works in both dialects.
+pub const MIGRATIONS_TABLE: &str =
+    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_contiguous_and_dialects_agree() {
+        for list in [SQLITE, POSTGRES] {
+            for (index, migration) in list.iter().enumerate() {
+                assert_eq!(migration.version as usize, index + 1, "{}", migration.name);
+            }
+        }
+        let names = |list: &[Migration]| list.iter().map(|m| m.name).collect::<Vec<_>>();
+        assert_eq!(names(SQLITE), names(POSTGRES), "every migration exists in both dialects");
+    }
+}

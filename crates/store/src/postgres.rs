@@ -1,0 +1,759 @@
+//! The PostgreSQL backend: several easypos processes may share one database.
+//!
+//! A writer task per process takes the transfer jobs that are waiting (group commit) and runs
+//! them in one transaction that first locks every row it may change — the holds it posts or
+//! voids, then the accounts — with `SELECT … FOR UPDATE` in id order, so concurrent processes
+//! serialise on the rows they share and never deadlock on each other's order. The ledger's pure
+//! state machine then decides against those locked rows, exactly as on SQLite. Two processes
+//! inserting the same transfer id at once end in a unique violation for one of them, which
+//! retries and finds the transfer: exactly once either way. Decisions always read the primary
+//! this store is connected to; point read-only console queries at replicas elsewhere.
+
+use crate::directory::{self, Card, CardProduct, Cardholder, Directory, Institution, InstitutionKind, Merchant, Staff, StaffRole, Terminal};
+use crate::migrate::{self, MIGRATIONS_TABLE};
+use crate::rows::{ACCOUNT_COLUMNS, AccountRow, TRANSFER_COLUMNS, TransferRow, id_bytes, id_from_bytes, timestamp_to_sql};
+use crate::{Clock, Counters, StoreError, StoreStats, TransferResults};
+use ledger::{Account, AccountError, AccountId, AccountSpec, InstitutionId, LedgerState, MemoryLedger, Transfer, TransferId, TransferKind, TransferRequest};
+use money::Currency;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, NoTls, Row};
+
+/// Jobs waiting for the writer task (back-pressure beyond this).
+pub const QUEUE_CAPACITY: usize = 16_384;
+/// Most transfer requests in one transaction.
+pub const MAX_GROUP_REQUESTS: usize = 8_192;
+/// Most holds expired per sweep.
+pub const MAX_EXPIRE_PER_SWEEP: i64 = 4_096;
+/// Retries of a group that lost a race with another process (unique violation, deadlock).
+const MAX_CONFLICT_RETRIES: usize = 10;
+/// Key of the advisory lock that serialises migrations across processes ("easypos" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6561_7379_706f_73;
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+enum Job {
+    Transfers { requests: Vec<TransferRequest>, reply: Reply<TransferResults> },
+    Accounts { specs: Vec<AccountSpec>, reply: Reply<Vec<Result<Account, AccountError>>> },
+    Expire { reply: Reply<usize> },
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Job")
+    }
+}
+
+impl Job {
+    fn weight(&self) -> usize {
+        match self {
+            Job::Transfers { requests, .. } => requests.len(),
+            Job::Accounts { specs, .. } => specs.len(),
+            Job::Expire { .. } => 1,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct PostgresStore {
+    jobs: mpsc::Sender<Job>,
+    writer: Option<tokio::task::JoinHandle<()>>,
+    /// For reads and the occasional non-ledger write (directory, meta, expiry).
+    other: Arc<Mutex<Client>>,
+    counters: Arc<Counters>,
+}
+
+async fn connect(url: &str) -> Result<Client, StoreError> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .map_err(|error| StoreError::Config(format!("cannot connect to PostgreSQL ({}): {error}", redact_url(url))))?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::error!(%error, "PostgreSQL connection ended");
+        }
+    });
+    Ok(client)
+}
+
+/// A connection string without its password, for error messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            let user = credentials.split(':').next().unwrap_or("");
+            format!("{}{user}@{}", &url[..scheme + 3], &url[at + 1..])
+        }
+        _ => url.split_whitespace().filter(|part| !part.starts_with("password=")).collect::<Vec<_>>().join(" "),
+    }
+}
+
+impl PostgresStore {
+    pub async fn open(url: &str, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        let mut other = connect(url).await?;
+        migrate(&mut other).await?;
+        let accounts = select_all_accounts(&other).await?;
+        ledger::check_books(&accounts).map_err(|error| StoreError::Corrupt(error.to_string()))?;
+        let writer_client = connect(url).await?;
+        let counters = Arc::new(Counters::default());
+        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let writer = Writer { client: writer_client, clock, last_timestamp: 0, counters: counters.clone() };
+        let handle = tokio::spawn(writer.run(receiver));
+        Ok(PostgresStore { jobs: sender, writer: Some(handle), other: Arc::new(Mutex::new(other)), counters })
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Job) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs.send(make(reply)).await.map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    pub async fn submit(&self, requests: Vec<TransferRequest>) -> Result<TransferResults, StoreError> {
+        self.call(|reply| Job::Transfers { requests, reply }).await
+    }
+
+    pub async fn create_accounts(&self, specs: Vec<AccountSpec>) -> Result<Vec<Result<Account, AccountError>>, StoreError> {
+        self.call(|reply| Job::Accounts { specs, reply }).await
+    }
+
+    /// Expires due holds (through the writer, so timestamps stay in one sequence).
+    pub async fn expire_due(&self) -> Result<usize, StoreError> {
+        self.call(|reply| Job::Expire { reply }).await
+    }
+
+    pub async fn schema_version(&self) -> Result<u32, StoreError> {
+        current_version(&*self.other.lock().await).await
+    }
+
+    pub async fn accounts(&self, ids: Vec<AccountId>) -> Result<Vec<Account>, StoreError> {
+        let keys: Vec<Vec<u8>> = ids.iter().map(|id| id_bytes(id.0).to_vec()).collect();
+        let client = self.other.lock().await;
+        let rows = client.query(&format!("SELECT {ACCOUNT_COLUMNS} FROM ledger_accounts WHERE id = ANY($1) ORDER BY id"), &[&keys]).await?;
+        rows.iter().map(account_from_row).collect()
+    }
+
+    pub async fn all_accounts(&self) -> Result<Vec<Account>, StoreError> {
+        select_all_accounts(&*self.other.lock().await).await
+    }
+
+    pub async fn transfer(&self, id: TransferId) -> Result<Option<Transfer>, StoreError> {
+        let client = self.other.lock().await;
+        let row = client.query_opt(&format!("SELECT {TRANSFER_COLUMNS} FROM ledger_transfers WHERE id = $1"), &[&id_bytes(id.0).as_slice()]).await?;
+        row.as_ref().map(transfer_from_row).transpose()
+    }
+
+    pub async fn all_transfers(&self) -> Result<Vec<Transfer>, StoreError> {
+        let client = self.other.lock().await;
+        let rows = client.query(&format!("SELECT {TRANSFER_COLUMNS} FROM ledger_transfers ORDER BY timestamp, id"), &[]).await?;
+        rows.iter().map(transfer_from_row).collect()
+    }
+
+    pub async fn put_directory(&self, directory: Directory) -> Result<(), StoreError> {
+        let mut client = self.other.lock().await;
+        let transaction = client.transaction().await?;
+        insert_directory(&transaction, &directory).await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    pub async fn load_directory(&self) -> Result<Directory, StoreError> {
+        read_directory(&*self.other.lock().await).await
+    }
+
+    pub async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let client = self.other.lock().await;
+        Ok(client.query_opt("SELECT value FROM meta WHERE key = $1", &[&key]).await?.map(|row| row.get(0)))
+    }
+
+    pub async fn set_meta(&self, key: String, value: String) -> Result<(), StoreError> {
+        let client = self.other.lock().await;
+        client.execute("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", &[&key, &value]).await?;
+        Ok(())
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        self.counters.snapshot()
+    }
+
+    pub async fn close(mut self) -> Result<(), StoreError> {
+        drop(std::mem::replace(&mut self.jobs, mpsc::channel(1).0));
+        if let Some(handle) = self.writer.take() {
+            handle.await.map_err(|error| StoreError::Write(format!("the writer task failed: {error}")))?;
+        }
+        Ok(())
+    }
+}
+
+async fn current_version(client: &Client) -> Result<u32, StoreError> {
+    let version: i32 = client.query_one("SELECT coalesce(max(version), 0)::int FROM schema_migrations", &[]).await?.get(0);
+    u32::try_from(version).map_err(|_| StoreError::Corrupt(format!("schema version {version}")))
+}
+
+/// Applies missing migrations under an advisory lock, so processes starting together migrate
+/// once.
+async fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).await?;
+    let result = migrate_locked(client).await;
+    client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]).await?;
+    result
+}
+
+async fn migrate_locked(client: &mut Client) -> Result<(), StoreError> {
+    client.batch_execute(MIGRATIONS_TABLE).await?;
+    let migrations = migrate::postgres_migrations();
+    let found = current_version(client).await?;
+    let supported = migrate::latest(migrations);
+    if found > supported {
+        return Err(StoreError::SchemaTooNew { found, supported });
+    }
+    for migration in migrations.iter().filter(|migration| migration.version > found) {
+        let transaction = client.transaction().await?;
+        transaction.batch_execute(migration.sql).await?;
+        transaction
+            .execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, extract(epoch FROM now())::bigint)",
+                &[&(migration.version as i32), &migration.name],
+            )
+            .await?;
+        transaction.commit().await?;
+        tracing::info!(version = migration.version, name = migration.name, "applied migration");
+    }
+    Ok(())
+}
+
+fn account_from_row(row: &Row) -> Result<Account, StoreError> {
+    AccountRow {
+        id: row.try_get(0)?,
+        institution: i64::from(row.try_get::<_, i32>(1)?),
+        currency: i64::from(row.try_get::<_, i32>(2)?),
+        code: i64::from(row.try_get::<_, i32>(3)?),
+        balance_rule: i64::from(row.try_get::<_, i16>(4)?),
+        debits_pending: row.try_get(5)?,
+        debits_posted: row.try_get(6)?,
+        credits_pending: row.try_get(7)?,
+        credits_posted: row.try_get(8)?,
+        created_at: row.try_get(9)?,
+    }
+    .into_account()
+}
+
+fn transfer_from_row(row: &Row) -> Result<Transfer, StoreError> {
+    TransferRow {
+        id: row.try_get(0)?,
+        kind: i64::from(row.try_get::<_, i16>(1)?),
+        debit: row.try_get(2)?,
+        credit: row.try_get(3)?,
+        amount: row.try_get(4)?,
+        currency: i64::from(row.try_get::<_, i32>(5)?),
+        requested_amount: row.try_get(6)?,
+        pending_id: row.try_get(7)?,
+        timeout_seconds: row.try_get::<_, Option<i32>>(8)?.map(i64::from),
+        linked: row.try_get(9)?,
+        code: i64::from(row.try_get::<_, i32>(10)?),
+        user_data: row.try_get(11)?,
+        institution: i64::from(row.try_get::<_, i32>(12)?),
+        timestamp: row.try_get(13)?,
+        expires_at: row.try_get(14)?,
+        status: row.try_get::<_, Option<i16>>(15)?.map(i64::from),
+    }
+    .into_transfer()
+}
+
+async fn select_all_accounts(client: &Client) -> Result<Vec<Account>, StoreError> {
+    let rows = client.query(&format!("SELECT {ACCOUNT_COLUMNS} FROM ledger_accounts ORDER BY id"), &[]).await?;
+    rows.iter().map(account_from_row).collect()
+}
+
+fn keys<'a>(ids: impl IntoIterator<Item = &'a u128>) -> Vec<Vec<u8>> {
+    ids.into_iter().map(|id| id_bytes(*id).to_vec()).collect()
+}
+
+async fn lock_accounts(transaction: &tokio_postgres::Transaction<'_>, ids: &BTreeSet<AccountId>) -> Result<Vec<Account>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = transaction
+        .query(&format!("SELECT {ACCOUNT_COLUMNS} FROM ledger_accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE"), &[&keys(ids.iter().map(|id| &id.0))])
+        .await?;
+    rows.iter().map(account_from_row).collect()
+}
+
+async fn lock_transfers(transaction: &tokio_postgres::Transaction<'_>, ids: &BTreeSet<TransferId>) -> Result<Vec<Transfer>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = transaction
+        .query(&format!("SELECT {TRANSFER_COLUMNS} FROM ledger_transfers WHERE id = ANY($1) ORDER BY id FOR UPDATE"), &[&keys(ids.iter().map(|id| &id.0))])
+        .await?;
+    rows.iter().map(transfer_from_row).collect()
+}
+
+async fn update_statuses(transaction: &tokio_postgres::Transaction<'_>, statuses: &[(TransferId, i16)]) -> Result<(), StoreError> {
+    if statuses.is_empty() {
+        return Ok(());
+    }
+    let ids = keys(statuses.iter().map(|(id, _)| &id.0));
+    let codes: Vec<i16> = statuses.iter().map(|(_, code)| *code).collect();
+    transaction
+        .execute("UPDATE ledger_transfers AS t SET status = u.status FROM UNNEST($1::bytea[], $2::int2[]) AS u(id, status) WHERE t.id = u.id", &[&ids, &codes])
+        .await?;
+    Ok(())
+}
+
+async fn update_accounts<'a>(transaction: &tokio_postgres::Transaction<'_>, accounts: impl IntoIterator<Item = &'a Account>) -> Result<(), StoreError> {
+    let accounts: Vec<&Account> = accounts.into_iter().collect();
+    if accounts.is_empty() {
+        return Ok(());
+    }
+    let ids = keys(accounts.iter().map(|account| &account.id.0));
+    let column = |pick: fn(&Account) -> i64| accounts.iter().map(|account| pick(account)).collect::<Vec<i64>>();
+    transaction
+        .execute(
+            "UPDATE ledger_accounts AS a SET debits_pending = u.dp, debits_posted = u.dpo, credits_pending = u.cp, credits_posted = u.cpo \
+             FROM UNNEST($1::bytea[], $2::int8[], $3::int8[], $4::int8[], $5::int8[]) AS u(id, dp, dpo, cp, cpo) WHERE a.id = u.id",
+            &[&ids, &column(|a| a.debits_pending), &column(|a| a.debits_posted), &column(|a| a.credits_pending), &column(|a| a.credits_posted)],
+        )
+        .await?;
+    Ok(())
+}
+
+async fn insert_accounts(transaction: &tokio_postgres::Transaction<'_>, accounts: &[Account]) -> Result<(), StoreError> {
+    if accounts.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<AccountRow> = accounts.iter().map(AccountRow::from_account).collect();
+    let ids: Vec<&[u8]> = rows.iter().map(|row| row.id.as_slice()).collect();
+    let int4 = |pick: fn(&AccountRow) -> i64| rows.iter().map(|row| pick(row) as i32).collect::<Vec<i32>>();
+    let int8 = |pick: fn(&AccountRow) -> i64| rows.iter().map(pick).collect::<Vec<i64>>();
+    let rules: Vec<i16> = rows.iter().map(|row| row.balance_rule as i16).collect();
+    transaction
+        .execute(
+            &format!(
+                "INSERT INTO ledger_accounts ({ACCOUNT_COLUMNS}) SELECT * FROM UNNEST($1::bytea[], $2::int4[], $3::int4[], $4::int4[], $5::int2[], $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[])"
+            ),
+            &[
+                &ids,
+                &int4(|row| row.institution),
+                &int4(|row| row.currency),
+                &int4(|row| row.code),
+                &rules,
+                &int8(|row| row.debits_pending),
+                &int8(|row| row.debits_posted),
+                &int8(|row| row.credits_pending),
+                &int8(|row| row.credits_posted),
+                &int8(|row| row.created_at),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+async fn insert_transfers(transaction: &tokio_postgres::Transaction<'_>, transfers: &[Transfer]) -> Result<(), StoreError> {
+    if transfers.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<TransferRow> = transfers.iter().map(TransferRow::from_transfer).collect();
+    let bytes = |pick: fn(&TransferRow) -> &[u8]| rows.iter().map(pick).collect::<Vec<&[u8]>>();
+    let int2 = |pick: fn(&TransferRow) -> i64| rows.iter().map(|row| pick(row) as i16).collect::<Vec<i16>>();
+    let int4 = |pick: fn(&TransferRow) -> i64| rows.iter().map(|row| pick(row) as i32).collect::<Vec<i32>>();
+    let int8 = |pick: fn(&TransferRow) -> i64| rows.iter().map(pick).collect::<Vec<i64>>();
+    let requested: Vec<Option<i64>> = rows.iter().map(|row| row.requested_amount).collect();
+    let pending: Vec<Option<&[u8]>> = rows.iter().map(|row| row.pending_id.as_deref()).collect();
+    let timeouts: Vec<Option<i32>> = rows.iter().map(|row| row.timeout_seconds.map(|value| value as i32)).collect();
+    let linked: Vec<bool> = rows.iter().map(|row| row.linked).collect();
+    let expires: Vec<Option<i64>> = rows.iter().map(|row| row.expires_at).collect();
+    let statuses: Vec<Option<i16>> = rows.iter().map(|row| row.status.map(|value| value as i16)).collect();
+    transaction
+        .execute(
+            &format!(
+                "INSERT INTO ledger_transfers ({TRANSFER_COLUMNS}) SELECT * FROM UNNEST($1::bytea[], $2::int2[], $3::bytea[], $4::bytea[], $5::int8[], $6::int4[], $7::int8[], $8::bytea[], $9::int4[], $10::bool[], $11::int4[], $12::bytea[], $13::int4[], $14::int8[], $15::int8[], $16::int2[])"
+            ),
+            &[
+                &bytes(|row| &row.id),
+                &int2(|row| row.kind),
+                &bytes(|row| &row.debit),
+                &bytes(|row| &row.credit),
+                &int8(|row| row.amount),
+                &int4(|row| row.currency),
+                &requested,
+                &pending,
+                &timeouts,
+                &linked,
+                &int4(|row| row.code),
+                &bytes(|row| &row.user_data),
+                &int4(|row| row.institution),
+                &int8(|row| row.timestamp),
+                &expires,
+                &statuses,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Answers of one group, delivered after the commit.
+enum Answer {
+    Transfers(Reply<TransferResults>, TransferResults),
+    Accounts(Reply<Vec<Result<Account, AccountError>>>, Vec<Result<Account, AccountError>>),
+}
+
+struct Writer {
+    client: Client,
+    clock: Arc<dyn Clock>,
+    last_timestamp: u64,
+    counters: Arc<Counters>,
+}
+
+/// Whether an error means "another process got there first; run the group again".
+fn is_conflict(error: &StoreError) -> bool {
+    match error {
+        StoreError::Postgres(error) => {
+            matches!(error.code(), Some(code) if *code == SqlState::UNIQUE_VIOLATION || *code == SqlState::T_R_DEADLOCK_DETECTED || *code == SqlState::T_R_SERIALIZATION_FAILURE)
+        }
+        _ => false,
+    }
+}
+
+impl Writer {
+    async fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
+        while let Some(first) = jobs.recv().await {
+            let mut weight = first.weight();
+            let mut group = vec![first];
+            while weight < MAX_GROUP_REQUESTS {
+                match jobs.try_recv() {
+                    Ok(job) => {
+                        weight += job.weight();
+                        group.push(job);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let (expiries, transfers): (Vec<Job>, Vec<Job>) = group.into_iter().partition(|job| matches!(job, Job::Expire { .. }));
+            if !transfers.is_empty() {
+                self.run_group(transfers, weight).await;
+            }
+            for job in expiries {
+                if let Job::Expire { reply } = job {
+                    let result = self.expire().await;
+                    drop(reply.send(result));
+                }
+            }
+        }
+        tracing::debug!("postgres writer drained and stopped");
+    }
+
+    /// Expires due holds in one transaction. `SKIP LOCKED` passes over holds another process
+    /// is resolving right now; they are either resolved or picked up by the next sweep.
+    async fn expire(&mut self) -> Result<usize, StoreError> {
+        let now = self.next_timestamp(0);
+        let transaction = self.client.transaction().await?;
+        let rows = transaction
+            .query(
+                &format!("SELECT {TRANSFER_COLUMNS} FROM ledger_transfers WHERE status = 1 AND expires_at <= $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"),
+                &[&timestamp_to_sql(now), &MAX_EXPIRE_PER_SWEEP],
+            )
+            .await?;
+        let holds = rows.iter().map(transfer_from_row).collect::<Result<Vec<_>, _>>()?;
+        let account_ids: BTreeSet<AccountId> = holds.iter().flat_map(|hold| [hold.debit, hold.credit]).collect();
+        let accounts = lock_accounts(&transaction, &account_ids).await?;
+        let ids: Vec<TransferId> = holds.iter().map(Transfer::id).collect();
+        let mut state = MemoryLedger::default();
+        state.load(accounts, holds);
+        let changes = ledger::expire(&state, &ids, now);
+        let statuses: Vec<(TransferId, i16)> = changes.statuses.iter().map(|(id, status)| (*id, status.code() as i16)).collect();
+        update_statuses(&transaction, &statuses).await?;
+        update_accounts(&transaction, changes.accounts.values()).await?;
+        transaction.commit().await?;
+        self.counters.add(1, 0, 0);
+        Ok(statuses.len())
+    }
+
+    fn next_timestamp(&mut self, count: usize) -> u64 {
+        let now = self.clock.now().max(self.last_timestamp + 1);
+        self.last_timestamp = now + count as u64;
+        now
+    }
+
+    async fn run_group(&mut self, mut group: Vec<Job>, weight: usize) {
+        let mut attempt = 0;
+        loop {
+            match self.try_group(&mut group).await {
+                Ok((answers, created)) => {
+                    self.counters.add(1, weight as u64, created);
+                    for answer in answers {
+                        match answer {
+                            Answer::Transfers(reply, results) => drop(reply.send(Ok(results))),
+                            Answer::Accounts(reply, results) => drop(reply.send(Ok(results))),
+                        }
+                    }
+                    return;
+                }
+                Err(error) if is_conflict(&error) && attempt < MAX_CONFLICT_RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(attempt, %error, "group lost a race with another process; retrying");
+                }
+                Err(error) => {
+                    let message = error.to_string();
+                    tracing::error!(error = %message, "group commit failed; rolled back");
+                    for job in group {
+                        match job {
+                            Job::Transfers { reply, .. } => drop(reply.send(Err(StoreError::Write(message.clone())))),
+                            Job::Accounts { reply, .. } => drop(reply.send(Err(StoreError::Write(message.clone())))),
+                            Job::Expire { reply } => drop(reply.send(Err(StoreError::Write(message.clone())))),
+                        }
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One attempt at a group: lock, decide, write, commit. On success the jobs' replies are
+    /// moved into the answers; on failure they stay in `group` for a retry or an error reply.
+    async fn try_group(&mut self, group: &mut Vec<Job>) -> Result<(Vec<Answer>, u64), StoreError> {
+        let mut transfer_ids = BTreeSet::new();
+        let mut account_ids = BTreeSet::new();
+        for job in group.iter() {
+            match job {
+                Job::Transfers { requests, .. } => {
+                    for request in requests {
+                        transfer_ids.insert(request.id);
+                        match request.kind {
+                            TransferKind::Posted { debit, credit, .. } | TransferKind::Pending { debit, credit, .. } => {
+                                account_ids.insert(debit);
+                                account_ids.insert(credit);
+                            }
+                            TransferKind::PostPending { pending_id, .. } | TransferKind::VoidPending { pending_id } => {
+                                transfer_ids.insert(pending_id);
+                            }
+                        }
+                    }
+                }
+                Job::Accounts { specs, .. } => account_ids.extend(specs.iter().map(|spec| spec.id)),
+                Job::Expire { .. } => {}
+            }
+        }
+        // Stamped exactly as the SQLite writer does, so both backends give identical records.
+        let stamps: Vec<u64> = group
+            .iter()
+            .map(|job| match job {
+                Job::Transfers { requests, .. } => self.next_timestamp(requests.len()),
+                Job::Accounts { .. } | Job::Expire { .. } => self.next_timestamp(0),
+            })
+            .collect();
+        let transaction = self.client.transaction().await?;
+        let transfers = lock_transfers(&transaction, &transfer_ids).await?;
+        account_ids.extend(transfers.iter().flat_map(|transfer| [transfer.debit, transfer.credit]));
+        let accounts = lock_accounts(&transaction, &account_ids).await?;
+        let mut state = MemoryLedger::default();
+        state.load(accounts, transfers);
+
+        let mut outcomes = Vec::with_capacity(group.len());
+        let mut created: Vec<TransferId> = Vec::new();
+        let mut new_accounts: Vec<Account> = Vec::new();
+        let mut touched_accounts = BTreeSet::new();
+        let mut touched_holds = BTreeSet::new();
+        for (job, now) in group.iter().zip(stamps) {
+            match job {
+                Job::Transfers { requests, .. } => {
+                    let (results, changes) = ledger::execute(&state, requests, now);
+                    created.extend(changes.created.iter().map(Transfer::id));
+                    touched_accounts.extend(changes.accounts.keys().copied());
+                    touched_holds.extend(changes.statuses.keys().copied());
+                    state.apply(changes);
+                    outcomes.push(Outcome::Transfers(results));
+                }
+                Job::Accounts { specs, .. } => {
+                    let (results, new) = ledger::open_accounts(&state, specs, now);
+                    state.load(new.iter().copied(), []);
+                    new_accounts.extend(new);
+                    outcomes.push(Outcome::Accounts(results));
+                }
+                Job::Expire { .. } => outcomes.push(Outcome::Skipped),
+            }
+        }
+        let created_set: HashSet<TransferId> = created.iter().copied().collect();
+        let new_set: HashSet<AccountId> = new_accounts.iter().map(|account| account.id).collect();
+        let created_rows: Vec<Transfer> = created.iter().filter_map(|id| state.transfer(*id)).collect();
+        let statuses: Vec<(TransferId, i16)> = touched_holds
+            .iter()
+            .filter(|id| !created_set.contains(id))
+            .filter_map(|id| state.transfer(*id).and_then(|hold| hold.status).map(|status| (*id, status.code() as i16)))
+            .collect();
+        let changed_accounts: Vec<Account> = touched_accounts.iter().filter(|id| !new_set.contains(id)).filter_map(|id| state.account(*id)).collect();
+        let new_accounts: Vec<Account> = new_accounts.iter().filter_map(|account| state.account(account.id)).collect();
+        insert_accounts(&transaction, &new_accounts).await?;
+        insert_transfers(&transaction, &created_rows).await?;
+        update_statuses(&transaction, &statuses).await?;
+        update_accounts(&transaction, &changed_accounts).await?;
+        transaction.commit().await?;
+
+        let answers = std::mem::take(group)
+            .into_iter()
+            .zip(outcomes)
+            .filter_map(|(job, outcome)| match (job, outcome) {
+                (Job::Transfers { reply, .. }, Outcome::Transfers(results)) => Some(Answer::Transfers(reply, results)),
+                (Job::Accounts { reply, .. }, Outcome::Accounts(results)) => Some(Answer::Accounts(reply, results)),
+                _ => None,
+            })
+            .collect();
+        Ok((answers, created_rows.len() as u64))
+    }
+}
+
+enum Outcome {
+    Skipped,
+    Transfers(TransferResults),
+    Accounts(Vec<Result<Account, AccountError>>),
+}
+
+async fn insert_directory(transaction: &tokio_postgres::Transaction<'_>, directory: &Directory) -> Result<(), StoreError> {
+    for record in &directory.institutions {
+        transaction
+            .execute(
+                "INSERT INTO institutions (id, kind, name, name_zh) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                &[&(record.id.0 as i32), &record.kind.as_str(), &record.name, &record.name_zh],
+            )
+            .await?;
+    }
+    for record in &directory.merchants {
+        transaction
+            .execute(
+                "INSERT INTO merchants (id, acquirer, name, name_zh, city, mcc, settlement_account) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                &[&record.id, &(record.acquirer.0 as i32), &record.name, &record.name_zh, &record.city, &record.mcc, &id_bytes(record.settlement_account.0).as_slice()],
+            )
+            .await?;
+    }
+    for record in &directory.terminals {
+        transaction
+            .execute("INSERT INTO terminals (id, merchant_id, status) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", &[&record.id, &record.merchant_id, &record.status])
+            .await?;
+    }
+    for record in &directory.staff {
+        transaction
+            .execute(
+                "INSERT INTO staff (merchant_id, operator_no, name, role) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                &[&record.merchant_id, &record.operator_no, &record.name, &record.role.as_str()],
+            )
+            .await?;
+    }
+    for record in &directory.cardholders {
+        transaction
+            .execute("INSERT INTO cardholders (id, name, name_zh) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", &[&record.id, &record.name, &record.name_zh])
+            .await?;
+    }
+    for record in &directory.cards {
+        transaction
+            .execute(
+                "INSERT INTO cards (id, cardholder_id, issuer, product, pan_first6, pan_last4, expiry, currency, account) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+                &[
+                    &record.id,
+                    &record.cardholder_id,
+                    &(record.issuer.0 as i32),
+                    &record.product.as_str(),
+                    &record.pan_first6,
+                    &record.pan_last4,
+                    &record.expiry,
+                    &i32::from(record.currency.numeric()),
+                    &id_bytes(record.account.0).as_slice(),
+                ],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+fn institution_id(value: i32) -> Result<InstitutionId, StoreError> {
+    u32::try_from(value).map(InstitutionId).map_err(|_| directory::unknown("institution", &value.to_string()))
+}
+
+async fn read_directory(client: &Client) -> Result<Directory, StoreError> {
+    let institutions = client.query("SELECT id, kind, name, name_zh FROM institutions", &[]).await?;
+    let merchants = client.query("SELECT id, acquirer, name, name_zh, city, mcc, settlement_account FROM merchants", &[]).await?;
+    let terminals = client.query("SELECT id, merchant_id, status FROM terminals", &[]).await?;
+    let staff = client.query("SELECT merchant_id, operator_no, name, role FROM staff", &[]).await?;
+    let cardholders = client.query("SELECT id, name, name_zh FROM cardholders", &[]).await?;
+    let cards = client.query("SELECT id, cardholder_id, issuer, product, pan_first6, pan_last4, expiry, currency, account FROM cards", &[]).await?;
+    Ok(Directory {
+        institutions: institutions
+            .iter()
+            .map(|row| {
+                let kind: String = row.try_get(1)?;
+                Ok(Institution {
+                    id: institution_id(row.try_get(0)?)?,
+                    kind: InstitutionKind::parse(&kind).ok_or_else(|| directory::unknown("institution kind", &kind))?,
+                    name: row.try_get(2)?,
+                    name_zh: row.try_get(3)?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?,
+        merchants: merchants
+            .iter()
+            .map(|row| {
+                Ok(Merchant {
+                    id: row.try_get(0)?,
+                    acquirer: institution_id(row.try_get(1)?)?,
+                    name: row.try_get(2)?,
+                    name_zh: row.try_get(3)?,
+                    city: row.try_get(4)?,
+                    mcc: row.try_get(5)?,
+                    settlement_account: AccountId(id_from_bytes(row.try_get(6)?)?),
+                })
+            })
+            .collect::<Result<_, StoreError>>()?,
+        terminals: terminals
+            .iter()
+            .map(|row| Ok(Terminal { id: row.try_get(0)?, merchant_id: row.try_get(1)?, status: row.try_get(2)? }))
+            .collect::<Result<_, StoreError>>()?,
+        staff: staff
+            .iter()
+            .map(|row| {
+                let role: String = row.try_get(3)?;
+                Ok(Staff {
+                    merchant_id: row.try_get(0)?,
+                    operator_no: row.try_get(1)?,
+                    name: row.try_get(2)?,
+                    role: StaffRole::parse(&role).ok_or_else(|| directory::unknown("staff role", &role))?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?,
+        cardholders: cardholders
+            .iter()
+            .map(|row| Ok(Cardholder { id: row.try_get(0)?, name: row.try_get(1)?, name_zh: row.try_get(2)? }))
+            .collect::<Result<_, StoreError>>()?,
+        cards: cards
+            .iter()
+            .map(|row| {
+                let product: String = row.try_get(3)?;
+                let numeric: i32 = row.try_get(7)?;
+                Ok(Card {
+                    id: row.try_get(0)?,
+                    cardholder_id: row.try_get(1)?,
+                    issuer: institution_id(row.try_get(2)?)?,
+                    product: CardProduct::parse(&product).ok_or_else(|| directory::unknown("card product", &product))?,
+                    pan_first6: row.try_get(4)?,
+                    pan_last4: row.try_get(5)?,
+                    expiry: row.try_get(6)?,
+                    currency: u16::try_from(numeric)
+                        .ok()
+                        .and_then(|code| Currency::from_numeric(code).ok())
+                        .ok_or_else(|| directory::unknown("currency", &numeric.to_string()))?,
+                    account: AccountId(id_from_bytes(row.try_get(8)?)?),
+                })
+            })
+            .collect::<Result<_, StoreError>>()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_reach_error_messages() {
+        assert_eq!(redact_url("postgres://app:s3cret@db.example:5432/easypos"), "postgres://app@db.example:5432/easypos");
+        assert_eq!(redact_url("host=db user=app password=s3cret dbname=easypos"), "host=db user=app dbname=easypos");
+        assert_eq!(redact_url("postgres://127.0.0.1/test"), "postgres://127.0.0.1/test");
+    }
+}
