@@ -1,0 +1,543 @@
+//! The software HSM: keys are TR-31 version D blocks under an AES-256 local master key.
+//! For development and testing only; not a PCI PIN-approved device.
+
+use crate::{
+    ArpcInput, ArqcOutcome, ArqcRequest, Hsm, HsmError, KeySpec, KeyToken, MacAlgorithm,
+    PinDestination, PinSource, PinVerification, Result, translation_allowed,
+};
+use paycrypto::dukpt::{aes as aes_dukpt, tdes};
+use paycrypto::emv::{self, ArpcMethod};
+use paycrypto::pinblock::{self, FILL_BYTES, PinKey};
+use paycrypto::tr31::{self, Algorithm, Header, KeyUsage, ModeOfUse, Version};
+use paycrypto::{AesKey, Pan, Pin, PinBlock, SecretBytes, TdesKey, card, kcv, mac, to_hex};
+use rand::RngCore;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use zeroize::Zeroizing;
+
+/// Unwrapped keys kept in memory so that hot operations skip the TR-31 unwrap. When full, the
+/// cache is emptied (keys are re-unwrapped on next use): simple, bounded, and good enough for a
+/// development HSM.
+pub const MAX_CACHED_KEYS: usize = 4096;
+/// The LMK is AES-256.
+const LMK_BYTES: usize = 32;
+/// Random bytes for TR-31 padding (enough for any key `pad_len` allows).
+const TR31_PAD_BYTES: usize = 48;
+/// Shortest MAC `verify_mac` compares.
+const MIN_MAC_BYTES: usize = 4;
+
+/// An unwrapped key with its header.
+struct ClearKey {
+    header: Header,
+    key: SecretBytes,
+}
+
+impl ClearKey {
+    fn tdes(&self) -> Result<TdesKey> {
+        if self.header.algorithm != Algorithm::Tdes {
+            return Err(HsmError::Invalid("operation needs a TDES key"));
+        }
+        Ok(TdesKey::new(self.key.expose())?)
+    }
+    fn aes(&self) -> Result<AesKey> {
+        if self.header.algorithm != Algorithm::Aes {
+            return Err(HsmError::Invalid("operation needs an AES key"));
+        }
+        Ok(AesKey::new(self.key.expose())?)
+    }
+}
+
+/// The software HSM.
+pub struct SoftHsm {
+    lmk: SecretBytes,
+    cache: Mutex<HashMap<String, Arc<ClearKey>>>,
+}
+
+impl fmt::Debug for SoftHsm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "SoftHsm(lmk check value {})",
+            self.master_key_check_value()
+        )
+    }
+}
+
+impl SoftHsm {
+    /// An HSM under the given 32-byte local master key.
+    pub fn new(lmk: &[u8]) -> Result<Self> {
+        if lmk.len() != LMK_BYTES {
+            return Err(HsmError::MasterKey(format!(
+                "must be {LMK_BYTES} bytes (AES-256), got {}",
+                lmk.len()
+            )));
+        }
+        Ok(Self {
+            lmk: SecretBytes::new(lmk),
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Loads the LMK (64 hex digits) from an environment variable.
+    pub fn from_env(variable: &str) -> Result<Self> {
+        let text = Zeroizing::new(std::env::var(variable).map_err(|_| {
+            HsmError::MasterKey(format!("environment variable {variable} is not set"))
+        })?);
+        Self::from_hex(&text)
+    }
+
+    /// Loads the LMK (64 hex digits, surrounding whitespace ignored) from a file.
+    pub fn from_file(path: &std::path::Path) -> Result<Self> {
+        let text =
+            Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+                HsmError::MasterKey(format!("cannot read {}: {e}", path.display()))
+            })?);
+        Self::from_hex(&text)
+    }
+
+    fn from_hex(text: &str) -> Result<Self> {
+        let bytes = Zeroizing::new(
+            hex::decode(text.trim())
+                .map_err(|_| HsmError::MasterKey("not hexadecimal".to_owned()))?,
+        );
+        Self::new(&bytes)
+    }
+
+    fn wrap(&self, header: &Header, key: &[u8]) -> Result<KeyToken> {
+        let mut pad = Zeroizing::new([0u8; TR31_PAD_BYTES]);
+        rand::rng().fill_bytes(&mut pad[..]);
+        Ok(KeyToken(tr31::wrap(
+            self.lmk.expose(),
+            header,
+            key,
+            &pad[..],
+        )?))
+    }
+
+    /// Unwraps a token (or takes it from the cache).
+    fn open(&self, token: &KeyToken) -> Result<Arc<ClearKey>> {
+        if let Some(found) = self.cache_lock().get(token.as_str()) {
+            return Ok(Arc::clone(found));
+        }
+        let (header, key) = tr31::unwrap(self.lmk.expose(), token.as_str())?;
+        let clear = Arc::new(ClearKey { header, key });
+        let mut cache = self.cache_lock();
+        if cache.len() >= MAX_CACHED_KEYS {
+            cache.clear();
+        }
+        cache.insert(token.0.clone(), Arc::clone(&clear));
+        Ok(clear)
+    }
+
+    fn cache_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<ClearKey>>> {
+        // A poisoned lock only means another thread panicked mid-insert; the map is still valid.
+        self.cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Opens a key and checks its usage and mode of use.
+    fn open_for(
+        &self,
+        token: &KeyToken,
+        usages: &[KeyUsage],
+        modes: &[ModeOfUse],
+        operation: &'static str,
+    ) -> Result<Arc<ClearKey>> {
+        let key = self.open(token)?;
+        key.header.require(usages, modes, operation)?;
+        Ok(key)
+    }
+
+    fn random_fill(format: pinblock::PinBlockFormat) -> [u8; FILL_BYTES] {
+        let mut random = [0u8; FILL_BYTES];
+        rand::rng().fill_bytes(&mut random);
+        pinblock::fill_from_random(format, &random)
+    }
+
+    /// Decrypts an incoming PIN block to the PIN (inside the HSM only).
+    fn decrypt_pin(&self, block: &PinBlock, source: &PinSource<'_>, pan: &Pan) -> Result<Pin> {
+        const DECRYPT: [ModeOfUse; 3] = [ModeOfUse::Both, ModeOfUse::Decrypt, ModeOfUse::None];
+        const DERIVE: [ModeOfUse; 2] = [ModeOfUse::Derive, ModeOfUse::None];
+        match *source {
+            PinSource::Zone { key, format } => {
+                let key = self.open_for(
+                    key,
+                    &[KeyUsage::PIN_ENCRYPTION],
+                    &DECRYPT,
+                    "decrypt a PIN block",
+                )?;
+                decrypt_with(&key, format, block, pan)
+            }
+            PinSource::TdesDukpt { bdk, ksn, format } => {
+                let bdk = self.open_for(bdk, &[KeyUsage::BDK], &DERIVE, "derive a DUKPT key")?;
+                let pin_key = tdes::working_key(
+                    &tdes::host_transaction_key(&bdk.tdes()?, &ksn)?,
+                    tdes::Variant::Pin,
+                )?;
+                Ok(pinblock::decrypt_pin_block(
+                    format,
+                    PinKey::Tdes(&pin_key),
+                    block,
+                    Some(pan),
+                )?)
+            }
+            PinSource::AesDukpt { bdk, ksn, key_type } => {
+                let bdk = self.open_for(bdk, &[KeyUsage::BDK], &DERIVE, "derive a DUKPT key")?;
+                let usage = aes_dukpt::KeyUsage::PinEncryption;
+                let initial = aes_dukpt::initial_key(&bdk.aes()?, &ksn.initial_key_id())?;
+                let derivation = aes_dukpt::derivation_key(&initial, &ksn)?;
+                let pin_key = aes_dukpt::aes_working_key(&derivation, &ksn, usage, key_type)?;
+                let format = pinblock::PinBlockFormat::Iso4;
+                Ok(pinblock::decrypt_pin_block(
+                    format,
+                    PinKey::Aes(&pin_key),
+                    block,
+                    Some(pan),
+                )?)
+            }
+        }
+    }
+}
+
+fn decrypt_with(
+    key: &ClearKey,
+    format: pinblock::PinBlockFormat,
+    block: &PinBlock,
+    pan: &Pan,
+) -> Result<Pin> {
+    let pan = Some(pan);
+    if format.is_aes() {
+        Ok(pinblock::decrypt_pin_block(
+            format,
+            PinKey::Aes(&key.aes()?),
+            block,
+            pan,
+        )?)
+    } else {
+        Ok(pinblock::decrypt_pin_block(
+            format,
+            PinKey::Tdes(&key.tdes()?),
+            block,
+            pan,
+        )?)
+    }
+}
+
+fn random_key(length: usize) -> Zeroizing<Vec<u8>> {
+    let mut key = Zeroizing::new(vec![0u8; length]);
+    rand::rng().fill_bytes(&mut key);
+    key
+}
+
+fn header_for(spec: &KeySpec) -> Header {
+    Header::new(Version::D, spec.usage, spec.algorithm, spec.mode_of_use)
+        .with_exportability(spec.exportability)
+}
+
+/// Key-encryption keys and the modes that allow wrapping and unwrapping.
+const KEK_USAGES: [KeyUsage; 2] = [KeyUsage::KEY_BLOCK_PROTECTION, KeyUsage::KEY_ENCRYPTION];
+const UNWRAP_MODES: [ModeOfUse; 3] = [ModeOfUse::Both, ModeOfUse::Decrypt, ModeOfUse::None];
+const WRAP_MODES: [ModeOfUse; 3] = [ModeOfUse::Both, ModeOfUse::Encrypt, ModeOfUse::None];
+const COMPUTE_MODES: [ModeOfUse; 3] = [ModeOfUse::Compute, ModeOfUse::Verify, ModeOfUse::None];
+
+impl Hsm for SoftHsm {
+    fn master_key_check_value(&self) -> String {
+        // The LMK length is checked at construction, so this cannot fail.
+        AesKey::new(self.lmk.expose())
+            .map(|key| to_hex(&kcv::aes_cmac_kcv(&key)))
+            .unwrap_or_default()
+    }
+
+    fn generate_key(&self, spec: &KeySpec) -> Result<KeyToken> {
+        let mut key = random_key(spec.length);
+        if spec.algorithm == Algorithm::Tdes {
+            set_odd_parity(&mut key);
+        }
+        self.wrap(&header_for(spec), &key)
+    }
+
+    fn import_clear_key(&self, spec: &KeySpec, key: &[u8]) -> Result<KeyToken> {
+        if key.len() != spec.length {
+            return Err(HsmError::Invalid(
+                "clear key length does not match the key spec",
+            ));
+        }
+        self.wrap(&header_for(spec), key)
+    }
+
+    fn import_key(&self, kek: &KeyToken, block: &str) -> Result<KeyToken> {
+        let kek = self.open_for(kek, &KEK_USAGES, &UNWRAP_MODES, "unwrap a key block")?;
+        let (header, key) = tr31::unwrap(kek.key.expose(), block)?;
+        let stored = Header::new(
+            Version::D,
+            header.usage,
+            header.algorithm,
+            header.mode_of_use,
+        )
+        .with_exportability(header.exportability);
+        self.wrap(&stored, key.expose())
+    }
+
+    fn export_key(&self, kek: &KeyToken, key: &KeyToken) -> Result<String> {
+        let kek = self.open_for(kek, &KEK_USAGES, &WRAP_MODES, "wrap a key block")?;
+        let key = self.open(key)?;
+        if key.header.exportability != tr31::Exportability::Exportable {
+            return Err(HsmError::NotExportable);
+        }
+        let version = if kek.header.algorithm == Algorithm::Aes {
+            Version::D
+        } else {
+            Version::B
+        };
+        let header = Header::new(
+            version,
+            key.header.usage,
+            key.header.algorithm,
+            key.header.mode_of_use,
+        )
+        .with_exportability(key.header.exportability);
+        let mut pad = Zeroizing::new([0u8; TR31_PAD_BYTES]);
+        rand::rng().fill_bytes(&mut pad[..]);
+        Ok(tr31::wrap(
+            kek.key.expose(),
+            &header,
+            key.key.expose(),
+            &pad[..],
+        )?)
+    }
+
+    fn key_check_value(&self, key: &KeyToken) -> Result<[u8; 3]> {
+        let key = self.open(key)?;
+        match key.header.algorithm {
+            Algorithm::Aes => Ok(kcv::aes_cmac_kcv(&key.aes()?)),
+            Algorithm::Tdes | Algorithm::Des => Ok(kcv::tdes(&TdesKey::new(key.key.expose())?)),
+            Algorithm::Hmac => Err(HsmError::Invalid("no check value defined for HMAC keys")),
+        }
+    }
+
+    fn translate_pin(
+        &self,
+        block: &PinBlock,
+        source: &PinSource<'_>,
+        destination: &PinDestination<'_>,
+        pan: &Pan,
+    ) -> Result<PinBlock> {
+        if !translation_allowed(source.format(), destination.format) {
+            return Err(HsmError::TranslationNotAllowed(
+                "a PAN-bound PIN block cannot become format 1",
+            ));
+        }
+        let out_key = self.open_for(
+            destination.key,
+            &[KeyUsage::PIN_ENCRYPTION],
+            &WRAP_MODES,
+            "encrypt a PIN block",
+        )?;
+        let pin = self.decrypt_pin(block, source, pan)?;
+        let format = destination.format;
+        let fill = Self::random_fill(format);
+        let pan = Some(pan);
+        let encrypted = if format.is_aes() {
+            pinblock::encrypt_pin_block(format, PinKey::Aes(&out_key.aes()?), &pin, pan, &fill)?
+        } else {
+            pinblock::encrypt_pin_block(format, PinKey::Tdes(&out_key.tdes()?), &pin, pan, &fill)?
+        };
+        Ok(encrypted)
+    }
+
+    fn verify_pin(
+        &self,
+        block: &PinBlock,
+        source: &PinSource<'_>,
+        pan: &Pan,
+        method: &PinVerification<'_>,
+    ) -> Result<bool> {
+        let pin = self.decrypt_pin(block, source, pan)?;
+        match *method {
+            PinVerification::VisaPvv { pvk, pvki, pvv } => {
+                let pvk = self.open_for(
+                    pvk,
+                    &[KeyUsage::PIN_VERIFICATION_VISA_PVV],
+                    &COMPUTE_MODES,
+                    "verify a PVV",
+                )?;
+                let computed = Zeroizing::new(card::pvv(&pvk.tdes()?, pan, pvki, &pin)?);
+                Ok(card::digits_equal(pvv, &computed))
+            }
+            PinVerification::Ibm3624 {
+                pvk,
+                validation_data,
+                pad,
+                table,
+                offset,
+            } => {
+                let pvk = self.open_for(
+                    pvk,
+                    &[KeyUsage::PIN_VERIFICATION_IBM3624],
+                    &COMPUTE_MODES,
+                    "verify a PIN offset",
+                )?;
+                let pvk = TdesKey::new(pvk.key.expose())?;
+                Ok(card::ibm3624_verify(
+                    &pvk,
+                    validation_data,
+                    pad,
+                    &table,
+                    &pin,
+                    offset,
+                )?)
+            }
+        }
+    }
+
+    fn verify_arqc(
+        &self,
+        request: &ArqcRequest<'_>,
+        arpc: Option<&ArpcInput>,
+    ) -> Result<ArqcOutcome> {
+        let imk = self.open_for(
+            request.issuer_master_key,
+            &[KeyUsage::EMV_MASTER_KEY_AC],
+            &[ModeOfUse::Derive],
+            "derive ICC master keys",
+        )?;
+        let version = request.cryptogram_version;
+        let icc = emv::icc_master_key(&imk.tdes()?, request.pan, request.psn)?;
+        let derivation = version.session_derivation(request.unpredictable_number);
+        let session = emv::session_key(&icc, request.atc, derivation)?;
+        let arqc_valid =
+            emv::verify_arqc(&session, request.data, version.padding(), &request.arqc)?;
+        let arpc = match arpc {
+            None => None,
+            Some(input) => Some(arpc_for(
+                version.arpc_method(),
+                &icc,
+                &session,
+                &request.arqc,
+                input,
+            )?),
+        };
+        Ok(ArqcOutcome { arqc_valid, arpc })
+    }
+
+    fn generate_mac(
+        &self,
+        key: &KeyToken,
+        algorithm: MacAlgorithm,
+        data: &[u8],
+    ) -> Result<Vec<u8>> {
+        let generate = [ModeOfUse::Compute, ModeOfUse::Generate, ModeOfUse::None];
+        self.mac_with(key, algorithm, data, &generate, "generate a MAC")
+    }
+
+    fn verify_mac(
+        &self,
+        key: &KeyToken,
+        algorithm: MacAlgorithm,
+        data: &[u8],
+        expected: &[u8],
+    ) -> Result<bool> {
+        if expected.len() < MIN_MAC_BYTES {
+            return Err(HsmError::Invalid("MAC to verify is shorter than 4 bytes"));
+        }
+        let verify = [ModeOfUse::Compute, ModeOfUse::Verify, ModeOfUse::None];
+        let computed = self.mac_with(key, algorithm, data, &verify, "verify a MAC")?;
+        if expected.len() > computed.len() {
+            return Ok(false);
+        }
+        Ok(mac::macs_equal(expected, &computed[..expected.len()]))
+    }
+
+    fn verify_cvv(
+        &self,
+        cvk: &KeyToken,
+        pan: &Pan,
+        expiry: &str,
+        service_code: &str,
+        cvv: &str,
+    ) -> Result<bool> {
+        let cvk = self.open_for(cvk, &[KeyUsage::CVK], &COMPUTE_MODES, "verify a CVV")?;
+        let computed = Zeroizing::new(card::cvv(&cvk.tdes()?, pan, expiry, service_code)?);
+        Ok(card::digits_equal(cvv, &computed))
+    }
+
+    fn derive_icc_master_key(
+        &self,
+        issuer_master_key: &KeyToken,
+        pan: &Pan,
+        psn: u8,
+    ) -> Result<KeyToken> {
+        let imk = self.open_for(
+            issuer_master_key,
+            &[KeyUsage::EMV_MASTER_KEY_AC],
+            &[ModeOfUse::Derive],
+            "derive ICC master keys",
+        )?;
+        let icc = emv::icc_master_key(&imk.tdes()?, pan, psn)?;
+        let header = Header::new(
+            Version::D,
+            KeyUsage::EMV_MASTER_KEY_AC,
+            Algorithm::Tdes,
+            ModeOfUse::Compute,
+        );
+        self.wrap(&header, icc.expose())
+    }
+}
+
+impl SoftHsm {
+    fn mac_with(
+        &self,
+        key: &KeyToken,
+        algorithm: MacAlgorithm,
+        data: &[u8],
+        modes: &[ModeOfUse],
+        operation: &'static str,
+    ) -> Result<Vec<u8>> {
+        match algorithm {
+            MacAlgorithm::Iso9797Alg1(padding) => {
+                let key = self.open_for(key, &[KeyUsage::MAC_ALG1], modes, operation)?;
+                Ok(mac::iso9797_alg1(&key.tdes()?, data, padding).to_vec())
+            }
+            MacAlgorithm::Iso9797Alg3(padding) => {
+                let key = self.open_for(key, &[KeyUsage::MAC_ALG3], modes, operation)?;
+                Ok(mac::iso9797_alg3(&key.tdes()?, data, padding)?.to_vec())
+            }
+            MacAlgorithm::AesCmac => {
+                let key = self.open_for(key, &[KeyUsage::MAC_CMAC], modes, operation)?;
+                Ok(mac::aes_cmac(&key.aes()?, data).to_vec())
+            }
+        }
+    }
+}
+
+fn arpc_for(
+    method: ArpcMethod,
+    icc: &TdesKey,
+    session: &TdesKey,
+    arqc: &[u8; 8],
+    input: &ArpcInput,
+) -> Result<Vec<u8>> {
+    match (method, input) {
+        (ArpcMethod::Method1UnderMasterKey, ArpcInput::Method1 { arc }) => {
+            Ok(emv::arpc_method1(icc, arqc, arc)?.to_vec())
+        }
+        (ArpcMethod::Method1UnderSessionKey, ArpcInput::Method1 { arc }) => {
+            Ok(emv::arpc_method1(session, arqc, arc)?.to_vec())
+        }
+        (ArpcMethod::Method2, ArpcInput::Method2 { csu, proprietary }) => {
+            Ok(emv::arpc_method2(session, arqc, csu, proprietary)?.to_vec())
+        }
+        _ => Err(HsmError::Invalid(
+            "ARPC input does not match the cryptogram version's ARPC method",
+        )),
+    }
+}
+
+fn set_odd_parity(key: &mut [u8]) {
+    for byte in key.iter_mut() {
+        let ones = (*byte & 0xFE).count_ones();
+        *byte = (*byte & 0xFE) | u8::from(ones % 2 == 0);
+    }
+}
