@@ -327,11 +327,12 @@ fn write_field(spec: &FieldSpec, value: &Value<'_>, out: &mut Vec<u8>) -> Result
         return Ok(());
     }
     let logical = value.to_bytes();
+    // Check before padding so a reported position is the caller's, not the padded one.
+    if spec.kind != Kind::B {
+        check_chars(spec.kind, &logical)?;
+    }
     let data = pad_fixed(spec, &logical)?;
     check_len(spec, data.len())?;
-    if spec.kind != Kind::B {
-        check_chars(spec.kind, &data)?;
-    }
     write_length(spec, data.len(), out);
     match spec.encoding {
         Encoding::Ascii | Encoding::Binary => out.extend_from_slice(&data),
