@@ -272,6 +272,15 @@ pub struct ArqcOutcome {
     pub arpc: Option<Vec<u8>>,
 }
 
+/// Random bytes from the operating-system-seeded CSPRNG, for callers that need PIN block fill or
+/// TR-31 padding outside the HSM (the `easypos tools` calculators) and have no RNG of their own.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    use rand::RngCore;
+    let mut out = [0u8; N];
+    rand::rng().fill_bytes(&mut out);
+    out
+}
+
 /// Whether ISO 9564-1 allows translating a PIN block from one format to another here: a
 /// PAN-bound format (0, 3, 4) must not become format 1, which would detach the PIN from the PAN.
 pub fn translation_allowed(from: PinBlockFormat, to: PinBlockFormat) -> bool {
