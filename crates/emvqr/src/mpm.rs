@@ -354,7 +354,8 @@ impl MerchantQr {
         }
     }
 
-    /// Builds the payload: objects in ascending ID order, lengths in characters, then ID 63
+    /// Builds the payload: objects in ascending ID order (accounts and IDs 65–99 in their given
+    /// order), lengths in characters, then ID 63
     /// with the CRC over everything before it (including "6304").
     pub fn encode(&self) -> Result<String, QrError> {
         self.check()?;
@@ -371,9 +372,9 @@ impl MerchantQr {
                 },
             )?;
         }
-        let mut accounts: Vec<&MerchantAccount> = self.accounts.iter().collect();
-        accounts.sort_by_key(|account| account.id);
-        for account in accounts {
+        // Accounts keep their order (the specification does not require ascending IDs), so
+        // a parsed payload re-encodes to the same content.
+        for account in &self.accounts {
             if account.id <= 25 {
                 put(&mut out, account.id, &account.value)?;
             } else {

@@ -392,9 +392,12 @@ fn tlv_lines(nodes: &[emv::Node<'_>], depth: usize, unmasked: bool, out: &mut St
             } else {
                 emv::display_value(tag, node.tlv.value)
             };
-            out.push_str(&format!("{indent}{tag:<6} {name:<40} {value}\n"));
+            out.push_str(&format!(
+                "{indent}{:<6} {name:<40} {value}\n",
+                tag.to_string()
+            ));
         } else {
-            out.push_str(&format!("{indent}{tag:<6} {name}\n"));
+            out.push_str(&format!("{indent}{:<6} {name}\n", tag.to_string()));
             tlv_lines(&node.children, depth + 1, unmasked, out);
         }
     }
