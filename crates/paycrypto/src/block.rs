@@ -60,13 +60,6 @@ pub(crate) fn des_encrypt(key: &[u8], block: &[u8; 8]) -> [u8; 8] {
     b.into()
 }
 
-pub(crate) fn des_decrypt(key: &[u8], block: &[u8; 8]) -> [u8; 8] {
-    let cipher = des::Des::new(GenericArray::from_slice(&key[..8]));
-    let mut b = GenericArray::clone_from_slice(block);
-    cipher.decrypt_block(&mut b);
-    b.into()
-}
-
 /// A keyed AES cipher chosen by key length.
 pub(crate) enum Aes {
     A128(aes::Aes128),
