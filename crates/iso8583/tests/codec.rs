@@ -412,3 +412,34 @@ fn values_set_by_hand_are_validated_on_pack() {
         (35, FieldError::BadCharacter { position: 16, .. })
     ));
 }
+
+#[test]
+fn iso87_dump_shows_positional_subfields() {
+    let mut reversal = Message::new(Mti::parse("0420").unwrap());
+    reversal.set_text(2, "4761739001010119");
+    reversal.set_text(4, "000000001000");
+    reversal.set_text(11, "000043");
+    reversal.set_text(43, "EASYPOS COFFEE         SHANGHAI     SHCN");
+    reversal.set_text(90, "020000004211251045120000000123400000000000");
+    let wire = iso87().pack(&reversal).unwrap();
+    let dump = iso87().dump(&iso87().unpack(&wire).unwrap());
+    let expected = "\
+MTI     0420 ISO 8583:1987 reversal/chargeback advice from acquirer
+bitmap  D020000000200000 0000004000000000
+002     Primary account number             476173******0119
+004     Amount, transaction                000000001000
+011     System trace audit number          000043
+043     Card acceptor name/location        EASYPOS COFFEE         SHANGHAI     SHCN
+  43.1    Name                             EASYPOS COFFEE         
+  43.2    City                             SHANGHAI     
+  43.3    Region                           SH
+  43.4    Country                          CN
+090     Original data elements             020000004211251045120000000123400000000000
+  90.1    Original MTI                     0200
+  90.2    Original STAN                    000042
+  90.3    Original transmission date and time 1125104512
+  90.4    Original acquiring institution id 00000001234
+  90.5    Original forwarding institution id 00000000000
+";
+    assert_eq!(dump, expected);
+}
