@@ -21,6 +21,7 @@
 //! ```
 
 mod clock;
+pub mod demo;
 pub mod directory;
 mod migrate;
 mod postgres;

@@ -345,3 +345,24 @@ async fn books_edited_behind_our_back_are_refused_at_start() {
         assert!(error.to_string().contains("do not balance"), "{error}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_world_seeds_once_and_balances() {
+    use store::demo::{self, Seeded};
+    for backend in backends().await {
+        let clock = Arc::new(ManualClock::new(START));
+        let store = open(&backend, &clock).await;
+        assert_eq!(demo::seed(&store).await.unwrap(), Seeded::Now);
+        assert_eq!(demo::seed(&store).await.unwrap(), Seeded::Already);
+        let transfers = store.all_transfers().await.unwrap();
+        assert_eq!(transfers.len(), demo::cards().len(), "{}: one opening transfer per card", backend.name);
+        store.check_books().await.unwrap();
+        let usd = demo::cards().into_iter().find(|card| card.card.currency == Currency::USD).unwrap();
+        let line = store.account(usd.card.account).await.unwrap().unwrap();
+        assert_eq!((line.currency, line.available()), (Currency::USD, 5_000_00), "{}", backend.name);
+        let li_lei_debit = store.account(demo::account_id("card-CH001-D")).await.unwrap().unwrap();
+        assert_eq!(li_lei_debit.available(), 5_000_00);
+        assert_eq!(store.load_directory().await.unwrap(), demo::directory().sorted());
+        store.close().await.unwrap();
+    }
+}

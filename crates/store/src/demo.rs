@@ -1,0 +1,265 @@
+//! The demo world `easypos up` seeds on first start, so that every journey can be walked on a
+//! fresh machine: an acquirer, a debit-card bank, a credit-card issuer and a mobile wallet;
+//! two merchants (Shanghai with two terminals, Beijing with one) with staff; five cardholders
+//! with debit and credit cards (one in USD), opening balances and credit limits.
+//!
+//! Everything is deterministic: ids come from fixed business keys, so seeding is idempotent
+//! and the same on every machine. Card numbers are test numbers (fictitious BINs, valid Luhn);
+//! only their first six and last four digits are stored.
+//!
+//! Chart of accounts (the `code` of each ledger account):
+//!
+//! | code | books | account |
+//! | ---- | ----- | ------- |
+//! | 1000 | bank / issuer | funding (the institution's own money) |
+//! | 2100 | debit bank | cardholder deposit, one per debit card (cannot go negative) |
+//! | 1200 | credit issuer | credit line, one per credit card (spending ≤ limit) |
+//! | 3200 | credit issuer | limits granted (counterpart of the credit lines) |
+//! | 2001 | acquirer | merchant payable, one per merchant |
+//! | 1001 | acquirer | due from issuers (clearing) |
+//! | 2200 | wallet | wallet balance, one per wallet |
+
+use crate::directory::*;
+use crate::{Store, StoreError};
+use ledger::{AccountId, AccountSpec, BalanceConstraint, InstitutionId, TransferId, TransferRequest};
+use money::{Amount, Currency};
+
+/// Stored under [`SEEDED_KEY`] once the demo world exists; bump when the world changes.
+pub const DEMO_VERSION: &str = "demo-v1";
+pub const SEEDED_KEY: &str = "demo_seeded";
+
+pub const ACQUIRER: InstitutionId = InstitutionId(10);
+pub const DEBIT_BANK: InstitutionId = InstitutionId(20);
+pub const CREDIT_ISSUER: InstitutionId = InstitutionId(30);
+pub const WALLET: InstitutionId = InstitutionId(40);
+
+pub const CODE_FUNDING: u16 = 1000;
+pub const CODE_DUE_FROM_ISSUERS: u16 = 1001;
+pub const CODE_CREDIT_LINE: u16 = 1200;
+pub const CODE_MERCHANT_PAYABLE: u16 = 2001;
+pub const CODE_DEPOSIT: u16 = 2100;
+pub const CODE_WALLET: u16 = 2200;
+pub const CODE_LIMITS_GRANTED: u16 = 3200;
+/// Transfer code of opening balances and limits.
+pub const CODE_OPENING: u16 = 1;
+
+/// A demo card with its full test number, for simulators and tests. Never persisted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DemoCard {
+    pub card: Card,
+    pub pan: String,
+    /// Opening balance (debit) or credit limit (credit), in minor units of the card currency.
+    pub opening_minor: i64,
+}
+
+pub fn account_id(key: &str) -> AccountId {
+    AccountId::from_key("demo-account", key.as_bytes())
+}
+
+fn funding(institution: InstitutionId, currency: Currency) -> AccountId {
+    account_id(&format!("funding/{}/{}", institution.0, currency.alpha()))
+}
+
+/// Appends the Luhn check digit to `body`.
+pub fn with_luhn(body: &str) -> String {
+    let sum: u32 = body
+        .bytes()
+        .rev()
+        .enumerate()
+        .map(|(index, byte)| {
+            let digit = u32::from(byte - b'0');
+            if index % 2 == 0 {
+                let doubled = digit * 2;
+                if doubled > 9 { doubled - 9 } else { doubled }
+            } else {
+                digit
+            }
+        })
+        .sum();
+    format!("{body}{}", (10 - sum % 10) % 10)
+}
+
+const CARDHOLDERS: [(&str, &str); 5] = [("Li Lei", "李雷"), ("Han Meimei", "韩梅梅"), ("Zhang Wei", "张伟"), ("Chen Jing", "陈静"), ("Liu Yang", "刘洋")];
+
+/// The demo cards: a CNY debit card for everyone, CNY credit cards for the first three and a
+/// USD credit card for Chen Jing.
+pub fn cards() -> Vec<DemoCard> {
+    let mut out = Vec::new();
+    for (index, _) in CARDHOLDERS.iter().enumerate() {
+        let holder = format!("CH{:03}", index + 1);
+        let debit_pan = with_luhn(&format!("621234{:09}", 100_000 + index));
+        out.push(demo_card(&holder, "D", &debit_pan, DEBIT_BANK, CardProduct::Debit, Currency::CNY, [5_000_00, 12_000_00, 800_00, 50_000_00, 3_000_00][index]));
+        if index < 3 {
+            let credit_pan = with_luhn(&format!("625678{:09}", 200_000 + index));
+            out.push(demo_card(&holder, "C", &credit_pan, CREDIT_ISSUER, CardProduct::Credit, Currency::CNY, [20_000_00, 50_000_00, 10_000_00][index]));
+        }
+    }
+    let usd_pan = with_luhn(&format!("625679{:09}", 300_003));
+    out.push(demo_card("CH004", "U", &usd_pan, CREDIT_ISSUER, CardProduct::Credit, Currency::USD, 5_000_00));
+    out
+}
+
+fn demo_card(holder: &str, kind: &str, pan: &str, issuer: InstitutionId, product: CardProduct, currency: Currency, opening_minor: i64) -> DemoCard {
+    let id = format!("card-{holder}-{kind}");
+    DemoCard {
+        card: Card {
+            id: id.clone(),
+            cardholder_id: holder.to_owned(),
+            issuer,
+            product,
+            pan_first6: pan[..6].to_owned(),
+            pan_last4: pan[pan.len() - 4..].to_owned(),
+            expiry: "3012".to_owned(),
+            currency,
+            account: account_id(&id),
+        },
+        pan: pan.to_owned(),
+        opening_minor,
+    }
+}
+
+pub fn directory() -> Directory {
+    let institution = |id, kind, name: &str, name_zh: &str| Institution { id, kind, name: name.into(), name_zh: name_zh.into() };
+    let merchant = |id: &str, name: &str, name_zh: &str, city: &str, mcc: &str| Merchant {
+        id: id.into(),
+        acquirer: ACQUIRER,
+        name: name.into(),
+        name_zh: name_zh.into(),
+        city: city.into(),
+        mcc: mcc.into(),
+        settlement_account: account_id(&format!("merchant/{id}")),
+    };
+    let terminal = |id: &str, merchant_id: &str| Terminal { id: id.into(), merchant_id: merchant_id.into(), status: "active".into() };
+    let staff = |merchant_id: &str, operator_no: &str, name: &str, role| Staff { merchant_id: merchant_id.into(), operator_no: operator_no.into(), name: name.into(), role };
+    const SHANGHAI: &str = "898310058120001";
+    const BEIJING: &str = "898110054110001";
+    Directory {
+        institutions: vec![
+            institution(ACQUIRER, InstitutionKind::Acquirer, "easypos Acquiring", "易POS收单"),
+            institution(DEBIT_BANK, InstitutionKind::DebitBank, "Huangpu Commercial Bank", "黄浦商业银行"),
+            institution(CREDIT_ISSUER, InstitutionKind::CreditIssuer, "Yangtze Credit Card Centre", "长江信用卡中心"),
+            institution(WALLET, InstitutionKind::Wallet, "Panda Pay", "熊猫支付"),
+        ],
+        merchants: vec![
+            merchant(SHANGHAI, "Lujiazui Coffee", "陆家嘴咖啡", "Shanghai", "5814"),
+            merchant(BEIJING, "Wangfujing Books", "王府井书店", "Beijing", "5942"),
+        ],
+        terminals: vec![terminal("10000001", SHANGHAI), terminal("10000002", SHANGHAI), terminal("20000001", BEIJING)],
+        staff: vec![
+            staff(SHANGHAI, "01", "Wang Fang", StaffRole::Cashier),
+            staff(SHANGHAI, "02", "Zhao Lei", StaffRole::Cashier),
+            staff(SHANGHAI, "99", "Sun Li", StaffRole::Supervisor),
+            staff(SHANGHAI, "00", "Zhou Min", StaffRole::Manager),
+            staff(BEIJING, "01", "Ma Jun", StaffRole::Cashier),
+            staff(BEIJING, "99", "Guo Hua", StaffRole::Supervisor),
+        ],
+        cardholders: CARDHOLDERS
+            .iter()
+            .enumerate()
+            .map(|(index, (name, name_zh))| Cardholder { id: format!("CH{:03}", index + 1), name: (*name).into(), name_zh: (*name_zh).into() })
+            .collect(),
+        cards: cards().into_iter().map(|demo| demo.card).collect(),
+    }
+}
+
+/// Every ledger account of the demo world.
+pub fn accounts() -> Vec<AccountSpec> {
+    let mut specs = vec![
+        AccountSpec::new(funding(DEBIT_BANK, Currency::CNY), DEBIT_BANK, Currency::CNY, CODE_FUNDING),
+        AccountSpec::new(funding(CREDIT_ISSUER, Currency::CNY), CREDIT_ISSUER, Currency::CNY, CODE_LIMITS_GRANTED),
+        AccountSpec::new(funding(CREDIT_ISSUER, Currency::USD), CREDIT_ISSUER, Currency::USD, CODE_LIMITS_GRANTED),
+        AccountSpec::new(funding(WALLET, Currency::CNY), WALLET, Currency::CNY, CODE_FUNDING),
+        AccountSpec::new(account_id("acquirer/due-from-issuers/CNY"), ACQUIRER, Currency::CNY, CODE_DUE_FROM_ISSUERS),
+    ];
+    for merchant in directory().merchants {
+        specs.push(AccountSpec::new(merchant.settlement_account, ACQUIRER, Currency::CNY, CODE_MERCHANT_PAYABLE));
+    }
+    for demo in cards() {
+        let card = demo.card;
+        specs.push(match card.product {
+            CardProduct::Debit => AccountSpec::new(card.account, card.issuer, card.currency, CODE_DEPOSIT).constraint(BalanceConstraint::DebitsMustNotExceedCredits),
+            CardProduct::Credit => AccountSpec::new(card.account, card.issuer, card.currency, CODE_CREDIT_LINE).constraint(BalanceConstraint::CreditsMustNotExceedDebits),
+        });
+    }
+    specs
+}
+
+/// Opening balances of debit cards and limits of credit cards.
+pub fn opening_transfers() -> Vec<TransferRequest> {
+    cards()
+        .into_iter()
+        .map(|demo| {
+            let card = demo.card;
+            let id = TransferId::from_key("demo-opening", card.id.as_bytes());
+            let amount = Amount::new(demo.opening_minor, card.currency);
+            let source = funding(card.issuer, card.currency);
+            let request = match card.product {
+                CardProduct::Debit => TransferRequest::posted(id, source, card.account, amount),
+                // A limit is granted by debiting the line: spending (credits) may not exceed it.
+                CardProduct::Credit => TransferRequest::posted(id, card.account, source, amount),
+            };
+            request.code(CODE_OPENING)
+        })
+        .collect()
+}
+
+/// What [`seed`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Seeded {
+    Now,
+    Already,
+}
+
+/// Seeds the demo world unless it is there already. Safe to run concurrently or twice: every
+/// record and transfer is idempotent by its id.
+pub async fn seed(store: &Store) -> Result<Seeded, StoreError> {
+    if store.meta(SEEDED_KEY).await?.is_some() {
+        return Ok(Seeded::Already);
+    }
+    store.put_directory(directory()).await?;
+    let refused: Vec<String> = store.create_accounts(accounts()).await?.into_iter().filter_map(|result| result.err().map(|error| error.to_string())).collect();
+    if let Some(error) = refused.first() {
+        return Err(StoreError::Write(format!("demo account refused: {error}")));
+    }
+    let refused: Vec<String> = store.submit(opening_transfers()).await?.into_iter().filter_map(|result| result.err().map(|error| error.to_string())).collect();
+    if let Some(error) = refused.first() {
+        return Err(StoreError::Write(format!("demo opening balance refused: {error}")));
+    }
+    store.set_meta(SEEDED_KEY, DEMO_VERSION).await?;
+    Ok(Seeded::Now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_card_numbers_pass_luhn_and_are_unique() {
+        // 79927398713 is the classic Luhn example (ISO/IEC 7812-1 Annex B).
+        assert_eq!(with_luhn("7992739871"), "79927398713");
+        let cards = cards();
+        assert_eq!(cards.len(), 9);
+        let mut pans: Vec<&str> = cards.iter().map(|card| card.pan.as_str()).collect();
+        pans.sort_unstable();
+        pans.dedup();
+        assert_eq!(pans.len(), 9);
+        assert!(cards.iter().any(|card| card.card.currency == Currency::USD));
+        for card in &cards {
+            assert_eq!(card.pan.len(), 16);
+            assert_eq!(card.card.masked_pan(), format!("{}******{}", &card.pan[..6], &card.pan[12..]));
+        }
+    }
+
+    #[test]
+    fn the_world_has_what_the_journeys_need() {
+        let world = directory();
+        assert_eq!(world.institutions.len(), 4);
+        assert_eq!(world.merchants.len(), 2);
+        let shanghai_terminals = world.terminals.iter().filter(|terminal| terminal.merchant_id == "898310058120001").count();
+        assert_eq!((shanghai_terminals, world.terminals.len()), (2, 3));
+        assert_eq!(world.cardholders.len(), 5);
+        assert!(world.staff.iter().any(|staff| staff.role == StaffRole::Supervisor));
+        let ids: std::collections::HashSet<_> = accounts().iter().map(|spec| spec.id).collect();
+        assert_eq!(ids.len(), accounts().len(), "account ids are distinct");
+    }
+}
