@@ -1,6 +1,7 @@
 //! Block-cipher plumbing over the RustCrypto `des` and `aes` crates: ECB of single blocks and
 //! CBC with a zero IV, the only modes payment key management needs.
 
+use crate::des_tables::Schedule;
 use crate::error::{Error, Result};
 use crate::secret::{AesKey, TdesKey};
 use cipher::{BlockDecrypt, BlockEncrypt, KeyInit, generic_array::GenericArray};
@@ -10,11 +11,12 @@ pub const DES_BLOCK: usize = 8;
 /// AES block size in bytes.
 pub const AES_BLOCK: usize = 16;
 
-/// A keyed DES / TDEA cipher chosen by key length (8 = DES, 16 = 2-key, 24 = 3-key TDEA).
-pub(crate) enum Tdes {
-    Single(des::Des),
-    Two(des::TdesEde2),
-    Three(des::TdesEde3),
+/// A keyed DES / TDEA cipher chosen by key length (8 = DES, 16 = 2-key, 24 = 3-key TDEA),
+/// on the table-driven DES of `des_tables`.
+pub(crate) struct Tdes {
+    first: Schedule,
+    /// `None` for single DES.
+    rest: Option<(Schedule, Schedule)>,
 }
 
 impl Tdes {
@@ -24,40 +26,35 @@ impl Tdes {
 
     /// Key length is guaranteed by `TdesKey`; callers with raw bytes check it first.
     pub(crate) fn from_bytes(key: &[u8]) -> Self {
-        match key.len() {
-            8 => Self::Single(des::Des::new(GenericArray::from_slice(key))),
-            16 => Self::Two(des::TdesEde2::new(GenericArray::from_slice(key))),
-            _ => Self::Three(des::TdesEde3::new(GenericArray::from_slice(&key[..24]))),
-        }
+        let first = Schedule::new(&key[..8]);
+        let rest = match key.len() {
+            8 => None,
+            16 => Some((Schedule::new(&key[8..16]), first.clone())),
+            _ => Some((Schedule::new(&key[8..16]), Schedule::new(&key[16..24]))),
+        };
+        Self { first, rest }
     }
 
+    /// EDE: encrypt under K1, decrypt under K2, encrypt under K3.
     pub(crate) fn encrypt(&self, block: &[u8; 8]) -> [u8; 8] {
-        let mut b = GenericArray::clone_from_slice(block);
-        match self {
-            Self::Single(c) => c.encrypt_block(&mut b),
-            Self::Two(c) => c.encrypt_block(&mut b),
-            Self::Three(c) => c.encrypt_block(&mut b),
+        let once = self.first.encrypt(block);
+        match &self.rest {
+            None => once,
+            Some((second, third)) => third.encrypt(&second.decrypt(&once)),
         }
-        b.into()
     }
 
     pub(crate) fn decrypt(&self, block: &[u8; 8]) -> [u8; 8] {
-        let mut b = GenericArray::clone_from_slice(block);
-        match self {
-            Self::Single(c) => c.decrypt_block(&mut b),
-            Self::Two(c) => c.decrypt_block(&mut b),
-            Self::Three(c) => c.decrypt_block(&mut b),
+        match &self.rest {
+            None => self.first.decrypt(block),
+            Some((second, third)) => self.first.decrypt(&second.encrypt(&third.decrypt(block))),
         }
-        b.into()
     }
 }
 
-/// Single DES under an 8-byte key (used inside CVV, X9.19 and DUKPT's NRKGP).
+/// Single DES under an 8-byte key (used inside CVV and DUKPT's NRKGP).
 pub(crate) fn des_encrypt(key: &[u8], block: &[u8; 8]) -> [u8; 8] {
-    let cipher = des::Des::new(GenericArray::from_slice(&key[..8]));
-    let mut b = GenericArray::clone_from_slice(block);
-    cipher.encrypt_block(&mut b);
-    b.into()
+    Schedule::new(key).encrypt(block)
 }
 
 /// A keyed AES cipher chosen by key length.

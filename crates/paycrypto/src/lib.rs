@@ -37,6 +37,7 @@
 
 pub mod block;
 pub mod card;
+mod des_tables;
 pub mod dukpt;
 pub mod emv;
 mod error;
