@@ -7,13 +7,14 @@ use crate::{
 };
 use paycrypto::dukpt::{aes as aes_dukpt, tdes};
 use paycrypto::emv::{self, ArpcMethod};
+use paycrypto::mac::PreparedTdesKey;
 use paycrypto::pinblock::{self, FILL_BYTES, PinKey};
 use paycrypto::tr31::{self, Algorithm, Header, KeyUsage, ModeOfUse, Version};
 use paycrypto::{AesKey, Pan, Pin, PinBlock, SecretBytes, TdesKey, card, kcv, mac, to_hex};
 use rand::RngCore;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use zeroize::Zeroizing;
 
 /// Unwrapped keys kept in memory so that hot operations skip the TR-31 unwrap. When full, the
@@ -24,16 +25,39 @@ pub const MAX_CACHED_KEYS: usize = 4096;
 const LMK_BYTES: usize = 32;
 /// Random bytes for TR-31 padding (enough for any key `pad_len` allows).
 const TR31_PAD_BYTES: usize = 48;
+/// Characters of a token used as its cache key: the TR-31 version D MAC, 16 bytes in hex.
+const CACHE_KEY_CHARS: usize = 32;
 /// Shortest MAC `verify_mac` compares.
 const MIN_MAC_BYTES: usize = 4;
 
-/// An unwrapped key with its header.
+/// An unwrapped key with its header, and (for double-length TDES keys that derive or MAC)
+/// its DES key schedules, built on first use.
 struct ClearKey {
     header: Header,
     key: SecretBytes,
+    prepared: OnceLock<PreparedTdesKey>,
 }
 
 impl ClearKey {
+    fn new(header: Header, key: SecretBytes) -> Self {
+        Self {
+            header,
+            key,
+            prepared: OnceLock::new(),
+        }
+    }
+
+    fn prepared(&self) -> Result<&PreparedTdesKey> {
+        if let Some(prepared) = self.prepared.get() {
+            return Ok(prepared);
+        }
+        // A concurrent first use may prepare twice; both results are identical.
+        let _ = self.prepared.set(PreparedTdesKey::new(&self.tdes()?)?);
+        self.prepared
+            .get()
+            .ok_or(HsmError::Invalid("key preparation failed"))
+    }
+
     fn tdes(&self) -> Result<TdesKey> {
         if self.header.algorithm != Algorithm::Tdes {
             return Err(HsmError::Invalid("operation needs a TDES key"));
@@ -51,7 +75,9 @@ impl ClearKey {
 /// The software HSM.
 pub struct SoftHsm {
     lmk: SecretBytes,
-    cache: Mutex<HashMap<String, Arc<ClearKey>>>,
+    /// Keyed by the token's MAC (its last 32 hex digits, unique per token), so the lookup hashes
+    /// 32 characters rather than the whole block; the full token is compared on a hit.
+    cache: Mutex<HashMap<String, (String, Arc<ClearKey>)>>,
 }
 
 impl fmt::Debug for SoftHsm {
@@ -117,20 +143,26 @@ impl SoftHsm {
 
     /// Unwraps a token (or takes it from the cache).
     fn open(&self, token: &KeyToken) -> Result<Arc<ClearKey>> {
-        if let Some(found) = self.cache_lock().get(token.as_str()) {
-            return Ok(Arc::clone(found));
+        let cache_key = token
+            .as_str()
+            .get(token.as_str().len().saturating_sub(CACHE_KEY_CHARS)..)
+            .unwrap_or("");
+        if let Some((full, found)) = self.cache_lock().get(cache_key) {
+            if full == token.as_str() {
+                return Ok(Arc::clone(found));
+            }
         }
         let (header, key) = tr31::unwrap(self.lmk.expose(), token.as_str())?;
-        let clear = Arc::new(ClearKey { header, key });
+        let clear = Arc::new(ClearKey::new(header, key));
         let mut cache = self.cache_lock();
         if cache.len() >= MAX_CACHED_KEYS {
             cache.clear();
         }
-        cache.insert(token.0.clone(), Arc::clone(&clear));
+        cache.insert(cache_key.to_owned(), (token.0.clone(), Arc::clone(&clear)));
         Ok(clear)
     }
 
-    fn cache_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<ClearKey>>> {
+    fn cache_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, Arc<ClearKey>)>> {
         // A poisoned lock only means another thread panicked mid-insert; the map is still valid.
         self.cache
             .lock()
@@ -404,11 +436,13 @@ impl Hsm for SoftHsm {
             "derive ICC master keys",
         )?;
         let version = request.cryptogram_version;
-        let icc = emv::icc_master_key(&imk.tdes()?, request.pan, request.psn)?;
+        let icc = emv::icc_master_key_prepared(imk.prepared()?, request.pan, request.psn)?;
+        let icc = PreparedTdesKey::new(&icc)?;
         let derivation = version.session_derivation(request.unpredictable_number);
-        let session = emv::session_key(&icc, request.atc, derivation)?;
+        let session =
+            PreparedTdesKey::new(&emv::session_key_prepared(&icc, request.atc, derivation)?)?;
         let arqc_valid =
-            emv::verify_arqc(&session, request.data, version.padding(), &request.arqc)?;
+            emv::verify_arqc_prepared(&session, request.data, version.padding(), &request.arqc);
         let arpc = match arpc {
             None => None,
             Some(input) => Some(arpc_for(
@@ -475,7 +509,7 @@ impl Hsm for SoftHsm {
             &[ModeOfUse::Derive],
             "derive ICC master keys",
         )?;
-        let icc = emv::icc_master_key(&imk.tdes()?, pan, psn)?;
+        let icc = emv::icc_master_key_prepared(imk.prepared()?, pan, psn)?;
         let header = Header::new(
             Version::D,
             KeyUsage::EMV_MASTER_KEY_AC,
@@ -514,20 +548,20 @@ impl SoftHsm {
 
 fn arpc_for(
     method: ArpcMethod,
-    icc: &TdesKey,
-    session: &TdesKey,
+    icc: &PreparedTdesKey,
+    session: &PreparedTdesKey,
     arqc: &[u8; 8],
     input: &ArpcInput,
 ) -> Result<Vec<u8>> {
     match (method, input) {
         (ArpcMethod::Method1UnderMasterKey, ArpcInput::Method1 { arc }) => {
-            Ok(emv::arpc_method1(icc, arqc, arc)?.to_vec())
+            Ok(emv::arpc_method1_prepared(icc, arqc, arc).to_vec())
         }
         (ArpcMethod::Method1UnderSessionKey, ArpcInput::Method1 { arc }) => {
-            Ok(emv::arpc_method1(session, arqc, arc)?.to_vec())
+            Ok(emv::arpc_method1_prepared(session, arqc, arc).to_vec())
         }
         (ArpcMethod::Method2, ArpcInput::Method2 { csu, proprietary }) => {
-            Ok(emv::arpc_method2(session, arqc, csu, proprietary)?.to_vec())
+            Ok(emv::arpc_method2_prepared(session, arqc, csu, proprietary)?.to_vec())
         }
         _ => Err(HsmError::Invalid(
             "ARPC input does not match the cryptogram version's ARPC method",

@@ -44,6 +44,20 @@ impl Tdes {
         }
     }
 
+    /// Single DES under the first key (the CBC part of ISO 9797-1 algorithm 3).
+    pub(crate) fn encrypt_first(&self, block: &[u8; 8]) -> [u8; 8] {
+        self.first.encrypt(block)
+    }
+
+    /// Single DES decryption under the second key (the output transformation of algorithm 3);
+    /// the caller guarantees a multi-key cipher.
+    pub(crate) fn decrypt_second(&self, block: &[u8; 8]) -> [u8; 8] {
+        match &self.rest {
+            Some((second, _)) => second.decrypt(block),
+            None => self.first.decrypt(block),
+        }
+    }
+
     pub(crate) fn decrypt(&self, block: &[u8; 8]) -> [u8; 8] {
         match &self.rest {
             None => self.first.decrypt(block),

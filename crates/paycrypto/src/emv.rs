@@ -1,8 +1,7 @@
 //! EMV issuer cryptography: ICC master keys (options A and B), session keys, ARQC, ARPC.
 
-use crate::block::Tdes;
 use crate::error::{Error, Result, expect_len};
-use crate::mac::{Padding, iso9797_alg3, macs_equal};
+use crate::mac::{Padding, PreparedTdesKey, macs_equal};
 use crate::secret::{Pan, SecretBytes, TdesKey};
 use crate::util::{array8, digit_values, odd_parity, pack_nibbles, unpack_nibbles, xor8};
 use sha1::{Digest, Sha1};
@@ -18,19 +17,21 @@ fn check_16(key: &TdesKey, what: &'static str) -> Result<()> {
     expect_len(what, "16", key.len(), key.len() == 16)
 }
 
-fn psn_digits(psn: u8) -> Result<String> {
+/// The digits of PAN || PSN (PSN as two digits).
+fn pan_psn_digits(pan: &Pan, psn: u8) -> Result<Vec<u8>> {
     if psn > PSN_MAX {
         return Err(Error::Invalid("PSN must be 00 to 99"));
     }
-    Ok(format!("{psn:02}"))
+    let mut digits = digit_values(pan.digits());
+    digits.extend_from_slice(&[psn / 10, psn % 10]);
+    Ok(digits)
 }
 
 /// `parity(TDEA(IMK)[Y] || TDEA(IMK)[Y XOR FF..FF])` for a 16-digit Y.
-fn master_key_from_y(imk: &TdesKey, y_digits: &[u8]) -> Result<TdesKey> {
+fn master_key_from_y(imk: &PreparedTdesKey, y_digits: &[u8]) -> Result<TdesKey> {
     let y = array8(&pack_nibbles(y_digits));
-    let cipher = Tdes::new(imk);
-    let left = cipher.encrypt(&y);
-    let right = cipher.encrypt(&xor8(&y, &[0xFF; 8]));
+    let left = imk.encrypt_block(&y);
+    let right = imk.encrypt_block(&xor8(&y, &[0xFF; 8]));
     let mut key = SecretBytes::from_vec([left, right].concat())
         .expose()
         .to_vec();
@@ -39,10 +40,18 @@ fn master_key_from_y(imk: &TdesKey, y_digits: &[u8]) -> Result<TdesKey> {
     TdesKey::new(key.expose())
 }
 
+fn prepare(key: &TdesKey, what: &'static str) -> Result<PreparedTdesKey> {
+    check_16(key, what)?;
+    PreparedTdesKey::new(key)
+}
+
 /// ICC master key, EMV Book 2 A1.4.1 option A: Y = the rightmost 16 digits of PAN || PSN.
 pub fn icc_master_key_option_a(imk: &TdesKey, pan: &Pan, psn: u8) -> Result<TdesKey> {
-    check_16(imk, "issuer master key")?;
-    let mut digits = digit_values(&format!("{}{}", pan.digits(), psn_digits(psn)?));
+    option_a(&prepare(imk, "issuer master key")?, pan, psn)
+}
+
+fn option_a(imk: &PreparedTdesKey, pan: &Pan, psn: u8) -> Result<TdesKey> {
+    let mut digits = pan_psn_digits(pan, psn)?;
     if digits.len() < OPTION_A_DIGITS {
         let mut padded = vec![0; OPTION_A_DIGITS - digits.len()];
         padded.extend_from_slice(&digits);
@@ -54,8 +63,11 @@ pub fn icc_master_key_option_a(imk: &TdesKey, pan: &Pan, psn: u8) -> Result<Tdes
 /// ICC master key, option B (EMV Book 2 A1.4.2): SHA-1 of PAN || PSN (left-padded with 0 to an
 /// even digit count), decimalised to 16 digits, then option A's encipherment.
 pub fn icc_master_key_option_b(imk: &TdesKey, pan: &Pan, psn: u8) -> Result<TdesKey> {
-    check_16(imk, "issuer master key")?;
-    let mut digits = digit_values(&format!("{}{}", pan.digits(), psn_digits(psn)?));
+    option_b(&prepare(imk, "issuer master key")?, pan, psn)
+}
+
+fn option_b(imk: &PreparedTdesKey, pan: &Pan, psn: u8) -> Result<TdesKey> {
+    let mut digits = pan_psn_digits(pan, psn)?;
     if digits.len() % 2 == 1 {
         digits.insert(0, 0);
     }
@@ -69,10 +81,15 @@ pub fn icc_master_key_option_b(imk: &TdesKey, pan: &Pan, psn: u8) -> Result<Tdes
 
 /// ICC master key with the option the PAN needs: B for PANs over 16 digits, else A.
 pub fn icc_master_key(imk: &TdesKey, pan: &Pan, psn: u8) -> Result<TdesKey> {
+    icc_master_key_prepared(&prepare(imk, "issuer master key")?, pan, psn)
+}
+
+/// [`icc_master_key`] under an issuer master key prepared once (the HSM keeps it prepared).
+pub fn icc_master_key_prepared(imk: &PreparedTdesKey, pan: &Pan, psn: u8) -> Result<TdesKey> {
     if pan.len() > OPTION_A_MAX_PAN_DIGITS {
-        icc_master_key_option_b(imk, pan, psn)
+        option_b(imk, pan, psn)
     } else {
-        icc_master_key_option_a(imk, pan, psn)
+        option_a(imk, pan, psn)
     }
 }
 
@@ -93,21 +110,32 @@ pub fn session_key(
     atc: [u8; 2],
     derivation: SessionKeyDerivation,
 ) -> Result<TdesKey> {
-    check_16(icc_master_key, "ICC master key")?;
+    session_key_prepared(&prepare(icc_master_key, "ICC master key")?, atc, derivation)
+}
+
+/// [`session_key`] under a prepared ICC master key.
+pub fn session_key_prepared(
+    icc_master_key: &PreparedTdesKey,
+    atc: [u8; 2],
+    derivation: SessionKeyDerivation,
+) -> Result<TdesKey> {
     let mut r = [0u8; 8];
     r[..2].copy_from_slice(&atc);
     match derivation {
-        SessionKeyDerivation::None => return Ok(icc_master_key.clone()),
+        SessionKeyDerivation::None => return Ok(icc_master_key.key().clone()),
         SessionKeyDerivation::Common => {}
         SessionKeyDerivation::Mastercard {
             unpredictable_number,
         } => r[4..].copy_from_slice(&unpredictable_number),
     }
-    let cipher = Tdes::new(icc_master_key);
     let (mut left_in, mut right_in) = (r, r);
     left_in[2] = 0xF0;
     right_in[2] = 0x0F;
-    let mut key = [cipher.encrypt(&left_in), cipher.encrypt(&right_in)].concat();
+    let mut key = [
+        icc_master_key.encrypt_block(&left_in),
+        icc_master_key.encrypt_block(&right_in),
+    ]
+    .concat();
     odd_parity(&mut key);
     let key = SecretBytes::from_vec(key);
     TdesKey::new(key.expose())
@@ -116,7 +144,7 @@ pub fn session_key(
 /// ARQC (or TC / AAC): ISO 9797-1 algorithm 3 under the session key over the CDOL1 data.
 /// Padding method 2 except Visa CVN 10, which uses method 1.
 pub fn generate_arqc(session_key: &TdesKey, data: &[u8], padding: Padding) -> Result<[u8; 8]> {
-    iso9797_alg3(session_key, data, padding)
+    Ok(prepare(session_key, "session key")?.retail_mac(data, padding))
 }
 
 /// Checks an ARQC in constant time.
@@ -126,24 +154,50 @@ pub fn verify_arqc(
     padding: Padding,
     arqc: &[u8; 8],
 ) -> Result<bool> {
-    Ok(macs_equal(
+    Ok(verify_arqc_prepared(
+        &prepare(session_key, "session key")?,
+        data,
+        padding,
         arqc,
-        &generate_arqc(session_key, data, padding)?,
     ))
+}
+
+/// [`verify_arqc`] under a prepared session key.
+pub fn verify_arqc_prepared(
+    session_key: &PreparedTdesKey,
+    data: &[u8],
+    padding: Padding,
+    arqc: &[u8; 8],
+) -> bool {
+    macs_equal(arqc, &session_key.retail_mac(data, padding))
 }
 
 /// ARPC method 1 (EMV Book 2 A1.2.1): `TDEA(K)[ARQC XOR (ARC || 000000000000)]`.
 pub fn arpc_method1(key: &TdesKey, arqc: &[u8; 8], arc: &[u8; 2]) -> Result<[u8; 8]> {
-    check_16(key, "ARPC key")?;
+    Ok(arpc_method1_prepared(&prepare(key, "ARPC key")?, arqc, arc))
+}
+
+/// [`arpc_method1`] under a prepared key.
+pub fn arpc_method1_prepared(key: &PreparedTdesKey, arqc: &[u8; 8], arc: &[u8; 2]) -> [u8; 8] {
     let mut pad = [0u8; 8];
     pad[..2].copy_from_slice(arc);
-    Ok(Tdes::new(key).encrypt(&xor8(arqc, &pad)))
+    key.encrypt_block(&xor8(arqc, &pad))
 }
 
 /// ARPC method 2 (EMV Book 2 A1.2.2): the leftmost 4 bytes of an algorithm-3 MAC (padding 2)
 /// over ARQC || CSU || proprietary authentication data (0 to 8 bytes).
 pub fn arpc_method2(
     key: &TdesKey,
+    arqc: &[u8; 8],
+    csu: &[u8; 4],
+    proprietary: &[u8],
+) -> Result<[u8; 4]> {
+    arpc_method2_prepared(&prepare(key, "ARPC key")?, arqc, csu, proprietary)
+}
+
+/// [`arpc_method2`] under a prepared key.
+pub fn arpc_method2_prepared(
+    key: &PreparedTdesKey,
     arqc: &[u8; 8],
     csu: &[u8; 4],
     proprietary: &[u8],
@@ -156,7 +210,7 @@ pub fn arpc_method2(
         });
     }
     let data = [arqc.as_slice(), csu, proprietary].concat();
-    let mac = iso9797_alg3(key, &data, Padding::Method2)?;
+    let mac = key.retail_mac(&data, Padding::Method2);
     Ok([mac[0], mac[1], mac[2], mac[3]])
 }
 

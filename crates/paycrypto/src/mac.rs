@@ -75,12 +75,52 @@ pub fn iso9797_alg1(key: &TdesKey, data: &[u8], padding: Padding) -> [u8; 8] {
 /// ISO 9797-1 MAC algorithm 3 (ANSI X9.19 retail MAC): single-DES CBC under K1, then the last
 /// block is decrypted under K2 and encrypted under K1. Needs a 16-byte key.
 pub fn iso9797_alg3(key: &TdesKey, data: &[u8], padding: Padding) -> Result<[u8; 8]> {
-    expect_len("MAC key", "16", key.len(), key.len() == 16)?;
-    let (k1, k2) = key.expose().split_at(8);
-    // Key schedules are the expensive part of DES: build each once, not once per block.
-    let (first, second) = (Tdes::from_bytes(k1), Tdes::from_bytes(k2));
-    let chain = cbc_mac(|block| first.encrypt(block), &pad(data, padding, DES_BLOCK));
-    Ok(first.encrypt(&second.decrypt(&chain)))
+    Ok(PreparedTdesKey::new(key)?.retail_mac(data, padding))
+}
+
+/// A double-length TDES key with its DES key schedules built once, for several operations under
+/// the same key (an EMV session key verifies the ARQC and makes the ARPC). Schedules are the
+/// costly part of DES, so the hot paths prepare each key once.
+pub struct PreparedTdesKey {
+    key: TdesKey,
+    cipher: Tdes,
+}
+
+impl std::fmt::Debug for PreparedTdesKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PreparedTdesKey(masked)")
+    }
+}
+
+impl PreparedTdesKey {
+    /// Prepares a 16-byte key.
+    pub fn new(key: &TdesKey) -> Result<Self> {
+        expect_len("MAC key", "16", key.len(), key.len() == 16)?;
+        Ok(Self {
+            key: key.clone(),
+            cipher: Tdes::new(key),
+        })
+    }
+
+    /// The key itself.
+    pub fn key(&self) -> &TdesKey {
+        &self.key
+    }
+
+    /// ISO 9797-1 algorithm 3 under this key.
+    pub fn retail_mac(&self, data: &[u8], padding: Padding) -> [u8; 8] {
+        let chain = cbc_mac(
+            |block| self.cipher.encrypt_first(block),
+            &pad(data, padding, DES_BLOCK),
+        );
+        self.cipher
+            .encrypt_first(&self.cipher.decrypt_second(&chain))
+    }
+
+    /// TDEA encryption of one block under this key.
+    pub fn encrypt_block(&self, block: &[u8; 8]) -> [u8; 8] {
+        self.cipher.encrypt(block)
+    }
 }
 
 /// AES-CMAC (NIST SP 800-38B), full 16 bytes.
