@@ -12,6 +12,12 @@ pub const PIN_MAX_DIGITS: usize = 12;
 pub const PAN_MIN_DIGITS: usize = 8;
 /// Longest PAN ISO/IEC 7812 allows.
 pub const PAN_MAX_DIGITS: usize = 19;
+/// Leading PAN digits a masked PAN may show (PCI DSS: first six).
+const PAN_MASK_HEAD: usize = 6;
+/// Trailing PAN digits a masked PAN shows (PCI DSS: last four).
+const PAN_MASK_TAIL: usize = 4;
+/// Digits that always stay hidden, so short PANs are never shown whole.
+const PAN_MASK_MIN_HIDDEN: usize = 4;
 
 /// Key material: zeroized on drop, `Debug` shows only the length.
 #[derive(Clone, PartialEq, Eq)]
@@ -156,15 +162,20 @@ impl Pan {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
-    /// First 6 and last 4 digits with the middle masked, the most a receipt or log may show.
+    /// First 6 and last 4 digits with the middle masked, the most a receipt or log may show;
+    /// shorter PANs show fewer leading digits so that at least 4 stay masked.
     pub fn masked(&self) -> String {
         let digits = self.0.as_str();
-        let keep_head = 6.min(digits.len().saturating_sub(4));
-        let tail = &digits[digits.len() - 4..];
+        let keep_head = PAN_MASK_HEAD.min(
+            digits
+                .len()
+                .saturating_sub(PAN_MASK_TAIL + PAN_MASK_MIN_HIDDEN),
+        );
+        let tail = &digits[digits.len() - PAN_MASK_TAIL..];
         format!(
             "{}{}{}",
             &digits[..keep_head],
-            "*".repeat(digits.len() - keep_head - 4),
+            "*".repeat(digits.len() - keep_head - PAN_MASK_TAIL),
             tail
         )
     }
