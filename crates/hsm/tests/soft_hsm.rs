@@ -523,3 +523,55 @@ fn generated_tdes_keys_have_odd_parity_and_differ() {
             .all(|byte| byte.count_ones() % 2 == 1)
     );
 }
+
+#[test]
+fn pin_from_an_aes_dukpt_terminal_verifies_against_a_pvv_and_needs_a_bdk() {
+    // The X9.24-3 example block (PIN 1234, PAN 4111111111111111) checked against the PVV that
+    // paycrypto computes for that PIN (the PVV algorithm itself is checked against psec there).
+    let hsm = soft();
+    let bdk = hsm
+        .import_clear_key(&KeySpec::bdk_aes(16), &bytes(AES_BDK))
+        .unwrap();
+    let pvk_clear = TdesKey::new(&bytes(TDES_TEST_KEY)).unwrap();
+    let pvk = hsm
+        .import_clear_key(&KeySpec::pvk_visa(), pvk_clear.expose())
+        .unwrap();
+    let card = pan("4111111111111111");
+    let pvv = paycrypto::card::pvv(&pvk_clear, &card, 1, &Pin::new("1234").unwrap()).unwrap();
+    let block = PinBlock::new(&bytes("A912150391AB65A67E52883D81CE2D15")).unwrap();
+    let ksn = aes_dukpt::Ksn::from_parts(&AES_IKID, 1);
+    let source = PinSource::AesDukpt {
+        bdk: &bdk,
+        ksn,
+        key_type: aes_dukpt::KeyType::Aes128,
+    };
+    let method = PinVerification::VisaPvv {
+        pvk: &pvk,
+        pvki: 1,
+        pvv: &pvv,
+    };
+    assert!(hsm.verify_pin(&block, &source, &card, &method).unwrap());
+    // The wrong counter derives another key: the block no longer decodes.
+    let other = PinSource::AesDukpt {
+        bdk: &bdk,
+        ksn: ksn.with_counter(2),
+        key_type: aes_dukpt::KeyType::Aes128,
+    };
+    assert!(matches!(
+        hsm.verify_pin(&block, &other, &card, &method),
+        Err(HsmError::Crypto(Error::PinBlock(_)))
+    ));
+    // A PIN zone key is not a BDK.
+    let zone = hsm
+        .import_clear_key(&KeySpec::pin_zone_aes(), &bytes(AES_BDK))
+        .unwrap();
+    let not_bdk = PinSource::AesDukpt {
+        bdk: &zone,
+        ksn,
+        key_type: aes_dukpt::KeyType::Aes128,
+    };
+    assert!(matches!(
+        hsm.verify_pin(&block, &not_bdk, &card, &method),
+        Err(HsmError::Crypto(Error::UsageNotAllowed { .. }))
+    ));
+}
