@@ -19,7 +19,8 @@ run_one() {
     local name="$1"
     mkdir -p "$root/fuzz/corpus/$name"
     echo "== fuzzing $name for ${seconds}s"
-    (cd "$root/fuzz" && RUSTC_BOOTSTRAP=1 cargo fuzz run "$name" "corpus/$name" -- \
+    # New inputs go to corpus/ (ignored by git); seeds/ holds committed valid messages.
+    (cd "$root/fuzz" && RUSTC_BOOTSTRAP=1 cargo fuzz run "$name" "corpus/$name" "seeds/$name" -- \
         -max_total_time="$seconds" -max_len=4096 -rss_limit_mb=1024)
 }
 

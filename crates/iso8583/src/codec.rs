@@ -118,6 +118,13 @@ impl Profile {
             )));
         }
         let secondary = self.read_bitmap_half(reader, "secondary")?;
+        if secondary == [0; 8] {
+            // Found by fuzzing: an all-zero secondary bitmap is a second spelling of "no
+            // fields above 64"; refusing it keeps unpack/pack an identity.
+            return Err(Error::Bitmap(
+                "bit 1 is set but the secondary bitmap is empty".into(),
+            ));
+        }
         Ok(Bitmap::from_halves(primary, secondary))
     }
 

@@ -351,6 +351,15 @@ fn rejects_missing_secondary_bitmap() {
         matches!(&error, Error::Bitmap(text) if text.contains("secondary bitmap missing")),
         "{error}"
     );
+    // Fuzzing found this one: bit 1 set with an all-zero secondary bitmap.
+    let mut empty = b"0100".to_vec();
+    empty.extend_from_slice(&hex::decode("80000000000400000000000000000000").unwrap());
+    empty.extend_from_slice(b"000");
+    let error = iso87().unpack(&empty).unwrap_err();
+    assert_eq!(
+        error,
+        Error::Bitmap("bit 1 is set but the secondary bitmap is empty".into())
+    );
     // cup-bcd has no secondary bitmap at all: bit 1 is an error, and so is packing field 70.
     let mut cup_wire = cup().pack(&common::cup_sale(&common::field55())).unwrap();
     cup_wire[13] |= 0x80;

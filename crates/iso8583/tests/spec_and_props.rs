@@ -248,3 +248,40 @@ fn bad_specs_are_rejected_with_the_field_named() {
         SpecError::Syntax { .. }
     ));
 }
+
+#[test]
+fn bcd_filler_f_is_written_and_read() {
+    let text =
+        iso8583::CUP_BCD_SPEC.replace("prefix = \"bcd\"\n", "prefix = \"bcd\"\nbcd_filler = 15\n");
+    let profile = Profile::from_toml(&text).unwrap();
+    let mut message = Message::new(Mti::parse("0800").unwrap());
+    message.tpdu = Some(iso8583::Tpdu {
+        id: 0x60,
+        destination: 3,
+        source: 0,
+    });
+    message.header = vec![0; 6].into();
+    message.set_text(2, "622202123456789");
+    let wire = profile.pack(&message).unwrap();
+    assert_eq!(hex::encode_upper(&wire[21..]), "15622202123456789F");
+    let back = profile.unpack(&wire).unwrap().into_owned();
+    assert_eq!(back.get(2).unwrap().to_text(), "622202123456789");
+}
+
+#[test]
+fn messages_edit_in_place() {
+    let mut message = Message::new(Mti::parse("0200").unwrap());
+    message.set_text(11, "000001");
+    message.set_text(4, "000000000100");
+    message.set_text(11, "000002");
+    assert_eq!(message.iter().map(|(n, _)| n).collect::<Vec<_>>(), [4, 11]);
+    assert_eq!(message.stan().unwrap().value(), 2);
+    assert!(message.remove(4).is_some());
+    assert!(!message.has(4));
+    assert!(matches!(
+        message.amount(),
+        Err(iso8583::Error::Field { field: 4, .. })
+    ));
+    let response = Message::new(message.mti.response().unwrap());
+    assert_eq!(response.mti.as_str(), "0210");
+}
