@@ -10,7 +10,9 @@
 //! # Ok(()) }
 //! ```
 
-use ledger::{AccountId, AccountSpec, BalanceConstraint, InstitutionId, TransferId, TransferRequest};
+use ledger::{
+    AccountId, AccountSpec, BalanceConstraint, InstitutionId, TransferId, TransferRequest,
+};
 use money::{Amount, Currency};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -64,13 +66,28 @@ pub enum BenchError {
 /// has no balance constraint, so it needs no funding.
 async fn prepare(store: &Store, accounts: u64) -> Result<AccountId, BenchError> {
     let source = AccountId::from_key("bench-source", b"");
-    let mut specs = vec![AccountSpec::new(source, BENCH_INSTITUTION, Currency::CNY, 1)];
+    let mut specs = vec![AccountSpec::new(
+        source,
+        BENCH_INSTITUTION,
+        Currency::CNY,
+        1,
+    )];
     specs.extend((0..accounts).map(|index| {
-        AccountSpec::new(AccountId::from_key("bench-customer", &index.to_be_bytes()), BENCH_INSTITUTION, Currency::CNY, 2)
-            .constraint(BalanceConstraint::DebitsMustNotExceedCredits)
+        AccountSpec::new(
+            AccountId::from_key("bench-customer", &index.to_be_bytes()),
+            BENCH_INSTITUTION,
+            Currency::CNY,
+            2,
+        )
+        .constraint(BalanceConstraint::DebitsMustNotExceedCredits)
     }));
     for chunk in specs.chunks(ledger::MAX_BATCH_SIZE) {
-        if let Some(Err(error)) = store.create_accounts(chunk.to_vec()).await?.into_iter().find(Result::is_err) {
+        if let Some(Err(error)) = store
+            .create_accounts(chunk.to_vec())
+            .await?
+            .into_iter()
+            .find(Result::is_err)
+        {
             return Err(BenchError::Setup(error.to_string()));
         }
     }
@@ -79,8 +96,16 @@ async fn prepare(store: &Store, accounts: u64) -> Result<AccountId, BenchError> 
 
 /// Runs the closed-loop load and reports. Each run uses fresh transfer ids (derived from the
 /// start time), so repeated runs on one database measure inserts, not duplicate detection.
-pub async fn ledger_throughput(store: Arc<Store>, load: LedgerLoad) -> Result<LedgerReport, BenchError> {
-    let run = u128::from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|elapsed| elapsed.as_nanos() as u64).unwrap_or(0));
+pub async fn ledger_throughput(
+    store: Arc<Store>,
+    load: LedgerLoad,
+) -> Result<LedgerReport, BenchError> {
+    let run = u128::from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_nanos() as u64)
+            .unwrap_or(0),
+    );
     let source = prepare(&store, load.accounts.max(1)).await?;
     let commits_before = store.stats().commits;
     let deadline = Instant::now() + Duration::from_secs(load.seconds);
@@ -88,20 +113,29 @@ pub async fn ledger_throughput(store: Arc<Store>, load: LedgerLoad) -> Result<Le
     let mut tasks = Vec::with_capacity(load.callers);
     for caller in 0..load.callers as u128 {
         let store = store.clone();
-        tasks.push(tokio::spawn(async move { caller_loop(store, source, load.accounts.max(1), run, caller, deadline).await }));
+        tasks.push(tokio::spawn(async move {
+            caller_loop(store, source, load.accounts.max(1), run, caller, deadline).await
+        }));
     }
     let mut latencies = Vec::new();
     let mut transfers = 0;
     let mut errors = 0;
     for task in tasks {
-        let (done, failed, samples) = task.await.map_err(|error| BenchError::Task(error.to_string()))??;
+        let (done, failed, samples) = task
+            .await
+            .map_err(|error| BenchError::Task(error.to_string()))??;
         transfers += done;
         errors += failed;
         latencies.extend(samples);
     }
     let elapsed = started.elapsed();
     latencies.sort_unstable();
-    let percentile = |per_mille: usize| latencies.get((latencies.len().saturating_sub(1)) * per_mille / 1_000).copied().unwrap_or(0);
+    let percentile = |per_mille: usize| {
+        latencies
+            .get((latencies.len().saturating_sub(1)) * per_mille / 1_000)
+            .copied()
+            .unwrap_or(0)
+    };
     Ok(LedgerReport {
         backend: store.backend_name(),
         load,
@@ -116,15 +150,42 @@ pub async fn ledger_throughput(store: Arc<Store>, load: LedgerLoad) -> Result<Le
     })
 }
 
-async fn caller_loop(store: Arc<Store>, source: AccountId, accounts: u64, run: u128, caller: u128, deadline: Instant) -> Result<(u64, u64, Vec<u64>), BenchError> {
+fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+async fn caller_loop(
+    store: Arc<Store>,
+    source: AccountId,
+    accounts: u64,
+    run: u128,
+    caller: u128,
+    deadline: Instant,
+) -> Result<(u64, u64, Vec<u64>), BenchError> {
     let mut done = 0_u64;
     let mut failed = 0_u64;
     let mut samples = Vec::new();
     let mut sequence: u128 = 0;
     while Instant::now() < deadline {
         sequence += 1;
-        let id = TransferId((run << 64) ^ (caller << 40) ^ sequence);
-        let customer = AccountId::from_key("bench-customer", &((caller as u64 + sequence as u64) % accounts).to_be_bytes());
+        // Time-ordered ids, as a terminal's (time, terminal, trace number) key would give.
+        let id = TransferId::from_time_and_key(
+            unix_millis(),
+            "bench",
+            &[
+                run.to_be_bytes(),
+                caller.to_be_bytes(),
+                sequence.to_be_bytes(),
+            ]
+            .concat(),
+        );
+        let customer = AccountId::from_key(
+            "bench-customer",
+            &((caller as u64 + sequence as u64) % accounts).to_be_bytes(),
+        );
         let request = TransferRequest::posted(id, source, customer, Amount::new(1, Currency::CNY));
         let sent = Instant::now();
         let result = store.submit(vec![request]).await?;

@@ -1,33 +1,181 @@
-//! The `easypos` binary: parses the command line and wires the library crates together.
-//! It holds no domain logic of its own.
+//! The `easypos` binary: parses the command line, loads the configuration and wires the
+//! library crates together. It holds no domain logic of its own.
 
+mod config;
 mod tools;
+mod up;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use config::{Config, LogFormat, Overrides};
+use std::sync::Arc;
 
 #[derive(Debug, Parser)]
-#[command(name = "easypos", version, about = "Open-source card-present payment platform")]
+#[command(
+    name = "easypos",
+    version,
+    about = "Open-source card-present payment platform: terminal, acquirer host, issuers, wallet"
+)]
 struct Cli {
+    #[command(flatten)]
+    overrides: Overrides,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Start everything with its defaults (embedded SQLite in ./easypos-data, demo world seeded on
+    /// first start) and print where to go.
+    Up {
+        /// Address for the web server, overriding http.listen (use 127.0.0.1:0 for any free port).
+        #[arg(long, value_name = "ADDR")]
+        http: Option<std::net::SocketAddr>,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Benchmarks and load generators.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Calculators for payments engineers (PIN blocks, DUKPT, MACs, ISO 8583, TLV, QR, ...).
     Tools(tools::ToolsArgs),
 }
 
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Single-transfer requests through group commit from many concurrent callers.
+    Ledger {
+        /// Concurrent callers, each with one request in flight.
+        #[arg(long, default_value_t = 1_000)]
+        callers: usize,
+        /// How long to run.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Customer accounts the transfers are spread over.
+        #[arg(long, default_value_t = 10_000)]
+        accounts: u64,
+        /// Print one JSON object instead of the summary.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Tools(args) => tools::run(args),
-    };
-    match result {
+    match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Tools(args) = cli.command {
+        // Pure calculators: no configuration, no runtime, no logs.
+        return tools::run(args);
+    }
+    let mut config = Config::load(&cli.overrides)?;
+    init_logging(&config);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Up { http } => {
+                if let Some(address) = http {
+                    config.http_listen = address;
+                }
+                up::run(config).await
+            }
+            Command::Migrate => migrate(&config).await,
+            Command::Bench(BenchCommand::Ledger {
+                callers,
+                seconds,
+                accounts,
+                json,
+            }) => {
+                bench_ledger(
+                    &config,
+                    bench::LedgerLoad {
+                        callers,
+                        seconds,
+                        accounts,
+                    },
+                    json,
+                )
+                .await
+            }
+            Command::Tools(_) => Ok(()),
+        }
+    })
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::new(&config.log_level);
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match config.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Opens the configured store, with the configuration's names in any error.
+pub async fn open_store(config: &Config) -> anyhow::Result<store::Store> {
+    let where_ = match &config.backend {
+        store::Backend::Sqlite { path } => format!("SQLite database {}", path.display()),
+        store::Backend::Postgres { .. } => "PostgreSQL database (database.url)".to_owned(),
+    };
+    store::Store::open(&config.backend)
+        .await
+        .with_context(|| format!("cannot open the {where_}"))
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let version = store.schema_version().await?;
+    println!(
+        "database is at schema version {version} ({})",
+        store.backend_name()
+    );
+    store.close().await?;
+    Ok(())
+}
+
+async fn bench_ledger(config: &Config, load: bench::LedgerLoad, json: bool) -> anyhow::Result<()> {
+    let store = Arc::new(open_store(config).await?);
+    let report = bench::ledger_throughput(store.clone(), load).await?;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "{}: {} transfers in {:.2} s = {:.0} transfers/s ({} commits, {} errors); latency p50 {} µs, p99 {} µs, p99.9 {} µs, max {} µs",
+            report.backend,
+            report.transfers,
+            report.elapsed_micros as f64 / 1e6,
+            report.per_second(),
+            report.commits,
+            report.errors,
+            report.p50_micros,
+            report.p99_micros,
+            report.p999_micros,
+            report.max_micros
+        );
+    }
+    if let Ok(store) = Arc::try_unwrap(store) {
+        store.close().await?;
+    }
+    if report.errors > 0 {
+        anyhow::bail!(
+            "{} requests were refused; the benchmark checks every response",
+            report.errors
+        );
+    }
+    Ok(())
 }

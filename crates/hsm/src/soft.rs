@@ -147,10 +147,10 @@ impl SoftHsm {
             .as_str()
             .get(token.as_str().len().saturating_sub(CACHE_KEY_CHARS)..)
             .unwrap_or("");
-        if let Some((full, found)) = self.cache_lock().get(cache_key) {
-            if full == token.as_str() {
-                return Ok(Arc::clone(found));
-            }
+        if let Some((full, found)) = self.cache_lock().get(cache_key)
+            && full == token.as_str()
+        {
+            return Ok(Arc::clone(found));
         }
         let (header, key) = tr31::unwrap(self.lmk.expose(), token.as_str())?;
         let clear = Arc::new(ClearKey::new(header, key));

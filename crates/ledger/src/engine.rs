@@ -4,7 +4,7 @@
 
 use crate::types::*;
 use money::Currency;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// Read access to committed ledger state. Stores implement it over their tables (prefetching
 /// what a batch touches); [`crate::MemoryLedger`] implements it over hash maps.
@@ -18,7 +18,10 @@ pub trait LedgerState {
 /// created in earlier batches.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Changes {
+    /// Final state of every account the batch touched or opened.
     pub accounts: BTreeMap<AccountId, Account>,
+    /// Accounts opened by the batch (to insert; the other entries of `accounts` are updates).
+    pub opened: Vec<AccountId>,
     pub created: Vec<Transfer>,
     pub statuses: BTreeMap<TransferId, PendingStatus>,
 }
@@ -26,6 +29,18 @@ pub struct Changes {
 impl Changes {
     pub fn is_empty(&self) -> bool {
         self.accounts.is_empty() && self.created.is_empty() && self.statuses.is_empty()
+    }
+
+    /// Accounts opened by the batch, with their final totals.
+    pub fn opened_accounts(&self) -> impl Iterator<Item = &Account> {
+        self.opened.iter().filter_map(|id| self.accounts.get(id))
+    }
+
+    /// Accounts that existed before the batch and changed.
+    pub fn updated_accounts(&self) -> impl Iterator<Item = &Account> {
+        self.accounts
+            .values()
+            .filter(|account| !self.opened.contains(&account.id))
     }
 }
 
@@ -67,10 +82,15 @@ impl Totals {
 }
 
 /// Σ debits = Σ credits (posted and pending) for every institution and currency.
-pub fn check_books<'a>(accounts: impl IntoIterator<Item = &'a Account>) -> Result<(), UnbalancedBooks> {
+pub fn check_books<'a>(
+    accounts: impl IntoIterator<Item = &'a Account>,
+) -> Result<(), UnbalancedBooks> {
     let mut totals: BTreeMap<(InstitutionId, Currency), Totals> = BTreeMap::new();
     for account in accounts {
-        totals.entry((account.institution, account.currency)).or_default().add(account, 1);
+        totals
+            .entry((account.institution, account.currency))
+            .or_default()
+            .add(account, 1);
     }
     for ((institution, currency), total) in totals {
         if !total.balanced() {
@@ -91,12 +111,13 @@ pub fn check_books<'a>(accounts: impl IntoIterator<Item = &'a Account>) -> Resul
 /// linked chain leaves no trace.
 struct Overlay<'a, S> {
     base: &'a S,
-    accounts: HashMap<AccountId, Account>,
+    accounts: IdMap<AccountId, Account>,
     /// Accounts as the base had them, for the balance assertion at the end.
-    originals: HashMap<AccountId, Account>,
-    transfers: HashMap<TransferId, Transfer>,
+    originals: IdMap<AccountId, Account>,
+    transfers: IdMap<TransferId, Transfer>,
     created: Vec<TransferId>,
-    statuses: HashMap<TransferId, PendingStatus>,
+    statuses: IdMap<TransferId, PendingStatus>,
+    opened: Vec<AccountId>,
     undo: Vec<Undo>,
 }
 
@@ -111,11 +132,12 @@ impl<'a, S: LedgerState> Overlay<'a, S> {
     fn new(base: &'a S) -> Self {
         Overlay {
             base,
-            accounts: HashMap::new(),
-            originals: HashMap::new(),
-            transfers: HashMap::new(),
+            accounts: IdMap::default(),
+            originals: IdMap::default(),
+            transfers: IdMap::default(),
             created: Vec::new(),
-            statuses: HashMap::new(),
+            statuses: IdMap::default(),
+            opened: Vec::new(),
             undo: Vec::new(),
         }
     }
@@ -130,7 +152,10 @@ impl<'a, S: LedgerState> Overlay<'a, S> {
     }
 
     fn transfer(&self, id: TransferId) -> Option<Transfer> {
-        self.transfers.get(&id).copied().or_else(|| self.base.transfer(id))
+        self.transfers
+            .get(&id)
+            .copied()
+            .or_else(|| self.base.transfer(id))
     }
 
     fn put_account(&mut self, account: Account) {
@@ -147,7 +172,13 @@ impl<'a, S: LedgerState> Overlay<'a, S> {
 
     fn set_status(&mut self, hold: Transfer, status: PendingStatus) {
         let id = hold.id();
-        let previous_transfer = self.transfers.insert(id, Transfer { status: Some(status), ..hold });
+        let previous_transfer = self.transfers.insert(
+            id,
+            Transfer {
+                status: Some(status),
+                ..hold
+            },
+        );
         self.undo.push(Undo::Transfer(id, previous_transfer));
         let previous_status = self.statuses.insert(id, status);
         self.undo.push(Undo::Status(id, previous_status));
@@ -171,18 +202,27 @@ impl<'a, S: LedgerState> Overlay<'a, S> {
     }
 
     fn into_changes(self) -> Changes {
-        let created: Vec<Transfer> = self.created.iter().filter_map(|id| self.transfers.get(id).copied()).collect();
+        let created: Vec<Transfer> = self
+            .created
+            .iter()
+            .filter_map(|id| self.transfers.get(id).copied())
+            .collect();
         let statuses = self
             .statuses
             .into_iter()
             .filter(|(id, _)| !self.created.contains(id))
             .collect::<BTreeMap<_, _>>();
         assert_batch_balances(&self.originals, &self.accounts);
-        Changes { accounts: self.accounts.into_iter().collect(), created, statuses }
+        Changes {
+            accounts: self.accounts.into_iter().collect(),
+            opened: self.opened,
+            created,
+            statuses,
+        }
     }
 }
 
-fn restore<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, previous: Option<V>) {
+fn restore<K: std::hash::Hash + Eq, V>(map: &mut IdMap<K, V>, key: K, previous: Option<V>) {
     match previous {
         Some(value) => {
             map.insert(key, value);
@@ -196,40 +236,154 @@ fn restore<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, previous
 /// Every transfer adds the same amount to one debit and one credit total of the same books, so
 /// the change in Σ debits must equal the change in Σ credits. A mismatch is a bug in this file:
 /// crash rather than persist unbalanced books.
-fn assert_batch_balances(originals: &HashMap<AccountId, Account>, accounts: &HashMap<AccountId, Account>) {
+fn assert_batch_balances(
+    originals: &IdMap<AccountId, Account>,
+    accounts: &IdMap<AccountId, Account>,
+) {
     let mut totals: BTreeMap<(InstitutionId, Currency), Totals> = BTreeMap::new();
     for (id, after) in accounts {
-        let total = totals.entry((after.institution, after.currency)).or_default();
+        let total = totals
+            .entry((after.institution, after.currency))
+            .or_default();
         total.add(after, 1);
         if let Some(before) = originals.get(id) {
             total.add(before, -1);
         }
     }
     for ((institution, currency), total) in totals {
-        assert!(total.balanced(), "ledger invariant broken: batch unbalances books {} {currency}", institution.0);
+        assert!(
+            total.balanced(),
+            "ledger invariant broken: batch unbalances books {} {currency}",
+            institution.0
+        );
     }
 }
 
-/// Runs `requests` in order at time `now` (request *i* is stamped `now + i`, so timestamps are
-/// unique and increasing). Requests marked `linked` form chains that succeed or fail together.
-/// Returns one result per request and the changes to persist; refused requests change nothing.
+/// A batch in progress: any number of request lists, expiries and account openings run
+/// against one working set, each seeing the effects of the ones before, and ending in one
+/// [`Changes`]. Stores use one session per group commit.
+pub struct Session<'a, S> {
+    overlay: Overlay<'a, S>,
+    requests: usize,
+}
+
+impl<'a, S: LedgerState> Session<'a, S> {
+    pub fn new(state: &'a S) -> Self {
+        Session {
+            overlay: Overlay::new(state),
+            requests: 0,
+        }
+    }
+
+    /// Runs `requests` in order at time `now` (request *i* is stamped `now + i`, so timestamps
+    /// are unique and increasing). Requests marked `linked` form chains that succeed or fail
+    /// together; a chain never extends past the end of `requests`. Refused requests change
+    /// nothing.
+    pub fn execute(
+        &mut self,
+        requests: &[TransferRequest],
+        now: Timestamp,
+    ) -> Vec<Result<Outcome, TransferError>> {
+        if requests.len() > MAX_BATCH_SIZE || self.requests + requests.len() > MAX_SESSION_SIZE {
+            return vec![Err(TransferError::BatchTooLarge); requests.len()];
+        }
+        self.requests += requests.len();
+        let mut results = Vec::with_capacity(requests.len());
+        let mut start = 0;
+        while start < requests.len() {
+            let end = requests[start..]
+                .iter()
+                .position(|request| !request.linked)
+                .map_or(requests.len(), |offset| start + offset + 1);
+            run_chain(
+                &mut self.overlay,
+                &requests[start..end],
+                start,
+                now,
+                &mut results,
+            );
+            start = end;
+        }
+        results
+    }
+
+    /// Expires the given holds that are still pending and past their expiry at `now`; others
+    /// are left alone (they may have been posted or voided since the caller listed them).
+    /// Returns how many expired.
+    pub fn expire(&mut self, holds: &[TransferId], now: Timestamp) -> usize {
+        let mut expired = 0;
+        for id in holds {
+            let Some(hold) = self.overlay.transfer(*id) else {
+                continue;
+            };
+            let due = hold.expires_at.is_some_and(|expiry| expiry <= now);
+            if hold.status == Some(PendingStatus::Pending)
+                && due
+                && release_hold(&mut self.overlay, &hold, 0).is_ok()
+            {
+                self.overlay.set_status(hold, PendingStatus::Expired);
+                expired += 1;
+            }
+            self.overlay.commit_chain();
+        }
+        expired
+    }
+
+    /// Opens accounts. An id seen before with the same spec is accepted again (idempotent);
+    /// with a different spec it is refused.
+    pub fn open_accounts(
+        &mut self,
+        specs: &[AccountSpec],
+        now: Timestamp,
+    ) -> Vec<Result<Account, AccountError>> {
+        let mut results = Vec::with_capacity(specs.len());
+        for spec in specs {
+            if spec.id.0 == 0 {
+                results.push(Err(AccountError::IdMustNotBeZero));
+                continue;
+            }
+            results.push(match self.overlay.account(spec.id) {
+                Some(account) if account.spec() == *spec => Ok(account),
+                Some(_) => Err(AccountError::ExistsWithDifferentContent),
+                None => {
+                    let account = Account::open(*spec, now);
+                    self.overlay.put_account(account);
+                    self.overlay.opened.push(account.id);
+                    Ok(account)
+                }
+            });
+            self.overlay.commit_chain();
+        }
+        results
+    }
+
+    /// The changes of everything run in this session, to persist together.
+    pub fn finish(self) -> Changes {
+        self.overlay.into_changes()
+    }
+}
+
+impl<S> std::fmt::Debug for Session<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("requests", &self.requests)
+            .field("accounts", &self.overlay.accounts.len())
+            .finish()
+    }
+}
+
+/// Most requests one session (one group commit) may carry.
+pub const MAX_SESSION_SIZE: usize = 1 << 20;
+
+/// Runs one request list in a session of its own; see [`Session::execute`].
 pub fn execute<S: LedgerState>(
     state: &S,
     requests: &[TransferRequest],
     now: Timestamp,
 ) -> (Vec<Result<Outcome, TransferError>>, Changes) {
-    if requests.len() > MAX_BATCH_SIZE {
-        return (vec![Err(TransferError::BatchTooLarge); requests.len()], Changes::default());
-    }
-    let mut overlay = Overlay::new(state);
-    let mut results = Vec::with_capacity(requests.len());
-    let mut start = 0;
-    while start < requests.len() {
-        let end = requests[start..].iter().position(|request| !request.linked).map_or(requests.len(), |offset| start + offset + 1);
-        run_chain(&mut overlay, &requests[start..end], start, now, &mut results);
-        start = end;
-    }
-    (results, overlay.into_changes())
+    let mut session = Session::new(state);
+    let results = session.execute(requests, now);
+    (results, session.finish())
 }
 
 fn run_chain<S: LedgerState>(
@@ -262,9 +416,15 @@ fn run_chain<S: LedgerState>(
         }
         Some(failed_at) => {
             overlay.rollback_chain();
-            let error = chain_results.pop().unwrap_or(Err(TransferError::LinkedEventFailed));
+            let error = chain_results
+                .pop()
+                .unwrap_or(Err(TransferError::LinkedEventFailed));
             for offset in 0..chain.len() {
-                results.push(if offset == failed_at { error } else { Err(TransferError::LinkedEventFailed) });
+                results.push(if offset == failed_at {
+                    error
+                } else {
+                    Err(TransferError::LinkedEventFailed)
+                });
             }
         }
     }
@@ -275,7 +435,11 @@ fn same_content(request: &TransferRequest, recorded: &Transfer) -> bool {
     recorded.request == *request
 }
 
-fn apply<S: LedgerState>(overlay: &mut Overlay<'_, S>, request: &TransferRequest, timestamp: Timestamp) -> Result<Outcome, TransferError> {
+fn apply<S: LedgerState>(
+    overlay: &mut Overlay<'_, S>,
+    request: &TransferRequest,
+    timestamp: Timestamp,
+) -> Result<Outcome, TransferError> {
     if request.id.0 == 0 {
         return Err(TransferError::IdMustNotBeZero);
     }
@@ -287,12 +451,31 @@ fn apply<S: LedgerState>(overlay: &mut Overlay<'_, S>, request: &TransferRequest
         };
     }
     let transfer = match request.kind {
-        TransferKind::Posted { debit, credit, amount } => move_funds(overlay, request, debit, credit, amount, None, timestamp)?,
-        TransferKind::Pending { debit, credit, amount, timeout_seconds } => {
-            move_funds(overlay, request, debit, credit, amount, Some(timeout_seconds), timestamp)?
+        TransferKind::Posted {
+            debit,
+            credit,
+            amount,
+        } => move_funds(overlay, request, debit, credit, amount, None, timestamp)?,
+        TransferKind::Pending {
+            debit,
+            credit,
+            amount,
+            timeout_seconds,
+        } => move_funds(
+            overlay,
+            request,
+            debit,
+            credit,
+            amount,
+            Some(timeout_seconds),
+            timestamp,
+        )?,
+        TransferKind::PostPending { pending_id, amount } => {
+            resolve_hold(overlay, request, pending_id, amount, timestamp)?
         }
-        TransferKind::PostPending { pending_id, amount } => resolve_hold(overlay, request, pending_id, amount, timestamp)?,
-        TransferKind::VoidPending { pending_id } => resolve_hold(overlay, request, pending_id, None, timestamp)?,
+        TransferKind::VoidPending { pending_id } => {
+            resolve_hold(overlay, request, pending_id, None, timestamp)?
+        }
     };
     overlay.create(transfer);
     Ok(Outcome::Created(transfer))
@@ -314,8 +497,12 @@ fn move_funds<S: LedgerState>(
     if debit_id == credit_id {
         return Err(TransferError::AccountsMustBeDifferent);
     }
-    let mut debit = overlay.account(debit_id).ok_or(TransferError::DebitAccountNotFound)?;
-    let mut credit = overlay.account(credit_id).ok_or(TransferError::CreditAccountNotFound)?;
+    let mut debit = overlay
+        .account(debit_id)
+        .ok_or(TransferError::DebitAccountNotFound)?;
+    let mut credit = overlay
+        .account(credit_id)
+        .ok_or(TransferError::CreditAccountNotFound)?;
     if debit.institution != credit.institution {
         return Err(TransferError::InstitutionMismatch);
     }
@@ -336,7 +523,9 @@ fn move_funds<S: LedgerState>(
     overlay.put_account(debit);
     overlay.put_account(credit);
     let expires_at = match timeout_seconds {
-        Some(seconds) if seconds > 0 => Some(timestamp.saturating_add(u64::from(seconds) * NANOS_PER_SECOND)),
+        Some(seconds) if seconds > 0 => {
+            Some(timestamp.saturating_add(u64::from(seconds) * NANOS_PER_SECOND))
+        }
         _ => None,
     };
     Ok(Transfer {
@@ -356,21 +545,37 @@ fn check_constraint(account: &Account) -> Result<(), TransferError> {
     let debits = i128::from(account.debits_pending) + i128::from(account.debits_posted);
     let credits = i128::from(account.credits_pending) + i128::from(account.credits_posted);
     match account.constraint {
-        BalanceConstraint::DebitsMustNotExceedCredits if debits > i128::from(account.credits_posted) => Err(TransferError::ExceedsCredits),
-        BalanceConstraint::CreditsMustNotExceedDebits if credits > i128::from(account.debits_posted) => Err(TransferError::ExceedsDebits),
+        BalanceConstraint::DebitsMustNotExceedCredits
+            if debits > i128::from(account.credits_posted) =>
+        {
+            Err(TransferError::ExceedsCredits)
+        }
+        BalanceConstraint::CreditsMustNotExceedDebits
+            if credits > i128::from(account.debits_posted) =>
+        {
+            Err(TransferError::ExceedsDebits)
+        }
         _ => Ok(()),
     }
 }
 
 /// The hold behind a post or void, if it can still be resolved at `now`.
-fn live_hold<S: LedgerState>(overlay: &Overlay<'_, S>, pending_id: TransferId, now: Timestamp) -> Result<Transfer, TransferError> {
-    let hold = overlay.transfer(pending_id).ok_or(TransferError::PendingTransferNotFound)?;
+fn live_hold<S: LedgerState>(
+    overlay: &Overlay<'_, S>,
+    pending_id: TransferId,
+    now: Timestamp,
+) -> Result<Transfer, TransferError> {
+    let hold = overlay
+        .transfer(pending_id)
+        .ok_or(TransferError::PendingTransferNotFound)?;
     match hold.status {
         None => Err(TransferError::PendingTransferNotPending),
         Some(PendingStatus::Posted) => Err(TransferError::PendingTransferAlreadyPosted),
         Some(PendingStatus::Voided) => Err(TransferError::PendingTransferAlreadyVoided),
         Some(PendingStatus::Expired) => Err(TransferError::PendingTransferExpired),
-        Some(PendingStatus::Pending) if hold.expires_at.is_some_and(|expiry| expiry <= now) => Err(TransferError::PendingTransferExpired),
+        Some(PendingStatus::Pending) if hold.expires_at.is_some_and(|expiry| expiry <= now) => {
+            Err(TransferError::PendingTransferExpired)
+        }
         Some(PendingStatus::Pending) => Ok(hold),
     }
 }
@@ -387,12 +592,20 @@ fn resolve_hold<S: LedgerState>(
     let posting = matches!(request.kind, TransferKind::PostPending { .. });
     let posted = match amount {
         None => hold.amount,
-        Some(amount) if amount.currency() != hold.amount.currency() => return Err(TransferError::CurrencyMismatch),
+        Some(amount) if amount.currency() != hold.amount.currency() => {
+            return Err(TransferError::CurrencyMismatch);
+        }
         Some(amount) if amount.minor() <= 0 => return Err(TransferError::AmountMustBePositive),
-        Some(amount) if amount.minor() > hold.amount.minor() => return Err(TransferError::ExceedsPendingAmount),
+        Some(amount) if amount.minor() > hold.amount.minor() => {
+            return Err(TransferError::ExceedsPendingAmount);
+        }
         Some(amount) => amount,
     };
-    let status = if posting { PendingStatus::Posted } else { PendingStatus::Voided };
+    let status = if posting {
+        PendingStatus::Posted
+    } else {
+        PendingStatus::Voided
+    };
     release_hold(overlay, &hold, if posting { posted.minor() } else { 0 })?;
     overlay.set_status(hold, status);
     Ok(Transfer {
@@ -410,57 +623,57 @@ fn resolve_hold<S: LedgerState>(
 /// Takes a hold's amount off both pending totals and posts `post_minor` of it (0 for a void or
 /// an expiry). Posting at most the held amount can only shrink an account's exposure, so no
 /// constraint can newly fail here.
-fn release_hold<S: LedgerState>(overlay: &mut Overlay<'_, S>, hold: &Transfer, post_minor: i64) -> Result<(), TransferError> {
-    let mut debit = overlay.account(hold.debit).ok_or(TransferError::DebitAccountNotFound)?;
-    let mut credit = overlay.account(hold.credit).ok_or(TransferError::CreditAccountNotFound)?;
+fn release_hold<S: LedgerState>(
+    overlay: &mut Overlay<'_, S>,
+    hold: &Transfer,
+    post_minor: i64,
+) -> Result<(), TransferError> {
+    let mut debit = overlay
+        .account(hold.debit)
+        .ok_or(TransferError::DebitAccountNotFound)?;
+    let mut credit = overlay
+        .account(hold.credit)
+        .ok_or(TransferError::CreditAccountNotFound)?;
     let held = hold.amount.minor();
-    debit.debits_pending = debit.debits_pending.checked_sub(held).ok_or(TransferError::Overflow)?;
-    credit.credits_pending = credit.credits_pending.checked_sub(held).ok_or(TransferError::Overflow)?;
-    debit.debits_posted = debit.debits_posted.checked_add(post_minor).ok_or(TransferError::Overflow)?;
-    credit.credits_posted = credit.credits_posted.checked_add(post_minor).ok_or(TransferError::Overflow)?;
-    assert!(debit.debits_pending >= 0 && credit.credits_pending >= 0, "ledger invariant broken: negative pending total");
+    debit.debits_pending = debit
+        .debits_pending
+        .checked_sub(held)
+        .ok_or(TransferError::Overflow)?;
+    credit.credits_pending = credit
+        .credits_pending
+        .checked_sub(held)
+        .ok_or(TransferError::Overflow)?;
+    debit.debits_posted = debit
+        .debits_posted
+        .checked_add(post_minor)
+        .ok_or(TransferError::Overflow)?;
+    credit.credits_posted = credit
+        .credits_posted
+        .checked_add(post_minor)
+        .ok_or(TransferError::Overflow)?;
+    assert!(
+        debit.debits_pending >= 0 && credit.credits_pending >= 0,
+        "ledger invariant broken: negative pending total"
+    );
     overlay.put_account(debit);
     overlay.put_account(credit);
     Ok(())
 }
 
-/// Expires the given holds that are still pending and past their expiry at `now`; others are
-/// left alone (they may have been posted or voided since the caller listed them).
+/// Expires due holds in a session of its own; see [`Session::expire`].
 pub fn expire<S: LedgerState>(state: &S, holds: &[TransferId], now: Timestamp) -> Changes {
-    let mut overlay = Overlay::new(state);
-    for id in holds {
-        let Some(hold) = overlay.transfer(*id) else { continue };
-        let due = hold.expires_at.is_some_and(|expiry| expiry <= now);
-        if hold.status == Some(PendingStatus::Pending) && due && release_hold(&mut overlay, &hold, 0).is_ok() {
-            overlay.set_status(hold, PendingStatus::Expired);
-        }
-        overlay.commit_chain();
-    }
-    overlay.into_changes()
+    let mut session = Session::new(state);
+    session.expire(holds, now);
+    session.finish()
 }
 
-/// Opens accounts. An id seen before with the same spec is accepted again (idempotent);
-/// with a different spec it is refused. Returns the accounts to insert.
-pub fn open_accounts<S: LedgerState>(state: &S, specs: &[AccountSpec], now: Timestamp) -> (Vec<Result<Account, AccountError>>, Vec<Account>) {
-    let mut seen: HashMap<AccountId, Account> = HashMap::new();
-    let mut results = Vec::with_capacity(specs.len());
-    let mut new = Vec::new();
-    for spec in specs {
-        if spec.id.0 == 0 {
-            results.push(Err(AccountError::IdMustNotBeZero));
-            continue;
-        }
-        let existing = seen.get(&spec.id).copied().or_else(|| state.account(spec.id));
-        results.push(match existing {
-            Some(account) if account.spec() == *spec => Ok(account),
-            Some(_) => Err(AccountError::ExistsWithDifferentContent),
-            None => {
-                let account = Account::open(*spec, now);
-                seen.insert(spec.id, account);
-                new.push(account);
-                Ok(account)
-            }
-        });
-    }
-    (results, new)
+/// Opens accounts in a session of its own; see [`Session::open_accounts`].
+pub fn open_accounts<S: LedgerState>(
+    state: &S,
+    specs: &[AccountSpec],
+    now: Timestamp,
+) -> (Vec<Result<Account, AccountError>>, Changes) {
+    let mut session = Session::new(state);
+    let results = session.open_accounts(specs, now);
+    (results, session.finish())
 }

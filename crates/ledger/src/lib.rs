@@ -41,6 +41,9 @@ mod memory;
 pub mod testing;
 mod types;
 
-pub use engine::{Changes, LedgerState, UnbalancedBooks, check_books, execute, expire, open_accounts};
+pub use engine::{
+    Changes, LedgerState, MAX_SESSION_SIZE, Session, UnbalancedBooks, check_books, execute, expire,
+    open_accounts,
+};
 pub use memory::MemoryLedger;
 pub use types::*;

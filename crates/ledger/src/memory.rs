@@ -1,14 +1,15 @@
 //! [`MemoryLedger`]: the ledger state in hash maps. The reference model for property tests and
 //! the baseline for benchmarks; stores persist the same [`Changes`].
 
-use crate::engine::{Changes, LedgerState, UnbalancedBooks, check_books, execute, expire, open_accounts};
+use crate::engine::{
+    Changes, LedgerState, UnbalancedBooks, check_books, execute, expire, open_accounts,
+};
 use crate::types::*;
-use std::collections::HashMap;
 
 #[derive(Clone, Debug, Default)]
 pub struct MemoryLedger {
-    accounts: HashMap<AccountId, Account>,
-    transfers: HashMap<TransferId, Transfer>,
+    accounts: IdMap<AccountId, Account>,
+    transfers: IdMap<TransferId, Transfer>,
     /// Transfer ids in creation order, so listings are deterministic.
     order: Vec<TransferId>,
 }
@@ -25,18 +26,25 @@ impl LedgerState for MemoryLedger {
 
 impl MemoryLedger {
     /// Opens accounts; stops at the first refused spec without opening any.
-    pub fn create_accounts(&mut self, specs: &[AccountSpec], now: Timestamp) -> Result<Vec<Account>, AccountError> {
-        let (results, new) = open_accounts(self, specs, now);
+    pub fn create_accounts(
+        &mut self,
+        specs: &[AccountSpec],
+        now: Timestamp,
+    ) -> Result<Vec<Account>, AccountError> {
+        let (results, changes) = open_accounts(self, specs, now);
         let accounts = results.into_iter().collect::<Result<Vec<_>, _>>()?;
-        for account in new {
-            self.accounts.insert(account.id, account);
-        }
+        self.apply(changes);
         Ok(accounts)
     }
 
     /// Puts committed state loaded from a database into the map (a store's working set).
-    pub fn load(&mut self, accounts: impl IntoIterator<Item = Account>, transfers: impl IntoIterator<Item = Transfer>) {
-        self.accounts.extend(accounts.into_iter().map(|account| (account.id, account)));
+    pub fn load(
+        &mut self,
+        accounts: impl IntoIterator<Item = Account>,
+        transfers: impl IntoIterator<Item = Transfer>,
+    ) {
+        self.accounts
+            .extend(accounts.into_iter().map(|account| (account.id, account)));
         for transfer in transfers {
             if self.transfers.insert(transfer.id(), transfer).is_none() {
                 self.order.push(transfer.id());
@@ -44,7 +52,11 @@ impl MemoryLedger {
         }
     }
 
-    pub fn execute(&mut self, requests: &[TransferRequest], now: Timestamp) -> Vec<Result<Outcome, TransferError>> {
+    pub fn execute(
+        &mut self,
+        requests: &[TransferRequest],
+        now: Timestamp,
+    ) -> Vec<Result<Outcome, TransferError>> {
         let (results, changes) = execute(self, requests, now);
         self.apply(changes);
         results
@@ -57,7 +69,8 @@ impl MemoryLedger {
             .iter()
             .filter(|id| {
                 self.transfers.get(id).is_some_and(|transfer| {
-                    transfer.status == Some(PendingStatus::Pending) && transfer.expires_at.is_some_and(|expiry| expiry <= now)
+                    transfer.status == Some(PendingStatus::Pending)
+                        && transfer.expires_at.is_some_and(|expiry| expiry <= now)
                 })
             })
             .copied()

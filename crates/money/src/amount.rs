@@ -17,7 +17,9 @@ pub struct Amount {
 
 /// A rate in hundredths of a percent: 38 bp = 0.38 %. Merchant discount rates and interchange
 /// are quoted this way.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct BasisPoints(u32);
 
 impl BasisPoints {
@@ -56,7 +58,11 @@ impl Rounding {
         if remainder == 0 {
             return quotient;
         }
-        let away = if numerator < 0 { quotient - 1 } else { quotient + 1 };
+        let away = if numerator < 0 {
+            quotient - 1
+        } else {
+            quotient + 1
+        };
         let twice = remainder.abs() * 2;
         match self {
             Rounding::Down => quotient,
@@ -108,19 +114,28 @@ impl Amount {
         if self.currency == other.currency {
             Ok(())
         } else {
-            Err(MoneyError::CurrencyMismatch { left: self.currency.alpha(), right: other.currency.alpha() })
+            Err(MoneyError::CurrencyMismatch {
+                left: self.currency.alpha(),
+                right: other.currency.alpha(),
+            })
         }
     }
 
     pub fn checked_add(self, other: Amount) -> Result<Amount, MoneyError> {
         self.same_currency(other)?;
-        let minor = self.minor.checked_add(other.minor).ok_or(MoneyError::Overflow)?;
+        let minor = self
+            .minor
+            .checked_add(other.minor)
+            .ok_or(MoneyError::Overflow)?;
         Ok(Amount::new(minor, self.currency))
     }
 
     pub fn checked_sub(self, other: Amount) -> Result<Amount, MoneyError> {
         self.same_currency(other)?;
-        let minor = self.minor.checked_sub(other.minor).ok_or(MoneyError::Overflow)?;
+        let minor = self
+            .minor
+            .checked_sub(other.minor)
+            .ok_or(MoneyError::Overflow)?;
         Ok(Amount::new(minor, self.currency))
     }
 
@@ -135,14 +150,22 @@ impl Amount {
     }
 
     /// Sums amounts of one currency; an empty iterator is zero of `currency`.
-    pub fn checked_sum(currency: Currency, amounts: impl IntoIterator<Item = Amount>) -> Result<Amount, MoneyError> {
-        amounts.into_iter().try_fold(Amount::zero(currency), Amount::checked_add)
+    pub fn checked_sum(
+        currency: Currency,
+        amounts: impl IntoIterator<Item = Amount>,
+    ) -> Result<Amount, MoneyError> {
+        amounts
+            .into_iter()
+            .try_fold(Amount::zero(currency), Amount::checked_add)
     }
 
     /// `self × rate / 10 000`, rounded by `rounding`. The fee has the sign of the amount.
     pub fn fee(self, rate: BasisPoints, rounding: Rounding) -> Result<Amount, MoneyError> {
         let numerator = i128::from(self.minor) * i128::from(rate.get());
-        let fee = rounding.divide(numerator, i128::from(BasisPoints::ONE_HUNDRED_PERCENT.get()));
+        let fee = rounding.divide(
+            numerator,
+            i128::from(BasisPoints::ONE_HUNDRED_PERCENT.get()),
+        );
         let minor = i64::try_from(fee).map_err(|_| MoneyError::Overflow)?;
         Ok(Amount::new(minor, self.currency))
     }
@@ -151,7 +174,10 @@ impl Amount {
     /// leading '-', refuses more decimals than the currency has, exponents, signs in the
     /// middle, separators and anything else a float parser would forgive.
     pub fn parse(text: &str, currency: Currency) -> Result<Amount, MoneyError> {
-        let fail = |reason| MoneyError::Parse { input: text.chars().take(MAX_AMOUNT_TEXT_LEN).collect(), reason };
+        let fail = |reason| MoneyError::Parse {
+            input: text.chars().take(MAX_AMOUNT_TEXT_LEN).collect(),
+            reason,
+        };
         if text.len() > MAX_AMOUNT_TEXT_LEN {
             return Err(fail("too long"));
         }
@@ -174,7 +200,9 @@ impl Amount {
                 return Err(fail("expected digits after the decimal point"));
             }
             Some(_) if exponent == 0 => return Err(fail("this currency has no minor unit")),
-            Some(digits) if digits.len() > exponent => return Err(fail("more decimal places than the currency has")),
+            Some(digits) if digits.len() > exponent => {
+                return Err(fail("more decimal places than the currency has"));
+            }
             Some(digits) => digits,
         };
         let mut minor: i64 = 0;
@@ -234,21 +262,48 @@ mod tests {
             ("-0.05", CNY, -5, "-0.05"),
             ("500", Currency::JPY, 500, "500"),
             ("1.234", Currency::KWD, 1234, "1.234"),
-            ("92233720368547758.07", CNY, i64::MAX, "92233720368547758.07"),
+            (
+                "92233720368547758.07",
+                CNY,
+                i64::MAX,
+                "92233720368547758.07",
+            ),
         ];
         for (text, currency, minor, formatted) in cases {
             let amount = Amount::parse(text, currency).unwrap();
             assert_eq!(amount.minor(), minor, "{text}");
             assert_eq!(amount.format_major(), formatted, "{text}");
         }
-        assert_eq!(Amount::new(i64::MIN, CNY).format_major(), "-92233720368547758.08");
+        assert_eq!(
+            Amount::new(i64::MIN, CNY).format_major(),
+            "-92233720368547758.08"
+        );
     }
 
     #[test]
     fn parse_rejects_what_a_float_parser_would_forgive() {
-        for bad in ["", "-", ".5", "1.", "1.234", "1e3", "+1", "1,000.00", " 1", "1 ", "0x10", "1.2.3", "NaN", "--1", "92233720368547758.08"] {
+        for bad in [
+            "",
+            "-",
+            ".5",
+            "1.",
+            "1.234",
+            "1e3",
+            "+1",
+            "1,000.00",
+            " 1",
+            "1 ",
+            "0x10",
+            "1.2.3",
+            "NaN",
+            "--1",
+            "92233720368547758.08",
+        ] {
             let error = Amount::parse(bad, CNY).unwrap_err();
-            assert!(matches!(error, MoneyError::Parse { .. }), "{bad:?} gave {error:?}");
+            assert!(
+                matches!(error, MoneyError::Parse { .. }),
+                "{bad:?} gave {error:?}"
+            );
         }
         assert!(Amount::parse("1.5", Currency::JPY).is_err());
         assert!(Amount::parse(&"9".repeat(40), CNY).is_err());
@@ -257,15 +312,33 @@ mod tests {
     #[test]
     fn arithmetic_is_checked() {
         let max = Amount::new(i64::MAX, CNY);
-        assert_eq!(max.checked_add(Amount::new(1, CNY)), Err(MoneyError::Overflow));
-        assert_eq!(Amount::new(i64::MIN, CNY).checked_sub(Amount::new(1, CNY)), Err(MoneyError::Overflow));
-        assert_eq!(Amount::new(i64::MIN, CNY).checked_neg(), Err(MoneyError::Overflow));
+        assert_eq!(
+            max.checked_add(Amount::new(1, CNY)),
+            Err(MoneyError::Overflow)
+        );
+        assert_eq!(
+            Amount::new(i64::MIN, CNY).checked_sub(Amount::new(1, CNY)),
+            Err(MoneyError::Overflow)
+        );
+        assert_eq!(
+            Amount::new(i64::MIN, CNY).checked_neg(),
+            Err(MoneyError::Overflow)
+        );
         assert_eq!(max.checked_mul(2), Err(MoneyError::Overflow));
         assert_eq!(
             Amount::new(1, CNY).checked_add(Amount::new(1, Currency::USD)),
-            Err(MoneyError::CurrencyMismatch { left: "CNY", right: "USD" })
+            Err(MoneyError::CurrencyMismatch {
+                left: "CNY",
+                right: "USD"
+            })
         );
-        assert_eq!(Amount::new(250, CNY).checked_sub(Amount::new(300, CNY)).unwrap().minor(), -50);
+        assert_eq!(
+            Amount::new(250, CNY)
+                .checked_sub(Amount::new(300, CNY))
+                .unwrap()
+                .minor(),
+            -50
+        );
         let sum = Amount::checked_sum(CNY, [Amount::new(1, CNY), Amount::new(2, CNY)]).unwrap();
         assert_eq!(sum.minor(), 3);
     }
@@ -287,7 +360,11 @@ mod tests {
             let amount = Amount::new(minor, CNY);
             let fee = |rounding| amount.fee(BasisPoints::new(bps), rounding).unwrap().minor();
             assert_eq!(fee(Rounding::HalfUp), half_up, "{minor} × {bps} half-up");
-            assert_eq!(fee(Rounding::HalfEven), half_even, "{minor} × {bps} half-even");
+            assert_eq!(
+                fee(Rounding::HalfEven),
+                half_even,
+                "{minor} × {bps} half-even"
+            );
             assert_eq!(fee(Rounding::Down), down, "{minor} × {bps} down");
             assert_eq!(fee(Rounding::Up), up, "{minor} × {bps} up");
         }
@@ -296,8 +373,15 @@ mod tests {
     #[test]
     fn fee_overflow_is_an_error() {
         let huge = Amount::new(i64::MAX, CNY);
-        assert_eq!(huge.fee(BasisPoints::new(20_000), Rounding::Down), Err(MoneyError::Overflow));
-        assert_eq!(huge.fee(BasisPoints::ONE_HUNDRED_PERCENT, Rounding::Down).unwrap(), huge);
+        assert_eq!(
+            huge.fee(BasisPoints::new(20_000), Rounding::Down),
+            Err(MoneyError::Overflow)
+        );
+        assert_eq!(
+            huge.fee(BasisPoints::ONE_HUNDRED_PERCENT, Rounding::Down)
+                .unwrap(),
+            huge
+        );
     }
 
     proptest! {

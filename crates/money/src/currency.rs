@@ -14,16 +14,56 @@ pub struct Currency {
 }
 
 impl Currency {
-    pub const CNY: Currency = Currency { numeric: 156, alpha: "CNY", exponent: 2 };
-    pub const USD: Currency = Currency { numeric: 840, alpha: "USD", exponent: 2 };
-    pub const EUR: Currency = Currency { numeric: 978, alpha: "EUR", exponent: 2 };
-    pub const HKD: Currency = Currency { numeric: 344, alpha: "HKD", exponent: 2 };
-    pub const JPY: Currency = Currency { numeric: 392, alpha: "JPY", exponent: 0 };
-    pub const GBP: Currency = Currency { numeric: 826, alpha: "GBP", exponent: 2 };
-    pub const SGD: Currency = Currency { numeric: 702, alpha: "SGD", exponent: 2 };
-    pub const MOP: Currency = Currency { numeric: 446, alpha: "MOP", exponent: 2 };
-    pub const KRW: Currency = Currency { numeric: 410, alpha: "KRW", exponent: 0 };
-    pub const KWD: Currency = Currency { numeric: 414, alpha: "KWD", exponent: 3 };
+    pub const CNY: Currency = Currency {
+        numeric: 156,
+        alpha: "CNY",
+        exponent: 2,
+    };
+    pub const USD: Currency = Currency {
+        numeric: 840,
+        alpha: "USD",
+        exponent: 2,
+    };
+    pub const EUR: Currency = Currency {
+        numeric: 978,
+        alpha: "EUR",
+        exponent: 2,
+    };
+    pub const HKD: Currency = Currency {
+        numeric: 344,
+        alpha: "HKD",
+        exponent: 2,
+    };
+    pub const JPY: Currency = Currency {
+        numeric: 392,
+        alpha: "JPY",
+        exponent: 0,
+    };
+    pub const GBP: Currency = Currency {
+        numeric: 826,
+        alpha: "GBP",
+        exponent: 2,
+    };
+    pub const SGD: Currency = Currency {
+        numeric: 702,
+        alpha: "SGD",
+        exponent: 2,
+    };
+    pub const MOP: Currency = Currency {
+        numeric: 446,
+        alpha: "MOP",
+        exponent: 2,
+    };
+    pub const KRW: Currency = Currency {
+        numeric: 410,
+        alpha: "KRW",
+        exponent: 0,
+    };
+    pub const KWD: Currency = Currency {
+        numeric: 414,
+        alpha: "KWD",
+        exponent: 3,
+    };
 
     /// Every currency the platform knows, from the ISO 4217 list (exponents as published there).
     pub const ALL: [Currency; 10] = [
@@ -113,7 +153,14 @@ mod tests {
     #[test]
     fn iso_4217_codes_and_exponents() {
         // Values from the ISO 4217 list maintained by SIX (the ISO 4217 maintenance agency).
-        let cases = [("CNY", 156, 2), ("USD", 840, 2), ("EUR", 978, 2), ("HKD", 344, 2), ("JPY", 392, 0), ("KWD", 414, 3)];
+        let cases = [
+            ("CNY", 156, 2),
+            ("USD", 840, 2),
+            ("EUR", 978, 2),
+            ("HKD", 344, 2),
+            ("JPY", 392, 0),
+            ("KWD", 414, 3),
+        ];
         for (alpha, numeric, exponent) in cases {
             let by_alpha = Currency::from_alpha(alpha).unwrap();
             assert_eq!(by_alpha.numeric(), numeric);
@@ -125,8 +172,14 @@ mod tests {
 
     #[test]
     fn unknown_currency_is_an_error() {
-        assert!(matches!(Currency::from_alpha("XYZ"), Err(MoneyError::UnknownCurrency(_))));
-        assert!(matches!(Currency::from_numeric(999), Err(MoneyError::UnknownCurrency(_))));
+        assert!(matches!(
+            Currency::from_alpha("XYZ"),
+            Err(MoneyError::UnknownCurrency(_))
+        ));
+        assert!(matches!(
+            Currency::from_numeric(999),
+            Err(MoneyError::UnknownCurrency(_))
+        ));
         assert!(Currency::parse("").is_err());
     }
 

@@ -30,7 +30,10 @@ pub enum MoneyError {
     #[error("amount overflow: the result does not fit in 64-bit minor units")]
     Overflow,
     #[error("currency mismatch: {left} and {right} cannot be combined")]
-    CurrencyMismatch { left: &'static str, right: &'static str },
+    CurrencyMismatch {
+        left: &'static str,
+        right: &'static str,
+    },
     #[error("unknown currency {0:?}: use an ISO 4217 code such as CNY, USD, EUR, HKD or JPY")]
     UnknownCurrency(String),
     #[error("invalid amount {input:?}: {reason}")]

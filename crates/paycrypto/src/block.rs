@@ -113,7 +113,7 @@ impl Aes {
 }
 
 fn check_blocks(len: usize, block: usize) -> Result<()> {
-    if len % block == 0 {
+    if len.is_multiple_of(block) {
         Ok(())
     } else {
         Err(Error::Invalid(

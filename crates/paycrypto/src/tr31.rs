@@ -469,7 +469,7 @@ pub fn unwrap(kbpk: &[u8], block: &str) -> Result<(Header, SecretBytes)> {
     let body = &block[header_end..];
     let mac_chars = 2 * version.mac_bytes();
     if body.len() < mac_chars + 2 * version.block()
-        || (body.len() - mac_chars) % (2 * version.block()) != 0
+        || !(body.len() - mac_chars).is_multiple_of(2 * version.block())
     {
         return Err(Error::KeyBlock(
             "encrypted key data is not a whole number of cipher blocks",

@@ -21,7 +21,9 @@
 
 use crate::directory::*;
 use crate::{Store, StoreError};
-use ledger::{AccountId, AccountSpec, BalanceConstraint, InstitutionId, TransferId, TransferRequest};
+use ledger::{
+    AccountId, AccountSpec, BalanceConstraint, InstitutionId, TransferId, TransferRequest,
+};
 use money::{Amount, Currency};
 
 /// Stored under [`SEEDED_KEY`] once the demo world exists; bump when the world changes.
@@ -42,6 +44,11 @@ pub const CODE_WALLET: u16 = 2200;
 pub const CODE_LIMITS_GRANTED: u16 = 3200;
 /// Transfer code of opening balances and limits.
 pub const CODE_OPENING: u16 = 1;
+
+/// Major units to minor units of a two-decimal currency (all demo currencies have two).
+const fn major(units: i64) -> i64 {
+    units * 100
+}
 
 /// A demo card with its full test number, for simulators and tests. Never persisted.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,7 +86,13 @@ pub fn with_luhn(body: &str) -> String {
     format!("{body}{}", (10 - sum % 10) % 10)
 }
 
-const CARDHOLDERS: [(&str, &str); 5] = [("Li Lei", "李雷"), ("Han Meimei", "韩梅梅"), ("Zhang Wei", "张伟"), ("Chen Jing", "陈静"), ("Liu Yang", "刘洋")];
+const CARDHOLDERS: [(&str, &str); 5] = [
+    ("Li Lei", "李雷"),
+    ("Han Meimei", "韩梅梅"),
+    ("Zhang Wei", "张伟"),
+    ("Chen Jing", "陈静"),
+    ("Liu Yang", "刘洋"),
+];
 
 /// The demo cards: a CNY debit card for everyone, CNY credit cards for the first three and a
 /// USD credit card for Chen Jing.
@@ -88,18 +101,56 @@ pub fn cards() -> Vec<DemoCard> {
     for (index, _) in CARDHOLDERS.iter().enumerate() {
         let holder = format!("CH{:03}", index + 1);
         let debit_pan = with_luhn(&format!("621234{:09}", 100_000 + index));
-        out.push(demo_card(&holder, "D", &debit_pan, DEBIT_BANK, CardProduct::Debit, Currency::CNY, [5_000_00, 12_000_00, 800_00, 50_000_00, 3_000_00][index]));
+        out.push(demo_card(
+            &holder,
+            "D",
+            &debit_pan,
+            DEBIT_BANK,
+            CardProduct::Debit,
+            Currency::CNY,
+            [
+                major(5_000),
+                major(12_000),
+                major(800),
+                major(50_000),
+                major(3_000),
+            ][index],
+        ));
         if index < 3 {
             let credit_pan = with_luhn(&format!("625678{:09}", 200_000 + index));
-            out.push(demo_card(&holder, "C", &credit_pan, CREDIT_ISSUER, CardProduct::Credit, Currency::CNY, [20_000_00, 50_000_00, 10_000_00][index]));
+            out.push(demo_card(
+                &holder,
+                "C",
+                &credit_pan,
+                CREDIT_ISSUER,
+                CardProduct::Credit,
+                Currency::CNY,
+                [major(20_000), major(50_000), major(10_000)][index],
+            ));
         }
     }
     let usd_pan = with_luhn(&format!("625679{:09}", 300_003));
-    out.push(demo_card("CH004", "U", &usd_pan, CREDIT_ISSUER, CardProduct::Credit, Currency::USD, 5_000_00));
+    out.push(demo_card(
+        "CH004",
+        "U",
+        &usd_pan,
+        CREDIT_ISSUER,
+        CardProduct::Credit,
+        Currency::USD,
+        major(5_000),
+    ));
     out
 }
 
-fn demo_card(holder: &str, kind: &str, pan: &str, issuer: InstitutionId, product: CardProduct, currency: Currency, opening_minor: i64) -> DemoCard {
+fn demo_card(
+    holder: &str,
+    kind: &str,
+    pan: &str,
+    issuer: InstitutionId,
+    product: CardProduct,
+    currency: Currency,
+    opening_minor: i64,
+) -> DemoCard {
     let id = format!("card-{holder}-{kind}");
     DemoCard {
         card: Card {
@@ -119,7 +170,12 @@ fn demo_card(holder: &str, kind: &str, pan: &str, issuer: InstitutionId, product
 }
 
 pub fn directory() -> Directory {
-    let institution = |id, kind, name: &str, name_zh: &str| Institution { id, kind, name: name.into(), name_zh: name_zh.into() };
+    let institution = |id, kind, name: &str, name_zh: &str| Institution {
+        id,
+        kind,
+        name: name.into(),
+        name_zh: name_zh.into(),
+    };
     let merchant = |id: &str, name: &str, name_zh: &str, city: &str, mcc: &str| Merchant {
         id: id.into(),
         acquirer: ACQUIRER,
@@ -129,22 +185,56 @@ pub fn directory() -> Directory {
         mcc: mcc.into(),
         settlement_account: account_id(&format!("merchant/{id}")),
     };
-    let terminal = |id: &str, merchant_id: &str| Terminal { id: id.into(), merchant_id: merchant_id.into(), status: "active".into() };
-    let staff = |merchant_id: &str, operator_no: &str, name: &str, role| Staff { merchant_id: merchant_id.into(), operator_no: operator_no.into(), name: name.into(), role };
+    let terminal = |id: &str, merchant_id: &str| Terminal {
+        id: id.into(),
+        merchant_id: merchant_id.into(),
+        status: "active".into(),
+    };
+    let staff = |merchant_id: &str, operator_no: &str, name: &str, role| Staff {
+        merchant_id: merchant_id.into(),
+        operator_no: operator_no.into(),
+        name: name.into(),
+        role,
+    };
     const SHANGHAI: &str = "898310058120001";
     const BEIJING: &str = "898110054110001";
     Directory {
         institutions: vec![
-            institution(ACQUIRER, InstitutionKind::Acquirer, "easypos Acquiring", "易POS收单"),
-            institution(DEBIT_BANK, InstitutionKind::DebitBank, "Huangpu Commercial Bank", "黄浦商业银行"),
-            institution(CREDIT_ISSUER, InstitutionKind::CreditIssuer, "Yangtze Credit Card Centre", "长江信用卡中心"),
+            institution(
+                ACQUIRER,
+                InstitutionKind::Acquirer,
+                "easypos Acquiring",
+                "易POS收单",
+            ),
+            institution(
+                DEBIT_BANK,
+                InstitutionKind::DebitBank,
+                "Huangpu Commercial Bank",
+                "黄浦商业银行",
+            ),
+            institution(
+                CREDIT_ISSUER,
+                InstitutionKind::CreditIssuer,
+                "Yangtze Credit Card Centre",
+                "长江信用卡中心",
+            ),
             institution(WALLET, InstitutionKind::Wallet, "Panda Pay", "熊猫支付"),
         ],
         merchants: vec![
-            merchant(SHANGHAI, "Lujiazui Coffee", "陆家嘴咖啡", "Shanghai", "5814"),
+            merchant(
+                SHANGHAI,
+                "Lujiazui Coffee",
+                "陆家嘴咖啡",
+                "Shanghai",
+                "5814",
+            ),
             merchant(BEIJING, "Wangfujing Books", "王府井书店", "Beijing", "5942"),
         ],
-        terminals: vec![terminal("10000001", SHANGHAI), terminal("10000002", SHANGHAI), terminal("20000001", BEIJING)],
+        terminals: vec![
+            terminal("10000001", SHANGHAI),
+            terminal("10000002", SHANGHAI),
+            terminal("20000001", BEIJING),
+        ],
         staff: vec![
             staff(SHANGHAI, "01", "Wang Fang", StaffRole::Cashier),
             staff(SHANGHAI, "02", "Zhao Lei", StaffRole::Cashier),
@@ -156,7 +246,11 @@ pub fn directory() -> Directory {
         cardholders: CARDHOLDERS
             .iter()
             .enumerate()
-            .map(|(index, (name, name_zh))| Cardholder { id: format!("CH{:03}", index + 1), name: (*name).into(), name_zh: (*name_zh).into() })
+            .map(|(index, (name, name_zh))| Cardholder {
+                id: format!("CH{:03}", index + 1),
+                name: (*name).into(),
+                name_zh: (*name_zh).into(),
+            })
             .collect(),
         cards: cards().into_iter().map(|demo| demo.card).collect(),
     }
@@ -165,20 +259,56 @@ pub fn directory() -> Directory {
 /// Every ledger account of the demo world.
 pub fn accounts() -> Vec<AccountSpec> {
     let mut specs = vec![
-        AccountSpec::new(funding(DEBIT_BANK, Currency::CNY), DEBIT_BANK, Currency::CNY, CODE_FUNDING),
-        AccountSpec::new(funding(CREDIT_ISSUER, Currency::CNY), CREDIT_ISSUER, Currency::CNY, CODE_LIMITS_GRANTED),
-        AccountSpec::new(funding(CREDIT_ISSUER, Currency::USD), CREDIT_ISSUER, Currency::USD, CODE_LIMITS_GRANTED),
-        AccountSpec::new(funding(WALLET, Currency::CNY), WALLET, Currency::CNY, CODE_FUNDING),
-        AccountSpec::new(account_id("acquirer/due-from-issuers/CNY"), ACQUIRER, Currency::CNY, CODE_DUE_FROM_ISSUERS),
+        AccountSpec::new(
+            funding(DEBIT_BANK, Currency::CNY),
+            DEBIT_BANK,
+            Currency::CNY,
+            CODE_FUNDING,
+        ),
+        AccountSpec::new(
+            funding(CREDIT_ISSUER, Currency::CNY),
+            CREDIT_ISSUER,
+            Currency::CNY,
+            CODE_LIMITS_GRANTED,
+        ),
+        AccountSpec::new(
+            funding(CREDIT_ISSUER, Currency::USD),
+            CREDIT_ISSUER,
+            Currency::USD,
+            CODE_LIMITS_GRANTED,
+        ),
+        AccountSpec::new(
+            funding(WALLET, Currency::CNY),
+            WALLET,
+            Currency::CNY,
+            CODE_FUNDING,
+        ),
+        AccountSpec::new(
+            account_id("acquirer/due-from-issuers/CNY"),
+            ACQUIRER,
+            Currency::CNY,
+            CODE_DUE_FROM_ISSUERS,
+        ),
     ];
     for merchant in directory().merchants {
-        specs.push(AccountSpec::new(merchant.settlement_account, ACQUIRER, Currency::CNY, CODE_MERCHANT_PAYABLE));
+        specs.push(AccountSpec::new(
+            merchant.settlement_account,
+            ACQUIRER,
+            Currency::CNY,
+            CODE_MERCHANT_PAYABLE,
+        ));
     }
     for demo in cards() {
         let card = demo.card;
         specs.push(match card.product {
-            CardProduct::Debit => AccountSpec::new(card.account, card.issuer, card.currency, CODE_DEPOSIT).constraint(BalanceConstraint::DebitsMustNotExceedCredits),
-            CardProduct::Credit => AccountSpec::new(card.account, card.issuer, card.currency, CODE_CREDIT_LINE).constraint(BalanceConstraint::CreditsMustNotExceedDebits),
+            CardProduct::Debit => {
+                AccountSpec::new(card.account, card.issuer, card.currency, CODE_DEPOSIT)
+                    .constraint(BalanceConstraint::DebitsMustNotExceedCredits)
+            }
+            CardProduct::Credit => {
+                AccountSpec::new(card.account, card.issuer, card.currency, CODE_CREDIT_LINE)
+                    .constraint(BalanceConstraint::CreditsMustNotExceedDebits)
+            }
         });
     }
     specs
@@ -217,13 +347,25 @@ pub async fn seed(store: &Store) -> Result<Seeded, StoreError> {
         return Ok(Seeded::Already);
     }
     store.put_directory(directory()).await?;
-    let refused: Vec<String> = store.create_accounts(accounts()).await?.into_iter().filter_map(|result| result.err().map(|error| error.to_string())).collect();
+    let refused: Vec<String> = store
+        .create_accounts(accounts())
+        .await?
+        .into_iter()
+        .filter_map(|result| result.err().map(|error| error.to_string()))
+        .collect();
     if let Some(error) = refused.first() {
         return Err(StoreError::Write(format!("demo account refused: {error}")));
     }
-    let refused: Vec<String> = store.submit(opening_transfers()).await?.into_iter().filter_map(|result| result.err().map(|error| error.to_string())).collect();
+    let refused: Vec<String> = store
+        .submit(opening_transfers())
+        .await?
+        .into_iter()
+        .filter_map(|result| result.err().map(|error| error.to_string()))
+        .collect();
     if let Some(error) = refused.first() {
-        return Err(StoreError::Write(format!("demo opening balance refused: {error}")));
+        return Err(StoreError::Write(format!(
+            "demo opening balance refused: {error}"
+        )));
     }
     store.set_meta(SEEDED_KEY, DEMO_VERSION).await?;
     Ok(Seeded::Now)
@@ -246,7 +388,10 @@ mod tests {
         assert!(cards.iter().any(|card| card.card.currency == Currency::USD));
         for card in &cards {
             assert_eq!(card.pan.len(), 16);
-            assert_eq!(card.card.masked_pan(), format!("{}******{}", &card.pan[..6], &card.pan[12..]));
+            assert_eq!(
+                card.card.masked_pan(),
+                format!("{}******{}", &card.pan[..6], &card.pan[12..])
+            );
         }
     }
 
@@ -255,10 +400,19 @@ mod tests {
         let world = directory();
         assert_eq!(world.institutions.len(), 4);
         assert_eq!(world.merchants.len(), 2);
-        let shanghai_terminals = world.terminals.iter().filter(|terminal| terminal.merchant_id == "898310058120001").count();
+        let shanghai_terminals = world
+            .terminals
+            .iter()
+            .filter(|terminal| terminal.merchant_id == "898310058120001")
+            .count();
         assert_eq!((shanghai_terminals, world.terminals.len()), (2, 3));
         assert_eq!(world.cardholders.len(), 5);
-        assert!(world.staff.iter().any(|staff| staff.role == StaffRole::Supervisor));
+        assert!(
+            world
+                .staff
+                .iter()
+                .any(|staff| staff.role == StaffRole::Supervisor)
+        );
         let ids: std::collections::HashSet<_> = accounts().iter().map(|spec| spec.id).collect();
         assert_eq!(ids.len(), accounts().len(), "account ids are distinct");
     }

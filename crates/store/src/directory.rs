@@ -24,9 +24,14 @@ impl InstitutionKind {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [InstitutionKind::Acquirer, InstitutionKind::DebitBank, InstitutionKind::CreditIssuer, InstitutionKind::Wallet]
-            .into_iter()
-            .find(|kind| kind.as_str() == text)
+        [
+            InstitutionKind::Acquirer,
+            InstitutionKind::DebitBank,
+            InstitutionKind::CreditIssuer,
+            InstitutionKind::Wallet,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
     }
 }
 
@@ -77,7 +82,13 @@ impl StaffRole {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [StaffRole::Cashier, StaffRole::Supervisor, StaffRole::Manager].into_iter().find(|role| role.as_str() == text)
+        [
+            StaffRole::Cashier,
+            StaffRole::Supervisor,
+            StaffRole::Manager,
+        ]
+        .into_iter()
+        .find(|role| role.as_str() == text)
     }
 }
 
@@ -112,7 +123,9 @@ impl CardProduct {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [CardProduct::Debit, CardProduct::Credit].into_iter().find(|product| product.as_str() == text)
+        [CardProduct::Debit, CardProduct::Credit]
+            .into_iter()
+            .find(|product| product.as_str() == text)
     }
 }
 
@@ -152,7 +165,12 @@ pub struct Directory {
 
 impl Directory {
     pub fn len(&self) -> usize {
-        self.institutions.len() + self.merchants.len() + self.terminals.len() + self.staff.len() + self.cardholders.len() + self.cards.len()
+        self.institutions.len()
+            + self.merchants.len()
+            + self.terminals.len()
+            + self.staff.len()
+            + self.cardholders.len()
+            + self.cards.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -164,7 +182,9 @@ impl Directory {
         self.institutions.sort_by_key(|record| record.id);
         self.merchants.sort_by(|a, b| a.id.cmp(&b.id));
         self.terminals.sort_by(|a, b| a.id.cmp(&b.id));
-        self.staff.sort_by(|a, b| (&a.merchant_id, &a.operator_no).cmp(&(&b.merchant_id, &b.operator_no)));
+        self.staff.sort_by(|a, b| {
+            (&a.merchant_id, &a.operator_no).cmp(&(&b.merchant_id, &b.operator_no))
+        });
         self.cardholders.sort_by(|a, b| a.id.cmp(&b.id));
         self.cards.sort_by(|a, b| a.id.cmp(&b.id));
         self

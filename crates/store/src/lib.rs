@@ -31,16 +31,23 @@ mod sqlite;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use migrate::{Migration, latest as latest_version, postgres_migrations, sqlite_migrations};
 
-use ledger::{Account, AccountError, AccountId, AccountSpec, Outcome, Transfer, TransferError, TransferId, TransferRequest};
+use ledger::{
+    Account, AccountError, AccountId, AccountSpec, Outcome, Transfer, TransferError, TransferId,
+    TransferRequest,
+};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Where the data lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Backend {
-    Sqlite { path: PathBuf },
+    Sqlite {
+        path: PathBuf,
+    },
     /// A libpq-style connection string or URL, e.g. `postgres://postgres@127.0.0.1/easypos`.
-    Postgres { url: String },
+    Postgres {
+        url: String,
+    },
 }
 
 /// Failures of the store itself (not business refusals, which are [`TransferError`] values).
@@ -80,10 +87,17 @@ impl Store {
     }
 
     /// As [`Store::open`], with an injected clock (tests move time to expire holds).
-    pub async fn open_with_clock(backend: &Backend, clock: Arc<dyn Clock>) -> Result<Store, StoreError> {
+    pub async fn open_with_clock(
+        backend: &Backend,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Store, StoreError> {
         match backend {
-            Backend::Sqlite { path } => Ok(Store::Sqlite(sqlite::SqliteStore::open(path, clock).await?)),
-            Backend::Postgres { url } => Ok(Store::Postgres(postgres::PostgresStore::open(url, clock).await?)),
+            Backend::Sqlite { path } => {
+                Ok(Store::Sqlite(sqlite::SqliteStore::open(path, clock).await?))
+            }
+            Backend::Postgres { url } => Ok(Store::Postgres(
+                postgres::PostgresStore::open(url, clock).await?,
+            )),
         }
     }
 
@@ -103,7 +117,10 @@ impl Store {
     }
 
     /// Opens accounts (idempotent by id); nothing is written for a refused spec.
-    pub async fn create_accounts(&self, specs: Vec<AccountSpec>) -> Result<Vec<Result<Account, AccountError>>, StoreError> {
+    pub async fn create_accounts(
+        &self,
+        specs: Vec<AccountSpec>,
+    ) -> Result<Vec<Result<Account, AccountError>>, StoreError> {
         match self {
             Store::Sqlite(store) => store.create_accounts(specs).await,
             Store::Postgres(store) => store.create_accounts(specs).await,
@@ -112,7 +129,10 @@ impl Store {
 
     /// Executes a batch of transfer requests durably: when this returns, every `Ok` result is
     /// committed. Linked chains never span two calls.
-    pub async fn submit(&self, requests: Vec<TransferRequest>) -> Result<TransferResults, StoreError> {
+    pub async fn submit(
+        &self,
+        requests: Vec<TransferRequest>,
+    ) -> Result<TransferResults, StoreError> {
         if requests.is_empty() {
             return Ok(Vec::new());
         }

@@ -11,13 +11,29 @@ pub struct Migration {
 }
 
 const SQLITE: &[Migration] = &[
-    Migration { version: 1, name: "ledger", sql: include_str!("../migrations/sqlite/0001_ledger.sql") },
-    Migration { version: 2, name: "directory", sql: include_str!("../migrations/sqlite/0002_directory.sql") },
+    Migration {
+        version: 1,
+        name: "ledger",
+        sql: include_str!("../migrations/sqlite/0001_ledger.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "directory",
+        sql: include_str!("../migrations/sqlite/0002_directory.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
-    Migration { version: 1, name: "ledger", sql: include_str!("../migrations/postgres/0001_ledger.sql") },
-    Migration { version: 2, name: "directory", sql: include_str!("../migrations/postgres/0002_directory.sql") },
+    Migration {
+        version: 1,
+        name: "ledger",
+        sql: include_str!("../migrations/postgres/0001_ledger.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "directory",
+        sql: include_str!("../migrations/postgres/0002_directory.sql"),
+    },
 ];
 
 pub fn sqlite_migrations() -> &'static [Migration] {
@@ -34,8 +50,7 @@ pub fn latest(migrations: &[Migration]) -> u32 {
 }
 
 /// The table that records applied versions; the same text works in both dialects.
-pub const MIGRATIONS_TABLE: &str =
-    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";
+pub const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";
 
 #[cfg(test)]
 mod tests {
@@ -49,6 +64,10 @@ mod tests {
             }
         }
         let names = |list: &[Migration]| list.iter().map(|m| m.name).collect::<Vec<_>>();
-        assert_eq!(names(SQLITE), names(POSTGRES), "every migration exists in both dialects");
+        assert_eq!(
+            names(SQLITE),
+            names(POSTGRES),
+            "every migration exists in both dialects"
+        );
     }
 }

@@ -9,13 +9,22 @@
 //! retries and finds the transfer: exactly once either way. Decisions always read the primary
 //! this store is connected to; point read-only console queries at replicas elsewhere.
 
-use crate::directory::{self, Card, CardProduct, Cardholder, Directory, Institution, InstitutionKind, Merchant, Staff, StaffRole, Terminal};
+use crate::directory::{
+    self, Card, CardProduct, Cardholder, Directory, Institution, InstitutionKind, Merchant, Staff,
+    StaffRole, Terminal,
+};
 use crate::migrate::{self, MIGRATIONS_TABLE};
-use crate::rows::{ACCOUNT_COLUMNS, AccountRow, TRANSFER_COLUMNS, TransferRow, id_bytes, id_from_bytes, timestamp_to_sql};
+use crate::rows::{
+    ACCOUNT_COLUMNS, AccountRow, TRANSFER_COLUMNS, TransferRow, id_bytes, id_from_bytes,
+    timestamp_to_sql,
+};
 use crate::{Clock, Counters, StoreError, StoreStats, TransferResults};
-use ledger::{Account, AccountError, AccountId, AccountSpec, InstitutionId, LedgerState, MemoryLedger, Transfer, TransferId, TransferKind, TransferRequest};
+use ledger::{
+    Account, AccountError, AccountId, AccountSpec, InstitutionId, MemoryLedger, Transfer,
+    TransferId, TransferKind, TransferRequest,
+};
 use money::Currency;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_postgres::error::SqlState;
@@ -30,14 +39,22 @@ pub const MAX_EXPIRE_PER_SWEEP: i64 = 4_096;
 /// Retries of a group that lost a race with another process (unique violation, deadlock).
 const MAX_CONFLICT_RETRIES: usize = 10;
 /// Key of the advisory lock that serialises migrations across processes ("easypos" in ASCII).
-const MIGRATION_LOCK: i64 = 0x6561_7379_706f_73;
+const MIGRATION_LOCK: i64 = 0x0065_6173_7970_6f73;
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
 enum Job {
-    Transfers { requests: Vec<TransferRequest>, reply: Reply<TransferResults> },
-    Accounts { specs: Vec<AccountSpec>, reply: Reply<Vec<Result<Account, AccountError>>> },
-    Expire { reply: Reply<usize> },
+    Transfers {
+        requests: Vec<TransferRequest>,
+        reply: Reply<TransferResults>,
+    },
+    Accounts {
+        specs: Vec<AccountSpec>,
+        reply: Reply<Vec<Result<Account, AccountError>>>,
+    },
+    Expire {
+        reply: Reply<usize>,
+    },
 }
 
 impl std::fmt::Debug for Job {
@@ -66,9 +83,12 @@ pub struct PostgresStore {
 }
 
 async fn connect(url: &str) -> Result<Client, StoreError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .map_err(|error| StoreError::Config(format!("cannot connect to PostgreSQL ({}): {error}", redact_url(url))))?;
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await.map_err(|error| {
+        StoreError::Config(format!(
+            "cannot connect to PostgreSQL ({}): {error}",
+            redact_url(url)
+        ))
+    })?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::error!(%error, "PostgreSQL connection ended");
@@ -85,7 +105,11 @@ fn redact_url(url: &str) -> String {
             let user = credentials.split(':').next().unwrap_or("");
             format!("{}{user}@{}", &url[..scheme + 3], &url[at + 1..])
         }
-        _ => url.split_whitespace().filter(|part| !part.starts_with("password=")).collect::<Vec<_>>().join(" "),
+        _ => url
+            .split_whitespace()
+            .filter(|part| !part.starts_with("password="))
+            .collect::<Vec<_>>()
+            .join(" "),
     }
 }
 
@@ -98,22 +122,41 @@ impl PostgresStore {
         let writer_client = connect(url).await?;
         let counters = Arc::new(Counters::default());
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        let writer = Writer { client: writer_client, clock, last_timestamp: 0, counters: counters.clone() };
+        let writer = Writer {
+            client: writer_client,
+            clock,
+            last_timestamp: 0,
+            counters: counters.clone(),
+        };
         let handle = tokio::spawn(writer.run(receiver));
-        Ok(PostgresStore { jobs: sender, writer: Some(handle), other: Arc::new(Mutex::new(other)), counters })
+        Ok(PostgresStore {
+            jobs: sender,
+            writer: Some(handle),
+            other: Arc::new(Mutex::new(other)),
+            counters,
+        })
     }
 
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Job) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.jobs.send(make(reply)).await.map_err(|_| StoreError::Closed)?;
+        self.jobs
+            .send(make(reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
-    pub async fn submit(&self, requests: Vec<TransferRequest>) -> Result<TransferResults, StoreError> {
+    pub async fn submit(
+        &self,
+        requests: Vec<TransferRequest>,
+    ) -> Result<TransferResults, StoreError> {
         self.call(|reply| Job::Transfers { requests, reply }).await
     }
 
-    pub async fn create_accounts(&self, specs: Vec<AccountSpec>) -> Result<Vec<Result<Account, AccountError>>, StoreError> {
+    pub async fn create_accounts(
+        &self,
+        specs: Vec<AccountSpec>,
+    ) -> Result<Vec<Result<Account, AccountError>>, StoreError> {
         self.call(|reply| Job::Accounts { specs, reply }).await
     }
 
@@ -129,7 +172,14 @@ impl PostgresStore {
     pub async fn accounts(&self, ids: Vec<AccountId>) -> Result<Vec<Account>, StoreError> {
         let keys: Vec<Vec<u8>> = ids.iter().map(|id| id_bytes(id.0).to_vec()).collect();
         let client = self.other.lock().await;
-        let rows = client.query(&format!("SELECT {ACCOUNT_COLUMNS} FROM ledger_accounts WHERE id = ANY($1) ORDER BY id"), &[&keys]).await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {ACCOUNT_COLUMNS} FROM ledger_accounts WHERE id = ANY($1) ORDER BY id"
+                ),
+                &[&keys],
+            )
+            .await?;
         rows.iter().map(account_from_row).collect()
     }
 
@@ -139,13 +189,23 @@ impl PostgresStore {
 
     pub async fn transfer(&self, id: TransferId) -> Result<Option<Transfer>, StoreError> {
         let client = self.other.lock().await;
-        let row = client.query_opt(&format!("SELECT {TRANSFER_COLUMNS} FROM ledger_transfers WHERE id = $1"), &[&id_bytes(id.0).as_slice()]).await?;
+        let row = client
+            .query_opt(
+                &format!("SELECT {TRANSFER_COLUMNS} FROM ledger_transfers WHERE id = $1"),
+                &[&id_bytes(id.0).as_slice()],
+            )
+            .await?;
         row.as_ref().map(transfer_from_row).transpose()
     }
 
     pub async fn all_transfers(&self) -> Result<Vec<Transfer>, StoreError> {
         let client = self.other.lock().await;
-        let rows = client.query(&format!("SELECT {TRANSFER_COLUMNS} FROM ledger_transfers ORDER BY timestamp, id"), &[]).await?;
+        let rows = client
+            .query(
+                &format!("SELECT {TRANSFER_COLUMNS} FROM ledger_transfers ORDER BY timestamp, id"),
+                &[],
+            )
+            .await?;
         rows.iter().map(transfer_from_row).collect()
     }
 
@@ -163,7 +223,10 @@ impl PostgresStore {
 
     pub async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         let client = self.other.lock().await;
-        Ok(client.query_opt("SELECT value FROM meta WHERE key = $1", &[&key]).await?.map(|row| row.get(0)))
+        Ok(client
+            .query_opt("SELECT value FROM meta WHERE key = $1", &[&key])
+            .await?
+            .map(|row| row.get(0)))
     }
 
     pub async fn set_meta(&self, key: String, value: String) -> Result<(), StoreError> {
@@ -179,23 +242,35 @@ impl PostgresStore {
     pub async fn close(mut self) -> Result<(), StoreError> {
         drop(std::mem::replace(&mut self.jobs, mpsc::channel(1).0));
         if let Some(handle) = self.writer.take() {
-            handle.await.map_err(|error| StoreError::Write(format!("the writer task failed: {error}")))?;
+            handle
+                .await
+                .map_err(|error| StoreError::Write(format!("the writer task failed: {error}")))?;
         }
         Ok(())
     }
 }
 
 async fn current_version(client: &Client) -> Result<u32, StoreError> {
-    let version: i32 = client.query_one("SELECT coalesce(max(version), 0)::int FROM schema_migrations", &[]).await?.get(0);
+    let version: i32 = client
+        .query_one(
+            "SELECT coalesce(max(version), 0)::int FROM schema_migrations",
+            &[],
+        )
+        .await?
+        .get(0);
     u32::try_from(version).map_err(|_| StoreError::Corrupt(format!("schema version {version}")))
 }
 
 /// Applies missing migrations under an advisory lock, so processes starting together migrate
 /// once.
 async fn migrate(client: &mut Client) -> Result<(), StoreError> {
-    client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).await?;
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
     let result = migrate_locked(client).await;
-    client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]).await?;
+    client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await?;
     result
 }
 
@@ -207,7 +282,10 @@ async fn migrate_locked(client: &mut Client) -> Result<(), StoreError> {
     if found > supported {
         return Err(StoreError::SchemaTooNew { found, supported });
     }
-    for migration in migrations.iter().filter(|migration| migration.version > found) {
+    for migration in migrations
+        .iter()
+        .filter(|migration| migration.version > found)
+    {
         let transaction = client.transaction().await?;
         transaction.batch_execute(migration.sql).await?;
         transaction
@@ -217,7 +295,11 @@ async fn migrate_locked(client: &mut Client) -> Result<(), StoreError> {
             )
             .await?;
         transaction.commit().await?;
-        tracing::info!(version = migration.version, name = migration.name, "applied migration");
+        tracing::info!(
+            version = migration.version,
+            name = migration.name,
+            "applied migration"
+        );
     }
     Ok(())
 }
@@ -261,7 +343,12 @@ fn transfer_from_row(row: &Row) -> Result<Transfer, StoreError> {
 }
 
 async fn select_all_accounts(client: &Client) -> Result<Vec<Account>, StoreError> {
-    let rows = client.query(&format!("SELECT {ACCOUNT_COLUMNS} FROM ledger_accounts ORDER BY id"), &[]).await?;
+    let rows = client
+        .query(
+            &format!("SELECT {ACCOUNT_COLUMNS} FROM ledger_accounts ORDER BY id"),
+            &[],
+        )
+        .await?;
     rows.iter().map(account_from_row).collect()
 }
 
@@ -269,7 +356,10 @@ fn keys<'a>(ids: impl IntoIterator<Item = &'a u128>) -> Vec<Vec<u8>> {
     ids.into_iter().map(|id| id_bytes(*id).to_vec()).collect()
 }
 
-async fn lock_accounts(transaction: &tokio_postgres::Transaction<'_>, ids: &BTreeSet<AccountId>) -> Result<Vec<Account>, StoreError> {
+async fn lock_accounts(
+    transaction: &tokio_postgres::Transaction<'_>,
+    ids: &BTreeSet<AccountId>,
+) -> Result<Vec<Account>, StoreError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -279,7 +369,10 @@ async fn lock_accounts(transaction: &tokio_postgres::Transaction<'_>, ids: &BTre
     rows.iter().map(account_from_row).collect()
 }
 
-async fn lock_transfers(transaction: &tokio_postgres::Transaction<'_>, ids: &BTreeSet<TransferId>) -> Result<Vec<Transfer>, StoreError> {
+async fn lock_transfers(
+    transaction: &tokio_postgres::Transaction<'_>,
+    ids: &BTreeSet<TransferId>,
+) -> Result<Vec<Transfer>, StoreError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -289,7 +382,10 @@ async fn lock_transfers(transaction: &tokio_postgres::Transaction<'_>, ids: &BTr
     rows.iter().map(transfer_from_row).collect()
 }
 
-async fn update_statuses(transaction: &tokio_postgres::Transaction<'_>, statuses: &[(TransferId, i16)]) -> Result<(), StoreError> {
+async fn update_statuses(
+    transaction: &tokio_postgres::Transaction<'_>,
+    statuses: &[(TransferId, i16)],
+) -> Result<(), StoreError> {
     if statuses.is_empty() {
         return Ok(());
     }
@@ -301,13 +397,21 @@ async fn update_statuses(transaction: &tokio_postgres::Transaction<'_>, statuses
     Ok(())
 }
 
-async fn update_accounts<'a>(transaction: &tokio_postgres::Transaction<'_>, accounts: impl IntoIterator<Item = &'a Account>) -> Result<(), StoreError> {
+async fn update_accounts<'a>(
+    transaction: &tokio_postgres::Transaction<'_>,
+    accounts: impl IntoIterator<Item = &'a Account>,
+) -> Result<(), StoreError> {
     let accounts: Vec<&Account> = accounts.into_iter().collect();
     if accounts.is_empty() {
         return Ok(());
     }
     let ids = keys(accounts.iter().map(|account| &account.id.0));
-    let column = |pick: fn(&Account) -> i64| accounts.iter().map(|account| pick(account)).collect::<Vec<i64>>();
+    let column = |pick: fn(&Account) -> i64| {
+        accounts
+            .iter()
+            .map(|account| pick(account))
+            .collect::<Vec<i64>>()
+    };
     transaction
         .execute(
             "UPDATE ledger_accounts AS a SET debits_pending = u.dp, debits_posted = u.dpo, credits_pending = u.cp, credits_posted = u.cpo \
@@ -318,13 +422,20 @@ async fn update_accounts<'a>(transaction: &tokio_postgres::Transaction<'_>, acco
     Ok(())
 }
 
-async fn insert_accounts(transaction: &tokio_postgres::Transaction<'_>, accounts: &[Account]) -> Result<(), StoreError> {
+async fn insert_accounts(
+    transaction: &tokio_postgres::Transaction<'_>,
+    accounts: &[Account],
+) -> Result<(), StoreError> {
     if accounts.is_empty() {
         return Ok(());
     }
     let rows: Vec<AccountRow> = accounts.iter().map(AccountRow::from_account).collect();
     let ids: Vec<&[u8]> = rows.iter().map(|row| row.id.as_slice()).collect();
-    let int4 = |pick: fn(&AccountRow) -> i64| rows.iter().map(|row| pick(row) as i32).collect::<Vec<i32>>();
+    let int4 = |pick: fn(&AccountRow) -> i64| {
+        rows.iter()
+            .map(|row| pick(row) as i32)
+            .collect::<Vec<i32>>()
+    };
     let int8 = |pick: fn(&AccountRow) -> i64| rows.iter().map(pick).collect::<Vec<i64>>();
     let rules: Vec<i16> = rows.iter().map(|row| row.balance_rule as i16).collect();
     transaction
@@ -349,21 +460,38 @@ async fn insert_accounts(transaction: &tokio_postgres::Transaction<'_>, accounts
     Ok(())
 }
 
-async fn insert_transfers(transaction: &tokio_postgres::Transaction<'_>, transfers: &[Transfer]) -> Result<(), StoreError> {
+async fn insert_transfers(
+    transaction: &tokio_postgres::Transaction<'_>,
+    transfers: &[Transfer],
+) -> Result<(), StoreError> {
     if transfers.is_empty() {
         return Ok(());
     }
     let rows: Vec<TransferRow> = transfers.iter().map(TransferRow::from_transfer).collect();
     let bytes = |pick: fn(&TransferRow) -> &[u8]| rows.iter().map(pick).collect::<Vec<&[u8]>>();
-    let int2 = |pick: fn(&TransferRow) -> i64| rows.iter().map(|row| pick(row) as i16).collect::<Vec<i16>>();
-    let int4 = |pick: fn(&TransferRow) -> i64| rows.iter().map(|row| pick(row) as i32).collect::<Vec<i32>>();
+    let int2 = |pick: fn(&TransferRow) -> i64| {
+        rows.iter()
+            .map(|row| pick(row) as i16)
+            .collect::<Vec<i16>>()
+    };
+    let int4 = |pick: fn(&TransferRow) -> i64| {
+        rows.iter()
+            .map(|row| pick(row) as i32)
+            .collect::<Vec<i32>>()
+    };
     let int8 = |pick: fn(&TransferRow) -> i64| rows.iter().map(pick).collect::<Vec<i64>>();
     let requested: Vec<Option<i64>> = rows.iter().map(|row| row.requested_amount).collect();
     let pending: Vec<Option<&[u8]>> = rows.iter().map(|row| row.pending_id.as_deref()).collect();
-    let timeouts: Vec<Option<i32>> = rows.iter().map(|row| row.timeout_seconds.map(|value| value as i32)).collect();
+    let timeouts: Vec<Option<i32>> = rows
+        .iter()
+        .map(|row| row.timeout_seconds.map(|value| value as i32))
+        .collect();
     let linked: Vec<bool> = rows.iter().map(|row| row.linked).collect();
     let expires: Vec<Option<i64>> = rows.iter().map(|row| row.expires_at).collect();
-    let statuses: Vec<Option<i16>> = rows.iter().map(|row| row.status.map(|value| value as i16)).collect();
+    let statuses: Vec<Option<i16>> = rows
+        .iter()
+        .map(|row| row.status.map(|value| value as i16))
+        .collect();
     transaction
         .execute(
             &format!(
@@ -395,7 +523,10 @@ async fn insert_transfers(transaction: &tokio_postgres::Transaction<'_>, transfe
 /// Answers of one group, delivered after the commit.
 enum Answer {
     Transfers(Reply<TransferResults>, TransferResults),
-    Accounts(Reply<Vec<Result<Account, AccountError>>>, Vec<Result<Account, AccountError>>),
+    Accounts(
+        Reply<Vec<Result<Account, AccountError>>>,
+        Vec<Result<Account, AccountError>>,
+    ),
 }
 
 struct Writer {
@@ -429,7 +560,9 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let (expiries, transfers): (Vec<Job>, Vec<Job>) = group.into_iter().partition(|job| matches!(job, Job::Expire { .. }));
+            let (expiries, transfers): (Vec<Job>, Vec<Job>) = group
+                .into_iter()
+                .partition(|job| matches!(job, Job::Expire { .. }));
             if !transfers.is_empty() {
                 self.run_group(transfers, weight).await;
             }
@@ -454,14 +587,24 @@ impl Writer {
                 &[&timestamp_to_sql(now), &MAX_EXPIRE_PER_SWEEP],
             )
             .await?;
-        let holds = rows.iter().map(transfer_from_row).collect::<Result<Vec<_>, _>>()?;
-        let account_ids: BTreeSet<AccountId> = holds.iter().flat_map(|hold| [hold.debit, hold.credit]).collect();
+        let holds = rows
+            .iter()
+            .map(transfer_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let account_ids: BTreeSet<AccountId> = holds
+            .iter()
+            .flat_map(|hold| [hold.debit, hold.credit])
+            .collect();
         let accounts = lock_accounts(&transaction, &account_ids).await?;
         let ids: Vec<TransferId> = holds.iter().map(Transfer::id).collect();
         let mut state = MemoryLedger::default();
         state.load(accounts, holds);
         let changes = ledger::expire(&state, &ids, now);
-        let statuses: Vec<(TransferId, i16)> = changes.statuses.iter().map(|(id, status)| (*id, status.code() as i16)).collect();
+        let statuses: Vec<(TransferId, i16)> = changes
+            .statuses
+            .iter()
+            .map(|(id, status)| (*id, status.code() as i16))
+            .collect();
         update_statuses(&transaction, &statuses).await?;
         update_accounts(&transaction, changes.accounts.values()).await?;
         transaction.commit().await?;
@@ -498,9 +641,15 @@ impl Writer {
                     tracing::error!(error = %message, "group commit failed; rolled back");
                     for job in group {
                         match job {
-                            Job::Transfers { reply, .. } => drop(reply.send(Err(StoreError::Write(message.clone())))),
-                            Job::Accounts { reply, .. } => drop(reply.send(Err(StoreError::Write(message.clone())))),
-                            Job::Expire { reply } => drop(reply.send(Err(StoreError::Write(message.clone())))),
+                            Job::Transfers { reply, .. } => {
+                                drop(reply.send(Err(StoreError::Write(message.clone()))))
+                            }
+                            Job::Accounts { reply, .. } => {
+                                drop(reply.send(Err(StoreError::Write(message.clone()))))
+                            }
+                            Job::Expire { reply } => {
+                                drop(reply.send(Err(StoreError::Write(message.clone()))))
+                            }
                         }
                     }
                     return;
@@ -520,11 +669,13 @@ impl Writer {
                     for request in requests {
                         transfer_ids.insert(request.id);
                         match request.kind {
-                            TransferKind::Posted { debit, credit, .. } | TransferKind::Pending { debit, credit, .. } => {
+                            TransferKind::Posted { debit, credit, .. }
+                            | TransferKind::Pending { debit, credit, .. } => {
                                 account_ids.insert(debit);
                                 account_ids.insert(credit);
                             }
-                            TransferKind::PostPending { pending_id, .. } | TransferKind::VoidPending { pending_id } => {
+                            TransferKind::PostPending { pending_id, .. }
+                            | TransferKind::VoidPending { pending_id } => {
                                 transfer_ids.insert(pending_id);
                             }
                         }
@@ -544,61 +695,53 @@ impl Writer {
             .collect();
         let transaction = self.client.transaction().await?;
         let transfers = lock_transfers(&transaction, &transfer_ids).await?;
-        account_ids.extend(transfers.iter().flat_map(|transfer| [transfer.debit, transfer.credit]));
+        account_ids.extend(
+            transfers
+                .iter()
+                .flat_map(|transfer| [transfer.debit, transfer.credit]),
+        );
         let accounts = lock_accounts(&transaction, &account_ids).await?;
         let mut state = MemoryLedger::default();
         state.load(accounts, transfers);
 
+        let mut session = ledger::Session::new(&state);
         let mut outcomes = Vec::with_capacity(group.len());
-        let mut created: Vec<TransferId> = Vec::new();
-        let mut new_accounts: Vec<Account> = Vec::new();
-        let mut touched_accounts = BTreeSet::new();
-        let mut touched_holds = BTreeSet::new();
         for (job, now) in group.iter().zip(stamps) {
-            match job {
+            outcomes.push(match job {
                 Job::Transfers { requests, .. } => {
-                    let (results, changes) = ledger::execute(&state, requests, now);
-                    created.extend(changes.created.iter().map(Transfer::id));
-                    touched_accounts.extend(changes.accounts.keys().copied());
-                    touched_holds.extend(changes.statuses.keys().copied());
-                    state.apply(changes);
-                    outcomes.push(Outcome::Transfers(results));
+                    Outcome::Transfers(session.execute(requests, now))
                 }
-                Job::Accounts { specs, .. } => {
-                    let (results, new) = ledger::open_accounts(&state, specs, now);
-                    state.load(new.iter().copied(), []);
-                    new_accounts.extend(new);
-                    outcomes.push(Outcome::Accounts(results));
-                }
-                Job::Expire { .. } => outcomes.push(Outcome::Skipped),
-            }
+                Job::Accounts { specs, .. } => Outcome::Accounts(session.open_accounts(specs, now)),
+                Job::Expire { .. } => Outcome::Skipped,
+            });
         }
-        let created_set: HashSet<TransferId> = created.iter().copied().collect();
-        let new_set: HashSet<AccountId> = new_accounts.iter().map(|account| account.id).collect();
-        let created_rows: Vec<Transfer> = created.iter().filter_map(|id| state.transfer(*id)).collect();
-        let statuses: Vec<(TransferId, i16)> = touched_holds
+        let changes = session.finish();
+        let statuses: Vec<(TransferId, i16)> = changes
+            .statuses
             .iter()
-            .filter(|id| !created_set.contains(id))
-            .filter_map(|id| state.transfer(*id).and_then(|hold| hold.status).map(|status| (*id, status.code() as i16)))
+            .map(|(id, status)| (*id, status.code() as i16))
             .collect();
-        let changed_accounts: Vec<Account> = touched_accounts.iter().filter(|id| !new_set.contains(id)).filter_map(|id| state.account(*id)).collect();
-        let new_accounts: Vec<Account> = new_accounts.iter().filter_map(|account| state.account(account.id)).collect();
-        insert_accounts(&transaction, &new_accounts).await?;
-        insert_transfers(&transaction, &created_rows).await?;
+        let opened: Vec<Account> = changes.opened_accounts().copied().collect();
+        insert_accounts(&transaction, &opened).await?;
+        insert_transfers(&transaction, &changes.created).await?;
         update_statuses(&transaction, &statuses).await?;
-        update_accounts(&transaction, &changed_accounts).await?;
+        update_accounts(&transaction, changes.updated_accounts()).await?;
         transaction.commit().await?;
 
         let answers = std::mem::take(group)
             .into_iter()
             .zip(outcomes)
             .filter_map(|(job, outcome)| match (job, outcome) {
-                (Job::Transfers { reply, .. }, Outcome::Transfers(results)) => Some(Answer::Transfers(reply, results)),
-                (Job::Accounts { reply, .. }, Outcome::Accounts(results)) => Some(Answer::Accounts(reply, results)),
+                (Job::Transfers { reply, .. }, Outcome::Transfers(results)) => {
+                    Some(Answer::Transfers(reply, results))
+                }
+                (Job::Accounts { reply, .. }, Outcome::Accounts(results)) => {
+                    Some(Answer::Accounts(reply, results))
+                }
                 _ => None,
             })
             .collect();
-        Ok((answers, created_rows.len() as u64))
+        Ok((answers, changes.created.len() as u64))
     }
 }
 
@@ -608,7 +751,10 @@ enum Outcome {
     Accounts(Vec<Result<Account, AccountError>>),
 }
 
-async fn insert_directory(transaction: &tokio_postgres::Transaction<'_>, directory: &Directory) -> Result<(), StoreError> {
+async fn insert_directory(
+    transaction: &tokio_postgres::Transaction<'_>,
+    directory: &Directory,
+) -> Result<(), StoreError> {
     for record in &directory.institutions {
         transaction
             .execute(
@@ -665,15 +811,33 @@ async fn insert_directory(transaction: &tokio_postgres::Transaction<'_>, directo
 }
 
 fn institution_id(value: i32) -> Result<InstitutionId, StoreError> {
-    u32::try_from(value).map(InstitutionId).map_err(|_| directory::unknown("institution", &value.to_string()))
+    u32::try_from(value)
+        .map(InstitutionId)
+        .map_err(|_| directory::unknown("institution", &value.to_string()))
 }
 
 async fn read_directory(client: &Client) -> Result<Directory, StoreError> {
-    let institutions = client.query("SELECT id, kind, name, name_zh FROM institutions", &[]).await?;
-    let merchants = client.query("SELECT id, acquirer, name, name_zh, city, mcc, settlement_account FROM merchants", &[]).await?;
-    let terminals = client.query("SELECT id, merchant_id, status FROM terminals", &[]).await?;
-    let staff = client.query("SELECT merchant_id, operator_no, name, role FROM staff", &[]).await?;
-    let cardholders = client.query("SELECT id, name, name_zh FROM cardholders", &[]).await?;
+    let institutions = client
+        .query("SELECT id, kind, name, name_zh FROM institutions", &[])
+        .await?;
+    let merchants = client
+        .query(
+            "SELECT id, acquirer, name, name_zh, city, mcc, settlement_account FROM merchants",
+            &[],
+        )
+        .await?;
+    let terminals = client
+        .query("SELECT id, merchant_id, status FROM terminals", &[])
+        .await?;
+    let staff = client
+        .query(
+            "SELECT merchant_id, operator_no, name, role FROM staff",
+            &[],
+        )
+        .await?;
+    let cardholders = client
+        .query("SELECT id, name, name_zh FROM cardholders", &[])
+        .await?;
     let cards = client.query("SELECT id, cardholder_id, issuer, product, pan_first6, pan_last4, expiry, currency, account FROM cards", &[]).await?;
     Ok(Directory {
         institutions: institutions
@@ -682,7 +846,8 @@ async fn read_directory(client: &Client) -> Result<Directory, StoreError> {
                 let kind: String = row.try_get(1)?;
                 Ok(Institution {
                     id: institution_id(row.try_get(0)?)?,
-                    kind: InstitutionKind::parse(&kind).ok_or_else(|| directory::unknown("institution kind", &kind))?,
+                    kind: InstitutionKind::parse(&kind)
+                        .ok_or_else(|| directory::unknown("institution kind", &kind))?,
                     name: row.try_get(2)?,
                     name_zh: row.try_get(3)?,
                 })
@@ -704,7 +869,13 @@ async fn read_directory(client: &Client) -> Result<Directory, StoreError> {
             .collect::<Result<_, StoreError>>()?,
         terminals: terminals
             .iter()
-            .map(|row| Ok(Terminal { id: row.try_get(0)?, merchant_id: row.try_get(1)?, status: row.try_get(2)? }))
+            .map(|row| {
+                Ok(Terminal {
+                    id: row.try_get(0)?,
+                    merchant_id: row.try_get(1)?,
+                    status: row.try_get(2)?,
+                })
+            })
             .collect::<Result<_, StoreError>>()?,
         staff: staff
             .iter()
@@ -714,13 +885,20 @@ async fn read_directory(client: &Client) -> Result<Directory, StoreError> {
                     merchant_id: row.try_get(0)?,
                     operator_no: row.try_get(1)?,
                     name: row.try_get(2)?,
-                    role: StaffRole::parse(&role).ok_or_else(|| directory::unknown("staff role", &role))?,
+                    role: StaffRole::parse(&role)
+                        .ok_or_else(|| directory::unknown("staff role", &role))?,
                 })
             })
             .collect::<Result<_, StoreError>>()?,
         cardholders: cardholders
             .iter()
-            .map(|row| Ok(Cardholder { id: row.try_get(0)?, name: row.try_get(1)?, name_zh: row.try_get(2)? }))
+            .map(|row| {
+                Ok(Cardholder {
+                    id: row.try_get(0)?,
+                    name: row.try_get(1)?,
+                    name_zh: row.try_get(2)?,
+                })
+            })
             .collect::<Result<_, StoreError>>()?,
         cards: cards
             .iter()
@@ -731,7 +909,8 @@ async fn read_directory(client: &Client) -> Result<Directory, StoreError> {
                     id: row.try_get(0)?,
                     cardholder_id: row.try_get(1)?,
                     issuer: institution_id(row.try_get(2)?)?,
-                    product: CardProduct::parse(&product).ok_or_else(|| directory::unknown("card product", &product))?,
+                    product: CardProduct::parse(&product)
+                        .ok_or_else(|| directory::unknown("card product", &product))?,
                     pan_first6: row.try_get(4)?,
                     pan_last4: row.try_get(5)?,
                     expiry: row.try_get(6)?,
@@ -752,8 +931,17 @@ mod tests {
 
     #[test]
     fn passwords_never_reach_error_messages() {
-        assert_eq!(redact_url("postgres://app:s3cret@db.example:5432/easypos"), "postgres://app@db.example:5432/easypos");
-        assert_eq!(redact_url("host=db user=app password=s3cret dbname=easypos"), "host=db user=app dbname=easypos");
-        assert_eq!(redact_url("postgres://127.0.0.1/test"), "postgres://127.0.0.1/test");
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db.example:5432/easypos"),
+            "postgres://app@db.example:5432/easypos"
+        );
+        assert_eq!(
+            redact_url("host=db user=app password=s3cret dbname=easypos"),
+            "host=db user=app dbname=easypos"
+        );
+        assert_eq!(
+            redact_url("postgres://127.0.0.1/test"),
+            "postgres://127.0.0.1/test"
+        );
     }
 }

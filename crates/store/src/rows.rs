@@ -2,7 +2,10 @@
 //! PostgreSQL cannot drift apart.
 
 use crate::StoreError;
-use ledger::{Account, AccountId, BalanceConstraint, InstitutionId, PendingStatus, Transfer, TransferId, TransferKind, TransferRequest};
+use ledger::{
+    Account, AccountId, BalanceConstraint, InstitutionId, PendingStatus, Transfer, TransferId,
+    TransferKind, TransferRequest,
+};
 use money::{Amount, Currency};
 
 pub fn id_bytes(id: u128) -> [u8; 16] {
@@ -10,7 +13,9 @@ pub fn id_bytes(id: u128) -> [u8; 16] {
 }
 
 pub fn id_from_bytes(bytes: &[u8]) -> Result<u128, StoreError> {
-    let array: [u8; 16] = bytes.try_into().map_err(|_| StoreError::Corrupt(format!("id of {} bytes, expected 16", bytes.len())))?;
+    let array: [u8; 16] = bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(format!("id of {} bytes, expected 16", bytes.len())))?;
     Ok(u128::from_be_bytes(array))
 }
 
@@ -19,7 +24,10 @@ fn corrupt(what: &str, value: i64) -> StoreError {
 }
 
 fn currency(numeric: i64) -> Result<Currency, StoreError> {
-    u16::try_from(numeric).ok().and_then(|code| Currency::from_numeric(code).ok()).ok_or_else(|| corrupt("currency", numeric))
+    u16::try_from(numeric)
+        .ok()
+        .and_then(|code| Currency::from_numeric(code).ok())
+        .ok_or_else(|| corrupt("currency", numeric))
 }
 
 fn narrow<T: TryFrom<i64>>(what: &str, value: i64) -> Result<T, StoreError> {
@@ -40,8 +48,7 @@ pub struct AccountRow {
     pub created_at: i64,
 }
 
-pub const ACCOUNT_COLUMNS: &str =
-    "id, institution, currency, code, balance_rule, debits_pending, debits_posted, credits_pending, credits_posted, created_at";
+pub const ACCOUNT_COLUMNS: &str = "id, institution, currency, code, balance_rule, debits_pending, debits_posted, credits_pending, credits_posted, created_at";
 
 impl AccountRow {
     pub fn from_account(account: &Account) -> Self {
@@ -65,7 +72,8 @@ impl AccountRow {
             institution: InstitutionId(narrow("institution", self.institution)?),
             currency: currency(self.currency)?,
             code: narrow("account code", self.code)?,
-            constraint: BalanceConstraint::from_code(self.balance_rule).ok_or_else(|| corrupt("balance rule", self.balance_rule))?,
+            constraint: BalanceConstraint::from_code(self.balance_rule)
+                .ok_or_else(|| corrupt("balance rule", self.balance_rule))?,
             debits_pending: self.debits_pending,
             debits_posted: self.debits_posted,
             credits_pending: self.credits_pending,
@@ -103,9 +111,17 @@ impl TransferRow {
         let request = &transfer.request;
         let (requested_amount, pending_id, timeout_seconds) = match request.kind {
             TransferKind::Posted { .. } => (None, None, None),
-            TransferKind::Pending { timeout_seconds, .. } => (None, None, Some(i64::from(timeout_seconds))),
-            TransferKind::PostPending { pending_id, amount } => (amount.map(Amount::minor), Some(id_bytes(pending_id.0).to_vec()), None),
-            TransferKind::VoidPending { pending_id } => (None, Some(id_bytes(pending_id.0).to_vec()), None),
+            TransferKind::Pending {
+                timeout_seconds, ..
+            } => (None, None, Some(i64::from(timeout_seconds))),
+            TransferKind::PostPending { pending_id, amount } => (
+                amount.map(Amount::minor),
+                Some(id_bytes(pending_id.0).to_vec()),
+                None,
+            ),
+            TransferKind::VoidPending { pending_id } => {
+                (None, Some(id_bytes(pending_id.0).to_vec()), None)
+            }
         };
         TransferRow {
             id: id_bytes(request.id.0).to_vec(),
@@ -133,19 +149,40 @@ impl TransferRow {
         let credit = AccountId(id_from_bytes(&self.credit)?);
         let amount = Amount::new(self.amount, currency);
         let pending_id = || -> Result<TransferId, StoreError> {
-            let bytes = self.pending_id.as_deref().ok_or_else(|| StoreError::Corrupt("post or void without pending id".into()))?;
+            let bytes = self
+                .pending_id
+                .as_deref()
+                .ok_or_else(|| StoreError::Corrupt("post or void without pending id".into()))?;
             Ok(TransferId(id_from_bytes(bytes)?))
         };
         let kind = match self.kind {
-            0 => TransferKind::Posted { debit, credit, amount },
-            1 => TransferKind::Pending { debit, credit, amount, timeout_seconds: narrow("timeout", self.timeout_seconds.unwrap_or(0))? },
-            2 => TransferKind::PostPending { pending_id: pending_id()?, amount: self.requested_amount.map(|minor| Amount::new(minor, currency)) },
-            3 => TransferKind::VoidPending { pending_id: pending_id()? },
+            0 => TransferKind::Posted {
+                debit,
+                credit,
+                amount,
+            },
+            1 => TransferKind::Pending {
+                debit,
+                credit,
+                amount,
+                timeout_seconds: narrow("timeout", self.timeout_seconds.unwrap_or(0))?,
+            },
+            2 => TransferKind::PostPending {
+                pending_id: pending_id()?,
+                amount: self
+                    .requested_amount
+                    .map(|minor| Amount::new(minor, currency)),
+            },
+            3 => TransferKind::VoidPending {
+                pending_id: pending_id()?,
+            },
             other => return Err(corrupt("transfer kind", other)),
         };
         let status = match self.status {
             None => None,
-            Some(code) => Some(PendingStatus::from_code(code).ok_or_else(|| corrupt("hold status", code))?),
+            Some(code) => {
+                Some(PendingStatus::from_code(code).ok_or_else(|| corrupt("hold status", code))?)
+            }
         };
         Ok(Transfer {
             request: TransferRequest {

@@ -7,16 +7,25 @@
 //! only then answers each caller. A failed commit rolls everything back, reloads the account
 //! cache from disk and answers every caller of the group with the error.
 
-use crate::directory::{self, Card, CardProduct, Cardholder, Directory, Institution, InstitutionKind, Merchant, Staff, StaffRole, Terminal};
+use crate::directory::{
+    self, Card, CardProduct, Cardholder, Directory, Institution, InstitutionKind, Merchant, Staff,
+    StaffRole, Terminal,
+};
 use crate::migrate::{self, MIGRATIONS_TABLE, Migration};
-use crate::rows::{ACCOUNT_COLUMNS, AccountRow, TRANSFER_COLUMNS, TransferRow, id_bytes, id_from_bytes, timestamp_to_sql};
+use crate::rows::{
+    ACCOUNT_COLUMNS, AccountRow, TRANSFER_COLUMNS, TransferRow, id_bytes, id_from_bytes,
+    timestamp_to_sql,
+};
 use crate::{Clock, Counters, StoreError, StoreStats, TransferResults};
-use ledger::{Account, AccountError, AccountId, AccountSpec, Changes, InstitutionId, LedgerState, Transfer, TransferId, TransferRequest};
+use ledger::{
+    Account, AccountError, AccountId, AccountSpec, Changes, InstitutionId, LedgerState, Transfer,
+    TransferId, TransferRequest,
+};
 use money::Currency;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::any::Any;
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
@@ -31,6 +40,10 @@ pub const MAX_GROUP_REQUESTS: usize = 8_192;
 pub const MAX_EXPIRE_PER_SWEEP: usize = 4_096;
 /// Idle read connections kept open.
 const MAX_IDLE_READERS: usize = 8;
+/// Page cache of the writer connection, in KiB.
+const WRITER_CACHE_KIB: u32 = 256 * 1024;
+/// How often the checkpointer copies committed WAL frames into the database file.
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 /// How long a connection waits for a lock held by a checkpoint or a reader.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -38,13 +51,38 @@ type WriteFn = Box<dyn FnOnce(&Connection) -> Result<Box<dyn Any + Send>, StoreE
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
 enum Job {
-    Transfers { requests: Vec<TransferRequest>, reply: Reply<TransferResults> },
-    Accounts { specs: Vec<AccountSpec>, reply: Reply<Vec<Result<Account, AccountError>>> },
-    Expire { reply: Reply<usize> },
-    Write { work: WriteFn, reply: Reply<Box<dyn Any + Send>> },
+    Transfers {
+        requests: Vec<TransferRequest>,
+        reply: Reply<TransferResults>,
+    },
+    Accounts {
+        specs: Vec<AccountSpec>,
+        reply: Reply<Vec<Result<Account, AccountError>>>,
+    },
+    Expire {
+        reply: Reply<usize>,
+    },
+    Write {
+        work: WriteFn,
+        reply: Reply<Box<dyn Any + Send>>,
+    },
 }
 
 impl Job {
+    /// An answer that will only ever be failed (the group broke before this job ran).
+    fn into_unanswered(self) -> Answer {
+        match self {
+            Job::Transfers { reply, .. } => Answer::Transfers(reply, Vec::new()),
+            Job::Accounts { reply, .. } => Answer::Accounts(reply, Vec::new()),
+            Job::Expire { reply } => Answer::Expired(reply, 0),
+            Job::Write { reply, .. } => Answer::Written(reply, Box::new(())),
+        }
+    }
+
+    fn fail(self, message: &str) {
+        self.into_unanswered().fail(message);
+    }
+
     fn weight(&self) -> usize {
         match self {
             Job::Transfers { requests, .. } => requests.len(),
@@ -58,7 +96,10 @@ impl Job {
 /// An answer computed inside the transaction, delivered only after it commits.
 enum Answer {
     Transfers(Reply<TransferResults>, TransferResults),
-    Accounts(Reply<Vec<Result<Account, AccountError>>>, Vec<Result<Account, AccountError>>),
+    Accounts(
+        Reply<Vec<Result<Account, AccountError>>>,
+        Vec<Result<Account, AccountError>>,
+    ),
     Expired(Reply<usize>, usize),
     Written(Reply<Box<dyn Any + Send>>, Box<dyn Any + Send>),
 }
@@ -90,6 +131,7 @@ impl Answer {
 pub struct SqliteStore {
     jobs: mpsc::Sender<Job>,
     writer: Option<std::thread::JoinHandle<()>>,
+    checkpointer: Option<Checkpointer>,
     readers: Arc<Readers>,
     counters: Arc<Counters>,
     /// Held for the life of the store: a second process on the same file is refused.
@@ -105,40 +147,85 @@ impl std::fmt::Debug for Job {
 impl SqliteStore {
     pub async fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
         let path = path.to_path_buf();
-        tokio::task::spawn_blocking(move || Self::open_blocking(path, clock)).await.map_err(|error| StoreError::Write(error.to_string()))?
+        tokio::task::spawn_blocking(move || Self::open_blocking(path, clock))
+            .await
+            .map_err(|error| StoreError::Write(error.to_string()))?
     }
 
     fn open_blocking(path: PathBuf, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
-        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|error| StoreError::Config(format!("cannot create {}: {error}", parent.display())))?;
+        if let Some(parent) = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent).map_err(|error| {
+                StoreError::Config(format!("cannot create {}: {error}", parent.display()))
+            })?;
         }
         let lock = lock_file(&path)?;
         let connection = open_writer(&path)?;
         migrate(&connection)?;
         let accounts = load_accounts(&connection)?;
-        ledger::check_books(accounts.values()).map_err(|error| StoreError::Corrupt(error.to_string()))?;
-        let last_timestamp: i64 = connection.query_row("SELECT coalesce(max(timestamp), 0) FROM ledger_transfers", [], |row| row.get(0))?;
+        ledger::check_books(accounts.values())
+            .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+        let last_timestamp: i64 = connection.query_row(
+            "SELECT coalesce(max(timestamp), 0) FROM ledger_transfers",
+            [],
+            |row| row.get(0),
+        )?;
+        let max_id: Option<Vec<u8>> =
+            connection.query_row("SELECT max(id) FROM ledger_transfers", [], |row| row.get(0))?;
+        let max_transfer_id = max_id
+            .as_deref()
+            .map(id_from_bytes)
+            .transpose()?
+            .unwrap_or(0);
         let counters = Arc::new(Counters::default());
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        let mut writer = Writer { connection, accounts, clock, last_timestamp: u64::try_from(last_timestamp).unwrap_or(0), counters: counters.clone() };
+        let mut writer = Writer {
+            connection,
+            accounts,
+            max_transfer_id,
+            clock,
+            last_timestamp: u64::try_from(last_timestamp).unwrap_or(0),
+            counters: counters.clone(),
+        };
         let handle = std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer.run(receiver))
-            .map_err(|error| StoreError::Write(format!("cannot start the writer thread: {error}")))?;
-        Ok(SqliteStore { jobs: sender, writer: Some(handle), readers: Arc::new(Readers::new(path)), counters, _lock: lock })
+            .map_err(|error| {
+                StoreError::Write(format!("cannot start the writer thread: {error}"))
+            })?;
+        let checkpointer = Checkpointer::start(&path)?;
+        Ok(SqliteStore {
+            jobs: sender,
+            writer: Some(handle),
+            checkpointer: Some(checkpointer),
+            readers: Arc::new(Readers::new(path)),
+            counters,
+            _lock: lock,
+        })
     }
 
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Job) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.jobs.send(make(reply)).await.map_err(|_| StoreError::Closed)?;
+        self.jobs
+            .send(make(reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
-    pub async fn submit(&self, requests: Vec<TransferRequest>) -> Result<TransferResults, StoreError> {
+    pub async fn submit(
+        &self,
+        requests: Vec<TransferRequest>,
+    ) -> Result<TransferResults, StoreError> {
         self.call(|reply| Job::Transfers { requests, reply }).await
     }
 
-    pub async fn create_accounts(&self, specs: Vec<AccountSpec>) -> Result<Vec<Result<Account, AccountError>>, StoreError> {
+    pub async fn create_accounts(
+        &self,
+        specs: Vec<AccountSpec>,
+    ) -> Result<Vec<Result<Account, AccountError>>, StoreError> {
         self.call(|reply| Job::Accounts { specs, reply }).await
     }
 
@@ -149,28 +236,46 @@ impl SqliteStore {
     /// Runs `work` on the writer connection inside the current group's transaction (in a
     /// savepoint of its own, so its failure touches nothing else) and returns its result after
     /// the commit. This is how later tables write on SQLite.
-    pub async fn write<T: Send + 'static>(&self, work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
-        let work: WriteFn = Box::new(move |connection| work(connection).map(|value| Box::new(value) as Box<dyn Any + Send>));
+    pub async fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let work: WriteFn = Box::new(move |connection| {
+            work(connection).map(|value| Box::new(value) as Box<dyn Any + Send>)
+        });
         let value = self.call(|reply| Job::Write { work, reply }).await?;
-        value.downcast::<T>().map(|boxed| *boxed).map_err(|_| StoreError::Write("writer returned an unexpected type".into()))
+        value
+            .downcast::<T>()
+            .map(|boxed| *boxed)
+            .map_err(|_| StoreError::Write("writer returned an unexpected type".into()))
     }
 
     /// Runs `work` on a read connection on the blocking pool.
-    pub async fn read<T: Send + 'static>(&self, work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
+    pub async fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let readers = self.readers.clone();
-        tokio::task::spawn_blocking(move || readers.with(work)).await.map_err(|error| StoreError::Write(error.to_string()))?
+        tokio::task::spawn_blocking(move || readers.with(work))
+            .await
+            .map_err(|error| StoreError::Write(error.to_string()))?
     }
 
     pub async fn schema_version(&self) -> Result<u32, StoreError> {
-        self.read(|connection| current_version(connection)).await
+        self.read(current_version).await
     }
 
     pub async fn accounts(&self, ids: Vec<AccountId>) -> Result<Vec<Account>, StoreError> {
         self.read(move |connection| {
-            let mut statement = connection.prepare_cached(&format!("SELECT {ACCOUNT_COLUMNS} FROM ledger_accounts WHERE id = ?1"))?;
+            let mut statement = connection.prepare_cached(&format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM ledger_accounts WHERE id = ?1"
+            ))?;
             let mut found = Vec::new();
             for id in ids.into_iter().collect::<BTreeSet<_>>() {
-                if let Some(row) = statement.query_row([id_bytes(id.0)], account_row).optional()? {
+                if let Some(row) = statement
+                    .query_row([id_bytes(id.0)], account_row)
+                    .optional()?
+                {
                     found.push(row.into_account()?);
                 }
             }
@@ -180,19 +285,24 @@ impl SqliteStore {
     }
 
     pub async fn all_accounts(&self) -> Result<Vec<Account>, StoreError> {
-        self.read(|connection| Ok(load_accounts(connection)?.into_values().collect::<Vec<_>>())).await.map(|mut accounts| {
-            accounts.sort_by_key(|account| account.id);
-            accounts
-        })
+        self.read(|connection| Ok(load_accounts(connection)?.into_values().collect::<Vec<_>>()))
+            .await
+            .map(|mut accounts| {
+                accounts.sort_by_key(|account| account.id);
+                accounts
+            })
     }
 
     pub async fn transfer(&self, id: TransferId) -> Result<Option<Transfer>, StoreError> {
-        self.read(move |connection| find_transfer(connection, id)).await
+        self.read(move |connection| find_transfer(connection, id))
+            .await
     }
 
     pub async fn all_transfers(&self) -> Result<Vec<Transfer>, StoreError> {
         self.read(|connection| {
-            let mut statement = connection.prepare(&format!("SELECT {TRANSFER_COLUMNS} FROM ledger_transfers ORDER BY timestamp, id"))?;
+            let mut statement = connection.prepare(&format!(
+                "SELECT {TRANSFER_COLUMNS} FROM ledger_transfers ORDER BY timestamp, id"
+            ))?;
             let rows = statement.query_map([], transfer_row)?;
             rows.map(|row| row?.into_transfer()).collect()
         })
@@ -200,16 +310,24 @@ impl SqliteStore {
     }
 
     pub async fn put_directory(&self, directory: Directory) -> Result<(), StoreError> {
-        self.write(move |connection| insert_directory(connection, &directory)).await
+        self.write(move |connection| insert_directory(connection, &directory))
+            .await
     }
 
     pub async fn load_directory(&self) -> Result<Directory, StoreError> {
-        self.read(|connection| read_directory(connection)).await
+        self.read(read_directory).await
     }
 
     pub async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         let key = key.to_owned();
-        self.read(move |connection| Ok(connection.query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| row.get(0)).optional()?)).await
+        self.read(move |connection| {
+            Ok(connection
+                .query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| {
+                    row.get(0)
+                })
+                .optional()?)
+        })
+        .await
     }
 
     pub async fn set_meta(&self, key: String, value: String) -> Result<(), StoreError> {
@@ -226,13 +344,23 @@ impl SqliteStore {
 
     /// Closes the queue; the writer finishes every job already queued, commits, and exits.
     pub async fn close(mut self) -> Result<(), StoreError> {
-        let SqliteStore { jobs, writer, .. } = &mut self;
+        let SqliteStore {
+            jobs,
+            writer,
+            checkpointer,
+            ..
+        } = &mut self;
         drop(std::mem::replace(jobs, mpsc::channel(1).0));
         if let Some(handle) = writer.take() {
             tokio::task::spawn_blocking(move || handle.join())
                 .await
                 .map_err(|error| StoreError::Write(error.to_string()))?
                 .map_err(|_| StoreError::Write("the writer thread panicked".into()))?;
+        }
+        if let Some(checkpointer) = checkpointer.take() {
+            tokio::task::spawn_blocking(move || checkpointer.stop())
+                .await
+                .map_err(|error| StoreError::Write(error.to_string()))?;
         }
         Ok(())
     }
@@ -246,14 +374,22 @@ fn lock_file(path: &Path) -> Result<std::fs::File, StoreError> {
         .truncate(false)
         .write(true)
         .open(&lock_path)
-        .map_err(|error| StoreError::Config(format!("cannot open lock file {}: {error}", PathBuf::from(&lock_path).display())))?;
+        .map_err(|error| {
+            StoreError::Config(format!(
+                "cannot open lock file {}: {error}",
+                PathBuf::from(&lock_path).display()
+            ))
+        })?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Config(format!(
             "{} is in use by another easypos process; stop it first (only one process may write an SQLite database — use PostgreSQL to run several)",
             path.display()
         ))),
-        Err(std::fs::TryLockError::Error(error)) => Err(StoreError::Config(format!("cannot lock {}: {error}", PathBuf::from(&lock_path).display()))),
+        Err(std::fs::TryLockError::Error(error)) => Err(StoreError::Config(format!(
+            "cannot lock {}: {error}",
+            PathBuf::from(&lock_path).display()
+        ))),
     }
 }
 
@@ -262,11 +398,21 @@ fn lock_file(path: &Path) -> Result<std::fs::File, StoreError> {
 fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     let connection = Connection::open(path).map_err(|error| describe_open_error(path, error))?;
     connection.busy_timeout(BUSY_TIMEOUT)?;
-    let mode: String = connection.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)).map_err(|error| describe_open_error(path, error))?;
-    connection.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+    let mode: String = connection
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(|error| describe_open_error(path, error))?;
+    // A large page cache keeps the B-tree pages of hot indexes in memory (random 128-bit ids
+    // touch pages all over the transfer table); WAL frames are checkpointed by a separate
+    // thread so that the writer never stalls on a checkpoint.
+    connection.execute_batch(&format!(
+        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{WRITER_CACHE_KIB}; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 0;"
+    ))?;
     let synchronous: i64 = connection.query_row("PRAGMA synchronous", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") || synchronous != 2 {
-        return Err(StoreError::Config(format!("{}: expected journal_mode=wal and synchronous=FULL, got {mode} and {synchronous}", path.display())));
+        return Err(StoreError::Config(format!(
+            "{}: expected journal_mode=wal and synchronous=FULL, got {mode} and {synchronous}",
+            path.display()
+        )));
     }
     Ok(connection)
 }
@@ -274,14 +420,21 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
 fn describe_open_error(path: &Path, error: rusqlite::Error) -> StoreError {
     match error.sqlite_error_code() {
         Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
-            StoreError::Corrupt(format!("{} is not a valid SQLite database ({error}); restore it from a backup or move it aside", path.display()))
+            StoreError::Corrupt(format!(
+                "{} is not a valid SQLite database ({error}); restore it from a backup or move it aside",
+                path.display()
+            ))
         }
         _ => StoreError::Sqlite(error),
     }
 }
 
 fn current_version(connection: &Connection) -> Result<u32, StoreError> {
-    let version: i64 = connection.query_row("SELECT coalesce(max(version), 0) FROM schema_migrations", [], |row| row.get(0))?;
+    let version: i64 = connection.query_row(
+        "SELECT coalesce(max(version), 0) FROM schema_migrations",
+        [],
+        |row| row.get(0),
+    )?;
     u32::try_from(version).map_err(|_| StoreError::Corrupt(format!("schema version {version}")))
 }
 
@@ -293,7 +446,10 @@ fn migrate(connection: &Connection) -> Result<(), StoreError> {
     if found > supported {
         return Err(StoreError::SchemaTooNew { found, supported });
     }
-    for migration in migrations.iter().filter(|migration| migration.version > found) {
+    for migration in migrations
+        .iter()
+        .filter(|migration| migration.version > found)
+    {
         connection.execute_batch("BEGIN IMMEDIATE")?;
         let applied = connection.execute_batch(migration.sql).and_then(|()| {
             connection.execute(
@@ -308,7 +464,11 @@ fn migrate(connection: &Connection) -> Result<(), StoreError> {
                 return Err(error.into());
             }
         }
-        tracing::info!(version = migration.version, name = migration.name, "applied migration");
+        tracing::info!(
+            version = migration.version,
+            name = migration.name,
+            "applied migration"
+        );
     }
     Ok(())
 }
@@ -349,10 +509,11 @@ fn transfer_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TransferRow> {
     })
 }
 
-fn load_accounts(connection: &Connection) -> Result<HashMap<AccountId, Account>, StoreError> {
-    let mut statement = connection.prepare(&format!("SELECT {ACCOUNT_COLUMNS} FROM ledger_accounts"))?;
+fn load_accounts(connection: &Connection) -> Result<ledger::IdMap<AccountId, Account>, StoreError> {
+    let mut statement =
+        connection.prepare(&format!("SELECT {ACCOUNT_COLUMNS} FROM ledger_accounts"))?;
     let rows = statement.query_map([], account_row)?;
-    let mut accounts = HashMap::new();
+    let mut accounts = ledger::IdMap::default();
     for row in rows {
         let account = row?.into_account()?;
         accounts.insert(account.id, account);
@@ -361,15 +522,23 @@ fn load_accounts(connection: &Connection) -> Result<HashMap<AccountId, Account>,
 }
 
 fn find_transfer(connection: &Connection, id: TransferId) -> Result<Option<Transfer>, StoreError> {
-    let mut statement = connection.prepare_cached(&format!("SELECT {TRANSFER_COLUMNS} FROM ledger_transfers WHERE id = ?1"))?;
-    statement.query_row([id_bytes(id.0)], transfer_row).optional()?.map(TransferRow::into_transfer).transpose()
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT {TRANSFER_COLUMNS} FROM ledger_transfers WHERE id = ?1"
+    ))?;
+    statement
+        .query_row([id_bytes(id.0)], transfer_row)
+        .optional()?
+        .map(TransferRow::into_transfer)
+        .transpose()
 }
 
-/// The ledger's view of the database during a group: accounts from the writer's cache,
-/// transfers from the open transaction (which sees the group's own inserts).
+/// The ledger's view of committed state during a group: accounts from the writer's cache,
+/// transfers from the database. Ids above the largest stored id cannot exist, so fresh
+/// time-ordered ids are answered without a query; only retries and old ids are looked up.
 struct WriterView<'a> {
     connection: &'a Connection,
-    accounts: &'a HashMap<AccountId, Account>,
+    accounts: &'a ledger::IdMap<AccountId, Account>,
+    max_transfer_id: u128,
     error: RefCell<Option<StoreError>>,
 }
 
@@ -379,6 +548,9 @@ impl LedgerState for WriterView<'_> {
     }
 
     fn transfer(&self, id: TransferId) -> Option<Transfer> {
+        if id.0 > self.max_transfer_id {
+            return None;
+        }
         match find_transfer(self.connection, id) {
             Ok(found) => found,
             Err(error) => {
@@ -389,21 +561,21 @@ impl LedgerState for WriterView<'_> {
     }
 }
 
-impl WriterView<'_> {
-    fn into_result<T>(self, value: T) -> Result<T, StoreError> {
-        match self.error.into_inner() {
-            Some(error) => Err(error),
-            None => Ok(value),
-        }
-    }
-}
-
 struct Writer {
     connection: Connection,
-    accounts: HashMap<AccountId, Account>,
+    accounts: ledger::IdMap<AccountId, Account>,
+    max_transfer_id: u128,
     clock: Arc<dyn Clock>,
     last_timestamp: u64,
     counters: Arc<Counters>,
+}
+
+/// Timestamps are unique and increasing even if the wall clock steps back: a batch of `count`
+/// requests gets `max(clock, last + 1)` and reserves the next `count` nanoseconds.
+fn next_timestamp(clock: &dyn Clock, last: &mut u64, count: usize) -> u64 {
+    let now = clock.now().max(*last + 1);
+    *last = now + count as u64;
+    now
 }
 
 impl Writer {
@@ -420,35 +592,61 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            self.run_group(group);
+            self.run_group(group, weight as u64);
         }
         tracing::debug!("sqlite writer drained and stopped");
     }
 
-    /// Timestamps are unique and increasing even if the wall clock steps back.
-    fn next_timestamp(&mut self, count: usize) -> u64 {
-        let now = self.clock.now().max(self.last_timestamp + 1);
-        self.last_timestamp = now + count as u64;
-        now
-    }
-
-    fn run_group(&mut self, group: Vec<Job>) {
+    /// Runs every job of the group in one ledger session and one transaction, commits, and only
+    /// then applies the changes to the account cache and answers the callers.
+    fn run_group(&mut self, group: Vec<Job>, weight: u64) {
+        if let Err(error) = self.connection.execute_batch("BEGIN IMMEDIATE") {
+            let message = error.to_string();
+            group.into_iter().for_each(|job| job.fail(&message));
+            return;
+        }
+        let view = WriterView {
+            connection: &self.connection,
+            accounts: &self.accounts,
+            max_transfer_id: self.max_transfer_id,
+            error: RefCell::new(None),
+        };
+        let mut session = ledger::Session::new(&view);
         let mut answers = Vec::with_capacity(group.len());
-        let mut dirty = BTreeSet::new();
-        let mut requests = 0_u64;
-        let mut created = 0_u64;
-        let outcome = self.connection.execute_batch("BEGIN IMMEDIATE").map_err(StoreError::from).and_then(|()| {
-            for job in group {
-                requests += job.weight() as u64;
-                answers.extend(self.run_job(job, &mut dirty, &mut created)?);
+        let mut failure: Option<StoreError> = None;
+        for job in group {
+            if failure.is_some() {
+                answers.push(job.into_unanswered());
+                continue;
             }
-            self.flush_accounts(&dirty)?;
-            self.connection.execute_batch("COMMIT")?;
-            Ok(())
-        });
+            match run_job(
+                &self.connection,
+                &mut session,
+                self.clock.as_ref(),
+                &mut self.last_timestamp,
+                job,
+            ) {
+                Ok(Some(answer)) => answers.push(answer),
+                Ok(None) => {}
+                Err((error, answer)) => {
+                    failure = Some(error);
+                    answers.push(answer);
+                }
+            }
+        }
+        let changes = session.finish();
+        let outcome = match (failure, view.error.into_inner()) {
+            (Some(error), _) | (None, Some(error)) => Err(error),
+            (None, None) => write_changes(&self.connection, &changes)
+                .and_then(|()| Ok(self.connection.execute_batch("COMMIT")?)),
+        };
         match outcome {
             Ok(()) => {
-                self.counters.add(1, requests, created);
+                self.counters.add(1, weight, changes.created.len() as u64);
+                if let Some(max) = changes.created.iter().map(|transfer| transfer.id().0).max() {
+                    self.max_transfer_id = self.max_transfer_id.max(max);
+                }
+                self.accounts.extend(changes.accounts);
                 answers.into_iter().for_each(Answer::deliver);
             }
             Err(error) => {
@@ -456,120 +654,180 @@ impl Writer {
                 tracing::error!(error = %message, "group commit failed; rolled back");
                 // The rollback fails only if no transaction is open, which is what we want anyway.
                 let _ = self.connection.execute_batch("ROLLBACK");
-                if let Ok(accounts) = load_accounts(&self.connection) {
-                    self.accounts = accounts;
-                }
                 answers.into_iter().for_each(|answer| answer.fail(&message));
             }
         }
     }
+}
 
-    /// Runs one job inside the group's transaction. `None` means the job already got its
-    /// answer (its own failure, rolled back to its savepoint) and the group goes on.
-    fn run_job(&mut self, job: Job, dirty: &mut BTreeSet<AccountId>, created: &mut u64) -> Result<Option<Answer>, StoreError> {
-        match job {
-            Job::Transfers { requests, reply } => {
-                let now = self.next_timestamp(requests.len());
-                let view = WriterView { connection: &self.connection, accounts: &self.accounts, error: RefCell::new(None) };
-                let (results, changes) = ledger::execute(&view, &requests, now);
-                let changes = view.into_result(changes)?;
-                *created += changes.created.len() as u64;
-                self.write_changes(changes, dirty)?;
-                Ok(Some(Answer::Transfers(reply, results)))
+/// Runs one job inside the group's session and transaction. `Ok(None)` means the job already
+/// got its answer (its own failure, rolled back to its savepoint) and the group goes on.
+fn run_job(
+    connection: &Connection,
+    session: &mut ledger::Session<'_, WriterView<'_>>,
+    clock: &dyn Clock,
+    last: &mut u64,
+    job: Job,
+) -> Result<Option<Answer>, (StoreError, Answer)> {
+    match job {
+        Job::Transfers { requests, reply } => {
+            let now = next_timestamp(clock, last, requests.len());
+            let results = session.execute(&requests, now);
+            Ok(Some(Answer::Transfers(reply, results)))
+        }
+        Job::Accounts { specs, reply } => {
+            let now = next_timestamp(clock, last, 0);
+            Ok(Some(Answer::Accounts(
+                reply,
+                session.open_accounts(&specs, now),
+            )))
+        }
+        Job::Expire { reply } => {
+            let now = next_timestamp(clock, last, 0);
+            match due_holds(connection, now) {
+                Ok(due) => Ok(Some(Answer::Expired(reply, session.expire(&due, now)))),
+                Err(error) => Err((error, Answer::Expired(reply, 0))),
             }
-            Job::Accounts { specs, reply } => {
-                let now = self.next_timestamp(0);
-                let view = WriterView { connection: &self.connection, accounts: &self.accounts, error: RefCell::new(None) };
-                let (results, new) = ledger::open_accounts(&view, &specs, now);
-                let new = view.into_result(new)?;
-                let mut statement = self.connection.prepare_cached(&format!("INSERT INTO ledger_accounts ({ACCOUNT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"))?;
-                for account in new {
-                    let row = AccountRow::from_account(&account);
-                    statement.execute(params![row.id, row.institution, row.currency, row.code, row.balance_rule, row.debits_pending, row.debits_posted, row.credits_pending, row.credits_posted, row.created_at])?;
-                    self.accounts.insert(account.id, account);
-                }
-                Ok(Some(Answer::Accounts(reply, results)))
+        }
+        Job::Write { work, reply } => {
+            let savepoint = |sql: &str| connection.execute_batch(sql).map_err(StoreError::from);
+            if let Err(error) = savepoint("SAVEPOINT job") {
+                return Err((error, Answer::Written(reply, Box::new(()))));
             }
-            Job::Expire { reply } => {
-                let now = self.next_timestamp(0);
-                let due = self.due_holds(now)?;
-                let view = WriterView { connection: &self.connection, accounts: &self.accounts, error: RefCell::new(None) };
-                let changes = ledger::expire(&view, &due, now);
-                let changes = view.into_result(changes)?;
-                let expired = changes.statuses.len();
-                self.write_changes(changes, dirty)?;
-                Ok(Some(Answer::Expired(reply, expired)))
-            }
-            Job::Write { work, reply } => {
-                self.connection.execute_batch("SAVEPOINT job")?;
-                match work(&self.connection) {
-                    Ok(value) => {
-                        self.connection.execute_batch("RELEASE job")?;
-                        Ok(Some(Answer::Written(reply, value)))
-                    }
-                    Err(error) => {
-                        self.connection.execute_batch("ROLLBACK TO job; RELEASE job")?;
+            match work(connection) {
+                Ok(value) => match savepoint("RELEASE job") {
+                    Ok(()) => Ok(Some(Answer::Written(reply, value))),
+                    Err(error) => Err((error, Answer::Written(reply, Box::new(())))),
+                },
+                Err(error) => match savepoint("ROLLBACK TO job; RELEASE job") {
+                    Ok(()) => {
                         drop(reply.send(Err(error)));
                         Ok(None)
                     }
+                    Err(rollback_error) => {
+                        Err((rollback_error, Answer::Written(reply, Box::new(()))))
+                    }
+                },
+            }
+        }
+    }
+}
+
+fn due_holds(connection: &Connection, now: u64) -> Result<Vec<TransferId>, StoreError> {
+    let mut statement = connection.prepare_cached("SELECT id FROM ledger_transfers WHERE status = 1 AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2")?;
+    let rows = statement.query_map(
+        params![timestamp_to_sql(now), MAX_EXPIRE_PER_SWEEP as i64],
+        |row| row.get::<_, Vec<u8>>(0),
+    )?;
+    rows.map(|row| Ok(TransferId(id_from_bytes(&row?)?)))
+        .collect()
+}
+
+/// Persists a session's changes: new transfers, new hold statuses, new accounts, and the final
+/// totals of every other account touched (each written once per group).
+fn write_changes(connection: &Connection, changes: &Changes) -> Result<(), StoreError> {
+    let mut insert = connection.prepare_cached(&format!(
+        "INSERT INTO ledger_transfers ({TRANSFER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+    ))?;
+    for transfer in &changes.created {
+        let row = TransferRow::from_transfer(transfer);
+        insert.execute(params![
+            row.id,
+            row.kind,
+            row.debit,
+            row.credit,
+            row.amount,
+            row.currency,
+            row.requested_amount,
+            row.pending_id,
+            row.timeout_seconds,
+            row.linked,
+            row.code,
+            row.user_data,
+            row.institution,
+            row.timestamp,
+            row.expires_at,
+            row.status
+        ])?;
+    }
+    let mut status =
+        connection.prepare_cached("UPDATE ledger_transfers SET status = ?1 WHERE id = ?2")?;
+    for (id, new_status) in &changes.statuses {
+        status.execute(params![new_status.code(), id_bytes(id.0)])?;
+    }
+    let mut open = connection.prepare_cached(&format!("INSERT INTO ledger_accounts ({ACCOUNT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"))?;
+    for account in changes.opened_accounts() {
+        let row = AccountRow::from_account(account);
+        open.execute(params![
+            row.id,
+            row.institution,
+            row.currency,
+            row.code,
+            row.balance_rule,
+            row.debits_pending,
+            row.debits_posted,
+            row.credits_pending,
+            row.credits_posted,
+            row.created_at
+        ])?;
+    }
+    let mut update = connection.prepare_cached(
+        "UPDATE ledger_accounts SET debits_pending = ?1, debits_posted = ?2, credits_pending = ?3, credits_posted = ?4 WHERE id = ?5",
+    )?;
+    for account in changes.updated_accounts() {
+        update.execute(params![
+            account.debits_pending,
+            account.debits_posted,
+            account.credits_pending,
+            account.credits_posted,
+            id_bytes(account.id.0)
+        ])?;
+    }
+    Ok(())
+}
+
+/// Copies committed WAL frames back into the database file from its own connection, so the
+/// writer never pays for a checkpoint inside a commit. PASSIVE: it never blocks the writer or
+/// readers; what it cannot copy now it copies next time.
+#[derive(Debug)]
+struct Checkpointer {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<()>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> Result<Self, StoreError> {
+        let connection = Connection::open(path)?;
+        connection.busy_timeout(BUSY_TIMEOUT)?;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || {
+                let tick = std::time::Duration::from_millis(50);
+                let mut waited = std::time::Duration::ZERO;
+                while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                    waited += tick;
+                    if waited >= CHECKPOINT_INTERVAL {
+                        waited = std::time::Duration::ZERO;
+                        if let Err(error) =
+                            connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                        {
+                            tracing::warn!(%error, "WAL checkpoint failed; will retry");
+                        }
+                    }
                 }
-            }
-        }
+            })
+            .map_err(|error| {
+                StoreError::Write(format!("cannot start the checkpoint thread: {error}"))
+            })?;
+        Ok(Checkpointer { stop, handle })
     }
 
-    fn due_holds(&self, now: u64) -> Result<Vec<TransferId>, StoreError> {
-        let mut statement = self.connection.prepare_cached("SELECT id FROM ledger_transfers WHERE status = 1 AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2")?;
-        let rows = statement.query_map(params![timestamp_to_sql(now), MAX_EXPIRE_PER_SWEEP as i64], |row| row.get::<_, Vec<u8>>(0))?;
-        rows.map(|row| Ok(TransferId(id_from_bytes(&row?)?))).collect()
-    }
-
-    fn write_changes(&mut self, changes: Changes, dirty: &mut BTreeSet<AccountId>) -> Result<(), StoreError> {
-        let mut insert = self.connection.prepare_cached(&format!(
-            "INSERT INTO ledger_transfers ({TRANSFER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
-        ))?;
-        for transfer in &changes.created {
-            let row = TransferRow::from_transfer(transfer);
-            insert.execute(params![
-                row.id,
-                row.kind,
-                row.debit,
-                row.credit,
-                row.amount,
-                row.currency,
-                row.requested_amount,
-                row.pending_id,
-                row.timeout_seconds,
-                row.linked,
-                row.code,
-                row.user_data,
-                row.institution,
-                row.timestamp,
-                row.expires_at,
-                row.status
-            ])?;
-        }
-        let mut status = self.connection.prepare_cached("UPDATE ledger_transfers SET status = ?1 WHERE id = ?2")?;
-        for (id, new_status) in &changes.statuses {
-            status.execute(params![new_status.code(), id_bytes(id.0)])?;
-        }
-        for (id, account) in changes.accounts {
-            self.accounts.insert(id, account);
-            dirty.insert(id);
-        }
-        Ok(())
-    }
-
-    /// Writes each account touched by the group once, with its final totals.
-    fn flush_accounts(&self, dirty: &BTreeSet<AccountId>) -> Result<(), StoreError> {
-        let mut update = self.connection.prepare_cached(
-            "UPDATE ledger_accounts SET debits_pending = ?1, debits_posted = ?2, credits_pending = ?3, credits_posted = ?4 WHERE id = ?5",
-        )?;
-        for id in dirty {
-            if let Some(account) = self.accounts.get(id) {
-                update.execute(params![account.debits_pending, account.debits_posted, account.credits_pending, account.credits_posted, id_bytes(id.0)])?;
-            }
-        }
-        Ok(())
+    fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.handle.join();
     }
 }
 
@@ -582,15 +840,28 @@ struct Readers {
 
 impl Readers {
     fn new(path: PathBuf) -> Self {
-        Readers { path, idle: Mutex::new(Vec::new()) }
+        Readers {
+            path,
+            idle: Mutex::new(Vec::new()),
+        }
     }
 
-    fn with<T>(&self, work: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let reused = self.idle.lock().map_err(|_| StoreError::Write("reader pool poisoned".into()))?.pop();
+    fn with<T>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let reused = self
+            .idle
+            .lock()
+            .map_err(|_| StoreError::Write("reader pool poisoned".into()))?
+            .pop();
         let connection = match reused {
             Some(connection) => connection,
             None => {
-                let connection = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+                let connection = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
                 connection.busy_timeout(BUSY_TIMEOUT)?;
                 connection
             }
@@ -650,7 +921,11 @@ fn insert_directory(connection: &Connection, directory: &Directory) -> Result<()
 }
 
 fn read_directory(connection: &Connection) -> Result<Directory, StoreError> {
-    fn all<T>(connection: &Connection, sql: &str, map: impl Fn(&rusqlite::Row<'_>) -> Result<T, StoreError>) -> Result<Vec<T>, StoreError> {
+    fn all<T>(
+        connection: &Connection,
+        sql: &str,
+        map: impl Fn(&rusqlite::Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
         let mut statement = connection.prepare(sql)?;
         let mut rows = statement.query([])?;
         let mut out = Vec::new();
@@ -659,43 +934,96 @@ fn read_directory(connection: &Connection) -> Result<Directory, StoreError> {
         }
         Ok(out)
     }
-    let currency = |numeric: i64| u16::try_from(numeric).ok().and_then(|code| Currency::from_numeric(code).ok()).ok_or_else(|| directory::unknown("currency", &numeric.to_string()));
+    let currency = |numeric: i64| {
+        u16::try_from(numeric)
+            .ok()
+            .and_then(|code| Currency::from_numeric(code).ok())
+            .ok_or_else(|| directory::unknown("currency", &numeric.to_string()))
+    };
     Ok(Directory {
-        institutions: all(connection, "SELECT id, kind, name, name_zh FROM institutions", |row| {
-            let kind: String = row.get(1)?;
-            Ok(Institution { id: InstitutionId(row.get(0)?), kind: InstitutionKind::parse(&kind).ok_or_else(|| directory::unknown("institution kind", &kind))?, name: row.get(2)?, name_zh: row.get(3)? })
-        })?,
-        merchants: all(connection, "SELECT id, acquirer, name, name_zh, city, mcc, settlement_account FROM merchants", |row| {
-            Ok(Merchant {
-                id: row.get(0)?,
-                acquirer: InstitutionId(row.get(1)?),
-                name: row.get(2)?,
-                name_zh: row.get(3)?,
-                city: row.get(4)?,
-                mcc: row.get(5)?,
-                settlement_account: AccountId(id_from_bytes(&row.get::<_, Vec<u8>>(6)?)?),
-            })
-        })?,
-        terminals: all(connection, "SELECT id, merchant_id, status FROM terminals", |row| Ok(Terminal { id: row.get(0)?, merchant_id: row.get(1)?, status: row.get(2)? }))?,
-        staff: all(connection, "SELECT merchant_id, operator_no, name, role FROM staff", |row| {
-            let role: String = row.get(3)?;
-            Ok(Staff { merchant_id: row.get(0)?, operator_no: row.get(1)?, name: row.get(2)?, role: StaffRole::parse(&role).ok_or_else(|| directory::unknown("staff role", &role))? })
-        })?,
-        cardholders: all(connection, "SELECT id, name, name_zh FROM cardholders", |row| Ok(Cardholder { id: row.get(0)?, name: row.get(1)?, name_zh: row.get(2)? }))?,
-        cards: all(connection, "SELECT id, cardholder_id, issuer, product, pan_first6, pan_last4, expiry, currency, account FROM cards", |row| {
-            let product: String = row.get(3)?;
-            Ok(Card {
-                id: row.get(0)?,
-                cardholder_id: row.get(1)?,
-                issuer: InstitutionId(row.get(2)?),
-                product: CardProduct::parse(&product).ok_or_else(|| directory::unknown("card product", &product))?,
-                pan_first6: row.get(4)?,
-                pan_last4: row.get(5)?,
-                expiry: row.get(6)?,
-                currency: currency(row.get(7)?)?,
-                account: AccountId(id_from_bytes(&row.get::<_, Vec<u8>>(8)?)?),
-            })
-        })?,
+        institutions: all(
+            connection,
+            "SELECT id, kind, name, name_zh FROM institutions",
+            |row| {
+                let kind: String = row.get(1)?;
+                Ok(Institution {
+                    id: InstitutionId(row.get(0)?),
+                    kind: InstitutionKind::parse(&kind)
+                        .ok_or_else(|| directory::unknown("institution kind", &kind))?,
+                    name: row.get(2)?,
+                    name_zh: row.get(3)?,
+                })
+            },
+        )?,
+        merchants: all(
+            connection,
+            "SELECT id, acquirer, name, name_zh, city, mcc, settlement_account FROM merchants",
+            |row| {
+                Ok(Merchant {
+                    id: row.get(0)?,
+                    acquirer: InstitutionId(row.get(1)?),
+                    name: row.get(2)?,
+                    name_zh: row.get(3)?,
+                    city: row.get(4)?,
+                    mcc: row.get(5)?,
+                    settlement_account: AccountId(id_from_bytes(&row.get::<_, Vec<u8>>(6)?)?),
+                })
+            },
+        )?,
+        terminals: all(
+            connection,
+            "SELECT id, merchant_id, status FROM terminals",
+            |row| {
+                Ok(Terminal {
+                    id: row.get(0)?,
+                    merchant_id: row.get(1)?,
+                    status: row.get(2)?,
+                })
+            },
+        )?,
+        staff: all(
+            connection,
+            "SELECT merchant_id, operator_no, name, role FROM staff",
+            |row| {
+                let role: String = row.get(3)?;
+                Ok(Staff {
+                    merchant_id: row.get(0)?,
+                    operator_no: row.get(1)?,
+                    name: row.get(2)?,
+                    role: StaffRole::parse(&role)
+                        .ok_or_else(|| directory::unknown("staff role", &role))?,
+                })
+            },
+        )?,
+        cardholders: all(
+            connection,
+            "SELECT id, name, name_zh FROM cardholders",
+            |row| {
+                Ok(Cardholder {
+                    id: row.get(0)?,
+                    name: row.get(1)?,
+                    name_zh: row.get(2)?,
+                })
+            },
+        )?,
+        cards: all(
+            connection,
+            "SELECT id, cardholder_id, issuer, product, pan_first6, pan_last4, expiry, currency, account FROM cards",
+            |row| {
+                let product: String = row.get(3)?;
+                Ok(Card {
+                    id: row.get(0)?,
+                    cardholder_id: row.get(1)?,
+                    issuer: InstitutionId(row.get(2)?),
+                    product: CardProduct::parse(&product)
+                        .ok_or_else(|| directory::unknown("card product", &product))?,
+                    pan_first6: row.get(4)?,
+                    pan_last4: row.get(5)?,
+                    expiry: row.get(6)?,
+                    currency: currency(row.get(7)?)?,
+                    account: AccountId(id_from_bytes(&row.get::<_, Vec<u8>>(8)?)?),
+                })
+            },
+        )?,
     })
 }
-

@@ -24,7 +24,9 @@ fn cny(minor: i64) -> Amount {
 }
 
 async fn open(backend: &TestBackend, clock: &Arc<ManualClock>) -> Store {
-    Store::open_with_clock(&backend.backend, clock.clone()).await.unwrap_or_else(|error| panic!("{}: open failed: {error}", backend.name))
+    Store::open_with_clock(&backend.backend, clock.clone())
+        .await
+        .unwrap_or_else(|error| panic!("{}: open failed: {error}", backend.name))
 }
 
 /// Funding and two deposit accounts, Alice holding 10 000.
@@ -35,14 +37,34 @@ async fn funded(store: &Store) {
         AccountSpec::new(ALICE, BANK, Currency::CNY, 2).constraint(deposit),
         AccountSpec::new(BOB, BANK, Currency::CNY, 2).constraint(deposit),
     ];
-    assert!(store.create_accounts(specs).await.unwrap().iter().all(Result::is_ok));
-    let results = store.submit(vec![TransferRequest::posted(TransferId(1), FUNDING, ALICE, cny(10_000))]).await.unwrap();
+    assert!(
+        store
+            .create_accounts(specs)
+            .await
+            .unwrap()
+            .iter()
+            .all(Result::is_ok)
+    );
+    let results = store
+        .submit(vec![TransferRequest::posted(
+            TransferId(1),
+            FUNDING,
+            ALICE,
+            cny(10_000),
+        )])
+        .await
+        .unwrap();
     assert!(results[0].is_ok());
 }
 
 async fn totals(store: &Store, id: AccountId) -> [i64; 4] {
     let a = store.account(id).await.unwrap().unwrap();
-    [a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted]
+    [
+        a.debits_pending,
+        a.debits_posted,
+        a.credits_pending,
+        a.credits_posted,
+    ]
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -54,11 +76,21 @@ async fn migrations_apply_and_data_survives_a_restart() {
             "sqlite" => store::latest_version(store::sqlite_migrations()),
             _ => store::latest_version(store::postgres_migrations()),
         };
-        assert_eq!(store.schema_version().await.unwrap(), latest, "{}", backend.name);
+        assert_eq!(
+            store.schema_version().await.unwrap(),
+            latest,
+            "{}",
+            backend.name
+        );
         funded(&store).await;
         store.close().await.unwrap();
         let store = open(&backend, &clock).await;
-        assert_eq!(totals(&store, ALICE).await, [0, 0, 0, 10_000], "{}", backend.name);
+        assert_eq!(
+            totals(&store, ALICE).await,
+            [0, 0, 0, 10_000],
+            "{}",
+            backend.name
+        );
         assert_eq!(store.schema_version().await.unwrap(), latest);
         store.close().await.unwrap();
     }
@@ -71,24 +103,59 @@ async fn refused_requests_write_nothing_and_retries_return_the_original() {
         let store = open(&backend, &clock).await;
         funded(&store).await;
         let refused = vec![
-            (TransferRequest::posted(TransferId(10), ALICE, BOB, cny(10_001)), TransferError::ExceedsCredits),
-            (TransferRequest::posted(TransferId(10), ALICE, AccountId(99), cny(1)), TransferError::CreditAccountNotFound),
-            (TransferRequest::posted(TransferId(10), ALICE, BOB, Amount::new(1, Currency::USD)), TransferError::CurrencyMismatch),
-            (TransferRequest::posted(TransferId(1), FUNDING, ALICE, cny(9)), TransferError::ExistsWithDifferentContent),
-            (TransferRequest::post(TransferId(10), TransferId(1), None), TransferError::PendingTransferNotPending),
+            (
+                TransferRequest::posted(TransferId(10), ALICE, BOB, cny(10_001)),
+                TransferError::ExceedsCredits,
+            ),
+            (
+                TransferRequest::posted(TransferId(10), ALICE, AccountId(99), cny(1)),
+                TransferError::CreditAccountNotFound,
+            ),
+            (
+                TransferRequest::posted(TransferId(10), ALICE, BOB, Amount::new(1, Currency::USD)),
+                TransferError::CurrencyMismatch,
+            ),
+            (
+                TransferRequest::posted(TransferId(1), FUNDING, ALICE, cny(9)),
+                TransferError::ExistsWithDifferentContent,
+            ),
+            (
+                TransferRequest::post(TransferId(10), TransferId(1), None),
+                TransferError::PendingTransferNotPending,
+            ),
         ];
         for (request, expected) in refused {
-            assert_eq!(store.submit(vec![request]).await.unwrap(), vec![Err(expected)], "{}", backend.name);
+            assert_eq!(
+                store.submit(vec![request]).await.unwrap(),
+                vec![Err(expected)],
+                "{}",
+                backend.name
+            );
         }
-        assert_eq!(store.all_transfers().await.unwrap().len(), 1, "{}: refused requests recorded nothing", backend.name);
+        assert_eq!(
+            store.all_transfers().await.unwrap().len(),
+            1,
+            "{}: refused requests recorded nothing",
+            backend.name
+        );
         assert_eq!(totals(&store, ALICE).await, [0, 0, 0, 10_000]);
 
         let pay = TransferRequest::posted(TransferId(11), ALICE, BOB, cny(250)).user_data(77);
         let first = store.submit(vec![pay]).await.unwrap().remove(0).unwrap();
         clock.advance(5 * SECOND);
         let again = store.submit(vec![pay]).await.unwrap().remove(0).unwrap();
-        assert_eq!(again, Outcome::AlreadyExists(*first.transfer()), "{}", backend.name);
-        assert_eq!(store.transfer(TransferId(11)).await.unwrap(), Some(*first.transfer()), "{}: read back exactly", backend.name);
+        assert_eq!(
+            again,
+            Outcome::AlreadyExists(*first.transfer()),
+            "{}",
+            backend.name
+        );
+        assert_eq!(
+            store.transfer(TransferId(11)).await.unwrap(),
+            Some(*first.transfer()),
+            "{}: read back exactly",
+            backend.name
+        );
         assert_eq!(totals(&store, BOB).await, [0, 0, 0, 250]);
         store.close().await.unwrap();
     }
@@ -107,15 +174,45 @@ async fn holds_post_void_and_expire() {
         ];
         assert!(store.submit(holds).await.unwrap().iter().all(Result::is_ok));
         assert_eq!(totals(&store, ALICE).await, [6_000, 0, 0, 10_000]);
-        let resolve = vec![TransferRequest::post(TransferId(23), TransferId(21), Some(cny(1_500))), TransferRequest::void(TransferId(24), TransferId(22))];
-        assert!(store.submit(resolve).await.unwrap().iter().all(Result::is_ok));
-        assert_eq!(totals(&store, ALICE).await, [1_000, 1_500, 0, 10_000], "{}", backend.name);
+        let resolve = vec![
+            TransferRequest::post(TransferId(23), TransferId(21), Some(cny(1_500))),
+            TransferRequest::void(TransferId(24), TransferId(22)),
+        ];
+        assert!(
+            store
+                .submit(resolve)
+                .await
+                .unwrap()
+                .iter()
+                .all(Result::is_ok)
+        );
+        assert_eq!(
+            totals(&store, ALICE).await,
+            [1_000, 1_500, 0, 10_000],
+            "{}",
+            backend.name
+        );
         assert_eq!(store.expire_due().await.unwrap(), 0);
         clock.advance(31 * SECOND);
         assert_eq!(store.expire_due().await.unwrap(), 1, "{}", backend.name);
-        assert_eq!(store.transfer(TransferId(20)).await.unwrap().unwrap().status, Some(PendingStatus::Expired));
+        assert_eq!(
+            store
+                .transfer(TransferId(20))
+                .await
+                .unwrap()
+                .unwrap()
+                .status,
+            Some(PendingStatus::Expired)
+        );
         assert_eq!(totals(&store, ALICE).await, [0, 1_500, 0, 10_000]);
-        let late = store.submit(vec![TransferRequest::post(TransferId(25), TransferId(20), None)]).await.unwrap();
+        let late = store
+            .submit(vec![TransferRequest::post(
+                TransferId(25),
+                TransferId(20),
+                None,
+            )])
+            .await
+            .unwrap();
         assert_eq!(late, vec![Err(TransferError::PendingTransferExpired)]);
         store.check_books().await.unwrap();
         store.close().await.unwrap();
@@ -128,15 +225,41 @@ async fn a_failed_linked_chain_writes_nothing() {
         let clock = Arc::new(ManualClock::new(START));
         let store = open(&backend, &clock).await;
         funded(&store).await;
-        store.submit(vec![TransferRequest::pending(TransferId(30), ALICE, FUNDING, cny(500), 0)]).await.unwrap();
+        store
+            .submit(vec![TransferRequest::pending(
+                TransferId(30),
+                ALICE,
+                FUNDING,
+                cny(500),
+                0,
+            )])
+            .await
+            .unwrap();
         let chain = vec![
             TransferRequest::post(TransferId(31), TransferId(30), None).linked(),
             TransferRequest::posted(TransferId(32), ALICE, BOB, cny(100)).linked(),
             TransferRequest::posted(TransferId(33), BOB, FUNDING, cny(1_000)),
         ];
         let results = store.submit(chain).await.unwrap();
-        assert_eq!(results, vec![Err(TransferError::LinkedEventFailed), Err(TransferError::LinkedEventFailed), Err(TransferError::ExceedsCredits)]);
-        assert_eq!(store.transfer(TransferId(30)).await.unwrap().unwrap().status, Some(PendingStatus::Pending), "{}", backend.name);
+        assert_eq!(
+            results,
+            vec![
+                Err(TransferError::LinkedEventFailed),
+                Err(TransferError::LinkedEventFailed),
+                Err(TransferError::ExceedsCredits)
+            ]
+        );
+        assert_eq!(
+            store
+                .transfer(TransferId(30))
+                .await
+                .unwrap()
+                .unwrap()
+                .status,
+            Some(PendingStatus::Pending),
+            "{}",
+            backend.name
+        );
         assert_eq!(store.transfer(TransferId(31)).await.unwrap(), None);
         assert_eq!(totals(&store, ALICE).await, [500, 0, 0, 10_000]);
         assert_eq!(totals(&store, BOB).await, [0, 0, 0, 0]);
@@ -159,7 +282,10 @@ async fn concurrent_callers_share_commits_and_lose_nothing() {
             tasks.push(tokio::spawn(async move {
                 for index in 0..per_caller {
                     let id = TransferId(1_000 + caller * per_caller + index);
-                    let results = store.submit(vec![TransferRequest::posted(id, ALICE, BOB, cny(1))]).await.unwrap();
+                    let results = store
+                        .submit(vec![TransferRequest::posted(id, ALICE, BOB, cny(1))])
+                        .await
+                        .unwrap();
                     assert!(results[0].is_ok());
                 }
             }));
@@ -170,8 +296,16 @@ async fn concurrent_callers_share_commits_and_lose_nothing() {
         let stats = store.stats();
         let requests = stats.requests - before.requests;
         assert_eq!(requests, (callers * per_caller) as u64);
-        assert!(stats.commits - before.commits < requests, "{}: group commit merged callers ({} commits for {requests})", backend.name, stats.commits - before.commits);
-        assert_eq!(totals(&store, BOB).await, [0, 0, 0, (callers * per_caller) as i64]);
+        assert!(
+            stats.commits - before.commits < requests,
+            "{}: group commit merged callers ({} commits for {requests})",
+            backend.name,
+            stats.commits - before.commits
+        );
+        assert_eq!(
+            totals(&store, BOB).await,
+            [0, 0, 0, (callers * per_caller) as i64]
+        );
         store.check_books().await.unwrap();
         Arc::try_unwrap(store).unwrap().close().await.unwrap();
     }
@@ -183,12 +317,36 @@ async fn accounts_are_idempotent_by_id() {
         let clock = Arc::new(ManualClock::new(START));
         let store = open(&backend, &clock).await;
         let spec = AccountSpec::new(AccountId(40), BANK, Currency::HKD, 2);
-        let first = store.create_accounts(vec![spec]).await.unwrap().remove(0).unwrap();
+        let first = store
+            .create_accounts(vec![spec])
+            .await
+            .unwrap()
+            .remove(0)
+            .unwrap();
         clock.advance(SECOND);
-        assert_eq!(store.create_accounts(vec![spec]).await.unwrap(), vec![Ok(first)], "{}", backend.name);
-        let conflicting = AccountSpec { currency: Currency::USD, ..spec };
-        assert_eq!(store.create_accounts(vec![conflicting]).await.unwrap(), vec![Err(AccountError::ExistsWithDifferentContent)]);
-        assert_eq!(store.account(AccountId(40)).await.unwrap().unwrap().currency, Currency::HKD);
+        assert_eq!(
+            store.create_accounts(vec![spec]).await.unwrap(),
+            vec![Ok(first)],
+            "{}",
+            backend.name
+        );
+        let conflicting = AccountSpec {
+            currency: Currency::USD,
+            ..spec
+        };
+        assert_eq!(
+            store.create_accounts(vec![conflicting]).await.unwrap(),
+            vec![Err(AccountError::ExistsWithDifferentContent)]
+        );
+        assert_eq!(
+            store
+                .account(AccountId(40))
+                .await
+                .unwrap()
+                .unwrap()
+                .currency,
+            Currency::HKD
+        );
         store.close().await.unwrap();
     }
 }
@@ -196,7 +354,12 @@ async fn accounts_are_idempotent_by_id() {
 /// Runs a seeded workload one batch per call, mirroring it on the in-memory reference with the
 /// same timestamps (the store stamps a batch `max(clock, last + 1)` and reserves one
 /// nanosecond per request).
-async fn run_workload(store: &Store, clock: &ManualClock, seed: u64, steps: usize) -> (Vec<Account>, MemoryLedger) {
+async fn run_workload(
+    store: &Store,
+    clock: &ManualClock,
+    seed: u64,
+    steps: usize,
+) -> (Vec<Account>, MemoryLedger) {
     let specs = workload_accounts(5);
     store.create_accounts(specs.clone()).await.unwrap();
     let mut reference = MemoryLedger::default();
@@ -212,12 +375,19 @@ async fn run_workload(store: &Store, clock: &ManualClock, seed: u64, steps: usiz
             Step::Batch(requests) => {
                 let stored = store.submit(requests.clone()).await.unwrap();
                 let expected = reference.execute(&requests, stamp(requests.len()));
-                assert_eq!(stored, expected, "seed {seed}: store and reference disagree on {requests:?}");
+                assert_eq!(
+                    stored, expected,
+                    "seed {seed}: store and reference disagree on {requests:?}"
+                );
             }
             Step::Advance(seconds) => {
                 clock.advance(u64::from(seconds) * SECOND);
                 let expired = store.expire_due().await.unwrap();
-                assert_eq!(expired, reference.expire_due(stamp(0)), "seed {seed}: expiries differ");
+                assert_eq!(
+                    expired,
+                    reference.expire_due(stamp(0)),
+                    "seed {seed}: expiries differ"
+                );
             }
         }
     }
@@ -229,25 +399,36 @@ use store::Clock as _;
 #[tokio::test(flavor = "multi_thread")]
 async fn random_workloads_match_the_reference_and_balance() {
     let mut finals: Vec<(&'static str, u64, Vec<Account>)> = Vec::new();
-    for seed in [1_u64, 2, 3, 0xE45F_05] {
+    for seed in [1_u64, 2, 3, 0x00E4_5F05] {
         for backend in backends().await {
             let clock = Arc::new(ManualClock::new(START));
             let store = open(&backend, &clock).await;
             let (accounts, reference) = run_workload(&store, &clock, seed, 150).await;
             let transfers = store.all_transfers().await.unwrap();
-            verify_totals(&accounts, &transfers).unwrap_or_else(|error| panic!("{} seed {seed}: {error}", backend.name));
+            verify_totals(&accounts, &transfers)
+                .unwrap_or_else(|error| panic!("{} seed {seed}: {error}", backend.name));
             ledger::check_books(&accounts).unwrap();
             let mut expected: Vec<Account> = reference.accounts().copied().collect();
             expected.sort_by_key(|account| account.id);
-            assert_eq!(accounts, expected, "{} seed {seed}: final accounts", backend.name);
+            assert_eq!(
+                accounts, expected,
+                "{} seed {seed}: final accounts",
+                backend.name
+            );
             finals.push((backend.name, seed, accounts));
             store.close().await.unwrap();
         }
     }
     // The same sequence ends in identical balances on every backend.
     for (name, seed, accounts) in &finals {
-        let sqlite = finals.iter().find(|(other, other_seed, _)| *other == "sqlite" && other_seed == seed).unwrap();
-        assert_eq!(accounts, &sqlite.2, "{name} and sqlite differ for seed {seed}");
+        let sqlite = finals
+            .iter()
+            .find(|(other, other_seed, _)| *other == "sqlite" && other_seed == seed)
+            .unwrap();
+        assert_eq!(
+            accounts, &sqlite.2,
+            "{name} and sqlite differ for seed {seed}"
+        );
     }
 }
 
@@ -257,7 +438,12 @@ async fn the_directory_round_trips_and_seeding_twice_changes_nothing() {
         let clock = Arc::new(ManualClock::new(START));
         let store = open(&backend, &clock).await;
         let directory = Directory {
-            institutions: vec![Institution { id: BANK, kind: InstitutionKind::DebitBank, name: "Demo Bank".into(), name_zh: "演示银行".into() }],
+            institutions: vec![Institution {
+                id: BANK,
+                kind: InstitutionKind::DebitBank,
+                name: "Demo Bank".into(),
+                name_zh: "演示银行".into(),
+            }],
             merchants: vec![Merchant {
                 id: "898310058120001".into(),
                 acquirer: BANK,
@@ -267,9 +453,22 @@ async fn the_directory_round_trips_and_seeding_twice_changes_nothing() {
                 mcc: "5814".into(),
                 settlement_account: AccountId(9),
             }],
-            terminals: vec![Terminal { id: "10000001".into(), merchant_id: "898310058120001".into(), status: "active".into() }],
-            staff: vec![Staff { merchant_id: "898310058120001".into(), operator_no: "01".into(), name: "Wang Fang".into(), role: StaffRole::Cashier }],
-            cardholders: vec![Cardholder { id: "CH1".into(), name: "Li Lei".into(), name_zh: "李雷".into() }],
+            terminals: vec![Terminal {
+                id: "10000001".into(),
+                merchant_id: "898310058120001".into(),
+                status: "active".into(),
+            }],
+            staff: vec![Staff {
+                merchant_id: "898310058120001".into(),
+                operator_no: "01".into(),
+                name: "Wang Fang".into(),
+                role: StaffRole::Cashier,
+            }],
+            cardholders: vec![Cardholder {
+                id: "CH1".into(),
+                name: "Li Lei".into(),
+                name_zh: "李雷".into(),
+            }],
             cards: vec![Card {
                 id: "card-1".into(),
                 cardholder_id: "CH1".into(),
@@ -284,17 +483,38 @@ async fn the_directory_round_trips_and_seeding_twice_changes_nothing() {
         };
         store.put_directory(directory.clone()).await.unwrap();
         store.put_directory(directory.clone()).await.unwrap();
-        assert_eq!(store.load_directory().await.unwrap(), directory.clone().sorted(), "{}", backend.name);
+        assert_eq!(
+            store.load_directory().await.unwrap(),
+            directory.clone().sorted(),
+            "{}",
+            backend.name
+        );
         assert_eq!(store.meta("seeded").await.unwrap(), None);
         store.set_meta("seeded", "demo-v1").await.unwrap();
         store.set_meta("seeded", "demo-v2").await.unwrap();
-        assert_eq!(store.meta("seeded").await.unwrap().as_deref(), Some("demo-v2"));
+        assert_eq!(
+            store.meta("seeded").await.unwrap().as_deref(),
+            Some("demo-v2")
+        );
         // A record that breaks a constraint is refused and the rest of the batch with it.
         let mut bad = directory.clone();
-        bad.terminals.push(Terminal { id: "TOO-LONG-ID".into(), merchant_id: "898310058120001".into(), status: "active".into() });
-        bad.cardholders.push(Cardholder { id: "CH2".into(), name: "Han Meimei".into(), name_zh: "韩梅梅".into() });
+        bad.terminals.push(Terminal {
+            id: "TOO-LONG-ID".into(),
+            merchant_id: "898310058120001".into(),
+            status: "active".into(),
+        });
+        bad.cardholders.push(Cardholder {
+            id: "CH2".into(),
+            name: "Han Meimei".into(),
+            name_zh: "韩梅梅".into(),
+        });
         assert!(store.put_directory(bad).await.is_err(), "{}", backend.name);
-        assert_eq!(store.load_directory().await.unwrap().cardholders.len(), 1, "{}: nothing of the refused batch was written", backend.name);
+        assert_eq!(
+            store.load_directory().await.unwrap().cardholders.len(),
+            1,
+            "{}: nothing of the refused batch was written",
+            backend.name
+        );
         store.close().await.unwrap();
     }
 }
@@ -311,14 +531,25 @@ async fn a_database_from_a_newer_easypos_is_refused() {
                 connection.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', 0)", []).unwrap();
             }
             store::Backend::Postgres { url } => {
-                let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+                let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
                 tokio::spawn(connection);
                 client.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', 0)", &[]).await.unwrap();
             }
         }
-        let error = Store::open_with_clock(&backend.backend, clock.clone()).await.unwrap_err();
-        assert!(matches!(error, StoreError::SchemaTooNew { found: 999, .. }), "{}: {error}", backend.name);
-        assert!(error.to_string().contains("newer than this easypos"), "{error}");
+        let error = Store::open_with_clock(&backend.backend, clock.clone())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, StoreError::SchemaTooNew { found: 999, .. }),
+            "{}: {error}",
+            backend.name
+        );
+        assert!(
+            error.to_string().contains("newer than this easypos"),
+            "{error}"
+        );
     }
 }
 
@@ -332,16 +563,27 @@ async fn books_edited_behind_our_back_are_refused_at_start() {
         let tamper = "UPDATE ledger_accounts SET credits_posted = credits_posted + 1";
         match &backend.backend {
             store::Backend::Sqlite { path } => {
-                rusqlite::Connection::open(path).unwrap().execute(tamper, []).unwrap();
+                rusqlite::Connection::open(path)
+                    .unwrap()
+                    .execute(tamper, [])
+                    .unwrap();
             }
             store::Backend::Postgres { url } => {
-                let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+                let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
                 tokio::spawn(connection);
                 client.execute(tamper, &[]).await.unwrap();
             }
         }
-        let error = Store::open_with_clock(&backend.backend, clock.clone()).await.unwrap_err();
-        assert!(matches!(error, StoreError::Corrupt(_)), "{}: {error}", backend.name);
+        let error = Store::open_with_clock(&backend.backend, clock.clone())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, StoreError::Corrupt(_)),
+            "{}: {error}",
+            backend.name
+        );
         assert!(error.to_string().contains("do not balance"), "{error}");
     }
 }
@@ -355,14 +597,34 @@ async fn the_demo_world_seeds_once_and_balances() {
         assert_eq!(demo::seed(&store).await.unwrap(), Seeded::Now);
         assert_eq!(demo::seed(&store).await.unwrap(), Seeded::Already);
         let transfers = store.all_transfers().await.unwrap();
-        assert_eq!(transfers.len(), demo::cards().len(), "{}: one opening transfer per card", backend.name);
+        assert_eq!(
+            transfers.len(),
+            demo::cards().len(),
+            "{}: one opening transfer per card",
+            backend.name
+        );
         store.check_books().await.unwrap();
-        let usd = demo::cards().into_iter().find(|card| card.card.currency == Currency::USD).unwrap();
+        let usd = demo::cards()
+            .into_iter()
+            .find(|card| card.card.currency == Currency::USD)
+            .unwrap();
         let line = store.account(usd.card.account).await.unwrap().unwrap();
-        assert_eq!((line.currency, line.available()), (Currency::USD, 5_000_00), "{}", backend.name);
-        let li_lei_debit = store.account(demo::account_id("card-CH001-D")).await.unwrap().unwrap();
-        assert_eq!(li_lei_debit.available(), 5_000_00);
-        assert_eq!(store.load_directory().await.unwrap(), demo::directory().sorted());
+        assert_eq!(
+            (line.currency, line.available()),
+            (Currency::USD, 500_000),
+            "{}",
+            backend.name
+        );
+        let li_lei_debit = store
+            .account(demo::account_id("card-CH001-D"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(li_lei_debit.available(), 500_000);
+        assert_eq!(
+            store.load_directory().await.unwrap(),
+            demo::directory().sorted()
+        );
         store.close().await.unwrap();
     }
 }

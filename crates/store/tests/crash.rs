@@ -26,7 +26,10 @@ const CALLERS: u128 = 32;
 
 fn specs() -> Vec<AccountSpec> {
     let mut specs = vec![AccountSpec::new(FUNDING, BANK, Currency::CNY, 1)];
-    specs.extend((0..CUSTOMERS).map(|index| AccountSpec::new(AccountId(100 + index), BANK, Currency::CNY, 2)));
+    specs.extend(
+        (0..CUSTOMERS)
+            .map(|index| AccountSpec::new(AccountId(100 + index), BANK, Currency::CNY, 2)),
+    );
     specs
 }
 
@@ -35,13 +38,20 @@ fn specs() -> Vec<AccountSpec> {
 fn request(generation: u128, caller: u128, sequence: u128) -> TransferRequest {
     let id = TransferId((generation << 64) | (caller << 32) | sequence | 1 << 120);
     let customer = AccountId(100 + (caller + sequence) % CUSTOMERS);
-    TransferRequest::posted(id, FUNDING, customer, Amount::new(1 + (sequence % 500) as i64, Currency::CNY))
+    TransferRequest::posted(
+        id,
+        FUNDING,
+        customer,
+        Amount::new(1 + (sequence % 500) as i64, Currency::CNY),
+    )
 }
 
 fn parse_backend(text: &str) -> Backend {
     match text.strip_prefix("sqlite:") {
         Some(path) => Backend::Sqlite { path: path.into() },
-        None => Backend::Postgres { url: text.to_owned() },
+        None => Backend::Postgres {
+            url: text.to_owned(),
+        },
     }
 }
 
@@ -56,7 +66,9 @@ fn describe(backend: &Backend) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "runs as the child process of the crash tests"]
 async fn crash_child() {
-    let Ok(backend) = std::env::var(CHILD_BACKEND) else { return };
+    let Ok(backend) = std::env::var(CHILD_BACKEND) else {
+        return;
+    };
     let generation: u128 = std::env::var(CHILD_GENERATION).unwrap().parse().unwrap();
     let store = std::sync::Arc::new(Store::open(&parse_backend(&backend)).await.unwrap());
     store.create_accounts(specs()).await.unwrap();
@@ -86,7 +98,13 @@ async fn crash_rounds(backend: &Backend, kills: usize) {
     for round in 0..kills {
         let generation = round as u128 + 1;
         let mut child = Command::new(&executable)
-            .args(["--exact", "crash_child", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "crash_child",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_BACKEND, describe(backend))
             .env(CHILD_GENERATION, generation.to_string())
             .stdout(Stdio::piped())
@@ -117,30 +135,50 @@ async fn crash_rounds(backend: &Backend, kills: usize) {
         let acks = reader.join().unwrap();
         child.kill().unwrap(); // SIGKILL on Unix: no destructor, no flush, no goodbye.
         child.wait().unwrap();
-        assert!(!acks.is_empty(), "round {round}: the child acknowledged nothing before the kill");
-        acknowledged.extend(acks.into_iter().map(|(caller, sequence)| request(generation, caller, sequence)));
+        assert!(
+            !acks.is_empty(),
+            "round {round}: the child acknowledged nothing before the kill"
+        );
+        acknowledged.extend(
+            acks.into_iter()
+                .map(|(caller, sequence)| request(generation, caller, sequence)),
+        );
 
         let store = Store::open(backend).await.unwrap();
         for request in &acknowledged {
             let stored = store.transfer(request.id).await.unwrap();
-            assert_eq!(stored.map(|transfer| transfer.request), Some(*request), "round {round}: acknowledged transfer {:?} is missing", request.id);
+            assert_eq!(
+                stored.map(|transfer| transfer.request),
+                Some(*request),
+                "round {round}: acknowledged transfer {:?} is missing",
+                request.id
+            );
         }
         // Retrying what was acknowledged changes nothing.
         let sample: Vec<TransferRequest> = acknowledged.iter().rev().take(200).copied().collect();
         let results = store.submit(sample).await.unwrap();
-        assert!(results.iter().all(|result| matches!(result, Ok(Outcome::AlreadyExists(_)))), "round {round}: a retry created something");
+        assert!(
+            results
+                .iter()
+                .all(|result| matches!(result, Ok(Outcome::AlreadyExists(_)))),
+            "round {round}: a retry created something"
+        );
         store.check_books().await.unwrap();
         let accounts = store.all_accounts().await.unwrap();
         let transfers = store.all_transfers().await.unwrap();
         verify_totals(&accounts, &transfers).unwrap();
-        let ids: std::collections::HashSet<TransferId> = transfers.iter().map(Transfer::id).collect();
+        let ids: std::collections::HashSet<TransferId> =
+            transfers.iter().map(Transfer::id).collect();
         assert_eq!(ids.len(), transfers.len(), "every transfer is stored once");
         store.close().await.unwrap();
     }
 }
 
 fn kills() -> usize {
-    std::env::var("EASYPOS_CRASH_KILLS").ok().and_then(|value| value.parse().ok()).unwrap_or(5)
+    std::env::var("EASYPOS_CRASH_KILLS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(5)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -151,7 +189,9 @@ async fn sqlite_survives_sigkill_without_losing_acknowledged_transfers() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_survives_sigkill_without_losing_acknowledged_transfers() {
-    let Some(url) = common::postgres_url() else { return };
+    let Some(url) = common::postgres_url() else {
+        return;
+    };
     let backend = common::postgres(&url).await;
     crash_rounds(&backend.backend, kills()).await;
 }

@@ -15,16 +15,27 @@ const ALICE: AccountId = AccountId(2);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_hosts_never_spend_more_than_the_balance_and_never_post_twice() {
-    let Some(url) = common::postgres_url() else { return };
+    let Some(url) = common::postgres_url() else {
+        return;
+    };
     let backend = common::postgres(&url).await;
     let first = Arc::new(Store::open(&backend.backend).await.unwrap());
     let second = Arc::new(Store::open(&backend.backend).await.unwrap());
     let specs = vec![
         AccountSpec::new(FUNDING, BANK, Currency::CNY, 1),
-        AccountSpec::new(ALICE, BANK, Currency::CNY, 2).constraint(BalanceConstraint::DebitsMustNotExceedCredits),
+        AccountSpec::new(ALICE, BANK, Currency::CNY, 2)
+            .constraint(BalanceConstraint::DebitsMustNotExceedCredits),
     ];
     first.create_accounts(specs).await.unwrap();
-    first.submit(vec![TransferRequest::posted(TransferId(1), FUNDING, ALICE, Amount::new(10_000, Currency::CNY))]).await.unwrap();
+    first
+        .submit(vec![TransferRequest::posted(
+            TransferId(1),
+            FUNDING,
+            ALICE,
+            Amount::new(10_000, Currency::CNY),
+        )])
+        .await
+        .unwrap();
 
     // 2 hosts × 8 terminals × 20 holds of 100 = 32 000 asked for against 10 000 available;
     // and every request is sent to both hosts at once (a duplicate landing on another host).
@@ -35,8 +46,16 @@ async fn two_hosts_never_spend_more_than_the_balance_and_never_post_twice() {
                 let mut created = Vec::new();
                 for sequence in 0..20_u128 {
                     let id = TransferId(1_000 + terminal * 100 + sequence);
-                    let hold = TransferRequest::pending(id, ALICE, FUNDING, Amount::new(100, Currency::CNY), 0);
-                    if let Ok(Outcome::Created(_)) = store.submit(vec![hold]).await.unwrap().remove(0) {
+                    let hold = TransferRequest::pending(
+                        id,
+                        ALICE,
+                        FUNDING,
+                        Amount::new(100, Currency::CNY),
+                        0,
+                    );
+                    if let Ok(Outcome::Created(_)) =
+                        store.submit(vec![hold]).await.unwrap().remove(0)
+                    {
                         created.push(id);
                     }
                 }
@@ -49,10 +68,21 @@ async fn two_hosts_never_spend_more_than_the_balance_and_never_post_twice() {
         created.extend(task.await.unwrap());
     }
     let unique: std::collections::HashSet<_> = created.iter().collect();
-    assert_eq!(unique.len(), created.len(), "a transfer was created by both hosts");
-    assert_eq!(created.len(), 100, "exactly the balance was held, no more, no less");
+    assert_eq!(
+        unique.len(),
+        created.len(),
+        "a transfer was created by both hosts"
+    );
+    assert_eq!(
+        created.len(),
+        100,
+        "exactly the balance was held, no more, no less"
+    );
     let alice = first.account(ALICE).await.unwrap().unwrap();
-    assert_eq!((alice.debits_pending, alice.credits_posted), (10_000, 10_000));
+    assert_eq!(
+        (alice.debits_pending, alice.credits_posted),
+        (10_000, 10_000)
+    );
     first.check_books().await.unwrap();
 
     // Both hosts try to post and void the same holds: each hold is resolved once.
@@ -62,21 +92,39 @@ async fn two_hosts_never_spend_more_than_the_balance_and_never_post_twice() {
         let first = first.clone();
         let second = second.clone();
         let posting = tokio::spawn(async move {
-            let requests = holds_a.iter().enumerate().map(|(index, hold)| TransferRequest::post(TransferId(50_000 + index as u128), *hold, None)).collect();
+            let requests = holds_a
+                .iter()
+                .enumerate()
+                .map(|(index, hold)| {
+                    TransferRequest::post(TransferId(50_000 + index as u128), *hold, None)
+                })
+                .collect();
             first.submit(requests).await.unwrap()
         });
         let voiding = tokio::spawn(async move {
-            let requests = holds.iter().enumerate().map(|(index, hold)| TransferRequest::void(TransferId(60_000 + index as u128), *hold)).collect();
+            let requests = holds
+                .iter()
+                .enumerate()
+                .map(|(index, hold)| {
+                    TransferRequest::void(TransferId(60_000 + index as u128), *hold)
+                })
+                .collect();
             second.submit(requests).await.unwrap()
         });
         (posting.await.unwrap(), voiding.await.unwrap())
     };
     for (post, void) in a.iter().zip(&b) {
-        assert!(post.is_ok() != void.is_ok(), "each hold is either posted or voided: {post:?} / {void:?}");
+        assert!(
+            post.is_ok() != void.is_ok(),
+            "each hold is either posted or voided: {post:?} / {void:?}"
+        );
     }
     let alice = first.account(ALICE).await.unwrap().unwrap();
     let posted = a.iter().filter(|result| result.is_ok()).count() as i64 * 100;
-    assert_eq!((alice.debits_pending, alice.debits_posted), (10_000 - 2_000, posted));
+    assert_eq!(
+        (alice.debits_pending, alice.debits_posted),
+        (10_000 - 2_000, posted)
+    );
     first.check_books().await.unwrap();
     Arc::try_unwrap(first).unwrap().close().await.unwrap();
     Arc::try_unwrap(second).unwrap().close().await.unwrap();

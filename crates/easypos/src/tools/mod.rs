@@ -50,7 +50,12 @@ impl Report {
     }
 
     fn to_text(&self) -> String {
-        let width = self.fields.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+        let width = self
+            .fields
+            .iter()
+            .map(|(name, _)| name.len())
+            .max()
+            .unwrap_or(0);
         let mut out = String::new();
         for (name, value) in &self.fields {
             let shown = match value {
@@ -79,8 +84,12 @@ pub fn run(args: ToolsArgs) -> anyhow::Result<()> {
 /// Decodes a hex argument, naming the argument in the error (but not echoing its value,
 /// which may be key material).
 pub fn hex_arg(name: &str, value: &str) -> anyhow::Result<Vec<u8>> {
-    if value.len() % 2 != 0 {
-        anyhow::bail!("--{name}: odd number of hex digits ({}); hex needs two digits per byte", value.len());
+    if !value.len().is_multiple_of(2) {
+        anyhow::bail!(
+            "--{name}: odd number of hex digits ({}); hex needs two digits per byte",
+            value.len()
+        );
     }
-    hex::decode(value).map_err(|_| anyhow::anyhow!("--{name}: not hexadecimal (use digits 0-9 and A-F)"))
+    hex::decode(value)
+        .map_err(|_| anyhow::anyhow!("--{name}: not hexadecimal (use digits 0-9 and A-F)"))
 }

@@ -22,11 +22,21 @@ impl Drop for TestBackend {
         if let Some((admin_url, database)) = self.drop_database.take() {
             // Dropping needs a runtime of its own: the test's may be gone already.
             let _ = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
                 runtime.block_on(async {
-                    if let Ok((client, connection)) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await {
+                    if let Ok((client, connection)) =
+                        tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await
+                    {
                         tokio::spawn(connection);
-                        let _ = client.execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"), &[]).await;
+                        let _ = client
+                            .execute(
+                                &format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"),
+                                &[],
+                            )
+                            .await;
                     }
                 });
             })
@@ -51,8 +61,15 @@ pub fn postgres_url() -> Option<String> {
 
 pub fn sqlite() -> TestBackend {
     let dir = tempdir::TempDir::new();
-    let backend = Backend::Sqlite { path: dir.path().join("easypos.db") };
-    TestBackend { name: "sqlite", backend, _dir: Some(dir), drop_database: None }
+    let backend = Backend::Sqlite {
+        path: dir.path().join("easypos.db"),
+    };
+    TestBackend {
+        name: "sqlite",
+        backend,
+        _dir: Some(dir),
+        drop_database: None,
+    }
 }
 
 /// Replaces the database name of a `postgres://…/name?…` URL.
@@ -62,19 +79,32 @@ pub fn with_database(url: &str, database: &str) -> String {
         None => (url, String::new()),
     };
     let scheme_end = base.find("://").map_or(0, |index| index + 3);
-    let host_end = base[scheme_end..].find('/').map_or(base.len(), |index| scheme_end + index);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |index| scheme_end + index);
     format!("{}/{database}{query}", &base[..host_end])
 }
 
 pub async fn postgres(url: &str) -> TestBackend {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let database = format!("easypos_test_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect to the test PostgreSQL");
+    let database = format!(
+        "easypos_test_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    );
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test PostgreSQL");
     tokio::spawn(connection);
-    client.execute(&format!("CREATE DATABASE {database}"), &[]).await.expect("create a test database");
+    client
+        .execute(&format!("CREATE DATABASE {database}"), &[])
+        .await
+        .expect("create a test database");
     TestBackend {
         name: "postgres",
-        backend: Backend::Postgres { url: with_database(url, &database) },
+        backend: Backend::Postgres {
+            url: with_database(url, &database),
+        },
         _dir: None,
         drop_database: Some((url.to_owned(), database)),
     }
@@ -99,7 +129,11 @@ pub mod tempdir {
     impl TempDir {
         pub fn new() -> Self {
             static COUNTER: AtomicU32 = AtomicU32::new(0);
-            let path = std::env::temp_dir().join(format!("easypos-test-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst)));
+            let path = std::env::temp_dir().join(format!(
+                "easypos-test-{}-{}",
+                std::process::id(),
+                COUNTER.fetch_add(1, Ordering::SeqCst)
+            ));
             std::fs::create_dir_all(&path).unwrap();
             TempDir(path)
         }

@@ -1,0 +1,310 @@
+//! Configuration: defaults, then `easypos.toml` (or `--config FILE`), then `EASYPOS_*`
+//! environment variables, then command-line flags. Everything is validated at start, and every
+//! error names the setting (and its environment variable) and says what would be right.
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use store::Backend;
+
+/// The file read from the working directory when `--config` is not given (optional).
+pub const DEFAULT_CONFIG_FILE: &str = "easypos.toml";
+pub const DEFAULT_DATA_DIR: &str = "easypos-data";
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
+/// How often held authorizations past their timeout are released.
+pub const DEFAULT_EXPIRY_INTERVAL_MS: u64 = 1_000;
+
+/// The configuration file as written; every field optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    #[serde(default)]
+    database: FileDatabase,
+    #[serde(default)]
+    http: FileHttp,
+    #[serde(default)]
+    log: FileLog,
+    #[serde(default)]
+    ledger: FileLedger,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDatabase {
+    backend: Option<String>,
+    url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileHttp {
+    listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLog {
+    level: Option<String>,
+    format: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLedger {
+    expiry_interval_ms: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The validated configuration the rest of the binary uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub backend: Backend,
+    pub http_listen: SocketAddr,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub expiry_interval_ms: u64,
+}
+
+/// Overrides from the command line (highest precedence).
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct Overrides {
+    /// Configuration file [default: ./easypos.toml if it exists].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where the embedded database and other files live [default: ./easypos-data].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// PostgreSQL URL; selects the PostgreSQL backend instead of the embedded SQLite.
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+/// Reads `name` from the environment; an empty value counts as unset.
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}
+
+impl Config {
+    pub fn load(overrides: &Overrides) -> anyhow::Result<Config> {
+        let file = match &overrides.config {
+            Some(path) => read_file(path)?,
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+                read_file(Path::new(DEFAULT_CONFIG_FILE))?
+            }
+            None => FileConfig::default(),
+        };
+        Self::resolve(file, &env, overrides)
+    }
+
+    fn resolve(
+        file: FileConfig,
+        env: &dyn Fn(&str) -> Option<String>,
+        overrides: &Overrides,
+    ) -> anyhow::Result<Config> {
+        let data_dir = overrides
+            .data_dir
+            .clone()
+            .or_else(|| env("EASYPOS_DATA_DIR").map(PathBuf::from))
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        if data_dir.as_os_str().is_empty() {
+            bail!(
+                "data_dir (EASYPOS_DATA_DIR) is empty; give a directory such as {DEFAULT_DATA_DIR}"
+            );
+        }
+
+        let url = overrides
+            .database_url
+            .clone()
+            .or_else(|| env("EASYPOS_DATABASE_URL"))
+            .or(file.database.url);
+        let backend_name = env("EASYPOS_DATABASE_BACKEND")
+            .or(file.database.backend)
+            .unwrap_or_else(|| {
+                if url.is_some() {
+                    "postgres".into()
+                } else {
+                    "sqlite".into()
+                }
+            });
+        let backend = match (backend_name.as_str(), url) {
+            ("sqlite", _) => Backend::Sqlite {
+                path: data_dir.join("easypos.db"),
+            },
+            ("postgres", Some(url))
+                if url.starts_with("postgres://")
+                    || url.starts_with("postgresql://")
+                    || url.contains("host=") =>
+            {
+                Backend::Postgres { url }
+            }
+            ("postgres", Some(_)) => bail!(
+                "database.url (EASYPOS_DATABASE_URL) must be a PostgreSQL URL such as postgres://user@127.0.0.1:5432/easypos"
+            ),
+            ("postgres", None) => bail!(
+                "database.backend is \"postgres\" but database.url (EASYPOS_DATABASE_URL) is not set; give a URL such as postgres://user@127.0.0.1:5432/easypos"
+            ),
+            (other, _) => bail!(
+                "database.backend (EASYPOS_DATABASE_BACKEND) is {other:?}; use \"sqlite\" (default) or \"postgres\""
+            ),
+        };
+
+        let listen = env("EASYPOS_HTTP_LISTEN")
+            .or(file.http.listen)
+            .unwrap_or_else(|| DEFAULT_HTTP_LISTEN.into());
+        let http_listen = listen
+            .parse::<SocketAddr>()
+            .map_err(|_| anyhow::anyhow!("http.listen (EASYPOS_HTTP_LISTEN) is {listen:?}; give an address and port such as {DEFAULT_HTTP_LISTEN}"))?;
+
+        let log_level = env("EASYPOS_LOG_LEVEL")
+            .or(file.log.level)
+            .unwrap_or_else(|| "info".into());
+        if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+            bail!(
+                "log.level (EASYPOS_LOG_LEVEL) is {log_level:?}; use error, warn, info, debug, trace or a filter such as \"info,store=debug\""
+            );
+        }
+        let log_format = match env("EASYPOS_LOG_FORMAT").or(file.log.format).as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                bail!("log.format (EASYPOS_LOG_FORMAT) is {other:?}; use \"text\" or \"json\"")
+            }
+        };
+
+        let expiry_interval_ms = match env("EASYPOS_LEDGER_EXPIRY_INTERVAL_MS") {
+            Some(text) => text.parse().map_err(|_| anyhow::anyhow!("ledger.expiry_interval_ms (EASYPOS_LEDGER_EXPIRY_INTERVAL_MS) is {text:?}; give milliseconds, e.g. 1000"))?,
+            None => file.ledger.expiry_interval_ms.unwrap_or(DEFAULT_EXPIRY_INTERVAL_MS),
+        };
+        if !(10..=3_600_000).contains(&expiry_interval_ms) {
+            bail!(
+                "ledger.expiry_interval_ms is {expiry_interval_ms}; give between 10 and 3600000 milliseconds"
+            );
+        }
+
+        Ok(Config {
+            data_dir,
+            backend,
+            http_listen,
+            log_level,
+            log_format,
+            expiry_interval_ms,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+    toml::from_str(&text).map_err(|error| {
+        anyhow::anyhow!("{}: {}", path.display(), error.message())
+            .context(format!("invalid configuration file {}", path.display()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn resolve(toml_text: &str, vars: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let file: FileConfig = toml::from_str(toml_text)?;
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::resolve(file, &|name| vars.get(name).cloned(), &Overrides::default())
+    }
+
+    #[test]
+    fn defaults_need_nothing() {
+        let config = resolve("", &[]).unwrap();
+        assert_eq!(
+            config.backend,
+            Backend::Sqlite {
+                path: PathBuf::from("easypos-data/easypos.db")
+            }
+        );
+        assert_eq!(config.http_listen.to_string(), DEFAULT_HTTP_LISTEN);
+        assert_eq!(config.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let config = resolve(
+            "data_dir = \"/srv/a\"\n[http]\nlisten = \"0.0.0.0:9000\"",
+            &[("EASYPOS_DATA_DIR", "/srv/b")],
+        )
+        .unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/srv/b"));
+        assert_eq!(config.http_listen.port(), 9000);
+        let config = resolve("", &[("EASYPOS_DATABASE_URL", "postgres://app@db/easypos")]).unwrap();
+        assert_eq!(
+            config.backend,
+            Backend::Postgres {
+                url: "postgres://app@db/easypos".into()
+            }
+        );
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+        let cases: [Case; 6] = [
+            (
+                "[http]\nlisten = \"localhost\"",
+                &[],
+                "http.listen (EASYPOS_HTTP_LISTEN)",
+            ),
+            (
+                "",
+                &[("EASYPOS_DATABASE_BACKEND", "oracle")],
+                "database.backend (EASYPOS_DATABASE_BACKEND)",
+            ),
+            (
+                "[database]\nbackend = \"postgres\"",
+                &[],
+                "database.url (EASYPOS_DATABASE_URL) is not set",
+            ),
+            (
+                "",
+                &[("EASYPOS_DATABASE_URL", "mysql://x")],
+                "must be a PostgreSQL URL",
+            ),
+            (
+                "",
+                &[("EASYPOS_LOG_FORMAT", "xml")],
+                "log.format (EASYPOS_LOG_FORMAT)",
+            ),
+            (
+                "[ledger]\nexpiry_interval_ms = 0",
+                &[],
+                "ledger.expiry_interval_ms",
+            ),
+        ];
+        for (file, vars, expected) in cases {
+            let error = resolve(file, vars).unwrap_err().to_string();
+            assert!(
+                error.contains(expected),
+                "{error:?} should mention {expected:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let error = toml::from_str::<FileConfig>("[htpp]\nlisten = \"127.0.0.1:1\"").unwrap_err();
+        assert!(
+            error.to_string().contains("unknown field `htpp`"),
+            "{error}"
+        );
+    }
+}

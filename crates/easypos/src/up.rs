@@ -1,0 +1,241 @@
+//! `easypos up`: opens the store, seeds the demo world on first start, serves `/healthz` and
+//! `/metrics`, runs the background jobs, and shuts down cleanly on Ctrl-C or SIGTERM (the HTTP
+//! server stops taking requests, the jobs stop, the writer drains and commits).
+
+use crate::config::Config;
+use anyhow::Context;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use store::Store;
+use store::demo::{self, Seeded};
+use tokio::sync::watch;
+
+pub struct App {
+    store: Arc<Store>,
+    started: Instant,
+    holds_expired: AtomicU64,
+}
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let store = Arc::new(crate::open_store(&config).await?);
+    let seeded = demo::seed(&store).await.context("seeding the demo world")?;
+    match seeded {
+        Seeded::Now => tracing::info!(version = demo::DEMO_VERSION, "seeded the demo world"),
+        Seeded::Already => tracing::info!("demo world already seeded; keeping the existing data"),
+    }
+    let listener = tokio::net::TcpListener::bind(config.http_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (http.listen / EASYPOS_HTTP_LISTEN); is another easypos running? choose another port", config.http_listen))?;
+    let address = listener.local_addr()?;
+    let app = Arc::new(App {
+        store: store.clone(),
+        started: Instant::now(),
+        holds_expired: AtomicU64::new(0),
+    });
+    let (stop, stopped) = watch::channel(false);
+    let expiry = tokio::spawn(expiry_loop(
+        app.clone(),
+        Duration::from_millis(config.expiry_interval_ms),
+        stopped.clone(),
+    ));
+
+    print_banner(&config, &store, address, seeded).await?;
+    let mut server_stop = stopped.clone();
+    let server = axum::serve(listener, router(app.clone())).with_graceful_shutdown(async move {
+        let _ = server_stop.wait_for(|stopping| *stopping).await;
+    });
+    let server = tokio::spawn(async move { server.await });
+
+    shutdown_signal().await;
+    println!("Stopping: finishing requests in flight and committing the last writes ...");
+    let _ = stop.send(true);
+    server
+        .await
+        .context("HTTP server task")?
+        .context("HTTP server")?;
+    expiry.await.context("expiry task")?;
+    drop(app);
+    let store = Arc::try_unwrap(store)
+        .map_err(|_| anyhow::anyhow!("the store is still in use at shutdown"))?;
+    store.close().await.context("closing the store")?;
+    println!("easypos stopped cleanly.");
+    Ok(())
+}
+
+async fn print_banner(
+    config: &Config,
+    store: &Store,
+    address: std::net::SocketAddr,
+    seeded: Seeded,
+) -> anyhow::Result<()> {
+    let version = store.schema_version().await?;
+    let directory = store.load_directory().await?;
+    let database = match &config.backend {
+        store::Backend::Sqlite { path } => format!("SQLite {} (schema v{version})", path.display()),
+        store::Backend::Postgres { .. } => format!("PostgreSQL (schema v{version})"),
+    };
+    let seeded = match seeded {
+        Seeded::Now => "seeded now",
+        Seeded::Already => "kept from an earlier start",
+    };
+    println!("easypos {} is up.", env!("CARGO_PKG_VERSION"));
+    println!("  database  {database}");
+    println!("  web       http://{address}/");
+    println!("  health    http://{address}/healthz");
+    println!("  metrics   http://{address}/metrics");
+    println!("  ISO 8583  not yet: the terminal listener arrives with the acquirer host");
+    println!(
+        "  demo      {seeded}: {} institutions, {} merchants, {} terminals, {} staff, {} cardholders, {} cards",
+        directory.institutions.len(),
+        directory.merchants.len(),
+        directory.terminals.len(),
+        directory.staff.len(),
+        directory.cardholders.len(),
+        directory.cards.len()
+    );
+    println!("Press Ctrl-C to stop.");
+    Ok(())
+}
+
+fn router(app: Arc<App>) -> axum::Router {
+    axum::Router::new()
+        .route("/", get(home))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(app)
+}
+
+async fn home() -> Html<&'static str> {
+    Html(concat!(
+        "<!doctype html><meta charset=utf-8><title>easypos</title>",
+        "<h1>easypos is running</h1>",
+        "<p>The web console arrives in a later release. For now: <a href=/healthz>/healthz</a> and <a href=/metrics>/metrics</a>.</p>"
+    ))
+}
+
+/// 200 with the store's schema version when the database answers, 503 with the reason when not.
+async fn healthz(State(app): State<Arc<App>>) -> Response {
+    match app.store.schema_version().await {
+        Ok(version) => {
+            let body = serde_json::json!({ "status": "ok", "store": app.store.backend_name(), "schema_version": version });
+            (StatusCode::OK, axum::Json(body)).into_response()
+        }
+        Err(error) => {
+            tracing::warn!(%error, "health check failed");
+            let body = serde_json::json!({ "status": "unavailable", "store": app.store.backend_name(), "detail": "the database does not answer" });
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+        }
+    }
+}
+
+/// Prometheus text exposition format, version 0.0.4.
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let stats = app.store.stats();
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{value}\n"
+        ));
+    };
+    metric(
+        "easypos_build_info",
+        "gauge",
+        "Version and storage backend of this process.",
+        format!(
+            "easypos_build_info{{version=\"{}\",backend=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION"),
+            app.store.backend_name()
+        ),
+    );
+    metric(
+        "easypos_uptime_seconds",
+        "gauge",
+        "Seconds since this process started serving.",
+        format!("easypos_uptime_seconds {}", app.started.elapsed().as_secs()),
+    );
+    metric(
+        "easypos_store_commits_total",
+        "counter",
+        "Transactions committed by the ledger writer.",
+        format!("easypos_store_commits_total {}", stats.commits),
+    );
+    metric(
+        "easypos_store_requests_total",
+        "counter",
+        "Ledger requests handled by the writer.",
+        format!("easypos_store_requests_total {}", stats.requests),
+    );
+    metric(
+        "easypos_ledger_transfers_created_total",
+        "counter",
+        "Ledger transfers created.",
+        format!(
+            "easypos_ledger_transfers_created_total {}",
+            stats.transfers_created
+        ),
+    );
+    metric(
+        "easypos_ledger_holds_expired_total",
+        "counter",
+        "Authorization holds released after their timeout.",
+        format!(
+            "easypos_ledger_holds_expired_total {}",
+            app.holds_expired.load(Ordering::Relaxed)
+        ),
+    );
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
+}
+
+async fn expiry_loop(app: Arc<App>, interval: Duration, mut stopped: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stopped.wait_for(|stopping| *stopping) => return,
+        }
+        match app.store.expire_due().await {
+            Ok(0) => {}
+            Ok(expired) => {
+                app.holds_expired
+                    .fetch_add(expired as u64, Ordering::Relaxed);
+                tracing::info!(expired, "released expired holds");
+            }
+            Err(error) => tracing::warn!(%error, "expiring holds failed; will retry"),
+        }
+    }
+}
+
+/// Ctrl-C, or SIGTERM from a service manager.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}

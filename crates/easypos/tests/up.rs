@@ -1,0 +1,321 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! `easypos up` as a newcomer runs it: it starts, seeds, serves `/healthz` and `/metrics`,
+//! prints where to go, stops cleanly on Ctrl-C (SIGINT), and a restart keeps the data without
+//! seeding again.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Bounds every wait, so a broken start fails the test instead of hanging it.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+struct Running {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    web: String,
+    banner: Vec<String>,
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("easypos-up-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn start(dir: &Path) -> Running {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_easypos"))
+        .args(["up", "--http", "127.0.0.1:0"])
+        .current_dir(dir)
+        .env_remove("EASYPOS_DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut banner = Vec::new();
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    loop {
+        let line = lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("easypos up printed its banner in time");
+        banner.push(line.clone());
+        if line.starts_with("Press Ctrl-C") {
+            break;
+        }
+    }
+    let web = banner
+        .iter()
+        .find_map(|line| {
+            line.trim()
+                .strip_prefix("web")
+                .map(|rest| rest.trim().to_owned())
+        })
+        .expect("a web line");
+    Running {
+        child,
+        lines,
+        web,
+        banner,
+    }
+}
+
+fn stop(mut running: Running) -> Vec<String> {
+    let status = Command::new("kill")
+        .args(["-INT", &running.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    let exit = loop {
+        if let Some(exit) = running.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "easypos did not stop after Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "easypos exited with {exit}");
+    running.lines.try_iter().collect()
+}
+
+/// A plain HTTP/1.1 GET over loopback; returns (status, content type, body).
+fn get(web: &str, path: &str) -> (u16, String, String) {
+    let address = web.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let content_type = head
+        .lines()
+        .find_map(|line| {
+            line.to_ascii_lowercase()
+                .strip_prefix("content-type: ")
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    (status, content_type, body.to_owned())
+}
+
+#[test]
+fn up_serves_health_and_metrics_stops_cleanly_and_restarts_without_reseeding() {
+    let dir = temp_dir("journey");
+    let first = start(&dir);
+    assert!(
+        first.banner.iter().any(|line| line.contains("seeded now")),
+        "{:?}",
+        first.banner
+    );
+    assert!(first.banner.iter().any(|line| line.contains("2 merchants, 3 terminals") && line.contains("5 cardholders")), "{:?}", first.banner);
+
+    let (status, content_type, body) = get(&first.web, "/healthz");
+    assert_eq!(status, 200);
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["store"], "sqlite");
+
+    let (status, content_type, body) = get(&first.web, "/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    assert!(
+        body.contains("# TYPE easypos_store_commits_total counter"),
+        "{body}"
+    );
+    let commits: u64 = body
+        .lines()
+        .find_map(|line| line.strip_prefix("easypos_store_commits_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(commits > 0, "seeding committed through the writer");
+    let created: u64 = body
+        .lines()
+        .find_map(|line| line.strip_prefix("easypos_ledger_transfers_created_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(created, 9, "one opening transfer per demo card");
+
+    let (status, _, _) = get(&first.web, "/no-such-page");
+    assert_eq!(status, 404);
+
+    let after = stop(first);
+    assert!(
+        after.iter().any(|line| line.contains("stopped cleanly")),
+        "{after:?}"
+    );
+    assert!(dir.join("easypos-data/easypos.db").exists());
+
+    let second = start(&dir);
+    assert!(
+        second
+            .banner
+            .iter()
+            .any(|line| line.contains("kept from an earlier start")),
+        "{:?}",
+        second.banner
+    );
+    let (_, _, body) = get(&second.web, "/metrics");
+    let created: u64 = body
+        .lines()
+        .find_map(|line| line.strip_prefix("easypos_ledger_transfers_created_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(created, 0, "a restart does not seed again");
+    stop(second);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_configuration_is_refused_with_the_setting_named() {
+    let dir = temp_dir("badconfig");
+    std::fs::write(
+        dir.join("easypos.toml"),
+        "[http]\nlisten = \"not-an-address\"\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_easypos"))
+        .arg("up")
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("http.listen (EASYPOS_HTTP_LISTEN)"),
+        "{stderr}"
+    );
+
+    std::fs::write(
+        dir.join("easypos.toml"),
+        "[htpp]\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_easypos"))
+        .arg("migrate")
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown field `htpp`"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_corrupt_database_is_refused_at_start_with_the_reason() {
+    let dir = temp_dir("corrupt");
+    std::fs::create_dir_all(dir.join("easypos-data")).unwrap();
+    std::fs::write(dir.join("easypos-data/easypos.db"), vec![0xAB_u8; 4_096]).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_easypos"))
+        .args(["up", "--http", "127.0.0.1:0"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not a valid SQLite database"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn migrate_reports_the_schema_version() {
+    let dir = temp_dir("migrate");
+    let output = Command::new(env!("CARGO_BIN_EXE_easypos"))
+        .arg("migrate")
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let expected = format!(
+        "database is at schema version {} (sqlite)",
+        store::latest_version(store::sqlite_migrations())
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains(&expected));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        &["--help"][..],
+        &["up", "--help"],
+        &["migrate", "--help"],
+        &["bench", "--help"],
+        &["bench", "ledger", "--help"],
+        &["tools", "--help"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_easypos"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("Usage:"),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn bench_ledger_runs_and_checks_every_response() {
+    let dir = temp_dir("bench");
+    let output = Command::new(env!("CARGO_BIN_EXE_easypos"))
+        .args([
+            "bench",
+            "ledger",
+            "--callers",
+            "20",
+            "--seconds",
+            "1",
+            "--accounts",
+            "50",
+            "--json",
+        ])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["errors"], 0);
+    assert!(report["transfers"].as_u64().unwrap() > 0);
+    assert!(report["commits"].as_u64().unwrap() <= report["transfers"].as_u64().unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+}
