@@ -38,9 +38,10 @@ impl Changes {
 
     /// Accounts that existed before the batch and changed.
     pub fn updated_accounts(&self) -> impl Iterator<Item = &Account> {
+        let opened: IdSet<AccountId> = self.opened.iter().copied().collect();
         self.accounts
             .values()
-            .filter(|account| !self.opened.contains(&account.id))
+            .filter(move |account| !opened.contains(&account.id))
     }
 }
 
@@ -207,10 +208,12 @@ impl<'a, S: LedgerState> Overlay<'a, S> {
             .iter()
             .filter_map(|id| self.transfers.get(id).copied())
             .collect();
+        // A hold created in this session already carries its final status in `created`.
+        let created_here: IdSet<TransferId> = self.created.iter().copied().collect();
         let statuses = self
             .statuses
             .into_iter()
-            .filter(|(id, _)| !self.created.contains(id))
+            .filter(|(id, _)| !created_here.contains(id))
             .collect::<BTreeMap<_, _>>();
         assert_batch_balances(&self.originals, &self.accounts);
         Changes {

@@ -53,6 +53,9 @@ impl std::hash::Hasher for IdHasher {
 /// A hash map keyed by ledger ids.
 pub type IdMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
 
+/// A hash set of ledger ids.
+pub type IdSet<K> = std::collections::HashSet<K, std::hash::BuildHasherDefault<IdHasher>>;
+
 /// One institution's books (the acquirer, a bank, the wallet). Transfers never cross books:
 /// money between institutions moves through each side's settlement accounts.
 #[derive(
