@@ -23,6 +23,7 @@
 mod clock;
 pub mod demo;
 pub mod directory;
+mod group;
 mod migrate;
 mod postgres;
 mod rows;

@@ -13,6 +13,7 @@ use crate::directory::{
     self, Card, CardProduct, Cardholder, Directory, Institution, InstitutionKind, Merchant, Staff,
     StaffRole, Terminal,
 };
+use crate::group::{next_timestamp, take_waiting};
 use crate::migrate::{self, MIGRATIONS_TABLE};
 use crate::rows::{
     ACCOUNT_COLUMNS, AccountRow, TRANSFER_COLUMNS, TransferRow, id_bytes, id_from_bytes,
@@ -549,17 +550,7 @@ fn is_conflict(error: &StoreError) -> bool {
 impl Writer {
     async fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
         while let Some(first) = jobs.recv().await {
-            let mut weight = first.weight();
-            let mut group = vec![first];
-            while weight < MAX_GROUP_REQUESTS {
-                match jobs.try_recv() {
-                    Ok(job) => {
-                        weight += job.weight();
-                        group.push(job);
-                    }
-                    Err(_) => break,
-                }
-            }
+            let (group, weight) = take_waiting(first, &mut jobs, Job::weight, MAX_GROUP_REQUESTS);
             let (expiries, transfers): (Vec<Job>, Vec<Job>) = group
                 .into_iter()
                 .partition(|job| matches!(job, Job::Expire { .. }));
@@ -613,9 +604,7 @@ impl Writer {
     }
 
     fn next_timestamp(&mut self, count: usize) -> u64 {
-        let now = self.clock.now().max(self.last_timestamp + 1);
-        self.last_timestamp = now + count as u64;
-        now
+        next_timestamp(self.clock.as_ref(), &mut self.last_timestamp, count)
     }
 
     async fn run_group(&mut self, mut group: Vec<Job>, weight: usize) {

@@ -11,6 +11,7 @@ use crate::directory::{
     self, Card, CardProduct, Cardholder, Directory, Institution, InstitutionKind, Merchant, Staff,
     StaffRole, Terminal,
 };
+use crate::group::{next_timestamp, take_waiting};
 use crate::migrate::{self, MIGRATIONS_TABLE, Migration};
 use crate::rows::{
     ACCOUNT_COLUMNS, AccountRow, TRANSFER_COLUMNS, TransferRow, id_bytes, id_from_bytes,
@@ -570,28 +571,10 @@ struct Writer {
     counters: Arc<Counters>,
 }
 
-/// Timestamps are unique and increasing even if the wall clock steps back: a batch of `count`
-/// requests gets `max(clock, last + 1)` and reserves the next `count` nanoseconds.
-fn next_timestamp(clock: &dyn Clock, last: &mut u64, count: usize) -> u64 {
-    let now = clock.now().max(*last + 1);
-    *last = now + count as u64;
-    now
-}
-
 impl Writer {
     fn run(&mut self, mut jobs: mpsc::Receiver<Job>) {
         while let Some(first) = jobs.blocking_recv() {
-            let mut weight = first.weight();
-            let mut group = vec![first];
-            while weight < MAX_GROUP_REQUESTS {
-                match jobs.try_recv() {
-                    Ok(job) => {
-                        weight += job.weight();
-                        group.push(job);
-                    }
-                    Err(_) => break,
-                }
-            }
+            let (group, weight) = take_waiting(first, &mut jobs, Job::weight, MAX_GROUP_REQUESTS);
             self.run_group(group, weight as u64);
         }
         tracing::debug!("sqlite writer drained and stopped");
