@@ -30,7 +30,7 @@
 //! name the input that was wrong and never carry its value.
 //!
 //! Where the standards leave a choice, the choice made here is documented on the item and in
-//! `docs/tools-crypto.md`: TDES DUKPT data keys take the one-way step; AES KCV is CMAC-based
+//! `docs/tools.md`: TDES DUKPT data keys take the one-way step; AES KCV is CMAC-based
 //! (legacy ECB available); EMV option B applies when the PAN alone exceeds 16 digits; PIN block
 //! formats 0/3 zero-pad PANs shorter than 13 digits; TR-31 version D pads with 1–16 random bytes.
 //! The UnionPay POS MAC ("ECB" variant) is not implemented: its description is not public.
