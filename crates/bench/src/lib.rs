@@ -173,7 +173,12 @@ async fn caller_loop(
         sequence += 1;
         // Time-ordered and unique: milliseconds, then run, caller and sequence. Built without
         // hashing so that the load generator leaves the CPU to the system under test.
-        let id = TransferId((u128::from(unix_millis()) << 80) | ((run & 0xFFFF) << 64) | (caller << 32) | (sequence & 0xFFFF_FFFF));
+        let id = TransferId(
+            (u128::from(unix_millis()) << 80)
+                | ((run & 0xFFFF) << 64)
+                | (caller << 32)
+                | (sequence & 0xFFFF_FFFF),
+        );
         let customer = AccountId::from_key(
             "bench-customer",
             &((caller as u64 + sequence as u64) % accounts).to_be_bytes(),
