@@ -37,6 +37,7 @@ pub mod error;
 pub mod frame;
 pub mod message;
 pub mod mti;
+pub mod response;
 pub mod spec;
 
 pub use bitmap::Bitmap;
@@ -45,6 +46,7 @@ pub use error::{Error, FieldError, SpecError};
 pub use frame::{LengthPrefix, Tpdu};
 pub use message::{Message, Value};
 pub use mti::Mti;
+pub use response::ResponseCode;
 pub use spec::Profile;
 
 use std::sync::OnceLock;
