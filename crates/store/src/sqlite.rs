@@ -775,7 +775,15 @@ fn write_changes(connection: &Connection, changes: &Changes) -> Result<(), Store
 #[derive(Debug)]
 struct Checkpointer {
     stop: Arc<std::sync::atomic::AtomicBool>,
-    handle: std::thread::JoinHandle<()>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+/// A store dropped without `close` (a panic, a test that bails out) still stops its
+/// checkpointer; it just does not wait for it.
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl Checkpointer {
@@ -805,12 +813,17 @@ impl Checkpointer {
             .map_err(|error| {
                 StoreError::Write(format!("cannot start the checkpoint thread: {error}"))
             })?;
-        Ok(Checkpointer { stop, handle })
+        Ok(Checkpointer {
+            stop,
+            handle: Some(handle),
+        })
     }
 
-    fn stop(self) {
+    fn stop(mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let _ = self.handle.join();
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
     }
 }
 
