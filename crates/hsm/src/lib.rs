@@ -36,7 +36,7 @@ use paycrypto::emv::CryptogramVersion;
 use paycrypto::mac::Padding;
 use paycrypto::pinblock::PinBlockFormat;
 use paycrypto::tr31::{Algorithm, Exportability, KeyUsage, ModeOfUse};
-use paycrypto::{Pan, PinBlock};
+use paycrypto::{Pan, Pin, PinBlock};
 use std::fmt;
 
 /// Result alias for HSM operations.
@@ -148,6 +148,10 @@ impl KeySpec {
     /// A CVK pair for CVV / CVV2 / iCVV.
     pub fn cvk() -> Self {
         Self::new(KeyUsage::CVK, Algorithm::Tdes, ModeOfUse::Compute, 16)
+    }
+    /// An HMAC-SHA-256 key for keyed card-number fingerprints (M7, 32 bytes).
+    pub fn pan_fingerprint() -> Self {
+        Self::new(KeyUsage::MAC_HMAC, Algorithm::Hmac, ModeOfUse::Generate, 32)
     }
     /// An EMV issuer master key for application cryptograms (derives ICC master keys).
     pub fn issuer_master_key() -> Self {
@@ -356,6 +360,16 @@ pub trait Hsm: Send + Sync {
         service_code: &str,
         cvv: &str,
     ) -> Result<bool>;
+
+    /// A keyed fingerprint of a card number: HMAC-SHA-256 of its digits under an M7 key. Cards
+    /// are found by fingerprint, so the number itself need not be stored to be looked up, and
+    /// a stolen table of fingerprints reveals nothing without the key.
+    fn pan_fingerprint(&self, key: &KeyToken, pan: &Pan) -> Result<[u8; 32]>;
+
+    /// The Visa PVV of a PIN, for card issuance (the PIN-mailer ceremony, demo cards). The PIN
+    /// enters the HSM in clear here, as it does when an HSM prints a PIN mailer; production
+    /// issuance would take it as a PIN block instead.
+    fn generate_pvv(&self, pvk: &KeyToken, pan: &Pan, pvki: u8, pin: &Pin) -> Result<String>;
 
     /// Derives the ICC master key for a card from an issuer master key (option A, or B for PANs
     /// over 16 digits), returned under the LMK (E0, mode C, for card personalisation).

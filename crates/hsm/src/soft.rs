@@ -497,6 +497,30 @@ impl Hsm for SoftHsm {
         Ok(card::digits_equal(cvv, &computed))
     }
 
+    fn pan_fingerprint(&self, key: &KeyToken, pan: &Pan) -> Result<[u8; 32]> {
+        use hmac::Mac;
+        let key = self.open_for(
+            key,
+            &[KeyUsage::MAC_HMAC],
+            &[ModeOfUse::Generate, ModeOfUse::Compute],
+            "fingerprint a card number",
+        )?;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.key.expose())
+            .map_err(|_| HsmError::Invalid("HMAC key length"))?;
+        mac.update(pan.digits().as_bytes());
+        Ok(mac.finalize().into_bytes().into())
+    }
+
+    fn generate_pvv(&self, pvk: &KeyToken, pan: &Pan, pvki: u8, pin: &Pin) -> Result<String> {
+        let pvk = self.open_for(
+            pvk,
+            &[KeyUsage::PIN_VERIFICATION_VISA_PVV],
+            &[ModeOfUse::Compute, ModeOfUse::Generate, ModeOfUse::None],
+            "generate a PVV",
+        )?;
+        Ok(card::pvv(&pvk.tdes()?, pan, pvki, pin)?)
+    }
+
     fn derive_icc_master_key(
         &self,
         issuer_master_key: &KeyToken,

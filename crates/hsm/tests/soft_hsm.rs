@@ -575,3 +575,52 @@ fn pin_from_an_aes_dukpt_terminal_verifies_against_a_pvv_and_needs_a_bdk() {
         Err(HsmError::Crypto(Error::UsageNotAllowed { .. }))
     ));
 }
+
+#[test]
+fn card_number_fingerprints_are_keyed_hmacs() {
+    use hmac::Mac;
+    let hsm = soft();
+    let key_bytes = [0x5A_u8; 32];
+    let key = hsm
+        .import_clear_key(&KeySpec::pan_fingerprint(), &key_bytes)
+        .unwrap();
+    let card = pan("6212340000100008");
+    let fingerprint = hsm.pan_fingerprint(&key, &card).unwrap();
+    let mut expected = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key_bytes).unwrap();
+    expected.update(b"6212340000100008");
+    assert_eq!(
+        fingerprint.to_vec(),
+        expected.finalize().into_bytes().to_vec()
+    );
+    assert_ne!(
+        fingerprint,
+        hsm.pan_fingerprint(&key, &pan("6212340000100016")).unwrap()
+    );
+    let other = hsm.generate_key(&KeySpec::pan_fingerprint()).unwrap();
+    assert_ne!(
+        fingerprint,
+        hsm.pan_fingerprint(&other, &card).unwrap(),
+        "without the key the fingerprint cannot be recomputed"
+    );
+    // A key of another usage is refused.
+    let cvk = hsm.generate_key(&KeySpec::cvk()).unwrap();
+    assert!(hsm.pan_fingerprint(&cvk, &card).is_err());
+}
+
+#[test]
+fn a_generated_pvv_verifies_the_pin_it_was_made_from() {
+    let hsm = soft();
+    let clear = TdesKey::new(&bytes(TDES_TEST_KEY)).unwrap();
+    let pvk = hsm
+        .import_clear_key(&KeySpec::pvk_visa(), clear.expose())
+        .unwrap();
+    let card = pan("4000001234562000");
+    let pin = Pin::new("1234").unwrap();
+    let pvv = hsm.generate_pvv(&pvk, &card, 1, &pin).unwrap();
+    assert_eq!(pvv, paycrypto::card::pvv(&clear, &card, 1, &pin).unwrap());
+    let cvk = hsm.generate_key(&KeySpec::cvk()).unwrap();
+    assert!(
+        hsm.generate_pvv(&cvk, &card, 1, &pin).is_err(),
+        "only a PVV key makes PVVs"
+    );
+}

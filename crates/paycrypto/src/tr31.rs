@@ -65,6 +65,7 @@ impl KeyUsage {
     pub const MAC_ALG1: Self = Self(*b"M1");
     pub const MAC_ALG3: Self = Self(*b"M3");
     pub const MAC_CMAC: Self = Self(*b"M6");
+    pub const MAC_HMAC: Self = Self(*b"M7");
     pub const PIN_ENCRYPTION: Self = Self(*b"P0");
     pub const PIN_VERIFICATION_IBM3624: Self = Self(*b"V1");
     pub const PIN_VERIFICATION_VISA_PVV: Self = Self(*b"V2");
