@@ -290,6 +290,9 @@ async fn read_requests<H: Handler>(
     // When the first byte of the frame now in the buffer arrived; `None` between frames.
     let mut frame_started: Option<Instant> = None;
     loop {
+        // When the last frame taken out of the buffer was handed over; waiting for an in-flight
+        // slot is our delay, not the peer's, so the next frame's read deadline starts there.
+        let mut dispatched_at = None;
         loop {
             let frame = match buffer.next_frame() {
                 Ok(Some(frame)) => frame,
@@ -297,7 +300,6 @@ async fn read_requests<H: Handler>(
                 Err(BadFrame::TooLarge { len }) => return Ended::Oversized { len },
                 Err(BadFrame::Malformed) => return Ended::Malformed,
             };
-            frame_started = None;
             if rate.check(Instant::now().into_std()).is_err() {
                 return Ended::RateLimited;
             }
@@ -315,10 +317,14 @@ async fn read_requests<H: Handler>(
             if queue.send(Pending { task, _slot: slot }).await.is_err() {
                 return Ended::WriterStopped;
             }
+            dispatched_at = Some(Instant::now());
         }
-        if !buffer.is_empty() && frame_started.is_none() {
-            frame_started = Some(last_read);
-        }
+        frame_started = match (buffer.is_empty(), frame_started, dispatched_at) {
+            (true, _, _) => None,
+            (false, _, Some(dispatched)) => Some(dispatched),
+            (false, Some(started), None) => Some(started),
+            (false, None, None) => Some(last_read),
+        };
         let deadline = match frame_started {
             Some(started) => started + limits.frame_read_timeout,
             None => idle_deadline,

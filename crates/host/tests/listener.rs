@@ -187,6 +187,33 @@ async fn trickling_a_frame_does_not_reset_the_read_deadline() {
 }
 
 #[tokio::test]
+async fn back_pressure_does_not_count_against_the_read_deadline() {
+    let limits = Limits {
+        max_in_flight: 1,
+        frame_read_timeout: Duration::from_millis(200),
+        handler_timeout: Duration::from_secs(2),
+        ..fast_limits()
+    };
+    let server = Server::start(LengthPrefix::Binary2, limits, Scripted::new(None)).await;
+    let mut stream = server.connect().await;
+    // A takes 300 ms and holds the only slot; B waits behind it; C starts with one byte.
+    let slow = sleep_frame(300, "a");
+    let mut write = frame(LengthPrefix::Binary2, &slow);
+    write.extend(frame(LengthPrefix::Binary2, b"b"));
+    write.push(0x00);
+    send(&mut stream, &write).await;
+    // The rest of C comes 350 ms later: long after C's first byte, but within 200 ms of the
+    // moment the listener could read again (when A finished and B was handed over).
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    send(&mut stream, &[0x01, b'c']).await;
+    assert_eq!(read_reply(&mut stream, LengthPrefix::Binary2).await, slow);
+    assert_eq!(read_reply(&mut stream, LengthPrefix::Binary2).await, b"b");
+    assert_eq!(read_reply(&mut stream, LengthPrefix::Binary2).await, b"c");
+    assert_eq!(server.stats().read_deadline_closes, 0);
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn idle_connections_are_closed_after_the_idle_timeout() {
     let limits = Limits {
         idle_timeout: Duration::from_millis(80),
