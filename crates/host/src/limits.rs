@@ -66,7 +66,7 @@ pub struct Limits {
     pub max_frame_len: usize,
     /// Connections open at once; more are closed at once and counted.
     pub max_connections: usize,
-    /// Close a connection that sent no byte for this long while nothing was pending.
+    /// Close a connection when no byte has moved either way for this long and no reply is owed.
     pub idle_timeout: Duration,
     /// A frame whose first byte has arrived must be complete within this.
     pub frame_read_timeout: Duration,

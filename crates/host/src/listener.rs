@@ -9,6 +9,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use iso8583::LengthPrefix;
@@ -25,7 +26,7 @@ use crate::error::Error;
 use crate::handler::{Handler, Reply};
 use crate::limits::Limits;
 use crate::rate::TokenBucket;
-use crate::stats::{Counter, Stats};
+use crate::stats::{Counter, OpenConnection, Stats};
 
 /// Pause after a failed `accept`. The usual cause is running out of file descriptors; trying
 /// again at once would spin a core while nothing can have changed.
@@ -110,9 +111,9 @@ impl Listener {
                         let open = shared.stats.open_connection();
                         let shared = Arc::clone(&shared);
                         let shutdown = shutdown.clone();
+                        let held = (slot, open);
                         connections.spawn(async move {
-                            serve_connection(&shared, stream, peer, shutdown).await;
-                            drop((slot, open));
+                            serve_connection(&shared, stream, peer, shutdown, held).await;
                         });
                     }
                     Err(error) => {
@@ -229,6 +230,7 @@ async fn serve_connection<H: Handler>(
     stream: TcpStream,
     peer: SocketAddr,
     mut shutdown: watch::Receiver<bool>,
+    held: (OwnedSemaphorePermit, OpenConnection),
 ) {
     let opened = Instant::now();
     // Requests and replies are small and latency-bound: send each reply at once.
@@ -238,19 +240,28 @@ async fn serve_connection<H: Handler>(
     let (mut reader, mut writer) = stream.into_split();
     let in_flight = Arc::new(Semaphore::new(shared.limits.max_in_flight));
     let (queue, mut replies) = mpsc::channel(shared.limits.max_in_flight);
+    let last_reply = LastReply::new(opened);
     debug!(%peer, "connection opened");
 
     // Each half counts its reason before it lets go of its end of the queue, and the socket is
     // closed only when both are done, so a peer that sees the close also sees the count.
     let read_half = async {
-        let ended =
-            read_requests(shared, &mut reader, peer, &queue, &in_flight, &mut shutdown).await;
+        let ended = read_requests(
+            shared,
+            &mut reader,
+            peer,
+            &queue,
+            &in_flight,
+            &last_reply,
+            &mut shutdown,
+        )
+        .await;
         count_end(shared, ended);
         drop(queue);
         ended
     };
     let write_half = async {
-        let ended = write_replies(shared, &mut writer, &mut replies, peer).await;
+        let ended = write_replies(shared, &mut writer, &mut replies, &last_reply, peer).await;
         if let Some(ended) = ended {
             count_end(shared, ended);
         }
@@ -258,6 +269,9 @@ async fn serve_connection<H: Handler>(
         ended
     };
     let (read_ended, write_ended) = tokio::join!(read_half, write_half);
+    // Give back the connection slot and the open count before the socket closes (when the
+    // halves drop at the end of this function), so a peer that sees the close sees them too.
+    drop(held);
     let ended = write_ended.unwrap_or(read_ended);
     let open_ms = opened.elapsed().as_millis();
     if ended.is_peer_fault() {
@@ -280,6 +294,7 @@ async fn read_requests<H: Handler>(
     peer: SocketAddr,
     queue: &mpsc::Sender<Pending>,
     in_flight: &Arc<Semaphore>,
+    last_reply: &LastReply,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Ended {
     let limits = &shared.limits;
@@ -337,11 +352,14 @@ async fn read_requests<H: Handler>(
         };
         match read {
             Err(_elapsed) if frame_started.is_some() => return Ended::ReadDeadline,
-            Err(_elapsed) if in_flight.available_permits() < limits.max_in_flight => {
-                // Replies are still owed: the peer is waiting for us, not idle.
-                idle_deadline = Instant::now() + limits.idle_timeout;
+            Err(_elapsed) => {
+                let pending = in_flight.available_permits() < limits.max_in_flight;
+                let quiet_since = last_read.max(last_reply.at());
+                match idle_until(Instant::now(), quiet_since, pending, limits.idle_timeout) {
+                    Some(later) => idle_deadline = later,
+                    None => return Ended::Idle,
+                }
             }
-            Err(_elapsed) => return Ended::Idle,
             Ok(Ok(0)) if buffer.is_empty() => return Ended::PeerClosed,
             Ok(Ok(0)) => return Ended::PeerClosedMidFrame,
             Ok(Ok(_)) => {
@@ -350,6 +368,47 @@ async fn read_requests<H: Handler>(
             }
             Ok(Err(error)) => return Ended::ReadFailed(error.kind()),
         }
+    }
+}
+
+/// When the connection will have been idle for `idle_timeout`, or `None` if it already has. A
+/// connection is idle when no byte has moved either way and no reply is owed: a peer waiting
+/// for its answer is not idle, nor is one that just got it and is about to send the next.
+fn idle_until(
+    now: Instant,
+    quiet_since: Instant,
+    pending: bool,
+    idle_timeout: Duration,
+) -> Option<Instant> {
+    if pending {
+        return Some(now + idle_timeout);
+    }
+    let until = quiet_since + idle_timeout;
+    (until > now).then_some(until)
+}
+
+/// When the writer last wrote a reply, shared with the reader for the idle clock. Both halves
+/// run in one task, but the task must be `Send`, hence an atomic rather than a `Cell`.
+struct LastReply {
+    opened: Instant,
+    nanos_after_open: AtomicU64,
+}
+
+impl LastReply {
+    fn new(opened: Instant) -> Self {
+        Self {
+            opened,
+            nanos_after_open: AtomicU64::new(0),
+        }
+    }
+
+    fn mark(&self) {
+        let nanos = u64::try_from(self.opened.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.nanos_after_open.store(nanos, Ordering::Relaxed);
+    }
+
+    fn at(&self) -> Instant {
+        self.opened + Duration::from_nanos(self.nanos_after_open.load(Ordering::Relaxed))
     }
 }
 
@@ -385,6 +444,7 @@ async fn write_replies<H>(
     shared: &Shared<H>,
     writer: &mut OwnedWriteHalf,
     replies: &mut mpsc::Receiver<Pending>,
+    last_reply: &LastReply,
     peer: SocketAddr,
 ) -> Option<Ended> {
     while let Some(mut pending) = replies.recv().await {
@@ -410,8 +470,26 @@ async fn write_replies<H>(
         match tokio::time::timeout(shared.limits.write_timeout, writer.write_all(&framed)).await {
             Err(_elapsed) => return Some(Ended::WriteTimeout),
             Ok(Err(error)) => return Some(Ended::WriteFailed(error.kind())),
-            Ok(Ok(())) => shared.stats.count(Counter::FramesOut),
+            Ok(Ok(())) => {
+                last_reply.mark();
+                shared.stats.count(Counter::FramesOut);
+            }
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_counts_from_the_last_byte_either_way_unless_a_reply_is_owed() {
+        let idle = Duration::from_millis(100);
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        assert_eq!(idle_until(at(100), t0, false, idle), None);
+        assert_eq!(idle_until(at(100), at(30), false, idle), Some(at(130)));
+        assert_eq!(idle_until(at(500), t0, true, idle), Some(at(600)));
+    }
 }

@@ -239,19 +239,30 @@ async fn idle_connections_are_closed_after_the_idle_timeout() {
 #[tokio::test]
 async fn a_connection_waiting_for_its_reply_is_not_idle() {
     let limits = Limits {
-        idle_timeout: Duration::from_millis(50),
+        idle_timeout: Duration::from_millis(100),
         handler_timeout: Duration::from_secs(1),
         ..fast_limits()
     };
     let server = Server::start(LengthPrefix::Binary2, limits, Scripted::new(None)).await;
     let mut stream = server.connect().await;
-    let request = sleep_frame(150, "slow");
+    // The handler takes 250 ms, far past the idle timeout: the peer is waiting, not idle.
+    let request = sleep_frame(250, "slow");
     send(&mut stream, &frame(LengthPrefix::Binary2, &request)).await;
     assert_eq!(
         read_reply(&mut stream, LengthPrefix::Binary2).await,
         request
     );
+    // Nor is it idle just after the reply, 250 ms after its last byte was received.
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    send(&mut stream, &frame(LengthPrefix::Binary2, b"next")).await;
+    assert_eq!(
+        read_reply(&mut stream, LengthPrefix::Binary2).await,
+        b"next"
+    );
     assert_eq!(server.stats().idle_closes, 0);
+    // Once nothing is owed and nothing moves, the idle timeout applies as usual.
+    expect_closed(&mut stream).await;
+    assert_eq!(server.stats().idle_closes, 1);
     server.shutdown().await;
 }
 
@@ -365,6 +376,19 @@ async fn a_reply_over_the_frame_limit_closes_instead_of_being_cut() {
     send(&mut stream, &frame(LengthPrefix::Binary2, b"huge")).await;
     expect_closed(&mut stream).await;
     assert_eq!(server.stats().frames_out, 0);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_panicking_handler_closes_its_connection_only() {
+    let server = Server::start(LengthPrefix::Binary2, fast_limits(), Scripted::new(None)).await;
+    let mut other = server.connect().await;
+    let mut stream = server.connect().await;
+    send(&mut stream, &frame(LengthPrefix::Binary2, b"panic")).await;
+    expect_closed(&mut stream).await;
+    send(&mut other, &frame(LengthPrefix::Binary2, b"fine")).await;
+    assert_eq!(read_reply(&mut other, LengthPrefix::Binary2).await, b"fine");
+    assert_eq!(server.stats().connections_open, 1);
     server.shutdown().await;
 }
 

@@ -140,7 +140,7 @@ impl Handler for Echo {
 
 /// Interprets each frame as a command, so one handler covers the behaviours tests need:
 /// `sleep:N:rest` sleeps N ms then echoes; `close` closes; `silent` answers nothing;
-/// `huge` answers more than the frame limit; anything else is echoed.
+/// `huge` answers more than the frame limit; `panic` panics; anything else is echoed.
 pub struct Scripted {
     /// What `deadline_reply` returns, prefixed to the request.
     pub deadline_prefix: Option<&'static [u8]>,
@@ -174,6 +174,8 @@ impl Handler for Scripted {
             Reply::Close
         } else if text == "silent" {
             Reply::NoReply
+        } else if text == "panic" {
+            panic!("a handler bug");
         } else if text == "huge" {
             Reply::Send(vec![0; iso8583::frame::MAX_FRAME_LEN + 1])
         } else {
