@@ -98,6 +98,66 @@ impl FrameBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use tokio::io::ReadBuf;
+
+    /// A reader that hands out the stream in the given piece sizes (cycled), like TCP segments.
+    struct Pieces<'a> {
+        data: &'a [u8],
+        sizes: Vec<usize>,
+        next: usize,
+    }
+
+    impl AsyncRead for Pieces<'_> {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _context: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            let size = self.sizes[self.next % self.sizes.len()];
+            self.next += 1;
+            let take = size.min(buf.remaining()).min(self.data.len());
+            let (head, rest) = self.data.split_at(take);
+            buf.put_slice(head);
+            self.data = rest;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_frames_cut_anywhere_come_out_whole(
+            frames in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 0..12),
+            sizes in prop::collection::vec(1usize..64, 1..8),
+            ascii in any::<bool>(),
+        ) {
+            let prefix = if ascii { LengthPrefix::Ascii4 } else { LengthPrefix::Binary2 };
+            let wire: Vec<u8> = frames
+                .iter()
+                .flat_map(|frame| prefix.frame(frame).unwrap())
+                .collect();
+            let mut reader = Pieces { data: &wire, sizes, next: 0 };
+            let mut buffer = FrameBuffer::new(prefix, 300);
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let received = runtime.block_on(async {
+                let mut received = Vec::new();
+                // Each read takes at least one byte, so this ends within wire.len() + 1 reads.
+                for _ in 0..=wire.len() {
+                    while let Some(frame) = buffer.next_frame().unwrap() {
+                        received.push(frame);
+                    }
+                    if buffer.read_from(&mut reader).await.unwrap() == 0 {
+                        break;
+                    }
+                }
+                received
+            });
+            prop_assert_eq!(received, frames);
+            prop_assert!(buffer.is_empty());
+        }
+    }
 
     fn fill(buffer: &mut FrameBuffer, bytes: &[u8]) {
         buffer.bytes[buffer.end..buffer.end + bytes.len()].copy_from_slice(bytes);
