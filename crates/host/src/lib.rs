@@ -30,22 +30,21 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), host::Error> {
-//! let listener = Listener::bind(
-//!     "127.0.0.1:0".parse().map_err(|_| host::Error::Closed)?,
-//!     LengthPrefix::Binary2,
-//!     Limits::default(),
-//! )
-//! .await?;
+//! // Port 0: the system picks a free port, read back with `local_addr`.
+//! let address = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+//! let listener = Listener::bind(address, LengthPrefix::Binary2, Limits::default()).await?;
 //! let address = listener.local_addr()?;
 //! let stats = listener.stats();
 //! let (stop, stopped) = tokio::sync::watch::channel(false);
 //! let server = tokio::spawn(listener.serve(Arc::new(Echo), stopped));
 //!
+//! // A terminal's side: one request (TPDU + body), one reply.
 //! let mut client = Client::connect(address, LengthPrefix::Binary2, Duration::from_secs(1)).await?;
 //! let reply = client.exchange(b"\x60\x00\x01\x00\x00 0800", Duration::from_secs(1)).await?;
 //! assert_eq!(reply, b"\x60\x00\x01\x00\x00 0800");
 //! assert_eq!(stats.snapshot().frames_out, 1);
 //!
+//! // Ctrl-C in `easypos up`: ask to stop, then wait for in-flight messages to drain.
 //! let _ = stop.send(true);
 //! let _ = server.await;
 //! # Ok(())
