@@ -28,6 +28,14 @@ struct FileConfig {
     log: FileLog,
     #[serde(default)]
     ledger: FileLedger,
+    #[serde(default)]
+    hsm: FileHsm,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileHsm {
+    lmk_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -71,6 +79,8 @@ pub struct Config {
     pub log_level: String,
     pub log_format: LogFormat,
     pub expiry_interval_ms: u64,
+    /// The software HSM's local master key (hex), created on first start.
+    pub lmk_file: PathBuf,
 }
 
 /// Overrides from the command line (highest precedence).
@@ -190,6 +200,11 @@ impl Config {
             );
         }
 
+        let lmk_file = env("EASYPOS_HSM_LMK_FILE")
+            .map(PathBuf::from)
+            .or(file.hsm.lmk_file)
+            .unwrap_or_else(|| data_dir.join("hsm-lmk.key"));
+
         Ok(Config {
             data_dir,
             backend,
@@ -197,6 +212,7 @@ impl Config {
             log_level,
             log_format,
             expiry_interval_ms,
+            lmk_file,
         })
     }
 }

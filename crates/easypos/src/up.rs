@@ -8,11 +8,12 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use demo::Seeded;
+use hsm::Hsm;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use store::Store;
-use store::demo::{self, Seeded};
 use tokio::sync::watch;
 
 pub struct App {
@@ -23,7 +24,10 @@ pub struct App {
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let store = Arc::new(crate::open_store(&config).await?);
-    let seeded = demo::seed(&store).await.context("seeding the demo world")?;
+    let hsm = open_hsm(&config)?;
+    let seeded = demo::seed(&store, &hsm)
+        .await
+        .context("seeding the demo world")?;
     match seeded {
         Seeded::Now => tracing::info!(version = demo::DEMO_VERSION, "seeded the demo world"),
         Seeded::Already => tracing::info!("demo world already seeded; keeping the existing data"),
@@ -44,7 +48,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         stopped.clone(),
     ));
 
-    print_banner(&config, &store, address, seeded).await?;
+    print_banner(&config, &store, &hsm, address, seeded).await?;
     let mut server_stop = stopped.clone();
     let server = axum::serve(listener, router(app.clone())).with_graceful_shutdown(async move {
         let _ = server_stop.wait_for(|stopping| *stopping).await;
@@ -67,9 +71,42 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The software HSM under the local master key in `hsm.lmk_file`, created with fresh random
+/// bytes (readable by the owner only) on the first start.
+fn open_hsm(config: &Config) -> anyhow::Result<hsm::SoftHsm> {
+    let path = &config.lmk_file;
+    if !path.exists() {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        if let Some(parent) = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        let key = hsm::random_bytes::<32>();
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("cannot create the HSM master key file {} (hsm.lmk_file / EASYPOS_HSM_LMK_FILE)", path.display()))?;
+        writeln!(file, "{}", paycrypto::to_hex(&key))?;
+        tracing::warn!(path = %path.display(), "created a new local master key for the software HSM; back it up with the database: keys stored under it are useless without it");
+    }
+    hsm::SoftHsm::from_file(path).with_context(|| {
+        format!(
+            "cannot load the HSM master key from {} (hsm.lmk_file / EASYPOS_HSM_LMK_FILE)",
+            path.display()
+        )
+    })
+}
+
 async fn print_banner(
     config: &Config,
     store: &Store,
+    hsm: &hsm::SoftHsm,
     address: std::net::SocketAddr,
     seeded: Seeded,
 ) -> anyhow::Result<()> {
@@ -88,6 +125,10 @@ async fn print_banner(
     println!("  web       http://{address}/");
     println!("  health    http://{address}/healthz");
     println!("  metrics   http://{address}/metrics");
+    println!(
+        "  hsm       software HSM (development and testing only), master key check value {}",
+        hsm.master_key_check_value()
+    );
     println!("  ISO 8583  not yet: the terminal listener arrives with the acquirer host");
     println!(
         "  demo      {seeded}: {} institutions, {} merchants, {} terminals, {} staff, {} cardholders, {} cards",

@@ -32,7 +32,13 @@ fn start(dir: &Path) -> Running {
         .current_dir(dir)
         .env_remove("EASYPOS_DATABASE_URL")
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("easypos.log"))
+                .unwrap(),
+        )
         .spawn()
         .unwrap();
     let stdout = BufReader::new(child.stdout.take().unwrap());
@@ -168,12 +174,65 @@ fn up_serves_health_and_metrics_stops_cleanly_and_restarts_without_reseeding() {
     let (status, _, _) = get(&first.web, "/no-such-page");
     assert_eq!(status, 404);
 
+    let hsm_line = first
+        .banner
+        .iter()
+        .find(|line| line.trim_start().starts_with("hsm"))
+        .expect("an hsm line")
+        .clone();
+    assert!(
+        hsm_line.contains("development and testing only"),
+        "{hsm_line}"
+    );
+    let lmk = dir.join("easypos-data/hsm-lmk.key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&lmk).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "the master key file is the owner's alone"
+    );
+
     let after = stop(first);
     assert!(
         after.iter().any(|line| line.contains("stopped cleanly")),
         "{after:?}"
     );
     assert!(dir.join("easypos-data/easypos.db").exists());
+    // No demo card number appears in the database files or the logs, in text or as BCD.
+    let mut stored = Vec::new();
+    for entry in std::fs::read_dir(dir.join("easypos-data")).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("easypos.db")
+        {
+            stored.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    assert!(stored.len() > 4_096);
+    let log = std::fs::read(dir.join("easypos.log")).unwrap();
+    assert!(
+        String::from_utf8_lossy(&log).contains("seeded the demo world"),
+        "the log is captured"
+    );
+    stored.extend(log);
+    for card in demo::cards() {
+        let bcd: Vec<u8> = card
+            .pan
+            .as_bytes()
+            .chunks(2)
+            .map(|pair| ((pair[0] - b'0') << 4) | (pair[1] - b'0'))
+            .collect();
+        for needle in [card.pan.as_bytes(), bcd.as_slice()] {
+            assert!(
+                !stored.windows(needle.len()).any(|window| window == needle),
+                "card {} found in the database files",
+                card.card.masked_pan()
+            );
+        }
+    }
 
     let second = start(&dir);
     assert!(

@@ -345,7 +345,16 @@ impl Hsm for SoftHsm {
         match key.header.algorithm {
             Algorithm::Aes => Ok(kcv::aes_cmac_kcv(&key.aes()?)),
             Algorithm::Tdes | Algorithm::Des => Ok(kcv::tdes(&TdesKey::new(key.key.expose())?)),
-            Algorithm::Hmac => Err(HsmError::Invalid("no check value defined for HMAC keys")),
+            // No standard defines one for HMAC keys. easypos convention, in the spirit of the
+            // others: the leftmost 3 bytes of HMAC-SHA-256 over 16 zero bytes.
+            Algorithm::Hmac => {
+                use hmac::Mac;
+                let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.key.expose())
+                    .map_err(|_| HsmError::Invalid("HMAC key length"))?;
+                mac.update(&[0; 16]);
+                let digest = mac.finalize().into_bytes();
+                Ok([digest[0], digest[1], digest[2]])
+            }
         }
     }
 

@@ -144,12 +144,24 @@ pub struct Card {
     pub currency: Currency,
     /// The issuer's ledger account behind the card (deposit account or credit line).
     pub account: AccountId,
+    /// Keyed fingerprint of the full number (see `hsm::Hsm::pan_fingerprint`), for lookup.
+    pub pan_fingerprint: Option<[u8; 32]>,
 }
 
 impl Card {
     pub fn masked_pan(&self) -> String {
         format!("{}******{}", self.pan_first6, self.pan_last4)
     }
+}
+
+/// A key as the platform stores it: a TR-31 block under the HSM's local master key, never the
+/// key itself, named by its role (for example `issuer/20/cvk`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredKey {
+    pub name: String,
+    pub token: String,
+    /// Hex check value, to tell keys apart in ceremonies and logs.
+    pub check_value: String,
 }
 
 /// A set of directory records, written together.
@@ -194,4 +206,21 @@ impl Directory {
 /// A stored text that does not name a known variant.
 pub(crate) fn unknown(what: &str, value: &str) -> crate::StoreError {
     crate::StoreError::Corrupt(format!("unknown {what} {value:?}"))
+}
+
+/// Columns of a card row, in the order both backends read them.
+pub(crate) const CARD_COLUMNS: &str = "id, cardholder_id, issuer, product, pan_first6, pan_last4, expiry, currency, account, pan_fingerprint";
+/// Cards are written once; the only later change seeding may make is to add a missing
+/// fingerprint (cards created before fingerprints existed).
+pub(crate) const CARD_UPSERT: &str = "ON CONFLICT (id) DO UPDATE SET pan_fingerprint = excluded.pan_fingerprint WHERE cards.pan_fingerprint IS NULL";
+
+/// A stored fingerprint back to its 32 bytes.
+pub(crate) fn fingerprint(bytes: Option<Vec<u8>>) -> Result<Option<[u8; 32]>, crate::StoreError> {
+    bytes
+        .map(|bytes| {
+            <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+                crate::StoreError::Corrupt(format!("card fingerprint of {} bytes", bytes.len()))
+            })
+        })
+        .transpose()
 }

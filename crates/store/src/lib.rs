@@ -21,13 +21,13 @@
 //! ```
 
 mod clock;
-pub mod demo;
 pub mod directory;
 mod group;
 mod migrate;
 mod postgres;
 mod rows;
 mod sqlite;
+pub mod testing;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use migrate::{Migration, latest as latest_version, postgres_migrations, sqlite_migrations};
@@ -259,6 +259,36 @@ impl Store {
             Store::Postgres(store) => store.load_directory().await?,
         };
         Ok(directory.sorted())
+    }
+
+    /// Stores keys by name; a name that exists keeps its key (keys are never replaced silently —
+    /// a key change is a new name or an explicit rotation).
+    pub async fn put_keys(&self, keys: Vec<directory::StoredKey>) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(store) => store.put_keys(keys).await,
+            Store::Postgres(store) => store.put_keys(keys).await,
+        }
+    }
+
+    /// Every stored key, by name.
+    pub async fn keys(&self) -> Result<Vec<directory::StoredKey>, StoreError> {
+        let mut keys = match self {
+            Store::Sqlite(store) => store.keys().await?,
+            Store::Postgres(store) => store.keys().await?,
+        };
+        keys.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(keys)
+    }
+
+    /// The card with this number fingerprint, if any.
+    pub async fn card_by_fingerprint(
+        &self,
+        fingerprint: [u8; 32],
+    ) -> Result<Option<directory::Card>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.card_by_fingerprint(fingerprint).await,
+            Store::Postgres(store) => store.card_by_fingerprint(fingerprint).await,
+        }
     }
 
     /// A small key/value setting of the installation (for example when the demo was seeded).

@@ -21,6 +21,11 @@ const SQLITE: &[Migration] = &[
         name: "directory",
         sql: include_str!("../migrations/sqlite/0002_directory.sql"),
     },
+    Migration {
+        version: 3,
+        name: "keys",
+        sql: include_str!("../migrations/sqlite/0003_keys.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -33,6 +38,11 @@ const POSTGRES: &[Migration] = &[
         version: 2,
         name: "directory",
         sql: include_str!("../migrations/postgres/0002_directory.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "keys",
+        sql: include_str!("../migrations/postgres/0003_keys.sql"),
     },
 ];
 

@@ -13,6 +13,7 @@ use crate::directory::{
     self, Card, CardProduct, Cardholder, Directory, Institution, InstitutionKind, Merchant, Staff,
     StaffRole, Terminal,
 };
+use crate::directory::{CARD_COLUMNS, CARD_UPSERT, StoredKey};
 use crate::group::{next_timestamp, take_waiting};
 use crate::migrate::{self, MIGRATIONS_TABLE};
 use crate::rows::{
@@ -781,7 +782,7 @@ async fn insert_directory(
     for record in &directory.cards {
         transaction
             .execute(
-                "INSERT INTO cards (id, cardholder_id, issuer, product, pan_first6, pan_last4, expiry, currency, account) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+                &format!("INSERT INTO cards ({CARD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) {CARD_UPSERT}"),
                 &[
                     &record.id,
                     &record.cardholder_id,
@@ -792,6 +793,7 @@ async fn insert_directory(
                     &record.expiry,
                     &i32::from(record.currency.numeric()),
                     &id_bytes(record.account.0).as_slice(),
+                    &record.pan_fingerprint.as_ref().map(|fingerprint| fingerprint.as_slice()),
                 ],
             )
             .await?;
@@ -827,7 +829,9 @@ async fn read_directory(client: &Client) -> Result<Directory, StoreError> {
     let cardholders = client
         .query("SELECT id, name, name_zh FROM cardholders", &[])
         .await?;
-    let cards = client.query("SELECT id, cardholder_id, issuer, product, pan_first6, pan_last4, expiry, currency, account FROM cards", &[]).await?;
+    let cards = client
+        .query(&format!("SELECT {CARD_COLUMNS} FROM cards"), &[])
+        .await?;
     Ok(Directory {
         institutions: institutions
             .iter()
@@ -891,27 +895,74 @@ async fn read_directory(client: &Client) -> Result<Directory, StoreError> {
             .collect::<Result<_, StoreError>>()?,
         cards: cards
             .iter()
-            .map(|row| {
-                let product: String = row.try_get(3)?;
-                let numeric: i32 = row.try_get(7)?;
-                Ok(Card {
-                    id: row.try_get(0)?,
-                    cardholder_id: row.try_get(1)?,
-                    issuer: institution_id(row.try_get(2)?)?,
-                    product: CardProduct::parse(&product)
-                        .ok_or_else(|| directory::unknown("card product", &product))?,
-                    pan_first6: row.try_get(4)?,
-                    pan_last4: row.try_get(5)?,
-                    expiry: row.try_get(6)?,
-                    currency: u16::try_from(numeric)
-                        .ok()
-                        .and_then(|code| Currency::from_numeric(code).ok())
-                        .ok_or_else(|| directory::unknown("currency", &numeric.to_string()))?,
-                    account: AccountId(id_from_bytes(row.try_get(8)?)?),
-                })
-            })
+            .map(card_from_row)
             .collect::<Result<_, StoreError>>()?,
     })
+}
+
+fn card_from_row(row: &Row) -> Result<Card, StoreError> {
+    let product: String = row.try_get(3)?;
+    let numeric: i32 = row.try_get(7)?;
+    Ok(Card {
+        id: row.try_get(0)?,
+        cardholder_id: row.try_get(1)?,
+        issuer: institution_id(row.try_get(2)?)?,
+        product: CardProduct::parse(&product)
+            .ok_or_else(|| directory::unknown("card product", &product))?,
+        pan_first6: row.try_get(4)?,
+        pan_last4: row.try_get(5)?,
+        expiry: row.try_get(6)?,
+        currency: u16::try_from(numeric)
+            .ok()
+            .and_then(|code| Currency::from_numeric(code).ok())
+            .ok_or_else(|| directory::unknown("currency", &numeric.to_string()))?,
+        account: AccountId(id_from_bytes(row.try_get(8)?)?),
+        pan_fingerprint: directory::fingerprint(row.try_get(9)?)?,
+    })
+}
+
+impl PostgresStore {
+    pub async fn put_keys(&self, keys: Vec<StoredKey>) -> Result<(), StoreError> {
+        let mut client = self.other.lock().await;
+        let transaction = client.transaction().await?;
+        for key in &keys {
+            transaction
+                .execute("INSERT INTO hsm_keys (name, token, check_value) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING", &[&key.name, &key.token, &key.check_value])
+                .await?;
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    pub async fn keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+        let client = self.other.lock().await;
+        let rows = client
+            .query("SELECT name, token, check_value FROM hsm_keys", &[])
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredKey {
+                    name: row.try_get(0)?,
+                    token: row.try_get(1)?,
+                    check_value: row.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn card_by_fingerprint(
+        &self,
+        fingerprint: [u8; 32],
+    ) -> Result<Option<Card>, StoreError> {
+        let client = self.other.lock().await;
+        let row = client
+            .query_opt(
+                &format!("SELECT {CARD_COLUMNS} FROM cards WHERE pan_fingerprint = $1"),
+                &[&fingerprint.as_slice()],
+            )
+            .await?;
+        row.as_ref().map(card_from_row).transpose()
+    }
 }
 
 #[cfg(test)]

@@ -9,8 +9,9 @@
 
 use crate::directory::{
     self, Card, CardProduct, Cardholder, Directory, Institution, InstitutionKind, Merchant, Staff,
-    StaffRole, Terminal,
+    StaffRole, StoredKey, Terminal,
 };
+use crate::directory::{CARD_COLUMNS, CARD_UPSERT};
 use crate::group::{next_timestamp, take_waiting};
 use crate::migrate::{self, MIGRATIONS_TABLE, Migration};
 use crate::rows::{
@@ -899,7 +900,7 @@ fn insert_directory(connection: &Connection, directory: &Directory) -> Result<()
     }
     for record in &directory.cards {
         connection.execute(
-            "INSERT INTO cards (id, cardholder_id, issuer, product, pan_first6, pan_last4, expiry, currency, account) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
+            &format!("INSERT INTO cards ({CARD_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) {CARD_UPSERT}"),
             params![
                 record.id,
                 record.cardholder_id,
@@ -909,7 +910,8 @@ fn insert_directory(connection: &Connection, directory: &Directory) -> Result<()
                 record.pan_last4,
                 record.expiry,
                 record.currency.numeric(),
-                id_bytes(record.account.0)
+                id_bytes(record.account.0),
+                record.pan_fingerprint.map(|fingerprint| fingerprint.to_vec())
             ],
         )?;
     }
@@ -930,12 +932,6 @@ fn read_directory(connection: &Connection) -> Result<Directory, StoreError> {
         }
         Ok(out)
     }
-    let currency = |numeric: i64| {
-        u16::try_from(numeric)
-            .ok()
-            .and_then(|code| Currency::from_numeric(code).ok())
-            .ok_or_else(|| directory::unknown("currency", &numeric.to_string()))
-    };
     Ok(Directory {
         institutions: all(
             connection,
@@ -1004,22 +1000,72 @@ fn read_directory(connection: &Connection) -> Result<Directory, StoreError> {
         )?,
         cards: all(
             connection,
-            "SELECT id, cardholder_id, issuer, product, pan_first6, pan_last4, expiry, currency, account FROM cards",
-            |row| {
-                let product: String = row.get(3)?;
-                Ok(Card {
-                    id: row.get(0)?,
-                    cardholder_id: row.get(1)?,
-                    issuer: InstitutionId(row.get(2)?),
-                    product: CardProduct::parse(&product)
-                        .ok_or_else(|| directory::unknown("card product", &product))?,
-                    pan_first6: row.get(4)?,
-                    pan_last4: row.get(5)?,
-                    expiry: row.get(6)?,
-                    currency: currency(row.get(7)?)?,
-                    account: AccountId(id_from_bytes(&row.get::<_, Vec<u8>>(8)?)?),
-                })
-            },
+            &format!("SELECT {CARD_COLUMNS} FROM cards"),
+            card_from_row,
         )?,
     })
+}
+
+fn card_from_row(row: &rusqlite::Row<'_>) -> Result<Card, StoreError> {
+    let product: String = row.get(3)?;
+    let numeric: i64 = row.get(7)?;
+    Ok(Card {
+        id: row.get(0)?,
+        cardholder_id: row.get(1)?,
+        issuer: InstitutionId(row.get(2)?),
+        product: CardProduct::parse(&product)
+            .ok_or_else(|| directory::unknown("card product", &product))?,
+        pan_first6: row.get(4)?,
+        pan_last4: row.get(5)?,
+        expiry: row.get(6)?,
+        currency: u16::try_from(numeric)
+            .ok()
+            .and_then(|code| Currency::from_numeric(code).ok())
+            .ok_or_else(|| directory::unknown("currency", &numeric.to_string()))?,
+        account: AccountId(id_from_bytes(&row.get::<_, Vec<u8>>(8)?)?),
+        pan_fingerprint: directory::fingerprint(row.get(9)?)?,
+    })
+}
+
+impl SqliteStore {
+    pub async fn put_keys(&self, keys: Vec<StoredKey>) -> Result<(), StoreError> {
+        self.write(move |connection| {
+            let mut insert = connection.prepare_cached("INSERT INTO hsm_keys (name, token, check_value) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO NOTHING")?;
+            for key in &keys {
+                insert.execute(params![key.name, key.token, key.check_value])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+        self.read(|connection| {
+            let mut statement =
+                connection.prepare("SELECT name, token, check_value FROM hsm_keys")?;
+            let rows = statement.query_map([], |row| {
+                Ok(StoredKey {
+                    name: row.get(0)?,
+                    token: row.get(1)?,
+                    check_value: row.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    pub async fn card_by_fingerprint(
+        &self,
+        fingerprint: [u8; 32],
+    ) -> Result<Option<Card>, StoreError> {
+        self.read(move |connection| {
+            let mut statement = connection.prepare_cached(&format!(
+                "SELECT {CARD_COLUMNS} FROM cards WHERE pan_fingerprint = ?1"
+            ))?;
+            let mut rows = statement.query([fingerprint.to_vec()])?;
+            rows.next()?.map(card_from_row).transpose()
+        })
+        .await
+    }
 }

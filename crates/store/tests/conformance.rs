@@ -479,10 +479,29 @@ async fn the_directory_round_trips_and_seeding_twice_changes_nothing() {
                 expiry: "3012".into(),
                 currency: Currency::CNY,
                 account: ALICE,
+                pan_fingerprint: None,
             }],
         };
         store.put_directory(directory.clone()).await.unwrap();
-        store.put_directory(directory.clone()).await.unwrap();
+        // A card seeded before fingerprints existed gets one later; a set one never changes.
+        let mut fingerprinted = directory.clone();
+        fingerprinted.cards[0].pan_fingerprint = Some([7; 32]);
+        store.put_directory(fingerprinted.clone()).await.unwrap();
+        let mut changed = fingerprinted.clone();
+        changed.cards[0].pan_fingerprint = Some([8; 32]);
+        store.put_directory(changed).await.unwrap();
+        let directory = fingerprinted;
+        assert_eq!(
+            store
+                .card_by_fingerprint([7; 32])
+                .await
+                .unwrap()
+                .map(|card| card.id),
+            Some("card-1".to_owned()),
+            "{}",
+            backend.name
+        );
+        assert_eq!(store.card_by_fingerprint([8; 32]).await.unwrap(), None);
         assert_eq!(
             store.load_directory().await.unwrap(),
             directory.clone().sorted(),
@@ -513,6 +532,43 @@ async fn the_directory_round_trips_and_seeding_twice_changes_nothing() {
             store.load_directory().await.unwrap().cardholders.len(),
             1,
             "{}: nothing of the refused batch was written",
+            backend.name
+        );
+        store.close().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_are_stored_by_name_and_never_replaced() {
+    for backend in backends().await {
+        let clock = Arc::new(ManualClock::new(START));
+        let store = open(&backend, &clock).await;
+        let key = |name: &str, token: &str| StoredKey {
+            name: name.into(),
+            token: token.into(),
+            check_value: "ABC123".into(),
+        };
+        store
+            .put_keys(vec![
+                key("issuer/20/cvk", "D0112C0TB00E0000AAAA"),
+                key("issuer/20/pvk", "D0112V2TB00E0000BBBB"),
+            ])
+            .await
+            .unwrap();
+        store
+            .put_keys(vec![key("issuer/20/cvk", "D0112C0TB00E0000CCCC")])
+            .await
+            .unwrap();
+        let keys = store.keys().await.unwrap();
+        assert_eq!(
+            keys.iter()
+                .map(|key| (key.name.as_str(), key.token.as_str()))
+                .collect::<Vec<_>>(),
+            vec![
+                ("issuer/20/cvk", "D0112C0TB00E0000AAAA"),
+                ("issuer/20/pvk", "D0112V2TB00E0000BBBB")
+            ],
+            "{}",
             backend.name
         );
         store.close().await.unwrap();
@@ -585,47 +641,6 @@ async fn books_edited_behind_our_back_are_refused_at_start() {
             backend.name
         );
         assert!(error.to_string().contains("do not balance"), "{error}");
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn the_demo_world_seeds_once_and_balances() {
-    use store::demo::{self, Seeded};
-    for backend in backends().await {
-        let clock = Arc::new(ManualClock::new(START));
-        let store = open(&backend, &clock).await;
-        assert_eq!(demo::seed(&store).await.unwrap(), Seeded::Now);
-        assert_eq!(demo::seed(&store).await.unwrap(), Seeded::Already);
-        let transfers = store.all_transfers().await.unwrap();
-        assert_eq!(
-            transfers.len(),
-            demo::cards().len(),
-            "{}: one opening transfer per card",
-            backend.name
-        );
-        store.check_books().await.unwrap();
-        let usd = demo::cards()
-            .into_iter()
-            .find(|card| card.card.currency == Currency::USD)
-            .unwrap();
-        let line = store.account(usd.card.account).await.unwrap().unwrap();
-        assert_eq!(
-            (line.currency, line.available()),
-            (Currency::USD, 500_000),
-            "{}",
-            backend.name
-        );
-        let li_lei_debit = store
-            .account(demo::account_id("card-CH001-D"))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(li_lei_debit.available(), 500_000);
-        assert_eq!(
-            store.load_directory().await.unwrap(),
-            demo::directory().sorted()
-        );
-        store.close().await.unwrap();
     }
 }
 

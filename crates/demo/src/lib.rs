@@ -19,12 +19,15 @@
 //! | 1001 | acquirer | due from issuers (clearing) |
 //! | 2200 | wallet | wallet balance, one per wallet |
 
-use crate::directory::*;
-use crate::{Store, StoreError};
+use hsm::{Hsm, HsmError, KeySpec, KeyToken};
 use ledger::{
     AccountId, AccountSpec, BalanceConstraint, InstitutionId, TransferId, TransferRequest,
 };
 use money::{Amount, Currency};
+use paycrypto::Pan;
+use std::collections::BTreeMap;
+use store::directory::*;
+use store::{Store, StoreError};
 
 /// Stored under [`SEEDED_KEY`] once the demo world exists; bump when the world changes.
 pub const DEMO_VERSION: &str = "demo-v1";
@@ -163,6 +166,7 @@ fn demo_card(
             expiry: "3012".to_owned(),
             currency,
             account: account_id(&id),
+            pan_fingerprint: None,
         },
         pan: pan.to_owned(),
         opening_minor,
@@ -340,13 +344,119 @@ pub enum Seeded {
     Already,
 }
 
-/// Seeds the demo world unless it is there already. Safe to run concurrently or twice: every
-/// record and transfer is idempotent by its id.
-pub async fn seed(store: &Store) -> Result<Seeded, StoreError> {
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("HSM: {0}")]
+    Hsm(#[from] HsmError),
+    #[error("the demo world was refused: {0}")]
+    Refused(String),
+}
+
+/// The key that fingerprints card numbers for lookup.
+pub const PAN_FINGERPRINT_KEY: &str = "platform/pan-fingerprint";
+
+/// Every key the demo world needs, by name: the card-number fingerprint key; for each card
+/// issuer its CVV key, PVV key, EMV issuer master key and the PIN zone key it shares with the
+/// switch; for the acquirer the base derivation keys of its AES and TDES DUKPT terminals.
+pub fn key_specs() -> Vec<(String, KeySpec)> {
+    let mut specs = vec![
+        (PAN_FINGERPRINT_KEY.to_owned(), KeySpec::pan_fingerprint()),
+        (
+            format!("acquirer/{}/bdk-aes128", ACQUIRER.0),
+            KeySpec::bdk_aes(16),
+        ),
+        (
+            format!("acquirer/{}/bdk-tdes", ACQUIRER.0),
+            KeySpec::bdk_tdes(),
+        ),
+    ];
+    for issuer in [DEBIT_BANK, CREDIT_ISSUER] {
+        specs.push((format!("issuer/{}/cvk", issuer.0), KeySpec::cvk()));
+        specs.push((format!("issuer/{}/pvk", issuer.0), KeySpec::pvk_visa()));
+        specs.push((
+            format!("issuer/{}/imk-ac", issuer.0),
+            KeySpec::issuer_master_key(),
+        ));
+        specs.push((format!("issuer/{}/zpk", issuer.0), KeySpec::pin_zone_tdes()));
+    }
+    specs
+}
+
+/// Makes sure every key of [`key_specs`] exists: generates the missing ones inside the HSM and
+/// stores their tokens. Keys that exist are kept (a restart never changes a key). Returns all
+/// keys by name.
+pub async fn ensure_keys(
+    store: &Store,
+    hsm: &dyn Hsm,
+) -> Result<BTreeMap<String, KeyToken>, DemoError> {
+    let existing: BTreeMap<String, StoredKey> = store
+        .keys()
+        .await?
+        .into_iter()
+        .map(|key| (key.name.clone(), key))
+        .collect();
+    let mut new = Vec::new();
+    for (name, spec) in key_specs() {
+        if !existing.contains_key(&name) {
+            let token = hsm.generate_key(&spec)?;
+            let check_value = paycrypto::to_hex(&hsm.key_check_value(&token)?);
+            new.push(StoredKey {
+                name,
+                token: token.as_str().to_owned(),
+                check_value,
+            });
+        }
+    }
+    if !new.is_empty() {
+        store.put_keys(new).await?;
+    }
+    Ok(store
+        .keys()
+        .await?
+        .into_iter()
+        .map(|key| (key.name, KeyToken::new(key.token)))
+        .collect())
+}
+
+/// The demo cards' fingerprints under the platform's fingerprint key.
+fn fingerprinted_cards(hsm: &dyn Hsm, key: &KeyToken) -> Result<Vec<Card>, DemoError> {
+    cards()
+        .into_iter()
+        .map(|demo| {
+            let pan = Pan::new(&demo.pan).map_err(|error| DemoError::Refused(error.to_string()))?;
+            Ok(Card {
+                pan_fingerprint: Some(hsm.pan_fingerprint(key, &pan)?),
+                ..demo.card
+            })
+        })
+        .collect()
+}
+
+/// Seeds the demo world unless it is there already, and on every start makes sure its keys
+/// exist and its cards can be found by number. Safe to run twice: every record, key and
+/// transfer is idempotent by its id or name.
+pub async fn seed(store: &Store, hsm: &dyn Hsm) -> Result<Seeded, DemoError> {
+    let keys = ensure_keys(store, hsm).await?;
+    let fingerprint_key = keys
+        .get(PAN_FINGERPRINT_KEY)
+        .ok_or_else(|| DemoError::Refused(format!("key {PAN_FINGERPRINT_KEY} missing")))?;
+    let directory = Directory {
+        cards: fingerprinted_cards(hsm, fingerprint_key)?,
+        ..directory()
+    };
     if store.meta(SEEDED_KEY).await?.is_some() {
+        // Cards seeded before fingerprints existed get theirs; nothing else changes.
+        store
+            .put_directory(Directory {
+                cards: directory.cards,
+                ..Directory::default()
+            })
+            .await?;
         return Ok(Seeded::Already);
     }
-    store.put_directory(directory()).await?;
+    store.put_directory(directory).await?;
     let refused: Vec<String> = store
         .create_accounts(accounts())
         .await?
@@ -354,7 +464,7 @@ pub async fn seed(store: &Store) -> Result<Seeded, StoreError> {
         .filter_map(|result| result.err().map(|error| error.to_string()))
         .collect();
     if let Some(error) = refused.first() {
-        return Err(StoreError::Write(format!("demo account refused: {error}")));
+        return Err(DemoError::Refused(format!("demo account: {error}")));
     }
     let refused: Vec<String> = store
         .submit(opening_transfers())
@@ -363,9 +473,7 @@ pub async fn seed(store: &Store) -> Result<Seeded, StoreError> {
         .filter_map(|result| result.err().map(|error| error.to_string()))
         .collect();
     if let Some(error) = refused.first() {
-        return Err(StoreError::Write(format!(
-            "demo opening balance refused: {error}"
-        )));
+        return Err(DemoError::Refused(format!("demo opening balance: {error}")));
     }
     store.set_meta(SEEDED_KEY, DEMO_VERSION).await?;
     Ok(Seeded::Now)

@@ -1,0 +1,112 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Seeding the demo world on every backend: once, balanced, with its keys inside the HSM and
+//! its cards findable by number — and a second start changes nothing.
+
+use demo::{DemoError, PAN_FINGERPRINT_KEY, Seeded};
+use hsm::{Hsm, KeyToken, SoftHsm};
+use money::Currency;
+use paycrypto::Pan;
+use store::Store;
+use store::testing::backends;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_world_seeds_once_balances_and_finds_cards_by_number() {
+    let hsm = SoftHsm::new(&[0x42; 32]).unwrap();
+    for backend in backends().await {
+        let store = Store::open(&backend.backend).await.unwrap();
+        assert_eq!(
+            demo::seed(&store, &hsm).await.unwrap(),
+            Seeded::Now,
+            "{}",
+            backend.name
+        );
+        let keys = store.keys().await.unwrap();
+        assert_eq!(keys.len(), demo::key_specs().len());
+        assert!(
+            keys.iter()
+                .all(|key| key.token.starts_with('D') && key.check_value.len() == 6),
+            "keys are TR-31 blocks with check values"
+        );
+
+        assert_eq!(demo::seed(&store, &hsm).await.unwrap(), Seeded::Already);
+        assert_eq!(
+            store.keys().await.unwrap(),
+            keys,
+            "{}: a restart keeps every key",
+            backend.name
+        );
+        let transfers = store.all_transfers().await.unwrap();
+        assert_eq!(
+            transfers.len(),
+            demo::cards().len(),
+            "{}: one opening transfer per card",
+            backend.name
+        );
+        store.check_books().await.unwrap();
+
+        let usd = demo::cards()
+            .into_iter()
+            .find(|card| card.card.currency == Currency::USD)
+            .unwrap();
+        let line = store.account(usd.card.account).await.unwrap().unwrap();
+        assert_eq!(
+            (line.currency, line.available()),
+            (Currency::USD, 500_000),
+            "{}",
+            backend.name
+        );
+        assert_eq!(
+            store
+                .account(demo::account_id("card-CH001-D"))
+                .await
+                .unwrap()
+                .unwrap()
+                .available(),
+            500_000
+        );
+
+        let fingerprint_key = KeyToken::new(
+            keys.iter()
+                .find(|key| key.name == PAN_FINGERPRINT_KEY)
+                .unwrap()
+                .token
+                .clone(),
+        );
+        for card in demo::cards() {
+            let fingerprint = hsm
+                .pan_fingerprint(&fingerprint_key, &Pan::new(&card.pan).unwrap())
+                .unwrap();
+            let found = store
+                .card_by_fingerprint(fingerprint)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(found.id, card.card.id, "{}", backend.name);
+        }
+        assert_eq!(store.card_by_fingerprint([0; 32]).await.unwrap(), None);
+        let directory = store.load_directory().await.unwrap();
+        assert_eq!(
+            (
+                directory.merchants.len(),
+                directory.terminals.len(),
+                directory.cardholders.len()
+            ),
+            (2, 3, 5)
+        );
+        store.close().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_different_master_key_cannot_use_the_stored_keys() {
+    let backend = store::testing::sqlite();
+    let store = Store::open(&backend.backend).await.unwrap();
+    demo::seed(&store, &SoftHsm::new(&[0x42; 32]).unwrap())
+        .await
+        .unwrap();
+    let error = demo::seed(&store, &SoftHsm::new(&[0x43; 32]).unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, DemoError::Hsm(_)), "{error}");
+    store.close().await.unwrap();
+}
