@@ -22,6 +22,8 @@
 //! assert_eq!(request.batch, 1);
 //! ```
 
+mod handler;
 mod message;
 
+pub use handler::{HandlerCounters, TerminalHandler, TerminalRecord};
 pub use message::{MessageType, Reject, Request, classify, response_to};

@@ -12,6 +12,8 @@ use store::Backend;
 pub const DEFAULT_CONFIG_FILE: &str = "easypos.toml";
 pub const DEFAULT_DATA_DIR: &str = "easypos-data";
 pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
+/// Where terminals connect (ISO 8583, `cup-bcd`, 2-byte length + TPDU).
+pub const DEFAULT_ISO8583_LISTEN: &str = "127.0.0.1:8583";
 /// How often held authorizations past their timeout are released.
 pub const DEFAULT_EXPIRY_INTERVAL_MS: u64 = 1_000;
 
@@ -30,6 +32,14 @@ struct FileConfig {
     ledger: FileLedger,
     #[serde(default)]
     hsm: FileHsm,
+    #[serde(default)]
+    iso8583: FileIso8583,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileIso8583 {
+    listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -81,6 +91,7 @@ pub struct Config {
     pub expiry_interval_ms: u64,
     /// The software HSM's local master key (hex), created on first start.
     pub lmk_file: PathBuf,
+    pub iso8583_listen: SocketAddr,
 }
 
 /// Overrides from the command line (highest precedence).
@@ -205,6 +216,15 @@ impl Config {
             .or(file.hsm.lmk_file)
             .unwrap_or_else(|| data_dir.join("hsm-lmk.key"));
 
+        let listen = env("EASYPOS_ISO8583_LISTEN")
+            .or(file.iso8583.listen)
+            .unwrap_or_else(|| DEFAULT_ISO8583_LISTEN.into());
+        let iso8583_listen = listen.parse::<SocketAddr>().map_err(|_| {
+            anyhow::anyhow!(
+                "iso8583.listen (EASYPOS_ISO8583_LISTEN) is {listen:?}; give an address and port such as {DEFAULT_ISO8583_LISTEN}"
+            )
+        })?;
+
         Ok(Config {
             data_dir,
             backend,
@@ -213,6 +233,7 @@ impl Config {
             log_format,
             expiry_interval_ms,
             lmk_file,
+            iso8583_listen,
         })
     }
 }
@@ -274,7 +295,12 @@ mod tests {
     #[test]
     fn errors_name_the_setting() {
         type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
-        let cases: [Case; 6] = [
+        let cases: [Case; 7] = [
+            (
+                "[iso8583]\nlisten = \"8583\"",
+                &[],
+                "iso8583.listen (EASYPOS_ISO8583_LISTEN)",
+            ),
             (
                 "[http]\nlisten = \"localhost\"",
                 &[],

@@ -31,6 +31,9 @@ enum Command {
         /// Address for the web server, overriding http.listen (use 127.0.0.1:0 for any free port).
         #[arg(long, value_name = "ADDR")]
         http: Option<std::net::SocketAddr>,
+        /// Address for terminals (ISO 8583), overriding iso8583.listen (127.0.0.1:0 for any free port).
+        #[arg(long, value_name = "ADDR")]
+        iso8583: Option<std::net::SocketAddr>,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -84,9 +87,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Up { http } => {
+            Command::Up { http, iso8583 } => {
                 if let Some(address) = http {
                     config.http_listen = address;
+                }
+                if let Some(address) = iso8583 {
+                    config.iso8583_listen = address;
                 }
                 up::run(config).await
             }

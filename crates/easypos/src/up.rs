@@ -20,6 +20,41 @@ pub struct App {
     store: Arc<Store>,
     started: Instant,
     holds_expired: AtomicU64,
+    host_stats: host::Stats,
+    handler: Arc<acquirer::TerminalHandler>,
+}
+
+struct TerminalListener {
+    listener: host::Listener,
+    handler: Arc<acquirer::TerminalHandler>,
+}
+
+/// The ISO 8583 listener for terminals (`cup-bcd`, 2-byte length + TPDU) with the acquirer's
+/// handler over the terminals in the directory.
+async fn terminal_listener(config: &Config, store: &Store) -> anyhow::Result<TerminalListener> {
+    let profile = iso8583::Profile::builtin("cup-bcd").context("the built-in cup-bcd profile")?;
+    let terminals = store
+        .load_directory()
+        .await?
+        .terminals
+        .into_iter()
+        .map(|terminal| {
+            (
+                terminal.id,
+                acquirer::TerminalRecord {
+                    merchant_id: terminal.merchant_id,
+                    active: terminal.status == "active",
+                },
+            )
+        })
+        .collect();
+    let listener = host::Listener::bind(config.iso8583_listen, iso8583::LengthPrefix::Binary2, host::Limits::default())
+        .await
+        .with_context(|| format!("cannot listen for terminals on {} (iso8583.listen / EASYPOS_ISO8583_LISTEN); choose another port", config.iso8583_listen))?;
+    Ok(TerminalListener {
+        listener,
+        handler: Arc::new(acquirer::TerminalHandler::new(profile, terminals)),
+    })
 }
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -36,19 +71,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (http.listen / EASYPOS_HTTP_LISTEN); is another easypos running? choose another port", config.http_listen))?;
     let address = listener.local_addr()?;
+    let terminals = terminal_listener(&config, &store).await?;
+    let terminal_address = terminals.listener.local_addr()?;
     let app = Arc::new(App {
         store: store.clone(),
         started: Instant::now(),
         holds_expired: AtomicU64::new(0),
+        host_stats: terminals.listener.stats(),
+        handler: terminals.handler.clone(),
     });
     let (stop, stopped) = watch::channel(false);
+    let terminal_server =
+        tokio::spawn(terminals.listener.serve(terminals.handler, stopped.clone()));
     let expiry = tokio::spawn(expiry_loop(
         app.clone(),
         Duration::from_millis(config.expiry_interval_ms),
         stopped.clone(),
     ));
 
-    print_banner(&config, &store, &hsm, address, seeded).await?;
+    print_banner(&config, &store, &hsm, address, terminal_address, seeded).await?;
     let mut server_stop = stopped.clone();
     let server = axum::serve(listener, router(app.clone())).with_graceful_shutdown(async move {
         let _ = server_stop.wait_for(|stopping| *stopping).await;
@@ -63,6 +104,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .context("HTTP server task")?
         .context("HTTP server")?;
     expiry.await.context("expiry task")?;
+    terminal_server.await.context("terminal listener")?;
     drop(app);
     let store = Arc::try_unwrap(store)
         .map_err(|_| anyhow::anyhow!("the store is still in use at shutdown"))?;
@@ -108,6 +150,7 @@ async fn print_banner(
     store: &Store,
     hsm: &hsm::SoftHsm,
     address: std::net::SocketAddr,
+    terminal_address: std::net::SocketAddr,
     seeded: Seeded,
 ) -> anyhow::Result<()> {
     let version = store.schema_version().await?;
@@ -129,7 +172,9 @@ async fn print_banner(
         "  hsm       software HSM (development and testing only), master key check value {}",
         hsm.master_key_check_value()
     );
-    println!("  ISO 8583  not yet: the terminal listener arrives with the acquirer host");
+    println!(
+        "  ISO 8583  {terminal_address} (cup-bcd, 2-byte length + TPDU): echo tests and terminal checks; payments are answered 40 until the authorization path lands"
+    );
     println!(
         "  demo      {seeded}: {} institutions, {} merchants, {} terminals, {} staff, {} cardholders, {} cards",
         directory.institutions.len(),
@@ -229,6 +274,40 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             app.holds_expired.load(Ordering::Relaxed)
         ),
     );
+    for host_metric in app.host_stats.snapshot().metrics() {
+        let name = format!("easypos_host_{}", host_metric.name);
+        metric(
+            &name,
+            host_metric.kind,
+            host_metric.help,
+            format!("{name} {}", host_metric.value),
+        );
+    }
+    let counters = &app.handler.counters;
+    for (name, help, value) in [
+        (
+            "easypos_acquirer_answered_total",
+            "Terminal messages answered.",
+            &counters.answered,
+        ),
+        (
+            "easypos_acquirer_rejected_total",
+            "Terminal messages rejected as malformed or unknown (30, 12).",
+            &counters.rejected,
+        ),
+        (
+            "easypos_acquirer_unparsable_total",
+            "Frames that did not unpack; their connections were closed.",
+            &counters.unparsable,
+        ),
+    ] {
+        metric(
+            name,
+            "counter",
+            help,
+            format!("{name} {}", value.load(Ordering::Relaxed)),
+        );
+    }
     (
         [(
             header::CONTENT_TYPE,

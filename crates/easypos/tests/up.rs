@@ -16,6 +16,7 @@ struct Running {
     child: Child,
     lines: std::sync::mpsc::Receiver<String>,
     web: String,
+    terminals: std::net::SocketAddr,
     banner: Vec<String>,
 }
 
@@ -28,7 +29,7 @@ fn temp_dir(name: &str) -> PathBuf {
 
 fn start(dir: &Path) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_easypos"))
-        .args(["up", "--http", "127.0.0.1:0"])
+        .args(["up", "--http", "127.0.0.1:0", "--iso8583", "127.0.0.1:0"])
         .current_dir(dir)
         .env_remove("EASYPOS_DATABASE_URL")
         .stdout(Stdio::piped())
@@ -69,10 +70,20 @@ fn start(dir: &Path) -> Running {
                 .map(|rest| rest.trim().to_owned())
         })
         .expect("a web line");
+    let terminals = banner
+        .iter()
+        .find_map(|line| {
+            line.trim()
+                .strip_prefix("ISO 8583")
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|address| address.parse().ok())
+        })
+        .expect("an ISO 8583 line with the terminals' address");
     Running {
         child,
         lines,
         web,
+        terminals,
         banner,
     }
 }
@@ -170,6 +181,52 @@ fn up_serves_health_and_metrics_stops_cleanly_and_restarts_without_reseeding() {
         .parse()
         .unwrap();
     assert_eq!(created, 9, "one opening transfer per demo card");
+
+    // A terminal reaches the host: an echo test over ISO 8583 (cup-bcd) comes back approved.
+    let mut echo = iso8583::Message::new(iso8583::Mti::parse("0820").unwrap());
+    echo.tpdu = Some(iso8583::Tpdu {
+        id: 0x60,
+        destination: 3,
+        source: 1,
+    });
+    echo.header = vec![0; 6].into();
+    for (field, value) in [
+        (11, "000001"),
+        (41, "10000001"),
+        (42, "898310058120001"),
+        (60, "00000001301"),
+    ] {
+        echo.set_text(field, value);
+    }
+    let profile = iso8583::Profile::builtin("cup-bcd").unwrap();
+    let reply = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let mut client = host::Client::connect(
+                first.terminals,
+                iso8583::LengthPrefix::Binary2,
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+            client
+                .exchange(&profile.pack(&echo).unwrap(), Duration::from_secs(10))
+                .await
+                .unwrap()
+        });
+    let reply = profile.unpack(&reply).unwrap();
+    assert_eq!(
+        (reply.mti.as_str(), reply.response_code().unwrap().as_str()),
+        ("0830", "00")
+    );
+    let (_, _, body) = get(&first.web, "/metrics");
+    assert!(body.contains("easypos_acquirer_answered_total 1"), "{body}");
+    assert!(
+        body.contains("# TYPE easypos_host_frames_in counter"),
+        "{body}"
+    );
 
     let (status, _, _) = get(&first.web, "/no-such-page");
     assert_eq!(status, 404);

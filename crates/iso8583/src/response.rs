@@ -31,6 +31,7 @@ pub enum ResponseCode {
     SecurityViolation,
     ExceedsFrequencyLimit,
     ResponseTooLate,
+    FunctionNotSupported,
     PinTriesExceeded,
     IssuerInoperative,
     UnableToRoute,
@@ -39,7 +40,7 @@ pub enum ResponseCode {
     MacFailure,
 }
 
-const TABLE: [(ResponseCode, &str, &str); 31] = [
+const TABLE: [(ResponseCode, &str, &str); 32] = [
     (ResponseCode::Approved, "00", "approved"),
     (ResponseCode::ReferToIssuer, "01", "refer to card issuer"),
     (ResponseCode::InvalidMerchant, "03", "invalid merchant"),
@@ -92,6 +93,11 @@ const TABLE: [(ResponseCode, &str, &str); 31] = [
         ResponseCode::ResponseTooLate,
         "68",
         "response received too late",
+    ),
+    (
+        ResponseCode::FunctionNotSupported,
+        "40",
+        "function not supported",
     ),
     (ResponseCode::PinTriesExceeded, "75", "PIN tries exceeded"),
     (
