@@ -26,6 +26,7 @@ use ledger::{
 use money::{Amount, Currency};
 use paycrypto::Pan;
 use std::collections::BTreeMap;
+use store::cards::IssuerCard;
 use store::directory::*;
 use store::{Store, StoreError};
 
@@ -58,6 +59,8 @@ const fn major(units: i64) -> i64 {
 pub struct DemoCard {
     pub card: Card,
     pub pan: String,
+    /// The card's PIN (a public test PIN, like the numbers).
+    pub pin: &'static str,
     /// Opening balance (debit) or credit limit (credit), in minor units of the card currency.
     pub opening_minor: i64,
 }
@@ -156,6 +159,7 @@ fn demo_card(
 ) -> DemoCard {
     let id = format!("card-{holder}-{kind}");
     DemoCard {
+        pin: DEMO_PIN,
         card: Card {
             id: id.clone(),
             cardholder_id: holder.to_owned(),
@@ -337,6 +341,50 @@ pub fn opening_transfers() -> Vec<TransferRequest> {
         .collect()
 }
 
+/// Every demo card's PIN: six digits, as Chinese bank cards have.
+pub const DEMO_PIN: &str = "123456";
+/// Daily spending limit of the demo debit cards, in fen (20 000.00 CNY).
+pub const DEBIT_DAILY_LIMIT_MINOR: i64 = 2_000_000;
+/// The EMV cryptogram version of the demo cards' chips (Visa CVN 18 key derivation and ARPC).
+pub const DEMO_CRYPTOGRAM_VERSION: i64 = 18;
+/// The PIN verification key index of the demo cards' PVVs.
+pub const DEMO_PVKI: u8 = 1;
+
+/// The issuer's profile of every demo card: active, service code 201 (chip, international),
+/// PIN by Visa PVV made inside the HSM, daily limits on debit cards.
+pub fn issuer_cards(
+    hsm: &dyn Hsm,
+    keys: &BTreeMap<String, KeyToken>,
+) -> Result<Vec<IssuerCard>, DemoError> {
+    cards()
+        .into_iter()
+        .map(|demo| {
+            let name = format!("issuer/{}/pvk", demo.card.issuer.0);
+            let pvk = keys
+                .get(&name)
+                .ok_or_else(|| DemoError::Refused(format!("key {name} missing")))?;
+            let pan = Pan::new(&demo.pan).map_err(|error| DemoError::Refused(error.to_string()))?;
+            let pin = paycrypto::Pin::new(demo.pin)
+                .map_err(|error| DemoError::Refused(error.to_string()))?;
+            Ok(IssuerCard {
+                card_id: demo.card.id.clone(),
+                status: "active".into(),
+                service_code: "201".into(),
+                pin_method: Some("visa-pvv".into()),
+                pin_key_index: Some(i64::from(DEMO_PVKI)),
+                pin_reference: Some(hsm.generate_pvv(pvk, &pan, DEMO_PVKI, &pin)?),
+                cryptogram_version: DEMO_CRYPTOGRAM_VERSION,
+                daily_limit_minor: (demo.card.product == CardProduct::Debit)
+                    .then_some(DEBIT_DAILY_LIMIT_MINOR),
+                pin_failures: 0,
+                last_atc: None,
+                spent_minor: 0,
+                spent_on: None,
+            })
+        })
+        .collect()
+}
+
 /// What [`seed`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Seeded {
@@ -446,17 +494,21 @@ pub async fn seed(store: &Store, hsm: &dyn Hsm) -> Result<Seeded, DemoError> {
         cards: fingerprinted_cards(hsm, fingerprint_key)?,
         ..directory()
     };
+    let profiles = issuer_cards(hsm, &keys)?;
     if store.meta(SEEDED_KEY).await?.is_some() {
-        // Cards seeded before fingerprints existed get theirs; nothing else changes.
+        // Cards seeded before fingerprints and issuer profiles existed get them; a card that
+        // has them keeps its own.
         store
             .put_directory(Directory {
                 cards: directory.cards,
                 ..Directory::default()
             })
             .await?;
+        store.put_issuer_cards(profiles).await?;
         return Ok(Seeded::Already);
     }
     store.put_directory(directory).await?;
+    store.put_issuer_cards(profiles).await?;
     let refused: Vec<String> = store
         .create_accounts(accounts())
         .await?

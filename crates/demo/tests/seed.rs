@@ -84,6 +84,56 @@ async fn the_demo_world_seeds_once_balances_and_finds_cards_by_number() {
             assert_eq!(found.id, card.card.id, "{}", backend.name);
         }
         assert_eq!(store.card_by_fingerprint([0; 32]).await.unwrap(), None);
+        // Every card has an issuer profile whose PVV verifies the demo PIN.
+        let pvk = KeyToken::new(
+            keys.iter()
+                .find(|key| key.name == "issuer/20/pvk")
+                .unwrap()
+                .token
+                .clone(),
+        );
+        let card = demo::cards()
+            .into_iter()
+            .find(|card| card.card.issuer.0 == 20)
+            .unwrap();
+        let profile = store.issuer_card(&card.card.id).await.unwrap().unwrap();
+        assert_eq!(
+            profile.daily_limit_minor,
+            Some(demo::DEBIT_DAILY_LIMIT_MINOR)
+        );
+        let expected = hsm
+            .generate_pvv(
+                &pvk,
+                &Pan::new(&card.pan).unwrap(),
+                demo::DEMO_PVKI,
+                &paycrypto::Pin::new(demo::DEMO_PIN).unwrap(),
+            )
+            .unwrap();
+        assert_eq!(profile.pin_reference, Some(expected));
+        let wrong = hsm
+            .generate_pvv(
+                &pvk,
+                &Pan::new(&card.pan).unwrap(),
+                demo::DEMO_PVKI,
+                &paycrypto::Pin::new("654321").unwrap(),
+            )
+            .unwrap();
+        assert_ne!(
+            profile.pin_reference,
+            Some(wrong),
+            "the PVV depends on the PIN"
+        );
+        for demo_card in demo::cards() {
+            assert!(
+                store
+                    .issuer_card(&demo_card.card.id)
+                    .await
+                    .unwrap()
+                    .is_some(),
+                "{}",
+                demo_card.card.id
+            );
+        }
         let directory = store.load_directory().await.unwrap();
         assert_eq!(
             (

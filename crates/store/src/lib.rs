@@ -20,6 +20,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod cards;
 mod clock;
 pub mod directory;
 mod group;
@@ -140,6 +141,36 @@ impl Store {
         match self {
             Store::Sqlite(store) => store.submit(requests).await,
             Store::Postgres(store) => store.submit(requests).await,
+        }
+    }
+
+    /// Commits an authorization: its card checks and effects and its ledger transfers in one
+    /// transaction (see [`cards`]). When this returns, everything it reports is durable.
+    pub async fn authorize(
+        &self,
+        authorization: cards::Authorization,
+    ) -> Result<cards::AuthorizationResult, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.authorize(authorization).await,
+            Store::Postgres(store) => store.authorize(authorization).await,
+        }
+    }
+
+    /// Records issuer card profiles (at issuance); a card that has one keeps it.
+    pub async fn put_issuer_cards(&self, cards: Vec<cards::IssuerCard>) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(store) => store.put_issuer_cards(cards).await,
+            Store::Postgres(store) => store.put_issuer_cards(cards).await,
+        }
+    }
+
+    pub async fn issuer_card(
+        &self,
+        card_id: &str,
+    ) -> Result<Option<cards::IssuerCard>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.issuer_card(card_id.to_owned()).await,
+            Store::Postgres(store) => store.issuer_card(card_id).await,
         }
     }
 

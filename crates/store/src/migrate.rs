@@ -26,6 +26,11 @@ const SQLITE: &[Migration] = &[
         name: "keys",
         sql: include_str!("../migrations/sqlite/0003_keys.sql"),
     },
+    Migration {
+        version: 4,
+        name: "issuer_cards",
+        sql: include_str!("../migrations/sqlite/0004_issuer_cards.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -43,6 +48,11 @@ const POSTGRES: &[Migration] = &[
         version: 3,
         name: "keys",
         sql: include_str!("../migrations/postgres/0003_keys.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "issuer_cards",
+        sql: include_str!("../migrations/postgres/0004_issuer_cards.sql"),
     },
 ];
 

@@ -9,6 +9,9 @@
 //! retries and finds the transfer: exactly once either way. Decisions always read the primary
 //! this store is connected to; point read-only console queries at replicas elsewhere.
 
+use crate::cards::{
+    self, Authorization, AuthorizationResult, CardSet, ISSUER_CARD_COLUMNS, IssuerCard,
+};
 use crate::directory::{
     self, Card, CardProduct, Cardholder, Directory, Institution, InstitutionKind, Merchant, Staff,
     StaffRole, Terminal,
@@ -57,6 +60,10 @@ enum Job {
     Expire {
         reply: Reply<usize>,
     },
+    Authorize {
+        authorization: Authorization,
+        reply: Reply<AuthorizationResult>,
+    },
 }
 
 impl std::fmt::Debug for Job {
@@ -71,6 +78,7 @@ impl Job {
             Job::Transfers { requests, .. } => requests.len(),
             Job::Accounts { specs, .. } => specs.len(),
             Job::Expire { .. } => 1,
+            Job::Authorize { authorization, .. } => authorization.transfers.len() + 1,
         }
     }
 }
@@ -525,6 +533,7 @@ async fn insert_transfers(
 /// Answers of one group, delivered after the commit.
 enum Answer {
     Transfers(Reply<TransferResults>, TransferResults),
+    Authorized(Reply<AuthorizationResult>, AuthorizationResult),
     Accounts(
         Reply<Vec<Result<Account, AccountError>>>,
         Vec<Result<Account, AccountError>>,
@@ -617,6 +626,7 @@ impl Writer {
                     for answer in answers {
                         match answer {
                             Answer::Transfers(reply, results) => drop(reply.send(Ok(results))),
+                            Answer::Authorized(reply, result) => drop(reply.send(Ok(result))),
                             Answer::Accounts(reply, results) => drop(reply.send(Ok(results))),
                         }
                     }
@@ -640,6 +650,9 @@ impl Writer {
                             Job::Expire { reply } => {
                                 drop(reply.send(Err(StoreError::Write(message.clone()))))
                             }
+                            Job::Authorize { reply, .. } => {
+                                drop(reply.send(Err(StoreError::Write(message.clone()))))
+                            }
                         }
                     }
                     return;
@@ -653,26 +666,33 @@ impl Writer {
     async fn try_group(&mut self, group: &mut Vec<Job>) -> Result<(Vec<Answer>, u64), StoreError> {
         let mut transfer_ids = BTreeSet::new();
         let mut account_ids = BTreeSet::new();
+        let mut card_ids = BTreeSet::new();
         for job in group.iter() {
-            match job {
-                Job::Transfers { requests, .. } => {
-                    for request in requests {
-                        transfer_ids.insert(request.id);
-                        match request.kind {
-                            TransferKind::Posted { debit, credit, .. }
-                            | TransferKind::Pending { debit, credit, .. } => {
-                                account_ids.insert(debit);
-                                account_ids.insert(credit);
-                            }
-                            TransferKind::PostPending { pending_id, .. }
-                            | TransferKind::VoidPending { pending_id } => {
-                                transfer_ids.insert(pending_id);
-                            }
-                        }
+            let requests = match job {
+                Job::Transfers { requests, .. } => requests.as_slice(),
+                Job::Authorize { authorization, .. } => {
+                    card_ids.insert(authorization.card.card_id.clone());
+                    authorization.transfers.as_slice()
+                }
+                Job::Accounts { specs, .. } => {
+                    account_ids.extend(specs.iter().map(|spec| spec.id));
+                    &[]
+                }
+                Job::Expire { .. } => &[],
+            };
+            for request in requests {
+                transfer_ids.insert(request.id);
+                match request.kind {
+                    TransferKind::Posted { debit, credit, .. }
+                    | TransferKind::Pending { debit, credit, .. } => {
+                        account_ids.insert(debit);
+                        account_ids.insert(credit);
+                    }
+                    TransferKind::PostPending { pending_id, .. }
+                    | TransferKind::VoidPending { pending_id } => {
+                        transfer_ids.insert(pending_id);
                     }
                 }
-                Job::Accounts { specs, .. } => account_ids.extend(specs.iter().map(|spec| spec.id)),
-                Job::Expire { .. } => {}
             }
         }
         // Stamped exactly as the SQLite writer does, so both backends give identical records.
@@ -680,10 +700,16 @@ impl Writer {
             .iter()
             .map(|job| match job {
                 Job::Transfers { requests, .. } => self.next_timestamp(requests.len()),
+                Job::Authorize { authorization, .. } => {
+                    self.next_timestamp(authorization.transfers.len())
+                }
                 Job::Accounts { .. } | Job::Expire { .. } => self.next_timestamp(0),
             })
             .collect();
         let transaction = self.client.transaction().await?;
+        // Lock order, the same in every process: cards, then transfers, then accounts.
+        let locked_cards = lock_issuer_cards(&transaction, &card_ids).await?;
+        let mut cards = CardSet::preloaded(card_ids, locked_cards);
         let transfers = lock_transfers(&transaction, &transfer_ids).await?;
         account_ids.extend(
             transfers
@@ -703,6 +729,17 @@ impl Writer {
                 }
                 Job::Accounts { specs, .. } => Outcome::Accounts(session.open_accounts(specs, now)),
                 Job::Expire { .. } => Outcome::Skipped,
+                Job::Authorize { authorization, .. } => {
+                    // Every card of the group is preloaded and locked: one not there does not exist.
+                    let mut load = |_: &str| Ok(None);
+                    Outcome::Authorized(cards::authorize(
+                        &mut session,
+                        &mut cards,
+                        &mut load,
+                        authorization,
+                        now,
+                    )?)
+                }
             });
         }
         let changes = session.finish();
@@ -716,6 +753,7 @@ impl Writer {
         insert_transfers(&transaction, &changes.created).await?;
         update_statuses(&transaction, &statuses).await?;
         update_accounts(&transaction, changes.updated_accounts()).await?;
+        update_issuer_cards(&transaction, &cards).await?;
         transaction.commit().await?;
 
         let answers = std::mem::take(group)
@@ -728,6 +766,9 @@ impl Writer {
                 (Job::Accounts { reply, .. }, Outcome::Accounts(results)) => {
                     Some(Answer::Accounts(reply, results))
                 }
+                (Job::Authorize { reply, .. }, Outcome::Authorized(result)) => {
+                    Some(Answer::Authorized(reply, result))
+                }
                 _ => None,
             })
             .collect();
@@ -738,6 +779,7 @@ impl Writer {
 enum Outcome {
     Skipped,
     Transfers(TransferResults),
+    Authorized(AuthorizationResult),
     Accounts(Vec<Result<Account, AccountError>>),
 }
 
@@ -962,6 +1004,104 @@ impl PostgresStore {
             )
             .await?;
         row.as_ref().map(card_from_row).transpose()
+    }
+}
+
+fn issuer_card_from_row(row: &Row) -> Result<IssuerCard, StoreError> {
+    Ok(IssuerCard {
+        card_id: row.try_get(0)?,
+        status: row.try_get(1)?,
+        service_code: row.try_get(2)?,
+        pin_method: row.try_get(3)?,
+        pin_key_index: row.try_get(4)?,
+        pin_reference: row.try_get(5)?,
+        cryptogram_version: row.try_get(6)?,
+        daily_limit_minor: row.try_get(7)?,
+        pin_failures: row.try_get(8)?,
+        last_atc: row.try_get(9)?,
+        spent_minor: row.try_get(10)?,
+        spent_on: row.try_get(11)?,
+    })
+}
+
+async fn lock_issuer_cards(
+    transaction: &tokio_postgres::Transaction<'_>,
+    ids: &BTreeSet<String>,
+) -> Result<Vec<IssuerCard>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let rows = transaction
+        .query(&format!("SELECT {ISSUER_CARD_COLUMNS} FROM issuer_cards WHERE card_id = ANY($1) ORDER BY card_id FOR UPDATE"), &[&ids])
+        .await?;
+    rows.iter().map(issuer_card_from_row).collect()
+}
+
+async fn update_issuer_cards(
+    transaction: &tokio_postgres::Transaction<'_>,
+    cards: &CardSet,
+) -> Result<(), StoreError> {
+    for card in cards.dirty() {
+        transaction
+            .execute(
+                "UPDATE issuer_cards SET pin_failures = $1, last_atc = $2, spent_minor = $3, spent_on = $4 WHERE card_id = $5",
+                &[&card.pin_failures, &card.last_atc, &card.spent_minor, &card.spent_on, &card.card_id],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+impl PostgresStore {
+    pub async fn authorize(
+        &self,
+        authorization: Authorization,
+    ) -> Result<AuthorizationResult, StoreError> {
+        self.call(|reply| Job::Authorize {
+            authorization,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn put_issuer_cards(&self, cards: Vec<IssuerCard>) -> Result<(), StoreError> {
+        let mut client = self.other.lock().await;
+        let transaction = client.transaction().await?;
+        for card in &cards {
+            transaction
+                .execute(
+                    &format!("INSERT INTO issuer_cards ({ISSUER_CARD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (card_id) DO NOTHING"),
+                    &[
+                        &card.card_id,
+                        &card.status,
+                        &card.service_code,
+                        &card.pin_method,
+                        &card.pin_key_index,
+                        &card.pin_reference,
+                        &card.cryptogram_version,
+                        &card.daily_limit_minor,
+                        &card.pin_failures,
+                        &card.last_atc,
+                        &card.spent_minor,
+                        &card.spent_on,
+                    ],
+                )
+                .await?;
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    pub async fn issuer_card(&self, card_id: &str) -> Result<Option<IssuerCard>, StoreError> {
+        let client = self.other.lock().await;
+        let row = client
+            .query_opt(
+                &format!("SELECT {ISSUER_CARD_COLUMNS} FROM issuer_cards WHERE card_id = $1"),
+                &[&card_id],
+            )
+            .await?;
+        row.as_ref().map(issuer_card_from_row).transpose()
     }
 }
 

@@ -7,6 +7,9 @@
 //! only then answers each caller. A failed commit rolls everything back, reloads the account
 //! cache from disk and answers every caller of the group with the error.
 
+use crate::cards::{
+    self, Authorization, AuthorizationResult, CardOutcome, CardSet, ISSUER_CARD_COLUMNS, IssuerCard,
+};
 use crate::directory::{
     self, Card, CardProduct, Cardholder, Directory, Institution, InstitutionKind, Merchant, Staff,
     StaffRole, StoredKey, Terminal,
@@ -57,6 +60,10 @@ enum Job {
         requests: Vec<TransferRequest>,
         reply: Reply<TransferResults>,
     },
+    Authorize {
+        authorization: Authorization,
+        reply: Reply<AuthorizationResult>,
+    },
     Accounts {
         specs: Vec<AccountSpec>,
         reply: Reply<Vec<Result<Account, AccountError>>>,
@@ -75,6 +82,13 @@ impl Job {
     fn into_unanswered(self) -> Answer {
         match self {
             Job::Transfers { reply, .. } => Answer::Transfers(reply, Vec::new()),
+            Job::Authorize { reply, .. } => Answer::Authorized(
+                reply,
+                AuthorizationResult {
+                    card: CardOutcome::UnknownCard,
+                    transfers: Vec::new(),
+                },
+            ),
             Job::Accounts { reply, .. } => Answer::Accounts(reply, Vec::new()),
             Job::Expire { reply } => Answer::Expired(reply, 0),
             Job::Write { reply, .. } => Answer::Written(reply, Box::new(())),
@@ -88,6 +102,7 @@ impl Job {
     fn weight(&self) -> usize {
         match self {
             Job::Transfers { requests, .. } => requests.len(),
+            Job::Authorize { authorization, .. } => authorization.transfers.len() + 1,
             Job::Accounts { specs, .. } => specs.len(),
             Job::Expire { .. } => MAX_EXPIRE_PER_SWEEP / 16,
             Job::Write { .. } => 1,
@@ -98,6 +113,7 @@ impl Job {
 /// An answer computed inside the transaction, delivered only after it commits.
 enum Answer {
     Transfers(Reply<TransferResults>, TransferResults),
+    Authorized(Reply<AuthorizationResult>, AuthorizationResult),
     Accounts(
         Reply<Vec<Result<Account, AccountError>>>,
         Vec<Result<Account, AccountError>>,
@@ -112,6 +128,7 @@ impl Answer {
         // is committed either way, and its retry will find it by id.
         match self {
             Answer::Transfers(reply, value) => drop(reply.send(Ok(value))),
+            Answer::Authorized(reply, value) => drop(reply.send(Ok(value))),
             Answer::Accounts(reply, value) => drop(reply.send(Ok(value))),
             Answer::Expired(reply, value) => drop(reply.send(Ok(value))),
             Answer::Written(reply, value) => drop(reply.send(Ok(value))),
@@ -122,6 +139,7 @@ impl Answer {
         let error = || StoreError::Write(message.to_owned());
         match self {
             Answer::Transfers(reply, _) => drop(reply.send(Err(error()))),
+            Answer::Authorized(reply, _) => drop(reply.send(Err(error()))),
             Answer::Accounts(reply, _) => drop(reply.send(Err(error()))),
             Answer::Expired(reply, _) => drop(reply.send(Err(error()))),
             Answer::Written(reply, _) => drop(reply.send(Err(error()))),
@@ -596,6 +614,7 @@ impl Writer {
             error: RefCell::new(None),
         };
         let mut session = ledger::Session::new(&view);
+        let mut cards = CardSet::default();
         let mut answers = Vec::with_capacity(group.len());
         let mut failure: Option<StoreError> = None;
         for job in group {
@@ -606,6 +625,7 @@ impl Writer {
             match run_job(
                 &self.connection,
                 &mut session,
+                &mut cards,
                 self.clock.as_ref(),
                 &mut self.last_timestamp,
                 job,
@@ -622,6 +642,7 @@ impl Writer {
         let outcome = match (failure, view.error.into_inner()) {
             (Some(error), _) | (None, Some(error)) => Err(error),
             (None, None) => write_changes(&self.connection, &changes)
+                .and_then(|()| write_cards(&self.connection, &cards))
                 .and_then(|()| Ok(self.connection.execute_batch("COMMIT")?)),
         };
         match outcome {
@@ -649,11 +670,30 @@ impl Writer {
 fn run_job(
     connection: &Connection,
     session: &mut ledger::Session<'_, WriterView<'_>>,
+    cards: &mut CardSet,
     clock: &dyn Clock,
     last: &mut u64,
     job: Job,
 ) -> Result<Option<Answer>, (StoreError, Answer)> {
     match job {
+        Job::Authorize {
+            authorization,
+            reply,
+        } => {
+            let now = next_timestamp(clock, last, authorization.transfers.len());
+            let mut load = |card_id: &str| find_issuer_card(connection, card_id);
+            match cards::authorize(session, cards, &mut load, &authorization, now) {
+                Ok(result) => Ok(Some(Answer::Authorized(reply, result))),
+                Err(error) => Err((
+                    error,
+                    Job::Authorize {
+                        authorization,
+                        reply,
+                    }
+                    .into_unanswered(),
+                )),
+            }
+        }
         Job::Transfers { requests, reply } => {
             let now = next_timestamp(clock, last, requests.len());
             let results = session.execute(&requests, now);
@@ -1067,5 +1107,93 @@ impl SqliteStore {
             rows.next()?.map(card_from_row).transpose()
         })
         .await
+    }
+}
+
+fn issuer_card_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<IssuerCard> {
+    Ok(IssuerCard {
+        card_id: row.get(0)?,
+        status: row.get(1)?,
+        service_code: row.get(2)?,
+        pin_method: row.get(3)?,
+        pin_key_index: row.get(4)?,
+        pin_reference: row.get(5)?,
+        cryptogram_version: row.get(6)?,
+        daily_limit_minor: row.get(7)?,
+        pin_failures: row.get(8)?,
+        last_atc: row.get(9)?,
+        spent_minor: row.get(10)?,
+        spent_on: row.get(11)?,
+    })
+}
+
+fn find_issuer_card(
+    connection: &Connection,
+    card_id: &str,
+) -> Result<Option<IssuerCard>, StoreError> {
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT {ISSUER_CARD_COLUMNS} FROM issuer_cards WHERE card_id = ?1"
+    ))?;
+    Ok(statement
+        .query_row([card_id], issuer_card_from_row)
+        .optional()?)
+}
+
+/// Writes the state of every card the group changed, once.
+fn write_cards(connection: &Connection, cards: &CardSet) -> Result<(), StoreError> {
+    let mut update = connection.prepare_cached("UPDATE issuer_cards SET pin_failures = ?1, last_atc = ?2, spent_minor = ?3, spent_on = ?4 WHERE card_id = ?5")?;
+    for card in cards.dirty() {
+        update.execute(params![
+            card.pin_failures,
+            card.last_atc,
+            card.spent_minor,
+            card.spent_on,
+            card.card_id
+        ])?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    pub async fn authorize(
+        &self,
+        authorization: Authorization,
+    ) -> Result<AuthorizationResult, StoreError> {
+        self.call(|reply| Job::Authorize {
+            authorization,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn put_issuer_cards(&self, cards: Vec<IssuerCard>) -> Result<(), StoreError> {
+        self.write(move |connection| {
+            let mut insert = connection.prepare_cached(&format!(
+                "INSERT INTO issuer_cards ({ISSUER_CARD_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (card_id) DO NOTHING"
+            ))?;
+            for card in &cards {
+                insert.execute(params![
+                    card.card_id,
+                    card.status,
+                    card.service_code,
+                    card.pin_method,
+                    card.pin_key_index,
+                    card.pin_reference,
+                    card.cryptogram_version,
+                    card.daily_limit_minor,
+                    card.pin_failures,
+                    card.last_atc,
+                    card.spent_minor,
+                    card.spent_on
+                ])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn issuer_card(&self, card_id: String) -> Result<Option<IssuerCard>, StoreError> {
+        self.read(move |connection| find_issuer_card(connection, &card_id))
+            .await
     }
 }

@@ -669,3 +669,251 @@ proptest::proptest! {
         });
     }
 }
+
+mod authorizations {
+    use super::*;
+    use store::cards::*;
+
+    /// A debit card with 10 000 on its account, a daily limit of `limit` and 2 PIN failures.
+    async fn card_world(store: &Store, limit: i64) {
+        funded(store).await;
+        let directory = Directory {
+            institutions: vec![Institution {
+                id: BANK,
+                kind: InstitutionKind::DebitBank,
+                name: "Demo Bank".into(),
+                name_zh: "演示银行".into(),
+            }],
+            cardholders: vec![Cardholder {
+                id: "CH1".into(),
+                name: "Li Lei".into(),
+                name_zh: "李雷".into(),
+            }],
+            cards: vec![Card {
+                id: "card-1".into(),
+                cardholder_id: "CH1".into(),
+                issuer: BANK,
+                product: CardProduct::Debit,
+                pan_first6: "621234".into(),
+                pan_last4: "0018".into(),
+                expiry: "3012".into(),
+                currency: Currency::CNY,
+                account: ALICE,
+                pan_fingerprint: None,
+            }],
+            ..Directory::default()
+        };
+        store.put_directory(directory).await.unwrap();
+        let card = IssuerCard {
+            card_id: "card-1".into(),
+            status: "active".into(),
+            service_code: "201".into(),
+            pin_method: Some("visa-pvv".into()),
+            pin_key_index: Some(1),
+            pin_reference: Some("4723".into()),
+            cryptogram_version: 18,
+            daily_limit_minor: Some(limit),
+            pin_failures: 2,
+            last_atc: Some(4),
+            spent_minor: 0,
+            spent_on: None,
+        };
+        store.put_issuer_cards(vec![card.clone()]).await.unwrap();
+        store
+            .put_issuer_cards(vec![IssuerCard {
+                pin_failures: 0,
+                ..card
+            }])
+            .await
+            .unwrap();
+    }
+
+    fn sale(id: u128, amount: i64, atc: Option<i64>, pin: PinEffect, date: &str) -> Authorization {
+        Authorization {
+            transfers: vec![TransferRequest::posted(
+                TransferId(id),
+                ALICE,
+                BOB,
+                cny(amount),
+            )],
+            card: CardEffect {
+                card_id: "card-1".into(),
+                pin,
+                atc,
+                spend: Some(Spend {
+                    date: date.into(),
+                    amount_minor: amount,
+                }),
+            },
+        }
+    }
+
+    async fn state(store: &Store) -> (i64, Option<i64>, i64, Option<String>) {
+        let card = store.issuer_card("card-1").await.unwrap().unwrap();
+        (
+            card.pin_failures,
+            card.last_atc,
+            card.spent_minor,
+            card.spent_on,
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn card_effects_commit_with_their_transfers_and_guard_atc_and_limit() {
+        for backend in backends().await {
+            let clock = Arc::new(ManualClock::new(START));
+            let store = open(&backend, &clock).await;
+            card_world(&store, 15_000).await;
+            assert_eq!(
+                state(&store).await,
+                (2, Some(4), 0, None),
+                "{}: a card that has a profile keeps it",
+                backend.name
+            );
+
+            let approved = store
+                .authorize(sale(100, 300, Some(5), PinEffect::Reset, "2026-11-25"))
+                .await
+                .unwrap();
+            assert_eq!(approved.card, CardOutcome::Applied);
+            assert!(matches!(approved.transfers[..], [Ok(Outcome::Created(_))]));
+            assert_eq!(
+                state(&store).await,
+                (0, Some(5), 300, Some("2026-11-25".into())),
+                "{}",
+                backend.name
+            );
+
+            let replay = store
+                .authorize(sale(101, 10, Some(5), PinEffect::Reset, "2026-11-25"))
+                .await
+                .unwrap();
+            assert_eq!(
+                (replay.card, replay.transfers.len()),
+                (CardOutcome::AtcReplayed, 0)
+            );
+            assert!(store.transfer(TransferId(101)).await.unwrap().is_none());
+
+            let over = store
+                .authorize(sale(
+                    102,
+                    14_800,
+                    Some(6),
+                    PinEffect::Unchanged,
+                    "2026-11-25",
+                ))
+                .await
+                .unwrap();
+            assert_eq!(
+                (over.card, over.transfers.len()),
+                (CardOutcome::LimitExceeded, 0)
+            );
+            assert_eq!(
+                state(&store).await,
+                (0, Some(6), 300, Some("2026-11-25".into())),
+                "{}: the ATC still moves",
+                backend.name
+            );
+
+            let wrong_pin = store
+                .authorize(Authorization {
+                    transfers: vec![],
+                    card: CardEffect {
+                        card_id: "card-1".into(),
+                        pin: PinEffect::Failed,
+                        atc: Some(7),
+                        spend: None,
+                    },
+                })
+                .await
+                .unwrap();
+            assert_eq!(wrong_pin.card, CardOutcome::Applied);
+            assert_eq!(state(&store).await.0, 1);
+
+            // Funds are short on a new day: the transfer is refused, the day's spend stays 0.
+            let short = store
+                .authorize(sale(103, 12_000, Some(8), PinEffect::Reset, "2026-11-26"))
+                .await
+                .unwrap();
+            assert_eq!(short.transfers, vec![Err(TransferError::ExceedsCredits)]);
+            assert_eq!(
+                state(&store).await,
+                (0, Some(8), 300, Some("2026-11-25".into())),
+                "{}: refused funds spend nothing",
+                backend.name
+            );
+            let short = store
+                .authorize(sale(104, 900, Some(9), PinEffect::Reset, "2026-11-26"))
+                .await
+                .unwrap();
+            assert!(
+                short.transfers[0].is_ok(),
+                "{}: a new day starts from zero",
+                backend.name
+            );
+            assert_eq!(
+                state(&store).await,
+                (0, Some(9), 900, Some("2026-11-26".into()))
+            );
+
+            let unknown = store
+                .authorize(Authorization {
+                    card: CardEffect {
+                        card_id: "card-9".into(),
+                        ..sale(105, 1, None, PinEffect::Unchanged, "2026-11-26").card
+                    },
+                    ..sale(105, 1, None, PinEffect::Unchanged, "2026-11-26")
+                })
+                .await
+                .unwrap();
+            assert_eq!(
+                (unknown.card, unknown.transfers.len()),
+                (CardOutcome::UnknownCard, 0)
+            );
+            assert_eq!(totals(&store, BOB).await, [0, 0, 0, 1_200]);
+            store.check_books().await.unwrap();
+            store.close().await.unwrap();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn concurrent_authorizations_never_pass_the_daily_limit() {
+        for backend in backends().await {
+            let clock = Arc::new(ManualClock::new(START));
+            let store = Arc::new(open(&backend, &clock).await);
+            card_world(&store, 1_000).await;
+            let mut tasks = Vec::new();
+            for index in 0..40_u128 {
+                let store = store.clone();
+                tasks.push(tokio::spawn(async move {
+                    store
+                        .authorize(sale(
+                            1_000 + index,
+                            100,
+                            None,
+                            PinEffect::Unchanged,
+                            "2026-11-25",
+                        ))
+                        .await
+                        .unwrap()
+                }));
+            }
+            let mut approved = 0;
+            for task in tasks {
+                let result = task.await.unwrap();
+                if result.card == CardOutcome::Applied && result.transfers.iter().all(Result::is_ok)
+                {
+                    approved += 1;
+                }
+            }
+            assert_eq!(
+                approved, 10,
+                "{}: exactly the limit, in a group or not",
+                backend.name
+            );
+            assert_eq!(state(&store).await.2, 1_000);
+            assert_eq!(totals(&store, BOB).await[3], 1_000);
+            Arc::try_unwrap(store).unwrap().close().await.unwrap();
+        }
+    }
+}

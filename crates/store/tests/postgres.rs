@@ -129,3 +129,120 @@ async fn two_hosts_never_spend_more_than_the_balance_and_never_post_twice() {
     Arc::try_unwrap(first).unwrap().close().await.unwrap();
     Arc::try_unwrap(second).unwrap().close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_hosts_never_pass_a_cards_daily_limit_together() {
+    use store::cards::*;
+    use store::directory::*;
+    let Some(url) = common::postgres_url() else {
+        return;
+    };
+    let backend = common::postgres(&url).await;
+    let first = Arc::new(Store::open(&backend.backend).await.unwrap());
+    let second = Arc::new(Store::open(&backend.backend).await.unwrap());
+    first
+        .create_accounts(vec![
+            AccountSpec::new(FUNDING, BANK, Currency::CNY, 1),
+            AccountSpec::new(ALICE, BANK, Currency::CNY, 2)
+                .constraint(BalanceConstraint::DebitsMustNotExceedCredits),
+        ])
+        .await
+        .unwrap();
+    first
+        .submit(vec![TransferRequest::posted(
+            TransferId(1),
+            FUNDING,
+            ALICE,
+            Amount::new(100_000, Currency::CNY),
+        )])
+        .await
+        .unwrap();
+    first
+        .put_directory(Directory {
+            institutions: vec![Institution {
+                id: BANK,
+                kind: InstitutionKind::DebitBank,
+                name: "Bank".into(),
+                name_zh: "银行".into(),
+            }],
+            cardholders: vec![Cardholder {
+                id: "CH1".into(),
+                name: "Li Lei".into(),
+                name_zh: "李雷".into(),
+            }],
+            cards: vec![Card {
+                id: "card-1".into(),
+                cardholder_id: "CH1".into(),
+                issuer: BANK,
+                product: CardProduct::Debit,
+                pan_first6: "621234".into(),
+                pan_last4: "0018".into(),
+                expiry: "3012".into(),
+                currency: Currency::CNY,
+                account: ALICE,
+                pan_fingerprint: None,
+            }],
+            ..Directory::default()
+        })
+        .await
+        .unwrap();
+    first
+        .put_issuer_cards(vec![IssuerCard {
+            card_id: "card-1".into(),
+            status: "active".into(),
+            service_code: "201".into(),
+            pin_method: None,
+            pin_key_index: None,
+            pin_reference: None,
+            cryptogram_version: 18,
+            daily_limit_minor: Some(1_000),
+            pin_failures: 0,
+            last_atc: None,
+            spent_minor: 0,
+            spent_on: None,
+        }])
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for index in 0..40_u128 {
+        let store = if index % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            let authorization = Authorization {
+                transfers: vec![TransferRequest::posted(
+                    TransferId(1_000 + index),
+                    ALICE,
+                    FUNDING,
+                    Amount::new(100, Currency::CNY),
+                )],
+                card: CardEffect {
+                    card_id: "card-1".into(),
+                    pin: PinEffect::Unchanged,
+                    atc: None,
+                    spend: Some(Spend {
+                        date: "2026-11-25".into(),
+                        amount_minor: 100,
+                    }),
+                },
+            };
+            store.authorize(authorization).await.unwrap()
+        }));
+    }
+    let mut approved = 0;
+    for task in tasks {
+        let result = task.await.unwrap();
+        if result.card == CardOutcome::Applied && result.transfers.iter().all(Result::is_ok) {
+            approved += 1;
+        }
+    }
+    let card = first.issuer_card("card-1").await.unwrap().unwrap();
+    assert_eq!(approved, 10, "exactly the daily limit across both hosts");
+    assert_eq!(card.spent_minor, approved * 100);
+    let alice = first.account(ALICE).await.unwrap().unwrap();
+    assert_eq!(alice.debits_posted, approved * 100);
+    Arc::try_unwrap(first).unwrap().close().await.unwrap();
+    Arc::try_unwrap(second).unwrap().close().await.unwrap();
+}
