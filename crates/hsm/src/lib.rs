@@ -163,6 +163,16 @@ impl KeySpec {
         )
     }
     /// A TR-31 key-block protection key (import / export) of the given algorithm.
+    /// A terminal master key (UnionPay-style master/session scheme): encrypts the working keys
+    /// delivered to its terminal at sign-on.
+    pub fn terminal_master_key() -> Self {
+        Self::new(
+            KeyUsage::KEY_ENCRYPTION,
+            Algorithm::Tdes,
+            ModeOfUse::Encrypt,
+            16,
+        )
+    }
     pub fn kbpk(algorithm: Algorithm, length: usize) -> Self {
         Self::new(
             KeyUsage::KEY_BLOCK_PROTECTION,
@@ -360,6 +370,16 @@ pub trait Hsm: Send + Sync {
         service_code: &str,
         cvv: &str,
     ) -> Result<bool>;
+
+    /// Generates a working key (PIN or MAC key of the master/session scheme) and returns it both
+    /// under the LMK, for the host, and encrypted under the terminal master key with its check
+    /// value, for the sign-on response.
+    fn generate_working_key(
+        &self,
+        tmk: &KeyToken,
+        spec: &KeySpec,
+        check_value_len: usize,
+    ) -> Result<(KeyToken, paycrypto::session::EncryptedWorkingKey)>;
 
     /// A keyed fingerprint of a card number: HMAC-SHA-256 of its digits under an M7 key. Cards
     /// are found by fingerprint, so the number itself need not be stored to be looked up, and

@@ -506,6 +506,30 @@ impl Hsm for SoftHsm {
         Ok(card::digits_equal(cvv, &computed))
     }
 
+    fn generate_working_key(
+        &self,
+        tmk: &KeyToken,
+        spec: &KeySpec,
+        check_value_len: usize,
+    ) -> Result<(KeyToken, paycrypto::session::EncryptedWorkingKey)> {
+        if spec.algorithm != Algorithm::Tdes {
+            return Err(HsmError::Invalid(
+                "master/session working keys are TDES keys",
+            ));
+        }
+        let tmk = self.open_for(
+            tmk,
+            &[KeyUsage::KEY_ENCRYPTION],
+            &[ModeOfUse::Encrypt, ModeOfUse::Both],
+            "deliver working keys",
+        )?;
+        let token = self.generate_key(spec)?;
+        let key = self.open(&token)?;
+        let delivered =
+            paycrypto::session::encrypt_working_key(&tmk.tdes()?, &key.tdes()?, check_value_len)?;
+        Ok((token, delivered))
+    }
+
     fn pan_fingerprint(&self, key: &KeyToken, pan: &Pan) -> Result<[u8; 32]> {
         use hmac::Mac;
         let key = self.open_for(

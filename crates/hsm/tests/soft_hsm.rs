@@ -624,3 +624,35 @@ fn a_generated_pvv_verifies_the_pin_it_was_made_from() {
         "only a PVV key makes PVVs"
     );
 }
+
+#[test]
+fn working_keys_are_delivered_under_the_terminal_master_key() {
+    let hsm = soft();
+    let tmk_clear = TdesKey::new(&bytes(TDES_TEST_KEY)).unwrap();
+    let tmk = hsm
+        .import_clear_key(&KeySpec::terminal_master_key(), tmk_clear.expose())
+        .unwrap();
+    let (mak, delivered) = hsm
+        .generate_working_key(&tmk, &KeySpec::mac_retail(), 4)
+        .unwrap();
+    // The terminal's side: decrypt with the TMK, check the check value.
+    let clear = paycrypto::session::decrypt_working_key(&tmk_clear, &delivered).unwrap();
+    assert_eq!(delivered.check_value.len(), 4);
+    // The host's token and the terminal's key are the same key: they MAC alike.
+    let data = b"0200 sale";
+    let host_mac = hsm
+        .generate_mac(&mak, MacAlgorithm::Iso9797Alg3(Padding::Method1), data)
+        .unwrap();
+    let terminal_mac = paycrypto::mac::iso9797_alg3(&clear, data, Padding::Method1).unwrap();
+    assert_eq!(host_mac, terminal_mac.to_vec());
+    // Only a key-encryption key delivers, and only TDES working keys exist in this scheme.
+    let cvk = hsm.generate_key(&KeySpec::cvk()).unwrap();
+    assert!(
+        hsm.generate_working_key(&cvk, &KeySpec::mac_retail(), 4)
+            .is_err()
+    );
+    assert!(
+        hsm.generate_working_key(&tmk, &KeySpec::mac_cmac(), 4)
+            .is_err()
+    );
+}
