@@ -341,6 +341,29 @@ pub fn opening_transfers() -> Vec<TransferRequest> {
         .collect()
 }
 
+/// Name of a terminal's master key in `hsm_keys`.
+pub fn terminal_master_key_name(terminal_id: &str) -> String {
+    format!("terminal/{terminal_id}/tmk")
+}
+
+/// Every demo terminal on the master/session scheme, batch 1, not yet signed on.
+pub fn terminal_sessions() -> Vec<TerminalSession> {
+    directory()
+        .terminals
+        .into_iter()
+        .map(|terminal| TerminalSession {
+            tmk_key: terminal_master_key_name(&terminal.id),
+            terminal_id: terminal.id,
+            key_scheme: "master-session".into(),
+            pin_key: None,
+            mac_key: None,
+            batch: 1,
+            operator: None,
+            signed_on_at: None,
+        })
+        .collect()
+}
+
 /// Every demo card's PIN: six digits, as Chinese bank cards have.
 pub const DEMO_PIN: &str = "123456";
 /// Daily spending limit of the demo debit cards, in fen (20 000.00 CNY).
@@ -420,6 +443,12 @@ pub fn key_specs() -> Vec<(String, KeySpec)> {
             KeySpec::bdk_tdes(),
         ),
     ];
+    for terminal in directory().terminals {
+        specs.push((
+            terminal_master_key_name(&terminal.id),
+            KeySpec::terminal_master_key(),
+        ));
+    }
     for issuer in [DEBIT_BANK, CREDIT_ISSUER] {
         specs.push((format!("issuer/{}/cvk", issuer.0), KeySpec::cvk()));
         specs.push((format!("issuer/{}/pvk", issuer.0), KeySpec::pvk_visa()));
@@ -505,10 +534,12 @@ pub async fn seed(store: &Store, hsm: &dyn Hsm) -> Result<Seeded, DemoError> {
             })
             .await?;
         store.put_issuer_cards(profiles).await?;
+        store.put_terminal_sessions(terminal_sessions()).await?;
         return Ok(Seeded::Already);
     }
     store.put_directory(directory).await?;
     store.put_issuer_cards(profiles).await?;
+    store.put_terminal_sessions(terminal_sessions()).await?;
     let refused: Vec<String> = store
         .create_accounts(accounts())
         .await?

@@ -123,6 +123,19 @@ async fn the_demo_world_seeds_once_balances_and_finds_cards_by_number() {
             Some(wrong),
             "the PVV depends on the PIN"
         );
+        for session in demo::terminal_sessions() {
+            let stored = store
+                .terminal_session(&session.terminal_id)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(stored, session);
+            assert!(
+                keys.iter().any(|key| key.name == session.tmk_key),
+                "{} has its master key",
+                session.terminal_id
+            );
+        }
         for demo_card in demo::cards() {
             assert!(
                 store

@@ -164,6 +164,38 @@ pub struct StoredKey {
     pub check_value: String,
 }
 
+/// A terminal's keys and session in the master/session scheme.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TerminalSession {
+    pub terminal_id: String,
+    /// `master-session` (DUKPT terminals come later).
+    pub key_scheme: String,
+    /// Name of the terminal master key in `hsm_keys`.
+    pub tmk_key: String,
+    /// The working PIN key of the current sign-on, a TR-31 token under the HSM's master key.
+    pub pin_key: Option<String>,
+    /// The working MAC key of the current sign-on, likewise.
+    pub mac_key: Option<String>,
+    pub batch: i64,
+    /// The operator signed on (two or three digits), if any.
+    pub operator: Option<String>,
+    /// Unix seconds of the last sign-on.
+    pub signed_on_at: Option<i64>,
+}
+
+/// A sign-on: new working keys and the operator, for one terminal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignOn {
+    pub terminal_id: String,
+    pub pin_key: String,
+    pub mac_key: String,
+    pub operator: String,
+    pub at: i64,
+}
+
+pub(crate) const TERMINAL_SESSION_COLUMNS: &str =
+    "terminal_id, key_scheme, tmk_key, pin_key, mac_key, batch, operator, signed_on_at";
+
 /// A set of directory records, written together.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Directory {

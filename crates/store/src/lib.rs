@@ -301,6 +301,39 @@ impl Store {
         }
     }
 
+    /// Provisions terminal sessions (key scheme, master key); a terminal that has one keeps it.
+    pub async fn put_terminal_sessions(
+        &self,
+        sessions: Vec<directory::TerminalSession>,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(store) => store.put_terminal_sessions(sessions).await,
+            Store::Postgres(store) => store.put_terminal_sessions(sessions).await,
+        }
+    }
+
+    pub async fn terminal_session(
+        &self,
+        terminal_id: &str,
+    ) -> Result<Option<directory::TerminalSession>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.terminal_session(terminal_id.to_owned()).await,
+            Store::Postgres(store) => store.terminal_session(terminal_id).await,
+        }
+    }
+
+    /// Records a sign-on (new working keys, the operator); `None` when the terminal has no
+    /// session to sign on to.
+    pub async fn sign_on(
+        &self,
+        sign_on: directory::SignOn,
+    ) -> Result<Option<directory::TerminalSession>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.sign_on(sign_on).await,
+            Store::Postgres(store) => store.sign_on(sign_on).await,
+        }
+    }
+
     /// Every stored key, by name.
     pub async fn keys(&self) -> Result<Vec<directory::StoredKey>, StoreError> {
         let mut keys = match self {

@@ -31,6 +31,11 @@ const SQLITE: &[Migration] = &[
         name: "issuer_cards",
         sql: include_str!("../migrations/sqlite/0004_issuer_cards.sql"),
     },
+    Migration {
+        version: 5,
+        name: "terminal_sessions",
+        sql: include_str!("../migrations/sqlite/0005_terminal_sessions.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -53,6 +58,11 @@ const POSTGRES: &[Migration] = &[
         version: 4,
         name: "issuer_cards",
         sql: include_str!("../migrations/postgres/0004_issuer_cards.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "terminal_sessions",
+        sql: include_str!("../migrations/postgres/0005_terminal_sessions.sql"),
     },
 ];
 

@@ -16,7 +16,9 @@ use crate::directory::{
     self, Card, CardProduct, Cardholder, Directory, Institution, InstitutionKind, Merchant, Staff,
     StaffRole, Terminal,
 };
-use crate::directory::{CARD_COLUMNS, CARD_UPSERT, StoredKey};
+use crate::directory::{
+    CARD_COLUMNS, CARD_UPSERT, SignOn, StoredKey, TERMINAL_SESSION_COLUMNS, TerminalSession,
+};
 use crate::group::{next_timestamp, take_waiting};
 use crate::migrate::{self, MIGRATIONS_TABLE};
 use crate::rows::{
@@ -1102,6 +1104,70 @@ impl PostgresStore {
             )
             .await?;
         row.as_ref().map(issuer_card_from_row).transpose()
+    }
+}
+
+fn terminal_session_from_row(row: &Row) -> Result<TerminalSession, StoreError> {
+    Ok(TerminalSession {
+        terminal_id: row.try_get(0)?,
+        key_scheme: row.try_get(1)?,
+        tmk_key: row.try_get(2)?,
+        pin_key: row.try_get(3)?,
+        mac_key: row.try_get(4)?,
+        batch: row.try_get(5)?,
+        operator: row.try_get(6)?,
+        signed_on_at: row.try_get(7)?,
+    })
+}
+
+impl PostgresStore {
+    pub async fn put_terminal_sessions(
+        &self,
+        sessions: Vec<TerminalSession>,
+    ) -> Result<(), StoreError> {
+        let mut client = self.other.lock().await;
+        let transaction = client.transaction().await?;
+        for session in &sessions {
+            transaction
+                .execute(
+                    &format!("INSERT INTO terminal_sessions ({TERMINAL_SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (terminal_id) DO NOTHING"),
+                    &[
+                        &session.terminal_id,
+                        &session.key_scheme,
+                        &session.tmk_key,
+                        &session.pin_key,
+                        &session.mac_key,
+                        &session.batch,
+                        &session.operator,
+                        &session.signed_on_at,
+                    ],
+                )
+                .await?;
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    pub async fn terminal_session(
+        &self,
+        terminal_id: &str,
+    ) -> Result<Option<TerminalSession>, StoreError> {
+        let client = self.other.lock().await;
+        let row = client
+            .query_opt(&format!("SELECT {TERMINAL_SESSION_COLUMNS} FROM terminal_sessions WHERE terminal_id = $1"), &[&terminal_id])
+            .await?;
+        row.as_ref().map(terminal_session_from_row).transpose()
+    }
+
+    pub async fn sign_on(&self, sign_on: SignOn) -> Result<Option<TerminalSession>, StoreError> {
+        let client = self.other.lock().await;
+        let row = client
+            .query_opt(
+                &format!("UPDATE terminal_sessions SET pin_key = $1, mac_key = $2, operator = $3, signed_on_at = $4 WHERE terminal_id = $5 RETURNING {TERMINAL_SESSION_COLUMNS}"),
+                &[&sign_on.pin_key, &sign_on.mac_key, &sign_on.operator, &sign_on.at, &sign_on.terminal_id],
+            )
+            .await?;
+        row.as_ref().map(terminal_session_from_row).transpose()
     }
 }
 

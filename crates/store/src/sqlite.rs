@@ -14,7 +14,9 @@ use crate::directory::{
     self, Card, CardProduct, Cardholder, Directory, Institution, InstitutionKind, Merchant, Staff,
     StaffRole, StoredKey, Terminal,
 };
-use crate::directory::{CARD_COLUMNS, CARD_UPSERT};
+use crate::directory::{
+    CARD_COLUMNS, CARD_UPSERT, SignOn, TERMINAL_SESSION_COLUMNS, TerminalSession,
+};
 use crate::group::{next_timestamp, take_waiting};
 use crate::migrate::{self, MIGRATIONS_TABLE, Migration};
 use crate::rows::{
@@ -1195,5 +1197,76 @@ impl SqliteStore {
     pub async fn issuer_card(&self, card_id: String) -> Result<Option<IssuerCard>, StoreError> {
         self.read(move |connection| find_issuer_card(connection, &card_id))
             .await
+    }
+}
+
+fn terminal_session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TerminalSession> {
+    Ok(TerminalSession {
+        terminal_id: row.get(0)?,
+        key_scheme: row.get(1)?,
+        tmk_key: row.get(2)?,
+        pin_key: row.get(3)?,
+        mac_key: row.get(4)?,
+        batch: row.get(5)?,
+        operator: row.get(6)?,
+        signed_on_at: row.get(7)?,
+    })
+}
+
+fn find_terminal_session(
+    connection: &Connection,
+    terminal_id: &str,
+) -> Result<Option<TerminalSession>, StoreError> {
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT {TERMINAL_SESSION_COLUMNS} FROM terminal_sessions WHERE terminal_id = ?1"
+    ))?;
+    Ok(statement
+        .query_row([terminal_id], terminal_session_from_row)
+        .optional()?)
+}
+
+impl SqliteStore {
+    pub async fn put_terminal_sessions(
+        &self,
+        sessions: Vec<TerminalSession>,
+    ) -> Result<(), StoreError> {
+        self.write(move |connection| {
+            let mut insert = connection.prepare_cached(&format!(
+                "INSERT INTO terminal_sessions ({TERMINAL_SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (terminal_id) DO NOTHING"
+            ))?;
+            for session in &sessions {
+                insert.execute(params![
+                    session.terminal_id,
+                    session.key_scheme,
+                    session.tmk_key,
+                    session.pin_key,
+                    session.mac_key,
+                    session.batch,
+                    session.operator,
+                    session.signed_on_at
+                ])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn terminal_session(
+        &self,
+        terminal_id: String,
+    ) -> Result<Option<TerminalSession>, StoreError> {
+        self.read(move |connection| find_terminal_session(connection, &terminal_id))
+            .await
+    }
+
+    pub async fn sign_on(&self, sign_on: SignOn) -> Result<Option<TerminalSession>, StoreError> {
+        self.write(move |connection| {
+            connection.execute(
+                "UPDATE terminal_sessions SET pin_key = ?1, mac_key = ?2, operator = ?3, signed_on_at = ?4 WHERE terminal_id = ?5",
+                params![sign_on.pin_key, sign_on.mac_key, sign_on.operator, sign_on.at, sign_on.terminal_id],
+            )?;
+            find_terminal_session(connection, &sign_on.terminal_id)
+        })
+        .await
     }
 }

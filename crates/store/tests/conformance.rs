@@ -917,3 +917,102 @@ mod authorizations {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn terminal_sessions_are_provisioned_once_and_signed_on() {
+    for backend in backends().await {
+        let clock = Arc::new(ManualClock::new(START));
+        let store = open(&backend, &clock).await;
+        store
+            .put_directory(Directory {
+                institutions: vec![Institution {
+                    id: BANK,
+                    kind: InstitutionKind::Acquirer,
+                    name: "Acquirer".into(),
+                    name_zh: "收单".into(),
+                }],
+                merchants: vec![Merchant {
+                    id: "898310058120001".into(),
+                    acquirer: BANK,
+                    name: "Lujiazui Coffee".into(),
+                    name_zh: "陆家嘴咖啡".into(),
+                    city: "Shanghai".into(),
+                    mcc: "5814".into(),
+                    settlement_account: AccountId(9),
+                }],
+                terminals: vec![Terminal {
+                    id: "10000001".into(),
+                    merchant_id: "898310058120001".into(),
+                    status: "active".into(),
+                }],
+                ..Directory::default()
+            })
+            .await
+            .unwrap();
+        let session = TerminalSession {
+            terminal_id: "10000001".into(),
+            key_scheme: "master-session".into(),
+            tmk_key: "terminal/10000001/tmk".into(),
+            pin_key: None,
+            mac_key: None,
+            batch: 1,
+            operator: None,
+            signed_on_at: None,
+        };
+        store
+            .put_terminal_sessions(vec![session.clone()])
+            .await
+            .unwrap();
+        store
+            .put_terminal_sessions(vec![TerminalSession {
+                tmk_key: "other".into(),
+                ..session.clone()
+            }])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.terminal_session("10000001").await.unwrap(),
+            Some(session.clone()),
+            "{}",
+            backend.name
+        );
+        let signed = store
+            .sign_on(SignOn {
+                terminal_id: "10000001".into(),
+                pin_key: "P-token".into(),
+                mac_key: "M-token".into(),
+                operator: "01".into(),
+                at: 1_764_000_000,
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                signed.pin_key.as_deref(),
+                signed.mac_key.as_deref(),
+                signed.operator.as_deref(),
+                signed.signed_on_at
+            ),
+            (
+                Some("P-token"),
+                Some("M-token"),
+                Some("01"),
+                Some(1_764_000_000)
+            )
+        );
+        assert_eq!(
+            store.terminal_session("10000001").await.unwrap(),
+            Some(signed)
+        );
+        let unknown = SignOn {
+            terminal_id: "10000009".into(),
+            pin_key: "P".into(),
+            mac_key: "M".into(),
+            operator: "01".into(),
+            at: 1,
+        };
+        assert_eq!(store.sign_on(unknown).await.unwrap(), None);
+        store.close().await.unwrap();
+    }
+}
