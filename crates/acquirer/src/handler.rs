@@ -1,18 +1,35 @@
 //! The acquirer host's [`host::Handler`]: unpack, recognise, check the terminal, answer.
 //!
-//! What it answers today: echo tests (00); every message from an unknown or inactive terminal
-//! (58) or with a merchant id that is not the terminal's (03); messages that do not fit their
-//! type (30, naming the field) or that the host does not know (12). Payment messages it
-//! recognises are answered 40 ("function not supported") until the authorization path of
-//! issue 5 is wired in: the terminal learns the truth at once instead of timing out, and
-//! nothing is half-done.
+//! What it answers today:
+//! - echo tests: 00;
+//! - sign-on (60.3 = 003): 00 with new double-length TDES working PIN and MAC keys in field
+//!   62, each encrypted under the terminal's master key with a 4-byte check value (PIK 16 ‖
+//!   check 4 ‖ MAK 16 ‖ check 4), generated inside the HSM and recorded for the terminal with
+//!   the operator of field 63 and its batch in 60.2; single-length keys (001) are refused with
+//!   12 (single DES is obsolete), keys with a data key (004) with 40;
+//! - every message from an unknown or inactive terminal: 58; with another merchant's id: 03;
+//! - messages that do not fit their type: 30 naming the field; unknown ones: 12;
+//! - payment messages it recognises: 40 ("function not supported") until the authorization
+//!   path of issue 5 is wired in: the terminal learns the truth at once instead of timing out,
+//!   and nothing is half-done.
+//!
+//! Frames that do not unpack cannot be answered, and their connection is closed.
 
 use crate::message::{MessageType, Request, response_to};
 use host::{Handler, Reply};
+use hsm::{Hsm, KeySpec, KeyToken};
 use iso8583::{Message, Profile, ResponseCode};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use store::Store;
+use store::directory::SignOn;
+
+/// Bytes of each check value in the sign-on response (UnionPay terminals commonly take 4).
+const CHECK_VALUE_BYTES: usize = 4;
+/// 60.3 of a sign-on asking for double-length TDES PIN and MAC keys.
+const SIGN_ON_DOUBLE_LENGTH: &str = "003";
 
 /// What the host knows of a terminal for its checks.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,64 +44,165 @@ pub struct HandlerCounters {
     pub answered: AtomicU64,
     pub rejected: AtomicU64,
     pub unparsable: AtomicU64,
+    pub sign_ons: AtomicU64,
 }
 
-#[derive(Debug)]
 pub struct TerminalHandler {
     profile: &'static Profile,
     terminals: HashMap<String, TerminalRecord>,
+    store: Arc<Store>,
+    hsm: Arc<dyn Hsm>,
     pub counters: HandlerCounters,
 }
 
+impl std::fmt::Debug for TerminalHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TerminalHandler")
+            .field("terminals", &self.terminals.len())
+            .field("counters", &self.counters)
+            .finish()
+    }
+}
+
 impl TerminalHandler {
-    pub fn new(profile: &'static Profile, terminals: HashMap<String, TerminalRecord>) -> Self {
+    pub fn new(
+        profile: &'static Profile,
+        terminals: HashMap<String, TerminalRecord>,
+        store: Arc<Store>,
+        hsm: Arc<dyn Hsm>,
+    ) -> Self {
         TerminalHandler {
             profile,
             terminals,
+            store,
+            hsm,
             counters: HandlerCounters::default(),
         }
     }
 
-    /// The response code for a request, before any payment logic.
-    fn decide(&self, message: &Message<'_>) -> ResponseCode {
+    fn check_terminal(&self, request: &Request) -> Option<ResponseCode> {
+        match self.terminals.get(request.terminal_id.trim()) {
+            None => Some(ResponseCode::NotPermittedToTerminal),
+            Some(terminal) if !terminal.active => Some(ResponseCode::NotPermittedToTerminal),
+            Some(terminal) if terminal.merchant_id != request.merchant_id.trim() => {
+                Some(ResponseCode::InvalidMerchant)
+            }
+            Some(_) => None,
+        }
+    }
+
+    /// The answer to a request, before packing.
+    async fn respond(&self, message: &Message<'_>) -> Option<Message<'static>> {
         let request = match Request::parse(self.profile, message) {
             Ok(request) => request,
             Err(reject) => {
                 tracing::info!(field = ?reject.field, response = reject.response.code(), "request rejected: {}", reject.reason);
                 self.counters.rejected.fetch_add(1, Ordering::Relaxed);
-                return reject.response;
+                return response_to(message, reject.response);
             }
         };
-        match self.terminals.get(request.terminal_id.trim()) {
-            None => return ResponseCode::NotPermittedToTerminal,
-            Some(terminal) if !terminal.active => return ResponseCode::NotPermittedToTerminal,
-            Some(terminal) if terminal.merchant_id != request.merchant_id.trim() => {
-                return ResponseCode::InvalidMerchant;
-            }
-            Some(_) => {}
+        if let Some(refusal) = self.check_terminal(&request) {
+            return response_to(message, refusal);
         }
         match request.kind {
-            MessageType::EchoTest => ResponseCode::Approved,
-            _ => ResponseCode::FunctionNotSupported,
+            MessageType::EchoTest => response_to(message, ResponseCode::Approved),
+            MessageType::SignOn => self.sign_on(message, &request).await,
+            _ => response_to(message, ResponseCode::FunctionNotSupported),
         }
     }
 
-    /// The packed answer to `frame` with `response`, or `None` when the frame cannot be
-    /// answered (it does not unpack, or it is not a request).
-    fn answer(
+    async fn sign_on(&self, message: &Message<'_>, request: &Request) -> Option<Message<'static>> {
+        match self.profile.subfield_text(message, 60, 3).as_deref() {
+            Some(SIGN_ON_DOUBLE_LENGTH) => {}
+            Some("001") => return response_to(message, ResponseCode::InvalidTransaction),
+            _ => return response_to(message, ResponseCode::FunctionNotSupported),
+        }
+        let operator = message
+            .get(63)
+            .map(|value| value.to_text().chars().take(3).collect::<String>())
+            .unwrap_or_default();
+        match self.issue_working_keys(request, operator.trim()).await {
+            Ok(Some((batch, keys))) => {
+                self.counters.sign_ons.fetch_add(1, Ordering::Relaxed);
+                let mut answer = response_to(message, ResponseCode::Approved)?;
+                answer.set_text(60, format!("00{batch:06}{SIGN_ON_DOUBLE_LENGTH}"));
+                answer.set_bytes(62, keys);
+                Some(answer)
+            }
+            Ok(None) => response_to(message, ResponseCode::NotPermittedToTerminal),
+            Err(error) => {
+                tracing::error!(terminal = %request.terminal_id, %error, "sign-on failed");
+                response_to(message, ResponseCode::SystemMalfunction)
+            }
+        }
+    }
+
+    /// New working keys for the terminal, recorded before they are sent: field 62 and the
+    /// terminal's batch, or `None` for a terminal without a provisioned session.
+    async fn issue_working_keys(
         &self,
-        frame: &[u8],
-        response: impl FnOnce(&Message<'_>) -> ResponseCode,
-    ) -> Option<Vec<u8>> {
-        let message = self.profile.unpack(frame).ok()?;
-        let answer = response_to(&message, response(&message))?;
-        self.profile.pack(&answer).ok()
+        request: &Request,
+        operator: &str,
+    ) -> Result<Option<(i64, Vec<u8>)>, Box<dyn std::error::Error + Send + Sync>> {
+        let Some(session) = self
+            .store
+            .terminal_session(request.terminal_id.trim())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(tmk) = self
+            .store
+            .keys()
+            .await?
+            .into_iter()
+            .find(|key| key.name == session.tmk_key)
+        else {
+            return Ok(None);
+        };
+        let tmk = KeyToken::new(tmk.token);
+        let (pin_key, pin_delivered) =
+            self.hsm
+                .generate_working_key(&tmk, &KeySpec::pin_zone_tdes(), CHECK_VALUE_BYTES)?;
+        let (mac_key, mac_delivered) =
+            self.hsm
+                .generate_working_key(&tmk, &KeySpec::mac_retail(), CHECK_VALUE_BYTES)?;
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_secs() as i64)
+            .unwrap_or(0);
+        let sign_on = SignOn {
+            terminal_id: session.terminal_id.clone(),
+            pin_key: pin_key.as_str().to_owned(),
+            mac_key: mac_key.as_str().to_owned(),
+            operator: operator.to_owned(),
+            at,
+        };
+        let Some(session) = self.store.sign_on(sign_on).await? else {
+            return Ok(None);
+        };
+        let field62 = [
+            pin_delivered.encrypted,
+            pin_delivered.check_value,
+            mac_delivered.encrypted,
+            mac_delivered.check_value,
+        ]
+        .concat();
+        Ok(Some((session.batch, field62)))
+    }
+
+    fn pack(&self, answer: Option<Message<'static>>) -> Option<Vec<u8>> {
+        self.profile.pack(&answer?).ok()
     }
 }
 
 impl Handler for TerminalHandler {
     async fn handle(&self, frame: &[u8], _peer: SocketAddr) -> Reply {
-        match self.answer(frame, |message| self.decide(message)) {
+        let answer = match self.profile.unpack(frame) {
+            Ok(message) => self.respond(&message).await,
+            Err(_) => None,
+        };
+        match self.pack(answer) {
             Some(bytes) => {
                 self.counters.answered.fetch_add(1, Ordering::Relaxed);
                 Reply::Send(bytes)
@@ -98,6 +216,7 @@ impl Handler for TerminalHandler {
     }
 
     fn deadline_reply(&self, frame: &[u8]) -> Option<Vec<u8>> {
-        self.answer(frame, |_| ResponseCode::SystemMalfunction)
+        let message = self.profile.unpack(frame).ok()?;
+        self.pack(response_to(&message, ResponseCode::SystemMalfunction))
     }
 }

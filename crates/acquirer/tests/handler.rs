@@ -3,10 +3,15 @@
 
 use acquirer::{TerminalHandler, TerminalRecord};
 use host::{Client, Limits, Listener};
+use hsm::{Hsm, KeySpec, MacAlgorithm, SoftHsm};
 use iso8583::{LengthPrefix, Message, Mti, Profile, Tpdu};
+use paycrypto::TdesKey;
+use paycrypto::mac::Padding;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use store::Store;
+use store::directory::StoredKey;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -43,7 +48,46 @@ fn echo(terminal: &str, merchant: &str) -> Vec<u8> {
     )
 }
 
-async fn start() -> (
+/// The terminal master key of terminal 10000001 in these tests (a test key: the terminal must
+/// know it in clear to take its working keys).
+const TEST_TMK: &str = "0123456789ABCDEFFEDCBA9876543210";
+
+struct World {
+    store: Arc<Store>,
+    hsm: Arc<SoftHsm>,
+    _backend: store::testing::TestBackend,
+}
+
+/// The demo world on a fresh SQLite store, with a known master key for terminal 10000001.
+async fn world() -> World {
+    let backend = store::testing::sqlite();
+    let store = Arc::new(Store::open(&backend.backend).await.unwrap());
+    let hsm = Arc::new(SoftHsm::new(&[0x42; 32]).unwrap());
+    let tmk = hsm
+        .import_clear_key(
+            &KeySpec::terminal_master_key(),
+            &hex::decode(TEST_TMK).unwrap(),
+        )
+        .unwrap();
+    store
+        .put_keys(vec![StoredKey {
+            name: demo::terminal_master_key_name("10000001"),
+            token: tmk.as_str().to_owned(),
+            check_value: "TEST".into(),
+        }])
+        .await
+        .unwrap();
+    demo::seed(&store, hsm.as_ref()).await.unwrap();
+    World {
+        store,
+        hsm,
+        _backend: backend,
+    }
+}
+
+async fn start(
+    world: &World,
+) -> (
     Client,
     tokio::sync::watch::Sender<bool>,
     tokio::task::JoinHandle<()>,
@@ -65,7 +109,12 @@ async fn start() -> (
             },
         ),
     ]);
-    let handler = Arc::new(TerminalHandler::new(cup(), terminals));
+    let handler = Arc::new(TerminalHandler::new(
+        cup(),
+        terminals,
+        world.store.clone(),
+        world.hsm.clone(),
+    ));
     let listener = Listener::bind(
         ([127, 0, 0, 1], 0).into(),
         LengthPrefix::Binary2,
@@ -102,7 +151,8 @@ async fn ask(client: &mut Client, request: &[u8]) -> (String, String) {
 
 #[tokio::test]
 async fn terminals_get_answers_for_everything_they_can_be_answered() {
-    let (mut client, stop, server, handler) = start().await;
+    let world = world().await;
+    let (mut client, stop, server, handler) = start(&world).await;
     assert_eq!(
         ask(&mut client, &echo("10000001", "898310058120001")).await,
         ("0830".into(), "00".into())
@@ -185,6 +235,100 @@ async fn terminals_get_answers_for_everything_they_can_be_answered() {
             .load(std::sync::atomic::Ordering::Relaxed),
         1
     );
+    let _ = stop.send(true);
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn sign_on_delivers_working_keys_the_terminal_can_use() {
+    let world = world().await;
+    let (mut client, stop, server, handler) = start(&world).await;
+    let sign_on = frame(
+        "0800",
+        &[
+            (11, "000003"),
+            (41, "10000001"),
+            (42, "898310058120001"),
+            (60, "00000000003"),
+            (63, "001"),
+        ],
+    );
+    let reply = client.exchange(&sign_on, TIMEOUT).await.unwrap();
+    let answer = cup().unpack(&reply).unwrap();
+    assert_eq!(
+        (
+            answer.mti.as_str(),
+            answer.response_code().unwrap().as_str()
+        ),
+        ("0810", "00")
+    );
+    assert_eq!(
+        cup().subfield_text(&answer, 60, 2).as_deref(),
+        Some("000001"),
+        "the host tells the terminal its batch"
+    );
+    let keys = answer.get(62).unwrap().to_bytes().to_vec();
+    assert_eq!(keys.len(), 40, "PIK 16 + check 4 + MAK 16 + check 4");
+
+    // The terminal decrypts its keys with its master key; the check values prove them.
+    let tmk = TdesKey::new(&hex::decode(TEST_TMK).unwrap()).unwrap();
+    let delivered = |from: usize| paycrypto::session::EncryptedWorkingKey {
+        encrypted: keys[from..from + 16].to_vec(),
+        check_value: keys[from + 16..from + 20].to_vec(),
+    };
+    let _pin_key = paycrypto::session::decrypt_working_key(&tmk, &delivered(0)).unwrap();
+    let mac_key = paycrypto::session::decrypt_working_key(&tmk, &delivered(20)).unwrap();
+
+    // The host recorded the session: its MAC key MACs as the terminal's does.
+    let session = world
+        .store
+        .terminal_session("10000001")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(session.operator.as_deref(), Some("001"));
+    let data = b"any message bytes";
+    let host = world
+        .hsm
+        .generate_mac(
+            &hsm::KeyToken::new(session.mac_key.unwrap()),
+            MacAlgorithm::Iso9797Alg3(Padding::Method1),
+            data,
+        )
+        .unwrap();
+    assert_eq!(
+        host,
+        paycrypto::mac::iso9797_alg3(&mac_key, data, Padding::Method1)
+            .unwrap()
+            .to_vec()
+    );
+    assert_eq!(
+        handler
+            .counters
+            .sign_ons
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+
+    // Single-length keys are refused; a second sign-on replaces the keys.
+    let single = frame(
+        "0800",
+        &[
+            (11, "000004"),
+            (41, "10000001"),
+            (42, "898310058120001"),
+            (60, "00000000001"),
+        ],
+    );
+    assert_eq!(ask(&mut client, &single).await.1, "12");
+    let again = cup()
+        .unpack(&client.exchange(&sign_on, TIMEOUT).await.unwrap())
+        .unwrap()
+        .get(62)
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    assert_ne!(again, keys, "new keys at every sign-on");
     let _ = stop.send(true);
     server.await.unwrap();
 }

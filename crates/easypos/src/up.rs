@@ -31,7 +31,11 @@ struct TerminalListener {
 
 /// The ISO 8583 listener for terminals (`cup-bcd`, 2-byte length + TPDU) with the acquirer's
 /// handler over the terminals in the directory.
-async fn terminal_listener(config: &Config, store: &Store) -> anyhow::Result<TerminalListener> {
+async fn terminal_listener(
+    config: &Config,
+    store: &Arc<Store>,
+    hsm: Arc<dyn hsm::Hsm>,
+) -> anyhow::Result<TerminalListener> {
     let profile = iso8583::Profile::builtin("cup-bcd").context("the built-in cup-bcd profile")?;
     let terminals = store
         .load_directory()
@@ -53,14 +57,19 @@ async fn terminal_listener(config: &Config, store: &Store) -> anyhow::Result<Ter
         .with_context(|| format!("cannot listen for terminals on {} (iso8583.listen / EASYPOS_ISO8583_LISTEN); choose another port", config.iso8583_listen))?;
     Ok(TerminalListener {
         listener,
-        handler: Arc::new(acquirer::TerminalHandler::new(profile, terminals)),
+        handler: Arc::new(acquirer::TerminalHandler::new(
+            profile,
+            terminals,
+            store.clone(),
+            hsm,
+        )),
     })
 }
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let store = Arc::new(crate::open_store(&config).await?);
-    let hsm = open_hsm(&config)?;
-    let seeded = demo::seed(&store, &hsm)
+    let hsm = Arc::new(open_hsm(&config)?);
+    let seeded = demo::seed(&store, hsm.as_ref())
         .await
         .context("seeding the demo world")?;
     match seeded {
@@ -71,7 +80,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (http.listen / EASYPOS_HTTP_LISTEN); is another easypos running? choose another port", config.http_listen))?;
     let address = listener.local_addr()?;
-    let terminals = terminal_listener(&config, &store).await?;
+    let terminals = terminal_listener(&config, &store, hsm.clone()).await?;
     let terminal_address = terminals.listener.local_addr()?;
     let app = Arc::new(App {
         store: store.clone(),
@@ -173,7 +182,7 @@ async fn print_banner(
         hsm.master_key_check_value()
     );
     println!(
-        "  ISO 8583  {terminal_address} (cup-bcd, 2-byte length + TPDU): echo tests and terminal checks; payments are answered 40 until the authorization path lands"
+        "  ISO 8583  {terminal_address} (cup-bcd, 2-byte length + TPDU): echo tests, sign-on with working keys, terminal checks; payments are answered 40 until the authorization path lands"
     );
     println!(
         "  demo      {seeded}: {} institutions, {} merchants, {} terminals, {} staff, {} cardholders, {} cards",
