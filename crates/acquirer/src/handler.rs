@@ -8,6 +8,8 @@
 //!   the operator of field 63 and its batch in 60.2; single-length keys (001) are refused with
 //!   12 (single DES is obsolete), keys with a data key (004) with 40;
 //! - every message from an unknown or inactive terminal: 58; with another merchant's id: 03;
+//! - a MACed (financial) message from a terminal that has not signed on: 58; whose field 64
+//!   does not verify under the terminal's MAC key (see [`crate::mac`]): A0;
 //! - messages that do not fit their type: 30 naming the field; unknown ones: 12;
 //! - payment messages it recognises: 40 ("function not supported") until the authorization
 //!   path of issue 5 is wired in: the terminal learns the truth at once instead of timing out,
@@ -15,10 +17,12 @@
 //!
 //! Frames that do not unpack cannot be answered, and their connection is closed.
 
+use crate::mac::mac_parts;
 use crate::message::{MessageType, Request, response_to};
 use host::{Handler, Reply};
-use hsm::{Hsm, KeySpec, KeyToken};
+use hsm::{Hsm, KeySpec, KeyToken, MacAlgorithm};
 use iso8583::{Message, Profile, ResponseCode};
+use paycrypto::mac::Padding;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,6 +49,7 @@ pub struct HandlerCounters {
     pub rejected: AtomicU64,
     pub unparsable: AtomicU64,
     pub sign_ons: AtomicU64,
+    pub mac_failures: AtomicU64,
 }
 
 pub struct TerminalHandler {
@@ -92,7 +97,7 @@ impl TerminalHandler {
     }
 
     /// The answer to a request, before packing.
-    async fn respond(&self, message: &Message<'_>) -> Option<Message<'static>> {
+    async fn respond(&self, frame: &[u8], message: &Message<'_>) -> Option<Message<'static>> {
         let request = match Request::parse(self.profile, message) {
             Ok(request) => request,
             Err(reject) => {
@@ -107,7 +112,48 @@ impl TerminalHandler {
         match request.kind {
             MessageType::EchoTest => response_to(message, ResponseCode::Approved),
             MessageType::SignOn => self.sign_on(message, &request).await,
+            kind if kind.is_maced() => match self.check_mac(frame, &request).await {
+                Ok(()) => response_to(message, ResponseCode::FunctionNotSupported),
+                Err(refusal) => response_to(message, refusal),
+            },
             _ => response_to(message, ResponseCode::FunctionNotSupported),
+        }
+    }
+
+    /// Field 64 against the MAC key of the terminal's current sign-on: a terminal that has not
+    /// signed on gets 58, a MAC that does not verify A0.
+    async fn check_mac(&self, frame: &[u8], request: &Request) -> Result<(), ResponseCode> {
+        let session = match self
+            .store
+            .terminal_session(request.terminal_id.trim())
+            .await
+        {
+            Ok(session) => session,
+            Err(error) => {
+                tracing::error!(%error, "cannot read the terminal session");
+                return Err(ResponseCode::SystemMalfunction);
+            }
+        };
+        let Some(mac_key) = session.and_then(|session| session.mac_key) else {
+            tracing::info!(terminal = %request.terminal_id, "financial message from a terminal that has not signed on");
+            return Err(ResponseCode::NotPermittedToTerminal);
+        };
+        let (covered, mac) = mac_parts(self.profile, frame).ok_or(ResponseCode::FormatError)?;
+        let algorithm = MacAlgorithm::Iso9797Alg3(Padding::Method1);
+        match self
+            .hsm
+            .verify_mac(&KeyToken::new(mac_key), algorithm, covered, mac)
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                self.counters.mac_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(terminal = %request.terminal_id, "MAC verification failed");
+                Err(ResponseCode::MacFailure)
+            }
+            Err(error) => {
+                tracing::error!(%error, "MAC verification could not run");
+                Err(ResponseCode::SystemMalfunction)
+            }
         }
     }
 
@@ -199,7 +245,7 @@ impl TerminalHandler {
 impl Handler for TerminalHandler {
     async fn handle(&self, frame: &[u8], _peer: SocketAddr) -> Reply {
         let answer = match self.profile.unpack(frame) {
-            Ok(message) => self.respond(&message).await,
+            Ok(message) => self.respond(frame, &message).await,
             Err(_) => None,
         };
         match self.pack(answer) {

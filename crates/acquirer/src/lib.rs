@@ -23,6 +23,7 @@
 //! ```
 
 mod handler;
+pub mod mac;
 mod message;
 
 pub use handler::{HandlerCounters, TerminalHandler, TerminalRecord};

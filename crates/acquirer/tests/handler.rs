@@ -36,6 +36,32 @@ fn frame(mti: &str, fields: &[(u8, &str)]) -> Vec<u8> {
     cup().pack(&message).unwrap()
 }
 
+/// A sale from terminal 10000001, not yet MACed.
+fn sale_message() -> Message<'static> {
+    let mut message = Message::new(Mti::parse("0200").unwrap());
+    message.tpdu = Some(Tpdu {
+        id: 0x60,
+        destination: 3,
+        source: 1,
+    });
+    message.header = vec![0x60, 0x31, 0, 0x31, 0, 0].into();
+    for (field, value) in [
+        (2, "6212340000100008"),
+        (3, "000000"),
+        (4, "1200"),
+        (11, "000010"),
+        (22, "051"),
+        (25, "00"),
+        (41, "10000001"),
+        (42, "898310058120001"),
+        (49, "156"),
+        (60, "22000001"),
+    ] {
+        message.set_text(field, value);
+    }
+    message
+}
+
 fn echo(terminal: &str, merchant: &str) -> Vec<u8> {
     frame(
         "0820",
@@ -205,8 +231,8 @@ async fn terminals_get_answers_for_everything_they_can_be_answered() {
     );
     assert_eq!(
         ask(&mut client, &sale).await,
-        ("0210".into(), "40".into()),
-        "payments are not wired yet, and say so"
+        ("0210".into(), "58".into()),
+        "a financial message before sign-on"
     );
     assert_eq!(
         handler
@@ -329,6 +355,49 @@ async fn sign_on_delivers_working_keys_the_terminal_can_use() {
         .to_bytes()
         .to_vec();
     assert_ne!(again, keys, "new keys at every sign-on");
+    let mac_key = {
+        let again = |from: usize| paycrypto::session::EncryptedWorkingKey {
+            encrypted: again[from..from + 16].to_vec(),
+            check_value: again[from + 16..from + 20].to_vec(),
+        };
+        paycrypto::session::decrypt_working_key(&tmk, &again(20)).unwrap()
+    };
+
+    // A sale MACed with the current MAC key passes the MAC check (and is answered 40 until the
+    // authorization path lands); a wrong MAC gets A0; a MAC under the old key too.
+    let mut sale = sale_message();
+    let signed = acquirer::mac::pack_with_mac(cup(), &mut sale, |covered| {
+        paycrypto::mac::iso9797_alg3(&mac_key, covered, Padding::Method1)
+            .unwrap()
+            .to_vec()
+    })
+    .unwrap();
+    assert_eq!(
+        ask(&mut client, &signed).await,
+        ("0210".into(), "40".into())
+    );
+    // The amount changed on the way, the MAC kept: A0.
+    let tampered = {
+        let mut changed = cup().unpack(&signed).unwrap().into_owned();
+        changed.set_text(4, "1300");
+        cup().pack(&changed).unwrap()
+    };
+    let old = acquirer::mac::pack_with_mac(cup(), &mut sale_message(), |covered| {
+        paycrypto::mac::iso9797_alg3(&_pin_key, covered, Padding::Method1)
+            .unwrap()
+            .to_vec()
+    })
+    .unwrap();
+    for bad in [tampered, old] {
+        assert_eq!(ask(&mut client, &bad).await.1, "A0");
+    }
+    assert_eq!(
+        handler
+            .counters
+            .mac_failures
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
     let _ = stop.send(true);
     server.await.unwrap();
 }

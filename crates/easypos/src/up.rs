@@ -309,6 +309,16 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             "Frames that did not unpack; their connections were closed.",
             &counters.unparsable,
         ),
+        (
+            "easypos_acquirer_sign_ons_total",
+            "Terminal sign-ons that received new working keys.",
+            &counters.sign_ons,
+        ),
+        (
+            "easypos_acquirer_mac_failures_total",
+            "Terminal messages whose MAC did not verify (answered A0).",
+            &counters.mac_failures,
+        ),
     ] {
         metric(
             name,
