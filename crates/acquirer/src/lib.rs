@@ -22,6 +22,8 @@
 //! assert_eq!(request.batch, 1);
 //! ```
 
+pub mod cards;
+pub mod chip;
 mod handler;
 pub mod mac;
 mod message;
