@@ -23,7 +23,9 @@
 //! ```
 
 pub mod cards;
+pub mod chart;
 pub mod chip;
+pub mod effects;
 mod handler;
 pub mod mac;
 mod message;

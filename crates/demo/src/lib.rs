@@ -40,12 +40,13 @@ pub const CREDIT_ISSUER: InstitutionId = InstitutionId(30);
 pub const WALLET: InstitutionId = InstitutionId(40);
 
 pub const CODE_FUNDING: u16 = 1000;
-pub const CODE_DUE_FROM_ISSUERS: u16 = 1001;
+pub use acquirer::chart::CODE_DUE_FROM_ISSUERS;
 pub const CODE_CREDIT_LINE: u16 = 1200;
 pub const CODE_MERCHANT_PAYABLE: u16 = 2001;
 pub const CODE_DEPOSIT: u16 = 2100;
 pub const CODE_WALLET: u16 = 2200;
 pub const CODE_LIMITS_GRANTED: u16 = 3200;
+pub use acquirer::chart::CODE_ISSUER_SETTLEMENT;
 /// Transfer code of opening balances and limits.
 pub const CODE_OPENING: u16 = 1;
 
@@ -64,6 +65,8 @@ pub struct DemoCard {
     /// Opening balance (debit) or credit limit (credit), in minor units of the card currency.
     pub opening_minor: i64,
 }
+
+pub use acquirer::chart::{acquirer_due_from_issuers, issuer_settlement};
 
 pub fn account_id(key: &str) -> AccountId {
     AccountId::from_key("demo-account", key.as_bytes())
@@ -292,7 +295,25 @@ pub fn accounts() -> Vec<AccountSpec> {
             CODE_FUNDING,
         ),
         AccountSpec::new(
-            account_id("acquirer/due-from-issuers/CNY"),
+            issuer_settlement(DEBIT_BANK, Currency::CNY),
+            DEBIT_BANK,
+            Currency::CNY,
+            CODE_ISSUER_SETTLEMENT,
+        ),
+        AccountSpec::new(
+            issuer_settlement(CREDIT_ISSUER, Currency::CNY),
+            CREDIT_ISSUER,
+            Currency::CNY,
+            CODE_ISSUER_SETTLEMENT,
+        ),
+        AccountSpec::new(
+            issuer_settlement(CREDIT_ISSUER, Currency::USD),
+            CREDIT_ISSUER,
+            Currency::USD,
+            CODE_ISSUER_SETTLEMENT,
+        ),
+        AccountSpec::new(
+            acquirer_due_from_issuers(ACQUIRER, Currency::CNY),
             ACQUIRER,
             Currency::CNY,
             CODE_DUE_FROM_ISSUERS,
@@ -535,6 +556,8 @@ pub async fn seed(store: &Store, hsm: &dyn Hsm) -> Result<Seeded, DemoError> {
             .await?;
         store.put_issuer_cards(profiles).await?;
         store.put_terminal_sessions(terminal_sessions()).await?;
+        // Accounts added to the demo world since it was seeded (idempotent by id).
+        store.create_accounts(accounts()).await?;
         return Ok(Seeded::Already);
     }
     store.put_directory(directory).await?;

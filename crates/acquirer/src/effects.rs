@@ -1,0 +1,213 @@
+//! What a card sale does to the books, as ledger transfers, and the codes that identify it.
+//!
+//! A sale is two transfers that succeed or fail together (linked): in the issuer's books the
+//! card's account pays the issuer's settlement account; in the acquirer's books the issuer owes
+//! the acquirer, which owes the merchant. Each transfer's id comes from the message's business
+//! key (terminal, batch, trace number), so a repeated message finds the original transfer
+//! instead of paying twice.
+
+use issuer::BusinessDate;
+use ledger::{AccountId, TransferId, TransferRequest};
+use money::Amount;
+use store::directory::CardProduct;
+
+/// The business key of a terminal message: the terminal, its batch and its trace number (STAN)
+/// identify one message for the terminal's lifetime.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BusinessKey {
+    pub terminal_id: String,
+    pub batch: u32,
+    pub stan: u32,
+}
+
+impl BusinessKey {
+    fn bytes(&self, purpose: &str) -> Vec<u8> {
+        format!(
+            "{purpose}|{}|{:06}|{:06}",
+            self.terminal_id.trim(),
+            self.batch,
+            self.stan
+        )
+        .into_bytes()
+    }
+
+    /// The id of one of the message's transfers (`purpose` tells them apart).
+    pub fn transfer_id(&self, purpose: &str) -> TransferId {
+        TransferId::from_key("terminal-message", &self.bytes(purpose))
+    }
+}
+
+/// The accounts a sale moves money between.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SaleAccounts {
+    /// The card's account at its issuer: a deposit (debit card) or a credit line.
+    pub card: AccountId,
+    pub product: CardProduct,
+    pub issuer_settlement: AccountId,
+    pub acquirer_due_from_issuers: AccountId,
+    pub merchant_payable: AccountId,
+}
+
+/// The two linked transfers of a sale.
+pub fn sale_transfers(
+    key: &BusinessKey,
+    accounts: &SaleAccounts,
+    amount: Amount,
+) -> Vec<TransferRequest> {
+    let issuer_id = key.transfer_id("sale/issuer");
+    let issuer = match accounts.product {
+        // A deposit pays out: debit the card's account.
+        CardProduct::Debit => {
+            TransferRequest::posted(issuer_id, accounts.card, accounts.issuer_settlement, amount)
+        }
+        // A credit line is drawn by crediting it (credits may not exceed the limit debited in).
+        CardProduct::Credit => {
+            TransferRequest::posted(issuer_id, accounts.issuer_settlement, accounts.card, amount)
+        }
+    };
+    let acquirer = TransferRequest::posted(
+        key.transfer_id("sale/acquirer"),
+        accounts.acquirer_due_from_issuers,
+        accounts.merchant_payable,
+        amount,
+    );
+    vec![issuer.linked(), acquirer]
+}
+
+/// Retrieval reference number (field 37, 12 characters) and authorization code (field 38, 6)
+/// of an approved transfer, derived from its id so that a repeated message gets the same ones.
+pub fn approval_codes(transfer: TransferId) -> (String, String) {
+    let value = transfer.0;
+    let rrn = format!("{:012}", (value % 1_000_000_000_000) as u64);
+    let auth = format!("{:06}", ((value >> 64) % 1_000_000) as u64);
+    (rrn, auth)
+}
+
+/// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// The acquirer's business date at `unix_seconds`: the calendar date in China Standard Time
+/// (UTC+8, no daylight saving), the acquirer's time zone by default.
+pub fn business_date(unix_seconds: i64) -> BusinessDate {
+    const UTC_OFFSET_SECONDS: i64 = 8 * 3_600;
+    let (year, month, day) =
+        civil_from_days((unix_seconds + UTC_OFFSET_SECONDS).div_euclid(86_400));
+    BusinessDate {
+        year: year.clamp(0, i64::from(u16::MAX)) as u16,
+        month: month as u8,
+        day: day as u8,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use money::Currency;
+
+    fn accounts(product: CardProduct) -> SaleAccounts {
+        SaleAccounts {
+            card: AccountId(1),
+            product,
+            issuer_settlement: AccountId(2),
+            acquirer_due_from_issuers: AccountId(3),
+            merchant_payable: AccountId(4),
+        }
+    }
+
+    #[test]
+    fn a_sale_is_two_linked_transfers_with_ids_from_the_business_key() {
+        let key = BusinessKey {
+            terminal_id: "10000001".into(),
+            batch: 1,
+            stan: 42,
+        };
+        let amount = Amount::new(1_200, Currency::CNY);
+        let debit = sale_transfers(&key, &accounts(CardProduct::Debit), amount);
+        assert!(debit[0].linked && !debit[1].linked);
+        assert_eq!(
+            debit,
+            sale_transfers(&key, &accounts(CardProduct::Debit), amount),
+            "the same message, the same transfers"
+        );
+        let other = BusinessKey {
+            stan: 43,
+            ..key.clone()
+        };
+        assert_ne!(
+            debit[0].id,
+            sale_transfers(&other, &accounts(CardProduct::Debit), amount)[0].id
+        );
+        let credit = sale_transfers(&key, &accounts(CardProduct::Credit), amount);
+        assert!(
+            matches!(
+                credit[0].kind,
+                ledger::TransferKind::Posted {
+                    debit: AccountId(2),
+                    credit: AccountId(1),
+                    ..
+                }
+            ),
+            "a credit line is drawn by a credit"
+        );
+    }
+
+    #[test]
+    fn approval_codes_are_stable_digits() {
+        let (rrn, auth) = approval_codes(TransferId(0x1234_5678_9ABC_DEF0_1122_3344_5566_7788));
+        assert_eq!((rrn.len(), auth.len()), (12, 6));
+        assert!(rrn.bytes().chain(auth.bytes()).all(|b| b.is_ascii_digit()));
+        assert_eq!(
+            approval_codes(TransferId(0x1234_5678_9ABC_DEF0_1122_3344_5566_7788)),
+            (rrn, auth)
+        );
+    }
+
+    #[test]
+    fn business_dates_are_in_china_standard_time() {
+        // 2026-11-25T15:59:59Z is 23:59:59 in Shanghai; a second later it is the 26th there.
+        assert_eq!(
+            business_date(1_795_622_399),
+            BusinessDate {
+                year: 2026,
+                month: 11,
+                day: 25
+            }
+        );
+        assert_eq!(
+            business_date(1_795_622_400),
+            BusinessDate {
+                year: 2026,
+                month: 11,
+                day: 26
+            }
+        );
+        assert_eq!(
+            business_date(0),
+            BusinessDate {
+                year: 1970,
+                month: 1,
+                day: 1
+            }
+        );
+        assert_eq!(
+            business_date(951_753_600),
+            BusinessDate {
+                year: 2000,
+                month: 2,
+                day: 29
+            },
+            "leap day (2000-02-28T16:00Z)"
+        );
+    }
+}
