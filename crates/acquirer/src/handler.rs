@@ -11,17 +11,20 @@
 //! - a MACed (financial) message from a terminal that has not signed on: 58; whose field 64
 //!   does not verify under the terminal's MAC key (see [`crate::mac`]): A0;
 //! - messages that do not fit their type: 30 naming the field; unknown ones: 12;
-//! - payment messages it recognises: 40 ("function not supported") until the authorization
-//!   path of issue 5 is wired in: the terminal learns the truth at once instead of timing out,
-//!   and nothing is half-done.
+//! - sales (0200, 60.1 = 22): authorized end to end (see [`crate::sale`]);
+//! - the other payment messages it recognises: 40 ("function not supported") until their
+//!   paths land: the terminal learns the truth at once instead of timing out, and nothing is
+//!   half-done.
 //!
 //! Frames that do not unpack cannot be answered, and their connection is closed.
 
-use crate::mac::mac_parts;
+use crate::mac::{mac_parts, pack_with_mac};
 use crate::message::{MessageType, Request, response_to};
+use crate::sale::Answer;
 use host::{Handler, Reply};
 use hsm::{Hsm, KeySpec, KeyToken, MacAlgorithm};
 use iso8583::{Message, Profile, ResponseCode};
+use ledger::{AccountId, InstitutionId};
 use paycrypto::mac::Padding;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -29,6 +32,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use store::Store;
 use store::directory::SignOn;
+use store::directory::TerminalSession;
 
 /// Bytes of each check value in the sign-on response (UnionPay terminals commonly take 4).
 const CHECK_VALUE_BYTES: usize = 4;
@@ -40,6 +44,9 @@ const SIGN_ON_DOUBLE_LENGTH: &str = "003";
 pub struct TerminalRecord {
     pub merchant_id: String,
     pub active: bool,
+    /// The merchant's acquirer and the acquirer's account that owes the merchant its takings.
+    pub acquirer: InstitutionId,
+    pub merchant_payable: AccountId,
 }
 
 /// Counters of what the handler answered, for `/metrics`.
@@ -53,10 +60,10 @@ pub struct HandlerCounters {
 }
 
 pub struct TerminalHandler {
-    profile: &'static Profile,
+    pub(crate) profile: &'static Profile,
     terminals: HashMap<String, TerminalRecord>,
-    store: Arc<Store>,
-    hsm: Arc<dyn Hsm>,
+    pub(crate) store: Arc<Store>,
+    pub(crate) hsm: Arc<dyn Hsm>,
     pub counters: HandlerCounters,
 }
 
@@ -85,44 +92,55 @@ impl TerminalHandler {
         }
     }
 
-    fn check_terminal(&self, request: &Request) -> Option<ResponseCode> {
+    fn check_terminal(&self, request: &Request) -> Result<&TerminalRecord, ResponseCode> {
         match self.terminals.get(request.terminal_id.trim()) {
-            None => Some(ResponseCode::NotPermittedToTerminal),
-            Some(terminal) if !terminal.active => Some(ResponseCode::NotPermittedToTerminal),
+            None => Err(ResponseCode::NotPermittedToTerminal),
+            Some(terminal) if !terminal.active => Err(ResponseCode::NotPermittedToTerminal),
             Some(terminal) if terminal.merchant_id != request.merchant_id.trim() => {
-                Some(ResponseCode::InvalidMerchant)
+                Err(ResponseCode::InvalidMerchant)
             }
-            Some(_) => None,
+            Some(terminal) => Ok(terminal),
         }
     }
 
     /// The answer to a request, before packing.
-    async fn respond(&self, frame: &[u8], message: &Message<'_>) -> Option<Message<'static>> {
+    async fn respond(&self, frame: &[u8], message: &Message<'_>) -> Option<Answer> {
         let request = match Request::parse(self.profile, message) {
             Ok(request) => request,
             Err(reject) => {
                 tracing::info!(field = ?reject.field, response = reject.response.code(), "request rejected: {}", reject.reason);
                 self.counters.rejected.fetch_add(1, Ordering::Relaxed);
-                return response_to(message, reject.response);
+                return Answer::plain(message, reject.response);
             }
         };
-        if let Some(refusal) = self.check_terminal(&request) {
-            return response_to(message, refusal);
-        }
+        let terminal = match self.check_terminal(&request) {
+            Ok(terminal) => terminal,
+            Err(refusal) => return Answer::plain(message, refusal),
+        };
         match request.kind {
-            MessageType::EchoTest => response_to(message, ResponseCode::Approved),
-            MessageType::SignOn => self.sign_on(message, &request).await,
+            MessageType::EchoTest => Answer::plain(message, ResponseCode::Approved),
+            MessageType::SignOn => self.sign_on(message, &request).await.map(|message| Answer {
+                message,
+                mac_key: None,
+            }),
             kind if kind.is_maced() => match self.check_mac(frame, &request).await {
-                Ok(()) => response_to(message, ResponseCode::FunctionNotSupported),
-                Err(refusal) => response_to(message, refusal),
+                Ok(session) if kind == MessageType::Sale => {
+                    self.sale(message, &request, terminal, &session).await
+                }
+                Ok(_) => Answer::plain(message, ResponseCode::FunctionNotSupported),
+                Err(refusal) => Answer::plain(message, refusal),
             },
-            _ => response_to(message, ResponseCode::FunctionNotSupported),
+            _ => Answer::plain(message, ResponseCode::FunctionNotSupported),
         }
     }
 
     /// Field 64 against the MAC key of the terminal's current sign-on: a terminal that has not
     /// signed on gets 58, a MAC that does not verify A0.
-    async fn check_mac(&self, frame: &[u8], request: &Request) -> Result<(), ResponseCode> {
+    async fn check_mac(
+        &self,
+        frame: &[u8],
+        request: &Request,
+    ) -> Result<TerminalSession, ResponseCode> {
         let session = match self
             .store
             .terminal_session(request.terminal_id.trim())
@@ -134,7 +152,9 @@ impl TerminalHandler {
                 return Err(ResponseCode::SystemMalfunction);
             }
         };
-        let Some(mac_key) = session.and_then(|session| session.mac_key) else {
+        let Some((session, mac_key)) =
+            session.and_then(|session| session.mac_key.clone().map(|key| (session, key)))
+        else {
             tracing::info!(terminal = %request.terminal_id, "financial message from a terminal that has not signed on");
             return Err(ResponseCode::NotPermittedToTerminal);
         };
@@ -144,7 +164,7 @@ impl TerminalHandler {
             .hsm
             .verify_mac(&KeyToken::new(mac_key), algorithm, covered, mac)
         {
-            Ok(true) => Ok(()),
+            Ok(true) => Ok(session),
             Ok(false) => {
                 self.counters.mac_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(terminal = %request.terminal_id, "MAC verification failed");
@@ -237,8 +257,28 @@ impl TerminalHandler {
         Ok(Some((session.batch, field62)))
     }
 
-    fn pack(&self, answer: Option<Message<'static>>) -> Option<Vec<u8>> {
-        self.profile.pack(&answer?).ok()
+    fn pack(&self, answer: Option<Answer>) -> Option<Vec<u8>> {
+        let Answer {
+            mut message,
+            mac_key,
+        } = answer?;
+        match mac_key {
+            None => self.profile.pack(&message).ok(),
+            Some(key) => {
+                let token = KeyToken::new(key);
+                let algorithm = MacAlgorithm::Iso9797Alg3(Padding::Method1);
+                let mut failed = false;
+                let packed = pack_with_mac(self.profile, &mut message, |covered| {
+                    self.hsm
+                        .generate_mac(&token, algorithm, covered)
+                        .unwrap_or_else(|_| {
+                            failed = true;
+                            Vec::new()
+                        })
+                });
+                if failed { None } else { packed.ok() }
+            }
+        }
     }
 }
 
@@ -263,6 +303,6 @@ impl Handler for TerminalHandler {
 
     fn deadline_reply(&self, frame: &[u8]) -> Option<Vec<u8>> {
         let message = self.profile.unpack(frame).ok()?;
-        self.pack(response_to(&message, ResponseCode::SystemMalfunction))
+        self.pack(Answer::plain(&message, ResponseCode::SystemMalfunction))
     }
 }

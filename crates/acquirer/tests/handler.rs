@@ -5,8 +5,8 @@ use acquirer::{TerminalHandler, TerminalRecord};
 use host::{Client, Limits, Listener};
 use hsm::{Hsm, KeySpec, MacAlgorithm, SoftHsm};
 use iso8583::{LengthPrefix, Message, Mti, Profile, Tpdu};
-use paycrypto::TdesKey;
 use paycrypto::mac::Padding;
+use paycrypto::{Pan, TdesKey};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,6 +77,8 @@ fn echo(terminal: &str, merchant: &str) -> Vec<u8> {
 /// The terminal master key of terminal 10000001 in these tests (a test key: the terminal must
 /// know it in clear to take its working keys).
 const TEST_TMK: &str = "0123456789ABCDEFFEDCBA9876543210";
+/// The debit bank's EMV issuer master key in these tests, so the test can play the chip.
+const TEST_IMK: &str = "89B07B35A1B3F47E89B07B35A1B3F47E";
 
 struct World {
     store: Arc<Store>,
@@ -95,12 +97,35 @@ async fn world() -> World {
             &hex::decode(TEST_TMK).unwrap(),
         )
         .unwrap();
+    let imk = hsm
+        .import_clear_key(
+            &KeySpec::issuer_master_key(),
+            &hex::decode(TEST_IMK).unwrap(),
+        )
+        .unwrap();
     store
-        .put_keys(vec![StoredKey {
-            name: demo::terminal_master_key_name("10000001"),
-            token: tmk.as_str().to_owned(),
-            check_value: "TEST".into(),
-        }])
+        .put_keys(vec![
+            StoredKey {
+                name: demo::terminal_master_key_name("10000001"),
+                token: tmk.as_str().to_owned(),
+                check_value: "TEST".into(),
+            },
+            StoredKey {
+                name: "issuer/20/imk-ac".into(),
+                token: imk.as_str().to_owned(),
+                check_value: "TEST".into(),
+            },
+            // The CVV key too, so the test can write a card's stripe.
+            StoredKey {
+                name: "issuer/20/cvk".into(),
+                token: hsm
+                    .import_clear_key(&KeySpec::cvk(), &hex::decode(TEST_IMK).unwrap())
+                    .unwrap()
+                    .as_str()
+                    .to_owned(),
+                check_value: "TEST".into(),
+            },
+        ])
         .await
         .unwrap();
     demo::seed(&store, hsm.as_ref()).await.unwrap();
@@ -125,6 +150,8 @@ async fn start(
             TerminalRecord {
                 merchant_id: "898310058120001".into(),
                 active: true,
+                acquirer: demo::ACQUIRER,
+                merchant_payable: demo::account_id("merchant/898310058120001"),
             },
         ),
         (
@@ -132,6 +159,8 @@ async fn start(
             TerminalRecord {
                 merchant_id: "898310058120001".into(),
                 active: false,
+                acquirer: demo::ACQUIRER,
+                merchant_payable: demo::account_id("merchant/898310058120001"),
             },
         ),
     ]);
@@ -363,8 +392,8 @@ async fn sign_on_delivers_working_keys_the_terminal_can_use() {
         paycrypto::session::decrypt_working_key(&tmk, &again(20)).unwrap()
     };
 
-    // A sale MACed with the current MAC key passes the MAC check (and is answered 40 until the
-    // authorization path lands); a wrong MAC gets A0; a MAC under the old key too.
+    // A sale MACed with the current MAC key passes the MAC check (and, for a card number no
+    // issuer knows, is answered 14); a wrong MAC gets A0; a MAC under the old key too.
     let mut sale = sale_message();
     let signed = acquirer::mac::pack_with_mac(cup(), &mut sale, |covered| {
         paycrypto::mac::iso9797_alg3(&mac_key, covered, Padding::Method1)
@@ -374,7 +403,7 @@ async fn sign_on_delivers_working_keys_the_terminal_can_use() {
     .unwrap();
     assert_eq!(
         ask(&mut client, &signed).await,
-        ("0210".into(), "40".into())
+        ("0210".into(), "14".into())
     );
     // The amount changed on the way, the MAC kept: A0.
     let tampered = {
@@ -400,4 +429,343 @@ async fn sign_on_delivers_working_keys_the_terminal_can_use() {
     );
     let _ = stop.send(true);
     server.await.unwrap();
+}
+
+mod sales {
+    use super::*;
+    use paycrypto::emv::{self, CryptogramVersion};
+    use paycrypto::pinblock::{self, PinBlockFormat, PinKey};
+
+    /// A signed-on terminal 10000001: the client and its clear PIN and MAC keys.
+    async fn signed_on(client: &mut Client) -> (TdesKey, TdesKey) {
+        let sign_on = frame(
+            "0800",
+            &[
+                (11, "000001"),
+                (41, "10000001"),
+                (42, "898310058120001"),
+                (60, "00000000003"),
+                (63, "001"),
+            ],
+        );
+        let answer = cup()
+            .unpack(&client.exchange(&sign_on, TIMEOUT).await.unwrap())
+            .unwrap()
+            .into_owned();
+        let keys = answer.get(62).unwrap().to_bytes().to_vec();
+        let tmk = TdesKey::new(&hex::decode(TEST_TMK).unwrap()).unwrap();
+        let key = |from: usize| {
+            paycrypto::session::decrypt_working_key(
+                &tmk,
+                &paycrypto::session::EncryptedWorkingKey {
+                    encrypted: keys[from..from + 16].to_vec(),
+                    check_value: keys[from + 16..from + 20].to_vec(),
+                },
+            )
+            .unwrap()
+        };
+        (key(0), key(20))
+    }
+
+    const UN: [u8; 4] = [0x38, 0x04, 0x82, 0x3E];
+
+    /// A chip sale with PIN, as the demo card `card` and terminal 10000001 would send it.
+    fn chip_sale(
+        card: &demo::DemoCard,
+        amount_minor: u64,
+        stan: u32,
+        atc: u16,
+        pin: &str,
+        keys: &(TdesKey, TdesKey),
+    ) -> Vec<u8> {
+        let pan = Pan::new(&card.pan).unwrap();
+        let amount = format!("{amount_minor:012}");
+        let objects: Vec<(u32, Vec<u8>)> = vec![
+            (0x9F02, hex::decode(&amount).unwrap()),
+            (0x9F03, vec![0; 6]),
+            (0x9F1A, hex::decode("0156").unwrap()),
+            (0x95, hex::decode("0000008000").unwrap()),
+            (0x5F2A, hex::decode("0156").unwrap()),
+            (0x9A, hex::decode("261125").unwrap()),
+            (0x9C, vec![0]),
+            (0x9F37, UN.to_vec()),
+            (0x82, hex::decode("5C00").unwrap()),
+            (0x9F36, atc.to_be_bytes().to_vec()),
+            (0x9F10, hex::decode("06010A03A0A000").unwrap()),
+        ];
+        let data: Vec<u8> = objects
+            .iter()
+            .flat_map(|(_, value)| value.clone())
+            .collect();
+        let imk = TdesKey::new(&hex::decode(TEST_IMK).unwrap()).unwrap();
+        let icc = emv::icc_master_key(&imk, &pan, 1).unwrap();
+        let session = emv::session_key(
+            &icc,
+            atc.to_be_bytes(),
+            CryptogramVersion::Visa18.session_derivation(UN),
+        )
+        .unwrap();
+        let arqc =
+            emv::generate_arqc(&session, &data, CryptogramVersion::Visa18.padding()).unwrap();
+        let mut tlv: Vec<(::emv::tlv::Tag, &[u8])> = objects
+            .iter()
+            .map(|(tag, value)| (::emv::tlv::Tag(*tag), value.as_slice()))
+            .collect();
+        tlv.push((::emv::tlv::Tag(0x9F26), &arqc));
+        tlv.push((::emv::tlv::Tag(0x5F34), &[0x01]));
+        let field55 = ::emv::field55::build(&tlv).unwrap();
+        let block = pinblock::encrypt_pin_block(
+            PinBlockFormat::Iso0,
+            PinKey::Tdes(&keys.0),
+            &paycrypto::Pin::new(pin).unwrap(),
+            Some(&pan),
+            &[0; 8],
+        )
+        .unwrap();
+
+        let mut message = Message::new(Mti::parse("0200").unwrap());
+        message.tpdu = Some(Tpdu {
+            id: 0x60,
+            destination: 3,
+            source: 1,
+        });
+        message.header = vec![0x60, 0x31, 0, 0x31, 0, 0].into();
+        let stan = format!("{stan:06}");
+        for (field, value) in [
+            (2, card.pan.as_str()),
+            (3, "000000"),
+            (4, amount.as_str()),
+            (11, stan.as_str()),
+            (22, "051"),
+            (25, "00"),
+            (41, "10000001"),
+            (42, "898310058120001"),
+            (49, "156"),
+            (60, "22000001"),
+        ] {
+            message.set_text(field, value);
+        }
+        message.set_bytes(52, block.as_bytes().to_vec());
+        message.set_bytes(55, field55);
+        acquirer::mac::pack_with_mac(cup(), &mut message, |covered| {
+            paycrypto::mac::iso9797_alg3(&keys.1, covered, Padding::Method1)
+                .unwrap()
+                .to_vec()
+        })
+        .unwrap()
+    }
+
+    /// A swipe of `card` (track 2 with its CVV), with `entry_mode` "021" (stripe) or "801"
+    /// (fallback after a failed chip read), no PIN.
+    fn swipe(
+        card: &demo::DemoCard,
+        amount_minor: u64,
+        stan: u32,
+        entry_mode: &str,
+        keys: &(TdesKey, TdesKey),
+    ) -> Vec<u8> {
+        let pan = Pan::new(&card.pan).unwrap();
+        let cvk = TdesKey::new(&hex::decode(TEST_IMK).unwrap()).unwrap();
+        let cvv = paycrypto::card::cvv(&cvk, &pan, "3012", "201").unwrap();
+        let track2 = format!("{}=3012201{cvv}00000", card.pan);
+        let mut message = Message::new(Mti::parse("0200").unwrap());
+        message.tpdu = Some(Tpdu {
+            id: 0x60,
+            destination: 3,
+            source: 1,
+        });
+        message.header = vec![0x60, 0x31, 0, 0x31, 0, 0].into();
+        let amount = format!("{amount_minor:012}");
+        let stan = format!("{stan:06}");
+        for (field, value) in [
+            (3, "000000"),
+            (4, amount.as_str()),
+            (11, stan.as_str()),
+            (22, entry_mode),
+            (25, "00"),
+            (35, track2.as_str()),
+            (41, "10000001"),
+            (42, "898310058120001"),
+            (49, "156"),
+            (60, "22000001"),
+        ] {
+            message.set_text(field, value);
+        }
+        acquirer::mac::pack_with_mac(cup(), &mut message, |covered| {
+            paycrypto::mac::iso9797_alg3(&keys.1, covered, Padding::Method1)
+                .unwrap()
+                .to_vec()
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_swiped_chip_card_needs_a_failed_chip_read_first() {
+        let world = world().await;
+        let (mut client, stop, server, _handler) = start(&world).await;
+        let keys = signed_on(&mut client).await;
+        let card = demo::cards()
+            .into_iter()
+            .find(|card| card.card.id == "card-CH001-D")
+            .unwrap();
+        let before = available(&world, &card).await;
+        let mut code = async |request: Vec<u8>| {
+            cup()
+                .unpack(&client.exchange(&request, TIMEOUT).await.unwrap())
+                .unwrap()
+                .response_code()
+                .unwrap()
+        };
+        assert_eq!(
+            code(swipe(&card, 500, 300, "021", &keys)).await,
+            "05",
+            "a chip card swiped without trying the chip"
+        );
+        assert_eq!(
+            code(swipe(&card, 500, 301, "801", &keys)).await,
+            "00",
+            "fallback after a failed chip read"
+        );
+        assert_eq!(available(&world, &card).await, before - 500);
+        let _ = stop.send(true);
+        server.await.unwrap();
+    }
+
+    async fn available(world: &World, card: &demo::DemoCard) -> i64 {
+        world
+            .store
+            .account(card.card.account)
+            .await
+            .unwrap()
+            .unwrap()
+            .available()
+    }
+
+    #[tokio::test]
+    async fn a_chip_sale_with_pin_is_approved_posted_once_and_answered_with_arpc_and_mac() {
+        let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+        let world = world().await;
+        let (mut client, stop, server, _handler) = start(&world).await;
+        let keys = signed_on(&mut client).await;
+        let card = demo::cards()
+            .into_iter()
+            .find(|card| card.card.id == "card-CH001-D")
+            .unwrap();
+        let before = available(&world, &card).await;
+
+        let request = chip_sale(&card, 1_200, 100, 1, demo::DEMO_PIN, &keys);
+        let reply = client.exchange(&request, TIMEOUT).await.unwrap();
+        let answer = cup().unpack(&reply).unwrap().into_owned();
+        assert_eq!(
+            (
+                answer.mti.as_str(),
+                answer.response_code().unwrap().as_str()
+            ),
+            ("0210", "00")
+        );
+        assert_eq!(answer.rrn().unwrap().len(), 12);
+        assert_eq!(answer.auth_code().unwrap().len(), 6);
+        let tag91 = ::emv::tlv::find(&answer.get(55).unwrap().to_bytes(), ::emv::tlv::Tag(0x91))
+            .unwrap()
+            .unwrap()
+            .to_vec();
+        assert_eq!(tag91.len(), 8, "ARPC (4) and card status update (4)");
+        let (covered, mac) = acquirer::mac::mac_parts(cup(), &reply).unwrap();
+        assert_eq!(
+            mac,
+            paycrypto::mac::iso9797_alg3(&keys.1, covered, Padding::Method1).unwrap(),
+            "the approval is MACed"
+        );
+        assert_eq!(
+            available(&world, &card).await,
+            before - 1_200,
+            "the sale is posted"
+        );
+        let merchant = world
+            .store
+            .account(demo::account_id("merchant/898310058120001"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(merchant.credits_posted, 1_200);
+
+        // The terminal did not get the answer and sends the same message again: same answer
+        // codes, nothing posted twice.
+        let again = cup()
+            .unpack(&client.exchange(&request, TIMEOUT).await.unwrap())
+            .unwrap()
+            .into_owned();
+        assert_eq!(
+            (
+                again.response_code().unwrap(),
+                again.rrn().unwrap(),
+                again.auth_code().unwrap()
+            ),
+            (
+                "00".into(),
+                answer.rrn().unwrap(),
+                answer.auth_code().unwrap()
+            )
+        );
+        assert_eq!(available(&world, &card).await, before - 1_200);
+        world.store.check_books().await.unwrap();
+        let _ = stop.send(true);
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn declines_answer_with_their_codes_and_move_nothing() {
+        let world = world().await;
+        let (mut client, stop, server, _handler) = start(&world).await;
+        let keys = signed_on(&mut client).await;
+        let card = demo::cards()
+            .into_iter()
+            .find(|card| card.card.id == "card-CH001-D")
+            .unwrap();
+        let before = available(&world, &card).await;
+        let mut code = async |request: Vec<u8>| {
+            cup()
+                .unpack(&client.exchange(&request, TIMEOUT).await.unwrap())
+                .unwrap()
+                .response_code()
+                .unwrap()
+        };
+
+        // Wrong PIN three times: 55, 55, 75; then even the right PIN is refused.
+        assert_eq!(
+            code(chip_sale(&card, 100, 200, 1, "654321", &keys)).await,
+            "55"
+        );
+        assert_eq!(
+            code(chip_sale(&card, 100, 201, 2, "654321", &keys)).await,
+            "55"
+        );
+        assert_eq!(
+            code(chip_sale(&card, 100, 202, 3, "654321", &keys)).await,
+            "75"
+        );
+        assert_eq!(
+            code(chip_sale(&card, 100, 203, 4, demo::DEMO_PIN, &keys)).await,
+            "75"
+        );
+        // A replayed cryptogram (ATC not above the last one seen).
+        assert_eq!(
+            code(chip_sale(&card, 100, 204, 2, demo::DEMO_PIN, &keys)).await,
+            "05"
+        );
+        assert_eq!(available(&world, &card).await, before, "nothing moved");
+
+        // Insufficient funds on another card (800.00 on its account).
+        let poor = demo::cards()
+            .into_iter()
+            .find(|card| card.card.id == "card-CH003-D")
+            .unwrap();
+        assert_eq!(
+            code(chip_sale(&poor, 90_000, 205, 1, demo::DEMO_PIN, &keys)).await,
+            "51"
+        );
+        world.store.check_books().await.unwrap();
+        let _ = stop.send(true);
+        server.await.unwrap();
+    }
 }

@@ -37,19 +37,24 @@ async fn terminal_listener(
     hsm: Arc<dyn hsm::Hsm>,
 ) -> anyhow::Result<TerminalListener> {
     let profile = iso8583::Profile::builtin("cup-bcd").context("the built-in cup-bcd profile")?;
-    let terminals = store
-        .load_directory()
-        .await?
+    let directory = store.load_directory().await?;
+    let merchants: std::collections::HashMap<String, store::directory::Merchant> = directory
+        .merchants
+        .into_iter()
+        .map(|merchant| (merchant.id.clone(), merchant))
+        .collect();
+    let terminals = directory
         .terminals
         .into_iter()
-        .map(|terminal| {
-            (
-                terminal.id,
-                acquirer::TerminalRecord {
-                    merchant_id: terminal.merchant_id,
-                    active: terminal.status == "active",
-                },
-            )
+        .filter_map(|terminal| {
+            let merchant = merchants.get(&terminal.merchant_id)?;
+            let record = acquirer::TerminalRecord {
+                merchant_id: terminal.merchant_id.clone(),
+                active: terminal.status == "active",
+                acquirer: merchant.acquirer,
+                merchant_payable: merchant.settlement_account,
+            };
+            Some((terminal.id, record))
         })
         .collect();
     let listener = host::Listener::bind(config.iso8583_listen, iso8583::LengthPrefix::Binary2, host::Limits::default())
@@ -182,7 +187,7 @@ async fn print_banner(
         hsm.master_key_check_value()
     );
     println!(
-        "  ISO 8583  {terminal_address} (cup-bcd, 2-byte length + TPDU): echo tests, sign-on with working keys, terminal checks; payments are answered 40 until the authorization path lands"
+        "  ISO 8583  {terminal_address} (cup-bcd, 2-byte length + TPDU): echo, sign-on, sales (chip + PIN, fallback swipe) end to end; other payment messages are answered 40 for now"
     );
     println!(
         "  demo      {seeded}: {} institutions, {} merchants, {} terminals, {} staff, {} cardholders, {} cards",

@@ -1,0 +1,409 @@
+//! The sale (消费): from the terminal's request to a committed, answered authorization.
+//!
+//! 1. The card: its number (field 2 or track 2) is fingerprinted inside the HSM and looked up;
+//!    its issuer profile is loaded.
+//! 2. A repeat of a sale already approved gets the original answer (same RRN and auth code)
+//!    and moves nothing.
+//! 3. What the terminal read: the chip's ARQC from field 55, or track 2 for a swipe (the CVV is
+//!    the first three digits of the discretionary data — easypos's card convention).
+//! 4. The PIN block (field 52) is translated inside the HSM from the terminal's PIN key to the
+//!    issuer's zone key.
+//! 5. The issuer decides (`issuer::decide`); the decision's card effects and, if approved, the
+//!    sale's linked transfers commit together (`Store::authorize`), before the answer leaves.
+//! 6. The answer carries 39, and on approval 37, 38 and a MAC; for chip cards field 55 carries
+//!    the ARPC (tag 91).
+
+use crate::cards::{card_profile, format_date};
+use crate::chip::chip_fields;
+use crate::effects::{BusinessKey, SaleAccounts, approval_codes, business_date, sale_transfers};
+use crate::handler::{TerminalHandler, TerminalRecord};
+use crate::message::{Request, response_to};
+use emv::tlv::Tag;
+use hsm::{KeyToken, PinDestination, PinSource};
+use iso8583::{Message, ResponseCode};
+use issuer::{
+    AuthorizationRequest, CardKeys, ChipData, Decision, PinData, Presentation, TransactionKind,
+    YearMonth,
+};
+use money::{Amount, Currency};
+use paycrypto::pinblock::PinBlockFormat;
+use paycrypto::{Pan, PinBlock};
+use std::collections::BTreeMap;
+use store::cards::{Authorization, CardEffect, CardOutcome, PinEffect, Spend};
+use store::directory::TerminalSession;
+
+/// A packed-to-be answer and, when it must carry a MAC, the MAC key's token.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub message: Message<'static>,
+    pub mac_key: Option<String>,
+}
+
+impl Answer {
+    pub fn plain(request: &Message<'_>, response: ResponseCode) -> Option<Answer> {
+        Some(Answer {
+            message: response_to(request, response)?,
+            mac_key: None,
+        })
+    }
+}
+
+/// The platform key that fingerprints card numbers.
+const PAN_FINGERPRINT_KEY: &str = "platform/pan-fingerprint";
+
+/// Why the sale stopped before the issuer decided, with the answer's code.
+type Stop = ResponseCode;
+
+fn stop<T>(code: ResponseCode, why: &str) -> Result<T, Stop> {
+    tracing::info!(response = code.code(), "sale refused: {why}");
+    Err(code)
+}
+
+impl TerminalHandler {
+    pub(crate) async fn sale(
+        &self,
+        message: &Message<'_>,
+        request: &Request,
+        terminal: &TerminalRecord,
+        session: &TerminalSession,
+    ) -> Option<Answer> {
+        match self.sale_answer(message, request, terminal, session).await {
+            Ok(answer) => Some(answer),
+            Err(code) => Answer::plain(message, code),
+        }
+    }
+
+    async fn sale_answer(
+        &self,
+        message: &Message<'_>,
+        request: &Request,
+        terminal: &TerminalRecord,
+        session: &TerminalSession,
+    ) -> Result<Answer, Stop> {
+        let keys: BTreeMap<String, KeyToken> = match self.store.keys().await {
+            Ok(keys) => keys
+                .into_iter()
+                .map(|key| (key.name, KeyToken::new(key.token)))
+                .collect(),
+            Err(_) => return stop(ResponseCode::SystemMalfunction, "keys unavailable"),
+        };
+        let key = |name: &str| keys.get(name).ok_or(ResponseCode::SystemMalfunction);
+        let currency = message
+            .get(49)
+            .and_then(|value| value.to_text().parse::<u16>().ok())
+            .and_then(|numeric| Currency::from_numeric(numeric).ok())
+            .ok_or(ResponseCode::FormatError)?;
+        let amount_minor = request
+            .amount_minor
+            .and_then(|minor| i64::try_from(minor).ok())
+            .ok_or(ResponseCode::InvalidAmount)?;
+        let amount = Amount::new(amount_minor, currency);
+
+        // 1. The card.
+        let track2 = message.track2().ok();
+        let digits = match (message.pan(), &track2) {
+            (Ok(pan), _) => pan.expose().to_owned(),
+            (Err(_), Some(track)) => track
+                .pan()
+                .map_err(|_| ResponseCode::FormatError)?
+                .expose()
+                .to_owned(),
+            (Err(_), None) => return stop(ResponseCode::FormatError, "no card number"),
+        };
+        let pan = Pan::new(&digits).map_err(|_| ResponseCode::InvalidCardNumber)?;
+        let fingerprint = self
+            .hsm
+            .pan_fingerprint(key(PAN_FINGERPRINT_KEY)?, &pan)
+            .map_err(|_| ResponseCode::SystemMalfunction)?;
+        let Some(card) = self
+            .store
+            .card_by_fingerprint(fingerprint)
+            .await
+            .map_err(|_| ResponseCode::SystemMalfunction)?
+        else {
+            return stop(ResponseCode::InvalidCardNumber, "unknown card");
+        };
+        let Some(stored) = self
+            .store
+            .issuer_card(&card.id)
+            .await
+            .map_err(|_| ResponseCode::SystemMalfunction)?
+        else {
+            return stop(ResponseCode::NoCardRecord, "no issuer record");
+        };
+        let profile = card_profile(&card, &stored, &pan).map_err(|reason| {
+            tracing::error!(%reason, "damaged card record");
+            ResponseCode::SystemMalfunction
+        })?;
+
+        // 2. A repeat of an approved sale.
+        let business_key = BusinessKey {
+            terminal_id: request.terminal_id.clone(),
+            batch: request.batch,
+            stan: request.stan,
+        };
+        let accounts = SaleAccounts {
+            card: card.account,
+            product: card.product,
+            issuer_settlement: crate::chart::issuer_settlement(card.issuer, currency),
+            acquirer_due_from_issuers: crate::chart::acquirer_due_from_issuers(
+                terminal.acquirer,
+                currency,
+            ),
+            merchant_payable: terminal.merchant_payable,
+        };
+        let transfers = sale_transfers(&business_key, &accounts, amount);
+        if let Ok(Some(original)) = self.store.transfer(transfers[0].id).await {
+            if original.request != transfers[0] {
+                return stop(
+                    ResponseCode::DuplicateTransmission,
+                    "trace number reused for another sale",
+                );
+            }
+            return Ok(self.approval(message, transfers[0].id, None, session));
+        }
+
+        // 3. What the terminal read.
+        let entry = message
+            .get(22)
+            .map(|value| value.to_text())
+            .unwrap_or_default();
+        let chip = match entry.get(..2) {
+            Some("05" | "07") => {
+                let field55 = message.get(55).ok_or(ResponseCode::FormatError)?.to_bytes();
+                let field23 = message.get(23).map(|value| value.to_text());
+                let chip =
+                    chip_fields(&field55, field23.as_deref()).map_err(|reject| reject.response)?;
+                if chip.amount_minor != amount_minor as u64 {
+                    return stop(
+                        ResponseCode::InvalidAmount,
+                        "the cryptogram's amount differs from field 4",
+                    );
+                }
+                Some((entry.starts_with("07"), chip))
+            }
+            _ => None,
+        };
+        let chip_data = chip.as_ref().map(|(_, chip)| ChipData {
+            psn: chip.psn,
+            atc: chip.atc,
+            unpredictable_number: chip.unpredictable_number,
+            data: &chip.data,
+            arqc: chip.arqc,
+        });
+        let magstripe = match (entry.get(..2), &track2) {
+            (Some(mode @ ("02" | "90" | "80")), Some(track)) => {
+                let expiry = track
+                    .expiry()
+                    .and_then(YearMonth::parse_yymm)
+                    .ok_or(ResponseCode::FormatError)?;
+                let service_code = track
+                    .service_code()
+                    .ok_or(ResponseCode::FormatError)?
+                    .to_owned();
+                let discretionary = track
+                    .expose()
+                    .split('=')
+                    .nth(1)
+                    .and_then(|rest| rest.get(7..10))
+                    .ok_or(ResponseCode::FormatError)?
+                    .to_owned();
+                Some((expiry, service_code, discretionary, mode == "80"))
+            }
+            _ => None,
+        };
+        let presentation = match (chip_data, &chip, &magstripe) {
+            (Some(data), Some((true, _)), _) => Presentation::Contactless(data),
+            (Some(data), _, _) => Presentation::Chip(data),
+            (None, _, Some((expiry, service_code, cvv, fallback))) => Presentation::Magstripe {
+                expiry: *expiry,
+                service_code,
+                cvv,
+                fallback: *fallback,
+            },
+            _ => {
+                return stop(
+                    ResponseCode::FunctionNotSupported,
+                    "entry mode not supported",
+                );
+            }
+        };
+
+        // 4. The PIN, translated to the issuer's zone key.
+        let zone_key = key(&format!("issuer/{}/zpk", card.issuer.0))?;
+        let translated = match message.get(52) {
+            None => None,
+            Some(value) => {
+                let pin_key = KeyToken::new(
+                    session
+                        .pin_key
+                        .clone()
+                        .ok_or(ResponseCode::NotPermittedToTerminal)?,
+                );
+                let block =
+                    PinBlock::new(&value.to_bytes()).map_err(|_| ResponseCode::FormatError)?;
+                let source = PinSource::Zone {
+                    key: &pin_key,
+                    format: PinBlockFormat::Iso0,
+                };
+                let destination = PinDestination {
+                    key: zone_key,
+                    format: PinBlockFormat::Iso0,
+                };
+                Some(
+                    self.hsm
+                        .translate_pin(&block, &source, &destination, &pan)
+                        .map_err(|_| ResponseCode::IncorrectPin)?,
+                )
+            }
+        };
+        let pin = translated.as_ref().map(|block| PinData {
+            block,
+            source: PinSource::Zone {
+                key: zone_key,
+                format: PinBlockFormat::Iso0,
+            },
+        });
+
+        // 5. The issuer decides; card effects and transfers commit together.
+        let issuer_keys = CardKeys {
+            cvk: key(&format!("issuer/{}/cvk", card.issuer.0))?.clone(),
+            pvk: key(&format!("issuer/{}/pvk", card.issuer.0))?.clone(),
+            imk_ac: key(&format!("issuer/{}/imk-ac", card.issuer.0))?.clone(),
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_secs() as i64)
+            .unwrap_or(0);
+        let today = business_date(now);
+        let authorization_request = AuthorizationRequest {
+            kind: TransactionKind::Purchase,
+            amount,
+            pan: &pan,
+            presentation,
+            pin,
+            today,
+        };
+        let decision = issuer::decide(
+            self.hsm.as_ref(),
+            &profile,
+            &issuer_keys,
+            &authorization_request,
+        );
+        let approved = decision.response.is_approved();
+        tracing::info!(card = %card.masked_pan(), response = decision.response.code(), reason = ?decision.reason, "issuer decision");
+        let effect = card_effect(
+            &card.id,
+            &profile,
+            &decision,
+            approved.then(|| Spend {
+                date: format_date(today),
+                amount_minor,
+            }),
+        );
+        let authorization = Authorization {
+            transfers: if approved {
+                transfers.clone()
+            } else {
+                Vec::new()
+            },
+            card: effect,
+        };
+        let result = self.store.authorize(authorization).await.map_err(|error| {
+            tracing::error!(%error, "authorization could not be committed");
+            ResponseCode::SystemMalfunction
+        })?;
+        let response = match (approved, result.card) {
+            (false, _) => decision.response,
+            (true, CardOutcome::AtcReplayed) => ResponseCode::DoNotHonor,
+            (true, CardOutcome::LimitExceeded) => ResponseCode::ExceedsAmountLimit,
+            (true, CardOutcome::UnknownCard) => ResponseCode::NoCardRecord,
+            (true, CardOutcome::Applied) => {
+                match result.transfers.iter().find_map(|result| result.err()) {
+                    None => ResponseCode::Approved,
+                    Some(error) => issuer::response_for_ledger_error(error),
+                }
+            }
+        };
+
+        // 6. The answer.
+        let arpc = match (&chip, chip_data) {
+            (Some(_), Some(data)) => issuer::arpc(
+                self.hsm.as_ref(),
+                &profile,
+                &issuer_keys,
+                &pan,
+                &data,
+                response,
+            )
+            .ok()
+            .flatten(),
+            _ => None,
+        };
+        if response.is_approved() {
+            return Ok(self.approval(message, transfers[0].id, arpc, session));
+        }
+        let mut answer = response_to(message, response).ok_or(ResponseCode::SystemMalfunction)?;
+        if let Some(arpc) = arpc {
+            set_issuer_data(&mut answer, &arpc);
+        }
+        Ok(Answer {
+            message: answer,
+            mac_key: None,
+        })
+    }
+
+    /// An approval: 00 with RRN and auth code from the transfer, the ARPC when there is one, and
+    /// the terminal's MAC.
+    fn approval(
+        &self,
+        message: &Message<'_>,
+        transfer: ledger::TransferId,
+        arpc: Option<Vec<u8>>,
+        session: &TerminalSession,
+    ) -> Answer {
+        let (rrn, auth_code) = approval_codes(transfer);
+        let mut answer = response_to(message, ResponseCode::Approved)
+            .unwrap_or_else(|| Message::new(message.mti));
+        answer.set_text(37, rrn);
+        answer.set_text(38, auth_code);
+        if let Some(arpc) = arpc {
+            set_issuer_data(&mut answer, &arpc);
+        }
+        Answer {
+            message: answer,
+            mac_key: session.mac_key.clone(),
+        }
+    }
+}
+
+/// Field 55 of the answer: the issuer authentication data (tag 91).
+fn set_issuer_data(answer: &mut Message<'static>, arpc: &[u8]) {
+    if let Ok(field) = emv::field55::build(&[(Tag(0x91), arpc)]) {
+        answer.set_bytes(55, field);
+    }
+}
+
+/// What the decision does to the card: the PIN counter and ATC always, the spend if approved.
+fn card_effect(
+    card_id: &str,
+    profile: &issuer::CardProfile,
+    decision: &Decision,
+    spend: Option<Spend>,
+) -> CardEffect {
+    let pin = match decision.update.pin_failures.cmp(&profile.pin_failures) {
+        std::cmp::Ordering::Less => PinEffect::Reset,
+        std::cmp::Ordering::Greater => PinEffect::Failed,
+        std::cmp::Ordering::Equal => PinEffect::Unchanged,
+    };
+    let atc = match (decision.update.last_atc, profile.last_atc) {
+        (Some(new), old) if Some(new) != old => Some(i64::from(new)),
+        _ => None,
+    };
+    CardEffect {
+        card_id: card_id.to_owned(),
+        pin,
+        atc,
+        spend,
+    }
+}
