@@ -11,7 +11,8 @@
 //! - a MACed (financial) message from a terminal that has not signed on: 58; whose field 64
 //!   does not verify under the terminal's MAC key (see [`crate::mac`]): A0;
 //! - messages that do not fit their type: 30 naming the field; unknown ones: 12;
-//! - sales (0200, 60.1 = 22): authorized end to end (see [`crate::sale`]);
+//! - sales (0200, 60.1 = 22): authorized end to end (see `sale.rs`);
+//! - reversals (0400/0401) of sales: the posted effect undone exactly once (see `reversal.rs`);
 //! - the other payment messages it recognises: 40 ("function not supported") until their
 //!   paths land: the terminal learns the truth at once instead of timing out, and nothing is
 //!   half-done.
@@ -126,6 +127,9 @@ impl TerminalHandler {
             kind if kind.is_maced() => match self.check_mac(frame, &request).await {
                 Ok(session) if kind == MessageType::Sale => {
                     self.sale(message, &request, terminal, &session).await
+                }
+                Ok(session) if kind == MessageType::Reversal => {
+                    self.reversal(message, &request, &session).await
                 }
                 Ok(_) => Answer::plain(message, ResponseCode::FunctionNotSupported),
                 Err(refusal) => Answer::plain(message, refusal),

@@ -29,6 +29,7 @@ pub mod effects;
 mod handler;
 pub mod mac;
 mod message;
+mod reversal;
 mod sale;
 
 pub use handler::{HandlerCounters, TerminalHandler, TerminalRecord};

@@ -631,6 +631,92 @@ mod sales {
         server.await.unwrap();
     }
 
+    /// A reversal of the sale with trace number `stan`, as a terminal sends it after a timeout.
+    fn reversal(mti: &str, stan: u32, amount_minor: u64, keys: &(TdesKey, TdesKey)) -> Vec<u8> {
+        let mut message = Message::new(Mti::parse(mti).unwrap());
+        message.tpdu = Some(Tpdu {
+            id: 0x60,
+            destination: 3,
+            source: 1,
+        });
+        message.header = vec![0x60, 0x31, 0, 0x31, 0, 0].into();
+        let amount = format!("{amount_minor:012}");
+        let stan = format!("{stan:06}");
+        for (field, value) in [
+            (3, "000000"),
+            (4, amount.as_str()),
+            (11, stan.as_str()),
+            (22, "051"),
+            (25, "00"),
+            (39, "98"),
+            (41, "10000001"),
+            (42, "898310058120001"),
+            (49, "156"),
+            (60, "22000001"),
+        ] {
+            message.set_text(field, value);
+        }
+        acquirer::mac::pack_with_mac(cup(), &mut message, |covered| {
+            paycrypto::mac::iso9797_alg3(&keys.1, covered, Padding::Method1)
+                .unwrap()
+                .to_vec()
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_sale_whose_answer_was_lost_is_reversed_exactly_once() {
+        let world = world().await;
+        let (mut client, stop, server, _handler) = start(&world).await;
+        let keys = signed_on(&mut client).await;
+        let card = demo::cards()
+            .into_iter()
+            .find(|card| card.card.id == "card-CH001-D")
+            .unwrap();
+        let before = available(&world, &card).await;
+        let mut answer = async |request: Vec<u8>| {
+            let reply = client.exchange(&request, TIMEOUT).await.unwrap();
+            let message = cup().unpack(&reply).unwrap();
+            (
+                message.mti.as_str().to_owned(),
+                message.response_code().unwrap(),
+            )
+        };
+        assert_eq!(
+            answer(chip_sale(&card, 2_500, 400, 1, demo::DEMO_PIN, &keys))
+                .await
+                .1,
+            "00"
+        );
+        assert_eq!(available(&world, &card).await, before - 2_500);
+        // The terminal never saw that answer: it reverses, then repeats the reversal.
+        assert_eq!(
+            answer(reversal("0400", 400, 2_500, &keys)).await,
+            ("0410".into(), "00".into())
+        );
+        assert_eq!(available(&world, &card).await, before, "the sale is undone");
+        assert_eq!(
+            answer(reversal("0401", 400, 2_500, &keys)).await,
+            ("0411".into(), "00".into())
+        );
+        assert_eq!(available(&world, &card).await, before, "and only once");
+        let merchant = world
+            .store
+            .account(demo::account_id("merchant/898310058120001"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(merchant.credits_posted - merchant.debits_posted, 0);
+        // A reversal with another amount than the original's is refused; one of a sale that
+        // never reached the host has nothing to undo.
+        assert_eq!(answer(reversal("0400", 400, 9_999, &keys)).await.1, "13");
+        assert_eq!(answer(reversal("0400", 999, 2_500, &keys)).await.1, "00");
+        assert_eq!(available(&world, &card).await, before);
+        world.store.check_books().await.unwrap();
+        let _ = stop.send(true);
+        server.await.unwrap();
+    }
+
     async fn available(world: &World, card: &demo::DemoCard) -> i64 {
         world
             .store
