@@ -31,3 +31,24 @@ pub fn acquirer_due_from_issuers(acquirer: InstitutionId, currency: Currency) ->
         .as_bytes(),
     )
 }
+
+/// Chart-of-accounts code of the two accounts that hold reversal marks (always balanced).
+pub const CODE_REVERSAL_MARKS: u16 = 9001;
+
+/// The pair of acquirer accounts between which a reversal that overtook its original leaves a
+/// mark: a 1-unit hold, voided at once, whose id is the original's — so that the original,
+/// arriving later, finds its id taken and cannot post. The accounts always end even.
+pub fn reversal_marks(acquirer: InstitutionId, currency: Currency) -> (AccountId, AccountId) {
+    let account = |side: &str| {
+        AccountId::from_key(
+            "chart",
+            format!(
+                "acquirer/{}/reversal-marks/{}/{side}",
+                acquirer.0,
+                currency.alpha()
+            )
+            .as_bytes(),
+        )
+    };
+    (account("debit"), account("credit"))
+}

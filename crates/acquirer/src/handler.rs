@@ -129,7 +129,7 @@ impl TerminalHandler {
                     self.sale(message, &request, terminal, &session).await
                 }
                 Ok(session) if kind == MessageType::Reversal => {
-                    self.reversal(message, &request, &session).await
+                    self.reversal(message, &request, terminal, &session).await
                 }
                 Ok(_) => Answer::plain(message, ResponseCode::FunctionNotSupported),
                 Err(refusal) => Answer::plain(message, refusal),

@@ -5,15 +5,22 @@
 //! key: a repeated reversal finds them and changes nothing. A reversal of something that was
 //! never posted is answered 00 with nothing to undo.
 //!
-//! Not yet closed: a reversal that overtakes its original (the original arrives later) does not
-//! stop the original; and the card's spend of the day is not given back.
+//! A reversal that overtakes its original (the original is late, or lost and repeated later)
+//! leaves a mark: a 1-unit hold between the acquirer's two reversal-mark accounts, voided at
+//! once, whose id is the original's acquirer transfer id. The original, arriving later, finds
+//! its id taken, and its linked transfers are refused as one: it can never post after its
+//! reversal. If the original posts between the reversal's look-up and its mark, the mark is
+//! refused instead and the reversal undoes the original after all.
+//!
+//! Not yet done: the card's spend of the day is not given back by a reversal.
 
 use crate::effects::BusinessKey;
-use crate::handler::TerminalHandler;
+use crate::handler::{TerminalHandler, TerminalRecord};
 use crate::message::{Request, response_to};
 use crate::sale::Answer;
 use iso8583::{Message, ResponseCode};
-use ledger::{Outcome, TransferKind, TransferRequest};
+use ledger::{Outcome, TransferError, TransferKind, TransferRequest};
+use money::{Amount, Currency};
 use store::directory::TerminalSession;
 
 /// 60.1 of the sale, the only original that can have been posted so far.
@@ -24,6 +31,7 @@ impl TerminalHandler {
         &self,
         message: &Message<'_>,
         request: &Request,
+        terminal: &TerminalRecord,
         session: &TerminalSession,
     ) -> Option<Answer> {
         let answer = |code| {
@@ -48,9 +56,16 @@ impl TerminalHandler {
             self.store.transfer(acquirer_id).await,
         ) {
             (Ok(Some(issuer)), Ok(Some(acquirer))) => (issuer, acquirer),
-            (Ok(None), Ok(None)) => {
-                tracing::info!(terminal = %request.terminal_id, stan = request.stan, "reversal of a sale that was never posted");
-                return answer(ResponseCode::Approved);
+            (Ok(None), Ok(None) | Ok(Some(_))) => {
+                // Never posted (or already marked by an earlier reversal): mark it so it never
+                // can be.
+                return match self.mark_reversed(message, &key, terminal).await {
+                    Ok(Marked::Now | Marked::Before) => answer(ResponseCode::Approved),
+                    Ok(Marked::OriginalPostedMeanwhile) => {
+                        Box::pin(self.reversal(message, request, terminal, session)).await
+                    }
+                    Err(code) => answer(code),
+                };
             }
             _ => return answer(ResponseCode::SystemMalfunction),
         };
@@ -90,6 +105,50 @@ impl TerminalHandler {
             Err(error) => {
                 tracing::error!(%error, "reversal could not be committed");
                 answer(ResponseCode::SystemMalfunction)
+            }
+        }
+    }
+}
+
+/// What leaving a reversal mark found.
+enum Marked {
+    Now,
+    Before,
+    OriginalPostedMeanwhile,
+}
+
+impl TerminalHandler {
+    async fn mark_reversed(
+        &self,
+        message: &Message<'_>,
+        key: &BusinessKey,
+        terminal: &TerminalRecord,
+    ) -> Result<Marked, ResponseCode> {
+        let currency = message
+            .get(49)
+            .and_then(|value| value.to_text().parse::<u16>().ok())
+            .and_then(|numeric| Currency::from_numeric(numeric).ok())
+            .ok_or(ResponseCode::FormatError)?;
+        let (debit, credit) = crate::chart::reversal_marks(terminal.acquirer, currency);
+        let original = key.transfer_id("sale/acquirer");
+        let mark = vec![
+            TransferRequest::pending(original, debit, credit, Amount::new(1, currency), 0).linked(),
+            TransferRequest::void(key.transfer_id("reversal/mark"), original),
+        ];
+        let results = self
+            .store
+            .submit(mark)
+            .await
+            .map_err(|_| ResponseCode::SystemMalfunction)?;
+        match results.as_slice() {
+            [Ok(Outcome::Created(_)), Ok(_)] => Ok(Marked::Now),
+            [Ok(Outcome::AlreadyExists(_)), Ok(_)] => Ok(Marked::Before),
+            [Err(TransferError::ExistsWithDifferentContent), _] => {
+                Ok(Marked::OriginalPostedMeanwhile)
+            }
+            other => {
+                tracing::error!(?other, "reversal mark refused");
+                Err(ResponseCode::SystemMalfunction)
             }
         }
     }

@@ -313,13 +313,20 @@ impl TerminalHandler {
             tracing::error!(%error, "authorization could not be committed");
             ResponseCode::SystemMalfunction
         })?;
+        tracing::debug!(card = %card.masked_pan(), outcome = ?result.card, "authorization committed");
         let response = match (approved, result.card) {
             (false, _) => decision.response,
             (true, CardOutcome::AtcReplayed) => ResponseCode::DoNotHonor,
             (true, CardOutcome::LimitExceeded) => ResponseCode::ExceedsAmountLimit,
             (true, CardOutcome::UnknownCard) => ResponseCode::NoCardRecord,
+            // The failing transfer says why; the others of its chain only say "linked".
             (true, CardOutcome::Applied) => {
-                match result.transfers.iter().find_map(|result| result.err()) {
+                match result
+                    .transfers
+                    .iter()
+                    .filter_map(|result| result.err())
+                    .find(|error| *error != ledger::TransferError::LinkedEventFailed)
+                {
                     None => ResponseCode::Approved,
                     Some(error) => issuer::response_for_ledger_error(error),
                 }

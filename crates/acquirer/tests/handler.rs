@@ -666,6 +666,7 @@ mod sales {
 
     #[tokio::test]
     async fn a_sale_whose_answer_was_lost_is_reversed_exactly_once() {
+        let _ = tracing_subscriber::fmt().with_test_writer().try_init();
         let world = world().await;
         let (mut client, stop, server, _handler) = start(&world).await;
         let keys = signed_on(&mut client).await;
@@ -712,6 +713,31 @@ mod sales {
         assert_eq!(answer(reversal("0400", 400, 9_999, &keys)).await.1, "13");
         assert_eq!(answer(reversal("0400", 999, 2_500, &keys)).await.1, "00");
         assert_eq!(available(&world, &card).await, before);
+        // A reversal that overtakes its sale: the late sale can never post.
+        assert_eq!(answer(reversal("0400", 500, 3_000, &keys)).await.1, "00");
+        assert_eq!(
+            answer(chip_sale(&card, 3_000, 500, 2, demo::DEMO_PIN, &keys))
+                .await
+                .1,
+            "94"
+        );
+        assert_eq!(
+            available(&world, &card).await,
+            before,
+            "the late original moved nothing"
+        );
+        assert_eq!(
+            answer(reversal("0401", 500, 3_000, &keys)).await.1,
+            "00",
+            "a repeated reversal is still fine"
+        );
+        let (marks, _) = acquirer::chart::reversal_marks(demo::ACQUIRER, money::Currency::CNY);
+        let marks = world.store.account(marks).await.unwrap().unwrap();
+        assert_eq!(
+            (marks.debits_pending, marks.debits_posted),
+            (0, 0),
+            "marks hold nothing"
+        );
         world.store.check_books().await.unwrap();
         let _ = stop.send(true);
         server.await.unwrap();

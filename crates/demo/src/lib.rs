@@ -319,6 +319,9 @@ pub fn accounts() -> Vec<AccountSpec> {
             CODE_DUE_FROM_ISSUERS,
         ),
     ];
+    let (marks_debit, marks_credit) = acquirer::chart::reversal_marks(ACQUIRER, Currency::CNY);
+    specs.push(AccountSpec::new(marks_debit, ACQUIRER, Currency::CNY, acquirer::chart::CODE_REVERSAL_MARKS));
+    specs.push(AccountSpec::new(marks_credit, ACQUIRER, Currency::CNY, acquirer::chart::CODE_REVERSAL_MARKS));
     for merchant in directory().merchants {
         specs.push(AccountSpec::new(
             merchant.settlement_account,
