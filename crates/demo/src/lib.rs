@@ -320,8 +320,18 @@ pub fn accounts() -> Vec<AccountSpec> {
         ),
     ];
     let (marks_debit, marks_credit) = acquirer::chart::reversal_marks(ACQUIRER, Currency::CNY);
-    specs.push(AccountSpec::new(marks_debit, ACQUIRER, Currency::CNY, acquirer::chart::CODE_REVERSAL_MARKS));
-    specs.push(AccountSpec::new(marks_credit, ACQUIRER, Currency::CNY, acquirer::chart::CODE_REVERSAL_MARKS));
+    specs.push(AccountSpec::new(
+        marks_debit,
+        ACQUIRER,
+        Currency::CNY,
+        acquirer::chart::CODE_REVERSAL_MARKS,
+    ));
+    specs.push(AccountSpec::new(
+        marks_credit,
+        ACQUIRER,
+        Currency::CNY,
+        acquirer::chart::CODE_REVERSAL_MARKS,
+    ));
     for merchant in directory().merchants {
         specs.push(AccountSpec::new(
             merchant.settlement_account,
