@@ -19,7 +19,8 @@ fn cup() -> &'static Profile {
     Profile::builtin("cup-bcd").unwrap()
 }
 
-fn frame(mti: &str, fields: &[(u8, &str)]) -> Vec<u8> {
+/// A message from terminal 10000001's side of the line: TPDU, header, the text fields given.
+fn terminal_message(mti: &str, fields: &[(u8, &str)]) -> Message<'static> {
     let mut message = Message::new(Mti::parse(mti).unwrap());
     message.tpdu = Some(Tpdu {
         id: 0x60,
@@ -28,23 +29,37 @@ fn frame(mti: &str, fields: &[(u8, &str)]) -> Vec<u8> {
     });
     message.header = vec![0x60, 0x31, 0, 0x31, 0, 0].into();
     for (field, value) in fields {
-        match field {
-            64 => message.set_bytes(*field, hex::decode(value).unwrap()),
-            _ => message.set_text(*field, *value),
-        }
+        message.set_text(*field, value.to_string());
+    }
+    message
+}
+
+fn frame(mti: &str, fields: &[(u8, &str)]) -> Vec<u8> {
+    let text: Vec<(u8, &str)> = fields
+        .iter()
+        .filter(|(field, _)| *field != 64)
+        .copied()
+        .collect();
+    let mut message = terminal_message(mti, &text);
+    if let Some((_, mac)) = fields.iter().find(|(field, _)| *field == 64) {
+        message.set_bytes(64, hex::decode(mac).unwrap());
     }
     cup().pack(&message).unwrap()
 }
 
+/// Packs with the MAC the terminal computes under its MAC key.
+fn maced(mut message: Message<'_>, mac_key: &TdesKey) -> Vec<u8> {
+    acquirer::mac::pack_with_mac(cup(), &mut message, |covered| {
+        paycrypto::mac::iso9797_alg3(mac_key, covered, Padding::Method1)
+            .unwrap()
+            .to_vec()
+    })
+    .unwrap()
+}
+
 /// A sale from terminal 10000001, not yet MACed.
 fn sale_message() -> Message<'static> {
-    let mut message = Message::new(Mti::parse("0200").unwrap());
-    message.tpdu = Some(Tpdu {
-        id: 0x60,
-        destination: 3,
-        source: 1,
-    });
-    message.header = vec![0x60, 0x31, 0, 0x31, 0, 0].into();
+    let mut message = terminal_message("0200", &[]);
     for (field, value) in [
         (2, "6212340000100008"),
         (3, "000000"),
@@ -394,13 +409,8 @@ async fn sign_on_delivers_working_keys_the_terminal_can_use() {
 
     // A sale MACed with the current MAC key passes the MAC check (and, for a card number no
     // issuer knows, is answered 14); a wrong MAC gets A0; a MAC under the old key too.
-    let mut sale = sale_message();
-    let signed = acquirer::mac::pack_with_mac(cup(), &mut sale, |covered| {
-        paycrypto::mac::iso9797_alg3(&mac_key, covered, Padding::Method1)
-            .unwrap()
-            .to_vec()
-    })
-    .unwrap();
+    let sale = sale_message();
+    let signed = maced(sale.clone(), &mac_key);
     assert_eq!(
         ask(&mut client, &signed).await,
         ("0210".into(), "14".into())
@@ -411,12 +421,7 @@ async fn sign_on_delivers_working_keys_the_terminal_can_use() {
         changed.set_text(4, "1300");
         cup().pack(&changed).unwrap()
     };
-    let old = acquirer::mac::pack_with_mac(cup(), &mut sale_message(), |covered| {
-        paycrypto::mac::iso9797_alg3(&_pin_key, covered, Padding::Method1)
-            .unwrap()
-            .to_vec()
-    })
-    .unwrap();
+    let old = maced(sale_message(), &_pin_key);
     for bad in [tampered, old] {
         assert_eq!(ask(&mut client, &bad).await.1, "A0");
     }
@@ -523,13 +528,7 @@ mod sales {
         )
         .unwrap();
 
-        let mut message = Message::new(Mti::parse("0200").unwrap());
-        message.tpdu = Some(Tpdu {
-            id: 0x60,
-            destination: 3,
-            source: 1,
-        });
-        message.header = vec![0x60, 0x31, 0, 0x31, 0, 0].into();
+        let mut message = terminal_message("0200", &[]);
         let stan = format!("{stan:06}");
         for (field, value) in [
             (2, card.pan.as_str()),
@@ -547,12 +546,7 @@ mod sales {
         }
         message.set_bytes(52, block.as_bytes().to_vec());
         message.set_bytes(55, field55);
-        acquirer::mac::pack_with_mac(cup(), &mut message, |covered| {
-            paycrypto::mac::iso9797_alg3(&keys.1, covered, Padding::Method1)
-                .unwrap()
-                .to_vec()
-        })
-        .unwrap()
+        maced(message, &keys.1)
     }
 
     /// A swipe of `card` (track 2 with its CVV), with `entry_mode` "021" (stripe) or "801"
@@ -568,13 +562,7 @@ mod sales {
         let cvk = TdesKey::new(&hex::decode(TEST_IMK).unwrap()).unwrap();
         let cvv = paycrypto::card::cvv(&cvk, &pan, "3012", "201").unwrap();
         let track2 = format!("{}=3012201{cvv}00000", card.pan);
-        let mut message = Message::new(Mti::parse("0200").unwrap());
-        message.tpdu = Some(Tpdu {
-            id: 0x60,
-            destination: 3,
-            source: 1,
-        });
-        message.header = vec![0x60, 0x31, 0, 0x31, 0, 0].into();
+        let mut message = terminal_message("0200", &[]);
         let amount = format!("{amount_minor:012}");
         let stan = format!("{stan:06}");
         for (field, value) in [
@@ -591,12 +579,7 @@ mod sales {
         ] {
             message.set_text(field, value);
         }
-        acquirer::mac::pack_with_mac(cup(), &mut message, |covered| {
-            paycrypto::mac::iso9797_alg3(&keys.1, covered, Padding::Method1)
-                .unwrap()
-                .to_vec()
-        })
-        .unwrap()
+        maced(message, &keys.1)
     }
 
     #[tokio::test]
@@ -633,13 +616,7 @@ mod sales {
 
     /// A reversal of the sale with trace number `stan`, as a terminal sends it after a timeout.
     fn reversal(mti: &str, stan: u32, amount_minor: u64, keys: &(TdesKey, TdesKey)) -> Vec<u8> {
-        let mut message = Message::new(Mti::parse(mti).unwrap());
-        message.tpdu = Some(Tpdu {
-            id: 0x60,
-            destination: 3,
-            source: 1,
-        });
-        message.header = vec![0x60, 0x31, 0, 0x31, 0, 0].into();
+        let mut message = terminal_message(mti, &[]);
         let amount = format!("{amount_minor:012}");
         let stan = format!("{stan:06}");
         for (field, value) in [
@@ -656,12 +633,7 @@ mod sales {
         ] {
             message.set_text(field, value);
         }
-        acquirer::mac::pack_with_mac(cup(), &mut message, |covered| {
-            paycrypto::mac::iso9797_alg3(&keys.1, covered, Padding::Method1)
-                .unwrap()
-                .to_vec()
-        })
-        .unwrap()
+        maced(message, &keys.1)
     }
 
     #[tokio::test]
