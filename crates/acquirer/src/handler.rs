@@ -12,6 +12,7 @@
 //!   does not verify under the terminal's MAC key (see [`crate::mac`]): A0;
 //! - messages that do not fit their type: 30 naming the field; unknown ones: 12;
 //! - sales (0200, 60.1 = 22): authorized end to end (see `sale.rs`);
+//! - balance inquiries: the same card checks, field 54 with the available balance;
 //! - reversals (0400/0401) of sales: the posted effect undone exactly once (see `reversal.rs`);
 //! - the other payment messages it recognises: 40 ("function not supported") until their
 //!   paths land: the terminal learns the truth at once instead of timing out, and nothing is
@@ -127,6 +128,10 @@ impl TerminalHandler {
             kind if kind.is_maced() => match self.check_mac(frame, &request).await {
                 Ok(session) if kind == MessageType::Sale => {
                     self.sale(message, &request, terminal, &session).await
+                }
+                Ok(session) if kind == MessageType::BalanceInquiry => {
+                    self.balance_inquiry(message, &request, terminal, &session)
+                        .await
                 }
                 Ok(session) if kind == MessageType::Reversal => {
                     self.reversal(message, &request, terminal, &session).await

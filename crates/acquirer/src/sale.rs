@@ -67,19 +67,54 @@ impl TerminalHandler {
         terminal: &TerminalRecord,
         session: &TerminalSession,
     ) -> Option<Answer> {
-        match self.sale_answer(message, request, terminal, session).await {
+        match self
+            .card_answer(
+                TransactionKind::Purchase,
+                message,
+                request,
+                terminal,
+                session,
+            )
+            .await
+        {
             Ok(answer) => Some(answer),
             Err(code) => Answer::plain(message, code),
         }
     }
 
-    async fn sale_answer(
+    /// A balance inquiry (查询, 0200 with processing code 31): the same card checks as a sale
+    /// (chip or stripe, PIN), nothing moved, and on approval the available balance in field 54.
+    pub(crate) async fn balance_inquiry(
         &self,
         message: &Message<'_>,
         request: &Request,
         terminal: &TerminalRecord,
         session: &TerminalSession,
+    ) -> Option<Answer> {
+        match self
+            .card_answer(
+                TransactionKind::BalanceInquiry,
+                message,
+                request,
+                terminal,
+                session,
+            )
+            .await
+        {
+            Ok(answer) => Some(answer),
+            Err(code) => Answer::plain(message, code),
+        }
+    }
+
+    async fn card_answer(
+        &self,
+        kind: TransactionKind,
+        message: &Message<'_>,
+        request: &Request,
+        terminal: &TerminalRecord,
+        session: &TerminalSession,
     ) -> Result<Answer, Stop> {
+        let purchase = kind == TransactionKind::Purchase;
         let keys: BTreeMap<String, KeyToken> = match self.store.keys().await {
             Ok(keys) => keys
                 .into_iter()
@@ -93,10 +128,13 @@ impl TerminalHandler {
             .and_then(|value| value.to_text().parse::<u16>().ok())
             .and_then(|numeric| Currency::from_numeric(numeric).ok())
             .ok_or(ResponseCode::FormatError)?;
-        let amount_minor = request
-            .amount_minor
-            .and_then(|minor| i64::try_from(minor).ok())
-            .ok_or(ResponseCode::InvalidAmount)?;
+        let amount_minor = match kind {
+            TransactionKind::BalanceInquiry => 0,
+            _ => request
+                .amount_minor
+                .and_then(|minor| i64::try_from(minor).ok())
+                .ok_or(ResponseCode::InvalidAmount)?,
+        };
         let amount = Amount::new(amount_minor, currency);
 
         // 1. The card.
@@ -153,7 +191,9 @@ impl TerminalHandler {
             merchant_payable: terminal.merchant_payable,
         };
         let transfers = sale_transfers(&business_key, &accounts, amount);
-        if let Ok(Some(original)) = self.store.transfer(transfers[0].id).await {
+        if !purchase {
+            // Nothing to repeat: an inquiry moves nothing.
+        } else if let Ok(Some(original)) = self.store.transfer(transfers[0].id).await {
             if original.request != transfers[0] {
                 return stop(
                     ResponseCode::DuplicateTransmission,
@@ -277,7 +317,7 @@ impl TerminalHandler {
             .unwrap_or(0);
         let today = business_date(now);
         let authorization_request = AuthorizationRequest {
-            kind: TransactionKind::Purchase,
+            kind,
             amount,
             pan: &pan,
             presentation,
@@ -296,13 +336,13 @@ impl TerminalHandler {
             &card.id,
             &profile,
             &decision,
-            approved.then(|| Spend {
+            (approved && purchase).then(|| Spend {
                 date: format_date(today),
                 amount_minor,
             }),
         );
         let authorization = Authorization {
-            transfers: if approved {
+            transfers: if approved && purchase {
                 transfers.clone()
             } else {
                 Vec::new()
@@ -347,6 +387,20 @@ impl TerminalHandler {
             .flatten(),
             _ => None,
         };
+        if response.is_approved() && !purchase {
+            let balance = self
+                .store
+                .account(card.account)
+                .await
+                .ok()
+                .flatten()
+                .map_or(0, |account| account.available());
+            let mut answer = self.approval(message, transfers[0].id, arpc, session);
+            answer
+                .message
+                .set_text(54, balance_field(card.product, currency, balance));
+            return Ok(answer);
+        }
         if response.is_approved() {
             return Ok(self.approval(message, transfers[0].id, arpc, session));
         }
@@ -413,4 +467,23 @@ fn card_effect(
         atc,
         spend,
     }
+}
+
+/// Field 54 of a balance answer: account type (10 savings for a debit card, 30 credit), amount
+/// type 02 (available balance), currency, C or D, and 12 digits.
+fn balance_field(
+    product: store::directory::CardProduct,
+    currency: Currency,
+    available_minor: i64,
+) -> String {
+    let account_type = match product {
+        store::directory::CardProduct::Debit => "10",
+        store::directory::CardProduct::Credit => "30",
+    };
+    let sign = if available_minor < 0 { 'D' } else { 'C' };
+    format!(
+        "{account_type}02{:03}{sign}{:012}",
+        currency.numeric(),
+        available_minor.unsigned_abs()
+    )
 }

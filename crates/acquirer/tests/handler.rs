@@ -715,6 +715,51 @@ mod sales {
         server.await.unwrap();
     }
 
+    #[tokio::test]
+    async fn a_balance_inquiry_checks_the_card_and_pin_and_moves_nothing() {
+        let world = world().await;
+        let (mut client, stop, server, _handler) = start(&world).await;
+        let keys = signed_on(&mut client).await;
+        let card = demo::cards()
+            .into_iter()
+            .find(|card| card.card.id == "card-CH001-D")
+            .unwrap();
+        let inquiry = |pin: &str, stan: u32, atc: u16| {
+            // A chip read for no amount, turned into an inquiry: processing code 31, 60.1 = 01.
+            let mut message = cup()
+                .unpack(&chip_sale(&card, 0, stan, atc, pin, &keys))
+                .unwrap()
+                .into_owned();
+            message.remove(4);
+            message.set_text(3, "310000");
+            message.set_text(60, "01000001");
+            maced(message, &keys.1)
+        };
+        let reply = client
+            .exchange(&inquiry(demo::DEMO_PIN, 600, 1), TIMEOUT)
+            .await
+            .unwrap();
+        let answer = cup().unpack(&reply).unwrap();
+        assert_eq!(answer.response_code().unwrap(), "00");
+        assert_eq!(
+            answer.get(54).unwrap().to_text(),
+            "1002156C000000500000",
+            "5 000.00 CNY available"
+        );
+        let wrong = client
+            .exchange(&inquiry("000000", 601, 2), TIMEOUT)
+            .await
+            .unwrap();
+        assert_eq!(cup().unpack(&wrong).unwrap().response_code().unwrap(), "55");
+        assert_eq!(
+            available(&world, &card).await,
+            500_000,
+            "an inquiry moves nothing"
+        );
+        let _ = stop.send(true);
+        server.await.unwrap();
+    }
+
     async fn available(world: &World, card: &demo::DemoCard) -> i64 {
         world
             .store
