@@ -103,7 +103,11 @@ struct World {
 
 /// The demo world on a fresh SQLite store, with a known master key for terminal 10000001.
 async fn world() -> World {
-    let backend = store::testing::sqlite();
+    world_on(store::testing::sqlite()).await
+}
+
+/// The demo world on `backend`, with test keys for terminal 10000001 and the debit bank.
+async fn world_on(backend: store::testing::TestBackend) -> World {
     let store = Arc::new(Store::open(&backend.backend).await.unwrap());
     let hsm = Arc::new(SoftHsm::new(&[0x42; 32]).unwrap());
     let tmk = hsm
@@ -639,80 +643,82 @@ mod sales {
     #[tokio::test]
     async fn a_sale_whose_answer_was_lost_is_reversed_exactly_once() {
         let _ = tracing_subscriber::fmt().with_test_writer().try_init();
-        let world = world().await;
-        let (mut client, stop, server, _handler) = start(&world).await;
-        let keys = signed_on(&mut client).await;
-        let card = demo::cards()
-            .into_iter()
-            .find(|card| card.card.id == "card-CH001-D")
-            .unwrap();
-        let before = available(&world, &card).await;
-        let mut answer = async |request: Vec<u8>| {
-            let reply = client.exchange(&request, TIMEOUT).await.unwrap();
-            let message = cup().unpack(&reply).unwrap();
-            (
-                message.mti.as_str().to_owned(),
-                message.response_code().unwrap(),
-            )
-        };
-        assert_eq!(
-            answer(chip_sale(&card, 2_500, 400, 1, demo::DEMO_PIN, &keys))
+        for backend in store::testing::backends().await {
+            let world = world_on(backend).await;
+            let (mut client, stop, server, _handler) = start(&world).await;
+            let keys = signed_on(&mut client).await;
+            let card = demo::cards()
+                .into_iter()
+                .find(|card| card.card.id == "card-CH001-D")
+                .unwrap();
+            let before = available(&world, &card).await;
+            let mut answer = async |request: Vec<u8>| {
+                let reply = client.exchange(&request, TIMEOUT).await.unwrap();
+                let message = cup().unpack(&reply).unwrap();
+                (
+                    message.mti.as_str().to_owned(),
+                    message.response_code().unwrap(),
+                )
+            };
+            assert_eq!(
+                answer(chip_sale(&card, 2_500, 400, 1, demo::DEMO_PIN, &keys))
+                    .await
+                    .1,
+                "00"
+            );
+            assert_eq!(available(&world, &card).await, before - 2_500);
+            // The terminal never saw that answer: it reverses, then repeats the reversal.
+            assert_eq!(
+                answer(reversal("0400", 400, 2_500, &keys)).await,
+                ("0410".into(), "00".into())
+            );
+            assert_eq!(available(&world, &card).await, before, "the sale is undone");
+            assert_eq!(
+                answer(reversal("0401", 400, 2_500, &keys)).await,
+                ("0411".into(), "00".into())
+            );
+            assert_eq!(available(&world, &card).await, before, "and only once");
+            let merchant = world
+                .store
+                .account(demo::account_id("merchant/898310058120001"))
                 .await
-                .1,
-            "00"
-        );
-        assert_eq!(available(&world, &card).await, before - 2_500);
-        // The terminal never saw that answer: it reverses, then repeats the reversal.
-        assert_eq!(
-            answer(reversal("0400", 400, 2_500, &keys)).await,
-            ("0410".into(), "00".into())
-        );
-        assert_eq!(available(&world, &card).await, before, "the sale is undone");
-        assert_eq!(
-            answer(reversal("0401", 400, 2_500, &keys)).await,
-            ("0411".into(), "00".into())
-        );
-        assert_eq!(available(&world, &card).await, before, "and only once");
-        let merchant = world
-            .store
-            .account(demo::account_id("merchant/898310058120001"))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(merchant.credits_posted - merchant.debits_posted, 0);
-        // A reversal with another amount than the original's is refused; one of a sale that
-        // never reached the host has nothing to undo.
-        assert_eq!(answer(reversal("0400", 400, 9_999, &keys)).await.1, "13");
-        assert_eq!(answer(reversal("0400", 999, 2_500, &keys)).await.1, "00");
-        assert_eq!(available(&world, &card).await, before);
-        // A reversal that overtakes its sale: the late sale can never post.
-        assert_eq!(answer(reversal("0400", 500, 3_000, &keys)).await.1, "00");
-        assert_eq!(
-            answer(chip_sale(&card, 3_000, 500, 2, demo::DEMO_PIN, &keys))
-                .await
-                .1,
-            "94"
-        );
-        assert_eq!(
-            available(&world, &card).await,
-            before,
-            "the late original moved nothing"
-        );
-        assert_eq!(
-            answer(reversal("0401", 500, 3_000, &keys)).await.1,
-            "00",
-            "a repeated reversal is still fine"
-        );
-        let (marks, _) = acquirer::chart::reversal_marks(demo::ACQUIRER, money::Currency::CNY);
-        let marks = world.store.account(marks).await.unwrap().unwrap();
-        assert_eq!(
-            (marks.debits_pending, marks.debits_posted),
-            (0, 0),
-            "marks hold nothing"
-        );
-        world.store.check_books().await.unwrap();
-        let _ = stop.send(true);
-        server.await.unwrap();
+                .unwrap()
+                .unwrap();
+            assert_eq!(merchant.credits_posted - merchant.debits_posted, 0);
+            // A reversal with another amount than the original's is refused; one of a sale that
+            // never reached the host has nothing to undo.
+            assert_eq!(answer(reversal("0400", 400, 9_999, &keys)).await.1, "13");
+            assert_eq!(answer(reversal("0400", 999, 2_500, &keys)).await.1, "00");
+            assert_eq!(available(&world, &card).await, before);
+            // A reversal that overtakes its sale: the late sale can never post.
+            assert_eq!(answer(reversal("0400", 500, 3_000, &keys)).await.1, "00");
+            assert_eq!(
+                answer(chip_sale(&card, 3_000, 500, 2, demo::DEMO_PIN, &keys))
+                    .await
+                    .1,
+                "94"
+            );
+            assert_eq!(
+                available(&world, &card).await,
+                before,
+                "the late original moved nothing"
+            );
+            assert_eq!(
+                answer(reversal("0401", 500, 3_000, &keys)).await.1,
+                "00",
+                "a repeated reversal is still fine"
+            );
+            let (marks, _) = acquirer::chart::reversal_marks(demo::ACQUIRER, money::Currency::CNY);
+            let marks = world.store.account(marks).await.unwrap().unwrap();
+            assert_eq!(
+                (marks.debits_pending, marks.debits_posted),
+                (0, 0),
+                "marks hold nothing"
+            );
+            world.store.check_books().await.unwrap();
+            let _ = stop.send(true);
+            server.await.unwrap();
+        }
     }
 
     #[tokio::test]
@@ -773,73 +779,76 @@ mod sales {
     #[tokio::test]
     async fn a_chip_sale_with_pin_is_approved_posted_once_and_answered_with_arpc_and_mac() {
         let _ = tracing_subscriber::fmt().with_test_writer().try_init();
-        let world = world().await;
-        let (mut client, stop, server, _handler) = start(&world).await;
-        let keys = signed_on(&mut client).await;
-        let card = demo::cards()
-            .into_iter()
-            .find(|card| card.card.id == "card-CH001-D")
-            .unwrap();
-        let before = available(&world, &card).await;
+        for backend in store::testing::backends().await {
+            let world = world_on(backend).await;
+            let (mut client, stop, server, _handler) = start(&world).await;
+            let keys = signed_on(&mut client).await;
+            let card = demo::cards()
+                .into_iter()
+                .find(|card| card.card.id == "card-CH001-D")
+                .unwrap();
+            let before = available(&world, &card).await;
 
-        let request = chip_sale(&card, 1_200, 100, 1, demo::DEMO_PIN, &keys);
-        let reply = client.exchange(&request, TIMEOUT).await.unwrap();
-        let answer = cup().unpack(&reply).unwrap().into_owned();
-        assert_eq!(
-            (
-                answer.mti.as_str(),
-                answer.response_code().unwrap().as_str()
-            ),
-            ("0210", "00")
-        );
-        assert_eq!(answer.rrn().unwrap().len(), 12);
-        assert_eq!(answer.auth_code().unwrap().len(), 6);
-        let tag91 = ::emv::tlv::find(&answer.get(55).unwrap().to_bytes(), ::emv::tlv::Tag(0x91))
-            .unwrap()
-            .unwrap()
-            .to_vec();
-        assert_eq!(tag91.len(), 8, "ARPC (4) and card status update (4)");
-        let (covered, mac) = acquirer::mac::mac_parts(cup(), &reply).unwrap();
-        assert_eq!(
-            mac,
-            paycrypto::mac::iso9797_alg3(&keys.1, covered, Padding::Method1).unwrap(),
-            "the approval is MACed"
-        );
-        assert_eq!(
-            available(&world, &card).await,
-            before - 1_200,
-            "the sale is posted"
-        );
-        let merchant = world
-            .store
-            .account(demo::account_id("merchant/898310058120001"))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(merchant.credits_posted, 1_200);
+            let request = chip_sale(&card, 1_200, 100, 1, demo::DEMO_PIN, &keys);
+            let reply = client.exchange(&request, TIMEOUT).await.unwrap();
+            let answer = cup().unpack(&reply).unwrap().into_owned();
+            assert_eq!(
+                (
+                    answer.mti.as_str(),
+                    answer.response_code().unwrap().as_str()
+                ),
+                ("0210", "00")
+            );
+            assert_eq!(answer.rrn().unwrap().len(), 12);
+            assert_eq!(answer.auth_code().unwrap().len(), 6);
+            let tag91 =
+                ::emv::tlv::find(&answer.get(55).unwrap().to_bytes(), ::emv::tlv::Tag(0x91))
+                    .unwrap()
+                    .unwrap()
+                    .to_vec();
+            assert_eq!(tag91.len(), 8, "ARPC (4) and card status update (4)");
+            let (covered, mac) = acquirer::mac::mac_parts(cup(), &reply).unwrap();
+            assert_eq!(
+                mac,
+                paycrypto::mac::iso9797_alg3(&keys.1, covered, Padding::Method1).unwrap(),
+                "the approval is MACed"
+            );
+            assert_eq!(
+                available(&world, &card).await,
+                before - 1_200,
+                "the sale is posted"
+            );
+            let merchant = world
+                .store
+                .account(demo::account_id("merchant/898310058120001"))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(merchant.credits_posted, 1_200);
 
-        // The terminal did not get the answer and sends the same message again: same answer
-        // codes, nothing posted twice.
-        let again = cup()
-            .unpack(&client.exchange(&request, TIMEOUT).await.unwrap())
-            .unwrap()
-            .into_owned();
-        assert_eq!(
-            (
-                again.response_code().unwrap(),
-                again.rrn().unwrap(),
-                again.auth_code().unwrap()
-            ),
-            (
-                "00".into(),
-                answer.rrn().unwrap(),
-                answer.auth_code().unwrap()
-            )
-        );
-        assert_eq!(available(&world, &card).await, before - 1_200);
-        world.store.check_books().await.unwrap();
-        let _ = stop.send(true);
-        server.await.unwrap();
+            // The terminal did not get the answer and sends the same message again: same answer
+            // codes, nothing posted twice.
+            let again = cup()
+                .unpack(&client.exchange(&request, TIMEOUT).await.unwrap())
+                .unwrap()
+                .into_owned();
+            assert_eq!(
+                (
+                    again.response_code().unwrap(),
+                    again.rrn().unwrap(),
+                    again.auth_code().unwrap()
+                ),
+                (
+                    "00".into(),
+                    answer.rrn().unwrap(),
+                    answer.auth_code().unwrap()
+                )
+            );
+            assert_eq!(available(&world, &card).await, before - 1_200);
+            world.store.check_books().await.unwrap();
+            let _ = stop.send(true);
+            server.await.unwrap();
+        }
     }
 
     #[tokio::test]
