@@ -13,6 +13,7 @@
 //! - messages that do not fit their type: 30 naming the field; unknown ones: 12;
 //! - sales (0200, 60.1 = 22): authorized end to end (see `sale.rs`);
 //! - balance inquiries: the same card checks, field 54 with the available balance;
+//! - voids of sales in the open batch (see `void.rs`);
 //! - reversals (0400/0401) of sales: the posted effect undone exactly once (see `reversal.rs`);
 //! - the other payment messages it recognises: 40 ("function not supported") until their
 //!   paths land: the terminal learns the truth at once instead of timing out, and nothing is
@@ -132,6 +133,9 @@ impl TerminalHandler {
                 Ok(session) if kind == MessageType::BalanceInquiry => {
                     self.balance_inquiry(message, &request, terminal, &session)
                         .await
+                }
+                Ok(session) if kind == MessageType::SaleVoid => {
+                    self.void(message, &request, &session).await
                 }
                 Ok(session) if kind == MessageType::Reversal => {
                     self.reversal(message, &request, terminal, &session).await

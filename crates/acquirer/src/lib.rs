@@ -31,6 +31,7 @@ pub mod mac;
 mod message;
 mod reversal;
 mod sale;
+mod void;
 
 pub use handler::{HandlerCounters, TerminalHandler, TerminalRecord};
 pub use message::{MessageType, Reject, Request, classify, response_to};

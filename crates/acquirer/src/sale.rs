@@ -139,28 +139,7 @@ impl TerminalHandler {
 
         // 1. The card.
         let track2 = message.track2().ok();
-        let digits = match (message.pan(), &track2) {
-            (Ok(pan), _) => pan.expose().to_owned(),
-            (Err(_), Some(track)) => track
-                .pan()
-                .map_err(|_| ResponseCode::FormatError)?
-                .expose()
-                .to_owned(),
-            (Err(_), None) => return stop(ResponseCode::FormatError, "no card number"),
-        };
-        let pan = Pan::new(&digits).map_err(|_| ResponseCode::InvalidCardNumber)?;
-        let fingerprint = self
-            .hsm
-            .pan_fingerprint(key(PAN_FINGERPRINT_KEY)?, &pan)
-            .map_err(|_| ResponseCode::SystemMalfunction)?;
-        let Some(card) = self
-            .store
-            .card_by_fingerprint(fingerprint)
-            .await
-            .map_err(|_| ResponseCode::SystemMalfunction)?
-        else {
-            return stop(ResponseCode::InvalidCardNumber, "unknown card");
-        };
+        let (pan, card) = self.find_card(message, key(PAN_FINGERPRINT_KEY)?).await?;
         let Some(stored) = self
             .store
             .issuer_card(&card.id)
@@ -412,6 +391,50 @@ impl TerminalHandler {
             message: answer,
             mac_key: None,
         })
+    }
+
+    /// The card a message presents (field 2, else track 2), found by its number's fingerprint.
+    pub(crate) async fn find_card(
+        &self,
+        message: &Message<'_>,
+        fingerprint_key: &KeyToken,
+    ) -> Result<(Pan, store::directory::Card), Stop> {
+        let digits = match (message.pan(), message.track2()) {
+            (Ok(pan), _) => pan.expose().to_owned(),
+            (Err(_), Ok(track)) => track
+                .pan()
+                .map_err(|_| ResponseCode::FormatError)?
+                .expose()
+                .to_owned(),
+            (Err(_), Err(_)) => return stop(ResponseCode::FormatError, "no card number"),
+        };
+        let pan = Pan::new(&digits).map_err(|_| ResponseCode::InvalidCardNumber)?;
+        let fingerprint = self
+            .hsm
+            .pan_fingerprint(fingerprint_key, &pan)
+            .map_err(|_| ResponseCode::SystemMalfunction)?;
+        match self
+            .store
+            .card_by_fingerprint(fingerprint)
+            .await
+            .map_err(|_| ResponseCode::SystemMalfunction)?
+        {
+            Some(card) => Ok((pan, card)),
+            None => stop(ResponseCode::InvalidCardNumber, "unknown card"),
+        }
+    }
+
+    /// The platform's card-number fingerprint key.
+    pub(crate) async fn fingerprint_key(&self) -> Result<KeyToken, Stop> {
+        let keys = self
+            .store
+            .keys()
+            .await
+            .map_err(|_| ResponseCode::SystemMalfunction)?;
+        keys.into_iter()
+            .find(|key| key.name == PAN_FINGERPRINT_KEY)
+            .map(|key| KeyToken::new(key.token))
+            .ok_or(ResponseCode::SystemMalfunction)
     }
 
     /// An approval: 00 with RRN and auth code from the transfer, the ARPC when there is one, and

@@ -766,6 +766,99 @@ mod sales {
         server.await.unwrap();
     }
 
+    /// A void (消费撤销) of the sale with trace number `original_stan` and RRN `rrn`.
+    fn void(
+        card: &demo::DemoCard,
+        amount_minor: u64,
+        stan: u32,
+        original_stan: u32,
+        rrn: &str,
+        keys: &(TdesKey, TdesKey),
+    ) -> Vec<u8> {
+        let amount = format!("{amount_minor:012}");
+        let stan = format!("{stan:06}");
+        let original = format!("000001{original_stan:06}");
+        let fields = [
+            (2, card.pan.as_str()),
+            (3, "200000"),
+            (4, amount.as_str()),
+            (11, stan.as_str()),
+            (22, "011"),
+            (25, "00"),
+            (37, rrn),
+            (41, "10000001"),
+            (42, "898310058120001"),
+            (49, "156"),
+            (60, "23000001"),
+            (61, original.as_str()),
+        ];
+        maced(terminal_message("0200", &fields), &keys.1)
+    }
+
+    #[tokio::test]
+    async fn a_sale_is_voided_once_with_its_rrn_card_and_amount() {
+        let world = world().await;
+        let (mut client, stop, server, _handler) = start(&world).await;
+        let keys = signed_on(&mut client).await;
+        let card = demo::cards()
+            .into_iter()
+            .find(|card| card.card.id == "card-CH001-D")
+            .unwrap();
+        let before = available(&world, &card).await;
+        let reply = client
+            .exchange(
+                &chip_sale(&card, 4_000, 700, 1, demo::DEMO_PIN, &keys),
+                TIMEOUT,
+            )
+            .await
+            .unwrap();
+        let rrn = cup().unpack(&reply).unwrap().rrn().unwrap();
+        let mut code = async |request: Vec<u8>| {
+            let reply = client.exchange(&request, TIMEOUT).await.unwrap();
+            cup().unpack(&reply).unwrap().response_code().unwrap()
+        };
+        assert_eq!(
+            code(void(&card, 4_000, 701, 700, "999999999999", &keys)).await,
+            "25",
+            "another sale's RRN"
+        );
+        assert_eq!(
+            code(void(&card, 3_000, 701, 700, &rrn, &keys)).await,
+            "13",
+            "another amount"
+        );
+        assert_eq!(
+            code(void(&card, 4_000, 701, 799, &rrn, &keys)).await,
+            "25",
+            "no such sale"
+        );
+        let other_card = demo::cards()
+            .into_iter()
+            .find(|card| card.card.id == "card-CH002-D")
+            .unwrap();
+        assert_eq!(
+            code(void(&other_card, 4_000, 701, 700, &rrn, &keys)).await,
+            "25",
+            "another card"
+        );
+        assert_eq!(code(void(&card, 4_000, 701, 700, &rrn, &keys)).await, "00");
+        assert_eq!(available(&world, &card).await, before, "the sale is undone");
+        assert_eq!(
+            code(void(&card, 4_000, 701, 700, &rrn, &keys)).await,
+            "00",
+            "a repeat of the same void"
+        );
+        assert_eq!(
+            code(void(&card, 4_000, 702, 700, &rrn, &keys)).await,
+            "12",
+            "a second void of the same sale"
+        );
+        assert_eq!(available(&world, &card).await, before, "undone once");
+        world.store.check_books().await.unwrap();
+        let _ = stop.send(true);
+        server.await.unwrap();
+    }
+
     async fn available(world: &World, card: &demo::DemoCard) -> i64 {
         world
             .store
