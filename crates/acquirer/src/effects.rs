@@ -74,6 +74,65 @@ pub fn sale_transfers(
     vec![issuer.linked(), acquirer]
 }
 
+/// How long a pre-authorization holds the money before it lapses by itself: 30 days, the usual
+/// validity of a hotel or car-rental pre-authorization in China.
+pub const PREAUTHORIZATION_HOLD_SECONDS: u32 = 30 * 24 * 3_600;
+
+/// The hold of a pre-authorization (预授权), in the issuer's books only: nothing is owed to the
+/// merchant until completion.
+pub fn preauthorization_transfer(
+    key: &BusinessKey,
+    accounts: &SaleAccounts,
+    amount: Amount,
+) -> TransferRequest {
+    let id = key.transfer_id("preauth/issuer");
+    match accounts.product {
+        CardProduct::Debit => TransferRequest::pending(
+            id,
+            accounts.card,
+            accounts.issuer_settlement,
+            amount,
+            PREAUTHORIZATION_HOLD_SECONDS,
+        ),
+        CardProduct::Credit => TransferRequest::pending(
+            id,
+            accounts.issuer_settlement,
+            accounts.card,
+            amount,
+            PREAUTHORIZATION_HOLD_SECONDS,
+        ),
+    }
+}
+
+/// The completion (预授权完成) of the pre-authorization `original`: its hold posted for
+/// `amount` (at most the hold; the rest is released) and the merchant credited, linked. The
+/// completion message's trace number travels in the transfers (a second completion of the same
+/// pre-authorization is another content under the same ids).
+pub fn completion_transfers(
+    original: &BusinessKey,
+    accounts: &SaleAccounts,
+    amount: Amount,
+    completion_stan: u32,
+) -> Vec<TransferRequest> {
+    let hold = original.transfer_id("preauth/issuer");
+    vec![
+        TransferRequest::post(
+            original.transfer_id("completion/issuer"),
+            hold,
+            Some(amount),
+        )
+        .user_data(u128::from(completion_stan))
+        .linked(),
+        TransferRequest::posted(
+            original.transfer_id("completion/acquirer"),
+            accounts.acquirer_due_from_issuers,
+            accounts.merchant_payable,
+            amount,
+        )
+        .user_data(u128::from(completion_stan)),
+    ]
+}
+
 /// Retrieval reference number (field 37, 12 characters) and authorization code (field 38, 6)
 /// of an approved transfer, derived from its id so that a repeated message gets the same ones.
 pub fn approval_codes(transfer: TransferId) -> (String, String) {

@@ -25,6 +25,7 @@
 pub mod cards;
 pub mod chart;
 pub mod chip;
+mod completion;
 pub mod effects;
 mod handler;
 pub mod mac;

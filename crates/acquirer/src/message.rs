@@ -46,9 +46,8 @@ impl MessageType {
         match self {
             SignOn | SignOff | EchoTest => &[11, 41, 42, 60],
             BalanceInquiry => &[3, 11, 22, 25, 41, 42, 49, 60, 64],
-            Sale | PreAuthorization | PreAuthorizationCompletion => {
-                &[3, 4, 11, 22, 25, 41, 42, 49, 60, 64]
-            }
+            Sale | PreAuthorization => &[3, 4, 11, 22, 25, 41, 42, 49, 60, 64],
+            PreAuthorizationCompletion => &[3, 4, 11, 22, 25, 38, 41, 42, 49, 60, 61, 64],
             SaleVoid | PreAuthorizationVoid | CompletionVoid => {
                 &[3, 4, 11, 22, 25, 37, 41, 42, 49, 60, 61, 64]
             }

@@ -15,7 +15,10 @@
 
 use crate::cards::{card_profile, format_date};
 use crate::chip::chip_fields;
-use crate::effects::{BusinessKey, SaleAccounts, approval_codes, business_date, sale_transfers};
+use crate::effects::{
+    BusinessKey, SaleAccounts, approval_codes, business_date, preauthorization_transfer,
+    sale_transfers,
+};
 use crate::handler::{TerminalHandler, TerminalRecord};
 use crate::message::{Request, response_to};
 use emv::tlv::Tag;
@@ -82,6 +85,30 @@ impl TerminalHandler {
         }
     }
 
+    /// A pre-authorization (预授权, 0100 with processing code 03): the sale's card checks, and on
+    /// approval a hold on the card's money until completion, void or expiry.
+    pub(crate) async fn preauthorization(
+        &self,
+        message: &Message<'_>,
+        request: &Request,
+        terminal: &TerminalRecord,
+        session: &TerminalSession,
+    ) -> Option<Answer> {
+        match self
+            .card_answer(
+                TransactionKind::PreAuthorization,
+                message,
+                request,
+                terminal,
+                session,
+            )
+            .await
+        {
+            Ok(answer) => Some(answer),
+            Err(code) => Answer::plain(message, code),
+        }
+    }
+
     /// A balance inquiry (查询, 0200 with processing code 31): the same card checks as a sale
     /// (chip or stripe, PIN), nothing moved, and on approval the available balance in field 54.
     pub(crate) async fn balance_inquiry(
@@ -114,7 +141,8 @@ impl TerminalHandler {
         terminal: &TerminalRecord,
         session: &TerminalSession,
     ) -> Result<Answer, Stop> {
-        let purchase = kind == TransactionKind::Purchase;
+        // Sales and pre-authorizations move (or hold) money; an inquiry only looks.
+        let purchase = kind != TransactionKind::BalanceInquiry;
         let keys: BTreeMap<String, KeyToken> = match self.store.keys().await {
             Ok(keys) => keys
                 .into_iter()
@@ -169,7 +197,12 @@ impl TerminalHandler {
             ),
             merchant_payable: terminal.merchant_payable,
         };
-        let transfers = sale_transfers(&business_key, &accounts, amount);
+        let transfers = match kind {
+            TransactionKind::PreAuthorization => {
+                vec![preauthorization_transfer(&business_key, &accounts, amount)]
+            }
+            _ => sale_transfers(&business_key, &accounts, amount),
+        };
         if !purchase {
             // Nothing to repeat: an inquiry moves nothing.
         } else if let Ok(Some(original)) = self.store.transfer(transfers[0].id).await {
@@ -439,7 +472,7 @@ impl TerminalHandler {
 
     /// An approval: 00 with RRN and auth code from the transfer, the ARPC when there is one, and
     /// the terminal's MAC.
-    fn approval(
+    pub(crate) fn approval(
         &self,
         message: &Message<'_>,
         transfer: ledger::TransferId,

@@ -859,6 +859,146 @@ mod sales {
         server.await.unwrap();
     }
 
+    /// A pre-authorization: a chip sale turned into 0100 with processing code 03, condition 06
+    /// and 60.1 = 10.
+    fn preauthorization(
+        card: &demo::DemoCard,
+        amount_minor: u64,
+        stan: u32,
+        atc: u16,
+        keys: &(TdesKey, TdesKey),
+    ) -> Vec<u8> {
+        let sale = cup()
+            .unpack(&chip_sale(
+                card,
+                amount_minor,
+                stan,
+                atc,
+                demo::DEMO_PIN,
+                keys,
+            ))
+            .unwrap()
+            .into_owned();
+        let mut message = terminal_message("0100", &[]);
+        for (field, value) in sale.iter() {
+            message.set(field, value.clone());
+        }
+        message.set_text(3, "030000");
+        message.set_text(25, "06");
+        message.set_text(60, "10000001");
+        message.remove(64);
+        maced(message, &keys.1)
+    }
+
+    fn completion(
+        card: &demo::DemoCard,
+        amount_minor: u64,
+        stan: u32,
+        original_stan: u32,
+        auth_code: &str,
+        keys: &(TdesKey, TdesKey),
+    ) -> Vec<u8> {
+        let amount = format!("{amount_minor:012}");
+        let stan = format!("{stan:06}");
+        let original = format!("000001{original_stan:06}");
+        let fields = [
+            (2, card.pan.as_str()),
+            (3, "000000"),
+            (4, amount.as_str()),
+            (11, stan.as_str()),
+            (22, "011"),
+            (25, "06"),
+            (38, auth_code),
+            (41, "10000001"),
+            (42, "898310058120001"),
+            (49, "156"),
+            (60, "20000001"),
+            (61, original.as_str()),
+        ];
+        maced(terminal_message("0200", &fields), &keys.1)
+    }
+
+    #[tokio::test]
+    async fn a_preauthorization_holds_and_its_completion_captures_at_most_the_hold() {
+        let world = world().await;
+        let (mut client, stop, server, _handler) = start(&world).await;
+        let keys = signed_on(&mut client).await;
+        let card = demo::cards()
+            .into_iter()
+            .find(|card| card.card.id == "card-CH001-D")
+            .unwrap();
+        let account = |world: &World| {
+            let store = world.store.clone();
+            let id = card.card.account;
+            async move { store.account(id).await.unwrap().unwrap() }
+        };
+        let before = account(&world).await;
+        let reply = client
+            .exchange(&preauthorization(&card, 50_000, 800, 1, &keys), TIMEOUT)
+            .await
+            .unwrap();
+        let answer = cup().unpack(&reply).unwrap().into_owned();
+        assert_eq!(
+            (
+                answer.mti.as_str(),
+                answer.response_code().unwrap().as_str()
+            ),
+            ("0110", "00")
+        );
+        let auth_code = answer.auth_code().unwrap();
+        let held = account(&world).await;
+        assert_eq!(
+            (held.debits_pending, held.debits_posted),
+            (50_000, before.debits_posted),
+            "held, not posted"
+        );
+
+        let mut code = async |request: Vec<u8>| {
+            let reply = client.exchange(&request, TIMEOUT).await.unwrap();
+            cup().unpack(&reply).unwrap().response_code().unwrap()
+        };
+        assert_eq!(
+            code(completion(&card, 50_001, 801, 800, &auth_code, &keys)).await,
+            "13",
+            "more than the hold"
+        );
+        assert_eq!(
+            code(completion(&card, 45_000, 801, 800, "000000", &keys)).await,
+            "25",
+            "another auth code"
+        );
+        assert_eq!(
+            code(completion(&card, 45_000, 801, 800, &auth_code, &keys)).await,
+            "00"
+        );
+        let completed = account(&world).await;
+        assert_eq!(
+            (completed.debits_pending, completed.debits_posted),
+            (0, before.debits_posted + 45_000),
+            "captured 450.00, the rest released"
+        );
+        assert_eq!(
+            code(completion(&card, 45_000, 801, 800, &auth_code, &keys)).await,
+            "00",
+            "a repeat of the same completion"
+        );
+        assert_eq!(
+            code(completion(&card, 45_000, 802, 800, &auth_code, &keys)).await,
+            "12",
+            "a second completion"
+        );
+        let merchant = world
+            .store
+            .account(demo::account_id("merchant/898310058120001"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(merchant.credits_posted, 45_000);
+        world.store.check_books().await.unwrap();
+        let _ = stop.send(true);
+        server.await.unwrap();
+    }
+
     async fn available(world: &World, card: &demo::DemoCard) -> i64 {
         world
             .store

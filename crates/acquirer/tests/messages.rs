@@ -93,7 +93,17 @@ fn every_message_type_is_recognised() {
             MessageType::PreAuthorizationVoid,
         ),
         (
-            financial("0200", "000000", "06", "20", &original),
+            financial(
+                "0200",
+                "000000",
+                "06",
+                "20",
+                &[
+                    (37, "251125000042"),
+                    (38, "123456"),
+                    (61, "0000010000411125"),
+                ],
+            ),
             MessageType::PreAuthorizationCompletion,
         ),
         (

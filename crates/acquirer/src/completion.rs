@@ -1,0 +1,114 @@
+//! Completion of a pre-authorization (预授权完成, 0200 with processing code 00, condition 06,
+//! 60.1 = 20): the merchant captures up to the held amount. The pre-authorization is named by
+//! field 61 (batch and trace number) and checked against field 38 (its auth code) and the card
+//! presented; its hold is posted for the completion's amount (the rest is released) and the
+//! merchant is credited, linked, with ids from the pre-authorization's key: at most one
+//! completion per pre-authorization, a repeat of it answered 00 again, another one 12.
+
+use crate::effects::{BusinessKey, SaleAccounts, approval_codes, completion_transfers};
+use crate::handler::{TerminalHandler, TerminalRecord};
+use crate::message::Request;
+use crate::sale::Answer;
+use iso8583::{Message, ResponseCode};
+use ledger::{Outcome, TransferError};
+use money::{Amount, Currency};
+use store::directory::TerminalSession;
+
+impl TerminalHandler {
+    pub(crate) async fn completion(
+        &self,
+        message: &Message<'_>,
+        request: &Request,
+        terminal: &TerminalRecord,
+        session: &TerminalSession,
+    ) -> Option<Answer> {
+        match self.complete(message, request, terminal, session).await {
+            Ok(answer) => Some(answer),
+            Err(code) => Answer::plain(message, code),
+        }
+    }
+
+    async fn complete(
+        &self,
+        message: &Message<'_>,
+        request: &Request,
+        terminal: &TerminalRecord,
+        session: &TerminalSession,
+    ) -> Result<Answer, ResponseCode> {
+        let number = |id| {
+            self.profile
+                .subfield_text(message, 61, id)
+                .and_then(|text| text.parse::<u32>().ok())
+                .ok_or(ResponseCode::FormatError)
+        };
+        let original = BusinessKey {
+            terminal_id: request.terminal_id.clone(),
+            batch: number(1)?,
+            stan: number(2)?,
+        };
+        let Ok(Some(hold)) = self
+            .store
+            .transfer(original.transfer_id("preauth/issuer"))
+            .await
+        else {
+            return Err(ResponseCode::UnableToLocateRecord);
+        };
+        let (_, auth_code) = approval_codes(hold.id());
+        if message.get(38).map(|value| value.to_text()) != Some(auth_code) {
+            return Err(ResponseCode::UnableToLocateRecord);
+        }
+        let (_, card) = self
+            .find_card(message, &self.fingerprint_key().await?)
+            .await?;
+        if card.account != hold.debit && card.account != hold.credit {
+            return Err(ResponseCode::UnableToLocateRecord);
+        }
+        let currency = message
+            .get(49)
+            .and_then(|value| value.to_text().parse::<u16>().ok())
+            .and_then(|numeric| Currency::from_numeric(numeric).ok())
+            .ok_or(ResponseCode::FormatError)?;
+        let amount_minor = request
+            .amount_minor
+            .and_then(|minor| i64::try_from(minor).ok())
+            .ok_or(ResponseCode::InvalidAmount)?;
+        let accounts = SaleAccounts {
+            card: card.account,
+            product: card.product,
+            issuer_settlement: crate::chart::issuer_settlement(card.issuer, currency),
+            acquirer_due_from_issuers: crate::chart::acquirer_due_from_issuers(
+                terminal.acquirer,
+                currency,
+            ),
+            merchant_payable: terminal.merchant_payable,
+        };
+        let transfers = completion_transfers(
+            &original,
+            &accounts,
+            Amount::new(amount_minor, currency),
+            request.stan,
+        );
+        let results = self
+            .store
+            .submit(transfers.clone())
+            .await
+            .map_err(|_| ResponseCode::SystemMalfunction)?;
+        let refused = results
+            .iter()
+            .filter_map(|result| result.as_ref().err())
+            .find(|error| **error != TransferError::LinkedEventFailed);
+        match refused {
+            None if results.iter().all(|result| {
+                matches!(result, Ok(Outcome::Created(_) | Outcome::AlreadyExists(_)))
+            }) =>
+            {
+                Ok(self.approval(message, transfers[0].id, None, session))
+            }
+            Some(TransferError::ExistsWithDifferentContent) => {
+                Err(ResponseCode::InvalidTransaction)
+            }
+            Some(error) => Err(issuer::response_for_ledger_error(*error)),
+            None => Err(ResponseCode::SystemMalfunction),
+        }
+    }
+}
