@@ -14,7 +14,7 @@
 //! - sales (0200, 60.1 = 22): authorized end to end (see `sale.rs`);
 //! - balance inquiries: the same card checks, field 54 with the available balance;
 //! - pre-authorizations (a hold, see `sale.rs`) and their completions (see `completion.rs`);
-//! - voids of sales in the open batch (see `void.rs`);
+//! - voids of sales in the open batch and refunds (see `undo.rs`), once per sale;
 //! - reversals (0400/0401) of sales: the posted effect undone exactly once (see `reversal.rs`);
 //! - the other payment messages it recognises: 40 ("function not supported") until their
 //!   paths land: the terminal learns the truth at once instead of timing out, and nothing is
@@ -25,6 +25,7 @@
 use crate::mac::{mac_parts, pack_with_mac};
 use crate::message::{MessageType, Request, response_to};
 use crate::sale::Answer;
+use crate::undo::Undo;
 use host::{Handler, Reply};
 use hsm::{Hsm, KeySpec, KeyToken, MacAlgorithm};
 use iso8583::{Message, Profile, ResponseCode};
@@ -143,7 +144,10 @@ impl TerminalHandler {
                     self.completion(message, &request, terminal, &session).await
                 }
                 Ok(session) if kind == MessageType::SaleVoid => {
-                    self.void(message, &request, &session).await
+                    self.undo(Undo::Void, message, &request, &session).await
+                }
+                Ok(session) if kind == MessageType::Refund => {
+                    self.undo(Undo::Refund, message, &request, &session).await
                 }
                 Ok(session) if kind == MessageType::Reversal => {
                     self.reversal(message, &request, terminal, &session).await

@@ -32,7 +32,7 @@ pub mod mac;
 mod message;
 mod reversal;
 mod sale;
-mod void;
+mod undo;
 
 pub use handler::{HandlerCounters, TerminalHandler, TerminalRecord};
 pub use message::{MessageType, Reject, Request, classify, response_to};

@@ -999,6 +999,72 @@ mod sales {
         server.await.unwrap();
     }
 
+    #[tokio::test]
+    async fn a_refund_gives_back_up_to_the_sale_once_and_excludes_a_void() {
+        let world = world().await;
+        let (mut client, stop, server, _handler) = start(&world).await;
+        let keys = signed_on(&mut client).await;
+        let card = demo::cards()
+            .into_iter()
+            .find(|card| card.card.id == "card-CH001-D")
+            .unwrap();
+        let before = available(&world, &card).await;
+        let reply = client
+            .exchange(
+                &chip_sale(&card, 6_000, 900, 1, demo::DEMO_PIN, &keys),
+                TIMEOUT,
+            )
+            .await
+            .unwrap();
+        let rrn = cup().unpack(&reply).unwrap().rrn().unwrap();
+        let refund = |amount: u64, stan: u32| {
+            let mut message = cup()
+                .unpack(&void(&card, amount, stan, 900, &rrn, &keys))
+                .unwrap()
+                .into_owned();
+            message.mti = Mti::parse("0220").unwrap();
+            message.set_text(60, "25000001");
+            maced(message, &keys.1)
+        };
+        let mut answer = async |request: Vec<u8>| {
+            let reply = client.exchange(&request, TIMEOUT).await.unwrap();
+            let message = cup().unpack(&reply).unwrap();
+            (
+                message.mti.as_str().to_owned(),
+                message.response_code().unwrap(),
+            )
+        };
+        assert_eq!(
+            answer(refund(6_001, 901)).await.1,
+            "13",
+            "more than the sale"
+        );
+        assert_eq!(
+            answer(refund(2_000, 901)).await,
+            ("0230".into(), "00".into())
+        );
+        assert_eq!(
+            available(&world, &card).await,
+            before - 4_000,
+            "2 000 of the 6 000 given back"
+        );
+        assert_eq!(
+            answer(refund(2_000, 901)).await.1,
+            "00",
+            "a repeat of the same refund"
+        );
+        assert_eq!(answer(refund(1_000, 902)).await.1, "12", "a second refund");
+        assert_eq!(
+            answer(void(&card, 6_000, 903, 900, &rrn, &keys)).await.1,
+            "12",
+            "a refunded sale cannot be voided"
+        );
+        assert_eq!(available(&world, &card).await, before - 4_000);
+        world.store.check_books().await.unwrap();
+        let _ = stop.send(true);
+        server.await.unwrap();
+    }
+
     async fn available(world: &World, card: &demo::DemoCard) -> i64 {
         world
             .store

@@ -1,9 +1,14 @@
-//! Void of a sale (消费撤销, 0200 with processing code 20 and 60.1 = 23): the merchant cancels a
-//! sale of the open batch. The original is named by field 61 (its batch and trace number) and
-//! checked against field 37 (its RRN), its card and its amount; its two transfers are undone by
-//! two linked transfers in the opposite direction whose ids come from the original's key, so a
-//! sale is voided at most once. The void message's own trace number travels in the transfers,
-//! so a repeat of the same void gets 00 again, and another void of the same sale gets 12.
+//! Undoing a sale on the merchant's initiative: a void (消费撤销, 0200 with processing code 20
+//! and 60.1 = 23) cancels it in the open batch, for its whole amount; a refund (退货, 0220 with
+//! 60.1 = 25) gives back up to its amount, to the same card, later.
+//!
+//! The original is named by field 61 (its batch and trace number) and checked against field 37
+//! (its RRN), the card presented and the amount. Its two transfers are undone by two linked
+//! transfers in the opposite direction, for the amount given. Void and refund share the same
+//! transfer ids, derived from the original's key, and differ in their code: a sale is voided or
+//! refunded once, never both, even when the two race on two hosts. The message's own trace
+//! number travels in the transfers, so a repeat of the same void or refund gets 00 again, and
+//! any other undo of the same sale gets 12.
 
 use crate::effects::{BusinessKey, approval_codes};
 use crate::handler::TerminalHandler;
@@ -13,14 +18,32 @@ use iso8583::{Message, ResponseCode};
 use ledger::{Outcome, TransferError, TransferRequest};
 use store::directory::TerminalSession;
 
+/// How a sale is undone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Undo {
+    Void,
+    Refund,
+}
+
+impl Undo {
+    /// The transfer code that tells a void from a refund in the books.
+    fn code(self) -> u16 {
+        match self {
+            Undo::Void => 23,
+            Undo::Refund => 25,
+        }
+    }
+}
+
 impl TerminalHandler {
-    pub(crate) async fn void(
+    pub(crate) async fn undo(
         &self,
+        undo: Undo,
         message: &Message<'_>,
         request: &Request,
         session: &TerminalSession,
     ) -> Option<Answer> {
-        let code = match self.void_code(message, request).await {
+        let code = match self.undo_code(undo, message, request).await {
             Ok(code) | Err(code) => code,
         };
         let mac_key = code
@@ -33,25 +56,22 @@ impl TerminalHandler {
         })
     }
 
-    async fn void_code(
+    async fn undo_code(
         &self,
+        undo: Undo,
         message: &Message<'_>,
         request: &Request,
     ) -> Result<ResponseCode, ResponseCode> {
-        let original_batch = self
-            .profile
-            .subfield_text(message, 61, 1)
-            .and_then(|text| text.parse::<u32>().ok())
-            .ok_or(ResponseCode::FormatError)?;
-        let original_stan = self
-            .profile
-            .subfield_text(message, 61, 2)
-            .and_then(|text| text.parse::<u32>().ok())
-            .ok_or(ResponseCode::FormatError)?;
+        let number = |id| {
+            self.profile
+                .subfield_text(message, 61, id)
+                .and_then(|text| text.parse::<u32>().ok())
+                .ok_or(ResponseCode::FormatError)
+        };
         let original = BusinessKey {
             terminal_id: request.terminal_id.clone(),
-            batch: original_batch,
-            stan: original_stan,
+            batch: number(1)?,
+            stan: number(2)?,
         };
         let lookup = |purpose| self.store.transfer(original.transfer_id(purpose));
         let (Ok(Some(issuer)), Ok(Some(acquirer))) =
@@ -70,30 +90,41 @@ impl TerminalHandler {
         if message.get(37).map(|value| value.to_text()) != Some(rrn) {
             return Err(ResponseCode::UnableToLocateRecord);
         }
-        if request.amount_minor != Some(issuer.amount.minor().unsigned_abs()) {
+        let amount_minor = request
+            .amount_minor
+            .and_then(|minor| i64::try_from(minor).ok())
+            .ok_or(ResponseCode::InvalidAmount)?;
+        let within = match undo {
+            Undo::Void => amount_minor == issuer.amount.minor(),
+            Undo::Refund => amount_minor > 0 && amount_minor <= issuer.amount.minor(),
+        };
+        if !within {
             return Err(ResponseCode::InvalidAmount);
         }
-        let void_stan = u128::from(request.stan);
-        let undo = vec![
+        let amount = money::Amount::new(amount_minor, issuer.amount.currency());
+        let stan = u128::from(request.stan);
+        let transfers = vec![
             TransferRequest::posted(
-                original.transfer_id("void/issuer"),
+                original.transfer_id("undo/issuer"),
                 issuer.credit,
                 issuer.debit,
-                issuer.amount,
+                amount,
             )
-            .user_data(void_stan)
+            .code(undo.code())
+            .user_data(stan)
             .linked(),
             TransferRequest::posted(
-                original.transfer_id("void/acquirer"),
+                original.transfer_id("undo/acquirer"),
                 acquirer.credit,
                 acquirer.debit,
-                acquirer.amount,
+                amount,
             )
-            .user_data(void_stan),
+            .code(undo.code())
+            .user_data(stan),
         ];
         let results = self
             .store
-            .submit(undo)
+            .submit(transfers)
             .await
             .map_err(|_| ResponseCode::SystemMalfunction)?;
         let refused = results
@@ -110,7 +141,8 @@ impl TerminalHandler {
             Some(TransferError::ExistsWithDifferentContent) => {
                 Err(ResponseCode::InvalidTransaction)
             }
-            _ => Err(ResponseCode::SystemMalfunction),
+            Some(error) => Err(issuer::response_for_ledger_error(*error)),
+            None => Err(ResponseCode::SystemMalfunction),
         }
     }
 }
