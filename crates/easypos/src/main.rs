@@ -81,7 +81,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let mut config = Config::load(&cli.overrides)?;
     init_logging(&config);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Ok(threads) = std::env::var("EASYPOS_WORKER_THREADS") {
+        runtime.worker_threads(
+            threads
+                .parse()
+                .context("EASYPOS_WORKER_THREADS must be a number of threads")?,
+        );
+    }
+    let runtime = runtime
         .enable_all()
         .build()
         .context("starting the async runtime")?;
