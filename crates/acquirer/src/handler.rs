@@ -69,6 +69,9 @@ pub struct TerminalHandler {
     terminals: HashMap<String, TerminalRecord>,
     pub(crate) store: Arc<Store>,
     pub(crate) hsm: Arc<dyn Hsm>,
+    /// Key tokens by name: loaded on first use and again when a name is missing (a key added
+    /// since), so the authorization path reads no key table.
+    keys: std::sync::RwLock<std::collections::BTreeMap<String, KeyToken>>,
     pub counters: HandlerCounters,
 }
 
@@ -93,8 +96,38 @@ impl TerminalHandler {
             terminals,
             store,
             hsm,
+            keys: std::sync::RwLock::default(),
             counters: HandlerCounters::default(),
         }
+    }
+
+    /// The token of the key named `name`.
+    pub(crate) async fn key(&self, name: &str) -> Result<KeyToken, ResponseCode> {
+        if let Some(token) = self
+            .keys
+            .read()
+            .ok()
+            .and_then(|keys| keys.get(name).cloned())
+        {
+            return Ok(token);
+        }
+        let loaded = self
+            .store
+            .keys()
+            .await
+            .map_err(|_| ResponseCode::SystemMalfunction)?;
+        let mut keys = self
+            .keys
+            .write()
+            .map_err(|_| ResponseCode::SystemMalfunction)?;
+        *keys = loaded
+            .into_iter()
+            .map(|key| (key.name, KeyToken::new(key.token)))
+            .collect();
+        keys.get(name).cloned().ok_or_else(|| {
+            tracing::error!(key = name, "key missing");
+            ResponseCode::SystemMalfunction
+        })
     }
 
     fn check_terminal(&self, request: &Request) -> Result<&TerminalRecord, ResponseCode> {
@@ -242,16 +275,9 @@ impl TerminalHandler {
         else {
             return Ok(None);
         };
-        let Some(tmk) = self
-            .store
-            .keys()
-            .await?
-            .into_iter()
-            .find(|key| key.name == session.tmk_key)
-        else {
+        let Ok(tmk) = self.key(&session.tmk_key).await else {
             return Ok(None);
         };
-        let tmk = KeyToken::new(tmk.token);
         let (pin_key, pin_delivered) =
             self.hsm
                 .generate_working_key(&tmk, &KeySpec::pin_zone_tdes(), CHECK_VALUE_BYTES)?;

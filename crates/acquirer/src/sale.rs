@@ -31,7 +31,6 @@ use issuer::{
 use money::{Amount, Currency};
 use paycrypto::pinblock::PinBlockFormat;
 use paycrypto::{Pan, PinBlock};
-use std::collections::BTreeMap;
 use store::cards::{Authorization, CardEffect, CardOutcome, PinEffect, Spend};
 use store::directory::TerminalSession;
 
@@ -143,14 +142,6 @@ impl TerminalHandler {
     ) -> Result<Answer, Stop> {
         // Sales and pre-authorizations move (or hold) money; an inquiry only looks.
         let purchase = kind != TransactionKind::BalanceInquiry;
-        let keys: BTreeMap<String, KeyToken> = match self.store.keys().await {
-            Ok(keys) => keys
-                .into_iter()
-                .map(|key| (key.name, KeyToken::new(key.token)))
-                .collect(),
-            Err(_) => return stop(ResponseCode::SystemMalfunction, "keys unavailable"),
-        };
-        let key = |name: &str| keys.get(name).ok_or(ResponseCode::SystemMalfunction);
         let currency = message
             .get(49)
             .and_then(|value| value.to_text().parse::<u16>().ok())
@@ -167,7 +158,9 @@ impl TerminalHandler {
 
         // 1. The card.
         let track2 = message.track2().ok();
-        let (pan, card) = self.find_card(message, key(PAN_FINGERPRINT_KEY)?).await?;
+        let (pan, card) = self
+            .find_card(message, &self.key(PAN_FINGERPRINT_KEY).await?)
+            .await?;
         let Some(stored) = self
             .store
             .issuer_card(&card.id)
@@ -282,7 +275,7 @@ impl TerminalHandler {
         };
 
         // 4. The PIN, translated to the issuer's zone key.
-        let zone_key = key(&format!("issuer/{}/zpk", card.issuer.0))?;
+        let zone_key = self.key(&format!("issuer/{}/zpk", card.issuer.0)).await?;
         let translated = match message.get(52) {
             None => None,
             Some(value) => {
@@ -299,7 +292,7 @@ impl TerminalHandler {
                     format: PinBlockFormat::Iso0,
                 };
                 let destination = PinDestination {
-                    key: zone_key,
+                    key: &zone_key,
                     format: PinBlockFormat::Iso0,
                 };
                 Some(
@@ -312,16 +305,18 @@ impl TerminalHandler {
         let pin = translated.as_ref().map(|block| PinData {
             block,
             source: PinSource::Zone {
-                key: zone_key,
+                key: &zone_key,
                 format: PinBlockFormat::Iso0,
             },
         });
 
         // 5. The issuer decides; card effects and transfers commit together.
         let issuer_keys = CardKeys {
-            cvk: key(&format!("issuer/{}/cvk", card.issuer.0))?.clone(),
-            pvk: key(&format!("issuer/{}/pvk", card.issuer.0))?.clone(),
-            imk_ac: key(&format!("issuer/{}/imk-ac", card.issuer.0))?.clone(),
+            cvk: self.key(&format!("issuer/{}/cvk", card.issuer.0)).await?,
+            pvk: self.key(&format!("issuer/{}/pvk", card.issuer.0)).await?,
+            imk_ac: self
+                .key(&format!("issuer/{}/imk-ac", card.issuer.0))
+                .await?,
         };
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -459,15 +454,7 @@ impl TerminalHandler {
 
     /// The platform's card-number fingerprint key.
     pub(crate) async fn fingerprint_key(&self) -> Result<KeyToken, Stop> {
-        let keys = self
-            .store
-            .keys()
-            .await
-            .map_err(|_| ResponseCode::SystemMalfunction)?;
-        keys.into_iter()
-            .find(|key| key.name == PAN_FINGERPRINT_KEY)
-            .map(|key| KeyToken::new(key.token))
-            .ok_or(ResponseCode::SystemMalfunction)
+        self.key(PAN_FINGERPRINT_KEY).await
     }
 
     /// An approval: 00 with RRN and auth code from the transfer, the ARPC when there is one, and
