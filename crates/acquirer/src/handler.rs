@@ -7,6 +7,8 @@
 //!   check 4 ‖ MAK 16 ‖ check 4), generated inside the HSM and recorded for the terminal with
 //!   the operator of field 63 and its batch in 60.2; single-length keys (001) are refused with
 //!   12 (single DES is obsolete), keys with a data key (004) with 40;
+//! - a terminal sending faster than `TERMINAL_RATE_PER_SECOND` (burst `TERMINAL_RATE_BURST`):
+//!   65, before anything else is looked at;
 //! - every message from an unknown or inactive terminal: 58; with another merchant's id: 03;
 //! - a MACed (financial) message from a terminal that has not signed on: 58; whose field 64
 //!   does not verify under the terminal's MAC key (see [`crate::mac`]): A0;
@@ -39,6 +41,13 @@ use store::Store;
 use store::directory::SignOn;
 use store::directory::TerminalSession;
 
+/// Messages a terminal may send per second, with a burst. A countertop POS sends a few per
+/// minute; a bench or a stuck retry loop sends far more, and is answered 65 beyond this.
+pub const TERMINAL_RATE_PER_SECOND: u32 = 50;
+pub const TERMINAL_RATE_BURST: u32 = 100;
+/// Terminals tracked by the rate limiter at once (idle ones are forgotten first).
+const MAX_RATE_LIMITED_TERMINALS: usize = 100_000;
+
 /// Bytes of each check value in the sign-on response (UnionPay terminals commonly take 4).
 const CHECK_VALUE_BYTES: usize = 4;
 /// 60.3 of a sign-on asking for double-length TDES PIN and MAC keys.
@@ -62,6 +71,7 @@ pub struct HandlerCounters {
     pub unparsable: AtomicU64,
     pub sign_ons: AtomicU64,
     pub mac_failures: AtomicU64,
+    pub rate_limited: AtomicU64,
 }
 
 pub struct TerminalHandler {
@@ -72,6 +82,8 @@ pub struct TerminalHandler {
     /// Key tokens by name: loaded on first use and again when a name is missing (a key added
     /// since), so the authorization path reads no key table.
     keys: std::sync::RwLock<std::collections::BTreeMap<String, KeyToken>>,
+    /// Messages per terminal id (field 41).
+    rate: std::sync::Mutex<Option<host::RateLimiter<String>>>,
     pub counters: HandlerCounters,
 }
 
@@ -97,7 +109,26 @@ impl TerminalHandler {
             store,
             hsm,
             keys: std::sync::RwLock::default(),
+            rate: std::sync::Mutex::new(
+                host::Rate::new(TERMINAL_RATE_PER_SECOND, TERMINAL_RATE_BURST)
+                    .and_then(|rate| host::RateLimiter::new(rate, MAX_RATE_LIMITED_TERMINALS))
+                    .ok(),
+            ),
             counters: HandlerCounters::default(),
+        }
+    }
+
+    /// Whether the terminal is within its message rate (a poisoned or missing limiter lets the
+    /// message through: the limiter protects capacity, it must not stop payments by itself).
+    fn within_rate(&self, terminal_id: &str) -> bool {
+        match self.rate.lock() {
+            Ok(mut guard) => match guard.as_mut() {
+                Some(limiter) => limiter
+                    .check(terminal_id.trim().to_owned(), std::time::Instant::now())
+                    .is_ok(),
+                None => true,
+            },
+            Err(_) => true,
         }
     }
 
@@ -151,6 +182,10 @@ impl TerminalHandler {
                 return Answer::plain(message, reject.response);
             }
         };
+        if !self.within_rate(&request.terminal_id) {
+            self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+            return Answer::plain(message, ResponseCode::ExceedsFrequencyLimit);
+        }
         let terminal = match self.check_terminal(&request) {
             Ok(terminal) => terminal,
             Err(refusal) => return Answer::plain(message, refusal),

@@ -34,5 +34,7 @@ mod reversal;
 mod sale;
 mod undo;
 
-pub use handler::{HandlerCounters, TerminalHandler, TerminalRecord};
+pub use handler::{
+    HandlerCounters, TERMINAL_RATE_BURST, TERMINAL_RATE_PER_SECOND, TerminalHandler, TerminalRecord,
+};
 pub use message::{MessageType, Reject, Request, classify, response_to};

@@ -163,6 +163,18 @@ async fn start(
     tokio::task::JoinHandle<()>,
     Arc<TerminalHandler>,
 ) {
+    start_with(world, Limits::default()).await
+}
+
+async fn start_with(
+    world: &World,
+    limits: Limits,
+) -> (
+    Client,
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+    Arc<TerminalHandler>,
+) {
     let terminals = HashMap::from([
         (
             "10000001".to_owned(),
@@ -189,13 +201,9 @@ async fn start(
         world.store.clone(),
         world.hsm.clone(),
     ));
-    let listener = Listener::bind(
-        ([127, 0, 0, 1], 0).into(),
-        LengthPrefix::Binary2,
-        Limits::default(),
-    )
-    .await
-    .unwrap();
+    let listener = Listener::bind(([127, 0, 0, 1], 0).into(), LengthPrefix::Binary2, limits)
+        .await
+        .unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(listener.serve(handler.clone(), stopped));
@@ -435,6 +443,51 @@ async fn sign_on_delivers_working_keys_the_terminal_can_use() {
             .mac_failures
             .load(std::sync::atomic::Ordering::Relaxed),
         2
+    );
+    let _ = stop.send(true);
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_terminal_sending_too_fast_is_answered_65() {
+    let world = world().await;
+    // The listener's own per-connection limit is raised, so the terminal's limit is what acts.
+    let limits = Limits {
+        connection_rate: host::Rate::new(10_000, 10_000).unwrap(),
+        ..Limits::default()
+    };
+    let (mut client, stop, server, handler) = start_with(&world, limits).await;
+    let mut codes = Vec::new();
+    for _ in 0..(acquirer::TERMINAL_RATE_BURST + 50) {
+        codes.push(
+            ask(&mut client, &echo("10000001", "898310058120001"))
+                .await
+                .1,
+        );
+    }
+    assert!(
+        codes[..acquirer::TERMINAL_RATE_BURST as usize]
+            .iter()
+            .all(|code| code == "00"),
+        "the burst passes"
+    );
+    assert!(
+        codes.iter().any(|code| code == "65"),
+        "beyond the burst the terminal is slowed down"
+    );
+    assert!(
+        handler
+            .counters
+            .rate_limited
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+    );
+    // Another terminal is not held back by this one.
+    assert_eq!(
+        ask(&mut client, &echo("10000009", "898310058120001"))
+            .await
+            .1,
+        "58"
     );
     let _ = stop.send(true);
     server.await.unwrap();

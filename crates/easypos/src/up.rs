@@ -320,6 +320,11 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             &counters.sign_ons,
         ),
         (
+            "easypos_acquirer_rate_limited_total",
+            "Terminal messages answered 65 because their terminal sent too fast.",
+            &counters.rate_limited,
+        ),
+        (
             "easypos_acquirer_mac_failures_total",
             "Terminal messages whose MAC did not verify (answered A0).",
             &counters.mac_failures,
