@@ -112,3 +112,83 @@ impl TerminalHandler {
         }
     }
 }
+
+impl TerminalHandler {
+    /// Void of a pre-authorization (0100 with processing code 20, condition 06, 60.1 = 11): the
+    /// hold named by field 61 and checked against field 37 (its RRN) and the card is released
+    /// whole. Once completed, voided or lapsed it cannot be voided (12); a repeat of the same
+    /// void gets 00 again.
+    pub(crate) async fn preauthorization_void(
+        &self,
+        message: &Message<'_>,
+        request: &Request,
+        session: &TerminalSession,
+    ) -> Option<Answer> {
+        let code = match self.release_hold(message, request).await {
+            Ok(code) | Err(code) => code,
+        };
+        let mac_key = code
+            .is_approved()
+            .then(|| session.mac_key.clone())
+            .flatten();
+        Some(Answer {
+            message: crate::message::response_to(message, code)?,
+            mac_key,
+        })
+    }
+
+    async fn release_hold(
+        &self,
+        message: &Message<'_>,
+        request: &Request,
+    ) -> Result<ResponseCode, ResponseCode> {
+        let number = |id| {
+            self.profile
+                .subfield_text(message, 61, id)
+                .and_then(|text| text.parse::<u32>().ok())
+                .ok_or(ResponseCode::FormatError)
+        };
+        let original = BusinessKey {
+            terminal_id: request.terminal_id.clone(),
+            batch: number(1)?,
+            stan: number(2)?,
+        };
+        let Ok(Some(hold)) = self
+            .store
+            .transfer(original.transfer_id("preauth/issuer"))
+            .await
+        else {
+            return Err(ResponseCode::UnableToLocateRecord);
+        };
+        let (rrn, _) = approval_codes(hold.id());
+        if message.get(37).map(|value| value.to_text()) != Some(rrn) {
+            return Err(ResponseCode::UnableToLocateRecord);
+        }
+        let (_, card) = self
+            .find_card(message, &self.fingerprint_key().await?)
+            .await?;
+        if card.account != hold.debit && card.account != hold.credit {
+            return Err(ResponseCode::UnableToLocateRecord);
+        }
+        if request.amount_minor != Some(hold.amount.minor().unsigned_abs()) {
+            return Err(ResponseCode::InvalidAmount);
+        }
+        let void =
+            ledger::TransferRequest::void(original.transfer_id("preauth-void/issuer"), hold.id())
+                .user_data(u128::from(request.stan));
+        match self
+            .store
+            .submit(vec![void])
+            .await
+            .map_err(|_| ResponseCode::SystemMalfunction)?
+            .as_slice()
+        {
+            [Ok(_)] => Ok(ResponseCode::Approved),
+            [Err(TransferError::ExistsWithDifferentContent)] => {
+                Err(ResponseCode::InvalidTransaction)
+            }
+            [Err(error)] => Err(issuer::response_for_ledger_error(*error)),
+            _ => Err(ResponseCode::SystemMalfunction),
+        }
+    }
+}

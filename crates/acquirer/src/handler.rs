@@ -15,7 +15,8 @@
 //! - messages that do not fit their type: 30 naming the field; unknown ones: 12;
 //! - sales (0200, 60.1 = 22): authorized end to end (see `sale.rs`);
 //! - balance inquiries: the same card checks, field 54 with the available balance;
-//! - pre-authorizations (a hold, see `sale.rs`) and their completions (see `completion.rs`);
+//! - pre-authorizations (a hold, see `sale.rs`), their completions and voids (see
+//!   `completion.rs`);
 //! - voids of sales in the open batch and refunds (see `undo.rs`), once per sale;
 //! - reversals (0400/0401) of sales: the posted effect undone exactly once (see `reversal.rs`);
 //! - the other payment messages it recognises: 40 ("function not supported") until their
@@ -210,6 +211,10 @@ impl TerminalHandler {
                 }
                 Ok(session) if kind == MessageType::PreAuthorizationCompletion => {
                     self.completion(message, &request, terminal, &session).await
+                }
+                Ok(session) if kind == MessageType::PreAuthorizationVoid => {
+                    self.preauthorization_void(message, &request, &session)
+                        .await
                 }
                 Ok(session) if kind == MessageType::SaleVoid => {
                     self.undo(Undo::Void, message, &request, &session).await

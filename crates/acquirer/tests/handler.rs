@@ -1118,6 +1118,63 @@ mod sales {
         server.await.unwrap();
     }
 
+    #[tokio::test]
+    async fn a_preauthorization_void_releases_the_hold_unless_completed() {
+        let world = world().await;
+        let (mut client, stop, server, _handler) = start(&world).await;
+        let keys = signed_on(&mut client).await;
+        let card = demo::cards()
+            .into_iter()
+            .find(|card| card.card.id == "card-CH001-D")
+            .unwrap();
+        let before = available(&world, &card).await;
+        let reply = client
+            .exchange(&preauthorization(&card, 3_000, 1_000, 1, &keys), TIMEOUT)
+            .await
+            .unwrap();
+        let authorized = cup().unpack(&reply).unwrap().into_owned();
+        let (rrn, auth_code) = (authorized.rrn().unwrap(), authorized.auth_code().unwrap());
+        assert_eq!(available(&world, &card).await, before - 3_000, "held");
+        let preauth_void = |stan: u32| {
+            let mut message = cup()
+                .unpack(&void(&card, 3_000, stan, 1_000, &rrn, &keys))
+                .unwrap()
+                .into_owned();
+            message.mti = Mti::parse("0100").unwrap();
+            message.set_text(25, "06");
+            message.set_text(60, "11000001");
+            maced(message, &keys.1)
+        };
+        let mut answer = async |request: Vec<u8>| {
+            let reply = client.exchange(&request, TIMEOUT).await.unwrap();
+            let message = cup().unpack(&reply).unwrap();
+            (
+                message.mti.as_str().to_owned(),
+                message.response_code().unwrap(),
+            )
+        };
+        assert_eq!(
+            answer(preauth_void(1_001)).await,
+            ("0110".into(), "00".into())
+        );
+        assert_eq!(available(&world, &card).await, before, "released");
+        assert_eq!(
+            answer(preauth_void(1_001)).await.1,
+            "00",
+            "a repeat of the same void"
+        );
+        assert_eq!(
+            answer(completion(&card, 3_000, 1_002, 1_000, &auth_code, &keys))
+                .await
+                .1,
+            "12",
+            "a voided hold cannot be completed"
+        );
+        world.store.check_books().await.unwrap();
+        let _ = stop.send(true);
+        server.await.unwrap();
+    }
+
     async fn available(world: &World, card: &demo::DemoCard) -> i64 {
         world
             .store

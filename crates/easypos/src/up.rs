@@ -187,7 +187,7 @@ async fn print_banner(
         hsm.master_key_check_value()
     );
     println!(
-        "  ISO 8583  {terminal_address} (cup-bcd, 2-byte length + TPDU): echo, sign-on, balance inquiries, sales (chip + PIN, fallback swipe), pre-authorizations and completions, voids, refunds and reversals end to end; other payment messages are answered 40 for now"
+        "  ISO 8583  {terminal_address} (cup-bcd, 2-byte length + TPDU): echo, sign-on, balance inquiries, sales (chip + PIN, fallback swipe), pre-authorizations with completions and voids, sale voids, refunds and reversals end to end; other payment messages are answered 40 for now"
     );
     println!(
         "  demo      {seeded}: {} institutions, {} merchants, {} terminals, {} staff, {} cardholders, {} cards",
