@@ -5,13 +5,13 @@
 //! merchant is credited, linked, with ids from the pre-authorization's key: at most one
 //! completion per pre-authorization, a repeat of it answered 00 again, another one 12.
 
-use crate::effects::{BusinessKey, SaleAccounts, approval_codes, completion_transfers};
+use crate::effects::{SaleAccounts, approval_codes, completion_transfers};
+use crate::follow_up::currency;
 use crate::handler::{TerminalHandler, TerminalRecord};
 use crate::message::Request;
 use crate::sale::Answer;
 use iso8583::{Message, ResponseCode};
-use ledger::{Outcome, TransferError};
-use money::{Amount, Currency};
+use money::Amount;
 use store::directory::TerminalSession;
 
 impl TerminalHandler {
@@ -35,17 +35,7 @@ impl TerminalHandler {
         terminal: &TerminalRecord,
         session: &TerminalSession,
     ) -> Result<Answer, ResponseCode> {
-        let number = |id| {
-            self.profile
-                .subfield_text(message, 61, id)
-                .and_then(|text| text.parse::<u32>().ok())
-                .ok_or(ResponseCode::FormatError)
-        };
-        let original = BusinessKey {
-            terminal_id: request.terminal_id.clone(),
-            batch: number(1)?,
-            stan: number(2)?,
-        };
+        let original = self.original_key(message, request)?;
         let Ok(Some(hold)) = self
             .store
             .transfer(original.transfer_id("preauth/issuer"))
@@ -57,17 +47,8 @@ impl TerminalHandler {
         if message.get(38).map(|value| value.to_text()) != Some(auth_code) {
             return Err(ResponseCode::UnableToLocateRecord);
         }
-        let (_, card) = self
-            .find_card(message, &self.fingerprint_key().await?)
-            .await?;
-        if card.account != hold.debit && card.account != hold.credit {
-            return Err(ResponseCode::UnableToLocateRecord);
-        }
-        let currency = message
-            .get(49)
-            .and_then(|value| value.to_text().parse::<u16>().ok())
-            .and_then(|numeric| Currency::from_numeric(numeric).ok())
-            .ok_or(ResponseCode::FormatError)?;
+        let card = self.require_same_card(message, &hold).await?;
+        let currency = currency(message)?;
         let amount_minor = request
             .amount_minor
             .and_then(|minor| i64::try_from(minor).ok())
@@ -88,28 +69,8 @@ impl TerminalHandler {
             Amount::new(amount_minor, currency),
             request.stan,
         );
-        let results = self
-            .store
-            .submit(transfers.clone())
-            .await
-            .map_err(|_| ResponseCode::SystemMalfunction)?;
-        let refused = results
-            .iter()
-            .filter_map(|result| result.as_ref().err())
-            .find(|error| **error != TransferError::LinkedEventFailed);
-        match refused {
-            None if results.iter().all(|result| {
-                matches!(result, Ok(Outcome::Created(_) | Outcome::AlreadyExists(_)))
-            }) =>
-            {
-                Ok(self.approval(message, transfers[0].id, None, session))
-            }
-            Some(TransferError::ExistsWithDifferentContent) => {
-                Err(ResponseCode::InvalidTransaction)
-            }
-            Some(error) => Err(issuer::response_for_ledger_error(*error)),
-            None => Err(ResponseCode::SystemMalfunction),
-        }
+        self.commit_follow_up(transfers.clone()).await?;
+        Ok(self.approval(message, transfers[0].id, None, session))
     }
 }
 
@@ -142,17 +103,7 @@ impl TerminalHandler {
         message: &Message<'_>,
         request: &Request,
     ) -> Result<ResponseCode, ResponseCode> {
-        let number = |id| {
-            self.profile
-                .subfield_text(message, 61, id)
-                .and_then(|text| text.parse::<u32>().ok())
-                .ok_or(ResponseCode::FormatError)
-        };
-        let original = BusinessKey {
-            terminal_id: request.terminal_id.clone(),
-            batch: number(1)?,
-            stan: number(2)?,
-        };
+        let original = self.original_key(message, request)?;
         let Ok(Some(hold)) = self
             .store
             .transfer(original.transfer_id("preauth/issuer"))
@@ -164,31 +115,14 @@ impl TerminalHandler {
         if message.get(37).map(|value| value.to_text()) != Some(rrn) {
             return Err(ResponseCode::UnableToLocateRecord);
         }
-        let (_, card) = self
-            .find_card(message, &self.fingerprint_key().await?)
-            .await?;
-        if card.account != hold.debit && card.account != hold.credit {
-            return Err(ResponseCode::UnableToLocateRecord);
-        }
+        self.require_same_card(message, &hold).await?;
         if request.amount_minor != Some(hold.amount.minor().unsigned_abs()) {
             return Err(ResponseCode::InvalidAmount);
         }
         let void =
             ledger::TransferRequest::void(original.transfer_id("preauth-void/issuer"), hold.id())
                 .user_data(u128::from(request.stan));
-        match self
-            .store
-            .submit(vec![void])
-            .await
-            .map_err(|_| ResponseCode::SystemMalfunction)?
-            .as_slice()
-        {
-            [Ok(_)] => Ok(ResponseCode::Approved),
-            [Err(TransferError::ExistsWithDifferentContent)] => {
-                Err(ResponseCode::InvalidTransaction)
-            }
-            [Err(error)] => Err(issuer::response_for_ledger_error(*error)),
-            _ => Err(ResponseCode::SystemMalfunction),
-        }
+        self.commit_follow_up(vec![void]).await?;
+        Ok(ResponseCode::Approved)
     }
 }

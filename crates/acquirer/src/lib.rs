@@ -27,6 +27,7 @@ pub mod chart;
 pub mod chip;
 mod completion;
 pub mod effects;
+mod follow_up;
 mod handler;
 pub mod mac;
 mod message;

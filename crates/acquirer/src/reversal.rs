@@ -20,7 +20,7 @@ use crate::message::{Request, response_to};
 use crate::sale::Answer;
 use iso8583::{Message, ResponseCode};
 use ledger::{Outcome, TransferError, TransferKind, TransferRequest};
-use money::{Amount, Currency};
+use money::Amount;
 use store::directory::TerminalSession;
 
 /// 60.1 of the sale, the only original that can have been posted so far.
@@ -90,21 +90,11 @@ impl TerminalHandler {
                 acquirer.amount,
             ),
         ];
-        match self.store.submit(undo).await {
-            Ok(results)
-                if results.iter().all(|result| {
-                    matches!(result, Ok(Outcome::Created(_) | Outcome::AlreadyExists(_)))
-                }) =>
-            {
-                answer(ResponseCode::Approved)
-            }
-            Ok(results) => {
-                tracing::error!(?results, "reversal transfers refused");
-                answer(ResponseCode::SystemMalfunction)
-            }
-            Err(error) => {
-                tracing::error!(%error, "reversal could not be committed");
-                answer(ResponseCode::SystemMalfunction)
+        match self.commit_follow_up(undo).await {
+            Ok(()) => answer(ResponseCode::Approved),
+            Err(code) => {
+                tracing::error!(response = code.code(), "reversal transfers refused");
+                answer(code)
             }
         }
     }
@@ -124,11 +114,7 @@ impl TerminalHandler {
         key: &BusinessKey,
         terminal: &TerminalRecord,
     ) -> Result<Marked, ResponseCode> {
-        let currency = message
-            .get(49)
-            .and_then(|value| value.to_text().parse::<u16>().ok())
-            .and_then(|numeric| Currency::from_numeric(numeric).ok())
-            .ok_or(ResponseCode::FormatError)?;
+        let currency = crate::follow_up::currency(message)?;
         let (debit, credit) = crate::chart::reversal_marks(terminal.acquirer, currency);
         let original = key.transfer_id("sale/acquirer");
         let mark = vec![

@@ -142,11 +142,7 @@ impl TerminalHandler {
     ) -> Result<Answer, Stop> {
         // Sales and pre-authorizations move (or hold) money; an inquiry only looks.
         let purchase = kind != TransactionKind::BalanceInquiry;
-        let currency = message
-            .get(49)
-            .and_then(|value| value.to_text().parse::<u16>().ok())
-            .and_then(|numeric| Currency::from_numeric(numeric).ok())
-            .ok_or(ResponseCode::FormatError)?;
+        let currency = crate::follow_up::currency(message)?;
         let amount_minor = match kind {
             TransactionKind::BalanceInquiry => 0,
             _ => request
@@ -367,17 +363,10 @@ impl TerminalHandler {
             (true, CardOutcome::LimitExceeded) => ResponseCode::ExceedsAmountLimit,
             (true, CardOutcome::UnknownCard) => ResponseCode::NoCardRecord,
             // The failing transfer says why; the others of its chain only say "linked".
-            (true, CardOutcome::Applied) => {
-                match result
-                    .transfers
-                    .iter()
-                    .filter_map(|result| result.err())
-                    .find(|error| *error != ledger::TransferError::LinkedEventFailed)
-                {
-                    None => ResponseCode::Approved,
-                    Some(error) => issuer::response_for_ledger_error(error),
-                }
-            }
+            (true, CardOutcome::Applied) => match crate::follow_up::refusal(&result.transfers) {
+                None => ResponseCode::Approved,
+                Some(error) => issuer::response_for_ledger_error(error),
+            },
         };
 
         // 6. The answer.

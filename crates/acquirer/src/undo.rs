@@ -10,12 +10,12 @@
 //! number travels in the transfers, so a repeat of the same void or refund gets 00 again, and
 //! any other undo of the same sale gets 12.
 
-use crate::effects::{BusinessKey, approval_codes};
+use crate::effects::approval_codes;
 use crate::handler::TerminalHandler;
 use crate::message::{Request, response_to};
 use crate::sale::Answer;
 use iso8583::{Message, ResponseCode};
-use ledger::{Outcome, TransferError, TransferRequest};
+use ledger::TransferRequest;
 use store::directory::TerminalSession;
 
 /// How a sale is undone.
@@ -62,30 +62,14 @@ impl TerminalHandler {
         message: &Message<'_>,
         request: &Request,
     ) -> Result<ResponseCode, ResponseCode> {
-        let number = |id| {
-            self.profile
-                .subfield_text(message, 61, id)
-                .and_then(|text| text.parse::<u32>().ok())
-                .ok_or(ResponseCode::FormatError)
-        };
-        let original = BusinessKey {
-            terminal_id: request.terminal_id.clone(),
-            batch: number(1)?,
-            stan: number(2)?,
-        };
+        let original = self.original_key(message, request)?;
         let lookup = |purpose| self.store.transfer(original.transfer_id(purpose));
         let (Ok(Some(issuer)), Ok(Some(acquirer))) =
             (lookup("sale/issuer").await, lookup("sale/acquirer").await)
         else {
             return Err(ResponseCode::UnableToLocateRecord);
         };
-        // The card presented must be the sale's.
-        let (_, card) = self
-            .find_card(message, &self.fingerprint_key().await?)
-            .await?;
-        if card.account != issuer.debit && card.account != issuer.credit {
-            return Err(ResponseCode::UnableToLocateRecord);
-        }
+        self.require_same_card(message, &issuer).await?;
         let (rrn, _) = approval_codes(issuer.id());
         if message.get(37).map(|value| value.to_text()) != Some(rrn) {
             return Err(ResponseCode::UnableToLocateRecord);
@@ -122,27 +106,7 @@ impl TerminalHandler {
             .code(undo.code())
             .user_data(stan),
         ];
-        let results = self
-            .store
-            .submit(transfers)
-            .await
-            .map_err(|_| ResponseCode::SystemMalfunction)?;
-        let refused = results
-            .iter()
-            .filter_map(|result| result.as_ref().err())
-            .find(|error| **error != TransferError::LinkedEventFailed);
-        match refused {
-            None if results.iter().all(|result| {
-                matches!(result, Ok(Outcome::Created(_) | Outcome::AlreadyExists(_)))
-            }) =>
-            {
-                Ok(ResponseCode::Approved)
-            }
-            Some(TransferError::ExistsWithDifferentContent) => {
-                Err(ResponseCode::InvalidTransaction)
-            }
-            Some(error) => Err(issuer::response_for_ledger_error(*error)),
-            None => Err(ResponseCode::SystemMalfunction),
-        }
+        self.commit_follow_up(transfers).await?;
+        Ok(ResponseCode::Approved)
     }
 }

@@ -1,0 +1,97 @@
+//! What messages that refer to an earlier one (voids, refunds, completions, pre-authorization
+//! voids) share: naming the original by field 61, checking that the card presented is the
+//! original's, and committing the follow-up transfers with one reading of the outcome.
+
+use crate::effects::BusinessKey;
+use crate::handler::TerminalHandler;
+use crate::message::Request;
+use iso8583::{Message, ResponseCode};
+use ledger::{Outcome, Transfer, TransferError, TransferRequest};
+use money::Currency;
+use store::TransferResults;
+use store::directory::Card;
+
+/// The transaction currency of field 49.
+pub(crate) fn currency(message: &Message<'_>) -> Result<Currency, ResponseCode> {
+    message
+        .get(49)
+        .and_then(|value| value.to_text().parse::<u16>().ok())
+        .and_then(|numeric| Currency::from_numeric(numeric).ok())
+        .ok_or(ResponseCode::FormatError)
+}
+
+/// Why a chain of transfers was refused: the failing transfer's reason, not the "linked event
+/// failed" of the others in its chain.
+pub(crate) fn refusal(results: &TransferResults) -> Option<TransferError> {
+    results
+        .iter()
+        .filter_map(|result| result.as_ref().err())
+        .copied()
+        .find(|error| *error != TransferError::LinkedEventFailed)
+}
+
+impl TerminalHandler {
+    /// The business key of the original named by field 61 (61.1 batch, 61.2 trace number) on
+    /// the same terminal.
+    pub(crate) fn original_key(
+        &self,
+        message: &Message<'_>,
+        request: &Request,
+    ) -> Result<BusinessKey, ResponseCode> {
+        let number = |id| {
+            self.profile
+                .subfield_text(message, 61, id)
+                .and_then(|text| text.parse::<u32>().ok())
+                .ok_or(ResponseCode::FormatError)
+        };
+        Ok(BusinessKey {
+            terminal_id: request.terminal_id.clone(),
+            batch: number(1)?,
+            stan: number(2)?,
+        })
+    }
+
+    /// The card presented (field 2 or track 2), which must be the one `original` moved money
+    /// on; another card gets 25, as if the original did not exist.
+    pub(crate) async fn require_same_card(
+        &self,
+        message: &Message<'_>,
+        original: &Transfer,
+    ) -> Result<Card, ResponseCode> {
+        let (_, card) = self
+            .find_card(message, &self.fingerprint_key().await?)
+            .await?;
+        if card.account == original.debit || card.account == original.credit {
+            Ok(card)
+        } else {
+            Err(ResponseCode::UnableToLocateRecord)
+        }
+    }
+
+    /// Commits a follow-up's transfers. Their ids come from the original's key, so a repeat of
+    /// the same follow-up finds them (00 again) and any other follow-up of the same original
+    /// finds other content under them (12).
+    pub(crate) async fn commit_follow_up(
+        &self,
+        transfers: Vec<TransferRequest>,
+    ) -> Result<(), ResponseCode> {
+        let results = self
+            .store
+            .submit(transfers)
+            .await
+            .map_err(|_| ResponseCode::SystemMalfunction)?;
+        match refusal(&results) {
+            None if results.iter().all(|result| {
+                matches!(result, Ok(Outcome::Created(_) | Outcome::AlreadyExists(_)))
+            }) =>
+            {
+                Ok(())
+            }
+            Some(TransferError::ExistsWithDifferentContent) => {
+                Err(ResponseCode::InvalidTransaction)
+            }
+            Some(error) => Err(issuer::response_for_ledger_error(error)),
+            None => Err(ResponseCode::SystemMalfunction),
+        }
+    }
+}
