@@ -943,6 +943,8 @@ mod sales {
         maced(message, &keys.1)
     }
 
+    /// A completion of the pre-authorization with trace number `original_stan`: the void's
+    /// layout with processing code 00, condition 06, 60.1 = 20 and the auth code in field 38.
     fn completion(
         card: &demo::DemoCard,
         amount_minor: u64,
@@ -951,24 +953,23 @@ mod sales {
         auth_code: &str,
         keys: &(TdesKey, TdesKey),
     ) -> Vec<u8> {
-        let amount = format!("{amount_minor:012}");
-        let stan = format!("{stan:06}");
-        let original = format!("000001{original_stan:06}");
-        let fields = [
-            (2, card.pan.as_str()),
-            (3, "000000"),
-            (4, amount.as_str()),
-            (11, stan.as_str()),
-            (22, "011"),
-            (25, "06"),
-            (38, auth_code),
-            (41, "10000001"),
-            (42, "898310058120001"),
-            (49, "156"),
-            (60, "20000001"),
-            (61, original.as_str()),
-        ];
-        maced(terminal_message("0200", &fields), &keys.1)
+        let mut message = cup()
+            .unpack(&void(
+                card,
+                amount_minor,
+                stan,
+                original_stan,
+                "000000000000",
+                keys,
+            ))
+            .unwrap()
+            .into_owned();
+        message.remove(37);
+        message.set_text(3, "000000");
+        message.set_text(25, "06");
+        message.set_text(38, auth_code.to_owned());
+        message.set_text(60, "20000001");
+        maced(message, &keys.1)
     }
 
     #[tokio::test]
