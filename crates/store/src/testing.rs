@@ -158,3 +158,38 @@ pub mod tempdir {
         }
     }
 }
+
+/// The smallest directory with a card: one debit bank `issuer`, one cardholder (`CH1`) and
+/// one CNY debit card (`card-1`) on `account`, without a fingerprint.
+pub fn one_card_directory(
+    issuer: ledger::InstitutionId,
+    account: ledger::AccountId,
+) -> crate::directory::Directory {
+    use crate::directory::*;
+    Directory {
+        institutions: vec![Institution {
+            id: issuer,
+            kind: InstitutionKind::DebitBank,
+            name: "Demo Bank".into(),
+            name_zh: "演示银行".into(),
+        }],
+        cardholders: vec![Cardholder {
+            id: "CH1".into(),
+            name: "Li Lei".into(),
+            name_zh: "李雷".into(),
+        }],
+        cards: vec![Card {
+            id: "card-1".into(),
+            cardholder_id: "CH1".into(),
+            issuer,
+            product: CardProduct::Debit,
+            pan_first6: "621234".into(),
+            pan_last4: "0018".into(),
+            expiry: "3012".into(),
+            currency: money::Currency::CNY,
+            account,
+            pan_fingerprint: None,
+        }],
+        ..Directory::default()
+    }
+}

@@ -464,23 +464,7 @@ async fn the_directory_round_trips_and_seeding_twice_changes_nothing() {
                 name: "Wang Fang".into(),
                 role: StaffRole::Cashier,
             }],
-            cardholders: vec![Cardholder {
-                id: "CH1".into(),
-                name: "Li Lei".into(),
-                name_zh: "李雷".into(),
-            }],
-            cards: vec![Card {
-                id: "card-1".into(),
-                cardholder_id: "CH1".into(),
-                issuer: BANK,
-                product: CardProduct::Debit,
-                pan_first6: "621234".into(),
-                pan_last4: "0018".into(),
-                expiry: "3012".into(),
-                currency: Currency::CNY,
-                account: ALICE,
-                pan_fingerprint: None,
-            }],
+            ..store::testing::one_card_directory(BANK, ALICE)
         };
         store.put_directory(directory.clone()).await.unwrap();
         // A card seeded before fingerprints existed gets one later; a set one never changes.
@@ -677,32 +661,7 @@ mod authorizations {
     /// A debit card with 10 000 on its account, a daily limit of `limit` and 2 PIN failures.
     async fn card_world(store: &Store, limit: i64) {
         funded(store).await;
-        let directory = Directory {
-            institutions: vec![Institution {
-                id: BANK,
-                kind: InstitutionKind::DebitBank,
-                name: "Demo Bank".into(),
-                name_zh: "演示银行".into(),
-            }],
-            cardholders: vec![Cardholder {
-                id: "CH1".into(),
-                name: "Li Lei".into(),
-                name_zh: "李雷".into(),
-            }],
-            cards: vec![Card {
-                id: "card-1".into(),
-                cardholder_id: "CH1".into(),
-                issuer: BANK,
-                product: CardProduct::Debit,
-                pan_first6: "621234".into(),
-                pan_last4: "0018".into(),
-                expiry: "3012".into(),
-                currency: Currency::CNY,
-                account: ALICE,
-                pan_fingerprint: None,
-            }],
-            ..Directory::default()
-        };
+        let directory = store::testing::one_card_directory(BANK, ALICE);
         store.put_directory(directory).await.unwrap();
         let card = IssuerCard {
             card_id: "card-1".into(),

@@ -133,7 +133,6 @@ async fn two_hosts_never_spend_more_than_the_balance_and_never_post_twice() {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_hosts_never_pass_a_cards_daily_limit_together() {
     use store::cards::*;
-    use store::directory::*;
     let Some(url) = common::postgres_url() else {
         return;
     };
@@ -158,32 +157,7 @@ async fn two_hosts_never_pass_a_cards_daily_limit_together() {
         .await
         .unwrap();
     first
-        .put_directory(Directory {
-            institutions: vec![Institution {
-                id: BANK,
-                kind: InstitutionKind::DebitBank,
-                name: "Bank".into(),
-                name_zh: "银行".into(),
-            }],
-            cardholders: vec![Cardholder {
-                id: "CH1".into(),
-                name: "Li Lei".into(),
-                name_zh: "李雷".into(),
-            }],
-            cards: vec![Card {
-                id: "card-1".into(),
-                cardholder_id: "CH1".into(),
-                issuer: BANK,
-                product: CardProduct::Debit,
-                pan_first6: "621234".into(),
-                pan_last4: "0018".into(),
-                expiry: "3012".into(),
-                currency: Currency::CNY,
-                account: ALICE,
-                pan_fingerprint: None,
-            }],
-            ..Directory::default()
-        })
+        .put_directory(store::testing::one_card_directory(BANK, ALICE))
         .await
         .unwrap();
     first
