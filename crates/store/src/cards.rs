@@ -60,7 +60,7 @@ pub struct CardEffect {
     pub pin: PinEffect,
     /// The ATC of a verified cryptogram: it must be above the highest seen, and becomes it.
     pub atc: Option<i64>,
-    /// Applied, within the daily limit, only if every transfer succeeds.
+    /// Applied, within the daily limit, only if every transfer is newly created.
     pub spend: Option<Spend>,
 }
 
@@ -184,7 +184,13 @@ pub(crate) fn authorize<S: LedgerState>(
         if let Some(spend) = effect
             .spend
             .as_ref()
-            .filter(|_| transfers.iter().all(Result::is_ok))
+            // Only a first posting spends: a retry that finds its transfers already made
+            // (two hosts racing on one message) must not count the money twice.
+            .filter(|_| {
+                transfers
+                    .iter()
+                    .all(|result| matches!(result, Ok(ledger::Outcome::Created(_))))
+            })
         {
             card.spent_minor = spent_today(card, &spend.date).saturating_add(spend.amount_minor);
             card.spent_on = Some(spend.date.clone());

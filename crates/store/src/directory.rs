@@ -193,6 +193,31 @@ pub struct SignOn {
     pub at: i64,
 }
 
+/// A change to a terminal's session after sign-on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionChange {
+    /// The operator signed off: the working keys are forgotten, so nothing more is accepted
+    /// from the terminal until it signs on again.
+    SignOff,
+    /// Batch `batch` was settled: the terminal goes on with the next batch number (after
+    /// 999999 comes 1). A batch that is not the current one is left alone.
+    CloseBatch { batch: i64 },
+}
+
+impl SessionChange {
+    /// The statement, with `{p1}`/`{p2}` for the terminal id and the batch.
+    pub(crate) fn sql(self, p1: &str, p2: &str) -> String {
+        match self {
+            SessionChange::SignOff => format!(
+                "UPDATE terminal_sessions SET pin_key = NULL, mac_key = NULL, operator = NULL WHERE terminal_id = {p1}"
+            ),
+            SessionChange::CloseBatch { .. } => format!(
+                "UPDATE terminal_sessions SET batch = CASE WHEN batch >= 999999 THEN 1 ELSE batch + 1 END WHERE terminal_id = {p1} AND batch = {p2}"
+            ),
+        }
+    }
+}
+
 pub(crate) const TERMINAL_SESSION_COLUMNS: &str =
     "terminal_id, key_scheme, tmk_key, pin_key, mac_key, batch, operator, signed_on_at";
 

@@ -24,6 +24,7 @@ pub mod cards;
 mod clock;
 pub mod directory;
 mod group;
+pub mod journal;
 mod migrate;
 mod postgres;
 mod rows;
@@ -334,6 +335,19 @@ impl Store {
         }
     }
 
+    /// Signs a terminal off or closes its batch; the session as it is now, `None` for a
+    /// terminal without one.
+    pub async fn change_session(
+        &self,
+        terminal_id: &str,
+        change: directory::SessionChange,
+    ) -> Result<Option<directory::TerminalSession>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.change_session(terminal_id.to_owned(), change).await,
+            Store::Postgres(store) => store.change_session(terminal_id, change).await,
+        }
+    }
+
     /// Every stored key, by name.
     pub async fn keys(&self) -> Result<Vec<directory::StoredKey>, StoreError> {
         let mut keys = match self {
@@ -352,6 +366,39 @@ impl Store {
         match self {
             Store::Sqlite(store) => store.card_by_fingerprint(fingerprint).await,
             Store::Postgres(store) => store.card_by_fingerprint(fingerprint).await,
+        }
+    }
+
+    /// Appends messages to the journal; durable when this returns.
+    pub async fn journal(&self, entries: Vec<journal::JournalEntry>) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(store) => store.journal(entries).await,
+            Store::Postgres(store) => store.journal(entries).await,
+        }
+    }
+
+    /// A terminal's journal entries of one batch (of one trace number, when `stan` is given),
+    /// oldest first.
+    pub async fn journal_of(
+        &self,
+        terminal_id: &str,
+        batch: i64,
+        stan: Option<i64>,
+    ) -> Result<Vec<journal::JournalEntry>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.journal_of(terminal_id.to_owned(), batch, stan).await,
+            Store::Postgres(store) => store.journal_of(terminal_id, batch, stan).await,
+        }
+    }
+
+    /// The last `limit` journal entries, oldest first.
+    pub async fn journal_recent(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<journal::JournalEntry>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.journal_recent(limit).await,
+            Store::Postgres(store) => store.journal_recent(limit).await,
         }
     }
 

@@ -36,6 +36,11 @@ const SQLITE: &[Migration] = &[
         name: "terminal_sessions",
         sql: include_str!("../migrations/sqlite/0005_terminal_sessions.sql"),
     },
+    Migration {
+        version: 6,
+        name: "journal",
+        sql: include_str!("../migrations/sqlite/0006_journal.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -63,6 +68,11 @@ const POSTGRES: &[Migration] = &[
         version: 5,
         name: "terminal_sessions",
         sql: include_str!("../migrations/postgres/0005_terminal_sessions.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "journal",
+        sql: include_str!("../migrations/postgres/0006_journal.sql"),
     },
 ];
 

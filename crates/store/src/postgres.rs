@@ -17,9 +17,11 @@ use crate::directory::{
     StaffRole, Terminal,
 };
 use crate::directory::{
-    CARD_COLUMNS, CARD_UPSERT, SignOn, StoredKey, TERMINAL_SESSION_COLUMNS, TerminalSession,
+    CARD_COLUMNS, CARD_UPSERT, SessionChange, SignOn, StoredKey, TERMINAL_SESSION_COLUMNS,
+    TerminalSession,
 };
 use crate::group::{next_timestamp, take_waiting};
+use crate::journal::{JOURNAL_COLUMN_COUNT, JOURNAL_COLUMNS, JournalEntry};
 use crate::migrate::{self, MIGRATIONS_TABLE};
 use crate::rows::{
     ACCOUNT_COLUMNS, AccountRow, TRANSFER_COLUMNS, TransferRow, id_bytes, id_from_bytes,
@@ -1159,6 +1161,25 @@ impl PostgresStore {
         row.as_ref().map(terminal_session_from_row).transpose()
     }
 
+    pub async fn change_session(
+        &self,
+        terminal_id: &str,
+        change: SessionChange,
+    ) -> Result<Option<TerminalSession>, StoreError> {
+        let client = self.other.lock().await;
+        let sql = change.sql("$1", "$2::BIGINT");
+        match change {
+            SessionChange::SignOff => client.execute(&sql, &[&terminal_id]).await?,
+            SessionChange::CloseBatch { batch } => {
+                client.execute(&sql, &[&terminal_id, &batch]).await?
+            }
+        };
+        let row = client
+            .query_opt(&format!("SELECT {TERMINAL_SESSION_COLUMNS} FROM terminal_sessions WHERE terminal_id = $1"), &[&terminal_id])
+            .await?;
+        row.as_ref().map(terminal_session_from_row).transpose()
+    }
+
     pub async fn sign_on(&self, sign_on: SignOn) -> Result<Option<TerminalSession>, StoreError> {
         let client = self.other.lock().await;
         let row = client
@@ -1168,6 +1189,116 @@ impl PostgresStore {
             )
             .await?;
         row.as_ref().map(terminal_session_from_row).transpose()
+    }
+}
+
+fn journal_entry_from_row(row: &Row) -> Result<JournalEntry, StoreError> {
+    Ok(JournalEntry {
+        received_at: row.try_get(0)?,
+        duration_us: row.try_get(1)?,
+        peer: row.try_get(2)?,
+        terminal_id: row.try_get(3)?,
+        merchant_id: row.try_get(4)?,
+        mti: row.try_get(5)?,
+        kind: row.try_get(6)?,
+        batch: row.try_get(7)?,
+        stan: row.try_get(8)?,
+        transmission: row.try_get(9)?,
+        amount_minor: row.try_get(10)?,
+        currency: row.try_get(11)?,
+        card: row.try_get(12)?,
+        original_batch: row.try_get(13)?,
+        original_stan: row.try_get(14)?,
+        response: row.try_get(15)?,
+        rrn: row.try_get(16)?,
+        auth_code: row.try_get(17)?,
+        answer: row.try_get(18)?,
+        request_mac: row.try_get(19)?,
+    })
+}
+
+impl PostgresStore {
+    /// Appends entries in one transaction, many rows per statement.
+    pub async fn journal(&self, entries: Vec<JournalEntry>) -> Result<(), StoreError> {
+        /// Rows per INSERT, well under PostgreSQL's 65,535 parameters a statement.
+        const ROWS_PER_STATEMENT: usize = 1_000;
+        let mut client = self.other.lock().await;
+        let transaction = client.transaction().await?;
+        for chunk in entries.chunks(ROWS_PER_STATEMENT) {
+            let mut values = Vec::with_capacity(chunk.len());
+            let mut parameters: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+                Vec::with_capacity(chunk.len() * JOURNAL_COLUMN_COUNT);
+            for (row, entry) in chunk.iter().enumerate() {
+                let first = row * JOURNAL_COLUMN_COUNT;
+                values.push(format!(
+                    "({})",
+                    (1..=JOURNAL_COLUMN_COUNT)
+                        .map(|column| format!("${}", first + column))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+                parameters.extend_from_slice(&[
+                    &entry.received_at,
+                    &entry.duration_us,
+                    &entry.peer,
+                    &entry.terminal_id,
+                    &entry.merchant_id,
+                    &entry.mti,
+                    &entry.kind,
+                    &entry.batch,
+                    &entry.stan,
+                    &entry.transmission,
+                    &entry.amount_minor,
+                    &entry.currency,
+                    &entry.card,
+                    &entry.original_batch,
+                    &entry.original_stan,
+                    &entry.response,
+                    &entry.rrn,
+                    &entry.auth_code,
+                    &entry.answer,
+                    &entry.request_mac,
+                ]);
+            }
+            transaction
+                .execute(
+                    &format!(
+                        "INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES {}",
+                        values.join(", ")
+                    ),
+                    &parameters,
+                )
+                .await?;
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    pub async fn journal_of(
+        &self,
+        terminal_id: &str,
+        batch: i64,
+        stan: Option<i64>,
+    ) -> Result<Vec<JournalEntry>, StoreError> {
+        let client = self.other.lock().await;
+        let rows = client
+            .query(
+                &format!("SELECT {JOURNAL_COLUMNS} FROM journal WHERE terminal_id = $1 AND batch = $2 AND ($3::BIGINT IS NULL OR stan = $3) ORDER BY id"),
+                &[&terminal_id, &batch, &stan],
+            )
+            .await?;
+        rows.iter().map(journal_entry_from_row).collect()
+    }
+
+    pub async fn journal_recent(&self, limit: i64) -> Result<Vec<JournalEntry>, StoreError> {
+        let client = self.other.lock().await;
+        let rows = client
+            .query(
+                &format!("SELECT {JOURNAL_COLUMNS} FROM (SELECT * FROM journal ORDER BY id DESC LIMIT $1) AS recent ORDER BY id"),
+                &[&limit],
+            )
+            .await?;
+        rows.iter().map(journal_entry_from_row).collect()
     }
 }
 

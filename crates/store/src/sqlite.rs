@@ -15,9 +15,10 @@ use crate::directory::{
     StaffRole, StoredKey, Terminal,
 };
 use crate::directory::{
-    CARD_COLUMNS, CARD_UPSERT, SignOn, TERMINAL_SESSION_COLUMNS, TerminalSession,
+    CARD_COLUMNS, CARD_UPSERT, SessionChange, SignOn, TERMINAL_SESSION_COLUMNS, TerminalSession,
 };
 use crate::group::{next_timestamp, take_waiting};
+use crate::journal::{JOURNAL_COLUMN_COUNT, JOURNAL_COLUMNS, JournalEntry};
 use crate::migrate::{self, MIGRATIONS_TABLE, Migration};
 use crate::rows::{
     ACCOUNT_COLUMNS, AccountRow, TRANSFER_COLUMNS, TransferRow, id_bytes, id_from_bytes,
@@ -1259,6 +1260,24 @@ impl SqliteStore {
             .await
     }
 
+    pub async fn change_session(
+        &self,
+        terminal_id: String,
+        change: SessionChange,
+    ) -> Result<Option<TerminalSession>, StoreError> {
+        self.write(move |connection| {
+            let sql = change.sql("?1", "?2");
+            match change {
+                SessionChange::SignOff => connection.execute(&sql, params![terminal_id])?,
+                SessionChange::CloseBatch { batch } => {
+                    connection.execute(&sql, params![terminal_id, batch])?
+                }
+            };
+            find_terminal_session(connection, &terminal_id)
+        })
+        .await
+    }
+
     pub async fn sign_on(&self, sign_on: SignOn) -> Result<Option<TerminalSession>, StoreError> {
         self.write(move |connection| {
             connection.execute(
@@ -1266,6 +1285,99 @@ impl SqliteStore {
                 params![sign_on.pin_key, sign_on.mac_key, sign_on.operator, sign_on.at, sign_on.terminal_id],
             )?;
             find_terminal_session(connection, &sign_on.terminal_id)
+        })
+        .await
+    }
+}
+
+fn journal_entry_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEntry> {
+    Ok(JournalEntry {
+        received_at: row.get(0)?,
+        duration_us: row.get(1)?,
+        peer: row.get(2)?,
+        terminal_id: row.get(3)?,
+        merchant_id: row.get(4)?,
+        mti: row.get(5)?,
+        kind: row.get(6)?,
+        batch: row.get(7)?,
+        stan: row.get(8)?,
+        transmission: row.get(9)?,
+        amount_minor: row.get(10)?,
+        currency: row.get(11)?,
+        card: row.get(12)?,
+        original_batch: row.get(13)?,
+        original_stan: row.get(14)?,
+        response: row.get(15)?,
+        rrn: row.get(16)?,
+        auth_code: row.get(17)?,
+        answer: row.get(18)?,
+        request_mac: row.get(19)?,
+    })
+}
+
+impl SqliteStore {
+    /// Appends entries through the writer, group-committed with whatever else is waiting.
+    pub async fn journal(&self, entries: Vec<JournalEntry>) -> Result<(), StoreError> {
+        self.write(move |connection| {
+            let placeholders = (1..=JOURNAL_COLUMN_COUNT)
+                .map(|index| format!("?{index}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut insert = connection.prepare_cached(&format!(
+                "INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES ({placeholders})"
+            ))?;
+            for entry in &entries {
+                insert.execute(params![
+                    entry.received_at,
+                    entry.duration_us,
+                    entry.peer,
+                    entry.terminal_id,
+                    entry.merchant_id,
+                    entry.mti,
+                    entry.kind,
+                    entry.batch,
+                    entry.stan,
+                    entry.transmission,
+                    entry.amount_minor,
+                    entry.currency,
+                    entry.card,
+                    entry.original_batch,
+                    entry.original_stan,
+                    entry.response,
+                    entry.rrn,
+                    entry.auth_code,
+                    entry.answer,
+                    entry.request_mac
+                ])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn journal_of(
+        &self,
+        terminal_id: String,
+        batch: i64,
+        stan: Option<i64>,
+    ) -> Result<Vec<JournalEntry>, StoreError> {
+        self.read(move |connection| {
+            let mut select = connection.prepare_cached(&format!(
+                "SELECT {JOURNAL_COLUMNS} FROM journal WHERE terminal_id = ?1 AND batch = ?2 AND (?3 IS NULL OR stan = ?3) ORDER BY id"
+            ))?;
+            let rows = select.query_map(params![terminal_id, batch, stan], journal_entry_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    pub async fn journal_recent(&self, limit: i64) -> Result<Vec<JournalEntry>, StoreError> {
+        self.read(move |connection| {
+            let mut select = connection.prepare_cached(&format!(
+                "SELECT {JOURNAL_COLUMNS} FROM (SELECT * FROM journal ORDER BY id DESC LIMIT ?1) ORDER BY id"
+            ))?;
+            let rows = select.query_map(params![limit], journal_entry_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
     }

@@ -743,6 +743,23 @@ mod authorizations {
                 backend.name
             );
 
+            // The same authorization again (two hosts racing on one message): its transfer is
+            // found, and the day's spend is not counted twice.
+            let again = store
+                .authorize(sale(100, 300, None, PinEffect::Unchanged, "2026-11-25"))
+                .await
+                .unwrap();
+            assert!(matches!(
+                again.transfers[..],
+                [Ok(Outcome::AlreadyExists(_))]
+            ));
+            assert_eq!(
+                state(&store).await,
+                (0, Some(5), 300, Some("2026-11-25".into())),
+                "{}: spent once",
+                backend.name
+            );
+
             let replay = store
                 .authorize(sale(101, 10, Some(5), PinEffect::Reset, "2026-11-25"))
                 .await
@@ -972,6 +989,75 @@ async fn terminal_sessions_are_provisioned_once_and_signed_on() {
             at: 1,
         };
         assert_eq!(store.sign_on(unknown).await.unwrap(), None);
+        store.close().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_journal_keeps_entries_in_order_and_finds_them_by_batch_and_trace_number() {
+    use store::journal::JournalEntry;
+    for backend in backends().await {
+        let clock = Arc::new(ManualClock::new(START));
+        let store = open(&backend, &clock).await;
+        let entry = |stan: i64, batch: i64, terminal: &str| JournalEntry {
+            received_at: 1_764_000_000_000_000 + stan,
+            duration_us: 120,
+            peer: "127.0.0.1:40000".into(),
+            terminal_id: terminal.into(),
+            merchant_id: "898310048990001".into(),
+            mti: "0200".into(),
+            kind: "Sale".into(),
+            batch: Some(batch),
+            stan: Some(stan),
+            amount_minor: Some(100 * stan),
+            currency: Some(156),
+            card: Some("622848*********0019".into()),
+            response: Some("00".into()),
+            rrn: Some(format!("{stan:012}")),
+            auth_code: Some("123456".into()),
+            answer: Some(vec![0x02, 0x10, stan as u8]),
+            request_mac: Some("0011223344556677".into()),
+            ..JournalEntry::default()
+        };
+        store
+            .journal(vec![entry(1, 1, "10000001"), entry(2, 1, "10000001")])
+            .await
+            .unwrap();
+        // Many rows at once (PostgreSQL splits them into statements).
+        let many: Vec<_> = (3..2_503).map(|stan| entry(stan, 2, "10000001")).collect();
+        store.journal(many).await.unwrap();
+        store.journal(vec![entry(1, 1, "10000002")]).await.unwrap();
+        store.journal(Vec::new()).await.unwrap();
+
+        let batch = store.journal_of("10000001", 1, None).await.unwrap();
+        assert_eq!(
+            batch,
+            vec![entry(1, 1, "10000001"), entry(2, 1, "10000001")],
+            "{}: every column comes back as written",
+            backend.name
+        );
+        assert_eq!(
+            store.journal_of("10000001", 2, None).await.unwrap().len(),
+            2_500
+        );
+        assert_eq!(
+            store.journal_of("10000001", 1, Some(2)).await.unwrap(),
+            vec![entry(2, 1, "10000001")]
+        );
+        assert!(
+            store
+                .journal_of("10000001", 1, Some(3))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let recent = store.journal_recent(2).await.unwrap();
+        assert_eq!(
+            recent,
+            vec![entry(2_502, 2, "10000001"), entry(1, 1, "10000002")],
+            "{}: the latest, oldest first",
+            backend.name
+        );
         store.close().await.unwrap();
     }
 }
