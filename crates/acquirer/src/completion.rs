@@ -5,10 +5,10 @@
 //! merchant is credited, linked, with ids from the pre-authorization's key: at most one
 //! completion per pre-authorization, a repeat of it answered 00 again, another one 12.
 
-use crate::effects::{SaleAccounts, approval_codes, completion_transfers};
+use crate::effects::{BusinessKey, SaleAccounts, approval_codes, completion_transfers};
 use crate::follow_up::currency;
 use crate::handler::{TerminalHandler, TerminalRecord};
-use crate::message::Request;
+use crate::message::{MessageType, Request};
 use crate::sale::Answer;
 use iso8583::{Message, ResponseCode};
 use money::Amount;
@@ -126,3 +126,97 @@ impl TerminalHandler {
         Ok(ResponseCode::Approved)
     }
 }
+
+/// The purposes of a completion's and a completion void's transfers, under the
+/// pre-authorization's key.
+pub(crate) const COMPLETION: &str = "completion";
+pub(crate) const COMPLETION_VOID: &str = "completion-void";
+
+impl TerminalHandler {
+    /// The pre-authorization a completion (named by its own batch and trace number, as a
+    /// completion void's field 61 names it) completed, from the journal.
+    pub(crate) async fn completed_preauthorization(
+        &self,
+        completion: &BusinessKey,
+    ) -> Result<BusinessKey, ResponseCode> {
+        let entries = self
+            .store
+            .journal_of(
+                completion.terminal_id.trim(),
+                i64::from(completion.batch),
+                Some(i64::from(completion.stan)),
+            )
+            .await
+            .map_err(|_| ResponseCode::SystemMalfunction)?;
+        let completion_kind = MessageType::PreAuthorizationCompletion.to_string();
+        entries
+            .iter()
+            .rev()
+            .find(|entry| entry.kind == completion_kind && entry.response.as_deref() == Some("00"))
+            .and_then(|entry| {
+                Some(BusinessKey {
+                    terminal_id: completion.terminal_id.clone(),
+                    batch: u32::try_from(entry.original_batch?).ok()?,
+                    stan: u32::try_from(entry.original_stan?).ok()?,
+                })
+            })
+            .ok_or(ResponseCode::UnableToLocateRecord)
+    }
+
+    /// Void of a completion (预授权完成撤销, 0200 with processing code 20, condition 06, 60.1 =
+    /// 21): field 61 names the completion, checked against field 37 (its RRN), the card and
+    /// its whole amount; the completion's two transfers are undone, linked, once.
+    pub(crate) async fn completion_void(
+        &self,
+        message: &Message<'_>,
+        request: &Request,
+        session: &TerminalSession,
+    ) -> Option<Answer> {
+        let code = match self.void_completion(message, request).await {
+            Ok(code) | Err(code) => code,
+        };
+        let mac_key = code
+            .is_approved()
+            .then(|| session.mac_key.clone())
+            .flatten();
+        Some(Answer {
+            message: crate::message::response_to(message, code)?,
+            mac_key,
+        })
+    }
+
+    async fn void_completion(
+        &self,
+        message: &Message<'_>,
+        request: &Request,
+    ) -> Result<ResponseCode, ResponseCode> {
+        let completion_key = self.original_key(message, request)?;
+        let preauthorization = self.completed_preauthorization(&completion_key).await?;
+        let Some(completion) = self
+            .posted(&preauthorization, COMPLETION, Some(completion_key.stan))
+            .await?
+        else {
+            return Err(ResponseCode::UnableToLocateRecord);
+        };
+        let (rrn, _) = approval_codes(completion.issuer.id());
+        if message.get(37).map(|value| value.to_text()) != Some(rrn) {
+            return Err(ResponseCode::UnableToLocateRecord);
+        }
+        self.require_same_card(message, &completion.issuer).await?;
+        if request.amount_minor != Some(completion.issuer.amount.minor().unsigned_abs()) {
+            return Err(ResponseCode::InvalidAmount);
+        }
+        let transfers = completion.opposite(
+            &preauthorization,
+            COMPLETION_VOID,
+            completion.issuer.amount,
+            COMPLETION_VOID_CODE,
+            request.stan,
+        );
+        self.commit_follow_up(transfers).await?;
+        Ok(ResponseCode::Approved)
+    }
+}
+
+/// The transfer code of a completion void (its 60.1).
+const COMPLETION_VOID_CODE: u16 = 21;

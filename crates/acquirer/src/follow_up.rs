@@ -7,6 +7,7 @@ use crate::handler::TerminalHandler;
 use crate::message::Request;
 use iso8583::{Message, ResponseCode};
 use ledger::{Outcome, Transfer, TransferError, TransferRequest};
+use money::Amount;
 use money::Currency;
 use store::TransferResults;
 use store::directory::Card;
@@ -93,5 +94,72 @@ impl TerminalHandler {
             Some(error) => Err(issuer::response_for_ledger_error(error)),
             None => Err(ResponseCode::SystemMalfunction),
         }
+    }
+}
+
+/// The two transfers (issuer's books, acquirer's books) a message posted under an original's
+/// key: `purpose/issuer` and `purpose/acquirer`.
+#[derive(Clone, Debug)]
+pub(crate) struct Posted {
+    pub issuer: Transfer,
+    pub acquirer: Transfer,
+}
+
+impl Posted {
+    /// Two linked transfers in the opposite direction, for `amount`, with ids from `original`
+    /// and `purpose`; `stan` (the undoing message's trace number) travels in them.
+    pub(crate) fn opposite(
+        &self,
+        original: &BusinessKey,
+        purpose: &str,
+        amount: Amount,
+        code: u16,
+        stan: u32,
+    ) -> Vec<TransferRequest> {
+        vec![
+            TransferRequest::posted(
+                original.transfer_id(&format!("{purpose}/issuer")),
+                self.issuer.credit,
+                self.issuer.debit,
+                amount,
+            )
+            .code(code)
+            .user_data(u128::from(stan))
+            .linked(),
+            TransferRequest::posted(
+                original.transfer_id(&format!("{purpose}/acquirer")),
+                self.acquirer.credit,
+                self.acquirer.debit,
+                amount,
+            )
+            .code(code)
+            .user_data(u128::from(stan)),
+        ]
+    }
+}
+
+impl TerminalHandler {
+    /// The pair posted under `original` for `purpose`, when both exist and, if `stan` is given,
+    /// were posted by the message with that trace number.
+    pub(crate) async fn posted(
+        &self,
+        original: &BusinessKey,
+        purpose: &str,
+        stan: Option<u32>,
+    ) -> Result<Option<Posted>, ResponseCode> {
+        let lookup = |side: &str| {
+            self.store
+                .transfer(original.transfer_id(&format!("{purpose}/{side}")))
+        };
+        let (issuer, acquirer) = match (lookup("issuer").await, lookup("acquirer").await) {
+            (Ok(Some(issuer)), Ok(Some(acquirer))) => (issuer, acquirer),
+            (Ok(_), Ok(_)) => return Ok(None),
+            _ => return Err(ResponseCode::SystemMalfunction),
+        };
+        let by_this_message = stan.is_none_or(|stan| {
+            issuer.request.user_data == u128::from(stan)
+                && acquirer.request.user_data == u128::from(stan)
+        });
+        Ok(by_this_message.then_some(Posted { issuer, acquirer }))
     }
 }

@@ -18,10 +18,15 @@
 //! - pre-authorizations (a hold, see `sale.rs`), their completions and voids (see
 //!   `completion.rs`);
 //! - voids of sales in the open batch and refunds (see `undo.rs`), once per sale;
-//! - reversals (0400/0401) of sales: the posted effect undone exactly once (see `reversal.rs`);
-//! - the other payment messages it recognises: 40 ("function not supported") until their
-//!   paths land: the terminal learns the truth at once instead of timing out, and nothing is
-//!   half-done.
+//! - reversals (0400/0401) of every message that posts (see `reversal.rs`), exactly once;
+//! - completion voids (see `completion.rs`);
+//! - sign-off (0820, 60.3 = 002): the working keys are forgotten; batch settlement (0500) and
+//!   batch upload (0320) (see `settlement.rs`);
+//! - a duplicate of a financial message already answered: the original answer, from the
+//!   journal (see `journal.rs`);
+//! - other messages it recognises: 40 ("function not supported").
+//!
+//! Every message and its answer is recorded in the journal before the answer leaves.
 //!
 //! Frames that do not unpack cannot be answered, and their connection is closed.
 
@@ -73,6 +78,10 @@ pub struct HandlerCounters {
     pub sign_ons: AtomicU64,
     pub mac_failures: AtomicU64,
     pub rate_limited: AtomicU64,
+    /// Duplicates answered from the journal.
+    pub duplicates: AtomicU64,
+    /// Messages the journal could not record (answered all the same).
+    pub journal_failures: AtomicU64,
 }
 
 pub struct TerminalHandler {
@@ -197,37 +206,55 @@ impl TerminalHandler {
                 message,
                 mac_key: None,
             }),
+            MessageType::SignOff => self.sign_off(message, &request).await,
+            MessageType::BatchSettlement => self.batch_settlement(message, &request).await,
+            MessageType::BatchUpload => Answer::plain(message, ResponseCode::Approved),
             kind if kind.is_maced() => match self.check_mac(frame, &request).await {
-                Ok(session) if kind == MessageType::Sale => {
-                    self.sale(message, &request, terminal, &session).await
-                }
-                Ok(session) if kind == MessageType::BalanceInquiry => {
-                    self.balance_inquiry(message, &request, terminal, &session)
-                        .await
-                }
-                Ok(session) if kind == MessageType::PreAuthorization => {
-                    self.preauthorization(message, &request, terminal, &session)
-                        .await
-                }
-                Ok(session) if kind == MessageType::PreAuthorizationCompletion => {
-                    self.completion(message, &request, terminal, &session).await
-                }
-                Ok(session) if kind == MessageType::PreAuthorizationVoid => {
-                    self.preauthorization_void(message, &request, &session)
-                        .await
-                }
-                Ok(session) if kind == MessageType::SaleVoid => {
-                    self.undo(Undo::Void, message, &request, &session).await
-                }
-                Ok(session) if kind == MessageType::Refund => {
-                    self.undo(Undo::Refund, message, &request, &session).await
-                }
-                Ok(session) if kind == MessageType::Reversal => {
-                    self.reversal(message, &request, terminal, &session).await
-                }
-                Ok(_) => Answer::plain(message, ResponseCode::FunctionNotSupported),
+                Ok(session) => match self.earlier_answer(message, &request, &session).await {
+                    Some(answer) => {
+                        self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
+                        Some(answer)
+                    }
+                    None => {
+                        self.financial(kind, message, &request, terminal, &session)
+                            .await
+                    }
+                },
                 Err(refusal) => Answer::plain(message, refusal),
             },
+            _ => Answer::plain(message, ResponseCode::FunctionNotSupported),
+        }
+    }
+
+    /// A financial message whose MAC verified and that is not a duplicate.
+    async fn financial(
+        &self,
+        kind: MessageType,
+        message: &Message<'_>,
+        request: &Request,
+        terminal: &TerminalRecord,
+        session: &TerminalSession,
+    ) -> Option<Answer> {
+        match kind {
+            MessageType::Sale => self.sale(message, request, terminal, session).await,
+            MessageType::BalanceInquiry => {
+                self.balance_inquiry(message, request, terminal, session)
+                    .await
+            }
+            MessageType::PreAuthorization => {
+                self.preauthorization(message, request, terminal, session)
+                    .await
+            }
+            MessageType::PreAuthorizationCompletion => {
+                self.completion(message, request, terminal, session).await
+            }
+            MessageType::PreAuthorizationVoid => {
+                self.preauthorization_void(message, request, session).await
+            }
+            MessageType::SaleVoid => self.undo(Undo::Void, message, request, session).await,
+            MessageType::CompletionVoid => self.completion_void(message, request, session).await,
+            MessageType::Refund => self.undo(Undo::Refund, message, request, session).await,
+            MessageType::Reversal => self.reversal(message, request, terminal, session).await,
             _ => Answer::plain(message, ResponseCode::FunctionNotSupported),
         }
     }
@@ -374,12 +401,36 @@ impl TerminalHandler {
 }
 
 impl Handler for TerminalHandler {
-    async fn handle(&self, frame: &[u8], _peer: SocketAddr) -> Reply {
-        let answer = match self.profile.unpack(frame) {
-            Ok(message) => self.respond(frame, &message).await,
-            Err(_) => None,
+    async fn handle(&self, frame: &[u8], peer: SocketAddr) -> Reply {
+        let started = std::time::Instant::now();
+        let received_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        let message = self.profile.unpack(frame).ok();
+        let answer = match &message {
+            Some(message) => self.respond(frame, message).await,
+            None => None,
         };
-        match self.pack(answer) {
+        let answer_message = answer.as_ref().map(|answer| answer.message.clone());
+        let packed = self.pack(answer);
+        // Recorded before the answer leaves: every answer a terminal gets is in the journal.
+        let mut entry = crate::journal::entry(
+            self.profile,
+            message.as_ref(),
+            answer_message.as_ref(),
+            packed.as_deref(),
+        );
+        entry.received_at = received_at;
+        entry.duration_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
+        entry.peer = peer.to_string();
+        if let Err(error) = self.store.journal(vec![entry]).await {
+            self.counters
+                .journal_failures
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::error!(%error, "the journal could not record a message");
+        }
+        match packed {
             Some(bytes) => {
                 self.counters.answered.fetch_add(1, Ordering::Relaxed);
                 Reply::Send(bytes)

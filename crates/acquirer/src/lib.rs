@@ -29,10 +29,12 @@ mod completion;
 pub mod effects;
 mod follow_up;
 mod handler;
+mod journal;
 pub mod mac;
 mod message;
 mod reversal;
 mod sale;
+pub mod settlement;
 mod undo;
 
 pub use handler::{

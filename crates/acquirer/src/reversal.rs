@@ -1,30 +1,46 @@
 //! Reversal (冲正, 0400, repeated as 0401): the terminal undoes a message whose answer it did
-//! not get. The original is found by its business key — a reversal carries the original's
-//! trace number (field 11) and batch (60.2) — and, if it was posted, exactly its effect is
-//! undone with two linked transfers in the opposite direction, whose ids come from the same
-//! key: a repeated reversal finds them and changes nothing. A reversal of something that was
-//! never posted is answered 00 with nothing to undo.
+//! not get. A reversal carries the reversed message's trace number (field 11), batch (60.2)
+//! and transaction type (60.1); a reversal of a follow-up also carries the follow-up's field
+//! 61, naming the follow-up's own original. Whatever the reversed message posted is undone
+//! exactly once, with ids from the same keys, so a repeated reversal changes nothing:
 //!
-//! A reversal that overtakes its original (the original is late, or lost and repeated later)
-//! leaves a mark: a 1-unit hold between the acquirer's two reversal-mark accounts, voided at
-//! once, whose id is the original's acquirer transfer id. The original, arriving later, finds
-//! its id taken, and its linked transfers are refused as one: it can never post after its
-//! reversal. If the original posts between the reversal's look-up and its mark, the mark is
-//! refused instead and the reversal undoes the original after all.
+//! | 60.1 | reversed message | undone by |
+//! |---|---|---|
+//! | 22 | sale | two transfers opposite the sale's (`reversal/*`) |
+//! | 10 | pre-authorization | the hold voided (`reversal/issuer`) |
+//! | 23, 25 | void, refund | two transfers opposite the undo's (`undo-reversal/*`) |
+//! | 20 | pre-authorization completion | two transfers opposite the completion's |
+//! | 21 | completion void | two transfers opposite the completion void's |
+//! | 11 | pre-authorization void | nothing: a released hold is not held again |
+//! | 01 | balance inquiry | nothing: it moved nothing |
 //!
-//! Not yet done: the card's spend of the day is not given back by a reversal.
+//! A reversal of something that was never posted is answered 00 with nothing to undo. A
+//! reversal that overtakes a sale or a pre-authorization (the original is late, or lost and
+//! repeated later) leaves a mark: a 1-unit hold between the acquirer's two reversal-mark
+//! accounts, voided at once, under an id of the original (the sale's acquirer transfer, the
+//! pre-authorization's hold). The original, arriving later, finds its id taken and is refused
+//! as a whole: it can never post after its reversal. If the original posts between the
+//! reversal's look-up and its mark, the mark is refused instead and the reversal undoes the
+//! original after all.
+//!
+//! Not yet done: the card's spend of the day is not given back by a reversal; follow-ups are
+//! not marked (a void whose reversal overtook it would still post when it arrives), and a
+//! void or refund that was reversed leaves its sale unable to be voided or refunded again at
+//! the terminal (their transfer ids are taken).
 
+use crate::completion::{COMPLETION, COMPLETION_VOID};
 use crate::effects::BusinessKey;
 use crate::handler::{TerminalHandler, TerminalRecord};
 use crate::message::{Request, response_to};
 use crate::sale::Answer;
+use crate::undo::UNDO;
 use iso8583::{Message, ResponseCode};
-use ledger::{Outcome, TransferError, TransferKind, TransferRequest};
+use ledger::{Outcome, PendingStatus, TransferError, TransferId, TransferKind, TransferRequest};
 use money::Amount;
 use store::directory::TerminalSession;
 
-/// 60.1 of the sale, the only original that can have been posted so far.
-const SALE_TYPE: &str = "22";
+/// The transfer code of a reversal.
+const REVERSAL_CODE: u16 = 4;
 
 impl TerminalHandler {
     pub(crate) async fn reversal(
@@ -34,69 +50,194 @@ impl TerminalHandler {
         terminal: &TerminalRecord,
         session: &TerminalSession,
     ) -> Option<Answer> {
-        let answer = |code| {
-            Some(Answer {
-                message: response_to(message, code)?,
-                mac_key: session.mac_key.clone(),
-            })
-        };
-        if self.profile.subfield_text(message, 60, 1).as_deref() != Some(SALE_TYPE) {
-            // Nothing but sales is posted yet: there is nothing to undo.
-            return answer(ResponseCode::Approved);
-        }
         let key = BusinessKey {
             terminal_id: request.terminal_id.clone(),
             batch: request.batch,
             stan: request.stan,
         };
-        let issuer_id = key.transfer_id("sale/issuer");
-        let acquirer_id = key.transfer_id("sale/acquirer");
-        let (issuer, acquirer) = match (
-            self.store.transfer(issuer_id).await,
-            self.store.transfer(acquirer_id).await,
-        ) {
-            (Ok(Some(issuer)), Ok(Some(acquirer))) => (issuer, acquirer),
-            (Ok(None), Ok(None) | Ok(Some(_))) => {
-                // Never posted (or already marked by an earlier reversal): mark it so it never
-                // can be.
-                return match self.mark_reversed(message, &key, terminal).await {
-                    Ok(Marked::Now | Marked::Before) => answer(ResponseCode::Approved),
-                    Ok(Marked::OriginalPostedMeanwhile) => {
-                        Box::pin(self.reversal(message, request, terminal, session)).await
-                    }
-                    Err(code) => answer(code),
-                };
+        let reversed = self.profile.subfield_text(message, 60, 1);
+        let outcome = match reversed.as_deref() {
+            Some("22") => self.reverse_sale(message, request, terminal, &key).await,
+            Some("10") => {
+                self.reverse_preauthorization(message, request, terminal, &key)
+                    .await
             }
-            _ => return answer(ResponseCode::SystemMalfunction),
+            Some("23" | "25") => {
+                let original = self.original_key(message, request);
+                match original {
+                    Ok(original) => {
+                        self.reverse_follow_up(request, &original, UNDO, "undo-reversal")
+                            .await
+                    }
+                    Err(code) => Err(code),
+                }
+            }
+            Some("20") => match self.original_key(message, request) {
+                Ok(preauthorization) => {
+                    self.reverse_follow_up(
+                        request,
+                        &preauthorization,
+                        COMPLETION,
+                        "completion-reversal",
+                    )
+                    .await
+                }
+                Err(code) => Err(code),
+            },
+            Some("21") => match self.original_key(message, request) {
+                Ok(completion) => match self.completed_preauthorization(&completion).await {
+                    Ok(preauthorization) => {
+                        self.reverse_follow_up(
+                            request,
+                            &preauthorization,
+                            COMPLETION_VOID,
+                            "completion-void-reversal",
+                        )
+                        .await
+                    }
+                    // The completion is unknown: so is any void of it.
+                    Err(ResponseCode::UnableToLocateRecord) => Ok(ResponseCode::Approved),
+                    Err(code) => Err(code),
+                },
+                Err(code) => Err(code),
+            },
+            Some("11") => {
+                tracing::warn!(terminal = %request.terminal_id, stan = request.stan, "reversal of a pre-authorization void: the released hold is not held again");
+                Ok(ResponseCode::Approved)
+            }
+            Some("01") => Ok(ResponseCode::Approved),
+            _ => Err(ResponseCode::InvalidTransaction),
         };
-        if !matches!(issuer.request.kind, TransferKind::Posted { .. })
-            || request.amount_minor != Some(issuer.amount.minor().unsigned_abs())
+        let code = match outcome {
+            Ok(code) | Err(code) => code,
+        };
+        if !code.is_approved() {
+            tracing::warn!(terminal = %request.terminal_id, stan = request.stan, response = code.code(), "reversal refused");
+        }
+        Some(Answer {
+            message: response_to(message, code)?,
+            mac_key: session.mac_key.clone(),
+        })
+    }
+
+    async fn reverse_sale(
+        &self,
+        message: &Message<'_>,
+        request: &Request,
+        terminal: &TerminalRecord,
+        key: &BusinessKey,
+    ) -> Result<ResponseCode, ResponseCode> {
+        let Some(sale) = self.posted(key, "sale", None).await? else {
+            // Never posted (or already marked by an earlier reversal): mark it so it never
+            // can be.
+            return match self
+                .mark_reversed(
+                    message,
+                    key.transfer_id("sale/acquirer"),
+                    key.transfer_id("reversal/mark"),
+                    terminal,
+                )
+                .await?
+            {
+                Marked::Now | Marked::Before => Ok(ResponseCode::Approved),
+                Marked::OriginalPostedMeanwhile => {
+                    Box::pin(self.reverse_sale(message, request, terminal, key)).await
+                }
+            };
+        };
+        if !matches!(sale.issuer.request.kind, TransferKind::Posted { .. })
+            || request.amount_minor != Some(sale.issuer.amount.minor().unsigned_abs())
         {
             tracing::warn!(terminal = %request.terminal_id, stan = request.stan, "reversal does not match its original");
-            return answer(ResponseCode::InvalidAmount);
+            return Err(ResponseCode::InvalidAmount);
         }
-        let undo = vec![
-            TransferRequest::posted(
-                key.transfer_id("reversal/issuer"),
-                issuer.credit,
-                issuer.debit,
-                issuer.amount,
-            )
-            .linked(),
-            TransferRequest::posted(
-                key.transfer_id("reversal/acquirer"),
-                acquirer.credit,
-                acquirer.debit,
-                acquirer.amount,
-            ),
-        ];
-        match self.commit_follow_up(undo).await {
-            Ok(()) => answer(ResponseCode::Approved),
-            Err(code) => {
-                tracing::error!(response = code.code(), "reversal transfers refused");
-                answer(code)
+        let undo = sale.opposite(
+            key,
+            "reversal",
+            sale.issuer.amount,
+            REVERSAL_CODE,
+            request.stan,
+        );
+        self.commit_follow_up(undo).await?;
+        Ok(ResponseCode::Approved)
+    }
+
+    /// A pre-authorization's hold is voided; a completed one cannot have been the message the
+    /// terminal lost (it completed it), and is left alone.
+    async fn reverse_preauthorization(
+        &self,
+        message: &Message<'_>,
+        request: &Request,
+        terminal: &TerminalRecord,
+        key: &BusinessKey,
+    ) -> Result<ResponseCode, ResponseCode> {
+        let hold_id = key.transfer_id("preauth/issuer");
+        let hold = self
+            .store
+            .transfer(hold_id)
+            .await
+            .map_err(|_| ResponseCode::SystemMalfunction)?;
+        let currency = crate::follow_up::currency(message)?;
+        let (mark_account, _) = crate::chart::reversal_marks(terminal.acquirer, currency);
+        let Some(hold) = hold.filter(|hold| hold.is_hold() && hold.debit != mark_account) else {
+            let mark = key.transfer_id("reversal/preauth-mark");
+            return match self.mark_reversed(message, hold_id, mark, terminal).await? {
+                Marked::Now | Marked::Before => Ok(ResponseCode::Approved),
+                Marked::OriginalPostedMeanwhile => {
+                    Box::pin(self.reverse_preauthorization(message, request, terminal, key)).await
+                }
+            };
+        };
+        if request.amount_minor != Some(hold.amount.minor().unsigned_abs()) {
+            return Err(ResponseCode::InvalidAmount);
+        }
+        match hold.status {
+            Some(PendingStatus::Pending) => {
+                let void = TransferRequest::void(key.transfer_id("reversal/issuer"), hold_id)
+                    .code(REVERSAL_CODE)
+                    .user_data(u128::from(request.stan));
+                self.commit_follow_up(vec![void]).await?;
+                Ok(ResponseCode::Approved)
+            }
+            // Voided by this reversal before, lapsed, or completed: nothing is held any more.
+            _ => {
+                let earlier = self
+                    .store
+                    .transfer(key.transfer_id("reversal/issuer"))
+                    .await
+                    .map_err(|_| ResponseCode::SystemMalfunction)?;
+                if earlier.is_none() {
+                    tracing::info!(terminal = %request.terminal_id, stan = request.stan, "reversal of a pre-authorization no longer held");
+                }
+                Ok(ResponseCode::Approved)
             }
         }
+    }
+
+    /// Undoes what a follow-up (trace number of the reversal) posted under `original` for
+    /// `purpose`; nothing posted means nothing to undo.
+    async fn reverse_follow_up(
+        &self,
+        request: &Request,
+        original: &BusinessKey,
+        purpose: &str,
+        reversal_purpose: &str,
+    ) -> Result<ResponseCode, ResponseCode> {
+        let Some(posted) = self.posted(original, purpose, Some(request.stan)).await? else {
+            return Ok(ResponseCode::Approved);
+        };
+        if request.amount_minor != Some(posted.issuer.amount.minor().unsigned_abs()) {
+            return Err(ResponseCode::InvalidAmount);
+        }
+        let undo = posted.opposite(
+            original,
+            reversal_purpose,
+            posted.issuer.amount,
+            REVERSAL_CODE,
+            request.stan,
+        );
+        self.commit_follow_up(undo).await?;
+        Ok(ResponseCode::Approved)
     }
 }
 
@@ -111,15 +252,15 @@ impl TerminalHandler {
     async fn mark_reversed(
         &self,
         message: &Message<'_>,
-        key: &BusinessKey,
+        original: TransferId,
+        mark: TransferId,
         terminal: &TerminalRecord,
     ) -> Result<Marked, ResponseCode> {
         let currency = crate::follow_up::currency(message)?;
         let (debit, credit) = crate::chart::reversal_marks(terminal.acquirer, currency);
-        let original = key.transfer_id("sale/acquirer");
         let mark = vec![
             TransferRequest::pending(original, debit, credit, Amount::new(1, currency), 0).linked(),
-            TransferRequest::void(key.transfer_id("reversal/mark"), original),
+            TransferRequest::void(mark, original),
         ];
         let results = self
             .store

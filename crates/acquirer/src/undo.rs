@@ -15,7 +15,6 @@ use crate::handler::TerminalHandler;
 use crate::message::{Request, response_to};
 use crate::sale::Answer;
 use iso8583::{Message, ResponseCode};
-use ledger::TransferRequest;
 use store::directory::TerminalSession;
 
 /// How a sale is undone.
@@ -24,6 +23,9 @@ pub(crate) enum Undo {
     Void,
     Refund,
 }
+
+/// The purpose of a void's or refund's transfers (they share ids: a sale is undone once).
+pub(crate) const UNDO: &str = "undo";
 
 impl Undo {
     /// The transfer code that tells a void from a refund in the books.
@@ -63,13 +65,11 @@ impl TerminalHandler {
         request: &Request,
     ) -> Result<ResponseCode, ResponseCode> {
         let original = self.original_key(message, request)?;
-        let lookup = |purpose| self.store.transfer(original.transfer_id(purpose));
-        let (Ok(Some(issuer)), Ok(Some(acquirer))) =
-            (lookup("sale/issuer").await, lookup("sale/acquirer").await)
-        else {
+        let Some(sale) = self.posted(&original, "sale", None).await? else {
             return Err(ResponseCode::UnableToLocateRecord);
         };
-        self.require_same_card(message, &issuer).await?;
+        let issuer = &sale.issuer;
+        self.require_same_card(message, issuer).await?;
         let (rrn, _) = approval_codes(issuer.id());
         if message.get(37).map(|value| value.to_text()) != Some(rrn) {
             return Err(ResponseCode::UnableToLocateRecord);
@@ -86,26 +86,7 @@ impl TerminalHandler {
             return Err(ResponseCode::InvalidAmount);
         }
         let amount = money::Amount::new(amount_minor, issuer.amount.currency());
-        let stan = u128::from(request.stan);
-        let transfers = vec![
-            TransferRequest::posted(
-                original.transfer_id("undo/issuer"),
-                issuer.credit,
-                issuer.debit,
-                amount,
-            )
-            .code(undo.code())
-            .user_data(stan)
-            .linked(),
-            TransferRequest::posted(
-                original.transfer_id("undo/acquirer"),
-                acquirer.credit,
-                acquirer.debit,
-                amount,
-            )
-            .code(undo.code())
-            .user_data(stan),
-        ];
+        let transfers = sale.opposite(&original, UNDO, amount, undo.code(), request.stan);
         self.commit_follow_up(transfers).await?;
         Ok(ResponseCode::Approved)
     }

@@ -64,6 +64,8 @@ pub struct DemoCard {
     pub pin: &'static str,
     /// Opening balance (debit) or credit limit (credit), in minor units of the card currency.
     pub opening_minor: i64,
+    /// The issuer's status of the card (`active`, `blocked` …).
+    pub status: &'static str,
 }
 
 pub use acquirer::chart::{acquirer_due_from_issuers, issuer_settlement};
@@ -103,8 +105,8 @@ const CARDHOLDERS: [(&str, &str); 5] = [
     ("Liu Yang", "刘洋"),
 ];
 
-/// The demo cards: a CNY debit card for everyone, CNY credit cards for the first three and a
-/// USD credit card for Chen Jing.
+/// The demo cards: a CNY debit card for everyone, CNY credit cards for the first three, a
+/// USD credit card for Chen Jing, and an expired and a blocked debit card for Liu Yang.
 pub fn cards() -> Vec<DemoCard> {
     let mut out = Vec::new();
     for (index, _) in CARDHOLDERS.iter().enumerate() {
@@ -148,6 +150,30 @@ pub fn cards() -> Vec<DemoCard> {
         Currency::USD,
         major(5_000),
     ));
+    // Two debit cards of Liu Yang's that are refused, to show and test declines: one expired
+    // in December 2023, one blocked by its bank.
+    let mut expired = demo_card(
+        "CH005",
+        "X",
+        &with_luhn(&format!("621234{:09}", 100_005)),
+        DEBIT_BANK,
+        CardProduct::Debit,
+        Currency::CNY,
+        major(1_000),
+    );
+    expired.card.expiry = "2312".to_owned();
+    out.push(expired);
+    let mut blocked = demo_card(
+        "CH005",
+        "B",
+        &with_luhn(&format!("621234{:09}", 100_006)),
+        DEBIT_BANK,
+        CardProduct::Debit,
+        Currency::CNY,
+        major(1_000),
+    );
+    blocked.status = "blocked";
+    out.push(blocked);
     out
 }
 
@@ -177,6 +203,7 @@ fn demo_card(
         },
         pan: pan.to_owned(),
         opening_minor,
+        status: "active",
     }
 }
 
@@ -407,8 +434,9 @@ pub const DEMO_CRYPTOGRAM_VERSION: i64 = 18;
 /// The PIN verification key index of the demo cards' PVVs.
 pub const DEMO_PVKI: u8 = 1;
 
-/// The issuer's profile of every demo card: active, service code 201 (chip, international),
-/// PIN by Visa PVV made inside the HSM, daily limits on debit cards.
+/// The issuer's profile of every demo card: its status (active but for one blocked card), service
+/// code 201 (chip, international), PIN by Visa PVV made inside the HSM, daily limits on debit
+/// cards.
 pub fn issuer_cards(
     hsm: &dyn Hsm,
     keys: &BTreeMap<String, KeyToken>,
@@ -425,7 +453,7 @@ pub fn issuer_cards(
                 .map_err(|error| DemoError::Refused(error.to_string()))?;
             Ok(IssuerCard {
                 card_id: demo.card.id.clone(),
-                status: "active".into(),
+                status: demo.status.into(),
                 service_code: "201".into(),
                 pin_method: Some("visa-pvv".into()),
                 pin_key_index: Some(i64::from(DEMO_PVKI)),
@@ -607,11 +635,11 @@ mod tests {
         // 79927398713 is the classic Luhn example (ISO/IEC 7812-1 Annex B).
         assert_eq!(with_luhn("7992739871"), "79927398713");
         let cards = cards();
-        assert_eq!(cards.len(), 9);
+        assert_eq!(cards.len(), 11);
         let mut pans: Vec<&str> = cards.iter().map(|card| card.pan.as_str()).collect();
         pans.sort_unstable();
         pans.dedup();
-        assert_eq!(pans.len(), 9);
+        assert_eq!(pans.len(), 11);
         assert!(cards.iter().any(|card| card.card.currency == Currency::USD));
         for card in &cards {
             assert_eq!(card.pan.len(), 16);

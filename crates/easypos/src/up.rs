@@ -187,7 +187,7 @@ async fn print_banner(
         hsm.master_key_check_value()
     );
     println!(
-        "  ISO 8583  {terminal_address} (cup-bcd, 2-byte length + TPDU): echo, sign-on, balance inquiries, sales (chip + PIN, fallback swipe), pre-authorizations with completions and voids, sale voids, refunds and reversals end to end; other payment messages are answered 40 for now"
+        "  ISO 8583  {terminal_address} (cup-bcd, 2-byte length + TPDU): sign-on/off, echo, balance inquiries, sales (chip + PIN, fallback swipe), pre-authorizations, completions and their voids, sale voids, refunds, reversals of each, batch settlement; every message journaled"
     );
     println!(
         "  demo      {seeded}: {} institutions, {} merchants, {} terminals, {} staff, {} cardholders, {} cards",
@@ -328,6 +328,16 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             "easypos_acquirer_mac_failures_total",
             "Terminal messages whose MAC did not verify (answered A0).",
             &counters.mac_failures,
+        ),
+        (
+            "easypos_acquirer_duplicates_total",
+            "Duplicate financial messages answered with their original answer from the journal.",
+            &counters.duplicates,
+        ),
+        (
+            "easypos_acquirer_journal_failures_total",
+            "Terminal messages the journal could not record (they were answered all the same).",
+            &counters.journal_failures,
         ),
     ] {
         metric(

@@ -1,0 +1,134 @@
+//! Every message in and its answer out, in the store's journal (`store::journal`), and the
+//! answers to duplicates taken from it.
+//!
+//! The host records a message after deciding it (and committing any money it moves) and before
+//! the answer leaves, so every answer a terminal received is in the journal. What is recorded
+//! is what the console, disputes and batch totals need, with the card number masked and no
+//! other card data: never track 2, the PIN block, the CVV, chip data or keys. The packed answer
+//! is kept for financial messages only (its fields are the request's echoed fields, which
+//! exclude card data, and the host's own).
+//!
+//! A duplicate is a financial message with the same terminal, batch, trace number, message
+//! type, transmission time (field 7, when sent), amount and MAC (a keyed digest of the whole
+//! content) as one already answered: it gets
+//! the original answer again, under a fresh MAC, and nothing is decided twice — no second
+//! posting, and no second PIN try counted for a wrong PIN.
+
+use crate::handler::TerminalHandler;
+use crate::message::{Request, classify};
+use crate::sale::Answer;
+use iso8583::{Message, Profile};
+use store::directory::TerminalSession;
+use store::journal::JournalEntry;
+
+/// What the journal keeps of a message and its answer.
+pub(crate) fn entry(
+    profile: &Profile,
+    request: Option<&Message<'_>>,
+    answer: Option<&Message<'_>>,
+    packed_answer: Option<&[u8]>,
+) -> JournalEntry {
+    let text = |message: Option<&Message<'_>>, field| {
+        message
+            .and_then(|message| message.get(field))
+            .map(|value| value.to_text())
+    };
+    let number = |text: Option<String>| text.and_then(|text| text.trim().parse::<i64>().ok());
+    let subfield =
+        |field, id| number(request.and_then(|message| profile.subfield_text(message, field, id)));
+    let kind = request.and_then(|message| classify(profile, message).ok());
+    let card = request.and_then(|message| match (message.pan(), message.track2()) {
+        (Ok(pan), _) => Some(pan.masked()),
+        (Err(_), Ok(track)) => track.pan().ok().map(|pan| pan.masked()),
+        _ => None,
+    });
+    JournalEntry {
+        terminal_id: text(request, 41).unwrap_or_default().trim().to_owned(),
+        merchant_id: text(request, 42).unwrap_or_default().trim().to_owned(),
+        mti: request
+            .map(|message| message.mti.as_str().to_owned())
+            .unwrap_or_default(),
+        kind: match (request, kind) {
+            (None, _) => "Unreadable".to_owned(),
+            (Some(_), None) => "Unknown".to_owned(),
+            (Some(_), Some(kind)) => kind.to_string(),
+        },
+        batch: subfield(60, 2),
+        stan: number(text(request, 11)),
+        transmission: text(request, 7),
+        amount_minor: number(text(request, 4)),
+        currency: number(text(request, 49)),
+        card,
+        original_batch: subfield(61, 1),
+        original_stan: subfield(61, 2),
+        response: text(answer, 39),
+        rrn: text(answer, 37),
+        auth_code: text(answer, 38),
+        answer: kind
+            .filter(|kind| kind.is_maced())
+            .and(packed_answer)
+            .map(<[u8]>::to_vec),
+        request_mac: request
+            .and_then(|message| message.get(64))
+            .map(|value| hex_of(&value.to_bytes())),
+        ..JournalEntry::default()
+    }
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02X}")).collect()
+}
+
+impl TerminalHandler {
+    /// The answer already given to this very message, when it is a duplicate of one answered.
+    pub(crate) async fn earlier_answer(
+        &self,
+        message: &Message<'_>,
+        request: &Request,
+        session: &TerminalSession,
+    ) -> Option<Answer> {
+        let earlier = match self
+            .store
+            .journal_of(
+                request.terminal_id.trim(),
+                i64::from(request.batch),
+                Some(i64::from(request.stan)),
+            )
+            .await
+        {
+            Ok(entries) => entries,
+            Err(error) => {
+                // Without the journal the message is decided again, which is safe: every
+                // effect is idempotent by its business key.
+                tracing::warn!(%error, "cannot read the journal for duplicates");
+                return None;
+            }
+        };
+        let transmission = message.get(7).map(|value| value.to_text());
+        let mac = message.get(64).map(|value| hex_of(&value.to_bytes()));
+        let amount = request
+            .amount_minor
+            .and_then(|minor| i64::try_from(minor).ok());
+        let packed = earlier.into_iter().rev().find_map(|entry| {
+            (entry.kind == request.kind.to_string()
+                && entry.transmission == transmission
+                && entry.amount_minor == amount
+                && entry.request_mac == mac)
+                .then_some(entry.answer)
+                .flatten()
+        })?;
+        let answer = self.profile.unpack(&packed).ok()?.into_owned();
+        tracing::info!(terminal = %request.terminal_id, stan = request.stan, kind = %request.kind, "duplicate answered with the original answer");
+        let mac_key = if answer.has(64) {
+            session.mac_key.clone()
+        } else {
+            None
+        };
+        let mut answer = answer;
+        answer.mti = message.mti.response()?;
+        Some(Answer {
+            message: answer,
+            mac_key,
+        })
+    }
+}

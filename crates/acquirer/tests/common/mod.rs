@@ -1,0 +1,541 @@
+//! What the acquirer's integration tests share: the demo world with known test keys, a host
+//! on loopback, and the terminal's side of every message, built with the codec and MACed
+//! the way a terminal does.
+#![allow(dead_code)]
+
+pub use acquirer::{TerminalHandler, TerminalRecord};
+pub use host::{Client, Limits, Listener};
+pub use hsm::{Hsm, KeySpec, SoftHsm};
+pub use iso8583::{LengthPrefix, Message, Mti, Profile, Tpdu};
+pub use paycrypto::mac::Padding;
+pub use paycrypto::{Pan, TdesKey};
+pub use std::collections::HashMap;
+pub use std::sync::Arc;
+pub use std::time::Duration;
+pub use store::Store;
+pub use store::directory::StoredKey;
+
+pub const TIMEOUT: Duration = Duration::from_secs(5);
+
+pub fn cup() -> &'static Profile {
+    Profile::builtin("cup-bcd").unwrap()
+}
+
+/// A message from terminal 10000001's side of the line: TPDU, header, the text fields given.
+pub fn terminal_message(mti: &str, fields: &[(u8, &str)]) -> Message<'static> {
+    let mut message = Message::new(Mti::parse(mti).unwrap());
+    message.tpdu = Some(Tpdu {
+        id: 0x60,
+        destination: 3,
+        source: 1,
+    });
+    message.header = vec![0x60, 0x31, 0, 0x31, 0, 0].into();
+    for (field, value) in fields {
+        message.set_text(*field, value.to_string());
+    }
+    message
+}
+
+pub fn frame(mti: &str, fields: &[(u8, &str)]) -> Vec<u8> {
+    let text: Vec<(u8, &str)> = fields
+        .iter()
+        .filter(|(field, _)| *field != 64)
+        .copied()
+        .collect();
+    let mut message = terminal_message(mti, &text);
+    if let Some((_, mac)) = fields.iter().find(|(field, _)| *field == 64) {
+        message.set_bytes(64, hex::decode(mac).unwrap());
+    }
+    cup().pack(&message).unwrap()
+}
+
+/// Packs with the MAC the terminal computes under its MAC key.
+pub fn maced(mut message: Message<'_>, mac_key: &TdesKey) -> Vec<u8> {
+    acquirer::mac::pack_with_mac(cup(), &mut message, |covered| {
+        paycrypto::mac::iso9797_alg3(mac_key, covered, Padding::Method1)
+            .unwrap()
+            .to_vec()
+    })
+    .unwrap()
+}
+
+/// A sale from terminal 10000001, not yet MACed.
+pub fn sale_message() -> Message<'static> {
+    let mut message = terminal_message("0200", &[]);
+    for (field, value) in [
+        (2, "6212340000100008"),
+        (3, "000000"),
+        (4, "1200"),
+        (11, "000010"),
+        (22, "051"),
+        (25, "00"),
+        (41, "10000001"),
+        (42, "898310058120001"),
+        (49, "156"),
+        (60, "22000001"),
+    ] {
+        message.set_text(field, value);
+    }
+    message
+}
+
+pub fn echo(terminal: &str, merchant: &str) -> Vec<u8> {
+    frame(
+        "0820",
+        &[
+            (11, "000001"),
+            (41, terminal),
+            (42, merchant),
+            (60, "00000001301"),
+        ],
+    )
+}
+
+/// The terminal master key of terminal 10000001 in these tests (a test key: the terminal must
+/// know it in clear to take its working keys).
+pub const TEST_TMK: &str = "0123456789ABCDEFFEDCBA9876543210";
+/// The debit bank's EMV issuer master key in these tests, so the test can play the chip.
+pub const TEST_IMK: &str = "89B07B35A1B3F47E89B07B35A1B3F47E";
+
+pub struct World {
+    pub store: Arc<Store>,
+    pub hsm: Arc<SoftHsm>,
+    pub _backend: store::testing::TestBackend,
+}
+
+/// The demo world on a fresh SQLite store, with a known master key for terminal 10000001.
+pub async fn world() -> World {
+    world_on(store::testing::sqlite()).await
+}
+
+/// The demo world on `backend`, with test keys for terminal 10000001 and the debit bank.
+pub async fn world_on(backend: store::testing::TestBackend) -> World {
+    let store = Arc::new(Store::open(&backend.backend).await.unwrap());
+    let hsm = Arc::new(SoftHsm::new(&[0x42; 32]).unwrap());
+    let tmk = hsm
+        .import_clear_key(
+            &KeySpec::terminal_master_key(),
+            &hex::decode(TEST_TMK).unwrap(),
+        )
+        .unwrap();
+    let imk = hsm
+        .import_clear_key(
+            &KeySpec::issuer_master_key(),
+            &hex::decode(TEST_IMK).unwrap(),
+        )
+        .unwrap();
+    store
+        .put_keys(vec![
+            StoredKey {
+                name: demo::terminal_master_key_name("10000001"),
+                token: tmk.as_str().to_owned(),
+                check_value: "TEST".into(),
+            },
+            StoredKey {
+                name: "issuer/20/imk-ac".into(),
+                token: imk.as_str().to_owned(),
+                check_value: "TEST".into(),
+            },
+            // The CVV key too, so the test can write a card's stripe.
+            StoredKey {
+                name: "issuer/20/cvk".into(),
+                token: hsm
+                    .import_clear_key(&KeySpec::cvk(), &hex::decode(TEST_IMK).unwrap())
+                    .unwrap()
+                    .as_str()
+                    .to_owned(),
+                check_value: "TEST".into(),
+            },
+        ])
+        .await
+        .unwrap();
+    demo::seed(&store, hsm.as_ref()).await.unwrap();
+    World {
+        store,
+        hsm,
+        _backend: backend,
+    }
+}
+
+pub async fn start(
+    world: &World,
+) -> (
+    Client,
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+    Arc<TerminalHandler>,
+) {
+    start_with(world, Limits::default()).await
+}
+
+pub async fn start_with(
+    world: &World,
+    limits: Limits,
+) -> (
+    Client,
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+    Arc<TerminalHandler>,
+) {
+    let terminals = HashMap::from([
+        (
+            "10000001".to_owned(),
+            TerminalRecord {
+                merchant_id: "898310058120001".into(),
+                active: true,
+                acquirer: demo::ACQUIRER,
+                merchant_payable: demo::account_id("merchant/898310058120001"),
+            },
+        ),
+        (
+            "10000009".to_owned(),
+            TerminalRecord {
+                merchant_id: "898310058120001".into(),
+                active: false,
+                acquirer: demo::ACQUIRER,
+                merchant_payable: demo::account_id("merchant/898310058120001"),
+            },
+        ),
+    ]);
+    let handler = Arc::new(TerminalHandler::new(
+        cup(),
+        terminals,
+        world.store.clone(),
+        world.hsm.clone(),
+    ));
+    let listener = Listener::bind(([127, 0, 0, 1], 0).into(), LengthPrefix::Binary2, limits)
+        .await
+        .unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(listener.serve(handler.clone(), stopped));
+    let client = Client::connect(address, LengthPrefix::Binary2, TIMEOUT)
+        .await
+        .unwrap();
+    (client, stop, server, handler)
+}
+
+pub async fn ask(client: &mut Client, request: &[u8]) -> (String, String) {
+    let reply = client.exchange(request, TIMEOUT).await.unwrap();
+    let message = cup().unpack(&reply).unwrap();
+    assert_eq!(
+        message.tpdu,
+        Some(Tpdu {
+            id: 0x60,
+            destination: 1,
+            source: 3
+        }),
+        "the TPDU comes back turned round"
+    );
+    (
+        message.mti.as_str().to_owned(),
+        message.response_code().unwrap(),
+    )
+}
+
+pub use paycrypto::emv::{self, CryptogramVersion};
+pub use paycrypto::pinblock::{self, PinBlockFormat, PinKey};
+
+/// A signed-on terminal 10000001: the client and its clear PIN and MAC keys.
+pub async fn signed_on(client: &mut Client) -> (TdesKey, TdesKey) {
+    let sign_on = frame(
+        "0800",
+        &[
+            (11, "000001"),
+            (41, "10000001"),
+            (42, "898310058120001"),
+            (60, "00000000003"),
+            (63, "001"),
+        ],
+    );
+    let answer = cup()
+        .unpack(&client.exchange(&sign_on, TIMEOUT).await.unwrap())
+        .unwrap()
+        .into_owned();
+    let keys = answer.get(62).unwrap().to_bytes().to_vec();
+    let tmk = TdesKey::new(&hex::decode(TEST_TMK).unwrap()).unwrap();
+    let key = |from: usize| {
+        paycrypto::session::decrypt_working_key(
+            &tmk,
+            &paycrypto::session::EncryptedWorkingKey {
+                encrypted: keys[from..from + 16].to_vec(),
+                check_value: keys[from + 16..from + 20].to_vec(),
+            },
+        )
+        .unwrap()
+    };
+    (key(0), key(20))
+}
+
+pub const UN: [u8; 4] = [0x38, 0x04, 0x82, 0x3E];
+
+/// A chip sale with PIN, as the demo card `card` and terminal 10000001 would send it.
+pub fn chip_sale(
+    card: &demo::DemoCard,
+    amount_minor: u64,
+    stan: u32,
+    atc: u16,
+    pin: &str,
+    keys: &(TdesKey, TdesKey),
+) -> Vec<u8> {
+    let pan = Pan::new(&card.pan).unwrap();
+    let amount = format!("{amount_minor:012}");
+    let objects: Vec<(u32, Vec<u8>)> = vec![
+        (0x9F02, hex::decode(&amount).unwrap()),
+        (0x9F03, vec![0; 6]),
+        (0x9F1A, hex::decode("0156").unwrap()),
+        (0x95, hex::decode("0000008000").unwrap()),
+        (0x5F2A, hex::decode("0156").unwrap()),
+        (0x9A, hex::decode("261125").unwrap()),
+        (0x9C, vec![0]),
+        (0x9F37, UN.to_vec()),
+        (0x82, hex::decode("5C00").unwrap()),
+        (0x9F36, atc.to_be_bytes().to_vec()),
+        (0x9F10, hex::decode("06010A03A0A000").unwrap()),
+    ];
+    let data: Vec<u8> = objects
+        .iter()
+        .flat_map(|(_, value)| value.clone())
+        .collect();
+    let imk = TdesKey::new(&hex::decode(TEST_IMK).unwrap()).unwrap();
+    let icc = emv::icc_master_key(&imk, &pan, 1).unwrap();
+    let session = emv::session_key(
+        &icc,
+        atc.to_be_bytes(),
+        CryptogramVersion::Visa18.session_derivation(UN),
+    )
+    .unwrap();
+    let arqc = emv::generate_arqc(&session, &data, CryptogramVersion::Visa18.padding()).unwrap();
+    let mut tlv: Vec<(::emv::tlv::Tag, &[u8])> = objects
+        .iter()
+        .map(|(tag, value)| (::emv::tlv::Tag(*tag), value.as_slice()))
+        .collect();
+    tlv.push((::emv::tlv::Tag(0x9F26), &arqc));
+    tlv.push((::emv::tlv::Tag(0x5F34), &[0x01]));
+    let field55 = ::emv::field55::build(&tlv).unwrap();
+    let block = pinblock::encrypt_pin_block(
+        PinBlockFormat::Iso0,
+        PinKey::Tdes(&keys.0),
+        &paycrypto::Pin::new(pin).unwrap(),
+        Some(&pan),
+        &[0; 8],
+    )
+    .unwrap();
+
+    let mut message = terminal_message("0200", &[]);
+    let stan = format!("{stan:06}");
+    for (field, value) in [
+        (2, card.pan.as_str()),
+        (3, "000000"),
+        (4, amount.as_str()),
+        (11, stan.as_str()),
+        (22, "051"),
+        (25, "00"),
+        (41, "10000001"),
+        (42, "898310058120001"),
+        (49, "156"),
+        (60, "22000001"),
+    ] {
+        message.set_text(field, value);
+    }
+    message.set_bytes(52, block.as_bytes().to_vec());
+    message.set_bytes(55, field55);
+    maced(message, &keys.1)
+}
+
+/// A swipe of `card` (track 2 with its CVV), with `entry_mode` "021" (stripe) or "801"
+/// (fallback after a failed chip read), no PIN.
+pub fn swipe(
+    card: &demo::DemoCard,
+    amount_minor: u64,
+    stan: u32,
+    entry_mode: &str,
+    keys: &(TdesKey, TdesKey),
+) -> Vec<u8> {
+    let pan = Pan::new(&card.pan).unwrap();
+    let cvk = TdesKey::new(&hex::decode(TEST_IMK).unwrap()).unwrap();
+    let cvv = paycrypto::card::cvv(&cvk, &pan, "3012", "201").unwrap();
+    let track2 = format!("{}=3012201{cvv}00000", card.pan);
+    let mut message = terminal_message("0200", &[]);
+    let amount = format!("{amount_minor:012}");
+    let stan = format!("{stan:06}");
+    for (field, value) in [
+        (3, "000000"),
+        (4, amount.as_str()),
+        (11, stan.as_str()),
+        (22, entry_mode),
+        (25, "00"),
+        (35, track2.as_str()),
+        (41, "10000001"),
+        (42, "898310058120001"),
+        (49, "156"),
+        (60, "22000001"),
+    ] {
+        message.set_text(field, value);
+    }
+    maced(message, &keys.1)
+}
+
+/// A reversal of the sale with trace number `stan`, as a terminal sends it after a timeout.
+pub fn reversal(mti: &str, stan: u32, amount_minor: u64, keys: &(TdesKey, TdesKey)) -> Vec<u8> {
+    let mut message = terminal_message(mti, &[]);
+    let amount = format!("{amount_minor:012}");
+    let stan = format!("{stan:06}");
+    for (field, value) in [
+        (3, "000000"),
+        (4, amount.as_str()),
+        (11, stan.as_str()),
+        (22, "051"),
+        (25, "00"),
+        (39, "98"),
+        (41, "10000001"),
+        (42, "898310058120001"),
+        (49, "156"),
+        (60, "22000001"),
+    ] {
+        message.set_text(field, value);
+    }
+    maced(message, &keys.1)
+}
+
+/// A void (消费撤销) of the sale with trace number `original_stan` and RRN `rrn`.
+pub fn void(
+    card: &demo::DemoCard,
+    amount_minor: u64,
+    stan: u32,
+    original_stan: u32,
+    rrn: &str,
+    keys: &(TdesKey, TdesKey),
+) -> Vec<u8> {
+    let amount = format!("{amount_minor:012}");
+    let stan = format!("{stan:06}");
+    let original = format!("000001{original_stan:06}");
+    let fields = [
+        (2, card.pan.as_str()),
+        (3, "200000"),
+        (4, amount.as_str()),
+        (11, stan.as_str()),
+        (22, "011"),
+        (25, "00"),
+        (37, rrn),
+        (41, "10000001"),
+        (42, "898310058120001"),
+        (49, "156"),
+        (60, "23000001"),
+        (61, original.as_str()),
+    ];
+    maced(terminal_message("0200", &fields), &keys.1)
+}
+
+/// A pre-authorization: a chip sale turned into 0100 with processing code 03, condition 06
+/// and 60.1 = 10.
+pub fn preauthorization(
+    card: &demo::DemoCard,
+    amount_minor: u64,
+    stan: u32,
+    atc: u16,
+    keys: &(TdesKey, TdesKey),
+) -> Vec<u8> {
+    let sale = cup()
+        .unpack(&chip_sale(
+            card,
+            amount_minor,
+            stan,
+            atc,
+            demo::DEMO_PIN,
+            keys,
+        ))
+        .unwrap()
+        .into_owned();
+    let mut message = terminal_message("0100", &[]);
+    for (field, value) in sale.iter() {
+        message.set(field, value.clone());
+    }
+    message.set_text(3, "030000");
+    message.set_text(25, "06");
+    message.set_text(60, "10000001");
+    message.remove(64);
+    maced(message, &keys.1)
+}
+
+/// A completion of the pre-authorization with trace number `original_stan`: the void's
+/// layout with processing code 00, condition 06, 60.1 = 20 and the auth code in field 38.
+pub fn completion(
+    card: &demo::DemoCard,
+    amount_minor: u64,
+    stan: u32,
+    original_stan: u32,
+    auth_code: &str,
+    keys: &(TdesKey, TdesKey),
+) -> Vec<u8> {
+    let mut message = cup()
+        .unpack(&void(
+            card,
+            amount_minor,
+            stan,
+            original_stan,
+            "000000000000",
+            keys,
+        ))
+        .unwrap()
+        .into_owned();
+    message.remove(37);
+    message.set_text(3, "000000");
+    message.set_text(25, "06");
+    message.set_text(38, auth_code.to_owned());
+    message.set_text(60, "20000001");
+    maced(message, &keys.1)
+}
+
+pub async fn available(world: &World, card: &demo::DemoCard) -> i64 {
+    world
+        .store
+        .account(card.card.account)
+        .await
+        .unwrap()
+        .unwrap()
+        .available()
+}
+
+/// The demo card with this id.
+pub fn demo_card(id: &str) -> demo::DemoCard {
+    demo::cards()
+        .into_iter()
+        .find(|card| card.card.id == id)
+        .unwrap()
+}
+
+/// `request` changed by `edit` and MACed again: how the tests turn one message into another
+/// (a void into a refund, a sale into its reversal).
+pub fn edited(
+    request: &[u8],
+    keys: &(TdesKey, TdesKey),
+    edit: impl FnOnce(&mut Message<'static>),
+) -> Vec<u8> {
+    let mut message = cup().unpack(request).unwrap().into_owned();
+    message.remove(64);
+    edit(&mut message);
+    maced(message, &keys.1)
+}
+
+/// Batch settlement (0500) of batch 1 with the terminal's domestic totals.
+pub fn settlement(stan: u32, totals: &acquirer::settlement::Totals) -> Vec<u8> {
+    let field48 = acquirer::settlement::SettlementTotals {
+        domestic: *totals,
+        foreign: acquirer::settlement::Totals::default(),
+    }
+    .format(0, 0);
+    let stan = format!("{stan:06}");
+    frame(
+        "0500",
+        &[
+            (11, stan.as_str()),
+            (41, "10000001"),
+            (42, "898310058120001"),
+            (48, field48.as_str()),
+            (49, "156"),
+            (60, "00000001201"),
+            (63, "001"),
+        ],
+    )
+}
