@@ -82,6 +82,10 @@ pub struct HandlerCounters {
     pub duplicates: AtomicU64,
     /// Messages the journal could not record (answered all the same).
     pub journal_failures: AtomicU64,
+    /// Messages not decided in time, answered 96 (see `saf.rs`).
+    pub late_answers: AtomicU64,
+    /// Reversals the host queued itself and forwarded until acknowledged.
+    pub reversals_forwarded: AtomicU64,
 }
 
 pub struct TerminalHandler {
@@ -95,6 +99,10 @@ pub struct TerminalHandler {
     /// Messages per terminal id (field 41).
     rate: std::sync::Mutex<Option<host::RateLimiter<String>>>,
     pub counters: HandlerCounters,
+    /// How long a message may take to decide before it is answered 96.
+    answer_within: std::time::Duration,
+    /// How long a queued reversal waits before its first attempt.
+    pub(crate) reversal_grace: std::time::Duration,
 }
 
 impl std::fmt::Debug for TerminalHandler {
@@ -125,7 +133,26 @@ impl TerminalHandler {
                     .ok(),
             ),
             counters: HandlerCounters::default(),
+            answer_within: crate::saf::ANSWER_WITHIN,
+            reversal_grace: crate::saf::REVERSAL_GRACE,
         }
+    }
+
+    /// Answers 96 (and reverses) when a message takes longer than `limit` to decide.
+    pub fn with_answer_within(mut self, limit: std::time::Duration) -> Self {
+        self.answer_within = limit;
+        self
+    }
+
+    /// Lets a reversal queued by the host wait `grace` before its first attempt.
+    pub fn with_reversal_grace(mut self, grace: std::time::Duration) -> Self {
+        self.reversal_grace = grace;
+        self
+    }
+
+    /// The record of an active terminal.
+    pub(crate) fn terminal(&self, terminal_id: &str) -> Option<TerminalRecord> {
+        self.terminals.get(terminal_id.trim()).cloned()
     }
 
     /// Whether the terminal is within its message rate (a poisoned or missing limiter lets the
@@ -409,7 +436,12 @@ impl Handler for TerminalHandler {
             .unwrap_or(0);
         let message = self.profile.unpack(frame).ok();
         let answer = match &message {
-            Some(message) => self.respond(frame, message).await,
+            Some(message) => {
+                match tokio::time::timeout(self.answer_within, self.respond(frame, message)).await {
+                    Ok(answer) => answer,
+                    Err(_) => self.too_late(message).await,
+                }
+            }
             None => None,
         };
         let answer_message = answer.as_ref().map(|answer| answer.message.clone());

@@ -33,6 +33,7 @@ mod journal;
 pub mod mac;
 mod message;
 mod reversal;
+mod saf;
 mod sale;
 pub mod settlement;
 mod undo;
@@ -41,3 +42,4 @@ pub use handler::{
     HandlerCounters, TERMINAL_RATE_BURST, TERMINAL_RATE_PER_SECOND, TerminalHandler, TerminalRecord,
 };
 pub use message::{MessageType, Reject, Request, classify, response_to};
+pub use saf::{ANSWER_WITHIN, REVERSAL_GRACE, STORE_AND_FORWARD_PEER};

@@ -435,3 +435,97 @@ async fn reversals_undo_voids_refunds_completions_and_completion_voids_once() {
         server.await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_not_decided_in_time_is_answered_96_and_reversed_by_the_host() {
+    for backend in store::testing::backends().await {
+        let name = backend.name;
+        let world = world_on(backend).await;
+        let (mut client, stop, server, handler) = start(&world).await;
+        let keys = signed_on(&mut client).await;
+        let card = demo_card("card-CH001-D");
+        let opening = available(&world, &card).await;
+
+        // A second host on the same store that never has time to decide.
+        let (mut hurried, hurried_stop, hurried_server, _) =
+            start_configured(&world, Limits::default(), |handler| {
+                handler
+                    .with_answer_within(Duration::ZERO)
+                    .with_reversal_grace(Duration::ZERO)
+            })
+            .await;
+        let sale = chip_sale(&card, 1_500, 40, 1, demo::DEMO_PIN, &keys);
+        let late = send(&mut hurried, &sale).await;
+        assert_eq!((late.mti.as_str(), late.code.as_str()), ("0210", "96"));
+        let queued = world.store.all_reversals().await.unwrap();
+        assert_eq!(
+            queued.len(),
+            1,
+            "{name}: a reversal is queued before the 96"
+        );
+        assert_eq!((queued[0].stan, queued[0].amount_minor), (40, 1_500));
+
+        // The host forwards it until acknowledged: nothing stays posted, and the sale can
+        // never post later; its retransmission gets the 96 again.
+        assert_eq!(handler.forward_reversals().await.unwrap(), 1);
+        assert_eq!(
+            handler.forward_reversals().await.unwrap(),
+            0,
+            "{name}: once"
+        );
+        assert_eq!(send(&mut client, &sale).await.code, "96");
+        assert_eq!(available(&world, &card).await, opening);
+        let journal = world
+            .store
+            .journal_of("10000001", 1, Some(40))
+            .await
+            .unwrap();
+        assert!(
+            journal.iter().any(|entry| entry.kind == "Reversal"
+                && entry.peer == acquirer::STORE_AND_FORWARD_PEER
+                && entry.response.as_deref() == Some("00")),
+            "{name}: the forwarded reversal is journaled"
+        );
+
+        // A sale that did post before its answer was abandoned is undone by the same path.
+        let posted = send(
+            &mut client,
+            &chip_sale(&card, 700, 41, 2, demo::DEMO_PIN, &keys),
+        )
+        .await;
+        assert_eq!(posted.code, "00");
+        assert_eq!(available(&world, &card).await, opening - 700);
+        world
+            .store
+            .queue_reversal(store::saf::PendingReversal {
+                created_at: 1,
+                terminal_id: "10000001".into(),
+                merchant_id: "898310058120001".into(),
+                batch: 1,
+                stan: 41,
+                processing_code: "000000".into(),
+                condition_code: "00".into(),
+                transaction_type: "22".into(),
+                amount_minor: 700,
+                currency: 156,
+                next_attempt_at: 1,
+                ..store::saf::PendingReversal::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(handler.forward_reversals().await.unwrap(), 1);
+        assert_eq!(available(&world, &card).await, opening, "{name}: undone");
+        assert_eq!(
+            handler
+                .counters
+                .reversals_forwarded
+                .load(std::sync::atomic::Ordering::Relaxed),
+            2
+        );
+        world.store.check_books().await.unwrap();
+        let _ = hurried_stop.send(true);
+        hurried_server.await.unwrap();
+        let _ = stop.send(true);
+        server.await.unwrap();
+    }
+}

@@ -95,6 +95,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         handler: terminals.handler.clone(),
     });
     let (stop, stopped) = watch::channel(false);
+    // Reversals the host queued itself (answers it could not give in time) are forwarded
+    // until acknowledged, from the first pass after a restart too.
+    let store_and_forward = tokio::spawn(
+        terminals
+            .handler
+            .clone()
+            .run_store_and_forward(STORE_AND_FORWARD_INTERVAL, stopped.clone()),
+    );
     let terminal_server =
         tokio::spawn(terminals.listener.serve(terminals.handler, stopped.clone()));
     let expiry = tokio::spawn(expiry_loop(
@@ -119,6 +127,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .context("HTTP server")?;
     expiry.await.context("expiry task")?;
     terminal_server.await.context("terminal listener")?;
+    store_and_forward.await.context("store-and-forward task")?;
     drop(app);
     let store = Arc::try_unwrap(store)
         .map_err(|_| anyhow::anyhow!("the store is still in use at shutdown"))?;
@@ -335,6 +344,16 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             &counters.duplicates,
         ),
         (
+            "easypos_acquirer_late_answers_total",
+            "Messages not decided in time, answered 96 with a reversal queued.",
+            &counters.late_answers,
+        ),
+        (
+            "easypos_acquirer_reversals_forwarded_total",
+            "Reversals the host queued itself and forwarded until acknowledged.",
+            &counters.reversals_forwarded,
+        ),
+        (
             "easypos_acquirer_journal_failures_total",
             "Terminal messages the journal could not record (they were answered all the same).",
             &counters.journal_failures,
@@ -356,6 +375,9 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     )
         .into_response()
 }
+
+/// How often queued reversals are looked at.
+const STORE_AND_FORWARD_INTERVAL: Duration = Duration::from_secs(1);
 
 async fn expiry_loop(app: Arc<App>, interval: Duration, mut stopped: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(interval);

@@ -28,6 +28,7 @@ pub mod journal;
 mod migrate;
 mod postgres;
 mod rows;
+pub mod saf;
 mod sqlite;
 pub mod testing;
 
@@ -399,6 +400,46 @@ impl Store {
         match self {
             Store::Sqlite(store) => store.journal_recent(limit).await,
             Store::Postgres(store) => store.journal_recent(limit).await,
+        }
+    }
+
+    /// Queues a reversal for store-and-forward; a message already queued is left as it is.
+    pub async fn queue_reversal(&self, reversal: saf::PendingReversal) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(store) => store.queue_reversal(reversal).await,
+            Store::Postgres(store) => store.queue_reversal(reversal).await,
+        }
+    }
+
+    /// Queued reversals not yet acknowledged whose next attempt is due at `now` (microseconds
+    /// since the epoch), oldest first, at most `limit`.
+    pub async fn due_reversals(
+        &self,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<saf::PendingReversal>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.due_reversals(now, limit).await,
+            Store::Postgres(store) => store.due_reversals(now, limit).await,
+        }
+    }
+
+    /// Every queued reversal, done or not, oldest first (for operators and tests).
+    pub async fn all_reversals(&self) -> Result<Vec<saf::PendingReversal>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.all_reversals().await,
+            Store::Postgres(store) => store.all_reversals().await,
+        }
+    }
+
+    /// Records an attempt at forwarding a queued reversal.
+    pub async fn record_reversal_attempt(
+        &self,
+        attempt: saf::ReversalAttempt,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(store) => store.record_reversal_attempt(attempt).await,
+            Store::Postgres(store) => store.record_reversal_attempt(attempt).await,
         }
     }
 

@@ -41,6 +41,11 @@ const SQLITE: &[Migration] = &[
         name: "journal",
         sql: include_str!("../migrations/sqlite/0006_journal.sql"),
     },
+    Migration {
+        version: 7,
+        name: "pending_reversals",
+        sql: include_str!("../migrations/sqlite/0007_pending_reversals.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -73,6 +78,11 @@ const POSTGRES: &[Migration] = &[
         version: 6,
         name: "journal",
         sql: include_str!("../migrations/postgres/0006_journal.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "pending_reversals",
+        sql: include_str!("../migrations/postgres/0007_pending_reversals.sql"),
     },
 ];
 

@@ -27,6 +27,7 @@ use crate::rows::{
     ACCOUNT_COLUMNS, AccountRow, TRANSFER_COLUMNS, TransferRow, id_bytes, id_from_bytes,
     timestamp_to_sql,
 };
+use crate::saf::{PENDING_REVERSAL_COLUMNS, PendingReversal, ReversalAttempt};
 use crate::{Clock, Counters, StoreError, StoreStats, TransferResults};
 use ledger::{
     Account, AccountError, AccountId, AccountSpec, InstitutionId, MemoryLedger, Transfer,
@@ -1299,6 +1300,95 @@ impl PostgresStore {
             )
             .await?;
         rows.iter().map(journal_entry_from_row).collect()
+    }
+}
+
+fn pending_reversal_from_row(row: &Row) -> Result<PendingReversal, StoreError> {
+    Ok(PendingReversal {
+        id: row.try_get(0)?,
+        created_at: row.try_get(1)?,
+        terminal_id: row.try_get(2)?,
+        merchant_id: row.try_get(3)?,
+        batch: row.try_get(4)?,
+        stan: row.try_get(5)?,
+        processing_code: row.try_get(6)?,
+        condition_code: row.try_get(7)?,
+        transaction_type: row.try_get(8)?,
+        original_batch: row.try_get(9)?,
+        original_stan: row.try_get(10)?,
+        amount_minor: row.try_get(11)?,
+        currency: row.try_get(12)?,
+        attempts: row.try_get(13)?,
+        next_attempt_at: row.try_get(14)?,
+        last_response: row.try_get(15)?,
+        done_at: row.try_get(16)?,
+    })
+}
+
+impl PostgresStore {
+    pub async fn queue_reversal(&self, reversal: PendingReversal) -> Result<(), StoreError> {
+        let client = self.other.lock().await;
+        client
+            .execute(
+                "INSERT INTO pending_reversals (created_at, terminal_id, merchant_id, batch, stan, processing_code, condition_code, transaction_type, original_batch, original_stan, amount_minor, currency, attempts, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, $13) ON CONFLICT (terminal_id, batch, stan, transaction_type) DO NOTHING",
+                &[
+                    &reversal.created_at,
+                    &reversal.terminal_id,
+                    &reversal.merchant_id,
+                    &reversal.batch,
+                    &reversal.stan,
+                    &reversal.processing_code,
+                    &reversal.condition_code,
+                    &reversal.transaction_type,
+                    &reversal.original_batch,
+                    &reversal.original_stan,
+                    &reversal.amount_minor,
+                    &reversal.currency,
+                    &reversal.next_attempt_at,
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn due_reversals(
+        &self,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<PendingReversal>, StoreError> {
+        let client = self.other.lock().await;
+        let rows = client
+            .query(
+                &format!("SELECT {PENDING_REVERSAL_COLUMNS} FROM pending_reversals WHERE done_at IS NULL AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2"),
+                &[&now, &limit],
+            )
+            .await?;
+        rows.iter().map(pending_reversal_from_row).collect()
+    }
+
+    pub async fn all_reversals(&self) -> Result<Vec<PendingReversal>, StoreError> {
+        let client = self.other.lock().await;
+        let rows = client
+            .query(
+                &format!("SELECT {PENDING_REVERSAL_COLUMNS} FROM pending_reversals ORDER BY id"),
+                &[],
+            )
+            .await?;
+        rows.iter().map(pending_reversal_from_row).collect()
+    }
+
+    pub async fn record_reversal_attempt(
+        &self,
+        attempt: ReversalAttempt,
+    ) -> Result<(), StoreError> {
+        let client = self.other.lock().await;
+        client
+            .execute(
+                "UPDATE pending_reversals SET attempts = attempts + 1, last_response = $1, done_at = $2, next_attempt_at = $3 WHERE id = $4 AND done_at IS NULL",
+                &[&attempt.response, &attempt.done_at, &attempt.next_attempt_at, &attempt.id],
+            )
+            .await?;
+        Ok(())
     }
 }
 

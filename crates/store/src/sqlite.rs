@@ -24,6 +24,7 @@ use crate::rows::{
     ACCOUNT_COLUMNS, AccountRow, TRANSFER_COLUMNS, TransferRow, id_bytes, id_from_bytes,
     timestamp_to_sql,
 };
+use crate::saf::{PENDING_REVERSAL_COLUMNS, PendingReversal, ReversalAttempt};
 use crate::{Clock, Counters, StoreError, StoreStats, TransferResults};
 use ledger::{
     Account, AccountError, AccountId, AccountSpec, Changes, InstitutionId, LedgerState, Transfer,
@@ -1378,6 +1379,95 @@ impl SqliteStore {
             ))?;
             let rows = select.query_map(params![limit], journal_entry_from_row)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+}
+
+fn pending_reversal_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<PendingReversal> {
+    Ok(PendingReversal {
+        id: row.get(0)?,
+        created_at: row.get(1)?,
+        terminal_id: row.get(2)?,
+        merchant_id: row.get(3)?,
+        batch: row.get(4)?,
+        stan: row.get(5)?,
+        processing_code: row.get(6)?,
+        condition_code: row.get(7)?,
+        transaction_type: row.get(8)?,
+        original_batch: row.get(9)?,
+        original_stan: row.get(10)?,
+        amount_minor: row.get(11)?,
+        currency: row.get(12)?,
+        attempts: row.get(13)?,
+        next_attempt_at: row.get(14)?,
+        last_response: row.get(15)?,
+        done_at: row.get(16)?,
+    })
+}
+
+impl SqliteStore {
+    pub async fn queue_reversal(&self, reversal: PendingReversal) -> Result<(), StoreError> {
+        self.write(move |connection| {
+            connection.execute(
+                "INSERT INTO pending_reversals (created_at, terminal_id, merchant_id, batch, stan, processing_code, condition_code, transaction_type, original_batch, original_stan, amount_minor, currency, attempts, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 0, ?13) ON CONFLICT (terminal_id, batch, stan, transaction_type) DO NOTHING",
+                params![
+                    reversal.created_at,
+                    reversal.terminal_id,
+                    reversal.merchant_id,
+                    reversal.batch,
+                    reversal.stan,
+                    reversal.processing_code,
+                    reversal.condition_code,
+                    reversal.transaction_type,
+                    reversal.original_batch,
+                    reversal.original_stan,
+                    reversal.amount_minor,
+                    reversal.currency,
+                    reversal.next_attempt_at
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn due_reversals(
+        &self,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<PendingReversal>, StoreError> {
+        self.read(move |connection| {
+            let mut select = connection.prepare_cached(&format!(
+                "SELECT {PENDING_REVERSAL_COLUMNS} FROM pending_reversals WHERE done_at IS NULL AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2"
+            ))?;
+            let rows = select.query_map(params![now, limit], pending_reversal_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    pub async fn all_reversals(&self) -> Result<Vec<PendingReversal>, StoreError> {
+        self.read(move |connection| {
+            let mut select = connection.prepare_cached(&format!(
+                "SELECT {PENDING_REVERSAL_COLUMNS} FROM pending_reversals ORDER BY id"
+            ))?;
+            let rows = select.query_map([], pending_reversal_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    pub async fn record_reversal_attempt(
+        &self,
+        attempt: ReversalAttempt,
+    ) -> Result<(), StoreError> {
+        self.write(move |connection| {
+            connection.execute(
+                "UPDATE pending_reversals SET attempts = attempts + 1, last_response = ?1, done_at = ?2, next_attempt_at = ?3 WHERE id = ?4 AND done_at IS NULL",
+                params![attempt.response, attempt.done_at, attempt.next_attempt_at, attempt.id],
+            )?;
+            Ok(())
         })
         .await
     }

@@ -1061,3 +1061,90 @@ async fn the_journal_keeps_entries_in_order_and_finds_them_by_batch_and_trace_nu
         store.close().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn queued_reversals_come_due_until_acknowledged_and_survive_a_restart() {
+    use store::saf::{PendingReversal, ReversalAttempt};
+    for backend in backends().await {
+        let clock = Arc::new(ManualClock::new(START));
+        let store = open(&backend, &clock).await;
+        let reversal = |stan: i64, due: i64| PendingReversal {
+            created_at: 1_000,
+            terminal_id: "10000001".into(),
+            merchant_id: "898310058120001".into(),
+            batch: 1,
+            stan,
+            processing_code: "000000".into(),
+            condition_code: "00".into(),
+            transaction_type: "22".into(),
+            amount_minor: 1_200,
+            currency: 156,
+            next_attempt_at: due,
+            ..PendingReversal::default()
+        };
+        store.queue_reversal(reversal(7, 2_000)).await.unwrap();
+        store.queue_reversal(reversal(8, 3_000)).await.unwrap();
+        // The same message queued again (a second timeout) is one reversal.
+        store.queue_reversal(reversal(7, 2_500)).await.unwrap();
+        assert!(store.due_reversals(1_999, 10).await.unwrap().is_empty());
+        let due = store.due_reversals(2_000, 10).await.unwrap();
+        assert_eq!(due.len(), 1, "{}", backend.name);
+        assert_eq!(
+            PendingReversal {
+                id: 0,
+                ..due[0].clone()
+            },
+            reversal(7, 2_000),
+            "{}: every column comes back",
+            backend.name
+        );
+        // A failed attempt comes due again later; an acknowledged one never again.
+        store
+            .record_reversal_attempt(ReversalAttempt {
+                id: due[0].id,
+                response: "96".into(),
+                done_at: None,
+                next_attempt_at: 4_000,
+            })
+            .await
+            .unwrap();
+        let due: Vec<i64> = store
+            .due_reversals(3_500, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|reversal| reversal.stan)
+            .collect();
+        assert_eq!(due, vec![8]);
+        store.close().await.unwrap();
+
+        let store = open(&backend, &clock).await;
+        let due = store.due_reversals(5_000, 10).await.unwrap();
+        assert_eq!(
+            due.iter().map(|reversal| reversal.stan).collect::<Vec<_>>(),
+            vec![8, 7],
+            "{}: the queue survives a restart, next attempt first",
+            backend.name
+        );
+        assert_eq!(
+            (due[1].attempts, due[1].last_response.as_deref()),
+            (1, Some("96"))
+        );
+        for reversal in &due {
+            store
+                .record_reversal_attempt(ReversalAttempt {
+                    id: reversal.id,
+                    response: "00".into(),
+                    done_at: Some(5_000),
+                    next_attempt_at: 5_000,
+                })
+                .await
+                .unwrap();
+        }
+        assert!(store.due_reversals(i64::MAX, 10).await.unwrap().is_empty());
+        let all = store.all_reversals().await.unwrap();
+        assert_eq!(all.len(), 2);
+        assert!(all.iter().all(|reversal| reversal.done_at == Some(5_000)));
+        store.close().await.unwrap();
+    }
+}

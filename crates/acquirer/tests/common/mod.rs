@@ -177,6 +177,20 @@ pub async fn start_with(
     tokio::task::JoinHandle<()>,
     Arc<TerminalHandler>,
 ) {
+    start_configured(world, limits, |handler| handler).await
+}
+
+/// A host whose handler `configure` adjusts (its deadlines, for example).
+pub async fn start_configured(
+    world: &World,
+    limits: Limits,
+    configure: impl FnOnce(TerminalHandler) -> TerminalHandler,
+) -> (
+    Client,
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+    Arc<TerminalHandler>,
+) {
     let terminals = HashMap::from([
         (
             "10000001".to_owned(),
@@ -197,12 +211,12 @@ pub async fn start_with(
             },
         ),
     ]);
-    let handler = Arc::new(TerminalHandler::new(
+    let handler = Arc::new(configure(TerminalHandler::new(
         cup(),
         terminals,
         world.store.clone(),
         world.hsm.clone(),
-    ));
+    )));
     let listener = Listener::bind(([127, 0, 0, 1], 0).into(), LengthPrefix::Binary2, limits)
         .await
         .unwrap();
