@@ -8,11 +8,11 @@
 use crate::effects::{BusinessKey, SaleAccounts, approval_codes, completion_transfers};
 use crate::follow_up::currency;
 use crate::handler::{TerminalHandler, TerminalRecord};
+use crate::keys::MessageKeys;
 use crate::message::{MessageType, Request};
 use crate::sale::Answer;
 use iso8583::{Message, ResponseCode};
 use money::Amount;
-use store::directory::TerminalSession;
 
 impl TerminalHandler {
     pub(crate) async fn completion(
@@ -20,9 +20,9 @@ impl TerminalHandler {
         message: &Message<'_>,
         request: &Request,
         terminal: &TerminalRecord,
-        session: &TerminalSession,
+        keys: &MessageKeys,
     ) -> Option<Answer> {
-        match self.complete(message, request, terminal, session).await {
+        match self.complete(message, request, terminal, keys).await {
             Ok(answer) => Some(answer),
             Err(code) => Answer::plain(message, code),
         }
@@ -33,7 +33,7 @@ impl TerminalHandler {
         message: &Message<'_>,
         request: &Request,
         terminal: &TerminalRecord,
-        session: &TerminalSession,
+        keys: &MessageKeys,
     ) -> Result<Answer, ResponseCode> {
         let original = self.original_key(message, request)?;
         let Ok(Some(hold)) = self
@@ -70,7 +70,7 @@ impl TerminalHandler {
             request.stan,
         );
         self.commit_follow_up(transfers.clone()).await?;
-        Ok(self.approval(message, transfers[0].id, None, session))
+        Ok(self.approval(message, transfers[0].id, None, keys))
     }
 }
 
@@ -83,18 +83,15 @@ impl TerminalHandler {
         &self,
         message: &Message<'_>,
         request: &Request,
-        session: &TerminalSession,
+        keys: &MessageKeys,
     ) -> Option<Answer> {
         let code = match self.release_hold(message, request).await {
             Ok(code) | Err(code) => code,
         };
-        let mac_key = code
-            .is_approved()
-            .then(|| session.mac_key.clone())
-            .flatten();
+        let mac = code.is_approved().then(|| Some(keys.clone())).flatten();
         Some(Answer {
             message: crate::message::response_to(message, code)?,
-            mac_key,
+            mac,
         })
     }
 
@@ -170,18 +167,15 @@ impl TerminalHandler {
         &self,
         message: &Message<'_>,
         request: &Request,
-        session: &TerminalSession,
+        keys: &MessageKeys,
     ) -> Option<Answer> {
         let code = match self.void_completion(message, request).await {
             Ok(code) | Err(code) => code,
         };
-        let mac_key = code
-            .is_approved()
-            .then(|| session.mac_key.clone())
-            .flatten();
+        let mac = code.is_approved().then(|| Some(keys.clone())).flatten();
         Some(Answer {
             message: crate::message::response_to(message, code)?,
-            mac_key,
+            mac,
         })
     }
 

@@ -30,15 +30,15 @@
 //!
 //! Frames that do not unpack cannot be answered, and their connection is closed.
 
+use crate::keys::MessageKeys;
 use crate::mac::{mac_parts, pack_with_mac};
 use crate::message::{MessageType, Request, response_to};
 use crate::sale::Answer;
 use crate::undo::Undo;
 use host::{Handler, Reply};
-use hsm::{Hsm, KeySpec, KeyToken, MacAlgorithm};
+use hsm::{Hsm, KeySpec, KeyToken};
 use iso8583::{Message, Profile, ResponseCode};
 use ledger::{AccountId, InstitutionId};
-use paycrypto::mac::Padding;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -229,21 +229,21 @@ impl TerminalHandler {
         };
         match request.kind {
             MessageType::EchoTest => Answer::plain(message, ResponseCode::Approved),
-            MessageType::SignOn => self.sign_on(message, &request).await.map(|message| Answer {
-                message,
-                mac_key: None,
-            }),
+            MessageType::SignOn => self
+                .sign_on(message, &request)
+                .await
+                .map(|message| Answer { message, mac: None }),
             MessageType::SignOff => self.sign_off(message, &request).await,
             MessageType::BatchSettlement => self.batch_settlement(message, &request).await,
             MessageType::BatchUpload => Answer::plain(message, ResponseCode::Approved),
             kind if kind.is_maced() => match self.check_mac(frame, &request).await {
-                Ok(session) => match self.earlier_answer(message, &request, &session).await {
+                Ok(keys) => match self.earlier_answer(message, &request, &keys).await {
                     Some(answer) => {
                         self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
                         Some(answer)
                     }
                     None => {
-                        self.financial(kind, message, &request, terminal, &session)
+                        self.financial(kind, message, &request, terminal, &keys)
                             .await
                     }
                 },
@@ -260,63 +260,90 @@ impl TerminalHandler {
         message: &Message<'_>,
         request: &Request,
         terminal: &TerminalRecord,
-        session: &TerminalSession,
+        keys: &MessageKeys,
     ) -> Option<Answer> {
         match kind {
-            MessageType::Sale => self.sale(message, request, terminal, session).await,
+            MessageType::Sale => self.sale(message, request, terminal, keys).await,
             MessageType::BalanceInquiry => {
-                self.balance_inquiry(message, request, terminal, session)
-                    .await
+                self.balance_inquiry(message, request, terminal, keys).await
             }
             MessageType::PreAuthorization => {
-                self.preauthorization(message, request, terminal, session)
+                self.preauthorization(message, request, terminal, keys)
                     .await
             }
             MessageType::PreAuthorizationCompletion => {
-                self.completion(message, request, terminal, session).await
+                self.completion(message, request, terminal, keys).await
             }
             MessageType::PreAuthorizationVoid => {
-                self.preauthorization_void(message, request, session).await
+                self.preauthorization_void(message, request, keys).await
             }
-            MessageType::SaleVoid => self.undo(Undo::Void, message, request, session).await,
-            MessageType::CompletionVoid => self.completion_void(message, request, session).await,
-            MessageType::Refund => self.undo(Undo::Refund, message, request, session).await,
-            MessageType::Reversal => self.reversal(message, request, terminal, session).await,
+            MessageType::SaleVoid => self.undo(Undo::Void, message, request, keys).await,
+            MessageType::CompletionVoid => self.completion_void(message, request, keys).await,
+            MessageType::Refund => self.undo(Undo::Refund, message, request, keys).await,
+            MessageType::Reversal => self.reversal(message, request, terminal, keys).await,
             _ => Answer::plain(message, ResponseCode::FunctionNotSupported),
         }
     }
 
-    /// Field 64 against the MAC key of the terminal's current sign-on: a terminal that has not
-    /// signed on gets 58, a MAC that does not verify A0.
+    /// Field 64 against the terminal's keys (see `keys.rs`): a terminal that has not signed on
+    /// gets 58, a DUKPT message without a usable KSN 30 (63 when the KSN names another device),
+    /// a MAC that does not verify A0.
     async fn check_mac(
         &self,
         frame: &[u8],
         request: &Request,
-    ) -> Result<TerminalSession, ResponseCode> {
+    ) -> Result<MessageKeys, ResponseCode> {
         let session = match self
             .store
             .terminal_session(request.terminal_id.trim())
             .await
         {
-            Ok(session) => session,
+            Ok(Some(session)) => session,
+            Ok(None) => return Err(ResponseCode::NotPermittedToTerminal),
             Err(error) => {
                 tracing::error!(%error, "cannot read the terminal session");
                 return Err(ResponseCode::SystemMalfunction);
             }
         };
-        let Some((session, mac_key)) =
-            session.and_then(|session| session.mac_key.clone().map(|key| (session, key)))
-        else {
-            tracing::info!(terminal = %request.terminal_id, "financial message from a terminal that has not signed on");
-            return Err(ResponseCode::NotPermittedToTerminal);
+        let keys = match session.key_scheme.as_str() {
+            crate::keys::MASTER_SESSION => match session.mac_key {
+                Some(mac_key) => MessageKeys::Session {
+                    pin_key: session.pin_key.map(KeyToken::new),
+                    mac_key: KeyToken::new(mac_key),
+                },
+                None => {
+                    tracing::info!(terminal = %request.terminal_id, "financial message from a terminal that has not signed on");
+                    return Err(ResponseCode::NotPermittedToTerminal);
+                }
+            },
+            scheme @ (crate::keys::DUKPT_TDES | crate::keys::DUKPT_AES) => {
+                if session.signed_on_at.is_none() {
+                    tracing::info!(terminal = %request.terminal_id, "financial message from a terminal that has not signed on");
+                    return Err(ResponseCode::NotPermittedToTerminal);
+                }
+                let field62 = self
+                    .profile
+                    .unpack(frame)
+                    .ok()
+                    .and_then(|message| message.get(62).map(|value| value.to_bytes().to_vec()));
+                let ksn = crate::keys::Ksn::parse(
+                    scheme,
+                    field62.as_deref(),
+                    session.initial_ksn.as_deref(),
+                )
+                .inspect_err(|code| {
+                    tracing::warn!(terminal = %request.terminal_id, response = code.code(), "DUKPT message with an unusable KSN");
+                })?;
+                ksn.keys(self.key(&session.tmk_key).await?)
+            }
+            other => {
+                tracing::error!(terminal = %request.terminal_id, scheme = other, "unknown key scheme");
+                return Err(ResponseCode::NotPermittedToTerminal);
+            }
         };
         let (covered, mac) = mac_parts(self.profile, frame).ok_or(ResponseCode::FormatError)?;
-        let algorithm = MacAlgorithm::Iso9797Alg3(Padding::Method1);
-        match self
-            .hsm
-            .verify_mac(&KeyToken::new(mac_key), algorithm, covered, mac)
-        {
-            Ok(true) => Ok(session),
+        match keys.verify_request(self.hsm.as_ref(), covered, mac) {
+            Ok(true) => Ok(keys),
             Ok(false) => {
                 self.counters.mac_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(terminal = %request.terminal_id, "MAC verification failed");
@@ -330,21 +357,47 @@ impl TerminalHandler {
     }
 
     async fn sign_on(&self, message: &Message<'_>, request: &Request) -> Option<Message<'static>> {
-        match self.profile.subfield_text(message, 60, 3).as_deref() {
-            Some(SIGN_ON_DOUBLE_LENGTH) => {}
-            Some("001") => return response_to(message, ResponseCode::InvalidTransaction),
-            _ => return response_to(message, ResponseCode::FunctionNotSupported),
-        }
+        let network_code = self
+            .profile
+            .subfield_text(message, 60, 3)
+            .unwrap_or_default();
         let operator = message
             .get(63)
             .map(|value| value.to_text().chars().take(3).collect::<String>())
             .unwrap_or_default();
-        match self.issue_working_keys(request, operator.trim()).await {
+        let session = match self
+            .store
+            .terminal_session(request.terminal_id.trim())
+            .await
+        {
+            Ok(Some(session)) => session,
+            Ok(None) => return response_to(message, ResponseCode::NotPermittedToTerminal),
+            Err(error) => {
+                tracing::error!(terminal = %request.terminal_id, %error, "sign-on failed");
+                return response_to(message, ResponseCode::SystemMalfunction);
+            }
+        };
+        let outcome = if session.key_scheme == crate::keys::MASTER_SESSION {
+            match network_code.as_str() {
+                SIGN_ON_DOUBLE_LENGTH => {}
+                "001" => return response_to(message, ResponseCode::InvalidTransaction),
+                _ => return response_to(message, ResponseCode::FunctionNotSupported),
+            }
+            self.issue_working_keys(&session, operator.trim()).await
+        } else {
+            // A DUKPT terminal's keys come from its KSNs: the sign-on opens its day only.
+            self.record_sign_on(&session, None, operator.trim())
+                .await
+                .map(|signed| signed.map(|batch| (batch, Vec::new())))
+        };
+        match outcome {
             Ok(Some((batch, keys))) => {
                 self.counters.sign_ons.fetch_add(1, Ordering::Relaxed);
                 let mut answer = response_to(message, ResponseCode::Approved)?;
-                answer.set_text(60, format!("00{batch:06}{SIGN_ON_DOUBLE_LENGTH}"));
-                answer.set_bytes(62, keys);
+                answer.set_text(60, format!("00{batch:06}{network_code}"));
+                if !keys.is_empty() {
+                    answer.set_bytes(62, keys);
+                }
                 Some(answer)
             }
             Ok(None) => response_to(message, ResponseCode::NotPermittedToTerminal),
@@ -355,20 +408,13 @@ impl TerminalHandler {
         }
     }
 
-    /// New working keys for the terminal, recorded before they are sent: field 62 and the
-    /// terminal's batch, or `None` for a terminal without a provisioned session.
+    /// New working keys for a master/session terminal, recorded before they are sent: the
+    /// terminal's batch and field 62, or `None` when its master key is missing.
     async fn issue_working_keys(
         &self,
-        request: &Request,
+        session: &TerminalSession,
         operator: &str,
     ) -> Result<Option<(i64, Vec<u8>)>, Box<dyn std::error::Error + Send + Sync>> {
-        let Some(session) = self
-            .store
-            .terminal_session(request.terminal_id.trim())
-            .await?
-        else {
-            return Ok(None);
-        };
         let Ok(tmk) = self.key(&session.tmk_key).await else {
             return Ok(None);
         };
@@ -378,18 +424,8 @@ impl TerminalHandler {
         let (mac_key, mac_delivered) =
             self.hsm
                 .generate_working_key(&tmk, &KeySpec::mac_retail(), CHECK_VALUE_BYTES)?;
-        let at = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|elapsed| elapsed.as_secs() as i64)
-            .unwrap_or(0);
-        let sign_on = SignOn {
-            terminal_id: session.terminal_id.clone(),
-            pin_key: pin_key.as_str().to_owned(),
-            mac_key: mac_key.as_str().to_owned(),
-            operator: operator.to_owned(),
-            at,
-        };
-        let Some(session) = self.store.sign_on(sign_on).await? else {
+        let keys = Some((pin_key.as_str().to_owned(), mac_key.as_str().to_owned()));
+        let Some(batch) = self.record_sign_on(session, keys, operator).await? else {
             return Ok(None);
         };
         let field62 = [
@@ -399,31 +435,51 @@ impl TerminalHandler {
             mac_delivered.check_value,
         ]
         .concat();
-        Ok(Some((session.batch, field62)))
+        Ok(Some((batch, field62)))
+    }
+
+    /// Records a sign-on with its working keys (PIN, MAC tokens), if any; the batch.
+    async fn record_sign_on(
+        &self,
+        session: &TerminalSession,
+        keys: Option<(String, String)>,
+        operator: &str,
+    ) -> Result<Option<i64>, Box<dyn std::error::Error + Send + Sync>> {
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_secs() as i64)
+            .unwrap_or(0);
+        let (pin_key, mac_key) = keys.unzip();
+        let sign_on = SignOn {
+            terminal_id: session.terminal_id.clone(),
+            pin_key,
+            mac_key,
+            operator: operator.to_owned(),
+            at,
+        };
+        Ok(self
+            .store
+            .sign_on(sign_on)
+            .await?
+            .map(|session| session.batch))
     }
 
     fn pack(&self, answer: Option<Answer>) -> Option<Vec<u8>> {
-        let Answer {
-            mut message,
-            mac_key,
-        } = answer?;
-        match mac_key {
-            None => self.profile.pack(&message).ok(),
-            Some(key) => {
-                let token = KeyToken::new(key);
-                let algorithm = MacAlgorithm::Iso9797Alg3(Padding::Method1);
-                let mut failed = false;
-                let packed = pack_with_mac(self.profile, &mut message, |covered| {
-                    self.hsm
-                        .generate_mac(&token, algorithm, covered)
-                        .unwrap_or_else(|_| {
-                            failed = true;
-                            Vec::new()
-                        })
-                });
-                if failed { None } else { packed.ok() }
+        let Answer { mut message, mac } = answer?;
+        let Some(keys) = mac.filter(|keys| !matches!(keys, MessageKeys::Unkeyed)) else {
+            return self.profile.pack(&message).ok();
+        };
+        let mut failed = false;
+        let packed = pack_with_mac(self.profile, &mut message, |covered| {
+            match keys.answer_mac(self.hsm.as_ref(), covered) {
+                Ok(Some(mac)) => mac,
+                _ => {
+                    failed = true;
+                    Vec::new()
+                }
             }
-        }
+        });
+        if failed { None } else { packed.ok() }
     }
 }
 

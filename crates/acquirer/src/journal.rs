@@ -15,10 +15,10 @@
 //! posting, and no second PIN try counted for a wrong PIN.
 
 use crate::handler::TerminalHandler;
+use crate::keys::MessageKeys;
 use crate::message::{Request, classify};
 use crate::sale::Answer;
 use iso8583::{Message, Profile};
-use store::directory::TerminalSession;
 use store::journal::JournalEntry;
 
 /// What the journal keeps of a message and its answer.
@@ -85,7 +85,7 @@ impl TerminalHandler {
         &self,
         message: &Message<'_>,
         request: &Request,
-        session: &TerminalSession,
+        keys: &MessageKeys,
     ) -> Option<Answer> {
         let earlier = match self
             .store
@@ -119,8 +119,8 @@ impl TerminalHandler {
         })?;
         let answer = self.profile.unpack(&packed).ok()?.into_owned();
         tracing::info!(terminal = %request.terminal_id, stan = request.stan, kind = %request.kind, "duplicate answered with the original answer");
-        let mac_key = if answer.has(64) {
-            session.mac_key.clone()
+        let mac = if answer.has(64) {
+            Some(keys.clone())
         } else {
             None
         };
@@ -128,7 +128,7 @@ impl TerminalHandler {
         answer.mti = message.mti.response()?;
         Some(Answer {
             message: answer,
-            mac_key,
+            mac,
         })
     }
 }

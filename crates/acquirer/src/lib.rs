@@ -30,6 +30,7 @@ pub mod effects;
 mod follow_up;
 mod handler;
 mod journal;
+pub mod keys;
 pub mod mac;
 mod message;
 mod reversal;

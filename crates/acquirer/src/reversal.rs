@@ -31,13 +31,13 @@
 use crate::completion::{COMPLETION, COMPLETION_VOID};
 use crate::effects::BusinessKey;
 use crate::handler::{TerminalHandler, TerminalRecord};
+use crate::keys::MessageKeys;
 use crate::message::{Request, response_to};
 use crate::sale::Answer;
 use crate::undo::UNDO;
 use iso8583::{Message, ResponseCode};
 use ledger::{Outcome, PendingStatus, TransferError, TransferId, TransferKind, TransferRequest};
 use money::Amount;
-use store::directory::TerminalSession;
 
 /// The transfer code of a reversal.
 const REVERSAL_CODE: u16 = 4;
@@ -48,7 +48,7 @@ impl TerminalHandler {
         message: &Message<'_>,
         request: &Request,
         terminal: &TerminalRecord,
-        session: &TerminalSession,
+        keys: &MessageKeys,
     ) -> Option<Answer> {
         let key = BusinessKey {
             terminal_id: request.terminal_id.clone(),
@@ -116,7 +116,7 @@ impl TerminalHandler {
         }
         Some(Answer {
             message: response_to(message, code)?,
-            mac_key: session.mac_key.clone(),
+            mac: Some(keys.clone()),
         })
     }
 

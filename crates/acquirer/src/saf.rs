@@ -13,13 +13,13 @@
 //! decision's last store job has finished by then.
 
 use crate::handler::TerminalHandler;
+use crate::keys::MessageKeys;
 use crate::message::{MessageType, Request};
 use crate::sale::Answer;
 use iso8583::{Message, Mti, ResponseCode};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use store::StoreError;
-use store::directory::TerminalSession;
 use store::saf::{PendingReversal, ReversalAttempt};
 
 /// How long the host has to decide a message before it answers 96. Shorter than the listener's
@@ -186,19 +186,12 @@ impl TerminalHandler {
         let Some(terminal) = self.terminal(&request.terminal_id) else {
             return ResponseCode::NotPermittedToTerminal;
         };
-        let session = TerminalSession {
-            terminal_id: pending.terminal_id.clone(),
-            key_scheme: String::new(),
-            tmk_key: String::new(),
-            pin_key: None,
-            mac_key: None,
-            batch: pending.batch,
-            operator: None,
-            signed_on_at: None,
-        };
+
         let started = std::time::Instant::now();
         let received_at = now_micros();
-        let answer = self.reversal(&message, &request, &terminal, &session).await;
+        let answer = self
+            .reversal(&message, &request, &terminal, &MessageKeys::Unkeyed)
+            .await;
         let response = answer
             .as_ref()
             .and_then(|answer| answer.message.response_code().ok())

@@ -20,6 +20,7 @@ use crate::effects::{
     sale_transfers,
 };
 use crate::handler::{TerminalHandler, TerminalRecord};
+use crate::keys::MessageKeys;
 use crate::message::{Request, response_to};
 use emv::tlv::Tag;
 use hsm::{KeyToken, PinDestination, PinSource};
@@ -32,20 +33,19 @@ use money::{Amount, Currency};
 use paycrypto::pinblock::PinBlockFormat;
 use paycrypto::{Pan, PinBlock};
 use store::cards::{Authorization, CardEffect, CardOutcome, PinEffect, Spend};
-use store::directory::TerminalSession;
 
-/// A packed-to-be answer and, when it must carry a MAC, the MAC key's token.
+/// A packed-to-be answer and, when it must carry a MAC, the keys to make it with.
 #[derive(Debug)]
 pub(crate) struct Answer {
     pub message: Message<'static>,
-    pub mac_key: Option<String>,
+    pub mac: Option<MessageKeys>,
 }
 
 impl Answer {
     pub fn plain(request: &Message<'_>, response: ResponseCode) -> Option<Answer> {
         Some(Answer {
             message: response_to(request, response)?,
-            mac_key: None,
+            mac: None,
         })
     }
 }
@@ -67,16 +67,10 @@ impl TerminalHandler {
         message: &Message<'_>,
         request: &Request,
         terminal: &TerminalRecord,
-        session: &TerminalSession,
+        keys: &MessageKeys,
     ) -> Option<Answer> {
         match self
-            .card_answer(
-                TransactionKind::Purchase,
-                message,
-                request,
-                terminal,
-                session,
-            )
+            .card_answer(TransactionKind::Purchase, message, request, terminal, keys)
             .await
         {
             Ok(answer) => Some(answer),
@@ -91,7 +85,7 @@ impl TerminalHandler {
         message: &Message<'_>,
         request: &Request,
         terminal: &TerminalRecord,
-        session: &TerminalSession,
+        keys: &MessageKeys,
     ) -> Option<Answer> {
         match self
             .card_answer(
@@ -99,7 +93,7 @@ impl TerminalHandler {
                 message,
                 request,
                 terminal,
-                session,
+                keys,
             )
             .await
         {
@@ -115,7 +109,7 @@ impl TerminalHandler {
         message: &Message<'_>,
         request: &Request,
         terminal: &TerminalRecord,
-        session: &TerminalSession,
+        keys: &MessageKeys,
     ) -> Option<Answer> {
         match self
             .card_answer(
@@ -123,7 +117,7 @@ impl TerminalHandler {
                 message,
                 request,
                 terminal,
-                session,
+                keys,
             )
             .await
         {
@@ -138,7 +132,7 @@ impl TerminalHandler {
         message: &Message<'_>,
         request: &Request,
         terminal: &TerminalRecord,
-        session: &TerminalSession,
+        keys: &MessageKeys,
     ) -> Result<Answer, Stop> {
         // Sales and pre-authorizations move (or hold) money; an inquiry only looks.
         let purchase = kind != TransactionKind::BalanceInquiry;
@@ -201,7 +195,7 @@ impl TerminalHandler {
                     "trace number reused for another sale",
                 );
             }
-            return Ok(self.approval(message, transfers[0].id, None, session));
+            return Ok(self.approval(message, transfers[0].id, None, keys));
         }
 
         // 3. What the terminal read.
@@ -272,21 +266,11 @@ impl TerminalHandler {
 
         // 4. The PIN, translated to the issuer's zone key.
         let zone_key = self.key(&format!("issuer/{}/zpk", card.issuer.0)).await?;
-        let translated = match message.get(52) {
+        let translated = match keys.pin_block(message) {
             None => None,
-            Some(value) => {
-                let pin_key = KeyToken::new(
-                    session
-                        .pin_key
-                        .clone()
-                        .ok_or(ResponseCode::NotPermittedToTerminal)?,
-                );
-                let block =
-                    PinBlock::new(&value.to_bytes()).map_err(|_| ResponseCode::FormatError)?;
-                let source = PinSource::Zone {
-                    key: &pin_key,
-                    format: PinBlockFormat::Iso0,
-                };
+            Some(bytes) => {
+                let source = keys.pin_source()?;
+                let block = PinBlock::new(&bytes).map_err(|_| ResponseCode::FormatError)?;
                 let destination = PinDestination {
                     key: &zone_key,
                     format: PinBlockFormat::Iso0,
@@ -391,14 +375,14 @@ impl TerminalHandler {
                 .ok()
                 .flatten()
                 .map_or(0, |account| account.available());
-            let mut answer = self.approval(message, transfers[0].id, arpc, session);
+            let mut answer = self.approval(message, transfers[0].id, arpc, keys);
             answer
                 .message
                 .set_text(54, balance_field(card.product, currency, balance));
             return Ok(answer);
         }
         if response.is_approved() {
-            return Ok(self.approval(message, transfers[0].id, arpc, session));
+            return Ok(self.approval(message, transfers[0].id, arpc, keys));
         }
         let mut answer = response_to(message, response).ok_or(ResponseCode::SystemMalfunction)?;
         if let Some(arpc) = arpc {
@@ -406,7 +390,7 @@ impl TerminalHandler {
         }
         Ok(Answer {
             message: answer,
-            mac_key: None,
+            mac: None,
         })
     }
 
@@ -453,7 +437,7 @@ impl TerminalHandler {
         message: &Message<'_>,
         transfer: ledger::TransferId,
         arpc: Option<Vec<u8>>,
-        session: &TerminalSession,
+        keys: &MessageKeys,
     ) -> Answer {
         let (rrn, auth_code) = approval_codes(transfer);
         let mut answer = response_to(message, ResponseCode::Approved)
@@ -465,7 +449,7 @@ impl TerminalHandler {
         }
         Answer {
             message: answer,
-            mac_key: session.mac_key.clone(),
+            mac: Some(keys.clone()),
         }
     }
 }

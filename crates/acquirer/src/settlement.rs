@@ -195,7 +195,7 @@ impl TerminalHandler {
         answer.set_text(48, terminal_totals.format(code(domestic), code(foreign)));
         Some(Answer {
             message: answer,
-            mac_key: None,
+            mac: None,
         })
     }
 

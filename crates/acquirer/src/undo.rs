@@ -12,10 +12,10 @@
 
 use crate::effects::approval_codes;
 use crate::handler::TerminalHandler;
+use crate::keys::MessageKeys;
 use crate::message::{Request, response_to};
 use crate::sale::Answer;
 use iso8583::{Message, ResponseCode};
-use store::directory::TerminalSession;
 
 /// How a sale is undone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,18 +43,15 @@ impl TerminalHandler {
         undo: Undo,
         message: &Message<'_>,
         request: &Request,
-        session: &TerminalSession,
+        keys: &MessageKeys,
     ) -> Option<Answer> {
         let code = match self.undo_code(undo, message, request).await {
             Ok(code) | Err(code) => code,
         };
-        let mac_key = code
-            .is_approved()
-            .then(|| session.mac_key.clone())
-            .flatten();
+        let mac = code.is_approved().then(|| Some(keys.clone())).flatten();
         Some(Answer {
             message: response_to(message, code)?,
-            mac_key,
+            mac,
         })
     }
 

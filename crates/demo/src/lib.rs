@@ -421,6 +421,7 @@ pub fn terminal_sessions() -> Vec<TerminalSession> {
             batch: 1,
             operator: None,
             signed_on_at: None,
+            initial_ksn: None,
         })
         .collect()
 }

@@ -251,6 +251,31 @@ pub enum MacAlgorithm {
     AesCmac,
 }
 
+/// Which side of an exchange a DUKPT MAC belongs to: the terminal's request or the host's
+/// response. Each has its own key (X9.24-1 variants; X9.24-3 key usages, named from the
+/// terminal's side: it generates request MACs and verifies response MACs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MacDirection {
+    Request,
+    Response,
+}
+
+/// The per-transaction MAC key of a DUKPT terminal, derived inside the HSM from the BDK and the
+/// KSN the terminal sent.
+#[derive(Debug, Clone, Copy)]
+pub enum DukptMacKey<'a> {
+    /// X9.24-1: the MAC request or response variant of the transaction key; ISO 9797-1
+    /// algorithm 3 (X9.19), padding method 1.
+    Tdes { bdk: &'a KeyToken, ksn: tdes::Ksn },
+    /// X9.24-3: a working key for MAC generation (request) or verification (response) of
+    /// `key_type`; AES-CMAC.
+    Aes {
+        bdk: &'a KeyToken,
+        ksn: aes_dukpt::Ksn,
+        key_type: aes_dukpt::KeyType,
+    },
+}
+
 /// An ARQC to verify: the card's data and the issuer master key it was derived from.
 #[derive(Debug, Clone, Copy)]
 pub struct ArqcRequest<'a> {
@@ -390,6 +415,25 @@ pub trait Hsm: Send + Sync {
     /// enters the HSM in clear here, as it does when an HSM prints a PIN mailer; production
     /// issuance would take it as a PIN block instead.
     fn generate_pvv(&self, pvk: &KeyToken, pan: &Pan, pvki: u8, pin: &Pin) -> Result<String>;
+
+    /// A MAC under a DUKPT terminal's transaction MAC key (full block: 8 bytes for TDES, 16 for
+    /// AES-CMAC; ISO 8583 field 64 takes the leftmost 8).
+    fn generate_dukpt_mac(
+        &self,
+        key: &DukptMacKey<'_>,
+        direction: MacDirection,
+        data: &[u8],
+    ) -> Result<Vec<u8>>;
+
+    /// Verifies a MAC under a DUKPT terminal's transaction MAC key, on the MAC's length (at
+    /// least 4 bytes), in constant time.
+    fn verify_dukpt_mac(
+        &self,
+        key: &DukptMacKey<'_>,
+        direction: MacDirection,
+        data: &[u8],
+        mac: &[u8],
+    ) -> Result<bool>;
 
     /// Derives the ICC master key for a card from an issuer master key (option A, or B for PANs
     /// over 16 digits), returned under the LMK (E0, mode C, for card personalisation).

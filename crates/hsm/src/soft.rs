@@ -2,8 +2,9 @@
 //! For development and testing only; not a PCI PIN-approved device.
 
 use crate::{
-    ArpcInput, ArqcOutcome, ArqcRequest, Hsm, HsmError, KeySpec, KeyToken, MacAlgorithm,
-    PinDestination, PinSource, PinVerification, Result, translation_allowed,
+    ArpcInput, ArqcOutcome, ArqcRequest, DukptMacKey, Hsm, HsmError, KeySpec, KeyToken,
+    MacAlgorithm, MacDirection, PinDestination, PinSource, PinVerification, Result,
+    translation_allowed,
 };
 use paycrypto::dukpt::{aes as aes_dukpt, tdes};
 use paycrypto::emv::{self, ArpcMethod};
@@ -28,6 +29,8 @@ const TR31_PAD_BYTES: usize = 48;
 /// Characters of a token used as its cache key: the TR-31 version D MAC, 16 bytes in hex.
 const CACHE_KEY_CHARS: usize = 32;
 /// Shortest MAC `verify_mac` compares.
+/// Modes of use of a key that derives others (a DUKPT BDK).
+const DERIVE: [ModeOfUse; 2] = [ModeOfUse::Derive, ModeOfUse::None];
 const MIN_MAC_BYTES: usize = 4;
 
 /// An unwrapped key with its header, and (for double-length TDES keys that derive or MAC)
@@ -191,7 +194,6 @@ impl SoftHsm {
     /// Decrypts an incoming PIN block to the PIN (inside the HSM only).
     fn decrypt_pin(&self, block: &PinBlock, source: &PinSource<'_>, pan: &Pan) -> Result<Pin> {
         const DECRYPT: [ModeOfUse; 3] = [ModeOfUse::Both, ModeOfUse::Decrypt, ModeOfUse::None];
-        const DERIVE: [ModeOfUse; 2] = [ModeOfUse::Derive, ModeOfUse::None];
         match *source {
             PinSource::Zone { key, format } => {
                 let key = self.open_for(
@@ -487,6 +489,54 @@ impl Hsm for SoftHsm {
         }
         let verify = [ModeOfUse::Compute, ModeOfUse::Verify, ModeOfUse::None];
         let computed = self.mac_with(key, algorithm, data, &verify, "verify a MAC")?;
+        if expected.len() > computed.len() {
+            return Ok(false);
+        }
+        Ok(mac::macs_equal(expected, &computed[..expected.len()]))
+    }
+
+    fn generate_dukpt_mac(
+        &self,
+        key: &DukptMacKey<'_>,
+        direction: MacDirection,
+        data: &[u8],
+    ) -> Result<Vec<u8>> {
+        match *key {
+            DukptMacKey::Tdes { bdk, ksn } => {
+                let bdk = self.open_for(bdk, &[KeyUsage::BDK], &DERIVE, "derive a DUKPT key")?;
+                let variant = match direction {
+                    MacDirection::Request => tdes::Variant::MacRequest,
+                    MacDirection::Response => tdes::Variant::MacResponse,
+                };
+                let mac_key =
+                    tdes::working_key(&tdes::host_transaction_key(&bdk.tdes()?, &ksn)?, variant)?;
+                Ok(mac::iso9797_alg3(&mac_key, data, paycrypto::mac::Padding::Method1)?.to_vec())
+            }
+            DukptMacKey::Aes { bdk, ksn, key_type } => {
+                let bdk = self.open_for(bdk, &[KeyUsage::BDK], &DERIVE, "derive a DUKPT key")?;
+                let usage = match direction {
+                    MacDirection::Request => aes_dukpt::KeyUsage::MacGeneration,
+                    MacDirection::Response => aes_dukpt::KeyUsage::MacVerification,
+                };
+                let initial = aes_dukpt::initial_key(&bdk.aes()?, &ksn.initial_key_id())?;
+                let derivation = aes_dukpt::derivation_key(&initial, &ksn)?;
+                let mac_key = aes_dukpt::aes_working_key(&derivation, &ksn, usage, key_type)?;
+                Ok(mac::aes_cmac(&mac_key, data).to_vec())
+            }
+        }
+    }
+
+    fn verify_dukpt_mac(
+        &self,
+        key: &DukptMacKey<'_>,
+        direction: MacDirection,
+        data: &[u8],
+        expected: &[u8],
+    ) -> Result<bool> {
+        if expected.len() < MIN_MAC_BYTES {
+            return Err(HsmError::Invalid("MAC to verify is shorter than 4 bytes"));
+        }
+        let computed = self.generate_dukpt_mac(key, direction, data)?;
         if expected.len() > computed.len() {
             return Ok(false);
         }

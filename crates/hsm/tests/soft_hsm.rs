@@ -656,3 +656,91 @@ fn working_keys_are_delivered_under_the_terminal_master_key() {
             .is_err()
     );
 }
+
+#[test]
+fn dukpt_macs_match_the_published_x9_24_vectors_and_verify_on_their_length() {
+    use hsm::{DukptMacKey, MacDirection};
+    let hsm = soft();
+    // X9.24-1 Annex A: counter 1, X9.19 over ASCII "1234567890" x 4, first 4 bytes.
+    let tdes_bdk = hsm
+        .import_clear_key(&KeySpec::bdk_tdes(), &bytes(TDES_TEST_KEY))
+        .unwrap();
+    let tdes_key = DukptMacKey::Tdes {
+        bdk: &tdes_bdk,
+        ksn: tdes::Ksn::new(&bytes("FFFF9876543210E00001")).unwrap(),
+    };
+    let data = b"1234567890123456789012345678901234567890";
+    let mac = hsm
+        .generate_dukpt_mac(&tdes_key, MacDirection::Request, data)
+        .unwrap();
+    assert_eq!(to_hex(&mac[..4]), "BF3DF9F4");
+    assert!(
+        hsm.verify_dukpt_mac(&tdes_key, MacDirection::Request, data, &mac[..4])
+            .unwrap()
+    );
+    assert!(
+        !hsm.verify_dukpt_mac(&tdes_key, MacDirection::Response, data, &mac[..4])
+            .unwrap(),
+        "the response key is another key"
+    );
+
+    // X9.24-3 B.1: counter 1, AES-128 working keys 2000 (request) and 2001 (response).
+    let aes_bdk = hsm
+        .import_clear_key(
+            &KeySpec::bdk_aes(16),
+            &bytes("FEDCBA9876543210F1F1F1F1F1F1F1F1"),
+        )
+        .unwrap();
+    let aes_key = DukptMacKey::Aes {
+        bdk: &aes_bdk,
+        ksn: aes_dukpt::Ksn::from_parts(&[0x12, 0x34, 0x56, 0x78, 0x90, 0x12, 0x34, 0x56], 1),
+        key_type: aes_dukpt::KeyType::Aes128,
+    };
+    let data = b"4012345678909D987";
+    assert_eq!(
+        to_hex(
+            &hsm.generate_dukpt_mac(&aes_key, MacDirection::Request, data)
+                .unwrap()
+        ),
+        "A2EB5C1C35809E58404E873C3C411E31"
+    );
+    assert_eq!(
+        to_hex(
+            &hsm.generate_dukpt_mac(&aes_key, MacDirection::Response, data)
+                .unwrap()
+        ),
+        "DD4E1895FD9BF53D8DAF25568ABF551D"
+    );
+    let field64 = bytes("A2EB5C1C35809E58");
+    assert!(
+        hsm.verify_dukpt_mac(&aes_key, MacDirection::Request, data, &field64)
+            .unwrap()
+    );
+    assert!(
+        !hsm.verify_dukpt_mac(
+            &aes_key,
+            MacDirection::Request,
+            b"4012345678909D988",
+            &field64
+        )
+        .unwrap()
+    );
+    assert!(
+        hsm.verify_dukpt_mac(&aes_key, MacDirection::Request, data, &field64[..3])
+            .is_err(),
+        "fewer than 4 bytes is refused"
+    );
+    // A BDK is needed: a MAC key token is refused as the derivation key.
+    let not_bdk = hsm.generate_key(&KeySpec::mac_retail()).unwrap();
+    assert!(
+        hsm.generate_dukpt_mac(
+            &DukptMacKey::Tdes {
+                bdk: &not_bdk,
+                ksn: tdes::Ksn::new(&bytes("FFFF9876543210E00001")).unwrap(),
+            },
+            MacDirection::Request,
+            data
+        )
+        .is_err()
+    );
+}

@@ -168,9 +168,10 @@ pub struct StoredKey {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TerminalSession {
     pub terminal_id: String,
-    /// `master-session` (DUKPT terminals come later).
+    /// `master-session`, `dukpt-tdes` (ANSI X9.24-1) or `dukpt-aes` (X9.24-3).
     pub key_scheme: String,
-    /// Name of the terminal master key in `hsm_keys`.
+    /// Name in `hsm_keys` of the terminal's root key: its master key (master/session) or the
+    /// base derivation key its initial key was derived from (DUKPT).
     pub tmk_key: String,
     /// The working PIN key of the current sign-on, a TR-31 token under the HSM's master key.
     pub pin_key: Option<String>,
@@ -181,14 +182,19 @@ pub struct TerminalSession {
     pub operator: Option<String>,
     /// Unix seconds of the last sign-on.
     pub signed_on_at: Option<i64>,
+    /// A DUKPT terminal's KSN with a zero counter, in hex (20 digits for TDES, 24 for AES):
+    /// which device it is. `None` for master/session terminals.
+    pub initial_ksn: Option<String>,
 }
 
-/// A sign-on: new working keys and the operator, for one terminal.
+/// A sign-on: the operator and, for master/session terminals, new working keys.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SignOn {
     pub terminal_id: String,
-    pub pin_key: String,
-    pub mac_key: String,
+    /// The new working keys (master/session); `None` for DUKPT terminals, whose keys come from
+    /// each message's KSN.
+    pub pin_key: Option<String>,
+    pub mac_key: Option<String>,
     pub operator: String,
     pub at: i64,
 }
@@ -218,8 +224,7 @@ impl SessionChange {
     }
 }
 
-pub(crate) const TERMINAL_SESSION_COLUMNS: &str =
-    "terminal_id, key_scheme, tmk_key, pin_key, mac_key, batch, operator, signed_on_at";
+pub(crate) const TERMINAL_SESSION_COLUMNS: &str = "terminal_id, key_scheme, tmk_key, pin_key, mac_key, batch, operator, signed_on_at, initial_ksn";
 
 /// A set of directory records, written together.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -46,6 +46,11 @@ const SQLITE: &[Migration] = &[
         name: "pending_reversals",
         sql: include_str!("../migrations/sqlite/0007_pending_reversals.sql"),
     },
+    Migration {
+        version: 8,
+        name: "dukpt_terminals",
+        sql: include_str!("../migrations/sqlite/0008_dukpt_terminals.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -83,6 +88,11 @@ const POSTGRES: &[Migration] = &[
         version: 7,
         name: "pending_reversals",
         sql: include_str!("../migrations/postgres/0007_pending_reversals.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "dukpt_terminals",
+        sql: include_str!("../migrations/postgres/0008_dukpt_terminals.sql"),
     },
 ];
 

@@ -1120,6 +1120,7 @@ fn terminal_session_from_row(row: &Row) -> Result<TerminalSession, StoreError> {
         batch: row.try_get(5)?,
         operator: row.try_get(6)?,
         signed_on_at: row.try_get(7)?,
+        initial_ksn: row.try_get(8)?,
     })
 }
 
@@ -1133,7 +1134,7 @@ impl PostgresStore {
         for session in &sessions {
             transaction
                 .execute(
-                    &format!("INSERT INTO terminal_sessions ({TERMINAL_SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (terminal_id) DO NOTHING"),
+                    &format!("INSERT INTO terminal_sessions ({TERMINAL_SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (terminal_id) DO NOTHING"),
                     &[
                         &session.terminal_id,
                         &session.key_scheme,
@@ -1143,6 +1144,7 @@ impl PostgresStore {
                         &session.batch,
                         &session.operator,
                         &session.signed_on_at,
+                        &session.initial_ksn,
                     ],
                 )
                 .await?;

@@ -1212,6 +1212,7 @@ fn terminal_session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Termin
         batch: row.get(5)?,
         operator: row.get(6)?,
         signed_on_at: row.get(7)?,
+        initial_ksn: row.get(8)?,
     })
 }
 
@@ -1234,7 +1235,7 @@ impl SqliteStore {
     ) -> Result<(), StoreError> {
         self.write(move |connection| {
             let mut insert = connection.prepare_cached(&format!(
-                "INSERT INTO terminal_sessions ({TERMINAL_SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (terminal_id) DO NOTHING"
+                "INSERT INTO terminal_sessions ({TERMINAL_SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (terminal_id) DO NOTHING"
             ))?;
             for session in &sessions {
                 insert.execute(params![
@@ -1245,7 +1246,8 @@ impl SqliteStore {
                     session.mac_key,
                     session.batch,
                     session.operator,
-                    session.signed_on_at
+                    session.signed_on_at,
+                    session.initial_ksn
                 ])?;
             }
             Ok(())

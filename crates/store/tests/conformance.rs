@@ -916,11 +916,13 @@ async fn terminal_sessions_are_provisioned_once_and_signed_on() {
                     mcc: "5814".into(),
                     settlement_account: AccountId(9),
                 }],
-                terminals: vec![Terminal {
-                    id: "10000001".into(),
-                    merchant_id: "898310058120001".into(),
-                    status: "active".into(),
-                }],
+                terminals: ["10000001", "10000002"]
+                    .map(|id| Terminal {
+                        id: id.into(),
+                        merchant_id: "898310058120001".into(),
+                        status: "active".into(),
+                    })
+                    .to_vec(),
                 ..Directory::default()
             })
             .await
@@ -934,6 +936,7 @@ async fn terminal_sessions_are_provisioned_once_and_signed_on() {
             batch: 1,
             operator: None,
             signed_on_at: None,
+            initial_ksn: None,
         };
         store
             .put_terminal_sessions(vec![session.clone()])
@@ -955,8 +958,8 @@ async fn terminal_sessions_are_provisioned_once_and_signed_on() {
         let signed = store
             .sign_on(SignOn {
                 terminal_id: "10000001".into(),
-                pin_key: "P-token".into(),
-                mac_key: "M-token".into(),
+                pin_key: Some("P-token".into()),
+                mac_key: Some("M-token".into()),
                 operator: "01".into(),
                 at: 1_764_000_000,
             })
@@ -983,12 +986,40 @@ async fn terminal_sessions_are_provisioned_once_and_signed_on() {
         );
         let unknown = SignOn {
             terminal_id: "10000009".into(),
-            pin_key: "P".into(),
-            mac_key: "M".into(),
+            pin_key: Some("P".into()),
+            mac_key: Some("M".into()),
             operator: "01".into(),
             at: 1,
         };
         assert_eq!(store.sign_on(unknown).await.unwrap(), None);
+
+        // A DUKPT terminal names its device by its initial KSN; one without is refused.
+        let dukpt = TerminalSession {
+            terminal_id: "10000002".into(),
+            key_scheme: "dukpt-aes".into(),
+            tmk_key: "acquirer/bdk/aes".into(),
+            initial_ksn: Some("123456789012345600000000".into()),
+            ..session.clone()
+        };
+        assert!(
+            store
+                .put_terminal_sessions(vec![TerminalSession {
+                    initial_ksn: None,
+                    ..dukpt.clone()
+                }])
+                .await
+                .is_err(),
+            "{}",
+            backend.name
+        );
+        store
+            .put_terminal_sessions(vec![dukpt.clone()])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.terminal_session("10000002").await.unwrap(),
+            Some(dukpt)
+        );
         store.close().await.unwrap();
     }
 }

@@ -202,6 +202,24 @@ pub async fn start_configured(
             },
         ),
         (
+            "40000001".to_owned(),
+            TerminalRecord {
+                merchant_id: "898310058120001".into(),
+                active: true,
+                acquirer: demo::ACQUIRER,
+                merchant_payable: demo::account_id("merchant/898310058120001"),
+            },
+        ),
+        (
+            "40000002".to_owned(),
+            TerminalRecord {
+                merchant_id: "898310058120001".into(),
+                active: true,
+                acquirer: demo::ACQUIRER,
+                merchant_payable: demo::account_id("merchant/898310058120001"),
+            },
+        ),
+        (
             "10000009".to_owned(),
             TerminalRecord {
                 merchant_id: "898310058120001".into(),
@@ -552,4 +570,195 @@ pub fn settlement(stan: u32, totals: &acquirer::settlement::Totals) -> Vec<u8> {
             (63, "001"),
         ],
     )
+}
+
+/// A DUKPT terminal of the tests: its id, scheme, BDK (test key, in clear so the test can play
+/// the PIN pad) and device KSN (counter 0).
+pub struct DukptTerminal {
+    pub id: &'static str,
+    pub scheme: &'static str,
+    pub bdk: Vec<u8>,
+    pub initial_ksn: Vec<u8>,
+}
+
+impl DukptTerminal {
+    /// AES DUKPT (X9.24-3 B.1's BDK and initial key id) as terminal 40000001.
+    pub fn aes() -> Self {
+        DukptTerminal {
+            id: "40000001",
+            scheme: acquirer::keys::DUKPT_AES,
+            bdk: hex::decode("FEDCBA9876543210F1F1F1F1F1F1F1F1").unwrap(),
+            initial_ksn: hex::decode("123456789012345600000000").unwrap(),
+        }
+    }
+
+    /// TDES DUKPT (X9.24-1 Annex A's BDK and KSN) as terminal 40000002.
+    pub fn tdes() -> Self {
+        DukptTerminal {
+            id: "40000002",
+            scheme: acquirer::keys::DUKPT_TDES,
+            bdk: hex::decode("0123456789ABCDEFFEDCBA9876543210").unwrap(),
+            initial_ksn: hex::decode("FFFF9876543210E00000").unwrap(),
+        }
+    }
+
+    fn is_aes(&self) -> bool {
+        self.scheme == acquirer::keys::DUKPT_AES
+    }
+
+    /// The KSN of transaction `counter`.
+    pub fn ksn(&self, counter: u32) -> Vec<u8> {
+        use paycrypto::dukpt::{aes as aes_dukpt, tdes};
+        if self.is_aes() {
+            aes_dukpt::Ksn::new(&self.initial_ksn)
+                .unwrap()
+                .with_counter(counter)
+                .bytes()
+                .to_vec()
+        } else {
+            tdes::Ksn::new(&self.initial_ksn)
+                .unwrap()
+                .with_counter(counter)
+                .unwrap()
+                .bytes()
+                .to_vec()
+        }
+    }
+
+    fn aes_key(&self, counter: u32, usage: paycrypto::dukpt::aes::KeyUsage) -> paycrypto::AesKey {
+        use paycrypto::dukpt::aes as aes_dukpt;
+        let ksn = aes_dukpt::Ksn::new(&self.ksn(counter)).unwrap();
+        let bdk = paycrypto::AesKey::new(&self.bdk).unwrap();
+        let initial = aes_dukpt::initial_key(&bdk, &ksn.initial_key_id()).unwrap();
+        let derivation = aes_dukpt::derivation_key(&initial, &ksn).unwrap();
+        aes_dukpt::aes_working_key(&derivation, &ksn, usage, aes_dukpt::KeyType::Aes128).unwrap()
+    }
+
+    fn tdes_key(&self, counter: u32, variant: paycrypto::dukpt::tdes::Variant) -> TdesKey {
+        use paycrypto::dukpt::tdes;
+        let ksn = tdes::Ksn::new(&self.ksn(counter)).unwrap();
+        let bdk = TdesKey::new(&self.bdk).unwrap();
+        tdes::working_key(&tdes::host_transaction_key(&bdk, &ksn).unwrap(), variant).unwrap()
+    }
+
+    /// The PIN block the PIN pad makes for transaction `counter`.
+    pub fn pin_block(&self, counter: u32, pin: &str, pan: &Pan) -> Vec<u8> {
+        let pin = paycrypto::Pin::new(pin).unwrap();
+        let block = if self.is_aes() {
+            let key = self.aes_key(counter, paycrypto::dukpt::aes::KeyUsage::PinEncryption);
+            paycrypto::pinblock::encrypt_pin_block(
+                paycrypto::pinblock::PinBlockFormat::Iso4,
+                paycrypto::pinblock::PinKey::Aes(&key),
+                &pin,
+                Some(pan),
+                &[0x5A; 8],
+            )
+        } else {
+            let key = self.tdes_key(counter, paycrypto::dukpt::tdes::Variant::Pin);
+            paycrypto::pinblock::encrypt_pin_block(
+                paycrypto::pinblock::PinBlockFormat::Iso0,
+                paycrypto::pinblock::PinKey::Tdes(&key),
+                &pin,
+                Some(pan),
+                &[0; 8],
+            )
+        };
+        block.unwrap().as_bytes().to_vec()
+    }
+
+    /// The MAC of transaction `counter`'s request (`response` false) or answer, 8 bytes.
+    pub fn mac(&self, counter: u32, response: bool, data: &[u8]) -> Vec<u8> {
+        use paycrypto::dukpt::{aes::KeyUsage, tdes::Variant};
+        let mut mac = if self.is_aes() {
+            let usage = if response {
+                KeyUsage::MacVerification
+            } else {
+                KeyUsage::MacGeneration
+            };
+            paycrypto::mac::aes_cmac(&self.aes_key(counter, usage), data).to_vec()
+        } else {
+            let variant = if response {
+                Variant::MacResponse
+            } else {
+                Variant::MacRequest
+            };
+            paycrypto::mac::iso9797_alg3(&self.tdes_key(counter, variant), data, Padding::Method1)
+                .unwrap()
+                .to_vec()
+        };
+        mac.truncate(8);
+        mac
+    }
+
+    /// Provisions the terminal in `world`: directory record, BDK in the HSM and the key table,
+    /// and its session.
+    pub async fn provision(&self, world: &World) {
+        use store::directory::{Directory, Terminal, TerminalSession};
+        world
+            .store
+            .put_directory(Directory {
+                terminals: vec![Terminal {
+                    id: self.id.into(),
+                    merchant_id: "898310058120001".into(),
+                    status: "active".into(),
+                }],
+                ..Directory::default()
+            })
+            .await
+            .unwrap();
+        let spec = if self.is_aes() {
+            KeySpec::bdk_aes(self.bdk.len())
+        } else {
+            KeySpec::bdk_tdes()
+        };
+        let name = format!("acquirer/bdk/{}", self.id);
+        let token = world.hsm.import_clear_key(&spec, &self.bdk).unwrap();
+        world
+            .store
+            .put_keys(vec![StoredKey {
+                name: name.clone(),
+                token: token.as_str().to_owned(),
+                check_value: "TEST".into(),
+            }])
+            .await
+            .unwrap();
+        world
+            .store
+            .put_terminal_sessions(vec![TerminalSession {
+                terminal_id: self.id.into(),
+                key_scheme: self.scheme.into(),
+                tmk_key: name,
+                pin_key: None,
+                mac_key: None,
+                batch: 1,
+                operator: None,
+                signed_on_at: None,
+                initial_ksn: Some(hex::encode_upper(&self.initial_ksn)),
+            }])
+            .await
+            .unwrap();
+    }
+
+    /// `request` (a sale of terminal 10000001's) as this terminal's transaction `counter`: its
+    /// terminal id, a PIN block for `pin` when given, the KSN in field 62, the DUKPT MAC.
+    pub fn retag(&self, request: &[u8], counter: u32, pin: Option<(&str, &Pan)>) -> Vec<u8> {
+        let mut message = cup().unpack(request).unwrap().into_owned();
+        message.remove(64);
+        message.set_text(41, self.id);
+        message.remove(52);
+        let mut field62 = self.ksn(counter);
+        match pin {
+            // A format 4 block (16 bytes) follows the KSN in field 62 (easypos convention).
+            Some((pin, pan)) if self.is_aes() => {
+                field62.extend(self.pin_block(counter, pin, pan));
+            }
+            Some((pin, pan)) => message.set_bytes(52, self.pin_block(counter, pin, pan)),
+            None => {}
+        }
+        message.set_bytes(62, field62);
+        acquirer::mac::pack_with_mac(cup(), &mut message, |covered| {
+            self.mac(counter, false, covered)
+        })
+        .unwrap()
+    }
 }

@@ -1,0 +1,145 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! DUKPT terminals (AES, X9.24-3; TDES, X9.24-1) over TCP: the KSN in field 62, PIN blocks and
+//! MACs under each transaction's derived keys, answers MACed under the response key.
+
+mod common;
+
+use common::*;
+
+fn sign_on(terminal: &DukptTerminal) -> Vec<u8> {
+    frame(
+        "0800",
+        &[
+            (11, "000001"),
+            (41, terminal.id),
+            (42, "898310058120001"),
+            (60, "00000000003"),
+            (63, "001"),
+        ],
+    )
+}
+
+async fn answer(client: &mut Client, request: &[u8]) -> (Vec<u8>, Message<'static>) {
+    let reply = client.exchange(request, TIMEOUT).await.unwrap();
+    let message = cup().unpack(&reply).unwrap().into_owned();
+    (reply, message)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dukpt_terminals_sell_with_pin_under_their_derived_keys() {
+    for terminal in [DukptTerminal::aes(), DukptTerminal::tdes()] {
+        let scheme = terminal.scheme;
+        let world = world().await;
+        terminal.provision(&world).await;
+        let (mut client, stop, server, handler) = start(&world).await;
+        let card = demo_card("card-CH001-D");
+        let pan = Pan::new(&card.pan).unwrap();
+        let opening = available(&world, &card).await;
+        // The chip data and the rest of the sale, as terminal 10000001 would build them.
+        let unused = (
+            TdesKey::new(&[0x11; 16]).unwrap(),
+            TdesKey::new(&[0x22; 16]).unwrap(),
+        );
+        let sale = |stan, atc| chip_sale(&card, 2_000, stan, atc, demo::DEMO_PIN, &unused);
+
+        // Before sign-on: 58.
+        let early = terminal.retag(&sale(1, 1), 1, Some((demo::DEMO_PIN, &pan)));
+        assert_eq!(
+            answer(&mut client, &early).await.1.response_code().unwrap(),
+            "58",
+            "{scheme}"
+        );
+
+        // Sign-on opens the day without keys: they come from each message's KSN.
+        let (_, signed) = answer(&mut client, &sign_on(&terminal)).await;
+        assert_eq!(signed.response_code().unwrap(), "00", "{scheme}");
+        assert!(
+            !signed.has(62),
+            "{scheme}: no working keys for a DUKPT terminal"
+        );
+
+        // A chip sale with PIN, transaction counter 2.
+        let request = terminal.retag(&sale(2, 2), 2, Some((demo::DEMO_PIN, &pan)));
+        let (reply, approved) = answer(&mut client, &request).await;
+        assert_eq!(approved.response_code().unwrap(), "00", "{scheme}");
+        let (covered, mac) = acquirer::mac::mac_parts(cup(), &reply).unwrap();
+        assert_eq!(
+            mac,
+            terminal.mac(2, true, covered).as_slice(),
+            "{scheme}: the answer is MACed under the response key"
+        );
+        assert_eq!(available(&world, &card).await, opening - 2_000);
+
+        // A wrong PIN is found wrong: the PIN block was translated from the DUKPT key.
+        let wrong = terminal.retag(&sale(3, 3), 3, Some(("654321", &pan)));
+        assert_eq!(
+            answer(&mut client, &wrong).await.1.response_code().unwrap(),
+            "55",
+            "{scheme}"
+        );
+
+        // A MAC under another transaction's key: A0.
+        let mut forged = cup().unpack(&sale(4, 4)).unwrap().into_owned();
+        forged.remove(64);
+        forged.set_text(41, terminal.id);
+        forged.set_bytes(62, terminal.ksn(4));
+        let forged = acquirer::mac::pack_with_mac(cup(), &mut forged, |covered| {
+            terminal.mac(5, false, covered)
+        })
+        .unwrap();
+        assert_eq!(
+            answer(&mut client, &forged)
+                .await
+                .1
+                .response_code()
+                .unwrap(),
+            "A0",
+            "{scheme}"
+        );
+
+        // A KSN of another device: 63; no KSN at all: 30.
+        let other_device = {
+            let mut message = cup().unpack(&request).unwrap().into_owned();
+            let mut ksn = terminal.ksn(6);
+            ksn[0] ^= 0x01;
+            message.set_bytes(62, ksn);
+            message.set_text(11, "000006");
+            cup().pack(&message).unwrap()
+        };
+        assert_eq!(
+            answer(&mut client, &other_device)
+                .await
+                .1
+                .response_code()
+                .unwrap(),
+            "63",
+            "{scheme}"
+        );
+        let without_ksn = {
+            let mut message = cup().unpack(&request).unwrap().into_owned();
+            message.remove(62);
+            message.set_text(11, "000007");
+            cup().pack(&message).unwrap()
+        };
+        assert_eq!(
+            answer(&mut client, &without_ksn)
+                .await
+                .1
+                .response_code()
+                .unwrap(),
+            "30",
+            "{scheme}"
+        );
+        assert_eq!(available(&world, &card).await, opening - 2_000);
+        assert_eq!(
+            handler
+                .counters
+                .mac_failures
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+        world.store.check_books().await.unwrap();
+        let _ = stop.send(true);
+        server.await.unwrap();
+    }
+}
