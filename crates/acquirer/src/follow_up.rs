@@ -78,7 +78,7 @@ impl TerminalHandler {
     ) -> Result<(), ResponseCode> {
         let results = self
             .store
-            .submit(transfers)
+            .submit(self.own(transfers))
             .await
             .map_err(|_| ResponseCode::SystemMalfunction)?;
         match refusal(&results) {
@@ -102,7 +102,8 @@ impl TerminalHandler {
 #[derive(Clone, Debug)]
 pub(crate) struct Posted {
     pub issuer: Transfer,
-    pub acquirer: Transfer,
+    /// `None` at an issuer host, which keeps only the issuer's books.
+    pub acquirer: Option<Transfer>,
 }
 
 impl Posted {
@@ -116,25 +117,22 @@ impl Posted {
         code: u16,
         stan: u32,
     ) -> Vec<TransferRequest> {
-        vec![
+        let opposite = |side: &str, transfer: &Transfer| {
             TransferRequest::posted(
-                original.transfer_id(&format!("{purpose}/issuer")),
-                self.issuer.credit,
-                self.issuer.debit,
+                original.transfer_id(&format!("{purpose}/{side}")),
+                transfer.credit,
+                transfer.debit,
                 amount,
             )
             .code(code)
             .user_data(u128::from(stan))
-            .linked(),
-            TransferRequest::posted(
-                original.transfer_id(&format!("{purpose}/acquirer")),
-                self.acquirer.credit,
-                self.acquirer.debit,
-                amount,
-            )
-            .code(code)
-            .user_data(u128::from(stan)),
-        ]
+        };
+        let mut transfers = vec![opposite("issuer", &self.issuer)];
+        if let Some(acquirer) = &self.acquirer {
+            transfers[0].linked = true;
+            transfers.push(opposite("acquirer", acquirer));
+        }
+        transfers
     }
 }
 
@@ -151,14 +149,18 @@ impl TerminalHandler {
             self.store
                 .transfer(original.transfer_id(&format!("{purpose}/{side}")))
         };
+        let issuer_books_only = self.role == crate::handler::Role::Issuer;
         let (issuer, acquirer) = match (lookup("issuer").await, lookup("acquirer").await) {
-            (Ok(Some(issuer)), Ok(Some(acquirer))) => (issuer, acquirer),
+            (Ok(Some(issuer)), Ok(Some(acquirer))) => (issuer, Some(acquirer)),
+            (Ok(Some(issuer)), Ok(None)) if issuer_books_only => (issuer, None),
             (Ok(_), Ok(_)) => return Ok(None),
             _ => return Err(ResponseCode::SystemMalfunction),
         };
         let by_this_message = stan.is_none_or(|stan| {
             issuer.request.user_data == u128::from(stan)
-                && acquirer.request.user_data == u128::from(stan)
+                && acquirer
+                    .as_ref()
+                    .is_none_or(|acquirer| acquirer.request.user_data == u128::from(stan))
         });
         Ok(by_this_message.then_some(Posted { issuer, acquirer }))
     }

@@ -38,7 +38,7 @@ use crate::undo::Undo;
 use host::{Handler, Reply};
 use hsm::{Hsm, KeySpec, KeyToken};
 use iso8583::{Message, Profile, ResponseCode};
-use ledger::{AccountId, InstitutionId};
+use ledger::{AccountId, InstitutionId, TransferRequest};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -58,6 +58,17 @@ const MAX_RATE_LIMITED_TERMINALS: usize = 100_000;
 const CHECK_VALUE_BYTES: usize = 4;
 /// 60.3 of a sign-on asking for double-length TDES PIN and MAC keys.
 const SIGN_ON_DOUBLE_LENGTH: &str = "003";
+
+/// Which side of the switch link a handler serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The acquirer host: terminals in `cup-bcd`, every check, both institutions' books when the
+    /// card's issuer is in-process, only the acquirer's when it is remote.
+    Acquirer,
+    /// An issuer host: authorization requests and advices from acquirers over the switch link
+    /// (`iso87-ascii`), the issuer's books only (see `issuing.rs`).
+    Issuer,
+}
 
 /// What the host knows of a terminal for its checks.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,6 +114,9 @@ pub struct TerminalHandler {
     answer_within: std::time::Duration,
     /// How long a queued reversal waits before its first attempt.
     pub(crate) reversal_grace: std::time::Duration,
+    pub(crate) role: Role,
+    /// Issuers reached over the switch link, by institution (see `switch.rs`).
+    pub(crate) switch: crate::switch::Switch,
 }
 
 impl std::fmt::Debug for TerminalHandler {
@@ -135,7 +149,43 @@ impl TerminalHandler {
             counters: HandlerCounters::default(),
             answer_within: crate::saf::ANSWER_WITHIN,
             reversal_grace: crate::saf::REVERSAL_GRACE,
+            role: Role::Acquirer,
+            switch: crate::switch::Switch::default(),
         }
+    }
+
+    /// An issuer host: it answers acquirers' `iso87-ascii` messages for the cards in `store`,
+    /// posting the issuer's side of each (see `issuing.rs`).
+    pub fn issuer(store: Arc<Store>, hsm: Arc<dyn Hsm>) -> Self {
+        let profile = Profile::builtin("iso87-ascii")
+            .unwrap_or_else(|_| unreachable!("iso87-ascii is a built-in profile"));
+        let mut handler = Self::new(profile, HashMap::new(), store, hsm);
+        handler.role = Role::Issuer;
+        handler
+    }
+
+    /// Sends the messages of cards whose issuer is `institution` to a remote issuer host.
+    /// `bins` are the first six digits of the institution's card numbers.
+    pub fn with_remote_issuer(
+        mut self,
+        institution: InstitutionId,
+        issuer: crate::switch::RemoteIssuer,
+        bins: impl IntoIterator<Item = String>,
+    ) -> Self {
+        self.switch.add(institution, issuer, bins);
+        self
+    }
+
+    /// Keeps the transfers of the books this handler keeps: both institutions' for an
+    /// in-process issuer, the issuer's (the first of each pair) for an issuer host.
+    pub(crate) fn own(&self, mut transfers: Vec<TransferRequest>) -> Vec<TransferRequest> {
+        if self.role == Role::Issuer {
+            transfers.truncate(1);
+            if let Some(last) = transfers.last_mut() {
+                last.linked = false;
+            }
+        }
+        transfers
     }
 
     /// Answers 96 (and reverses) when a message takes longer than `limit` to decide.
@@ -211,6 +261,9 @@ impl TerminalHandler {
 
     /// The answer to a request, before packing.
     async fn respond(&self, frame: &[u8], message: &Message<'_>) -> Option<Answer> {
+        if self.role == Role::Issuer {
+            return self.respond_as_issuer(message).await;
+        }
         let request = match Request::parse(self.profile, message) {
             Ok(request) => request,
             Err(reject) => {
@@ -253,8 +306,52 @@ impl TerminalHandler {
         }
     }
 
+    /// An acquirer's message over the switch link: no terminal, rate or MAC checks (the link
+    /// is between institutions), the PIN block already under this issuer's zone key.
+    async fn respond_as_issuer(&self, message: &Message<'_>) -> Option<Answer> {
+        let request = match Request::parse_unmaced(self.profile, message) {
+            Ok(request) => request,
+            Err(reject) => {
+                tracing::info!(field = ?reject.field, response = reject.response.code(), "link request rejected: {}", reject.reason);
+                self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                return Answer::plain(message, reject.response);
+            }
+        };
+        let acquirer = message
+            .get(32)
+            .and_then(|value| value.to_text().trim().parse::<u32>().ok())
+            .map(InstitutionId);
+        let Some(acquirer) = acquirer else {
+            return Answer::plain(message, ResponseCode::FormatError);
+        };
+        // The acquirer's side of the books is the acquirer's own: nothing is posted to it here.
+        let terminal = TerminalRecord {
+            merchant_id: request.merchant_id.trim().to_owned(),
+            active: true,
+            acquirer,
+            merchant_payable: AccountId(0),
+        };
+        match request.kind {
+            MessageType::EchoTest => Answer::plain(message, ResponseCode::Approved),
+            kind if kind.is_maced() => {
+                let keys = MessageKeys::Link;
+                match self.earlier_answer(message, &request, &keys).await {
+                    Some(answer) => {
+                        self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
+                        Some(answer)
+                    }
+                    None => {
+                        self.financial(kind, message, &request, &terminal, &keys)
+                            .await
+                    }
+                }
+            }
+            _ => Answer::plain(message, ResponseCode::InvalidTransaction),
+        }
+    }
+
     /// A financial message whose MAC verified and that is not a duplicate.
-    async fn financial(
+    pub(crate) async fn financial(
         &self,
         kind: MessageType,
         message: &Message<'_>,
@@ -262,6 +359,24 @@ impl TerminalHandler {
         terminal: &TerminalRecord,
         keys: &MessageKeys,
     ) -> Option<Answer> {
+        if let Some(issuer) = self.remote_issuer(message, request).await {
+            return self
+                .forward_to_issuer(&issuer, kind, message, request, terminal, keys)
+                .await;
+        }
+        if let Some(answer) = self
+            .reverse_everywhere(message, request, terminal, keys)
+            .await
+        {
+            let approved = answer
+                .as_ref()
+                .and_then(|answer| answer.message.response_code().ok())
+                .is_some_and(|code| code == ResponseCode::Approved.code());
+            if !approved {
+                return answer;
+            }
+            // In-process issuers may have the original too: on to the local reversal.
+        }
         match kind {
             MessageType::Sale => self.sale(message, request, terminal, keys).await,
             MessageType::BalanceInquiry => {
@@ -466,8 +581,14 @@ impl TerminalHandler {
 
     fn pack(&self, answer: Option<Answer>) -> Option<Vec<u8>> {
         let Answer { mut message, mac } = answer?;
-        let Some(keys) = mac.filter(|keys| !matches!(keys, MessageKeys::Unkeyed)) else {
-            return self.profile.pack(&message).ok();
+        let Some(keys) =
+            mac.filter(|keys| !matches!(keys, MessageKeys::Unkeyed | MessageKeys::Link))
+        else {
+            return self
+                .profile
+                .pack(&message)
+                .inspect_err(|error| tracing::error!(%error, "cannot pack an answer"))
+                .ok();
         };
         let mut failed = false;
         let packed = pack_with_mac(self.profile, &mut message, |covered| {
@@ -479,7 +600,13 @@ impl TerminalHandler {
                 }
             }
         });
-        if failed { None } else { packed.ok() }
+        if failed {
+            None
+        } else {
+            packed
+                .inspect_err(|error| tracing::error!(%error, "cannot pack an answer"))
+                .ok()
+        }
     }
 }
 

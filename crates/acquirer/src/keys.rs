@@ -52,6 +52,9 @@ pub(crate) enum MessageKeys {
     },
     /// A message the host made itself (store-and-forward): nothing to MAC with.
     Unkeyed,
+    /// An acquirer's message over the switch link: the PIN block (field 52) is already under
+    /// the issuer's zone key, and the link carries no MAC.
+    Link,
 }
 
 impl MessageKeys {
@@ -74,9 +77,9 @@ impl MessageKeys {
                 ksn: *ksn,
                 key_type: AES_WORKING_KEY,
             }),
-            MessageKeys::Session { pin_key: None, .. } | MessageKeys::Unkeyed => {
-                Err(ResponseCode::NotPermittedToTerminal)
-            }
+            MessageKeys::Session { pin_key: None, .. }
+            | MessageKeys::Unkeyed
+            | MessageKeys::Link => Err(ResponseCode::NotPermittedToTerminal),
         }
     }
 
@@ -106,7 +109,7 @@ impl MessageKeys {
                 Some(key) => hsm.verify_dukpt_mac(&key, MacDirection::Request, covered, mac),
                 None => Ok(false),
             },
-            MessageKeys::Unkeyed => Ok(false),
+            MessageKeys::Unkeyed | MessageKeys::Link => Ok(false),
         }
     }
 
@@ -126,7 +129,7 @@ impl MessageKeys {
                 Some(key) => hsm.generate_dukpt_mac(&key, MacDirection::Response, covered)?,
                 None => return Ok(None),
             },
-            MessageKeys::Unkeyed => return Ok(None),
+            MessageKeys::Unkeyed | MessageKeys::Link => return Ok(None),
         };
         mac.truncate(8);
         Ok(Some(mac))

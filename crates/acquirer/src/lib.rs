@@ -37,10 +37,12 @@ mod reversal;
 mod saf;
 mod sale;
 pub mod settlement;
+pub mod switch;
 mod undo;
 
 pub use handler::{
-    HandlerCounters, TERMINAL_RATE_BURST, TERMINAL_RATE_PER_SECOND, TerminalHandler, TerminalRecord,
+    HandlerCounters, Role, TERMINAL_RATE_BURST, TERMINAL_RATE_PER_SECOND, TerminalHandler,
+    TerminalRecord,
 };
 pub use message::{MessageType, Reject, Request, classify, response_to};
 pub use saf::{ANSWER_WITHIN, REVERSAL_GRACE, STORE_AND_FORWARD_PEER};

@@ -241,6 +241,43 @@ impl TerminalHandler {
     }
 }
 
+impl TerminalHandler {
+    /// Marks a sale that was never posted here as reversed, so that it never can be; undoes it
+    /// if it was posted meanwhile (the acquirer's side, when its issuer is remote).
+    pub(crate) async fn mark_sale_reversed(
+        &self,
+        message: &Message<'_>,
+        key: &BusinessKey,
+        terminal: &TerminalRecord,
+    ) -> Result<(), ResponseCode> {
+        let sale = key.transfer_id("sale/acquirer");
+        match self
+            .mark_reversed(message, sale, key.transfer_id("reversal/mark"), terminal)
+            .await?
+        {
+            Marked::Now | Marked::Before => Ok(()),
+            Marked::OriginalPostedMeanwhile => {
+                let posted = self
+                    .store
+                    .transfer(sale)
+                    .await
+                    .map_err(|_| ResponseCode::SystemMalfunction)?
+                    .ok_or(ResponseCode::SystemMalfunction)?;
+                let stan = key.stan;
+                let undo = TransferRequest::posted(
+                    key.transfer_id("sale-reversal/acquirer"),
+                    posted.credit,
+                    posted.debit,
+                    posted.amount,
+                )
+                .code(REVERSAL_CODE)
+                .user_data(u128::from(stan));
+                self.commit_follow_up(vec![undo]).await
+            }
+        }
+    }
+}
+
 /// What leaving a reversal mark found.
 enum Marked {
     Now,

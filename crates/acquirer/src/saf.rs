@@ -55,7 +55,7 @@ fn micros(duration: Duration) -> i64 {
 }
 
 /// Whether a message of this kind may have posted something a reversal must undo.
-fn posts(kind: MessageType) -> bool {
+pub(crate) fn posts(kind: MessageType) -> bool {
     use MessageType::*;
     matches!(
         kind,
@@ -78,45 +78,50 @@ impl TerminalHandler {
         };
         tracing::warn!(terminal = %request.terminal_id, stan = request.stan, kind = %request.kind, "no decision in time: answered 96");
         if posts(request.kind) {
-            let text = |field| {
-                message
-                    .get(field)
-                    .map(|value| value.to_text())
-                    .unwrap_or_default()
-            };
-            let subfield = |id| {
-                self.profile
-                    .subfield_text(message, 61, id)
-                    .and_then(|text| text.parse::<i64>().ok())
-            };
-            let now = now_micros();
-            let reversal = PendingReversal {
-                created_at: now,
-                terminal_id: request.terminal_id.trim().to_owned(),
-                merchant_id: request.merchant_id.trim().to_owned(),
-                batch: i64::from(request.batch),
-                stan: i64::from(request.stan),
-                processing_code: text(3),
-                condition_code: text(25),
-                transaction_type: self
-                    .profile
-                    .subfield_text(message, 60, 1)
-                    .unwrap_or_default(),
-                original_batch: subfield(1),
-                original_stan: subfield(2),
-                amount_minor: request
-                    .amount_minor
-                    .and_then(|minor| i64::try_from(minor).ok())
-                    .unwrap_or(0),
-                currency: text(49).parse().unwrap_or(0),
-                next_attempt_at: now.saturating_add(micros(self.reversal_grace)),
-                ..PendingReversal::default()
-            };
-            if let Err(error) = self.store.queue_reversal(reversal).await {
-                tracing::error!(%error, terminal = %request.terminal_id, stan = request.stan, "cannot queue the reversal of a message answered 96");
-            }
+            self.queue_reversal_of(message, &request).await;
         }
         Answer::plain(message, ResponseCode::SystemMalfunction)
+    }
+
+    /// Queues a reversal of `message`, whose outcome the terminal will not learn as approved.
+    pub(crate) async fn queue_reversal_of(&self, message: &Message<'_>, request: &Request) {
+        let text = |field| {
+            message
+                .get(field)
+                .map(|value| value.to_text())
+                .unwrap_or_default()
+        };
+        let subfield = |id| {
+            self.profile
+                .subfield_text(message, 61, id)
+                .and_then(|text| text.parse::<i64>().ok())
+        };
+        let now = now_micros();
+        let reversal = PendingReversal {
+            created_at: now,
+            terminal_id: request.terminal_id.trim().to_owned(),
+            merchant_id: request.merchant_id.trim().to_owned(),
+            batch: i64::from(request.batch),
+            stan: i64::from(request.stan),
+            processing_code: text(3),
+            condition_code: text(25),
+            transaction_type: self
+                .profile
+                .subfield_text(message, 60, 1)
+                .unwrap_or_default(),
+            original_batch: subfield(1),
+            original_stan: subfield(2),
+            amount_minor: request
+                .amount_minor
+                .and_then(|minor| i64::try_from(minor).ok())
+                .unwrap_or(0),
+            currency: text(49).parse().unwrap_or(0),
+            next_attempt_at: now.saturating_add(micros(self.reversal_grace)),
+            ..PendingReversal::default()
+        };
+        if let Err(error) = self.store.queue_reversal(reversal).await {
+            tracing::error!(%error, terminal = %request.terminal_id, stan = request.stan, "cannot queue the reversal of a message answered 96");
+        }
     }
 
     /// Forwards every queued reversal that is due, once; returns how many were acknowledged.
@@ -190,7 +195,13 @@ impl TerminalHandler {
         let started = std::time::Instant::now();
         let received_at = now_micros();
         let answer = self
-            .reversal(&message, &request, &terminal, &MessageKeys::Unkeyed)
+            .financial(
+                MessageType::Reversal,
+                &message,
+                &request,
+                &terminal,
+                &MessageKeys::Unkeyed,
+            )
             .await;
         let response = answer
             .as_ref()

@@ -268,6 +268,10 @@ impl TerminalHandler {
         let zone_key = self.key(&format!("issuer/{}/zpk", card.issuer.0)).await?;
         let translated = match keys.pin_block(message) {
             None => None,
+            // Over the switch link the acquirer has translated it already.
+            Some(bytes) if matches!(keys, MessageKeys::Link) => {
+                Some(PinBlock::new(&bytes).map_err(|_| ResponseCode::FormatError)?)
+            }
             Some(bytes) => {
                 let source = keys.pin_source()?;
                 let block = PinBlock::new(&bytes).map_err(|_| ResponseCode::FormatError)?;
@@ -330,7 +334,7 @@ impl TerminalHandler {
         );
         let authorization = Authorization {
             transfers: if approved && purchase {
-                transfers.clone()
+                self.own(transfers.clone())
             } else {
                 Vec::new()
             },

@@ -110,7 +110,18 @@ pub async fn world() -> World {
 
 /// The demo world on `backend`, with test keys for terminal 10000001 and the debit bank.
 pub async fn world_on(backend: store::testing::TestBackend) -> World {
+    world_with_keys(backend, Vec::new()).await
+}
+
+/// A world whose key table starts as `other`'s: the two institutions share zone keys, and the
+/// test keys (both HSMs have the same test master key, so the tokens open in both).
+pub async fn world_sharing_keys(backend: store::testing::TestBackend, other: &World) -> World {
+    world_with_keys(backend, other.store.keys().await.unwrap()).await
+}
+
+async fn world_with_keys(backend: store::testing::TestBackend, keys: Vec<StoredKey>) -> World {
     let store = Arc::new(Store::open(&backend.backend).await.unwrap());
+    store.put_keys(keys).await.unwrap();
     let hsm = Arc::new(SoftHsm::new(&[0x42; 32]).unwrap());
     let tmk = hsm
         .import_clear_key(
@@ -761,4 +772,50 @@ impl DukptTerminal {
         })
         .unwrap()
     }
+}
+
+/// An issuer host (`iso87-ascii`, 2-byte length) on loopback for `world`'s cards.
+pub async fn start_issuer_host(
+    world: &World,
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
+    let handler = Arc::new(TerminalHandler::issuer(
+        world.store.clone(),
+        world.hsm.clone(),
+    ));
+    let listener = Listener::bind(
+        ([127, 0, 0, 1], 0).into(),
+        LengthPrefix::Binary2,
+        Limits::default(),
+    )
+    .await
+    .unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(listener.serve(handler, stopped));
+    (address, stop, server)
+}
+
+/// Every demo issuer reached at `address`, by the BINs of its demo cards.
+pub fn remote_issuers(
+    mut handler: TerminalHandler,
+    address: std::net::SocketAddr,
+) -> TerminalHandler {
+    let mut bins: HashMap<ledger::InstitutionId, Vec<String>> = HashMap::new();
+    for card in demo::cards() {
+        bins.entry(card.card.issuer)
+            .or_default()
+            .push(card.pan[..6].to_owned());
+    }
+    for (institution, bins) in bins {
+        handler = handler.with_remote_issuer(
+            institution,
+            acquirer::switch::RemoteIssuer::new(address),
+            bins,
+        );
+    }
+    handler
 }
