@@ -119,7 +119,8 @@ impl TerminalHandler {
         let void =
             ledger::TransferRequest::void(original.transfer_id("preauth-void/issuer"), hold.id())
                 .user_data(u128::from(request.stan));
-        self.commit_follow_up(vec![void]).await?;
+        self.commit_follow_up_giving_back(vec![void], &hold, hold.amount.minor())
+            .await?;
         Ok(ResponseCode::Approved)
     }
 }

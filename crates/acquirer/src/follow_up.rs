@@ -10,6 +10,7 @@ use ledger::{Outcome, Transfer, TransferError, TransferRequest};
 use money::Amount;
 use money::Currency;
 use store::TransferResults;
+use store::cards::{Authorization, CardEffect, CardOutcome, PinEffect, Spend};
 use store::directory::Card;
 
 /// The transaction currency of field 49.
@@ -81,7 +82,61 @@ impl TerminalHandler {
             .submit(self.own(transfers))
             .await
             .map_err(|_| ResponseCode::SystemMalfunction)?;
-        match refusal(&results) {
+        follow_up_outcome(&results)
+    }
+
+    /// Commits a follow-up that undoes a purchase (`purchase`, the issuer's transfer of a sale
+    /// or pre-authorization) on the day it was made: with its transfers, the card's spend of
+    /// that day is given back by `amount_minor`, so a voided or reversed purchase no longer
+    /// counts against the daily limit. Only where the issuer's books are kept.
+    pub(crate) async fn commit_follow_up_giving_back(
+        &self,
+        transfers: Vec<TransferRequest>,
+        purchase: &Transfer,
+        amount_minor: i64,
+    ) -> Result<(), ResponseCode> {
+        let card = match self.store.card_by_account(purchase.debit).await {
+            Ok(Some(card)) => Some(card),
+            Ok(None) => self
+                .store
+                .card_by_account(purchase.credit)
+                .await
+                .map_err(|_| ResponseCode::SystemMalfunction)?,
+            Err(_) => return Err(ResponseCode::SystemMalfunction),
+        };
+        let Some(card) = card else {
+            return self.commit_follow_up(transfers).await;
+        };
+        let seconds = i64::try_from(purchase.timestamp / ledger::NANOS_PER_SECOND).unwrap_or(0);
+        let authorization = Authorization {
+            transfers: self.own(transfers.clone()),
+            card: CardEffect {
+                card_id: card.id,
+                pin: PinEffect::Unchanged,
+                atc: None,
+                spend: Some(Spend {
+                    date: crate::cards::format_date(crate::effects::business_date(seconds)),
+                    amount_minor: -amount_minor,
+                }),
+            },
+        };
+        let result = self
+            .store
+            .authorize(authorization)
+            .await
+            .map_err(|_| ResponseCode::SystemMalfunction)?;
+        match result.card {
+            CardOutcome::UnknownCard => self.commit_follow_up(transfers).await,
+            _ => follow_up_outcome(&result.transfers),
+        }
+    }
+}
+
+/// What a follow-up's committed transfers come to: 00 when all were made (or found made by
+/// the same follow-up), 12 when another follow-up holds their ids, else the ledger's refusal.
+fn follow_up_outcome(results: &TransferResults) -> Result<(), ResponseCode> {
+    {
+        match refusal(results) {
             None if results.iter().all(|result| {
                 matches!(result, Ok(Outcome::Created(_) | Outcome::AlreadyExists(_)))
             }) =>

@@ -23,10 +23,11 @@
 //! reversal's look-up and its mark, the mark is refused instead and the reversal undoes the
 //! original after all.
 //!
-//! Not yet done: the card's spend of the day is not given back by a reversal; follow-ups are
-//! not marked (a void whose reversal overtook it would still post when it arrives), and a
-//! void or refund that was reversed leaves its sale unable to be voided or refunded again at
-//! the terminal (their transfer ids are taken).
+//! A reversal of a sale or pre-authorization gives the card's spend of that day back.
+//!
+//! Not yet done: follow-ups are not marked (a void whose reversal overtook it would still post
+//! when it arrives), and a void or refund that was reversed leaves its sale unable to be voided
+//! or refunded again at the terminal (their transfer ids are taken).
 
 use crate::completion::{COMPLETION, COMPLETION_VOID};
 use crate::effects::BusinessKey;
@@ -158,7 +159,8 @@ impl TerminalHandler {
             REVERSAL_CODE,
             request.stan,
         );
-        self.commit_follow_up(undo).await?;
+        self.commit_follow_up_giving_back(undo, &sale.issuer, sale.issuer.amount.minor())
+            .await?;
         Ok(ResponseCode::Approved)
     }
 
@@ -196,7 +198,8 @@ impl TerminalHandler {
                 let void = TransferRequest::void(key.transfer_id("reversal/issuer"), hold_id)
                     .code(REVERSAL_CODE)
                     .user_data(u128::from(request.stan));
-                self.commit_follow_up(vec![void]).await?;
+                self.commit_follow_up_giving_back(vec![void], &hold, hold.amount.minor())
+                    .await?;
                 Ok(ResponseCode::Approved)
             }
             // Voided by this reversal before, lapsed, or completed: nothing is held any more.

@@ -84,7 +84,15 @@ impl TerminalHandler {
         }
         let amount = money::Amount::new(amount_minor, issuer.amount.currency());
         let transfers = sale.opposite(&original, UNDO, amount, undo.code(), request.stan);
-        self.commit_follow_up(transfers).await?;
+        match undo {
+            // A void cancels the purchase: its day's spend is given back. A refund is money
+            // returned later, not a purchase undone.
+            Undo::Void => {
+                self.commit_follow_up_giving_back(transfers, &sale.issuer, amount_minor)
+                    .await?
+            }
+            Undo::Refund => self.commit_follow_up(transfers).await?,
+        }
         Ok(ResponseCode::Approved)
     }
 }

@@ -672,3 +672,114 @@ async fn a_message_not_decided_in_time_is_answered_96_and_reversed_by_the_host()
         server.await.unwrap();
     }
 }
+
+/// The daily limit counts purchases that stand: a voided or reversed purchase, or a released
+/// hold, gives its day's spend back.
+async fn spend_given_back(name: &str, cards: &World, client: &mut Client) {
+    let keys = signed_on(client).await;
+    // 50 000.00 on the account, a daily limit of 20 000.00.
+    let card = demo_card("card-CH004-D");
+    let spent = |world: &World| {
+        let store = world.store.clone();
+        async move {
+            store
+                .issuer_card("card-CH004-D")
+                .await
+                .unwrap()
+                .unwrap()
+                .spent_minor
+        }
+    };
+    let big = 1_500_000;
+    let sale = send(client, &chip_sale(&card, big, 60, 1, demo::DEMO_PIN, &keys)).await;
+    assert_eq!(sale.code, "00", "{name}");
+    assert_eq!(
+        send(client, &chip_sale(&card, big, 61, 2, demo::DEMO_PIN, &keys))
+            .await
+            .code,
+        "61",
+        "{name}: over the daily limit"
+    );
+    assert_eq!(
+        send(client, &void(&card, big, 62, 60, &sale.rrn, &keys))
+            .await
+            .code,
+        "00"
+    );
+    assert_eq!(
+        spent(cards).await,
+        0,
+        "{name}: the void gave the spend back"
+    );
+
+    let again = chip_sale(&card, big, 63, 3, demo::DEMO_PIN, &keys);
+    assert_eq!(send(client, &again).await.code, "00", "{name}");
+    let reversal = edited(&again, &keys, |message| {
+        message.mti = Mti::parse("0400").unwrap();
+        for field in [2, 52, 55] {
+            message.remove(field);
+        }
+        message.set_text(39, "98");
+    });
+    assert_eq!(send(client, &reversal).await.code, "00");
+    assert_eq!(spent(cards).await, 0, "{name}: so did the reversal");
+
+    let held = send(client, &preauthorization(&card, big, 64, 4, &keys)).await;
+    assert_eq!(held.code, "00");
+    assert_eq!(spent(cards).await, big as i64);
+    let release = edited(
+        &void(&card, big, 65, 64, &held.rrn, &keys),
+        &keys,
+        |message| {
+            message.mti = Mti::parse("0100").unwrap();
+            message.set_text(25, "06");
+            message.set_text(60, "11000001");
+        },
+    );
+    assert_eq!(send(client, &release).await.code, "00");
+    assert_eq!(spent(cards).await, 0, "{name}: and the released hold");
+    assert_eq!(
+        send(client, &chip_sale(&card, big, 66, 5, demo::DEMO_PIN, &keys))
+            .await
+            .code,
+        "00",
+        "{name}: the limit is whole again"
+    );
+    assert_eq!(spent(cards).await, big as i64);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn voids_reversals_and_released_holds_give_the_days_spend_back() {
+    for backend in store::testing::backends().await {
+        let name = backend.name;
+        let world = world_on(backend).await;
+        let (mut client, stop, server, _handler) = start(&world).await;
+        spend_given_back(name, &world, &mut client).await;
+        world.store.check_books().await.unwrap();
+        let _ = stop.send(true);
+        server.await.unwrap();
+    }
+    // The same at a remote issuer host.
+    for (issuer_backend, acquirer_backend) in store::testing::backends()
+        .await
+        .into_iter()
+        .zip(store::testing::backends().await)
+    {
+        let name = issuer_backend.name;
+        let issuer = world_on(issuer_backend).await;
+        let acquirer = world_sharing_keys(acquirer_backend, &issuer).await;
+        let (issuer_address, issuer_stop, issuer_server) = start_issuer_host(&issuer).await;
+        let (mut client, stop, server, _handler) =
+            start_configured(&acquirer, Limits::default(), |handler| {
+                remote_issuers(handler, issuer_address)
+            })
+            .await;
+        spend_given_back(name, &issuer, &mut client).await;
+        issuer.store.check_books().await.unwrap();
+        acquirer.store.check_books().await.unwrap();
+        let _ = stop.send(true);
+        server.await.unwrap();
+        let _ = issuer_stop.send(true);
+        issuer_server.await.unwrap();
+    }
+}

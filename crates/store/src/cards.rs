@@ -50,6 +50,8 @@ pub enum PinEffect {
 pub struct Spend {
     /// Business date, `YYYY-MM-DD`.
     pub date: String,
+    /// Negative to give spending back (a void or reversal of a purchase that day): only while
+    /// `date` is still the card's spending day, and never below zero.
     pub amount_minor: i64,
 }
 
@@ -192,8 +194,13 @@ pub(crate) fn authorize<S: LedgerState>(
                     .all(|result| matches!(result, Ok(ledger::Outcome::Created(_))))
             })
         {
-            card.spent_minor = spent_today(card, &spend.date).saturating_add(spend.amount_minor);
-            card.spent_on = Some(spend.date.clone());
+            if spend.amount_minor >= 0 {
+                card.spent_minor =
+                    spent_today(card, &spend.date).saturating_add(spend.amount_minor);
+                card.spent_on = Some(spend.date.clone());
+            } else if card.spent_on.as_deref() == Some(spend.date.as_str()) {
+                card.spent_minor = card.spent_minor.saturating_add(spend.amount_minor).max(0);
+            }
         }
         AuthorizationResult {
             card: CardOutcome::Applied,

@@ -443,6 +443,17 @@ impl Store {
         }
     }
 
+    /// The card whose ledger account is `account`, if any.
+    pub async fn card_by_account(
+        &self,
+        account: AccountId,
+    ) -> Result<Option<directory::Card>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.card_by_account(account).await,
+            Store::Postgres(store) => store.card_by_account(account).await,
+        }
+    }
+
     /// A small key/value setting of the installation (for example when the demo was seeded).
     pub async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         match self {

@@ -51,6 +51,11 @@ const SQLITE: &[Migration] = &[
         name: "dukpt_terminals",
         sql: include_str!("../migrations/sqlite/0008_dukpt_terminals.sql"),
     },
+    Migration {
+        version: 9,
+        name: "cards_by_account",
+        sql: include_str!("../migrations/sqlite/0009_cards_by_account.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -93,6 +98,11 @@ const POSTGRES: &[Migration] = &[
         version: 8,
         name: "dukpt_terminals",
         sql: include_str!("../migrations/postgres/0008_dukpt_terminals.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "cards_by_account",
+        sql: include_str!("../migrations/postgres/0009_cards_by_account.sql"),
     },
 ];
 

@@ -1012,6 +1012,20 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    pub async fn card_by_account(&self, account: AccountId) -> Result<Option<Card>, StoreError> {
+        let client = self.other.lock().await;
+        let id = crate::rows::id_bytes(account.0);
+        let row = client
+            .query_opt(
+                &format!("SELECT {CARD_COLUMNS} FROM cards WHERE account = $1"),
+                &[&id.as_slice()],
+            )
+            .await?;
+        row.as_ref().map(card_from_row).transpose()
+    }
+}
+
 fn issuer_card_from_row(row: &Row) -> Result<IssuerCard, StoreError> {
     Ok(IssuerCard {
         card_id: row.try_get(0)?,

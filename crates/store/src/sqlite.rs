@@ -1114,6 +1114,19 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    pub async fn card_by_account(&self, account: AccountId) -> Result<Option<Card>, StoreError> {
+        self.read(move |connection| {
+            let mut statement = connection.prepare_cached(&format!(
+                "SELECT {CARD_COLUMNS} FROM cards WHERE account = ?1"
+            ))?;
+            let mut rows = statement.query([crate::rows::id_bytes(account.0).to_vec()])?;
+            rows.next()?.map(card_from_row).transpose()
+        })
+        .await
+    }
+}
+
 fn issuer_card_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<IssuerCard> {
     Ok(IssuerCard {
         card_id: row.get(0)?,

@@ -832,6 +832,60 @@ mod authorizations {
                 (0, Some(9), 900, Some("2026-11-26".into()))
             );
 
+            // A reversal gives back its day's spend (never below zero); one of another day
+            // changes nothing.
+            let give_back = |id: u128, amount: i64, date: &str| Authorization {
+                transfers: vec![TransferRequest::posted(
+                    TransferId(id),
+                    BOB,
+                    ALICE,
+                    cny(amount),
+                )],
+                card: CardEffect {
+                    card_id: "card-1".into(),
+                    pin: PinEffect::Unchanged,
+                    atc: None,
+                    spend: Some(Spend {
+                        date: date.into(),
+                        amount_minor: -amount,
+                    }),
+                },
+            };
+            store
+                .authorize(give_back(110, 100, "2026-11-25"))
+                .await
+                .unwrap();
+            assert_eq!(
+                state(&store).await.2,
+                900,
+                "{}: another day's give-back changes nothing",
+                backend.name
+            );
+            store
+                .authorize(give_back(111, 400, "2026-11-26"))
+                .await
+                .unwrap();
+            assert_eq!(state(&store).await.2, 500);
+            store
+                .authorize(give_back(112, 700, "2026-11-26"))
+                .await
+                .unwrap();
+            assert_eq!(
+                state(&store).await,
+                (0, Some(9), 0, Some("2026-11-26".into())),
+                "{}: never below zero",
+                backend.name
+            );
+            assert_eq!(
+                store
+                    .card_by_account(ALICE)
+                    .await
+                    .unwrap()
+                    .map(|card| card.id),
+                Some("card-1".to_owned())
+            );
+            assert_eq!(store.card_by_account(BOB).await.unwrap(), None);
+
             let unknown = store
                 .authorize(Authorization {
                     card: CardEffect {
@@ -846,7 +900,8 @@ mod authorizations {
                 (unknown.card, unknown.transfers.len()),
                 (CardOutcome::UnknownCard, 0)
             );
-            assert_eq!(totals(&store, BOB).await, [0, 0, 0, 1_200]);
+            // Bob got 1 200 from the sales and paid it all back in the give-backs.
+            assert_eq!(totals(&store, BOB).await, [0, 1_200, 0, 1_200]);
             store.check_books().await.unwrap();
             store.close().await.unwrap();
         }
