@@ -1,14 +1,26 @@
-//! Load generators for easypos. [`ledger_throughput`] drives a [`store::Store`] with many
-//! concurrent callers, each submitting single-transfer requests in a closed loop, and reports
-//! throughput and latency percentiles. Every response is checked: a refused transfer is an error
-//! in the report, not a silent success.
+//! Load generators for easypos. Every response is checked: a refusal or a wrong answer is an
+//! error, not a silent success.
+//!
+//! - [`ledger_throughput`] drives a [`store::Store`] with many concurrent callers, each
+//!   submitting single-transfer requests in a closed loop, and reports throughput and latency
+//!   percentiles.
+//! - [`sales_throughput`] starts the acquirer host in-process on a fresh SQLite database and
+//!   drives it over loopback TCP with many virtual terminals selling with chip and PIN (see
+//!   `sales.rs`).
 //!
 //! ```no_run
 //! # async fn demo(store: std::sync::Arc<store::Store>) -> Result<(), bench::BenchError> {
 //! let report = bench::ledger_throughput(store, bench::LedgerLoad { callers: 1_000, seconds: 5, accounts: 10_000 }).await?;
 //! println!("{:.0} transfers/s, p99 {} µs", report.per_second(), report.p99_micros);
+//! let sales = bench::sales_throughput(bench::SalesLoad::new(1_000, 10)).await?;
+//! println!("{:.0} sales/s, p99 {} µs", sales.sales_per_second, sales.p99_micros);
 //! # Ok(()) }
 //! ```
+
+mod sales;
+mod world;
+
+pub use sales::{MAX_SECONDS, MAX_TERMINALS, SalesLoad, SalesReport, sales_throughput};
 
 use ledger::{
     AccountId, AccountSpec, BalanceConstraint, InstitutionId, TransferId, TransferRequest,
@@ -60,6 +72,15 @@ pub enum BenchError {
     Setup(String),
     #[error("a caller task failed: {0}")]
     Task(String),
+    #[error(
+        "{errors} terminal(s) stopped at a wrong answer or a broken connection; the first: {first}"
+    )]
+    WrongAnswers {
+        errors: u64,
+        first: String,
+        /// What the run measured until then.
+        report: Box<SalesReport>,
+    },
 }
 
 /// Opens the benchmark's accounts (idempotent, so runs can repeat on one database). The source

@@ -177,7 +177,11 @@ pub fn cards() -> Vec<DemoCard> {
     out
 }
 
-fn demo_card(
+/// A card of `holder`'s with id `card-{holder}-{kind}`: active, PIN [`DEMO_PIN`], expiring in
+/// December 2030. The demo world's cards are made here, and so are the extra cards of load
+/// generators (`bench`), which seed them with [`card_account`], [`opening_transfer`],
+/// [`issuer_card`] and [`fingerprinted`] as [`seed`] does.
+pub fn demo_card(
     holder: &str,
     kind: &str,
     pan: &str,
@@ -207,6 +211,10 @@ fn demo_card(
     }
 }
 
+/// The Shanghai coffee shop (two terminals) and the Beijing bookshop (one terminal).
+pub const SHANGHAI_MERCHANT: &str = "898310058120001";
+pub const BEIJING_MERCHANT: &str = "898110054110001";
+
 pub fn directory() -> Directory {
     let institution = |id, kind, name: &str, name_zh: &str| Institution {
         id,
@@ -234,8 +242,6 @@ pub fn directory() -> Directory {
         name: name.into(),
         role,
     };
-    const SHANGHAI: &str = "898310058120001";
-    const BEIJING: &str = "898110054110001";
     Directory {
         institutions: vec![
             institution(
@@ -260,26 +266,32 @@ pub fn directory() -> Directory {
         ],
         merchants: vec![
             merchant(
-                SHANGHAI,
+                SHANGHAI_MERCHANT,
                 "Lujiazui Coffee",
                 "陆家嘴咖啡",
                 "Shanghai",
                 "5814",
             ),
-            merchant(BEIJING, "Wangfujing Books", "王府井书店", "Beijing", "5942"),
+            merchant(
+                BEIJING_MERCHANT,
+                "Wangfujing Books",
+                "王府井书店",
+                "Beijing",
+                "5942",
+            ),
         ],
         terminals: vec![
-            terminal("10000001", SHANGHAI),
-            terminal("10000002", SHANGHAI),
-            terminal("20000001", BEIJING),
+            terminal("10000001", SHANGHAI_MERCHANT),
+            terminal("10000002", SHANGHAI_MERCHANT),
+            terminal("20000001", BEIJING_MERCHANT),
         ],
         staff: vec![
-            staff(SHANGHAI, "01", "Wang Fang", StaffRole::Cashier),
-            staff(SHANGHAI, "02", "Zhao Lei", StaffRole::Cashier),
-            staff(SHANGHAI, "99", "Sun Li", StaffRole::Supervisor),
-            staff(SHANGHAI, "00", "Zhou Min", StaffRole::Manager),
-            staff(BEIJING, "01", "Ma Jun", StaffRole::Cashier),
-            staff(BEIJING, "99", "Guo Hua", StaffRole::Supervisor),
+            staff(SHANGHAI_MERCHANT, "01", "Wang Fang", StaffRole::Cashier),
+            staff(SHANGHAI_MERCHANT, "02", "Zhao Lei", StaffRole::Cashier),
+            staff(SHANGHAI_MERCHANT, "99", "Sun Li", StaffRole::Supervisor),
+            staff(SHANGHAI_MERCHANT, "00", "Zhou Min", StaffRole::Manager),
+            staff(BEIJING_MERCHANT, "01", "Ma Jun", StaffRole::Cashier),
+            staff(BEIJING_MERCHANT, "99", "Guo Hua", StaffRole::Supervisor),
         ],
         cardholders: CARDHOLDERS
             .iter()
@@ -367,39 +379,43 @@ pub fn accounts() -> Vec<AccountSpec> {
             CODE_MERCHANT_PAYABLE,
         ));
     }
-    for demo in cards() {
-        let card = demo.card;
-        specs.push(match card.product {
-            CardProduct::Debit => {
-                AccountSpec::new(card.account, card.issuer, card.currency, CODE_DEPOSIT)
-                    .constraint(BalanceConstraint::DebitsMustNotExceedCredits)
-            }
-            CardProduct::Credit => {
-                AccountSpec::new(card.account, card.issuer, card.currency, CODE_CREDIT_LINE)
-                    .constraint(BalanceConstraint::CreditsMustNotExceedDebits)
-            }
-        });
-    }
+    specs.extend(cards().iter().map(|demo| card_account(&demo.card)));
     specs
+}
+
+/// The ledger account behind a card: a deposit that cannot go negative (debit) or a credit
+/// line whose spending cannot pass its limit (credit).
+pub fn card_account(card: &Card) -> AccountSpec {
+    match card.product {
+        CardProduct::Debit => {
+            AccountSpec::new(card.account, card.issuer, card.currency, CODE_DEPOSIT)
+                .constraint(BalanceConstraint::DebitsMustNotExceedCredits)
+        }
+        CardProduct::Credit => {
+            AccountSpec::new(card.account, card.issuer, card.currency, CODE_CREDIT_LINE)
+                .constraint(BalanceConstraint::CreditsMustNotExceedDebits)
+        }
+    }
 }
 
 /// Opening balances of debit cards and limits of credit cards.
 pub fn opening_transfers() -> Vec<TransferRequest> {
-    cards()
-        .into_iter()
-        .map(|demo| {
-            let card = demo.card;
-            let id = TransferId::from_key("demo-opening", card.id.as_bytes());
-            let amount = Amount::new(demo.opening_minor, card.currency);
-            let source = funding(card.issuer, card.currency);
-            let request = match card.product {
-                CardProduct::Debit => TransferRequest::posted(id, source, card.account, amount),
-                // A limit is granted by debiting the line: spending (credits) may not exceed it.
-                CardProduct::Credit => TransferRequest::posted(id, card.account, source, amount),
-            };
-            request.code(CODE_OPENING)
-        })
-        .collect()
+    cards().iter().map(opening_transfer).collect()
+}
+
+/// A card's opening balance (debit) or credit limit (credit), from its issuer's funding, with
+/// an id from the card's id (so seeding twice posts once).
+pub fn opening_transfer(demo: &DemoCard) -> TransferRequest {
+    let card = &demo.card;
+    let id = TransferId::from_key("demo-opening", card.id.as_bytes());
+    let amount = Amount::new(demo.opening_minor, card.currency);
+    let source = funding(card.issuer, card.currency);
+    let request = match card.product {
+        CardProduct::Debit => TransferRequest::posted(id, source, card.account, amount),
+        // A limit is granted by debiting the line: spending (credits) may not exceed it.
+        CardProduct::Credit => TransferRequest::posted(id, card.account, source, amount),
+    };
+    request.code(CODE_OPENING)
 }
 
 /// Name of a terminal's master key in `hsm_keys`.
@@ -411,19 +427,25 @@ pub fn terminal_master_key_name(terminal_id: &str) -> String {
 pub fn terminal_sessions() -> Vec<TerminalSession> {
     directory()
         .terminals
-        .into_iter()
-        .map(|terminal| TerminalSession {
-            tmk_key: terminal_master_key_name(&terminal.id),
-            terminal_id: terminal.id,
-            key_scheme: "master-session".into(),
-            pin_key: None,
-            mac_key: None,
-            batch: 1,
-            operator: None,
-            signed_on_at: None,
-            initial_ksn: None,
-        })
+        .iter()
+        .map(|terminal| terminal_session(&terminal.id))
         .collect()
+}
+
+/// A terminal on the master/session scheme, its master key named by
+/// [`terminal_master_key_name`], batch 1, not yet signed on.
+pub fn terminal_session(terminal_id: &str) -> TerminalSession {
+    TerminalSession {
+        tmk_key: terminal_master_key_name(terminal_id),
+        terminal_id: terminal_id.to_owned(),
+        key_scheme: "master-session".into(),
+        pin_key: None,
+        mac_key: None,
+        batch: 1,
+        operator: None,
+        signed_on_at: None,
+        initial_ksn: None,
+    }
 }
 
 /// Every demo card's PIN: six digits, as Chinese bank cards have.
@@ -443,32 +465,40 @@ pub fn issuer_cards(
     keys: &BTreeMap<String, KeyToken>,
 ) -> Result<Vec<IssuerCard>, DemoError> {
     cards()
-        .into_iter()
-        .map(|demo| {
-            let name = format!("issuer/{}/pvk", demo.card.issuer.0);
-            let pvk = keys
-                .get(&name)
-                .ok_or_else(|| DemoError::Refused(format!("key {name} missing")))?;
-            let pan = Pan::new(&demo.pan).map_err(|error| DemoError::Refused(error.to_string()))?;
-            let pin = paycrypto::Pin::new(demo.pin)
-                .map_err(|error| DemoError::Refused(error.to_string()))?;
-            Ok(IssuerCard {
-                card_id: demo.card.id.clone(),
-                status: demo.status.into(),
-                service_code: "201".into(),
-                pin_method: Some("visa-pvv".into()),
-                pin_key_index: Some(i64::from(DEMO_PVKI)),
-                pin_reference: Some(hsm.generate_pvv(pvk, &pan, DEMO_PVKI, &pin)?),
-                cryptogram_version: DEMO_CRYPTOGRAM_VERSION,
-                daily_limit_minor: (demo.card.product == CardProduct::Debit)
-                    .then_some(DEBIT_DAILY_LIMIT_MINOR),
-                pin_failures: 0,
-                last_atc: None,
-                spent_minor: 0,
-                spent_on: None,
-            })
-        })
+        .iter()
+        .map(|demo| issuer_card(hsm, keys, demo))
         .collect()
+}
+
+/// The issuer's profile of one card, as [`issuer_cards`] makes it for the demo cards: its
+/// PVV is made inside the HSM under its issuer's PVK (`issuer/{id}/pvk` in `keys`).
+pub fn issuer_card(
+    hsm: &dyn Hsm,
+    keys: &BTreeMap<String, KeyToken>,
+    demo: &DemoCard,
+) -> Result<IssuerCard, DemoError> {
+    let name = format!("issuer/{}/pvk", demo.card.issuer.0);
+    let pvk = keys
+        .get(&name)
+        .ok_or_else(|| DemoError::Refused(format!("key {name} missing")))?;
+    let pan = Pan::new(&demo.pan).map_err(|error| DemoError::Refused(error.to_string()))?;
+    let pin =
+        paycrypto::Pin::new(demo.pin).map_err(|error| DemoError::Refused(error.to_string()))?;
+    Ok(IssuerCard {
+        card_id: demo.card.id.clone(),
+        status: demo.status.into(),
+        service_code: "201".into(),
+        pin_method: Some("visa-pvv".into()),
+        pin_key_index: Some(i64::from(DEMO_PVKI)),
+        pin_reference: Some(hsm.generate_pvv(pvk, &pan, DEMO_PVKI, &pin)?),
+        cryptogram_version: DEMO_CRYPTOGRAM_VERSION,
+        daily_limit_minor: (demo.card.product == CardProduct::Debit)
+            .then_some(DEBIT_DAILY_LIMIT_MINOR),
+        pin_failures: 0,
+        last_atc: None,
+        spent_minor: 0,
+        spent_on: None,
+    })
 }
 
 /// What [`seed`] did.
@@ -564,14 +594,18 @@ pub async fn ensure_keys(
 fn fingerprinted_cards(hsm: &dyn Hsm, key: &KeyToken) -> Result<Vec<Card>, DemoError> {
     cards()
         .into_iter()
-        .map(|demo| {
-            let pan = Pan::new(&demo.pan).map_err(|error| DemoError::Refused(error.to_string()))?;
-            Ok(Card {
-                pan_fingerprint: Some(hsm.pan_fingerprint(key, &pan)?),
-                ..demo.card
-            })
-        })
+        .map(|demo| fingerprinted(hsm, key, demo))
         .collect()
+}
+
+/// A card's directory record with its number's fingerprint under `key` (the platform's
+/// [`PAN_FINGERPRINT_KEY`]), so the host can find it by number.
+pub fn fingerprinted(hsm: &dyn Hsm, key: &KeyToken, demo: DemoCard) -> Result<Card, DemoError> {
+    let pan = Pan::new(&demo.pan).map_err(|error| DemoError::Refused(error.to_string()))?;
+    Ok(Card {
+        pan_fingerprint: Some(hsm.pan_fingerprint(key, &pan)?),
+        ..demo.card
+    })
 }
 
 /// Seeds the demo world unless it is there already, and on every start makes sure its keys
@@ -649,6 +683,43 @@ mod tests {
                 format!("{}******{}", &card.pan[..6], &card.pan[12..])
             );
         }
+    }
+
+    #[test]
+    fn an_extra_card_and_terminal_are_made_as_the_demo_ones_are() {
+        let pan = with_luhn("621234500000000");
+        let extra = demo_card(
+            "CH001",
+            "L0",
+            &pan,
+            DEBIT_BANK,
+            CardProduct::Debit,
+            Currency::CNY,
+            major(1_000),
+        );
+        assert_eq!(extra.card.id, "card-CH001-L0");
+        assert_eq!(extra.card.account, account_id("card-CH001-L0"));
+        assert_eq!(
+            card_account(&extra.card),
+            AccountSpec::new(extra.card.account, DEBIT_BANK, Currency::CNY, CODE_DEPOSIT)
+                .constraint(BalanceConstraint::DebitsMustNotExceedCredits)
+        );
+        assert_eq!(
+            opening_transfer(&extra),
+            TransferRequest::posted(
+                TransferId::from_key("demo-opening", b"card-CH001-L0"),
+                funding(DEBIT_BANK, Currency::CNY),
+                extra.card.account,
+                Amount::new(100_000, Currency::CNY),
+            )
+            .code(CODE_OPENING)
+        );
+        let session = terminal_session("30000001");
+        assert_eq!(
+            (session.tmk_key.as_str(), session.batch, session.mac_key),
+            ("terminal/30000001/tmk", 1, None)
+        );
+        assert_eq!(terminal_sessions()[0], terminal_session("10000001"));
     }
 
     #[test]

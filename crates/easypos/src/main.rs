@@ -61,6 +61,33 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Chip-and-PIN card sales from many ISO 8583 terminals over loopback TCP, against the
+    /// acquirer host started in this process on a fresh temporary SQLite database.
+    Sales {
+        /// Virtual terminals, one connection each (the host takes 50 messages/s from each).
+        #[arg(long, default_value_t = 1_000)]
+        terminals: usize,
+        /// How long to sell, after every terminal has signed on.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Cards per terminal, used in turn (each card's ATC goes up with every sale).
+        #[arg(long, default_value_t = 4)]
+        cards_per_terminal: usize,
+        /// Sales per second of all terminals together on a fixed schedule (open loop), with
+        /// latency counted from each sale's scheduled time; without it, each terminal sends its
+        /// next sale when the last is answered (closed loop).
+        #[arg(long, value_name = "SALES_PER_SECOND")]
+        rate: Option<u64>,
+        /// Make every N-th sale of a terminal with a wrong PIN, which must be declined 55.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        wrong_pin_every: u64,
+        /// Directory in which the temporary database is made (default: the system's).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+        /// Print one JSON object instead of the summary.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -117,6 +144,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         callers,
                         seconds,
                         accounts,
+                    },
+                    json,
+                )
+                .await
+            }
+            Command::Bench(BenchCommand::Sales {
+                terminals,
+                seconds,
+                cards_per_terminal,
+                rate,
+                wrong_pin_every,
+                dir,
+                json,
+            }) => {
+                bench_sales(
+                    bench::SalesLoad {
+                        terminals,
+                        seconds,
+                        cards_per_terminal,
+                        rate,
+                        wrong_pin_every,
+                        directory: dir,
                     },
                     json,
                 )
@@ -189,6 +238,48 @@ async fn bench_ledger(config: &Config, load: bench::LedgerLoad, json: bool) -> a
         anyhow::bail!(
             "{} requests were refused; the benchmark checks every response",
             report.errors
+        );
+    }
+    Ok(())
+}
+
+async fn bench_sales(load: bench::SalesLoad, json: bool) -> anyhow::Result<()> {
+    let (report, failure) = match bench::sales_throughput(load).await {
+        Ok(report) => (report, None),
+        Err(bench::BenchError::WrongAnswers {
+            errors,
+            first,
+            report,
+        }) => (*report, Some((errors, first))),
+        Err(error) => return Err(error.into()),
+    };
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        let mode = match report.load.rate {
+            Some(rate) => format!("open loop at {rate}/s"),
+            None => "closed loop".to_owned(),
+        };
+        println!(
+            "{}: {} terminals, {mode}: {} sales ({} approved, {} declined) in {:.2} s = {:.0} sales/s ({} commits); latency p50 {} µs, p90 {} µs, p99 {} µs, p99.9 {} µs, max {} µs",
+            report.backend,
+            report.load.terminals,
+            report.sales,
+            report.approvals,
+            report.declines,
+            report.elapsed_micros as f64 / 1e6,
+            report.sales_per_second,
+            report.commits,
+            report.p50_micros,
+            report.p90_micros,
+            report.p99_micros,
+            report.p999_micros,
+            report.max_micros
+        );
+    }
+    if let Some((errors, first)) = failure {
+        anyhow::bail!(
+            "{errors} terminal(s) stopped at a wrong answer; the benchmark checks every answer. The first: {first}"
         );
     }
     Ok(())
