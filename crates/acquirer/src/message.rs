@@ -240,6 +240,14 @@ impl Request {
         if merchant_id.trim().len() != 15 {
             return Err(Reject::format(42, "the merchant id has 15 characters"));
         }
+        if let Some(transmission) = message.get(7).map(|value| value.to_text())
+            && !transmission_time_is_sane(&transmission)
+        {
+            return Err(Reject::format(
+                7,
+                "the transmission date and time (field 7) is MMDDhhmmss: a real month, day, hour, minute and second",
+            ));
+        }
         let batch = profile
             .subfield_text(message, 60, 2)
             .and_then(|text| text.parse::<u32>().ok())
@@ -269,6 +277,22 @@ impl Request {
             amount_minor,
         })
     }
+}
+
+/// Whether field 7 (MMDDhhmmss) names a real moment of some year.
+fn transmission_time_is_sane(text: &str) -> bool {
+    if text.len() != 10 || !text.bytes().all(|byte| byte.is_ascii_digit()) {
+        return false;
+    }
+    let part = |at: usize| text[at..at + 2].parse::<u32>().unwrap_or(99);
+    let (month, day, hour, minute, second) = (part(0), part(2), part(4), part(6), part(8));
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 => 29,
+        _ => 0,
+    };
+    (1..=days_in_month).contains(&day) && hour < 24 && minute < 60 && second < 60
 }
 
 /// Fields a terminal expects to find again in the answer (the host adds its own: 12/13 host

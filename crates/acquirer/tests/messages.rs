@@ -261,3 +261,47 @@ fn the_answer_turns_the_tpdu_round_echoes_what_the_terminal_expects_and_never_ca
     assert_eq!(back.mti.as_str(), "0210");
     assert!(response_to(&back, ResponseCode::Approved).is_none());
 }
+
+#[test]
+fn a_transmission_time_that_is_no_moment_is_a_format_error_naming_field_7() {
+    // Field 7 travels on the switch link (iso87-ascii); cup-bcd terminals do not send it.
+    let link = Profile::builtin("iso87-ascii").unwrap();
+    let sale = |transmission: &str| -> Message<'static> {
+        let mut message = Message::new(Mti::parse("0200").unwrap());
+        for (field, value) in [
+            (2, "6212340000100008"),
+            (3, "000000"),
+            (4, "000000001200"),
+            (7, transmission),
+            (11, "000042"),
+            (22, "051"),
+            (25, "00"),
+            (41, "10000001"),
+            (42, "898310058120001"),
+            (49, "156"),
+            (60, "22000001"),
+        ] {
+            message.set_text(field, value.to_owned());
+        }
+        message
+    };
+    assert!(Request::parse_unmaced(link, &sale("1125173005")).is_ok());
+    assert!(
+        Request::parse_unmaced(link, &sale("0229235959")).is_ok(),
+        "a leap day"
+    );
+    for bad in [
+        "1325173005",
+        "0230120000",
+        "1125240000",
+        "1125126000",
+        "0000000000",
+    ] {
+        let reject = Request::parse_unmaced(link, &sale(bad)).unwrap_err();
+        assert_eq!(
+            (reject.response, reject.field),
+            (ResponseCode::FormatError, Some(7)),
+            "{bad}"
+        );
+    }
+}
