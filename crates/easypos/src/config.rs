@@ -34,6 +34,14 @@ struct FileConfig {
     hsm: FileHsm,
     #[serde(default)]
     iso8583: FileIso8583,
+    #[serde(default)]
+    switch: FileSwitch,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSwitch {
+    remote_issuer: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -92,6 +100,9 @@ pub struct Config {
     /// The software HSM's local master key (hex), created on first start.
     pub lmk_file: PathBuf,
     pub iso8583_listen: SocketAddr,
+    /// An issuer host (`easypos host --role issuer`) that every card issuer's messages go to,
+    /// instead of the in-process issuers.
+    pub remote_issuer: Option<SocketAddr>,
 }
 
 /// Overrides from the command line (highest precedence).
@@ -225,6 +236,15 @@ impl Config {
             )
         })?;
 
+        let remote_issuer = match env("EASYPOS_REMOTE_ISSUER").or(file.switch.remote_issuer) {
+            None => None,
+            Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| {
+                anyhow::anyhow!(
+                    "switch.remote_issuer (EASYPOS_REMOTE_ISSUER) is {text:?}; give the issuer host's address and port such as 127.0.0.1:9583"
+                )
+            })?),
+        };
+
         Ok(Config {
             data_dir,
             backend,
@@ -234,6 +254,7 @@ impl Config {
             expiry_interval_ms,
             lmk_file,
             iso8583_listen,
+            remote_issuer,
         })
     }
 }
@@ -295,7 +316,12 @@ mod tests {
     #[test]
     fn errors_name_the_setting() {
         type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
-        let cases: [Case; 7] = [
+        let cases: [Case; 8] = [
+            (
+                "[switch]\nremote_issuer = \"issuer.example\"",
+                &[],
+                "switch.remote_issuer (EASYPOS_REMOTE_ISSUER)",
+            ),
             (
                 "[iso8583]\nlisten = \"8583\"",
                 &[],

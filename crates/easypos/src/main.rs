@@ -2,6 +2,7 @@
 //! library crates together. It holds no domain logic of its own.
 
 mod config;
+mod host;
 mod tools;
 mod up;
 
@@ -34,6 +35,19 @@ enum Command {
         /// Address for terminals (ISO 8583), overriding iso8583.listen (127.0.0.1:0 for any free port).
         #[arg(long, value_name = "ADDR")]
         iso8583: Option<std::net::SocketAddr>,
+        /// Send every card's messages to the issuer host at ADDR (`easypos host --role issuer`),
+        /// overriding switch.remote_issuer.
+        #[arg(long, value_name = "ADDR")]
+        remote_issuer: Option<std::net::SocketAddr>,
+    },
+    /// Run one institution as a host of its own: `--role issuer` answers acquirers over the
+    /// switch link (iso87-ascii) for the cards in this installation's database.
+    Host {
+        #[arg(long, value_enum)]
+        role: HostRole,
+        /// Address to listen on [default: 127.0.0.1:9583] (127.0.0.1:0 for any free port).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -42,6 +56,13 @@ enum Command {
     Bench(BenchCommand),
     /// Calculators for payments engineers (PIN blocks, DUKPT, MACs, ISO 8583, TLV, QR, ...).
     Tools(tools::ToolsArgs),
+}
+
+/// The institution a `host` runs as.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum HostRole {
+    /// The card issuers: authorizations, advices and reversals from acquirers.
+    Issuer,
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,14 +143,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Up { http, iso8583 } => {
+            Command::Up {
+                http,
+                iso8583,
+                remote_issuer,
+            } => {
                 if let Some(address) = http {
                     config.http_listen = address;
                 }
                 if let Some(address) = iso8583 {
                     config.iso8583_listen = address;
                 }
+                if remote_issuer.is_some() {
+                    config.remote_issuer = remote_issuer;
+                }
                 up::run(config).await
+            }
+            Command::Host {
+                role: HostRole::Issuer,
+                listen,
+            } => {
+                let listen = match listen {
+                    Some(address) => address,
+                    None => host::DEFAULT_ISSUER_LISTEN.parse()?,
+                };
+                host::run_issuer(config, listen).await
             }
             Command::Migrate => migrate(&config).await,
             Command::Bench(BenchCommand::Ledger {

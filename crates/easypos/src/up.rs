@@ -38,6 +38,17 @@ async fn terminal_listener(
 ) -> anyhow::Result<TerminalListener> {
     let profile = iso8583::Profile::builtin("cup-bcd").context("the built-in cup-bcd profile")?;
     let directory = store.load_directory().await?;
+    // With a remote issuer host, every card issuer's BINs lead there.
+    let mut remote_bins: std::collections::HashMap<ledger::InstitutionId, Vec<String>> =
+        std::collections::HashMap::new();
+    if config.remote_issuer.is_some() {
+        for card in &directory.cards {
+            remote_bins
+                .entry(card.issuer)
+                .or_default()
+                .push(card.pan_first6.clone());
+        }
+    }
     let merchants: std::collections::HashMap<String, store::directory::Merchant> = directory
         .merchants
         .into_iter()
@@ -62,11 +73,16 @@ async fn terminal_listener(
         .with_context(|| format!("cannot listen for terminals on {} (iso8583.listen / EASYPOS_ISO8583_LISTEN); choose another port", config.iso8583_listen))?;
     Ok(TerminalListener {
         listener,
-        handler: Arc::new(acquirer::TerminalHandler::new(
-            profile,
-            terminals,
-            store.clone(),
-            hsm,
+        handler: Arc::new(remote_bins.into_iter().fold(
+            acquirer::TerminalHandler::new(profile, terminals, store.clone(), hsm),
+            |handler, (institution, bins)| match config.remote_issuer {
+                Some(address) => handler.with_remote_issuer(
+                    institution,
+                    acquirer::switch::RemoteIssuer::new(address),
+                    bins,
+                ),
+                None => handler,
+            },
         )),
     })
 }
@@ -138,7 +154,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
 /// The software HSM under the local master key in `hsm.lmk_file`, created with fresh random
 /// bytes (readable by the owner only) on the first start.
-fn open_hsm(config: &Config) -> anyhow::Result<hsm::SoftHsm> {
+pub(crate) fn open_hsm(config: &Config) -> anyhow::Result<hsm::SoftHsm> {
     let path = &config.lmk_file;
     if !path.exists() {
         use std::io::Write;
@@ -198,6 +214,12 @@ async fn print_banner(
     println!(
         "  ISO 8583  {terminal_address} (cup-bcd, 2-byte length + TPDU): sign-on/off, echo, balance inquiries, sales (chip + PIN, fallback swipe), pre-authorizations, completions and their voids, sale voids, refunds, reversals of each, batch settlement; every message journaled"
     );
+    match config.remote_issuer {
+        Some(address) => println!(
+            "  issuers   remote: the issuer host at {address} (iso87-ascii), for every card"
+        ),
+        None => println!("  issuers   in-process (one transaction for both institutions' books)"),
+    }
     println!(
         "  demo      {seeded}: {} institutions, {} merchants, {} terminals, {} staff, {} cardholders, {} cards",
         directory.institutions.len(),
@@ -400,7 +422,7 @@ async fn expiry_loop(app: Arc<App>, interval: Duration, mut stopped: watch::Rece
 }
 
 /// Ctrl-C, or SIGTERM from a service manager.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let interrupt = async {
         if let Err(error) = tokio::signal::ctrl_c().await {
             tracing::error!(%error, "cannot listen for Ctrl-C");
