@@ -329,6 +329,13 @@ async fn the_same_day_with_a_remote_issuer_host_over_iso87_ascii() {
         .zip(store::testing::backends().await)
     {
         let name = issuer_backend.name;
+        let directories: Vec<std::path::PathBuf> = [&issuer_backend, &acquirer_backend]
+            .iter()
+            .filter_map(|backend| match &backend.backend {
+                store::Backend::Sqlite { path } => path.parent().map(|dir| dir.to_path_buf()),
+                store::Backend::Postgres { .. } => None,
+            })
+            .collect();
         let issuer = world_on(issuer_backend).await;
         // The acquirer shares the issuers' zone keys (and the test keys): the key exchange
         // between the two institutions, done here by copying the key table.
@@ -353,6 +360,9 @@ async fn the_same_day_with_a_remote_issuer_host_over_iso87_ascii() {
         server.await.unwrap();
         let _ = issuer_stop.send(true);
         issuer_server.await.unwrap();
+        for dir in directories {
+            assert_no_card_number_in(&dir);
+        }
     }
 }
 
