@@ -30,7 +30,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use terminal::{ChipCard, ChipTransaction, Sale, Terminal, TransactionDate, WorkingKeys};
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 
 /// How long a terminal waits for an answer: longer than the host's handler deadline (20 s),
 /// after which the host answers 96 itself, so a slow host shows as a wrong answer.
@@ -283,25 +283,34 @@ async fn sell(mut signed: SignedOnTerminal, plan: Plan) -> Tally {
             return tally;
         }
     };
-    let mut ticks = tokio::time::interval_at(plan.first, plan.period);
-    ticks.set_missed_tick_behavior(if plan.open_loop {
-        MissedTickBehavior::Burst
-    } else {
-        MissedTickBehavior::Delay
-    });
+    // The schedule is kept here rather than in a `tokio::time::Interval`, so that a terminal
+    // stops as soon as its next sale would fall after the deadline instead of waiting for it.
+    let mut next = plan.first;
     // The sign-on used trace number 1; `MAX_SECONDS` keeps the sales' below 999,999.
     let mut sequence = 0_u64;
     loop {
-        let scheduled = ticks.tick().await;
-        if scheduled >= plan.deadline {
+        // Open loop: every sale scheduled before the deadline is sent, late or not, so a slow
+        // host shows in the latencies. Closed loop: no new sale once the time is up.
+        if next >= plan.deadline || (!plan.open_loop && Instant::now() >= plan.deadline) {
             break;
         }
+        tokio::time::sleep_until(next).await;
+        let scheduled = next;
         sequence += 1;
         let Some(stan) = u32::try_from(sequence + 1).ok().and_then(Stan::new) else {
             tally.error = Some("the trace numbers came round within the run".into());
             break;
         };
         let sent = Instant::now();
+        // Open loop: the next sale is due one period after this one was due (late sales are
+        // sent back to back until the terminal is on schedule again). Closed loop: one period
+        // after this one was sent, or at once if its answer takes longer — never faster than
+        // the host's rate per terminal.
+        next = if plan.open_loop {
+            scheduled + plan.period
+        } else {
+            sent + plan.period
+        };
         match one_sale(&mut signed, &right_pin, &plan, stan, sequence).await {
             Ok(outcome) => {
                 let since = if plan.open_loop { scheduled } else { sent };
