@@ -57,7 +57,7 @@ const PAN_FINGERPRINT_KEY: &str = "platform/pan-fingerprint";
 type Stop = ResponseCode;
 
 fn stop<T>(code: ResponseCode, why: &str) -> Result<T, Stop> {
-    tracing::info!(response = code.code(), "sale refused: {why}");
+    tracing::debug!(response = code.code(), "sale refused: {why}");
     Err(code)
 }
 
@@ -322,7 +322,7 @@ impl TerminalHandler {
             &authorization_request,
         );
         let approved = decision.response.is_approved();
-        tracing::info!(card = %card.masked_pan(), response = decision.response.code(), reason = ?decision.reason, "issuer decision");
+        tracing::debug!(card = %card.masked_pan(), response = decision.response.code(), reason = ?decision.reason, "issuer decision");
         let effect = card_effect(
             &card.id,
             &profile,

@@ -1298,12 +1298,22 @@ impl PostgresStore {
         stan: Option<i64>,
     ) -> Result<Vec<JournalEntry>, StoreError> {
         let client = self.other.lock().await;
-        let rows = client
-            .query(
-                &format!("SELECT {JOURNAL_COLUMNS} FROM journal WHERE terminal_id = $1 AND batch = $2 AND ($3::BIGINT IS NULL OR stan = $3) ORDER BY id"),
-                &[&terminal_id, &batch, &stan],
-            )
-            .await?;
+        // Two statements, so that the index is used on all three columns when a trace number
+        // is given (the duplicate check of every financial message).
+        let rows = match stan {
+            Some(stan) => client
+                .query(
+                    &format!("SELECT {JOURNAL_COLUMNS} FROM journal WHERE terminal_id = $1 AND batch = $2 AND stan = $3 ORDER BY id"),
+                    &[&terminal_id, &batch, &stan],
+                )
+                .await?,
+            None => client
+                .query(
+                    &format!("SELECT {JOURNAL_COLUMNS} FROM journal WHERE terminal_id = $1 AND batch = $2 ORDER BY id"),
+                    &[&terminal_id, &batch],
+                )
+                .await?,
+        };
         rows.iter().map(journal_entry_from_row).collect()
     }
 
