@@ -48,6 +48,7 @@ struct FileSwitch {
 #[serde(deny_unknown_fields)]
 struct FileIso8583 {
     listen: Option<String>,
+    max_connections: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -82,6 +83,9 @@ struct FileLedger {
     expiry_interval_ms: Option<u64>,
 }
 
+/// The most terminal connections one host may be told to hold.
+const MAX_ISO8583_CONNECTIONS: usize = 1_000_000;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -100,6 +104,8 @@ pub struct Config {
     /// The software HSM's local master key (hex), created on first start.
     pub lmk_file: PathBuf,
     pub iso8583_listen: SocketAddr,
+    /// Terminal connections open at once; more are closed and counted.
+    pub iso8583_max_connections: usize,
     /// An issuer host (`easypos host --role issuer`) that every card issuer's messages go to,
     /// instead of the in-process issuers.
     pub remote_issuer: Option<SocketAddr>,
@@ -236,6 +242,19 @@ impl Config {
             )
         })?;
 
+        let iso8583_max_connections = match env("EASYPOS_ISO8583_MAX_CONNECTIONS") {
+            Some(text) => text.parse().map_err(|_| anyhow::anyhow!("iso8583.max_connections (EASYPOS_ISO8583_MAX_CONNECTIONS) is {text:?}; give a number of connections, e.g. 2000"))?,
+            None => file
+                .iso8583
+                .max_connections
+                .unwrap_or(host::Limits::default().max_connections),
+        };
+        if !(1..=MAX_ISO8583_CONNECTIONS).contains(&iso8583_max_connections) {
+            bail!(
+                "iso8583.max_connections is {iso8583_max_connections}; give between 1 and {MAX_ISO8583_CONNECTIONS} (each connection is an open file: raise ulimit -n to match)"
+            );
+        }
+
         let remote_issuer = match env("EASYPOS_REMOTE_ISSUER").or(file.switch.remote_issuer) {
             None => None,
             Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| {
@@ -254,6 +273,7 @@ impl Config {
             expiry_interval_ms,
             lmk_file,
             iso8583_listen,
+            iso8583_max_connections,
             remote_issuer,
         })
     }
@@ -316,7 +336,12 @@ mod tests {
     #[test]
     fn errors_name_the_setting() {
         type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
-        let cases: [Case; 8] = [
+        let cases: [Case; 9] = [
+            (
+                "[iso8583]\nmax_connections = 0",
+                &[],
+                "iso8583.max_connections",
+            ),
             (
                 "[switch]\nremote_issuer = \"issuer.example\"",
                 &[],

@@ -68,7 +68,11 @@ async fn terminal_listener(
             Some((terminal.id, record))
         })
         .collect();
-    let listener = host::Listener::bind(config.iso8583_listen, iso8583::LengthPrefix::Binary2, host::Limits::default())
+    let limits = host::Limits {
+        max_connections: config.iso8583_max_connections,
+        ..host::Limits::default()
+    };
+    let listener = host::Listener::bind(config.iso8583_listen, iso8583::LengthPrefix::Binary2, limits)
         .await
         .with_context(|| format!("cannot listen for terminals on {} (iso8583.listen / EASYPOS_ISO8583_LISTEN); choose another port", config.iso8583_listen))?;
     Ok(TerminalListener {
