@@ -138,12 +138,7 @@ impl TerminalHandler {
         completion: &BusinessKey,
     ) -> Result<BusinessKey, ResponseCode> {
         let entries = self
-            .store
-            .journal_of(
-                completion.terminal_id.trim(),
-                i64::from(completion.batch),
-                Some(i64::from(completion.stan)),
-            )
+            .journal_of_message(completion)
             .await
             .map_err(|_| ResponseCode::SystemMalfunction)?;
         let completion_kind = MessageType::PreAuthorizationCompletion.to_string();

@@ -80,6 +80,34 @@ pub struct TerminalRecord {
     pub merchant_payable: AccountId,
 }
 
+impl TerminalRecord {
+    /// Every terminal of `directory`, with its merchant's acquirer and payable account (a
+    /// terminal whose merchant is missing is left out).
+    pub fn from_directory(
+        directory: &store::directory::Directory,
+    ) -> HashMap<String, TerminalRecord> {
+        let merchants: HashMap<&str, &store::directory::Merchant> = directory
+            .merchants
+            .iter()
+            .map(|merchant| (merchant.id.as_str(), merchant))
+            .collect();
+        directory
+            .terminals
+            .iter()
+            .filter_map(|terminal| {
+                let merchant = merchants.get(terminal.merchant_id.as_str())?;
+                let record = TerminalRecord {
+                    merchant_id: terminal.merchant_id.clone(),
+                    active: terminal.status == "active",
+                    acquirer: merchant.acquirer,
+                    merchant_payable: merchant.settlement_account,
+                };
+                Some((terminal.id.clone(), record))
+            })
+            .collect()
+    }
+}
+
 /// Counters of what the handler answered, for `/metrics`.
 #[derive(Debug, Default)]
 pub struct HandlerCounters {
@@ -364,18 +392,14 @@ impl TerminalHandler {
                 .forward_to_issuer(&issuer, kind, message, request, terminal, keys)
                 .await;
         }
+        // After the remote issuers, in-process issuers may have the original too: on to the
+        // local reversal unless a remote one refused.
         if let Some(answer) = self
             .reverse_everywhere(message, request, terminal, keys)
             .await
+            && !Answer::approved(answer.as_ref())
         {
-            let approved = answer
-                .as_ref()
-                .and_then(|answer| answer.message.response_code().ok())
-                .is_some_and(|code| code == ResponseCode::Approved.code());
-            if !approved {
-                return answer;
-            }
-            // In-process issuers may have the original too: on to the local reversal.
+            return answer;
         }
         match kind {
             MessageType::Sale => self.sale(message, request, terminal, keys).await,

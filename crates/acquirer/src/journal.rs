@@ -14,6 +14,7 @@
 //! the original answer again, under a fresh MAC, and nothing is decided twice — no second
 //! posting, and no second PIN try counted for a wrong PIN.
 
+use crate::effects::BusinessKey;
 use crate::handler::TerminalHandler;
 use crate::keys::MessageKeys;
 use crate::message::{Request, classify};
@@ -80,6 +81,21 @@ fn hex_of(bytes: &[u8]) -> String {
 }
 
 impl TerminalHandler {
+    /// What the journal holds of one terminal message (terminal, batch, trace number), oldest
+    /// first: the message, its duplicates, and a reversal of it.
+    pub(crate) async fn journal_of_message(
+        &self,
+        key: &BusinessKey,
+    ) -> Result<Vec<JournalEntry>, store::StoreError> {
+        self.store
+            .journal_of(
+                key.terminal_id.trim(),
+                i64::from(key.batch),
+                Some(i64::from(key.stan)),
+            )
+            .await
+    }
+
     /// The answer already given to this very message, when it is a duplicate of one answered.
     pub(crate) async fn earlier_answer(
         &self,
@@ -87,15 +103,7 @@ impl TerminalHandler {
         request: &Request,
         keys: &MessageKeys,
     ) -> Option<Answer> {
-        let earlier = match self
-            .store
-            .journal_of(
-                request.terminal_id.trim(),
-                i64::from(request.batch),
-                Some(i64::from(request.stan)),
-            )
-            .await
-        {
+        let earlier = match self.journal_of_message(&request.key()).await {
             Ok(entries) => entries,
             Err(error) => {
                 // Without the journal the message is decided again, which is safe: every

@@ -189,6 +189,15 @@ pub struct Request {
 }
 
 impl Request {
+    /// The message's business key: its terminal, batch and trace number.
+    pub fn key(&self) -> crate::effects::BusinessKey {
+        crate::effects::BusinessKey {
+            terminal_id: self.terminal_id.clone(),
+            batch: self.batch,
+            stan: self.stan,
+        }
+    }
+
     /// Classifies the message and checks that it carries every field its type needs, in a
     /// usable form. A rejection names the field and carries the response code to answer with.
     pub fn parse(profile: &Profile, message: &Message<'_>) -> Result<Request, Reject> {

@@ -51,11 +51,7 @@ impl TerminalHandler {
         terminal: &TerminalRecord,
         keys: &MessageKeys,
     ) -> Option<Answer> {
-        let key = BusinessKey {
-            terminal_id: request.terminal_id.clone(),
-            batch: request.batch,
-            stan: request.stan,
-        };
+        let key = request.key();
         let reversed = self.profile.subfield_text(message, 60, 1);
         let outcome = match reversed.as_deref() {
             Some("22") => self.reverse_sale(message, request, terminal, &key).await,

@@ -16,8 +16,7 @@
 use crate::cards::{card_profile, format_date};
 use crate::chip::chip_fields;
 use crate::effects::{
-    BusinessKey, SaleAccounts, approval_codes, business_date, preauthorization_transfer,
-    sale_transfers,
+    SaleAccounts, approval_codes, business_date, preauthorization_transfer, sale_transfers,
 };
 use crate::handler::{TerminalHandler, TerminalRecord};
 use crate::keys::MessageKeys;
@@ -42,6 +41,13 @@ pub(crate) struct Answer {
 }
 
 impl Answer {
+    /// Whether an answer (if any) says 00.
+    pub fn approved(answer: Option<&Answer>) -> bool {
+        answer
+            .and_then(|answer| answer.message.response_code().ok())
+            .is_some_and(|code| code == ResponseCode::Approved.code())
+    }
+
     pub fn plain(request: &Message<'_>, response: ResponseCode) -> Option<Answer> {
         Some(Answer {
             message: response_to(request, response)?,
@@ -165,11 +171,7 @@ impl TerminalHandler {
         })?;
 
         // 2. A repeat of an approved sale.
-        let business_key = BusinessKey {
-            terminal_id: request.terminal_id.clone(),
-            batch: request.batch,
-            stan: request.stan,
-        };
+        let business_key = request.key();
         let accounts = SaleAccounts {
             card: card.account,
             product: card.product,

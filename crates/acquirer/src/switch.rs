@@ -20,7 +20,6 @@
 //! between the two — the link times out, or the acquirer cannot post — is answered 91 or 96 and
 //! the message is reversed by store-and-forward (see `saf.rs`), at both institutions.
 
-use crate::effects::BusinessKey;
 use crate::handler::{TerminalHandler, TerminalRecord};
 use crate::keys::MessageKeys;
 use crate::message::{MessageType, Request, response_to};
@@ -152,15 +151,7 @@ impl TerminalHandler {
         if let Some(digits) = card_number(message) {
             return self.switch.route(&digits);
         }
-        let entries = self
-            .store
-            .journal_of(
-                request.terminal_id.trim(),
-                i64::from(request.batch),
-                Some(i64::from(request.stan)),
-            )
-            .await
-            .ok()?;
+        let entries = self.journal_of_message(&request.key()).await.ok()?;
         entries
             .iter()
             .rev()
@@ -198,11 +189,7 @@ impl TerminalHandler {
                     keys,
                 )
                 .await;
-            let approved = answer
-                .as_ref()
-                .and_then(|answer| answer.message.response_code().ok())
-                .is_some_and(|code| code == ResponseCode::Approved.code());
-            if !approved {
+            if !Answer::approved(answer.as_ref()) {
                 return Some(answer);
             }
             last = answer;
@@ -357,11 +344,7 @@ impl TerminalHandler {
             currency,
         );
         let due_from = crate::chart::acquirer_due_from_issuers(terminal.acquirer, currency);
-        let key = BusinessKey {
-            terminal_id: request.terminal_id.clone(),
-            batch: request.batch,
-            stan: request.stan,
-        };
+        let key = request.key();
         let lookup = |id| async move {
             self.store
                 .transfer(id)

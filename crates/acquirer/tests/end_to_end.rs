@@ -336,33 +336,25 @@ async fn the_same_day_with_a_remote_issuer_host_over_iso87_ascii() {
                 store::Backend::Postgres { .. } => None,
             })
             .collect();
-        let issuer = world_on(issuer_backend).await;
-        // The acquirer shares the issuers' zone keys (and the test keys): the key exchange
-        // between the two institutions, done here by copying the key table.
-        let acquirer = world_sharing_keys(acquirer_backend, &issuer).await;
-        let (issuer_address, issuer_stop, issuer_server) = start_issuer_host(&issuer).await;
-        let (mut client, stop, server, handler) =
-            start_configured(&acquirer, Limits::default(), |handler| {
-                remote_issuers(handler, issuer_address)
-            })
-            .await;
-        a_terminals_day(name, &issuer, &acquirer, &mut client, &handler).await;
-        // Each institution's books balance on their own.
-        issuer.store.check_books().await.unwrap();
-        acquirer.store.check_books().await.unwrap();
+        let mut pair = RemotePair::start(issuer_backend, acquirer_backend).await;
+        a_terminals_day(
+            name,
+            &pair.issuer,
+            &pair.acquirer,
+            &mut pair.client,
+            &pair.handler,
+        )
+        .await;
         let card = demo_card("card-CH001-D");
         assert_eq!(
-            available(&acquirer, &card).await,
+            available(&pair.acquirer, &card).await,
             card.opening_minor,
             "{name}: the acquirer keeps no issuer books"
         );
-        let _ = stop.send(true);
-        server.await.unwrap();
-        let _ = issuer_stop.send(true);
-        issuer_server.await.unwrap();
         for dir in directories {
             assert_no_card_number_in(&dir);
         }
+        pair.stop().await;
     }
 }
 
@@ -500,27 +492,15 @@ async fn the_same_reversals_with_a_remote_issuer_host() {
         .zip(store::testing::backends().await)
     {
         let name = issuer_backend.name;
-        let issuer = world_on(issuer_backend).await;
-        let acquirer = world_sharing_keys(acquirer_backend, &issuer).await;
-        let (issuer_address, issuer_stop, issuer_server) = start_issuer_host(&issuer).await;
-        let (mut client, stop, server, _handler) =
-            start_configured(&acquirer, Limits::default(), |handler| {
-                remote_issuers(handler, issuer_address)
-            })
-            .await;
-        reversals_of_every_follow_up(name, &issuer, &mut client).await;
+        let mut pair = RemotePair::start(issuer_backend, acquirer_backend).await;
+        reversals_of_every_follow_up(name, &pair.issuer, &mut pair.client).await;
         assert_eq!(
-            takings(&acquirer).await,
+            takings(&pair.acquirer).await,
             1_000 + 700,
             "{name}: the acquirer's books follow: the two sales stand (their void and refund \
              were reversed), the completion was reversed"
         );
-        issuer.store.check_books().await.unwrap();
-        acquirer.store.check_books().await.unwrap();
-        let _ = stop.send(true);
-        server.await.unwrap();
-        let _ = issuer_stop.send(true);
-        issuer_server.await.unwrap();
+        pair.stop().await;
     }
 }
 
@@ -776,20 +756,8 @@ async fn voids_reversals_and_released_holds_give_the_days_spend_back() {
         .zip(store::testing::backends().await)
     {
         let name = issuer_backend.name;
-        let issuer = world_on(issuer_backend).await;
-        let acquirer = world_sharing_keys(acquirer_backend, &issuer).await;
-        let (issuer_address, issuer_stop, issuer_server) = start_issuer_host(&issuer).await;
-        let (mut client, stop, server, _handler) =
-            start_configured(&acquirer, Limits::default(), |handler| {
-                remote_issuers(handler, issuer_address)
-            })
-            .await;
-        spend_given_back(name, &issuer, &mut client).await;
-        issuer.store.check_books().await.unwrap();
-        acquirer.store.check_books().await.unwrap();
-        let _ = stop.send(true);
-        server.await.unwrap();
-        let _ = issuer_stop.send(true);
-        issuer_server.await.unwrap();
+        let mut pair = RemotePair::start(issuer_backend, acquirer_backend).await;
+        spend_given_back(name, &pair.issuer, &mut pair.client).await;
+        pair.stop().await;
     }
 }

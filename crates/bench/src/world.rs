@@ -268,30 +268,10 @@ fn wrong_pin(
     ))
 }
 
-/// The terminals the host serves, from the directory, as `easypos up` makes them
-/// (`crates/easypos/src/up.rs`, `terminal_listener`): each with its merchant's acquirer and
-/// payable account.
+/// The terminals the host serves, from the directory, as `easypos up` makes them.
 pub(crate) async fn terminal_records(
     store: &Store,
 ) -> Result<std::collections::HashMap<String, acquirer::TerminalRecord>, BenchError> {
     let directory = store.load_directory().await?;
-    let merchants: std::collections::HashMap<String, store::directory::Merchant> = directory
-        .merchants
-        .into_iter()
-        .map(|merchant| (merchant.id.clone(), merchant))
-        .collect();
-    Ok(directory
-        .terminals
-        .into_iter()
-        .filter_map(|terminal| {
-            let merchant = merchants.get(&terminal.merchant_id)?;
-            let record = acquirer::TerminalRecord {
-                merchant_id: terminal.merchant_id.clone(),
-                active: terminal.status == "active",
-                acquirer: merchant.acquirer,
-                merchant_payable: merchant.settlement_account,
-            };
-            Some((terminal.id, record))
-        })
-        .collect())
+    Ok(acquirer::TerminalRecord::from_directory(&directory))
 }

@@ -49,25 +49,7 @@ async fn terminal_listener(
                 .push(card.pan_first6.clone());
         }
     }
-    let merchants: std::collections::HashMap<String, store::directory::Merchant> = directory
-        .merchants
-        .into_iter()
-        .map(|merchant| (merchant.id.clone(), merchant))
-        .collect();
-    let terminals = directory
-        .terminals
-        .into_iter()
-        .filter_map(|terminal| {
-            let merchant = merchants.get(&terminal.merchant_id)?;
-            let record = acquirer::TerminalRecord {
-                merchant_id: terminal.merchant_id.clone(),
-                active: terminal.status == "active",
-                acquirer: merchant.acquirer,
-                merchant_payable: merchant.settlement_account,
-            };
-            Some((terminal.id, record))
-        })
-        .collect();
+    let terminals = acquirer::TerminalRecord::from_directory(&directory);
     let limits = host::Limits {
         max_connections: config.iso8583_max_connections,
         ..host::Limits::default()

@@ -819,3 +819,51 @@ pub fn remote_issuers(
     }
     handler
 }
+
+/// An issuer host with its own store and an acquirer host that sends every demo card to it:
+/// two institutions, each with its books, talking over the switch link.
+pub struct RemotePair {
+    pub issuer: World,
+    pub acquirer: World,
+    pub client: Client,
+    pub handler: Arc<TerminalHandler>,
+    stops: Vec<(
+        tokio::sync::watch::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+    )>,
+}
+
+impl RemotePair {
+    pub async fn start(
+        issuer_backend: store::testing::TestBackend,
+        acquirer_backend: store::testing::TestBackend,
+    ) -> RemotePair {
+        let issuer = world_on(issuer_backend).await;
+        // The acquirer shares the issuers' zone keys (and the test keys): the key exchange
+        // between the two institutions, done here by copying the key table.
+        let acquirer = world_sharing_keys(acquirer_backend, &issuer).await;
+        let (address, issuer_stop, issuer_server) = start_issuer_host(&issuer).await;
+        let (client, stop, server, handler) =
+            start_configured(&acquirer, Limits::default(), |handler| {
+                remote_issuers(handler, address)
+            })
+            .await;
+        RemotePair {
+            issuer,
+            acquirer,
+            client,
+            handler,
+            stops: vec![(stop, server), (issuer_stop, issuer_server)],
+        }
+    }
+
+    /// Checks both institutions' books and stops both hosts.
+    pub async fn stop(self) {
+        self.issuer.store.check_books().await.unwrap();
+        self.acquirer.store.check_books().await.unwrap();
+        for (stop, server) in self.stops {
+            let _ = stop.send(true);
+            server.await.unwrap();
+        }
+    }
+}
