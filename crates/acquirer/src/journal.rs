@@ -103,6 +103,21 @@ impl TerminalHandler {
         request: &Request,
         keys: &MessageKeys,
     ) -> Option<Answer> {
+        // A message above everything journaled for its batch cannot be a duplicate: most are
+        // new, and this spares them the journal look-up (on SQLite; see the store).
+        match self
+            .store
+            .journal_may_have(
+                request.terminal_id.trim(),
+                i64::from(request.batch),
+                i64::from(request.stan),
+            )
+            .await
+        {
+            Ok(false) => return None,
+            Ok(true) => {}
+            Err(error) => tracing::warn!(%error, "cannot read the journal watermark"),
+        }
         let earlier = match self.journal_of_message(&request.key()).await {
             Ok(entries) => entries,
             Err(error) => {

@@ -392,6 +392,22 @@ impl Store {
         }
     }
 
+    /// Whether the journal may hold a message with this trace number in this terminal batch.
+    /// `false` is certain (it is above every trace number journaled; SQLite, whose only
+    /// writer is this process, keeps that watermark in memory); `true` means "look".
+    pub async fn journal_may_have(
+        &self,
+        terminal_id: &str,
+        batch: i64,
+        stan: i64,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.journal_may_have(terminal_id, batch, stan).await,
+            // Several hosts share the journal: only the journal knows.
+            Store::Postgres(_) => Ok(true),
+        }
+    }
+
     /// The last `limit` journal entries, oldest first.
     pub async fn journal_recent(
         &self,

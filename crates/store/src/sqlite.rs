@@ -34,7 +34,7 @@ use money::Currency;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::any::Any;
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
@@ -160,9 +160,15 @@ pub struct SqliteStore {
     checkpointer: Option<Checkpointer>,
     readers: Arc<Readers>,
     counters: Arc<Counters>,
+    /// Per terminal batch, the highest trace number the journal holds, for the batches seen
+    /// since start (see [`SqliteStore::journal_may_have`]).
+    watermarks: Arc<Mutex<HashMap<(String, i64), i64>>>,
     /// Held for the life of the store: a second process on the same file is refused.
     _lock: std::fs::File,
 }
+
+/// Terminal batches whose journal watermark is kept; beyond, the map starts again empty.
+const MAX_WATERMARKS: usize = 500_000;
 
 impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -228,6 +234,7 @@ impl SqliteStore {
             checkpointer: Some(checkpointer),
             readers: Arc::new(Readers::new(path)),
             counters,
+            watermarks: Arc::default(),
             _lock: lock,
         })
     }
@@ -1385,8 +1392,55 @@ fn journal_entry_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEn
 }
 
 impl SqliteStore {
+    /// Whether the journal may hold a message with this trace number in this terminal batch:
+    /// `false` when it is above the highest one journaled. This process is the only writer
+    /// (the lock file), and every journal row goes through its writer thread, which keeps the
+    /// watermarks: a batch's watermark is loaded in the writer the first time it is asked for
+    /// and raised by every journal write after it (before commit, so a rolled-back group can
+    /// only leave it too high — more look-ups, never a missed duplicate).
+    pub async fn journal_may_have(
+        &self,
+        terminal_id: &str,
+        batch: i64,
+        stan: i64,
+    ) -> Result<bool, StoreError> {
+        let key = (terminal_id.to_owned(), batch);
+        let known = self
+            .watermarks
+            .lock()
+            .map_err(|_| StoreError::Write("watermarks poisoned".into()))?
+            .get(&key)
+            .copied();
+        let mark = match known {
+            Some(mark) => mark,
+            None => {
+                let watermarks = self.watermarks.clone();
+                self.write(move |connection| {
+                    let mark: Option<i64> = connection
+                        .prepare_cached(
+                            "SELECT max(stan) FROM journal WHERE terminal_id = ?1 AND batch = ?2",
+                        )?
+                        .query_row(params![key.0, key.1], |row| row.get(0))?;
+                    let mark = mark.unwrap_or(0);
+                    let mut watermarks = watermarks
+                        .lock()
+                        .map_err(|_| StoreError::Write("watermarks poisoned".into()))?;
+                    if watermarks.len() >= MAX_WATERMARKS {
+                        watermarks.clear();
+                    }
+                    let kept = watermarks.entry(key).or_insert(mark);
+                    *kept = (*kept).max(mark);
+                    Ok(*kept)
+                })
+                .await?
+            }
+        };
+        Ok(stan <= mark)
+    }
+
     /// Appends entries through the writer, group-committed with whatever else is waiting.
     pub async fn journal(&self, entries: Vec<JournalEntry>) -> Result<(), StoreError> {
+        let watermarks = self.watermarks.clone();
         self.write(move |connection| {
             let placeholders = (1..=JOURNAL_COLUMN_COUNT)
                 .map(|index| format!("?{index}"))
@@ -1418,6 +1472,15 @@ impl SqliteStore {
                     entry.answer,
                     entry.request_mac
                 ])?;
+            }
+            if let Ok(mut watermarks) = watermarks.lock() {
+                for entry in &entries {
+                    if let (Some(batch), Some(stan)) = (entry.batch, entry.stan)
+                        && let Some(mark) = watermarks.get_mut(&(entry.terminal_id.clone(), batch))
+                    {
+                        *mark = (*mark).max(stan);
+                    }
+                }
             }
             Ok(())
         })

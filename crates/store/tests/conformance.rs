@@ -1137,10 +1137,34 @@ async fn the_journal_keeps_entries_in_order_and_finds_them_by_batch_and_trace_nu
                 .unwrap()
                 .is_empty()
         );
+        // Above the batch's highest trace number a message cannot be in the journal: SQLite
+        // says so from memory; PostgreSQL (shared by hosts) always says "look".
+        let exclusive = backend.name == "sqlite";
+        assert!(store.journal_may_have("10000001", 2, 2_502).await.unwrap());
+        assert_eq!(
+            store.journal_may_have("10000001", 2, 2_503).await.unwrap(),
+            !exclusive
+        );
+        assert_eq!(
+            store.journal_may_have("10000001", 9, 1).await.unwrap(),
+            !exclusive,
+            "{}: an empty batch",
+            backend.name
+        );
+        // A journal write raises the watermark.
+        store
+            .journal(vec![entry(2_503, 2, "10000001")])
+            .await
+            .unwrap();
+        assert!(store.journal_may_have("10000001", 2, 2_503).await.unwrap());
+        assert_eq!(
+            store.journal_may_have("10000001", 2, 2_504).await.unwrap(),
+            !exclusive
+        );
         let recent = store.journal_recent(2).await.unwrap();
         assert_eq!(
             recent,
-            vec![entry(2_502, 2, "10000001"), entry(1, 1, "10000002")],
+            vec![entry(1, 1, "10000002"), entry(2_503, 2, "10000001")],
             "{}: the latest, oldest first",
             backend.name
         );
