@@ -163,9 +163,23 @@ pub struct SqliteStore {
     /// Per terminal batch, the highest trace number the journal holds, for the batches seen
     /// since start (see [`SqliteStore::journal_may_have`]).
     watermarks: Arc<Mutex<HashMap<(String, i64), i64>>>,
+    /// Terminal sessions as last read or written (see [`SqliteStore::terminal_session`]).
+    sessions: Mutex<SessionCache>,
     /// Held for the life of the store: a second process on the same file is refused.
     _lock: std::fs::File,
 }
+
+/// Terminal sessions kept in memory: every financial message needs its terminal's keys.
+#[derive(Debug, Default)]
+struct SessionCache {
+    /// Raised by every session write, so that a read that raced a write does not put back
+    /// what the write replaced.
+    generation: u64,
+    sessions: HashMap<String, TerminalSession>,
+}
+
+/// Terminal sessions kept; beyond, the cache starts again empty.
+const MAX_CACHED_SESSIONS: usize = 200_000;
 
 /// Terminal batches whose journal watermark is kept; beyond, the map starts again empty.
 const MAX_WATERMARKS: usize = 500_000;
@@ -235,6 +249,7 @@ impl SqliteStore {
             readers: Arc::new(Readers::new(path)),
             counters,
             watermarks: Arc::default(),
+            sessions: Mutex::default(),
             _lock: lock,
         })
     }
@@ -1328,12 +1343,54 @@ impl SqliteStore {
         .await
     }
 
+    /// A terminal's session, from memory when this process has read or written it before:
+    /// it is the only writer (the lock file), and every session write updates the cache after
+    /// its commit.
     pub async fn terminal_session(
         &self,
         terminal_id: String,
     ) -> Result<Option<TerminalSession>, StoreError> {
-        self.read_point(move |connection| find_terminal_session(connection, &terminal_id))
-            .await
+        let generation = {
+            let cache = self
+                .sessions
+                .lock()
+                .map_err(|_| StoreError::Write("session cache poisoned".into()))?;
+            if let Some(session) = cache.sessions.get(&terminal_id) {
+                return Ok(Some(session.clone()));
+            }
+            cache.generation
+        };
+        let session = self
+            .read_point(move |connection| find_terminal_session(connection, &terminal_id))
+            .await?;
+        if let (Some(session), Ok(mut cache)) = (&session, self.sessions.lock())
+            && cache.generation == generation
+        {
+            if cache.sessions.len() >= MAX_CACHED_SESSIONS {
+                cache.sessions.clear();
+            }
+            cache
+                .sessions
+                .insert(session.terminal_id.clone(), session.clone());
+        }
+        Ok(session)
+    }
+
+    /// Records a session as committed.
+    fn remember_session(&self, terminal_id: &str, session: &Option<TerminalSession>) {
+        if let Ok(mut cache) = self.sessions.lock() {
+            cache.generation += 1;
+            match session {
+                Some(session) => {
+                    cache
+                        .sessions
+                        .insert(terminal_id.to_owned(), session.clone());
+                }
+                None => {
+                    cache.sessions.remove(terminal_id);
+                }
+            }
+        }
     }
 
     pub async fn change_session(
@@ -1341,28 +1398,35 @@ impl SqliteStore {
         terminal_id: String,
         change: SessionChange,
     ) -> Result<Option<TerminalSession>, StoreError> {
-        self.write(move |connection| {
-            let sql = change.sql("?1", "?2");
-            match change {
-                SessionChange::SignOff => connection.execute(&sql, params![terminal_id])?,
-                SessionChange::CloseBatch { batch } => {
-                    connection.execute(&sql, params![terminal_id, batch])?
-                }
-            };
-            find_terminal_session(connection, &terminal_id)
-        })
-        .await
+        let id = terminal_id.clone();
+        let session = self
+            .write(move |connection| {
+                let sql = change.sql("?1", "?2");
+                match change {
+                    SessionChange::SignOff => connection.execute(&sql, params![terminal_id])?,
+                    SessionChange::CloseBatch { batch } => {
+                        connection.execute(&sql, params![terminal_id, batch])?
+                    }
+                };
+                find_terminal_session(connection, &terminal_id)
+            })
+            .await?;
+        self.remember_session(&id, &session);
+        Ok(session)
     }
 
     pub async fn sign_on(&self, sign_on: SignOn) -> Result<Option<TerminalSession>, StoreError> {
-        self.write(move |connection| {
+        let id = sign_on.terminal_id.clone();
+        let session = self.write(move |connection| {
             connection.execute(
                 "UPDATE terminal_sessions SET pin_key = ?1, mac_key = ?2, operator = ?3, signed_on_at = ?4 WHERE terminal_id = ?5",
                 params![sign_on.pin_key, sign_on.mac_key, sign_on.operator, sign_on.at, sign_on.terminal_id],
             )?;
             find_terminal_session(connection, &sign_on.terminal_id)
         })
-        .await
+        .await?;
+        self.remember_session(&id, &session);
+        Ok(session)
     }
 }
 

@@ -1037,8 +1037,59 @@ async fn terminal_sessions_are_provisioned_once_and_signed_on() {
         );
         assert_eq!(
             store.terminal_session("10000001").await.unwrap(),
-            Some(signed)
+            Some(signed.clone())
         );
+        // Sign-off and batch close are read back at once (SQLite serves sessions from memory).
+        store
+            .change_session("10000001", SessionChange::SignOff)
+            .await
+            .unwrap();
+        let signed_off = store.terminal_session("10000001").await.unwrap().unwrap();
+        assert_eq!(
+            (signed_off.mac_key, signed_off.pin_key, signed_off.operator),
+            (None, None, None),
+            "{}",
+            backend.name
+        );
+        store
+            .change_session("10000001", SessionChange::CloseBatch { batch: 1 })
+            .await
+            .unwrap();
+        store
+            .change_session("10000001", SessionChange::CloseBatch { batch: 1 })
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .terminal_session("10000001")
+                .await
+                .unwrap()
+                .unwrap()
+                .batch,
+            2,
+            "{}: a batch closes once",
+            backend.name
+        );
+        store.sign_on(signed_on_again()).await.unwrap();
+        assert_eq!(
+            store
+                .terminal_session("10000001")
+                .await
+                .unwrap()
+                .unwrap()
+                .mac_key
+                .as_deref(),
+            Some("M2")
+        );
+        fn signed_on_again() -> SignOn {
+            SignOn {
+                terminal_id: "10000001".into(),
+                pin_key: Some("P2".into()),
+                mac_key: Some("M2".into()),
+                operator: "02".into(),
+                at: 1_764_000_100,
+            }
+        }
         let unknown = SignOn {
             terminal_id: "10000009".into(),
             pin_key: Some("P".into()),
