@@ -554,8 +554,29 @@ pub fn key_specs() -> Vec<(String, KeySpec)> {
     specs
 }
 
-/// Makes sure every key of [`key_specs`] exists: generates the missing ones inside the HSM and
-/// stores their tokens. Keys that exist are kept (a restart never changes a key). Returns all
+/// The demo's published test keys: the keys a terminal or card simulator must hold in clear to
+/// play the demo world — each demo terminal's master key and each demo issuer's EMV issuer
+/// master key and CVV key. Like the demo PIN, they are public: the first 16 bytes of
+/// SHA-256 of `easypos-demo-test-key/<name>`. Every other key (zone keys, PVV keys, the
+/// fingerprint key, DUKPT base keys) is generated inside the HSM. Never put real cards in a
+/// demo world.
+pub fn demo_test_key(name: &str) -> Option<Vec<u8>> {
+    use sha2::Digest;
+    let published = directory()
+        .terminals
+        .iter()
+        .any(|terminal| terminal_master_key_name(&terminal.id) == name)
+        || [DEBIT_BANK, CREDIT_ISSUER].iter().any(|issuer| {
+            name == format!("issuer/{}/imk-ac", issuer.0)
+                || name == format!("issuer/{}/cvk", issuer.0)
+        });
+    published.then(|| {
+        sha2::Sha256::digest(format!("easypos-demo-test-key/{name}").as_bytes())[..16].to_vec()
+    })
+}
+
+/// Makes sure every key of [`key_specs`] exists: generates the missing ones inside the HSM (or
+/// imports the [`demo_test_key`] of that name) and stores their tokens. Keys that exist are kept (a restart never changes a key). Returns all
 /// keys by name.
 pub async fn ensure_keys(
     store: &Store,
@@ -570,7 +591,10 @@ pub async fn ensure_keys(
     let mut new = Vec::new();
     for (name, spec) in key_specs() {
         if !existing.contains_key(&name) {
-            let token = hsm.generate_key(&spec)?;
+            let token = match demo_test_key(&name) {
+                Some(key) => hsm.import_clear_key(&spec, &key)?,
+                None => hsm.generate_key(&spec)?,
+            };
             let check_value = paycrypto::to_hex(&hsm.key_check_value(&token)?);
             new.push(StoredKey {
                 name,

@@ -173,3 +173,39 @@ async fn a_different_master_key_cannot_use_the_stored_keys() {
     assert!(matches!(error, DemoError::Hsm(_)), "{error}");
     store.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn terminal_master_keys_and_card_keys_are_the_published_test_keys_and_the_rest_secret() {
+    let hsm = SoftHsm::new(&[0x42; 32]).unwrap();
+    let backend = store::testing::sqlite();
+    let store = Store::open(&backend.backend).await.unwrap();
+    demo::seed(&store, &hsm).await.unwrap();
+    let mut published = 0;
+    for key in store.keys().await.unwrap() {
+        match demo::demo_test_key(&key.name) {
+            Some(clear) => {
+                published += 1;
+                let expected = paycrypto::kcv::tdes(&paycrypto::TdesKey::new(&clear).unwrap());
+                assert_eq!(
+                    key.check_value,
+                    paycrypto::to_hex(&expected),
+                    "{}: the stored key is the published one",
+                    key.name
+                );
+            }
+            None => assert!(
+                !key.name.starts_with("terminal/") && !key.name.ends_with("/imk-ac"),
+                "{} should be published",
+                key.name
+            ),
+        }
+    }
+    // Three terminals, and an issuer master key and a CVV key for each of the two issuers.
+    assert_eq!(published, demo::directory().terminals.len() + 4);
+    assert_ne!(
+        demo::demo_test_key(&demo::terminal_master_key_name("10000001")),
+        demo::demo_test_key(&demo::terminal_master_key_name("10000002")),
+    );
+    assert_eq!(demo::demo_test_key("issuer/20/zpk"), None);
+    assert_eq!(demo::demo_test_key(PAN_FINGERPRINT_KEY), None);
+}

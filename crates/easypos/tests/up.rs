@@ -236,6 +236,9 @@ fn up_serves_health_and_metrics_stops_cleanly_and_restarts_without_reseeding() {
     );
     let (_, _, body) = get(&first.web, "/metrics");
     assert!(body.contains("easypos_acquirer_answered_total 1"), "{body}");
+    // A terminal simulator holding the demo's published test keys signs on and sells.
+    let sale = chip_sale_at(first.terminals, "10000002", 2_500);
+    assert_eq!(sale.response, iso8583::ResponseCode::Approved);
     assert!(
         body.contains("# TYPE easypos_host_frames_in counter"),
         "{body}"
@@ -550,8 +553,99 @@ fn an_issuer_host_runs_as_its_own_process_and_up_routes_cards_to_it() {
         ),
         ("0830", "00")
     );
+    // A terminal sells, with the demo's published test keys: the acquirer process forwards the
+    // card to the issuer process, which decides and posts; the answer is MACed and carries the
+    // issuer's ARPC.
+    let answer = chip_sale_at(acquirer.terminals, "10000001", 1_234);
+    assert_eq!(answer.response, iso8583::ResponseCode::Approved);
+    assert!(answer.rrn.is_some() && answer.auth_code.is_some());
     stop(acquirer);
     stop(issuer);
     let _ = std::fs::remove_dir_all(&issuer_dir);
     let _ = std::fs::remove_dir_all(&acquirer_dir);
+}
+
+/// One framed exchange with a terminal listener (2-byte length prefix).
+fn exchange_frame(stream: &mut TcpStream, body: &[u8]) -> Vec<u8> {
+    stream
+        .write_all(&[(body.len() >> 8) as u8, body.len() as u8])
+        .unwrap();
+    stream.write_all(body).unwrap();
+    let mut length = [0u8; 2];
+    stream.read_exact(&mut length).unwrap();
+    let mut answer = vec![0u8; usize::from(u16::from_be_bytes(length))];
+    stream.read_exact(&mut answer).unwrap();
+    answer
+}
+
+/// Terminal `terminal_id` of the demo signs on at `address` with its published test master key
+/// and sells `amount_minor` on Li Lei's debit card (chip and PIN, the card's published issuer
+/// master key); the answer, checked by the terminal (MAC, echoes, ARPC).
+fn chip_sale_at(
+    address: std::net::SocketAddr,
+    terminal_id: &str,
+    amount_minor: u64,
+) -> terminal::Answer {
+    use terminal::{ChipCard, ChipTransaction, Sale, Terminal, TransactionDate};
+    let demo_card = demo::cards()
+        .into_iter()
+        .find(|card| card.card.id == "card-CH001-D")
+        .unwrap();
+    let key = |name: &str| paycrypto::TdesKey::new(&demo::demo_test_key(name).unwrap()).unwrap();
+    let tmk = key(&demo::terminal_master_key_name(terminal_id));
+    let issuer_master_key = key(&format!("issuer/{}/imk-ac", demo_card.card.issuer.0));
+
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let terminal = Terminal::new(terminal_id, demo::SHANGHAI_MERCHANT).unwrap();
+    let sign_on = terminal
+        .sign_on(iso8583::Stan::new(1).unwrap(), "001")
+        .unwrap();
+    let reply = exchange_frame(&mut stream, &terminal.pack(&sign_on).unwrap());
+    let signed = terminal.signed_on(&sign_on, &reply, &tmk).unwrap();
+
+    let pan = paycrypto::Pan::new(&demo_card.pan).unwrap();
+    let mut card = ChipCard::new(&issuer_master_key, pan, 1).unwrap();
+    let read = card
+        .generate_arqc(&ChipTransaction {
+            amount_minor,
+            currency: money::Currency::CNY,
+            country: 156,
+            date: TransactionDate {
+                year: 2026,
+                month: 11,
+                day: 25,
+            },
+            unpredictable_number: [0x12, 0x34, 0x56, 0x78],
+        })
+        .unwrap();
+    let block = signed
+        .keys
+        .pin_block(&paycrypto::Pin::new(demo::DEMO_PIN).unwrap(), card.pan())
+        .unwrap();
+    let mut sale = terminal
+        .sale(&Sale {
+            stan: iso8583::Stan::new(2).unwrap(),
+            batch: signed.batch,
+            amount_minor,
+            currency: money::Currency::CNY,
+            pan: card.pan(),
+            field55: Some(&read.field55),
+            pin_block: Some(&block),
+        })
+        .unwrap();
+    let frame = terminal.pack_with_mac(&mut sale, &signed.keys).unwrap();
+    let reply = exchange_frame(&mut stream, &frame);
+    let answer = terminal.answer(&sale, &reply, Some(&signed.keys)).unwrap();
+    let issuer_data = answer
+        .issuer_data
+        .as_ref()
+        .expect("a chip answer carries the ARPC");
+    assert!(
+        card.check_arpc(&read, issuer_data).unwrap().is_some(),
+        "the issuer's ARPC verifies on the card"
+    );
+    answer
 }
