@@ -18,10 +18,11 @@ use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 use zeroize::Zeroizing;
 
-/// Unwrapped keys kept in memory so that hot operations skip the TR-31 unwrap. When full, the
-/// cache is emptied (keys are re-unwrapped on next use): simple, bounded, and good enough for a
-/// development HSM.
-pub const MAX_CACHED_KEYS: usize = 4096;
+/// Unwrapped keys kept in memory so that hot operations skip the TR-31 unwrap: room for the
+/// working keys of about 30,000 signed-on terminals. When full, one entry is dropped to make
+/// room (an arbitrary one: the map's order is randomised per process), so a site with more
+/// terminals than that loses a little hit rate, not the whole cache at once.
+pub const MAX_CACHED_KEYS: usize = 65_536;
 /// The LMK is AES-256.
 const LMK_BYTES: usize = 32;
 /// Random bytes for TR-31 padding (enough for any key `pad_len` allows).
@@ -81,6 +82,8 @@ pub struct SoftHsm {
     /// Keyed by the token's MAC (its last 32 hex digits, unique per token), so the lookup hashes
     /// 32 characters rather than the whole block; the full token is compared on a hit.
     cache: Mutex<HashMap<String, (String, Arc<ClearKey>)>>,
+    /// Most unwrapped keys kept ([`MAX_CACHED_KEYS`] unless set smaller).
+    cache_capacity: usize,
 }
 
 impl fmt::Debug for SoftHsm {
@@ -105,7 +108,14 @@ impl SoftHsm {
         Ok(Self {
             lmk: SecretBytes::new(lmk),
             cache: Mutex::new(HashMap::new()),
+            cache_capacity: MAX_CACHED_KEYS,
         })
+    }
+
+    /// Keeps at most `capacity` unwrapped keys (at least one).
+    pub fn with_key_cache(mut self, capacity: usize) -> Self {
+        self.cache_capacity = capacity.clamp(1, MAX_CACHED_KEYS);
+        self
     }
 
     /// Loads the LMK (64 hex digits) from an environment variable.
@@ -158,8 +168,10 @@ impl SoftHsm {
         let (header, key) = tr31::unwrap(self.lmk.expose(), token.as_str())?;
         let clear = Arc::new(ClearKey::new(header, key));
         let mut cache = self.cache_lock();
-        if cache.len() >= MAX_CACHED_KEYS {
-            cache.clear();
+        if cache.len() >= self.cache_capacity
+            && let Some(evicted) = cache.keys().next().cloned()
+        {
+            cache.remove(&evicted);
         }
         cache.insert(cache_key.to_owned(), (token.0.clone(), Arc::clone(&clear)));
         Ok(clear)
@@ -680,5 +692,29 @@ fn set_odd_parity(key: &mut [u8]) {
     for byte in key.iter_mut() {
         let ones = (*byte & 0xFE).count_ones();
         *byte = (*byte & 0xFE) | u8::from(ones % 2 == 0);
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+    use crate::{KeySpec, MacAlgorithm};
+
+    #[test]
+    fn a_full_key_cache_drops_one_key_at_a_time_and_dropped_keys_still_work() {
+        let hsm = SoftHsm::new(&[0x42; 32]).unwrap().with_key_cache(4);
+        let tokens: Vec<KeyToken> = (0..10)
+            .map(|_| hsm.generate_key(&KeySpec::mac_retail()).unwrap())
+            .collect();
+        let algorithm = MacAlgorithm::Iso9797Alg3(paycrypto::mac::Padding::Method1);
+        let macs: Vec<Vec<u8>> = tokens
+            .iter()
+            .map(|token| hsm.generate_mac(token, algorithm, b"easypos").unwrap())
+            .collect();
+        assert_eq!(hsm.cache_lock().len(), 4, "bounded, and still full");
+        for (token, mac) in tokens.iter().zip(&macs) {
+            assert!(hsm.verify_mac(token, algorithm, b"easypos", mac).unwrap());
+        }
+        assert_eq!(hsm.cache_lock().len(), 4);
     }
 }
