@@ -85,14 +85,7 @@ impl TerminalHandler {
         request: &Request,
         keys: &MessageKeys,
     ) -> Option<Answer> {
-        let code = match self.release_hold(message, request).await {
-            Ok(code) | Err(code) => code,
-        };
-        let mac = code.is_approved().then(|| Some(keys.clone())).flatten();
-        Some(Answer {
-            message: crate::message::response_to(message, code)?,
-            mac,
-        })
+        Answer::follow_up(message, self.release_hold(message, request).await, keys)
     }
 
     async fn release_hold(
@@ -165,14 +158,7 @@ impl TerminalHandler {
         request: &Request,
         keys: &MessageKeys,
     ) -> Option<Answer> {
-        let code = match self.void_completion(message, request).await {
-            Ok(code) | Err(code) => code,
-        };
-        let mac = code.is_approved().then(|| Some(keys.clone())).flatten();
-        Some(Answer {
-            message: crate::message::response_to(message, code)?,
-            mac,
-        })
+        Answer::follow_up(message, self.void_completion(message, request).await, keys)
     }
 
     async fn void_completion(

@@ -38,6 +38,7 @@ use crate::undo::Undo;
 use host::{Handler, Reply};
 use hsm::{Hsm, KeySpec, KeyToken};
 use iso8583::{Message, Profile, ResponseCode};
+use issuer::TransactionKind;
 use ledger::{AccountId, InstitutionId, TransferRequest};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -402,12 +403,13 @@ impl TerminalHandler {
             return answer;
         }
         match kind {
-            MessageType::Sale => self.sale(message, request, terminal, keys).await,
-            MessageType::BalanceInquiry => {
-                self.balance_inquiry(message, request, terminal, keys).await
-            }
-            MessageType::PreAuthorization => {
-                self.preauthorization(message, request, terminal, keys)
+            MessageType::Sale | MessageType::BalanceInquiry | MessageType::PreAuthorization => {
+                let card_kind = match kind {
+                    MessageType::BalanceInquiry => TransactionKind::BalanceInquiry,
+                    MessageType::PreAuthorization => TransactionKind::PreAuthorization,
+                    _ => TransactionKind::Purchase,
+                };
+                self.card_message(card_kind, message, request, terminal, keys)
                     .await
             }
             MessageType::PreAuthorizationCompletion => {
@@ -603,19 +605,18 @@ impl TerminalHandler {
             .map(|session| session.batch))
     }
 
-    fn pack(&self, answer: Option<Answer>) -> Option<Vec<u8>> {
-        let Answer { mut message, mac } = answer?;
-        let Some(keys) =
-            mac.filter(|keys| !matches!(keys, MessageKeys::Unkeyed | MessageKeys::Link))
-        else {
+    /// Packs an answer, with its MAC when its keys make one (field 64 is set in `answer`).
+    fn pack(&self, answer: &mut Answer) -> Option<Vec<u8>> {
+        let Answer { message, mac } = answer;
+        let Some(keys) = mac.as_ref().filter(|keys| keys.macs_answers()) else {
             return self
                 .profile
-                .pack(&message)
+                .pack(message)
                 .inspect_err(|error| tracing::error!(%error, "cannot pack an answer"))
                 .ok();
         };
         let mut failed = false;
-        let packed = pack_with_mac(self.profile, &mut message, |covered| {
+        let packed = pack_with_mac(self.profile, message, |covered| {
             match keys.answer_mac(self.hsm.as_ref(), covered) {
                 Ok(Some(mac)) => mac,
                 _ => {
@@ -642,7 +643,7 @@ impl Handler for TerminalHandler {
             .map(|elapsed| i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX))
             .unwrap_or(0);
         let message = self.profile.unpack(frame).ok();
-        let answer = match &message {
+        let mut answer = match &message {
             Some(message) => {
                 match tokio::time::timeout(self.answer_within, self.respond(frame, message)).await {
                     Ok(answer) => answer,
@@ -651,13 +652,12 @@ impl Handler for TerminalHandler {
             }
             None => None,
         };
-        let answer_message = answer.as_ref().map(|answer| answer.message.clone());
-        let packed = self.pack(answer);
+        let packed = answer.as_mut().and_then(|answer| self.pack(answer));
         // Recorded before the answer leaves: every answer a terminal gets is in the journal.
         let mut entry = crate::journal::entry(
             self.profile,
             message.as_ref(),
-            answer_message.as_ref(),
+            answer.as_ref().map(|answer| &answer.message),
             packed.as_deref(),
         );
         entry.received_at = received_at;
@@ -684,6 +684,9 @@ impl Handler for TerminalHandler {
 
     fn deadline_reply(&self, frame: &[u8]) -> Option<Vec<u8>> {
         let message = self.profile.unpack(frame).ok()?;
-        self.pack(Answer::plain(&message, ResponseCode::SystemMalfunction))
+        self.pack(&mut Answer::plain(
+            &message,
+            ResponseCode::SystemMalfunction,
+        )?)
     }
 }

@@ -83,6 +83,12 @@ impl MessageKeys {
         }
     }
 
+    /// Whether answers under these keys carry a MAC (not on the switch link, not for a message
+    /// the host made itself).
+    pub(crate) fn macs_answers(&self) -> bool {
+        !matches!(self, MessageKeys::Unkeyed | MessageKeys::Link)
+    }
+
     /// The message's PIN block: field 52, or for AES DUKPT the one in field 62.
     pub(crate) fn pin_block(&self, message: &iso8583::Message<'_>) -> Option<Vec<u8>> {
         match self {

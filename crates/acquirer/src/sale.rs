@@ -48,6 +48,21 @@ impl Answer {
             .is_some_and(|code| code == ResponseCode::Approved.code())
     }
 
+    /// The answer to a follow-up decided as `outcome`: its code, MACed when approved.
+    pub fn follow_up(
+        request: &Message<'_>,
+        outcome: Result<ResponseCode, ResponseCode>,
+        keys: &MessageKeys,
+    ) -> Option<Answer> {
+        let code = match outcome {
+            Ok(code) | Err(code) => code,
+        };
+        Some(Answer {
+            message: response_to(request, code)?,
+            mac: code.is_approved().then(|| keys.clone()),
+        })
+    }
+
     pub fn plain(request: &Message<'_>, response: ResponseCode) -> Option<Answer> {
         Some(Answer {
             message: response_to(request, response)?,
@@ -68,63 +83,20 @@ fn stop<T>(code: ResponseCode, why: &str) -> Result<T, Stop> {
 }
 
 impl TerminalHandler {
-    pub(crate) async fn sale(
+    /// A message that presents a card to its issuer: a sale (消费), a pre-authorization
+    /// (预授权, 0100 with processing code 03: on approval a hold on the card's money until
+    /// completion, void or expiry) or a balance inquiry (查询, processing code 31: nothing moved,
+    /// the available balance in field 54).
+    pub(crate) async fn card_message(
         &self,
+        kind: TransactionKind,
         message: &Message<'_>,
         request: &Request,
         terminal: &TerminalRecord,
         keys: &MessageKeys,
     ) -> Option<Answer> {
         match self
-            .card_answer(TransactionKind::Purchase, message, request, terminal, keys)
-            .await
-        {
-            Ok(answer) => Some(answer),
-            Err(code) => Answer::plain(message, code),
-        }
-    }
-
-    /// A pre-authorization (预授权, 0100 with processing code 03): the sale's card checks, and on
-    /// approval a hold on the card's money until completion, void or expiry.
-    pub(crate) async fn preauthorization(
-        &self,
-        message: &Message<'_>,
-        request: &Request,
-        terminal: &TerminalRecord,
-        keys: &MessageKeys,
-    ) -> Option<Answer> {
-        match self
-            .card_answer(
-                TransactionKind::PreAuthorization,
-                message,
-                request,
-                terminal,
-                keys,
-            )
-            .await
-        {
-            Ok(answer) => Some(answer),
-            Err(code) => Answer::plain(message, code),
-        }
-    }
-
-    /// A balance inquiry (查询, 0200 with processing code 31): the same card checks as a sale
-    /// (chip or stripe, PIN), nothing moved, and on approval the available balance in field 54.
-    pub(crate) async fn balance_inquiry(
-        &self,
-        message: &Message<'_>,
-        request: &Request,
-        terminal: &TerminalRecord,
-        keys: &MessageKeys,
-    ) -> Option<Answer> {
-        match self
-            .card_answer(
-                TransactionKind::BalanceInquiry,
-                message,
-                request,
-                terminal,
-                keys,
-            )
+            .card_answer(kind, message, request, terminal, keys)
             .await
         {
             Ok(answer) => Some(answer),

@@ -104,10 +104,14 @@ impl Switch {
         }
     }
 
-    /// The remote issuer of a card number, by its BIN.
+    /// The remote institution a card number belongs to, by its BIN.
+    fn issuer_of(&self, digits: &str) -> Option<InstitutionId> {
+        self.bins.get(digits.get(..6)?).copied()
+    }
+
+    /// The remote issuer of a card number.
     fn route(&self, digits: &str) -> Option<std::sync::Arc<RemoteIssuer>> {
-        let institution = self.bins.get(digits.get(..6)?)?;
-        self.remotes.get(institution).cloned()
+        self.remotes.get(&self.issuer_of(digits)?).cloned()
     }
 
     fn is_empty(&self) -> bool {
@@ -305,8 +309,7 @@ impl TerminalHandler {
             let pan = Pan::new(&digits).map_err(|_| ResponseCode::InvalidCardNumber)?;
             let issuer = self
                 .switch
-                .bins
-                .get(digits.get(..6).unwrap_or_default())
+                .issuer_of(&digits)
                 .ok_or(ResponseCode::NoCardRecord)?;
             let zone_key = self.key(&format!("issuer/{}/zpk", issuer.0)).await?;
             let block = PinBlock::new(&bytes).map_err(|_| ResponseCode::FormatError)?;

@@ -13,7 +13,7 @@
 use crate::effects::approval_codes;
 use crate::handler::TerminalHandler;
 use crate::keys::MessageKeys;
-use crate::message::{Request, response_to};
+use crate::message::Request;
 use crate::sale::Answer;
 use iso8583::{Message, ResponseCode};
 
@@ -45,14 +45,7 @@ impl TerminalHandler {
         request: &Request,
         keys: &MessageKeys,
     ) -> Option<Answer> {
-        let code = match self.undo_code(undo, message, request).await {
-            Ok(code) | Err(code) => code,
-        };
-        let mac = code.is_approved().then(|| Some(keys.clone())).flatten();
-        Some(Answer {
-            message: response_to(message, code)?,
-            mac,
-        })
+        Answer::follow_up(message, self.undo_code(undo, message, request).await, keys)
     }
 
     async fn undo_code(

@@ -1001,11 +1001,20 @@ impl PostgresStore {
         &self,
         fingerprint: [u8; 32],
     ) -> Result<Option<Card>, StoreError> {
+        self.card_where("pan_fingerprint", &fingerprint).await
+    }
+
+    /// The card whose indexed bytea column `column` is `key`.
+    async fn card_where(
+        &self,
+        column: &'static str,
+        key: &[u8],
+    ) -> Result<Option<Card>, StoreError> {
         let client = self.other.lock().await;
         let row = client
             .query_opt(
-                &format!("SELECT {CARD_COLUMNS} FROM cards WHERE pan_fingerprint = $1"),
-                &[&fingerprint.as_slice()],
+                &format!("SELECT {CARD_COLUMNS} FROM cards WHERE {column} = $1"),
+                &[&key],
             )
             .await?;
         row.as_ref().map(card_from_row).transpose()
@@ -1014,15 +1023,8 @@ impl PostgresStore {
 
 impl PostgresStore {
     pub async fn card_by_account(&self, account: AccountId) -> Result<Option<Card>, StoreError> {
-        let client = self.other.lock().await;
-        let id = crate::rows::id_bytes(account.0);
-        let row = client
-            .query_opt(
-                &format!("SELECT {CARD_COLUMNS} FROM cards WHERE account = $1"),
-                &[&id.as_slice()],
-            )
-            .await?;
-        row.as_ref().map(card_from_row).transpose()
+        self.card_where("account", &crate::rows::id_bytes(account.0))
+            .await
     }
 }
 

@@ -1178,24 +1178,26 @@ impl SqliteStore {
         &self,
         fingerprint: [u8; 32],
     ) -> Result<Option<Card>, StoreError> {
+        self.card_where("pan_fingerprint", fingerprint.to_vec())
+            .await
+    }
+
+    pub async fn card_by_account(&self, account: AccountId) -> Result<Option<Card>, StoreError> {
+        self.card_where("account", id_bytes(account.0).to_vec())
+            .await
+    }
+
+    /// The card whose indexed blob column `column` is `key`.
+    async fn card_where(
+        &self,
+        column: &'static str,
+        key: Vec<u8>,
+    ) -> Result<Option<Card>, StoreError> {
         self.read_point(move |connection| {
             let mut statement = connection.prepare_cached(&format!(
-                "SELECT {CARD_COLUMNS} FROM cards WHERE pan_fingerprint = ?1"
+                "SELECT {CARD_COLUMNS} FROM cards WHERE {column} = ?1"
             ))?;
-            let mut rows = statement.query([fingerprint.to_vec()])?;
-            rows.next()?.map(card_from_row).transpose()
-        })
-        .await
-    }
-}
-
-impl SqliteStore {
-    pub async fn card_by_account(&self, account: AccountId) -> Result<Option<Card>, StoreError> {
-        self.read(move |connection| {
-            let mut statement = connection.prepare_cached(&format!(
-                "SELECT {CARD_COLUMNS} FROM cards WHERE account = ?1"
-            ))?;
-            let mut rows = statement.query([crate::rows::id_bytes(account.0).to_vec()])?;
+            let mut rows = statement.query([key])?;
             rows.next()?.map(card_from_row).transpose()
         })
         .await
