@@ -333,6 +333,10 @@ impl TerminalHandler {
 
         // 6. The answer.
         let arpc = match (&chip, chip_data) {
+            // The approval's ARPC was made with the ARQC check.
+            (Some(_), Some(_)) if response.is_approved() && decision.approval_arpc.is_some() => {
+                decision.approval_arpc.map(|data| data.as_bytes().to_vec())
+            }
             (Some(_), Some(data)) => issuer::arpc(
                 self.hsm.as_ref(),
                 &profile,

@@ -11,6 +11,10 @@ use clap::{Parser, Subcommand};
 use config::{Config, LogFormat, Overrides};
 use std::sync::Arc;
 
+/// Every allocation of the binary goes through mimalloc (see the workspace manifest for why).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "easypos",

@@ -32,9 +32,10 @@ pub fn decide(
         last_atc: card.last_atc,
         spend: None,
     };
+    let mut approval_arpc = None;
     let outcome = check_card(card, request)
         .and_then(|()| check_amount(card, request))
-        .and_then(|()| authenticate_card(hsm, card, keys, request, &mut update))
+        .and_then(|()| authenticate_card(hsm, card, keys, request, &mut update, &mut approval_arpc))
         .and_then(|()| verify_pin(hsm, card, keys, request, &mut update))
         .and_then(|()| check_limit(card, request, &mut update));
     match outcome {
@@ -42,6 +43,7 @@ pub fn decide(
             response: ResponseCode::Approved,
             reason: Reason::Approved,
             update,
+            approval_arpc,
         },
         Err((response, reason)) => {
             update.spend = None;
@@ -49,6 +51,7 @@ pub fn decide(
                 response,
                 reason,
                 update,
+                approval_arpc,
             }
         }
     }
@@ -102,6 +105,7 @@ fn authenticate_card(
     keys: &CardKeys,
     request: &AuthorizationRequest<'_>,
     update: &mut CardUpdate,
+    approval_arpc: &mut Option<IssuerAuthentication>,
 ) -> Result<(), Refusal> {
     match request.presentation {
         Presentation::Magstripe {
@@ -132,12 +136,16 @@ fn authenticate_card(
             if card.last_atc.is_some_and(|last| chip.atc <= last) {
                 return Err((ResponseCode::DoNotHonor, Reason::AtcReplayed));
             }
+            let (input, suffix) = arpc_input(card, ResponseCode::Approved);
             let outcome = hsm
-                .verify_arqc(&arqc_request(card, keys, request.pan, &chip), None)
+                .verify_arqc(&arqc_request(card, keys, request.pan, &chip), Some(&input))
                 .map_err(hsm_failure)?;
             if !outcome.arqc_valid {
                 return Err((ResponseCode::DoNotHonor, Reason::ArqcInvalid));
             }
+            *approval_arpc = outcome
+                .arpc
+                .and_then(|arpc| IssuerAuthentication::new(&arpc, &suffix));
             update.last_atc = Some(chip.atc);
             Ok(())
         }
@@ -253,7 +261,21 @@ pub fn arpc(
     chip: &ChipData<'_>,
     response: ResponseCode,
 ) -> Result<Option<Vec<u8>>, hsm::HsmError> {
-    let (input, suffix) = match card.cryptogram_version.arpc_method() {
+    let (input, suffix) = arpc_input(card, response);
+    let outcome = hsm.verify_arqc(&arqc_request(card, keys, pan, chip), Some(&input))?;
+    Ok(match (outcome.arqc_valid, outcome.arpc) {
+        (true, Some(mut arpc)) => {
+            arpc.extend_from_slice(&suffix);
+            Some(arpc)
+        }
+        _ => None,
+    })
+}
+
+/// What the ARPC for `response` is made from (ARC or CSU, by the card's cryptogram version),
+/// and what follows it in tag 91.
+fn arpc_input(card: &CardProfile, response: ResponseCode) -> (ArpcInput, Vec<u8>) {
+    match card.cryptogram_version.arpc_method() {
         ArpcMethod::Method2 => {
             let csu = [0, 0, 0, if response.is_approved() { 0x80 } else { 0 }];
             (
@@ -270,15 +292,7 @@ pub fn arpc(
             },
             response.arc().to_vec(),
         ),
-    };
-    let outcome = hsm.verify_arqc(&arqc_request(card, keys, pan, chip), Some(&input))?;
-    Ok(match (outcome.arqc_valid, outcome.arpc) {
-        (true, Some(mut arpc)) => {
-            arpc.extend_from_slice(&suffix);
-            Some(arpc)
-        }
-        _ => None,
-    })
+    }
 }
 
 /// The response code for a ledger refusal of the card's hold or posting.

@@ -214,4 +214,41 @@ pub struct Decision {
     pub response: ResponseCode,
     pub reason: Reason,
     pub update: CardUpdate,
+    /// For a chip card whose ARQC verified: the issuer authentication data (tag 91) of an
+    /// approval, made in the same HSM command as the check (as an HSM's ARQC-verify-and-ARPC
+    /// command does), so that an answer of 00 needs no second one. Any other answer gets its
+    /// own from [`crate::arpc`].
+    pub approval_arpc: Option<IssuerAuthentication>,
+}
+
+/// Tag 91 (issuer authentication data): the ARPC and the ARC or CSU it was made with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct IssuerAuthentication {
+    bytes: [u8; 16],
+    len: u8,
+}
+
+impl IssuerAuthentication {
+    /// The ARPC followed by its ARC or CSU; `None` if longer than 16 bytes.
+    pub fn new(arpc: &[u8], suffix: &[u8]) -> Option<Self> {
+        let len = arpc.len() + suffix.len();
+        let mut bytes = [0; 16];
+        bytes.get_mut(..arpc.len())?.copy_from_slice(arpc);
+        bytes.get_mut(arpc.len()..len)?.copy_from_slice(suffix);
+        Some(Self {
+            bytes,
+            len: u8::try_from(len).ok()?,
+        })
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+/// Not secret, but shown as its length only, like other cryptographic values in logs.
+impl std::fmt::Debug for IssuerAuthentication {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "IssuerAuthentication({} bytes)", self.len)
+    }
 }

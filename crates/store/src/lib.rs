@@ -22,6 +22,7 @@
 
 pub mod cards;
 mod clock;
+mod committed;
 pub mod directory;
 mod group;
 pub mod journal;
@@ -80,7 +81,7 @@ pub type TransferResults = Vec<Result<Outcome, TransferError>>;
 
 #[derive(Debug)]
 pub enum Store {
-    Sqlite(sqlite::SqliteStore),
+    Sqlite(Box<sqlite::SqliteStore>),
     Postgres(postgres::PostgresStore),
 }
 
@@ -96,9 +97,9 @@ impl Store {
         clock: Arc<dyn Clock>,
     ) -> Result<Store, StoreError> {
         match backend {
-            Backend::Sqlite { path } => {
-                Ok(Store::Sqlite(sqlite::SqliteStore::open(path, clock).await?))
-            }
+            Backend::Sqlite { path } => Ok(Store::Sqlite(Box::new(
+                sqlite::SqliteStore::open(path, clock).await?,
+            ))),
             Backend::Postgres { url } => Ok(Store::Postgres(
                 postgres::PostgresStore::open(url, clock).await?,
             )),

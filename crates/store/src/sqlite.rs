@@ -10,6 +10,7 @@
 use crate::cards::{
     self, Authorization, AuthorizationResult, CardOutcome, CardSet, ISSUER_CARD_COLUMNS, IssuerCard,
 };
+use crate::committed::Committed;
 use crate::directory::{
     self, Card, CardProduct, Cardholder, Directory, Institution, InstitutionKind, Merchant, Staff,
     StaffRole, StoredKey, Terminal,
@@ -38,6 +39,15 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
+
+/// SQL text built once per call site from the column lists (statements are looked up in each
+/// connection's cache by their text, so it must not be formatted again for every call).
+macro_rules! sql {
+    ($($format:tt)*) => {{
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| format!($($format)*));
+        SQL.as_str()
+    }};
+}
 
 /// Jobs waiting for the writer; a full queue makes callers wait (back-pressure) instead of
 /// growing memory without bound.
@@ -80,6 +90,8 @@ enum Job {
     Write {
         work: WriteFn,
         reply: Reply<Box<dyn Any + Send>>,
+        /// Whether the work runs in a savepoint of its own (see [`SqliteStore::write`]).
+        savepoint: bool,
     },
 }
 
@@ -164,22 +176,21 @@ pub struct SqliteStore {
     /// since start (see [`SqliteStore::journal_may_have`]).
     watermarks: Arc<Mutex<HashMap<(String, i64), i64>>>,
     /// Terminal sessions as last read or written (see [`SqliteStore::terminal_session`]).
-    sessions: Mutex<SessionCache>,
+    sessions: Committed<String, TerminalSession>,
+    /// Directory cards by number fingerprint (see [`SqliteStore::card_by_fingerprint`]).
+    cards: Committed<[u8; 32], Card>,
+    /// The issuer's state of each card authorized since start, kept by the writer (see
+    /// [`SqliteStore::issuer_card`]).
+    issuer_cards: Arc<Committed<String, IssuerCard>>,
     /// Held for the life of the store: a second process on the same file is refused.
     _lock: std::fs::File,
 }
 
-/// Terminal sessions kept in memory: every financial message needs its terminal's keys.
-#[derive(Debug, Default)]
-struct SessionCache {
-    /// Raised by every session write, so that a read that raced a write does not put back
-    /// what the write replaced.
-    generation: u64,
-    sessions: HashMap<String, TerminalSession>,
-}
-
-/// Terminal sessions kept; beyond, the cache starts again empty.
+/// Terminal sessions kept in memory (every financial message needs its terminal's keys).
 const MAX_CACHED_SESSIONS: usize = 200_000;
+/// Directory cards, and the issuer's states of cards, kept in memory (every card message
+/// needs both).
+const MAX_CACHED_CARDS: usize = 1 << 20;
 
 /// Terminal batches whose journal watermark is kept; beyond, the map starts again empty.
 const MAX_WATERMARKS: usize = 500_000;
@@ -227,9 +238,11 @@ impl SqliteStore {
             .unwrap_or(0);
         let counters = Arc::new(Counters::default());
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let issuer_cards = Arc::new(Committed::new(MAX_CACHED_CARDS));
         let mut writer = Writer {
             connection,
             accounts,
+            issuer_cards: issuer_cards.clone(),
             max_transfer_id,
             clock,
             last_timestamp: u64::try_from(last_timestamp).unwrap_or(0),
@@ -249,7 +262,9 @@ impl SqliteStore {
             readers: Arc::new(Readers::new(path)),
             counters,
             watermarks: Arc::default(),
-            sessions: Mutex::default(),
+            sessions: Committed::new(MAX_CACHED_SESSIONS),
+            cards: Committed::new(MAX_CACHED_CARDS),
+            issuer_cards,
             _lock: lock,
         })
     }
@@ -288,10 +303,27 @@ impl SqliteStore {
         &self,
         work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        self.write_in(true, work).await
+    }
+
+    /// [`SqliteStore::write`], where work that is one SQL statement, atomic by itself, may go
+    /// without the savepoint (`savepoint: false`), which costs two statements and a copy of
+    /// every page the work changes.
+    async fn write_in<T: Send + 'static>(
+        &self,
+        savepoint: bool,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let work: WriteFn = Box::new(move |connection| {
             work(connection).map(|value| Box::new(value) as Box<dyn Any + Send>)
         });
-        let value = self.call(|reply| Job::Write { work, reply }).await?;
+        let value = self
+            .call(|reply| Job::Write {
+                work,
+                reply,
+                savepoint,
+            })
+            .await?;
         value
             .downcast::<T>()
             .map(|boxed| *boxed)
@@ -346,7 +378,7 @@ impl SqliteStore {
 
     pub async fn accounts(&self, ids: Vec<AccountId>) -> Result<Vec<Account>, StoreError> {
         self.read(move |connection| {
-            let mut statement = connection.prepare_cached(&format!(
+            let mut statement = connection.prepare_cached(sql!(
                 "SELECT {ACCOUNT_COLUMNS} FROM ledger_accounts WHERE id = ?1"
             ))?;
             let mut found = Vec::new();
@@ -389,8 +421,13 @@ impl SqliteStore {
     }
 
     pub async fn put_directory(&self, directory: Directory) -> Result<(), StoreError> {
-        self.write(move |connection| insert_directory(connection, &directory))
-            .await
+        let written = self
+            .write(move |connection| insert_directory(connection, &directory))
+            .await;
+        // Cards may have been replaced (upsert); whether or not the write committed, the cached
+        // ones are read again.
+        self.cards.forget_all();
+        written
     }
 
     pub async fn load_directory(&self) -> Result<Directory, StoreError> {
@@ -601,7 +638,7 @@ fn load_accounts(connection: &Connection) -> Result<ledger::IdMap<AccountId, Acc
 }
 
 fn find_transfer(connection: &Connection, id: TransferId) -> Result<Option<Transfer>, StoreError> {
-    let mut statement = connection.prepare_cached(&format!(
+    let mut statement = connection.prepare_cached(sql!(
         "SELECT {TRANSFER_COLUMNS} FROM ledger_transfers WHERE id = ?1"
     ))?;
     statement
@@ -643,6 +680,8 @@ impl LedgerState for WriterView<'_> {
 struct Writer {
     connection: Connection,
     accounts: ledger::IdMap<AccountId, Account>,
+    /// Shared with the store's readers; changed only here, after commits.
+    issuer_cards: Arc<Committed<String, IssuerCard>>,
     max_transfer_id: u128,
     clock: Arc<dyn Clock>,
     last_timestamp: u64,
@@ -687,6 +726,7 @@ impl Writer {
             }
             match run_job(
                 &self.connection,
+                &self.issuer_cards,
                 &mut session,
                 &mut cards,
                 self.clock.as_ref(),
@@ -718,6 +758,10 @@ impl Writer {
                     self.max_transfer_id = self.max_transfer_id.max(max);
                 }
                 self.accounts.extend(changes.accounts);
+                for card in cards.dirty() {
+                    self.issuer_cards
+                        .remember(card.card_id.clone(), Some(card.clone()));
+                }
                 answers.into_iter().for_each(Answer::deliver);
             }
             Err(error) => {
@@ -735,6 +779,7 @@ impl Writer {
 /// got its answer (its own failure, rolled back to its savepoint) and the group goes on.
 fn run_job(
     connection: &Connection,
+    issuer_cards: &Committed<String, IssuerCard>,
     session: &mut ledger::Session<'_, WriterView<'_>>,
     cards: &mut CardSet,
     clock: &dyn Clock,
@@ -747,7 +792,17 @@ fn run_job(
             reply,
         } => {
             let now = next_timestamp(clock, last, authorization.transfers.len());
-            let mut load = |card_id: &str| find_issuer_card(connection, card_id);
+            // Issuer cards change only in this thread, so the remembered ones are current.
+            let mut load = |card_id: &str| match issuer_cards.get(card_id) {
+                Ok(card) => Ok(Some(card)),
+                Err(missed) => {
+                    let card = find_issuer_card(connection, card_id)?;
+                    if let Some(card) = &card {
+                        issuer_cards.fill(missed, card.card_id.clone(), card.clone());
+                    }
+                    Ok(card)
+                }
+            };
             match cards::authorize(session, cards, &mut load, &authorization, now) {
                 Ok(result) => Ok(Some(Answer::Authorized(reply, result))),
                 Err(error) => Err((
@@ -779,7 +834,23 @@ fn run_job(
                 Err(error) => Err((error, Answer::Expired(reply, 0))),
             }
         }
-        Job::Write { work, reply } => {
+        Job::Write {
+            work,
+            reply,
+            savepoint: false,
+        } => match work(connection) {
+            Ok(value) => Ok(Some(Answer::Written(reply, value))),
+            // A failed statement undid only itself; the group goes on.
+            Err(error) => {
+                drop(reply.send(Err(error)));
+                Ok(None)
+            }
+        },
+        Job::Write {
+            work,
+            reply,
+            savepoint: true,
+        } => {
             let savepoint = |sql: &str| {
                 // Single statements are prepared once; the two-statement rollback is rare.
                 let result = if sql.contains(';') {
@@ -826,7 +897,7 @@ fn due_holds(connection: &Connection, now: u64) -> Result<Vec<TransferId>, Store
 /// Persists a session's changes: new transfers, new hold statuses, new accounts, and the final
 /// totals of every other account touched (each written once per group).
 fn write_changes(connection: &Connection, changes: &Changes) -> Result<(), StoreError> {
-    let mut insert = connection.prepare_cached(&format!(
+    let mut insert = connection.prepare_cached(sql!(
         "INSERT INTO ledger_transfers ({TRANSFER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
     ))?;
     for transfer in &changes.created {
@@ -855,7 +926,7 @@ fn write_changes(connection: &Connection, changes: &Changes) -> Result<(), Store
     for (id, new_status) in &changes.statuses {
         status.execute(params![new_status.code(), id_bytes(id.0)])?;
     }
-    let mut open = connection.prepare_cached(&format!("INSERT INTO ledger_accounts ({ACCOUNT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"))?;
+    let mut open = connection.prepare_cached(sql!("INSERT INTO ledger_accounts ({ACCOUNT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"))?;
     for account in changes.opened_accounts() {
         let row = AccountRow::from_account(account);
         open.execute(params![
@@ -1174,34 +1245,52 @@ impl SqliteStore {
         .await
     }
 
+    /// The card with this number fingerprint, from memory when read before (directory writes
+    /// go through [`SqliteStore::put_directory`], which forgets them).
     pub async fn card_by_fingerprint(
         &self,
         fingerprint: [u8; 32],
     ) -> Result<Option<Card>, StoreError> {
-        self.card_where("pan_fingerprint", fingerprint.to_vec())
-            .await
+        let missed = match self.cards.get(&fingerprint) {
+            Ok(card) => return Ok(Some(card)),
+            Err(missed) => missed,
+        };
+        let card = self
+            .card_where(CardKey::Fingerprint, fingerprint.to_vec())
+            .await?;
+        if let Some(card) = &card {
+            self.cards.fill(missed, fingerprint, card.clone());
+        }
+        Ok(card)
     }
 
     pub async fn card_by_account(&self, account: AccountId) -> Result<Option<Card>, StoreError> {
-        self.card_where("account", id_bytes(account.0).to_vec())
+        self.card_where(CardKey::Account, id_bytes(account.0).to_vec())
             .await
     }
 
-    /// The card whose indexed blob column `column` is `key`.
-    async fn card_where(
-        &self,
-        column: &'static str,
-        key: Vec<u8>,
-    ) -> Result<Option<Card>, StoreError> {
+    /// The card whose `column` (an indexed blob) is `key`.
+    async fn card_where(&self, column: CardKey, key: Vec<u8>) -> Result<Option<Card>, StoreError> {
         self.read_point(move |connection| {
-            let mut statement = connection.prepare_cached(&format!(
-                "SELECT {CARD_COLUMNS} FROM cards WHERE {column} = ?1"
-            ))?;
+            let sql = match column {
+                CardKey::Fingerprint => {
+                    sql!("SELECT {CARD_COLUMNS} FROM cards WHERE pan_fingerprint = ?1")
+                }
+                CardKey::Account => sql!("SELECT {CARD_COLUMNS} FROM cards WHERE account = ?1"),
+            };
+            let mut statement = connection.prepare_cached(sql)?;
             let mut rows = statement.query([key])?;
             rows.next()?.map(card_from_row).transpose()
         })
         .await
     }
+}
+
+/// The indexed columns a card is found by.
+#[derive(Clone, Copy, Debug)]
+enum CardKey {
+    Fingerprint,
+    Account,
 }
 
 fn issuer_card_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<IssuerCard> {
@@ -1225,7 +1314,7 @@ fn find_issuer_card(
     connection: &Connection,
     card_id: &str,
 ) -> Result<Option<IssuerCard>, StoreError> {
-    let mut statement = connection.prepare_cached(&format!(
+    let mut statement = connection.prepare_cached(sql!(
         "SELECT {ISSUER_CARD_COLUMNS} FROM issuer_cards WHERE card_id = ?1"
     ))?;
     Ok(statement
@@ -1262,7 +1351,7 @@ impl SqliteStore {
 
     pub async fn put_issuer_cards(&self, cards: Vec<IssuerCard>) -> Result<(), StoreError> {
         self.write(move |connection| {
-            let mut insert = connection.prepare_cached(&format!(
+            let mut insert = connection.prepare_cached(sql!(
                 "INSERT INTO issuer_cards ({ISSUER_CARD_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (card_id) DO NOTHING"
             ))?;
             for card in &cards {
@@ -1286,9 +1375,22 @@ impl SqliteStore {
         .await
     }
 
+    /// The issuer's state of a card as last committed: from memory for a card the writer has
+    /// read or changed since start (it remembers every change after its commit), else from the
+    /// database.
     pub async fn issuer_card(&self, card_id: String) -> Result<Option<IssuerCard>, StoreError> {
-        self.read_point(move |connection| find_issuer_card(connection, &card_id))
-            .await
+        let missed = match self.issuer_cards.get(card_id.as_str()) {
+            Ok(card) => return Ok(Some(card)),
+            Err(missed) => missed,
+        };
+        let card = self
+            .read_point(move |connection| find_issuer_card(connection, &card_id))
+            .await?;
+        if let Some(card) = &card {
+            self.issuer_cards
+                .fill(missed, card.card_id.clone(), card.clone());
+        }
+        Ok(card)
     }
 }
 
@@ -1310,7 +1412,7 @@ fn find_terminal_session(
     connection: &Connection,
     terminal_id: &str,
 ) -> Result<Option<TerminalSession>, StoreError> {
-    let mut statement = connection.prepare_cached(&format!(
+    let mut statement = connection.prepare_cached(sql!(
         "SELECT {TERMINAL_SESSION_COLUMNS} FROM terminal_sessions WHERE terminal_id = ?1"
     ))?;
     Ok(statement
@@ -1324,7 +1426,7 @@ impl SqliteStore {
         sessions: Vec<TerminalSession>,
     ) -> Result<(), StoreError> {
         self.write(move |connection| {
-            let mut insert = connection.prepare_cached(&format!(
+            let mut insert = connection.prepare_cached(sql!(
                 "INSERT INTO terminal_sessions ({TERMINAL_SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (terminal_id) DO NOTHING"
             ))?;
             for session in &sessions {
@@ -1352,47 +1454,24 @@ impl SqliteStore {
         &self,
         terminal_id: String,
     ) -> Result<Option<TerminalSession>, StoreError> {
-        let generation = {
-            let cache = self
-                .sessions
-                .lock()
-                .map_err(|_| StoreError::Write("session cache poisoned".into()))?;
-            if let Some(session) = cache.sessions.get(&terminal_id) {
-                return Ok(Some(session.clone()));
-            }
-            cache.generation
+        let missed = match self.sessions.get(&terminal_id) {
+            Ok(session) => return Ok(Some(session)),
+            Err(missed) => missed,
         };
         let session = self
             .read_point(move |connection| find_terminal_session(connection, &terminal_id))
             .await?;
-        if let (Some(session), Ok(mut cache)) = (&session, self.sessions.lock())
-            && cache.generation == generation
-        {
-            if cache.sessions.len() >= MAX_CACHED_SESSIONS {
-                cache.sessions.clear();
-            }
-            cache
-                .sessions
-                .insert(session.terminal_id.clone(), session.clone());
+        if let Some(session) = &session {
+            self.sessions
+                .fill(missed, session.terminal_id.clone(), session.clone());
         }
         Ok(session)
     }
 
     /// Records a session as committed.
     fn remember_session(&self, terminal_id: &str, session: &Option<TerminalSession>) {
-        if let Ok(mut cache) = self.sessions.lock() {
-            cache.generation += 1;
-            match session {
-                Some(session) => {
-                    cache
-                        .sessions
-                        .insert(terminal_id.to_owned(), session.clone());
-                }
-                None => {
-                    cache.sessions.remove(terminal_id);
-                }
-            }
-        }
+        self.sessions
+            .remember(terminal_id.to_owned(), session.clone());
     }
 
     pub async fn change_session(
@@ -1507,13 +1586,15 @@ impl SqliteStore {
     /// Appends entries through the writer, group-committed with whatever else is waiting.
     pub async fn journal(&self, entries: Vec<JournalEntry>) -> Result<(), StoreError> {
         let watermarks = self.watermarks.clone();
-        self.write(move |connection| {
-            let placeholders = (1..=JOURNAL_COLUMN_COUNT)
-                .map(|index| format!("?{index}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let mut insert = connection.prepare_cached(&format!(
-                "INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES ({placeholders})"
+        // One entry is one INSERT: atomic without a savepoint.
+        let one_statement = entries.len() == 1;
+        self.write_in(!one_statement, move |connection| {
+            let mut insert = connection.prepare_cached(sql!(
+                "INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES ({})",
+                (1..=JOURNAL_COLUMN_COUNT)
+                    .map(|index| format!("?{index}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))?;
             for entry in &entries {
                 insert.execute(params![
@@ -1564,13 +1645,13 @@ impl SqliteStore {
             // number is given (the duplicate check of every financial message).
             let rows = match stan {
                 Some(stan) => connection
-                    .prepare_cached(&format!(
+                    .prepare_cached(sql!(
                         "SELECT {JOURNAL_COLUMNS} FROM journal WHERE terminal_id = ?1 AND batch = ?2 AND stan = ?3 ORDER BY id"
                     ))?
                     .query_map(params![terminal_id, batch, stan], journal_entry_from_row)?
                     .collect::<Result<Vec<_>, _>>()?,
                 None => connection
-                    .prepare_cached(&format!(
+                    .prepare_cached(sql!(
                         "SELECT {JOURNAL_COLUMNS} FROM journal WHERE terminal_id = ?1 AND batch = ?2 ORDER BY id"
                     ))?
                     .query_map(params![terminal_id, batch], journal_entry_from_row)?
@@ -1586,7 +1667,7 @@ impl SqliteStore {
 
     pub async fn journal_recent(&self, limit: i64) -> Result<Vec<JournalEntry>, StoreError> {
         self.read(move |connection| {
-            let mut select = connection.prepare_cached(&format!(
+            let mut select = connection.prepare_cached(sql!(
                 "SELECT {JOURNAL_COLUMNS} FROM (SELECT * FROM journal ORDER BY id DESC LIMIT ?1) ORDER BY id"
             ))?;
             let rows = select.query_map(params![limit], journal_entry_from_row)?;
@@ -1650,7 +1731,7 @@ impl SqliteStore {
         limit: i64,
     ) -> Result<Vec<PendingReversal>, StoreError> {
         self.read(move |connection| {
-            let mut select = connection.prepare_cached(&format!(
+            let mut select = connection.prepare_cached(sql!(
                 "SELECT {PENDING_REVERSAL_COLUMNS} FROM pending_reversals WHERE done_at IS NULL AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2"
             ))?;
             let rows = select.query_map(params![now, limit], pending_reversal_from_row)?;
@@ -1661,7 +1742,7 @@ impl SqliteStore {
 
     pub async fn all_reversals(&self) -> Result<Vec<PendingReversal>, StoreError> {
         self.read(move |connection| {
-            let mut select = connection.prepare_cached(&format!(
+            let mut select = connection.prepare_cached(sql!(
                 "SELECT {PENDING_REVERSAL_COLUMNS} FROM pending_reversals ORDER BY id"
             ))?;
             let rows = select.query_map([], pending_reversal_from_row)?;
