@@ -142,7 +142,9 @@ impl TerminalHandler {
             ResponseCode::SystemMalfunction
         })?;
 
-        // 2. A repeat of an approved sale.
+        // 2. The sale's transfers, with ids from the business key. A repeat of an approved sale
+        //    is recognised by them when it would be refused (see `repeat_answer`), so that
+        //    approvals, nearly all of them first sales, need no look-up.
         let business_key = request.key();
         let accounts = SaleAccounts {
             card: card.account,
@@ -160,17 +162,6 @@ impl TerminalHandler {
             }
             _ => sale_transfers(&business_key, &accounts, amount),
         };
-        if !purchase {
-            // Nothing to repeat: an inquiry moves nothing.
-        } else if let Ok(Some(original)) = self.store.transfer(transfers[0].id).await {
-            if original.request != transfers[0] {
-                return stop(
-                    ResponseCode::DuplicateTransmission,
-                    "trace number reused for another sale",
-                );
-            }
-            return Ok(self.approval(message, transfers[0].id, None, keys));
-        }
 
         // 3. What the terminal read.
         let entry = message
@@ -297,6 +288,7 @@ impl TerminalHandler {
         );
         let approved = decision.response.is_approved();
         tracing::debug!(card = %card.masked_pan(), response = decision.response.code(), reason = ?decision.reason, "issuer decision");
+
         let effect = card_effect(
             &card.id,
             &profile,
@@ -319,6 +311,7 @@ impl TerminalHandler {
             ResponseCode::SystemMalfunction
         })?;
         tracing::debug!(card = %card.masked_pan(), outcome = ?result.card, "authorization committed");
+
         let response = match (approved, result.card) {
             (false, _) => decision.response,
             (true, CardOutcome::AtcReplayed) => ResponseCode::DoNotHonor,
@@ -330,6 +323,12 @@ impl TerminalHandler {
                 Some(error) => issuer::response_for_ledger_error(error),
             },
         };
+        if purchase
+            && !response.is_approved()
+            && let Some(answer) = self.repeat_answer(message, &transfers[0], keys).await
+        {
+            return answer;
+        }
 
         // 6. The answer.
         let arpc = match (&chip, chip_data) {
@@ -374,6 +373,33 @@ impl TerminalHandler {
             message: answer,
             mac: None,
         })
+    }
+
+    /// For a sale or pre-authorization about to be refused: the answer when it repeats one
+    /// whose first transfer (`first`, from the business key) is already made — the original
+    /// approval (same RRN and auth code) for the same request, 94 when the trace number was
+    /// used for another one — and `None` when nothing was made, so the refusal stands.
+    ///
+    /// A repeat is refused by everything that has changed since its original: the card's ATC
+    /// is seen again (chip), the day's spend or the card's standing may have moved. An approved
+    /// repeat needs no look-up: the ledger found its transfers made (and the day's spend was not
+    /// counted again), and the approval carries the same ids.
+    async fn repeat_answer(
+        &self,
+        message: &Message<'_>,
+        first: &ledger::TransferRequest,
+        keys: &MessageKeys,
+    ) -> Option<Result<Answer, Stop>> {
+        match self.store.transfer(first.id).await {
+            Ok(Some(original)) if original.request == *first => {
+                Some(Ok(self.approval(message, first.id, None, keys)))
+            }
+            Ok(Some(_)) => Some(stop(
+                ResponseCode::DuplicateTransmission,
+                "trace number reused for another sale",
+            )),
+            Ok(None) | Err(_) => None,
+        }
     }
 
     /// The card a message presents (field 2, else track 2), found by its number's fingerprint.

@@ -766,6 +766,38 @@ mod sales {
                 )
             );
             assert_eq!(available(&world, &card).await, before - 1_200);
+
+            // Sent again rebuilt (another MAC, so not a duplicate the journal knows): the issuer
+            // sees the card's ATC again, and the host finds the sale made under the message's
+            // business key — the original approval, nothing posted twice.
+            let rebuilt = edited(&request, &keys, |message| message.set_text(22, "052"));
+            let repeat = cup()
+                .unpack(&client.exchange(&rebuilt, TIMEOUT).await.unwrap())
+                .unwrap()
+                .into_owned();
+            assert_eq!(
+                (
+                    repeat.response_code().unwrap(),
+                    repeat.rrn().unwrap(),
+                    repeat.auth_code().unwrap()
+                ),
+                (
+                    "00".into(),
+                    answer.rrn().unwrap(),
+                    answer.auth_code().unwrap()
+                ),
+                "{}",
+                world.store.backend_name()
+            );
+            assert_eq!(available(&world, &card).await, before - 1_200);
+            // The same trace number for another sale (a new cryptogram, another amount): 94.
+            let other = chip_sale(&card, 1_300, 100, 2, demo::DEMO_PIN, &keys);
+            let refused = cup()
+                .unpack(&client.exchange(&other, TIMEOUT).await.unwrap())
+                .unwrap()
+                .into_owned();
+            assert_eq!(refused.response_code().unwrap(), "94");
+            assert_eq!(available(&world, &card).await, before - 1_200);
             world.store.check_books().await.unwrap();
             let _ = stop.send(true);
             server.await.unwrap();
