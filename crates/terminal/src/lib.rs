@@ -53,8 +53,16 @@
 //! ```
 
 mod card;
+pub mod cardfile;
+pub mod config;
+pub mod files;
 mod keys;
+pub mod link;
 mod messages;
+pub mod pos;
+pub mod receipt;
+pub mod state;
+pub mod transactions;
 
 pub use card::{ArpcCheck, ChipCard, ChipRead, ChipTransaction, TransactionDate};
 pub use keys::{SignedOn, WorkingKeys};
