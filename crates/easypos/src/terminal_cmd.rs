@@ -205,6 +205,12 @@ enum TerminalCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// The interactive terminal: a countertop POS on screen (number keys, Enter, Backspace,
+    /// Esc). Cards are presented from the configuration's cards_dir.
+    Tui {
+        #[arg(long, value_name = "FILE", default_value = "terminal.toml")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -229,7 +235,7 @@ pub fn run(args: TerminalArgs) -> ExitCode {
         | TerminalCommand::Settle { common }
         | TerminalCommand::Reprint { common, .. }
         | TerminalCommand::Batch { common } => common.json,
-        TerminalCommand::Init { .. } => false,
+        TerminalCommand::Init { .. } | TerminalCommand::Tui { .. } => false,
     };
     match execute(args) {
         Ok(code) => ExitCode::from(code),
@@ -413,6 +419,11 @@ fn execute(args: TerminalArgs) -> Result<u8, Failure> {
         TerminalCommand::Settle { common } => settle(&common),
         TerminalCommand::Reprint { common, receipt } => reprint(&common, &receipt),
         TerminalCommand::Batch { common } => batch(&common),
+        TerminalCommand::Tui { config } => {
+            let (config, tmk) = load(&config)?;
+            terminal::tui::run(config, tmk)?;
+            Ok(EXIT_APPROVED)
+        }
     }
 }
 

@@ -74,6 +74,13 @@ pub struct TerminalConfig {
     /// the chip's transaction date.
     #[serde(default = "default_utc_offset_minutes")]
     pub utc_offset_minutes: i32,
+    /// The operators' password on this terminal's screen (`easypos terminal tui`). A
+    /// terminal-local password, as countertop terminals keep one; change it from the default.
+    #[serde(default = "default_operator_password")]
+    pub operator_password: String,
+    /// Where the screen finds the card simulator's card files ("present a card").
+    #[serde(default = "default_cards_dir")]
+    pub cards_dir: PathBuf,
 }
 
 fn default_currency() -> String {
@@ -96,6 +103,12 @@ fn default_true() -> bool {
 }
 fn default_utc_offset_minutes() -> i32 {
     480
+}
+fn default_operator_password() -> String {
+    "0000".into()
+}
+fn default_cards_dir() -> PathBuf {
+    PathBuf::from("cards")
 }
 
 impl TerminalConfig {
@@ -124,6 +137,8 @@ impl TerminalConfig {
             contactless_cvm_limit: default_cvm_limit(),
             allow_fallback: true,
             utc_offset_minutes: default_utc_offset_minutes(),
+            operator_password: default_operator_password(),
+            cards_dir: default_cards_dir(),
         }
     }
 
@@ -137,6 +152,7 @@ impl TerminalConfig {
             .map_err(|error| FileError::content(path, error.message().to_owned()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.state_dir = base.join(&config.state_dir);
+        config.cards_dir = base.join(&config.cards_dir);
         if let MasterKey::File(file) = &config.master_key {
             config.master_key = MasterKey::File(base.join(file));
         }

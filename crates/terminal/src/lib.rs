@@ -63,6 +63,8 @@ pub mod pos;
 pub mod receipt;
 pub mod state;
 pub mod transactions;
+#[cfg(feature = "tui")]
+pub mod tui;
 
 pub use card::{ArpcCheck, ChipCard, ChipRead, ChipTransaction, TransactionDate};
 pub use keys::{SignedOn, WorkingKeys};

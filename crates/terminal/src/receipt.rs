@@ -220,11 +220,28 @@ fn product_name(product: &str, language: Language) -> String {
     }
 }
 
-/// Display width: CJK characters take two columns on screen and on a printer.
-fn width(text: &str) -> usize {
-    text.chars()
-        .map(|c| if (c as u32) >= 0x1100 { 2 } else { 1 })
-        .sum()
+/// Whether a character takes two columns on screen and on a printer: the East Asian wide
+/// ranges (Hangul Jamo, CJK radicals to Yi, Hangul syllables, CJK compatibility, vertical and
+/// full-width forms, the supplementary ideographic planes).
+pub fn is_wide(c: char) -> bool {
+    matches!(c as u32,
+        0x1100..=0x115F
+            | 0x2E80..=0x303E
+            | 0x3041..=0x33FF
+            | 0x3400..=0x4DBF
+            | 0x4E00..=0x9FFF
+            | 0xA000..=0xA4CF
+            | 0xAC00..=0xD7A3
+            | 0xF900..=0xFAFF
+            | 0xFE30..=0xFE4F
+            | 0xFF00..=0xFF60
+            | 0xFFE0..=0xFFE6
+            | 0x20000..=0x3FFFD)
+}
+
+/// Display width in columns.
+pub fn width(text: &str) -> usize {
+    text.chars().map(|c| if is_wide(c) { 2 } else { 1 }).sum()
 }
 
 /// `label` left, `value` right on one line, or on two when they do not fit.
