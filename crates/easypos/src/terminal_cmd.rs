@@ -46,8 +46,9 @@ struct CardArgs {
     /// The card file (`easypos cards issue`).
     #[arg(long, value_name = "FILE")]
     card: PathBuf,
-    /// The PIN the cardholder enters; it becomes a PIN block at once. Without it the
-    /// cardholder signs (or, tapped under the contactless limit, nothing is needed).
+    /// The PIN the cardholder enters (`-`: one line of standard input); it becomes a PIN block
+    /// at once. Without it the cardholder signs (or, tapped under the contactless limit,
+    /// nothing is needed).
     #[arg(long, value_name = "DIGITS")]
     pin: Option<String>,
 }
@@ -520,6 +521,18 @@ fn amount_minor(text: &str, config: &TerminalConfig) -> anyhow::Result<u64> {
         .with_context(|| format!("--amount {text:?} must be above zero"))
 }
 
+/// The PIN of `--pin`: the digits, or `-` for one line of standard input (which keeps the
+/// PIN out of the process list and the shell history).
+fn read_pin(argument: &str) -> anyhow::Result<paycrypto::Pin> {
+    let bad = || anyhow::anyhow!("--pin must be 4 to 12 digits");
+    if argument != "-" {
+        return paycrypto::Pin::new(argument).map_err(|_| bad());
+    }
+    terminal::pos::read_pin_line(&mut std::io::stdin().lock())
+        .context("reading the PIN from standard input")?
+        .ok_or_else(bad)
+}
+
 fn card_transaction(
     common: &Common,
     kind: TransactionType,
@@ -539,10 +552,9 @@ fn card_transaction(
             None => 0,
         },
     };
-    let pin_block = match &card_args.pin {
+    let pin_block = match card_args.pin.as_deref() {
         Some(digits) => {
-            let pin = paycrypto::Pin::new(digits)
-                .map_err(|_| anyhow::anyhow!("--pin must be 4 to 12 digits"))?;
+            let pin = read_pin(digits)?;
             Some(pos.pin_block(&pin, &card)?)
         }
         None => None,

@@ -91,7 +91,25 @@ struct Run {
 }
 
 fn run(dir: &Path, args: &[&str]) -> Run {
-    let output = easypos(dir).args(args).output().unwrap();
+    run_with_input(dir, args, "")
+}
+
+/// Runs `easypos ARGS` with `input` on its standard input.
+fn run_with_input(dir: &Path, args: &[&str], input: &str) -> Run {
+    let mut child = easypos(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     Run {
         code: output.status.code().expect("exited, not killed"),

@@ -177,6 +177,8 @@ pub struct Pos {
     clock: Clock,
     /// The operator signed on at this run (field 63 and receipts).
     operator: String,
+    /// The host's code when it answered a reversal with something other than 00.
+    last_reversal_answer: Option<ResponseCode>,
 }
 
 impl std::fmt::Debug for Pos {
@@ -215,6 +217,7 @@ impl Pos {
             link: None,
             clock: system_clock,
             operator,
+            last_reversal_answer: None,
         })
     }
 
@@ -277,10 +280,27 @@ impl Pos {
             self.sign_on(&operator)?;
             readiness.signed_on = true;
         }
-        if self.state.pending_reversal.is_some() {
+        // A host that answers 58 (no session) or A0 (MAC) no longer holds this sign-on's
+        // keys: sign on again and send once more.
+        let mut attempts = 0;
+        while self.state.pending_reversal.is_some() {
+            attempts += 1;
+            self.last_reversal_answer = None;
             match self.send_pending_reversal(self.config.timeout())? {
                 ReversalStatus::Acknowledged => readiness.reversal_sent = true,
                 ReversalStatus::Pending => {
+                    let answer = self.last_reversal_answer;
+                    if attempts == 1
+                        && matches!(
+                            answer,
+                            Some(ResponseCode::NotPermittedToTerminal | ResponseCode::MacFailure)
+                        )
+                    {
+                        let operator = self.operator.clone();
+                        self.sign_on(&operator)?;
+                        readiness.signed_on = true;
+                        continue;
+                    }
                     let stan = self
                         .state
                         .pending_reversal
@@ -288,7 +308,10 @@ impl Pos {
                         .map_or(0, |pending| pending.original_stan);
                     return Err(PosError::ReversalPending {
                         stan,
-                        reason: "the host did not acknowledge it".into(),
+                        reason: match answer {
+                            Some(code) => format!("the host answered {code}"),
+                            None => "the host did not answer".into(),
+                        },
                     });
                 }
             }
@@ -386,7 +409,11 @@ impl Pos {
                 self.save()?;
                 Ok(ReversalStatus::Acknowledged)
             }
-            _ => Ok(ReversalStatus::Pending),
+            Ok(answer) => {
+                self.last_reversal_answer = Some(answer.response);
+                Ok(ReversalStatus::Pending)
+            }
+            Err(_) => Ok(ReversalStatus::Pending),
         }
     }
 
@@ -889,6 +916,14 @@ fn balance_of(field54: &str) -> Option<String> {
     };
     let minor: i64 = field54.get(8..20)?.parse().ok()?;
     Some(money::Amount::new(sign * minor, currency).format_major())
+}
+
+/// A PIN from one line of `reader` (a script's standard input), read into memory that is
+/// wiped afterwards; `None` when the line is not 4 to 12 digits.
+pub fn read_pin_line(reader: &mut impl std::io::BufRead) -> std::io::Result<Option<Pin>> {
+    let mut line = zeroize::Zeroizing::new(String::new());
+    reader.read_line(&mut line)?;
+    Ok(Pin::new(line.trim()).ok())
 }
 
 /// The result in plain words, for the cashier and the cardholder.

@@ -146,18 +146,46 @@ impl TerminalState {
     }
 }
 
-/// The state directory.
-#[derive(Debug, Clone)]
+/// The state directory, locked for as long as this value lives: one terminal is one process
+/// at a time (a second would reuse trace numbers and race on the batch).
+#[derive(Debug)]
 pub struct StateDir {
     dir: PathBuf,
+    /// Holds the advisory lock on `dir/lock`; the system releases it when the process ends,
+    /// even by a crash.
+    _lock: std::fs::File,
 }
 
 impl StateDir {
-    /// Opens (creating, mode 0700) the directory.
+    /// Opens (creating, mode 0700) and locks the directory; refuses if another process has it.
     pub fn open(dir: &Path) -> Result<StateDir, FileError> {
         create_private_dir(dir)?;
+        let path = dir.join("lock");
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let lock = options
+            .open(&path)
+            .map_err(|error| FileError::io(&path, error))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(FileError::content(
+                    dir,
+                    "is in use by another easypos terminal process",
+                ));
+            }
+            Err(std::fs::TryLockError::Error(error)) => {
+                return Err(FileError::io(&path, error));
+            }
+        }
         Ok(StateDir {
             dir: dir.to_owned(),
+            _lock: lock,
         })
     }
 
@@ -205,5 +233,82 @@ impl StateDir {
         let text = serde_json::to_string_pretty(entries)
             .map_err(|error| FileError::content(&path, error.to_string()))?;
         write_atomic(&path, text.as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn entry(kind: TransactionType, stan: u32, amount_minor: u64, code: &str) -> BatchEntry {
+        BatchEntry {
+            kind,
+            stan,
+            batch: 1,
+            amount_minor,
+            currency: "CNY".into(),
+            card: "621234******0000".into(),
+            entry: Entry::Chip,
+            cvm: Cvm::PinVerified,
+            response_code: code.into(),
+            rrn: None,
+            auth_code: None,
+            original_stan: None,
+            at: 0,
+            reversed: false,
+            voided: false,
+        }
+    }
+
+    #[test]
+    fn totals_count_what_the_host_counts() {
+        let mut state = TerminalState::new("10000001");
+        state.transactions = vec![
+            entry(TransactionType::Sale, 1, 1_000, "00"),
+            entry(TransactionType::Sale, 2, 500, "55"),
+            entry(TransactionType::Void, 3, 1_000, "00"),
+            entry(TransactionType::PreAuthorization, 4, 9_000, "00"),
+            entry(TransactionType::Completion, 5, 7_000, "00"),
+            entry(TransactionType::Refund, 6, 200, "00"),
+            entry(TransactionType::Sale, 7, 300, "00"),
+        ];
+        state.transactions[6].reversed = true;
+        assert_eq!(
+            state.totals(),
+            acquirer::settlement::Totals {
+                debit_minor: 8_000,
+                debit_count: 2,
+                credit_minor: 1_200,
+                credit_count: 2,
+            }
+        );
+    }
+
+    #[test]
+    fn trace_numbers_wrap_after_999999_and_skip_zero() {
+        let mut state = TerminalState::new("10000001");
+        state.stan = MAX_STAN - 1;
+        assert_eq!((state.next_stan(), state.next_stan()), (MAX_STAN, 1));
+    }
+
+    #[test]
+    fn a_state_directory_is_one_process_s_at_a_time() {
+        let dir = std::env::temp_dir().join(format!("terminal-state-{}", std::process::id()));
+        let first = StateDir::open(&dir).unwrap();
+        let second = StateDir::open(&dir).unwrap_err();
+        assert!(second.to_string().contains("in use"), "{second}");
+        drop(first);
+        let mut state = TerminalState::new("10000001");
+        state.next_stan();
+        let reopened = StateDir::open(&dir).unwrap();
+        reopened.save(&state).unwrap();
+        assert_eq!(reopened.load("10000001").unwrap(), state);
+        assert!(
+            reopened.load("10000002").is_err(),
+            "another terminal's state"
+        );
+        drop(reopened);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
