@@ -61,7 +61,13 @@ pub fn router(state: Console) -> Router {
         .route("/console/transactions", get(pages::transactions))
         .route("/console/transactions/{id}", get(pages::transaction))
         .route("/console/terminals", get(pages::terminals))
-        .route("/console/staff", get(pages::staff))
+        .route("/console/staff", get(pages::staff).post(pages::add_staff))
+        .route(
+            "/console/api-keys",
+            get(pages::api_keys).post(pages::create_api_key),
+        )
+        .route("/console/api-keys/{id}/revoke", post(pages::revoke_api_key))
+        .route("/favicon.ico", get(no_icon))
         .route("/console/cards", get(pages::cards))
         .route("/console/merchants", get(pages::merchants))
         .route("/console/journal", get(pages::journal))
@@ -70,6 +76,11 @@ pub fn router(state: Console) -> Router {
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
+}
+
+/// No icon: an empty answer, so browsers stop asking and logs stay clean.
+async fn no_icon() -> axum::http::StatusCode {
+    axum::http::StatusCode::NO_CONTENT
 }
 
 async fn htmx() -> Response {

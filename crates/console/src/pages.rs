@@ -51,7 +51,14 @@ pub struct Chrome {
 /// The pages of a role's portal, in menu order.
 fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
     match role {
-        Role::MerchantAdmin | Role::MerchantManager => &[
+        Role::MerchantAdmin => &[
+            ("/console/dashboard", "nav-dashboard"),
+            ("/console/transactions", "nav-transactions"),
+            ("/console/terminals", "nav-terminals"),
+            ("/console/staff", "nav-staff"),
+            ("/console/api-keys", "nav-api-keys"),
+        ],
+        Role::MerchantManager => &[
             ("/console/dashboard", "nav-dashboard"),
             ("/console/transactions", "nav-transactions"),
             ("/console/terminals", "nav-terminals"),
@@ -62,20 +69,27 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/transactions", "nav-transactions"),
             ("/console/terminals", "nav-terminals"),
         ],
-        Role::Cardholder | Role::IssuerOperator | Role::WalletOperator => &[
+        Role::Cardholder => &[
             ("/console/cards", "nav-cards"),
             ("/console/transactions", "nav-transactions"),
+        ],
+        Role::IssuerOperator | Role::WalletOperator => &[
+            ("/console/cards", "nav-cards"),
+            ("/console/transactions", "nav-transactions"),
+            ("/console/api-keys", "nav-api-keys"),
         ],
         Role::PlatformOperator => &[
             ("/console/merchants", "nav-merchants"),
             ("/console/terminals", "nav-terminals"),
             ("/console/transactions", "nav-transactions"),
             ("/console/journal", "nav-journal"),
+            ("/console/api-keys", "nav-api-keys"),
         ],
         Role::ChannelPartner => &[
             ("/console/merchants", "nav-merchants"),
             ("/console/terminals", "nav-terminals"),
             ("/console/transactions", "nav-transactions"),
+            ("/console/api-keys", "nav-api-keys"),
         ],
     }
 }
@@ -876,7 +890,13 @@ struct StaffPage {
     chrome: Chrome,
     users: Vec<(String, String, String)>,
     operators: Vec<(String, String, String)>,
+    can_add: bool,
+    roles: Vec<(&'static str, String)>,
+    message: String,
 }
+
+/// The roles a merchant administrator may give new staff.
+const STAFF_ROLES: [Role; 2] = [Role::MerchantManager, Role::Cashier];
 
 pub async fn staff(State(console): State<Console>, headers: HeaderMap) -> Response {
     let visit = match console
@@ -886,6 +906,15 @@ pub async fn staff(State(console): State<Console>, headers: HeaderMap) -> Respon
         Ok(visit) => visit,
         Err(response) => return response,
     };
+    staff_page(&console, visit, String::new(), StatusCode::OK).await
+}
+
+async fn staff_page(
+    console: &Console,
+    visit: Visit,
+    message: String,
+    status: StatusCode,
+) -> Response {
     let t = visit.chrome.t;
     let users = match console.api.store.users_of(&visit.user.tenant).await {
         Ok(users) => users,
@@ -919,9 +948,15 @@ pub async fn staff(State(console): State<Console>, headers: HeaderMap) -> Respon
                 )
             })
             .collect(),
+        can_add: visit.user.role == Role::MerchantAdmin,
+        roles: STAFF_ROLES
+            .iter()
+            .map(|role| (role.as_str(), t.get(&format!("role-{}", role.as_str()))))
+            .collect(),
+        message,
         chrome: visit.chrome,
     };
-    render(&page, StatusCode::OK)
+    render(&page, status)
 }
 
 #[derive(Clone, Debug)]
@@ -1097,4 +1132,220 @@ pub async fn journal(State(console): State<Console>, headers: HeaderMap) -> Resp
         },
         StatusCode::OK,
     )
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StaffForm {
+    csrf: String,
+    username: String,
+    display_name: String,
+    role: String,
+    password: String,
+}
+
+/// A merchant administrator creates a console user for their own merchant (a manager or a
+/// cashier); the password is hashed with argon2id off the async threads.
+pub async fn add_staff(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Form(form): Form<StaffForm>,
+) -> Response {
+    if checked_session(&console, &headers, &form.csrf).is_none() {
+        return csrf_refused(lang_of(&headers));
+    }
+    let visit = match console
+        .visit(&headers, Some(Resource::Staff), "/console/staff")
+        .await
+    {
+        Ok(visit) => visit,
+        Err(response) => return response,
+    };
+    if visit.user.role != Role::MerchantAdmin {
+        return error_page(visit.chrome, StatusCode::FORBIDDEN);
+    }
+    let Some(role) = Role::parse(&form.role).filter(|role| STAFF_ROLES.contains(role)) else {
+        let message = format!("role: {}", form.role);
+        return staff_page(&console, visit, message, StatusCode::BAD_REQUEST).await;
+    };
+    let id = format!(
+        "u-{}",
+        session::random_token().get(..16).unwrap_or_default()
+    );
+    let tenant = visit.user.tenant.clone();
+    let now = console.now_seconds();
+    let created = tokio::task::spawn_blocking(move || {
+        store::accounts::NewUser::new(
+            &id,
+            form.username.trim(),
+            form.display_name.trim(),
+            role,
+            tenant,
+            &form.password,
+            now,
+        )
+    })
+    .await;
+    let user = match created {
+        Ok(Ok(user)) => user,
+        Ok(Err(error)) => {
+            return staff_page(&console, visit, error.to_string(), StatusCode::BAD_REQUEST).await;
+        }
+        Err(error) => return internal(&visit, &error),
+    };
+    let t = visit.chrome.t;
+    match console.api.store.put_users(vec![user]).await {
+        Ok(1) => staff_page(&console, visit, t.get("staff-created"), StatusCode::CREATED).await,
+        Ok(_) => staff_page(&console, visit, t.get("staff-taken"), StatusCode::CONFLICT).await,
+        Err(error) => internal(&visit, &error),
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct KeyRow {
+    pub id: String,
+    pub name: String,
+    pub created_at: String,
+    pub revoked_at: String,
+}
+
+#[derive(Template)]
+#[template(path = "api_keys.html")]
+struct ApiKeysPage {
+    chrome: Chrome,
+    keys: Vec<KeyRow>,
+    secret: String,
+    message: String,
+}
+
+async fn api_keys_page(
+    console: &Console,
+    visit: Visit,
+    secret: String,
+    message: String,
+    status: StatusCode,
+) -> Response {
+    let keys = match console.api.store.api_keys_of(&visit.user.id).await {
+        Ok(keys) => keys,
+        Err(error) => return internal(&visit, &error),
+    };
+    let keys = keys
+        .iter()
+        .map(|key| KeyRow {
+            id: key.id.clone(),
+            name: key.name.clone(),
+            created_at: api::time::rfc3339_seconds(key.created_at),
+            revoked_at: key
+                .revoked_at
+                .map(api::time::rfc3339_seconds)
+                .unwrap_or_default(),
+        })
+        .collect();
+    let page = ApiKeysPage {
+        chrome: visit.chrome,
+        keys,
+        secret,
+        message,
+    };
+    render(&page, status)
+}
+
+pub async fn api_keys(State(console): State<Console>, headers: HeaderMap) -> Response {
+    match console
+        .visit(&headers, Some(Resource::ApiKeys), "/console/api-keys")
+        .await
+    {
+        Ok(visit) => {
+            api_keys_page(
+                &console,
+                visit,
+                String::new(),
+                String::new(),
+                StatusCode::OK,
+            )
+            .await
+        }
+        Err(response) => response,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct KeyForm {
+    csrf: String,
+    name: String,
+}
+
+/// Creates a key for the signed-in user and shows its secret this once.
+pub async fn create_api_key(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Form(form): Form<KeyForm>,
+) -> Response {
+    if checked_session(&console, &headers, &form.csrf).is_none() {
+        return csrf_refused(lang_of(&headers));
+    }
+    let visit = match console
+        .visit(&headers, Some(Resource::ApiKeys), "/console/api-keys")
+        .await
+    {
+        Ok(visit) => visit,
+        Err(response) => return response,
+    };
+    let name = form.name.trim();
+    if name.is_empty() || name.chars().count() > api::routes::MAX_KEY_NAME_CHARS {
+        let message = format!("1–{} characters", api::routes::MAX_KEY_NAME_CHARS);
+        return api_keys_page(
+            &console,
+            visit,
+            String::new(),
+            message,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    }
+    let (issued, digest) =
+        store::accounts::new_api_key(&visit.user.id, name, console.now_seconds());
+    if let Err(error) = console
+        .api
+        .store
+        .put_api_key(issued.key.clone(), digest)
+        .await
+    {
+        return internal(&visit, &error);
+    }
+    api_keys_page(
+        &console,
+        visit,
+        issued.secret,
+        String::new(),
+        StatusCode::CREATED,
+    )
+    .await
+}
+
+pub async fn revoke_api_key(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if checked_session(&console, &headers, &form.csrf).is_none() {
+        return csrf_refused(lang_of(&headers));
+    }
+    let visit = match console
+        .visit(&headers, Some(Resource::ApiKeys), "/console/api-keys")
+        .await
+    {
+        Ok(visit) => visit,
+        Err(response) => return response,
+    };
+    match console
+        .api
+        .store
+        .revoke_api_key(&visit.user.id, &id, console.now_seconds())
+        .await
+    {
+        Ok(true) => Redirect::to("/console/api-keys").into_response(),
+        Ok(false) => error_page(visit.chrome, StatusCode::NOT_FOUND),
+        Err(error) => internal(&visit, &error),
+    }
 }

@@ -614,3 +614,120 @@ async fn static_files_come_from_the_binary() {
         "/console/login"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_merchant_admin_adds_staff_through_a_csrf_protected_form() {
+    let world = world().await;
+    let admin = world.sign_in("shanghai.admin").await;
+    let page = world.get("/console/staff", Some(&admin), &[]).await;
+    assert!(
+        page.html.contains("action=\"/console/staff\""),
+        "the admin sees the form"
+    );
+    let csrf = page.csrf();
+    let form = |token: &str, username: &str, password: &str| {
+        format!(
+            "csrf={token}&username={username}&display_name=Li+Na&role=cashier&password={password}"
+        )
+    };
+    let forged = world
+        .post(
+            "/console/staff",
+            Some(&admin),
+            &form("forged", "li.na", "a-long-password-1"),
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let short = world
+        .post(
+            "/console/staff",
+            Some(&admin),
+            &form(&csrf, "li.na", "short"),
+        )
+        .await;
+    assert_eq!(short.status, StatusCode::BAD_REQUEST);
+    assert!(short.html.contains("at least 12"), "{}", short.html);
+    let created = world
+        .post(
+            "/console/staff",
+            Some(&admin),
+            &form(&csrf, "li.na", "a-long-password-1"),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.html);
+    assert!(created.html.contains("li.na"));
+    let again = world
+        .post(
+            "/console/staff",
+            Some(&admin),
+            &form(&csrf, "li.na", "a-long-password-1"),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    let user = world
+        .store
+        .user_by_username("li.na")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(user.role, store::accounts::Role::Cashier);
+    assert_eq!(
+        user.tenant,
+        store::accounts::Tenant::Merchant(demo::SHANGHAI_MERCHANT.into())
+    );
+
+    // A manager sees the staff but may not add any.
+    let manager = world.sign_in("shanghai.manager").await;
+    let page = world.get("/console/staff", Some(&manager), &[]).await;
+    assert!(!page.html.contains("action=\"/console/staff\""));
+    let refused = world
+        .post(
+            "/console/staff",
+            Some(&manager),
+            &form(&page.csrf(), "li.ping", "a-long-password-1"),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_keys_are_created_shown_once_and_revoked_in_the_console() {
+    let world = world().await;
+    let operator = world.sign_in("operator").await;
+    let page = world.get("/console/api-keys", Some(&operator), &[]).await;
+    let created = world
+        .post(
+            "/console/api-keys",
+            Some(&operator),
+            &format!("csrf={}&name=reports", page.csrf()),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let start = created.html.find("ek_").unwrap();
+    let secret: String = created.html[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    assert_eq!(secret.len(), 3 + 12 + 1 + 64, "{secret}");
+    assert!(world.store.api_key_user(&secret).await.unwrap().is_some());
+    let listed = world.get("/console/api-keys", Some(&operator), &[]).await;
+    assert!(!listed.html.contains(&secret), "the secret is shown once");
+    let id = &secret[..15];
+    let revoked = world
+        .post(
+            &format!("/console/api-keys/{id}/revoke"),
+            Some(&operator),
+            &format!("csrf={}", listed.csrf()),
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER);
+    assert!(world.store.api_key_user(&secret).await.unwrap().is_none());
+    let forged = world
+        .post(
+            &format!("/console/api-keys/{id}/revoke"),
+            Some(&operator),
+            "csrf=forged",
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+}
