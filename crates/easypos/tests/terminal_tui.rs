@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The real TUI binary under tmux against a running `easypos up`: a cashier signs on, sells
-//! 12.34 on a demo debit card by chip and PIN through the five steps, and reads the receipt on
-//! screen. Keys go in with `send-keys`; the screen comes back with `capture-pane`.
+//! 12.34 on a demo debit card by chip and PIN through the five steps, reads the receipt on
+//! screen, and the supervisor voids the sale. Keys go in with `send-keys`; the screen comes back with `capture-pane`.
 //!
 //! Needs tmux. Without it the test is skipped, except under CI (`CI=true`), where it fails:
 //! CI must install tmux.
@@ -93,7 +93,7 @@ fn easypos(dir: &Path, args: &[&str]) -> std::process::Output {
 }
 
 #[test]
-fn a_cashier_sells_by_chip_and_pin_on_the_tui_and_reads_the_receipt() {
+fn a_cashier_sells_by_chip_and_pin_on_the_tui_reads_the_receipt_and_a_supervisor_voids_it() {
     if !tmux_available() {
         assert!(
             std::env::var("CI").is_err(),
@@ -205,6 +205,12 @@ fn a_cashier_sells_by_chip_and_pin_on_the_tui_and_reads_the_receipt() {
     assert!(result.contains("CNY 12.34"), "{result}");
     tmux.keys(&["Enter"]);
     let receipt = tmux.wait_for("CARDHOLDER COPY");
+    let trace = receipt
+        .lines()
+        .find_map(|line| line.split("TRACE NO").nth(1))
+        .map(|rest| rest.trim_matches(|c: char| !c.is_ascii_digit()).to_owned())
+        .expect("the trace number on the receipt");
+    assert_eq!(trace, "000002", "the operator's sign-on took trace 1");
     assert!(receipt.contains("621234******0000"), "{receipt}");
     assert!(receipt.contains("SALE"), "{receipt}");
     tmux.keys(&["8", "8", "8", "8", "8", "8", "8", "8"]);
@@ -219,6 +225,23 @@ fn a_cashier_sells_by_chip_and_pin_on_the_tui_and_reads_the_receipt() {
         .unwrap()
         .pan;
     assert!(!bottom.contains(&full_pan) && !receipt.contains(&full_pan));
+
+    // The supervisor voids it.
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("1 Sale");
+    tmux.keys(&["2"]);
+    tmux.wait_for("Supervisor password:");
+    tmux.keys(&["9", "9", "9", "9", "9", "9", "Enter"]);
+    tmux.wait_for("Original trace no:");
+    tmux.keys(&["2", "Enter"]);
+    tmux.wait_for("2/5 Which card?");
+    tmux.keys(&["1"]);
+    tmux.wait_for("Original trace no: 000002");
+    tmux.keys(&["1"]);
+    tmux.wait_for("APPROVED");
+    tmux.keys(&["Enter"]);
+    let void = tmux.wait_for("CARDHOLDER COPY");
+    assert!(void.contains("VOID"), "{void}");
 
     // Back to the menu, sign off, leave.
     tmux.keys(&["Enter"]);
@@ -240,15 +263,17 @@ fn a_cashier_sells_by_chip_and_pin_on_the_tui_and_reads_the_receipt() {
     // The sale is in the terminal's batch on disk, and the host took the money.
     let batch = easypos(&dir, &["terminal", "batch", "--json"]);
     let batch: serde_json::Value = serde_json::from_slice(&batch.stdout).unwrap();
-    let sales = batch["transactions"].as_array().unwrap();
-    assert_eq!(sales.len(), 1);
-    assert_eq!(
-        (
-            sales[0]["kind"].as_str(),
-            sales[0]["response_code"].as_str()
-        ),
-        (Some("sale"), Some("00"))
-    );
+    let entries = batch["transactions"].as_array().unwrap();
+    let kinds: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|entry| {
+            (
+                entry["kind"].as_str().unwrap(),
+                entry["response_code"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(kinds, [("sale", "00"), ("void", "00")]);
     let balance = easypos(
         &dir,
         &[
@@ -264,7 +289,10 @@ fn a_cashier_sells_by_chip_and_pin_on_the_tui_and_reads_the_receipt() {
         ],
     );
     let balance: serde_json::Value = serde_json::from_slice(&balance.stdout).unwrap();
-    assert_eq!(balance["receipt"]["balance"], "4987.66");
+    assert_eq!(
+        balance["receipt"]["balance"], "5000.00",
+        "sold and voided: the money is back"
+    );
 
     let _ = up.kill();
     let _ = up.wait();

@@ -78,6 +78,9 @@ pub struct TerminalConfig {
     /// terminal-local password, as countertop terminals keep one; change it from the default.
     #[serde(default = "default_operator_password")]
     pub operator_password: String,
+    /// The supervisor's password, asked for on the screen before a void or a refund (R16).
+    #[serde(default = "default_supervisor_password")]
+    pub supervisor_password: String,
     /// Where the screen finds the card simulator's card files ("present a card").
     #[serde(default = "default_cards_dir")]
     pub cards_dir: PathBuf,
@@ -106,6 +109,9 @@ fn default_utc_offset_minutes() -> i32 {
 }
 fn default_operator_password() -> String {
     "0000".into()
+}
+fn default_supervisor_password() -> String {
+    "999999".into()
 }
 fn default_cards_dir() -> PathBuf {
     PathBuf::from("cards")
@@ -138,6 +144,7 @@ impl TerminalConfig {
             allow_fallback: true,
             utc_offset_minutes: default_utc_offset_minutes(),
             operator_password: default_operator_password(),
+            supervisor_password: default_supervisor_password(),
             cards_dir: default_cards_dir(),
         }
     }

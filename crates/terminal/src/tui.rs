@@ -73,6 +73,12 @@ pub enum Screen {
         scroll: u16,
     },
     Notice,
+    /// The supervisor's password, for a void or a refund (R16).
+    Supervisor {
+        digits: usize,
+    },
+    /// The original's trace number, for a void or a refund.
+    Trace,
 }
 
 /// What the cashier and the consumer have chosen so far.
@@ -86,6 +92,7 @@ struct Draft {
     fallback: bool,
     pin_block: Option<PinBlock>,
     pin_digits: usize,
+    original_stan: Option<u32>,
 }
 
 /// Work done off the screen thread.
@@ -128,7 +135,7 @@ struct Words {
     operator: &'static str,
     password: &'static str,
     sign_on_keys: &'static str,
-    menu: [&'static str; 5],
+    menu: [&'static str; 8],
     choose: &'static str,
     enter_amount: &'static str,
     step1: &'static str,
@@ -159,6 +166,9 @@ struct Words {
     back_keys: &'static str,
     balance: &'static str,
     wrong_password: &'static str,
+    supervisor: &'static str,
+    trace: &'static str,
+    no_original: &'static str,
 }
 
 const ENGLISH: Words = Words {
@@ -168,9 +178,12 @@ const ENGLISH: Words = Words {
     sign_on_keys: "Enter: next  Esc: exit",
     menu: [
         "1 Sale",
-        "2 Balance inquiry",
-        "3 Settlement",
-        "4 Reprint last",
+        "2 Void",
+        "3 Refund",
+        "4 Balance inquiry",
+        "5 Settlement",
+        "6 Reprint last",
+        "7 Batch list",
         "0 Sign off",
     ],
     choose: "Press a number",
@@ -203,6 +216,9 @@ const ENGLISH: Words = Words {
     back_keys: "Enter: back to menu",
     balance: "Balance:",
     wrong_password: "Wrong operator or password",
+    supervisor: "Supervisor password:",
+    trace: "Original trace no:",
+    no_original: "No such approved sale in this batch",
 };
 
 const CHINESE: Words = Words {
@@ -210,7 +226,16 @@ const CHINESE: Words = Words {
     operator: "操作员号:",
     password: "密码:",
     sign_on_keys: "确认: 下一步  取消: 退出",
-    menu: ["1 消费", "2 余额查询", "3 结算", "4 重打印", "0 签退"],
+    menu: [
+        "1 消费",
+        "2 消费撤销",
+        "3 退货",
+        "4 余额查询",
+        "5 结算",
+        "6 重打印",
+        "7 交易明细",
+        "0 签退",
+    ],
     choose: "请按数字键选择",
     enter_amount: "请输入金额:",
     step1: "1/5 选择支付方式",
@@ -241,6 +266,9 @@ const CHINESE: Words = Words {
     back_keys: "确认: 返回菜单",
     balance: "余额:",
     wrong_password: "操作员号或密码错误",
+    supervisor: "主管密码:",
+    trace: "原凭证号:",
+    no_original: "本批次无此笔成功消费",
 };
 
 fn words(language: Language) -> &'static Words {
@@ -314,8 +342,20 @@ impl App {
             },
             Screen::Card => match key {
                 Key::Digit(digit) if digit >= 1 && usize::from(digit) <= self.cards.len() => {
-                    self.draft.card = Some(usize::from(digit) - 1);
-                    self.screen = Screen::Present;
+                    let index = usize::from(digit) - 1;
+                    self.draft.card = Some(index);
+                    if self.draft.kind.is_some_and(TransactionType::has_original) {
+                        // A follow-up presents the card by its number: no chip, no PIN.
+                        self.draft.method =
+                            self.cards.get(index).map(|card| match card.data.product {
+                                crate::cardfile::CardProduct::Debit => Method::Debit,
+                                crate::cardfile::CardProduct::Credit => Method::Credit,
+                            });
+                        self.draft.presentation = Some(Presentation::Insert);
+                        self.screen = Screen::Confirm;
+                    } else {
+                        self.screen = Screen::Present;
+                    }
                 }
                 Key::Escape | Key::Digit(0) => self.back_to_menu(),
                 _ => {}
@@ -354,6 +394,72 @@ impl App {
                     self.back_to_menu();
                 }
             }
+            Screen::Supervisor { .. } => self.supervisor_key(key),
+            Screen::Trace => self.trace_key(key),
+        }
+    }
+
+    fn supervisor_key(&mut self, key: Key) {
+        match key {
+            Key::Digit(digit) if self.password.len() < MAX_PIN_DIGITS => {
+                self.password.push(char::from(b'0' + digit))
+            }
+            Key::Backspace => {
+                self.password.pop();
+            }
+            Key::Escape => {
+                self.password.clear();
+                return self.back_to_menu();
+            }
+            Key::Enter => {
+                let correct = self.password == self.config.supervisor_password;
+                self.password.clear();
+                if correct {
+                    self.input.clear();
+                    self.screen = Screen::Trace;
+                } else {
+                    self.error = Some(self.words().wrong_password.to_owned());
+                    self.screen = Screen::Supervisor { digits: 0 };
+                }
+                return;
+            }
+            _ => {}
+        }
+        self.screen = Screen::Supervisor {
+            digits: self.password.len(),
+        };
+    }
+
+    fn trace_key(&mut self, key: Key) {
+        match key {
+            Key::Digit(digit) if self.input.len() < 6 => self.input.push(char::from(b'0' + digit)),
+            Key::Backspace => {
+                self.input.pop();
+            }
+            Key::Escape => self.back_to_menu(),
+            Key::Enter => {
+                let stan = self.input.parse::<u32>().ok();
+                let original = stan.and_then(|stan| {
+                    self.pos.as_ref()?.state().find(stan).filter(|entry| {
+                        entry.kind == TransactionType::Sale && entry.approved() && !entry.voided
+                    })
+                });
+                let Some(original) = original else {
+                    self.error = Some(self.words().no_original.to_owned());
+                    return;
+                };
+                let amount_minor = original.amount_minor;
+                self.draft.original_stan = stan;
+                self.input.clear();
+                if self.draft.kind == Some(TransactionType::Void) {
+                    self.draft.amount_minor = amount_minor;
+                    self.cards = load_cards(&self.config.cards_dir);
+                    self.screen = Screen::Card;
+                } else {
+                    self.screen = Screen::Amount;
+                }
+            }
+            _ => {}
         }
     }
 
@@ -394,7 +500,10 @@ impl App {
                 }
                 let operator = format!("{operator:0>2}");
                 self.start(move |pos| {
-                    let result = pos.ready().and_then(|_| pos.sign_on(&operator));
+                    // The operator's sign-on, then any reversal left pending.
+                    let result = pos
+                        .sign_on(&operator)
+                        .and_then(|batch| pos.ready().map(|_| batch));
                     Work::SignOn(result)
                 });
                 return;
@@ -416,12 +525,29 @@ impl App {
                 self.draft.kind = Some(TransactionType::Sale);
                 self.screen = Screen::Amount;
             }
-            Key::Digit(2) => {
+            Key::Digit(digit @ (2 | 3)) => {
+                self.draft.kind = Some(if digit == 2 {
+                    TransactionType::Void
+                } else {
+                    TransactionType::Refund
+                });
+                self.password.clear();
+                self.screen = Screen::Supervisor { digits: 0 };
+            }
+            Key::Digit(4) => {
                 self.draft.kind = Some(TransactionType::BalanceInquiry);
                 self.screen = Screen::Method;
             }
-            Key::Digit(3) => self.start(|pos| Work::Settlement(pos.settle())),
-            Key::Digit(4) => {
+            Key::Digit(5) => self.start(|pos| Work::Settlement(pos.settle())),
+            Key::Digit(7) => {
+                self.notice = self
+                    .pos
+                    .as_ref()
+                    .map(|pos| batch_lines(pos, self.config.language))
+                    .unwrap_or_default();
+                self.screen = Screen::Notice;
+            }
+            Key::Digit(6) => {
                 let receipt = self
                     .pos
                     .as_ref()
@@ -460,7 +586,12 @@ impl App {
                     && minor > 0
                 {
                     self.draft.amount_minor = minor;
-                    self.screen = Screen::Method;
+                    if self.draft.kind == Some(TransactionType::Refund) {
+                        self.cards = load_cards(&self.config.cards_dir);
+                        self.screen = Screen::Card;
+                    } else {
+                        self.screen = Screen::Method;
+                    }
                 }
             }
             Key::Escape => self.back_to_menu(),
@@ -594,6 +725,7 @@ impl App {
         let fallback = self.draft.fallback;
         let pin_block = self.draft.pin_block.take();
         let amount_minor = self.draft.amount_minor;
+        let original_stan = self.draft.original_stan;
         self.start(move |pos| {
             let result = pos.transact(Payment {
                 kind,
@@ -603,7 +735,7 @@ impl App {
                 card: &mut card,
                 pin_block,
                 amount_minor,
-                original_stan: None,
+                original_stan,
             });
             Work::Transaction(Box::new(result), card)
         });
@@ -756,7 +888,13 @@ impl App {
                 lines
             }
             Screen::Amount => vec![
-                bold(transaction_name(TransactionType::Sale, self.config.language).to_owned()),
+                bold(
+                    transaction_name(
+                        self.draft.kind.unwrap_or(TransactionType::Sale),
+                        self.config.language,
+                    )
+                    .to_owned(),
+                ),
                 Line::from(""),
                 Line::from(w.enter_amount),
                 bold(money_text(self.input.parse().unwrap_or(0), &currency)),
@@ -810,6 +948,9 @@ impl App {
                     Line::from(""),
                     Line::from(transaction_name(kind, self.config.language)),
                 ];
+                if let Some(stan) = self.draft.original_stan {
+                    lines.push(Line::from(format!("{} {stan:06}", w.trace)));
+                }
                 if kind.has_amount() {
                     lines.push(Line::from(w.amount));
                     lines.push(bold(format!(
@@ -850,6 +991,28 @@ impl App {
                     .collect(),
                 None => Vec::new(),
             },
+            Screen::Supervisor { digits } => vec![
+                bold(
+                    transaction_name(
+                        self.draft.kind.unwrap_or(TransactionType::Void),
+                        self.config.language,
+                    )
+                    .to_owned(),
+                ),
+                Line::from(""),
+                Line::from(format!("{} {}_", w.supervisor, "*".repeat(*digits))),
+            ],
+            Screen::Trace => vec![
+                bold(
+                    transaction_name(
+                        self.draft.kind.unwrap_or(TransactionType::Void),
+                        self.config.language,
+                    )
+                    .to_owned(),
+                ),
+                Line::from(""),
+                Line::from(format!("{} {}_", w.trace, self.input)),
+            ],
             Screen::Notice => {
                 let mut lines: Vec<Line<'_>> =
                     self.notice.iter().cloned().map(Line::from).collect();
@@ -907,6 +1070,29 @@ impl App {
         ));
         lines
     }
+}
+
+/// The open batch, one line per message: trace, type, amount, result.
+fn batch_lines(pos: &Pos, language: Language) -> Vec<String> {
+    let state = pos.state();
+    let mut lines = vec![match language {
+        Language::English => format!("BATCH {:06}", state.batch),
+        Language::Chinese => format!("批次 {:06}", state.batch),
+    }];
+    for entry in &state.transactions {
+        lines.push(format!(
+            "{:06} {} {} {}",
+            entry.stan,
+            transaction_name(entry.kind, language),
+            money_text(entry.amount_minor, &entry.currency),
+            if entry.reversed {
+                "R"
+            } else {
+                entry.response_code.as_str()
+            }
+        ));
+    }
+    lines
 }
 
 fn settlement_lines(settled: &SettlementResult, language: Language) -> Vec<String> {

@@ -261,3 +261,63 @@ fn the_screens_speak_chinese_when_the_terminal_does() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_void_needs_the_supervisor_and_names_a_sale_of_the_batch() {
+    use Key::*;
+    use terminal::state::{BatchEntry, StateDir, TerminalState};
+    let (app_before, dir) = app("void", Language::English);
+    drop(app_before);
+    // The batch holds an approved sale with trace 7 on the first card.
+    let mut state = TerminalState::new("10000001");
+    state.stan = 7;
+    state.transactions.push(BatchEntry {
+        kind: TransactionType::Sale,
+        stan: 7,
+        batch: 1,
+        amount_minor: 1_234,
+        currency: "CNY".into(),
+        card: "621234******0001".into(),
+        entry: Entry::Chip,
+        cvm: Cvm::PinVerified,
+        response_code: "00".into(),
+        rrn: Some("000000123456".into()),
+        auth_code: Some("654321".into()),
+        original_stan: None,
+        at: 0,
+        reversed: false,
+        voided: false,
+    });
+    StateDir::open(&dir.join("state"))
+        .unwrap()
+        .save(&state)
+        .unwrap();
+    let mut config = TerminalConfig::new(
+        "10000001",
+        "898310058120001",
+        "Lujiazui Coffee",
+        "Shanghai",
+        "127.0.0.1:9",
+    );
+    config.state_dir = dir.join("state");
+    config.cards_dir = dir.join("cards");
+    let mut app = App::new(Pos::open(config, TdesKey::new(&[0x11; 16]).unwrap()).unwrap());
+    app.screen = terminal::tui::Screen::Menu;
+    check("30_menu_full", &app, Instant::now());
+    keys(&mut app, &[Digit(7)]);
+    check("31_batch_list", &app, Instant::now());
+    keys(&mut app, &[Enter, Digit(2), Digit(1), Digit(2), Enter]);
+    check("32_void_wrong_supervisor", &app, Instant::now());
+    keys(
+        &mut app,
+        &[Digit(9), Digit(9), Digit(9), Digit(9), Digit(9), Digit(9)],
+    );
+    check("33_void_supervisor", &app, Instant::now());
+    keys(&mut app, &[Enter, Digit(8), Enter]);
+    check("34_void_unknown_trace", &app, Instant::now());
+    keys(&mut app, &[Backspace, Digit(7), Enter]);
+    assert_eq!(app.screen, terminal::tui::Screen::Card);
+    keys(&mut app, &[Digit(1)]);
+    check("35_void_confirm", &app, Instant::now());
+    let _ = std::fs::remove_dir_all(dir);
+}
