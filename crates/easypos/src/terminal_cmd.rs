@@ -166,7 +166,7 @@ enum TerminalCommand {
         #[command(flatten)]
         receipt: ReceiptArgs,
     },
-    /// Refund (退货) of a sale in the open batch, up to its amount.
+    /// Refund (退货) of a sale, up to its amount.
     Refund {
         #[command(flatten)]
         common: Common,
@@ -175,6 +175,9 @@ enum TerminalCommand {
         /// The sale's trace number.
         #[arg(long, value_name = "STAN")]
         trace: u32,
+        /// The sale's batch, when it is a closed one [default: the open batch].
+        #[arg(long, value_name = "BATCH")]
+        batch: Option<u32>,
         #[arg(long)]
         amount: String,
         #[command(flatten)]
@@ -373,7 +376,7 @@ fn execute(args: TerminalArgs) -> Result<u8, Failure> {
             None,
             &card,
             Some(&amount),
-            Some(trace),
+            Some((trace, None)),
             &receipt,
         ),
         TerminalCommand::Void {
@@ -387,13 +390,14 @@ fn execute(args: TerminalArgs) -> Result<u8, Failure> {
             None,
             &card,
             None,
-            Some(trace),
+            Some((trace, None)),
             &receipt,
         ),
         TerminalCommand::Refund {
             common,
             card,
             trace,
+            batch,
             amount,
             receipt,
         } => card_transaction(
@@ -402,7 +406,7 @@ fn execute(args: TerminalArgs) -> Result<u8, Failure> {
             None,
             &card,
             Some(&amount),
-            Some(trace),
+            Some((trace, batch)),
             &receipt,
         ),
         TerminalCommand::Balance { common, read, card } => card_transaction(
@@ -539,9 +543,10 @@ fn card_transaction(
     read: Option<&ReadArgs>,
     card_args: &CardArgs,
     amount: Option<&str>,
-    trace: Option<u32>,
+    original: Option<(u32, Option<u32>)>,
     receipt_args: &ReceiptArgs,
 ) -> Result<u8, Failure> {
+    let trace = original.map(|(stan, _)| stan);
     let mut pos = open(&common.config)?;
     let mut card = CardFile::open(&card_args.card).map_err(anyhow::Error::from)?;
     let amount_minor = match amount {
@@ -582,6 +587,7 @@ fn card_transaction(
         pin_block,
         amount_minor,
         original_stan: trace,
+        original_batch: original.and_then(|(_, batch)| batch),
     })?;
     let code = if result.approved {
         EXIT_APPROVED

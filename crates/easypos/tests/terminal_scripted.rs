@@ -438,6 +438,7 @@ fn a_terminals_day_in_scripted_mode_approvals_declines_void_refund_and_settlemen
         tap.stdout,
         tap.stderr
     );
+    let tap_trace = tap.json["receipt"]["stan"].as_u64().unwrap().to_string();
 
     // Pre-authorization and its completion for less.
     let held = terminal(
@@ -533,6 +534,62 @@ fn a_terminals_day_in_scripted_mode_approvals_declines_void_refund_and_settlemen
     let escpos = std::fs::read(dir.join("receipt.bin")).unwrap();
     assert!(escpos.starts_with(&[0x1B, 0x40]));
     outputs.push_str(&reprint.stdout);
+
+    // A refund of a sale of a closed batch (batch 1), found in the terminal's archive of it;
+    // it counts in the open batch.
+    let unknown_batch = terminal(
+        &dir,
+        "terminal.toml",
+        "refund",
+        &[
+            "--card",
+            &card("card-CH001-C"),
+            "--trace",
+            &tap_trace,
+            "--batch",
+            "7",
+            "--amount",
+            "3.00",
+        ],
+    );
+    assert_eq!(unknown_batch.code, 2, "{}", unknown_batch.stderr);
+    let late_refund = terminal(
+        &dir,
+        "terminal.toml",
+        "refund",
+        &[
+            "--card",
+            &card("card-CH001-C"),
+            "--trace",
+            &tap_trace,
+            "--batch",
+            "1",
+            "--amount",
+            "3.00",
+        ],
+    );
+    assert_eq!(
+        (late_refund.code, late_refund.json["response_code"].as_str()),
+        (0, Some("00")),
+        "{} {}",
+        late_refund.stdout,
+        late_refund.stderr
+    );
+    assert_eq!(
+        late_refund.json["receipt"]["original_stan"].as_u64(),
+        tap_trace.parse().ok()
+    );
+    let settled = terminal(&dir, "terminal.toml", "settle", &[]);
+    assert_eq!(
+        (
+            settled.json["agreed"].as_bool(),
+            settled.json["credit_count"].as_u64(),
+            settled.json["credit_minor"].as_u64()
+        ),
+        (Some(true), Some(1), Some(300)),
+        "{}",
+        settled.stdout
+    );
 
     // No card number in clear anywhere but the card files: not in the terminal's state, its
     // closed batch, the receipt file, the outputs or the host's logs.

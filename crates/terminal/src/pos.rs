@@ -82,8 +82,11 @@ pub struct Payment<'a> {
     pub pin_block: Option<PinBlock>,
     /// Ignored for a balance inquiry.
     pub amount_minor: u64,
-    /// The trace number of the original in this batch (void, refund, completion).
+    /// The trace number of the original (void, refund, completion).
     pub original_stan: Option<u32>,
+    /// The original's batch when it is not the open one: a refund of a sale of a closed
+    /// batch, found in the terminal's archive of that batch. `None`: the open batch.
+    pub original_batch: Option<u32>,
 }
 
 /// What became of a reversal.
@@ -651,13 +654,12 @@ impl Pos {
         // once, a pre-authorization completed once.
         if approved
             && payment.kind.has_original()
-            && let Some(stan) = payment.original_stan
-            && let Some(entry) = self
-                .state
-                .transactions
-                .iter_mut()
-                .rev()
-                .find(|entry| entry.stan == stan && entry.kind != payment.kind)
+            && let Some(original) = &original
+            && let Some(entry) = self.state.transactions.iter_mut().rev().find(|entry| {
+                entry.stan == original.stan.value()
+                    && entry.batch == original.batch
+                    && entry.kind != payment.kind
+            })
         {
             entry.voided = true;
         }
@@ -744,15 +746,26 @@ impl Pos {
             TransactionType::Completion => TransactionType::PreAuthorization,
             _ => TransactionType::Sale,
         };
-        let entry = self
-            .state
-            .transactions
+        let batch = payment.original_batch.unwrap_or(self.state.batch);
+        let archived;
+        let entries = if batch == self.state.batch {
+            &self.state.transactions
+        } else if payment.kind == TransactionType::Refund {
+            archived = self.dir.archived_batch(batch)?;
+            &archived
+        } else {
+            return Err(PosError::Refused(
+                "only a refund names a sale of a closed batch; voids and completions are for the open batch"
+                    .into(),
+            ));
+        };
+        let entry = entries
             .iter()
             .rev()
             .find(|entry| entry.stan == stan && entry.kind == wanted && entry.approved())
             .ok_or_else(|| {
                 PosError::Refused(format!(
-                    "no approved {} with trace {stan:06} in this batch",
+                    "no approved {} with trace {stan:06} in batch {batch:06}",
                     wanted.name()
                 ))
             })?;

@@ -227,6 +227,19 @@ impl StateDir {
         write_atomic(&path, text.as_bytes())
     }
 
+    /// A closed batch's transactions, as [`StateDir::archive_batch`] kept them.
+    pub fn archived_batch(&self, batch: u32) -> Result<Vec<BatchEntry>, FileError> {
+        let path = self.dir.join(format!("batch-{batch:06}.json"));
+        if !path.exists() {
+            return Err(FileError::content(
+                &path,
+                format!("does not exist: batch {batch:06} was not closed on this terminal"),
+            ));
+        }
+        serde_json::from_slice(&read_bounded(&path)?)
+            .map_err(|error| FileError::content(&path, format!("is damaged ({error})")))
+    }
+
     /// Keeps a closed batch's transactions beside the state.
     pub fn archive_batch(&self, batch: u32, entries: &[BatchEntry]) -> Result<(), FileError> {
         let path = self.dir.join(format!("batch-{batch:06}.json"));

@@ -736,6 +736,7 @@ impl App {
                 pin_block,
                 amount_minor,
                 original_stan,
+                original_batch: None,
             });
             Work::Transaction(Box::new(result), card)
         });
