@@ -772,6 +772,99 @@ fn no_answer_reverses_and_a_pending_reversal_goes_first_on_the_next_start() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A line that passes every frame both ways but changes the last byte (the MAC) of the first
+/// answer to a sale (MTI 0210 after the 5-byte TPDU and the 6-byte header).
+fn mac_corrupting_proxy(host: SocketAddr) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let corrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { break };
+            let corrupted = corrupted.clone();
+            std::thread::spawn(move || {
+                let mut upstream = TcpStream::connect(host).unwrap();
+                loop {
+                    let mut length = [0u8; 2];
+                    if client.read_exact(&mut length).is_err() {
+                        break;
+                    }
+                    let mut frame = vec![0u8; usize::from(u16::from_be_bytes(length))];
+                    client.read_exact(&mut frame).unwrap();
+                    upstream.write_all(&length).unwrap();
+                    upstream.write_all(&frame).unwrap();
+                    let mut answer_length = [0u8; 2];
+                    upstream.read_exact(&mut answer_length).unwrap();
+                    let mut answer = vec![0u8; usize::from(u16::from_be_bytes(answer_length))];
+                    upstream.read_exact(&mut answer).unwrap();
+                    if answer.get(11..13) == Some(&[0x02, 0x10])
+                        && !corrupted.swap(true, std::sync::atomic::Ordering::SeqCst)
+                    {
+                        let last = answer.len() - 1;
+                        answer[last] ^= 0x01;
+                    }
+                    client.write_all(&answer_length).unwrap();
+                    client.write_all(&answer).unwrap();
+                }
+            });
+        }
+    });
+    address
+}
+
+#[test]
+fn an_answer_whose_mac_fails_is_not_trusted_and_the_sale_is_reversed_at_once() {
+    let dir = temp_dir("badmac");
+    let host = up(&dir);
+    setup(&dir, "10000001", "terminal.toml", host.terminals, 20_000);
+    setup(&dir, "10000002", "watch.toml", host.terminals, 20_000);
+    assert_eq!(balance(&dir, "watch.toml", "card-CH004-D"), "50000.00");
+    let config = std::fs::read_to_string(dir.join("terminal.toml")).unwrap();
+    let proxy = mac_corrupting_proxy(host.terminals);
+    std::fs::write(
+        dir.join("terminal.toml"),
+        config.replace(
+            &format!("host = \"{}\"", host.terminals),
+            &format!("host = \"{proxy}\""),
+        ),
+    )
+    .unwrap();
+    let sale = pay(
+        &dir,
+        "terminal.toml",
+        "card-CH004-D",
+        demo::DEMO_PIN,
+        "99.00",
+    );
+    assert_eq!(sale.code, 3, "{} {}", sale.stdout, sale.stderr);
+    assert_eq!(sale.json["approved"], false);
+    assert_eq!(sale.json["reversal"], "acknowledged");
+    assert!(
+        sale.json["message"].as_str().unwrap().contains("MAC"),
+        "{}",
+        sale.stdout
+    );
+    assert_eq!(
+        balance(&dir, "watch.toml", "card-CH004-D"),
+        "50000.00",
+        "the host reversed what it had approved"
+    );
+    let batch = terminal(&dir, "terminal.toml", "batch", &[]);
+    assert_eq!(batch.json["pending_reversal"], Value::Null);
+    assert_eq!(batch.json["transactions"][0]["reversed"], true);
+    // The next sale through the same line is answered and checked normally.
+    let next = pay(
+        &dir,
+        "terminal.toml",
+        "card-CH004-D",
+        demo::DEMO_PIN,
+        "1.00",
+    );
+    assert_eq!(next.code, 0, "{} {}", next.stdout, next.stderr);
+    drop(host);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn cards_are_issued_once_shown_masked_and_the_commands_have_help() {
     let dir = temp_dir("cards");
