@@ -614,16 +614,19 @@ fn a_terminals_day_in_scripted_mode_approvals_declines_void_refund_and_settlemen
 }
 
 /// A host that takes the first frame through to `host` and swallows its answer, then
-/// swallows everything: the host is "stopped" mid-transaction, after the sale arrived.
-fn swallowing_proxy(host: SocketAddr) -> SocketAddr {
+/// swallows everything: the host is "stopped" mid-transaction, after the sale arrived. The
+/// receiver hears when the first frame has been answered by the real host.
+fn swallowing_proxy(host: SocketAddr) -> (SocketAddr, std::sync::mpsc::Receiver<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
+    let (arrived, arrivals) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut forwarded = false;
         for client in listener.incoming() {
             let Ok(mut client) = client else { break };
             let forward = !forwarded;
             forwarded = true;
+            let arrived = arrived.clone();
             std::thread::spawn(move || {
                 let mut held = Vec::new();
                 loop {
@@ -645,12 +648,13 @@ fn swallowing_proxy(host: SocketAddr) -> SocketAddr {
                         upstream.read_exact(&mut answer).unwrap();
                         // The answer is never passed on.
                         held.push(upstream);
+                        let _ = arrived.send(());
                     }
                 }
             });
         }
     });
-    address
+    (address, arrivals)
 }
 
 #[test]
@@ -693,7 +697,7 @@ fn no_answer_reverses_and_a_pending_reversal_goes_first_on_the_next_start() {
     // The sale reaches the host, which posts it, but no answer comes back within the
     // terminal's timeout: the terminal reverses; the reversal cannot be delivered either, so
     // it is kept.
-    let proxy = swallowing_proxy(host.terminals);
+    let (proxy, _) = swallowing_proxy(host.terminals);
     std::fs::write(
         dir.join("terminal.toml"),
         config.replace(&real_host, &format!("host = \"{proxy}\"")),
@@ -767,6 +771,74 @@ fn no_answer_reverses_and_a_pending_reversal_goes_first_on_the_next_start() {
         "{} {}",
         settled.stdout,
         settled.stderr
+    );
+    drop(host);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_terminal_killed_while_waiting_reverses_on_its_next_start() {
+    let dir = temp_dir("killed");
+    let host = up(&dir);
+    setup(&dir, "10000001", "terminal.toml", host.terminals, 60_000);
+    setup(&dir, "10000002", "watch.toml", host.terminals, 20_000);
+    assert_eq!(terminal(&dir, "terminal.toml", "sign-on", &[]).code, 0);
+    assert_eq!(balance(&dir, "watch.toml", "card-CH005-D"), "3000.00");
+    let config = std::fs::read_to_string(dir.join("terminal.toml")).unwrap();
+    let real_host = format!("host = \"{}\"", host.terminals);
+    let (proxy, arrivals) = swallowing_proxy(host.terminals);
+    std::fs::write(
+        dir.join("terminal.toml"),
+        config.replace(&real_host, &format!("host = \"{proxy}\"")),
+    )
+    .unwrap();
+    // The sale reaches the host; the terminal is waiting for the answer when the power goes.
+    let mut child = easypos(&dir)
+        .args([
+            "terminal",
+            "pay",
+            "--json",
+            "--method",
+            "debit",
+            "--card",
+            &card("card-CH005-D"),
+            "--pin",
+            demo::DEMO_PIN,
+            "--amount",
+            "30.00",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    arrivals
+        .recv_timeout(STARTUP_TIMEOUT)
+        .expect("the sale reached the host");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(balance(&dir, "watch.toml", "card-CH005-D"), "2970.00");
+    let batch = terminal(&dir, "terminal.toml", "batch", &[]);
+    assert!(
+        batch.json["pending_reversal"].is_u64(),
+        "the reversal was on disk before the sale left: {}",
+        batch.stdout
+    );
+
+    // Power back, host reachable: the first thing the terminal does is reverse the sale.
+    std::fs::write(dir.join("terminal.toml"), &config).unwrap();
+    let signed = terminal(&dir, "terminal.toml", "sign-on", &[]);
+    assert_eq!(signed.code, 0, "{}", signed.stderr);
+    assert_eq!(signed.json["reversal_sent"], true);
+    assert_eq!(balance(&dir, "watch.toml", "card-CH005-D"), "3000.00");
+    let settled = terminal(&dir, "terminal.toml", "settle", &[]);
+    assert_eq!(
+        (
+            settled.json["agreed"].as_bool(),
+            settled.json["debit_count"].as_u64()
+        ),
+        (Some(true), Some(0)),
+        "{}",
+        settled.stdout
     );
     drop(host);
     let _ = std::fs::remove_dir_all(&dir);
