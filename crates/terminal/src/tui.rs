@@ -1038,9 +1038,9 @@ impl App {
             w.not_completed
         };
         let mut lines = vec![bold(headline.to_owned()), Line::from("")];
-        lines.push(Line::from(match (self.config.language, result.approved) {
-            (Language::Chinese, true) => "交易成功".to_owned(),
-            _ => result.message.clone(),
+        lines.push(Line::from(match self.config.language {
+            Language::Chinese => chinese_words(result),
+            Language::English => result.message.clone(),
         }));
         if let Some(code) = &result.response_code {
             lines.push(Line::from(format!("({code})")));
@@ -1071,6 +1071,34 @@ impl App {
         ));
         lines
     }
+}
+
+/// The result in plain Chinese words, by response code (the engine's words are English).
+fn chinese_words(result: &TransactionResult) -> String {
+    let Some(code) = result.response_code.as_deref() else {
+        return "银行无应答,交易已冲正".to_owned();
+    };
+    if result.approved {
+        return "交易成功".to_owned();
+    }
+    let words = match code {
+        "00" => "卡片拒绝了发卡行的认证,交易已冲正",
+        "55" => "密码错误,请持卡人重新输入",
+        "75" => "密码错误次数超限",
+        "51" => "余额不足",
+        "54" => "卡片已过期",
+        "41" | "43" | "62" => "此卡不能使用,请联系发卡行",
+        "61" => "超出当日限额",
+        "05" => "发卡行拒绝交易",
+        "13" => "金额不正确",
+        "25" => "找不到原交易",
+        "58" => "终端无权进行此交易,请重新签到",
+        "91" => "发卡行无法连接,请稍后再试",
+        "96" => "系统故障,请重试",
+        "A0" => "安全校验失败,请重新签到",
+        _ => "交易失败",
+    };
+    words.to_owned()
 }
 
 /// The open batch, one line per message: trace, type, amount, result.

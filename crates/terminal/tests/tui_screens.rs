@@ -259,6 +259,14 @@ fn the_screens_speak_chinese_when_the_terminal_does() {
         terminal::tui::Screen::Menu,
         "the consumer cancels"
     );
+    app.show_result(TransactionResult {
+        approved: false,
+        response_code: Some("51".into()),
+        message: "Declined: not enough money on the card".into(),
+        receipt: receipt(false, "51"),
+        reversal: None,
+    });
+    check("23_zh_result_declined", &app, Instant::now());
     let _ = std::fs::remove_dir_all(dir);
 }
 
