@@ -114,7 +114,7 @@ const portals = {
   'shanghai.admin': ['Dashboard', 'Transactions', 'Terminals', 'Staff', 'API keys'],
   'shanghai.cashier': ['Dashboard', 'Transactions', 'Terminals'],
   'cardholder1': ['Cards', 'Transactions'],
-  'operator': ['Merchants', 'Terminals', 'Transactions', 'Message journal', 'API keys'],
+  'operator': ['Merchants', 'Terminals', 'Transactions', 'Message journal', 'System health', 'API keys'],
   'bank': ['Cards', 'Transactions', 'API keys'],
   'partner': ['Merchants', 'Terminals', 'Transactions', 'API keys'],
 };

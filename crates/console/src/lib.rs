@@ -27,11 +27,26 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use std::sync::Arc;
 
-/// What every page shares: the API's state (store, clock) and the sessions.
-#[derive(Clone, Debug)]
+/// Live figures of the process around the console (the terminal host's connections and
+/// frames, for example) as (name, value) lines for the operators' health page.
+pub type HealthProbe = Arc<dyn Fn() -> Vec<(String, String)> + Send + Sync>;
+
+/// What every page shares: the API's state (store, clock), the sessions, and the probe of the
+/// process's health.
+#[derive(Clone)]
 pub struct Console {
     pub api: api::ApiState,
     pub sessions: Arc<session::Sessions>,
+    pub health: Option<HealthProbe>,
+}
+
+impl std::fmt::Debug for Console {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Console")
+            .field("api", &self.api)
+            .field("health", &self.health.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Console {
@@ -39,7 +54,14 @@ impl Console {
         Console {
             api,
             sessions: Arc::new(session::Sessions::default()),
+            health: None,
         }
+    }
+
+    /// Shows `probe`'s lines on the health page.
+    pub fn with_health(mut self, probe: HealthProbe) -> Self {
+        self.health = Some(probe);
+        self
     }
 }
 
@@ -71,6 +93,7 @@ pub fn router(state: Console) -> Router {
         .route("/console/cards", get(pages::cards))
         .route("/console/merchants", get(pages::merchants))
         .route("/console/journal", get(pages::journal))
+        .route("/console/health", get(pages::health))
         .route("/console/static/htmx.min.js", get(htmx))
         .route("/console/static/console.css", get(css))
         .fallback(pages::not_found)

@@ -83,6 +83,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/terminals", "nav-terminals"),
             ("/console/transactions", "nav-transactions"),
             ("/console/journal", "nav-journal"),
+            ("/console/health", "nav-health"),
             ("/console/api-keys", "nav-api-keys"),
         ],
         Role::ChannelPartner => &[
@@ -1348,4 +1349,57 @@ pub async fn revoke_api_key(
         Ok(false) => error_page(visit.chrome, StatusCode::NOT_FOUND),
         Err(error) => internal(&visit, &error),
     }
+}
+
+#[derive(Template)]
+#[template(path = "health.html")]
+struct HealthPage {
+    chrome: Chrome,
+    store_rows: Vec<(String, String)>,
+    host_rows: Vec<(String, String)>,
+}
+
+/// The store's backend, schema, a read's latency now and the writer's counters; the host's
+/// counters from the probe the binary gives (platform operators only).
+pub async fn health(State(console): State<Console>, headers: HeaderMap) -> Response {
+    let visit = match console
+        .visit(&headers, Some(Resource::Journal), "/console/health")
+        .await
+    {
+        Ok(visit) => visit,
+        Err(response) => return response,
+    };
+    let t = visit.chrome.t;
+    let started = std::time::Instant::now();
+    let version = match console.api.store.schema_version().await {
+        Ok(version) => version,
+        Err(error) => return internal(&visit, &error),
+    };
+    let latency_us = started.elapsed().as_micros();
+    let stats = console.api.store.stats();
+    let store_rows = vec![
+        (
+            t.get("health-backend"),
+            console.api.store.backend_name().to_owned(),
+        ),
+        (t.get("health-schema"), version.to_string()),
+        (t.get("health-latency"), format!("{latency_us} µs")),
+        (t.get("health-commits"), stats.commits.to_string()),
+        (t.get("health-requests"), stats.requests.to_string()),
+        (
+            t.get("health-transfers"),
+            stats.transfers_created.to_string(),
+        ),
+    ];
+    let host_rows = console
+        .health
+        .as_ref()
+        .map(|probe| probe())
+        .unwrap_or_default();
+    let page = HealthPage {
+        chrome: visit.chrome,
+        store_rows,
+        host_rows,
+    };
+    render(&page, StatusCode::OK)
 }

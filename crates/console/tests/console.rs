@@ -394,8 +394,9 @@ const PORTALS: [(&str, &[&str], &[&str]); 7] = [
             "/console/transactions",
             "/console/terminals",
             "/console/staff",
+            "/console/api-keys",
         ],
-        &["/console/cards", "/console/journal"],
+        &["/console/cards", "/console/journal", "/console/health"],
     ),
     (
         "shanghai.manager",
@@ -405,7 +406,7 @@ const PORTALS: [(&str, &[&str], &[&str]); 7] = [
             "/console/terminals",
             "/console/staff",
         ],
-        &["/console/cards", "/console/journal"],
+        &["/console/cards", "/console/journal", "/console/api-keys"],
     ),
     (
         "shanghai.cashier",
@@ -414,7 +415,12 @@ const PORTALS: [(&str, &[&str], &[&str]); 7] = [
             "/console/transactions",
             "/console/terminals",
         ],
-        &["/console/staff", "/console/cards", "/console/journal"],
+        &[
+            "/console/staff",
+            "/console/cards",
+            "/console/journal",
+            "/console/api-keys",
+        ],
     ),
     (
         "cardholder1",
@@ -425,6 +431,7 @@ const PORTALS: [(&str, &[&str], &[&str]); 7] = [
             "/console/staff",
             "/console/merchants",
             "/console/journal",
+            "/console/api-keys",
         ],
     ),
     (
@@ -434,12 +441,18 @@ const PORTALS: [(&str, &[&str], &[&str]); 7] = [
             "/console/terminals",
             "/console/transactions",
             "/console/journal",
+            "/console/health",
+            "/console/api-keys",
         ],
         &["/console/cards", "/console/staff"],
     ),
     (
         "bank",
-        &["/console/cards", "/console/transactions"],
+        &[
+            "/console/cards",
+            "/console/transactions",
+            "/console/api-keys",
+        ],
         &["/console/merchants", "/console/journal"],
     ),
     (
@@ -449,7 +462,12 @@ const PORTALS: [(&str, &[&str], &[&str]); 7] = [
             "/console/terminals",
             "/console/transactions",
         ],
-        &["/console/cards", "/console/journal", "/console/staff"],
+        &[
+            "/console/cards",
+            "/console/journal",
+            "/console/staff",
+            "/console/health",
+        ],
     ),
 ];
 
@@ -730,4 +748,27 @@ async fn api_keys_are_created_shown_once_and_revoked_in_the_console() {
         )
         .await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn operators_see_the_health_of_the_store_and_the_host() {
+    let world = world().await;
+    let probe: console::HealthProbe =
+        Arc::new(|| vec![("connections_open".to_owned(), "3".to_owned())]);
+    let api_state = api::ApiState {
+        store: world.store.clone(),
+        clock: world.clock.clone(),
+    };
+    let world = World {
+        router: console::router(console::Console::new(api_state).with_health(probe)),
+        ..world
+    };
+    let operator = world.sign_in("operator").await;
+    let page = world.get("/console/health", Some(&operator), &[]).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.html.contains("sqlite") && page.html.contains("connections_open"));
+    assert!(
+        page.html
+            .contains(&store::latest_version(store::sqlite_migrations()).to_string())
+    );
 }
