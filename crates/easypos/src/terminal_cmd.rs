@@ -557,6 +557,9 @@ fn card_transaction(
             None => 0,
         },
     };
+    // A reversal left pending goes first, and may need a new sign-on: the PIN block is made
+    // under the keys the message will travel with.
+    pos.ready()?;
     let pin_block = match card_args.pin.as_deref() {
         Some(digits) => {
             let pin = read_pin(digits)?;

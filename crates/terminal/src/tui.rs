@@ -29,6 +29,7 @@ use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
+use zeroize::{Zeroize, Zeroizing};
 
 /// The POS screen: 32 columns inside a border, like a countertop terminal's display.
 pub const SCREEN_WIDTH: u16 = 34;
@@ -111,8 +112,9 @@ pub struct App {
     /// Digits typed on the current screen (amount, operator); PIN digits never go here.
     input: String,
     /// The PIN being typed, cleared once the PIN block is made.
-    pin: String,
-    password: String,
+    /// Wiped from memory when dropped or replaced, as is the password.
+    pin: Zeroizing<String>,
+    password: Zeroizing<String>,
     draft: Draft,
     cards: Vec<CardFile>,
     worker: Option<(Receiver<(Pos, Work)>, Instant)>,
@@ -304,8 +306,8 @@ impl App {
                 on_password: false,
             },
             input: String::new(),
-            pin: String::new(),
-            password: String::new(),
+            pin: Zeroizing::new(String::new()),
+            password: Zeroizing::new(String::new()),
             draft: Draft::default(),
             worker: None,
             result: None,
@@ -408,12 +410,12 @@ impl App {
                 self.password.pop();
             }
             Key::Escape => {
-                self.password.clear();
+                self.password.zeroize();
                 return self.back_to_menu();
             }
             Key::Enter => {
-                let correct = self.password == self.config.supervisor_password;
-                self.password.clear();
+                let correct = *self.password == self.config.supervisor_password;
+                self.password.zeroize();
                 if correct {
                     self.input.clear();
                     self.screen = Screen::Trace;
@@ -487,8 +489,8 @@ impl App {
                 return;
             }
             (Key::Enter, true) => {
-                let correct = self.password == self.config.operator_password;
-                self.password.clear();
+                let correct = *self.password == self.config.operator_password;
+                self.password.zeroize();
                 if !correct {
                     self.error = Some(self.words().wrong_password.to_owned());
                     self.screen = Screen::SignOn {
@@ -531,7 +533,7 @@ impl App {
                 } else {
                     TransactionType::Refund
                 });
-                self.password.clear();
+                self.password.zeroize();
                 self.screen = Screen::Supervisor { digits: 0 };
             }
             Key::Digit(4) => {
@@ -634,7 +636,7 @@ impl App {
         if presentation.0 == Presentation::Tap && under_cvm_limit {
             self.screen = Screen::Confirm;
         } else {
-            self.pin.clear();
+            self.pin.zeroize();
             self.screen = Screen::PinPad;
         }
     }
@@ -648,7 +650,7 @@ impl App {
                 self.pin.pop();
             }
             Key::Escape => {
-                self.pin.clear();
+                self.pin.zeroize();
                 self.back_to_menu();
                 return;
             }
@@ -660,7 +662,7 @@ impl App {
                 }
                 // The PIN block is made now; the clear PIN is dropped at once.
                 let pin = Pin::new(&self.pin);
-                self.pin.clear();
+                self.pin.zeroize();
                 let block = match (
                     pin,
                     self.draft.card.and_then(|index| self.cards.get(index)),
@@ -688,7 +690,7 @@ impl App {
     }
 
     fn back_to_menu(&mut self) {
-        self.pin.clear();
+        self.pin.zeroize();
         self.input.clear();
         self.draft = Draft::default();
         self.screen = Screen::Menu;
@@ -818,7 +820,7 @@ impl App {
         self.draft.card = Some(card);
         self.draft.presentation = Some(Presentation::Insert);
         self.draft.pin_digits = pin_digits;
-        self.pin = "0".repeat(pin_digits);
+        self.pin = Zeroizing::new("0".repeat(pin_digits));
     }
 
     /// Draws the screen at time `now` (the countdown reads it).
