@@ -137,7 +137,7 @@ struct Words {
     operator: &'static str,
     password: &'static str,
     sign_on_keys: &'static str,
-    menu: [&'static str; 8],
+    menu: [&'static str; 10],
     choose: &'static str,
     enter_amount: &'static str,
     step1: &'static str,
@@ -186,6 +186,8 @@ const ENGLISH: Words = Words {
         "5 Settlement",
         "6 Reprint last",
         "7 Batch list",
+        "8 Pre-authorization",
+        "9 Completion",
         "0 Sign off",
     ],
     choose: "Press a number",
@@ -220,7 +222,7 @@ const ENGLISH: Words = Words {
     wrong_password: "Wrong operator or password",
     supervisor: "Supervisor password:",
     trace: "Original trace no:",
-    no_original: "No such approved sale in this batch",
+    no_original: "No such approved transaction in this batch",
 };
 
 const CHINESE: Words = Words {
@@ -236,6 +238,8 @@ const CHINESE: Words = Words {
         "5 结算",
         "6 重打印",
         "7 交易明细",
+        "8 预授权",
+        "9 预授权完成",
         "0 签退",
     ],
     choose: "请按数字键选择",
@@ -270,7 +274,7 @@ const CHINESE: Words = Words {
     wrong_password: "操作员号或密码错误",
     supervisor: "主管密码:",
     trace: "原凭证号:",
-    no_original: "本批次无此笔成功消费",
+    no_original: "本批次无此笔成功交易",
 };
 
 fn words(language: Language) -> &'static Words {
@@ -441,11 +445,17 @@ impl App {
             Key::Escape => self.back_to_menu(),
             Key::Enter => {
                 let stan = self.input.parse::<u32>().ok();
-                let original = stan.and_then(|stan| {
-                    self.pos.as_ref()?.state().find(stan).filter(|entry| {
-                        entry.kind == TransactionType::Sale && entry.approved() && !entry.voided
-                    })
-                });
+                let wanted = if self.draft.kind == Some(TransactionType::Completion) {
+                    TransactionType::PreAuthorization
+                } else {
+                    TransactionType::Sale
+                };
+                let original =
+                    stan.and_then(|stan| {
+                        self.pos.as_ref()?.state().find(stan).filter(|entry| {
+                            entry.kind == wanted && entry.approved() && !entry.voided
+                        })
+                    });
                 let Some(original) = original else {
                     self.error = Some(self.words().no_original.to_owned());
                     return;
@@ -540,6 +550,15 @@ impl App {
                 self.draft.kind = Some(TransactionType::BalanceInquiry);
                 self.screen = Screen::Method;
             }
+            Key::Digit(8) => {
+                self.draft.kind = Some(TransactionType::PreAuthorization);
+                self.screen = Screen::Amount;
+            }
+            Key::Digit(9) => {
+                self.draft.kind = Some(TransactionType::Completion);
+                self.input.clear();
+                self.screen = Screen::Trace;
+            }
             Key::Digit(5) => self.start(|pos| Work::Settlement(pos.settle())),
             Key::Digit(7) => {
                 self.notice = self
@@ -588,7 +607,9 @@ impl App {
                     && minor > 0
                 {
                     self.draft.amount_minor = minor;
-                    if self.draft.kind == Some(TransactionType::Refund) {
+                    if self.draft.kind.is_some_and(|kind| {
+                        kind == TransactionType::Refund || kind == TransactionType::Completion
+                    }) {
                         self.cards = load_cards(&self.config.cards_dir);
                         self.screen = Screen::Card;
                     } else {

@@ -296,6 +296,12 @@ fn a_void_needs_the_supervisor_and_names_a_sale_of_the_batch() {
         reversed: false,
         voided: false,
     });
+    let mut hold = state.transactions[0].clone();
+    hold.kind = TransactionType::PreAuthorization;
+    hold.stan = 8;
+    hold.amount_minor = 10_000;
+    state.transactions.push(hold);
+    state.stan = 8;
     StateDir::open(&dir.join("state"))
         .unwrap()
         .save(&state)
@@ -327,5 +333,15 @@ fn a_void_needs_the_supervisor_and_names_a_sale_of_the_batch() {
     assert_eq!(app.screen, terminal::tui::Screen::Card);
     keys(&mut app, &[Digit(1)]);
     check("35_void_confirm", &app, Instant::now());
+    // A completion names the pre-authorization (no supervisor), for up to its amount.
+    keys(&mut app, &[Escape, Digit(9), Digit(7), Enter]);
+    check("36_completion_not_a_hold", &app, Instant::now());
+    keys(&mut app, &[Backspace, Digit(8), Enter]);
+    assert_eq!(app.screen, terminal::tui::Screen::Amount);
+    keys(
+        &mut app,
+        &[Digit(8), Digit(0), Digit(0), Digit(0), Enter, Digit(1)],
+    );
+    check("37_completion_confirm", &app, Instant::now());
     let _ = std::fs::remove_dir_all(dir);
 }
