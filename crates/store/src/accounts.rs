@@ -84,6 +84,19 @@ impl Role {
     }
 
     /// The kind of tenant a user of this role acts for.
+    /// Whether users of this role must sign in with a second factor (TOTP): operators, who
+    /// see every merchant or card of an institution, and merchant administrators, who manage
+    /// staff and keys (issue 7).
+    pub fn requires_mfa(self) -> bool {
+        matches!(
+            self,
+            Role::PlatformOperator
+                | Role::IssuerOperator
+                | Role::WalletOperator
+                | Role::MerchantAdmin
+        )
+    }
+
     pub fn tenant_kind(self) -> TenantKind {
         match self {
             Role::PlatformOperator | Role::IssuerOperator | Role::WalletOperator => {
@@ -169,6 +182,12 @@ pub struct User {
     /// Unix seconds until which logins are refused.
     pub locked_until: Option<i64>,
     pub created_at: i64,
+    /// The TOTP enrolment's id (not a secret: the secret is derived from it in the HSM).
+    pub totp_nonce: Option<String>,
+    /// Whether the enrolment was confirmed with a code.
+    pub totp_enabled: bool,
+    /// The last TOTP time step accepted (a code is good once).
+    pub totp_last_step: Option<i64>,
 }
 
 impl std::fmt::Debug for User {
@@ -180,11 +199,12 @@ impl std::fmt::Debug for User {
             .field("tenant", &self.tenant)
             .field("failed_logins", &self.failed_logins)
             .field("locked_until", &self.locked_until)
+            .field("totp_enabled", &self.totp_enabled)
             .finish_non_exhaustive()
     }
 }
 
-pub(crate) const USER_COLUMNS: &str = "id, username, display_name, password_hash, role, tenant_kind, tenant_id, failed_logins, locked_until, created_at";
+pub(crate) const USER_COLUMNS: &str = "id, username, display_name, password_hash, role, tenant_kind, tenant_id, failed_logins, locked_until, created_at, totp_nonce, totp_enabled, totp_last_step";
 
 /// The columns of a user row in [`USER_COLUMNS`] order, read by either backend.
 pub(crate) struct UserRow {
@@ -198,6 +218,9 @@ pub(crate) struct UserRow {
     pub failed_logins: i64,
     pub locked_until: Option<i64>,
     pub created_at: i64,
+    pub totp_nonce: Option<String>,
+    pub totp_enabled: i64,
+    pub totp_last_step: Option<i64>,
 }
 
 impl UserRow {
@@ -223,6 +246,9 @@ impl UserRow {
             failed_logins: self.failed_logins,
             locked_until: self.locked_until,
             created_at: self.created_at,
+            totp_nonce: self.totp_nonce,
+            totp_enabled: self.totp_enabled != 0,
+            totp_last_step: self.totp_last_step,
         })
     }
 }
@@ -434,6 +460,13 @@ pub enum IdempotencyState {
     Mismatch,
     /// The first request with this key is still running.
     InProgress,
+}
+
+/// The second parameter of a TOTP update.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum TotpValue {
+    Int(i64),
+    Text(String),
 }
 
 /// A channel partner's referral of a merchant.
@@ -775,6 +808,59 @@ impl Store {
             ) if until > now => LoginOutcome::Locked { until },
             _ => LoginOutcome::Refused,
         })
+    }
+
+    /// Counts a failed sign-in step that is not the password (a wrong TOTP code) towards the
+    /// lockout; the user after.
+    pub async fn count_login_failure(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Option<User>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.record_login(user_id.to_owned(), false, now).await,
+            Store::Postgres(store) => store.record_login(user_id, false, now).await,
+        }
+    }
+
+    /// Starts a TOTP enrolment of a user who has none confirmed: records `nonce`, the new
+    /// enrolment's id. `false` when the user has a confirmed one (it is kept).
+    pub async fn start_totp(&self, user_id: &str, nonce: &str) -> Result<bool, StoreError> {
+        self.totp_update(
+            "UPDATE users SET totp_nonce = {2}, totp_last_step = NULL WHERE id = {1} AND totp_enabled = 0",
+            user_id,
+            TotpValue::Text(nonce.to_owned()),
+        )
+        .await
+    }
+
+    /// Accepts the code of time step `step` for this user: `false` when a code of this step or
+    /// a later one was accepted before (a replay). Confirms a pending enrolment.
+    pub async fn accept_totp_step(&self, user_id: &str, step: i64) -> Result<bool, StoreError> {
+        self.totp_update(
+            "UPDATE users SET totp_last_step = {2}, totp_enabled = 1 WHERE id = {1} AND totp_nonce IS NOT NULL AND (totp_last_step IS NULL OR totp_last_step < {2})",
+            user_id,
+            TotpValue::Int(step),
+        )
+        .await
+    }
+
+    async fn totp_update(
+        &self,
+        template: &str,
+        user_id: &str,
+        value: TotpValue,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Store::Sqlite(store) => {
+                let sql = template.replace("{1}", "?1").replace("{2}", "?2");
+                store.totp_update(sql, user_id.to_owned(), value).await
+            }
+            Store::Postgres(store) => {
+                let sql = template.replace("{1}", "$1").replace("{2}", "$2");
+                store.totp_update(&sql, user_id, value).await
+            }
+        }
     }
 
     /// Stores a key issued with [`new_api_key`].

@@ -6,8 +6,8 @@ use super::PostgresStore;
 use crate::StoreError;
 use crate::accounts::{
     API_KEY_COLUMNS, ApiKey, IDEMPOTENCY_TTL_SECONDS, IdempotencyState, LOCKOUT_SECONDS,
-    MAX_LOGIN_FAILURES, NewUser, Param, Referral, Tenant, TransactionFilter, TransactionRecord,
-    USER_COLUMNS, User, UserRow, idempotency_state, transactions_sql,
+    MAX_LOGIN_FAILURES, NewUser, Param, Referral, Tenant, TotpValue, TransactionFilter,
+    TransactionRecord, USER_COLUMNS, User, UserRow, idempotency_state, transactions_sql,
 };
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -24,6 +24,9 @@ fn user_from_row(row: &Row) -> Result<User, StoreError> {
         failed_logins: row.try_get(7)?,
         locked_until: row.try_get(8)?,
         created_at: row.try_get(9)?,
+        totp_nonce: row.try_get(10)?,
+        totp_enabled: row.try_get(11)?,
+        totp_last_step: row.try_get(12)?,
     }
     .into_user()
 }
@@ -68,7 +71,7 @@ impl PostgresStore {
         for user in &users {
             created += transaction
                 .execute(
-                    &format!("INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, NULL, $8) ON CONFLICT DO NOTHING"),
+                    &format!("INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, NULL, $8, NULL, 0, NULL) ON CONFLICT DO NOTHING"),
                     &[
                         &user.id,
                         &user.username,
@@ -139,6 +142,20 @@ impl PostgresStore {
                 .await?
         };
         row.as_ref().map(user_from_row).transpose()
+    }
+
+    pub(crate) async fn totp_update(
+        &self,
+        sql: &str,
+        user_id: &str,
+        value: TotpValue,
+    ) -> Result<bool, StoreError> {
+        let client = self.other.lock().await;
+        let changed = match value {
+            TotpValue::Int(value) => client.execute(sql, &[&user_id, &value]).await?,
+            TotpValue::Text(value) => client.execute(sql, &[&user_id, &value]).await?,
+        };
+        Ok(changed == 1)
     }
 
     pub(crate) async fn put_api_key(

@@ -4,8 +4,8 @@
 use crate::StoreError;
 use crate::accounts::{
     API_KEY_COLUMNS, ApiKey, IDEMPOTENCY_TTL_SECONDS, IdempotencyState, LOCKOUT_SECONDS,
-    MAX_LOGIN_FAILURES, NewUser, Param, Referral, Tenant, TransactionFilter, TransactionRecord,
-    USER_COLUMNS, User, UserRow, idempotency_state, transactions_sql,
+    MAX_LOGIN_FAILURES, NewUser, Param, Referral, Tenant, TotpValue, TransactionFilter,
+    TransactionRecord, USER_COLUMNS, User, UserRow, idempotency_state, transactions_sql,
 };
 use crate::sqlite::SqliteStore;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -22,6 +22,9 @@ fn user_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
         failed_logins: row.get(7)?,
         locked_until: row.get(8)?,
         created_at: row.get(9)?,
+        totp_nonce: row.get(10)?,
+        totp_enabled: row.get(11)?,
+        totp_last_step: row.get(12)?,
     })
 }
 
@@ -76,7 +79,7 @@ impl SqliteStore {
     pub(crate) async fn put_users(&self, users: Vec<NewUser>) -> Result<usize, StoreError> {
         self.write(move |connection| {
             let mut insert = connection.prepare_cached(&format!(
-                "INSERT INTO users ({USER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, NULL, ?8) ON CONFLICT DO NOTHING"
+                "INSERT INTO users ({USER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, NULL, ?8, NULL, 0, NULL) ON CONFLICT DO NOTHING"
             ))?;
             let mut created = 0;
             for user in &users {
@@ -140,6 +143,23 @@ impl SqliteStore {
                     .execute(params![user_id, MAX_LOGIN_FAILURES, now + LOCKOUT_SECONDS])?;
             }
             find_user(connection, "id", &user_id)
+        })
+        .await
+    }
+
+    pub(crate) async fn totp_update(
+        &self,
+        sql: String,
+        user_id: String,
+        value: TotpValue,
+    ) -> Result<bool, StoreError> {
+        self.write(move |connection| {
+            let mut statement = connection.prepare_cached(&sql)?;
+            let changed = match value {
+                TotpValue::Int(value) => statement.execute(params![user_id, value])?,
+                TotpValue::Text(value) => statement.execute(params![user_id, value])?,
+            };
+            Ok(changed == 1)
         })
         .await
     }

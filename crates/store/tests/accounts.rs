@@ -446,3 +446,56 @@ async fn transactions_filter_by_scope_and_page_by_cursor() {
         store.close().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn totp_enrolments_confirm_once_and_codes_are_good_once() {
+    for backend in backends().await {
+        let store = Store::open(&backend.backend).await.unwrap();
+        let op = user(
+            "ops",
+            Role::PlatformOperator,
+            Tenant::Institution(InstitutionId(10)),
+        );
+        store.put_users(vec![op]).await.unwrap();
+        assert!(Role::PlatformOperator.requires_mfa() && !Role::Cashier.requires_mfa());
+        assert!(
+            !store.accept_totp_step("ops", 100).await.unwrap(),
+            "no enrolment yet"
+        );
+        assert!(store.start_totp("ops", "nonce-1").await.unwrap());
+        assert!(
+            store.start_totp("ops", "nonce-2").await.unwrap(),
+            "a pending enrolment may restart"
+        );
+        let pending = store.user("ops").await.unwrap().unwrap();
+        assert_eq!(
+            (pending.totp_nonce.as_deref(), pending.totp_enabled),
+            (Some("nonce-2"), false)
+        );
+        assert!(store.accept_totp_step("ops", 100).await.unwrap());
+        assert!(
+            !store.accept_totp_step("ops", 100).await.unwrap(),
+            "{}: a code is good once",
+            backend.name
+        );
+        assert!(
+            !store.accept_totp_step("ops", 99).await.unwrap(),
+            "nor an older one"
+        );
+        assert!(store.accept_totp_step("ops", 101).await.unwrap());
+        let enabled = store.user("ops").await.unwrap().unwrap();
+        assert!(enabled.totp_enabled);
+        assert_eq!(enabled.totp_last_step, Some(101));
+        assert!(
+            !store.start_totp("ops", "nonce-3").await.unwrap(),
+            "a confirmed enrolment is kept"
+        );
+        let failed = store
+            .count_login_failure("ops", NOW)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(failed.failed_logins, 1);
+        store.close().await.unwrap();
+    }
+}
