@@ -221,8 +221,16 @@ impl CardFile {
     pub fn open(path: &Path) -> Result<CardFile, FileError> {
         let bytes = read_bounded(path)?;
         let data: CardData = serde_json::from_slice(&bytes).map_err(|error| {
-            // serde_json names the line and column only, never the value.
-            FileError::content(path, format!("is not a card file ({error})"))
+            // serde_json's message may quote the value it choked on (a card number): only its
+            // position is reported.
+            FileError::content(
+                path,
+                format!(
+                    "is not a card file (line {}, column {})",
+                    error.line(),
+                    error.column()
+                ),
+            )
         })?;
         data.check()
             .map_err(|reason| FileError::content(path, reason))?;
@@ -377,6 +385,14 @@ mod tests {
         assert_eq!(reopened.data.summary().pan, "621234******0001");
         std::fs::write(&path, b"{\"format\": \"other\"}").unwrap();
         assert!(CardFile::open(&path).is_err());
+        // A card number where a number of another kind belongs is not quoted back.
+        std::fs::write(
+            &path,
+            b"{\"format\": \"easypos-card-v1\", \"issuer\": \"6212345000000001\"}",
+        )
+        .unwrap();
+        let error = CardFile::open(&path).unwrap_err().to_string();
+        assert!(!error.contains("6212345000000001"), "{error}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -146,6 +146,18 @@ impl TerminalState {
     }
 }
 
+/// A damaged JSON file, by position only (serde_json's message may quote values).
+fn damaged(path: &Path, error: &serde_json::Error) -> FileError {
+    FileError::content(
+        path,
+        format!(
+            "is damaged (line {}, column {})",
+            error.line(),
+            error.column()
+        ),
+    )
+}
+
 /// The state directory, locked for as long as this value lives: one terminal is one process
 /// at a time (a second would reuse trace numbers and race on the batch).
 #[derive(Debug)]
@@ -204,7 +216,7 @@ impl StateDir {
             return Ok(TerminalState::new(terminal_id));
         }
         let state: TerminalState = serde_json::from_slice(&read_bounded(&path)?)
-            .map_err(|error| FileError::content(&path, format!("is damaged ({error})")))?;
+            .map_err(|error| damaged(&path, &error))?;
         if state.format != STATE_FORMAT {
             return Err(FileError::content(&path, "is not a terminal state file"));
         }
@@ -236,8 +248,7 @@ impl StateDir {
                 format!("does not exist: batch {batch:06} was not closed on this terminal"),
             ));
         }
-        serde_json::from_slice(&read_bounded(&path)?)
-            .map_err(|error| FileError::content(&path, format!("is damaged ({error})")))
+        serde_json::from_slice(&read_bounded(&path)?).map_err(|error| damaged(&path, &error))
     }
 
     /// Keeps a closed batch's transactions beside the state.
