@@ -602,7 +602,7 @@ fn card_transaction(
     if let Some(path) = &receipt_args.escpos_out
         && result.approved
     {
-        terminal::files::write_atomic(path, &result.receipt.escpos(false))
+        terminal::files::write_output(path, &result.receipt.escpos(false))
             .map_err(anyhow::Error::from)?;
     }
     print_result(&pos, &result, common.json, receipt_args.no_receipt, code)?;
@@ -707,7 +707,7 @@ fn reprint(common: &Common, receipt_args: &ReceiptArgs) -> Result<u8, Failure> {
         .last_receipt()
         .context("no receipt to reprint in this batch")?;
     if let Some(path) = &receipt_args.escpos_out {
-        terminal::files::write_atomic(path, &receipt.escpos(true)).map_err(anyhow::Error::from)?;
+        terminal::files::write_output(path, &receipt.escpos(true)).map_err(anyhow::Error::from)?;
     }
     let language = pos.config().language;
     if common.json {

@@ -67,6 +67,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     result.map_err(|error| FileError::io(path, error))
 }
 
+/// Writes printer output: straight to a device or pipe (`/dev/usb/lp0`, a FIFO), which cannot
+/// be replaced by a rename; atomically ([`write_atomic`]) to a regular file.
+pub fn write_output(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    let is_special = std::fs::metadata(path).is_ok_and(|metadata| !metadata.is_file());
+    if !is_special {
+        return write_atomic(path, bytes);
+    }
+    let mut device = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|error| FileError::io(path, error))?;
+    device
+        .write_all(bytes)
+        .and_then(|()| device.flush())
+        .map_err(|error| FileError::io(path, error))
+}
+
 /// Creates (truncating) a file only its owner may read and write.
 fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
     let mut options = std::fs::OpenOptions::new();
@@ -133,5 +150,12 @@ mod tests {
             .collect();
         assert!(leftovers.is_empty(), "no temporary file is left behind");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn printer_output_goes_straight_to_a_device() {
+        // /dev/null stands for a printer device: it cannot be replaced by a rename.
+        write_output(Path::new("/dev/null"), b"\x1b@receipt").unwrap();
+        assert!(std::fs::metadata("/dev/null").is_ok_and(|metadata| !metadata.is_file()));
     }
 }
