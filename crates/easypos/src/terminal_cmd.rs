@@ -113,6 +113,12 @@ enum TerminalCommand {
         #[arg(long, value_name = "NUMBER")]
         operator: Option<String>,
     },
+    /// Sign off (签退): the host forgets this sign-on's working keys. Sends any pending
+    /// reversal first.
+    SignOff {
+        #[command(flatten)]
+        common: Common,
+    },
     /// Sale (消费).
     Pay {
         #[command(flatten)]
@@ -230,6 +236,7 @@ struct ReceiptArgs {
 pub fn run(args: TerminalArgs) -> ExitCode {
     let json = match &args.command {
         TerminalCommand::SignOn { common, .. }
+        | TerminalCommand::SignOff { common }
         | TerminalCommand::Pay { common, .. }
         | TerminalCommand::Preauth { common, .. }
         | TerminalCommand::Complete { common, .. }
@@ -331,6 +338,19 @@ fn execute(args: TerminalArgs) -> Result<u8, Failure> {
                 if readiness.reversal_sent {
                     println!("a pending reversal was sent and acknowledged");
                 }
+            }
+            Ok(EXIT_APPROVED)
+        }
+        TerminalCommand::SignOff { common } => {
+            let mut pos = open(&common.config)?;
+            pos.sign_off()?;
+            if common.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"approved": true, "exit_code": EXIT_APPROVED})
+                );
+            } else {
+                println!("signed off: terminal {}", pos.config().terminal_id);
             }
             Ok(EXIT_APPROVED)
         }

@@ -502,6 +502,11 @@ fn a_terminals_day_in_scripted_mode_approvals_declines_void_refund_and_settlemen
     assert_eq!(batch.json["batch"], 2, "the next sign-on opened batch 2");
     assert_eq!(batch.json["transactions"].as_array().unwrap().len(), 0);
     assert!(dir.join("terminal-10000001/batch-000001.json").exists());
+    // Sign-off: the host forgets the keys; the next command signs on by itself.
+    let off = terminal(&dir, "terminal.toml", "sign-off", &[]);
+    assert_eq!(off.code, 0, "{}", off.stderr);
+    let state: Value = serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
+    assert_eq!(state["session"], Value::Null);
     // Settling an empty batch agrees too.
     assert_eq!(
         terminal(&dir, "terminal.toml", "settle", &[]).json["agreed"],
@@ -1007,6 +1012,8 @@ fn cards_are_issued_once_shown_masked_and_the_commands_have_help() {
         &["terminal", "balance", "--help"],
         &["terminal", "settle", "--help"],
         &["terminal", "sign-on", "--help"],
+        &["terminal", "sign-off", "--help"],
+        &["terminal", "tui", "--help"],
         &["cards", "--help"],
         &["cards", "issue", "--help"],
     ] {

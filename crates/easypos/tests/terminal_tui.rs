@@ -65,7 +65,11 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         // Only this test's own tmux server (its own socket).
-        let _ = self.command().arg("kill-server").status();
+        let _ = self
+            .command()
+            .arg("kill-server")
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
@@ -253,6 +257,7 @@ fn a_cashier_sells_by_chip_and_pin_on_the_tui_reads_the_receipt_and_a_supervisor
     while tmux
         .command()
         .args(["has-session", "-t", "pos"])
+        .stderr(Stdio::null())
         .status()
         .is_ok_and(|status| status.success())
     {

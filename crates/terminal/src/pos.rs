@@ -353,6 +353,28 @@ impl Pos {
         Ok(signed.batch)
     }
 
+    /// Sign-off (签退): sends any pending reversal first, then tells the host to forget this
+    /// sign-on's working keys, and forgets them here too. The next operation signs on again.
+    pub fn sign_off(&mut self) -> Result<(), PosError> {
+        if self.keys.is_some() {
+            self.ready()?;
+            let stan = self.next_stan()?;
+            let request = self.terminal.sign_off(stan, self.state.batch)?;
+            let frame = self.terminal.pack(&request)?;
+            let reply = self.exchange(&frame, self.config.timeout())?;
+            let answer = self.terminal.answer(&request, &reply, None)?;
+            if !answer.response.is_approved() {
+                return Err(PosError::SignOn(format!(
+                    "the host answered the sign-off {}",
+                    answer.response
+                )));
+            }
+        }
+        self.keys = None;
+        self.state.session = None;
+        self.save()
+    }
+
     /// The PIN block of `pin` for the card `pan`, made at entry under the current PIN working
     /// key (signs on first if needed). The clear PIN goes no further.
     pub fn pin_block(&mut self, pin: &Pin, card: &CardFile) -> Result<PinBlock, PosError> {

@@ -217,6 +217,18 @@ impl Terminal {
         Ok(message)
     }
 
+    /// Sign-off (签退, 0820, 60.3 = 002) in `batch`: the host forgets the working keys.
+    pub fn sign_off(&self, stan: Stan, batch: u32) -> Result<Message<'static>, TerminalError> {
+        if batch > MAX_BATCH {
+            return Err(TerminalError::Invalid("a batch number has 6 digits"));
+        }
+        let mut message =
+            self.message(Mti::from_digits(b"0820").map_err(|_| TerminalError::Invalid("MTI"))?);
+        message.set_text(11, format!("{:06}", stan.value()));
+        message.set_text(60, format!("00{batch:06}002"));
+        Ok(message)
+    }
+
     /// Batch settlement (0500, 60.3 = 201) of `batch` with the terminal's totals in field 48
     /// (`acquirer::settlement`'s layout; easypos cards are all domestic), by `operator`.
     pub fn settlement(

@@ -101,6 +101,7 @@ enum Work {
     SignOn(Result<u32, PosError>),
     Transaction(Box<Result<TransactionResult, PosError>>, Box<CardFile>),
     Settlement(Result<SettlementResult, PosError>),
+    SignOff(Result<(), PosError>),
 }
 
 /// The screen's state.
@@ -579,13 +580,7 @@ impl App {
                 };
                 self.screen = Screen::Notice;
             }
-            Key::Digit(0) => {
-                self.screen = Screen::SignOn {
-                    operator: String::new(),
-                    password_digits: 0,
-                    on_password: false,
-                }
-            }
+            Key::Digit(0) => self.start(|pos| Work::SignOff(pos.sign_off())),
             _ => {}
         }
     }
@@ -804,6 +799,17 @@ impl App {
                         self.screen = Screen::Notice;
                     }
                 }
+            }
+            Work::SignOff(Ok(())) => {
+                self.screen = Screen::SignOn {
+                    operator: String::new(),
+                    password_digits: 0,
+                    on_password: false,
+                };
+            }
+            Work::SignOff(Err(error)) => {
+                self.notice = vec![error.to_string()];
+                self.screen = Screen::Notice;
             }
             Work::Settlement(result) => {
                 self.notice = match result {
