@@ -1,6 +1,8 @@
 //! Who is calling: `Authorization: Bearer <API key>` for integrators, or HTTP Basic with a
 //! user name and password (to create the first key, and for quick looks with curl; the
 //! password is checked with argon2id and counts towards the lockout like a console login).
+//! Roles that need a second factor (operators, merchant administrators) cannot use Basic:
+//! they create keys in the console, after their TOTP code.
 
 use crate::ApiState;
 use crate::access::Principal;
@@ -59,6 +61,17 @@ async fn principal(state: &ApiState, headers: &HeaderMap) -> Result<Principal, P
             .authenticate(username, password, state.now_seconds())
             .await?
         {
+            // A password alone does not sign in a role that needs a second factor; its
+            // integrations use API keys, created in the console after the second factor.
+            LoginOutcome::Accepted(user) if user.role.requires_mfa() => Err(Problem::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "mfa-required",
+                "Second factor required",
+                format!(
+                    "a {} signs in with a second factor, which HTTP Basic cannot carry: create an API key on the console's API keys page and send it as `Authorization: Bearer <key>`",
+                    user.role.as_str()
+                ),
+            )),
             LoginOutcome::Accepted(user) => Ok(Principal { user }),
             LoginOutcome::Refused => Err(Problem::unauthorized("wrong user name or password")),
             LoginOutcome::Locked { until } => Err(Problem::locked(until)),

@@ -97,22 +97,32 @@ async fn credentials_are_required_and_errors_are_problems() {
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
 
     use base64::Engine;
-    let basic = |password: &str| {
-        let token =
-            base64::engine::general_purpose::STANDARD.encode(format!("shanghai.admin:{password}"));
+    let basic = |user: &str, password: &str| {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         Request::get("/api/v1/me")
             .header("authorization", format!("Basic {token}"))
             .body(Body::empty())
             .unwrap()
     };
-    let me = world.send(basic(demo::DEMO_PASSWORD)).await;
+    let me = world
+        .send(basic("shanghai.manager", demo::DEMO_PASSWORD))
+        .await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.text);
-    assert_eq!(me.json()["role"], "merchant_admin");
+    assert_eq!(me.json()["role"], "merchant_manager");
     assert_eq!(me.json()["tenant"]["id"], SH);
     assert_eq!(
-        world.send(basic("not the password")).await.status,
+        world
+            .send(basic("shanghai.manager", "not the password"))
+            .await
+            .status,
         StatusCode::UNAUTHORIZED
     );
+    // A role with a second factor cannot sign in with its password alone.
+    let admin = world
+        .send(basic("shanghai.admin", demo::DEMO_PASSWORD))
+        .await;
+    assert_eq!(admin.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(admin.json()["type"], "/api/problems#mfa-required");
 
     let bad = world
         .get("operator", "/api/v1/transactions?status=maybe")

@@ -8,14 +8,16 @@
 //! rules are the API's ([`api::access`]), so the console never shows what the API would not.
 //!
 //! ```no_run
-//! # async fn demo(store: std::sync::Arc<store::Store>) -> std::io::Result<()> {
-//! let state = console::Console::new(api::ApiState::new(store));
+//! # async fn demo(store: std::sync::Arc<store::Store>, hsm: std::sync::Arc<dyn hsm::Hsm>) -> Result<(), Box<dyn std::error::Error>> {
+//! let mfa = console::mfa::Mfa::ensure(&store, hsm).await?;
+//! let state = console::Console::new(api::ApiState::new(store), mfa);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-//! axum::serve(listener, console::router(state)).await
-//! # }
+//! axum::serve(listener, console::router(state)).await?;
+//! # Ok(()) }
 //! ```
 
 pub mod i18n;
+pub mod mfa;
 mod pages;
 pub mod session;
 
@@ -38,6 +40,8 @@ pub struct Console {
     pub api: api::ApiState,
     pub sessions: Arc<session::Sessions>,
     pub health: Option<HealthProbe>,
+    /// The second factor of the roles that need one ([`store::accounts::Role::requires_mfa`]).
+    pub mfa: mfa::Mfa,
 }
 
 impl std::fmt::Debug for Console {
@@ -50,11 +54,12 @@ impl std::fmt::Debug for Console {
 }
 
 impl Console {
-    pub fn new(api: api::ApiState) -> Self {
+    pub fn new(api: api::ApiState, mfa: mfa::Mfa) -> Self {
         Console {
             api,
             sessions: Arc::new(session::Sessions::default()),
             health: None,
+            mfa,
         }
     }
 
@@ -78,6 +83,7 @@ pub fn router(state: Console) -> Router {
         .route("/console", get(pages::home))
         .route("/console/login", get(pages::login_form).post(pages::login))
         .route("/console/logout", post(pages::logout))
+        .route("/console/mfa", get(pages::mfa_form).post(pages::mfa))
         .route("/console/lang/{code}", get(pages::switch_language))
         .route("/console/dashboard", get(pages::dashboard))
         .route("/console/transactions", get(pages::transactions))

@@ -341,6 +341,17 @@ pub async fn login(
         .authenticate(form.username.trim(), &form.password, console.now_seconds())
         .await;
     let message = match outcome {
+        Ok(LoginOutcome::Accepted(user)) if user.role.requires_mfa() => {
+            let pending = console.sessions.start_pending(
+                user.id.clone(),
+                Some(&session.id),
+                console.now_seconds(),
+            );
+            return with_cookie(
+                Redirect::to("/console/mfa").into_response(),
+                &session::session_cookie(&pending.id),
+            );
+        }
         Ok(LoginOutcome::Accepted(user)) => {
             let signed_in = console.sessions.start(
                 Some(user.id.clone()),
@@ -1402,4 +1413,198 @@ pub async fn health(State(console): State<Console>, headers: HeaderMap) -> Respo
         host_rows,
     };
     render(&page, StatusCode::OK)
+}
+
+#[derive(Template)]
+#[template(path = "mfa.html")]
+struct MfaPage {
+    chrome: Chrome,
+    enrol: bool,
+    qr: String,
+    secret: String,
+    message: String,
+}
+
+/// The session waiting for a second factor and its user; otherwise the way back to the login.
+async fn pending(console: &Console, headers: &HeaderMap) -> Result<(Session, User), Response> {
+    let to_login = || Redirect::to("/console/login").into_response();
+    let id = session_id(headers).ok_or_else(to_login)?;
+    let session = match console.sessions.touch(&id, console.now_seconds()) {
+        Found::Live(session) => session,
+        Found::Expired => return Err(Redirect::to("/console/login?expired=1").into_response()),
+        Found::Missing => return Err(to_login()),
+    };
+    let user_id = session.pending_mfa.clone().ok_or_else(to_login)?;
+    match console.api.store.user(&user_id).await {
+        Ok(Some(user)) => Ok((session, user)),
+        Ok(None) => Err(to_login()),
+        Err(error) => {
+            tracing::error!(%error, "console: user look-up failed");
+            Err(error_page(
+                chrome(lang_of(headers), None, "", ""),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ))
+        }
+    }
+}
+
+/// The code form, or the enrolment (QR code and key, shown while the enrolment is pending)
+/// for a user who has no confirmed authenticator yet.
+async fn mfa_page(
+    console: &Console,
+    lang: Lang,
+    session: &Session,
+    user: &User,
+    message: String,
+    status: StatusCode,
+) -> Response {
+    let page_chrome = chrome(lang, None, &session.csrf, "/console/mfa");
+    let mut page = MfaPage {
+        chrome: page_chrome.clone(),
+        enrol: !user.totp_enabled,
+        qr: String::new(),
+        secret: String::new(),
+        message,
+    };
+    if !user.totp_enabled {
+        let nonce = match &user.totp_nonce {
+            Some(nonce) => nonce.clone(),
+            None => {
+                let nonce = session::random_token();
+                match console.api.store.start_totp(&user.id, &nonce).await {
+                    Ok(_) => nonce,
+                    Err(error) => {
+                        tracing::error!(%error, "console: TOTP enrolment failed");
+                        return error_page(page_chrome, StatusCode::INTERNAL_SERVER_ERROR);
+                    }
+                }
+            }
+        };
+        let shown = console.mfa.secret(&user.id, &nonce).and_then(|secret| {
+            let qr = crate::mfa::qr_svg(&crate::mfa::otpauth_uri(&user.username, &secret))?;
+            Ok((qr, crate::mfa::base32(&secret)))
+        });
+        match shown {
+            Ok((qr, secret)) => {
+                page.qr = qr;
+                page.secret = secret;
+            }
+            Err(error) => {
+                tracing::error!(%error, "console: TOTP secret failed");
+                return error_page(page_chrome, StatusCode::INTERNAL_SERVER_ERROR);
+            }
+        }
+    }
+    render(&page, status)
+}
+
+pub async fn mfa_form(State(console): State<Console>, headers: HeaderMap) -> Response {
+    match pending(&console, &headers).await {
+        Ok((session, user)) => {
+            mfa_page(
+                &console,
+                lang_of(&headers),
+                &session,
+                &user,
+                String::new(),
+                StatusCode::OK,
+            )
+            .await
+        }
+        Err(response) => response,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CodeForm {
+    csrf: String,
+    code: String,
+}
+
+/// Checks the code; a right one (of a step not used before) confirms a pending enrolment and
+/// replaces the session with a signed-in one; a wrong one counts towards the lockout.
+pub async fn mfa(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Form(form): Form<CodeForm>,
+) -> Response {
+    let lang = lang_of(&headers);
+    let (session, user) = match pending(&console, &headers).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    if !session.csrf_matches(&form.csrf) {
+        return csrf_refused(lang);
+    }
+    let t = Tr { lang };
+    let now = console.now_seconds();
+    if user.locked_until.is_some_and(|until| until > now) {
+        console.sessions.end(&session.id);
+        return render(
+            &LoginPage {
+                chrome: chrome(lang, None, "", "/console/login"),
+                message: t.get("login-locked"),
+                username: user.username.clone(),
+            },
+            StatusCode::UNAUTHORIZED,
+        );
+    }
+    let step = match &user.totp_nonce {
+        Some(nonce) => console.mfa.matching_step(&user.id, nonce, &form.code, now),
+        None => Ok(None),
+    };
+    let accepted = match step {
+        Ok(Some(step)) => console.api.store.accept_totp_step(&user.id, step).await,
+        Ok(None) => Ok(false),
+        Err(error) => {
+            tracing::error!(%error, "console: TOTP check failed");
+            return error_page(
+                chrome(lang, None, "", ""),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            );
+        }
+    };
+    match accepted {
+        Ok(true) => {
+            let signed_in = console
+                .sessions
+                .start(Some(user.id.clone()), Some(&session.id), now);
+            tracing::info!(user = %user.username, role = user.role.as_str(), "console sign-in with TOTP");
+            with_cookie(
+                Redirect::to(portal(user.role)[0].0).into_response(),
+                &session::session_cookie(&signed_in.id),
+            )
+        }
+        Ok(false) => {
+            let user = match console.api.store.count_login_failure(&user.id, now).await {
+                Ok(Some(user)) => user,
+                Ok(None) => user,
+                Err(error) => {
+                    tracing::error!(%error, "console: counting a failure failed");
+                    user
+                }
+            };
+            let message = if user.locked_until.is_some_and(|until| until > now) {
+                t.get("login-locked")
+            } else {
+                t.get("mfa-failed")
+            };
+            mfa_page(
+                &console,
+                lang,
+                &session,
+                &user,
+                message,
+                StatusCode::UNAUTHORIZED,
+            )
+            .await
+        }
+        Err(error) => {
+            tracing::error!(%error, "console: TOTP step failed");
+            error_page(
+                chrome(lang, None, "", ""),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            )
+        }
+    }
 }

@@ -23,6 +23,9 @@ pub struct Session {
     pub id: String,
     /// The user signed in, `None` before the login.
     pub user_id: Option<String>,
+    /// A user whose password was right and whose second factor is awaited (never set
+    /// together with `user_id`).
+    pub pending_mfa: Option<String>,
     pub csrf: String,
     /// Unix seconds of the last request.
     pub last_seen: i64,
@@ -76,9 +79,26 @@ impl Sessions {
 
     /// A new session (anonymous when `user_id` is `None`), replacing `old` if given.
     pub fn start(&self, user_id: Option<String>, old: Option<&str>, now: i64) -> Session {
+        self.insert(user_id, None, old, now)
+    }
+
+    /// A new session of a user who gave the right password and must now give a TOTP code,
+    /// replacing `old`.
+    pub fn start_pending(&self, user_id: String, old: Option<&str>, now: i64) -> Session {
+        self.insert(None, Some(user_id), old, now)
+    }
+
+    fn insert(
+        &self,
+        user_id: Option<String>,
+        pending_mfa: Option<String>,
+        old: Option<&str>,
+        now: i64,
+    ) -> Session {
         let session = Session {
             id: random_token(),
             user_id,
+            pending_mfa,
             csrf: random_token(),
             last_seen: now,
         };

@@ -16,6 +16,7 @@ const NOW_SECONDS: u64 = 1_764_000_000;
 struct World {
     store: Arc<Store>,
     clock: Arc<ManualClock>,
+    mfa: console::mfa::Mfa,
     router: axum::Router,
     /// Journal ids: a Shanghai sale (CH001's card) and a Beijing sale (CH002's card).
     shanghai_sale: i64,
@@ -92,8 +93,11 @@ async fn world() -> World {
         store: store.clone(),
         clock: clock.clone(),
     };
-    let router = console::router(console::Console::new(api_state));
+    let hsm: Arc<dyn hsm::Hsm> = Arc::new(hsm::SoftHsm::new(&[0x42; 32]).unwrap());
+    let mfa = console::mfa::Mfa::ensure(&store, hsm).await.unwrap();
+    let router = console::router(console::Console::new(api_state, mfa.clone()));
     World {
+        mfa,
         shanghai_sale: id_of("RRNSHANGHAI1"),
         beijing_sale: id_of("RRNBEIJING01"),
         store,
@@ -181,7 +185,27 @@ impl World {
             .await
     }
 
-    /// Signs in and returns the session id.
+    fn now(&self) -> i64 {
+        use store::Clock;
+        (self.clock.now() / 1_000_000_000) as i64
+    }
+
+    /// The code a user's authenticator shows now (the user must have an enrolment).
+    async fn code(&self, username: &str) -> String {
+        let user = self
+            .store
+            .user_by_username(username)
+            .await
+            .unwrap()
+            .unwrap();
+        let secret = self
+            .mfa
+            .secret(&user.id, user.totp_nonce.as_deref().unwrap())
+            .unwrap();
+        format!("{:06}", console::mfa::totp(&secret, self.now()))
+    }
+
+    /// Signs in (with a TOTP code when the role needs one) and returns the session id.
     async fn sign_in(&self, username: &str) -> String {
         let form = self.get("/console/login", None, &[]).await;
         let answer = self
@@ -201,7 +225,22 @@ impl World {
             "{username}: {}",
             answer.html
         );
-        answer.session()
+        if answer.location() != "/console/mfa" {
+            return answer.session();
+        }
+        // A code is good once: each sign-in uses a new time step.
+        self.clock.advance(30 * 1_000_000_000);
+        let pending = answer.session();
+        let page = self.get("/console/mfa", Some(&pending), &[]).await;
+        let form = format!("code={}&csrf={}", self.code(username).await, page.csrf());
+        let done = self.post("/console/mfa", Some(&pending), &form).await;
+        assert_eq!(
+            done.status,
+            StatusCode::SEE_OTHER,
+            "{username}: {}",
+            done.html
+        );
+        done.session()
     }
 }
 
@@ -288,7 +327,7 @@ async fn sign_in_needs_the_csrf_token_and_rotates_the_session() {
             "/console/login",
             Some(&before),
             &format!(
-                "username=shanghai.admin&password={password}&csrf={}",
+                "username=shanghai.manager&password={password}&csrf={}",
                 "0".repeat(64)
             ),
         )
@@ -299,7 +338,7 @@ async fn sign_in_needs_the_csrf_token_and_rotates_the_session() {
             "/console/login",
             None,
             &format!(
-                "username=shanghai.admin&password={password}&csrf={}",
+                "username=shanghai.manager&password={password}&csrf={}",
                 form.csrf()
             ),
         )
@@ -311,7 +350,7 @@ async fn sign_in_needs_the_csrf_token_and_rotates_the_session() {
             "/console/login",
             Some(&before),
             &format!(
-                "username=shanghai.admin&password=wrong-password-1&csrf={}",
+                "username=shanghai.manager&password=wrong-password-1&csrf={}",
                 form.csrf()
             ),
         )
@@ -324,7 +363,7 @@ async fn sign_in_needs_the_csrf_token_and_rotates_the_session() {
             "/console/login",
             Some(&before),
             &format!(
-                "username=shanghai.admin&password={password}&csrf={}",
+                "username=shanghai.manager&password={password}&csrf={}",
                 form.csrf()
             ),
         )
@@ -342,7 +381,7 @@ async fn sign_in_needs_the_csrf_token_and_rotates_the_session() {
     );
     let dashboard = world.get("/console/dashboard", Some(&after), &[]).await;
     assert_eq!(dashboard.status, StatusCode::OK);
-    assert!(dashboard.html.contains("Zhou Min"));
+    assert!(dashboard.html.contains("Sun Li"));
 
     // Sign-out is a form too: without the token it is refused.
     let refused = world
@@ -760,7 +799,9 @@ async fn operators_see_the_health_of_the_store_and_the_host() {
         clock: world.clock.clone(),
     };
     let world = World {
-        router: console::router(console::Console::new(api_state).with_health(probe)),
+        router: console::router(
+            console::Console::new(api_state, world.mfa.clone()).with_health(probe),
+        ),
         ..world
     };
     let operator = world.sign_in("operator").await;
@@ -771,4 +812,152 @@ async fn operators_see_the_health_of_the_store_and_the_host() {
         page.html
             .contains(&store::latest_version(store::sqlite_migrations()).to_string())
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn operators_and_merchant_admins_enrol_and_use_a_second_factor() {
+    let world = world().await;
+    let password = demo::DEMO_PASSWORD;
+    let pending = password_step(&world, "beijing.admin").await;
+    assert_eq!(
+        world
+            .get("/console/dashboard", Some(&pending), &[])
+            .await
+            .location(),
+        "/console/login",
+        "a session waiting for its code opens nothing"
+    );
+    let enrol = world.get("/console/mfa", Some(&pending), &[]).await;
+    assert!(enrol.html.contains("<svg") && enrol.html.contains("id=\"totp-secret\""));
+    let user = world
+        .store
+        .user_by_username("beijing.admin")
+        .await
+        .unwrap()
+        .unwrap();
+    let secret = world
+        .mfa
+        .secret(&user.id, user.totp_nonce.as_deref().unwrap())
+        .unwrap();
+    assert!(
+        enrol.html.contains(&console::mfa::base32(&secret)),
+        "the key, shown at enrolment"
+    );
+    assert!(!user.totp_enabled);
+
+    let wrong = world
+        .post(
+            "/console/mfa",
+            Some(&pending),
+            &format!("code=000000&csrf={}", enrol.csrf()),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        world
+            .store
+            .user(&user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .failed_logins,
+        1
+    );
+    let forged = world
+        .post(
+            "/console/mfa",
+            Some(&pending),
+            &format!("code={}&csrf=forged", world.code("beijing.admin").await),
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let code = world.code("beijing.admin").await;
+    let done = world
+        .post(
+            "/console/mfa",
+            Some(&pending),
+            &format!("code={code}&csrf={}", enrol.csrf()),
+        )
+        .await;
+    assert_eq!(done.location(), "/console/dashboard");
+    assert_ne!(
+        done.session(),
+        pending,
+        "the session id changes again once the code is right"
+    );
+    assert!(
+        world
+            .store
+            .user(&user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .totp_enabled
+    );
+
+    // Next sign-in: no QR code any more, and the code just used is refused (same step).
+    let again = password_step(&world, "beijing.admin").await;
+    let prompt = world.get("/console/mfa", Some(&again), &[]).await;
+    assert!(!prompt.html.contains("<svg") && !prompt.html.contains(&console::mfa::base32(&secret)));
+    let replay = world
+        .post(
+            "/console/mfa",
+            Some(&again),
+            &format!("code={code}&csrf={}", prompt.csrf()),
+        )
+        .await;
+    assert_eq!(
+        replay.status,
+        StatusCode::UNAUTHORIZED,
+        "a code is good once"
+    );
+    world.clock.advance(30 * 1_000_000_000);
+    let next = world
+        .post(
+            "/console/mfa",
+            Some(&again),
+            &format!(
+                "code={}&csrf={}",
+                world.code("beijing.admin").await,
+                prompt.csrf()
+            ),
+        )
+        .await;
+    assert_eq!(next.status, StatusCode::SEE_OTHER);
+
+    // A cashier needs no second factor.
+    let form = world.get("/console/login", None, &[]).await;
+    let cashier = world
+        .post(
+            "/console/login",
+            Some(&form.session()),
+            &format!(
+                "username=shanghai.cashier&password={password}&csrf={}",
+                form.csrf()
+            ),
+        )
+        .await;
+    assert_eq!(cashier.location(), "/console/dashboard");
+}
+
+/// The password step of a sign-in that needs a second factor: the pending session.
+async fn password_step(world: &World, username: &str) -> String {
+    let form = world.get("/console/login", None, &[]).await;
+    let answer = world
+        .post(
+            "/console/login",
+            Some(&form.session()),
+            &format!(
+                "username={username}&password={}&csrf={}",
+                demo::DEMO_PASSWORD,
+                form.csrf()
+            ),
+        )
+        .await;
+    assert_eq!(
+        answer.location(),
+        "/console/mfa",
+        "the password alone is not enough"
+    );
+    answer.session()
 }
