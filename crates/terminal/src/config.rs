@@ -237,3 +237,40 @@ impl TerminalConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_configuration_round_trips_and_its_paths_follow_the_file() {
+        let dir = std::env::temp_dir().join(format!("terminal-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut config = TerminalConfig::new(
+            "10000001",
+            "898310058120001",
+            "Lujiazui Coffee",
+            "Shanghai",
+            "127.0.0.1:8583",
+        );
+        config.master_key = MasterKey::File("tmk.key".into());
+        let text = config.to_toml().unwrap();
+        assert!(text.contains("[master_key]\nfile = \"tmk.key\""), "{text}");
+        let path = dir.join("terminal.toml");
+        std::fs::write(&path, &text).unwrap();
+        let loaded = TerminalConfig::load(&path).unwrap();
+        assert_eq!(loaded.master_key, MasterKey::File(dir.join("tmk.key")));
+        assert_eq!(loaded.state_dir, dir.join("terminal-10000001"));
+        assert_eq!(loaded.cards_dir, dir.join("cards"));
+        assert_eq!(loaded.cvm_limit_minor().unwrap(), 30_000);
+
+        std::fs::write(&path, text.replace("timeout_ms = 20000", "timeout_ms = 5")).unwrap();
+        let error = TerminalConfig::load(&path).unwrap_err().to_string();
+        assert!(error.contains("timeout_ms"), "{error}");
+        std::fs::write(&path, format!("unknown = 1\n{text}")).unwrap();
+        let error = TerminalConfig::load(&path).unwrap_err().to_string();
+        assert!(error.contains("unknown"), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
