@@ -73,6 +73,16 @@ impl Drop for Tmux {
     }
 }
 
+/// The platform process, stopped even when the test fails half-way.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn tmux_available() -> bool {
     Command::new("tmux")
         .arg("-V")
@@ -107,15 +117,17 @@ fn a_cashier_sells_by_chip_and_pin_on_the_tui_reads_the_receipt_and_a_supervisor
         return;
     }
     let dir = temp_dir("sale");
-    let mut up = Command::new(env!("CARGO_BIN_EXE_easypos"))
-        .args(["up", "--http", "127.0.0.1:0", "--iso8583", "127.0.0.1:0"])
-        .current_dir(&dir)
-        .env_remove("EASYPOS_DATABASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = std::io::BufReader::new(up.stdout.take().unwrap());
+    let mut up = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_easypos"))
+            .args(["up", "--http", "127.0.0.1:0", "--iso8583", "127.0.0.1:0"])
+            .current_dir(&dir)
+            .env_remove("EASYPOS_DATABASE_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = std::io::BufReader::new(up.0.stdout.take().unwrap());
     let (sender, lines) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in stdout.lines().map_while(Result::ok) {
@@ -299,8 +311,7 @@ fn a_cashier_sells_by_chip_and_pin_on_the_tui_reads_the_receipt_and_a_supervisor
         "sold and voided: the money is back"
     );
 
-    let _ = up.kill();
-    let _ = up.wait();
+    drop(up);
     drop(tmux);
     let _ = std::fs::remove_dir_all(&dir);
 }
