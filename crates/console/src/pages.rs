@@ -399,11 +399,23 @@ pub async fn logout(
     )
 }
 
-/// Remembers the language chosen (a cookie), then goes back to the console.
-pub async fn switch_language(Path(code): Path<String>) -> Response {
+/// Remembers the language chosen (a cookie), then goes back to the console page the link was
+/// on (only a `/console` path of the `Referer`, never another site).
+pub async fn switch_language(headers: HeaderMap, Path(code): Path<String>) -> Response {
     let lang = Lang::parse(&code).unwrap_or(Lang::En);
+    let back = headers
+        .get(header::REFERER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|referer| referer.split_once("://"))
+        .and_then(|(_, rest)| rest.find('/').map(|slash| rest[slash..].to_owned()))
+        .filter(|path| {
+            path.starts_with("/console")
+                && !path.starts_with("/console/lang")
+                && !path.starts_with("//")
+        })
+        .unwrap_or_else(|| "/console".to_owned());
     with_cookie(
-        Redirect::to("/console").into_response(),
+        Redirect::to(&back).into_response(),
         &session::lang_cookie(lang.code()),
     )
 }

@@ -642,7 +642,26 @@ async fn pages_show_the_tenant_and_only_the_tenant() {
         chinese.html.contains("陆家嘴咖啡") && chinese.html.contains("商户"),
         "the browser's language by default"
     );
-    let switched = world.get("/console/lang/en", Some(&operator), &[]).await;
+    let switched = world
+        .get(
+            "/console/lang/en",
+            Some(&operator),
+            &[("referer", "http://127.0.0.1:8080/console/journal?x=1")],
+        )
+        .await;
+    assert_eq!(
+        switched.location(),
+        "/console/journal?x=1",
+        "back where the link was"
+    );
+    let elsewhere = world
+        .get(
+            "/console/lang/en",
+            Some(&operator),
+            &[("referer", "http://127.0.0.1:8080//evil.example/console")],
+        )
+        .await;
+    assert_eq!(elsewhere.location(), "/console");
     assert!(
         switched.headers["set-cookie"]
             .to_str()
