@@ -32,6 +32,9 @@ pub const MAX_LOGIN_FAILURES: i64 = 10;
 pub const LOCKOUT_SECONDS: i64 = 30 * 60;
 /// How long an idempotency record answers retries, in seconds (Stripe keeps them 24 hours).
 pub const IDEMPOTENCY_TTL_SECONDS: i64 = 24 * 60 * 60;
+/// Expired idempotency records each new claim deletes: more than one, so that the table
+/// shrinks after a busy day, and few, so that a claim stays a point write.
+pub const IDEMPOTENCY_SWEEP_ROWS: i64 = 16;
 /// Longest `Idempotency-Key` accepted, in bytes (a UUID is 36).
 pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
 /// Most transactions one read returns (a page of the API or the console).

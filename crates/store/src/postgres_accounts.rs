@@ -5,9 +5,10 @@
 use super::PostgresStore;
 use crate::StoreError;
 use crate::accounts::{
-    API_KEY_COLUMNS, ApiKey, IDEMPOTENCY_TTL_SECONDS, IdempotencyState, LOCKOUT_SECONDS,
-    MAX_LOGIN_FAILURES, NewUser, Param, Referral, Tenant, TotpValue, TransactionFilter,
-    TransactionRecord, USER_COLUMNS, User, UserRow, idempotency_state, transactions_sql,
+    API_KEY_COLUMNS, ApiKey, IDEMPOTENCY_SWEEP_ROWS, IDEMPOTENCY_TTL_SECONDS, IdempotencyState,
+    LOCKOUT_SECONDS, MAX_LOGIN_FAILURES, NewUser, Param, Referral, Tenant, TotpValue,
+    TransactionFilter, TransactionRecord, USER_COLUMNS, User, UserRow, idempotency_state,
+    transactions_sql,
 };
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -226,6 +227,14 @@ impl PostgresStore {
             .execute(
                 "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND created_at <= $3",
                 &[&scope, &key, &(now - IDEMPOTENCY_TTL_SECONDS)],
+            )
+            .await?;
+        // A few expired records of anyone's go too (oldest first), so the table stays about
+        // one day of POSTs.
+        client
+            .execute(
+                "DELETE FROM idempotency_keys WHERE (scope, key) IN (SELECT scope, key FROM idempotency_keys WHERE created_at <= $1 ORDER BY created_at LIMIT $2)",
+                &[&(now - IDEMPOTENCY_TTL_SECONDS), &IDEMPOTENCY_SWEEP_ROWS],
             )
             .await?;
         // The unique key decides between hosts: the loser of a race inserts nothing.

@@ -3,9 +3,10 @@
 
 use crate::StoreError;
 use crate::accounts::{
-    API_KEY_COLUMNS, ApiKey, IDEMPOTENCY_TTL_SECONDS, IdempotencyState, LOCKOUT_SECONDS,
-    MAX_LOGIN_FAILURES, NewUser, Param, Referral, Tenant, TotpValue, TransactionFilter,
-    TransactionRecord, USER_COLUMNS, User, UserRow, idempotency_state, transactions_sql,
+    API_KEY_COLUMNS, ApiKey, IDEMPOTENCY_SWEEP_ROWS, IDEMPOTENCY_TTL_SECONDS, IdempotencyState,
+    LOCKOUT_SECONDS, MAX_LOGIN_FAILURES, NewUser, Param, Referral, Tenant, TotpValue,
+    TransactionFilter, TransactionRecord, USER_COLUMNS, User, UserRow, idempotency_state,
+    transactions_sql,
 };
 use crate::sqlite::SqliteStore;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -239,6 +240,13 @@ impl SqliteStore {
                     "DELETE FROM idempotency_keys WHERE scope = ?1 AND key = ?2 AND created_at <= ?3",
                 )?
                 .execute(params![scope, key, now - IDEMPOTENCY_TTL_SECONDS])?;
+            // A few expired records of anyone's go too (oldest first), so the table stays
+            // about one day of POSTs.
+            connection
+                .prepare_cached(
+                    "DELETE FROM idempotency_keys WHERE (scope, key) IN (SELECT scope, key FROM idempotency_keys WHERE created_at <= ?1 ORDER BY created_at LIMIT ?2)",
+                )?
+                .execute(params![now - IDEMPOTENCY_TTL_SECONDS, IDEMPOTENCY_SWEEP_ROWS])?;
             let inserted = connection
                 .prepare_cached(
                     "INSERT INTO idempotency_keys (scope, key, request_hash, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",

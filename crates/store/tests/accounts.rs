@@ -499,3 +499,45 @@ async fn totp_enrolments_confirm_once_and_codes_are_good_once() {
         store.close().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expired_idempotency_records_are_swept_by_later_claims() {
+    for backend in backends().await {
+        let store = Store::open(&backend.backend).await.unwrap();
+        let digest = request_digest("POST", "/x", b"");
+        for index in 0..40 {
+            let key = format!("old-{index}");
+            store
+                .begin_idempotent("u1", &key, digest, NOW)
+                .await
+                .unwrap();
+            store
+                .finish_idempotent("u1", &key, 201, Vec::new())
+                .await
+                .unwrap();
+        }
+        let later = NOW + IDEMPOTENCY_TTL_SECONDS;
+        // Each claim sweeps IDEMPOTENCY_SWEEP_ROWS expired records of anyone's.
+        store
+            .begin_idempotent("u2", "new-1", digest, later)
+            .await
+            .unwrap();
+        store
+            .begin_idempotent("u2", "new-2", digest, later)
+            .await
+            .unwrap();
+        let mut left = 0;
+        for index in 0..40 {
+            // Still present and not expired at NOW: a replay.
+            if let IdempotencyState::Replay { .. } = store
+                .begin_idempotent("u1", &format!("old-{index}"), digest, NOW)
+                .await
+                .unwrap()
+            {
+                left += 1;
+            }
+        }
+        assert_eq!(left, 40 - 2 * IDEMPOTENCY_SWEEP_ROWS, "{}", backend.name);
+        store.close().await.unwrap();
+    }
+}
