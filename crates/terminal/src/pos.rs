@@ -556,42 +556,18 @@ impl Pos {
         if reversible {
             self.set_pending_reversal(&request, ReversalReason::NoAnswer)?;
         }
-        let mut receipt = Receipt {
-            merchant_name: self.config.merchant_display_name().to_owned(),
-            merchant_city: self.config.merchant_city.clone(),
-            merchant_id: self.config.merchant_id.clone(),
-            terminal_id: self.config.terminal_id.clone(),
-            operator: self.operator.clone(),
-            card: pan.masked(),
-            card_product: payment.card.data.product.name().to_owned(),
+        let receipt = self.draft_receipt(&Draft {
+            payment: &payment,
+            pan: &pan,
             entry,
-            transaction: payment.kind,
-            batch: self.state.batch,
-            stan: stan.value(),
-            date: format!("{:04}-{:02}-{:02}", date.year, date.month, date.day),
-            time: format!(
-                "{:02}:{:02}:{:02}",
-                clock_time.0, clock_time.1, clock_time.2
-            ),
-            rrn: None,
-            auth_code: None,
-            amount_minor,
-            currency: currency.alpha().to_owned(),
-            amount: money::Amount::new(amount_minor as i64, currency).format_major(),
-            response_code: String::new(),
-            approved: false,
             cvm,
-            application_label: None,
-            aid: None,
+            stan: stan.value(),
+            date,
+            clock_time,
+            amount_minor,
+            currency,
             original_stan: original.as_ref().map(|original| original.stan.value()),
-            balance: None,
-        };
-        if (entry == Entry::Chip || entry == Entry::Contactless)
-            && let Some(chip) = &payment.card.data.chip
-        {
-            receipt.application_label = Some(chip.label.clone());
-            receipt.aid = Some(chip.aid.clone());
-        }
+        });
         let reply = match self.exchange(&frame, self.config.timeout()) {
             Ok(reply) => reply,
             Err(error) if !error.may_have_arrived() => {
@@ -600,20 +576,8 @@ impl Pos {
                 self.save()?;
                 return Err(error.into());
             }
-            Err(error) => {
-                if !reversible {
-                    return Err(error.into());
-                }
-                let status = self.send_pending_reversal(self.immediate_reversal_timeout())?;
-                self.record(&receipt, payment.kind, false, true)?;
-                return Ok(TransactionResult {
-                    approved: false,
-                    response_code: None,
-                    message: format!("{error}; the transaction was reversed"),
-                    receipt,
-                    reversal: Some(status),
-                });
-            }
+            Err(error) if !reversible => return Err(error.into()),
+            Err(error) => return self.reverse_now(receipt, ReversalReason::NoAnswer, &error),
         };
 
         // Step 6: the answer, checked.
@@ -623,22 +587,10 @@ impl Pos {
             .ok_or_else(|| PosError::SignOn("no working keys".into()))?;
         let answer = match self.terminal.answer(&request, &reply, Some(keys)) {
             Ok(answer) => answer,
-            Err(error) => {
-                if !reversible {
-                    return Err(error.into());
-                }
-                self.set_reversal_reason(ReversalReason::BadAnswerMac)?;
-                let status = self.send_pending_reversal(self.immediate_reversal_timeout())?;
-                self.record(&receipt, payment.kind, false, true)?;
-                return Ok(TransactionResult {
-                    approved: false,
-                    response_code: None,
-                    message: format!("{error}; the transaction was reversed"),
-                    receipt,
-                    reversal: Some(status),
-                });
-            }
+            Err(error) if !reversible => return Err(error.into()),
+            Err(error) => return self.reverse_now(receipt, ReversalReason::BadAnswerMac, &error),
         };
+        let mut receipt = receipt;
         let mut approved = answer.response.is_approved();
         let mut message = response_words(answer.response);
         if approved
@@ -697,6 +649,63 @@ impl Pos {
             message,
             receipt,
             reversal,
+        })
+    }
+
+    /// The receipt of a message about to be sent; the answer fills in the rest.
+    fn draft_receipt(&self, draft: &Draft<'_, '_>) -> Receipt {
+        let card = &draft.payment.card.data;
+        let chip = card
+            .chip
+            .as_ref()
+            .filter(|_| matches!(draft.entry, Entry::Chip | Entry::Contactless));
+        let (date, (hours, minutes, seconds)) = (draft.date, draft.clock_time);
+        Receipt {
+            merchant_name: self.config.merchant_display_name().to_owned(),
+            merchant_city: self.config.merchant_city.clone(),
+            merchant_id: self.config.merchant_id.clone(),
+            terminal_id: self.config.terminal_id.clone(),
+            operator: self.operator.clone(),
+            card: draft.pan.masked(),
+            card_product: card.product.name().to_owned(),
+            entry: draft.entry,
+            transaction: draft.payment.kind,
+            batch: self.state.batch,
+            stan: draft.stan,
+            date: format!("{:04}-{:02}-{:02}", date.year, date.month, date.day),
+            time: format!("{hours:02}:{minutes:02}:{seconds:02}"),
+            rrn: None,
+            auth_code: None,
+            amount_minor: draft.amount_minor,
+            currency: draft.currency.alpha().to_owned(),
+            amount: money::Amount::new(draft.amount_minor as i64, draft.currency).format_major(),
+            response_code: String::new(),
+            approved: false,
+            cvm: draft.cvm,
+            application_label: chip.map(|chip| chip.label.clone()),
+            aid: chip.map(|chip| chip.aid.clone()),
+            original_stan: draft.original_stan,
+            balance: None,
+        }
+    }
+
+    /// The message's outcome is unknown (`error`: no answer, or one the terminal cannot
+    /// trust): its pending reversal goes out now with `reason`, and stays pending if it cannot.
+    fn reverse_now(
+        &mut self,
+        receipt: Receipt,
+        reason: ReversalReason,
+        error: &dyn std::fmt::Display,
+    ) -> Result<TransactionResult, PosError> {
+        self.set_reversal_reason(reason)?;
+        let status = self.send_pending_reversal(self.immediate_reversal_timeout())?;
+        self.record(&receipt, receipt.transaction, false, true)?;
+        Ok(TransactionResult {
+            approved: false,
+            response_code: None,
+            message: format!("{error}; the transaction was reversed"),
+            receipt,
+            reversal: Some(status),
         })
     }
 
@@ -925,6 +934,20 @@ impl Pos {
     pub fn last_receipt(&self) -> Option<&Receipt> {
         self.state.last_receipt.as_ref()
     }
+}
+
+/// What a receipt is drafted from, before the answer.
+struct Draft<'a, 'b> {
+    payment: &'a Payment<'b>,
+    pan: &'a paycrypto::Pan,
+    entry: Entry,
+    cvm: Cvm,
+    stan: u32,
+    date: TransactionDate,
+    clock_time: (u8, u8, u8),
+    amount_minor: u64,
+    currency: money::Currency,
+    original_stan: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
