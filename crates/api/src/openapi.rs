@@ -129,7 +129,7 @@ pub fn document() -> Value {
         ),
         query(
             "card",
-            "Masked card number: first six and last four digits, e.g. 622202******1234",
+            "Masked card number (first six and last four digits, e.g. 622202******1234) or card id (token)",
             json!({"type": "string"})
         ),
         query(

@@ -60,6 +60,10 @@ pub struct TransactionQuery {
     pub status: Option<String>,
     pub limit: Option<String>,
     pub cursor: Option<String>,
+    /// Set by [`TransactionQuery::resolve_card_token`] when `card` named no card: the query
+    /// matches nothing.
+    #[serde(skip)]
+    pub no_such_card: bool,
 }
 
 fn integer(name: &str, value: Option<&str>) -> ApiResult<Option<i64>> {
@@ -96,10 +100,11 @@ impl TransactionQuery {
         let card = self
             .card
             .as_deref()
+            .filter(|_| !self.no_such_card)
             .map(|text| {
                 CardPattern::parse(text).ok_or_else(|| {
                     Problem::bad_request(format!(
-                        "`card` must be a masked card number such as 622202******1234 (first six and last four digits), got {text:?}"
+                        "`card` must be a masked card number such as 622202******1234 (first six and last four digits) or a card id, got {text:?}"
                     ))
                 })
             })
@@ -135,7 +140,11 @@ impl TransactionQuery {
         };
         Ok(TransactionFilter {
             merchants,
-            cards: base.cards,
+            cards: if self.no_such_card {
+                Some(Vec::new())
+            } else {
+                base.cards
+            },
             terminal_id: self.terminal_id.clone(),
             card,
             status,
@@ -147,6 +156,30 @@ impl TransactionQuery {
             id: None,
             limit,
         })
+    }
+}
+
+impl TransactionQuery {
+    /// `card` may name a card by its id (token) instead of its masked number: the id becomes
+    /// the masked number. Text with digits and `*` only is a masked number and left as it is.
+    /// An id that names no card matches nothing (it is not an error, so that the answer does
+    /// not tell which ids exist).
+    pub async fn resolve_card_token(mut self, state: &ApiState) -> ApiResult<Self> {
+        let Some(text) = self.card.clone() else {
+            return Ok(self);
+        };
+        if text
+            .bytes()
+            .all(|byte| byte.is_ascii_digit() || byte == b'*')
+        {
+            return Ok(self);
+        }
+        let directory = state.store.load_directory().await?;
+        match directory.cards.iter().find(|card| card.id == text) {
+            Some(card) => self.card = Some(card.masked_pan()),
+            None => self.no_such_card = true,
+        }
+        Ok(self)
     }
 }
 
@@ -162,7 +195,7 @@ pub async fn list_transactions(
     params: Result<Query<TransactionQuery>, QueryRejection>,
 ) -> ApiResult<Json<Page<TransactionView>>> {
     require(&principal, Resource::Transactions)?;
-    let params = query(params)?;
+    let params = query(params)?.resolve_card_token(&state).await?;
     let scope = scope(&state, &principal).await?;
     let filter = params.filter(scope.transaction_filter(principal.user.role))?;
     Ok(Json(transactions_page(&state, filter).await?))

@@ -184,6 +184,18 @@ async fn transactions_filter_and_page() {
         )
         .await;
     assert_eq!(rrns(&by_card), BTreeSet::from([rrn("t1"), rrn("t4")]));
+    let by_token = page("/api/v1/transactions?card=card-CH001-D").await;
+    assert_eq!(rrns(&by_token), BTreeSet::from([rrn("t1"), rrn("t4")]));
+    let no_such = page("/api/v1/transactions?card=card-nobody").await;
+    assert_eq!(no_such.status, StatusCode::OK);
+    assert!(rrns(&no_such).is_empty());
+    let holder_other = world
+        .get("cardholder1", "/api/v1/transactions?card=card-CH002-C")
+        .await;
+    assert!(
+        rrns(&holder_other).is_empty(),
+        "a token narrows, never widens"
+    );
     let by_amount = page("/api/v1/transactions?min_amount_minor=3000&max_amount_minor=5000").await;
     assert_eq!(rrns(&by_amount), BTreeSet::from([rrn("t3"), rrn("t4")]));
     let by_time =

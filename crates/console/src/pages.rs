@@ -531,6 +531,7 @@ fn search(params: &HashMap<String, String>) -> (SearchForm, TransactionQuery) {
         status: some(&form.status),
         limit: Some(PAGE_SIZE.to_string()),
         cursor: some(&value("cursor")),
+        no_such_card: false,
     };
     (form, query)
 }
@@ -589,6 +590,10 @@ pub async fn transactions(
     };
     let t = visit.chrome.t;
     let (form, query) = search(&params);
+    let query = match query.resolve_card_token(&console.api).await {
+        Ok(query) => query,
+        Err(problem) => return internal(&visit, &problem.detail),
+    };
     let (rows, next, message) = match query.filter(scope.transaction_filter(visit.user.role)) {
         Ok(filter) => match api::routes::transactions_page(&console.api, filter).await {
             Ok(page) => (
