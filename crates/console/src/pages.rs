@@ -441,7 +441,32 @@ pub struct TxRow {
     pub mti: String,
 }
 
-fn tx_row(t: Tr, view: &TransactionView) -> TxRow {
+/// Merchants' names by id, in the page's language, with their city: a cardholder sees where
+/// they paid (R7), not only a merchant id.
+type MerchantNames = HashMap<String, String>;
+
+async fn merchant_names(console: &Console, lang: Lang) -> MerchantNames {
+    match console.api.store.load_directory().await {
+        Ok(directory) => directory
+            .merchants
+            .into_iter()
+            .map(|merchant| {
+                let name = match lang {
+                    Lang::En => merchant.name,
+                    Lang::ZhCn => merchant.name_zh,
+                };
+                (merchant.id, format!("{name}, {}", merchant.city))
+            })
+            .collect(),
+        Err(error) => {
+            // The ids still show; the page is worth more than the names.
+            tracing::warn!(%error, "console: merchant names unavailable");
+            MerchantNames::new()
+        }
+    }
+}
+
+fn tx_row(t: Tr, names: &MerchantNames, view: &TransactionView) -> TxRow {
     TxRow {
         id: view.id.clone(),
         time: view
@@ -450,7 +475,10 @@ fn tx_row(t: Tr, view: &TransactionView) -> TxRow {
             .unwrap_or(&view.received_at)
             .replace('T', " "),
         kind: view.kind.clone(),
-        merchant: view.merchant_id.clone(),
+        merchant: names
+            .get(&view.merchant_id)
+            .cloned()
+            .unwrap_or_else(|| view.merchant_id.clone()),
         terminal: view.terminal_id.clone(),
         card: view.card.clone().unwrap_or_default(),
         amount: view
@@ -597,7 +625,13 @@ pub async fn transactions(
     let (rows, next, message) = match query.filter(scope.transaction_filter(visit.user.role)) {
         Ok(filter) => match api::routes::transactions_page(&console.api, filter).await {
             Ok(page) => (
-                page.data.iter().map(|view| tx_row(t, view)).collect(),
+                {
+                    let names = merchant_names(&console, t.lang).await;
+                    page.data
+                        .iter()
+                        .map(|view| tx_row(t, &names, view))
+                        .collect()
+                },
                 page.next_cursor
                     .map(|cursor| next_link(&form, &cursor))
                     .unwrap_or_default(),
@@ -661,7 +695,7 @@ pub async fn transactions(
 struct TransactionPage {
     chrome: Chrome,
     tx: TxRow,
-    merchant_name: String,
+    merchant_id: String,
     rrn: String,
     auth_code: String,
     batch_trace: String,
@@ -716,16 +750,10 @@ pub async fn transaction(
         return error_page(visit.chrome, StatusCode::NOT_FOUND);
     };
     let view = TransactionView::from(&record);
-    let merchant_name = scope
-        .merchant(&record.merchant_id)
-        .map(|merchant| match visit.chrome.t.lang {
-            Lang::En => merchant.name.clone(),
-            Lang::ZhCn => merchant.name_zh.clone(),
-        })
-        .unwrap_or_default();
+    let names = merchant_names(&console, visit.chrome.t.lang).await;
     let page = TransactionPage {
-        tx: tx_row(visit.chrome.t, &view),
-        merchant_name,
+        tx: tx_row(visit.chrome.t, &names, &view),
+        merchant_id: record.merchant_id.clone(),
         rrn: record.rrn.clone().unwrap_or_default(),
         auth_code: record.auth_code.clone().unwrap_or_default(),
         batch_trace: pair(record.batch, record.stan),
@@ -870,6 +898,7 @@ pub async fn dashboard(State(console): State<Console>, headers: HeaderMap) -> Re
         .filter(|record| record.received_at >= today_start)
         .collect();
     let t = visit.chrome.t;
+    let names = merchant_names(&console, t.lang).await;
     let page = DashboardPage {
         today: totals(&today),
         today_count: today.len(),
@@ -878,7 +907,7 @@ pub async fn dashboard(State(console): State<Console>, headers: HeaderMap) -> Re
         bars: bars(&sales, today_start),
         rows: recent
             .iter()
-            .map(|record| tx_row(t, &TransactionView::from(record)))
+            .map(|record| tx_row(t, &names, &TransactionView::from(record)))
             .collect(),
         next: String::new(),
         chrome: visit.chrome,

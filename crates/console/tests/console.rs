@@ -619,6 +619,11 @@ async fn pages_show_the_tenant_and_only_the_tenant() {
     let cards = world.get("/console/cards", Some(&holder), &[]).await;
     assert!(cards.html.contains(&masked("card-CH001-D")) && cards.html.contains("CNY 5000.00"));
     assert!(!cards.html.contains(&masked("card-CH002-D")));
+    let own_list = world.get("/console/transactions", Some(&holder), &[]).await;
+    assert!(
+        own_list.html.contains("Lujiazui Coffee, Shanghai"),
+        "a cardholder sees where they paid"
+    );
     let theirs = world
         .get(
             &format!("/console/transactions/{}", world.beijing_sale),
