@@ -15,6 +15,9 @@
 //! # }
 //! ```
 
+// The OpenAPI document is one `serde_json::json!` literal, deeper than the default limit.
+#![recursion_limit = "256"]
+
 pub mod access;
 pub mod auth;
 pub mod idempotency;
@@ -23,17 +26,20 @@ pub mod problem;
 pub mod routes;
 pub mod time;
 pub mod views;
+pub mod webhooks;
 
 use axum::Router;
 use axum::routing::{delete, get};
 use std::sync::Arc;
 use store::{Clock, Store, SystemClock};
 
-/// What every handler shares: the store and the clock (injected, so tests can move time).
+/// What every handler shares: the store, the clock (injected, so tests can move time) and
+/// the webhook key (`None`: webhooks are off, their routes answer 503).
 #[derive(Clone, Debug)]
 pub struct ApiState {
     pub store: Arc<Store>,
     pub clock: Arc<dyn Clock>,
+    pub webhooks: Option<webhooks::WebhookKeys>,
 }
 
 impl ApiState {
@@ -41,7 +47,14 @@ impl ApiState {
         ApiState {
             store,
             clock: Arc::new(SystemClock),
+            webhooks: None,
         }
+    }
+
+    /// Turns webhooks on, signing with secrets derived from `keys`.
+    pub fn with_webhooks(mut self, keys: webhooks::WebhookKeys) -> Self {
+        self.webhooks = Some(keys);
+        self
     }
 
     /// Unix seconds now.
@@ -52,7 +65,7 @@ impl ApiState {
 
 /// Every route of the API (method, path as the OpenAPI document writes it). The router is
 /// built from the same calls, and a test checks both against each other and the document.
-pub const ROUTES: [(&str, &str); 12] = [
+pub const ROUTES: [(&str, &str); 17] = [
     ("GET", "/api/v1/me"),
     ("GET", "/api/v1/transactions"),
     ("GET", "/api/v1/transactions/{id}"),
@@ -65,6 +78,14 @@ pub const ROUTES: [(&str, &str); 12] = [
     ("GET", "/api/v1/api-keys"),
     ("POST", "/api/v1/api-keys"),
     ("DELETE", "/api/v1/api-keys/{id}"),
+    ("GET", "/api/v1/webhooks"),
+    ("POST", "/api/v1/webhooks"),
+    ("DELETE", "/api/v1/webhooks/{id}"),
+    ("GET", "/api/v1/webhooks/{id}/deliveries"),
+    (
+        "POST",
+        "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+    ),
 ];
 
 /// The API's router: `/api/v1/…` behind authentication and idempotency, and the OpenAPI
@@ -85,6 +106,19 @@ pub fn router(state: ApiState) -> Router {
             get(routes::list_api_keys).post(routes::create_api_key),
         )
         .route("/api/v1/api-keys/{id}", delete(routes::revoke_api_key))
+        .route(
+            "/api/v1/webhooks",
+            get(routes::list_webhooks).post(routes::create_webhook),
+        )
+        .route("/api/v1/webhooks/{id}", delete(routes::disable_webhook))
+        .route(
+            "/api/v1/webhooks/{id}/deliveries",
+            get(routes::list_deliveries),
+        )
+        .route(
+            "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+            axum::routing::post(routes::redeliver),
+        )
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

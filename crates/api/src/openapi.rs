@@ -162,6 +162,30 @@ pub fn document() -> Value {
             "major": {"type": "string", "description": "Major units as text, e.g. 12.34"}
         }
     });
+    let mut create_webhook_responses = problem_responses(&[
+        post_errors[0],
+        post_errors[1],
+        post_errors[2],
+        post_errors[3],
+        ("503", "Webhooks are off in this installation"),
+    ]);
+    if let Value::Object(map) = &mut create_webhook_responses {
+        map.insert("201".into(), json!({"description": "Created", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CreatedWebhook"}}}}));
+    }
+    let mut redeliver_responses =
+        problem_responses(&[not_found[0], post_errors[0], post_errors[1], post_errors[3]]);
+    if let Value::Object(map) = &mut redeliver_responses {
+        map.insert(
+            "202".into(),
+            json!({"description": "Queued for delivery now, retried for 24 hours"}),
+        );
+    }
+    let webhook_path = path_id("Webhook id (wh_…)");
+    let mut delivery_path = webhook_path.clone();
+    if let Value::Array(parameters) = &mut delivery_path {
+        parameters.push(json!({"name": "delivery_id", "in": "path", "required": true, "schema": {"type": "string"}, "description": "Delivery id"}));
+        parameters.push(idempotency_header[0].clone());
+    }
     let mut create_key_responses = problem_responses(&post_errors);
     if let Value::Object(map) = &mut create_key_responses {
         map.insert("201".into(), json!({"description": "Created", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CreatedApiKey"}}}}));
@@ -195,7 +219,25 @@ pub fn document() -> Value {
                     "responses": create_key_responses
                 }
             },
-            "/api/v1/api-keys/{id}": {"delete": operation("revokeApiKey", "Revoke one of the caller's API keys", ("204", json!({"description": "Revoked"})), path_id("API key id (ek_…)"), &not_found)}
+            "/api/v1/api-keys/{id}": {"delete": operation("revokeApiKey", "Revoke one of the caller's API keys", ("204", json!({"description": "Revoked"})), path_id("API key id (ek_…)"), &not_found)},
+            "/api/v1/webhooks": {
+                "get": operation("listWebhooks", "The webhooks of the caller's tenant", ("200", ok("WebhookPage")), json!([]), &[]),
+                "post": {
+                    "operationId": "createWebhook",
+                    "summary": "Subscribe a URL to the events the caller may see; the answer is the only time its signing secret is shown",
+                    "parameters": idempotency_header,
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewWebhook"}}}},
+                    "responses": create_webhook_responses
+                }
+            },
+            "/api/v1/webhooks/{id}": {"delete": operation("disableWebhook", "Stop a webhook of the caller's tenant", ("204", json!({"description": "Stopped"})), webhook_path.clone(), &not_found)},
+            "/api/v1/webhooks/{id}/deliveries": {"get": operation("listDeliveries", "A webhook's delivery log, newest first (at most 100)", ("200", ok("DeliveryPage")), webhook_path, &not_found)},
+            "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver": {"post": {
+                "operationId": "redeliver",
+                "summary": "Send a delivery again, now, and retry it for 24 hours",
+                "parameters": delivery_path,
+                "responses": redeliver_responses
+            }}
         },
         "components": {
             "securitySchemes": {
@@ -280,6 +322,34 @@ pub fn document() -> Value {
                     "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "created_at": {"type": "string", "format": "date-time"}, "revoked_at": {"type": ["string", "null"], "format": "date-time"}}
                 },
                 "ApiKeyPage": page("ApiKey"),
+                "NewWebhook": {"type": "object", "required": ["url"], "additionalProperties": false, "properties": {"url": {"type": "string", "maxLength": 2048, "description": "http:// URL of the receiver"}}},
+                "Webhook": {
+                    "type": "object",
+                    "required": ["id", "url", "owner", "created_at"],
+                    "properties": {"id": {"type": "string"}, "url": {"type": "string"}, "owner": {"type": "string", "description": "User name of who subscribed: events are what that user may see"}, "created_at": {"type": "string", "format": "date-time"}}
+                },
+                "WebhookPage": page("Webhook"),
+                "CreatedWebhook": {
+                    "allOf": [{"$ref": "#/components/schemas/Webhook"}, {"type": "object", "required": ["secret"], "properties": {"secret": {"type": "string", "description": "whsec_…: the key of Easypos-Signature's HMAC-SHA256; shown only now"}}}]
+                },
+                "Delivery": {
+                    "type": "object",
+                    "required": ["id", "event_id", "event_type", "state", "attempts", "created_at", "payload"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "event_id": {"type": "string"},
+                        "event_type": {"type": "string", "enum": ["transaction.created"]},
+                        "state": {"type": "string", "enum": ["pending", "delivered", "failed"]},
+                        "attempts": {"type": "integer"},
+                        "created_at": {"type": "string", "format": "date-time"},
+                        "next_attempt_at": {"type": ["string", "null"], "format": "date-time"},
+                        "last_status": {"type": ["integer", "null"]},
+                        "last_error": {"type": ["string", "null"]},
+                        "delivered_at": {"type": ["string", "null"], "format": "date-time"},
+                        "payload": {"type": "object", "description": "The event as sent: id, type, created_at, data (a Transaction)"}
+                    }
+                },
+                "DeliveryPage": page("Delivery"),
                 "NewApiKey": {"type": "object", "required": ["name"], "additionalProperties": false, "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 64}}},
                 "CreatedApiKey": {
                     "allOf": [{"$ref": "#/components/schemas/ApiKey"}, {"type": "object", "required": ["secret"], "properties": {"secret": {"type": "string", "description": "The whole key; shown only now"}}}]

@@ -7,7 +7,8 @@ use crate::access::{self, Principal, Resource, Scope};
 use crate::problem::Problem;
 use crate::time::parse_rfc3339_micros;
 use crate::views::{
-    ApiKeyView, CardView, CreatedApiKey, MeView, MerchantView, Page, TerminalView, TransactionView,
+    ApiKeyView, CardView, CreatedApiKey, CreatedWebhook, DeliveryView, MeView, MerchantView, Page,
+    TerminalView, TransactionView, WebhookView,
 };
 use axum::Json;
 use axum::body::Bytes;
@@ -153,6 +154,7 @@ impl TransactionQuery {
             min_amount_minor: integer("min_amount_minor", self.min_amount_minor.as_deref())?,
             max_amount_minor: integer("max_amount_minor", self.max_amount_minor.as_deref())?,
             before_id,
+            after_id: None,
             id: None,
             limit,
         })
@@ -421,4 +423,155 @@ pub async fn revoke_api_key(
     } else {
         Err(Problem::not_found(format!("you have no API key {id:?}")))
     }
+}
+
+/// Most deliveries a log answer lists.
+pub const MAX_DELIVERIES_LISTED: i64 = 100;
+
+/// A subscription of the caller's tenant (with its owner's user name), or 404.
+async fn own_webhook(
+    state: &ApiState,
+    principal: &Principal,
+    id: &str,
+) -> ApiResult<(store::webhooks::Subscription, String)> {
+    let not_found = || Problem::not_found(format!("no webhook {id:?} of yours"));
+    let subscription = state.store.subscription(id).await?.ok_or_else(not_found)?;
+    if subscription.disabled_at.is_some() {
+        return Err(not_found());
+    }
+    let owner = state
+        .store
+        .user(&subscription.owner_user_id)
+        .await?
+        .filter(|owner| owner.tenant == principal.user.tenant)
+        .ok_or_else(not_found)?;
+    Ok((subscription, owner.username))
+}
+
+pub async fn list_webhooks(
+    State(state): State<ApiState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+) -> ApiResult<Json<Page<WebhookView>>> {
+    require(&principal, Resource::ApiKeys)?;
+    let mut data = Vec::new();
+    for subscription in state.store.active_subscriptions().await? {
+        if let Some(owner) = state.store.user(&subscription.owner_user_id).await?
+            && owner.tenant == principal.user.tenant
+        {
+            data.push(WebhookView::new(&subscription, &owner.username));
+        }
+    }
+    Ok(Json(Page {
+        data,
+        next_cursor: None,
+    }))
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewWebhook {
+    pub url: String,
+}
+
+pub async fn create_webhook(
+    State(state): State<ApiState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    require(&principal, Resource::ApiKeys)?;
+    let Some(keys) = &state.webhooks else {
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "webhooks-off",
+            "Webhooks are off",
+            "this installation runs without webhooks; ask its operator",
+        ));
+    };
+    let request: NewWebhook = serde_json::from_slice(&body).map_err(|error| {
+        Problem::bad_request(format!(
+            "the body must be JSON like {{\"url\": \"http://receiver.internal/easypos\"}}: {error}"
+        ))
+    })?;
+    crate::webhooks::HttpUrl::parse(&request.url)
+        .map_err(|reason| Problem::bad_request(format!("`url`: {reason}")))?;
+    let random: [u8; 6] = rand::random();
+    let nonce: [u8; 16] = rand::random();
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let subscription = store::webhooks::Subscription {
+        id: format!("wh_{}", hex(&random)),
+        owner_user_id: principal.user.id.clone(),
+        url: request.url,
+        secret_nonce: hex(&nonce),
+        created_at: state.now_seconds(),
+        disabled_at: None,
+    };
+    let secret = keys
+        .secret(&subscription)
+        .map_err(|error| Problem::internal(&error))?;
+    state.store.put_subscription(subscription.clone()).await?;
+    let created = CreatedWebhook {
+        webhook: WebhookView::new(&subscription, &principal.user.username),
+        secret: crate::webhooks::secret_text(&secret),
+    };
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+pub async fn disable_webhook(
+    State(state): State<ApiState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    require(&principal, Resource::ApiKeys)?;
+    own_webhook(&state, &principal, &id).await?;
+    state
+        .store
+        .disable_subscription(&id, state.now_seconds())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn list_deliveries(
+    State(state): State<ApiState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Page<DeliveryView>>> {
+    require(&principal, Resource::ApiKeys)?;
+    own_webhook(&state, &principal, &id).await?;
+    let deliveries = state
+        .store
+        .deliveries_of(&id, MAX_DELIVERIES_LISTED)
+        .await?;
+    Ok(Json(Page {
+        data: deliveries.iter().map(DeliveryView::from).collect(),
+        next_cursor: None,
+    }))
+}
+
+pub async fn redeliver(
+    State(state): State<ApiState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Path((id, delivery_id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    require(&principal, Resource::ApiKeys)?;
+    own_webhook(&state, &principal, &id).await?;
+    let not_found =
+        || Problem::not_found(format!("webhook {id:?} has no delivery {delivery_id:?}"));
+    let number = delivery_id.parse::<i64>().map_err(|_| not_found())?;
+    if !state
+        .store
+        .redeliver(
+            &id,
+            number,
+            state.now_seconds(),
+            crate::webhooks::RETRY_WINDOW_SECONDS,
+        )
+        .await?
+    {
+        return Err(not_found());
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({"id": delivery_id, "state": "pending"})),
+    )
+        .into_response())
 }

@@ -210,3 +210,68 @@ pub struct CreatedApiKey {
     pub key: ApiKeyView,
     pub secret: String,
 }
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WebhookView {
+    pub id: String,
+    pub url: String,
+    /// The user name of who subscribed (events are what that user may see).
+    pub owner: String,
+    pub created_at: String,
+}
+
+impl WebhookView {
+    pub fn new(subscription: &store::webhooks::Subscription, owner: &str) -> Self {
+        WebhookView {
+            id: subscription.id.clone(),
+            url: subscription.url.clone(),
+            owner: owner.to_owned(),
+            created_at: rfc3339_seconds(subscription.created_at),
+        }
+    }
+}
+
+/// A subscription just created: the only answer that ever carries its signing secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CreatedWebhook {
+    #[serde(flatten)]
+    pub webhook: WebhookView,
+    pub secret: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DeliveryView {
+    pub id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub state: &'static str,
+    pub attempts: i64,
+    pub created_at: String,
+    /// When the next attempt is due, while pending.
+    pub next_attempt_at: Option<String>,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<String>,
+    /// The event as sent.
+    pub payload: serde_json::Value,
+}
+
+impl From<&store::webhooks::Delivery> for DeliveryView {
+    fn from(delivery: &store::webhooks::Delivery) -> Self {
+        use store::webhooks::DeliveryState;
+        DeliveryView {
+            id: delivery.id.to_string(),
+            event_id: delivery.event_id.clone(),
+            event_type: delivery.event_type.clone(),
+            state: delivery.state.as_str(),
+            attempts: delivery.attempts,
+            created_at: rfc3339_seconds(delivery.created_at),
+            next_attempt_at: (delivery.state == DeliveryState::Pending)
+                .then(|| rfc3339_seconds(delivery.next_attempt_at)),
+            last_status: delivery.last_status,
+            last_error: delivery.last_error.clone(),
+            delivered_at: delivery.delivered_at.map(rfc3339_seconds),
+            payload: serde_json::from_str(&delivery.payload).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}

@@ -90,6 +90,7 @@ async fn world() -> World {
     };
     let clock = Arc::new(ManualClock::new(NOW_SECONDS * 1_000_000_000));
     let api_state = api::ApiState {
+        webhooks: None,
         store: store.clone(),
         clock: clock.clone(),
     };
@@ -819,6 +820,7 @@ async fn operators_see_the_health_of_the_store_and_the_host() {
     let probe: console::HealthProbe =
         Arc::new(|| vec![("connections_open".to_owned(), "3".to_owned())]);
     let api_state = api::ApiState {
+        webhooks: None,
         store: world.store.clone(),
         clock: world.clock.clone(),
     };

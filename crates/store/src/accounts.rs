@@ -606,6 +606,8 @@ pub struct TransactionFilter {
     pub max_amount_minor: Option<i64>,
     /// Only rows older than this id (the cursor).
     pub before_id: Option<i64>,
+    /// Only rows newer than this id, oldest first (to follow the journal, as webhooks do).
+    pub after_id: Option<i64>,
     /// Only this row.
     pub id: Option<i64>,
     pub limit: i64,
@@ -689,13 +691,19 @@ pub(crate) fn transactions_sql(
     compare("amount_minor", ">=", filter.min_amount_minor);
     compare("amount_minor", "<=", filter.max_amount_minor);
     compare("id", "<", filter.before_id);
+    compare("id", ">", filter.after_id);
     compare("id", "=", filter.id);
     let limit = filter.limit.clamp(1, MAX_TRANSACTIONS_PER_READ);
     let limit = push(Param::Int(limit), &mut params);
     (
         format!(
-            "SELECT {TRANSACTION_COLUMNS} FROM journal WHERE {} ORDER BY id DESC LIMIT {limit}",
-            clauses.join(" AND ")
+            "SELECT {TRANSACTION_COLUMNS} FROM journal WHERE {} ORDER BY id {} LIMIT {limit}",
+            clauses.join(" AND "),
+            if filter.after_id.is_some() {
+                "ASC"
+            } else {
+                "DESC"
+            }
         ),
         params,
     )

@@ -350,3 +350,204 @@ impl PostgresStore {
             .collect()
     }
 }
+
+use crate::webhooks::{
+    Attempt, DELIVERY_COLUMNS, Delivery, DeliveryState, NewDelivery, SUBSCRIPTION_COLUMNS,
+    Subscription,
+};
+
+fn subscription_from_row(row: &Row) -> Result<Subscription, StoreError> {
+    Ok(Subscription {
+        id: row.try_get(0)?,
+        owner_user_id: row.try_get(1)?,
+        url: row.try_get(2)?,
+        secret_nonce: row.try_get(3)?,
+        created_at: row.try_get(4)?,
+        disabled_at: row.try_get(5)?,
+    })
+}
+
+fn delivery_from_row(row: &Row) -> Result<Delivery, StoreError> {
+    let state: String = row.try_get(6)?;
+    Ok(Delivery {
+        id: row.try_get(0)?,
+        subscription_id: row.try_get(1)?,
+        event_id: row.try_get(2)?,
+        event_type: row.try_get(3)?,
+        payload: row.try_get(4)?,
+        created_at: row.try_get(5)?,
+        state: DeliveryState::parse(&state)?,
+        attempts: row.try_get(7)?,
+        next_attempt_at: row.try_get(8)?,
+        retry_until: row.try_get(9)?,
+        last_status: row.try_get(10)?,
+        last_error: row.try_get(11)?,
+        delivered_at: row.try_get(12)?,
+    })
+}
+
+impl PostgresStore {
+    pub(crate) async fn put_subscription(
+        &self,
+        subscription: Subscription,
+    ) -> Result<(), StoreError> {
+        let client = self.other.lock().await;
+        client
+            .execute(
+                &format!("INSERT INTO webhook_subscriptions ({SUBSCRIPTION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"),
+                &[
+                    &subscription.id,
+                    &subscription.owner_user_id,
+                    &subscription.url,
+                    &subscription.secret_nonce,
+                    &subscription.created_at,
+                    &subscription.disabled_at,
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn active_subscriptions(&self) -> Result<Vec<Subscription>, StoreError> {
+        let client = self.other.lock().await;
+        client
+            .query(
+                &format!("SELECT {SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions WHERE disabled_at IS NULL ORDER BY created_at, id"),
+                &[],
+            )
+            .await?
+            .iter()
+            .map(subscription_from_row)
+            .collect()
+    }
+
+    pub(crate) async fn subscription(&self, id: &str) -> Result<Option<Subscription>, StoreError> {
+        let client = self.other.lock().await;
+        client
+            .query_opt(
+                &format!("SELECT {SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions WHERE id = $1"),
+                &[&id],
+            )
+            .await?
+            .as_ref()
+            .map(subscription_from_row)
+            .transpose()
+    }
+
+    pub(crate) async fn disable_subscription(
+        &self,
+        id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let client = self.other.lock().await;
+        let changed = client
+            .execute(
+                "UPDATE webhook_subscriptions SET disabled_at = $2 WHERE id = $1 AND disabled_at IS NULL",
+                &[&id, &now],
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+
+    pub(crate) async fn enqueue_deliveries(
+        &self,
+        deliveries: Vec<NewDelivery>,
+    ) -> Result<usize, StoreError> {
+        let mut client = self.other.lock().await;
+        let transaction = client.transaction().await?;
+        let mut queued = 0;
+        for delivery in &deliveries {
+            queued += transaction
+                .execute(
+                    "INSERT INTO webhook_deliveries (subscription_id, event_id, event_type, payload, created_at, state, next_attempt_at, retry_until) VALUES ($1, $2, $3, $4, $5, 'pending', $5, $6) ON CONFLICT DO NOTHING",
+                    &[
+                        &delivery.subscription_id,
+                        &delivery.event_id,
+                        &delivery.event_type,
+                        &delivery.payload,
+                        &delivery.created_at,
+                        &delivery.retry_until,
+                    ],
+                )
+                .await?;
+        }
+        transaction.commit().await?;
+        usize::try_from(queued).map_err(|_| StoreError::Corrupt("delivery count".into()))
+    }
+
+    pub(crate) async fn claim_due_deliveries(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let client = self.other.lock().await;
+        // One statement: rows another host is claiming are skipped, not waited for.
+        client
+            .query(
+                &format!("UPDATE webhook_deliveries SET next_attempt_at = $2 WHERE id IN (SELECT id FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_at <= $1 AND subscription_id IN (SELECT id FROM webhook_subscriptions WHERE disabled_at IS NULL) ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING {DELIVERY_COLUMNS}"),
+                &[&now, &lease_until, &limit],
+            )
+            .await?
+            .iter()
+            .map(delivery_from_row)
+            .collect()
+    }
+
+    pub(crate) async fn record_delivery_attempt(
+        &self,
+        id: i64,
+        attempt: Attempt,
+    ) -> Result<(), StoreError> {
+        let client = self.other.lock().await;
+        match attempt {
+            Attempt::Delivered { status, at } => client
+                .execute(
+                    "UPDATE webhook_deliveries SET state = 'delivered', attempts = attempts + 1, last_status = $2, last_error = NULL, delivered_at = $3 WHERE id = $1",
+                    &[&id, &status, &at],
+                )
+                .await?,
+            Attempt::Failed { status, error, next_at } => client
+                .execute(
+                    "UPDATE webhook_deliveries SET attempts = attempts + 1, last_status = $2, last_error = $3, next_attempt_at = $4, state = CASE WHEN $4 > retry_until THEN 'failed' ELSE 'pending' END WHERE id = $1",
+                    &[&id, &status, &error, &next_at],
+                )
+                .await?,
+        };
+        Ok(())
+    }
+
+    pub(crate) async fn deliveries_of(
+        &self,
+        subscription_id: &str,
+        limit: i64,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let client = self.other.lock().await;
+        client
+            .query(
+                &format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE subscription_id = $1 ORDER BY id DESC LIMIT $2"),
+                &[&subscription_id, &limit],
+            )
+            .await?
+            .iter()
+            .map(delivery_from_row)
+            .collect()
+    }
+
+    pub(crate) async fn redeliver(
+        &self,
+        subscription_id: &str,
+        delivery_id: i64,
+        now: i64,
+        window: i64,
+    ) -> Result<bool, StoreError> {
+        let client = self.other.lock().await;
+        let changed = client
+            .execute(
+                "UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = $3, retry_until = $4 WHERE id = $2 AND subscription_id = $1",
+                &[&subscription_id, &delivery_id, &now, &(now + window)],
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+}

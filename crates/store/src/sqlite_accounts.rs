@@ -350,3 +350,226 @@ impl SqliteStore {
         .await
     }
 }
+
+use crate::webhooks::{
+    Attempt, DELIVERY_COLUMNS, Delivery, DeliveryState, NewDelivery, SUBSCRIPTION_COLUMNS,
+    Subscription,
+};
+
+fn subscription_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Subscription> {
+    Ok(Subscription {
+        id: row.get(0)?,
+        owner_user_id: row.get(1)?,
+        url: row.get(2)?,
+        secret_nonce: row.get(3)?,
+        created_at: row.get(4)?,
+        disabled_at: row.get(5)?,
+    })
+}
+
+/// A delivery row; the state is checked after (rusqlite's closure cannot return ours).
+fn delivery_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Delivery, String)> {
+    let state: String = row.get(6)?;
+    Ok((
+        Delivery {
+            id: row.get(0)?,
+            subscription_id: row.get(1)?,
+            event_id: row.get(2)?,
+            event_type: row.get(3)?,
+            payload: row.get(4)?,
+            created_at: row.get(5)?,
+            state: DeliveryState::Pending,
+            attempts: row.get(7)?,
+            next_attempt_at: row.get(8)?,
+            retry_until: row.get(9)?,
+            last_status: row.get(10)?,
+            last_error: row.get(11)?,
+            delivered_at: row.get(12)?,
+        },
+        state,
+    ))
+}
+
+fn with_state(rows: Vec<(Delivery, String)>) -> Result<Vec<Delivery>, StoreError> {
+    rows.into_iter()
+        .map(|(delivery, state)| {
+            Ok(Delivery {
+                state: DeliveryState::parse(&state)?,
+                ..delivery
+            })
+        })
+        .collect()
+}
+
+impl SqliteStore {
+    pub(crate) async fn put_subscription(
+        &self,
+        subscription: Subscription,
+    ) -> Result<(), StoreError> {
+        self.write(move |connection| {
+            connection
+                .prepare_cached(&format!(
+                    "INSERT INTO webhook_subscriptions ({SUBSCRIPTION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                ))?
+                .execute(params![
+                    subscription.id,
+                    subscription.owner_user_id,
+                    subscription.url,
+                    subscription.secret_nonce,
+                    subscription.created_at,
+                    subscription.disabled_at
+                ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(crate) async fn active_subscriptions(&self) -> Result<Vec<Subscription>, StoreError> {
+        self.read(|connection| {
+            Ok(connection
+                .prepare_cached(&format!(
+                    "SELECT {SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions WHERE disabled_at IS NULL ORDER BY created_at, id"
+                ))?
+                .query_map([], subscription_row)?
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    pub(crate) async fn subscription(
+        &self,
+        id: String,
+    ) -> Result<Option<Subscription>, StoreError> {
+        self.read_point(move |connection| {
+            Ok(connection
+                .prepare_cached(&format!(
+                    "SELECT {SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions WHERE id = ?1"
+                ))?
+                .query_row(params![id], subscription_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    pub(crate) async fn disable_subscription(
+        &self,
+        id: String,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.write(move |connection| {
+            let changed = connection
+                .prepare_cached(
+                    "UPDATE webhook_subscriptions SET disabled_at = ?2 WHERE id = ?1 AND disabled_at IS NULL",
+                )?
+                .execute(params![id, now])?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    pub(crate) async fn enqueue_deliveries(
+        &self,
+        deliveries: Vec<NewDelivery>,
+    ) -> Result<usize, StoreError> {
+        self.write(move |connection| {
+            let mut insert = connection.prepare_cached(
+                "INSERT INTO webhook_deliveries (subscription_id, event_id, event_type, payload, created_at, state, next_attempt_at, retry_until) VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?5, ?6) ON CONFLICT DO NOTHING",
+            )?;
+            let mut queued = 0;
+            for delivery in &deliveries {
+                queued += insert.execute(params![
+                    delivery.subscription_id,
+                    delivery.event_id,
+                    delivery.event_type,
+                    delivery.payload,
+                    delivery.created_at,
+                    delivery.retry_until
+                ])?;
+            }
+            Ok(queued)
+        })
+        .await
+    }
+
+    pub(crate) async fn claim_due_deliveries(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        // In the writer: the read and the lease are one step.
+        self.write(move |connection| {
+            let rows = connection
+                .prepare_cached(&format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_at <= ?1 AND subscription_id IN (SELECT id FROM webhook_subscriptions WHERE disabled_at IS NULL) ORDER BY next_attempt_at, id LIMIT ?2"
+                ))?
+                .query_map(params![now, limit], delivery_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut lease = connection
+                .prepare_cached("UPDATE webhook_deliveries SET next_attempt_at = ?2 WHERE id = ?1")?;
+            for (delivery, _) in &rows {
+                lease.execute(params![delivery.id, lease_until])?;
+            }
+            with_state(rows)
+        })
+        .await
+    }
+
+    pub(crate) async fn record_delivery_attempt(
+        &self,
+        id: i64,
+        attempt: Attempt,
+    ) -> Result<(), StoreError> {
+        self.write(move |connection| {
+            match attempt {
+                Attempt::Delivered { status, at } => connection
+                    .prepare_cached(
+                        "UPDATE webhook_deliveries SET state = 'delivered', attempts = attempts + 1, last_status = ?2, last_error = NULL, delivered_at = ?3 WHERE id = ?1",
+                    )?
+                    .execute(params![id, status, at])?,
+                Attempt::Failed { status, error, next_at } => connection
+                    .prepare_cached(
+                        "UPDATE webhook_deliveries SET attempts = attempts + 1, last_status = ?2, last_error = ?3, next_attempt_at = ?4, state = CASE WHEN ?4 > retry_until THEN 'failed' ELSE 'pending' END WHERE id = ?1",
+                    )?
+                    .execute(params![id, status, error, next_at])?,
+            };
+            Ok(())
+        })
+        .await
+    }
+
+    pub(crate) async fn deliveries_of(
+        &self,
+        subscription_id: String,
+        limit: i64,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.read(move |connection| {
+            let rows = connection
+                .prepare_cached(&format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE subscription_id = ?1 ORDER BY id DESC LIMIT ?2"
+                ))?
+                .query_map(params![subscription_id, limit], delivery_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            with_state(rows)
+        })
+        .await
+    }
+
+    pub(crate) async fn redeliver(
+        &self,
+        subscription_id: String,
+        delivery_id: i64,
+        now: i64,
+        window: i64,
+    ) -> Result<bool, StoreError> {
+        self.write(move |connection| {
+            let changed = connection
+                .prepare_cached(
+                    "UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = ?3, retry_until = ?4 WHERE id = ?2 AND subscription_id = ?1",
+                )?
+                .execute(params![subscription_id, delivery_id, now, now + window])?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+}

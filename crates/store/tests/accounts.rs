@@ -541,3 +541,137 @@ async fn expired_idempotency_records_are_swept_by_later_claims() {
         store.close().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn webhook_deliveries_are_queued_once_claimed_once_and_retried_in_their_window() {
+    use store::webhooks::*;
+    for backend in backends().await {
+        let store = Store::open(&backend.backend).await.unwrap();
+        let owner = user(
+            "integrator",
+            Role::ChannelPartner,
+            Tenant::Partner("P1".into()),
+        );
+        store.put_users(vec![owner]).await.unwrap();
+        let subscription = Subscription {
+            id: "wh_1".into(),
+            owner_user_id: "integrator".into(),
+            url: "http://127.0.0.1:9/hook".into(),
+            secret_nonce: "n".into(),
+            created_at: NOW,
+            disabled_at: None,
+        };
+        store.put_subscription(subscription.clone()).await.unwrap();
+        assert_eq!(
+            store.active_subscriptions().await.unwrap(),
+            vec![subscription.clone()]
+        );
+        let event = |id: &str| NewDelivery {
+            subscription_id: "wh_1".into(),
+            event_id: id.into(),
+            event_type: "transaction.created".into(),
+            payload: format!("{{\"id\":\"{id}\"}}"),
+            created_at: NOW,
+            retry_until: NOW + 100,
+        };
+        assert_eq!(
+            store
+                .enqueue_deliveries(vec![event("e1"), event("e2")])
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            store.enqueue_deliveries(vec![event("e1")]).await.unwrap(),
+            0,
+            "once per event"
+        );
+
+        let claimed = store.claim_due_deliveries(NOW, NOW + 30, 10).await.unwrap();
+        assert_eq!(claimed.len(), 2, "{}", backend.name);
+        assert!(
+            store
+                .claim_due_deliveries(NOW, NOW + 30, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "leased"
+        );
+        let (first, second) = (claimed[0].id, claimed[1].id);
+        store
+            .record_delivery_attempt(
+                first,
+                Attempt::Delivered {
+                    status: 204,
+                    at: NOW,
+                },
+            )
+            .await
+            .unwrap();
+        store
+            .record_delivery_attempt(
+                second,
+                Attempt::Failed {
+                    status: Some(500),
+                    error: "HTTP 500".into(),
+                    next_at: NOW + 10,
+                },
+            )
+            .await
+            .unwrap();
+        assert!(
+            store
+                .claim_due_deliveries(NOW + 9, NOW + 40, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let retry = store
+            .claim_due_deliveries(NOW + 10, NOW + 40, 10)
+            .await
+            .unwrap();
+        assert_eq!(retry.iter().map(|d| d.id).collect::<Vec<_>>(), [second]);
+        store
+            .record_delivery_attempt(
+                second,
+                Attempt::Failed {
+                    status: None,
+                    error: "refused".into(),
+                    next_at: NOW + 200,
+                },
+            )
+            .await
+            .unwrap();
+        let log = store.deliveries_of("wh_1", 10).await.unwrap();
+        assert_eq!(
+            log[0].state,
+            DeliveryState::Failed,
+            "past its window: failed"
+        );
+        assert_eq!(log[0].attempts, 2);
+        assert_eq!(log[1].state, DeliveryState::Delivered);
+        assert!(
+            store
+                .redeliver("wh_1", second, NOW + 300, 100)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .redeliver("wh_other", second, NOW + 300, 100)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store
+                .claim_due_deliveries(NOW + 300, NOW + 330, 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(store.disable_subscription("wh_1", NOW).await.unwrap());
+        assert!(store.active_subscriptions().await.unwrap().is_empty());
+        store.close().await.unwrap();
+    }
+}

@@ -24,6 +24,9 @@ pub struct World {
     pub keys: BTreeMap<&'static str, String>,
     /// Journal id by planted transaction name (`t1` …).
     pub transactions: BTreeMap<&'static str, i64>,
+    /// A webhook of the Shanghai merchant (its admin's) and one of its deliveries.
+    pub shanghai_webhook: String,
+    pub shanghai_delivery: i64,
     _backend: TestBackend,
 }
 
@@ -134,8 +137,39 @@ pub async fn world_on(backend: TestBackend) -> World {
         store.put_api_key(issued.key, digest).await.unwrap();
         keys.insert(username, issued.secret);
     }
-    let router = api::router(api::ApiState::new(store.clone()));
+    let hsm: Arc<dyn hsm::Hsm> = Arc::new(hsm::SoftHsm::new(&[0x42; 32]).unwrap());
+    let webhook_keys = api::webhooks::WebhookKeys::ensure(&store, hsm)
+        .await
+        .unwrap();
+    let state = api::ApiState::new(store.clone()).with_webhooks(webhook_keys);
+    let shanghai_webhook = "wh_shanghai00".to_owned();
+    store
+        .put_subscription(store::webhooks::Subscription {
+            id: shanghai_webhook.clone(),
+            owner_user_id: "demo-shanghai.admin".into(),
+            url: "http://127.0.0.1:9/hook".into(),
+            secret_nonce: "nonce".into(),
+            created_at: 1_764_000_000,
+            disabled_at: None,
+        })
+        .await
+        .unwrap();
+    store
+        .enqueue_deliveries(vec![store::webhooks::NewDelivery {
+            subscription_id: shanghai_webhook.clone(),
+            event_id: "evt_txn_t1".into(),
+            event_type: "transaction.created".into(),
+            payload: format!("{{\"rrn\":\"{}\"}}", rrn("t1")),
+            created_at: 1_764_000_000,
+            retry_until: 1_764_000_000,
+        }])
+        .await
+        .unwrap();
+    let shanghai_delivery = store.deliveries_of(&shanghai_webhook, 1).await.unwrap()[0].id;
+    let router = api::router(state);
     World {
+        shanghai_webhook,
+        shanghai_delivery,
         store,
         router,
         keys,
