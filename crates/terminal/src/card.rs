@@ -144,6 +144,26 @@ impl ChipCard {
         })
     }
 
+    /// The card as personalised: it holds its own ICC master key (derived by the issuer with
+    /// [`paycrypto::emv::icc_master_key`]), never the issuer master key.
+    pub fn from_icc_master_key(
+        icc_master_key: &TdesKey,
+        pan: Pan,
+        psn: u8,
+    ) -> Result<Self, TerminalError> {
+        if psn > 99 {
+            return Err(TerminalError::Invalid(
+                "the PAN sequence number has two digits",
+            ));
+        }
+        Ok(Self {
+            pan,
+            psn,
+            icc_master_key: PreparedTdesKey::new(icc_master_key)?,
+            atc: 0,
+        })
+    }
+
     /// The card with its counter at `atc` (a card's counter survives between sessions).
     pub fn with_atc(mut self, atc: u16) -> Self {
         self.atc = atc;

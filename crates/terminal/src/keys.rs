@@ -66,6 +66,19 @@ impl WorkingKeys {
             .get(62)
             .ok_or_else(|| TerminalError::Answer("to a sign-on has no field 62".into()))?
             .to_bytes();
+        let keys = Self::from_field62(tmk, &field62)?;
+        let batch = answer
+            .get(60)
+            .map(|value| value.to_text())
+            .and_then(|text| text.get(2..8).and_then(|batch| batch.parse::<u32>().ok()))
+            .ok_or_else(|| TerminalError::Answer("to a sign-on has no batch in 60.2".into()))?;
+        Ok(SignedOn { keys, batch })
+    }
+
+    /// The keys of field 62 of a sign-on answer (PIK 16 ‖ check 4 ‖ MAK 16 ‖ check 4), under
+    /// the terminal master key `tmk`; each key's check value must agree. A terminal keeps
+    /// field 62 as it came, so its working keys are stored encrypted.
+    pub fn from_field62(tmk: &TdesKey, field62: &[u8]) -> Result<Self, TerminalError> {
         if field62.len() != FIELD62_BYTES {
             return Err(TerminalError::Answer(format!(
                 "to a sign-on has {} bytes in field 62, not {FIELD62_BYTES}",
@@ -82,13 +95,7 @@ impl WorkingKeys {
                 },
             )
         };
-        let keys = Self::new(key(0)?, key(KEY_BYTES + CHECK_VALUE_BYTES)?)?;
-        let batch = answer
-            .get(60)
-            .map(|value| value.to_text())
-            .and_then(|text| text.get(2..8).and_then(|batch| batch.parse::<u32>().ok()))
-            .ok_or_else(|| TerminalError::Answer("to a sign-on has no batch in 60.2".into()))?;
-        Ok(SignedOn { keys, batch })
+        Self::new(key(0)?, key(KEY_BYTES + CHECK_VALUE_BYTES)?)
     }
 
     /// Field 52: the PIN in an ISO 9564 format 0 block, bound to `pan`, under the PIN key.

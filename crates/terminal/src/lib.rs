@@ -13,9 +13,23 @@
 //!   ATC goes up by one per cryptogram, and it answers a [`ChipTransaction`] with field 55 and
 //!   an ARQC (EMV CVN 18), then checks the issuer's ARPC (tag 91) in the answer.
 //!
-//! Nothing here does I/O or reads a clock: the caller sends the frames, and passes the date
-//! and the unpredictable number. Card numbers, PINs and keys stay in `paycrypto`'s masking
-//! types, and errors never carry them.
+//! - [`transactions`] builds every card message of the menu (sale, void, refund,
+//!   pre-authorization, completion, balance inquiry; chip, contactless, stripe, fallback) and
+//!   the batch settlement.
+//!
+//! These protocol pieces do no I/O and read no clock: the caller sends the frames, and passes
+//! the date and the unpredictable number. Card numbers, PINs and keys stay in `paycrypto`'s
+//! masking types, and errors never carry them.
+//!
+//! The terminal application (docs/terminal.md) is built on them, with files and a socket:
+//! - [`cardfile`]: the card simulator's cards as JSON files, ATC persisted atomically;
+//! - [`config`]: `terminal.toml`; [`state`]: the state directory (trace number, batch, sign-on
+//!   with its working keys still under the master key, the batch, a pending reversal, the last
+//!   receipt); [`files`]: atomic, private writes;
+//! - [`link`]: the blocking TCP line to the host; [`pos`]: the engine that runs each
+//!   operation (store-and-forward of reversals first, then sign-on, then the message);
+//! - [`receipt`]: merchant and cardholder copies as text (English, Chinese) and ESC/POS;
+//! - `tui` (feature `tui`): the countertop screen on ratatui.
 //!
 //! ```
 //! use money::Currency;
@@ -53,8 +67,18 @@
 //! ```
 
 mod card;
+pub mod cardfile;
+pub mod config;
+pub mod files;
 mod keys;
+pub mod link;
 mod messages;
+pub mod pos;
+pub mod receipt;
+pub mod state;
+pub mod transactions;
+#[cfg(feature = "tui")]
+pub mod tui;
 
 pub use card::{ArpcCheck, ChipCard, ChipRead, ChipTransaction, TransactionDate};
 pub use keys::{SignedOn, WorkingKeys};

@@ -127,7 +127,7 @@ impl Terminal {
     }
 
     /// A message from this terminal: TPDU, header, fields 41 and 42.
-    fn message(&self, mti: Mti) -> Message<'static> {
+    pub(crate) fn message(&self, mti: Mti) -> Message<'static> {
         let mut message = Message::new(mti);
         message.tpdu = Some(TPDU);
         message.header = HEADER.to_vec().into();

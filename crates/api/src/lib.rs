@@ -1,0 +1,161 @@
+//! The easypos REST API: JSON under `/api/v1` for merchants, cardholders, operators, partners
+//! and integrators, documented by the OpenAPI document at `/api/openapi.json` and in
+//! `docs/api.md`.
+//!
+//! * Callers authenticate with an API key (`Authorization: Bearer ek_…`) or HTTP Basic.
+//! * Every route checks role and tenant ([`access`]).
+//! * Every POST carries an `Idempotency-Key` ([`idempotency`]).
+//! * Every error is an RFC 9457 problem ([`problem`]).
+//!
+//! ```no_run
+//! # async fn demo(store: std::sync::Arc<store::Store>) -> std::io::Result<()> {
+//! let state = api::ApiState::new(store);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, api::router(state)).await
+//! # }
+//! ```
+
+// The OpenAPI document is one `serde_json::json!` literal, deeper than the default limit.
+#![recursion_limit = "256"]
+
+pub mod access;
+pub mod auth;
+pub mod idempotency;
+pub mod openapi;
+pub mod problem;
+pub mod routes;
+pub mod time;
+pub mod views;
+pub mod webhooks;
+
+use axum::Router;
+use axum::routing::{delete, get};
+use std::sync::Arc;
+use store::{Clock, Store, SystemClock};
+
+/// What every handler shares: the store, the clock (injected, so tests can move time) and
+/// the webhook key (`None`: webhooks are off, their routes answer 503).
+#[derive(Clone, Debug)]
+pub struct ApiState {
+    pub store: Arc<Store>,
+    pub clock: Arc<dyn Clock>,
+    pub webhooks: Option<webhooks::WebhookKeys>,
+}
+
+impl ApiState {
+    pub fn new(store: Arc<Store>) -> Self {
+        ApiState {
+            store,
+            clock: Arc::new(SystemClock),
+            webhooks: None,
+        }
+    }
+
+    /// Turns webhooks on, signing with secrets derived from `keys`.
+    pub fn with_webhooks(mut self, keys: webhooks::WebhookKeys) -> Self {
+        self.webhooks = Some(keys);
+        self
+    }
+
+    /// Unix seconds now.
+    pub fn now_seconds(&self) -> i64 {
+        i64::try_from(self.clock.now() / 1_000_000_000).unwrap_or(i64::MAX)
+    }
+}
+
+/// Every route of the API (method, path as the OpenAPI document writes it). The router is
+/// built from the same calls, and a test checks both against each other and the document.
+pub const ROUTES: [(&str, &str); 17] = [
+    ("GET", "/api/v1/me"),
+    ("GET", "/api/v1/transactions"),
+    ("GET", "/api/v1/transactions/{id}"),
+    ("GET", "/api/v1/merchants"),
+    ("GET", "/api/v1/merchants/{id}"),
+    ("GET", "/api/v1/terminals"),
+    ("GET", "/api/v1/terminals/{id}"),
+    ("GET", "/api/v1/cards"),
+    ("GET", "/api/v1/cards/{id}"),
+    ("GET", "/api/v1/api-keys"),
+    ("POST", "/api/v1/api-keys"),
+    ("DELETE", "/api/v1/api-keys/{id}"),
+    ("GET", "/api/v1/webhooks"),
+    ("POST", "/api/v1/webhooks"),
+    ("DELETE", "/api/v1/webhooks/{id}"),
+    ("GET", "/api/v1/webhooks/{id}/deliveries"),
+    (
+        "POST",
+        "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+    ),
+];
+
+/// The API's router: `/api/v1/…` behind authentication and idempotency, and the OpenAPI
+/// document at `/api/openapi.json` (public).
+pub fn router(state: ApiState) -> Router {
+    let v1 = Router::new()
+        .route("/api/v1/me", get(routes::me))
+        .route("/api/v1/transactions", get(routes::list_transactions))
+        .route("/api/v1/transactions/{id}", get(routes::get_transaction))
+        .route("/api/v1/merchants", get(routes::list_merchants))
+        .route("/api/v1/merchants/{id}", get(routes::get_merchant))
+        .route("/api/v1/terminals", get(routes::list_terminals))
+        .route("/api/v1/terminals/{id}", get(routes::get_terminal))
+        .route("/api/v1/cards", get(routes::list_cards))
+        .route("/api/v1/cards/{id}", get(routes::get_card))
+        .route(
+            "/api/v1/api-keys",
+            get(routes::list_api_keys).post(routes::create_api_key),
+        )
+        .route("/api/v1/api-keys/{id}", delete(routes::revoke_api_key))
+        .route(
+            "/api/v1/webhooks",
+            get(routes::list_webhooks).post(routes::create_webhook),
+        )
+        .route("/api/v1/webhooks/{id}", delete(routes::disable_webhook))
+        .route(
+            "/api/v1/webhooks/{id}/deliveries",
+            get(routes::list_deliveries),
+        )
+        .route(
+            "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+            axum::routing::post(routes::redeliver),
+        )
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::idempotent,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
+        .with_state(state);
+    Router::new()
+        .route("/api/openapi.json", get(openapi::serve))
+        .route("/api/v1", axum::routing::any(no_route))
+        .route("/api/v1/{*rest}", axum::routing::any(no_route))
+        .merge(v1)
+}
+
+async fn no_route(uri: axum::http::Uri) -> problem::Problem {
+    problem::Problem::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "no-route",
+        "No such route",
+        format!(
+            "{} is not a route of this API; the routes are listed in /api/openapi.json",
+            uri.path()
+        ),
+    )
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> problem::Problem {
+    problem::Problem::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        format!(
+            "{method} is not allowed on {}; /api/openapi.json lists the methods of each route",
+            uri.path()
+        ),
+    )
+}

@@ -1,0 +1,360 @@
+//! The OpenAPI 3.1 document of the API, written by hand (no code generator to build on two
+//! cores) and kept honest by tests: its paths and methods must be exactly [`crate::ROUTES`],
+//! every route of the router must answer, and a snapshot catches unreviewed changes.
+
+use axum::Json;
+use serde_json::{Value, json};
+
+pub async fn serve() -> Json<Value> {
+    Json(document())
+}
+
+fn problem_responses(extra: &[(&str, &str)]) -> Value {
+    let mut responses = serde_json::Map::new();
+    for (status, description) in [
+        (
+            "401",
+            "Not authenticated (no, wrong or revoked credentials; locked account)",
+        ),
+        ("403", "The caller's role may not use this route"),
+    ]
+    .iter()
+    .chain(extra)
+    {
+        responses.insert(
+            (*status).to_owned(),
+            json!({
+                "description": description,
+                "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+            }),
+        );
+    }
+    Value::Object(responses)
+}
+
+fn ok(schema: &str) -> Value {
+    json!({
+        "description": "OK",
+        "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}
+    })
+}
+
+fn page(item: &str) -> Value {
+    json!({
+        "type": "object",
+        "required": ["data", "next_cursor"],
+        "properties": {
+            "data": {"type": "array", "items": {"$ref": format!("#/components/schemas/{item}")}},
+            "next_cursor": {"type": ["string", "null"], "description": "Give as `cursor` for the next page; null on the last page."}
+        }
+    })
+}
+
+fn operation(
+    id: &str,
+    summary: &str,
+    success: (&str, Value),
+    parameters: Value,
+    extra: &[(&str, &str)],
+) -> Value {
+    let mut responses = problem_responses(extra);
+    if let Value::Object(map) = &mut responses {
+        map.insert(success.0.to_owned(), success.1);
+    }
+    json!({
+        "operationId": id,
+        "summary": summary,
+        "parameters": parameters,
+        "responses": responses,
+    })
+}
+
+fn path_id(description: &str) -> Value {
+    json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}, "description": description}])
+}
+
+fn query(name: &str, description: &str, schema: Value) -> Value {
+    json!({"name": name, "in": "query", "required": false, "schema": schema, "description": description})
+}
+
+/// The whole document.
+pub fn document() -> Value {
+    let not_found = [(
+        "404",
+        "No such record that the caller may see (another tenant's records are not found either)",
+    )];
+    let bad = [("400", "A parameter is malformed; `detail` names it")];
+    let post_errors = [
+        ("400", "Missing Idempotency-Key, or a malformed body"),
+        (
+            "409",
+            "A request with this Idempotency-Key is still running",
+        ),
+        ("413", "Body larger than 64 KiB"),
+        (
+            "422",
+            "This Idempotency-Key was used for another request in the last 24 hours",
+        ),
+    ];
+    let transaction_query = json!([
+        query(
+            "from",
+            "Received at or after (RFC 3339, or a date for midnight UTC)",
+            json!({"type": "string", "format": "date-time"})
+        ),
+        query(
+            "to",
+            "Received before (RFC 3339, or a date)",
+            json!({"type": "string", "format": "date-time"})
+        ),
+        query(
+            "min_amount_minor",
+            "Smallest amount, in minor units",
+            json!({"type": "integer"})
+        ),
+        query(
+            "max_amount_minor",
+            "Largest amount, in minor units",
+            json!({"type": "integer"})
+        ),
+        query(
+            "merchant_id",
+            "Merchant id (MID)",
+            json!({"type": "string"})
+        ),
+        query(
+            "terminal_id",
+            "Terminal id (TID)",
+            json!({"type": "string"})
+        ),
+        query(
+            "card",
+            "Masked card number (first six and last four digits, e.g. 622202******1234) or card id (token)",
+            json!({"type": "string"})
+        ),
+        query(
+            "status",
+            "approved (field 39 = 00), declined, or unanswered",
+            json!({"type": "string", "enum": ["approved", "declined", "unanswered"]})
+        ),
+        query(
+            "limit",
+            "Page size, 1 to 200 (default 50)",
+            json!({"type": "integer", "minimum": 1, "maximum": 200})
+        ),
+        query(
+            "cursor",
+            "`next_cursor` of the previous page",
+            json!({"type": "string"})
+        ),
+    ]);
+    let idempotency_header = json!([{
+        "name": "Idempotency-Key", "in": "header", "required": true,
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+        "description": "A fresh key (e.g. a UUID) per operation; a retry with the same key and body gets the original answer."
+    }]);
+    let amount = json!({
+        "type": ["object", "null"],
+        "required": ["minor", "currency", "major"],
+        "properties": {
+            "minor": {"type": "integer", "description": "Minor units (fen, cents)"},
+            "currency": {"type": "string", "description": "ISO 4217 alphabetic code"},
+            "major": {"type": "string", "description": "Major units as text, e.g. 12.34"}
+        }
+    });
+    let mut create_webhook_responses = problem_responses(&[
+        post_errors[0],
+        post_errors[1],
+        post_errors[2],
+        post_errors[3],
+        ("503", "Webhooks are off in this installation"),
+    ]);
+    if let Value::Object(map) = &mut create_webhook_responses {
+        map.insert("201".into(), json!({"description": "Created", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CreatedWebhook"}}}}));
+    }
+    let mut redeliver_responses =
+        problem_responses(&[not_found[0], post_errors[0], post_errors[1], post_errors[3]]);
+    if let Value::Object(map) = &mut redeliver_responses {
+        map.insert(
+            "202".into(),
+            json!({"description": "Queued for delivery now, retried for 24 hours"}),
+        );
+    }
+    let webhook_path = path_id("Webhook id (wh_…)");
+    let mut delivery_path = webhook_path.clone();
+    if let Value::Array(parameters) = &mut delivery_path {
+        parameters.push(json!({"name": "delivery_id", "in": "path", "required": true, "schema": {"type": "string"}, "description": "Delivery id"}));
+        parameters.push(idempotency_header[0].clone());
+    }
+    let mut create_key_responses = problem_responses(&post_errors);
+    if let Value::Object(map) = &mut create_key_responses {
+        map.insert("201".into(), json!({"description": "Created", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CreatedApiKey"}}}}));
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "easypos API",
+            "version": "1",
+            "description": "Transactions, merchants, terminals and cards of easypos, by role and tenant. See docs/api.md."
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"apiKey": []}, {"basic": []}],
+        "paths": {
+            "/api/v1/me": {"get": operation("getMe", "The caller: user, role and tenant", ("200", ok("Me")), json!([]), &[])},
+            "/api/v1/transactions": {"get": operation("listTransactions", "Transactions the caller may see, newest first", ("200", ok("TransactionPage")), transaction_query, &bad)},
+            "/api/v1/transactions/{id}": {"get": operation("getTransaction", "One transaction", ("200", ok("Transaction")), path_id("Transaction id"), &not_found)},
+            "/api/v1/merchants": {"get": operation("listMerchants", "Merchants the caller may see", ("200", ok("MerchantPage")), json!([]), &[])},
+            "/api/v1/merchants/{id}": {"get": operation("getMerchant", "One merchant", ("200", ok("Merchant")), path_id("Merchant id (MID)"), &not_found)},
+            "/api/v1/terminals": {"get": operation("listTerminals", "Terminals the caller may see", ("200", ok("TerminalPage")), json!([query("merchant_id", "Only this merchant's terminals", json!({"type": "string"}))]), &bad)},
+            "/api/v1/terminals/{id}": {"get": operation("getTerminal", "One terminal", ("200", ok("Terminal")), path_id("Terminal id (TID)"), &not_found)},
+            "/api/v1/cards": {"get": operation("listCards", "Cards the caller may see, with balances", ("200", ok("CardPage")), json!([]), &[])},
+            "/api/v1/cards/{id}": {"get": operation("getCard", "One card with its balance", ("200", ok("Card")), path_id("Card id (token)"), &not_found)},
+            "/api/v1/api-keys": {
+                "get": operation("listApiKeys", "The caller's API keys (never their secrets)", ("200", ok("ApiKeyPage")), json!([]), &[]),
+                "post": {
+                    "operationId": "createApiKey",
+                    "summary": "Create an API key; the answer is the only time its secret is shown",
+                    "parameters": idempotency_header,
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewApiKey"}}}},
+                    "responses": create_key_responses
+                }
+            },
+            "/api/v1/api-keys/{id}": {"delete": operation("revokeApiKey", "Revoke one of the caller's API keys", ("204", json!({"description": "Revoked"})), path_id("API key id (ek_…)"), &not_found)},
+            "/api/v1/webhooks": {
+                "get": operation("listWebhooks", "The webhooks of the caller's tenant", ("200", ok("WebhookPage")), json!([]), &[]),
+                "post": {
+                    "operationId": "createWebhook",
+                    "summary": "Subscribe a URL to the events the caller may see; the answer is the only time its signing secret is shown",
+                    "parameters": idempotency_header,
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewWebhook"}}}},
+                    "responses": create_webhook_responses
+                }
+            },
+            "/api/v1/webhooks/{id}": {"delete": operation("disableWebhook", "Stop a webhook of the caller's tenant", ("204", json!({"description": "Stopped"})), webhook_path.clone(), &not_found)},
+            "/api/v1/webhooks/{id}/deliveries": {"get": operation("listDeliveries", "A webhook's delivery log, newest first (at most 100)", ("200", ok("DeliveryPage")), webhook_path, &not_found)},
+            "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver": {"post": {
+                "operationId": "redeliver",
+                "summary": "Send a delivery again, now, and retry it for 24 hours",
+                "parameters": delivery_path,
+                "responses": redeliver_responses
+            }}
+        },
+        "components": {
+            "securitySchemes": {
+                "apiKey": {"type": "http", "scheme": "bearer", "description": "An API key: ek_<id>_<secret>"},
+                "basic": {"type": "http", "scheme": "basic", "description": "User name and password (counts towards the lockout)"}
+            },
+            "schemas": {
+                "Problem": {
+                    "type": "object",
+                    "description": "RFC 9457 problem details",
+                    "required": ["type", "title", "status", "detail"],
+                    "properties": {
+                        "type": {"type": "string", "description": "/api/problems#<kind>; the kinds are listed in docs/api.md"},
+                        "title": {"type": "string"},
+                        "status": {"type": "integer"},
+                        "detail": {"type": "string", "description": "What went wrong and what to do about it"}
+                    }
+                },
+                "Amount": amount,
+                "Me": {
+                    "type": "object",
+                    "required": ["id", "username", "display_name", "role", "tenant"],
+                    "properties": {
+                        "id": {"type": "string"}, "username": {"type": "string"}, "display_name": {"type": "string"},
+                        "role": {"type": "string", "enum": ["platform_operator", "issuer_operator", "wallet_operator", "merchant_admin", "merchant_manager", "cashier", "cardholder", "channel_partner"]},
+                        "tenant": {"type": "object", "required": ["kind", "id"], "properties": {"kind": {"type": "string", "enum": ["institution", "merchant", "cardholder", "partner"]}, "id": {"type": "string"}}}
+                    }
+                },
+                "Transaction": {
+                    "type": "object",
+                    "required": ["id", "received_at", "kind", "mti", "merchant_id", "terminal_id", "status", "duration_us"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "received_at": {"type": "string", "format": "date-time"},
+                        "kind": {"type": "string", "description": "Sale, SaleVoid, Refund, PreAuthorization, PreAuthorizationVoid, PreAuthorizationCompletion, CompletionVoid, Reversal or BalanceInquiry"},
+                        "mti": {"type": "string"},
+                        "merchant_id": {"type": "string"},
+                        "terminal_id": {"type": "string"},
+                        "amount": {"$ref": "#/components/schemas/Amount"},
+                        "card": {"type": ["string", "null"], "description": "Masked: first six and last four digits at most"},
+                        "status": {"type": "string", "enum": ["approved", "declined", "unanswered"]},
+                        "response_code": {"type": ["string", "null"], "description": "ISO 8583 field 39"},
+                        "rrn": {"type": ["string", "null"]},
+                        "auth_code": {"type": ["string", "null"]},
+                        "batch": {"type": ["integer", "null"]},
+                        "stan": {"type": ["integer", "null"]},
+                        "original_batch": {"type": ["integer", "null"]},
+                        "original_stan": {"type": ["integer", "null"]},
+                        "duration_us": {"type": "integer"}
+                    }
+                },
+                "TransactionPage": page("Transaction"),
+                "Merchant": {
+                    "type": "object",
+                    "required": ["id", "name", "name_zh", "city", "mcc"],
+                    "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "name_zh": {"type": "string"}, "city": {"type": "string"}, "mcc": {"type": "string"}}
+                },
+                "MerchantPage": page("Merchant"),
+                "Terminal": {
+                    "type": "object",
+                    "required": ["id", "merchant_id", "status"],
+                    "properties": {"id": {"type": "string"}, "merchant_id": {"type": "string"}, "status": {"type": "string", "enum": ["active", "inactive", "frozen"]}}
+                },
+                "TerminalPage": page("Terminal"),
+                "Card": {
+                    "type": "object",
+                    "required": ["id", "masked_pan", "product", "issuer_id", "expiry"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "masked_pan": {"type": "string"},
+                        "product": {"type": "string", "enum": ["debit", "credit"]},
+                        "issuer_id": {"type": "integer"},
+                        "expiry": {"type": "string", "description": "YYMM"},
+                        "balance": {"$ref": "#/components/schemas/Amount"},
+                        "available": {"$ref": "#/components/schemas/Amount"}
+                    }
+                },
+                "CardPage": page("Card"),
+                "ApiKey": {
+                    "type": "object",
+                    "required": ["id", "name", "created_at"],
+                    "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "created_at": {"type": "string", "format": "date-time"}, "revoked_at": {"type": ["string", "null"], "format": "date-time"}}
+                },
+                "ApiKeyPage": page("ApiKey"),
+                "NewWebhook": {"type": "object", "required": ["url"], "additionalProperties": false, "properties": {"url": {"type": "string", "maxLength": 2048, "description": "http:// URL of the receiver"}}},
+                "Webhook": {
+                    "type": "object",
+                    "required": ["id", "url", "owner", "created_at"],
+                    "properties": {"id": {"type": "string"}, "url": {"type": "string"}, "owner": {"type": "string", "description": "User name of who subscribed: events are what that user may see"}, "created_at": {"type": "string", "format": "date-time"}}
+                },
+                "WebhookPage": page("Webhook"),
+                "CreatedWebhook": {
+                    "allOf": [{"$ref": "#/components/schemas/Webhook"}, {"type": "object", "required": ["secret"], "properties": {"secret": {"type": "string", "description": "whsec_…: the key of Easypos-Signature's HMAC-SHA256; shown only now"}}}]
+                },
+                "Delivery": {
+                    "type": "object",
+                    "required": ["id", "event_id", "event_type", "state", "attempts", "created_at", "payload"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "event_id": {"type": "string"},
+                        "event_type": {"type": "string", "enum": ["transaction.created"]},
+                        "state": {"type": "string", "enum": ["pending", "delivered", "failed"]},
+                        "attempts": {"type": "integer"},
+                        "created_at": {"type": "string", "format": "date-time"},
+                        "next_attempt_at": {"type": ["string", "null"], "format": "date-time"},
+                        "last_status": {"type": ["integer", "null"]},
+                        "last_error": {"type": ["string", "null"]},
+                        "delivered_at": {"type": ["string", "null"], "format": "date-time"},
+                        "payload": {"type": "object", "description": "The event as sent: id, type, created_at, data (a Transaction)"}
+                    }
+                },
+                "DeliveryPage": page("Delivery"),
+                "NewApiKey": {"type": "object", "required": ["name"], "additionalProperties": false, "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 64}}},
+                "CreatedApiKey": {
+                    "allOf": [{"$ref": "#/components/schemas/ApiKey"}, {"type": "object", "required": ["secret"], "properties": {"secret": {"type": "string", "description": "The whole key; shown only now"}}}]
+                }
+            }
+        }
+    })
+}

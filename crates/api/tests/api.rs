@@ -1,0 +1,821 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The REST API in-process (`Router` + `oneshot`): every route, the document, idempotency,
+//! problems, and the tenant-isolation matrix.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::{PLANTED, World, masked, rrn, world};
+use std::collections::BTreeSet;
+
+const SH: &str = demo::SHANGHAI_MERCHANT;
+const BJ: &str = demo::BEIJING_MERCHANT;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_document_lists_exactly_the_routes_and_every_route_answers() {
+    let world = world().await;
+    let document = world.get("operator", "/api/openapi.json").await.json();
+    let mut documented = BTreeSet::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            documented.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    let routes: BTreeSet<(String, String)> = api::ROUTES
+        .iter()
+        .map(|(method, path)| ((*method).to_owned(), (*path).to_owned()))
+        .collect();
+    assert_eq!(documented, routes);
+    for (method, path) in &routes {
+        let path = path
+            .split('/')
+            .map(|segment| {
+                if segment.starts_with('{') {
+                    "x"
+                } else {
+                    segment
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let answer = world
+            .call("operator", method, &path, Some("k-routes"), "{}")
+            .await;
+        assert!(
+            !answer.text.contains("no-route") && answer.status != StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}: {} {}",
+            answer.status,
+            answer.text
+        );
+    }
+    let unknown = world.get("operator", "/api/v1/nothing-here").await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert!(
+        unknown.text.contains("/api/problems#no-route"),
+        "{}",
+        unknown.text
+    );
+    let wrong_method = world
+        .call("operator", "PUT", "/api/v1/merchants", None, "")
+        .await;
+    assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(wrong_method.content_type, "application/problem+json");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_openapi_document_matches_its_snapshot() {
+    let actual = serde_json::to_string_pretty(&api::openapi::document()).unwrap() + "\n";
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/openapi.json");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, &actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        expected == actual,
+        "the OpenAPI document changed; review it and run with UPDATE_SNAPSHOTS=1 to accept (and update docs/api.md)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_are_required_and_errors_are_problems() {
+    let world = world().await;
+    let none = world
+        .send(Request::get("/api/v1/me").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(none.content_type, "application/problem+json");
+    let problem = none.json();
+    assert_eq!(problem["type"], "/api/problems#unauthorized");
+    assert_eq!(problem["status"], 401);
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Authorization: Bearer")
+    );
+
+    let wrong = world
+        .send(
+            Request::get("/api/v1/me")
+                .header("authorization", "Bearer ek_000000000000_0000000000000000000000000000000000000000000000000000000000000000")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+
+    use base64::Engine;
+    let basic = |user: &str, password: &str| {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        Request::get("/api/v1/me")
+            .header("authorization", format!("Basic {token}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let me = world
+        .send(basic("shanghai.manager", demo::DEMO_PASSWORD))
+        .await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.text);
+    assert_eq!(me.json()["role"], "merchant_manager");
+    assert_eq!(me.json()["tenant"]["id"], SH);
+    assert_eq!(
+        world
+            .send(basic("shanghai.manager", "not the password"))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    // A role with a second factor cannot sign in with its password alone.
+    let admin = world
+        .send(basic("shanghai.admin", demo::DEMO_PASSWORD))
+        .await;
+    assert_eq!(admin.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(admin.json()["type"], "/api/problems#mfa-required");
+
+    let bad = world
+        .get("operator", "/api/v1/transactions?status=maybe")
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(
+        bad.json()["detail"].as_str().unwrap().contains("`status`"),
+        "{}",
+        bad.text
+    );
+    let unknown = world
+        .get("operator", "/api/v1/transactions?colour=red")
+        .await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    assert!(unknown.text.contains("colour"), "{}", unknown.text);
+    let full_pan = world
+        .get(
+            "operator",
+            &format!("/api/v1/transactions?card={}", demo::cards()[0].pan),
+        )
+        .await;
+    assert_eq!(
+        full_pan.status,
+        StatusCode::BAD_REQUEST,
+        "a full card number is never a filter"
+    );
+}
+
+fn rrns(answer: &common::Answer) -> BTreeSet<String> {
+    answer.json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["rrn"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transactions_filter_and_page() {
+    let world = world().await;
+    let page = |query: &'static str| world.get("operator", query);
+    let all = page("/api/v1/transactions").await;
+    assert_eq!(all.status, StatusCode::OK);
+    assert_eq!(rrns(&all).len(), 4, "the sign-on is not a transaction");
+    let row = &all.json()["data"][0];
+    assert_eq!(row["rrn"], rrn("t4"), "newest first");
+    assert_eq!(row["amount"]["major"], "30.00");
+    assert_eq!(row["amount"]["currency"], "CNY");
+    assert_eq!(row["card"], masked("card-CH001-D"));
+    assert_eq!(row["status"], "approved");
+    assert_eq!(row["received_at"], "2025-11-24T16:04:00.000000Z");
+
+    let declined = page("/api/v1/transactions?status=declined").await;
+    assert_eq!(rrns(&declined), BTreeSet::from([rrn("t2")]));
+    let by_card = world
+        .get(
+            "operator",
+            &format!("/api/v1/transactions?card={}", masked("card-CH001-D")),
+        )
+        .await;
+    assert_eq!(rrns(&by_card), BTreeSet::from([rrn("t1"), rrn("t4")]));
+    let by_token = page("/api/v1/transactions?card=card-CH001-D").await;
+    assert_eq!(rrns(&by_token), BTreeSet::from([rrn("t1"), rrn("t4")]));
+    let no_such = page("/api/v1/transactions?card=card-nobody").await;
+    assert_eq!(no_such.status, StatusCode::OK);
+    assert!(rrns(&no_such).is_empty());
+    let holder_other = world
+        .get("cardholder1", "/api/v1/transactions?card=card-CH002-C")
+        .await;
+    assert!(
+        rrns(&holder_other).is_empty(),
+        "a token narrows, never widens"
+    );
+    let by_amount = page("/api/v1/transactions?min_amount_minor=3000&max_amount_minor=5000").await;
+    assert_eq!(rrns(&by_amount), BTreeSet::from([rrn("t3"), rrn("t4")]));
+    let by_time =
+        page("/api/v1/transactions?from=2025-11-24T16:02:00Z&to=2025-11-24T16:04:00Z").await;
+    assert_eq!(rrns(&by_time), BTreeSet::from([rrn("t2"), rrn("t3")]));
+    let by_terminal = page("/api/v1/transactions?terminal_id=10000002").await;
+    assert_eq!(rrns(&by_terminal), BTreeSet::from([rrn("t2")]));
+    let by_merchant = world
+        .get(
+            "operator",
+            &format!("/api/v1/transactions?merchant_id={BJ}"),
+        )
+        .await;
+    assert_eq!(rrns(&by_merchant), BTreeSet::from([rrn("t3"), rrn("t4")]));
+
+    // Three pages of at most two.
+    let first = page("/api/v1/transactions?limit=3").await.json();
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    let second = world
+        .get(
+            "operator",
+            &format!("/api/v1/transactions?limit=3&cursor={cursor}"),
+        )
+        .await
+        .json();
+    assert_eq!(first["data"].as_array().unwrap().len(), 3);
+    assert_eq!(second["data"].as_array().unwrap().len(), 1);
+    assert_eq!(second["data"][0]["rrn"], rrn("t1"));
+    assert!(second["next_cursor"].is_null());
+
+    let id = world.transactions["t3"];
+    let detail = world
+        .get("operator", &format!("/api/v1/transactions/{id}"))
+        .await;
+    assert_eq!(detail.json()["rrn"], rrn("t3"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn posts_are_idempotent() {
+    let world = world().await;
+    let path = "/api/v1/api-keys";
+    let missing = world
+        .call("operator", "POST", path, None, r#"{"name":"a"}"#)
+        .await;
+    assert_eq!(missing.status, StatusCode::BAD_REQUEST);
+    assert!(missing.text.contains("Idempotency-Key"));
+
+    let first = world
+        .call(
+            "operator",
+            "POST",
+            path,
+            Some("k1"),
+            r#"{"name":"reports"}"#,
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+    let secret = first.json()["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("ek_"));
+    let again = world
+        .call(
+            "operator",
+            "POST",
+            path,
+            Some("k1"),
+            r#"{"name":"reports"}"#,
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CREATED);
+    assert_eq!(
+        again.text, first.text,
+        "the original answer, not a second key"
+    );
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    let keys = world.get("operator", path).await.json();
+    assert_eq!(
+        keys["data"].as_array().unwrap().len(),
+        2,
+        "the test key and one new key"
+    );
+    assert!(
+        !keys.to_string().contains(&secret),
+        "a key's secret is shown once"
+    );
+
+    let other = world
+        .call("operator", "POST", path, Some("k1"), r#"{"name":"other"}"#)
+        .await;
+    assert_eq!(other.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(other.json()["type"], "/api/problems#idempotency-key-reused");
+
+    // A request with this key is running (claimed, not yet answered): a duplicate gets 409.
+    let user = world
+        .store
+        .user_by_username("operator")
+        .await
+        .unwrap()
+        .unwrap();
+    let body = r#"{"name":"slow"}"#;
+    let digest = store::accounts::request_digest("POST", path, body.as_bytes());
+    world
+        .store
+        .begin_idempotent(&user.id, "k2", digest, now())
+        .await
+        .unwrap();
+    let racing = world.call("operator", "POST", path, Some("k2"), body).await;
+    assert_eq!(racing.status, StatusCode::CONFLICT, "{}", racing.text);
+    assert_eq!(
+        racing.json()["type"],
+        "/api/problems#idempotency-key-in-use"
+    );
+
+    // Keys are per user: another user's k1 is a new request.
+    let theirs = world
+        .call("bank", "POST", path, Some("k1"), r#"{"name":"other"}"#)
+        .await;
+    assert_eq!(theirs.status, StatusCode::CREATED);
+
+    // A refused request is kept too: its retry is refused the same way.
+    let bad = world
+        .call("operator", "POST", path, Some("k3"), r#"{"name":""}"#)
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let bad_again = world
+        .call("operator", "POST", path, Some("k3"), r#"{"name":""}"#)
+        .await;
+    assert_eq!(bad_again.text, bad.text);
+    assert_eq!(bad_again.content_type, "application/problem+json");
+
+    let id = first.json()["id"].as_str().unwrap().to_owned();
+    let revoked = world
+        .call("operator", "DELETE", &format!("{path}/{id}"), None, "")
+        .await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT);
+    let refused = world
+        .send(
+            Request::get("/api/v1/me")
+                .header("authorization", format!("Bearer {secret}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cardholders_see_their_cards_with_balances() {
+    let world = world().await;
+    let cards = world.get("cardholder1", "/api/v1/cards").await.json();
+    let ids: Vec<&str> = cards["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|card| card["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["card-CH001-C", "card-CH001-D"]);
+    let debit = world
+        .get("cardholder1", "/api/v1/cards/card-CH001-D")
+        .await
+        .json();
+    assert_eq!(debit["masked_pan"], masked("card-CH001-D"));
+    assert_eq!(debit["balance"]["major"], "5000.00");
+    assert_eq!(debit["available"]["currency"], "CNY");
+    let credit = world
+        .get("cardholder1", "/api/v1/cards/card-CH001-C")
+        .await
+        .json();
+    assert_eq!(
+        credit["available"]["major"], "20000.00",
+        "unused credit limit"
+    );
+}
+
+/// One matrix line: method, path and the expected status for each demo user.
+type Line = (String, String, Vec<(&'static str, u16)>);
+
+/// What one role may do, per route: the expected status for each demo user.
+type Row = (&'static str, &'static [(&'static str, u16)]);
+
+/// Every API route × every role: allowed (200/201/204), 403 (role) or 404 (another tenant's).
+fn matrix(world: &World) -> Vec<Line> {
+    let t = |name: &str| world.transactions[name].to_string();
+    let all = |status: u16| -> Vec<(&'static str, u16)> {
+        USERS.iter().map(|user| (*user, status)).collect()
+    };
+    let per = |row: &[(&'static str, u16)]| row.to_vec();
+    const MERCHANT_ROUTE: Row = (
+        "",
+        &[
+            ("operator", 200),
+            ("bank", 403),
+            ("wallet", 403),
+            ("shanghai.admin", 200),
+            ("shanghai.manager", 200),
+            ("shanghai.cashier", 200),
+            ("beijing.admin", 404),
+            ("cardholder1", 403),
+            ("partner", 404),
+        ],
+    );
+    let flip = |row: &[(&'static str, u16)]| -> Vec<(&'static str, u16)> {
+        row.iter()
+            .map(|(user, status)| {
+                let status = match (
+                    user.starts_with("shanghai")
+                        || user.starts_with("beijing")
+                        || *user == "partner",
+                    *status,
+                ) {
+                    (true, 200) => 404,
+                    (true, 404) => 200,
+                    (_, status) => status,
+                };
+                (*user, status)
+            })
+            .collect()
+    };
+    let keys_allowed = |ok: u16| -> Vec<(&'static str, u16)> {
+        USERS
+            .iter()
+            .map(|user| {
+                let allowed = matches!(
+                    *user,
+                    "operator" | "bank" | "wallet" | "shanghai.admin" | "beijing.admin" | "partner"
+                );
+                (*user, if allowed { ok } else { 403 })
+            })
+            .collect()
+    };
+    vec![
+        ("GET".into(), "/api/v1/me".into(), all(200)),
+        ("GET".into(), "/api/v1/transactions".into(), all(200)),
+        (
+            "GET".into(),
+            format!("/api/v1/transactions/{}", t("t1")),
+            per(&[
+                ("operator", 200),
+                ("bank", 200),
+                ("wallet", 404),
+                ("shanghai.admin", 200),
+                ("shanghai.manager", 200),
+                ("shanghai.cashier", 200),
+                ("beijing.admin", 404),
+                ("cardholder1", 200),
+                ("partner", 404),
+            ]),
+        ),
+        (
+            "GET".into(),
+            format!("/api/v1/transactions/{}", t("t3")),
+            per(&[
+                ("operator", 200),
+                ("bank", 404),
+                ("wallet", 404),
+                ("shanghai.admin", 404),
+                ("shanghai.manager", 404),
+                ("shanghai.cashier", 404),
+                ("beijing.admin", 200),
+                ("cardholder1", 404),
+                ("partner", 200),
+            ]),
+        ),
+        (
+            "GET".into(),
+            "/api/v1/merchants".into(),
+            per(&[
+                ("operator", 200),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 200),
+                ("shanghai.manager", 200),
+                ("shanghai.cashier", 200),
+                ("beijing.admin", 200),
+                ("cardholder1", 403),
+                ("partner", 200),
+            ]),
+        ),
+        (
+            "GET".into(),
+            format!("/api/v1/merchants/{SH}"),
+            per(MERCHANT_ROUTE.1),
+        ),
+        (
+            "GET".into(),
+            format!("/api/v1/merchants/{BJ}"),
+            flip(MERCHANT_ROUTE.1),
+        ),
+        (
+            "GET".into(),
+            "/api/v1/terminals".into(),
+            per(&[
+                ("operator", 200),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 200),
+                ("shanghai.manager", 200),
+                ("shanghai.cashier", 200),
+                ("beijing.admin", 200),
+                ("cardholder1", 403),
+                ("partner", 200),
+            ]),
+        ),
+        (
+            "GET".into(),
+            "/api/v1/terminals/10000001".into(),
+            per(MERCHANT_ROUTE.1),
+        ),
+        (
+            "GET".into(),
+            "/api/v1/terminals/20000001".into(),
+            flip(MERCHANT_ROUTE.1),
+        ),
+        (
+            "GET".into(),
+            "/api/v1/cards".into(),
+            per(&[
+                ("operator", 403),
+                ("bank", 200),
+                ("wallet", 200),
+                ("shanghai.admin", 403),
+                ("shanghai.manager", 403),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 403),
+                ("cardholder1", 200),
+                ("partner", 403),
+            ]),
+        ),
+        (
+            "GET".into(),
+            "/api/v1/cards/card-CH001-D".into(),
+            per(&[
+                ("operator", 403),
+                ("bank", 200),
+                ("wallet", 404),
+                ("shanghai.admin", 403),
+                ("shanghai.manager", 403),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 403),
+                ("cardholder1", 200),
+                ("partner", 403),
+            ]),
+        ),
+        (
+            "GET".into(),
+            "/api/v1/cards/card-CH002-C".into(),
+            per(&[
+                ("operator", 403),
+                ("bank", 404),
+                ("wallet", 404),
+                ("shanghai.admin", 403),
+                ("shanghai.manager", 403),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 403),
+                ("cardholder1", 404),
+                ("partner", 403),
+            ]),
+        ),
+        ("GET".into(), "/api/v1/api-keys".into(), keys_allowed(200)),
+        ("POST".into(), "/api/v1/api-keys".into(), keys_allowed(201)),
+        (
+            "DELETE".into(),
+            "/api/v1/api-keys/ek_000000000000".into(),
+            keys_allowed(404),
+        ),
+        ("GET".into(), "/api/v1/webhooks".into(), keys_allowed(200)),
+        ("POST".into(), "/api/v1/webhooks".into(), keys_allowed(201)),
+        (
+            "GET".into(),
+            format!("/api/v1/webhooks/{}/deliveries", world.shanghai_webhook),
+            shanghai_admin_only(200),
+        ),
+        (
+            "POST".into(),
+            format!(
+                "/api/v1/webhooks/{}/deliveries/{}/redeliver",
+                world.shanghai_webhook, world.shanghai_delivery
+            ),
+            shanghai_admin_only(202),
+        ),
+        // Last: it stops the webhook the rows above use.
+        (
+            "DELETE".into(),
+            format!("/api/v1/webhooks/{}", world.shanghai_webhook),
+            shanghai_admin_only(204),
+        ),
+    ]
+}
+
+/// A route on the Shanghai admin's webhook: `ok` for them, 404 for the other roles that
+/// integrate, 403 for the roles that do not.
+fn shanghai_admin_only(ok: u16) -> Vec<(&'static str, u16)> {
+    USERS
+        .iter()
+        .map(|user| {
+            let status = match *user {
+                "shanghai.admin" => ok,
+                "operator" | "bank" | "wallet" | "beijing.admin" | "partner" => 404,
+                _ => 403,
+            };
+            (*user, status)
+        })
+        .collect()
+}
+
+/// The body a matrix POST sends to `path`.
+fn body_for(path: &str) -> &'static str {
+    if path.ends_with("/webhooks") {
+        r#"{"url":"http://127.0.0.1:9/hook"}"#
+    } else if path.ends_with("/redeliver") {
+        ""
+    } else {
+        r#"{"name":"matrix"}"#
+    }
+}
+
+const USERS: [&str; 9] = [
+    "operator",
+    "bank",
+    "wallet",
+    "shanghai.admin",
+    "shanghai.manager",
+    "shanghai.cashier",
+    "beijing.admin",
+    "cardholder1",
+    "partner",
+];
+
+/// The planted transactions each user may see.
+fn visible(user: &str) -> &'static [&'static str] {
+    match user {
+        "operator" => &["t1", "t2", "t3", "t4"],
+        "bank" | "cardholder1" => &["t1", "t4"],
+        "shanghai.admin" | "shanghai.manager" | "shanghai.cashier" => &["t1", "t2"],
+        "beijing.admin" | "partner" => &["t3", "t4"],
+        _ => &[],
+    }
+}
+
+/// Markers of everything in the world (merchant and terminal ids, card tokens, masked card
+/// numbers, transaction RRNs) that `user` may not see.
+fn foreign_markers(user: &str) -> Vec<String> {
+    let seen = visible(user);
+    let planted = PLANTED.iter().filter(|(name, ..)| seen.contains(name));
+    let mut allowed: BTreeSet<String> = planted
+        .clone()
+        .flat_map(|(name, merchant, terminal, card, ..)| {
+            [
+                rrn(name),
+                (*merchant).into(),
+                (*terminal).into(),
+                masked(card),
+            ]
+        })
+        .collect();
+    let (merchants, cards): (&[&str], &[&str]) = match user {
+        "operator" => (&[SH, BJ], &[]),
+        "shanghai.admin" | "shanghai.manager" | "shanghai.cashier" => (&[SH], &[]),
+        "beijing.admin" | "partner" => (&[BJ], &[]),
+        "cardholder1" => (&[], &["card-CH001-D", "card-CH001-C"]),
+        "bank" => (
+            &[],
+            &[
+                "card-CH001-D",
+                "card-CH002-D",
+                "card-CH003-D",
+                "card-CH004-D",
+                "card-CH005-D",
+                "card-CH005-X",
+                "card-CH005-B",
+            ],
+        ),
+        _ => (&[], &[]),
+    };
+    let directory = demo::directory();
+    for merchant in merchants {
+        allowed.insert((*merchant).to_owned());
+        for terminal in directory
+            .terminals
+            .iter()
+            .filter(|t| &t.merchant_id == merchant)
+        {
+            allowed.insert(terminal.id.clone());
+        }
+    }
+    for card in cards {
+        allowed.insert((*card).to_owned());
+        allowed.insert(masked(card));
+    }
+    let mut everything: Vec<String> = PLANTED.iter().map(|(name, ..)| rrn(name)).collect();
+    everything.extend(directory.merchants.iter().map(|m| m.id.clone()));
+    everything.extend(directory.terminals.iter().map(|t| t.id.clone()));
+    everything.extend(
+        directory
+            .cards
+            .iter()
+            .flat_map(|c| [c.id.clone(), c.masked_pan()]),
+    );
+    everything
+        .into_iter()
+        .filter(|marker| !allowed.contains(marker))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tenant_isolation_matrix() {
+    let world = world().await;
+    let rows = matrix(&world);
+    let covered: BTreeSet<(String, String)> = rows
+        .iter()
+        .map(|(method, path, _)| {
+            let template = api::ROUTES
+                .iter()
+                .find(|(m, template)| {
+                    let (ours, theirs): (Vec<_>, Vec<_>) =
+                        (template.split('/').collect(), path.split('/').collect());
+                    *m == method
+                        && ours.len() == theirs.len()
+                        && ours
+                            .iter()
+                            .zip(&theirs)
+                            .all(|(a, b)| a.starts_with('{') || a == b)
+                })
+                .unwrap_or_else(|| panic!("{method} {path} is not a route"));
+            (template.0.to_owned(), template.1.to_owned())
+        })
+        .collect();
+    assert_eq!(
+        covered.len(),
+        api::ROUTES.len(),
+        "the matrix covers every route"
+    );
+
+    let mut failures = Vec::new();
+    for (step, (method, path, expected)) in rows.iter().enumerate() {
+        assert_eq!(
+            expected.len(),
+            USERS.len(),
+            "{method} {path}: one entry per user"
+        );
+        for (user, status) in expected {
+            let key = format!("matrix-{step}-{user}");
+            let answer = world
+                .call(user, method, path, Some(&key), body_for(path))
+                .await;
+            if answer.status.as_u16() != *status {
+                failures.push(format!(
+                    "{user} {method} {path}: expected {status}, got {} {}",
+                    answer.status, answer.text
+                ));
+            }
+            // A 404 may repeat the id the caller asked for; anything else is a leak.
+            for marker in foreign_markers(user)
+                .iter()
+                .filter(|marker| !path.contains(marker.as_str()))
+            {
+                if answer.text.contains(marker.as_str()) {
+                    failures.push(format!(
+                        "{user} {method} {path}: answer shows {marker:?}: {}",
+                        answer.text
+                    ));
+                }
+            }
+            if method == "GET" && path == "/api/v1/transactions" {
+                let expected: BTreeSet<String> =
+                    visible(user).iter().map(|name| rrn(name)).collect();
+                if rrns(&answer) != expected {
+                    failures.push(format!(
+                        "{user} lists {:?}, expected {expected:?}",
+                        rrns(&answer)
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_works_on_postgres_too() {
+    let Some(url) = store::testing::postgres_url() else {
+        return;
+    };
+    let world = common::world_on(store::testing::postgres(&url).await).await;
+    let answer = world.get("cardholder1", "/api/v1/transactions").await;
+    assert_eq!(rrns(&answer), BTreeSet::from([rrn("t1"), rrn("t4")]));
+    let created = world
+        .call(
+            "partner",
+            "POST",
+            "/api/v1/api-keys",
+            Some("pg"),
+            r#"{"name":"pg"}"#,
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let replay = world
+        .call(
+            "partner",
+            "POST",
+            "/api/v1/api-keys",
+            Some("pg"),
+            r#"{"name":"pg"}"#,
+        )
+        .await;
+    assert_eq!(replay.text, created.text);
+}

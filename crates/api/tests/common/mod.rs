@@ -1,0 +1,246 @@
+//! A demo world with transactions at both merchants and an API key for every demo user.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    dead_code,
+    missing_debug_implementations
+)]
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use store::Store;
+use store::journal::JournalEntry;
+use store::testing::TestBackend;
+use tower::ServiceExt;
+
+pub struct World {
+    pub store: Arc<Store>,
+    pub router: Router,
+    /// API key by demo user name.
+    pub keys: BTreeMap<&'static str, String>,
+    /// Journal id by planted transaction name (`t1` …).
+    pub transactions: BTreeMap<&'static str, i64>,
+    /// A webhook of the Shanghai merchant (its admin's) and one of its deliveries.
+    pub shanghai_webhook: String,
+    pub shanghai_delivery: i64,
+    _backend: TestBackend,
+}
+
+pub fn masked(card_id: &str) -> String {
+    demo::cards()
+        .into_iter()
+        .find(|card| card.card.id == card_id)
+        .unwrap()
+        .card
+        .masked_pan()
+}
+
+/// The planted transactions: (name, merchant, terminal, card id, response, amount).
+pub const PLANTED: [(&str, &str, &str, &str, &str, i64); 4] = [
+    (
+        "t1",
+        demo::SHANGHAI_MERCHANT,
+        "10000001",
+        "card-CH001-D",
+        "00",
+        1_250,
+    ),
+    (
+        "t2",
+        demo::SHANGHAI_MERCHANT,
+        "10000002",
+        "card-CH003-C",
+        "51",
+        99_900,
+    ),
+    (
+        "t3",
+        demo::BEIJING_MERCHANT,
+        "20000001",
+        "card-CH002-C",
+        "00",
+        4_800,
+    ),
+    (
+        "t4",
+        demo::BEIJING_MERCHANT,
+        "20000001",
+        "card-CH001-D",
+        "00",
+        3_000,
+    ),
+];
+
+pub fn rrn(name: &str) -> String {
+    format!("RRN00000000{}", &name[1..])
+}
+
+pub async fn world_on(backend: TestBackend) -> World {
+    let store = Arc::new(Store::open(&backend.backend).await.unwrap());
+    demo::seed(&store, &hsm::SoftHsm::new(&[0x42; 32]).unwrap())
+        .await
+        .unwrap();
+    let mut entries = vec![JournalEntry {
+        received_at: 1_764_000_000_000_000,
+        terminal_id: "10000001".into(),
+        merchant_id: demo::SHANGHAI_MERCHANT.into(),
+        mti: "0800".into(),
+        kind: "SignOn".into(),
+        response: Some("00".into()),
+        ..JournalEntry::default()
+    }];
+    for (index, (name, merchant, terminal, card, response, amount)) in PLANTED.iter().enumerate() {
+        entries.push(JournalEntry {
+            received_at: 1_764_000_000_000_000 + (index as i64 + 1) * 60_000_000,
+            terminal_id: (*terminal).into(),
+            merchant_id: (*merchant).into(),
+            mti: "0200".into(),
+            kind: "Sale".into(),
+            batch: Some(1),
+            stan: Some(index as i64 + 1),
+            amount_minor: Some(*amount),
+            currency: Some(156),
+            card: Some(masked(card)),
+            response: Some((*response).into()),
+            rrn: Some(rrn(name)),
+            auth_code: (*response == "00").then(|| "123456".into()),
+            ..JournalEntry::default()
+        });
+    }
+    store.journal(entries).await.unwrap();
+    let all = store
+        .transactions(&store::accounts::TransactionFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let transactions = PLANTED
+        .iter()
+        .map(|(name, ..)| {
+            let id = all
+                .iter()
+                .find(|record| record.rrn.as_deref() == Some(&rrn(name)))
+                .unwrap()
+                .id;
+            (*name, id)
+        })
+        .collect();
+    let mut keys = BTreeMap::new();
+    for (username, ..) in demo::demo_users() {
+        let user = store.user_by_username(username).await.unwrap().unwrap();
+        let (issued, digest) = store::accounts::new_api_key(&user.id, "tests", 1_764_000_000);
+        store.put_api_key(issued.key, digest).await.unwrap();
+        keys.insert(username, issued.secret);
+    }
+    let hsm: Arc<dyn hsm::Hsm> = Arc::new(hsm::SoftHsm::new(&[0x42; 32]).unwrap());
+    let webhook_keys = api::webhooks::WebhookKeys::ensure(&store, hsm)
+        .await
+        .unwrap();
+    let state = api::ApiState::new(store.clone()).with_webhooks(webhook_keys);
+    let shanghai_webhook = "wh_shanghai00".to_owned();
+    store
+        .put_subscription(store::webhooks::Subscription {
+            id: shanghai_webhook.clone(),
+            owner_user_id: "demo-shanghai.admin".into(),
+            url: "http://127.0.0.1:9/hook".into(),
+            secret_nonce: "nonce".into(),
+            created_at: 1_764_000_000,
+            disabled_at: None,
+        })
+        .await
+        .unwrap();
+    store
+        .enqueue_deliveries(vec![store::webhooks::NewDelivery {
+            subscription_id: shanghai_webhook.clone(),
+            event_id: "evt_txn_t1".into(),
+            event_type: "transaction.created".into(),
+            payload: format!("{{\"rrn\":\"{}\"}}", rrn("t1")),
+            created_at: 1_764_000_000,
+            retry_until: 1_764_000_000,
+        }])
+        .await
+        .unwrap();
+    let shanghai_delivery = store.deliveries_of(&shanghai_webhook, 1).await.unwrap()[0].id;
+    let router = api::router(state);
+    World {
+        shanghai_webhook,
+        shanghai_delivery,
+        store,
+        router,
+        keys,
+        transactions,
+        _backend: backend,
+    }
+}
+
+pub async fn world() -> World {
+    world_on(store::testing::sqlite()).await
+}
+
+pub struct Answer {
+    pub status: StatusCode,
+    pub content_type: String,
+    pub headers: axum::http::HeaderMap,
+    pub text: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|error| panic!("{error}: {}", self.text))
+    }
+}
+
+pub async fn answer(response: Response<Body>) -> Answer {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let content_type = headers
+        .get("content-type")
+        .map(|value| value.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        content_type,
+        headers,
+        text: String::from_utf8(bytes.to_vec()).unwrap(),
+    }
+}
+
+impl World {
+    pub async fn send(&self, request: Request<Body>) -> Answer {
+        answer(self.router.clone().oneshot(request).await.unwrap()).await
+    }
+
+    pub async fn get(&self, user: &str, path: &str) -> Answer {
+        let request = Request::get(path)
+            .header("authorization", format!("Bearer {}", self.keys[user]))
+            .body(Body::empty())
+            .unwrap();
+        self.send(request).await
+    }
+
+    pub async fn call(
+        &self,
+        user: &str,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: &str,
+    ) -> Answer {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {}", self.keys[user]))
+            .header("content-type", "application/json");
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        self.send(request.body(Body::from(body.to_owned())).unwrap())
+            .await
+    }
+}

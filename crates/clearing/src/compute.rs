@@ -1,0 +1,278 @@
+//! A cycle's figures, from its items and the fee schedule; pure.
+//!
+//! Per merchant and currency: the gross (purchases less cancellations), the refunds, the MDR
+//! on the gross of each (card product, MCC) line, and the net = gross − refunds − fees, paid
+//! out when positive. Per counterparty issuer and currency: the same gross and refunds, the
+//! interchange the acquirer pays on the gross of each line, and the net position = gross −
+//! refunds − interchange, what the issuer owes the acquirer for the day.
+//!
+//! Fees are charged on the gross of a line, rounded once per line by the schedule's rule: a
+//! refund does not give its fee back, a void (or reversal) of a purchase does.
+
+use crate::ClearingError;
+use crate::collect::{Break, Day, Item};
+use crate::cycle::Window;
+use crate::schedule::{FeeKind, FeeSchedule};
+use ledger::{AccountId, InstitutionId};
+use money::{Amount, BasisPoints, Currency, MoneyError};
+use std::collections::BTreeMap;
+use store::directory::{CardProduct, Directory};
+
+/// One (card product, MCC) line of a statement or clearing file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Line {
+    pub product: CardProduct,
+    pub mcc: String,
+    /// Items in the line.
+    pub count: usize,
+    pub gross: Amount,
+    pub refunds: Amount,
+    pub rate: BasisPoints,
+    /// The line's MDR (merchant) or interchange (counterparty).
+    pub fee: Amount,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MerchantSettlement {
+    pub merchant_id: String,
+    pub name: String,
+    pub currency: Currency,
+    /// The acquirer's account that owes the merchant (the directory's settlement account).
+    pub account: AccountId,
+    pub lines: Vec<Line>,
+    pub gross: Amount,
+    pub refunds: Amount,
+    pub fees: Amount,
+    /// gross − refunds − fees.
+    pub net: Amount,
+    /// The net when positive; a negative net stays owed by the merchant (not netted yet).
+    pub payout: Amount,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CounterpartySettlement {
+    pub issuer: InstitutionId,
+    pub name: String,
+    pub currency: Currency,
+    pub lines: Vec<Line>,
+    pub gross: Amount,
+    pub refunds: Amount,
+    pub interchange: Amount,
+    /// gross − refunds − interchange: what the issuer owes the acquirer.
+    pub net: Amount,
+}
+
+/// A settled cycle's figures and what they came from.
+#[derive(Clone, Debug)]
+pub struct Settlement {
+    pub window: Window,
+    pub acquirer: InstitutionId,
+    pub merchants: Vec<MerchantSettlement>,
+    pub counterparties: Vec<CounterpartySettlement>,
+    pub items: Vec<Item>,
+    pub breaks: Vec<Break>,
+}
+
+fn money(error: MoneyError) -> ClearingError {
+    ClearingError::TooLarge(format!("a cycle total does not fit: {error}"))
+}
+
+/// Sums of one line while it is built.
+struct Sums {
+    product: CardProduct,
+    count: usize,
+    gross: i64,
+    refunds: i64,
+}
+
+impl Sums {
+    fn add(&mut self, item: &Item) -> Result<(), ClearingError> {
+        let overflow = || ClearingError::TooLarge("a cycle total overflows".to_owned());
+        self.count += 1;
+        self.gross = self
+            .gross
+            .checked_add(item.gross().minor())
+            .ok_or_else(overflow)?;
+        self.refunds = self
+            .refunds
+            .checked_add(item.refunds().minor())
+            .ok_or_else(overflow)?;
+        Ok(())
+    }
+}
+
+/// A line's key: the product by name (`CardProduct` has no order of its own), the MCC.
+type LineKey = (&'static str, String);
+
+/// Lines of `items` grouped by `group`, each with its fee from `kind`'s table.
+fn lines<'a, K: Ord>(
+    items: impl Iterator<Item = &'a Item>,
+    group: impl Fn(&Item) -> K,
+    kind: FeeKind,
+    fees: &FeeSchedule,
+) -> Result<BTreeMap<K, Vec<Line>>, ClearingError> {
+    let mut sums: BTreeMap<K, BTreeMap<(Currency, LineKey), Sums>> = BTreeMap::new();
+    for item in items {
+        sums.entry(group(item))
+            .or_default()
+            .entry((
+                item.amount.currency(),
+                (item.product.as_str(), item.mcc.clone()),
+            ))
+            .or_insert_with(|| Sums {
+                product: item.product,
+                count: 0,
+                gross: 0,
+                refunds: 0,
+            })
+            .add(item)?;
+    }
+    let mut out = BTreeMap::new();
+    for (key, by_line) in sums {
+        let mut built = Vec::new();
+        for ((currency, (_, mcc)), sums) in by_line {
+            let product = sums.product;
+            let rate = fees.rate(kind, product, &mcc)?;
+            let gross = Amount::new(sums.gross, currency);
+            built.push(Line {
+                fee: gross.fee(rate, fees.rounding).map_err(money)?,
+                product,
+                mcc,
+                count: sums.count,
+                gross,
+                refunds: Amount::new(sums.refunds, currency),
+                rate,
+            });
+        }
+        out.insert(key, built);
+    }
+    Ok(out)
+}
+
+fn total(
+    currency: Currency,
+    lines: &[Line],
+    part: fn(&Line) -> Amount,
+) -> Result<Amount, ClearingError> {
+    Amount::checked_sum(currency, lines.iter().map(part)).map_err(money)
+}
+
+/// The cycle's figures. Refused when a line has no rate.
+pub fn compute(
+    directory: &Directory,
+    day: Day,
+    fees: &FeeSchedule,
+    window: Window,
+) -> Result<Settlement, ClearingError> {
+    let merchant_names: BTreeMap<&str, (&str, AccountId)> = directory
+        .merchants
+        .iter()
+        .map(|merchant| {
+            (
+                merchant.id.as_str(),
+                (merchant.name.as_str(), merchant.settlement_account),
+            )
+        })
+        .collect();
+    let issuer_names: BTreeMap<InstitutionId, &str> = directory
+        .institutions
+        .iter()
+        .map(|institution| (institution.id, institution.name.as_str()))
+        .collect();
+    let by_merchant = lines(
+        day.items.iter(),
+        |item| (item.merchant_id.clone(), item.amount.currency()),
+        FeeKind::Mdr,
+        fees,
+    )?;
+    let mut merchants = Vec::new();
+    for ((merchant_id, currency), lines) in by_merchant {
+        let (name, account) = merchant_names
+            .get(merchant_id.as_str())
+            .copied()
+            .ok_or_else(|| ClearingError::UnknownMerchant {
+                merchant_id: merchant_id.clone(),
+            })?;
+        let gross = total(currency, &lines, |line| line.gross)?;
+        let refunds = total(currency, &lines, |line| line.refunds)?;
+        let fees = total(currency, &lines, |line| line.fee)?;
+        let net = gross
+            .checked_sub(refunds)
+            .and_then(|rest| rest.checked_sub(fees))
+            .map_err(money)?;
+        merchants.push(MerchantSettlement {
+            name: name.to_owned(),
+            account,
+            payout: if net.minor() > 0 {
+                net
+            } else {
+                Amount::zero(currency)
+            },
+            merchant_id,
+            currency,
+            lines,
+            gross,
+            refunds,
+            fees,
+            net,
+        });
+    }
+    let by_issuer = lines(
+        day.items.iter(),
+        |item| (item.issuer, item.amount.currency()),
+        FeeKind::Interchange,
+        fees,
+    )?;
+    let mut counterparties = Vec::new();
+    for ((issuer, currency), lines) in by_issuer {
+        let gross = total(currency, &lines, |line| line.gross)?;
+        let refunds = total(currency, &lines, |line| line.refunds)?;
+        let interchange = total(currency, &lines, |line| line.fee)?;
+        counterparties.push(CounterpartySettlement {
+            name: issuer_names.get(&issuer).map_or_else(
+                || format!("institution {}", issuer.0),
+                |name| (*name).to_owned(),
+            ),
+            issuer,
+            currency,
+            net: gross
+                .checked_sub(refunds)
+                .and_then(|rest| rest.checked_sub(interchange))
+                .map_err(money)?,
+            lines,
+            gross,
+            refunds,
+            interchange,
+        });
+    }
+    let settlement = Settlement {
+        window,
+        acquirer: day.acquirer,
+        merchants,
+        counterparties,
+        items: day.items,
+        breaks: day.breaks,
+    };
+    assert_flows_agree(&settlement);
+    Ok(settlement)
+}
+
+/// What issuers owe before interchange is what merchants earned before fees, per currency:
+/// both are sums of the same items. A difference is a bug; crash rather than pay it out.
+fn assert_flows_agree(settlement: &Settlement) {
+    let mut flows: BTreeMap<Currency, (i128, i128)> = BTreeMap::new();
+    for merchant in &settlement.merchants {
+        flows.entry(merchant.currency).or_default().0 +=
+            i128::from(merchant.gross.minor()) - i128::from(merchant.refunds.minor());
+    }
+    for counterparty in &settlement.counterparties {
+        flows.entry(counterparty.currency).or_default().1 +=
+            i128::from(counterparty.gross.minor()) - i128::from(counterparty.refunds.minor());
+    }
+    for (currency, (merchants, issuers)) in flows {
+        assert_eq!(
+            merchants, issuers,
+            "{currency:?}: merchants' and issuers' figures must come from the same items"
+        );
+    }
+}

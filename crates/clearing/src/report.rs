@@ -1,0 +1,324 @@
+//! A cycle's reports, as CSV files (columns in `docs/settlement.md`): a settlement statement
+//! per merchant, a clearing file per counterparty and a reconciliation report of the breaks;
+//! and a JSON summary for `easypos settle --json`. Amounts are in minor units, signed; card
+//! numbers appear masked, as the journal keeps them.
+
+use crate::collect::{Break, Item};
+use crate::compute::{Line, Settlement};
+use crate::cycle::{CycleRule, format_date, format_local};
+use crate::{ClearingError, Outcome, Status};
+use std::path::{Path, PathBuf};
+
+pub const STATEMENT_COLUMNS: &str = "record,date,merchant_id,merchant_name,currency,time,terminal_id,batch,stan,rrn,kind,effect,card,product,mcc,count,gross_minor,refunds_minor,rate_bps,fee_minor,net_minor,payout_minor";
+pub const CLEARING_COLUMNS: &str = "record,date,acquirer,issuer,issuer_name,currency,time,merchant_id,terminal_id,batch,stan,rrn,kind,effect,card,product,mcc,count,gross_minor,refunds_minor,rate_bps,interchange_minor,net_minor";
+pub const RECONCILIATION_COLUMNS: &str =
+    "date,break,journal_id,transfer_id,terminal_id,batch,stan,kind,currency,amount_minor,detail";
+
+/// A CSV field, quoted when it holds a separator, a quote or a line break (RFC 4180).
+fn field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+fn row(fields: &[String]) -> String {
+    let mut line = fields
+        .iter()
+        .map(|text| field(text))
+        .collect::<Vec<_>>()
+        .join(",");
+    line.push('\n');
+    line
+}
+
+fn kind_of(item: &Item) -> String {
+    match &item.reverses {
+        Some(reversed) => format!("Reversal of {reversed}"),
+        None => item.kind.clone(),
+    }
+}
+
+/// The columns a transaction shares in both files: time … gross, refunds.
+fn item_fields(rule: &CycleRule, item: &Item) -> Vec<String> {
+    vec![
+        format_local(rule, item.received_at_us),
+        item.terminal_id.clone(),
+        format!("{:06}", item.batch),
+        format!("{:06}", item.stan),
+        item.rrn.clone().unwrap_or_default(),
+        kind_of(item),
+        item.effect.as_str().to_owned(),
+        item.card.clone(),
+        item.product.as_str().to_owned(),
+        item.mcc.clone(),
+        "1".to_owned(),
+        item.gross().minor().to_string(),
+        item.refunds().minor().to_string(),
+    ]
+}
+
+fn line_fields(line: &Line) -> Vec<String> {
+    vec![
+        line.product.as_str().to_owned(),
+        line.mcc.clone(),
+        line.count.to_string(),
+        line.gross.minor().to_string(),
+        line.refunds.minor().to_string(),
+        line.rate.get().to_string(),
+        line.fee.minor().to_string(),
+        (line.gross.minor() - line.refunds.minor() - line.fee.minor()).to_string(),
+    ]
+}
+
+/// The settlement statement of each merchant: (merchant id, currency alpha, CSV text).
+pub fn statements(rule: &CycleRule, settlement: &Settlement) -> Vec<(String, String, String)> {
+    let date = format_date(settlement.window.date);
+    settlement
+        .merchants
+        .iter()
+        .map(|merchant| {
+            let head = |record: &str| {
+                vec![
+                    record.to_owned(),
+                    date.clone(),
+                    merchant.merchant_id.clone(),
+                    merchant.name.clone(),
+                    merchant.currency.alpha().to_owned(),
+                ]
+            };
+            let mut text = format!("{STATEMENT_COLUMNS}\n");
+            for item in settlement.items.iter().filter(|item| {
+                item.merchant_id == merchant.merchant_id
+                    && item.amount.currency() == merchant.currency
+            }) {
+                let mut fields = head("transaction");
+                fields.extend(item_fields(rule, item));
+                fields.extend(["".into(), "".into(), "".into(), "".into()]);
+                text.push_str(&row(&fields));
+            }
+            for line in &merchant.lines {
+                let mut fields = head("fee");
+                fields.extend(vec![String::new(); 8]);
+                fields.extend(line_fields(line));
+                fields.push(String::new());
+                text.push_str(&row(&fields));
+            }
+            let mut fields = head("total");
+            fields.extend(vec![String::new(); 10]);
+            fields.extend([
+                merchant
+                    .lines
+                    .iter()
+                    .map(|line| line.count)
+                    .sum::<usize>()
+                    .to_string(),
+                merchant.gross.minor().to_string(),
+                merchant.refunds.minor().to_string(),
+                String::new(),
+                merchant.fees.minor().to_string(),
+                merchant.net.minor().to_string(),
+                merchant.payout.minor().to_string(),
+            ]);
+            text.push_str(&row(&fields));
+            (
+                merchant.merchant_id.clone(),
+                merchant.currency.alpha().to_owned(),
+                text,
+            )
+        })
+        .collect()
+}
+
+/// The clearing file of each counterparty: (issuer id, currency alpha, CSV text).
+pub fn clearing_files(rule: &CycleRule, settlement: &Settlement) -> Vec<(u32, String, String)> {
+    let date = format_date(settlement.window.date);
+    settlement
+        .counterparties
+        .iter()
+        .map(|party| {
+            let head = |record: &str| {
+                vec![
+                    record.to_owned(),
+                    date.clone(),
+                    settlement.acquirer.0.to_string(),
+                    party.issuer.0.to_string(),
+                    party.name.clone(),
+                    party.currency.alpha().to_owned(),
+                ]
+            };
+            let mut text = format!("{CLEARING_COLUMNS}\n");
+            for item in settlement.items.iter().filter(|item| {
+                item.issuer == party.issuer && item.amount.currency() == party.currency
+            }) {
+                let mut fields = head("transaction");
+                let mut shared = item_fields(rule, item);
+                // The merchant comes after the time in a clearing file.
+                shared.insert(1, item.merchant_id.clone());
+                fields.extend(shared);
+                fields.extend(["".into(), "".into(), "".into()]);
+                text.push_str(&row(&fields));
+            }
+            for line in &party.lines {
+                let mut fields = head("interchange");
+                fields.extend(vec![String::new(); 9]);
+                fields.extend(line_fields(line));
+                text.push_str(&row(&fields));
+            }
+            let mut fields = head("total");
+            fields.extend(vec![String::new(); 11]);
+            fields.extend([
+                party
+                    .lines
+                    .iter()
+                    .map(|line| line.count)
+                    .sum::<usize>()
+                    .to_string(),
+                party.gross.minor().to_string(),
+                party.refunds.minor().to_string(),
+                String::new(),
+                party.interchange.minor().to_string(),
+                party.net.minor().to_string(),
+            ]);
+            text.push_str(&row(&fields));
+            (party.issuer.0, party.currency.alpha().to_owned(), text)
+        })
+        .collect()
+}
+
+/// The reconciliation report: one row per break (only the header when there is none).
+pub fn reconciliation(settlement: &Settlement) -> String {
+    let date = format_date(settlement.window.date);
+    let mut text = format!("{RECONCILIATION_COLUMNS}\n");
+    for found in &settlement.breaks {
+        text.push_str(&row(&break_fields(&date, found)));
+    }
+    text
+}
+
+fn break_fields(date: &str, found: &Break) -> Vec<String> {
+    let number = |value: Option<i64>| value.map(|value| format!("{value:06}")).unwrap_or_default();
+    vec![
+        date.to_owned(),
+        found.kind.as_str().to_owned(),
+        found
+            .journal_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+        found
+            .transfer
+            .map(|id| format!("{:032x}", id.0))
+            .unwrap_or_default(),
+        found.terminal_id.clone(),
+        number(found.batch),
+        number(found.stan),
+        found.message_kind.clone(),
+        found
+            .amount
+            .map(|amount| amount.currency().alpha().to_owned())
+            .unwrap_or_default(),
+        found
+            .amount
+            .map(|amount| amount.minor().to_string())
+            .unwrap_or_default(),
+        found.detail.clone(),
+    ]
+}
+
+/// Writes every report of `outcome` into `directory` (created if needed), each file whole or
+/// not at all (written aside, then renamed); returns the paths written.
+pub fn write_all(
+    rule: &CycleRule,
+    outcome: &Outcome,
+    directory: &Path,
+) -> Result<Vec<PathBuf>, ClearingError> {
+    let settlement = &outcome.settlement;
+    let date = format_date(settlement.window.date);
+    let failed = |path: &Path, error: std::io::Error| ClearingError::Report {
+        path: path.display().to_string(),
+        reason: error.to_string(),
+    };
+    std::fs::create_dir_all(directory).map_err(|error| failed(directory, error))?;
+    let mut files = Vec::new();
+    for (merchant, currency, text) in statements(rule, settlement) {
+        files.push((format!("statement-{merchant}-{currency}-{date}.csv"), text));
+    }
+    for (issuer, currency, text) in clearing_files(rule, settlement) {
+        files.push((format!("clearing-{issuer}-{currency}-{date}.csv"), text));
+    }
+    files.push((
+        format!("reconciliation-{date}.csv"),
+        reconciliation(settlement),
+    ));
+    let mut written = Vec::new();
+    for (name, text) in files {
+        let path = directory.join(&name);
+        let aside = directory.join(format!(".{name}.tmp"));
+        std::fs::write(&aside, text).map_err(|error| failed(&aside, error))?;
+        std::fs::rename(&aside, &path).map_err(|error| failed(&path, error))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// The run in one JSON object (`easypos settle --json`).
+pub fn summary(outcome: &Outcome) -> serde_json::Value {
+    use serde_json::json;
+    let settlement = &outcome.settlement;
+    let status = match &outcome.status {
+        Status::Posted { transfers } => json!({"status": "posted", "transfers": transfers}),
+        Status::FoundPosted { transfers } => {
+            json!({"status": "found_posted", "transfers": transfers})
+        }
+        Status::Rerun { differences } => json!({"status": "rerun", "differences": differences}),
+    };
+    json!({
+        "date": format_date(settlement.window.date),
+        "window_start_us": settlement.window.start_us,
+        "window_end_us": settlement.window.end_us,
+        "run": status,
+        "closed_at_unix": outcome.record.closed_at_unix,
+        "transactions": settlement.items.len(),
+        "breaks": settlement.breaks.len(),
+        "merchants": settlement.merchants.iter().map(|merchant| json!({
+            "merchant_id": merchant.merchant_id,
+            "name": merchant.name,
+            "currency": merchant.currency.alpha(),
+            "gross_minor": merchant.gross.minor(),
+            "refunds_minor": merchant.refunds.minor(),
+            "fees_minor": merchant.fees.minor(),
+            "net_minor": merchant.net.minor(),
+            "payout_minor": merchant.payout.minor(),
+        })).collect::<Vec<_>>(),
+        "counterparties": settlement.counterparties.iter().map(|party| json!({
+            "issuer": party.issuer.0,
+            "name": party.name,
+            "currency": party.currency.alpha(),
+            "gross_minor": party.gross.minor(),
+            "refunds_minor": party.refunds.minor(),
+            "interchange_minor": party.interchange.minor(),
+            "net_minor": party.net.minor(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_quoted_only_when_needed() {
+        assert_eq!(field("Lujiazui Coffee"), "Lujiazui Coffee");
+        assert_eq!(field("Books, Maps"), "\"Books, Maps\"");
+        assert_eq!(field("a \"quote\""), "\"a \"\"quote\"\"\"");
+        assert_eq!(row(&["a".into(), "b,c".into()]), "a,\"b,c\"\n");
+    }
+
+    #[test]
+    fn column_lists_have_the_documented_widths() {
+        assert_eq!(STATEMENT_COLUMNS.split(',').count(), 22);
+        assert_eq!(CLEARING_COLUMNS.split(',').count(), 23);
+        assert_eq!(RECONCILIATION_COLUMNS.split(',').count(), 11);
+    }
+}

@@ -1,0 +1,156 @@
+//! The easypos web console: server-rendered pages (askama) with htmx for the parts that
+//! change in place, in English and Simplified Chinese (Fluent), for merchants (dashboard,
+//! transactions, terminals, staff), cardholders (cards and balances, transactions), operators
+//! (merchants, terminals, transactions, the message journal) and channel partners.
+//!
+//! Everything the browser loads comes from this binary: the pages, one stylesheet and the
+//! vendored `htmx.min.js`; the Content-Security-Policy allows nothing else. Role and tenant
+//! rules are the API's ([`api::access`]), so the console never shows what the API would not.
+//!
+//! ```no_run
+//! # async fn demo(store: std::sync::Arc<store::Store>, hsm: std::sync::Arc<dyn hsm::Hsm>) -> Result<(), Box<dyn std::error::Error>> {
+//! let mfa = console::mfa::Mfa::ensure(&store, hsm).await?;
+//! let state = console::Console::new(api::ApiState::new(store), mfa);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, console::router(state)).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod i18n;
+pub mod mfa;
+mod pages;
+pub mod session;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use std::sync::Arc;
+
+/// Live figures of the process around the console (the terminal host's connections and
+/// frames, for example) as (name, value) lines for the operators' health page.
+pub type HealthProbe = Arc<dyn Fn() -> Vec<(String, String)> + Send + Sync>;
+
+/// What every page shares: the API's state (store, clock), the sessions, and the probe of the
+/// process's health.
+#[derive(Clone)]
+pub struct Console {
+    pub api: api::ApiState,
+    pub sessions: Arc<session::Sessions>,
+    pub health: Option<HealthProbe>,
+    /// The second factor of the roles that need one ([`store::accounts::Role::requires_mfa`]).
+    pub mfa: mfa::Mfa,
+}
+
+impl std::fmt::Debug for Console {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Console")
+            .field("api", &self.api)
+            .field("health", &self.health.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Console {
+    pub fn new(api: api::ApiState, mfa: mfa::Mfa) -> Self {
+        Console {
+            api,
+            sessions: Arc::new(session::Sessions::default()),
+            health: None,
+            mfa,
+        }
+    }
+
+    /// Shows `probe`'s lines on the health page.
+    pub fn with_health(mut self, probe: HealthProbe) -> Self {
+        self.health = Some(probe);
+        self
+    }
+}
+
+/// Scripts and styles from this origin only, no inline code or style, no framing, forms post
+/// only here.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+pub const HTMX_JS: &[u8] = include_bytes!("../static/htmx.min.js");
+pub const CONSOLE_CSS: &[u8] = include_bytes!("../static/console.css");
+
+/// The console's routes, all under `/console` (and `/` leads there).
+pub fn router(state: Console) -> Router {
+    Router::new()
+        .route("/console", get(pages::home))
+        .route("/console/login", get(pages::login_form).post(pages::login))
+        .route("/console/logout", post(pages::logout))
+        .route("/console/mfa", get(pages::mfa_form).post(pages::mfa))
+        .route("/console/lang/{code}", get(pages::switch_language))
+        .route("/console/dashboard", get(pages::dashboard))
+        .route("/console/transactions", get(pages::transactions))
+        .route("/console/transactions/{id}", get(pages::transaction))
+        .route("/console/terminals", get(pages::terminals))
+        .route("/console/staff", get(pages::staff).post(pages::add_staff))
+        .route(
+            "/console/api-keys",
+            get(pages::api_keys).post(pages::create_api_key),
+        )
+        .route("/console/api-keys/{id}/revoke", post(pages::revoke_api_key))
+        .route("/favicon.ico", get(no_icon))
+        .route("/console/cards", get(pages::cards))
+        .route("/console/merchants", get(pages::merchants))
+        .route("/console/journal", get(pages::journal))
+        .route("/console/health", get(pages::health))
+        .route("/console/static/htmx.min.js", get(htmx))
+        .route("/console/static/console.css", get(css))
+        .fallback(pages::not_found)
+        .layer(axum::middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+/// No icon: an empty answer, so browsers stop asking and logs stay clean.
+async fn no_icon() -> axum::http::StatusCode {
+    axum::http::StatusCode::NO_CONTENT
+}
+
+async fn htmx() -> Response {
+    static_file("text/javascript; charset=utf-8", HTMX_JS)
+}
+
+async fn css() -> Response {
+    static_file("text/css; charset=utf-8", CONSOLE_CSS)
+}
+
+fn static_file(content_type: &'static str, body: &'static [u8]) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// Security headers on every console answer; pages are never cached (they carry tenant data
+/// and CSRF tokens).
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}

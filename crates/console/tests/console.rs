@@ -1,0 +1,989 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The console in-process: languages, the vendored script, sign-in with CSRF and session
+//! rotation, the idle timeout, every portal's pages for every role, and tenant isolation by URL.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use store::journal::JournalEntry;
+use store::{ManualClock, Store};
+use tower::ServiceExt;
+
+const NOW_SECONDS: u64 = 1_764_000_000;
+
+struct World {
+    store: Arc<Store>,
+    clock: Arc<ManualClock>,
+    mfa: console::mfa::Mfa,
+    router: axum::Router,
+    /// Journal ids: a Shanghai sale (CH001's card) and a Beijing sale (CH002's card).
+    shanghai_sale: i64,
+    beijing_sale: i64,
+    _backend: store::testing::TestBackend,
+}
+
+fn masked(card_id: &str) -> String {
+    demo::cards()
+        .into_iter()
+        .find(|card| card.card.id == card_id)
+        .unwrap()
+        .card
+        .masked_pan()
+}
+
+async fn world() -> World {
+    let backend = store::testing::sqlite();
+    let store = Arc::new(Store::open(&backend.backend).await.unwrap());
+    demo::seed(&store, &hsm::SoftHsm::new(&[0x42; 32]).unwrap())
+        .await
+        .unwrap();
+    let sale = |merchant: &str, terminal: &str, card: &str, rrn: &str, at: i64| JournalEntry {
+        received_at: at,
+        terminal_id: terminal.into(),
+        merchant_id: merchant.into(),
+        mti: "0200".into(),
+        kind: "Sale".into(),
+        batch: Some(1),
+        stan: Some(1),
+        amount_minor: Some(1_250),
+        currency: Some(156),
+        card: Some(masked(card)),
+        response: Some("00".into()),
+        rrn: Some(rrn.into()),
+        auth_code: Some("654321".into()),
+        ..JournalEntry::default()
+    };
+    let now_micros = NOW_SECONDS as i64 * 1_000_000;
+    store
+        .journal(vec![
+            sale(
+                demo::SHANGHAI_MERCHANT,
+                "10000001",
+                "card-CH001-D",
+                "RRNSHANGHAI1",
+                now_micros - 60_000_000,
+            ),
+            sale(
+                demo::BEIJING_MERCHANT,
+                "20000001",
+                "card-CH002-C",
+                "RRNBEIJING01",
+                now_micros - 30_000_000,
+            ),
+        ])
+        .await
+        .unwrap();
+    let all = store
+        .transactions(&store::accounts::TransactionFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let id_of = |rrn: &str| {
+        all.iter()
+            .find(|record| record.rrn.as_deref() == Some(rrn))
+            .unwrap()
+            .id
+    };
+    let clock = Arc::new(ManualClock::new(NOW_SECONDS * 1_000_000_000));
+    let api_state = api::ApiState {
+        webhooks: None,
+        store: store.clone(),
+        clock: clock.clone(),
+    };
+    let hsm: Arc<dyn hsm::Hsm> = Arc::new(hsm::SoftHsm::new(&[0x42; 32]).unwrap());
+    let mfa = console::mfa::Mfa::ensure(&store, hsm).await.unwrap();
+    let router = console::router(console::Console::new(api_state, mfa.clone()));
+    World {
+        mfa,
+        shanghai_sale: id_of("RRNSHANGHAI1"),
+        beijing_sale: id_of("RRNBEIJING01"),
+        store,
+        clock,
+        router,
+        _backend: backend,
+    }
+}
+
+struct Page {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    html: String,
+}
+
+impl Page {
+    fn set_cookie(&self) -> Option<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|value| value.to_str().unwrap().to_owned())
+            .find(|cookie| cookie.starts_with("ep_session="))
+    }
+
+    fn session(&self) -> String {
+        let cookie = self.set_cookie().expect("a session cookie");
+        cookie
+            .split(';')
+            .next()
+            .unwrap()
+            .trim_start_matches("ep_session=")
+            .to_owned()
+    }
+
+    fn csrf(&self) -> String {
+        let marker = "name=\"csrf\" value=\"";
+        let start = self.html.find(marker).expect("a CSRF field") + marker.len();
+        self.html[start..start + 64].to_owned()
+    }
+
+    fn location(&self) -> String {
+        self.headers["location"].to_str().unwrap().to_owned()
+    }
+}
+
+impl World {
+    async fn send(&self, request: Request<Body>) -> Page {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        Page {
+            status,
+            headers,
+            html: String::from_utf8(bytes.to_vec()).unwrap(),
+        }
+    }
+
+    async fn get(&self, path: &str, session: Option<&str>, extra: &[(&str, &str)]) -> Page {
+        let mut request = Request::get(path);
+        let mut cookies = Vec::new();
+        if let Some(session) = session {
+            cookies.push(format!("ep_session={session}"));
+        }
+        for (name, value) in extra {
+            if *name == "cookie" {
+                cookies.push((*value).to_owned());
+            } else {
+                request = request.header(*name, *value);
+            }
+        }
+        if !cookies.is_empty() {
+            request = request.header("cookie", cookies.join("; "));
+        }
+        self.send(request.body(Body::empty()).unwrap()).await
+    }
+
+    async fn post(&self, path: &str, session: Option<&str>, form: &str) -> Page {
+        let mut request =
+            Request::post(path).header("content-type", "application/x-www-form-urlencoded");
+        if let Some(session) = session {
+            request = request.header("cookie", format!("ep_session={session}"));
+        }
+        self.send(request.body(Body::from(form.to_owned())).unwrap())
+            .await
+    }
+
+    fn now(&self) -> i64 {
+        use store::Clock;
+        (self.clock.now() / 1_000_000_000) as i64
+    }
+
+    /// The code a user's authenticator shows now (the user must have an enrolment).
+    async fn code(&self, username: &str) -> String {
+        let user = self
+            .store
+            .user_by_username(username)
+            .await
+            .unwrap()
+            .unwrap();
+        let secret = self
+            .mfa
+            .secret(&user.id, user.totp_nonce.as_deref().unwrap())
+            .unwrap();
+        format!("{:06}", console::mfa::totp(&secret, self.now()))
+    }
+
+    /// Signs in (with a TOTP code when the role needs one) and returns the session id.
+    async fn sign_in(&self, username: &str) -> String {
+        let form = self.get("/console/login", None, &[]).await;
+        let answer = self
+            .post(
+                "/console/login",
+                Some(&form.session()),
+                &format!(
+                    "username={username}&password={}&csrf={}",
+                    demo::DEMO_PASSWORD,
+                    form.csrf()
+                ),
+            )
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::SEE_OTHER,
+            "{username}: {}",
+            answer.html
+        );
+        if answer.location() != "/console/mfa" {
+            return answer.session();
+        }
+        // A code is good once: each sign-in uses a new time step.
+        self.clock.advance(30 * 1_000_000_000);
+        let pending = answer.session();
+        let page = self.get("/console/mfa", Some(&pending), &[]).await;
+        let form = format!("code={}&csrf={}", self.code(username).await, page.csrf());
+        let done = self.post("/console/mfa", Some(&pending), &form).await;
+        assert_eq!(
+            done.status,
+            StatusCode::SEE_OTHER,
+            "{username}: {}",
+            done.html
+        );
+        done.session()
+    }
+}
+
+#[test]
+fn both_languages_have_the_same_messages_and_templates_use_only_those() {
+    let ids: Vec<BTreeSet<String>> = console::i18n::SOURCES
+        .iter()
+        .map(|(lang, source)| {
+            console::i18n::message_ids(source)
+                .unwrap_or_else(|error| panic!("{lang:?}: {error}"))
+                .into_iter()
+                .collect()
+        })
+        .collect();
+    let only_en: Vec<_> = ids[0].difference(&ids[1]).collect();
+    let only_zh: Vec<_> = ids[1].difference(&ids[0]).collect();
+    assert!(
+        only_en.is_empty() && only_zh.is_empty(),
+        "only in en: {only_en:?}; only in zh-CN: {only_zh:?}"
+    );
+
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut used = BTreeSet::new();
+    let mut sources: Vec<String> = std::fs::read_dir(dir.join("templates"))
+        .unwrap()
+        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
+        .collect();
+    sources.push(std::fs::read_to_string(dir.join("src/pages.rs")).unwrap());
+    for source in &sources {
+        for piece in source.split("t.get(\"").skip(1) {
+            used.insert(piece.split('"').next().unwrap().to_owned());
+        }
+    }
+    for role in store::accounts::Role::ALL {
+        used.insert(format!("role-{}", role.as_str()));
+    }
+    for status in ["approved", "declined", "unanswered"] {
+        used.insert(format!("status-{status}"));
+    }
+    used.insert("product-debit".into());
+    used.insert("product-credit".into());
+    let missing: Vec<_> = used.difference(&ids[0]).collect();
+    assert!(missing.is_empty(), "used but not translated: {missing:?}");
+}
+
+#[test]
+fn the_vendored_htmx_is_the_recorded_one() {
+    use sha2::Digest;
+    let digest: String = sha2::Sha256::digest(console::HTMX_JS)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let record = include_str!("../static/VENDORED.md");
+    assert!(
+        record.contains(&digest),
+        "static/htmx.min.js changed: record its version and digest in static/VENDORED.md"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sign_in_needs_the_csrf_token_and_rotates_the_session() {
+    let world = world().await;
+    let form = world.get("/console/login", None, &[]).await;
+    assert_eq!(form.status, StatusCode::OK);
+    let cookie = form.set_cookie().unwrap();
+    for flag in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(flag), "{cookie} lacks {flag}");
+    }
+    let csp = form.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe"),
+        "{csp}"
+    );
+    assert_eq!(form.headers["x-frame-options"], "DENY");
+    assert!(
+        !form.html.contains("http://") && !form.html.contains("https://"),
+        "nothing from elsewhere"
+    );
+
+    let before = form.session();
+    let password = demo::DEMO_PASSWORD;
+    let forged = world
+        .post(
+            "/console/login",
+            Some(&before),
+            &format!(
+                "username=shanghai.manager&password={password}&csrf={}",
+                "0".repeat(64)
+            ),
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let no_session = world
+        .post(
+            "/console/login",
+            None,
+            &format!(
+                "username=shanghai.manager&password={password}&csrf={}",
+                form.csrf()
+            ),
+        )
+        .await;
+    assert_eq!(no_session.status, StatusCode::FORBIDDEN);
+
+    let wrong = world
+        .post(
+            "/console/login",
+            Some(&before),
+            &format!(
+                "username=shanghai.manager&password=wrong-password-1&csrf={}",
+                form.csrf()
+            ),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.html.contains("Wrong user name or password"));
+
+    let signed_in = world
+        .post(
+            "/console/login",
+            Some(&before),
+            &format!(
+                "username=shanghai.manager&password={password}&csrf={}",
+                form.csrf()
+            ),
+        )
+        .await;
+    assert_eq!(signed_in.status, StatusCode::SEE_OTHER);
+    assert_eq!(signed_in.location(), "/console/dashboard");
+    let after = signed_in.session();
+    assert_ne!(before, after, "the session id changes at sign-in");
+    assert_eq!(
+        world
+            .get("/console/dashboard", Some(&before), &[])
+            .await
+            .location(),
+        "/console/login"
+    );
+    let dashboard = world.get("/console/dashboard", Some(&after), &[]).await;
+    assert_eq!(dashboard.status, StatusCode::OK);
+    assert!(dashboard.html.contains("Sun Li"));
+
+    // Sign-out is a form too: without the token it is refused.
+    let refused = world
+        .post("/console/logout", Some(&after), "csrf=forged")
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let out = world
+        .post(
+            "/console/logout",
+            Some(&after),
+            &format!("csrf={}", dashboard.csrf()),
+        )
+        .await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        world
+            .get("/console/dashboard", Some(&after), &[])
+            .await
+            .location(),
+        "/console/login"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_end_after_fifteen_idle_minutes() {
+    let world = world().await;
+    let session = world.sign_in("cardholder1").await;
+    world.clock.advance(14 * 60 * 1_000_000_000);
+    assert_eq!(
+        world
+            .get("/console/cards", Some(&session), &[])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    world.clock.advance(16 * 60 * 1_000_000_000);
+    let expired = world.get("/console/cards", Some(&session), &[]).await;
+    assert_eq!(expired.location(), "/console/login?expired=1");
+    let login = world.get(&expired.location(), None, &[]).await;
+    assert!(login.html.contains("15 minutes"), "{}", login.html);
+}
+
+/// Each role's portal: (user, pages that open, pages refused with 403).
+const PORTALS: [(&str, &[&str], &[&str]); 7] = [
+    (
+        "shanghai.admin",
+        &[
+            "/console/dashboard",
+            "/console/transactions",
+            "/console/terminals",
+            "/console/staff",
+            "/console/api-keys",
+        ],
+        &["/console/cards", "/console/journal", "/console/health"],
+    ),
+    (
+        "shanghai.manager",
+        &[
+            "/console/dashboard",
+            "/console/transactions",
+            "/console/terminals",
+            "/console/staff",
+        ],
+        &["/console/cards", "/console/journal", "/console/api-keys"],
+    ),
+    (
+        "shanghai.cashier",
+        &[
+            "/console/dashboard",
+            "/console/transactions",
+            "/console/terminals",
+        ],
+        &[
+            "/console/staff",
+            "/console/cards",
+            "/console/journal",
+            "/console/api-keys",
+        ],
+    ),
+    (
+        "cardholder1",
+        &["/console/cards", "/console/transactions"],
+        &[
+            "/console/dashboard",
+            "/console/terminals",
+            "/console/staff",
+            "/console/merchants",
+            "/console/journal",
+            "/console/api-keys",
+        ],
+    ),
+    (
+        "operator",
+        &[
+            "/console/merchants",
+            "/console/terminals",
+            "/console/transactions",
+            "/console/journal",
+            "/console/health",
+            "/console/api-keys",
+        ],
+        &["/console/cards", "/console/staff"],
+    ),
+    (
+        "bank",
+        &[
+            "/console/cards",
+            "/console/transactions",
+            "/console/api-keys",
+        ],
+        &["/console/merchants", "/console/journal"],
+    ),
+    (
+        "partner",
+        &[
+            "/console/merchants",
+            "/console/terminals",
+            "/console/transactions",
+        ],
+        &[
+            "/console/cards",
+            "/console/journal",
+            "/console/staff",
+            "/console/health",
+        ],
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_role_walks_its_portal_and_nothing_else() {
+    let world = world().await;
+    let pans: Vec<String> = demo::cards().into_iter().map(|card| card.pan).collect();
+    for (user, open, refused) in PORTALS {
+        let session = world.sign_in(user).await;
+        let home = world.get("/console", Some(&session), &[]).await;
+        assert_eq!(
+            home.location(),
+            open[0],
+            "{user} lands on the first page of the portal"
+        );
+        for path in open {
+            for lang in ["en", "zh-CN"] {
+                let page = world
+                    .get(
+                        path,
+                        Some(&session),
+                        &[("cookie", &format!("ep_lang={lang}"))],
+                    )
+                    .await;
+                assert_eq!(page.status, StatusCode::OK, "{user} {path}: {}", page.html);
+                assert!(
+                    page.html.contains(&format!("<html lang=\"{lang}\">")),
+                    "{user} {path} {lang}"
+                );
+                for pan in &pans {
+                    assert!(
+                        !page.html.contains(pan.as_str()),
+                        "{user} {path} shows a full card number"
+                    );
+                }
+            }
+        }
+        for path in refused {
+            let page = world.get(path, Some(&session), &[]).await;
+            assert_eq!(page.status, StatusCode::FORBIDDEN, "{user} {path}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_show_the_tenant_and_only_the_tenant() {
+    let world = world().await;
+    let shanghai = world.sign_in("shanghai.admin").await;
+    let list = world
+        .get("/console/transactions", Some(&shanghai), &[])
+        .await;
+    assert!(
+        list.html.contains("RRNSHANGHAI1") || list.html.contains(&world.shanghai_sale.to_string())
+    );
+    assert!(list.html.contains(&masked("card-CH001-D")));
+    assert!(
+        !list.html.contains(demo::BEIJING_MERCHANT) && !list.html.contains(&masked("card-CH002-C"))
+    );
+    let own = world
+        .get(
+            &format!("/console/transactions/{}", world.shanghai_sale),
+            Some(&shanghai),
+            &[],
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::OK);
+    assert!(own.html.contains("RRNSHANGHAI1") && own.html.contains("Lujiazui Coffee"));
+    let other = world
+        .get(
+            &format!("/console/transactions/{}", world.beijing_sale),
+            Some(&shanghai),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        other.status,
+        StatusCode::NOT_FOUND,
+        "another merchant's transaction by URL"
+    );
+    assert!(!other.html.contains("RRNBEIJING01"));
+
+    let dashboard = world.get("/console/dashboard", Some(&shanghai), &[]).await;
+    assert!(
+        dashboard.html.contains("CNY 12.50"),
+        "today's approved sales"
+    );
+    assert!(dashboard.html.contains("<svg"), "the week's chart");
+
+    // Search through htmx: the answer is the results fragment only.
+    let fragment = world
+        .get(
+            "/console/transactions?status=declined&from=&card=",
+            Some(&shanghai),
+            &[("hx-request", "true")],
+        )
+        .await;
+    assert!(
+        !fragment.html.contains("<html") && fragment.html.contains("id=\"results\""),
+        "{}",
+        fragment.html
+    );
+    assert!(!fragment.html.contains("RRNSHANGHAI1"));
+    let bad = world
+        .get("/console/transactions?card=123", Some(&shanghai), &[])
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.html.contains("masked card number"));
+
+    let holder = world.sign_in("cardholder1").await;
+    let cards = world.get("/console/cards", Some(&holder), &[]).await;
+    assert!(cards.html.contains(&masked("card-CH001-D")) && cards.html.contains("CNY 5000.00"));
+    assert!(!cards.html.contains(&masked("card-CH002-D")));
+    let own_list = world.get("/console/transactions", Some(&holder), &[]).await;
+    assert!(
+        own_list.html.contains("Lujiazui Coffee, Shanghai"),
+        "a cardholder sees where they paid"
+    );
+    let theirs = world
+        .get(
+            &format!("/console/transactions/{}", world.beijing_sale),
+            Some(&holder),
+            &[],
+        )
+        .await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND);
+
+    let operator = world.sign_in("operator").await;
+    let journal = world.get("/console/journal", Some(&operator), &[]).await;
+    assert!(journal.html.contains("RRN") || journal.html.contains(&masked("card-CH002-C")));
+    let chinese = world
+        .get(
+            "/console/merchants",
+            Some(&operator),
+            &[("accept-language", "zh-CN,zh;q=0.9,en;q=0.8")],
+        )
+        .await;
+    assert!(
+        chinese.html.contains("陆家嘴咖啡") && chinese.html.contains("商户"),
+        "the browser's language by default"
+    );
+    let switched = world
+        .get(
+            "/console/lang/en",
+            Some(&operator),
+            &[("referer", "http://127.0.0.1:8080/console/journal?x=1")],
+        )
+        .await;
+    assert_eq!(
+        switched.location(),
+        "/console/journal?x=1",
+        "back where the link was"
+    );
+    let elsewhere = world
+        .get(
+            "/console/lang/en",
+            Some(&operator),
+            &[("referer", "http://127.0.0.1:8080//evil.example/console")],
+        )
+        .await;
+    assert_eq!(elsewhere.location(), "/console");
+    assert!(
+        switched.headers["set-cookie"]
+            .to_str()
+            .unwrap()
+            .starts_with("ep_lang=en")
+    );
+    let _ = &world.store;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn static_files_come_from_the_binary() {
+    let world = world().await;
+    let script = world.get("/console/static/htmx.min.js", None, &[]).await;
+    assert_eq!(script.status, StatusCode::OK);
+    assert!(
+        script.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert_eq!(script.html.len(), console::HTMX_JS.len());
+    let missing = world.get("/console/nothing", None, &[]).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        world.get("/console/dashboard", None, &[]).await.location(),
+        "/console/login"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_merchant_admin_adds_staff_through_a_csrf_protected_form() {
+    let world = world().await;
+    let admin = world.sign_in("shanghai.admin").await;
+    let page = world.get("/console/staff", Some(&admin), &[]).await;
+    assert!(
+        page.html.contains("action=\"/console/staff\""),
+        "the admin sees the form"
+    );
+    let csrf = page.csrf();
+    let form = |token: &str, username: &str, password: &str| {
+        format!(
+            "csrf={token}&username={username}&display_name=Li+Na&role=cashier&password={password}"
+        )
+    };
+    let forged = world
+        .post(
+            "/console/staff",
+            Some(&admin),
+            &form("forged", "li.na", "a-long-password-1"),
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let short = world
+        .post(
+            "/console/staff",
+            Some(&admin),
+            &form(&csrf, "li.na", "short"),
+        )
+        .await;
+    assert_eq!(short.status, StatusCode::BAD_REQUEST);
+    assert!(short.html.contains("at least 12"), "{}", short.html);
+    let created = world
+        .post(
+            "/console/staff",
+            Some(&admin),
+            &form(&csrf, "li.na", "a-long-password-1"),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.html);
+    assert!(created.html.contains("li.na"));
+    let again = world
+        .post(
+            "/console/staff",
+            Some(&admin),
+            &form(&csrf, "li.na", "a-long-password-1"),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    let user = world
+        .store
+        .user_by_username("li.na")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(user.role, store::accounts::Role::Cashier);
+    assert_eq!(
+        user.tenant,
+        store::accounts::Tenant::Merchant(demo::SHANGHAI_MERCHANT.into())
+    );
+
+    // A manager sees the staff but may not add any.
+    let manager = world.sign_in("shanghai.manager").await;
+    let page = world.get("/console/staff", Some(&manager), &[]).await;
+    assert!(!page.html.contains("action=\"/console/staff\""));
+    let refused = world
+        .post(
+            "/console/staff",
+            Some(&manager),
+            &form(&page.csrf(), "li.ping", "a-long-password-1"),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_keys_are_created_shown_once_and_revoked_in_the_console() {
+    let world = world().await;
+    let operator = world.sign_in("operator").await;
+    let page = world.get("/console/api-keys", Some(&operator), &[]).await;
+    let created = world
+        .post(
+            "/console/api-keys",
+            Some(&operator),
+            &format!("csrf={}&name=reports", page.csrf()),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let start = created.html.find("ek_").unwrap();
+    let secret: String = created.html[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    assert_eq!(secret.len(), 3 + 12 + 1 + 64, "{secret}");
+    assert!(world.store.api_key_user(&secret).await.unwrap().is_some());
+    let listed = world.get("/console/api-keys", Some(&operator), &[]).await;
+    assert!(!listed.html.contains(&secret), "the secret is shown once");
+    let id = &secret[..15];
+    let revoked = world
+        .post(
+            &format!("/console/api-keys/{id}/revoke"),
+            Some(&operator),
+            &format!("csrf={}", listed.csrf()),
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER);
+    assert!(world.store.api_key_user(&secret).await.unwrap().is_none());
+    let forged = world
+        .post(
+            &format!("/console/api-keys/{id}/revoke"),
+            Some(&operator),
+            "csrf=forged",
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn operators_see_the_health_of_the_store_and_the_host() {
+    let world = world().await;
+    let probe: console::HealthProbe =
+        Arc::new(|| vec![("connections_open".to_owned(), "3".to_owned())]);
+    let api_state = api::ApiState {
+        webhooks: None,
+        store: world.store.clone(),
+        clock: world.clock.clone(),
+    };
+    let world = World {
+        router: console::router(
+            console::Console::new(api_state, world.mfa.clone()).with_health(probe),
+        ),
+        ..world
+    };
+    let operator = world.sign_in("operator").await;
+    let page = world.get("/console/health", Some(&operator), &[]).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.html.contains("sqlite") && page.html.contains("connections_open"));
+    assert!(
+        page.html
+            .contains(&store::latest_version(store::sqlite_migrations()).to_string())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn operators_and_merchant_admins_enrol_and_use_a_second_factor() {
+    let world = world().await;
+    let password = demo::DEMO_PASSWORD;
+    let pending = password_step(&world, "beijing.admin").await;
+    assert_eq!(
+        world
+            .get("/console/dashboard", Some(&pending), &[])
+            .await
+            .location(),
+        "/console/login",
+        "a session waiting for its code opens nothing"
+    );
+    let enrol = world.get("/console/mfa", Some(&pending), &[]).await;
+    assert!(enrol.html.contains("<svg") && enrol.html.contains("id=\"totp-secret\""));
+    let user = world
+        .store
+        .user_by_username("beijing.admin")
+        .await
+        .unwrap()
+        .unwrap();
+    let secret = world
+        .mfa
+        .secret(&user.id, user.totp_nonce.as_deref().unwrap())
+        .unwrap();
+    assert!(
+        enrol.html.contains(&console::mfa::base32(&secret)),
+        "the key, shown at enrolment"
+    );
+    assert!(!user.totp_enabled);
+
+    let wrong = world
+        .post(
+            "/console/mfa",
+            Some(&pending),
+            &format!("code=000000&csrf={}", enrol.csrf()),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        world
+            .store
+            .user(&user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .failed_logins,
+        1
+    );
+    let forged = world
+        .post(
+            "/console/mfa",
+            Some(&pending),
+            &format!("code={}&csrf=forged", world.code("beijing.admin").await),
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let code = world.code("beijing.admin").await;
+    let done = world
+        .post(
+            "/console/mfa",
+            Some(&pending),
+            &format!("code={code}&csrf={}", enrol.csrf()),
+        )
+        .await;
+    assert_eq!(done.location(), "/console/dashboard");
+    assert_ne!(
+        done.session(),
+        pending,
+        "the session id changes again once the code is right"
+    );
+    assert!(
+        world
+            .store
+            .user(&user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .totp_enabled
+    );
+
+    // Next sign-in: no QR code any more, and the code just used is refused (same step).
+    let again = password_step(&world, "beijing.admin").await;
+    let prompt = world.get("/console/mfa", Some(&again), &[]).await;
+    assert!(!prompt.html.contains("<svg") && !prompt.html.contains(&console::mfa::base32(&secret)));
+    let replay = world
+        .post(
+            "/console/mfa",
+            Some(&again),
+            &format!("code={code}&csrf={}", prompt.csrf()),
+        )
+        .await;
+    assert_eq!(
+        replay.status,
+        StatusCode::UNAUTHORIZED,
+        "a code is good once"
+    );
+    world.clock.advance(30 * 1_000_000_000);
+    let next = world
+        .post(
+            "/console/mfa",
+            Some(&again),
+            &format!(
+                "code={}&csrf={}",
+                world.code("beijing.admin").await,
+                prompt.csrf()
+            ),
+        )
+        .await;
+    assert_eq!(next.status, StatusCode::SEE_OTHER);
+
+    // A cashier needs no second factor.
+    let form = world.get("/console/login", None, &[]).await;
+    let cashier = world
+        .post(
+            "/console/login",
+            Some(&form.session()),
+            &format!(
+                "username=shanghai.cashier&password={password}&csrf={}",
+                form.csrf()
+            ),
+        )
+        .await;
+    assert_eq!(cashier.location(), "/console/dashboard");
+}
+
+/// The password step of a sign-in that needs a second factor: the pending session.
+async fn password_step(world: &World, username: &str) -> String {
+    let form = world.get("/console/login", None, &[]).await;
+    let answer = world
+        .post(
+            "/console/login",
+            Some(&form.session()),
+            &format!(
+                "username={username}&password={}&csrf={}",
+                demo::DEMO_PASSWORD,
+                form.csrf()
+            ),
+        )
+        .await;
+    assert_eq!(
+        answer.location(),
+        "/console/mfa",
+        "the password alone is not enough"
+    );
+    answer.session()
+}

@@ -1,0 +1,782 @@
+//! `easypos terminal …`: the POS terminal application, scripted (one command per
+//! transaction, for integrators and tests) or interactive (`tui`). The interface is
+//! documented in docs/terminal.md and is stable: scripts depend on its flags, JSON fields and
+//! exit codes.
+//!
+//! Exit codes: 0 approved (or done); 1 declined by the host, or settlement totals disagree;
+//! 2 refused before sending (arguments, configuration, card file, the terminal's own rules);
+//! 3 no usable answer (host unreachable, timeout, an answer that failed the checks) — any
+//! reversal it needed was sent or is pending.
+
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use terminal::cardfile::CardFile;
+use terminal::config::{Language, MasterKey, TerminalConfig};
+use terminal::pos::{Method, Payment, Pos, PosError, Presentation, TransactionResult};
+use terminal::receipt::Copy;
+use terminal::transactions::TransactionType;
+
+const EXIT_APPROVED: u8 = 0;
+const EXIT_DECLINED: u8 = 1;
+const EXIT_REFUSED: u8 = 2;
+const EXIT_NO_ANSWER: u8 = 3;
+
+#[derive(Debug, Args)]
+pub struct TerminalArgs {
+    #[command(subcommand)]
+    command: TerminalCommand,
+}
+
+/// Options every terminal command takes.
+#[derive(Debug, Args)]
+struct Common {
+    /// The terminal's configuration file.
+    #[arg(long, value_name = "FILE", default_value = "terminal.toml")]
+    config: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// How the card is presented.
+#[derive(Debug, Args)]
+struct CardArgs {
+    /// The card file (`easypos cards issue`).
+    #[arg(long, value_name = "FILE")]
+    card: PathBuf,
+    /// The PIN the cardholder enters (`-`: one line of standard input); it becomes a PIN block
+    /// at once. Without it the cardholder signs (or, tapped under the contactless limit,
+    /// nothing is needed).
+    #[arg(long, value_name = "DIGITS")]
+    pin: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct ReadArgs {
+    /// Debit (bank) card or credit card: must match the card.
+    #[arg(long, value_enum)]
+    method: MethodArg,
+    /// Insert the chip, swipe the stripe, or tap.
+    #[arg(long, value_enum, default_value = "chip")]
+    entry: EntryArg,
+    /// The chip could not be read: swipe a chip card anyway (entry mode 80).
+    #[arg(long)]
+    fallback: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum MethodArg {
+    Debit,
+    Credit,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum EntryArg {
+    Chip,
+    Swipe,
+    Tap,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LanguageArg {
+    En,
+    Zh,
+}
+
+#[derive(Debug, Subcommand)]
+enum TerminalCommand {
+    /// Write a terminal.toml for a demo terminal (10000001, 10000002 or 20000001).
+    Init {
+        /// The demo terminal's id.
+        #[arg(long, value_name = "TERMINAL_ID")]
+        demo: String,
+        /// The host's ISO 8583 address, as `easypos up` prints it.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8583")]
+        host: String,
+        /// Where to write the configuration.
+        #[arg(long, value_name = "FILE", default_value = "terminal.toml")]
+        config: PathBuf,
+        /// Screen and receipt language.
+        #[arg(long, value_enum, default_value = "en")]
+        language: LanguageArg,
+        /// Answer timeout in milliseconds.
+        #[arg(long, value_name = "MS")]
+        timeout_ms: Option<u64>,
+    },
+    /// Sign on (签到): new working keys and the batch number. Sends any pending reversal.
+    SignOn {
+        #[command(flatten)]
+        common: Common,
+        /// Operator number (field 63).
+        #[arg(long, value_name = "NUMBER")]
+        operator: Option<String>,
+    },
+    /// Sign off (签退): the host forgets this sign-on's working keys. Sends any pending
+    /// reversal first.
+    SignOff {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Sale (消费).
+    Pay {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        read: ReadArgs,
+        #[command(flatten)]
+        card: CardArgs,
+        /// Amount in major units, e.g. 12.34.
+        #[arg(long)]
+        amount: String,
+        #[command(flatten)]
+        receipt: ReceiptArgs,
+    },
+    /// Pre-authorization (预授权): a hold on the card's money.
+    Preauth {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        read: ReadArgs,
+        #[command(flatten)]
+        card: CardArgs,
+        #[arg(long)]
+        amount: String,
+        #[command(flatten)]
+        receipt: ReceiptArgs,
+    },
+    /// Pre-authorization completion (预授权完成), up to the hold.
+    Complete {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        card: CardArgs,
+        /// The pre-authorization's trace number.
+        #[arg(long, value_name = "STAN")]
+        trace: u32,
+        #[arg(long)]
+        amount: String,
+        #[command(flatten)]
+        receipt: ReceiptArgs,
+    },
+    /// Void (消费撤销) of a sale in the open batch, for its whole amount.
+    Void {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        card: CardArgs,
+        /// The sale's trace number.
+        #[arg(long, value_name = "STAN")]
+        trace: u32,
+        #[command(flatten)]
+        receipt: ReceiptArgs,
+    },
+    /// Refund (退货) of a sale, up to its amount.
+    Refund {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        card: CardArgs,
+        /// The sale's trace number.
+        #[arg(long, value_name = "STAN")]
+        trace: u32,
+        /// The sale's batch, when it is a closed one [default: the open batch].
+        #[arg(long, value_name = "BATCH")]
+        batch: Option<u32>,
+        #[arg(long)]
+        amount: String,
+        #[command(flatten)]
+        receipt: ReceiptArgs,
+    },
+    /// Balance inquiry (查询).
+    Balance {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        read: ReadArgs,
+        #[command(flatten)]
+        card: CardArgs,
+    },
+    /// Batch settlement (批结算): totals against the host's; closes the batch when they agree.
+    Settle {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Print the last approved receipt again, marked REPRINT.
+    Reprint {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        receipt: ReceiptArgs,
+    },
+    /// The open batch's transactions.
+    Batch {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The interactive terminal: a countertop POS on screen (number keys, Enter, Backspace,
+    /// Esc). Cards are presented from the configuration's cards_dir.
+    Tui {
+        #[arg(long, value_name = "FILE", default_value = "terminal.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ReceiptArgs {
+    /// Also write both copies as ESC/POS printer bytes to FILE (or a printer device path).
+    #[arg(long, value_name = "FILE")]
+    escpos_out: Option<PathBuf>,
+    /// Do not print the receipt text (with --json it is never printed).
+    #[arg(long)]
+    no_receipt: bool,
+}
+
+pub fn run(args: TerminalArgs) -> ExitCode {
+    let json = match &args.command {
+        TerminalCommand::SignOn { common, .. }
+        | TerminalCommand::SignOff { common }
+        | TerminalCommand::Pay { common, .. }
+        | TerminalCommand::Preauth { common, .. }
+        | TerminalCommand::Complete { common, .. }
+        | TerminalCommand::Void { common, .. }
+        | TerminalCommand::Refund { common, .. }
+        | TerminalCommand::Balance { common, .. }
+        | TerminalCommand::Settle { common }
+        | TerminalCommand::Reprint { common, .. }
+        | TerminalCommand::Batch { common } => common.json,
+        TerminalCommand::Init { .. } | TerminalCommand::Tui { .. } => false,
+    };
+    match execute(args) {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            let code = failure.code;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "approved": false,
+                        "error": format!("{:#}", failure.error),
+                        "exit_code": code,
+                    })
+                );
+            }
+            eprintln!("error: {:#}", failure.error);
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// An error with the exit code it means.
+struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(error: anyhow::Error) -> Self {
+        Failure {
+            code: EXIT_REFUSED,
+            error,
+        }
+    }
+}
+
+impl From<PosError> for Failure {
+    fn from(error: PosError) -> Self {
+        let code = match &error {
+            PosError::Link(_) | PosError::ReversalPending { .. } => EXIT_NO_ANSWER,
+            PosError::Terminal(terminal::TerminalError::Answer(_)) => EXIT_NO_ANSWER,
+            PosError::SignOn(_) => EXIT_DECLINED,
+            _ => EXIT_REFUSED,
+        };
+        Failure {
+            code,
+            error: error.into(),
+        }
+    }
+}
+
+fn execute(args: TerminalArgs) -> Result<u8, Failure> {
+    match args.command {
+        TerminalCommand::Init {
+            demo: terminal_id,
+            host,
+            config,
+            language,
+            timeout_ms,
+        } => {
+            init(&terminal_id, &host, &config, language, timeout_ms)?;
+            Ok(EXIT_APPROVED)
+        }
+        TerminalCommand::SignOn { common, operator } => {
+            let mut pos = open(&common.config)?;
+            let readiness = pos.ready()?;
+            let operator = operator.unwrap_or_else(|| pos.operator().to_owned());
+            let batch = if readiness.signed_on && operator == pos.operator() {
+                pos.state().batch
+            } else {
+                pos.sign_on(&operator)?
+            };
+            if common.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "approved": true,
+                        "batch": batch,
+                        "operator": operator,
+                        "reversal_sent": readiness.reversal_sent,
+                        "exit_code": EXIT_APPROVED,
+                    })
+                );
+            } else {
+                println!(
+                    "signed on: terminal {}, operator {operator}, batch {batch:06}",
+                    pos.config().terminal_id
+                );
+                if readiness.reversal_sent {
+                    println!("a pending reversal was sent and acknowledged");
+                }
+            }
+            Ok(EXIT_APPROVED)
+        }
+        TerminalCommand::SignOff { common } => {
+            let mut pos = open(&common.config)?;
+            pos.sign_off()?;
+            if common.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"approved": true, "exit_code": EXIT_APPROVED})
+                );
+            } else {
+                println!("signed off: terminal {}", pos.config().terminal_id);
+            }
+            Ok(EXIT_APPROVED)
+        }
+        TerminalCommand::Pay {
+            common,
+            read,
+            card,
+            amount,
+            receipt,
+        } => card_transaction(
+            &common,
+            TransactionType::Sale,
+            Some(&read),
+            &card,
+            Some(&amount),
+            None,
+            &receipt,
+        ),
+        TerminalCommand::Preauth {
+            common,
+            read,
+            card,
+            amount,
+            receipt,
+        } => card_transaction(
+            &common,
+            TransactionType::PreAuthorization,
+            Some(&read),
+            &card,
+            Some(&amount),
+            None,
+            &receipt,
+        ),
+        TerminalCommand::Complete {
+            common,
+            card,
+            trace,
+            amount,
+            receipt,
+        } => card_transaction(
+            &common,
+            TransactionType::Completion,
+            None,
+            &card,
+            Some(&amount),
+            Some((trace, None)),
+            &receipt,
+        ),
+        TerminalCommand::Void {
+            common,
+            card,
+            trace,
+            receipt,
+        } => card_transaction(
+            &common,
+            TransactionType::Void,
+            None,
+            &card,
+            None,
+            Some((trace, None)),
+            &receipt,
+        ),
+        TerminalCommand::Refund {
+            common,
+            card,
+            trace,
+            batch,
+            amount,
+            receipt,
+        } => card_transaction(
+            &common,
+            TransactionType::Refund,
+            None,
+            &card,
+            Some(&amount),
+            Some((trace, batch)),
+            &receipt,
+        ),
+        TerminalCommand::Balance { common, read, card } => card_transaction(
+            &common,
+            TransactionType::BalanceInquiry,
+            Some(&read),
+            &card,
+            None,
+            None,
+            &ReceiptArgs {
+                escpos_out: None,
+                no_receipt: false,
+            },
+        ),
+        TerminalCommand::Settle { common } => settle(&common),
+        TerminalCommand::Reprint { common, receipt } => reprint(&common, &receipt),
+        TerminalCommand::Batch { common } => batch(&common),
+        TerminalCommand::Tui { config } => {
+            let (config, tmk) = load(&config)?;
+            terminal::tui::run(config, tmk)?;
+            Ok(EXIT_APPROVED)
+        }
+    }
+}
+
+fn init(
+    terminal_id: &str,
+    host: &str,
+    path: &Path,
+    language: LanguageArg,
+    timeout_ms: Option<u64>,
+) -> anyhow::Result<()> {
+    let directory = demo::directory();
+    let record = directory
+        .terminals
+        .iter()
+        .find(|terminal| terminal.id == terminal_id)
+        .with_context(|| {
+            format!("{terminal_id} is not a demo terminal (10000001, 10000002, 20000001)")
+        })?;
+    let merchant = directory
+        .merchants
+        .iter()
+        .find(|merchant| merchant.id == record.merchant_id)
+        .context("the demo terminal's merchant")?;
+    if path.exists() {
+        anyhow::bail!("{} exists already", path.display());
+    }
+    let mut config = TerminalConfig::new(
+        terminal_id,
+        &merchant.id,
+        &merchant.name,
+        &merchant.city,
+        host,
+    );
+    config.merchant_name_zh = Some(merchant.name_zh.clone());
+    config.language = match language {
+        LanguageArg::En => Language::English,
+        LanguageArg::Zh => Language::Chinese,
+    };
+    if let Some(timeout_ms) = timeout_ms {
+        config.timeout_ms = timeout_ms;
+    }
+    config.check().map_err(|reason| anyhow::anyhow!(reason))?;
+    let text = config.to_toml().map_err(|reason| anyhow::anyhow!(reason))?;
+    terminal::files::write_atomic(path, text.as_bytes())?;
+    println!(
+        "wrote {} for terminal {terminal_id} of {} ({}); its state goes to {}",
+        path.display(),
+        merchant.name,
+        merchant.id,
+        config.state_dir.display()
+    );
+    Ok(())
+}
+
+/// The configuration and the terminal master key it names.
+fn load(path: &Path) -> anyhow::Result<(TerminalConfig, paycrypto::TdesKey)> {
+    let config = TerminalConfig::load(path)?;
+    let bytes = match &config.master_key {
+        MasterKey::Demo => demo::demo_test_key(&demo::terminal_master_key_name(
+            &config.terminal_id,
+        ))
+        .with_context(|| {
+            format!(
+                "master_key = \"demo\", but {} is not a demo terminal",
+                config.terminal_id
+            )
+        })?,
+        MasterKey::File(file) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read the master key file {}", file.display()))?;
+            hex::decode(text.trim())
+                .map_err(|_| anyhow::anyhow!("the master key file {} is not hex", file.display()))?
+        }
+    };
+    let tmk = paycrypto::TdesKey::new(&bytes).context("the terminal master key")?;
+    Ok((config, tmk))
+}
+
+fn open(path: &Path) -> Result<Pos, Failure> {
+    let (config, tmk) = load(path)?;
+    Ok(Pos::open(config, tmk)?)
+}
+
+fn amount_minor(text: &str, config: &TerminalConfig) -> anyhow::Result<u64> {
+    let currency = config
+        .currency()
+        .map_err(|reason| anyhow::anyhow!(reason))?;
+    let amount = money::Amount::parse(text, currency).map_err(|_| {
+        anyhow::anyhow!("--amount {text:?} is not an amount in {}", currency.alpha())
+    })?;
+    u64::try_from(amount.minor())
+        .ok()
+        .filter(|minor| *minor > 0)
+        .with_context(|| format!("--amount {text:?} must be above zero"))
+}
+
+/// The PIN of `--pin`: the digits, or `-` for one line of standard input (which keeps the
+/// PIN out of the process list and the shell history).
+fn read_pin(argument: &str) -> anyhow::Result<paycrypto::Pin> {
+    let bad = || anyhow::anyhow!("--pin must be 4 to 12 digits");
+    if argument != "-" {
+        return paycrypto::Pin::new(argument).map_err(|_| bad());
+    }
+    terminal::pos::read_pin_line(&mut std::io::stdin().lock())
+        .context("reading the PIN from standard input")?
+        .ok_or_else(bad)
+}
+
+fn card_transaction(
+    common: &Common,
+    kind: TransactionType,
+    read: Option<&ReadArgs>,
+    card_args: &CardArgs,
+    amount: Option<&str>,
+    original: Option<(u32, Option<u32>)>,
+    receipt_args: &ReceiptArgs,
+) -> Result<u8, Failure> {
+    let trace = original.map(|(stan, _)| stan);
+    let mut pos = open(&common.config)?;
+    let mut card = CardFile::open(&card_args.card).map_err(anyhow::Error::from)?;
+    let amount_minor = match amount {
+        Some(text) => amount_minor(text, pos.config())?,
+        // A void is for the sale's whole amount, which the batch knows.
+        None => match trace.and_then(|stan| pos.state().find(stan)) {
+            Some(entry) => entry.amount_minor,
+            None => 0,
+        },
+    };
+    // A reversal left pending goes first, and may need a new sign-on: the PIN block is made
+    // under the keys the message will travel with.
+    pos.ready()?;
+    let pin_block = match card_args.pin.as_deref() {
+        Some(digits) => {
+            let pin = read_pin(digits)?;
+            Some(pos.pin_block(&pin, &card)?)
+        }
+        None => None,
+    };
+    let method = match read.map(|read| read.method) {
+        Some(MethodArg::Debit) => terminal::pos::Method::Debit,
+        Some(MethodArg::Credit) => Method::Credit,
+        // Follow-ups: the card says what it is.
+        None => match card.data.product {
+            terminal::cardfile::CardProduct::Debit => Method::Debit,
+            terminal::cardfile::CardProduct::Credit => Method::Credit,
+        },
+    };
+    let presentation = match read.map(|read| read.entry) {
+        Some(EntryArg::Swipe) => Presentation::Swipe,
+        Some(EntryArg::Tap) => Presentation::Tap,
+        Some(EntryArg::Chip) | None => Presentation::Insert,
+    };
+    let result = pos.transact(Payment {
+        kind,
+        method,
+        presentation,
+        fallback: read.is_some_and(|read| read.fallback),
+        card: &mut card,
+        pin_block,
+        amount_minor,
+        original_stan: trace,
+        original_batch: original.and_then(|(_, batch)| batch),
+    })?;
+    let code = if result.approved {
+        EXIT_APPROVED
+    } else if result.response_code.is_none() || result.reversal.is_some() {
+        EXIT_NO_ANSWER
+    } else {
+        EXIT_DECLINED
+    };
+    if let Some(path) = &receipt_args.escpos_out
+        && result.approved
+    {
+        terminal::files::write_output(path, &result.receipt.escpos(false))
+            .map_err(anyhow::Error::from)?;
+    }
+    print_result(&pos, &result, common.json, receipt_args.no_receipt, code)?;
+    Ok(code)
+}
+
+fn print_result(
+    pos: &Pos,
+    result: &TransactionResult,
+    json: bool,
+    no_receipt: bool,
+    code: u8,
+) -> anyhow::Result<()> {
+    let language = pos.config().language;
+    if json {
+        let mut value = serde_json::to_value(result)?;
+        value["exit_code"] = code.into();
+        value["receipt_text"] = if result.approved {
+            result
+                .receipt
+                .text(Copy::Cardholder, false, language)
+                .into()
+        } else {
+            serde_json::Value::Null
+        };
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    if result.approved && !no_receipt {
+        println!("{}", result.receipt.both_copies(false, language));
+    }
+    match (&result.response_code, result.reversal) {
+        (_, Some(status)) => println!(
+            "NOT COMPLETED: {} (reversal {})",
+            result.message,
+            match status {
+                terminal::pos::ReversalStatus::Acknowledged => "acknowledged by the host",
+                terminal::pos::ReversalStatus::Pending =>
+                    "pending: it is sent before the next transaction",
+            }
+        ),
+        (Some(code), None) if result.approved => println!(
+            "{code} APPROVED: {} trace {:06}{}",
+            result.message,
+            result.receipt.stan,
+            result
+                .receipt
+                .balance
+                .as_ref()
+                .map(|balance| format!(", balance {} {balance}", result.receipt.currency))
+                .unwrap_or_default()
+        ),
+        (Some(code), None) => println!("{code} DECLINED: {}", result.message),
+        (None, None) => println!("NOT COMPLETED: {}", result.message),
+    }
+    Ok(())
+}
+
+fn settle(common: &Common) -> Result<u8, Failure> {
+    let mut pos = open(&common.config)?;
+    let result = pos.settle()?;
+    let code = if result.agreed {
+        EXIT_APPROVED
+    } else {
+        EXIT_DECLINED
+    };
+    if common.json {
+        let mut value = serde_json::to_value(&result).map_err(anyhow::Error::from)?;
+        value["exit_code"] = code.into();
+        println!("{value}");
+    } else {
+        let amount = |minor: u64| {
+            money::Amount::new(
+                minor as i64,
+                pos.config().currency().unwrap_or(money::Currency::CNY),
+            )
+            .format_major()
+        };
+        println!(
+            "batch {:06}: {} debits {} {}, {} credits {} {}: {}",
+            result.batch,
+            result.debit_count,
+            result.currency,
+            amount(result.debit_minor),
+            result.credit_count,
+            result.currency,
+            amount(result.credit_minor),
+            if result.agreed {
+                "totals agree, batch closed"
+            } else {
+                "TOTALS DISAGREE with the host; the batch stays open"
+            }
+        );
+    }
+    Ok(code)
+}
+
+fn reprint(common: &Common, receipt_args: &ReceiptArgs) -> Result<u8, Failure> {
+    let (config, tmk) = load(&common.config)?;
+    let pos = Pos::open(config, tmk)?;
+    let receipt = pos
+        .last_receipt()
+        .context("no receipt to reprint in this batch")?;
+    if let Some(path) = &receipt_args.escpos_out {
+        terminal::files::write_output(path, &receipt.escpos(true)).map_err(anyhow::Error::from)?;
+    }
+    let language = pos.config().language;
+    if common.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "receipt": receipt,
+                "reprint": true,
+                "receipt_text": receipt.text(Copy::Cardholder, true, language),
+                "exit_code": EXIT_APPROVED,
+            })
+        );
+    } else {
+        println!("{}", receipt.both_copies(true, language));
+    }
+    Ok(EXIT_APPROVED)
+}
+
+fn batch(common: &Common) -> Result<u8, Failure> {
+    let (config, tmk) = load(&common.config)?;
+    let pos = Pos::open(config, tmk)?;
+    let state = pos.state();
+    if common.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "batch": state.batch,
+                "transactions": state.transactions,
+                "pending_reversal": state.pending_reversal.as_ref().map(|pending| pending.original_stan),
+                "exit_code": EXIT_APPROVED,
+            })
+        );
+        return Ok(EXIT_APPROVED);
+    }
+    println!("batch {:06}", state.batch);
+    for entry in &state.transactions {
+        println!(
+            "{:06} {:<18} {:>12} {} {} {}{}",
+            entry.stan,
+            entry.kind.name(),
+            entry.amount_minor,
+            entry.currency,
+            entry.card,
+            entry.response_code,
+            if entry.reversed { " reversed" } else { "" }
+        );
+    }
+    if let Some(pending) = &state.pending_reversal {
+        println!("reversal of {:06} pending", pending.original_stan);
+    }
+    Ok(EXIT_APPROVED)
+}

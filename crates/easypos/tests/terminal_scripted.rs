@@ -1,0 +1,1025 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! `easypos terminal …` in scripted mode against a running `easypos up`, as an integrator's
+//! script drives it: card files from `easypos cards issue`, a terminal from `easypos terminal
+//! init`, and one process per transaction whose exit code and JSON say what happened.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Bounds every wait, so a broken start fails the test instead of hanging it.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+struct Up {
+    child: Child,
+    terminals: SocketAddr,
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("easypos-terminal-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn easypos(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_easypos"));
+    command.current_dir(dir).env_remove("EASYPOS_DATABASE_URL");
+    command
+}
+
+/// `easypos up` on free loopback ports in `dir`, until its banner names the terminals'
+/// address.
+fn up(dir: &Path) -> Up {
+    let mut child = easypos(dir)
+        .args(["up", "--http", "127.0.0.1:0", "--iso8583", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("easypos.log"))
+                .unwrap(),
+        )
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    let mut terminals = None;
+    loop {
+        let line = lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("easypos up printed its banner in time");
+        if let Some(rest) = line.trim().strip_prefix("ISO 8583") {
+            terminals = rest.split_whitespace().next().and_then(|a| a.parse().ok());
+        }
+        if line.starts_with("Press Ctrl-C") {
+            break;
+        }
+    }
+    Up {
+        child,
+        terminals: terminals.expect("the terminals' address"),
+    }
+}
+
+/// What one command did: its exit code, its stdout parsed as JSON (Null if it is not), and
+/// both streams as text.
+struct Run {
+    code: i32,
+    json: Value,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(dir: &Path, args: &[&str]) -> Run {
+    run_with_input(dir, args, "")
+}
+
+/// Runs `easypos ARGS` with `input` on its standard input.
+fn run_with_input(dir: &Path, args: &[&str], input: &str) -> Run {
+    let mut child = easypos(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    Run {
+        code: output.status.code().expect("exited, not killed"),
+        json: serde_json::from_str(&stdout).unwrap_or(Value::Null),
+        stdout,
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Card files for every demo card in `dir/cards`, and a configuration for demo terminal
+/// `terminal_id` at `config` pointing at `host`.
+fn setup(dir: &Path, terminal_id: &str, config: &str, host: SocketAddr, timeout_ms: u64) {
+    if !dir.join("cards").exists() {
+        let issued = run(dir, &["cards", "issue", "--all", "--dir", "cards"]);
+        assert_eq!(issued.code, 0, "{}", issued.stderr);
+    }
+    let init = run(
+        dir,
+        &[
+            "terminal",
+            "init",
+            "--demo",
+            terminal_id,
+            "--host",
+            &host.to_string(),
+            "--config",
+            config,
+            "--timeout-ms",
+            &timeout_ms.to_string(),
+        ],
+    );
+    assert_eq!(init.code, 0, "{}", init.stderr);
+}
+
+fn card(id: &str) -> String {
+    format!("cards/{id}.json")
+}
+
+/// Runs a terminal command with `--config CONFIG --json`.
+fn terminal(dir: &Path, config: &str, command: &str, args: &[&str]) -> Run {
+    let mut all = vec!["terminal", command, "--config", config, "--json"];
+    all.extend_from_slice(args);
+    run(dir, &all)
+}
+
+fn balance(dir: &Path, config: &str, card_id: &str) -> String {
+    let card = card(card_id);
+    let result = terminal(
+        dir,
+        config,
+        "balance",
+        &[
+            "--method",
+            "debit",
+            "--card",
+            &card,
+            "--pin",
+            demo::DEMO_PIN,
+        ],
+    );
+    assert_eq!(result.code, 0, "{} {}", result.stdout, result.stderr);
+    result.json["receipt"]["balance"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn pay(dir: &Path, config: &str, card_id: &str, pin: &str, amount: &str) -> Run {
+    let card = card(card_id);
+    terminal(
+        dir,
+        config,
+        "pay",
+        &[
+            "--method", "debit", "--entry", "chip", "--card", &card, "--pin", pin, "--amount",
+            amount,
+        ],
+    )
+}
+
+fn demo_pan(card_id: &str) -> String {
+    demo::cards()
+        .into_iter()
+        .find(|card| card.card.id == card_id)
+        .unwrap()
+        .pan
+}
+
+/// Every file under `dir` except the card files.
+fn state_bytes(dir: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            if path.file_name().is_some_and(|name| name == "cards") {
+                continue;
+            }
+            for entry in std::fs::read_dir(&path).unwrap() {
+                stack.push(entry.unwrap().path());
+            }
+        } else if !path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("easypos.db")
+        {
+            out.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    out
+}
+
+#[test]
+fn a_terminals_day_in_scripted_mode_approvals_declines_void_refund_and_settlement() {
+    let dir = temp_dir("day");
+    let host = up(&dir);
+    setup(&dir, "10000001", "terminal.toml", host.terminals, 20_000);
+    let mut outputs = String::new();
+
+    // Sign-on: working keys kept encrypted under the master key, batch 1.
+    let signed = terminal(&dir, "terminal.toml", "sign-on", &[]);
+    assert_eq!(
+        (signed.code, signed.json["batch"].as_u64()),
+        (0, Some(1)),
+        "{}",
+        signed.stderr
+    );
+    let state_file = dir.join("terminal-10000001/state.json");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&state_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let opening = balance(&dir, "terminal.toml", "card-CH001-D");
+    assert_eq!(opening, "5000.00");
+
+    // Approval: chip and PIN; the receipt fields are in the JSON.
+    let sale = pay(
+        &dir,
+        "terminal.toml",
+        "card-CH001-D",
+        demo::DEMO_PIN,
+        "12.34",
+    );
+    outputs.push_str(&sale.stdout);
+    assert_eq!(sale.code, 0, "{} {}", sale.stdout, sale.stderr);
+    let receipt = &sale.json["receipt"];
+    assert_eq!(sale.json["response_code"], "00");
+    assert_eq!(receipt["card"], "621234******0000");
+    assert_eq!(receipt["amount"], "12.34");
+    assert_eq!(receipt["entry"], "chip");
+    assert_eq!(receipt["cvm"], "pin-verified");
+    assert_eq!(receipt["terminal_id"], "10000001");
+    assert_eq!(receipt["merchant_id"], "898310058120001");
+    assert_eq!(receipt["aid"], "A000000333010101");
+    assert_eq!(receipt["rrn"].as_str().unwrap().len(), 12);
+    assert_eq!(receipt["auth_code"].as_str().unwrap().len(), 6);
+    let sale_trace = receipt["stan"].as_u64().unwrap().to_string();
+    assert!(
+        sale.json["receipt_text"]
+            .as_str()
+            .unwrap()
+            .contains("CARDHOLDER COPY")
+    );
+    assert_eq!(balance(&dir, "terminal.toml", "card-CH001-D"), "4987.66");
+    // The card's ATC went up with every cryptogram and is on disk.
+    let card_file: Value =
+        serde_json::from_slice(&std::fs::read(dir.join(card("card-CH001-D"))).unwrap()).unwrap();
+    assert_eq!(card_file["chip"]["atc"], 3, "two inquiries and a sale");
+
+    // Declines: a wrong PIN (55) and not enough money (51), exit code 1.
+    let wrong = pay(&dir, "terminal.toml", "card-CH002-D", "654321", "1.00");
+    assert_eq!(
+        (wrong.code, wrong.json["response_code"].as_str()),
+        (1, Some("55")),
+        "{}",
+        wrong.stderr
+    );
+    assert_eq!(wrong.json["approved"], false);
+    let poor = pay(
+        &dir,
+        "terminal.toml",
+        "card-CH003-D",
+        demo::DEMO_PIN,
+        "900.00",
+    );
+    assert_eq!(
+        (poor.code, poor.json["response_code"].as_str()),
+        (1, Some("51")),
+        "{}",
+        poor.stderr
+    );
+    outputs.push_str(&wrong.stdout);
+    outputs.push_str(&poor.stdout);
+
+    // Refused by the terminal itself, before anything is sent: exit code 2.
+    let swiped = terminal(
+        &dir,
+        "terminal.toml",
+        "pay",
+        &[
+            "--method",
+            "debit",
+            "--entry",
+            "swipe",
+            "--card",
+            &card("card-CH001-D"),
+            "--amount",
+            "1.00",
+        ],
+    );
+    assert_eq!(swiped.code, 2, "a chip card swiped without fallback");
+    let credit_as_debit = pay(
+        &dir,
+        "terminal.toml",
+        "card-CH001-C",
+        demo::DEMO_PIN,
+        "1.00",
+    );
+    assert_eq!(
+        credit_as_debit.code, 2,
+        "a credit card under the debit method"
+    );
+
+    // Void of the sale: the money is back.
+    let void = terminal(
+        &dir,
+        "terminal.toml",
+        "void",
+        &["--card", &card("card-CH001-D"), "--trace", &sale_trace],
+    );
+    assert_eq!(
+        (void.code, void.json["response_code"].as_str()),
+        (0, Some("00")),
+        "{} {}",
+        void.stdout,
+        void.stderr
+    );
+    assert_eq!(void.json["receipt"]["transaction"], "void");
+    assert_eq!(balance(&dir, "terminal.toml", "card-CH001-D"), "5000.00");
+    let again = terminal(
+        &dir,
+        "terminal.toml",
+        "void",
+        &["--card", &card("card-CH001-D"), "--trace", &sale_trace],
+    );
+    assert_eq!(again.code, 2, "a sale is voided once");
+
+    // A fallback swipe (signature) and a partial refund of it.
+    let swipe = terminal(
+        &dir,
+        "terminal.toml",
+        "pay",
+        &[
+            "--method",
+            "debit",
+            "--entry",
+            "swipe",
+            "--fallback",
+            "--card",
+            &card("card-CH001-D"),
+            "--amount",
+            "20.00",
+        ],
+    );
+    assert_eq!(swipe.code, 0, "{} {}", swipe.stdout, swipe.stderr);
+    assert_eq!(swipe.json["receipt"]["entry"], "fallback-swipe");
+    assert_eq!(swipe.json["receipt"]["cvm"], "signature");
+    let swipe_trace = swipe.json["receipt"]["stan"].as_u64().unwrap().to_string();
+    let refund = terminal(
+        &dir,
+        "terminal.toml",
+        "refund",
+        &[
+            "--card",
+            &card("card-CH001-D"),
+            "--trace",
+            &swipe_trace,
+            "--amount",
+            "5.00",
+        ],
+    );
+    assert_eq!(
+        (refund.code, refund.json["response_code"].as_str()),
+        (0, Some("00")),
+        "{}",
+        refund.stderr
+    );
+    assert_eq!(balance(&dir, "terminal.toml", "card-CH001-D"), "4985.00");
+    let too_much = terminal(
+        &dir,
+        "terminal.toml",
+        "refund",
+        &[
+            "--card",
+            &card("card-CH001-D"),
+            "--trace",
+            &swipe_trace,
+            "--amount",
+            "50.00",
+        ],
+    );
+    assert_eq!(too_much.code, 2, "a refund above the sale is refused");
+
+    // Tap under the contactless limit: no PIN.
+    let tap = terminal(
+        &dir,
+        "terminal.toml",
+        "pay",
+        &[
+            "--method",
+            "credit",
+            "--entry",
+            "tap",
+            "--card",
+            &card("card-CH001-C"),
+            "--amount",
+            "8.00",
+        ],
+    );
+    assert_eq!(
+        (tap.code, tap.json["receipt"]["cvm"].as_str()),
+        (0, Some("no-cvm")),
+        "{} {}",
+        tap.stdout,
+        tap.stderr
+    );
+    let tap_trace = tap.json["receipt"]["stan"].as_u64().unwrap().to_string();
+
+    // Pre-authorization and its completion for less.
+    let held = terminal(
+        &dir,
+        "terminal.toml",
+        "preauth",
+        &[
+            "--method",
+            "debit",
+            "--card",
+            &card("card-CH001-D"),
+            "--pin",
+            demo::DEMO_PIN,
+            "--amount",
+            "100.00",
+        ],
+    );
+    assert_eq!(held.code, 0, "{} {}", held.stdout, held.stderr);
+    let held_trace = held.json["receipt"]["stan"].as_u64().unwrap().to_string();
+    assert_eq!(balance(&dir, "terminal.toml", "card-CH001-D"), "4885.00");
+    let completed = terminal(
+        &dir,
+        "terminal.toml",
+        "complete",
+        &[
+            "--card",
+            &card("card-CH001-D"),
+            "--trace",
+            &held_trace,
+            "--amount",
+            "60.00",
+        ],
+    );
+    assert_eq!(
+        completed.code, 0,
+        "{} {}",
+        completed.stdout, completed.stderr
+    );
+    assert_eq!(balance(&dir, "terminal.toml", "card-CH001-D"), "4925.00");
+
+    // Settlement: the terminal's totals agree with the host's journal. Debits: the chip
+    // sale, the swipe, the tap and the completion; credits: the void and the refund.
+    let settled = terminal(&dir, "terminal.toml", "settle", &[]);
+    assert_eq!(settled.code, 0, "{} {}", settled.stdout, settled.stderr);
+    assert_eq!(settled.json["agreed"], true);
+    assert_eq!(
+        (
+            settled.json["debit_count"].as_u64(),
+            settled.json["debit_minor"].as_u64()
+        ),
+        (Some(4), Some(1_234 + 2_000 + 800 + 6_000))
+    );
+    assert_eq!(
+        (
+            settled.json["credit_count"].as_u64(),
+            settled.json["credit_minor"].as_u64()
+        ),
+        (Some(2), Some(1_234 + 500))
+    );
+    let batch = terminal(&dir, "terminal.toml", "batch", &[]);
+    assert_eq!(batch.json["batch"], 2, "the next sign-on opened batch 2");
+    assert_eq!(batch.json["transactions"].as_array().unwrap().len(), 0);
+    assert!(dir.join("terminal-10000001/batch-000001.json").exists());
+    // Sign-off: the host forgets the keys; the next command signs on by itself.
+    let off = terminal(&dir, "terminal.toml", "sign-off", &[]);
+    assert_eq!(off.code, 0, "{}", off.stderr);
+    let state: Value = serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
+    assert_eq!(state["session"], Value::Null);
+    // Settling an empty batch agrees too.
+    assert_eq!(
+        terminal(&dir, "terminal.toml", "settle", &[]).json["agreed"],
+        true
+    );
+
+    // A reprint says REPRINT; the ESC/POS file carries both copies.
+    let reprint = run(
+        &dir,
+        &[
+            "terminal",
+            "reprint",
+            "--config",
+            "terminal.toml",
+            "--escpos-out",
+            "receipt.bin",
+        ],
+    );
+    assert_eq!(reprint.code, 0, "{}", reprint.stderr);
+    assert!(
+        reprint.stdout.contains("*** REPRINT ***"),
+        "{}",
+        reprint.stdout
+    );
+    assert!(
+        reprint.stdout.contains("PRE-AUTH COMPLETION"),
+        "{}",
+        reprint.stdout
+    );
+    let escpos = std::fs::read(dir.join("receipt.bin")).unwrap();
+    assert!(escpos.starts_with(&[0x1B, 0x40]));
+    outputs.push_str(&reprint.stdout);
+
+    // A refund of a sale of a closed batch (batch 1), found in the terminal's archive of it;
+    // it counts in the open batch.
+    let unknown_batch = terminal(
+        &dir,
+        "terminal.toml",
+        "refund",
+        &[
+            "--card",
+            &card("card-CH001-C"),
+            "--trace",
+            &tap_trace,
+            "--batch",
+            "7",
+            "--amount",
+            "3.00",
+        ],
+    );
+    assert_eq!(unknown_batch.code, 2, "{}", unknown_batch.stderr);
+    let late_refund = terminal(
+        &dir,
+        "terminal.toml",
+        "refund",
+        &[
+            "--card",
+            &card("card-CH001-C"),
+            "--trace",
+            &tap_trace,
+            "--batch",
+            "1",
+            "--amount",
+            "3.00",
+        ],
+    );
+    assert_eq!(
+        (late_refund.code, late_refund.json["response_code"].as_str()),
+        (0, Some("00")),
+        "{} {}",
+        late_refund.stdout,
+        late_refund.stderr
+    );
+    assert_eq!(
+        late_refund.json["receipt"]["original_stan"].as_u64(),
+        tap_trace.parse().ok()
+    );
+    let settled = terminal(&dir, "terminal.toml", "settle", &[]);
+    assert_eq!(
+        (
+            settled.json["agreed"].as_bool(),
+            settled.json["credit_count"].as_u64(),
+            settled.json["credit_minor"].as_u64()
+        ),
+        (Some(true), Some(1), Some(300)),
+        "{}",
+        settled.stdout
+    );
+
+    // No card number in clear anywhere but the card files: not in the terminal's state, its
+    // closed batch, the receipt file, the outputs or the host's logs.
+    let mut stored = state_bytes(&dir);
+    stored.extend(outputs.as_bytes());
+    for id in [
+        "card-CH001-D",
+        "card-CH002-D",
+        "card-CH003-D",
+        "card-CH001-C",
+    ] {
+        let pan = demo_pan(id);
+        assert!(
+            !stored
+                .windows(pan.len())
+                .any(|window| window == pan.as_bytes()),
+            "{id}'s number is in clear outside its card file"
+        );
+    }
+    drop(host);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A host that takes the first frame through to `host` and swallows its answer, then
+/// swallows everything: the host is "stopped" mid-transaction, after the sale arrived. The
+/// receiver hears when the first frame has been answered by the real host.
+fn swallowing_proxy(host: SocketAddr) -> (SocketAddr, std::sync::mpsc::Receiver<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let (arrived, arrivals) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut forwarded = false;
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { break };
+            let forward = !forwarded;
+            forwarded = true;
+            let arrived = arrived.clone();
+            std::thread::spawn(move || {
+                let mut held = Vec::new();
+                loop {
+                    let mut length = [0u8; 2];
+                    if client.read_exact(&mut length).is_err() {
+                        break;
+                    }
+                    let mut frame = vec![0u8; usize::from(u16::from_be_bytes(length))];
+                    if client.read_exact(&mut frame).is_err() {
+                        break;
+                    }
+                    if forward && held.is_empty() {
+                        let mut upstream = TcpStream::connect(host).unwrap();
+                        upstream.write_all(&length).unwrap();
+                        upstream.write_all(&frame).unwrap();
+                        let mut answer_length = [0u8; 2];
+                        upstream.read_exact(&mut answer_length).unwrap();
+                        let mut answer = vec![0u8; usize::from(u16::from_be_bytes(answer_length))];
+                        upstream.read_exact(&mut answer).unwrap();
+                        // The answer is never passed on.
+                        held.push(upstream);
+                        let _ = arrived.send(());
+                    }
+                }
+            });
+        }
+    });
+    (address, arrivals)
+}
+
+#[test]
+fn no_answer_reverses_and_a_pending_reversal_goes_first_on_the_next_start() {
+    let dir = temp_dir("timeout");
+    let host = up(&dir);
+    setup(&dir, "10000001", "terminal.toml", host.terminals, 1_000);
+    // A second terminal of the same merchant looks at the card's balance on the real host.
+    setup(&dir, "10000002", "watch.toml", host.terminals, 20_000);
+    assert_eq!(terminal(&dir, "terminal.toml", "sign-on", &[]).code, 0);
+    let opening = balance(&dir, "watch.toml", "card-CH002-D");
+    assert_eq!(opening, "12000.00");
+
+    // The host is unreachable: nothing left the terminal, nothing to reverse.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_address = closed.local_addr().unwrap();
+    drop(closed);
+    let config = std::fs::read_to_string(dir.join("terminal.toml")).unwrap();
+    let real_host = format!("host = \"{}\"", host.terminals);
+    std::fs::write(
+        dir.join("terminal.toml"),
+        config.replace(&real_host, &format!("host = \"{closed_address}\"")),
+    )
+    .unwrap();
+    let unreachable = pay(
+        &dir,
+        "terminal.toml",
+        "card-CH002-D",
+        demo::DEMO_PIN,
+        "12.34",
+    );
+    assert_eq!(
+        unreachable.code, 3,
+        "{} {}",
+        unreachable.stdout, unreachable.stderr
+    );
+    let batch = terminal(&dir, "terminal.toml", "batch", &[]);
+    assert_eq!(batch.json["pending_reversal"], Value::Null);
+
+    // The sale reaches the host, which posts it, but no answer comes back within the
+    // terminal's timeout: the terminal reverses; the reversal cannot be delivered either, so
+    // it is kept.
+    let (proxy, _) = swallowing_proxy(host.terminals);
+    std::fs::write(
+        dir.join("terminal.toml"),
+        config.replace(&real_host, &format!("host = \"{proxy}\"")),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let lost = pay(
+        &dir,
+        "terminal.toml",
+        "card-CH002-D",
+        demo::DEMO_PIN,
+        "12.34",
+    );
+    assert_eq!(lost.code, 3, "{} {}", lost.stdout, lost.stderr);
+    assert_eq!(lost.json["reversal"], "pending");
+    assert_eq!(lost.json["approved"], false);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "bounded by the timeout"
+    );
+    let trace = lost.json["receipt"]["stan"].as_u64().unwrap();
+    let batch = terminal(&dir, "terminal.toml", "batch", &[]);
+    assert_eq!(batch.json["pending_reversal"].as_u64(), Some(trace));
+    assert_eq!(
+        balance(&dir, "watch.toml", "card-CH002-D"),
+        "11987.66",
+        "the sale posted at the host"
+    );
+    // While the reversal is pending, nothing new goes out.
+    let blocked = pay(
+        &dir,
+        "terminal.toml",
+        "card-CH002-D",
+        demo::DEMO_PIN,
+        "1.00",
+    );
+    assert_eq!(blocked.code, 3);
+    assert!(blocked.stderr.contains("pending"), "{}", blocked.stderr);
+
+    // The host is back: the next command sends the reversal before its own message.
+    std::fs::write(dir.join("terminal.toml"), &config).unwrap();
+    let next = pay(
+        &dir,
+        "terminal.toml",
+        "card-CH002-D",
+        demo::DEMO_PIN,
+        "1.00",
+    );
+    assert_eq!(next.code, 0, "{} {}", next.stdout, next.stderr);
+    let batch = terminal(&dir, "terminal.toml", "batch", &[]);
+    assert_eq!(batch.json["pending_reversal"], Value::Null);
+    let entries = batch.json["transactions"].as_array().unwrap();
+    let reversed = entries
+        .iter()
+        .find(|entry| entry["stan"].as_u64() == Some(trace))
+        .unwrap();
+    assert_eq!(reversed["reversed"], true);
+    assert_eq!(
+        balance(&dir, "watch.toml", "card-CH002-D"),
+        "11999.00",
+        "the lost sale was undone; the next one stands"
+    );
+    // The host and the terminal agree that the reversed sale does not count.
+    let settled = terminal(&dir, "terminal.toml", "settle", &[]);
+    assert_eq!(
+        (
+            settled.json["agreed"].as_bool(),
+            settled.json["debit_count"].as_u64()
+        ),
+        (Some(true), Some(1)),
+        "{} {}",
+        settled.stdout,
+        settled.stderr
+    );
+    drop(host);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_terminal_killed_while_waiting_reverses_on_its_next_start() {
+    let dir = temp_dir("killed");
+    let host = up(&dir);
+    setup(&dir, "10000001", "terminal.toml", host.terminals, 60_000);
+    setup(&dir, "10000002", "watch.toml", host.terminals, 20_000);
+    assert_eq!(terminal(&dir, "terminal.toml", "sign-on", &[]).code, 0);
+    assert_eq!(balance(&dir, "watch.toml", "card-CH005-D"), "3000.00");
+    let config = std::fs::read_to_string(dir.join("terminal.toml")).unwrap();
+    let real_host = format!("host = \"{}\"", host.terminals);
+    let (proxy, arrivals) = swallowing_proxy(host.terminals);
+    std::fs::write(
+        dir.join("terminal.toml"),
+        config.replace(&real_host, &format!("host = \"{proxy}\"")),
+    )
+    .unwrap();
+    // The sale reaches the host; the terminal is waiting for the answer when the power goes.
+    let mut child = easypos(&dir)
+        .args([
+            "terminal",
+            "pay",
+            "--json",
+            "--method",
+            "debit",
+            "--card",
+            &card("card-CH005-D"),
+            "--pin",
+            demo::DEMO_PIN,
+            "--amount",
+            "30.00",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    arrivals
+        .recv_timeout(STARTUP_TIMEOUT)
+        .expect("the sale reached the host");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(balance(&dir, "watch.toml", "card-CH005-D"), "2970.00");
+    let batch = terminal(&dir, "terminal.toml", "batch", &[]);
+    assert!(
+        batch.json["pending_reversal"].is_u64(),
+        "the reversal was on disk before the sale left: {}",
+        batch.stdout
+    );
+
+    // Power back, host reachable: the first thing the terminal does is reverse the sale.
+    std::fs::write(dir.join("terminal.toml"), &config).unwrap();
+    let signed = terminal(&dir, "terminal.toml", "sign-on", &[]);
+    assert_eq!(signed.code, 0, "{}", signed.stderr);
+    assert_eq!(signed.json["reversal_sent"], true);
+    assert_eq!(balance(&dir, "watch.toml", "card-CH005-D"), "3000.00");
+    let settled = terminal(&dir, "terminal.toml", "settle", &[]);
+    assert_eq!(
+        (
+            settled.json["agreed"].as_bool(),
+            settled.json["debit_count"].as_u64()
+        ),
+        (Some(true), Some(0)),
+        "{}",
+        settled.stdout
+    );
+    drop(host);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A line that passes every frame both ways but changes the last byte (the MAC) of the first
+/// answer to a sale (MTI 0210 after the 5-byte TPDU and the 6-byte header).
+fn mac_corrupting_proxy(host: SocketAddr) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let corrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { break };
+            let corrupted = corrupted.clone();
+            std::thread::spawn(move || {
+                let mut upstream = TcpStream::connect(host).unwrap();
+                loop {
+                    let mut length = [0u8; 2];
+                    if client.read_exact(&mut length).is_err() {
+                        break;
+                    }
+                    let mut frame = vec![0u8; usize::from(u16::from_be_bytes(length))];
+                    client.read_exact(&mut frame).unwrap();
+                    upstream.write_all(&length).unwrap();
+                    upstream.write_all(&frame).unwrap();
+                    let mut answer_length = [0u8; 2];
+                    upstream.read_exact(&mut answer_length).unwrap();
+                    let mut answer = vec![0u8; usize::from(u16::from_be_bytes(answer_length))];
+                    upstream.read_exact(&mut answer).unwrap();
+                    if answer.get(11..13) == Some(&[0x02, 0x10])
+                        && !corrupted.swap(true, std::sync::atomic::Ordering::SeqCst)
+                    {
+                        let last = answer.len() - 1;
+                        answer[last] ^= 0x01;
+                    }
+                    client.write_all(&answer_length).unwrap();
+                    client.write_all(&answer).unwrap();
+                }
+            });
+        }
+    });
+    address
+}
+
+#[test]
+fn an_answer_whose_mac_fails_is_not_trusted_and_the_sale_is_reversed_at_once() {
+    let dir = temp_dir("badmac");
+    let host = up(&dir);
+    setup(&dir, "10000001", "terminal.toml", host.terminals, 20_000);
+    setup(&dir, "10000002", "watch.toml", host.terminals, 20_000);
+    assert_eq!(balance(&dir, "watch.toml", "card-CH004-D"), "50000.00");
+    let config = std::fs::read_to_string(dir.join("terminal.toml")).unwrap();
+    let proxy = mac_corrupting_proxy(host.terminals);
+    std::fs::write(
+        dir.join("terminal.toml"),
+        config.replace(
+            &format!("host = \"{}\"", host.terminals),
+            &format!("host = \"{proxy}\""),
+        ),
+    )
+    .unwrap();
+    let sale = pay(
+        &dir,
+        "terminal.toml",
+        "card-CH004-D",
+        demo::DEMO_PIN,
+        "99.00",
+    );
+    assert_eq!(sale.code, 3, "{} {}", sale.stdout, sale.stderr);
+    assert_eq!(sale.json["approved"], false);
+    assert_eq!(sale.json["reversal"], "acknowledged");
+    assert!(
+        sale.json["message"].as_str().unwrap().contains("MAC"),
+        "{}",
+        sale.stdout
+    );
+    assert_eq!(
+        balance(&dir, "watch.toml", "card-CH004-D"),
+        "50000.00",
+        "the host reversed what it had approved"
+    );
+    let batch = terminal(&dir, "terminal.toml", "batch", &[]);
+    assert_eq!(batch.json["pending_reversal"], Value::Null);
+    assert_eq!(batch.json["transactions"][0]["reversed"], true);
+    // The next sale through the same line is answered and checked normally.
+    let next = pay(
+        &dir,
+        "terminal.toml",
+        "card-CH004-D",
+        demo::DEMO_PIN,
+        "1.00",
+    );
+    assert_eq!(next.code, 0, "{} {}", next.stdout, next.stderr);
+    drop(host);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn cards_are_issued_once_shown_masked_and_the_commands_have_help() {
+    let dir = temp_dir("cards");
+    let issued = run(
+        &dir,
+        &[
+            "cards",
+            "issue",
+            "card-CH004-U",
+            "--out",
+            "usd.json",
+            "--json",
+        ],
+    );
+    assert_eq!(issued.code, 0, "{}", issued.stderr);
+    assert_eq!(issued.json[0]["card"]["pan"], "625679******0035");
+    assert!(!issued.stdout.contains(&demo_pan("card-CH004-U")));
+    let card: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("usd.json")).unwrap()).unwrap();
+    assert_eq!(
+        card["pan"],
+        demo_pan("card-CH004-U"),
+        "the card file is the card"
+    );
+    assert_eq!(card["currency"], "USD");
+    assert!(
+        card["track2"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{}=3012201", demo_pan("card-CH004-U")))
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(dir.join("usd.json"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    let again = run(
+        &dir,
+        &["cards", "issue", "card-CH004-U", "--out", "usd.json"],
+    );
+    assert_eq!(again.code, 2, "a card is issued once");
+    assert!(again.stderr.contains("exists already"), "{}", again.stderr);
+    let shown = run(&dir, &["cards", "show", "usd.json"]);
+    assert_eq!(shown.code, 0);
+    assert!(
+        shown.stdout.contains("625679******0035"),
+        "{}",
+        shown.stdout
+    );
+    assert!(!shown.stdout.contains(&demo_pan("card-CH004-U")));
+    let listed = run(&dir, &["cards", "list", "--json"]);
+    assert_eq!(listed.json.as_array().unwrap().len(), demo::cards().len());
+    assert!(!listed.stdout.contains(&demo_pan("card-CH001-D")));
+    let unknown = run(&dir, &["cards", "issue", "card-XX"]);
+    assert_eq!(unknown.code, 2);
+
+    for args in [
+        &["terminal", "--help"][..],
+        &["terminal", "pay", "--help"],
+        &["terminal", "void", "--help"],
+        &["terminal", "refund", "--help"],
+        &["terminal", "preauth", "--help"],
+        &["terminal", "complete", "--help"],
+        &["terminal", "balance", "--help"],
+        &["terminal", "settle", "--help"],
+        &["terminal", "sign-on", "--help"],
+        &["terminal", "sign-off", "--help"],
+        &["terminal", "tui", "--help"],
+        &["cards", "--help"],
+        &["cards", "issue", "--help"],
+    ] {
+        let help = run(&dir, args);
+        assert_eq!(help.code, 0, "{args:?}");
+        assert!(help.stdout.contains("Usage:"), "{args:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

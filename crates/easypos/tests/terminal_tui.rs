@@ -1,0 +1,317 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The real TUI binary under tmux against a running `easypos up`: a cashier signs on, sells
+//! 12.34 on a demo debit card by chip and PIN through the five steps, reads the receipt on
+//! screen, and the supervisor voids the sale. Keys go in with `send-keys`; the screen comes back with `capture-pane`.
+//!
+//! Needs tmux. Without it the test is skipped, except under CI (`CI=true`), where it fails:
+//! CI must install tmux.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Bounds every wait for the screen.
+const SCREEN_TIMEOUT: Duration = Duration::from_secs(30);
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn command(&self) -> Command {
+        let mut command = Command::new("tmux");
+        command.args(["-L", &self.socket, "-f", "/dev/null"]);
+        command
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for key in keys {
+            let status = self
+                .command()
+                .args(["send-keys", "-t", "pos", key])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+    }
+
+    fn screen(&self) -> String {
+        let output = self
+            .command()
+            .args(["capture-pane", "-p", "-t", "pos"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Waits (bounded) until the screen shows `text`, and returns the screen.
+    fn wait_for(&self, text: &str) -> String {
+        let deadline = Instant::now() + SCREEN_TIMEOUT;
+        loop {
+            let screen = self.screen();
+            if screen.contains(text) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the screen never showed {text:?}; it shows:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        // Only this test's own tmux server (its own socket).
+        let _ = self
+            .command()
+            .arg("kill-server")
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// The platform process, stopped even when the test fails half-way.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn tmux_available() -> bool {
+    Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|output| output.status.success())
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("easypos-tui-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn easypos(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_easypos"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("EASYPOS_DATABASE_URL")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_cashier_sells_by_chip_and_pin_on_the_tui_reads_the_receipt_and_a_supervisor_voids_it() {
+    if !tmux_available() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "tmux is missing: CI must install it (apt-get install -y tmux)"
+        );
+        eprintln!("skipped: tmux is not installed");
+        return;
+    }
+    let dir = temp_dir("sale");
+    let mut up = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_easypos"))
+            .args(["up", "--http", "127.0.0.1:0", "--iso8583", "127.0.0.1:0"])
+            .current_dir(&dir)
+            .env_remove("EASYPOS_DATABASE_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = std::io::BufReader::new(up.0.stdout.take().unwrap());
+    let (sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut host = None;
+    loop {
+        let line = lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("easypos up printed its banner in time");
+        if let Some(rest) = line.trim().strip_prefix("ISO 8583") {
+            host = rest.split_whitespace().next().map(str::to_owned);
+        }
+        if line.starts_with("Press Ctrl-C") {
+            break;
+        }
+    }
+    let host = host.unwrap();
+    std::fs::create_dir_all(dir.join("cards")).unwrap();
+    assert!(
+        easypos(
+            &dir,
+            &[
+                "cards",
+                "issue",
+                "card-CH001-D",
+                "--out",
+                "cards/li-lei.json"
+            ]
+        )
+        .status
+        .success()
+    );
+    assert!(
+        easypos(
+            &dir,
+            &["terminal", "init", "--demo", "10000001", "--host", &host]
+        )
+        .status
+        .success()
+    );
+
+    let tmux = Tmux {
+        socket: format!("easypos-test-{}", std::process::id()),
+    };
+    let status = tmux
+        .command()
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            "pos",
+            "-x",
+            "80",
+            "-y",
+            "30",
+            "-c",
+            dir.to_str().unwrap(),
+            &format!("{} terminal tui", env!("CARGO_BIN_EXE_easypos")),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    // The cashier signs on: operator 01, the terminal's password.
+    tmux.wait_for("Operator no:");
+    tmux.keys(&["0", "1", "Enter", "0", "0", "0", "0", "Enter"]);
+    tmux.wait_for("1 Sale");
+    // The amount, then the five steps.
+    tmux.keys(&["1", "1", "2", "3", "4"]);
+    tmux.wait_for("CNY 12.34");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("1/5 Payment method");
+    tmux.keys(&["1"]);
+    tmux.wait_for("621234******0000");
+    tmux.keys(&["1"]);
+    tmux.wait_for("2/5 Insert, swipe or tap");
+    tmux.keys(&["1"]);
+    tmux.wait_for("3/5 Enter PIN");
+    tmux.keys(&["1", "2", "3", "4", "5", "6"]);
+    let pin_pad = tmux.wait_for("[******");
+    assert!(!pin_pad.contains("123456"), "the PIN pad shows stars only");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("4/5 Please confirm");
+    tmux.keys(&["1"]);
+    let result = tmux.wait_for("APPROVED");
+    assert!(result.contains("CNY 12.34"), "{result}");
+    tmux.keys(&["Enter"]);
+    let receipt = tmux.wait_for("CARDHOLDER COPY");
+    let trace = receipt
+        .lines()
+        .find_map(|line| line.split("TRACE NO").nth(1))
+        .map(|rest| rest.trim_matches(|c: char| !c.is_ascii_digit()).to_owned())
+        .expect("the trace number on the receipt");
+    assert_eq!(trace, "000002", "the operator's sign-on took trace 1");
+    assert!(receipt.contains("621234******0000"), "{receipt}");
+    assert!(receipt.contains("SALE"), "{receipt}");
+    tmux.keys(&["8", "8", "8", "8", "8", "8", "8", "8"]);
+    let bottom = tmux.wait_for("PIN VERIFIED");
+    assert!(
+        bottom.contains("AMOUNT                 CNY 12.34"),
+        "{bottom}"
+    );
+    let full_pan = demo::cards()
+        .into_iter()
+        .find(|card| card.card.id == "card-CH001-D")
+        .unwrap()
+        .pan;
+    assert!(!bottom.contains(&full_pan) && !receipt.contains(&full_pan));
+
+    // The supervisor voids it.
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("1 Sale");
+    tmux.keys(&["2"]);
+    tmux.wait_for("Supervisor password:");
+    tmux.keys(&["9", "9", "9", "9", "9", "9", "Enter"]);
+    tmux.wait_for("Original trace no:");
+    tmux.keys(&["2", "Enter"]);
+    tmux.wait_for("2/5 Which card?");
+    tmux.keys(&["1"]);
+    tmux.wait_for("Original trace no: 000002");
+    tmux.keys(&["1"]);
+    tmux.wait_for("APPROVED");
+    tmux.keys(&["Enter"]);
+    let void = tmux.wait_for("CARDHOLDER COPY");
+    assert!(void.contains("VOID"), "{void}");
+
+    // Back to the menu, sign off, leave.
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("1 Sale");
+    tmux.keys(&["0"]);
+    tmux.wait_for("Operator no:");
+    tmux.keys(&["Escape"]);
+    let deadline = Instant::now() + SCREEN_TIMEOUT;
+    while tmux
+        .command()
+        .args(["has-session", "-t", "pos"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+    {
+        assert!(Instant::now() < deadline, "the TUI did not exit on Escape");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The sale is in the terminal's batch on disk, and the host took the money.
+    let batch = easypos(&dir, &["terminal", "batch", "--json"]);
+    let batch: serde_json::Value = serde_json::from_slice(&batch.stdout).unwrap();
+    let entries = batch["transactions"].as_array().unwrap();
+    let kinds: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|entry| {
+            (
+                entry["kind"].as_str().unwrap(),
+                entry["response_code"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(kinds, [("sale", "00"), ("void", "00")]);
+    let balance = easypos(
+        &dir,
+        &[
+            "terminal",
+            "balance",
+            "--json",
+            "--method",
+            "debit",
+            "--card",
+            "cards/li-lei.json",
+            "--pin",
+            "123456",
+        ],
+    );
+    let balance: serde_json::Value = serde_json::from_slice(&balance.stdout).unwrap();
+    assert_eq!(
+        balance["receipt"]["balance"], "5000.00",
+        "sold and voided: the money is back"
+    );
+
+    drop(up);
+    drop(tmux);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,276 @@
+//! A terminal's settings (`terminal.toml`): who it is, where its host is, where it keeps its
+//! state, and its parameters (currency, country, timeout, language, contactless CVM limit,
+//! fallback). Paths are relative to the configuration file's directory.
+
+use crate::files::{FileError, read_bounded};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long the terminal waits for an answer by default: above the host's own 15 s decision
+/// limit (`acquirer::ANSWER_WITHIN`), so the host's 96 arrives before the terminal gives up.
+pub const DEFAULT_TIMEOUT_MS: u64 = 20_000;
+/// The bounds of `timeout_ms`: below 100 ms no host answers; above two minutes the cardholder
+/// has left.
+pub const TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 100..=120_000;
+
+/// The terminal's language on screen and on receipts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Language {
+    #[default]
+    #[serde(rename = "en")]
+    English,
+    #[serde(rename = "zh")]
+    Chinese,
+}
+
+/// Where the terminal master key comes from.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MasterKey {
+    /// The demo world's published test key for this terminal id (`demo::demo_test_key`);
+    /// resolved by the binary, which knows the demo world.
+    Demo,
+    /// A file holding the key in hex (32 hex digits), mode 0600, loaded at start.
+    File(PathBuf),
+}
+
+/// `terminal.toml`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TerminalConfig {
+    /// Field 41, 8 characters.
+    pub terminal_id: String,
+    /// Field 42, 15 characters.
+    pub merchant_id: String,
+    pub merchant_name: String,
+    #[serde(default)]
+    pub merchant_name_zh: Option<String>,
+    pub merchant_city: String,
+    /// The acquirer host's ISO 8583 address (`easypos up` prints it).
+    pub host: String,
+    pub master_key: MasterKey,
+    /// The directory of the terminal's state (keys, counters, batch, receipts).
+    pub state_dir: PathBuf,
+    /// ISO 4217 alphabetic code of the terminal's currency.
+    #[serde(default = "default_currency")]
+    pub currency: String,
+    /// ISO 3166 numeric country code (9F1A).
+    #[serde(default = "default_country")]
+    pub country: u16,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    #[serde(default)]
+    pub language: Language,
+    /// The operator number used when none is given (field 63 of the sign-on).
+    #[serde(default = "default_operator")]
+    pub operator: String,
+    /// Contactless payments up to this amount need no PIN (major units, e.g. "300.00").
+    #[serde(default = "default_cvm_limit")]
+    pub contactless_cvm_limit: String,
+    /// Whether a chip card that cannot be read may be swiped (entry mode 80).
+    #[serde(default = "default_true")]
+    pub allow_fallback: bool,
+    /// The terminal's local time zone, minutes east of UTC (China: 480), for receipts and
+    /// the chip's transaction date.
+    #[serde(default = "default_utc_offset_minutes")]
+    pub utc_offset_minutes: i32,
+    /// The operators' password on this terminal's screen (`easypos terminal tui`). A
+    /// terminal-local password, as countertop terminals keep one; change it from the default.
+    #[serde(default = "default_operator_password")]
+    pub operator_password: String,
+    /// The supervisor's password, asked for on the screen before a void or a refund (R16).
+    #[serde(default = "default_supervisor_password")]
+    pub supervisor_password: String,
+    /// Where the screen finds the card simulator's card files ("present a card").
+    #[serde(default = "default_cards_dir")]
+    pub cards_dir: PathBuf,
+}
+
+fn default_currency() -> String {
+    "CNY".into()
+}
+fn default_country() -> u16 {
+    156
+}
+fn default_timeout_ms() -> u64 {
+    DEFAULT_TIMEOUT_MS
+}
+fn default_operator() -> String {
+    "01".into()
+}
+fn default_cvm_limit() -> String {
+    "300.00".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_utc_offset_minutes() -> i32 {
+    480
+}
+fn default_operator_password() -> String {
+    "0000".into()
+}
+fn default_supervisor_password() -> String {
+    "999999".into()
+}
+fn default_cards_dir() -> PathBuf {
+    PathBuf::from("cards")
+}
+
+impl TerminalConfig {
+    /// A configuration for terminal `terminal_id` of merchant `merchant_id`, with defaults.
+    pub fn new(
+        terminal_id: &str,
+        merchant_id: &str,
+        merchant_name: &str,
+        merchant_city: &str,
+        host: &str,
+    ) -> TerminalConfig {
+        TerminalConfig {
+            terminal_id: terminal_id.into(),
+            merchant_id: merchant_id.into(),
+            merchant_name: merchant_name.into(),
+            merchant_name_zh: None,
+            merchant_city: merchant_city.into(),
+            host: host.into(),
+            master_key: MasterKey::Demo,
+            state_dir: PathBuf::from(format!("terminal-{terminal_id}")),
+            currency: default_currency(),
+            country: default_country(),
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            language: Language::English,
+            operator: default_operator(),
+            contactless_cvm_limit: default_cvm_limit(),
+            allow_fallback: true,
+            utc_offset_minutes: default_utc_offset_minutes(),
+            operator_password: default_operator_password(),
+            supervisor_password: default_supervisor_password(),
+            cards_dir: default_cards_dir(),
+        }
+    }
+
+    /// Reads `path`; relative paths inside are made relative to its directory. Every value
+    /// is checked, and an error names the setting.
+    pub fn load(path: &Path) -> Result<TerminalConfig, FileError> {
+        let bytes = read_bounded(path)?;
+        let text =
+            String::from_utf8(bytes).map_err(|_| FileError::content(path, "is not UTF-8 text"))?;
+        let mut config: TerminalConfig = toml::from_str(&text)
+            .map_err(|error| FileError::content(path, error.message().to_owned()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.state_dir = base.join(&config.state_dir);
+        config.cards_dir = base.join(&config.cards_dir);
+        if let MasterKey::File(file) = &config.master_key {
+            config.master_key = MasterKey::File(base.join(file));
+        }
+        config
+            .check()
+            .map_err(|reason| FileError::content(path, reason))?;
+        Ok(config)
+    }
+
+    pub fn to_toml(&self) -> Result<String, String> {
+        toml::to_string(self).map_err(|error| error.to_string())
+    }
+
+    /// Checks every setting; the error names it.
+    pub fn check(&self) -> Result<(), String> {
+        if self.terminal_id.chars().count() != 8 {
+            return Err("terminal_id must have 8 characters".into());
+        }
+        if self.merchant_id.chars().count() != 15 {
+            return Err("merchant_id must have 15 characters".into());
+        }
+        self.currency()?;
+        if !TIMEOUT_MS_RANGE.contains(&self.timeout_ms) {
+            return Err(format!(
+                "timeout_ms must be {} to {}",
+                TIMEOUT_MS_RANGE.start(),
+                TIMEOUT_MS_RANGE.end()
+            ));
+        }
+        if self.country > 999 {
+            return Err("country must be an ISO 3166 numeric code (3 digits)".into());
+        }
+        self.cvm_limit_minor()?;
+        if !(-720..=840).contains(&self.utc_offset_minutes) {
+            return Err("utc_offset_minutes must be -720 to 840".into());
+        }
+        if self.host.trim().is_empty() {
+            return Err("host must be an address such as 127.0.0.1:8583".into());
+        }
+        Ok(())
+    }
+
+    pub fn currency(&self) -> Result<money::Currency, String> {
+        money::Currency::parse(&self.currency).map_err(|_| {
+            format!(
+                "currency {:?} is not an ISO 4217 code easypos knows",
+                self.currency
+            )
+        })
+    }
+
+    /// The contactless CVM limit in minor units.
+    pub fn cvm_limit_minor(&self) -> Result<u64, String> {
+        let currency = self.currency()?;
+        money::Amount::parse(&self.contactless_cvm_limit, currency)
+            .ok()
+            .and_then(|amount| u64::try_from(amount.minor()).ok())
+            .ok_or_else(|| {
+                format!(
+                    "contactless_cvm_limit {:?} is not an amount",
+                    self.contactless_cvm_limit
+                )
+            })
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    /// The merchant's name in the terminal's language.
+    pub fn merchant_display_name(&self) -> &str {
+        match (self.language, &self.merchant_name_zh) {
+            (Language::Chinese, Some(name)) => name,
+            _ => &self.merchant_name,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_configuration_round_trips_and_its_paths_follow_the_file() {
+        let dir = std::env::temp_dir().join(format!("terminal-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut config = TerminalConfig::new(
+            "10000001",
+            "898310058120001",
+            "Lujiazui Coffee",
+            "Shanghai",
+            "127.0.0.1:8583",
+        );
+        config.master_key = MasterKey::File("tmk.key".into());
+        let text = config.to_toml().unwrap();
+        assert!(text.contains("[master_key]\nfile = \"tmk.key\""), "{text}");
+        let path = dir.join("terminal.toml");
+        std::fs::write(&path, &text).unwrap();
+        let loaded = TerminalConfig::load(&path).unwrap();
+        assert_eq!(loaded.master_key, MasterKey::File(dir.join("tmk.key")));
+        assert_eq!(loaded.state_dir, dir.join("terminal-10000001"));
+        assert_eq!(loaded.cards_dir, dir.join("cards"));
+        assert_eq!(loaded.cvm_limit_minor().unwrap(), 30_000);
+
+        std::fs::write(&path, text.replace("timeout_ms = 20000", "timeout_ms = 5")).unwrap();
+        let error = TerminalConfig::load(&path).unwrap_err().to_string();
+        assert!(error.contains("timeout_ms"), "{error}");
+        std::fs::write(&path, format!("unknown = 1\n{text}")).unwrap();
+        let error = TerminalConfig::load(&path).unwrap_err().to_string();
+        assert!(error.contains("unknown"), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,270 @@
+//! Every card message of the terminal's menu, built one way: sale, void, refund,
+//! pre-authorization, completion and balance inquiry (docs/protocol.md, "Terminal messages"),
+//! with the card read by chip, contactless chip, stripe or fallback stripe; and the batch
+//! settlement (0500) with the terminal's totals.
+
+use crate::TerminalError;
+use crate::messages::Terminal;
+use iso8583::{Message, Mti, Stan};
+use money::Currency;
+use paycrypto::{Pan, PinBlock};
+
+/// The largest amount field 4 can carry (12 digits of minor units).
+pub const MAX_AMOUNT_MINOR: u64 = 999_999_999_999;
+/// The largest batch number (60.2 has 6 digits).
+pub const MAX_BATCH: u32 = 999_999;
+
+/// What the cashier chose in the menu.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransactionType {
+    /// 消费: money from the card to the merchant.
+    Sale,
+    /// 消费撤销: a sale of the open batch cancelled whole.
+    Void,
+    /// 退货: money back to the card, up to the sale's amount.
+    Refund,
+    /// 预授权: a hold on the card's money.
+    PreAuthorization,
+    /// 预授权完成: the hold taken, up to its amount.
+    Completion,
+    /// 查询: the card's available balance; nothing moves.
+    BalanceInquiry,
+}
+
+impl TransactionType {
+    /// MTI, processing code (field 3), condition code (field 25) and 60.1 (STANDARDS.md §2).
+    fn codes(self) -> (&'static [u8; 4], &'static str, &'static str, &'static str) {
+        match self {
+            TransactionType::Sale => (b"0200", "000000", "00", "22"),
+            TransactionType::Void => (b"0200", "200000", "00", "23"),
+            TransactionType::Refund => (b"0220", "200000", "00", "25"),
+            TransactionType::PreAuthorization => (b"0100", "030000", "06", "10"),
+            TransactionType::Completion => (b"0200", "000000", "06", "20"),
+            TransactionType::BalanceInquiry => (b"0200", "310000", "00", "01"),
+        }
+    }
+
+    /// Whether the message names an earlier one in field 61.
+    pub fn has_original(self) -> bool {
+        matches!(
+            self,
+            TransactionType::Void | TransactionType::Refund | TransactionType::Completion
+        )
+    }
+
+    /// Whether the message carries an amount (a balance inquiry does not).
+    pub fn has_amount(self) -> bool {
+        self != TransactionType::BalanceInquiry
+    }
+
+    /// Whether the card presents a cryptogram (an ARQC) in this message. Follow-ups name an
+    /// earlier message and present the card by its number only.
+    pub fn reads_chip(self) -> bool {
+        matches!(
+            self,
+            TransactionType::Sale
+                | TransactionType::PreAuthorization
+                | TransactionType::BalanceInquiry
+        )
+    }
+
+    /// How the host's settlement counts it: `Some(true)` a debit, `Some(false)` a credit.
+    pub fn settlement_direction(self) -> Option<bool> {
+        match self {
+            TransactionType::Sale | TransactionType::Completion => Some(true),
+            TransactionType::Void | TransactionType::Refund => Some(false),
+            TransactionType::PreAuthorization | TransactionType::BalanceInquiry => None,
+        }
+    }
+
+    /// The name a script and the JSON output use.
+    pub fn name(self) -> &'static str {
+        match self {
+            TransactionType::Sale => "sale",
+            TransactionType::Void => "void",
+            TransactionType::Refund => "refund",
+            TransactionType::PreAuthorization => "pre-authorization",
+            TransactionType::Completion => "completion",
+            TransactionType::BalanceInquiry => "balance-inquiry",
+        }
+    }
+}
+
+/// How the card was read, which decides field 22 and the card fields sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CardRead<'a> {
+    /// Inserted (05) or tapped (07): field 2 and field 55 with the ARQC.
+    Chip {
+        field55: &'a [u8],
+        contactless: bool,
+    },
+    /// Swiped: track 2 in field 35; 80 after a failed chip read (fallback), else 90.
+    Stripe { track2: &'a str, fallback: bool },
+    /// The card's number only (01), as follow-ups present the card.
+    Number,
+}
+
+impl CardRead<'_> {
+    /// Field 22: the PAN entry mode, then 1 (this terminal takes PINs).
+    fn entry_mode(&self) -> &'static str {
+        match self {
+            CardRead::Chip {
+                contactless: false, ..
+            } => "051",
+            CardRead::Chip {
+                contactless: true, ..
+            } => "071",
+            CardRead::Stripe {
+                fallback: false, ..
+            } => "901",
+            CardRead::Stripe { fallback: true, .. } => "801",
+            CardRead::Number => "011",
+        }
+    }
+}
+
+/// The earlier message a void, refund or completion names (field 61, and 37 or 38).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Original {
+    pub batch: u32,
+    pub stan: Stan,
+    /// Field 37 of the original's answer (voids and refunds).
+    pub rrn: Option<String>,
+    /// Field 38 of the original's answer (completions).
+    pub auth_code: Option<String>,
+}
+
+/// One card message, not yet MACed.
+#[derive(Debug)]
+pub struct CardRequest<'a> {
+    pub kind: TransactionType,
+    pub stan: Stan,
+    pub batch: u32,
+    /// Ignored for a balance inquiry.
+    pub amount_minor: u64,
+    pub currency: Currency,
+    pub pan: &'a Pan,
+    pub read: CardRead<'a>,
+    pub pin_block: Option<&'a PinBlock>,
+    pub original: Option<&'a Original>,
+}
+
+impl Terminal {
+    /// A card message of any type on the menu, not yet MACed (see [`Terminal::pack_with_mac`]).
+    pub fn card_request(
+        &self,
+        request: &CardRequest<'_>,
+    ) -> Result<Message<'static>, TerminalError> {
+        let (mti, processing, condition, type_code) = request.kind.codes();
+        if request.kind.has_amount()
+            && (request.amount_minor == 0 || request.amount_minor > MAX_AMOUNT_MINOR)
+        {
+            return Err(TerminalError::Invalid(
+                "an amount is 1 to 999999999999 minor units",
+            ));
+        }
+        if request.batch > MAX_BATCH {
+            return Err(TerminalError::Invalid("a batch number has 6 digits"));
+        }
+        let mut message =
+            self.message(Mti::from_digits(mti).map_err(|_| TerminalError::Invalid("MTI"))?);
+        message.set_text(3, processing);
+        if request.kind.has_amount() {
+            message.set_amount(request.amount_minor);
+        }
+        message.set_text(11, format!("{:06}", request.stan.value()));
+        message.set_text(22, request.read.entry_mode());
+        message.set_text(25, condition);
+        message.set_text(49, format!("{:03}", request.currency.numeric()));
+        message.set_text(60, format!("{type_code}{:06}", request.batch));
+        match request.read {
+            CardRead::Chip { field55, .. } => {
+                message.set_text(2, request.pan.digits().to_owned());
+                message.set_bytes(55, field55.to_vec());
+            }
+            CardRead::Stripe { track2, .. } => message.set_text(35, track2.to_owned()),
+            CardRead::Number => message.set_text(2, request.pan.digits().to_owned()),
+        }
+        if let Some(block) = request.pin_block {
+            message.set_bytes(52, block.as_bytes().to_vec());
+        }
+        match (request.kind.has_original(), request.original) {
+            (false, _) => {}
+            (true, None) => {
+                return Err(TerminalError::Invalid(
+                    "a void, refund or completion names its original",
+                ));
+            }
+            (true, Some(original)) => {
+                message.set_text(
+                    61,
+                    format!("{:06}{:06}", original.batch, original.stan.value()),
+                );
+                if request.kind == TransactionType::Completion {
+                    let code = original.auth_code.as_deref().ok_or(TerminalError::Invalid(
+                        "a completion carries the pre-authorization's auth code",
+                    ))?;
+                    message.set_text(38, code.to_owned());
+                } else {
+                    let rrn = original.rrn.as_deref().ok_or(TerminalError::Invalid(
+                        "a void or refund carries the sale's RRN",
+                    ))?;
+                    message.set_text(37, rrn.to_owned());
+                }
+            }
+        }
+        Ok(message)
+    }
+
+    /// Sign-off (签退, 0820, 60.3 = 002) in `batch`: the host forgets the working keys.
+    pub fn sign_off(&self, stan: Stan, batch: u32) -> Result<Message<'static>, TerminalError> {
+        if batch > MAX_BATCH {
+            return Err(TerminalError::Invalid("a batch number has 6 digits"));
+        }
+        let mut message =
+            self.message(Mti::from_digits(b"0820").map_err(|_| TerminalError::Invalid("MTI"))?);
+        message.set_text(11, format!("{:06}", stan.value()));
+        message.set_text(60, format!("00{batch:06}002"));
+        Ok(message)
+    }
+
+    /// Batch settlement (0500, 60.3 = 201) of `batch` with the terminal's totals in field 48
+    /// (`acquirer::settlement`'s layout; easypos cards are all domestic), by `operator`.
+    pub fn settlement(
+        &self,
+        stan: Stan,
+        batch: u32,
+        currency: Currency,
+        totals: &acquirer::settlement::Totals,
+        operator: &str,
+    ) -> Result<Message<'static>, TerminalError> {
+        if batch > MAX_BATCH {
+            return Err(TerminalError::Invalid("a batch number has 6 digits"));
+        }
+        let field48 = acquirer::settlement::SettlementTotals {
+            domestic: *totals,
+            foreign: acquirer::settlement::Totals::default(),
+        }
+        .format(0, 0);
+        let mut message =
+            self.message(Mti::from_digits(b"0500").map_err(|_| TerminalError::Invalid("MTI"))?);
+        message.set_text(11, format!("{:06}", stan.value()));
+        message.set_text(48, field48);
+        message.set_text(49, format!("{:03}", currency.numeric()));
+        message.set_text(60, format!("00{batch:06}201"));
+        message.set_text(63, format!("{operator:<3.3}"));
+        Ok(message)
+    }
+}
+
+/// Whether the host's answer to a settlement says the totals agree (field 48, reconciliation
+/// code 1 for the domestic side).
+pub fn settlement_agreed(answer: &Message<'_>) -> Option<bool> {
+    let field48 = answer.get(48)?.to_text();
+    match field48.get(30..31)? {
+        "1" => Some(true),
+        "2" => Some(false),
+        _ => None,
+    }
+}
