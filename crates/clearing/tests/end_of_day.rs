@@ -689,7 +689,7 @@ async fn a_day_settles_to_the_expected_figures(backend: store::testing::TestBack
     store.check_books().await.unwrap();
 
     // Reports: every row as wide as its header, a statement per merchant, a file per issuer.
-    let out = tempdir();
+    let out = store::testing::tempdir::TempDir::new();
     let written = clearing::report::write_all(&settings.cycle, &outcome, out.path()).unwrap();
     assert_eq!(written.len(), 2 + 3 + 1);
     for path in &written {
@@ -799,34 +799,6 @@ async fn a_day_settles_to_the_expected_figures(backend: store::testing::TestBack
         "a rerun posts nothing"
     );
     let _ = stop.send(true);
-}
-
-/// A temporary directory for the reports.
-fn tempdir() -> TempDir {
-    let path = std::env::temp_dir().join(format!(
-        "easypos-clearing-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&path).unwrap();
-    TempDir(path)
-}
-
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn path(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
