@@ -48,6 +48,10 @@ async fn seeded(backend: &store::testing::TestBackend) -> Store {
 
 /// An approved sale of `card` journaled now, with the acquirer's transfer the host makes.
 async fn forged_sale(store: &Store, stan: u32, card: &str, minor: i64) {
+    forged_sale_at(store, SHANGHAI, stan, card, minor).await;
+}
+
+async fn forged_sale_at(store: &Store, merchant: &str, stan: u32, card: &str, minor: i64) {
     let key = acquirer::effects::BusinessKey {
         terminal_id: "10000001".into(),
         batch: 1,
@@ -67,7 +71,7 @@ async fn forged_sale(store: &Store, stan: u32, card: &str, minor: i64) {
         .journal(vec![store::journal::JournalEntry {
             received_at: now() * 1_000_000,
             terminal_id: "10000001".into(),
-            merchant_id: SHANGHAI.into(),
+            merchant_id: merchant.into(),
             mti: "0200".into(),
             kind: "Sale".into(),
             batch: Some(1),
@@ -187,6 +191,25 @@ async fn a_card_of_no_known_issuer_refuses_the_cycle() {
             other => panic!("{}: {other:?}", backend.name),
         };
         assert!(message.contains("400000******0002"), "{message}");
+        untouched(&store, &request, before).await;
+        store.close().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_merchant_missing_from_the_directory_refuses_the_cycle() {
+    for backend in store::testing::backends().await {
+        let store = seeded(&backend).await;
+        let (settings, request) = settings_and_request();
+        forged_sale(&store, 1, &debit_card(), 1_000).await;
+        forged_sale_at(&store, "898999999999999", 2, &debit_card(), 700).await;
+        let before = counts(&store).await;
+        let refused = clearing::run(&store, &settings, &request, &mut |_| {}).await;
+        assert!(
+            matches!(&refused, Err(ClearingError::UnknownMerchant { merchant_id }) if merchant_id == "898999999999999"),
+            "{}: {refused:?}",
+            backend.name
+        );
         untouched(&store, &request, before).await;
         store.close().await.unwrap();
     }
