@@ -416,6 +416,9 @@ struct Lookup<'a> {
     merchants: HashMap<&'a str, &'a store::directory::Merchant>,
     /// (first six, last four) → (issuer, product).
     cards: HashMap<(&'a str, &'a str), (InstitutionId, CardProduct)>,
+    /// First six (the BIN) → (issuer, product), for a BIN whose cards all agree; `None` when
+    /// they do not.
+    bins: HashMap<&'a str, Option<(InstitutionId, CardProduct)>>,
 }
 
 impl<'a> Lookup<'a> {
@@ -436,6 +439,20 @@ impl<'a> Lookup<'a> {
                     )
                 })
                 .collect(),
+            bins: directory
+                .cards
+                .iter()
+                .fold(HashMap::new(), |mut bins, card| {
+                    let seen = (card.issuer, card.product);
+                    bins.entry(card.pan_first6.as_str())
+                        .and_modify(|known: &mut Option<_>| {
+                            if *known != Some(seen) {
+                                *known = None;
+                            }
+                        })
+                        .or_insert(Some(seen));
+                    bins
+                }),
         }
     }
 
@@ -449,9 +466,12 @@ impl<'a> Lookup<'a> {
         ) else {
             return Err(unknown());
         };
+        // The card itself, else its BIN when all the directory's cards of it agree (a card
+        // issued after the directory was read).
         self.cards
             .get(&(first6, last4))
             .copied()
+            .or_else(|| self.bins.get(first6).copied().flatten())
             .ok_or_else(unknown)
     }
 }

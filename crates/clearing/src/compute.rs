@@ -276,3 +276,160 @@ fn assert_flows_agree(settlement: &Settlement) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::Effect;
+    use crate::cycle::CycleRule;
+    use crate::schedule::{DEFAULT, Settings};
+    use ledger::TransferId;
+
+    fn item(merchant: &str, issuer: u32, product: CardProduct, effect: Effect, minor: i64) -> Item {
+        Item {
+            journal_id: 1,
+            received_at_us: 0,
+            kind: "Sale".into(),
+            reverses: None,
+            effect,
+            terminal_id: "10000001".into(),
+            merchant_id: merchant.into(),
+            batch: 1,
+            stan: 1,
+            rrn: None,
+            card: "621234******0008".into(),
+            issuer: InstitutionId(issuer),
+            product,
+            mcc: "5814".into(),
+            amount: Amount::new(minor, Currency::CNY),
+            transfer: TransferId(1),
+        }
+    }
+
+    fn directory() -> Directory {
+        Directory {
+            merchants: vec![store::directory::Merchant {
+                id: "M1".into(),
+                acquirer: InstitutionId(10),
+                name: "Shop".into(),
+                name_zh: "店".into(),
+                city: "Shanghai".into(),
+                mcc: "5814".into(),
+                settlement_account: AccountId(7),
+            }],
+            ..Directory::default()
+        }
+    }
+
+    fn settle(items: Vec<Item>) -> Result<Settlement, ClearingError> {
+        let settings = Settings::parse(DEFAULT).unwrap();
+        let window = CycleRule::default().window(crate::cycle::parse_date("2026-11-25").unwrap());
+        compute(
+            &directory(),
+            Day {
+                acquirer: InstitutionId(10),
+                items,
+                breaks: Vec::new(),
+            },
+            &settings.fees,
+            window,
+        )
+    }
+
+    #[test]
+    fn fees_are_on_each_lines_gross_and_refunds_keep_theirs() {
+        let settlement = settle(vec![
+            item("M1", 20, CardProduct::Debit, Effect::Purchase, 10_001),
+            item("M1", 20, CardProduct::Debit, Effect::Purchase, 9_999),
+            item("M1", 20, CardProduct::Debit, Effect::Cancel, 9_999),
+            item("M1", 30, CardProduct::Credit, Effect::Purchase, 1_000),
+            item("M1", 30, CardProduct::Credit, Effect::Refund, 400),
+        ])
+        .unwrap();
+        let merchant = &settlement.merchants[0];
+        // Debit 50 bp of 10 001 = 50.005 → 50; credit (5814) 38 bp of 1 000 = 3.8 → 4.
+        assert_eq!(merchant.fees.minor(), 54);
+        assert_eq!(
+            (merchant.gross.minor(), merchant.refunds.minor()),
+            (11_001, 400)
+        );
+        assert_eq!(merchant.net.minor(), 11_001 - 400 - 54);
+        assert_eq!(merchant.payout, merchant.net);
+        let parties: Vec<_> = settlement
+            .counterparties
+            .iter()
+            .map(|party| (party.issuer.0, party.interchange.minor(), party.net.minor()))
+            .collect();
+        // Debit 35 bp of 10 001 = 35.0035 → 35; credit 26 bp of 1 000 = 2.6 → 3.
+        assert_eq!(
+            parties,
+            vec![(20, 35, 10_001 - 35), (30, 3, 1_000 - 400 - 3)]
+        );
+    }
+
+    #[test]
+    fn a_day_of_refunds_pays_nothing_and_posts_the_other_way() {
+        let settlement = settle(vec![
+            item("M1", 20, CardProduct::Debit, Effect::Refund, 5_000),
+            item("M1", 20, CardProduct::Debit, Effect::Cancel, 2_000),
+        ])
+        .unwrap();
+        let merchant = &settlement.merchants[0];
+        // The cancelled purchase gives its fee back: 50 bp of −2 000 = −10.
+        assert_eq!((merchant.fees.minor(), merchant.net.minor()), (-10, -6_990));
+        assert_eq!(merchant.payout.minor(), 0, "a negative net is not paid");
+        let transfers = crate::post::transfers(&settlement).unwrap();
+        let ledger::TransferKind::Posted {
+            debit,
+            credit,
+            amount,
+        } = transfers[0].kind
+        else {
+            panic!("a posted transfer");
+        };
+        assert_eq!(
+            (debit, credit, amount.minor()),
+            (
+                acquirer::chart::acquirer_due_from_issuers(InstitutionId(10), Currency::CNY),
+                crate::chart::due_from_counterparty(
+                    InstitutionId(10),
+                    InstitutionId(20),
+                    Currency::CNY
+                ),
+                7_000
+            ),
+            "the issuer is owed: the pool is debited"
+        );
+        assert_eq!(transfers.len(), 3, "no payout");
+        assert!(transfers[..2].iter().all(|transfer| transfer.linked));
+        assert!(!transfers[2].linked, "one chain, closed");
+    }
+
+    #[test]
+    fn an_unpriced_card_product_refuses_the_whole_cycle() {
+        let mut settings = Settings::parse(DEFAULT).unwrap();
+        settings
+            .fees
+            .interchange
+            .retain(|rate| rate.product != CardProduct::Credit);
+        let window = CycleRule::default().window(crate::cycle::parse_date("2026-11-25").unwrap());
+        let refused = compute(
+            &directory(),
+            Day {
+                acquirer: InstitutionId(10),
+                items: vec![item("M1", 30, CardProduct::Credit, Effect::Purchase, 1_000)],
+                breaks: Vec::new(),
+            },
+            &settings.fees,
+            window,
+        );
+        assert!(matches!(
+            refused,
+            Err(ClearingError::NoFee {
+                kind: "interchange",
+                product: "credit",
+                ..
+            })
+        ));
+    }
+}

@@ -38,7 +38,7 @@ pub mod post;
 pub mod report;
 pub mod schedule;
 
-pub use collect::{Break, BreakKind, Day, Effect, Item};
+pub use collect::{Break, BreakKind, Day, Effect, Item, MAX_ROWS_PER_CYCLE};
 pub use compute::{CounterpartySettlement, Line, MerchantSettlement, Settlement};
 pub use post::{CycleRecord, Status};
 pub use schedule::{FeeSchedule, Settings};

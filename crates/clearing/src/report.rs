@@ -315,6 +315,110 @@ mod tests {
         assert_eq!(row(&["a".into(), "b,c".into()]), "a,\"b,c\"\n");
     }
 
+    /// A merchant's day of one debit sale, one credit sale refunded in part, and a reversal.
+    fn settlement() -> Settlement {
+        use crate::collect::{Day, Effect};
+        use ledger::{AccountId, InstitutionId, TransferId};
+        use money::{Amount, Currency};
+        use store::directory::{CardProduct, Directory, Institution, InstitutionKind, Merchant};
+        let rule = CycleRule::default();
+        let date = crate::cycle::parse_date("2026-11-25").unwrap();
+        let window = rule.window(date);
+        let item = |stan: i64, kind: &str, effect, product, issuer, minor| Item {
+            journal_id: stan,
+            received_at_us: window.start_us + stan * 60_000_000,
+            kind: kind.into(),
+            reverses: (kind == "Reversal").then(|| "Sale".to_owned()),
+            effect,
+            terminal_id: "10000001".into(),
+            merchant_id: "898310058120001".into(),
+            batch: 1,
+            stan,
+            rrn: Some(format!("{stan:012}")),
+            card: "621234******0008".into(),
+            issuer: InstitutionId(issuer),
+            product,
+            mcc: "5814".into(),
+            amount: Amount::new(minor, Currency::CNY),
+            transfer: TransferId(1),
+        };
+        let directory = Directory {
+            institutions: vec![Institution {
+                id: InstitutionId(20),
+                kind: InstitutionKind::DebitBank,
+                name: "Huangpu Commercial Bank".into(),
+                name_zh: "黄浦商业银行".into(),
+            }],
+            merchants: vec![Merchant {
+                id: "898310058120001".into(),
+                acquirer: InstitutionId(10),
+                name: "Lujiazui Coffee, Pudong".into(),
+                name_zh: "陆家嘴咖啡".into(),
+                city: "Shanghai".into(),
+                mcc: "5814".into(),
+                settlement_account: AccountId(7),
+            }],
+            ..Directory::default()
+        };
+        let settings = crate::Settings::parse(crate::schedule::DEFAULT).unwrap();
+        crate::compute::compute(
+            &directory,
+            Day {
+                acquirer: InstitutionId(10),
+                items: vec![
+                    item(1, "Sale", Effect::Purchase, CardProduct::Debit, 20, 12_345),
+                    item(2, "Sale", Effect::Purchase, CardProduct::Credit, 30, 88_800),
+                    item(3, "Refund", Effect::Refund, CardProduct::Credit, 30, 800),
+                    item(4, "Sale", Effect::Purchase, CardProduct::Debit, 20, 500),
+                    item(4, "Reversal", Effect::Cancel, CardProduct::Debit, 20, 500),
+                ],
+                breaks: Vec::new(),
+            },
+            &settings.fees,
+            window,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_statement_as_a_merchant_reads_it() {
+        let statements = statements(&CycleRule::default(), &settlement());
+        let (merchant, currency, text) = &statements[0];
+        assert_eq!(
+            (merchant.as_str(), currency.as_str()),
+            ("898310058120001", "CNY")
+        );
+        let expected = "\
+record,date,merchant_id,merchant_name,currency,time,terminal_id,batch,stan,rrn,kind,effect,card,product,mcc,count,gross_minor,refunds_minor,rate_bps,fee_minor,net_minor,payout_minor
+transaction,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,2026-11-24 23:01:00,10000001,000001,000001,000000000001,Sale,purchase,621234******0008,debit,5814,1,12345,0,,,,
+transaction,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,2026-11-24 23:02:00,10000001,000001,000002,000000000002,Sale,purchase,621234******0008,credit,5814,1,88800,0,,,,
+transaction,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,2026-11-24 23:03:00,10000001,000001,000003,000000000003,Refund,refund,621234******0008,credit,5814,1,0,800,,,,
+transaction,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,2026-11-24 23:04:00,10000001,000001,000004,000000000004,Sale,purchase,621234******0008,debit,5814,1,500,0,,,,
+transaction,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,2026-11-24 23:04:00,10000001,000001,000004,000000000004,Reversal of Sale,cancel,621234******0008,debit,5814,1,-500,0,,,,
+fee,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,,,,,,,,,credit,5814,2,88800,800,38,337,87663,
+fee,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,,,,,,,,,debit,5814,3,12345,0,50,62,12283,
+total,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,,,,,,,,,,,5,101145,800,,399,99946,99946
+";
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn a_clearing_file_as_an_issuer_reads_it() {
+        let files = clearing_files(&CycleRule::default(), &settlement());
+        let (issuer, currency, text) = &files[0];
+        assert_eq!((*issuer, currency.as_str()), (20, "CNY"));
+        let expected = "\
+record,date,acquirer,issuer,issuer_name,currency,time,merchant_id,terminal_id,batch,stan,rrn,kind,effect,card,product,mcc,count,gross_minor,refunds_minor,rate_bps,interchange_minor,net_minor
+transaction,2026-11-25,10,20,Huangpu Commercial Bank,CNY,2026-11-24 23:01:00,898310058120001,10000001,000001,000001,000000000001,Sale,purchase,621234******0008,debit,5814,1,12345,0,,,
+transaction,2026-11-25,10,20,Huangpu Commercial Bank,CNY,2026-11-24 23:04:00,898310058120001,10000001,000001,000004,000000000004,Sale,purchase,621234******0008,debit,5814,1,500,0,,,
+transaction,2026-11-25,10,20,Huangpu Commercial Bank,CNY,2026-11-24 23:04:00,898310058120001,10000001,000001,000004,000000000004,Reversal of Sale,cancel,621234******0008,debit,5814,1,-500,0,,,
+interchange,2026-11-25,10,20,Huangpu Commercial Bank,CNY,,,,,,,,,,debit,5814,3,12345,0,35,43,12302
+total,2026-11-25,10,20,Huangpu Commercial Bank,CNY,,,,,,,,,,,,3,12345,0,,43,12302
+";
+        assert_eq!(text, expected);
+        assert_eq!(files[1].0, 30, "a file per counterparty");
+    }
+
     #[test]
     fn column_lists_have_the_documented_widths() {
         assert_eq!(STATEMENT_COLUMNS.split(',').count(), 22);

@@ -689,7 +689,7 @@ async fn a_day_settles_to_the_expected_figures(backend: store::testing::TestBack
     store.check_books().await.unwrap();
 
     // Reports: every row as wide as its header, a statement per merchant, a file per issuer.
-    let out = tempdir();
+    let out = store::testing::tempdir::TempDir::new();
     let written = clearing::report::write_all(&settings.cycle, &outcome, out.path()).unwrap();
     assert_eq!(written.len(), 2 + 3 + 1);
     for path in &written {
@@ -742,6 +742,30 @@ async fn a_day_settles_to_the_expected_figures(backend: store::testing::TestBack
         .find(|row| row.kind == "Sale" && row.stan == Some(2))
         .unwrap();
     delete_journal_row(&world._backend.backend, row.id).await;
+    // And an approved sale journaled that the ledger never saw.
+    store
+        .journal(vec![store::journal::JournalEntry {
+            received_at: row.received_at,
+            terminal_id: "10000001".into(),
+            merchant_id: SHANGHAI.into(),
+            mti: "0200".into(),
+            kind: "Sale".into(),
+            batch: Some(1),
+            stan: Some(98),
+            amount_minor: Some(4_242),
+            currency: Some(156),
+            card: Some(demo_card("card-CH001-D").card.masked_pan()),
+            response: Some("00".into()),
+            ..Default::default()
+        }])
+        .await
+        .unwrap();
+    let phantom = acquirer::effects::BusinessKey {
+        terminal_id: "10000001".into(),
+        batch: 1,
+        stan: 98,
+    }
+    .transfer_id("sale/acquirer");
     let damaged = clearing::run(store, &settings, &rerun, &mut |_| {})
         .await
         .unwrap();
@@ -758,11 +782,15 @@ async fn a_day_settles_to_the_expected_figures(backend: store::testing::TestBack
             .iter()
             .map(|found| (found.kind, found.transfer))
             .collect::<Vec<_>>(),
-        vec![(BreakKind::NotInJournal, Some(sale))],
+        vec![
+            (BreakKind::NotInLedger, Some(phantom)),
+            (BreakKind::NotInJournal, Some(sale))
+        ],
         "{name}"
     );
     let report = clearing::report::reconciliation(&damaged.settlement);
     assert!(report.contains("transfer_not_in_journal"), "{report}");
+    assert!(report.contains("approved_not_in_ledger"), "{report}");
     assert!(report.contains(&format!("{:032x}", sale.0)), "{report}");
     assert!(matches!(&damaged.status, Status::Rerun { differences } if !differences.is_empty()));
     assert_eq!(
@@ -771,34 +799,6 @@ async fn a_day_settles_to_the_expected_figures(backend: store::testing::TestBack
         "a rerun posts nothing"
     );
     let _ = stop.send(true);
-}
-
-/// A temporary directory for the reports.
-fn tempdir() -> TempDir {
-    let path = std::env::temp_dir().join(format!(
-        "easypos-clearing-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&path).unwrap();
-    TempDir(path)
-}
-
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn path(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

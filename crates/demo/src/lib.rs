@@ -632,6 +632,118 @@ pub fn fingerprinted(hsm: &dyn Hsm, key: &KeyToken, demo: DemoCard) -> Result<Ca
     })
 }
 
+/// The password of every demo console and API user (printed by `easypos up`); like the demo
+/// PIN, it is published, so never put real data in a demo world.
+pub const DEMO_PASSWORD: &str = "easypos-demo-2026";
+
+/// The channel partner that referred the Beijing merchant.
+pub const DEMO_PARTNER: &str = "P001";
+
+/// One demo user per role (two merchant admins and two cardholders, to show tenants apart):
+/// (user name, display name, role, tenant).
+pub fn demo_users() -> Vec<(
+    &'static str,
+    &'static str,
+    store::accounts::Role,
+    store::accounts::Tenant,
+)> {
+    use store::accounts::{Role, Tenant};
+    let merchant = |id: &str| Tenant::Merchant(id.to_owned());
+    vec![
+        (
+            "operator",
+            "Platform Operator",
+            Role::PlatformOperator,
+            Tenant::Institution(ACQUIRER),
+        ),
+        (
+            "bank",
+            "Huangpu Bank Operator",
+            Role::IssuerOperator,
+            Tenant::Institution(DEBIT_BANK),
+        ),
+        (
+            "wallet",
+            "Panda Pay Operator",
+            Role::WalletOperator,
+            Tenant::Institution(WALLET),
+        ),
+        (
+            "shanghai.admin",
+            "Zhou Min",
+            Role::MerchantAdmin,
+            merchant(SHANGHAI_MERCHANT),
+        ),
+        (
+            "shanghai.manager",
+            "Sun Li",
+            Role::MerchantManager,
+            merchant(SHANGHAI_MERCHANT),
+        ),
+        (
+            "shanghai.cashier",
+            "Wang Fang",
+            Role::Cashier,
+            merchant(SHANGHAI_MERCHANT),
+        ),
+        (
+            "beijing.admin",
+            "Guo Hua",
+            Role::MerchantAdmin,
+            merchant(BEIJING_MERCHANT),
+        ),
+        (
+            "cardholder1",
+            "Li Lei",
+            Role::Cardholder,
+            Tenant::Cardholder("CH001".into()),
+        ),
+        (
+            "cardholder2",
+            "Han Meimei",
+            Role::Cardholder,
+            Tenant::Cardholder("CH002".into()),
+        ),
+        (
+            "partner",
+            "Channel Partner P001",
+            Role::ChannelPartner,
+            Tenant::Partner(DEMO_PARTNER.into()),
+        ),
+    ]
+}
+
+/// Creates the demo users that do not exist yet (a user keeps its password once created) and
+/// the partner's referral.
+pub async fn seed_users(store: &Store) -> Result<(), DemoError> {
+    let mut missing = Vec::new();
+    for (username, display_name, role, tenant) in demo_users() {
+        if store.user_by_username(username).await?.is_none() {
+            let id = format!("demo-{username}");
+            missing.push(
+                store::accounts::NewUser::new(
+                    &id,
+                    username,
+                    display_name,
+                    role,
+                    tenant,
+                    DEMO_PASSWORD,
+                    0,
+                )
+                .map_err(|error| DemoError::Refused(format!("demo user {username}: {error}")))?,
+            );
+        }
+    }
+    store.put_users(missing).await?;
+    store
+        .put_referrals(vec![store::accounts::Referral {
+            partner_id: DEMO_PARTNER.into(),
+            merchant_id: BEIJING_MERCHANT.into(),
+        }])
+        .await?;
+    Ok(())
+}
+
 /// Seeds the demo world unless it is there already, and on every start makes sure its keys
 /// exist and its cards can be found by number. Safe to run twice: every record, key and
 /// transfer is idempotent by its id or name.
@@ -658,6 +770,7 @@ pub async fn seed(store: &Store, hsm: &dyn Hsm) -> Result<Seeded, DemoError> {
         store.put_terminal_sessions(terminal_sessions()).await?;
         // Accounts added to the demo world since it was seeded (idempotent by id).
         store.create_accounts(accounts()).await?;
+        seed_users(store).await?;
         return Ok(Seeded::Already);
     }
     store.put_directory(directory).await?;
@@ -681,6 +794,7 @@ pub async fn seed(store: &Store, hsm: &dyn Hsm) -> Result<Seeded, DemoError> {
     if let Some(error) = refused.first() {
         return Err(DemoError::Refused(format!("demo opening balance: {error}")));
     }
+    seed_users(store).await?;
     store.set_meta(SEEDED_KEY, DEMO_VERSION).await?;
     Ok(Seeded::Now)
 }

@@ -1,8 +1,11 @@
 //! The `easypos` binary: parses the command line, loads the configuration and wires the
 //! library crates together. It holds no domain logic of its own.
 
+mod cards_cmd;
 mod config;
 mod host;
+mod settle_cmd;
+mod terminal_cmd;
 mod tools;
 mod up;
 
@@ -55,11 +58,19 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// End of day for a business date: clearing with issuers, fees, merchant settlement and
+    /// payouts, statements, clearing files and a reconciliation report (docs/settlement.md).
+    Settle(settle_cmd::SettleArgs),
     /// Benchmarks and load generators.
     #[command(subcommand)]
     Bench(BenchCommand),
     /// Calculators for payments engineers (PIN blocks, DUKPT, MACs, ISO 8583, TLV, QR, ...).
     Tools(tools::ToolsArgs),
+    /// The POS terminal: sale, void, refund, pre-authorization, balance, settlement, scripted
+    /// or interactive (docs/terminal.md).
+    Terminal(terminal_cmd::TerminalArgs),
+    /// The card simulator's cards for the demo world: list, issue card files, show one.
+    Cards(cards_cmd::CardsArgs),
 }
 
 /// The institution a `host` runs as.
@@ -117,6 +128,14 @@ enum BenchCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // The terminal and its cards run standalone (no platform configuration) and say what
+    // happened in their exit codes (docs/terminal.md).
+    if let Command::Terminal(args) = cli.command {
+        return terminal_cmd::run(args);
+    }
+    if let Command::Cards(args) = cli.command {
+        return cards_cmd::run(args);
+    }
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
@@ -174,6 +193,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 host::run_issuer(config, listen).await
             }
             Command::Migrate => migrate(&config).await,
+            Command::Settle(args) => settle_cmd::run(&config, args).await,
             Command::Bench(BenchCommand::Ledger {
                 callers,
                 seconds,
@@ -213,7 +233,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 )
                 .await
             }
-            Command::Tools(_) => Ok(()),
+            Command::Tools(_) | Command::Terminal(_) | Command::Cards(_) => Ok(()),
         }
     })
 }

@@ -6,7 +6,7 @@ use crate::config::Config;
 use anyhow::Context;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use demo::Seeded;
 use hsm::Hsm;
@@ -115,9 +115,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     print_banner(&config, &store, &hsm, address, terminal_address, seeded).await?;
     let mut server_stop = stopped.clone();
-    let server = axum::serve(listener, router(app.clone())).with_graceful_shutdown(async move {
-        let _ = server_stop.wait_for(|stopping| *stopping).await;
-    });
+    // The console's second factor and the webhooks' signatures: platform keys generated in
+    // the HSM on first start.
+    let mfa = console::mfa::Mfa::ensure(&store, hsm.clone())
+        .await
+        .context("the console's TOTP key")?;
+    let webhook_keys = api::webhooks::WebhookKeys::ensure(&store, hsm.clone())
+        .await
+        .context("the webhook key")?;
+    let api_state = api::ApiState::new(store.clone()).with_webhooks(webhook_keys);
+    let webhooks = tokio::spawn(api::webhooks::run(
+        api_state.clone(),
+        api::webhooks::PASS_INTERVAL,
+        stopped.clone(),
+    ));
+    let server = axum::serve(listener, router(app.clone(), api_state, mfa)).with_graceful_shutdown(
+        async move {
+            let _ = server_stop.wait_for(|stopping| *stopping).await;
+        },
+    );
     let server = tokio::spawn(async move { server.await });
 
     shutdown_signal().await;
@@ -130,6 +146,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     expiry.await.context("expiry task")?;
     terminal_server.await.context("terminal listener")?;
     store_and_forward.await.context("store-and-forward task")?;
+    webhooks.await.context("webhook task")?;
     drop(app);
     let store = Arc::try_unwrap(store)
         .map_err(|_| anyhow::anyhow!("the store is still in use at shutdown"))?;
@@ -193,6 +210,10 @@ async fn print_banner(
     println!("  web       http://{address}/");
     println!("  health    http://{address}/healthz");
     println!("  metrics   http://{address}/metrics");
+    println!("  console   http://{address}/console");
+    println!(
+        "  api       http://{address}/api/v1 (OpenAPI: http://{address}/api/openapi.json; docs/api.md)"
+    );
     println!(
         "  hsm       software HSM (development and testing only), master key check value {}",
         hsm.master_key_check_value()
@@ -215,24 +236,47 @@ async fn print_banner(
         directory.cardholders.len(),
         directory.cards.len()
     );
+    let users: Vec<&str> = demo::demo_users()
+        .into_iter()
+        .map(|(username, ..)| username)
+        .collect();
+    println!(
+        "  logins    {} (password {} for each; operators and merchant admins add an authenticator app at first sign-in)",
+        users.join(", "),
+        demo::DEMO_PASSWORD
+    );
+    println!(
+        "  cards     every demo card's PIN is {}; `easypos cards list`, then `easypos terminal` (docs/terminal.md)",
+        demo::DEMO_PIN
+    );
     println!("Press Ctrl-C to stop.");
     Ok(())
 }
 
-fn router(app: Arc<App>) -> axum::Router {
+fn router(app: Arc<App>, api_state: api::ApiState, mfa: console::mfa::Mfa) -> axum::Router {
+    // The REST API (`/api/…`) and the web console (`/console/…`) share the store.
+    let host_stats = app.host_stats.clone();
+    let host_probe: console::HealthProbe = Arc::new(move || {
+        host_stats
+            .snapshot()
+            .metrics()
+            .into_iter()
+            .map(|metric| (metric.name.to_owned(), metric.value.to_string()))
+            .collect()
+    });
     axum::Router::new()
         .route("/", get(home))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(app)
+        .merge(api::router(api_state.clone()))
+        .merge(console::router(
+            console::Console::new(api_state, mfa).with_health(host_probe),
+        ))
 }
 
-async fn home() -> Html<&'static str> {
-    Html(concat!(
-        "<!doctype html><meta charset=utf-8><title>easypos</title>",
-        "<h1>easypos is running</h1>",
-        "<p>The web console arrives in a later release. For now: <a href=/healthz>/healthz</a> and <a href=/metrics>/metrics</a>.</p>"
-    ))
+async fn home() -> axum::response::Redirect {
+    axum::response::Redirect::to("/console")
 }
 
 /// 200 with the store's schema version when the database answers, 503 with the reason when not.

@@ -155,6 +155,14 @@ fn up_serves_health_and_metrics_stops_cleanly_and_restarts_without_reseeding() {
         first.banner
     );
     assert!(first.banner.iter().any(|line| line.contains("2 merchants, 3 terminals") && line.contains("5 cardholders")), "{:?}", first.banner);
+    assert!(
+        first
+            .banner
+            .iter()
+            .any(|line| line.contains(&format!("PIN is {}", demo::DEMO_PIN))),
+        "the banner tells a newcomer the demo cards' PIN: {:?}",
+        first.banner
+    );
 
     let (status, content_type, body) = get(&first.web, "/healthz");
     assert_eq!(status, 200);

@@ -20,6 +20,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod accounts;
 pub mod cards;
 mod clock;
 mod committed;
@@ -31,7 +32,9 @@ mod postgres;
 mod rows;
 pub mod saf;
 mod sqlite;
+mod sqlite_accounts;
 pub mod testing;
+pub mod webhooks;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use migrate::{Migration, latest as latest_version, postgres_migrations, sqlite_migrations};

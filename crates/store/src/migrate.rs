@@ -56,6 +56,26 @@ const SQLITE: &[Migration] = &[
         name: "cards_by_account",
         sql: include_str!("../migrations/sqlite/0009_cards_by_account.sql"),
     },
+    Migration {
+        version: 10,
+        name: "accounts",
+        sql: include_str!("../migrations/sqlite/0010_accounts.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "totp",
+        sql: include_str!("../migrations/sqlite/0011_totp.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "idempotency_expiry",
+        sql: include_str!("../migrations/sqlite/0012_idempotency_expiry.sql"),
+    },
+    Migration {
+        version: 13,
+        name: "webhooks",
+        sql: include_str!("../migrations/sqlite/0013_webhooks.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -103,6 +123,26 @@ const POSTGRES: &[Migration] = &[
         version: 9,
         name: "cards_by_account",
         sql: include_str!("../migrations/postgres/0009_cards_by_account.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "accounts",
+        sql: include_str!("../migrations/postgres/0010_accounts.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "totp",
+        sql: include_str!("../migrations/postgres/0011_totp.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "idempotency_expiry",
+        sql: include_str!("../migrations/postgres/0012_idempotency_expiry.sql"),
+    },
+    Migration {
+        version: 13,
+        name: "webhooks",
+        sql: include_str!("../migrations/postgres/0013_webhooks.sql"),
     },
 ];
 

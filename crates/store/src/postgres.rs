@@ -53,6 +53,10 @@ const MIGRATION_LOCK: i64 = 0x0065_6173_7970_6f73;
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
+// Accounts, API keys and console reads (issue 7), in a file of their own.
+#[path = "postgres_accounts.rs"]
+mod accounts;
+
 enum Job {
     Transfers {
         requests: Vec<TransferRequest>,

@@ -1,0 +1,199 @@
+//! `easypos settle`: end of day for one business date (`clearing::run`), its reports written
+//! to a directory, and a summary as text or JSON. Progress goes to standard error, so that
+//! `--json` output stays one object on standard output.
+
+use crate::config::Config;
+use anyhow::Context;
+use clearing::{Outcome, Progress, Request, Settings, Status};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+pub struct SettleArgs {
+    /// The business date to settle, YYYY-MM-DD, in the acquirer's time zone. Its cycle must be
+    /// closed: the cut-off (23:00 Asia/Shanghai by default) must have passed.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    date: String,
+    /// Where to write the statements, clearing files and reconciliation report
+    /// [default: <data_dir>/settlement/<date>].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Check a cycle already closed against the journal and ledger and write its reports
+    /// again; posts nothing.
+    #[arg(long)]
+    rerun: bool,
+    /// The cycle and fee schedule (docs/settlement.md) [default: <data_dir>/clearing.toml if
+    /// it exists, else the demo world's].
+    #[arg(long, value_name = "FILE")]
+    clearing: Option<PathBuf>,
+}
+
+/// Where the clearing configuration comes from, and its text.
+fn settings(config: &Config, args: &SettleArgs) -> anyhow::Result<(Settings, String)> {
+    let path = match &args.clearing {
+        Some(path) => Some(path.clone()),
+        None => Some(config.data_dir.join("clearing.toml")).filter(|path| path.exists()),
+    };
+    let Some(path) = path else {
+        let settings = Settings::parse(clearing::schedule::DEFAULT)?;
+        return Ok((
+            settings,
+            "the demo world's default (no clearing.toml)".to_owned(),
+        ));
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read the clearing configuration {}", path.display()))?;
+    let settings = Settings::parse(&text)
+        .with_context(|| format!("in the clearing configuration {}", path.display()))?;
+    Ok((settings, path.display().to_string()))
+}
+
+/// A progress line on standard error, rewritten in place on a terminal.
+struct ProgressLine {
+    terminal: bool,
+    last: String,
+}
+
+impl ProgressLine {
+    fn show(&mut self, stage: &Progress) {
+        let text = match stage {
+            Progress::Journal { rows } => format!("reading the journal: {rows} approved messages"),
+            Progress::Matching { done, total } => {
+                let percent = if *total == 0 { 100 } else { done * 100 / total };
+                format!("matching with the ledger: {done}/{total} ({percent} %)")
+            }
+            Progress::Ledger => "looking for transfers without a journal entry".to_owned(),
+            Progress::Posting { transfers } => format!("posting {transfers} transfers"),
+        };
+        if text == self.last {
+            return;
+        }
+        let mut stderr = std::io::stderr();
+        let _ = if self.terminal {
+            write!(stderr, "\r\x1b[2K{text}")
+        } else {
+            writeln!(stderr, "{text}")
+        };
+        let _ = stderr.flush();
+        self.last = text;
+    }
+
+    fn finish(&self) {
+        if self.terminal && !self.last.is_empty() {
+            eprintln!();
+        }
+    }
+}
+
+pub async fn run(config: &Config, args: SettleArgs) -> anyhow::Result<()> {
+    let date = clearing::cycle::parse_date(&args.date)?;
+    let (settings, source) = settings(config, &args)?;
+    let store = crate::open_store(config).await?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("the system clock is before 1970")?
+        .as_secs();
+    let request = Request {
+        date,
+        now_unix_seconds: i64::try_from(now).context("the system clock is out of range")?,
+        rerun: args.rerun,
+    };
+    let mut line = ProgressLine {
+        terminal: std::io::stderr().is_terminal(),
+        last: String::new(),
+    };
+    let result = clearing::run(&store, &settings, &request, &mut |stage| line.show(&stage)).await;
+    line.finish();
+    store.close().await?;
+    let outcome = result?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        config
+            .data_dir
+            .join("settlement")
+            .join(clearing::cycle::format_date(date))
+    });
+    let written = clearing::report::write_all(&settings.cycle, &outcome, &out)?;
+    if args.json {
+        let mut summary = clearing::report::summary(&outcome);
+        summary["reports"] = written
+            .iter()
+            .map(|path| serde_json::Value::from(path.display().to_string()))
+            .collect();
+        println!("{summary}");
+    } else {
+        print_text(&outcome, &source, &written);
+    }
+    if let Status::Rerun { differences } = &outcome.status
+        && !differences.is_empty()
+    {
+        anyhow::bail!(
+            "the closed cycle of {} differs from its books now ({} differences, listed above); read the reconciliation report",
+            args.date,
+            differences.len()
+        );
+    }
+    Ok(())
+}
+
+fn print_text(outcome: &Outcome, source: &str, written: &[PathBuf]) {
+    let settlement = &outcome.settlement;
+    let date = clearing::cycle::format_date(settlement.window.date);
+    let what = match &outcome.status {
+        Status::Posted { transfers } => format!("settled: {transfers} transfers posted"),
+        Status::FoundPosted { transfers } => format!(
+            "settled: its {transfers} transfers were posted by an earlier run, now recorded"
+        ),
+        Status::Rerun { differences } if differences.is_empty() => {
+            "checked again: the books agree with the closed cycle, nothing posted".to_owned()
+        }
+        Status::Rerun { .. } => "checked again: the books differ, nothing posted".to_owned(),
+    };
+    println!("Cycle {date} {what}.");
+    println!("  fees         {source}");
+    println!(
+        "  transactions {} matched, {} breaks",
+        settlement.items.len(),
+        settlement.breaks.len()
+    );
+    for merchant in &settlement.merchants {
+        println!(
+            "  merchant     {} {}: gross {} − refunds {} − fees {} = {}, paid out {}",
+            merchant.merchant_id,
+            merchant.currency.alpha(),
+            merchant.gross.format_major(),
+            merchant.refunds.format_major(),
+            merchant.fees.format_major(),
+            merchant.net.format_major(),
+            merchant.payout.format_major()
+        );
+    }
+    for party in &settlement.counterparties {
+        println!(
+            "  counterparty {} ({}) {}: gross {} − refunds {} − interchange {} = owes {}",
+            party.issuer.0,
+            party.name,
+            party.currency.alpha(),
+            party.gross.format_major(),
+            party.refunds.format_major(),
+            party.interchange.format_major(),
+            party.net.format_major()
+        );
+    }
+    if let Status::Rerun { differences } = &outcome.status {
+        for difference in differences {
+            println!("  difference   {difference}");
+        }
+    }
+    for path in written {
+        println!("  report       {}", path.display());
+    }
+    if !settlement.breaks.is_empty() {
+        println!(
+            "  {} breaks between journal and ledger were left out of the figures: see the reconciliation report.",
+            settlement.breaks.len()
+        );
+    }
+}
