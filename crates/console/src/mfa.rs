@@ -12,11 +12,10 @@
 //! ```
 
 use hmac::{Hmac, Mac};
-use hsm::{Hsm, KeySpec, KeyToken, MacAlgorithm};
+use hsm::{Hsm, KeyToken, MacAlgorithm};
 use sha1::Sha1;
 use std::sync::Arc;
 use store::Store;
-use store::directory::StoredKey;
 
 /// Seconds per TOTP time step (RFC 6238's default, and what authenticator apps assume).
 pub const STEP_SECONDS: i64 = 30;
@@ -123,36 +122,12 @@ impl std::fmt::Debug for Mfa {
 impl Mfa {
     /// The stored TOTP key, generated inside the HSM and stored (as a token) on first use.
     pub async fn ensure(store: &Store, hsm: Arc<dyn Hsm>) -> Result<Mfa, MfaError> {
-        let found = store
-            .keys()
-            .await?
-            .into_iter()
-            .find(|key| key.name == TOTP_KEY_NAME);
-        let key = match found {
-            Some(key) => KeyToken::new(key.token),
-            None => {
-                let token = hsm.generate_key(&KeySpec::mac_cmac())?;
-                let check_value: String = hsm
-                    .key_check_value(&token)?
-                    .iter()
-                    .map(|byte| format!("{byte:02X}"))
-                    .collect();
-                store
-                    .put_keys(vec![StoredKey {
-                        name: TOTP_KEY_NAME.to_owned(),
-                        token: token.as_str().to_owned(),
-                        check_value,
-                    }])
-                    .await?;
-                // Another process may have stored its key first: use whichever is stored.
-                store
-                    .keys()
-                    .await?
-                    .into_iter()
-                    .find(|key| key.name == TOTP_KEY_NAME)
-                    .map_or(token, |key| KeyToken::new(key.token))
-            }
-        };
+        let key = api::webhooks::ensure_cmac_key(store, hsm.as_ref(), TOTP_KEY_NAME)
+            .await
+            .map_err(|error| match error {
+                api::webhooks::WebhookError::Hsm(error) => MfaError::Hsm(error),
+                api::webhooks::WebhookError::Store(error) => MfaError::Store(error),
+            })?;
         Ok(Mfa { hsm, key })
     }
 
