@@ -4,81 +4,22 @@
 //! init`, and one process per transaction whose exit code and JSON say what happened.
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-/// Bounds every wait, so a broken start fails the test instead of hanging it.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+mod common;
+use common::{STARTUP_TIMEOUT, easypos};
 
-struct Up {
-    child: Child,
-    terminals: SocketAddr,
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    common::temp_dir("terminal", name)
 }
 
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("easypos-terminal-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn easypos(dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_easypos"));
-    command.current_dir(dir).env_remove("EASYPOS_DATABASE_URL");
-    command
-}
-
-/// `easypos up` on free loopback ports in `dir`, until its banner names the terminals'
-/// address.
-fn up(dir: &Path) -> Up {
-    let mut child = easypos(dir)
-        .args(["up", "--http", "127.0.0.1:0", "--iso8583", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(dir.join("easypos.log"))
-                .unwrap(),
-        )
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let (sender, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + STARTUP_TIMEOUT;
-    let mut terminals = None;
-    loop {
-        let line = lines
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("easypos up printed its banner in time");
-        if let Some(rest) = line.trim().strip_prefix("ISO 8583") {
-            terminals = rest.split_whitespace().next().and_then(|a| a.parse().ok());
-        }
-        if line.starts_with("Press Ctrl-C") {
-            break;
-        }
-    }
-    Up {
-        child,
-        terminals: terminals.expect("the terminals' address"),
-    }
+/// `easypos up` on free loopback ports in `dir`.
+fn up(dir: &Path) -> common::Running {
+    common::start(dir)
 }
 
 /// What one command did: its exit code, its stdout parsed as JSON (Null if it is not), and

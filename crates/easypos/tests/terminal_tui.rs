@@ -6,10 +6,11 @@
 //! Needs tmux. Without it the test is skipped, except under CI (`CI=true`), where it fails:
 //! CI must install tmux.
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
 
 /// Bounds every wait for the screen.
 const SCREEN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -73,16 +74,6 @@ impl Drop for Tmux {
     }
 }
 
-/// The platform process, stopped even when the test fails half-way.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn tmux_available() -> bool {
     Command::new("tmux")
         .arg("-V")
@@ -91,10 +82,7 @@ fn tmux_available() -> bool {
 }
 
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("easypos-tui-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::temp_dir("tui", name)
 }
 
 fn easypos(dir: &Path, args: &[&str]) -> std::process::Output {
@@ -117,39 +105,8 @@ fn a_cashier_sells_by_chip_and_pin_on_the_tui_reads_the_receipt_and_a_supervisor
         return;
     }
     let dir = temp_dir("sale");
-    let mut up = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_easypos"))
-            .args(["up", "--http", "127.0.0.1:0", "--iso8583", "127.0.0.1:0"])
-            .current_dir(&dir)
-            .env_remove("EASYPOS_DATABASE_URL")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let stdout = std::io::BufReader::new(up.0.stdout.take().unwrap());
-    let (sender, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut host = None;
-    loop {
-        let line = lines
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("easypos up printed its banner in time");
-        if let Some(rest) = line.trim().strip_prefix("ISO 8583") {
-            host = rest.split_whitespace().next().map(str::to_owned);
-        }
-        if line.starts_with("Press Ctrl-C") {
-            break;
-        }
-    }
-    let host = host.unwrap();
+    let up = common::start(&dir);
+    let host = up.terminals.to_string();
     std::fs::create_dir_all(dir.join("cards")).unwrap();
     assert!(
         easypos(

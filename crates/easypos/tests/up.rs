@@ -3,119 +3,21 @@
 //! prints where to go, stops cleanly on Ctrl-C (SIGINT), and a restart keeps the data without
 //! seeding again.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
 
-/// Bounds every wait, so a broken start fails the test instead of hanging it.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
-
-struct Running {
-    child: Child,
-    lines: std::sync::mpsc::Receiver<String>,
-    web: String,
-    terminals: std::net::SocketAddr,
-    banner: Vec<String>,
-}
+mod common;
+use common::{Running, start, start_with};
 
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("easypos-up-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn start(dir: &Path) -> Running {
-    start_with(
-        dir,
-        &["up", "--http", "127.0.0.1:0", "--iso8583", "127.0.0.1:0"],
-    )
-}
-
-/// Runs `easypos <args>` in `dir` until it prints its banner (up to "Press Ctrl-C").
-fn start_with(dir: &Path, args: &[&str]) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_easypos"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("EASYPOS_DATABASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(dir.join("easypos.log"))
-                .unwrap(),
-        )
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let (sender, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut banner = Vec::new();
-    let deadline = Instant::now() + STARTUP_TIMEOUT;
-    loop {
-        let line = lines
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("easypos up printed its banner in time");
-        banner.push(line.clone());
-        if line.starts_with("Press Ctrl-C") {
-            break;
-        }
-    }
-    // An issuer host has no web server.
-    let web = banner
-        .iter()
-        .find_map(|line| {
-            line.trim()
-                .strip_prefix("web")
-                .map(|rest| rest.trim().to_owned())
-        })
-        .unwrap_or_default();
-    let terminals = banner
-        .iter()
-        .find_map(|line| {
-            line.trim()
-                .strip_prefix("ISO 8583")
-                .and_then(|rest| rest.split_whitespace().next())
-                .and_then(|address| address.parse().ok())
-        })
-        .expect("an ISO 8583 line with the terminals' address");
-    Running {
-        child,
-        lines,
-        web,
-        terminals,
-        banner,
-    }
+    common::temp_dir("up", name)
 }
 
 fn stop(mut running: Running) -> Vec<String> {
-    let status = Command::new("kill")
-        .args(["-INT", &running.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + STARTUP_TIMEOUT;
-    let exit = loop {
-        if let Some(exit) = running.child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "easypos did not stop after Ctrl-C"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(exit.success(), "easypos exited with {exit}");
-    running.lines.try_iter().collect()
+    running.stop()
 }
 
 /// A plain HTTP/1.1 GET over loopback; returns (status, content type, body).

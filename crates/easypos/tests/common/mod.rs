@@ -1,0 +1,142 @@
+//! What the binary's process-level tests share: a fresh temporary directory, and a long-running
+//! `easypos` command (`up`, `host`) started on free loopback ports and read until its banner
+//! ends. Each test crate uses part of it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+/// Bounds every wait, so a broken start fails the test instead of hanging it.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// An empty directory `easypos-{prefix}-{name}-{pid}` in the system's temporary directory.
+pub fn temp_dir(prefix: &str, name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("easypos-{prefix}-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `easypos` run in `dir`, on its embedded default store whatever the environment says.
+pub fn easypos(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_easypos"));
+    command.current_dir(dir).env_remove("EASYPOS_DATABASE_URL");
+    command
+}
+
+/// A started `easypos` process and what its banner said. Dropped, it is killed; `stop` stops it
+/// as Ctrl-C does and checks that it exits cleanly.
+pub struct Running {
+    pub child: Child,
+    /// Standard output after the banner, line by line.
+    pub lines: Receiver<String>,
+    /// The banner's `web` address (`http://…/`), empty for a process without a web server.
+    pub web: String,
+    /// The banner's `ISO 8583` address.
+    pub terminals: SocketAddr,
+    pub banner: Vec<String>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Running {
+    /// Sends SIGINT, waits for a clean exit, and returns what it printed after the banner.
+    pub fn stop(&mut self) -> Vec<String> {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        let exit = loop {
+            if let Some(exit) = self.child.try_wait().unwrap() {
+                break exit;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "easypos did not stop after Ctrl-C"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(exit.success(), "easypos exited with {exit}");
+        self.lines.try_iter().collect()
+    }
+}
+
+/// `easypos up` in `dir` on free loopback ports.
+pub fn start(dir: &Path) -> Running {
+    start_with(
+        dir,
+        &["up", "--http", "127.0.0.1:0", "--iso8583", "127.0.0.1:0"],
+    )
+}
+
+/// `easypos ARGS` in `dir`, read until its banner ends ("Press Ctrl-C"); its log goes to
+/// `dir/easypos.log`.
+pub fn start_with(dir: &Path, args: &[&str]) -> Running {
+    let mut child = easypos(dir)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("easypos.log"))
+                .unwrap(),
+        )
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut banner = Vec::new();
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    loop {
+        let line = lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("easypos printed its banner in time");
+        banner.push(line.clone());
+        if line.starts_with("Press Ctrl-C") {
+            break;
+        }
+    }
+    let web = banner
+        .iter()
+        .find_map(|line| {
+            line.trim()
+                .strip_prefix("web")
+                .map(|rest| rest.trim().to_owned())
+        })
+        .unwrap_or_default();
+    let terminals = banner
+        .iter()
+        .find_map(|line| {
+            line.trim()
+                .strip_prefix("ISO 8583")
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|address| address.parse().ok())
+        })
+        .expect("an ISO 8583 line with the terminals' address");
+    Running {
+        child,
+        lines,
+        web,
+        terminals,
+        banner,
+    }
+}
