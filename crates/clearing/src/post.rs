@@ -312,7 +312,12 @@ pub(crate) async fn post(
         breaks: settlement.breaks.len(),
     };
     let count = transfers.len();
-    let results = store.submit(transfers.clone()).await?;
+    let text = serde_json::to_string(&record)
+        .map_err(|error| ClearingError::Refused(format!("the cycle record: {error}")))?;
+    // The chain and the closed cycle's record commit in one transaction, or neither does.
+    let results = store
+        .submit_recording(transfers.clone(), &meta_key(&date), &text)
+        .await?;
     let refusal = results
         .iter()
         .zip(&transfers)
@@ -336,9 +341,6 @@ pub(crate) async fn post(
         .iter()
         .filter(|result| matches!(result, Ok(Outcome::Created(_))))
         .count();
-    let text = serde_json::to_string(&record)
-        .map_err(|error| ClearingError::Refused(format!("the cycle record: {error}")))?;
-    store.set_meta(&meta_key(&date), &text).await?;
     let status = if created == 0 && count > 0 {
         Status::FoundPosted { transfers: count }
     } else {

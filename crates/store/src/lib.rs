@@ -150,6 +150,22 @@ impl Store {
         }
     }
 
+    /// [`Store::submit`], and the meta row `key = value` in the same transaction when every
+    /// transfer is made now or was made before (the same content): a record of what the
+    /// transfers did that can never exist without them, nor they without it.
+    pub async fn submit_recording(
+        &self,
+        requests: Vec<TransferRequest>,
+        key: &str,
+        value: &str,
+    ) -> Result<TransferResults, StoreError> {
+        let record = (key.to_owned(), value.to_owned());
+        match self {
+            Store::Sqlite(store) => store.submit_recording(requests, record).await,
+            Store::Postgres(store) => store.submit_recording(requests, record).await,
+        }
+    }
+
     /// Commits an authorization: its card checks and effects and its ledger transfers in one
     /// transaction (see [`cards`]). When this returns, everything it reports is durable.
     pub async fn authorize(

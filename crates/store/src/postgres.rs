@@ -61,6 +61,8 @@ enum Job {
     Transfers {
         requests: Vec<TransferRequest>,
         reply: Reply<TransferResults>,
+        /// A meta row written in the same transaction when every transfer is made (or was).
+        record: Option<(String, String)>,
     },
     Accounts {
         specs: Vec<AccountSpec>,
@@ -169,7 +171,27 @@ impl PostgresStore {
         &self,
         requests: Vec<TransferRequest>,
     ) -> Result<TransferResults, StoreError> {
-        self.call(|reply| Job::Transfers { requests, reply }).await
+        self.call(|reply| Job::Transfers {
+            requests,
+            reply,
+            record: None,
+        })
+        .await
+    }
+
+    /// [`PostgresStore::submit`], and the meta row `record` in the same transaction when every
+    /// transfer is made now or was made before.
+    pub async fn submit_recording(
+        &self,
+        requests: Vec<TransferRequest>,
+        record: (String, String),
+    ) -> Result<TransferResults, StoreError> {
+        self.call(|reply| Job::Transfers {
+            requests,
+            reply,
+            record: Some(record),
+        })
+        .await
     }
 
     pub async fn create_accounts(
@@ -763,6 +785,19 @@ impl Writer {
         update_statuses(&transaction, &statuses).await?;
         update_accounts(&transaction, changes.updated_accounts()).await?;
         update_issuer_cards(&transaction, &cards).await?;
+        for (job, outcome) in group.iter().zip(&outcomes) {
+            if let (
+                Job::Transfers {
+                    record: Some((key, value)),
+                    ..
+                },
+                Outcome::Transfers(results),
+            ) = (job, outcome)
+                && results.iter().all(Result::is_ok)
+            {
+                transaction.execute("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", &[key, value]).await?;
+            }
+        }
         transaction.commit().await?;
 
         let answers = std::mem::take(group)

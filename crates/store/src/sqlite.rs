@@ -75,6 +75,8 @@ enum Job {
     Transfers {
         requests: Vec<TransferRequest>,
         reply: Reply<TransferResults>,
+        /// A meta row written in the same transaction when every transfer is made (or was).
+        record: Option<(String, String)>,
     },
     Authorize {
         authorization: Authorization,
@@ -282,7 +284,27 @@ impl SqliteStore {
         &self,
         requests: Vec<TransferRequest>,
     ) -> Result<TransferResults, StoreError> {
-        self.call(|reply| Job::Transfers { requests, reply }).await
+        self.call(|reply| Job::Transfers {
+            requests,
+            reply,
+            record: None,
+        })
+        .await
+    }
+
+    /// [`SqliteStore::submit`], and the meta row `record` in the same transaction when every
+    /// transfer is made now or was made before.
+    pub async fn submit_recording(
+        &self,
+        requests: Vec<TransferRequest>,
+        record: (String, String),
+    ) -> Result<TransferResults, StoreError> {
+        self.call(|reply| Job::Transfers {
+            requests,
+            reply,
+            record: Some(record),
+        })
+        .await
     }
 
     pub async fn create_accounts(
@@ -447,11 +469,8 @@ impl SqliteStore {
     }
 
     pub async fn set_meta(&self, key: String, value: String) -> Result<(), StoreError> {
-        self.write(move |connection| {
-            connection.execute("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [key, value])?;
-            Ok(())
-        })
-        .await
+        self.write_in(false, move |connection| set_meta(connection, &key, &value))
+            .await
     }
 
     pub fn stats(&self) -> StoreStats {
@@ -815,9 +834,19 @@ fn run_job(
                 )),
             }
         }
-        Job::Transfers { requests, reply } => {
+        Job::Transfers {
+            requests,
+            reply,
+            record,
+        } => {
             let now = next_timestamp(clock, last, requests.len());
             let results = session.execute(&requests, now);
+            if let Some((key, value)) = record
+                && results.iter().all(Result::is_ok)
+                && let Err(error) = set_meta(connection, &key, &value)
+            {
+                return Err((error, Answer::Transfers(reply, Vec::new())));
+            }
             Ok(Some(Answer::Transfers(reply, results)))
         }
         Job::Accounts { specs, reply } => {
@@ -882,6 +911,13 @@ fn run_job(
             }
         }
     }
+}
+
+fn set_meta(connection: &Connection, key: &str, value: &str) -> Result<(), StoreError> {
+    connection
+        .prepare_cached("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")?
+        .execute([key, value])?;
+    Ok(())
 }
 
 fn due_holds(connection: &Connection, now: u64) -> Result<Vec<TransferId>, StoreError> {

@@ -97,6 +97,66 @@ async fn migrations_apply_and_data_survives_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_record_commits_with_its_transfers_or_not_at_all() {
+    for backend in backends().await {
+        let clock = Arc::new(ManualClock::new(START));
+        let store = open(&backend, &clock).await;
+        funded(&store).await;
+        let chain = |second: i64| {
+            vec![
+                TransferRequest::posted(TransferId(50), ALICE, BOB, cny(100)).linked(),
+                TransferRequest::posted(TransferId(51), ALICE, BOB, cny(second)),
+            ]
+        };
+        // The chain is refused (the second transfer overdraws Alice): no record either.
+        let refused = store
+            .submit_recording(chain(1_000_000), "cycle/1", "closed")
+            .await
+            .unwrap();
+        assert!(refused.iter().all(Result::is_err), "{}", backend.name);
+        assert_eq!(
+            store.meta("cycle/1").await.unwrap(),
+            None,
+            "{}",
+            backend.name
+        );
+        // Made: the transfers and the record, together.
+        let made = store
+            .submit_recording(chain(200), "cycle/1", "closed")
+            .await
+            .unwrap();
+        assert!(made.iter().all(Result::is_ok));
+        assert_eq!(
+            store.meta("cycle/1").await.unwrap().as_deref(),
+            Some("closed")
+        );
+        assert_eq!(
+            totals(&store, BOB).await,
+            [0, 0, 0, 300],
+            "{}",
+            backend.name
+        );
+        // Found made again (a re-run): the record is written again, nothing moves twice.
+        let again = store
+            .submit_recording(chain(200), "cycle/1", "closed again")
+            .await
+            .unwrap();
+        assert!(again.iter().all(Result::is_ok));
+        assert_eq!(
+            store.meta("cycle/1").await.unwrap().as_deref(),
+            Some("closed again")
+        );
+        assert_eq!(
+            totals(&store, BOB).await,
+            [0, 0, 0, 300],
+            "{}",
+            backend.name
+        );
+        store.close().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn refused_requests_write_nothing_and_retries_return_the_original() {
     for backend in backends().await {
         let clock = Arc::new(ManualClock::new(START));
