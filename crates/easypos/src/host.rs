@@ -51,6 +51,7 @@ pub async fn run_issuer(config: Config, listen: SocketAddr) -> anyhow::Result<()
         })
         .map(|institution| format!("{} ({})", institution.name, institution.id.0))
         .collect();
+    let shutdown = crate::up::Shutdown::listen();
     println!("easypos {} issuer host is up.", env!("CARGO_PKG_VERSION"));
     match &config.backend {
         store::Backend::Sqlite { path } => println!("  database  SQLite {}", path.display()),
@@ -74,7 +75,7 @@ pub async fn run_issuer(config: Config, listen: SocketAddr) -> anyhow::Result<()
     );
     println!("Press Ctrl-C to stop.");
 
-    crate::up::shutdown_signal().await;
+    shutdown.wait().await;
     println!("Stopping: finishing messages in flight and committing the last writes ...");
     let _ = stop.send(true);
     server.await.context("issuer listener")?;

@@ -113,6 +113,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         stopped.clone(),
     ));
 
+    let shutdown = Shutdown::listen();
     print_banner(&config, &store, &hsm, address, terminal_address, seeded).await?;
     let mut server_stop = stopped.clone();
     // The console's second factor and the webhooks' signatures: platform keys generated in
@@ -136,7 +137,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     let server = tokio::spawn(async move { server.await });
 
-    shutdown_signal().await;
+    shutdown.wait().await;
     println!("Stopping: finishing requests in flight and committing the last writes ...");
     let _ = stop.send(true);
     server
@@ -451,24 +452,45 @@ async fn expiry_loop(app: Arc<App>, interval: Duration, mut stopped: watch::Rece
     }
 }
 
-/// Ctrl-C, or SIGTERM from a service manager.
-pub(crate) async fn shutdown_signal() {
-    let interrupt = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+/// Ctrl-C, or SIGTERM from a service manager, listened for from the moment it is made.
+///
+/// Make it before the banner says the process is up: until a handler is registered, a
+/// signal's default action ends the process at once, without draining or committing, and a
+/// script that stops the process as soon as it reads "Press Ctrl-C" would race it.
+pub(crate) struct Shutdown {
+    interrupt: Option<tokio::signal::unix::Signal>,
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Shutdown {
+    pub(crate) fn listen() -> Shutdown {
+        use tokio::signal::unix::{SignalKind, signal};
+        let listen = |kind: SignalKind, name: &str| match signal(kind) {
+            Ok(signal) => Some(signal),
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for {name}");
+                None
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        Shutdown {
+            interrupt: listen(SignalKind::interrupt(), "Ctrl-C"),
+            terminate: listen(SignalKind::terminate(), "SIGTERM"),
         }
-    };
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
+    }
+
+    /// Waits for either signal.
+    pub(crate) async fn wait(mut self) {
+        async fn next(signal: Option<&mut tokio::signal::unix::Signal>) {
+            match signal {
+                Some(signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        }
+        tokio::select! {
+            () = next(self.interrupt.as_mut()) => {}
+            () = next(self.terminate.as_mut()) => {}
+        }
     }
 }
