@@ -21,6 +21,7 @@ pub fn router(wallets: Wallets) -> axum::Router {
         .route("/wallet/v1/orders", post(create_order))
         .route("/wallet/v1/orders/{order_id}", get(query_order))
         .route("/wallet/v1/payments", post(pay))
+        .route("/wallet/v1/wallets/{wallet_id}/top-ups", post(top_up))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(wallets)
 }
@@ -99,6 +100,36 @@ impl std::fmt::Debug for Pay {
             .field("wallet_id", &self.wallet_id)
             .finish_non_exhaustive()
     }
+}
+
+/// A top-up from the wallet's linked debit card, confirmed with the wallet password.
+#[derive(Clone, Deserialize)]
+pub struct TopUp {
+    /// Chosen by the caller (1 to 25 letters, digits or '-'): a retry is the same top-up.
+    pub top_up_id: String,
+    /// Major units, in the wallet's currency.
+    pub amount: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for TopUp {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("TopUp")
+            .field("top_up_id", &self.top_up_id)
+            .field("amount", &self.amount)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A wallet's balance after a top-up.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BalanceView {
+    pub wallet_id: String,
+    /// Major units.
+    pub balance: String,
+    pub balance_minor: i64,
+    pub currency: String,
 }
 
 struct ApiError(WalletError);
@@ -192,4 +223,23 @@ async fn pay(
         .pay(&request.payload, &request.wallet_id, &request.password)
         .await?;
     Ok(Json(order.into()))
+}
+
+async fn top_up(
+    State(wallets): State<Wallets>,
+    Path(wallet_id): Path<String>,
+    Json(request): Json<TopUp>,
+) -> Result<Json<BalanceView>, ApiError> {
+    let wallet = wallets.wallet(&wallet_id).await?;
+    let amount =
+        Amount::parse(&request.amount, wallet.currency).map_err(|_| bad(WalletError::BadAmount))?;
+    let balance = wallets
+        .top_up_with_password(&wallet_id, &request.top_up_id, amount, &request.password)
+        .await?;
+    Ok(Json(BalanceView {
+        wallet_id,
+        balance: balance.format_major(),
+        balance_minor: balance.minor(),
+        currency: balance.currency().alpha().to_owned(),
+    }))
 }

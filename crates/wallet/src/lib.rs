@@ -416,6 +416,23 @@ impl Wallets {
         self.balance(&wallet.id).await
     }
 
+    /// A top-up the consumer confirms with the wallet password (the wallet page's and the
+    /// API's way): the password is checked against the try limit, then [`Wallets::top_up`].
+    pub async fn top_up_with_password(
+        &self,
+        wallet_id: &str,
+        top_up_id: &str,
+        amount: Amount,
+        password: &str,
+    ) -> Result<Amount, WalletError> {
+        if !qr::valid_order_id(top_up_id) {
+            return Err(WalletError::BadOrderId);
+        }
+        let wallet = self.wallet(wallet_id).await?;
+        self.check_password(&wallet, password).await?;
+        self.top_up(wallet_id, top_up_id, amount).await
+    }
+
     async fn merchant_of_terminal(&self, terminal_id: &str) -> Result<Merchant, WalletError> {
         let directory = self.store.load_directory().await?;
         let terminal = directory
