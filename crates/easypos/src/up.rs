@@ -83,6 +83,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Seeded::Now => tracing::info!(version = demo::DEMO_VERSION, "seeded the demo world"),
         Seeded::Already => tracing::info!("demo world already seeded; keeping the existing data"),
     }
+    // The wallet institution (issue 8) and its demo wallets, ready before the banner says so.
+    let wallets = wallet::Wallets::new(store.clone(), wallet::WalletConfig::demo());
+    crate::wallets::seed_demo(&wallets).await?;
     let listener = tokio::net::TcpListener::bind(config.http_listen)
         .await
         .with_context(|| format!("cannot listen on {} (http.listen / EASYPOS_HTTP_LISTEN); is another easypos running? choose another port", config.http_listen))?;
@@ -124,9 +127,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .context("the webhook key")?;
     let api_state = api::ApiState::new(store.clone()).with_webhooks(webhook_keys);
-    // The wallet institution (issue 8): demo wallets, and unpaid orders closed on time.
-    let wallets = wallet::Wallets::new(store.clone(), wallet::WalletConfig::demo());
-    crate::wallets::seed_demo(&wallets).await?;
+    // Unpaid wallet orders are closed on time.
     let wallet_closer = tokio::spawn(crate::wallets::close_loop(
         wallets.clone(),
         crate::wallets::CLOSE_INTERVAL,

@@ -303,6 +303,14 @@ impl Wallets {
     /// Opens a wallet and its balance account. Opening the same wallet again for the same
     /// cardholder returns it unchanged (the password is not replaced).
     pub async fn open_wallet(&self, new: NewWallet) -> Result<WalletRecord, WalletError> {
+        if let Some(existing) = self.store.wallet(&new.id).await? {
+            // Opened before (a restart seeding again): no second hash, nothing changed.
+            return if existing.cardholder_id == new.cardholder_id {
+                Ok(existing)
+            } else {
+                Err(WalletError::WalletConflict)
+            };
+        }
         if let Some(card_id) = &new.linked_card_id {
             let card = self.debit_card(card_id).await?;
             if card.cardholder_id != new.cardholder_id || card.currency != new.currency {
@@ -643,12 +651,12 @@ impl Wallets {
                 return Err(WalletError::OrderClosed);
             }
             OrderStatus::Created => record,
-            OrderStatus::Paid | OrderStatus::Refunded
-                if record.wallet_id.as_deref() != Some(wallet_id) =>
-            {
+            // Only the paying wallet asking again gets the original answer; a refunded order
+            // stays refunded.
+            OrderStatus::Paid if record.wallet_id.as_deref() == Some(wallet_id) => record,
+            OrderStatus::Paid | OrderStatus::Refunded => {
                 return Err(WalletError::OrderAlreadyPaid);
             }
-            OrderStatus::Paid | OrderStatus::Refunded => record,
             OrderStatus::Closed | OrderStatus::Reversed => return Err(WalletError::OrderClosed),
         };
         let wallet = self.wallet(wallet_id).await?;
