@@ -6,8 +6,10 @@ mod config;
 mod host;
 mod settle_cmd;
 mod terminal_cmd;
+mod terminal_qr;
 mod tools;
 mod up;
+mod wallets;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};

@@ -18,10 +18,10 @@ use terminal::pos::{Method, Payment, Pos, PosError, Presentation, TransactionRes
 use terminal::receipt::Copy;
 use terminal::transactions::TransactionType;
 
-const EXIT_APPROVED: u8 = 0;
-const EXIT_DECLINED: u8 = 1;
-const EXIT_REFUSED: u8 = 2;
-const EXIT_NO_ANSWER: u8 = 3;
+pub(crate) const EXIT_APPROVED: u8 = 0;
+pub(crate) const EXIT_DECLINED: u8 = 1;
+pub(crate) const EXIT_REFUSED: u8 = 2;
+pub(crate) const EXIT_NO_ANSWER: u8 = 3;
 
 #[derive(Debug, Args)]
 pub struct TerminalArgs {
@@ -43,9 +43,9 @@ struct Common {
 /// How the card is presented.
 #[derive(Debug, Args)]
 struct CardArgs {
-    /// The card file (`easypos cards issue`).
+    /// The card file (`easypos cards issue`); required for every method but `qr`.
     #[arg(long, value_name = "FILE")]
-    card: PathBuf,
+    card: Option<PathBuf>,
     /// The PIN the cardholder enters (`-`: one line of standard input); it becomes a PIN block
     /// at once. Without it the cardholder signs (or, tapped under the contactless limit,
     /// nothing is needed).
@@ -55,7 +55,8 @@ struct CardArgs {
 
 #[derive(Debug, Args)]
 struct ReadArgs {
-    /// Debit (bank) card or credit card: must match the card.
+    /// Debit (bank) card or credit card (must match the card), or `qr`: the consumer scans
+    /// the terminal's code with the Panda Pay wallet (`pay` only; docs/wallet.md).
     #[arg(long, value_enum)]
     method: MethodArg,
     /// Insert the chip, swipe the stripe, or tap.
@@ -70,6 +71,7 @@ struct ReadArgs {
 enum MethodArg {
     Debit,
     Credit,
+    Qr,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -132,6 +134,8 @@ enum TerminalCommand {
         amount: String,
         #[command(flatten)]
         receipt: ReceiptArgs,
+        #[command(flatten)]
+        qr: crate::terminal_qr::QrArgs,
     },
     /// Pre-authorization (预授权): a hold on the card's money.
     Preauth {
@@ -357,9 +361,17 @@ fn execute(args: TerminalArgs) -> Result<u8, Failure> {
         TerminalCommand::Pay {
             common,
             read,
+            amount,
+            qr,
+            ..
+        } if matches!(read.method, MethodArg::Qr) => qr_payment(&common, &amount, &qr),
+        TerminalCommand::Pay {
+            common,
+            read,
             card,
             amount,
             receipt,
+            qr: _,
         } => card_transaction(
             &common,
             TransactionType::Sale,
@@ -557,6 +569,34 @@ fn read_pin(argument: &str) -> anyhow::Result<paycrypto::Pin> {
         .ok_or_else(bad)
 }
 
+/// `pay --method qr`: the merchant-presented QR payment (docs/wallet.md). The code is shown
+/// on standard output, or on standard error with `--json` (which keeps standard output one
+/// JSON object).
+fn qr_payment(
+    common: &Common,
+    amount: &str,
+    args: &crate::terminal_qr::QrArgs,
+) -> Result<u8, Failure> {
+    let json = common.json;
+    let outcome = crate::terminal_qr::pay(&common.config, amount, args, |screen| {
+        if json {
+            eprint!("{screen}");
+        } else {
+            print!("{screen}");
+        }
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+    })?;
+    if json {
+        println!("{}", outcome.json);
+    } else {
+        print!("{}", outcome.text);
+        if !outcome.text.ends_with('\n') {
+            println!();
+        }
+    }
+    Ok(outcome.code)
+}
+
 fn card_transaction(
     common: &Common,
     kind: TransactionType,
@@ -568,7 +608,14 @@ fn card_transaction(
 ) -> Result<u8, Failure> {
     let trace = original.map(|(stan, _)| stan);
     let mut pos = open(&common.config)?;
-    let mut card = CardFile::open(&card_args.card).map_err(anyhow::Error::from)?;
+    if read.is_some_and(|read| matches!(read.method, MethodArg::Qr)) {
+        return Err(anyhow::anyhow!("--method qr is for `pay` only").into());
+    }
+    let card_path = card_args
+        .card
+        .as_deref()
+        .context("--card is required (a card file from `easypos cards issue`)")?;
+    let mut card = CardFile::open(card_path).map_err(anyhow::Error::from)?;
     let amount_minor = match amount {
         Some(text) => amount_minor(text, pos.config())?,
         // A void is for the sale's whole amount, which the batch knows.
@@ -590,6 +637,8 @@ fn card_transaction(
     let method = match read.map(|read| read.method) {
         Some(MethodArg::Debit) => terminal::pos::Method::Debit,
         Some(MethodArg::Credit) => Method::Credit,
+        // Refused above: a QR payment has no card.
+        Some(MethodArg::Qr) => return Err(anyhow::anyhow!("--method qr is for `pay` only").into()),
         // Follow-ups: the card says what it is.
         None => match card.data.product {
             terminal::cardfile::CardProduct::Debit => Method::Debit,

@@ -83,6 +83,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Seeded::Now => tracing::info!(version = demo::DEMO_VERSION, "seeded the demo world"),
         Seeded::Already => tracing::info!("demo world already seeded; keeping the existing data"),
     }
+    // The wallet institution (issue 8) and its demo wallets, ready before the banner says so.
+    let wallets = wallet::Wallets::new(store.clone(), wallet::WalletConfig::demo());
+    crate::wallets::seed_demo(&wallets).await?;
     let listener = tokio::net::TcpListener::bind(config.http_listen)
         .await
         .with_context(|| format!("cannot listen on {} (http.listen / EASYPOS_HTTP_LISTEN); is another easypos running? choose another port", config.http_listen))?;
@@ -125,16 +128,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .context("the webhook key")?;
     let api_state = api::ApiState::new(store.clone()).with_webhooks(webhook_keys);
+    // Unpaid wallet orders are closed on time.
+    let wallet_closer = tokio::spawn(crate::wallets::close_loop(
+        wallets.clone(),
+        crate::wallets::CLOSE_INTERVAL,
+        stopped.clone(),
+    ));
     let webhooks = tokio::spawn(api::webhooks::run(
         api_state.clone(),
         api::webhooks::PASS_INTERVAL,
         stopped.clone(),
     ));
-    let server = axum::serve(listener, router(app.clone(), api_state, mfa)).with_graceful_shutdown(
-        async move {
-            let _ = server_stop.wait_for(|stopping| *stopping).await;
-        },
-    );
+    let server = axum::serve(
+        listener,
+        router(app.clone(), api_state, mfa).merge(wallet::http::router(wallets)),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = server_stop.wait_for(|stopping| *stopping).await;
+    });
     let server = tokio::spawn(async move { server.await });
 
     shutdown.wait().await;
@@ -148,6 +159,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     terminal_server.await.context("terminal listener")?;
     store_and_forward.await.context("store-and-forward task")?;
     webhooks.await.context("webhook task")?;
+    wallet_closer.await.context("wallet order closer")?;
     drop(app);
     let store = Arc::try_unwrap(store)
         .map_err(|_| anyhow::anyhow!("the store is still in use at shutdown"))?;
@@ -249,6 +261,11 @@ async fn print_banner(
     println!(
         "  cards     every demo card's PIN is {}; `easypos cards list`, then `easypos terminal` (docs/terminal.md)",
         demo::DEMO_PIN
+    );
+    println!(
+        "  wallets   Panda Pay wallets {} … (payment password {}); QR payments at /wallet/v1 (docs/wallet.md)",
+        crate::wallets::demo_wallet_id("CH001"),
+        crate::wallets::DEMO_WALLET_PASSWORD
     );
     println!("Press Ctrl-C to stop.");
     Ok(())

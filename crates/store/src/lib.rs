@@ -33,7 +33,9 @@ mod rows;
 pub mod saf;
 mod sqlite;
 mod sqlite_accounts;
+mod sqlite_wallets;
 pub mod testing;
+pub mod wallets;
 pub mod webhooks;
 
 pub use clock::{Clock, ManualClock, SystemClock};

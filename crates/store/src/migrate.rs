@@ -76,6 +76,11 @@ const SQLITE: &[Migration] = &[
         name: "webhooks",
         sql: include_str!("../migrations/sqlite/0013_webhooks.sql"),
     },
+    Migration {
+        version: 14,
+        name: "wallets",
+        sql: include_str!("../migrations/sqlite/0014_wallets.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -143,6 +148,11 @@ const POSTGRES: &[Migration] = &[
         version: 13,
         name: "webhooks",
         sql: include_str!("../migrations/postgres/0013_webhooks.sql"),
+    },
+    Migration {
+        version: 14,
+        name: "wallets",
+        sql: include_str!("../migrations/postgres/0014_wallets.sql"),
     },
 ];
 

@@ -57,6 +57,10 @@ type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 #[path = "postgres_accounts.rs"]
 mod accounts;
 
+// Wallets and QR orders (issue 8), in a file of their own.
+#[path = "postgres_wallets.rs"]
+mod wallets;
+
 enum Job {
     Transfers {
         requests: Vec<TransferRequest>,

@@ -1,0 +1,271 @@
+//! `easypos terminal pay --method qr`: the merchant-presented QR payment at the terminal. The
+//! terminal asks the host's wallet API (docs/wallet.md) for an order and its dynamic EMVCo
+//! code, shows the code, and queries the order every 3 s until it is paid or closed. The
+//! order's id is the terminal's, so a retried request finds the same order.
+
+use anyhow::Context;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use terminal::config::TerminalConfig;
+use wallet::http::{ErrorView, OrderView};
+
+/// How often the terminal asks whether the order is paid (issue 8: every 3 s).
+pub const POLL_INTERVAL: Duration = Duration::from_secs(3);
+/// How long the terminal keeps asking after the order's time ran out, before it gives up
+/// with exit code 3 (outcome unknown): the host closes orders within a second of their end.
+const GIVE_UP_AFTER_EXPIRY: Duration = Duration::from_secs(30);
+/// Bounds of one HTTP exchange with the host.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_RESPONSE_BYTES: u64 = 64 * 1024;
+
+/// The options of a QR payment.
+#[derive(Debug, Clone, clap::Args)]
+pub struct QrArgs {
+    /// The host's HTTP address, as `easypos up` prints it (QR payments only).
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
+    pub wallet_url: String,
+    /// The order id (1 to 25 letters, digits or '-'); by default the terminal id and the time
+    /// in milliseconds. Give the same id to retry the same order (QR payments only).
+    #[arg(long, value_name = "ID")]
+    pub order_id: Option<String>,
+    /// How long the consumer has to pay, 10 to 900 seconds (QR payments only).
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub order_timeout: i64,
+}
+
+/// What the command ends with: the exit code and the JSON object to print.
+pub struct Outcome {
+    pub code: u8,
+    pub json: serde_json::Value,
+    pub text: String,
+}
+
+/// An HTTP answer: status and body.
+struct Answer {
+    status: u16,
+    body: Vec<u8>,
+}
+
+enum Failure {
+    /// Nothing usable came back (connection, timeout, garbage): exit 3.
+    NoAnswer(anyhow::Error),
+    /// The host refused the request: exit 2 (bad request) or 1.
+    Refused(ErrorView),
+}
+
+fn host_port(url: &str) -> anyhow::Result<&str> {
+    let rest = url
+        .strip_prefix("http://")
+        .context("--wallet-url must start with http://")?;
+    Ok(rest.trim_end_matches('/'))
+}
+
+/// One HTTP/1.1 exchange with `Connection: close`, bounded in time and size.
+fn exchange(url: &str, method: &str, path: &str, body: Option<&str>) -> anyhow::Result<Answer> {
+    let address = host_port(url)?;
+    let socket = address
+        .parse::<std::net::SocketAddr>()
+        .or_else(|_| {
+            std::net::ToSocketAddrs::to_socket_addrs(address)
+                .ok()
+                .and_then(|mut all| all.next())
+                .ok_or(())
+        })
+        .map_err(|_| anyhow::anyhow!("cannot resolve {address}"))?;
+    let mut stream = TcpStream::connect_timeout(&socket, HTTP_TIMEOUT)
+        .with_context(|| format!("cannot reach the host at {url}"))?;
+    stream.set_read_timeout(Some(HTTP_TIMEOUT))?;
+    stream.set_write_timeout(Some(HTTP_TIMEOUT))?;
+    let body = body.unwrap_or("");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes())?;
+    let mut response = Vec::new();
+    stream
+        .take(MAX_RESPONSE_BYTES)
+        .read_to_end(&mut response)
+        .context("reading the host's answer")?;
+    let split = response
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .context("the host's answer has no header end")?;
+    let head = String::from_utf8_lossy(&response[..split]);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse::<u16>().ok())
+        .context("the host's answer has no status")?;
+    Ok(Answer {
+        status,
+        body: response[split + 4..].to_vec(),
+    })
+}
+
+fn call(
+    url: &str,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> Result<OrderView, Failure> {
+    let body = body.map(serde_json::Value::to_string);
+    let answer = exchange(url, method, path, body.as_deref()).map_err(Failure::NoAnswer)?;
+    if answer.status == 200 {
+        return serde_json::from_slice(&answer.body)
+            .map_err(|error| Failure::NoAnswer(anyhow::anyhow!("a malformed order: {error}")));
+    }
+    match serde_json::from_slice::<ErrorView>(&answer.body) {
+        Ok(error) if answer.status < 500 => Err(Failure::Refused(error)),
+        _ => Err(Failure::NoAnswer(anyhow::anyhow!(
+            "the host answered HTTP {}",
+            answer.status
+        ))),
+    }
+}
+
+fn unix_millis() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis())
+}
+
+/// Runs a QR payment; `show` receives the code to display while the terminal waits.
+pub fn pay(
+    config_path: &Path,
+    amount: &str,
+    args: &QrArgs,
+    mut show: impl FnMut(&str),
+) -> anyhow::Result<Outcome> {
+    let config = TerminalConfig::load(config_path)
+        .with_context(|| format!("cannot load {}", config_path.display()))?;
+    let currency = config
+        .currency()
+        .map_err(|reason| anyhow::anyhow!(reason))?;
+    let amount = money::Amount::parse(amount, currency)
+        .ok()
+        .filter(|amount| amount.minor() > 0)
+        .with_context(|| {
+            format!(
+                "--amount {amount:?} is not an amount above zero in {}",
+                currency.alpha()
+            )
+        })?;
+    let terminal_id = config.terminal_id.trim().to_owned();
+    let order_id = args
+        .order_id
+        .clone()
+        .unwrap_or_else(|| format!("{terminal_id}-{}", unix_millis()));
+    let request = serde_json::json!({
+        "order_id": order_id,
+        "terminal_id": terminal_id,
+        "amount": amount.format_major(),
+        "currency": currency.alpha(),
+        "timeout_seconds": args.order_timeout,
+    });
+    let started = Instant::now();
+    let created = match call(
+        &args.wallet_url,
+        "POST",
+        "/wallet/v1/orders",
+        Some(&request),
+    ) {
+        Ok(order) => order,
+        Err(Failure::NoAnswer(error)) => return Ok(no_answer(&order_id, error)),
+        Err(Failure::Refused(refusal)) => {
+            anyhow::bail!("the host refused the order: {}", refusal.message)
+        }
+    };
+    let qr_text = wallet::qr::render_text(&created.payload).unwrap_or_default();
+    show(&format!(
+        "Scan to pay {} {} with Panda Pay (order {})\n{qr_text}\n{}\n",
+        created.amount, created.currency, created.order_id, created.payload
+    ));
+    let timeout = Duration::from_secs(u64::try_from(args.order_timeout).unwrap_or(0));
+    let give_up = started + timeout + GIVE_UP_AFTER_EXPIRY;
+    let path = format!("/wallet/v1/orders/{}", created.order_id);
+    let mut last_error = None;
+    loop {
+        std::thread::sleep(POLL_INTERVAL);
+        match call(&args.wallet_url, "GET", &path, None) {
+            Ok(order) if order.status == "paid" => return Ok(finished(order, true)),
+            Ok(order) if order.status != "created" => return Ok(finished(order, false)),
+            Ok(_) => {}
+            Err(Failure::NoAnswer(error)) => last_error = Some(error),
+            Err(Failure::Refused(refusal)) => {
+                last_error = Some(anyhow::anyhow!(refusal.message));
+            }
+        }
+        if Instant::now() >= give_up {
+            let error = last_error.unwrap_or_else(|| anyhow::anyhow!("the order never closed"));
+            return Ok(no_answer(&created.order_id, error));
+        }
+    }
+}
+
+fn no_answer(order_id: &str, error: anyhow::Error) -> Outcome {
+    let message = format!(
+        "no usable answer for order {order_id}: {error:#}; query it later (GET /wallet/v1/orders/{order_id}) — an unpaid order closes by itself"
+    );
+    Outcome {
+        code: crate::terminal_cmd::EXIT_NO_ANSWER,
+        json: serde_json::json!({
+            "approved": false,
+            "status": null,
+            "order_id": order_id,
+            "error": message,
+            "exit_code": crate::terminal_cmd::EXIT_NO_ANSWER,
+        }),
+        text: message,
+    }
+}
+
+fn finished(order: OrderView, approved: bool) -> Outcome {
+    let code = if approved {
+        crate::terminal_cmd::EXIT_APPROVED
+    } else {
+        crate::terminal_cmd::EXIT_DECLINED
+    };
+    let text = if approved {
+        receipt(&order)
+    } else {
+        format!(
+            "Order {} {}: not paid, nothing was charged.\n",
+            order.order_id, order.status
+        )
+    };
+    Outcome {
+        code,
+        json: serde_json::json!({
+            "approved": approved,
+            "status": order.status,
+            "order_id": order.order_id,
+            "terminal_id": order.terminal_id,
+            "merchant_id": order.merchant_id,
+            "merchant_name": order.merchant_name,
+            "amount": order.amount,
+            "amount_minor": order.amount_minor,
+            "currency": order.currency,
+            "wallet_id": order.wallet_id,
+            "payload": order.payload,
+            "exit_code": code,
+            "receipt_text": if approved { Some(text.clone()) } else { None },
+        }),
+        text,
+    }
+}
+
+/// The QR payment's voucher, 32 columns like the card receipts.
+fn receipt(order: &OrderView) -> String {
+    format!(
+        "      QR PAYMENT VOUCHER\n{}\nMID {}\nTID {}\nORDER {}\nPAID BY  Panda Pay wallet\nAMOUNT   {} {}\n",
+        order.merchant_name,
+        order.merchant_id,
+        order.terminal_id,
+        order.order_id,
+        order.currency,
+        order.amount
+    )
+}

@@ -1,0 +1,245 @@
+//! The wallet's JSON-over-HTTP interface (docs/wallet.md), a stable interface: terminals create
+//! and query orders; the wallet page (or a test standing in for it) pays a scanned payload.
+//! Handlers are plain async functions over typed extractors; each refusal is one JSON shape,
+//! `{"error": code, "message": text}`, and a 5xx never says more than "internal error".
+
+use crate::{NewOrder, Order, WalletError, Wallets};
+use axum::Json;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use money::{Amount, Currency};
+use serde::{Deserialize, Serialize};
+
+/// Request bodies are a few hundred bytes; 16 KiB leaves room and bounds the parser.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// The routes under `/wallet/v1`.
+pub fn router(wallets: Wallets) -> axum::Router {
+    axum::Router::new()
+        .route("/wallet/v1/orders", post(create_order))
+        .route("/wallet/v1/orders/{order_id}", get(query_order))
+        .route("/wallet/v1/payments", post(pay))
+        .route("/wallet/v1/wallets/{wallet_id}/top-ups", post(top_up))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(wallets)
+}
+
+/// An order as the API shows it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OrderView {
+    pub order_id: String,
+    /// `created`, `paid`, `refunded`, `closed` or `reversed`.
+    pub status: String,
+    pub terminal_id: String,
+    pub merchant_id: String,
+    pub merchant_name: String,
+    /// Major units, as on the code (`"12.34"`).
+    pub amount: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub wallet_id: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    /// The dynamic EMVCo payload to show as a QR code.
+    pub payload: String,
+}
+
+impl From<Order> for OrderView {
+    fn from(order: Order) -> Self {
+        OrderView {
+            order_id: order.record.id.clone(),
+            status: order.record.status.as_str().to_owned(),
+            terminal_id: order.record.terminal_id.clone(),
+            merchant_id: order.record.merchant_id.clone(),
+            merchant_name: order.merchant_name.clone(),
+            amount: order.record.amount.format_major(),
+            amount_minor: order.record.amount.minor(),
+            currency: order.record.amount.currency().alpha().to_owned(),
+            wallet_id: order.record.wallet_id.clone(),
+            created_at: order.record.created_at,
+            expires_at: order.record.expires_at,
+            payload: order.payload,
+        }
+    }
+}
+
+/// A refusal or failure, as the API answers it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorView {
+    pub error: String,
+    pub message: String,
+}
+
+/// A terminal's request for an order.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CreateOrder {
+    pub order_id: String,
+    pub terminal_id: String,
+    /// Major units (`"12.34"`).
+    pub amount: String,
+    /// ISO 4217 alpha code; CNY when absent.
+    pub currency: Option<String>,
+    pub timeout_seconds: Option<i64>,
+}
+
+/// A payment of a scanned code. `Debug` leaves the password out.
+#[derive(Clone, Deserialize)]
+pub struct Pay {
+    pub payload: String,
+    pub wallet_id: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Pay {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Pay")
+            .field("payload", &self.payload)
+            .field("wallet_id", &self.wallet_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A top-up from the wallet's linked debit card, confirmed with the wallet password.
+#[derive(Clone, Deserialize)]
+pub struct TopUp {
+    /// Chosen by the caller (1 to 25 letters, digits or '-'): a retry is the same top-up.
+    pub top_up_id: String,
+    /// Major units, in the wallet's currency.
+    pub amount: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for TopUp {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("TopUp")
+            .field("top_up_id", &self.top_up_id)
+            .field("amount", &self.amount)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A wallet's balance after a top-up.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BalanceView {
+    pub wallet_id: String,
+    /// Major units.
+    pub balance: String,
+    pub balance_minor: i64,
+    pub currency: String,
+}
+
+struct ApiError(WalletError);
+
+impl From<WalletError> for ApiError {
+    fn from(error: WalletError) -> Self {
+        ApiError(error)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self.0 {
+            WalletError::BadPayload(_)
+            | WalletError::ForeignInstitution
+            | WalletError::PayloadMismatch
+            | WalletError::BadOrderId
+            | WalletError::BadAmount
+            | WalletError::BadTimeout
+            | WalletError::BadPasswordFormat
+            | WalletError::BadLinkedCard
+            | WalletError::NoLinkedCard => StatusCode::BAD_REQUEST,
+            WalletError::WrongPassword { .. } => StatusCode::UNAUTHORIZED,
+            WalletError::PasswordLocked { .. } => StatusCode::LOCKED,
+            WalletError::InsufficientBalance | WalletError::CardDeclined => {
+                StatusCode::PAYMENT_REQUIRED
+            }
+            WalletError::UnknownOrder
+            | WalletError::UnknownWallet
+            | WalletError::UnknownTerminal => StatusCode::NOT_FOUND,
+            WalletError::OrderConflict
+            | WalletError::WalletConflict
+            | WalletError::OrderClosed
+            | WalletError::OrderAlreadyPaid
+            | WalletError::NotRefundable => StatusCode::CONFLICT,
+            WalletError::Ledger(_) | WalletError::Setup(_) | WalletError::Store(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %self.0, "wallet request failed");
+            "internal error".to_owned()
+        } else {
+            self.0.to_string()
+        };
+        let body = ErrorView {
+            error: self.0.code().to_owned(),
+            message,
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+fn bad(error: WalletError) -> ApiError {
+    ApiError(error)
+}
+
+async fn create_order(
+    State(wallets): State<Wallets>,
+    Json(request): Json<CreateOrder>,
+) -> Result<Json<OrderView>, ApiError> {
+    let currency = match request.currency.as_deref() {
+        None => Currency::CNY,
+        Some(code) => Currency::from_alpha(code).map_err(|_| bad(WalletError::BadAmount))?,
+    };
+    let amount =
+        Amount::parse(&request.amount, currency).map_err(|_| bad(WalletError::BadAmount))?;
+    let order = wallets
+        .create_order(NewOrder {
+            order_id: request.order_id,
+            terminal_id: request.terminal_id,
+            amount,
+            timeout_seconds: request.timeout_seconds,
+        })
+        .await?;
+    Ok(Json(order.into()))
+}
+
+async fn query_order(
+    State(wallets): State<Wallets>,
+    Path(order_id): Path<String>,
+) -> Result<Json<OrderView>, ApiError> {
+    Ok(Json(wallets.query(&order_id).await?.into()))
+}
+
+async fn pay(
+    State(wallets): State<Wallets>,
+    Json(request): Json<Pay>,
+) -> Result<Json<OrderView>, ApiError> {
+    let order = wallets
+        .pay(&request.payload, &request.wallet_id, &request.password)
+        .await?;
+    Ok(Json(order.into()))
+}
+
+async fn top_up(
+    State(wallets): State<Wallets>,
+    Path(wallet_id): Path<String>,
+    Json(request): Json<TopUp>,
+) -> Result<Json<BalanceView>, ApiError> {
+    let wallet = wallets.wallet(&wallet_id).await?;
+    let amount =
+        Amount::parse(&request.amount, wallet.currency).map_err(|_| bad(WalletError::BadAmount))?;
+    let balance = wallets
+        .top_up_with_password(&wallet_id, &request.top_up_id, amount, &request.password)
+        .await?;
+    Ok(Json(BalanceView {
+        wallet_id,
+        balance: balance.format_major(),
+        balance_minor: balance.minor(),
+        currency: balance.currency().alpha().to_owned(),
+    }))
+}
