@@ -6,150 +6,40 @@
 //! closes unpaid after its timeout.
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-/// Bounds every wait, so a broken start fails the test instead of hanging it.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+mod common;
+use common::{Run, STARTUP_TIMEOUT, easypos, setup};
 
+fn temp_dir(name: &str) -> PathBuf {
+    common::temp_dir("qr", name)
+}
+
+/// `easypos up` on free loopback ports in `dir`, with its web address as a socket address.
 struct Up {
-    child: Child,
+    /// Killed when dropped.
+    _running: common::Running,
     terminals: SocketAddr,
     web: SocketAddr,
 }
 
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("easypos-qr-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn easypos(dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_easypos"));
-    command.current_dir(dir).env_remove("EASYPOS_DATABASE_URL");
-    command
-}
-
-/// `easypos up` on free loopback ports in `dir`, until its banner names the terminals'
-/// address.
 fn up(dir: &Path) -> Up {
-    let mut child = easypos(dir)
-        .args(["up", "--http", "127.0.0.1:0", "--iso8583", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(dir.join("easypos.log"))
-                .unwrap(),
-        )
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let (sender, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + STARTUP_TIMEOUT;
-    let mut terminals = None;
-    let mut web = None;
-    loop {
-        let line = lines
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("easypos up printed its banner in time");
-        if let Some(rest) = line.trim().strip_prefix("ISO 8583") {
-            terminals = rest.split_whitespace().next().and_then(|a| a.parse().ok());
-        }
-        if let Some(rest) = line.trim().strip_prefix("web       http://") {
-            web = rest.trim_end_matches('/').parse().ok();
-        }
-        if line.starts_with("Press Ctrl-C") {
-            break;
-        }
-    }
+    let running = common::start(dir);
+    let web = running
+        .web
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("the web address");
     Up {
-        child,
-        terminals: terminals.expect("the terminals' address"),
-        web: web.expect("the web address"),
+        terminals: running.terminals,
+        web,
+        _running: running,
     }
-}
-
-/// What one command did: its exit code, its stdout parsed as JSON (Null if it is not), and
-/// both streams as text.
-struct Run {
-    code: i32,
-    json: Value,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(dir: &Path, args: &[&str]) -> Run {
-    run_with_input(dir, args, "")
-}
-
-/// Runs `easypos ARGS` with `input` on its standard input.
-fn run_with_input(dir: &Path, args: &[&str], input: &str) -> Run {
-    let mut child = easypos(dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    Run {
-        code: output.status.code().expect("exited, not killed"),
-        json: serde_json::from_str(&stdout).unwrap_or(Value::Null),
-        stdout,
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-/// Card files for every demo card in `dir/cards`, and a configuration for demo terminal
-/// `terminal_id` at `config` pointing at `host`.
-fn setup(dir: &Path, terminal_id: &str, config: &str, host: SocketAddr, timeout_ms: u64) {
-    if !dir.join("cards").exists() {
-        let issued = run(dir, &["cards", "issue", "--all", "--dir", "cards"]);
-        assert_eq!(issued.code, 0, "{}", issued.stderr);
-    }
-    let init = run(
-        dir,
-        &[
-            "terminal",
-            "init",
-            "--demo",
-            terminal_id,
-            "--host",
-            &host.to_string(),
-            "--config",
-            config,
-            "--timeout-ms",
-            &timeout_ms.to_string(),
-        ],
-    );
-    assert_eq!(init.code, 0, "{}", init.stderr);
 }
 
 /// One HTTP/1.1 exchange with the host's wallet API: status and JSON body.

@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{STARTUP_TIMEOUT, easypos};
+use common::{Run, STARTUP_TIMEOUT, easypos, run, setup};
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
     common::temp_dir("terminal", name)
@@ -20,69 +20,6 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 /// `easypos up` on free loopback ports in `dir`.
 fn up(dir: &Path) -> common::Running {
     common::start(dir)
-}
-
-/// What one command did: its exit code, its stdout parsed as JSON (Null if it is not), and
-/// both streams as text.
-struct Run {
-    code: i32,
-    json: Value,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(dir: &Path, args: &[&str]) -> Run {
-    run_with_input(dir, args, "")
-}
-
-/// Runs `easypos ARGS` with `input` on its standard input.
-fn run_with_input(dir: &Path, args: &[&str], input: &str) -> Run {
-    let mut child = easypos(dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    Run {
-        code: output.status.code().expect("exited, not killed"),
-        json: serde_json::from_str(&stdout).unwrap_or(Value::Null),
-        stdout,
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-/// Card files for every demo card in `dir/cards`, and a configuration for demo terminal
-/// `terminal_id` at `config` pointing at `host`.
-fn setup(dir: &Path, terminal_id: &str, config: &str, host: SocketAddr, timeout_ms: u64) {
-    if !dir.join("cards").exists() {
-        let issued = run(dir, &["cards", "issue", "--all", "--dir", "cards"]);
-        assert_eq!(issued.code, 0, "{}", issued.stderr);
-    }
-    let init = run(
-        dir,
-        &[
-            "terminal",
-            "init",
-            "--demo",
-            terminal_id,
-            "--host",
-            &host.to_string(),
-            "--config",
-            config,
-            "--timeout-ms",
-            &timeout_ms.to_string(),
-        ],
-    );
-    assert_eq!(init.code, 0, "{}", init.stderr);
 }
 
 fn card(id: &str) -> String {

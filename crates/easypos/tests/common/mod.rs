@@ -3,7 +3,8 @@
 //! ends. Each test crate uses part of it.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -139,4 +140,67 @@ pub fn start_with(dir: &Path, args: &[&str]) -> Running {
         terminals,
         banner,
     }
+}
+
+/// What one command did: its exit code, its stdout parsed as JSON (Null if it is not), and
+/// both streams as text.
+pub struct Run {
+    pub code: i32,
+    pub json: Value,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run(dir: &Path, args: &[&str]) -> Run {
+    run_with_input(dir, args, "")
+}
+
+/// Runs `easypos ARGS` with `input` on its standard input.
+pub fn run_with_input(dir: &Path, args: &[&str], input: &str) -> Run {
+    let mut child = easypos(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    Run {
+        code: output.status.code().expect("exited, not killed"),
+        json: serde_json::from_str(&stdout).unwrap_or(Value::Null),
+        stdout,
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Card files for every demo card in `dir/cards`, and a configuration for demo terminal
+/// `terminal_id` at `config` pointing at `host`.
+pub fn setup(dir: &Path, terminal_id: &str, config: &str, host: SocketAddr, timeout_ms: u64) {
+    if !dir.join("cards").exists() {
+        let issued = run(dir, &["cards", "issue", "--all", "--dir", "cards"]);
+        assert_eq!(issued.code, 0, "{}", issued.stderr);
+    }
+    let init = run(
+        dir,
+        &[
+            "terminal",
+            "init",
+            "--demo",
+            terminal_id,
+            "--host",
+            &host.to_string(),
+            "--config",
+            config,
+            "--timeout-ms",
+            &timeout_ms.to_string(),
+        ],
+    );
+    assert_eq!(init.code, 0, "{}", init.stderr);
 }
