@@ -1237,6 +1237,7 @@ fn journal_entry_from_row(row: &Row) -> Result<JournalEntry, StoreError> {
         auth_code: row.try_get(17)?,
         answer: row.try_get(18)?,
         request_mac: row.try_get(19)?,
+        risk: row.try_get(20)?,
     })
 }
 
@@ -1281,6 +1282,7 @@ impl PostgresStore {
                     &entry.auth_code,
                     &entry.answer,
                     &entry.request_mac,
+                    &entry.risk,
                 ]);
             }
             transaction
