@@ -336,14 +336,11 @@ impl TerminalHandler {
         };
         match request.kind {
             MessageType::EchoTest => Answer::plain(message, ResponseCode::Approved),
-            MessageType::SignOn => self
-                .sign_on(message, &request)
-                .await
-                .map(|message| Answer {
-                    message,
-                    mac: None,
-                    risk: None,
-                }),
+            MessageType::SignOn => self.sign_on(message, &request).await.map(|message| Answer {
+                message,
+                mac: None,
+                risk: None,
+            }),
             MessageType::SignOff => self.sign_off(message, &request).await,
             MessageType::BatchSettlement => self.batch_settlement(message, &request).await,
             MessageType::BatchUpload => Answer::plain(message, ResponseCode::Approved),

@@ -277,7 +277,8 @@ impl TerminalHandler {
                 tracing::info!(card = %card.masked_pan(), terminal = %input.terminal, verdict = assessment.verdict.name(), score = assessment.score, rules = %assessment.summary(), "risk rules fired");
             }
             if let Some(code) = assessment.decline_code() {
-                gate.engine.record(&risk_outcome(input, false, false), now_ms);
+                gate.engine
+                    .record(&risk_outcome(input, false, false), now_ms);
                 // A repeat of a sale already approved keeps its approval.
                 if purchase
                     && let Some(answer) = self.repeat_answer(message, &transfers[0], keys).await
@@ -384,8 +385,10 @@ impl TerminalHandler {
         };
         if let Some((gate, input)) = &risk_input {
             let wrong_pin = decision.update.pin_failures > profile.pin_failures;
-            gate.engine
-                .record(&risk_outcome(input, response.is_approved(), wrong_pin), now_ms);
+            gate.engine.record(
+                &risk_outcome(input, response.is_approved(), wrong_pin),
+                now_ms,
+            );
         }
         if purchase
             && !response.is_approved()

@@ -84,7 +84,10 @@ async fn a_velocity_rule_declines_the_third_sale_with_its_code_and_nothing_is_po
 
         // The journal explains the decline; the approved sales fired nothing.
         let journal = world.store.journal_recent(10).await.unwrap();
-        let sales: Vec<_> = journal.iter().filter(|entry| entry.kind == "Sale").collect();
+        let sales: Vec<_> = journal
+            .iter()
+            .filter(|entry| entry.kind == "Sale")
+            .collect();
         assert_eq!(sales.len(), 3);
         assert_eq!(sales[0].risk, None);
         assert_eq!(sales[2].response.as_deref(), Some("65"));

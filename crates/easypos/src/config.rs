@@ -437,8 +437,14 @@ mod tests {
         assert!(error.contains("risk.rules / EASYPOS_RISK_RULES"), "{error}");
         let bad = dir.join("bad.toml");
         for (text, expected) in [
-            ("[[rule]]\nname = \"v\"\nkind = \"velocity\"\nscope = \"card\"\nmax_count = 3\naction = \"alert\"", "rule[0].window_secs"),
-            ("[[rule]]\nname = \"v\"\nkind = \"fallback\"\naction = \"decline\"\nresponse_code = \"Q9\"", "rule \"v\".response_code"),
+            (
+                "[[rule]]\nname = \"v\"\nkind = \"velocity\"\nscope = \"card\"\nmax_count = 3\naction = \"alert\"",
+                "rule[0].window_secs",
+            ),
+            (
+                "[[rule]]\nname = \"v\"\nkind = \"fallback\"\naction = \"decline\"\nresponse_code = \"Q9\"",
+                "rule \"v\".response_code",
+            ),
         ] {
             std::fs::write(&bad, text).unwrap();
             let config = resolve("", &[("EASYPOS_RISK_RULES", bad.to_str().unwrap())]).unwrap();

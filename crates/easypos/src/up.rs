@@ -46,19 +46,22 @@ pub fn risk_rules(config: &Config) -> anyhow::Result<(risk::Config, String)> {
         (risk::DEMO_RULES.to_owned(), "the demo rules".to_owned())
     };
     let rules = risk::Config::from_toml(&text).with_context(|| {
-        format!(
-            "the risk rules in {source} (risk.rules / EASYPOS_RISK_RULES; see docs/risk.md)"
-        )
+        format!("the risk rules in {source} (risk.rules / EASYPOS_RISK_RULES; see docs/risk.md)")
     })?;
     // A declining rule's code goes into field 39: it must be one the host knows.
     let codes = rules
         .rules
         .iter()
         .filter_map(|rule| match rule.action {
-            risk::Action::Decline(code) => Some((format!("rule \"{}\".response_code", rule.name), code)),
+            risk::Action::Decline(code) => {
+                Some((format!("rule \"{}\".response_code", rule.name), code))
+            }
             _ => None,
         })
-        .chain(std::iter::once(("engine.decline_code".to_owned(), rules.decline_code)));
+        .chain(std::iter::once((
+            "engine.decline_code".to_owned(),
+            rules.decline_code,
+        )));
     for (setting, code) in codes {
         if iso8583::ResponseCode::parse(code.as_str()).is_none() {
             bail!(
@@ -95,7 +98,12 @@ async fn terminal_listener(
     let mccs = directory
         .merchants
         .iter()
-        .map(|merchant| (merchant.id.clone(), merchant.mcc.parse::<u16>().unwrap_or(0)))
+        .map(|merchant| {
+            (
+                merchant.id.clone(),
+                merchant.mcc.parse::<u16>().unwrap_or(0),
+            )
+        })
         .collect();
     let limits = host::Limits {
         max_connections: config.iso8583_max_connections,
@@ -106,18 +114,20 @@ async fn terminal_listener(
         .with_context(|| format!("cannot listen for terminals on {} (iso8583.listen / EASYPOS_ISO8583_LISTEN); choose another port", config.iso8583_listen))?;
     Ok(TerminalListener {
         listener,
-        handler: Arc::new(remote_bins.into_iter().fold(
-            acquirer::TerminalHandler::new(profile, terminals, store.clone(), hsm)
-                .with_risk(Arc::new(risk::Engine::new(rules)), mccs),
-            |handler, (institution, bins)| match config.remote_issuer {
-                Some(address) => handler.with_remote_issuer(
-                    institution,
-                    acquirer::switch::RemoteIssuer::new(address),
-                    bins,
-                ),
-                None => handler,
-            },
-        )),
+        handler: Arc::new(
+            remote_bins.into_iter().fold(
+                acquirer::TerminalHandler::new(profile, terminals, store.clone(), hsm)
+                    .with_risk(Arc::new(risk::Engine::new(rules)), mccs),
+                |handler, (institution, bins)| match config.remote_issuer {
+                    Some(address) => handler.with_remote_issuer(
+                        institution,
+                        acquirer::switch::RemoteIssuer::new(address),
+                        bins,
+                    ),
+                    None => handler,
+                },
+            ),
+        ),
     })
 }
 
