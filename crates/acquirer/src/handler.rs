@@ -148,6 +148,8 @@ pub struct TerminalHandler {
     pub(crate) switch: crate::switch::Switch,
     /// The acquirer's risk rules, when configured (see `sale.rs`, step 3½).
     pub(crate) risk: Option<RiskGate>,
+    /// Emergency freezes, shared with the API that sets them (see `sale.rs`, step 1½).
+    pub(crate) freezes: Arc<risk::Freezes>,
 }
 
 /// The risk engine and what it needs to know of merchants that the terminal record lacks.
@@ -198,7 +200,20 @@ impl TerminalHandler {
             role: Role::Acquirer,
             switch: crate::switch::Switch::default(),
             risk: None,
+            freezes: Arc::new(risk::Freezes::new()),
         }
+    }
+
+    /// Declines every authorization of a terminal, merchant or card frozen in `freezes`
+    /// (58 for a terminal or merchant, 62 for a card), from the next message on.
+    pub fn with_freezes(mut self, freezes: Arc<risk::Freezes>) -> Self {
+        self.freezes = freezes;
+        self
+    }
+
+    /// The freezes this handler honours, to share with whatever sets them (the API).
+    pub fn freezes(&self) -> Arc<risk::Freezes> {
+        self.freezes.clone()
     }
 
     /// Evaluates `engine`'s rules for every sale, pre-authorization and balance inquiry before

@@ -152,6 +152,20 @@ impl TerminalHandler {
             ResponseCode::SystemMalfunction
         })?;
 
+        // 1½. Emergency freezes act on the next authorization: 58 for a frozen terminal or
+        //     merchant, 62 for a frozen card. Nothing else is looked at.
+        if let Some(scope) =
+            self.freezes
+                .frozen(request.terminal_id.trim(), &terminal.merchant_id, &card.id)
+        {
+            *risk_note = Some(format!("frozen {}", scope.as_str()));
+            let code = match scope {
+                risk::FreezeScope::Card => ResponseCode::RestrictedCard,
+                _ => ResponseCode::NotPermittedToTerminal,
+            };
+            return stop(code, "frozen");
+        }
+
         // 2. The sale's transfers, with ids from the business key. A repeat of an approved sale
         //    is recognised by them when it would be refused (see `repeat_answer`), so that
         //    approvals, nearly all of them first sales, need no look-up.
@@ -274,7 +288,7 @@ impl TerminalHandler {
             let assessment = gate.engine.evaluate(input, now_ms);
             if !assessment.fired.is_empty() {
                 *risk_note = Some(assessment.summary());
-                tracing::info!(card = %card.masked_pan(), terminal = %input.terminal, verdict = assessment.verdict.name(), score = assessment.score, rules = %assessment.summary(), "risk rules fired");
+                tracing::debug!(card = %card.masked_pan(), terminal = %input.terminal, verdict = assessment.verdict.name(), score = assessment.score, rules = %assessment.summary(), "risk rules fired");
             }
             if let Some(code) = assessment.decline_code() {
                 gate.engine

@@ -111,3 +111,67 @@ async fn a_velocity_rule_declines_the_third_sale_with_its_code_and_nothing_is_po
         server.await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_frozen_terminal_or_card_is_declined_on_its_next_sale_and_thawing_lets_it_pass() {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    for backend in store::testing::backends().await {
+        let world = world_on(backend).await;
+        let freezes = Arc::new(risk::Freezes::new());
+        let shared = freezes.clone();
+        let (mut client, stop, server, _handler) =
+            start_configured(&world, Limits::default(), |handler| {
+                handler.with_freezes(shared)
+            })
+            .await;
+        let keys = signed_on(&mut client).await;
+        let card = demo_card("card-CH001-D");
+        let before = available(&world, &card).await;
+
+        // Stored as the API stores it, and read back.
+        let freeze = store::freezes::Freeze {
+            scope: "terminal".into(),
+            target: "10000001".into(),
+            reason: "stolen terminal".into(),
+            frozen_by: "shanghai.admin".into(),
+            frozen_at: 1_800_000_000,
+        };
+        world.store.put_freeze(freeze.clone()).await.unwrap();
+        assert_eq!(world.store.freezes().await.unwrap(), vec![freeze]);
+        freezes.set(risk::FreezeScope::Terminal, "10000001", true);
+
+        let sale = chip_sale(&card, 1_000, 800, 1, demo::DEMO_PIN, &keys);
+        assert_eq!(ask(&mut client, &sale).await.1, "58");
+        assert_eq!(available(&world, &card).await, before, "nothing posted");
+        let journal = world.store.journal_recent(1).await.unwrap();
+        assert_eq!(journal[0].risk.as_deref(), Some("frozen terminal"));
+
+        assert!(
+            world
+                .store
+                .delete_freeze("terminal", "10000001")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !world
+                .store
+                .delete_freeze("terminal", "10000001")
+                .await
+                .unwrap()
+        );
+        assert_eq!(world.store.freezes().await.unwrap(), vec![]);
+        freezes.set(risk::FreezeScope::Terminal, "10000001", false);
+        freezes.set(risk::FreezeScope::Card, "card-CH001-D", true);
+        let sale = chip_sale(&card, 1_000, 801, 2, demo::DEMO_PIN, &keys);
+        assert_eq!(ask(&mut client, &sale).await.1, "62");
+
+        freezes.set(risk::FreezeScope::Card, "card-CH001-D", false);
+        let sale = chip_sale(&card, 1_000, 802, 3, demo::DEMO_PIN, &keys);
+        assert_eq!(ask(&mut client, &sale).await.1, "00");
+        assert_eq!(available(&world, &card).await, before - 1_000);
+
+        let _ = stop.send(true);
+        server.await.unwrap();
+    }
+}

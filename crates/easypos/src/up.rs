@@ -95,6 +95,14 @@ async fn terminal_listener(
     }
     let terminals = acquirer::TerminalRecord::from_directory(&directory);
     let (rules, _) = risk_rules(config)?;
+    // Emergency freezes: loaded once here, then changed by the API in memory and in the store
+    // together (one process; several hosts on one PostgreSQL would need a reload, issue 10).
+    let freezes = Arc::new(risk::Freezes::new());
+    for freeze in store.freezes().await? {
+        if let Some(scope) = risk::FreezeScope::parse(&freeze.scope) {
+            freezes.set(scope, &freeze.target, true);
+        }
+    }
     let mccs = directory
         .merchants
         .iter()
@@ -117,7 +125,8 @@ async fn terminal_listener(
         handler: Arc::new(
             remote_bins.into_iter().fold(
                 acquirer::TerminalHandler::new(profile, terminals, store.clone(), hsm)
-                    .with_risk(Arc::new(risk::Engine::new(rules)), mccs),
+                    .with_risk(Arc::new(risk::Engine::new(rules)), mccs)
+                    .with_freezes(freezes),
                 |handler, (institution, bins)| match config.remote_issuer {
                     Some(address) => handler.with_remote_issuer(
                         institution,
@@ -181,7 +190,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let webhook_keys = api::webhooks::WebhookKeys::ensure(&store, hsm.clone())
         .await
         .context("the webhook key")?;
-    let api_state = api::ApiState::new(store.clone()).with_webhooks(webhook_keys);
+    let api_state = api::ApiState::new(store.clone())
+        .with_webhooks(webhook_keys)
+        .with_freezes(app.handler.freezes());
     let webhooks = tokio::spawn(api::webhooks::run(
         api_state.clone(),
         api::webhooks::PASS_INTERVAL,

@@ -38,12 +38,14 @@
 
 mod config;
 mod engine;
+mod freezes;
 mod state;
 
 pub use config::{
     Check, Config, ConfigError, MAX_EVENTS_PER_KEY, MAX_RULES, MAX_WINDOW_SECS, Rule, Scope,
 };
 pub use engine::{Assessment, Engine, Fired, Verdict};
+pub use freezes::{FreezeScope, Freezes};
 pub use state::{MAX_CARDS, MAX_MERCHANTS, MAX_TERMINALS};
 
 use money::Currency;

@@ -82,6 +82,11 @@ const SQLITE: &[Migration] = &[
         name: "journal_risk",
         sql: include_str!("../migrations/sqlite/0030_journal_risk.sql"),
     },
+    Migration {
+        version: 31,
+        name: "freezes",
+        sql: include_str!("../migrations/sqlite/0031_freezes.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -155,6 +160,11 @@ const POSTGRES: &[Migration] = &[
         version: 30,
         name: "journal_risk",
         sql: include_str!("../migrations/postgres/0030_journal_risk.sql"),
+    },
+    Migration {
+        version: 31,
+        name: "freezes",
+        sql: include_str!("../migrations/postgres/0031_freezes.sql"),
     },
 ];
 

@@ -57,6 +57,10 @@ type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 #[path = "postgres_accounts.rs"]
 mod accounts;
 
+// Emergency freezes (issue 10).
+#[path = "postgres_freezes.rs"]
+mod freezes;
+
 enum Job {
     Transfers {
         requests: Vec<TransferRequest>,
