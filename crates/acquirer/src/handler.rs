@@ -146,6 +146,25 @@ pub struct TerminalHandler {
     pub(crate) role: Role,
     /// Issuers reached over the switch link, by institution (see `switch.rs`).
     pub(crate) switch: crate::switch::Switch,
+    /// The acquirer's risk rules, when configured (see `sale.rs`, step 3½).
+    pub(crate) risk: Option<RiskGate>,
+    /// Emergency freezes, shared with the API that sets them (see `sale.rs`, step 1½).
+    pub(crate) freezes: Arc<risk::Freezes>,
+}
+
+/// The risk engine and what it needs to know of merchants that the terminal record lacks.
+#[derive(Debug)]
+pub(crate) struct RiskGate {
+    pub engine: Arc<risk::Engine>,
+    /// Merchant category codes by merchant id.
+    mccs: HashMap<String, u16>,
+}
+
+impl RiskGate {
+    /// The merchant's category code, 0 when unknown (no MCC rule lists 0000).
+    pub fn mcc(&self, merchant_id: &str) -> u16 {
+        self.mccs.get(merchant_id).copied().unwrap_or(0)
+    }
 }
 
 impl std::fmt::Debug for TerminalHandler {
@@ -180,7 +199,28 @@ impl TerminalHandler {
             reversal_grace: crate::saf::REVERSAL_GRACE,
             role: Role::Acquirer,
             switch: crate::switch::Switch::default(),
+            risk: None,
+            freezes: Arc::new(risk::Freezes::new()),
         }
+    }
+
+    /// Declines every authorization of a terminal, merchant or card frozen in `freezes`
+    /// (58 for a terminal or merchant, 62 for a card), from the next message on.
+    pub fn with_freezes(mut self, freezes: Arc<risk::Freezes>) -> Self {
+        self.freezes = freezes;
+        self
+    }
+
+    /// The freezes this handler honours, to share with whatever sets them (the API).
+    pub fn freezes(&self) -> Arc<risk::Freezes> {
+        self.freezes.clone()
+    }
+
+    /// Evaluates `engine`'s rules for every sale, pre-authorization and balance inquiry before
+    /// the issuer decides. `mccs` are the merchants' category codes by merchant id.
+    pub fn with_risk(mut self, engine: Arc<risk::Engine>, mccs: HashMap<String, u16>) -> Self {
+        self.risk = Some(RiskGate { engine, mccs });
+        self
     }
 
     /// An issuer host: it answers acquirers' `iso87-ascii` messages for the cards in `store`,
@@ -311,10 +351,11 @@ impl TerminalHandler {
         };
         match request.kind {
             MessageType::EchoTest => Answer::plain(message, ResponseCode::Approved),
-            MessageType::SignOn => self
-                .sign_on(message, &request)
-                .await
-                .map(|message| Answer { message, mac: None }),
+            MessageType::SignOn => self.sign_on(message, &request).await.map(|message| Answer {
+                message,
+                mac: None,
+                risk: None,
+            }),
             MessageType::SignOff => self.sign_off(message, &request).await,
             MessageType::BatchSettlement => self.batch_settlement(message, &request).await,
             MessageType::BatchUpload => Answer::plain(message, ResponseCode::Approved),
@@ -607,7 +648,7 @@ impl TerminalHandler {
 
     /// Packs an answer, with its MAC when its keys make one (field 64 is set in `answer`).
     fn pack(&self, answer: &mut Answer) -> Option<Vec<u8>> {
-        let Answer { message, mac } = answer;
+        let Answer { message, mac, .. } = answer;
         let Some(keys) = mac.as_ref().filter(|keys| keys.macs_answers()) else {
             return self
                 .profile
@@ -661,6 +702,7 @@ impl Handler for TerminalHandler {
             packed.as_deref(),
         );
         entry.received_at = received_at;
+        entry.risk = answer.as_mut().and_then(|answer| answer.risk.take());
         entry.duration_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
         entry.peer = peer.to_string();
         if let Err(error) = self.store.journal(vec![entry]).await {

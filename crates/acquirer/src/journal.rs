@@ -152,6 +152,7 @@ impl TerminalHandler {
         Some(Answer {
             message: answer,
             mac,
+            risk: None,
         })
     }
 }

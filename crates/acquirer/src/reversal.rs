@@ -114,6 +114,7 @@ impl TerminalHandler {
         Some(Answer {
             message: response_to(message, code)?,
             mac: Some(keys.clone()),
+            risk: None,
         })
     }
 

@@ -38,6 +38,8 @@ use store::cards::{Authorization, CardEffect, CardOutcome, PinEffect, Spend};
 pub(crate) struct Answer {
     pub message: Message<'static>,
     pub mac: Option<MessageKeys>,
+    /// The risk rules that fired for it, and why (`risk::Assessment::summary`), for the journal.
+    pub risk: Option<String>,
 }
 
 impl Answer {
@@ -60,6 +62,7 @@ impl Answer {
         Some(Answer {
             message: response_to(request, code)?,
             mac: code.is_approved().then(|| keys.clone()),
+            risk: None,
         })
     }
 
@@ -67,6 +70,7 @@ impl Answer {
         Some(Answer {
             message: response_to(request, response)?,
             mac: None,
+            risk: None,
         })
     }
 }
@@ -95,13 +99,18 @@ impl TerminalHandler {
         terminal: &TerminalRecord,
         keys: &MessageKeys,
     ) -> Option<Answer> {
-        match self
-            .card_answer(kind, message, request, terminal, keys)
+        let mut risk_note = None;
+        let mut answer = match self
+            .card_answer(kind, message, request, terminal, keys, &mut risk_note)
             .await
         {
             Ok(answer) => Some(answer),
             Err(code) => Answer::plain(message, code),
+        };
+        if let Some(answer) = answer.as_mut() {
+            answer.risk = risk_note;
         }
+        answer
     }
 
     async fn card_answer(
@@ -111,6 +120,7 @@ impl TerminalHandler {
         request: &Request,
         terminal: &TerminalRecord,
         keys: &MessageKeys,
+        risk_note: &mut Option<String>,
     ) -> Result<Answer, Stop> {
         // Sales and pre-authorizations move (or hold) money; an inquiry only looks.
         let purchase = kind != TransactionKind::BalanceInquiry;
@@ -141,6 +151,20 @@ impl TerminalHandler {
             tracing::error!(%reason, "damaged card record");
             ResponseCode::SystemMalfunction
         })?;
+
+        // 1½. Emergency freezes act on the next authorization: 58 for a frozen terminal or
+        //     merchant, 62 for a frozen card. Nothing else is looked at.
+        if let Some(scope) =
+            self.freezes
+                .frozen(request.terminal_id.trim(), &terminal.merchant_id, &card.id)
+        {
+            *risk_note = Some(format!("frozen {}", scope.as_str()));
+            let code = match scope {
+                risk::FreezeScope::Card => ResponseCode::RestrictedCard,
+                _ => ResponseCode::NotPermittedToTerminal,
+            };
+            return stop(code, "frozen");
+        }
 
         // 2. The sale's transfers, with ids from the business key. A repeat of an approved sale
         //    is recognised by them when it would be refused (see `repeat_answer`), so that
@@ -228,6 +252,56 @@ impl TerminalHandler {
                 );
             }
         };
+
+        // 3½. The acquirer's risk rules, before the issuer is asked (and before the PIN is
+        //     translated): a declining rule answers with its code and nothing moves.
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        let chip_card = chip.is_some()
+            || magstripe
+                .as_ref()
+                .is_some_and(|(_, service_code, _, _)| service_code.starts_with(['2', '6']));
+        let risk_input = self.risk.as_ref().map(|gate| {
+            (
+                gate,
+                risk::Authorization {
+                    kind: match kind {
+                        TransactionKind::Purchase => risk::Kind::Sale,
+                        TransactionKind::PreAuthorization => risk::Kind::PreAuthorization,
+                        TransactionKind::BalanceInquiry => risk::Kind::BalanceInquiry,
+                    },
+                    card: &card.id,
+                    terminal: request.terminal_id.trim(),
+                    merchant: &terminal.merchant_id,
+                    amount_minor,
+                    currency,
+                    card_currency: card.currency,
+                    mcc: gate.mcc(&terminal.merchant_id),
+                    entry: risk_entry(entry.get(..2)),
+                    chip_card,
+                },
+            )
+        });
+        if let Some((gate, input)) = &risk_input {
+            let assessment = gate.engine.evaluate(input, now_ms);
+            if !assessment.fired.is_empty() {
+                *risk_note = Some(assessment.summary());
+                tracing::debug!(card = %card.masked_pan(), terminal = %input.terminal, verdict = assessment.verdict.name(), score = assessment.score, rules = %assessment.summary(), "risk rules fired");
+            }
+            if let Some(code) = assessment.decline_code() {
+                gate.engine
+                    .record(&risk_outcome(input, false, false), now_ms);
+                // A repeat of a sale already approved keeps its approval.
+                if purchase
+                    && let Some(answer) = self.repeat_answer(message, &transfers[0], keys).await
+                {
+                    return answer;
+                }
+                return Err(ResponseCode::parse(code.as_str()).unwrap_or(ResponseCode::DoNotHonor));
+            }
+        }
 
         // 4. The PIN, translated to the issuer's zone key.
         let zone_key = self.key(&format!("issuer/{}/zpk", card.issuer.0)).await?;
@@ -323,6 +397,13 @@ impl TerminalHandler {
                 Some(error) => issuer::response_for_ledger_error(error),
             },
         };
+        if let Some((gate, input)) = &risk_input {
+            let wrong_pin = decision.update.pin_failures > profile.pin_failures;
+            gate.engine.record(
+                &risk_outcome(input, response.is_approved(), wrong_pin),
+                now_ms,
+            );
+        }
         if purchase
             && !response.is_approved()
             && let Some(answer) = self.repeat_answer(message, &transfers[0], keys).await
@@ -372,6 +453,7 @@ impl TerminalHandler {
         Ok(Answer {
             message: answer,
             mac: None,
+            risk: None,
         })
     }
 
@@ -458,7 +540,36 @@ impl TerminalHandler {
         Answer {
             message: answer,
             mac: Some(keys.clone()),
+            risk: None,
         }
+    }
+}
+
+/// How the risk rules see field 22's first two digits.
+fn risk_entry(mode: Option<&str>) -> risk::Entry {
+    match mode {
+        Some("05") => risk::Entry::Chip,
+        Some("07") => risk::Entry::Contactless,
+        Some("02" | "90") => risk::Entry::Magstripe,
+        Some("80") => risk::Entry::Fallback,
+        _ => risk::Entry::Manual,
+    }
+}
+
+/// What became of an authorization, for the risk engine's windows.
+fn risk_outcome<'a>(
+    input: &risk::Authorization<'a>,
+    approved: bool,
+    wrong_pin: bool,
+) -> risk::Outcome<'a> {
+    risk::Outcome {
+        kind: input.kind,
+        card: input.card,
+        terminal: input.terminal,
+        merchant: input.merchant,
+        amount_minor: input.amount_minor,
+        approved,
+        wrong_pin,
     }
 }
 

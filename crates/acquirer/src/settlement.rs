@@ -196,6 +196,7 @@ impl TerminalHandler {
         Some(Answer {
             message: answer,
             mac: None,
+            risk: None,
         })
     }
 

@@ -271,6 +271,7 @@ impl TerminalHandler {
         Some(Answer {
             message: reply,
             mac,
+            risk: None,
         })
     }
 

@@ -12,6 +12,9 @@
 //! | merchant admin, manager, cashier | their merchant | their merchant's | — |
 //! | cardholder | — | on their own cards | their own |
 //! | channel partner | the merchants it referred | theirs | — |
+//!
+//! Freezes: a platform operator freezes its acquirer's terminals and merchants and any card; a
+//! merchant admin or manager their own merchant and its terminals.
 
 use store::Store;
 use store::accounts::{CardPattern, Role, Tenant, TransactionFilter, User};
@@ -30,6 +33,9 @@ pub enum Resource {
     Staff,
     /// Keys for integrators; cashiers and cardholders do not integrate.
     ApiKeys,
+    /// Emergency freezes of terminals, merchants and cards: the acquirer's operators, and a
+    /// merchant's admin and manager for their own terminals and merchant.
+    Freezes,
 }
 
 /// Whether `role` may use routes on `resource` at all.
@@ -49,6 +55,7 @@ pub fn allows(role: Role, resource: Resource) -> bool {
             role,
             PlatformOperator | IssuerOperator | WalletOperator | MerchantAdmin | ChannelPartner
         ),
+        Freezes => matches!(role, PlatformOperator | MerchantAdmin | MerchantManager),
     }
 }
 

@@ -40,6 +40,8 @@ pub struct ApiState {
     pub store: Arc<Store>,
     pub clock: Arc<dyn Clock>,
     pub webhooks: Option<webhooks::WebhookKeys>,
+    /// The host's in-memory freezes, changed together with the store's.
+    pub freezes: Arc<risk::Freezes>,
 }
 
 impl ApiState {
@@ -48,7 +50,14 @@ impl ApiState {
             store,
             clock: Arc::new(SystemClock),
             webhooks: None,
+            freezes: Arc::new(risk::Freezes::new()),
         }
+    }
+
+    /// Shares the host's freezes, so that a freeze set here stops the next authorization.
+    pub fn with_freezes(mut self, freezes: Arc<risk::Freezes>) -> Self {
+        self.freezes = freezes;
+        self
     }
 
     /// Turns webhooks on, signing with secrets derived from `keys`.
@@ -65,7 +74,7 @@ impl ApiState {
 
 /// Every route of the API (method, path as the OpenAPI document writes it). The router is
 /// built from the same calls, and a test checks both against each other and the document.
-pub const ROUTES: [(&str, &str); 17] = [
+pub const ROUTES: [(&str, &str); 20] = [
     ("GET", "/api/v1/me"),
     ("GET", "/api/v1/transactions"),
     ("GET", "/api/v1/transactions/{id}"),
@@ -86,6 +95,9 @@ pub const ROUTES: [(&str, &str); 17] = [
         "POST",
         "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver",
     ),
+    ("GET", "/api/v1/freezes"),
+    ("PUT", "/api/v1/freezes/{scope}/{target}"),
+    ("DELETE", "/api/v1/freezes/{scope}/{target}"),
 ];
 
 /// The API's router: `/api/v1/…` behind authentication and idempotency, and the OpenAPI
@@ -118,6 +130,11 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver",
             axum::routing::post(routes::redeliver),
+        )
+        .route("/api/v1/freezes", get(routes::list_freezes))
+        .route(
+            "/api/v1/freezes/{scope}/{target}",
+            axum::routing::put(routes::freeze).delete(routes::thaw),
         )
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -181,6 +181,10 @@ pub fn document() -> Value {
         );
     }
     let webhook_path = path_id("Webhook id (wh_…)");
+    let freeze_path = json!([
+        {"name": "scope", "in": "path", "required": true, "schema": {"type": "string", "enum": ["terminal", "merchant", "card"]}, "description": "What is frozen"},
+        {"name": "target", "in": "path", "required": true, "schema": {"type": "string"}, "description": "Terminal id, merchant id or card id"}
+    ]);
     let mut delivery_path = webhook_path.clone();
     if let Value::Array(parameters) = &mut delivery_path {
         parameters.push(json!({"name": "delivery_id", "in": "path", "required": true, "schema": {"type": "string"}, "description": "Delivery id"}));
@@ -237,7 +241,18 @@ pub fn document() -> Value {
                 "summary": "Send a delivery again, now, and retry it for 24 hours",
                 "parameters": delivery_path,
                 "responses": redeliver_responses
-            }}
+            }},
+            "/api/v1/freezes": {"get": operation("listFreezes", "The emergency freezes the caller may see (docs/risk.md)", ("200", ok("FreezePage")), json!([]), &[])},
+            "/api/v1/freezes/{scope}/{target}": {
+                "put": {
+                    "operationId": "freeze",
+                    "summary": "Freeze a terminal or merchant (its next authorization is declined 58) or a card (62)",
+                    "parameters": freeze_path.clone(),
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewFreeze"}}}},
+                    "responses": operation("freeze", "", ("200", ok("Freeze")), json!([]), &not_found)["responses"].clone()
+                },
+                "delete": operation("thaw", "Lift a freeze (204 whether or not there was one)", ("204", json!({"description": "Thawed"})), freeze_path, &not_found)
+            }
         },
         "components": {
             "securitySchemes": {
@@ -329,6 +344,18 @@ pub fn document() -> Value {
                     "properties": {"id": {"type": "string"}, "url": {"type": "string"}, "owner": {"type": "string", "description": "User name of who subscribed: events are what that user may see"}, "created_at": {"type": "string", "format": "date-time"}}
                 },
                 "WebhookPage": page("Webhook"),
+                "Freeze": {
+                    "type": "object",
+                    "required": ["scope", "target", "reason", "frozen_by", "frozen_at"],
+                    "properties": {"scope": {"type": "string", "enum": ["terminal", "merchant", "card"]}, "target": {"type": "string"}, "reason": {"type": "string"}, "frozen_by": {"type": "string", "description": "User name of who froze it"}, "frozen_at": {"type": "string", "format": "date-time"}}
+                },
+                "FreezePage": page("Freeze"),
+                "NewFreeze": {
+                    "type": "object",
+                    "required": ["reason"],
+                    "additionalProperties": false,
+                    "properties": {"reason": {"type": "string", "description": "Why, in 1 to 500 characters"}}
+                },
                 "CreatedWebhook": {
                     "allOf": [{"$ref": "#/components/schemas/Webhook"}, {"type": "object", "required": ["secret"], "properties": {"secret": {"type": "string", "description": "whsec_…: the key of Easypos-Signature's HMAC-SHA256; shown only now"}}}]
                 },

@@ -7,8 +7,8 @@ use crate::access::{self, Principal, Resource, Scope};
 use crate::problem::Problem;
 use crate::time::parse_rfc3339_micros;
 use crate::views::{
-    ApiKeyView, CardView, CreatedApiKey, CreatedWebhook, DeliveryView, MeView, MerchantView, Page,
-    TerminalView, TransactionView, WebhookView,
+    ApiKeyView, CardView, CreatedApiKey, CreatedWebhook, DeliveryView, FreezeView, MeView,
+    MerchantView, Page, TerminalView, TransactionView, WebhookView,
 };
 use axum::Json;
 use axum::body::Bytes;
@@ -574,4 +574,140 @@ pub async fn redeliver(
         Json(serde_json::json!({"id": delivery_id, "state": "pending"})),
     )
         .into_response())
+}
+
+/// Longest reason a freeze may carry.
+pub const MAX_FREEZE_REASON_CHARS: usize = 500;
+
+/// Whether the caller may freeze `target` of `scope`: 404 when it is not theirs (or does not
+/// exist), 403 for a card frozen by a merchant role.
+async fn freezable(
+    state: &ApiState,
+    principal: &Principal,
+    scope: risk::FreezeScope,
+    target: &str,
+) -> ApiResult<()> {
+    require(principal, Resource::Freezes)?;
+    let not_found = || Problem::not_found(format!("no {} {target:?} of yours", scope.as_str()));
+    match scope {
+        risk::FreezeScope::Terminal => {
+            let records = self::scope(state, principal).await?;
+            records
+                .terminals
+                .iter()
+                .any(|terminal| terminal.id == target)
+                .then_some(())
+                .ok_or_else(not_found)
+        }
+        risk::FreezeScope::Merchant => {
+            let records = self::scope(state, principal).await?;
+            records
+                .merchants
+                .iter()
+                .any(|merchant| merchant.id == target)
+                .then_some(())
+                .ok_or_else(not_found)
+        }
+        risk::FreezeScope::Card => {
+            if principal.user.role != store::accounts::Role::PlatformOperator {
+                return Err(Problem::forbidden(
+                    "only the acquirer's operators freeze cards; ask them, or the card's issuer",
+                ));
+            }
+            let directory = state.store.load_directory().await?;
+            directory
+                .cards
+                .iter()
+                .any(|card| card.id == target)
+                .then_some(())
+                .ok_or_else(not_found)
+        }
+    }
+}
+
+fn freeze_scope(text: &str) -> ApiResult<risk::FreezeScope> {
+    risk::FreezeScope::parse(text).ok_or_else(|| {
+        Problem::not_found(format!(
+            "no freeze scope {text:?}; use terminal, merchant or card"
+        ))
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewFreeze {
+    reason: String,
+}
+
+/// The freezes the caller may see: an operator's acquirer's terminals and merchants and every
+/// card; a merchant's own.
+pub async fn list_freezes(
+    State(state): State<ApiState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+) -> ApiResult<Json<Page<FreezeView>>> {
+    require(&principal, Resource::Freezes)?;
+    let records = scope(&state, &principal).await?;
+    let operator = principal.user.role == store::accounts::Role::PlatformOperator;
+    let data = state
+        .store
+        .freezes()
+        .await?
+        .iter()
+        .filter(|freeze| match freeze.scope.as_str() {
+            "terminal" => records.terminals.iter().any(|t| t.id == freeze.target),
+            "merchant" => records.merchants.iter().any(|m| m.id == freeze.target),
+            _ => operator,
+        })
+        .map(FreezeView::new)
+        .collect();
+    Ok(Json(Page {
+        data,
+        next_cursor: None,
+    }))
+}
+
+/// Freezes a terminal, merchant or card: its next authorization is declined (58, or 62 for a
+/// card). Freezing again replaces the reason.
+pub async fn freeze(
+    State(state): State<ApiState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Path((scope_text, target)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Json<FreezeView>> {
+    let scope = freeze_scope(&scope_text)?;
+    freezable(&state, &principal, scope, &target).await?;
+    let new: NewFreeze = serde_json::from_slice(&body).map_err(|error| {
+        Problem::bad_request(format!("the body must be {{\"reason\": \"…\"}}: {error}"))
+    })?;
+    let reason = new.reason.trim();
+    if reason.is_empty() || reason.chars().count() > MAX_FREEZE_REASON_CHARS {
+        return Err(Problem::bad_request(format!(
+            "reason: say why, in 1 to {MAX_FREEZE_REASON_CHARS} characters"
+        )));
+    }
+    let freeze = store::freezes::Freeze {
+        scope: scope.as_str().to_owned(),
+        target: target.clone(),
+        reason: reason.to_owned(),
+        frozen_by: principal.user.username.clone(),
+        frozen_at: state.now_seconds(),
+    };
+    state.store.put_freeze(freeze.clone()).await?;
+    state.freezes.set(scope, &target, true);
+    tracing::warn!(scope = scope.as_str(), %target, by = %principal.user.username, "frozen");
+    Ok(Json(FreezeView::new(&freeze)))
+}
+
+/// Lifts a freeze (204 whether or not there was one: thawing is idempotent).
+pub async fn thaw(
+    State(state): State<ApiState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Path((scope_text, target)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let scope = freeze_scope(&scope_text)?;
+    freezable(&state, &principal, scope, &target).await?;
+    state.store.delete_freeze(scope.as_str(), &target).await?;
+    state.freezes.set(scope, &target, false);
+    tracing::warn!(scope = scope.as_str(), %target, by = %principal.user.username, "thawed");
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -275,3 +275,29 @@ impl From<&store::webhooks::Delivery> for DeliveryView {
         }
     }
 }
+
+/// An emergency freeze (issue 10): the terminal, merchant or card is declined on its next
+/// authorization until thawed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FreezeView {
+    /// `terminal`, `merchant` or `card`.
+    pub scope: String,
+    /// The terminal id, merchant id or card id.
+    pub target: String,
+    pub reason: String,
+    /// The user name of who froze it.
+    pub frozen_by: String,
+    pub frozen_at: String,
+}
+
+impl FreezeView {
+    pub fn new(freeze: &store::freezes::Freeze) -> Self {
+        FreezeView {
+            scope: freeze.scope.clone(),
+            target: freeze.target.clone(),
+            reason: freeze.reason.clone(),
+            frozen_by: freeze.frozen_by.clone(),
+            frozen_at: rfc3339_seconds(freeze.frozen_at),
+        }
+    }
+}

@@ -592,6 +592,34 @@ fn matrix(world: &World) -> Vec<Line> {
             ),
             shanghai_admin_only(202),
         ),
+        // Emergency freezes: the acquirer's operator, and Shanghai's admin and manager for
+        // their own terminal; only the operator freezes a card.
+        (
+            "PUT".into(),
+            "/api/v1/freezes/terminal/10000001".into(),
+            freezers(200, 404),
+        ),
+        ("GET".into(), "/api/v1/freezes".into(), freezers(200, 200)),
+        (
+            "DELETE".into(),
+            "/api/v1/freezes/terminal/10000001".into(),
+            freezers(204, 404),
+        ),
+        (
+            "PUT".into(),
+            "/api/v1/freezes/card/card-CH002-C".into(),
+            per(&[
+                ("operator", 200),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 403),
+                ("shanghai.manager", 403),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 403),
+                ("cardholder1", 403),
+                ("partner", 403),
+            ]),
+        ),
         // Last: it stops the webhook the rows above use.
         (
             "DELETE".into(),
@@ -603,6 +631,22 @@ fn matrix(world: &World) -> Vec<Line> {
 
 /// A route on the Shanghai admin's webhook: `ok` for them, 404 for the other roles that
 /// integrate, 403 for the roles that do not.
+/// Who may use a freeze route on Shanghai's terminal: `ok` for its operator, admin and manager,
+/// `beijing` for Beijing's admin, 403 for the other roles.
+fn freezers(ok: u16, beijing: u16) -> Vec<(&'static str, u16)> {
+    USERS
+        .iter()
+        .map(|user| {
+            let status = match *user {
+                "operator" | "shanghai.admin" | "shanghai.manager" => ok,
+                "beijing.admin" => beijing,
+                _ => 403,
+            };
+            (*user, status)
+        })
+        .collect()
+}
+
 fn shanghai_admin_only(ok: u16) -> Vec<(&'static str, u16)> {
     USERS
         .iter()
@@ -621,6 +665,8 @@ fn shanghai_admin_only(ok: u16) -> Vec<(&'static str, u16)> {
 fn body_for(path: &str) -> &'static str {
     if path.ends_with("/webhooks") {
         r#"{"url":"http://127.0.0.1:9/hook"}"#
+    } else if path.starts_with("/api/v1/freezes/") {
+        r#"{"reason":"matrix"}"#
     } else if path.ends_with("/redeliver") {
         ""
     } else {
@@ -818,4 +864,51 @@ async fn the_api_works_on_postgres_too() {
         )
         .await;
     assert_eq!(replay.text, created.text);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_freeze_reaches_the_hosts_list_at_once_and_bad_requests_are_problems() {
+    let world = world().await;
+    let path = "/api/v1/freezes/terminal/10000001";
+    let answer = world
+        .call(
+            "shanghai.admin",
+            "PUT",
+            path,
+            None,
+            r#"{"reason":"stolen at night"}"#,
+        )
+        .await;
+    assert_eq!(answer.status.as_u16(), 200);
+    let body = answer.json();
+    assert_eq!(body["frozen_by"], "shanghai.admin");
+    assert_eq!(body["reason"], "stolen at night");
+    assert_eq!(
+        world.freezes.frozen("10000001", "x", "y"),
+        Some(risk::FreezeScope::Terminal)
+    );
+    let listed = world
+        .get("shanghai.manager", "/api/v1/freezes")
+        .await
+        .json();
+    assert_eq!(listed["data"][0]["target"], "10000001");
+    let beijing = world.get("beijing.admin", "/api/v1/freezes").await.json();
+    assert_eq!(beijing["data"].as_array().map(Vec::len), Some(0));
+
+    for (path, body, status) in [
+        (path, r#"{"reason":""}"#, 400),
+        (path, r#"{"why":"x"}"#, 400),
+        ("/api/v1/freezes/planet/10000001", r#"{"reason":"x"}"#, 404),
+    ] {
+        let answer = world.call("operator", "PUT", path, None, body).await;
+        assert_eq!(answer.status.as_u16(), status, "{path} {body}");
+        assert_eq!(
+            answer.content_type, "application/problem+json",
+            "{path} {body}"
+        );
+    }
+
+    let answer = world.call("shanghai.admin", "DELETE", path, None, "").await;
+    assert_eq!(answer.status.as_u16(), 204);
+    assert!(world.freezes.is_empty());
 }

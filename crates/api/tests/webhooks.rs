@@ -104,6 +104,7 @@ async fn events_are_signed_retried_logged_and_redelivered() {
     assert_eq!(https.status, StatusCode::BAD_REQUEST);
 
     let state = api::ApiState {
+        freezes: Default::default(),
         webhooks: Some(
             api::webhooks::WebhookKeys::ensure(
                 &world.store,

@@ -91,6 +91,7 @@ async fn world() -> World {
     let clock = Arc::new(ManualClock::new(NOW_SECONDS * 1_000_000_000));
     let api_state = api::ApiState {
         webhooks: None,
+        freezes: Default::default(),
         store: store.clone(),
         clock: clock.clone(),
     };
@@ -821,6 +822,7 @@ async fn operators_see_the_health_of_the_store_and_the_host() {
         Arc::new(|| vec![("connections_open".to_owned(), "3".to_owned())]);
     let api_state = api::ApiState {
         webhooks: None,
+        freezes: Default::default(),
         store: world.store.clone(),
         clock: world.clock.clone(),
     };

@@ -36,6 +36,14 @@ struct FileConfig {
     iso8583: FileIso8583,
     #[serde(default)]
     switch: FileSwitch,
+    #[serde(default)]
+    risk: FileRisk,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRisk {
+    rules: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -109,6 +117,10 @@ pub struct Config {
     /// An issuer host (`easypos host --role issuer`) that every card issuer's messages go to,
     /// instead of the in-process issuers.
     pub remote_issuer: Option<SocketAddr>,
+    /// The risk rules file (`docs/risk.md`), and whether it was named (`risk.rules`) rather
+    /// than the default `<data_dir>/risk.toml`, which may be absent (the demo rules then apply).
+    pub risk_rules: PathBuf,
+    pub risk_rules_named: bool,
 }
 
 /// Overrides from the command line (highest precedence).
@@ -264,7 +276,15 @@ impl Config {
             })?),
         };
 
+        let named_rules = env("EASYPOS_RISK_RULES")
+            .map(PathBuf::from)
+            .or(file.risk.rules);
+        let risk_rules_named = named_rules.is_some();
+        let risk_rules = named_rules.unwrap_or_else(|| data_dir.join("risk.toml"));
+
         Ok(Config {
+            risk_rules,
+            risk_rules_named,
             data_dir,
             backend,
             http_listen,
@@ -390,6 +410,48 @@ mod tests {
                 "{error:?} should mention {expected:?}"
             );
         }
+    }
+
+    #[test]
+    fn risk_rules_come_from_the_named_file_else_the_data_dir_else_the_demo() {
+        let dir = std::env::temp_dir().join(format!("easypos-risk-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let data_dir = dir.to_string_lossy().into_owned();
+
+        // Nothing named, no <data_dir>/risk.toml: the demo rules.
+        let config = resolve(&format!("data_dir = {data_dir:?}"), &[]).unwrap();
+        assert_eq!(config.risk_rules, dir.join("risk.toml"));
+        let (rules, source) = crate::up::risk_rules(&config).unwrap();
+        assert_eq!((rules.rules.len(), source.as_str()), (12, "the demo rules"));
+
+        // <data_dir>/risk.toml when present.
+        let one = "[[rule]]\nname = \"x\"\nkind = \"cross_border\"\naction = \"alert\"\n";
+        std::fs::write(dir.join("risk.toml"), one).unwrap();
+        let (rules, _) = crate::up::risk_rules(&config).unwrap();
+        assert_eq!(rules.rules.len(), 1);
+
+        // A named file that is missing, malformed, or declines with a code easypos does not
+        // know, is refused with the setting named.
+        let missing = resolve("[risk]\nrules = \"/nonexistent/risk.toml\"", &[]).unwrap();
+        let error = format!("{:#}", crate::up::risk_rules(&missing).unwrap_err());
+        assert!(error.contains("risk.rules / EASYPOS_RISK_RULES"), "{error}");
+        let bad = dir.join("bad.toml");
+        for (text, expected) in [
+            (
+                "[[rule]]\nname = \"v\"\nkind = \"velocity\"\nscope = \"card\"\nmax_count = 3\naction = \"alert\"",
+                "rule[0].window_secs",
+            ),
+            (
+                "[[rule]]\nname = \"v\"\nkind = \"fallback\"\naction = \"decline\"\nresponse_code = \"Q9\"",
+                "rule \"v\".response_code",
+            ),
+        ] {
+            std::fs::write(&bad, text).unwrap();
+            let config = resolve("", &[("EASYPOS_RISK_RULES", bad.to_str().unwrap())]).unwrap();
+            let error = format!("{:#}", crate::up::risk_rules(&config).unwrap_err());
+            assert!(error.contains(expected), "{error}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

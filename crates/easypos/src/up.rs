@@ -3,7 +3,7 @@
 //! server stops taking requests, the jobs stop, the writer drains and commits).
 
 use crate::config::Config;
-use anyhow::Context;
+use anyhow::{Context, bail};
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -29,6 +29,50 @@ struct TerminalListener {
     handler: Arc<acquirer::TerminalHandler>,
 }
 
+/// The risk rules: `risk.rules` when named, else `<data_dir>/risk.toml` when it exists, else
+/// the demo world's rules. Returns them and where they came from. Every error names the file
+/// and the setting to fix.
+pub fn risk_rules(config: &Config) -> anyhow::Result<(risk::Config, String)> {
+    let path = &config.risk_rules;
+    let (text, source) = if config.risk_rules_named || path.exists() {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "cannot read the risk rules {} (risk.rules / EASYPOS_RISK_RULES)",
+                path.display()
+            )
+        })?;
+        (text, path.display().to_string())
+    } else {
+        (risk::DEMO_RULES.to_owned(), "the demo rules".to_owned())
+    };
+    let rules = risk::Config::from_toml(&text).with_context(|| {
+        format!("the risk rules in {source} (risk.rules / EASYPOS_RISK_RULES; see docs/risk.md)")
+    })?;
+    // A declining rule's code goes into field 39: it must be one the host knows.
+    let codes = rules
+        .rules
+        .iter()
+        .filter_map(|rule| match rule.action {
+            risk::Action::Decline(code) => {
+                Some((format!("rule \"{}\".response_code", rule.name), code))
+            }
+            _ => None,
+        })
+        .chain(std::iter::once((
+            "engine.decline_code".to_owned(),
+            rules.decline_code,
+        )));
+    for (setting, code) in codes {
+        if iso8583::ResponseCode::parse(code.as_str()).is_none() {
+            bail!(
+                "the risk rules in {source}: `{setting}` is {:?}, which is not an ISO 8583 response code easypos knows (docs/protocol.md)",
+                code.as_str()
+            );
+        }
+    }
+    Ok((rules, source))
+}
+
 /// The ISO 8583 listener for terminals (`cup-bcd`, 2-byte length + TPDU) with the acquirer's
 /// handler over the terminals in the directory.
 async fn terminal_listener(
@@ -50,6 +94,25 @@ async fn terminal_listener(
         }
     }
     let terminals = acquirer::TerminalRecord::from_directory(&directory);
+    let (rules, _) = risk_rules(config)?;
+    // Emergency freezes: loaded once here, then changed by the API in memory and in the store
+    // together (one process; several hosts on one PostgreSQL would need a reload, issue 10).
+    let freezes = Arc::new(risk::Freezes::new());
+    for freeze in store.freezes().await? {
+        if let Some(scope) = risk::FreezeScope::parse(&freeze.scope) {
+            freezes.set(scope, &freeze.target, true);
+        }
+    }
+    let mccs = directory
+        .merchants
+        .iter()
+        .map(|merchant| {
+            (
+                merchant.id.clone(),
+                merchant.mcc.parse::<u16>().unwrap_or(0),
+            )
+        })
+        .collect();
     let limits = host::Limits {
         max_connections: config.iso8583_max_connections,
         ..host::Limits::default()
@@ -59,17 +122,21 @@ async fn terminal_listener(
         .with_context(|| format!("cannot listen for terminals on {} (iso8583.listen / EASYPOS_ISO8583_LISTEN); choose another port", config.iso8583_listen))?;
     Ok(TerminalListener {
         listener,
-        handler: Arc::new(remote_bins.into_iter().fold(
-            acquirer::TerminalHandler::new(profile, terminals, store.clone(), hsm),
-            |handler, (institution, bins)| match config.remote_issuer {
-                Some(address) => handler.with_remote_issuer(
-                    institution,
-                    acquirer::switch::RemoteIssuer::new(address),
-                    bins,
-                ),
-                None => handler,
-            },
-        )),
+        handler: Arc::new(
+            remote_bins.into_iter().fold(
+                acquirer::TerminalHandler::new(profile, terminals, store.clone(), hsm)
+                    .with_risk(Arc::new(risk::Engine::new(rules)), mccs)
+                    .with_freezes(freezes),
+                |handler, (institution, bins)| match config.remote_issuer {
+                    Some(address) => handler.with_remote_issuer(
+                        institution,
+                        acquirer::switch::RemoteIssuer::new(address),
+                        bins,
+                    ),
+                    None => handler,
+                },
+            ),
+        ),
     })
 }
 
@@ -127,7 +194,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let webhook_keys = api::webhooks::WebhookKeys::ensure(&store, hsm.clone())
         .await
         .context("the webhook key")?;
-    let api_state = api::ApiState::new(store.clone()).with_webhooks(webhook_keys);
+    let api_state = api::ApiState::new(store.clone())
+        .with_webhooks(webhook_keys)
+        .with_freezes(app.handler.freezes());
     // Unpaid wallet orders are closed on time.
     let wallet_closer = tokio::spawn(crate::wallets::close_loop(
         wallets.clone(),
@@ -234,6 +303,12 @@ async fn print_banner(
     println!(
         "  ISO 8583  {terminal_address} (cup-bcd, 2-byte length + TPDU): sign-on/off, echo, balance inquiries, sales (chip + PIN, fallback swipe), pre-authorizations, completions and their voids, sale voids, refunds, reversals of each, batch settlement; every message journaled"
     );
+    if let Ok((rules, source)) = risk_rules(config) {
+        println!(
+            "  risk      {} rules from {source} (docs/risk.md); fired rules are in the journal",
+            rules.rules.len()
+        );
+    }
     match config.remote_issuer {
         Some(address) => println!(
             "  issuers   remote: the issuer host at {address} (iso87-ascii), for every card"

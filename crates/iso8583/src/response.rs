@@ -26,6 +26,8 @@ pub enum ResponseCode {
     NoCardRecord,
     NotPermittedToCardholder,
     NotPermittedToTerminal,
+    /// 59: the acquirer's or issuer's risk rules suspect fraud.
+    SuspectedFraud,
     ExceedsAmountLimit,
     RestrictedCard,
     SecurityViolation,
@@ -40,7 +42,7 @@ pub enum ResponseCode {
     MacFailure,
 }
 
-const TABLE: [(ResponseCode, &str, &str); 32] = [
+const TABLE: [(ResponseCode, &str, &str); 33] = [
     (ResponseCode::Approved, "00", "approved"),
     (ResponseCode::ReferToIssuer, "01", "refer to card issuer"),
     (ResponseCode::InvalidMerchant, "03", "invalid merchant"),
@@ -77,6 +79,7 @@ const TABLE: [(ResponseCode, &str, &str); 32] = [
         "58",
         "transaction not permitted to terminal",
     ),
+    (ResponseCode::SuspectedFraud, "59", "suspected fraud"),
     (
         ResponseCode::ExceedsAmountLimit,
         "61",

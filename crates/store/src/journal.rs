@@ -46,12 +46,14 @@ pub struct JournalEntry {
     /// Field 64 of the request, in hex: a keyed digest of its content, the same for a
     /// retransmission and different for another message under the same trace number.
     pub request_mac: Option<String>,
+    /// The risk rules that fired, and why (`risk::Assessment::summary`); `None` when none did.
+    pub risk: Option<String>,
 }
 
-pub(crate) const JOURNAL_COLUMNS: &str = "received_at, duration_us, peer, terminal_id, merchant_id, mti, kind, batch, stan, transmission, amount_minor, currency, card, original_batch, original_stan, response, rrn, auth_code, answer, request_mac";
+pub(crate) const JOURNAL_COLUMNS: &str = "received_at, duration_us, peer, terminal_id, merchant_id, mti, kind, batch, stan, transmission, amount_minor, currency, card, original_batch, original_stan, response, rrn, auth_code, answer, request_mac, risk";
 
 /// How many columns [`JOURNAL_COLUMNS`] names.
-pub(crate) const JOURNAL_COLUMN_COUNT: usize = 20;
+pub(crate) const JOURNAL_COLUMN_COUNT: usize = 21;
 
 #[cfg(test)]
 mod tests {

@@ -25,6 +25,7 @@ pub mod cards;
 mod clock;
 mod committed;
 pub mod directory;
+pub mod freezes;
 mod group;
 pub mod journal;
 mod migrate;

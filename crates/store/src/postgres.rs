@@ -60,6 +60,9 @@ mod accounts;
 // Wallets and QR orders (issue 8), in a file of their own.
 #[path = "postgres_wallets.rs"]
 mod wallets;
+// Emergency freezes (issue 10).
+#[path = "postgres_freezes.rs"]
+mod freezes;
 
 enum Job {
     Transfers {
@@ -1276,6 +1279,7 @@ fn journal_entry_from_row(row: &Row) -> Result<JournalEntry, StoreError> {
         auth_code: row.try_get(17)?,
         answer: row.try_get(18)?,
         request_mac: row.try_get(19)?,
+        risk: row.try_get(20)?,
     })
 }
 
@@ -1320,6 +1324,7 @@ impl PostgresStore {
                     &entry.auth_code,
                     &entry.answer,
                     &entry.request_mac,
+                    &entry.risk,
                 ]);
             }
             transaction

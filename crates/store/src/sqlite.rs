@@ -1569,6 +1569,7 @@ fn journal_entry_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEn
         auth_code: row.get(17)?,
         answer: row.get(18)?,
         request_mac: row.get(19)?,
+        risk: row.get(20)?,
     })
 }
 
@@ -1653,7 +1654,8 @@ impl SqliteStore {
                     entry.rrn,
                     entry.auth_code,
                     entry.answer,
-                    entry.request_mac
+                    entry.request_mac,
+                    entry.risk
                 ])?;
             }
             if let Ok(mut watermarks) = watermarks.lock() {

@@ -27,6 +27,8 @@ pub struct World {
     /// A webhook of the Shanghai merchant (its admin's) and one of its deliveries.
     pub shanghai_webhook: String,
     pub shanghai_delivery: i64,
+    /// The freezes the API changes (the host's, in `easypos up`).
+    pub freezes: Arc<risk::Freezes>,
     _backend: TestBackend,
 }
 
@@ -141,7 +143,10 @@ pub async fn world_on(backend: TestBackend) -> World {
     let webhook_keys = api::webhooks::WebhookKeys::ensure(&store, hsm)
         .await
         .unwrap();
-    let state = api::ApiState::new(store.clone()).with_webhooks(webhook_keys);
+    let freezes = Arc::new(risk::Freezes::new());
+    let state = api::ApiState::new(store.clone())
+        .with_webhooks(webhook_keys)
+        .with_freezes(freezes.clone());
     let shanghai_webhook = "wh_shanghai00".to_owned();
     store
         .put_subscription(store::webhooks::Subscription {
@@ -172,6 +177,7 @@ pub async fn world_on(backend: TestBackend) -> World {
         shanghai_delivery,
         store,
         router,
+        freezes,
         keys,
         transactions,
         _backend: backend,
