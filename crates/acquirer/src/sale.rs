@@ -262,7 +262,7 @@ impl TerminalHandler {
         let chip_card = chip.is_some()
             || magstripe
                 .as_ref()
-                .is_some_and(|(_, service_code, _, _)| service_code.starts_with(['2', '6']));
+                .is_some_and(|(_, service_code, _, _)| issuer::is_chip_card(service_code));
         let risk_input = self.risk.as_ref().map(|gate| {
             (
                 gate,
@@ -341,11 +341,7 @@ impl TerminalHandler {
                 .key(&format!("issuer/{}/imk-ac", card.issuer.0))
                 .await?,
         };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|elapsed| elapsed.as_secs() as i64)
-            .unwrap_or(0);
-        let today = business_date(now);
+        let today = business_date(now_ms / 1_000);
         let authorization_request = AuthorizationRequest {
             kind,
             amount,

@@ -95,7 +95,7 @@ fn hsm_failure<E>(_: E) -> Refusal {
 }
 
 /// A service code starting with 2 or 6 marks a chip card (ISO/IEC 7813).
-fn is_chip_card(service_code: &str) -> bool {
+pub fn is_chip_card(service_code: &str) -> bool {
     service_code.starts_with('2') || service_code.starts_with('6')
 }
 

@@ -23,5 +23,5 @@
 mod decide;
 mod types;
 
-pub use decide::{arpc, decide, response_for_ledger_error};
+pub use decide::{arpc, decide, is_chip_card, response_for_ledger_error};
 pub use types::*;
