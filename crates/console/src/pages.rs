@@ -190,6 +190,21 @@ impl Console {
         self.api.now_seconds()
     }
 
+    /// [`Console::visit`] for a form post: its CSRF token must match the session's first
+    /// (otherwise 403).
+    async fn form_visit(
+        &self,
+        headers: &HeaderMap,
+        csrf: &str,
+        resource: Resource,
+        current: &str,
+    ) -> Result<Visit, Response> {
+        if checked_session(self, headers, csrf).is_none() {
+            return Err(csrf_refused(lang_of(headers)));
+        }
+        self.visit(headers, Some(resource), current).await
+    }
+
     /// The signed-in user of this request, allowed to use `resource`; otherwise the answer to
     /// give instead (the login page, or 403).
     async fn visit(
@@ -1208,11 +1223,8 @@ pub async fn add_staff(
     headers: HeaderMap,
     Form(form): Form<StaffForm>,
 ) -> Response {
-    if checked_session(&console, &headers, &form.csrf).is_none() {
-        return csrf_refused(lang_of(&headers));
-    }
     let visit = match console
-        .visit(&headers, Some(Resource::Staff), "/console/staff")
+        .form_visit(&headers, &form.csrf, Resource::Staff, "/console/staff")
         .await
     {
         Ok(visit) => visit,
@@ -1338,11 +1350,8 @@ pub async fn create_api_key(
     headers: HeaderMap,
     Form(form): Form<KeyForm>,
 ) -> Response {
-    if checked_session(&console, &headers, &form.csrf).is_none() {
-        return csrf_refused(lang_of(&headers));
-    }
     let visit = match console
-        .visit(&headers, Some(Resource::ApiKeys), "/console/api-keys")
+        .form_visit(&headers, &form.csrf, Resource::ApiKeys, "/console/api-keys")
         .await
     {
         Ok(visit) => visit,
@@ -1386,11 +1395,8 @@ pub async fn revoke_api_key(
     Path(id): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if checked_session(&console, &headers, &form.csrf).is_none() {
-        return csrf_refused(lang_of(&headers));
-    }
     let visit = match console
-        .visit(&headers, Some(Resource::ApiKeys), "/console/api-keys")
+        .form_visit(&headers, &form.csrf, Resource::ApiKeys, "/console/api-keys")
         .await
     {
         Ok(visit) => visit,
