@@ -473,6 +473,32 @@ fn business_keys_give_stable_distinct_ids() {
 }
 
 #[test]
+fn clustered_ids_keep_a_source_together_and_in_sequence() {
+    let id = |cluster: &[u8], sequence, member| {
+        TransferId::clustered("terminal-message", cluster, sequence, member)
+    };
+    let first = id(b"T0000001|000001", 41, "sale/issuer");
+    // Recomputable from the key alone.
+    assert_eq!(first, id(b"T0000001|000001", 41, "sale/issuer"));
+    // The same message's transfers share the source and the sequence, not the id.
+    let sibling = id(b"T0000001|000001", 41, "sale/acquirer");
+    assert_ne!(first, sibling);
+    assert_eq!(first.0 >> 40, sibling.0 >> 40);
+    // The source's next message sorts after this one, whatever its member digests are.
+    let next = id(b"T0000001|000001", 42, "sale/issuer");
+    assert!(first < next && sibling < next);
+    assert_eq!((next.0 >> 40) & 0xff_ffff, 42);
+    // Another source, or another batch of the same terminal, is elsewhere.
+    assert_ne!(first.0 >> 64, id(b"T0000002|000001", 41, "sale/issuer").0 >> 64);
+    assert_ne!(first.0 >> 64, id(b"T0000001|000002", 41, "sale/issuer").0 >> 64);
+    // A different namespace never meets this one.
+    assert_ne!(
+        first,
+        TransferId::clustered("wallet", b"T0000001|000001", 41, "sale/issuer")
+    );
+}
+
+#[test]
 fn unbalanced_books_are_detected() {
     let books = books();
     assert!(books.check_books().is_ok());
