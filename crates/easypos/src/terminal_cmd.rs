@@ -759,10 +759,13 @@ fn settle(common: &Common) -> Result<u8, Failure> {
             result.credit_count,
             result.currency,
             amount(result.credit_minor),
-            if result.agreed {
-                "totals agree, batch closed"
-            } else {
-                "TOTALS DISAGREE with the host; the batch stays open"
+            match (result.agreed, result.closed) {
+                (true, _) => "totals agree, batch closed".to_owned(),
+                (false, true) => format!(
+                    "TOTALS DISAGREED: {} transactions uploaded, the host found the difference and closed the batch",
+                    result.uploaded
+                ),
+                (false, false) => "TOTALS DISAGREE with the host; the batch stays open".to_owned(),
             }
         );
     }

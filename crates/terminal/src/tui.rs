@@ -1160,20 +1160,20 @@ fn settlement_lines(settled: &SettlementResult, language: Language) -> Vec<Strin
             "SETTLEMENT",
             "Debits",
             "Credits",
-            if settled.agreed {
-                "Totals agree: batch closed"
-            } else {
-                "TOTALS DISAGREE"
+            match (settled.agreed, settled.closed) {
+                (true, _) => "Totals agree: batch closed".to_owned(),
+                (false, true) => format!("Disagreed: {} uploaded, batch closed", settled.uploaded),
+                (false, false) => "TOTALS DISAGREE: batch still open".to_owned(),
             },
         ),
         Language::Chinese => (
             "结算",
             "借记",
             "贷记",
-            if settled.agreed {
-                "对账平: 批次已结"
-            } else {
-                "对账不平"
+            match (settled.agreed, settled.closed) {
+                (true, _) => "对账平: 批次已结".to_owned(),
+                (false, true) => format!("对账不平: 批上送 {} 笔, 批次已结", settled.uploaded),
+                (false, false) => "对账不平: 批次未结".to_owned(),
             },
         ),
     };
@@ -1189,7 +1189,7 @@ fn settlement_lines(settled: &SettlementResult, language: Language) -> Vec<Strin
             settled.credit_count,
             amount(settled.credit_minor)
         ),
-        verdict.to_owned(),
+        verdict,
     ]
 }
 
