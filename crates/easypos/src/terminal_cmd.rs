@@ -40,6 +40,15 @@ struct Common {
     json: bool,
 }
 
+/// The supervisor's approval of a void or a refund (R16).
+#[derive(Debug, Args)]
+struct SupervisorArgs {
+    /// The supervisor's password (`supervisor_password` in terminal.toml; `-`: one line of
+    /// standard input). Voids and refunds are refused without it.
+    #[arg(long, value_name = "PASSWORD")]
+    supervisor: Option<String>,
+}
+
 /// How the card is presented.
 #[derive(Debug, Args)]
 struct CardArgs {
@@ -170,6 +179,8 @@ enum TerminalCommand {
         common: Common,
         #[command(flatten)]
         card: CardArgs,
+        #[command(flatten)]
+        supervisor: SupervisorArgs,
         /// The sale's trace number.
         #[arg(long, value_name = "STAN")]
         trace: u32,
@@ -182,6 +193,8 @@ enum TerminalCommand {
         common: Common,
         #[command(flatten)]
         card: CardArgs,
+        #[command(flatten)]
+        supervisor: SupervisorArgs,
         /// The sale's trace number.
         #[arg(long, value_name = "STAN")]
         trace: u32,
@@ -414,33 +427,39 @@ fn execute(args: TerminalArgs) -> Result<u8, Failure> {
         TerminalCommand::Void {
             common,
             card,
+            supervisor,
             trace,
             receipt,
-        } => card_transaction(
-            &common,
-            TransactionType::Void,
-            None,
-            &card,
-            None,
-            Some((trace, None)),
-            &receipt,
-        ),
+        } => supervised(&common, &supervisor).and_then(|()| {
+            card_transaction(
+                &common,
+                TransactionType::Void,
+                None,
+                &card,
+                None,
+                Some((trace, None)),
+                &receipt,
+            )
+        }),
         TerminalCommand::Refund {
             common,
             card,
+            supervisor,
             trace,
             batch,
             amount,
             receipt,
-        } => card_transaction(
-            &common,
-            TransactionType::Refund,
-            None,
-            &card,
-            Some(&amount),
-            Some((trace, batch)),
-            &receipt,
-        ),
+        } => supervised(&common, &supervisor).and_then(|()| {
+            card_transaction(
+                &common,
+                TransactionType::Refund,
+                None,
+                &card,
+                Some(&amount),
+                Some((trace, batch)),
+                &receipt,
+            )
+        }),
         TerminalCommand::Balance { common, read, card } => card_transaction(
             &common,
             TransactionType::BalanceInquiry,
@@ -595,6 +614,31 @@ fn qr_payment(
         }
     }
     Ok(outcome.code)
+}
+
+/// Refuses a void or refund without the supervisor's password, before anything is sent.
+fn supervised(common: &Common, supervisor: &SupervisorArgs) -> Result<(), Failure> {
+    let config = TerminalConfig::load(&common.config).map_err(anyhow::Error::from)?;
+    let password = match supervisor.supervisor.as_deref() {
+        None => {
+            return Err(anyhow::anyhow!(
+                "a void or a refund needs the supervisor's approval: add --supervisor PASSWORD (or --supervisor - to read it from standard input)"
+            )
+            .into());
+        }
+        Some("-") => {
+            let mut line = zeroize::Zeroizing::new(String::new());
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the supervisor's password from standard input")?;
+            zeroize::Zeroizing::new(line.trim().to_owned())
+        }
+        Some(password) => zeroize::Zeroizing::new(password.to_owned()),
+    };
+    if !config.is_supervisor_password(&password) {
+        return Err(anyhow::anyhow!("the supervisor's password is wrong; nothing was sent").into());
+    }
+    Ok(())
 }
 
 fn card_transaction(

@@ -213,12 +213,49 @@ fn a_terminals_day_in_scripted_mode_approvals_declines_void_refund_and_settlemen
         "a credit card under the debit method"
     );
 
-    // Void of the sale: the money is back.
+    // A void needs the supervisor (R16): without the password, or with a wrong one, nothing
+    // is sent.
+    for args in [vec![], vec!["--supervisor", "123456"]] {
+        let mut all = vec![
+            "--card",
+            "cards/card-CH001-D.json",
+            "--trace",
+            sale_trace.as_str(),
+        ];
+        all.extend(args);
+        let refused = terminal(&dir, "terminal.toml", "void", &all);
+        assert_eq!(refused.code, 2, "{} {}", refused.stdout, refused.stderr);
+        assert!(refused.stderr.contains("supervisor"), "{}", refused.stderr);
+    }
+    let refused = terminal(
+        &dir,
+        "terminal.toml",
+        "refund",
+        &[
+            "--card",
+            "cards/card-CH001-D.json",
+            "--trace",
+            &sale_trace,
+            "--amount",
+            "1.00",
+        ],
+    );
+    assert_eq!(refused.code, 2, "a refund needs the supervisor too");
+    assert_eq!(balance(&dir, "terminal.toml", "card-CH001-D"), "4987.66");
+
+    // Void of the sale, the supervisor's password given: the money is back.
     let void = terminal(
         &dir,
         "terminal.toml",
         "void",
-        &["--card", &card("card-CH001-D"), "--trace", &sale_trace],
+        &[
+            "--card",
+            &card("card-CH001-D"),
+            "--trace",
+            &sale_trace,
+            "--supervisor",
+            "999999",
+        ],
     );
     assert_eq!(
         (void.code, void.json["response_code"].as_str()),
@@ -233,7 +270,14 @@ fn a_terminals_day_in_scripted_mode_approvals_declines_void_refund_and_settlemen
         &dir,
         "terminal.toml",
         "void",
-        &["--card", &card("card-CH001-D"), "--trace", &sale_trace],
+        &[
+            "--card",
+            &card("card-CH001-D"),
+            "--trace",
+            &sale_trace,
+            "--supervisor",
+            "999999",
+        ],
     );
     assert_eq!(again.code, 2, "a sale is voided once");
 
@@ -263,6 +307,8 @@ fn a_terminals_day_in_scripted_mode_approvals_declines_void_refund_and_settlemen
         "terminal.toml",
         "refund",
         &[
+            "--supervisor",
+            "999999",
             "--card",
             &card("card-CH001-D"),
             "--trace",
@@ -283,6 +329,8 @@ fn a_terminals_day_in_scripted_mode_approvals_declines_void_refund_and_settlemen
         "terminal.toml",
         "refund",
         &[
+            "--supervisor",
+            "999999",
             "--card",
             &card("card-CH001-D"),
             "--trace",
@@ -425,6 +473,8 @@ fn a_terminals_day_in_scripted_mode_approvals_declines_void_refund_and_settlemen
         "terminal.toml",
         "refund",
         &[
+            "--supervisor",
+            "999999",
             "--card",
             &card("card-CH001-C"),
             "--trace",
@@ -441,6 +491,8 @@ fn a_terminals_day_in_scripted_mode_approvals_declines_void_refund_and_settlemen
         "terminal.toml",
         "refund",
         &[
+            "--supervisor",
+            "999999",
             "--card",
             &card("card-CH001-C"),
             "--trace",

@@ -419,7 +419,7 @@ impl App {
                 return self.back_to_menu();
             }
             Key::Enter => {
-                let correct = *self.password == self.config.supervisor_password;
+                let correct = self.config.is_supervisor_password(&self.password);
                 self.password.zeroize();
                 if correct {
                     self.input.clear();
