@@ -245,6 +245,10 @@ struct ReceiptArgs {
     /// Also write both copies as ESC/POS printer bytes to FILE (or a printer device path).
     #[arg(long, value_name = "FILE")]
     escpos_out: Option<PathBuf>,
+    /// Also write both copies as a PDF to FILE (one 80 mm page each, Chinese included, with
+    /// the transaction's reference as a QR code).
+    #[arg(long, value_name = "FILE")]
+    receipt_pdf: Option<PathBuf>,
     /// Do not print the receipt text (with --json it is never printed).
     #[arg(long)]
     no_receipt: bool,
@@ -469,6 +473,7 @@ fn execute(args: TerminalArgs) -> Result<u8, Failure> {
             None,
             &ReceiptArgs {
                 escpos_out: None,
+                receipt_pdf: None,
                 no_receipt: false,
             },
         ),
@@ -718,6 +723,12 @@ fn card_transaction(
         terminal::files::write_output(path, &result.receipt.escpos(false))
             .map_err(anyhow::Error::from)?;
     }
+    if let Some(path) = &receipt_args.receipt_pdf
+        && result.approved
+    {
+        let pdf = result.receipt.pdf(false, pos.config().language);
+        terminal::files::write_output(path, &pdf).map_err(anyhow::Error::from)?;
+    }
     print_result(&pos, &result, common.json, receipt_args.no_receipt, code)?;
     Ok(code)
 }
@@ -826,6 +837,10 @@ fn reprint(common: &Common, receipt_args: &ReceiptArgs) -> Result<u8, Failure> {
         terminal::files::write_output(path, &receipt.escpos(true)).map_err(anyhow::Error::from)?;
     }
     let language = pos.config().language;
+    if let Some(path) = &receipt_args.receipt_pdf {
+        terminal::files::write_output(path, &receipt.pdf(true, language))
+            .map_err(anyhow::Error::from)?;
+    }
     if common.json {
         println!(
             "{}",

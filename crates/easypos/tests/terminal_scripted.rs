@@ -449,6 +449,8 @@ fn a_terminals_day_in_scripted_mode_approvals_declines_void_refund_and_settlemen
             "terminal.toml",
             "--escpos-out",
             "receipt.bin",
+            "--receipt-pdf",
+            "receipt.pdf",
         ],
     );
     assert_eq!(reprint.code, 0, "{}", reprint.stderr);
@@ -464,6 +466,20 @@ fn a_terminals_day_in_scripted_mode_approvals_declines_void_refund_and_settlemen
     );
     let escpos = std::fs::read(dir.join("receipt.bin")).unwrap();
     assert!(escpos.starts_with(&[0x1B, 0x40]));
+    // The PDF: both copies, REPRINT on each, and a cross-reference table where startxref says.
+    let pdf = std::fs::read(dir.join("receipt.pdf")).unwrap();
+    let pdf_text = String::from_utf8_lossy(&pdf);
+    assert!(pdf.starts_with(b"%PDF-1.4"));
+    assert_eq!(pdf_text.matches("/Type /Page ").count(), 2);
+    assert_eq!(pdf_text.matches("*** REPRINT ***").count(), 2);
+    let xref: usize = pdf_text
+        .rsplit("startxref\n")
+        .next()
+        .and_then(|tail| tail.lines().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(pdf[xref..].starts_with(b"xref\n"));
     outputs.push_str(&reprint.stdout);
 
     // A refund of a sale of a closed batch (batch 1), found in the terminal's archive of it;
