@@ -1263,3 +1263,54 @@ pub fn run(config: TerminalConfig, tmk: TdesKey) -> Result<(), PosError> {
     ratatui::restore();
     outcome.map_err(|error| PosError::Refused(format!("the screen failed: {error}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transactions::Reconciliation;
+
+    fn settled(agreed: bool, closed: bool, uploaded: usize) -> SettlementResult {
+        SettlementResult {
+            agreed,
+            closed,
+            reconciliation: match (agreed, closed) {
+                (true, _) => Reconciliation::Agreed,
+                (false, true) => Reconciliation::Resolved,
+                (false, false) => Reconciliation::Disagreed,
+            },
+            uploaded,
+            batch: 3,
+            debit_count: 2,
+            debit_minor: 1_700,
+            credit_count: 0,
+            credit_minor: 0,
+            currency: "CNY".into(),
+        }
+    }
+
+    #[test]
+    fn the_settlement_screen_says_whether_the_upload_closed_the_batch() {
+        let last = |result: &SettlementResult, language| {
+            settlement_lines(result, language)
+                .last()
+                .cloned()
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            last(&settled(true, true, 0), Language::English),
+            "Totals agree: batch closed"
+        );
+        assert_eq!(
+            last(&settled(false, true, 2), Language::English),
+            "Disagreed: 2 uploaded, batch closed"
+        );
+        assert_eq!(
+            last(&settled(false, false, 2), Language::English),
+            "TOTALS DISAGREE: batch still open"
+        );
+        assert_eq!(
+            last(&settled(false, true, 2), Language::Chinese),
+            "对账不平: 批上送 2 笔, 批次已结"
+        );
+    }
+}
