@@ -358,7 +358,7 @@ impl TerminalHandler {
             }),
             MessageType::SignOff => self.sign_off(message, &request).await,
             MessageType::BatchSettlement => self.batch_settlement(message, &request).await,
-            MessageType::BatchUpload => Answer::plain(message, ResponseCode::Approved),
+            MessageType::BatchUpload => self.batch_upload(message, &request).await,
             kind if kind.is_maced() => match self.check_mac(frame, &request).await {
                 Ok(keys) => match self.earlier_answer(message, &request, &keys).await {
                     Some(answer) => {

@@ -133,6 +133,9 @@ pub enum Progress {
 #[derive(Clone, Debug)]
 pub struct Outcome {
     pub settlement: Settlement,
+    /// The terminal batches closed in the cycle's window, with the differences their batch
+    /// uploads resolved (`batches-<date>.csv`).
+    pub batches: Vec<store::batches::BatchClose>,
     pub status: Status,
     pub record: CycleRecord,
 }
@@ -164,6 +167,7 @@ pub async fn run(
     let day = collect::collect(store, &directory, window, progress).await?;
     let settlement = compute::compute(&directory, day, &settings.fees, window)?;
     let transfers = post::transfers(&settlement)?;
+    let batches = store.batch_closes(window.start_us, window.end_us).await?;
     progress(Progress::Posting {
         transfers: transfers.len(),
     });
@@ -172,6 +176,7 @@ pub async fn run(
             let differences = post::differences(store, &settlement, &transfers, &record).await?;
             Ok(Outcome {
                 settlement,
+                batches,
                 status: Status::Rerun { differences },
                 record,
             })
@@ -181,6 +186,7 @@ pub async fn run(
                 post::post(store, &settlement, transfers, request.now_unix_seconds).await?;
             Ok(Outcome {
                 settlement,
+                batches,
                 status,
                 record,
             })

@@ -14,6 +14,8 @@ pub const CLEARING_COLUMNS: &str = "record,date,acquirer,issuer,issuer_name,curr
 pub const RECONCILIATION_COLUMNS: &str =
     "date,break,journal_id,transfer_id,terminal_id,batch,stan,kind,currency,amount_minor,detail";
 
+pub const BATCH_COLUMNS: &str = "record,date,closed_at,merchant_id,terminal_id,batch,status,currency,terminal_debit_count,terminal_debit_minor,terminal_credit_count,terminal_credit_minor,host_debit_count,host_debit_minor,host_credit_count,host_credit_minor,stan,difference,terminal_kind,terminal_amount_minor,host_kind,host_amount_minor,card";
+
 /// A CSV field, quoted when it holds a separator, a quote or a line break (RFC 4180).
 fn field(text: &str) -> String {
     if text.contains([',', '"', '\n', '\r']) {
@@ -226,6 +228,57 @@ fn break_fields(date: &str, found: &Break) -> Vec<String> {
     ]
 }
 
+/// The terminal batch closes of the cycle: a `batch` row per close (both sides' totals,
+/// `agreed` or `resolved`) followed by a `difference` row per transaction on which the
+/// terminal's upload and the host's journal differ.
+pub fn batches(rule: &CycleRule, date: &str, closes: &[store::batches::BatchClose]) -> String {
+    let mut text = format!("{BATCH_COLUMNS}\n");
+    let optional = |value: Option<i64>| value.map(|value| value.to_string()).unwrap_or_default();
+    for close in closes {
+        let common = [
+            date.to_owned(),
+            format_local(rule, close.closed_at),
+            close.merchant_id.clone(),
+            close.terminal_id.clone(),
+            format!("{:06}", close.batch),
+            close.status.clone(),
+            money::Currency::from_numeric(u16::try_from(close.currency).unwrap_or(0))
+                .map(|currency| currency.alpha().to_owned())
+                .unwrap_or_else(|_| close.currency.to_string()),
+        ];
+        let sides = [close.terminal, close.host].into_iter().flat_map(|side| {
+            [
+                side.debit_count,
+                side.debit_minor,
+                side.credit_count,
+                side.credit_minor,
+            ]
+            .map(|value| value.to_string())
+        });
+        let mut fields = vec!["batch".to_owned()];
+        fields.extend(common.iter().cloned());
+        fields.extend(sides);
+        fields.extend(std::iter::repeat_n(String::new(), 7));
+        text.push_str(&row(&fields));
+        for difference in &close.differences {
+            let mut fields = vec!["difference".to_owned()];
+            fields.extend(common.iter().cloned());
+            fields.extend(std::iter::repeat_n(String::new(), 8));
+            fields.extend([
+                format!("{:06}", difference.stan),
+                difference.difference.clone(),
+                difference.terminal_kind.clone().unwrap_or_default(),
+                optional(difference.terminal_amount_minor),
+                difference.host_kind.clone().unwrap_or_default(),
+                optional(difference.host_amount_minor),
+                difference.card.clone().unwrap_or_default(),
+            ]);
+            text.push_str(&row(&fields));
+        }
+    }
+    text
+}
+
 /// Writes every report of `outcome` into `directory` (created if needed), each file whole or
 /// not at all (written aside, then renamed); returns the paths written.
 pub fn write_all(
@@ -250,6 +303,10 @@ pub fn write_all(
     files.push((
         format!("reconciliation-{date}.csv"),
         reconciliation(settlement),
+    ));
+    files.push((
+        format!("batches-{date}.csv"),
+        batches(rule, &date, &outcome.batches),
     ));
     let mut written = Vec::new();
     for (name, text) in files {
@@ -281,6 +338,8 @@ pub fn summary(outcome: &Outcome) -> serde_json::Value {
         "closed_at_unix": outcome.record.closed_at_unix,
         "transactions": settlement.items.len(),
         "breaks": settlement.breaks.len(),
+        "terminal_batches": outcome.batches.len(),
+        "terminal_batch_differences": outcome.batches.iter().map(|close| close.differences.len()).sum::<usize>(),
         "merchants": settlement.merchants.iter().map(|merchant| json!({
             "merchant_id": merchant.merchant_id,
             "name": merchant.name,
@@ -313,6 +372,63 @@ mod tests {
         assert_eq!(field("Books, Maps"), "\"Books, Maps\"");
         assert_eq!(field("a \"quote\""), "\"a \"\"quote\"\"\"");
         assert_eq!(row(&["a".into(), "b,c".into()]), "a,\"b,c\"\n");
+    }
+
+    #[test]
+    fn the_batch_report_lists_each_close_and_its_differences() {
+        use store::batches::{BatchClose, BatchDifference, BatchSide};
+        let close = BatchClose {
+            id: 7,
+            terminal_id: "10000001".into(),
+            merchant_id: "898310058120001".into(),
+            batch: 3,
+            closed_at: 1_795_600_000_000_000,
+            status: "resolved".into(),
+            currency: 156,
+            terminal: BatchSide {
+                debit_count: 2,
+                debit_minor: 1_700,
+                ..BatchSide::default()
+            },
+            host: BatchSide {
+                debit_count: 1,
+                debit_minor: 1_000,
+                ..BatchSide::default()
+            },
+            differences: vec![BatchDifference {
+                stan: 12,
+                difference: "terminal_only".into(),
+                terminal_kind: Some("Sale".into()),
+                terminal_amount_minor: Some(700),
+                host_kind: None,
+                host_amount_minor: None,
+                card: Some("621234******0001".into()),
+            }],
+        };
+        let text = batches(&CycleRule::default(), "2026-11-25", &[close]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        let columns = BATCH_COLUMNS.split(',').count();
+        for line in &lines {
+            assert_eq!(line.split(',').count(), columns, "{line}");
+        }
+        assert!(
+            lines[1].starts_with("batch,2026-11-25,")
+                && lines[1].contains(",10000001,000003,resolved,CNY,2,1700,0,0,1,1000,0,0,"),
+            "{}",
+            lines[1]
+        );
+        assert!(
+            lines[2].ends_with(",000012,terminal_only,Sale,700,,,621234******0001"),
+            "{}",
+            lines[2]
+        );
+        assert_eq!(
+            batches(&CycleRule::default(), "2026-11-25", &[])
+                .lines()
+                .count(),
+            1
+        );
     }
 
     /// A merchant's day of one debit sale, one credit sale refunded in part, and a reversal.

@@ -691,7 +691,11 @@ async fn a_day_settles_to_the_expected_figures(backend: store::testing::TestBack
     // Reports: every row as wide as its header, a statement per merchant, a file per issuer.
     let out = store::testing::tempdir::TempDir::new();
     let written = clearing::report::write_all(&settings.cycle, &outcome, out.path()).unwrap();
-    assert_eq!(written.len(), 2 + 3 + 1);
+    assert_eq!(
+        written.len(),
+        2 + 3 + 1 + 1,
+        "statements, clearing files, reconciliation, batches"
+    );
     for path in &written {
         let text = std::fs::read_to_string(path).unwrap();
         let width = text.lines().next().unwrap().split(',').count();

@@ -40,6 +40,15 @@ struct Common {
     json: bool,
 }
 
+/// The supervisor's approval of a void or a refund (R16).
+#[derive(Debug, Args)]
+struct SupervisorArgs {
+    /// The supervisor's password (`supervisor_password` in terminal.toml; `-`: one line of
+    /// standard input). Voids and refunds are refused without it.
+    #[arg(long, value_name = "PASSWORD")]
+    supervisor: Option<String>,
+}
+
 /// How the card is presented.
 #[derive(Debug, Args)]
 struct CardArgs {
@@ -170,6 +179,8 @@ enum TerminalCommand {
         common: Common,
         #[command(flatten)]
         card: CardArgs,
+        #[command(flatten)]
+        supervisor: SupervisorArgs,
         /// The sale's trace number.
         #[arg(long, value_name = "STAN")]
         trace: u32,
@@ -182,6 +193,8 @@ enum TerminalCommand {
         common: Common,
         #[command(flatten)]
         card: CardArgs,
+        #[command(flatten)]
+        supervisor: SupervisorArgs,
         /// The sale's trace number.
         #[arg(long, value_name = "STAN")]
         trace: u32,
@@ -232,6 +245,10 @@ struct ReceiptArgs {
     /// Also write both copies as ESC/POS printer bytes to FILE (or a printer device path).
     #[arg(long, value_name = "FILE")]
     escpos_out: Option<PathBuf>,
+    /// Also write both copies as a PDF to FILE (one 80 mm page each, Chinese included, with
+    /// the transaction's reference as a QR code).
+    #[arg(long, value_name = "FILE")]
+    receipt_pdf: Option<PathBuf>,
     /// Do not print the receipt text (with --json it is never printed).
     #[arg(long)]
     no_receipt: bool,
@@ -414,33 +431,39 @@ fn execute(args: TerminalArgs) -> Result<u8, Failure> {
         TerminalCommand::Void {
             common,
             card,
+            supervisor,
             trace,
             receipt,
-        } => card_transaction(
-            &common,
-            TransactionType::Void,
-            None,
-            &card,
-            None,
-            Some((trace, None)),
-            &receipt,
-        ),
+        } => supervised(&common, &supervisor).and_then(|()| {
+            card_transaction(
+                &common,
+                TransactionType::Void,
+                None,
+                &card,
+                None,
+                Some((trace, None)),
+                &receipt,
+            )
+        }),
         TerminalCommand::Refund {
             common,
             card,
+            supervisor,
             trace,
             batch,
             amount,
             receipt,
-        } => card_transaction(
-            &common,
-            TransactionType::Refund,
-            None,
-            &card,
-            Some(&amount),
-            Some((trace, batch)),
-            &receipt,
-        ),
+        } => supervised(&common, &supervisor).and_then(|()| {
+            card_transaction(
+                &common,
+                TransactionType::Refund,
+                None,
+                &card,
+                Some(&amount),
+                Some((trace, batch)),
+                &receipt,
+            )
+        }),
         TerminalCommand::Balance { common, read, card } => card_transaction(
             &common,
             TransactionType::BalanceInquiry,
@@ -450,6 +473,7 @@ fn execute(args: TerminalArgs) -> Result<u8, Failure> {
             None,
             &ReceiptArgs {
                 escpos_out: None,
+                receipt_pdf: None,
                 no_receipt: false,
             },
         ),
@@ -597,6 +621,31 @@ fn qr_payment(
     Ok(outcome.code)
 }
 
+/// Refuses a void or refund without the supervisor's password, before anything is sent.
+fn supervised(common: &Common, supervisor: &SupervisorArgs) -> Result<(), Failure> {
+    let config = TerminalConfig::load(&common.config).map_err(anyhow::Error::from)?;
+    let password = match supervisor.supervisor.as_deref() {
+        None => {
+            return Err(anyhow::anyhow!(
+                "a void or a refund needs the supervisor's approval: add --supervisor PASSWORD (or --supervisor - to read it from standard input)"
+            )
+            .into());
+        }
+        Some("-") => {
+            let mut line = zeroize::Zeroizing::new(String::new());
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the supervisor's password from standard input")?;
+            zeroize::Zeroizing::new(line.trim().to_owned())
+        }
+        Some(password) => zeroize::Zeroizing::new(password.to_owned()),
+    };
+    if !config.is_supervisor_password(&password) {
+        return Err(anyhow::anyhow!("the supervisor's password is wrong; nothing was sent").into());
+    }
+    Ok(())
+}
+
 fn card_transaction(
     common: &Common,
     kind: TransactionType,
@@ -673,6 +722,12 @@ fn card_transaction(
     {
         terminal::files::write_output(path, &result.receipt.escpos(false))
             .map_err(anyhow::Error::from)?;
+    }
+    if let Some(path) = &receipt_args.receipt_pdf
+        && result.approved
+    {
+        let pdf = result.receipt.pdf(false, pos.config().language);
+        terminal::files::write_output(path, &pdf).map_err(anyhow::Error::from)?;
     }
     print_result(&pos, &result, common.json, receipt_args.no_receipt, code)?;
     Ok(code)
@@ -759,10 +814,13 @@ fn settle(common: &Common) -> Result<u8, Failure> {
             result.credit_count,
             result.currency,
             amount(result.credit_minor),
-            if result.agreed {
-                "totals agree, batch closed"
-            } else {
-                "TOTALS DISAGREE with the host; the batch stays open"
+            match (result.agreed, result.closed) {
+                (true, _) => "totals agree, batch closed".to_owned(),
+                (false, true) => format!(
+                    "TOTALS DISAGREED: {} transactions uploaded, the host found the difference and closed the batch",
+                    result.uploaded
+                ),
+                (false, false) => "TOTALS DISAGREE with the host; the batch stays open".to_owned(),
             }
         );
     }
@@ -779,6 +837,10 @@ fn reprint(common: &Common, receipt_args: &ReceiptArgs) -> Result<u8, Failure> {
         terminal::files::write_output(path, &receipt.escpos(true)).map_err(anyhow::Error::from)?;
     }
     let language = pos.config().language;
+    if let Some(path) = &receipt_args.receipt_pdf {
+        terminal::files::write_output(path, &receipt.pdf(true, language))
+            .map_err(anyhow::Error::from)?;
+    }
     if common.json {
         println!(
             "{}",

@@ -72,6 +72,10 @@ fn a_closed_date_settles_once_and_reruns_without_posting() {
     assert_eq!(summary["run"]["status"], "posted");
     assert_eq!(summary["breaks"], 0);
     assert!(out.join(format!("reconciliation-{date}.csv")).exists());
+    // No terminal closed a batch that day: the batch report holds only its header.
+    assert_eq!(summary["terminal_batches"], 0);
+    let batches = std::fs::read_to_string(out.join(format!("batches-{date}.csv"))).unwrap();
+    assert_eq!(batches, format!("{}\n", clearing::report::BATCH_COLUMNS));
     assert!(
         text(&first.stderr).contains("posting 0 transfers"),
         "progress on stderr: {}",

@@ -213,12 +213,49 @@ fn a_terminals_day_in_scripted_mode_approvals_declines_void_refund_and_settlemen
         "a credit card under the debit method"
     );
 
-    // Void of the sale: the money is back.
+    // A void needs the supervisor (R16): without the password, or with a wrong one, nothing
+    // is sent.
+    for args in [vec![], vec!["--supervisor", "123456"]] {
+        let mut all = vec![
+            "--card",
+            "cards/card-CH001-D.json",
+            "--trace",
+            sale_trace.as_str(),
+        ];
+        all.extend(args);
+        let refused = terminal(&dir, "terminal.toml", "void", &all);
+        assert_eq!(refused.code, 2, "{} {}", refused.stdout, refused.stderr);
+        assert!(refused.stderr.contains("supervisor"), "{}", refused.stderr);
+    }
+    let refused = terminal(
+        &dir,
+        "terminal.toml",
+        "refund",
+        &[
+            "--card",
+            "cards/card-CH001-D.json",
+            "--trace",
+            &sale_trace,
+            "--amount",
+            "1.00",
+        ],
+    );
+    assert_eq!(refused.code, 2, "a refund needs the supervisor too");
+    assert_eq!(balance(&dir, "terminal.toml", "card-CH001-D"), "4987.66");
+
+    // Void of the sale, the supervisor's password given: the money is back.
     let void = terminal(
         &dir,
         "terminal.toml",
         "void",
-        &["--card", &card("card-CH001-D"), "--trace", &sale_trace],
+        &[
+            "--card",
+            &card("card-CH001-D"),
+            "--trace",
+            &sale_trace,
+            "--supervisor",
+            "999999",
+        ],
     );
     assert_eq!(
         (void.code, void.json["response_code"].as_str()),
@@ -233,7 +270,14 @@ fn a_terminals_day_in_scripted_mode_approvals_declines_void_refund_and_settlemen
         &dir,
         "terminal.toml",
         "void",
-        &["--card", &card("card-CH001-D"), "--trace", &sale_trace],
+        &[
+            "--card",
+            &card("card-CH001-D"),
+            "--trace",
+            &sale_trace,
+            "--supervisor",
+            "999999",
+        ],
     );
     assert_eq!(again.code, 2, "a sale is voided once");
 
@@ -263,6 +307,8 @@ fn a_terminals_day_in_scripted_mode_approvals_declines_void_refund_and_settlemen
         "terminal.toml",
         "refund",
         &[
+            "--supervisor",
+            "999999",
             "--card",
             &card("card-CH001-D"),
             "--trace",
@@ -283,6 +329,8 @@ fn a_terminals_day_in_scripted_mode_approvals_declines_void_refund_and_settlemen
         "terminal.toml",
         "refund",
         &[
+            "--supervisor",
+            "999999",
             "--card",
             &card("card-CH001-D"),
             "--trace",
@@ -401,6 +449,8 @@ fn a_terminals_day_in_scripted_mode_approvals_declines_void_refund_and_settlemen
             "terminal.toml",
             "--escpos-out",
             "receipt.bin",
+            "--receipt-pdf",
+            "receipt.pdf",
         ],
     );
     assert_eq!(reprint.code, 0, "{}", reprint.stderr);
@@ -416,6 +466,20 @@ fn a_terminals_day_in_scripted_mode_approvals_declines_void_refund_and_settlemen
     );
     let escpos = std::fs::read(dir.join("receipt.bin")).unwrap();
     assert!(escpos.starts_with(&[0x1B, 0x40]));
+    // The PDF: both copies, REPRINT on each, and a cross-reference table where startxref says.
+    let pdf = std::fs::read(dir.join("receipt.pdf")).unwrap();
+    let pdf_text = String::from_utf8_lossy(&pdf);
+    assert!(pdf.starts_with(b"%PDF-1.4"));
+    assert_eq!(pdf_text.matches("/Type /Page ").count(), 2);
+    assert_eq!(pdf_text.matches("*** REPRINT ***").count(), 2);
+    let xref: usize = pdf_text
+        .rsplit("startxref\n")
+        .next()
+        .and_then(|tail| tail.lines().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(pdf[xref..].starts_with(b"xref\n"));
     outputs.push_str(&reprint.stdout);
 
     // A refund of a sale of a closed batch (batch 1), found in the terminal's archive of it;
@@ -425,6 +489,8 @@ fn a_terminals_day_in_scripted_mode_approvals_declines_void_refund_and_settlemen
         "terminal.toml",
         "refund",
         &[
+            "--supervisor",
+            "999999",
             "--card",
             &card("card-CH001-C"),
             "--trace",
@@ -441,6 +507,8 @@ fn a_terminals_day_in_scripted_mode_approvals_declines_void_refund_and_settlemen
         "terminal.toml",
         "refund",
         &[
+            "--supervisor",
+            "999999",
             "--card",
             &card("card-CH001-C"),
             "--trace",
@@ -900,4 +968,126 @@ fn cards_are_issued_once_shown_masked_and_the_commands_have_help() {
         assert!(help.stdout.contains("Usage:"), "{args:?}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Batch close with batch upload (批上送): the terminal's batch is edited behind its back so
+/// that it holds a sale the host never approved and lacks one the host did. Its totals
+/// disagree; it uploads its transactions and settles again; the host closes the batch and
+/// records both differences, which `easypos up`'s database then holds for end of day's
+/// `batches-<date>.csv`.
+#[test]
+fn a_batch_that_disagrees_is_uploaded_and_closed_with_each_difference_recorded() {
+    let dir = temp_dir("upload");
+    let mut host = up(&dir);
+    setup(&dir, "10000001", "terminal.toml", host.terminals, 20_000);
+    for amount in ["12.34", "5.00"] {
+        let sale = pay(
+            &dir,
+            "terminal.toml",
+            "card-CH001-D",
+            demo::DEMO_PIN,
+            amount,
+        );
+        assert_eq!(sale.code, 0, "{} {}", sale.stdout, sale.stderr);
+    }
+    let state_file = dir.join("terminal-10000001/state.json");
+    let mut state: Value = serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
+    let transactions = state["transactions"].as_array_mut().unwrap();
+    assert_eq!(transactions.len(), 2);
+    // The host's 5.00 sale is lost from the terminal; a 7.00 sale the host never saw appears.
+    let lost_stan = transactions[1]["stan"].as_u64().unwrap();
+    let mut phantom = transactions[0].clone();
+    phantom["stan"] = 900.into();
+    phantom["amount_minor"] = 700.into();
+    transactions[1] = phantom;
+    std::fs::write(&state_file, serde_json::to_vec(&state).unwrap()).unwrap();
+
+    let settled = terminal(&dir, "terminal.toml", "settle", &[]);
+    assert_eq!(
+        (
+            settled.code,
+            settled.json["agreed"].as_bool(),
+            settled.json["closed"].as_bool(),
+            settled.json["reconciliation"].as_str(),
+            settled.json["uploaded"].as_u64(),
+        ),
+        (1, Some(false), Some(true), Some("resolved"), Some(2)),
+        "{} {}",
+        settled.stdout,
+        settled.stderr
+    );
+    let batch = terminal(&dir, "terminal.toml", "batch", &[]);
+    assert_eq!(batch.json["batch"], 2, "the batch is closed");
+    assert!(dir.join("terminal-10000001/batch-000001.json").exists());
+    // The next batch, untouched, agrees at once.
+    let sale = pay(
+        &dir,
+        "terminal.toml",
+        "card-CH001-D",
+        demo::DEMO_PIN,
+        "1.00",
+    );
+    assert_eq!(sale.code, 0, "{}", sale.stderr);
+    let settled = terminal(&dir, "terminal.toml", "settle", &[]);
+    assert_eq!(
+        (
+            settled.code,
+            settled.json["reconciliation"].as_str(),
+            settled.json["uploaded"].as_u64()
+        ),
+        (0, Some("agreed"), Some(0)),
+        "{}",
+        settled.stdout
+    );
+    host.stop();
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let closes = runtime.block_on(async {
+        let store = store::Store::open(&store::Backend::Sqlite {
+            path: dir.join("easypos-data").join("easypos.db"),
+        })
+        .await
+        .unwrap();
+        let closes = store.batch_closes(0, i64::MAX).await.unwrap();
+        store.close().await.unwrap();
+        closes
+    });
+    let summary: Vec<_> = closes
+        .iter()
+        .map(|close| {
+            (
+                close.batch,
+                close.status.clone(),
+                close
+                    .differences
+                    .iter()
+                    .map(|difference| {
+                        (
+                            difference.stan,
+                            difference.difference.clone(),
+                            difference.terminal_amount_minor,
+                            difference.host_amount_minor,
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                1,
+                "resolved".to_owned(),
+                vec![
+                    (lost_stan as i64, "host_only".to_owned(), None, Some(500)),
+                    (900, "terminal_only".to_owned(), Some(700), None),
+                ]
+            ),
+            (2, "agreed".to_owned(), vec![]),
+        ]
+    );
 }

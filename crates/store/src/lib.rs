@@ -21,6 +21,7 @@
 //! ```
 
 pub mod accounts;
+pub mod batches;
 pub mod cards;
 mod clock;
 mod committed;

@@ -63,6 +63,9 @@ mod wallets;
 // Emergency freezes (issue 10).
 #[path = "postgres_freezes.rs"]
 mod freezes;
+// Terminal batch closes and batch uploads (issue 12).
+#[path = "postgres_batches.rs"]
+mod batches;
 
 enum Job {
     Transfers {

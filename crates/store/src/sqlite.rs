@@ -1444,7 +1444,7 @@ fn terminal_session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Termin
     })
 }
 
-fn find_terminal_session(
+pub(crate) fn find_terminal_session(
     connection: &Connection,
     terminal_id: &str,
 ) -> Result<Option<TerminalSession>, StoreError> {
@@ -1505,7 +1505,7 @@ impl SqliteStore {
     }
 
     /// Records a session as committed.
-    fn remember_session(&self, terminal_id: &str, session: &Option<TerminalSession>) {
+    pub(crate) fn remember_session(&self, terminal_id: &str, session: &Option<TerminalSession>) {
         self.sessions
             .remember(terminal_id.to_owned(), session.clone());
     }

@@ -1186,6 +1186,7 @@ async fn terminal_sessions_are_provisioned_once_and_signed_on() {
             store.terminal_session("10000002").await.unwrap(),
             Some(dukpt)
         );
+        batch_close(&backend, &store).await;
         store.close().await.unwrap();
     }
 }
@@ -1368,4 +1369,115 @@ async fn queued_reversals_come_due_until_acknowledged_and_survive_a_restart() {
         assert!(all.iter().all(|reversal| reversal.done_at == Some(5_000)));
         store.close().await.unwrap();
     }
+}
+
+/// Batch upload and batch close (issue 12) for terminal 10000002, in batch 1.
+async fn batch_close(backend: &TestBackend, store: &Store) {
+    use store::batches::{BatchAdvice, BatchClose, BatchDifference, BatchSide};
+    let advice = |stan: i64, amount_minor: i64| BatchAdvice {
+        terminal_id: "10000002".into(),
+        batch: 1,
+        stan,
+        kind: "Sale".into(),
+        amount_minor,
+        currency: 156,
+        card: Some("621234******0001".into()),
+        rrn: Some("000000000001".into()),
+        auth_code: None,
+        received_at: 1_764_000_000_000_000,
+    };
+    store.put_batch_advice(advice(2, 100)).await.unwrap();
+    store.put_batch_advice(advice(1, 500)).await.unwrap();
+    // A repeated advice replaces the earlier one.
+    store.put_batch_advice(advice(2, 300)).await.unwrap();
+    let advices = store.batch_advices("10000002", 1).await.unwrap();
+    assert_eq!(
+        advices,
+        vec![advice(1, 500), advice(2, 300)],
+        "{}",
+        backend.name
+    );
+    assert!(store.batch_advices("10000002", 2).await.unwrap().is_empty());
+    store.clear_batch_advices("10000002", 1).await.unwrap();
+    assert!(store.batch_advices("10000002", 1).await.unwrap().is_empty());
+
+    let close = BatchClose {
+        id: 0,
+        terminal_id: "10000002".into(),
+        merchant_id: "898310058120001".into(),
+        batch: 1,
+        closed_at: 1_764_000_000_000_000,
+        status: "resolved".into(),
+        currency: 156,
+        terminal: BatchSide {
+            debit_count: 2,
+            debit_minor: 800,
+            ..BatchSide::default()
+        },
+        host: BatchSide {
+            debit_count: 1,
+            debit_minor: 500,
+            credit_count: 1,
+            credit_minor: 200,
+        },
+        differences: vec![
+            BatchDifference {
+                stan: 2,
+                difference: "terminal_only".into(),
+                terminal_kind: Some("Sale".into()),
+                terminal_amount_minor: Some(300),
+                host_kind: None,
+                host_amount_minor: None,
+                card: Some("621234******0001".into()),
+            },
+            BatchDifference {
+                stan: 3,
+                difference: "host_only".into(),
+                terminal_kind: None,
+                terminal_amount_minor: None,
+                host_kind: Some("Refund".into()),
+                host_amount_minor: Some(200),
+                card: None,
+            },
+        ],
+    };
+    assert!(
+        store.close_batch(close.clone()).await.unwrap(),
+        "{}",
+        backend.name
+    );
+    assert_eq!(
+        store
+            .terminal_session("10000002")
+            .await
+            .unwrap()
+            .unwrap()
+            .batch,
+        2,
+        "{}: the terminal goes on with the next batch",
+        backend.name
+    );
+    // Closing it again changes and records nothing.
+    assert!(!store.close_batch(close.clone()).await.unwrap());
+    let closes = store
+        .batch_closes(1_764_000_000_000_000, 1_764_000_000_000_001)
+        .await
+        .unwrap();
+    assert_eq!(closes.len(), 1, "{}", backend.name);
+    assert_eq!(
+        BatchClose {
+            id: 0,
+            ..closes[0].clone()
+        },
+        close,
+        "{}",
+        backend.name
+    );
+    assert!(
+        store
+            .batch_closes(0, 1_764_000_000_000_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -229,6 +229,12 @@ impl TerminalConfig {
         Duration::from_millis(self.timeout_ms)
     }
 
+    /// Whether `candidate` is the supervisor's password (compared in constant time). The
+    /// screen asks for it before a void or a refund, and so does the scripted mode (R16).
+    pub fn is_supervisor_password(&self, candidate: &str) -> bool {
+        paycrypto::mac::macs_equal(self.supervisor_password.as_bytes(), candidate.as_bytes())
+    }
+
     /// The merchant's name in the terminal's language.
     pub fn merchant_display_name(&self) -> &str {
         match (self.language, &self.merchant_name_zh) {

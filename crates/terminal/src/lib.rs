@@ -28,7 +28,7 @@
 //!   receipt); [`files`]: atomic, private writes;
 //! - [`link`]: the blocking TCP line to the host; [`pos`]: the engine that runs each
 //!   operation (store-and-forward of reversals first, then sign-on, then the message);
-//! - [`receipt`]: merchant and cardholder copies as text (English, Chinese) and ESC/POS;
+//! - [`receipt`]: merchant and cardholder copies as text (English, Chinese), ESC/POS and PDF;
 //! - `tui` (feature `tui`): the countertop screen on ratatui.
 //!
 //! ```

@@ -23,7 +23,9 @@ use crate::link::{Link, LinkError};
 use crate::messages::{ReversalReason, Terminal};
 use crate::receipt::{Cvm, Entry, Receipt};
 use crate::state::{BatchEntry, PendingReversal, Session, StateDir, TerminalState};
-use crate::transactions::{CardRead, CardRequest, Original, TransactionType, settlement_agreed};
+use crate::transactions::{
+    CardRead, CardRequest, Original, Reconciliation, TransactionType, settlement_reconciliation,
+};
 use crate::{ChipTransaction, TerminalError, TransactionDate};
 use iso8583::{Message, Mti, ResponseCode, Stan};
 use paycrypto::{Pin, PinBlock, TdesKey};
@@ -115,7 +117,14 @@ pub struct TransactionResult {
 /// The result of a batch settlement.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct SettlementResult {
+    /// The totals agreed with the host's (at the first settlement).
     pub agreed: bool,
+    /// The host closed the batch: the totals agreed, or the upload resolved the difference.
+    pub closed: bool,
+    /// What the host's last answer said.
+    pub reconciliation: Reconciliation,
+    /// Transactions uploaded (0320) after the totals disagreed.
+    pub uploaded: usize,
     pub batch: u32,
     pub debit_count: u64,
     pub debit_minor: u64,
@@ -889,28 +898,40 @@ impl Pos {
         Ok(Cvm::Signature)
     }
 
-    /// Batch settlement (批结算): the terminal's totals against the host's. When they agree
-    /// the batch is closed: archived beside the state, emptied, and the terminal signs on
-    /// again for the next batch number.
+    /// Batch settlement (批结算): the terminal's totals against the host's, debits and
+    /// credits and per transaction type. When they disagree the terminal uploads each
+    /// transaction it counted (批上送, 0320) and settles again, so the host can find and
+    /// report each difference. When the host closes the batch (agreed or resolved), the
+    /// batch is archived beside the state, emptied, and the terminal signs on again for the
+    /// next batch number.
     pub fn settle(&mut self) -> Result<SettlementResult, PosError> {
         self.ready()?;
         let currency = self.config.currency().map_err(PosError::Refused)?;
         let totals = self.state.totals();
-        let stan = self.next_stan()?;
         let batch = self.state.batch;
-        let request = self.terminal.settlement(
-            stan,
-            batch,
-            currency,
-            &totals,
-            &format!("{:0>3}", self.operator),
-        )?;
-        let frame = self.terminal.pack(&request)?;
-        let reply = self.exchange(&frame, self.config.timeout())?;
-        let answer = self.terminal.answer(&request, &reply, None)?;
-        let agreed =
-            answer.response.is_approved() && settlement_agreed(&answer.message) == Some(true);
-        if agreed {
+        let mut reconciliation = self.send_settlement(currency)?;
+        let agreed = reconciliation == Reconciliation::Agreed;
+        let mut uploaded = 0;
+        if reconciliation == Reconciliation::Disagreed {
+            let entries: Vec<BatchEntry> = self.state.counted().cloned().collect();
+            for entry in &entries {
+                let stan = self.next_stan()?;
+                let request = self.terminal.batch_upload(stan, currency, entry)?;
+                let frame = self.terminal.pack(&request)?;
+                let reply = self.exchange(&frame, self.config.timeout())?;
+                let answer = self.terminal.answer(&request, &reply, None)?;
+                if !answer.response.is_approved() {
+                    return Err(PosError::Refused(format!(
+                        "the host answered the upload of trace {:06} with {}",
+                        entry.stan, answer.response
+                    )));
+                }
+                uploaded += 1;
+            }
+            reconciliation = self.send_settlement(currency)?;
+        }
+        let closed = reconciliation != Reconciliation::Disagreed;
+        if closed {
             self.dir.archive_batch(batch, &self.state.transactions)?;
             self.state.transactions.clear();
             self.state.session = None;
@@ -921,12 +942,42 @@ impl Pos {
         }
         Ok(SettlementResult {
             agreed,
+            closed,
+            reconciliation,
+            uploaded,
             batch,
             debit_count: totals.debit_count,
             debit_minor: totals.debit_minor,
             credit_count: totals.credit_count,
             credit_minor: totals.credit_minor,
             currency: currency.alpha().to_owned(),
+        })
+    }
+
+    /// One 0500 with the open batch's totals; what the host's answer says.
+    fn send_settlement(&mut self, currency: money::Currency) -> Result<Reconciliation, PosError> {
+        let stan = self.next_stan()?;
+        let request = self.terminal.settlement(
+            stan,
+            self.state.batch,
+            currency,
+            &self.state.totals(),
+            self.state.totals_by_type(),
+            &format!("{:0>3}", self.operator),
+        )?;
+        let frame = self.terminal.pack(&request)?;
+        let reply = self.exchange(&frame, self.config.timeout())?;
+        let answer = self.terminal.answer(&request, &reply, None)?;
+        if !answer.response.is_approved() {
+            return Err(PosError::Refused(format!(
+                "the host answered the settlement {}",
+                answer.response
+            )));
+        }
+        settlement_reconciliation(&answer.message).ok_or_else(|| {
+            PosError::Terminal(TerminalError::Answer(
+                "to a settlement carries no reconciliation code in field 48".into(),
+            ))
         })
     }
 

@@ -390,6 +390,81 @@ impl Receipt {
     }
 }
 
+/// Points per line of a PDF receipt, and the text size: 32 Courier columns of 6 pt fill an
+/// 80 mm roll's 72 mm with margins.
+const PDF_LINE_POINTS: f32 = 13.0;
+const PDF_TEXT_POINTS: f32 = 10.0;
+const PDF_MARGIN_POINTS: f32 = 17.0;
+/// Points per QR module.
+const PDF_QR_MODULE_POINTS: f32 = 2.5;
+
+impl Receipt {
+    /// What the receipt's QR code says: the transaction's reference at the acquirer
+    /// (merchant, terminal, batch, trace number, date, RRN), which the after-sale records
+    /// find it by.
+    pub fn reference(&self) -> String {
+        format!(
+            "easypos:receipt?mid={}&tid={}&batch={:06}&trace={:06}&date={}&rrn={}",
+            self.merchant_id,
+            self.terminal_id,
+            self.batch,
+            self.stan,
+            self.date,
+            self.rrn.as_deref().unwrap_or("")
+        )
+    }
+
+    /// Both copies as a PDF, one page each on an 80 mm roll: the lines of [`Receipt::lines`]
+    /// (Chinese in the reader's STSong-Light, nothing embedded) and the reference as a QR code.
+    pub fn pdf(&self, reprint: bool, language: Language) -> Vec<u8> {
+        let mut document = pdf::Document::new(&format!(
+            "{} {:06}/{:06}",
+            self.terminal_id, self.batch, self.stan
+        ));
+        for copy in [Copy::Merchant, Copy::Cardholder] {
+            let lines: Vec<String> = self
+                .lines(copy, reprint, language)
+                .iter()
+                .flat_map(|line| line.split('\n').map(str::to_owned).collect::<Vec<_>>())
+                .collect();
+            let reference = self.reference();
+            // A reference too long for a QR code is left out rather than failing the receipt.
+            let qr_side = pdf::qr_side(&reference, PDF_QR_MODULE_POINTS).unwrap_or(0.0);
+            let height = 2.0 * PDF_MARGIN_POINTS
+                + lines.len() as f32 * PDF_LINE_POINTS
+                + PDF_LINE_POINTS
+                + qr_side;
+            let mut page = pdf::Page::new(pdf::Size::RECEIPT_80MM, height);
+            let mut y = height - PDF_MARGIN_POINTS - PDF_TEXT_POINTS;
+            for line in &lines {
+                if !line.trim().is_empty() && line.chars().all(|c| c == '-') {
+                    let middle = y + PDF_TEXT_POINTS / 3.0;
+                    page.rule(
+                        PDF_MARGIN_POINTS,
+                        middle,
+                        pdf::Size::RECEIPT_80MM - PDF_MARGIN_POINTS,
+                        middle,
+                        0.5,
+                    );
+                } else {
+                    page.text(PDF_MARGIN_POINTS, y, PDF_TEXT_POINTS, line);
+                }
+                y -= PDF_LINE_POINTS;
+            }
+            if qr_side > 0.0 {
+                let _ = page.qr(
+                    PDF_MARGIN_POINTS,
+                    PDF_MARGIN_POINTS,
+                    PDF_QR_MODULE_POINTS,
+                    &reference,
+                );
+            }
+            document = document.page(page);
+        }
+        document.to_bytes()
+    }
+}
+
 /// ESC @: initialise the printer.
 const ESC_INIT: &[u8] = &[0x1B, 0x40];
 /// ESC a 1 / ESC a 0: centre / left justification.
@@ -516,5 +591,45 @@ I ACKNOWLEDGE SATISFACTORY RECEIPT OF RELATIVE GOODS/SERVICES
         assert!(text.contains("621234******0003"));
         assert!(text.contains("REPRINT"));
         assert!(bytes.iter().all(|byte| byte.is_ascii()));
+    }
+
+    #[test]
+    fn the_pdf_has_both_copies_with_chinese_text_and_the_reference_as_a_qr_code() {
+        let mut receipt = sample();
+        receipt.merchant_name = "陆家嘴咖啡".into();
+        let bytes = receipt.pdf(true, Language::Chinese);
+        let text = String::from_utf8_lossy(&bytes);
+        assert_eq!(
+            text.matches("/Type /Page ").count(),
+            2,
+            "merchant and cardholder copies"
+        );
+        let hex: String = "陆家嘴咖啡"
+            .encode_utf16()
+            .map(|unit| format!("{unit:04X}"))
+            .collect();
+        assert_eq!(
+            text.matches(&hex).count(),
+            2,
+            "the Chinese name on each copy"
+        );
+        assert!(text.contains("/BaseFont /STSong-Light /Encoding /UniGB-UCS2-H"));
+        assert!(text.contains("(  Shanghai) Tj"), "ASCII lines in Courier");
+        assert!(text.contains(" re f"), "the QR code");
+        assert!(text.contains(" l S"), "rules for the dashed lines");
+        assert!(
+            receipt
+                .reference()
+                .starts_with("easypos:receipt?mid=898310058120001&tid=10000001&batch=")
+        );
+        // The card as the receipt has it, masked, on a line with a Chinese label.
+        let card: String = receipt
+            .card
+            .encode_utf16()
+            .map(|unit| format!("{unit:04X}"))
+            .collect();
+        assert_eq!(text.matches(&card).count(), 2);
+        let english = String::from_utf8_lossy(&receipt.pdf(false, Language::English)).into_owned();
+        assert!(english.contains(&receipt.card) && !english.contains("STSong-Light) Tj"));
     }
 }

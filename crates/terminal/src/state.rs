@@ -122,7 +122,7 @@ impl TerminalState {
     /// not count.
     pub fn totals(&self) -> acquirer::settlement::Totals {
         let mut totals = acquirer::settlement::Totals::default();
-        for entry in self.transactions.iter().filter(|entry| entry.approved()) {
+        for entry in self.counted() {
             match entry.kind.settlement_direction() {
                 Some(true) => {
                     totals.debit_minor += entry.amount_minor;
@@ -136,6 +136,25 @@ impl TerminalState {
             }
         }
         totals
+    }
+
+    /// The transactions the settlement counts (and a batch upload sends): approved, not
+    /// reversed, and moving money.
+    pub fn counted(&self) -> impl Iterator<Item = &BatchEntry> {
+        self.transactions
+            .iter()
+            .filter(|entry| entry.approved() && entry.kind.settlement_direction().is_some())
+    }
+
+    /// Count and amount per transaction type (60.1 code) of the counted transactions.
+    pub fn totals_by_type(&self) -> BTreeMap<String, (u64, u64)> {
+        let mut types: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for entry in self.counted() {
+            let totals = types.entry(entry.kind.type_code().to_owned()).or_default();
+            totals.0 += 1;
+            totals.1 += entry.amount_minor;
+        }
+        types
     }
 
     pub fn find(&self, stan: u32) -> Option<&BatchEntry> {

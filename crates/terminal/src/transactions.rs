@@ -5,9 +5,11 @@
 
 use crate::TerminalError;
 use crate::messages::Terminal;
+use crate::state::BatchEntry;
 use iso8583::{Message, Mti, Stan};
 use money::Currency;
 use paycrypto::{Pan, PinBlock};
+use std::collections::BTreeMap;
 
 /// The largest amount field 4 can carry (12 digits of minor units).
 pub const MAX_AMOUNT_MINOR: u64 = 999_999_999_999;
@@ -75,6 +77,24 @@ impl TransactionType {
             TransactionType::Sale | TransactionType::Completion => Some(true),
             TransactionType::Void | TransactionType::Refund => Some(false),
             TransactionType::PreAuthorization | TransactionType::BalanceInquiry => None,
+        }
+    }
+
+    /// 60.1: the transaction type code.
+    pub fn type_code(self) -> &'static str {
+        self.codes().3
+    }
+
+    /// The host's name of the message type (`acquirer::MessageType`), which its journal,
+    /// batch advices and differences use.
+    pub fn host_kind(self) -> &'static str {
+        match self {
+            TransactionType::Sale => "Sale",
+            TransactionType::Void => "SaleVoid",
+            TransactionType::Refund => "Refund",
+            TransactionType::PreAuthorization => "PreAuthorization",
+            TransactionType::Completion => "PreAuthorizationCompletion",
+            TransactionType::BalanceInquiry => "BalanceInquiry",
         }
     }
 
@@ -230,13 +250,15 @@ impl Terminal {
     }
 
     /// Batch settlement (0500, 60.3 = 201) of `batch` with the terminal's totals in field 48
-    /// (`acquirer::settlement`'s layout; easypos cards are all domestic), by `operator`.
+    /// (`acquirer::settlement`'s layout: debits and credits, then count and amount per
+    /// transaction type; easypos cards are all domestic), by `operator`.
     pub fn settlement(
         &self,
         stan: Stan,
         batch: u32,
         currency: Currency,
         totals: &acquirer::settlement::Totals,
+        by_type: BTreeMap<String, (u64, u64)>,
         operator: &str,
     ) -> Result<Message<'static>, TerminalError> {
         if batch > MAX_BATCH {
@@ -245,6 +267,7 @@ impl Terminal {
         let field48 = acquirer::settlement::SettlementTotals {
             domestic: *totals,
             foreign: acquirer::settlement::Totals::default(),
+            by_type: Some(by_type),
         }
         .format(0, 0);
         let mut message =
@@ -256,15 +279,73 @@ impl Terminal {
         message.set_text(63, format!("{operator:<3.3}"));
         Ok(message)
     }
+
+    /// Batch upload (批上送, 0320, 60.3 = 201) of one transaction of the batch, under its own
+    /// trace number `stan`: 60.1 its type, 61 its batch and trace number, field 4 its amount,
+    /// 37 and 38 its RRN and auth code, and field 48 its card as the terminal keeps it (the
+    /// number's length, first six and last four digits; never the whole number).
+    pub fn batch_upload(
+        &self,
+        stan: Stan,
+        currency: Currency,
+        entry: &BatchEntry,
+    ) -> Result<Message<'static>, TerminalError> {
+        if entry.batch > MAX_BATCH {
+            return Err(TerminalError::Invalid("a batch number has 6 digits"));
+        }
+        let card: Vec<char> = entry.card.chars().collect();
+        let digits = |part: &[char]| part.iter().all(char::is_ascii_digit);
+        if !(12..=19).contains(&card.len())
+            || !digits(&card[..6])
+            || !digits(&card[card.len() - 4..])
+        {
+            return Err(TerminalError::Invalid(
+                "a batch entry's card is its first six and last four digits",
+            ));
+        }
+        let head: String = card[..6].iter().collect();
+        let tail: String = card[card.len() - 4..].iter().collect();
+        let mut message =
+            self.message(Mti::from_digits(b"0320").map_err(|_| TerminalError::Invalid("MTI"))?);
+        message.set_amount(entry.amount_minor);
+        message.set_text(11, format!("{:06}", stan.value()));
+        if let Some(rrn) = &entry.rrn {
+            message.set_text(37, rrn.clone());
+        }
+        if let Some(code) = &entry.auth_code {
+            message.set_text(38, code.clone());
+        }
+        message.set_text(48, format!("{:02}{head}{tail}", card.len()));
+        message.set_text(49, format!("{:03}", currency.numeric()));
+        message.set_text(
+            60,
+            format!("{}{:06}201", entry.kind.type_code(), entry.batch),
+        );
+        message.set_text(61, format!("{:06}{:06}", entry.batch, entry.stan));
+        Ok(message)
+    }
 }
 
-/// Whether the host's answer to a settlement says the totals agree (field 48, reconciliation
-/// code 1 for the domestic side).
-pub fn settlement_agreed(answer: &Message<'_>) -> Option<bool> {
+/// What the host's answer to a settlement says (field 48, the domestic reconciliation code).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reconciliation {
+    /// 1: the totals agree; the host closed the batch.
+    Agreed,
+    /// 2: they disagree; the terminal uploads its transactions and settles again.
+    Disagreed,
+    /// 3: they disagree, and the upload let the host find each difference; it closed the
+    /// batch and reports them.
+    Resolved,
+}
+
+/// The reconciliation code of the host's answer to a settlement.
+pub fn settlement_reconciliation(answer: &Message<'_>) -> Option<Reconciliation> {
     let field48 = answer.get(48)?.to_text();
     match field48.get(30..31)? {
-        "1" => Some(true),
-        "2" => Some(false),
+        "1" => Some(Reconciliation::Agreed),
+        "2" => Some(Reconciliation::Disagreed),
+        "3" => Some(Reconciliation::Resolved),
         _ => None,
     }
 }

@@ -419,7 +419,7 @@ impl App {
                 return self.back_to_menu();
             }
             Key::Enter => {
-                let correct = *self.password == self.config.supervisor_password;
+                let correct = self.config.is_supervisor_password(&self.password);
                 self.password.zeroize();
                 if correct {
                     self.input.clear();
@@ -1160,20 +1160,20 @@ fn settlement_lines(settled: &SettlementResult, language: Language) -> Vec<Strin
             "SETTLEMENT",
             "Debits",
             "Credits",
-            if settled.agreed {
-                "Totals agree: batch closed"
-            } else {
-                "TOTALS DISAGREE"
+            match (settled.agreed, settled.closed) {
+                (true, _) => "Totals agree: batch closed".to_owned(),
+                (false, true) => format!("Disagreed: {} uploaded, batch closed", settled.uploaded),
+                (false, false) => "TOTALS DISAGREE: batch still open".to_owned(),
             },
         ),
         Language::Chinese => (
             "结算",
             "借记",
             "贷记",
-            if settled.agreed {
-                "对账平: 批次已结"
-            } else {
-                "对账不平"
+            match (settled.agreed, settled.closed) {
+                (true, _) => "对账平: 批次已结".to_owned(),
+                (false, true) => format!("对账不平: 批上送 {} 笔, 批次已结", settled.uploaded),
+                (false, false) => "对账不平: 批次未结".to_owned(),
             },
         ),
     };
@@ -1189,7 +1189,7 @@ fn settlement_lines(settled: &SettlementResult, language: Language) -> Vec<Strin
             settled.credit_count,
             amount(settled.credit_minor)
         ),
-        verdict.to_owned(),
+        verdict,
     ]
 }
 
@@ -1262,4 +1262,55 @@ pub fn run(config: TerminalConfig, tmk: TdesKey) -> Result<(), PosError> {
     };
     ratatui::restore();
     outcome.map_err(|error| PosError::Refused(format!("the screen failed: {error}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transactions::Reconciliation;
+
+    fn settled(agreed: bool, closed: bool, uploaded: usize) -> SettlementResult {
+        SettlementResult {
+            agreed,
+            closed,
+            reconciliation: match (agreed, closed) {
+                (true, _) => Reconciliation::Agreed,
+                (false, true) => Reconciliation::Resolved,
+                (false, false) => Reconciliation::Disagreed,
+            },
+            uploaded,
+            batch: 3,
+            debit_count: 2,
+            debit_minor: 1_700,
+            credit_count: 0,
+            credit_minor: 0,
+            currency: "CNY".into(),
+        }
+    }
+
+    #[test]
+    fn the_settlement_screen_says_whether_the_upload_closed_the_batch() {
+        let last = |result: &SettlementResult, language| {
+            settlement_lines(result, language)
+                .last()
+                .cloned()
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            last(&settled(true, true, 0), Language::English),
+            "Totals agree: batch closed"
+        );
+        assert_eq!(
+            last(&settled(false, true, 2), Language::English),
+            "Disagreed: 2 uploaded, batch closed"
+        );
+        assert_eq!(
+            last(&settled(false, false, 2), Language::English),
+            "TOTALS DISAGREE: batch still open"
+        );
+        assert_eq!(
+            last(&settled(false, true, 2), Language::Chinese),
+            "对账不平: 批上送 2 笔, 批次已结"
+        );
+    }
 }

@@ -566,6 +566,7 @@ pub fn settlement(stan: u32, totals: &acquirer::settlement::Totals) -> Vec<u8> {
     let field48 = acquirer::settlement::SettlementTotals {
         domestic: *totals,
         foreign: acquirer::settlement::Totals::default(),
+        by_type: None,
     }
     .format(0, 0);
     let stan = format!("{stan:06}");
