@@ -30,6 +30,7 @@ mod group;
 pub mod journal;
 mod migrate;
 mod postgres;
+pub mod receipt_keys;
 mod rows;
 pub mod saf;
 mod sqlite;

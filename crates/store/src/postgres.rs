@@ -63,6 +63,9 @@ mod wallets;
 // Emergency freezes (issue 10).
 #[path = "postgres_freezes.rs"]
 mod freezes;
+// Receipt signing keys (issue 9).
+#[path = "postgres_receipt_keys.rs"]
+mod receipt_keys;
 
 enum Job {
     Transfers {

@@ -620,6 +620,54 @@ async fn keys_are_stored_by_name_and_never_replaced() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_receipt_key_rotation_retires_the_signing_key_and_keeps_it() {
+    for backend in backends().await {
+        let clock = Arc::new(ManualClock::new(START));
+        let store = open(&backend, &clock).await;
+        let key = |id: &str, at: i64| store::receipt_keys::ReceiptKey {
+            key_id: id.into(),
+            token: format!("D0112S0ES00N0000{id}"),
+            public_key: id.repeat(8),
+            created_at: at,
+            retired_at: None,
+        };
+        assert!(store.receipt_keys().await.unwrap().is_empty());
+        assert!(
+            store
+                .rotate_receipt_key(key("0a0b0c0d", 100))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .rotate_receipt_key(key("1a1b1c1d", 200))
+                .await
+                .unwrap()
+        );
+        // A retried rotation changes nothing, and does not retire the key it added.
+        assert!(
+            !store
+                .rotate_receipt_key(key("1a1b1c1d", 300))
+                .await
+                .unwrap()
+        );
+        store.close().await.unwrap();
+        let store = open(&backend, &clock).await;
+        let keys = store.receipt_keys().await.unwrap();
+        assert_eq!(
+            keys.iter()
+                .map(|key| (key.key_id.as_str(), key.created_at, key.retired_at))
+                .collect::<Vec<_>>(),
+            vec![("0a0b0c0d", 100, Some(200)), ("1a1b1c1d", 200, None)],
+            "{}",
+            backend.name
+        );
+        assert_eq!(keys[0].token, "D0112S0ES00N00000a0b0c0d");
+        store.close().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_database_from_a_newer_easypos_is_refused() {
     for backend in backends().await {
         let clock = Arc::new(ManualClock::new(START));
