@@ -26,6 +26,7 @@
 //! ```
 
 pub mod receipt;
-mod signer;
+pub mod signer;
+pub mod timeline;
 
 pub use signer::{ReceiptError, ReceiptKeys, Rejection, Verified};

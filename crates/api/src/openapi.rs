@@ -207,6 +207,7 @@ pub fn document() -> Value {
             "/api/v1/me": {"get": operation("getMe", "The caller: user, role and tenant", ("200", ok("Me")), json!([]), &[])},
             "/api/v1/transactions": {"get": operation("listTransactions", "Transactions the caller may see, newest first", ("200", ok("TransactionPage")), transaction_query, &bad)},
             "/api/v1/transactions/{id}": {"get": operation("getTransaction", "One transaction", ("200", ok("Transaction")), path_id("Transaction id"), &not_found)},
+            "/api/v1/transactions/{id}/timeline": {"get": operation("getTransactionTimeline", "What happened to a transaction, oldest first: authorized or declined, voided, refunded, completed, reversed, settled (docs/aftersale.md)", ("200", ok("TimelinePage")), path_id("Transaction id"), &not_found)},
             "/api/v1/merchants": {"get": operation("listMerchants", "Merchants the caller may see", ("200", ok("MerchantPage")), json!([]), &[])},
             "/api/v1/merchants/{id}": {"get": operation("getMerchant", "One merchant", ("200", ok("Merchant")), path_id("Merchant id (MID)"), &not_found)},
             "/api/v1/terminals": {"get": operation("listTerminals", "Terminals the caller may see", ("200", ok("TerminalPage")), json!([query("merchant_id", "Only this merchant's terminals", json!({"type": "string"}))]), &bad)},
@@ -252,6 +253,35 @@ pub fn document() -> Value {
                     "responses": operation("freeze", "", ("200", ok("Freeze")), json!([]), &not_found)["responses"].clone()
                 },
                 "delete": operation("thaw", "Lift a freeze (204 whether or not there was one)", ("204", json!({"description": "Thawed"})), freeze_path, &not_found)
+            },
+            "/api/v1/receipts/verify": {
+                "post": {
+                    "operationId": "verifyReceipt",
+                    "summary": "Check a receipt's QR payload against the acquirer's signature (public: no login, no Idempotency-Key; docs/aftersale.md)",
+                    "security": [],
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/VerifyReceipt"}}}},
+                    "responses": {
+                        "200": ok("VerifiedReceipt"),
+                        "400": {"description": "The body is not {\"payload\": \"…\"}", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}},
+                        "422": {"description": "Not genuine: malformed, altered, or signed by a key that is not the acquirer's (`receipt-not-genuine`; `detail` says which)", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+                    }
+                }
+            },
+            "/api/v1/receipts/keys": {
+                "get": {
+                    "operationId": "listReceiptKeys",
+                    "summary": "The acquirer's receipt signing public keys, retired ones included (public), to verify receipts offline",
+                    "security": [],
+                    "responses": {"200": ok("ReceiptKeyPage")}
+                }
+            },
+            "/api/v1/receipts/keys/rotate": {
+                "post": {
+                    "operationId": "rotateReceiptKey",
+                    "summary": "Make a new receipt signing key in the HSM; the old one is retired and still verifies its receipts (platform operators)",
+                    "parameters": idempotency_header.clone(),
+                    "responses": operation("rotateReceiptKey", "", ("201", ok("ReceiptKey")), json!([]), &post_errors)["responses"].clone()
+                }
             }
         },
         "components": {
@@ -350,6 +380,42 @@ pub fn document() -> Value {
                     "properties": {"scope": {"type": "string", "enum": ["terminal", "merchant", "card"]}, "target": {"type": "string"}, "reason": {"type": "string"}, "frozen_by": {"type": "string", "description": "User name of who froze it"}, "frozen_at": {"type": "string", "format": "date-time"}}
                 },
                 "FreezePage": page("Freeze"),
+                "VerifyReceipt": {
+                    "type": "object",
+                    "required": ["payload"],
+                    "additionalProperties": false,
+                    "properties": {"payload": {"type": "string", "description": "The text of the receipt's QR code: EPR1|RRN|TID|MID|card|amount|currency|time|auth code|key id|signature"}}
+                },
+                "VerifiedReceipt": {
+                    "type": "object",
+                    "required": ["genuine", "rrn", "terminal_id", "merchant_id", "card", "amount", "time", "auth_code", "key_id", "key_retired_at"],
+                    "properties": {
+                        "genuine": {"type": "boolean", "description": "Always true: a receipt that is not genuine is a 422 problem"},
+                        "rrn": {"type": "string"}, "terminal_id": {"type": "string"}, "merchant_id": {"type": "string"},
+                        "card": {"type": "string", "description": "First six and last four digits"},
+                        "amount": {"$ref": "#/components/schemas/Amount"},
+                        "time": {"type": "string", "format": "date-time", "description": "When the acquirer approved it (UTC)"},
+                        "auth_code": {"type": "string"}, "key_id": {"type": "string"},
+                        "key_retired_at": {"type": ["string", "null"], "format": "date-time", "description": "When the signing key was rotated out; the receipt is still genuine"}
+                    }
+                },
+                "ReceiptKey": {
+                    "type": "object",
+                    "required": ["key_id", "algorithm", "public_key", "created_at", "retired_at"],
+                    "properties": {"key_id": {"type": "string", "description": "First 4 bytes of SHA-256 of the public key, hex"}, "algorithm": {"type": "string", "enum": ["Ed25519"]}, "public_key": {"type": "string", "description": "32 bytes, hex"}, "created_at": {"type": "string", "format": "date-time"}, "retired_at": {"type": ["string", "null"], "format": "date-time"}}
+                },
+                "ReceiptKeyPage": page("ReceiptKey"),
+                "TimelineEvent": {
+                    "type": "object",
+                    "required": ["state", "at", "amount", "message"],
+                    "properties": {
+                        "state": {"type": "string", "enum": ["authorized", "declined", "voided", "refunded", "completed", "reversed", "settled"]},
+                        "at": {"type": "string", "format": "date-time", "description": "When the host received the message that made it so"},
+                        "amount": amount.clone(),
+                        "message": {"type": "string", "description": "The message's kind and field 39, e.g. Refund 00"}
+                    }
+                },
+                "TimelinePage": page("TimelineEvent"),
                 "NewFreeze": {
                     "type": "object",
                     "required": ["reason"],

@@ -221,6 +221,41 @@ test('transactions are searched in place and another merchant\'s is refused by U
   });
 });
 
+test('anyone verifies a real receipt at /verify, and an altered one is refused', async () => {
+  const answer = sale('10000002', 'card-CH003-D', '8.80');
+  assert.equal(answer.approved, true, JSON.stringify(answer));
+  const payload = answer.receipt.verification;
+  assert.match(payload, /^EPR1\|/);
+  const context = await browser.newContext({ locale: 'en-US' });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (error) => errors.push(String(error)));
+  try {
+    // No sign-in: the receipt's holder pastes its QR code's text.
+    await page.goto(`${web}/verify`);
+    await page.fill('textarea[name=receipt]', payload);
+    await Promise.all([page.waitForNavigation(), page.click('form.verify button[type=submit]')]);
+    assert.equal(await page.getAttribute('.verdict', 'data-verdict'), 'genuine');
+    const details = await page.locator('dl.receipt').textContent();
+    assert.match(details, /CNY 8\.80/);
+    assert.ok(details.includes(answer.receipt.rrn), details);
+    // One digit of the amount changed: refused, with the reason.
+    await page.goto(`${web}/verify`);
+    await page.fill('textarea[name=receipt]', payload.replace('|880|', '|980|'));
+    const [refused] = await Promise.all([page.waitForNavigation(), page.click('form.verify button[type=submit]')]);
+    assert.equal(refused.status(), 422);
+    assert.equal(await page.getAttribute('.verdict', 'data-verdict'), 'rejected');
+    assert.match(await page.locator('.verdict').textContent(), /NOT genuine.*altered or forged/);
+    assert.equal(await page.locator('dl.receipt').count(), 0);
+    assert.deepEqual(errors, []);
+  } catch (error) {
+    await page.screenshot({ path: join(shots, 'verify.png'), fullPage: true }).catch(() => {});
+    throw error;
+  } finally {
+    await context.close();
+  }
+});
+
 test('a signed-out visitor is sent to the login page, and sign-out ends the session', async () => {
   await withPage('sign-out', 'partner', 'en-US', async (page) => {
     await Promise.all([page.waitForNavigation(), page.click('header form button')]);

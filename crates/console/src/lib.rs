@@ -100,6 +100,8 @@ pub fn router(state: Console) -> Router {
         .route("/console/merchants", get(pages::merchants))
         .route("/console/journal", get(pages::journal))
         .route("/console/health", get(pages::health))
+        .route("/verify", get(pages::verify))
+        .route("/console/verify", get(pages::verify))
         .route("/console/static/htmx.min.js", get(htmx))
         .route("/console/static/console.css", get(css))
         .fallback(pages::not_found)

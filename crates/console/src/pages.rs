@@ -716,6 +716,8 @@ struct TransactionPage {
     batch_trace: String,
     original: String,
     duration: String,
+    /// What happened to it (state, Asia/Shanghai time, amount), oldest first.
+    timeline: Vec<(String, String, String)>,
 }
 
 fn pair(first: Option<i64>, second: Option<i64>) -> String {
@@ -766,7 +768,28 @@ pub async fn transaction(
     };
     let view = TransactionView::from(&record);
     let names = merchant_names(&console, visit.chrome.t.lang).await;
+    let timeline = match api::timeline::events(&console.api, &record).await {
+        Ok(events) => events,
+        Err(problem) => return internal(&visit, &problem.detail),
+    };
+    let t = visit.chrome.t;
     let page = TransactionPage {
+        timeline: timeline
+            .iter()
+            .map(|event| {
+                (
+                    t.get(&format!("timeline-{}", event.state)),
+                    api::time::parse_rfc3339_micros(&event.at)
+                        .map(|micros| shanghai_time(micros.div_euclid(1_000_000)))
+                        .unwrap_or_default(),
+                    event
+                        .amount
+                        .as_ref()
+                        .map(|amount| format!("{} {}", amount.currency, amount.major))
+                        .unwrap_or_default(),
+                )
+            })
+            .collect(),
         tx: tx_row(visit.chrome.t, &names, &view),
         merchant_id: record.merchant_id.clone(),
         rrn: record.rrn.clone().unwrap_or_default(),
@@ -1659,4 +1682,102 @@ pub async fn mfa(
             )
         }
     }
+}
+
+/// What `/verify` found: genuine with the statement's fields, or not with the reason.
+#[derive(Debug)]
+struct Verdict {
+    genuine: bool,
+    reason: String,
+    rows: Vec<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "verify.html")]
+struct VerifyPage {
+    chrome: Chrome,
+    receipt: String,
+    verdict: Option<Verdict>,
+}
+
+/// Seconds east of UTC of the console's local time, Asia/Shanghai (no daylight saving).
+const SHANGHAI_OFFSET_SECONDS: i64 = 8 * 3_600;
+
+/// `2026-11-26 07:10:00` in Asia/Shanghai for Unix seconds.
+fn shanghai_time(seconds: i64) -> String {
+    api::time::rfc3339_seconds(seconds + SHANGHAI_OFFSET_SECONDS)
+        .trim_end_matches('Z')
+        .replacen('T', " ", 1)
+}
+
+/// `/verify` and `/console/verify` (public): checks a receipt's QR payload (`?receipt=`)
+/// against the acquirer's signature. A signed-in user sees their portal's menu around it.
+pub async fn verify(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let lang = lang_of(&headers);
+    let t = Tr { lang };
+    let chrome = match console.visit(&headers, None, "/verify").await {
+        Ok(visit) => visit.chrome,
+        Err(_) => chrome(lang, None, "", "/verify"),
+    };
+    let receipt = params
+        .get("receipt")
+        .map(|text| text.trim().to_owned())
+        .unwrap_or_default();
+    let verdict = match (&console.api.receipts, receipt.is_empty()) {
+        (_, true) => None,
+        (None, false) => Some(Verdict {
+            genuine: false,
+            reason: t.get("verify-off"),
+            rows: Vec::new(),
+        }),
+        (Some(keys), false) => Some(match keys.verify(&receipt).await {
+            Ok(verified) => {
+                let statement = &verified.statement;
+                let key = match verified.key_retired_at {
+                    None => statement.key_id.clone(),
+                    Some(at) => format!(
+                        "{} ({} {})",
+                        statement.key_id,
+                        t.get("verify-key-retired"),
+                        shanghai_time(at)
+                    ),
+                };
+                Verdict {
+                    genuine: true,
+                    reason: String::new(),
+                    rows: vec![
+                        (t.get("verify-amount"), statement.amount_text()),
+                        (t.get("verify-time"), shanghai_time(statement.time)),
+                        (t.get("verify-merchant"), statement.merchant_id.clone()),
+                        (t.get("verify-terminal"), statement.terminal_id.clone()),
+                        (t.get("verify-card"), statement.card.clone()),
+                        (t.get("verify-rrn"), statement.rrn.clone()),
+                        (t.get("verify-auth-code"), statement.auth_code.clone()),
+                        (t.get("verify-key"), key),
+                    ],
+                }
+            }
+            Err(rejection) => Verdict {
+                genuine: false,
+                reason: rejection.to_string(),
+                rows: Vec::new(),
+            },
+        }),
+    };
+    let status = match &verdict {
+        Some(verdict) if !verdict.genuine => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::OK,
+    };
+    render(
+        &VerifyPage {
+            chrome,
+            receipt,
+            verdict,
+        },
+        status,
+    )
 }

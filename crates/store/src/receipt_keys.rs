@@ -36,23 +36,25 @@ impl Store {
     /// Every receipt key, oldest first.
     pub async fn receipt_keys(&self) -> Result<Vec<ReceiptKey>, StoreError> {
         match self {
-            Store::Sqlite(store) => store
-                .read(|connection| {
-                    let mut statement = connection.prepare_cached(&format!(
+            Store::Sqlite(store) => {
+                store
+                    .read(|connection| {
+                        let mut statement = connection.prepare_cached(&format!(
                         "SELECT {RECEIPT_KEY_COLUMNS} FROM receipt_keys ORDER BY created_at, key_id"
                     ))?;
-                    let rows = statement.query_map([], |row| {
-                        Ok(ReceiptKey {
-                            key_id: row.get(0)?,
-                            token: row.get(1)?,
-                            public_key: row.get(2)?,
-                            created_at: row.get(3)?,
-                            retired_at: row.get(4)?,
-                        })
-                    })?;
-                    Ok(rows.collect::<Result<Vec<_>, _>>()?)
-                })
-                .await,
+                        let rows = statement.query_map([], |row| {
+                            Ok(ReceiptKey {
+                                key_id: row.get(0)?,
+                                token: row.get(1)?,
+                                public_key: row.get(2)?,
+                                created_at: row.get(3)?,
+                                retired_at: row.get(4)?,
+                            })
+                        })?;
+                        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                    })
+                    .await
+            }
             Store::Postgres(store) => store.receipt_keys().await,
         }
     }
