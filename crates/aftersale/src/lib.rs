@@ -27,6 +27,7 @@
 
 pub mod receipt;
 pub mod signer;
+pub mod statement;
 pub mod timeline;
 
 pub use signer::{ReceiptError, ReceiptKeys, Rejection, Verified};

@@ -25,6 +25,7 @@ pub mod openapi;
 pub mod problem;
 pub mod receipts;
 pub mod routes;
+pub mod statements;
 pub mod time;
 pub mod timeline;
 pub mod views;
@@ -85,11 +86,12 @@ impl ApiState {
 
 /// Every route of the API (method, path as the OpenAPI document writes it). The router is
 /// built from the same calls, and a test checks both against each other and the document.
-pub const ROUTES: [(&str, &str); 24] = [
+pub const ROUTES: [(&str, &str); 25] = [
     ("GET", "/api/v1/me"),
     ("GET", "/api/v1/transactions"),
     ("GET", "/api/v1/transactions/{id}"),
     ("GET", "/api/v1/transactions/{id}/timeline"),
+    ("GET", "/api/v1/statements/{month}"),
     ("GET", "/api/v1/merchants"),
     ("GET", "/api/v1/merchants/{id}"),
     ("GET", "/api/v1/terminals"),
@@ -126,6 +128,7 @@ pub fn router(state: ApiState) -> Router {
             "/api/v1/transactions/{id}/timeline",
             get(timeline::timeline),
         )
+        .route("/api/v1/statements/{month}", get(statements::statement))
         .route("/api/v1/merchants", get(routes::list_merchants))
         .route("/api/v1/merchants/{id}", get(routes::get_merchant))
         .route("/api/v1/terminals", get(routes::list_terminals))

@@ -207,6 +207,16 @@ pub fn document() -> Value {
             "/api/v1/me": {"get": operation("getMe", "The caller: user, role and tenant", ("200", ok("Me")), json!([]), &[])},
             "/api/v1/transactions": {"get": operation("listTransactions", "Transactions the caller may see, newest first", ("200", ok("TransactionPage")), transaction_query, &bad)},
             "/api/v1/transactions/{id}": {"get": operation("getTransaction", "One transaction", ("200", ok("Transaction")), path_id("Transaction id"), &not_found)},
+            "/api/v1/statements/{month}": {"get": {
+                "operationId": "getStatement",
+                "summary": "A month's transactions (Asia/Shanghai calendar month) as CSV, oldest first, within the caller's tenant (docs/aftersale.md)",
+                "parameters": [
+                    {"name": "month", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"}, "description": "YYYY-MM"},
+                    query("card", "Masked card number or card id: one of the caller's cards", json!({"type": "string"})),
+                    query("merchant_id", "Merchant id (MID), for callers that see several", json!({"type": "string"}))
+                ],
+                "responses": operation("getStatement", "", ("200", json!({"description": "CSV: time_local, merchant_id, merchant_name, merchant_city, mcc, category, terminal_id, card, transaction, status, response_code, amount, currency, rrn, auth_code", "content": {"text/csv": {"schema": {"type": "string"}}}})), json!([]), &bad)["responses"].clone()
+            }},
             "/api/v1/transactions/{id}/timeline": {"get": operation("getTransactionTimeline", "What happened to a transaction, oldest first: authorized or declined, voided, refunded, completed, reversed, settled (docs/aftersale.md)", ("200", ok("TimelinePage")), path_id("Transaction id"), &not_found)},
             "/api/v1/merchants": {"get": operation("listMerchants", "Merchants the caller may see", ("200", ok("MerchantPage")), json!([]), &[])},
             "/api/v1/merchants/{id}": {"get": operation("getMerchant", "One merchant", ("200", ok("Merchant")), path_id("Merchant id (MID)"), &not_found)},

@@ -203,6 +203,17 @@ pub async fn list_transactions(
     Ok(Json(transactions_page(&state, filter).await?))
 }
 
+/// The filter of `query` inside the caller's tenant (403 for a role without transactions).
+pub async fn records_visible_to(
+    state: &ApiState,
+    principal: &Principal,
+    query: TransactionQuery,
+) -> ApiResult<TransactionFilter> {
+    require(principal, Resource::Transactions)?;
+    let scope = scope(state, principal).await?;
+    query.filter(scope.transaction_filter(principal.user.role))
+}
+
 /// One page of `filter`, with the cursor of the next page if there is one.
 pub async fn transactions_page(
     state: &ApiState,

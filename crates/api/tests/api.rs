@@ -460,6 +460,8 @@ fn matrix(world: &World) -> Vec<Line> {
                 ("partner", 404),
             ]),
         ),
+        // Statements: every role, within its tenant.
+        ("GET".into(), "/api/v1/statements/2025-11".into(), all(200)),
         // The timeline: whoever may see the transaction (its cardholder, its issuer …).
         (
             "GET".into(),
@@ -1094,4 +1096,53 @@ async fn a_transaction_timeline_shows_its_refund_and_settlement_to_its_cardholde
         )
         .await;
     assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn monthly_statements_are_csv_within_the_tenant() {
+    let world = world().await;
+    // The planted sales are on 2025-11-24 after 16:00 UTC: 25 November in Shanghai.
+    let mine = world.get("cardholder1", "/api/v1/statements/2025-11").await;
+    assert_eq!(mine.status, StatusCode::OK, "{}", mine.text);
+    assert!(
+        mine.content_type.starts_with("text/csv"),
+        "{}",
+        mine.content_type
+    );
+    assert!(
+        mine.headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("statement-2025-11.csv")
+    );
+    let lines: Vec<&str> = mine.text.lines().collect();
+    assert_eq!(lines[0], aftersale::statement::HEADER);
+    let visible: Vec<&&str> = PLANTED
+        .iter()
+        .filter(|(name, ..)| visible("cardholder1").contains(name))
+        .map(|(name, ..)| name)
+        .collect();
+    assert_eq!(lines.len(), 1 + visible.len(), "{}", mine.text);
+    assert!(lines[1].starts_with("2025-11-25 00:"), "{}", lines[1]);
+    assert!(
+        lines[1].contains(",Lujiazui Coffee,Shanghai,"),
+        "{}",
+        lines[1]
+    );
+    // Another month is empty; a malformed one is a problem.
+    let october = world.get("cardholder1", "/api/v1/statements/2025-10").await;
+    assert_eq!(october.text.lines().count(), 1);
+    let bad = world
+        .get("cardholder1", "/api/v1/statements/November")
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.text.contains("YYYY-MM"), "{}", bad.text);
+    // One card of someone else's: nothing of theirs shows.
+    let other = world
+        .get(
+            "cardholder1",
+            &format!("/api/v1/statements/2025-11?card={}", masked("card-CH002-C")),
+        )
+        .await;
+    assert_eq!(other.text.lines().count(), 1, "{}", other.text);
 }

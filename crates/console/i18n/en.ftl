@@ -150,3 +150,5 @@ timeline-refunded = Refunded
 timeline-completed = Completed
 timeline-reversed = Reversed
 timeline-settled = Settled
+statement-month = Monthly statement (Asia/Shanghai month)
+statement-download = Download CSV

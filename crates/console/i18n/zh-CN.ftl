@@ -150,3 +150,5 @@ timeline-refunded = 已退货
 timeline-completed = 已完成
 timeline-reversed = 已冲正
 timeline-settled = 已结算
+statement-month = 月度对账单（北京时间）
+statement-download = 下载 CSV

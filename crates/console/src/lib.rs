@@ -88,6 +88,7 @@ pub fn router(state: Console) -> Router {
         .route("/console/dashboard", get(pages::dashboard))
         .route("/console/transactions", get(pages::transactions))
         .route("/console/transactions/{id}", get(pages::transaction))
+        .route("/console/statement", get(pages::statement))
         .route("/console/terminals", get(pages::terminals))
         .route("/console/staff", get(pages::staff).post(pages::add_staff))
         .route(

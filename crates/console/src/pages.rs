@@ -1781,3 +1781,39 @@ pub async fn verify(
         status,
     )
 }
+
+/// `/console/statement?month=YYYY-MM`: the signed-in user's monthly statement as CSV (the
+/// API's, `GET /api/v1/statements/{month}`), with the same `card` and `merchant_id` narrowing.
+pub async fn statement(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let month = params.get("month").cloned().unwrap_or_default();
+    let visit = match console
+        .visit(
+            &headers,
+            Some(Resource::Transactions),
+            "/console/transactions",
+        )
+        .await
+    {
+        Ok(visit) => visit,
+        Err(response) => return response,
+    };
+    let principal = api::access::Principal {
+        user: visit.user.clone(),
+    };
+    let query = api::statements::StatementQuery {
+        card: params.get("card").filter(|text| !text.is_empty()).cloned(),
+        merchant_id: params
+            .get("merchant_id")
+            .filter(|text| !text.is_empty())
+            .cloned(),
+    };
+    match api::statements::statement_for(&console.api, &principal, &month, query).await {
+        Ok(response) => response,
+        Err(problem) if problem.status == 400 => error_page(visit.chrome, StatusCode::NOT_FOUND),
+        Err(problem) => internal(&visit, &problem.detail),
+    }
+}

@@ -1098,3 +1098,31 @@ async fn a_cardholder_sees_what_happened_to_their_transaction() {
     assert!(timeline.contains("CNY 12.50"), "{timeline}");
     assert_eq!(timeline.matches("<li>").count(), 1, "{timeline}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cardholder_downloads_a_monthly_statement_of_their_cards_only() {
+    let world = world().await;
+    let session = world.sign_in("cardholder1").await;
+    let page = world
+        .get("/console/transactions", Some(&session), &[])
+        .await;
+    assert!(
+        page.html.contains("action=\"/console/statement\""),
+        "{}",
+        page.html
+    );
+    // NOW_SECONDS is 2025-11-25 00:00 in Shanghai; the sales are a minute and half a minute
+    // before it, on 24 November.
+    let csv = world
+        .get("/console/statement?month=2025-11", Some(&session), &[])
+        .await;
+    assert_eq!(csv.status, StatusCode::OK, "{}", csv.html);
+    let lines: Vec<&str> = csv.html.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", csv.html);
+    assert!(lines[1].contains("RRNSHANGHAI1"), "{}", lines[1]);
+    assert!(!csv.html.contains("RRNBEIJING01"));
+    let signed_out = world
+        .get("/console/statement?month=2025-11", None, &[])
+        .await;
+    assert_eq!(signed_out.status, StatusCode::SEE_OTHER);
+}
