@@ -25,6 +25,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod evidence;
 pub mod receipt;
 pub mod signer;
 pub mod statement;

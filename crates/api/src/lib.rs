@@ -20,6 +20,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod fraud;
 pub mod idempotency;
 pub mod openapi;
 pub mod problem;
@@ -86,12 +87,15 @@ impl ApiState {
 
 /// Every route of the API (method, path as the OpenAPI document writes it). The router is
 /// built from the same calls, and a test checks both against each other and the document.
-pub const ROUTES: [(&str, &str); 25] = [
+pub const ROUTES: [(&str, &str); 28] = [
     ("GET", "/api/v1/me"),
     ("GET", "/api/v1/transactions"),
     ("GET", "/api/v1/transactions/{id}"),
     ("GET", "/api/v1/transactions/{id}/timeline"),
     ("GET", "/api/v1/statements/{month}"),
+    ("POST", "/api/v1/transactions/{id}/fraud-report"),
+    ("GET", "/api/v1/fraud-reports/{id}"),
+    ("GET", "/api/v1/fraud-reports/{id}/pack"),
     ("GET", "/api/v1/merchants"),
     ("GET", "/api/v1/merchants/{id}"),
     ("GET", "/api/v1/terminals"),
@@ -129,6 +133,12 @@ pub fn router(state: ApiState) -> Router {
             get(timeline::timeline),
         )
         .route("/api/v1/statements/{month}", get(statements::statement))
+        .route(
+            "/api/v1/transactions/{id}/fraud-report",
+            axum::routing::post(fraud::report),
+        )
+        .route("/api/v1/fraud-reports/{id}", get(fraud::get_report))
+        .route("/api/v1/fraud-reports/{id}/pack", get(fraud::get_pack))
         .route("/api/v1/merchants", get(routes::list_merchants))
         .route("/api/v1/merchants/{id}", get(routes::get_merchant))
         .route("/api/v1/terminals", get(routes::list_terminals))

@@ -217,6 +217,15 @@ pub fn document() -> Value {
                 ],
                 "responses": operation("getStatement", "", ("200", json!({"description": "CSV: time_local, merchant_id, merchant_name, merchant_city, mcc, category, terminal_id, card, transaction, status, response_code, amount, currency, rrn, auth_code", "content": {"text/csv": {"schema": {"type": "string"}}}})), json!([]), &bad)["responses"].clone()
             }},
+            "/api/v1/transactions/{id}/fraud-report": {"post": {
+                "operationId": "reportFraud",
+                "summary": "The cardholder reports their transaction as fraud: the card is frozen (declined 62 from the next authorization) and an evidence pack is sealed; 200 with the earlier report when it was reported already (docs/aftersale.md)",
+                "parameters": [path_id("Transaction id")[0].clone(), idempotency_header[0].clone()],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewFraudReport"}}}},
+                "responses": operation("reportFraud", "", ("201", ok("FraudReport")), json!([]), &not_found)["responses"].clone()
+            }},
+            "/api/v1/fraud-reports/{id}": {"get": operation("getFraudReport", "A fraud report: its reporter, the acquirer's operators and the card's issuer see it", ("200", ok("FraudReport")), path_id("Fraud report id (fr_…)"), &not_found)},
+            "/api/v1/fraud-reports/{id}/pack": {"get": operation("getEvidencePack", "The evidence pack, byte for byte as sealed (its SHA-256 in X-Pack-Sha256): format, manifest (name, sha256, bytes of each file) and files", ("200", json!({"description": "The pack", "content": {"application/json": {"schema": {"type": "object"}}}})), path_id("Fraud report id (fr_…)"), &not_found)},
             "/api/v1/transactions/{id}/timeline": {"get": operation("getTransactionTimeline", "What happened to a transaction, oldest first: authorized or declined, voided, refunded, completed, reversed, settled (docs/aftersale.md)", ("200", ok("TimelinePage")), path_id("Transaction id"), &not_found)},
             "/api/v1/merchants": {"get": operation("listMerchants", "Merchants the caller may see", ("200", ok("MerchantPage")), json!([]), &[])},
             "/api/v1/merchants/{id}": {"get": operation("getMerchant", "One merchant", ("200", ok("Merchant")), path_id("Merchant id (MID)"), &not_found)},
@@ -426,6 +435,23 @@ pub fn document() -> Value {
                     }
                 },
                 "TimelinePage": page("TimelineEvent"),
+                "NewFraudReport": {
+                    "type": "object",
+                    "required": ["description"],
+                    "additionalProperties": false,
+                    "properties": {"description": {"type": "string", "description": "What happened, 1 to 2000 characters"}}
+                },
+                "FraudReport": {
+                    "type": "object",
+                    "required": ["id", "transaction_id", "card_id", "card_frozen", "reported_by", "reported_at", "description", "pack_sha256", "pack_url"],
+                    "properties": {
+                        "id": {"type": "string"}, "transaction_id": {"type": "string"}, "card_id": {"type": "string"},
+                        "card_frozen": {"type": "boolean"}, "reported_by": {"type": "string"},
+                        "reported_at": {"type": "string", "format": "date-time"}, "description": {"type": "string"},
+                        "pack_sha256": {"type": "string", "description": "SHA-256 of the evidence pack as sealed, hex"},
+                        "pack_url": {"type": "string"}
+                    }
+                },
                 "NewFreeze": {
                     "type": "object",
                     "required": ["reason"],

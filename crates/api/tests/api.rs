@@ -657,6 +657,33 @@ fn matrix(world: &World) -> Vec<Line> {
                 ("partner", 403),
             ]),
         ),
+        // Fraud reports: only the cardholder, on their own transaction. After the freeze rows:
+        // a report freezes the card, which the operator then sees among the freezes.
+        (
+            "POST".into(),
+            format!("/api/v1/transactions/{}/fraud-report", t("t1")),
+            per(&[
+                ("operator", 403),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 403),
+                ("shanghai.manager", 403),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 403),
+                ("cardholder1", 201),
+                ("partner", 403),
+            ]),
+        ),
+        (
+            "GET".into(),
+            "/api/v1/fraud-reports/fr_0000000000000000".into(),
+            all(404),
+        ),
+        (
+            "GET".into(),
+            "/api/v1/fraud-reports/fr_0000000000000000/pack".into(),
+            all(404),
+        ),
         // Last: it stops the webhook the rows above use.
         (
             "DELETE".into(),
@@ -706,6 +733,8 @@ fn body_for(path: &str) -> &'static str {
         r#"{"reason":"matrix"}"#
     } else if path.ends_with("/redeliver") || path.ends_with("/rotate") {
         ""
+    } else if path.ends_with("/fraud-report") {
+        r#"{"description":"matrix"}"#
     } else if path.ends_with("/receipts/verify") {
         r#"{"payload":"EPR1|matrix"}"#
     } else {
@@ -1145,4 +1174,117 @@ async fn monthly_statements_are_csv_within_the_tenant() {
         )
         .await;
     assert_eq!(other.text.lines().count(), 1, "{}", other.text);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cardholder_reports_fraud_the_card_freezes_and_the_evidence_pack_is_sealed() {
+    let world = world().await;
+    let sale = world.transactions["t1"];
+    let path = format!("/api/v1/transactions/{sale}/fraud-report");
+    let body = r#"{"description":"I do not recognise this charge; my card was in my drawer"}"#;
+
+    // Only the cardholder reports, and only their own transactions.
+    let merchant = world
+        .call("shanghai.admin", "POST", &path, Some("fr-0"), body)
+        .await;
+    assert_eq!(merchant.status, StatusCode::FORBIDDEN, "{}", merchant.text);
+    let beijing = world.transactions["t3"];
+    let foreign = world
+        .call(
+            "cardholder1",
+            "POST",
+            &format!("/api/v1/transactions/{beijing}/fraud-report"),
+            Some("fr-1"),
+            body,
+        )
+        .await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND, "{}", foreign.text);
+    assert!(world.freezes.is_empty(), "nothing was frozen");
+
+    let made = world
+        .call("cardholder1", "POST", &path, Some("fr-2"), body)
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
+    let report = made.json();
+    assert_eq!(report["card_id"], "card-CH001-D");
+    assert_eq!(report["card_frozen"], true);
+    // The card is frozen for the host's next authorization, and in the store.
+    assert_eq!(
+        world.freezes.frozen("x", "y", "card-CH001-D"),
+        Some(risk::FreezeScope::Card)
+    );
+    assert!(
+        world
+            .store
+            .freezes()
+            .await
+            .unwrap()
+            .iter()
+            .any(|freeze| freeze.target == "card-CH001-D")
+    );
+    // Reporting again finds the same report.
+    let again = world
+        .call("cardholder1", "POST", &path, Some("fr-3"), body)
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    assert_eq!(again.json()["id"], report["id"]);
+
+    // The pack: byte for byte as sealed, every file in the manifest.
+    let id = report["id"].as_str().unwrap();
+    let pack = world
+        .get("cardholder1", &format!("/api/v1/fraud-reports/{id}/pack"))
+        .await;
+    assert_eq!(pack.status, StatusCode::OK);
+    assert_eq!(
+        pack.headers["x-pack-sha256"].to_str().unwrap(),
+        report["pack_sha256"].as_str().unwrap()
+    );
+    aftersale::evidence::check(&pack.text).unwrap();
+    let parsed = pack.json();
+    let names: Vec<&str> = parsed["manifest"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "report.json",
+            "transaction.json",
+            "timeline.json",
+            "merchant.json",
+            "terminal.json",
+            "journal.json",
+            "card_freeze.json",
+            "receipt_keys.json"
+        ]
+    );
+    let transaction: serde_json::Value =
+        serde_json::from_str(parsed["files"]["transaction.json"].as_str().unwrap()).unwrap();
+    assert_eq!(transaction["rrn"], rrn("t1"));
+    let merchant: serde_json::Value =
+        serde_json::from_str(parsed["files"]["merchant.json"].as_str().unwrap()).unwrap();
+    assert_eq!(merchant["name"], "Lujiazui Coffee");
+    // No card number in clear anywhere in the pack.
+    let digits = demo::cards()
+        .into_iter()
+        .find(|card| card.card.id == "card-CH001-D")
+        .unwrap()
+        .pan;
+    assert!(!pack.text.contains(&digits));
+
+    // The reporter and the card's issuer see it; another cardholder and the merchant do not.
+    for (user, status) in [
+        ("cardholder1", StatusCode::OK),
+        ("bank", StatusCode::OK),
+        ("operator", StatusCode::OK),
+        ("shanghai.admin", StatusCode::NOT_FOUND),
+        ("beijing.admin", StatusCode::NOT_FOUND),
+    ] {
+        let seen = world
+            .get(user, &format!("/api/v1/fraud-reports/{id}"))
+            .await;
+        assert_eq!(seen.status, status, "{user}: {}", seen.text);
+    }
 }

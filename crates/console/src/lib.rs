@@ -89,6 +89,15 @@ pub fn router(state: Console) -> Router {
         .route("/console/transactions", get(pages::transactions))
         .route("/console/transactions/{id}", get(pages::transaction))
         .route("/console/statement", get(pages::statement))
+        .route(
+            "/console/transactions/{id}/fraud-report",
+            post(pages::report_fraud),
+        )
+        .route("/console/fraud-reports/{id}", get(pages::fraud_report))
+        .route(
+            "/console/fraud-reports/{id}/pack.json",
+            get(pages::fraud_pack),
+        )
         .route("/console/terminals", get(pages::terminals))
         .route("/console/staff", get(pages::staff).post(pages::add_staff))
         .route(

@@ -718,6 +718,10 @@ struct TransactionPage {
     duration: String,
     /// What happened to it (state, Asia/Shanghai time, amount), oldest first.
     timeline: Vec<(String, String, String)>,
+    /// The cardholder may report it as fraud (an approved transaction not yet reported).
+    can_report: bool,
+    /// The fraud report made of it, if any.
+    fraud_report: Option<String>,
 }
 
 fn pair(first: Option<i64>, second: Option<i64>) -> String {
@@ -773,7 +777,20 @@ pub async fn transaction(
         Err(problem) => return internal(&visit, &problem.detail),
     };
     let t = visit.chrome.t;
+    let fraud_report = match console
+        .api
+        .store
+        .fraud_report_of_transaction(record.id)
+        .await
+    {
+        Ok(report) => report.map(|report| report.id),
+        Err(error) => return internal(&visit, &error),
+    };
     let page = TransactionPage {
+        can_report: visit.user.role == Role::Cardholder
+            && record.response.as_deref() == Some("00")
+            && fraud_report.is_none(),
+        fraud_report,
         timeline: timeline
             .iter()
             .map(|event| {
@@ -1815,5 +1832,135 @@ pub async fn statement(
         Ok(response) => response,
         Err(problem) if problem.status == 400 => error_page(visit.chrome, StatusCode::NOT_FOUND),
         Err(problem) => internal(&visit, &problem.detail),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FraudForm {
+    csrf: String,
+    description: String,
+}
+
+/// `POST /console/transactions/{id}/fraud-report`: the cardholder reports the transaction as
+/// fraud (the API's `report_fraud`: the card frozen, the evidence pack sealed), then sees the
+/// report.
+pub async fn report_fraud(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<FraudForm>,
+) -> Response {
+    let visit = match console
+        .form_visit(
+            &headers,
+            &form.csrf,
+            Resource::Transactions,
+            "/console/transactions",
+        )
+        .await
+    {
+        Ok(visit) => visit,
+        Err(response) => return response,
+    };
+    let principal = api::access::Principal {
+        user: visit.user.clone(),
+    };
+    match api::fraud::report_fraud(&console.api, &principal, &id, &form.description).await {
+        Ok((_, report)) => {
+            Redirect::to(&format!("/console/fraud-reports/{}", report.id)).into_response()
+        }
+        Err(problem) if problem.status == 403 => error_page(visit.chrome, StatusCode::FORBIDDEN),
+        Err(problem) if problem.status == 404 => error_page(visit.chrome, StatusCode::NOT_FOUND),
+        Err(problem) if problem.status == 400 => {
+            let mut response = error_page(visit.chrome, StatusCode::BAD_REQUEST);
+            *response.status_mut() = StatusCode::BAD_REQUEST;
+            response
+        }
+        Err(problem) => internal(&visit, &problem.detail),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "fraud_report.html")]
+struct FraudReportPage {
+    chrome: Chrome,
+    id: String,
+    transaction_id: String,
+    card_id: String,
+    reported_at: String,
+    description: String,
+    pack_sha256: String,
+    /// Each file of the pack and its SHA-256.
+    manifest: Vec<(String, String)>,
+}
+
+async fn visible_report(
+    console: &Console,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<(Visit, store::fraud_reports::FraudReport), Response> {
+    let visit = console
+        .visit(
+            headers,
+            Some(Resource::Transactions),
+            "/console/transactions",
+        )
+        .await?;
+    let principal = api::access::Principal {
+        user: visit.user.clone(),
+    };
+    match api::fraud::visible_report(&console.api, &principal, id).await {
+        Ok(report) => Ok((visit, report)),
+        Err(problem) if problem.status == 404 => {
+            Err(error_page(visit.chrome, StatusCode::NOT_FOUND))
+        }
+        Err(problem) => Err(internal(&visit, &problem.detail)),
+    }
+}
+
+/// `/console/fraud-reports/{id}`: the report, its seal and its manifest, and the download.
+pub async fn fraud_report(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let (visit, report) = match visible_report(&console, &headers, &id).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let manifest = serde_json::from_str::<serde_json::Value>(&report.pack)
+        .ok()
+        .and_then(|pack| pack["manifest"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|entry| {
+            (
+                entry["name"].as_str().unwrap_or_default().to_owned(),
+                entry["sha256"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let page = FraudReportPage {
+        id: report.id.clone(),
+        transaction_id: report.transaction_id.to_string(),
+        card_id: report.card_id.clone(),
+        reported_at: shanghai_time(report.reported_at),
+        description: report.description.clone(),
+        pack_sha256: report.pack_sha256.clone(),
+        manifest,
+        chrome: visit.chrome,
+    };
+    render(&page, StatusCode::OK)
+}
+
+/// `/console/fraud-reports/{id}/pack.json`: the evidence pack, byte for byte as sealed.
+pub async fn fraud_pack(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    match visible_report(&console, &headers, &id).await {
+        Ok((_, report)) => api::fraud::pack_response(&report),
+        Err(response) => response,
     }
 }

@@ -1126,3 +1126,55 @@ async fn a_cardholder_downloads_a_monthly_statement_of_their_cards_only() {
         .await;
     assert_eq!(signed_out.status, StatusCode::SEE_OTHER);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cardholder_reports_fraud_from_the_transaction_page_and_downloads_the_pack() {
+    let world = world().await;
+    let session = world.sign_in("cardholder1").await;
+    let path = format!("/console/transactions/{}", world.shanghai_sale);
+    let page = world.get(&path, Some(&session), &[]).await;
+    assert!(page.html.contains("recognise this charge"), "{}", page.html);
+    let csrf = page.csrf();
+
+    // Without the CSRF token nothing happens.
+    let forged = world
+        .post(
+            &format!("{path}/fraud-report"),
+            Some(&session),
+            "csrf=wrong&description=x",
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(world.store.freezes().await.unwrap().is_empty());
+
+    let reported = world
+        .post(
+            &format!("{path}/fraud-report"),
+            Some(&session),
+            &format!("csrf={csrf}&description=Not+me"),
+        )
+        .await;
+    assert_eq!(reported.status, StatusCode::SEE_OTHER, "{}", reported.html);
+    let report_path = reported.location();
+    assert!(
+        report_path.starts_with("/console/fraud-reports/fr_"),
+        "{report_path}"
+    );
+    assert_eq!(
+        world.store.freezes().await.unwrap()[0].target,
+        "card-CH001-D"
+    );
+    let report = world.get(&report_path, Some(&session), &[]).await;
+    assert_eq!(report.status, StatusCode::OK, "{}", report.html);
+    assert!(report.html.contains("transaction.json"));
+    let pack = world
+        .get(&format!("{report_path}/pack.json"), Some(&session), &[])
+        .await;
+    assert_eq!(pack.status, StatusCode::OK);
+    aftersale::evidence::check(&pack.html).unwrap();
+
+    // Another cardholder does not see it.
+    let other = world.sign_in("cardholder2").await;
+    let hidden = world.get(&report_path, Some(&other), &[]).await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+}

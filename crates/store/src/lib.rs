@@ -25,6 +25,7 @@ pub mod cards;
 mod clock;
 mod committed;
 pub mod directory;
+pub mod fraud_reports;
 pub mod freezes;
 mod group;
 pub mod journal;

@@ -96,6 +96,11 @@ const SQLITE: &[Migration] = &[
         name: "receipt_keys",
         sql: include_str!("../migrations/sqlite/0017_receipt_keys.sql"),
     },
+    Migration {
+        version: 18,
+        name: "fraud_reports",
+        sql: include_str!("../migrations/sqlite/0018_fraud_reports.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -183,6 +188,11 @@ const POSTGRES: &[Migration] = &[
         version: 17,
         name: "receipt_keys",
         sql: include_str!("../migrations/postgres/0017_receipt_keys.sql"),
+    },
+    Migration {
+        version: 18,
+        name: "fraud_reports",
+        sql: include_str!("../migrations/postgres/0018_fraud_reports.sql"),
     },
 ];
 

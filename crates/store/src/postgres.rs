@@ -66,6 +66,9 @@ mod freezes;
 // Receipt signing keys (issue 9).
 #[path = "postgres_receipt_keys.rs"]
 mod receipt_keys;
+// Fraud reports (issue 9).
+#[path = "postgres_fraud_reports.rs"]
+mod fraud_reports;
 
 enum Job {
     Transfers {
