@@ -14,7 +14,8 @@ use store::journal::JournalEntry;
 /// One step of a transaction's life.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Event {
-    /// `authorized`, `declined`, `voided`, `refunded`, `completed`, `reversed` or `settled`.
+    /// `authorized`, `declined`, `voided`, `refunded`, `completed`, `reversed` or `settled`
+    /// (and `reported-as-fraud`, which the API adds from the fraud reports).
     pub state: &'static str,
     /// When the host received the message that made it so, microseconds since the epoch.
     pub at: i64,

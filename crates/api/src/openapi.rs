@@ -428,7 +428,7 @@ pub fn document() -> Value {
                     "type": "object",
                     "required": ["state", "at", "amount", "message"],
                     "properties": {
-                        "state": {"type": "string", "enum": ["authorized", "declined", "voided", "refunded", "completed", "reversed", "settled"]},
+                        "state": {"type": "string", "enum": ["authorized", "declined", "voided", "refunded", "completed", "reversed", "settled", "reported-as-fraud"]},
                         "at": {"type": "string", "format": "date-time", "description": "When the host received the message that made it so"},
                         "amount": amount.clone(),
                         "message": {"type": "string", "description": "The message's kind and field 39, e.g. Refund 00"}

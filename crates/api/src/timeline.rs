@@ -50,7 +50,18 @@ pub async fn events(
         .currency
         .and_then(|numeric| u16::try_from(numeric).ok())
         .and_then(|numeric| money::Currency::from_numeric(numeric).ok());
-    Ok(aftersale::timeline::timeline(record, &batch)
+    let mut events = aftersale::timeline::timeline(record, &batch);
+    // A fraud report is a step of the transaction's life too (`api::fraud`).
+    if let Some(report) = state.store.fraud_report_of_transaction(record.id).await? {
+        events.push(aftersale::timeline::Event {
+            state: "reported-as-fraud",
+            at: report.reported_at.saturating_mul(1_000_000),
+            amount_minor: None,
+            message: format!("fraud report {}", report.id),
+        });
+        events.sort_by_key(|event| event.at);
+    }
+    Ok(events
         .into_iter()
         .map(|event| TimelineEventView {
             state: event.state,

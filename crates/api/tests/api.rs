@@ -1228,6 +1228,16 @@ async fn a_cardholder_reports_fraud_the_card_freezes_and_the_evidence_pack_is_se
         .await;
     assert_eq!(again.status, StatusCode::OK, "{}", again.text);
     assert_eq!(again.json()["id"], report["id"]);
+    // The transaction's timeline says so.
+    let timeline = world
+        .get(
+            "cardholder1",
+            &format!("/api/v1/transactions/{sale}/timeline"),
+        )
+        .await
+        .json();
+    let last = timeline["data"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["state"], "reported-as-fraud");
 
     // The pack: byte for byte as sealed, every file in the manifest.
     let id = report["id"].as_str().unwrap();

@@ -167,3 +167,5 @@ fraud-what-happened = What happened
 fraud-submit = Report fraud and freeze my card
 fraud-hint = Your card is frozen at once, and an evidence pack for the police is sealed.
 fraud-open = Fraud report
+verify-open-record = Open this transaction in your records
+timeline-reported-as-fraud = Reported as fraud (card frozen)

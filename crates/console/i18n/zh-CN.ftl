@@ -167,3 +167,5 @@ fraud-what-happened = 发生了什么
 fraud-submit = 举报欺诈并冻结我的卡
 fraud-hint = 您的卡会立即冻结，并封存一份供警方使用的证据包。
 fraud-open = 欺诈举报
+verify-open-record = 在我的交易记录中打开此交易
+timeline-reported-as-fraud = 已举报欺诈（卡已冻结）

@@ -1715,6 +1715,33 @@ struct VerifyPage {
     chrome: Chrome,
     receipt: String,
     verdict: Option<Verdict>,
+    /// For a signed-in user, the record of a genuine receipt's transaction, when it is theirs.
+    record: Option<String>,
+}
+
+/// How far from a receipt's signed time its journal record may be: the statement's time is
+/// the commit of the sale's transfer, the journal's the message's arrival.
+const RECORD_WINDOW_SECONDS: i64 = 600;
+
+/// The console link of the transaction a genuine receipt names, if `visit`'s user may see it.
+async fn receipt_record(
+    console: &Console,
+    visit: &Visit,
+    statement: &aftersale::receipt::Statement,
+) -> Option<String> {
+    let scope = console.scope(visit).await.ok()?;
+    let filter = TransactionFilter {
+        terminal_id: Some(statement.terminal_id.clone()),
+        from: Some((statement.time - RECORD_WINDOW_SECONDS) * 1_000_000),
+        to: Some((statement.time + RECORD_WINDOW_SECONDS) * 1_000_000),
+        limit: store::accounts::MAX_TRANSACTIONS_PER_READ,
+        ..scope.transaction_filter(visit.user.role)
+    };
+    let records = console.api.store.transactions(&filter).await.ok()?;
+    records
+        .iter()
+        .find(|record| record.rrn.as_deref() == Some(statement.rrn.as_str()))
+        .map(|record| format!("/console/transactions/{}", record.id))
 }
 
 /// Seconds east of UTC of the console's local time, Asia/Shanghai (no daylight saving).
@@ -1736,10 +1763,12 @@ pub async fn verify(
 ) -> Response {
     let lang = lang_of(&headers);
     let t = Tr { lang };
-    let chrome = match console.visit(&headers, None, "/verify").await {
-        Ok(visit) => visit.chrome,
-        Err(_) => chrome(lang, None, "", "/verify"),
+    let visit = console.visit(&headers, None, "/verify").await.ok();
+    let chrome = match &visit {
+        Some(visit) => visit.chrome.clone(),
+        None => chrome(lang, None, "", "/verify"),
     };
+    let mut record = None;
     let receipt = params
         .get("receipt")
         .map(|text| text.trim().to_owned())
@@ -1754,6 +1783,9 @@ pub async fn verify(
         (Some(keys), false) => Some(match keys.verify(&receipt).await {
             Ok(verified) => {
                 let statement = &verified.statement;
+                if let Some(visit) = &visit {
+                    record = receipt_record(&console, visit, statement).await;
+                }
                 let key = match verified.key_retired_at {
                     None => statement.key_id.clone(),
                     Some(at) => format!(
@@ -1794,6 +1826,7 @@ pub async fn verify(
             chrome,
             receipt,
             verdict,
+            record,
         },
         status,
     )

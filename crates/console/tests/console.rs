@@ -1178,3 +1178,41 @@ async fn a_cardholder_reports_fraud_from_the_transaction_page_and_downloads_the_
     let hidden = world.get(&report_path, Some(&other), &[]).await;
     assert_eq!(hidden.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_in_cardholder_opens_the_record_of_a_genuine_receipt() {
+    let world = world().await;
+    let payload = world
+        .receipts
+        .sign(aftersale::receipt::Statement {
+            rrn: "RRNSHANGHAI1".into(),
+            terminal_id: "10000001".into(),
+            merchant_id: demo::SHANGHAI_MERCHANT.into(),
+            card: masked("card-CH001-D"),
+            amount_minor: 1_250,
+            currency: "CNY".into(),
+            time: NOW_SECONDS as i64 - 59,
+            auth_code: "654321".into(),
+            key_id: String::new(),
+        })
+        .unwrap();
+    let encoded: String = payload
+        .bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => (byte as char).to_string(),
+            _ => format!("%{byte:02X}"),
+        })
+        .collect();
+    let path = format!("/verify?receipt={encoded}");
+    let link = format!("href=\"/console/transactions/{}\"", world.shanghai_sale);
+    let holder = world.sign_in("cardholder1").await;
+    let page = world.get(&path, Some(&holder), &[]).await;
+    assert!(page.html.contains(&link), "{}", page.html);
+    // Anyone else sees the receipt is genuine, and no record of someone else's.
+    let anonymous = world.get(&path, None, &[]).await;
+    assert!(anonymous.html.contains("data-verdict=\"genuine\""));
+    assert!(!anonymous.html.contains("open-record"));
+    let other = world.sign_in("cardholder2").await;
+    let page = world.get(&path, Some(&other), &[]).await;
+    assert!(!page.html.contains("open-record"), "{}", page.html);
+}
