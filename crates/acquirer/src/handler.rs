@@ -150,6 +150,9 @@ pub struct TerminalHandler {
     pub(crate) risk: Option<RiskGate>,
     /// Emergency freezes, shared with the API that sets them (see `sale.rs`, step 1½).
     pub(crate) freezes: Arc<risk::Freezes>,
+    /// The acquirer's receipt signing keys: an approved sale's answer carries the signed
+    /// receipt statement in field 62 (see `sale.rs`, step 6).
+    pub(crate) receipts: Option<Arc<aftersale::ReceiptKeys>>,
 }
 
 /// The risk engine and what it needs to know of merchants that the terminal record lacks.
@@ -201,7 +204,15 @@ impl TerminalHandler {
             switch: crate::switch::Switch::default(),
             risk: None,
             freezes: Arc::new(risk::Freezes::new()),
+            receipts: None,
         }
+    }
+
+    /// Signs every approved sale's receipt statement with `keys` and sends it to the terminal
+    /// in field 62 of the answer, for the receipt's QR code (docs/aftersale.md).
+    pub fn with_receipts(mut self, keys: Arc<aftersale::ReceiptKeys>) -> Self {
+        self.receipts = Some(keys);
+        self
     }
 
     /// Declines every authorization of a terminal, merchant or card frozen in `freezes`
@@ -209,6 +220,12 @@ impl TerminalHandler {
     pub fn with_freezes(mut self, freezes: Arc<risk::Freezes>) -> Self {
         self.freezes = freezes;
         self
+    }
+
+    /// The receipt keys this handler signs with, to share with the API and console that verify
+    /// and rotate them.
+    pub fn receipts(&self) -> Option<Arc<aftersale::ReceiptKeys>> {
+        self.receipts.clone()
     }
 
     /// The freezes this handler honours, to share with whatever sets them (the API).

@@ -11,7 +11,8 @@
 //! 5. The issuer decides (`issuer::decide`); the decision's card effects and, if approved, the
 //!    sale's linked transfers commit together (`Store::authorize`), before the answer leaves.
 //! 6. The answer carries 39, and on approval 37, 38 and a MAC; for chip cards field 55 carries
-//!    the ARPC (tag 91).
+//!    the ARPC (tag 91); for an approved sale, field 62 carries the receipt statement signed by
+//!    the acquirer (`aftersale`), with the time its transfer was committed.
 
 use crate::cards::{card_profile, format_date};
 use crate::chip::chip_fields;
@@ -187,6 +188,16 @@ impl TerminalHandler {
             _ => sale_transfers(&business_key, &accounts, amount),
         };
 
+        // What a sale's receipt statement says beside the answer's RRN and auth code.
+        let receipt_facts = |kind| {
+            (kind == TransactionKind::Purchase).then(|| ReceiptFacts {
+                terminal_id: request.terminal_id.trim().to_owned(),
+                merchant_id: terminal.merchant_id.clone(),
+                card: card.masked_pan(),
+                amount,
+            })
+        };
+
         // 3. What the terminal read.
         let entry = message
             .get(22)
@@ -295,7 +306,9 @@ impl TerminalHandler {
                     .record(&risk_outcome(input, false, false), now_ms);
                 // A repeat of a sale already approved keeps its approval.
                 if purchase
-                    && let Some(answer) = self.repeat_answer(message, &transfers[0], keys).await
+                    && let Some(answer) = self
+                        .repeat_answer(message, &transfers[0], keys, receipt_facts(kind))
+                        .await
                 {
                     return answer;
                 }
@@ -402,7 +415,9 @@ impl TerminalHandler {
         }
         if purchase
             && !response.is_approved()
-            && let Some(answer) = self.repeat_answer(message, &transfers[0], keys).await
+            && let Some(answer) = self
+                .repeat_answer(message, &transfers[0], keys, receipt_facts(kind))
+                .await
         {
             return answer;
         }
@@ -440,7 +455,18 @@ impl TerminalHandler {
             return Ok(answer);
         }
         if response.is_approved() {
-            return Ok(self.approval(message, transfers[0].id, arpc, keys));
+            let mut answer = self.approval(message, transfers[0].id, arpc, keys);
+            let committed_at = result
+                .transfers
+                .iter()
+                .flatten()
+                .map(ledger::Outcome::transfer)
+                .find(|transfer| transfer.id() == transfers[0].id)
+                .map(|transfer| transfer.timestamp);
+            if let (Some(facts), Some(at)) = (receipt_facts(kind), committed_at) {
+                self.sign_receipt(&mut answer, &facts, at);
+            }
+            return Ok(answer);
         }
         let mut answer = response_to(message, response).ok_or(ResponseCode::SystemMalfunction)?;
         if let Some(arpc) = arpc {
@@ -467,10 +493,16 @@ impl TerminalHandler {
         message: &Message<'_>,
         first: &ledger::TransferRequest,
         keys: &MessageKeys,
+        receipt: Option<ReceiptFacts>,
     ) -> Option<Result<Answer, Stop>> {
         match self.store.transfer(first.id).await {
             Ok(Some(original)) if original.request == *first => {
-                Some(Ok(self.approval(message, first.id, None, keys)))
+                let mut answer = self.approval(message, first.id, None, keys);
+                if let Some(facts) = receipt {
+                    // The same statement as the original's: its time is the transfer's.
+                    self.sign_receipt(&mut answer, &facts, original.timestamp);
+                }
+                Some(Ok(answer))
             }
             Ok(Some(_)) => Some(stop(
                 ResponseCode::DuplicateTransmission,
@@ -537,6 +569,55 @@ impl TerminalHandler {
             message: answer,
             mac: Some(keys.clone()),
             risk: None,
+        }
+    }
+}
+
+/// What an approved sale's receipt statement says beside the answer's RRN and auth code.
+#[derive(Debug)]
+pub(crate) struct ReceiptFacts {
+    pub terminal_id: String,
+    pub merchant_id: String,
+    /// First 6 / last 4.
+    pub card: String,
+    pub amount: Amount,
+}
+
+impl TerminalHandler {
+    /// Puts the signed receipt statement of an approval into field 62, when this host signs
+    /// receipts. `committed_at` is the sale's transfer's timestamp (nanoseconds), so a repeat
+    /// signs the same statement. A statement that cannot be signed leaves the approval as it
+    /// is: the money has moved, and the receipt prints without its QR code.
+    pub(crate) fn sign_receipt(
+        &self,
+        answer: &mut Answer,
+        facts: &ReceiptFacts,
+        committed_at: ledger::Timestamp,
+    ) {
+        let Some(keys) = &self.receipts else {
+            return;
+        };
+        let field = |number| {
+            answer
+                .message
+                .get(number)
+                .map(|value| value.to_text())
+                .unwrap_or_default()
+        };
+        let statement = aftersale::receipt::Statement {
+            rrn: field(37),
+            terminal_id: facts.terminal_id.clone(),
+            merchant_id: facts.merchant_id.clone(),
+            card: facts.card.clone(),
+            amount_minor: facts.amount.minor(),
+            currency: facts.amount.currency().alpha().to_owned(),
+            time: i64::try_from(committed_at / 1_000_000_000).unwrap_or(i64::MAX),
+            auth_code: field(38),
+            key_id: String::new(),
+        };
+        match keys.sign(statement) {
+            Ok(payload) => answer.message.set_bytes(62, payload.into_bytes()),
+            Err(error) => tracing::error!(%error, "receipt statement not signed"),
         }
     }
 }

@@ -20,11 +20,15 @@
 
 pub mod access;
 pub mod auth;
+pub mod fraud;
 pub mod idempotency;
 pub mod openapi;
 pub mod problem;
+pub mod receipts;
 pub mod routes;
+pub mod statements;
 pub mod time;
+pub mod timeline;
 pub mod views;
 pub mod webhooks;
 
@@ -42,6 +46,8 @@ pub struct ApiState {
     pub webhooks: Option<webhooks::WebhookKeys>,
     /// The host's in-memory freezes, changed together with the store's.
     pub freezes: Arc<risk::Freezes>,
+    /// The acquirer's receipt keys (`None`: receipt routes answer 503).
+    pub receipts: Option<Arc<aftersale::ReceiptKeys>>,
 }
 
 impl ApiState {
@@ -51,7 +57,14 @@ impl ApiState {
             clock: Arc::new(SystemClock),
             webhooks: None,
             freezes: Arc::new(risk::Freezes::new()),
+            receipts: None,
         }
+    }
+
+    /// Verifies receipts with, and rotates, the host's receipt keys.
+    pub fn with_receipts(mut self, keys: Option<Arc<aftersale::ReceiptKeys>>) -> Self {
+        self.receipts = keys;
+        self
     }
 
     /// Shares the host's freezes, so that a freeze set here stops the next authorization.
@@ -74,10 +87,15 @@ impl ApiState {
 
 /// Every route of the API (method, path as the OpenAPI document writes it). The router is
 /// built from the same calls, and a test checks both against each other and the document.
-pub const ROUTES: [(&str, &str); 20] = [
+pub const ROUTES: [(&str, &str); 28] = [
     ("GET", "/api/v1/me"),
     ("GET", "/api/v1/transactions"),
     ("GET", "/api/v1/transactions/{id}"),
+    ("GET", "/api/v1/transactions/{id}/timeline"),
+    ("GET", "/api/v1/statements/{month}"),
+    ("POST", "/api/v1/transactions/{id}/fraud-report"),
+    ("GET", "/api/v1/fraud-reports/{id}"),
+    ("GET", "/api/v1/fraud-reports/{id}/pack"),
     ("GET", "/api/v1/merchants"),
     ("GET", "/api/v1/merchants/{id}"),
     ("GET", "/api/v1/terminals"),
@@ -98,6 +116,9 @@ pub const ROUTES: [(&str, &str); 20] = [
     ("GET", "/api/v1/freezes"),
     ("PUT", "/api/v1/freezes/{scope}/{target}"),
     ("DELETE", "/api/v1/freezes/{scope}/{target}"),
+    ("POST", "/api/v1/receipts/verify"),
+    ("GET", "/api/v1/receipts/keys"),
+    ("POST", "/api/v1/receipts/keys/rotate"),
 ];
 
 /// The API's router: `/api/v1/…` behind authentication and idempotency, and the OpenAPI
@@ -107,6 +128,17 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/me", get(routes::me))
         .route("/api/v1/transactions", get(routes::list_transactions))
         .route("/api/v1/transactions/{id}", get(routes::get_transaction))
+        .route(
+            "/api/v1/transactions/{id}/timeline",
+            get(timeline::timeline),
+        )
+        .route("/api/v1/statements/{month}", get(statements::statement))
+        .route(
+            "/api/v1/transactions/{id}/fraud-report",
+            axum::routing::post(fraud::report),
+        )
+        .route("/api/v1/fraud-reports/{id}", get(fraud::get_report))
+        .route("/api/v1/fraud-reports/{id}/pack", get(fraud::get_pack))
         .route("/api/v1/merchants", get(routes::list_merchants))
         .route("/api/v1/merchants/{id}", get(routes::get_merchant))
         .route("/api/v1/terminals", get(routes::list_terminals))
@@ -136,6 +168,10 @@ pub fn router(state: ApiState) -> Router {
             "/api/v1/freezes/{scope}/{target}",
             axum::routing::put(routes::freeze).delete(routes::thaw),
         )
+        .route(
+            "/api/v1/receipts/keys/rotate",
+            axum::routing::post(receipts::rotate),
+        )
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -145,11 +181,21 @@ pub fn router(state: ApiState) -> Router {
             state.clone(),
             auth::authenticate,
         ))
-        .with_state(state);
+        .with_state(state.clone());
+    // Receipts are checked by anyone holding one: no login.
+    let public = Router::new()
+        .route(
+            "/api/v1/receipts/verify",
+            axum::routing::post(receipts::verify),
+        )
+        .route("/api/v1/receipts/keys", get(receipts::list_keys))
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state.clone());
     Router::new()
         .route("/api/openapi.json", get(openapi::serve))
         .route("/api/v1", axum::routing::any(no_route))
         .route("/api/v1/{*rest}", axum::routing::any(no_route))
+        .merge(public)
         .merge(v1)
 }
 

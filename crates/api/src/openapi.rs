@@ -207,6 +207,26 @@ pub fn document() -> Value {
             "/api/v1/me": {"get": operation("getMe", "The caller: user, role and tenant", ("200", ok("Me")), json!([]), &[])},
             "/api/v1/transactions": {"get": operation("listTransactions", "Transactions the caller may see, newest first", ("200", ok("TransactionPage")), transaction_query, &bad)},
             "/api/v1/transactions/{id}": {"get": operation("getTransaction", "One transaction", ("200", ok("Transaction")), path_id("Transaction id"), &not_found)},
+            "/api/v1/statements/{month}": {"get": {
+                "operationId": "getStatement",
+                "summary": "A month's transactions (Asia/Shanghai calendar month) as CSV, oldest first, within the caller's tenant (docs/aftersale.md)",
+                "parameters": [
+                    {"name": "month", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"}, "description": "YYYY-MM"},
+                    query("card", "Masked card number or card id: one of the caller's cards", json!({"type": "string"})),
+                    query("merchant_id", "Merchant id (MID), for callers that see several", json!({"type": "string"}))
+                ],
+                "responses": operation("getStatement", "", ("200", json!({"description": "CSV: time_local, merchant_id, merchant_name, merchant_city, mcc, category, terminal_id, card, transaction, status, response_code, amount, currency, rrn, auth_code", "content": {"text/csv": {"schema": {"type": "string"}}}})), json!([]), &bad)["responses"].clone()
+            }},
+            "/api/v1/transactions/{id}/fraud-report": {"post": {
+                "operationId": "reportFraud",
+                "summary": "The cardholder reports their transaction as fraud: the card is frozen (declined 62 from the next authorization) and an evidence pack is sealed; 200 with the earlier report when it was reported already (docs/aftersale.md)",
+                "parameters": [path_id("Transaction id")[0].clone(), idempotency_header[0].clone()],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewFraudReport"}}}},
+                "responses": operation("reportFraud", "", ("201", ok("FraudReport")), json!([]), &not_found)["responses"].clone()
+            }},
+            "/api/v1/fraud-reports/{id}": {"get": operation("getFraudReport", "A fraud report: its reporter, the acquirer's operators and the card's issuer see it", ("200", ok("FraudReport")), path_id("Fraud report id (fr_…)"), &not_found)},
+            "/api/v1/fraud-reports/{id}/pack": {"get": operation("getEvidencePack", "The evidence pack, byte for byte as sealed (its SHA-256 in X-Pack-Sha256): format, manifest (name, sha256, bytes of each file) and files", ("200", json!({"description": "The pack", "content": {"application/json": {"schema": {"type": "object"}}}})), path_id("Fraud report id (fr_…)"), &not_found)},
+            "/api/v1/transactions/{id}/timeline": {"get": operation("getTransactionTimeline", "What happened to a transaction, oldest first: authorized or declined, voided, refunded, completed, reversed, settled (docs/aftersale.md)", ("200", ok("TimelinePage")), path_id("Transaction id"), &not_found)},
             "/api/v1/merchants": {"get": operation("listMerchants", "Merchants the caller may see", ("200", ok("MerchantPage")), json!([]), &[])},
             "/api/v1/merchants/{id}": {"get": operation("getMerchant", "One merchant", ("200", ok("Merchant")), path_id("Merchant id (MID)"), &not_found)},
             "/api/v1/terminals": {"get": operation("listTerminals", "Terminals the caller may see", ("200", ok("TerminalPage")), json!([query("merchant_id", "Only this merchant's terminals", json!({"type": "string"}))]), &bad)},
@@ -252,6 +272,35 @@ pub fn document() -> Value {
                     "responses": operation("freeze", "", ("200", ok("Freeze")), json!([]), &not_found)["responses"].clone()
                 },
                 "delete": operation("thaw", "Lift a freeze (204 whether or not there was one)", ("204", json!({"description": "Thawed"})), freeze_path, &not_found)
+            },
+            "/api/v1/receipts/verify": {
+                "post": {
+                    "operationId": "verifyReceipt",
+                    "summary": "Check a receipt's QR payload against the acquirer's signature (public: no login, no Idempotency-Key; docs/aftersale.md)",
+                    "security": [],
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/VerifyReceipt"}}}},
+                    "responses": {
+                        "200": ok("VerifiedReceipt"),
+                        "400": {"description": "The body is not {\"payload\": \"…\"}", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}},
+                        "422": {"description": "Not genuine: malformed, altered, or signed by a key that is not the acquirer's (`receipt-not-genuine`; `detail` says which)", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+                    }
+                }
+            },
+            "/api/v1/receipts/keys": {
+                "get": {
+                    "operationId": "listReceiptKeys",
+                    "summary": "The acquirer's receipt signing public keys, retired ones included (public), to verify receipts offline",
+                    "security": [],
+                    "responses": {"200": ok("ReceiptKeyPage")}
+                }
+            },
+            "/api/v1/receipts/keys/rotate": {
+                "post": {
+                    "operationId": "rotateReceiptKey",
+                    "summary": "Make a new receipt signing key in the HSM; the old one is retired and still verifies its receipts (platform operators)",
+                    "parameters": idempotency_header.clone(),
+                    "responses": operation("rotateReceiptKey", "", ("201", ok("ReceiptKey")), json!([]), &post_errors)["responses"].clone()
+                }
             }
         },
         "components": {
@@ -350,6 +399,59 @@ pub fn document() -> Value {
                     "properties": {"scope": {"type": "string", "enum": ["terminal", "merchant", "card"]}, "target": {"type": "string"}, "reason": {"type": "string"}, "frozen_by": {"type": "string", "description": "User name of who froze it"}, "frozen_at": {"type": "string", "format": "date-time"}}
                 },
                 "FreezePage": page("Freeze"),
+                "VerifyReceipt": {
+                    "type": "object",
+                    "required": ["payload"],
+                    "additionalProperties": false,
+                    "properties": {"payload": {"type": "string", "description": "The text of the receipt's QR code: EPR1|RRN|TID|MID|card|amount|currency|time|auth code|key id|signature"}}
+                },
+                "VerifiedReceipt": {
+                    "type": "object",
+                    "required": ["genuine", "rrn", "terminal_id", "merchant_id", "card", "amount", "time", "auth_code", "key_id", "key_retired_at"],
+                    "properties": {
+                        "genuine": {"type": "boolean", "description": "Always true: a receipt that is not genuine is a 422 problem"},
+                        "rrn": {"type": "string"}, "terminal_id": {"type": "string"}, "merchant_id": {"type": "string"},
+                        "card": {"type": "string", "description": "First six and last four digits"},
+                        "amount": {"$ref": "#/components/schemas/Amount"},
+                        "time": {"type": "string", "format": "date-time", "description": "When the acquirer approved it (UTC)"},
+                        "auth_code": {"type": "string"}, "key_id": {"type": "string"},
+                        "key_retired_at": {"type": ["string", "null"], "format": "date-time", "description": "When the signing key was rotated out; the receipt is still genuine"}
+                    }
+                },
+                "ReceiptKey": {
+                    "type": "object",
+                    "required": ["key_id", "algorithm", "public_key", "created_at", "retired_at"],
+                    "properties": {"key_id": {"type": "string", "description": "First 4 bytes of SHA-256 of the public key, hex"}, "algorithm": {"type": "string", "enum": ["Ed25519"]}, "public_key": {"type": "string", "description": "32 bytes, hex"}, "created_at": {"type": "string", "format": "date-time"}, "retired_at": {"type": ["string", "null"], "format": "date-time"}}
+                },
+                "ReceiptKeyPage": page("ReceiptKey"),
+                "TimelineEvent": {
+                    "type": "object",
+                    "required": ["state", "at", "amount", "message"],
+                    "properties": {
+                        "state": {"type": "string", "enum": ["authorized", "declined", "voided", "refunded", "completed", "reversed", "settled", "reported-as-fraud"]},
+                        "at": {"type": "string", "format": "date-time", "description": "When the host received the message that made it so"},
+                        "amount": amount.clone(),
+                        "message": {"type": "string", "description": "The message's kind and field 39, e.g. Refund 00"}
+                    }
+                },
+                "TimelinePage": page("TimelineEvent"),
+                "NewFraudReport": {
+                    "type": "object",
+                    "required": ["description"],
+                    "additionalProperties": false,
+                    "properties": {"description": {"type": "string", "description": "What happened, 1 to 2000 characters"}}
+                },
+                "FraudReport": {
+                    "type": "object",
+                    "required": ["id", "transaction_id", "card_id", "card_frozen", "reported_by", "reported_at", "description", "pack_sha256", "pack_url"],
+                    "properties": {
+                        "id": {"type": "string"}, "transaction_id": {"type": "string"}, "card_id": {"type": "string"},
+                        "card_frozen": {"type": "boolean"}, "reported_by": {"type": "string"},
+                        "reported_at": {"type": "string", "format": "date-time"}, "description": {"type": "string"},
+                        "pack_sha256": {"type": "string", "description": "SHA-256 of the evidence pack as sealed, hex"},
+                        "pack_url": {"type": "string"}
+                    }
+                },
                 "NewFreeze": {
                     "type": "object",
                     "required": ["reason"],

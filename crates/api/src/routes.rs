@@ -203,6 +203,17 @@ pub async fn list_transactions(
     Ok(Json(transactions_page(&state, filter).await?))
 }
 
+/// The filter of `query` inside the caller's tenant (403 for a role without transactions).
+pub async fn records_visible_to(
+    state: &ApiState,
+    principal: &Principal,
+    query: TransactionQuery,
+) -> ApiResult<TransactionFilter> {
+    require(principal, Resource::Transactions)?;
+    let scope = scope(state, principal).await?;
+    query.filter(scope.transaction_filter(principal.user.role))
+}
+
 /// One page of `filter`, with the cursor of the next page if there is one.
 pub async fn transactions_page(
     state: &ApiState,
@@ -232,20 +243,28 @@ pub async fn get_transaction(
     axum::Extension(principal): axum::Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<TransactionView>> {
-    require(&principal, Resource::Transactions)?;
+    let record = visible_transaction(&state, &principal, &id).await?;
+    Ok(Json(TransactionView::from(&record)))
+}
+
+/// The transaction `id` if the caller may see it: 403 for a role without transactions, 404
+/// for one that is not the caller's tenant's (or does not exist).
+pub async fn visible_transaction(
+    state: &ApiState,
+    principal: &Principal,
+    id: &str,
+) -> ApiResult<store::accounts::TransactionRecord> {
+    require(principal, Resource::Transactions)?;
     let not_found = || Problem::not_found(format!("no transaction {id:?} that you may see"));
     let row_id = id.parse::<i64>().map_err(|_| not_found())?;
-    let scope = scope(&state, &principal).await?;
+    let scope = scope(state, principal).await?;
     let filter = TransactionFilter {
         id: Some(row_id),
         limit: 1,
         ..scope.transaction_filter(principal.user.role)
     };
-    let record = state.store.transactions(&filter).await?;
-    record
-        .first()
-        .map(|record| Json(TransactionView::from(record)))
-        .ok_or_else(not_found)
+    let records = state.store.transactions(&filter).await?;
+    records.into_iter().next().ok_or_else(not_found)
 }
 
 pub async fn list_merchants(

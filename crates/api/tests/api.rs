@@ -6,7 +6,7 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{PLANTED, World, masked, rrn, world};
+use common::{Answer, PLANTED, World, masked, rrn, world};
 use std::collections::BTreeSet;
 
 const SH: &str = demo::SHANGHAI_MERCHANT;
@@ -460,6 +460,24 @@ fn matrix(world: &World) -> Vec<Line> {
                 ("partner", 404),
             ]),
         ),
+        // Statements: every role, within its tenant.
+        ("GET".into(), "/api/v1/statements/2025-11".into(), all(200)),
+        // The timeline: whoever may see the transaction (its cardholder, its issuer …).
+        (
+            "GET".into(),
+            format!("/api/v1/transactions/{}/timeline", t("t1")),
+            per(&[
+                ("operator", 200),
+                ("bank", 200),
+                ("wallet", 404),
+                ("shanghai.admin", 200),
+                ("shanghai.manager", 200),
+                ("shanghai.cashier", 200),
+                ("beijing.admin", 404),
+                ("cardholder1", 200),
+                ("partner", 404),
+            ]),
+        ),
         (
             "GET".into(),
             format!("/api/v1/transactions/{}", t("t3")),
@@ -620,6 +638,52 @@ fn matrix(world: &World) -> Vec<Line> {
                 ("partner", 403),
             ]),
         ),
+        // Receipts: anyone checks one and reads the public keys (the matrix's payload is not
+        // a receipt); only the acquirer's operator rotates the signing key.
+        ("POST".into(), "/api/v1/receipts/verify".into(), all(422)),
+        ("GET".into(), "/api/v1/receipts/keys".into(), all(200)),
+        (
+            "POST".into(),
+            "/api/v1/receipts/keys/rotate".into(),
+            per(&[
+                ("operator", 201),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 403),
+                ("shanghai.manager", 403),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 403),
+                ("cardholder1", 403),
+                ("partner", 403),
+            ]),
+        ),
+        // Fraud reports: only the cardholder, on their own transaction. After the freeze rows:
+        // a report freezes the card, which the operator then sees among the freezes.
+        (
+            "POST".into(),
+            format!("/api/v1/transactions/{}/fraud-report", t("t1")),
+            per(&[
+                ("operator", 403),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 403),
+                ("shanghai.manager", 403),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 403),
+                ("cardholder1", 201),
+                ("partner", 403),
+            ]),
+        ),
+        (
+            "GET".into(),
+            "/api/v1/fraud-reports/fr_0000000000000000".into(),
+            all(404),
+        ),
+        (
+            "GET".into(),
+            "/api/v1/fraud-reports/fr_0000000000000000/pack".into(),
+            all(404),
+        ),
         // Last: it stops the webhook the rows above use.
         (
             "DELETE".into(),
@@ -667,8 +731,12 @@ fn body_for(path: &str) -> &'static str {
         r#"{"url":"http://127.0.0.1:9/hook"}"#
     } else if path.starts_with("/api/v1/freezes/") {
         r#"{"reason":"matrix"}"#
-    } else if path.ends_with("/redeliver") {
+    } else if path.ends_with("/redeliver") || path.ends_with("/rotate") {
         ""
+    } else if path.ends_with("/fraud-report") {
+        r#"{"description":"matrix"}"#
+    } else if path.ends_with("/receipts/verify") {
+        r#"{"payload":"EPR1|matrix"}"#
     } else {
         r#"{"name":"matrix"}"#
     }
@@ -911,4 +979,322 @@ async fn a_freeze_reaches_the_hosts_list_at_once_and_bad_requests_are_problems()
     let answer = world.call("shanghai.admin", "DELETE", path, None, "").await;
     assert_eq!(answer.status.as_u16(), 204);
     assert!(world.freezes.is_empty());
+}
+
+/// A receipt statement as the host signs it for an approved sale.
+fn receipt_statement() -> aftersale::receipt::Statement {
+    aftersale::receipt::Statement {
+        rrn: "000000012345".into(),
+        terminal_id: "10000001".into(),
+        merchant_id: demo::SHANGHAI_MERCHANT.into(),
+        card: "621234******0003".into(),
+        amount_minor: 1234,
+        currency: "CNY".into(),
+        time: 1_764_000_000,
+        auth_code: "654321".into(),
+        key_id: String::new(),
+    }
+}
+
+async fn verify_anonymously(world: &World, payload: &str) -> Answer {
+    let body = serde_json::json!({ "payload": payload }).to_string();
+    world
+        .send(
+            Request::post("/api/v1/receipts/verify")
+                .header("content-type", "application/json")
+                .body(Body::from(body))
+                .unwrap(),
+        )
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn anyone_verifies_a_receipt_and_an_altered_one_is_refused_with_the_reason() {
+    let world = world().await;
+    let payload = world.receipts.sign(receipt_statement()).unwrap();
+
+    let genuine = verify_anonymously(&world, &payload).await;
+    assert_eq!(genuine.status, StatusCode::OK, "{}", genuine.text);
+    let body = genuine.json();
+    assert_eq!(body["genuine"], true);
+    assert_eq!(body["rrn"], "000000012345");
+    assert_eq!(body["amount"]["major"], "12.34");
+    assert_eq!(body["time"], "2025-11-24T16:00:00Z");
+    assert_eq!(body["key_retired_at"], serde_json::Value::Null);
+
+    let altered = verify_anonymously(&world, &payload.replacen("|1234|", "|9234|", 1)).await;
+    assert_eq!(altered.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        altered.text.contains("receipt-not-genuine") && altered.text.contains("altered"),
+        "{}",
+        altered.text
+    );
+    let garbage = verify_anonymously(&world, "hello").await;
+    assert_eq!(garbage.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(garbage.text.contains("EPR1"), "{}", garbage.text);
+
+    // The operator rotates; the old receipt still verifies, and says its key was retired.
+    let rotated = world
+        .call(
+            "operator",
+            "POST",
+            "/api/v1/receipts/keys/rotate",
+            Some("rotate-1"),
+            "",
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::CREATED, "{}", rotated.text);
+    let new_key = rotated.json()["key_id"].as_str().unwrap().to_owned();
+    let old = verify_anonymously(&world, &payload).await;
+    assert_eq!(old.status, StatusCode::OK, "{}", old.text);
+    assert!(old.json()["key_retired_at"].is_string());
+    let fresh = world.receipts.sign(receipt_statement()).unwrap();
+    assert!(fresh.contains(&format!("|{new_key}|")));
+
+    let keys = world
+        .send(
+            Request::get("/api/v1/receipts/keys")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(keys.status, StatusCode::OK);
+    let keys = keys.json();
+    assert_eq!(keys["data"].as_array().unwrap().len(), 2);
+    assert_eq!(keys["data"][1]["key_id"], new_key.as_str());
+    assert_eq!(keys["data"][1]["algorithm"], "Ed25519");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transaction_timeline_shows_its_refund_and_settlement_to_its_cardholder_only() {
+    let world = world().await;
+    let sale = world.transactions["t1"];
+    let record = world
+        .store
+        .transactions(&store::accounts::TransactionFilter {
+            id: Some(sale),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .remove(0);
+    let later =
+        |kind: &str, minutes: i64, stan: i64, original: Option<i64>| store::journal::JournalEntry {
+            received_at: record.received_at + minutes * 60_000_000,
+            terminal_id: record.terminal_id.clone(),
+            merchant_id: record.merchant_id.clone(),
+            mti: "0220".into(),
+            kind: kind.into(),
+            batch: record.batch,
+            stan: Some(stan),
+            amount_minor: Some(300),
+            currency: Some(156),
+            original_batch: original.and(record.batch),
+            original_stan: original,
+            response: Some("00".into()),
+            ..Default::default()
+        };
+    world
+        .store
+        .journal(vec![
+            later("Refund", 60, 100, record.stan),
+            later("BatchSettlement", 120, 101, None),
+        ])
+        .await
+        .unwrap();
+    let path = format!("/api/v1/transactions/{sale}/timeline");
+    let answer = world.get("cardholder1", &path).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    let body = answer.json();
+    let states: Vec<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["authorized", "refunded", "settled"]);
+    assert_eq!(body["data"][1]["amount"]["major"], "3.00");
+    assert_eq!(body["data"][1]["message"], "Refund 00");
+    // Another cardholder's transaction is not found, not refused: it does not exist for them.
+    let beijing = world.transactions["t3"];
+    let hidden = world
+        .get(
+            "cardholder1",
+            &format!("/api/v1/transactions/{beijing}/timeline"),
+        )
+        .await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn monthly_statements_are_csv_within_the_tenant() {
+    let world = world().await;
+    // The planted sales are on 2025-11-24 after 16:00 UTC: 25 November in Shanghai.
+    let mine = world.get("cardholder1", "/api/v1/statements/2025-11").await;
+    assert_eq!(mine.status, StatusCode::OK, "{}", mine.text);
+    assert!(
+        mine.content_type.starts_with("text/csv"),
+        "{}",
+        mine.content_type
+    );
+    assert!(
+        mine.headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("statement-2025-11.csv")
+    );
+    let lines: Vec<&str> = mine.text.lines().collect();
+    assert_eq!(lines[0], aftersale::statement::HEADER);
+    let visible: Vec<&&str> = PLANTED
+        .iter()
+        .filter(|(name, ..)| visible("cardholder1").contains(name))
+        .map(|(name, ..)| name)
+        .collect();
+    assert_eq!(lines.len(), 1 + visible.len(), "{}", mine.text);
+    assert!(lines[1].starts_with("2025-11-25 00:"), "{}", lines[1]);
+    assert!(
+        lines[1].contains(",Lujiazui Coffee,Shanghai,"),
+        "{}",
+        lines[1]
+    );
+    // Another month is empty; a malformed one is a problem.
+    let october = world.get("cardholder1", "/api/v1/statements/2025-10").await;
+    assert_eq!(october.text.lines().count(), 1);
+    let bad = world
+        .get("cardholder1", "/api/v1/statements/November")
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.text.contains("YYYY-MM"), "{}", bad.text);
+    // One card of someone else's: nothing of theirs shows.
+    let other = world
+        .get(
+            "cardholder1",
+            &format!("/api/v1/statements/2025-11?card={}", masked("card-CH002-C")),
+        )
+        .await;
+    assert_eq!(other.text.lines().count(), 1, "{}", other.text);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cardholder_reports_fraud_the_card_freezes_and_the_evidence_pack_is_sealed() {
+    let world = world().await;
+    let sale = world.transactions["t1"];
+    let path = format!("/api/v1/transactions/{sale}/fraud-report");
+    let body = r#"{"description":"I do not recognise this charge; my card was in my drawer"}"#;
+
+    // Only the cardholder reports, and only their own transactions.
+    let merchant = world
+        .call("shanghai.admin", "POST", &path, Some("fr-0"), body)
+        .await;
+    assert_eq!(merchant.status, StatusCode::FORBIDDEN, "{}", merchant.text);
+    let beijing = world.transactions["t3"];
+    let foreign = world
+        .call(
+            "cardholder1",
+            "POST",
+            &format!("/api/v1/transactions/{beijing}/fraud-report"),
+            Some("fr-1"),
+            body,
+        )
+        .await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND, "{}", foreign.text);
+    assert!(world.freezes.is_empty(), "nothing was frozen");
+
+    let made = world
+        .call("cardholder1", "POST", &path, Some("fr-2"), body)
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
+    let report = made.json();
+    assert_eq!(report["card_id"], "card-CH001-D");
+    assert_eq!(report["card_frozen"], true);
+    // The card is frozen for the host's next authorization, and in the store.
+    assert_eq!(
+        world.freezes.frozen("x", "y", "card-CH001-D"),
+        Some(risk::FreezeScope::Card)
+    );
+    assert!(
+        world
+            .store
+            .freezes()
+            .await
+            .unwrap()
+            .iter()
+            .any(|freeze| freeze.target == "card-CH001-D")
+    );
+    // Reporting again finds the same report.
+    let again = world
+        .call("cardholder1", "POST", &path, Some("fr-3"), body)
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    assert_eq!(again.json()["id"], report["id"]);
+    // The transaction's timeline says so.
+    let timeline = world
+        .get(
+            "cardholder1",
+            &format!("/api/v1/transactions/{sale}/timeline"),
+        )
+        .await
+        .json();
+    let last = timeline["data"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["state"], "reported-as-fraud");
+
+    // The pack: byte for byte as sealed, every file in the manifest.
+    let id = report["id"].as_str().unwrap();
+    let pack = world
+        .get("cardholder1", &format!("/api/v1/fraud-reports/{id}/pack"))
+        .await;
+    assert_eq!(pack.status, StatusCode::OK);
+    assert_eq!(
+        pack.headers["x-pack-sha256"].to_str().unwrap(),
+        report["pack_sha256"].as_str().unwrap()
+    );
+    aftersale::evidence::check(&pack.text).unwrap();
+    let parsed = pack.json();
+    let names: Vec<&str> = parsed["manifest"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "report.json",
+            "transaction.json",
+            "timeline.json",
+            "merchant.json",
+            "terminal.json",
+            "journal.json",
+            "card_freeze.json",
+            "receipt_keys.json"
+        ]
+    );
+    let transaction: serde_json::Value =
+        serde_json::from_str(parsed["files"]["transaction.json"].as_str().unwrap()).unwrap();
+    assert_eq!(transaction["rrn"], rrn("t1"));
+    let merchant: serde_json::Value =
+        serde_json::from_str(parsed["files"]["merchant.json"].as_str().unwrap()).unwrap();
+    assert_eq!(merchant["name"], "Lujiazui Coffee");
+    // No card number in clear anywhere in the pack.
+    let digits = demo::cards()
+        .into_iter()
+        .find(|card| card.card.id == "card-CH001-D")
+        .unwrap()
+        .pan;
+    assert!(!pack.text.contains(&digits));
+
+    // The reporter and the card's issuer see it; another cardholder and the merchant do not.
+    for (user, status) in [
+        ("cardholder1", StatusCode::OK),
+        ("bank", StatusCode::OK),
+        ("operator", StatusCode::OK),
+        ("shanghai.admin", StatusCode::NOT_FOUND),
+        ("beijing.admin", StatusCode::NOT_FOUND),
+    ] {
+        let seen = world
+            .get(user, &format!("/api/v1/fraud-reports/{id}"))
+            .await;
+        assert_eq!(seen.status, status, "{user}: {}", seen.text);
+    }
 }

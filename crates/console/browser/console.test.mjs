@@ -9,11 +9,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { chromium } from 'playwright-core';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -59,8 +59,9 @@ function sale(terminalId, cardId, amount) {
   const work = join(dir, `terminal-${terminalId}`);
   mkdirSync(work, { recursive: true });
   const run = (...args) => execFileSync(binary, args, { cwd: work, encoding: 'utf8' });
-  run('terminal', 'init', '--demo', terminalId, '--host', iso);
-  run('cards', 'issue', cardId);
+  // A terminal or card used before keeps its files (and its trace number, its card's ATC).
+  if (!existsSync(join(work, 'terminal.toml'))) run('terminal', 'init', '--demo', terminalId, '--host', iso);
+  if (!existsSync(join(work, `${cardId}.json`))) run('cards', 'issue', cardId);
   run('terminal', 'sign-on');
   const method = cardId.endsWith('-C') ? 'credit' : 'debit';
   const answer = JSON.parse(run('terminal', 'pay', '--json', '--method', method, '--card', `${cardId}.json`, '--pin', '123456', '--amount', amount));
@@ -221,6 +222,41 @@ test('transactions are searched in place and another merchant\'s is refused by U
   });
 });
 
+test('anyone verifies a real receipt at /verify, and an altered one is refused', async () => {
+  const answer = sale('10000002', 'card-CH003-D', '8.80');
+  assert.equal(answer.approved, true, JSON.stringify(answer));
+  const payload = answer.receipt.verification;
+  assert.match(payload, /^EPR1\|/);
+  const context = await browser.newContext({ locale: 'en-US' });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (error) => errors.push(String(error)));
+  try {
+    // No sign-in: the receipt's holder pastes its QR code's text.
+    await page.goto(`${web}/verify`);
+    await page.fill('textarea[name=receipt]', payload);
+    await Promise.all([page.waitForNavigation(), page.click('form.verify button[type=submit]')]);
+    assert.equal(await page.getAttribute('.verdict', 'data-verdict'), 'genuine');
+    const details = await page.locator('dl.receipt').textContent();
+    assert.match(details, /CNY 8\.80/);
+    assert.ok(details.includes(answer.receipt.rrn), details);
+    // One digit of the amount changed: refused, with the reason.
+    await page.goto(`${web}/verify`);
+    await page.fill('textarea[name=receipt]', payload.replace('|880|', '|980|'));
+    const [refused] = await Promise.all([page.waitForNavigation(), page.click('form.verify button[type=submit]')]);
+    assert.equal(refused.status(), 422);
+    assert.equal(await page.getAttribute('.verdict', 'data-verdict'), 'rejected');
+    assert.match(await page.locator('.verdict').textContent(), /NOT genuine.*altered or forged/);
+    assert.equal(await page.locator('dl.receipt').count(), 0);
+    assert.deepEqual(errors, []);
+  } catch (error) {
+    await page.screenshot({ path: join(shots, 'verify.png'), fullPage: true }).catch(() => {});
+    throw error;
+  } finally {
+    await context.close();
+  }
+});
+
 test('a signed-out visitor is sent to the login page, and sign-out ends the session', async () => {
   await withPage('sign-out', 'partner', 'en-US', async (page) => {
     await Promise.all([page.waitForNavigation(), page.click('header form button')]);
@@ -236,4 +272,37 @@ test('a merchant admin signs in again with a new code, not the one used before',
     assert.equal(await page.locator('h1').textContent(), 'Dashboard');
     assert.ok(authenticators.get('shanghai.admin').last > 0);
   });
+});
+
+test('a cardholder who does not recognise a charge reports fraud and downloads the evidence pack', async () => {
+  const answer = sale('10000001', 'card-CH001-C', '66.00');
+  assert.equal(answer.approved, true, JSON.stringify(answer));
+  await withPage('fraud-report', 'cardholder1', 'en-US', async (page) => {
+    await page.goto(`${web}/console/transactions`);
+    const row = page.locator('#results tbody tr', { hasText: '66.00' });
+    await Promise.all([page.waitForNavigation(), row.locator('a').first().click()]);
+    assert.match(await page.locator('h2', { hasText: "don't recognise" }).textContent(), /recognise this charge/);
+    await page.fill('form.fraud textarea[name=description]', 'I was at home; my card never left my wallet.');
+    await Promise.all([page.waitForNavigation(), page.click('form.fraud button[type=submit]')]);
+    assert.match(page.url(), /\/console\/fraud-reports\/fr_[0-9a-f]{16}$/);
+    const seal = (await page.locator('#pack-sha256').textContent()).trim();
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download-pack')]);
+    const text = readFileSync(await download.path(), 'utf8');
+    // The seal is the pack's SHA-256, and every file matches its line in the manifest.
+    assert.equal(createHash('sha256').update(text).digest('hex'), seal);
+    const pack = JSON.parse(text);
+    for (const entry of pack.manifest) {
+      assert.equal(createHash('sha256').update(pack.files[entry.name]).digest('hex'), entry.sha256, entry.name);
+    }
+    assert.equal(JSON.parse(pack.files['transaction.json']).amount.major, '66.00');
+  });
+  // The card is frozen: its next sale is declined 62.
+  let after;
+  try {
+    after = sale('10000001', 'card-CH001-C', '1.00');
+  } catch (error) {
+    // A decline exits 1, with its answer on standard output.
+    after = JSON.parse(error.stdout);
+  }
+  assert.equal(after.response_code, '62', JSON.stringify(after));
 });

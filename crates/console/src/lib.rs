@@ -88,6 +88,16 @@ pub fn router(state: Console) -> Router {
         .route("/console/dashboard", get(pages::dashboard))
         .route("/console/transactions", get(pages::transactions))
         .route("/console/transactions/{id}", get(pages::transaction))
+        .route("/console/statement", get(pages::statement))
+        .route(
+            "/console/transactions/{id}/fraud-report",
+            post(pages::report_fraud),
+        )
+        .route("/console/fraud-reports/{id}", get(pages::fraud_report))
+        .route(
+            "/console/fraud-reports/{id}/pack.json",
+            get(pages::fraud_pack),
+        )
         .route("/console/terminals", get(pages::terminals))
         .route("/console/staff", get(pages::staff).post(pages::add_staff))
         .route(
@@ -100,6 +110,8 @@ pub fn router(state: Console) -> Router {
         .route("/console/merchants", get(pages::merchants))
         .route("/console/journal", get(pages::journal))
         .route("/console/health", get(pages::health))
+        .route("/verify", get(pages::verify))
+        .route("/console/verify", get(pages::verify))
         .route("/console/static/htmx.min.js", get(htmx))
         .route("/console/static/console.css", get(css))
         .fallback(pages::not_found)

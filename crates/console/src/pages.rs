@@ -716,6 +716,12 @@ struct TransactionPage {
     batch_trace: String,
     original: String,
     duration: String,
+    /// What happened to it (state, Asia/Shanghai time, amount), oldest first.
+    timeline: Vec<(String, String, String)>,
+    /// The cardholder may report it as fraud (an approved transaction not yet reported).
+    can_report: bool,
+    /// The fraud report made of it, if any.
+    fraud_report: Option<String>,
 }
 
 fn pair(first: Option<i64>, second: Option<i64>) -> String {
@@ -766,7 +772,41 @@ pub async fn transaction(
     };
     let view = TransactionView::from(&record);
     let names = merchant_names(&console, visit.chrome.t.lang).await;
+    let timeline = match api::timeline::events(&console.api, &record).await {
+        Ok(events) => events,
+        Err(problem) => return internal(&visit, &problem.detail),
+    };
+    let t = visit.chrome.t;
+    let fraud_report = match console
+        .api
+        .store
+        .fraud_report_of_transaction(record.id)
+        .await
+    {
+        Ok(report) => report.map(|report| report.id),
+        Err(error) => return internal(&visit, &error),
+    };
     let page = TransactionPage {
+        can_report: visit.user.role == Role::Cardholder
+            && record.response.as_deref() == Some("00")
+            && fraud_report.is_none(),
+        fraud_report,
+        timeline: timeline
+            .iter()
+            .map(|event| {
+                (
+                    t.get(&format!("timeline-{}", event.state)),
+                    api::time::parse_rfc3339_micros(&event.at)
+                        .map(|micros| shanghai_time(micros.div_euclid(1_000_000)))
+                        .unwrap_or_default(),
+                    event
+                        .amount
+                        .as_ref()
+                        .map(|amount| format!("{} {}", amount.currency, amount.major))
+                        .unwrap_or_default(),
+                )
+            })
+            .collect(),
         tx: tx_row(visit.chrome.t, &names, &view),
         merchant_id: record.merchant_id.clone(),
         rrn: record.rrn.clone().unwrap_or_default(),
@@ -1658,5 +1698,302 @@ pub async fn mfa(
                 StatusCode::INTERNAL_SERVER_ERROR,
             )
         }
+    }
+}
+
+/// What `/verify` found: genuine with the statement's fields, or not with the reason.
+#[derive(Debug)]
+struct Verdict {
+    genuine: bool,
+    reason: String,
+    rows: Vec<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "verify.html")]
+struct VerifyPage {
+    chrome: Chrome,
+    receipt: String,
+    verdict: Option<Verdict>,
+    /// For a signed-in user, the record of a genuine receipt's transaction, when it is theirs.
+    record: Option<String>,
+}
+
+/// How far from a receipt's signed time its journal record may be: the statement's time is
+/// the commit of the sale's transfer, the journal's the message's arrival.
+const RECORD_WINDOW_SECONDS: i64 = 600;
+
+/// The console link of the transaction a genuine receipt names, if `visit`'s user may see it.
+async fn receipt_record(
+    console: &Console,
+    visit: &Visit,
+    statement: &aftersale::receipt::Statement,
+) -> Option<String> {
+    let scope = console.scope(visit).await.ok()?;
+    let filter = TransactionFilter {
+        terminal_id: Some(statement.terminal_id.clone()),
+        from: Some((statement.time - RECORD_WINDOW_SECONDS) * 1_000_000),
+        to: Some((statement.time + RECORD_WINDOW_SECONDS) * 1_000_000),
+        limit: store::accounts::MAX_TRANSACTIONS_PER_READ,
+        ..scope.transaction_filter(visit.user.role)
+    };
+    let records = console.api.store.transactions(&filter).await.ok()?;
+    records
+        .iter()
+        .find(|record| record.rrn.as_deref() == Some(statement.rrn.as_str()))
+        .map(|record| format!("/console/transactions/{}", record.id))
+}
+
+/// Seconds east of UTC of the console's local time, Asia/Shanghai (no daylight saving).
+const SHANGHAI_OFFSET_SECONDS: i64 = 8 * 3_600;
+
+/// `2026-11-26 07:10:00` in Asia/Shanghai for Unix seconds.
+fn shanghai_time(seconds: i64) -> String {
+    api::time::rfc3339_seconds(seconds + SHANGHAI_OFFSET_SECONDS)
+        .trim_end_matches('Z')
+        .replacen('T', " ", 1)
+}
+
+/// `/verify` and `/console/verify` (public): checks a receipt's QR payload (`?receipt=`)
+/// against the acquirer's signature. A signed-in user sees their portal's menu around it.
+pub async fn verify(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let lang = lang_of(&headers);
+    let t = Tr { lang };
+    let visit = console.visit(&headers, None, "/verify").await.ok();
+    let chrome = match &visit {
+        Some(visit) => visit.chrome.clone(),
+        None => chrome(lang, None, "", "/verify"),
+    };
+    let mut record = None;
+    let receipt = params
+        .get("receipt")
+        .map(|text| text.trim().to_owned())
+        .unwrap_or_default();
+    let verdict = match (&console.api.receipts, receipt.is_empty()) {
+        (_, true) => None,
+        (None, false) => Some(Verdict {
+            genuine: false,
+            reason: t.get("verify-off"),
+            rows: Vec::new(),
+        }),
+        (Some(keys), false) => Some(match keys.verify(&receipt).await {
+            Ok(verified) => {
+                let statement = &verified.statement;
+                if let Some(visit) = &visit {
+                    record = receipt_record(&console, visit, statement).await;
+                }
+                let key = match verified.key_retired_at {
+                    None => statement.key_id.clone(),
+                    Some(at) => format!(
+                        "{} ({} {})",
+                        statement.key_id,
+                        t.get("verify-key-retired"),
+                        shanghai_time(at)
+                    ),
+                };
+                Verdict {
+                    genuine: true,
+                    reason: String::new(),
+                    rows: vec![
+                        (t.get("verify-amount"), statement.amount_text()),
+                        (t.get("verify-time"), shanghai_time(statement.time)),
+                        (t.get("verify-merchant"), statement.merchant_id.clone()),
+                        (t.get("verify-terminal"), statement.terminal_id.clone()),
+                        (t.get("verify-card"), statement.card.clone()),
+                        (t.get("verify-rrn"), statement.rrn.clone()),
+                        (t.get("verify-auth-code"), statement.auth_code.clone()),
+                        (t.get("verify-key"), key),
+                    ],
+                }
+            }
+            Err(rejection) => Verdict {
+                genuine: false,
+                reason: rejection.to_string(),
+                rows: Vec::new(),
+            },
+        }),
+    };
+    let status = match &verdict {
+        Some(verdict) if !verdict.genuine => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::OK,
+    };
+    render(
+        &VerifyPage {
+            chrome,
+            receipt,
+            verdict,
+            record,
+        },
+        status,
+    )
+}
+
+/// `/console/statement?month=YYYY-MM`: the signed-in user's monthly statement as CSV (the
+/// API's, `GET /api/v1/statements/{month}`), with the same `card` and `merchant_id` narrowing.
+pub async fn statement(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let month = params.get("month").cloned().unwrap_or_default();
+    let visit = match console
+        .visit(
+            &headers,
+            Some(Resource::Transactions),
+            "/console/transactions",
+        )
+        .await
+    {
+        Ok(visit) => visit,
+        Err(response) => return response,
+    };
+    let principal = api::access::Principal {
+        user: visit.user.clone(),
+    };
+    let query = api::statements::StatementQuery {
+        card: params.get("card").filter(|text| !text.is_empty()).cloned(),
+        merchant_id: params
+            .get("merchant_id")
+            .filter(|text| !text.is_empty())
+            .cloned(),
+    };
+    match api::statements::statement_for(&console.api, &principal, &month, query).await {
+        Ok(response) => response,
+        Err(problem) if problem.status == 400 => error_page(visit.chrome, StatusCode::NOT_FOUND),
+        Err(problem) => internal(&visit, &problem.detail),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FraudForm {
+    csrf: String,
+    description: String,
+}
+
+/// `POST /console/transactions/{id}/fraud-report`: the cardholder reports the transaction as
+/// fraud (the API's `report_fraud`: the card frozen, the evidence pack sealed), then sees the
+/// report.
+pub async fn report_fraud(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<FraudForm>,
+) -> Response {
+    let visit = match console
+        .form_visit(
+            &headers,
+            &form.csrf,
+            Resource::Transactions,
+            "/console/transactions",
+        )
+        .await
+    {
+        Ok(visit) => visit,
+        Err(response) => return response,
+    };
+    let principal = api::access::Principal {
+        user: visit.user.clone(),
+    };
+    match api::fraud::report_fraud(&console.api, &principal, &id, &form.description).await {
+        Ok((_, report)) => {
+            Redirect::to(&format!("/console/fraud-reports/{}", report.id)).into_response()
+        }
+        Err(problem) if problem.status == 403 => error_page(visit.chrome, StatusCode::FORBIDDEN),
+        Err(problem) if problem.status == 404 => error_page(visit.chrome, StatusCode::NOT_FOUND),
+        Err(problem) if problem.status == 400 => {
+            let mut response = error_page(visit.chrome, StatusCode::BAD_REQUEST);
+            *response.status_mut() = StatusCode::BAD_REQUEST;
+            response
+        }
+        Err(problem) => internal(&visit, &problem.detail),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "fraud_report.html")]
+struct FraudReportPage {
+    chrome: Chrome,
+    id: String,
+    transaction_id: String,
+    card_id: String,
+    reported_at: String,
+    description: String,
+    pack_sha256: String,
+    /// Each file of the pack and its SHA-256.
+    manifest: Vec<(String, String)>,
+}
+
+async fn visible_report(
+    console: &Console,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<(Visit, store::fraud_reports::FraudReport), Response> {
+    let visit = console
+        .visit(
+            headers,
+            Some(Resource::Transactions),
+            "/console/transactions",
+        )
+        .await?;
+    let principal = api::access::Principal {
+        user: visit.user.clone(),
+    };
+    match api::fraud::visible_report(&console.api, &principal, id).await {
+        Ok(report) => Ok((visit, report)),
+        Err(problem) if problem.status == 404 => {
+            Err(error_page(visit.chrome, StatusCode::NOT_FOUND))
+        }
+        Err(problem) => Err(internal(&visit, &problem.detail)),
+    }
+}
+
+/// `/console/fraud-reports/{id}`: the report, its seal and its manifest, and the download.
+pub async fn fraud_report(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let (visit, report) = match visible_report(&console, &headers, &id).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let manifest = serde_json::from_str::<serde_json::Value>(&report.pack)
+        .ok()
+        .and_then(|pack| pack["manifest"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|entry| {
+            (
+                entry["name"].as_str().unwrap_or_default().to_owned(),
+                entry["sha256"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let page = FraudReportPage {
+        id: report.id.clone(),
+        transaction_id: report.transaction_id.to_string(),
+        card_id: report.card_id.clone(),
+        reported_at: shanghai_time(report.reported_at),
+        description: report.description.clone(),
+        pack_sha256: report.pack_sha256.clone(),
+        manifest,
+        chrome: visit.chrome,
+    };
+    render(&page, StatusCode::OK)
+}
+
+/// `/console/fraud-reports/{id}/pack.json`: the evidence pack, byte for byte as sealed.
+pub async fn fraud_pack(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    match visible_report(&console, &headers, &id).await {
+        Ok((_, report)) => api::fraud::pack_response(&report),
+        Err(response) => response,
     }
 }

@@ -21,6 +21,8 @@ struct World {
     /// Journal ids: a Shanghai sale (CH001's card) and a Beijing sale (CH002's card).
     shanghai_sale: i64,
     beijing_sale: i64,
+    /// The acquirer's receipt keys, as the host shares them.
+    receipts: Arc<aftersale::ReceiptKeys>,
     _backend: store::testing::TestBackend,
 }
 
@@ -89,19 +91,26 @@ async fn world() -> World {
             .id
     };
     let clock = Arc::new(ManualClock::new(NOW_SECONDS * 1_000_000_000));
+    let hsm: Arc<dyn hsm::Hsm> = Arc::new(hsm::SoftHsm::new(&[0x42; 32]).unwrap());
+    let receipts = Arc::new(
+        aftersale::ReceiptKeys::load(store.clone(), hsm.clone(), NOW_SECONDS as i64)
+            .await
+            .unwrap(),
+    );
     let api_state = api::ApiState {
         webhooks: None,
         freezes: Default::default(),
         store: store.clone(),
         clock: clock.clone(),
+        receipts: Some(receipts.clone()),
     };
-    let hsm: Arc<dyn hsm::Hsm> = Arc::new(hsm::SoftHsm::new(&[0x42; 32]).unwrap());
     let mfa = console::mfa::Mfa::ensure(&store, hsm).await.unwrap();
     let router = console::router(console::Console::new(api_state, mfa.clone()));
     World {
         mfa,
         shanghai_sale: id_of("RRNSHANGHAI1"),
         beijing_sale: id_of("RRNBEIJING01"),
+        receipts,
         store,
         clock,
         router,
@@ -825,6 +834,7 @@ async fn operators_see_the_health_of_the_store_and_the_host() {
         freezes: Default::default(),
         store: world.store.clone(),
         clock: world.clock.clone(),
+        receipts: None,
     };
     let world = World {
         router: console::router(
@@ -988,4 +998,221 @@ async fn password_step(world: &World, username: &str) -> String {
         "the password alone is not enough"
     );
     answer.session()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn anyone_verifies_a_receipt_on_the_verify_page_and_an_altered_one_is_refused() {
+    let world = world().await;
+    let payload = world
+        .receipts
+        .sign(aftersale::receipt::Statement {
+            rrn: "RRNSHANGHAI1".into(),
+            terminal_id: "10000001".into(),
+            merchant_id: demo::SHANGHAI_MERCHANT.into(),
+            card: masked("card-CH001-D"),
+            amount_minor: 1_250,
+            currency: "CNY".into(),
+            time: NOW_SECONDS as i64,
+            auth_code: "654321".into(),
+            key_id: String::new(),
+        })
+        .unwrap();
+    let query = |payload: &str| {
+        let encoded: String = payload
+            .bytes()
+            .map(|byte| match byte {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => (byte as char).to_string(),
+                _ => format!("%{byte:02X}"),
+            })
+            .collect();
+        format!("/verify?receipt={encoded}")
+    };
+
+    let empty = world.get("/verify", None, &[]).await;
+    assert_eq!(empty.status, StatusCode::OK);
+    assert!(empty.html.contains("name=\"receipt\""), "{}", empty.html);
+    assert!(!empty.html.contains("data-verdict"));
+
+    let genuine = world.get(&query(&payload), None, &[]).await;
+    assert_eq!(genuine.status, StatusCode::OK, "{}", genuine.html);
+    assert!(
+        genuine.html.contains("data-verdict=\"genuine\""),
+        "{}",
+        genuine.html
+    );
+    assert!(genuine.html.contains("CNY 12.50"));
+    // 1 764 000 000 is 2025-11-24 16:00:00 UTC: midnight in Shanghai.
+    assert!(
+        genuine.html.contains("2025-11-25 00:00:00"),
+        "{}",
+        genuine.html
+    );
+    assert!(genuine.html.contains("RRNSHANGHAI1"));
+
+    let altered = world
+        .get(
+            &query(&payload.replacen("|1250|", "|125000|", 1)),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(altered.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        altered.html.contains("data-verdict=\"rejected\""),
+        "{}",
+        altered.html
+    );
+    assert!(
+        altered.html.contains("altered or forged"),
+        "{}",
+        altered.html
+    );
+    assert!(!altered.html.contains("CNY 1250.00"));
+
+    let chinese = world
+        .get(
+            &query("EPR1|nonsense"),
+            None,
+            &[("accept-language", "zh-CN")],
+        )
+        .await;
+    assert_eq!(chinese.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(chinese.html.contains("凭证不真实"), "{}", chinese.html);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cardholder_sees_what_happened_to_their_transaction() {
+    let world = world().await;
+    let session = world.sign_in("cardholder1").await;
+    let page = world
+        .get(
+            &format!("/console/transactions/{}", world.shanghai_sale),
+            Some(&session),
+            &[],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    let timeline = page.html.split("<ol class=\"timeline\">").nth(1).unwrap();
+    let timeline = timeline.split("</ol>").next().unwrap();
+    assert!(timeline.contains("Authorized"), "{timeline}");
+    assert!(timeline.contains("CNY 12.50"), "{timeline}");
+    assert_eq!(timeline.matches("<li>").count(), 1, "{timeline}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cardholder_downloads_a_monthly_statement_of_their_cards_only() {
+    let world = world().await;
+    let session = world.sign_in("cardholder1").await;
+    let page = world
+        .get("/console/transactions", Some(&session), &[])
+        .await;
+    assert!(
+        page.html.contains("action=\"/console/statement\""),
+        "{}",
+        page.html
+    );
+    // NOW_SECONDS is 2025-11-25 00:00 in Shanghai; the sales are a minute and half a minute
+    // before it, on 24 November.
+    let csv = world
+        .get("/console/statement?month=2025-11", Some(&session), &[])
+        .await;
+    assert_eq!(csv.status, StatusCode::OK, "{}", csv.html);
+    let lines: Vec<&str> = csv.html.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", csv.html);
+    assert!(lines[1].contains("RRNSHANGHAI1"), "{}", lines[1]);
+    assert!(!csv.html.contains("RRNBEIJING01"));
+    let signed_out = world
+        .get("/console/statement?month=2025-11", None, &[])
+        .await;
+    assert_eq!(signed_out.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cardholder_reports_fraud_from_the_transaction_page_and_downloads_the_pack() {
+    let world = world().await;
+    let session = world.sign_in("cardholder1").await;
+    let path = format!("/console/transactions/{}", world.shanghai_sale);
+    let page = world.get(&path, Some(&session), &[]).await;
+    assert!(page.html.contains("recognise this charge"), "{}", page.html);
+    let csrf = page.csrf();
+
+    // Without the CSRF token nothing happens.
+    let forged = world
+        .post(
+            &format!("{path}/fraud-report"),
+            Some(&session),
+            "csrf=wrong&description=x",
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(world.store.freezes().await.unwrap().is_empty());
+
+    let reported = world
+        .post(
+            &format!("{path}/fraud-report"),
+            Some(&session),
+            &format!("csrf={csrf}&description=Not+me"),
+        )
+        .await;
+    assert_eq!(reported.status, StatusCode::SEE_OTHER, "{}", reported.html);
+    let report_path = reported.location();
+    assert!(
+        report_path.starts_with("/console/fraud-reports/fr_"),
+        "{report_path}"
+    );
+    assert_eq!(
+        world.store.freezes().await.unwrap()[0].target,
+        "card-CH001-D"
+    );
+    let report = world.get(&report_path, Some(&session), &[]).await;
+    assert_eq!(report.status, StatusCode::OK, "{}", report.html);
+    assert!(report.html.contains("transaction.json"));
+    let pack = world
+        .get(&format!("{report_path}/pack.json"), Some(&session), &[])
+        .await;
+    assert_eq!(pack.status, StatusCode::OK);
+    aftersale::evidence::check(&pack.html).unwrap();
+
+    // Another cardholder does not see it.
+    let other = world.sign_in("cardholder2").await;
+    let hidden = world.get(&report_path, Some(&other), &[]).await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_in_cardholder_opens_the_record_of_a_genuine_receipt() {
+    let world = world().await;
+    let payload = world
+        .receipts
+        .sign(aftersale::receipt::Statement {
+            rrn: "RRNSHANGHAI1".into(),
+            terminal_id: "10000001".into(),
+            merchant_id: demo::SHANGHAI_MERCHANT.into(),
+            card: masked("card-CH001-D"),
+            amount_minor: 1_250,
+            currency: "CNY".into(),
+            time: NOW_SECONDS as i64 - 59,
+            auth_code: "654321".into(),
+            key_id: String::new(),
+        })
+        .unwrap();
+    let encoded: String = payload
+        .bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => (byte as char).to_string(),
+            _ => format!("%{byte:02X}"),
+        })
+        .collect();
+    let path = format!("/verify?receipt={encoded}");
+    let link = format!("href=\"/console/transactions/{}\"", world.shanghai_sale);
+    let holder = world.sign_in("cardholder1").await;
+    let page = world.get(&path, Some(&holder), &[]).await;
+    assert!(page.html.contains(&link), "{}", page.html);
+    // Anyone else sees the receipt is genuine, and no record of someone else's.
+    let anonymous = world.get(&path, None, &[]).await;
+    assert!(anonymous.html.contains("data-verdict=\"genuine\""));
+    assert!(!anonymous.html.contains("open-record"));
+    let other = world.sign_in("cardholder2").await;
+    let page = world.get(&path, Some(&other), &[]).await;
+    assert!(!page.html.contains("open-record"), "{}", page.html);
 }

@@ -113,6 +113,18 @@ async fn terminal_listener(
             )
         })
         .collect();
+    // The acquirer's receipt signing keys (docs/aftersale.md): the first made in the HSM on
+    // first start; approved sales carry a signed statement for the receipt's QR code.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        });
+    let receipts = Arc::new(
+        aftersale::ReceiptKeys::load(store.clone(), hsm.clone(), now)
+            .await
+            .context("the receipt signing keys")?,
+    );
     let limits = host::Limits {
         max_connections: config.iso8583_max_connections,
         ..host::Limits::default()
@@ -126,7 +138,8 @@ async fn terminal_listener(
             remote_bins.into_iter().fold(
                 acquirer::TerminalHandler::new(profile, terminals, store.clone(), hsm)
                     .with_risk(Arc::new(risk::Engine::new(rules)), mccs)
-                    .with_freezes(freezes),
+                    .with_freezes(freezes)
+                    .with_receipts(receipts),
                 |handler, (institution, bins)| match config.remote_issuer {
                     Some(address) => handler.with_remote_issuer(
                         institution,
@@ -196,7 +209,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .context("the webhook key")?;
     let api_state = api::ApiState::new(store.clone())
         .with_webhooks(webhook_keys)
-        .with_freezes(app.handler.freezes());
+        .with_freezes(app.handler.freezes())
+        .with_receipts(app.handler.receipts());
     // Unpaid wallet orders are closed on time.
     let wallet_closer = tokio::spawn(crate::wallets::close_loop(
         wallets.clone(),

@@ -6,14 +6,13 @@
 //! closes unpaid after its timeout.
 
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{Run, STARTUP_TIMEOUT, easypos, setup};
+use common::{Run, STARTUP_TIMEOUT, easypos, http, setup};
 
 fn temp_dir(name: &str) -> PathBuf {
     common::temp_dir("qr", name)
@@ -40,26 +39,6 @@ fn up(dir: &Path) -> Up {
         web,
         _running: running,
     }
-}
-
-/// One HTTP/1.1 exchange with the host's wallet API: status and JSON body.
-fn http(web: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut stream = TcpStream::connect(web).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let body = body.map(|body| body.to_string()).unwrap_or_default();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {web}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
 /// Starts `easypos terminal pay --method qr` in the background.

@@ -154,6 +154,43 @@ fn a_terminals_day_in_scripted_mode_approvals_declines_void_refund_and_settlemen
             .contains("CARDHOLDER COPY")
     );
     assert_eq!(balance(&dir, "terminal.toml", "card-CH001-D"), "4987.66");
+    // The receipt carries the acquirer's signed statement (field 62) for its QR code; the
+    // host's public API says it is genuine, and an altered copy is not (docs/aftersale.md).
+    let payload = receipt["verification"].as_str().unwrap();
+    assert!(
+        payload.starts_with(&format!(
+            "EPR1|{}|10000001|898310058120001|621234******0000|1234|CNY|",
+            receipt["rrn"].as_str().unwrap()
+        )),
+        "{payload}"
+    );
+    assert!(
+        sale.json["receipt_text"]
+            .as_str()
+            .unwrap()
+            .contains("VERIFY AT /verify")
+    );
+    let web: std::net::SocketAddr = host
+        .web
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let verify = |payload: &str| {
+        common::http(
+            web,
+            "POST",
+            "/api/v1/receipts/verify",
+            Some(serde_json::json!({ "payload": payload })),
+        )
+    };
+    let (status, verified) = verify(payload);
+    assert_eq!(status, 200, "{verified}");
+    assert_eq!(verified["rrn"], receipt["rrn"]);
+    assert_eq!(verified["auth_code"], receipt["auth_code"]);
+    assert_eq!(verified["amount"]["major"], "12.34");
+    let (status, refused) = verify(&payload.replacen("|1234|", "|1235|", 1));
+    assert_eq!(status, 422, "{refused}");
     // The card's ATC went up with every cryptogram and is on disk.
     let card_file: Value =
         serde_json::from_slice(&std::fs::read(dir.join(card("card-CH001-D"))).unwrap()).unwrap();

@@ -162,6 +162,18 @@ impl KeySpec {
             16,
         )
     }
+    /// An Ed25519 signing key (S0, elliptic curve, signature only): the acquirer's receipt
+    /// signing key. Never exportable: only its public key leaves the HSM.
+    pub fn receipt_signing() -> Self {
+        let mut spec = Self::new(
+            KeyUsage::ASYMMETRIC_SIGNATURE,
+            Algorithm::EllipticCurve,
+            ModeOfUse::Sign,
+            32,
+        );
+        spec.exportability = Exportability::NonExportable;
+        spec
+    }
     /// A TR-31 key-block protection key (import / export) of the given algorithm.
     /// A terminal master key (UnionPay-style master/session scheme): encrypts the working keys
     /// delivered to its terminal at sign-on.
@@ -434,6 +446,12 @@ pub trait Hsm: Send + Sync {
         data: &[u8],
         mac: &[u8],
     ) -> Result<bool>;
+
+    /// The Ed25519 public key of an S0 signing key (RFC 8032, 32 bytes).
+    fn ed25519_public_key(&self, key: &KeyToken) -> Result<[u8; 32]>;
+
+    /// An Ed25519 signature (RFC 8032, 64 bytes) of `data` under an S0 signing key.
+    fn ed25519_sign(&self, key: &KeyToken, data: &[u8]) -> Result<[u8; 64]>;
 
     /// Derives the ICC master key for a card from an issuer master key (option A, or B for PANs
     /// over 16 digits), returned under the LMK (E0, mode C, for card personalisation).

@@ -354,8 +354,8 @@ impl Hsm for SoftHsm {
         )?)
     }
 
-    fn key_check_value(&self, key: &KeyToken) -> Result<[u8; 3]> {
-        let key = self.open(key)?;
+    fn key_check_value(&self, token: &KeyToken) -> Result<[u8; 3]> {
+        let key = self.open(token)?;
         match key.header.algorithm {
             Algorithm::Aes => Ok(kcv::aes_cmac_kcv(&key.aes()?)),
             Algorithm::Tdes | Algorithm::Des => Ok(kcv::tdes(&TdesKey::new(key.key.expose())?)),
@@ -367,6 +367,13 @@ impl Hsm for SoftHsm {
                     .map_err(|_| HsmError::Invalid("HMAC key length"))?;
                 mac.update(&[0; 16]);
                 let digest = mac.finalize().into_bytes();
+                Ok([digest[0], digest[1], digest[2]])
+            }
+            // Likewise for a signing key: the leftmost 3 bytes of SHA-256 of its public key.
+            Algorithm::EllipticCurve => {
+                use sha2::Digest;
+                let public = self.ed25519_public_key(token)?;
+                let digest = sha2::Sha256::digest(public);
                 Ok([digest[0], digest[1], digest[2]])
             }
         }
@@ -616,6 +623,15 @@ impl Hsm for SoftHsm {
         Ok(card::pvv(&pvk.tdes()?, pan, pvki, pin)?)
     }
 
+    fn ed25519_public_key(&self, key: &KeyToken) -> Result<[u8; 32]> {
+        Ok(self.ed25519_key(key)?.verifying_key().to_bytes())
+    }
+
+    fn ed25519_sign(&self, key: &KeyToken, data: &[u8]) -> Result<[u8; 64]> {
+        use ed25519_dalek::Signer;
+        Ok(self.ed25519_key(key)?.sign(data).to_bytes())
+    }
+
     fn derive_icc_master_key(
         &self,
         issuer_master_key: &KeyToken,
@@ -640,6 +656,27 @@ impl Hsm for SoftHsm {
 }
 
 impl SoftHsm {
+    /// The Ed25519 key of an S0 token (the seed is the wrapped key; the dalek key zeroizes on
+    /// drop).
+    fn ed25519_key(&self, key: &KeyToken) -> Result<ed25519_dalek::SigningKey> {
+        let key = self.open_for(
+            key,
+            &[KeyUsage::ASYMMETRIC_SIGNATURE],
+            &[ModeOfUse::Sign],
+            "sign with Ed25519",
+        )?;
+        if key.header.algorithm != Algorithm::EllipticCurve {
+            return Err(HsmError::Invalid("not an Ed25519 key"));
+        }
+        let seed: [u8; 32] = key
+            .key
+            .expose()
+            .try_into()
+            .map_err(|_| HsmError::Invalid("Ed25519 seed length"))?;
+        let seed = zeroize::Zeroizing::new(seed);
+        Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
+    }
+
     fn mac_with(
         &self,
         key: &KeyToken,

@@ -744,3 +744,35 @@ fn dukpt_macs_match_the_published_x9_24_vectors_and_verify_on_their_length() {
         .is_err()
     );
 }
+
+/// RFC 8032 §7.1, test 1: the empty message under the first secret key.
+#[test]
+fn ed25519_signs_rfc_8032_test_1_inside_the_hsm() {
+    let hsm = soft();
+    let seed = bytes("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
+    let token = hsm
+        .import_clear_key(&KeySpec::receipt_signing(), &seed)
+        .unwrap();
+    assert_eq!(
+        hex::encode(hsm.ed25519_public_key(&token).unwrap()),
+        "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+    );
+    assert_eq!(
+        hex::encode(hsm.ed25519_sign(&token, b"").unwrap()),
+        "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
+    );
+    // The token is bound to signing: it is not a MAC key, and a MAC key does not sign.
+    assert!(
+        hsm.generate_mac(&token, MacAlgorithm::AesCmac, b"data")
+            .is_err()
+    );
+    let mac_key = hsm.generate_key(&KeySpec::mac_cmac()).unwrap();
+    assert!(hsm.ed25519_sign(&mac_key, b"data").is_err());
+    // Generated keys sign too, and never leave the HSM in clear.
+    let generated = hsm.generate_key(&KeySpec::receipt_signing()).unwrap();
+    assert_eq!(hsm.ed25519_sign(&generated, b"x").unwrap().len(), 64);
+    let kek = hsm
+        .generate_key(&KeySpec::kbpk(paycrypto::tr31::Algorithm::Aes, 32))
+        .unwrap();
+    assert!(hsm.export_key(&kek, &generated).is_err());
+}

@@ -489,8 +489,14 @@ fn clustered_ids_keep_a_source_together_and_in_sequence() {
     assert!(first < next && sibling < next);
     assert_eq!((next.0 >> 40) & 0xff_ffff, 42);
     // Another source, or another batch of the same terminal, is elsewhere.
-    assert_ne!(first.0 >> 64, id(b"T0000002|000001", 41, "sale/issuer").0 >> 64);
-    assert_ne!(first.0 >> 64, id(b"T0000001|000002", 41, "sale/issuer").0 >> 64);
+    assert_ne!(
+        first.0 >> 64,
+        id(b"T0000002|000001", 41, "sale/issuer").0 >> 64
+    );
+    assert_ne!(
+        first.0 >> 64,
+        id(b"T0000001|000002", 41, "sale/issuer").0 >> 64
+    );
     // A different namespace never meets this one.
     assert_ne!(
         first,

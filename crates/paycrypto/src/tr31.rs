@@ -69,6 +69,8 @@ impl KeyUsage {
     pub const PIN_ENCRYPTION: Self = Self(*b"P0");
     pub const PIN_VERIFICATION_IBM3624: Self = Self(*b"V1");
     pub const PIN_VERIFICATION_VISA_PVV: Self = Self(*b"V2");
+    /// `S0`: asymmetric key pair for digital signatures (the acquirer's receipt signing key).
+    pub const ASYMMETRIC_SIGNATURE: Self = Self(*b"S0");
 
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).unwrap_or("??")
@@ -88,6 +90,8 @@ pub enum Algorithm {
     Tdes,
     Des,
     Hmac,
+    /// `E`: elliptic curve; easypos wraps Ed25519 private keys (their 32-byte seed).
+    EllipticCurve,
 }
 
 impl Algorithm {
@@ -97,6 +101,7 @@ impl Algorithm {
             Self::Tdes => 'T',
             Self::Des => 'D',
             Self::Hmac => 'H',
+            Self::EllipticCurve => 'E',
         }
     }
     fn from_id(id: char) -> Result<Self> {
@@ -105,6 +110,7 @@ impl Algorithm {
             'T' => Ok(Self::Tdes),
             'D' => Ok(Self::Des),
             'H' => Ok(Self::Hmac),
+            'E' => Ok(Self::EllipticCurve),
             _ => Err(Error::KeyBlock("unknown algorithm")),
         }
     }
@@ -114,6 +120,8 @@ impl Algorithm {
             Self::Tdes => matches!(len, 16 | 24),
             Self::Des => len == 8,
             Self::Hmac => (1..=MAX_KEY_BYTES).contains(&len),
+            // An Ed25519 seed; other curves are not wrapped yet.
+            Self::EllipticCurve => len == 32,
         }
     }
 }
@@ -137,6 +145,8 @@ pub enum ModeOfUse {
     Verify,
     /// `X`: derive other keys.
     Derive,
+    /// `S`: signature only (an asymmetric private key).
+    Sign,
 }
 
 impl ModeOfUse {
@@ -150,6 +160,7 @@ impl ModeOfUse {
             Self::None => 'N',
             Self::Verify => 'V',
             Self::Derive => 'X',
+            Self::Sign => 'S',
         }
     }
     pub fn from_id(id: char) -> Result<Self> {
@@ -162,6 +173,7 @@ impl ModeOfUse {
             'N' => Ok(Self::None),
             'V' => Ok(Self::Verify),
             'X' => Ok(Self::Derive),
+            'S' => Ok(Self::Sign),
             _ => Err(Error::KeyBlock("unknown mode of use")),
         }
     }
@@ -281,7 +293,7 @@ pub fn pad_len(version: Version, algorithm: Algorithm, key_len: usize) -> usize 
     let masked = match algorithm {
         Algorithm::Tdes => key_len.max(24),
         Algorithm::Aes => key_len.max(32),
-        Algorithm::Des | Algorithm::Hmac => key_len,
+        Algorithm::Des | Algorithm::Hmac | Algorithm::EllipticCurve => key_len,
     };
     let extra = masked - key_len;
     let used = 2 + masked;

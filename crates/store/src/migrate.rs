@@ -96,6 +96,16 @@ const SQLITE: &[Migration] = &[
         name: "batch_closes",
         sql: include_str!("../migrations/sqlite/0017_batch_closes.sql"),
     },
+    Migration {
+        version: 18,
+        name: "receipt_keys",
+        sql: include_str!("../migrations/sqlite/0018_receipt_keys.sql"),
+    },
+    Migration {
+        version: 19,
+        name: "fraud_reports",
+        sql: include_str!("../migrations/sqlite/0019_fraud_reports.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -183,6 +193,16 @@ const POSTGRES: &[Migration] = &[
         version: 17,
         name: "batch_closes",
         sql: include_str!("../migrations/postgres/0017_batch_closes.sql"),
+    },
+    Migration {
+        version: 18,
+        name: "receipt_keys",
+        sql: include_str!("../migrations/postgres/0018_receipt_keys.sql"),
+    },
+    Migration {
+        version: 19,
+        name: "fraud_reports",
+        sql: include_str!("../migrations/postgres/0019_fraud_reports.sql"),
     },
 ];
 

@@ -66,6 +66,12 @@ mod freezes;
 // Terminal batch closes and batch uploads (issue 12).
 #[path = "postgres_batches.rs"]
 mod batches;
+// Receipt signing keys (issue 9).
+#[path = "postgres_receipt_keys.rs"]
+mod receipt_keys;
+// Fraud reports (issue 9).
+#[path = "postgres_fraud_reports.rs"]
+mod fraud_reports;
 
 enum Job {
     Transfers {

@@ -620,6 +620,96 @@ async fn keys_are_stored_by_name_and_never_replaced() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_receipt_key_rotation_retires_the_signing_key_and_keeps_it() {
+    for backend in backends().await {
+        let clock = Arc::new(ManualClock::new(START));
+        let store = open(&backend, &clock).await;
+        let key = |id: &str, at: i64| store::receipt_keys::ReceiptKey {
+            key_id: id.into(),
+            token: format!("D0112S0ES00N0000{id}"),
+            public_key: id.repeat(8),
+            created_at: at,
+            retired_at: None,
+        };
+        assert!(store.receipt_keys().await.unwrap().is_empty());
+        assert!(
+            store
+                .rotate_receipt_key(key("0a0b0c0d", 100))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .rotate_receipt_key(key("1a1b1c1d", 200))
+                .await
+                .unwrap()
+        );
+        // A retried rotation changes nothing, and does not retire the key it added.
+        assert!(
+            !store
+                .rotate_receipt_key(key("1a1b1c1d", 300))
+                .await
+                .unwrap()
+        );
+        store.close().await.unwrap();
+        let store = open(&backend, &clock).await;
+        let keys = store.receipt_keys().await.unwrap();
+        assert_eq!(
+            keys.iter()
+                .map(|key| (key.key_id.as_str(), key.created_at, key.retired_at))
+                .collect::<Vec<_>>(),
+            vec![("0a0b0c0d", 100, Some(200)), ("1a1b1c1d", 200, None)],
+            "{}",
+            backend.name
+        );
+        assert_eq!(keys[0].token, "D0112S0ES00N00000a0b0c0d");
+        store.close().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fraud_report_is_kept_once_per_transaction_byte_for_byte() {
+    for backend in backends().await {
+        let clock = Arc::new(ManualClock::new(START));
+        let store = open(&backend, &clock).await;
+        let report = |id: &str, pack: &str| store::fraud_reports::FraudReport {
+            id: id.into(),
+            transaction_id: 42,
+            card_id: "card-CH001-D".into(),
+            reported_by: "cardholder1".into(),
+            reported_at: 1_764_000_000,
+            description: "not me".into(),
+            pack: pack.into(),
+            pack_sha256: "ab".repeat(32),
+        };
+        let pack = "{\n  \"format\": \"easypos-evidence-pack/1\" \u{4e2d}\n}";
+        let first = store.put_fraud_report(report("fr_1", pack)).await.unwrap();
+        assert_eq!(first, report("fr_1", pack), "{}", backend.name);
+        // A second report of the same transaction keeps the first.
+        let second = store.put_fraud_report(report("fr_2", "{}")).await.unwrap();
+        assert_eq!(second.id, "fr_1", "{}", backend.name);
+        store.close().await.unwrap();
+        let store = open(&backend, &clock).await;
+        assert_eq!(
+            store.fraud_report("fr_1").await.unwrap(),
+            Some(report("fr_1", pack)),
+            "{}",
+            backend.name
+        );
+        assert_eq!(store.fraud_report("fr_2").await.unwrap(), None);
+        assert_eq!(
+            store
+                .fraud_report_of_transaction(42)
+                .await
+                .unwrap()
+                .map(|r| r.id),
+            Some("fr_1".to_owned())
+        );
+        store.close().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_database_from_a_newer_easypos_is_refused() {
     for backend in backends().await {
         let clock = Arc::new(ManualClock::new(START));

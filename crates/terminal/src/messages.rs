@@ -82,6 +82,9 @@ pub struct Answer {
     pub issuer_data: Option<Vec<u8>>,
     /// Whether field 64 was present (and verified).
     pub maced: bool,
+    /// Field 62 of a MACed sale approval: the acquirer's signed receipt statement, kept when it
+    /// names this answer's RRN, auth code, terminal and amount (docs/aftersale.md).
+    pub receipt_payload: Option<String>,
     pub message: Message<'static>,
 }
 
@@ -288,13 +291,35 @@ impl Terminal {
             )));
         }
         let text = |field| message.get(field).map(|value| value.to_text());
+        let receipt_payload = maced.then(|| receipt_payload(request, &message)).flatten();
         Ok(Answer {
             response,
             rrn: text(37),
             auth_code: text(38),
             issuer_data: message.get(55).map(|value| value.to_bytes().into_owned()),
             maced,
+            receipt_payload,
             message,
         })
     }
+}
+
+/// The signed receipt statement in an answer's field 62, if it is one about this very sale:
+/// its RRN and auth code are the answer's, its terminal and amount the request's. The
+/// signature is the verifier's to check; the terminal holds no key for it.
+fn receipt_payload(request: &Message<'_>, answer: &Message<'_>) -> Option<String> {
+    let bytes = answer.get(62)?.to_bytes();
+    let payload = std::str::from_utf8(&bytes).ok()?;
+    let statement = aftersale::receipt::parse(payload).ok()?.statement;
+    let text = |message: &Message<'_>, field| {
+        message
+            .get(field)
+            .map(|value| value.to_text().trim().to_owned())
+    };
+    let amount = text(request, 4).and_then(|digits| digits.parse::<i64>().ok());
+    let about_this_sale = Some(statement.rrn.as_str()) == text(answer, 37).as_deref()
+        && Some(statement.auth_code.as_str()) == text(answer, 38).as_deref()
+        && Some(statement.terminal_id.as_str()) == text(request, 41).as_deref()
+        && Some(statement.amount_minor) == amount;
+    about_this_sale.then(|| payload.to_owned())
 }

@@ -619,6 +619,7 @@ impl Pos {
         receipt.approved = approved;
         receipt.rrn = answer.rrn.clone();
         receipt.auth_code = answer.auth_code.clone();
+        receipt.verification = approved.then(|| answer.receipt_payload.clone()).flatten();
         if payment.kind == TransactionType::BalanceInquiry {
             receipt.balance = answer
                 .message
@@ -695,6 +696,7 @@ impl Pos {
             aid: chip.map(|chip| chip.aid.clone()),
             original_stan: draft.original_stan,
             balance: None,
+            verification: None,
         }
     }
 

@@ -80,6 +80,11 @@ pub struct Receipt {
     pub original_stan: Option<u32>,
     /// The available balance of a balance inquiry, major units.
     pub balance: Option<String>,
+    /// The acquirer's signed receipt statement (field 62 of the approval), printed as a QR
+    /// code and as text: anyone can check it at the console's `/verify` page
+    /// (docs/aftersale.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<String>,
 }
 
 /// The words of one language.
@@ -107,6 +112,7 @@ struct Words {
     signature: &'static str,
     acknowledge: &'static str,
     declined: &'static str,
+    verify: &'static str,
 }
 
 const ENGLISH: Words = Words {
@@ -133,6 +139,7 @@ const ENGLISH: Words = Words {
     signature: "CARDHOLDER SIGNATURE",
     acknowledge: "I ACKNOWLEDGE SATISFACTORY RECEIPT OF RELATIVE GOODS/SERVICES",
     declined: "DECLINED",
+    verify: "VERIFY AT /verify (SIGNED):",
 };
 
 const CHINESE: Words = Words {
@@ -159,6 +166,7 @@ const CHINESE: Words = Words {
     signature: "持卡人签名",
     acknowledge: "本人确认以上交易，同意将其记入本卡账户",
     declined: "交易失败",
+    verify: "凭证验证 /verify（收单签名）:",
 };
 
 fn words(language: Language) -> &'static Words {
@@ -336,6 +344,17 @@ impl Receipt {
         if copy == Copy::Merchant {
             out.push(w.acknowledge.to_owned());
         }
+        if let Some(payload) = &self.verification {
+            out.push(rule);
+            out.push(w.verify.to_owned());
+            // ASCII only, so every character is one column.
+            out.extend(
+                payload
+                    .as_bytes()
+                    .chunks(RECEIPT_COLUMNS)
+                    .map(|chunk| String::from_utf8_lossy(chunk).into_owned()),
+            );
+        }
         out
     }
 
@@ -383,6 +402,11 @@ impl Receipt {
                     out.extend_from_slice(ESC_LEFT);
                 }
             }
+            if let Some(payload) = &self.verification {
+                out.extend_from_slice(ESC_CENTRE);
+                out.extend(escpos_qr(payload.as_bytes()));
+                out.extend_from_slice(ESC_LEFT);
+            }
             out.extend_from_slice(ESC_FEED_4);
             out.extend_from_slice(GS_PARTIAL_CUT);
         }
@@ -399,9 +423,16 @@ const PDF_MARGIN_POINTS: f32 = 17.0;
 const PDF_QR_MODULE_POINTS: f32 = 2.5;
 
 impl Receipt {
-    /// What the receipt's QR code says: the transaction's reference at the acquirer
-    /// (merchant, terminal, batch, trace number, date, RRN), which the after-sale records
-    /// find it by.
+    /// What the receipt's QR code says: the acquirer's signed statement when the host sent one
+    /// (checked at `/verify`), otherwise the transaction's reference at the acquirer.
+    pub fn qr_payload(&self) -> String {
+        self.verification
+            .clone()
+            .unwrap_or_else(|| self.reference())
+    }
+
+    /// The transaction's reference at the acquirer (merchant, terminal, batch, trace number,
+    /// date, RRN), which the after-sale records find it by.
     pub fn reference(&self) -> String {
         format!(
             "easypos:receipt?mid={}&tid={}&batch={:06}&trace={:06}&date={}&rrn={}",
@@ -415,7 +446,8 @@ impl Receipt {
     }
 
     /// Both copies as a PDF, one page each on an 80 mm roll: the lines of [`Receipt::lines`]
-    /// (Chinese in the reader's STSong-Light, nothing embedded) and the reference as a QR code.
+    /// (Chinese in the reader's STSong-Light, nothing embedded) and [`Receipt::qr_payload`] as
+    /// a QR code.
     pub fn pdf(&self, reprint: bool, language: Language) -> Vec<u8> {
         let mut document = pdf::Document::new(&format!(
             "{} {:06}/{:06}",
@@ -427,7 +459,7 @@ impl Receipt {
                 .iter()
                 .flat_map(|line| line.split('\n').map(str::to_owned).collect::<Vec<_>>())
                 .collect();
-            let reference = self.reference();
+            let reference = self.qr_payload();
             // A reference too long for a QR code is left out rather than failing the receipt.
             let qr_side = pdf::qr_side(&reference, PDF_QR_MODULE_POINTS).unwrap_or(0.0);
             let height = 2.0 * PDF_MARGIN_POINTS
@@ -475,6 +507,23 @@ const ESC_BOLD_ON: &[u8] = &[0x1B, 0x45, 0x01];
 const ESC_BOLD_OFF: &[u8] = &[0x1B, 0x45, 0x00];
 /// ESC d 4: print and feed four lines, so the cut falls below the text.
 const ESC_FEED_4: &[u8] = &[0x1B, 0x64, 0x04];
+/// A QR code drawn by the printer (Epson ESC/POS `GS ( k`, function 165–181): model 2,
+/// 4-dot modules, error correction M, store the data, print it.
+fn escpos_qr(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 32);
+    out.extend_from_slice(&[0x1D, 0x28, 0x6B, 0x04, 0x00, 0x31, 0x41, 0x32, 0x00]);
+    out.extend_from_slice(&[0x1D, 0x28, 0x6B, 0x03, 0x00, 0x31, 0x43, 0x04]);
+    out.extend_from_slice(&[0x1D, 0x28, 0x6B, 0x03, 0x00, 0x31, 0x45, 0x31]);
+    // A receipt payload is at most a few hundred bytes, far below the 16-bit length.
+    let stored = u16::try_from(data.len() + 3)
+        .unwrap_or(u16::MAX)
+        .to_le_bytes();
+    out.extend_from_slice(&[0x1D, 0x28, 0x6B, stored[0], stored[1], 0x31, 0x50, 0x30]);
+    out.extend_from_slice(data);
+    out.extend_from_slice(&[0x1D, 0x28, 0x6B, 0x03, 0x00, 0x31, 0x51, 0x30]);
+    out
+}
+
 /// GS V 1: partial cut.
 const GS_PARTIAL_CUT: &[u8] = &[0x1D, 0x56, 0x01];
 
@@ -510,6 +559,7 @@ mod tests {
             aid: Some("A000000333010101".into()),
             original_stan: None,
             balance: None,
+            verification: None,
         }
     }
 
@@ -630,6 +680,65 @@ I ACKNOWLEDGE SATISFACTORY RECEIPT OF RELATIVE GOODS/SERVICES
             .collect();
         assert_eq!(text.matches(&card).count(), 2);
         let english = String::from_utf8_lossy(&receipt.pdf(false, Language::English)).into_owned();
+        // A signed statement, when the host sent one, is what the code carries.
+        let signed = Receipt {
+            verification: Some("EPR1|000000012345|10000001".into()),
+            ..receipt.clone()
+        };
+        assert_eq!(signed.qr_payload(), "EPR1|000000012345|10000001");
         assert!(english.contains(&receipt.card) && !english.contains("STSong-Light) Tj"));
+    }
+
+    #[test]
+    fn a_signed_receipt_prints_its_payload_as_text_and_as_a_printer_qr_code() {
+        let payload = "EPR1|000000012345|10000001|898310058120001|621234******0003|1234|CNY|1764000000|654321|0a1b2c3d|BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBw";
+        let receipt = Receipt {
+            verification: Some(payload.into()),
+            ..sample()
+        };
+        for language in [Language::English, Language::Chinese] {
+            let lines = receipt.lines(Copy::Cardholder, false, language);
+            assert!(lines.iter().all(|line| width(line) <= RECEIPT_COLUMNS));
+            let at = lines
+                .iter()
+                .position(|line| line.contains("/verify"))
+                .unwrap();
+            assert_eq!(lines[at + 1..].concat(), payload, "{language:?}");
+        }
+        // Without a statement (declines, older hosts), no verify block.
+        assert!(
+            !sample()
+                .text(Copy::Cardholder, false, Language::English)
+                .contains("/verify")
+        );
+
+        let bytes = receipt.escpos(false);
+        let store = [
+            0x1D,
+            0x28,
+            0x6B,
+            (payload.len() + 3) as u8,
+            0x00,
+            0x31,
+            0x50,
+            0x30,
+        ];
+        let at = bytes
+            .windows(store.len())
+            .position(|window| window == store)
+            .unwrap();
+        assert_eq!(
+            &bytes[at + store.len()..at + store.len() + payload.len()],
+            payload.as_bytes()
+        );
+        let print = [0x1D, 0x28, 0x6B, 0x03, 0x00, 0x31, 0x51, 0x30];
+        assert_eq!(
+            bytes
+                .windows(print.len())
+                .filter(|window| *window == print)
+                .count(),
+            2,
+            "a QR code on each copy"
+        );
     }
 }

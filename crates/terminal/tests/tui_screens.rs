@@ -146,6 +146,7 @@ fn receipt(approved: bool, code: &str) -> Receipt {
         aid: Some("A000000333010101".into()),
         original_stan: None,
         balance: None,
+        verification: None,
     }
 }
 

@@ -29,6 +29,8 @@ pub struct World {
     pub shanghai_delivery: i64,
     /// The freezes the API changes (the host's, in `easypos up`).
     pub freezes: Arc<risk::Freezes>,
+    /// The acquirer's receipt keys (the host's, in `easypos up`).
+    pub receipts: Arc<aftersale::ReceiptKeys>,
     _backend: TestBackend,
 }
 
@@ -140,13 +142,19 @@ pub async fn world_on(backend: TestBackend) -> World {
         keys.insert(username, issued.secret);
     }
     let hsm: Arc<dyn hsm::Hsm> = Arc::new(hsm::SoftHsm::new(&[0x42; 32]).unwrap());
-    let webhook_keys = api::webhooks::WebhookKeys::ensure(&store, hsm)
+    let webhook_keys = api::webhooks::WebhookKeys::ensure(&store, hsm.clone())
         .await
         .unwrap();
+    let receipts = Arc::new(
+        aftersale::ReceiptKeys::load(store.clone(), hsm, 1_764_000_000)
+            .await
+            .unwrap(),
+    );
     let freezes = Arc::new(risk::Freezes::new());
     let state = api::ApiState::new(store.clone())
         .with_webhooks(webhook_keys)
-        .with_freezes(freezes.clone());
+        .with_freezes(freezes.clone())
+        .with_receipts(Some(receipts.clone()));
     let shanghai_webhook = "wh_shanghai00".to_owned();
     store
         .put_subscription(store::webhooks::Subscription {
@@ -178,6 +186,7 @@ pub async fn world_on(backend: TestBackend) -> World {
         store,
         router,
         freezes,
+        receipts,
         keys,
         transactions,
         _backend: backend,

@@ -1,0 +1,266 @@
+//! Fraud reports (issue 9, R10, R17, R18): a cardholder reports one of their transactions as
+//! fraud. In one step the card is frozen (its next authorization is declined 62, as an
+//! emergency freeze), and an evidence pack is sealed (`aftersale::evidence`): the transaction,
+//! its timeline, the merchant's and terminal's identity, the journal excerpt of its terminal
+//! batch, the card's freeze, the acquirer's receipt keys, and the report itself.
+
+use crate::ApiState;
+use crate::access::{Principal, Scope};
+use crate::problem::Problem;
+use crate::views::{MerchantView, TerminalView, TransactionView};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use store::accounts::Role;
+use store::fraud_reports::FraudReport;
+
+/// Longest description a report may carry.
+pub const MAX_DESCRIPTION_CHARS: usize = 2_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewFraudReport {
+    pub description: String,
+}
+
+/// A report as the API shows it (the pack itself is `GET /api/v1/fraud-reports/{id}/pack`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FraudReportView {
+    pub id: String,
+    pub transaction_id: String,
+    pub card_id: String,
+    pub card_frozen: bool,
+    pub reported_by: String,
+    pub reported_at: String,
+    pub description: String,
+    /// SHA-256 of the evidence pack as sealed.
+    pub pack_sha256: String,
+    pub pack_url: String,
+}
+
+impl FraudReportView {
+    pub fn new(report: &FraudReport) -> Self {
+        FraudReportView {
+            id: report.id.clone(),
+            transaction_id: report.transaction_id.to_string(),
+            card_id: report.card_id.clone(),
+            card_frozen: true,
+            reported_by: report.reported_by.clone(),
+            reported_at: crate::time::rfc3339_seconds(report.reported_at),
+            description: report.description.clone(),
+            pack_sha256: report.pack_sha256.clone(),
+            pack_url: format!("/api/v1/fraud-reports/{}/pack", report.id),
+        }
+    }
+}
+
+/// `POST /api/v1/transactions/{id}/fraud-report`: 201 with the new report, or 200 with the one
+/// made before for this transaction.
+pub async fn report(
+    State(state): State<ApiState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<FraudReportView>), Problem> {
+    let new: NewFraudReport = serde_json::from_slice(&body).map_err(|error| {
+        Problem::bad_request(format!(
+            "the body must be {{\"description\": \"what happened\"}}: {error}"
+        ))
+    })?;
+    let (status, report) = report_fraud(&state, &principal, &id, &new.description).await?;
+    Ok((status, Json(FraudReportView::new(&report))))
+}
+
+/// Reports transaction `id` as fraud for `principal` (the API's caller or the console's user).
+pub async fn report_fraud(
+    state: &ApiState,
+    principal: &Principal,
+    id: &str,
+    description: &str,
+) -> Result<(StatusCode, FraudReport), Problem> {
+    if principal.user.role != Role::Cardholder {
+        return Err(Problem::forbidden(
+            "only the cardholder reports fraud on their own card; operators freeze cards with PUT /api/v1/freezes/card/{id}",
+        ));
+    }
+    let description = description.trim();
+    if description.is_empty() || description.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(Problem::bad_request(format!(
+            "description: say what happened, in 1 to {MAX_DESCRIPTION_CHARS} characters"
+        )));
+    }
+    // Someone else's transaction is not found: it does not exist for this caller.
+    let record = crate::routes::visible_transaction(state, principal, id).await?;
+    if let Some(existing) = state.store.fraud_report_of_transaction(record.id).await? {
+        return Ok((StatusCode::OK, existing));
+    }
+    let scope = Scope::of(&state.store, &principal.user).await?;
+    let card = scope
+        .cards
+        .iter()
+        .find(|card| Some(card.masked_pan()) == record.card)
+        .ok_or_else(|| Problem::not_found(format!("no card of yours made transaction {id:?}")))?;
+    let now = state.now_seconds();
+
+    // The card first: whatever else fails, it is frozen.
+    let freeze = store::freezes::Freeze {
+        scope: "card".into(),
+        target: card.id.clone(),
+        reason: format!("fraud reported on transaction {}", record.id),
+        frozen_by: principal.user.username.clone(),
+        frozen_at: now,
+    };
+    state.store.put_freeze(freeze.clone()).await?;
+    state.freezes.set(risk::FreezeScope::Card, &card.id, true);
+    tracing::warn!(card = %card.id, transaction = record.id, by = %principal.user.username, "fraud reported: card frozen");
+
+    let directory = state.store.load_directory().await?;
+    let merchant = directory
+        .merchants
+        .iter()
+        .find(|merchant| merchant.id == record.merchant_id);
+    let terminal = directory
+        .terminals
+        .iter()
+        .find(|terminal| terminal.id == record.terminal_id);
+    let timeline = crate::timeline::events(state, &record).await?;
+    let journal: Vec<serde_json::Value> = match record.batch {
+        Some(batch) => state
+            .store
+            .journal_of(&record.terminal_id, batch, None)
+            .await?
+            .iter()
+            .map(|entry| {
+                serde_json::json!({
+                    "received_at": crate::time::rfc3339_micros(entry.received_at),
+                    "terminal_id": entry.terminal_id, "merchant_id": entry.merchant_id,
+                    "mti": entry.mti, "kind": entry.kind, "batch": entry.batch, "stan": entry.stan,
+                    "amount_minor": entry.amount_minor, "currency": entry.currency,
+                    "card": entry.card, "original_batch": entry.original_batch,
+                    "original_stan": entry.original_stan, "response": entry.response,
+                    "rrn": entry.rrn, "auth_code": entry.auth_code, "peer": entry.peer,
+                })
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let receipt_keys = state
+        .receipts
+        .as_ref()
+        .map(|keys| keys.public_keys())
+        .unwrap_or_default();
+    let report_id = format!("fr_{:016x}", rand::random::<u64>());
+    let value = |value: Result<serde_json::Value, serde_json::Error>| value.unwrap_or_default();
+    let sealed = aftersale::evidence::seal(&[
+        (
+            "report.json",
+            serde_json::json!({
+                "id": report_id, "reported_by": principal.user.username,
+                "reported_at": crate::time::rfc3339_seconds(now),
+                "description": description,
+            }),
+        ),
+        (
+            "transaction.json",
+            value(serde_json::to_value(TransactionView::from(&record))),
+        ),
+        ("timeline.json", value(serde_json::to_value(&timeline))),
+        (
+            "merchant.json",
+            value(serde_json::to_value(merchant.map(MerchantView::from))),
+        ),
+        (
+            "terminal.json",
+            value(serde_json::to_value(terminal.map(TerminalView::from))),
+        ),
+        ("journal.json", serde_json::Value::Array(journal)),
+        (
+            "card_freeze.json",
+            serde_json::json!({
+                "card_id": card.id, "card": card.masked_pan(),
+                "frozen_at": crate::time::rfc3339_seconds(now), "reason": freeze.reason,
+            }),
+        ),
+        (
+            "receipt_keys.json",
+            value(serde_json::to_value(&receipt_keys)),
+        ),
+    ]);
+    let stored = state
+        .store
+        .put_fraud_report(FraudReport {
+            id: report_id,
+            transaction_id: record.id,
+            card_id: card.id.clone(),
+            reported_by: principal.user.username.clone(),
+            reported_at: now,
+            description: description.to_owned(),
+            pack: sealed.text,
+            pack_sha256: sealed.sha256,
+        })
+        .await?;
+    Ok((StatusCode::CREATED, stored))
+}
+
+/// The report `id` if the caller may see it: its reporter, the acquirer's operators, the
+/// operators of the card's issuer. 404 otherwise.
+pub async fn visible_report(
+    state: &ApiState,
+    principal: &Principal,
+    id: &str,
+) -> Result<FraudReport, Problem> {
+    let not_found = || Problem::not_found(format!("no fraud report {id:?} that you may see"));
+    let report = state.store.fraud_report(id).await?.ok_or_else(not_found)?;
+    let allowed = match principal.user.role {
+        Role::PlatformOperator => true,
+        Role::IssuerOperator => Scope::of(&state.store, &principal.user)
+            .await?
+            .card(&report.card_id)
+            .is_some(),
+        _ => report.reported_by == principal.user.username,
+    };
+    allowed.then_some(report).ok_or_else(not_found)
+}
+
+/// `GET /api/v1/fraud-reports/{id}`.
+pub async fn get_report(
+    State(state): State<ApiState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Json<FraudReportView>, Problem> {
+    let report = visible_report(&state, &principal, &id).await?;
+    Ok(Json(FraudReportView::new(&report)))
+}
+
+/// The evidence pack as a JSON download, byte for byte as sealed.
+pub fn pack_response(report: &FraudReport) -> Response {
+    let mut response = report.pack.clone().into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"evidence-{}.json\"",
+        report.id
+    )) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&report.pack_sha256) {
+        headers.insert("x-pack-sha256", value);
+    }
+    response
+}
+
+/// `GET /api/v1/fraud-reports/{id}/pack`.
+pub async fn get_pack(
+    State(state): State<ApiState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let report = visible_report(&state, &principal, &id).await?;
+    Ok(pack_response(&report))
+}
