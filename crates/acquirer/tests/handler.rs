@@ -232,18 +232,21 @@ async fn a_terminal_sending_too_fast_is_answered_65() {
         ..Limits::default()
     };
     let (mut client, stop, server, handler) = start_with(&world, limits).await;
+    // All sent before any answer is read, so the test does not depend on how fast this machine
+    // answers (one at a time, a slow debug build let the bucket refill between messages).
+    let sent = acquirer::TERMINAL_RATE_BURST + 100;
+    let request = echo("10000001", "898310058120001");
+    for _ in 0..sent {
+        client.send(&request, TIMEOUT).await.unwrap();
+    }
     let mut codes = Vec::new();
-    for _ in 0..(acquirer::TERMINAL_RATE_BURST + 50) {
-        codes.push(
-            ask(&mut client, &echo("10000001", "898310058120001"))
-                .await
-                .1,
-        );
+    for _ in 0..sent {
+        let reply = client.receive(TIMEOUT).await.unwrap();
+        codes.push(cup().unpack(&reply).unwrap().response_code().unwrap());
     }
     assert!(
-        codes[..acquirer::TERMINAL_RATE_BURST as usize]
-            .iter()
-            .all(|code| code == "00"),
+        codes.iter().filter(|code| *code == "00").count()
+            >= acquirer::TERMINAL_RATE_BURST as usize,
         "the burst passes"
     );
     assert!(
