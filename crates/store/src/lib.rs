@@ -29,6 +29,7 @@ pub mod freezes;
 mod group;
 pub mod journal;
 mod migrate;
+pub mod onboarding;
 mod postgres;
 mod rows;
 pub mod saf;

@@ -63,6 +63,9 @@ mod wallets;
 // Emergency freezes (issue 10).
 #[path = "postgres_freezes.rs"]
 mod freezes;
+// Getting a terminal (issue 11).
+#[path = "postgres_onboarding.rs"]
+mod onboarding;
 
 enum Job {
     Transfers {
