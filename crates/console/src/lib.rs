@@ -42,6 +42,8 @@ pub struct Console {
     pub health: Option<HealthProbe>,
     /// The second factor of the roles that need one ([`store::accounts::Role::requires_mfa`]).
     pub mfa: mfa::Mfa,
+    /// Applications and terminals (issue 11); the application pages answer 404 without it.
+    pub onboarding: Option<onboarding::service::Onboarding>,
 }
 
 impl std::fmt::Debug for Console {
@@ -60,7 +62,14 @@ impl Console {
             sessions: Arc::new(session::Sessions::default()),
             health: None,
             mfa,
+            onboarding: None,
         }
+    }
+
+    /// Serves the application form and the review pages of `onboarding`.
+    pub fn with_onboarding(mut self, onboarding: onboarding::service::Onboarding) -> Self {
+        self.onboarding = Some(onboarding);
+        self
     }
 
     /// Shows `probe`'s lines on the health page.

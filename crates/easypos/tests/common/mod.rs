@@ -204,3 +204,26 @@ pub fn setup(dir: &Path, terminal_id: &str, config: &str, host: SocketAddr, time
     );
     assert_eq!(init.code, 0, "{}", init.stderr);
 }
+
+/// One HTTP/1.1 exchange with `web` (`http://host:port/`, as the banner prints it): the status
+/// and the body parsed as JSON (Null if it is not).
+pub fn http_json(web: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    let address = web
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    stream.set_read_timeout(Some(STARTUP_TIMEOUT)).unwrap();
+    let body = body.map(Value::to_string).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
