@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+mod apply;
 pub mod i18n;
 pub mod mfa;
 mod pages;
@@ -109,6 +110,13 @@ pub fn router(state: Console) -> Router {
         .route("/console/merchants", get(pages::merchants))
         .route("/console/journal", get(pages::journal))
         .route("/console/health", get(pages::health))
+        .route("/console/apply", get(apply::form).post(apply::post))
+        .route("/console/apply/check", post(apply::check))
+        .route("/console/apply/status", get(apply::status))
+        .route(
+            "/console/apply/resume",
+            get(apply::resume_form).post(apply::resume),
+        )
         .route("/console/static/htmx.min.js", get(htmx))
         .route("/console/static/console.css", get(css))
         .fallback(pages::not_found)

@@ -271,6 +271,7 @@ fn both_languages_have_the_same_messages_and_templates_use_only_those() {
         .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
         .collect();
     sources.push(std::fs::read_to_string(dir.join("src/pages.rs")).unwrap());
+    sources.push(std::fs::read_to_string(dir.join("src/apply.rs")).unwrap());
     for source in &sources {
         for piece in source.split("t.get(\"").skip(1) {
             used.insert(piece.split('"').next().unwrap().to_owned());
