@@ -165,9 +165,9 @@ const portals = {
   'shanghai.admin': ['Dashboard', 'Transactions', 'Terminals', 'Staff', 'API keys'],
   'shanghai.cashier': ['Dashboard', 'Transactions', 'Terminals'],
   'cardholder1': ['Cards', 'Transactions'],
-  'operator': ['Merchants', 'Terminals', 'Transactions', 'Message journal', 'System health', 'API keys'],
+  'operator': ['Merchants', 'Terminals', 'Transactions', 'Message journal', 'System health', 'API keys', 'Applications'],
   'bank': ['Cards', 'Transactions', 'API keys'],
-  'partner': ['Merchants', 'Terminals', 'Transactions', 'API keys'],
+  'partner': ['Merchants', 'Terminals', 'Transactions', 'API keys', 'Applications'],
 };
 
 for (const [user, items] of Object.entries(portals)) {

@@ -20,6 +20,7 @@ mod apply;
 pub mod i18n;
 pub mod mfa;
 mod pages;
+mod review;
 pub mod session;
 
 use axum::Router;
@@ -112,6 +113,9 @@ pub fn router(state: Console) -> Router {
         .route("/console/health", get(pages::health))
         .route("/console/apply", get(apply::form).post(apply::post))
         .route("/console/apply/check", post(apply::check))
+        .route("/console/applications", get(review::list))
+        .route("/console/applications/{id}", get(review::show))
+        .route("/console/applications/{id}/decision", post(review::decide))
         .route("/console/apply/status", get(apply::status))
         .route(
             "/console/apply/resume",

@@ -85,12 +85,14 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/journal", "nav-journal"),
             ("/console/health", "nav-health"),
             ("/console/api-keys", "nav-api-keys"),
+            ("/console/applications", "nav-applications"),
         ],
         Role::ChannelPartner => &[
             ("/console/merchants", "nav-merchants"),
             ("/console/terminals", "nav-terminals"),
             ("/console/transactions", "nav-transactions"),
             ("/console/api-keys", "nav-api-keys"),
+            ("/console/applications", "nav-applications"),
         ],
     }
 }
@@ -180,9 +182,9 @@ pub(crate) fn error_page(chrome: Chrome, status: StatusCode) -> Response {
 }
 
 /// A signed-in request: the session, the user, the frame of the page.
-struct Visit {
-    user: User,
-    chrome: Chrome,
+pub(crate) struct Visit {
+    pub(crate) user: User,
+    pub(crate) chrome: Chrome,
 }
 
 impl Console {
@@ -207,7 +209,7 @@ impl Console {
 
     /// The signed-in user of this request, allowed to use `resource`; otherwise the answer to
     /// give instead (the login page, or 403).
-    async fn visit(
+    pub(crate) async fn visit(
         &self,
         headers: &HeaderMap,
         resource: Option<Resource>,

@@ -21,7 +21,9 @@ struct World {
     /// Journal ids: a Shanghai sale (CH001's card) and a Beijing sale (CH002's card).
     shanghai_sale: i64,
     beijing_sale: i64,
+    onboarding: onboarding::service::Onboarding,
     _backend: store::testing::TestBackend,
+    _documents: store::testing::tempdir::TempDir,
 }
 
 fn masked(card_id: &str) -> String {
@@ -96,9 +98,29 @@ async fn world() -> World {
         clock: clock.clone(),
     };
     let hsm: Arc<dyn hsm::Hsm> = Arc::new(hsm::SoftHsm::new(&[0x42; 32]).unwrap());
-    let mfa = console::mfa::Mfa::ensure(&store, hsm).await.unwrap();
-    let router = console::router(console::Console::new(api_state, mfa.clone()));
+    let mfa = console::mfa::Mfa::ensure(&store, hsm.clone())
+        .await
+        .unwrap();
+    let documents = store::testing::tempdir::TempDir::new();
+    let onboarding = onboarding::service::Onboarding {
+        store: store.clone(),
+        hsm,
+        clock: clock.clone(),
+        settings: onboarding::service::Settings {
+            acquirer: demo::ACQUIRER,
+            host_address: "127.0.0.1:8583".into(),
+            documents_dir: documents.path().to_owned(),
+            activation_code_seconds: 86_400,
+            cvm_limit: "300.00".into(),
+        },
+        host: Arc::new(onboarding::service::NoHost),
+    };
+    let router = console::router(
+        console::Console::new(api_state, mfa.clone()).with_onboarding(onboarding.clone()),
+    );
     World {
+        onboarding,
+        _documents: documents,
         mfa,
         shanghai_sale: id_of("RRNSHANGHAI1"),
         beijing_sale: id_of("RRNBEIJING01"),
@@ -272,6 +294,7 @@ fn both_languages_have_the_same_messages_and_templates_use_only_those() {
         .collect();
     sources.push(std::fs::read_to_string(dir.join("src/pages.rs")).unwrap());
     sources.push(std::fs::read_to_string(dir.join("src/apply.rs")).unwrap());
+    sources.push(std::fs::read_to_string(dir.join("src/review.rs")).unwrap());
     for source in &sources {
         for piece in source.split("t.get(\"").skip(1) {
             used.insert(piece.split('"').next().unwrap().to_owned());
@@ -989,4 +1012,132 @@ async fn password_step(world: &World, username: &str) -> String {
         "the password alone is not enough"
     );
     answer.session()
+}
+
+#[tokio::test]
+async fn operators_review_with_maker_checker_and_partners_only_follow_their_own() {
+    let world = world().await;
+    world
+        .store
+        .put_users(vec![
+            store::accounts::NewUser::new(
+                "demo-checker",
+                "checker",
+                "Second Operator",
+                store::accounts::Role::PlatformOperator,
+                store::accounts::Tenant::Institution(demo::ACQUIRER),
+                demo::DEMO_PASSWORD,
+                0,
+            )
+            .unwrap(),
+        ])
+        .await
+        .unwrap();
+    // A department store: medium risk, so it waits for people.
+    let form: onboarding::application::Form = serde_json::from_value(serde_json::json!({
+        "business_name": "Xujiahui Department Store", "credit_code": "914403001922038216",
+        "legal_name": "Zhang Wei", "id_number": "11010519491231002X", "mobile": "13812345678",
+        "address": "1 Hongqiao Road", "city": "Shanghai", "mcc": "5311",
+        "settlement_card": demo::with_luhn("621700000000000001"), "bank": "Huangpu Commercial Bank",
+        "monthly_volume": "500000", "terminal_count": "2", "terminal_kind": "countertop", "consent": "on"
+    }))
+    .unwrap();
+    let draft = world.onboarding.new_draft(&form, None).await.unwrap();
+    let (application, provisioned) = world
+        .onboarding
+        .submit(draft.application, &form)
+        .await
+        .unwrap();
+    assert!(provisioned.is_none());
+    let id = application.id;
+
+    let maker = world.sign_in("operator").await;
+    let queue = world
+        .get("/console/applications?status=submitted", Some(&maker), &[])
+        .await;
+    assert_eq!(queue.status, StatusCode::OK);
+    assert!(
+        queue.html.contains(&id) && queue.html.contains("Xujiahui Department Store"),
+        "{}",
+        queue.html
+    );
+    let page = world
+        .get(&format!("/console/applications/{id}"), Some(&maker), &[])
+        .await;
+    assert!(
+        page.html.contains("mcc-risk") && page.html.contains("621700*********"),
+        "{}",
+        page.html
+    );
+    let decide = |session: String, csrf: String, decision: &'static str| {
+        let world = &world;
+        let id = id.clone();
+        async move {
+            world
+                .post(
+                    &format!("/console/applications/{id}/decision"),
+                    Some(&session),
+                    &format!("csrf={csrf}&decision={decision}&reason="),
+                )
+                .await
+        }
+    };
+    let early = decide(maker.clone(), page.csrf(), "approve").await;
+    assert!(
+        early.html.contains("first recommended by one operator"),
+        "{}",
+        early.html
+    );
+    let recommended = decide(maker.clone(), page.csrf(), "recommend").await;
+    assert!(
+        recommended.html.contains("Recommended by (maker)"),
+        "{}",
+        recommended.html
+    );
+    let same = decide(maker.clone(), page.csrf(), "approve").await;
+    assert!(
+        same.html.contains("another operator must approve it"),
+        "{}",
+        same.html
+    );
+    let forged = world
+        .post(
+            &format!("/console/applications/{id}/decision"),
+            Some(&maker),
+            "csrf=forged&decision=approve",
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+
+    let checker = world.sign_in("checker").await;
+    let page = world
+        .get(&format!("/console/applications/{id}"), Some(&checker), &[])
+        .await;
+    let approved = decide(checker.clone(), page.csrf(), "approve").await;
+    assert!(
+        approved.html.contains("class=\"activation-code\"")
+            && approved.html.contains("id=\"invitation\""),
+        "{}",
+        approved.html
+    );
+    assert!(
+        approved.html.contains("demo-checker"),
+        "the checker is recorded"
+    );
+
+    // The demo partner submitted nothing: it sees no application, and this one not at all.
+    let partner = world.sign_in("partner").await;
+    let list = world
+        .get("/console/applications", Some(&partner), &[])
+        .await;
+    assert!(!list.html.contains(&id));
+    let peek = world
+        .get(&format!("/console/applications/{id}"), Some(&partner), &[])
+        .await;
+    assert_eq!(peek.status, StatusCode::NOT_FOUND);
+    let cashier = world.sign_in("shanghai.cashier").await;
+    let refused = world
+        .get("/console/applications", Some(&cashier), &[])
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
 }
