@@ -162,10 +162,10 @@ async function withPage(name, user, locale, body) {
 }
 
 const portals = {
-  'shanghai.admin': ['Dashboard', 'Transactions', 'Terminals', 'Staff', 'API keys'],
+  'shanghai.admin': ['Dashboard', 'Transactions', 'Terminals', 'Staff', 'API keys', 'Terminal management'],
   'shanghai.cashier': ['Dashboard', 'Transactions', 'Terminals'],
   'cardholder1': ['Cards', 'Transactions'],
-  'operator': ['Merchants', 'Terminals', 'Transactions', 'Message journal', 'System health', 'API keys', 'Applications'],
+  'operator': ['Merchants', 'Terminals', 'Transactions', 'Message journal', 'System health', 'API keys', 'Applications', 'Terminal management'],
   'bank': ['Cards', 'Transactions', 'API keys'],
   'partner': ['Merchants', 'Terminals', 'Transactions', 'API keys', 'Applications'],
 };

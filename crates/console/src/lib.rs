@@ -17,6 +17,7 @@
 //! ```
 
 mod apply;
+mod fleet;
 pub mod i18n;
 pub mod mfa;
 mod pages;
@@ -114,6 +115,8 @@ pub fn router(state: Console) -> Router {
         .route("/console/apply", get(apply::form).post(apply::post))
         .route("/console/apply/check", post(apply::check))
         .route("/console/applications", get(review::list))
+        .route("/console/fleet", get(fleet::show))
+        .route("/console/fleet/{id}", post(fleet::act))
         .route("/console/applications/{id}", get(review::show))
         .route("/console/applications/{id}/decision", post(review::decide))
         .route("/console/apply/status", get(apply::status))

@@ -57,6 +57,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/terminals", "nav-terminals"),
             ("/console/staff", "nav-staff"),
             ("/console/api-keys", "nav-api-keys"),
+            ("/console/fleet", "nav-fleet"),
         ],
         Role::MerchantManager => &[
             ("/console/dashboard", "nav-dashboard"),
@@ -86,6 +87,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/health", "nav-health"),
             ("/console/api-keys", "nav-api-keys"),
             ("/console/applications", "nav-applications"),
+            ("/console/fleet", "nav-fleet"),
         ],
         Role::ChannelPartner => &[
             ("/console/merchants", "nav-merchants"),

@@ -398,6 +398,9 @@ fn every_field_and_fault_has_a_message_in_both_languages() {
                 status.as_str().replace('_', "-")
             ));
         }
+        for status in onboarding::terminals::TerminalStatus::ALL {
+            wanted.push(format!("fleet-status-{}", status.as_str()));
+        }
         for kind in onboarding::validate::TERMINAL_KINDS {
             wanted.push(format!("apply-kind-{kind}"));
         }

@@ -295,6 +295,7 @@ fn both_languages_have_the_same_messages_and_templates_use_only_those() {
     sources.push(std::fs::read_to_string(dir.join("src/pages.rs")).unwrap());
     sources.push(std::fs::read_to_string(dir.join("src/apply.rs")).unwrap());
     sources.push(std::fs::read_to_string(dir.join("src/review.rs")).unwrap());
+    sources.push(std::fs::read_to_string(dir.join("src/fleet.rs")).unwrap());
     for source in &sources {
         for piece in source.split("t.get(\"").skip(1) {
             used.insert(piece.split('"').next().unwrap().to_owned());
@@ -1123,6 +1124,67 @@ async fn operators_review_with_maker_checker_and_partners_only_follow_their_own(
     assert!(
         approved.html.contains("demo-checker"),
         "the checker is recorded"
+    );
+
+    // The new terminals are managed on the fleet page; no key is shown there.
+    let fleet = world.get("/console/fleet", Some(&checker), &[]).await;
+    let terminal_id = fleet
+        .html
+        .split("<tr id=\"fleet-")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        fleet.html.matches("<tr id=\"fleet-").count(),
+        2,
+        "{}",
+        fleet.html
+    );
+    assert!(fleet.html.contains("Provisioned") && fleet.html.contains("EP-C10 countertop"));
+    let act = |action: &'static str, csrf: String| {
+        let world = &world;
+        let (session, terminal_id) = (checker.clone(), terminal_id.clone());
+        async move {
+            world
+                .post(
+                    &format!("/console/fleet/{terminal_id}"),
+                    Some(&session),
+                    &format!("csrf={csrf}&action={action}"),
+                )
+                .await
+        }
+    };
+    let lost = act("lost", fleet.csrf()).await;
+    assert!(
+        lost.html.contains("status is changed") && lost.html.contains("Lost"),
+        "{}",
+        lost.html
+    );
+    let refused = act("active", fleet.csrf()).await;
+    assert!(
+        refused
+            .html
+            .contains("cannot do this from its current status"),
+        "{}",
+        refused.html
+    );
+    act("provisioned", fleet.csrf()).await;
+    let code = act("code", fleet.csrf()).await;
+    assert!(code.html.contains("id=\"fleet-code\""), "{}", code.html);
+    assert!(
+        !code.html.to_lowercase().contains("master"),
+        "no key on the page"
+    );
+    let other_merchant = world.sign_in("shanghai.admin").await;
+    let theirs = world
+        .get("/console/fleet", Some(&other_merchant), &[])
+        .await;
+    assert!(
+        !theirs.html.contains(&terminal_id),
+        "another merchant's terminals are not shown"
     );
 
     // The demo partner submitted nothing: it sees no application, and this one not at all.
