@@ -282,6 +282,11 @@ for (const [locale, a] of Object.entries(applicants)) {
       assert.match(await page.locator('#apply-message').textContent(), a.saved);
       assert.match(await page.locator('#tracking').textContent(), /^AP[0-9A-Z]{10}$/);
       assert.equal(await page.inputValue('#field-credit_code'), a.credit);
+      // A document, uploaded from the browser (type sniffed on the server).
+      await page.setInputFiles('#document-file', { name: 'licence.png', mimeType: 'image/png', buffer: Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 1, 2, 3]) });
+      await Promise.all([page.waitForNavigation(), page.click('form.upload button')]);
+      assert.equal(await page.locator('#documents li').count(), 1);
+      assert.equal(await page.inputValue('#field-credit_code'), a.credit);
       await page.fill('#field-legal_name', a.legal);
       await page.fill('#field-id_number', a.id);
       await page.fill('#field-mobile', '13912345678');

@@ -269,3 +269,12 @@ fleet-status-suspended = Suspended
 fleet-status-lost = Lost
 fleet-status-stolen = Stolen
 fleet-status-retired = Retired
+
+apply-documents = Documents
+apply-documents-note = Your business licence and both sides of the legal representative's ID card: JPEG, PNG or PDF, at most 5 MB each.
+apply-upload = Upload
+apply-document-saved = The document is uploaded.
+apply-doc-licence = Business licence
+apply-doc-id-front = ID card, front
+apply-doc-id-back = ID card, back
+apply-doc-shop-photo = Shop photo

@@ -269,3 +269,12 @@ fleet-status-suspended = 已暂停
 fleet-status-lost = 已挂失
 fleet-status-stolen = 被盗
 fleet-status-retired = 已停用
+
+apply-documents = 证明材料
+apply-documents-note = 营业执照及法定代表人身份证正反面：JPEG、PNG或PDF格式，每个不超过5 MB。
+apply-upload = 上传
+apply-document-saved = 材料已上传。
+apply-doc-licence = 营业执照
+apply-doc-id-front = 身份证人像面
+apply-doc-id-back = 身份证国徽面
+apply-doc-shop-photo = 门店照片

@@ -69,6 +69,47 @@ struct ApplyPage {
     token: String,
     note: String,
     message: String,
+    /// Documents uploaded so far: (kind label, size and type).
+    documents: Vec<(String, String)>,
+    /// The kinds of document, for the upload form (shown once a draft exists).
+    kinds: Vec<Choice>,
+    document_error: String,
+}
+
+/// The uploaded documents of `id` and the kinds to choose from, in the page's language.
+async fn documents_of(
+    onboarding: &Onboarding,
+    t: &Tr,
+    id: &str,
+) -> (Vec<(String, String)>, Vec<Choice>) {
+    let documents = if id.is_empty() {
+        Vec::new()
+    } else {
+        onboarding::documents::list(&onboarding.store, id)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|document| {
+                (
+                    t.get(&format!("apply-doc-{}", document.kind.replace('_', "-"))),
+                    format!(
+                        "{}, {} KB",
+                        document.content_type,
+                        (document.bytes + 1023) / 1024
+                    ),
+                )
+            })
+            .collect()
+    };
+    let kinds = onboarding::http::DOCUMENT_KINDS
+        .iter()
+        .map(|kind| Choice {
+            value: (*kind).to_owned(),
+            label: t.get(&format!("apply-doc-{}", kind.replace('_', "-"))),
+            selected: false,
+        })
+        .collect();
+    (documents, kinds)
 }
 
 #[derive(Template)]
@@ -228,6 +269,7 @@ pub async fn form(State(console): State<Console>, headers: HeaderMap) -> Respons
         ),
         None => (ApplicationForm::default(), String::new(), String::new()),
     };
+    let (documents, kinds) = documents_of(onboarding, &t, &tracking).await;
     let page = ApplyPage {
         fields: rows(&t, lang, &form, &[]),
         chrome,
@@ -235,6 +277,9 @@ pub async fn form(State(console): State<Console>, headers: HeaderMap) -> Respons
         token: String::new(),
         note,
         message: String::new(),
+        documents,
+        kinds,
+        document_error: String::new(),
     };
     with_cookie(
         render(&page, StatusCode::OK),
@@ -322,6 +367,7 @@ pub async fn post(
     } else {
         token.clone()
     };
+    let (documents, kinds) = documents_of(onboarding, &t, &saved.id).await;
     if !submit {
         let page = ApplyPage {
             fields: rows(&t, lang, &stored_form, &[]),
@@ -330,6 +376,9 @@ pub async fn post(
             token: shown_token,
             note: kept.note.clone().unwrap_or_default(),
             message: t.get("apply-saved"),
+            documents,
+            kinds,
+            document_error: String::new(),
         };
         return with_cookie(render(&page, StatusCode::OK), &cookie);
     }
@@ -360,6 +409,9 @@ pub async fn post(
                 token: shown_token,
                 note: String::new(),
                 message: t.get("apply-invalid"),
+                documents,
+                kinds,
+                document_error: String::new(),
             };
             with_cookie(render(&page, StatusCode::UNPROCESSABLE_ENTITY), &cookie)
         }
@@ -497,4 +549,76 @@ pub async fn resume(
             render(&ResumePage { chrome, message }, StatusCode::NOT_FOUND)
         }
     }
+}
+
+/// `POST /console/apply/documents` (`multipart/form-data`: `csrf`, `kind`, `file`): a document
+/// of the remembered application, checked by [`onboarding::documents::check`].
+pub async fn upload(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let lang = lang_of(&headers);
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    let parts = onboarding::documents::boundary(content_type)
+        .and_then(|boundary| onboarding::documents::parse_multipart(&body, boundary));
+    let Some(parts) = parts else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let part = |name: &str| {
+        parts
+            .iter()
+            .find(|part| part.name == name)
+            .map(|part| part.content)
+    };
+    let csrf = part("csrf")
+        .and_then(|bytes| std::str::from_utf8(bytes).ok())
+        .unwrap_or("");
+    let Some(session) = checked_session(&console, &headers, csrf) else {
+        return csrf_refused(lang);
+    };
+    let Some(onboarding) = service(&console) else {
+        return no_service(lang);
+    };
+    let Some((application, _)) = current(onboarding, &headers).await else {
+        return Redirect::to("/console/apply").into_response();
+    };
+    let kind = part("kind")
+        .and_then(|bytes| std::str::from_utf8(bytes).ok())
+        .unwrap_or("");
+    let file = part("file").unwrap_or(&[]);
+    let chrome = chrome(lang, None, &session.csrf, "/console/apply");
+    let t = chrome.t;
+    let (message, document_error, status) =
+        match onboarding::documents::store_document(onboarding, &application, kind, file).await {
+            Ok(_) => (t.get("apply-document-saved"), String::new(), StatusCode::OK),
+            Err(OnboardingError::Invalid(errors)) => (
+                String::new(),
+                errors
+                    .first()
+                    .map(|error| message(&t, error))
+                    .unwrap_or_default(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            Err(OnboardingError::NotEditable(_)) => {
+                return Redirect::to("/console/apply/status").into_response();
+            }
+            Err(error) => return failed(lang, &error),
+        };
+    let (documents, kinds) = documents_of(onboarding, &t, &application.id).await;
+    let page = ApplyPage {
+        fields: rows(&t, lang, &application.form, &[]),
+        chrome,
+        tracking: application.id.clone(),
+        token: String::new(),
+        note: application.note.clone().unwrap_or_default(),
+        message,
+        documents,
+        kinds,
+        document_error,
+    };
+    render(&page, status)
 }

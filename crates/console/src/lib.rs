@@ -114,6 +114,12 @@ pub fn router(state: Console) -> Router {
         .route("/console/health", get(pages::health))
         .route("/console/apply", get(apply::form).post(apply::post))
         .route("/console/apply/check", post(apply::check))
+        .route(
+            "/console/apply/documents",
+            post(apply::upload).layer(axum::extract::DefaultBodyLimit::max(
+                onboarding::http::MAX_DOCUMENT_BYTES + 64 * 1024,
+            )),
+        )
         .route("/console/applications", get(review::list))
         .route("/console/fleet", get(fleet::show))
         .route("/console/fleet/{id}", post(fleet::act))

@@ -245,6 +245,50 @@ async fn the_form_in_chinese_checks_fields_saves_a_draft_and_submits() {
         .to_owned();
     let remembered = draft.cookie("ep_application").unwrap();
 
+    // Documents: a picture is kept; anything else is refused with its reason.
+    let upload = |kind: &str, bytes: &[u8]| {
+        let mut body = Vec::new();
+        for (name, value) in [("csrf", csrf.as_bytes()), ("kind", kind.as_bytes())] {
+            body.extend_from_slice(
+                format!("--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n")
+                    .as_bytes(),
+            );
+            body.extend_from_slice(value);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x\"\r\nContent-Type: application/octet-stream\r\n\r\n");
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n--XyZ--\r\n");
+        body
+    };
+    let send_upload = |body: Vec<u8>| {
+        let world = &world;
+        let cookies = [session.clone(), remembered.clone()];
+        async move {
+            let request = Request::builder()
+                .method("POST")
+                .uri("/console/apply/documents")
+                .header("accept-language", "zh-CN")
+                .header("content-type", "multipart/form-data; boundary=XyZ")
+                .header("cookie", cookies.join("; "))
+                .body(Body::from(body))
+                .unwrap();
+            let response = world.router.clone().oneshot(request).await.unwrap();
+            let status = response.status();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8_lossy(&bytes).into_owned())
+        }
+    };
+    let (status, html) = send_upload(upload("licence", b"\x89PNG\r\n\x1a\nthe licence")).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(
+        html.contains("材料已上传") && html.contains("营业执照: image/png"),
+        "{html}"
+    );
+    let (status, html) = send_upload(upload("id_front", b"GIF89a a gif")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("文件须为JPEG、PNG或PDF格式"), "{html}");
+
     // Another browser resumes it with the tracking number and the code.
     let other = world
         .send("GET", "/console/apply/resume", &[], zh, &[], String::new())
@@ -400,6 +444,9 @@ fn every_field_and_fault_has_a_message_in_both_languages() {
         }
         for status in onboarding::terminals::TerminalStatus::ALL {
             wanted.push(format!("fleet-status-{}", status.as_str()));
+        }
+        for kind in onboarding::http::DOCUMENT_KINDS {
+            wanted.push(format!("apply-doc-{}", kind.replace('_', "-")));
         }
         for kind in onboarding::validate::TERMINAL_KINDS {
             wanted.push(format!("apply-kind-{kind}"));
