@@ -70,7 +70,18 @@ impl TerminalStatus {
                 | (Lost | Stolen, Provisioned | Retired)
         )
     }
+
+    /// Whether moving to this status is an incident the merchant's channel partner hears of.
+    pub fn is_incident(self) -> bool {
+        matches!(
+            self,
+            TerminalStatus::Suspended | TerminalStatus::Lost | TerminalStatus::Stolen
+        )
+    }
 }
+
+/// The webhook event of a terminal suspended, lost or stolen.
+pub const EVENT_TERMINAL_INCIDENT: &str = "terminal.incident";
 
 /// The model a kind of terminal is shipped as.
 pub fn model_of(kind: &str) -> &'static str {
@@ -280,7 +291,73 @@ impl Onboarding {
         }
         self.tell_host(id).await?;
         tracing::info!(terminal = id, from = details.status.as_str(), to = to.as_str(), by = %principal.user.id, "terminal status changed");
+        if to.is_incident() {
+            self.notify_incident(&details, to).await?;
+        }
         self.terminal(principal, id).await
+    }
+
+    /// Queues a `terminal.incident` webhook event for the subscriptions of the channel partners
+    /// that referred the terminal's merchant and of the merchant's own users; the webhook
+    /// worker signs and delivers it with retries (`api::webhooks`).
+    async fn notify_incident(
+        &self,
+        details: &TerminalDetails,
+        to: TerminalStatus,
+    ) -> Result<(), OnboardingError> {
+        let partners: Vec<String> = self
+            .store
+            .onboarding_query(
+                "SELECT partner_id FROM partner_referrals WHERE merchant_id = $1",
+                vec![Cell::text(&details.merchant_id)],
+                &[Kind::Text],
+            )
+            .await?
+            .iter()
+            .filter_map(|row| row[0].as_text().map(str::to_owned))
+            .collect();
+        let now = self.now();
+        let event_id = format!(
+            "evt_terminal_{}_{}_{}",
+            details.terminal_id,
+            to.as_str(),
+            now
+        );
+        let payload = serde_json::json!({
+            "id": event_id,
+            "type": EVENT_TERMINAL_INCIDENT,
+            "created_at": api::time::rfc3339_seconds(now),
+            "data": {
+                "terminal_id": details.terminal_id,
+                "merchant_id": details.merchant_id,
+                "serial": details.serial,
+                "status": to.as_str(),
+                "previous_status": details.status.as_str(),
+            },
+        });
+        let mut deliveries = Vec::new();
+        for subscription in self.store.active_subscriptions().await? {
+            let Some(owner) = self.store.user(&subscription.owner_user_id).await? else {
+                continue;
+            };
+            let concerned = match &owner.tenant {
+                Tenant::Partner(partner) => partners.contains(partner),
+                Tenant::Merchant(merchant) => *merchant == details.merchant_id,
+                _ => false,
+            };
+            if concerned {
+                deliveries.push(store::webhooks::NewDelivery {
+                    subscription_id: subscription.id.clone(),
+                    event_id: event_id.clone(),
+                    event_type: EVENT_TERMINAL_INCIDENT.to_owned(),
+                    payload: payload.to_string(),
+                    created_at: now,
+                    retry_until: now + api::webhooks::RETRY_WINDOW_SECONDS,
+                });
+            }
+        }
+        self.store.enqueue_deliveries(deliveries).await?;
+        Ok(())
     }
 
     /// Tells the host the terminal's directory record as it now is.

@@ -710,6 +710,52 @@ async fn partners_see_only_their_own_applications_and_merchants() {
             json!([]),
             "partners do not manage terminals"
         );
+        // The partner hears of an incident on a terminal it sold (its webhook); the other
+        // partner does not.
+        for (id, owner) in [("sub-1", "partner1"), ("sub-2", "partner2")] {
+            world
+                .store
+                .put_subscription(store::webhooks::Subscription {
+                    id: id.into(),
+                    owner_user_id: owner.into(),
+                    url: "http://127.0.0.1:9/hook".into(),
+                    secret_nonce: "nonce".into(),
+                    created_at: 0,
+                    disabled_at: None,
+                })
+                .await
+                .unwrap();
+        }
+        let tid = submitted.json["terminal_ids"][0].as_str().unwrap();
+        let stolen = world
+            .call(
+                "POST",
+                &format!("/onboarding/v1/terminals/{tid}/status"),
+                Some("maker"),
+                None,
+                Some(json!({"status": "stolen"})),
+            )
+            .await;
+        assert_eq!(stolen.json["status"], "stolen", "{}", stolen.text);
+        let told = world.store.deliveries_of("sub-1", 10).await.unwrap();
+        assert_eq!(told.len(), 1);
+        assert_eq!(told[0].event_type, "terminal.incident");
+        let event: Value = serde_json::from_str(&told[0].payload).unwrap();
+        assert_eq!(
+            (
+                event["data"]["terminal_id"].as_str(),
+                event["data"]["status"].as_str()
+            ),
+            (Some(tid), Some("stolen"))
+        );
+        assert!(
+            world
+                .store
+                .deliveries_of("sub-2", 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 }
 
