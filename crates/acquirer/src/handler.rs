@@ -287,6 +287,14 @@ impl TerminalHandler {
             .and_then(|terminals| terminals.get(terminal_id.trim()).cloned())
     }
 
+    /// Forgets the cached token of key `name` (a terminal's master key replaced by a forced
+    /// key change): the next use reads the new one from the store.
+    pub fn forget_key(&self, name: &str) {
+        if let Ok(mut keys) = self.keys.write() {
+            keys.remove(name);
+        }
+    }
+
     /// Adds or replaces a terminal while the host runs (an activation, a terminal reported
     /// lost): its next message is checked against `record`.
     pub fn set_terminal(&self, terminal_id: &str, record: TerminalRecord) {

@@ -278,3 +278,4 @@ apply-doc-licence = Business licence
 apply-doc-id-front = ID card, front
 apply-doc-id-back = ID card, back
 apply-doc-shop-photo = Shop photo
+fleet-rekey = Force a key change

@@ -278,3 +278,4 @@ apply-doc-licence = 营业执照
 apply-doc-id-front = 身份证人像面
 apply-doc-id-back = 身份证国徽面
 apply-doc-shop-photo = 门店照片
+fleet-rekey = 强制更换密钥

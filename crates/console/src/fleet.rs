@@ -2,7 +2,8 @@
 //! model, serial number, location and status, for the acquirer's operators (all) and a
 //! merchant's admin and manager (theirs). A terminal can be suspended, resumed, reported lost
 //! or stolen (the host declines it from its next message), retired, provisioned again when
-//! found, and given a new one-time activation code. No key is ever shown.
+//! found, given a new one-time activation code, or have its key changed (a new master key,
+//! delivered by a new activation). No key is ever shown.
 
 use crate::Console;
 use crate::pages::{Chrome, checked_session, csrf_refused, error_page, lang_of, render};
@@ -22,6 +23,8 @@ pub struct FleetRow {
     /// The statuses an operator may move it to, with their labels.
     pub moves: Vec<(String, String)>,
     pub can_issue_code: bool,
+    /// Whether a key change may be forced (provisioned, active or suspended).
+    pub can_rekey: bool,
 }
 
 #[derive(Template)]
@@ -65,6 +68,10 @@ async fn page(console: &Console, headers: &HeaderMap, message: String, code: Str
                 .map(|to| (to.as_str().to_owned(), label(&visit.chrome, to)))
                 .collect(),
             can_issue_code: details.status == TerminalStatus::Provisioned,
+            can_rekey: matches!(
+                details.status,
+                TerminalStatus::Provisioned | TerminalStatus::Active | TerminalStatus::Suspended
+            ),
             details,
         })
         .collect();
@@ -116,6 +123,11 @@ pub async fn act(
     let outcome = if form.action == "code" {
         onboarding
             .issue_code(&principal, &id)
+            .await
+            .map(|(code, _)| Some(code))
+    } else if form.action == "rekey" {
+        onboarding
+            .force_key_change(&principal, &id)
             .await
             .map(|(code, _)| Some(code))
     } else {

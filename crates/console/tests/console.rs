@@ -1174,6 +1174,12 @@ async fn operators_review_with_maker_checker_and_partners_only_follow_their_own(
     act("provisioned", fleet.csrf()).await;
     let code = act("code", fleet.csrf()).await;
     assert!(code.html.contains("id=\"fleet-code\""), "{}", code.html);
+    let rekeyed = act("rekey", fleet.csrf()).await;
+    assert!(
+        rekeyed.html.contains("id=\"fleet-code\"") && rekeyed.html.contains("Provisioned"),
+        "{}",
+        rekeyed.html
+    );
     assert!(
         !code.html.to_lowercase().contains("master"),
         "no key on the page"

@@ -22,6 +22,10 @@ impl HostDirectory for Host {
             },
         );
     }
+
+    fn key_changed(&self, name: &str) {
+        self.0.forget_key(name);
+    }
 }
 
 pub fn service(

@@ -143,6 +143,7 @@ pub fn router(onboarding: Onboarding, api_state: api::ApiState) -> Router {
             "/onboarding/v1/terminals/{id}/activation-code",
             post(activation_code),
         )
+        .route("/onboarding/v1/terminals/{id}/rekey", post(rekey))
         .layer(axum::middleware::from_fn_with_state(
             api_state,
             api::auth::authenticate,
@@ -604,6 +605,19 @@ async fn activation_code(
     Path(id): Path<String>,
 ) -> Answer<Json<CodeView>> {
     let (code, expires_at) = onboarding.issue_code(&principal, &id).await?;
+    Ok(Json(CodeView {
+        terminal_id: id,
+        code,
+        expires_at,
+    }))
+}
+
+async fn rekey(
+    State(onboarding): State<Onboarding>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Answer<Json<CodeView>> {
+    let (code, expires_at) = onboarding.force_key_change(&principal, &id).await?;
     Ok(Json(CodeView {
         terminal_id: id,
         code,

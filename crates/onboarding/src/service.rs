@@ -74,6 +74,9 @@ pub enum OnboardingError {
 /// next message (a lost terminal is declined at once).
 pub trait HostDirectory: Send + Sync {
     fn terminal_changed(&self, terminal: &Terminal, merchant: &Merchant);
+
+    /// A stored key was replaced (a forced key change): forget any cached copy.
+    fn key_changed(&self, _name: &str) {}
 }
 
 /// A host directory that nobody listens to (tests of the API alone).

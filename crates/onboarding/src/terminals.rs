@@ -297,6 +297,58 @@ impl Onboarding {
         self.terminal(principal, id).await
     }
 
+    /// Forces a key change: a new master key is generated in the HSM and replaces the stored
+    /// one, the terminal goes back to `provisioned` (declined by the host until activated
+    /// again) and a new activation code is issued, which brings the new key.
+    pub async fn force_key_change(
+        &self,
+        principal: &Principal,
+        id: &str,
+    ) -> Result<(String, i64), OnboardingError> {
+        let details = self.terminal(principal, id).await?;
+        if !matches!(
+            details.status,
+            TerminalStatus::Provisioned | TerminalStatus::Active | TerminalStatus::Suspended
+        ) {
+            return Err(OnboardingError::TerminalStatus(format!(
+                "{}; its key is changed when it is provisioned again",
+                details.status.as_str()
+            )));
+        }
+        let name = demo::terminal_master_key_name(id);
+        let token = self.hsm.generate_key(&KeySpec::terminal_master_key())?;
+        let check_value = paycrypto::to_hex(&self.hsm.key_check_value(&token)?);
+        let now = self.now();
+        let done = self
+            .store
+            .onboarding_execute(vec![
+                Step::new(
+                    "UPDATE hsm_keys SET token = $2, check_value = $3 WHERE name = $1",
+                    vec![Cell::text(&name), Cell::text(token.as_str()), Cell::text(&check_value)],
+                )
+                .expect_one(),
+                Step::new(
+                    "UPDATE terminal_details SET status = 'provisioned', updated_at = $3 WHERE terminal_id = $1 AND status = $2",
+                    vec![Cell::text(id), Cell::text(details.status.as_str()), Cell::int(now)],
+                )
+                .expect_one(),
+                Step::new(
+                    "UPDATE terminals SET status = 'inactive' WHERE id = $1",
+                    vec![Cell::text(id)],
+                )
+                .expect_one(),
+            ])
+            .await?;
+        if !done {
+            return Err(OnboardingError::Conflict);
+        }
+        self.host.key_changed(&name);
+        self.tell_host(id).await?;
+        tracing::info!(terminal = id, by = %principal.user.id, check_value = %check_value, "terminal master key changed");
+        let details = self.terminal(principal, id).await?;
+        self.new_code(&details, &principal.user.id).await
+    }
+
     /// Queues a `terminal.incident` webhook event for the subscriptions of the channel partners
     /// that referred the terminal's merchant and of the merchant's own users; the webhook
     /// worker signs and delivers it with retries (`api::webhooks`).

@@ -27,6 +27,13 @@ impl HostDirectory for RecordingHost {
             .unwrap()
             .push((terminal.id.clone(), terminal.status.clone()));
     }
+
+    fn key_changed(&self, name: &str) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((name.to_owned(), "key".to_owned()));
+    }
 }
 
 struct World {
@@ -834,6 +841,51 @@ async fn activation_codes_work_once_within_a_day_and_lost_terminals_stop() {
             world.host.0.lock().unwrap().last().cloned(),
             Some((tid.clone(), "active".to_owned()))
         );
+        // A forced key change: a new master key, the terminal provisioned again until it is
+        // activated with the new code, which brings the new key.
+        let rekeyed = world
+            .call(
+                "POST",
+                &format!("/onboarding/v1/terminals/{tid}/rekey"),
+                Some("maker"),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(rekeyed.status, StatusCode::OK, "{name}: {}", rekeyed.text);
+        assert!(!rekeyed.text.contains("master_key"));
+        {
+            let heard = world.host.0.lock().unwrap();
+            let tail: Vec<_> = heard.iter().rev().take(2).cloned().collect();
+            assert_eq!(
+                tail,
+                [
+                    (tid.clone(), "inactive".to_owned()),
+                    (format!("terminal/{tid}/tmk"), "key".to_owned())
+                ]
+            );
+        }
+        let new_code = rekeyed.json["code"].as_str().unwrap().to_owned();
+        let renewed = world
+            .call(
+                "POST",
+                "/onboarding/v1/activate",
+                None,
+                None,
+                Some(json!({"code": new_code})),
+            )
+            .await;
+        assert_eq!(renewed.status, StatusCode::OK, "{}", renewed.text);
+        assert_ne!(
+            renewed.json["master_key_check_value"],
+            package.json["master_key_check_value"]
+        );
+        let (_, new_key) = paycrypto::tr31::unwrap(
+            &onboarding::terminals::transport_key(&new_code),
+            renewed.json["master_key_block"].as_str().unwrap(),
+        )
+        .unwrap();
+        assert_ne!(new_key.expose(), key.expose());
         // The operator sees it active, then reports it lost: the host hears at once.
         let details = world
             .call(
