@@ -130,7 +130,9 @@ pub struct HandlerCounters {
 
 pub struct TerminalHandler {
     pub(crate) profile: &'static Profile,
-    terminals: HashMap<String, TerminalRecord>,
+    /// Terminals by id, changed while the host runs when onboarding activates a terminal or
+    /// an operator stops one ([`TerminalHandler::set_terminal`]).
+    terminals: std::sync::RwLock<HashMap<String, Arc<TerminalRecord>>>,
     pub(crate) store: Arc<Store>,
     pub(crate) hsm: Arc<dyn Hsm>,
     /// Key tokens by name: loaded on first use and again when a name is missing (a key added
@@ -173,7 +175,10 @@ impl RiskGate {
 impl std::fmt::Debug for TerminalHandler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TerminalHandler")
-            .field("terminals", &self.terminals.len())
+            .field(
+                "terminals",
+                &self.terminals.read().map(|terminals| terminals.len()).ok(),
+            )
             .field("counters", &self.counters)
             .finish()
     }
@@ -188,7 +193,12 @@ impl TerminalHandler {
     ) -> Self {
         TerminalHandler {
             profile,
-            terminals,
+            terminals: std::sync::RwLock::new(
+                terminals
+                    .into_iter()
+                    .map(|(id, record)| (id, Arc::new(record)))
+                    .collect(),
+            ),
             store,
             hsm,
             keys: std::sync::RwLock::default(),
@@ -287,8 +297,27 @@ impl TerminalHandler {
     }
 
     /// The record of an active terminal.
-    pub(crate) fn terminal(&self, terminal_id: &str) -> Option<TerminalRecord> {
-        self.terminals.get(terminal_id.trim()).cloned()
+    pub(crate) fn terminal(&self, terminal_id: &str) -> Option<Arc<TerminalRecord>> {
+        self.terminals
+            .read()
+            .ok()
+            .and_then(|terminals| terminals.get(terminal_id.trim()).cloned())
+    }
+
+    /// Forgets the cached token of key `name` (a terminal's master key replaced by a forced
+    /// key change): the next use reads the new one from the store.
+    pub fn forget_key(&self, name: &str) {
+        if let Ok(mut keys) = self.keys.write() {
+            keys.remove(name);
+        }
+    }
+
+    /// Adds or replaces a terminal while the host runs (an activation, a terminal reported
+    /// lost): its next message is checked against `record`.
+    pub fn set_terminal(&self, terminal_id: &str, record: TerminalRecord) {
+        if let Ok(mut terminals) = self.terminals.write() {
+            terminals.insert(terminal_id.trim().to_owned(), Arc::new(record));
+        }
     }
 
     /// Whether the terminal is within its message rate (a poisoned or missing limiter lets the
@@ -334,8 +363,8 @@ impl TerminalHandler {
         })
     }
 
-    fn check_terminal(&self, request: &Request) -> Result<&TerminalRecord, ResponseCode> {
-        match self.terminals.get(request.terminal_id.trim()) {
+    fn check_terminal(&self, request: &Request) -> Result<Arc<TerminalRecord>, ResponseCode> {
+        match self.terminal(&request.terminal_id) {
             None => Err(ResponseCode::NotPermittedToTerminal),
             Some(terminal) if !terminal.active => Err(ResponseCode::NotPermittedToTerminal),
             Some(terminal) if terminal.merchant_id != request.merchant_id.trim() => {
@@ -383,7 +412,7 @@ impl TerminalHandler {
                         Some(answer)
                     }
                     None => {
-                        self.financial(kind, message, &request, terminal, &keys)
+                        self.financial(kind, message, &request, &terminal, &keys)
                             .await
                     }
                 },

@@ -245,8 +245,7 @@ async fn a_terminal_sending_too_fast_is_answered_65() {
         codes.push(cup().unpack(&reply).unwrap().response_code().unwrap());
     }
     assert!(
-        codes.iter().filter(|code| *code == "00").count()
-            >= acquirer::TERMINAL_RATE_BURST as usize,
+        codes.iter().filter(|code| *code == "00").count() >= acquirer::TERMINAL_RATE_BURST as usize,
         "the burst passes"
     );
     assert!(

@@ -163,12 +163,12 @@ async function withPage(name, user, locale, body) {
 }
 
 const portals = {
-  'shanghai.admin': ['Dashboard', 'Transactions', 'Terminals', 'Staff', 'API keys'],
+  'shanghai.admin': ['Dashboard', 'Transactions', 'Terminals', 'Staff', 'API keys', 'Terminal management'],
   'shanghai.cashier': ['Dashboard', 'Transactions', 'Terminals'],
   'cardholder1': ['Cards', 'Transactions'],
-  'operator': ['Merchants', 'Terminals', 'Transactions', 'Message journal', 'System health', 'API keys'],
+  'operator': ['Merchants', 'Terminals', 'Transactions', 'Message journal', 'System health', 'API keys', 'Applications', 'Terminal management'],
   'bank': ['Cards', 'Transactions', 'API keys'],
-  'partner': ['Merchants', 'Terminals', 'Transactions', 'API keys'],
+  'partner': ['Merchants', 'Terminals', 'Transactions', 'API keys', 'Applications'],
 };
 
 for (const [user, items] of Object.entries(portals)) {
@@ -306,3 +306,93 @@ test('a cardholder who does not recognise a charge reports fraud and downloads t
   }
   assert.equal(after.response_code, '62', JSON.stringify(after));
 });
+/** An anonymous page in `locale` (the public application form needs no sign-in). */
+async function visitor(locale) {
+  const context = await browser.newContext({ locale });
+  const page = await context.newPage();
+  page.errors = [];
+  page.on('console', (message) => { if (message.type() === 'error') page.errors.push(message.text()); });
+  page.on('pageerror', (error) => page.errors.push(String(error)));
+  return page;
+}
+
+const applicants = {
+  'en-US': {
+    business: 'Nanshan Noodle Bar', credit: '914403001922038216', legal: 'Li Ming', id: '11010519491231002X',
+    address: '8 Keyuan Road', city: 'Shenzhen', bank: 'Huangpu Commercial Bank',
+    wrongCredit: /GB 32100 check character/, approved: /Approved/, saved: /draft is saved/,
+  },
+  'zh-CN': {
+    business: '深圳面馆', credit: '91440300708461136T', legal: '李明', id: '440524188001010014',
+    address: '科苑路8号', city: '深圳', bank: '黄浦商业银行',
+    wrongCredit: /校验位不符合GB 32100规则/, approved: /已通过/, saved: /草稿已保存/,
+  },
+};
+
+for (const [locale, a] of Object.entries(applicants)) {
+  test(`a merchant applies online in ${locale}, is approved and gets activation codes`, async () => {
+    const page = await visitor(locale);
+    try {
+      await page.goto(`${web}/console/login`);
+      await Promise.all([page.waitForNavigation(), page.click('#apply-link')]);
+      assert.match(page.url(), /\/console\/apply$/);
+      // Checked as typed: a mistyped credit code gets its message without a page load.
+      await page.fill('#field-credit_code', a.credit.slice(0, 17) + (a.credit.endsWith('6') ? '7' : '6'));
+      await page.locator('#field-credit_code').blur();
+      await page.waitForFunction(() => document.querySelector('#error-credit_code')?.textContent.trim().length > 0);
+      assert.match(await page.locator('#error-credit_code').textContent(), a.wrongCredit);
+      await page.fill('#field-credit_code', a.credit);
+      await page.locator('#field-credit_code').blur();
+      await page.waitForFunction(() => document.querySelector('#error-credit_code')?.textContent.trim() === '');
+      // A draft with part of the form, then the rest.
+      await page.fill('#field-business_name', a.business);
+      await Promise.all([page.waitForNavigation(), page.click('button[value=save]')]);
+      assert.match(await page.locator('#apply-message').textContent(), a.saved);
+      assert.match(await page.locator('#tracking').textContent(), /^AP[0-9A-Z]{10}$/);
+      assert.equal(await page.inputValue('#field-credit_code'), a.credit);
+      // A document, uploaded from the browser (type sniffed on the server).
+      await page.setInputFiles('#document-file', { name: 'licence.png', mimeType: 'image/png', buffer: Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 1, 2, 3]) });
+      await Promise.all([page.waitForNavigation(), page.click('form.upload button')]);
+      assert.equal(await page.locator('#documents li').count(), 1);
+      assert.equal(await page.inputValue('#field-credit_code'), a.credit);
+      await page.fill('#field-legal_name', a.legal);
+      await page.fill('#field-id_number', a.id);
+      await page.fill('#field-mobile', '13912345678');
+      await page.fill('#field-address', a.address);
+      await page.fill('#field-city', a.city);
+      await page.selectOption('#field-mcc', '5812');
+      await page.fill('#field-settlement_card', '6217000000000000018'.slice(0, 18) + luhn('621700000000000001'));
+      await page.fill('#field-bank', a.bank);
+      await page.fill('#field-monthly_volume', '60000');
+      await page.fill('#field-terminal_count', '1');
+      await page.selectOption('#field-terminal_kind', 'portable');
+      await page.check('#field-consent');
+      await Promise.all([page.waitForNavigation(), page.click('button[value=submit]')]);
+      assert.match(await page.locator('#status').textContent(), a.approved);
+      assert.match(await page.locator('#merchant-id').textContent(), /^898584058120\d{3}$/);
+      assert.equal(await page.locator('.activation-code').count(), 1);
+      assert.match(await page.locator('.activation-code').first().textContent(), /^[0-9A-Z]{5}(-[0-9A-Z]{5}){3}$/);
+      // The status page later shows the outcome, not the codes.
+      await page.goto(`${web}/console/apply/status`);
+      assert.match(await page.locator('#status').textContent(), a.approved);
+      assert.equal(await page.locator('.activation-code').count(), 0);
+      assert.deepEqual(page.errors, [], `${locale}: the browser reported errors`);
+    } catch (error) {
+      await page.screenshot({ path: join(shots, `apply-${locale}.png`), fullPage: true }).catch(() => {});
+      throw error;
+    } finally {
+      await page.context().close();
+    }
+  });
+}
+
+/** The Luhn check digit of `body`. */
+function luhn(body) {
+  let sum = 0;
+  for (let i = 0; i < body.length; i++) {
+    let digit = Number(body[body.length - 1 - i]);
+    if (i % 2 === 0) { digit *= 2; if (digit > 9) digit -= 9; }
+    sum += digit;
+  }
+  return String((10 - (sum % 10)) % 10);
+}

@@ -16,9 +16,12 @@
 //! # Ok(()) }
 //! ```
 
+mod apply;
+mod fleet;
 pub mod i18n;
 pub mod mfa;
 mod pages;
+mod review;
 pub mod session;
 
 use axum::Router;
@@ -42,6 +45,8 @@ pub struct Console {
     pub health: Option<HealthProbe>,
     /// The second factor of the roles that need one ([`store::accounts::Role::requires_mfa`]).
     pub mfa: mfa::Mfa,
+    /// Applications and terminals (issue 11); the application pages answer 404 without it.
+    pub onboarding: Option<onboarding::service::Onboarding>,
 }
 
 impl std::fmt::Debug for Console {
@@ -60,7 +65,14 @@ impl Console {
             sessions: Arc::new(session::Sessions::default()),
             health: None,
             mfa,
+            onboarding: None,
         }
+    }
+
+    /// Serves the application form and the review pages of `onboarding`.
+    pub fn with_onboarding(mut self, onboarding: onboarding::service::Onboarding) -> Self {
+        self.onboarding = Some(onboarding);
+        self
     }
 
     /// Shows `probe`'s lines on the health page.
@@ -112,6 +124,24 @@ pub fn router(state: Console) -> Router {
         .route("/console/health", get(pages::health))
         .route("/verify", get(pages::verify))
         .route("/console/verify", get(pages::verify))
+        .route("/console/apply", get(apply::form).post(apply::post))
+        .route("/console/apply/check", post(apply::check))
+        .route(
+            "/console/apply/documents",
+            post(apply::upload).layer(axum::extract::DefaultBodyLimit::max(
+                onboarding::http::MAX_DOCUMENT_BYTES + 64 * 1024,
+            )),
+        )
+        .route("/console/applications", get(review::list))
+        .route("/console/fleet", get(fleet::show))
+        .route("/console/fleet/{id}", post(fleet::act))
+        .route("/console/applications/{id}", get(review::show))
+        .route("/console/applications/{id}/decision", post(review::decide))
+        .route("/console/apply/status", get(apply::status))
+        .route(
+            "/console/apply/resume",
+            get(apply::resume_form).post(apply::resume),
+        )
         .route("/console/static/htmx.min.js", get(htmx))
         .route("/console/static/console.css", get(css))
         .fallback(pages::not_found)

@@ -57,6 +57,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/terminals", "nav-terminals"),
             ("/console/staff", "nav-staff"),
             ("/console/api-keys", "nav-api-keys"),
+            ("/console/fleet", "nav-fleet"),
         ],
         Role::MerchantManager => &[
             ("/console/dashboard", "nav-dashboard"),
@@ -85,17 +86,20 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/journal", "nav-journal"),
             ("/console/health", "nav-health"),
             ("/console/api-keys", "nav-api-keys"),
+            ("/console/applications", "nav-applications"),
+            ("/console/fleet", "nav-fleet"),
         ],
         Role::ChannelPartner => &[
             ("/console/merchants", "nav-merchants"),
             ("/console/terminals", "nav-terminals"),
             ("/console/transactions", "nav-transactions"),
             ("/console/api-keys", "nav-api-keys"),
+            ("/console/applications", "nav-applications"),
         ],
     }
 }
 
-fn lang_of(headers: &HeaderMap) -> Lang {
+pub(crate) fn lang_of(headers: &HeaderMap) -> Lang {
     let cookies = headers
         .get(header::COOKIE)
         .and_then(|value| value.to_str().ok())
@@ -117,7 +121,7 @@ fn session_id(headers: &HeaderMap) -> Option<String> {
     session::cookie(cookies, SESSION_COOKIE).map(str::to_owned)
 }
 
-fn chrome(lang: Lang, user: Option<&User>, csrf: &str, current: &str) -> Chrome {
+pub(crate) fn chrome(lang: Lang, user: Option<&User>, csrf: &str, current: &str) -> Chrome {
     let t = Tr { lang };
     let nav = user
         .map(|user| {
@@ -147,7 +151,7 @@ fn chrome(lang: Lang, user: Option<&User>, csrf: &str, current: &str) -> Chrome 
     }
 }
 
-fn render(template: &impl Template, status: StatusCode) -> Response {
+pub(crate) fn render(template: &impl Template, status: StatusCode) -> Response {
     match template.render() {
         Ok(html) => (status, Html(html)).into_response(),
         Err(error) => {
@@ -165,7 +169,7 @@ struct ErrorPage {
     message: String,
 }
 
-fn error_page(chrome: Chrome, status: StatusCode) -> Response {
+pub(crate) fn error_page(chrome: Chrome, status: StatusCode) -> Response {
     let (title, message) = match status {
         StatusCode::FORBIDDEN => ("error-forbidden-title", "error-forbidden"),
         StatusCode::NOT_FOUND => ("error-not-found-title", "error-not-found"),
@@ -180,9 +184,9 @@ fn error_page(chrome: Chrome, status: StatusCode) -> Response {
 }
 
 /// A signed-in request: the session, the user, the frame of the page.
-struct Visit {
-    user: User,
-    chrome: Chrome,
+pub(crate) struct Visit {
+    pub(crate) user: User,
+    pub(crate) chrome: Chrome,
 }
 
 impl Console {
@@ -207,7 +211,7 @@ impl Console {
 
     /// The signed-in user of this request, allowed to use `resource`; otherwise the answer to
     /// give instead (the login page, or 403).
-    async fn visit(
+    pub(crate) async fn visit(
         &self,
         headers: &HeaderMap,
         resource: Option<Resource>,
@@ -256,7 +260,7 @@ fn internal(visit: &Visit, error: &dyn std::fmt::Display) -> Response {
     error_page(visit.chrome.clone(), StatusCode::INTERNAL_SERVER_ERROR)
 }
 
-fn with_cookie(mut response: Response, cookie: &str) -> Response {
+pub(crate) fn with_cookie(mut response: Response, cookie: &str) -> Response {
     if let Ok(value) = HeaderValue::from_str(cookie) {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
@@ -320,7 +324,11 @@ pub struct LoginForm {
 
 /// The anonymous or signed-in session of a form post whose CSRF token matches; `None` for a
 /// forged, stale or token-less post.
-fn checked_session(console: &Console, headers: &HeaderMap, token: &str) -> Option<Session> {
+pub(crate) fn checked_session(
+    console: &Console,
+    headers: &HeaderMap,
+    token: &str,
+) -> Option<Session> {
     let id = session_id(headers)?;
     match console.sessions.touch(&id, console.now_seconds()) {
         Found::Live(session) if session.csrf_matches(token) => Some(session),
@@ -328,7 +336,7 @@ fn checked_session(console: &Console, headers: &HeaderMap, token: &str) -> Optio
     }
 }
 
-fn csrf_refused(lang: Lang) -> Response {
+pub(crate) fn csrf_refused(lang: Lang) -> Response {
     let t = Tr { lang };
     let page = ErrorPage {
         chrome: chrome(lang, None, "", ""),

@@ -23,7 +23,9 @@ struct World {
     beijing_sale: i64,
     /// The acquirer's receipt keys, as the host shares them.
     receipts: Arc<aftersale::ReceiptKeys>,
+    onboarding: onboarding::service::Onboarding,
     _backend: store::testing::TestBackend,
+    _documents: store::testing::tempdir::TempDir,
 }
 
 fn masked(card_id: &str) -> String {
@@ -104,9 +106,29 @@ async fn world() -> World {
         clock: clock.clone(),
         receipts: Some(receipts.clone()),
     };
-    let mfa = console::mfa::Mfa::ensure(&store, hsm).await.unwrap();
-    let router = console::router(console::Console::new(api_state, mfa.clone()));
+    let mfa = console::mfa::Mfa::ensure(&store, hsm.clone())
+        .await
+        .unwrap();
+    let documents = store::testing::tempdir::TempDir::new();
+    let onboarding = onboarding::service::Onboarding {
+        store: store.clone(),
+        hsm,
+        clock: clock.clone(),
+        settings: onboarding::service::Settings {
+            acquirer: demo::ACQUIRER,
+            host_address: "127.0.0.1:8583".into(),
+            documents_dir: documents.path().to_owned(),
+            activation_code_seconds: 86_400,
+            cvm_limit: "300.00".into(),
+        },
+        host: Arc::new(onboarding::service::NoHost),
+    };
+    let router = console::router(
+        console::Console::new(api_state, mfa.clone()).with_onboarding(onboarding.clone()),
+    );
     World {
+        onboarding,
+        _documents: documents,
         mfa,
         shanghai_sale: id_of("RRNSHANGHAI1"),
         beijing_sale: id_of("RRNBEIJING01"),
@@ -280,6 +302,9 @@ fn both_languages_have_the_same_messages_and_templates_use_only_those() {
         .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
         .collect();
     sources.push(std::fs::read_to_string(dir.join("src/pages.rs")).unwrap());
+    sources.push(std::fs::read_to_string(dir.join("src/apply.rs")).unwrap());
+    sources.push(std::fs::read_to_string(dir.join("src/review.rs")).unwrap());
+    sources.push(std::fs::read_to_string(dir.join("src/fleet.rs")).unwrap());
     for source in &sources {
         for piece in source.split("t.get(\"").skip(1) {
             used.insert(piece.split('"').next().unwrap().to_owned());
@@ -1215,4 +1240,199 @@ async fn a_signed_in_cardholder_opens_the_record_of_a_genuine_receipt() {
     let other = world.sign_in("cardholder2").await;
     let page = world.get(&path, Some(&other), &[]).await;
     assert!(!page.html.contains("open-record"), "{}", page.html);
+}
+
+#[tokio::test]
+async fn operators_review_with_maker_checker_and_partners_only_follow_their_own() {
+    let world = world().await;
+    world
+        .store
+        .put_users(vec![
+            store::accounts::NewUser::new(
+                "demo-checker",
+                "checker",
+                "Second Operator",
+                store::accounts::Role::PlatformOperator,
+                store::accounts::Tenant::Institution(demo::ACQUIRER),
+                demo::DEMO_PASSWORD,
+                0,
+            )
+            .unwrap(),
+        ])
+        .await
+        .unwrap();
+    // A department store: medium risk, so it waits for people.
+    let form: onboarding::application::Form = serde_json::from_value(serde_json::json!({
+        "business_name": "Xujiahui Department Store", "credit_code": "914403001922038216",
+        "legal_name": "Zhang Wei", "id_number": "11010519491231002X", "mobile": "13812345678",
+        "address": "1 Hongqiao Road", "city": "Shanghai", "mcc": "5311",
+        "settlement_card": demo::with_luhn("621700000000000001"), "bank": "Huangpu Commercial Bank",
+        "monthly_volume": "500000", "terminal_count": "2", "terminal_kind": "countertop", "consent": "on"
+    }))
+    .unwrap();
+    let draft = world.onboarding.new_draft(&form, None).await.unwrap();
+    let (application, provisioned) = world
+        .onboarding
+        .submit(draft.application, &form)
+        .await
+        .unwrap();
+    assert!(provisioned.is_none());
+    let id = application.id;
+
+    let maker = world.sign_in("operator").await;
+    let queue = world
+        .get("/console/applications?status=submitted", Some(&maker), &[])
+        .await;
+    assert_eq!(queue.status, StatusCode::OK);
+    assert!(
+        queue.html.contains(&id) && queue.html.contains("Xujiahui Department Store"),
+        "{}",
+        queue.html
+    );
+    let page = world
+        .get(&format!("/console/applications/{id}"), Some(&maker), &[])
+        .await;
+    assert!(
+        page.html.contains("mcc-risk") && page.html.contains("621700*********"),
+        "{}",
+        page.html
+    );
+    let decide = |session: String, csrf: String, decision: &'static str| {
+        let world = &world;
+        let id = id.clone();
+        async move {
+            world
+                .post(
+                    &format!("/console/applications/{id}/decision"),
+                    Some(&session),
+                    &format!("csrf={csrf}&decision={decision}&reason="),
+                )
+                .await
+        }
+    };
+    let early = decide(maker.clone(), page.csrf(), "approve").await;
+    assert!(
+        early.html.contains("first recommended by one operator"),
+        "{}",
+        early.html
+    );
+    let recommended = decide(maker.clone(), page.csrf(), "recommend").await;
+    assert!(
+        recommended.html.contains("Recommended by (maker)"),
+        "{}",
+        recommended.html
+    );
+    let same = decide(maker.clone(), page.csrf(), "approve").await;
+    assert!(
+        same.html.contains("another operator must approve it"),
+        "{}",
+        same.html
+    );
+    let forged = world
+        .post(
+            &format!("/console/applications/{id}/decision"),
+            Some(&maker),
+            "csrf=forged&decision=approve",
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+
+    let checker = world.sign_in("checker").await;
+    let page = world
+        .get(&format!("/console/applications/{id}"), Some(&checker), &[])
+        .await;
+    let approved = decide(checker.clone(), page.csrf(), "approve").await;
+    assert!(
+        approved.html.contains("class=\"activation-code\"")
+            && approved.html.contains("id=\"invitation\""),
+        "{}",
+        approved.html
+    );
+    assert!(
+        approved.html.contains("demo-checker"),
+        "the checker is recorded"
+    );
+
+    // The new terminals are managed on the fleet page; no key is shown there.
+    let fleet = world.get("/console/fleet", Some(&checker), &[]).await;
+    let terminal_id = fleet
+        .html
+        .split("<tr id=\"fleet-")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        fleet.html.matches("<tr id=\"fleet-").count(),
+        2,
+        "{}",
+        fleet.html
+    );
+    assert!(fleet.html.contains("Provisioned") && fleet.html.contains("EP-C10 countertop"));
+    let act = |action: &'static str, csrf: String| {
+        let world = &world;
+        let (session, terminal_id) = (checker.clone(), terminal_id.clone());
+        async move {
+            world
+                .post(
+                    &format!("/console/fleet/{terminal_id}"),
+                    Some(&session),
+                    &format!("csrf={csrf}&action={action}"),
+                )
+                .await
+        }
+    };
+    let lost = act("lost", fleet.csrf()).await;
+    assert!(
+        lost.html.contains("status is changed") && lost.html.contains("Lost"),
+        "{}",
+        lost.html
+    );
+    let refused = act("active", fleet.csrf()).await;
+    assert!(
+        refused
+            .html
+            .contains("cannot do this from its current status"),
+        "{}",
+        refused.html
+    );
+    act("provisioned", fleet.csrf()).await;
+    let code = act("code", fleet.csrf()).await;
+    assert!(code.html.contains("id=\"fleet-code\""), "{}", code.html);
+    let rekeyed = act("rekey", fleet.csrf()).await;
+    assert!(
+        rekeyed.html.contains("id=\"fleet-code\"") && rekeyed.html.contains("Provisioned"),
+        "{}",
+        rekeyed.html
+    );
+    assert!(
+        !code.html.to_lowercase().contains("master"),
+        "no key on the page"
+    );
+    let other_merchant = world.sign_in("shanghai.admin").await;
+    let theirs = world
+        .get("/console/fleet", Some(&other_merchant), &[])
+        .await;
+    assert!(
+        !theirs.html.contains(&terminal_id),
+        "another merchant's terminals are not shown"
+    );
+
+    // The demo partner submitted nothing: it sees no application, and this one not at all.
+    let partner = world.sign_in("partner").await;
+    let list = world
+        .get("/console/applications", Some(&partner), &[])
+        .await;
+    assert!(!list.html.contains(&id));
+    let peek = world
+        .get(&format!("/console/applications/{id}"), Some(&partner), &[])
+        .await;
+    assert_eq!(peek.status, StatusCode::NOT_FOUND);
+    let cashier = world.sign_in("shanghai.cashier").await;
+    let refused = world
+        .get("/console/applications", Some(&cashier), &[])
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
 }

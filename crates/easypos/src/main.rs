@@ -4,7 +4,9 @@
 mod cards_cmd;
 mod config;
 mod host;
+mod onboarding_wiring;
 mod settle_cmd;
+mod terminal_activate;
 mod terminal_cmd;
 mod terminal_qr;
 mod tools;

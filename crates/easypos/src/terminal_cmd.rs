@@ -98,6 +98,9 @@ enum LanguageArg {
 
 #[derive(Debug, Subcommand)]
 enum TerminalCommand {
+    /// Activate a new terminal with its one-time code: receive its parameters and master key,
+    /// write terminal.toml, and sign on (docs/onboarding.md).
+    Activate(crate::terminal_activate::ActivateArgs),
     /// Write a terminal.toml for a demo terminal (10000001, 10000002 or 20000001).
     Init {
         /// The demo terminal's id.
@@ -268,6 +271,7 @@ pub fn run(args: TerminalArgs) -> ExitCode {
         | TerminalCommand::Reprint { common, .. }
         | TerminalCommand::Batch { common } => common.json,
         TerminalCommand::Init { .. } | TerminalCommand::Tui { .. } => false,
+        TerminalCommand::Activate(args) => args.json,
     };
     match execute(args) {
         Ok(code) => ExitCode::from(code),
@@ -321,6 +325,7 @@ impl From<PosError> for Failure {
 
 fn execute(args: TerminalArgs) -> Result<u8, Failure> {
     match args.command {
+        TerminalCommand::Activate(args) => Ok(crate::terminal_activate::run(&args)?),
         TerminalCommand::Init {
             demo: terminal_id,
             host,

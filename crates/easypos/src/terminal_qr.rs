@@ -43,9 +43,9 @@ pub struct Outcome {
 }
 
 /// An HTTP answer: status and body.
-struct Answer {
-    status: u16,
-    body: Vec<u8>,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) body: Vec<u8>,
 }
 
 enum Failure {
@@ -58,12 +58,17 @@ enum Failure {
 fn host_port(url: &str) -> anyhow::Result<&str> {
     let rest = url
         .strip_prefix("http://")
-        .context("--wallet-url must start with http://")?;
+        .with_context(|| format!("{url:?} must start with http:// (--wallet-url, --url)"))?;
     Ok(rest.trim_end_matches('/'))
 }
 
 /// One HTTP/1.1 exchange with `Connection: close`, bounded in time and size.
-fn exchange(url: &str, method: &str, path: &str, body: Option<&str>) -> anyhow::Result<Answer> {
+pub(crate) fn exchange(
+    url: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> anyhow::Result<Answer> {
     let address = host_port(url)?;
     let socket = address
         .parse::<std::net::SocketAddr>()

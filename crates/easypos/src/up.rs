@@ -222,9 +222,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         api::webhooks::PASS_INTERVAL,
         stopped.clone(),
     ));
+    let onboarding = crate::onboarding_wiring::service(
+        &config,
+        store.clone(),
+        hsm.clone(),
+        app.handler.clone(),
+        terminal_address,
+    );
     let server = axum::serve(
         listener,
-        router(app.clone(), api_state, mfa).merge(wallet::http::router(wallets)),
+        router(app.clone(), api_state.clone(), mfa, onboarding.clone())
+            .merge(wallet::http::router(wallets))
+            .merge(onboarding::http::router(onboarding, api_state)),
     )
     .with_graceful_shutdown(async move {
         let _ = server_stop.wait_for(|stopping| *stopping).await;
@@ -360,7 +369,12 @@ async fn print_banner(
     Ok(())
 }
 
-fn router(app: Arc<App>, api_state: api::ApiState, mfa: console::mfa::Mfa) -> axum::Router {
+fn router(
+    app: Arc<App>,
+    api_state: api::ApiState,
+    mfa: console::mfa::Mfa,
+    onboarding: onboarding::service::Onboarding,
+) -> axum::Router {
     // The REST API (`/api/…`) and the web console (`/console/…`) share the store.
     let host_stats = app.host_stats.clone();
     let host_probe: console::HealthProbe = Arc::new(move || {
@@ -378,7 +392,9 @@ fn router(app: Arc<App>, api_state: api::ApiState, mfa: console::mfa::Mfa) -> ax
         .with_state(app)
         .merge(api::router(api_state.clone()))
         .merge(console::router(
-            console::Console::new(api_state, mfa).with_health(host_probe),
+            console::Console::new(api_state, mfa)
+                .with_health(host_probe)
+                .with_onboarding(onboarding),
         ))
 }
 

@@ -31,6 +31,7 @@ pub mod freezes;
 mod group;
 pub mod journal;
 mod migrate;
+pub mod onboarding;
 mod postgres;
 pub mod receipt_keys;
 mod rows;

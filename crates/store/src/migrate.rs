@@ -106,6 +106,11 @@ const SQLITE: &[Migration] = &[
         name: "fraud_reports",
         sql: include_str!("../migrations/sqlite/0019_fraud_reports.sql"),
     },
+    Migration {
+        version: 20,
+        name: "onboarding",
+        sql: include_str!("../migrations/sqlite/0020_onboarding.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -203,6 +208,11 @@ const POSTGRES: &[Migration] = &[
         version: 19,
         name: "fraud_reports",
         sql: include_str!("../migrations/postgres/0019_fraud_reports.sql"),
+    },
+    Migration {
+        version: 20,
+        name: "onboarding",
+        sql: include_str!("../migrations/postgres/0020_onboarding.sql"),
     },
 ];
 

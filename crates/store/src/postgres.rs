@@ -72,6 +72,9 @@ mod receipt_keys;
 // Fraud reports (issue 9).
 #[path = "postgres_fraud_reports.rs"]
 mod fraud_reports;
+// Getting a terminal (issue 11).
+#[path = "postgres_onboarding.rs"]
+mod onboarding;
 
 enum Job {
     Transfers {

@@ -225,3 +225,13 @@ pub fn http(web: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (
     let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
+
+/// [`http`] with `web` as the banner prints it (`http://host:port/`).
+pub fn http_json(web: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    let address = web
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    http(address, method, path, body.cloned())
+}

@@ -1,0 +1,138 @@
+//! The promise of R19 end to end, with the real binary: a merchant submits the online
+//! application, is approved at once (low risk), a new terminal is activated with its one-time
+//! code (receiving its parameters and its master key under the code's transport key), signs on
+//! and makes its first approved sale; the code does not work twice; neither the code nor the
+//! master key reaches the log.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{http_json, run, start, temp_dir};
+use serde_json::json;
+
+#[test]
+fn from_the_application_form_to_the_first_approved_sale() {
+    let dir = temp_dir("onboarding", "journey");
+    let mut running = start(&dir);
+    let card_number = demo::with_luhn("621700000000000001");
+    let form = json!({
+        "business_name": "Jing'an Tea House",
+        "credit_code": "91350100M000100Y43",
+        "legal_name": "Chen Jing",
+        "id_number": "11010519491231002X",
+        "mobile": "+86 138 1234 5678",
+        "address": "100 Yuyuan Road",
+        "city": "Shanghai",
+        "mcc": "5814",
+        "settlement_card": card_number,
+        "bank": "Huangpu Commercial Bank",
+        "monthly_volume": "80000",
+        "terminal_count": "1",
+        "terminal_kind": "countertop",
+        "consent": "on",
+    });
+    let (status, answer) = http_json(
+        &running.web,
+        "POST",
+        "/onboarding/v1/applications",
+        Some(&json!({ "form": form, "submit": true })),
+    );
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["status"], "approved", "{answer}");
+    let provisioned = &answer["provisioned"];
+    let terminal_id = provisioned["terminal_ids"][0].as_str().unwrap().to_owned();
+    let merchant_id = provisioned["merchant_id"].as_str().unwrap().to_owned();
+    let code = provisioned["activation_codes"][0]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let issued = run(&dir, &["cards", "issue", "card-CH001-D"]);
+    assert_eq!(issued.code, 0, "{}", issued.stderr);
+    let url = running.web.trim_end_matches('/').to_owned();
+    let activated = run(
+        &dir,
+        &[
+            "terminal",
+            "activate",
+            "--code",
+            &code,
+            "--url",
+            &url,
+            "--config",
+            "terminal.toml",
+            "--json",
+        ],
+    );
+    assert_eq!(
+        activated.code, 0,
+        "{}{}",
+        activated.stdout, activated.stderr
+    );
+    assert_eq!(activated.json["terminal_id"], terminal_id.as_str());
+    assert_eq!(activated.json["merchant_id"], merchant_id.as_str());
+    assert_eq!(activated.json["signed_on"], true, "{}", activated.stdout);
+    let config = std::fs::read_to_string(dir.join("terminal.toml")).unwrap();
+    assert!(
+        config.contains("Jing'an Tea House") && config.contains(&running.terminals.to_string())
+    );
+    let key = std::fs::read_to_string(dir.join("master.key")).unwrap();
+    assert!(
+        !activated.stdout.contains(key.trim()),
+        "the key is not printed"
+    );
+
+    let sale = run(
+        &dir,
+        &[
+            "terminal",
+            "pay",
+            "--config",
+            "terminal.toml",
+            "--json",
+            "--method",
+            "debit",
+            "--card",
+            "card-CH001-D.json",
+            "--pin",
+            "123456",
+            "--amount",
+            "12.34",
+        ],
+    );
+    assert_eq!(sale.code, 0, "{}{}", sale.stdout, sale.stderr);
+    assert_eq!(sale.json["approved"], true, "{}", sale.stdout);
+    assert_eq!(sale.json["response_code"], "00", "{}", sale.stdout);
+
+    // The code is good once.
+    std::fs::create_dir_all(dir.join("second")).unwrap();
+    let again = run(
+        &dir,
+        &[
+            "terminal",
+            "activate",
+            "--code",
+            &code,
+            "--url",
+            &url,
+            "--config",
+            "second/terminal.toml",
+            "--json",
+        ],
+    );
+    assert_eq!(again.code, 2, "{}{}", again.stdout, again.stderr);
+    assert!(again.stderr.contains("used already"), "{}", again.stderr);
+    assert!(!dir.join("second/terminal.toml").exists());
+
+    running.stop();
+    let log = std::fs::read_to_string(dir.join("easypos.log")).unwrap();
+    assert!(!log.contains(key.trim()), "no master key in the log");
+    assert!(
+        !log.contains(&code.replace('-', "")) && !log.contains(&code),
+        "no activation code in the log"
+    );
+    assert!(
+        !log.contains(&card_number),
+        "no settlement card number in the log"
+    );
+}
