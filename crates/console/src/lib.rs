@@ -1,7 +1,8 @@
 //! The easypos web console: server-rendered pages (askama) with htmx for the parts that
 //! change in place, in English and Simplified Chinese (Fluent), for merchants (dashboard,
-//! transactions, terminals, staff), cardholders (cards and balances, transactions), operators
-//! (merchants, terminals, transactions, the message journal) and channel partners.
+//! transactions, terminals, staff), cardholders (cards and balances, transactions, and the
+//! wallet page `/wallet` with its QR payments), operators (merchants, terminals, transactions,
+//! the message journal) and channel partners.
 //!
 //! Everything the browser loads comes from this binary: the pages, one stylesheet and the
 //! vendored `htmx.min.js`; the Content-Security-Policy allows nothing else. Role and tenant
@@ -42,6 +43,8 @@ pub struct Console {
     pub health: Option<HealthProbe>,
     /// The second factor of the roles that need one ([`store::accounts::Role::requires_mfa`]).
     pub mfa: mfa::Mfa,
+    /// The wallet institution behind the wallet page (`/wallet`); without it the page is 404.
+    pub wallets: Option<wallet::Wallets>,
 }
 
 impl std::fmt::Debug for Console {
@@ -60,7 +63,14 @@ impl Console {
             sessions: Arc::new(session::Sessions::default()),
             health: None,
             mfa,
+            wallets: None,
         }
+    }
+
+    /// Serves the wallet page (`/wallet`) for `wallets`' owners.
+    pub fn with_wallets(mut self, wallets: wallet::Wallets) -> Self {
+        self.wallets = Some(wallets);
+        self
     }
 
     /// Shows `probe`'s lines on the health page.
@@ -100,6 +110,17 @@ pub fn router(state: Console) -> Router {
         .route("/console/merchants", get(pages::merchants))
         .route("/console/journal", get(pages::journal))
         .route("/console/health", get(pages::health))
+        .route("/wallet", get(pages::wallet::home))
+        .route(
+            "/wallet/scan",
+            get(pages::wallet::scan)
+                .post(pages::wallet::scan_image)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    pages::wallet::MAX_UPLOAD_BYTES,
+                )),
+        )
+        .route("/wallet/pay", post(pages::wallet::pay))
+        .route("/wallet/top-up", post(pages::wallet::top_up))
         .route("/console/static/htmx.min.js", get(htmx))
         .route("/console/static/console.css", get(css))
         .fallback(pages::not_found)

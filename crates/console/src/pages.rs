@@ -2,6 +2,8 @@
 //! ([`api::access::allows`]) and reads within the tenant's scope ([`api::access::Scope`]),
 //! then renders a template.
 
+pub mod wallet;
+
 use crate::Console;
 use crate::i18n::{Lang, Tr};
 use crate::session::{self, Found, LANG_COOKIE, SESSION_COOKIE, Session};
@@ -72,6 +74,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
         Role::Cardholder => &[
             ("/console/cards", "nav-cards"),
             ("/console/transactions", "nav-transactions"),
+            ("/wallet", "nav-wallet"),
         ],
         Role::IssuerOperator | Role::WalletOperator => &[
             ("/console/cards", "nav-cards"),
@@ -277,11 +280,14 @@ struct LoginPage {
     chrome: Chrome,
     message: String,
     username: String,
+    /// Where to go after the login (a deep link into the wallet page), if anywhere.
+    next: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
 pub struct LoginQuery {
     expired: Option<String>,
+    next: Option<String>,
 }
 
 /// The login form, with a fresh anonymous session for its CSRF token.
@@ -304,6 +310,12 @@ pub async fn login_form(
             String::new()
         },
         username: String::new(),
+        next: query
+            .next
+            .as_deref()
+            .and_then(wallet::safe_next)
+            .unwrap_or_default()
+            .to_owned(),
     };
     with_cookie(
         render(&page, StatusCode::OK),
@@ -316,6 +328,8 @@ pub struct LoginForm {
     username: String,
     password: String,
     csrf: String,
+    #[serde(default)]
+    next: String,
 }
 
 /// The anonymous or signed-in session of a form post whose CSRF token matches; `None` for a
@@ -374,8 +388,9 @@ pub async fn login(
                 console.now_seconds(),
             );
             tracing::info!(user = %user.username, role = user.role.as_str(), "console sign-in");
+            let to = wallet::safe_next(&form.next).unwrap_or(portal(user.role)[0].0);
             return with_cookie(
-                Redirect::to(portal(user.role)[0].0).into_response(),
+                Redirect::to(to).into_response(),
                 &session::session_cookie(&signed_in.id),
             );
         }
@@ -389,6 +404,7 @@ pub async fn login(
     let page = LoginPage {
         chrome: chrome(lang, None, &session.csrf, "/console/login"),
         message,
+        next: wallet::safe_next(&form.next).unwrap_or_default().to_owned(),
         username: form.username,
     };
     render(&page, StatusCode::UNAUTHORIZED)
@@ -1597,6 +1613,7 @@ pub async fn mfa(
                 chrome: chrome(lang, None, "", "/console/login"),
                 message: t.get("login-locked"),
                 username: user.username.clone(),
+                next: String::new(),
             },
             StatusCode::UNAUTHORIZED,
         );

@@ -271,6 +271,7 @@ fn both_languages_have_the_same_messages_and_templates_use_only_those() {
         .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
         .collect();
     sources.push(std::fs::read_to_string(dir.join("src/pages.rs")).unwrap());
+    sources.push(std::fs::read_to_string(dir.join("src/pages/wallet.rs")).unwrap());
     for source in &sources {
         for piece in source.split("t.get(\"").skip(1) {
             used.insert(piece.split('"').next().unwrap().to_owned());
@@ -461,6 +462,7 @@ const PORTALS: [(&str, &[&str], &[&str]); 7] = [
             "/console/cards",
             "/console/journal",
             "/console/api-keys",
+            "/wallet",
         ],
     ),
     (
@@ -485,7 +487,7 @@ const PORTALS: [(&str, &[&str], &[&str]); 7] = [
             "/console/health",
             "/console/api-keys",
         ],
-        &["/console/cards", "/console/staff"],
+        &["/console/cards", "/console/staff", "/wallet"],
     ),
     (
         "bank",

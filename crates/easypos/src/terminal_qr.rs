@@ -180,8 +180,12 @@ pub fn pay(
     };
     let qr_text = wallet::qr::render_text(&created.payload).unwrap_or_default();
     show(&format!(
-        "Scan to pay {} {} with Panda Pay (order {})\n{qr_text}\n{}\n",
-        created.amount, created.currency, created.order_id, created.payload
+        "Scan to pay {} {} with Panda Pay (order {})\n{qr_text}\n{}\nOr open on the phone: {}\n",
+        created.amount,
+        created.currency,
+        created.order_id,
+        created.payload,
+        wallet::qr::deep_link(&args.wallet_url, &created.payload)
     ));
     let timeout = Duration::from_secs(u64::try_from(args.order_timeout).unwrap_or(0));
     let give_up = started + timeout + GIVE_UP_AFTER_EXPIRY;

@@ -210,7 +210,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     ));
     let server = axum::serve(
         listener,
-        router(app.clone(), api_state, mfa).merge(wallet::http::router(wallets)),
+        router(app.clone(), api_state.clone(), mfa, wallets.clone())
+            .merge(wallet::http::router(wallets, api_state)),
     )
     .with_graceful_shutdown(async move {
         let _ = server_stop.wait_for(|stopping| *stopping).await;
@@ -338,7 +339,7 @@ async fn print_banner(
         demo::DEMO_PIN
     );
     println!(
-        "  wallets   Panda Pay wallets {} … (payment password {}); QR payments at /wallet/v1 (docs/wallet.md)",
+        "  wallets   Panda Pay wallets {} … (payment password {}); the wallet page at http://{address}/wallet (cardholder1), QR payments at /wallet/v1 (docs/wallet.md)",
         crate::wallets::demo_wallet_id("CH001"),
         crate::wallets::DEMO_WALLET_PASSWORD
     );
@@ -346,7 +347,12 @@ async fn print_banner(
     Ok(())
 }
 
-fn router(app: Arc<App>, api_state: api::ApiState, mfa: console::mfa::Mfa) -> axum::Router {
+fn router(
+    app: Arc<App>,
+    api_state: api::ApiState,
+    mfa: console::mfa::Mfa,
+    wallets: wallet::Wallets,
+) -> axum::Router {
     // The REST API (`/api/…`) and the web console (`/console/…`) share the store.
     let host_stats = app.host_stats.clone();
     let host_probe: console::HealthProbe = Arc::new(move || {
@@ -364,7 +370,9 @@ fn router(app: Arc<App>, api_state: api::ApiState, mfa: console::mfa::Mfa) -> ax
         .with_state(app)
         .merge(api::router(api_state.clone()))
         .merge(console::router(
-            console::Console::new(api_state, mfa).with_health(host_probe),
+            console::Console::new(api_state, mfa)
+                .with_health(host_probe)
+                .with_wallets(wallets),
         ))
 }
 

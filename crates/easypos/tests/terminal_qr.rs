@@ -42,8 +42,23 @@ fn up(dir: &Path) -> Up {
     }
 }
 
-/// One HTTP/1.1 exchange with the host's wallet API: status and JSON body.
+/// HTTP Basic of the demo cardholders who own W-CH001 and W-CH002 (the wallet's consumer
+/// routes answer only a wallet's owner).
+const CARDHOLDER1: &str = "Y2FyZGhvbGRlcjE6ZWFzeXBvcy1kZW1vLTIwMjY=";
+const CARDHOLDER2: &str = "Y2FyZGhvbGRlcjI6ZWFzeXBvcy1kZW1vLTIwMjY=";
+
+/// One HTTP/1.1 exchange with the host's wallet API as cardholder1: status and JSON body.
 fn http(web: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    http_as(web, CARDHOLDER1, method, path, body)
+}
+
+fn http_as(
+    web: SocketAddr,
+    basic: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut stream = TcpStream::connect(web).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -51,7 +66,7 @@ fn http(web: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16,
     let body = body.map(|body| body.to_string()).unwrap_or_default();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {web}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {web}\r\nConnection: close\r\nAuthorization: Basic {basic}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -118,8 +133,14 @@ fn wait_for_order(web: SocketAddr, order_id: &str) -> Value {
 }
 
 fn pay(web: SocketAddr, payload: &str, wallet: &str, password: &str) -> (u16, Value) {
-    http(
+    let owner = if wallet == "W-CH002" {
+        CARDHOLDER2
+    } else {
+        CARDHOLDER1
+    };
+    http_as(
         web,
+        owner,
         "POST",
         "/wallet/v1/payments",
         Some(serde_json::json!({"payload": payload, "wallet_id": wallet, "password": password})),

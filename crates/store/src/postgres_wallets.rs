@@ -185,6 +185,23 @@ impl PostgresStore {
         Ok(changed == 1)
     }
 
+    pub(crate) async fn orders_of_wallet(
+        &self,
+        wallet_id: &str,
+        limit: u32,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let client = self.other.lock().await;
+        client
+            .query(
+                &format!("SELECT {ORDER_COLUMNS} FROM wallet_orders WHERE wallet_id = $1 ORDER BY updated_at DESC, id DESC LIMIT $2"),
+                &[&wallet_id, &i64::from(limit)],
+            )
+            .await?
+            .iter()
+            .map(order_from_row)
+            .collect()
+    }
+
     pub(crate) async fn orders_due_to_close(
         &self,
         now: i64,

@@ -191,6 +191,24 @@ impl SqliteStore {
         .await
     }
 
+    pub(crate) async fn orders_of_wallet(
+        &self,
+        wallet_id: String,
+        limit: u32,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let rows = self
+            .read(move |connection| {
+                Ok(connection
+                    .prepare_cached(&format!(
+                        "SELECT {ORDER_COLUMNS} FROM wallet_orders WHERE wallet_id = ?1 ORDER BY updated_at DESC, id DESC LIMIT ?2"
+                    ))?
+                    .query_map(params![wallet_id, i64::from(limit)], order_row)?
+                    .collect::<Result<Vec<_>, _>>()?)
+            })
+            .await?;
+        rows.into_iter().map(OrderRow::parse).collect()
+    }
+
     pub(crate) async fn orders_due_to_close(
         &self,
         now: i64,

@@ -253,6 +253,19 @@ impl Store {
         }
     }
 
+    /// The orders a wallet paid (paid, refunded or reversed), newest change first, at most
+    /// `limit`: the wallet page's history.
+    pub async fn orders_of_wallet(
+        &self,
+        wallet_id: &str,
+        limit: u32,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.orders_of_wallet(wallet_id.to_owned(), limit).await,
+            Store::Postgres(store) => store.orders_of_wallet(wallet_id, limit).await,
+        }
+    }
+
     /// Orders still `created` whose time ran out at `now`, at most `limit`, oldest first.
     pub async fn orders_due_to_close(
         &self,

@@ -1,12 +1,15 @@
 //! The wallet's JSON-over-HTTP interface (docs/wallet.md), a stable interface: terminals create
-//! and query orders; the wallet page (or a test standing in for it) pays a scanned payload.
+//! and query orders; a wallet's owner (the wallet page, an app, or a test standing in for
+//! them) pays a scanned payload, tops up and reads the wallet. The owner's routes take the
+//! API's credentials (HTTP Basic or an API key of the cardholder who owns the wallet,
+//! [`api::auth::principal`]); another caller's wallet is answered as unknown.
 //! Handlers are plain async functions over typed extractors; each refusal is one JSON shape,
 //! `{"error": code, "message": text}`, and a 5xx never says more than "internal error".
 
 use crate::{NewOrder, Order, WalletError, Wallets};
 use axum::Json;
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, FromRef, Path, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use money::{Amount, Currency};
@@ -15,15 +18,63 @@ use serde::{Deserialize, Serialize};
 /// Request bodies are a few hundred bytes; 16 KiB leaves room and bounds the parser.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
+/// Orders in a wallet's answer to its owner.
+pub const HISTORY_LINES: u32 = 20;
+
+/// The wallet service and the API's state (for the callers' credentials).
+#[derive(Clone, Debug)]
+pub struct WalletApi {
+    pub wallets: Wallets,
+    pub api: api::ApiState,
+}
+
+impl FromRef<WalletApi> for Wallets {
+    fn from_ref(state: &WalletApi) -> Wallets {
+        state.wallets.clone()
+    }
+}
+
 /// The routes under `/wallet/v1`.
-pub fn router(wallets: Wallets) -> axum::Router {
+pub fn router(wallets: Wallets, api: api::ApiState) -> axum::Router {
     axum::Router::new()
         .route("/wallet/v1/orders", post(create_order))
         .route("/wallet/v1/orders/{order_id}", get(query_order))
         .route("/wallet/v1/payments", post(pay))
+        .route("/wallet/v1/wallets/{wallet_id}", get(wallet_view))
         .route("/wallet/v1/wallets/{wallet_id}/top-ups", post(top_up))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(wallets)
+        .with_state(WalletApi { wallets, api })
+}
+
+/// The wallet `wallet_id` if the caller proves they are its owner (a cardholder signed in as
+/// the wallet's cardholder); any other wallet is `unknown_wallet`, so a caller cannot tell
+/// another's wallets from ones that do not exist.
+pub async fn owned_wallet(
+    wallets: &Wallets,
+    user: &store::accounts::User,
+    wallet_id: &str,
+) -> Result<store::wallets::WalletRecord, WalletError> {
+    let wallet = wallets.wallet(wallet_id).await?;
+    match &user.tenant {
+        store::accounts::Tenant::Cardholder(holder)
+            if user.role == store::accounts::Role::Cardholder
+                && *holder == wallet.cardholder_id =>
+        {
+            Ok(wallet)
+        }
+        _ => Err(WalletError::UnknownWallet),
+    }
+}
+
+async fn owner(
+    state: &WalletApi,
+    headers: &HeaderMap,
+    wallet_id: &str,
+) -> Result<store::wallets::WalletRecord, ApiError> {
+    let principal = api::auth::principal(&state.api, headers)
+        .await
+        .map_err(ApiError::Auth)?;
+    Ok(owned_wallet(&state.wallets, &principal.user, wallet_id).await?)
 }
 
 /// An order as the API shows it.
@@ -132,17 +183,33 @@ pub struct BalanceView {
     pub currency: String,
 }
 
-struct ApiError(WalletError);
+enum ApiError {
+    Wallet(WalletError),
+    /// No credentials, or wrong ones: the API's problem, in the wallet's shape.
+    Auth(api::problem::Problem),
+}
 
 impl From<WalletError> for ApiError {
     fn from(error: WalletError) -> Self {
-        ApiError(error)
+        ApiError::Wallet(error)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = match &self.0 {
+        let error = match self {
+            ApiError::Wallet(error) => error,
+            ApiError::Auth(problem) => {
+                let status =
+                    StatusCode::from_u16(problem.status).unwrap_or(StatusCode::UNAUTHORIZED);
+                let body = ErrorView {
+                    error: "unauthorized".to_owned(),
+                    message: problem.detail,
+                };
+                return (status, Json(body)).into_response();
+            }
+        };
+        let status = match &error {
             WalletError::BadPayload(_)
             | WalletError::ForeignInstitution
             | WalletError::PayloadMismatch
@@ -151,7 +218,9 @@ impl IntoResponse for ApiError {
             | WalletError::BadTimeout
             | WalletError::BadPasswordFormat
             | WalletError::BadLinkedCard
-            | WalletError::NoLinkedCard => StatusCode::BAD_REQUEST,
+            | WalletError::NoLinkedCard
+            | WalletError::BadImage(_)
+            | WalletError::NoCodeInImage => StatusCode::BAD_REQUEST,
             WalletError::WrongPassword { .. } => StatusCode::UNAUTHORIZED,
             WalletError::PasswordLocked { .. } => StatusCode::LOCKED,
             WalletError::InsufficientBalance | WalletError::CardDeclined => {
@@ -170,13 +239,13 @@ impl IntoResponse for ApiError {
             }
         };
         let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::error!(error = %self.0, "wallet request failed");
+            tracing::error!(%error, "wallet request failed");
             "internal error".to_owned()
         } else {
-            self.0.to_string()
+            error.to_string()
         };
         let body = ErrorView {
-            error: self.0.code().to_owned(),
+            error: error.code().to_owned(),
             message,
         };
         (status, Json(body)).into_response()
@@ -184,7 +253,7 @@ impl IntoResponse for ApiError {
 }
 
 fn bad(error: WalletError) -> ApiError {
-    ApiError(error)
+    ApiError::Wallet(error)
 }
 
 async fn create_order(
@@ -216,21 +285,54 @@ async fn query_order(
 }
 
 async fn pay(
-    State(wallets): State<Wallets>,
+    State(state): State<WalletApi>,
+    headers: HeaderMap,
     Json(request): Json<Pay>,
 ) -> Result<Json<OrderView>, ApiError> {
-    let order = wallets
+    owner(&state, &headers, &request.wallet_id).await?;
+    let order = state
+        .wallets
         .pay(&request.payload, &request.wallet_id, &request.password)
         .await?;
     Ok(Json(order.into()))
 }
 
+/// A wallet as its owner sees it: the balance and the latest orders it paid.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WalletView {
+    pub wallet_id: String,
+    pub balance: String,
+    pub balance_minor: i64,
+    pub currency: String,
+    /// Newest first, at most [`HISTORY_LINES`].
+    pub orders: Vec<OrderView>,
+}
+
+async fn wallet_view(
+    State(state): State<WalletApi>,
+    headers: HeaderMap,
+    Path(wallet_id): Path<String>,
+) -> Result<Json<WalletView>, ApiError> {
+    let wallet = owner(&state, &headers, &wallet_id).await?;
+    let balance = state.wallets.balance(&wallet.id).await?;
+    let orders = state.wallets.history(&wallet.id, HISTORY_LINES).await?;
+    Ok(Json(WalletView {
+        wallet_id: wallet.id,
+        balance: balance.format_major(),
+        balance_minor: balance.minor(),
+        currency: balance.currency().alpha().to_owned(),
+        orders: orders.into_iter().map(OrderView::from).collect(),
+    }))
+}
+
 async fn top_up(
-    State(wallets): State<Wallets>,
+    State(state): State<WalletApi>,
+    headers: HeaderMap,
     Path(wallet_id): Path<String>,
     Json(request): Json<TopUp>,
 ) -> Result<Json<BalanceView>, ApiError> {
-    let wallet = wallets.wallet(&wallet_id).await?;
+    let wallet = owner(&state, &headers, &wallet_id).await?;
+    let wallets = &state.wallets;
     let amount =
         Amount::parse(&request.amount, wallet.currency).map_err(|_| bad(WalletError::BadAmount))?;
     let balance = wallets

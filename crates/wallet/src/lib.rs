@@ -39,6 +39,7 @@
 
 pub mod chart;
 pub mod http;
+pub mod image;
 mod password;
 pub mod qr;
 
@@ -138,6 +139,12 @@ pub enum WalletError {
     InsufficientBalance,
     #[error("the linked card was declined: insufficient funds")]
     CardDeclined,
+    #[error("the image is not a PNG or JPEG picture this wallet can read: {0}")]
+    BadImage(&'static str),
+    #[error(
+        "no QR code was found in the image; take the picture closer and straight on, or paste the code"
+    )]
+    NoCodeInImage,
     #[error("the ledger refused the movement: {0}")]
     Ledger(TransferError),
     #[error("the wallet's books are not set up: {0}")]
@@ -172,6 +179,8 @@ impl WalletError {
             WalletError::PasswordLocked { .. } => "password_locked",
             WalletError::InsufficientBalance => "insufficient_balance",
             WalletError::CardDeclined => "card_declined",
+            WalletError::BadImage(_) => "bad_image",
+            WalletError::NoCodeInImage => "no_code_in_image",
             WalletError::Ledger(_) | WalletError::Setup(_) | WalletError::Store(_) => "internal",
         }
     }
@@ -215,6 +224,7 @@ pub struct NewOrder {
 pub struct Order {
     pub record: OrderRecord,
     pub merchant_name: String,
+    pub merchant_city: String,
     /// The dynamic EMVCo payload; the same for every query of the order.
     pub payload: String,
 }
@@ -443,23 +453,7 @@ impl Wallets {
 
     async fn merchant_of_terminal(&self, terminal_id: &str) -> Result<Merchant, WalletError> {
         let directory = self.store.load_directory().await?;
-        let terminal = directory
-            .terminals
-            .iter()
-            .find(|terminal| terminal.id == terminal_id && terminal.status == "active")
-            .ok_or(WalletError::UnknownTerminal)?;
-        let merchant = directory
-            .merchants
-            .iter()
-            .find(|merchant| merchant.id == terminal.merchant_id)
-            .ok_or(WalletError::UnknownTerminal)?;
-        Ok(Merchant {
-            name: merchant.name.clone(),
-            city: merchant.city.clone(),
-            mcc: merchant.mcc.clone(),
-            id: merchant.id.clone(),
-            payable: merchant.settlement_account,
-        })
+        merchant_in(&directory, terminal_id)
     }
 
     fn order_with_payload(
@@ -471,6 +465,7 @@ impl Wallets {
         Ok(Order {
             record,
             merchant_name: merchant.name.clone(),
+            merchant_city: merchant.city.clone(),
             payload,
         })
     }
@@ -623,17 +618,29 @@ impl Wallets {
         ]
     }
 
-    /// Pays the order a scanned payload names, from `wallet_id`, confirmed by its payment
-    /// password. In order: the payload (CRC, our institution, the order it names and that the
-    /// amount is the order's), the order (payable), the password (try limit), then the money:
-    /// the wallet pays the wallet institution's settlement account and the acquirer owes the
-    /// merchant, linked, with ids from the order id, so a repeated payment finds the first.
-    pub async fn pay(
+    /// The order a scanned payload names, checked as a payment checks it but without paying:
+    /// the CRC, our institution, the order, that the payload is exactly the order's, and that
+    /// it is still payable. The wallet page shows the merchant and amount from it before the
+    /// consumer confirms with the password.
+    pub async fn scan(&self, payload: &str) -> Result<Order, WalletError> {
+        let (record, _, order) = self.scanned_order(payload).await?;
+        match record.status {
+            OrderStatus::Created if record.expires_at <= self.now() => {
+                self.close(record).await?;
+                Err(WalletError::OrderClosed)
+            }
+            OrderStatus::Created => Ok(order),
+            OrderStatus::Paid | OrderStatus::Refunded => Err(WalletError::OrderAlreadyPaid),
+            OrderStatus::Closed | OrderStatus::Reversed => Err(WalletError::OrderClosed),
+        }
+    }
+
+    /// The stored order a payload names, its merchant, and the order with its payload, once
+    /// the payload is found to be exactly that order's.
+    async fn scanned_order(
         &self,
         payload: &str,
-        wallet_id: &str,
-        password: &str,
-    ) -> Result<Order, WalletError> {
+    ) -> Result<(OrderRecord, Merchant, Order), WalletError> {
         let scanned = qr::read_payload(&self.config, payload)?;
         let record = self
             .store
@@ -645,6 +652,38 @@ impl Wallets {
         if scanned.payload_without_crc() != qr::without_crc(&expected.payload) {
             return Err(WalletError::PayloadMismatch);
         }
+        Ok((record, merchant, expected))
+    }
+
+    /// The wallets of a cardholder (the wallet page's owner), oldest first.
+    pub async fn wallets_of(&self, cardholder_id: &str) -> Result<Vec<WalletRecord>, WalletError> {
+        Ok(self.store.wallets_of(cardholder_id).await?)
+    }
+
+    /// The orders a wallet paid, newest change first, at most `limit` (the page's history).
+    pub async fn history(&self, wallet_id: &str, limit: u32) -> Result<Vec<Order>, WalletError> {
+        let records = self.store.orders_of_wallet(wallet_id, limit).await?;
+        let directory = self.store.load_directory().await?;
+        let mut orders = Vec::with_capacity(records.len());
+        for record in records {
+            let merchant = merchant_in(&directory, &record.terminal_id)?;
+            orders.push(self.order_with_payload(record, &merchant)?);
+        }
+        Ok(orders)
+    }
+
+    /// Pays the order a scanned payload names, from `wallet_id`, confirmed by its payment
+    /// password. In order: the payload (CRC, our institution, the order it names and that the
+    /// amount is the order's), the order (payable), the password (try limit), then the money:
+    /// the wallet pays the wallet institution's settlement account and the acquirer owes the
+    /// merchant, linked, with ids from the order id, so a repeated payment finds the first.
+    pub async fn pay(
+        &self,
+        payload: &str,
+        wallet_id: &str,
+        password: &str,
+    ) -> Result<Order, WalletError> {
+        let (record, merchant, expected) = self.scanned_order(payload).await?;
         let record = match record.status {
             OrderStatus::Created if record.expires_at <= self.now() => {
                 self.close(record).await?;
@@ -803,6 +842,30 @@ impl Wallets {
             }),
         }
     }
+}
+
+/// The active terminal's merchant, as a payment's transfers and codes need it.
+fn merchant_in(
+    directory: &store::directory::Directory,
+    terminal_id: &str,
+) -> Result<Merchant, WalletError> {
+    let terminal = directory
+        .terminals
+        .iter()
+        .find(|terminal| terminal.id == terminal_id && terminal.status == "active")
+        .ok_or(WalletError::UnknownTerminal)?;
+    let merchant = directory
+        .merchants
+        .iter()
+        .find(|merchant| merchant.id == terminal.merchant_id)
+        .ok_or(WalletError::UnknownTerminal)?;
+    Ok(Merchant {
+        name: merchant.name.clone(),
+        city: merchant.city.clone(),
+        mcc: merchant.mcc.clone(),
+        id: merchant.id.clone(),
+        payable: merchant.settlement_account,
+    })
 }
 
 fn merchant_fields(merchant: &Merchant) -> qr::MerchantFields<'_> {

@@ -416,3 +416,93 @@ async fn opening_a_wallet_checks_the_card_and_the_password() {
         assert_eq!(taken.code(), "wallet_conflict");
     }
 }
+
+#[tokio::test]
+async fn a_scan_shows_a_payable_order_and_the_history_lists_what_a_wallet_paid() {
+    for world in worlds().await {
+        world
+            .wallets
+            .top_up("W-CH001", "t1", cny(10_000))
+            .await
+            .unwrap();
+        let first = order(&world, "10000001-h1", 100).await;
+        let second = order(&world, "10000001-h2", 200).await;
+        let unpaid = order(&world, "10000001-h3", 300).await;
+        // A scan reads the order without paying it.
+        let scanned = world.wallets.scan(&first.payload).await.unwrap();
+        assert_eq!(
+            (
+                scanned.merchant_name.as_str(),
+                scanned.merchant_city.as_str()
+            ),
+            ("Lujiazui Coffee", "Shanghai")
+        );
+        assert_eq!(scanned.amount, cny(100));
+        assert_eq!(world.wallets.balance("W-CH001").await.unwrap(), cny(10_000));
+        assert!(
+            world
+                .wallets
+                .history("W-CH001", 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        world
+            .wallets
+            .pay(&first.payload, "W-CH001", PASSWORD)
+            .await
+            .unwrap();
+        world.clock.advance(SECOND);
+        world
+            .wallets
+            .pay(&second.payload, "W-CH001", PASSWORD)
+            .await
+            .unwrap();
+        world.clock.advance(SECOND);
+        world.wallets.refund("10000001-h1").await.unwrap();
+        // Newest change first; an unpaid order and other wallets' orders are not in it.
+        let history = world.wallets.history("W-CH001", 10).await.unwrap();
+        let lines: Vec<(&str, OrderStatus)> = history
+            .iter()
+            .map(|order| (order.id.as_str(), order.status))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                ("10000001-h1", OrderStatus::Refunded),
+                ("10000001-h2", OrderStatus::Paid)
+            ]
+        );
+        assert_eq!(world.wallets.history("W-CH001", 1).await.unwrap().len(), 1);
+        assert!(
+            world
+                .wallets
+                .history("W-CH002", 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // A paid order's code no longer scans as payable; an unpaid one still does.
+        assert_eq!(
+            world
+                .wallets
+                .scan(&second.payload)
+                .await
+                .unwrap_err()
+                .code(),
+            "order_already_paid"
+        );
+        assert!(world.wallets.scan(&unpaid.payload).await.is_ok());
+        world.clock.advance(61 * SECOND);
+        assert_eq!(
+            world
+                .wallets
+                .scan(&unpaid.payload)
+                .await
+                .unwrap_err()
+                .code(),
+            "order_closed"
+        );
+    }
+}

@@ -1,0 +1,2 @@
+-- The wallet page's history (issue 8): a wallet's orders, newest change first.
+CREATE INDEX wallet_orders_by_wallet ON wallet_orders (wallet_id, updated_at);
