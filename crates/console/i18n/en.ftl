@@ -171,3 +171,5 @@ wallet-error-card_declined = Your debit card was declined (not enough funds). No
 wallet-error-bad_amount = Enter an amount such as 100.00.
 wallet-error-bad_image = Only PNG or JPEG pictures up to 4 MiB can be read.
 wallet-error-no_code_in_image = No QR code was found in the picture. Take it closer and straight on, or paste the code.
+wallet-code-title = Pay at the counter: show this code
+wallet-code-note = The cashier scans or types it. It pays once, and it changes every minute. Valid until (UTC)

@@ -171,3 +171,5 @@ wallet-error-card_declined = 借记卡扣款被拒（余额不足），未充值
 wallet-error-bad_amount = 请输入金额，例如 100.00。
 wallet-error-bad_image = 仅能识别 4 MiB 以内的 PNG 或 JPEG 图片。
 wallet-error-no_code_in_image = 图片中未找到二维码，请靠近、正对拍摄，或粘贴付款码。
+wallet-code-title = 向商家付款：出示付款码
+wallet-code-note = 收银员扫码或输入即可扣款。每个付款码只能使用一次，每分钟自动更新。有效期至（UTC）

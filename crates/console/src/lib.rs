@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod barcode;
 pub mod i18n;
 pub mod mfa;
 mod pages;
@@ -120,6 +121,7 @@ pub fn router(state: Console) -> Router {
                 )),
         )
         .route("/wallet/pay", post(pages::wallet::pay))
+        .route("/wallet/code", get(pages::wallet::code))
         .route("/wallet/top-up", post(pages::wallet::top_up))
         .route("/console/static/htmx.min.js", get(htmx))
         .route("/console/static/console.css", get(css))

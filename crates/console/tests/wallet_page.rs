@@ -422,3 +422,57 @@ async fn only_a_cardholder_with_a_wallet_has_the_page() {
     let form = world.get("/console/login?next=//evil.example/", None).await;
     assert!(!form.html.contains("evil.example"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_shows_a_one_time_payment_code_that_refreshes() {
+    let world = world().await;
+    let session = world
+        .sign_in("cardholder1", "/console/login")
+        .await
+        .session();
+    world
+        .wallets
+        .top_up("W-CH001", "t1", Amount::new(5_000, Currency::CNY))
+        .await
+        .unwrap();
+    let home = world.get("/wallet", Some(&session)).await;
+    let marker = "data-code=\"";
+    let code_of = |html: &str| {
+        let start = html.find(marker).expect("a payment code") + marker.len();
+        html[start..start + 21].to_owned()
+    };
+    let first = code_of(&home.html);
+    assert!(
+        first.starts_with("8840") && first.bytes().all(|b| b.is_ascii_digit()),
+        "{first}"
+    );
+    // Barcode and QR, and htmx asks for a new code every minute.
+    assert!(home.html.contains("aria-label=\"barcode\""));
+    assert!(
+        home.html
+            .contains("hx-get=\"/wallet/code\" hx-trigger=\"every 60s\"")
+    );
+    let fragment = world.get("/wallet/code", Some(&session)).await;
+    assert_eq!(fragment.status, StatusCode::OK);
+    assert!(!fragment.html.contains("<html"), "a fragment, not a page");
+    let second = code_of(&fragment.html);
+    assert_ne!(first, second);
+    // The cashier's terminal charges the code shown.
+    let charged = world
+        .wallets
+        .charge(wallet::payment_code::NewCharge {
+            charge_id: "c-page".into(),
+            terminal_id: "10000001".into(),
+            amount: Amount::new(1_000, Currency::CNY),
+            code: second,
+        })
+        .await
+        .unwrap();
+    assert_eq!(charged.wallet_id.as_deref(), Some("W-CH001"));
+    assert_eq!(world.balance().await, 4_000);
+    // Not signed in: no code.
+    assert_eq!(
+        world.get("/wallet/code", None).await.status,
+        StatusCode::SEE_OTHER
+    );
+}

@@ -33,7 +33,19 @@ pub struct QrArgs {
     /// How long the consumer has to pay, 10 to 900 seconds (QR payments only).
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     pub order_timeout: i64,
+    /// The consumer's payment code (21 digits, spaces allowed) scanned or typed at the
+    /// counter: the terminal charges it instead of showing a code. `-` reads it from standard
+    /// input (a scanner in keyboard mode, or a pipe).
+    #[arg(long, value_name = "DIGITS")]
+    pub code: Option<String>,
+    /// With --code: how long to ask for a charge whose answer was lost before cancelling it,
+    /// 3 to 300 seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub charge_wait: u64,
 }
+
+/// How many times a cancel is sent before the terminal gives up on it.
+const CANCEL_TRIES: u32 = 3;
 
 /// What the command ends with: the exit code and the JSON object to print.
 pub struct Outcome {
@@ -165,6 +177,9 @@ pub fn pay(
         "currency": currency.alpha(),
         "timeout_seconds": args.order_timeout,
     });
+    if let Some(code) = &args.code {
+        return charge(args, &terminal_id, &order_id, amount, code);
+    }
     let started = Instant::now();
     let created = match call(
         &args.wallet_url,
@@ -206,6 +221,132 @@ pub fn pay(
             let error = last_error.unwrap_or_else(|| anyhow::anyhow!("the order never closed"));
             return Ok(no_answer(&created.order_id, error));
         }
+    }
+}
+
+/// The consumer's code from `--code`, or from standard input for `-`; spaces dropped.
+fn read_code(code: &str) -> anyhow::Result<String> {
+    let text = if code == "-" {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("reading the payment code from standard input")?;
+        line
+    } else {
+        code.to_owned()
+    };
+    let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    anyhow::ensure!(
+        !digits.is_empty(),
+        "no payment code: scan or type the 21 digits on the consumer's phone"
+    );
+    Ok(digits)
+}
+
+/// The consumer-presented payment: charge the code; if the answer is lost, ask for the order
+/// every 3 s for `--charge-wait` seconds, then cancel it, so that no charge the terminal did
+/// not see survives (the cancel reverses it).
+fn charge(
+    args: &QrArgs,
+    terminal_id: &str,
+    order_id: &str,
+    amount: money::Amount,
+    code: &str,
+) -> anyhow::Result<Outcome> {
+    anyhow::ensure!(
+        (3..=300).contains(&args.charge_wait),
+        "--charge-wait {} is not between 3 and 300 seconds",
+        args.charge_wait
+    );
+    let code = read_code(code)?;
+    let request = serde_json::json!({
+        "charge_id": order_id,
+        "terminal_id": terminal_id,
+        "amount": amount.format_major(),
+        "currency": amount.currency().alpha(),
+        "code": code,
+    });
+    let started = Instant::now();
+    match call(
+        &args.wallet_url,
+        "POST",
+        "/wallet/v1/charges",
+        Some(&request),
+    ) {
+        Ok(order) => return Ok(finished(order, true)),
+        Err(Failure::Refused(refusal)) => return Ok(refused(order_id, &refusal)),
+        Err(Failure::NoAnswer(error)) => {
+            tracing::warn!(order = %order_id, error = %format!("{error:#}"), "the charge got no answer; asking for the order");
+        }
+    }
+    let path = format!("/wallet/v1/orders/{order_id}");
+    let deadline = started + Duration::from_secs(args.charge_wait);
+    while Instant::now() < deadline {
+        std::thread::sleep(POLL_INTERVAL.min(deadline.saturating_duration_since(Instant::now())));
+        match call(&args.wallet_url, "GET", &path, None) {
+            Ok(order) if order.status == "paid" => return Ok(finished(order, true)),
+            Ok(order) if order.status != "created" => return Ok(finished(order, false)),
+            // Still open, not there yet (the charge may be on its way), or no answer.
+            Ok(_) | Err(_) => {}
+        }
+    }
+    let cancel = serde_json::json!({
+        "terminal_id": terminal_id,
+        "amount": amount.format_major(),
+        "currency": amount.currency().alpha(),
+    });
+    let cancel_path = format!("/wallet/v1/orders/{order_id}/cancel");
+    let mut last_error = anyhow::anyhow!("no answer");
+    for _ in 0..CANCEL_TRIES {
+        match call(&args.wallet_url, "POST", &cancel_path, Some(&cancel)) {
+            Ok(order) => {
+                let mut outcome = finished(order, false);
+                outcome.text = format!(
+                    "Charge {order_id}: no answer in {} s, cancelled ({}); nothing was charged.\n",
+                    args.charge_wait,
+                    outcome.json["status"].as_str().unwrap_or("closed")
+                );
+                return Ok(outcome);
+            }
+            Err(Failure::Refused(refusal)) => last_error = anyhow::anyhow!(refusal.message),
+            Err(Failure::NoAnswer(error)) => last_error = error,
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+    let message = format!(
+        "charge {order_id}: no answer, and the cancel got none either ({last_error:#}); cancel it as soon as the host answers: POST /wallet/v1/orders/{order_id}/cancel (docs/wallet.md)"
+    );
+    Ok(Outcome {
+        code: crate::terminal_cmd::EXIT_NO_ANSWER,
+        json: serde_json::json!({
+            "approved": false,
+            "status": null,
+            "order_id": order_id,
+            "error": message,
+            "exit_code": crate::terminal_cmd::EXIT_NO_ANSWER,
+        }),
+        text: message,
+    })
+}
+
+/// The host refused a charge (a used or expired code, another wallet's code, not enough
+/// money): declined, nothing charged.
+fn refused(order_id: &str, refusal: &ErrorView) -> Outcome {
+    let text = format!(
+        "Charge {order_id} refused ({}): {}. Nothing was charged.\n",
+        refusal.error, refusal.message
+    );
+    Outcome {
+        code: crate::terminal_cmd::EXIT_DECLINED,
+        json: serde_json::json!({
+            "approved": false,
+            "status": "refused",
+            "order_id": order_id,
+            "error": refusal.error,
+            "message": refusal.message,
+            "exit_code": crate::terminal_cmd::EXIT_DECLINED,
+        }),
+        text,
     }
 }
 

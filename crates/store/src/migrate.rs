@@ -96,6 +96,11 @@ const SQLITE: &[Migration] = &[
         name: "wallet_history",
         sql: include_str!("../migrations/sqlite/0017_wallet_history.sql"),
     },
+    Migration {
+        version: 18,
+        name: "wallet_payment_codes",
+        sql: include_str!("../migrations/sqlite/0018_wallet_payment_codes.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -183,6 +188,11 @@ const POSTGRES: &[Migration] = &[
         version: 17,
         name: "wallet_history",
         sql: include_str!("../migrations/postgres/0017_wallet_history.sql"),
+    },
+    Migration {
+        version: 18,
+        name: "wallet_payment_codes",
+        sql: include_str!("../migrations/postgres/0018_wallet_payment_codes.sql"),
     },
 ];
 

@@ -39,9 +39,15 @@ pub fn router(wallets: Wallets, api: api::ApiState) -> axum::Router {
     axum::Router::new()
         .route("/wallet/v1/orders", post(create_order))
         .route("/wallet/v1/orders/{order_id}", get(query_order))
+        .route("/wallet/v1/orders/{order_id}/cancel", post(cancel_order))
+        .route("/wallet/v1/charges", post(charge))
         .route("/wallet/v1/payments", post(pay))
         .route("/wallet/v1/wallets/{wallet_id}", get(wallet_view))
         .route("/wallet/v1/wallets/{wallet_id}/top-ups", post(top_up))
+        .route(
+            "/wallet/v1/wallets/{wallet_id}/payment-codes",
+            post(issue_code),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(WalletApi { wallets, api })
 }
@@ -220,7 +226,8 @@ impl IntoResponse for ApiError {
             | WalletError::BadLinkedCard
             | WalletError::NoLinkedCard
             | WalletError::BadImage(_)
-            | WalletError::NoCodeInImage => StatusCode::BAD_REQUEST,
+            | WalletError::NoCodeInImage
+            | WalletError::BadCode(_) => StatusCode::BAD_REQUEST,
             WalletError::WrongPassword { .. } => StatusCode::UNAUTHORIZED,
             WalletError::PasswordLocked { .. } => StatusCode::LOCKED,
             WalletError::InsufficientBalance | WalletError::CardDeclined => {
@@ -228,12 +235,15 @@ impl IntoResponse for ApiError {
             }
             WalletError::UnknownOrder
             | WalletError::UnknownWallet
-            | WalletError::UnknownTerminal => StatusCode::NOT_FOUND,
+            | WalletError::UnknownTerminal
+            | WalletError::UnknownCode => StatusCode::NOT_FOUND,
             WalletError::OrderConflict
             | WalletError::WalletConflict
             | WalletError::OrderClosed
             | WalletError::OrderAlreadyPaid
-            | WalletError::NotRefundable => StatusCode::CONFLICT,
+            | WalletError::NotRefundable
+            | WalletError::CodeExpired
+            | WalletError::CodeUsed => StatusCode::CONFLICT,
             WalletError::Ledger(_) | WalletError::Setup(_) | WalletError::Store(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -260,12 +270,7 @@ async fn create_order(
     State(wallets): State<Wallets>,
     Json(request): Json<CreateOrder>,
 ) -> Result<Json<OrderView>, ApiError> {
-    let currency = match request.currency.as_deref() {
-        None => Currency::CNY,
-        Some(code) => Currency::from_alpha(code).map_err(|_| bad(WalletError::BadAmount))?,
-    };
-    let amount =
-        Amount::parse(&request.amount, currency).map_err(|_| bad(WalletError::BadAmount))?;
+    let amount = amount_of(&request.amount, request.currency.as_deref())?;
     let order = wallets
         .create_order(NewOrder {
             order_id: request.order_id,
@@ -275,6 +280,107 @@ async fn create_order(
         })
         .await?;
     Ok(Json(order.into()))
+}
+
+/// A terminal's charge of a consumer's payment code. `Debug` leaves the code out.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Charge {
+    /// Chosen by the terminal (1 to 25 letters, digits or '-'): a retry is the same charge.
+    pub charge_id: String,
+    pub terminal_id: String,
+    /// Major units (`"12.34"`).
+    pub amount: String,
+    /// ISO 4217 alpha code; CNY when absent.
+    pub currency: Option<String>,
+    /// The 21 digits scanned from the consumer's phone.
+    pub code: String,
+}
+
+impl std::fmt::Debug for Charge {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Charge")
+            .field("charge_id", &self.charge_id)
+            .field("terminal_id", &self.terminal_id)
+            .field("amount", &self.amount)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A terminal's cancel of an order whose outcome it does not know.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Cancel {
+    pub terminal_id: String,
+    /// The order's amount, major units.
+    pub amount: String,
+    pub currency: Option<String>,
+}
+
+/// A one-time payment code for the wallet's owner to show.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PaymentCodeView {
+    pub code: String,
+    pub issued_at: i64,
+    pub expires_at: i64,
+}
+
+impl std::fmt::Debug for PaymentCodeView {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("PaymentCodeView")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+fn amount_of(amount: &str, currency: Option<&str>) -> Result<Amount, ApiError> {
+    let currency = match currency {
+        None => Currency::CNY,
+        Some(code) => Currency::from_alpha(code).map_err(|_| bad(WalletError::BadAmount))?,
+    };
+    Amount::parse(amount, currency).map_err(|_| bad(WalletError::BadAmount))
+}
+
+async fn charge(
+    State(wallets): State<Wallets>,
+    Json(request): Json<Charge>,
+) -> Result<Json<OrderView>, ApiError> {
+    let amount = amount_of(&request.amount, request.currency.as_deref())?;
+    let order = wallets
+        .charge(crate::payment_code::NewCharge {
+            charge_id: request.charge_id,
+            terminal_id: request.terminal_id,
+            amount,
+            code: request.code,
+        })
+        .await?;
+    Ok(Json(order.into()))
+}
+
+async fn cancel_order(
+    State(wallets): State<Wallets>,
+    Path(order_id): Path<String>,
+    Json(request): Json<Cancel>,
+) -> Result<Json<OrderView>, ApiError> {
+    let amount = amount_of(&request.amount, request.currency.as_deref())?;
+    let order = wallets
+        .cancel(&order_id, &request.terminal_id, amount)
+        .await?;
+    Ok(Json(order.into()))
+}
+
+async fn issue_code(
+    State(state): State<WalletApi>,
+    headers: HeaderMap,
+    Path(wallet_id): Path<String>,
+) -> Result<Json<PaymentCodeView>, ApiError> {
+    let wallet = owner(&state, &headers, &wallet_id).await?;
+    let issued = state.wallets.issue_code(&wallet.id).await?;
+    Ok(Json(PaymentCodeView {
+        code: issued.code,
+        issued_at: issued.issued_at,
+        expires_at: issued.expires_at,
+    }))
 }
 
 async fn query_order(

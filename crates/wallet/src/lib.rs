@@ -41,6 +41,7 @@ pub mod chart;
 pub mod http;
 pub mod image;
 mod password;
+pub mod payment_code;
 pub mod qr;
 
 use ledger::{AccountSpec, BalanceConstraint, InstitutionId, TransferError, TransferRequest};
@@ -145,6 +146,14 @@ pub enum WalletError {
         "no QR code was found in the image; take the picture closer and straight on, or paste the code"
     )]
     NoCodeInImage,
+    #[error("this is not a payment code: {0}")]
+    BadCode(emvqr::CodeError),
+    #[error("the payment code has expired; ask for the code on the phone's screen now")]
+    CodeExpired,
+    #[error("the payment code was already used; ask for the code on the phone's screen now")]
+    CodeUsed,
+    #[error("no such payment code")]
+    UnknownCode,
     #[error("the ledger refused the movement: {0}")]
     Ledger(TransferError),
     #[error("the wallet's books are not set up: {0}")]
@@ -180,6 +189,10 @@ impl WalletError {
             WalletError::InsufficientBalance => "insufficient_balance",
             WalletError::CardDeclined => "card_declined",
             WalletError::BadImage(_) => "bad_image",
+            WalletError::BadCode(_) => "bad_code",
+            WalletError::CodeExpired => "code_expired",
+            WalletError::CodeUsed => "code_used",
+            WalletError::UnknownCode => "unknown_code",
             WalletError::NoCodeInImage => "no_code_in_image",
             WalletError::Ledger(_) | WalletError::Setup(_) | WalletError::Store(_) => "internal",
         }
@@ -704,6 +717,18 @@ impl Wallets {
             // The same wallet paying again: the original answer.
             return Ok(expected);
         }
+        self.move_payment(record, &wallet, &merchant).await
+    }
+
+    /// Moves a created order's money from `wallet` (the wallet pays the wallet institution's
+    /// settlement account, the acquirer owes the merchant, linked, with ids from the order id)
+    /// and marks the order paid. A close or cancel that wins the race gets the money back.
+    async fn move_payment(
+        &self,
+        record: OrderRecord,
+        wallet: &WalletRecord,
+        merchant: &Merchant,
+    ) -> Result<Order, WalletError> {
         if wallet.currency != record.amount.currency() {
             return Err(WalletError::BadAmount);
         }
@@ -761,10 +786,13 @@ impl Wallets {
             }
         }
         tracing::info!(order = %now.id, wallet = %wallet.id, amount_minor = now.amount.minor(), "order paid");
-        self.order_with_payload(now, &merchant)
+        self.order_with_payload(now, merchant)
     }
 
     /// Refunds a paid order in full back to the wallet that paid it, idempotent by order id.
+    /// The status changes first (paid → refunded), so a refund and a terminal's cancel can
+    /// never both give the money back; then the transfers, whose ids come from the order id, so
+    /// asking again after a crash in between moves the money once.
     pub async fn refund(&self, order_id: &str) -> Result<Order, WalletError> {
         let record = self
             .store
@@ -773,37 +801,38 @@ impl Wallets {
             .ok_or(WalletError::UnknownOrder)?;
         let merchant = self.merchant_of_terminal(&record.terminal_id).await?;
         match record.status {
-            OrderStatus::Refunded => return self.order_with_payload(record, &merchant),
-            OrderStatus::Paid => {}
+            OrderStatus::Paid => {
+                self.store
+                    .transition_order(OrderTransition {
+                        order_id: record.id.clone(),
+                        from: OrderStatus::Paid,
+                        to: OrderStatus::Refunded,
+                        wallet_id: None,
+                        at: self.now(),
+                    })
+                    .await?;
+            }
+            OrderStatus::Refunded => {}
             _ => return Err(WalletError::NotRefundable),
         }
-        let wallet_id = record
-            .wallet_id
-            .clone()
-            .ok_or_else(|| WalletError::Setup("a paid order without its wallet".into()))?;
-        let requests = self.undo_transfers(
-            "refund",
-            &record,
-            chart::wallet_account(&wallet_id),
-            &merchant,
-        );
-        if let Some(error) = first_refusal(self.store.submit(requests).await?) {
-            return Err(WalletError::Ledger(error));
-        }
-        self.store
-            .transition_order(OrderTransition {
-                order_id: record.id.clone(),
-                from: OrderStatus::Paid,
-                to: OrderStatus::Refunded,
-                wallet_id: None,
-                at: self.now(),
-            })
-            .await?;
         let now = self
             .store
             .order(order_id)
             .await?
             .ok_or(WalletError::UnknownOrder)?;
+        if now.status != OrderStatus::Refunded {
+            // A cancel reversed it first: the money is back already.
+            return Err(WalletError::NotRefundable);
+        }
+        let wallet_id = now
+            .wallet_id
+            .clone()
+            .ok_or_else(|| WalletError::Setup("a paid order without its wallet".into()))?;
+        let requests =
+            self.undo_transfers("refund", &now, chart::wallet_account(&wallet_id), &merchant);
+        if let Some(error) = first_refusal(self.store.submit(requests).await?) {
+            return Err(WalletError::Ledger(error));
+        }
         tracing::info!(order = %now.id, "order refunded");
         self.order_with_payload(now, &merchant)
     }

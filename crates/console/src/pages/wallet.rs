@@ -2,8 +2,10 @@
 //! for the signed-in cardholder who owns it. A merchant's code is "scanned" without a camera:
 //! its text pasted, a picture of it uploaded (read on the server, `wallet::image`), or its deep
 //! link opened (`/wallet/scan?payload=…`, which survives the login). The page shows merchant
-//! and amount, and the payment happens only when the wallet password confirms it. Balance,
-//! top-up from the linked card and the history are on the same page.
+//! and amount, and the payment happens only when the wallet password confirms it. The other
+//! way round, the page shows a one-time payment code (Code 128 barcode, QR and digits,
+//! refreshed every 60 s) for the cashier to scan. Balance, top-up from the linked card and the
+//! history are on the same page.
 
 use super::{Visit, encode, error_page, internal, render};
 use crate::Console;
@@ -38,6 +40,11 @@ pub struct HistoryRow {
 struct WalletPage {
     chrome: super::Chrome,
     wallet_id: String,
+    digits: String,
+    spaced: String,
+    barcode: String,
+    qr: String,
+    expires: String,
     balance: String,
     message: String,
     notice: String,
@@ -224,9 +231,15 @@ async fn wallet_page(
             order_id: order.id.clone(),
         })
         .collect();
+    let code = payment_code(&visit).await;
     let page = WalletPage {
         chrome: visit.visit.chrome,
         wallet_id: visit.wallet.id,
+        digits: code.digits,
+        spaced: code.spaced,
+        barcode: code.barcode,
+        qr: code.qr,
+        expires: code.expires,
         balance,
         message,
         notice,
@@ -236,6 +249,82 @@ async fn wallet_page(
         rows,
     };
     render(&page, status)
+}
+
+/// A one-time payment code, drawn for the counter's scanner; empty if none could be made (the
+/// page still works for scanning and top-ups).
+#[derive(Default)]
+struct ShownCode {
+    digits: String,
+    spaced: String,
+    barcode: String,
+    qr: String,
+    expires: String,
+}
+
+async fn payment_code(visit: &WalletVisit) -> ShownCode {
+    let issued = match visit.wallets.issue_code(&visit.wallet.id).await {
+        Ok(issued) => issued,
+        Err(error) => {
+            tracing::error!(%error, "wallet page: no payment code");
+            return ShownCode::default();
+        }
+    };
+    let (Some(barcode), Ok(qr)) = (
+        crate::barcode::code128_svg(&issued.code),
+        crate::mfa::qr_svg(&issued.code),
+    ) else {
+        return ShownCode::default();
+    };
+    // Groups of four, as wallets print them, for a cashier who types the code.
+    let spaced = issued
+        .code
+        .as_bytes()
+        .chunks(4)
+        .map(|group| String::from_utf8_lossy(group).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    ShownCode {
+        spaced,
+        barcode,
+        qr,
+        expires: api::time::rfc3339_seconds(issued.expires_at)
+            .get(11..19)
+            .unwrap_or_default()
+            .to_owned(),
+        digits: issued.code,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "wallet_code.html")]
+struct CodeFragment {
+    chrome: super::Chrome,
+    digits: String,
+    spaced: String,
+    barcode: String,
+    qr: String,
+    expires: String,
+}
+
+/// `GET /wallet/code`: a fresh payment code, the fragment the page swaps in every 60 s.
+pub async fn code(State(console): State<Console>, headers: HeaderMap) -> Response {
+    let visit = match wallet_visit(&console, &headers, None, "/wallet").await {
+        Ok(visit) => visit,
+        Err(response) => return response,
+    };
+    let code = payment_code(&visit).await;
+    render(
+        &CodeFragment {
+            chrome: visit.visit.chrome,
+            digits: code.digits,
+            spaced: code.spaced,
+            barcode: code.barcode,
+            qr: code.qr,
+            expires: code.expires,
+        },
+        StatusCode::OK,
+    )
 }
 
 /// `GET /wallet`: balance, the ways to scan, top-up and history.
