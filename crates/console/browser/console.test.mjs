@@ -250,11 +250,14 @@ function qrPayment(terminalId, amount, onCode) {
   child.stdout.on('data', (chunk) => { out += chunk; });
   child.stderr.on('data', (chunk) => {
     err += chunk;
-    const payload = err.match(/^(000201\S+)$/m);
+    const payload = err.match(/^(000201.+)$/m);
     const link = err.match(/^Or open on the phone: (\S+)$/m);
     if (!shown && payload && link) { shown = true; onCode(payload[1], link[1]); }
   });
-  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, answer: out ? JSON.parse(out) : null, err })));
+  return new Promise((resolve) => child.on('exit', (code) => {
+    if (!shown) onCode(null, null, new Error(`the terminal exited ${code} without showing a code: ${err}`));
+    resolve({ code, answer: out ? JSON.parse(out) : null, err });
+  }));
 }
 
 test('a cardholder pays the terminal\'s QR code on the wallet page while the terminal waits', async () => {
@@ -270,9 +273,9 @@ test('a cardholder pays the terminal\'s QR code on the wallet page while the ter
     assert.equal((await page.locator('#balance').textContent()).trim(), 'CNY 100.00');
 
     // The cashier asks for 12.34; the terminal shows its code and polls the host.
-    let code;
-    const shown = new Promise((resolve) => { code = resolve; });
-    const terminal = qrPayment('10000002', '12.34', (payload, link) => code({ payload, link }));
+    let code, fail;
+    const shown = new Promise((resolve, reject) => { code = resolve; fail = reject; });
+    const terminal = qrPayment('10000002', '12.34', (payload, link, error) => (error ? fail(error) : code({ payload, link })));
     const { payload, link } = await shown;
     assert.match(link, /\/wallet\/scan\?payload=/);
 

@@ -202,6 +202,24 @@ impl PostgresStore {
             .collect()
     }
 
+    pub(crate) async fn orders_between(
+        &self,
+        from: i64,
+        to: i64,
+        limit: u32,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let client = self.other.lock().await;
+        client
+            .query(
+                &format!("SELECT {ORDER_COLUMNS} FROM wallet_orders WHERE (created_at BETWEEN $1 AND $2) OR (updated_at BETWEEN $1 AND $2) ORDER BY created_at, id LIMIT $3"),
+                &[&from, &to, &i64::from(limit)],
+            )
+            .await?
+            .iter()
+            .map(order_from_row)
+            .collect()
+    }
+
     pub(crate) async fn put_payment_code(&self, code: PaymentCodeRecord) -> Result<(), StoreError> {
         let client = self.other.lock().await;
         client

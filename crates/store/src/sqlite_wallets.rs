@@ -209,6 +209,25 @@ impl SqliteStore {
         rows.into_iter().map(OrderRow::parse).collect()
     }
 
+    pub(crate) async fn orders_between(
+        &self,
+        from: i64,
+        to: i64,
+        limit: u32,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let rows = self
+            .read(move |connection| {
+                Ok(connection
+                    .prepare_cached(&format!(
+                        "SELECT {ORDER_COLUMNS} FROM wallet_orders WHERE (created_at BETWEEN ?1 AND ?2) OR (updated_at BETWEEN ?1 AND ?2) ORDER BY created_at, id LIMIT ?3"
+                    ))?
+                    .query_map(params![from, to, i64::from(limit)], order_row)?
+                    .collect::<Result<Vec<_>, _>>()?)
+            })
+            .await?;
+        rows.into_iter().map(OrderRow::parse).collect()
+    }
+
     pub(crate) async fn put_payment_code(&self, code: PaymentCodeRecord) -> Result<(), StoreError> {
         self.write(move |connection| {
             connection

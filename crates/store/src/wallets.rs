@@ -311,6 +311,21 @@ impl Store {
         }
     }
 
+    /// Orders created or changed between `from` and `to` (Unix seconds, inclusive), oldest
+    /// first, at most `limit`: end of day finds the day's QR payments, refunds and reversals
+    /// among them.
+    pub async fn orders_between(
+        &self,
+        from: i64,
+        to: i64,
+        limit: u32,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.orders_between(from, to, limit).await,
+            Store::Postgres(store) => store.orders_between(from, to, limit).await,
+        }
+    }
+
     /// Keeps a newly issued payment code.
     pub async fn put_payment_code(&self, code: PaymentCodeRecord) -> Result<(), StoreError> {
         match self {

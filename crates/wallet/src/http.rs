@@ -40,6 +40,7 @@ pub fn router(wallets: Wallets, api: api::ApiState) -> axum::Router {
         .route("/wallet/v1/orders", post(create_order))
         .route("/wallet/v1/orders/{order_id}", get(query_order))
         .route("/wallet/v1/orders/{order_id}/cancel", post(cancel_order))
+        .route("/wallet/v1/orders/{order_id}/refund", post(refund_order))
         .route("/wallet/v1/charges", post(charge))
         .route("/wallet/v1/payments", post(pay))
         .route("/wallet/v1/wallets/{wallet_id}", get(wallet_view))
@@ -367,6 +368,29 @@ async fn cancel_order(
         .cancel(&order_id, &request.terminal_id, amount)
         .await?;
     Ok(Json(order.into()))
+}
+
+/// A refund in full back to the paying wallet, by the merchant's administrator or manager (the
+/// roles that approve refunds at the counter), with the API's credentials; another merchant's
+/// order is `unknown_order`.
+async fn refund_order(
+    State(state): State<WalletApi>,
+    headers: HeaderMap,
+    Path(order_id): Path<String>,
+) -> Result<Json<OrderView>, ApiError> {
+    let principal = api::auth::principal(&state.api, &headers)
+        .await
+        .map_err(ApiError::Auth)?;
+    let order = state.wallets.query(&order_id).await?;
+    let user = &principal.user;
+    let allowed = matches!(
+        user.role,
+        store::accounts::Role::MerchantAdmin | store::accounts::Role::MerchantManager
+    ) && user.tenant == store::accounts::Tenant::Merchant(order.merchant_id.clone());
+    if !allowed {
+        return Err(WalletError::UnknownOrder.into());
+    }
+    Ok(Json(state.wallets.refund(&order_id).await?.into()))
 }
 
 async fn issue_code(

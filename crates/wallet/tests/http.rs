@@ -310,3 +310,90 @@ async fn a_wallets_routes_answer_only_its_owner() {
         "5.00"
     );
 }
+
+#[tokio::test]
+async fn a_merchant_manager_refunds_a_paid_order_back_to_the_wallet() {
+    let (router, _backend) = router().await;
+    let (status, _) = call(
+        &router,
+        "POST",
+        "/wallet/v1/wallets/W-CH001/top-ups",
+        Some(json!({"top_up_id": "t-r", "amount": "20.00", "password": "135790"}).to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, body) = call(
+        &router,
+        "POST",
+        "/wallet/v1/orders",
+        Some(json!({"order_id": "o-r", "terminal_id": "10000001", "amount": "5.00"}).to_string()),
+    )
+    .await;
+    let order: Value = serde_json::from_str(&body).unwrap();
+    // Not paid yet: nothing to refund.
+    let (status, body) = call_as(
+        &router,
+        Some("shanghai.manager"),
+        "POST",
+        "/wallet/v1/orders/o-r/refund",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, _) = call(
+        &router,
+        "POST",
+        "/wallet/v1/payments",
+        Some(
+            json!({"payload": order["payload"], "wallet_id": "W-CH001", "password": "135790"})
+                .to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // The payer and a cashier: not theirs to refund (an administrator signs in with a second
+    // factor, which Basic cannot carry: 401 before anything is looked at).
+    let (status, _) = call_as(
+        &router,
+        Some("beijing.admin"),
+        "POST",
+        "/wallet/v1/orders/o-r/refund",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    for user in ["cardholder1", "shanghai.cashier"] {
+        let (status, body) = call_as(
+            &router,
+            Some(user),
+            "POST",
+            "/wallet/v1/orders/o-r/refund",
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{user} {body}");
+    }
+    let (status, _) = call_as(&router, None, "POST", "/wallet/v1/orders/o-r/refund", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The merchant's manager: refunded in full, once.
+    for _ in 0..2 {
+        let (status, body) = call_as(
+            &router,
+            Some("shanghai.manager"),
+            "POST",
+            "/wallet/v1/orders/o-r/refund",
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap()["status"],
+            "refunded"
+        );
+    }
+    let (_, body) = call(&router, "GET", "/wallet/v1/wallets/W-CH001", None).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["balance"],
+        "20.00"
+    );
+}
