@@ -162,8 +162,8 @@ async function withPage(name, user, locale, body) {
 }
 
 const portals = {
-  'shanghai.admin': ['Dashboard', 'Transactions', 'Terminals', 'Staff', 'API keys'],
-  'shanghai.cashier': ['Dashboard', 'Transactions', 'Terminals'],
+  'shanghai.admin': ['Dashboard', 'Transactions', 'QR payments', 'Terminals', 'Staff', 'API keys'],
+  'shanghai.cashier': ['Dashboard', 'Transactions', 'QR payments', 'Terminals'],
   'cardholder1': ['Cards', 'Transactions', 'Wallet'],
   'operator': ['Merchants', 'Terminals', 'Transactions', 'Message journal', 'System health', 'API keys'],
   'bank': ['Cards', 'Transactions', 'API keys'],

@@ -122,6 +122,10 @@ pub fn router(state: Console) -> Router {
         )
         .route("/wallet/pay", post(pages::wallet::pay))
         .route("/wallet/code", get(pages::wallet::code))
+        .route(
+            "/console/qr-payments",
+            get(pages::wallet::merchant_payments),
+        )
         .route("/wallet/top-up", post(pages::wallet::top_up))
         .route("/console/static/htmx.min.js", get(htmx))
         .route("/console/static/console.css", get(css))

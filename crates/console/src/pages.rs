@@ -56,6 +56,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
         Role::MerchantAdmin => &[
             ("/console/dashboard", "nav-dashboard"),
             ("/console/transactions", "nav-transactions"),
+            ("/console/qr-payments", "nav-qr-payments"),
             ("/console/terminals", "nav-terminals"),
             ("/console/staff", "nav-staff"),
             ("/console/api-keys", "nav-api-keys"),
@@ -63,12 +64,14 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
         Role::MerchantManager => &[
             ("/console/dashboard", "nav-dashboard"),
             ("/console/transactions", "nav-transactions"),
+            ("/console/qr-payments", "nav-qr-payments"),
             ("/console/terminals", "nav-terminals"),
             ("/console/staff", "nav-staff"),
         ],
         Role::Cashier => &[
             ("/console/dashboard", "nav-dashboard"),
             ("/console/transactions", "nav-transactions"),
+            ("/console/qr-payments", "nav-qr-payments"),
             ("/console/terminals", "nav-terminals"),
         ],
         Role::Cardholder => &[

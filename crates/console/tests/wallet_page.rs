@@ -476,3 +476,49 @@ async fn the_page_shows_a_one_time_payment_code_that_refreshes() {
         StatusCode::SEE_OTHER
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_merchant_sees_its_qr_payments_and_not_the_payers_wallet_id() {
+    let world = world().await;
+    world
+        .wallets
+        .top_up("W-CH001", "t1", Amount::new(5_000, Currency::CNY))
+        .await
+        .unwrap();
+    let order = world.order("o-merchant-1", 1_500).await;
+    world
+        .wallets
+        .pay(&order.payload, "W-CH001", "135790")
+        .await
+        .unwrap();
+    world.order("o-merchant-2", 800).await;
+    let manager = world
+        .sign_in("shanghai.manager", "/console/login")
+        .await
+        .session();
+    let page = world.get("/console/qr-payments", Some(&manager)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    assert!(page.html.contains("o-merchant-1") && page.html.contains("o-merchant-2"));
+    assert!(
+        page.html.contains("CNY 15.00")
+            && page.html.contains("Paid")
+            && page.html.contains("Waiting")
+    );
+    assert!(
+        page.html.contains("W-***01") && !page.html.contains("W-CH001"),
+        "{}",
+        page.html
+    );
+    // A cardholder has no merchant pages.
+    let holder = world
+        .sign_in("cardholder1", "/console/login")
+        .await
+        .session();
+    assert_eq!(
+        world
+            .get("/console/qr-payments", Some(&holder))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+}

@@ -220,6 +220,23 @@ impl PostgresStore {
             .collect()
     }
 
+    pub(crate) async fn orders_of_merchant(
+        &self,
+        merchant_id: &str,
+        limit: u32,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let client = self.other.lock().await;
+        client
+            .query(
+                &format!("SELECT {ORDER_COLUMNS} FROM wallet_orders WHERE merchant_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"),
+                &[&merchant_id, &i64::from(limit)],
+            )
+            .await?
+            .iter()
+            .map(order_from_row)
+            .collect()
+    }
+
     pub(crate) async fn put_payment_code(&self, code: PaymentCodeRecord) -> Result<(), StoreError> {
         let client = self.other.lock().await;
         client

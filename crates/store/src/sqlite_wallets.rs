@@ -228,6 +228,24 @@ impl SqliteStore {
         rows.into_iter().map(OrderRow::parse).collect()
     }
 
+    pub(crate) async fn orders_of_merchant(
+        &self,
+        merchant_id: String,
+        limit: u32,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let rows = self
+            .read(move |connection| {
+                Ok(connection
+                    .prepare_cached(&format!(
+                        "SELECT {ORDER_COLUMNS} FROM wallet_orders WHERE merchant_id = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2"
+                    ))?
+                    .query_map(params![merchant_id, i64::from(limit)], order_row)?
+                    .collect::<Result<Vec<_>, _>>()?)
+            })
+            .await?;
+        rows.into_iter().map(OrderRow::parse).collect()
+    }
+
     pub(crate) async fn put_payment_code(&self, code: PaymentCodeRecord) -> Result<(), StoreError> {
         self.write(move |connection| {
             connection

@@ -326,6 +326,22 @@ impl Store {
         }
     }
 
+    /// A merchant's orders, newest first, at most `limit` (the merchant's QR payments).
+    pub async fn orders_of_merchant(
+        &self,
+        merchant_id: &str,
+        limit: u32,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        match self {
+            Store::Sqlite(store) => {
+                store
+                    .orders_of_merchant(merchant_id.to_owned(), limit)
+                    .await
+            }
+            Store::Postgres(store) => store.orders_of_merchant(merchant_id, limit).await,
+        }
+    }
+
     /// Keeps a newly issued payment code.
     pub async fn put_payment_code(&self, code: PaymentCodeRecord) -> Result<(), StoreError> {
         match self {

@@ -685,6 +685,23 @@ impl Wallets {
         Ok(orders)
     }
 
+    /// A merchant's QR orders (both ways), newest first, at most `limit`: the merchant's record
+    /// of its QR payments.
+    pub async fn merchant_orders(
+        &self,
+        merchant_id: &str,
+        limit: u32,
+    ) -> Result<Vec<Order>, WalletError> {
+        let records = self.store.orders_of_merchant(merchant_id, limit).await?;
+        let directory = self.store.load_directory().await?;
+        let mut orders = Vec::with_capacity(records.len());
+        for record in records {
+            let merchant = merchant_in(&directory, &record.terminal_id)?;
+            orders.push(self.order_with_payload(record, &merchant)?);
+        }
+        Ok(orders)
+    }
+
     /// Pays the order a scanned payload names, from `wallet_id`, confirmed by its payment
     /// password. In order: the payload (CRC, our institution, the order it names and that the
     /// amount is the order's), the order (payable), the password (try limit), then the money:

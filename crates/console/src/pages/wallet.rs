@@ -552,6 +552,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_merchant_sees_only_the_ends_of_a_wallet_id() {
+        assert_eq!(masked_wallet(Some("W-CH001")), "W-***01");
+        assert_eq!(masked_wallet(Some("W1")), "***");
+        assert_eq!(masked_wallet(None), "");
+    }
+
+    #[test]
     fn a_login_returns_only_to_our_pages() {
         assert_eq!(
             safe_next("/wallet/scan?payload=0002"),
@@ -570,4 +577,96 @@ mod tests {
             assert_eq!(safe_next(refused), None, "{refused}");
         }
     }
+}
+
+/// QR orders a merchant page lists, per merchant in the caller's scope.
+const MERCHANT_ORDERS: u32 = 50;
+
+#[derive(Clone, Debug)]
+pub struct QrRow {
+    pub time: String,
+    pub merchant: String,
+    pub terminal: String,
+    pub order_id: String,
+    pub wallet: String,
+    pub amount: String,
+    pub status: &'static str,
+    pub status_label: String,
+}
+
+#[derive(Template)]
+#[template(path = "qr_payments.html")]
+struct QrPaymentsPage {
+    chrome: super::Chrome,
+    rows: Vec<QrRow>,
+}
+
+/// A payer's wallet as a merchant sees it: the first and last two characters.
+fn masked_wallet(wallet_id: Option<&str>) -> String {
+    match wallet_id {
+        Some(id) if id.chars().count() > 4 => {
+            let chars: Vec<char> = id.chars().collect();
+            let head: String = chars[..2].iter().collect();
+            let tail: String = chars[chars.len() - 2..].iter().collect();
+            format!("{head}***{tail}")
+        }
+        Some(_) => "***".to_owned(),
+        None => String::new(),
+    }
+}
+
+/// `GET /console/qr-payments`: the QR payments (both ways) of the merchants in the caller's
+/// scope, newest first, beside the card transactions (R7, R8).
+pub async fn merchant_payments(State(console): State<Console>, headers: HeaderMap) -> Response {
+    let visit = match console
+        .visit(
+            &headers,
+            Some(api::access::Resource::Merchants),
+            "/console/qr-payments",
+        )
+        .await
+    {
+        Ok(visit) => visit,
+        Err(response) => return response,
+    };
+    let scope = match console.scope(&visit).await {
+        Ok(scope) => scope,
+        Err(response) => return response,
+    };
+    let Some(wallets) = console.wallets.clone() else {
+        return error_page(visit.chrome, StatusCode::NOT_FOUND);
+    };
+    let t = visit.chrome.t;
+    let mut orders = Vec::new();
+    for merchant in &scope.merchants {
+        match wallets.merchant_orders(&merchant.id, MERCHANT_ORDERS).await {
+            Ok(found) => orders.extend(found),
+            Err(error) => return internal(&visit, &error),
+        }
+    }
+    orders.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+    orders.truncate(MERCHANT_ORDERS as usize);
+    let rows = orders
+        .iter()
+        .map(|order| QrRow {
+            time: api::time::rfc3339_seconds(order.created_at)
+                .get(..19)
+                .unwrap_or_default()
+                .replace('T', " "),
+            merchant: order.merchant_name.clone(),
+            terminal: order.terminal_id.clone(),
+            order_id: order.id.clone(),
+            wallet: masked_wallet(order.wallet_id.as_deref()),
+            amount: amount_text(order.amount),
+            status: order.status.as_str(),
+            status_label: t.get(&format!("wallet-status-{}", order.status.as_str())),
+        })
+        .collect();
+    render(
+        &QrPaymentsPage {
+            chrome: visit.chrome,
+            rows,
+        },
+        StatusCode::OK,
+    )
 }
