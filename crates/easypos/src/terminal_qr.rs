@@ -414,3 +414,59 @@ fn receipt(order: &OrderView) -> String {
         order.amount
     )
 }
+
+/// The screen's wallet client (`easypos terminal tui`): the same orders and queries as
+/// `pay --method qr`, for `terminal::tui` to draw and wait on.
+pub struct ScreenQr {
+    pub wallet_url: String,
+    pub terminal_id: String,
+    pub currency: money::Currency,
+    pub order_timeout_seconds: i64,
+}
+
+impl terminal::tui::QrPayments for ScreenQr {
+    fn create(&self, amount_minor: u64) -> Result<terminal::tui::QrOrder, String> {
+        let amount = money::Amount::new(
+            i64::try_from(amount_minor).map_err(|_| "the amount is too large".to_owned())?,
+            self.currency,
+        );
+        let order_id = format!("{}-{}", self.terminal_id, unix_millis());
+        let request = serde_json::json!({
+            "order_id": order_id,
+            "terminal_id": self.terminal_id,
+            "amount": amount.format_major(),
+            "currency": self.currency.alpha(),
+            "timeout_seconds": self.order_timeout_seconds,
+        });
+        match call(
+            &self.wallet_url,
+            "POST",
+            "/wallet/v1/orders",
+            Some(&request),
+        ) {
+            Ok(order) => Ok(terminal::tui::QrOrder {
+                order_id: order.order_id,
+                payload: order.payload,
+            }),
+            Err(Failure::Refused(refusal)) => Err(refusal.message),
+            Err(Failure::NoAnswer(error)) => Err(format!("{error:#}")),
+        }
+    }
+
+    fn status(&self, order_id: &str) -> Result<String, String> {
+        match call(
+            &self.wallet_url,
+            "GET",
+            &format!("/wallet/v1/orders/{order_id}"),
+            None,
+        ) {
+            Ok(order) => Ok(order.status),
+            Err(Failure::Refused(refusal)) => Err(refusal.message),
+            Err(Failure::NoAnswer(error)) => Err(format!("{error:#}")),
+        }
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(u64::try_from(self.order_timeout_seconds).unwrap_or(0))
+    }
+}

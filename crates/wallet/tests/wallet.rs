@@ -475,6 +475,16 @@ async fn a_scan_shows_a_payable_order_and_the_history_lists_what_a_wallet_paid()
             ]
         );
         assert_eq!(world.wallets.history("W-CH001", 1).await.unwrap().len(), 1);
+        // The merchant's record: every order of its terminals, newest first.
+        let merchant: Vec<String> = world
+            .wallets
+            .merchant_orders("898310058120001", 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|order| order.id.clone())
+            .collect();
+        assert_eq!(merchant, ["10000001-h3", "10000001-h2", "10000001-h1"]);
         assert!(
             world
                 .wallets
