@@ -305,5 +305,16 @@ test('a cardholder pays the terminal\'s QR code on the wallet page while the ter
     await page.goto(link.replace(/^http:\/\/[^/]+/, web));
     assert.match(await page.locator('.alert').textContent(), /already paid/);
     page.errors = page.errors.filter((text) => !text.includes('409'));
+
+    // The other way round: the page's one-time payment code, scanned (typed) at the counter.
+    await page.goto(`${web}/wallet`);
+    assert.equal(await page.locator('#paycode svg[aria-label=barcode]').count(), 1);
+    const digits = await page.getAttribute('#paycode-digits', 'data-code');
+    assert.match(digits, /^8840\d{17}$/);
+    const work = join(dir, 'terminal-qr-10000002');
+    const charged = JSON.parse(execFileSync(binary, ['terminal', 'pay', '--json', '--method', 'qr', '--amount', '5.00', '--wallet-url', web, '--code', digits], { cwd: work, encoding: 'utf8' }));
+    assert.equal(charged.status, 'paid', JSON.stringify(charged));
+    await page.goto(`${web}/wallet`);
+    assert.equal((await page.locator('#balance').textContent()).trim(), 'CNY 82.66');
   });
 });
