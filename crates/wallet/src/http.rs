@@ -42,6 +42,10 @@ pub fn router(wallets: Wallets, api: api::ApiState) -> axum::Router {
         .route("/wallet/v1/orders/{order_id}/cancel", post(cancel_order))
         .route("/wallet/v1/orders/{order_id}/refund", post(refund_order))
         .route("/wallet/v1/charges", post(charge))
+        .route(
+            "/wallet/v1/merchants/{merchant_id}/orders",
+            get(merchant_orders),
+        )
         .route("/wallet/v1/payments", post(pay))
         .route("/wallet/v1/wallets/{wallet_id}", get(wallet_view))
         .route("/wallet/v1/wallets/{wallet_id}/top-ups", post(top_up))
@@ -237,6 +241,7 @@ impl IntoResponse for ApiError {
             WalletError::UnknownOrder
             | WalletError::UnknownWallet
             | WalletError::UnknownTerminal
+            | WalletError::UnknownMerchant
             | WalletError::UnknownCode => StatusCode::NOT_FOUND,
             WalletError::OrderConflict
             | WalletError::WalletConflict
@@ -391,6 +396,36 @@ async fn refund_order(
         return Err(WalletError::UnknownOrder.into());
     }
     Ok(Json(state.wallets.refund(&order_id).await?.into()))
+}
+
+/// Orders a merchant's record lists at most.
+pub const MERCHANT_ORDER_LINES: u32 = 100;
+
+/// A merchant's QR orders (both ways), newest first, for the merchant's own staff with the
+/// API's credentials; another merchant is answered as unknown.
+async fn merchant_orders(
+    State(state): State<WalletApi>,
+    headers: HeaderMap,
+    Path(merchant_id): Path<String>,
+) -> Result<Json<Vec<OrderView>>, ApiError> {
+    let principal = api::auth::principal(&state.api, &headers)
+        .await
+        .map_err(ApiError::Auth)?;
+    let user = &principal.user;
+    let staff = matches!(
+        user.role,
+        store::accounts::Role::MerchantAdmin
+            | store::accounts::Role::MerchantManager
+            | store::accounts::Role::Cashier
+    ) && user.tenant == store::accounts::Tenant::Merchant(merchant_id.clone());
+    if !staff {
+        return Err(WalletError::UnknownMerchant.into());
+    }
+    let orders = state
+        .wallets
+        .merchant_orders(&merchant_id, MERCHANT_ORDER_LINES)
+        .await?;
+    Ok(Json(orders.into_iter().map(OrderView::from).collect()))
 }
 
 async fn issue_code(

@@ -108,6 +108,8 @@ pub enum WalletError {
     UnknownWallet,
     #[error("no such terminal, or it is not active")]
     UnknownTerminal,
+    #[error("no such merchant")]
+    UnknownMerchant,
     #[error(
         "the linked card is unknown, not a debit card of this cardholder, or in another currency"
     )]
@@ -173,6 +175,7 @@ impl WalletError {
             WalletError::UnknownOrder => "unknown_order",
             WalletError::UnknownWallet => "unknown_wallet",
             WalletError::UnknownTerminal => "unknown_terminal",
+            WalletError::UnknownMerchant => "unknown_merchant",
             WalletError::BadLinkedCard => "bad_linked_card",
             WalletError::NoLinkedCard => "no_linked_card",
             WalletError::BadOrderId => "bad_order_id",
