@@ -177,8 +177,12 @@ pub fn pay(
         "currency": currency.alpha(),
         "timeout_seconds": args.order_timeout,
     });
+    // Cancels that got no answer before go first, so no charge the terminal gave up on
+    // stays one-sided.
+    let pending = config.state_dir.join(PENDING_CANCELS);
+    send_pending_cancels(&args.wallet_url, &pending);
     if let Some(code) = &args.code {
-        return charge(args, &terminal_id, &order_id, amount, code);
+        return charge(args, &pending, &terminal_id, &order_id, amount, code);
     }
     let started = Instant::now();
     let created = match call(
@@ -248,6 +252,7 @@ fn read_code(code: &str) -> anyhow::Result<String> {
 /// not see survives (the cancel reverses it).
 fn charge(
     args: &QrArgs,
+    pending: &Path,
     terminal_id: &str,
     order_id: &str,
     amount: money::Amount,
@@ -313,9 +318,21 @@ fn charge(
         }
         std::thread::sleep(POLL_INTERVAL);
     }
-    let message = format!(
-        "charge {order_id}: no answer, and the cancel got none either ({last_error:#}); cancel it as soon as the host answers: POST /wallet/v1/orders/{order_id}/cancel (docs/wallet.md)"
+    let kept = keep_pending_cancel(
+        pending,
+        PendingCancel {
+            order_id: order_id.to_owned(),
+            cancel,
+        },
     );
+    let message = match kept {
+        Ok(()) => format!(
+            "charge {order_id}: no answer, and the cancel got none either ({last_error:#}); the cancel is kept and sent before the next QR payment of this terminal"
+        ),
+        Err(error) => format!(
+            "charge {order_id}: no answer, and the cancel got none either ({last_error:#}); keeping it failed ({error:#}): cancel it as soon as the host answers: POST /wallet/v1/orders/{order_id}/cancel (docs/wallet.md)"
+        ),
+    };
     Ok(Outcome {
         code: crate::terminal_cmd::EXIT_NO_ANSWER,
         json: serde_json::json!({
@@ -327,6 +344,73 @@ fn charge(
         }),
         text: message,
     })
+}
+
+/// Cancels that got no answer, kept in the terminal's state directory until the host takes
+/// them (the QR counterpart of the card reversal kept for store-and-forward).
+const PENDING_CANCELS: &str = "qr-pending-cancels.json";
+
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct PendingCancel {
+    order_id: String,
+    /// The cancel's body, as sent.
+    cancel: serde_json::Value,
+}
+
+fn load_pending(path: &Path) -> Vec<PendingCancel> {
+    std::fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default()
+}
+
+/// Writes the list whole (a temporary file renamed over the old one), or removes it when
+/// empty.
+fn store_pending(path: &Path, pending: &[PendingCancel]) -> anyhow::Result<()> {
+    if pending.is_empty() {
+        match std::fs::remove_file(path) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error.into()),
+            _ => return Ok(()),
+        }
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let temporary = path.with_extension("json.tmp");
+    std::fs::write(&temporary, serde_json::to_vec_pretty(pending)?)?;
+    std::fs::rename(&temporary, path)?;
+    Ok(())
+}
+
+fn keep_pending_cancel(path: &Path, cancel: PendingCancel) -> anyhow::Result<()> {
+    let mut pending = load_pending(path);
+    pending.retain(|kept| kept.order_id != cancel.order_id);
+    pending.push(cancel);
+    store_pending(path, &pending)
+}
+
+/// Sends every kept cancel once; those the host took (or refused for good) are dropped.
+fn send_pending_cancels(url: &str, path: &Path) {
+    let pending = load_pending(path);
+    if pending.is_empty() {
+        return;
+    }
+    let mut left = Vec::new();
+    for cancel in pending {
+        let cancel_path = format!("/wallet/v1/orders/{}/cancel", cancel.order_id);
+        match call(url, "POST", &cancel_path, Some(&cancel.cancel)) {
+            Ok(order) => {
+                tracing::info!(order = %order.order_id, status = %order.status, "a kept cancel was taken");
+            }
+            Err(Failure::Refused(refusal)) => {
+                tracing::warn!(order = %cancel.order_id, error = %refusal.error, "a kept cancel was refused");
+            }
+            Err(Failure::NoAnswer(_)) => left.push(cancel),
+        }
+    }
+    if let Err(error) = store_pending(path, &left) {
+        tracing::warn!(error = %format!("{error:#}"), "cannot keep the pending cancels");
+    }
 }
 
 /// The host refused a charge (a used or expired code, another wallet's code, not enough

@@ -367,8 +367,9 @@ fn the_cashier_scans_the_consumers_payment_code_and_the_wallet_is_charged_once()
 }
 
 /// A proxy in front of the host that loses the answers to charges and order queries (the
-/// request reaches the host; the terminal hears nothing), and passes everything else.
-fn lossy_proxy(host: SocketAddr) -> SocketAddr {
+/// request reaches the host; the terminal hears nothing), and passes everything else; with
+/// `lose_cancels`, cancels never reach the host either.
+fn lossy_proxy(host: SocketAddr, lose_cancels: bool) -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
     std::thread::spawn(move || {
@@ -395,6 +396,14 @@ fn lossy_proxy(host: SocketAddr) -> SocketAddr {
                             break;
                         }
                     }
+                }
+                let cancel = request.starts_with(b"POST /wallet/v1/orders/")
+                    && String::from_utf8_lossy(&request)
+                        .lines()
+                        .next()
+                        .is_some_and(|line| line.contains("/cancel "));
+                if lose_cancels && cancel {
+                    return;
                 }
                 let mut upstream = TcpStream::connect(host).unwrap();
                 upstream.write_all(&request).unwrap();
@@ -423,7 +432,7 @@ fn a_charge_whose_answer_is_lost_is_cancelled_and_given_back() {
         Some(serde_json::json!({"top_up_id": "t1", "amount": "50.00", "password": "135790"})),
     );
     assert_eq!(status, 200);
-    let proxy = format!("http://{}", lossy_proxy(up.web));
+    let proxy = format!("http://{}", lossy_proxy(up.web, false));
     let code = payment_code(up.web);
     let mut args = charge_args(&proxy, "10000001-lost", &code);
     args.extend_from_slice(&["--charge-wait", "4"]);
@@ -443,4 +452,36 @@ fn a_charge_whose_answer_is_lost_is_cancelled_and_given_back() {
         (1, Some("code_used"))
     );
     assert_eq!(balance(up.web), "50.00");
+}
+
+#[test]
+fn a_cancel_that_got_no_answer_is_kept_and_sent_before_the_next_qr_payment() {
+    let dir = temp_dir("kept");
+    let up = up(&dir);
+    setup(&dir, "10000001", "terminal.toml", up.terminals, 20_000);
+    let (status, _) = http(
+        up.web,
+        "POST",
+        "/wallet/v1/wallets/W-CH001/top-ups",
+        Some(serde_json::json!({"top_up_id": "t1", "amount": "50.00", "password": "135790"})),
+    );
+    assert_eq!(status, 200);
+    // Charged, but the terminal hears nothing, and its cancels never arrive: outcome unknown.
+    let proxy = format!("http://{}", lossy_proxy(up.web, true));
+    let code = payment_code(up.web);
+    let mut args = charge_args(&proxy, "10000001-kept", &code);
+    args.extend_from_slice(&["--charge-wait", "3"]);
+    let run = common::run(&dir, &args);
+    assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("kept"), "{}", run.stdout);
+    assert_eq!(balance(up.web), "37.66");
+    // The next QR payment, with the host reachable, sends the kept cancel first: the first
+    // charge is given back, then the new one is charged.
+    let url = format!("http://{}", up.web);
+    let next = payment_code(up.web);
+    let paid = common::run(&dir, &charge_args(&url, "10000001-next", &next));
+    assert_eq!(paid.code, 0, "{}\n{}", paid.stdout, paid.stderr);
+    let (_, kept) = http(up.web, "GET", "/wallet/v1/orders/10000001-kept", None);
+    assert_eq!(kept["status"], "reversed");
+    assert_eq!(balance(up.web), "37.66");
 }
