@@ -30,7 +30,9 @@ pub async fn authenticate(
     }
 }
 
-async fn principal(state: &ApiState, headers: &HeaderMap) -> Result<Principal, Problem> {
+/// The caller a request's `Authorization` header proves (also used by the wallet's consumer
+/// routes, which take the same credentials).
+pub async fn principal(state: &ApiState, headers: &HeaderMap) -> Result<Principal, Problem> {
     let value = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())

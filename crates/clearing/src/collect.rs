@@ -218,6 +218,11 @@ pub(crate) async fn collect(
         }
     }
     progress(Progress::Matching { done: total, total });
+    // QR payments: the wallet's orders, matched with the acquirer transfers they made.
+    let (qr_items, qr_breaks) =
+        crate::wallet::items(store, directory, window, &mut journaled).await?;
+    items.extend(qr_items);
+    breaks.extend(qr_breaks);
     progress(Progress::Ledger);
     breaks.extend(unjournaled(store, acquirer, window, &journaled).await?);
     Ok(Day {

@@ -37,6 +37,7 @@ pub mod cycle;
 pub mod post;
 pub mod report;
 pub mod schedule;
+mod wallet;
 
 pub use collect::{Break, BreakKind, Day, Effect, Item, MAX_ROWS_PER_CYCLE};
 pub use compute::{CounterpartySettlement, Line, MerchantSettlement, Settlement};

@@ -163,9 +163,9 @@ async function withPage(name, user, locale, body) {
 }
 
 const portals = {
-  'shanghai.admin': ['Dashboard', 'Transactions', 'Terminals', 'Staff', 'API keys', 'Terminal management'],
-  'shanghai.cashier': ['Dashboard', 'Transactions', 'Terminals'],
-  'cardholder1': ['Cards', 'Transactions'],
+  'shanghai.admin': ['Dashboard', 'Transactions', 'QR payments', 'Terminals', 'Staff', 'API keys', 'Terminal management'],
+  'shanghai.cashier': ['Dashboard', 'Transactions', 'QR payments', 'Terminals'],
+  'cardholder1': ['Cards', 'Transactions', 'Wallet'],
   'operator': ['Merchants', 'Terminals', 'Transactions', 'Message journal', 'System health', 'API keys', 'Applications', 'Terminal management'],
   'bank': ['Cards', 'Transactions', 'API keys'],
   'partner': ['Merchants', 'Terminals', 'Transactions', 'API keys', 'Applications'],
@@ -396,3 +396,83 @@ function luhn(body) {
   }
   return String((10 - (sum % 10)) % 10);
 }
+/** `easypos terminal pay --method qr` in the background: the terminal shows its code (on
+ * standard error with --json) and waits for the payment; resolves with the exit code and the
+ * answer, and hands the code's payload to `onCode` as soon as it is shown. */
+function qrPayment(terminalId, amount, onCode) {
+  const work = join(dir, `terminal-qr-${terminalId}`);
+  mkdirSync(work, { recursive: true });
+  execFileSync(binary, ['terminal', 'init', '--demo', terminalId, '--host', iso], { cwd: work });
+  const child = spawn(binary, ['terminal', 'pay', '--json', '--method', 'qr', '--amount', amount, '--wallet-url', web], { cwd: work });
+  let out = '', err = '', shown = false;
+  child.stdout.on('data', (chunk) => { out += chunk; });
+  child.stderr.on('data', (chunk) => {
+    err += chunk;
+    const payload = err.match(/^(000201.+)$/m);
+    const link = err.match(/^Or open on the phone: (\S+)$/m);
+    if (!shown && payload && link) { shown = true; onCode(payload[1], link[1]); }
+  });
+  return new Promise((resolve) => child.on('exit', (code) => {
+    if (!shown) onCode(null, null, new Error(`the terminal exited ${code} without showing a code: ${err}`));
+    resolve({ code, answer: out ? JSON.parse(out) : null, err });
+  }));
+}
+
+test('a cardholder pays the terminal\'s QR code on the wallet page while the terminal waits', async () => {
+  await withPage('wallet', 'cardholder1', 'en-US', async (page) => {
+    await page.setViewportSize({ width: 390, height: 844 }); // a phone
+    await Promise.all([page.waitForNavigation(), page.click('header nav a:text-is("Wallet")')]);
+    assert.equal(await page.locator('h1').textContent(), 'Panda Pay wallet');
+    assert.equal((await page.locator('#balance').textContent()).trim(), 'CNY 0.00');
+    // Top up from the linked debit card, confirmed with the wallet password.
+    await page.fill('#top-up input[name=amount]', '100.00');
+    await page.fill('#top-up input[name=password]', '135790');
+    await Promise.all([page.waitForNavigation(), page.click('#top-up button')]);
+    assert.equal((await page.locator('#balance').textContent()).trim(), 'CNY 100.00');
+
+    // The cashier asks for 12.34; the terminal shows its code and polls the host.
+    let code, fail;
+    const shown = new Promise((resolve, reject) => { code = resolve; fail = reject; });
+    const terminal = qrPayment('10000002', '12.34', (payload, link, error) => (error ? fail(error) : code({ payload, link })));
+    const { payload, link } = await shown;
+    assert.match(link, /\/wallet\/scan\?payload=/);
+
+    // The consumer pastes the code: merchant and amount, then a wrong password first.
+    await page.fill('#paste textarea', payload);
+    await Promise.all([page.waitForNavigation(), page.click('#paste button')]);
+    assert.match(await page.locator('#merchant').textContent(), /Lujiazui Coffee/);
+    assert.equal((await page.locator('#amount').textContent()).trim(), 'CNY 12.34');
+    await page.fill('#confirm input[name=password]', '000000');
+    await Promise.all([page.waitForNavigation(), page.click('#confirm button')]);
+    assert.match(await page.locator('.alert').textContent(), /Wrong payment password.*Tries left: 4/);
+    page.errors = page.errors.filter((text) => !text.includes('401'));
+    await page.fill('#confirm input[name=password]', '135790');
+    await Promise.all([page.waitForNavigation(), page.click('#confirm button')]);
+    assert.equal(await page.locator('#paid').count(), 1);
+    assert.equal((await page.locator('#balance').textContent()).trim(), 'CNY 87.66');
+
+    // The terminal's query finds the payment and prints the voucher.
+    const { code: exit, answer } = await terminal;
+    assert.equal(exit, 0, JSON.stringify(answer));
+    assert.equal(answer.status, 'paid');
+    assert.equal(answer.wallet_id, 'W-CH001');
+
+    // The history lists it; the deep link of a paid order says so and charges nothing.
+    await page.goto(`${web}/wallet`);
+    assert.match(await page.locator('#history').textContent(), /Lujiazui Coffee.*CNY 12\.34.*Paid/s);
+    await page.goto(link.replace(/^http:\/\/[^/]+/, web));
+    assert.match(await page.locator('.alert').textContent(), /already paid/);
+    page.errors = page.errors.filter((text) => !text.includes('409'));
+
+    // The other way round: the page's one-time payment code, scanned (typed) at the counter.
+    await page.goto(`${web}/wallet`);
+    assert.equal(await page.locator('#paycode svg[aria-label=barcode]').count(), 1);
+    const digits = await page.getAttribute('#paycode-digits', 'data-code');
+    assert.match(digits, /^8840\d{17}$/);
+    const work = join(dir, 'terminal-qr-10000002');
+    const charged = JSON.parse(execFileSync(binary, ['terminal', 'pay', '--json', '--method', 'qr', '--amount', '5.00', '--wallet-url', web, '--code', digits], { cwd: work, encoding: 'utf8' }));
+    assert.equal(charged.status, 'paid', JSON.stringify(charged));
+    await page.goto(`${web}/wallet`);
+    assert.equal((await page.locator('#balance').textContent()).trim(), 'CNY 82.66');
+  });
+});

@@ -1,7 +1,8 @@
 //! The easypos web console: server-rendered pages (askama) with htmx for the parts that
 //! change in place, in English and Simplified Chinese (Fluent), for merchants (dashboard,
-//! transactions, terminals, staff), cardholders (cards and balances, transactions), operators
-//! (merchants, terminals, transactions, the message journal) and channel partners.
+//! transactions, terminals, staff), cardholders (cards and balances, transactions, and the
+//! wallet page `/wallet` with its QR payments), operators (merchants, terminals, transactions,
+//! the message journal) and channel partners.
 //!
 //! Everything the browser loads comes from this binary: the pages, one stylesheet and the
 //! vendored `htmx.min.js`; the Content-Security-Policy allows nothing else. Role and tenant
@@ -17,6 +18,7 @@
 //! ```
 
 mod apply;
+pub mod barcode;
 mod fleet;
 pub mod i18n;
 pub mod mfa;
@@ -47,6 +49,8 @@ pub struct Console {
     pub mfa: mfa::Mfa,
     /// Applications and terminals (issue 11); the application pages answer 404 without it.
     pub onboarding: Option<onboarding::service::Onboarding>,
+    /// The wallet institution behind the wallet page (`/wallet`); without it the page is 404.
+    pub wallets: Option<wallet::Wallets>,
 }
 
 impl std::fmt::Debug for Console {
@@ -66,12 +70,19 @@ impl Console {
             health: None,
             mfa,
             onboarding: None,
+            wallets: None,
         }
     }
 
     /// Serves the application form and the review pages of `onboarding`.
     pub fn with_onboarding(mut self, onboarding: onboarding::service::Onboarding) -> Self {
         self.onboarding = Some(onboarding);
+        self
+    }
+
+    /// Serves the wallet page (`/wallet`) for `wallets`' owners.
+    pub fn with_wallets(mut self, wallets: wallet::Wallets) -> Self {
+        self.wallets = Some(wallets);
         self
     }
 
@@ -142,6 +153,22 @@ pub fn router(state: Console) -> Router {
             "/console/apply/resume",
             get(apply::resume_form).post(apply::resume),
         )
+        .route("/wallet", get(pages::wallet::home))
+        .route(
+            "/wallet/scan",
+            get(pages::wallet::scan)
+                .post(pages::wallet::scan_image)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    pages::wallet::MAX_UPLOAD_BYTES,
+                )),
+        )
+        .route("/wallet/pay", post(pages::wallet::pay))
+        .route("/wallet/code", get(pages::wallet::code))
+        .route(
+            "/console/qr-payments",
+            get(pages::wallet::merchant_payments),
+        )
+        .route("/wallet/top-up", post(pages::wallet::top_up))
         .route("/console/static/htmx.min.js", get(htmx))
         .route("/console/static/console.css", get(css))
         .fallback(pages::not_found)

@@ -2,6 +2,8 @@
 //! ([`api::access::allows`]) and reads within the tenant's scope ([`api::access::Scope`]),
 //! then renders a template.
 
+pub mod wallet;
+
 use crate::Console;
 use crate::i18n::{Lang, Tr};
 use crate::session::{self, Found, LANG_COOKIE, SESSION_COOKIE, Session};
@@ -54,6 +56,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
         Role::MerchantAdmin => &[
             ("/console/dashboard", "nav-dashboard"),
             ("/console/transactions", "nav-transactions"),
+            ("/console/qr-payments", "nav-qr-payments"),
             ("/console/terminals", "nav-terminals"),
             ("/console/staff", "nav-staff"),
             ("/console/api-keys", "nav-api-keys"),
@@ -62,17 +65,20 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
         Role::MerchantManager => &[
             ("/console/dashboard", "nav-dashboard"),
             ("/console/transactions", "nav-transactions"),
+            ("/console/qr-payments", "nav-qr-payments"),
             ("/console/terminals", "nav-terminals"),
             ("/console/staff", "nav-staff"),
         ],
         Role::Cashier => &[
             ("/console/dashboard", "nav-dashboard"),
             ("/console/transactions", "nav-transactions"),
+            ("/console/qr-payments", "nav-qr-payments"),
             ("/console/terminals", "nav-terminals"),
         ],
         Role::Cardholder => &[
             ("/console/cards", "nav-cards"),
             ("/console/transactions", "nav-transactions"),
+            ("/wallet", "nav-wallet"),
         ],
         Role::IssuerOperator | Role::WalletOperator => &[
             ("/console/cards", "nav-cards"),
@@ -281,11 +287,14 @@ struct LoginPage {
     chrome: Chrome,
     message: String,
     username: String,
+    /// Where to go after the login (a deep link into the wallet page), if anywhere.
+    next: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
 pub struct LoginQuery {
     expired: Option<String>,
+    next: Option<String>,
 }
 
 /// The login form, with a fresh anonymous session for its CSRF token.
@@ -308,6 +317,12 @@ pub async fn login_form(
             String::new()
         },
         username: String::new(),
+        next: query
+            .next
+            .as_deref()
+            .and_then(wallet::safe_next)
+            .unwrap_or_default()
+            .to_owned(),
     };
     with_cookie(
         render(&page, StatusCode::OK),
@@ -320,6 +335,8 @@ pub struct LoginForm {
     username: String,
     password: String,
     csrf: String,
+    #[serde(default)]
+    next: String,
 }
 
 /// The anonymous or signed-in session of a form post whose CSRF token matches; `None` for a
@@ -382,8 +399,9 @@ pub async fn login(
                 console.now_seconds(),
             );
             tracing::info!(user = %user.username, role = user.role.as_str(), "console sign-in");
+            let to = wallet::safe_next(&form.next).unwrap_or(portal(user.role)[0].0);
             return with_cookie(
-                Redirect::to(portal(user.role)[0].0).into_response(),
+                Redirect::to(to).into_response(),
                 &session::session_cookie(&signed_in.id),
             );
         }
@@ -397,6 +415,7 @@ pub async fn login(
     let page = LoginPage {
         chrome: chrome(lang, None, &session.csrf, "/console/login"),
         message,
+        next: wallet::safe_next(&form.next).unwrap_or_default().to_owned(),
         username: form.username,
     };
     render(&page, StatusCode::UNAUTHORIZED)
@@ -1645,6 +1664,7 @@ pub async fn mfa(
                 chrome: chrome(lang, None, "", "/console/login"),
                 message: t.get("login-locked"),
                 username: user.username.clone(),
+                next: String::new(),
             },
             StatusCode::UNAUTHORIZED,
         );

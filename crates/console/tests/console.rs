@@ -305,6 +305,7 @@ fn both_languages_have_the_same_messages_and_templates_use_only_those() {
     sources.push(std::fs::read_to_string(dir.join("src/apply.rs")).unwrap());
     sources.push(std::fs::read_to_string(dir.join("src/review.rs")).unwrap());
     sources.push(std::fs::read_to_string(dir.join("src/fleet.rs")).unwrap());
+    sources.push(std::fs::read_to_string(dir.join("src/pages/wallet.rs")).unwrap());
     for source in &sources {
         for piece in source.split("t.get(\"").skip(1) {
             used.insert(piece.split('"').next().unwrap().to_owned());
@@ -495,6 +496,7 @@ const PORTALS: [(&str, &[&str], &[&str]); 7] = [
             "/console/cards",
             "/console/journal",
             "/console/api-keys",
+            "/wallet",
         ],
     ),
     (
@@ -519,7 +521,7 @@ const PORTALS: [(&str, &[&str], &[&str]); 7] = [
             "/console/health",
             "/console/api-keys",
         ],
-        &["/console/cards", "/console/staff"],
+        &["/console/cards", "/console/staff", "/wallet"],
     ),
     (
         "bank",

@@ -240,6 +240,9 @@ enum TerminalCommand {
     Tui {
         #[arg(long, value_name = "FILE", default_value = "terminal.toml")]
         config: PathBuf,
+        /// The host's HTTP address for QR payments (the sale's third method).
+        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
+        wallet_url: String,
     },
 }
 
@@ -485,9 +488,18 @@ fn execute(args: TerminalArgs) -> Result<u8, Failure> {
         TerminalCommand::Settle { common } => settle(&common),
         TerminalCommand::Reprint { common, receipt } => reprint(&common, &receipt),
         TerminalCommand::Batch { common } => batch(&common),
-        TerminalCommand::Tui { config } => {
+        TerminalCommand::Tui { config, wallet_url } => {
             let (config, tmk) = load(&config)?;
-            terminal::tui::run(config, tmk)?;
+            let currency = config
+                .currency()
+                .map_err(|reason| anyhow::anyhow!(reason))?;
+            let qr = crate::terminal_qr::ScreenQr {
+                wallet_url,
+                terminal_id: config.terminal_id.trim().to_owned(),
+                currency,
+                order_timeout_seconds: wallet::DEFAULT_ORDER_TIMEOUT_SECONDS,
+            };
+            terminal::tui::run(config, tmk, Some(std::sync::Arc::new(qr)))?;
             Ok(EXIT_APPROVED)
         }
     }

@@ -33,7 +33,19 @@ pub struct QrArgs {
     /// How long the consumer has to pay, 10 to 900 seconds (QR payments only).
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     pub order_timeout: i64,
+    /// The consumer's payment code (21 digits, spaces allowed) scanned or typed at the
+    /// counter: the terminal charges it instead of showing a code. `-` reads it from standard
+    /// input (a scanner in keyboard mode, or a pipe).
+    #[arg(long, value_name = "DIGITS")]
+    pub code: Option<String>,
+    /// With --code: how long to ask for a charge whose answer was lost before cancelling it,
+    /// 3 to 300 seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub charge_wait: u64,
 }
+
+/// How many times a cancel is sent before the terminal gives up on it.
+const CANCEL_TRIES: u32 = 3;
 
 /// What the command ends with: the exit code and the JSON object to print.
 pub struct Outcome {
@@ -170,6 +182,13 @@ pub fn pay(
         "currency": currency.alpha(),
         "timeout_seconds": args.order_timeout,
     });
+    // Cancels that got no answer before go first, so no charge the terminal gave up on
+    // stays one-sided.
+    let pending = config.state_dir.join(PENDING_CANCELS);
+    send_pending_cancels(&args.wallet_url, &pending);
+    if let Some(code) = &args.code {
+        return charge(args, &pending, &terminal_id, &order_id, amount, code);
+    }
     let started = Instant::now();
     let created = match call(
         &args.wallet_url,
@@ -185,8 +204,12 @@ pub fn pay(
     };
     let qr_text = wallet::qr::render_text(&created.payload).unwrap_or_default();
     show(&format!(
-        "Scan to pay {} {} with Panda Pay (order {})\n{qr_text}\n{}\n",
-        created.amount, created.currency, created.order_id, created.payload
+        "Scan to pay {} {} with Panda Pay (order {})\n{qr_text}\n{}\nOr open on the phone: {}\n",
+        created.amount,
+        created.currency,
+        created.order_id,
+        created.payload,
+        wallet::qr::deep_link(&args.wallet_url, &created.payload)
     ));
     let timeout = Duration::from_secs(u64::try_from(args.order_timeout).unwrap_or(0));
     let give_up = started + timeout + GIVE_UP_AFTER_EXPIRY;
@@ -207,6 +230,212 @@ pub fn pay(
             let error = last_error.unwrap_or_else(|| anyhow::anyhow!("the order never closed"));
             return Ok(no_answer(&created.order_id, error));
         }
+    }
+}
+
+/// The consumer's code from `--code`, or from standard input for `-`; spaces dropped.
+fn read_code(code: &str) -> anyhow::Result<String> {
+    let text = if code == "-" {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("reading the payment code from standard input")?;
+        line
+    } else {
+        code.to_owned()
+    };
+    let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    anyhow::ensure!(
+        !digits.is_empty(),
+        "no payment code: scan or type the 21 digits on the consumer's phone"
+    );
+    Ok(digits)
+}
+
+/// The consumer-presented payment: charge the code; if the answer is lost, ask for the order
+/// every 3 s for `--charge-wait` seconds, then cancel it, so that no charge the terminal did
+/// not see survives (the cancel reverses it).
+fn charge(
+    args: &QrArgs,
+    pending: &Path,
+    terminal_id: &str,
+    order_id: &str,
+    amount: money::Amount,
+    code: &str,
+) -> anyhow::Result<Outcome> {
+    anyhow::ensure!(
+        (3..=300).contains(&args.charge_wait),
+        "--charge-wait {} is not between 3 and 300 seconds",
+        args.charge_wait
+    );
+    let code = read_code(code)?;
+    let request = serde_json::json!({
+        "charge_id": order_id,
+        "terminal_id": terminal_id,
+        "amount": amount.format_major(),
+        "currency": amount.currency().alpha(),
+        "code": code,
+    });
+    let started = Instant::now();
+    match call(
+        &args.wallet_url,
+        "POST",
+        "/wallet/v1/charges",
+        Some(&request),
+    ) {
+        Ok(order) => return Ok(finished(order, true)),
+        Err(Failure::Refused(refusal)) => return Ok(refused(order_id, &refusal)),
+        Err(Failure::NoAnswer(error)) => {
+            tracing::warn!(order = %order_id, error = %format!("{error:#}"), "the charge got no answer; asking for the order");
+        }
+    }
+    let path = format!("/wallet/v1/orders/{order_id}");
+    let deadline = started + Duration::from_secs(args.charge_wait);
+    while Instant::now() < deadline {
+        std::thread::sleep(POLL_INTERVAL.min(deadline.saturating_duration_since(Instant::now())));
+        match call(&args.wallet_url, "GET", &path, None) {
+            Ok(order) if order.status == "paid" => return Ok(finished(order, true)),
+            Ok(order) if order.status != "created" => return Ok(finished(order, false)),
+            // Still open, not there yet (the charge may be on its way), or no answer.
+            Ok(_) | Err(_) => {}
+        }
+    }
+    let cancel = serde_json::json!({
+        "terminal_id": terminal_id,
+        "amount": amount.format_major(),
+        "currency": amount.currency().alpha(),
+    });
+    let cancel_path = format!("/wallet/v1/orders/{order_id}/cancel");
+    let mut last_error = anyhow::anyhow!("no answer");
+    for _ in 0..CANCEL_TRIES {
+        match call(&args.wallet_url, "POST", &cancel_path, Some(&cancel)) {
+            Ok(order) => {
+                let mut outcome = finished(order, false);
+                outcome.text = format!(
+                    "Charge {order_id}: no answer in {} s, cancelled ({}); nothing was charged.\n",
+                    args.charge_wait,
+                    outcome.json["status"].as_str().unwrap_or("closed")
+                );
+                return Ok(outcome);
+            }
+            Err(Failure::Refused(refusal)) => last_error = anyhow::anyhow!(refusal.message),
+            Err(Failure::NoAnswer(error)) => last_error = error,
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+    let kept = keep_pending_cancel(
+        pending,
+        PendingCancel {
+            order_id: order_id.to_owned(),
+            cancel,
+        },
+    );
+    let message = match kept {
+        Ok(()) => format!(
+            "charge {order_id}: no answer, and the cancel got none either ({last_error:#}); the cancel is kept and sent before the next QR payment of this terminal"
+        ),
+        Err(error) => format!(
+            "charge {order_id}: no answer, and the cancel got none either ({last_error:#}); keeping it failed ({error:#}): cancel it as soon as the host answers: POST /wallet/v1/orders/{order_id}/cancel (docs/wallet.md)"
+        ),
+    };
+    Ok(Outcome {
+        code: crate::terminal_cmd::EXIT_NO_ANSWER,
+        json: serde_json::json!({
+            "approved": false,
+            "status": null,
+            "order_id": order_id,
+            "error": message,
+            "exit_code": crate::terminal_cmd::EXIT_NO_ANSWER,
+        }),
+        text: message,
+    })
+}
+
+/// Cancels that got no answer, kept in the terminal's state directory until the host takes
+/// them (the QR counterpart of the card reversal kept for store-and-forward).
+const PENDING_CANCELS: &str = "qr-pending-cancels.json";
+
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct PendingCancel {
+    order_id: String,
+    /// The cancel's body, as sent.
+    cancel: serde_json::Value,
+}
+
+fn load_pending(path: &Path) -> Vec<PendingCancel> {
+    std::fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default()
+}
+
+/// Writes the list whole (a temporary file renamed over the old one), or removes it when
+/// empty.
+fn store_pending(path: &Path, pending: &[PendingCancel]) -> anyhow::Result<()> {
+    if pending.is_empty() {
+        match std::fs::remove_file(path) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error.into()),
+            _ => return Ok(()),
+        }
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let temporary = path.with_extension("json.tmp");
+    std::fs::write(&temporary, serde_json::to_vec_pretty(pending)?)?;
+    std::fs::rename(&temporary, path)?;
+    Ok(())
+}
+
+fn keep_pending_cancel(path: &Path, cancel: PendingCancel) -> anyhow::Result<()> {
+    let mut pending = load_pending(path);
+    pending.retain(|kept| kept.order_id != cancel.order_id);
+    pending.push(cancel);
+    store_pending(path, &pending)
+}
+
+/// Sends every kept cancel once; those the host took (or refused for good) are dropped.
+fn send_pending_cancels(url: &str, path: &Path) {
+    let pending = load_pending(path);
+    if pending.is_empty() {
+        return;
+    }
+    let mut left = Vec::new();
+    for cancel in pending {
+        let cancel_path = format!("/wallet/v1/orders/{}/cancel", cancel.order_id);
+        match call(url, "POST", &cancel_path, Some(&cancel.cancel)) {
+            Ok(order) => {
+                tracing::info!(order = %order.order_id, status = %order.status, "a kept cancel was taken");
+            }
+            Err(Failure::Refused(refusal)) => {
+                tracing::warn!(order = %cancel.order_id, error = %refusal.error, "a kept cancel was refused");
+            }
+            Err(Failure::NoAnswer(_)) => left.push(cancel),
+        }
+    }
+    if let Err(error) = store_pending(path, &left) {
+        tracing::warn!(error = %format!("{error:#}"), "cannot keep the pending cancels");
+    }
+}
+
+/// The host refused a charge (a used or expired code, another wallet's code, not enough
+/// money): declined, nothing charged.
+fn refused(order_id: &str, refusal: &ErrorView) -> Outcome {
+    let text = format!(
+        "Charge {order_id} refused ({}): {}. Nothing was charged.\n",
+        refusal.error, refusal.message
+    );
+    Outcome {
+        code: crate::terminal_cmd::EXIT_DECLINED,
+        json: serde_json::json!({
+            "approved": false,
+            "status": "refused",
+            "order_id": order_id,
+            "error": refusal.error,
+            "message": refusal.message,
+            "exit_code": crate::terminal_cmd::EXIT_DECLINED,
+        }),
+        text,
     }
 }
 
@@ -273,4 +502,60 @@ fn receipt(order: &OrderView) -> String {
         order.currency,
         order.amount
     )
+}
+
+/// The screen's wallet client (`easypos terminal tui`): the same orders and queries as
+/// `pay --method qr`, for `terminal::tui` to draw and wait on.
+pub struct ScreenQr {
+    pub wallet_url: String,
+    pub terminal_id: String,
+    pub currency: money::Currency,
+    pub order_timeout_seconds: i64,
+}
+
+impl terminal::tui::QrPayments for ScreenQr {
+    fn create(&self, amount_minor: u64) -> Result<terminal::tui::QrOrder, String> {
+        let amount = money::Amount::new(
+            i64::try_from(amount_minor).map_err(|_| "the amount is too large".to_owned())?,
+            self.currency,
+        );
+        let order_id = format!("{}-{}", self.terminal_id, unix_millis());
+        let request = serde_json::json!({
+            "order_id": order_id,
+            "terminal_id": self.terminal_id,
+            "amount": amount.format_major(),
+            "currency": self.currency.alpha(),
+            "timeout_seconds": self.order_timeout_seconds,
+        });
+        match call(
+            &self.wallet_url,
+            "POST",
+            "/wallet/v1/orders",
+            Some(&request),
+        ) {
+            Ok(order) => Ok(terminal::tui::QrOrder {
+                order_id: order.order_id,
+                payload: order.payload,
+            }),
+            Err(Failure::Refused(refusal)) => Err(refusal.message),
+            Err(Failure::NoAnswer(error)) => Err(format!("{error:#}")),
+        }
+    }
+
+    fn status(&self, order_id: &str) -> Result<String, String> {
+        match call(
+            &self.wallet_url,
+            "GET",
+            &format!("/wallet/v1/orders/{order_id}"),
+            None,
+        ) {
+            Ok(order) => Ok(order.status),
+            Err(Failure::Refused(refusal)) => Err(refusal.message),
+            Err(Failure::NoAnswer(error)) => Err(format!("{error:#}")),
+        }
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(u64::try_from(self.order_timeout_seconds).unwrap_or(0))
+    }
 }

@@ -231,9 +231,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     let server = axum::serve(
         listener,
-        router(app.clone(), api_state.clone(), mfa, onboarding.clone())
-            .merge(wallet::http::router(wallets))
-            .merge(onboarding::http::router(onboarding, api_state)),
+        router(
+            app.clone(),
+            api_state.clone(),
+            mfa,
+            onboarding.clone(),
+            wallets.clone(),
+        )
+        .merge(wallet::http::router(wallets, api_state.clone()))
+        .merge(onboarding::http::router(onboarding, api_state)),
     )
     .with_graceful_shutdown(async move {
         let _ = server_stop.wait_for(|stopping| *stopping).await;
@@ -361,7 +367,7 @@ async fn print_banner(
         demo::DEMO_PIN
     );
     println!(
-        "  wallets   Panda Pay wallets {} … (payment password {}); QR payments at /wallet/v1 (docs/wallet.md)",
+        "  wallets   Panda Pay wallets {} … (payment password {}); the wallet page at http://{address}/wallet (cardholder1), QR payments at /wallet/v1 (docs/wallet.md)",
         crate::wallets::demo_wallet_id("CH001"),
         crate::wallets::DEMO_WALLET_PASSWORD
     );
@@ -374,6 +380,7 @@ fn router(
     api_state: api::ApiState,
     mfa: console::mfa::Mfa,
     onboarding: onboarding::service::Onboarding,
+    wallets: wallet::Wallets,
 ) -> axum::Router {
     // The REST API (`/api/…`) and the web console (`/console/…`) share the store.
     let host_stats = app.host_stats.clone();
@@ -394,7 +401,8 @@ fn router(
         .merge(console::router(
             console::Console::new(api_state, mfa)
                 .with_health(host_probe)
-                .with_onboarding(onboarding),
+                .with_onboarding(onboarding)
+                .with_wallets(wallets),
         ))
 }
 

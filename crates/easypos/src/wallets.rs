@@ -54,5 +54,8 @@ pub async fn close_loop(wallets: Wallets, interval: Duration, mut stopped: watch
             Ok(closed) => tracing::info!(closed, "closed unpaid wallet orders"),
             Err(error) => tracing::warn!(%error, "closing unpaid wallet orders failed"),
         }
+        if let Err(error) = wallets.forget_old_codes().await {
+            tracing::warn!(%error, "forgetting old payment codes failed");
+        }
     }
 }

@@ -6,13 +6,14 @@
 //! closes unpaid after its timeout.
 
 use serde_json::Value;
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{Run, STARTUP_TIMEOUT, easypos, http, setup};
+use common::{Run, STARTUP_TIMEOUT, easypos, http_as, setup};
 
 fn temp_dir(name: &str) -> PathBuf {
     common::temp_dir("qr", name)
@@ -39,6 +40,16 @@ fn up(dir: &Path) -> Up {
         web,
         _running: running,
     }
+}
+
+/// HTTP Basic of the demo cardholders who own W-CH001 and W-CH002 (the wallet's consumer
+/// routes answer only a wallet's owner).
+const CARDHOLDER1: &str = "Y2FyZGhvbGRlcjE6ZWFzeXBvcy1kZW1vLTIwMjY=";
+const CARDHOLDER2: &str = "Y2FyZGhvbGRlcjI6ZWFzeXBvcy1kZW1vLTIwMjY=";
+
+/// One HTTP/1.1 exchange with the host's wallet API as cardholder1: status and JSON body.
+fn http(web: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    http_as(web, CARDHOLDER1, method, path, body)
 }
 
 /// Starts `easypos terminal pay --method qr` in the background.
@@ -97,8 +108,14 @@ fn wait_for_order(web: SocketAddr, order_id: &str) -> Value {
 }
 
 fn pay(web: SocketAddr, payload: &str, wallet: &str, password: &str) -> (u16, Value) {
-    http(
+    let owner = if wallet == "W-CH002" {
+        CARDHOLDER2
+    } else {
+        CARDHOLDER1
+    };
+    http_as(
         web,
+        owner,
         "POST",
         "/wallet/v1/payments",
         Some(serde_json::json!({"payload": payload, "wallet_id": wallet, "password": password})),
@@ -228,4 +245,218 @@ fn an_unpaid_order_closes_after_its_timeout_and_a_late_payment_is_refused() {
     let unreachable = finish(start_qr_payment(&dir, closed_port, "10000001-qr4", &[]));
     assert_eq!(unreachable.code, 3, "{}", unreachable.stdout);
     assert_eq!(unreachable.json["approved"], false);
+}
+
+/// A fresh one-time payment code of W-CH001, as the wallet page shows it.
+fn payment_code(web: SocketAddr) -> String {
+    let (status, code) = http(
+        web,
+        "POST",
+        "/wallet/v1/wallets/W-CH001/payment-codes",
+        Some(serde_json::json!({})),
+    );
+    assert_eq!(status, 200, "{code}");
+    code["code"].as_str().unwrap().to_owned()
+}
+
+fn balance(web: SocketAddr) -> String {
+    let (status, wallet) = http(web, "GET", "/wallet/v1/wallets/W-CH001", None);
+    assert_eq!(status, 200, "{wallet}");
+    wallet["balance"].as_str().unwrap().to_owned()
+}
+
+fn charge_args<'a>(url: &'a str, order_id: &'a str, code: &'a str) -> Vec<&'a str> {
+    vec![
+        "terminal",
+        "pay",
+        "--config",
+        "terminal.toml",
+        "--json",
+        "--method",
+        "qr",
+        "--amount",
+        "12.34",
+        "--wallet-url",
+        url,
+        "--order-id",
+        order_id,
+        "--code",
+        code,
+    ]
+}
+
+#[test]
+fn the_cashier_scans_the_consumers_payment_code_and_the_wallet_is_charged_once() {
+    let dir = temp_dir("code");
+    let up = up(&dir);
+    setup(&dir, "10000001", "terminal.toml", up.terminals, 20_000);
+    let (status, _) = http(
+        up.web,
+        "POST",
+        "/wallet/v1/wallets/W-CH001/top-ups",
+        Some(serde_json::json!({"top_up_id": "t1", "amount": "100.00", "password": "135790"})),
+    );
+    assert_eq!(status, 200);
+    let url = format!("http://{}", up.web);
+
+    // The scanner types the code into the terminal (piped on standard input).
+    let code = payment_code(up.web);
+    let paid = common::run_with_input(
+        &dir,
+        &charge_args(&url, "10000001-c1", "-"),
+        &format!("{code}\n"),
+    );
+    assert_eq!(paid.code, 0, "{}\n{}", paid.stdout, paid.stderr);
+    assert_eq!(paid.json["status"], "paid");
+    assert_eq!(paid.json["wallet_id"], "W-CH001");
+    assert!(
+        paid.json["receipt_text"]
+            .as_str()
+            .unwrap()
+            .contains("10000001-c1")
+    );
+    assert_eq!(balance(up.web), "87.66");
+
+    // The same code again, typed with spaces: already used, declined, nothing charged.
+    let spaced: String = code
+        .as_bytes()
+        .chunks(4)
+        .map(|group| String::from_utf8_lossy(group).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let again = common::run(&dir, &charge_args(&url, "10000001-c2", &spaced));
+    assert_eq!(again.code, 1, "{}\n{}", again.stdout, again.stderr);
+    assert_eq!(again.json["error"], "code_used");
+    // A code with a wrong digit: refused as not a code.
+    let mut typo = payment_code(up.web).into_bytes();
+    typo[15] = if typo[15] == b'9' { b'0' } else { typo[15] + 1 };
+    let typo = String::from_utf8(typo).unwrap();
+    let bad = common::run(&dir, &charge_args(&url, "10000001-c3", &typo));
+    assert_eq!(
+        (bad.code, bad.json["error"].as_str()),
+        (1, Some("bad_code")),
+        "{}",
+        bad.stdout
+    );
+    assert_eq!(balance(up.web), "87.66");
+}
+
+/// A proxy in front of the host that loses the answers to charges and order queries (the
+/// request reaches the host; the terminal hears nothing), and passes everything else; with
+/// `lose_cancels`, cancels never reach the host either.
+fn lossy_proxy(host: SocketAddr, lose_cancels: bool) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { continue };
+            std::thread::spawn(move || {
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 4096];
+                // Read the head and the body its Content-Length announces.
+                loop {
+                    let read = client.read(&mut buffer).unwrap_or(0);
+                    if read == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buffer[..read]);
+                    let text = String::from_utf8_lossy(&request).into_owned();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text[..end]
+                            .lines()
+                            .find_map(|line| line.strip_prefix("Content-Length: "))
+                            .and_then(|value| value.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if request.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                let cancel = request.starts_with(b"POST /wallet/v1/orders/")
+                    && String::from_utf8_lossy(&request)
+                        .lines()
+                        .next()
+                        .is_some_and(|line| line.contains("/cancel "));
+                if lose_cancels && cancel {
+                    return;
+                }
+                let mut upstream = TcpStream::connect(host).unwrap();
+                upstream.write_all(&request).unwrap();
+                let mut response = Vec::new();
+                upstream.read_to_end(&mut response).unwrap();
+                let lost = request.starts_with(b"POST /wallet/v1/charges")
+                    || request.starts_with(b"GET /wallet/v1/orders/");
+                if !lost {
+                    let _ = client.write_all(&response);
+                }
+            });
+        }
+    });
+    address
+}
+
+#[test]
+fn a_charge_whose_answer_is_lost_is_cancelled_and_given_back() {
+    let dir = temp_dir("cancel");
+    let up = up(&dir);
+    setup(&dir, "10000001", "terminal.toml", up.terminals, 20_000);
+    let (status, _) = http(
+        up.web,
+        "POST",
+        "/wallet/v1/wallets/W-CH001/top-ups",
+        Some(serde_json::json!({"top_up_id": "t1", "amount": "50.00", "password": "135790"})),
+    );
+    assert_eq!(status, 200);
+    let proxy = format!("http://{}", lossy_proxy(up.web, false));
+    let code = payment_code(up.web);
+    let mut args = charge_args(&proxy, "10000001-lost", &code);
+    args.extend_from_slice(&["--charge-wait", "4"]);
+    let run = common::run(&dir, &args);
+    // The host charged the wallet, the terminal never heard; it asked, then cancelled, and the
+    // cancel reversed the charge.
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.json["status"], "reversed", "{}", run.stdout);
+    let (status, order) = http(up.web, "GET", "/wallet/v1/orders/10000001-lost", None);
+    assert_eq!((status, order["status"].as_str()), (200, Some("reversed")));
+    assert_eq!(balance(up.web), "50.00");
+    // The used code stays used: no second charge from it.
+    let url = format!("http://{}", up.web);
+    let again = common::run(&dir, &charge_args(&url, "10000001-again", &code));
+    assert_eq!(
+        (again.code, again.json["error"].as_str()),
+        (1, Some("code_used"))
+    );
+    assert_eq!(balance(up.web), "50.00");
+}
+
+#[test]
+fn a_cancel_that_got_no_answer_is_kept_and_sent_before_the_next_qr_payment() {
+    let dir = temp_dir("kept");
+    let up = up(&dir);
+    setup(&dir, "10000001", "terminal.toml", up.terminals, 20_000);
+    let (status, _) = http(
+        up.web,
+        "POST",
+        "/wallet/v1/wallets/W-CH001/top-ups",
+        Some(serde_json::json!({"top_up_id": "t1", "amount": "50.00", "password": "135790"})),
+    );
+    assert_eq!(status, 200);
+    // Charged, but the terminal hears nothing, and its cancels never arrive: outcome unknown.
+    let proxy = format!("http://{}", lossy_proxy(up.web, true));
+    let code = payment_code(up.web);
+    let mut args = charge_args(&proxy, "10000001-kept", &code);
+    args.extend_from_slice(&["--charge-wait", "3"]);
+    let run = common::run(&dir, &args);
+    assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("kept"), "{}", run.stdout);
+    assert_eq!(balance(up.web), "37.66");
+    // The next QR payment, with the host reachable, sends the kept cancel first: the first
+    // charge is given back, then the new one is charged.
+    let url = format!("http://{}", up.web);
+    let next = payment_code(up.web);
+    let paid = common::run(&dir, &charge_args(&url, "10000001-next", &next));
+    assert_eq!(paid.code, 0, "{}\n{}", paid.stdout, paid.stderr);
+    let (_, kept) = http(up.web, "GET", "/wallet/v1/orders/10000001-kept", None);
+    assert_eq!(kept["status"], "reversed");
+    assert_eq!(balance(up.web), "37.66");
 }

@@ -111,6 +111,16 @@ const SQLITE: &[Migration] = &[
         name: "onboarding",
         sql: include_str!("../migrations/sqlite/0020_onboarding.sql"),
     },
+    Migration {
+        version: 21,
+        name: "wallet_history",
+        sql: include_str!("../migrations/sqlite/0021_wallet_history.sql"),
+    },
+    Migration {
+        version: 22,
+        name: "wallet_payment_codes",
+        sql: include_str!("../migrations/sqlite/0022_wallet_payment_codes.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -213,6 +223,16 @@ const POSTGRES: &[Migration] = &[
         version: 20,
         name: "onboarding",
         sql: include_str!("../migrations/postgres/0020_onboarding.sql"),
+    },
+    Migration {
+        version: 21,
+        name: "wallet_history",
+        sql: include_str!("../migrations/postgres/0021_wallet_history.sql"),
+    },
+    Migration {
+        version: 22,
+        name: "wallet_payment_codes",
+        sql: include_str!("../migrations/postgres/0022_wallet_payment_codes.sql"),
     },
 ];
 

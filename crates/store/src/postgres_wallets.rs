@@ -5,8 +5,8 @@
 use super::PostgresStore;
 use crate::StoreError;
 use crate::wallets::{
-    ORDER_COLUMNS, OrderRecord, OrderRow, OrderTransition, PasswordFailure, WALLET_COLUMNS,
-    WalletRecord, WalletRow,
+    CodeUse, ORDER_COLUMNS, OrderRecord, OrderRow, OrderTransition, PasswordFailure,
+    PaymentCodeRecord, WALLET_COLUMNS, WalletRecord, WalletRow,
 };
 use tokio_postgres::Row;
 
@@ -183,6 +183,111 @@ impl PostgresStore {
             )
             .await?;
         Ok(changed == 1)
+    }
+
+    pub(crate) async fn orders_of_wallet(
+        &self,
+        wallet_id: &str,
+        limit: u32,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let client = self.other.lock().await;
+        client
+            .query(
+                &format!("SELECT {ORDER_COLUMNS} FROM wallet_orders WHERE wallet_id = $1 ORDER BY updated_at DESC, id DESC LIMIT $2"),
+                &[&wallet_id, &i64::from(limit)],
+            )
+            .await?
+            .iter()
+            .map(order_from_row)
+            .collect()
+    }
+
+    pub(crate) async fn orders_between(
+        &self,
+        from: i64,
+        to: i64,
+        limit: u32,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let client = self.other.lock().await;
+        client
+            .query(
+                &format!("SELECT {ORDER_COLUMNS} FROM wallet_orders WHERE (created_at BETWEEN $1 AND $2) OR (updated_at BETWEEN $1 AND $2) ORDER BY created_at, id LIMIT $3"),
+                &[&from, &to, &i64::from(limit)],
+            )
+            .await?
+            .iter()
+            .map(order_from_row)
+            .collect()
+    }
+
+    pub(crate) async fn orders_of_merchant(
+        &self,
+        merchant_id: &str,
+        limit: u32,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let client = self.other.lock().await;
+        client
+            .query(
+                &format!("SELECT {ORDER_COLUMNS} FROM wallet_orders WHERE merchant_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"),
+                &[&merchant_id, &i64::from(limit)],
+            )
+            .await?
+            .iter()
+            .map(order_from_row)
+            .collect()
+    }
+
+    pub(crate) async fn put_payment_code(&self, code: PaymentCodeRecord) -> Result<(), StoreError> {
+        let client = self.other.lock().await;
+        client
+            .execute(
+                "INSERT INTO wallet_payment_codes (code_digest, wallet_id, issued_at, expires_at) VALUES ($1, $2, $3, $4)",
+                &[&code.code_digest, &code.wallet_id, &code.issued_at, &code.expires_at],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn use_payment_code(
+        &self,
+        code_digest: &str,
+        charge_id: &str,
+        now: i64,
+    ) -> Result<CodeUse, StoreError> {
+        let client = self.other.lock().await;
+        // One statement: hosts sharing the database never both use a code.
+        if let Some(row) = client
+            .query_opt(
+                "UPDATE wallet_payment_codes SET used_by = $2 WHERE code_digest = $1 AND used_by IS NULL AND expires_at > $3 RETURNING wallet_id",
+                &[&code_digest, &charge_id, &now],
+            )
+            .await?
+        {
+            return Ok(CodeUse::Charges {
+                wallet_id: row.try_get(0)?,
+            });
+        }
+        let found = client
+            .query_opt(
+                "SELECT wallet_id, used_by, expires_at FROM wallet_payment_codes WHERE code_digest = $1",
+                &[&code_digest],
+            )
+            .await?
+            .map(|row| -> Result<_, StoreError> {
+                Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+            })
+            .transpose()?;
+        Ok(crate::wallets::code_use(found, charge_id, now))
+    }
+
+    pub(crate) async fn delete_payment_codes_before(&self, before: i64) -> Result<u64, StoreError> {
+        let client = self.other.lock().await;
+        Ok(client
+            .execute(
+                "DELETE FROM wallet_payment_codes WHERE expires_at < $1",
+                &[&before],
+            )
+            .await?)
     }
 
     pub(crate) async fn orders_due_to_close(

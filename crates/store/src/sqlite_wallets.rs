@@ -4,8 +4,8 @@
 use crate::StoreError;
 use crate::sqlite::SqliteStore;
 use crate::wallets::{
-    ORDER_COLUMNS, OrderRecord, OrderRow, OrderTransition, PasswordFailure, WALLET_COLUMNS,
-    WalletRecord, WalletRow,
+    CodeUse, ORDER_COLUMNS, OrderRecord, OrderRow, OrderTransition, PasswordFailure,
+    PaymentCodeRecord, WALLET_COLUMNS, WalletRecord, WalletRow,
 };
 use rusqlite::{OptionalExtension, params};
 
@@ -187,6 +187,123 @@ impl SqliteStore {
                     transition.at
                 ])?;
             Ok(changed == 1)
+        })
+        .await
+    }
+
+    pub(crate) async fn orders_of_wallet(
+        &self,
+        wallet_id: String,
+        limit: u32,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let rows = self
+            .read(move |connection| {
+                Ok(connection
+                    .prepare_cached(&format!(
+                        "SELECT {ORDER_COLUMNS} FROM wallet_orders WHERE wallet_id = ?1 ORDER BY updated_at DESC, id DESC LIMIT ?2"
+                    ))?
+                    .query_map(params![wallet_id, i64::from(limit)], order_row)?
+                    .collect::<Result<Vec<_>, _>>()?)
+            })
+            .await?;
+        rows.into_iter().map(OrderRow::parse).collect()
+    }
+
+    pub(crate) async fn orders_between(
+        &self,
+        from: i64,
+        to: i64,
+        limit: u32,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let rows = self
+            .read(move |connection| {
+                Ok(connection
+                    .prepare_cached(&format!(
+                        "SELECT {ORDER_COLUMNS} FROM wallet_orders WHERE (created_at BETWEEN ?1 AND ?2) OR (updated_at BETWEEN ?1 AND ?2) ORDER BY created_at, id LIMIT ?3"
+                    ))?
+                    .query_map(params![from, to, i64::from(limit)], order_row)?
+                    .collect::<Result<Vec<_>, _>>()?)
+            })
+            .await?;
+        rows.into_iter().map(OrderRow::parse).collect()
+    }
+
+    pub(crate) async fn orders_of_merchant(
+        &self,
+        merchant_id: String,
+        limit: u32,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let rows = self
+            .read(move |connection| {
+                Ok(connection
+                    .prepare_cached(&format!(
+                        "SELECT {ORDER_COLUMNS} FROM wallet_orders WHERE merchant_id = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2"
+                    ))?
+                    .query_map(params![merchant_id, i64::from(limit)], order_row)?
+                    .collect::<Result<Vec<_>, _>>()?)
+            })
+            .await?;
+        rows.into_iter().map(OrderRow::parse).collect()
+    }
+
+    pub(crate) async fn put_payment_code(&self, code: PaymentCodeRecord) -> Result<(), StoreError> {
+        self.write(move |connection| {
+            connection
+                .prepare_cached(
+                    "INSERT INTO wallet_payment_codes (code_digest, wallet_id, issued_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![
+                    code.code_digest,
+                    code.wallet_id,
+                    code.issued_at,
+                    code.expires_at
+                ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(crate) async fn use_payment_code(
+        &self,
+        code_digest: String,
+        charge_id: String,
+        now: i64,
+    ) -> Result<CodeUse, StoreError> {
+        self.write(move |connection| {
+            let won = connection
+                .prepare_cached(
+                    "UPDATE wallet_payment_codes SET used_by = ?2 WHERE code_digest = ?1 AND used_by IS NULL AND expires_at > ?3 RETURNING wallet_id",
+                )?
+                .query_row(params![code_digest, charge_id, now], |row| {
+                    row.get::<_, String>(0)
+                })
+                .optional()?;
+            if let Some(wallet_id) = won {
+                return Ok(CodeUse::Charges { wallet_id });
+            }
+            let found = connection
+                .prepare_cached(
+                    "SELECT wallet_id, used_by, expires_at FROM wallet_payment_codes WHERE code_digest = ?1",
+                )?
+                .query_row(params![code_digest], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, Option<String>>(1)?,
+                        row.get::<_, i64>(2)?,
+                    ))
+                })
+                .optional()?;
+            Ok(crate::wallets::code_use(found, &charge_id, now))
+        })
+        .await
+    }
+
+    pub(crate) async fn delete_payment_codes_before(&self, before: i64) -> Result<u64, StoreError> {
+        self.write(move |connection| {
+            let deleted = connection
+                .prepare_cached("DELETE FROM wallet_payment_codes WHERE expires_at < ?1")?
+                .execute(params![before])?;
+            Ok(u64::try_from(deleted).unwrap_or(u64::MAX))
         })
         .await
     }

@@ -167,6 +167,51 @@ pub struct PasswordFailure {
     pub locked_until: Option<i64>,
 }
 
+/// A consumer-presented payment code as the wallet keeps it: by the digest of its digits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PaymentCodeRecord {
+    /// SHA-256 of the code's digits, in hex.
+    pub code_digest: String,
+    pub wallet_id: String,
+    pub issued_at: i64,
+    /// Unix seconds from which the code is refused.
+    pub expires_at: i64,
+}
+
+/// What using a payment code found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CodeUse {
+    /// The code is now used by this charge (or was already, by the same charge: a retry); it
+    /// charges this wallet.
+    Charges {
+        wallet_id: String,
+    },
+    /// Another charge used it first.
+    AlreadyUsed,
+    Expired,
+    Unknown,
+}
+
+/// What a code that could not be used now was: (wallet, used by, expiry) as stored, if found.
+pub(crate) fn code_use(
+    found: Option<(String, Option<String>, i64)>,
+    charge_id: &str,
+    now: i64,
+) -> CodeUse {
+    match found {
+        None => CodeUse::Unknown,
+        // The same charge asking again (a retry after a lost answer) is the same use.
+        Some((wallet_id, Some(used_by), _)) if used_by == charge_id => {
+            CodeUse::Charges { wallet_id }
+        }
+        Some((_, Some(_), _)) => CodeUse::AlreadyUsed,
+        Some((_, None, expires_at)) if expires_at <= now => CodeUse::Expired,
+        // Unused and unexpired, yet the update did not take it: only a race can do that, and
+        // the other charge won.
+        Some(_) => CodeUse::AlreadyUsed,
+    }
+}
+
 /// A status change of an order, applied only if the order still has status `from`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OrderTransition {
@@ -250,6 +295,84 @@ impl Store {
         match self {
             Store::Sqlite(store) => store.transition_order(transition).await,
             Store::Postgres(store) => store.transition_order(transition).await,
+        }
+    }
+
+    /// The orders a wallet paid (paid, refunded or reversed), newest change first, at most
+    /// `limit`: the wallet page's history.
+    pub async fn orders_of_wallet(
+        &self,
+        wallet_id: &str,
+        limit: u32,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.orders_of_wallet(wallet_id.to_owned(), limit).await,
+            Store::Postgres(store) => store.orders_of_wallet(wallet_id, limit).await,
+        }
+    }
+
+    /// Orders created or changed between `from` and `to` (Unix seconds, inclusive), oldest
+    /// first, at most `limit`: end of day finds the day's QR payments, refunds and reversals
+    /// among them.
+    pub async fn orders_between(
+        &self,
+        from: i64,
+        to: i64,
+        limit: u32,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.orders_between(from, to, limit).await,
+            Store::Postgres(store) => store.orders_between(from, to, limit).await,
+        }
+    }
+
+    /// A merchant's orders, newest first, at most `limit` (the merchant's QR payments).
+    pub async fn orders_of_merchant(
+        &self,
+        merchant_id: &str,
+        limit: u32,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        match self {
+            Store::Sqlite(store) => {
+                store
+                    .orders_of_merchant(merchant_id.to_owned(), limit)
+                    .await
+            }
+            Store::Postgres(store) => store.orders_of_merchant(merchant_id, limit).await,
+        }
+    }
+
+    /// Keeps a newly issued payment code.
+    pub async fn put_payment_code(&self, code: PaymentCodeRecord) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(store) => store.put_payment_code(code).await,
+            Store::Postgres(store) => store.put_payment_code(code).await,
+        }
+    }
+
+    /// Uses the payment code `code_digest` for `charge_id` at `now`, in one atomic step: only
+    /// an unexpired code nobody used gets used, so two charges never both win one code.
+    pub async fn use_payment_code(
+        &self,
+        code_digest: &str,
+        charge_id: &str,
+        now: i64,
+    ) -> Result<CodeUse, StoreError> {
+        match self {
+            Store::Sqlite(store) => {
+                store
+                    .use_payment_code(code_digest.to_owned(), charge_id.to_owned(), now)
+                    .await
+            }
+            Store::Postgres(store) => store.use_payment_code(code_digest, charge_id, now).await,
+        }
+    }
+
+    /// Forgets payment codes that expired before `before`; returns how many.
+    pub async fn delete_payment_codes_before(&self, before: i64) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.delete_payment_codes_before(before).await,
+            Store::Postgres(store) => store.delete_payment_codes_before(before).await,
         }
     }
 

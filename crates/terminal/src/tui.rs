@@ -9,6 +9,11 @@
 //! amount, currency and merchant and confirms or cancels; (5) the terminal sends, with a
 //! countdown, and shows the result in plain words, then the receipt.
 //!
+//! With a wallet client ([`App::with_qr`], `easypos terminal tui --wallet-url`), a sale offers a
+//! third method, the Panda Pay QR code: the terminal asks the host for an order, draws its
+//! dynamic EMVCo code in Unicode half blocks, and asks every 3 s until the consumer has paid
+//! it on the phone or the order closed.
+//!
 //! [`App`] holds the screen state and draws it; [`App::key`] moves it. The engine ([`Pos`])
 //! runs network work on a worker thread so the countdown keeps moving. [`run`] is the event
 //! loop on a real terminal (crossterm); tests draw [`App`] on ratatui's `TestBackend`.
@@ -27,6 +32,7 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 use zeroize::{Zeroize, Zeroizing};
@@ -53,9 +59,44 @@ pub enum Key {
     Down,
 }
 
+/// The wallet's merchant-presented QR payments, as the screen needs them: the binary gives the
+/// wallet's JSON client; the screen only draws and waits.
+pub trait QrPayments: Send + Sync {
+    /// Creates an order for `amount_minor` (the terminal's currency) and returns it.
+    fn create(&self, amount_minor: u64) -> Result<QrOrder, String>;
+    /// The order's status: `created`, `paid`, `closed`, `reversed` or `refunded`.
+    fn status(&self, order_id: &str) -> Result<String, String>;
+    /// How long the order stays payable; the screen stops asking 30 s after.
+    fn timeout(&self) -> Duration;
+}
+
+/// An order to show.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QrOrder {
+    pub order_id: String,
+    /// The dynamic EMVCo payload the code carries.
+    pub payload: String,
+}
+
+/// How often the screen asks whether the order is paid (issue 8: every 3 s).
+pub const QR_POLL_INTERVAL: Duration = Duration::from_secs(3);
+/// How long after the order's timeout the screen stops asking (the host closes unpaid orders
+/// within a second of their end).
+const QR_GIVE_UP_AFTER: Duration = Duration::from_secs(30);
+
+/// What the QR worker reports.
+#[derive(Debug)]
+enum QrEvent {
+    Created(QrOrder),
+    Status(String),
+    Failed(String),
+}
+
 /// Which screen is up.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Screen {
+    /// The merchant-presented QR code, waiting for the consumer's payment.
+    Qr,
     SignOn {
         operator: String,
         password_digits: usize,
@@ -123,6 +164,12 @@ pub struct App {
     notice: Vec<String>,
     error: Option<String>,
     pub quit: bool,
+    /// The wallet client, when the terminal offers QR payments.
+    qr: Option<Arc<dyn QrPayments>>,
+    /// The QR worker's reports; dropping it stops the worker.
+    qr_events: Option<Receiver<QrEvent>>,
+    /// The order on screen.
+    qr_order: Option<QrOrder>,
 }
 
 impl std::fmt::Debug for App {
@@ -172,6 +219,12 @@ struct Words {
     supervisor: &'static str,
     trace: &'static str,
     no_original: &'static str,
+    qr: &'static str,
+    qr_scan: &'static str,
+    qr_creating: &'static str,
+    qr_waiting: &'static str,
+    qr_paid: &'static str,
+    qr_not_paid: &'static str,
 }
 
 const ENGLISH: Words = Words {
@@ -224,6 +277,12 @@ const ENGLISH: Words = Words {
     supervisor: "Supervisor password:",
     trace: "Original trace no:",
     no_original: "No such approved transaction in this batch",
+    qr: "3 QR code (Panda Pay)",
+    qr_scan: "Scan to pay with Panda Pay",
+    qr_creating: "Asking the host for a code",
+    qr_waiting: "Waiting for the payment  Esc: leave",
+    qr_paid: "Paid with Panda Pay",
+    qr_not_paid: "Not paid, nothing was charged",
 };
 
 const CHINESE: Words = Words {
@@ -276,6 +335,12 @@ const CHINESE: Words = Words {
     supervisor: "主管密码:",
     trace: "原凭证号:",
     no_original: "本批次无此笔成功交易",
+    qr: "3 扫码支付（熊猫支付）",
+    qr_scan: "请用熊猫支付扫码付款",
+    qr_creating: "正在获取收款码",
+    qr_waiting: "等待顾客付款  取消: 离开",
+    qr_paid: "熊猫支付 付款成功",
+    qr_not_paid: "未支付,未扣款",
 };
 
 fn words(language: Language) -> &'static Words {
@@ -319,7 +384,16 @@ impl App {
             notice: Vec::new(),
             error: None,
             quit: false,
+            qr: None,
+            qr_events: None,
+            qr_order: None,
         }
+    }
+
+    /// Offers the QR method in sales, with `qr` as the wallet client.
+    pub fn with_qr(mut self, qr: Arc<dyn QrPayments>) -> App {
+        self.qr = Some(qr);
+        self
     }
 
     fn words(&self) -> &'static Words {
@@ -341,9 +415,18 @@ impl App {
             } => self.sign_on_key(key, operator, on_password),
             Screen::Menu => self.menu_key(key),
             Screen::Amount => self.amount_key(key),
+            Screen::Qr => {
+                if matches!(key, Key::Escape) {
+                    // The order stays with the host: unpaid, it closes by itself.
+                    self.qr_events = None;
+                    self.qr_order = None;
+                    self.back_to_menu();
+                }
+            }
             Screen::Method => match key {
                 Key::Digit(1) => self.choose_method(Method::Debit),
                 Key::Digit(2) => self.choose_method(Method::Credit),
+                Key::Digit(3) if self.offers_qr() => self.start_qr(),
                 Key::Escape | Key::Digit(0) => self.back_to_menu(),
                 _ => {}
             },
@@ -712,6 +795,114 @@ impl App {
         self.screen = Screen::Menu;
     }
 
+    /// Whether the method screen offers the QR code: a sale, with a wallet client.
+    fn offers_qr(&self) -> bool {
+        self.qr.is_some() && self.draft.kind == Some(TransactionType::Sale)
+    }
+
+    /// Creates the order and asks for it every 3 s on a thread of its own (the engine is not
+    /// needed: the wallet's interface is HTTP), reporting to the screen.
+    fn start_qr(&mut self) {
+        let Some(qr) = self.qr.clone() else {
+            return;
+        };
+        let amount_minor = self.draft.amount_minor;
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let order = match qr.create(amount_minor) {
+                Ok(order) => order,
+                Err(error) => {
+                    let _ = sender.send(QrEvent::Failed(error));
+                    return;
+                }
+            };
+            let order_id = order.order_id.clone();
+            if sender.send(QrEvent::Created(order)).is_err() {
+                return;
+            }
+            let give_up = Instant::now() + qr.timeout() + QR_GIVE_UP_AFTER;
+            loop {
+                std::thread::sleep(QR_POLL_INTERVAL);
+                match qr.status(&order_id) {
+                    Ok(status) => {
+                        let done = status != "created";
+                        if sender.send(QrEvent::Status(status)).is_err() || done {
+                            return;
+                        }
+                    }
+                    Err(_) if Instant::now() < give_up => {}
+                    Err(error) => {
+                        let _ = sender.send(QrEvent::Failed(error));
+                        return;
+                    }
+                }
+                if Instant::now() >= give_up {
+                    let _ = sender.send(QrEvent::Failed(format!(
+                        "no answer for order {order_id}; query it later"
+                    )));
+                    return;
+                }
+            }
+        });
+        self.qr_order = None;
+        self.qr_events = Some(receiver);
+        self.screen = Screen::Qr;
+    }
+
+    /// Takes the QR worker's reports.
+    fn poll_qr(&mut self) {
+        let Some(events) = &self.qr_events else {
+            return;
+        };
+        let mut finished = None;
+        loop {
+            match events.try_recv() {
+                Ok(QrEvent::Created(order)) => self.qr_order = Some(order),
+                Ok(QrEvent::Status(status)) if status == "created" => {}
+                Ok(QrEvent::Status(status)) => finished = Some(Ok(status)),
+                Ok(QrEvent::Failed(error)) => finished = Some(Err(error)),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    finished.get_or_insert(Err("the QR payment stopped".to_owned()));
+                    break;
+                }
+            }
+            if finished.is_some() {
+                break;
+            }
+        }
+        let Some(finished) = finished else {
+            return;
+        };
+        let w = self.words();
+        let order_id = self
+            .qr_order
+            .as_ref()
+            .map(|order| order.order_id.clone())
+            .unwrap_or_default();
+        let amount = money_text(self.draft.amount_minor, &self.config.currency);
+        self.notice = match finished {
+            Ok(status) if status == "paid" => {
+                vec![
+                    w.approved.to_owned(),
+                    w.qr_paid.to_owned(),
+                    amount,
+                    order_id,
+                ]
+            }
+            Ok(status) => vec![
+                w.not_completed.to_owned(),
+                format!("{} ({status})", w.qr_not_paid),
+                amount,
+                order_id,
+            ],
+            Err(error) => vec![w.not_completed.to_owned(), error],
+        };
+        self.qr_events = None;
+        self.qr_order = None;
+        self.screen = Screen::Notice;
+    }
+
     /// Runs `work` on the engine off the screen thread.
     fn start(&mut self, work: impl FnOnce(&mut Pos) -> Work + Send + 'static) {
         let Some(mut pos) = self.pos.take() else {
@@ -762,6 +953,7 @@ impl App {
 
     /// Takes the worker's result when it is there.
     pub fn poll(&mut self) {
+        self.poll_qr();
         let Some((receiver, _)) = &self.worker else {
             return;
         };
@@ -823,7 +1015,7 @@ impl App {
 
     /// Whether the worker is done (tests wait on this).
     pub fn busy(&self) -> bool {
-        self.worker.is_some()
+        self.worker.is_some() || self.qr_events.is_some()
     }
 
     /// Puts a result on screen as if it had just come back (tests).
@@ -853,11 +1045,17 @@ impl App {
     /// Draws the screen at time `now` (the countdown reads it).
     pub fn draw(&self, frame: &mut Frame<'_>, now: Instant) {
         let area = frame.area();
+        // A QR code needs more than the countertop display: the whole screen.
+        let (width, height) = if self.screen == Screen::Qr {
+            (area.width, area.height)
+        } else {
+            (SCREEN_WIDTH, SCREEN_HEIGHT)
+        };
         let area = Rect {
-            x: area.x + area.width.saturating_sub(SCREEN_WIDTH) / 2,
+            x: area.x + area.width.saturating_sub(width) / 2,
             y: area.y,
-            width: area.width.min(SCREEN_WIDTH),
-            height: area.height.min(SCREEN_HEIGHT),
+            width: area.width.min(width),
+            height: area.height.min(height),
         };
         let w = self.words();
         let title = format!(" {} {} ", w.title, self.config.terminal_id);
@@ -929,12 +1127,34 @@ impl App {
                 Line::from(w.enter_amount),
                 bold(money_text(self.input.parse().unwrap_or(0), &currency)),
             ],
-            Screen::Method => vec![
-                bold(w.step1.to_owned()),
-                Line::from(""),
-                Line::from(w.debit),
-                Line::from(w.credit),
-            ],
+            Screen::Method => {
+                let mut lines = vec![
+                    bold(w.step1.to_owned()),
+                    Line::from(""),
+                    Line::from(w.debit),
+                    Line::from(w.credit),
+                ];
+                if self.offers_qr() {
+                    lines.push(Line::from(w.qr));
+                }
+                lines
+            }
+            Screen::Qr => {
+                let mut lines = vec![bold(format!(
+                    "{}: {}",
+                    w.qr_scan,
+                    money_text(self.draft.amount_minor, &currency)
+                ))];
+                match &self.qr_order {
+                    Some(order) => {
+                        lines.push(Line::from(order.order_id.clone()));
+                        lines.extend(qr_text(&order.payload).into_iter().map(Line::from));
+                        lines.push(Line::from(w.qr_waiting));
+                    }
+                    None => lines.push(Line::from(w.qr_creating)),
+                }
+                lines
+            }
             Screen::Card => {
                 let mut lines = vec![bold(w.step2_card.to_owned()), Line::from("")];
                 if self.cards.is_empty() {
@@ -1229,12 +1449,35 @@ fn map_key(event: ratatui::crossterm::event::KeyEvent) -> Option<Key> {
     }
 }
 
+/// `payload` as a QR code in Unicode half blocks (two modules per character row), dark modules
+/// light on the screen's dark background, with the quiet zone.
+pub fn qr_text(payload: &str) -> Vec<String> {
+    match qrcode::QrCode::new(payload.as_bytes()) {
+        Ok(code) => code
+            .render::<qrcode::render::unicode::Dense1x2>()
+            .dark_color(qrcode::render::unicode::Dense1x2::Light)
+            .light_color(qrcode::render::unicode::Dense1x2::Dark)
+            .build()
+            .lines()
+            .map(str::to_owned)
+            .collect(),
+        Err(_) => vec![payload.to_owned()],
+    }
+}
+
 /// The event loop on the real terminal: raw mode, the alternate screen, redrawn every 100 ms
 /// (the countdown) and on every key, until the cashier leaves from the sign-on screen.
-pub fn run(config: TerminalConfig, tmk: TdesKey) -> Result<(), PosError> {
+pub fn run(
+    config: TerminalConfig,
+    tmk: TdesKey,
+    qr: Option<Arc<dyn QrPayments>>,
+) -> Result<(), PosError> {
     use ratatui::crossterm::event::{self, Event, KeyEventKind};
     let pos = Pos::open(config, tmk)?;
     let mut app = App::new(pos);
+    if let Some(qr) = qr {
+        app = app.with_qr(qr);
+    }
     let mut terminal = ratatui::try_init()
         .map_err(|error| PosError::Refused(format!("cannot open the screen: {error}")))?;
     let outcome = loop {

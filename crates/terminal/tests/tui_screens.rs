@@ -346,3 +346,106 @@ fn a_void_needs_the_supervisor_and_names_a_sale_of_the_batch() {
     check("37_completion_confirm", &app, Instant::now());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A wallet that makes one order and answers "created" once, then `last`.
+struct FakeWallet {
+    asked: std::sync::Mutex<u32>,
+    last: &'static str,
+}
+
+impl terminal::tui::QrPayments for FakeWallet {
+    fn create(&self, amount_minor: u64) -> Result<terminal::tui::QrOrder, String> {
+        assert_eq!(amount_minor, 1_234);
+        Ok(terminal::tui::QrOrder {
+            order_id: "10000001-qr7".into(),
+            payload: "00020101021226420019cn.easypos.pandapay0115898310058120001520458145303156540512.345802CN5915Lujiazui Coffee6008Shanghai6304ABCD".into(),
+        })
+    }
+
+    fn status(&self, order_id: &str) -> Result<String, String> {
+        assert_eq!(order_id, "10000001-qr7");
+        let mut asked = self.asked.lock().unwrap();
+        *asked += 1;
+        Ok(if *asked == 1 { "created" } else { self.last }.to_owned())
+    }
+
+    fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(120)
+    }
+}
+
+/// The screen on a terminal-sized backend (the QR code takes the whole screen).
+fn render_large(app: &App) -> String {
+    let mut screen = Screen::new(TestBackend::new(80, 40)).unwrap();
+    screen
+        .draw(|frame| app.draw(frame, Instant::now()))
+        .unwrap();
+    screen
+        .backend()
+        .buffer()
+        .content
+        .iter()
+        .map(|cell| cell.symbol())
+        .collect()
+}
+
+fn wait_while_busy(app: &mut App) {
+    let deadline = Instant::now() + std::time::Duration::from_secs(20);
+    while app.busy() && Instant::now() < deadline {
+        app.poll();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!app.busy(), "the QR payment never finished");
+}
+
+#[test]
+fn a_sale_by_qr_code_shows_the_code_and_waits_for_the_payment() {
+    use Key::*;
+    for (last, expected) in [("paid", "Paid with Panda Pay"), ("closed", "(closed)")] {
+        let (app, dir) = app(&format!("qr-{last}"), Language::English);
+        let mut app = app.with_qr(std::sync::Arc::new(FakeWallet {
+            asked: std::sync::Mutex::new(0),
+            last,
+        }));
+        app.screen = terminal::tui::Screen::Menu;
+        keys(
+            &mut app,
+            &[Digit(1), Digit(1), Digit(2), Digit(3), Digit(4), Enter],
+        );
+        assert!(render_large(&app).contains("3 QR code (Panda Pay)"));
+        keys(&mut app, &[Digit(3)]);
+        assert_eq!(app.screen, terminal::tui::Screen::Qr);
+        // The code appears once the order is made: half blocks, the order id, the amount.
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        let mut shown = render_large(&app);
+        while !shown.contains("10000001-qr7") && Instant::now() < deadline {
+            app.poll();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            shown = render_large(&app);
+        }
+        assert!(shown.contains("10000001-qr7"), "{shown}");
+        assert!(shown.contains("CNY 12.34"));
+        assert!(shown.contains('▀') || shown.contains('▄'), "{shown}");
+        wait_while_busy(&mut app);
+        assert_eq!(app.screen, terminal::tui::Screen::Notice);
+        let result = render_large(&app);
+        assert!(result.contains(expected), "{result}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[test]
+fn the_qr_method_is_offered_only_for_sales_with_a_wallet() {
+    use Key::*;
+    let (mut app, dir) = app("qr-none", Language::English);
+    app.screen = terminal::tui::Screen::Menu;
+    keys(&mut app, &[Digit(1), Digit(5), Enter]);
+    assert!(!render_large(&app).contains("QR code"));
+    keys(&mut app, &[Digit(3)]);
+    assert_eq!(
+        app.screen,
+        terminal::tui::Screen::Method,
+        "no wallet: 3 does nothing"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

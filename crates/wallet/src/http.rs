@@ -1,12 +1,15 @@
 //! The wallet's JSON-over-HTTP interface (docs/wallet.md), a stable interface: terminals create
-//! and query orders; the wallet page (or a test standing in for it) pays a scanned payload.
+//! and query orders; a wallet's owner (the wallet page, an app, or a test standing in for
+//! them) pays a scanned payload, tops up and reads the wallet. The owner's routes take the
+//! API's credentials (HTTP Basic or an API key of the cardholder who owns the wallet,
+//! [`api::auth::principal`]); another caller's wallet is answered as unknown.
 //! Handlers are plain async functions over typed extractors; each refusal is one JSON shape,
 //! `{"error": code, "message": text}`, and a 5xx never says more than "internal error".
 
 use crate::{NewOrder, Order, WalletError, Wallets};
 use axum::Json;
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, FromRef, Path, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use money::{Amount, Currency};
@@ -15,15 +18,74 @@ use serde::{Deserialize, Serialize};
 /// Request bodies are a few hundred bytes; 16 KiB leaves room and bounds the parser.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
+/// Orders in a wallet's answer to its owner.
+pub const HISTORY_LINES: u32 = 20;
+
+/// The wallet service and the API's state (for the callers' credentials).
+#[derive(Clone, Debug)]
+pub struct WalletApi {
+    pub wallets: Wallets,
+    pub api: api::ApiState,
+}
+
+impl FromRef<WalletApi> for Wallets {
+    fn from_ref(state: &WalletApi) -> Wallets {
+        state.wallets.clone()
+    }
+}
+
 /// The routes under `/wallet/v1`.
-pub fn router(wallets: Wallets) -> axum::Router {
+pub fn router(wallets: Wallets, api: api::ApiState) -> axum::Router {
     axum::Router::new()
         .route("/wallet/v1/orders", post(create_order))
         .route("/wallet/v1/orders/{order_id}", get(query_order))
+        .route("/wallet/v1/orders/{order_id}/cancel", post(cancel_order))
+        .route("/wallet/v1/orders/{order_id}/refund", post(refund_order))
+        .route("/wallet/v1/charges", post(charge))
+        .route(
+            "/wallet/v1/merchants/{merchant_id}/orders",
+            get(merchant_orders),
+        )
         .route("/wallet/v1/payments", post(pay))
+        .route("/wallet/v1/wallets/{wallet_id}", get(wallet_view))
         .route("/wallet/v1/wallets/{wallet_id}/top-ups", post(top_up))
+        .route(
+            "/wallet/v1/wallets/{wallet_id}/payment-codes",
+            post(issue_code),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(wallets)
+        .with_state(WalletApi { wallets, api })
+}
+
+/// The wallet `wallet_id` if the caller proves they are its owner (a cardholder signed in as
+/// the wallet's cardholder); any other wallet is `unknown_wallet`, so a caller cannot tell
+/// another's wallets from ones that do not exist.
+pub async fn owned_wallet(
+    wallets: &Wallets,
+    user: &store::accounts::User,
+    wallet_id: &str,
+) -> Result<store::wallets::WalletRecord, WalletError> {
+    let wallet = wallets.wallet(wallet_id).await?;
+    match &user.tenant {
+        store::accounts::Tenant::Cardholder(holder)
+            if user.role == store::accounts::Role::Cardholder
+                && *holder == wallet.cardholder_id =>
+        {
+            Ok(wallet)
+        }
+        _ => Err(WalletError::UnknownWallet),
+    }
+}
+
+async fn owner(
+    state: &WalletApi,
+    headers: &HeaderMap,
+    wallet_id: &str,
+) -> Result<store::wallets::WalletRecord, ApiError> {
+    let principal = api::auth::principal(&state.api, headers)
+        .await
+        .map_err(ApiError::Auth)?;
+    Ok(owned_wallet(&state.wallets, &principal.user, wallet_id).await?)
 }
 
 /// An order as the API shows it.
@@ -132,17 +194,33 @@ pub struct BalanceView {
     pub currency: String,
 }
 
-struct ApiError(WalletError);
+enum ApiError {
+    Wallet(WalletError),
+    /// No credentials, or wrong ones: the API's problem, in the wallet's shape.
+    Auth(api::problem::Problem),
+}
 
 impl From<WalletError> for ApiError {
     fn from(error: WalletError) -> Self {
-        ApiError(error)
+        ApiError::Wallet(error)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = match &self.0 {
+        let error = match self {
+            ApiError::Wallet(error) => error,
+            ApiError::Auth(problem) => {
+                let status =
+                    StatusCode::from_u16(problem.status).unwrap_or(StatusCode::UNAUTHORIZED);
+                let body = ErrorView {
+                    error: "unauthorized".to_owned(),
+                    message: problem.detail,
+                };
+                return (status, Json(body)).into_response();
+            }
+        };
+        let status = match &error {
             WalletError::BadPayload(_)
             | WalletError::ForeignInstitution
             | WalletError::PayloadMismatch
@@ -151,7 +229,10 @@ impl IntoResponse for ApiError {
             | WalletError::BadTimeout
             | WalletError::BadPasswordFormat
             | WalletError::BadLinkedCard
-            | WalletError::NoLinkedCard => StatusCode::BAD_REQUEST,
+            | WalletError::NoLinkedCard
+            | WalletError::BadImage(_)
+            | WalletError::NoCodeInImage
+            | WalletError::BadCode(_) => StatusCode::BAD_REQUEST,
             WalletError::WrongPassword { .. } => StatusCode::UNAUTHORIZED,
             WalletError::PasswordLocked { .. } => StatusCode::LOCKED,
             WalletError::InsufficientBalance | WalletError::CardDeclined => {
@@ -159,24 +240,28 @@ impl IntoResponse for ApiError {
             }
             WalletError::UnknownOrder
             | WalletError::UnknownWallet
-            | WalletError::UnknownTerminal => StatusCode::NOT_FOUND,
+            | WalletError::UnknownTerminal
+            | WalletError::UnknownMerchant
+            | WalletError::UnknownCode => StatusCode::NOT_FOUND,
             WalletError::OrderConflict
             | WalletError::WalletConflict
             | WalletError::OrderClosed
             | WalletError::OrderAlreadyPaid
-            | WalletError::NotRefundable => StatusCode::CONFLICT,
+            | WalletError::NotRefundable
+            | WalletError::CodeExpired
+            | WalletError::CodeUsed => StatusCode::CONFLICT,
             WalletError::Ledger(_) | WalletError::Setup(_) | WalletError::Store(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         };
         let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::error!(error = %self.0, "wallet request failed");
+            tracing::error!(%error, "wallet request failed");
             "internal error".to_owned()
         } else {
-            self.0.to_string()
+            error.to_string()
         };
         let body = ErrorView {
-            error: self.0.code().to_owned(),
+            error: error.code().to_owned(),
             message,
         };
         (status, Json(body)).into_response()
@@ -184,19 +269,14 @@ impl IntoResponse for ApiError {
 }
 
 fn bad(error: WalletError) -> ApiError {
-    ApiError(error)
+    ApiError::Wallet(error)
 }
 
 async fn create_order(
     State(wallets): State<Wallets>,
     Json(request): Json<CreateOrder>,
 ) -> Result<Json<OrderView>, ApiError> {
-    let currency = match request.currency.as_deref() {
-        None => Currency::CNY,
-        Some(code) => Currency::from_alpha(code).map_err(|_| bad(WalletError::BadAmount))?,
-    };
-    let amount =
-        Amount::parse(&request.amount, currency).map_err(|_| bad(WalletError::BadAmount))?;
+    let amount = amount_of(&request.amount, request.currency.as_deref())?;
     let order = wallets
         .create_order(NewOrder {
             order_id: request.order_id,
@@ -208,6 +288,160 @@ async fn create_order(
     Ok(Json(order.into()))
 }
 
+/// A terminal's charge of a consumer's payment code. `Debug` leaves the code out.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Charge {
+    /// Chosen by the terminal (1 to 25 letters, digits or '-'): a retry is the same charge.
+    pub charge_id: String,
+    pub terminal_id: String,
+    /// Major units (`"12.34"`).
+    pub amount: String,
+    /// ISO 4217 alpha code; CNY when absent.
+    pub currency: Option<String>,
+    /// The 21 digits scanned from the consumer's phone.
+    pub code: String,
+}
+
+impl std::fmt::Debug for Charge {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Charge")
+            .field("charge_id", &self.charge_id)
+            .field("terminal_id", &self.terminal_id)
+            .field("amount", &self.amount)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A terminal's cancel of an order whose outcome it does not know.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Cancel {
+    pub terminal_id: String,
+    /// The order's amount, major units.
+    pub amount: String,
+    pub currency: Option<String>,
+}
+
+/// A one-time payment code for the wallet's owner to show.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PaymentCodeView {
+    pub code: String,
+    pub issued_at: i64,
+    pub expires_at: i64,
+}
+
+impl std::fmt::Debug for PaymentCodeView {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("PaymentCodeView")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+fn amount_of(amount: &str, currency: Option<&str>) -> Result<Amount, ApiError> {
+    let currency = match currency {
+        None => Currency::CNY,
+        Some(code) => Currency::from_alpha(code).map_err(|_| bad(WalletError::BadAmount))?,
+    };
+    Amount::parse(amount, currency).map_err(|_| bad(WalletError::BadAmount))
+}
+
+async fn charge(
+    State(wallets): State<Wallets>,
+    Json(request): Json<Charge>,
+) -> Result<Json<OrderView>, ApiError> {
+    let amount = amount_of(&request.amount, request.currency.as_deref())?;
+    let order = wallets
+        .charge(crate::payment_code::NewCharge {
+            charge_id: request.charge_id,
+            terminal_id: request.terminal_id,
+            amount,
+            code: request.code,
+        })
+        .await?;
+    Ok(Json(order.into()))
+}
+
+async fn cancel_order(
+    State(wallets): State<Wallets>,
+    Path(order_id): Path<String>,
+    Json(request): Json<Cancel>,
+) -> Result<Json<OrderView>, ApiError> {
+    let amount = amount_of(&request.amount, request.currency.as_deref())?;
+    let order = wallets
+        .cancel(&order_id, &request.terminal_id, amount)
+        .await?;
+    Ok(Json(order.into()))
+}
+
+/// A refund in full back to the paying wallet, by the merchant's administrator or manager (the
+/// roles that approve refunds at the counter), with the API's credentials; another merchant's
+/// order is `unknown_order`.
+async fn refund_order(
+    State(state): State<WalletApi>,
+    headers: HeaderMap,
+    Path(order_id): Path<String>,
+) -> Result<Json<OrderView>, ApiError> {
+    let principal = api::auth::principal(&state.api, &headers)
+        .await
+        .map_err(ApiError::Auth)?;
+    let order = state.wallets.query(&order_id).await?;
+    let user = &principal.user;
+    let allowed = matches!(
+        user.role,
+        store::accounts::Role::MerchantAdmin | store::accounts::Role::MerchantManager
+    ) && user.tenant == store::accounts::Tenant::Merchant(order.merchant_id.clone());
+    if !allowed {
+        return Err(WalletError::UnknownOrder.into());
+    }
+    Ok(Json(state.wallets.refund(&order_id).await?.into()))
+}
+
+/// Orders a merchant's record lists at most.
+pub const MERCHANT_ORDER_LINES: u32 = 100;
+
+/// A merchant's QR orders (both ways), newest first, for the merchant's own staff with the
+/// API's credentials; another merchant is answered as unknown.
+async fn merchant_orders(
+    State(state): State<WalletApi>,
+    headers: HeaderMap,
+    Path(merchant_id): Path<String>,
+) -> Result<Json<Vec<OrderView>>, ApiError> {
+    let principal = api::auth::principal(&state.api, &headers)
+        .await
+        .map_err(ApiError::Auth)?;
+    let user = &principal.user;
+    let staff = matches!(
+        user.role,
+        store::accounts::Role::MerchantAdmin
+            | store::accounts::Role::MerchantManager
+            | store::accounts::Role::Cashier
+    ) && user.tenant == store::accounts::Tenant::Merchant(merchant_id.clone());
+    if !staff {
+        return Err(WalletError::UnknownMerchant.into());
+    }
+    let orders = state
+        .wallets
+        .merchant_orders(&merchant_id, MERCHANT_ORDER_LINES)
+        .await?;
+    Ok(Json(orders.into_iter().map(OrderView::from).collect()))
+}
+
+async fn issue_code(
+    State(state): State<WalletApi>,
+    headers: HeaderMap,
+    Path(wallet_id): Path<String>,
+) -> Result<Json<PaymentCodeView>, ApiError> {
+    let wallet = owner(&state, &headers, &wallet_id).await?;
+    let issued = state.wallets.issue_code(&wallet.id).await?;
+    Ok(Json(PaymentCodeView {
+        code: issued.code,
+        issued_at: issued.issued_at,
+        expires_at: issued.expires_at,
+    }))
+}
+
 async fn query_order(
     State(wallets): State<Wallets>,
     Path(order_id): Path<String>,
@@ -216,21 +450,54 @@ async fn query_order(
 }
 
 async fn pay(
-    State(wallets): State<Wallets>,
+    State(state): State<WalletApi>,
+    headers: HeaderMap,
     Json(request): Json<Pay>,
 ) -> Result<Json<OrderView>, ApiError> {
-    let order = wallets
+    owner(&state, &headers, &request.wallet_id).await?;
+    let order = state
+        .wallets
         .pay(&request.payload, &request.wallet_id, &request.password)
         .await?;
     Ok(Json(order.into()))
 }
 
+/// A wallet as its owner sees it: the balance and the latest orders it paid.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WalletView {
+    pub wallet_id: String,
+    pub balance: String,
+    pub balance_minor: i64,
+    pub currency: String,
+    /// Newest first, at most [`HISTORY_LINES`].
+    pub orders: Vec<OrderView>,
+}
+
+async fn wallet_view(
+    State(state): State<WalletApi>,
+    headers: HeaderMap,
+    Path(wallet_id): Path<String>,
+) -> Result<Json<WalletView>, ApiError> {
+    let wallet = owner(&state, &headers, &wallet_id).await?;
+    let balance = state.wallets.balance(&wallet.id).await?;
+    let orders = state.wallets.history(&wallet.id, HISTORY_LINES).await?;
+    Ok(Json(WalletView {
+        wallet_id: wallet.id,
+        balance: balance.format_major(),
+        balance_minor: balance.minor(),
+        currency: balance.currency().alpha().to_owned(),
+        orders: orders.into_iter().map(OrderView::from).collect(),
+    }))
+}
+
 async fn top_up(
-    State(wallets): State<Wallets>,
+    State(state): State<WalletApi>,
+    headers: HeaderMap,
     Path(wallet_id): Path<String>,
     Json(request): Json<TopUp>,
 ) -> Result<Json<BalanceView>, ApiError> {
-    let wallet = wallets.wallet(&wallet_id).await?;
+    let wallet = owner(&state, &headers, &wallet_id).await?;
+    let wallets = &state.wallets;
     let amount =
         Amount::parse(&request.amount, wallet.currency).map_err(|_| bad(WalletError::BadAmount))?;
     let balance = wallets

@@ -39,7 +39,9 @@
 
 pub mod chart;
 pub mod http;
+pub mod image;
 mod password;
+pub mod payment_code;
 pub mod qr;
 
 use ledger::{AccountSpec, BalanceConstraint, InstitutionId, TransferError, TransferRequest};
@@ -106,6 +108,8 @@ pub enum WalletError {
     UnknownWallet,
     #[error("no such terminal, or it is not active")]
     UnknownTerminal,
+    #[error("no such merchant")]
+    UnknownMerchant,
     #[error(
         "the linked card is unknown, not a debit card of this cardholder, or in another currency"
     )]
@@ -138,6 +142,20 @@ pub enum WalletError {
     InsufficientBalance,
     #[error("the linked card was declined: insufficient funds")]
     CardDeclined,
+    #[error("the image is not a PNG or JPEG picture this wallet can read: {0}")]
+    BadImage(&'static str),
+    #[error(
+        "no QR code was found in the image; take the picture closer and straight on, or paste the code"
+    )]
+    NoCodeInImage,
+    #[error("this is not a payment code: {0}")]
+    BadCode(emvqr::CodeError),
+    #[error("the payment code has expired; ask for the code on the phone's screen now")]
+    CodeExpired,
+    #[error("the payment code was already used; ask for the code on the phone's screen now")]
+    CodeUsed,
+    #[error("no such payment code")]
+    UnknownCode,
     #[error("the ledger refused the movement: {0}")]
     Ledger(TransferError),
     #[error("the wallet's books are not set up: {0}")]
@@ -157,6 +175,7 @@ impl WalletError {
             WalletError::UnknownOrder => "unknown_order",
             WalletError::UnknownWallet => "unknown_wallet",
             WalletError::UnknownTerminal => "unknown_terminal",
+            WalletError::UnknownMerchant => "unknown_merchant",
             WalletError::BadLinkedCard => "bad_linked_card",
             WalletError::NoLinkedCard => "no_linked_card",
             WalletError::BadOrderId => "bad_order_id",
@@ -172,6 +191,12 @@ impl WalletError {
             WalletError::PasswordLocked { .. } => "password_locked",
             WalletError::InsufficientBalance => "insufficient_balance",
             WalletError::CardDeclined => "card_declined",
+            WalletError::BadImage(_) => "bad_image",
+            WalletError::BadCode(_) => "bad_code",
+            WalletError::CodeExpired => "code_expired",
+            WalletError::CodeUsed => "code_used",
+            WalletError::UnknownCode => "unknown_code",
+            WalletError::NoCodeInImage => "no_code_in_image",
             WalletError::Ledger(_) | WalletError::Setup(_) | WalletError::Store(_) => "internal",
         }
     }
@@ -215,6 +240,7 @@ pub struct NewOrder {
 pub struct Order {
     pub record: OrderRecord,
     pub merchant_name: String,
+    pub merchant_city: String,
     /// The dynamic EMVCo payload; the same for every query of the order.
     pub payload: String,
 }
@@ -443,23 +469,7 @@ impl Wallets {
 
     async fn merchant_of_terminal(&self, terminal_id: &str) -> Result<Merchant, WalletError> {
         let directory = self.store.load_directory().await?;
-        let terminal = directory
-            .terminals
-            .iter()
-            .find(|terminal| terminal.id == terminal_id && terminal.status == "active")
-            .ok_or(WalletError::UnknownTerminal)?;
-        let merchant = directory
-            .merchants
-            .iter()
-            .find(|merchant| merchant.id == terminal.merchant_id)
-            .ok_or(WalletError::UnknownTerminal)?;
-        Ok(Merchant {
-            name: merchant.name.clone(),
-            city: merchant.city.clone(),
-            mcc: merchant.mcc.clone(),
-            id: merchant.id.clone(),
-            payable: merchant.settlement_account,
-        })
+        merchant_in(&directory, terminal_id)
     }
 
     fn order_with_payload(
@@ -471,6 +481,7 @@ impl Wallets {
         Ok(Order {
             record,
             merchant_name: merchant.name.clone(),
+            merchant_city: merchant.city.clone(),
             payload,
         })
     }
@@ -623,17 +634,29 @@ impl Wallets {
         ]
     }
 
-    /// Pays the order a scanned payload names, from `wallet_id`, confirmed by its payment
-    /// password. In order: the payload (CRC, our institution, the order it names and that the
-    /// amount is the order's), the order (payable), the password (try limit), then the money:
-    /// the wallet pays the wallet institution's settlement account and the acquirer owes the
-    /// merchant, linked, with ids from the order id, so a repeated payment finds the first.
-    pub async fn pay(
+    /// The order a scanned payload names, checked as a payment checks it but without paying:
+    /// the CRC, our institution, the order, that the payload is exactly the order's, and that
+    /// it is still payable. The wallet page shows the merchant and amount from it before the
+    /// consumer confirms with the password.
+    pub async fn scan(&self, payload: &str) -> Result<Order, WalletError> {
+        let (record, _, order) = self.scanned_order(payload).await?;
+        match record.status {
+            OrderStatus::Created if record.expires_at <= self.now() => {
+                self.close(record).await?;
+                Err(WalletError::OrderClosed)
+            }
+            OrderStatus::Created => Ok(order),
+            OrderStatus::Paid | OrderStatus::Refunded => Err(WalletError::OrderAlreadyPaid),
+            OrderStatus::Closed | OrderStatus::Reversed => Err(WalletError::OrderClosed),
+        }
+    }
+
+    /// The stored order a payload names, its merchant, and the order with its payload, once
+    /// the payload is found to be exactly that order's.
+    async fn scanned_order(
         &self,
         payload: &str,
-        wallet_id: &str,
-        password: &str,
-    ) -> Result<Order, WalletError> {
+    ) -> Result<(OrderRecord, Merchant, Order), WalletError> {
         let scanned = qr::read_payload(&self.config, payload)?;
         let record = self
             .store
@@ -645,6 +668,55 @@ impl Wallets {
         if scanned.payload_without_crc() != qr::without_crc(&expected.payload) {
             return Err(WalletError::PayloadMismatch);
         }
+        Ok((record, merchant, expected))
+    }
+
+    /// The wallets of a cardholder (the wallet page's owner), oldest first.
+    pub async fn wallets_of(&self, cardholder_id: &str) -> Result<Vec<WalletRecord>, WalletError> {
+        Ok(self.store.wallets_of(cardholder_id).await?)
+    }
+
+    /// The orders a wallet paid, newest change first, at most `limit` (the page's history).
+    pub async fn history(&self, wallet_id: &str, limit: u32) -> Result<Vec<Order>, WalletError> {
+        let records = self.store.orders_of_wallet(wallet_id, limit).await?;
+        let directory = self.store.load_directory().await?;
+        let mut orders = Vec::with_capacity(records.len());
+        for record in records {
+            let merchant = merchant_in(&directory, &record.terminal_id)?;
+            orders.push(self.order_with_payload(record, &merchant)?);
+        }
+        Ok(orders)
+    }
+
+    /// A merchant's QR orders (both ways), newest first, at most `limit`: the merchant's record
+    /// of its QR payments.
+    pub async fn merchant_orders(
+        &self,
+        merchant_id: &str,
+        limit: u32,
+    ) -> Result<Vec<Order>, WalletError> {
+        let records = self.store.orders_of_merchant(merchant_id, limit).await?;
+        let directory = self.store.load_directory().await?;
+        let mut orders = Vec::with_capacity(records.len());
+        for record in records {
+            let merchant = merchant_in(&directory, &record.terminal_id)?;
+            orders.push(self.order_with_payload(record, &merchant)?);
+        }
+        Ok(orders)
+    }
+
+    /// Pays the order a scanned payload names, from `wallet_id`, confirmed by its payment
+    /// password. In order: the payload (CRC, our institution, the order it names and that the
+    /// amount is the order's), the order (payable), the password (try limit), then the money:
+    /// the wallet pays the wallet institution's settlement account and the acquirer owes the
+    /// merchant, linked, with ids from the order id, so a repeated payment finds the first.
+    pub async fn pay(
+        &self,
+        payload: &str,
+        wallet_id: &str,
+        password: &str,
+    ) -> Result<Order, WalletError> {
+        let (record, merchant, expected) = self.scanned_order(payload).await?;
         let record = match record.status {
             OrderStatus::Created if record.expires_at <= self.now() => {
                 self.close(record).await?;
@@ -665,6 +737,18 @@ impl Wallets {
             // The same wallet paying again: the original answer.
             return Ok(expected);
         }
+        self.move_payment(record, &wallet, &merchant).await
+    }
+
+    /// Moves a created order's money from `wallet` (the wallet pays the wallet institution's
+    /// settlement account, the acquirer owes the merchant, linked, with ids from the order id)
+    /// and marks the order paid. A close or cancel that wins the race gets the money back.
+    async fn move_payment(
+        &self,
+        record: OrderRecord,
+        wallet: &WalletRecord,
+        merchant: &Merchant,
+    ) -> Result<Order, WalletError> {
         if wallet.currency != record.amount.currency() {
             return Err(WalletError::BadAmount);
         }
@@ -722,10 +806,13 @@ impl Wallets {
             }
         }
         tracing::info!(order = %now.id, wallet = %wallet.id, amount_minor = now.amount.minor(), "order paid");
-        self.order_with_payload(now, &merchant)
+        self.order_with_payload(now, merchant)
     }
 
     /// Refunds a paid order in full back to the wallet that paid it, idempotent by order id.
+    /// The status changes first (paid → refunded), so a refund and a terminal's cancel can
+    /// never both give the money back; then the transfers, whose ids come from the order id, so
+    /// asking again after a crash in between moves the money once.
     pub async fn refund(&self, order_id: &str) -> Result<Order, WalletError> {
         let record = self
             .store
@@ -734,37 +821,38 @@ impl Wallets {
             .ok_or(WalletError::UnknownOrder)?;
         let merchant = self.merchant_of_terminal(&record.terminal_id).await?;
         match record.status {
-            OrderStatus::Refunded => return self.order_with_payload(record, &merchant),
-            OrderStatus::Paid => {}
+            OrderStatus::Paid => {
+                self.store
+                    .transition_order(OrderTransition {
+                        order_id: record.id.clone(),
+                        from: OrderStatus::Paid,
+                        to: OrderStatus::Refunded,
+                        wallet_id: None,
+                        at: self.now(),
+                    })
+                    .await?;
+            }
+            OrderStatus::Refunded => {}
             _ => return Err(WalletError::NotRefundable),
         }
-        let wallet_id = record
-            .wallet_id
-            .clone()
-            .ok_or_else(|| WalletError::Setup("a paid order without its wallet".into()))?;
-        let requests = self.undo_transfers(
-            "refund",
-            &record,
-            chart::wallet_account(&wallet_id),
-            &merchant,
-        );
-        if let Some(error) = first_refusal(self.store.submit(requests).await?) {
-            return Err(WalletError::Ledger(error));
-        }
-        self.store
-            .transition_order(OrderTransition {
-                order_id: record.id.clone(),
-                from: OrderStatus::Paid,
-                to: OrderStatus::Refunded,
-                wallet_id: None,
-                at: self.now(),
-            })
-            .await?;
         let now = self
             .store
             .order(order_id)
             .await?
             .ok_or(WalletError::UnknownOrder)?;
+        if now.status != OrderStatus::Refunded {
+            // A cancel reversed it first: the money is back already.
+            return Err(WalletError::NotRefundable);
+        }
+        let wallet_id = now
+            .wallet_id
+            .clone()
+            .ok_or_else(|| WalletError::Setup("a paid order without its wallet".into()))?;
+        let requests =
+            self.undo_transfers("refund", &now, chart::wallet_account(&wallet_id), &merchant);
+        if let Some(error) = first_refusal(self.store.submit(requests).await?) {
+            return Err(WalletError::Ledger(error));
+        }
         tracing::info!(order = %now.id, "order refunded");
         self.order_with_payload(now, &merchant)
     }
@@ -803,6 +891,30 @@ impl Wallets {
             }),
         }
     }
+}
+
+/// The active terminal's merchant, as a payment's transfers and codes need it.
+fn merchant_in(
+    directory: &store::directory::Directory,
+    terminal_id: &str,
+) -> Result<Merchant, WalletError> {
+    let terminal = directory
+        .terminals
+        .iter()
+        .find(|terminal| terminal.id == terminal_id && terminal.status == "active")
+        .ok_or(WalletError::UnknownTerminal)?;
+    let merchant = directory
+        .merchants
+        .iter()
+        .find(|merchant| merchant.id == terminal.merchant_id)
+        .ok_or(WalletError::UnknownTerminal)?;
+    Ok(Merchant {
+        name: merchant.name.clone(),
+        city: merchant.city.clone(),
+        mcc: merchant.mcc.clone(),
+        id: merchant.id.clone(),
+        payable: merchant.settlement_account,
+    })
 }
 
 fn merchant_fields(merchant: &Merchant) -> qr::MerchantFields<'_> {

@@ -119,6 +119,24 @@ pub fn read_payload(config: &WalletConfig, payload: &str) -> Result<Scanned, Wal
     })
 }
 
+/// The wallet page's deep link for a code (`{base}/wallet/scan?payload=…`): opened on the
+/// consumer's phone, it shows the order to confirm, as scanning the code does.
+pub fn deep_link(base_url: &str, payload: &str) -> String {
+    let encoded: String = payload
+        .bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(byte).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect();
+    format!(
+        "{}/wallet/scan?payload={encoded}",
+        base_url.trim_end_matches('/')
+    )
+}
+
 /// The payload as a QR code drawn with Unicode half blocks, two modules per character row, for
 /// a terminal's text screen (dark modules on a light background, with the quiet zone).
 pub fn render_text(payload: &str) -> Result<String, WalletError> {
@@ -184,6 +202,14 @@ mod tests {
         assert_eq!(
             read_payload(&config, &foreign).unwrap_err().code(),
             "foreign_institution"
+        );
+    }
+
+    #[test]
+    fn a_deep_link_carries_the_payload_encoded() {
+        assert_eq!(
+            deep_link("http://127.0.0.1:8080/", "0002 01中"),
+            "http://127.0.0.1:8080/wallet/scan?payload=0002%2001%E4%B8%AD"
         );
     }
 

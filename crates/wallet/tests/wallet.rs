@@ -416,3 +416,351 @@ async fn opening_a_wallet_checks_the_card_and_the_password() {
         assert_eq!(taken.code(), "wallet_conflict");
     }
 }
+
+#[tokio::test]
+async fn a_scan_shows_a_payable_order_and_the_history_lists_what_a_wallet_paid() {
+    for world in worlds().await {
+        world
+            .wallets
+            .top_up("W-CH001", "t1", cny(10_000))
+            .await
+            .unwrap();
+        let first = order(&world, "10000001-h1", 100).await;
+        let second = order(&world, "10000001-h2", 200).await;
+        let unpaid = order(&world, "10000001-h3", 300).await;
+        // A scan reads the order without paying it.
+        let scanned = world.wallets.scan(&first.payload).await.unwrap();
+        assert_eq!(
+            (
+                scanned.merchant_name.as_str(),
+                scanned.merchant_city.as_str()
+            ),
+            ("Lujiazui Coffee", "Shanghai")
+        );
+        assert_eq!(scanned.amount, cny(100));
+        assert_eq!(world.wallets.balance("W-CH001").await.unwrap(), cny(10_000));
+        assert!(
+            world
+                .wallets
+                .history("W-CH001", 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        world
+            .wallets
+            .pay(&first.payload, "W-CH001", PASSWORD)
+            .await
+            .unwrap();
+        world.clock.advance(SECOND);
+        world
+            .wallets
+            .pay(&second.payload, "W-CH001", PASSWORD)
+            .await
+            .unwrap();
+        world.clock.advance(SECOND);
+        world.wallets.refund("10000001-h1").await.unwrap();
+        // Newest change first; an unpaid order and other wallets' orders are not in it.
+        let history = world.wallets.history("W-CH001", 10).await.unwrap();
+        let lines: Vec<(&str, OrderStatus)> = history
+            .iter()
+            .map(|order| (order.id.as_str(), order.status))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                ("10000001-h1", OrderStatus::Refunded),
+                ("10000001-h2", OrderStatus::Paid)
+            ]
+        );
+        assert_eq!(world.wallets.history("W-CH001", 1).await.unwrap().len(), 1);
+        // The merchant's record: every order of its terminals, newest first.
+        let merchant: Vec<String> = world
+            .wallets
+            .merchant_orders("898310058120001", 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|order| order.id.clone())
+            .collect();
+        assert_eq!(merchant, ["10000001-h3", "10000001-h2", "10000001-h1"]);
+        assert!(
+            world
+                .wallets
+                .history("W-CH002", 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // A paid order's code no longer scans as payable; an unpaid one still does.
+        assert_eq!(
+            world
+                .wallets
+                .scan(&second.payload)
+                .await
+                .unwrap_err()
+                .code(),
+            "order_already_paid"
+        );
+        assert!(world.wallets.scan(&unpaid.payload).await.is_ok());
+        world.clock.advance(61 * SECOND);
+        assert_eq!(
+            world
+                .wallets
+                .scan(&unpaid.payload)
+                .await
+                .unwrap_err()
+                .code(),
+            "order_closed"
+        );
+    }
+}
+
+fn charge(id: &str, minor: i64, code: &str) -> wallet::payment_code::NewCharge {
+    wallet::payment_code::NewCharge {
+        charge_id: id.into(),
+        terminal_id: "10000001".into(),
+        amount: cny(minor),
+        code: code.into(),
+    }
+}
+
+async fn merchant_owed(world: &World) -> i64 {
+    let merchant = demo::directory().merchants[0].settlement_account;
+    world
+        .store
+        .account(merchant)
+        .await
+        .unwrap()
+        .unwrap()
+        .balance()
+}
+
+#[tokio::test]
+async fn a_payment_code_is_charged_once_by_the_terminal_that_scans_it() {
+    for world in worlds().await {
+        world
+            .wallets
+            .top_up("W-CH001", "t1", cny(10_000))
+            .await
+            .unwrap();
+        let owed = merchant_owed(&world).await;
+        let issued = world.wallets.issue_code("W-CH001").await.unwrap();
+        assert_eq!(issued.code.len(), 21);
+        // The wallet field starts with the institution (40) and says nothing about the wallet.
+        assert_eq!(&issued.code[..4], "8840");
+        assert_eq!(issued.expires_at - issued.issued_at, 120);
+
+        let paid = world
+            .wallets
+            .charge(charge("c-1", 1_234, &issued.code))
+            .await
+            .unwrap();
+        assert_eq!(paid.status, OrderStatus::Paid);
+        assert_eq!(paid.wallet_id.as_deref(), Some("W-CH001"));
+        assert_eq!(world.wallets.balance("W-CH001").await.unwrap(), cny(8_766));
+        assert_eq!(merchant_owed(&world).await - owed, 1_234);
+        // The terminal retrying the same charge (a lost answer) gets the same answer.
+        let again = world
+            .wallets
+            .charge(charge("c-1", 1_234, &issued.code))
+            .await
+            .unwrap();
+        assert_eq!(
+            (again.status, again.id.as_str()),
+            (OrderStatus::Paid, "c-1")
+        );
+        // Another charge with the same code: refused, nothing charged, its order closed.
+        let used = world
+            .wallets
+            .charge(charge("c-2", 100, &issued.code))
+            .await
+            .unwrap_err();
+        assert_eq!(used.code(), "code_used");
+        assert_eq!(
+            world.wallets.query("c-2").await.unwrap().status,
+            OrderStatus::Closed
+        );
+        assert_eq!(world.wallets.balance("W-CH001").await.unwrap(), cny(8_766));
+        // The charge is in the wallet's history like a scanned order.
+        let history = world.wallets.history("W-CH001", 10).await.unwrap();
+        assert_eq!(history[0].id, "c-1");
+        world.store.check_books().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn bad_payment_codes_are_refused_and_charge_nothing() {
+    for world in worlds().await {
+        world
+            .wallets
+            .top_up("W-CH001", "t1", cny(1_000))
+            .await
+            .unwrap();
+        let now = START_NANOS / SECOND;
+        // Expired: the phone showed it three minutes ago.
+        let old = world.wallets.issue_code("W-CH001").await.unwrap();
+        world.clock.advance(180 * SECOND);
+        let expired = world
+            .wallets
+            .charge(charge("c-old", 100, &old.code))
+            .await
+            .unwrap_err();
+        assert_eq!(expired.code(), "code_expired");
+        let now = now + 180;
+        // Typos fail the check digit; other lengths and letters are not codes.
+        let fresh = world.wallets.issue_code("W-CH001").await.unwrap();
+        let mut typo = fresh.code.clone().into_bytes();
+        typo[12] = if typo[12] == b'9' { b'0' } else { typo[12] + 1 };
+        for bad in [
+            String::from_utf8(typo).unwrap(),
+            "12345".into(),
+            "88abc".into(),
+        ] {
+            let refused = world
+                .wallets
+                .charge(charge("c-bad", 100, &bad))
+                .await
+                .unwrap_err();
+            assert_eq!(refused.code(), "bad_code", "{bad}");
+        }
+        // Another institution's code (institution 41), well formed.
+        let foreign =
+            emvqr::PaymentCode::generate(41_000_001, 123_456, now, emvqr::Policy::default())
+                .unwrap();
+        let refused = world
+            .wallets
+            .charge(charge("c-foreign", 100, &foreign))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), "foreign_institution");
+        // Ours in form, but never issued.
+        let forged =
+            emvqr::PaymentCode::generate(40_000_001, 123_456, now, emvqr::Policy::default())
+                .unwrap();
+        let refused = world
+            .wallets
+            .charge(charge("c-forged", 100, &forged))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), "unknown_code");
+        // More than the balance: refused, and the order is closed.
+        let refused = world
+            .wallets
+            .charge(charge("c-big", 100_000, &fresh.code))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), "insufficient_balance");
+        assert_eq!(
+            world.wallets.query("c-big").await.unwrap().status,
+            OrderStatus::Closed
+        );
+        assert_eq!(world.wallets.balance("W-CH001").await.unwrap(), cny(1_000));
+        world.store.check_books().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_cancel_after_an_unknown_outcome_reverses_the_charge_and_blocks_a_late_one() {
+    for world in worlds().await {
+        world
+            .wallets
+            .top_up("W-CH001", "t1", cny(5_000))
+            .await
+            .unwrap();
+        let owed = merchant_owed(&world).await;
+        // The charge went through, but the terminal never heard: it cancels.
+        let code = world.wallets.issue_code("W-CH001").await.unwrap().code;
+        world
+            .wallets
+            .charge(charge("c-lost", 2_000, &code))
+            .await
+            .unwrap();
+        assert_eq!(world.wallets.balance("W-CH001").await.unwrap(), cny(3_000));
+        let cancelled = world
+            .wallets
+            .cancel("c-lost", "10000001", cny(2_000))
+            .await
+            .unwrap();
+        assert_eq!(cancelled.status, OrderStatus::Reversed);
+        assert_eq!(world.wallets.balance("W-CH001").await.unwrap(), cny(5_000));
+        assert_eq!(merchant_owed(&world).await, owed);
+        // A repeated cancel moves nothing more; a refund after it is refused.
+        world
+            .wallets
+            .cancel("c-lost", "10000001", cny(2_000))
+            .await
+            .unwrap();
+        assert_eq!(world.wallets.balance("W-CH001").await.unwrap(), cny(5_000));
+        assert_eq!(
+            world.wallets.refund("c-lost").await.unwrap_err().code(),
+            "not_refundable"
+        );
+        // Another terminal cannot cancel it.
+        let other = world
+            .wallets
+            .cancel("c-lost", "10000002", cny(2_000))
+            .await
+            .unwrap_err();
+        assert_eq!(other.code(), "order_conflict");
+
+        // The cancel overtook its charge: the charge, arriving late, is refused and the code
+        // stays unused for the next one.
+        let code = world.wallets.issue_code("W-CH001").await.unwrap().code;
+        let tombstone = world
+            .wallets
+            .cancel("c-late", "10000001", cny(700))
+            .await
+            .unwrap();
+        assert_eq!(tombstone.status, OrderStatus::Closed);
+        let late = world
+            .wallets
+            .charge(charge("c-late", 700, &code))
+            .await
+            .unwrap_err();
+        assert_eq!(late.code(), "order_closed");
+        assert_eq!(world.wallets.balance("W-CH001").await.unwrap(), cny(5_000));
+        world
+            .wallets
+            .charge(charge("c-next", 700, &code))
+            .await
+            .unwrap();
+        assert_eq!(world.wallets.balance("W-CH001").await.unwrap(), cny(4_300));
+
+        // Money that moved for an order that never said paid (the host died in between) is
+        // given back by the cancel too.
+        let created = order(&world, "10000001-9", 300).await;
+        let config = WalletConfig::demo();
+        let merchant = demo::directory().merchants[0].settlement_account;
+        let results = world
+            .store
+            .submit(vec![
+                TransferRequest::posted(
+                    chart::transfer_id("pay/wallet", &created.id),
+                    chart::wallet_account("W-CH001"),
+                    chart::wallet_settlement(config.institution, Currency::CNY),
+                    cny(300),
+                )
+                .linked(),
+                TransferRequest::posted(
+                    chart::transfer_id("pay/acquirer", &created.id),
+                    acquirer_due(&config),
+                    merchant,
+                    cny(300),
+                ),
+            ])
+            .await
+            .unwrap();
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        assert_eq!(world.wallets.balance("W-CH001").await.unwrap(), cny(4_000));
+        let cancelled = world
+            .wallets
+            .cancel("10000001-9", "10000001", cny(300))
+            .await
+            .unwrap();
+        assert_eq!(cancelled.status, OrderStatus::Reversed);
+        assert_eq!(world.wallets.balance("W-CH001").await.unwrap(), cny(4_300));
+        world.store.check_books().await.unwrap();
+    }
+}

@@ -208,14 +208,38 @@ pub fn setup(dir: &Path, terminal_id: &str, config: &str, host: SocketAddr, time
 /// One HTTP/1.1 exchange with the host's web server (wallet API, REST API): status and JSON
 /// body.
 pub fn http(web: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    http_with(web, None, method, path, body)
+}
+
+/// [`http`] with HTTP Basic credentials (`basic` is the base64 of `user:password`).
+pub fn http_as(
+    web: SocketAddr,
+    basic: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    http_with(web, Some(basic), method, path, body)
+}
+
+fn http_with(
+    web: SocketAddr,
+    basic: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut stream = std::net::TcpStream::connect(web).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     let body = body.map(|body| body.to_string()).unwrap_or_default();
+    let authorization = basic
+        .map(|basic| format!("Authorization: Basic {basic}\r\n"))
+        .unwrap_or_default();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {web}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {web}\r\nConnection: close\r\n{authorization}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
