@@ -34,6 +34,28 @@ pub enum MasterKey {
     File(PathBuf),
 }
 
+/// How the terminal's PIN and MAC keys are managed (docs/protocol.md "Key schemes").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyScheme {
+    /// `master_key` is the terminal master key; each sign-on delivers working keys under it.
+    #[default]
+    MasterSession,
+    /// AES DUKPT (X9.24-3): `master_key` is the PIN pad's initial key (IK) for `initial_ksn`;
+    /// every message's keys are derived from it and the message's KSN.
+    DukptAes,
+}
+
+impl KeyScheme {
+    /// The scheme's name, as the host's `terminal_sessions.key_scheme` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::MasterSession => acquirer::keys::MASTER_SESSION,
+            Self::DukptAes => acquirer::keys::DUKPT_AES,
+        }
+    }
+}
+
 /// `terminal.toml`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,6 +71,12 @@ pub struct TerminalConfig {
     /// The acquirer host's ISO 8583 address (`easypos up` prints it).
     pub host: String,
     pub master_key: MasterKey,
+    /// `master-session` (the default of files written before AES DUKPT) or `dukpt-aes`.
+    #[serde(default)]
+    pub key_scheme: KeyScheme,
+    /// AES DUKPT: the initial KSN the initial key was loaded with (24 hex digits, counter 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_ksn: Option<String>,
     /// The directory of the terminal's state (keys, counters, batch, receipts).
     pub state_dir: PathBuf,
     /// ISO 4217 alphabetic code of the terminal's currency.
@@ -134,6 +162,8 @@ impl TerminalConfig {
             merchant_city: merchant_city.into(),
             host: host.into(),
             master_key: MasterKey::Demo,
+            key_scheme: KeyScheme::MasterSession,
+            initial_ksn: None,
             state_dir: PathBuf::from(format!("terminal-{terminal_id}")),
             currency: default_currency(),
             country: default_country(),
@@ -195,6 +225,25 @@ impl TerminalConfig {
         self.cvm_limit_minor()?;
         if !(-720..=840).contains(&self.utc_offset_minutes) {
             return Err("utc_offset_minutes must be -720 to 840".into());
+        }
+        match (self.key_scheme, &self.initial_ksn) {
+            (KeyScheme::DukptAes, None) => {
+                return Err("key_scheme dukpt-aes needs initial_ksn (24 hex digits)".into());
+            }
+            (KeyScheme::DukptAes, Some(ksn)) => {
+                let valid = hex::decode(ksn).is_ok_and(|bytes| {
+                    bytes.len() == paycrypto::dukpt::aes::KSN_BYTES && bytes[8..] == [0; 4]
+                });
+                if !valid {
+                    return Err(
+                        "initial_ksn must be 24 hex digits ending in a counter of 00000000".into(),
+                    );
+                }
+            }
+            (KeyScheme::MasterSession, Some(_)) => {
+                return Err("initial_ksn is for key_scheme dukpt-aes only".into());
+            }
+            (KeyScheme::MasterSession, None) => {}
         }
         if self.host.trim().is_empty() {
             return Err("host must be an address such as 127.0.0.1:8583".into());

@@ -20,7 +20,7 @@ use crate::pos::{
 };
 use crate::receipt::{Copy, transaction_name};
 use crate::transactions::TransactionType;
-use paycrypto::{Pin, PinBlock, TdesKey};
+use paycrypto::{Pin, PinBlock};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
@@ -1231,9 +1231,9 @@ fn map_key(event: ratatui::crossterm::event::KeyEvent) -> Option<Key> {
 
 /// The event loop on the real terminal: raw mode, the alternate screen, redrawn every 100 ms
 /// (the countdown) and on every key, until the cashier leaves from the sign-on screen.
-pub fn run(config: TerminalConfig, tmk: TdesKey) -> Result<(), PosError> {
+pub fn run(config: TerminalConfig, key: crate::pos::TerminalKey) -> Result<(), PosError> {
     use ratatui::crossterm::event::{self, Event, KeyEventKind};
-    let pos = Pos::open(config, tmk)?;
+    let pos = Pos::open_with(config, key)?;
     let mut app = App::new(pos);
     let mut terminal = ratatui::try_init()
         .map_err(|error| PosError::Refused(format!("cannot open the screen: {error}")))?;
