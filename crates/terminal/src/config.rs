@@ -328,4 +328,36 @@ mod tests {
         assert!(error.contains("unknown"), "{error}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn an_aes_dukpt_terminal_names_its_initial_ksn_and_old_files_stay_master_session() {
+        let mut config = TerminalConfig::new(
+            "10000003",
+            "898310058120001",
+            "Lujiazui Coffee",
+            "Shanghai",
+            "127.0.0.1:8583",
+        );
+        let text = config.to_toml().unwrap();
+        assert!(text.contains("key_scheme = \"master-session\""), "{text}");
+        let without: String = text
+            .lines()
+            .filter(|line| !line.starts_with("key_scheme"))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let old: TerminalConfig = toml::from_str(&without).unwrap();
+        assert_eq!(old.key_scheme, KeyScheme::MasterSession);
+
+        config.key_scheme = KeyScheme::DukptAes;
+        assert!(config.check().unwrap_err().contains("initial_ksn"));
+        config.initial_ksn = Some("455000011000000300000001".into());
+        assert!(config.check().unwrap_err().contains("counter of 00000000"));
+        config.initial_ksn = Some("455000011000000300000000".into());
+        config.check().unwrap();
+        let text = config.to_toml().unwrap();
+        assert!(text.contains("key_scheme = \"dukpt-aes\""), "{text}");
+        assert_eq!(toml::from_str::<TerminalConfig>(&text).unwrap(), config);
+        config.key_scheme = KeyScheme::MasterSession;
+        assert!(config.check().unwrap_err().contains("dukpt-aes only"));
+    }
 }
