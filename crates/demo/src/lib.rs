@@ -283,6 +283,7 @@ pub fn directory() -> Directory {
         terminals: vec![
             terminal("10000001", SHANGHAI_MERCHANT),
             terminal("10000002", SHANGHAI_MERCHANT),
+            terminal(DUKPT_TERMINAL, SHANGHAI_MERCHANT),
             terminal("20000001", BEIJING_MERCHANT),
         ],
         staff: vec![
@@ -423,7 +424,48 @@ pub fn terminal_master_key_name(terminal_id: &str) -> String {
     format!("terminal/{terminal_id}/tmk")
 }
 
-/// Every demo terminal on the master/session scheme, batch 1, not yet signed on.
+/// The demo terminals on master/session (all but [`DUKPT_TERMINAL`]), by id.
+fn master_session_terminals() -> impl Iterator<Item = String> {
+    directory()
+        .terminals
+        .into_iter()
+        .map(|terminal| terminal.id)
+        .filter(|id| dukpt_initial_ksn(id).is_none())
+}
+
+/// The demo terminal on AES DUKPT (X9.24-3): its PIN pad holds an initial key derived from the
+/// demo DUKPT base key ([`demo_bdk_name`]) for its initial KSN ([`dukpt_initial_ksn`]).
+pub const DUKPT_TERMINAL: &str = "10000003";
+
+/// Name of the demo's AES DUKPT base derivation key (AES-128) in `hsm_keys`. A published test
+/// key ([`demo_test_key`]), like the demo terminal master keys: it lets `easypos terminal init
+/// --demo` load the demo PIN pad's initial key, as a key-injection facility would.
+pub fn demo_bdk_name() -> String {
+    format!("acquirer/{}/demo-bdk-aes128", ACQUIRER.0)
+}
+
+/// The initial KSN (24 hex digits) of a demo AES DUKPT terminal: BDK id 45500001, the
+/// terminal id as derivation id, counter 0. `None` for a master/session terminal.
+pub fn dukpt_initial_ksn(terminal_id: &str) -> Option<String> {
+    (terminal_id == DUKPT_TERMINAL).then(|| format!("45500001{terminal_id}00000000"))
+}
+
+/// The initial key a demo AES DUKPT terminal's PIN pad is loaded with: derived (X9.24-3) from
+/// the published demo base key for the terminal's initial key id. `None` for others.
+pub fn demo_dukpt_initial_key(terminal_id: &str) -> Option<paycrypto::AesKey> {
+    use paycrypto::dukpt::aes as aes_dukpt;
+    let text = dukpt_initial_ksn(terminal_id)?;
+    let ksn = (0..text.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(text.get(at..at + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    let bdk = paycrypto::AesKey::new(&demo_test_key(&demo_bdk_name())?).ok()?;
+    let ksn = aes_dukpt::Ksn::new(&ksn).ok()?;
+    aes_dukpt::initial_key(&bdk, &ksn.initial_key_id()).ok()
+}
+
+/// Every demo terminal, batch 1, not yet signed on: [`DUKPT_TERMINAL`] on AES DUKPT, the
+/// others on master/session.
 pub fn terminal_sessions() -> Vec<TerminalSession> {
     directory()
         .terminals
@@ -435,6 +477,19 @@ pub fn terminal_sessions() -> Vec<TerminalSession> {
 /// A terminal on the master/session scheme, its master key named by
 /// [`terminal_master_key_name`], batch 1, not yet signed on.
 pub fn terminal_session(terminal_id: &str) -> TerminalSession {
+    if let Some(initial_ksn) = dukpt_initial_ksn(terminal_id) {
+        return TerminalSession {
+            tmk_key: demo_bdk_name(),
+            terminal_id: terminal_id.to_owned(),
+            key_scheme: "dukpt-aes".into(),
+            pin_key: None,
+            mac_key: None,
+            batch: 1,
+            operator: None,
+            signed_on_at: None,
+            initial_ksn: Some(initial_ksn),
+        };
+    }
     TerminalSession {
         tmk_key: terminal_master_key_name(terminal_id),
         terminal_id: terminal_id.to_owned(),
@@ -536,9 +591,11 @@ pub fn key_specs() -> Vec<(String, KeySpec)> {
             KeySpec::bdk_tdes(),
         ),
     ];
-    for terminal in directory().terminals {
+    specs.push((demo_bdk_name(), KeySpec::bdk_aes(16)));
+    // A DUKPT terminal has no master key: its keys come from the base key.
+    for terminal in master_session_terminals() {
         specs.push((
-            terminal_master_key_name(&terminal.id),
+            terminal_master_key_name(&terminal),
             KeySpec::terminal_master_key(),
         ));
     }
@@ -556,16 +613,16 @@ pub fn key_specs() -> Vec<(String, KeySpec)> {
 
 /// The demo's published test keys: the keys a terminal or card simulator must hold in clear to
 /// play the demo world — each demo terminal's master key and each demo issuer's EMV issuer
-/// master key and CVV key. Like the demo PIN, they are public: the first 16 bytes of
-/// SHA-256 of `easypos-demo-test-key/<name>`. Every other key (zone keys, PVV keys, the
-/// fingerprint key, DUKPT base keys) is generated inside the HSM. Never put real cards in a
+/// master key and CVV key, and the demo AES DUKPT base key ([`demo_bdk_name`]). Like the demo
+/// PIN, they are public: the first 16 bytes of SHA-256 of `easypos-demo-test-key/<name>`.
+/// Every other key (zone keys, PVV keys, the fingerprint key, the acquirer's own DUKPT base
+/// keys) is generated inside the HSM. Never put real cards in a
 /// demo world.
 pub fn demo_test_key(name: &str) -> Option<Vec<u8>> {
     use sha2::Digest;
-    let published = directory()
-        .terminals
-        .iter()
-        .any(|terminal| terminal_master_key_name(&terminal.id) == name)
+    let published = master_session_terminals()
+        .any(|terminal| terminal_master_key_name(&terminal) == name)
+        || name == demo_bdk_name()
         || [DEBIT_BANK, CREDIT_ISSUER].iter().any(|issuer| {
             name == format!("issuer/{}/imk-ac", issuer.0)
                 || name == format!("issuer/{}/cvk", issuer.0)
@@ -759,10 +816,12 @@ pub async fn seed(store: &Store, hsm: &dyn Hsm) -> Result<Seeded, DemoError> {
     let profiles = issuer_cards(hsm, &keys)?;
     if store.meta(SEEDED_KEY).await?.is_some() {
         // Cards seeded before fingerprints and issuer profiles existed get them; a card that
-        // has them keeps its own.
+        // has them keeps its own. Terminals added to the demo world since (10000003, on AES
+        // DUKPT) join it; existing ones are kept as they are.
         store
             .put_directory(Directory {
                 cards: directory.cards,
+                terminals: directory.terminals,
                 ..Directory::default()
             })
             .await?;
@@ -861,6 +920,32 @@ mod tests {
     }
 
     #[test]
+    fn the_dukpt_terminal_s_initial_key_comes_from_the_published_base_key() {
+        let session = terminal_session(DUKPT_TERMINAL);
+        assert_eq!(
+            (
+                session.key_scheme.as_str(),
+                session.tmk_key,
+                session.initial_ksn
+            ),
+            (
+                "dukpt-aes",
+                demo_bdk_name(),
+                Some(format!("45500001{DUKPT_TERMINAL}00000000"))
+            )
+        );
+        let bdk = paycrypto::AesKey::new(&demo_test_key(&demo_bdk_name()).unwrap()).unwrap();
+        let id = [0x45, 0x50, 0x00, 0x01, 0x10, 0x00, 0x00, 0x03];
+        let expected = paycrypto::dukpt::aes::initial_key(&bdk, &id).unwrap();
+        assert_eq!(
+            demo_dukpt_initial_key(DUKPT_TERMINAL).unwrap().expose(),
+            expected.expose()
+        );
+        assert!(demo_dukpt_initial_key("10000001").is_none());
+        assert_eq!(terminal_session("10000001").key_scheme, "master-session");
+    }
+
+    #[test]
     fn the_world_has_what_the_journeys_need() {
         let world = directory();
         assert_eq!(world.institutions.len(), 4);
@@ -870,7 +955,7 @@ mod tests {
             .iter()
             .filter(|terminal| terminal.merchant_id == "898310058120001")
             .count();
-        assert_eq!((shanghai_terminals, world.terminals.len()), (2, 3));
+        assert_eq!((shanghai_terminals, world.terminals.len()), (3, 4));
         assert_eq!(world.cardholders.len(), 5);
         assert!(
             world

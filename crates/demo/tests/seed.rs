@@ -154,7 +154,7 @@ async fn the_demo_world_seeds_once_balances_and_finds_cards_by_number() {
                 directory.terminals.len(),
                 directory.cardholders.len()
             ),
-            (2, 3, 5)
+            (2, 4, 5)
         );
         store.close().await.unwrap();
     }
@@ -185,7 +185,11 @@ async fn terminal_master_keys_and_card_keys_are_the_published_test_keys_and_the_
         match demo::demo_test_key(&key.name) {
             Some(clear) => {
                 published += 1;
-                let expected = paycrypto::kcv::tdes(&paycrypto::TdesKey::new(&clear).unwrap());
+                let expected = if key.name == demo::demo_bdk_name() {
+                    paycrypto::kcv::aes_cmac_kcv(&paycrypto::AesKey::new(&clear).unwrap())
+                } else {
+                    paycrypto::kcv::tdes(&paycrypto::TdesKey::new(&clear).unwrap())
+                };
                 assert_eq!(
                     key.check_value,
                     paycrypto::to_hex(&expected),
@@ -200,8 +204,14 @@ async fn terminal_master_keys_and_card_keys_are_the_published_test_keys_and_the_
             ),
         }
     }
-    // Three terminals, and an issuer master key and a CVV key for each of the two issuers.
-    assert_eq!(published, demo::directory().terminals.len() + 4);
+    // Three master/session terminals' master keys, the AES DUKPT terminal's base key, and an
+    // issuer master key and a CVV key for each of the two issuers.
+    assert_eq!(published, 3 + 1 + 4);
+    assert_eq!(
+        demo::demo_test_key(&demo::terminal_master_key_name(demo::DUKPT_TERMINAL)),
+        None,
+        "a DUKPT terminal has no master key"
+    );
     assert_ne!(
         demo::demo_test_key(&demo::terminal_master_key_name("10000001")),
         demo::demo_test_key(&demo::terminal_master_key_name("10000002")),

@@ -13,8 +13,9 @@ use clap::{Args, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use terminal::cardfile::CardFile;
-use terminal::config::{Language, MasterKey, TerminalConfig};
-use terminal::pos::{Method, Payment, Pos, PosError, Presentation, TransactionResult};
+use terminal::config::{KeyScheme, Language, MasterKey, TerminalConfig};
+use terminal::dukpt::AesDukptDevice;
+use terminal::pos::{Method, Payment, Pos, PosError, Presentation, TerminalKey, TransactionResult};
 use terminal::receipt::Copy;
 use terminal::transactions::TransactionType;
 
@@ -96,16 +97,29 @@ enum LanguageArg {
     Zh,
 }
 
+/// `--key-scheme` of `terminal init`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum KeySchemeArg {
+    /// AES DUKPT (X9.24-3): a key per transaction, format 4 PIN blocks, AES-CMAC.
+    DukptAes,
+    /// A terminal master key and working keys from each sign-on.
+    MasterSession,
+}
+
 #[derive(Debug, Subcommand)]
 enum TerminalCommand {
     /// Activate a new terminal with its one-time code: receive its parameters and master key,
     /// write terminal.toml, and sign on (docs/onboarding.md).
     Activate(crate::terminal_activate::ActivateArgs),
-    /// Write a terminal.toml for a demo terminal (10000001, 10000002 or 20000001).
+    /// Write a terminal.toml for a demo terminal (10000003 on AES DUKPT; 10000001, 10000002
+    /// and 20000001 on master/session).
     Init {
         /// The demo terminal's id.
         #[arg(long, value_name = "TERMINAL_ID")]
         demo: String,
+        /// The key scheme; by default the demo terminal's own (the host knows each terminal's).
+        #[arg(long, value_enum)]
+        key_scheme: Option<KeySchemeArg>,
         /// The host's ISO 8583 address, as `easypos up` prints it.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8583")]
         host: String,
@@ -331,12 +345,20 @@ fn execute(args: TerminalArgs) -> Result<u8, Failure> {
         TerminalCommand::Activate(args) => Ok(crate::terminal_activate::run(&args)?),
         TerminalCommand::Init {
             demo: terminal_id,
+            key_scheme,
             host,
             config,
             language,
             timeout_ms,
         } => {
-            init(&terminal_id, &host, &config, language, timeout_ms)?;
+            init(
+                &terminal_id,
+                key_scheme,
+                &host,
+                &config,
+                language,
+                timeout_ms,
+            )?;
             Ok(EXIT_APPROVED)
         }
         TerminalCommand::SignOn { common, operator } => {
@@ -489,7 +511,7 @@ fn execute(args: TerminalArgs) -> Result<u8, Failure> {
         TerminalCommand::Reprint { common, receipt } => reprint(&common, &receipt),
         TerminalCommand::Batch { common } => batch(&common),
         TerminalCommand::Tui { config, wallet_url } => {
-            let (config, tmk) = load(&config)?;
+            let (config, key) = load(&config)?;
             let currency = config
                 .currency()
                 .map_err(|reason| anyhow::anyhow!(reason))?;
@@ -499,7 +521,7 @@ fn execute(args: TerminalArgs) -> Result<u8, Failure> {
                 currency,
                 order_timeout_seconds: wallet::DEFAULT_ORDER_TIMEOUT_SECONDS,
             };
-            terminal::tui::run(config, tmk, Some(std::sync::Arc::new(qr)))?;
+            terminal::tui::run(config, key, Some(std::sync::Arc::new(qr)))?;
             Ok(EXIT_APPROVED)
         }
     }
@@ -507,6 +529,7 @@ fn execute(args: TerminalArgs) -> Result<u8, Failure> {
 
 fn init(
     terminal_id: &str,
+    key_scheme: Option<KeySchemeArg>,
     host: &str,
     path: &Path,
     language: LanguageArg,
@@ -518,7 +541,10 @@ fn init(
         .iter()
         .find(|terminal| terminal.id == terminal_id)
         .with_context(|| {
-            format!("{terminal_id} is not a demo terminal (10000001, 10000002, 20000001)")
+            format!(
+                "{terminal_id} is not a demo terminal (10000003 on AES DUKPT; 10000001, \
+                 10000002, 20000001 on master/session)"
+            )
         })?;
     let merchant = directory
         .merchants
@@ -536,6 +562,24 @@ fn init(
         host,
     );
     config.merchant_name_zh = Some(merchant.name_zh.clone());
+    // The host works each terminal under one scheme: the demo terminal's, unless asked.
+    let own = demo::dukpt_initial_ksn(terminal_id);
+    match (key_scheme, own) {
+        (None | Some(KeySchemeArg::DukptAes), Some(initial_ksn)) => {
+            config.key_scheme = KeyScheme::DukptAes;
+            config.initial_ksn = Some(initial_ksn);
+        }
+        (None | Some(KeySchemeArg::MasterSession), None) => {}
+        (Some(KeySchemeArg::DukptAes), None) => anyhow::bail!(
+            "demo terminal {terminal_id} is on master/session at the host; for AES DUKPT use \
+             --demo {}",
+            demo::DUKPT_TERMINAL
+        ),
+        (Some(KeySchemeArg::MasterSession), Some(_)) => anyhow::bail!(
+            "demo terminal {terminal_id} is on AES DUKPT at the host; for master/session use \
+             --demo 10000001"
+        ),
+    }
     config.language = match language {
         LanguageArg::En => Language::English,
         LanguageArg::Zh => Language::Chinese,
@@ -547,18 +591,42 @@ fn init(
     let text = config.to_toml().map_err(|reason| anyhow::anyhow!(reason))?;
     terminal::files::write_atomic(path, text.as_bytes())?;
     println!(
-        "wrote {} for terminal {terminal_id} of {} ({}); its state goes to {}",
+        "wrote {} for terminal {terminal_id} of {} ({}), key scheme {}; its state goes to {}",
         path.display(),
         merchant.name,
         merchant.id,
+        config.key_scheme.name(),
         config.state_dir.display()
     );
     Ok(())
 }
 
-/// The configuration and the terminal master key it names.
-fn load(path: &Path) -> anyhow::Result<(TerminalConfig, paycrypto::TdesKey)> {
+/// The configuration and the key it names: the terminal master key (master/session) or the
+/// PIN pad's AES DUKPT initial key.
+fn load(path: &Path) -> anyhow::Result<(TerminalConfig, TerminalKey)> {
     let config = TerminalConfig::load(path)?;
+    if config.key_scheme == KeyScheme::DukptAes {
+        let initial_key = match &config.master_key {
+            MasterKey::Demo => {
+                demo::demo_dukpt_initial_key(&config.terminal_id).with_context(|| {
+                    format!(
+                        "master_key = \"demo\", but {} is not the demo AES DUKPT terminal ({})",
+                        config.terminal_id,
+                        demo::DUKPT_TERMINAL
+                    )
+                })?
+            }
+            MasterKey::File(file) => paycrypto::AesKey::new(&key_file(file)?)
+                .context("the AES DUKPT initial key (32, 48 or 64 hex digits)")?,
+        };
+        let initial_ksn = config
+            .initial_ksn
+            .as_deref()
+            .and_then(|text| hex::decode(text).ok())
+            .context("initial_ksn")?;
+        let device = AesDukptDevice::new(initial_key, &initial_ksn)?;
+        return Ok((config, TerminalKey::AesDukpt(device)));
+    }
     let bytes = match &config.master_key {
         MasterKey::Demo => demo::demo_test_key(&demo::terminal_master_key_name(
             &config.terminal_id,
@@ -569,20 +637,23 @@ fn load(path: &Path) -> anyhow::Result<(TerminalConfig, paycrypto::TdesKey)> {
                 config.terminal_id
             )
         })?,
-        MasterKey::File(file) => {
-            let text = std::fs::read_to_string(file)
-                .with_context(|| format!("cannot read the master key file {}", file.display()))?;
-            hex::decode(text.trim())
-                .map_err(|_| anyhow::anyhow!("the master key file {} is not hex", file.display()))?
-        }
+        MasterKey::File(file) => key_file(file)?,
     };
     let tmk = paycrypto::TdesKey::new(&bytes).context("the terminal master key")?;
-    Ok((config, tmk))
+    Ok((config, TerminalKey::Master(tmk)))
+}
+
+/// The key in a `master_key` file, in hex.
+fn key_file(file: &Path) -> anyhow::Result<Vec<u8>> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read the master key file {}", file.display()))?;
+    hex::decode(text.trim())
+        .map_err(|_| anyhow::anyhow!("the master key file {} is not hex", file.display()))
 }
 
 fn open(path: &Path) -> Result<Pos, Failure> {
-    let (config, tmk) = load(path)?;
-    Ok(Pos::open(config, tmk)?)
+    let (config, key) = load(path)?;
+    Ok(Pos::open_with(config, key)?)
 }
 
 fn amount_minor(text: &str, config: &TerminalConfig) -> anyhow::Result<u64> {
@@ -845,8 +916,8 @@ fn settle(common: &Common) -> Result<u8, Failure> {
 }
 
 fn reprint(common: &Common, receipt_args: &ReceiptArgs) -> Result<u8, Failure> {
-    let (config, tmk) = load(&common.config)?;
-    let pos = Pos::open(config, tmk)?;
+    let (config, key) = load(&common.config)?;
+    let pos = Pos::open_with(config, key)?;
     let receipt = pos
         .last_receipt()
         .context("no receipt to reprint in this batch")?;
@@ -875,8 +946,8 @@ fn reprint(common: &Common, receipt_args: &ReceiptArgs) -> Result<u8, Failure> {
 }
 
 fn batch(common: &Common) -> Result<u8, Failure> {
-    let (config, tmk) = load(&common.config)?;
-    let pos = Pos::open(config, tmk)?;
+    let (config, key) = load(&common.config)?;
+    let pos = Pos::open_with(config, key)?;
     let state = pos.state();
     if common.json {
         println!(

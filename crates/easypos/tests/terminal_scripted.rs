@@ -1128,3 +1128,166 @@ fn a_batch_that_disagrees_is_uploaded_and_closed_with_each_difference_recorded()
         ]
     );
 }
+
+/// A proxy in front of `host` that keeps a copy of every request frame it forwards.
+fn recording_proxy(host: SocketAddr) -> (SocketAddr, std::sync::mpsc::Receiver<Vec<u8>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let (sender, frames) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { break };
+            let sender = sender.clone();
+            std::thread::spawn(move || {
+                let mut upstream = TcpStream::connect(host).unwrap();
+                loop {
+                    let mut length = [0u8; 2];
+                    if client.read_exact(&mut length).is_err() {
+                        break;
+                    }
+                    let mut frame = vec![0u8; usize::from(u16::from_be_bytes(length))];
+                    client.read_exact(&mut frame).unwrap();
+                    upstream.write_all(&length).unwrap();
+                    upstream.write_all(&frame).unwrap();
+                    let _ = sender.send(frame);
+                    let mut answer_length = [0u8; 2];
+                    upstream.read_exact(&mut answer_length).unwrap();
+                    let mut answer = vec![0u8; usize::from(u16::from_be_bytes(answer_length))];
+                    upstream.read_exact(&mut answer).unwrap();
+                    client.write_all(&answer_length).unwrap();
+                    client.write_all(&answer).unwrap();
+                }
+            });
+        }
+    });
+    (address, frames)
+}
+
+/// Where the terminal's config points at `host`, point it at `proxy`.
+fn reroute(dir: &Path, config: &str, host: SocketAddr, proxy: SocketAddr) {
+    let text = std::fs::read_to_string(dir.join(config)).unwrap();
+    std::fs::write(
+        dir.join(config),
+        text.replace(
+            &format!("host = \"{host}\""),
+            &format!("host = \"{proxy}\""),
+        ),
+    )
+    .unwrap();
+}
+
+fn ksn_counter(dir: &Path) -> u64 {
+    let state: Value = serde_json::from_slice(
+        &std::fs::read(dir.join(format!("terminal-{}/state.json", demo::DUKPT_TERMINAL))).unwrap(),
+    )
+    .unwrap();
+    state["ksn_counter"].as_u64().unwrap()
+}
+
+#[test]
+fn the_demo_dukpt_terminal_pays_under_aes_dukpt_and_its_ksn_only_goes_up() {
+    let dir = temp_dir("dukpt");
+    let host = up(&dir);
+    setup(
+        &dir,
+        demo::DUKPT_TERMINAL,
+        "dukpt.toml",
+        host.terminals,
+        20_000,
+    );
+    let config = std::fs::read_to_string(dir.join("dukpt.toml")).unwrap();
+    let initial_ksn = demo::dukpt_initial_ksn(demo::DUKPT_TERMINAL).unwrap();
+    assert!(config.contains("key_scheme = \"dukpt-aes\""), "{config}");
+    assert!(
+        config.contains(&format!("initial_ksn = \"{initial_ksn}\"")),
+        "{config}"
+    );
+    // The host knows only AES DUKPT for this terminal: master/session is refused at init.
+    let refused = run(
+        &dir,
+        &[
+            "terminal",
+            "init",
+            "--demo",
+            demo::DUKPT_TERMINAL,
+            "--key-scheme",
+            "master-session",
+            "--config",
+            "other.toml",
+        ],
+    );
+    assert_ne!(refused.code, 0);
+    assert!(refused.stderr.contains("AES DUKPT"), "{}", refused.stderr);
+    let (proxy, frames) = recording_proxy(host.terminals);
+    reroute(&dir, "dukpt.toml", host.terminals, proxy);
+
+    let sale = pay(&dir, "dukpt.toml", "card-CH001-D", demo::DEMO_PIN, "12.34");
+    assert_eq!(sale.code, 0, "{} {}", sale.stdout, sale.stderr);
+    assert_eq!(sale.json["response_code"], "00");
+    assert_eq!(sale.json["receipt"]["cvm"], "pin-verified");
+    assert_eq!(sale.json["receipt"]["terminal_id"], demo::DUKPT_TERMINAL);
+    assert_eq!(
+        ksn_counter(&dir),
+        1,
+        "the PIN block and its sale share KSN 1"
+    );
+
+    // The sale carried KSN counter 1 and, after it, a 16-byte format 4 PIN block (field 62,
+    // 28 bytes behind its length): the host derived both keys from the BDK and the KSN.
+    let ksn = |counter: u32| {
+        let mut bytes = hex::decode(&initial_ksn).unwrap();
+        bytes[8..].copy_from_slice(&counter.to_be_bytes());
+        bytes
+    };
+    let sent: Vec<Vec<u8>> = frames.try_iter().collect();
+    let sale_frame = sent
+        .iter()
+        .find(|frame| frame.get(11..13) == Some(&[0x02, 0x00]))
+        .expect("the 0200 went through the proxy");
+    let at = sale_frame
+        .windows(12)
+        .position(|window| window == ksn(1).as_slice())
+        .expect("field 62 carries KSN 1");
+    assert_eq!(
+        sale_frame.len() - at,
+        12 + 16 + 8,
+        "KSN, PIN block, then the MAC"
+    );
+
+    // A wrong PIN is declined 55 by the issuer: the host translated the format 4 block.
+    let wrong = pay(&dir, "dukpt.toml", "card-CH002-D", "654321", "1.00");
+    assert_eq!(
+        (wrong.code, wrong.json["response_code"].as_str()),
+        (1, Some("55")),
+        "{}",
+        wrong.stderr
+    );
+    // Each run of the command is a restart: the counter kept on disk goes on from there.
+    assert_eq!(ksn_counter(&dir), 2);
+    let again = pay(&dir, "dukpt.toml", "card-CH001-D", demo::DEMO_PIN, "1.00");
+    assert_eq!(again.code, 0, "{} {}", again.stdout, again.stderr);
+    assert_eq!(ksn_counter(&dir), 3);
+    let sent: Vec<Vec<u8>> = frames.try_iter().collect();
+    assert!(
+        sent.iter()
+            .any(|frame| frame.windows(12).any(|window| window == ksn(3).as_slice())),
+        "the third sale carried KSN 3"
+    );
+
+    // An answer whose AES-CMAC fails is not trusted: the sale is reversed under a new KSN.
+    reroute(
+        &dir,
+        "dukpt.toml",
+        proxy,
+        mac_corrupting_proxy(host.terminals),
+    );
+    let forged = pay(&dir, "dukpt.toml", "card-CH004-D", demo::DEMO_PIN, "9.00");
+    assert_eq!(forged.code, 3, "{} {}", forged.stdout, forged.stderr);
+    assert_eq!(forged.json["reversal"], "acknowledged");
+    assert_eq!(ksn_counter(&dir), 5, "the sale, then its reversal");
+    // No PIN block or key in the terminal's files.
+    let state = String::from_utf8_lossy(&state_bytes(&dir)).into_owned();
+    assert!(!state.contains(&demo_pan("card-CH001-D")));
+    drop(host);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -34,6 +34,28 @@ pub enum MasterKey {
     File(PathBuf),
 }
 
+/// How the terminal's PIN and MAC keys are managed (docs/protocol.md "Key schemes").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyScheme {
+    /// `master_key` is the terminal master key; each sign-on delivers working keys under it.
+    #[default]
+    MasterSession,
+    /// AES DUKPT (X9.24-3): `master_key` is the PIN pad's initial key (IK) for `initial_ksn`;
+    /// every message's keys are derived from it and the message's KSN.
+    DukptAes,
+}
+
+impl KeyScheme {
+    /// The scheme's name, as the host's `terminal_sessions.key_scheme` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::MasterSession => acquirer::keys::MASTER_SESSION,
+            Self::DukptAes => acquirer::keys::DUKPT_AES,
+        }
+    }
+}
+
 /// `terminal.toml`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,6 +71,12 @@ pub struct TerminalConfig {
     /// The acquirer host's ISO 8583 address (`easypos up` prints it).
     pub host: String,
     pub master_key: MasterKey,
+    /// `master-session` (the default of files written before AES DUKPT) or `dukpt-aes`.
+    #[serde(default)]
+    pub key_scheme: KeyScheme,
+    /// AES DUKPT: the initial KSN the initial key was loaded with (24 hex digits, counter 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_ksn: Option<String>,
     /// The directory of the terminal's state (keys, counters, batch, receipts).
     pub state_dir: PathBuf,
     /// ISO 4217 alphabetic code of the terminal's currency.
@@ -134,6 +162,8 @@ impl TerminalConfig {
             merchant_city: merchant_city.into(),
             host: host.into(),
             master_key: MasterKey::Demo,
+            key_scheme: KeyScheme::MasterSession,
+            initial_ksn: None,
             state_dir: PathBuf::from(format!("terminal-{terminal_id}")),
             currency: default_currency(),
             country: default_country(),
@@ -195,6 +225,25 @@ impl TerminalConfig {
         self.cvm_limit_minor()?;
         if !(-720..=840).contains(&self.utc_offset_minutes) {
             return Err("utc_offset_minutes must be -720 to 840".into());
+        }
+        match (self.key_scheme, &self.initial_ksn) {
+            (KeyScheme::DukptAes, None) => {
+                return Err("key_scheme dukpt-aes needs initial_ksn (24 hex digits)".into());
+            }
+            (KeyScheme::DukptAes, Some(ksn)) => {
+                let valid = hex::decode(ksn).is_ok_and(|bytes| {
+                    bytes.len() == paycrypto::dukpt::aes::KSN_BYTES && bytes[8..] == [0; 4]
+                });
+                if !valid {
+                    return Err(
+                        "initial_ksn must be 24 hex digits ending in a counter of 00000000".into(),
+                    );
+                }
+            }
+            (KeyScheme::MasterSession, Some(_)) => {
+                return Err("initial_ksn is for key_scheme dukpt-aes only".into());
+            }
+            (KeyScheme::MasterSession, None) => {}
         }
         if self.host.trim().is_empty() {
             return Err("host must be an address such as 127.0.0.1:8583".into());
@@ -278,5 +327,37 @@ mod tests {
         let error = TerminalConfig::load(&path).unwrap_err().to_string();
         assert!(error.contains("unknown"), "{error}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_aes_dukpt_terminal_names_its_initial_ksn_and_old_files_stay_master_session() {
+        let mut config = TerminalConfig::new(
+            "10000003",
+            "898310058120001",
+            "Lujiazui Coffee",
+            "Shanghai",
+            "127.0.0.1:8583",
+        );
+        let text = config.to_toml().unwrap();
+        assert!(text.contains("key_scheme = \"master-session\""), "{text}");
+        let without: String = text
+            .lines()
+            .filter(|line| !line.starts_with("key_scheme"))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let old: TerminalConfig = toml::from_str(&without).unwrap();
+        assert_eq!(old.key_scheme, KeyScheme::MasterSession);
+
+        config.key_scheme = KeyScheme::DukptAes;
+        assert!(config.check().unwrap_err().contains("initial_ksn"));
+        config.initial_ksn = Some("455000011000000300000001".into());
+        assert!(config.check().unwrap_err().contains("counter of 00000000"));
+        config.initial_ksn = Some("455000011000000300000000".into());
+        config.check().unwrap();
+        let text = config.to_toml().unwrap();
+        assert!(text.contains("key_scheme = \"dukpt-aes\""), "{text}");
+        assert_eq!(toml::from_str::<TerminalConfig>(&text).unwrap(), config);
+        config.key_scheme = KeyScheme::MasterSession;
+        assert!(config.check().unwrap_err().contains("dukpt-aes only"));
     }
 }

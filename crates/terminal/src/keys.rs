@@ -1,8 +1,11 @@
-//! The working keys of a sign-on (master/session scheme): the host sends a new PIN key and a
-//! new MAC key in field 62 of the 0810, each encrypted under the terminal master key with a
-//! 4-byte check value (PIK 16 ‖ check 4 ‖ MAK 16 ‖ check 4, docs/protocol.md "Sign-on").
+//! The keys a message is made under. Master/session: the working keys of a sign-on — the host
+//! sends a new PIN key and a new MAC key in field 62 of the 0810, each encrypted under the
+//! terminal master key with a 4-byte check value (PIK 16 ‖ check 4 ‖ MAK 16 ‖ check 4,
+//! docs/protocol.md "Sign-on"). AES DUKPT: one transaction's keys ([`crate::dukpt`]), derived
+//! by the terminal for the KSN the message carries in field 62.
 
 use crate::TerminalError;
+use crate::dukpt::TransactionKeys;
 use iso8583::Message;
 use paycrypto::mac::{Padding, PreparedTdesKey};
 use paycrypto::pinblock::{self, PinBlockFormat, PinKey};
@@ -16,11 +19,18 @@ const CHECK_VALUE_BYTES: usize = 4;
 /// Bytes of field 62 in a sign-on answer: two keys with their check values.
 const FIELD62_BYTES: usize = 2 * (KEY_BYTES + CHECK_VALUE_BYTES);
 
-/// The PIN and MAC working keys of the terminal's current sign-on.
-pub struct WorkingKeys {
-    pin: TdesKey,
-    /// Prepared once: every message is MACed under it, every answer checked.
-    mac: PreparedTdesKey,
+/// The PIN and MAC keys of a message: the working keys of the terminal's current sign-on
+/// (master/session), or one AES DUKPT transaction's keys.
+pub struct WorkingKeys(Scheme);
+
+enum Scheme {
+    MasterSession {
+        pin: TdesKey,
+        /// Prepared once: every message is MACed under it, every answer checked. Boxed: the
+        /// prepared key schedules are large.
+        mac: Box<PreparedTdesKey>,
+    },
+    AesDukpt(TransactionKeys),
 }
 
 impl std::fmt::Debug for WorkingKeys {
@@ -37,42 +47,74 @@ pub struct SignedOn {
     pub batch: u32,
 }
 
+/// The batch (60.2) of the host's 0810 to a sign-on, which must be 00; under AES DUKPT the
+/// answer carries no keys.
+pub fn sign_on_batch(answer: &Message<'_>) -> Result<u32, TerminalError> {
+    if answer.mti.as_str() != "0810" {
+        return Err(TerminalError::Answer(format!(
+            "to a sign-on is {}, not 0810",
+            answer.mti.as_str()
+        )));
+    }
+    let response = answer.response_code()?;
+    if response != "00" {
+        return Err(TerminalError::Answer(format!(
+            "to a sign-on is {response}, not 00"
+        )));
+    }
+    answer
+        .get(60)
+        .map(|value| value.to_text())
+        .and_then(|text| text.get(2..8).and_then(|batch| batch.parse::<u32>().ok()))
+        .ok_or_else(|| TerminalError::Answer("to a sign-on has no batch in 60.2".into()))
+}
+
 impl WorkingKeys {
     /// Keys the terminal holds in clear (tests; a terminal takes them from its sign-on).
     pub fn new(pin: TdesKey, mac: TdesKey) -> Result<Self, TerminalError> {
-        Ok(Self {
+        Ok(Self(Scheme::MasterSession {
             pin,
-            mac: PreparedTdesKey::new(&mac)?,
-        })
+            mac: Box::new(PreparedTdesKey::new(&mac)?),
+        }))
+    }
+
+    /// The keys of one AES DUKPT transaction: a message made under them carries its KSN (and
+    /// the format 4 PIN block) in field 62.
+    pub fn aes_dukpt(keys: TransactionKeys) -> Self {
+        Self(Scheme::AesDukpt(keys))
+    }
+
+    /// Whether these are AES DUKPT transaction keys.
+    pub fn is_dukpt(&self) -> bool {
+        matches!(self.0, Scheme::AesDukpt(_))
+    }
+
+    /// Puts `message` in the shape its scheme wants before it is MACed: under AES DUKPT, field
+    /// 62 is the KSN followed by the PIN block that field 52 held, and field 52 goes.
+    pub fn prepare(&self, message: &mut Message<'_>) -> Result<(), TerminalError> {
+        if let Scheme::AesDukpt(keys) = &self.0 {
+            let block = match message.remove(52) {
+                Some(value) => Some(PinBlock::new(&value.to_bytes())?),
+                None => None,
+            };
+            message.set_bytes(62, keys.field62(block.as_ref()));
+        }
+        Ok(())
     }
 
     /// The working keys and the batch from the host's answer to a sign-on: 39 must be 00 and
     /// field 62 must decrypt under the terminal master key `tmk` to keys whose check values
     /// agree.
     pub fn from_sign_on(tmk: &TdesKey, answer: &Message<'_>) -> Result<SignedOn, TerminalError> {
-        if answer.mti.as_str() != "0810" {
-            return Err(TerminalError::Answer(format!(
-                "to a sign-on is {}, not 0810",
-                answer.mti.as_str()
-            )));
-        }
-        let response = answer.response_code()?;
-        if response != "00" {
-            return Err(TerminalError::Answer(format!(
-                "to a sign-on is {response}, not 00"
-            )));
-        }
+        let batch = sign_on_batch(answer)?;
         let field62 = answer
             .get(62)
             .ok_or_else(|| TerminalError::Answer("to a sign-on has no field 62".into()))?
             .to_bytes();
-        let keys = Self::from_field62(tmk, &field62)?;
-        let batch = answer
-            .get(60)
-            .map(|value| value.to_text())
-            .and_then(|text| text.get(2..8).and_then(|batch| batch.parse::<u32>().ok()))
-            .ok_or_else(|| TerminalError::Answer("to a sign-on has no batch in 60.2".into()))?;
-        Ok(SignedOn { keys, batch })
+        Ok(SignedOn {
+            keys: Self::from_field62(tmk, &field62)?,
+            batch,
+        })
     }
 
     /// The keys of field 62 of a sign-on answer (PIK 16 ‖ check 4 ‖ MAK 16 ‖ check 4), under
@@ -98,20 +140,38 @@ impl WorkingKeys {
         Self::new(key(0)?, key(KEY_BYTES + CHECK_VALUE_BYTES)?)
     }
 
-    /// Field 52: the PIN in an ISO 9564 format 0 block, bound to `pan`, under the PIN key.
+    /// The PIN bound to `pan`: master/session, an ISO 9564 format 0 block under the PIN key
+    /// (field 52); AES DUKPT, a format 4 block with random fill under the transaction's PIN key
+    /// (field 62, after the KSN).
     pub fn pin_block(&self, pin: &Pin, pan: &Pan) -> Result<PinBlock, TerminalError> {
-        Ok(pinblock::encrypt_pin_block(
-            PinBlockFormat::Iso0,
-            PinKey::Tdes(&self.pin),
-            pin,
-            Some(pan),
-            // Format 0 has no random fill.
-            &[0; pinblock::FILL_BYTES],
-        )?)
+        match &self.0 {
+            Scheme::MasterSession { pin: key, .. } => Ok(pinblock::encrypt_pin_block(
+                PinBlockFormat::Iso0,
+                PinKey::Tdes(key),
+                pin,
+                Some(pan),
+                // Format 0 has no random fill.
+                &[0; pinblock::FILL_BYTES],
+            )?),
+            Scheme::AesDukpt(keys) => keys.pin_block(pin, pan, &rand::random()),
+        }
     }
 
-    /// The X9.19 MAC (ISO 9797-1 algorithm 3, padding method 1) of `covered` under the MAC key.
+    /// The request's MAC: X9.19 (ISO 9797-1 algorithm 3, padding method 1) under the MAC
+    /// working key, or AES-CMAC (leftmost 8 bytes) under the DUKPT MAC-generation key.
     pub fn mac(&self, covered: &[u8]) -> [u8; 8] {
-        self.mac.retail_mac(covered, Padding::Method1)
+        match &self.0 {
+            Scheme::MasterSession { mac, .. } => mac.retail_mac(covered, Padding::Method1),
+            Scheme::AesDukpt(keys) => keys.request_mac(covered),
+        }
+    }
+
+    /// Whether an answer's `mac` verifies over `covered` (constant time): under the MAC working
+    /// key, or under the DUKPT MAC-verification key of the request's KSN.
+    pub fn answer_mac_matches(&self, covered: &[u8], mac: &[u8]) -> bool {
+        match &self.0 {
+            Scheme::MasterSession { .. } => paycrypto::mac::macs_equal(mac, &self.mac(covered)),
+            Scheme::AesDukpt(keys) => keys.answer_mac_matches(covered, mac),
+        }
     }
 }

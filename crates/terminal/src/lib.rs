@@ -69,6 +69,7 @@
 mod card;
 pub mod cardfile;
 pub mod config;
+pub mod dukpt;
 pub mod files;
 mod keys;
 pub mod link;

@@ -219,6 +219,7 @@ impl Terminal {
         message: &mut Message<'_>,
         keys: &WorkingKeys,
     ) -> Result<Vec<u8>, TerminalError> {
+        keys.prepare(message)?;
         Ok(acquirer::mac::pack_with_mac(
             self.profile,
             message,
@@ -275,7 +276,7 @@ impl Terminal {
             })?;
             let (covered, mac) = acquirer::mac::mac_parts(self.profile, frame)
                 .ok_or_else(|| answer_error("is too short to carry its MAC".into()))?;
-            if !paycrypto::mac::macs_equal(mac, &keys.mac(covered)) {
+            if !keys.answer_mac_matches(covered, mac) {
                 return Err(answer_error(format!(
                     "{} to {} has a MAC that does not verify",
                     response.code(),

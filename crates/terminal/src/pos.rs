@@ -17,6 +17,7 @@
 
 use crate::cardfile::{CardFile, CardProduct};
 use crate::config::TerminalConfig;
+use crate::dukpt::AesDukptDevice;
 use crate::files::FileError;
 use crate::keys::WorkingKeys;
 use crate::link::{Link, LinkError};
@@ -177,10 +178,30 @@ pub fn local_time(unix: u64, offset_minutes: i32) -> (TransactionDate, (u8, u8, 
     )
 }
 
+/// The key a terminal holds and how it gets its message keys.
+pub enum TerminalKey {
+    /// Master/session: the terminal master key, under which each sign-on delivers working keys.
+    Master(TdesKey),
+    /// AES DUKPT: the PIN pad's initial key, from which each message's keys are derived.
+    AesDukpt(AesDukptDevice),
+}
+
+impl std::fmt::Debug for TerminalKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Master(_) => f.write_str("TerminalKey::Master(masked)"),
+            Self::AesDukpt(device) => write!(f, "TerminalKey::AesDukpt({device:?})"),
+        }
+    }
+}
+
 /// One terminal, its state loaded.
 pub struct Pos {
     config: TerminalConfig,
-    tmk: TdesKey,
+    key: TerminalKey,
+    /// Under AES DUKPT: the counter the PIN block of the coming transaction was made under;
+    /// that transaction's message must carry the same KSN.
+    pin_counter: Option<u32>,
     terminal: Terminal,
     dir: StateDir,
     state: TerminalState,
@@ -207,13 +228,18 @@ impl Pos {
     /// Opens the terminal of `config` with its master key `tmk`: loads (or creates) its
     /// state directory. Nothing is sent yet.
     pub fn open(config: TerminalConfig, tmk: TdesKey) -> Result<Pos, PosError> {
+        Pos::open_with(config, TerminalKey::Master(tmk))
+    }
+
+    /// Opens the terminal of `config` holding `key` (master/session or AES DUKPT).
+    pub fn open_with(config: TerminalConfig, key: TerminalKey) -> Result<Pos, PosError> {
         config.check().map_err(PosError::Refused)?;
         let terminal = Terminal::new(&config.terminal_id, &config.merchant_id)?;
         let dir = StateDir::open(&config.state_dir)?;
         let state = dir.load(&config.terminal_id)?;
-        let keys = match &state.session {
-            Some(session) => Some(session_keys(&tmk, session)?),
-            None => None,
+        let keys = match (&state.session, &key) {
+            (Some(session), TerminalKey::Master(tmk)) => Some(session_keys(tmk, session)?),
+            _ => None,
         };
         let operator = state.session.as_ref().map_or_else(
             || config.operator.clone(),
@@ -221,7 +247,8 @@ impl Pos {
         );
         Ok(Pos {
             config,
-            tmk,
+            key,
+            pin_counter: None,
             terminal,
             dir,
             state,
@@ -252,7 +279,29 @@ impl Pos {
     }
 
     pub fn is_signed_on(&self) -> bool {
-        self.keys.is_some()
+        // Master/session: the session's working keys are loaded with it.
+        self.state.session.is_some()
+    }
+
+    /// Under AES DUKPT, takes the next KSN counter — saved in the state before any use, so a
+    /// counter is never used twice, even after a crash — and makes its keys the message keys.
+    /// `reuse` is a counter a PIN block was already made under (the same transaction).
+    /// Master/session: nothing to do, the sign-on's keys serve every message.
+    fn message_keys(&mut self, reuse: Option<u32>) -> Result<Option<u32>, PosError> {
+        let TerminalKey::AesDukpt(device) = &self.key else {
+            return Ok(None);
+        };
+        let counter = match reuse {
+            Some(counter) => counter,
+            None => {
+                let counter = device.next_counter(self.state.ksn_counter)?;
+                self.state.ksn_counter = counter;
+                self.save()?;
+                counter
+            }
+        };
+        self.keys = Some(WorkingKeys::aes_dukpt(device.transaction(counter)?));
+        Ok(Some(counter))
     }
 
     fn save(&self) -> Result<(), PosError> {
@@ -287,7 +336,7 @@ impl Pos {
         // One fresh connection per operation: a host closes idle connections, and a sale
         // written into a closed one would have to be reversed.
         self.link = None;
-        if self.keys.is_none() {
+        if !self.is_signed_on() {
             let operator = self.operator.clone();
             self.sign_on(&operator)?;
             readiness.signed_on = true;
@@ -344,14 +393,21 @@ impl Pos {
                 answer.response
             )));
         }
-        let signed = crate::WorkingKeys::from_sign_on(&self.tmk, &answer.message)?;
+        let batch = match &self.key {
+            TerminalKey::Master(tmk) => {
+                let signed = crate::WorkingKeys::from_sign_on(tmk, &answer.message)?;
+                self.keys = Some(signed.keys);
+                signed.batch
+            }
+            // No keys in the answer: each message's keys come from its KSN.
+            TerminalKey::AesDukpt(_) => crate::keys::sign_on_batch(&answer.message)?,
+        };
         let field62 = answer
             .message
             .get(62)
             .map(|value| value.to_bytes().into_owned())
             .unwrap_or_default();
-        self.keys = Some(signed.keys);
-        self.state.batch = signed.batch;
+        self.state.batch = batch;
         self.state.session = Some(Session {
             field62_under_tmk: hex::encode_upper(field62),
             operator: operator.to_owned(),
@@ -359,13 +415,13 @@ impl Pos {
         });
         self.operator = operator.to_owned();
         self.save()?;
-        Ok(signed.batch)
+        Ok(batch)
     }
 
     /// Sign-off (签退): sends any pending reversal first, then tells the host to forget this
     /// sign-on's working keys, and forgets them here too. The next operation signs on again.
     pub fn sign_off(&mut self) -> Result<(), PosError> {
-        if self.keys.is_some() {
+        if self.is_signed_on() {
             self.ready()?;
             let stan = self.next_stan()?;
             let request = self.terminal.sign_off(stan, self.state.batch)?;
@@ -387,8 +443,13 @@ impl Pos {
     /// The PIN block of `pin` for the card `pan`, made at entry under the current PIN working
     /// key (signs on first if needed). The clear PIN goes no further.
     pub fn pin_block(&mut self, pin: &Pin, card: &CardFile) -> Result<PinBlock, PosError> {
-        if self.keys.is_none() {
+        if !self.is_signed_on() {
             self.ready()?;
+        }
+        // AES DUKPT: the PIN block is made under the next counter's PIN key, and the
+        // transaction that carries it uses the same KSN.
+        if let Some(counter) = self.message_keys(None)? {
+            self.pin_counter = Some(counter);
         }
         let keys = self
             .keys
@@ -403,6 +464,7 @@ impl Pos {
         let Some(pending) = self.state.pending_reversal.clone() else {
             return Ok(ReversalStatus::Acknowledged);
         };
+        self.message_keys(None)?;
         let keys = self
             .keys
             .as_ref()
@@ -554,6 +616,8 @@ impl Pos {
             pin_block: payment.pin_block.as_ref(),
             original: original.as_ref(),
         })?;
+        let pin_counter = self.pin_counter.take();
+        self.message_keys(payment.pin_block.as_ref().and(pin_counter))?;
         let keys = self
             .keys
             .as_ref()

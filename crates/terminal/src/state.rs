@@ -91,6 +91,10 @@ pub struct TerminalState {
     pub transactions: Vec<BatchEntry>,
     pub pending_reversal: Option<PendingReversal>,
     pub last_receipt: Option<Receipt>,
+    /// AES DUKPT: the last KSN counter used (0 before the first message). Saved before each
+    /// use, so a KSN is never sent twice.
+    #[serde(default)]
+    pub ksn_counter: u32,
 }
 
 impl TerminalState {
@@ -104,6 +108,7 @@ impl TerminalState {
             transactions: Vec::new(),
             pending_reversal: None,
             last_receipt: None,
+            ksn_counter: 0,
         }
     }
 

@@ -25,7 +25,7 @@ use crate::pos::{
 };
 use crate::receipt::{Copy, transaction_name};
 use crate::transactions::TransactionType;
-use paycrypto::{Pin, PinBlock, TdesKey};
+use paycrypto::{Pin, PinBlock};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
@@ -1469,11 +1469,11 @@ pub fn qr_text(payload: &str) -> Vec<String> {
 /// (the countdown) and on every key, until the cashier leaves from the sign-on screen.
 pub fn run(
     config: TerminalConfig,
-    tmk: TdesKey,
+    key: crate::pos::TerminalKey,
     qr: Option<Arc<dyn QrPayments>>,
 ) -> Result<(), PosError> {
     use ratatui::crossterm::event::{self, Event, KeyEventKind};
-    let pos = Pos::open(config, tmk)?;
+    let pos = Pos::open_with(config, key)?;
     let mut app = App::new(pos);
     if let Some(qr) = qr {
         app = app.with_qr(qr);
