@@ -21,6 +21,7 @@
 //! ```
 
 pub mod accounts;
+pub mod audit;
 pub mod cards;
 mod clock;
 mod committed;

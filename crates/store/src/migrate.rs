@@ -91,6 +91,11 @@ const SQLITE: &[Migration] = &[
         name: "freezes",
         sql: include_str!("../migrations/sqlite/0016_freezes.sql"),
     },
+    Migration {
+        version: 17,
+        name: "audit_log",
+        sql: include_str!("../migrations/sqlite/0017_audit_log.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -173,6 +178,11 @@ const POSTGRES: &[Migration] = &[
         version: 16,
         name: "freezes",
         sql: include_str!("../migrations/postgres/0016_freezes.sql"),
+    },
+    Migration {
+        version: 17,
+        name: "audit_log",
+        sql: include_str!("../migrations/postgres/0017_audit_log.sql"),
     },
 ];
 

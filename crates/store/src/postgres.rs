@@ -63,6 +63,9 @@ mod wallets;
 // Emergency freezes (issue 10).
 #[path = "postgres_freezes.rs"]
 mod freezes;
+// The hash-chained audit log (issue 10).
+#[path = "postgres_audit.rs"]
+mod audit;
 
 enum Job {
     Transfers {
