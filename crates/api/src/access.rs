@@ -36,6 +36,9 @@ pub enum Resource {
     /// Emergency freezes of terminals, merchants and cards: the acquirer's operators, and a
     /// merchant's admin and manager for their own terminals and merchant.
     Freezes,
+    /// The audit log: operators their institution's and merchants' entries, a merchant's admin
+    /// and manager their merchant's.
+    Audit,
 }
 
 /// Whether `role` may use routes on `resource` at all.
@@ -55,7 +58,7 @@ pub fn allows(role: Role, resource: Resource) -> bool {
             role,
             PlatformOperator | IssuerOperator | WalletOperator | MerchantAdmin | ChannelPartner
         ),
-        Freezes => matches!(role, PlatformOperator | MerchantAdmin | MerchantManager),
+        Freezes | Audit => matches!(role, PlatformOperator | MerchantAdmin | MerchantManager),
     }
 }
 

@@ -19,6 +19,7 @@
 #![recursion_limit = "256"]
 
 pub mod access;
+pub mod audit;
 pub mod auth;
 pub mod idempotency;
 pub mod openapi;
@@ -74,7 +75,7 @@ impl ApiState {
 
 /// Every route of the API (method, path as the OpenAPI document writes it). The router is
 /// built from the same calls, and a test checks both against each other and the document.
-pub const ROUTES: [(&str, &str); 20] = [
+pub const ROUTES: [(&str, &str); 22] = [
     ("GET", "/api/v1/me"),
     ("GET", "/api/v1/transactions"),
     ("GET", "/api/v1/transactions/{id}"),
@@ -98,6 +99,8 @@ pub const ROUTES: [(&str, &str); 20] = [
     ("GET", "/api/v1/freezes"),
     ("PUT", "/api/v1/freezes/{scope}/{target}"),
     ("DELETE", "/api/v1/freezes/{scope}/{target}"),
+    ("GET", "/api/v1/audit"),
+    ("GET", "/api/v1/audit/verify"),
 ];
 
 /// The API's router: `/api/v1/…` behind authentication and idempotency, and the OpenAPI
@@ -136,6 +139,8 @@ pub fn router(state: ApiState) -> Router {
             "/api/v1/freezes/{scope}/{target}",
             axum::routing::put(routes::freeze).delete(routes::thaw),
         )
+        .route("/api/v1/audit", get(audit::list_audit))
+        .route("/api/v1/audit/verify", get(audit::verify_audit))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -252,7 +252,15 @@ pub fn document() -> Value {
                     "responses": operation("freeze", "", ("200", ok("Freeze")), json!([]), &not_found)["responses"].clone()
                 },
                 "delete": operation("thaw", "Lift a freeze (204 whether or not there was one)", ("204", json!({"description": "Thawed"})), freeze_path, &not_found)
-            }
+            },
+            "/api/v1/audit": {"get": operation("listAudit", "Audit log entries, oldest first: operators their institution's and its merchants', a merchant's admin and manager their merchant's (docs/audit.md)", ("200", ok("AuditPage")), json!([
+                query("cursor", "The next_cursor of the previous page", json!({"type": "string"})),
+                query("limit", "Entries per page, 1 to 1000 (default 100)", json!({"type": "string"})),
+                query("actor", "Only this user's actions", json!({"type": "string"})),
+                query("action", "Only actions starting with this, e.g. freeze.", json!({"type": "string"})),
+                query("target", "Only actions on this target, e.g. terminal:T0000001", json!({"type": "string"}))
+            ]), &[])},
+            "/api/v1/audit/verify": {"get": operation("verifyAudit", "Walk the hash chain and report the first break (operators)", ("200", ok("AuditVerification")), json!([]), &[])}
         },
         "components": {
             "securitySchemes": {
@@ -350,6 +358,27 @@ pub fn document() -> Value {
                     "properties": {"scope": {"type": "string", "enum": ["terminal", "merchant", "card"]}, "target": {"type": "string"}, "reason": {"type": "string"}, "frozen_by": {"type": "string", "description": "User name of who froze it"}, "frozen_at": {"type": "string", "format": "date-time"}}
                 },
                 "FreezePage": page("Freeze"),
+                "AuditEntry": {
+                    "type": "object",
+                    "required": ["seq", "at", "actor", "action", "target", "detail", "tenant", "prev_hash", "hash"],
+                    "properties": {
+                        "seq": {"type": "integer", "description": "1, 2, 3 … without gaps"},
+                        "at": {"type": "integer", "description": "Unix seconds"},
+                        "actor": {"type": "string"}, "action": {"type": "string"}, "target": {"type": "string"},
+                        "detail": {"type": "string"}, "tenant": {"type": "string", "description": "kind:id of whose records the action touched"},
+                        "prev_hash": {"type": "string", "description": "hash of entry seq-1 (64 zeros for the first)"},
+                        "hash": {"type": "string", "description": "SHA-256, hex (docs/audit.md)"}
+                    }
+                },
+                "AuditPage": page("AuditEntry"),
+                "AuditVerification": {
+                    "type": "object",
+                    "required": ["entries", "head_seq", "head_hash", "first_break"],
+                    "properties": {
+                        "entries": {"type": "integer"}, "head_seq": {"type": "integer"}, "head_hash": {"type": "string"},
+                        "first_break": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["seq", "problem"], "properties": {"seq": {"type": "integer"}, "problem": {"type": "string"}}}]}
+                    }
+                },
                 "NewFreeze": {
                     "type": "object",
                     "required": ["reason"],

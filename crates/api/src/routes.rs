@@ -28,7 +28,7 @@ pub const MAX_KEY_NAME_CHARS: usize = 64;
 
 type ApiResult<T> = Result<T, Problem>;
 
-fn require(principal: &Principal, resource: Resource) -> ApiResult<()> {
+pub(crate) fn require(principal: &Principal, resource: Resource) -> ApiResult<()> {
     if access::allows(principal.user.role, resource) {
         Ok(())
     } else {
@@ -401,6 +401,16 @@ pub async fn create_api_key(
     let (issued, digest) =
         store::accounts::new_api_key(&principal.user.id, name, state.now_seconds());
     state.store.put_api_key(issued.key.clone(), digest).await?;
+    let tenant = crate::audit::tenant_label(&principal.user.tenant);
+    state
+        .audit(
+            &principal.user,
+            "api_key.create",
+            &format!("api_key:{}", issued.key.id),
+            name,
+            tenant,
+        )
+        .await?;
     let created = CreatedApiKey {
         key: ApiKeyView::from(&issued.key),
         secret: issued.secret,
@@ -419,6 +429,16 @@ pub async fn revoke_api_key(
         .revoke_api_key(&principal.user.id, &id, state.now_seconds())
         .await?
     {
+        let tenant = crate::audit::tenant_label(&principal.user.tenant);
+        state
+            .audit(
+                &principal.user,
+                "api_key.revoke",
+                &format!("api_key:{id}"),
+                "",
+                tenant,
+            )
+            .await?;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(Problem::not_found(format!("you have no API key {id:?}")))
@@ -509,6 +529,16 @@ pub async fn create_webhook(
         .secret(&subscription)
         .map_err(|error| Problem::internal(&error))?;
     state.store.put_subscription(subscription.clone()).await?;
+    let tenant = crate::audit::tenant_label(&principal.user.tenant);
+    state
+        .audit(
+            &principal.user,
+            "webhook.create",
+            &format!("webhook:{}", subscription.id),
+            &subscription.url,
+            tenant,
+        )
+        .await?;
     let created = CreatedWebhook {
         webhook: WebhookView::new(&subscription, &principal.user.username),
         secret: crate::webhooks::secret_text(&secret),
@@ -526,6 +556,16 @@ pub async fn disable_webhook(
     state
         .store
         .disable_subscription(&id, state.now_seconds())
+        .await?;
+    let tenant = crate::audit::tenant_label(&principal.user.tenant);
+    state
+        .audit(
+            &principal.user,
+            "webhook.disable",
+            &format!("webhook:{id}"),
+            "",
+            tenant,
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -569,6 +609,16 @@ pub async fn redeliver(
     {
         return Err(not_found());
     }
+    let tenant = crate::audit::tenant_label(&principal.user.tenant);
+    state
+        .audit(
+            &principal.user,
+            "webhook.redeliver",
+            &format!("webhook:{id}"),
+            &format!("delivery {number}"),
+            tenant,
+        )
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({"id": delivery_id, "state": "pending"})),
@@ -580,13 +630,14 @@ pub async fn redeliver(
 pub const MAX_FREEZE_REASON_CHARS: usize = 500;
 
 /// Whether the caller may freeze `target` of `scope`: 404 when it is not theirs (or does not
-/// exist), 403 for a card frozen by a merchant role.
-async fn freezable(
+/// exist), 403 for a card frozen by a merchant role. `Ok` carries the tenant label for the
+/// audit log: the merchant of a terminal or merchant; the operator's institution for a card.
+pub(crate) async fn freezable(
     state: &ApiState,
     principal: &Principal,
     scope: risk::FreezeScope,
     target: &str,
-) -> ApiResult<()> {
+) -> ApiResult<String> {
     require(principal, Resource::Freezes)?;
     let not_found = || Problem::not_found(format!("no {} {target:?} of yours", scope.as_str()));
     match scope {
@@ -595,8 +646,8 @@ async fn freezable(
             records
                 .terminals
                 .iter()
-                .any(|terminal| terminal.id == target)
-                .then_some(())
+                .find(|terminal| terminal.id == target)
+                .map(|terminal| crate::audit::merchant_label(&terminal.merchant_id))
                 .ok_or_else(not_found)
         }
         risk::FreezeScope::Merchant => {
@@ -604,8 +655,8 @@ async fn freezable(
             records
                 .merchants
                 .iter()
-                .any(|merchant| merchant.id == target)
-                .then_some(())
+                .find(|merchant| merchant.id == target)
+                .map(|merchant| crate::audit::merchant_label(&merchant.id))
                 .ok_or_else(not_found)
         }
         risk::FreezeScope::Card => {
@@ -618,8 +669,8 @@ async fn freezable(
             directory
                 .cards
                 .iter()
-                .any(|card| card.id == target)
-                .then_some(())
+                .find(|card| card.id == target)
+                .map(|_| crate::audit::tenant_label(&principal.user.tenant))
                 .ok_or_else(not_found)
         }
     }
@@ -675,7 +726,7 @@ pub async fn freeze(
     body: Bytes,
 ) -> ApiResult<Json<FreezeView>> {
     let scope = freeze_scope(&scope_text)?;
-    freezable(&state, &principal, scope, &target).await?;
+    let tenant = freezable(&state, &principal, scope, &target).await?;
     let new: NewFreeze = serde_json::from_slice(&body).map_err(|error| {
         Problem::bad_request(format!("the body must be {{\"reason\": \"…\"}}: {error}"))
     })?;
@@ -695,6 +746,15 @@ pub async fn freeze(
     state.store.put_freeze(freeze.clone()).await?;
     state.freezes.set(scope, &target, true);
     tracing::warn!(scope = scope.as_str(), %target, by = %principal.user.username, "frozen");
+    state
+        .audit(
+            &principal.user,
+            "freeze.put",
+            &format!("{}:{target}", scope.as_str()),
+            reason,
+            tenant,
+        )
+        .await?;
     Ok(Json(FreezeView::new(&freeze)))
 }
 
@@ -705,9 +765,20 @@ pub async fn thaw(
     Path((scope_text, target)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let scope = freeze_scope(&scope_text)?;
-    freezable(&state, &principal, scope, &target).await?;
-    state.store.delete_freeze(scope.as_str(), &target).await?;
+    let tenant = freezable(&state, &principal, scope, &target).await?;
+    let existed = state.store.delete_freeze(scope.as_str(), &target).await?;
     state.freezes.set(scope, &target, false);
     tracing::warn!(scope = scope.as_str(), %target, by = %principal.user.username, "thawed");
+    if existed {
+        state
+            .audit(
+                &principal.user,
+                "freeze.delete",
+                &format!("{}:{target}", scope.as_str()),
+                "",
+                tenant,
+            )
+            .await?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }

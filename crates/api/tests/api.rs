@@ -605,6 +605,26 @@ fn matrix(world: &World) -> Vec<Line> {
             "/api/v1/freezes/terminal/10000001".into(),
             freezers(204, 404),
         ),
+        // The audit log: operators their institution's and merchants' entries, a merchant's
+        // admin and manager their own; only operators walk the whole chain. Before the card
+        // freeze: an operator's entries name the card it froze itself, which the leak check
+        // here cannot tell from another tenant's card.
+        ("GET".into(), "/api/v1/audit".into(), freezers(200, 200)),
+        (
+            "GET".into(),
+            "/api/v1/audit/verify".into(),
+            per(&[
+                ("operator", 200),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 403),
+                ("shanghai.manager", 403),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 403),
+                ("cardholder1", 403),
+                ("partner", 403),
+            ]),
+        ),
         (
             "PUT".into(),
             "/api/v1/freezes/card/card-CH002-C".into(),
@@ -911,4 +931,37 @@ async fn a_freeze_reaches_the_hosts_list_at_once_and_bad_requests_are_problems()
     let answer = world.call("shanghai.admin", "DELETE", path, None, "").await;
     assert_eq!(answer.status.as_u16(), 204);
     assert!(world.freezes.is_empty());
+
+    // Both actions are in the audit log, for Shanghai's eyes and the operator's, chained.
+    let audit = world
+        .get("shanghai.manager", "/api/v1/audit?action=freeze.")
+        .await
+        .json();
+    let entries = audit["data"].as_array().unwrap();
+    let actions: Vec<_> = entries
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["target"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            ("freeze.put", "terminal:10000001"),
+            ("freeze.delete", "terminal:10000001")
+        ]
+    );
+    assert_eq!(entries[0]["actor"], "shanghai.admin");
+    assert_eq!(entries[0]["detail"], "stolen at night");
+    assert_eq!(entries[1]["prev_hash"], entries[0]["hash"]);
+    let beijing = world.get("beijing.admin", "/api/v1/audit").await.json();
+    assert_eq!(beijing["data"].as_array().map(Vec::len), Some(0));
+    let page = world.get("operator", "/api/v1/audit?limit=1").await.json();
+    assert_eq!(page["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(page["next_cursor"], "1");
+    let bad = world
+        .call("operator", "GET", "/api/v1/audit?limit=x", None, "")
+        .await;
+    assert_eq!(bad.status.as_u16(), 400);
+    let verified = world.get("operator", "/api/v1/audit/verify").await.json();
+    assert_eq!(verified["first_break"], serde_json::Value::Null);
+    assert_eq!(verified["entries"], 2);
 }

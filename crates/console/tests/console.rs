@@ -771,6 +771,35 @@ async fn a_merchant_admin_adds_staff_through_a_csrf_protected_form() {
         )
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
+
+    // The sign-ins and the new cashier are in the audit log, in order and chained; the forged
+    // and refused posts are not.
+    let entries = world
+        .store
+        .audit_entries(store::audit::AuditQuery::page(0, 100))
+        .await
+        .unwrap();
+    let actions: Vec<_> = entries
+        .iter()
+        .map(|e| (e.actor.as_str(), e.action.as_str(), e.target.as_str()))
+        .collect();
+    assert!(actions.contains(&("shanghai.admin", "login.password", "console")));
+    assert!(actions.contains(&("shanghai.admin", "login.totp", "console")));
+    let tail = &actions[actions.len() - 2..];
+    assert_eq!(
+        tail,
+        [
+            ("shanghai.admin", "staff.create", "user:li.na"),
+            ("shanghai.manager", "login.password", "console"),
+        ]
+    );
+    assert_eq!(entries[entries.len() - 2].detail, "cashier");
+    assert_eq!(
+        entries[entries.len() - 2].tenant,
+        format!("merchant:{}", demo::SHANGHAI_MERCHANT)
+    );
+    let verified = world.store.verify_audit().await.unwrap();
+    assert_eq!(verified.first_break, None);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -813,6 +842,76 @@ async fn api_keys_are_created_shown_once_and_revoked_in_the_console() {
         )
         .await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let keys = world
+        .store
+        .audit_entries(store::audit::AuditQuery {
+            action_prefix: Some("api_key.".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let keys: Vec<_> = keys
+        .iter()
+        .map(|e| (e.action.as_str(), e.target.clone(), e.detail.as_str()))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            ("api_key.create", format!("api_key:{id}"), "reports"),
+            ("api_key.revoke", format!("api_key:{id}"), ""),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_login_and_a_logout_are_audited() {
+    let world = world().await;
+    let page = world.get("/console/login", None, &[]).await;
+    let session = page.session();
+    let refused = world
+        .post(
+            "/console/login",
+            Some(&session),
+            &format!(
+                "csrf={}&username=shanghai.cashier&password=wrong-password",
+                page.csrf()
+            ),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    let cashier = world.sign_in("shanghai.cashier").await;
+    let dashboard = world.get("/console/dashboard", Some(&cashier), &[]).await;
+    let out = world
+        .post(
+            "/console/logout",
+            Some(&cashier),
+            &format!("csrf={}", dashboard.csrf()),
+        )
+        .await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    let entries = world
+        .store
+        .audit_entries(store::audit::AuditQuery::page(0, 100))
+        .await
+        .unwrap();
+    let seen: Vec<_> = entries
+        .iter()
+        .map(|e| (e.actor.as_str(), e.action.as_str(), e.tenant.as_str()))
+        .collect();
+    let tenant = format!("merchant:{}", demo::SHANGHAI_MERCHANT);
+    assert_eq!(
+        seen,
+        vec![
+            ("shanghai.cashier", "login.refused", tenant.as_str()),
+            ("shanghai.cashier", "login.password", tenant.as_str()),
+            ("shanghai.cashier", "logout", tenant.as_str()),
+        ]
+    );
+    assert!(
+        entries.iter().all(|e| !e.detail.contains("wrong-password")),
+        "no password in the log"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

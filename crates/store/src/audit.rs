@@ -181,8 +181,8 @@ pub struct AuditQuery {
     /// Actions starting with this text (`freeze.` finds `freeze.put` and `freeze.delete`).
     pub action_prefix: Option<String>,
     pub target: Option<String>,
-    /// Only this tenant's entries (`merchant:M001`).
-    pub tenant: Option<String>,
+    /// Only entries of these tenants (`merchant:M001`); `None`: every tenant's.
+    pub tenants: Option<Vec<String>>,
 }
 
 impl AuditQuery {
@@ -357,18 +357,36 @@ impl Store {
             Store::Sqlite(store) => {
                 store
                     .read(move |connection| {
+                        // A tenant list becomes ?6, ?7 …: one placeholder per tenant.
+                        let tenants = query.tenants.clone().unwrap_or_default();
+                        let tenant_clause = match &query.tenants {
+                            None => "1".to_owned(),
+                            Some(list) if list.is_empty() => "0".to_owned(),
+                            Some(list) => format!(
+                                "tenant IN ({})",
+                                (0..list.len())
+                                    .map(|i| format!("?{}", i + 6))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        };
                         let mut statement = connection.prepare_cached(&format!(
-                            "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > ?1 AND (?2 IS NULL OR actor = ?2) AND (?3 IS NULL OR action LIKE ?3 ESCAPE '\\') AND (?4 IS NULL OR target = ?4) AND (?5 IS NULL OR tenant = ?5) ORDER BY seq LIMIT ?6"
+                            "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > ?1 AND (?2 IS NULL OR actor = ?2) AND (?3 IS NULL OR action LIKE ?3 ESCAPE '\\') AND (?4 IS NULL OR target = ?4) AND {tenant_clause} ORDER BY seq LIMIT ?5"
                         ))?;
+                        let mut parameters: Vec<Box<dyn rusqlite::ToSql>> = vec![
+                            Box::new(query.after_seq),
+                            Box::new(query.actor.clone()),
+                            Box::new(query.action_pattern()),
+                            Box::new(query.target.clone()),
+                            Box::new(query.bounded_limit()),
+                        ];
+                        parameters.extend(
+                            tenants
+                                .into_iter()
+                                .map(|tenant| Box::new(tenant) as Box<dyn rusqlite::ToSql>),
+                        );
                         let rows = statement.query_map(
-                            rusqlite::params![
-                                query.after_seq,
-                                query.actor,
-                                query.action_pattern(),
-                                query.target,
-                                query.tenant,
-                                query.bounded_limit()
-                            ],
+                            rusqlite::params_from_iter(parameters.iter()),
                             |row| {
                                 Ok(AuditEntry {
                                     seq: row.get(0)?,

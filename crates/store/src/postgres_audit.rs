@@ -72,14 +72,14 @@ impl PostgresStore {
         let rows = client
             .query(
                 &format!(
-                    "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1 AND ($2::text IS NULL OR actor = $2) AND ($3::text IS NULL OR action LIKE $3 ESCAPE '\\') AND ($4::text IS NULL OR target = $4) AND ($5::text IS NULL OR tenant = $5) ORDER BY seq LIMIT $6"
+                    "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1 AND ($2::text IS NULL OR actor = $2) AND ($3::text IS NULL OR action LIKE $3 ESCAPE '\\') AND ($4::text IS NULL OR target = $4) AND ($5::text[] IS NULL OR tenant = ANY($5)) ORDER BY seq LIMIT $6"
                 ),
                 &[
                     &query.after_seq,
                     &query.actor,
                     &query.action_pattern(),
                     &query.target,
-                    &query.tenant,
+                    &query.tenants,
                     &query.bounded_limit(),
                 ],
             )

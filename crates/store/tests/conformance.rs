@@ -1461,13 +1461,22 @@ async fn the_audit_log_chains_its_entries_and_verify_finds_tampering() {
         assert_eq!(by_user.len(), 3, "logins 3, 9, 15");
         let of_merchant = store
             .audit_entries(AuditQuery {
-                tenant: Some("merchant:M0".into()),
+                tenants: Some(vec!["merchant:M0".into(), "merchant:M9".into()]),
                 limit: 100,
                 ..AuditQuery::default()
             })
             .await
             .unwrap();
         assert_eq!(of_merchant.len(), 10);
+        let of_nobody = store
+            .audit_entries(AuditQuery {
+                tenants: Some(Vec::new()),
+                limit: 100,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        assert!(of_nobody.is_empty());
         let page = store.audit_entries(AuditQuery::page(15, 3)).await.unwrap();
         assert_eq!(
             page.iter().map(|e| e.seq).collect::<Vec<_>>(),
