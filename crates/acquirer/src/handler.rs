@@ -355,6 +355,7 @@ impl TerminalHandler {
                 message,
                 mac: None,
                 risk: None,
+                card_id: None,
             }),
             MessageType::SignOff => self.sign_off(message, &request).await,
             MessageType::BatchSettlement => self.batch_settlement(message, &request).await,
@@ -459,9 +460,15 @@ impl TerminalHandler {
             MessageType::PreAuthorizationVoid => {
                 self.preauthorization_void(message, request, keys).await
             }
-            MessageType::SaleVoid => self.undo(Undo::Void, message, request, keys).await,
+            MessageType::SaleVoid => {
+                self.undo(Undo::Void, message, request, terminal, keys)
+                    .await
+            }
             MessageType::CompletionVoid => self.completion_void(message, request, keys).await,
-            MessageType::Refund => self.undo(Undo::Refund, message, request, keys).await,
+            MessageType::Refund => {
+                self.undo(Undo::Refund, message, request, terminal, keys)
+                    .await
+            }
             MessageType::Reversal => self.reversal(message, request, terminal, keys).await,
             _ => Answer::plain(message, ResponseCode::FunctionNotSupported),
         }
@@ -703,6 +710,7 @@ impl Handler for TerminalHandler {
         );
         entry.received_at = received_at;
         entry.risk = answer.as_mut().and_then(|answer| answer.risk.take());
+        entry.card_id = answer.as_mut().and_then(|answer| answer.card_id.take());
         entry.duration_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
         entry.peer = peer.to_string();
         if let Err(error) = self.store.journal(vec![entry]).await {

@@ -197,6 +197,7 @@ impl TerminalHandler {
             message: answer,
             mac: None,
             risk: None,
+            card_id: None,
         })
     }
 

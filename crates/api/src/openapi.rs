@@ -182,7 +182,7 @@ pub fn document() -> Value {
     }
     let webhook_path = path_id("Webhook id (wh_…)");
     let freeze_path = json!([
-        {"name": "scope", "in": "path", "required": true, "schema": {"type": "string", "enum": ["terminal", "merchant", "card"]}, "description": "What is frozen"},
+        {"name": "scope", "in": "path", "required": true, "schema": {"type": "string", "enum": ["terminal", "merchant", "card", "refunds"]}, "description": "What is frozen"},
         {"name": "target", "in": "path", "required": true, "schema": {"type": "string"}, "description": "Terminal id, merchant id or card id"}
     ]);
     let mut delivery_path = webhook_path.clone();
@@ -355,7 +355,7 @@ pub fn document() -> Value {
                 "Freeze": {
                     "type": "object",
                     "required": ["scope", "target", "reason", "frozen_by", "frozen_at"],
-                    "properties": {"scope": {"type": "string", "enum": ["terminal", "merchant", "card"]}, "target": {"type": "string"}, "reason": {"type": "string"}, "frozen_by": {"type": "string", "description": "User name of who froze it"}, "frozen_at": {"type": "string", "format": "date-time"}}
+                    "properties": {"scope": {"type": "string", "enum": ["terminal", "merchant", "card", "refunds"]}, "target": {"type": "string"}, "reason": {"type": "string"}, "frozen_by": {"type": "string", "description": "User name of who froze it"}, "frozen_at": {"type": "string", "format": "date-time"}}
                 },
                 "FreezePage": page("Freeze"),
                 "AuditEntry": {

@@ -650,7 +650,7 @@ pub(crate) async fn freezable(
                 .map(|terminal| crate::audit::merchant_label(&terminal.merchant_id))
                 .ok_or_else(not_found)
         }
-        risk::FreezeScope::Merchant => {
+        risk::FreezeScope::Merchant | risk::FreezeScope::Refunds => {
             let records = self::scope(state, principal).await?;
             records
                 .merchants
@@ -679,7 +679,7 @@ pub(crate) async fn freezable(
 fn freeze_scope(text: &str) -> ApiResult<risk::FreezeScope> {
     risk::FreezeScope::parse(text).ok_or_else(|| {
         Problem::not_found(format!(
-            "no freeze scope {text:?}; use terminal, merchant or card"
+            "no freeze scope {text:?}; use terminal, merchant, refunds or card"
         ))
     })
 }
@@ -706,7 +706,7 @@ pub async fn list_freezes(
         .iter()
         .filter(|freeze| match freeze.scope.as_str() {
             "terminal" => records.terminals.iter().any(|t| t.id == freeze.target),
-            "merchant" => records.merchants.iter().any(|m| m.id == freeze.target),
+            "merchant" | "refunds" => records.merchants.iter().any(|m| m.id == freeze.target),
             _ => operator,
         })
         .map(FreezeView::new)

@@ -932,9 +932,35 @@ async fn a_freeze_reaches_the_hosts_list_at_once_and_bad_requests_are_problems()
     assert_eq!(answer.status.as_u16(), 204);
     assert!(world.freezes.is_empty());
 
+    // The merchant's refunds, frozen and thawed by its manager; not Beijing's to touch.
+    let refunds = "/api/v1/freezes/refunds/898310058120001";
+    let answer = world
+        .call(
+            "shanghai.manager",
+            "PUT",
+            refunds,
+            None,
+            r#"{"reason":"refund spike"}"#,
+        )
+        .await;
+    assert_eq!(answer.status.as_u16(), 200, "{}", answer.text);
+    assert!(world.freezes.refunds_frozen("898310058120001"));
+    let answer = world
+        .call("beijing.admin", "PUT", refunds, None, r#"{"reason":"x"}"#)
+        .await;
+    assert_eq!(answer.status.as_u16(), 404);
+    let answer = world
+        .call("shanghai.manager", "DELETE", refunds, None, "")
+        .await;
+    assert_eq!(answer.status.as_u16(), 204);
+    assert!(world.freezes.is_empty());
+
     // Both actions are in the audit log, for Shanghai's eyes and the operator's, chained.
     let audit = world
-        .get("shanghai.manager", "/api/v1/audit?action=freeze.")
+        .get(
+            "shanghai.manager",
+            "/api/v1/audit?action=freeze.&target=terminal:10000001",
+        )
         .await
         .json();
     let entries = audit["data"].as_array().unwrap();
@@ -963,5 +989,5 @@ async fn a_freeze_reaches_the_hosts_list_at_once_and_bad_requests_are_problems()
     assert_eq!(bad.status.as_u16(), 400);
     let verified = world.get("operator", "/api/v1/audit/verify").await.json();
     assert_eq!(verified["first_break"], serde_json::Value::Null);
-    assert_eq!(verified["entries"], 2);
+    assert_eq!(verified["entries"], 4);
 }

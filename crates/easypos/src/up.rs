@@ -113,6 +113,14 @@ async fn terminal_listener(
             )
         })
         .collect();
+    // The windows of the rules' longest reach, rebuilt from the journal (docs/risk.md).
+    let engine = Arc::new(risk::Engine::new(rules));
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    let replayed = acquirer::replay_risk(store, &engine, now_ms).await?;
+    tracing::info!(rows = replayed, "risk windows rebuilt from the journal");
     let limits = host::Limits {
         max_connections: config.iso8583_max_connections,
         ..host::Limits::default()
@@ -125,7 +133,7 @@ async fn terminal_listener(
         handler: Arc::new(
             remote_bins.into_iter().fold(
                 acquirer::TerminalHandler::new(profile, terminals, store.clone(), hsm)
-                    .with_risk(Arc::new(risk::Engine::new(rules)), mccs)
+                    .with_risk(engine, mccs)
                     .with_freezes(freezes),
                 |handler, (institution, bins)| match config.remote_issuer {
                     Some(address) => handler.with_remote_issuer(

@@ -12,6 +12,8 @@ pub enum FreezeScope {
     Terminal,
     Merchant,
     Card,
+    /// Every refund of a merchant (the target is its merchant id); its sales go on.
+    Refunds,
 }
 
 impl FreezeScope {
@@ -20,6 +22,7 @@ impl FreezeScope {
             "terminal" => Some(FreezeScope::Terminal),
             "merchant" => Some(FreezeScope::Merchant),
             "card" => Some(FreezeScope::Card),
+            "refunds" => Some(FreezeScope::Refunds),
             _ => None,
         }
     }
@@ -29,6 +32,7 @@ impl FreezeScope {
             FreezeScope::Terminal => "terminal",
             FreezeScope::Merchant => "merchant",
             FreezeScope::Card => "card",
+            FreezeScope::Refunds => "refunds",
         }
     }
 }
@@ -36,7 +40,7 @@ impl FreezeScope {
 /// The frozen terminal ids, merchant ids and directory card ids.
 #[derive(Debug, Default)]
 pub struct Freezes {
-    sets: RwLock<[HashSet<String>; 3]>,
+    sets: RwLock<[HashSet<String>; 4]>,
     count: AtomicUsize,
 }
 
@@ -45,6 +49,7 @@ fn index(scope: FreezeScope) -> usize {
         FreezeScope::Terminal => 0,
         FreezeScope::Merchant => 1,
         FreezeScope::Card => 2,
+        FreezeScope::Refunds => 3,
     }
 }
 
@@ -88,6 +93,17 @@ impl Freezes {
         .map(|(scope, _)| scope)
     }
 
+    /// Whether `merchant`'s refunds are frozen.
+    pub fn refunds_frozen(&self, merchant: &str) -> bool {
+        if self.count.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        self.sets
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())[index(FreezeScope::Refunds)]
+        .contains(merchant)
+    }
+
     pub fn len(&self) -> usize {
         self.count.load(Ordering::Acquire)
     }
@@ -123,6 +139,13 @@ mod tests {
         freezes.set(FreezeScope::Card, "c1", false);
         assert!(freezes.is_empty());
         assert_eq!(freezes.frozen("t1", "m1", "c1"), None);
+        freezes.set(FreezeScope::Refunds, "m1", true);
+        assert!(freezes.refunds_frozen("m1"));
+        assert!(!freezes.refunds_frozen("m2"));
+        assert_eq!(freezes.frozen("t1", "m1", "c1"), None, "sales go on");
+        freezes.set(FreezeScope::Refunds, "m1", false);
+        assert!(!freezes.refunds_frozen("m1"));
+        assert_eq!(FreezeScope::parse("refunds"), Some(FreezeScope::Refunds));
         assert_eq!(FreezeScope::parse("card"), Some(FreezeScope::Card));
         assert_eq!(FreezeScope::parse("cards"), None);
     }

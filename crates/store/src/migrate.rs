@@ -96,6 +96,11 @@ const SQLITE: &[Migration] = &[
         name: "audit_log",
         sql: include_str!("../migrations/sqlite/0017_audit_log.sql"),
     },
+    Migration {
+        version: 18,
+        name: "risk_replay_and_refund_freezes",
+        sql: include_str!("../migrations/sqlite/0018_risk_replay_and_refund_freezes.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -183,6 +188,11 @@ const POSTGRES: &[Migration] = &[
         version: 17,
         name: "audit_log",
         sql: include_str!("../migrations/postgres/0017_audit_log.sql"),
+    },
+    Migration {
+        version: 18,
+        name: "risk_replay_and_refund_freezes",
+        sql: include_str!("../migrations/postgres/0018_risk_replay_and_refund_freezes.sql"),
     },
 ];
 
