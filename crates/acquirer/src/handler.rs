@@ -126,6 +126,8 @@ pub struct HandlerCounters {
     pub late_answers: AtomicU64,
     /// Reversals the host queued itself and forwarded until acknowledged.
     pub reversals_forwarded: AtomicU64,
+    /// Risk cases dropped because the case writer's queue was full (see `cases.rs`).
+    pub cases_dropped: AtomicU64,
 }
 
 pub struct TerminalHandler {
@@ -150,6 +152,8 @@ pub struct TerminalHandler {
     pub(crate) risk: Option<RiskGate>,
     /// Emergency freezes, shared with the API that sets them (see `sale.rs`, step 1½).
     pub(crate) freezes: Arc<risk::Freezes>,
+    /// Where cases from the risk rules go (see `cases.rs`); `None`: no cases.
+    cases: Option<tokio::sync::mpsc::Sender<store::cases::NewCase>>,
 }
 
 /// The risk engine and what it needs to know of merchants that the terminal record lacks.
@@ -201,6 +205,34 @@ impl TerminalHandler {
             switch: crate::switch::Switch::default(),
             risk: None,
             freezes: Arc::new(risk::Freezes::new()),
+            cases: None,
+        }
+    }
+
+    /// Opens a case (through `cases`, written by [`crate::cases::write_cases`]) whenever the
+    /// risk rules alert, put up for review or decline.
+    pub fn with_cases(mut self, cases: tokio::sync::mpsc::Sender<store::cases::NewCase>) -> Self {
+        self.cases = Some(cases);
+        self
+    }
+
+    /// Hands the case of `assessment`, if any, to the case writer without waiting.
+    pub(crate) fn report_case(
+        &self,
+        assessment: &risk::Assessment,
+        merchant_id: &str,
+        terminal_id: &str,
+        card_id: &str,
+        now_ms: i64,
+    ) {
+        let Some(cases) = &self.cases else { return };
+        let Some(case) =
+            crate::cases::case_of(assessment, merchant_id, terminal_id, card_id, now_ms)
+        else {
+            return;
+        };
+        if cases.try_send(case).is_err() {
+            self.counters.cases_dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 

@@ -23,6 +23,7 @@
 //! ```
 
 pub mod cards;
+pub mod cases;
 pub mod chart;
 pub mod chip;
 mod completion;

@@ -300,6 +300,13 @@ impl TerminalHandler {
         });
         if let Some((gate, input)) = &risk_input {
             let assessment = gate.engine.evaluate(input, now_ms);
+            self.report_case(
+                &assessment,
+                input.merchant,
+                input.terminal,
+                input.card,
+                now_ms,
+            );
             if !assessment.fired.is_empty() {
                 note.rules = Some(assessment.summary());
                 tracing::debug!(card = %card.masked_pan(), terminal = %input.terminal, verdict = assessment.verdict.name(), score = assessment.score, rules = %assessment.summary(), "risk rules fired");

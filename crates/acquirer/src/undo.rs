@@ -161,6 +161,13 @@ impl TerminalHandler {
             .map(|elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
             .unwrap_or(0);
         let assessment = gate.engine.evaluate(&input, now_ms);
+        self.report_case(
+            &assessment,
+            &terminal.merchant_id,
+            terminal_id,
+            &card.id,
+            now_ms,
+        );
         if !assessment.fired.is_empty() {
             note.rules = Some(assessment.summary());
         }

@@ -395,3 +395,68 @@ async fn refunds_meet_the_rules_and_a_restart_rebuilds_the_windows_from_the_jour
         server.await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn rules_that_review_open_one_case_that_counts_its_hits_off_the_authorization_path() {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    let rules = r#"
+[[rule]]
+name = "big-sale"
+kind = "velocity"
+scope = "card"
+window_secs = 600
+max_amount_minor = 1000
+action = "review"
+score = 10
+
+[[rule]]
+name = "on-trial"
+kind = "mcc"
+mccs = ["5411"]
+action = "approve"
+"#;
+    for backend in store::testing::backends().await {
+        let world = world_on(backend).await;
+        let engine = Arc::new(risk::Engine::new(risk::Config::from_toml(rules).unwrap()));
+        let mccs = HashMap::from([("898310058120001".to_owned(), 5411u16)]);
+        let (cases, queue) = acquirer::cases::case_channel();
+        let writer = tokio::spawn(acquirer::cases::write_cases(world.store.clone(), queue));
+        let (mut client, stop, server, handler) =
+            start_configured(&world, Limits::default(), |handler| {
+                handler.with_risk(engine.clone(), mccs).with_cases(cases)
+            })
+            .await;
+        let keys = signed_on(&mut client).await;
+        let card = demo_card("card-CH001-D");
+        // A small sale fires only the rule on trial: no case.
+        approved_sale(&mut client, &card, 500, 920, 1, &keys).await;
+        // Then two reviewed sales (still approved): one case, two hits.
+        approved_sale(&mut client, &card, 800, 921, 2, &keys).await;
+        approved_sale(&mut client, &card, 800, 922, 3, &keys).await;
+        let _ = stop.send(true);
+        server.await.unwrap();
+        drop(handler);
+        writer.await.unwrap();
+
+        let cases = world
+            .store
+            .cases(store::cases::CaseQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(cases.len(), 1, "{cases:?}");
+        let case = &cases[0];
+        assert_eq!(
+            (case.hits, case.severity.as_str(), case.card_id.as_str()),
+            (2, "review", "card-CH001-D")
+        );
+        assert_eq!(
+            (case.merchant_id.as_str(), case.terminal_id.as_str()),
+            ("898310058120001", "10000001")
+        );
+        assert!(case.rules.contains("big-sale(review,10)"), "{}", case.rules);
+        assert!(!case.rules.contains(&card.pan));
+    }
+}

@@ -39,6 +39,9 @@ pub enum Resource {
     /// The audit log: operators their institution's and merchants' entries, a merchant's admin
     /// and manager their merchant's.
     Audit,
+    /// The case queue of the risk rules: the acquirer's operators, and a merchant's admin and
+    /// manager for their merchant's cases.
+    Cases,
 }
 
 /// Whether `role` may use routes on `resource` at all.
@@ -58,7 +61,9 @@ pub fn allows(role: Role, resource: Resource) -> bool {
             role,
             PlatformOperator | IssuerOperator | WalletOperator | MerchantAdmin | ChannelPartner
         ),
-        Freezes | Audit => matches!(role, PlatformOperator | MerchantAdmin | MerchantManager),
+        Freezes | Audit | Cases => {
+            matches!(role, PlatformOperator | MerchantAdmin | MerchantManager)
+        }
     }
 }
 

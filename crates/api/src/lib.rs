@@ -21,6 +21,7 @@
 pub mod access;
 pub mod audit;
 pub mod auth;
+pub mod cases;
 pub mod idempotency;
 pub mod openapi;
 pub mod problem;
@@ -75,7 +76,7 @@ impl ApiState {
 
 /// Every route of the API (method, path as the OpenAPI document writes it). The router is
 /// built from the same calls, and a test checks both against each other and the document.
-pub const ROUTES: [(&str, &str); 22] = [
+pub const ROUTES: [(&str, &str); 27] = [
     ("GET", "/api/v1/me"),
     ("GET", "/api/v1/transactions"),
     ("GET", "/api/v1/transactions/{id}"),
@@ -101,6 +102,11 @@ pub const ROUTES: [(&str, &str); 22] = [
     ("DELETE", "/api/v1/freezes/{scope}/{target}"),
     ("GET", "/api/v1/audit"),
     ("GET", "/api/v1/audit/verify"),
+    ("GET", "/api/v1/cases"),
+    ("GET", "/api/v1/cases/{id}"),
+    ("POST", "/api/v1/cases/{id}/assign"),
+    ("POST", "/api/v1/cases/{id}/comments"),
+    ("POST", "/api/v1/cases/{id}/resolve"),
 ];
 
 /// The API's router: `/api/v1/…` behind authentication and idempotency, and the OpenAPI
@@ -141,6 +147,20 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/api/v1/audit", get(audit::list_audit))
         .route("/api/v1/audit/verify", get(audit::verify_audit))
+        .route("/api/v1/cases", get(cases::list_cases))
+        .route("/api/v1/cases/{id}", get(cases::get_case))
+        .route(
+            "/api/v1/cases/{id}/assign",
+            axum::routing::post(cases::assign_case),
+        )
+        .route(
+            "/api/v1/cases/{id}/comments",
+            axum::routing::post(cases::comment_case),
+        )
+        .route(
+            "/api/v1/cases/{id}/resolve",
+            axum::routing::post(cases::resolve_case),
+        )
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -121,6 +121,9 @@ async fn terminal_listener(
         .unwrap_or(0);
     let replayed = acquirer::replay_risk(store, &engine, now_ms).await?;
     tracing::info!(rows = replayed, "risk windows rebuilt from the journal");
+    // Cases from the rules, opened in the background off the authorization path.
+    let (cases, case_queue) = acquirer::cases::case_channel();
+    tokio::spawn(acquirer::cases::write_cases(store.clone(), case_queue));
     let limits = host::Limits {
         max_connections: config.iso8583_max_connections,
         ..host::Limits::default()
@@ -134,7 +137,8 @@ async fn terminal_listener(
             remote_bins.into_iter().fold(
                 acquirer::TerminalHandler::new(profile, terminals, store.clone(), hsm)
                     .with_risk(engine, mccs)
-                    .with_freezes(freezes),
+                    .with_freezes(freezes)
+                    .with_cases(cases),
                 |handler, (institution, bins)| match config.remote_issuer {
                     Some(address) => handler.with_remote_issuer(
                         institution,
@@ -505,6 +509,11 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             "easypos_acquirer_reversals_forwarded_total",
             "Reversals the host queued itself and forwarded until acknowledged.",
             &counters.reversals_forwarded,
+        ),
+        (
+            "easypos_acquirer_cases_dropped_total",
+            "Risk cases dropped because the case writer's queue was full.",
+            &counters.cases_dropped,
         ),
         (
             "easypos_acquirer_journal_failures_total",

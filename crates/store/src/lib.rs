@@ -23,6 +23,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod cards;
+pub mod cases;
 mod clock;
 mod committed;
 pub mod directory;

@@ -101,6 +101,11 @@ const SQLITE: &[Migration] = &[
         name: "risk_replay_and_refund_freezes",
         sql: include_str!("../migrations/sqlite/0018_risk_replay_and_refund_freezes.sql"),
     },
+    Migration {
+        version: 19,
+        name: "cases",
+        sql: include_str!("../migrations/sqlite/0019_cases.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -193,6 +198,11 @@ const POSTGRES: &[Migration] = &[
         version: 18,
         name: "risk_replay_and_refund_freezes",
         sql: include_str!("../migrations/postgres/0018_risk_replay_and_refund_freezes.sql"),
+    },
+    Migration {
+        version: 19,
+        name: "cases",
+        sql: include_str!("../migrations/postgres/0019_cases.sql"),
     },
 ];
 

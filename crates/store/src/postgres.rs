@@ -66,6 +66,9 @@ mod freezes;
 // The hash-chained audit log (issue 10).
 #[path = "postgres_audit.rs"]
 mod audit;
+// The case queue (issue 10).
+#[path = "postgres_cases.rs"]
+mod cases;
 
 enum Job {
     Transfers {

@@ -1549,3 +1549,98 @@ async fn the_audit_log_chains_its_entries_and_verify_finds_tampering() {
         store.close().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cases_open_once_per_key_and_are_assigned_commented_and_resolved_once() {
+    use store::cases::{CaseQuery, NewCase};
+    for backend in backends().await {
+        let clock = Arc::new(ManualClock::new(START));
+        let store = open(&backend, &clock).await;
+        let flagged = |at: i64, card: &str| NewCase {
+            at,
+            merchant_id: "M1".into(),
+            terminal_id: "T1".into(),
+            card_id: card.into(),
+            rules: format!("card-velocity(review,10): seen at {at}"),
+            severity: "review".into(),
+            rule_names: vec!["card-velocity".into()],
+        };
+        let first = store.open_case(flagged(100, "card-1")).await.unwrap();
+        let again = store.open_case(flagged(200, "card-1")).await.unwrap();
+        assert_eq!(first, again, "{}: one open case per key", backend.name);
+        let other = store.open_case(flagged(300, "card-2")).await.unwrap();
+        assert_ne!(first, other);
+        let (case, comments) = store.case(first).await.unwrap().unwrap();
+        assert_eq!((case.hits, case.opened_at, case.last_at), (2, 100, 200));
+        assert_eq!(case.rules, "card-velocity(review,10): seen at 200");
+        assert_eq!((case.status.as_str(), comments.len()), ("open", 0));
+
+        assert!(store.assign_case(first, "analyst").await.unwrap());
+        assert!(
+            store
+                .comment_case(first, "analyst", "called the merchant", 250)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .comment_case(first, "ops", "card blocked", 260)
+                .await
+                .unwrap()
+        );
+        assert!(!store.comment_case(999, "ops", "x", 260).await.unwrap());
+        assert!(
+            store
+                .resolve_case(first, "block_card", "ops", 270)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .resolve_case(first, "no_action", "ops", 280)
+                .await
+                .unwrap(),
+            "once"
+        );
+        assert!(!store.assign_case(first, "late").await.unwrap());
+        let (case, comments) = store.case(first).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                case.status.as_str(),
+                case.outcome.as_str(),
+                case.resolved_at
+            ),
+            ("resolved", "block_card", Some(270))
+        );
+        assert_eq!(case.assignee, "analyst");
+        let texts: Vec<_> = comments.iter().map(|c| (c.seq, c.text.as_str())).collect();
+        assert_eq!(texts, vec![(1, "called the merchant"), (2, "card blocked")]);
+
+        // Resolved, the key opens a new case.
+        let reopened = store.open_case(flagged(400, "card-1")).await.unwrap();
+        assert_ne!(reopened, first);
+        let open = store
+            .cases(CaseQuery {
+                status: Some("open".into()),
+                limit: 10,
+                ..CaseQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            open.iter().map(|c| c.id).collect::<Vec<_>>(),
+            vec![reopened, other]
+        );
+        let none = store
+            .cases(CaseQuery {
+                merchants: Some(vec!["M2".into()]),
+                limit: 10,
+                ..CaseQuery::default()
+            })
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+        assert_eq!(store.case(12345).await.unwrap(), None);
+        store.close().await.unwrap();
+    }
+}
