@@ -27,6 +27,8 @@ pub struct App {
 struct TerminalListener {
     listener: host::Listener,
     handler: Arc<acquirer::TerminalHandler>,
+    /// Opens the risk rules' cases; ends once the handler (its queue's sender) is dropped.
+    case_writer: tokio::task::JoinHandle<()>,
 }
 
 /// The risk rules: `risk.rules` when named, else `<data_dir>/risk.toml` when it exists, else
@@ -123,7 +125,7 @@ async fn terminal_listener(
     tracing::info!(rows = replayed, "risk windows rebuilt from the journal");
     // Cases from the rules, opened in the background off the authorization path.
     let (cases, case_queue) = acquirer::cases::case_channel();
-    tokio::spawn(acquirer::cases::write_cases(store.clone(), case_queue));
+    let case_writer = tokio::spawn(acquirer::cases::write_cases(store.clone(), case_queue));
     let limits = host::Limits {
         max_connections: config.iso8583_max_connections,
         ..host::Limits::default()
@@ -132,6 +134,7 @@ async fn terminal_listener(
         .await
         .with_context(|| format!("cannot listen for terminals on {} (iso8583.listen / EASYPOS_ISO8583_LISTEN); choose another port", config.iso8583_listen))?;
     Ok(TerminalListener {
+        case_writer,
         listener,
         handler: Arc::new(
             remote_bins.into_iter().fold(
@@ -189,6 +192,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     let terminal_server =
         tokio::spawn(terminals.listener.serve(terminals.handler, stopped.clone()));
+    let case_writer = terminals.case_writer;
     let expiry = tokio::spawn(expiry_loop(
         app.clone(),
         Duration::from_millis(config.expiry_interval_ms),
@@ -242,6 +246,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     webhooks.await.context("webhook task")?;
     wallet_closer.await.context("wallet order closer")?;
     drop(app);
+    // The handler is gone with the app, so the case queue closes: its last cases are written.
+    case_writer.await.context("risk case writer")?;
     let store = Arc::try_unwrap(store)
         .map_err(|_| anyhow::anyhow!("the store is still in use at shutdown"))?;
     store.close().await.context("closing the store")?;
