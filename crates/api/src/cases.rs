@@ -238,8 +238,24 @@ pub async fn assign_case(
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> ApiResult<Json<CaseDetail>> {
-    let FoundCase { case, .. } = visible_case(&state, &principal, &id).await?;
     let request: Assignment = body(&bytes, r#"{"assignee": "shanghai.manager"}"#)?;
+    Ok(Json(
+        assign(&state, &principal, &id, &request.assignee).await?,
+    ))
+}
+
+/// Assigns case `id` (as the caller may see it) to `assignee`; the console's form and the
+/// API's route.
+pub async fn assign(
+    state: &ApiState,
+    principal: &Principal,
+    id: &str,
+    assignee: &str,
+) -> ApiResult<CaseDetail> {
+    let FoundCase { case, .. } = visible_case(state, principal, id).await?;
+    let request = Assignment {
+        assignee: assignee.to_owned(),
+    };
     let assignee = state
         .store
         .user_by_username(request.assignee.trim())
@@ -272,7 +288,7 @@ pub async fn assign_case(
             tenant,
         )
         .await?;
-    get_case(State(state), axum::Extension(principal), Path(id)).await
+    Ok(visible_case(state, principal, id).await?.detail)
 }
 
 #[derive(Debug, Deserialize)]
@@ -287,9 +303,20 @@ pub async fn comment_case(
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> ApiResult<(StatusCode, Json<CaseDetail>)> {
-    let FoundCase { case, .. } = visible_case(&state, &principal, &id).await?;
     let request: NewComment = body(&bytes, r#"{"text": "called the merchant"}"#)?;
-    let comment = text("text", &request.text)?;
+    let detail = comment(&state, &principal, &id, &request.text).await?;
+    Ok((StatusCode::CREATED, Json(detail)))
+}
+
+/// Adds a comment by the caller to case `id`.
+pub async fn comment(
+    state: &ApiState,
+    principal: &Principal,
+    id: &str,
+    given: &str,
+) -> ApiResult<CaseDetail> {
+    let FoundCase { case, .. } = visible_case(state, principal, id).await?;
+    let comment = text("text", given)?;
     if !state
         .store
         .comment_case(
@@ -315,8 +342,7 @@ pub async fn comment_case(
             tenant,
         )
         .await?;
-    let Json(detail) = get_case(State(state), axum::Extension(principal), Path(id)).await?;
-    Ok((StatusCode::CREATED, Json(detail)))
+    Ok(visible_case(state, principal, id).await?.detail)
 }
 
 #[derive(Debug, Deserialize)]
@@ -334,11 +360,21 @@ pub async fn resolve_case(
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> ApiResult<Json<CaseDetail>> {
-    let FoundCase { case, .. } = visible_case(&state, &principal, &id).await?;
     let request: Resolution = body(
         &bytes,
         r#"{"outcome": "block_card", "reason": "confirmed fraud"}"#,
     )?;
+    Ok(Json(resolve(&state, &principal, &id, &request).await?))
+}
+
+/// Resolves case `id` as `request` says, freezing what the outcome blocks.
+pub async fn resolve(
+    state: &ApiState,
+    principal: &Principal,
+    id: &str,
+    request: &Resolution,
+) -> ApiResult<CaseDetail> {
+    let FoundCase { case, .. } = visible_case(state, principal, id).await?;
     let outcome = Outcome::parse(&request.outcome).ok_or_else(|| {
         Problem::bad_request(format!(
             "`outcome` must be no_action, block_card, block_terminal or block_merchant, not {:?}",
@@ -400,5 +436,5 @@ pub async fn resolve_case(
             )
             .await?;
     }
-    get_case(State(state), axum::Extension(principal), Path(id)).await
+    Ok(visible_case(state, principal, id).await?.detail)
 }

@@ -99,6 +99,20 @@ pub fn router(state: Console) -> Router {
         .route("/console/cards", get(pages::cards))
         .route("/console/merchants", get(pages::merchants))
         .route("/console/journal", get(pages::journal))
+        .route("/console/cases", get(pages::cases_page::cases))
+        .route("/console/cases/{id}", get(pages::cases_page::case))
+        .route(
+            "/console/cases/{id}/comments",
+            post(pages::cases_page::comment),
+        )
+        .route(
+            "/console/cases/{id}/assign",
+            post(pages::cases_page::assign),
+        )
+        .route(
+            "/console/cases/{id}/resolve",
+            post(pages::cases_page::resolve),
+        )
         .route("/console/health", get(pages::health))
         .route("/console/static/htmx.min.js", get(htmx))
         .route("/console/static/console.css", get(css))

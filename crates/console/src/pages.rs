@@ -2,6 +2,10 @@
 //! ([`api::access::allows`]) and reads within the tenant's scope ([`api::access::Scope`]),
 //! then renders a template.
 
+// The case queue's pages, a child module so they share the page helpers.
+#[path = "cases_page.rs"]
+pub(crate) mod cases_page;
+
 use crate::Console;
 use crate::i18n::{Lang, Tr};
 use crate::session::{self, Found, LANG_COOKIE, SESSION_COOKIE, Session};
@@ -56,6 +60,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/transactions", "nav-transactions"),
             ("/console/terminals", "nav-terminals"),
             ("/console/staff", "nav-staff"),
+            ("/console/cases", "nav-cases"),
             ("/console/api-keys", "nav-api-keys"),
         ],
         Role::MerchantManager => &[
@@ -63,6 +68,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/transactions", "nav-transactions"),
             ("/console/terminals", "nav-terminals"),
             ("/console/staff", "nav-staff"),
+            ("/console/cases", "nav-cases"),
         ],
         Role::Cashier => &[
             ("/console/dashboard", "nav-dashboard"),
@@ -83,6 +89,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/terminals", "nav-terminals"),
             ("/console/transactions", "nav-transactions"),
             ("/console/journal", "nav-journal"),
+            ("/console/cases", "nav-cases"),
             ("/console/health", "nav-health"),
             ("/console/api-keys", "nav-api-keys"),
         ],

@@ -1088,3 +1088,113 @@ async fn password_step(world: &World, username: &str) -> String {
     );
     answer.session()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_merchant_admin_works_a_risk_case_to_a_terminal_block() {
+    let world = world().await;
+    let case = world
+        .store
+        .open_case(store::cases::NewCase {
+            at: NOW_SECONDS as i64,
+            merchant_id: demo::SHANGHAI_MERCHANT.into(),
+            terminal_id: "10000001".into(),
+            card_id: "card-CH001-D".into(),
+            rules: "card-velocity(review,10): 4 authorizations on the card in 600 s (at most 3)"
+                .into(),
+            severity: "review".into(),
+            rule_names: vec!["card-velocity".into()],
+        })
+        .await
+        .unwrap();
+    let admin = world.sign_in("shanghai.admin").await;
+    let list = world.get("/console/cases", Some(&admin), &[]).await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(
+        list.html
+            .contains(&format!("href=\"/console/cases/{case}\""))
+    );
+    assert!(
+        list.html.contains(&masked("card-CH001-D")),
+        "the card masked"
+    );
+    assert!(!list.html.contains("card-CH001-D"), "never its id");
+
+    let path = format!("/console/cases/{case}");
+    let page = world.get(&path, Some(&admin), &[]).await;
+    assert!(page.html.contains("card-velocity(review,10)"));
+    assert!(
+        !page.html.contains("value=\"block_card\""),
+        "a merchant does not block cards"
+    );
+    let csrf = page.csrf();
+    let forged = world
+        .post(
+            &format!("{path}/comments"),
+            Some(&admin),
+            "csrf=forged&text=x",
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let commented = world
+        .post(
+            &format!("{path}/comments"),
+            Some(&admin),
+            &format!("csrf={csrf}&text=the+night+shift"),
+        )
+        .await;
+    assert_eq!(commented.status, StatusCode::SEE_OTHER);
+    let refused = world
+        .post(
+            &format!("{path}/assign"),
+            Some(&admin),
+            &format!("csrf={csrf}&assignee=shanghai.cashier"),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(refused.html.contains("not a user who may work this case"));
+    let assigned = world
+        .post(
+            &format!("{path}/assign"),
+            Some(&admin),
+            &format!("csrf={csrf}&assignee=shanghai.manager"),
+        )
+        .await;
+    assert_eq!(assigned.status, StatusCode::SEE_OTHER);
+    let resolved = world
+        .post(
+            &format!("{path}/resolve"),
+            Some(&admin),
+            &format!("csrf={csrf}&outcome=block_terminal&reason=insider"),
+        )
+        .await;
+    assert_eq!(resolved.status, StatusCode::SEE_OTHER);
+    let page = world.get(&path, Some(&admin), &[]).await;
+    assert!(page.html.contains("the night shift"));
+    assert!(
+        page.html
+            .contains("<dd id=\"case-assignee\">shanghai.manager</dd>")
+    );
+    assert!(
+        page.html
+            .contains("<dd id=\"case-outcome\">block_terminal</dd>")
+    );
+    assert!(
+        !page.html.contains("/resolve\""),
+        "no resolve form once resolved"
+    );
+    let freezes = world.store.freezes().await.unwrap();
+    assert_eq!(
+        (freezes[0].scope.as_str(), freezes[0].target.as_str()),
+        ("terminal", "10000001")
+    );
+
+    // A cashier has no case queue; another merchant's admin does not find this case.
+    let cashier = world.sign_in("shanghai.cashier").await;
+    let page = world.get("/console/cases", Some(&cashier), &[]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    let beijing = world.sign_in("beijing.admin").await;
+    let page = world.get(&path, Some(&beijing), &[]).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    let page = world.get("/console/cases", Some(&beijing), &[]).await;
+    assert!(!page.html.contains(&format!("/console/cases/{case}\"")));
+}
