@@ -333,6 +333,7 @@ pub fn document() -> Value {
                         "card": {"type": ["string", "null"], "description": "Masked: first six and last four digits at most"},
                         "status": {"type": "string", "enum": ["approved", "declined", "unanswered"]},
                         "response_code": {"type": ["string", "null"], "description": "ISO 8583 field 39"},
+                        "risk_rules": {"type": ["string", "null"], "description": "The risk rules that fired, name(action,score): reason; … — or the freeze that stopped it (docs/risk.md)"},
                         "rrn": {"type": ["string", "null"]},
                         "auth_code": {"type": ["string", "null"]},
                         "batch": {"type": ["integer", "null"]},

@@ -148,3 +148,4 @@ case-no-action = No action
 case-block-terminal = Block the terminal
 case-block-merchant = Block the merchant
 case-block-card = Block the card
+tx-risk-rules = Risk rules that fired

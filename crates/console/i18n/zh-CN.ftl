@@ -148,3 +148,4 @@ case-no-action = 无需处理
 case-block-terminal = 封禁该终端
 case-block-merchant = 封禁该商户
 case-block-card = 封禁该卡
+tx-risk-rules = 触发的风控规则

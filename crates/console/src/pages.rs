@@ -782,6 +782,8 @@ struct TransactionPage {
     batch_trace: String,
     original: String,
     duration: String,
+    /// Each fired rule with its reason, or the freeze, one per line.
+    risk_rules: Vec<String>,
 }
 
 fn pair(first: Option<i64>, second: Option<i64>) -> String {
@@ -840,6 +842,11 @@ pub async fn transaction(
         batch_trace: pair(record.batch, record.stan),
         original: pair(record.original_batch, record.original_stan),
         duration: format!("{} ms", record.duration_us / 1_000),
+        risk_rules: record
+            .risk
+            .as_deref()
+            .map(|rules| rules.split("; ").map(str::to_owned).collect())
+            .unwrap_or_default(),
         chrome: visit.chrome,
     };
     render(&page, StatusCode::OK)

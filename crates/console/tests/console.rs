@@ -58,13 +58,16 @@ async fn world() -> World {
     let now_micros = NOW_SECONDS as i64 * 1_000_000;
     store
         .journal(vec![
-            sale(
-                demo::SHANGHAI_MERCHANT,
-                "10000001",
-                "card-CH001-D",
-                "RRNSHANGHAI1",
-                now_micros - 60_000_000,
-            ),
+            JournalEntry {
+                risk: Some("terminal-velocity(alert,10): 31 authorizations on the terminal in 600 s (at most 30); outside-hours(alert,5): at 23:40 local, outside business hours 07:00-23:30".into()),
+                ..sale(
+                    demo::SHANGHAI_MERCHANT,
+                    "10000001",
+                    "card-CH001-D",
+                    "RRNSHANGHAI1",
+                    now_micros - 60_000_000,
+                )
+            },
             sale(
                 demo::BEIJING_MERCHANT,
                 "20000001",
@@ -576,6 +579,10 @@ async fn pages_show_the_tenant_and_only_the_tenant() {
         .await;
     assert_eq!(own.status, StatusCode::OK);
     assert!(own.html.contains("RRNSHANGHAI1") && own.html.contains("Lujiazui Coffee"));
+    // The detail explains the risk rules that fired, one per line.
+    assert!(own.html.contains(
+        "<dd id=\"risk-rules\"><span class=\"mono\">terminal-velocity(alert,10): 31 authorizations on the terminal in 600 s (at most 30)</span><br><span class=\"mono\">outside-hours(alert,5)"
+    ), "{}", own.html);
     let other = world
         .get(
             &format!("/console/transactions/{}", world.beijing_sale),
