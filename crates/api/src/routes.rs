@@ -725,12 +725,28 @@ pub async fn freeze(
     Path((scope_text, target)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Json<FreezeView>> {
-    let scope = freeze_scope(&scope_text)?;
-    let tenant = freezable(&state, &principal, scope, &target).await?;
+    // The scope and the caller's right to it first: a 404 or 403 before a 400 for the body.
+    freezable(&state, &principal, freeze_scope(&scope_text)?, &target).await?;
     let new: NewFreeze = serde_json::from_slice(&body).map_err(|error| {
         Problem::bad_request(format!("the body must be {{\"reason\": \"…\"}}: {error}"))
     })?;
-    let reason = new.reason.trim();
+    let freeze = put_freeze(&state, &principal, &scope_text, &target, &new.reason).await?;
+    Ok(Json(FreezeView::new(&freeze)))
+}
+
+/// Freezes `target` of `scope_text` for `reason`, if the caller may: in the store and the
+/// host's memory together, and in the audit log. The API's route and the console's emergency
+/// page.
+pub async fn put_freeze(
+    state: &ApiState,
+    principal: &Principal,
+    scope_text: &str,
+    target: &str,
+    reason: &str,
+) -> ApiResult<store::freezes::Freeze> {
+    let scope = freeze_scope(scope_text)?;
+    let tenant = freezable(state, principal, scope, target).await?;
+    let reason = reason.trim();
     if reason.is_empty() || reason.chars().count() > MAX_FREEZE_REASON_CHARS {
         return Err(Problem::bad_request(format!(
             "reason: say why, in 1 to {MAX_FREEZE_REASON_CHARS} characters"
@@ -738,13 +754,13 @@ pub async fn freeze(
     }
     let freeze = store::freezes::Freeze {
         scope: scope.as_str().to_owned(),
-        target: target.clone(),
+        target: target.to_owned(),
         reason: reason.to_owned(),
         frozen_by: principal.user.username.clone(),
         frozen_at: state.now_seconds(),
     };
     state.store.put_freeze(freeze.clone()).await?;
-    state.freezes.set(scope, &target, true);
+    state.freezes.set(scope, target, true);
     tracing::warn!(scope = scope.as_str(), %target, by = %principal.user.username, "frozen");
     state
         .audit(
@@ -755,7 +771,7 @@ pub async fn freeze(
             tenant,
         )
         .await?;
-    Ok(Json(FreezeView::new(&freeze)))
+    Ok(freeze)
 }
 
 /// Lifts a freeze (204 whether or not there was one: thawing is idempotent).
@@ -764,10 +780,22 @@ pub async fn thaw(
     axum::Extension(principal): axum::Extension<Principal>,
     Path((scope_text, target)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let scope = freeze_scope(&scope_text)?;
-    let tenant = freezable(&state, &principal, scope, &target).await?;
-    let existed = state.store.delete_freeze(scope.as_str(), &target).await?;
-    state.freezes.set(scope, &target, false);
+    lift_freeze(&state, &principal, &scope_text, &target).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Lifts the freeze of `target` of `scope_text`, if the caller may (and records it when
+/// there was one).
+pub async fn lift_freeze(
+    state: &ApiState,
+    principal: &Principal,
+    scope_text: &str,
+    target: &str,
+) -> ApiResult<()> {
+    let scope = freeze_scope(scope_text)?;
+    let tenant = freezable(state, principal, scope, target).await?;
+    let existed = state.store.delete_freeze(scope.as_str(), target).await?;
+    state.freezes.set(scope, target, false);
     tracing::warn!(scope = scope.as_str(), %target, by = %principal.user.username, "thawed");
     if existed {
         state
@@ -780,5 +808,5 @@ pub async fn thaw(
             )
             .await?;
     }
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }

@@ -177,10 +177,10 @@ async function withPage(name, user, locale, body) {
 }
 
 const portals = {
-  'shanghai.admin': ['Dashboard', 'Transactions', 'Terminals', 'Staff', 'Cases', 'API keys'],
+  'shanghai.admin': ['Dashboard', 'Transactions', 'Terminals', 'Staff', 'Cases', 'Emergency', 'API keys'],
   'shanghai.cashier': ['Dashboard', 'Transactions', 'Terminals'],
   'cardholder1': ['Cards', 'Transactions'],
-  'operator': ['Merchants', 'Terminals', 'Transactions', 'Message journal', 'Cases', 'System health', 'API keys'],
+  'operator': ['Merchants', 'Terminals', 'Transactions', 'Message journal', 'Cases', 'Emergency', 'System health', 'API keys'],
   'bank': ['Cards', 'Transactions', 'API keys'],
   'partner': ['Merchants', 'Terminals', 'Transactions', 'API keys'],
 };
@@ -253,7 +253,7 @@ test('a merchant admin signs in again with a new code, not the one used before',
   });
 });
 
-test('a merchant admin works a risk case from the queue to a terminal block', async () => {
+test('a merchant admin works a risk case to a terminal block and freezes refunds in an emergency', async () => {
   // 6,000.00 on a card the engine has not seen today: the demo rule `new-card-high-amount`
   // puts it up for review, approved, and a case opens in the background.
   const flagged = sale('10000001', 'card-CH001-C', '6000.00');
@@ -280,6 +280,16 @@ test('a merchant admin works a risk case from the queue to a terminal block', as
     assert.equal((await page.locator('#case-status').textContent()).trim(), 'resolved');
     assert.equal((await page.locator('#case-outcome').textContent()).trim(), 'block_terminal');
     assert.match(await page.locator('#case-comments').textContent(), /not a regular of ours/);
+    // The emergency page shows the block, and freezes the merchant's refunds in one step.
+    await Promise.all([page.waitForNavigation(), page.click('header nav a:text-is("Emergency")')]);
+    assert.match(await page.locator('#freezes').textContent(), /terminal:10000001/);
+    await page.selectOption('select[name=target]', 'refunds:898310058120001');
+    await page.fill('input[name=reason]', 'refund spike on the night shift');
+    await Promise.all([page.waitForNavigation(), page.click('form[action$="/freeze"] button')]);
+    const refunds = page.locator('#freezes tr', { hasText: 'refunds:898310058120001' });
+    assert.match(await refunds.textContent(), /refund spike on the night shift/);
+    await Promise.all([page.waitForNavigation(), refunds.locator('button').click()]);
+    assert.equal(await page.locator('#freezes tr', { hasText: 'refunds:898310058120001' }).count(), 0);
   });
   // The block is a freeze: the terminal's next sale is declined 58.
   const blocked = sale('10000001', 'card-CH001-D', '1.00');

@@ -99,6 +99,12 @@ pub fn router(state: Console) -> Router {
         .route("/console/cards", get(pages::cards))
         .route("/console/merchants", get(pages::merchants))
         .route("/console/journal", get(pages::journal))
+        .route("/console/emergency", get(pages::emergency_page::emergency))
+        .route(
+            "/console/emergency/freeze",
+            post(pages::emergency_page::freeze),
+        )
+        .route("/console/emergency/thaw", post(pages::emergency_page::thaw))
         .route("/console/cases", get(pages::cases_page::cases))
         .route("/console/cases/{id}", get(pages::cases_page::case))
         .route(

@@ -5,6 +5,9 @@
 // The case queue's pages, a child module so they share the page helpers.
 #[path = "cases_page.rs"]
 pub(crate) mod cases_page;
+// The emergency page, likewise.
+#[path = "emergency_page.rs"]
+pub(crate) mod emergency_page;
 
 use crate::Console;
 use crate::i18n::{Lang, Tr};
@@ -61,6 +64,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/terminals", "nav-terminals"),
             ("/console/staff", "nav-staff"),
             ("/console/cases", "nav-cases"),
+            ("/console/emergency", "nav-emergency"),
             ("/console/api-keys", "nav-api-keys"),
         ],
         Role::MerchantManager => &[
@@ -69,6 +73,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/terminals", "nav-terminals"),
             ("/console/staff", "nav-staff"),
             ("/console/cases", "nav-cases"),
+            ("/console/emergency", "nav-emergency"),
         ],
         Role::Cashier => &[
             ("/console/dashboard", "nav-dashboard"),
@@ -90,6 +95,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/transactions", "nav-transactions"),
             ("/console/journal", "nav-journal"),
             ("/console/cases", "nav-cases"),
+            ("/console/emergency", "nav-emergency"),
             ("/console/health", "nav-health"),
             ("/console/api-keys", "nav-api-keys"),
         ],

@@ -1205,3 +1205,80 @@ async fn a_merchant_admin_works_a_risk_case_to_a_terminal_block() {
     let page = world.get("/console/cases", Some(&beijing), &[]).await;
     assert!(!page.html.contains(&format!("/console/cases/{case}\"")));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_emergency_page_freezes_refunds_at_once_and_lifts_them() {
+    let world = world().await;
+    let manager = world.sign_in("shanghai.manager").await;
+    let page = world.get("/console/emergency", Some(&manager), &[]).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let refunds = format!("refunds:{}", demo::SHANGHAI_MERCHANT);
+    assert!(page.html.contains(&format!("value=\"{refunds}\"")));
+    assert!(page.html.contains("value=\"terminal:10000002\""));
+    assert!(!page.html.contains(demo::BEIJING_MERCHANT), "only its own");
+    let csrf = page.csrf();
+    let no_reason = world
+        .post(
+            "/console/emergency/freeze",
+            Some(&manager),
+            &format!("csrf={csrf}&target={refunds}&reason=+"),
+        )
+        .await;
+    assert_eq!(no_reason.status, StatusCode::BAD_REQUEST);
+    assert!(no_reason.html.contains("say why"));
+    let foreign = world
+        .post(
+            "/console/emergency/freeze",
+            Some(&manager),
+            &format!("csrf={csrf}&target=terminal:20000001&reason=x"),
+        )
+        .await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
+    let frozen = world
+        .post(
+            "/console/emergency/freeze",
+            Some(&manager),
+            &format!("csrf={csrf}&target={refunds}&reason=refund+spike+on+the+night+shift"),
+        )
+        .await;
+    assert_eq!(frozen.status, StatusCode::SEE_OTHER);
+    let stored = world.store.freezes().await.unwrap();
+    assert_eq!(
+        (stored[0].scope.as_str(), stored[0].frozen_by.as_str()),
+        ("refunds", "shanghai.manager")
+    );
+    let page = world.get("/console/emergency", Some(&manager), &[]).await;
+    assert!(page.html.contains("refund spike on the night shift"));
+    let lifted = world
+        .post(
+            "/console/emergency/thaw",
+            Some(&manager),
+            &format!("csrf={}&target={refunds}", page.csrf()),
+        )
+        .await;
+    assert_eq!(lifted.status, StatusCode::SEE_OTHER);
+    assert!(world.store.freezes().await.unwrap().is_empty());
+    let actions: Vec<_> = world
+        .store
+        .audit_entries(store::audit::AuditQuery {
+            action_prefix: Some("freeze.".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.action, e.target))
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            ("freeze.put".to_owned(), refunds.clone()),
+            ("freeze.delete".to_owned(), refunds.clone())
+        ]
+    );
+    // A cashier has no emergency page.
+    let cashier = world.sign_in("shanghai.cashier").await;
+    let page = world.get("/console/emergency", Some(&cashier), &[]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+}
