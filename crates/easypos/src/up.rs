@@ -198,6 +198,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Duration::from_millis(config.expiry_interval_ms),
         stopped.clone(),
     ));
+    let freeze_sync = tokio::spawn(freeze_loop(
+        app.clone(),
+        FREEZE_SYNC_INTERVAL,
+        stopped.clone(),
+    ));
 
     let shutdown = Shutdown::listen();
     print_banner(&config, &store, &hsm, address, terminal_address, seeded).await?;
@@ -241,6 +246,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .context("HTTP server task")?
         .context("HTTP server")?;
     expiry.await.context("expiry task")?;
+    freeze_sync.await.context("freeze sync task")?;
     terminal_server.await.context("terminal listener")?;
     store_and_forward.await.context("store-and-forward task")?;
     webhooks.await.context("webhook task")?;
@@ -563,6 +569,41 @@ async fn expiry_loop(app: Arc<App>, interval: Duration, mut stopped: watch::Rece
                 tracing::info!(expired, "released expired holds");
             }
             Err(error) => tracing::warn!(%error, "expiring holds failed; will retry"),
+        }
+    }
+}
+
+/// How often the host reads the store's freezes, so that what another host sharing the
+/// database froze or lifted (or the API of another process) takes effect here too. Freezes set
+/// through this process's own API act at once.
+pub const FREEZE_SYNC_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Reconciles the host's in-memory freezes with the store's, every `interval` (off the
+/// authorization path: one read of a small table).
+async fn freeze_loop(app: Arc<App>, interval: Duration, mut stopped: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let freezes = app.handler.freezes();
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stopped.wait_for(|stopping| *stopping) => return,
+        }
+        // Read before the store, so a freeze this process sets meanwhile is never undone.
+        let seen = freezes.generation();
+        match app.store.freezes().await {
+            Ok(stored) => {
+                let all = stored.iter().filter_map(|freeze| {
+                    risk::FreezeScope::parse(&freeze.scope)
+                        .map(|scope| (scope, freeze.target.as_str()))
+                });
+                if let Some(changed) = freezes.replace_all(seen, all)
+                    && changed > 0
+                {
+                    tracing::info!(changed, "freezes taken over from the store");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "reading the freezes failed; will retry"),
         }
     }
 }
