@@ -126,6 +126,8 @@ pub struct HandlerCounters {
     pub late_answers: AtomicU64,
     /// Reversals the host queued itself and forwarded until acknowledged.
     pub reversals_forwarded: AtomicU64,
+    /// Risk cases dropped because the case writer's queue was full (see `cases.rs`).
+    pub cases_dropped: AtomicU64,
 }
 
 pub struct TerminalHandler {
@@ -155,6 +157,8 @@ pub struct TerminalHandler {
     /// The acquirer's receipt signing keys: an approved sale's answer carries the signed
     /// receipt statement in field 62 (see `sale.rs`, step 6).
     pub(crate) receipts: Option<Arc<aftersale::ReceiptKeys>>,
+    /// Where cases from the risk rules go (see `cases.rs`); `None`: no cases.
+    cases: Option<tokio::sync::mpsc::Sender<store::cases::NewCase>>,
 }
 
 /// The risk engine and what it needs to know of merchants that the terminal record lacks.
@@ -215,6 +219,34 @@ impl TerminalHandler {
             risk: None,
             freezes: Arc::new(risk::Freezes::new()),
             receipts: None,
+            cases: None,
+        }
+    }
+
+    /// Opens a case (through `cases`, written by [`crate::cases::write_cases`]) whenever the
+    /// risk rules alert, put up for review or decline.
+    pub fn with_cases(mut self, cases: tokio::sync::mpsc::Sender<store::cases::NewCase>) -> Self {
+        self.cases = Some(cases);
+        self
+    }
+
+    /// Hands the case of `assessment`, if any, to the case writer without waiting.
+    pub(crate) fn report_case(
+        &self,
+        assessment: &risk::Assessment,
+        merchant_id: &str,
+        terminal_id: &str,
+        card_id: &str,
+        now_ms: i64,
+    ) {
+        let Some(cases) = &self.cases else { return };
+        let Some(case) =
+            crate::cases::case_of(assessment, merchant_id, terminal_id, card_id, now_ms)
+        else {
+            return;
+        };
+        if cases.try_send(case).is_err() {
+            self.counters.cases_dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -401,6 +433,7 @@ impl TerminalHandler {
                 message,
                 mac: None,
                 risk: None,
+                card_id: None,
             }),
             MessageType::SignOff => self.sign_off(message, &request).await,
             MessageType::BatchSettlement => self.batch_settlement(message, &request).await,
@@ -505,9 +538,15 @@ impl TerminalHandler {
             MessageType::PreAuthorizationVoid => {
                 self.preauthorization_void(message, request, keys).await
             }
-            MessageType::SaleVoid => self.undo(Undo::Void, message, request, keys).await,
+            MessageType::SaleVoid => {
+                self.undo(Undo::Void, message, request, terminal, keys)
+                    .await
+            }
             MessageType::CompletionVoid => self.completion_void(message, request, keys).await,
-            MessageType::Refund => self.undo(Undo::Refund, message, request, keys).await,
+            MessageType::Refund => {
+                self.undo(Undo::Refund, message, request, terminal, keys)
+                    .await
+            }
             MessageType::Reversal => self.reversal(message, request, terminal, keys).await,
             _ => Answer::plain(message, ResponseCode::FunctionNotSupported),
         }
@@ -749,6 +788,7 @@ impl Handler for TerminalHandler {
         );
         entry.received_at = received_at;
         entry.risk = answer.as_mut().and_then(|answer| answer.risk.take());
+        entry.card_id = answer.as_mut().and_then(|answer| answer.card_id.take());
         entry.duration_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
         entry.peer = peer.to_string();
         if let Err(error) = self.store.journal(vec![entry]).await {

@@ -153,6 +153,7 @@ impl TerminalHandler {
             message: answer,
             mac,
             risk: None,
+            card_id: None,
         })
     }
 }

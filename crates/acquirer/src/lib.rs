@@ -23,6 +23,7 @@
 //! ```
 
 pub mod cards;
+pub mod cases;
 pub mod chart;
 pub mod chip;
 mod completion;
@@ -34,6 +35,7 @@ pub mod keys;
 pub mod mac;
 mod message;
 mod reversal;
+mod risk_replay;
 mod saf;
 mod sale;
 pub mod settlement;
@@ -45,4 +47,5 @@ pub use handler::{
     TerminalRecord,
 };
 pub use message::{MessageType, Reject, Request, classify, response_to};
+pub use risk_replay::{REPLAY_PAGE_ROWS, replay_risk};
 pub use saf::{ANSWER_WITHIN, REVERSAL_GRACE, STORE_AND_FORWARD_PEER};

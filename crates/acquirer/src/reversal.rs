@@ -115,6 +115,7 @@ impl TerminalHandler {
             message: response_to(message, code)?,
             mac: Some(keys.clone()),
             risk: None,
+            card_id: None,
         })
     }
 

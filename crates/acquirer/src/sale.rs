@@ -41,6 +41,8 @@ pub(crate) struct Answer {
     pub mac: Option<MessageKeys>,
     /// The risk rules that fired for it, and why (`risk::Assessment::summary`), for the journal.
     pub risk: Option<String>,
+    /// The directory id of the card presented, for the journal (the risk engine replays it).
+    pub card_id: Option<String>,
 }
 
 impl Answer {
@@ -64,6 +66,7 @@ impl Answer {
             message: response_to(request, code)?,
             mac: code.is_approved().then(|| keys.clone()),
             risk: None,
+            card_id: None,
         })
     }
 
@@ -72,8 +75,17 @@ impl Answer {
             message: response_to(request, response)?,
             mac: None,
             risk: None,
+            card_id: None,
         })
     }
+}
+
+/// What the journal keeps of an authorization's risk: the fired rules (or the freeze) and
+/// the card's directory id.
+#[derive(Debug, Default)]
+pub(crate) struct RiskNote {
+    pub rules: Option<String>,
+    pub card_id: Option<String>,
 }
 
 /// The platform key that fingerprints card numbers.
@@ -100,16 +112,17 @@ impl TerminalHandler {
         terminal: &TerminalRecord,
         keys: &MessageKeys,
     ) -> Option<Answer> {
-        let mut risk_note = None;
+        let mut note = RiskNote::default();
         let mut answer = match self
-            .card_answer(kind, message, request, terminal, keys, &mut risk_note)
+            .card_answer(kind, message, request, terminal, keys, &mut note)
             .await
         {
             Ok(answer) => Some(answer),
             Err(code) => Answer::plain(message, code),
         };
         if let Some(answer) = answer.as_mut() {
-            answer.risk = risk_note;
+            answer.risk = note.rules;
+            answer.card_id = note.card_id;
         }
         answer
     }
@@ -121,7 +134,7 @@ impl TerminalHandler {
         request: &Request,
         terminal: &TerminalRecord,
         keys: &MessageKeys,
-        risk_note: &mut Option<String>,
+        note: &mut RiskNote,
     ) -> Result<Answer, Stop> {
         // Sales and pre-authorizations move (or hold) money; an inquiry only looks.
         let purchase = kind != TransactionKind::BalanceInquiry;
@@ -152,6 +165,7 @@ impl TerminalHandler {
             tracing::error!(%reason, "damaged card record");
             ResponseCode::SystemMalfunction
         })?;
+        note.card_id = Some(card.id.clone());
 
         // 1½. Emergency freezes act on the next authorization: 58 for a frozen terminal or
         //     merchant, 62 for a frozen card. Nothing else is looked at.
@@ -159,7 +173,7 @@ impl TerminalHandler {
             self.freezes
                 .frozen(request.terminal_id.trim(), &terminal.merchant_id, &card.id)
         {
-            *risk_note = Some(format!("frozen {}", scope.as_str()));
+            note.rules = Some(format!("frozen {}", scope.as_str()));
             let code = match scope {
                 risk::FreezeScope::Card => ResponseCode::RestrictedCard,
                 _ => ResponseCode::NotPermittedToTerminal,
@@ -297,8 +311,15 @@ impl TerminalHandler {
         });
         if let Some((gate, input)) = &risk_input {
             let assessment = gate.engine.evaluate(input, now_ms);
+            self.report_case(
+                &assessment,
+                input.merchant,
+                input.terminal,
+                input.card,
+                now_ms,
+            );
             if !assessment.fired.is_empty() {
-                *risk_note = Some(assessment.summary());
+                note.rules = Some(assessment.summary());
                 tracing::debug!(card = %card.masked_pan(), terminal = %input.terminal, verdict = assessment.verdict.name(), score = assessment.score, rules = %assessment.summary(), "risk rules fired");
             }
             if let Some(code) = assessment.decline_code() {
@@ -476,6 +497,7 @@ impl TerminalHandler {
             message: answer,
             mac: None,
             risk: None,
+            card_id: None,
         })
     }
 
@@ -569,6 +591,7 @@ impl TerminalHandler {
             message: answer,
             mac: Some(keys.clone()),
             risk: None,
+            card_id: None,
         }
     }
 }
@@ -623,7 +646,7 @@ impl TerminalHandler {
 }
 
 /// How the risk rules see field 22's first two digits.
-fn risk_entry(mode: Option<&str>) -> risk::Entry {
+pub(crate) fn risk_entry(mode: Option<&str>) -> risk::Entry {
     match mode {
         Some("05") => risk::Entry::Chip,
         Some("07") => risk::Entry::Contactless,

@@ -456,6 +456,7 @@ impl TerminalHandler {
             message: answer,
             mac: None,
             risk: None,
+            card_id: None,
         })
     }
 

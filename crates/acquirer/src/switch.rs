@@ -272,6 +272,7 @@ impl TerminalHandler {
             message: reply,
             mac,
             risk: None,
+            card_id: None,
         })
     }
 

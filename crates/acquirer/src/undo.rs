@@ -11,10 +11,10 @@
 //! any other undo of the same sale gets 12.
 
 use crate::effects::approval_codes;
-use crate::handler::TerminalHandler;
+use crate::handler::{TerminalHandler, TerminalRecord};
 use crate::keys::MessageKeys;
 use crate::message::Request;
-use crate::sale::Answer;
+use crate::sale::{Answer, RiskNote};
 use iso8583::{Message, ResponseCode};
 
 /// How a sale is undone.
@@ -43,9 +43,19 @@ impl TerminalHandler {
         undo: Undo,
         message: &Message<'_>,
         request: &Request,
+        terminal: &TerminalRecord,
         keys: &MessageKeys,
     ) -> Option<Answer> {
-        Answer::follow_up(message, self.undo_code(undo, message, request).await, keys)
+        let mut note = RiskNote::default();
+        let code = self
+            .undo_code(undo, message, request, terminal, &mut note)
+            .await;
+        let mut answer = Answer::follow_up(message, code, keys);
+        if let Some(answer) = answer.as_mut() {
+            answer.risk = note.rules;
+            answer.card_id = note.card_id;
+        }
+        answer
     }
 
     async fn undo_code(
@@ -53,13 +63,16 @@ impl TerminalHandler {
         undo: Undo,
         message: &Message<'_>,
         request: &Request,
+        terminal: &TerminalRecord,
+        note: &mut RiskNote,
     ) -> Result<ResponseCode, ResponseCode> {
         let original = self.original_key(message, request)?;
         let Some(sale) = self.posted(&original, "sale", None).await? else {
             return Err(ResponseCode::UnableToLocateRecord);
         };
         let issuer = &sale.issuer;
-        self.require_same_card(message, issuer).await?;
+        let card = self.require_same_card(message, issuer).await?;
+        note.card_id = Some(card.id.clone());
         let (rrn, _) = approval_codes(issuer.id());
         if message.get(37).map(|value| value.to_text()) != Some(rrn) {
             return Err(ResponseCode::UnableToLocateRecord);
@@ -75,6 +88,7 @@ impl TerminalHandler {
         if !within {
             return Err(ResponseCode::InvalidAmount);
         }
+        self.undo_allowed(undo, message, request, terminal, &card, amount_minor, note)?;
         let amount = money::Amount::new(amount_minor, issuer.amount.currency());
         let transfers = sale.opposite(&original, UNDO, amount, undo.code(), request.stan);
         match undo {
@@ -87,5 +101,81 @@ impl TerminalHandler {
             Undo::Refund => self.commit_follow_up(transfers).await?,
         }
         Ok(ResponseCode::Approved)
+    }
+
+    /// The freezes and the risk rules for a void or refund, as for a sale (`sale.rs`, steps 1½
+    /// and 3½): a frozen terminal or merchant answers 58, a frozen card 62, a merchant whose
+    /// refunds are frozen 58 for a refund; a declining rule its own code. Nothing is posted
+    /// then. In memory only: no store read on this path.
+    #[allow(clippy::too_many_arguments)] // the message's parts, already parsed by the caller
+    fn undo_allowed(
+        &self,
+        undo: Undo,
+        message: &Message<'_>,
+        request: &Request,
+        terminal: &TerminalRecord,
+        card: &store::directory::Card,
+        amount_minor: i64,
+        note: &mut RiskNote,
+    ) -> Result<(), ResponseCode> {
+        let terminal_id = request.terminal_id.trim();
+        if let Some(scope) = self
+            .freezes
+            .frozen(terminal_id, &terminal.merchant_id, &card.id)
+        {
+            note.rules = Some(format!("frozen {}", scope.as_str()));
+            return Err(match scope {
+                risk::FreezeScope::Card => ResponseCode::RestrictedCard,
+                _ => ResponseCode::NotPermittedToTerminal,
+            });
+        }
+        if undo == Undo::Refund && self.freezes.refunds_frozen(&terminal.merchant_id) {
+            note.rules = Some("frozen refunds".to_owned());
+            return Err(ResponseCode::NotPermittedToTerminal);
+        }
+        let Some(gate) = &self.risk else {
+            return Ok(());
+        };
+        let entry = message
+            .get(22)
+            .map(|value| value.to_text())
+            .unwrap_or_default();
+        let currency = crate::follow_up::currency(message)?;
+        let input = risk::Authorization {
+            kind: match undo {
+                Undo::Void => risk::Kind::Void,
+                Undo::Refund => risk::Kind::Refund,
+            },
+            card: &card.id,
+            terminal: terminal_id,
+            merchant: &terminal.merchant_id,
+            amount_minor,
+            currency,
+            card_currency: card.currency,
+            mcc: gate.mcc(&terminal.merchant_id),
+            entry: crate::sale::risk_entry(entry.get(..2)),
+            chip_card: false,
+        };
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        let assessment = gate.engine.evaluate(&input, now_ms);
+        self.report_case(
+            &assessment,
+            &terminal.merchant_id,
+            terminal_id,
+            &card.id,
+            now_ms,
+        );
+        if !assessment.fired.is_empty() {
+            note.rules = Some(assessment.summary());
+        }
+        match assessment.decline_code() {
+            Some(code) => {
+                Err(ResponseCode::parse(code.as_str()).unwrap_or(ResponseCode::DoNotHonor))
+            }
+            None => Ok(()),
+        }
     }
 }

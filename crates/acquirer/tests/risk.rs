@@ -175,3 +175,288 @@ async fn a_frozen_terminal_or_card_is_declined_on_its_next_sale_and_thawing_lets
         server.await.unwrap();
     }
 }
+
+/// A refund (退货) of `amount` for the sale with trace number `original_stan` and `rrn`.
+fn refund(
+    card: &demo::DemoCard,
+    amount: u64,
+    stan: u32,
+    original_stan: u32,
+    rrn: &str,
+    keys: &(TdesKey, TdesKey),
+) -> Vec<u8> {
+    edited(
+        &void(card, amount, stan, original_stan, rrn, keys),
+        keys,
+        |message| {
+            message.mti = iso8583::Mti::parse("0220").unwrap();
+            message.set_text(60, "25000001");
+        },
+    )
+}
+
+/// A chip sale answered 00, and its RRN.
+async fn approved_sale(
+    client: &mut Client,
+    card: &demo::DemoCard,
+    amount: u64,
+    stan: u32,
+    atc: u16,
+    keys: &(TdesKey, TdesKey),
+) -> String {
+    let reply = client
+        .exchange(
+            &chip_sale(card, amount, stan, atc, demo::DEMO_PIN, keys),
+            TIMEOUT,
+        )
+        .await
+        .unwrap();
+    let message = cup().unpack(&reply).unwrap();
+    assert_eq!(message.response_code().unwrap(), "00");
+    message.rrn().unwrap()
+}
+
+#[tokio::test]
+async fn refunds_and_voids_meet_the_freezes_and_a_refund_freeze_leaves_sales_alone() {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    for backend in store::testing::backends().await {
+        let world = world_on(backend).await;
+        let freezes = Arc::new(risk::Freezes::new());
+        let shared = freezes.clone();
+        let (mut client, stop, server, _handler) =
+            start_configured(&world, Limits::default(), |handler| {
+                handler.with_freezes(shared)
+            })
+            .await;
+        let keys = signed_on(&mut client).await;
+        let card = demo_card("card-CH001-D");
+        let first = approved_sale(&mut client, &card, 6_000, 900, 1, &keys).await;
+        let before = available(&world, &card).await;
+
+        freezes.set(risk::FreezeScope::Terminal, "10000001", true);
+        let (mti, code) = ask(&mut client, &refund(&card, 2_000, 901, 900, &first, &keys)).await;
+        assert_eq!((mti.as_str(), code.as_str()), ("0230", "58"));
+        assert_eq!(available(&world, &card).await, before, "nothing given back");
+        let journal = world.store.journal_recent(1).await.unwrap();
+        assert_eq!(journal[0].risk.as_deref(), Some("frozen terminal"));
+        assert_eq!(journal[0].card_id.as_deref(), Some("card-CH001-D"));
+        freezes.set(risk::FreezeScope::Terminal, "10000001", false);
+
+        // Refunds frozen for the merchant: its refunds stop, its sales go on.
+        freezes.set(risk::FreezeScope::Refunds, "898310058120001", true);
+        assert_eq!(
+            ask(&mut client, &refund(&card, 2_000, 902, 900, &first, &keys))
+                .await
+                .1,
+            "58"
+        );
+        let journal = world.store.journal_recent(1).await.unwrap();
+        assert_eq!(journal[0].risk.as_deref(), Some("frozen refunds"));
+        let second = approved_sale(&mut client, &card, 3_000, 903, 2, &keys).await;
+
+        // A frozen card's void is refused with 62; thawed, the void and the refund pass.
+        freezes.set(risk::FreezeScope::Card, "card-CH001-D", true);
+        assert_eq!(
+            ask(&mut client, &void(&card, 3_000, 904, 903, &second, &keys))
+                .await
+                .1,
+            "62"
+        );
+        freezes.set(risk::FreezeScope::Card, "card-CH001-D", false);
+        freezes.set(risk::FreezeScope::Refunds, "898310058120001", false);
+        assert_eq!(
+            ask(&mut client, &void(&card, 3_000, 905, 903, &second, &keys))
+                .await
+                .1,
+            "00"
+        );
+        assert_eq!(
+            ask(&mut client, &refund(&card, 2_000, 906, 900, &first, &keys))
+                .await
+                .1,
+            "00"
+        );
+        assert_eq!(available(&world, &card).await, before + 2_000);
+
+        let _ = stop.send(true);
+        server.await.unwrap();
+    }
+}
+
+const REFUND_RULES: &str = r#"
+[[rule]]
+name = "refund-without-sale"
+kind = "refund_without_sale"
+window_secs = 86400
+action = "decline"
+response_code = "57"
+
+[[rule]]
+name = "card-velocity"
+kind = "velocity"
+scope = "card"
+window_secs = 600
+max_count = 2
+action = "decline"
+response_code = "65"
+"#;
+
+fn refund_engine() -> Arc<risk::Engine> {
+    Arc::new(risk::Engine::new(
+        risk::Config::from_toml(REFUND_RULES).unwrap(),
+    ))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[tokio::test]
+async fn refunds_meet_the_rules_and_a_restart_rebuilds_the_windows_from_the_journal() {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    for backend in store::testing::backends().await {
+        let world = world_on(backend).await;
+        let card = demo_card("card-CH001-D");
+        let mccs = || HashMap::from([("898310058120001".to_owned(), 5411u16)]);
+
+        // Before the restart: a sale the engine sees.
+        let engine = refund_engine();
+        let (mut client, stop, server, _handler) =
+            start_configured(&world, Limits::default(), |handler| {
+                handler.with_risk(engine.clone(), mccs())
+            })
+            .await;
+        let keys = signed_on(&mut client).await;
+        let rrn = approved_sale(&mut client, &card, 5_000, 910, 1, &keys).await;
+        let _ = stop.send(true);
+        server.await.unwrap();
+
+        // A restart that forgot it: the refund looks like one to a card that did not pay.
+        let forgetful = refund_engine();
+        let (mut client, stop, server, _handler) =
+            start_configured(&world, Limits::default(), |handler| {
+                handler.with_risk(forgetful.clone(), mccs())
+            })
+            .await;
+        let keys = signed_on(&mut client).await;
+        assert_eq!(
+            ask(&mut client, &refund(&card, 1_000, 911, 910, &rrn, &keys))
+                .await
+                .1,
+            "57"
+        );
+        let journal = world.store.journal_recent(1).await.unwrap();
+        assert!(
+            journal[0]
+                .risk
+                .as_deref()
+                .unwrap()
+                .starts_with("refund-without-sale(decline,0)"),
+            "{:?}",
+            journal[0].risk
+        );
+        let _ = stop.send(true);
+        server.await.unwrap();
+
+        // A restart that replays the journal: the sale pays for the refund, and it counts
+        // towards the card's velocity.
+        let rebuilt = refund_engine();
+        let replayed = acquirer::replay_risk(&world.store, &rebuilt, now_ms())
+            .await
+            .unwrap();
+        assert_eq!(replayed, 1, "the sale; the refund is not a purchase");
+        let (mut client, stop, server, _handler) =
+            start_configured(&world, Limits::default(), |handler| {
+                handler.with_risk(rebuilt.clone(), mccs())
+            })
+            .await;
+        let keys = signed_on(&mut client).await;
+        assert_eq!(
+            ask(&mut client, &refund(&card, 1_000, 912, 910, &rrn, &keys))
+                .await
+                .1,
+            "00"
+        );
+        approved_sale(&mut client, &card, 1_000, 913, 2, &keys).await;
+        assert_eq!(
+            ask(
+                &mut client,
+                &chip_sale(&card, 1_000, 914, 3, demo::DEMO_PIN, &keys)
+            )
+            .await
+            .1,
+            "65",
+            "the third sale in 10 minutes, counting the one before the restart"
+        );
+        let _ = stop.send(true);
+        server.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn rules_that_review_open_one_case_that_counts_its_hits_off_the_authorization_path() {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    let rules = r#"
+[[rule]]
+name = "big-sale"
+kind = "velocity"
+scope = "card"
+window_secs = 600
+max_amount_minor = 1000
+action = "review"
+score = 10
+
+[[rule]]
+name = "on-trial"
+kind = "mcc"
+mccs = ["5411"]
+action = "approve"
+"#;
+    for backend in store::testing::backends().await {
+        let world = world_on(backend).await;
+        let engine = Arc::new(risk::Engine::new(risk::Config::from_toml(rules).unwrap()));
+        let mccs = HashMap::from([("898310058120001".to_owned(), 5411u16)]);
+        let (cases, queue) = acquirer::cases::case_channel();
+        let writer = tokio::spawn(acquirer::cases::write_cases(world.store.clone(), queue));
+        let (mut client, stop, server, handler) =
+            start_configured(&world, Limits::default(), |handler| {
+                handler.with_risk(engine.clone(), mccs).with_cases(cases)
+            })
+            .await;
+        let keys = signed_on(&mut client).await;
+        let card = demo_card("card-CH001-D");
+        // A small sale fires only the rule on trial: no case.
+        approved_sale(&mut client, &card, 500, 920, 1, &keys).await;
+        // Then two reviewed sales (still approved): one case, two hits.
+        approved_sale(&mut client, &card, 800, 921, 2, &keys).await;
+        approved_sale(&mut client, &card, 800, 922, 3, &keys).await;
+        let _ = stop.send(true);
+        server.await.unwrap();
+        drop(handler);
+        writer.await.unwrap();
+
+        let cases = world
+            .store
+            .cases(store::cases::CaseQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(cases.len(), 1, "{cases:?}");
+        let case = &cases[0];
+        assert_eq!(
+            (case.hits, case.severity.as_str(), case.card_id.as_str()),
+            (2, "review", "card-CH001-D")
+        );
+        assert_eq!(
+            (case.merchant_id.as_str(), case.terminal_id.as_str()),
+            ("898310058120001", "10000001")
+        );
+        assert!(case.rules.contains("big-sale(review,10)"), "{}", case.rules);
+        assert!(!case.rules.contains(&card.pan));
+    }
+}

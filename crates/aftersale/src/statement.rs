@@ -214,6 +214,7 @@ mod tests {
             rrn: Some("000000012345".into()),
             auth_code: Some("654321".into()),
             duration_us: 1,
+            risk: None,
         };
         let text = csv(&[record], &[merchant]);
         let lines: Vec<&str> = text.split("\r\n").collect();

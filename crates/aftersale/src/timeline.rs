@@ -105,6 +105,7 @@ mod tests {
             rrn: Some("000000000001".into()),
             auth_code: Some("123456".into()),
             duration_us: 10,
+            risk: None,
         }
     }
 

@@ -36,6 +36,12 @@ pub enum Resource {
     /// Emergency freezes of terminals, merchants and cards: the acquirer's operators, and a
     /// merchant's admin and manager for their own terminals and merchant.
     Freezes,
+    /// The audit log: operators their institution's and merchants' entries, a merchant's admin
+    /// and manager their merchant's.
+    Audit,
+    /// The case queue of the risk rules: the acquirer's operators, and a merchant's admin and
+    /// manager for their merchant's cases.
+    Cases,
 }
 
 /// Whether `role` may use routes on `resource` at all.
@@ -55,7 +61,9 @@ pub fn allows(role: Role, resource: Resource) -> bool {
             role,
             PlatformOperator | IssuerOperator | WalletOperator | MerchantAdmin | ChannelPartner
         ),
-        Freezes => matches!(role, PlatformOperator | MerchantAdmin | MerchantManager),
+        Freezes | Audit | Cases => {
+            matches!(role, PlatformOperator | MerchantAdmin | MerchantManager)
+        }
     }
 }
 

@@ -19,7 +19,9 @@
 #![recursion_limit = "256"]
 
 pub mod access;
+pub mod audit;
 pub mod auth;
+pub mod cases;
 pub mod fraud;
 pub mod idempotency;
 pub mod openapi;
@@ -87,7 +89,7 @@ impl ApiState {
 
 /// Every route of the API (method, path as the OpenAPI document writes it). The router is
 /// built from the same calls, and a test checks both against each other and the document.
-pub const ROUTES: [(&str, &str); 28] = [
+pub const ROUTES: [(&str, &str); 35] = [
     ("GET", "/api/v1/me"),
     ("GET", "/api/v1/transactions"),
     ("GET", "/api/v1/transactions/{id}"),
@@ -119,6 +121,13 @@ pub const ROUTES: [(&str, &str); 28] = [
     ("POST", "/api/v1/receipts/verify"),
     ("GET", "/api/v1/receipts/keys"),
     ("POST", "/api/v1/receipts/keys/rotate"),
+    ("GET", "/api/v1/audit"),
+    ("GET", "/api/v1/audit/verify"),
+    ("GET", "/api/v1/cases"),
+    ("GET", "/api/v1/cases/{id}"),
+    ("POST", "/api/v1/cases/{id}/assign"),
+    ("POST", "/api/v1/cases/{id}/comments"),
+    ("POST", "/api/v1/cases/{id}/resolve"),
 ];
 
 /// The API's router: `/api/v1/…` behind authentication and idempotency, and the OpenAPI
@@ -171,6 +180,22 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/v1/receipts/keys/rotate",
             axum::routing::post(receipts::rotate),
+        )
+        .route("/api/v1/audit", get(audit::list_audit))
+        .route("/api/v1/audit/verify", get(audit::verify_audit))
+        .route("/api/v1/cases", get(cases::list_cases))
+        .route("/api/v1/cases/{id}", get(cases::get_case))
+        .route(
+            "/api/v1/cases/{id}/assign",
+            axum::routing::post(cases::assign_case),
+        )
+        .route(
+            "/api/v1/cases/{id}/comments",
+            axum::routing::post(cases::comment_case),
+        )
+        .route(
+            "/api/v1/cases/{id}/resolve",
+            axum::routing::post(cases::resolve_case),
         )
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

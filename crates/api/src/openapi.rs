@@ -69,6 +69,31 @@ fn operation(
     })
 }
 
+/// A POST on a case, with its JSON body and an `Idempotency-Key`.
+fn case_post(
+    id: &str,
+    summary: &str,
+    body: &str,
+    success: (&str, Value),
+    extra: &[(&str, &str)],
+) -> Value {
+    let mut parameters = path_id("The case number");
+    if let Value::Array(list) = &mut parameters {
+        list.push(json!({
+            "name": "Idempotency-Key", "in": "header", "required": true,
+            "schema": {"type": "string"}, "description": "A unique key per request: a retry with the same key gets the first answer"
+        }));
+    }
+    let mut operation = operation(id, summary, success, parameters, extra);
+    if let Value::Object(map) = &mut operation {
+        map.insert(
+            "requestBody".to_owned(),
+            json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{body}")}}}}),
+        );
+    }
+    operation
+}
+
 fn path_id(description: &str) -> Value {
     json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}, "description": description}])
 }
@@ -182,7 +207,7 @@ pub fn document() -> Value {
     }
     let webhook_path = path_id("Webhook id (wh_…)");
     let freeze_path = json!([
-        {"name": "scope", "in": "path", "required": true, "schema": {"type": "string", "enum": ["terminal", "merchant", "card"]}, "description": "What is frozen"},
+        {"name": "scope", "in": "path", "required": true, "schema": {"type": "string", "enum": ["terminal", "merchant", "card", "refunds"]}, "description": "What is frozen"},
         {"name": "target", "in": "path", "required": true, "schema": {"type": "string"}, "description": "Terminal id, merchant id or card id"}
     ]);
     let mut delivery_path = webhook_path.clone();
@@ -301,7 +326,20 @@ pub fn document() -> Value {
                     "parameters": idempotency_header.clone(),
                     "responses": operation("rotateReceiptKey", "", ("201", ok("ReceiptKey")), json!([]), &post_errors)["responses"].clone()
                 }
-            }
+            },
+            "/api/v1/audit": {"get": operation("listAudit", "Audit log entries, oldest first: operators their institution's and its merchants', a merchant's admin and manager their merchant's (docs/audit.md)", ("200", ok("AuditPage")), json!([
+                query("cursor", "The next_cursor of the previous page", json!({"type": "string"})),
+                query("limit", "Entries per page, 1 to 1000 (default 100)", json!({"type": "string"})),
+                query("actor", "Only this user's actions", json!({"type": "string"})),
+                query("action", "Only actions starting with this, e.g. freeze.", json!({"type": "string"})),
+                query("target", "Only actions on this target, e.g. terminal:T0000001", json!({"type": "string"}))
+            ]), &[])},
+            "/api/v1/audit/verify": {"get": operation("verifyAudit", "Walk the hash chain and report the first break (operators)", ("200", ok("AuditVerification")), json!([]), &[])},
+            "/api/v1/cases": {"get": operation("listCases", "Cases the risk rules opened, newest first: an operator's merchants', a merchant admin's or manager's own (docs/risk.md)", ("200", ok("CasePage")), json!([query("status", "open or resolved", json!({"type": "string", "enum": ["open", "resolved"]}))]), &[])},
+            "/api/v1/cases/{id}": {"get": operation("getCase", "A case with its comments", ("200", ok("CaseDetail")), path_id("The case number"), &not_found)},
+            "/api/v1/cases/{id}/assign": {"post": case_post("assignCase", "Assign an open case to a user who may work it", "Assignment", ("200", ok("CaseDetail")), &not_found)},
+            "/api/v1/cases/{id}/comments": {"post": case_post("commentCase", "Add a comment to a case", "NewComment", ("201", ok("CaseDetail")), &not_found)},
+            "/api/v1/cases/{id}/resolve": {"post": case_post("resolveCase", "Resolve an open case; block_card (operators), block_terminal and block_merchant freeze at once", "Resolution", ("200", ok("CaseDetail")), &not_found)}
         },
         "components": {
             "securitySchemes": {
@@ -344,6 +382,7 @@ pub fn document() -> Value {
                         "card": {"type": ["string", "null"], "description": "Masked: first six and last four digits at most"},
                         "status": {"type": "string", "enum": ["approved", "declined", "unanswered"]},
                         "response_code": {"type": ["string", "null"], "description": "ISO 8583 field 39"},
+                        "risk_rules": {"type": ["string", "null"], "description": "The risk rules that fired, name(action,score): reason; … — or the freeze that stopped it (docs/risk.md)"},
                         "rrn": {"type": ["string", "null"]},
                         "auth_code": {"type": ["string", "null"]},
                         "batch": {"type": ["integer", "null"]},
@@ -396,7 +435,7 @@ pub fn document() -> Value {
                 "Freeze": {
                     "type": "object",
                     "required": ["scope", "target", "reason", "frozen_by", "frozen_at"],
-                    "properties": {"scope": {"type": "string", "enum": ["terminal", "merchant", "card"]}, "target": {"type": "string"}, "reason": {"type": "string"}, "frozen_by": {"type": "string", "description": "User name of who froze it"}, "frozen_at": {"type": "string", "format": "date-time"}}
+                    "properties": {"scope": {"type": "string", "enum": ["terminal", "merchant", "card", "refunds"]}, "target": {"type": "string"}, "reason": {"type": "string"}, "frozen_by": {"type": "string", "description": "User name of who froze it"}, "frozen_at": {"type": "string", "format": "date-time"}}
                 },
                 "FreezePage": page("Freeze"),
                 "VerifyReceipt": {
@@ -450,6 +489,46 @@ pub fn document() -> Value {
                         "reported_at": {"type": "string", "format": "date-time"}, "description": {"type": "string"},
                         "pack_sha256": {"type": "string", "description": "SHA-256 of the evidence pack as sealed, hex"},
                         "pack_url": {"type": "string"}
+                    }
+                },
+                "AuditEntry": {
+                    "type": "object",
+                    "required": ["seq", "at", "actor", "action", "target", "detail", "tenant", "prev_hash", "hash"],
+                    "properties": {
+                        "seq": {"type": "integer", "description": "1, 2, 3 … without gaps"},
+                        "at": {"type": "integer", "description": "Unix seconds"},
+                        "actor": {"type": "string"}, "action": {"type": "string"}, "target": {"type": "string"},
+                        "detail": {"type": "string"}, "tenant": {"type": "string", "description": "kind:id of whose records the action touched"},
+                        "prev_hash": {"type": "string", "description": "hash of entry seq-1 (64 zeros for the first)"},
+                        "hash": {"type": "string", "description": "SHA-256, hex (docs/audit.md)"}
+                    }
+                },
+                "AuditPage": page("AuditEntry"),
+                "Case": {
+                    "type": "object",
+                    "required": ["id", "opened_at", "last_at", "hits", "merchant_id", "terminal_id", "card", "rules", "severity", "status", "assignee", "outcome", "resolved_by", "resolved_at"],
+                    "properties": {
+                        "id": {"type": "integer"}, "opened_at": {"type": "integer", "description": "Unix seconds"}, "last_at": {"type": "integer"},
+                        "hits": {"type": "integer", "description": "Times the same rules fired for the same merchant, terminal and card while open"},
+                        "merchant_id": {"type": "string"}, "terminal_id": {"type": "string"}, "card": {"type": "string", "description": "The card, masked (first six, last four); empty when none"},
+                        "rules": {"type": "string", "description": "name(action,score): reason; …"},
+                        "severity": {"type": "string", "enum": ["alert", "review", "decline"]},
+                        "status": {"type": "string", "enum": ["open", "resolved"]},
+                        "assignee": {"type": "string"}, "outcome": {"type": "string", "enum": ["", "no_action", "block_card", "block_terminal", "block_merchant"]},
+                        "resolved_by": {"type": "string"}, "resolved_at": {"type": ["integer", "null"]}
+                    }
+                },
+                "CasePage": page("Case"),
+                "CaseDetail": {"allOf": [{"$ref": "#/components/schemas/Case"}, {"type": "object", "required": ["comments"], "properties": {"comments": {"type": "array", "items": {"type": "object", "required": ["seq", "at", "author", "text"], "properties": {"seq": {"type": "integer"}, "at": {"type": "integer"}, "author": {"type": "string"}, "text": {"type": "string"}}}}}}]},
+                "Assignment": {"type": "object", "required": ["assignee"], "additionalProperties": false, "properties": {"assignee": {"type": "string", "description": "User name"}}},
+                "NewComment": {"type": "object", "required": ["text"], "additionalProperties": false, "properties": {"text": {"type": "string", "description": "1 to 2000 characters"}}},
+                "Resolution": {"type": "object", "required": ["outcome", "reason"], "additionalProperties": false, "properties": {"outcome": {"type": "string", "enum": ["no_action", "block_card", "block_terminal", "block_merchant"]}, "reason": {"type": "string", "description": "1 to 2000 characters"}}},
+                "AuditVerification": {
+                    "type": "object",
+                    "required": ["entries", "head_seq", "head_hash", "first_break"],
+                    "properties": {
+                        "entries": {"type": "integer"}, "head_seq": {"type": "integer"}, "head_hash": {"type": "string"},
+                        "first_break": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["seq", "problem"], "properties": {"seq": {"type": "integer"}, "problem": {"type": "string"}}}]}
                     }
                 },
                 "NewFreeze": {

@@ -28,7 +28,7 @@ pub const MAX_KEY_NAME_CHARS: usize = 64;
 
 type ApiResult<T> = Result<T, Problem>;
 
-fn require(principal: &Principal, resource: Resource) -> ApiResult<()> {
+pub(crate) fn require(principal: &Principal, resource: Resource) -> ApiResult<()> {
     if access::allows(principal.user.role, resource) {
         Ok(())
     } else {
@@ -420,6 +420,16 @@ pub async fn create_api_key(
     let (issued, digest) =
         store::accounts::new_api_key(&principal.user.id, name, state.now_seconds());
     state.store.put_api_key(issued.key.clone(), digest).await?;
+    let tenant = crate::audit::tenant_label(&principal.user.tenant);
+    state
+        .audit(
+            &principal.user,
+            "api_key.create",
+            &format!("api_key:{}", issued.key.id),
+            name,
+            tenant,
+        )
+        .await?;
     let created = CreatedApiKey {
         key: ApiKeyView::from(&issued.key),
         secret: issued.secret,
@@ -438,6 +448,16 @@ pub async fn revoke_api_key(
         .revoke_api_key(&principal.user.id, &id, state.now_seconds())
         .await?
     {
+        let tenant = crate::audit::tenant_label(&principal.user.tenant);
+        state
+            .audit(
+                &principal.user,
+                "api_key.revoke",
+                &format!("api_key:{id}"),
+                "",
+                tenant,
+            )
+            .await?;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(Problem::not_found(format!("you have no API key {id:?}")))
@@ -528,6 +548,16 @@ pub async fn create_webhook(
         .secret(&subscription)
         .map_err(|error| Problem::internal(&error))?;
     state.store.put_subscription(subscription.clone()).await?;
+    let tenant = crate::audit::tenant_label(&principal.user.tenant);
+    state
+        .audit(
+            &principal.user,
+            "webhook.create",
+            &format!("webhook:{}", subscription.id),
+            &subscription.url,
+            tenant,
+        )
+        .await?;
     let created = CreatedWebhook {
         webhook: WebhookView::new(&subscription, &principal.user.username),
         secret: crate::webhooks::secret_text(&secret),
@@ -545,6 +575,16 @@ pub async fn disable_webhook(
     state
         .store
         .disable_subscription(&id, state.now_seconds())
+        .await?;
+    let tenant = crate::audit::tenant_label(&principal.user.tenant);
+    state
+        .audit(
+            &principal.user,
+            "webhook.disable",
+            &format!("webhook:{id}"),
+            "",
+            tenant,
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -588,6 +628,16 @@ pub async fn redeliver(
     {
         return Err(not_found());
     }
+    let tenant = crate::audit::tenant_label(&principal.user.tenant);
+    state
+        .audit(
+            &principal.user,
+            "webhook.redeliver",
+            &format!("webhook:{id}"),
+            &format!("delivery {number}"),
+            tenant,
+        )
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({"id": delivery_id, "state": "pending"})),
@@ -599,13 +649,14 @@ pub async fn redeliver(
 pub const MAX_FREEZE_REASON_CHARS: usize = 500;
 
 /// Whether the caller may freeze `target` of `scope`: 404 when it is not theirs (or does not
-/// exist), 403 for a card frozen by a merchant role.
-async fn freezable(
+/// exist), 403 for a card frozen by a merchant role. `Ok` carries the tenant label for the
+/// audit log: the merchant of a terminal or merchant; the operator's institution for a card.
+pub(crate) async fn freezable(
     state: &ApiState,
     principal: &Principal,
     scope: risk::FreezeScope,
     target: &str,
-) -> ApiResult<()> {
+) -> ApiResult<String> {
     require(principal, Resource::Freezes)?;
     let not_found = || Problem::not_found(format!("no {} {target:?} of yours", scope.as_str()));
     match scope {
@@ -614,17 +665,17 @@ async fn freezable(
             records
                 .terminals
                 .iter()
-                .any(|terminal| terminal.id == target)
-                .then_some(())
+                .find(|terminal| terminal.id == target)
+                .map(|terminal| crate::audit::merchant_label(&terminal.merchant_id))
                 .ok_or_else(not_found)
         }
-        risk::FreezeScope::Merchant => {
+        risk::FreezeScope::Merchant | risk::FreezeScope::Refunds => {
             let records = self::scope(state, principal).await?;
             records
                 .merchants
                 .iter()
-                .any(|merchant| merchant.id == target)
-                .then_some(())
+                .find(|merchant| merchant.id == target)
+                .map(|merchant| crate::audit::merchant_label(&merchant.id))
                 .ok_or_else(not_found)
         }
         risk::FreezeScope::Card => {
@@ -637,8 +688,8 @@ async fn freezable(
             directory
                 .cards
                 .iter()
-                .any(|card| card.id == target)
-                .then_some(())
+                .find(|card| card.id == target)
+                .map(|_| crate::audit::tenant_label(&principal.user.tenant))
                 .ok_or_else(not_found)
         }
     }
@@ -647,7 +698,7 @@ async fn freezable(
 fn freeze_scope(text: &str) -> ApiResult<risk::FreezeScope> {
     risk::FreezeScope::parse(text).ok_or_else(|| {
         Problem::not_found(format!(
-            "no freeze scope {text:?}; use terminal, merchant or card"
+            "no freeze scope {text:?}; use terminal, merchant, refunds or card"
         ))
     })
 }
@@ -674,7 +725,7 @@ pub async fn list_freezes(
         .iter()
         .filter(|freeze| match freeze.scope.as_str() {
             "terminal" => records.terminals.iter().any(|t| t.id == freeze.target),
-            "merchant" => records.merchants.iter().any(|m| m.id == freeze.target),
+            "merchant" | "refunds" => records.merchants.iter().any(|m| m.id == freeze.target),
             _ => operator,
         })
         .map(FreezeView::new)
@@ -693,12 +744,28 @@ pub async fn freeze(
     Path((scope_text, target)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Json<FreezeView>> {
-    let scope = freeze_scope(&scope_text)?;
-    freezable(&state, &principal, scope, &target).await?;
+    // The scope and the caller's right to it first: a 404 or 403 before a 400 for the body.
+    freezable(&state, &principal, freeze_scope(&scope_text)?, &target).await?;
     let new: NewFreeze = serde_json::from_slice(&body).map_err(|error| {
         Problem::bad_request(format!("the body must be {{\"reason\": \"…\"}}: {error}"))
     })?;
-    let reason = new.reason.trim();
+    let freeze = put_freeze(&state, &principal, &scope_text, &target, &new.reason).await?;
+    Ok(Json(FreezeView::new(&freeze)))
+}
+
+/// Freezes `target` of `scope_text` for `reason`, if the caller may: in the store and the
+/// host's memory together, and in the audit log. The API's route and the console's emergency
+/// page.
+pub async fn put_freeze(
+    state: &ApiState,
+    principal: &Principal,
+    scope_text: &str,
+    target: &str,
+    reason: &str,
+) -> ApiResult<store::freezes::Freeze> {
+    let scope = freeze_scope(scope_text)?;
+    let tenant = freezable(state, principal, scope, target).await?;
+    let reason = reason.trim();
     if reason.is_empty() || reason.chars().count() > MAX_FREEZE_REASON_CHARS {
         return Err(Problem::bad_request(format!(
             "reason: say why, in 1 to {MAX_FREEZE_REASON_CHARS} characters"
@@ -706,15 +773,24 @@ pub async fn freeze(
     }
     let freeze = store::freezes::Freeze {
         scope: scope.as_str().to_owned(),
-        target: target.clone(),
+        target: target.to_owned(),
         reason: reason.to_owned(),
         frozen_by: principal.user.username.clone(),
         frozen_at: state.now_seconds(),
     };
     state.store.put_freeze(freeze.clone()).await?;
-    state.freezes.set(scope, &target, true);
+    state.freezes.set(scope, target, true);
     tracing::warn!(scope = scope.as_str(), %target, by = %principal.user.username, "frozen");
-    Ok(Json(FreezeView::new(&freeze)))
+    state
+        .audit(
+            &principal.user,
+            "freeze.put",
+            &format!("{}:{target}", scope.as_str()),
+            reason,
+            tenant,
+        )
+        .await?;
+    Ok(freeze)
 }
 
 /// Lifts a freeze (204 whether or not there was one: thawing is idempotent).
@@ -723,10 +799,33 @@ pub async fn thaw(
     axum::Extension(principal): axum::Extension<Principal>,
     Path((scope_text, target)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let scope = freeze_scope(&scope_text)?;
-    freezable(&state, &principal, scope, &target).await?;
-    state.store.delete_freeze(scope.as_str(), &target).await?;
-    state.freezes.set(scope, &target, false);
-    tracing::warn!(scope = scope.as_str(), %target, by = %principal.user.username, "thawed");
+    lift_freeze(&state, &principal, &scope_text, &target).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Lifts the freeze of `target` of `scope_text`, if the caller may (and records it when
+/// there was one).
+pub async fn lift_freeze(
+    state: &ApiState,
+    principal: &Principal,
+    scope_text: &str,
+    target: &str,
+) -> ApiResult<()> {
+    let scope = freeze_scope(scope_text)?;
+    let tenant = freezable(state, principal, scope, target).await?;
+    let existed = state.store.delete_freeze(scope.as_str(), target).await?;
+    state.freezes.set(scope, target, false);
+    tracing::warn!(scope = scope.as_str(), %target, by = %principal.user.username, "thawed");
+    if existed {
+        state
+            .audit(
+                &principal.user,
+                "freeze.delete",
+                &format!("{}:{target}", scope.as_str()),
+                "",
+                tenant,
+            )
+            .await?;
+    }
+    Ok(())
 }

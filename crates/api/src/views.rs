@@ -62,6 +62,9 @@ pub struct TransactionView {
     pub original_batch: Option<i64>,
     pub original_stan: Option<i64>,
     pub duration_us: i64,
+    /// The risk rules that fired, `name(action,score): reason; …`, or the freeze that stopped
+    /// it (`frozen terminal`); `null` when none did.
+    pub risk_rules: Option<String>,
 }
 
 impl From<&TransactionRecord> for TransactionView {
@@ -84,6 +87,7 @@ impl From<&TransactionRecord> for TransactionView {
             original_batch: record.original_batch,
             original_stan: record.original_stan,
             duration_us: record.duration_us,
+            risk_rules: record.risk.clone(),
         }
     }
 }

@@ -623,6 +623,26 @@ fn matrix(world: &World) -> Vec<Line> {
             "/api/v1/freezes/terminal/10000001".into(),
             freezers(204, 404),
         ),
+        // The audit log: operators their institution's and merchants' entries, a merchant's
+        // admin and manager their own; only operators walk the whole chain. Before the card
+        // freeze: an operator's entries name the card it froze itself, which the leak check
+        // here cannot tell from another tenant's card.
+        ("GET".into(), "/api/v1/audit".into(), freezers(200, 200)),
+        (
+            "GET".into(),
+            "/api/v1/audit/verify".into(),
+            per(&[
+                ("operator", 200),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 403),
+                ("shanghai.manager", 403),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 403),
+                ("cardholder1", 403),
+                ("partner", 403),
+            ]),
+        ),
         (
             "PUT".into(),
             "/api/v1/freezes/card/card-CH002-C".into(),
@@ -653,6 +673,39 @@ fn matrix(world: &World) -> Vec<Line> {
                 ("shanghai.manager", 403),
                 ("shanghai.cashier", 403),
                 ("beijing.admin", 403),
+                ("cardholder1", 403),
+                ("partner", 403),
+            ]),
+        ),
+        // The case queue: the operator and Shanghai's admin and manager; resolved once (by
+        // the operator, first in the row), then 409.
+        ("GET".into(), "/api/v1/cases".into(), freezers(200, 200)),
+        (
+            "GET".into(),
+            format!("/api/v1/cases/{}", world.shanghai_case),
+            freezers(200, 404),
+        ),
+        (
+            "POST".into(),
+            format!("/api/v1/cases/{}/assign", world.shanghai_case),
+            freezers(200, 404),
+        ),
+        (
+            "POST".into(),
+            format!("/api/v1/cases/{}/comments", world.shanghai_case),
+            freezers(201, 404),
+        ),
+        (
+            "POST".into(),
+            format!("/api/v1/cases/{}/resolve", world.shanghai_case),
+            per(&[
+                ("operator", 200),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 409),
+                ("shanghai.manager", 409),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 404),
                 ("cardholder1", 403),
                 ("partner", 403),
             ]),
@@ -737,6 +790,12 @@ fn body_for(path: &str) -> &'static str {
         r#"{"description":"matrix"}"#
     } else if path.ends_with("/receipts/verify") {
         r#"{"payload":"EPR1|matrix"}"#
+    } else if path.ends_with("/assign") {
+        r#"{"assignee":"shanghai.manager"}"#
+    } else if path.ends_with("/comments") {
+        r#"{"text":"matrix"}"#
+    } else if path.ends_with("/resolve") {
+        r#"{"outcome":"no_action","reason":"matrix"}"#
     } else {
         r#"{"name":"matrix"}"#
     }
@@ -979,6 +1038,188 @@ async fn a_freeze_reaches_the_hosts_list_at_once_and_bad_requests_are_problems()
     let answer = world.call("shanghai.admin", "DELETE", path, None, "").await;
     assert_eq!(answer.status.as_u16(), 204);
     assert!(world.freezes.is_empty());
+
+    // The merchant's refunds, frozen and thawed by its manager; not Beijing's to touch.
+    let refunds = "/api/v1/freezes/refunds/898310058120001";
+    let answer = world
+        .call(
+            "shanghai.manager",
+            "PUT",
+            refunds,
+            None,
+            r#"{"reason":"refund spike"}"#,
+        )
+        .await;
+    assert_eq!(answer.status.as_u16(), 200, "{}", answer.text);
+    assert!(world.freezes.refunds_frozen("898310058120001"));
+    let answer = world
+        .call("beijing.admin", "PUT", refunds, None, r#"{"reason":"x"}"#)
+        .await;
+    assert_eq!(answer.status.as_u16(), 404);
+    let answer = world
+        .call("shanghai.manager", "DELETE", refunds, None, "")
+        .await;
+    assert_eq!(answer.status.as_u16(), 204);
+    assert!(world.freezes.is_empty());
+
+    // Both actions are in the audit log, for Shanghai's eyes and the operator's, chained.
+    let audit = world
+        .get(
+            "shanghai.manager",
+            "/api/v1/audit?action=freeze.&target=terminal:10000001",
+        )
+        .await
+        .json();
+    let entries = audit["data"].as_array().unwrap();
+    let actions: Vec<_> = entries
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["target"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            ("freeze.put", "terminal:10000001"),
+            ("freeze.delete", "terminal:10000001")
+        ]
+    );
+    assert_eq!(entries[0]["actor"], "shanghai.admin");
+    assert_eq!(entries[0]["detail"], "stolen at night");
+    assert_eq!(entries[1]["prev_hash"], entries[0]["hash"]);
+    let beijing = world.get("beijing.admin", "/api/v1/audit").await.json();
+    assert_eq!(beijing["data"].as_array().map(Vec::len), Some(0));
+    let page = world.get("operator", "/api/v1/audit?limit=1").await.json();
+    assert_eq!(page["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(page["next_cursor"], "1");
+    let bad = world
+        .call("operator", "GET", "/api/v1/audit?limit=x", None, "")
+        .await;
+    assert_eq!(bad.status.as_u16(), 400);
+    let verified = world.get("operator", "/api/v1/audit/verify").await.json();
+    assert_eq!(verified["first_break"], serde_json::Value::Null);
+    assert_eq!(verified["entries"], 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_case_is_worked_and_its_outcome_freezes_what_it_blocks() {
+    let world = world().await;
+    let counter = std::cell::Cell::new(0);
+    let key = || {
+        counter.set(counter.get() + 1);
+        format!("case-test-{}", counter.get())
+    };
+    let case = format!("/api/v1/cases/{}", world.shanghai_case);
+    let listed = world
+        .get("shanghai.manager", "/api/v1/cases?status=open")
+        .await
+        .json();
+    assert_eq!(listed["data"][0]["id"], world.shanghai_case);
+    assert_eq!(listed["data"][0]["card"], masked("card-CH001-D"));
+    assert!(!listed.to_string().contains("card-CH001-D"), "no card id");
+    let bad = world
+        .call("operator", "GET", "/api/v1/cases?status=shut", None, "")
+        .await;
+    assert_eq!(bad.status.as_u16(), 400);
+
+    // Assigned only to someone who may work it.
+    for (body, status) in [
+        (r#"{"assignee":"beijing.admin"}"#, 400),
+        (r#"{"assignee":"shanghai.cashier"}"#, 400),
+        (r#"{"assignee":"nobody"}"#, 400),
+        (r#"{"assignee":"shanghai.admin"}"#, 200),
+    ] {
+        let answer = world
+            .call(
+                "shanghai.manager",
+                "POST",
+                &format!("{case}/assign"),
+                Some(&key()),
+                body,
+            )
+            .await;
+        assert_eq!(answer.status.as_u16(), status, "{body}: {}", answer.text);
+    }
+    let answer = world
+        .call(
+            "shanghai.admin",
+            "POST",
+            &format!("{case}/comments"),
+            Some(&key()),
+            r#"{"text":"the night cashier ran these"}"#,
+        )
+        .await;
+    assert_eq!(answer.status.as_u16(), 201);
+    assert_eq!(answer.json()["comments"][0]["author"], "shanghai.admin");
+    assert_eq!(answer.json()["assignee"], "shanghai.admin");
+
+    // A merchant may not block a card; it blocks its terminal, which freezes it at once.
+    let answer = world
+        .call(
+            "shanghai.admin",
+            "POST",
+            &format!("{case}/resolve"),
+            Some(&key()),
+            r#"{"outcome":"block_card","reason":"x"}"#,
+        )
+        .await;
+    assert_eq!(answer.status.as_u16(), 403);
+    let answer = world
+        .call(
+            "shanghai.admin",
+            "POST",
+            &format!("{case}/resolve"),
+            Some(&key()),
+            r#"{"outcome":"sleep","reason":"x"}"#,
+        )
+        .await;
+    assert_eq!(answer.status.as_u16(), 400);
+    let answer = world
+        .call(
+            "shanghai.admin",
+            "POST",
+            &format!("{case}/resolve"),
+            Some(&key()),
+            r#"{"outcome":"block_terminal","reason":"insider"}"#,
+        )
+        .await;
+    assert_eq!(answer.status.as_u16(), 200, "{}", answer.text);
+    assert_eq!(answer.json()["status"], "resolved");
+    assert_eq!(answer.json()["outcome"], "block_terminal");
+    assert_eq!(
+        world.freezes.frozen("10000001", "x", "y"),
+        Some(risk::FreezeScope::Terminal)
+    );
+    let stored = world.store.freezes().await.unwrap();
+    assert_eq!(
+        stored[0].reason,
+        format!("case {}: insider", world.shanghai_case)
+    );
+    let again = world
+        .call(
+            "operator",
+            "POST",
+            &format!("{case}/resolve"),
+            Some(&key()),
+            r#"{"outcome":"block_card","reason":"x"}"#,
+        )
+        .await;
+    assert_eq!(again.status.as_u16(), 409, "resolved once");
+    assert_eq!(
+        world.freezes.len(),
+        1,
+        "the second resolution froze nothing"
+    );
+
+    let audit = world.get("shanghai.manager", "/api/v1/audit").await.json();
+    let actions: Vec<_> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        actions,
+        ["case.assign", "case.comment", "case.resolve", "freeze.put"]
+    );
 }
 
 /// A receipt statement as the host signs it for an approved sale.

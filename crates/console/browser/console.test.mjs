@@ -54,15 +54,30 @@ function startServer() {
   });
 }
 
+/** Terminals set up in this run (one directory each). */
+const initialised = new Set();
+
 /** A sale through the real terminal path (`easypos terminal`), so the journal has one. */
 function sale(terminalId, cardId, amount) {
   const work = join(dir, `terminal-${terminalId}`);
+  const fresh = !initialised.has(terminalId);
   mkdirSync(work, { recursive: true });
-  const run = (...args) => execFileSync(binary, args, { cwd: work, encoding: 'utf8' });
+  // A declined sale exits 1 with its JSON on standard output.
+  const run = (...args) => {
+    try {
+      return execFileSync(binary, args, { cwd: work, encoding: 'utf8' });
+    } catch (error) {
+      if (error.status === 1 && error.stdout) return error.stdout;
+      throw error;
+    }
+  };
   // A terminal or card used before keeps its files (and its trace number, its card's ATC).
   if (!existsSync(join(work, 'terminal.toml'))) run('terminal', 'init', '--demo', terminalId, '--host', iso);
+  if (fresh) {
+    run('terminal', 'sign-on');
+    initialised.add(terminalId);
+  }
   if (!existsSync(join(work, `${cardId}.json`))) run('cards', 'issue', cardId);
-  run('terminal', 'sign-on');
   const method = cardId.endsWith('-C') ? 'credit' : 'debit';
   const answer = JSON.parse(run('terminal', 'pay', '--json', '--method', method, '--card', `${cardId}.json`, '--pin', '123456', '--amount', amount));
   return answer;
@@ -163,10 +178,10 @@ async function withPage(name, user, locale, body) {
 }
 
 const portals = {
-  'shanghai.admin': ['Dashboard', 'Transactions', 'QR payments', 'Terminals', 'Staff', 'API keys', 'Terminal management'],
+  'shanghai.admin': ['Dashboard', 'Transactions', 'QR payments', 'Terminals', 'Staff', 'Cases', 'Emergency', 'API keys', 'Terminal management'],
   'shanghai.cashier': ['Dashboard', 'Transactions', 'QR payments', 'Terminals'],
   'cardholder1': ['Cards', 'Transactions', 'Wallet'],
-  'operator': ['Merchants', 'Terminals', 'Transactions', 'Message journal', 'System health', 'API keys', 'Applications', 'Terminal management'],
+  'operator': ['Merchants', 'Terminals', 'Transactions', 'Message journal', 'Cases', 'Emergency', 'System health', 'API keys', 'Applications', 'Terminal management'],
   'bank': ['Cards', 'Transactions', 'API keys'],
   'partner': ['Merchants', 'Terminals', 'Transactions', 'API keys', 'Applications'],
 };
@@ -475,4 +490,46 @@ test('a cardholder pays the terminal\'s QR code on the wallet page while the ter
     await page.goto(`${web}/wallet`);
     assert.equal((await page.locator('#balance').textContent()).trim(), 'CNY 82.66');
   });
+test('a merchant admin works a risk case to a terminal block and freezes refunds in an emergency', async () => {
+  // 6,000.00 on a card the engine has not seen today: the demo rule `new-card-high-amount`
+  // puts it up for review, approved, and a case opens in the background.
+  const flagged = sale('10000001', 'card-CH001-C', '6000.00');
+  assert.equal(flagged.approved, true, JSON.stringify(flagged));
+  await withPage('case-queue', 'shanghai.admin', 'en-US', async (page) => {
+    await Promise.all([page.waitForNavigation(), page.click('header nav a:text-is("Cases")')]);
+    const link = page.locator('#cases tbody tr a').first();
+    for (let tries = 0; (await link.count()) === 0 && tries < 20; tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      await page.reload();
+    }
+    assert.match(await page.locator('#cases tbody tr').first().textContent(), /new-card-high-amount\(review,30\)/);
+    assert.match(await page.locator('#cases tbody tr').first().textContent(), /625678\*{6}\d{4}/);
+    await Promise.all([page.waitForNavigation(), link.click()]);
+    assert.equal(await page.locator('option[value=block_card]').count(), 0, 'a merchant does not block cards');
+    await page.fill('input[name=text]', 'not a regular of ours');
+    await Promise.all([page.waitForNavigation(), page.click('form[action$="/comments"] button')]);
+    await page.fill('input[name=assignee]', 'shanghai.manager');
+    await Promise.all([page.waitForNavigation(), page.click('form[action$="/assign"] button')]);
+    assert.equal((await page.locator('#case-assignee').textContent()).trim(), 'shanghai.manager');
+    await page.selectOption('select[name=outcome]', 'block_terminal');
+    await page.fill('input[name=reason]', 'card testing on this terminal');
+    await Promise.all([page.waitForNavigation(), page.click('form[action$="/resolve"] button')]);
+    assert.equal((await page.locator('#case-status').textContent()).trim(), 'resolved');
+    assert.equal((await page.locator('#case-outcome').textContent()).trim(), 'block_terminal');
+    assert.match(await page.locator('#case-comments').textContent(), /not a regular of ours/);
+    // The emergency page shows the block, and freezes the merchant's refunds in one step.
+    await Promise.all([page.waitForNavigation(), page.click('header nav a:text-is("Emergency")')]);
+    assert.match(await page.locator('#freezes').textContent(), /terminal:10000001/);
+    await page.selectOption('select[name=target]', 'refunds:898310058120001');
+    await page.fill('input[name=reason]', 'refund spike on the night shift');
+    await Promise.all([page.waitForNavigation(), page.click('form[action$="/freeze"] button')]);
+    const refunds = page.locator('#freezes tr', { hasText: 'refunds:898310058120001' });
+    assert.match(await refunds.textContent(), /refund spike on the night shift/);
+    await Promise.all([page.waitForNavigation(), refunds.locator('button').click()]);
+    assert.equal(await page.locator('#freezes tr', { hasText: 'refunds:898310058120001' }).count(), 0);
+  });
+  // The block is a freeze: the terminal's next sale is declined 58.
+  const blocked = sale('10000001', 'card-CH001-D', '1.00');
+  assert.equal(blocked.approved, false, JSON.stringify(blocked));
+  assert.equal(blocked.response_code, '58');
 });

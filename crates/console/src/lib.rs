@@ -132,6 +132,26 @@ pub fn router(state: Console) -> Router {
         .route("/console/cards", get(pages::cards))
         .route("/console/merchants", get(pages::merchants))
         .route("/console/journal", get(pages::journal))
+        .route("/console/emergency", get(pages::emergency_page::emergency))
+        .route(
+            "/console/emergency/freeze",
+            post(pages::emergency_page::freeze),
+        )
+        .route("/console/emergency/thaw", post(pages::emergency_page::thaw))
+        .route("/console/cases", get(pages::cases_page::cases))
+        .route("/console/cases/{id}", get(pages::cases_page::case))
+        .route(
+            "/console/cases/{id}/comments",
+            post(pages::cases_page::comment),
+        )
+        .route(
+            "/console/cases/{id}/assign",
+            post(pages::cases_page::assign),
+        )
+        .route(
+            "/console/cases/{id}/resolve",
+            post(pages::cases_page::resolve),
+        )
         .route("/console/health", get(pages::health))
         .route("/verify", get(pages::verify))
         .route("/console/verify", get(pages::verify))

@@ -3,6 +3,12 @@
 //! then renders a template.
 
 pub mod wallet;
+// The case queue's pages, a child module so they share the page helpers.
+#[path = "cases_page.rs"]
+pub(crate) mod cases_page;
+// The emergency page, likewise.
+#[path = "emergency_page.rs"]
+pub(crate) mod emergency_page;
 
 use crate::Console;
 use crate::i18n::{Lang, Tr};
@@ -59,6 +65,8 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/qr-payments", "nav-qr-payments"),
             ("/console/terminals", "nav-terminals"),
             ("/console/staff", "nav-staff"),
+            ("/console/cases", "nav-cases"),
+            ("/console/emergency", "nav-emergency"),
             ("/console/api-keys", "nav-api-keys"),
             ("/console/fleet", "nav-fleet"),
         ],
@@ -68,6 +76,8 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/qr-payments", "nav-qr-payments"),
             ("/console/terminals", "nav-terminals"),
             ("/console/staff", "nav-staff"),
+            ("/console/cases", "nav-cases"),
+            ("/console/emergency", "nav-emergency"),
         ],
         Role::Cashier => &[
             ("/console/dashboard", "nav-dashboard"),
@@ -90,6 +100,8 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/terminals", "nav-terminals"),
             ("/console/transactions", "nav-transactions"),
             ("/console/journal", "nav-journal"),
+            ("/console/cases", "nav-cases"),
+            ("/console/emergency", "nav-emergency"),
             ("/console/health", "nav-health"),
             ("/console/api-keys", "nav-api-keys"),
             ("/console/applications", "nav-applications"),
@@ -380,6 +392,9 @@ pub async fn login(
         .store
         .authenticate(form.username.trim(), &form.password, console.now_seconds())
         .await;
+    if let Err(response) = audit_login(&console, form.username.trim(), &outcome).await {
+        return response;
+    }
     let message = match outcome {
         Ok(LoginOutcome::Accepted(user)) if user.role.requires_mfa() => {
             let pending = console.sessions.start_pending(
@@ -426,6 +441,50 @@ pub struct CsrfForm {
     csrf: String,
 }
 
+/// Records a console login in the audit log: `login.password` (the password was right; a
+/// second factor may follow), `login.refused` or `login.locked`, under the name typed (cut to
+/// the longest user name) and the user's tenant when the name is a user's.
+async fn audit_login(
+    console: &Console,
+    username: &str,
+    outcome: &Result<LoginOutcome, store::StoreError>,
+) -> Result<(), Response> {
+    let (action, user) = match outcome {
+        Ok(LoginOutcome::Accepted(user)) => ("login.password", Some(user.clone())),
+        Ok(LoginOutcome::Refused) => ("login.refused", None),
+        Ok(LoginOutcome::Locked { .. }) => ("login.locked", None),
+        Err(_) => return Ok(()),
+    };
+    let name: String = username.chars().take(MAX_AUDITED_USERNAME_CHARS).collect();
+    let user = match user {
+        Some(user) => Some(user),
+        None => console
+            .api
+            .store
+            .user_by_username(&name)
+            .await
+            .ok()
+            .flatten(),
+    };
+    let tenant = user
+        .map(|user| api::audit::tenant_label(&user.tenant))
+        .unwrap_or_default();
+    console
+        .api
+        .audit_as(&name, action, "console", "", tenant)
+        .await
+        .map(|_| ())
+        .map_err(|_| {
+            error_page(
+                chrome(Lang::En, None, "", ""),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            )
+        })
+}
+
+/// Longest typed user name an audit entry of a failed login keeps.
+const MAX_AUDITED_USERNAME_CHARS: usize = 64;
+
 pub async fn logout(
     State(console): State<Console>,
     headers: HeaderMap,
@@ -435,6 +494,18 @@ pub async fn logout(
         return csrf_refused(lang_of(&headers));
     };
     console.sessions.end(&session.id);
+    if let Some(user_id) = &session.user_id
+        && let Ok(Some(user)) = console.api.store.user(user_id).await
+    {
+        let tenant = api::audit::tenant_label(&user.tenant);
+        if let Err(problem) = console
+            .api
+            .audit(&user, "logout", "console", "", tenant)
+            .await
+        {
+            return problem.into_response();
+        }
+    }
     with_cookie(
         Redirect::to("/console/login").into_response(),
         &format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Strict"),
@@ -749,6 +820,8 @@ struct TransactionPage {
     can_report: bool,
     /// The fraud report made of it, if any.
     fraud_report: Option<String>,
+    /// Each fired rule with its reason, or the freeze, one per line.
+    risk_rules: Vec<String>,
 }
 
 fn pair(first: Option<i64>, second: Option<i64>) -> String {
@@ -841,6 +914,11 @@ pub async fn transaction(
         batch_trace: pair(record.batch, record.stan),
         original: pair(record.original_batch, record.original_stan),
         duration: format!("{} ms", record.duration_us / 1_000),
+        risk_rules: record
+            .risk
+            .as_deref()
+            .map(|rules| rules.split("; ").map(str::to_owned).collect())
+            .unwrap_or_default(),
         chrome: visit.chrome,
     };
     render(&page, StatusCode::OK)
@@ -1330,8 +1408,25 @@ pub async fn add_staff(
         Err(error) => return internal(&visit, &error),
     };
     let t = visit.chrome.t;
+    let (username, role_name) = (user.username.clone(), role.as_str());
     match console.api.store.put_users(vec![user]).await {
-        Ok(1) => staff_page(&console, visit, t.get("staff-created"), StatusCode::CREATED).await,
+        Ok(1) => {
+            let tenant = api::audit::tenant_label(&visit.user.tenant);
+            if let Err(problem) = console
+                .api
+                .audit(
+                    &visit.user,
+                    "staff.create",
+                    &format!("user:{username}"),
+                    role_name,
+                    tenant,
+                )
+                .await
+            {
+                return problem.into_response();
+            }
+            staff_page(&console, visit, t.get("staff-created"), StatusCode::CREATED).await
+        }
         Ok(_) => staff_page(&console, visit, t.get("staff-taken"), StatusCode::CONFLICT).await,
         Err(error) => internal(&visit, &error),
     }
@@ -1446,6 +1541,20 @@ pub async fn create_api_key(
     {
         return internal(&visit, &error);
     }
+    let tenant = api::audit::tenant_label(&visit.user.tenant);
+    if let Err(problem) = console
+        .api
+        .audit(
+            &visit.user,
+            "api_key.create",
+            &format!("api_key:{}", issued.key.id),
+            name,
+            tenant,
+        )
+        .await
+    {
+        return problem.into_response();
+    }
     api_keys_page(
         &console,
         visit,
@@ -1475,7 +1584,23 @@ pub async fn revoke_api_key(
         .revoke_api_key(&visit.user.id, &id, console.now_seconds())
         .await
     {
-        Ok(true) => Redirect::to("/console/api-keys").into_response(),
+        Ok(true) => {
+            let tenant = api::audit::tenant_label(&visit.user.tenant);
+            match console
+                .api
+                .audit(
+                    &visit.user,
+                    "api_key.revoke",
+                    &format!("api_key:{id}"),
+                    "",
+                    tenant,
+                )
+                .await
+            {
+                Ok(_) => Redirect::to("/console/api-keys").into_response(),
+                Err(problem) => problem.into_response(),
+            }
+        }
         Ok(false) => error_page(visit.chrome, StatusCode::NOT_FOUND),
         Err(error) => internal(&visit, &error),
     }
@@ -1686,6 +1811,14 @@ pub async fn mfa(
     };
     match accepted {
         Ok(true) => {
+            let tenant = api::audit::tenant_label(&user.tenant);
+            if let Err(problem) = console
+                .api
+                .audit(&user, "login.totp", "console", "", tenant)
+                .await
+            {
+                return problem.into_response();
+            }
             let signed_in = console
                 .sessions
                 .start(Some(user.id.clone()), Some(&session.id), now);

@@ -62,13 +62,16 @@ async fn world() -> World {
     let now_micros = NOW_SECONDS as i64 * 1_000_000;
     store
         .journal(vec![
-            sale(
-                demo::SHANGHAI_MERCHANT,
-                "10000001",
-                "card-CH001-D",
-                "RRNSHANGHAI1",
-                now_micros - 60_000_000,
-            ),
+            JournalEntry {
+                risk: Some("terminal-velocity(alert,10): 31 authorizations on the terminal in 600 s (at most 30); outside-hours(alert,5): at 23:40 local, outside business hours 07:00-23:30".into()),
+                ..sale(
+                    demo::SHANGHAI_MERCHANT,
+                    "10000001",
+                    "card-CH001-D",
+                    "RRNSHANGHAI1",
+                    now_micros - 60_000_000,
+                )
+            },
             sale(
                 demo::BEIJING_MERCHANT,
                 "20000001",
@@ -612,6 +615,10 @@ async fn pages_show_the_tenant_and_only_the_tenant() {
         .await;
     assert_eq!(own.status, StatusCode::OK);
     assert!(own.html.contains("RRNSHANGHAI1") && own.html.contains("Lujiazui Coffee"));
+    // The detail explains the risk rules that fired, one per line.
+    assert!(own.html.contains(
+        "<dd id=\"risk-rules\"><span class=\"mono\">terminal-velocity(alert,10): 31 authorizations on the terminal in 600 s (at most 30)</span><br><span class=\"mono\">outside-hours(alert,5)"
+    ), "{}", own.html);
     let other = world
         .get(
             &format!("/console/transactions/{}", world.beijing_sale),
@@ -807,6 +814,35 @@ async fn a_merchant_admin_adds_staff_through_a_csrf_protected_form() {
         )
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
+
+    // The sign-ins and the new cashier are in the audit log, in order and chained; the forged
+    // and refused posts are not.
+    let entries = world
+        .store
+        .audit_entries(store::audit::AuditQuery::page(0, 100))
+        .await
+        .unwrap();
+    let actions: Vec<_> = entries
+        .iter()
+        .map(|e| (e.actor.as_str(), e.action.as_str(), e.target.as_str()))
+        .collect();
+    assert!(actions.contains(&("shanghai.admin", "login.password", "console")));
+    assert!(actions.contains(&("shanghai.admin", "login.totp", "console")));
+    let tail = &actions[actions.len() - 2..];
+    assert_eq!(
+        tail,
+        [
+            ("shanghai.admin", "staff.create", "user:li.na"),
+            ("shanghai.manager", "login.password", "console"),
+        ]
+    );
+    assert_eq!(entries[entries.len() - 2].detail, "cashier");
+    assert_eq!(
+        entries[entries.len() - 2].tenant,
+        format!("merchant:{}", demo::SHANGHAI_MERCHANT)
+    );
+    let verified = world.store.verify_audit().await.unwrap();
+    assert_eq!(verified.first_break, None);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -849,6 +885,76 @@ async fn api_keys_are_created_shown_once_and_revoked_in_the_console() {
         )
         .await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let keys = world
+        .store
+        .audit_entries(store::audit::AuditQuery {
+            action_prefix: Some("api_key.".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let keys: Vec<_> = keys
+        .iter()
+        .map(|e| (e.action.as_str(), e.target.clone(), e.detail.as_str()))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            ("api_key.create", format!("api_key:{id}"), "reports"),
+            ("api_key.revoke", format!("api_key:{id}"), ""),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_login_and_a_logout_are_audited() {
+    let world = world().await;
+    let page = world.get("/console/login", None, &[]).await;
+    let session = page.session();
+    let refused = world
+        .post(
+            "/console/login",
+            Some(&session),
+            &format!(
+                "csrf={}&username=shanghai.cashier&password=wrong-password",
+                page.csrf()
+            ),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    let cashier = world.sign_in("shanghai.cashier").await;
+    let dashboard = world.get("/console/dashboard", Some(&cashier), &[]).await;
+    let out = world
+        .post(
+            "/console/logout",
+            Some(&cashier),
+            &format!("csrf={}", dashboard.csrf()),
+        )
+        .await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    let entries = world
+        .store
+        .audit_entries(store::audit::AuditQuery::page(0, 100))
+        .await
+        .unwrap();
+    let seen: Vec<_> = entries
+        .iter()
+        .map(|e| (e.actor.as_str(), e.action.as_str(), e.tenant.as_str()))
+        .collect();
+    let tenant = format!("merchant:{}", demo::SHANGHAI_MERCHANT);
+    assert_eq!(
+        seen,
+        vec![
+            ("shanghai.cashier", "login.refused", tenant.as_str()),
+            ("shanghai.cashier", "login.password", tenant.as_str()),
+            ("shanghai.cashier", "logout", tenant.as_str()),
+        ]
+    );
+    assert!(
+        entries.iter().all(|e| !e.detail.contains("wrong-password")),
+        "no password in the log"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1437,4 +1543,191 @@ async fn operators_review_with_maker_checker_and_partners_only_follow_their_own(
         .get("/console/applications", Some(&cashier), &[])
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_merchant_admin_works_a_risk_case_to_a_terminal_block() {
+    let world = world().await;
+    let case = world
+        .store
+        .open_case(store::cases::NewCase {
+            at: NOW_SECONDS as i64,
+            merchant_id: demo::SHANGHAI_MERCHANT.into(),
+            terminal_id: "10000001".into(),
+            card_id: "card-CH001-D".into(),
+            rules: "card-velocity(review,10): 4 authorizations on the card in 600 s (at most 3)"
+                .into(),
+            severity: "review".into(),
+            rule_names: vec!["card-velocity".into()],
+        })
+        .await
+        .unwrap();
+    let admin = world.sign_in("shanghai.admin").await;
+    let list = world.get("/console/cases", Some(&admin), &[]).await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(
+        list.html
+            .contains(&format!("href=\"/console/cases/{case}\""))
+    );
+    assert!(
+        list.html.contains(&masked("card-CH001-D")),
+        "the card masked"
+    );
+    assert!(!list.html.contains("card-CH001-D"), "never its id");
+
+    let path = format!("/console/cases/{case}");
+    let page = world.get(&path, Some(&admin), &[]).await;
+    assert!(page.html.contains("card-velocity(review,10)"));
+    assert!(
+        !page.html.contains("value=\"block_card\""),
+        "a merchant does not block cards"
+    );
+    let csrf = page.csrf();
+    let forged = world
+        .post(
+            &format!("{path}/comments"),
+            Some(&admin),
+            "csrf=forged&text=x",
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let commented = world
+        .post(
+            &format!("{path}/comments"),
+            Some(&admin),
+            &format!("csrf={csrf}&text=the+night+shift"),
+        )
+        .await;
+    assert_eq!(commented.status, StatusCode::SEE_OTHER);
+    let refused = world
+        .post(
+            &format!("{path}/assign"),
+            Some(&admin),
+            &format!("csrf={csrf}&assignee=shanghai.cashier"),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(refused.html.contains("not a user who may work this case"));
+    let assigned = world
+        .post(
+            &format!("{path}/assign"),
+            Some(&admin),
+            &format!("csrf={csrf}&assignee=shanghai.manager"),
+        )
+        .await;
+    assert_eq!(assigned.status, StatusCode::SEE_OTHER);
+    let resolved = world
+        .post(
+            &format!("{path}/resolve"),
+            Some(&admin),
+            &format!("csrf={csrf}&outcome=block_terminal&reason=insider"),
+        )
+        .await;
+    assert_eq!(resolved.status, StatusCode::SEE_OTHER);
+    let page = world.get(&path, Some(&admin), &[]).await;
+    assert!(page.html.contains("the night shift"));
+    assert!(
+        page.html
+            .contains("<dd id=\"case-assignee\">shanghai.manager</dd>")
+    );
+    assert!(
+        page.html
+            .contains("<dd id=\"case-outcome\">block_terminal</dd>")
+    );
+    assert!(
+        !page.html.contains("/resolve\""),
+        "no resolve form once resolved"
+    );
+    let freezes = world.store.freezes().await.unwrap();
+    assert_eq!(
+        (freezes[0].scope.as_str(), freezes[0].target.as_str()),
+        ("terminal", "10000001")
+    );
+
+    // A cashier has no case queue; another merchant's admin does not find this case.
+    let cashier = world.sign_in("shanghai.cashier").await;
+    let page = world.get("/console/cases", Some(&cashier), &[]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    let beijing = world.sign_in("beijing.admin").await;
+    let page = world.get(&path, Some(&beijing), &[]).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    let page = world.get("/console/cases", Some(&beijing), &[]).await;
+    assert!(!page.html.contains(&format!("/console/cases/{case}\"")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_emergency_page_freezes_refunds_at_once_and_lifts_them() {
+    let world = world().await;
+    let manager = world.sign_in("shanghai.manager").await;
+    let page = world.get("/console/emergency", Some(&manager), &[]).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let refunds = format!("refunds:{}", demo::SHANGHAI_MERCHANT);
+    assert!(page.html.contains(&format!("value=\"{refunds}\"")));
+    assert!(page.html.contains("value=\"terminal:10000002\""));
+    assert!(!page.html.contains(demo::BEIJING_MERCHANT), "only its own");
+    let csrf = page.csrf();
+    let no_reason = world
+        .post(
+            "/console/emergency/freeze",
+            Some(&manager),
+            &format!("csrf={csrf}&target={refunds}&reason=+"),
+        )
+        .await;
+    assert_eq!(no_reason.status, StatusCode::BAD_REQUEST);
+    assert!(no_reason.html.contains("say why"));
+    let foreign = world
+        .post(
+            "/console/emergency/freeze",
+            Some(&manager),
+            &format!("csrf={csrf}&target=terminal:20000001&reason=x"),
+        )
+        .await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
+    let frozen = world
+        .post(
+            "/console/emergency/freeze",
+            Some(&manager),
+            &format!("csrf={csrf}&target={refunds}&reason=refund+spike+on+the+night+shift"),
+        )
+        .await;
+    assert_eq!(frozen.status, StatusCode::SEE_OTHER);
+    let stored = world.store.freezes().await.unwrap();
+    assert_eq!(
+        (stored[0].scope.as_str(), stored[0].frozen_by.as_str()),
+        ("refunds", "shanghai.manager")
+    );
+    let page = world.get("/console/emergency", Some(&manager), &[]).await;
+    assert!(page.html.contains("refund spike on the night shift"));
+    let lifted = world
+        .post(
+            "/console/emergency/thaw",
+            Some(&manager),
+            &format!("csrf={}&target={refunds}", page.csrf()),
+        )
+        .await;
+    assert_eq!(lifted.status, StatusCode::SEE_OTHER);
+    assert!(world.store.freezes().await.unwrap().is_empty());
+    let actions: Vec<_> = world
+        .store
+        .audit_entries(store::audit::AuditQuery {
+            action_prefix: Some("freeze.".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.action, e.target))
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            ("freeze.put".to_owned(), refunds.clone()),
+            ("freeze.delete".to_owned(), refunds.clone())
+        ]
+    );
+    // A cashier has no emergency page.
+    let cashier = world.sign_in("shanghai.cashier").await;
+    let page = world.get("/console/emergency", Some(&cashier), &[]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
 }

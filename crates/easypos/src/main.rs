@@ -1,6 +1,7 @@
 //! The `easypos` binary: parses the command line, loads the configuration and wires the
 //! library crates together. It holds no domain logic of its own.
 
+mod audit_cmd;
 mod cards_cmd;
 mod config;
 mod host;
@@ -75,6 +76,9 @@ enum Command {
     Terminal(terminal_cmd::TerminalArgs),
     /// The card simulator's cards for the demo world: list, issue card files, show one.
     Cards(cards_cmd::CardsArgs),
+    /// The hash-chained audit log of back-office actions: verify the chain, list entries
+    /// (docs/audit.md).
+    Audit(audit_cmd::AuditArgs),
 }
 
 /// The institution a `host` runs as.
@@ -198,6 +202,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Command::Migrate => migrate(&config).await,
             Command::Settle(args) => settle_cmd::run(&config, args).await,
+            Command::Audit(args) => {
+                if audit_cmd::run(&config, args).await? {
+                    Ok(())
+                } else {
+                    // The report is printed; the exit code says "broken" to scripts.
+                    std::process::exit(1)
+                }
+            }
             Command::Bench(BenchCommand::Ledger {
                 callers,
                 seconds,

@@ -27,6 +27,8 @@ pub struct App {
 struct TerminalListener {
     listener: host::Listener,
     handler: Arc<acquirer::TerminalHandler>,
+    /// Opens the risk rules' cases; ends once the handler (its queue's sender) is dropped.
+    case_writer: tokio::task::JoinHandle<()>,
 }
 
 /// The risk rules: `risk.rules` when named, else `<data_dir>/risk.toml` when it exists, else
@@ -125,6 +127,17 @@ async fn terminal_listener(
             .await
             .context("the receipt signing keys")?,
     );
+    // The windows of the rules' longest reach, rebuilt from the journal (docs/risk.md).
+    let engine = Arc::new(risk::Engine::new(rules));
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    let replayed = acquirer::replay_risk(store, &engine, now_ms).await?;
+    tracing::info!(rows = replayed, "risk windows rebuilt from the journal");
+    // Cases from the rules, opened in the background off the authorization path.
+    let (cases, case_queue) = acquirer::cases::case_channel();
+    let case_writer = tokio::spawn(acquirer::cases::write_cases(store.clone(), case_queue));
     let limits = host::Limits {
         max_connections: config.iso8583_max_connections,
         ..host::Limits::default()
@@ -133,13 +146,15 @@ async fn terminal_listener(
         .await
         .with_context(|| format!("cannot listen for terminals on {} (iso8583.listen / EASYPOS_ISO8583_LISTEN); choose another port", config.iso8583_listen))?;
     Ok(TerminalListener {
+        case_writer,
         listener,
         handler: Arc::new(
             remote_bins.into_iter().fold(
                 acquirer::TerminalHandler::new(profile, terminals, store.clone(), hsm)
-                    .with_risk(Arc::new(risk::Engine::new(rules)), mccs)
+                    .with_risk(engine, mccs)
                     .with_freezes(freezes)
-                    .with_receipts(receipts),
+                    .with_receipts(receipts)
+                    .with_cases(cases),
                 |handler, (institution, bins)| match config.remote_issuer {
                     Some(address) => handler.with_remote_issuer(
                         institution,
@@ -190,9 +205,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     let terminal_server =
         tokio::spawn(terminals.listener.serve(terminals.handler, stopped.clone()));
+    let case_writer = terminals.case_writer;
     let expiry = tokio::spawn(expiry_loop(
         app.clone(),
         Duration::from_millis(config.expiry_interval_ms),
+        stopped.clone(),
+    ));
+    let freeze_sync = tokio::spawn(freeze_loop(
+        app.clone(),
+        FREEZE_SYNC_INTERVAL,
         stopped.clone(),
     ));
 
@@ -254,11 +275,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .context("HTTP server task")?
         .context("HTTP server")?;
     expiry.await.context("expiry task")?;
+    freeze_sync.await.context("freeze sync task")?;
     terminal_server.await.context("terminal listener")?;
     store_and_forward.await.context("store-and-forward task")?;
     webhooks.await.context("webhook task")?;
     wallet_closer.await.context("wallet order closer")?;
     drop(app);
+    // The handler is gone with the app, so the case queue closes: its last cases are written.
+    case_writer.await.context("risk case writer")?;
     let store = Arc::try_unwrap(store)
         .map_err(|_| anyhow::anyhow!("the store is still in use at shutdown"))?;
     store.close().await.context("closing the store")?;
@@ -537,6 +561,11 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             &counters.reversals_forwarded,
         ),
         (
+            "easypos_acquirer_cases_dropped_total",
+            "Risk cases dropped because the case writer's queue was full.",
+            &counters.cases_dropped,
+        ),
+        (
             "easypos_acquirer_journal_failures_total",
             "Terminal messages the journal could not record (they were answered all the same).",
             &counters.journal_failures,
@@ -578,6 +607,41 @@ async fn expiry_loop(app: Arc<App>, interval: Duration, mut stopped: watch::Rece
                 tracing::info!(expired, "released expired holds");
             }
             Err(error) => tracing::warn!(%error, "expiring holds failed; will retry"),
+        }
+    }
+}
+
+/// How often the host reads the store's freezes, so that what another host sharing the
+/// database froze or lifted (or the API of another process) takes effect here too. Freezes set
+/// through this process's own API act at once.
+pub const FREEZE_SYNC_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Reconciles the host's in-memory freezes with the store's, every `interval` (off the
+/// authorization path: one read of a small table).
+async fn freeze_loop(app: Arc<App>, interval: Duration, mut stopped: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let freezes = app.handler.freezes();
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stopped.wait_for(|stopping| *stopping) => return,
+        }
+        // Read before the store, so a freeze this process sets meanwhile is never undone.
+        let seen = freezes.generation();
+        match app.store.freezes().await {
+            Ok(stored) => {
+                let all = stored.iter().filter_map(|freeze| {
+                    risk::FreezeScope::parse(&freeze.scope)
+                        .map(|scope| (scope, freeze.target.as_str()))
+                });
+                if let Some(changed) = freezes.replace_all(seen, all)
+                    && changed > 0
+                {
+                    tracing::info!(changed, "freezes taken over from the store");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "reading the freezes failed; will retry"),
         }
     }
 }

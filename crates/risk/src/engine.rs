@@ -159,8 +159,8 @@ impl Engine {
             verdict = Action::Decline(self.config.decline_code);
         }
 
-        // Remember it. A refund is not a purchase attempt.
-        if authorization.kind != Kind::Refund {
+        // Remember it. A refund or void is not a purchase attempt.
+        if authorization.kind.is_purchase() {
             let event = Event {
                 at_ms: now_ms,
                 amount_minor: authorization.amount_minor,
@@ -184,6 +184,44 @@ impl Engine {
             score,
             fired,
         }
+    }
+
+    /// Rebuilds the windows after a restart from what the journal says happened at `at_ms`:
+    /// the purchase attempt as [`Engine::evaluate`] remembers it (without running the rules),
+    /// then its outcome as [`Engine::record`] learns it. Replay the journal's rows of the last
+    /// [`Engine::retention_secs`] oldest first.
+    pub fn replay(&self, authorization: &Authorization<'_>, outcome: &Outcome<'_>, at_ms: i64) {
+        if authorization.kind.is_purchase() {
+            let card = key(authorization.card);
+            let merchant = key(authorization.merchant);
+            let since_ms = at_ms.saturating_sub(self.retention_ms);
+            let event = Event {
+                at_ms,
+                amount_minor: authorization.amount_minor,
+                card,
+                merchant,
+            };
+            let mut state = self.lock();
+            let card_state = state.cards.touch(card, at_ms, since_ms);
+            card_state.first_seen_ms.get_or_insert(at_ms);
+            card_state.attempts.push(event);
+            state
+                .terminals
+                .touch(key(authorization.terminal), at_ms, since_ms)
+                .attempts
+                .push(event);
+            state
+                .merchants
+                .touch(merchant, at_ms, since_ms)
+                .attempts
+                .push(event);
+        }
+        self.record(outcome, at_ms);
+    }
+
+    /// How far back the windows reach: the longest window of any rule, in seconds.
+    pub fn retention_secs(&self) -> i64 {
+        self.retention_ms / 1000
     }
 
     /// Learns what became of an authorization: approvals make the card's history, declines
@@ -225,7 +263,7 @@ impl Engine {
         terminal: Option<&crate::state::PlaceState>,
         now_ms: i64,
     ) -> Option<String> {
-        let purchase = authorization.kind != Kind::Refund;
+        let purchase = authorization.kind.is_purchase();
         let amount = authorization.amount_minor;
         let since =
             |window_secs: u64| now_ms.saturating_sub((window_secs as i64).saturating_mul(1000));
@@ -349,7 +387,7 @@ impl Engine {
                 (failures >= *max_failures as usize)
                     .then(|| format!("{failures} wrong PINs on the card in {window_secs} s"))
             }
-            Check::RefundWithoutSale { window_secs } if !purchase => {
+            Check::RefundWithoutSale { window_secs } if authorization.kind == Kind::Refund => {
                 let merchant = key(authorization.merchant);
                 let paid = card
                     .approved
@@ -380,7 +418,7 @@ fn velocity(
     else {
         return None;
     };
-    if authorization.kind == Kind::Refund {
+    if !authorization.kind.is_purchase() {
         return None;
     }
     let from = now_ms.saturating_sub((*window_secs as i64).saturating_mul(1000));

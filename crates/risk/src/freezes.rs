@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::sync::RwLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// What a freeze stops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -12,6 +12,8 @@ pub enum FreezeScope {
     Terminal,
     Merchant,
     Card,
+    /// Every refund of a merchant (the target is its merchant id); its sales go on.
+    Refunds,
 }
 
 impl FreezeScope {
@@ -20,6 +22,7 @@ impl FreezeScope {
             "terminal" => Some(FreezeScope::Terminal),
             "merchant" => Some(FreezeScope::Merchant),
             "card" => Some(FreezeScope::Card),
+            "refunds" => Some(FreezeScope::Refunds),
             _ => None,
         }
     }
@@ -29,6 +32,7 @@ impl FreezeScope {
             FreezeScope::Terminal => "terminal",
             FreezeScope::Merchant => "merchant",
             FreezeScope::Card => "card",
+            FreezeScope::Refunds => "refunds",
         }
     }
 }
@@ -36,8 +40,11 @@ impl FreezeScope {
 /// The frozen terminal ids, merchant ids and directory card ids.
 #[derive(Debug, Default)]
 pub struct Freezes {
-    sets: RwLock<[HashSet<String>; 3]>,
+    sets: RwLock<[HashSet<String>; 4]>,
     count: AtomicUsize,
+    /// Bumped by every [`Freezes::set`] (under the write lock), so that a reconciliation read
+    /// from the store before a local change never undoes it.
+    generation: AtomicU64,
 }
 
 fn index(scope: FreezeScope) -> usize {
@@ -45,6 +52,7 @@ fn index(scope: FreezeScope) -> usize {
         FreezeScope::Terminal => 0,
         FreezeScope::Merchant => 1,
         FreezeScope::Card => 2,
+        FreezeScope::Refunds => 3,
     }
 }
 
@@ -67,6 +75,13 @@ impl Freezes {
         }
         let count = sets.iter().map(HashSet::len).sum();
         self.count.store(count, Ordering::Release);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The number of local changes so far; read it before reading the store's freezes and
+    /// pass it to [`Freezes::replace_all`].
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// What of this authorization is frozen, terminal first, then merchant, then card.
@@ -86,6 +101,50 @@ impl Freezes {
         .into_iter()
         .find(|(scope, target)| sets[index(*scope)].contains(*target))
         .map(|(scope, _)| scope)
+    }
+
+    /// Makes the freezes exactly `all` (scope, target), read from the store after
+    /// [`Freezes::generation`] returned `seen`: what another host sharing the store froze or
+    /// lifted becomes this host's too. `None` (and nothing changed) when a local change came
+    /// in between, which the read may not include; else how many changed.
+    pub fn replace_all<'a>(
+        &self,
+        seen: u64,
+        all: impl IntoIterator<Item = (FreezeScope, &'a str)>,
+    ) -> Option<usize> {
+        let mut wanted: [HashSet<String>; 4] = Default::default();
+        for (scope, target) in all {
+            wanted[index(scope)].insert(target.to_owned());
+        }
+        let mut sets = self
+            .sets
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if self.generation.load(Ordering::Acquire) != seen {
+            return None;
+        }
+        let changed = sets
+            .iter()
+            .zip(&wanted)
+            .map(|(have, want)| have.symmetric_difference(want).count())
+            .sum();
+        if changed > 0 {
+            *sets = wanted;
+            let count = sets.iter().map(HashSet::len).sum();
+            self.count.store(count, Ordering::Release);
+        }
+        Some(changed)
+    }
+
+    /// Whether `merchant`'s refunds are frozen.
+    pub fn refunds_frozen(&self, merchant: &str) -> bool {
+        if self.count.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        self.sets
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())[index(FreezeScope::Refunds)]
+        .contains(merchant)
     }
 
     pub fn len(&self) -> usize {
@@ -123,6 +182,30 @@ mod tests {
         freezes.set(FreezeScope::Card, "c1", false);
         assert!(freezes.is_empty());
         assert_eq!(freezes.frozen("t1", "m1", "c1"), None);
+        freezes.set(FreezeScope::Refunds, "m1", true);
+        assert!(freezes.refunds_frozen("m1"));
+        assert!(!freezes.refunds_frozen("m2"));
+        assert_eq!(freezes.frozen("t1", "m1", "c1"), None, "sales go on");
+        freezes.set(FreezeScope::Refunds, "m1", false);
+        assert!(!freezes.refunds_frozen("m1"));
+        assert_eq!(FreezeScope::parse("refunds"), Some(FreezeScope::Refunds));
+
+        // Another host froze t9 and lifted nothing here: reconciled to the store's list.
+        let before_local_change = freezes.generation();
+        freezes.set(FreezeScope::Terminal, "t1", true);
+        // A store read from before the local freeze does not undo it.
+        assert_eq!(freezes.replace_all(before_local_change, []), None);
+        assert_eq!(freezes.frozen("t1", "m", "c"), Some(FreezeScope::Terminal));
+        let store = [(FreezeScope::Terminal, "t9"), (FreezeScope::Refunds, "m1")];
+        let changed = freezes.replace_all(freezes.generation(), store);
+        assert_eq!(changed, Some(3), "t1 lifted, t9 and m1's refunds frozen");
+        assert_eq!(freezes.frozen("t1", "m", "c"), None);
+        assert_eq!(freezes.frozen("t9", "m", "c"), Some(FreezeScope::Terminal));
+        assert!(freezes.refunds_frozen("m1"));
+        assert_eq!(freezes.len(), 2);
+        assert_eq!(freezes.replace_all(freezes.generation(), store), Some(0));
+        assert_eq!(freezes.replace_all(freezes.generation(), []), Some(2));
+        assert!(freezes.is_empty());
         assert_eq!(FreezeScope::parse("card"), Some(FreezeScope::Card));
         assert_eq!(FreezeScope::parse("cards"), None);
     }

@@ -116,7 +116,20 @@ pub enum Kind {
     Sale,
     PreAuthorization,
     Refund,
+    /// A sale cancelled in the open batch (消费撤销).
+    Void,
     BalanceInquiry,
+}
+
+impl Kind {
+    /// Sales, pre-authorizations and balance inquiries: what the purchase rules look at and
+    /// the windows remember. Refunds and voids give money back.
+    pub fn is_purchase(self) -> bool {
+        matches!(
+            self,
+            Kind::Sale | Kind::PreAuthorization | Kind::BalanceInquiry
+        )
+    }
 }
 
 /// How the card was read (ISO 8583 field 22).

@@ -448,7 +448,7 @@ pub fn api_key_digest(presented: &str) -> [u8; 32] {
     Sha256::digest(presented.as_bytes()).into()
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
@@ -503,9 +503,11 @@ pub struct TransactionRecord {
     pub rrn: Option<String>,
     pub auth_code: Option<String>,
     pub duration_us: i64,
+    /// The risk rules that fired, and why, or the freeze that stopped it (docs/risk.md).
+    pub risk: Option<String>,
 }
 
-pub(crate) const TRANSACTION_COLUMNS: &str = "id, received_at, terminal_id, merchant_id, mti, kind, batch, stan, amount_minor, currency, card, original_batch, original_stan, response, rrn, auth_code, duration_us";
+pub(crate) const TRANSACTION_COLUMNS: &str = "id, received_at, terminal_id, merchant_id, mti, kind, batch, stan, amount_minor, currency, card, original_batch, original_stan, response, rrn, auth_code, duration_us, risk";
 
 /// The message kinds that are transactions (they name a card and an amount); sign-on, echo and
 /// batch messages are in the journal but not here.

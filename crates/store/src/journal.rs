@@ -48,12 +48,15 @@ pub struct JournalEntry {
     pub request_mac: Option<String>,
     /// The risk rules that fired, and why (`risk::Assessment::summary`); `None` when none did.
     pub risk: Option<String>,
+    /// The directory's id of the card presented (never its number), for rebuilding the risk
+    /// engine's windows after a restart; `None` for messages without a known card.
+    pub card_id: Option<String>,
 }
 
-pub(crate) const JOURNAL_COLUMNS: &str = "received_at, duration_us, peer, terminal_id, merchant_id, mti, kind, batch, stan, transmission, amount_minor, currency, card, original_batch, original_stan, response, rrn, auth_code, answer, request_mac, risk";
+pub(crate) const JOURNAL_COLUMNS: &str = "received_at, duration_us, peer, terminal_id, merchant_id, mti, kind, batch, stan, transmission, amount_minor, currency, card, original_batch, original_stan, response, rrn, auth_code, answer, request_mac, risk, card_id";
 
 /// How many columns [`JOURNAL_COLUMNS`] names.
-pub(crate) const JOURNAL_COLUMN_COUNT: usize = 21;
+pub(crate) const JOURNAL_COLUMN_COUNT: usize = 22;
 
 #[cfg(test)]
 mod tests {

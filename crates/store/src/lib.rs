@@ -21,8 +21,10 @@
 //! ```
 
 pub mod accounts;
+pub mod audit;
 pub mod batches;
 pub mod cards;
+pub mod cases;
 mod clock;
 mod committed;
 pub mod directory;
@@ -436,6 +438,29 @@ impl Store {
     }
 
     /// The last `limit` journal entries, oldest first.
+    /// Journal rows that name a card, received at or after `since_micros`, with row ids above
+    /// `after_id`, oldest first, at most `limit`: what the risk engine replays at start. Pass
+    /// the last id of a page to read the next.
+    pub async fn journal_with_cards(
+        &self,
+        since_micros: i64,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, journal::JournalEntry)>, StoreError> {
+        match self {
+            Store::Sqlite(store) => {
+                store
+                    .journal_with_cards(since_micros, after_id, limit)
+                    .await
+            }
+            Store::Postgres(store) => {
+                store
+                    .journal_with_cards(since_micros, after_id, limit)
+                    .await
+            }
+        }
+    }
+
     pub async fn journal_recent(
         &self,
         limit: i64,

@@ -121,6 +121,21 @@ const SQLITE: &[Migration] = &[
         name: "wallet_payment_codes",
         sql: include_str!("../migrations/sqlite/0022_wallet_payment_codes.sql"),
     },
+    Migration {
+        version: 23,
+        name: "audit_log",
+        sql: include_str!("../migrations/sqlite/0023_audit_log.sql"),
+    },
+    Migration {
+        version: 24,
+        name: "risk_replay_and_refund_freezes",
+        sql: include_str!("../migrations/sqlite/0024_risk_replay_and_refund_freezes.sql"),
+    },
+    Migration {
+        version: 25,
+        name: "cases",
+        sql: include_str!("../migrations/sqlite/0025_cases.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -233,6 +248,21 @@ const POSTGRES: &[Migration] = &[
         version: 22,
         name: "wallet_payment_codes",
         sql: include_str!("../migrations/postgres/0022_wallet_payment_codes.sql"),
+    },
+    Migration {
+        version: 23,
+        name: "audit_log",
+        sql: include_str!("../migrations/postgres/0023_audit_log.sql"),
+    },
+    Migration {
+        version: 24,
+        name: "risk_replay_and_refund_freezes",
+        sql: include_str!("../migrations/postgres/0024_risk_replay_and_refund_freezes.sql"),
+    },
+    Migration {
+        version: 25,
+        name: "cases",
+        sql: include_str!("../migrations/postgres/0025_cases.sql"),
     },
 ];
 

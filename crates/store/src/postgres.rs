@@ -75,6 +75,12 @@ mod fraud_reports;
 // Getting a terminal (issue 11).
 #[path = "postgres_onboarding.rs"]
 mod onboarding;
+// The hash-chained audit log (issue 10).
+#[path = "postgres_audit.rs"]
+mod audit;
+// The case queue (issue 10).
+#[path = "postgres_cases.rs"]
+mod cases;
 
 enum Job {
     Transfers {
@@ -1292,6 +1298,7 @@ fn journal_entry_from_row(row: &Row) -> Result<JournalEntry, StoreError> {
         answer: row.try_get(18)?,
         request_mac: row.try_get(19)?,
         risk: row.try_get(20)?,
+        card_id: row.try_get(21)?,
     })
 }
 
@@ -1337,6 +1344,7 @@ impl PostgresStore {
                     &entry.answer,
                     &entry.request_mac,
                     &entry.risk,
+                    &entry.card_id,
                 ]);
             }
             transaction
@@ -1377,6 +1385,29 @@ impl PostgresStore {
                 .await?,
         };
         rows.iter().map(journal_entry_from_row).collect()
+    }
+
+    pub async fn journal_with_cards(
+        &self,
+        since_micros: i64,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, JournalEntry)>, StoreError> {
+        let client = self.other.lock().await;
+        let rows = client
+            .query(
+                &format!("SELECT {JOURNAL_COLUMNS}, id FROM journal WHERE id > $1 AND received_at >= $2 AND card_id IS NOT NULL ORDER BY id LIMIT $3"),
+                &[&after_id, &since_micros, &limit],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get(JOURNAL_COLUMN_COUNT)?,
+                    journal_entry_from_row(row)?,
+                ))
+            })
+            .collect()
     }
 
     pub async fn journal_recent(&self, limit: i64) -> Result<Vec<JournalEntry>, StoreError> {

@@ -61,6 +61,7 @@ fn transaction_from_row(row: &Row) -> Result<TransactionRecord, StoreError> {
         rrn: row.try_get(14)?,
         auth_code: row.try_get(15)?,
         duration_us: row.try_get(16)?,
+        risk: row.try_get(17)?,
     })
 }
 

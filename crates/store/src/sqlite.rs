@@ -1570,6 +1570,7 @@ fn journal_entry_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEn
         answer: row.get(18)?,
         request_mac: row.get(19)?,
         risk: row.get(20)?,
+        card_id: row.get(21)?,
     })
 }
 
@@ -1655,7 +1656,8 @@ impl SqliteStore {
                     entry.auth_code,
                     entry.answer,
                     entry.request_mac,
-                    entry.risk
+                    entry.risk,
+                    entry.card_id
                 ])?;
             }
             if let Ok(mut watermarks) = watermarks.lock() {
@@ -1701,6 +1703,24 @@ impl SqliteStore {
             Some(_) => self.read_point(read).await,
             None => self.read(read).await,
         }
+    }
+
+    pub async fn journal_with_cards(
+        &self,
+        since_micros: i64,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, JournalEntry)>, StoreError> {
+        self.read(move |connection| {
+            let mut select = connection.prepare_cached(sql!(
+                "SELECT {JOURNAL_COLUMNS}, id FROM journal WHERE id > ?1 AND received_at >= ?2 AND card_id IS NOT NULL ORDER BY id LIMIT ?3"
+            ))?;
+            let rows = select.query_map(params![after_id, since_micros, limit], |row| {
+                Ok((row.get(JOURNAL_COLUMN_COUNT)?, journal_entry_from_row(row)?))
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
     }
 
     pub async fn journal_recent(&self, limit: i64) -> Result<Vec<JournalEntry>, StoreError> {

@@ -73,6 +73,7 @@ fn transaction_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TransactionRecor
         rrn: row.get(14)?,
         auth_code: row.get(15)?,
         duration_us: row.get(16)?,
+        risk: row.get(17)?,
     })
 }
 

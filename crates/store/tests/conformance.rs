@@ -1571,3 +1571,278 @@ async fn batch_close(backend: &TestBackend, store: &Store) {
             .is_empty()
     );
 }
+
+/// Runs `sql` on the database behind the store's back (the store closed), as someone with
+/// access to the files or the server would.
+async fn behind_our_back(backend: &TestBackend, sql: &str) -> Result<(), String> {
+    match &backend.backend {
+        store::Backend::Sqlite { path } => rusqlite::Connection::open(path)
+            .unwrap()
+            .execute_batch(sql)
+            .map_err(|error| error.to_string()),
+        store::Backend::Postgres { url } => {
+            let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(connection);
+            client
+                .batch_execute(sql)
+                .await
+                .map_err(|error| format!("{error:?}"))
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_log_chains_its_entries_and_verify_finds_tampering() {
+    use store::audit::{AuditQuery, GENESIS_HASH, NewAuditEntry};
+    for backend in backends().await {
+        let clock = Arc::new(ManualClock::new(START));
+        let store = Arc::new(open(&backend, &clock).await);
+        let empty = store.verify_audit().await.unwrap();
+        assert_eq!((empty.entries, empty.first_break.clone()), (0, None));
+        assert_eq!(empty.head_hash, GENESIS_HASH);
+        // Concurrent appends still make one chain without gaps.
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let (action, target) = if i % 2 == 0 {
+                    ("freeze.put", format!("terminal:T{i}"))
+                } else {
+                    ("login.ok", "console".to_owned())
+                };
+                store
+                    .append_audit(
+                        NewAuditEntry::new(
+                            format!("user{}", i % 3),
+                            action,
+                            target,
+                            "reason",
+                            1_764_000_000 + i,
+                        )
+                        .tenant(format!("merchant:M{}", i % 2)),
+                    )
+                    .await
+                    .unwrap()
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let report = store.verify_audit().await.unwrap();
+        assert_eq!(report.first_break, None, "{}", backend.name);
+        assert_eq!((report.entries, report.head_seq), (20, 20));
+        let all = store.audit_entries(AuditQuery::page(0, 100)).await.unwrap();
+        assert_eq!(all.len(), 20);
+        assert_eq!(all[0].prev_hash, GENESIS_HASH);
+        assert_eq!(report.head_hash, all[19].hash);
+        let freezes = store
+            .audit_entries(AuditQuery {
+                action_prefix: Some("freeze.".into()),
+                limit: 100,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(freezes.len(), 10);
+        let by_user = store
+            .audit_entries(AuditQuery {
+                actor: Some("user0".into()),
+                target: Some("console".into()),
+                limit: 100,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        assert!(
+            by_user
+                .iter()
+                .all(|e| e.actor == "user0" && e.target == "console")
+        );
+        assert_eq!(by_user.len(), 3, "logins 3, 9, 15");
+        let of_merchant = store
+            .audit_entries(AuditQuery {
+                tenants: Some(vec!["merchant:M0".into(), "merchant:M9".into()]),
+                limit: 100,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(of_merchant.len(), 10);
+        let of_nobody = store
+            .audit_entries(AuditQuery {
+                tenants: Some(Vec::new()),
+                limit: 100,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        assert!(of_nobody.is_empty());
+        let page = store.audit_entries(AuditQuery::page(15, 3)).await.unwrap();
+        assert_eq!(
+            page.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![16, 17, 18]
+        );
+        Arc::try_unwrap(store).unwrap().close().await.unwrap();
+
+        // The database refuses edits while its triggers stand.
+        let refused = behind_our_back(&backend, "UPDATE audit_log SET detail = 'x' WHERE seq = 4")
+            .await
+            .unwrap_err();
+        assert!(
+            refused.contains("append-only"),
+            "{}: {refused}",
+            backend.name
+        );
+        assert!(
+            behind_our_back(&backend, "DELETE FROM audit_log WHERE seq = 4")
+                .await
+                .is_err()
+        );
+
+        // Someone who drops the triggers and edits a row is still caught, at that row.
+        let drop_triggers = match backend.name {
+            "sqlite" => "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;",
+            _ => "DROP TRIGGER audit_log_append_only ON audit_log;",
+        };
+        behind_our_back(&backend, drop_triggers).await.unwrap();
+        behind_our_back(
+            &backend,
+            "UPDATE audit_log SET actor = 'nobody' WHERE seq = 7",
+        )
+        .await
+        .unwrap();
+        let store = open(&backend, &clock).await;
+        let report = store.verify_audit().await.unwrap();
+        let found = report.first_break.clone().unwrap();
+        assert_eq!((found.seq, report.entries), (7, 6), "{}", backend.name);
+        assert!(found.problem.contains("changed"), "{}", found.problem);
+        store.close().await.unwrap();
+
+        // A deleted row (the changed one put back first) shows as the gap where it was.
+        behind_our_back(
+            &backend,
+            &format!(
+                "UPDATE audit_log SET actor = '{}' WHERE seq = 7; DELETE FROM audit_log WHERE seq = 12",
+                all[6].actor
+            ),
+        )
+        .await
+        .unwrap();
+        let store = open(&backend, &clock).await;
+        let report = store.verify_audit().await.unwrap();
+        let found = report.first_break.unwrap();
+        assert_eq!((found.seq, report.entries), (12, 11), "{}", backend.name);
+        assert!(found.problem.contains("missing"), "{}", found.problem);
+        store.close().await.unwrap();
+
+        // An entry inserted with the right sequence number but without the chain's hash.
+        behind_our_back(
+            &backend,
+            "DELETE FROM audit_log WHERE seq > 11; INSERT INTO audit_log (seq, at, actor, action, target, detail, tenant, prev_hash, hash) VALUES (12, 0, 'mallory', 'freeze.delete', 'terminal:T0', '', '', 'x', 'y')",
+        )
+        .await
+        .unwrap();
+        let store = open(&backend, &clock).await;
+        let found = store.verify_audit().await.unwrap().first_break.unwrap();
+        assert_eq!(found.seq, 12, "{}", backend.name);
+        assert!(found.problem.contains("inserted"), "{}", found.problem);
+        store.close().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cases_open_once_per_key_and_are_assigned_commented_and_resolved_once() {
+    use store::cases::{CaseQuery, NewCase};
+    for backend in backends().await {
+        let clock = Arc::new(ManualClock::new(START));
+        let store = open(&backend, &clock).await;
+        let flagged = |at: i64, card: &str| NewCase {
+            at,
+            merchant_id: "M1".into(),
+            terminal_id: "T1".into(),
+            card_id: card.into(),
+            rules: format!("card-velocity(review,10): seen at {at}"),
+            severity: "review".into(),
+            rule_names: vec!["card-velocity".into()],
+        };
+        let first = store.open_case(flagged(100, "card-1")).await.unwrap();
+        let again = store.open_case(flagged(200, "card-1")).await.unwrap();
+        assert_eq!(first, again, "{}: one open case per key", backend.name);
+        let other = store.open_case(flagged(300, "card-2")).await.unwrap();
+        assert_ne!(first, other);
+        let (case, comments) = store.case(first).await.unwrap().unwrap();
+        assert_eq!((case.hits, case.opened_at, case.last_at), (2, 100, 200));
+        assert_eq!(case.rules, "card-velocity(review,10): seen at 200");
+        assert_eq!((case.status.as_str(), comments.len()), ("open", 0));
+
+        assert!(store.assign_case(first, "analyst").await.unwrap());
+        assert!(
+            store
+                .comment_case(first, "analyst", "called the merchant", 250)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .comment_case(first, "ops", "card blocked", 260)
+                .await
+                .unwrap()
+        );
+        assert!(!store.comment_case(999, "ops", "x", 260).await.unwrap());
+        assert!(
+            store
+                .resolve_case(first, "block_card", "ops", 270)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .resolve_case(first, "no_action", "ops", 280)
+                .await
+                .unwrap(),
+            "once"
+        );
+        assert!(!store.assign_case(first, "late").await.unwrap());
+        let (case, comments) = store.case(first).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                case.status.as_str(),
+                case.outcome.as_str(),
+                case.resolved_at
+            ),
+            ("resolved", "block_card", Some(270))
+        );
+        assert_eq!(case.assignee, "analyst");
+        let texts: Vec<_> = comments.iter().map(|c| (c.seq, c.text.as_str())).collect();
+        assert_eq!(texts, vec![(1, "called the merchant"), (2, "card blocked")]);
+
+        // Resolved, the key opens a new case.
+        let reopened = store.open_case(flagged(400, "card-1")).await.unwrap();
+        assert_ne!(reopened, first);
+        let open = store
+            .cases(CaseQuery {
+                status: Some("open".into()),
+                limit: 10,
+                ..CaseQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            open.iter().map(|c| c.id).collect::<Vec<_>>(),
+            vec![reopened, other]
+        );
+        let none = store
+            .cases(CaseQuery {
+                merchants: Some(vec!["M2".into()]),
+                limit: 10,
+                ..CaseQuery::default()
+            })
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+        assert_eq!(store.case(12345).await.unwrap(), None);
+        store.close().await.unwrap();
+    }
+}

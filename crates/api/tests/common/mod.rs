@@ -27,6 +27,8 @@ pub struct World {
     /// A webhook of the Shanghai merchant (its admin's) and one of its deliveries.
     pub shanghai_webhook: String,
     pub shanghai_delivery: i64,
+    /// A case the risk rules opened for the Shanghai merchant's terminal 10000001 and t1's card.
+    pub shanghai_case: i64,
     /// The freezes the API changes (the host's, in `easypos up`).
     pub freezes: Arc<risk::Freezes>,
     /// The acquirer's receipt keys (the host's, in `easypos up`).
@@ -179,8 +181,21 @@ pub async fn world_on(backend: TestBackend) -> World {
         .await
         .unwrap();
     let shanghai_delivery = store.deliveries_of(&shanghai_webhook, 1).await.unwrap()[0].id;
+    let shanghai_case = store
+        .open_case(store::cases::NewCase {
+            at: 1_764_000_000,
+            merchant_id: demo::SHANGHAI_MERCHANT.into(),
+            terminal_id: "10000001".into(),
+            card_id: "card-CH001-D".into(),
+            rules: "terminal-velocity(review,20): 31 authorizations on the terminal in 600 s (at most 30)".into(),
+            severity: "review".into(),
+            rule_names: vec!["terminal-velocity".into()],
+        })
+        .await
+        .unwrap();
     let router = api::router(state);
     World {
+        shanghai_case,
         shanghai_webhook,
         shanghai_delivery,
         store,

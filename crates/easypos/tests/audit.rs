@@ -1,0 +1,105 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! `easypos audit` as an operator runs it: `verify` reports an intact chain with exit 0, and
+//! after someone edits a row behind easypos's back (dropping the append-only triggers first)
+//! reports the changed entry with exit 1, in text and JSON; `list` filters entries.
+
+mod common;
+
+use common::{run, temp_dir};
+use std::path::Path;
+
+/// The demo world and five audited actions in `dir/easypos-data`, as `easypos up` and its
+/// console would leave them.
+fn seed_with_actions(dir: &Path) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = store::Store::open(&store::Backend::Sqlite {
+            path: dir.join("easypos-data").join("easypos.db"),
+        })
+        .await
+        .unwrap();
+        for (i, (action, target)) in [
+            ("login.password", "console"),
+            ("freeze.put", "terminal:10000001"),
+            ("freeze.delete", "terminal:10000001"),
+            ("api_key.create", "api_key:ek_1"),
+            ("logout", "console"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            store
+                .append_audit(store::audit::NewAuditEntry::new(
+                    "shanghai.admin",
+                    action,
+                    target,
+                    "",
+                    1_764_000_000 + i as i64,
+                ))
+                .await
+                .unwrap();
+        }
+        store.close().await.unwrap();
+    });
+}
+
+#[test]
+fn verify_reports_an_intact_chain_and_then_the_changed_entry() {
+    let dir = temp_dir("audit", "verify");
+    seed_with_actions(&dir);
+
+    let intact = run(&dir, &["audit", "verify", "--json"]);
+    assert_eq!(intact.code, 0, "{}{}", intact.stdout, intact.stderr);
+    assert_eq!(intact.json["entries"], 5);
+    assert_eq!(intact.json["first_break"], serde_json::Value::Null);
+    let text = run(&dir, &["audit", "verify"]);
+    assert!(
+        text.stdout.starts_with("audit log intact: 5 entries"),
+        "{}",
+        text.stdout
+    );
+
+    let listed = run(&dir, &["audit", "list", "--action", "freeze.", "--json"]);
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let actions: Vec<_> = listed
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].clone())
+        .collect();
+    assert_eq!(actions, ["freeze.put", "freeze.delete"]);
+    let bad = run(&dir, &["audit", "list", "--limit", "0"]);
+    assert_ne!(bad.code, 0);
+    assert!(bad.stderr.contains("--limit must be"), "{}", bad.stderr);
+
+    // Someone with the database file hides that the terminal was thawed.
+    let database = rusqlite::Connection::open(dir.join("easypos-data").join("easypos.db")).unwrap();
+    assert!(
+        database
+            .execute(
+                "UPDATE audit_log SET action = 'login.password' WHERE seq = 3",
+                []
+            )
+            .is_err(),
+        "the triggers refuse edits"
+    );
+    database
+        .execute_batch(
+            "DROP TRIGGER audit_log_no_update; UPDATE audit_log SET target = 'console', action = 'login.password' WHERE seq = 3",
+        )
+        .unwrap();
+    drop(database);
+
+    let broken = run(&dir, &["audit", "verify", "--json"]);
+    assert_eq!(broken.code, 1, "{}{}", broken.stdout, broken.stderr);
+    assert_eq!(broken.json["first_break"]["seq"], 3);
+    assert_eq!(broken.json["entries"], 2);
+    let text = run(&dir, &["audit", "verify"]);
+    assert_eq!(text.code, 1);
+    assert!(text.stdout.contains("BROKEN at entry 3"), "{}", text.stdout);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,89 @@
+//! PostgreSQL side of [`crate::audit`].
+
+use super::PostgresStore;
+use crate::StoreError;
+use crate::audit::{AUDIT_COLUMNS, AuditEntry, AuditQuery, NewAuditEntry};
+use tokio_postgres::Row;
+
+/// Key of the transaction-scoped advisory lock that serialises appends across processes
+/// ("auditlog" in ASCII), so hosts sharing a database extend one chain.
+const AUDIT_APPEND_LOCK: i64 = 0x6175_6469_746c_6f67;
+
+fn entry(row: &Row) -> Result<AuditEntry, StoreError> {
+    Ok(AuditEntry {
+        seq: row.try_get(0)?,
+        at: row.try_get(1)?,
+        actor: row.try_get(2)?,
+        action: row.try_get(3)?,
+        target: row.try_get(4)?,
+        detail: row.try_get(5)?,
+        tenant: row.try_get(6)?,
+        prev_hash: row.try_get(7)?,
+        hash: row.try_get(8)?,
+    })
+}
+
+impl PostgresStore {
+    pub(crate) async fn append_audit(&self, new: NewAuditEntry) -> Result<AuditEntry, StoreError> {
+        let mut client = self.other.lock().await;
+        let transaction = client.transaction().await?;
+        transaction
+            .execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_APPEND_LOCK])
+            .await?;
+        let last = transaction
+            .query_opt(
+                "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+                &[],
+            )
+            .await?
+            .map(|row| -> Result<(i64, String), StoreError> {
+                Ok((row.try_get(0)?, row.try_get(1)?))
+            })
+            .transpose()?;
+        let appended =
+            AuditEntry::next(last.as_ref().map(|(seq, hash)| (*seq, hash.as_str())), new);
+        transaction
+            .execute(
+                &format!(
+                    "INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                ),
+                &[
+                    &appended.seq,
+                    &appended.at,
+                    &appended.actor,
+                    &appended.action,
+                    &appended.target,
+                    &appended.detail,
+                    &appended.tenant,
+                    &appended.prev_hash,
+                    &appended.hash,
+                ],
+            )
+            .await?;
+        transaction.commit().await?;
+        Ok(appended)
+    }
+
+    pub(crate) async fn audit_entries(
+        &self,
+        query: &AuditQuery,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let client = self.other.lock().await;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1 AND ($2::text IS NULL OR actor = $2) AND ($3::text IS NULL OR action LIKE $3 ESCAPE '\\') AND ($4::text IS NULL OR target = $4) AND ($5::text[] IS NULL OR tenant = ANY($5)) ORDER BY seq LIMIT $6"
+                ),
+                &[
+                    &query.after_seq,
+                    &query.actor,
+                    &query.action_pattern(),
+                    &query.target,
+                    &query.tenants,
+                    &query.bounded_limit(),
+                ],
+            )
+            .await?;
+        rows.iter().map(entry).collect()
+    }
+}
