@@ -71,15 +71,11 @@ struct CasePage {
 }
 
 pub async fn cases(State(console): State<Console>, headers: HeaderMap) -> Response {
-    let visit = match console
-        .visit(&headers, Some(Resource::Cases), "/console/cases")
+    let (visit, scope) = match console
+        .scoped_visit(&headers, Resource::Cases, "/console/cases")
         .await
     {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
-    let scope = match console.scope(&visit).await {
-        Ok(scope) => scope,
+        Ok(found) => found,
         Err(response) => return response,
     };
     let listed = console

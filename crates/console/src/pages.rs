@@ -271,6 +271,18 @@ impl Console {
             .await
             .map_err(|error| internal(visit, &error))
     }
+
+    /// [`Console::visit`] and the visitor's [`Scope`]: what most list pages start with.
+    pub(crate) async fn scoped_visit(
+        &self,
+        headers: &HeaderMap,
+        resource: Resource,
+        current: &str,
+    ) -> Result<(Visit, Scope), Response> {
+        let visit = self.visit(headers, Some(resource), current).await?;
+        let scope = self.scope(&visit).await?;
+        Ok((visit, scope))
+    }
 }
 
 fn internal(visit: &Visit, error: &dyn std::fmt::Display) -> Response {
@@ -714,19 +726,11 @@ pub async fn transactions(
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    let visit = match console
-        .visit(
-            &headers,
-            Some(Resource::Transactions),
-            "/console/transactions",
-        )
+    let (visit, scope) = match console
+        .scoped_visit(&headers, Resource::Transactions, "/console/transactions")
         .await
     {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
-    let scope = match console.scope(&visit).await {
-        Ok(scope) => scope,
+        Ok(found) => found,
         Err(response) => return response,
     };
     let t = visit.chrome.t;
@@ -1014,15 +1018,11 @@ fn bars(records: &[&store::accounts::TransactionRecord], today_start: i64) -> Ve
 }
 
 pub async fn dashboard(State(console): State<Console>, headers: HeaderMap) -> Response {
-    let visit = match console
-        .visit(&headers, Some(Resource::Merchants), "/console/dashboard")
+    let (visit, scope) = match console
+        .scoped_visit(&headers, Resource::Merchants, "/console/dashboard")
         .await
     {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
-    let scope = match console.scope(&visit).await {
-        Ok(scope) => scope,
+        Ok(found) => found,
         Err(response) => return response,
     };
     let now_micros = console.now_seconds().saturating_mul(1_000_000);
@@ -1194,15 +1194,11 @@ struct CardsPage {
 }
 
 pub async fn cards(State(console): State<Console>, headers: HeaderMap) -> Response {
-    let visit = match console
-        .visit(&headers, Some(Resource::Cards), "/console/cards")
+    let (visit, scope) = match console
+        .scoped_visit(&headers, Resource::Cards, "/console/cards")
         .await
     {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
-    let scope = match console.scope(&visit).await {
-        Ok(scope) => scope,
+        Ok(found) => found,
         Err(response) => return response,
     };
     let views = match api::routes::card_views(&console.api, &scope.cards).await {
@@ -1252,15 +1248,11 @@ struct MerchantsPage {
 }
 
 pub async fn merchants(State(console): State<Console>, headers: HeaderMap) -> Response {
-    let visit = match console
-        .visit(&headers, Some(Resource::Merchants), "/console/merchants")
+    let (visit, scope) = match console
+        .scoped_visit(&headers, Resource::Merchants, "/console/merchants")
         .await
     {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
-    let scope = match console.scope(&visit).await {
-        Ok(scope) => scope,
+        Ok(found) => found,
         Err(response) => return response,
     };
     let lang = visit.chrome.t.lang;

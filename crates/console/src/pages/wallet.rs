@@ -618,19 +618,15 @@ fn masked_wallet(wallet_id: Option<&str>) -> String {
 /// `GET /console/qr-payments`: the QR payments (both ways) of the merchants in the caller's
 /// scope, newest first, beside the card transactions (R7, R8).
 pub async fn merchant_payments(State(console): State<Console>, headers: HeaderMap) -> Response {
-    let visit = match console
-        .visit(
+    let (visit, scope) = match console
+        .scoped_visit(
             &headers,
-            Some(api::access::Resource::Merchants),
+            api::access::Resource::Merchants,
             "/console/qr-payments",
         )
         .await
     {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
-    let scope = match console.scope(&visit).await {
-        Ok(scope) => scope,
+        Ok(found) => found,
         Err(response) => return response,
     };
     let Some(wallets) = console.wallets.clone() else {
