@@ -321,6 +321,7 @@ test('a cardholder who does not recognise a charge reports fraud and downloads t
   }
   assert.equal(after.response_code, '62', JSON.stringify(after));
 });
+
 /** An anonymous page in `locale` (the public application form needs no sign-in). */
 async function visitor(locale) {
   const context = await browser.newContext({ locale });
@@ -411,6 +412,7 @@ function luhn(body) {
   }
   return String((10 - (sum % 10)) % 10);
 }
+
 /** `easypos terminal pay --method qr` in the background: the terminal shows its code (on
  * standard error with --json) and waits for the payment; resolves with the exit code and the
  * answer, and hands the code's payload to `onCode` as soon as it is shown. */
@@ -490,10 +492,13 @@ test('a cardholder pays the terminal\'s QR code on the wallet page while the ter
     await page.goto(`${web}/wallet`);
     assert.equal((await page.locator('#balance').textContent()).trim(), 'CNY 82.66');
   });
+});
+
 test('a merchant admin works a risk case to a terminal block and freezes refunds in an emergency', async () => {
   // 6,000.00 on a card the engine has not seen today: the demo rule `new-card-high-amount`
-  // puts it up for review, approved, and a case opens in the background.
-  const flagged = sale('10000001', 'card-CH001-C', '6000.00');
+  // puts it up for review, approved, and a case opens in the background. (Not CH001-C: the
+  // fraud report above froze it.)
+  const flagged = sale('10000001', 'card-CH003-C', '6000.00');
   assert.equal(flagged.approved, true, JSON.stringify(flagged));
   await withPage('case-queue', 'shanghai.admin', 'en-US', async (page) => {
     await Promise.all([page.waitForNavigation(), page.click('header nav a:text-is("Cases")')]);
