@@ -191,22 +191,34 @@ impl SqliteStore {
         .await
     }
 
+    /// The orders `tail` selects (WHERE, ORDER BY and LIMIT after the column list), with
+    /// `values` bound to its parameters in order.
+    async fn select_orders(
+        &self,
+        tail: &'static str,
+        values: Vec<rusqlite::types::Value>,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let rows = self
+            .read(move |connection| {
+                Ok(connection
+                    .prepare_cached(&format!("SELECT {ORDER_COLUMNS} FROM wallet_orders {tail}"))?
+                    .query_map(rusqlite::params_from_iter(values), order_row)?
+                    .collect::<Result<Vec<_>, _>>()?)
+            })
+            .await?;
+        rows.into_iter().map(OrderRow::parse).collect()
+    }
+
     pub(crate) async fn orders_of_wallet(
         &self,
         wallet_id: String,
         limit: u32,
     ) -> Result<Vec<OrderRecord>, StoreError> {
-        let rows = self
-            .read(move |connection| {
-                Ok(connection
-                    .prepare_cached(&format!(
-                        "SELECT {ORDER_COLUMNS} FROM wallet_orders WHERE wallet_id = ?1 ORDER BY updated_at DESC, id DESC LIMIT ?2"
-                    ))?
-                    .query_map(params![wallet_id, i64::from(limit)], order_row)?
-                    .collect::<Result<Vec<_>, _>>()?)
-            })
-            .await?;
-        rows.into_iter().map(OrderRow::parse).collect()
+        self.select_orders(
+            "WHERE wallet_id = ?1 ORDER BY updated_at DESC, id DESC LIMIT ?2",
+            vec![wallet_id.into(), i64::from(limit).into()],
+        )
+        .await
     }
 
     pub(crate) async fn orders_between(
@@ -215,17 +227,11 @@ impl SqliteStore {
         to: i64,
         limit: u32,
     ) -> Result<Vec<OrderRecord>, StoreError> {
-        let rows = self
-            .read(move |connection| {
-                Ok(connection
-                    .prepare_cached(&format!(
-                        "SELECT {ORDER_COLUMNS} FROM wallet_orders WHERE (created_at BETWEEN ?1 AND ?2) OR (updated_at BETWEEN ?1 AND ?2) ORDER BY created_at, id LIMIT ?3"
-                    ))?
-                    .query_map(params![from, to, i64::from(limit)], order_row)?
-                    .collect::<Result<Vec<_>, _>>()?)
-            })
-            .await?;
-        rows.into_iter().map(OrderRow::parse).collect()
+        self.select_orders(
+            "WHERE (created_at BETWEEN ?1 AND ?2) OR (updated_at BETWEEN ?1 AND ?2) ORDER BY created_at, id LIMIT ?3",
+            vec![from.into(), to.into(), i64::from(limit).into()],
+        )
+        .await
     }
 
     pub(crate) async fn orders_of_merchant(
@@ -233,17 +239,11 @@ impl SqliteStore {
         merchant_id: String,
         limit: u32,
     ) -> Result<Vec<OrderRecord>, StoreError> {
-        let rows = self
-            .read(move |connection| {
-                Ok(connection
-                    .prepare_cached(&format!(
-                        "SELECT {ORDER_COLUMNS} FROM wallet_orders WHERE merchant_id = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2"
-                    ))?
-                    .query_map(params![merchant_id, i64::from(limit)], order_row)?
-                    .collect::<Result<Vec<_>, _>>()?)
-            })
-            .await?;
-        rows.into_iter().map(OrderRow::parse).collect()
+        self.select_orders(
+            "WHERE merchant_id = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2",
+            vec![merchant_id.into(), i64::from(limit).into()],
+        )
+        .await
     }
 
     pub(crate) async fn put_payment_code(&self, code: PaymentCodeRecord) -> Result<(), StoreError> {
@@ -313,16 +313,10 @@ impl SqliteStore {
         now: i64,
         limit: u32,
     ) -> Result<Vec<OrderRecord>, StoreError> {
-        let rows = self
-            .read(move |connection| {
-                Ok(connection
-                    .prepare_cached(&format!(
-                        "SELECT {ORDER_COLUMNS} FROM wallet_orders WHERE status = 'created' AND expires_at <= ?1 ORDER BY expires_at, id LIMIT ?2"
-                    ))?
-                    .query_map(params![now, i64::from(limit)], order_row)?
-                    .collect::<Result<Vec<_>, _>>()?)
-            })
-            .await?;
-        rows.into_iter().map(OrderRow::parse).collect()
+        self.select_orders(
+            "WHERE status = 'created' AND expires_at <= ?1 ORDER BY expires_at, id LIMIT ?2",
+            vec![now.into(), i64::from(limit).into()],
+        )
+        .await
     }
 }
