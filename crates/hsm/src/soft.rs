@@ -35,11 +35,15 @@ const DERIVE: [ModeOfUse; 2] = [ModeOfUse::Derive, ModeOfUse::None];
 const MIN_MAC_BYTES: usize = 4;
 
 /// An unwrapped key with its header, and (for double-length TDES keys that derive or MAC)
-/// its DES key schedules, built on first use.
+/// its DES key schedules, or (for an Ed25519 seed) its expanded signing key, built on first
+/// use.
 struct ClearKey {
     header: Header,
     key: SecretBytes,
     prepared: OnceLock<PreparedTdesKey>,
+    /// Expanding a seed hashes it and multiplies the base point, as much work again as a
+    /// signature: the receipt key signs every approval, so it is expanded once.
+    signing: OnceLock<ed25519_dalek::SigningKey>,
 }
 
 impl ClearKey {
@@ -48,6 +52,7 @@ impl ClearKey {
             header,
             key,
             prepared: OnceLock::new(),
+            signing: OnceLock::new(),
         }
     }
 
@@ -624,12 +629,12 @@ impl Hsm for SoftHsm {
     }
 
     fn ed25519_public_key(&self, key: &KeyToken) -> Result<[u8; 32]> {
-        Ok(self.ed25519_key(key)?.verifying_key().to_bytes())
+        self.with_ed25519(key, |signing| signing.verifying_key().to_bytes())
     }
 
     fn ed25519_sign(&self, key: &KeyToken, data: &[u8]) -> Result<[u8; 64]> {
         use ed25519_dalek::Signer;
-        Ok(self.ed25519_key(key)?.sign(data).to_bytes())
+        self.with_ed25519(key, |signing| signing.sign(data).to_bytes())
     }
 
     fn derive_icc_master_key(
@@ -658,7 +663,21 @@ impl Hsm for SoftHsm {
 impl SoftHsm {
     /// The Ed25519 key of an S0 token (the seed is the wrapped key; the dalek key zeroizes on
     /// drop).
-    fn ed25519_key(&self, key: &KeyToken) -> Result<ed25519_dalek::SigningKey> {
+    /// Runs `use_key` with the expanded signing key of an Ed25519 token (expanded once per
+    /// unwrapped key).
+    fn with_ed25519<T>(
+        &self,
+        key: &KeyToken,
+        use_key: impl FnOnce(&ed25519_dalek::SigningKey) -> T,
+    ) -> Result<T> {
+        let key = self.ed25519_key(key)?;
+        key.signing
+            .get()
+            .map(use_key)
+            .ok_or(HsmError::Invalid("Ed25519 key preparation failed"))
+    }
+
+    fn ed25519_key(&self, key: &KeyToken) -> Result<Arc<ClearKey>> {
         let key = self.open_for(
             key,
             &[KeyUsage::ASYMMETRIC_SIGNATURE],
@@ -668,13 +687,19 @@ impl SoftHsm {
         if key.header.algorithm != Algorithm::EllipticCurve {
             return Err(HsmError::Invalid("not an Ed25519 key"));
         }
-        let seed: [u8; 32] = key
-            .key
-            .expose()
-            .try_into()
-            .map_err(|_| HsmError::Invalid("Ed25519 seed length"))?;
-        let seed = zeroize::Zeroizing::new(seed);
-        Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
+        if key.signing.get().is_none() {
+            let seed: [u8; 32] = key
+                .key
+                .expose()
+                .try_into()
+                .map_err(|_| HsmError::Invalid("Ed25519 seed length"))?;
+            let seed = zeroize::Zeroizing::new(seed);
+            // A concurrent first use may expand twice; both results are identical.
+            let _ = key
+                .signing
+                .set(ed25519_dalek::SigningKey::from_bytes(&seed));
+        }
+        Ok(key)
     }
 
     fn mac_with(
