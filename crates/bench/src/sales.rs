@@ -156,12 +156,19 @@ async fn start_host(world: &World, terminals: usize) -> Result<RunningHost, Benc
     let profile = iso8583::Profile::builtin("cup-bcd")
         .map_err(|error| BenchError::Setup(format!("the cup-bcd profile: {error}")))?;
     let records = world::terminal_records(&world.store).await?;
-    let handler = Arc::new(acquirer::TerminalHandler::new(
-        profile,
-        records,
-        world.store.clone(),
-        world.hsm.clone(),
-    ));
+    // Each approval signs its receipt statement, as the host of `easypos up` does.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        });
+    let receipts = aftersale::ReceiptKeys::load(world.store.clone(), world.hsm.clone(), now)
+        .await
+        .map_err(|error| BenchError::Setup(format!("the receipt signing key: {error}")))?;
+    let handler = Arc::new(
+        acquirer::TerminalHandler::new(profile, records, world.store.clone(), world.hsm.clone())
+            .with_receipts(Arc::new(receipts)),
+    );
     let limits = Limits {
         max_connections: terminals + SPARE_CONNECTIONS,
         ..Limits::default()
