@@ -276,7 +276,7 @@ impl TerminalHandler {
     }
 
     /// Evaluates `engine`'s rules for every sale, pre-authorization and balance inquiry before
-    /// the issuer decides. `mccs` are the merchants' category codes by merchant id.
+    /// the issuer decides, and for every void and refund before it is given back. `mccs` are the merchants' category codes by merchant id.
     pub fn with_risk(mut self, engine: Arc<risk::Engine>, mccs: HashMap<String, u16>) -> Self {
         self.risk = Some(RiskGate { engine, mccs });
         self

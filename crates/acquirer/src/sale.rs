@@ -169,15 +169,7 @@ impl TerminalHandler {
 
         // 1½. Emergency freezes act on the next authorization: 58 for a frozen terminal or
         //     merchant, 62 for a frozen card. Nothing else is looked at.
-        if let Some(scope) =
-            self.freezes
-                .frozen(request.terminal_id.trim(), &terminal.merchant_id, &card.id)
-        {
-            note.rules = Some(format!("frozen {}", scope.as_str()));
-            let code = match scope {
-                risk::FreezeScope::Card => ResponseCode::RestrictedCard,
-                _ => ResponseCode::NotPermittedToTerminal,
-            };
+        if let Some(code) = self.frozen(request, terminal, &card.id, note) {
             return stop(code, "frozen");
         }
 
@@ -607,6 +599,25 @@ pub(crate) struct ReceiptFacts {
 }
 
 impl TerminalHandler {
+    /// The answer to a message from a frozen terminal, merchant or card: 58, or 62 for a card,
+    /// with the freeze noted for the journal. `None` when nothing involved is frozen.
+    pub(crate) fn frozen(
+        &self,
+        request: &Request,
+        terminal: &TerminalRecord,
+        card_id: &str,
+        note: &mut RiskNote,
+    ) -> Option<ResponseCode> {
+        let scope =
+            self.freezes
+                .frozen(request.terminal_id.trim(), &terminal.merchant_id, card_id)?;
+        note.rules = Some(format!("frozen {}", scope.as_str()));
+        Some(match scope {
+            risk::FreezeScope::Card => ResponseCode::RestrictedCard,
+            _ => ResponseCode::NotPermittedToTerminal,
+        })
+    }
+
     /// Puts the signed receipt statement of an approval into field 62, when this host signs
     /// receipts. `committed_at` is the sale's transfer's timestamp (nanoseconds), so a repeat
     /// signs the same statement. A statement that cannot be signed leaves the approval as it

@@ -119,15 +119,8 @@ impl TerminalHandler {
         note: &mut RiskNote,
     ) -> Result<(), ResponseCode> {
         let terminal_id = request.terminal_id.trim();
-        if let Some(scope) = self
-            .freezes
-            .frozen(terminal_id, &terminal.merchant_id, &card.id)
-        {
-            note.rules = Some(format!("frozen {}", scope.as_str()));
-            return Err(match scope {
-                risk::FreezeScope::Card => ResponseCode::RestrictedCard,
-                _ => ResponseCode::NotPermittedToTerminal,
-            });
+        if let Some(code) = self.frozen(request, terminal, &card.id, note) {
+            return Err(code);
         }
         if undo == Undo::Refund && self.freezes.refunds_frozen(&terminal.merchant_id) {
             note.rules = Some("frozen refunds".to_owned());
