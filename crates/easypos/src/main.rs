@@ -2,6 +2,7 @@
 //! library crates together. It holds no domain logic of its own.
 
 mod audit_cmd;
+mod backup_cmd;
 mod cards_cmd;
 mod config;
 mod host;
@@ -79,6 +80,12 @@ enum Command {
     /// The hash-chained audit log of back-office actions: verify the chain, list entries
     /// (docs/audit.md).
     Audit(audit_cmd::AuditArgs),
+    /// An online, consistent backup of the database into a new directory, with a manifest
+    /// (docs/operations.md).
+    Backup(backup_cmd::BackupArgs),
+    /// Restores a backup into an empty data directory or database and verifies it: rows per
+    /// table, books, audit chain, keys (docs/operations.md).
+    Restore(backup_cmd::RestoreArgs),
 }
 
 /// The institution a `host` runs as.
@@ -210,6 +217,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     std::process::exit(1)
                 }
             }
+            Command::Backup(args) => backup_cmd::backup(&config, args).await,
+            Command::Restore(args) => backup_cmd::restore(&config, args).await,
             Command::Bench(BenchCommand::Ledger {
                 callers,
                 seconds,

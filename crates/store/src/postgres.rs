@@ -128,7 +128,7 @@ pub struct PostgresStore {
     counters: Arc<Counters>,
 }
 
-async fn connect(url: &str) -> Result<Client, StoreError> {
+pub(crate) async fn connect(url: &str) -> Result<Client, StoreError> {
     let (client, connection) = tokio_postgres::connect(url, NoTls).await.map_err(|error| {
         StoreError::Config(format!(
             "cannot connect to PostgreSQL ({}): {error}",
@@ -144,7 +144,7 @@ async fn connect(url: &str) -> Result<Client, StoreError> {
 }
 
 /// A connection string without its password, for error messages.
-fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let credentials = &url[scheme + 3..at];
