@@ -6,34 +6,7 @@
 
 mod common;
 
-use common::{Run, run, setup, start, start_with, temp_dir};
-use std::path::Path;
-
-/// One approved chip-and-PIN sale at demo terminal 10000001 against the running platform.
-fn sell(dir: &Path, host: std::net::SocketAddr) {
-    setup(dir, "10000001", "terminal.toml", host, 10_000);
-    let sale = run(
-        dir,
-        &[
-            "terminal",
-            "pay",
-            "--config",
-            "terminal.toml",
-            "--json",
-            "--method",
-            "debit",
-            "--entry",
-            "chip",
-            "--card",
-            "cards/card-CH001-D.json",
-            "--pin",
-            demo::DEMO_PIN,
-            "--amount",
-            "12.34",
-        ],
-    );
-    assert_eq!(sale.code, 0, "{}{}", sale.stdout, sale.stderr);
-}
+use common::{Run, run, sell, start, start_with, temp_dir};
 
 fn ok(result: &Run) {
     assert_eq!(result.code, 0, "{}{}", result.stdout, result.stderr);

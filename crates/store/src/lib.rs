@@ -33,7 +33,7 @@ pub mod fraud_reports;
 pub mod freezes;
 mod group;
 pub mod journal;
-mod migrate;
+pub mod migrate;
 pub mod onboarding;
 mod postgres;
 pub mod receipt_keys;

@@ -205,6 +205,33 @@ pub fn setup(dir: &Path, terminal_id: &str, config: &str, host: SocketAddr, time
     assert_eq!(init.code, 0, "{}", init.stderr);
 }
 
+/// One approved chip-and-PIN sale of 12.34 at demo terminal 10000001 (`dir/terminal.toml`,
+/// made on first use) against the platform at `host`.
+pub fn sell(dir: &Path, host: SocketAddr) {
+    setup(dir, "10000001", "terminal.toml", host, 10_000);
+    let sale = run(
+        dir,
+        &[
+            "terminal",
+            "pay",
+            "--config",
+            "terminal.toml",
+            "--json",
+            "--method",
+            "debit",
+            "--entry",
+            "chip",
+            "--card",
+            "cards/card-CH001-D.json",
+            "--pin",
+            demo::DEMO_PIN,
+            "--amount",
+            "12.34",
+        ],
+    );
+    assert_eq!(sale.code, 0, "{}{}", sale.stdout, sale.stderr);
+}
+
 /// One HTTP/1.1 exchange with the host's web server (wallet API, REST API): status and JSON
 /// body.
 pub fn http(web: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
