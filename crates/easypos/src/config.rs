@@ -20,7 +20,7 @@ pub const DEFAULT_EXPIRY_INTERVAL_MS: u64 = 1_000;
 /// The configuration file as written; every field optional, unknown keys refused.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FileConfig {
+pub(crate) struct FileConfig {
     data_dir: Option<PathBuf>,
     #[serde(default)]
     database: FileDatabase,
@@ -302,10 +302,56 @@ impl Config {
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
-    toml::from_str(&text).map_err(|error| {
-        anyhow::anyhow!("{}: {}", path.display(), error.message())
+    parse_file(&text).map_err(|error| {
+        anyhow::anyhow!("{}: {error}", path.display())
             .context(format!("invalid configuration file {}", path.display()))
     })
+}
+
+/// The text of a configuration file, parsed; unknown keys are refused.
+pub(crate) fn parse_file(text: &str) -> anyhow::Result<FileConfig> {
+    toml::from_str(text).map_err(|error| anyhow::anyhow!("{}", error.message()))
+}
+
+impl Config {
+    /// The configuration in effect as `key = value` lines in the reference's order, the
+    /// database URL without its password.
+    pub fn describe(&self) -> Vec<(&'static str, String)> {
+        let database = match &self.backend {
+            Backend::Sqlite { path } => ("sqlite".to_owned(), path.display().to_string()),
+            Backend::Postgres { url } => ("postgres".to_owned(), store::redact_url(url)),
+        };
+        vec![
+            ("data_dir", self.data_dir.display().to_string()),
+            ("database.backend", database.0),
+            ("database.url", database.1),
+            ("http.listen", self.http_listen.to_string()),
+            ("iso8583.listen", self.iso8583_listen.to_string()),
+            (
+                "iso8583.max_connections",
+                self.iso8583_max_connections.to_string(),
+            ),
+            ("log.level", self.log_level.clone()),
+            (
+                "log.format",
+                match self.log_format {
+                    LogFormat::Text => "text".to_owned(),
+                    LogFormat::Json => "json".to_owned(),
+                },
+            ),
+            (
+                "ledger.expiry_interval_ms",
+                self.expiry_interval_ms.to_string(),
+            ),
+            ("hsm.lmk_file", self.lmk_file.display().to_string()),
+            (
+                "switch.remote_issuer",
+                self.remote_issuer
+                    .map_or_else(|| "(in process)".to_owned(), |address| address.to_string()),
+            ),
+            ("risk.rules", self.risk_rules.display().to_string()),
+        ]
+    }
 }
 
 #[cfg(test)]
@@ -320,6 +366,30 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         Config::resolve(file, &|name| vars.get(name).cloned(), &Overrides::default())
+    }
+
+    #[test]
+    fn the_reference_states_the_real_defaults() {
+        let config = resolve("", &[]).unwrap();
+        for (key, value) in config.describe() {
+            let setting = crate::settings::SETTINGS
+                .iter()
+                .find(|setting| setting.key == key)
+                .unwrap_or_else(|| panic!("{key} is missing from the reference"));
+            if !setting.default.contains('`') && !setting.default.contains(' ') {
+                assert_eq!(setting.default, value, "the default of {key}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_packaged_production_example_is_valid() {
+        let text = include_str!("../../../packaging/easypos.toml");
+        let config =
+            Config::resolve(parse_file(text).unwrap(), &|_| None, &Overrides::default()).unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/easypos"));
+        assert_eq!(config.lmk_file, PathBuf::from("/etc/easypos/hsm-lmk.key"));
+        assert_eq!(config.log_format, LogFormat::Json);
     }
 
     #[test]

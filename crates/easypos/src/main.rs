@@ -6,7 +6,9 @@ mod backup_cmd;
 mod cards_cmd;
 mod config;
 mod host;
+mod hsm_cmd;
 mod onboarding_wiring;
+mod settings;
 mod settle_cmd;
 mod terminal_activate;
 mod terminal_cmd;
@@ -80,12 +82,29 @@ enum Command {
     /// The hash-chained audit log of back-office actions: verify the chain, list entries
     /// (docs/audit.md).
     Audit(audit_cmd::AuditArgs),
+    /// Key ceremonies for the software HSM's master key: make components for custodians,
+    /// combine them into the key file (docs/key-ceremonies.md).
+    Hsm(hsm_cmd::HsmArgs),
+    /// The configuration: every setting with its variable and default (`reference`, the
+    /// Markdown of docs/configuration.md), or the values in effect here (`show`).
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// An online, consistent backup of the database into a new directory, with a manifest
     /// (docs/operations.md).
     Backup(backup_cmd::BackupArgs),
     /// Restores a backup into an empty data directory or database and verifies it: rows per
     /// table, books, audit chain, keys (docs/operations.md).
     Restore(backup_cmd::RestoreArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the configuration reference (Markdown).
+    Reference,
+    /// Check the configuration and print the values in effect (passwords left out).
+    Show,
 }
 
 /// The institution a `host` runs as.
@@ -165,7 +184,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         // Pure calculators: no configuration, no runtime, no logs.
         return tools::run(args);
     }
+    if let Command::Hsm(args) = cli.command {
+        // A ceremony needs no configuration and no database.
+        return hsm_cmd::run(args);
+    }
+    if let Command::Config {
+        command: ConfigCommand::Reference,
+    } = cli.command
+    {
+        print!("{}", settings::markdown());
+        return Ok(());
+    }
     let mut config = Config::load(&cli.overrides)?;
+    if let Command::Config {
+        command: ConfigCommand::Show,
+    } = cli.command
+    {
+        for (key, value) in config.describe() {
+            println!("{key} = {value}");
+        }
+        return Ok(());
+    }
     init_logging(&config);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Ok(threads) = std::env::var("EASYPOS_WORKER_THREADS") {
@@ -258,7 +297,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 )
                 .await
             }
-            Command::Tools(_) | Command::Terminal(_) | Command::Cards(_) => Ok(()),
+            Command::Tools(_)
+            | Command::Terminal(_)
+            | Command::Cards(_)
+            | Command::Config { .. }
+            | Command::Hsm(_) => Ok(()),
         }
     })
 }

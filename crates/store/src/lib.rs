@@ -23,6 +23,8 @@
 pub mod accounts;
 pub mod audit;
 pub mod backup;
+/// A PostgreSQL connection string without its password, for messages and `config show`.
+pub use postgres::redact_url;
 pub mod batches;
 pub mod cards;
 pub mod cases;

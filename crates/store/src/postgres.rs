@@ -144,7 +144,7 @@ pub(crate) async fn connect(url: &str) -> Result<Client, StoreError> {
 }
 
 /// A connection string without its password, for error messages.
-pub(crate) fn redact_url(url: &str) -> String {
+pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let credentials = &url[scheme + 3..at];
