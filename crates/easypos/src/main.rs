@@ -186,7 +186,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     if let Command::Hsm(args) = cli.command {
         // A ceremony needs no configuration and no database.
-        return hsm_cmd::run(args);
+        return hsm_cmd::run(args, &cli.overrides);
     }
     if let Command::Config {
         command: ConfigCommand::Reference,

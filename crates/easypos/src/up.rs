@@ -171,6 +171,7 @@ async fn terminal_listener(
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let store = Arc::new(crate::open_store(&config).await?);
     let hsm = Arc::new(open_hsm(&config)?);
+    rotate_at_start(&config, &store, &hsm).await?;
     let seeded = demo::seed(&store, hsm.as_ref())
         .await
         .context("seeding the demo world")?;
@@ -290,6 +291,29 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A master-key rotation under way (docs/key-ceremonies.md): on SQLite, the one process that
+/// owns the database moves every stored key to the new master key now; on PostgreSQL other
+/// nodes may still run with the old key file, so the operator runs `easypos hsm rewrap` once
+/// every node has the new one.
+async fn rotate_at_start(config: &Config, store: &Store, hsm: &hsm::SoftHsm) -> anyhow::Result<()> {
+    let retired = hsm.retired_check_values();
+    if retired.is_empty() {
+        return Ok(());
+    }
+    match config.backend {
+        store::Backend::Sqlite { .. } => {
+            let moved = crate::hsm_cmd::rewrap_stored_keys(store, hsm)
+                .await
+                .context("moving the stored keys to the new master key")?;
+            tracing::warn!(moved, retired = %retired.join(","), "master key rotation: every stored key is under the new master key; run `easypos hsm retire`");
+        }
+        store::Backend::Postgres { .. } => {
+            tracing::warn!(retired = %retired.join(","), "master key rotation under way: once every node runs with this key file, run `easypos hsm rewrap`, then `easypos hsm retire`");
+        }
+    }
+    Ok(())
+}
+
 /// The software HSM under the local master key in `hsm.lmk_file`, created with fresh random
 /// bytes (readable by the owner only) on the first start.
 pub(crate) fn open_hsm(config: &Config) -> anyhow::Result<hsm::SoftHsm> {
@@ -353,6 +377,13 @@ async fn print_banner(
         "  hsm       software HSM (development and testing only), master key check value {}",
         hsm.master_key_check_value()
     );
+    let retired = hsm.retired_check_values();
+    if !retired.is_empty() {
+        println!(
+            "            rotating: the retired master key ({}) still opens old keys; `easypos hsm retire` ends the rotation",
+            retired.join(", ")
+        );
+    }
     println!(
         "  ISO 8583  {terminal_address} (cup-bcd, 2-byte length + TPDU): sign-on/off, echo, balance inquiries, sales (chip + PIN, fallback swipe), pre-authorizations, completions and their voids, sale voids, refunds, reversals of each, batch settlement; every message journaled"
     );

@@ -169,3 +169,180 @@ fn a_ceremony_refuses_one_custodian_a_repeated_component_and_an_existing_key() {
     );
     refused(&["hsm", "components", "--dir", "c"], "exists");
 }
+
+/// The key lines (not comments) of a key file.
+fn key_lines(path: &std::path::Path) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|line| !line.trim().is_empty() && !line.starts_with('#'))
+        .count()
+}
+
+#[test]
+fn the_master_key_rotates_while_terminals_keep_selling() {
+    let dir = temp_dir("ceremony", "rotate");
+    let mut running = start_with(
+        &dir,
+        &["up", "--http", "127.0.0.1:0", "--iso8583", "127.0.0.1:0"],
+    );
+    common::sell(&dir, running.terminals);
+    running.stop();
+    let lmk = dir.join("easypos-data/hsm-lmk.key");
+    let refused = |args: &[&str], says: &str| {
+        let result = run(&dir, args);
+        assert_ne!(result.code, 0, "{}", result.stdout);
+        assert!(result.stderr.contains(says), "{}", result.stderr);
+    };
+    refused(&["hsm", "retire"], "nothing to retire");
+
+    // A new key from two custodians.
+    assert_eq!(
+        run(&dir, &["hsm", "components", "--count", "2", "--dir", "new"]).code,
+        0
+    );
+    let combined = run(
+        &dir,
+        &[
+            "hsm",
+            "combine",
+            "--component",
+            "new/component-1.key",
+            "--component",
+            "new/component-2.key",
+            "--out",
+            "new.key",
+        ],
+    );
+    assert_eq!(combined.code, 0, "{}", combined.stderr);
+    let new_value = check_values(&combined.stdout).last().unwrap().clone();
+    refused(
+        &["hsm", "rotate", "--new-key", "easypos-data/hsm-lmk.key"],
+        "is the current master key",
+    );
+    let rotated = run(&dir, &["hsm", "rotate", "--new-key", "new.key"]);
+    assert_eq!(rotated.code, 0, "{}", rotated.stderr);
+    assert_eq!(key_lines(&lmk), 2);
+    refused(
+        &["hsm", "rotate", "--new-key", "new.key"],
+        "a rotation is already under way",
+    );
+    // Nothing has moved yet: retiring now would strand every stored key.
+    refused(
+        &["hsm", "retire"],
+        "are not under the current master key yet",
+    );
+    assert_eq!(key_lines(&lmk), 2);
+
+    // The restart moves every stored key; the terminal keeps selling.
+    let mut running = start_with(
+        &dir,
+        &["up", "--http", "127.0.0.1:0", "--iso8583", "127.0.0.1:0"],
+    );
+    assert!(
+        running
+            .banner
+            .iter()
+            .any(|line| line.contains(&format!("master key check value {new_value}"))),
+        "{:?}",
+        running.banner
+    );
+    assert!(running.banner.iter().any(|line| line.contains("rotating")));
+    common::sell(&dir, running.terminals);
+    // Retired while the platform runs (it reads the database beside it).
+    let retired = run(&dir, &["hsm", "retire"]);
+    assert_eq!(retired.code, 0, "{}", retired.stderr);
+    assert_eq!(key_lines(&lmk), 1);
+    common::sell(&dir, running.terminals);
+    running.stop();
+
+    // Only the new key from now on, and everything still opens.
+    let mut running = start_with(
+        &dir,
+        &["up", "--http", "127.0.0.1:0", "--iso8583", "127.0.0.1:0"],
+    );
+    assert!(!running.banner.iter().any(|line| line.contains("rotating")));
+    common::sell(&dir, running.terminals);
+    running.stop();
+    let audit = run(&dir, &["backup", "--out", "after-rotation", "--json"]);
+    assert_eq!(audit.code, 0, "{}", audit.stderr);
+    assert_eq!(audit.json["master_key_check_value"], new_value.as_str());
+}
+
+#[test]
+fn on_postgresql_the_operator_rewraps_once_every_node_has_the_rotated_key_file() {
+    let Some(admin) = store::testing::postgres_url() else {
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let database = runtime.block_on(store::testing::postgres(&admin));
+    let store::Backend::Postgres { url } = database.backend.clone() else {
+        unreachable!()
+    };
+    let dir = temp_dir("ceremony", "rotate-pg");
+    let up = [
+        "--database-url",
+        url.as_str(),
+        "up",
+        "--http",
+        "127.0.0.1:0",
+        "--iso8583",
+        "127.0.0.1:0",
+    ];
+    let with_db = |args: &[&str]| {
+        let mut all = vec!["--database-url", url.as_str()];
+        all.extend_from_slice(args);
+        run(&dir, &all)
+    };
+    let mut running = start_with(&dir, &up);
+    common::sell(&dir, running.terminals);
+    running.stop();
+    assert_eq!(
+        run(&dir, &["hsm", "components", "--count", "2", "--dir", "new"]).code,
+        0
+    );
+    assert_eq!(
+        run(
+            &dir,
+            &[
+                "hsm",
+                "combine",
+                "--component",
+                "new/component-1.key",
+                "--component",
+                "new/component-2.key",
+                "--out",
+                "new.key",
+            ],
+        )
+        .code,
+        0
+    );
+    assert_eq!(with_db(&["hsm", "rotate", "--new-key", "new.key"]).code, 0);
+
+    // A node restarted with the rotated file opens keys under both and moves none by itself.
+    let mut running = start_with(&dir, &up);
+    common::sell(&dir, running.terminals);
+    let early = with_db(&["hsm", "retire"]);
+    assert_ne!(early.code, 0);
+    assert!(
+        early.stderr.contains("easypos hsm rewrap"),
+        "{}",
+        early.stderr
+    );
+    // Every node has the file: the operator rewraps while the platform runs.
+    let rewrapped = with_db(&["hsm", "rewrap"]);
+    assert_eq!(rewrapped.code, 0, "{}", rewrapped.stderr);
+    assert!(!rewrapped.stdout.starts_with("0 "), "{}", rewrapped.stdout);
+    let retired = with_db(&["hsm", "retire"]);
+    assert_eq!(retired.code, 0, "{}", retired.stderr);
+    common::sell(&dir, running.terminals);
+    running.stop();
+    let mut running = start_with(&dir, &up);
+    common::sell(&dir, running.terminals);
+    running.stop();
+    drop(database);
+}

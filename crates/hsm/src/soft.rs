@@ -84,6 +84,9 @@ impl ClearKey {
 /// The software HSM.
 pub struct SoftHsm {
     lmk: SecretBytes,
+    /// Master keys being rotated out: tokens under them still open, nothing new is wrapped
+    /// under them, and [`SoftHsm::rewrap`] moves a token to the current key.
+    retired: Vec<SecretBytes>,
     /// Keyed by the token's MAC (its last 32 hex digits, unique per token), so the lookup hashes
     /// 32 characters rather than the whole block; the full token is compared on a hit.
     cache: Mutex<HashMap<String, (String, Arc<ClearKey>)>>,
@@ -112,6 +115,7 @@ impl SoftHsm {
         }
         Ok(Self {
             lmk: SecretBytes::new(lmk),
+            retired: Vec::new(),
             cache: Mutex::new(HashMap::new()),
             cache_capacity: MAX_CACHED_KEYS,
         })
@@ -131,7 +135,46 @@ impl SoftHsm {
         Self::from_hex(&text)
     }
 
-    /// Loads the LMK (64 hex digits, surrounding whitespace ignored) from a file.
+    /// Also opens tokens under `lmk`, a master key being rotated out.
+    pub fn with_retired(mut self, lmk: &[u8]) -> Result<Self> {
+        if lmk.len() != LMK_BYTES {
+            return Err(HsmError::MasterKey(format!(
+                "a retired master key must be {LMK_BYTES} bytes (AES-256), got {}",
+                lmk.len()
+            )));
+        }
+        self.retired.push(SecretBytes::new(lmk));
+        Ok(self)
+    }
+
+    /// The check values of the master keys being rotated out (empty when none is).
+    pub fn retired_check_values(&self) -> Vec<String> {
+        self.retired
+            .iter()
+            .filter_map(|lmk| AesKey::new(lmk.expose()).ok())
+            .map(|key| to_hex(&kcv::aes_cmac_kcv(&key)))
+            .collect()
+    }
+
+    /// The token under the current master key: `None` when it is under it already, a new
+    /// token when it was under a retired one (the key inside is the same). A token under no
+    /// known master key is an error.
+    pub fn rewrap(&self, token: &KeyToken) -> Result<Option<KeyToken>> {
+        let current = tr31::unwrap(self.lmk.expose(), token.as_str());
+        if current.is_ok() {
+            return Ok(None);
+        }
+        for retired in &self.retired {
+            if let Ok((header, key)) = tr31::unwrap(retired.expose(), token.as_str()) {
+                return self.wrap(&header, key.expose()).map(Some);
+            }
+        }
+        current.map(|_| None).map_err(HsmError::from)
+    }
+
+    /// Loads the master key from a file: 64 hex digits on the first line, and during a
+    /// rotation (docs/key-ceremonies.md) the retired key on each following line. Blank lines
+    /// and `#` comments are ignored.
     pub fn from_file(path: &std::path::Path) -> Result<Self> {
         let text =
             Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
@@ -141,11 +184,23 @@ impl SoftHsm {
     }
 
     fn from_hex(text: &str) -> Result<Self> {
-        let bytes = Zeroizing::new(
-            hex::decode(text.trim())
-                .map_err(|_| HsmError::MasterKey("not hexadecimal".to_owned()))?,
-        );
-        Self::new(&bytes)
+        let mut keys = text
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .map(|line| {
+                hex::decode(line)
+                    .map(Zeroizing::new)
+                    .map_err(|_| HsmError::MasterKey("not hexadecimal".to_owned()))
+            });
+        let current = keys
+            .next()
+            .ok_or_else(|| HsmError::MasterKey("the key file is empty".to_owned()))??;
+        let mut hsm = Self::new(&current)?;
+        for retired in keys {
+            hsm = hsm.with_retired(&retired?)?;
+        }
+        Ok(hsm)
     }
 
     fn wrap(&self, header: &Header, key: &[u8]) -> Result<KeyToken> {
@@ -170,7 +225,14 @@ impl SoftHsm {
         {
             return Ok(Arc::clone(found));
         }
-        let (header, key) = tr31::unwrap(self.lmk.expose(), token.as_str())?;
+        let (header, key) = match tr31::unwrap(self.lmk.expose(), token.as_str()) {
+            Ok(opened) => opened,
+            Err(error) => self
+                .retired
+                .iter()
+                .find_map(|retired| tr31::unwrap(retired.expose(), token.as_str()).ok())
+                .ok_or(error)?,
+        };
         let clear = Arc::new(ClearKey::new(header, key));
         let mut cache = self.cache_lock();
         if cache.len() >= self.cache_capacity

@@ -68,6 +68,59 @@ fn a_token_from_another_lmk_or_with_an_edited_header_is_refused() {
 }
 
 #[test]
+fn a_rotation_opens_tokens_under_the_retired_key_and_rewraps_them_under_the_new_one() {
+    const NEW: [u8; 32] = [0x77; 32];
+    let old = soft();
+    let token = old.generate_key(&KeySpec::pin_zone_tdes()).unwrap();
+    let check = old.key_check_value(&token).unwrap();
+
+    // New key first, old one retired: old tokens still open, with the same key inside.
+    let rotating = SoftHsm::new(&NEW).unwrap().with_retired(&LMK).unwrap();
+    assert_eq!(rotating.key_check_value(&token).unwrap(), check);
+    assert_eq!(
+        rotating.retired_check_values(),
+        [old.master_key_check_value()]
+    );
+    let moved = rotating
+        .rewrap(&token)
+        .unwrap()
+        .expect("under the retired key");
+    assert_ne!(moved, token);
+    assert_eq!(
+        rotating.rewrap(&moved).unwrap(),
+        None,
+        "already under the new key"
+    );
+
+    // After the rotation only the new key is needed, and the old one no longer opens it.
+    let new = SoftHsm::new(&NEW).unwrap();
+    assert_eq!(new.key_check_value(&moved).unwrap(), check);
+    assert!(new.key_check_value(&token).is_err());
+    assert!(old.key_check_value(&moved).is_err());
+    assert!(new.rewrap(&token).is_err(), "a token under no known key");
+    // What is generated during a rotation is under the new key.
+    let fresh = rotating.generate_key(&KeySpec::pin_zone_tdes()).unwrap();
+    assert!(new.key_check_value(&fresh).is_ok());
+
+    // The key file of a rotation: the new key first, comments and blank lines ignored.
+    let path = std::env::temp_dir().join(format!("easypos-lmk-rotation-{}", std::process::id()));
+    std::fs::write(
+        &path,
+        format!("# new\n{}\n\n# retired\n{}\n", to_hex(&NEW), to_hex(&LMK)),
+    )
+    .unwrap();
+    let loaded = SoftHsm::from_file(&path).unwrap();
+    assert_eq!(
+        loaded.master_key_check_value(),
+        new.master_key_check_value()
+    );
+    assert_eq!(loaded.key_check_value(&token).unwrap(), check);
+    std::fs::write(&path, "# nothing\n").unwrap();
+    assert!(SoftHsm::from_file(&path).is_err());
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
 fn export_and_import_under_a_kek_keeps_the_key_and_its_usage() {
     let hsm = soft();
     let kek = hsm

@@ -35,6 +35,7 @@ pub mod fraud_reports;
 pub mod freezes;
 mod group;
 pub mod journal;
+pub mod key_tokens;
 pub mod migrate;
 pub mod onboarding;
 mod postgres;

@@ -208,7 +208,24 @@ pub fn setup(dir: &Path, terminal_id: &str, config: &str, host: SocketAddr, time
 /// One approved chip-and-PIN sale of 12.34 at demo terminal 10000001 (`dir/terminal.toml`,
 /// made on first use) against the platform at `host`.
 pub fn sell(dir: &Path, host: SocketAddr) {
-    setup(dir, "10000001", "terminal.toml", host, 10_000);
+    let config = dir.join("terminal.toml");
+    if config.exists() {
+        // A platform started again listens on another port: point the terminal at it.
+        let text = std::fs::read_to_string(&config).unwrap();
+        let moved: Vec<String> = text
+            .lines()
+            .map(|line| {
+                if line.starts_with("host = ") {
+                    format!("host = \"{host}\"")
+                } else {
+                    line.to_owned()
+                }
+            })
+            .collect();
+        std::fs::write(&config, moved.join("\n") + "\n").unwrap();
+    } else {
+        setup(dir, "10000001", "terminal.toml", host, 10_000);
+    }
     let sale = run(
         dir,
         &[
