@@ -147,6 +147,8 @@ fn write_configuration(
     config.master_key = MasterKey::File(PathBuf::from(MASTER_KEY_FILE));
     config.currency = package.currency.clone();
     config.contactless_cvm_limit = package.contactless_cvm_limit.clone();
+    config.payment_methods = package.payment_methods.clone();
+    config.parameters_version = package.parameters_version;
     if package.languages.first().map(String::as_str) == Some("zh") {
         config.language = terminal::config::Language::Chinese;
     }

@@ -250,6 +250,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         app.handler.clone(),
         terminal_address,
     );
+    // The host learns each onboarded terminal's parameter version, to ask a terminal holding
+    // another one to download the set at its sign-on.
+    onboarding
+        .publish_parameters()
+        .await
+        .context("the terminals' parameters")?;
     let server = axum::serve(
         listener,
         router(

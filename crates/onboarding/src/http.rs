@@ -144,6 +144,10 @@ pub fn router(onboarding: Onboarding, api_state: api::ApiState) -> Router {
             post(activation_code),
         )
         .route("/onboarding/v1/terminals/{id}/rekey", post(rekey))
+        .route(
+            "/onboarding/v1/terminals/{id}/parameters",
+            get(show_parameters).put(change_parameters),
+        )
         .layer(axum::middleware::from_fn_with_state(
             api_state,
             api::auth::authenticate,
@@ -623,4 +627,25 @@ async fn rekey(
         code,
         expires_at,
     }))
+}
+
+async fn show_parameters(
+    State(onboarding): State<Onboarding>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Answer<Json<acquirer::parameters::TerminalParameters>> {
+    Ok(Json(onboarding.parameters(&principal, &id).await?))
+}
+
+async fn change_parameters(
+    State(onboarding): State<Onboarding>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    Json(change): Json<crate::parameters::ParameterChange>,
+) -> Answer<Json<acquirer::parameters::TerminalParameters>> {
+    Ok(Json(
+        onboarding
+            .change_parameters(&principal, &id, &change)
+            .await?,
+    ))
 }

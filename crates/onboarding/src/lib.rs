@@ -17,6 +17,7 @@ pub mod checks;
 pub mod documents;
 pub mod http;
 pub mod mcc;
+pub mod parameters;
 pub mod service;
 pub mod terminals;
 pub mod validate;

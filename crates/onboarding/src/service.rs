@@ -77,6 +77,15 @@ pub trait HostDirectory: Send + Sync {
 
     /// A stored key was replaced (a forced key change): forget any cached copy.
     fn key_changed(&self, _name: &str) {}
+
+    /// A terminal's parameter set changed (or is told at start): the host asks the terminal to
+    /// download it at its next sign-on when the terminal holds another version.
+    fn parameters_changed(
+        &self,
+        _terminal_id: &str,
+        _parameters: &acquirer::parameters::TerminalParameters,
+    ) {
+    }
 }
 
 /// A host directory that nobody listens to (tests of the API alone).

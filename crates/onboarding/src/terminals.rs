@@ -145,6 +145,10 @@ pub struct ActivationPackage {
     pub contactless_cvm_limit: String,
     pub languages: Vec<String>,
     pub payment_methods: Vec<String>,
+    /// The version of these parameters; a later change reaches the terminal at its next
+    /// sign-on (see `crate::parameters`). Packages from before versions count as 0.
+    #[serde(default)]
+    pub parameters_version: u32,
     /// `master-session`: the terminal master key below, working keys at each sign-on.
     pub key_scheme: String,
     /// The terminal master key, a TR-31 key block under the transport key.
@@ -544,21 +548,18 @@ impl Onboarding {
             &KeySpec::kbpk(paycrypto::tr31::Algorithm::Aes, 16),
             &transport_key(&code),
         )?;
+        let parameters = self.current_parameters(&terminal_id, merchant).await?;
         let package = ActivationPackage {
             terminal_id: terminal_id.clone(),
             merchant_id: merchant.id.clone(),
-            merchant_name: merchant.name.clone(),
-            merchant_city: merchant.city.clone(),
-            host: self.settings.host_address.clone(),
-            currency: "CNY".into(),
-            contactless_cvm_limit: self.settings.cvm_limit.clone(),
-            languages: vec!["zh".into(), "en".into()],
-            payment_methods: vec![
-                "chip".into(),
-                "contactless".into(),
-                "swipe".into(),
-                "qr".into(),
-            ],
+            merchant_name: parameters.merchant_name.clone(),
+            merchant_city: parameters.merchant_city.clone(),
+            host: parameters.host.clone(),
+            currency: parameters.currency.clone(),
+            contactless_cvm_limit: parameters.contactless_cvm_limit.clone(),
+            languages: parameters.languages.clone(),
+            payment_methods: parameters.payment_methods.clone(),
+            parameters_version: parameters.version,
             key_scheme: "master-session".into(),
             master_key_block: self.hsm.export_key(&transport, &tmk)?,
             master_key_check_value: paycrypto::to_hex(&self.hsm.key_check_value(&tmk)?),
@@ -588,6 +589,7 @@ impl Onboarding {
             return Err(OnboardingError::CodeUsed);
         }
         self.tell_host(&terminal_id).await?;
+        self.host.parameters_changed(&terminal_id, &parameters);
         tracing::info!(terminal = %terminal_id, "terminal activated");
         Ok(package)
     }

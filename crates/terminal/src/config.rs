@@ -112,6 +112,19 @@ pub struct TerminalConfig {
     /// Where the screen finds the card simulator's card files ("present a card").
     #[serde(default = "default_cards_dir")]
     pub cards_dir: PathBuf,
+    /// The version of the parameters in this file, as the activation brought them (0: set by
+    /// hand). The terminal names it at sign-on; parameters the host sent since are kept in
+    /// the state and win over this file's (docs/protocol.md, "Parameter download").
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub parameters_version: u32,
+    /// The payment methods the acquirer allows on this terminal (`chip`, `contactless`,
+    /// `swipe`, `qr`); empty: every one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub payment_methods: Vec<String>,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 fn default_currency() -> String {
@@ -176,7 +189,49 @@ impl TerminalConfig {
             operator_password: default_operator_password(),
             supervisor_password: default_supervisor_password(),
             cards_dir: default_cards_dir(),
+            parameters_version: 0,
+            payment_methods: Vec::new(),
         }
+    }
+
+    /// This configuration with the parameter set the host sent (`None` when the set is not
+    /// newer than this file's, or would make the configuration invalid: the reason).
+    pub fn with_parameters(
+        &self,
+        parameters: &acquirer::parameters::TerminalParameters,
+    ) -> Result<Option<TerminalConfig>, String> {
+        if parameters.version <= self.parameters_version {
+            return Ok(None);
+        }
+        let mut config = self.clone();
+        config.merchant_name = parameters.merchant_name.clone();
+        // The host's name is the one to print, in every language.
+        config.merchant_name_zh = None;
+        config.merchant_city = parameters.merchant_city.clone();
+        config.host = parameters.host.clone();
+        if !parameters.currency.is_empty() {
+            config.currency = parameters.currency.clone();
+        }
+        if !parameters.contactless_cvm_limit.is_empty() {
+            config.contactless_cvm_limit = parameters.contactless_cvm_limit.clone();
+        }
+        match parameters.languages.first().map(String::as_str) {
+            Some("zh") => config.language = Language::Chinese,
+            Some("en") => config.language = Language::English,
+            _ => {}
+        }
+        config.payment_methods = parameters.payment_methods.clone();
+        config.parameters_version = parameters.version;
+        config
+            .check()
+            .map_err(|reason| format!("the host's parameters are not usable: {reason}"))?;
+        Ok(Some(config))
+    }
+
+    /// Whether the acquirer allows payment method `method` (`chip`, `contactless`, `swipe`,
+    /// `qr`) on this terminal.
+    pub fn allows(&self, method: &str) -> bool {
+        self.payment_methods.is_empty() || self.payment_methods.iter().any(|m| m == method)
     }
 
     /// Reads `path`; relative paths inside are made relative to its directory. Every value

@@ -1,0 +1,12 @@
+-- A terminal's parameters as the acquirer's operators changed them after activation (issue
+-- 11): the fields overridden (merchant name and city, host, contactless CVM limit, languages,
+-- payment methods) as JSON, and the version of the set, which moves on at every change. The
+-- host asks the terminal to download the set at its next sign-on when the terminal holds
+-- another version. A terminal without a row has version 1, the platform's defaults.
+CREATE TABLE terminal_parameters (
+    terminal_id TEXT    NOT NULL PRIMARY KEY REFERENCES terminals (id),
+    version     BIGINT  NOT NULL CHECK (version > 1),
+    parameters  TEXT    NOT NULL,
+    updated_by  TEXT    NOT NULL,
+    updated_at  BIGINT  NOT NULL
+);
