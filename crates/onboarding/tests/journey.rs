@@ -17,8 +17,9 @@ use tower::ServiceExt;
 
 const START_NANOS: u64 = 1_764_000_000 * 1_000_000_000;
 
+/// What the host heard: terminal statuses and keys; parameter versions.
 #[derive(Debug, Default)]
-struct RecordingHost(Mutex<Vec<(String, String)>>);
+struct RecordingHost(Mutex<Vec<(String, String)>>, Mutex<Vec<(String, u32)>>);
 
 impl HostDirectory for RecordingHost {
     fn terminal_changed(&self, terminal: &Terminal, _merchant: &Merchant) {
@@ -33,6 +34,17 @@ impl HostDirectory for RecordingHost {
             .lock()
             .unwrap()
             .push((name.to_owned(), "key".to_owned()));
+    }
+
+    fn parameters_changed(
+        &self,
+        terminal_id: &str,
+        parameters: &acquirer::parameters::TerminalParameters,
+    ) {
+        self.1
+            .lock()
+            .unwrap()
+            .push((terminal_id.to_owned(), parameters.version));
     }
 }
 
@@ -969,5 +981,109 @@ async fn activation_codes_work_once_within_a_day_and_lost_terminals_stop() {
             )
             .await;
         assert_eq!(other.status, StatusCode::NOT_FOUND);
+    }
+}
+
+#[tokio::test]
+async fn operators_change_a_terminals_parameters_and_activation_and_host_get_the_new_version() {
+    for backend in store::testing::backends().await {
+        let name = backend.name;
+        let world = world(backend).await;
+        let approved = world
+            .call("POST", "/onboarding/v1/applications", None, None, Some(json!({"form": cafe("91350100M000100Y43", "11010519491231002X"), "submit": true})))
+            .await;
+        let code = approved.json["provisioned"]["activation_codes"][0]["code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let tid = approved.json["provisioned"]["terminal_ids"][0]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let path = format!("/onboarding/v1/terminals/{tid}/parameters");
+        let first = world.call("GET", &path, Some("maker"), None, None).await;
+        assert_eq!(first.status, StatusCode::OK, "{name}: {}", first.text);
+        assert_eq!(first.json["version"], 1);
+        assert_eq!(first.json["merchant_name"], "Jing'an Tea House");
+        assert_eq!(first.json["host"], "127.0.0.1:9999");
+        assert_eq!(
+            first.json["payment_methods"],
+            json!(["chip", "contactless", "swipe", "qr"])
+        );
+
+        let bad = world
+            .call(
+                "PUT",
+                &path,
+                Some("maker"),
+                None,
+                Some(json!({"host": "no port"})),
+            )
+            .await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
+        assert!(
+            bad.json["detail"]
+                .as_str()
+                .unwrap()
+                .contains("host must be")
+        );
+        let other = world
+            .call(
+                "PUT",
+                &path,
+                Some("partner1"),
+                None,
+                Some(json!({"merchant_name": "Mine"})),
+            )
+            .await;
+        assert_eq!(other.status, StatusCode::NOT_FOUND, "{}", other.text);
+
+        let renamed = world
+            .call(
+                "PUT",
+                &path,
+                Some("maker"),
+                None,
+                Some(json!({"merchant_name": "静安茶馆"})),
+            )
+            .await;
+        assert_eq!(renamed.status, StatusCode::OK, "{name}: {}", renamed.text);
+        assert_eq!(renamed.json["version"], 2);
+        let limited = world
+            .call(
+                "PUT",
+                &path,
+                Some("checker"),
+                None,
+                Some(json!({"contactless_cvm_limit": "800.00", "payment_methods": ["chip", "qr"]})),
+            )
+            .await;
+        assert_eq!(limited.status, StatusCode::OK, "{name}: {}", limited.text);
+        assert_eq!(limited.json["version"], 3);
+        assert_eq!(
+            limited.json["merchant_name"], "静安茶馆",
+            "an earlier change stays"
+        );
+        assert_eq!(
+            world.host.1.lock().unwrap().last().cloned(),
+            Some((tid.clone(), 3)),
+            "the host hears the new version at once"
+        );
+
+        // Activated now, the terminal starts with the current set and its version.
+        let package = world
+            .call(
+                "POST",
+                "/onboarding/v1/activate",
+                None,
+                None,
+                Some(json!({"code": code})),
+            )
+            .await;
+        assert_eq!(package.status, StatusCode::OK, "{name}: {}", package.text);
+        assert_eq!(package.json["merchant_name"], "静安茶馆");
+        assert_eq!(package.json["contactless_cvm_limit"], "800.00");
+        assert_eq!(package.json["payment_methods"], json!(["chip", "qr"]));
+        assert_eq!(package.json["parameters_version"], 3);
     }
 }
