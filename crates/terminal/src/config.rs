@@ -415,4 +415,36 @@ mod tests {
         config.key_scheme = KeyScheme::MasterSession;
         assert!(config.check().unwrap_err().contains("dukpt-aes only"));
     }
+
+    #[test]
+    fn the_hosts_parameters_apply_only_when_newer_and_usable() {
+        let mut config =
+            TerminalConfig::new("50000001", "898310058140101", "Old", "Shanghai", "h:1");
+        config.parameters_version = 2;
+        let mut parameters = acquirer::parameters::TerminalParameters {
+            version: 2,
+            merchant_name: "New".into(),
+            merchant_city: "Beijing".into(),
+            host: "10.0.0.5:8583".into(),
+            currency: "CNY".into(),
+            contactless_cvm_limit: "500.00".into(),
+            languages: vec!["zh".into()],
+            payment_methods: vec!["chip".into()],
+        };
+        assert_eq!(
+            config.with_parameters(&parameters).unwrap(),
+            None,
+            "not newer"
+        );
+        parameters.version = 3;
+        let newer = config.with_parameters(&parameters).unwrap().unwrap();
+        assert_eq!(newer.merchant_name, "New");
+        assert_eq!(newer.host, "10.0.0.5:8583");
+        assert_eq!(newer.language, Language::Chinese);
+        assert_eq!(newer.parameters_version, 3);
+        assert!(newer.allows("chip") && !newer.allows("swipe"));
+        assert!(config.allows("swipe"), "no list: every method");
+        parameters.contactless_cvm_limit = "lots".into();
+        assert!(config.with_parameters(&parameters).is_err());
+    }
 }
