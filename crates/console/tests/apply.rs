@@ -35,6 +35,7 @@ async fn world() -> World {
             cvm_limit: "300.00".into(),
         },
         host: Arc::new(onboarding::service::NoHost),
+        limits: Arc::default(),
     };
     let mfa = console::mfa::Mfa::ensure(&store, hsm).await.unwrap();
     let router = console::router(console::Console::new(api_state, mfa).with_onboarding(onboarding));

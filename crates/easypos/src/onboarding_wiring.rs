@@ -55,5 +55,6 @@ pub fn service(
             cvm_limit: "300.00".into(),
         },
         host: Arc::new(Host(handler)),
+        limits: Arc::default(),
     }
 }

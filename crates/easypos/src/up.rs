@@ -266,7 +266,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             wallets.clone(),
         )
         .merge(wallet::http::router(wallets, api_state.clone()))
-        .merge(onboarding::http::router(onboarding, api_state)),
+        .merge(onboarding::http::router(onboarding, api_state))
+        // The client's address limits public applications (`onboarding::limits`).
+        .into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(async move {
         let _ = server_stop.wait_for(|stopping| *stopping).await;

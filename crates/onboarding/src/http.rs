@@ -104,6 +104,21 @@ impl From<OnboardingError> for ApiError {
                 "Invitation not valid",
             )
             .into(),
+            TooMany {
+                retry_after_seconds,
+                ..
+            } => {
+                let mut answer: ApiError = problem(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too-many-applications",
+                    "Too many applications",
+                )
+                .into();
+                if let Ok(value) = HeaderValue::from_str(&retry_after_seconds.to_string()) {
+                    answer.0.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+                answer
+            }
             Hsm(cause) => Problem::internal(cause).into(),
             Store(cause) => Problem::internal(cause).into(),
         }
@@ -391,10 +406,19 @@ fn token(headers: &HeaderMap) -> Answer<String> {
         })
 }
 
+/// The client's address, when the server was started with connection info (`easypos up`).
+pub fn client_address(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip())
+}
+
 async fn create(
     State(onboarding): State<Onboarding>,
+    extensions: axum::http::Extensions,
     Json(request): Json<FormRequest>,
 ) -> Answer<Response> {
+    onboarding.admit_new_application(client_address(&extensions))?;
     let (status, answer) = save_or_submit(&onboarding, None, request, None).await?;
     Ok((status, Json(answer)).into_response())
 }

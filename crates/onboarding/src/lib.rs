@@ -16,6 +16,7 @@ pub mod application;
 pub mod checks;
 pub mod documents;
 pub mod http;
+pub mod limits;
 pub mod mcc;
 pub mod parameters;
 pub mod service;

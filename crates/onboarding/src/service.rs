@@ -64,6 +64,11 @@ pub enum OnboardingError {
     CodeExpired,
     #[error("the invitation is unknown, used or expired")]
     BadInvitation,
+    #[error("{reason}; try again in {minutes} minutes", minutes = (.retry_after_seconds + 59) / 60)]
+    TooMany {
+        reason: &'static str,
+        retry_after_seconds: i64,
+    },
     #[error("the HSM refused: {0}")]
     Hsm(#[from] hsm::HsmError),
     #[error(transparent)]
@@ -117,6 +122,8 @@ pub struct Onboarding {
     pub clock: Arc<dyn Clock>,
     pub settings: Settings,
     pub host: Arc<dyn HostDirectory>,
+    /// Limits on public applications, per client address and per mobile number.
+    pub limits: Arc<crate::limits::ApplicationLimits>,
 }
 
 impl std::fmt::Debug for Onboarding {
@@ -218,6 +225,23 @@ impl Onboarding {
     }
 
     /// Saves a new draft (by the applicant, or by `partner` on a merchant's behalf).
+    /// Counts a new public application from client `address` (unknown: not limited, as
+    /// in-process callers are); refused when the address sent too many this hour.
+    pub fn admit_new_application(
+        &self,
+        address: Option<std::net::IpAddr>,
+    ) -> Result<(), OnboardingError> {
+        let Some(address) = address else {
+            return Ok(());
+        };
+        self.limits
+            .new_application(address, self.now())
+            .map_err(|refused| OnboardingError::TooMany {
+                reason: "too many applications were started from this network address",
+                retry_after_seconds: refused.retry_after_seconds,
+            })
+    }
+
     pub async fn new_draft(
         &self,
         form: &Form,
@@ -333,6 +357,14 @@ impl Onboarding {
             .is_some()
             .then_some(application.form.settlement_card.as_str());
         let checked = form.check(kept).map_err(OnboardingError::Invalid)?;
+        if application.partner_id.is_none() {
+            self.limits
+                .submission(&checked.mobile, self.now())
+                .map_err(|refused| OnboardingError::TooMany {
+                    reason: "too many applications were submitted with this mobile number today",
+                    retry_after_seconds: refused.retry_after_seconds,
+                })?;
+        }
         if checked.settlement_card.is_some() {
             application.card_fingerprint = self.fingerprint_of(&form.settlement_card).await?;
         }

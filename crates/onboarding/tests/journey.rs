@@ -59,6 +59,13 @@ struct World {
 }
 
 async fn world(backend: store::testing::TestBackend) -> World {
+    world_limited(backend, onboarding::limits::ApplicationLimits::default()).await
+}
+
+async fn world_limited(
+    backend: store::testing::TestBackend,
+    limits: onboarding::limits::ApplicationLimits,
+) -> World {
     let store = Arc::new(Store::open(&backend.backend).await.unwrap());
     let hsm: Arc<dyn hsm::Hsm> = Arc::new(hsm::SoftHsm::new(&[0x42; 32]).unwrap());
     demo::seed(&store, hsm.as_ref()).await.unwrap();
@@ -77,6 +84,7 @@ async fn world(backend: store::testing::TestBackend) -> World {
             cvm_limit: "300.00".into(),
         },
         host: host.clone(),
+        limits: Arc::new(limits),
     };
     let users = [
         (
@@ -1085,5 +1093,98 @@ async fn operators_change_a_terminals_parameters_and_activation_and_host_get_the
         assert_eq!(package.json["contactless_cvm_limit"], "800.00");
         assert_eq!(package.json["payment_methods"], json!(["chip", "qr"]));
         assert_eq!(package.json["parameters_version"], 3);
+    }
+}
+
+/// A public application from client address `address`, as `easypos up` sees it.
+async fn apply_from(world: &World, address: &str, body: Value) -> Reply {
+    let mut request = Request::builder()
+        .method("POST")
+        .uri("/onboarding/v1/applications")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let address: std::net::SocketAddr = format!("{address}:40000").parse().unwrap();
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(address));
+    world.send(request).await
+}
+
+#[tokio::test]
+async fn public_applications_are_limited_per_address_and_per_mobile_number() {
+    for backend in store::testing::backends().await {
+        let name = backend.name;
+        let world = world_limited(backend, onboarding::limits::ApplicationLimits::new(2, 2)).await;
+        let draft = json!({"form": {"business_name": "Tea"}, "submit": false});
+        for _ in 0..2 {
+            let created = apply_from(&world, "10.0.0.1", draft.clone()).await;
+            assert_eq!(
+                created.status,
+                StatusCode::CREATED,
+                "{name}: {}",
+                created.text
+            );
+        }
+        let refused = apply_from(&world, "10.0.0.1", draft.clone()).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{name}: {}",
+            refused.text
+        );
+        assert!(
+            refused.json["detail"]
+                .as_str()
+                .unwrap()
+                .contains("too many applications were started from this network address; try again in 60 minutes"),
+            "{}",
+            refused.text
+        );
+        let other = apply_from(&world, "10.0.0.2", draft.clone()).await;
+        assert_eq!(
+            other.status,
+            StatusCode::CREATED,
+            "another address has its own limit"
+        );
+
+        // Submissions with one mobile number, from any address.
+        let submit =
+            json!({"form": cafe("91350100M000100Y43", "11010519491231002X"), "submit": true});
+        for address in ["10.0.1.1", "10.0.1.2"] {
+            let submitted = apply_from(&world, address, submit.clone()).await;
+            assert_eq!(
+                submitted.status,
+                StatusCode::CREATED,
+                "{name}: {}",
+                submitted.text
+            );
+        }
+        let refused = apply_from(&world, "10.0.1.3", submit.clone()).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{name}: {}",
+            refused.text
+        );
+        assert!(
+            refused.json["detail"]
+                .as_str()
+                .unwrap()
+                .contains("this mobile number today"),
+            "{}",
+            refused.text
+        );
+        // In-process callers (no client address) are not limited by address.
+        let inside = world
+            .call(
+                "POST",
+                "/onboarding/v1/applications",
+                None,
+                None,
+                Some(draft.clone()),
+            )
+            .await;
+        assert_eq!(inside.status, StatusCode::CREATED, "{}", inside.text);
     }
 }
