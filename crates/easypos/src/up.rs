@@ -256,6 +256,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .publish_parameters()
         .await
         .context("the terminals' parameters")?;
+    onboarding
+        .protect_id_numbers()
+        .await
+        .context("protecting stored ID numbers")?;
     let server = axum::serve(
         listener,
         router(

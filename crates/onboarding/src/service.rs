@@ -224,7 +224,6 @@ impl Onboarding {
         }
     }
 
-    /// Saves a new draft (by the applicant, or by `partner` on a merchant's behalf).
     /// Counts a new public application from client `address` (unknown: not limited, as
     /// in-process callers are); refused when the address sent too many this hour.
     pub fn admit_new_application(
@@ -242,6 +241,7 @@ impl Onboarding {
             })
     }
 
+    /// Saves a new draft (by the applicant, or by `partner` on a merchant's behalf).
     pub async fn new_draft(
         &self,
         form: &Form,
@@ -256,6 +256,7 @@ impl Onboarding {
             partner_id: partner.map(str::to_owned),
             form: form.for_storage(),
             card_fingerprint: None,
+            id_fingerprint: None,
             risk: None,
             reviewed_by: None,
             approved_by: None,
@@ -267,6 +268,7 @@ impl Onboarding {
             version: 1,
         };
         application.card_fingerprint = self.fingerprint_of(&form.settlement_card).await?;
+        application.id_fingerprint = self.id_fingerprint_of(&form.id_number).await?;
         // A tracking number is 10 characters after "AP": 50 bits; a collision is retried.
         for _ in 0..4 {
             application.id = format!("AP{}", random_token(10));
@@ -282,6 +284,90 @@ impl Onboarding {
             }
         }
         Err(OnboardingError::Conflict)
+    }
+
+    /// The keyed fingerprint of a newly typed valid resident ID number (`None` for anything
+    /// else): HMAC-SHA-256 in the HSM under the platform's fingerprint key, over `0` and the
+    /// 17 digits before the check character (which they determine). No card number starts
+    /// with 0, so an ID's fingerprint is never a card's. Only the fingerprint and the masked
+    /// number are stored: the duplicate check needs no more.
+    pub(crate) async fn id_fingerprint_of(
+        &self,
+        typed: &str,
+    ) -> Result<Option<String>, OnboardingError> {
+        let Ok(id) = crate::validate::resident_id(typed) else {
+            return Ok(None);
+        };
+        let body = zeroize::Zeroizing::new(format!("0{}", &id[..17]));
+        let digits = paycrypto::Pan::new(&body)
+            .map_err(|_| OnboardingError::BadRequest("the ID number is not valid".into()))?;
+        let fingerprint = self
+            .hsm
+            .pan_fingerprint(&self.fingerprint_key().await?, &digits)?;
+        Ok(Some(hex::encode(fingerprint)))
+    }
+
+    /// Replaces the resident ID numbers stored in clear before migration 27 (the
+    /// `id_fingerprint` column then held the number itself, and the form its full copy) by
+    /// their keyed fingerprint and masked form. `easypos up` runs it at every start; a row
+    /// already protected is left alone. The number of rows protected.
+    pub async fn protect_id_numbers(&self) -> Result<usize, OnboardingError> {
+        let rows = self
+            .store
+            .onboarding_query(
+                "SELECT id, id_fingerprint, form, version FROM applications WHERE id_fingerprint IS NULL OR length(id_fingerprint) <> 64",
+                Vec::new(),
+                &[Kind::Text, Kind::Text, Kind::Text, Kind::Int],
+            )
+            .await?;
+        let mut protected = 0;
+        for row in &rows {
+            let (Some(id), Some(form), Some(version)) =
+                (row[0].as_text(), row[2].as_text(), row[3].as_int())
+            else {
+                continue;
+            };
+            let Ok(form) = serde_json::from_str::<Form>(form) else {
+                continue;
+            };
+            let clear = row[1].as_text();
+            if clear.is_none() && application::is_masked_id(&form.id_number) {
+                continue;
+            }
+            let fingerprint = self
+                .id_fingerprint_of(clear.unwrap_or(&form.id_number))
+                .await?;
+            let stored = serde_json::to_string(&form.for_storage())
+                .map_err(|error| StoreError::Write(format!("application form: {error}")))?;
+            self.store
+                .onboarding_execute(vec![Step::new(
+                    "UPDATE applications SET id_fingerprint = $2, form = $3 WHERE id = $1 AND version = $4",
+                    vec![Cell::text(id), Cell::Text(fingerprint), Cell::text(stored), Cell::int(version)],
+                )])
+                .await?;
+            protected += 1;
+        }
+        if protected > 0 {
+            tracing::info!(
+                protected,
+                "resident ID numbers stored in clear replaced by fingerprints"
+            );
+        }
+        Ok(protected)
+    }
+
+    async fn fingerprint_key(&self) -> Result<hsm::KeyToken, OnboardingError> {
+        self.store
+            .keys()
+            .await?
+            .into_iter()
+            .find(|key| key.name == demo::PAN_FINGERPRINT_KEY)
+            .map(|key| hsm::KeyToken::new(key.token))
+            .ok_or_else(|| {
+                OnboardingError::BadRequest(
+                    "the fingerprint key is missing; start the platform once to create it".into(),
+                )
+            })
     }
 
     /// The fingerprint of a newly typed valid card number (`None` for anything else).
@@ -320,6 +406,9 @@ impl Onboarding {
         if form.settlement_card != application.form.settlement_card {
             application.card_fingerprint = self.fingerprint_of(&form.settlement_card).await?;
         }
+        if form.id_number != application.form.id_number {
+            application.id_fingerprint = self.id_fingerprint_of(&form.id_number).await?;
+        }
         application.form = form.for_storage();
         self.write(&mut application).await?;
         Ok(Saved {
@@ -356,7 +445,13 @@ impl Onboarding {
             .card_fingerprint
             .is_some()
             .then_some(application.form.settlement_card.as_str());
-        let checked = form.check(kept).map_err(OnboardingError::Invalid)?;
+        let kept_id = application
+            .id_fingerprint
+            .is_some()
+            .then_some(application.form.id_number.as_str());
+        let checked = form
+            .check(kept, kept_id)
+            .map_err(OnboardingError::Invalid)?;
         if application.partner_id.is_none() {
             self.limits
                 .submission(&checked.mobile, self.now())
@@ -367,6 +462,9 @@ impl Onboarding {
         }
         if checked.settlement_card.is_some() {
             application.card_fingerprint = self.fingerprint_of(&form.settlement_card).await?;
+        }
+        if checked.id_number.is_some() {
+            application.id_fingerprint = self.id_fingerprint_of(&form.id_number).await?;
         }
         application.form = form.for_storage();
         let assessment = self.assess(&application, &checked).await?;
@@ -397,7 +495,7 @@ impl Onboarding {
             &self.store,
             &application.id,
             &checked.credit_code,
-            &checked.id_number,
+            application.id_fingerprint.as_deref().unwrap_or_default(),
         )
         .await?;
         let yuan = checked.monthly_volume.minor() / 100;

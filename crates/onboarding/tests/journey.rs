@@ -50,6 +50,7 @@ impl HostDirectory for RecordingHost {
 
 struct World {
     router: axum::Router,
+    service: Onboarding,
     store: Arc<Store>,
     clock: Arc<ManualClock>,
     host: Arc<RecordingHost>,
@@ -121,10 +122,12 @@ async fn world_limited(
         keys.insert(name, issued.secret);
     }
     let api_state = api::ApiState::new(store.clone());
+    let service = onboarding.clone();
     let router =
         onboarding::http::router(onboarding, api_state.clone()).merge(api::router(api_state));
     World {
         router,
+        service,
         store,
         clock,
         host,
@@ -1186,5 +1189,149 @@ async fn public_applications_are_limited_per_address_and_per_mobile_number() {
             )
             .await;
         assert_eq!(inside.status, StatusCode::CREATED, "{}", inside.text);
+    }
+}
+
+/// The stored row of application `id`: its ID fingerprint column and its form.
+async fn stored_row(world: &World, id: &str) -> (Option<String>, String) {
+    use store::onboarding::{Cell, Kind};
+    let rows = world
+        .store
+        .onboarding_query(
+            "SELECT id_fingerprint, form FROM applications WHERE id = $1",
+            vec![Cell::text(id)],
+            &[Kind::Text, Kind::Text],
+        )
+        .await
+        .unwrap();
+    let row = rows.first().unwrap();
+    (
+        row[0].as_text().map(str::to_owned),
+        row[1].as_text().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn resident_id_numbers_are_kept_only_masked_and_fingerprinted() {
+    let id_number = "11010519491231002X";
+    for backend in store::testing::backends().await {
+        let name = backend.name;
+        let world = world(backend).await;
+        let draft = world
+            .call(
+                "POST",
+                "/onboarding/v1/applications",
+                None,
+                None,
+                Some(json!({"form": cafe("91350100M000100Y43", id_number), "submit": false})),
+            )
+            .await;
+        assert_eq!(draft.status, StatusCode::CREATED, "{name}: {}", draft.text);
+        let tracking = draft.json["id"].as_str().unwrap().to_owned();
+        let token = draft.json["resume_token"].as_str().unwrap().to_owned();
+        let (fingerprint, form) = stored_row(&world, &tracking).await;
+        assert_eq!(fingerprint.as_deref().map(str::len), Some(64), "{name}");
+        assert!(
+            !form.contains("19491231") && !form.contains(id_number),
+            "{form}"
+        );
+        let shown = world
+            .call(
+                "GET",
+                &format!("/onboarding/v1/applications/{tracking}"),
+                None,
+                Some(&token),
+                None,
+            )
+            .await;
+        assert_eq!(
+            shown.json["form"]["id_number"], "110105********002X",
+            "{}",
+            shown.text
+        );
+
+        // Submitting the form as shown (masked) keeps the number given before.
+        let submitted = world
+            .call(
+                "PUT",
+                &format!("/onboarding/v1/applications/{tracking}"),
+                None,
+                Some(&token),
+                Some(json!({"form": shown.json["form"].clone(), "submit": true})),
+            )
+            .await;
+        assert_eq!(
+            submitted.status,
+            StatusCode::OK,
+            "{name}: {}",
+            submitted.text
+        );
+        assert_eq!(
+            stored_row(&world, &tracking).await.0,
+            fingerprint,
+            "the same fingerprint"
+        );
+
+        // Another business with the same legal representative is found by the fingerprint.
+        let second = world
+            .call(
+                "POST",
+                "/onboarding/v1/applications",
+                None,
+                None,
+                Some(json!({"form": cafe("914403001922038216", id_number), "submit": true})),
+            )
+            .await;
+        assert_eq!(
+            second.status,
+            StatusCode::CREATED,
+            "{name}: {}",
+            second.text
+        );
+        let reviewed = world
+            .call(
+                "GET",
+                &format!(
+                    "/onboarding/v1/review/applications/{}",
+                    second.json["id"].as_str().unwrap()
+                ),
+                Some("maker"),
+                None,
+                None,
+            )
+            .await;
+        assert!(
+            reviewed.text.contains("duplicate-id-number"),
+            "{name}: {}",
+            reviewed.text
+        );
+        assert!(
+            !reviewed.text.contains(id_number),
+            "operators see it masked"
+        );
+
+        // A row written before migration 27 (the number in clear) is protected at start.
+        use store::onboarding::{Cell, Step};
+        world
+            .store
+            .onboarding_execute(vec![Step::new(
+                "UPDATE applications SET id_fingerprint = $2, form = $3 WHERE id = $1",
+                vec![
+                    Cell::text(&tracking),
+                    Cell::text(id_number),
+                    Cell::text(form.replace("110105********002X", id_number)),
+                ],
+            )])
+            .await
+            .unwrap();
+        assert_eq!(
+            world.service.protect_id_numbers().await.unwrap(),
+            1,
+            "{name}"
+        );
+        let (protected, form) = stored_row(&world, &tracking).await;
+        assert_eq!(protected, fingerprint);
+        assert!(!form.contains(id_number), "{form}");
+        assert_eq!(world.service.protect_id_numbers().await.unwrap(), 0, "once");
     }
 }

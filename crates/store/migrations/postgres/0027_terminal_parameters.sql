@@ -10,3 +10,9 @@ CREATE TABLE terminal_parameters (
     updated_by  TEXT    NOT NULL,
     updated_at  BIGINT  NOT NULL
 );
+
+-- The legal representative's resident ID number is no longer kept in clear: the column holds
+-- its keyed fingerprint (HMAC-SHA-256 in the HSM, 64 hex digits) for the duplicate check, and
+-- the form its masked copy. Rows written before keep the number here until the onboarding
+-- service replaces it at the next start (`Onboarding::protect_id_numbers`).
+ALTER TABLE applications RENAME COLUMN id_number TO id_fingerprint;
