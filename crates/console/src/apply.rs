@@ -511,8 +511,13 @@ pub async fn check(headers: HeaderMap, Form(form): Form<CheckForm>) -> Response 
         return StatusCode::BAD_REQUEST.into_response();
     };
     let value = form.fields.get(&name).cloned().unwrap_or_default();
-    // A masked card number stands for the number already given.
-    let result = if name == "settlement_card" && onboarding::application::is_masked_card(&value) {
+    // A masked card or ID number stands for the number already given.
+    let masked = match name.as_str() {
+        "settlement_card" => onboarding::application::is_masked_card(&value),
+        "id_number" => !value.is_empty() && onboarding::application::is_masked_id(&value),
+        _ => false,
+    };
+    let result = if masked {
         Some(Ok(()))
     } else {
         onboarding::validate::field(&name, &value)
