@@ -223,8 +223,72 @@ fn from_the_application_form_to_the_first_approved_sale() {
     assert!(again.stderr.contains("used already"), "{}", again.stderr);
     assert!(!dir.join("second/terminal.toml").exists());
 
+    // A forced key change to AES DUKPT: the new code brings an initial key derived from the
+    // acquirer's base key inside the HSM, under the code's transport key; the terminal signs
+    // on with DUKPT and sells.
+    let (status, rekeyed) = http_bearer(
+        &running.web,
+        &bearer,
+        "POST",
+        &format!("/onboarding/v1/terminals/{terminal_id}/rekey"),
+        &json!({"key_scheme": "dukpt-aes"}),
+    );
+    assert_eq!(status, 200, "{rekeyed}");
+    let dukpt_code = rekeyed["code"].as_str().unwrap().to_owned();
+    // The terminal is set up again in place (its state, trace numbers and batch, kept).
+    std::fs::rename(dir.join("terminal.toml"), dir.join("terminal.toml.master")).unwrap();
+    let activated = run(
+        &dir,
+        &[
+            "terminal",
+            "activate",
+            "--code",
+            &dukpt_code,
+            "--url",
+            &url,
+            "--config",
+            "terminal.toml",
+            "--json",
+        ],
+    );
+    assert_eq!(
+        activated.code, 0,
+        "{}{}",
+        activated.stdout, activated.stderr
+    );
+    assert_eq!(activated.json["signed_on"], true, "{}", activated.stdout);
+    let config = std::fs::read_to_string(dir.join("terminal.toml")).unwrap();
+    assert!(config.contains("key_scheme = \"dukpt-aes\""), "{config}");
+    assert!(config.contains("parameters_version = 2"), "{config}");
+    let initial_key = std::fs::read_to_string(dir.join("master.key")).unwrap();
+    assert!(!activated.stdout.contains(initial_key.trim()));
+    let sale = run(
+        &dir,
+        &[
+            "terminal",
+            "pay",
+            "--config",
+            "terminal.toml",
+            "--json",
+            "--method",
+            "debit",
+            "--card",
+            "card-CH001-D.json",
+            "--pin",
+            "123456",
+            "--amount",
+            "9.00",
+        ],
+    );
+    assert_eq!(sale.code, 0, "{}{}", sale.stdout, sale.stderr);
+    assert_eq!(sale.json["approved"], true, "{}", sale.stdout);
+
     running.stop();
     let log = std::fs::read_to_string(dir.join("easypos.log")).unwrap();
+    assert!(
+        !log.contains(initial_key.trim()),
+        "no initial key in the log"
+    );
     assert!(!log.contains(key.trim()), "no master key in the log");
     assert!(
         !log.contains(&code.replace('-', "")) && !log.contains(&code),

@@ -640,12 +640,31 @@ async fn activation_code(
     }))
 }
 
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RekeyRequest {
+    key_scheme: String,
+}
+
 async fn rekey(
     State(onboarding): State<Onboarding>,
     Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
+    body: axum::body::Bytes,
 ) -> Answer<Json<CodeView>> {
-    let (code, expires_at) = onboarding.force_key_change(&principal, &id).await?;
+    let scheme = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let request: RekeyRequest = serde_json::from_slice(&body).map_err(|error| {
+            ApiError::from(Problem::bad_request(format!(
+                "the body is `{{\"key_scheme\": \"dukpt-aes\"}}` or empty: {error}"
+            )))
+        })?;
+        Some(request.key_scheme)
+    };
+    let (code, expires_at) = onboarding
+        .force_key_change_to(&principal, &id, scheme.as_deref())
+        .await?;
     Ok(Json(CodeView {
         terminal_id: id,
         code,
