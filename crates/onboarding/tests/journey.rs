@@ -1335,3 +1335,92 @@ async fn resident_id_numbers_are_kept_only_masked_and_fingerprinted() {
         assert_eq!(world.service.protect_id_numbers().await.unwrap(), 0, "once");
     }
 }
+
+#[tokio::test]
+async fn a_forced_key_change_to_aes_dukpt_brings_an_initial_key_under_the_transport_key() {
+    for backend in store::testing::backends().await {
+        let name = backend.name;
+        let world = world(backend).await;
+        let approved = world
+            .call("POST", "/onboarding/v1/applications", None, None, Some(json!({"form": cafe("91350100M000100Y43", "11010519491231002X"), "submit": true})))
+            .await;
+        let tid = approved.json["provisioned"]["terminal_ids"][0]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let path = format!("/onboarding/v1/terminals/{tid}/rekey");
+        let bad = world
+            .call(
+                "POST",
+                &path,
+                Some("maker"),
+                None,
+                Some(json!({"key_scheme": "dukpt-tdes"})),
+            )
+            .await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{name}: {}", bad.text);
+        let rekeyed = world
+            .call(
+                "POST",
+                &path,
+                Some("maker"),
+                None,
+                Some(json!({"key_scheme": "dukpt-aes"})),
+            )
+            .await;
+        assert_eq!(rekeyed.status, StatusCode::OK, "{name}: {}", rekeyed.text);
+        let code = rekeyed.json["code"].as_str().unwrap().to_owned();
+        let package = world
+            .call(
+                "POST",
+                "/onboarding/v1/activate",
+                None,
+                None,
+                Some(json!({"code": code})),
+            )
+            .await;
+        assert_eq!(package.status, StatusCode::OK, "{name}: {}", package.text);
+        assert_eq!(package.json["key_scheme"], "dukpt-aes");
+        let ksn = package.json["initial_ksn"].as_str().unwrap();
+        assert!(
+            ksn.starts_with(onboarding::terminals::ACQUIRER_BDK_ID) && ksn.ends_with("00000000"),
+            "{ksn}"
+        );
+        let (header, key) = paycrypto::tr31::unwrap(
+            &onboarding::terminals::transport_key(&code),
+            package.json["master_key_block"].as_str().unwrap(),
+        )
+        .unwrap();
+        assert_eq!(header.usage, paycrypto::tr31::KeyUsage::DUKPT_INITIAL_KEY);
+        let initial = paycrypto::AesKey::new(key.expose()).unwrap();
+        assert_eq!(
+            paycrypto::to_hex(&paycrypto::kcv::aes_cmac_kcv(&initial)),
+            package.json["master_key_check_value"].as_str().unwrap()
+        );
+        assert!(
+            !package.text.contains(&paycrypto::to_hex(key.expose())),
+            "no clear key"
+        );
+        let session = world.store.terminal_session(&tid).await.unwrap().unwrap();
+        assert_eq!(session.key_scheme, "dukpt-aes");
+        assert_eq!(session.initial_ksn.as_deref(), Some(ksn));
+        assert_eq!(
+            session.tmk_key,
+            onboarding::terminals::acquirer_bdk_name(demo::ACQUIRER)
+        );
+        // Back to master/session: a new master key, the session's scheme follows.
+        let back = world
+            .call(
+                "POST",
+                &path,
+                Some("maker"),
+                None,
+                Some(json!({"key_scheme": "master-session"})),
+            )
+            .await;
+        assert_eq!(back.status, StatusCode::OK, "{name}: {}", back.text);
+        let session = world.store.terminal_session(&tid).await.unwrap().unwrap();
+        assert_eq!(session.key_scheme, "master-session");
+        assert_eq!(session.initial_ksn, None);
+    }
+}
