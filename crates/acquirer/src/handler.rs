@@ -20,6 +20,9 @@
 //! - voids of sales in the open batch and refunds (see `undo.rs`), once per sale;
 //! - reversals (0400/0401) of every message that posts (see `reversal.rs`), exactly once;
 //! - completion voids (see `completion.rs`);
+//! - the sign-on answer asks for a parameter download (header) when the terminal's parameter
+//!   version (field 62 of its sign-on) is not the host's; the download (0800, 60.3 = 360),
+//!   MACed, gets the parameter set in field 62, MACed (see `parameters.rs`);
 //! - sign-off (0820, 60.3 = 002): the working keys are forgotten; batch settlement (0500) and
 //!   batch upload (0320) (see `settlement.rs`);
 //! - a duplicate of a financial message already answered: the original answer, from the
@@ -33,6 +36,7 @@
 use crate::keys::MessageKeys;
 use crate::mac::{mac_parts, pack_with_mac};
 use crate::message::{MessageType, Request, response_to};
+use crate::parameters::TerminalParameters;
 use crate::sale::Answer;
 use crate::undo::Undo;
 use host::{Handler, Reply};
@@ -135,6 +139,9 @@ pub struct TerminalHandler {
     /// Terminals by id, changed while the host runs when onboarding activates a terminal or
     /// an operator stops one ([`TerminalHandler::set_terminal`]).
     terminals: std::sync::RwLock<HashMap<String, Arc<TerminalRecord>>>,
+    /// Parameter sets by terminal id, set by onboarding ([`TerminalHandler::set_parameters`]);
+    /// a terminal without one is configured by hand and never asked to download.
+    parameters: std::sync::RwLock<HashMap<String, Arc<TerminalParameters>>>,
     pub(crate) store: Arc<Store>,
     pub(crate) hsm: Arc<dyn Hsm>,
     /// Key tokens by name: loaded on first use and again when a name is missing (a key added
@@ -203,6 +210,7 @@ impl TerminalHandler {
                     .map(|(id, record)| (id, Arc::new(record)))
                     .collect(),
             ),
+            parameters: std::sync::RwLock::default(),
             store,
             hsm,
             keys: std::sync::RwLock::default(),
@@ -352,6 +360,21 @@ impl TerminalHandler {
         }
     }
 
+    /// Sets a terminal's parameter set while the host runs (an operator changed it): the
+    /// terminal's next sign-on is asked to download it when its version is another.
+    pub fn set_parameters(&self, terminal_id: &str, parameters: TerminalParameters) {
+        if let Ok(mut sets) = self.parameters.write() {
+            sets.insert(terminal_id.trim().to_owned(), Arc::new(parameters));
+        }
+    }
+
+    fn parameters_of(&self, terminal_id: &str) -> Option<Arc<TerminalParameters>> {
+        self.parameters
+            .read()
+            .ok()
+            .and_then(|sets| sets.get(terminal_id.trim()).cloned())
+    }
+
     /// Whether the terminal is within its message rate (a poisoned or missing limiter lets the
     /// message through: the limiter protects capacity, it must not stop payments by itself).
     fn within_rate(&self, terminal_id: &str) -> bool {
@@ -435,6 +458,10 @@ impl TerminalHandler {
                 risk: None,
                 card_id: None,
             }),
+            MessageType::ParameterDownload => match self.check_mac(frame, &request).await {
+                Ok(keys) => self.parameter_download(message, &request, keys),
+                Err(refusal) => Answer::plain(message, refusal),
+            },
             MessageType::SignOff => self.sign_off(message, &request).await,
             MessageType::BatchSettlement => self.batch_settlement(message, &request).await,
             MessageType::BatchUpload => self.batch_upload(message, &request).await,
@@ -665,6 +692,13 @@ impl TerminalHandler {
                 if !keys.is_empty() {
                     answer.set_bytes(62, keys);
                 }
+                let held = crate::parameters::version_of(message);
+                if self
+                    .parameters_of(&request.terminal_id)
+                    .is_some_and(|current| current.version != held)
+                {
+                    crate::parameters::request_download(&mut answer);
+                }
                 Some(answer)
             }
             Ok(None) => response_to(message, ResponseCode::NotPermittedToTerminal),
@@ -673,6 +707,35 @@ impl TerminalHandler {
                 response_to(message, ResponseCode::SystemMalfunction)
             }
         }
+    }
+
+    /// The terminal's parameter set in field 62, the answer MACed under the request's keys;
+    /// 40 for a terminal whose parameters are not managed by the host.
+    fn parameter_download(
+        &self,
+        message: &Message<'_>,
+        request: &Request,
+        keys: MessageKeys,
+    ) -> Option<Answer> {
+        let Some(parameters) = self.parameters_of(&request.terminal_id) else {
+            return Answer::plain(message, ResponseCode::FunctionNotSupported);
+        };
+        let field62 = match parameters.encode() {
+            Ok(field62) => field62,
+            Err(error) => {
+                tracing::error!(terminal = %request.terminal_id, %error, "cannot send the parameters");
+                return Answer::plain(message, ResponseCode::SystemMalfunction);
+            }
+        };
+        let mut answer = response_to(message, ResponseCode::Approved)?;
+        answer.set_bytes(62, field62);
+        tracing::info!(terminal = %request.terminal_id, version = parameters.version, "parameters downloaded");
+        Some(Answer {
+            message: answer,
+            mac: Some(keys),
+            risk: None,
+            card_id: None,
+        })
     }
 
     /// New working keys for a master/session terminal, recorded before they are sent: the

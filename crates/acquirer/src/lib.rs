@@ -34,6 +34,7 @@ mod journal;
 pub mod keys;
 pub mod mac;
 mod message;
+pub mod parameters;
 mod reversal;
 mod risk_replay;
 mod saf;

@@ -10,6 +10,9 @@ use std::fmt;
 pub enum MessageType {
     /// 0800, 60.3 = 001/003/004: the operator signs on; the host answers with working keys.
     SignOn,
+    /// 0800, 60.3 = 360: the terminal fetches its parameter set after a sign-on answer asked
+    /// for it (see `parameters.rs`); MACed, and answered MACed.
+    ParameterDownload,
     /// 0820, 60.3 = 002.
     SignOff,
     /// 0820, 60.3 = 301: communication check.
@@ -45,6 +48,7 @@ impl MessageType {
         use MessageType::*;
         match self {
             SignOn | SignOff | EchoTest => &[11, 41, 42, 60],
+            ParameterDownload => &[11, 41, 42, 60, 64],
             BalanceInquiry => &[3, 11, 22, 25, 41, 42, 49, 60, 64],
             Sale | PreAuthorization => &[3, 4, 11, 22, 25, 41, 42, 49, 60, 64],
             PreAuthorizationCompletion => &[3, 4, 11, 22, 25, 38, 41, 42, 49, 60, 61, 64],
@@ -136,7 +140,13 @@ pub fn classify(profile: &Profile, message: &Message<'_>) -> Result<MessageType,
     ) {
         ("0800", _, _, _) => match network_code.as_deref() {
             Some("001" | "003" | "004") => SignOn,
-            _ => return Err(Reject::format(60, "a sign-on needs 60.3 = 001, 003 or 004")),
+            Some(crate::parameters::PARAMETER_DOWNLOAD) => ParameterDownload,
+            _ => {
+                return Err(Reject::format(
+                    60,
+                    "0800 needs 60.3 = 001, 003 or 004 (sign-on) or 360 (parameter download)",
+                ));
+            }
         },
         ("0820", _, _, _) => match network_code.as_deref() {
             Some("002") => SignOff,

@@ -323,6 +323,7 @@ impl Posted {
 pub async fn post(
     State(console): State<Console>,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     Form(posted): Form<Posted>,
 ) -> Response {
     let lang = lang_of(&headers);
@@ -342,6 +343,23 @@ pub async fn post(
         None => (None, String::new()),
     };
     let had_application = application.is_some();
+    if !had_application
+        && let Err(OnboardingError::TooMany { .. }) =
+            onboarding.admit_new_application(onboarding::http::client_address(&extensions))
+    {
+        let page = ApplyPage {
+            fields: rows(&t, lang, &form, &[]),
+            chrome,
+            tracking: String::new(),
+            token: String::new(),
+            note: String::new(),
+            message: t.get("apply-too-many-address"),
+            documents: Vec::new(),
+            kinds: Vec::new(),
+            document_error: String::new(),
+        };
+        return render(&page, StatusCode::TOO_MANY_REQUESTS);
+    }
     let request = FormRequest {
         form: form.clone(),
         submit: false,
@@ -415,6 +433,20 @@ pub async fn post(
             };
             with_cookie(render(&page, StatusCode::UNPROCESSABLE_ENTITY), &cookie)
         }
+        Err(OnboardingError::TooMany { .. }) => {
+            let page = ApplyPage {
+                fields: rows(&t, lang, &stored_form, &[]),
+                chrome,
+                tracking: saved.id.clone(),
+                token: shown_token,
+                note: String::new(),
+                message: t.get("apply-too-many-mobile"),
+                documents,
+                kinds,
+                document_error: String::new(),
+            };
+            with_cookie(render(&page, StatusCode::TOO_MANY_REQUESTS), &cookie)
+        }
         Err(error) => failed(lang, &error),
     }
 }
@@ -479,8 +511,13 @@ pub async fn check(headers: HeaderMap, Form(form): Form<CheckForm>) -> Response 
         return StatusCode::BAD_REQUEST.into_response();
     };
     let value = form.fields.get(&name).cloned().unwrap_or_default();
-    // A masked card number stands for the number already given.
-    let result = if name == "settlement_card" && onboarding::application::is_masked_card(&value) {
+    // A masked card or ID number stands for the number already given.
+    let masked = match name.as_str() {
+        "settlement_card" => onboarding::application::is_masked_card(&value),
+        "id_number" => !value.is_empty() && onboarding::application::is_masked_id(&value),
+        _ => false,
+    };
+    let result = if masked {
         Some(Ok(()))
     } else {
         onboarding::validate::field(&name, &value)

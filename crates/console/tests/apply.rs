@@ -12,11 +12,20 @@ use tower::ServiceExt;
 
 struct World {
     router: axum::Router,
+    /// The client address every request comes from, as `easypos up` records it.
+    address: Option<std::net::SocketAddr>,
     _backend: store::testing::TestBackend,
     _documents: store::testing::tempdir::TempDir,
 }
 
 async fn world() -> World {
+    world_limited(onboarding::limits::ApplicationLimits::default(), None).await
+}
+
+async fn world_limited(
+    limits: onboarding::limits::ApplicationLimits,
+    address: Option<std::net::SocketAddr>,
+) -> World {
     let backend = store::testing::sqlite();
     let store = Arc::new(Store::open(&backend.backend).await.unwrap());
     let hsm: Arc<dyn hsm::Hsm> = Arc::new(hsm::SoftHsm::new(&[0x42; 32]).unwrap());
@@ -35,11 +44,13 @@ async fn world() -> World {
             cvm_limit: "300.00".into(),
         },
         host: Arc::new(onboarding::service::NoHost),
+        limits: Arc::new(limits),
     };
     let mfa = console::mfa::Mfa::ensure(&store, hsm).await.unwrap();
     let router = console::router(console::Console::new(api_state, mfa).with_onboarding(onboarding));
     World {
         router,
+        address,
         _backend: backend,
         _documents: documents,
     }
@@ -87,12 +98,13 @@ impl World {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let response = self
-            .router
-            .clone()
-            .oneshot(request.body(Body::from(body)).unwrap())
-            .await
-            .unwrap();
+        let mut request = request.body(Body::from(body)).unwrap();
+        if let Some(address) = self.address {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(address));
+        }
+        let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let cookies = response
             .headers()
@@ -454,4 +466,54 @@ fn every_field_and_fault_has_a_message_in_both_languages() {
         let missing: Vec<&String> = wanted.iter().filter(|id| !ids.contains(id)).collect();
         assert!(missing.is_empty(), "{lang:?} lacks {missing:?}");
     }
+}
+
+#[tokio::test]
+async fn too_many_new_applications_from_one_address_get_429_with_the_reason() {
+    let world = world_limited(
+        onboarding::limits::ApplicationLimits::new(1, 5),
+        Some("10.0.0.9:50000".parse().unwrap()),
+    )
+    .await;
+    let zh = "zh-CN,zh;q=0.9";
+    let form = world
+        .send("GET", "/console/apply", &[], zh, &[], String::new())
+        .await;
+    let session = form.cookie("ep_session").unwrap();
+    let csrf = form.csrf();
+    let draft = encode(&[
+        ("csrf", &csrf),
+        ("action", "save"),
+        ("business_name", "静安茶馆"),
+    ]);
+    let first = world
+        .send(
+            "POST",
+            "/console/apply",
+            std::slice::from_ref(&session),
+            zh,
+            &[],
+            draft.clone(),
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.html);
+    // Another new application from the same address (no application cookie): refused.
+    let second = world
+        .send(
+            "POST",
+            "/console/apply",
+            std::slice::from_ref(&session),
+            zh,
+            &[],
+            draft,
+        )
+        .await;
+    assert_eq!(
+        second.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        second.html
+    );
+    assert!(second.html.contains("发起的申请过多"), "{}", second.html);
+    assert!(second.html.contains("静安茶馆"), "what was typed is kept");
 }

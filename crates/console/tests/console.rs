@@ -125,6 +125,7 @@ async fn world() -> World {
             cvm_limit: "300.00".into(),
         },
         host: Arc::new(onboarding::service::NoHost),
+        limits: Arc::default(),
     };
     let router = console::router(
         console::Console::new(api_state, mfa.clone()).with_onboarding(onboarding.clone()),

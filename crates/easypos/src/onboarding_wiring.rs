@@ -26,6 +26,14 @@ impl HostDirectory for Host {
     fn key_changed(&self, name: &str) {
         self.0.forget_key(name);
     }
+
+    fn parameters_changed(
+        &self,
+        terminal_id: &str,
+        parameters: &acquirer::parameters::TerminalParameters,
+    ) {
+        self.0.set_parameters(terminal_id, parameters.clone());
+    }
 }
 
 pub fn service(
@@ -47,5 +55,6 @@ pub fn service(
             cvm_limit: "300.00".into(),
         },
         host: Arc::new(Host(handler)),
+        limits: Arc::default(),
     }
 }

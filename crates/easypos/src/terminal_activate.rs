@@ -58,12 +58,13 @@ pub fn run(args: &ActivateArgs) -> anyhow::Result<u8> {
     }
     let package: ActivationPackage =
         serde_json::from_slice(&answer.body).context("the platform's activation answer")?;
-    let key = unwrap_master_key(&args.code, &package)?;
+    let key = unwrap_key(&args.code, &package)?;
     let config = write_configuration(&args.config, &package, &key)?;
-    let signed_on = terminal::pos::Pos::open(config, key).and_then(|mut pos| {
-        let operator = pos.operator().to_owned();
-        pos.sign_on(&operator)
-    });
+    let signed_on =
+        terminal::pos::Pos::open_with(config, key.terminal_key()?).and_then(|mut pos| {
+            let operator = pos.operator().to_owned();
+            pos.sign_on(&operator)
+        });
     let summary = serde_json::json!({
         "activated": true,
         "terminal_id": package.terminal_id,
@@ -102,20 +103,61 @@ pub fn run(args: &ActivateArgs) -> anyhow::Result<u8> {
     }
 }
 
-/// The master key from its key block, checked against the check value sent with it.
-fn unwrap_master_key(
-    code: &str,
-    package: &ActivationPackage,
-) -> anyhow::Result<paycrypto::TdesKey> {
+/// The key an activation brings: a terminal master key, or an AES DUKPT initial key and
+/// the initial KSN it belongs to.
+enum ActivatedKey {
+    Master(paycrypto::TdesKey),
+    AesDukpt(paycrypto::AesKey, Vec<u8>),
+}
+
+impl ActivatedKey {
+    fn terminal_key(&self) -> anyhow::Result<terminal::pos::TerminalKey> {
+        Ok(match self {
+            ActivatedKey::Master(key) => terminal::pos::TerminalKey::Master(key.clone()),
+            ActivatedKey::AesDukpt(key, ksn) => terminal::pos::TerminalKey::AesDukpt(
+                terminal::dukpt::AesDukptDevice::new(key.clone(), ksn)?,
+            ),
+        })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            ActivatedKey::Master(key) => key.expose(),
+            ActivatedKey::AesDukpt(key, _) => key.expose(),
+        }
+    }
+}
+
+/// The key from its key block, of the usage the key scheme names, checked against the check
+/// value sent with it.
+fn unwrap_key(code: &str, package: &ActivationPackage) -> anyhow::Result<ActivatedKey> {
     let (header, key) = paycrypto::tr31::unwrap(&transport_key(code), &package.master_key_block)
         .map_err(|_| {
-            anyhow::anyhow!("the master key block does not open under this code's transport key")
+            anyhow::anyhow!("the key block does not open under this code's transport key")
         })?;
-    if header.usage != paycrypto::tr31::KeyUsage::KEY_ENCRYPTION {
-        anyhow::bail!("the key block does not hold a key-encryption key");
-    }
-    let key = paycrypto::TdesKey::new(key.expose()).context("the terminal master key")?;
-    let check_value = paycrypto::to_hex(&paycrypto::kcv::tdes(&key));
+    let (key, check_value) = match package.key_scheme.as_str() {
+        "dukpt-aes" => {
+            if header.usage != paycrypto::tr31::KeyUsage::DUKPT_INITIAL_KEY {
+                anyhow::bail!("the key block does not hold a DUKPT initial key");
+            }
+            let key = paycrypto::AesKey::new(key.expose()).context("the AES DUKPT initial key")?;
+            let ksn = package
+                .initial_ksn
+                .as_deref()
+                .and_then(|text| hex::decode(text).ok())
+                .context("the activation brought no initial KSN")?;
+            let check_value = paycrypto::to_hex(&paycrypto::kcv::aes_cmac_kcv(&key));
+            (ActivatedKey::AesDukpt(key, ksn), check_value)
+        }
+        _ => {
+            if header.usage != paycrypto::tr31::KeyUsage::KEY_ENCRYPTION {
+                anyhow::bail!("the key block does not hold a key-encryption key");
+            }
+            let key = paycrypto::TdesKey::new(key.expose()).context("the terminal master key")?;
+            let check_value = paycrypto::to_hex(&paycrypto::kcv::tdes(&key));
+            (ActivatedKey::Master(key), check_value)
+        }
+    };
     if !check_value.eq_ignore_ascii_case(&package.master_key_check_value) {
         anyhow::bail!(
             "the master key's check value {check_value} is not the {} the platform sent",
@@ -129,13 +171,13 @@ fn unwrap_master_key(
 fn write_configuration(
     path: &Path,
     package: &ActivationPackage,
-    key: &paycrypto::TdesKey,
+    key: &ActivatedKey,
 ) -> anyhow::Result<TerminalConfig> {
     let directory = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
         _ => PathBuf::from("."),
     };
-    let key_hex = zeroize::Zeroizing::new(paycrypto::to_hex(key.expose()));
+    let key_hex = zeroize::Zeroizing::new(paycrypto::to_hex(key.bytes()));
     terminal::files::write_atomic(&directory.join(MASTER_KEY_FILE), key_hex.as_bytes())?;
     let mut config = TerminalConfig::new(
         &package.terminal_id,
@@ -145,8 +187,14 @@ fn write_configuration(
         &package.host,
     );
     config.master_key = MasterKey::File(PathBuf::from(MASTER_KEY_FILE));
+    if package.key_scheme == "dukpt-aes" {
+        config.key_scheme = terminal::config::KeyScheme::DukptAes;
+        config.initial_ksn = package.initial_ksn.clone();
+    }
     config.currency = package.currency.clone();
     config.contactless_cvm_limit = package.contactless_cvm_limit.clone();
+    config.payment_methods = package.payment_methods.clone();
+    config.parameters_version = package.parameters_version;
     if package.languages.first().map(String::as_str) == Some("zh") {
         config.language = terminal::config::Language::Chinese;
     }

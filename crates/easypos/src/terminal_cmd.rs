@@ -378,13 +378,16 @@ fn execute(args: TerminalArgs) -> Result<u8, Failure> {
                         "batch": batch,
                         "operator": operator,
                         "reversal_sent": readiness.reversal_sent,
+                        "parameters_version": pos.config().parameters_version,
+                        "merchant_name": pos.config().merchant_name,
                         "exit_code": EXIT_APPROVED,
                     })
                 );
             } else {
                 println!(
-                    "signed on: terminal {}, operator {operator}, batch {batch:06}",
-                    pos.config().terminal_id
+                    "signed on: terminal {}, operator {operator}, batch {batch:06}, parameters version {}",
+                    pos.config().terminal_id,
+                    pos.config().parameters_version
                 );
                 if readiness.reversal_sent {
                     println!("a pending reversal was sent and acknowledged");

@@ -251,6 +251,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         app.handler.clone(),
         terminal_address,
     );
+    // The host learns each onboarded terminal's parameter version, to ask a terminal holding
+    // another one to download the set at its sign-on.
+    onboarding
+        .publish_parameters()
+        .await
+        .context("the terminals' parameters")?;
+    onboarding
+        .protect_id_numbers()
+        .await
+        .context("protecting stored ID numbers")?;
     let server = axum::serve(
         listener,
         router(
@@ -261,7 +271,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             wallets.clone(),
         )
         .merge(wallet::http::router(wallets, api_state.clone()))
-        .merge(onboarding::http::router(onboarding, api_state)),
+        .merge(onboarding::http::router(onboarding, api_state))
+        // The client's address limits public applications (`onboarding::limits`).
+        .into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(async move {
         let _ = server_stop.wait_for(|stopping| *stopping).await;

@@ -104,6 +104,105 @@ fn from_the_application_form_to_the_first_approved_sale() {
     assert_eq!(sale.json["approved"], true, "{}", sale.stdout);
     assert_eq!(sale.json["response_code"], "00", "{}", sale.stdout);
 
+    // An operator changes the terminal's parameters; they reach it at its next sign-on.
+    let bearer = operator_api_key(&dir);
+    let (status, changed) = http_bearer(
+        &running.web,
+        &bearer,
+        "PUT",
+        &format!("/onboarding/v1/terminals/{terminal_id}/parameters"),
+        &json!({
+            "merchant_name": "Jing'an Tea House (Yuyuan)",
+            "contactless_cvm_limit": "500.00",
+            "payment_methods": ["chip", "contactless", "qr"],
+        }),
+    );
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(changed["version"], 2, "{changed}");
+    let signed_on = run(
+        &dir,
+        &["terminal", "sign-on", "--config", "terminal.toml", "--json"],
+    );
+    assert_eq!(
+        signed_on.code, 0,
+        "{}{}",
+        signed_on.stdout, signed_on.stderr
+    );
+    assert_eq!(
+        signed_on.json["parameters_version"], 2,
+        "{}",
+        signed_on.stdout
+    );
+    assert_eq!(
+        signed_on.json["merchant_name"], "Jing'an Tea House (Yuyuan)",
+        "{}",
+        signed_on.stdout
+    );
+    let state = std::fs::read_to_string(
+        dir.join(format!("terminal-{terminal_id}"))
+            .join("state.json"),
+    )
+    .unwrap();
+    assert!(state.contains("Jing'an Tea House (Yuyuan)"), "{state}");
+    let sale = run(
+        &dir,
+        &[
+            "terminal",
+            "pay",
+            "--config",
+            "terminal.toml",
+            "--json",
+            "--method",
+            "debit",
+            "--card",
+            "card-CH001-D.json",
+            "--pin",
+            "123456",
+            "--amount",
+            "8.00",
+        ],
+    );
+    assert_eq!(
+        sale.json["approved"], true,
+        "{}{}",
+        sale.stdout, sale.stderr
+    );
+    let reprint = run(
+        &dir,
+        &["terminal", "reprint", "--config", "terminal.toml", "--json"],
+    );
+    let receipt = reprint.json["receipt_text"].as_str().unwrap();
+    assert!(receipt.contains("Jing'an Tea House (Yuyuan)"), "{receipt}");
+    // Swiping is no longer allowed on this terminal.
+    let swiped = run(
+        &dir,
+        &[
+            "terminal",
+            "pay",
+            "--config",
+            "terminal.toml",
+            "--json",
+            "--method",
+            "debit",
+            "--card",
+            "card-CH001-D.json",
+            "--pin",
+            "123456",
+            "--amount",
+            "8.00",
+            "--entry",
+            "swipe",
+            "--fallback",
+        ],
+    );
+    assert_ne!(swiped.code, 0, "{}", swiped.stdout);
+    assert!(
+        format!("{}{}", swiped.stdout, swiped.stderr).contains("does not allow swipe"),
+        "{}{}",
+        swiped.stdout,
+        swiped.stderr
+    );
+
     // The code is good once.
     std::fs::create_dir_all(dir.join("second")).unwrap();
     let again = run(
@@ -124,8 +223,72 @@ fn from_the_application_form_to_the_first_approved_sale() {
     assert!(again.stderr.contains("used already"), "{}", again.stderr);
     assert!(!dir.join("second/terminal.toml").exists());
 
+    // A forced key change to AES DUKPT: the new code brings an initial key derived from the
+    // acquirer's base key inside the HSM, under the code's transport key; the terminal signs
+    // on with DUKPT and sells.
+    let (status, rekeyed) = http_bearer(
+        &running.web,
+        &bearer,
+        "POST",
+        &format!("/onboarding/v1/terminals/{terminal_id}/rekey"),
+        &json!({"key_scheme": "dukpt-aes"}),
+    );
+    assert_eq!(status, 200, "{rekeyed}");
+    let dukpt_code = rekeyed["code"].as_str().unwrap().to_owned();
+    // The terminal is set up again in place (its state, trace numbers and batch, kept).
+    std::fs::rename(dir.join("terminal.toml"), dir.join("terminal.toml.master")).unwrap();
+    let activated = run(
+        &dir,
+        &[
+            "terminal",
+            "activate",
+            "--code",
+            &dukpt_code,
+            "--url",
+            &url,
+            "--config",
+            "terminal.toml",
+            "--json",
+        ],
+    );
+    assert_eq!(
+        activated.code, 0,
+        "{}{}",
+        activated.stdout, activated.stderr
+    );
+    assert_eq!(activated.json["signed_on"], true, "{}", activated.stdout);
+    let config = std::fs::read_to_string(dir.join("terminal.toml")).unwrap();
+    assert!(config.contains("key_scheme = \"dukpt-aes\""), "{config}");
+    assert!(config.contains("parameters_version = 2"), "{config}");
+    let initial_key = std::fs::read_to_string(dir.join("master.key")).unwrap();
+    assert!(!activated.stdout.contains(initial_key.trim()));
+    let sale = run(
+        &dir,
+        &[
+            "terminal",
+            "pay",
+            "--config",
+            "terminal.toml",
+            "--json",
+            "--method",
+            "debit",
+            "--card",
+            "card-CH001-D.json",
+            "--pin",
+            "123456",
+            "--amount",
+            "9.00",
+        ],
+    );
+    assert_eq!(sale.code, 0, "{}{}", sale.stdout, sale.stderr);
+    assert_eq!(sale.json["approved"], true, "{}", sale.stdout);
+
     running.stop();
     let log = std::fs::read_to_string(dir.join("easypos.log")).unwrap();
+    assert!(
+        !log.contains(initial_key.trim()),
+        "no initial key in the log"
+    );
     assert!(!log.contains(key.trim()), "no master key in the log");
     assert!(
         !log.contains(&code.replace('-', "")) && !log.contains(&code),
@@ -135,4 +298,46 @@ fn from_the_application_form_to_the_first_approved_sale() {
         !log.contains(&card_number),
         "no settlement card number in the log"
     );
+}
+
+/// An API key of the demo platform operator, written into the database as
+/// `POST /api/v1/api-keys` would (the operator's second factor is the console's business).
+fn operator_api_key(dir: &std::path::Path) -> String {
+    let (issued, digest) = store::accounts::new_api_key("demo-operator", "parameters test", 0);
+    let database = rusqlite::Connection::open(dir.join("easypos-data").join("easypos.db")).unwrap();
+    database
+        .execute(
+            "INSERT INTO api_keys (id, user_id, name, secret_hash, created_at) VALUES (?1, ?2, ?3, ?4, 0)",
+            rusqlite::params![issued.key.id, "demo-operator", "parameters test", digest.to_vec()],
+        )
+        .unwrap();
+    issued.secret
+}
+
+/// One exchange with `Authorization: Bearer`: status and JSON body.
+fn http_bearer(
+    web: &str,
+    key: &str,
+    method: &str,
+    path: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let address = web.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    let body = body.to_string();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
 }

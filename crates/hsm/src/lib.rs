@@ -355,6 +355,17 @@ pub trait Hsm: Send + Sync {
     /// Exports a key as a TR-31 block under a key-encryption key; the key must be exportable.
     fn export_key(&self, kek: &KeyToken, key: &KeyToken) -> Result<String>;
 
+    /// Derives the AES DUKPT initial key (X9.24-3) of `initial_key_id` from the base derivation
+    /// key `bdk` and exports it as a TR-31 version D block (usage B1, mode X) under the AES
+    /// key-block protection key `kbpk`, with its check value (AES-CMAC, 3 bytes): what a key
+    /// injection facility loads into a PIN pad. The clear initial key never leaves the HSM.
+    fn export_aes_dukpt_initial_key(
+        &self,
+        kbpk: &KeyToken,
+        bdk: &KeyToken,
+        initial_key_id: &[u8; 8],
+    ) -> Result<(String, [u8; 3])>;
+
     /// The key check value (TDES: E(K)[0]; AES: CMAC of zeros), 3 bytes.
     fn key_check_value(&self, key: &KeyToken) -> Result<[u8; 3]>;
 

@@ -421,6 +421,32 @@ impl Hsm for SoftHsm {
         )?)
     }
 
+    fn export_aes_dukpt_initial_key(
+        &self,
+        kbpk: &KeyToken,
+        bdk: &KeyToken,
+        initial_key_id: &[u8; 8],
+    ) -> Result<(String, [u8; 3])> {
+        let kbpk = self.open_for(kbpk, &KEK_USAGES, &WRAP_MODES, "wrap a key block")?;
+        if kbpk.header.algorithm != Algorithm::Aes {
+            return Err(HsmError::Invalid(
+                "an AES DUKPT initial key is wrapped under an AES key-block protection key",
+            ));
+        }
+        let bdk = self.open_for(bdk, &[KeyUsage::BDK], &DERIVE, "derive a DUKPT initial key")?;
+        let initial = aes_dukpt::initial_key(&bdk.aes()?, initial_key_id)?;
+        let header = Header::new(
+            Version::D,
+            KeyUsage::DUKPT_INITIAL_KEY,
+            Algorithm::Aes,
+            ModeOfUse::Derive,
+        );
+        let mut pad = Zeroizing::new([0u8; TR31_PAD_BYTES]);
+        rand::rng().fill_bytes(&mut pad[..]);
+        let block = tr31::wrap(kbpk.key.expose(), &header, initial.expose(), &pad[..])?;
+        Ok((block, kcv::aes_cmac_kcv(&initial)))
+    }
+
     fn key_check_value(&self, token: &KeyToken) -> Result<[u8; 3]> {
         let key = self.open(token)?;
         match key.header.algorithm {

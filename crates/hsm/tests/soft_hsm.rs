@@ -829,3 +829,37 @@ fn ed25519_signs_rfc_8032_test_1_inside_the_hsm() {
         .unwrap();
     assert!(hsm.export_key(&kek, &generated).is_err());
 }
+
+#[test]
+fn an_aes_dukpt_initial_key_leaves_only_as_a_key_block_under_the_transport_key() {
+    let hsm = soft();
+    // X9.24-3-2017 B.1: BDK FEDCBA9876543210F1F1F1F1F1F1F1F1, initial key id 1234567890123456.
+    let bdk = hsm
+        .import_clear_key(
+            &KeySpec::bdk_aes(16),
+            &bytes("FEDCBA9876543210F1F1F1F1F1F1F1F1"),
+        )
+        .unwrap();
+    let transport = [0x5A; 16];
+    let kbpk = hsm
+        .import_clear_key(&KeySpec::kbpk(Algorithm::Aes, 16), &transport)
+        .unwrap();
+    let id: [u8; 8] = bytes("1234567890123456").try_into().unwrap();
+    let (block, check_value) = hsm.export_aes_dukpt_initial_key(&kbpk, &bdk, &id).unwrap();
+    let (header, key) = tr31::unwrap(&transport, &block).unwrap();
+    assert_eq!(header.usage, KeyUsage::DUKPT_INITIAL_KEY);
+    assert_eq!(header.mode_of_use, ModeOfUse::Derive);
+    assert_eq!(to_hex(key.expose()), "1273671EA26AC29AFA4D1084127652A1");
+    let initial = AesKey::new(key.expose()).unwrap();
+    assert_eq!(check_value, paycrypto::kcv::aes_cmac_kcv(&initial));
+    assert!(!block.contains("1273671EA26AC29AFA4D1084127652A1"));
+    // Only under an AES key-block protection key, and only from a BDK.
+    let tdes_kek = hsm
+        .import_clear_key(&KeySpec::kbpk(Algorithm::Tdes, 16), &bytes(TDES_TEST_KEY))
+        .unwrap();
+    assert!(
+        hsm.export_aes_dukpt_initial_key(&tdes_kek, &bdk, &id)
+            .is_err()
+    );
+    assert!(hsm.export_aes_dukpt_initial_key(&kbpk, &kbpk, &id).is_err());
+}

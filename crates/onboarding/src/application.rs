@@ -44,7 +44,8 @@ pub struct Checked {
     pub business_name: String,
     pub credit_code: String,
     pub legal_name: String,
-    pub id_number: String,
+    /// The full number when newly typed; `None` when the form kept the masked one.
+    pub id_number: Option<String>,
     pub mobile: String,
     pub address: String,
     pub city: String,
@@ -88,10 +89,35 @@ pub fn is_masked_card(text: &str) -> bool {
             .all(|byte| byte.is_ascii_digit() || byte == b'*')
 }
 
+/// The masked form of a resident ID number: the first six (the region), stars, the last four.
+pub fn mask_id(text: &str) -> String {
+    let chars: Vec<char> = text.trim().chars().collect();
+    if chars.len() < 14 {
+        return "*".repeat(chars.len());
+    }
+    let head: String = chars[..6].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}{}{tail}", "*".repeat(chars.len() - 10))
+}
+
+/// Whether `text` is a masked ID number (as [`mask_id`] writes them), or nothing.
+pub fn is_masked_id(text: &str) -> bool {
+    text.is_empty()
+        || (text.contains('*')
+            && text
+                .bytes()
+                .all(|byte| byte.is_ascii_digit() || matches!(byte, b'*' | b'X' | b'x')))
+}
+
 impl Form {
-    /// Checks every field; all faults, in the form's order. `stored_card` is the masked card
-    /// the stored application holds, which the form may repeat instead of the number.
-    pub fn check(&self, stored_card: Option<&str>) -> Result<Checked, Vec<FieldError>> {
+    /// Checks every field; all faults, in the form's order. `stored_card` and `stored_id` are
+    /// the masked card and ID number the stored application holds, which the form may repeat
+    /// instead of the numbers.
+    pub fn check(
+        &self,
+        stored_card: Option<&str>,
+        stored_id: Option<&str>,
+    ) -> Result<Checked, Vec<FieldError>> {
         let mut errors = Vec::new();
         let mut keep = |result: Result<(), FieldError>| {
             if let Err(error) = result {
@@ -100,6 +126,9 @@ impl Form {
         };
         for (name, value) in self.fields() {
             if name == "settlement_card" && stored_card.is_some_and(|card| card == value) {
+                continue;
+            }
+            if name == "id_number" && stored_id.is_some_and(|id| id == value) {
                 continue;
             }
             if let Some(result) = validate::field(name, value) {
@@ -111,11 +140,16 @@ impl Form {
         }
         let unwrap = |result: Result<String, FieldError>| result.map_err(|error| vec![error]);
         let kept_card = stored_card.is_some_and(|card| card == self.settlement_card);
+        let kept_id = stored_id.is_some_and(|id| id == self.id_number);
         Ok(Checked {
             business_name: unwrap(validate::text("business_name", &self.business_name))?,
             credit_code: unwrap(validate::credit_code(&self.credit_code))?,
             legal_name: unwrap(validate::text("legal_name", &self.legal_name))?,
-            id_number: unwrap(validate::resident_id(&self.id_number))?,
+            id_number: if kept_id {
+                None
+            } else {
+                Some(unwrap(validate::resident_id(&self.id_number))?)
+            },
             mobile: unwrap(validate::mobile(&self.mobile))?,
             address: unwrap(validate::text("address", &self.address))?,
             city: unwrap(validate::text("city", &self.city))?,
@@ -165,6 +199,9 @@ impl Form {
             .collect();
         if !is_masked_card(&form.settlement_card) && !digits.is_empty() {
             form.settlement_card = mask_card(&digits);
+        }
+        if !is_masked_id(&form.id_number) {
+            form.id_number = mask_id(&form.id_number);
         }
         form
     }
@@ -234,6 +271,9 @@ pub struct Application {
     pub form: Form,
     /// Keyed fingerprint (hex) of the settlement card number.
     pub card_fingerprint: Option<String>,
+    /// The keyed fingerprint of the legal representative's ID number (the form keeps it
+    /// masked), for the duplicate check.
+    pub id_fingerprint: Option<String>,
     pub risk: Option<crate::checks::Assessment>,
     /// The operator who recommended approval (maker).
     pub reviewed_by: Option<String>,
@@ -261,7 +301,7 @@ impl std::fmt::Debug for Application {
     }
 }
 
-const COLUMNS: &str = "id, resume_digest, status, partner_id, credit_code, id_number, card_fingerprint, form, risk_score, risk_reasons, reviewed_by, approved_by, note, merchant_id, terminal_ids, created_at, updated_at, version";
+const COLUMNS: &str = "id, resume_digest, status, partner_id, credit_code, id_fingerprint, card_fingerprint, form, risk_score, risk_reasons, reviewed_by, approved_by, note, merchant_id, terminal_ids, created_at, updated_at, version";
 const KINDS: [Kind; 18] = [
     Kind::Text,
     Kind::Text,
@@ -305,7 +345,7 @@ impl Application {
             Cell::text(self.status.as_str()),
             text(&self.partner_id),
             Cell::Text(searchable(&self.form.credit_code)),
-            Cell::Text(searchable(&self.form.id_number)),
+            text(&self.id_fingerprint),
             text(&self.card_fingerprint),
             Cell::text(form),
             Cell::Int(self.risk.as_ref().map(|risk| i64::from(risk.score))),
@@ -345,6 +385,7 @@ impl Application {
             partner_id: text(3),
             form,
             card_fingerprint: text(6),
+            id_fingerprint: text(5),
             risk,
             reviewed_by: text(10),
             approved_by: text(11),
@@ -374,7 +415,7 @@ impl Application {
         let mut cells = self.cells()?;
         cells.push(Cell::int(self.version - 1));
         Ok(Step::new(
-            "UPDATE applications SET resume_digest = $2, status = $3, partner_id = $4, credit_code = $5, id_number = $6, card_fingerprint = $7, form = $8, risk_score = $9, risk_reasons = $10, reviewed_by = $11, approved_by = $12, note = $13, merchant_id = $14, terminal_ids = $15, created_at = $16, updated_at = $17, version = $18 WHERE id = $1 AND version = $19",
+            "UPDATE applications SET resume_digest = $2, status = $3, partner_id = $4, credit_code = $5, id_fingerprint = $6, card_fingerprint = $7, form = $8, risk_score = $9, risk_reasons = $10, reviewed_by = $11, approved_by = $12, note = $13, merchant_id = $14, terminal_ids = $15, created_at = $16, updated_at = $17, version = $18 WHERE id = $1 AND version = $19",
             cells,
         )
         .expect_one())
@@ -422,17 +463,17 @@ pub async fn list(
 }
 
 /// Tracking numbers of other live (submitted or later, not rejected) applications with this
-/// credit code, and with this ID number.
+/// credit code, and with this ID number (by its fingerprint).
 pub async fn duplicates(
     store: &Store,
     id: &str,
     credit_code: &str,
-    id_number: &str,
+    id_fingerprint: &str,
 ) -> Result<(Vec<String>, Vec<String>), StoreError> {
     let mut found = (Vec::new(), Vec::new());
     for (column, value, into) in [
         ("credit_code", credit_code, &mut found.0),
-        ("id_number", id_number, &mut found.1),
+        ("id_fingerprint", id_fingerprint, &mut found.1),
     ] {
         let rows = store
             .onboarding_query(

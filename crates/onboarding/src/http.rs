@@ -104,6 +104,21 @@ impl From<OnboardingError> for ApiError {
                 "Invitation not valid",
             )
             .into(),
+            TooMany {
+                retry_after_seconds,
+                ..
+            } => {
+                let mut answer: ApiError = problem(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too-many-applications",
+                    "Too many applications",
+                )
+                .into();
+                if let Ok(value) = HeaderValue::from_str(&retry_after_seconds.to_string()) {
+                    answer.0.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+                answer
+            }
             Hsm(cause) => Problem::internal(cause).into(),
             Store(cause) => Problem::internal(cause).into(),
         }
@@ -144,6 +159,10 @@ pub fn router(onboarding: Onboarding, api_state: api::ApiState) -> Router {
             post(activation_code),
         )
         .route("/onboarding/v1/terminals/{id}/rekey", post(rekey))
+        .route(
+            "/onboarding/v1/terminals/{id}/parameters",
+            get(show_parameters).put(change_parameters),
+        )
         .layer(axum::middleware::from_fn_with_state(
             api_state,
             api::auth::authenticate,
@@ -387,10 +406,19 @@ fn token(headers: &HeaderMap) -> Answer<String> {
         })
 }
 
+/// The client's address, when the server was started with connection info (`easypos up`).
+pub fn client_address(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip())
+}
+
 async fn create(
     State(onboarding): State<Onboarding>,
+    extensions: axum::http::Extensions,
     Json(request): Json<FormRequest>,
 ) -> Answer<Response> {
+    onboarding.admit_new_application(client_address(&extensions))?;
     let (status, answer) = save_or_submit(&onboarding, None, request, None).await?;
     Ok((status, Json(answer)).into_response())
 }
@@ -612,15 +640,55 @@ async fn activation_code(
     }))
 }
 
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RekeyRequest {
+    key_scheme: String,
+}
+
 async fn rekey(
     State(onboarding): State<Onboarding>,
     Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
+    body: axum::body::Bytes,
 ) -> Answer<Json<CodeView>> {
-    let (code, expires_at) = onboarding.force_key_change(&principal, &id).await?;
+    let scheme = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let request: RekeyRequest = serde_json::from_slice(&body).map_err(|error| {
+            ApiError::from(Problem::bad_request(format!(
+                "the body is `{{\"key_scheme\": \"dukpt-aes\"}}` or empty: {error}"
+            )))
+        })?;
+        Some(request.key_scheme)
+    };
+    let (code, expires_at) = onboarding
+        .force_key_change_to(&principal, &id, scheme.as_deref())
+        .await?;
     Ok(Json(CodeView {
         terminal_id: id,
         code,
         expires_at,
     }))
+}
+
+async fn show_parameters(
+    State(onboarding): State<Onboarding>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Answer<Json<acquirer::parameters::TerminalParameters>> {
+    Ok(Json(onboarding.parameters(&principal, &id).await?))
+}
+
+async fn change_parameters(
+    State(onboarding): State<Onboarding>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    Json(change): Json<crate::parameters::ParameterChange>,
+) -> Answer<Json<acquirer::parameters::TerminalParameters>> {
+    Ok(Json(
+        onboarding
+            .change_parameters(&principal, &id, &change)
+            .await?,
+    ))
 }

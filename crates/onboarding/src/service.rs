@@ -64,6 +64,11 @@ pub enum OnboardingError {
     CodeExpired,
     #[error("the invitation is unknown, used or expired")]
     BadInvitation,
+    #[error("{reason}; try again in {minutes} minutes", minutes = (.retry_after_seconds + 59) / 60)]
+    TooMany {
+        reason: &'static str,
+        retry_after_seconds: i64,
+    },
     #[error("the HSM refused: {0}")]
     Hsm(#[from] hsm::HsmError),
     #[error(transparent)]
@@ -77,6 +82,15 @@ pub trait HostDirectory: Send + Sync {
 
     /// A stored key was replaced (a forced key change): forget any cached copy.
     fn key_changed(&self, _name: &str) {}
+
+    /// A terminal's parameter set changed (or is told at start): the host asks the terminal to
+    /// download it at its next sign-on when the terminal holds another version.
+    fn parameters_changed(
+        &self,
+        _terminal_id: &str,
+        _parameters: &acquirer::parameters::TerminalParameters,
+    ) {
+    }
 }
 
 /// A host directory that nobody listens to (tests of the API alone).
@@ -108,6 +122,8 @@ pub struct Onboarding {
     pub clock: Arc<dyn Clock>,
     pub settings: Settings,
     pub host: Arc<dyn HostDirectory>,
+    /// Limits on public applications, per client address and per mobile number.
+    pub limits: Arc<crate::limits::ApplicationLimits>,
 }
 
 impl std::fmt::Debug for Onboarding {
@@ -208,6 +224,23 @@ impl Onboarding {
         }
     }
 
+    /// Counts a new public application from client `address` (unknown: not limited, as
+    /// in-process callers are); refused when the address sent too many this hour.
+    pub fn admit_new_application(
+        &self,
+        address: Option<std::net::IpAddr>,
+    ) -> Result<(), OnboardingError> {
+        let Some(address) = address else {
+            return Ok(());
+        };
+        self.limits
+            .new_application(address, self.now())
+            .map_err(|refused| OnboardingError::TooMany {
+                reason: "too many applications were started from this network address",
+                retry_after_seconds: refused.retry_after_seconds,
+            })
+    }
+
     /// Saves a new draft (by the applicant, or by `partner` on a merchant's behalf).
     pub async fn new_draft(
         &self,
@@ -223,6 +256,7 @@ impl Onboarding {
             partner_id: partner.map(str::to_owned),
             form: form.for_storage(),
             card_fingerprint: None,
+            id_fingerprint: None,
             risk: None,
             reviewed_by: None,
             approved_by: None,
@@ -234,6 +268,7 @@ impl Onboarding {
             version: 1,
         };
         application.card_fingerprint = self.fingerprint_of(&form.settlement_card).await?;
+        application.id_fingerprint = self.id_fingerprint_of(&form.id_number).await?;
         // A tracking number is 10 characters after "AP": 50 bits; a collision is retried.
         for _ in 0..4 {
             application.id = format!("AP{}", random_token(10));
@@ -249,6 +284,90 @@ impl Onboarding {
             }
         }
         Err(OnboardingError::Conflict)
+    }
+
+    /// The keyed fingerprint of a newly typed valid resident ID number (`None` for anything
+    /// else): HMAC-SHA-256 in the HSM under the platform's fingerprint key, over `0` and the
+    /// 17 digits before the check character (which they determine). No card number starts
+    /// with 0, so an ID's fingerprint is never a card's. Only the fingerprint and the masked
+    /// number are stored: the duplicate check needs no more.
+    pub(crate) async fn id_fingerprint_of(
+        &self,
+        typed: &str,
+    ) -> Result<Option<String>, OnboardingError> {
+        let Ok(id) = crate::validate::resident_id(typed) else {
+            return Ok(None);
+        };
+        let body = zeroize::Zeroizing::new(format!("0{}", &id[..17]));
+        let digits = paycrypto::Pan::new(&body)
+            .map_err(|_| OnboardingError::BadRequest("the ID number is not valid".into()))?;
+        let fingerprint = self
+            .hsm
+            .pan_fingerprint(&self.fingerprint_key().await?, &digits)?;
+        Ok(Some(hex::encode(fingerprint)))
+    }
+
+    /// Replaces the resident ID numbers stored in clear before migration 27 (the
+    /// `id_fingerprint` column then held the number itself, and the form its full copy) by
+    /// their keyed fingerprint and masked form. `easypos up` runs it at every start; a row
+    /// already protected is left alone. The number of rows protected.
+    pub async fn protect_id_numbers(&self) -> Result<usize, OnboardingError> {
+        let rows = self
+            .store
+            .onboarding_query(
+                "SELECT id, id_fingerprint, form, version FROM applications WHERE id_fingerprint IS NULL OR length(id_fingerprint) <> 64",
+                Vec::new(),
+                &[Kind::Text, Kind::Text, Kind::Text, Kind::Int],
+            )
+            .await?;
+        let mut protected = 0;
+        for row in &rows {
+            let (Some(id), Some(form), Some(version)) =
+                (row[0].as_text(), row[2].as_text(), row[3].as_int())
+            else {
+                continue;
+            };
+            let Ok(form) = serde_json::from_str::<Form>(form) else {
+                continue;
+            };
+            let clear = row[1].as_text();
+            if clear.is_none() && application::is_masked_id(&form.id_number) {
+                continue;
+            }
+            let fingerprint = self
+                .id_fingerprint_of(clear.unwrap_or(&form.id_number))
+                .await?;
+            let stored = serde_json::to_string(&form.for_storage())
+                .map_err(|error| StoreError::Write(format!("application form: {error}")))?;
+            self.store
+                .onboarding_execute(vec![Step::new(
+                    "UPDATE applications SET id_fingerprint = $2, form = $3 WHERE id = $1 AND version = $4",
+                    vec![Cell::text(id), Cell::Text(fingerprint), Cell::text(stored), Cell::int(version)],
+                )])
+                .await?;
+            protected += 1;
+        }
+        if protected > 0 {
+            tracing::info!(
+                protected,
+                "resident ID numbers stored in clear replaced by fingerprints"
+            );
+        }
+        Ok(protected)
+    }
+
+    async fn fingerprint_key(&self) -> Result<hsm::KeyToken, OnboardingError> {
+        self.store
+            .keys()
+            .await?
+            .into_iter()
+            .find(|key| key.name == demo::PAN_FINGERPRINT_KEY)
+            .map(|key| hsm::KeyToken::new(key.token))
+            .ok_or_else(|| {
+                OnboardingError::BadRequest(
+                    "the fingerprint key is missing; start the platform once to create it".into(),
+                )
+            })
     }
 
     /// The fingerprint of a newly typed valid card number (`None` for anything else).
@@ -287,6 +406,9 @@ impl Onboarding {
         if form.settlement_card != application.form.settlement_card {
             application.card_fingerprint = self.fingerprint_of(&form.settlement_card).await?;
         }
+        if form.id_number != application.form.id_number {
+            application.id_fingerprint = self.id_fingerprint_of(&form.id_number).await?;
+        }
         application.form = form.for_storage();
         self.write(&mut application).await?;
         Ok(Saved {
@@ -323,9 +445,26 @@ impl Onboarding {
             .card_fingerprint
             .is_some()
             .then_some(application.form.settlement_card.as_str());
-        let checked = form.check(kept).map_err(OnboardingError::Invalid)?;
+        let kept_id = application
+            .id_fingerprint
+            .is_some()
+            .then_some(application.form.id_number.as_str());
+        let checked = form
+            .check(kept, kept_id)
+            .map_err(OnboardingError::Invalid)?;
+        if application.partner_id.is_none() {
+            self.limits
+                .submission(&checked.mobile, self.now())
+                .map_err(|refused| OnboardingError::TooMany {
+                    reason: "too many applications were submitted with this mobile number today",
+                    retry_after_seconds: refused.retry_after_seconds,
+                })?;
+        }
         if checked.settlement_card.is_some() {
             application.card_fingerprint = self.fingerprint_of(&form.settlement_card).await?;
+        }
+        if checked.id_number.is_some() {
+            application.id_fingerprint = self.id_fingerprint_of(&form.id_number).await?;
         }
         application.form = form.for_storage();
         let assessment = self.assess(&application, &checked).await?;
@@ -356,7 +495,7 @@ impl Onboarding {
             &self.store,
             &application.id,
             &checked.credit_code,
-            &checked.id_number,
+            application.id_fingerprint.as_deref().unwrap_or_default(),
         )
         .await?;
         let yuan = checked.monthly_volume.minor() / 100;

@@ -145,12 +145,33 @@ pub struct ActivationPackage {
     pub contactless_cvm_limit: String,
     pub languages: Vec<String>,
     pub payment_methods: Vec<String>,
-    /// `master-session`: the terminal master key below, working keys at each sign-on.
+    /// The version of these parameters; a later change reaches the terminal at its next
+    /// sign-on (see `crate::parameters`). Packages from before versions count as 0.
+    #[serde(default)]
+    pub parameters_version: u32,
+    /// `master-session`: the key below is the terminal master key (TR-31 usage K0), working
+    /// keys come at each sign-on; `dukpt-aes`: it is the PIN pad's AES DUKPT initial key
+    /// (usage B1) for `initial_ksn`.
     pub key_scheme: String,
-    /// The terminal master key, a TR-31 key block under the transport key.
+    /// The terminal's key, a TR-31 key block under the transport key.
     pub master_key_block: String,
-    /// Its check value, to confirm the key after unwrapping.
+    /// Its check value, to confirm the key after unwrapping (AES-CMAC for an AES key).
     pub master_key_check_value: String,
+    /// AES DUKPT: the initial KSN (24 hex digits, counter 0) the initial key belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_ksn: Option<String>,
+}
+
+/// The key schemes a terminal is provisioned with (docs/protocol.md, "Key schemes").
+pub const KEY_SCHEMES: [&str; 2] = ["master-session", "dukpt-aes"];
+
+/// The BDK id of the acquirer's AES DUKPT base key, the first 4 bytes of every KSN it derives
+/// (the demo's published test key is 45500001).
+pub const ACQUIRER_BDK_ID: &str = "45500002";
+
+/// The name of the acquirer's AES DUKPT base derivation key in `hsm_keys`.
+pub fn acquirer_bdk_name(acquirer: ledger::InstitutionId) -> String {
+    format!("acquirer/{}/bdk-aes128", acquirer.0)
 }
 
 impl std::fmt::Debug for ActivationPackage {
@@ -305,6 +326,27 @@ impl Onboarding {
         principal: &Principal,
         id: &str,
     ) -> Result<(String, i64), OnboardingError> {
+        self.force_key_change_to(principal, id, None).await
+    }
+
+    /// [`Onboarding::force_key_change`], moving the terminal to key scheme `scheme` when
+    /// given: `dukpt-aes` gives it a new initial KSN under the acquirer's AES DUKPT base key
+    /// (generated in the HSM the first time), whose initial key the next activation brings;
+    /// `master-session` a new terminal master key.
+    pub async fn force_key_change_to(
+        &self,
+        principal: &Principal,
+        id: &str,
+        scheme: Option<&str>,
+    ) -> Result<(String, i64), OnboardingError> {
+        if let Some(scheme) = scheme
+            && !KEY_SCHEMES.contains(&scheme)
+        {
+            return Err(OnboardingError::BadRequest(format!(
+                "key_scheme is one of {}",
+                KEY_SCHEMES.join(", ")
+            )));
+        }
         let details = self.terminal(principal, id).await?;
         if !matches!(
             details.status,
@@ -315,18 +357,45 @@ impl Onboarding {
                 details.status.as_str()
             )));
         }
-        let name = demo::terminal_master_key_name(id);
-        let token = self.hsm.generate_key(&KeySpec::terminal_master_key())?;
-        let check_value = paycrypto::to_hex(&self.hsm.key_check_value(&token)?);
-        let now = self.now();
-        let done = self
+        let current = self
             .store
-            .onboarding_execute(vec![
+            .terminal_session(id)
+            .await?
+            .map(|session| session.key_scheme)
+            .unwrap_or_else(|| "master-session".into());
+        let scheme = scheme.unwrap_or(&current);
+        let now = self.now();
+        let (name, key_steps, check_value) = if scheme == "dukpt-aes" {
+            let bdk = self.acquirer_bdk().await?;
+            let device: u32 = rand::random();
+            let initial_ksn = format!("{ACQUIRER_BDK_ID}{device:08X}00000000");
+            let steps = vec![
                 Step::new(
-                    "UPDATE hsm_keys SET token = $2, check_value = $3 WHERE name = $1",
-                    vec![Cell::text(&name), Cell::text(token.as_str()), Cell::text(&check_value)],
+                    "UPDATE terminal_sessions SET key_scheme = 'dukpt-aes', tmk_key = $2, initial_ksn = $3, pin_key = NULL, mac_key = NULL WHERE terminal_id = $1",
+                    vec![Cell::text(id), Cell::text(&bdk), Cell::text(&initial_ksn)],
                 )
                 .expect_one(),
+            ];
+            (bdk, steps, format!("initial KSN {initial_ksn}"))
+        } else {
+            let name = demo::terminal_master_key_name(id);
+            let token = self.hsm.generate_key(&KeySpec::terminal_master_key())?;
+            let check_value = paycrypto::to_hex(&self.hsm.key_check_value(&token)?);
+            let steps = vec![
+                Step::new(
+                    "INSERT INTO hsm_keys (name, token, check_value) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET token = $2, check_value = $3",
+                    vec![Cell::text(&name), Cell::text(token.as_str()), Cell::text(&check_value)],
+                ),
+                Step::new(
+                    "UPDATE terminal_sessions SET key_scheme = 'master-session', tmk_key = $2, initial_ksn = NULL, pin_key = NULL, mac_key = NULL WHERE terminal_id = $1",
+                    vec![Cell::text(id), Cell::text(&name)],
+                )
+                .expect_one(),
+            ];
+            (name, steps, check_value)
+        };
+        let mut steps = key_steps;
+        steps.extend([
                 Step::new(
                     "UPDATE terminal_details SET status = 'provisioned', updated_at = $3 WHERE terminal_id = $1 AND status = $2",
                     vec![Cell::text(id), Cell::text(details.status.as_str()), Cell::int(now)],
@@ -337,16 +406,38 @@ impl Onboarding {
                     vec![Cell::text(id)],
                 )
                 .expect_one(),
-            ])
-            .await?;
-        if !done {
+            ]);
+        if !self.store.onboarding_execute(steps).await? {
             return Err(OnboardingError::Conflict);
         }
+        // Through the store's own path, so its cache of sessions holds the new scheme: the old
+        // key's working keys are forgotten, as at a sign-off.
+        self.store
+            .change_session(id, store::directory::SessionChange::SignOff)
+            .await?;
         self.host.key_changed(&name);
         self.tell_host(id).await?;
-        tracing::info!(terminal = id, by = %principal.user.id, check_value = %check_value, "terminal master key changed");
+        tracing::info!(terminal = id, by = %principal.user.id, scheme, key = %check_value, "terminal key changed");
         let details = self.terminal(principal, id).await?;
         self.new_code(&details, &principal.user.id).await
+    }
+
+    /// The name of the acquirer's AES DUKPT base key, generated in the HSM the first time.
+    async fn acquirer_bdk(&self) -> Result<String, OnboardingError> {
+        let name = acquirer_bdk_name(self.settings.acquirer);
+        if !self.store.keys().await?.iter().any(|key| key.name == name) {
+            let token = self.hsm.generate_key(&KeySpec::bdk_aes(16))?;
+            let check_value = paycrypto::to_hex(&self.hsm.key_check_value(&token)?);
+            // Kept only if no other request created it meanwhile (the store keeps the first).
+            self.store
+                .put_keys(vec![store::directory::StoredKey {
+                    name: name.clone(),
+                    token: token.as_str().to_owned(),
+                    check_value,
+                }])
+                .await?;
+        }
+        Ok(name)
     }
 
     /// Queues a `terminal.incident` webhook event for the subscriptions of the channel partners
@@ -531,8 +622,13 @@ impl Onboarding {
             .iter()
             .find(|m| m.id == terminal.merchant_id)
             .ok_or(OnboardingError::UnknownTerminal)?;
-        let key_name = demo::terminal_master_key_name(&terminal_id);
-        let tmk = self
+        let session = self
+            .store
+            .terminal_session(&terminal_id)
+            .await?
+            .ok_or(OnboardingError::UnknownTerminal)?;
+        let key_name = session.tmk_key.clone();
+        let key = self
             .store
             .keys()
             .await?
@@ -544,24 +640,42 @@ impl Onboarding {
             &KeySpec::kbpk(paycrypto::tr31::Algorithm::Aes, 16),
             &transport_key(&code),
         )?;
+        let (key_block, check_value, initial_ksn) = if session.key_scheme == "dukpt-aes" {
+            let initial_ksn = session
+                .initial_ksn
+                .clone()
+                .ok_or(OnboardingError::UnknownTerminal)?;
+            let initial_key_id: [u8; 8] = hex::decode(initial_ksn.get(..16).unwrap_or_default())
+                .ok()
+                .and_then(|bytes| bytes.try_into().ok())
+                .ok_or(OnboardingError::UnknownTerminal)?;
+            let (block, check_value) =
+                self.hsm
+                    .export_aes_dukpt_initial_key(&transport, &key, &initial_key_id)?;
+            (block, check_value, Some(initial_ksn))
+        } else {
+            (
+                self.hsm.export_key(&transport, &key)?,
+                self.hsm.key_check_value(&key)?,
+                None,
+            )
+        };
+        let parameters = self.current_parameters(&terminal_id, merchant).await?;
         let package = ActivationPackage {
             terminal_id: terminal_id.clone(),
             merchant_id: merchant.id.clone(),
-            merchant_name: merchant.name.clone(),
-            merchant_city: merchant.city.clone(),
-            host: self.settings.host_address.clone(),
-            currency: "CNY".into(),
-            contactless_cvm_limit: self.settings.cvm_limit.clone(),
-            languages: vec!["zh".into(), "en".into()],
-            payment_methods: vec![
-                "chip".into(),
-                "contactless".into(),
-                "swipe".into(),
-                "qr".into(),
-            ],
-            key_scheme: "master-session".into(),
-            master_key_block: self.hsm.export_key(&transport, &tmk)?,
-            master_key_check_value: paycrypto::to_hex(&self.hsm.key_check_value(&tmk)?),
+            merchant_name: parameters.merchant_name.clone(),
+            merchant_city: parameters.merchant_city.clone(),
+            host: parameters.host.clone(),
+            currency: parameters.currency.clone(),
+            contactless_cvm_limit: parameters.contactless_cvm_limit.clone(),
+            languages: parameters.languages.clone(),
+            payment_methods: parameters.payment_methods.clone(),
+            parameters_version: parameters.version,
+            key_scheme: session.key_scheme.clone(),
+            master_key_block: key_block,
+            master_key_check_value: paycrypto::to_hex(&check_value),
+            initial_ksn,
         };
         let done = self
             .store
@@ -588,6 +702,7 @@ impl Onboarding {
             return Err(OnboardingError::CodeUsed);
         }
         self.tell_host(&terminal_id).await?;
+        self.host.parameters_changed(&terminal_id, &parameters);
         tracing::info!(terminal = %terminal_id, "terminal activated");
         Ok(package)
     }

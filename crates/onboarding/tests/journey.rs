@@ -17,8 +17,9 @@ use tower::ServiceExt;
 
 const START_NANOS: u64 = 1_764_000_000 * 1_000_000_000;
 
+/// What the host heard: terminal statuses and keys; parameter versions.
 #[derive(Debug, Default)]
-struct RecordingHost(Mutex<Vec<(String, String)>>);
+struct RecordingHost(Mutex<Vec<(String, String)>>, Mutex<Vec<(String, u32)>>);
 
 impl HostDirectory for RecordingHost {
     fn terminal_changed(&self, terminal: &Terminal, _merchant: &Merchant) {
@@ -34,10 +35,22 @@ impl HostDirectory for RecordingHost {
             .unwrap()
             .push((name.to_owned(), "key".to_owned()));
     }
+
+    fn parameters_changed(
+        &self,
+        terminal_id: &str,
+        parameters: &acquirer::parameters::TerminalParameters,
+    ) {
+        self.1
+            .lock()
+            .unwrap()
+            .push((terminal_id.to_owned(), parameters.version));
+    }
 }
 
 struct World {
     router: axum::Router,
+    service: Onboarding,
     store: Arc<Store>,
     clock: Arc<ManualClock>,
     host: Arc<RecordingHost>,
@@ -47,6 +60,13 @@ struct World {
 }
 
 async fn world(backend: store::testing::TestBackend) -> World {
+    world_limited(backend, onboarding::limits::ApplicationLimits::default()).await
+}
+
+async fn world_limited(
+    backend: store::testing::TestBackend,
+    limits: onboarding::limits::ApplicationLimits,
+) -> World {
     let store = Arc::new(Store::open(&backend.backend).await.unwrap());
     let hsm: Arc<dyn hsm::Hsm> = Arc::new(hsm::SoftHsm::new(&[0x42; 32]).unwrap());
     demo::seed(&store, hsm.as_ref()).await.unwrap();
@@ -65,6 +85,7 @@ async fn world(backend: store::testing::TestBackend) -> World {
             cvm_limit: "300.00".into(),
         },
         host: host.clone(),
+        limits: Arc::new(limits),
     };
     let users = [
         (
@@ -101,10 +122,12 @@ async fn world(backend: store::testing::TestBackend) -> World {
         keys.insert(name, issued.secret);
     }
     let api_state = api::ApiState::new(store.clone());
+    let service = onboarding.clone();
     let router =
         onboarding::http::router(onboarding, api_state.clone()).merge(api::router(api_state));
     World {
         router,
+        service,
         store,
         clock,
         host,
@@ -969,5 +992,435 @@ async fn activation_codes_work_once_within_a_day_and_lost_terminals_stop() {
             )
             .await;
         assert_eq!(other.status, StatusCode::NOT_FOUND);
+    }
+}
+
+#[tokio::test]
+async fn operators_change_a_terminals_parameters_and_activation_and_host_get_the_new_version() {
+    for backend in store::testing::backends().await {
+        let name = backend.name;
+        let world = world(backend).await;
+        let approved = world
+            .call("POST", "/onboarding/v1/applications", None, None, Some(json!({"form": cafe("91350100M000100Y43", "11010519491231002X"), "submit": true})))
+            .await;
+        let code = approved.json["provisioned"]["activation_codes"][0]["code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let tid = approved.json["provisioned"]["terminal_ids"][0]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let path = format!("/onboarding/v1/terminals/{tid}/parameters");
+        let first = world.call("GET", &path, Some("maker"), None, None).await;
+        assert_eq!(first.status, StatusCode::OK, "{name}: {}", first.text);
+        assert_eq!(first.json["version"], 1);
+        assert_eq!(first.json["merchant_name"], "Jing'an Tea House");
+        assert_eq!(first.json["host"], "127.0.0.1:9999");
+        assert_eq!(
+            first.json["payment_methods"],
+            json!(["chip", "contactless", "swipe", "qr"])
+        );
+
+        let bad = world
+            .call(
+                "PUT",
+                &path,
+                Some("maker"),
+                None,
+                Some(json!({"host": "no port"})),
+            )
+            .await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
+        assert!(
+            bad.json["detail"]
+                .as_str()
+                .unwrap()
+                .contains("host must be")
+        );
+        let other = world
+            .call(
+                "PUT",
+                &path,
+                Some("partner1"),
+                None,
+                Some(json!({"merchant_name": "Mine"})),
+            )
+            .await;
+        assert_eq!(other.status, StatusCode::NOT_FOUND, "{}", other.text);
+
+        let renamed = world
+            .call(
+                "PUT",
+                &path,
+                Some("maker"),
+                None,
+                Some(json!({"merchant_name": "静安茶馆"})),
+            )
+            .await;
+        assert_eq!(renamed.status, StatusCode::OK, "{name}: {}", renamed.text);
+        assert_eq!(renamed.json["version"], 2);
+        let limited = world
+            .call(
+                "PUT",
+                &path,
+                Some("checker"),
+                None,
+                Some(json!({"contactless_cvm_limit": "800.00", "payment_methods": ["chip", "qr"]})),
+            )
+            .await;
+        assert_eq!(limited.status, StatusCode::OK, "{name}: {}", limited.text);
+        assert_eq!(limited.json["version"], 3);
+        assert_eq!(
+            limited.json["merchant_name"], "静安茶馆",
+            "an earlier change stays"
+        );
+        assert_eq!(
+            world.host.1.lock().unwrap().last().cloned(),
+            Some((tid.clone(), 3)),
+            "the host hears the new version at once"
+        );
+
+        // Activated now, the terminal starts with the current set and its version.
+        let package = world
+            .call(
+                "POST",
+                "/onboarding/v1/activate",
+                None,
+                None,
+                Some(json!({"code": code})),
+            )
+            .await;
+        assert_eq!(package.status, StatusCode::OK, "{name}: {}", package.text);
+        assert_eq!(package.json["merchant_name"], "静安茶馆");
+        assert_eq!(package.json["contactless_cvm_limit"], "800.00");
+        assert_eq!(package.json["payment_methods"], json!(["chip", "qr"]));
+        assert_eq!(package.json["parameters_version"], 3);
+    }
+}
+
+/// A public application from client address `address`, as `easypos up` sees it.
+async fn apply_from(world: &World, address: &str, body: Value) -> Reply {
+    let mut request = Request::builder()
+        .method("POST")
+        .uri("/onboarding/v1/applications")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let address: std::net::SocketAddr = format!("{address}:40000").parse().unwrap();
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(address));
+    world.send(request).await
+}
+
+#[tokio::test]
+async fn public_applications_are_limited_per_address_and_per_mobile_number() {
+    for backend in store::testing::backends().await {
+        let name = backend.name;
+        let world = world_limited(backend, onboarding::limits::ApplicationLimits::new(2, 2)).await;
+        let draft = json!({"form": {"business_name": "Tea"}, "submit": false});
+        for _ in 0..2 {
+            let created = apply_from(&world, "10.0.0.1", draft.clone()).await;
+            assert_eq!(
+                created.status,
+                StatusCode::CREATED,
+                "{name}: {}",
+                created.text
+            );
+        }
+        let refused = apply_from(&world, "10.0.0.1", draft.clone()).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{name}: {}",
+            refused.text
+        );
+        assert!(
+            refused.json["detail"]
+                .as_str()
+                .unwrap()
+                .contains("too many applications were started from this network address; try again in 60 minutes"),
+            "{}",
+            refused.text
+        );
+        let other = apply_from(&world, "10.0.0.2", draft.clone()).await;
+        assert_eq!(
+            other.status,
+            StatusCode::CREATED,
+            "another address has its own limit"
+        );
+
+        // Submissions with one mobile number, from any address.
+        let submit =
+            json!({"form": cafe("91350100M000100Y43", "11010519491231002X"), "submit": true});
+        for address in ["10.0.1.1", "10.0.1.2"] {
+            let submitted = apply_from(&world, address, submit.clone()).await;
+            assert_eq!(
+                submitted.status,
+                StatusCode::CREATED,
+                "{name}: {}",
+                submitted.text
+            );
+        }
+        let refused = apply_from(&world, "10.0.1.3", submit.clone()).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{name}: {}",
+            refused.text
+        );
+        assert!(
+            refused.json["detail"]
+                .as_str()
+                .unwrap()
+                .contains("this mobile number today"),
+            "{}",
+            refused.text
+        );
+        // In-process callers (no client address) are not limited by address.
+        let inside = world
+            .call(
+                "POST",
+                "/onboarding/v1/applications",
+                None,
+                None,
+                Some(draft.clone()),
+            )
+            .await;
+        assert_eq!(inside.status, StatusCode::CREATED, "{}", inside.text);
+    }
+}
+
+/// The stored row of application `id`: its ID fingerprint column and its form.
+async fn stored_row(world: &World, id: &str) -> (Option<String>, String) {
+    use store::onboarding::{Cell, Kind};
+    let rows = world
+        .store
+        .onboarding_query(
+            "SELECT id_fingerprint, form FROM applications WHERE id = $1",
+            vec![Cell::text(id)],
+            &[Kind::Text, Kind::Text],
+        )
+        .await
+        .unwrap();
+    let row = rows.first().unwrap();
+    (
+        row[0].as_text().map(str::to_owned),
+        row[1].as_text().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn resident_id_numbers_are_kept_only_masked_and_fingerprinted() {
+    let id_number = "11010519491231002X";
+    for backend in store::testing::backends().await {
+        let name = backend.name;
+        let world = world(backend).await;
+        let draft = world
+            .call(
+                "POST",
+                "/onboarding/v1/applications",
+                None,
+                None,
+                Some(json!({"form": cafe("91350100M000100Y43", id_number), "submit": false})),
+            )
+            .await;
+        assert_eq!(draft.status, StatusCode::CREATED, "{name}: {}", draft.text);
+        let tracking = draft.json["id"].as_str().unwrap().to_owned();
+        let token = draft.json["resume_token"].as_str().unwrap().to_owned();
+        let (fingerprint, form) = stored_row(&world, &tracking).await;
+        assert_eq!(fingerprint.as_deref().map(str::len), Some(64), "{name}");
+        assert!(
+            !form.contains("19491231") && !form.contains(id_number),
+            "{form}"
+        );
+        let shown = world
+            .call(
+                "GET",
+                &format!("/onboarding/v1/applications/{tracking}"),
+                None,
+                Some(&token),
+                None,
+            )
+            .await;
+        assert_eq!(
+            shown.json["form"]["id_number"], "110105********002X",
+            "{}",
+            shown.text
+        );
+
+        // Submitting the form as shown (masked) keeps the number given before.
+        let submitted = world
+            .call(
+                "PUT",
+                &format!("/onboarding/v1/applications/{tracking}"),
+                None,
+                Some(&token),
+                Some(json!({"form": shown.json["form"].clone(), "submit": true})),
+            )
+            .await;
+        assert_eq!(
+            submitted.status,
+            StatusCode::OK,
+            "{name}: {}",
+            submitted.text
+        );
+        assert_eq!(
+            stored_row(&world, &tracking).await.0,
+            fingerprint,
+            "the same fingerprint"
+        );
+
+        // Another business with the same legal representative is found by the fingerprint.
+        let second = world
+            .call(
+                "POST",
+                "/onboarding/v1/applications",
+                None,
+                None,
+                Some(json!({"form": cafe("914403001922038216", id_number), "submit": true})),
+            )
+            .await;
+        assert_eq!(
+            second.status,
+            StatusCode::CREATED,
+            "{name}: {}",
+            second.text
+        );
+        let reviewed = world
+            .call(
+                "GET",
+                &format!(
+                    "/onboarding/v1/review/applications/{}",
+                    second.json["id"].as_str().unwrap()
+                ),
+                Some("maker"),
+                None,
+                None,
+            )
+            .await;
+        assert!(
+            reviewed.text.contains("duplicate-id-number"),
+            "{name}: {}",
+            reviewed.text
+        );
+        assert!(
+            !reviewed.text.contains(id_number),
+            "operators see it masked"
+        );
+
+        // A row written before migration 27 (the number in clear) is protected at start.
+        use store::onboarding::{Cell, Step};
+        world
+            .store
+            .onboarding_execute(vec![Step::new(
+                "UPDATE applications SET id_fingerprint = $2, form = $3 WHERE id = $1",
+                vec![
+                    Cell::text(&tracking),
+                    Cell::text(id_number),
+                    Cell::text(form.replace("110105********002X", id_number)),
+                ],
+            )])
+            .await
+            .unwrap();
+        assert_eq!(
+            world.service.protect_id_numbers().await.unwrap(),
+            1,
+            "{name}"
+        );
+        let (protected, form) = stored_row(&world, &tracking).await;
+        assert_eq!(protected, fingerprint);
+        assert!(!form.contains(id_number), "{form}");
+        assert_eq!(world.service.protect_id_numbers().await.unwrap(), 0, "once");
+    }
+}
+
+#[tokio::test]
+async fn a_forced_key_change_to_aes_dukpt_brings_an_initial_key_under_the_transport_key() {
+    for backend in store::testing::backends().await {
+        let name = backend.name;
+        let world = world(backend).await;
+        let approved = world
+            .call("POST", "/onboarding/v1/applications", None, None, Some(json!({"form": cafe("91350100M000100Y43", "11010519491231002X"), "submit": true})))
+            .await;
+        let tid = approved.json["provisioned"]["terminal_ids"][0]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let path = format!("/onboarding/v1/terminals/{tid}/rekey");
+        let bad = world
+            .call(
+                "POST",
+                &path,
+                Some("maker"),
+                None,
+                Some(json!({"key_scheme": "dukpt-tdes"})),
+            )
+            .await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{name}: {}", bad.text);
+        let rekeyed = world
+            .call(
+                "POST",
+                &path,
+                Some("maker"),
+                None,
+                Some(json!({"key_scheme": "dukpt-aes"})),
+            )
+            .await;
+        assert_eq!(rekeyed.status, StatusCode::OK, "{name}: {}", rekeyed.text);
+        let code = rekeyed.json["code"].as_str().unwrap().to_owned();
+        let package = world
+            .call(
+                "POST",
+                "/onboarding/v1/activate",
+                None,
+                None,
+                Some(json!({"code": code})),
+            )
+            .await;
+        assert_eq!(package.status, StatusCode::OK, "{name}: {}", package.text);
+        assert_eq!(package.json["key_scheme"], "dukpt-aes");
+        let ksn = package.json["initial_ksn"].as_str().unwrap();
+        assert!(
+            ksn.starts_with(onboarding::terminals::ACQUIRER_BDK_ID) && ksn.ends_with("00000000"),
+            "{ksn}"
+        );
+        let (header, key) = paycrypto::tr31::unwrap(
+            &onboarding::terminals::transport_key(&code),
+            package.json["master_key_block"].as_str().unwrap(),
+        )
+        .unwrap();
+        assert_eq!(header.usage, paycrypto::tr31::KeyUsage::DUKPT_INITIAL_KEY);
+        let initial = paycrypto::AesKey::new(key.expose()).unwrap();
+        assert_eq!(
+            paycrypto::to_hex(&paycrypto::kcv::aes_cmac_kcv(&initial)),
+            package.json["master_key_check_value"].as_str().unwrap()
+        );
+        assert!(
+            !package.text.contains(&paycrypto::to_hex(key.expose())),
+            "no clear key"
+        );
+        let session = world.store.terminal_session(&tid).await.unwrap().unwrap();
+        assert_eq!(session.key_scheme, "dukpt-aes");
+        assert_eq!(session.initial_ksn.as_deref(), Some(ksn));
+        assert_eq!(
+            session.tmk_key,
+            onboarding::terminals::acquirer_bdk_name(demo::ACQUIRER)
+        );
+        // Back to master/session: a new master key, the session's scheme follows.
+        let back = world
+            .call(
+                "POST",
+                &path,
+                Some("maker"),
+                None,
+                Some(json!({"key_scheme": "master-session"})),
+            )
+            .await;
+        assert_eq!(back.status, StatusCode::OK, "{name}: {}", back.text);
+        let session = world.store.terminal_session(&tid).await.unwrap().unwrap();
+        assert_eq!(session.key_scheme, "master-session");
+        assert_eq!(session.initial_ksn, None);
     }
 }

@@ -136,6 +136,16 @@ const SQLITE: &[Migration] = &[
         name: "cases",
         sql: include_str!("../migrations/sqlite/0025_cases.sql"),
     },
+    Migration {
+        version: 26,
+        name: "reserved",
+        sql: include_str!("../migrations/sqlite/0026_reserved.sql"),
+    },
+    Migration {
+        version: 27,
+        name: "terminal_parameters",
+        sql: include_str!("../migrations/sqlite/0027_terminal_parameters.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -263,6 +273,16 @@ const POSTGRES: &[Migration] = &[
         version: 25,
         name: "cases",
         sql: include_str!("../migrations/postgres/0025_cases.sql"),
+    },
+    Migration {
+        version: 26,
+        name: "reserved",
+        sql: include_str!("../migrations/postgres/0026_reserved.sql"),
+    },
+    Migration {
+        version: 27,
+        name: "terminal_parameters",
+        sql: include_str!("../migrations/postgres/0027_terminal_parameters.sql"),
     },
 ];
 

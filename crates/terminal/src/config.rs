@@ -112,6 +112,19 @@ pub struct TerminalConfig {
     /// Where the screen finds the card simulator's card files ("present a card").
     #[serde(default = "default_cards_dir")]
     pub cards_dir: PathBuf,
+    /// The version of the parameters in this file, as the activation brought them (0: set by
+    /// hand). The terminal names it at sign-on; parameters the host sent since are kept in
+    /// the state and win over this file's (docs/protocol.md, "Parameter download").
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub parameters_version: u32,
+    /// The payment methods the acquirer allows on this terminal (`chip`, `contactless`,
+    /// `swipe`, `qr`); empty: every one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub payment_methods: Vec<String>,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 fn default_currency() -> String {
@@ -176,7 +189,49 @@ impl TerminalConfig {
             operator_password: default_operator_password(),
             supervisor_password: default_supervisor_password(),
             cards_dir: default_cards_dir(),
+            parameters_version: 0,
+            payment_methods: Vec::new(),
         }
+    }
+
+    /// This configuration with the parameter set the host sent (`None` when the set is not
+    /// newer than this file's, or would make the configuration invalid: the reason).
+    pub fn with_parameters(
+        &self,
+        parameters: &acquirer::parameters::TerminalParameters,
+    ) -> Result<Option<TerminalConfig>, String> {
+        if parameters.version <= self.parameters_version {
+            return Ok(None);
+        }
+        let mut config = self.clone();
+        config.merchant_name = parameters.merchant_name.clone();
+        // The host's name is the one to print, in every language.
+        config.merchant_name_zh = None;
+        config.merchant_city = parameters.merchant_city.clone();
+        config.host = parameters.host.clone();
+        if !parameters.currency.is_empty() {
+            config.currency = parameters.currency.clone();
+        }
+        if !parameters.contactless_cvm_limit.is_empty() {
+            config.contactless_cvm_limit = parameters.contactless_cvm_limit.clone();
+        }
+        match parameters.languages.first().map(String::as_str) {
+            Some("zh") => config.language = Language::Chinese,
+            Some("en") => config.language = Language::English,
+            _ => {}
+        }
+        config.payment_methods = parameters.payment_methods.clone();
+        config.parameters_version = parameters.version;
+        config
+            .check()
+            .map_err(|reason| format!("the host's parameters are not usable: {reason}"))?;
+        Ok(Some(config))
+    }
+
+    /// Whether the acquirer allows payment method `method` (`chip`, `contactless`, `swipe`,
+    /// `qr`) on this terminal.
+    pub fn allows(&self, method: &str) -> bool {
+        self.payment_methods.is_empty() || self.payment_methods.iter().any(|m| m == method)
     }
 
     /// Reads `path`; relative paths inside are made relative to its directory. Every value
@@ -359,5 +414,37 @@ mod tests {
         assert_eq!(toml::from_str::<TerminalConfig>(&text).unwrap(), config);
         config.key_scheme = KeyScheme::MasterSession;
         assert!(config.check().unwrap_err().contains("dukpt-aes only"));
+    }
+
+    #[test]
+    fn the_hosts_parameters_apply_only_when_newer_and_usable() {
+        let mut config =
+            TerminalConfig::new("50000001", "898310058140101", "Old", "Shanghai", "h:1");
+        config.parameters_version = 2;
+        let mut parameters = acquirer::parameters::TerminalParameters {
+            version: 2,
+            merchant_name: "New".into(),
+            merchant_city: "Beijing".into(),
+            host: "10.0.0.5:8583".into(),
+            currency: "CNY".into(),
+            contactless_cvm_limit: "500.00".into(),
+            languages: vec!["zh".into()],
+            payment_methods: vec!["chip".into()],
+        };
+        assert_eq!(
+            config.with_parameters(&parameters).unwrap(),
+            None,
+            "not newer"
+        );
+        parameters.version = 3;
+        let newer = config.with_parameters(&parameters).unwrap().unwrap();
+        assert_eq!(newer.merchant_name, "New");
+        assert_eq!(newer.host, "10.0.0.5:8583");
+        assert_eq!(newer.language, Language::Chinese);
+        assert_eq!(newer.parameters_version, 3);
+        assert!(newer.allows("chip") && !newer.allows("swipe"));
+        assert!(config.allows("swipe"), "no list: every method");
+        parameters.contactless_cvm_limit = "lots".into();
+        assert!(config.with_parameters(&parameters).is_err());
     }
 }

@@ -149,6 +149,22 @@ impl Terminal {
         Ok(message)
     }
 
+    /// Parameter download (0800, 60.3 = 360) in batch `batch`, after a sign-on answer asked for
+    /// it; not yet MACed (see [`Terminal::pack_with_mac`]): the host answers only a MACed one.
+    pub fn parameter_download(
+        &self,
+        stan: Stan,
+        batch: u32,
+    ) -> Result<Message<'static>, TerminalError> {
+        let mut message = self.message(mti(b"0800")?);
+        message.set_text(11, format!("{:06}", stan.value()));
+        message.set_text(
+            60,
+            format!("00{batch:06}{}", acquirer::parameters::PARAMETER_DOWNLOAD),
+        );
+        Ok(message)
+    }
+
     /// The working keys and batch from the host's answer (`frame`) to `sign_on`, under the
     /// terminal master key.
     pub fn signed_on(

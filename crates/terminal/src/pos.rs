@@ -232,11 +232,19 @@ impl Pos {
     }
 
     /// Opens the terminal of `config` holding `key` (master/session or AES DUKPT).
-    pub fn open_with(config: TerminalConfig, key: TerminalKey) -> Result<Pos, PosError> {
+    pub fn open_with(mut config: TerminalConfig, key: TerminalKey) -> Result<Pos, PosError> {
         config.check().map_err(PosError::Refused)?;
         let terminal = Terminal::new(&config.terminal_id, &config.merchant_id)?;
         let dir = StateDir::open(&config.state_dir)?;
         let state = dir.load(&config.terminal_id)?;
+        // Parameters the host sent since the configuration was written win over it.
+        if let Some(parameters) = &state.parameters
+            && let Some(newer) = config
+                .with_parameters(parameters)
+                .map_err(PosError::Refused)?
+        {
+            config = newer;
+        }
         let keys = match (&state.session, &key) {
             (Some(session), TerminalKey::Master(tmk)) => Some(session_keys(tmk, session)?),
             _ => None,
@@ -383,7 +391,11 @@ impl Pos {
     /// Sign-on (签到) by `operator`: new working keys and the batch number from the host.
     pub fn sign_on(&mut self, operator: &str) -> Result<u32, PosError> {
         let stan = self.next_stan()?;
-        let request = self.terminal.sign_on(stan, operator)?;
+        let mut request = self.terminal.sign_on(stan, operator)?;
+        request.set_bytes(
+            62,
+            acquirer::parameters::version_field(self.config.parameters_version),
+        );
         let frame = self.terminal.pack(&request)?;
         let reply = self.exchange(&frame, self.config.timeout())?;
         let answer = self.terminal.answer(&request, &reply, None)?;
@@ -415,7 +427,56 @@ impl Pos {
         });
         self.operator = operator.to_owned();
         self.save()?;
+        if acquirer::parameters::download_requested(&answer.message) {
+            self.download_parameters().map_err(|error| {
+                PosError::SignOn(format!(
+                    "signed on, but the parameter download the host asked for failed: {error}"
+                ))
+            })?;
+        }
         Ok(batch)
+    }
+
+    /// Parameter download (0800, 60.3 = 360), MACed, after a sign-on answer asked for it: the
+    /// set in the answer's field 62, taken only when the answer's MAC verifies, is kept in the
+    /// state and used from now on (docs/protocol.md, "Parameter download").
+    fn download_parameters(&mut self) -> Result<(), PosError> {
+        self.message_keys(None)?;
+        let stan = self.next_stan()?;
+        let mut request = self.terminal.parameter_download(stan, self.state.batch)?;
+        let keys = self
+            .keys
+            .as_ref()
+            .ok_or_else(|| PosError::SignOn("no working keys".into()))?;
+        let frame = self.terminal.pack_with_mac(&mut request, keys)?;
+        let reply = self.exchange(&frame, self.config.timeout())?;
+        let keys = self
+            .keys
+            .as_ref()
+            .ok_or_else(|| PosError::SignOn("no working keys".into()))?;
+        let answer = self.terminal.answer(&request, &reply, Some(keys))?;
+        if !answer.response.is_approved() || !answer.maced {
+            return Err(PosError::Refused(format!(
+                "the host answered the parameter download {}",
+                answer.response
+            )));
+        }
+        let field62 = answer
+            .message
+            .get(62)
+            .map(|value| value.to_bytes().into_owned())
+            .unwrap_or_default();
+        let parameters = acquirer::parameters::TerminalParameters::decode(&field62)
+            .map_err(|error| PosError::Refused(format!("the host's parameters: {error}")))?;
+        if let Some(newer) = self
+            .config
+            .with_parameters(&parameters)
+            .map_err(PosError::Refused)?
+        {
+            self.config = newer;
+        }
+        self.state.parameters = Some(parameters);
+        self.save()
     }
 
     /// Sign-off (签退): sends any pending reversal first, then tells the host to forget this
@@ -904,8 +965,25 @@ impl Pos {
         }))
     }
 
-    /// How the card is read, from the presentation, the card and the terminal's rules.
+    /// How the card is read, from the presentation, the card and the terminal's rules,
+    /// among the payment methods the acquirer allows on this terminal.
     fn read_kind(&self, payment: &Payment<'_>) -> Result<(ReadKind, Entry), PosError> {
+        let (read, entry) = self.card_read(payment)?;
+        let method = match entry {
+            Entry::Chip => "chip",
+            Entry::Contactless => "contactless",
+            Entry::Swipe | Entry::FallbackSwipe => "swipe",
+            Entry::Manual => return Ok((read, entry)),
+        };
+        if !self.config.allows(method) {
+            return Err(PosError::Refused(format!(
+                "the acquirer does not allow {method} payments on this terminal"
+            )));
+        }
+        Ok((read, entry))
+    }
+
+    fn card_read(&self, payment: &Payment<'_>) -> Result<(ReadKind, Entry), PosError> {
         if !payment.kind.reads_chip() {
             return Ok((ReadKind::Number, Entry::Manual));
         }

@@ -95,6 +95,10 @@ pub struct TerminalState {
     /// use, so a KSN is never sent twice.
     #[serde(default)]
     pub ksn_counter: u32,
+    /// The parameter set of the last download (docs/protocol.md, "Parameter download"); it
+    /// wins over `terminal.toml` when its version is newer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<acquirer::parameters::TerminalParameters>,
 }
 
 impl TerminalState {
@@ -109,6 +113,7 @@ impl TerminalState {
             pending_reversal: None,
             last_receipt: None,
             ksn_counter: 0,
+            parameters: None,
         }
     }
 
