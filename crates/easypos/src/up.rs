@@ -259,7 +259,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             onboarding.clone(),
             wallets.clone(),
         )
-        .merge(wallet::http::router(wallets, api_state.clone()))
+        .merge(wallet::http::router(
+            wallets,
+            api_state.clone(),
+            app.handler.clone(),
+        ))
         .merge(onboarding::http::router(onboarding, api_state)),
     )
     .with_graceful_shutdown(async move {
