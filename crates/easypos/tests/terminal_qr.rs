@@ -481,3 +481,46 @@ fn a_cancel_that_got_no_answer_is_kept_and_sent_before_the_next_qr_payment() {
     assert_eq!(kept["status"], "reversed");
     assert_eq!(balance(up.web), "37.66");
 }
+
+#[test]
+fn an_aes_dukpt_terminal_signs_its_charge_and_an_unsigned_cancel_moves_nothing() {
+    let dir = temp_dir("dukpt");
+    let up = up(&dir);
+    setup(&dir, "10000003", "terminal.toml", up.terminals, 20_000);
+    let (status, _) = http(
+        up.web,
+        "POST",
+        "/wallet/v1/wallets/W-CH001/top-ups",
+        Some(serde_json::json!({"top_up_id": "t1", "amount": "50.00", "password": "135790"})),
+    );
+    assert_eq!(status, 200);
+    // The terminal signs on over ISO 8583, then signs the charge with a fresh KSN's key.
+    let url = format!("http://{}", up.web);
+    let code = payment_code(up.web);
+    let paid = common::run(&dir, &charge_args(&url, "10000003-d1", &code));
+    assert_eq!(paid.code, 0, "{}\n{}", paid.stdout, paid.stderr);
+    assert_eq!(
+        (
+            paid.json["status"].as_str(),
+            paid.json["terminal_id"].as_str()
+        ),
+        (Some("paid"), Some("10000003"))
+    );
+    assert_eq!(balance(up.web), "37.66");
+    // Someone who knows the order id cancels it without the terminal's key: refused, and the
+    // money stays paid; nor can they read it.
+    let (status, refusal) = common::http(
+        up.web,
+        "POST",
+        "/wallet/v1/orders/10000003-d1/cancel",
+        Some(serde_json::json!({"terminal_id": "10000003", "amount": "12.34"})),
+    );
+    assert_eq!(
+        (status, refusal["error"].as_str()),
+        (401, Some("unsigned")),
+        "{refusal}"
+    );
+    let (status, _) = common::http(up.web, "GET", "/wallet/v1/orders/10000003-d1", None);
+    assert_eq!(status, 401);
+    assert_eq!(balance(up.web), "37.66");
+}

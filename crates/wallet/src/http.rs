@@ -1,5 +1,6 @@
-//! The wallet's JSON-over-HTTP interface (docs/wallet.md), a stable interface: terminals create
-//! and query orders; a wallet's owner (the wallet page, an app, or a test standing in for
+//! The wallet's JSON-over-HTTP interface (docs/wallet.md), a stable interface: terminals create,
+//! query, charge and cancel orders, each request signed with the terminal's own MAC key
+//! ([`crate::terminal_auth`]; a terminal sees only its own orders); a wallet's owner (the wallet page, an app, or a test standing in for
 //! them) pays a scanned payload, tops up and reads the wallet. The owner's routes take the
 //! API's credentials (HTTP Basic or an API key of the cardholder who owns the wallet,
 //! [`api::auth::principal`]); another caller's wallet is answered as unknown.
