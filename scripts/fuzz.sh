@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Run one codec fuzz target for a while: scripts/fuzz.sh TARGET SECONDS
-# Targets: iso8583_cup_bcd iso8583_iso87_ascii framing tlv qr (or "all").
+# Targets: iso8583_cup_bcd iso8583_iso87_ascii framing tlv qr qr_image (or "all").
 # Needs cargo-fuzz (`cargo install cargo-fuzz`); on the stable toolchain cargo-fuzz's
 # sanitizer flags need RUSTC_BOOTSTRAP=1, which this script sets.
 set -euo pipefail
 
-targets=(iso8583_cup_bcd iso8583_iso87_ascii framing tlv qr)
+targets=(iso8583_cup_bcd iso8583_iso87_ascii framing tlv qr qr_image)
 target="${1:?usage: scripts/fuzz.sh TARGET|all SECONDS}"
 seconds="${2:?usage: scripts/fuzz.sh TARGET|all SECONDS}"
 root="$(cd "$(dirname "$0")/.." && pwd)"

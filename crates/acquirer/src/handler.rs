@@ -587,11 +587,52 @@ impl TerminalHandler {
         frame: &[u8],
         request: &Request,
     ) -> Result<MessageKeys, ResponseCode> {
-        let session = match self
-            .store
-            .terminal_session(request.terminal_id.trim())
-            .await
-        {
+        let field62 = || {
+            self.profile
+                .unpack(frame)
+                .ok()
+                .and_then(|message| message.get(62).map(|value| value.to_bytes().to_vec()))
+        };
+        let keys = self
+            .terminal_message_keys(request.terminal_id.trim(), field62)
+            .await?;
+        let (covered, mac) = mac_parts(self.profile, frame).ok_or(ResponseCode::FormatError)?;
+        self.verify_with(&keys, request.terminal_id.trim(), covered, mac)?;
+        Ok(keys)
+    }
+
+    /// Verifies a MAC a terminal made over `covered` outside ISO 8583 (the wallet's terminal
+    /// API, docs/wallet.md), with the very keys and checks of its ISO 8583 messages: the
+    /// terminal must be active and signed on; master/session MACs are X9.19 under the
+    /// sign-on's MAC key, DUKPT MACs are under the request key of `ksn` (which must name the
+    /// terminal's own device). The refusals are the ISO 8583 ones: 58 (unknown, inactive or not
+    /// signed on), 30 (no usable KSN), 63 (another device's KSN), A0 (the MAC does not verify),
+    /// 96 (the keys could not be read).
+    pub async fn verify_terminal_mac(
+        &self,
+        terminal_id: &str,
+        ksn: Option<&[u8]>,
+        covered: &[u8],
+        mac: &[u8],
+    ) -> Result<(), ResponseCode> {
+        match self.terminal(terminal_id) {
+            Some(terminal) if terminal.active => {}
+            _ => return Err(ResponseCode::NotPermittedToTerminal),
+        }
+        let keys = self
+            .terminal_message_keys(terminal_id, || ksn.map(<[u8]>::to_vec))
+            .await?;
+        self.verify_with(&keys, terminal_id, covered, mac)
+    }
+
+    /// The keys a terminal's message is under, by its key scheme; `field62` gives a DUKPT
+    /// message's KSN (read only for DUKPT terminals).
+    async fn terminal_message_keys(
+        &self,
+        terminal_id: &str,
+        field62: impl FnOnce() -> Option<Vec<u8>>,
+    ) -> Result<MessageKeys, ResponseCode> {
+        let session = match self.store.terminal_session(terminal_id).await {
             Ok(Some(session)) => session,
             Ok(None) => return Err(ResponseCode::NotPermittedToTerminal),
             Err(error) => {
@@ -606,41 +647,47 @@ impl TerminalHandler {
                     mac_key: KeyToken::new(mac_key),
                 },
                 None => {
-                    tracing::info!(terminal = %request.terminal_id, "financial message from a terminal that has not signed on");
+                    tracing::info!(terminal = %terminal_id, "financial message from a terminal that has not signed on");
                     return Err(ResponseCode::NotPermittedToTerminal);
                 }
             },
             scheme @ (crate::keys::DUKPT_TDES | crate::keys::DUKPT_AES) => {
                 if session.signed_on_at.is_none() {
-                    tracing::info!(terminal = %request.terminal_id, "financial message from a terminal that has not signed on");
+                    tracing::info!(terminal = %terminal_id, "financial message from a terminal that has not signed on");
                     return Err(ResponseCode::NotPermittedToTerminal);
                 }
-                let field62 = self
-                    .profile
-                    .unpack(frame)
-                    .ok()
-                    .and_then(|message| message.get(62).map(|value| value.to_bytes().to_vec()));
+                let field62 = field62();
                 let ksn = crate::keys::Ksn::parse(
                     scheme,
                     field62.as_deref(),
                     session.initial_ksn.as_deref(),
                 )
                 .inspect_err(|code| {
-                    tracing::warn!(terminal = %request.terminal_id, response = code.code(), "DUKPT message with an unusable KSN");
+                    tracing::warn!(terminal = %terminal_id, response = code.code(), "DUKPT message with an unusable KSN");
                 })?;
                 ksn.keys(self.key(&session.tmk_key).await?)
             }
             other => {
-                tracing::error!(terminal = %request.terminal_id, scheme = other, "unknown key scheme");
+                tracing::error!(terminal = %terminal_id, scheme = other, "unknown key scheme");
                 return Err(ResponseCode::NotPermittedToTerminal);
             }
         };
-        let (covered, mac) = mac_parts(self.profile, frame).ok_or(ResponseCode::FormatError)?;
+        Ok(keys)
+    }
+
+    /// `mac` over `covered` under `keys`: A0 (counted) when it does not verify.
+    fn verify_with(
+        &self,
+        keys: &MessageKeys,
+        terminal_id: &str,
+        covered: &[u8],
+        mac: &[u8],
+    ) -> Result<(), ResponseCode> {
         match keys.verify_request(self.hsm.as_ref(), covered, mac) {
-            Ok(true) => Ok(keys),
+            Ok(true) => Ok(()),
             Ok(false) => {
                 self.counters.mac_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(terminal = %request.terminal_id, "MAC verification failed");
+                tracing::warn!(terminal = %terminal_id, "MAC verification failed");
                 Err(ResponseCode::MacFailure)
             }
             Err(error) => {

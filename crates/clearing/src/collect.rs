@@ -83,7 +83,7 @@ pub struct Item {
     /// Masked: at most the first six and last four digits.
     pub card: String,
     pub issuer: InstitutionId,
-    pub product: CardProduct,
+    pub product: crate::schedule::Product,
     pub mcc: String,
     /// Always positive; [`Item::gross`] and [`Item::refunds`] give it its sign.
     pub amount: Amount,
@@ -592,7 +592,7 @@ async fn matched(
         rrn: row.rrn.clone(),
         card,
         issuer,
-        product,
+        product: product.into(),
         mcc: merchant.mcc.clone(),
         amount: transfer.amount,
         transfer: transfer.id(),

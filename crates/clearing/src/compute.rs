@@ -12,16 +12,17 @@
 use crate::ClearingError;
 use crate::collect::{Break, Day, Item};
 use crate::cycle::Window;
+use crate::schedule::Product;
 use crate::schedule::{FeeKind, FeeSchedule};
 use ledger::{AccountId, InstitutionId};
 use money::{Amount, BasisPoints, Currency, MoneyError};
 use std::collections::BTreeMap;
-use store::directory::{CardProduct, Directory};
+use store::directory::Directory;
 
 /// One (card product, MCC) line of a statement or clearing file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Line {
-    pub product: CardProduct,
+    pub product: Product,
     pub mcc: String,
     /// Items in the line.
     pub count: usize,
@@ -79,7 +80,7 @@ fn money(error: MoneyError) -> ClearingError {
 
 /// Sums of one line while it is built.
 struct Sums {
-    product: CardProduct,
+    product: Product,
     count: usize,
     gross: i64,
     refunds: i64,
@@ -101,7 +102,7 @@ impl Sums {
     }
 }
 
-/// A line's key: the product by name (`CardProduct` has no order of its own), the MCC.
+/// A line's key: the product by name (`Product` has no order of its own), the MCC.
 type LineKey = (&'static str, String);
 
 /// Lines of `items` grouped by `group`, each with its fee from `kind`'s table.
@@ -285,7 +286,7 @@ mod tests {
     use crate::schedule::{DEFAULT, Settings};
     use ledger::TransferId;
 
-    fn item(merchant: &str, issuer: u32, product: CardProduct, effect: Effect, minor: i64) -> Item {
+    fn item(merchant: &str, issuer: u32, product: Product, effect: Effect, minor: i64) -> Item {
         Item {
             journal_id: 1,
             received_at_us: 0,
@@ -339,11 +340,11 @@ mod tests {
     #[test]
     fn fees_are_on_each_lines_gross_and_refunds_keep_theirs() {
         let settlement = settle(vec![
-            item("M1", 20, CardProduct::Debit, Effect::Purchase, 10_001),
-            item("M1", 20, CardProduct::Debit, Effect::Purchase, 9_999),
-            item("M1", 20, CardProduct::Debit, Effect::Cancel, 9_999),
-            item("M1", 30, CardProduct::Credit, Effect::Purchase, 1_000),
-            item("M1", 30, CardProduct::Credit, Effect::Refund, 400),
+            item("M1", 20, Product::Debit, Effect::Purchase, 10_001),
+            item("M1", 20, Product::Debit, Effect::Purchase, 9_999),
+            item("M1", 20, Product::Debit, Effect::Cancel, 9_999),
+            item("M1", 30, Product::Credit, Effect::Purchase, 1_000),
+            item("M1", 30, Product::Credit, Effect::Refund, 400),
         ])
         .unwrap();
         let merchant = &settlement.merchants[0];
@@ -370,8 +371,8 @@ mod tests {
     #[test]
     fn a_day_of_refunds_pays_nothing_and_posts_the_other_way() {
         let settlement = settle(vec![
-            item("M1", 20, CardProduct::Debit, Effect::Refund, 5_000),
-            item("M1", 20, CardProduct::Debit, Effect::Cancel, 2_000),
+            item("M1", 20, Product::Debit, Effect::Refund, 5_000),
+            item("M1", 20, Product::Debit, Effect::Cancel, 2_000),
         ])
         .unwrap();
         let merchant = &settlement.merchants[0];
@@ -411,13 +412,13 @@ mod tests {
         settings
             .fees
             .interchange
-            .retain(|rate| rate.product != CardProduct::Credit);
+            .retain(|rate| rate.product != Product::Credit);
         let window = CycleRule::default().window(crate::cycle::parse_date("2026-11-25").unwrap());
         let refused = compute(
             &directory(),
             Day {
                 acquirer: InstitutionId(10),
-                items: vec![item("M1", 30, CardProduct::Credit, Effect::Purchase, 1_000)],
+                items: vec![item("M1", 30, Product::Credit, Effect::Purchase, 1_000)],
                 breaks: Vec::new(),
             },
             &settings.fees,

@@ -42,7 +42,7 @@ mod wallet;
 pub use collect::{Break, BreakKind, Day, Effect, Item, MAX_ROWS_PER_CYCLE};
 pub use compute::{CounterpartySettlement, Line, MerchantSettlement, Settlement};
 pub use post::{CycleRecord, Status};
-pub use schedule::{FeeSchedule, Settings};
+pub use schedule::{FeeSchedule, Product, Settings};
 
 use issuer::BusinessDate;
 use store::{Store, StoreError};

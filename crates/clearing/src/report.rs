@@ -434,9 +434,10 @@ mod tests {
     /// A merchant's day of one debit sale, one credit sale refunded in part, and a reversal.
     fn settlement() -> Settlement {
         use crate::collect::{Day, Effect};
+        use crate::schedule::Product;
         use ledger::{AccountId, InstitutionId, TransferId};
         use money::{Amount, Currency};
-        use store::directory::{CardProduct, Directory, Institution, InstitutionKind, Merchant};
+        use store::directory::{Directory, Institution, InstitutionKind, Merchant};
         let rule = CycleRule::default();
         let date = crate::cycle::parse_date("2026-11-25").unwrap();
         let window = rule.window(date);
@@ -482,11 +483,11 @@ mod tests {
             Day {
                 acquirer: InstitutionId(10),
                 items: vec![
-                    item(1, "Sale", Effect::Purchase, CardProduct::Debit, 20, 12_345),
-                    item(2, "Sale", Effect::Purchase, CardProduct::Credit, 30, 88_800),
-                    item(3, "Refund", Effect::Refund, CardProduct::Credit, 30, 800),
-                    item(4, "Sale", Effect::Purchase, CardProduct::Debit, 20, 500),
-                    item(4, "Reversal", Effect::Cancel, CardProduct::Debit, 20, 500),
+                    item(1, "Sale", Effect::Purchase, Product::Debit, 20, 12_345),
+                    item(2, "Sale", Effect::Purchase, Product::Credit, 30, 88_800),
+                    item(3, "Refund", Effect::Refund, Product::Credit, 30, 800),
+                    item(4, "Sale", Effect::Purchase, Product::Debit, 20, 500),
+                    item(4, "Reversal", Effect::Cancel, Product::Debit, 20, 500),
                 ],
                 breaks: Vec::new(),
             },

@@ -6,7 +6,7 @@
 //! let settings = clearing::Settings::parse(clearing::schedule::DEFAULT).unwrap();
 //! let rate = settings
 //!     .fees
-//!     .mdr(store::directory::CardProduct::Credit, "5814")
+//!     .mdr(clearing::Product::Credit, "5814")
 //!     .unwrap();
 //! assert_eq!(rate.get(), 38);
 //! ```
@@ -16,6 +16,43 @@ use crate::cycle::CycleRule;
 use money::{BasisPoints, Rounding};
 use serde::Deserialize;
 use store::directory::CardProduct;
+
+/// What a payment is priced as: a card product, or a QR payment from a mobile wallet, which
+/// has fee lines of its own (`product = "wallet"`, docs/settlement.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Product {
+    Debit,
+    Credit,
+    /// A QR payment's wallet balance (issue 8).
+    Wallet,
+}
+
+impl Product {
+    pub const ALL: [Product; 3] = [Product::Debit, Product::Credit, Product::Wallet];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Product::Debit => "debit",
+            Product::Credit => "credit",
+            Product::Wallet => "wallet",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Product::ALL
+            .into_iter()
+            .find(|product| product.as_str() == text)
+    }
+}
+
+impl From<CardProduct> for Product {
+    fn from(product: CardProduct) -> Self {
+        match product {
+            CardProduct::Debit => Product::Debit,
+            CardProduct::Credit => Product::Credit,
+        }
+    }
+}
 
 /// The demo world's clearing configuration.
 pub const DEFAULT: &str = include_str!("default_clearing.toml");
@@ -61,7 +98,7 @@ struct RateFile {
 /// One line of a fee table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rate {
-    pub product: CardProduct,
+    pub product: Product,
     /// Four digits, or `None` for any MCC.
     pub mcc: Option<String>,
     pub bps: BasisPoints,
@@ -93,22 +130,18 @@ pub struct FeeSchedule {
 
 impl FeeSchedule {
     /// The MDR of a card product at an MCC: the exact MCC's line, else the `*` line.
-    pub fn mdr(&self, product: CardProduct, mcc: &str) -> Result<BasisPoints, ClearingError> {
+    pub fn mdr(&self, product: Product, mcc: &str) -> Result<BasisPoints, ClearingError> {
         lookup(&self.mdr, FeeKind::Mdr, product, mcc)
     }
 
-    pub fn interchange(
-        &self,
-        product: CardProduct,
-        mcc: &str,
-    ) -> Result<BasisPoints, ClearingError> {
+    pub fn interchange(&self, product: Product, mcc: &str) -> Result<BasisPoints, ClearingError> {
         lookup(&self.interchange, FeeKind::Interchange, product, mcc)
     }
 
     pub fn rate(
         &self,
         kind: FeeKind,
-        product: CardProduct,
+        product: Product,
         mcc: &str,
     ) -> Result<BasisPoints, ClearingError> {
         match kind {
@@ -121,7 +154,7 @@ impl FeeSchedule {
 fn lookup(
     table: &[Rate],
     kind: FeeKind,
-    product: CardProduct,
+    product: Product,
     mcc: &str,
 ) -> Result<BasisPoints, ClearingError> {
     let of_product = || table.iter().filter(|rate| rate.product == product);
@@ -178,9 +211,9 @@ fn rates(lines: Vec<RateFile>, kind: FeeKind) -> Result<Vec<Rate>, ClearingError
     let mut out: Vec<Rate> = Vec::with_capacity(lines.len());
     for (index, line) in lines.into_iter().enumerate() {
         let at = format!("fees.{name}[{index}]");
-        let product = CardProduct::parse(&line.product).ok_or_else(|| {
+        let product = Product::parse(&line.product).ok_or_else(|| {
             ClearingError::Config(format!(
-                "{at}.product = {:?}: use \"debit\" or \"credit\"",
+                "{at}.product = {:?}: use \"debit\", \"credit\" or \"wallet\"",
                 line.product
             ))
         })?;
@@ -235,11 +268,11 @@ mod tests {
                 "{kind:?} {product:?} {mcc}"
             );
         };
-        check(FeeKind::Mdr, CardProduct::Debit, "5814", 50);
-        check(FeeKind::Mdr, CardProduct::Credit, "5814", 38);
-        check(FeeKind::Mdr, CardProduct::Credit, "5942", 60);
-        check(FeeKind::Interchange, CardProduct::Debit, "5942", 35);
-        check(FeeKind::Interchange, CardProduct::Credit, "5814", 26);
+        check(FeeKind::Mdr, Product::Debit, "5814", 50);
+        check(FeeKind::Mdr, Product::Credit, "5814", 38);
+        check(FeeKind::Mdr, Product::Credit, "5942", 60);
+        check(FeeKind::Interchange, Product::Debit, "5942", 35);
+        check(FeeKind::Interchange, Product::Credit, "5814", 26);
     }
 
     #[test]
@@ -248,21 +281,13 @@ mod tests {
             "[fees]\n[[fees.mdr]]\nproduct = \"debit\"\nmcc = \"5814\"\nbps = 50\n",
         )
         .unwrap();
-        assert_eq!(
-            settings.fees.mdr(CardProduct::Debit, "5814").unwrap().get(),
-            50
-        );
-        let error = settings.fees.mdr(CardProduct::Debit, "5942").unwrap_err();
+        assert_eq!(settings.fees.mdr(Product::Debit, "5814").unwrap().get(), 50);
+        let error = settings.fees.mdr(Product::Debit, "5942").unwrap_err();
         assert_eq!(
             error.to_string(),
             "no mdr rate for debit cards at MCC 5942: add a [[fees.mdr]] line with product = \"debit\" and mcc = \"5942\" (or \"*\") to the clearing configuration"
         );
-        assert!(
-            settings
-                .fees
-                .interchange(CardProduct::Credit, "5814")
-                .is_err()
-        );
+        assert!(settings.fees.interchange(Product::Credit, "5814").is_err());
     }
 
     #[test]

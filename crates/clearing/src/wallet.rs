@@ -6,8 +6,9 @@
 //!
 //! The orders looked at are those created or changed in the cycle (and a margin): a payment
 //! comes within an order's timeout (at most 15 minutes) of its creation, and a refund or
-//! reversal is an order's last change. Wallet payments are priced as the `debit` product (a
-//! stored-value balance) until the fee schedule has a wallet product of its own.
+//! reversal is an order's last change. Wallet payments are priced on fee lines of their own
+//! (`product = "wallet"` in the fee schedule): a cycle with QR payments and no wallet rate is
+//! refused, as one with an unpriced card product is.
 
 use crate::ClearingError;
 use crate::collect::{Break, BreakKind, Effect, Item};
@@ -15,7 +16,7 @@ use crate::cycle::Window;
 use ledger::{InstitutionId, TransferId};
 use std::collections::HashSet;
 use store::Store;
-use store::directory::{CardProduct, Directory, InstitutionKind};
+use store::directory::{Directory, InstitutionKind};
 use store::wallets::OrderRecord;
 
 /// Orders one cycle may hold; a larger day is refused rather than read without bound.
@@ -154,7 +155,7 @@ async fn item(
         rrn: Some(order.id.clone()),
         card: format!("wallet {}", order.wallet_id.clone().unwrap_or_default()),
         issuer,
-        product: CardProduct::Debit,
+        product: crate::schedule::Product::Wallet,
         mcc: merchant.mcc.clone(),
         amount: transfer.amount,
         transfer: transfer.id(),

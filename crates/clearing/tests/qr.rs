@@ -39,6 +39,27 @@ fn settings_and_request() -> (Settings, Request) {
     (settings, request)
 }
 
+/// The demo world with W-CH001 opened and topped up with 100.00, on `backend`.
+async fn world(backend: &store::testing::TestBackend) -> (Arc<Store>, Wallets) {
+    let store = Arc::new(Store::open(&backend.backend).await.unwrap());
+    demo::seed(&store, &hsm::SoftHsm::new(&[0x42; 32]).unwrap())
+        .await
+        .unwrap();
+    let wallets = Wallets::new(store.clone(), WalletConfig::demo());
+    wallets
+        .open_wallet(NewWallet {
+            id: "W-CH001".into(),
+            cardholder_id: "CH001".into(),
+            currency: Currency::CNY,
+            linked_card_id: Some("card-CH001-D".into()),
+            password: "135790".into(),
+        })
+        .await
+        .unwrap();
+    wallets.top_up("W-CH001", "t1", cny(10_000)).await.unwrap();
+    (store, wallets)
+}
+
 async fn paid(wallets: &Wallets, id: &str, minor: i64) {
     let order = wallets
         .create_order(NewOrder {
@@ -129,9 +150,94 @@ async fn a_day_of_qr_payments_settles_with_the_wallet_as_counterparty() {
             .find(|merchant| merchant.merchant_id == "898310058120001")
             .unwrap();
         assert_eq!((merchant.gross, merchant.refunds), (cny(1_734), cny(500)));
+        // Priced on the wallet's own lines (MDR 38 bp, interchange 20 bp in the default
+        // schedule), not as debit cards (50 bp, 35 bp).
+        let line = merchant
+            .lines
+            .iter()
+            .find(|line| line.product == clearing::Product::Wallet)
+            .expect("a wallet line");
+        assert_eq!(line.rate.get(), 38);
+        assert!(
+            merchant
+                .lines
+                .iter()
+                .all(|line| line.product != clearing::Product::Debit),
+            "{:?}",
+            merchant.lines
+        );
+        let wallet_line = wallet
+            .lines
+            .iter()
+            .find(|line| line.product == clearing::Product::Wallet)
+            .expect("a wallet line");
+        assert_eq!(wallet_line.rate.get(), 20);
         assert!(matches!(outcome.status, Status::Posted { .. }));
         store.check_books().await.unwrap();
         drop(wallets);
         Arc::try_unwrap(store).unwrap().close().await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn a_schedule_without_wallet_rates_refuses_a_day_with_qr_payments() {
+    let backend = store::testing::sqlite();
+    let (store, wallets) = world(&backend).await;
+    paid(&wallets, "o-1", 1_234).await;
+    let (mut settings, request) = settings_and_request();
+    settings
+        .fees
+        .mdr
+        .retain(|rate| rate.product != clearing::Product::Wallet);
+    let error = clearing::run(&store, &settings, &request, &mut |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            clearing::ClearingError::NoFee {
+                kind: "mdr",
+                product: "wallet",
+                ..
+            }
+        ),
+        "{error}"
+    );
+    // The message names what to add.
+    let message = error.to_string();
+    assert!(message.contains("wallet"), "{message}");
+    // Nothing was posted: with the rate back, the day settles.
+    let (settings, _) = settings_and_request();
+    let outcome = clearing::run(&store, &settings, &request, &mut |_| {})
+        .await
+        .unwrap();
+    assert!(matches!(outcome.status, Status::Posted { .. }));
+}
+
+#[test]
+fn the_fee_schedule_reads_wallet_lines_and_names_the_products_it_takes() {
+    let settings = Settings::parse(
+        "[fees]\n[[fees.mdr]]\nproduct = \"wallet\"\nmcc = \"5814\"\nbps = 30\n[[fees.mdr]]\nproduct = \"wallet\"\nmcc = \"*\"\nbps = 38\n",
+    )
+    .unwrap();
+    assert_eq!(
+        settings
+            .fees
+            .mdr(clearing::Product::Wallet, "5814")
+            .unwrap()
+            .get(),
+        30
+    );
+    assert_eq!(
+        settings
+            .fees
+            .mdr(clearing::Product::Wallet, "5942")
+            .unwrap()
+            .get(),
+        38
+    );
+    let error = Settings::parse("[fees]\n[[fees.mdr]]\nproduct = \"qr\"\nmcc = \"*\"\nbps = 38\n")
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("\"wallet\""), "{error}");
 }

@@ -514,12 +514,14 @@ fn execute(args: TerminalArgs) -> Result<u8, Failure> {
         TerminalCommand::Reprint { common, receipt } => reprint(&common, &receipt),
         TerminalCommand::Batch { common } => batch(&common),
         TerminalCommand::Tui { config, wallet_url } => {
-            let (config, key) = load(&config)?;
+            let config_path = config;
+            let (config, key) = load(&config_path)?;
             let currency = config
                 .currency()
                 .map_err(|reason| anyhow::anyhow!(reason))?;
             let qr = crate::terminal_qr::ScreenQr {
                 wallet_url,
+                config_path: config_path.clone(),
                 terminal_id: config.terminal_id.trim().to_owned(),
                 currency,
                 order_timeout_seconds: wallet::DEFAULT_ORDER_TIMEOUT_SECONDS,
@@ -606,7 +608,7 @@ fn init(
 
 /// The configuration and the key it names: the terminal master key (master/session) or the
 /// PIN pad's AES DUKPT initial key.
-fn load(path: &Path) -> anyhow::Result<(TerminalConfig, TerminalKey)> {
+pub(crate) fn load(path: &Path) -> anyhow::Result<(TerminalConfig, TerminalKey)> {
     let config = TerminalConfig::load(path)?;
     if config.key_scheme == KeyScheme::DukptAes {
         let initial_key = match &config.master_key {

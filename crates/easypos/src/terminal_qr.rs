@@ -2,6 +2,9 @@
 //! terminal asks the host's wallet API (docs/wallet.md) for an order and its dynamic EMVCo
 //! code, shows the code, and queries the order every 3 s until it is paid or closed. The
 //! order's id is the terminal's, so a retried request finds the same order.
+//!
+//! Every request is signed with the terminal's MAC key ([`Signer`], docs/wallet.md "Terminal
+//! authentication"): the sign-on's MAC key (master/session) or a fresh AES DUKPT request key.
 
 use anyhow::Context;
 use std::io::{Read, Write};
@@ -81,6 +84,17 @@ pub(crate) fn exchange(
     path: &str,
     body: Option<&str>,
 ) -> anyhow::Result<Answer> {
+    exchange_with(url, method, path, body, &[])
+}
+
+/// [`exchange`] with extra header lines.
+fn exchange_with(
+    url: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, String)],
+) -> anyhow::Result<Answer> {
     let address = host_port(url)?;
     let socket = address
         .parse::<std::net::SocketAddr>()
@@ -96,8 +110,12 @@ pub(crate) fn exchange(
     stream.set_read_timeout(Some(HTTP_TIMEOUT))?;
     stream.set_write_timeout(Some(HTTP_TIMEOUT))?;
     let body = body.unwrap_or("");
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes())?;
@@ -122,14 +140,166 @@ pub(crate) fn exchange(
     })
 }
 
+/// The terminal's signature on its wallet requests: its own MAC key, as for its ISO 8583
+/// messages (docs/wallet.md "Terminal authentication").
+pub(crate) struct Signer {
+    keys: SignerKeys,
+    terminal_id: String,
+}
+
+enum SignerKeys {
+    /// `pay --method qr`: the terminal itself, which signs on first if it has not; AES DUKPT
+    /// terminals take a new KSN counter for each request, as for each message.
+    Pos(Box<terminal::pos::Pos>),
+    /// The screen (`terminal tui`), which holds the terminal's state directory itself: the
+    /// MAC key of its current sign-on, read from its saved state for each request
+    /// (master/session terminals only: a DUKPT counter is the screen's to take).
+    Screen {
+        tmk: paycrypto::TdesKey,
+        state_file: std::path::PathBuf,
+    },
+}
+
+impl Signer {
+    /// The terminal of `config_path`, signed on.
+    pub(crate) fn open(config_path: &Path) -> anyhow::Result<Signer> {
+        let (config, key) = crate::terminal_cmd::load(config_path)?;
+        let terminal_id = config.terminal_id.trim().to_owned();
+        let pos = terminal::pos::Pos::open_with(config, key)?;
+        let mut signer = Signer {
+            keys: SignerKeys::Pos(Box::new(pos)),
+            terminal_id,
+        };
+        signer.sign_on_unless_signed_on()?;
+        Ok(signer)
+    }
+
+    /// The screen's signer for the terminal of `config_path` (see [`SignerKeys::Screen`]).
+    fn screen(config_path: &Path) -> anyhow::Result<Signer> {
+        let (config, key) = crate::terminal_cmd::load(config_path)?;
+        let terminal::pos::TerminalKey::Master(tmk) = key else {
+            anyhow::bail!(
+                "QR payments on the screen need a master/session terminal; an AES DUKPT terminal pays by QR with `easypos terminal pay --method qr`"
+            );
+        };
+        Ok(Signer {
+            keys: SignerKeys::Screen {
+                tmk,
+                state_file: config.state_dir.join("state.json"),
+            },
+            terminal_id: config.terminal_id.trim().to_owned(),
+        })
+    }
+
+    fn sign_on_unless_signed_on(&mut self) -> anyhow::Result<()> {
+        if let SignerKeys::Pos(pos) = &self.keys
+            && !pos.is_signed_on()
+        {
+            self.sign_on()?;
+        }
+        Ok(())
+    }
+
+    fn sign_on(&mut self) -> anyhow::Result<()> {
+        match &mut self.keys {
+            SignerKeys::Pos(pos) => {
+                let operator = pos.operator().to_owned();
+                pos.sign_on(&operator).context(
+                    "the terminal signs its QR requests with the keys of a sign-on, and the sign-on failed",
+                )?;
+                Ok(())
+            }
+            SignerKeys::Screen { .. } => {
+                anyhow::bail!("the host does not know this terminal's keys: sign on again")
+            }
+        }
+    }
+
+    /// The headers that sign `method path` with `body`: terminal, time, a new nonce, the KSN
+    /// (DUKPT) and the MAC.
+    fn headers(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> anyhow::Result<Vec<(&'static str, String)>> {
+        use wallet::terminal_auth as auth;
+        let terminal_id = self.terminal_id.clone();
+        let timestamp = i64::try_from(unix_millis() / 1000).unwrap_or(i64::MAX);
+        let nonce = hex::encode(rand::random::<[u8; 16]>());
+        let text = |ksn: Option<&str>| {
+            auth::canonical(&auth::Signed {
+                method,
+                path: path.split('?').next().unwrap_or(path),
+                terminal_id: &terminal_id,
+                timestamp,
+                nonce: &nonce,
+                ksn,
+                body,
+            })
+            .into_bytes()
+        };
+        let (ksn, mac) = match &mut self.keys {
+            SignerKeys::Pos(pos) => {
+                let mac = pos.request_mac(text)?;
+                (mac.ksn, mac.mac)
+            }
+            SignerKeys::Screen { tmk, state_file } => {
+                let state: terminal::state::TerminalState = serde_json::from_slice(
+                    &std::fs::read(&*state_file)
+                        .with_context(|| format!("cannot read {}", state_file.display()))?,
+                )
+                .with_context(|| format!("{} is damaged", state_file.display()))?;
+                let session = state
+                    .session
+                    .context("the terminal is not signed on: sign on first")?;
+                let field62 = hex::decode(&session.field62_under_tmk)
+                    .context("the saved sign-on is damaged: sign on again")?;
+                let keys = terminal::WorkingKeys::from_field62(tmk, &field62)?;
+                (None, keys.mac(&text(None)))
+            }
+        };
+        let mut headers = vec![
+            (auth::HEADER_TERMINAL, terminal_id),
+            (auth::HEADER_TIMESTAMP, timestamp.to_string()),
+            (auth::HEADER_NONCE, nonce),
+        ];
+        if let Some(ksn) = ksn {
+            headers.push((auth::HEADER_KSN, ksn));
+        }
+        headers.push((auth::HEADER_MAC, hex::encode_upper(mac)));
+        Ok(headers)
+    }
+}
+
+/// Error codes after which the terminal signs on again and sends once more: the host no
+/// longer holds the keys the terminal signed with.
+const SIGN_ON_AGAIN: [&str; 2] = ["terminal_not_signed_on", "bad_mac"];
+
 fn call(
+    signer: &mut Signer,
     url: &str,
     method: &str,
     path: &str,
     body: Option<&serde_json::Value>,
 ) -> Result<OrderView, Failure> {
     let body = body.map(serde_json::Value::to_string);
-    let answer = exchange(url, method, path, body.as_deref()).map_err(Failure::NoAnswer)?;
+    let mut signed_on_again = false;
+    let answer = loop {
+        let headers = signer
+            .headers(method, path, body.as_deref().unwrap_or("").as_bytes())
+            .map_err(Failure::NoAnswer)?;
+        let answer = exchange_with(url, method, path, body.as_deref(), &headers)
+            .map_err(Failure::NoAnswer)?;
+        let refused_signature = answer.status == 401
+            && serde_json::from_slice::<ErrorView>(&answer.body)
+                .is_ok_and(|error| SIGN_ON_AGAIN.contains(&error.error.as_str()));
+        if !refused_signature || signed_on_again {
+            break answer;
+        }
+        signed_on_again = true;
+        signer.sign_on().map_err(Failure::NoAnswer)?;
+    };
     if answer.status == 200 {
         return serde_json::from_slice(&answer.body)
             .map_err(|error| Failure::NoAnswer(anyhow::anyhow!("a malformed order: {error}")));
@@ -185,12 +355,22 @@ pub fn pay(
     // Cancels that got no answer before go first, so no charge the terminal gave up on
     // stays one-sided.
     let pending = config.state_dir.join(PENDING_CANCELS);
-    send_pending_cancels(&args.wallet_url, &pending);
+    let mut signer = Signer::open(config_path)?;
+    send_pending_cancels(&mut signer, &args.wallet_url, &pending);
     if let Some(code) = &args.code {
-        return charge(args, &pending, &terminal_id, &order_id, amount, code);
+        return charge(
+            &mut signer,
+            args,
+            &pending,
+            &terminal_id,
+            &order_id,
+            amount,
+            code,
+        );
     }
     let started = Instant::now();
     let created = match call(
+        &mut signer,
         &args.wallet_url,
         "POST",
         "/wallet/v1/orders",
@@ -217,7 +397,7 @@ pub fn pay(
     let mut last_error = None;
     loop {
         std::thread::sleep(POLL_INTERVAL);
-        match call(&args.wallet_url, "GET", &path, None) {
+        match call(&mut signer, &args.wallet_url, "GET", &path, None) {
             Ok(order) if order.status == "paid" => return Ok(finished(order, true)),
             Ok(order) if order.status != "created" => return Ok(finished(order, false)),
             Ok(_) => {}
@@ -256,6 +436,7 @@ fn read_code(code: &str) -> anyhow::Result<String> {
 /// every 3 s for `--charge-wait` seconds, then cancel it, so that no charge the terminal did
 /// not see survives (the cancel reverses it).
 fn charge(
+    signer: &mut Signer,
     args: &QrArgs,
     pending: &Path,
     terminal_id: &str,
@@ -278,6 +459,7 @@ fn charge(
     });
     let started = Instant::now();
     match call(
+        signer,
         &args.wallet_url,
         "POST",
         "/wallet/v1/charges",
@@ -293,7 +475,7 @@ fn charge(
     let deadline = started + Duration::from_secs(args.charge_wait);
     while Instant::now() < deadline {
         std::thread::sleep(POLL_INTERVAL.min(deadline.saturating_duration_since(Instant::now())));
-        match call(&args.wallet_url, "GET", &path, None) {
+        match call(signer, &args.wallet_url, "GET", &path, None) {
             Ok(order) if order.status == "paid" => return Ok(finished(order, true)),
             Ok(order) if order.status != "created" => return Ok(finished(order, false)),
             // Still open, not there yet (the charge may be on its way), or no answer.
@@ -308,7 +490,13 @@ fn charge(
     let cancel_path = format!("/wallet/v1/orders/{order_id}/cancel");
     let mut last_error = anyhow::anyhow!("no answer");
     for _ in 0..CANCEL_TRIES {
-        match call(&args.wallet_url, "POST", &cancel_path, Some(&cancel)) {
+        match call(
+            signer,
+            &args.wallet_url,
+            "POST",
+            &cancel_path,
+            Some(&cancel),
+        ) {
             Ok(order) => {
                 let mut outcome = finished(order, false);
                 outcome.text = format!(
@@ -395,7 +583,7 @@ fn keep_pending_cancel(path: &Path, cancel: PendingCancel) -> anyhow::Result<()>
 }
 
 /// Sends every kept cancel once; those the host took (or refused for good) are dropped.
-fn send_pending_cancels(url: &str, path: &Path) {
+fn send_pending_cancels(signer: &mut Signer, url: &str, path: &Path) {
     let pending = load_pending(path);
     if pending.is_empty() {
         return;
@@ -403,7 +591,7 @@ fn send_pending_cancels(url: &str, path: &Path) {
     let mut left = Vec::new();
     for cancel in pending {
         let cancel_path = format!("/wallet/v1/orders/{}/cancel", cancel.order_id);
-        match call(url, "POST", &cancel_path, Some(&cancel.cancel)) {
+        match call(signer, url, "POST", &cancel_path, Some(&cancel.cancel)) {
             Ok(order) => {
                 tracing::info!(order = %order.order_id, status = %order.status, "a kept cancel was taken");
             }
@@ -508,6 +696,9 @@ fn receipt(order: &OrderView) -> String {
 /// `pay --method qr`, for `terminal::tui` to draw and wait on.
 pub struct ScreenQr {
     pub wallet_url: String,
+    /// The terminal's configuration, whose keys sign the requests (the sign-on the screen
+    /// saved last, read for each request).
+    pub config_path: std::path::PathBuf,
     pub terminal_id: String,
     pub currency: money::Currency,
     pub order_timeout_seconds: i64,
@@ -527,7 +718,9 @@ impl terminal::tui::QrPayments for ScreenQr {
             "currency": self.currency.alpha(),
             "timeout_seconds": self.order_timeout_seconds,
         });
+        let mut signer = Signer::screen(&self.config_path).map_err(|error| format!("{error:#}"))?;
         match call(
+            &mut signer,
             &self.wallet_url,
             "POST",
             "/wallet/v1/orders",
@@ -543,7 +736,9 @@ impl terminal::tui::QrPayments for ScreenQr {
     }
 
     fn status(&self, order_id: &str) -> Result<String, String> {
+        let mut signer = Signer::screen(&self.config_path).map_err(|error| format!("{error:#}"))?;
         match call(
+            &mut signer,
             &self.wallet_url,
             "GET",
             &format!("/wallet/v1/orders/{order_id}"),

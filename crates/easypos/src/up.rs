@@ -270,7 +270,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             onboarding.clone(),
             wallets.clone(),
         )
-        .merge(wallet::http::router(wallets, api_state.clone()))
+        .merge(wallet::http::router(
+            wallets,
+            api_state.clone(),
+            app.handler.clone(),
+        ))
         .merge(onboarding::http::router(onboarding, api_state))
         // The client's address limits public applications (`onboarding::limits`).
         .into_make_service_with_connect_info::<std::net::SocketAddr>(),

@@ -90,15 +90,36 @@ fn finish(child: Child) -> Run {
     }
 }
 
+/// HTTP Basic of the cashier of terminal 10000001's merchant (Lujiazui Coffee): the
+/// merchant's QR orders are theirs to read, while the order routes answer only the terminal
+/// that signs its requests.
+const CASHIER: &str = "c2hhbmdoYWkuY2FzaGllcjplYXN5cG9zLWRlbW8tMjAyNg==";
+
+/// The order as the merchant's record shows it, if it is there.
+fn order_of(web: SocketAddr, order_id: &str) -> Option<Value> {
+    let (status, orders) = http_as(
+        web,
+        CASHIER,
+        "GET",
+        "/wallet/v1/merchants/898310058120001/orders",
+        None,
+    );
+    assert_eq!(status, 200, "{orders}");
+    orders
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|order| order["order_id"] == order_id)
+        .cloned()
+}
+
 /// The order as the host has it, once the terminal has created it.
 fn wait_for_order(web: SocketAddr, order_id: &str) -> Value {
     let deadline = Instant::now() + STARTUP_TIMEOUT;
     loop {
-        let (status, order) = http(web, "GET", &format!("/wallet/v1/orders/{order_id}"), None);
-        if status == 200 {
+        if let Some(order) = order_of(web, order_id) {
             return order;
         }
-        assert_eq!(status, 404, "{order}");
         assert!(
             Instant::now() < deadline,
             "the terminal never created {order_id}"
@@ -416,8 +437,8 @@ fn a_charge_whose_answer_is_lost_is_cancelled_and_given_back() {
     // cancel reversed the charge.
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(run.json["status"], "reversed", "{}", run.stdout);
-    let (status, order) = http(up.web, "GET", "/wallet/v1/orders/10000001-lost", None);
-    assert_eq!((status, order["status"].as_str()), (200, Some("reversed")));
+    let order = order_of(up.web, "10000001-lost").unwrap();
+    assert_eq!(order["status"], "reversed");
     assert_eq!(balance(up.web), "50.00");
     // The used code stays used: no second charge from it.
     let url = format!("http://{}", up.web);
@@ -456,7 +477,50 @@ fn a_cancel_that_got_no_answer_is_kept_and_sent_before_the_next_qr_payment() {
     let next = payment_code(up.web);
     let paid = common::run(&dir, &charge_args(&url, "10000001-next", &next));
     assert_eq!(paid.code, 0, "{}\n{}", paid.stdout, paid.stderr);
-    let (_, kept) = http(up.web, "GET", "/wallet/v1/orders/10000001-kept", None);
+    let kept = order_of(up.web, "10000001-kept").unwrap();
     assert_eq!(kept["status"], "reversed");
+    assert_eq!(balance(up.web), "37.66");
+}
+
+#[test]
+fn an_aes_dukpt_terminal_signs_its_charge_and_an_unsigned_cancel_moves_nothing() {
+    let dir = temp_dir("dukpt");
+    let up = up(&dir);
+    setup(&dir, "10000003", "terminal.toml", up.terminals, 20_000);
+    let (status, _) = http(
+        up.web,
+        "POST",
+        "/wallet/v1/wallets/W-CH001/top-ups",
+        Some(serde_json::json!({"top_up_id": "t1", "amount": "50.00", "password": "135790"})),
+    );
+    assert_eq!(status, 200);
+    // The terminal signs on over ISO 8583, then signs the charge with a fresh KSN's key.
+    let url = format!("http://{}", up.web);
+    let code = payment_code(up.web);
+    let paid = common::run(&dir, &charge_args(&url, "10000003-d1", &code));
+    assert_eq!(paid.code, 0, "{}\n{}", paid.stdout, paid.stderr);
+    assert_eq!(
+        (
+            paid.json["status"].as_str(),
+            paid.json["terminal_id"].as_str()
+        ),
+        (Some("paid"), Some("10000003"))
+    );
+    assert_eq!(balance(up.web), "37.66");
+    // Someone who knows the order id cancels it without the terminal's key: refused, and the
+    // money stays paid; nor can they read it.
+    let (status, refusal) = common::http(
+        up.web,
+        "POST",
+        "/wallet/v1/orders/10000003-d1/cancel",
+        Some(serde_json::json!({"terminal_id": "10000003", "amount": "12.34"})),
+    );
+    assert_eq!(
+        (status, refusal["error"].as_str()),
+        (401, Some("unsigned")),
+        "{refusal}"
+    );
+    let (status, _) = common::http(up.web, "GET", "/wallet/v1/orders/10000003-d1", None);
+    assert_eq!(status, 401);
     assert_eq!(balance(up.web), "37.66");
 }

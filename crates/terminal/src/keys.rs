@@ -84,6 +84,14 @@ impl WorkingKeys {
         Self(Scheme::AesDukpt(keys))
     }
 
+    /// The KSN a message under these keys carries (AES DUKPT); `None` for master/session.
+    pub fn ksn(&self) -> Option<&paycrypto::dukpt::aes::Ksn> {
+        match &self.0 {
+            Scheme::AesDukpt(keys) => Some(keys.ksn()),
+            Scheme::MasterSession { .. } => None,
+        }
+    }
+
     /// Whether these are AES DUKPT transaction keys.
     pub fn is_dukpt(&self) -> bool {
         matches!(self.0, Scheme::AesDukpt(_))

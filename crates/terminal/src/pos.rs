@@ -195,6 +195,14 @@ impl std::fmt::Debug for TerminalKey {
     }
 }
 
+/// A MAC made by [`Pos::request_mac`], and the KSN it was made under (AES DUKPT).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestMac {
+    /// Hex, upper case; `None` for master/session.
+    pub ksn: Option<String>,
+    pub mac: [u8; 8],
+}
+
 /// One terminal, its state loaded.
 pub struct Pos {
     config: TerminalConfig,
@@ -310,6 +318,29 @@ impl Pos {
         };
         self.keys = Some(WorkingKeys::aes_dukpt(device.transaction(counter)?));
         Ok(Some(counter))
+    }
+
+    /// A MAC under the keys of a new message, for a request the terminal sends outside
+    /// ISO 8583 (the wallet's terminal API, docs/wallet.md): master/session, X9.19 under the
+    /// sign-on's MAC key; AES DUKPT, under the next counter's request key. `covered` makes the
+    /// bytes to MAC from the KSN (hex; `None` for master/session), which the signed text
+    /// includes. The terminal must be signed on.
+    pub fn request_mac(
+        &mut self,
+        covered: impl FnOnce(Option<&str>) -> Vec<u8>,
+    ) -> Result<RequestMac, PosError> {
+        if !self.is_signed_on() {
+            return Err(PosError::Refused(
+                "the terminal is not signed on: sign on first".into(),
+            ));
+        }
+        self.message_keys(None)?;
+        let keys = self.keys.as_ref().ok_or_else(|| {
+            PosError::Refused("the saved sign-on has no keys: sign on again".into())
+        })?;
+        let ksn = keys.ksn().map(|ksn| ksn.to_hex());
+        let mac = keys.mac(&covered(ksn.as_deref()));
+        Ok(RequestMac { ksn, mac })
     }
 
     fn save(&self) -> Result<(), PosError> {

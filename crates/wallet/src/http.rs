@@ -1,19 +1,23 @@
-//! The wallet's JSON-over-HTTP interface (docs/wallet.md), a stable interface: terminals create
-//! and query orders; a wallet's owner (the wallet page, an app, or a test standing in for
+//! The wallet's JSON-over-HTTP interface (docs/wallet.md), a stable interface: terminals create,
+//! query, charge and cancel orders, each request signed with the terminal's own MAC key
+//! ([`crate::terminal_auth`]; a terminal sees only its own orders); a wallet's owner (the wallet page, an app, or a test standing in for
 //! them) pays a scanned payload, tops up and reads the wallet. The owner's routes take the
 //! API's credentials (HTTP Basic or an API key of the cardholder who owns the wallet,
 //! [`api::auth::principal`]); another caller's wallet is answered as unknown.
 //! Handlers are plain async functions over typed extractors; each refusal is one JSON shape,
 //! `{"error": code, "message": text}`, and a 5xx never says more than "internal error".
 
+use crate::terminal_auth::{AuthError, TerminalAuth};
 use crate::{NewOrder, Order, WalletError, Wallets};
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRef, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use money::{Amount, Currency};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Request bodies are a few hundred bytes; 16 KiB leaves room and bounds the parser.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -21,11 +25,13 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Orders in a wallet's answer to its owner.
 pub const HISTORY_LINES: u32 = 20;
 
-/// The wallet service and the API's state (for the callers' credentials).
+/// The wallet service, the API's state (for the owners' credentials) and the terminals'
+/// signature check (for the terminal routes).
 #[derive(Clone, Debug)]
 pub struct WalletApi {
     pub wallets: Wallets,
     pub api: api::ApiState,
+    pub terminals: Arc<TerminalAuth>,
 }
 
 impl FromRef<WalletApi> for Wallets {
@@ -34,8 +40,15 @@ impl FromRef<WalletApi> for Wallets {
     }
 }
 
-/// The routes under `/wallet/v1`.
-pub fn router(wallets: Wallets, api: api::ApiState) -> axum::Router {
+/// The routes under `/wallet/v1`. The terminal routes (create, query, charge, cancel) take
+/// only requests signed with a terminal's MAC key, checked by `terminals`, the host's ISO 8583
+/// handler ([`crate::terminal_auth`]).
+pub fn router(
+    wallets: Wallets,
+    api: api::ApiState,
+    terminals: Arc<acquirer::TerminalHandler>,
+) -> axum::Router {
+    let terminals = Arc::new(TerminalAuth::new(terminals));
     axum::Router::new()
         .route("/wallet/v1/orders", post(create_order))
         .route("/wallet/v1/orders/{order_id}", get(query_order))
@@ -54,7 +67,11 @@ pub fn router(wallets: Wallets, api: api::ApiState) -> axum::Router {
             post(issue_code),
         )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(WalletApi { wallets, api })
+        .with_state(WalletApi {
+            wallets,
+            api,
+            terminals,
+        })
 }
 
 /// The wallet `wallet_id` if the caller proves they are its owner (a cardholder signed in as
@@ -198,6 +215,10 @@ enum ApiError {
     Wallet(WalletError),
     /// No credentials, or wrong ones: the API's problem, in the wallet's shape.
     Auth(api::problem::Problem),
+    /// A terminal request that is not signed, or not rightly.
+    Terminal(AuthError),
+    /// A body that is not the JSON the route takes.
+    BadJson(String),
 }
 
 impl From<WalletError> for ApiError {
@@ -210,6 +231,33 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let error = match self {
             ApiError::Wallet(error) => error,
+            ApiError::Terminal(error) => {
+                let status = match &error {
+                    AuthError::Internal => {
+                        tracing::error!(%error, "a terminal's signature could not be checked");
+                        let body = ErrorView {
+                            error: "internal".to_owned(),
+                            message: "internal error".to_owned(),
+                        };
+                        return (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response();
+                    }
+                    AuthError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+                    _ => StatusCode::UNAUTHORIZED,
+                };
+                tracing::info!(error = error.code(), "a terminal request was refused");
+                let body = ErrorView {
+                    error: error.code().to_owned(),
+                    message: error.to_string(),
+                };
+                return (status, Json(body)).into_response();
+            }
+            ApiError::BadJson(message) => {
+                let body = ErrorView {
+                    error: "bad_request".to_owned(),
+                    message,
+                };
+                return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+            }
             ApiError::Auth(problem) => {
                 let status =
                     StatusCode::from_u16(problem.status).unwrap_or(StatusCode::UNAUTHORIZED);
@@ -272,10 +320,54 @@ fn bad(error: WalletError) -> ApiError {
     ApiError::Wallet(error)
 }
 
+/// The terminal that signed the request (see [`crate::terminal_auth`]).
+async fn signed_by(
+    state: &WalletApi,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<String, ApiError> {
+    state
+        .terminals
+        .verify(
+            method.as_str(),
+            uri.path(),
+            headers,
+            body,
+            state.wallets.now(),
+        )
+        .await
+        .map_err(ApiError::Terminal)
+}
+
+/// A signed terminal request's body, whose `terminal_id` must be the signer.
+fn terminal_body<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    signer: &str,
+    terminal_id: impl FnOnce(&T) -> &str,
+) -> Result<T, ApiError> {
+    let request: T = serde_json::from_slice(body).map_err(|error| {
+        ApiError::BadJson(format!(
+            "the body is not the JSON this route takes: {error}"
+        ))
+    })?;
+    if terminal_id(&request) != signer {
+        return Err(ApiError::Terminal(AuthError::TerminalMismatch));
+    }
+    Ok(request)
+}
+
 async fn create_order(
-    State(wallets): State<Wallets>,
-    Json(request): Json<CreateOrder>,
+    State(state): State<WalletApi>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> Result<Json<OrderView>, ApiError> {
+    let signer = signed_by(&state, &method, &uri, &headers, &body).await?;
+    let request: CreateOrder = terminal_body(&body, &signer, |r: &CreateOrder| &r.terminal_id)?;
+    let wallets = &state.wallets;
     let amount = amount_of(&request.amount, request.currency.as_deref())?;
     let order = wallets
         .create_order(NewOrder {
@@ -348,11 +440,21 @@ fn amount_of(amount: &str, currency: Option<&str>) -> Result<Amount, ApiError> {
 }
 
 async fn charge(
-    State(wallets): State<Wallets>,
-    Json(request): Json<Charge>,
+    State(state): State<WalletApi>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> Result<Json<OrderView>, ApiError> {
+    let signer = signed_by(&state, &method, &uri, &headers, &body).await?;
+    let request: Charge = terminal_body(&body, &signer, |r: &Charge| &r.terminal_id)?;
     let amount = amount_of(&request.amount, request.currency.as_deref())?;
-    let order = wallets
+    state
+        .wallets
+        .check_order_terminal(&request.charge_id, &signer)
+        .await?;
+    let order = state
+        .wallets
         .charge(crate::payment_code::NewCharge {
             charge_id: request.charge_id,
             terminal_id: request.terminal_id,
@@ -364,12 +466,22 @@ async fn charge(
 }
 
 async fn cancel_order(
-    State(wallets): State<Wallets>,
+    State(state): State<WalletApi>,
     Path(order_id): Path<String>,
-    Json(request): Json<Cancel>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> Result<Json<OrderView>, ApiError> {
+    let signer = signed_by(&state, &method, &uri, &headers, &body).await?;
+    let request: Cancel = terminal_body(&body, &signer, |r: &Cancel| &r.terminal_id)?;
     let amount = amount_of(&request.amount, request.currency.as_deref())?;
-    let order = wallets
+    state
+        .wallets
+        .check_order_terminal(&order_id, &signer)
+        .await?;
+    let order = state
+        .wallets
         .cancel(&order_id, &request.terminal_id, amount)
         .await?;
     Ok(Json(order.into()))
@@ -443,10 +555,19 @@ async fn issue_code(
 }
 
 async fn query_order(
-    State(wallets): State<Wallets>,
+    State(state): State<WalletApi>,
     Path(order_id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> Result<Json<OrderView>, ApiError> {
-    Ok(Json(wallets.query(&order_id).await?.into()))
+    let signer = signed_by(&state, &method, &uri, &headers, &body).await?;
+    let order = state.wallets.query(&order_id).await?;
+    if order.record.terminal_id != signer {
+        return Err(WalletError::UnknownOrder.into());
+    }
+    Ok(Json(order.into()))
 }
 
 async fn pay(

@@ -194,6 +194,38 @@ mod tests {
     }
 
     #[test]
+    fn a_picture_too_large_is_refused_from_its_header_before_it_is_decoded() {
+        // A PNG header claiming 5000 × 5000 pixels and no pixel data at all: the size is
+        // refused before anything is allocated for it.
+        let mut out = Vec::new();
+        let mut encoder = png::Encoder::new(&mut out, 5000, 5000);
+        encoder.set_color(png::ColorType::Grayscale);
+        drop(encoder.write_header().unwrap());
+        let error = decode_qr(&out).unwrap_err();
+        assert_eq!(error.code(), "bad_image");
+        assert!(error.to_string().contains("4096"), "{error}");
+        // A JPEG whose frame header claims 65 535 × 65 535 pixels.
+        let mut jpeg = vec![0xFF, 0xD8];
+        jpeg.extend_from_slice(&[
+            0xFF, 0xC0, 0x00, 0x0B, 0x08, 0xFF, 0xFF, 0xFF, 0xFF, 0x01, 0x01, 0x11, 0x00,
+        ]);
+        jpeg.extend_from_slice(&[0xFF, 0xD9]);
+        assert_eq!(decode_qr(&jpeg).unwrap_err().code(), "bad_image");
+    }
+
+    #[test]
+    fn the_fuzz_seed_is_a_picture_of_a_code() {
+        // fuzz/seeds/qr_image/png-code: png_of(PAYLOAD + "ABCD", 2), so the fuzzer starts from
+        // a picture that decodes.
+        let seed = include_bytes!("../../../fuzz/seeds/qr_image/png-code");
+        assert_eq!(decode_qr(seed).unwrap(), format!("{PAYLOAD}ABCD"));
+        assert!(
+            seed.len() <= 4096,
+            "scripts/fuzz.sh reads at most 4096 bytes"
+        );
+    }
+
+    #[test]
     fn other_pictures_are_refused_with_a_reason() {
         assert_eq!(decode_qr(b"GIF89a....").unwrap_err().code(), "bad_image");
         assert_eq!(

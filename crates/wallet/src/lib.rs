@@ -43,6 +43,7 @@ pub mod image;
 mod password;
 pub mod payment_code;
 pub mod qr;
+pub mod terminal_auth;
 
 use ledger::{AccountSpec, BalanceConstraint, InstitutionId, TransferError, TransferRequest};
 use money::{Amount, Currency};
@@ -288,7 +289,7 @@ impl Wallets {
         &self.config
     }
 
-    fn now(&self) -> i64 {
+    pub(crate) fn now(&self) -> i64 {
         i64::try_from(self.clock.now() / 1_000_000_000).unwrap_or(i64::MAX)
     }
 
@@ -518,6 +519,20 @@ impl Wallets {
             return Err(WalletError::OrderConflict);
         }
         self.order_with_payload(stored, &merchant)
+    }
+
+    /// Refuses `order_id` to any terminal but the one that made it, as if it did not exist
+    /// (`unknown_order`), so a terminal cannot look at or cancel another's orders; an order
+    /// that does not exist yet passes (a cancel may come before its charge).
+    pub async fn check_order_terminal(
+        &self,
+        order_id: &str,
+        terminal_id: &str,
+    ) -> Result<(), WalletError> {
+        match self.store.order(order_id).await? {
+            Some(record) if record.terminal_id != terminal_id => Err(WalletError::UnknownOrder),
+            _ => Ok(()),
+        }
     }
 
     /// The order as it is now; an unpaid order whose time ran out is closed first, so a query
