@@ -24,9 +24,13 @@
 //! assert!(keys.verify(&payload).await.is_ok());
 //! # Ok(()) }
 //! ```
+//!
+//! [`refunds::Refunds`] refunds card sales from the console and the API, in parts, with a
+//! supervisor's approval above a threshold, through the acquirer's refund path.
 
 pub mod evidence;
 pub mod receipt;
+pub mod refunds;
 pub mod signer;
 pub mod statement;
 pub mod timeline;

@@ -36,6 +36,7 @@ mod migrate;
 pub mod onboarding;
 mod postgres;
 pub mod receipt_keys;
+pub mod refunds;
 mod rows;
 pub mod saf;
 mod sqlite;

@@ -136,6 +136,21 @@ const SQLITE: &[Migration] = &[
         name: "cases",
         sql: include_str!("../migrations/sqlite/0025_cases.sql"),
     },
+    Migration {
+        version: 26,
+        name: "reserved",
+        sql: include_str!("../migrations/sqlite/0026_reserved.sql"),
+    },
+    Migration {
+        version: 27,
+        name: "reserved",
+        sql: include_str!("../migrations/sqlite/0027_reserved.sql"),
+    },
+    Migration {
+        version: 28,
+        name: "refunds",
+        sql: include_str!("../migrations/sqlite/0028_refunds.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -263,6 +278,21 @@ const POSTGRES: &[Migration] = &[
         version: 25,
         name: "cases",
         sql: include_str!("../migrations/postgres/0025_cases.sql"),
+    },
+    Migration {
+        version: 26,
+        name: "reserved",
+        sql: include_str!("../migrations/postgres/0026_reserved.sql"),
+    },
+    Migration {
+        version: 27,
+        name: "reserved",
+        sql: include_str!("../migrations/postgres/0027_reserved.sql"),
+    },
+    Migration {
+        version: 28,
+        name: "refunds",
+        sql: include_str!("../migrations/postgres/0028_refunds.sql"),
     },
 ];
 

@@ -81,6 +81,9 @@ mod audit;
 // The case queue (issue 10).
 #[path = "postgres_cases.rs"]
 mod cases;
+// Refunds from the console and the API (issue 9).
+#[path = "postgres_refunds.rs"]
+mod refunds;
 
 enum Job {
     Transfers {
