@@ -102,8 +102,14 @@ fn query(name: &str, description: &str, schema: Value) -> Value {
     json!({"name": name, "in": "query", "required": false, "schema": schema, "description": description})
 }
 
-/// The whole document.
+/// The whole document: the routes written in one literal, then those added since.
 pub fn document() -> Value {
+    let mut document = base_document();
+    add_refunds(&mut document);
+    document
+}
+
+fn base_document() -> Value {
     let not_found = [(
         "404",
         "No such record that the caller may see (another tenant's records are not found either)",
@@ -467,7 +473,7 @@ pub fn document() -> Value {
                     "type": "object",
                     "required": ["state", "at", "amount", "message"],
                     "properties": {
-                        "state": {"type": "string", "enum": ["authorized", "declined", "voided", "refunded", "completed", "reversed", "settled", "reported-as-fraud"]},
+                        "state": {"type": "string", "enum": ["authorized", "declined", "voided", "refunded", "completed", "reversed", "settled", "reported-as-fraud", "refund-requested", "refund-declined"]},
                         "at": {"type": "string", "format": "date-time", "description": "When the host received the message that made it so"},
                         "amount": amount.clone(),
                         "message": {"type": "string", "description": "The message's kind and field 39, e.g. Refund 00"}
@@ -565,4 +571,130 @@ pub fn document() -> Value {
             }
         }
     })
+}
+
+/// Refunds (issue 9, docs/aftersale.md): their paths and schemas.
+fn add_refunds(document: &mut Value) {
+    let not_found = (
+        "404",
+        "No such record that the caller may see (another tenant's records are not found either)",
+    );
+    let refund_errors = [
+        (
+            "400",
+            "Missing Idempotency-Key, or a malformed body; `detail` names the field",
+        ),
+        not_found,
+        (
+            "409",
+            "The refund is not in a state that allows this (`refund-state`), or a request with this Idempotency-Key is still running",
+        ),
+        (
+            "422",
+            "Not refundable (`not-refundable`: declined, voided or reversed), more than is left to refund (`refund-exceeds-captured`), or an Idempotency-Key used for another request",
+        ),
+        (
+            "503",
+            "The acquirer could not post the refund now (`refunds-unavailable`); retry",
+        ),
+    ];
+    let post = |id: &str, summary: &str, body: Option<&str>, success: (&str, Value), path: &str| {
+        let mut operation = operation(
+            id,
+            summary,
+            success,
+            json!([
+                path_id(path)[0].clone(),
+                {"name": "Idempotency-Key", "in": "header", "required": true, "schema": {"type": "string", "minLength": 1, "maxLength": 255}, "description": "A fresh key (e.g. a UUID) per operation; a retry with the same key and body gets the original answer."}
+            ]),
+            &refund_errors,
+        );
+        if let (Some(body), Value::Object(map)) = (body, &mut operation) {
+            map.insert(
+                "requestBody".to_owned(),
+                json!({"required": body != "RefundAcceptance", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{body}")}}}}),
+            );
+        }
+        operation
+    };
+    let paths = [
+        (
+            "/api/v1/transactions/{id}/refunds",
+            json!({
+                "get": operation("listTransactionRefunds", "A sale's refunds and refund requests, oldest first, for whoever may see the sale", ("200", ok("RefundPage")), path_id("Transaction id"), &[not_found]),
+                "post": post("createRefund", "The merchant's staff refund the sale, in full or in part, to the card that paid (posted at once up to the approval threshold, else pending_approval); the cardholder asks for a refund instead (requested)", Some("NewRefund"), ("201", ok("Refund")), "Transaction id")
+            }),
+        ),
+        (
+            "/api/v1/refunds",
+            json!({"get": operation("listRefunds", "Refunds and refund requests of the caller's merchants, newest first (at most 500)", ("200", ok("RefundPage")), json!([query("status", "Only this status, e.g. pending_approval for a manager's queue", json!({"type": "string", "enum": ["requested", "accepted", "pending_approval", "approved", "refunded", "declined", "failed"]}))]), &[("400", "An unknown status")])}),
+        ),
+        (
+            "/api/v1/refunds/{id}",
+            json!({"get": operation("getRefund", "One refund or refund request", ("200", ok("Refund")), path_id("Refund id (rf_…)"), &[not_found])}),
+        ),
+        (
+            "/api/v1/refunds/{id}/approve",
+            json!({"post": post("approveRefund", "A manager or administrator other than the one who asked approves a refund pending approval; it is posted at once (approving an approved refund whose posting failed to finish posts it again)", None, ("200", ok("Refund")), "Refund id (rf_…)")}),
+        ),
+        (
+            "/api/v1/refunds/{id}/accept",
+            json!({"post": post("acceptRefundRequest", "The merchant accepts a cardholder's refund request: 201 with the refund part made for it", Some("RefundAcceptance"), ("201", ok("Refund")), "Refund request id (rf_…)")}),
+        ),
+        (
+            "/api/v1/refunds/{id}/decline",
+            json!({"post": post("declineRefund", "The merchant declines a cardholder's request, or a manager or administrator a refund pending approval, with the reason the other side sees", Some("RefundDecline"), ("200", ok("Refund")), "Refund id (rf_…)")}),
+        ),
+    ];
+    let schemas = [
+        (
+            "Refund",
+            json!({
+                "type": "object",
+                "required": ["id", "transaction_id", "merchant_id", "kind", "part", "request_id", "amount", "status", "reason", "requested_by", "requested_at", "decided_by", "decided_at", "response"],
+                "properties": {
+                    "id": {"type": "string", "description": "rf_ and 16 hex digits"},
+                    "transaction_id": {"type": "string"},
+                    "merchant_id": {"type": "string"},
+                    "kind": {"type": "string", "enum": ["refund", "request"], "description": "A part the merchant made, or a cardholder's request"},
+                    "part": {"type": ["integer", "null"], "description": "The part's number among the sale's refunds; null for a request"},
+                    "request_id": {"type": ["string", "null"], "description": "The cardholder's request this part answers"},
+                    "amount": {"$ref": "#/components/schemas/Amount"},
+                    "status": {"type": "string", "enum": ["requested", "accepted", "pending_approval", "approved", "refunded", "declined", "failed"]},
+                    "reason": {"type": "string"},
+                    "requested_by": {"type": "string"},
+                    "requested_at": {"type": "string", "format": "date-time"},
+                    "decided_by": {"type": ["string", "null"], "description": "Who approved, accepted or declined it"},
+                    "decided_at": {"type": ["string", "null"], "format": "date-time"},
+                    "response": {"type": ["string", "null"], "description": "00 when posted; the acquirer's code and reason when refused (58: frozen refunds); the reason when declined"}
+                }
+            }),
+        ),
+        ("RefundPage", page("Refund")),
+        (
+            "NewRefund",
+            json!({"type": "object", "required": ["amount_minor", "reason"], "additionalProperties": false, "properties": {"amount_minor": {"type": "integer", "minimum": 1, "description": "Minor units, at most what is left to refund"}, "reason": {"type": "string", "description": "1 to 500 characters"}}}),
+        ),
+        (
+            "RefundAcceptance",
+            json!({"type": "object", "additionalProperties": false, "properties": {"amount_minor": {"type": "integer", "minimum": 1, "description": "Less than asked; the whole request when absent"}}}),
+        ),
+        (
+            "RefundDecline",
+            json!({"type": "object", "required": ["reason"], "additionalProperties": false, "properties": {"reason": {"type": "string", "description": "1 to 500 characters"}}}),
+        ),
+    ];
+    if let Some(Value::Object(map)) = document.get_mut("paths") {
+        for (path, item) in paths {
+            map.insert(path.to_owned(), item);
+        }
+    }
+    if let Some(Value::Object(map)) = document
+        .get_mut("components")
+        .and_then(|components| components.get_mut("schemas"))
+    {
+        for (name, schema) in schemas {
+            map.insert(name.to_owned(), schema);
+        }
+    }
 }

@@ -61,6 +61,22 @@ pub async fn events(
         });
         events.sort_by_key(|event| event.at);
     }
+    // Refunds and requests made from the console and the API (`api::refunds`).
+    for refund in state.store.refunds_of_transaction(record.id).await? {
+        let (state, at) = match refund.status.as_str() {
+            "refunded" => ("refunded", refund.decided_at),
+            "requested" | "accepted" => ("refund-requested", Some(refund.requested_at)),
+            "declined" if refund.seq == 0 => ("refund-declined", refund.decided_at),
+            _ => continue,
+        };
+        events.push(aftersale::timeline::Event {
+            state,
+            at: at.unwrap_or(refund.requested_at).saturating_mul(1_000_000),
+            amount_minor: Some(refund.amount_minor),
+            message: format!("refund {}", refund.id),
+        });
+    }
+    events.sort_by_key(|event| event.at);
     Ok(events
         .into_iter()
         .map(|event| TimelineEventView {

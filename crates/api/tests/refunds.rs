@@ -1,0 +1,214 @@
+//! Refunds through the API (docs/aftersale.md): parts up to the captured amount, approval above
+//! the threshold by another supervisor, the cardholder's request, someone else's sale refused,
+//! refused parts, and the timeline; on SQLite and, when configured, PostgreSQL. The refund path
+//! is a stand-in here (`common::FakePoster`); crates/acquirer's `console_refunds` test posts
+//! through the real one.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use axum::http::StatusCode;
+use common::*;
+
+fn refund(amount_minor: i64) -> String {
+    format!(r#"{{"amount_minor":{amount_minor},"reason":"customer returned it"}}"#)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refunds_through_the_api() {
+    for backend in store::testing::backends().await {
+        let name = backend.name;
+        let world = world_on(backend).await;
+        let t1 = world.transactions["t1"];
+        let path = format!("/api/v1/transactions/{t1}/refunds");
+        let post = async |user: &str, path: &str, key: &str, body: &str| {
+            world.call(user, "POST", path, Some(key), body).await
+        };
+
+        // Another merchant's, another cardholder's or an issuer's view of the sale: refused,
+        // nothing reserved.
+        let beijing = post("beijing.admin", &path, "b1", &refund(10)).await;
+        assert_eq!(beijing.status, StatusCode::NOT_FOUND, "{name}");
+        let t3 = world.transactions["t3"];
+        let other = post(
+            "cardholder1",
+            &format!("/api/v1/transactions/{t3}/refunds"),
+            "c1",
+            &refund(10),
+        )
+        .await;
+        assert_eq!(
+            other.status,
+            StatusCode::NOT_FOUND,
+            "{name}: {}",
+            other.text
+        );
+        let bank = post("bank", &path, "k1", &refund(10)).await;
+        assert_eq!(bank.status, StatusCode::FORBIDDEN);
+        // A declined sale captured nothing.
+        let t2 = world.transactions["t2"];
+        let declined = post(
+            "shanghai.cashier",
+            &format!("/api/v1/transactions/{t2}/refunds"),
+            "d1",
+            &refund(10),
+        )
+        .await;
+        assert_eq!(declined.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            declined.text.contains("not-refundable"),
+            "{}",
+            declined.text
+        );
+
+        // The planted refund of 1 000 waits for approval: 250 of t1's 1 250 is left.
+        let over = post("shanghai.cashier", &path, "o1", &refund(251)).await;
+        assert_eq!(over.status, StatusCode::UNPROCESSABLE_ENTITY, "{name}");
+        assert!(
+            over.text.contains("refund-exceeds-captured"),
+            "{}",
+            over.text
+        );
+        assert!(over.text.contains("250"), "{}", over.text);
+        let part = post("shanghai.cashier", &path, "p1", &refund(200)).await;
+        assert_eq!(part.status, StatusCode::CREATED, "{name}: {}", part.text);
+        let part = part.json();
+        assert_eq!(part["status"], "refunded");
+        assert_eq!(part["part"], 2);
+        assert_eq!(part["amount"]["major"], "2.00");
+        // A retry with the same key answers the same refund, and posts nothing more.
+        let retry = post("shanghai.cashier", &path, "p1", &refund(200)).await;
+        assert_eq!(retry.json()["id"], part["id"]);
+        assert_eq!(world.poster.posted.lock().unwrap().len(), 1);
+
+        // Maker–checker: the cashier cannot approve, nor the manager who asked; another can.
+        let pending = format!("/api/v1/refunds/{}/approve", world.pending_refund);
+        let cashier = post("shanghai.cashier", &pending, "a1", "").await;
+        assert_eq!(cashier.status, StatusCode::FORBIDDEN);
+        let manager = post("shanghai.manager", &pending, "a2", "").await;
+        assert_eq!(manager.status, StatusCode::OK, "{}", manager.text);
+        assert_eq!(manager.json()["decided_by"], "shanghai.manager");
+        assert_eq!(manager.json()["status"], "refunded");
+        let own = post("shanghai.manager", &path, "m1", &refund(50)).await;
+        assert_eq!(
+            own.json()["status"],
+            "refunded",
+            "50 is below the threshold"
+        );
+
+        // 1 250 - 1 000 - 200 - 50 = 0 left: one more cent is refused.
+        let cent = post("shanghai.admin", &path, "x1", &refund(1)).await;
+        assert_eq!(cent.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            cent.text.contains("refund-exceeds-captured"),
+            "{}",
+            cent.text
+        );
+
+        // t4 (3 000, Beijing, cardholder1's card): above the threshold the one who asks cannot
+        // approve; a refused posting (frozen) frees the amount again.
+        let t4 = world.transactions["t4"];
+        let t4_path = format!("/api/v1/transactions/{t4}/refunds");
+        let big = post("beijing.admin", &t4_path, "g1", &refund(2_000)).await;
+        assert_eq!(big.json()["status"], "pending_approval", "{}", big.text);
+        let big_id = big.json()["id"].as_str().unwrap().to_owned();
+        let self_approved = post(
+            "beijing.admin",
+            &format!("/api/v1/refunds/{big_id}/approve"),
+            "g2",
+            "",
+        )
+        .await;
+        assert_eq!(self_approved.status, StatusCode::FORBIDDEN);
+        assert!(
+            self_approved.text.contains("another manager"),
+            "{}",
+            self_approved.text
+        );
+        world
+            .poster
+            .frozen
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let frozen = post("beijing.admin", &t4_path, "f1", &refund(1_000)).await;
+        assert_eq!(frozen.json()["status"], "failed", "{}", frozen.text);
+        assert_eq!(frozen.json()["response"], "58: frozen refunds");
+        world
+            .poster
+            .frozen
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let rest = post("beijing.admin", &t4_path, "f2", &refund(1_000)).await;
+        assert_eq!(rest.json()["status"], "refunded", "{}", rest.text);
+        let declined = post(
+            "beijing.admin",
+            &format!("/api/v1/refunds/{big_id}/decline"),
+            "g3",
+            r#"{"reason":"the goods never came back"}"#,
+        )
+        .await;
+        assert_eq!(declined.json()["status"], "declined", "{}", declined.text);
+
+        // The cardholder asks on t4; Beijing accepts less than asked.
+        let asked = post("cardholder1", &t4_path, "r1", &refund(800)).await;
+        assert_eq!(asked.status, StatusCode::CREATED, "{}", asked.text);
+        assert_eq!(asked.json()["kind"], "request");
+        assert_eq!(asked.json()["status"], "requested");
+        let request_id = asked.json()["id"].as_str().unwrap().to_owned();
+        let accepted = post(
+            "beijing.admin",
+            &format!("/api/v1/refunds/{request_id}/accept"),
+            "r2",
+            r#"{"amount_minor":500}"#,
+        )
+        .await;
+        assert_eq!(accepted.status, StatusCode::CREATED, "{}", accepted.text);
+        assert_eq!(accepted.json()["request_id"], request_id.as_str());
+        assert_eq!(accepted.json()["status"], "refunded");
+        let listed = world.get("cardholder1", &t4_path).await.json();
+        let mut statuses: Vec<&str> = listed["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|refund| refund["status"].as_str().unwrap())
+            .collect();
+        statuses.sort_unstable();
+        assert_eq!(
+            statuses,
+            ["accepted", "declined", "failed", "refunded", "refunded"],
+            "{name}"
+        );
+        let queue = world
+            .get("beijing.admin", "/api/v1/refunds?status=refunded")
+            .await
+            .json();
+        assert_eq!(queue["data"].as_array().unwrap().len(), 2);
+        let timeline = world
+            .get(
+                "cardholder1",
+                &format!("/api/v1/transactions/{t4}/timeline"),
+            )
+            .await
+            .json();
+        let mut states: Vec<&str> = timeline["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|event| event["state"].as_str().unwrap())
+            .collect();
+        assert_eq!(states.remove(0), "authorized");
+        states.sort_unstable();
+        assert_eq!(
+            states,
+            ["refund-requested", "refunded", "refunded"],
+            "{name}"
+        );
+        // Every change is in the audit log.
+        let audit = world
+            .get("beijing.admin", "/api/v1/audit?action=refund.")
+            .await
+            .json();
+        assert!(
+            audit["data"].as_array().unwrap().len() >= 5,
+            "{name}: {audit}"
+        );
+    }
+}
