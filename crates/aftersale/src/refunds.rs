@@ -273,7 +273,7 @@ impl Refunds {
         match self.store.insert_refund(request, captured, 0, 0).await? {
             RefundInsert::Inserted(request) => {
                 tracing::info!(refund = %request.id, transaction = sale.id, "refund requested by the cardholder");
-                Ok(request)
+                Ok(*request)
             }
             RefundInsert::OverCaptured { remaining_minor } => Err(RefundError::OverCaptured {
                 asked_minor: amount_minor,
@@ -337,7 +337,7 @@ impl Refunds {
             .insert_refund(part, captured, elsewhere_minor, first_seq)
             .await?
         {
-            RefundInsert::Inserted(part) => part,
+            RefundInsert::Inserted(part) => *part,
             RefundInsert::OverCaptured { remaining_minor } => {
                 return Err(RefundError::OverCaptured {
                     asked_minor: amount_minor,

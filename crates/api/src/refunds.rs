@@ -218,24 +218,30 @@ pub async fn create_refund(
     bytes: Bytes,
 ) -> ApiResult<(StatusCode, Json<RefundView>)> {
     let new: NewRefund = body(&bytes, "{\"amount_minor\": 1250, \"reason\": \"why\"}")?;
-    let actor = actor(&principal)?;
-    let sale = crate::routes::visible_transaction(&state, &principal, &id).await?;
-    let refund = refunds(&state)?
-        .ask(
-            &sale,
-            &actor,
-            new.amount_minor,
-            &new.reason,
-            state.now_seconds(),
-        )
+    let refund = refund_sale(&state, &principal, &id, new.amount_minor, &new.reason).await?;
+    Ok((StatusCode::CREATED, Json(RefundView::from(&refund))))
+}
+
+/// A refund of sale `id` by `principal` (the API's caller or the console's user), audited.
+pub async fn refund_sale(
+    state: &ApiState,
+    principal: &Principal,
+    id: &str,
+    amount_minor: i64,
+    reason: &str,
+) -> ApiResult<Refund> {
+    let actor = actor(principal)?;
+    let sale = crate::routes::visible_transaction(state, principal, id).await?;
+    let refund = refunds(state)?
+        .ask(&sale, &actor, amount_minor, reason, state.now_seconds())
         .await?;
     let action = if refund.seq == 0 {
         "refund.request"
     } else {
         "refund.create"
     };
-    audited(&state, &principal, action, &refund).await?;
-    Ok((StatusCode::CREATED, Json(RefundView::from(&refund))))
+    audited(state, principal, action, &refund).await?;
+    Ok(refund)
 }
 
 /// `GET /api/v1/transactions/{id}/refunds`: the sale's refunds and requests, oldest first.
@@ -305,6 +311,46 @@ pub async fn get_refund(
     Ok(Json(RefundView::from(&refund)))
 }
 
+/// What is done to a refund or request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefundAction {
+    Approve,
+    Accept { amount_minor: Option<i64> },
+    Decline { reason: String },
+}
+
+/// Does `action` to refund `id` for `principal` (the API's caller or the console's user),
+/// audited: the refund as it is now (for an acceptance, the part it made).
+pub async fn act_on_refund(
+    state: &ApiState,
+    principal: &Principal,
+    id: &str,
+    action: RefundAction,
+) -> ApiResult<Refund> {
+    let actor = actor(principal)?;
+    let (refund, sale) = visible_refund(state, principal, id).await?;
+    let refunds = refunds(state)?;
+    let now = state.now_seconds();
+    let (audit, refund) = match action {
+        RefundAction::Approve => (
+            "refund.approve",
+            refunds.approve(&sale, refund, &actor, now).await?,
+        ),
+        RefundAction::Accept { amount_minor } => (
+            "refund.accept",
+            refunds
+                .accept(&sale, refund, &actor, amount_minor, now)
+                .await?,
+        ),
+        RefundAction::Decline { reason } => (
+            "refund.decline",
+            refunds.decline(refund, &actor, &reason, now).await?,
+        ),
+    };
+    audited(state, principal, audit, &refund).await?;
+    Ok(refund)
+}
+
 /// `POST /api/v1/refunds/{id}/approve`: a manager or administrator other than the one who
 /// asked; the refund is posted at once.
 pub async fn approve_refund(
@@ -312,12 +358,7 @@ pub async fn approve_refund(
     axum::Extension(principal): axum::Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<RefundView>> {
-    let actor = actor(&principal)?;
-    let (refund, sale) = visible_refund(&state, &principal, &id).await?;
-    let refund = refunds(&state)?
-        .approve(&sale, refund, &actor, state.now_seconds())
-        .await?;
-    audited(&state, &principal, "refund.approve", &refund).await?;
+    let refund = act_on_refund(&state, &principal, &id, RefundAction::Approve).await?;
     Ok(Json(RefundView::from(&refund)))
 }
 
@@ -334,18 +375,10 @@ pub async fn accept_refund(
     } else {
         body(&bytes, "{} or {\"amount_minor\": 1000}")?
     };
-    let actor = actor(&principal)?;
-    let (request, sale) = visible_refund(&state, &principal, &id).await?;
-    let part = refunds(&state)?
-        .accept(
-            &sale,
-            request,
-            &actor,
-            acceptance.amount_minor,
-            state.now_seconds(),
-        )
-        .await?;
-    audited(&state, &principal, "refund.accept", &part).await?;
+    let action = RefundAction::Accept {
+        amount_minor: acceptance.amount_minor,
+    };
+    let part = act_on_refund(&state, &principal, &id, action).await?;
     Ok((StatusCode::CREATED, Json(RefundView::from(&part))))
 }
 
@@ -358,11 +391,9 @@ pub async fn decline_refund(
     bytes: Bytes,
 ) -> ApiResult<Json<RefundView>> {
     let decline: Decline = body(&bytes, "{\"reason\": \"why\"}")?;
-    let actor = actor(&principal)?;
-    let (refund, _) = visible_refund(&state, &principal, &id).await?;
-    let refund = refunds(&state)?
-        .decline(refund, &actor, &decline.reason, state.now_seconds())
-        .await?;
-    audited(&state, &principal, "refund.decline", &refund).await?;
+    let action = RefundAction::Decline {
+        reason: decline.reason,
+    };
+    let refund = act_on_refund(&state, &principal, &id, action).await?;
     Ok(Json(RefundView::from(&refund)))
 }

@@ -38,6 +38,14 @@ struct FileConfig {
     switch: FileSwitch,
     #[serde(default)]
     risk: FileRisk,
+    #[serde(default)]
+    refunds: FileRefunds,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRefunds {
+    approval_above_minor: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -121,6 +129,9 @@ pub struct Config {
     /// than the default `<data_dir>/risk.toml`, which may be absent (the demo rules then apply).
     pub risk_rules: PathBuf,
     pub risk_rules_named: bool,
+    /// Refunds from the console and the API above this many minor units wait for a second
+    /// supervisor's approval (`refunds.approval_above_minor`, docs/aftersale.md).
+    pub refund_approval_above_minor: i64,
 }
 
 /// Overrides from the command line (highest precedence).
@@ -282,7 +293,21 @@ impl Config {
         let risk_rules_named = named_rules.is_some();
         let risk_rules = named_rules.unwrap_or_else(|| data_dir.join("risk.toml"));
 
+        let refund_approval_above_minor = match env("EASYPOS_REFUNDS_APPROVAL_ABOVE_MINOR") {
+            Some(text) => text.parse().map_err(|_| anyhow::anyhow!("refunds.approval_above_minor (EASYPOS_REFUNDS_APPROVAL_ABOVE_MINOR) is {text:?}; give minor units, e.g. 50000 for 500.00"))?,
+            None => file
+                .refunds
+                .approval_above_minor
+                .unwrap_or(aftersale::refunds::DEFAULT_APPROVAL_ABOVE_MINOR),
+        };
+        if refund_approval_above_minor < 0 {
+            bail!(
+                "refunds.approval_above_minor is {refund_approval_above_minor}; give 0 (every refund approved by a second supervisor) or more"
+            );
+        }
+
         Ok(Config {
+            refund_approval_above_minor,
             risk_rules,
             risk_rules_named,
             data_dir,

@@ -94,7 +94,7 @@ impl PostgresStore {
             )
             .await?;
         transaction.commit().await?;
-        Ok(RefundInsert::Inserted(refund))
+        Ok(RefundInsert::Inserted(Box::new(refund)))
     }
 
     pub(crate) async fn transition_refund(

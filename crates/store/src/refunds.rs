@@ -47,7 +47,7 @@ pub struct Refund {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RefundInsert {
     /// Stored, with its part number.
-    Inserted(Refund),
+    Inserted(Box<Refund>),
     /// Refused: the parts already reserved (and `elsewhere_minor`) leave only this much.
     OverCaptured { remaining_minor: i64 },
 }
@@ -157,7 +157,7 @@ impl Store {
                                 refund.decided_at,
                                 refund.response
                             ])?;
-                        Ok(RefundInsert::Inserted(refund))
+                        Ok(RefundInsert::Inserted(Box::new(refund)))
                     })
                     .await
             }
