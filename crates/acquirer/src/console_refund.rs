@@ -16,7 +16,7 @@ use crate::handler::TerminalHandler;
 use crate::sale::RiskNote;
 use crate::undo::{UNDO, Undo, UndoChecked};
 use aftersale::refunds::{
-    BoxFuture, PostError, Posting, RefundPart, RefundPoster, SaleKey, TerminalUndo,
+    BoxFuture, ChargebackStep, PostError, Posting, RefundPart, RefundPoster, SaleKey, TerminalUndo,
 };
 use iso8583::ResponseCode;
 use store::journal::JournalEntry;
@@ -67,9 +67,64 @@ impl RefundPoster for TerminalHandler {
     fn post<'a>(&'a self, part: &'a RefundPart) -> BoxFuture<'a, Result<Posting, PostError>> {
         Box::pin(self.console_refund(part))
     }
+
+    fn chargeback<'a>(
+        &'a self,
+        sale: &'a SaleKey,
+        amount: money::Amount,
+        step: ChargebackStep,
+    ) -> BoxFuture<'a, Result<Posting, PostError>> {
+        Box::pin(self.post_chargeback(sale, amount, step))
+    }
 }
 
+/// The transfer codes of a chargeback's provisional credit and of its reversal.
+pub const CHARGEBACK_CODE: u16 = 40;
+pub const CHARGEBACK_REVERSAL_CODE: u16 = 41;
+/// The purposes of their transfer ids, under the sale's key.
+const CHARGEBACK: &str = "chargeback";
+const CHARGEBACK_REVERSAL: &str = "chargeback-reversal";
+
 impl TerminalHandler {
+    /// A chargeback (`aftersale::disputes`): two linked transfers opposite the sale's (the
+    /// card credited, the merchant's settlement debited), or, to reverse it, two opposite the
+    /// chargeback's. Ids from the sale's key, so each step posts once.
+    async fn post_chargeback(
+        &self,
+        sale: &SaleKey,
+        amount: money::Amount,
+        step: ChargebackStep,
+    ) -> Result<Posting, PostError> {
+        let key = key_of(sale);
+        let (from, purpose, code) = match step {
+            ChargebackStep::Credit => ("sale", CHARGEBACK, CHARGEBACK_CODE),
+            ChargebackStep::Reverse => (CHARGEBACK, CHARGEBACK_REVERSAL, CHARGEBACK_REVERSAL_CODE),
+        };
+        let Some(original) = self.posted(&key, from, None).await.map_err(unavailable)? else {
+            return Ok(refused(
+                ResponseCode::UnableToLocateRecord,
+                "what it undoes is not in the books",
+            ));
+        };
+        if amount.currency() != original.issuer.amount.currency()
+            || amount.minor() <= 0
+            || amount.minor() > original.issuer.amount.minor()
+        {
+            return Ok(refused(
+                ResponseCode::InvalidAmount,
+                "the amount is not within the sale's",
+            ));
+        }
+        let transfers = original.opposite(&key, purpose, amount, code, 0);
+        match self.commit_follow_up(transfers).await {
+            Ok(()) => Ok(Posting::Refunded),
+            Err(ResponseCode::SystemMalfunction) => {
+                Err(unavailable(ResponseCode::SystemMalfunction))
+            }
+            Err(code) => Ok(refused(code, "the ledger refused the chargeback")),
+        }
+    }
+
     async fn terminal_undo(&self, sale: &SaleKey) -> Result<TerminalUndo, PostError> {
         let key = key_of(sale);
         let posted = |purpose: &'static str| self.posted(&key, purpose, None);

@@ -300,3 +300,262 @@ async fn above_the_threshold_another_supervisor_approves_and_frozen_refunds_move
         server.await.unwrap();
     }
 }
+
+mod disputes {
+    use super::*;
+    use aftersale::disputes::{Decision, DisputeError, Disputes, Party, Review};
+
+    const DAY: i64 = 86_400;
+    const OPENED: i64 = 1_764_000_000;
+
+    /// A sale of 5 000 disputed by its cardholder and charged back by the issuer: the card is
+    /// credited and the merchant debited.
+    async fn charged_back(
+        name: &str,
+        world: &World,
+        handler: Arc<TerminalHandler>,
+        client: &mut Client,
+        keys: &(TdesKey, TdesKey),
+        stan: u32,
+    ) -> (
+        Disputes,
+        TransactionRecord,
+        store::disputes::Dispute,
+        i64,
+        i64,
+    ) {
+        sale(client, keys, 5_000, stan).await;
+        let card = demo_card("card-CH001-D");
+        let (card_after_sale, merchant_after_sale) =
+            (available(world, &card).await, merchant_owed(world).await);
+        let record = sale_record(world, i64::from(stan)).await;
+        let disputes = Disputes::new(world.store.clone(), handler).with_answer_within(10 * DAY);
+        let (dispute, new) = disputes
+            .open(
+                &record,
+                Party::Cardholder,
+                "cardholder1",
+                "card-CH001-D",
+                "not_recognised",
+                "I was at home that day",
+                OPENED,
+            )
+            .await
+            .unwrap();
+        assert!(new && dispute.status == "opened", "{name}: {dispute:?}");
+        assert_eq!(dispute.amount_minor, 5_000);
+        let merchant_reviews = disputes
+            .review(
+                &record,
+                dispute.clone(),
+                Party::Merchant,
+                "shanghai.admin",
+                Review::ChargeBack,
+                "",
+                OPENED + 60,
+            )
+            .await;
+        assert!(matches!(merchant_reviews, Err(DisputeError::Forbidden(_))));
+        let dispute = disputes
+            .review(
+                &record,
+                dispute,
+                Party::Issuer,
+                "bank",
+                Review::ChargeBack,
+                "",
+                OPENED + 3_600,
+            )
+            .await
+            .unwrap();
+        assert_eq!(dispute.status, "charged_back", "{name}");
+        assert_eq!(dispute.answer_due_at, Some(OPENED + 3_600 + 10 * DAY));
+        assert_eq!(available(world, &card).await, card_after_sale + 5_000);
+        assert_eq!(merchant_owed(world).await, merchant_after_sale - 5_000);
+        world.store.check_books().await.unwrap();
+        (
+            disputes,
+            record,
+            dispute,
+            card_after_sale,
+            merchant_after_sale,
+        )
+    }
+
+    #[tokio::test]
+    async fn the_cardholder_wins_when_the_merchant_does_not_answer_in_time() {
+        for backend in store::testing::backends().await {
+            let name = backend.name;
+            let world = world_on(backend).await;
+            let (mut client, stop, server, handler) = start(&world).await;
+            let keys = signed_on(&mut client).await;
+            let (disputes, record, dispute, card_after_sale, merchant_after_sale) =
+                charged_back(name, &world, handler.clone(), &mut client, &keys, 900).await;
+            let card = demo_card("card-CH001-D");
+            let due = dispute.answer_due_at.unwrap();
+            // The issuer cannot decide before the merchant's time is up.
+            let early = disputes
+                .decide(
+                    &record,
+                    dispute.clone(),
+                    Party::Issuer,
+                    "bank",
+                    Decision::ForCardholder,
+                    "no answer",
+                    due,
+                )
+                .await;
+            assert!(matches!(early, Err(DisputeError::Conflict(_))), "{early:?}");
+            let late = disputes
+                .answer(
+                    dispute.clone(),
+                    Party::Merchant,
+                    "shanghai.admin",
+                    "signed receipt",
+                    due + 1,
+                )
+                .await;
+            assert!(
+                matches!(late, Err(DisputeError::Late { .. })),
+                "{name}: {late:?}"
+            );
+            let decided = disputes
+                .decide(
+                    &record,
+                    dispute,
+                    Party::Issuer,
+                    "bank",
+                    Decision::ForCardholder,
+                    "the merchant did not answer",
+                    due + 2,
+                )
+                .await
+                .unwrap();
+            assert_eq!(decided.status, "won_by_cardholder");
+            assert_eq!(decided.decided_at, Some(due + 2));
+            // The credit is final; a refund now would pay the card twice.
+            assert_eq!(available(&world, &card).await, card_after_sale + 5_000);
+            assert_eq!(merchant_owed(&world).await, merchant_after_sale - 5_000);
+            let refunds = Refunds::new(world.store.clone(), handler.clone());
+            let refund = refunds
+                .ask(
+                    &record,
+                    &actor("shanghai.admin", ActorRole::Supervisor),
+                    100,
+                    "goodwill",
+                    due + 3,
+                )
+                .await;
+            assert!(
+                matches!(refund, Err(RefundError::NotRefundable(_))),
+                "{refund:?}"
+            );
+            world.store.check_books().await.unwrap();
+            let _ = stop.send(true);
+            server.await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn the_merchant_answers_in_time_and_wins_the_chargeback_back() {
+        for backend in store::testing::backends().await {
+            let name = backend.name;
+            let world = world_on(backend).await;
+            let (mut client, stop, server, handler) = start(&world).await;
+            let keys = signed_on(&mut client).await;
+            let (disputes, record, dispute, card_after_sale, merchant_after_sale) =
+                charged_back(name, &world, handler.clone(), &mut client, &keys, 900).await;
+            let card = demo_card("card-CH001-D");
+            let due = dispute.answer_due_at.unwrap();
+            let answered = disputes
+                .answer(
+                    dispute,
+                    Party::Merchant,
+                    "shanghai.admin",
+                    "chip and PIN, signed receipt attached",
+                    due,
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                (answered.status.as_str(), answered.answered_at),
+                ("answered", Some(due))
+            );
+            let decided = disputes
+                .decide(
+                    &record,
+                    answered,
+                    Party::Issuer,
+                    "bank",
+                    Decision::ForMerchant,
+                    "chip and PIN verified",
+                    due + 60,
+                )
+                .await
+                .unwrap();
+            assert_eq!(decided.status, "won_by_merchant", "{name}");
+            assert_eq!(available(&world, &card).await, card_after_sale);
+            assert_eq!(merchant_owed(&world).await, merchant_after_sale);
+            // Decided once.
+            let again = disputes
+                .decide(
+                    &record,
+                    decided,
+                    Party::Issuer,
+                    "bank",
+                    Decision::ForCardholder,
+                    "again",
+                    due + 120,
+                )
+                .await;
+            assert!(matches!(again, Err(DisputeError::Conflict(_))));
+            world.store.check_books().await.unwrap();
+
+            // Another sale, disputed and rejected at review: nothing moves.
+            sale(&mut client, &keys, 700, 901).await;
+            let before = available(&world, &card).await;
+            let other = sale_record(&world, 901).await;
+            let (opened, _) = disputes
+                .open(
+                    &other,
+                    Party::Cardholder,
+                    "cardholder1",
+                    "card-CH001-D",
+                    "duplicate",
+                    "charged twice",
+                    OPENED,
+                )
+                .await
+                .unwrap();
+            let (again, new) = disputes
+                .open(
+                    &other,
+                    Party::Cardholder,
+                    "cardholder1",
+                    "card-CH001-D",
+                    "duplicate",
+                    "charged twice",
+                    OPENED + 1,
+                )
+                .await
+                .unwrap();
+            assert!(!new && again.id == opened.id, "one dispute per sale");
+            let rejected = disputes
+                .review(
+                    &other,
+                    opened,
+                    Party::Issuer,
+                    "bank",
+                    Review::Reject,
+                    "two different purchases",
+                    OPENED + 60,
+                )
+                .await
+                .unwrap();
+            assert_eq!(rejected.status, "rejected");
+            assert_eq!(available(&world, &card).await, before);
+            let _ = stop.send(true);
+            server.await.unwrap();
+        }
+    }
+}

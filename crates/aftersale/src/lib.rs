@@ -26,8 +26,11 @@
 //! ```
 //!
 //! [`refunds::Refunds`] refunds card sales from the console and the API, in parts, with a
-//! supervisor's approval above a threshold, through the acquirer's refund path.
+//! supervisor's approval above a threshold, through the acquirer's refund path;
+//! [`disputes::Disputes`] takes a cardholder's dispute through the issuer's review, the
+//! chargeback, the merchant's answer before its deadline and the issuer's decision.
 
+pub mod disputes;
 pub mod evidence;
 pub mod receipt;
 pub mod refunds;

@@ -99,6 +99,32 @@ pub trait RefundPoster: Send + Sync + std::fmt::Debug {
     fn undone<'a>(&'a self, sale: &'a SaleKey) -> BoxFuture<'a, Result<TerminalUndo, PostError>>;
     /// Posts `part` (checking freezes and risk rules first) and journals it.
     fn post<'a>(&'a self, part: &'a RefundPart) -> BoxFuture<'a, Result<Posting, PostError>>;
+
+    /// Posts a step of a chargeback of `sale` for `amount` (`aftersale::disputes`): the
+    /// provisional credit (the card credited, the merchant's settlement debited) or its
+    /// reversal. Posting the same step again moves nothing more.
+    fn chargeback<'a>(
+        &'a self,
+        sale: &'a SaleKey,
+        amount: Amount,
+        step: ChargebackStep,
+    ) -> BoxFuture<'a, Result<Posting, PostError>> {
+        let _ = (sale, amount, step);
+        Box::pin(async {
+            Err(PostError(
+                "this refund path posts no chargebacks".to_owned(),
+            ))
+        })
+    }
+}
+
+/// A chargeback's two movements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChargebackStep {
+    /// The card credited and the merchant's settlement debited, provisionally.
+    Credit,
+    /// The merchant won: the credit taken back from the card, the money back to the merchant.
+    Reverse,
 }
 
 /// Who acts on a refund, as the caller's role allows.
@@ -162,7 +188,9 @@ fn reason_of(reason: &str) -> Result<String, RefundError> {
 }
 
 /// The sale's key, captured amount and currency, or why it cannot be refunded.
-fn refundable(sale: &TransactionRecord) -> Result<(SaleKey, i64, Currency), RefundError> {
+pub(crate) fn refundable(
+    sale: &TransactionRecord,
+) -> Result<(SaleKey, i64, Currency), RefundError> {
     if sale.kind != "Sale" || sale.mti != "0200" {
         return Err(RefundError::NotRefundable(format!(
             "transaction {} is a {}, not a sale: only sales are refunded",
@@ -294,6 +322,18 @@ impl Refunds {
         now: i64,
     ) -> Result<Refund, RefundError> {
         let (key, captured, currency) = refundable(sale)?;
+        // A sale charged back is credited to the card already (`crate::disputes`).
+        if let Some(dispute) = self.store.dispute_of_transaction(sale.id).await?
+            && matches!(
+                dispute.status.as_str(),
+                "charged_back" | "answered" | "won_by_cardholder"
+            )
+        {
+            return Err(RefundError::NotRefundable(format!(
+                "transaction {} was charged back (dispute {}): the card has the money already",
+                sale.id, dispute.id
+            )));
+        }
         let (elsewhere_minor, first_seq) = match self.poster.undone(&key).await? {
             TerminalUndo::Nothing => (0, 1),
             TerminalUndo::Refunded { amount_minor } => (amount_minor, 2),

@@ -28,6 +28,7 @@ pub mod cases;
 mod clock;
 mod committed;
 pub mod directory;
+pub mod disputes;
 pub mod fraud_reports;
 pub mod freezes;
 mod group;

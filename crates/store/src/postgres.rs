@@ -84,6 +84,9 @@ mod cases;
 // Refunds from the console and the API (issue 9).
 #[path = "postgres_refunds.rs"]
 mod refunds;
+// Disputes and chargebacks (issue 9).
+#[path = "postgres_disputes.rs"]
+mod disputes;
 
 enum Job {
     Transfers {
