@@ -22,6 +22,7 @@ pub mod access;
 pub mod audit;
 pub mod auth;
 pub mod cases;
+pub mod disputes;
 pub mod fraud;
 pub mod idempotency;
 pub mod openapi;
@@ -53,6 +54,8 @@ pub struct ApiState {
     pub receipts: Option<Arc<aftersale::ReceiptKeys>>,
     /// Refunds through the acquirer host's refund path (`None`: refund changes answer 503).
     pub refunds: Option<Arc<aftersale::refunds::Refunds>>,
+    /// Disputes and chargebacks through the same host (`None`: dispute changes answer 503).
+    pub disputes: Option<Arc<aftersale::disputes::Disputes>>,
 }
 
 impl ApiState {
@@ -64,7 +67,14 @@ impl ApiState {
             freezes: Arc::new(risk::Freezes::new()),
             receipts: None,
             refunds: None,
+            disputes: None,
         }
+    }
+
+    /// Disputes whose chargebacks `disputes` posts (made over this state's store).
+    pub fn with_disputes(mut self, disputes: aftersale::disputes::Disputes) -> Self {
+        self.disputes = Some(Arc::new(disputes));
+        self
     }
 
     /// Refunds posted by `refunds` (made over this state's store).
@@ -99,7 +109,7 @@ impl ApiState {
 
 /// Every route of the API (method, path as the OpenAPI document writes it). The router is
 /// built from the same calls, and a test checks both against each other and the document.
-pub const ROUTES: [(&str, &str); 42] = [
+pub const ROUTES: [(&str, &str); 47] = [
     ("GET", "/api/v1/me"),
     ("GET", "/api/v1/transactions"),
     ("GET", "/api/v1/transactions/{id}"),
@@ -145,6 +155,11 @@ pub const ROUTES: [(&str, &str); 42] = [
     ("POST", "/api/v1/refunds/{id}/approve"),
     ("POST", "/api/v1/refunds/{id}/accept"),
     ("POST", "/api/v1/refunds/{id}/decline"),
+    ("POST", "/api/v1/transactions/{id}/dispute"),
+    ("GET", "/api/v1/disputes/{id}"),
+    ("POST", "/api/v1/disputes/{id}/review"),
+    ("POST", "/api/v1/disputes/{id}/answer"),
+    ("POST", "/api/v1/disputes/{id}/decide"),
 ];
 
 /// The API's router: `/api/v1/…` behind authentication and idempotency, and the OpenAPI
@@ -231,6 +246,23 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/v1/refunds/{id}/decline",
             axum::routing::post(refunds::decline_refund),
+        )
+        .route(
+            "/api/v1/transactions/{id}/dispute",
+            axum::routing::post(disputes::create_dispute),
+        )
+        .route("/api/v1/disputes/{id}", get(disputes::get_dispute))
+        .route(
+            "/api/v1/disputes/{id}/review",
+            axum::routing::post(disputes::review_dispute),
+        )
+        .route(
+            "/api/v1/disputes/{id}/answer",
+            axum::routing::post(disputes::answer_dispute),
+        )
+        .route(
+            "/api/v1/disputes/{id}/decide",
+            axum::routing::post(disputes::decide_dispute),
         )
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -844,6 +844,84 @@ fn matrix(world: &World) -> Vec<Line> {
                 ("partner", 403),
             ]),
         ),
+        // Disputes: the cardholder opens (t1 is disputed already by the fraud report above: 200),
+        // the issuer reviews and decides, the merchant's manager or administrator answers; the
+        // planted dispute is on t4 (Beijing, cardholder1's card).
+        (
+            "POST".into(),
+            format!("/api/v1/transactions/{}/dispute", t("t1")),
+            per(&[
+                ("operator", 403),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 403),
+                ("shanghai.manager", 403),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 403),
+                ("cardholder1", 200),
+                ("partner", 403),
+            ]),
+        ),
+        (
+            "GET".into(),
+            format!("/api/v1/disputes/{}", world.dispute),
+            per(&[
+                ("operator", 200),
+                ("bank", 200),
+                ("wallet", 404),
+                ("shanghai.admin", 404),
+                ("shanghai.manager", 404),
+                ("shanghai.cashier", 404),
+                ("beijing.admin", 200),
+                ("cardholder1", 200),
+                ("partner", 200),
+            ]),
+        ),
+        (
+            "POST".into(),
+            format!("/api/v1/disputes/{}/review", world.dispute),
+            per(&[
+                ("operator", 403),
+                ("bank", 200),
+                ("wallet", 403),
+                ("shanghai.admin", 404),
+                ("shanghai.manager", 404),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 403),
+                ("cardholder1", 403),
+                ("partner", 403),
+            ]),
+        ),
+        (
+            "POST".into(),
+            format!("/api/v1/disputes/{}/answer", world.dispute),
+            per(&[
+                ("operator", 403),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 404),
+                ("shanghai.manager", 404),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 200),
+                ("cardholder1", 403),
+                ("partner", 403),
+            ]),
+        ),
+        (
+            "POST".into(),
+            format!("/api/v1/disputes/{}/decide", world.dispute),
+            per(&[
+                ("operator", 403),
+                ("bank", 200),
+                ("wallet", 403),
+                ("shanghai.admin", 404),
+                ("shanghai.manager", 404),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 403),
+                ("cardholder1", 403),
+                ("partner", 403),
+            ]),
+        ),
         // Last: it stops the webhook the rows above use.
         (
             "DELETE".into(),
@@ -901,6 +979,14 @@ fn body_for(path: &str) -> &'static str {
         r#"{"assignee":"shanghai.manager"}"#
     } else if path.ends_with("/comments") {
         r#"{"text":"matrix"}"#
+    } else if path.ends_with("/dispute") {
+        r#"{"reason":"duplicate","description":"matrix"}"#
+    } else if path.ends_with("/review") {
+        r#"{"decision":"chargeback","note":"matrix"}"#
+    } else if path.ends_with("/answer") {
+        r#"{"evidence":"matrix"}"#
+    } else if path.ends_with("/decide") {
+        r#"{"in_favour_of":"merchant","note":"matrix"}"#
     } else if path.ends_with("/refunds") {
         r#"{"amount_minor":1,"reason":"matrix"}"#
     } else if path.ends_with("/accept") || path.ends_with("/approve") {
@@ -1592,8 +1678,27 @@ async fn a_cardholder_reports_fraud_the_card_freezes_and_the_evidence_pack_is_se
         )
         .await
         .json();
-    let last = timeline["data"].as_array().unwrap().last().unwrap().clone();
-    assert_eq!(last["state"], "reported-as-fraud");
+    let states: Vec<&str> = timeline["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["state"].as_str().unwrap())
+        .collect();
+    // The report opened a dispute too, for the issuer to charge back.
+    assert!(
+        states.ends_with(&["reported-as-fraud", "disputed"]),
+        "{states:?}"
+    );
+    let dispute = world
+        .store
+        .dispute_of_transaction(sale)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (dispute.reason.as_str(), dispute.status.as_str()),
+        ("not_recognised", "opened")
+    );
 
     // The pack: byte for byte as sealed, every file in the manifest.
     let id = report["id"].as_str().unwrap();

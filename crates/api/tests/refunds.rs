@@ -196,9 +196,10 @@ async fn refunds_through_the_api() {
             .collect();
         assert_eq!(states.remove(0), "authorized");
         states.sort_unstable();
+        // The world's planted dispute of t4 is there too.
         assert_eq!(
             states,
-            ["refund-requested", "refunded", "refunded"],
+            ["disputed", "refund-requested", "refunded", "refunded"],
             "{name}"
         );
         // Every change is in the audit log.
@@ -209,6 +210,165 @@ async fn refunds_through_the_api() {
         assert!(
             audit["data"].as_array().unwrap().len() >= 5,
             "{name}: {audit}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dispute_through_the_api_from_the_cardholder_to_the_issuers_decision() {
+    for backend in store::testing::backends().await {
+        let name = backend.name;
+        let world = world_on(backend).await;
+        let t1 = world.transactions["t1"];
+        let open = format!("/api/v1/transactions/{t1}/dispute");
+        let body = r#"{"reason":"wrong_amount","description":"I was charged 12.50 for 2.50"}"#;
+        let post = async |user: &str, path: &str, key: &str, body: &str| {
+            world.call(user, "POST", path, Some(key), body).await
+        };
+
+        // Someone else's transaction is not found; only the cardholder opens one.
+        let t3 = world.transactions["t3"];
+        let foreign = post(
+            "cardholder1",
+            &format!("/api/v1/transactions/{t3}/dispute"),
+            "d0",
+            body,
+        )
+        .await;
+        assert_eq!(
+            foreign.status,
+            StatusCode::NOT_FOUND,
+            "{name}: {}",
+            foreign.text
+        );
+        let merchant = post("shanghai.admin", &open, "d1", body).await;
+        assert_eq!(merchant.status, StatusCode::FORBIDDEN);
+        let unknown = post(
+            "cardholder1",
+            &open,
+            "d2",
+            r#"{"reason":"bored","description":"x"}"#,
+        )
+        .await;
+        assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+
+        let opened = post("cardholder1", &open, "d3", body).await;
+        assert_eq!(
+            opened.status,
+            StatusCode::CREATED,
+            "{name}: {}",
+            opened.text
+        );
+        let opened = opened.json();
+        // t1 captured 1 250, of which 1 000 is reserved by the planted refund.
+        assert_eq!(opened["amount"]["minor"], 250);
+        let id = opened["id"].as_str().unwrap().to_owned();
+        let again = post("cardholder1", &open, "d4", body).await;
+        assert_eq!(again.status, StatusCode::OK);
+        assert_eq!(again.json()["id"], id.as_str());
+
+        let path = |step: &str| format!("/api/v1/disputes/{id}/{step}");
+        // The merchant cannot answer before the chargeback, nor review.
+        let early = post(
+            "shanghai.admin",
+            &path("answer"),
+            "d5",
+            r#"{"evidence":"receipt"}"#,
+        )
+        .await;
+        assert_eq!(early.status, StatusCode::CONFLICT, "{}", early.text);
+        let merchant_review = post(
+            "shanghai.admin",
+            &path("review"),
+            "d6",
+            r#"{"decision":"chargeback"}"#,
+        )
+        .await;
+        assert_eq!(merchant_review.status, StatusCode::FORBIDDEN);
+        let reviewed = post(
+            "bank",
+            &path("review"),
+            "d7",
+            r#"{"decision":"chargeback"}"#,
+        )
+        .await;
+        assert_eq!(reviewed.status, StatusCode::OK, "{}", reviewed.text);
+        assert_eq!(reviewed.json()["status"], "charged_back");
+        assert!(reviewed.json()["answer_due_at"].is_string());
+        assert_eq!(
+            *world.poster.chargebacks.lock().unwrap(),
+            [(aftersale::refunds::ChargebackStep::Credit, 250)]
+        );
+        let answered = post(
+            "shanghai.manager",
+            &path("answer"),
+            "d8",
+            r#"{"evidence":"the receipt shows 12.50, signed"}"#,
+        )
+        .await;
+        assert_eq!(answered.json()["status"], "answered", "{}", answered.text);
+        let decided = post(
+            "bank",
+            &path("decide"),
+            "d9",
+            r#"{"in_favour_of":"cardholder","note":"the menu price was 2.50"}"#,
+        )
+        .await;
+        assert_eq!(
+            decided.json()["status"],
+            "won_by_cardholder",
+            "{}",
+            decided.text
+        );
+        assert_eq!(
+            world.poster.chargebacks.lock().unwrap().len(),
+            1,
+            "final: nothing more moves"
+        );
+
+        // Every party sees it; the timeline has each step.
+        for user in ["cardholder1", "bank", "shanghai.cashier", "operator"] {
+            let seen = world.get(user, &format!("/api/v1/disputes/{id}")).await;
+            assert_eq!(seen.status, StatusCode::OK, "{user}");
+        }
+        let hidden = world
+            .get("beijing.admin", &format!("/api/v1/disputes/{id}"))
+            .await;
+        assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+        let timeline = world
+            .get(
+                "cardholder1",
+                &format!("/api/v1/transactions/{t1}/timeline"),
+            )
+            .await
+            .json();
+        let states: Vec<&str> = timeline["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|event| event["state"].as_str().unwrap())
+            .collect();
+        for state in [
+            "disputed",
+            "charged-back",
+            "dispute-answered",
+            "chargeback-final",
+        ] {
+            assert!(states.contains(&state), "{name}: {state} in {states:?}");
+        }
+        // A charged-back sale is not refunded on top.
+        let refund = post(
+            "shanghai.admin",
+            &format!("/api/v1/transactions/{t1}/refunds"),
+            "d10",
+            r#"{"amount_minor":100,"reason":"goodwill"}"#,
+        )
+        .await;
+        assert_eq!(
+            refund.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            refund.text
         );
     }
 }

@@ -107,6 +107,7 @@ async fn events_are_signed_retried_logged_and_redelivered() {
         freezes: Default::default(),
         receipts: None,
         refunds: None,
+        disputes: None,
         webhooks: Some(
             api::webhooks::WebhookKeys::ensure(
                 &world.store,

@@ -138,6 +138,7 @@ async fn world() -> World {
             aftersale::refunds::Refunds::new(store.clone(), Arc::new(PostsEverything))
                 .with_approval_above(1_000),
         )),
+        disputes: None,
     };
     let mfa = console::mfa::Mfa::ensure(&store, hsm.clone())
         .await
@@ -1002,6 +1003,7 @@ async fn operators_see_the_health_of_the_store_and_the_host() {
         clock: world.clock.clone(),
         receipts: None,
         refunds: None,
+        disputes: None,
     };
     let world = World {
         router: console::router(

@@ -40,6 +40,8 @@ pub struct World {
     pub other_refund_request: String,
     /// What the refund poster was asked to post.
     pub poster: Arc<FakePoster>,
+    /// Planted on t4 (Beijing, cardholder1's card): a dispute just opened.
+    pub dispute: String,
     _backend: TestBackend,
 }
 
@@ -237,8 +239,31 @@ pub async fn world_on(backend: TestBackend) -> World {
     let refund_request = plant("rf_00000000000000b1", 0, "requested", "cardholder1", 200).await;
     let other_refund_request =
         plant("rf_00000000000000b2", 0, "requested", "cardholder1", 100).await;
+    let state = state.with_disputes(aftersale::disputes::Disputes::new(
+        store.clone(),
+        poster.clone(),
+    ));
+    let dispute = store
+        .put_dispute(store::disputes::Dispute {
+            id: "dp_00000000000000d1".into(),
+            transaction_id: transactions["t4"],
+            merchant_id: demo::BEIJING_MERCHANT.into(),
+            card_id: "card-CH001-D".into(),
+            amount_minor: 3_000,
+            currency: 156,
+            reason: "not_received".into(),
+            description: "planted".into(),
+            status: "opened".into(),
+            opened_by: "cardholder1".into(),
+            opened_at: 1_764_100_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .id;
     let router = api::router(state);
     World {
+        dispute,
         pending_refund,
         refund_request,
         other_refund_request,
@@ -265,6 +290,8 @@ pub const REFUND_APPROVAL_ABOVE_MINOR: i64 = 1_000;
 pub struct FakePoster {
     pub posted: std::sync::Mutex<Vec<aftersale::refunds::RefundPart>>,
     pub frozen: std::sync::atomic::AtomicBool,
+    /// The chargeback steps asked for, with their amounts.
+    pub chargebacks: std::sync::Mutex<Vec<(aftersale::refunds::ChargebackStep, i64)>>,
 }
 
 impl aftersale::refunds::RefundPoster for FakePoster {
@@ -293,6 +320,24 @@ impl aftersale::refunds::RefundPoster for FakePoster {
                 });
             }
             self.posted.lock().unwrap().push(part.clone());
+            Ok(aftersale::refunds::Posting::Refunded)
+        })
+    }
+
+    fn chargeback<'a>(
+        &'a self,
+        _sale: &'a aftersale::refunds::SaleKey,
+        amount: money::Amount,
+        step: aftersale::refunds::ChargebackStep,
+    ) -> aftersale::refunds::BoxFuture<
+        'a,
+        Result<aftersale::refunds::Posting, aftersale::refunds::PostError>,
+    > {
+        Box::pin(async move {
+            self.chargebacks
+                .lock()
+                .unwrap()
+                .push((step, amount.minor()));
             Ok(aftersale::refunds::Posting::Refunded)
         })
     }
