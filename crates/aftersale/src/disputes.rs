@@ -219,6 +219,7 @@ impl Disputes {
 
     /// The issuer's operator reviews: rejects it, or charges it back (the money moves now, and
     /// the merchant's deadline starts).
+    #[allow(clippy::too_many_arguments)] // the step's facts, each from a different place
     pub async fn review(
         &self,
         sale: &TransactionRecord,
