@@ -502,8 +502,15 @@ impl Refunds {
                 now,
             )
             .await;
-        if part.is_err() {
-            // Nothing was reserved: the request is open again.
+        // Refused before anything was reserved: the request is open again. (A part that could
+        // not be posted stays approved, reserved, and is posted by approving it again.)
+        if matches!(
+            part,
+            Err(RefundError::NotRefundable(_)
+                | RefundError::OverCaptured { .. }
+                | RefundError::Invalid(_)
+                | RefundError::Forbidden(_))
+        ) {
             let reopen = RefundTransition {
                 from: "accepted",
                 to: "requested",

@@ -22,6 +22,7 @@ pub mod access;
 pub mod audit;
 pub mod auth;
 pub mod cases;
+pub mod certificates;
 pub mod disputes;
 pub mod fraud;
 pub mod idempotency;
@@ -109,7 +110,7 @@ impl ApiState {
 
 /// Every route of the API (method, path as the OpenAPI document writes it). The router is
 /// built from the same calls, and a test checks both against each other and the document.
-pub const ROUTES: [(&str, &str); 47] = [
+pub const ROUTES: [(&str, &str); 48] = [
     ("GET", "/api/v1/me"),
     ("GET", "/api/v1/transactions"),
     ("GET", "/api/v1/transactions/{id}"),
@@ -160,6 +161,7 @@ pub const ROUTES: [(&str, &str); 47] = [
     ("POST", "/api/v1/disputes/{id}/review"),
     ("POST", "/api/v1/disputes/{id}/answer"),
     ("POST", "/api/v1/disputes/{id}/decide"),
+    ("GET", "/api/v1/transactions/{id}/certificate"),
 ];
 
 /// The API's router: `/api/v1/…` behind authentication and idempotency, and the OpenAPI
@@ -263,6 +265,10 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/v1/disputes/{id}/decide",
             axum::routing::post(disputes::decide_dispute),
+        )
+        .route(
+            "/api/v1/transactions/{id}/certificate",
+            get(certificates::certificate),
         )
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -762,6 +762,10 @@ fn add_disputes(document: &mut Value) {
             json!({"post": post("answerDispute", "The merchant's manager or administrator answers a chargeback with evidence, before answer_due_at", "DisputeAnswer", ("200", ok("Dispute")), "Dispute id (dp_…)")}),
         ),
         (
+            "/api/v1/transactions/{id}/certificate",
+            json!({"get": operation("getCertificate", "The transaction certificate signed by the acquirer (R8): JSON (format, certificate text, sha256, key_id, Ed25519 signature over easypos-certificate/1, a line feed and the text) or, with format=pdf, a PDF of it; X-Certificate-Sha256 is the text's SHA-256; every issue is audited (docs/aftersale.md)", ("200", json!({"description": "The certificate", "content": {"application/json": {"schema": {"type": "object"}}, "application/pdf": {"schema": {"type": "string", "format": "binary"}}}})), json!([path_id("Transaction id")[0].clone(), query("format", "json (default) or pdf", json!({"type": "string", "enum": ["json", "pdf"]}))]), &[not_found, ("400", "An unknown format"), ("503", "The server holds no acquirer keys to sign with (`receipts-off`)")])}),
+        ),
+        (
             "/api/v1/disputes/{id}/decide",
             json!({"post": post("decideDispute", "The card's issuer decides, once answered or after the deadline: for the cardholder the credit is final, for the merchant the chargeback is reversed", "DisputeDecision", ("200", ok("Dispute")), "Dispute id (dp_…)")}),
         ),

@@ -922,6 +922,21 @@ fn matrix(world: &World) -> Vec<Line> {
                 ("partner", 403),
             ]),
         ),
+        (
+            "GET".into(),
+            format!("/api/v1/transactions/{}/certificate", t("t1")),
+            per(&[
+                ("operator", 200),
+                ("bank", 200),
+                ("wallet", 404),
+                ("shanghai.admin", 200),
+                ("shanghai.manager", 200),
+                ("shanghai.cashier", 200),
+                ("beijing.admin", 404),
+                ("cardholder1", 200),
+                ("partner", 404),
+            ]),
+        ),
         // Last: it stops the webhook the rows above use.
         (
             "DELETE".into(),

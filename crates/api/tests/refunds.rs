@@ -372,3 +372,54 @@ async fn a_dispute_through_the_api_from_the_cardholder_to_the_issuers_decision()
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transaction_certificate_is_signed_checkable_and_logged() {
+    let world = world().await;
+    let t1 = world.transactions["t1"];
+    let path = format!("/api/v1/transactions/{t1}/certificate");
+    let json = world.get("shanghai.cashier", &path).await;
+    assert_eq!(json.status, StatusCode::OK, "{}", json.text);
+    assert_eq!(json.content_type, "application/json");
+    aftersale::certificate::verify(&world.receipts, &json.text).unwrap();
+    let document = json.json();
+    assert_eq!(
+        json.headers["x-certificate-sha256"].to_str().unwrap(),
+        document["sha256"].as_str().unwrap()
+    );
+    let text = document["certificate"].as_str().unwrap();
+    assert!(text.contains(&rrn("t1")) && text.contains("\"issued_to\": \"shanghai.cashier\""));
+    // One changed character is caught.
+    let altered = json.text.replacen("12.50", "12.60", 1);
+    assert!(aftersale::certificate::verify(&world.receipts, &altered).is_err());
+
+    let pdf = world
+        .get("cardholder1", &format!("{path}?format=pdf"))
+        .await;
+    assert_eq!(pdf.status, StatusCode::OK);
+    assert_eq!(pdf.content_type, "application/pdf");
+    assert!(pdf.text.starts_with("%PDF-1.4") && pdf.text.contains("TRANSACTION CERTIFICATE"));
+    let foreign = world.get("beijing.admin", &path).await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
+    let bad = world
+        .get("cardholder1", &format!("{path}?format=doc"))
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    // Each issue is logged.
+    let logged = world
+        .store
+        .audit_entries(store::audit::AuditQuery {
+            action_prefix: Some("certificate.".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        logged
+            .iter()
+            .map(|entry| entry.actor.as_str())
+            .collect::<Vec<_>>(),
+        ["shanghai.cashier", "cardholder1"]
+    );
+}

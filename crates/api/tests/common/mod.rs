@@ -372,7 +372,8 @@ pub async fn answer(response: Response<Body>) -> Answer {
         status,
         content_type,
         headers,
-        text: String::from_utf8(bytes.to_vec()).unwrap(),
+        // Lossy: a PDF carries binary bytes (its header comment); JSON and CSV are UTF-8.
+        text: String::from_utf8_lossy(&bytes).into_owned(),
     }
 }
 
