@@ -358,6 +358,12 @@ mod tests {
         );
         assert_eq!(config.http_listen.to_string(), DEFAULT_HTTP_LISTEN);
         assert_eq!(config.log_format, LogFormat::Text);
+        assert_eq!(
+            config.refund_approval_above_minor,
+            aftersale::refunds::DEFAULT_APPROVAL_ABOVE_MINOR
+        );
+        let config = resolve("[refunds]\napproval_above_minor = 0", &[]).unwrap();
+        assert_eq!(config.refund_approval_above_minor, 0);
     }
 
     #[test]
@@ -381,7 +387,17 @@ mod tests {
     #[test]
     fn errors_name_the_setting() {
         type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
-        let cases: [Case; 9] = [
+        let cases: [Case; 11] = [
+            (
+                "[refunds]\napproval_above_minor = -1",
+                &[],
+                "refunds.approval_above_minor",
+            ),
+            (
+                "",
+                &[("EASYPOS_REFUNDS_APPROVAL_ABOVE_MINOR", "500.00")],
+                "refunds.approval_above_minor (EASYPOS_REFUNDS_APPROVAL_ABOVE_MINOR)",
+            ),
             (
                 "[iso8583]\nmax_connections = 0",
                 &[],
