@@ -27,6 +27,7 @@ pub mod cases;
 pub mod chart;
 pub mod chip;
 mod completion;
+pub mod console_refund;
 pub mod effects;
 mod follow_up;
 mod handler;

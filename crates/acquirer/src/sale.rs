@@ -169,7 +169,7 @@ impl TerminalHandler {
 
         // 1½. Emergency freezes act on the next authorization: 58 for a frozen terminal or
         //     merchant, 62 for a frozen card. Nothing else is looked at.
-        if let Some(code) = self.frozen(request, terminal, &card.id, note) {
+        if let Some(code) = self.frozen(&request.terminal_id, terminal, &card.id, note) {
             return stop(code, "frozen");
         }
 
@@ -603,14 +603,14 @@ impl TerminalHandler {
     /// with the freeze noted for the journal. `None` when nothing involved is frozen.
     pub(crate) fn frozen(
         &self,
-        request: &Request,
+        terminal_id: &str,
         terminal: &TerminalRecord,
         card_id: &str,
         note: &mut RiskNote,
     ) -> Option<ResponseCode> {
-        let scope =
-            self.freezes
-                .frozen(request.terminal_id.trim(), &terminal.merchant_id, card_id)?;
+        let scope = self
+            .freezes
+            .frozen(terminal_id.trim(), &terminal.merchant_id, card_id)?;
         note.rules = Some(format!("frozen {}", scope.as_str()));
         Some(match scope {
             risk::FreezeScope::Card => ResponseCode::RestrictedCard,

@@ -29,7 +29,7 @@ pub(crate) const UNDO: &str = "undo";
 
 impl Undo {
     /// The transfer code that tells a void from a refund in the books.
-    fn code(self) -> u16 {
+    pub(crate) fn code(self) -> u16 {
         match self {
             Undo::Void => 23,
             Undo::Refund => 25,
@@ -118,8 +118,40 @@ impl TerminalHandler {
         amount_minor: i64,
         note: &mut RiskNote,
     ) -> Result<(), ResponseCode> {
-        let terminal_id = request.terminal_id.trim();
-        if let Some(code) = self.frozen(request, terminal, &card.id, note) {
+        let entry = message
+            .get(22)
+            .map(|value| value.to_text())
+            .unwrap_or_default();
+        let currency = crate::follow_up::currency(message)?;
+        let checked = UndoChecked {
+            undo,
+            terminal_id: request.terminal_id.trim(),
+            terminal,
+            card,
+            amount_minor,
+            currency,
+            entry: entry.get(..2),
+        };
+        self.undo_checks(&checked, note)
+    }
+
+    /// [`TerminalHandler::undo_allowed`]'s checks, for a refund the console makes too
+    /// (`console_refund.rs`).
+    pub(crate) fn undo_checks(
+        &self,
+        checked: &UndoChecked<'_>,
+        note: &mut RiskNote,
+    ) -> Result<(), ResponseCode> {
+        let UndoChecked {
+            undo,
+            terminal_id,
+            terminal,
+            card,
+            amount_minor,
+            currency,
+            entry,
+        } = *checked;
+        if let Some(code) = self.frozen(terminal_id, terminal, &card.id, note) {
             return Err(code);
         }
         if undo == Undo::Refund && self.freezes.refunds_frozen(&terminal.merchant_id) {
@@ -129,11 +161,6 @@ impl TerminalHandler {
         let Some(gate) = &self.risk else {
             return Ok(());
         };
-        let entry = message
-            .get(22)
-            .map(|value| value.to_text())
-            .unwrap_or_default();
-        let currency = crate::follow_up::currency(message)?;
         let input = risk::Authorization {
             kind: match undo {
                 Undo::Void => risk::Kind::Void,
@@ -146,7 +173,7 @@ impl TerminalHandler {
             currency,
             card_currency: card.currency,
             mcc: gate.mcc(&terminal.merchant_id),
-            entry: crate::sale::risk_entry(entry.get(..2)),
+            entry: crate::sale::risk_entry(entry),
             chip_card: false,
         };
         let now_ms = std::time::SystemTime::now()
@@ -171,4 +198,17 @@ impl TerminalHandler {
             None => Ok(()),
         }
     }
+}
+
+/// What a void or refund is checked on before it is given back.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct UndoChecked<'a> {
+    pub undo: Undo,
+    pub terminal_id: &'a str,
+    pub terminal: &'a TerminalRecord,
+    pub card: &'a store::directory::Card,
+    pub amount_minor: i64,
+    pub currency: money::Currency,
+    /// Field 22's first two digits; `None` for a refund made without the card (the console).
+    pub entry: Option<&'a str>,
 }

@@ -24,9 +24,17 @@
 //! assert!(keys.verify(&payload).await.is_ok());
 //! # Ok(()) }
 //! ```
+//!
+//! [`refunds::Refunds`] refunds card sales from the console and the API, in parts, with a
+//! supervisor's approval above a threshold, through the acquirer's refund path;
+//! [`disputes::Disputes`] takes a cardholder's dispute through the issuer's review, the
+//! chargeback, the merchant's answer before its deadline and the issuer's decision.
 
+pub mod certificate;
+pub mod disputes;
 pub mod evidence;
 pub mod receipt;
+pub mod refunds;
 pub mod signer;
 pub mod statement;
 pub mod timeline;

@@ -197,6 +197,46 @@ impl ReceiptKeys {
         Ok(statement.payload(&signature))
     }
 
+    /// Signs a document that is not a receipt (a transaction certificate) with the current key:
+    /// the key id and the Ed25519 signature of `domain`, a line feed and `text`, so that no
+    /// document's signature can pass for a receipt's (a receipt's text starts `EPR1|`).
+    pub fn sign_document(
+        &self,
+        domain: &str,
+        text: &str,
+    ) -> Result<(String, [u8; 64]), ReceiptError> {
+        let (id, token) = self
+            .read()
+            .signing
+            .clone()
+            .ok_or(ReceiptError::Damaged("no signing key"))?;
+        let signed = format!("{domain}\n{text}");
+        let signature = self.hsm.ed25519_sign(&token, signed.as_bytes())?;
+        Ok((id, signature))
+    }
+
+    /// Whether `signature` is this acquirer's (key `key_id`, retired or not) over `domain`, a
+    /// line feed and `text` ([`ReceiptKeys::sign_document`]).
+    pub fn verify_document(
+        &self,
+        domain: &str,
+        text: &str,
+        key_id: &str,
+        signature: &[u8; 64],
+    ) -> bool {
+        let keys = self.read();
+        let Some((verifying, _)) = keys.public.get(key_id) else {
+            return false;
+        };
+        let signed = format!("{domain}\n{text}");
+        verifying
+            .verify_strict(
+                signed.as_bytes(),
+                &ed25519_dalek::Signature::from_bytes(signature),
+            )
+            .is_ok()
+    }
+
     /// Whether `payload` is a receipt this acquirer signed, with any of its keys. A key id
     /// not known here is looked for once more in the store (another process may have rotated).
     pub async fn verify(&self, payload: &str) -> Result<Verified, Rejection> {

@@ -202,6 +202,14 @@ pub async fn report_fraud(
             pack_sha256: sealed.sha256,
         })
         .await?;
+    // A fraud report disputes the transaction too (`api::disputes`), for the issuer to charge
+    // back; the report stands even if that fails (it is logged).
+    if state.disputes.is_some()
+        && let Err(problem) =
+            crate::disputes::open_dispute(state, principal, id, "not_recognised", description).await
+    {
+        tracing::warn!(transaction = record.id, detail = %problem.detail, "fraud report opened no dispute");
+    }
     Ok((StatusCode::CREATED, stored))
 }
 

@@ -22,11 +22,14 @@ pub mod access;
 pub mod audit;
 pub mod auth;
 pub mod cases;
+pub mod certificates;
+pub mod disputes;
 pub mod fraud;
 pub mod idempotency;
 pub mod openapi;
 pub mod problem;
 pub mod receipts;
+pub mod refunds;
 pub mod routes;
 pub mod statements;
 pub mod time;
@@ -50,6 +53,10 @@ pub struct ApiState {
     pub freezes: Arc<risk::Freezes>,
     /// The acquirer's receipt keys (`None`: receipt routes answer 503).
     pub receipts: Option<Arc<aftersale::ReceiptKeys>>,
+    /// Refunds through the acquirer host's refund path (`None`: refund changes answer 503).
+    pub refunds: Option<Arc<aftersale::refunds::Refunds>>,
+    /// Disputes and chargebacks through the same host (`None`: dispute changes answer 503).
+    pub disputes: Option<Arc<aftersale::disputes::Disputes>>,
 }
 
 impl ApiState {
@@ -60,7 +67,21 @@ impl ApiState {
             webhooks: None,
             freezes: Arc::new(risk::Freezes::new()),
             receipts: None,
+            refunds: None,
+            disputes: None,
         }
+    }
+
+    /// Disputes whose chargebacks `disputes` posts (made over this state's store).
+    pub fn with_disputes(mut self, disputes: aftersale::disputes::Disputes) -> Self {
+        self.disputes = Some(Arc::new(disputes));
+        self
+    }
+
+    /// Refunds posted by `refunds` (made over this state's store).
+    pub fn with_refunds(mut self, refunds: aftersale::refunds::Refunds) -> Self {
+        self.refunds = Some(Arc::new(refunds));
+        self
     }
 
     /// Verifies receipts with, and rotates, the host's receipt keys.
@@ -89,7 +110,7 @@ impl ApiState {
 
 /// Every route of the API (method, path as the OpenAPI document writes it). The router is
 /// built from the same calls, and a test checks both against each other and the document.
-pub const ROUTES: [(&str, &str); 35] = [
+pub const ROUTES: [(&str, &str); 48] = [
     ("GET", "/api/v1/me"),
     ("GET", "/api/v1/transactions"),
     ("GET", "/api/v1/transactions/{id}"),
@@ -128,6 +149,19 @@ pub const ROUTES: [(&str, &str); 35] = [
     ("POST", "/api/v1/cases/{id}/assign"),
     ("POST", "/api/v1/cases/{id}/comments"),
     ("POST", "/api/v1/cases/{id}/resolve"),
+    ("GET", "/api/v1/transactions/{id}/refunds"),
+    ("POST", "/api/v1/transactions/{id}/refunds"),
+    ("GET", "/api/v1/refunds"),
+    ("GET", "/api/v1/refunds/{id}"),
+    ("POST", "/api/v1/refunds/{id}/approve"),
+    ("POST", "/api/v1/refunds/{id}/accept"),
+    ("POST", "/api/v1/refunds/{id}/decline"),
+    ("POST", "/api/v1/transactions/{id}/dispute"),
+    ("GET", "/api/v1/disputes/{id}"),
+    ("POST", "/api/v1/disputes/{id}/review"),
+    ("POST", "/api/v1/disputes/{id}/answer"),
+    ("POST", "/api/v1/disputes/{id}/decide"),
+    ("GET", "/api/v1/transactions/{id}/certificate"),
 ];
 
 /// The API's router: `/api/v1/…` behind authentication and idempotency, and the OpenAPI
@@ -196,6 +230,45 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/v1/cases/{id}/resolve",
             axum::routing::post(cases::resolve_case),
+        )
+        .route(
+            "/api/v1/transactions/{id}/refunds",
+            get(refunds::list_transaction_refunds).post(refunds::create_refund),
+        )
+        .route("/api/v1/refunds", get(refunds::list_refunds))
+        .route("/api/v1/refunds/{id}", get(refunds::get_refund))
+        .route(
+            "/api/v1/refunds/{id}/approve",
+            axum::routing::post(refunds::approve_refund),
+        )
+        .route(
+            "/api/v1/refunds/{id}/accept",
+            axum::routing::post(refunds::accept_refund),
+        )
+        .route(
+            "/api/v1/refunds/{id}/decline",
+            axum::routing::post(refunds::decline_refund),
+        )
+        .route(
+            "/api/v1/transactions/{id}/dispute",
+            axum::routing::post(disputes::create_dispute),
+        )
+        .route("/api/v1/disputes/{id}", get(disputes::get_dispute))
+        .route(
+            "/api/v1/disputes/{id}/review",
+            axum::routing::post(disputes::review_dispute),
+        )
+        .route(
+            "/api/v1/disputes/{id}/answer",
+            axum::routing::post(disputes::answer_dispute),
+        )
+        .route(
+            "/api/v1/disputes/{id}/decide",
+            axum::routing::post(disputes::decide_dispute),
+        )
+        .route(
+            "/api/v1/transactions/{id}/certificate",
+            get(certificates::certificate),
         )
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

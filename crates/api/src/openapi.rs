@@ -102,8 +102,15 @@ fn query(name: &str, description: &str, schema: Value) -> Value {
     json!({"name": name, "in": "query", "required": false, "schema": schema, "description": description})
 }
 
-/// The whole document.
+/// The whole document: the routes written in one literal, then those added since.
 pub fn document() -> Value {
+    let mut document = base_document();
+    add_refunds(&mut document);
+    add_disputes(&mut document);
+    document
+}
+
+fn base_document() -> Value {
     let not_found = [(
         "404",
         "No such record that the caller may see (another tenant's records are not found either)",
@@ -467,7 +474,7 @@ pub fn document() -> Value {
                     "type": "object",
                     "required": ["state", "at", "amount", "message"],
                     "properties": {
-                        "state": {"type": "string", "enum": ["authorized", "declined", "voided", "refunded", "completed", "reversed", "settled", "reported-as-fraud"]},
+                        "state": {"type": "string", "enum": ["authorized", "declined", "voided", "refunded", "completed", "reversed", "settled", "reported-as-fraud", "refund-requested", "refund-declined", "disputed", "charged-back", "dispute-rejected", "dispute-answered", "chargeback-final", "chargeback-reversed"]},
                         "at": {"type": "string", "format": "date-time", "description": "When the host received the message that made it so"},
                         "amount": amount.clone(),
                         "message": {"type": "string", "description": "The message's kind and field 39, e.g. Refund 00"}
@@ -565,4 +572,257 @@ pub fn document() -> Value {
             }
         }
     })
+}
+
+/// Refunds (issue 9, docs/aftersale.md): their paths and schemas.
+fn add_refunds(document: &mut Value) {
+    let not_found = (
+        "404",
+        "No such record that the caller may see (another tenant's records are not found either)",
+    );
+    let refund_errors = [
+        (
+            "400",
+            "Missing Idempotency-Key, or a malformed body; `detail` names the field",
+        ),
+        not_found,
+        (
+            "409",
+            "The refund is not in a state that allows this (`refund-state`), or a request with this Idempotency-Key is still running",
+        ),
+        (
+            "422",
+            "Not refundable (`not-refundable`: declined, voided or reversed), more than is left to refund (`refund-exceeds-captured`), or an Idempotency-Key used for another request",
+        ),
+        (
+            "503",
+            "The acquirer could not post the refund now (`refunds-unavailable`); retry",
+        ),
+    ];
+    let post = |id: &str, summary: &str, body: Option<&str>, success: (&str, Value), path: &str| {
+        let mut operation = operation(
+            id,
+            summary,
+            success,
+            json!([
+                path_id(path)[0].clone(),
+                {"name": "Idempotency-Key", "in": "header", "required": true, "schema": {"type": "string", "minLength": 1, "maxLength": 255}, "description": "A fresh key (e.g. a UUID) per operation; a retry with the same key and body gets the original answer."}
+            ]),
+            &refund_errors,
+        );
+        if let (Some(body), Value::Object(map)) = (body, &mut operation) {
+            map.insert(
+                "requestBody".to_owned(),
+                json!({"required": body != "RefundAcceptance", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{body}")}}}}),
+            );
+        }
+        operation
+    };
+    let paths = [
+        (
+            "/api/v1/transactions/{id}/refunds",
+            json!({
+                "get": operation("listTransactionRefunds", "A sale's refunds and refund requests, oldest first, for whoever may see the sale", ("200", ok("RefundPage")), path_id("Transaction id"), &[not_found]),
+                "post": post("createRefund", "The merchant's staff refund the sale, in full or in part, to the card that paid (posted at once up to the approval threshold, else pending_approval); the cardholder asks for a refund instead (requested)", Some("NewRefund"), ("201", ok("Refund")), "Transaction id")
+            }),
+        ),
+        (
+            "/api/v1/refunds",
+            json!({"get": operation("listRefunds", "Refunds and refund requests of the caller's merchants, newest first (at most 500)", ("200", ok("RefundPage")), json!([query("status", "Only this status, e.g. pending_approval for a manager's queue", json!({"type": "string", "enum": ["requested", "accepted", "pending_approval", "approved", "refunded", "declined", "failed"]}))]), &[("400", "An unknown status")])}),
+        ),
+        (
+            "/api/v1/refunds/{id}",
+            json!({"get": operation("getRefund", "One refund or refund request", ("200", ok("Refund")), path_id("Refund id (rf_…)"), &[not_found])}),
+        ),
+        (
+            "/api/v1/refunds/{id}/approve",
+            json!({"post": post("approveRefund", "A manager or administrator other than the one who asked approves a refund pending approval; it is posted at once (approving an approved refund whose posting failed to finish posts it again)", None, ("200", ok("Refund")), "Refund id (rf_…)")}),
+        ),
+        (
+            "/api/v1/refunds/{id}/accept",
+            json!({"post": post("acceptRefundRequest", "The merchant accepts a cardholder's refund request: 201 with the refund part made for it", Some("RefundAcceptance"), ("201", ok("Refund")), "Refund request id (rf_…)")}),
+        ),
+        (
+            "/api/v1/refunds/{id}/decline",
+            json!({"post": post("declineRefund", "The merchant declines a cardholder's request, or a manager or administrator a refund pending approval, with the reason the other side sees", Some("RefundDecline"), ("200", ok("Refund")), "Refund id (rf_…)")}),
+        ),
+    ];
+    let schemas = [
+        (
+            "Refund",
+            json!({
+                "type": "object",
+                "required": ["id", "transaction_id", "merchant_id", "kind", "part", "request_id", "amount", "status", "reason", "requested_by", "requested_at", "decided_by", "decided_at", "response"],
+                "properties": {
+                    "id": {"type": "string", "description": "rf_ and 16 hex digits"},
+                    "transaction_id": {"type": "string"},
+                    "merchant_id": {"type": "string"},
+                    "kind": {"type": "string", "enum": ["refund", "request"], "description": "A part the merchant made, or a cardholder's request"},
+                    "part": {"type": ["integer", "null"], "description": "The part's number among the sale's refunds; null for a request"},
+                    "request_id": {"type": ["string", "null"], "description": "The cardholder's request this part answers"},
+                    "amount": {"$ref": "#/components/schemas/Amount"},
+                    "status": {"type": "string", "enum": ["requested", "accepted", "pending_approval", "approved", "refunded", "declined", "failed"]},
+                    "reason": {"type": "string"},
+                    "requested_by": {"type": "string"},
+                    "requested_at": {"type": "string", "format": "date-time"},
+                    "decided_by": {"type": ["string", "null"], "description": "Who approved, accepted or declined it"},
+                    "decided_at": {"type": ["string", "null"], "format": "date-time"},
+                    "response": {"type": ["string", "null"], "description": "00 when posted; the acquirer's code and reason when refused (58: frozen refunds); the reason when declined"}
+                }
+            }),
+        ),
+        ("RefundPage", page("Refund")),
+        (
+            "NewRefund",
+            json!({"type": "object", "required": ["amount_minor", "reason"], "additionalProperties": false, "properties": {"amount_minor": {"type": "integer", "minimum": 1, "description": "Minor units, at most what is left to refund"}, "reason": {"type": "string", "description": "1 to 500 characters"}}}),
+        ),
+        (
+            "RefundAcceptance",
+            json!({"type": "object", "additionalProperties": false, "properties": {"amount_minor": {"type": "integer", "minimum": 1, "description": "Less than asked; the whole request when absent"}}}),
+        ),
+        (
+            "RefundDecline",
+            json!({"type": "object", "required": ["reason"], "additionalProperties": false, "properties": {"reason": {"type": "string", "description": "1 to 500 characters"}}}),
+        ),
+    ];
+    if let Some(Value::Object(map)) = document.get_mut("paths") {
+        for (path, item) in paths {
+            map.insert(path.to_owned(), item);
+        }
+    }
+    if let Some(Value::Object(map)) = document
+        .get_mut("components")
+        .and_then(|components| components.get_mut("schemas"))
+    {
+        for (name, schema) in schemas {
+            map.insert(name.to_owned(), schema);
+        }
+    }
+}
+
+/// Disputes and chargebacks (issue 9, docs/aftersale.md): their paths and schemas.
+fn add_disputes(document: &mut Value) {
+    let not_found = (
+        "404",
+        "No such record that the caller may see (another tenant's records are not found either)",
+    );
+    let errors = [
+        (
+            "400",
+            "Missing Idempotency-Key, or a malformed body; `detail` names the field",
+        ),
+        not_found,
+        (
+            "409",
+            "The dispute is not in a state that allows this step (`dispute-state`), or a request with this Idempotency-Key is still running",
+        ),
+        (
+            "422",
+            "Not disputable (`not-disputable`), an answer after the deadline (`answer-too-late`), a chargeback the ledger refused (`chargeback-refused`), or an Idempotency-Key used for another request",
+        ),
+        (
+            "503",
+            "The acquirer could not move the money now (`disputes-unavailable`); retry",
+        ),
+    ];
+    let post = |id: &str, summary: &str, body: &str, success: (&str, Value), path: &str| {
+        let mut operation = operation(
+            id,
+            summary,
+            success,
+            json!([
+                path_id(path)[0].clone(),
+                {"name": "Idempotency-Key", "in": "header", "required": true, "schema": {"type": "string", "minLength": 1, "maxLength": 255}, "description": "A fresh key (e.g. a UUID) per operation; a retry with the same key and body gets the original answer."}
+            ]),
+            &errors,
+        );
+        if let Value::Object(map) = &mut operation {
+            map.insert(
+                "requestBody".to_owned(),
+                json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{body}")}}}}),
+            );
+        }
+        operation
+    };
+    let paths = [
+        (
+            "/api/v1/transactions/{id}/dispute",
+            json!({"post": post("openDispute", "The cardholder disputes their transaction: 201 with the dispute, 200 with the one opened before (one per transaction)", "NewDispute", ("201", ok("Dispute")), "Transaction id")}),
+        ),
+        (
+            "/api/v1/disputes/{id}",
+            json!({"get": operation("getDispute", "A dispute and its steps, for whoever may see its transaction", ("200", ok("Dispute")), path_id("Dispute id (dp_…)"), &[not_found])}),
+        ),
+        (
+            "/api/v1/disputes/{id}/review",
+            json!({"post": post("reviewDispute", "The card's issuer's operator charges the dispute back (the card credited, the merchant's settlement debited; the merchant's deadline starts) or rejects it", "DisputeReview", ("200", ok("Dispute")), "Dispute id (dp_…)")}),
+        ),
+        (
+            "/api/v1/disputes/{id}/answer",
+            json!({"post": post("answerDispute", "The merchant's manager or administrator answers a chargeback with evidence, before answer_due_at", "DisputeAnswer", ("200", ok("Dispute")), "Dispute id (dp_…)")}),
+        ),
+        (
+            "/api/v1/transactions/{id}/certificate",
+            json!({"get": operation("getCertificate", "The transaction certificate signed by the acquirer (R8): JSON (format, certificate text, sha256, key_id, Ed25519 signature over easypos-certificate/1, a line feed and the text) or, with format=pdf, a PDF of it; X-Certificate-Sha256 is the text's SHA-256; every issue is audited (docs/aftersale.md)", ("200", json!({"description": "The certificate", "content": {"application/json": {"schema": {"type": "object"}}, "application/pdf": {"schema": {"type": "string", "format": "binary"}}}})), json!([path_id("Transaction id")[0].clone(), query("format", "json (default) or pdf", json!({"type": "string", "enum": ["json", "pdf"]}))]), &[not_found, ("400", "An unknown format"), ("503", "The server holds no acquirer keys to sign with (`receipts-off`)")])}),
+        ),
+        (
+            "/api/v1/disputes/{id}/decide",
+            json!({"post": post("decideDispute", "The card's issuer decides, once answered or after the deadline: for the cardholder the credit is final, for the merchant the chargeback is reversed", "DisputeDecision", ("200", ok("Dispute")), "Dispute id (dp_…)")}),
+        ),
+    ];
+    let time = json!({"type": ["string", "null"], "format": "date-time"});
+    let text = json!({"type": ["string", "null"]});
+    let schemas = [
+        (
+            "Dispute",
+            json!({
+                "type": "object",
+                "required": ["id", "transaction_id", "merchant_id", "amount", "reason", "description", "status", "opened_by", "opened_at", "reviewed_by", "reviewed_at", "review_note", "answer_due_at", "answered_by", "answered_at", "evidence", "decided_by", "decided_at", "decision_note"],
+                "properties": {
+                    "id": {"type": "string", "description": "dp_ and 16 hex digits"},
+                    "transaction_id": {"type": "string"},
+                    "merchant_id": {"type": "string"},
+                    "amount": {"$ref": "#/components/schemas/Amount"},
+                    "reason": {"type": "string", "enum": ["not_recognised", "duplicate", "wrong_amount", "not_received", "cancelled"]},
+                    "description": {"type": "string"},
+                    "status": {"type": "string", "enum": ["opened", "rejected", "charged_back", "answered", "won_by_cardholder", "won_by_merchant"]},
+                    "opened_by": {"type": "string"},
+                    "opened_at": {"type": "string", "format": "date-time"},
+                    "reviewed_by": text.clone(), "reviewed_at": time.clone(), "review_note": text.clone(),
+                    "answer_due_at": time.clone(),
+                    "answered_by": text.clone(), "answered_at": time.clone(), "evidence": text.clone(),
+                    "decided_by": text.clone(), "decided_at": time.clone(), "decision_note": text.clone()
+                }
+            }),
+        ),
+        (
+            "NewDispute",
+            json!({"type": "object", "required": ["reason", "description"], "additionalProperties": false, "properties": {"reason": {"type": "string", "enum": ["not_recognised", "duplicate", "wrong_amount", "not_received", "cancelled"]}, "description": {"type": "string", "description": "1 to 4000 characters"}}}),
+        ),
+        (
+            "DisputeReview",
+            json!({"type": "object", "required": ["decision"], "additionalProperties": false, "properties": {"decision": {"type": "string", "enum": ["chargeback", "reject"]}, "note": {"type": "string", "description": "Required to reject"}}}),
+        ),
+        (
+            "DisputeAnswer",
+            json!({"type": "object", "required": ["evidence"], "additionalProperties": false, "properties": {"evidence": {"type": "string", "description": "1 to 4000 characters"}}}),
+        ),
+        (
+            "DisputeDecision",
+            json!({"type": "object", "required": ["in_favour_of", "note"], "additionalProperties": false, "properties": {"in_favour_of": {"type": "string", "enum": ["cardholder", "merchant"]}, "note": {"type": "string", "description": "1 to 4000 characters"}}}),
+        ),
+    ];
+    if let Some(Value::Object(map)) = document.get_mut("paths") {
+        for (path, item) in paths {
+            map.insert(path.to_owned(), item);
+        }
+    }
+    if let Some(Value::Object(map)) = document
+        .get_mut("components")
+        .and_then(|components| components.get_mut("schemas"))
+    {
+        for (name, schema) in schemas {
+            map.insert(name.to_owned(), schema);
+        }
+    }
 }

@@ -61,6 +61,52 @@ pub async fn events(
         });
         events.sort_by_key(|event| event.at);
     }
+    // Refunds and requests made from the console and the API (`api::refunds`).
+    for refund in state.store.refunds_of_transaction(record.id).await? {
+        let (state, at) = match refund.status.as_str() {
+            "refunded" => ("refunded", refund.decided_at),
+            "requested" | "accepted" => ("refund-requested", Some(refund.requested_at)),
+            "declined" if refund.seq == 0 => ("refund-declined", refund.decided_at),
+            _ => continue,
+        };
+        events.push(aftersale::timeline::Event {
+            state,
+            at: at.unwrap_or(refund.requested_at).saturating_mul(1_000_000),
+            amount_minor: Some(refund.amount_minor),
+            message: format!("refund {}", refund.id),
+        });
+    }
+    // The dispute's steps (`api::disputes`), each when it was taken.
+    if let Some(dispute) = state.store.dispute_of_transaction(record.id).await? {
+        let mut step = |state: &'static str, at: Option<i64>, amount: bool, message: &str| {
+            if let Some(at) = at {
+                events.push(aftersale::timeline::Event {
+                    state,
+                    at: at.saturating_mul(1_000_000),
+                    amount_minor: amount.then_some(dispute.amount_minor),
+                    message: format!("dispute {} {message}", dispute.id),
+                });
+            }
+        };
+        step("disputed", Some(dispute.opened_at), true, &dispute.reason);
+        let reviewed = match dispute.status.as_str() {
+            "rejected" => "dispute-rejected",
+            _ => "charged-back",
+        };
+        step(
+            reviewed,
+            dispute.reviewed_at,
+            reviewed == "charged-back",
+            "reviewed",
+        );
+        step("dispute-answered", dispute.answered_at, false, "answered");
+        let decided = match dispute.status.as_str() {
+            "won_by_merchant" => "chargeback-reversed",
+            _ => "chargeback-final",
+        };
+        step(decided, dispute.decided_at, true, &dispute.status);
+    }
+    events.sort_by_key(|event| event.at);
     Ok(events
         .into_iter()
         .map(|event| TimelineEventView {

@@ -106,6 +106,8 @@ async fn events_are_signed_retried_logged_and_redelivered() {
     let state = api::ApiState {
         freezes: Default::default(),
         receipts: None,
+        refunds: None,
+        disputes: None,
         webhooks: Some(
             api::webhooks::WebhookKeys::ensure(
                 &world.store,

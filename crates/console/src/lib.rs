@@ -189,6 +189,11 @@ pub fn router(state: Console) -> Router {
             get(pages::wallet::merchant_payments),
         )
         .route("/wallet/top-up", post(pages::wallet::top_up))
+        .route(
+            "/console/refunds",
+            get(pages::refunds_page::refunds).post(pages::refunds_page::create),
+        )
+        .route("/console/refunds/{id}", post(pages::refunds_page::act))
         .route("/console/static/htmx.min.js", get(htmx))
         .route("/console/static/console.css", get(css))
         .fallback(pages::not_found)

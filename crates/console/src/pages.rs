@@ -9,6 +9,9 @@ pub(crate) mod cases_page;
 // The emergency page, likewise.
 #[path = "emergency_page.rs"]
 pub(crate) mod emergency_page;
+// The refunds page, likewise.
+#[path = "refunds_page.rs"]
+pub(crate) mod refunds_page;
 
 use crate::Console;
 use crate::i18n::{Lang, Tr};
@@ -69,6 +72,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/emergency", "nav-emergency"),
             ("/console/api-keys", "nav-api-keys"),
             ("/console/fleet", "nav-fleet"),
+            ("/console/refunds", "nav-refunds"),
         ],
         Role::MerchantManager => &[
             ("/console/dashboard", "nav-dashboard"),
@@ -78,12 +82,14 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/staff", "nav-staff"),
             ("/console/cases", "nav-cases"),
             ("/console/emergency", "nav-emergency"),
+            ("/console/refunds", "nav-refunds"),
         ],
         Role::Cashier => &[
             ("/console/dashboard", "nav-dashboard"),
             ("/console/transactions", "nav-transactions"),
             ("/console/qr-payments", "nav-qr-payments"),
             ("/console/terminals", "nav-terminals"),
+            ("/console/refunds", "nav-refunds"),
         ],
         Role::Cardholder => &[
             ("/console/cards", "nav-cards"),

@@ -37,6 +37,32 @@ fn masked(card_id: &str) -> String {
         .masked_pan()
 }
 
+/// A refund path that posts every part (the acquirer's own is tested in crates/acquirer).
+#[derive(Debug)]
+struct PostsEverything;
+
+impl aftersale::refunds::RefundPoster for PostsEverything {
+    fn undone<'a>(
+        &'a self,
+        _sale: &'a aftersale::refunds::SaleKey,
+    ) -> aftersale::refunds::BoxFuture<
+        'a,
+        Result<aftersale::refunds::TerminalUndo, aftersale::refunds::PostError>,
+    > {
+        Box::pin(async { Ok(aftersale::refunds::TerminalUndo::Nothing) })
+    }
+
+    fn post<'a>(
+        &'a self,
+        _part: &'a aftersale::refunds::RefundPart,
+    ) -> aftersale::refunds::BoxFuture<
+        'a,
+        Result<aftersale::refunds::Posting, aftersale::refunds::PostError>,
+    > {
+        Box::pin(async { Ok(aftersale::refunds::Posting::Refunded) })
+    }
+}
+
 async fn world() -> World {
     let backend = store::testing::sqlite();
     let store = Arc::new(Store::open(&backend.backend).await.unwrap());
@@ -108,6 +134,11 @@ async fn world() -> World {
         store: store.clone(),
         clock: clock.clone(),
         receipts: Some(receipts.clone()),
+        refunds: Some(Arc::new(
+            aftersale::refunds::Refunds::new(store.clone(), Arc::new(PostsEverything))
+                .with_approval_above(1_000),
+        )),
+        disputes: None,
     };
     let mfa = console::mfa::Mfa::ensure(&store, hsm.clone())
         .await
@@ -475,6 +506,7 @@ const PORTALS: [(&str, &[&str], &[&str]); 7] = [
             "/console/terminals",
             "/console/staff",
             "/console/api-keys",
+            "/console/refunds",
         ],
         &["/console/cards", "/console/journal", "/console/health"],
     ),
@@ -485,6 +517,7 @@ const PORTALS: [(&str, &[&str], &[&str]); 7] = [
             "/console/transactions",
             "/console/terminals",
             "/console/staff",
+            "/console/refunds",
         ],
         &["/console/cards", "/console/journal", "/console/api-keys"],
     ),
@@ -494,6 +527,7 @@ const PORTALS: [(&str, &[&str], &[&str]); 7] = [
             "/console/dashboard",
             "/console/transactions",
             "/console/terminals",
+            "/console/refunds",
         ],
         &[
             "/console/staff",
@@ -969,6 +1003,8 @@ async fn operators_see_the_health_of_the_store_and_the_host() {
         store: world.store.clone(),
         clock: world.clock.clone(),
         receipts: None,
+        refunds: None,
+        disputes: None,
     };
     let world = World {
         router: console::router(
@@ -1731,4 +1767,92 @@ async fn the_emergency_page_freezes_refunds_at_once_and_lifts_them() {
     let cashier = world.sign_in("shanghai.cashier").await;
     let page = world.get("/console/emergency", Some(&cashier), &[]).await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cashier_refunds_in_part_and_a_manager_approves_above_the_threshold() {
+    let world = world().await;
+    let cashier = world.sign_in("shanghai.cashier").await;
+    let page = world.get("/console/refunds", Some(&cashier), &[]).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.html.contains("id=\"new-refund\""));
+    let csrf = page.csrf();
+    let refund = |transaction: i64, amount: &str| {
+        format!("csrf={csrf}&transaction={transaction}&amount_minor={amount}&reason=returned")
+    };
+    let too_much = world
+        .post(
+            "/console/refunds",
+            Some(&cashier),
+            &refund(world.shanghai_sale, "1251"),
+        )
+        .await;
+    assert_eq!(too_much.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        too_much.html.contains("left to refund: 1250"),
+        "{}",
+        too_much.html
+    );
+    let foreign = world
+        .post(
+            "/console/refunds",
+            Some(&cashier),
+            &refund(world.beijing_sale, "100"),
+        )
+        .await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
+    let small = world
+        .post(
+            "/console/refunds",
+            Some(&cashier),
+            &refund(world.shanghai_sale, "200"),
+        )
+        .await;
+    assert_eq!(small.status, StatusCode::SEE_OTHER, "{}", small.html);
+    let big = world
+        .post(
+            "/console/refunds",
+            Some(&cashier),
+            &refund(world.shanghai_sale, "1050"),
+        )
+        .await;
+    assert_eq!(big.status, StatusCode::SEE_OTHER, "{}", big.html);
+    let stored = world
+        .store
+        .refunds_of_transaction(world.shanghai_sale)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored
+            .iter()
+            .map(|refund| refund.status.as_str())
+            .collect::<Vec<_>>(),
+        ["refunded", "pending_approval"]
+    );
+    let pending = stored[1].id.clone();
+    let page = world.get("/console/refunds", Some(&cashier), &[]).await;
+    assert!(
+        !page.html.contains("value=\"approve\""),
+        "a cashier approves nothing"
+    );
+    let manager = world.sign_in("shanghai.manager").await;
+    let page = world.get("/console/refunds", Some(&manager), &[]).await;
+    assert!(page.html.contains(&pending) && page.html.contains("value=\"approve\""));
+    let approved = world
+        .post(
+            &format!("/console/refunds/{pending}"),
+            Some(&manager),
+            &format!("csrf={}&action=approve", page.csrf()),
+        )
+        .await;
+    assert_eq!(approved.status, StatusCode::SEE_OTHER, "{}", approved.html);
+    let refund = world.store.refund(&pending).await.unwrap().unwrap();
+    assert_eq!(
+        (refund.status.as_str(), refund.decided_by.as_str()),
+        ("refunded", "shanghai.manager")
+    );
+    // A Beijing administrator does not see Shanghai's refunds.
+    let beijing = world.sign_in("beijing.admin").await;
+    let page = world.get("/console/refunds", Some(&beijing), &[]).await;
+    assert!(!page.html.contains(&pending));
 }

@@ -38,6 +38,14 @@ pub(crate) struct FileConfig {
     switch: FileSwitch,
     #[serde(default)]
     risk: FileRisk,
+    #[serde(default)]
+    refunds: FileRefunds,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRefunds {
+    approval_above_minor: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -121,6 +129,9 @@ pub struct Config {
     /// than the default `<data_dir>/risk.toml`, which may be absent (the demo rules then apply).
     pub risk_rules: PathBuf,
     pub risk_rules_named: bool,
+    /// Refunds from the console and the API above this many minor units wait for a second
+    /// supervisor's approval (`refunds.approval_above_minor`, docs/aftersale.md).
+    pub refund_approval_above_minor: i64,
 }
 
 /// Overrides from the command line (highest precedence).
@@ -282,7 +293,21 @@ impl Config {
         let risk_rules_named = named_rules.is_some();
         let risk_rules = named_rules.unwrap_or_else(|| data_dir.join("risk.toml"));
 
+        let refund_approval_above_minor = match env("EASYPOS_REFUNDS_APPROVAL_ABOVE_MINOR") {
+            Some(text) => text.parse().map_err(|_| anyhow::anyhow!("refunds.approval_above_minor (EASYPOS_REFUNDS_APPROVAL_ABOVE_MINOR) is {text:?}; give minor units, e.g. 50000 for 500.00"))?,
+            None => file
+                .refunds
+                .approval_above_minor
+                .unwrap_or(aftersale::refunds::DEFAULT_APPROVAL_ABOVE_MINOR),
+        };
+        if refund_approval_above_minor < 0 {
+            bail!(
+                "refunds.approval_above_minor is {refund_approval_above_minor}; give 0 (every refund approved by a second supervisor) or more"
+            );
+        }
+
         Ok(Config {
+            refund_approval_above_minor,
             risk_rules,
             risk_rules_named,
             data_dir,
@@ -403,6 +428,12 @@ mod tests {
         );
         assert_eq!(config.http_listen.to_string(), DEFAULT_HTTP_LISTEN);
         assert_eq!(config.log_format, LogFormat::Text);
+        assert_eq!(
+            config.refund_approval_above_minor,
+            aftersale::refunds::DEFAULT_APPROVAL_ABOVE_MINOR
+        );
+        let config = resolve("[refunds]\napproval_above_minor = 0", &[]).unwrap();
+        assert_eq!(config.refund_approval_above_minor, 0);
     }
 
     #[test]
@@ -426,7 +457,17 @@ mod tests {
     #[test]
     fn errors_name_the_setting() {
         type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
-        let cases: [Case; 9] = [
+        let cases: [Case; 11] = [
+            (
+                "[refunds]\napproval_above_minor = -1",
+                &[],
+                "refunds.approval_above_minor",
+            ),
+            (
+                "",
+                &[("EASYPOS_REFUNDS_APPROVAL_ABOVE_MINOR", "500.00")],
+                "refunds.approval_above_minor (EASYPOS_REFUNDS_APPROVAL_ABOVE_MINOR)",
+            ),
             (
                 "[iso8583]\nmax_connections = 0",
                 &[],

@@ -232,7 +232,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let api_state = api::ApiState::new(store.clone())
         .with_webhooks(webhook_keys)
         .with_freezes(app.handler.freezes())
-        .with_receipts(app.handler.receipts());
+        .with_receipts(app.handler.receipts())
+        .with_refunds(
+            aftersale::refunds::Refunds::new(store.clone(), app.handler.clone())
+                .with_approval_above(config.refund_approval_above_minor),
+        )
+        .with_disputes(aftersale::disputes::Disputes::new(
+            store.clone(),
+            app.handler.clone(),
+        ));
     // Unpaid wallet orders are closed on time.
     let wallet_closer = tokio::spawn(crate::wallets::close_loop(
         wallets.clone(),

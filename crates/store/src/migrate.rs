@@ -146,6 +146,11 @@ const SQLITE: &[Migration] = &[
         name: "terminal_parameters",
         sql: include_str!("../migrations/sqlite/0027_terminal_parameters.sql"),
     },
+    Migration {
+        version: 28,
+        name: "refunds",
+        sql: include_str!("../migrations/sqlite/0028_refunds.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -283,6 +288,11 @@ const POSTGRES: &[Migration] = &[
         version: 27,
         name: "terminal_parameters",
         sql: include_str!("../migrations/postgres/0027_terminal_parameters.sql"),
+    },
+    Migration {
+        version: 28,
+        name: "refunds",
+        sql: include_str!("../migrations/postgres/0028_refunds.sql"),
     },
 ];
 

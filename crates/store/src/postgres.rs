@@ -81,6 +81,12 @@ mod audit;
 // The case queue (issue 10).
 #[path = "postgres_cases.rs"]
 mod cases;
+// Refunds from the console and the API (issue 9).
+#[path = "postgres_refunds.rs"]
+mod refunds;
+// Disputes and chargebacks (issue 9).
+#[path = "postgres_disputes.rs"]
+mod disputes;
 
 enum Job {
     Transfers {

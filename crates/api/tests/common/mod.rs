@@ -33,6 +33,15 @@ pub struct World {
     pub freezes: Arc<risk::Freezes>,
     /// The acquirer's receipt keys (the host's, in `easypos up`).
     pub receipts: Arc<aftersale::ReceiptKeys>,
+    /// Planted on t1: a refund of 1 000 pending approval (asked by shanghai.cashier), and two
+    /// refund requests of cardholder1 (200 and 100).
+    pub pending_refund: String,
+    pub refund_request: String,
+    pub other_refund_request: String,
+    /// What the refund poster was asked to post.
+    pub poster: Arc<FakePoster>,
+    /// Planted on t4 (Beijing, cardholder1's card): a dispute just opened.
+    pub dispute: String,
     _backend: TestBackend,
 }
 
@@ -125,7 +134,7 @@ pub async fn world_on(backend: TestBackend) -> World {
         })
         .await
         .unwrap();
-    let transactions = PLANTED
+    let transactions: BTreeMap<&'static str, i64> = PLANTED
         .iter()
         .map(|(name, ..)| {
             let id = all
@@ -193,8 +202,72 @@ pub async fn world_on(backend: TestBackend) -> World {
         })
         .await
         .unwrap();
+    let poster = Arc::new(FakePoster::default());
+    let state = state.with_refunds(
+        aftersale::refunds::Refunds::new(store.clone(), poster.clone())
+            .with_approval_above(REFUND_APPROVAL_ABOVE_MINOR),
+    );
+    let t1 = transactions["t1"];
+    let plant = async |id: &str, seq: i64, status: &str, by: &str, amount_minor: i64| {
+        let refund = store::refunds::Refund {
+            id: id.into(),
+            transaction_id: t1,
+            merchant_id: demo::SHANGHAI_MERCHANT.into(),
+            seq,
+            request_id: String::new(),
+            amount_minor,
+            currency: 156,
+            status: status.into(),
+            reason: "planted".into(),
+            requested_by: by.into(),
+            requested_at: 1_764_100_000,
+            decided_by: String::new(),
+            decided_at: None,
+            response: String::new(),
+        };
+        store.insert_refund(refund, 1_250, 0, 1).await.unwrap();
+        id.to_owned()
+    };
+    let pending_refund = plant(
+        "rf_00000000000000a1",
+        1,
+        "pending_approval",
+        "shanghai.cashier",
+        1_000,
+    )
+    .await;
+    let refund_request = plant("rf_00000000000000b1", 0, "requested", "cardholder1", 200).await;
+    let other_refund_request =
+        plant("rf_00000000000000b2", 0, "requested", "cardholder1", 100).await;
+    let state = state.with_disputes(aftersale::disputes::Disputes::new(
+        store.clone(),
+        poster.clone(),
+    ));
+    let dispute = store
+        .put_dispute(store::disputes::Dispute {
+            id: "dp_00000000000000d1".into(),
+            transaction_id: transactions["t4"],
+            merchant_id: demo::BEIJING_MERCHANT.into(),
+            card_id: "card-CH001-D".into(),
+            amount_minor: 3_000,
+            currency: 156,
+            reason: "not_received".into(),
+            description: "planted".into(),
+            status: "opened".into(),
+            opened_by: "cardholder1".into(),
+            opened_at: 1_764_100_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .id;
     let router = api::router(state);
     World {
+        dispute,
+        pending_refund,
+        refund_request,
+        other_refund_request,
+        poster,
         shanghai_case,
         shanghai_webhook,
         shanghai_delivery,
@@ -205,6 +278,68 @@ pub async fn world_on(backend: TestBackend) -> World {
         keys,
         transactions,
         _backend: backend,
+    }
+}
+
+/// Refunds above this wait for approval in the test world.
+pub const REFUND_APPROVAL_ABOVE_MINOR: i64 = 1_000;
+
+/// A refund path that posts every part (the acquirer's own is tested in crates/acquirer), and
+/// refuses them 58 while `frozen`.
+#[derive(Debug, Default)]
+pub struct FakePoster {
+    pub posted: std::sync::Mutex<Vec<aftersale::refunds::RefundPart>>,
+    pub frozen: std::sync::atomic::AtomicBool,
+    /// The chargeback steps asked for, with their amounts.
+    pub chargebacks: std::sync::Mutex<Vec<(aftersale::refunds::ChargebackStep, i64)>>,
+}
+
+impl aftersale::refunds::RefundPoster for FakePoster {
+    fn undone<'a>(
+        &'a self,
+        _sale: &'a aftersale::refunds::SaleKey,
+    ) -> aftersale::refunds::BoxFuture<
+        'a,
+        Result<aftersale::refunds::TerminalUndo, aftersale::refunds::PostError>,
+    > {
+        Box::pin(async { Ok(aftersale::refunds::TerminalUndo::Nothing) })
+    }
+
+    fn post<'a>(
+        &'a self,
+        part: &'a aftersale::refunds::RefundPart,
+    ) -> aftersale::refunds::BoxFuture<
+        'a,
+        Result<aftersale::refunds::Posting, aftersale::refunds::PostError>,
+    > {
+        Box::pin(async move {
+            if self.frozen.load(std::sync::atomic::Ordering::SeqCst) {
+                return Ok(aftersale::refunds::Posting::Refused {
+                    response: "58".into(),
+                    reason: "frozen refunds".into(),
+                });
+            }
+            self.posted.lock().unwrap().push(part.clone());
+            Ok(aftersale::refunds::Posting::Refunded)
+        })
+    }
+
+    fn chargeback<'a>(
+        &'a self,
+        _sale: &'a aftersale::refunds::SaleKey,
+        amount: money::Amount,
+        step: aftersale::refunds::ChargebackStep,
+    ) -> aftersale::refunds::BoxFuture<
+        'a,
+        Result<aftersale::refunds::Posting, aftersale::refunds::PostError>,
+    > {
+        Box::pin(async move {
+            self.chargebacks
+                .lock()
+                .unwrap()
+                .push((step, amount.minor()));
+            Ok(aftersale::refunds::Posting::Refunded)
+        })
     }
 }
 
@@ -237,7 +372,8 @@ pub async fn answer(response: Response<Body>) -> Answer {
         status,
         content_type,
         headers,
-        text: String::from_utf8(bytes.to_vec()).unwrap(),
+        // Lossy: a PDF carries binary bytes (its header comment); JSON and CSV are UTF-8.
+        text: String::from_utf8_lossy(&bytes).into_owned(),
     }
 }
 

@@ -1,0 +1,162 @@
+//! Transaction certificates (R8): the proof document a merchant produces for a transaction, as
+//! JSON signed by the acquirer and as a PDF of the same facts (pure: the caller gathers them).
+//!
+//! The JSON is one document holding the certificate's text byte for byte, its SHA-256 and the
+//! acquirer's Ed25519 signature (a receipt key, `ReceiptKeys::sign_document`, over
+//! `easypos-certificate/1`, a line feed and the text), so that any SHA-256 and Ed25519 tool
+//! checks it with the keys of `GET /api/v1/receipts/keys`:
+//!
+//! ```json
+//! {"format": "easypos-certificate/1", "certificate": "{…}", "sha256": "…",
+//!  "key_id": "0a1b2c3d", "algorithm": "Ed25519", "signature": "<base64url>"}
+//! ```
+
+use crate::{ReceiptError, ReceiptKeys};
+use base64::Engine;
+use sha2::Digest;
+
+/// The format name, and the domain its signatures are made in.
+pub const FORMAT: &str = "easypos-certificate/1";
+
+/// What a certificate states: each part JSON, gathered by the caller.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Facts {
+    pub transaction: serde_json::Value,
+    pub merchant: serde_json::Value,
+    pub terminal: serde_json::Value,
+    /// What happened to it (`crate::timeline`, as the API shows it).
+    pub timeline: serde_json::Value,
+    /// The journal's entries of the transaction and of the messages naming it.
+    pub journal: serde_json::Value,
+    /// Who asked for it and when (RFC 3339).
+    pub issued_to: String,
+    pub issued_at: String,
+}
+
+/// A signed certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Certificate {
+    /// The signed JSON document.
+    pub json: String,
+    /// SHA-256 of the certificate's text, hex.
+    pub sha256: String,
+    pub key_id: String,
+    /// The signature, unpadded base64url.
+    pub signature: String,
+    /// The certificate's text, for the PDF.
+    pub text: String,
+}
+
+/// What the journal keeps of how the card was verified: not yet the chip cryptogram's or the
+/// CVM's result, so the certificate says so rather than guess.
+pub const CARD_VERIFICATION: &str = "not recorded: the journal does not keep the chip cryptogram's or the cardholder verification's result yet";
+
+/// Signs the certificate of `facts` with the acquirer's current receipt key.
+pub fn issue(keys: &ReceiptKeys, facts: &Facts) -> Result<Certificate, ReceiptError> {
+    let body = serde_json::json!({
+        "format": FORMAT,
+        "issued_to": facts.issued_to,
+        "issued_at": facts.issued_at,
+        "transaction": facts.transaction,
+        "merchant": facts.merchant,
+        "terminal": facts.terminal,
+        "card_verification": CARD_VERIFICATION,
+        "timeline": facts.timeline,
+        "journal": facts.journal,
+    });
+    let text = serde_json::to_string_pretty(&body).unwrap_or_default();
+    let sha256 = hex::encode(sha2::Sha256::digest(text.as_bytes()));
+    let (key_id, signature) = keys.sign_document(FORMAT, &text)?;
+    let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signature);
+    let json = serde_json::to_string_pretty(&serde_json::json!({
+        "format": FORMAT,
+        "certificate": text,
+        "sha256": sha256,
+        "key_id": key_id,
+        "algorithm": "Ed25519",
+        "signature": signature,
+    }))
+    .unwrap_or_default();
+    Ok(Certificate {
+        json,
+        sha256,
+        key_id,
+        signature,
+        text,
+    })
+}
+
+/// Checks a certificate's JSON: its format, its text's SHA-256, and the acquirer's signature
+/// over it with `keys`. The error says what is wrong.
+pub fn verify(keys: &ReceiptKeys, json: &str) -> Result<(), String> {
+    let document: serde_json::Value =
+        serde_json::from_str(json).map_err(|error| format!("not JSON: {error}"))?;
+    let field = |name: &str| {
+        document[name]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("{name} is missing"))
+    };
+    if field("format")? != FORMAT {
+        return Err(format!("the format is not {FORMAT}"));
+    }
+    let text = field("certificate")?;
+    if hex::encode(sha2::Sha256::digest(text.as_bytes())) != field("sha256")? {
+        return Err("the certificate's text does not match its SHA-256: it was altered".into());
+    }
+    let signature: [u8; 64] = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(field("signature")?)
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or("the signature is not 64 bytes of base64url")?;
+    if keys.verify_document(FORMAT, &text, &field("key_id")?, &signature) {
+        Ok(())
+    } else {
+        Err("the signature does not match: the certificate was altered or forged".into())
+    }
+}
+
+/// Characters per line on the PDF's A4 page at 8 pt Courier, within the margins.
+const COLUMNS: usize = 100;
+const LINE_POINTS: f32 = 10.0;
+const MARGIN_POINTS: f32 = 36.0;
+
+/// The certificate as a PDF: a title, then its text line by line (wrapped), then the
+/// checksum and the signature, on as many A4 pages as it takes.
+pub fn pdf(certificate: &Certificate) -> Vec<u8> {
+    let mut lines = vec![
+        // One font per string (crates/pdf): the English title and the Chinese apart.
+        "TRANSACTION CERTIFICATE".to_owned(),
+        "交易凭证".to_owned(),
+        format!("format {FORMAT}"),
+        String::new(),
+    ];
+    for line in certificate.text.lines() {
+        let characters: Vec<char> = line.chars().collect();
+        for chunk in characters.chunks(COLUMNS) {
+            lines.push(chunk.iter().collect());
+        }
+    }
+    lines.push(String::new());
+    lines.push(format!("SHA-256 {}", certificate.sha256));
+    lines.push(format!(
+        "signed by the acquirer, Ed25519 key {}",
+        certificate.key_id
+    ));
+    let signature: Vec<char> = certificate.signature.chars().collect();
+    for chunk in signature.chunks(COLUMNS) {
+        lines.push(chunk.iter().collect());
+    }
+    let mut document = pdf::Document::new("Transaction certificate");
+    let per_page = ((pdf::Size::A4_HEIGHT - 2.0 * MARGIN_POINTS) / LINE_POINTS) as usize;
+    for page_lines in lines.chunks(per_page.max(1)) {
+        let mut page = pdf::Page::new(pdf::Size::A4_WIDTH, pdf::Size::A4_HEIGHT);
+        let mut y = pdf::Size::A4_HEIGHT - MARGIN_POINTS;
+        for line in page_lines {
+            page.text(MARGIN_POINTS, y, 8.0, line);
+            y -= LINE_POINTS;
+        }
+        document = document.page(page);
+    }
+    document.to_bytes()
+}

@@ -1,0 +1,379 @@
+//! Disputes and chargebacks through the API (issue 9, R9, R18; `aftersale::disputes`,
+//! docs/aftersale.md): the cardholder disputes their sale, the card's issuer's operator
+//! reviews and decides, the merchant's manager or administrator answers before the deadline.
+//! A dispute is seen by whoever may see its sale (others get 404); every step is in the audit
+//! log and on the sale's timeline.
+
+use crate::ApiState;
+use crate::access::{Principal, Scope};
+use crate::problem::Problem;
+use crate::views::AmountView;
+use aftersale::disputes::{Decision, DisputeError, Disputes, Party, Review};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use store::accounts::{Role, TransactionRecord};
+use store::disputes::Dispute;
+
+type ApiResult<T> = Result<T, Problem>;
+
+/// A dispute as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DisputeView {
+    pub id: String,
+    pub transaction_id: String,
+    pub merchant_id: String,
+    pub amount: Option<AmountView>,
+    pub reason: String,
+    pub description: String,
+    pub status: String,
+    pub opened_by: String,
+    pub opened_at: String,
+    pub reviewed_by: Option<String>,
+    pub reviewed_at: Option<String>,
+    pub review_note: Option<String>,
+    /// The merchant answers before this, once charged back.
+    pub answer_due_at: Option<String>,
+    pub answered_by: Option<String>,
+    pub answered_at: Option<String>,
+    pub evidence: Option<String>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<String>,
+    pub decision_note: Option<String>,
+}
+
+impl From<&Dispute> for DisputeView {
+    fn from(d: &Dispute) -> Self {
+        let text = |value: &str| (!value.is_empty()).then(|| value.to_owned());
+        let time = |at: Option<i64>| at.map(crate::time::rfc3339_seconds);
+        let currency = u16::try_from(d.currency)
+            .ok()
+            .and_then(|numeric| money::Currency::from_numeric(numeric).ok());
+        DisputeView {
+            id: d.id.clone(),
+            transaction_id: d.transaction_id.to_string(),
+            merchant_id: d.merchant_id.clone(),
+            amount: currency.map(|currency| AmountView::new(d.amount_minor, currency)),
+            reason: d.reason.clone(),
+            description: d.description.clone(),
+            status: d.status.clone(),
+            opened_by: d.opened_by.clone(),
+            opened_at: crate::time::rfc3339_seconds(d.opened_at),
+            reviewed_by: text(&d.reviewed_by),
+            reviewed_at: time(d.reviewed_at),
+            review_note: text(&d.review_note),
+            answer_due_at: time(d.answer_due_at),
+            answered_by: text(&d.answered_by),
+            answered_at: time(d.answered_at),
+            evidence: text(&d.evidence),
+            decided_by: text(&d.decided_by),
+            decided_at: time(d.decided_at),
+            decision_note: text(&d.decision_note),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewDispute {
+    pub reason: String,
+    pub description: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewBody {
+    /// `chargeback` or `reject`.
+    pub decision: String,
+    #[serde(default)]
+    pub note: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerBody {
+    pub evidence: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionBody {
+    /// `cardholder` or `merchant`.
+    pub in_favour_of: String,
+    pub note: String,
+}
+
+impl From<DisputeError> for Problem {
+    fn from(error: DisputeError) -> Self {
+        let detail = error.to_string();
+        let unprocessable = |slug: &str, title: &'static str| {
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                slug,
+                title,
+                detail.clone(),
+            )
+        };
+        match error {
+            DisputeError::NotDisputable(_) => unprocessable("not-disputable", "Not disputable"),
+            DisputeError::Late { .. } => unprocessable("answer-too-late", "Answer too late"),
+            DisputeError::Refused(_) => unprocessable("chargeback-refused", "Chargeback refused"),
+            DisputeError::Invalid(_) => Problem::bad_request(detail),
+            DisputeError::Forbidden(_) => Problem::forbidden(detail),
+            DisputeError::Conflict(_) => Problem::new(
+                StatusCode::CONFLICT,
+                "dispute-state",
+                "Not in a state that allows this",
+                detail,
+            ),
+            DisputeError::Store(error) => Problem::internal(&error),
+            DisputeError::Unavailable(error) => {
+                tracing::error!(%error, "chargeback not posted");
+                unavailable("the acquirer could not move the money now; retry later")
+            }
+        }
+    }
+}
+
+fn unavailable(detail: &str) -> Problem {
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "disputes-unavailable",
+        "Disputes unavailable",
+        detail,
+    )
+}
+
+fn disputes(state: &ApiState) -> ApiResult<&Arc<Disputes>> {
+    state.disputes.as_ref().ok_or_else(|| {
+        unavailable("this server takes no disputes: it runs without the acquirer host")
+    })
+}
+
+/// How the caller takes part in disputes.
+fn party(principal: &Principal) -> ApiResult<Party> {
+    match principal.user.role {
+        Role::Cardholder => Ok(Party::Cardholder),
+        Role::IssuerOperator => Ok(Party::Issuer),
+        Role::MerchantAdmin | Role::MerchantManager => Ok(Party::Merchant),
+        _ => Err(Problem::forbidden(
+            "disputes are opened by the cardholder, reviewed and decided by the card's issuer, answered by the merchant's manager or administrator",
+        )),
+    }
+}
+
+fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes, shape: &str) -> ApiResult<T> {
+    serde_json::from_slice(bytes)
+        .map_err(|error| Problem::bad_request(format!("the body must be {shape}: {error}")))
+}
+
+/// The dispute `id` and its sale, if the caller may see the sale.
+async fn visible_dispute(
+    state: &ApiState,
+    principal: &Principal,
+    id: &str,
+) -> ApiResult<(Dispute, TransactionRecord)> {
+    let not_found = || Problem::not_found(format!("no dispute {id:?} that you may see"));
+    let dispute = state.store.dispute(id).await?.ok_or_else(not_found)?;
+    let sale =
+        crate::routes::visible_transaction(state, principal, &dispute.transaction_id.to_string())
+            .await
+            .map_err(|problem| match problem.status {
+                404 => not_found(),
+                _ => problem,
+            })?;
+    Ok((dispute, sale))
+}
+
+async fn audited(
+    state: &ApiState,
+    principal: &Principal,
+    action: &str,
+    dispute: &Dispute,
+) -> ApiResult<()> {
+    let detail = format!(
+        "transaction {} amount_minor {} status {}",
+        dispute.transaction_id, dispute.amount_minor, dispute.status
+    );
+    state
+        .audit(
+            &principal.user,
+            action,
+            &format!("dispute:{}", dispute.id),
+            &detail,
+            crate::audit::merchant_label(&dispute.merchant_id),
+        )
+        .await?;
+    Ok(())
+}
+
+/// The cardholder disputes sale `id` (the API's caller, the console's user, or a fraud
+/// report): the dispute, and whether it is new.
+pub async fn open_dispute(
+    state: &ApiState,
+    principal: &Principal,
+    id: &str,
+    reason: &str,
+    description: &str,
+) -> ApiResult<(Dispute, bool)> {
+    let party = party(principal)?;
+    if party != Party::Cardholder {
+        return Err(Problem::forbidden(
+            "only the cardholder disputes a transaction on their card",
+        ));
+    }
+    let sale = crate::routes::visible_transaction(state, principal, id).await?;
+    let scope = Scope::of(&state.store, &principal.user).await?;
+    let card = scope
+        .cards
+        .iter()
+        .find(|card| Some(card.masked_pan()) == sale.card)
+        .ok_or_else(|| Problem::not_found(format!("no card of yours made transaction {id:?}")))?;
+    let (dispute, new) = disputes(state)?
+        .open(
+            &sale,
+            party,
+            &principal.user.username,
+            &card.id,
+            reason,
+            description,
+            state.now_seconds(),
+        )
+        .await?;
+    if new {
+        audited(state, principal, "dispute.open", &dispute).await?;
+    }
+    Ok((dispute, new))
+}
+
+/// `POST /api/v1/transactions/{id}/dispute`: 201 with the new dispute, 200 with the sale's
+/// dispute opened before.
+pub async fn create_dispute(
+    State(state): State<ApiState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> ApiResult<(StatusCode, Json<DisputeView>)> {
+    let new: NewDispute = body(
+        &bytes,
+        "{\"reason\": \"not_recognised\", \"description\": \"what happened\"}",
+    )?;
+    let (dispute, created) =
+        open_dispute(&state, &principal, &id, &new.reason, &new.description).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(DisputeView::from(&dispute))))
+}
+
+/// `GET /api/v1/disputes/{id}`.
+pub async fn get_dispute(
+    State(state): State<ApiState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DisputeView>> {
+    let (dispute, _) = visible_dispute(&state, &principal, &id).await?;
+    Ok(Json(DisputeView::from(&dispute)))
+}
+
+/// `POST /api/v1/disputes/{id}/review`: the issuer charges back or rejects.
+pub async fn review_dispute(
+    State(state): State<ApiState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> ApiResult<Json<DisputeView>> {
+    let review: ReviewBody = body(
+        &bytes,
+        "{\"decision\": \"chargeback\" or \"reject\", \"note\": \"…\"}",
+    )?;
+    let party = party(&principal)?;
+    let decision = match review.decision.as_str() {
+        "chargeback" => Review::ChargeBack,
+        "reject" => Review::Reject,
+        other => {
+            return Err(Problem::bad_request(format!(
+                "decision: chargeback or reject, got {other:?}"
+            )));
+        }
+    };
+    let (dispute, sale) = visible_dispute(&state, &principal, &id).await?;
+    let dispute = disputes(&state)?
+        .review(
+            &sale,
+            dispute,
+            party,
+            &principal.user.username,
+            decision,
+            &review.note,
+            state.now_seconds(),
+        )
+        .await?;
+    audited(&state, &principal, "dispute.review", &dispute).await?;
+    Ok(Json(DisputeView::from(&dispute)))
+}
+
+/// `POST /api/v1/disputes/{id}/answer`: the merchant's evidence, before the deadline.
+pub async fn answer_dispute(
+    State(state): State<ApiState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> ApiResult<Json<DisputeView>> {
+    let answer: AnswerBody = body(&bytes, "{\"evidence\": \"…\"}")?;
+    let party = party(&principal)?;
+    let (dispute, _) = visible_dispute(&state, &principal, &id).await?;
+    let dispute = disputes(&state)?
+        .answer(
+            dispute,
+            party,
+            &principal.user.username,
+            &answer.evidence,
+            state.now_seconds(),
+        )
+        .await?;
+    audited(&state, &principal, "dispute.answer", &dispute).await?;
+    Ok(Json(DisputeView::from(&dispute)))
+}
+
+/// `POST /api/v1/disputes/{id}/decide`: the issuer decides for the cardholder or the merchant.
+pub async fn decide_dispute(
+    State(state): State<ApiState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> ApiResult<Json<DisputeView>> {
+    let decision: DecisionBody = body(
+        &bytes,
+        "{\"in_favour_of\": \"cardholder\" or \"merchant\", \"note\": \"…\"}",
+    )?;
+    let party = party(&principal)?;
+    let outcome = match decision.in_favour_of.as_str() {
+        "cardholder" => Decision::ForCardholder,
+        "merchant" => Decision::ForMerchant,
+        other => {
+            return Err(Problem::bad_request(format!(
+                "in_favour_of: cardholder or merchant, got {other:?}"
+            )));
+        }
+    };
+    let (dispute, sale) = visible_dispute(&state, &principal, &id).await?;
+    let dispute = disputes(&state)?
+        .decide(
+            &sale,
+            dispute,
+            party,
+            &principal.user.username,
+            outcome,
+            &decision.note,
+            state.now_seconds(),
+        )
+        .await?;
+    audited(&state, &principal, "dispute.decide", &dispute).await?;
+    Ok(Json(DisputeView::from(&dispute)))
+}
