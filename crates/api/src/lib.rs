@@ -20,6 +20,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod audit_anchors;
 pub mod auth;
 pub mod cases;
 pub mod fraud;
@@ -50,6 +51,8 @@ pub struct ApiState {
     pub freezes: Arc<risk::Freezes>,
     /// The acquirer's receipt keys (`None`: receipt routes answer 503).
     pub receipts: Option<Arc<aftersale::ReceiptKeys>>,
+    /// Signs audit anchors in the HSM (`None`: `POST /api/v1/audit/anchors` answers 503).
+    pub anchors: Option<Arc<audit_anchors::AuditAnchorer>>,
 }
 
 impl ApiState {
@@ -60,12 +63,19 @@ impl ApiState {
             webhooks: None,
             freezes: Arc::new(risk::Freezes::new()),
             receipts: None,
+            anchors: None,
         }
     }
 
     /// Verifies receipts with, and rotates, the host's receipt keys.
     pub fn with_receipts(mut self, keys: Option<Arc<aftersale::ReceiptKeys>>) -> Self {
         self.receipts = keys;
+        self
+    }
+
+    /// Anchors the audit log with the platform's key in the HSM.
+    pub fn with_anchors(mut self, anchorer: Arc<audit_anchors::AuditAnchorer>) -> Self {
+        self.anchors = Some(anchorer);
         self
     }
 
@@ -89,7 +99,7 @@ impl ApiState {
 
 /// Every route of the API (method, path as the OpenAPI document writes it). The router is
 /// built from the same calls, and a test checks both against each other and the document.
-pub const ROUTES: [(&str, &str); 35] = [
+pub const ROUTES: [(&str, &str); 37] = [
     ("GET", "/api/v1/me"),
     ("GET", "/api/v1/transactions"),
     ("GET", "/api/v1/transactions/{id}"),
@@ -128,6 +138,8 @@ pub const ROUTES: [(&str, &str); 35] = [
     ("POST", "/api/v1/cases/{id}/assign"),
     ("POST", "/api/v1/cases/{id}/comments"),
     ("POST", "/api/v1/cases/{id}/resolve"),
+    ("GET", "/api/v1/audit/anchors"),
+    ("POST", "/api/v1/audit/anchors"),
 ];
 
 /// The API's router: `/api/v1/…` behind authentication and idempotency, and the OpenAPI
@@ -196,6 +208,10 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/v1/cases/{id}/resolve",
             axum::routing::post(cases::resolve_case),
+        )
+        .route(
+            "/api/v1/audit/anchors",
+            get(audit_anchors::list_anchors).post(audit_anchors::anchor_now),
         )
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

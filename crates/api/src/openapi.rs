@@ -339,7 +339,16 @@ pub fn document() -> Value {
             "/api/v1/cases/{id}": {"get": operation("getCase", "A case with its comments", ("200", ok("CaseDetail")), path_id("The case number"), &not_found)},
             "/api/v1/cases/{id}/assign": {"post": case_post("assignCase", "Assign an open case to a user who may work it", "Assignment", ("200", ok("CaseDetail")), &not_found)},
             "/api/v1/cases/{id}/comments": {"post": case_post("commentCase", "Add a comment to a case", "NewComment", ("201", ok("CaseDetail")), &not_found)},
-            "/api/v1/cases/{id}/resolve": {"post": case_post("resolveCase", "Resolve an open case; block_card (operators), block_terminal and block_merchant freeze at once", "Resolution", ("200", ok("CaseDetail")), &not_found)}
+            "/api/v1/cases/{id}/resolve": {"post": case_post("resolveCase", "Resolve an open case; block_card (operators), block_terminal and block_merchant freeze at once", "Resolution", ("200", ok("CaseDetail")), &not_found)},
+            "/api/v1/audit/anchors": {
+                "get": operation("listAuditAnchors", "Signed anchors of the audit chain's head, oldest first (operators; docs/audit.md#anchors)", ("200", json!({"description": "OK", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/AuditAnchor"}}}}})), json!([]), &[]),
+                "post": {
+                    "operationId": "anchorAudit",
+                    "summary": "Sign the chain's head now with the platform's anchor key in the HSM (operators); the existing anchor when the head is anchored already, 409 when the log is empty",
+                    "parameters": idempotency_header.clone(),
+                    "responses": operation("anchorAudit", "", ("201", ok("AuditAnchor")), json!([]), &post_errors)["responses"].clone()
+                }
+            }
         },
         "components": {
             "securitySchemes": {
@@ -523,11 +532,22 @@ pub fn document() -> Value {
                 "Assignment": {"type": "object", "required": ["assignee"], "additionalProperties": false, "properties": {"assignee": {"type": "string", "description": "User name"}}},
                 "NewComment": {"type": "object", "required": ["text"], "additionalProperties": false, "properties": {"text": {"type": "string", "description": "1 to 2000 characters"}}},
                 "Resolution": {"type": "object", "required": ["outcome", "reason"], "additionalProperties": false, "properties": {"outcome": {"type": "string", "enum": ["no_action", "block_card", "block_terminal", "block_merchant"]}, "reason": {"type": "string", "description": "1 to 2000 characters"}}},
+                "AuditAnchor": {
+                    "type": "object",
+                    "required": ["seq", "hash", "at", "key_id", "signature"],
+                    "properties": {
+                        "seq": {"type": "integer", "description": "The entry whose hash is signed"}, "hash": {"type": "string", "description": "That entry's hash, hex"},
+                        "at": {"type": "integer", "description": "Unix seconds"}, "key_id": {"type": "string", "description": "First 4 bytes of SHA-256 of the anchor key's public key, hex"},
+                        "signature": {"type": "string", "description": "Ed25519 over easypos-audit-anchor-v1, seq, hash, at and key_id, one per line; 64 bytes, hex"}
+                    }
+                },
                 "AuditVerification": {
                     "type": "object",
-                    "required": ["entries", "head_seq", "head_hash", "first_break"],
+                    "required": ["entries", "head_seq", "head_hash", "anchors", "anchored_seq", "first_break"],
                     "properties": {
                         "entries": {"type": "integer"}, "head_seq": {"type": "integer"}, "head_hash": {"type": "string"},
+                        "anchors": {"type": "integer", "description": "Signed anchors verified and reached by the intact chain"},
+                        "anchored_seq": {"type": "integer", "description": "The highest entry an anchor vouches for"},
                         "first_break": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["seq", "problem"], "properties": {"seq": {"type": "integer"}, "problem": {"type": "string"}}}]}
                     }
                 },

@@ -737,6 +737,37 @@ fn matrix(world: &World) -> Vec<Line> {
             "/api/v1/fraud-reports/fr_0000000000000000/pack".into(),
             all(404),
         ),
+        // Audit anchors: the acquirer's operators only (the rows above made entries to sign).
+        (
+            "GET".into(),
+            "/api/v1/audit/anchors".into(),
+            per(&[
+                ("operator", 200),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 403),
+                ("shanghai.manager", 403),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 403),
+                ("cardholder1", 403),
+                ("partner", 403),
+            ]),
+        ),
+        (
+            "POST".into(),
+            "/api/v1/audit/anchors".into(),
+            per(&[
+                ("operator", 201),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 403),
+                ("shanghai.manager", 403),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 403),
+                ("cardholder1", 403),
+                ("partner", 403),
+            ]),
+        ),
         // Last: it stops the webhook the rows above use.
         (
             "DELETE".into(),
@@ -1538,4 +1569,123 @@ async fn a_cardholder_reports_fraud_the_card_freezes_and_the_evidence_pack_is_se
             .await;
         assert_eq!(seen.status, status, "{user}: {}", seen.text);
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_head_is_anchored_in_the_hsm_and_a_key_slipped_into_the_store_is_found() {
+    let world = world().await;
+    let empty = world
+        .call(
+            "operator",
+            "POST",
+            "/api/v1/audit/anchors",
+            Some("anchor-0"),
+            "",
+        )
+        .await;
+    assert_eq!(empty.status.as_u16(), 409, "{}", empty.text);
+    for (i, target) in ["10000001", "10000002", "10000001"].iter().enumerate() {
+        let path = format!("/api/v1/freezes/terminal/{target}");
+        let answer = world
+            .call(
+                "operator",
+                "PUT",
+                &path,
+                Some(&format!("freeze-{i}")),
+                r#"{"reason":"lost"}"#,
+            )
+            .await;
+        assert_eq!(answer.status.as_u16(), 200, "{}", answer.text);
+    }
+    let anchored = world
+        .call(
+            "operator",
+            "POST",
+            "/api/v1/audit/anchors",
+            Some("anchor-1"),
+            "",
+        )
+        .await;
+    assert_eq!(anchored.status, StatusCode::CREATED, "{}", anchored.text);
+    let anchor = anchored.json();
+    assert_eq!(anchor["seq"], 3);
+    assert_eq!(anchor["signature"].as_str().unwrap().len(), 128);
+    let again = world
+        .call(
+            "operator",
+            "POST",
+            "/api/v1/audit/anchors",
+            Some("anchor-2"),
+            "",
+        )
+        .await;
+    assert_eq!(
+        again.json()["signature"],
+        anchor["signature"],
+        "the head is anchored once"
+    );
+    let listed = world.get("operator", "/api/v1/audit/anchors").await.json();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let verified = world.get("operator", "/api/v1/audit/verify").await.json();
+    assert_eq!(verified["first_break"], serde_json::Value::Null);
+    assert_eq!(
+        (
+            verified["anchors"].clone(),
+            verified["anchored_seq"].clone()
+        ),
+        (1.into(), 3.into())
+    );
+
+    // Periodic anchoring waits for enough new entries.
+    let hsm: std::sync::Arc<dyn hsm::Hsm> =
+        std::sync::Arc::new(hsm::SoftHsm::new(&[0x42; 32]).unwrap());
+    let anchorer = api::audit_anchors::AuditAnchorer::new(world.store.clone(), hsm);
+    assert_eq!(
+        anchorer.anchor_if_due(1_764_000_500, 2).await.unwrap(),
+        None
+    );
+    for i in 0..2 {
+        world
+            .store
+            .append_audit(store::audit::NewAuditEntry::new(
+                "ops",
+                "login.ok",
+                "console",
+                "",
+                1_764_000_400 + i,
+            ))
+            .await
+            .unwrap();
+    }
+    let due = anchorer
+        .anchor_if_due(1_764_000_500, 2)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(due.seq, 5);
+    assert_eq!(due.key_id, anchor["key_id"], "one anchor key");
+    assert!(anchorer.foreign_keys().await.unwrap().is_empty());
+
+    // A key whose token this HSM did not make (an attacker's own key pair, stored to sign
+    // forged anchors) is named; under another master key even the genuine one is foreign.
+    let public = [5u8; 32];
+    world
+        .store
+        .add_audit_anchor_key(store::audit_anchors::AuditAnchorKey {
+            key_id: aftersale::signer::key_id(&public),
+            token: "not a TR-31 block".into(),
+            public_key: "05".repeat(32),
+            created_at: 1_764_000_600,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        anchorer.foreign_keys().await.unwrap(),
+        vec![aftersale::signer::key_id(&public)]
+    );
+    let other = hsm::SoftHsm::new(&[0x43; 32]).unwrap();
+    let foreign = api::audit_anchors::foreign_keys(&world.store, &other)
+        .await
+        .unwrap();
+    assert_eq!(foreign.len(), 2);
 }

@@ -231,11 +231,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let api_state = api::ApiState::new(store.clone())
         .with_webhooks(webhook_keys)
         .with_freezes(app.handler.freezes())
-        .with_receipts(app.handler.receipts());
+        .with_receipts(app.handler.receipts())
+        .with_anchors(Arc::new(api::audit_anchors::AuditAnchorer::new(
+            store.clone(),
+            hsm.clone(),
+        )));
     // Unpaid wallet orders are closed on time.
     let wallet_closer = tokio::spawn(crate::wallets::close_loop(
         wallets.clone(),
         crate::wallets::CLOSE_INTERVAL,
+        stopped.clone(),
+    ));
+    // The audit log's head, signed every ANCHOR_EVERY_ENTRIES entries (docs/audit.md).
+    let anchoring = tokio::spawn(api::audit_anchors::run(
+        api_state.clone(),
+        api::audit_anchors::ANCHOR_POLL_INTERVAL,
         stopped.clone(),
     ));
     let webhooks = tokio::spawn(api::webhooks::run(
@@ -276,6 +286,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .context("HTTP server")?;
     expiry.await.context("expiry task")?;
     freeze_sync.await.context("freeze sync task")?;
+    anchoring.await.context("audit anchoring task")?;
     terminal_server.await.context("terminal listener")?;
     store_and_forward.await.context("store-and-forward task")?;
     webhooks.await.context("webhook task")?;

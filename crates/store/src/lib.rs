@@ -22,6 +22,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod audit_anchors;
 pub mod batches;
 pub mod cards;
 pub mod cases;

@@ -136,6 +136,11 @@ const SQLITE: &[Migration] = &[
         name: "cases",
         sql: include_str!("../migrations/sqlite/0025_cases.sql"),
     },
+    Migration {
+        version: 29,
+        name: "risk_controls",
+        sql: include_str!("../migrations/sqlite/0029_risk_controls.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -263,6 +268,11 @@ const POSTGRES: &[Migration] = &[
         version: 25,
         name: "cases",
         sql: include_str!("../migrations/postgres/0025_cases.sql"),
+    },
+    Migration {
+        version: 29,
+        name: "risk_controls",
+        sql: include_str!("../migrations/postgres/0029_risk_controls.sql"),
     },
 ];
 

@@ -3,6 +3,7 @@
 use super::PostgresStore;
 use crate::StoreError;
 use crate::audit::{AUDIT_COLUMNS, AuditEntry, AuditQuery, NewAuditEntry};
+use crate::audit_anchors::{ANCHOR_COLUMNS, ANCHOR_KEY_COLUMNS, AuditAnchor, AuditAnchorKey};
 use tokio_postgres::Row;
 
 /// Key of the transaction-scoped advisory lock that serialises appends across processes
@@ -85,5 +86,102 @@ impl PostgresStore {
             )
             .await?;
         rows.iter().map(entry).collect()
+    }
+}
+
+fn anchor(row: &Row) -> Result<AuditAnchor, StoreError> {
+    Ok(AuditAnchor {
+        seq: row.try_get(0)?,
+        hash: row.try_get(1)?,
+        at: row.try_get(2)?,
+        key_id: row.try_get(3)?,
+        signature: row.try_get(4)?,
+    })
+}
+
+impl PostgresStore {
+    pub(crate) async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
+        let client = self.other.lock().await;
+        client
+            .query_opt(
+                "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+                &[],
+            )
+            .await?
+            .map(|row| -> Result<(i64, String), StoreError> {
+                Ok((row.try_get(0)?, row.try_get(1)?))
+            })
+            .transpose()
+    }
+
+    pub(crate) async fn audit_anchors(&self) -> Result<Vec<AuditAnchor>, StoreError> {
+        let client = self.other.lock().await;
+        let rows = client
+            .query(
+                &format!("SELECT {ANCHOR_COLUMNS} FROM audit_anchors ORDER BY seq"),
+                &[],
+            )
+            .await?;
+        rows.iter().map(anchor).collect()
+    }
+
+    pub(crate) async fn append_audit_anchor(
+        &self,
+        anchor: &AuditAnchor,
+    ) -> Result<bool, StoreError> {
+        let client = self.other.lock().await;
+        let added = client
+            .execute(
+                &format!(
+                    "INSERT INTO audit_anchors ({ANCHOR_COLUMNS}) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seq) DO NOTHING"
+                ),
+                &[
+                    &anchor.seq,
+                    &anchor.hash,
+                    &anchor.at,
+                    &anchor.key_id,
+                    &anchor.signature,
+                ],
+            )
+            .await?;
+        Ok(added == 1)
+    }
+
+    pub(crate) async fn audit_anchor_keys(&self) -> Result<Vec<AuditAnchorKey>, StoreError> {
+        let client = self.other.lock().await;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {ANCHOR_KEY_COLUMNS} FROM audit_anchor_keys ORDER BY created_at, key_id"
+                ),
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AuditAnchorKey {
+                    key_id: row.try_get(0)?,
+                    token: row.try_get(1)?,
+                    public_key: row.try_get(2)?,
+                    created_at: row.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn add_audit_anchor_key(
+        &self,
+        key: &AuditAnchorKey,
+    ) -> Result<bool, StoreError> {
+        let client = self.other.lock().await;
+        let added = client
+            .execute(
+                &format!(
+                    "INSERT INTO audit_anchor_keys ({ANCHOR_KEY_COLUMNS}) VALUES ($1, $2, $3, $4) ON CONFLICT (key_id) DO NOTHING"
+                ),
+                &[&key.key_id, &key.token, &key.public_key, &key.created_at],
+            )
+            .await?;
+        Ok(added == 1)
     }
 }

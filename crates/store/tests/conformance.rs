@@ -1846,3 +1846,161 @@ async fn cases_open_once_per_key_and_are_assigned_commented_and_resolved_once() 
         store.close().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signed_anchors_catch_a_cut_tail_and_forged_anchors() {
+    use ed25519_dalek::Signer as _;
+    use store::audit::NewAuditEntry;
+    use store::audit_anchors::{AuditAnchor, AuditAnchorKey};
+    // The platform's key, as the HSM would hold it; the store only ever sees its public half
+    // (and a token it cannot open).
+    let platform = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let key = AuditAnchorKey {
+        key_id: "0a0b0c0d".into(),
+        token: "S0 under the LMK".into(),
+        public_key: hex::encode(platform.verifying_key().to_bytes()),
+        created_at: 1_764_000_000,
+    };
+    let sign = |signer: &ed25519_dalek::SigningKey, seq: i64, hash: &str, key_id: &str| {
+        let mut anchor = AuditAnchor {
+            seq,
+            hash: hash.to_owned(),
+            at: 1_764_000_100 + seq,
+            key_id: key_id.to_owned(),
+            signature: String::new(),
+        };
+        anchor.signature = hex::encode(signer.sign(&anchor.signed_text()).to_bytes());
+        anchor
+    };
+    for backend in backends().await {
+        let clock = Arc::new(ManualClock::new(START));
+        let store = open(&backend, &clock).await;
+        assert_eq!(store.audit_head().await.unwrap(), None);
+        let mut hashes = Vec::new();
+        for i in 0..10 {
+            let entry = store
+                .append_audit(NewAuditEntry::new(
+                    "ops",
+                    "freeze.put",
+                    format!("terminal:T{i}"),
+                    "r",
+                    1_764_000_000 + i,
+                ))
+                .await
+                .unwrap();
+            hashes.push(entry.hash);
+        }
+        assert_eq!(
+            store.audit_head().await.unwrap(),
+            Some((10, hashes[9].clone()))
+        );
+        assert!(store.add_audit_anchor_key(key.clone()).await.unwrap());
+        assert!(
+            !store.add_audit_anchor_key(key.clone()).await.unwrap(),
+            "stored once"
+        );
+        assert_eq!(store.audit_anchor_keys().await.unwrap(), vec![key.clone()]);
+        assert!(
+            store
+                .append_audit_anchor(sign(&platform, 5, &hashes[4], &key.key_id))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .append_audit_anchor(sign(&platform, 8, &hashes[7], &key.key_id))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .append_audit_anchor(sign(&platform, 8, &hashes[7], &key.key_id))
+                .await
+                .unwrap(),
+            "one anchor per entry"
+        );
+        assert_eq!(store.audit_anchors().await.unwrap().len(), 2);
+        let report = store.verify_audit().await.unwrap();
+        assert_eq!(report.first_break, None, "{}", backend.name);
+        assert_eq!(
+            (report.anchors, report.anchored_seq, report.entries),
+            (2, 8, 10)
+        );
+        store.close().await.unwrap();
+
+        // Cutting the tail after the last anchor is caught, even though the chain left is intact.
+        let drop_triggers = match backend.name {
+            "sqlite" => "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;",
+            _ => "DROP TRIGGER audit_log_append_only ON audit_log;",
+        };
+        behind_our_back(&backend, drop_triggers).await.unwrap();
+        assert!(
+            behind_our_back(&backend, "DELETE FROM audit_anchors WHERE seq = 8")
+                .await
+                .unwrap_err()
+                .contains("append-only"),
+            "anchors refuse deletes"
+        );
+        behind_our_back(&backend, "DELETE FROM audit_log WHERE seq > 6")
+            .await
+            .unwrap();
+        let store = open(&backend, &clock).await;
+        let report = store.verify_audit().await.unwrap();
+        let found = report.first_break.clone().unwrap();
+        assert_eq!(
+            (found.seq, report.entries, report.anchors),
+            (7, 6, 1),
+            "{}",
+            backend.name
+        );
+        assert!(
+            found.problem.contains("entries 7 to 8 are missing"),
+            "{}",
+            found.problem
+        );
+        assert!(
+            found.problem.contains("cut after entry 6"),
+            "{}",
+            found.problem
+        );
+        // Without the anchor, the shorter chain alone would pass: the anchor is what tells.
+        let mut walker = store::audit::ChainWalker::default();
+        for entry in store
+            .audit_entries(store::audit::AuditQuery::page(0, 100))
+            .await
+            .unwrap()
+        {
+            walker.check(&entry).unwrap();
+        }
+        assert_eq!(walker.finish(None).first_break, None);
+
+        // A forged anchor: signed by another key under the platform's key id, or under a key id
+        // the platform never had.
+        let mallory = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+        store
+            .append_audit_anchor(sign(&mallory, 3, &hashes[2], &key.key_id))
+            .await
+            .unwrap();
+        let found = store.verify_audit().await.unwrap().first_break.unwrap();
+        assert_eq!(found.seq, 3, "{}", backend.name);
+        assert!(
+            found.problem.contains("does not carry a valid signature"),
+            "{}",
+            found.problem
+        );
+        store
+            .append_audit_anchor(sign(&mallory, 2, &hashes[1], "ffffffff"))
+            .await
+            .unwrap();
+        let found = store.verify_audit().await.unwrap().first_break.unwrap();
+        assert_eq!(found.seq, 2);
+        assert!(
+            found
+                .problem
+                .contains("not one of the platform's anchor keys"),
+            "{}",
+            found.problem
+        );
+        store.close().await.unwrap();
+    }
+}

@@ -148,7 +148,7 @@ pub async fn world_on(backend: TestBackend) -> World {
         .await
         .unwrap();
     let receipts = Arc::new(
-        aftersale::ReceiptKeys::load(store.clone(), hsm, 1_764_000_000)
+        aftersale::ReceiptKeys::load(store.clone(), hsm.clone(), 1_764_000_000)
             .await
             .unwrap(),
     );
@@ -156,7 +156,11 @@ pub async fn world_on(backend: TestBackend) -> World {
     let state = api::ApiState::new(store.clone())
         .with_webhooks(webhook_keys)
         .with_freezes(freezes.clone())
-        .with_receipts(Some(receipts.clone()));
+        .with_receipts(Some(receipts.clone()))
+        .with_anchors(Arc::new(api::audit_anchors::AuditAnchorer::new(
+            store.clone(),
+            hsm,
+        )));
     let shanghai_webhook = "wh_shanghai00".to_owned();
     store
         .put_subscription(store::webhooks::Subscription {
