@@ -275,6 +275,12 @@ impl TerminalHandler {
         self.freezes.clone()
     }
 
+    /// The risk engine, to share with what puts new rules versions in force (the host's
+    /// store poll).
+    pub fn risk_engine(&self) -> Option<Arc<risk::Engine>> {
+        self.risk.as_ref().map(|gate| gate.engine.clone())
+    }
+
     /// Evaluates `engine`'s rules for every sale, pre-authorization and balance inquiry before
     /// the issuer decides, and for every void and refund before it is given back. `mccs` are the merchants' category codes by merchant id.
     pub fn with_risk(mut self, engine: Arc<risk::Engine>, mccs: HashMap<String, u16>) -> Self {

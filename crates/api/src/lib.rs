@@ -28,6 +28,7 @@ pub mod idempotency;
 pub mod openapi;
 pub mod problem;
 pub mod receipts;
+pub mod risk_rules;
 pub mod routes;
 pub mod statements;
 pub mod time;
@@ -99,7 +100,7 @@ impl ApiState {
 
 /// Every route of the API (method, path as the OpenAPI document writes it). The router is
 /// built from the same calls, and a test checks both against each other and the document.
-pub const ROUTES: [(&str, &str); 37] = [
+pub const ROUTES: [(&str, &str); 41] = [
     ("GET", "/api/v1/me"),
     ("GET", "/api/v1/transactions"),
     ("GET", "/api/v1/transactions/{id}"),
@@ -140,6 +141,10 @@ pub const ROUTES: [(&str, &str); 37] = [
     ("POST", "/api/v1/cases/{id}/resolve"),
     ("GET", "/api/v1/audit/anchors"),
     ("POST", "/api/v1/audit/anchors"),
+    ("GET", "/api/v1/risk/rules"),
+    ("GET", "/api/v1/risk/rules/versions"),
+    ("POST", "/api/v1/risk/rules/versions"),
+    ("POST", "/api/v1/risk/rules/versions/{version}/rollback"),
 ];
 
 /// The API's router: `/api/v1/…` behind authentication and idempotency, and the OpenAPI
@@ -212,6 +217,15 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/v1/audit/anchors",
             get(audit_anchors::list_anchors).post(audit_anchors::anchor_now),
+        )
+        .route("/api/v1/risk/rules", get(risk_rules::current))
+        .route(
+            "/api/v1/risk/rules/versions",
+            get(risk_rules::list_versions).post(risk_rules::create_version),
+        )
+        .route(
+            "/api/v1/risk/rules/versions/{version}/rollback",
+            axum::routing::post(risk_rules::rollback_version),
         )
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

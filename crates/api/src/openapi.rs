@@ -348,6 +348,29 @@ pub fn document() -> Value {
                     "parameters": idempotency_header.clone(),
                     "responses": operation("anchorAudit", "", ("201", ok("AuditAnchor")), json!([]), &post_errors)["responses"].clone()
                 }
+            },
+            "/api/v1/risk/rules": {"get": operation("getRiskRules", "The risk rules version in force, its TOML and its diff from the one before (operators; docs/risk.md#editing-the-rules)", ("200", ok("RiskRulesVersion")), json!([]), &not_found)},
+            "/api/v1/risk/rules/versions": {
+                "get": operation("listRiskRulesVersions", "The newest 50 risk rules versions, newest first (operators)", ("200", json!({"description": "OK", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/RiskRulesVersion"}}}}})), json!([]), &[]),
+                "post": {
+                    "operationId": "saveRiskRules",
+                    "summary": "Save a new version of the risk rules (operators); in force on every host within 2 s. 422 names the setting a refused file gets wrong (nothing changes); 409 when based_on is not the newest version",
+                    "parameters": idempotency_header.clone(),
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewRiskRulesVersion"}}}},
+                    "responses": operation("saveRiskRules", "", ("201", ok("RiskRulesVersion")), json!([]), &post_errors)["responses"].clone()
+                }
+            },
+            "/api/v1/risk/rules/versions/{version}/rollback": {
+                "post": {
+                    "operationId": "rollbackRiskRules",
+                    "summary": "Save an earlier version's rules again as the newest version (operators)",
+                    "parameters": [
+                        {"name": "version", "in": "path", "required": true, "schema": {"type": "string"}, "description": "The version to return to"},
+                        {"name": "Idempotency-Key", "in": "header", "required": true, "schema": {"type": "string"}, "description": "A unique key per request: a retry with the same key gets the first answer"}
+                    ],
+                    "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false, "properties": {"note": {"type": "string", "description": "Why, at most 500 characters"}}}}}},
+                    "responses": operation("rollbackRiskRules", "", ("201", ok("RiskRulesVersion")), json!([]), &post_errors)["responses"].clone()
+                }
             }
         },
         "components": {
@@ -532,6 +555,26 @@ pub fn document() -> Value {
                 "Assignment": {"type": "object", "required": ["assignee"], "additionalProperties": false, "properties": {"assignee": {"type": "string", "description": "User name"}}},
                 "NewComment": {"type": "object", "required": ["text"], "additionalProperties": false, "properties": {"text": {"type": "string", "description": "1 to 2000 characters"}}},
                 "Resolution": {"type": "object", "required": ["outcome", "reason"], "additionalProperties": false, "properties": {"outcome": {"type": "string", "enum": ["no_action", "block_card", "block_terminal", "block_merchant"]}, "reason": {"type": "string", "description": "1 to 2000 characters"}}},
+                "RiskRulesVersion": {
+                    "type": "object",
+                    "required": ["version", "toml", "saved_by", "saved_at", "note", "rules", "diff"],
+                    "properties": {
+                        "version": {"type": "integer"}, "toml": {"type": "string", "description": "The whole rules file (docs/risk.md)"},
+                        "saved_by": {"type": "string"}, "saved_at": {"type": "integer", "description": "Unix seconds"}, "note": {"type": "string"},
+                        "rules": {"type": "integer", "description": "Rules evaluated (enabled)"},
+                        "diff": {"type": "string", "description": "Lines removed (- ) and added (+ ) against the version before"}
+                    }
+                },
+                "NewRiskRulesVersion": {
+                    "type": "object",
+                    "required": ["based_on", "toml"],
+                    "additionalProperties": false,
+                    "properties": {
+                        "based_on": {"type": "integer", "description": "The version the edit started from (0 for the first)"},
+                        "toml": {"type": "string", "description": "The whole rules file, at most 65536 bytes"},
+                        "note": {"type": "string", "description": "Why, at most 500 characters"}
+                    }
+                },
                 "AuditAnchor": {
                     "type": "object",
                     "required": ["seq", "hash", "at", "key_id", "signature"],

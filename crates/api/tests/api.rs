@@ -768,6 +768,68 @@ fn matrix(world: &World) -> Vec<Line> {
                 ("partner", 403),
             ]),
         ),
+        // Risk rules: the acquirer's operators only (the world stores version 1). The matrix's
+        // save starts from version 1, and the rollback returns to it.
+        (
+            "GET".into(),
+            "/api/v1/risk/rules".into(),
+            per(&[
+                ("operator", 200),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 403),
+                ("shanghai.manager", 403),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 403),
+                ("cardholder1", 403),
+                ("partner", 403),
+            ]),
+        ),
+        (
+            "GET".into(),
+            "/api/v1/risk/rules/versions".into(),
+            per(&[
+                ("operator", 200),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 403),
+                ("shanghai.manager", 403),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 403),
+                ("cardholder1", 403),
+                ("partner", 403),
+            ]),
+        ),
+        (
+            "POST".into(),
+            "/api/v1/risk/rules/versions".into(),
+            per(&[
+                ("operator", 201),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 403),
+                ("shanghai.manager", 403),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 403),
+                ("cardholder1", 403),
+                ("partner", 403),
+            ]),
+        ),
+        (
+            "POST".into(),
+            "/api/v1/risk/rules/versions/1/rollback".into(),
+            per(&[
+                ("operator", 201),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 403),
+                ("shanghai.manager", 403),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 403),
+                ("cardholder1", 403),
+                ("partner", 403),
+            ]),
+        ),
         // Last: it stops the webhook the rows above use.
         (
             "DELETE".into(),
@@ -825,6 +887,10 @@ fn body_for(path: &str) -> &'static str {
         r#"{"assignee":"shanghai.manager"}"#
     } else if path.ends_with("/comments") {
         r#"{"text":"matrix"}"#
+    } else if path.ends_with("/risk/rules/versions") {
+        r#"{"based_on":1,"toml":"[[rule]]\nname = \"m\"\nkind = \"fallback\"\naction = \"alert\"\n"}"#
+    } else if path.ends_with("/rollback") {
+        ""
     } else if path.ends_with("/resolve") {
         r#"{"outcome":"no_action","reason":"matrix"}"#
     } else {
@@ -1688,4 +1754,196 @@ async fn the_audit_head_is_anchored_in_the_hsm_and_a_key_slipped_into_the_store_
         .await
         .unwrap();
     assert_eq!(foreign.len(), 2);
+}
+
+/// The rules of the flow test: one card-velocity rule declining over `max_count`.
+fn velocity_rules(max_count: u32) -> String {
+    format!(
+        "[[rule]]\nname = \"card-velocity\"\nkind = \"velocity\"\nscope = \"card\"\nwindow_secs = 600\nmax_count = {max_count}\naction = \"decline\"\nresponse_code = \"65\"\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn risk_rules_are_edited_in_versions_refused_when_invalid_and_rolled_back() {
+    use risk::{Authorization, Entry, Kind};
+    let world = world().await;
+    let counter = std::cell::Cell::new(0);
+    let key = || {
+        counter.set(counter.get() + 1);
+        format!("rules-test-{}", counter.get())
+    };
+    // The host's engine, as easypos up runs it, on version 1.
+    let engine = risk::Engine::new(risk::Config::from_toml(&velocity_rules(10)).unwrap());
+    assert_eq!(
+        api::risk_rules::sync_rules(&world.store, &engine)
+            .await
+            .unwrap(),
+        Some(1)
+    );
+    let cny = money::Currency::parse("CNY").unwrap();
+    let sale = Authorization {
+        kind: Kind::Sale,
+        card: "card-CH001-D",
+        terminal: "10000001",
+        merchant: demo::SHANGHAI_MERCHANT,
+        amount_minor: 1_000,
+        currency: cny,
+        card_currency: cny,
+        mcc: 5411,
+        entry: Entry::Chip,
+        chip_card: true,
+    };
+    let now_ms = 1_800_000_000_000;
+    for i in 0..3 {
+        assert!(engine.evaluate(&sale, now_ms + i).decline_code().is_none());
+    }
+    let save = |body: String| {
+        let key = key();
+        let world = &world;
+        async move {
+            world
+                .call(
+                    "operator",
+                    "POST",
+                    "/api/v1/risk/rules/versions",
+                    Some(&key),
+                    &body,
+                )
+                .await
+        }
+    };
+    let body = |based_on: i64, toml: &str, note: &str| {
+        serde_json::json!({"based_on": based_on, "toml": toml, "note": note}).to_string()
+    };
+
+    // An invalid file is refused, naming the rule and setting, and nothing changes.
+    let invalid = save(body(
+        1,
+        &velocity_rules(10).replace("window_secs = 600\n", ""),
+        "typo",
+    ))
+    .await;
+    assert_eq!(invalid.status.as_u16(), 422, "{}", invalid.text);
+    assert!(
+        invalid.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("rule[0].window_secs"),
+        "{}",
+        invalid.text
+    );
+    let unknown_code = save(body(1, &velocity_rules(10).replace("\"65\"", "\"Q9\""), "")).await;
+    assert_eq!(unknown_code.status.as_u16(), 422, "{}", unknown_code.text);
+    assert!(
+        unknown_code
+            .text
+            .contains("rule \\\"card-velocity\\\".response_code"),
+        "{}",
+        unknown_code.text
+    );
+    assert_eq!(
+        world.get("operator", "/api/v1/risk/rules").await.json()["version"],
+        1
+    );
+
+    // A lower threshold: version 2, in the audit log with its diff; the host's next poll puts
+    // it in force and the next sale is declined under it.
+    let saved = save(body(1, &velocity_rules(3), "tighter after card testing")).await;
+    assert_eq!(saved.status, StatusCode::CREATED, "{}", saved.text);
+    let saved = saved.json();
+    assert_eq!(
+        (saved["version"].clone(), saved["saved_by"].clone()),
+        (2.into(), "operator".into())
+    );
+    assert_eq!(saved["diff"], "- max_count = 10\n+ max_count = 3");
+    assert_eq!(
+        api::risk_rules::sync_rules(&world.store, &engine)
+            .await
+            .unwrap(),
+        Some(2)
+    );
+    assert_eq!(
+        api::risk_rules::sync_rules(&world.store, &engine)
+            .await
+            .unwrap(),
+        None,
+        "once"
+    );
+    let fourth = engine.evaluate(&sale, now_ms + 3);
+    assert_eq!(
+        fourth.decline_code().unwrap().as_str(),
+        "65",
+        "{}",
+        fourth.summary()
+    );
+    let audit = world
+        .get("operator", "/api/v1/audit?action=risk_rules.")
+        .await
+        .json();
+    assert_eq!(audit["data"][0]["target"], "risk_rules:2");
+    assert!(
+        audit["data"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("+ max_count = 3")
+    );
+
+    // An editor still on version 1 does not undo version 2.
+    let stale = save(body(1, &velocity_rules(50), "")).await;
+    assert_eq!(stale.status.as_u16(), 409, "{}", stale.text);
+
+    // Rolled back to version 1: a new version 3 with version 1's text.
+    let rolled = world
+        .call(
+            "operator",
+            "POST",
+            "/api/v1/risk/rules/versions/1/rollback",
+            Some(&key()),
+            r#"{"note":"declined good customers"}"#,
+        )
+        .await;
+    assert_eq!(rolled.status, StatusCode::CREATED, "{}", rolled.text);
+    let rolled = rolled.json();
+    assert_eq!(rolled["version"], 3);
+    assert_eq!(rolled["toml"], velocity_rules(10));
+    assert_eq!(
+        rolled["note"],
+        "rollback to version 1: declined good customers"
+    );
+    assert_eq!(
+        api::risk_rules::sync_rules(&world.store, &engine)
+            .await
+            .unwrap(),
+        Some(3)
+    );
+    assert!(
+        engine.evaluate(&sale, now_ms + 4).decline_code().is_none(),
+        "10 allowed again"
+    );
+    let missing = world
+        .call(
+            "operator",
+            "POST",
+            "/api/v1/risk/rules/versions/99/rollback",
+            Some(&key()),
+            "",
+        )
+        .await;
+    assert_eq!(missing.status.as_u16(), 404);
+    let versions = world
+        .get("operator", "/api/v1/risk/rules/versions")
+        .await
+        .json();
+    let numbers: Vec<i64> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(numbers, [3, 2, 1]);
+    let actions = world
+        .get("operator", "/api/v1/audit?action=risk_rules.")
+        .await
+        .json();
+    assert_eq!(actions["data"][1]["action"], "risk_rules.rollback");
 }

@@ -37,6 +37,7 @@ mod migrate;
 pub mod onboarding;
 mod postgres;
 pub mod receipt_keys;
+pub mod risk_rules;
 mod rows;
 pub mod saf;
 mod sqlite;

@@ -4,6 +4,7 @@ use super::PostgresStore;
 use crate::StoreError;
 use crate::audit::{AUDIT_COLUMNS, AuditEntry, AuditQuery, NewAuditEntry};
 use crate::audit_anchors::{ANCHOR_COLUMNS, ANCHOR_KEY_COLUMNS, AuditAnchor, AuditAnchorKey};
+use crate::risk_rules::{RULE_VERSION_COLUMNS, RuleVersion};
 use tokio_postgres::Row;
 
 /// Key of the transaction-scoped advisory lock that serialises appends across processes
@@ -180,6 +181,80 @@ impl PostgresStore {
                     "INSERT INTO audit_anchor_keys ({ANCHOR_KEY_COLUMNS}) VALUES ($1, $2, $3, $4) ON CONFLICT (key_id) DO NOTHING"
                 ),
                 &[&key.key_id, &key.token, &key.public_key, &key.created_at],
+            )
+            .await?;
+        Ok(added == 1)
+    }
+}
+
+fn rule_version(row: &Row) -> Result<RuleVersion, StoreError> {
+    Ok(RuleVersion {
+        version: row.try_get(0)?,
+        toml: row.try_get(1)?,
+        saved_by: row.try_get(2)?,
+        saved_at: row.try_get(3)?,
+        note: row.try_get(4)?,
+    })
+}
+
+// The risk rules' versions (crate::risk_rules) live here too: like the audit log, an
+// append-only history that back-office edits extend.
+impl PostgresStore {
+    pub(crate) async fn risk_rule_versions(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<RuleVersion>, StoreError> {
+        let client = self.other.lock().await;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {RULE_VERSION_COLUMNS} FROM risk_rule_versions ORDER BY version DESC LIMIT $1"
+                ),
+                &[&limit],
+            )
+            .await?;
+        rows.iter().map(rule_version).collect()
+    }
+
+    pub(crate) async fn risk_rule_version(
+        &self,
+        version: i64,
+    ) -> Result<Option<RuleVersion>, StoreError> {
+        let client = self.other.lock().await;
+        client
+            .query_opt(
+                &format!(
+                    "SELECT {RULE_VERSION_COLUMNS} FROM risk_rule_versions WHERE version = $1"
+                ),
+                &[&version],
+            )
+            .await?
+            .as_ref()
+            .map(rule_version)
+            .transpose()
+    }
+
+    /// Inserts only while `based_on` is the newest; the primary key settles two hosts saving
+    /// at once (the loser's insert conflicts and reports `false`).
+    pub(crate) async fn save_risk_rules(
+        &self,
+        based_on: i64,
+        saved: &RuleVersion,
+    ) -> Result<bool, StoreError> {
+        let client = self.other.lock().await;
+        let added = client
+            .execute(
+                &format!(
+                    "INSERT INTO risk_rule_versions ({RULE_VERSION_COLUMNS}) SELECT $1, $2, $3, $4, $5 WHERE (SELECT COALESCE(MAX(version), 0) FROM risk_rule_versions) = $6 ON CONFLICT (version) DO NOTHING"
+                ),
+                &[
+                    &saved.version,
+                    &saved.toml,
+                    &saved.saved_by,
+                    &saved.saved_at,
+                    &saved.note,
+                    &based_on,
+                ],
             )
             .await?;
         Ok(added == 1)

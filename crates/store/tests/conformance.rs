@@ -2004,3 +2004,53 @@ async fn signed_anchors_catch_a_cut_tail_and_forged_anchors() {
         store.close().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn risk_rule_versions_are_saved_in_order_and_a_stale_save_is_refused() {
+    for backend in backends().await {
+        let clock = Arc::new(ManualClock::new(START));
+        let store = open(&backend, &clock).await;
+        assert_eq!(store.current_risk_rules().await.unwrap(), None);
+        let save = |based_on: i64, text: &str, note: &str| {
+            store.save_risk_rules(
+                based_on,
+                text.into(),
+                "ops".into(),
+                1_764_000_000 + based_on,
+                note.into(),
+            )
+        };
+        let first = save(0, "# v1", "first").await.unwrap().unwrap();
+        assert_eq!(first.version, 1);
+        assert_eq!(save(1, "# v2", "second").await.unwrap().unwrap().version, 2);
+        // An editor who started from version 1 does not overwrite version 2.
+        assert_eq!(
+            save(1, "# stale", "late").await.unwrap(),
+            None,
+            "{}",
+            backend.name
+        );
+        let current = store.current_risk_rules().await.unwrap().unwrap();
+        assert_eq!((current.version, current.toml.as_str()), (2, "# v2"));
+        assert_eq!(store.risk_rule_version(1).await.unwrap(), Some(first));
+        assert_eq!(store.risk_rule_version(9).await.unwrap(), None);
+        let listed: Vec<i64> = store
+            .risk_rule_versions(10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|v| v.version)
+            .collect();
+        assert_eq!(listed, [2, 1]);
+        store.close().await.unwrap();
+        assert!(
+            behind_our_back(
+                &backend,
+                "UPDATE risk_rule_versions SET toml = 'x' WHERE version = 1"
+            )
+            .await
+            .unwrap_err()
+            .contains("append-only")
+        );
+    }
+}

@@ -152,6 +152,17 @@ pub async fn world_on(backend: TestBackend) -> World {
             .await
             .unwrap(),
     );
+    // The rules the host started with, stored as version 1 (as easypos up does).
+    store
+        .save_risk_rules(
+            0,
+            "[[rule]]\nname = \"card-velocity\"\nkind = \"velocity\"\nscope = \"card\"\nwindow_secs = 600\nmax_count = 10\naction = \"decline\"\nresponse_code = \"65\"\n".into(),
+            "system".into(),
+            1_764_000_000,
+            "the rules easypos started with (the demo rules)".into(),
+        )
+        .await
+        .unwrap();
     let freezes = Arc::new(risk::Freezes::new());
     let state = api::ApiState::new(store.clone())
         .with_webhooks(webhook_keys)

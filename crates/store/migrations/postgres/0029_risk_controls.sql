@@ -25,3 +25,21 @@ END;
 $$;
 CREATE TRIGGER audit_anchors_append_only BEFORE UPDATE OR DELETE ON audit_anchors
     FOR EACH ROW EXECUTE FUNCTION audit_anchors_append_only();
+
+-- Versions of the risk rules (docs/risk.md#editing-the-rules): each save through the API or
+-- console is a new row with the whole TOML; the highest version is in force, on every host
+-- within 2 seconds. A rollback is a new version with an earlier one's text. Never edited.
+CREATE TABLE risk_rule_versions (
+    version  BIGINT NOT NULL PRIMARY KEY,
+    toml     TEXT   NOT NULL,
+    saved_by TEXT   NOT NULL,
+    saved_at BIGINT NOT NULL,
+    note     TEXT   NOT NULL
+);
+CREATE FUNCTION risk_rule_versions_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'risk rule versions are append-only';
+END;
+$$;
+CREATE TRIGGER risk_rule_versions_append_only BEFORE UPDATE OR DELETE ON risk_rule_versions
+    FOR EACH ROW EXECUTE FUNCTION risk_rule_versions_append_only();

@@ -26,3 +26,22 @@ CREATE TRIGGER audit_anchors_no_delete BEFORE DELETE ON audit_anchors
 BEGIN
     SELECT RAISE(ABORT, 'audit anchors are append-only');
 END;
+
+-- Versions of the risk rules (docs/risk.md#editing-the-rules): each save through the API or
+-- console is a new row with the whole TOML; the highest version is in force, on every host
+-- within 2 seconds. A rollback is a new version with an earlier one's text. Never edited.
+CREATE TABLE risk_rule_versions (
+    version  INTEGER NOT NULL PRIMARY KEY,
+    toml     TEXT    NOT NULL,
+    saved_by TEXT    NOT NULL,
+    saved_at BIGINT  NOT NULL,
+    note     TEXT    NOT NULL
+);
+CREATE TRIGGER risk_rule_versions_no_update BEFORE UPDATE ON risk_rule_versions
+BEGIN
+    SELECT RAISE(ABORT, 'risk rule versions are append-only');
+END;
+CREATE TRIGGER risk_rule_versions_no_delete BEFORE DELETE ON risk_rule_versions
+BEGIN
+    SELECT RAISE(ABORT, 'risk rule versions are append-only');
+END;
