@@ -9,6 +9,9 @@ pub(crate) mod cases_page;
 // The emergency page, likewise.
 #[path = "emergency_page.rs"]
 pub(crate) mod emergency_page;
+// The risk rules page, likewise.
+#[path = "risk_rules_page.rs"]
+pub(crate) mod risk_rules_page;
 
 use crate::Console;
 use crate::i18n::{Lang, Tr};
@@ -106,6 +109,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/api-keys", "nav-api-keys"),
             ("/console/applications", "nav-applications"),
             ("/console/fleet", "nav-fleet"),
+            ("/console/risk-rules", "nav-risk-rules"),
         ],
         Role::ChannelPartner => &[
             ("/console/merchants", "nav-merchants"),
