@@ -25,6 +25,7 @@ pub mod auth;
 pub mod cases;
 pub mod fraud;
 pub mod idempotency;
+pub mod insider;
 pub mod openapi;
 pub mod problem;
 pub mod receipts;

@@ -1947,3 +1947,98 @@ async fn risk_rules_are_edited_in_versions_refused_when_invalid_and_rolled_back(
         .json();
     assert_eq!(actions["data"][1]["action"], "risk_rules.rollback");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn insider_alerts_reach_the_merchants_case_queue_once_per_operator_and_rule() {
+    use store::journal::JournalEntry;
+    let world = world().await;
+    let start = world.store.journal_last_id().await.unwrap();
+    assert!(start > 0, "the planted rows");
+    let mut feed = api::insider::InsiderFeed::new(risk::insider::InsiderRules::default(), start);
+    assert_eq!(feed.pass(&world.store).await.unwrap(), 0, "nothing new");
+    // 2025-11-25 12:00 China time.
+    let noon_us = 1_764_043_200_000_000;
+    let row = |minute: i64, kind: &str, operator: &str, card: &str| JournalEntry {
+        received_at: noon_us + minute * 60_000_000,
+        terminal_id: "10000001".into(),
+        merchant_id: demo::SHANGHAI_MERCHANT.into(),
+        mti: "0200".into(),
+        kind: kind.into(),
+        card: Some(card.into()),
+        response: Some("00".into()),
+        operator: (!operator.is_empty()).then(|| operator.to_owned()),
+        ..JournalEntry::default()
+    };
+    // Operator 01 sells to card A and refunds it (quiet), then refunds two cards that never
+    // paid here (two alerts, one case: the same operator and rule, 2 hits); operator 02 only
+    // sells.
+    world
+        .store
+        .journal(vec![
+            row(0, "Sale", "01", "622202******0001"),
+            row(1, "Refund", "01", "622202******0001"),
+            row(2, "Refund", "01", "622202******0002"),
+            row(3, "Refund", "01", "622202******0003"),
+            row(4, "Sale", "02", "622202******0004"),
+            row(5, "EchoTest", "02", ""),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(feed.pass(&world.store).await.unwrap(), 2);
+    // Six more refunds by 01 in the hour: the spike alerts from the sixth undo on, one case
+    // whose hits count the repeats.
+    let more: Vec<JournalEntry> = (10..14)
+        .map(|minute| row(minute, "Refund", "01", "622202******0001"))
+        .collect();
+    world.store.journal(more).await.unwrap();
+    assert_eq!(
+        feed.pass(&world.store).await.unwrap(),
+        2,
+        "the 6th and 7th undo"
+    );
+    let cases = world
+        .get("shanghai.admin", "/api/v1/cases?status=open")
+        .await
+        .json();
+    let insider: Vec<&serde_json::Value> = cases["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|case| case["rules"].as_str().unwrap().starts_with("insider-"))
+        .collect();
+    assert_eq!(insider.len(), 2, "{cases}");
+    let unpaid = insider
+        .iter()
+        .find(|case| {
+            case["rules"]
+                .as_str()
+                .unwrap()
+                .starts_with("insider-refund-unpaid-card")
+        })
+        .unwrap();
+    assert_eq!(unpaid["hits"], 2);
+    let spike = insider
+        .iter()
+        .find(|case| {
+            case["rules"]
+                .as_str()
+                .unwrap()
+                .starts_with("insider-undo-spike")
+        })
+        .unwrap();
+    assert_eq!(spike["hits"], 2);
+    assert_eq!(spike["severity"], "alert");
+    assert!(
+        spike["rules"]
+            .as_str()
+            .unwrap()
+            .contains("7 voids and refunds by operator 01"),
+        "{spike}"
+    );
+    // Beijing's admin sees none of Shanghai's alerts.
+    let beijing = world
+        .get("beijing.admin", "/api/v1/cases?status=open")
+        .await
+        .json();
+    assert!(!beijing.to_string().contains("insider-"));
+}

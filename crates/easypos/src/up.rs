@@ -236,6 +236,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         crate::wallets::CLOSE_INTERVAL,
         stopped.clone(),
     ));
+    // Insider alerts from the journal's new rows, to the merchants' case queues (docs/risk.md).
+    let insider = tokio::spawn(api::insider::run(
+        store.clone(),
+        risk::insider::InsiderRules::default(),
+        api::insider::INSIDER_POLL_INTERVAL,
+        stopped.clone(),
+    ));
     // The audit log's head, signed every ANCHOR_EVERY_ENTRIES entries (docs/audit.md).
     let anchoring = tokio::spawn(api::audit_anchors::run(
         api_state.clone(),
@@ -281,6 +288,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     expiry.await.context("expiry task")?;
     freeze_sync.await.context("freeze sync task")?;
     anchoring.await.context("audit anchoring task")?;
+    insider.await.context("insider alerts task")?;
     terminal_server.await.context("terminal listener")?;
     store_and_forward.await.context("store-and-forward task")?;
     webhooks.await.context("webhook task")?;

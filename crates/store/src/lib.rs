@@ -33,6 +33,7 @@ pub mod fraud_reports;
 pub mod freezes;
 mod group;
 pub mod journal;
+pub mod journal_feed;
 mod migrate;
 pub mod onboarding;
 mod postgres;

@@ -2054,3 +2054,38 @@ async fn risk_rule_versions_are_saved_in_order_and_a_stale_save_is_refused() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_journal_keeps_the_operator_and_is_read_in_order_after_an_id() {
+    for backend in backends().await {
+        let clock = Arc::new(ManualClock::new(START));
+        let store = open(&backend, &clock).await;
+        assert_eq!(store.journal_last_id().await.unwrap(), 0);
+        let row = |stan: i64, operator: Option<&str>| store::journal::JournalEntry {
+            received_at: 1_764_000_000_000_000 + stan,
+            terminal_id: "T1".into(),
+            merchant_id: "M1".into(),
+            kind: "Refund".into(),
+            stan: Some(stan),
+            operator: operator.map(str::to_owned),
+            ..Default::default()
+        };
+        store
+            .journal(vec![row(1, Some("001")), row(2, None), row(3, Some("002"))])
+            .await
+            .unwrap();
+        let last = store.journal_last_id().await.unwrap();
+        let all = store.journal_after(0, 10).await.unwrap();
+        assert_eq!(all.len(), 3, "{}", backend.name);
+        assert_eq!(all[2].0, last);
+        let operators: Vec<_> = all.iter().map(|(_, e)| e.operator.clone()).collect();
+        assert_eq!(
+            operators,
+            [Some("001".to_owned()), None, Some("002".to_owned())]
+        );
+        let after_first = store.journal_after(all[0].0, 1).await.unwrap();
+        assert_eq!((after_first.len(), after_first[0].1.stan), (1, Some(2)));
+        assert!(store.journal_after(last, 10).await.unwrap().is_empty());
+        store.close().await.unwrap();
+    }
+}

@@ -43,3 +43,7 @@ END;
 $$;
 CREATE TRIGGER risk_rule_versions_append_only BEFORE UPDATE OR DELETE ON risk_rule_versions
     FOR EACH ROW EXECUTE FUNCTION risk_rule_versions_append_only();
+
+-- The operator (cashier) number of the terminal's sign-on, on each journaled message, for the
+-- insider alerts (docs/risk.md#insider-alerts). NULL for rows from before.
+ALTER TABLE journal ADD COLUMN operator TEXT;

@@ -45,3 +45,7 @@ CREATE TRIGGER risk_rule_versions_no_delete BEFORE DELETE ON risk_rule_versions
 BEGIN
     SELECT RAISE(ABORT, 'risk rule versions are append-only');
 END;
+
+-- The operator (cashier) number of the terminal's sign-on, on each journaled message, for the
+-- insider alerts (docs/risk.md#insider-alerts). NULL for rows from before.
+ALTER TABLE journal ADD COLUMN operator TEXT;
