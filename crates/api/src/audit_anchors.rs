@@ -70,9 +70,14 @@ impl AuditAnchorer {
         let Some((seq, hash)) = self.store.audit_head().await? else {
             return Ok(None);
         };
-        let anchors = self.store.audit_anchors().await?;
-        if let Some(existing) = anchors.iter().find(|anchor| anchor.seq == seq) {
-            return Ok(Some(existing.clone()));
+        // Anchors only ever sign the head, so an anchor of this head is the last one.
+        if let Some(existing) = self
+            .store
+            .last_audit_anchor()
+            .await?
+            .filter(|anchor| anchor.seq == seq)
+        {
+            return Ok(Some(existing));
         }
         let (key_id, token) = self.signing_key(now).await?;
         let mut anchor = AuditAnchor {
@@ -85,8 +90,8 @@ impl AuditAnchorer {
         anchor.signature = hex::encode(self.hsm.ed25519_sign(&token, &anchor.signed_text())?);
         if !self.store.append_audit_anchor(anchor.clone()).await? {
             // Another host anchored the same head meanwhile: theirs stands.
-            let stored = self.store.audit_anchors().await?;
-            return Ok(stored.into_iter().find(|found| found.seq == seq));
+            let stored = self.store.last_audit_anchor().await?;
+            return Ok(stored.filter(|found| found.seq == seq));
         }
         tracing::info!(seq, key_id = %anchor.key_id, "audit log anchored");
         Ok(Some(anchor))
@@ -103,9 +108,8 @@ impl AuditAnchorer {
         };
         let last = self
             .store
-            .audit_anchors()
+            .last_audit_anchor()
             .await?
-            .last()
             .map_or(0, |anchor| anchor.seq);
         if head - last < every {
             return Ok(None);

@@ -222,6 +222,34 @@ impl Store {
         }
     }
 
+    /// The anchor of the highest entry (`None`: none yet): one row, for the periodic check.
+    pub async fn last_audit_anchor(&self) -> Result<Option<AuditAnchor>, StoreError> {
+        match self {
+            Store::Sqlite(store) => {
+                store
+                    .read(|connection| {
+                        let mut statement = connection.prepare_cached(&format!(
+                            "SELECT {ANCHOR_COLUMNS} FROM audit_anchors ORDER BY seq DESC LIMIT 1"
+                        ))?;
+                        Ok(statement
+                            .query_map([], |row| {
+                                Ok(AuditAnchor {
+                                    seq: row.get(0)?,
+                                    hash: row.get(1)?,
+                                    at: row.get(2)?,
+                                    key_id: row.get(3)?,
+                                    signature: row.get(4)?,
+                                })
+                            })?
+                            .next()
+                            .transpose()?)
+                    })
+                    .await
+            }
+            Store::Postgres(store) => store.last_audit_anchor().await,
+        }
+    }
+
     /// Stores an anchor; `false` when that entry is anchored already (the first stays).
     pub async fn append_audit_anchor(&self, anchor: AuditAnchor) -> Result<bool, StoreError> {
         match self {

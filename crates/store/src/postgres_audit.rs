@@ -126,6 +126,19 @@ impl PostgresStore {
         rows.iter().map(anchor).collect()
     }
 
+    pub(crate) async fn last_audit_anchor(&self) -> Result<Option<AuditAnchor>, StoreError> {
+        let client = self.other.lock().await;
+        client
+            .query_opt(
+                &format!("SELECT {ANCHOR_COLUMNS} FROM audit_anchors ORDER BY seq DESC LIMIT 1"),
+                &[],
+            )
+            .await?
+            .as_ref()
+            .map(anchor)
+            .transpose()
+    }
+
     pub(crate) async fn append_audit_anchor(
         &self,
         anchor: &AuditAnchor,

@@ -1920,6 +1920,7 @@ async fn signed_anchors_catch_a_cut_tail_and_forged_anchors() {
             "one anchor per entry"
         );
         assert_eq!(store.audit_anchors().await.unwrap().len(), 2);
+        assert_eq!(store.last_audit_anchor().await.unwrap().unwrap().seq, 8);
         let report = store.verify_audit().await.unwrap();
         assert_eq!(report.first_break, None, "{}", backend.name);
         assert_eq!(
