@@ -166,6 +166,10 @@ pub struct TerminalHandler {
     pub(crate) receipts: Option<Arc<aftersale::ReceiptKeys>>,
     /// Where cases from the risk rules go (see `cases.rs`); `None`: no cases.
     cases: Option<tokio::sync::mpsc::Sender<store::cases::NewCase>>,
+    /// The operator signed on at each terminal, as last read with its session (MAC check,
+    /// sign-on), so the journal records who keyed each message without another read. Bounded
+    /// by the directory's terminals: unknown terminals are refused before.
+    operators: std::sync::Mutex<HashMap<String, String>>,
 }
 
 /// The risk engine and what it needs to know of merchants that the terminal record lacks.
@@ -228,7 +232,36 @@ impl TerminalHandler {
             freezes: Arc::new(risk::Freezes::new()),
             receipts: None,
             cases: None,
+            operators: std::sync::Mutex::default(),
         }
+    }
+
+    /// Remembers who is signed on at `terminal_id` (`None`: nobody).
+    fn note_operator(&self, terminal_id: &str, operator: Option<&str>) {
+        let mut operators = self
+            .operators
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match operator
+            .map(str::trim)
+            .filter(|operator| !operator.is_empty())
+        {
+            Some(operator) if operators.get(terminal_id).map(String::as_str) != Some(operator) => {
+                operators.insert(terminal_id.to_owned(), operator.to_owned());
+            }
+            Some(_) => {}
+            None => {
+                operators.remove(terminal_id);
+            }
+        }
+    }
+
+    fn operator_at(&self, terminal_id: &str) -> Option<String> {
+        self.operators
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(terminal_id)
+            .cloned()
     }
 
     /// Opens a case (through `cases`, written by [`crate::cases::write_cases`]) whenever the
@@ -281,6 +314,12 @@ impl TerminalHandler {
     /// The freezes this handler honours, to share with whatever sets them (the API).
     pub fn freezes(&self) -> Arc<risk::Freezes> {
         self.freezes.clone()
+    }
+
+    /// The risk engine, to share with what puts new rules versions in force (the host's
+    /// store poll).
+    pub fn risk_engine(&self) -> Option<Arc<risk::Engine>> {
+        self.risk.as_ref().map(|gate| gate.engine.clone())
     }
 
     /// Evaluates `engine`'s rules for every sale, pre-authorization and balance inquiry before
@@ -640,6 +679,7 @@ impl TerminalHandler {
                 return Err(ResponseCode::SystemMalfunction);
             }
         };
+        self.note_operator(&session.terminal_id, session.operator.as_deref());
         let keys = match session.key_scheme.as_str() {
             crate::keys::MASTER_SESSION => match session.mac_key {
                 Some(mac_key) => MessageKeys::Session {
@@ -827,6 +867,7 @@ impl TerminalHandler {
             .map(|elapsed| elapsed.as_secs() as i64)
             .unwrap_or(0);
         let (pin_key, mac_key) = keys.unzip();
+        self.note_operator(&session.terminal_id, Some(operator));
         let sign_on = SignOn {
             terminal_id: session.terminal_id.clone(),
             pin_key,
@@ -899,6 +940,7 @@ impl Handler for TerminalHandler {
         entry.received_at = received_at;
         entry.risk = answer.as_mut().and_then(|answer| answer.risk.take());
         entry.card_id = answer.as_mut().and_then(|answer| answer.card_id.take());
+        entry.operator = self.operator_at(&entry.terminal_id);
         entry.duration_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
         entry.peer = peer.to_string();
         if let Err(error) = self.store.journal(vec![entry]).await {

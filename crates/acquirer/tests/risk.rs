@@ -145,6 +145,8 @@ async fn a_frozen_terminal_or_card_is_declined_on_its_next_sale_and_thawing_lets
         assert_eq!(available(&world, &card).await, before, "nothing posted");
         let journal = world.store.journal_recent(1).await.unwrap();
         assert_eq!(journal[0].risk.as_deref(), Some("frozen terminal"));
+        // Who keyed it: the operator of the sign-on (field 63), for the insider alerts.
+        assert_eq!(journal[0].operator.as_deref(), Some("001"));
 
         assert!(
             world

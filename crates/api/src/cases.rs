@@ -200,7 +200,7 @@ pub async fn get_case(
     Ok(Json(visible_case(&state, &principal, &id).await?.detail))
 }
 
-fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes, example: &str) -> ApiResult<T> {
+pub(crate) fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes, example: &str) -> ApiResult<T> {
     serde_json::from_slice(bytes).map_err(|error| {
         Problem::bad_request(format!("the body must be JSON like {example}: {error}"))
     })

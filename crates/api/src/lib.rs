@@ -20,16 +20,19 @@
 
 pub mod access;
 pub mod audit;
+pub mod audit_anchors;
 pub mod auth;
 pub mod cases;
 pub mod certificates;
 pub mod disputes;
 pub mod fraud;
 pub mod idempotency;
+pub mod insider;
 pub mod openapi;
 pub mod problem;
 pub mod receipts;
 pub mod refunds;
+pub mod risk_rules;
 pub mod routes;
 pub mod statements;
 pub mod time;
@@ -57,6 +60,8 @@ pub struct ApiState {
     pub refunds: Option<Arc<aftersale::refunds::Refunds>>,
     /// Disputes and chargebacks through the same host (`None`: dispute changes answer 503).
     pub disputes: Option<Arc<aftersale::disputes::Disputes>>,
+    /// Signs audit anchors in the HSM (`None`: `POST /api/v1/audit/anchors` answers 503).
+    pub anchors: Option<Arc<audit_anchors::AuditAnchorer>>,
 }
 
 impl ApiState {
@@ -69,6 +74,7 @@ impl ApiState {
             receipts: None,
             refunds: None,
             disputes: None,
+            anchors: None,
         }
     }
 
@@ -87,6 +93,12 @@ impl ApiState {
     /// Verifies receipts with, and rotates, the host's receipt keys.
     pub fn with_receipts(mut self, keys: Option<Arc<aftersale::ReceiptKeys>>) -> Self {
         self.receipts = keys;
+        self
+    }
+
+    /// Anchors the audit log with the platform's key in the HSM.
+    pub fn with_anchors(mut self, anchorer: Arc<audit_anchors::AuditAnchorer>) -> Self {
+        self.anchors = Some(anchorer);
         self
     }
 
@@ -110,7 +122,7 @@ impl ApiState {
 
 /// Every route of the API (method, path as the OpenAPI document writes it). The router is
 /// built from the same calls, and a test checks both against each other and the document.
-pub const ROUTES: [(&str, &str); 48] = [
+pub const ROUTES: [(&str, &str); 54] = [
     ("GET", "/api/v1/me"),
     ("GET", "/api/v1/transactions"),
     ("GET", "/api/v1/transactions/{id}"),
@@ -162,6 +174,12 @@ pub const ROUTES: [(&str, &str); 48] = [
     ("POST", "/api/v1/disputes/{id}/answer"),
     ("POST", "/api/v1/disputes/{id}/decide"),
     ("GET", "/api/v1/transactions/{id}/certificate"),
+    ("GET", "/api/v1/audit/anchors"),
+    ("POST", "/api/v1/audit/anchors"),
+    ("GET", "/api/v1/risk/rules"),
+    ("GET", "/api/v1/risk/rules/versions"),
+    ("POST", "/api/v1/risk/rules/versions"),
+    ("POST", "/api/v1/risk/rules/versions/{version}/rollback"),
 ];
 
 /// The API's router: `/api/v1/…` behind authentication and idempotency, and the OpenAPI
@@ -269,6 +287,19 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/v1/transactions/{id}/certificate",
             get(certificates::certificate),
+        )
+        .route(
+            "/api/v1/audit/anchors",
+            get(audit_anchors::list_anchors).post(audit_anchors::anchor_now),
+        )
+        .route("/api/v1/risk/rules", get(risk_rules::current))
+        .route(
+            "/api/v1/risk/rules/versions",
+            get(risk_rules::list_versions).post(risk_rules::create_version),
+        )
+        .route(
+            "/api/v1/risk/rules/versions/{version}/rollback",
+            axum::routing::post(risk_rules::rollback_version),
         )
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -346,7 +346,39 @@ fn base_document() -> Value {
             "/api/v1/cases/{id}": {"get": operation("getCase", "A case with its comments", ("200", ok("CaseDetail")), path_id("The case number"), &not_found)},
             "/api/v1/cases/{id}/assign": {"post": case_post("assignCase", "Assign an open case to a user who may work it", "Assignment", ("200", ok("CaseDetail")), &not_found)},
             "/api/v1/cases/{id}/comments": {"post": case_post("commentCase", "Add a comment to a case", "NewComment", ("201", ok("CaseDetail")), &not_found)},
-            "/api/v1/cases/{id}/resolve": {"post": case_post("resolveCase", "Resolve an open case; block_card (operators), block_terminal and block_merchant freeze at once", "Resolution", ("200", ok("CaseDetail")), &not_found)}
+            "/api/v1/cases/{id}/resolve": {"post": case_post("resolveCase", "Resolve an open case; block_card (operators), block_terminal and block_merchant freeze at once", "Resolution", ("200", ok("CaseDetail")), &not_found)},
+            "/api/v1/audit/anchors": {
+                "get": operation("listAuditAnchors", "Signed anchors of the audit chain's head, oldest first (operators; docs/audit.md#anchors)", ("200", json!({"description": "OK", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/AuditAnchor"}}}}})), json!([]), &[]),
+                "post": {
+                    "operationId": "anchorAudit",
+                    "summary": "Sign the chain's head now with the platform's anchor key in the HSM (operators); the existing anchor when the head is anchored already, 409 when the log is empty",
+                    "parameters": idempotency_header.clone(),
+                    "responses": operation("anchorAudit", "", ("201", ok("AuditAnchor")), json!([]), &post_errors)["responses"].clone()
+                }
+            },
+            "/api/v1/risk/rules": {"get": operation("getRiskRules", "The risk rules version in force, its TOML and its diff from the one before (operators; docs/risk.md#editing-the-rules)", ("200", ok("RiskRulesVersion")), json!([]), &not_found)},
+            "/api/v1/risk/rules/versions": {
+                "get": operation("listRiskRulesVersions", "The newest 50 risk rules versions, newest first (operators)", ("200", json!({"description": "OK", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/RiskRulesVersion"}}}}})), json!([]), &[]),
+                "post": {
+                    "operationId": "saveRiskRules",
+                    "summary": "Save a new version of the risk rules (operators); in force on every host within 2 s. 422 names the setting a refused file gets wrong (nothing changes); 409 when based_on is not the newest version",
+                    "parameters": idempotency_header.clone(),
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewRiskRulesVersion"}}}},
+                    "responses": operation("saveRiskRules", "", ("201", ok("RiskRulesVersion")), json!([]), &post_errors)["responses"].clone()
+                }
+            },
+            "/api/v1/risk/rules/versions/{version}/rollback": {
+                "post": {
+                    "operationId": "rollbackRiskRules",
+                    "summary": "Save an earlier version's rules again as the newest version (operators)",
+                    "parameters": [
+                        {"name": "version", "in": "path", "required": true, "schema": {"type": "string"}, "description": "The version to return to"},
+                        {"name": "Idempotency-Key", "in": "header", "required": true, "schema": {"type": "string"}, "description": "A unique key per request: a retry with the same key gets the first answer"}
+                    ],
+                    "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false, "properties": {"note": {"type": "string", "description": "Why, at most 500 characters"}}}}}},
+                    "responses": operation("rollbackRiskRules", "", ("201", ok("RiskRulesVersion")), json!([]), &post_errors)["responses"].clone()
+                }
+            }
         },
         "components": {
             "securitySchemes": {
@@ -530,11 +562,42 @@ fn base_document() -> Value {
                 "Assignment": {"type": "object", "required": ["assignee"], "additionalProperties": false, "properties": {"assignee": {"type": "string", "description": "User name"}}},
                 "NewComment": {"type": "object", "required": ["text"], "additionalProperties": false, "properties": {"text": {"type": "string", "description": "1 to 2000 characters"}}},
                 "Resolution": {"type": "object", "required": ["outcome", "reason"], "additionalProperties": false, "properties": {"outcome": {"type": "string", "enum": ["no_action", "block_card", "block_terminal", "block_merchant"]}, "reason": {"type": "string", "description": "1 to 2000 characters"}}},
+                "RiskRulesVersion": {
+                    "type": "object",
+                    "required": ["version", "toml", "saved_by", "saved_at", "note", "rules", "diff"],
+                    "properties": {
+                        "version": {"type": "integer"}, "toml": {"type": "string", "description": "The whole rules file (docs/risk.md)"},
+                        "saved_by": {"type": "string"}, "saved_at": {"type": "integer", "description": "Unix seconds"}, "note": {"type": "string"},
+                        "rules": {"type": "integer", "description": "Rules evaluated (enabled)"},
+                        "diff": {"type": "string", "description": "Lines removed (- ) and added (+ ) against the version before"}
+                    }
+                },
+                "NewRiskRulesVersion": {
+                    "type": "object",
+                    "required": ["based_on", "toml"],
+                    "additionalProperties": false,
+                    "properties": {
+                        "based_on": {"type": "integer", "description": "The version the edit started from (0 for the first)"},
+                        "toml": {"type": "string", "description": "The whole rules file, at most 65536 bytes"},
+                        "note": {"type": "string", "description": "Why, at most 500 characters"}
+                    }
+                },
+                "AuditAnchor": {
+                    "type": "object",
+                    "required": ["seq", "hash", "at", "key_id", "signature"],
+                    "properties": {
+                        "seq": {"type": "integer", "description": "The entry whose hash is signed"}, "hash": {"type": "string", "description": "That entry's hash, hex"},
+                        "at": {"type": "integer", "description": "Unix seconds"}, "key_id": {"type": "string", "description": "First 4 bytes of SHA-256 of the anchor key's public key, hex"},
+                        "signature": {"type": "string", "description": "Ed25519 over easypos-audit-anchor-v1, seq, hash, at and key_id, one per line; 64 bytes, hex"}
+                    }
+                },
                 "AuditVerification": {
                     "type": "object",
-                    "required": ["entries", "head_seq", "head_hash", "first_break"],
+                    "required": ["entries", "head_seq", "head_hash", "anchors", "anchored_seq", "first_break"],
                     "properties": {
                         "entries": {"type": "integer"}, "head_seq": {"type": "integer"}, "head_hash": {"type": "string"},
+                        "anchors": {"type": "integer", "description": "Signed anchors verified and reached by the intact chain"},
+                        "anchored_seq": {"type": "integer", "description": "The highest entry an anchor vouches for"},
                         "first_break": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["seq", "problem"], "properties": {"seq": {"type": "integer"}, "problem": {"type": "string"}}}]}
                     }
                 },

@@ -937,6 +937,99 @@ fn matrix(world: &World) -> Vec<Line> {
                 ("partner", 404),
             ]),
         ),
+        // Audit anchors: the acquirer's operators only (the rows above made entries to sign).
+        (
+            "GET".into(),
+            "/api/v1/audit/anchors".into(),
+            per(&[
+                ("operator", 200),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 403),
+                ("shanghai.manager", 403),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 403),
+                ("cardholder1", 403),
+                ("partner", 403),
+            ]),
+        ),
+        (
+            "POST".into(),
+            "/api/v1/audit/anchors".into(),
+            per(&[
+                ("operator", 201),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 403),
+                ("shanghai.manager", 403),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 403),
+                ("cardholder1", 403),
+                ("partner", 403),
+            ]),
+        ),
+        // Risk rules: the acquirer's operators only (the world stores version 1). The matrix's
+        // save starts from version 1, and the rollback returns to it.
+        (
+            "GET".into(),
+            "/api/v1/risk/rules".into(),
+            per(&[
+                ("operator", 200),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 403),
+                ("shanghai.manager", 403),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 403),
+                ("cardholder1", 403),
+                ("partner", 403),
+            ]),
+        ),
+        (
+            "GET".into(),
+            "/api/v1/risk/rules/versions".into(),
+            per(&[
+                ("operator", 200),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 403),
+                ("shanghai.manager", 403),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 403),
+                ("cardholder1", 403),
+                ("partner", 403),
+            ]),
+        ),
+        (
+            "POST".into(),
+            "/api/v1/risk/rules/versions".into(),
+            per(&[
+                ("operator", 201),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 403),
+                ("shanghai.manager", 403),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 403),
+                ("cardholder1", 403),
+                ("partner", 403),
+            ]),
+        ),
+        (
+            "POST".into(),
+            "/api/v1/risk/rules/versions/1/rollback".into(),
+            per(&[
+                ("operator", 201),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 403),
+                ("shanghai.manager", 403),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 403),
+                ("cardholder1", 403),
+                ("partner", 403),
+            ]),
+        ),
         // Last: it stops the webhook the rows above use.
         (
             "DELETE".into(),
@@ -1010,6 +1103,10 @@ fn body_for(path: &str) -> &'static str {
         r#"{"reason":"matrix"}"#
     } else if path.ends_with("/resolve") {
         r#"{"outcome":"no_action","reason":"matrix"}"#
+    } else if path.ends_with("/risk/rules/versions") {
+        r#"{"based_on":1,"toml":"[[rule]]\nname = \"m\"\nkind = \"fallback\"\naction = \"alert\"\n"}"#
+    } else if path.ends_with("/rollback") {
+        ""
     } else {
         r#"{"name":"matrix"}"#
     }
@@ -1773,4 +1870,410 @@ async fn a_cardholder_reports_fraud_the_card_freezes_and_the_evidence_pack_is_se
             .await;
         assert_eq!(seen.status, status, "{user}: {}", seen.text);
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_head_is_anchored_in_the_hsm_and_a_key_slipped_into_the_store_is_found() {
+    let world = world().await;
+    let empty = world
+        .call(
+            "operator",
+            "POST",
+            "/api/v1/audit/anchors",
+            Some("anchor-0"),
+            "",
+        )
+        .await;
+    assert_eq!(empty.status.as_u16(), 409, "{}", empty.text);
+    for (i, target) in ["10000001", "10000002", "10000001"].iter().enumerate() {
+        let path = format!("/api/v1/freezes/terminal/{target}");
+        let answer = world
+            .call(
+                "operator",
+                "PUT",
+                &path,
+                Some(&format!("freeze-{i}")),
+                r#"{"reason":"lost"}"#,
+            )
+            .await;
+        assert_eq!(answer.status.as_u16(), 200, "{}", answer.text);
+    }
+    let anchored = world
+        .call(
+            "operator",
+            "POST",
+            "/api/v1/audit/anchors",
+            Some("anchor-1"),
+            "",
+        )
+        .await;
+    assert_eq!(anchored.status, StatusCode::CREATED, "{}", anchored.text);
+    let anchor = anchored.json();
+    assert_eq!(anchor["seq"], 3);
+    assert_eq!(anchor["signature"].as_str().unwrap().len(), 128);
+    let again = world
+        .call(
+            "operator",
+            "POST",
+            "/api/v1/audit/anchors",
+            Some("anchor-2"),
+            "",
+        )
+        .await;
+    assert_eq!(
+        again.json()["signature"],
+        anchor["signature"],
+        "the head is anchored once"
+    );
+    let listed = world.get("operator", "/api/v1/audit/anchors").await.json();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let verified = world.get("operator", "/api/v1/audit/verify").await.json();
+    assert_eq!(verified["first_break"], serde_json::Value::Null);
+    assert_eq!(
+        (
+            verified["anchors"].clone(),
+            verified["anchored_seq"].clone()
+        ),
+        (1.into(), 3.into())
+    );
+
+    // Periodic anchoring waits for enough new entries.
+    let hsm: std::sync::Arc<dyn hsm::Hsm> =
+        std::sync::Arc::new(hsm::SoftHsm::new(&[0x42; 32]).unwrap());
+    let anchorer = api::audit_anchors::AuditAnchorer::new(world.store.clone(), hsm);
+    assert_eq!(
+        anchorer.anchor_if_due(1_764_000_500, 2).await.unwrap(),
+        None
+    );
+    for i in 0..2 {
+        world
+            .store
+            .append_audit(store::audit::NewAuditEntry::new(
+                "ops",
+                "login.ok",
+                "console",
+                "",
+                1_764_000_400 + i,
+            ))
+            .await
+            .unwrap();
+    }
+    let due = anchorer
+        .anchor_if_due(1_764_000_500, 2)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(due.seq, 5);
+    assert_eq!(due.key_id, anchor["key_id"], "one anchor key");
+    assert!(anchorer.foreign_keys().await.unwrap().is_empty());
+
+    // A key whose token this HSM did not make (an attacker's own key pair, stored to sign
+    // forged anchors) is named; under another master key even the genuine one is foreign.
+    let public = [5u8; 32];
+    world
+        .store
+        .add_audit_anchor_key(store::audit_anchors::AuditAnchorKey {
+            key_id: aftersale::signer::key_id(&public),
+            token: "not a TR-31 block".into(),
+            public_key: "05".repeat(32),
+            created_at: 1_764_000_600,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        anchorer.foreign_keys().await.unwrap(),
+        vec![aftersale::signer::key_id(&public)]
+    );
+    let other = hsm::SoftHsm::new(&[0x43; 32]).unwrap();
+    let foreign = api::audit_anchors::foreign_keys(&world.store, &other)
+        .await
+        .unwrap();
+    assert_eq!(foreign.len(), 2);
+}
+
+/// The rules of the flow test: one card-velocity rule declining over `max_count`.
+fn velocity_rules(max_count: u32) -> String {
+    format!(
+        "[[rule]]\nname = \"card-velocity\"\nkind = \"velocity\"\nscope = \"card\"\nwindow_secs = 600\nmax_count = {max_count}\naction = \"decline\"\nresponse_code = \"65\"\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn risk_rules_are_edited_in_versions_refused_when_invalid_and_rolled_back() {
+    use risk::{Authorization, Entry, Kind};
+    let world = world().await;
+    let counter = std::cell::Cell::new(0);
+    let key = || {
+        counter.set(counter.get() + 1);
+        format!("rules-test-{}", counter.get())
+    };
+    // The host's engine, as easypos up runs it, on version 1.
+    let engine = risk::Engine::new(risk::Config::from_toml(&velocity_rules(10)).unwrap());
+    assert_eq!(
+        api::risk_rules::sync_rules(&world.store, &engine)
+            .await
+            .unwrap(),
+        Some(1)
+    );
+    let cny = money::Currency::parse("CNY").unwrap();
+    let sale = Authorization {
+        kind: Kind::Sale,
+        card: "card-CH001-D",
+        terminal: "10000001",
+        merchant: demo::SHANGHAI_MERCHANT,
+        amount_minor: 1_000,
+        currency: cny,
+        card_currency: cny,
+        mcc: 5411,
+        entry: Entry::Chip,
+        chip_card: true,
+    };
+    let now_ms = 1_800_000_000_000;
+    for i in 0..3 {
+        assert!(engine.evaluate(&sale, now_ms + i).decline_code().is_none());
+    }
+    let save = |body: String| {
+        let key = key();
+        let world = &world;
+        async move {
+            world
+                .call(
+                    "operator",
+                    "POST",
+                    "/api/v1/risk/rules/versions",
+                    Some(&key),
+                    &body,
+                )
+                .await
+        }
+    };
+    let body = |based_on: i64, toml: &str, note: &str| {
+        serde_json::json!({"based_on": based_on, "toml": toml, "note": note}).to_string()
+    };
+
+    // An invalid file is refused, naming the rule and setting, and nothing changes.
+    let invalid = save(body(
+        1,
+        &velocity_rules(10).replace("window_secs = 600\n", ""),
+        "typo",
+    ))
+    .await;
+    assert_eq!(invalid.status.as_u16(), 422, "{}", invalid.text);
+    assert!(
+        invalid.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("rule[0].window_secs"),
+        "{}",
+        invalid.text
+    );
+    let unknown_code = save(body(1, &velocity_rules(10).replace("\"65\"", "\"Q9\""), "")).await;
+    assert_eq!(unknown_code.status.as_u16(), 422, "{}", unknown_code.text);
+    assert!(
+        unknown_code
+            .text
+            .contains("rule \\\"card-velocity\\\".response_code"),
+        "{}",
+        unknown_code.text
+    );
+    assert_eq!(
+        world.get("operator", "/api/v1/risk/rules").await.json()["version"],
+        1
+    );
+
+    // A lower threshold: version 2, in the audit log with its diff; the host's next poll puts
+    // it in force and the next sale is declined under it.
+    let saved = save(body(1, &velocity_rules(3), "tighter after card testing")).await;
+    assert_eq!(saved.status, StatusCode::CREATED, "{}", saved.text);
+    let saved = saved.json();
+    assert_eq!(
+        (saved["version"].clone(), saved["saved_by"].clone()),
+        (2.into(), "operator".into())
+    );
+    assert_eq!(saved["diff"], "- max_count = 10\n+ max_count = 3");
+    assert_eq!(
+        api::risk_rules::sync_rules(&world.store, &engine)
+            .await
+            .unwrap(),
+        Some(2)
+    );
+    assert_eq!(
+        api::risk_rules::sync_rules(&world.store, &engine)
+            .await
+            .unwrap(),
+        None,
+        "once"
+    );
+    let fourth = engine.evaluate(&sale, now_ms + 3);
+    assert_eq!(
+        fourth.decline_code().unwrap().as_str(),
+        "65",
+        "{}",
+        fourth.summary()
+    );
+    let audit = world
+        .get("operator", "/api/v1/audit?action=risk_rules.")
+        .await
+        .json();
+    assert_eq!(audit["data"][0]["target"], "risk_rules:2");
+    assert!(
+        audit["data"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("+ max_count = 3")
+    );
+
+    // An editor still on version 1 does not undo version 2.
+    let stale = save(body(1, &velocity_rules(50), "")).await;
+    assert_eq!(stale.status.as_u16(), 409, "{}", stale.text);
+
+    // Rolled back to version 1: a new version 3 with version 1's text.
+    let rolled = world
+        .call(
+            "operator",
+            "POST",
+            "/api/v1/risk/rules/versions/1/rollback",
+            Some(&key()),
+            r#"{"note":"declined good customers"}"#,
+        )
+        .await;
+    assert_eq!(rolled.status, StatusCode::CREATED, "{}", rolled.text);
+    let rolled = rolled.json();
+    assert_eq!(rolled["version"], 3);
+    assert_eq!(rolled["toml"], velocity_rules(10));
+    assert_eq!(
+        rolled["note"],
+        "rollback to version 1: declined good customers"
+    );
+    assert_eq!(
+        api::risk_rules::sync_rules(&world.store, &engine)
+            .await
+            .unwrap(),
+        Some(3)
+    );
+    assert!(
+        engine.evaluate(&sale, now_ms + 4).decline_code().is_none(),
+        "10 allowed again"
+    );
+    let missing = world
+        .call(
+            "operator",
+            "POST",
+            "/api/v1/risk/rules/versions/99/rollback",
+            Some(&key()),
+            "",
+        )
+        .await;
+    assert_eq!(missing.status.as_u16(), 404);
+    let versions = world
+        .get("operator", "/api/v1/risk/rules/versions")
+        .await
+        .json();
+    let numbers: Vec<i64> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(numbers, [3, 2, 1]);
+    let actions = world
+        .get("operator", "/api/v1/audit?action=risk_rules.")
+        .await
+        .json();
+    assert_eq!(actions["data"][1]["action"], "risk_rules.rollback");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn insider_alerts_reach_the_merchants_case_queue_once_per_operator_and_rule() {
+    use store::journal::JournalEntry;
+    let world = world().await;
+    let start = world.store.journal_last_id().await.unwrap();
+    assert!(start > 0, "the planted rows");
+    let mut feed = api::insider::InsiderFeed::new(risk::insider::InsiderRules::default(), start);
+    assert_eq!(feed.pass(&world.store).await.unwrap(), 0, "nothing new");
+    // 2025-11-25 12:00 China time.
+    let noon_us = 1_764_043_200_000_000;
+    let row = |minute: i64, kind: &str, operator: &str, card: &str| JournalEntry {
+        received_at: noon_us + minute * 60_000_000,
+        terminal_id: "10000001".into(),
+        merchant_id: demo::SHANGHAI_MERCHANT.into(),
+        mti: "0200".into(),
+        kind: kind.into(),
+        card: Some(card.into()),
+        response: Some("00".into()),
+        operator: (!operator.is_empty()).then(|| operator.to_owned()),
+        ..JournalEntry::default()
+    };
+    // Operator 01 sells to card A and refunds it (quiet), then refunds two cards that never
+    // paid here (two alerts, one case: the same operator and rule, 2 hits); operator 02 only
+    // sells.
+    world
+        .store
+        .journal(vec![
+            row(0, "Sale", "01", "622202******0001"),
+            row(1, "Refund", "01", "622202******0001"),
+            row(2, "Refund", "01", "622202******0002"),
+            row(3, "Refund", "01", "622202******0003"),
+            row(4, "Sale", "02", "622202******0004"),
+            row(5, "EchoTest", "02", ""),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(feed.pass(&world.store).await.unwrap(), 2);
+    // Six more refunds by 01 in the hour: the spike alerts from the sixth undo on, one case
+    // whose hits count the repeats.
+    let more: Vec<JournalEntry> = (10..14)
+        .map(|minute| row(minute, "Refund", "01", "622202******0001"))
+        .collect();
+    world.store.journal(more).await.unwrap();
+    assert_eq!(
+        feed.pass(&world.store).await.unwrap(),
+        2,
+        "the 6th and 7th undo"
+    );
+    let cases = world
+        .get("shanghai.admin", "/api/v1/cases?status=open")
+        .await
+        .json();
+    let insider: Vec<&serde_json::Value> = cases["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|case| case["rules"].as_str().unwrap().starts_with("insider-"))
+        .collect();
+    assert_eq!(insider.len(), 2, "{cases}");
+    let unpaid = insider
+        .iter()
+        .find(|case| {
+            case["rules"]
+                .as_str()
+                .unwrap()
+                .starts_with("insider-refund-unpaid-card")
+        })
+        .unwrap();
+    assert_eq!(unpaid["hits"], 2);
+    let spike = insider
+        .iter()
+        .find(|case| {
+            case["rules"]
+                .as_str()
+                .unwrap()
+                .starts_with("insider-undo-spike")
+        })
+        .unwrap();
+    assert_eq!(spike["hits"], 2);
+    assert_eq!(spike["severity"], "alert");
+    assert!(
+        spike["rules"]
+            .as_str()
+            .unwrap()
+            .contains("7 voids and refunds by operator 01"),
+        "{spike}"
+    );
+    // Beijing's admin sees none of Shanghai's alerts.
+    let beijing = world
+        .get("beijing.admin", "/api/v1/cases?status=open")
+        .await
+        .json();
+    assert!(!beijing.to_string().contains("insider-"));
 }

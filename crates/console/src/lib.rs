@@ -138,6 +138,18 @@ pub fn router(state: Console) -> Router {
             post(pages::emergency_page::freeze),
         )
         .route("/console/emergency/thaw", post(pages::emergency_page::thaw))
+        .route(
+            "/console/risk-rules",
+            get(pages::risk_rules_page::risk_rules),
+        )
+        .route(
+            "/console/risk-rules/save",
+            post(pages::risk_rules_page::save),
+        )
+        .route(
+            "/console/risk-rules/rollback",
+            post(pages::risk_rules_page::rollback),
+        )
         .route("/console/cases", get(pages::cases_page::cases))
         .route("/console/cases/{id}", get(pages::cases_page::case))
         .route(

@@ -12,6 +12,9 @@ pub(crate) mod emergency_page;
 // The refunds page, likewise.
 #[path = "refunds_page.rs"]
 pub(crate) mod refunds_page;
+// The risk rules page, likewise.
+#[path = "risk_rules_page.rs"]
+pub(crate) mod risk_rules_page;
 
 use crate::Console;
 use crate::i18n::{Lang, Tr};
@@ -112,6 +115,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/api-keys", "nav-api-keys"),
             ("/console/applications", "nav-applications"),
             ("/console/fleet", "nav-fleet"),
+            ("/console/risk-rules", "nav-risk-rules"),
         ],
         Role::ChannelPartner => &[
             ("/console/merchants", "nav-merchants"),

@@ -139,6 +139,7 @@ async fn world() -> World {
                 .with_approval_above(1_000),
         )),
         disputes: None,
+        anchors: None,
     };
     let mfa = console::mfa::Mfa::ensure(&store, hsm.clone())
         .await
@@ -1005,6 +1006,7 @@ async fn operators_see_the_health_of_the_store_and_the_host() {
         receipts: None,
         refunds: None,
         disputes: None,
+        anchors: None,
     };
     let world = World {
         router: console::router(
@@ -1855,4 +1857,121 @@ async fn a_cashier_refunds_in_part_and_a_manager_approves_above_the_threshold() 
     let beijing = world.sign_in("beijing.admin").await;
     let page = world.get("/console/refunds", Some(&beijing), &[]).await;
     assert!(!page.html.contains(&pending));
+}
+
+/// `text` as an `application/x-www-form-urlencoded` value.
+fn form_value(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                (byte as char).to_string()
+            }
+            b' ' => "+".to_owned(),
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_risk_rules_page_saves_versions_refuses_a_bad_file_and_rolls_back() {
+    let world = world().await;
+    let rules = |max_count: u32| {
+        format!(
+            "[[rule]]\nname = \"card-velocity\"\nkind = \"velocity\"\nscope = \"card\"\nwindow_secs = 600\nmax_count = {max_count}\naction = \"decline\"\nresponse_code = \"65\"\n"
+        )
+    };
+    world
+        .store
+        .save_risk_rules(
+            0,
+            rules(10),
+            "system".into(),
+            1_764_000_000,
+            "the demo rules".into(),
+        )
+        .await
+        .unwrap();
+    let operator = world.sign_in("operator").await;
+    let page = world.get("/console/risk-rules", Some(&operator), &[]).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.html.contains("max_count = 10"));
+    assert!(page.html.contains("name=\"based_on\" value=\"1\""));
+
+    // A file with a mistake is refused, the setting named, the edit kept in the editor.
+    let broken = rules(3).replace("scope = \"card\"\n", "scope = \"galaxy\"\n");
+    let refused = world
+        .post(
+            "/console/risk-rules/save",
+            Some(&operator),
+            &format!(
+                "csrf={}&based_on=1&toml={}&note=x",
+                page.csrf(),
+                form_value(&broken)
+            ),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused.html.contains("nothing was changed"),
+        "{}",
+        refused.html
+    );
+    assert!(refused.html.contains("galaxy"), "the edit is kept");
+    assert_eq!(
+        world
+            .store
+            .current_risk_rules()
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        1
+    );
+
+    let saved = world
+        .post(
+            "/console/risk-rules/save",
+            Some(&operator),
+            &format!(
+                "csrf={}&based_on=1&toml={}&note=tighter",
+                page.csrf(),
+                form_value(&rules(3).replace('\n', "\r\n"))
+            ),
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
+    let current = world.store.current_risk_rules().await.unwrap().unwrap();
+    assert_eq!(
+        (
+            current.version,
+            current.toml.clone(),
+            current.saved_by.as_str()
+        ),
+        (2, rules(3), "operator")
+    );
+    let page = world.get("/console/risk-rules", Some(&operator), &[]).await;
+    assert!(
+        page.html.contains("- max_count = 10\n+ max_count = 3"),
+        "{}",
+        page.html
+    );
+
+    let rolled = world
+        .post(
+            "/console/risk-rules/rollback",
+            Some(&operator),
+            &format!("csrf={}&version=1", page.csrf()),
+        )
+        .await;
+    assert_eq!(rolled.status, StatusCode::SEE_OTHER);
+    let current = world.store.current_risk_rules().await.unwrap().unwrap();
+    assert_eq!(
+        (current.version, current.toml, current.note.as_str()),
+        (3, rules(10), "rollback to version 1")
+    );
+
+    // The rules are the acquirer's: a merchant's admin has no page.
+    let admin = world.sign_in("shanghai.admin").await;
+    let page = world.get("/console/risk-rules", Some(&admin), &[]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
 }

@@ -21,6 +21,13 @@ enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Sign the chain's head now with the platform's anchor key in the HSM (the host also
+    /// does it every 100 entries), so that a tail cut after it is caught by `verify`.
+    Anchor {
+        /// Print the anchor as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print entries, oldest first.
     List {
         /// Only entries after this sequence number.
@@ -46,9 +53,11 @@ enum AuditCommand {
 
 /// Runs the command; `Ok(false)` when `verify` found a break.
 pub async fn run(config: &Config, args: AuditArgs) -> anyhow::Result<bool> {
-    let store = crate::open_store(config).await?;
+    // Shared, because an anchor's signer holds it too.
+    let store = std::sync::Arc::new(crate::open_store(config).await?);
     let result = match args.command {
-        AuditCommand::Verify { json } => verify(&store, json).await,
+        AuditCommand::Verify { json } => verify(config, &store, json).await,
+        AuditCommand::Anchor { json } => anchor(config, store.clone(), json).await,
         AuditCommand::List {
             after,
             limit,
@@ -93,19 +102,88 @@ pub async fn run(config: &Config, args: AuditArgs) -> anyhow::Result<bool> {
             Ok(true)
         }
     };
-    store.close().await?;
+    match std::sync::Arc::try_unwrap(store) {
+        Ok(store) => store.close().await?,
+        Err(_) => anyhow::bail!("the store is still in use"),
+    }
     result
 }
 
-async fn verify(store: &store::Store, json: bool) -> anyhow::Result<bool> {
-    let report = store.verify_audit().await?;
+/// Signs the head now.
+async fn anchor(
+    config: &Config,
+    store: std::sync::Arc<store::Store>,
+    json: bool,
+) -> anyhow::Result<bool> {
+    let hsm: std::sync::Arc<dyn hsm::Hsm> = std::sync::Arc::new(crate::up::open_hsm(config)?);
+    let anchorer = api::audit_anchors::AuditAnchorer::new(store, hsm);
+    let Some(anchor) = anchorer.anchor(now_seconds()).await? else {
+        anyhow::bail!("the audit log is empty: nothing to anchor yet");
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&anchor)?);
+    } else {
+        println!(
+            "anchored entry {} ({}) with key {} at {}",
+            anchor.seq,
+            anchor.hash,
+            anchor.key_id,
+            api::time::rfc3339_seconds(anchor.at)
+        );
+    }
+    Ok(true)
+}
+
+fn now_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        })
+}
+
+/// Anchor keys stored without a token this platform's HSM made: anchors they sign are forged.
+/// Without the master key file (a copy of the database checked elsewhere) the keys are taken
+/// as stored, and the text says so.
+async fn foreign_anchor_keys(
+    config: &Config,
+    store: &store::Store,
+) -> anyhow::Result<Option<Vec<String>>> {
+    if !config.lmk_file.exists() {
+        return Ok(None);
+    }
+    let hsm = crate::up::open_hsm(config)?;
+    Ok(Some(api::audit_anchors::foreign_keys(store, &hsm).await?))
+}
+
+async fn verify(config: &Config, store: &store::Store, json: bool) -> anyhow::Result<bool> {
+    let mut report = store.verify_audit().await?;
+    let foreign = foreign_anchor_keys(config, store).await?;
+    if let Some(key_id) = foreign.as_ref().and_then(|keys| keys.first()) {
+        // A key that the HSM did not make signs nothing genuine: before every other problem.
+        report.first_break = Some(store::audit::ChainBreak {
+            seq: 0,
+            problem: format!(
+                "anchor key {key_id} was not made by this platform's HSM: anchors it signed are forged"
+            ),
+        });
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         match &report.first_break {
             None => println!(
-                "audit log intact: {} entries, head {} {}",
-                report.entries, report.head_seq, report.head_hash
+                "audit log intact: {} entries, head {} {}; {} signed anchors hold, up to entry {}{}",
+                report.entries,
+                report.head_seq,
+                report.head_hash,
+                report.anchors,
+                report.anchored_seq,
+                if foreign.is_none() {
+                    " (anchor keys not checked against the HSM: no master key file)"
+                } else {
+                    ""
+                }
             ),
             Some(found) => println!(
                 "audit log BROKEN at entry {}: {}\n{} entries before it are intact (head {} {}); restore the database from a backup and compare, or keep this copy as evidence",

@@ -375,6 +375,10 @@ impl Config {
                     .map_or_else(|| "(in process)".to_owned(), |address| address.to_string()),
             ),
             ("risk.rules", self.risk_rules.display().to_string()),
+            (
+                "refunds.approval_above_minor",
+                self.refund_approval_above_minor.to_string(),
+            ),
         ]
     }
 }

@@ -103,6 +103,13 @@ pub const SETTINGS: &[Setting] = &[
         description: "The risk rules file (docs/risk.md). A named file that is missing or invalid stops the start with the rule and field named.",
     },
     Setting {
+        key: "refunds.approval_above_minor",
+        env: "EASYPOS_REFUNDS_APPROVAL_ABOVE_MINOR",
+        default: "50000",
+        example: "50000",
+        description: "Console and API refunds above this many minor units (50000 = 500.00) wait for a second supervisor's approval; 0 sends every refund for approval (docs/aftersale.md).",
+    },
+    Setting {
         key: "",
         env: "EASYPOS_WORKER_THREADS",
         default: "the number of CPUs",

@@ -31,46 +31,33 @@ struct TerminalListener {
     case_writer: tokio::task::JoinHandle<()>,
 }
 
-/// The risk rules: `risk.rules` when named, else `<data_dir>/risk.toml` when it exists, else
-/// the demo world's rules. Returns them and where they came from. Every error names the file
-/// and the setting to fix.
-pub fn risk_rules(config: &Config) -> anyhow::Result<(risk::Config, String)> {
+/// The risk rules' text: `risk.rules` when named, else `<data_dir>/risk.toml` when it exists,
+/// else the demo world's rules; and where it came from.
+pub fn risk_rules_text(config: &Config) -> anyhow::Result<(String, String)> {
     let path = &config.risk_rules;
-    let (text, source) = if config.risk_rules_named || path.exists() {
+    if config.risk_rules_named || path.exists() {
         let text = std::fs::read_to_string(path).with_context(|| {
             format!(
                 "cannot read the risk rules {} (risk.rules / EASYPOS_RISK_RULES)",
                 path.display()
             )
         })?;
-        (text, path.display().to_string())
+        Ok((text, path.display().to_string()))
     } else {
-        (risk::DEMO_RULES.to_owned(), "the demo rules".to_owned())
-    };
+        Ok((risk::DEMO_RULES.to_owned(), "the demo rules".to_owned()))
+    }
+}
+
+/// The risk rules of [`risk_rules_text`], checked. Returns them and where they came from.
+/// Every error names the file and the setting to fix.
+pub fn risk_rules(config: &Config) -> anyhow::Result<(risk::Config, String)> {
+    let (text, source) = risk_rules_text(config)?;
     let rules = risk::Config::from_toml(&text).with_context(|| {
         format!("the risk rules in {source} (risk.rules / EASYPOS_RISK_RULES; see docs/risk.md)")
     })?;
     // A declining rule's code goes into field 39: it must be one the host knows.
-    let codes = rules
-        .rules
-        .iter()
-        .filter_map(|rule| match rule.action {
-            risk::Action::Decline(code) => {
-                Some((format!("rule \"{}\".response_code", rule.name), code))
-            }
-            _ => None,
-        })
-        .chain(std::iter::once((
-            "engine.decline_code".to_owned(),
-            rules.decline_code,
-        )));
-    for (setting, code) in codes {
-        if iso8583::ResponseCode::parse(code.as_str()).is_none() {
-            bail!(
-                "the risk rules in {source}: `{setting}` is {:?}, which is not an ISO 8583 response code easypos knows (docs/protocol.md)",
-                code.as_str()
-            );
-        }
+    if let Err(problem) = api::risk_rules::check_response_codes(&rules) {
+        bail!("the risk rules in {source}: {problem}");
     }
     Ok((rules, source))
 }
@@ -129,6 +116,13 @@ async fn terminal_listener(
     );
     // The windows of the rules' longest reach, rebuilt from the journal (docs/risk.md).
     let engine = Arc::new(risk::Engine::new(rules));
+    // Edited rules (docs/risk.md#editing-the-rules): the newest stored version is in force;
+    // on a first start the rules above are stored as version 1.
+    let (text, source) = risk_rules_text(config)?;
+    let version = api::risk_rules::load_or_seed(store, &engine, &text, &source, now)
+        .await
+        .context("the stored risk rules")?;
+    tracing::info!(version, "risk rules version in force");
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
@@ -240,11 +234,28 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_disputes(aftersale::disputes::Disputes::new(
             store.clone(),
             app.handler.clone(),
-        ));
+        ))
+        .with_anchors(Arc::new(api::audit_anchors::AuditAnchorer::new(
+            store.clone(),
+            hsm.clone(),
+        )));
     // Unpaid wallet orders are closed on time.
     let wallet_closer = tokio::spawn(crate::wallets::close_loop(
         wallets.clone(),
         crate::wallets::CLOSE_INTERVAL,
+        stopped.clone(),
+    ));
+    // Insider alerts from the journal's new rows, to the merchants' case queues (docs/risk.md).
+    let insider = tokio::spawn(api::insider::run(
+        store.clone(),
+        risk::insider::InsiderRules::default(),
+        api::insider::INSIDER_POLL_INTERVAL,
+        stopped.clone(),
+    ));
+    // The audit log's head, signed every ANCHOR_EVERY_ENTRIES entries (docs/audit.md).
+    let anchoring = tokio::spawn(api::audit_anchors::run(
+        api_state.clone(),
+        api::audit_anchors::ANCHOR_POLL_INTERVAL,
         stopped.clone(),
     ));
     let webhooks = tokio::spawn(api::webhooks::run(
@@ -301,6 +312,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .context("HTTP server")?;
     expiry.await.context("expiry task")?;
     freeze_sync.await.context("freeze sync task")?;
+    anchoring.await.context("audit anchoring task")?;
+    insider.await.context("insider alerts task")?;
     terminal_server.await.context("terminal listener")?;
     store_and_forward.await.context("store-and-forward task")?;
     webhooks.await.context("webhook task")?;
@@ -411,11 +424,21 @@ async fn print_banner(
     println!(
         "  ISO 8583  {terminal_address} (cup-bcd, 2-byte length + TPDU): sign-on/off, echo, balance inquiries, sales (chip + PIN, fallback swipe), pre-authorizations, completions and their voids, sale voids, refunds, reversals of each, batch settlement; every message journaled"
     );
-    if let Ok((rules, source)) = risk_rules(config) {
-        println!(
-            "  risk      {} rules from {source} (docs/risk.md); fired rules are in the journal",
-            rules.rules.len()
-        );
+    match store.current_risk_rules().await {
+        Ok(Some(current)) => println!(
+            "  risk      {} rules, version {} ({}; edited in the console's Risk rules page or /api/v1/risk/rules, docs/risk.md); fired rules are in the journal",
+            api::risk_rules::check_rules(&current.toml).map_or(0, |rules| rules.rules.len()),
+            current.version,
+            current.note
+        ),
+        _ => {
+            if let Ok((rules, source)) = risk_rules(config) {
+                println!(
+                    "  risk      {} rules from {source} (docs/risk.md); fired rules are in the journal",
+                    rules.rules.len()
+                );
+            }
+        }
     }
     match config.remote_issuer {
         Some(address) => println!(
@@ -697,6 +720,13 @@ async fn freeze_loop(app: Arc<App>, interval: Duration, mut stopped: watch::Rece
                 }
             }
             Err(error) => tracing::warn!(%error, "reading the freezes failed; will retry"),
+        }
+        // Rules saved through the API or console (of any host sharing the store) take effect
+        // here on the same poll.
+        if let Some(engine) = app.handler.risk_engine()
+            && let Err(error) = api::risk_rules::sync_rules(&app.store, &engine).await
+        {
+            tracing::warn!(%error, "reading the risk rules failed; will retry");
         }
     }
 }

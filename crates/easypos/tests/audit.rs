@@ -103,3 +103,42 @@ fn verify_reports_an_intact_chain_and_then_the_changed_entry() {
     assert!(text.stdout.contains("BROKEN at entry 3"), "{}", text.stdout);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_anchor_catches_entries_cut_off_the_end() {
+    let dir = temp_dir("audit", "anchor");
+    seed_with_actions(&dir);
+
+    let anchored = run(&dir, &["audit", "anchor", "--json"]);
+    assert_eq!(anchored.code, 0, "{}{}", anchored.stdout, anchored.stderr);
+    assert_eq!(anchored.json["seq"], 5);
+    assert_eq!(anchored.json["signature"].as_str().unwrap().len(), 128);
+    let intact = run(&dir, &["audit", "verify"]);
+    assert_eq!(intact.code, 0, "{}{}", intact.stdout, intact.stderr);
+    assert!(
+        intact
+            .stdout
+            .contains("1 signed anchors hold, up to entry 5"),
+        "{}",
+        intact.stdout
+    );
+
+    // Someone with the database file removes the last two entries: the chain left is intact,
+    // but the anchor vouched for entry 5.
+    let database = rusqlite::Connection::open(dir.join("easypos-data").join("easypos.db")).unwrap();
+    database
+        .execute_batch("DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log WHERE seq > 3")
+        .unwrap();
+    drop(database);
+    let cut = run(&dir, &["audit", "verify", "--json"]);
+    assert_eq!(cut.code, 1, "{}{}", cut.stdout, cut.stderr);
+    assert_eq!(cut.json["first_break"]["seq"], 4);
+    assert_eq!(cut.json["entries"], 3);
+    let text = run(&dir, &["audit", "verify"]);
+    assert!(
+        text.stdout.contains("entries 4 to 5 are missing"),
+        "{}",
+        text.stdout
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -307,7 +307,7 @@ impl Onboarding {
         Ok(Some(hex::encode(fingerprint)))
     }
 
-    /// Replaces the resident ID numbers stored in clear before migration 27 (the
+    /// Replaces the resident ID numbers stored in clear before migration 26 (the
     /// `id_fingerprint` column then held the number itself, and the form its full copy) by
     /// their keyed fingerprint and masked form. `easypos up` runs it at every start; a row
     /// already protected is left alone. The number of rows protected.

@@ -1310,7 +1310,7 @@ async fn resident_id_numbers_are_kept_only_masked_and_fingerprinted() {
             "operators see it masked"
         );
 
-        // A row written before migration 27 (the number in clear) is protected at start.
+        // A row written before migration 26 (the number in clear) is protected at start.
         use store::onboarding::{Cell, Step};
         world
             .store

@@ -160,6 +160,8 @@ struct RawRule {
     close: Option<String>,
     mccs: Option<Vec<String>>,
     max_failures: Option<u32>,
+    /// `false` keeps a rule in the file (and its version history) without evaluating it.
+    enabled: Option<bool>,
 }
 
 impl Config {
@@ -188,15 +190,22 @@ impl Config {
             return Err(setting("rule", &format!("at most {MAX_RULES} rules")));
         }
         let mut rules: Vec<Rule> = Vec::with_capacity(raw.rule.len());
+        // Disabled rules are checked too (so that enabling one later cannot fail), and keep
+        // their names, but are not evaluated.
+        let mut names: Vec<String> = Vec::with_capacity(raw.rule.len());
         for (index, raw) in raw.rule.into_iter().enumerate() {
+            let enabled = raw.enabled.unwrap_or(true);
             let rule = check(index, raw)?;
-            if rules.iter().any(|other| other.name == rule.name) {
+            if names.contains(&rule.name) {
                 return Err(setting(
                     &format!("rule[{index}].name"),
                     &format!("\"{}\" is used by another rule", rule.name),
                 ));
             }
-            rules.push(rule);
+            names.push(rule.name.clone());
+            if enabled {
+                rules.push(rule);
+            }
         }
         Ok(Config {
             home_currency,

@@ -3,7 +3,7 @@
 use crate::config::{Check, Config, Rule, Scope};
 use crate::state::{Event, State, key};
 use crate::{Action, Authorization, Entry, Kind, Outcome, ResponseCode2};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 
 /// The engine's answer for an authorization: the strongest action of the rules that fired
 /// (or a decline when their scores reach `decline_score`).
@@ -56,9 +56,29 @@ impl Assessment {
 /// a few hundred nanoseconds.
 #[derive(Debug)]
 pub struct Engine {
-    config: Config,
-    retention_ms: i64,
+    /// The rules in force, replaced whole by [`Engine::replace_rules`] while the windows stay.
+    rules: RwLock<Arc<Rules>>,
     state: Mutex<State>,
+}
+
+/// One set of rules and what follows from it.
+#[derive(Debug)]
+struct Rules {
+    config: Arc<Config>,
+    retention_ms: i64,
+    /// The stored version these rules are (0: not from the store: a file or the demo rules).
+    version: i64,
+}
+
+impl Rules {
+    fn new(config: Config, version: i64) -> Rules {
+        let retention_ms = (config.retention_secs() as i64).saturating_mul(1000);
+        Rules {
+            config: Arc::new(config),
+            retention_ms,
+            version,
+        }
+    }
 }
 
 impl Engine {
@@ -75,16 +95,38 @@ impl Engine {
 
     /// An engine remembering at most `caps` (cards, terminals, merchants); for tests of the caps.
     pub fn with_caps(config: Config, caps: (usize, usize, usize)) -> Engine {
-        let retention_ms = (config.retention_secs() as i64).saturating_mul(1000);
         Engine {
-            config,
-            retention_ms,
+            rules: RwLock::new(Arc::new(Rules::new(config, 0))),
             state: Mutex::new(State::new(caps)),
         }
     }
 
-    pub fn config(&self) -> &Config {
-        &self.config
+    fn rules(&self) -> Arc<Rules> {
+        self.rules
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The rules in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.rules().config.clone()
+    }
+
+    /// The stored version of the rules in force (0 when they came from a file or the demo).
+    pub fn rules_version(&self) -> i64 {
+        self.rules().version
+    }
+
+    /// Puts `config` (stored as `version`) in force from the next authorization on, keeping
+    /// what the engine remembers. A longer window than before sees only what the old rules
+    /// kept (their longest window) until it fills.
+    pub fn replace_rules(&self, config: Config, version: i64) {
+        *self
+            .rules
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Arc::new(Rules::new(config, version));
     }
 
     /// Keys remembered now: (cards, terminals, merchants).
@@ -111,7 +153,9 @@ impl Engine {
         let card = key(authorization.card);
         let terminal = key(authorization.terminal);
         let merchant = key(authorization.merchant);
-        let since_ms = now_ms.saturating_sub(self.retention_ms);
+        let rules = self.rules();
+        let config = &*rules.config;
+        let since_ms = now_ms.saturating_sub(rules.retention_ms);
         let mut state = self.lock();
         let State {
             cards,
@@ -123,7 +167,7 @@ impl Engine {
         let mut fired = Vec::new();
         let mut score = 0u32;
         let mut verdict = Action::Approve;
-        for rule in &self.config.rules {
+        for rule in &config.rules {
             let reason = match &rule.check {
                 Check::Velocity { scope, .. } => {
                     let place = match scope {
@@ -137,7 +181,14 @@ impl Engine {
                     };
                     velocity(rule, authorization, events, now_ms)
                 }
-                _ => self.check(rule, authorization, card_state, terminal_state, now_ms),
+                _ => check(
+                    config,
+                    rule,
+                    authorization,
+                    card_state,
+                    terminal_state,
+                    now_ms,
+                ),
             };
             if let Some(reason) = reason {
                 score = score.saturating_add(rule.score);
@@ -152,11 +203,11 @@ impl Engine {
                 });
             }
         }
-        if let Some(threshold) = self.config.decline_score
+        if let Some(threshold) = config.decline_score
             && score >= threshold
             && !matches!(verdict, Action::Decline(_))
         {
-            verdict = Action::Decline(self.config.decline_code);
+            verdict = Action::Decline(config.decline_code);
         }
 
         // Remember it. A refund or void is not a purchase attempt.
@@ -194,7 +245,7 @@ impl Engine {
         if authorization.kind.is_purchase() {
             let card = key(authorization.card);
             let merchant = key(authorization.merchant);
-            let since_ms = at_ms.saturating_sub(self.retention_ms);
+            let since_ms = at_ms.saturating_sub(self.rules().retention_ms);
             let event = Event {
                 at_ms,
                 amount_minor: authorization.amount_minor,
@@ -221,7 +272,7 @@ impl Engine {
 
     /// How far back the windows reach: the longest window of any rule, in seconds.
     pub fn retention_secs(&self) -> i64 {
-        self.retention_ms / 1000
+        self.rules().retention_ms / 1000
     }
 
     /// Learns what became of an authorization: approvals make the card's history, declines
@@ -229,7 +280,7 @@ impl Engine {
     pub fn record(&self, outcome: &Outcome<'_>, now_ms: i64) {
         let card = key(outcome.card);
         let merchant = key(outcome.merchant);
-        let since_ms = now_ms.saturating_sub(self.retention_ms);
+        let since_ms = now_ms.saturating_sub(self.rules().retention_ms);
         let event = Event {
             at_ms: now_ms,
             amount_minor: outcome.amount_minor,
@@ -253,36 +304,36 @@ impl Engine {
                 .push(event);
         }
     }
+}
 
-    /// The rules other than velocity. `None` when the rule does not fire.
-    fn check(
-        &self,
-        rule: &Rule,
-        authorization: &Authorization<'_>,
-        card: &crate::state::CardState,
-        terminal: Option<&crate::state::PlaceState>,
-        now_ms: i64,
-    ) -> Option<String> {
-        let purchase = authorization.kind.is_purchase();
-        let amount = authorization.amount_minor;
-        let since =
-            |window_secs: u64| now_ms.saturating_sub((window_secs as i64).saturating_mul(1000));
-        match &rule.check {
-            Check::Velocity { .. } => None,
-            Check::AmountAnomaly {
-                window_secs,
-                min_history,
-                factor_percent,
-                min_amount_minor,
-            } if purchase && amount >= *min_amount_minor => {
-                let (count, total) = card
-                    .approved
-                    .since(since(*window_secs))
-                    .fold((0i128, 0i128), |(count, total), event| {
-                        (count + 1, total + i128::from(event.amount_minor))
-                    });
-                // amount > average × factor / 100, in integers: amount × count × 100 > total × factor.
-                (count >= i128::from(*min_history)
+/// The rules other than velocity. `None` when the rule does not fire.
+fn check(
+    config: &Config,
+    rule: &Rule,
+    authorization: &Authorization<'_>,
+    card: &crate::state::CardState,
+    terminal: Option<&crate::state::PlaceState>,
+    now_ms: i64,
+) -> Option<String> {
+    let purchase = authorization.kind.is_purchase();
+    let amount = authorization.amount_minor;
+    let since = |window_secs: u64| now_ms.saturating_sub((window_secs as i64).saturating_mul(1000));
+    match &rule.check {
+        Check::Velocity { .. } => None,
+        Check::AmountAnomaly {
+            window_secs,
+            min_history,
+            factor_percent,
+            min_amount_minor,
+        } if purchase && amount >= *min_amount_minor => {
+            let (count, total) = card
+                .approved
+                .since(since(*window_secs))
+                .fold((0i128, 0i128), |(count, total), event| {
+                    (count + 1, total + i128::from(event.amount_minor))
+                });
+            // amount > average × factor / 100, in integers: amount × count × 100 > total × factor.
+            (count >= i128::from(*min_history)
                     && i128::from(amount) * count * 100 > total * i128::from(*factor_percent))
                 .then(|| {
                     format!(
@@ -290,115 +341,114 @@ impl Engine {
                         total / count.max(1)
                     )
                 })
+        }
+        Check::CardTesting {
+            window_secs,
+            distinct_cards,
+            small_amount_minor,
+        } if purchase => {
+            let this = key(authorization.card);
+            let mut cards: Vec<u64> = Vec::new();
+            if amount <= *small_amount_minor {
+                cards.push(this);
             }
-            Check::CardTesting {
-                window_secs,
-                distinct_cards,
-                small_amount_minor,
-            } if purchase => {
-                let this = key(authorization.card);
-                let mut cards: Vec<u64> = Vec::new();
-                if amount <= *small_amount_minor {
-                    cards.push(this);
+            let from = since(*window_secs);
+            let events = terminal.into_iter().flat_map(|place| {
+                place
+                    .attempts
+                    .since(from)
+                    .filter(|event| event.amount_minor <= *small_amount_minor)
+                    .chain(place.declines.since(from))
+            });
+            for event in events {
+                if cards.len() >= *distinct_cards as usize {
+                    break;
                 }
-                let from = since(*window_secs);
-                let events = terminal.into_iter().flat_map(|place| {
-                    place
-                        .attempts
-                        .since(from)
-                        .filter(|event| event.amount_minor <= *small_amount_minor)
-                        .chain(place.declines.since(from))
-                });
-                for event in events {
-                    if cards.len() >= *distinct_cards as usize {
-                        break;
-                    }
-                    if !cards.contains(&event.card) {
-                        cards.push(event.card);
-                    }
+                if !cards.contains(&event.card) {
+                    cards.push(event.card);
                 }
-                // Only when this authorization is itself small or from a card seen testing.
-                (cards.len() >= *distinct_cards as usize && cards.contains(&this)).then(|| {
+            }
+            // Only when this authorization is itself small or from a card seen testing.
+            (cards.len() >= *distinct_cards as usize && cards.contains(&this)).then(|| {
                     format!(
                         "{} cards with small or declined authorizations at the terminal in {window_secs} s",
                         cards.len()
                     )
                 })
-            }
-            Check::NewCard {
-                window_secs,
-                min_amount_minor,
-            } if purchase && amount >= *min_amount_minor => {
-                let new = card
-                    .first_seen_ms
-                    .is_none_or(|first| first >= since(*window_secs));
-                new.then(|| {
-                    format!("amount {amount} on a card first seen less than {window_secs} s ago")
-                })
-            }
-            Check::BusinessHours { open, close } => {
-                let minute = (now_ms.div_euclid(60_000) + i64::from(self.config.utc_offset_minutes))
-                    .rem_euclid(1440) as u16;
-                let inside = if open < close {
-                    (*open..*close).contains(&minute)
-                } else {
-                    minute >= *open || minute < *close
-                };
-                (!inside).then(|| {
+        }
+        Check::NewCard {
+            window_secs,
+            min_amount_minor,
+        } if purchase && amount >= *min_amount_minor => {
+            let new = card
+                .first_seen_ms
+                .is_none_or(|first| first >= since(*window_secs));
+            new.then(|| {
+                format!("amount {amount} on a card first seen less than {window_secs} s ago")
+            })
+        }
+        Check::BusinessHours { open, close } => {
+            let minute = (now_ms.div_euclid(60_000) + i64::from(config.utc_offset_minutes))
+                .rem_euclid(1440) as u16;
+            let inside = if open < close {
+                (*open..*close).contains(&minute)
+            } else {
+                minute >= *open || minute < *close
+            };
+            (!inside).then(|| {
+                format!(
+                    "at {:02}:{:02} local, outside business hours {:02}:{:02}-{:02}:{:02}",
+                    minute / 60,
+                    minute % 60,
+                    open / 60,
+                    open % 60,
+                    close / 60,
+                    close % 60
+                )
+            })
+        }
+        Check::Mcc { mccs } => mccs
+            .contains(&authorization.mcc)
+            .then(|| format!("merchant category {:04} is high-risk", authorization.mcc)),
+        Check::CrossBorder if purchase => {
+            let home = config.home_currency;
+            (authorization.currency != home
+                || authorization.card_currency != authorization.currency)
+                .then(|| {
                     format!(
-                        "at {:02}:{:02} local, outside business hours {:02}:{:02}-{:02}:{:02}",
-                        minute / 60,
-                        minute % 60,
-                        open / 60,
-                        open % 60,
-                        close / 60,
-                        close % 60
+                        "sale in {}, card in {}, home currency {}",
+                        authorization.currency.alpha(),
+                        authorization.card_currency.alpha(),
+                        home.alpha()
                     )
                 })
-            }
-            Check::Mcc { mccs } => mccs
-                .contains(&authorization.mcc)
-                .then(|| format!("merchant category {:04} is high-risk", authorization.mcc)),
-            Check::CrossBorder if purchase => {
-                let home = self.config.home_currency;
-                (authorization.currency != home
-                    || authorization.card_currency != authorization.currency)
-                    .then(|| {
-                        format!(
-                            "sale in {}, card in {}, home currency {}",
-                            authorization.currency.alpha(),
-                            authorization.card_currency.alpha(),
-                            home.alpha()
-                        )
-                    })
-            }
-            Check::Fallback if purchase => match authorization.entry {
-                Entry::Fallback => Some("the terminal fell back to the stripe".to_owned()),
-                Entry::Magstripe if authorization.chip_card => {
-                    Some("a chip card read by its stripe".to_owned())
-                }
-                _ => None,
-            },
-            Check::PinFailures {
-                window_secs,
-                max_failures,
-            } if purchase => {
-                let failures = card.wrong_pins.since(since(*window_secs)).count();
-                (failures >= *max_failures as usize)
-                    .then(|| format!("{failures} wrong PINs on the card in {window_secs} s"))
-            }
-            Check::RefundWithoutSale { window_secs } if authorization.kind == Kind::Refund => {
-                let merchant = key(authorization.merchant);
-                let paid = card
-                    .approved
-                    .since(since(*window_secs))
-                    .any(|event| event.merchant == merchant && event.amount_minor >= amount);
-                (!paid).then(|| {
-                    format!("no approved sale of {amount} or more on the card at the merchant in {window_secs} s")
-                })
+        }
+        Check::Fallback if purchase => match authorization.entry {
+            Entry::Fallback => Some("the terminal fell back to the stripe".to_owned()),
+            Entry::Magstripe if authorization.chip_card => {
+                Some("a chip card read by its stripe".to_owned())
             }
             _ => None,
+        },
+        Check::PinFailures {
+            window_secs,
+            max_failures,
+        } if purchase => {
+            let failures = card.wrong_pins.since(since(*window_secs)).count();
+            (failures >= *max_failures as usize)
+                .then(|| format!("{failures} wrong PINs on the card in {window_secs} s"))
         }
+        Check::RefundWithoutSale { window_secs } if authorization.kind == Kind::Refund => {
+            let merchant = key(authorization.merchant);
+            let paid = card
+                .approved
+                .since(since(*window_secs))
+                .any(|event| event.merchant == merchant && event.amount_minor >= amount);
+            (!paid).then(|| {
+                    format!("no approved sale of {amount} or more on the card at the merchant in {window_secs} s")
+                })
+        }
+        _ => None,
     }
 }
 

@@ -39,6 +39,7 @@
 mod config;
 mod engine;
 mod freezes;
+pub mod insider;
 mod state;
 
 pub use config::{

@@ -464,3 +464,45 @@ fn memory_stays_within_its_caps() {
         assessment.summary()
     );
 }
+
+#[test]
+fn replaced_rules_apply_to_the_next_sale_and_keep_the_windows() {
+    let velocity = |max_count: u32, enabled: bool| {
+        Config::from_toml(&format!(
+            "[[rule]]\nname = \"r\"\nenabled = {enabled}\nkind = \"velocity\"\nscope = \"card\"\nwindow_secs = 60\nmax_count = {max_count}\n{DECLINE_65}"
+        ))
+        .unwrap()
+    };
+    let engine = Engine::new(velocity(5, true));
+    assert_eq!(engine.rules_version(), 0);
+    for second in 0..3 {
+        assert!(!fires(&engine, &sale("a"), NOON_MS + second * 1000));
+    }
+    // The threshold lowered to 2: the fourth sale in the window is over it, counted with the
+    // three the engine saw under the old rules.
+    engine.replace_rules(velocity(2, true), 7);
+    assert_eq!(
+        (engine.rules_version(), engine.config().rules.len()),
+        (7, 1)
+    );
+    let fourth = engine.evaluate(&sale("a"), NOON_MS + 3000);
+    assert_eq!(fourth.decline_code().unwrap().as_str(), "65");
+    assert!(
+        fourth.fired[0].reason.contains("at most 2"),
+        "{}",
+        fourth.summary()
+    );
+    // Disabled: checked and kept in the file, not evaluated.
+    engine.replace_rules(velocity(2, false), 8);
+    assert!(engine.config().rules.is_empty());
+    assert!(!fires(&engine, &sale("a"), NOON_MS + 4000));
+    // A disabled rule is still checked, and names the setting.
+    let refused = Config::from_toml(
+        "[[rule]]\nname = \"off\"\nenabled = false\nkind = \"velocity\"\naction = \"alert\"\nscope = \"card\"\nmax_count = 2\n",
+    )
+    .unwrap_err();
+    assert!(
+        refused.to_string().contains("rule[0].window_secs"),
+        "{refused}"
+    );
+}

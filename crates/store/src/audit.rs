@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+use crate::audit_anchors::AnchorCheck;
 use crate::{Store, StoreError};
 use sha2::{Digest, Sha256};
 
@@ -231,6 +232,13 @@ pub struct AuditVerification {
     /// and compare later (a deleted tail shows as a head that went back).
     pub head_seq: i64,
     pub head_hash: String,
+    /// Signed anchors whose signature verified and whose entry the intact chain reached
+    /// ([`crate::audit_anchors`]).
+    pub anchors: i64,
+    /// The highest entry among them: the chain is vouched for up to here.
+    pub anchored_seq: i64,
+    /// The first problem by sequence number: a break of the chain, a forged anchor, or
+    /// entries missing up to an anchor (a cut tail).
     pub first_break: Option<ChainBreak>,
 }
 
@@ -300,7 +308,29 @@ impl ChainWalker {
             entries: self.checked,
             head_seq: self.expected_seq - 1,
             head_hash: self.previous_hash,
+            anchors: 0,
+            anchored_seq: 0,
             first_break,
+        }
+    }
+
+    /// [`ChainWalker::finish`], with the anchors' findings: the first problem of either.
+    pub fn finish_anchored(
+        self,
+        chain_break: Option<ChainBreak>,
+        anchors: AnchorCheck,
+    ) -> AuditVerification {
+        let (reached, anchored_seq) = (anchors.reached, anchors.anchored_seq);
+        let anchor_problem = anchors.finish(self.expected_seq - 1, chain_break.is_none());
+        let first_break = match (chain_break, anchor_problem) {
+            (Some(chain), Some(anchor)) if anchor.seq < chain.seq => Some(anchor),
+            (Some(chain), _) => Some(chain),
+            (None, anchor) => anchor,
+        };
+        AuditVerification {
+            anchors: reached,
+            anchored_seq,
+            ..self.finish(first_break)
         }
     }
 }
@@ -409,8 +439,11 @@ impl Store {
         }
     }
 
-    /// Walks the whole chain, a page at a time, and reports the first break.
+    /// Walks the whole chain, a page at a time, checks every signed anchor against it, and
+    /// reports the first break.
     pub async fn verify_audit(&self) -> Result<AuditVerification, StoreError> {
+        let keys = self.audit_anchor_keys().await?;
+        let mut anchors = AnchorCheck::new(self.audit_anchors().await?, &keys);
         let mut walker = ChainWalker::default();
         let mut after_seq = 0;
         loop {
@@ -418,13 +451,14 @@ impl Store {
                 .audit_entries(AuditQuery::page(after_seq, MAX_AUDIT_PAGE))
                 .await?;
             let Some(last) = page.last() else {
-                return Ok(walker.finish(None));
+                return Ok(walker.finish_anchored(None, anchors));
             };
             after_seq = last.seq;
             for entry in &page {
                 if let Err(found) = walker.check(entry) {
-                    return Ok(walker.finish(Some(found)));
+                    return Ok(walker.finish_anchored(Some(found), anchors));
                 }
+                anchors.entry(entry);
             }
         }
     }

@@ -51,12 +51,15 @@ pub struct JournalEntry {
     /// The directory's id of the card presented (never its number), for rebuilding the risk
     /// engine's windows after a restart; `None` for messages without a known card.
     pub card_id: Option<String>,
+    /// The operator (cashier) number the terminal signed on with (field 63 of the sign-on),
+    /// for the insider alerts; `None` for messages of no signed-on session (migration 28).
+    pub operator: Option<String>,
 }
 
-pub(crate) const JOURNAL_COLUMNS: &str = "received_at, duration_us, peer, terminal_id, merchant_id, mti, kind, batch, stan, transmission, amount_minor, currency, card, original_batch, original_stan, response, rrn, auth_code, answer, request_mac, risk, card_id";
+pub(crate) const JOURNAL_COLUMNS: &str = "received_at, duration_us, peer, terminal_id, merchant_id, mti, kind, batch, stan, transmission, amount_minor, currency, card, original_batch, original_stan, response, rrn, auth_code, answer, request_mac, risk, card_id, operator";
 
 /// How many columns [`JOURNAL_COLUMNS`] names.
-pub(crate) const JOURNAL_COLUMN_COUNT: usize = 22;
+pub(crate) const JOURNAL_COLUMN_COUNT: usize = 23;
 
 #[cfg(test)]
 mod tests {

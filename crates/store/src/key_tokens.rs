@@ -12,6 +12,7 @@ pub const TOKEN_COLUMNS: &[(&str, &str, &str)] = &[
     ("terminal_sessions", "terminal_id", "pin_key"),
     ("terminal_sessions", "terminal_id", "mac_key"),
     ("receipt_keys", "key_id", "token"),
+    ("audit_anchor_keys", "key_id", "token"),
 ];
 
 /// One stored token and where it is.

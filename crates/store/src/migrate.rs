@@ -138,18 +138,18 @@ const SQLITE: &[Migration] = &[
     },
     Migration {
         version: 26,
-        name: "reserved",
-        sql: include_str!("../migrations/sqlite/0026_reserved.sql"),
+        name: "terminal_parameters",
+        sql: include_str!("../migrations/sqlite/0026_terminal_parameters.sql"),
     },
     Migration {
         version: 27,
-        name: "terminal_parameters",
-        sql: include_str!("../migrations/sqlite/0027_terminal_parameters.sql"),
+        name: "refunds",
+        sql: include_str!("../migrations/sqlite/0027_refunds.sql"),
     },
     Migration {
         version: 28,
-        name: "refunds",
-        sql: include_str!("../migrations/sqlite/0028_refunds.sql"),
+        name: "risk_controls",
+        sql: include_str!("../migrations/sqlite/0028_risk_controls.sql"),
     },
 ];
 
@@ -281,18 +281,18 @@ const POSTGRES: &[Migration] = &[
     },
     Migration {
         version: 26,
-        name: "reserved",
-        sql: include_str!("../migrations/postgres/0026_reserved.sql"),
+        name: "terminal_parameters",
+        sql: include_str!("../migrations/postgres/0026_terminal_parameters.sql"),
     },
     Migration {
         version: 27,
-        name: "terminal_parameters",
-        sql: include_str!("../migrations/postgres/0027_terminal_parameters.sql"),
+        name: "refunds",
+        sql: include_str!("../migrations/postgres/0027_refunds.sql"),
     },
     Migration {
         version: 28,
-        name: "refunds",
-        sql: include_str!("../migrations/postgres/0028_refunds.sql"),
+        name: "risk_controls",
+        sql: include_str!("../migrations/postgres/0028_risk_controls.sql"),
     },
 ];
 

@@ -130,7 +130,7 @@ pub struct PostgresStore {
     jobs: mpsc::Sender<Job>,
     writer: Option<tokio::task::JoinHandle<()>>,
     /// For reads and the occasional non-ledger write (directory, meta, expiry).
-    other: Arc<Mutex<Client>>,
+    pub(crate) other: Arc<Mutex<Client>>,
     counters: Arc<Counters>,
 }
 
@@ -1281,7 +1281,7 @@ impl PostgresStore {
     }
 }
 
-fn journal_entry_from_row(row: &Row) -> Result<JournalEntry, StoreError> {
+pub(crate) fn journal_entry_from_row(row: &Row) -> Result<JournalEntry, StoreError> {
     Ok(JournalEntry {
         received_at: row.try_get(0)?,
         duration_us: row.try_get(1)?,
@@ -1305,6 +1305,7 @@ fn journal_entry_from_row(row: &Row) -> Result<JournalEntry, StoreError> {
         request_mac: row.try_get(19)?,
         risk: row.try_get(20)?,
         card_id: row.try_get(21)?,
+        operator: row.try_get(22)?,
     })
 }
 
@@ -1351,6 +1352,7 @@ impl PostgresStore {
                     &entry.request_mac,
                     &entry.risk,
                     &entry.card_id,
+                    &entry.operator,
                 ]);
             }
             transaction

@@ -3,6 +3,8 @@
 use super::PostgresStore;
 use crate::StoreError;
 use crate::audit::{AUDIT_COLUMNS, AuditEntry, AuditQuery, NewAuditEntry};
+use crate::audit_anchors::{ANCHOR_COLUMNS, ANCHOR_KEY_COLUMNS, AuditAnchor, AuditAnchorKey};
+use crate::risk_rules::{RULE_VERSION_COLUMNS, RuleVersion};
 use tokio_postgres::Row;
 
 /// Key of the transaction-scoped advisory lock that serialises appends across processes
@@ -85,5 +87,189 @@ impl PostgresStore {
             )
             .await?;
         rows.iter().map(entry).collect()
+    }
+}
+
+fn anchor(row: &Row) -> Result<AuditAnchor, StoreError> {
+    Ok(AuditAnchor {
+        seq: row.try_get(0)?,
+        hash: row.try_get(1)?,
+        at: row.try_get(2)?,
+        key_id: row.try_get(3)?,
+        signature: row.try_get(4)?,
+    })
+}
+
+impl PostgresStore {
+    pub(crate) async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
+        let client = self.other.lock().await;
+        client
+            .query_opt(
+                "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+                &[],
+            )
+            .await?
+            .map(|row| -> Result<(i64, String), StoreError> {
+                Ok((row.try_get(0)?, row.try_get(1)?))
+            })
+            .transpose()
+    }
+
+    pub(crate) async fn audit_anchors(&self) -> Result<Vec<AuditAnchor>, StoreError> {
+        let client = self.other.lock().await;
+        let rows = client
+            .query(
+                &format!("SELECT {ANCHOR_COLUMNS} FROM audit_anchors ORDER BY seq"),
+                &[],
+            )
+            .await?;
+        rows.iter().map(anchor).collect()
+    }
+
+    pub(crate) async fn last_audit_anchor(&self) -> Result<Option<AuditAnchor>, StoreError> {
+        let client = self.other.lock().await;
+        client
+            .query_opt(
+                &format!("SELECT {ANCHOR_COLUMNS} FROM audit_anchors ORDER BY seq DESC LIMIT 1"),
+                &[],
+            )
+            .await?
+            .as_ref()
+            .map(anchor)
+            .transpose()
+    }
+
+    pub(crate) async fn append_audit_anchor(
+        &self,
+        anchor: &AuditAnchor,
+    ) -> Result<bool, StoreError> {
+        let client = self.other.lock().await;
+        let added = client
+            .execute(
+                &format!(
+                    "INSERT INTO audit_anchors ({ANCHOR_COLUMNS}) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seq) DO NOTHING"
+                ),
+                &[
+                    &anchor.seq,
+                    &anchor.hash,
+                    &anchor.at,
+                    &anchor.key_id,
+                    &anchor.signature,
+                ],
+            )
+            .await?;
+        Ok(added == 1)
+    }
+
+    pub(crate) async fn audit_anchor_keys(&self) -> Result<Vec<AuditAnchorKey>, StoreError> {
+        let client = self.other.lock().await;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {ANCHOR_KEY_COLUMNS} FROM audit_anchor_keys ORDER BY created_at, key_id"
+                ),
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AuditAnchorKey {
+                    key_id: row.try_get(0)?,
+                    token: row.try_get(1)?,
+                    public_key: row.try_get(2)?,
+                    created_at: row.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn add_audit_anchor_key(
+        &self,
+        key: &AuditAnchorKey,
+    ) -> Result<bool, StoreError> {
+        let client = self.other.lock().await;
+        let added = client
+            .execute(
+                &format!(
+                    "INSERT INTO audit_anchor_keys ({ANCHOR_KEY_COLUMNS}) VALUES ($1, $2, $3, $4) ON CONFLICT (key_id) DO NOTHING"
+                ),
+                &[&key.key_id, &key.token, &key.public_key, &key.created_at],
+            )
+            .await?;
+        Ok(added == 1)
+    }
+}
+
+fn rule_version(row: &Row) -> Result<RuleVersion, StoreError> {
+    Ok(RuleVersion {
+        version: row.try_get(0)?,
+        toml: row.try_get(1)?,
+        saved_by: row.try_get(2)?,
+        saved_at: row.try_get(3)?,
+        note: row.try_get(4)?,
+    })
+}
+
+// The risk rules' versions (crate::risk_rules) live here too: like the audit log, an
+// append-only history that back-office edits extend.
+impl PostgresStore {
+    pub(crate) async fn risk_rule_versions(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<RuleVersion>, StoreError> {
+        let client = self.other.lock().await;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {RULE_VERSION_COLUMNS} FROM risk_rule_versions ORDER BY version DESC LIMIT $1"
+                ),
+                &[&limit],
+            )
+            .await?;
+        rows.iter().map(rule_version).collect()
+    }
+
+    pub(crate) async fn risk_rule_version(
+        &self,
+        version: i64,
+    ) -> Result<Option<RuleVersion>, StoreError> {
+        let client = self.other.lock().await;
+        client
+            .query_opt(
+                &format!(
+                    "SELECT {RULE_VERSION_COLUMNS} FROM risk_rule_versions WHERE version = $1"
+                ),
+                &[&version],
+            )
+            .await?
+            .as_ref()
+            .map(rule_version)
+            .transpose()
+    }
+
+    /// Inserts only while `based_on` is the newest; the primary key settles two hosts saving
+    /// at once (the loser's insert conflicts and reports `false`).
+    pub(crate) async fn save_risk_rules(
+        &self,
+        based_on: i64,
+        saved: &RuleVersion,
+    ) -> Result<bool, StoreError> {
+        let client = self.other.lock().await;
+        let added = client
+            .execute(
+                &format!(
+                    "INSERT INTO risk_rule_versions ({RULE_VERSION_COLUMNS}) SELECT $1, $2, $3, $4, $5 WHERE (SELECT COALESCE(MAX(version), 0) FROM risk_rule_versions) = $6 ON CONFLICT (version) DO NOTHING"
+                ),
+                &[
+                    &saved.version,
+                    &saved.toml,
+                    &saved.saved_by,
+                    &saved.saved_at,
+                    &saved.note,
+                    &based_on,
+                ],
+            )
+            .await?;
+        Ok(added == 1)
     }
 }

@@ -1547,7 +1547,7 @@ impl SqliteStore {
     }
 }
 
-fn journal_entry_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEntry> {
+pub(crate) fn journal_entry_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEntry> {
     Ok(JournalEntry {
         received_at: row.get(0)?,
         duration_us: row.get(1)?,
@@ -1571,6 +1571,7 @@ fn journal_entry_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEn
         request_mac: row.get(19)?,
         risk: row.get(20)?,
         card_id: row.get(21)?,
+        operator: row.get(22)?,
     })
 }
 
@@ -1657,7 +1658,8 @@ impl SqliteStore {
                     entry.answer,
                     entry.request_mac,
                     entry.risk,
-                    entry.card_id
+                    entry.card_id,
+                    entry.operator
                 ])?;
             }
             if let Ok(mut watermarks) = watermarks.lock() {

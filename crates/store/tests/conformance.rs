@@ -1846,3 +1846,247 @@ async fn cases_open_once_per_key_and_are_assigned_commented_and_resolved_once() 
         store.close().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signed_anchors_catch_a_cut_tail_and_forged_anchors() {
+    use ed25519_dalek::Signer as _;
+    use store::audit::NewAuditEntry;
+    use store::audit_anchors::{AuditAnchor, AuditAnchorKey};
+    // The platform's key, as the HSM would hold it; the store only ever sees its public half
+    // (and a token it cannot open).
+    let platform = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let key = AuditAnchorKey {
+        key_id: "0a0b0c0d".into(),
+        token: "S0 under the LMK".into(),
+        public_key: hex::encode(platform.verifying_key().to_bytes()),
+        created_at: 1_764_000_000,
+    };
+    let sign = |signer: &ed25519_dalek::SigningKey, seq: i64, hash: &str, key_id: &str| {
+        let mut anchor = AuditAnchor {
+            seq,
+            hash: hash.to_owned(),
+            at: 1_764_000_100 + seq,
+            key_id: key_id.to_owned(),
+            signature: String::new(),
+        };
+        anchor.signature = hex::encode(signer.sign(&anchor.signed_text()).to_bytes());
+        anchor
+    };
+    for backend in backends().await {
+        let clock = Arc::new(ManualClock::new(START));
+        let store = open(&backend, &clock).await;
+        assert_eq!(store.audit_head().await.unwrap(), None);
+        let mut hashes = Vec::new();
+        for i in 0..10 {
+            let entry = store
+                .append_audit(NewAuditEntry::new(
+                    "ops",
+                    "freeze.put",
+                    format!("terminal:T{i}"),
+                    "r",
+                    1_764_000_000 + i,
+                ))
+                .await
+                .unwrap();
+            hashes.push(entry.hash);
+        }
+        assert_eq!(
+            store.audit_head().await.unwrap(),
+            Some((10, hashes[9].clone()))
+        );
+        assert!(store.add_audit_anchor_key(key.clone()).await.unwrap());
+        assert!(
+            !store.add_audit_anchor_key(key.clone()).await.unwrap(),
+            "stored once"
+        );
+        assert_eq!(store.audit_anchor_keys().await.unwrap(), vec![key.clone()]);
+        assert!(
+            store
+                .append_audit_anchor(sign(&platform, 5, &hashes[4], &key.key_id))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .append_audit_anchor(sign(&platform, 8, &hashes[7], &key.key_id))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .append_audit_anchor(sign(&platform, 8, &hashes[7], &key.key_id))
+                .await
+                .unwrap(),
+            "one anchor per entry"
+        );
+        assert_eq!(store.audit_anchors().await.unwrap().len(), 2);
+        assert_eq!(store.last_audit_anchor().await.unwrap().unwrap().seq, 8);
+        let report = store.verify_audit().await.unwrap();
+        assert_eq!(report.first_break, None, "{}", backend.name);
+        assert_eq!(
+            (report.anchors, report.anchored_seq, report.entries),
+            (2, 8, 10)
+        );
+        store.close().await.unwrap();
+
+        // Cutting the tail after the last anchor is caught, even though the chain left is intact.
+        let drop_triggers = match backend.name {
+            "sqlite" => "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;",
+            _ => "DROP TRIGGER audit_log_append_only ON audit_log;",
+        };
+        behind_our_back(&backend, drop_triggers).await.unwrap();
+        assert!(
+            behind_our_back(&backend, "DELETE FROM audit_anchors WHERE seq = 8")
+                .await
+                .unwrap_err()
+                .contains("append-only"),
+            "anchors refuse deletes"
+        );
+        behind_our_back(&backend, "DELETE FROM audit_log WHERE seq > 6")
+            .await
+            .unwrap();
+        let store = open(&backend, &clock).await;
+        let report = store.verify_audit().await.unwrap();
+        let found = report.first_break.clone().unwrap();
+        assert_eq!(
+            (found.seq, report.entries, report.anchors),
+            (7, 6, 1),
+            "{}",
+            backend.name
+        );
+        assert!(
+            found.problem.contains("entries 7 to 8 are missing"),
+            "{}",
+            found.problem
+        );
+        assert!(
+            found.problem.contains("cut after entry 6"),
+            "{}",
+            found.problem
+        );
+        // Without the anchor, the shorter chain alone would pass: the anchor is what tells.
+        let mut walker = store::audit::ChainWalker::default();
+        for entry in store
+            .audit_entries(store::audit::AuditQuery::page(0, 100))
+            .await
+            .unwrap()
+        {
+            walker.check(&entry).unwrap();
+        }
+        assert_eq!(walker.finish(None).first_break, None);
+
+        // A forged anchor: signed by another key under the platform's key id, or under a key id
+        // the platform never had.
+        let mallory = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+        store
+            .append_audit_anchor(sign(&mallory, 3, &hashes[2], &key.key_id))
+            .await
+            .unwrap();
+        let found = store.verify_audit().await.unwrap().first_break.unwrap();
+        assert_eq!(found.seq, 3, "{}", backend.name);
+        assert!(
+            found.problem.contains("does not carry a valid signature"),
+            "{}",
+            found.problem
+        );
+        store
+            .append_audit_anchor(sign(&mallory, 2, &hashes[1], "ffffffff"))
+            .await
+            .unwrap();
+        let found = store.verify_audit().await.unwrap().first_break.unwrap();
+        assert_eq!(found.seq, 2);
+        assert!(
+            found
+                .problem
+                .contains("not one of the platform's anchor keys"),
+            "{}",
+            found.problem
+        );
+        store.close().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn risk_rule_versions_are_saved_in_order_and_a_stale_save_is_refused() {
+    for backend in backends().await {
+        let clock = Arc::new(ManualClock::new(START));
+        let store = open(&backend, &clock).await;
+        assert_eq!(store.current_risk_rules().await.unwrap(), None);
+        let save = |based_on: i64, text: &str, note: &str| {
+            store.save_risk_rules(
+                based_on,
+                text.into(),
+                "ops".into(),
+                1_764_000_000 + based_on,
+                note.into(),
+            )
+        };
+        let first = save(0, "# v1", "first").await.unwrap().unwrap();
+        assert_eq!(first.version, 1);
+        assert_eq!(save(1, "# v2", "second").await.unwrap().unwrap().version, 2);
+        // An editor who started from version 1 does not overwrite version 2.
+        assert_eq!(
+            save(1, "# stale", "late").await.unwrap(),
+            None,
+            "{}",
+            backend.name
+        );
+        let current = store.current_risk_rules().await.unwrap().unwrap();
+        assert_eq!((current.version, current.toml.as_str()), (2, "# v2"));
+        assert_eq!(store.risk_rule_version(1).await.unwrap(), Some(first));
+        assert_eq!(store.risk_rule_version(9).await.unwrap(), None);
+        let listed: Vec<i64> = store
+            .risk_rule_versions(10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|v| v.version)
+            .collect();
+        assert_eq!(listed, [2, 1]);
+        store.close().await.unwrap();
+        assert!(
+            behind_our_back(
+                &backend,
+                "UPDATE risk_rule_versions SET toml = 'x' WHERE version = 1"
+            )
+            .await
+            .unwrap_err()
+            .contains("append-only")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_journal_keeps_the_operator_and_is_read_in_order_after_an_id() {
+    for backend in backends().await {
+        let clock = Arc::new(ManualClock::new(START));
+        let store = open(&backend, &clock).await;
+        assert_eq!(store.journal_last_id().await.unwrap(), 0);
+        let row = |stan: i64, operator: Option<&str>| store::journal::JournalEntry {
+            received_at: 1_764_000_000_000_000 + stan,
+            terminal_id: "T1".into(),
+            merchant_id: "M1".into(),
+            kind: "Refund".into(),
+            stan: Some(stan),
+            operator: operator.map(str::to_owned),
+            ..Default::default()
+        };
+        store
+            .journal(vec![row(1, Some("001")), row(2, None), row(3, Some("002"))])
+            .await
+            .unwrap();
+        let last = store.journal_last_id().await.unwrap();
+        let all = store.journal_after(0, 10).await.unwrap();
+        assert_eq!(all.len(), 3, "{}", backend.name);
+        assert_eq!(all[2].0, last);
+        let operators: Vec<_> = all.iter().map(|(_, e)| e.operator.clone()).collect();
+        assert_eq!(
+            operators,
+            [Some("001".to_owned()), None, Some("002".to_owned())]
+        );
+        let after_first = store.journal_after(all[0].0, 1).await.unwrap();
+        assert_eq!((after_first.len(), after_first[0].1.stan), (1, Some(2)));
+        assert!(store.journal_after(last, 10).await.unwrap().is_empty());
+        store.close().await.unwrap();
+    }
+}

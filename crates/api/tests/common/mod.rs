@@ -157,15 +157,30 @@ pub async fn world_on(backend: TestBackend) -> World {
         .await
         .unwrap();
     let receipts = Arc::new(
-        aftersale::ReceiptKeys::load(store.clone(), hsm, 1_764_000_000)
+        aftersale::ReceiptKeys::load(store.clone(), hsm.clone(), 1_764_000_000)
             .await
             .unwrap(),
     );
+    // The rules the host started with, stored as version 1 (as easypos up does).
+    store
+        .save_risk_rules(
+            0,
+            "[[rule]]\nname = \"card-velocity\"\nkind = \"velocity\"\nscope = \"card\"\nwindow_secs = 600\nmax_count = 10\naction = \"decline\"\nresponse_code = \"65\"\n".into(),
+            "system".into(),
+            1_764_000_000,
+            "the rules easypos started with (the demo rules)".into(),
+        )
+        .await
+        .unwrap();
     let freezes = Arc::new(risk::Freezes::new());
     let state = api::ApiState::new(store.clone())
         .with_webhooks(webhook_keys)
         .with_freezes(freezes.clone())
-        .with_receipts(Some(receipts.clone()));
+        .with_receipts(Some(receipts.clone()))
+        .with_anchors(Arc::new(api::audit_anchors::AuditAnchorer::new(
+            store.clone(),
+            hsm,
+        )));
     let shanghai_webhook = "wh_shanghai00".to_owned();
     store
         .put_subscription(store::webhooks::Subscription {

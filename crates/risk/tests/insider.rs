@@ -1,0 +1,194 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+//! Each insider rule fires on a scripted scenario and stays quiet on a close one.
+
+use risk::insider::{InsiderRules, InsiderWatch, StaffAction, StaffKind};
+
+/// 2027-01-15 12:00:00 China time (04:00 UTC).
+const NOON_MS: i64 = 1_800_000_000_000 - (1_800_000_000_000 % 86_400_000) + 4 * 3_600_000;
+const MERCHANT: &str = "898310058120001";
+
+fn action(
+    kind: StaffKind,
+    at_ms: i64,
+    operator: &'static str,
+    card: &'static str,
+) -> StaffAction<'static> {
+    StaffAction {
+        kind,
+        at_ms,
+        merchant: MERCHANT,
+        terminal: "10000001",
+        operator,
+        card,
+        approved: true,
+    }
+}
+
+fn fired(watch: &mut InsiderWatch, action: &StaffAction<'_>) -> Vec<&'static str> {
+    watch
+        .observe(action)
+        .into_iter()
+        .map(|alert| alert.rule)
+        .collect()
+}
+
+#[test]
+fn a_refund_to_a_card_that_never_paid_here_alerts_and_one_that_paid_does_not() {
+    let mut watch = InsiderWatch::new(InsiderRules::default());
+    assert!(
+        fired(
+            &mut watch,
+            &action(StaffKind::Sale, NOON_MS, "01", "card-a")
+        )
+        .is_empty()
+    );
+    let paid = action(StaffKind::Refund, NOON_MS + 60_000, "01", "card-a");
+    assert!(fired(&mut watch, &paid).is_empty());
+    let stranger = action(StaffKind::Refund, NOON_MS + 120_000, "01", "card-b");
+    let alerts = watch.observe(&stranger);
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].rule, "insider-refund-unpaid-card");
+    assert!(
+        alerts[0].reason.contains("operator 01"),
+        "{}",
+        alerts[0].reason
+    );
+    // Paid at another merchant is not paid here; a declined sale is not paid either.
+    let mut elsewhere = action(StaffKind::Sale, NOON_MS, "02", "card-c");
+    elsewhere.merchant = "898310058120002";
+    watch.observe(&elsewhere);
+    let mut declined = action(StaffKind::Sale, NOON_MS, "02", "card-d");
+    declined.approved = false;
+    watch.observe(&declined);
+    for card in ["card-c", "card-d"] {
+        let refund = action(StaffKind::Refund, NOON_MS + 180_000, "02", card);
+        assert_eq!(
+            fired(&mut watch, &refund),
+            ["insider-refund-unpaid-card"],
+            "{card}"
+        );
+    }
+    // A sale older than the window no longer covers a refund.
+    let month_later = NOON_MS + 31 * 86_400_000;
+    let late = action(StaffKind::Refund, month_later, "01", "card-a");
+    assert_eq!(fired(&mut watch, &late), ["insider-refund-unpaid-card"]);
+}
+
+#[test]
+fn an_operators_void_and_refund_spike_alerts_and_the_same_spread_over_operators_does_not() {
+    let rules = InsiderRules::default();
+    let mut watch = InsiderWatch::new(rules.clone());
+    // Six undos spread over six operators: none over five.
+    for (i, operator) in ["01", "02", "03", "04", "05", "06"].into_iter().enumerate() {
+        let at = NOON_MS + i as i64 * 1000;
+        watch.observe(&action(StaffKind::Sale, at, operator, "card-a"));
+        let refund = action(StaffKind::Refund, at + 500_000, operator, "card-a");
+        assert!(fired(&mut watch, &refund).is_empty());
+    }
+    // One operator: the sixth in the hour fires, naming the count.
+    watch.observe(&action(StaffKind::Sale, NOON_MS, "07", "card-z"));
+    for i in 0..rules.spike_max as i64 {
+        let refund = action(
+            StaffKind::Refund,
+            NOON_MS + 600_000 + i * 60_000,
+            "07",
+            "card-z",
+        );
+        assert!(fired(&mut watch, &refund).is_empty(), "undo {i}");
+    }
+    let sixth = watch.observe(&action(
+        StaffKind::Refund,
+        NOON_MS + 1_000_000,
+        "07",
+        "card-z",
+    ));
+    assert_eq!(sixth[0].rule, "insider-undo-spike");
+    assert!(
+        sixth[0]
+            .reason
+            .starts_with("6 voids and refunds by operator 07"),
+        "{}",
+        sixth[0].reason
+    );
+    // The window slides: an hour later the count starts again.
+    let later = action(
+        StaffKind::Refund,
+        NOON_MS + 1_000_000 + 3_600_001,
+        "07",
+        "card-z",
+    );
+    assert!(fired(&mut watch, &later).is_empty());
+}
+
+#[test]
+fn voids_right_after_the_operators_own_sales_alert_and_late_or_others_voids_do_not() {
+    let mut watch = InsiderWatch::new(InsiderRules::default());
+    let cards = ["card-1", "card-2", "card-3", "card-4"];
+    // Operator 01 voids each sale a minute after making it; the third such void alerts.
+    for (i, card) in cards.iter().take(3).enumerate() {
+        let at = NOON_MS + i as i64 * 300_000;
+        watch.observe(&action(StaffKind::Sale, at, "01", card));
+        let rules = fired(
+            &mut watch,
+            &action(StaffKind::Void, at + 60_000, "01", card),
+        );
+        assert_eq!(
+            rules.contains(&"insider-quick-voids"),
+            i == 2,
+            "void {i}: {rules:?}"
+        );
+    }
+    // Operator 02: voids five minutes after the sale, or of another operator's sale: quiet.
+    for (i, card) in cards.iter().enumerate() {
+        let at = NOON_MS + i as i64 * 600_000;
+        watch.observe(&action(StaffKind::Sale, at, "02", card));
+        let late = action(StaffKind::Void, at + 300_000, "02", card);
+        assert!(fired(&mut watch, &late).is_empty(), "late void {i}");
+    }
+    for (i, card) in cards.iter().enumerate() {
+        let at = NOON_MS + 7_200_000 + i as i64 * 60_000;
+        watch.observe(&action(StaffKind::Sale, at, "03", card));
+        let others = action(StaffKind::Void, at + 10_000, "04", card);
+        assert!(fired(&mut watch, &others).is_empty(), "another's void {i}");
+    }
+}
+
+#[test]
+fn actions_outside_business_hours_alert_and_inside_do_not() {
+    let mut watch = InsiderWatch::new(InsiderRules::default());
+    assert!(
+        fired(
+            &mut watch,
+            &action(StaffKind::Sale, NOON_MS, "01", "card-a")
+        )
+        .is_empty()
+    );
+    // 02:10 China time, the same day.
+    let night = NOON_MS - (9 * 60 + 50) * 60_000;
+    let alerts = watch.observe(&action(StaffKind::Sale, night, "01", "card-a"));
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].rule, "insider-after-hours");
+    assert!(
+        alerts[0].reason.contains("at 02:10 local"),
+        "{}",
+        alerts[0].reason
+    );
+    // No operator number (a message before sign-on records): no operator rule applies.
+    let unknown = action(StaffKind::Sale, night, "", "card-a");
+    assert!(fired(&mut watch, &unknown).is_empty());
+    // Hours spanning midnight.
+    let mut watch = InsiderWatch::new(InsiderRules {
+        open_minute: 18 * 60,
+        close_minute: 3 * 60,
+        ..InsiderRules::default()
+    });
+    assert!(fired(&mut watch, &action(StaffKind::Sale, night, "01", "card-a")).is_empty());
+    assert_eq!(
+        fired(
+            &mut watch,
+            &action(StaffKind::Sale, NOON_MS, "01", "card-a")
+        ),
+        ["insider-after-hours"]
+    );
+}
