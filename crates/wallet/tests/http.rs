@@ -674,8 +674,10 @@ async fn terminal_routes_refuse_requests_not_signed_by_the_terminal() {
         "{answer}"
     );
 
-    // Too old, and too far ahead: `stale_timestamp`.
-    for timestamp in [now() - 301, now() + 301] {
+    // Too old, and too far ahead: `stale_timestamp`. A minute past the 300 s window each way,
+    // so that a second ticking over between this clock read and the host's cannot bring the
+    // time back inside it.
+    for timestamp in [now() - 360, now() + 360] {
         let headers = signed(timestamp, &format!("nonce-stale-{timestamp}"));
         let (status, answer) = fixture
             .send("POST", "/wallet/v1/orders", Some(body.clone()), &headers)
