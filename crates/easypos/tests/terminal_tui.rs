@@ -96,6 +96,19 @@ fn easypos(dir: &Path, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn a_cashier_sells_by_chip_and_pin_on_the_tui_reads_the_receipt_and_a_supervisor_voids_it() {
+    sale_and_void_on_the_tui("10000001");
+}
+
+/// The same on the AES DUKPT terminal: its PIN block (ISO 9564 format 4) and MACs come from
+/// a fresh KSN for every message.
+#[test]
+fn the_same_sale_and_void_on_an_aes_dukpt_terminal() {
+    sale_and_void_on_the_tui(demo::DUKPT_TERMINAL);
+}
+
+/// A chip-and-PIN sale at `terminal_id` on the real TUI under tmux, its receipt read off the
+/// screen, then voided by the supervisor; the batch and the card's balance checked after.
+fn sale_and_void_on_the_tui(terminal_id: &str) {
     if !tmux_available() {
         assert!(
             std::env::var("CI").is_err(),
@@ -104,7 +117,7 @@ fn a_cashier_sells_by_chip_and_pin_on_the_tui_reads_the_receipt_and_a_supervisor
         eprintln!("skipped: tmux is not installed");
         return;
     }
-    let dir = temp_dir("sale");
+    let dir = temp_dir(&format!("sale-{terminal_id}"));
     let up = common::start(&dir);
     let host = up.terminals.to_string();
     std::fs::create_dir_all(dir.join("cards")).unwrap();
@@ -125,14 +138,22 @@ fn a_cashier_sells_by_chip_and_pin_on_the_tui_reads_the_receipt_and_a_supervisor
     assert!(
         easypos(
             &dir,
-            &["terminal", "init", "--demo", "10000001", "--host", &host]
+            &["terminal", "init", "--demo", terminal_id, "--host", &host]
         )
         .status
         .success()
     );
 
+    let config = std::fs::read_to_string(dir.join("terminal.toml")).unwrap();
+    let scheme = if terminal_id == demo::DUKPT_TERMINAL {
+        "key_scheme = \"dukpt-aes\""
+    } else {
+        "key_scheme = \"master-session\""
+    };
+    assert!(config.contains(scheme), "{config}");
+
     let tmux = Tmux {
-        socket: format!("easypos-test-{}", std::process::id()),
+        socket: format!("easypos-test-{}-{terminal_id}", std::process::id()),
     };
     let status = tmux
         .command()
