@@ -12,7 +12,7 @@ use crate::config::Config;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use store::backup::Summary;
 use store::{Backend, Store};
@@ -115,7 +115,7 @@ pub async fn backup(config: &Config, args: BackupArgs) -> anyhow::Result<()> {
         summary,
         files,
     };
-    write_durably(
+    terminal::files::write_atomic(
         &args.out.join(MANIFEST),
         &serde_json::to_vec_pretty(&manifest)?,
     )?;
@@ -454,20 +454,6 @@ fn digest(path: &Path) -> anyhow::Result<(u64, String)> {
         bytes += read as u64;
     }
     Ok((bytes, hex::encode(hasher.finalize())))
-}
-
-/// Writes beside, syncs, renames, syncs the directory: the file is whole or absent.
-fn write_durably(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    let partial = path.with_extension("partial");
-    let mut file = std::fs::File::create(&partial)
-        .with_context(|| format!("cannot create {}", partial.display()))?;
-    file.write_all(contents)?;
-    file.sync_all()?;
-    std::fs::rename(&partial, path)?;
-    if let Some(parent) = path.parent() {
-        std::fs::File::open(parent)?.sync_all()?;
-    }
-    Ok(())
 }
 
 fn backend_kind(backend: &Backend) -> &'static str {

@@ -102,16 +102,21 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
+/// The key lines of a key file: 64 hex digits each, the current key first; blank lines and
+/// `#` comments skipped (the same reading as `hsm::SoftHsm::from_file`).
+fn key_lines(text: &str) -> impl Iterator<Item = &str> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+}
+
 /// Reads one master key (64 hex digits) from a file.
 fn read_key(path: &Path) -> anyhow::Result<Zeroizing<Vec<u8>>> {
     let text = Zeroizing::new(
         std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the key file {}", path.display()))?,
     );
-    let mut lines = text
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'));
+    let mut lines = key_lines(&text);
     let (Some(line), None) = (lines.next(), lines.next()) else {
         bail!(
             "{} must hold exactly one master key (64 hex digits)",
@@ -144,17 +149,8 @@ fn write_key_file(path: &Path, current: &[u8], retired: &[&[u8]]) -> anyhow::Res
             hex::encode(key)
         ));
     }
-    let partial = path.with_extension("rotating");
-    let _ = std::fs::remove_file(&partial);
-    write_secret_text(&partial, &text)?;
-    std::fs::rename(&partial, path)
-        .with_context(|| format!("cannot replace {}", path.display()))?;
-    if let Some(parent) = path
-        .parent()
-        .filter(|parent| !parent.as_os_str().is_empty())
-    {
-        std::fs::File::open(parent)?.sync_all()?;
-    }
+    // Whole or not at all, mode 0600, synced with its directory.
+    terminal::files::write_atomic(path, text.as_bytes())?;
     Ok(())
 }
 
@@ -227,12 +223,7 @@ async fn retire(config: &Config) -> anyhow::Result<()> {
         );
     }
     let text = Zeroizing::new(std::fs::read_to_string(path)?);
-    let current = Zeroizing::new(hex::decode(
-        text.lines()
-            .map(str::trim)
-            .find(|line| !line.is_empty() && !line.starts_with('#'))
-            .unwrap_or_default(),
-    )?);
+    let current = Zeroizing::new(hex::decode(key_lines(&text).next().unwrap_or_default())?);
     let alone = hsm::SoftHsm::new(&current)?;
     let tokens = store::key_tokens::stored_tokens(&config.backend).await?;
     let left = tokens
