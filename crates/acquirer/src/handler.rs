@@ -161,9 +161,9 @@ pub struct TerminalHandler {
     pub(crate) risk: Option<RiskGate>,
     /// Emergency freezes, shared with the API that sets them (see `sale.rs`, step 1½).
     pub(crate) freezes: Arc<risk::Freezes>,
-    /// The acquirer's receipt signing keys: an approved sale's answer carries the signed
-    /// receipt statement in field 62 (see `sale.rs`, step 6).
-    pub(crate) receipts: Option<Arc<aftersale::ReceiptKeys>>,
+    /// Signs with the acquirer's receipt keys, in batches: an approved sale's answer carries
+    /// the signed receipt statement in field 62 (see `sale.rs`, step 6).
+    pub(crate) receipts: Option<Arc<aftersale::ReceiptBatcher>>,
     /// Where cases from the risk rules go (see `cases.rs`); `None`: no cases.
     cases: Option<tokio::sync::mpsc::Sender<store::cases::NewCase>>,
     /// The operator signed on at each terminal, as last read with its session (MAC check,
@@ -293,8 +293,9 @@ impl TerminalHandler {
 
     /// Signs every approved sale's receipt statement with `keys` and sends it to the terminal
     /// in field 62 of the answer, for the receipt's QR code (docs/aftersale.md).
+    /// Approvals answered together share one signature (`aftersale::ReceiptBatcher`).
     pub fn with_receipts(mut self, keys: Arc<aftersale::ReceiptKeys>) -> Self {
-        self.receipts = Some(keys);
+        self.receipts = Some(Arc::new(aftersale::ReceiptBatcher::new(keys)));
         self
     }
 
@@ -308,7 +309,12 @@ impl TerminalHandler {
     /// The receipt keys this handler signs with, to share with the API and console that verify
     /// and rotate them.
     pub fn receipts(&self) -> Option<Arc<aftersale::ReceiptKeys>> {
-        self.receipts.clone()
+        self.receipts.as_ref().map(|batcher| batcher.keys().clone())
+    }
+
+    /// Receipt statements signed so far and the signatures they took (`None`: no signing).
+    pub fn receipt_stats(&self) -> Option<aftersale::BatchStats> {
+        self.receipts.as_ref().map(|batcher| batcher.stats())
     }
 
     /// The freezes this handler honours, to share with whatever sets them (the API).

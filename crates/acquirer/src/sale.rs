@@ -477,7 +477,7 @@ impl TerminalHandler {
                 .find(|transfer| transfer.id() == transfers[0].id)
                 .map(|transfer| transfer.timestamp);
             if let (Some(facts), Some(at)) = (receipt_facts(kind), committed_at) {
-                self.sign_receipt(&mut answer, &facts, at);
+                self.sign_receipt(&mut answer, &facts, at).await;
             }
             return Ok(answer);
         }
@@ -514,7 +514,8 @@ impl TerminalHandler {
                 let mut answer = self.approval(message, first.id, None, keys);
                 if let Some(facts) = receipt {
                     // The same statement as the original's: its time is the transfer's.
-                    self.sign_receipt(&mut answer, &facts, original.timestamp);
+                    self.sign_receipt(&mut answer, &facts, original.timestamp)
+                        .await;
                 }
                 Some(Ok(answer))
             }
@@ -621,8 +622,9 @@ impl TerminalHandler {
     /// Puts the signed receipt statement of an approval into field 62, when this host signs
     /// receipts. `committed_at` is the sale's transfer's timestamp (nanoseconds), so a repeat
     /// signs the same statement. A statement that cannot be signed leaves the approval as it
-    /// is: the money has moved, and the receipt prints without its QR code.
-    pub(crate) fn sign_receipt(
+    /// is: the money has moved, and the receipt prints without its QR code. Approvals answered
+    /// together share one signature (version 2 payloads, each with its proof).
+    pub(crate) async fn sign_receipt(
         &self,
         answer: &mut Answer,
         facts: &ReceiptFacts,
@@ -649,7 +651,7 @@ impl TerminalHandler {
             auth_code: field(38),
             key_id: String::new(),
         };
-        match keys.sign(statement) {
+        match keys.sign(statement).await {
             Ok(payload) => answer.message.set_bytes(62, payload.into_bytes()),
             Err(error) => tracing::error!(%error, "receipt statement not signed"),
         }

@@ -8,7 +8,9 @@
 //!
 //! [`ReceiptKeys`] keeps the signing keys: generated inside the HSM (TR-31 usage S0, never
 //! exportable), stored as tokens with their public keys (`store::receipt_keys`), rotated on
-//! request; a rotated-out key still verifies the receipts it signed.
+//! request; a rotated-out key still verifies the receipts it signed. A busy host signs through
+//! [`ReceiptBatcher`]: one signature per batch of approvals answered together, each receipt
+//! with its Merkle proof to the signed root (version 2 of the payload).
 //!
 //! ```
 //! # async fn demo(store: std::sync::Arc<store::Store>, hsm: std::sync::Arc<dyn hsm::Hsm>) -> Result<(), aftersale::ReceiptError> {
@@ -30,6 +32,7 @@
 //! [`disputes::Disputes`] takes a cardholder's dispute through the issuer's review, the
 //! chargeback, the merchant's answer before its deadline and the issuer's decision.
 
+pub mod batcher;
 pub mod certificate;
 pub mod disputes;
 pub mod evidence;
@@ -39,4 +42,5 @@ pub mod signer;
 pub mod statement;
 pub mod timeline;
 
+pub use batcher::{BatchStats, ReceiptBatcher};
 pub use signer::{ReceiptError, ReceiptKeys, Rejection, Verified};

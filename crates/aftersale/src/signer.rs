@@ -20,6 +20,8 @@ pub enum ReceiptError {
     Statement(#[from] Malformed),
     #[error("a stored receipt key is damaged: {0}")]
     Damaged(&'static str),
+    #[error("the batch of receipts could not be signed: {0}")]
+    Batch(String),
 }
 
 /// Why a payload is not a genuine receipt. The text says what to do about it.
@@ -197,9 +199,60 @@ impl ReceiptKeys {
         Ok(statement.payload(&signature))
     }
 
+    /// Signs up to [`receipt::MAX_BATCH`] statements with one signature (the current key's id
+    /// is set in each): a batch of one as version 1 ([`ReceiptKeys::sign`]), more as version 2,
+    /// each payload with its proof to the signed root. A statement that cannot be signed gets
+    /// its own error and is left out of the tree; the others are signed.
+    pub fn sign_batch(&self, statements: Vec<Statement>) -> Vec<Result<String, ReceiptError>> {
+        if statements.len() <= 1 || statements.len() > receipt::MAX_BATCH {
+            return statements
+                .into_iter()
+                .map(|statement| self.sign(statement))
+                .collect();
+        }
+        let Some((id, token)) = self.read().signing.clone() else {
+            return statements
+                .iter()
+                .map(|_| Err(ReceiptError::Damaged("no signing key")))
+                .collect();
+        };
+        let mut results: Vec<Result<String, ReceiptError>> = Vec::with_capacity(statements.len());
+        let mut signable = Vec::with_capacity(statements.len());
+        for (index, mut statement) in statements.into_iter().enumerate() {
+            statement.key_id.clone_from(&id);
+            match statement.check() {
+                Ok(()) => {
+                    signable.push((index, statement));
+                    results.push(Ok(String::new()));
+                }
+                Err(error) => results.push(Err(error.into())),
+            }
+        }
+        let texts: Vec<String> = signable
+            .iter()
+            .map(|(_, statement)| statement.batch_text())
+            .collect();
+        let (root, proofs) = receipt::batch_tree(&texts);
+        match self.hsm.ed25519_sign(&token, &receipt::root_message(&root)) {
+            Ok(signature) => {
+                for ((index, statement), proof) in signable.iter().zip(&proofs) {
+                    results[*index] = Ok(statement.batch_payload(proof, &signature));
+                }
+            }
+            Err(error) => {
+                let error = error.to_string();
+                for (index, _) in &signable {
+                    results[*index] = Err(ReceiptError::Batch(error.clone()));
+                }
+            }
+        }
+        results
+    }
+
     /// Signs a document that is not a receipt (a transaction certificate) with the current key:
     /// the key id and the Ed25519 signature of `domain`, a line feed and `text`, so that no
-    /// document's signature can pass for a receipt's (a receipt's text starts `EPR1|`).
+    /// document's signature can pass for a receipt's (a receipt's text starts `EPR1|`, a
+    /// batch's root message `EPR2 root`).
     pub fn sign_document(
         &self,
         domain: &str,
@@ -256,7 +309,7 @@ impl ReceiptKeys {
             .ok_or_else(|| Rejection::UnknownKey(parsed.statement.key_id.clone()))?;
         let signature = ed25519_dalek::Signature::from_bytes(&parsed.signature);
         verifying
-            .verify_strict(parsed.signed_text.as_bytes(), &signature)
+            .verify_strict(&parsed.signed_message(), &signature)
             .map_err(|_| Rejection::BadSignature)?;
         Ok(Verified {
             statement: parsed.statement.clone(),

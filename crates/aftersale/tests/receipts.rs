@@ -125,3 +125,92 @@ async fn a_rotated_out_key_still_verifies_its_receipts_and_survives_a_restart() 
     assert!(from_elsewhere.contains(&newer.key_id));
     assert!(keys.verify(&from_elsewhere).await.is_ok());
 }
+
+fn statements(count: usize) -> Vec<Statement> {
+    (0..count)
+        .map(|index| Statement {
+            rrn: format!("{:012}", 20_000 + index),
+            ..statement()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_batch_shares_one_signature_and_each_receipt_verifies_alone() {
+    let (_test, _hsm, keys) = keys().await;
+    let payloads: Vec<String> = keys
+        .sign_batch(statements(receipt::MAX_BATCH))
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let signature = |payload: &str| payload.rsplit('|').next().unwrap().to_owned();
+    for (index, payload) in payloads.iter().enumerate() {
+        assert!(payload.starts_with("EPR2|"), "{payload}");
+        assert_eq!(signature(payload), signature(&payloads[0]));
+        let verified = keys.verify(payload).await.unwrap();
+        assert_eq!(verified.statement.rrn, format!("{:012}", 20_000 + index));
+    }
+    // Every single-byte change of a batched receipt is refused.
+    let bytes = payloads[5].as_bytes();
+    for index in 0..bytes.len() {
+        let mut altered = bytes.to_vec();
+        altered[index] = if bytes[index] == b'1' { b'2' } else { b'1' };
+        let altered = String::from_utf8(altered).unwrap();
+        assert!(keys.verify(&altered).await.is_err(), "byte {index}");
+    }
+    // One receipt's proof does not carry another's statement to the root.
+    let fields = |payload: &str| {
+        payload
+            .split('|')
+            .map(str::to_owned)
+            .collect::<Vec<String>>()
+    };
+    let mut swapped = fields(&payloads[5]);
+    swapped[10] = fields(&payloads[6])[10].clone();
+    assert_eq!(
+        keys.verify(&swapped.join("|")).await.unwrap_err(),
+        Rejection::BadSignature
+    );
+    // A batch of one is signed as a version 1 receipt; a malformed statement fails alone.
+    let single = keys.sign_batch(statements(1)).pop().unwrap().unwrap();
+    assert!(single.starts_with("EPR1|"));
+    let mut mixed = statements(3);
+    mixed[1].amount_minor = 0;
+    let results = keys.sign_batch(mixed);
+    assert!(results[1].is_err());
+    assert!(keys.verify(results[0].as_ref().unwrap()).await.is_ok());
+    assert!(keys.verify(results[2].as_ref().unwrap()).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvals_released_together_are_signed_in_batches() {
+    let (_test, _hsm, keys) = keys().await;
+    let batcher = Arc::new(aftersale::ReceiptBatcher::new(Arc::new(keys)));
+    // Released at once, as a group commit releases its approvals.
+    let start = Arc::new(tokio::sync::Barrier::new(64));
+    let tasks: Vec<_> = statements(64)
+        .into_iter()
+        .map(|statement| {
+            let (batcher, start) = (batcher.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                batcher.sign(statement).await
+            })
+        })
+        .collect();
+    let mut signatures = std::collections::BTreeSet::new();
+    for task in tasks {
+        let payload = task.await.unwrap().unwrap();
+        assert!(batcher.keys().verify(&payload).await.is_ok(), "{payload}");
+        signatures.insert(payload.rsplit('|').next().unwrap().to_owned());
+    }
+    // At most 16 receipts a signature, and fewer signatures than receipts.
+    assert!(signatures.len() >= 64 / receipt::MAX_BATCH);
+    assert!(signatures.len() < 64, "{} signatures", signatures.len());
+    let stats = batcher.stats();
+    assert_eq!(stats.statements, 64);
+    assert_eq!(stats.signatures, signatures.len() as u64);
+    // Alone, a receipt is signed at once, in the short form.
+    let alone = batcher.sign(statements(1).pop().unwrap()).await.unwrap();
+    assert!(alone.starts_with("EPR1|"));
+}

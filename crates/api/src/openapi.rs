@@ -481,7 +481,7 @@ fn base_document() -> Value {
                     "type": "object",
                     "required": ["payload"],
                     "additionalProperties": false,
-                    "properties": {"payload": {"type": "string", "description": "The text of the receipt's QR code: EPR1|RRN|TID|MID|card|amount|currency|time|auth code|key id|signature"}}
+                    "properties": {"payload": {"type": "string", "description": "The text of the receipt's QR code: EPR1|RRN|TID|MID|card|amount|currency|time|auth code|key id|signature, or EPR2|…|key id|proof|signature for a receipt signed in a batch (docs/aftersale.md)"}}
                 },
                 "VerifiedReceipt": {
                     "type": "object",

@@ -44,6 +44,10 @@ pub const MAX_TERMINALS: usize = 20_000;
 /// Longest run: a terminal's trace numbers (STAN, 6 digits) must not come round within a batch
 /// (50 sales a second for an hour is 180,000), or a sale would repeat an earlier one's key.
 pub const MAX_SECONDS: u64 = 3_600;
+/// Every n-th approval of a terminal keeps its signed receipt, whose signature is checked
+/// after the run (checking each would make the generator, not the host, the bottleneck).
+const RECEIPT_SAMPLE_EVERY: u64 = 50;
+const MAX_RECEIPT_SAMPLES_PER_TERMINAL: usize = 20;
 /// Latency samples kept per terminal (the first ones; 50 a second fills it in half an hour).
 const MAX_SAMPLES_PER_TERMINAL: usize = 100_000;
 /// The operator in the sign-on (field 63).
@@ -139,6 +143,9 @@ pub struct SalesReport {
     pub max_micros: u64,
     /// Group commits of the store during the run (sales per commit shows the grouping).
     pub commits: u64,
+    /// Ed25519 signatures the approvals' receipts took (approvals per signature shows the
+    /// batching, `aftersale::ReceiptBatcher`).
+    pub receipt_signatures: u64,
     /// Building the world and starting the host.
     pub setup_micros: u64,
     /// Signing every terminal on.
@@ -148,6 +155,7 @@ pub struct SalesReport {
 /// The host running in this process.
 struct RunningHost {
     address: std::net::SocketAddr,
+    handler: Arc<acquirer::TerminalHandler>,
     stop: tokio::sync::watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -180,9 +188,10 @@ async fn start_host(world: &World, terminals: usize) -> Result<RunningHost, Benc
         .local_addr()
         .map_err(|error| BenchError::Setup(format!("the host's address: {error}")))?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let server = tokio::spawn(listener.serve(handler, stopped));
+    let server = tokio::spawn(listener.serve(handler.clone(), stopped));
     Ok(RunningHost {
         address,
+        handler,
         stop,
         server,
     })
@@ -262,6 +271,8 @@ struct Tally {
     approvals: u64,
     declines: u64,
     latencies: Vec<u64>,
+    /// Some approvals' signed receipts, whose signatures are checked after the run.
+    receipts: Vec<String>,
     error: Option<String>,
 }
 
@@ -275,9 +286,9 @@ fn unpredictable_number(terminal: u64, sequence: u64) -> [u8; 4] {
     [bytes[0], bytes[1], bytes[2], bytes[3]]
 }
 
-/// Whether a sale was approved or declined as expected.
+/// Whether a sale was approved (with its signed receipt) or declined as expected.
 enum Outcome {
-    Approved,
+    Approved(String),
     Declined,
 }
 
@@ -325,7 +336,14 @@ async fn sell(mut signed: SignedOnTerminal, plan: Plan) -> Tally {
                     tally.latencies.push(since.elapsed().as_micros() as u64);
                 }
                 match outcome {
-                    Outcome::Approved => tally.approvals += 1,
+                    Outcome::Approved(receipt) => {
+                        if tally.approvals.is_multiple_of(RECEIPT_SAMPLE_EVERY)
+                            && tally.receipts.len() < MAX_RECEIPT_SAMPLES_PER_TERMINAL
+                        {
+                            tally.receipts.push(receipt);
+                        }
+                        tally.approvals += 1;
+                    }
                     Outcome::Declined => tally.declines += 1,
                 }
             }
@@ -444,11 +462,24 @@ async fn one_sale(
         None if wrong => {}
         None => return Err("approved without an ARPC (tag 91 in field 55)".into()),
     }
-    Ok(if wrong {
-        Outcome::Declined
-    } else {
-        Outcome::Approved
-    })
+    if wrong {
+        return Ok(Outcome::Declined);
+    }
+    // The terminal kept field 62 only if it is a statement about this very sale.
+    answer
+        .receipt_payload
+        .map(Outcome::Approved)
+        .ok_or_else(|| "approved without a signed receipt statement about this sale".into())
+}
+
+/// The first sampled receipt whose signature does not verify, with the reason.
+async fn first_forged(keys: &aftersale::ReceiptKeys, tallies: &[Tally]) -> Option<String> {
+    for receipt in tallies.iter().flat_map(|tally| &tally.receipts) {
+        if let Err(rejection) = keys.verify(receipt).await {
+            return Some(format!("receipt {receipt}: {rejection}"));
+        }
+    }
+    None
 }
 
 fn percentile(sorted: &[u64], per_mille: usize) -> u64 {
@@ -549,8 +580,19 @@ pub async fn sales_throughput(load: SalesLoad) -> Result<SalesReport, BenchError
     let host = start_host(&world, load.terminals).await?;
     let setup_time = setting_up.elapsed();
     let commits_before = world.store.stats().commits;
+    let signatures = |host: &RunningHost| {
+        host.handler
+            .receipt_stats()
+            .map_or(0, |stats| stats.signatures)
+    };
+    let signatures_before = signatures(&host);
     let driven = drive(&mut world, &host, &load, period).await;
     let commits = world.store.stats().commits - commits_before;
+    let receipt_signatures = signatures(&host) - signatures_before;
+    let forged_receipt = match (&driven, host.handler.receipts()) {
+        (Ok((tallies, _, _)), Some(keys)) => first_forged(&keys, tallies).await,
+        _ => None,
+    };
 
     // The host stops (in-flight messages drain), then the store commits its last writes.
     let _ = host.stop.send(true);
@@ -563,8 +605,10 @@ pub async fn sales_throughput(load: SalesLoad) -> Result<SalesReport, BenchError
 
     let (tallies, sign_on_time, elapsed) = driven?;
     let mut latencies = Vec::new();
-    let (mut approvals, mut declines, mut errors) = (0, 0, 0);
-    let mut first_error = None;
+    let (mut approvals, mut declines) = (0, 0);
+    // A forged receipt counts as one wrong answer.
+    let mut errors = u64::from(forged_receipt.is_some());
+    let mut first_error = forged_receipt;
     for tally in tallies {
         approvals += tally.approvals;
         declines += tally.declines;
@@ -592,6 +636,7 @@ pub async fn sales_throughput(load: SalesLoad) -> Result<SalesReport, BenchError
         p999_micros: percentile(&latencies, 999),
         max_micros: latencies.last().copied().unwrap_or(0),
         commits,
+        receipt_signatures,
         setup_micros: setup_time.as_micros() as u64,
         sign_on_micros: sign_on_time.as_micros() as u64,
     };

@@ -391,7 +391,7 @@ async fn bench_sales(load: bench::SalesLoad, json: bool) -> anyhow::Result<()> {
             None => "closed loop".to_owned(),
         };
         println!(
-            "{}: {} terminals, {mode}: {} sales ({} approved, {} declined) in {:.2} s = {:.0} sales/s ({} commits); latency p50 {} µs, p90 {} µs, p99 {} µs, p99.9 {} µs, max {} µs",
+            "{}: {} terminals, {mode}: {} sales ({} approved, {} declined) in {:.2} s = {:.0} sales/s ({} commits, {} receipt signatures); latency p50 {} µs, p90 {} µs, p99 {} µs, p99.9 {} µs, max {} µs",
             report.backend,
             report.load.terminals,
             report.sales,
@@ -400,6 +400,7 @@ async fn bench_sales(load: bench::SalesLoad, json: bool) -> anyhow::Result<()> {
             report.elapsed_micros as f64 / 1e6,
             report.sales_per_second,
             report.commits,
+            report.receipt_signatures,
             report.p50_micros,
             report.p90_micros,
             report.p99_micros,
