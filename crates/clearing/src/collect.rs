@@ -52,6 +52,11 @@ pub enum Effect {
     Refund,
     /// A refund undone by its reversal.
     RefundReversed,
+    /// A chargeback: the card's issuer took the money back from the merchant
+    /// (`aftersale::disputes`).
+    Chargeback,
+    /// A chargeback reversed by a decision for the merchant.
+    ChargebackReversed,
 }
 
 impl Effect {
@@ -61,6 +66,8 @@ impl Effect {
             Effect::Cancel => "cancel",
             Effect::Refund => "refund",
             Effect::RefundReversed => "refund_reversed",
+            Effect::Chargeback => "chargeback",
+            Effect::ChargebackReversed => "chargeback_reversed",
         }
     }
 }
@@ -96,7 +103,10 @@ impl Item {
         match self.effect {
             Effect::Purchase => self.amount,
             Effect::Cancel => Amount::new(-self.amount.minor(), self.amount.currency()),
-            Effect::Refund | Effect::RefundReversed => Amount::zero(self.amount.currency()),
+            Effect::Refund
+            | Effect::RefundReversed
+            | Effect::Chargeback
+            | Effect::ChargebackReversed => Amount::zero(self.amount.currency()),
         }
     }
 
@@ -104,7 +114,16 @@ impl Item {
         match self.effect {
             Effect::Refund => self.amount,
             Effect::RefundReversed => Amount::new(-self.amount.minor(), self.amount.currency()),
-            Effect::Purchase | Effect::Cancel => Amount::zero(self.amount.currency()),
+            _ => Amount::zero(self.amount.currency()),
+        }
+    }
+
+    /// What the item adds to (or, reversed, takes from) the chargebacks.
+    pub fn chargebacks(&self) -> Amount {
+        match self.effect {
+            Effect::Chargeback => self.amount,
+            Effect::ChargebackReversed => Amount::new(-self.amount.minor(), self.amount.currency()),
+            _ => Amount::zero(self.amount.currency()),
         }
     }
 }
@@ -161,7 +180,7 @@ pub struct Day {
 /// The codes of end of day's own postings, which touch "due from issuers" but come from no
 /// terminal message.
 pub(crate) fn is_clearing_code(code: u16) -> bool {
-    (crate::post::CODE_CLEARING..=crate::post::CODE_PAYOUT).contains(&code)
+    (crate::post::CODE_CLEARING..=crate::post::CODE_CARRY).contains(&code)
 }
 
 /// Where a message's acquirer transfer is, and what it does.
@@ -223,6 +242,11 @@ pub(crate) async fn collect(
         crate::wallet::items(store, directory, window, &mut journaled).await?;
     items.extend(qr_items);
     breaks.extend(qr_breaks);
+    // Chargebacks: the disputes whose money moved in the cycle.
+    let (chargebacks, chargeback_breaks) =
+        crate::chargebacks::items(store, acquirer, &lookup, window, &mut journaled).await?;
+    items.extend(chargebacks);
+    breaks.extend(chargeback_breaks);
     progress(Progress::Ledger);
     breaks.extend(unjournaled(store, acquirer, window, &journaled).await?);
     Ok(Day {
@@ -278,7 +302,7 @@ async fn read_journal(
     Ok(rows)
 }
 
-fn key(terminal_id: &str, batch: Option<i64>, stan: Option<i64>) -> Option<BusinessKey> {
+pub(crate) fn key(terminal_id: &str, batch: Option<i64>, stan: Option<i64>) -> Option<BusinessKey> {
     Some(BusinessKey {
         terminal_id: terminal_id.to_owned(),
         batch: u32::try_from(batch?).ok()?,
@@ -417,8 +441,8 @@ async fn reversal(
 }
 
 /// Merchants and cards of the directory, by what the journal carries.
-struct Lookup<'a> {
-    merchants: HashMap<&'a str, &'a store::directory::Merchant>,
+pub(crate) struct Lookup<'a> {
+    pub(crate) merchants: HashMap<&'a str, &'a store::directory::Merchant>,
     /// (first six, last four) → (issuer, product).
     cards: HashMap<(&'a str, &'a str), (InstitutionId, CardProduct)>,
     /// First six (the BIN) → (issuer, product), for a BIN whose cards all agree; `None` when
@@ -461,7 +485,7 @@ impl<'a> Lookup<'a> {
         }
     }
 
-    fn card(&self, masked: &str) -> Result<(InstitutionId, CardProduct), ClearingError> {
+    pub(crate) fn card(&self, masked: &str) -> Result<(InstitutionId, CardProduct), ClearingError> {
         let unknown = || ClearingError::UnknownCounterparty {
             card: masked.to_owned(),
         };
@@ -599,13 +623,13 @@ async fn matched(
     })))
 }
 
-fn describe(amount: Amount) -> String {
+pub(crate) fn describe(amount: Amount) -> String {
     format!("{} {}", amount.currency().alpha(), amount.format_major())
 }
 
 /// The merchant's account in an acquirer transfer: the side that is not the pool of what
 /// issuers owe (`None` when neither side is the pool).
-fn merchant_side(transfer: &Transfer, pooled: AccountId) -> Option<AccountId> {
+pub(crate) fn merchant_side(transfer: &Transfer, pooled: AccountId) -> Option<AccountId> {
     if transfer.debit == pooled {
         Some(transfer.credit)
     } else if transfer.credit == pooled {

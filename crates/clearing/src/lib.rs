@@ -7,8 +7,9 @@
 //!   account per counterparty;
 //! * **fees**: interchange (paid to issuers) and the merchant discount rate (MDR, charged to
 //!   merchants), in basis points by card product and MCC, from the fee schedule;
-//! * **merchant settlement**: gross − refunds − fees, and a payout of it to the merchant's
-//!   settlement account;
+//! * **merchant settlement**: gross − refunds − chargebacks − fees, less what the merchant
+//!   still owed from earlier cycles, paid out to the merchant when positive and carried to
+//!   later cycles when negative;
 //! * **reconciliation**: every break between journal and ledger.
 //!
 //! Every posting's id comes from (date, counterparty or merchant, purpose), and all of a
@@ -30,6 +31,7 @@
 //! # Ok(()) }
 //! ```
 
+mod chargebacks;
 pub mod chart;
 mod collect;
 pub mod compute;
@@ -41,7 +43,7 @@ mod wallet;
 
 pub use collect::{Break, BreakKind, Day, Effect, Item, MAX_ROWS_PER_CYCLE};
 pub use compute::{CounterpartySettlement, Line, MerchantSettlement, Settlement};
-pub use post::{CycleRecord, Status};
+pub use post::{Carried, CycleRecord, Status};
 pub use schedule::{FeeSchedule, Product, Settings};
 
 use issuer::BusinessDate;
@@ -166,7 +168,20 @@ pub async fn run(
     }
     let directory = store.load_directory().await?;
     let day = collect::collect(store, &directory, window, progress).await?;
-    let settlement = compute::compute(&directory, day, &settings.fees, window)?;
+    // What merchants owed from earlier cycles: from the books on a first run, from the record
+    // on a rerun (the cycle's own carry has changed the books since).
+    let carried = match &closed {
+        Some(record) => record.carried(),
+        None => {
+            let merchants = day
+                .items
+                .iter()
+                .map(|item| (item.merchant_id.clone(), item.amount.currency()))
+                .collect();
+            post::carried_in(store, day.acquirer, &merchants).await?
+        }
+    };
+    let settlement = compute::compute(&directory, day, &settings.fees, window, &carried)?;
     let transfers = post::transfers(&settlement)?;
     let batches = store.batch_closes(window.start_us, window.end_us).await?;
     progress(Progress::Posting {

@@ -9,8 +9,8 @@ use crate::cycle::{CycleRule, format_date, format_local};
 use crate::{ClearingError, Outcome, Status};
 use std::path::{Path, PathBuf};
 
-pub const STATEMENT_COLUMNS: &str = "record,date,merchant_id,merchant_name,currency,time,terminal_id,batch,stan,rrn,kind,effect,card,product,mcc,count,gross_minor,refunds_minor,rate_bps,fee_minor,net_minor,payout_minor";
-pub const CLEARING_COLUMNS: &str = "record,date,acquirer,issuer,issuer_name,currency,time,merchant_id,terminal_id,batch,stan,rrn,kind,effect,card,product,mcc,count,gross_minor,refunds_minor,rate_bps,interchange_minor,net_minor";
+pub const STATEMENT_COLUMNS: &str = "record,date,merchant_id,merchant_name,currency,time,terminal_id,batch,stan,rrn,kind,effect,card,product,mcc,count,gross_minor,refunds_minor,chargebacks_minor,rate_bps,fee_minor,net_minor,carried_in_minor,carried_out_minor,payout_minor";
+pub const CLEARING_COLUMNS: &str = "record,date,acquirer,issuer,issuer_name,currency,time,merchant_id,terminal_id,batch,stan,rrn,kind,effect,card,product,mcc,count,gross_minor,refunds_minor,chargebacks_minor,rate_bps,interchange_minor,net_minor";
 pub const RECONCILIATION_COLUMNS: &str =
     "date,break,journal_id,transfer_id,terminal_id,batch,stan,kind,currency,amount_minor,detail";
 
@@ -58,6 +58,7 @@ fn item_fields(rule: &CycleRule, item: &Item) -> Vec<String> {
         "1".to_owned(),
         item.gross().minor().to_string(),
         item.refunds().minor().to_string(),
+        item.chargebacks().minor().to_string(),
     ]
 }
 
@@ -68,9 +69,11 @@ fn line_fields(line: &Line) -> Vec<String> {
         line.count.to_string(),
         line.gross.minor().to_string(),
         line.refunds.minor().to_string(),
+        line.chargebacks.minor().to_string(),
         line.rate.get().to_string(),
         line.fee.minor().to_string(),
-        (line.gross.minor() - line.refunds.minor() - line.fee.minor()).to_string(),
+        (line.gross.minor() - line.refunds.minor() - line.chargebacks.minor() - line.fee.minor())
+            .to_string(),
     ]
 }
 
@@ -97,14 +100,14 @@ pub fn statements(rule: &CycleRule, settlement: &Settlement) -> Vec<(String, Str
             }) {
                 let mut fields = head("transaction");
                 fields.extend(item_fields(rule, item));
-                fields.extend(["".into(), "".into(), "".into(), "".into()]);
+                fields.extend(vec![String::new(); 6]);
                 text.push_str(&row(&fields));
             }
             for line in &merchant.lines {
                 let mut fields = head("fee");
                 fields.extend(vec![String::new(); 8]);
                 fields.extend(line_fields(line));
-                fields.push(String::new());
+                fields.extend(vec![String::new(); 3]);
                 text.push_str(&row(&fields));
             }
             let mut fields = head("total");
@@ -118,9 +121,12 @@ pub fn statements(rule: &CycleRule, settlement: &Settlement) -> Vec<(String, Str
                     .to_string(),
                 merchant.gross.minor().to_string(),
                 merchant.refunds.minor().to_string(),
+                merchant.chargebacks.minor().to_string(),
                 String::new(),
                 merchant.fees.minor().to_string(),
                 merchant.net.minor().to_string(),
+                merchant.carried_in.minor().to_string(),
+                merchant.carried_out.minor().to_string(),
                 merchant.payout.minor().to_string(),
             ]);
             text.push_str(&row(&fields));
@@ -179,6 +185,7 @@ pub fn clearing_files(rule: &CycleRule, settlement: &Settlement) -> Vec<(u32, St
                     .to_string(),
                 party.gross.minor().to_string(),
                 party.refunds.minor().to_string(),
+                party.chargebacks.minor().to_string(),
                 String::new(),
                 party.interchange.minor().to_string(),
                 party.net.minor().to_string(),
@@ -346,8 +353,11 @@ pub fn summary(outcome: &Outcome) -> serde_json::Value {
             "currency": merchant.currency.alpha(),
             "gross_minor": merchant.gross.minor(),
             "refunds_minor": merchant.refunds.minor(),
+            "chargebacks_minor": merchant.chargebacks.minor(),
             "fees_minor": merchant.fees.minor(),
             "net_minor": merchant.net.minor(),
+            "carried_in_minor": merchant.carried_in.minor(),
+            "carried_out_minor": merchant.carried_out.minor(),
             "payout_minor": merchant.payout.minor(),
         })).collect::<Vec<_>>(),
         "counterparties": settlement.counterparties.iter().map(|party| json!({
@@ -356,6 +366,7 @@ pub fn summary(outcome: &Outcome) -> serde_json::Value {
             "currency": party.currency.alpha(),
             "gross_minor": party.gross.minor(),
             "refunds_minor": party.refunds.minor(),
+            "chargebacks_minor": party.chargebacks.minor(),
             "interchange_minor": party.interchange.minor(),
             "net_minor": party.net.minor(),
         })).collect::<Vec<_>>(),
@@ -493,6 +504,7 @@ mod tests {
             },
             &settings.fees,
             window,
+            &crate::compute::CarriedIn::new(),
         )
         .unwrap()
     }
@@ -506,15 +518,15 @@ mod tests {
             ("898310058120001", "CNY")
         );
         let expected = "\
-record,date,merchant_id,merchant_name,currency,time,terminal_id,batch,stan,rrn,kind,effect,card,product,mcc,count,gross_minor,refunds_minor,rate_bps,fee_minor,net_minor,payout_minor
-transaction,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,2026-11-24 23:01:00,10000001,000001,000001,000000000001,Sale,purchase,621234******0008,debit,5814,1,12345,0,,,,
-transaction,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,2026-11-24 23:02:00,10000001,000001,000002,000000000002,Sale,purchase,621234******0008,credit,5814,1,88800,0,,,,
-transaction,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,2026-11-24 23:03:00,10000001,000001,000003,000000000003,Refund,refund,621234******0008,credit,5814,1,0,800,,,,
-transaction,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,2026-11-24 23:04:00,10000001,000001,000004,000000000004,Sale,purchase,621234******0008,debit,5814,1,500,0,,,,
-transaction,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,2026-11-24 23:04:00,10000001,000001,000004,000000000004,Reversal of Sale,cancel,621234******0008,debit,5814,1,-500,0,,,,
-fee,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,,,,,,,,,credit,5814,2,88800,800,38,337,87663,
-fee,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,,,,,,,,,debit,5814,3,12345,0,50,62,12283,
-total,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,,,,,,,,,,,5,101145,800,,399,99946,99946
+record,date,merchant_id,merchant_name,currency,time,terminal_id,batch,stan,rrn,kind,effect,card,product,mcc,count,gross_minor,refunds_minor,chargebacks_minor,rate_bps,fee_minor,net_minor,carried_in_minor,carried_out_minor,payout_minor
+transaction,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,2026-11-24 23:01:00,10000001,000001,000001,000000000001,Sale,purchase,621234******0008,debit,5814,1,12345,0,0,,,,,,
+transaction,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,2026-11-24 23:02:00,10000001,000001,000002,000000000002,Sale,purchase,621234******0008,credit,5814,1,88800,0,0,,,,,,
+transaction,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,2026-11-24 23:03:00,10000001,000001,000003,000000000003,Refund,refund,621234******0008,credit,5814,1,0,800,0,,,,,,
+transaction,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,2026-11-24 23:04:00,10000001,000001,000004,000000000004,Sale,purchase,621234******0008,debit,5814,1,500,0,0,,,,,,
+transaction,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,2026-11-24 23:04:00,10000001,000001,000004,000000000004,Reversal of Sale,cancel,621234******0008,debit,5814,1,-500,0,0,,,,,,
+fee,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,,,,,,,,,credit,5814,2,88800,800,0,38,337,87663,,,
+fee,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,,,,,,,,,debit,5814,3,12345,0,0,50,62,12283,,,
+total,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,,,,,,,,,,,5,101145,800,0,,399,99946,0,0,99946
 ";
         assert_eq!(text, expected);
     }
@@ -525,12 +537,12 @@ total,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,,,,,,,,,,,5,101
         let (issuer, currency, text) = &files[0];
         assert_eq!((*issuer, currency.as_str()), (20, "CNY"));
         let expected = "\
-record,date,acquirer,issuer,issuer_name,currency,time,merchant_id,terminal_id,batch,stan,rrn,kind,effect,card,product,mcc,count,gross_minor,refunds_minor,rate_bps,interchange_minor,net_minor
-transaction,2026-11-25,10,20,Huangpu Commercial Bank,CNY,2026-11-24 23:01:00,898310058120001,10000001,000001,000001,000000000001,Sale,purchase,621234******0008,debit,5814,1,12345,0,,,
-transaction,2026-11-25,10,20,Huangpu Commercial Bank,CNY,2026-11-24 23:04:00,898310058120001,10000001,000001,000004,000000000004,Sale,purchase,621234******0008,debit,5814,1,500,0,,,
-transaction,2026-11-25,10,20,Huangpu Commercial Bank,CNY,2026-11-24 23:04:00,898310058120001,10000001,000001,000004,000000000004,Reversal of Sale,cancel,621234******0008,debit,5814,1,-500,0,,,
-interchange,2026-11-25,10,20,Huangpu Commercial Bank,CNY,,,,,,,,,,debit,5814,3,12345,0,35,43,12302
-total,2026-11-25,10,20,Huangpu Commercial Bank,CNY,,,,,,,,,,,,3,12345,0,,43,12302
+record,date,acquirer,issuer,issuer_name,currency,time,merchant_id,terminal_id,batch,stan,rrn,kind,effect,card,product,mcc,count,gross_minor,refunds_minor,chargebacks_minor,rate_bps,interchange_minor,net_minor
+transaction,2026-11-25,10,20,Huangpu Commercial Bank,CNY,2026-11-24 23:01:00,898310058120001,10000001,000001,000001,000000000001,Sale,purchase,621234******0008,debit,5814,1,12345,0,0,,,
+transaction,2026-11-25,10,20,Huangpu Commercial Bank,CNY,2026-11-24 23:04:00,898310058120001,10000001,000001,000004,000000000004,Sale,purchase,621234******0008,debit,5814,1,500,0,0,,,
+transaction,2026-11-25,10,20,Huangpu Commercial Bank,CNY,2026-11-24 23:04:00,898310058120001,10000001,000001,000004,000000000004,Reversal of Sale,cancel,621234******0008,debit,5814,1,-500,0,0,,,
+interchange,2026-11-25,10,20,Huangpu Commercial Bank,CNY,,,,,,,,,,debit,5814,3,12345,0,0,35,43,12302
+total,2026-11-25,10,20,Huangpu Commercial Bank,CNY,,,,,,,,,,,,3,12345,0,0,,43,12302
 ";
         assert_eq!(text, expected);
         assert_eq!(files[1].0, 30, "a file per counterparty");
@@ -538,8 +550,8 @@ total,2026-11-25,10,20,Huangpu Commercial Bank,CNY,,,,,,,,,,,,3,12345,0,,43,1230
 
     #[test]
     fn column_lists_have_the_documented_widths() {
-        assert_eq!(STATEMENT_COLUMNS.split(',').count(), 22);
-        assert_eq!(CLEARING_COLUMNS.split(',').count(), 23);
+        assert_eq!(STATEMENT_COLUMNS.split(',').count(), 25);
+        assert_eq!(CLEARING_COLUMNS.split(',').count(), 24);
         assert_eq!(RECONCILIATION_COLUMNS.split(',').count(), 11);
     }
 }

@@ -160,24 +160,33 @@ fn print_text(outcome: &Outcome, source: &str, written: &[PathBuf]) {
     );
     for merchant in &settlement.merchants {
         println!(
-            "  merchant     {} {}: gross {} − refunds {} − fees {} = {}, paid out {}",
+            "  merchant     {} {}: gross {} − refunds {} − chargebacks {} − fees {} = {}, paid out {}",
             merchant.merchant_id,
             merchant.currency.alpha(),
             merchant.gross.format_major(),
             merchant.refunds.format_major(),
+            merchant.chargebacks.format_major(),
             merchant.fees.format_major(),
             merchant.net.format_major(),
             merchant.payout.format_major()
         );
+        if merchant.carried_in.minor() != 0 || merchant.carried_out.minor() != 0 {
+            println!(
+                "               owed from earlier cycles {}, carried to later cycles {}",
+                merchant.carried_in.format_major(),
+                merchant.carried_out.format_major()
+            );
+        }
     }
     for party in &settlement.counterparties {
         println!(
-            "  counterparty {} ({}) {}: gross {} − refunds {} − interchange {} = owes {}",
+            "  counterparty {} ({}) {}: gross {} − refunds {} − chargebacks {} − interchange {} = owes {}",
             party.issuer.0,
             party.name,
             party.currency.alpha(),
             party.gross.format_major(),
             party.refunds.format_major(),
+            party.chargebacks.format_major(),
             party.interchange.format_major(),
             party.net.format_major()
         );

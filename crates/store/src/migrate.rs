@@ -151,6 +151,35 @@ const SQLITE: &[Migration] = &[
         name: "risk_controls",
         sql: include_str!("../migrations/sqlite/0028_risk_controls.sql"),
     },
+    // Placeholder: version 29 belongs to another branch (the integrator renumbers).
+    Migration {
+        version: 29,
+        name: "placeholder_29",
+        sql: "SELECT 1;",
+    },
+    // Placeholder: version 30 belongs to another branch (the integrator renumbers).
+    Migration {
+        version: 30,
+        name: "placeholder_30",
+        sql: "SELECT 1;",
+    },
+    // Placeholder: version 31 belongs to another branch (the integrator renumbers).
+    Migration {
+        version: 31,
+        name: "placeholder_31",
+        sql: "SELECT 1;",
+    },
+    // Placeholder: version 32 belongs to another branch (the integrator renumbers).
+    Migration {
+        version: 32,
+        name: "placeholder_32",
+        sql: "SELECT 1;",
+    },
+    Migration {
+        version: 33,
+        name: "settlement_chargebacks",
+        sql: include_str!("../migrations/sqlite/0033_settlement_chargebacks.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -293,6 +322,35 @@ const POSTGRES: &[Migration] = &[
         version: 28,
         name: "risk_controls",
         sql: include_str!("../migrations/postgres/0028_risk_controls.sql"),
+    },
+    // Placeholder: version 29 belongs to another branch (the integrator renumbers).
+    Migration {
+        version: 29,
+        name: "placeholder_29",
+        sql: "SELECT 1;",
+    },
+    // Placeholder: version 30 belongs to another branch (the integrator renumbers).
+    Migration {
+        version: 30,
+        name: "placeholder_30",
+        sql: "SELECT 1;",
+    },
+    // Placeholder: version 31 belongs to another branch (the integrator renumbers).
+    Migration {
+        version: 31,
+        name: "placeholder_31",
+        sql: "SELECT 1;",
+    },
+    // Placeholder: version 32 belongs to another branch (the integrator renumbers).
+    Migration {
+        version: 32,
+        name: "placeholder_32",
+        sql: "SELECT 1;",
+    },
+    Migration {
+        version: 33,
+        name: "settlement_chargebacks",
+        sql: include_str!("../migrations/postgres/0033_settlement_chargebacks.sql"),
     },
 ];
 
