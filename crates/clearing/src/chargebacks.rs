@@ -88,6 +88,8 @@ pub(crate) async fn items(
             }
             let breaking = |kind_of: BreakKind, detail: String| Break {
                 kind: kind_of,
+                merchant_id: Some(sale.merchant_id.clone()),
+                resolution: None,
                 journal_id: Some(sale.id),
                 transfer: Some(id),
                 terminal_id: sale.terminal_id.clone(),

@@ -11,6 +11,9 @@ pub const CODE_DUE_FROM_COUNTERPARTY: u16 = 1002;
 /// What a merchant owes the acquirer: its negative nets, carried to later cycles (one account
 /// per merchant and currency).
 pub const CODE_DUE_FROM_MERCHANT: u16 = 1003;
+/// Operators' adjustments of breaks whose money sits on no merchant's account (a suspense
+/// account per currency, `crate::adjust`).
+pub const CODE_SETTLEMENT_ADJUSTMENTS: u16 = 1009;
 /// Money sent to merchants' settlement bank accounts, until the bank confirms it.
 pub const CODE_MERCHANT_PAYOUTS: u16 = 2002;
 /// The merchant discount (MDR) the acquirer earns.
@@ -37,6 +40,11 @@ pub fn due_from_counterparty(
 /// What `merchant` owes the acquirer in `currency` from cycles whose net was negative.
 pub fn due_from_merchant(acquirer: InstitutionId, merchant: &str, currency: Currency) -> AccountId {
     account(acquirer, &format!("carried/{merchant}"), currency)
+}
+
+/// The acquirer's suspense account of break adjustments in `currency`.
+pub fn settlement_adjustments(acquirer: InstitutionId, currency: Currency) -> AccountId {
+    account(acquirer, "settlement-adjustments", currency)
 }
 
 pub fn merchant_payouts(acquirer: InstitutionId, currency: Currency) -> AccountId {

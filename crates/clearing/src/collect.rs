@@ -159,6 +159,9 @@ impl BreakKind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Break {
     pub kind: BreakKind,
+    /// The merchant whose money the break is about, when known (for a transfer made by no
+    /// message: the merchant whose settlement account it moved).
+    pub merchant_id: Option<String>,
     pub journal_id: Option<i64>,
     pub transfer: Option<TransferId>,
     pub terminal_id: String,
@@ -167,6 +170,20 @@ pub struct Break {
     pub message_kind: String,
     pub amount: Option<Amount>,
     pub detail: String,
+    /// The operator's adjustment that resolved it, if any (`crate::adjust`).
+    pub resolution: Option<crate::adjust::Adjustment>,
+}
+
+impl Break {
+    /// How an operator names the break: its transfer id (32 hex digits), else
+    /// `journal:<id>`.
+    pub fn reference(&self) -> String {
+        match (self.transfer, self.journal_id) {
+            (Some(transfer), _) => format!("{:032x}", transfer.0),
+            (None, Some(id)) => format!("journal:{id}"),
+            (None, None) => String::new(),
+        }
+    }
 }
 
 /// A cycle as read: its items, breaks, and who the acquirer is.
@@ -180,7 +197,7 @@ pub struct Day {
 /// The codes of end of day's own postings, which touch "due from issuers" but come from no
 /// terminal message.
 pub(crate) fn is_clearing_code(code: u16) -> bool {
-    (crate::post::CODE_CLEARING..=crate::post::CODE_CARRY).contains(&code)
+    (crate::post::CODE_CLEARING..=crate::adjust::CODE_ADJUSTMENT).contains(&code)
 }
 
 /// Where a message's acquirer transfer is, and what it does.
@@ -248,7 +265,7 @@ pub(crate) async fn collect(
     items.extend(chargebacks);
     breaks.extend(chargeback_breaks);
     progress(Progress::Ledger);
-    breaks.extend(unjournaled(store, acquirer, window, &journaled).await?);
+    breaks.extend(unjournaled(store, acquirer, &lookup, window, &journaled).await?);
     Ok(Day {
         acquirer,
         items,
@@ -521,6 +538,8 @@ async fn matched(
     let breaking = |kind, transfer: Option<TransferId>, amount, detail: String| {
         Matched::Break(Box::new(Break {
             kind,
+            merchant_id: Some(row.merchant_id.clone()),
+            resolution: None,
             journal_id: Some(row.id),
             transfer,
             terminal_id: row.terminal_id.clone(),
@@ -644,6 +663,7 @@ pub(crate) fn merchant_side(transfer: &Transfer, pooled: AccountId) -> Option<Ac
 async fn unjournaled(
     store: &Store,
     acquirer: InstitutionId,
+    lookup: &Lookup<'_>,
     window: Window,
     journaled: &HashSet<TransferId>,
 ) -> Result<Vec<Break>, ClearingError> {
@@ -670,6 +690,15 @@ async fn unjournaled(
         })
         .map(|transfer| Break {
             kind: BreakKind::NotInJournal,
+            merchant_id: lookup
+                .merchants
+                .values()
+                .find(|merchant| {
+                    merchant.settlement_account == transfer.debit
+                        || merchant.settlement_account == transfer.credit
+                })
+                .map(|merchant| merchant.id.clone()),
+            resolution: None,
             journal_id: None,
             transfer: Some(transfer.id()),
             terminal_id: String::new(),

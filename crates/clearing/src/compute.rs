@@ -51,8 +51,8 @@ pub struct MerchantSettlement {
     pub fees: Amount,
     /// gross − refunds − chargebacks − fees.
     pub net: Amount,
-    /// What the merchant owed from earlier cycles' negative nets when this one began (zero or
-    /// positive).
+    /// What the merchant owed from earlier cycles' negative nets when this one began; negative
+    /// when the acquirer owed it (an operator's adjustment of a break, `crate::adjust`).
     pub carried_in: Amount,
     /// What it owes after this cycle, carried to later ones: carried_in − net when positive.
     pub carried_out: Amount,
@@ -226,12 +226,12 @@ pub fn compute(
             .and_then(|rest| rest.checked_sub(chargebacks))
             .and_then(|rest| rest.checked_sub(fees))
             .map_err(money)?;
+        // Negative when the acquirer owes the merchant (an adjustment in its favour).
         let carried_in = Amount::new(
             carried
                 .get(&(merchant_id.clone(), currency))
                 .copied()
-                .unwrap_or(0)
-                .max(0),
+                .unwrap_or(0),
             currency,
         );
         let rest = net.checked_sub(carried_in).map_err(money)?;

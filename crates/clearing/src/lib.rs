@@ -31,6 +31,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod adjust;
 mod chargebacks;
 pub mod chart;
 mod collect;
@@ -103,6 +104,9 @@ pub enum ClearingError {
     Refused(String),
     #[error("{0}")]
     TooLarge(String),
+    /// An adjustment refused (`adjust`): nothing was posted.
+    #[error("{0}")]
+    Adjustment(String),
     #[error("cannot write the report {path}: {reason}")]
     Report { path: String, reason: String },
     #[error(transparent)]
@@ -181,7 +185,10 @@ pub async fn run(
             post::carried_in(store, day.acquirer, &merchants).await?
         }
     };
-    let settlement = compute::compute(&directory, day, &settings.fees, window, &carried)?;
+    let mut settlement = compute::compute(&directory, day, &settings.fees, window, &carried)?;
+    for found in &mut settlement.breaks {
+        found.resolution = adjust::resolution(store, &date, found).await?;
+    }
     let transfers = post::transfers(&settlement)?;
     let batches = store.batch_closes(window.start_us, window.end_us).await?;
     progress(Progress::Posting {

@@ -11,8 +11,7 @@ use std::path::{Path, PathBuf};
 
 pub const STATEMENT_COLUMNS: &str = "record,date,merchant_id,merchant_name,currency,time,terminal_id,batch,stan,rrn,kind,effect,card,product,mcc,count,gross_minor,refunds_minor,chargebacks_minor,rate_bps,fee_minor,net_minor,carried_in_minor,carried_out_minor,payout_minor";
 pub const CLEARING_COLUMNS: &str = "record,date,acquirer,issuer,issuer_name,currency,time,merchant_id,terminal_id,batch,stan,rrn,kind,effect,card,product,mcc,count,gross_minor,refunds_minor,chargebacks_minor,rate_bps,interchange_minor,net_minor";
-pub const RECONCILIATION_COLUMNS: &str =
-    "date,break,journal_id,transfer_id,terminal_id,batch,stan,kind,currency,amount_minor,detail";
+pub const RECONCILIATION_COLUMNS: &str = "date,break,journal_id,transfer_id,terminal_id,batch,stan,kind,currency,amount_minor,detail,merchant_id,status,adjustment_transfer,adjustment_minor,resolution";
 
 pub const BATCH_COLUMNS: &str = "record,date,closed_at,merchant_id,terminal_id,batch,status,currency,terminal_debit_count,terminal_debit_minor,terminal_credit_count,terminal_credit_minor,host_debit_count,host_debit_minor,host_credit_count,host_credit_minor,stan,difference,terminal_kind,terminal_amount_minor,host_kind,host_amount_minor,card";
 
@@ -232,6 +231,28 @@ fn break_fields(date: &str, found: &Break) -> Vec<String> {
             .map(|amount| amount.minor().to_string())
             .unwrap_or_default(),
         found.detail.clone(),
+        found.merchant_id.clone().unwrap_or_default(),
+        if found.resolution.is_some() {
+            "resolved"
+        } else {
+            "open"
+        }
+        .to_owned(),
+        found
+            .resolution
+            .as_ref()
+            .map(|adjustment| adjustment.transfer.clone())
+            .unwrap_or_default(),
+        found
+            .resolution
+            .as_ref()
+            .map(|adjustment| adjustment.amount_minor.to_string())
+            .unwrap_or_default(),
+        found
+            .resolution
+            .as_ref()
+            .map(|adjustment| format!("{} ({})", adjustment.reason, adjustment.operator))
+            .unwrap_or_default(),
     ]
 }
 
@@ -345,6 +366,7 @@ pub fn summary(outcome: &Outcome) -> serde_json::Value {
         "closed_at_unix": outcome.record.closed_at_unix,
         "transactions": settlement.items.len(),
         "breaks": settlement.breaks.len(),
+        "breaks_resolved": settlement.breaks.iter().filter(|found| found.resolution.is_some()).count(),
         "terminal_batches": outcome.batches.len(),
         "terminal_batch_differences": outcome.batches.iter().map(|close| close.differences.len()).sum::<usize>(),
         "merchants": settlement.merchants.iter().map(|merchant| json!({
@@ -552,6 +574,6 @@ total,2026-11-25,10,20,Huangpu Commercial Bank,CNY,,,,,,,,,,,,3,12345,0,0,,43,12
     fn column_lists_have_the_documented_widths() {
         assert_eq!(STATEMENT_COLUMNS.split(',').count(), 25);
         assert_eq!(CLEARING_COLUMNS.split(',').count(), 24);
-        assert_eq!(RECONCILIATION_COLUMNS.split(',').count(), 11);
+        assert_eq!(RECONCILIATION_COLUMNS.split(',').count(), 16);
     }
 }

@@ -1,9 +1,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! A merchant whose refunds exceed its sales in a cycle is not paid, and what it owes is
-//! carried to the next cycles: taken from its next positive net before anything is paid. Three
-//! past business dates are forged straight into the journal and the ledger, as the host would
-//! have written them; each is settled, then checked again with `--rerun`. On SQLite, and on
-//! PostgreSQL when `EASYPOS_TEST_DATABASE_URL` is set.
+//! What a cycle leaves to later ones. A merchant whose refunds exceed its sales in a cycle is
+//! not paid, and what it owes is carried to the next cycles: taken from its next positive net
+//! before anything is paid. A break resolved by an operator's adjustment is settled with the
+//! merchant's next cycle the same way. Past business dates are forged straight into the journal
+//! and the ledger, as the host would have written them; each is settled, then checked again
+//! with `--rerun`. On SQLite, and on PostgreSQL when `EASYPOS_TEST_DATABASE_URL` is set.
 
 use clearing::cycle::{CycleRule, parse_date};
 use clearing::{Request, Settings, Status};
@@ -234,6 +235,210 @@ async fn a_negative_net_is_carried_forward(backend: store::testing::TestBackend)
     }
     assert_eq!(store.all_transfers().await.unwrap().len(), transfers);
     store.close().await.unwrap();
+}
+
+async fn a_break_is_resolved_by_an_adjustment(backend: store::testing::TestBackend) {
+    use clearing::adjust::{AdjustRequest, adjust};
+    let name = backend.name;
+    let store = Store::open(&backend.backend).await.unwrap();
+    demo::seed(&store, &hsm::SoftHsm::new(&[0x42; 32]).unwrap())
+        .await
+        .unwrap();
+    let settings = Settings::parse(clearing::schedule::DEFAULT).unwrap();
+    // The cycle that holds this moment: a sale, and a sale's transfer whose journal row was
+    // lost (made by no message; the ledger dates it now).
+    let date = CycleRule::default().date_of(now());
+    let window = CycleRule::default().window(date);
+    let today = clearing::cycle::format_date(date);
+    sale(&store, &today, 1, 1, 1_000).await;
+    let stray = acquirer::effects::BusinessKey {
+        terminal_id: TERMINAL.into(),
+        batch: 1,
+        stan: 5,
+    }
+    .transfer_id("sale/acquirer");
+    let posted = store
+        .submit(vec![TransferRequest::posted(
+            stray,
+            pool(),
+            payable(),
+            Amount::new(700, Currency::CNY),
+        )])
+        .await
+        .unwrap();
+    assert!(posted[0].is_ok());
+    let reference = format!("{:032x}", stray.0);
+    let request = AdjustRequest {
+        date,
+        reference: reference.clone(),
+        amount_minor: None,
+        reason: "the terminal's paper slip of trace 5 was found: pay it".into(),
+        operator: "ops.lee".into(),
+        now_unix_seconds: now(),
+    };
+    // Not before the cycle is closed.
+    assert!(matches!(
+        adjust(&store, &settings, &request).await,
+        Err(clearing::ClearingError::Adjustment(_))
+    ));
+    let after_cut_off = window.end_us / 1_000_000 + 1;
+    let run = |rerun| Request {
+        date,
+        now_unix_seconds: after_cut_off,
+        rerun,
+    };
+    let settled = clearing::run(&store, &settings, &run(false), &mut |_| {})
+        .await
+        .unwrap();
+    let breaks = &settled.settlement.breaks;
+    assert_eq!(breaks.len(), 1, "{name}: {breaks:?}");
+    assert_eq!(breaks[0].reference(), reference);
+    assert_eq!(breaks[0].merchant_id.as_deref(), Some(SHANGHAI));
+    assert!(breaks[0].resolution.is_none());
+    assert!(
+        clearing::report::reconciliation(&settled.settlement).contains(",open,"),
+        "{name}"
+    );
+    // The paid sale leaves the payable at the stray 700, which nobody was paid.
+    assert_eq!(balance(&store, payable()).await, 700, "{name}");
+
+    // Refusals post nothing.
+    let transfers = store.all_transfers().await.unwrap().len();
+    for (bad, why) in [
+        (
+            AdjustRequest {
+                reason: "  ".into(),
+                ..request.clone()
+            },
+            "no reason",
+        ),
+        (
+            AdjustRequest {
+                reference: format!("{:032x}", 42),
+                ..request.clone()
+            },
+            "no such break",
+        ),
+        (
+            AdjustRequest {
+                operator: String::new(),
+                ..request.clone()
+            },
+            "no operator",
+        ),
+    ] {
+        assert!(
+            matches!(
+                adjust(&store, &settings, &bad).await,
+                Err(clearing::ClearingError::Adjustment(_))
+            ),
+            "{name}: {why}"
+        );
+    }
+    assert_eq!(store.all_transfers().await.unwrap().len(), transfers);
+
+    // Adjusted: the 700 leaves the payable for what is owed to the merchant; twice posts once.
+    let (adjustment, now_posted) = adjust(&store, &settings, &request).await.unwrap();
+    assert!(now_posted, "{name}");
+    assert_eq!(
+        (adjustment.amount_minor, adjustment.against.as_str()),
+        (700, "settlement")
+    );
+    let owed = clearing::chart::due_from_merchant(demo::ACQUIRER, SHANGHAI, Currency::CNY);
+    assert_eq!(
+        balance(&store, owed).await,
+        700,
+        "{name}: owed to the merchant"
+    );
+    assert_eq!(balance(&store, payable()).await, 0);
+    let (again, now_posted) = adjust(&store, &settings, &request).await.unwrap();
+    assert!(!now_posted && again == adjustment, "{name}");
+    let changed = AdjustRequest {
+        amount_minor: Some(500),
+        ..request.clone()
+    };
+    assert!(matches!(
+        adjust(&store, &settings, &changed).await,
+        Err(clearing::ClearingError::Adjustment(_))
+    ));
+    assert_eq!(store.all_transfers().await.unwrap().len(), transfers + 1);
+    let audit = store
+        .audit_entries(store::audit::AuditQuery {
+            action_prefix: Some("settlement.".into()),
+            ..store::audit::AuditQuery::page(0, 10)
+        })
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1, "{name}: audited once");
+    assert_eq!(audit[0].actor, "ops.lee");
+    assert_eq!(audit[0].tenant, format!("merchant:{SHANGHAI}"));
+    assert!(
+        audit[0].detail.contains("paper slip"),
+        "{}",
+        audit[0].detail
+    );
+
+    // The rerun reports it resolved and finds nothing else changed.
+    let rerun = clearing::run(&store, &settings, &run(true), &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        rerun.status,
+        Status::Rerun {
+            differences: Vec::new()
+        },
+        "{name}"
+    );
+    let report = clearing::report::reconciliation(&rerun.settlement);
+    assert!(
+        report.contains(&format!(
+            ",resolved,{},700,the terminal's paper slip of trace 5 was found: pay it (ops.lee)",
+            adjustment.transfer
+        )),
+        "{name}: {report}"
+    );
+
+    // The merchant's next cycle pays it with its own takings: 2 000 − 10 MDR + 700.
+    let next = CycleRule::default().date_of(window.end_us / 1_000_000 + 1);
+    sale(&store, &clearing::cycle::format_date(next), 2, 1, 2_000).await;
+    let next_outcome = clearing::run(
+        &store,
+        &settings,
+        &Request {
+            date: next,
+            now_unix_seconds: CycleRule::default().window(next).end_us / 1_000_000 + 1,
+            rerun: false,
+        },
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    let merchant = &next_outcome.settlement.merchants[0];
+    assert_eq!(
+        (
+            merchant.net.minor(),
+            merchant.carried_in.minor(),
+            merchant.payout.minor(),
+            merchant.carried_out.minor()
+        ),
+        (1_990, -700, 2_690, 0),
+        "{name}"
+    );
+    assert_eq!(balance(&store, owed).await, 0, "{name}: settled");
+    store.check_books().await.unwrap();
+    store.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_break_is_resolved_by_an_adjustment_on_sqlite() {
+    a_break_is_resolved_by_an_adjustment(store::testing::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_break_is_resolved_by_an_adjustment_on_postgres() {
+    if let Some(url) = store::testing::postgres_url() {
+        a_break_is_resolved_by_an_adjustment(store::testing::postgres(&url).await).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

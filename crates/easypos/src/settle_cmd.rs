@@ -29,6 +29,26 @@ pub struct SettleArgs {
     /// it exists, else the demo world's].
     #[arg(long, value_name = "FILE")]
     clearing: Option<PathBuf>,
+    /// Resolve a break of the closed cycle by an adjustment posting (docs/settlement.md,
+    /// "Adjustments"): the break's transfer_id from the reconciliation report, or
+    /// journal:<journal_id>. Needs --reason and --operator.
+    #[arg(long, value_name = "BREAK", requires_all = ["reason", "operator"])]
+    adjust: Option<String>,
+    /// With --adjust: minor units owed to the merchant, negative when the merchant owes them
+    /// [default: what the break's transfer did to the merchant's settlement account].
+    #[arg(
+        long,
+        value_name = "MINOR",
+        requires = "adjust",
+        allow_hyphen_values = true
+    )]
+    amount: Option<i64>,
+    /// With --adjust: why (kept with the adjustment and in the audit log).
+    #[arg(long, value_name = "TEXT", requires = "adjust")]
+    reason: Option<String>,
+    /// With --adjust: who decided.
+    #[arg(long, value_name = "NAME", requires = "adjust")]
+    operator: Option<String>,
 }
 
 /// Where the clearing configuration comes from, and its text.
@@ -96,9 +116,48 @@ pub async fn run(config: &Config, args: SettleArgs) -> anyhow::Result<()> {
         .duration_since(std::time::UNIX_EPOCH)
         .context("the system clock is before 1970")?
         .as_secs();
+    let now = i64::try_from(now).context("the system clock is out of range")?;
+    if let Some(reference) = &args.adjust {
+        let request = clearing::adjust::AdjustRequest {
+            date,
+            reference: reference.trim().to_ascii_lowercase(),
+            amount_minor: args.amount,
+            reason: args.reason.clone().unwrap_or_default(),
+            operator: args.operator.clone().unwrap_or_default(),
+            now_unix_seconds: now,
+        };
+        let result = clearing::adjust::adjust(&store, &settings, &request).await;
+        store.close().await?;
+        let (adjustment, posted) = result?;
+        if args.json {
+            let mut value = serde_json::to_value(&adjustment)?;
+            value["posted_now"] = serde_json::Value::from(posted);
+            println!("{value}");
+        } else {
+            println!(
+                "Break {} of {} {}: {} {} minor units owed to merchant {} (against its {} account), transfer {}.",
+                adjustment.reference,
+                adjustment.date,
+                if posted {
+                    "adjusted"
+                } else {
+                    "was adjusted already, nothing posted"
+                },
+                adjustment.currency,
+                adjustment.amount_minor,
+                adjustment.merchant_id,
+                adjustment.against,
+                adjustment.transfer
+            );
+            println!(
+                "  The merchant's next cycle settles it. Rerun the cycle (--rerun) to write its reconciliation report with the break resolved."
+            );
+        }
+        return Ok(());
+    }
     let request = Request {
         date,
-        now_unix_seconds: i64::try_from(now).context("the system clock is out of range")?,
+        now_unix_seconds: now,
         rerun: args.rerun,
     };
     let mut line = ProgressLine {

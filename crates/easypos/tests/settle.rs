@@ -97,6 +97,36 @@ fn a_closed_date_settles_once_and_reruns_without_posting() {
         "{}",
         text(&rerun.stdout)
     );
+
+    // An adjustment names a break of the cycle, a reason and an operator.
+    let unnamed = settle(&dir, &["--date", &date, "--adjust", "journal:1"]);
+    assert!(!unnamed.status.success());
+    assert!(
+        text(&unnamed.stderr).contains("--reason"),
+        "{}",
+        text(&unnamed.stderr)
+    );
+    let no_break = settle(
+        &dir,
+        &[
+            "--date",
+            &date,
+            "--adjust",
+            "journal:1",
+            "--amount",
+            "-500",
+            "--reason",
+            "slip found",
+            "--operator",
+            "ops.lee",
+        ],
+    );
+    assert!(!no_break.status.success());
+    assert!(
+        text(&no_break.stderr).contains("has no break journal:1"),
+        "{}",
+        text(&no_break.stderr)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
