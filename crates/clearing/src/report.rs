@@ -138,6 +138,175 @@ pub fn statements(rule: &CycleRule, settlement: &Settlement) -> Vec<(String, Str
         .collect()
 }
 
+/// Characters per line of a PDF statement, and its layout in points.
+const PDF_COLUMNS: usize = 104;
+const PDF_FONT_POINTS: f32 = 8.0;
+const PDF_LINE_POINTS: f32 = 10.0;
+const PDF_MARGIN_POINTS: f32 = 36.0;
+
+/// Text cut or padded to `width` characters (right-aligned when `right`).
+fn cell(text: &str, width: usize, right: bool) -> String {
+    let text: String = text.chars().take(width).collect();
+    if right {
+        format!("{text:>width$}")
+    } else {
+        format!("{text:<width$}")
+    }
+}
+
+/// The settlement statement of each merchant as a PDF (A4, the lines of the CSV laid out as
+/// columns): (merchant id, currency alpha, PDF bytes).
+pub fn statement_pdfs(rule: &CycleRule, settlement: &Settlement) -> Vec<(String, String, Vec<u8>)> {
+    let date = format_date(settlement.window.date);
+    settlement
+        .merchants
+        .iter()
+        .map(|merchant| {
+            let money = |amount: money::Amount| amount.format_major();
+            let mut lines = vec![
+                "SETTLEMENT STATEMENT".to_owned(),
+                "结算单".to_owned(),
+                String::new(),
+                format!("Merchant       {}  {}", merchant.merchant_id, merchant.name),
+                format!("Business date  {date}    Currency {}", merchant.currency.alpha()),
+                format!(
+                    "Cycle          {} to {} (local time)",
+                    format_local(rule, settlement.window.start_us),
+                    format_local(rule, settlement.window.end_us)
+                ),
+                format!("Acquirer       {}", settlement.acquirer.0),
+                String::new(),
+                "TRANSACTIONS".to_owned(),
+                [
+                    cell("Time", 19, false),
+                    cell("Terminal", 8, false),
+                    cell("Batch", 6, false),
+                    cell("Trace", 6, false),
+                    cell("Kind", 22, false),
+                    cell("Card", 19, false),
+                    cell("Amount", 14, true),
+                ]
+                .join(" "),
+            ];
+            for item in settlement.items.iter().filter(|item| {
+                item.merchant_id == merchant.merchant_id
+                    && item.amount.currency() == merchant.currency
+            }) {
+                let signed = item
+                    .gross()
+                    .checked_sub(item.refunds())
+                    .and_then(|rest| rest.checked_sub(item.chargebacks()))
+                    .unwrap_or(item.amount);
+                lines.push(
+                    [
+                        cell(&format_local(rule, item.received_at_us), 19, false),
+                        cell(&item.terminal_id, 8, false),
+                        cell(&format!("{:06}", item.batch), 6, false),
+                        cell(&format!("{:06}", item.stan), 6, false),
+                        cell(&kind_of(item), 22, false),
+                        cell(&item.card, 19, false),
+                        cell(&money(signed), 14, true),
+                    ]
+                    .join(" "),
+                );
+            }
+            lines.push(String::new());
+            lines.push("FEES (MERCHANT DISCOUNT)".to_owned());
+            lines.push(
+                [
+                    cell("Product", 7, false),
+                    cell("MCC", 4, false),
+                    cell("Count", 6, true),
+                    cell("Gross", 13, true),
+                    cell("Refunds", 12, true),
+                    cell("Chargebacks", 12, true),
+                    cell("Rate bp", 7, true),
+                    cell("Fee", 10, true),
+                    cell("Net", 13, true),
+                ]
+                .join(" "),
+            );
+            for line in &merchant.lines {
+                let net = line
+                    .gross
+                    .checked_sub(line.refunds)
+                    .and_then(|rest| rest.checked_sub(line.chargebacks))
+                    .and_then(|rest| rest.checked_sub(line.fee))
+                    .unwrap_or(line.gross);
+                lines.push(
+                    [
+                        cell(line.product.as_str(), 7, false),
+                        cell(&line.mcc, 4, false),
+                        cell(&line.count.to_string(), 6, true),
+                        cell(&money(line.gross), 13, true),
+                        cell(&money(line.refunds), 12, true),
+                        cell(&money(line.chargebacks), 12, true),
+                        cell(&line.rate.get().to_string(), 7, true),
+                        cell(&money(line.fee), 10, true),
+                        cell(&money(net), 13, true),
+                    ]
+                    .join(" "),
+                );
+            }
+            lines.push(String::new());
+            lines.push("TOTAL".to_owned());
+            for (label, amount) in [
+                ("Gross", merchant.gross),
+                ("Refunds", merchant.refunds),
+                ("Chargebacks", merchant.chargebacks),
+                ("Fees", merchant.fees),
+                ("Net", merchant.net),
+                ("Owed from earlier cycles", merchant.carried_in),
+                ("Carried to later cycles", merchant.carried_out),
+                ("Payout", merchant.payout),
+            ] {
+                lines.push(format!(
+                    "{} {} {}",
+                    cell(label, 26, false),
+                    cell(&money(amount), 16, true),
+                    merchant.currency.alpha()
+                ));
+            }
+            lines.push(String::new());
+            lines.push(format!(
+                "Amounts in {} major units. The CSV statement of the same cycle has every figure in minor units.",
+                merchant.currency.alpha()
+            ));
+            (
+                merchant.merchant_id.clone(),
+                merchant.currency.alpha().to_owned(),
+                pdf_of(&format!("Settlement statement {} {date}", merchant.merchant_id), &lines),
+            )
+        })
+        .collect()
+}
+
+/// Lines of text on as many A4 pages as they take, each page numbered.
+fn pdf_of(title: &str, lines: &[String]) -> Vec<u8> {
+    let per_page =
+        (((pdf::Size::A4_HEIGHT - 2.0 * PDF_MARGIN_POINTS) / PDF_LINE_POINTS) as usize - 2).max(1);
+    let chunks: Vec<&[String]> = lines.chunks(per_page).collect();
+    let pages = chunks.len();
+    let mut document = pdf::Document::new(title);
+    for (number, chunk) in chunks.into_iter().enumerate() {
+        let mut page = pdf::Page::new(pdf::Size::A4_WIDTH, pdf::Size::A4_HEIGHT);
+        let mut y = pdf::Size::A4_HEIGHT - PDF_MARGIN_POINTS;
+        for line in chunk {
+            let text: String = line.chars().take(PDF_COLUMNS).collect();
+            page.text(PDF_MARGIN_POINTS, y, PDF_FONT_POINTS, &text);
+            y -= PDF_LINE_POINTS;
+        }
+        page.text(
+            PDF_MARGIN_POINTS,
+            PDF_MARGIN_POINTS / 2.0,
+            PDF_FONT_POINTS,
+            &format!("{title}    page {} of {pages}", number + 1),
+        );
+        document = document.page(page);
+    }
+    document.to_bytes()
+}
+
 /// The clearing file of each counterparty: (issuer id, currency alpha, CSV text).
 pub fn clearing_files(rule: &CycleRule, settlement: &Settlement) -> Vec<(u32, String, String)> {
     let date = format_date(settlement.window.date);
@@ -321,20 +490,29 @@ pub fn write_all(
         reason: error.to_string(),
     };
     std::fs::create_dir_all(directory).map_err(|error| failed(directory, error))?;
-    let mut files = Vec::new();
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     for (merchant, currency, text) in statements(rule, settlement) {
-        files.push((format!("statement-{merchant}-{currency}-{date}.csv"), text));
+        files.push((
+            format!("statement-{merchant}-{currency}-{date}.csv"),
+            text.into_bytes(),
+        ));
+    }
+    for (merchant, currency, bytes) in statement_pdfs(rule, settlement) {
+        files.push((format!("statement-{merchant}-{currency}-{date}.pdf"), bytes));
     }
     for (issuer, currency, text) in clearing_files(rule, settlement) {
-        files.push((format!("clearing-{issuer}-{currency}-{date}.csv"), text));
+        files.push((
+            format!("clearing-{issuer}-{currency}-{date}.csv"),
+            text.into_bytes(),
+        ));
     }
     files.push((
         format!("reconciliation-{date}.csv"),
-        reconciliation(settlement),
+        reconciliation(settlement).into_bytes(),
     ));
     files.push((
         format!("batches-{date}.csv"),
-        batches(rule, &date, &outcome.batches),
+        batches(rule, &date, &outcome.batches).into_bytes(),
     ));
     let mut written = Vec::new();
     for (name, text) in files {
@@ -568,6 +746,30 @@ total,2026-11-25,10,20,Huangpu Commercial Bank,CNY,,,,,,,,,,,,3,12345,0,0,,43,12
 ";
         assert_eq!(text, expected);
         assert_eq!(files[1].0, 30, "a file per counterparty");
+    }
+
+    #[test]
+    fn a_pdf_statement_holds_the_statements_figures() {
+        let pdfs = statement_pdfs(&CycleRule::default(), &settlement());
+        let (merchant, currency, bytes) = &pdfs[0];
+        assert_eq!(
+            (merchant.as_str(), currency.as_str()),
+            ("898310058120001", "CNY")
+        );
+        assert!(bytes.starts_with(b"%PDF-1.4"));
+        // Content streams are not compressed: the figures can be read back.
+        let text = String::from_utf8_lossy(bytes);
+        for expected in [
+            "SETTLEMENT STATEMENT",
+            "Lujiazui Coffee, Pudong",
+            "Business date  2026-11-25",
+            "Reversal of Sale",
+            "621234******0008",
+            "999.46 CNY",
+            "page 1 of 1",
+        ] {
+            assert!(text.contains(expected), "{expected}");
+        }
     }
 
     #[test]

@@ -863,10 +863,23 @@ async fn a_day_settles_to_the_expected_figures(backend: store::testing::TestBack
     let written = clearing::report::write_all(&settings.cycle, &outcome, out.path()).unwrap();
     assert_eq!(
         written.len(),
-        2 + 3 + 1 + 1,
-        "statements, clearing files, reconciliation, batches"
+        2 * 2 + 3 + 1 + 1,
+        "statements (CSV and PDF), clearing files, reconciliation, batches"
     );
-    for path in &written {
+    for path in written
+        .iter()
+        .filter(|path| path.extension().is_some_and(|ext| ext == "pdf"))
+    {
+        let bytes = std::fs::read(path).unwrap();
+        assert!(bytes.starts_with(b"%PDF-1.4"), "{}", path.display());
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.contains("SETTLEMENT STATEMENT") && text.contains("Payout"));
+        assert!(!text.contains(&demo_card("card-CH001-D").pan));
+    }
+    for path in written
+        .iter()
+        .filter(|path| path.extension().is_some_and(|ext| ext == "csv"))
+    {
         let text = std::fs::read_to_string(path).unwrap();
         let width = text.lines().next().unwrap().split(',').count();
         for line in text.lines().filter(|line| !line.contains('"')) {
