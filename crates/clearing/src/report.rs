@@ -476,6 +476,69 @@ pub fn batches(rule: &CycleRule, date: &str, closes: &[store::batches::BatchClos
     text
 }
 
+/// One report file of a cycle.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportFile {
+    pub name: String,
+    /// `statement`, `clearing`, `reconciliation` or `batches`.
+    pub kind: &'static str,
+    /// The merchant a statement is for.
+    pub merchant_id: Option<String>,
+    /// ISO 4217 alphabetic; empty for the reconciliation and batch reports.
+    pub currency: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Every report of `outcome`: each merchant's statement as CSV and PDF, each counterparty's
+/// clearing file, the reconciliation report and the terminal batches.
+pub fn files(rule: &CycleRule, outcome: &Outcome) -> Vec<ReportFile> {
+    let settlement = &outcome.settlement;
+    let date = format_date(settlement.window.date);
+    let mut files = Vec::new();
+    for (merchant, currency, text) in statements(rule, settlement) {
+        files.push(ReportFile {
+            name: format!("statement-{merchant}-{currency}-{date}.csv"),
+            kind: "statement",
+            merchant_id: Some(merchant),
+            currency,
+            bytes: text.into_bytes(),
+        });
+    }
+    for (merchant, currency, bytes) in statement_pdfs(rule, settlement) {
+        files.push(ReportFile {
+            name: format!("statement-{merchant}-{currency}-{date}.pdf"),
+            kind: "statement",
+            merchant_id: Some(merchant),
+            currency,
+            bytes,
+        });
+    }
+    for (issuer, currency, text) in clearing_files(rule, settlement) {
+        files.push(ReportFile {
+            name: format!("clearing-{issuer}-{currency}-{date}.csv"),
+            kind: "clearing",
+            merchant_id: None,
+            currency,
+            bytes: text.into_bytes(),
+        });
+    }
+    files.push(ReportFile {
+        name: format!("reconciliation-{date}.csv"),
+        kind: "reconciliation",
+        merchant_id: None,
+        currency: String::new(),
+        bytes: reconciliation(settlement).into_bytes(),
+    });
+    files.push(ReportFile {
+        name: format!("batches-{date}.csv"),
+        kind: "batches",
+        merchant_id: None,
+        currency: String::new(),
+        bytes: batches(rule, &date, &outcome.batches).into_bytes(),
+    });
+    files
+}
+
 /// Writes every report of `outcome` into `directory` (created if needed), each file whole or
 /// not at all (written aside, then renamed); returns the paths written.
 pub fn write_all(
@@ -483,46 +546,44 @@ pub fn write_all(
     outcome: &Outcome,
     directory: &Path,
 ) -> Result<Vec<PathBuf>, ClearingError> {
-    let settlement = &outcome.settlement;
-    let date = format_date(settlement.window.date);
     let failed = |path: &Path, error: std::io::Error| ClearingError::Report {
         path: path.display().to_string(),
         reason: error.to_string(),
     };
     std::fs::create_dir_all(directory).map_err(|error| failed(directory, error))?;
-    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
-    for (merchant, currency, text) in statements(rule, settlement) {
-        files.push((
-            format!("statement-{merchant}-{currency}-{date}.csv"),
-            text.into_bytes(),
-        ));
-    }
-    for (merchant, currency, bytes) in statement_pdfs(rule, settlement) {
-        files.push((format!("statement-{merchant}-{currency}-{date}.pdf"), bytes));
-    }
-    for (issuer, currency, text) in clearing_files(rule, settlement) {
-        files.push((
-            format!("clearing-{issuer}-{currency}-{date}.csv"),
-            text.into_bytes(),
-        ));
-    }
-    files.push((
-        format!("reconciliation-{date}.csv"),
-        reconciliation(settlement).into_bytes(),
-    ));
-    files.push((
-        format!("batches-{date}.csv"),
-        batches(rule, &date, &outcome.batches).into_bytes(),
-    ));
     let mut written = Vec::new();
-    for (name, text) in files {
-        let path = directory.join(&name);
-        let aside = directory.join(format!(".{name}.tmp"));
-        std::fs::write(&aside, text).map_err(|error| failed(&aside, error))?;
+    for file in files(rule, outcome) {
+        let path = directory.join(&file.name);
+        let aside = directory.join(format!(".{}.tmp", file.name));
+        std::fs::write(&aside, file.bytes).map_err(|error| failed(&aside, error))?;
         std::fs::rename(&aside, &path).map_err(|error| failed(&path, error))?;
         written.push(path);
     }
     Ok(written)
+}
+
+/// Keeps every report of `outcome` in the store, for the console (a rerun replaces them).
+pub async fn keep(
+    store: &store::Store,
+    rule: &CycleRule,
+    outcome: &Outcome,
+    now_unix_seconds: i64,
+) -> Result<(), ClearingError> {
+    let date = format_date(outcome.settlement.window.date);
+    let reports = files(rule, outcome)
+        .into_iter()
+        .map(|file| store::settlement_reports::SettlementReport {
+            date: date.clone(),
+            name: file.name,
+            kind: file.kind.to_owned(),
+            merchant_id: file.merchant_id,
+            currency: file.currency,
+            written_at: now_unix_seconds,
+            content: file.bytes,
+        })
+        .collect();
+    store.put_settlement_reports(reports).await?;
+    Ok(())
 }
 
 /// The run in one JSON object (`easypos settle --json`).

@@ -891,6 +891,50 @@ async fn a_day_settles_to_the_expected_figures(backend: store::testing::TestBack
         );
     }
 
+    // Kept for the console: a merchant's staff see only its statements.
+    clearing::report::keep(store, &settings.cycle, &outcome, after_cut_off)
+        .await
+        .unwrap();
+    let day = clearing::cycle::format_date(date);
+    let everyone = store::settlement_reports::ReportQuery::default();
+    let all = store.settlement_reports_of(&day, &everyone).await.unwrap();
+    assert_eq!(all.len(), written.len(), "{name}");
+    let duty_free = store::settlement_reports::ReportQuery {
+        merchants: Some(vec![DUTY_FREE.to_owned()]),
+    };
+    let own = store.settlement_reports_of(&day, &duty_free).await.unwrap();
+    assert_eq!(
+        own.iter()
+            .map(|report| report.name.as_str())
+            .collect::<Vec<_>>(),
+        vec![
+            format!("statement-{DUTY_FREE}-USD-{day}.csv"),
+            format!("statement-{DUTY_FREE}-USD-{day}.pdf")
+        ],
+        "{name}"
+    );
+    assert_eq!(
+        store.settlement_dates(&duty_free).await.unwrap(),
+        vec![day.clone()]
+    );
+    let pdf = store
+        .settlement_report(&day, &own[1].name, &duty_free)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        pdf.content,
+        std::fs::read(out.path().join(&own[1].name)).unwrap()
+    );
+    assert!(
+        store
+            .settlement_report(&day, &format!("reconciliation-{day}.csv"), &duty_free)
+            .await
+            .unwrap()
+            .is_none(),
+        "{name}: not the acquirer's reports"
+    );
+
     // Closed: a second run is refused, a rerun changes nothing.
     let accounts = store.all_accounts().await.unwrap();
     let transfers = store.all_transfers().await.unwrap().len();

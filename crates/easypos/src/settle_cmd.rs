@@ -166,8 +166,14 @@ pub async fn run(config: &Config, args: SettleArgs) -> anyhow::Result<()> {
     };
     let result = clearing::run(&store, &settings, &request, &mut |stage| line.show(&stage)).await;
     line.finish();
+    // The reports are kept for the console too (a rerun replaces them).
+    let kept = match &result {
+        Ok(outcome) => clearing::report::keep(&store, &settings.cycle, outcome, now).await,
+        Err(_) => Ok(()),
+    };
     store.close().await?;
     let outcome = result?;
+    kept?;
     let out = args.out.clone().unwrap_or_else(|| {
         config
             .data_dir

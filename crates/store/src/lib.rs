@@ -47,6 +47,7 @@ pub mod refunds;
 pub mod risk_rules;
 mod rows;
 pub mod saf;
+pub mod settlement_reports;
 mod sqlite;
 mod sqlite_accounts;
 mod sqlite_wallets;

@@ -180,6 +180,11 @@ const SQLITE: &[Migration] = &[
         name: "settlement_chargebacks",
         sql: include_str!("../migrations/sqlite/0033_settlement_chargebacks.sql"),
     },
+    Migration {
+        version: 34,
+        name: "settlement_reports",
+        sql: include_str!("../migrations/sqlite/0034_settlement_reports.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -351,6 +356,11 @@ const POSTGRES: &[Migration] = &[
         version: 33,
         name: "settlement_chargebacks",
         sql: include_str!("../migrations/postgres/0033_settlement_chargebacks.sql"),
+    },
+    Migration {
+        version: 34,
+        name: "settlement_reports",
+        sql: include_str!("../migrations/postgres/0034_settlement_reports.sql"),
     },
 ];
 
