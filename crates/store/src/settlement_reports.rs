@@ -231,15 +231,17 @@ impl Store {
         };
         let (date, name) = (date.to_owned(), name.to_owned());
         found.content = match self {
-            Store::Sqlite(store) => store
-                .read(move |connection| {
-                    Ok(connection
+            Store::Sqlite(store) => {
+                store
+                    .read(move |connection| {
+                        Ok(connection
                         .prepare_cached(
                             "SELECT content FROM settlement_reports WHERE date = ?1 AND name = ?2",
                         )?
                         .query_row(rusqlite::params![date, name], |row| row.get(0))?)
-                })
-                .await?,
+                    })
+                    .await?
+            }
             Store::Postgres(store) => {
                 let client = store.other.lock().await;
                 client
