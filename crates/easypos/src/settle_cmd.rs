@@ -71,23 +71,58 @@ fn settings(config: &Config, args: &SettleArgs) -> anyhow::Result<(Settings, Str
     Ok((settings, path.display().to_string()))
 }
 
-/// A progress line on standard error, rewritten in place on a terminal.
+/// Width in characters of the progress bar's track.
+const BAR_WIDTH: usize = 30;
+
+/// `[#########---------------------]  30 %`: `done` of `total` as a bar of `width` cells.
+fn bar(done: usize, total: usize, width: usize) -> String {
+    // An empty day is done.
+    let (done, total) = if total == 0 {
+        (1, 1)
+    } else {
+        (done.min(total), total)
+    };
+    let filled = done * width / total;
+    format!(
+        "[{}{}] {:>3} %",
+        "#".repeat(filled),
+        "-".repeat(width - filled),
+        done * 100 / total
+    )
+}
+
+/// Progress on standard error. On a terminal (and without `--json`), one line redrawn in place,
+/// with a bar while the journal is matched with the ledger; otherwise a plain line per stage
+/// (and per 10 % of the matching), for logs.
 struct ProgressLine {
     terminal: bool,
     last: String,
 }
 
 impl ProgressLine {
-    fn show(&mut self, stage: &Progress) {
-        let text = match stage {
+    fn text(&self, stage: &Progress) -> String {
+        match stage {
             Progress::Journal { rows } => format!("reading the journal: {rows} approved messages"),
+            Progress::Matching { done, total } if self.terminal => format!(
+                "matching with the ledger {} {done}/{total}",
+                bar(*done, *total, BAR_WIDTH)
+            ),
             Progress::Matching { done, total } => {
-                let percent = if *total == 0 { 100 } else { done * 100 / total };
-                format!("matching with the ledger: {done}/{total} ({percent} %)")
+                // Plain lines step by tenths, so a log does not get a line per thousand rows.
+                let tenth = if *total == 0 {
+                    10
+                } else {
+                    done.min(total) * 10 / total
+                };
+                format!("matching with the ledger: {} %", tenth * 10)
             }
             Progress::Ledger => "looking for transfers without a journal entry".to_owned(),
             Progress::Posting { transfers } => format!("posting {transfers} transfers"),
-        };
+        }
+    }
+
+    fn show(&mut self, stage: &Progress) {
+        let text = self.text(stage);
         if text == self.last {
             return;
         }
@@ -161,7 +196,7 @@ pub async fn run(config: &Config, args: SettleArgs) -> anyhow::Result<()> {
         rerun: args.rerun,
     };
     let mut line = ProgressLine {
-        terminal: std::io::stderr().is_terminal(),
+        terminal: std::io::stderr().is_terminal() && !args.json,
         last: String::new(),
     };
     let result = clearing::run(&store, &settings, &request, &mut |stage| line.show(&stage)).await;
@@ -268,6 +303,44 @@ fn print_text(outcome: &Outcome, source: &str, written: &[PathBuf]) {
         println!(
             "  {} breaks between journal and ledger were left out of the figures: see the reconciliation report.",
             settlement.breaks.len()
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bar_fills_with_the_matching() {
+        assert_eq!(bar(0, 200, 10), "[----------]   0 %");
+        assert_eq!(bar(50, 200, 10), "[##--------]  25 %");
+        assert_eq!(bar(200, 200, 10), "[##########] 100 %");
+        assert_eq!(bar(5, 0, 4), "[####] 100 %", "an empty day is done");
+    }
+
+    #[test]
+    fn a_terminal_gets_a_bar_and_a_log_gets_tenths() {
+        let matching = Progress::Matching {
+            done: 1_000,
+            total: 4_000,
+        };
+        let terminal = ProgressLine {
+            terminal: true,
+            last: String::new(),
+        };
+        assert_eq!(
+            terminal.text(&matching),
+            "matching with the ledger [#######-----------------------]  25 % 1000/4000"
+        );
+        let log = ProgressLine {
+            terminal: false,
+            last: String::new(),
+        };
+        assert_eq!(log.text(&matching), "matching with the ledger: 20 %");
+        assert_eq!(
+            log.text(&Progress::Matching { done: 0, total: 0 }),
+            "matching with the ledger: 100 %"
         );
     }
 }
