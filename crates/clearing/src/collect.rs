@@ -36,6 +36,10 @@ use store::journal::JournalEntry;
 /// until then it is refused rather than exhausting memory.
 pub const MAX_ROWS_PER_CYCLE: usize = 2_000_000;
 
+/// Transfers on the acquirer's "due from issuers" accounts one cycle may hold (each approved
+/// message makes at most one, and end of day's own postings a few per counterparty).
+pub const MAX_TRANSFERS_PER_CYCLE: u32 = 4_000_000;
+
 /// Journal rows read on each side of the cycle to match transfers near the cut-off: a message
 /// is journaled after its transfer commits, within the host's answer deadline
 /// (`acquirer::ANSWER_WITHIN`, 15 s); five minutes leaves room for a slow journal write.
@@ -676,9 +680,24 @@ async fn unjournaled(
             )
         })
         .collect();
-    // Every transfer is read: the ledger keeps no index by time (ARCHITECTURE.md, "No
-    // secondary indexes on ledger_transfers"). A ranged read is for a larger installation.
-    let transfers = store.all_transfers().await?;
+    // Only the cycle's transfers on the pools are read out. The ledger keeps no index by time
+    // or account (ARCHITECTURE.md, "No secondary indexes on ledger_transfers"), so the database
+    // still scans the table, but memory holds the cycle's transfers, not the whole ledger.
+    let from = u64::try_from(window.start_us).unwrap_or(0) * 1_000;
+    let to = u64::try_from(window.end_us).unwrap_or(0) * 1_000;
+    let transfers = store
+        .transfers_touching(
+            pooled.keys().copied().collect(),
+            from,
+            to,
+            MAX_TRANSFERS_PER_CYCLE + 1,
+        )
+        .await?;
+    if transfers.len() > MAX_TRANSFERS_PER_CYCLE as usize {
+        return Err(ClearingError::TooLarge(format!(
+            "the cycle holds more than {MAX_TRANSFERS_PER_CYCLE} transfers on what issuers owe, more than one run settles"
+        )));
+    }
     Ok(transfers
         .into_iter()
         .filter(|transfer| {

@@ -42,7 +42,9 @@ pub mod report;
 pub mod schedule;
 mod wallet;
 
-pub use collect::{Break, BreakKind, Day, Effect, Item, MAX_ROWS_PER_CYCLE};
+pub use collect::{
+    Break, BreakKind, Day, Effect, Item, MAX_ROWS_PER_CYCLE, MAX_TRANSFERS_PER_CYCLE,
+};
 pub use compute::{CounterpartySettlement, Line, MerchantSettlement, Settlement};
 pub use post::{Carried, CycleRecord, Status};
 pub use schedule::{FeeSchedule, Product, Settings};
