@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! What a cycle leaves to later ones. A merchant whose refunds exceed its sales in a cycle is
+//! What a cycle leaves to later ones, and a chargeback that does not match its dispute. A merchant whose refunds exceed its sales in a cycle is
 //! not paid, and what it owes is carried to the next cycles: taken from its next positive net
 //! before anything is paid. A break resolved by an operator's adjustment is settled with the
 //! merchant's next cycle the same way. Past business dates are forged straight into the journal
@@ -427,6 +427,114 @@ async fn a_break_is_resolved_by_an_adjustment(backend: store::testing::TestBacke
     assert_eq!(balance(&store, owed).await, 0, "{name}: settled");
     store.check_books().await.unwrap();
     store.close().await.unwrap();
+}
+
+/// A chargeback whose transfer does not match its dispute is a break, not a figure.
+async fn a_chargeback_unlike_its_dispute_is_a_break(backend: store::testing::TestBackend) {
+    let name = backend.name;
+    let store = Store::open(&backend.backend).await.unwrap();
+    demo::seed(&store, &hsm::SoftHsm::new(&[0x42; 32]).unwrap())
+        .await
+        .unwrap();
+    let date = CycleRule::default().date_of(now());
+    let today = clearing::cycle::format_date(date);
+    sale(&store, &today, 1, 1, 5_000).await;
+    let sale_row = store
+        .transactions(&store::accounts::TransactionFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|row| row.kind == "Sale")
+        .unwrap();
+    store
+        .put_dispute(store::disputes::Dispute {
+            id: "dp_0000000000000001".into(),
+            transaction_id: sale_row.id,
+            merchant_id: SHANGHAI.into(),
+            card_id: "card-CH001-D".into(),
+            amount_minor: 5_000,
+            currency: 156,
+            reason: "not_recognised".into(),
+            description: "not me".into(),
+            status: "charged_back".into(),
+            opened_by: "cardholder".into(),
+            opened_at: now(),
+            reviewed_by: "bank".into(),
+            reviewed_at: Some(now()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // The ledger moved 4 000, not the 5 000 disputed.
+    let chargeback = acquirer::effects::BusinessKey {
+        terminal_id: TERMINAL.into(),
+        batch: 1,
+        stan: 1,
+    }
+    .transfer_id("chargeback/acquirer");
+    let posted = store
+        .submit(vec![
+            TransferRequest::posted(
+                chargeback,
+                payable(),
+                pool(),
+                Amount::new(4_000, Currency::CNY),
+            )
+            .code(40),
+        ])
+        .await
+        .unwrap();
+    assert!(posted[0].is_ok());
+    let settings = Settings::parse(clearing::schedule::DEFAULT).unwrap();
+    let outcome = clearing::run(
+        &store,
+        &settings,
+        &Request {
+            date,
+            now_unix_seconds: CycleRule::default().window(date).end_us / 1_000_000 + 1,
+            rerun: false,
+        },
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    let breaks = &outcome.settlement.breaks;
+    assert_eq!(breaks.len(), 1, "{name}: {breaks:?}");
+    assert_eq!(
+        (
+            breaks[0].kind,
+            breaks[0].transfer,
+            breaks[0].message_kind.as_str()
+        ),
+        (
+            clearing::BreakKind::AmountDiffers,
+            Some(chargeback),
+            "Chargeback"
+        ),
+        "{name}"
+    );
+    let merchant = &outcome.settlement.merchants[0];
+    assert_eq!(
+        (merchant.chargebacks.minor(), merchant.gross.minor()),
+        (0, 5_000),
+        "{name}: left out of the figures"
+    );
+    store.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chargeback_unlike_its_dispute_is_a_break_on_sqlite() {
+    a_chargeback_unlike_its_dispute_is_a_break(store::testing::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chargeback_unlike_its_dispute_is_a_break_on_postgres() {
+    if let Some(url) = store::testing::postgres_url() {
+        a_chargeback_unlike_its_dispute_is_a_break(store::testing::postgres(&url).await).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
