@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! End of day over a generated day of real terminal traffic: a host on loopback answers
 //! sales, voids, refunds, reversals, pre-authorizations and completions in two currencies,
-//! over ISO 8583 as a terminal sends them, and disputes are charged back through the same
+//! over ISO 8583 as a terminal sends them, QR payments are paid and refunded from a wallet
+//! (Panda Pay), and disputes are charged back through the same
 //! host (one of them reversed by a decision for the merchant, and enough of them in dollars
 //! that the dollar merchant's net is negative and carried forward); then the day is settled and its figures checked
 //! against a model the test keeps as it goes, computed here independently of the crate. A
@@ -23,6 +24,8 @@ const SHANGHAI: &str = "898310058120001";
 /// A merchant the test adds that prices in US dollars, with its own terminal.
 const DUTY_FREE: &str = "898310059990001";
 const USD_TERMINAL: &str = "30000001";
+/// The wallet institution, Panda Pay.
+const PANDA_PAY: u32 = 40;
 
 /// The demo world with test keys for both card issuers and terminals 10000001 and 30000001,
 /// plus the dollar merchant, its terminal and the acquirer's dollar accounts.
@@ -232,6 +235,11 @@ impl Model {
     fn chargeback(&mut self, card: &demo::DemoCard, mcc: &'static str, minor: i64) {
         self.push(card, mcc, 0, 0, minor);
     }
+    /// A QR payment (gross) or refund from a Panda Pay wallet in yuan.
+    fn wallet(&mut self, mcc: &'static str, gross: i64, refund: i64) {
+        self.lines
+            .push((PANDA_PAY, "wallet", Currency::CNY, mcc, gross, refund, 0));
+    }
     fn push(
         &mut self,
         card: &demo::DemoCard,
@@ -341,6 +349,7 @@ fn fee(gross: i64, bps: i64) -> i64 {
 /// The default schedule's rates, written out again here: (product, MCC) → (MDR, interchange).
 fn rates(product: &str, mcc: &str) -> (i64, i64) {
     match (product, mcc) {
+        ("wallet", _) => (38, 20),
         ("credit", "5814") => (38, 26),
         ("credit", _) => (60, 45),
         _ => (50, 35),
@@ -590,6 +599,42 @@ async fn generate_day(
         4_550 - 1_000
     );
     model.chargeback(&u, duty_free, 4_550 - 1_000);
+
+    // QR payments at the coffee shop's terminal from a Panda Pay wallet: two paid, one of them
+    // refunded.
+    let wallets = wallet::Wallets::new(store.clone(), wallet::WalletConfig::demo());
+    wallets
+        .open_wallet(wallet::NewWallet {
+            id: "W-CH001".into(),
+            cardholder_id: "CH001".into(),
+            currency: Currency::CNY,
+            linked_card_id: Some("card-CH001-D".into()),
+            password: "135790".into(),
+        })
+        .await
+        .unwrap();
+    wallets
+        .top_up("W-CH001", "t1", money::Amount::new(10_000, Currency::CNY))
+        .await
+        .unwrap();
+    for (order, minor) in [("o-1", 1_234), ("o-2", 500)] {
+        let created = wallets
+            .create_order(wallet::NewOrder {
+                order_id: order.into(),
+                terminal_id: "10000001".into(),
+                amount: money::Amount::new(minor, Currency::CNY),
+                timeout_seconds: None,
+            })
+            .await
+            .unwrap();
+        wallets
+            .pay(&created.payload, "W-CH001", "135790")
+            .await
+            .unwrap();
+        model.wallet(coffee, minor, 0);
+    }
+    wallets.refund("o-2").await.unwrap();
+    model.wallet(coffee, 0, 500);
     model
 }
 
@@ -711,9 +756,9 @@ async fn a_day_settles_to_the_expected_figures(backend: store::testing::TestBack
     assert!(!stages.is_empty(), "progress is reported");
     assert!(
         // Per counterparty, transactions and interchange, except the dollar issuer's
-        // transactions, which net to zero (5); per merchant, MDR and a payout (yuan) or a carry
+        // transactions, which net to zero (7); per merchant, MDR and a payout (yuan) or a carry
         // (dollars) (4).
-        matches!(outcome.status, Status::Posted { transfers: 9 }),
+        matches!(outcome.status, Status::Posted { transfers: 11 }),
         "{name}: {:?}",
         outcome.status
     );
@@ -743,7 +788,7 @@ async fn a_day_settles_to_the_expected_figures(backend: store::testing::TestBack
         let mut gross_total = 0;
         let mut refunds_total = 0;
         let mut chargebacks_total = 0;
-        for product in ["debit", "credit"] {
+        for product in ["debit", "credit", "wallet"] {
             let (gross, refunds, chargebacks) =
                 sum(&|line| line.1 == product && line.2 == merchant.currency && line.3 == mcc);
             fees += fee(gross, rates(product, mcc).0);
@@ -804,11 +849,16 @@ async fn a_day_settles_to_the_expected_figures(backend: store::testing::TestBack
             ))
             .collect::<Vec<_>>(),
         // Written out once, to catch a model and a crate wrong the same way.
-        vec![(SHANGHAI, "CNY", 182_697), (DUTY_FREE, "USD", -99)]
+        vec![(SHANGHAI, "CNY", 183_924), (DUTY_FREE, "USD", -99)]
     );
     for party in &settlement.counterparties {
         let mut interchange = 0;
-        for (product, mcc) in [("debit", "5814"), ("credit", "5814"), ("credit", "5309")] {
+        for (product, mcc) in [
+            ("debit", "5814"),
+            ("credit", "5814"),
+            ("credit", "5309"),
+            ("wallet", "5814"),
+        ] {
             let (gross, _, _) = sum(&|line| {
                 line.0 == party.issuer.0
                     && line.1 == product
@@ -845,8 +895,8 @@ async fn a_day_settles_to_the_expected_figures(backend: store::testing::TestBack
     }
     assert_eq!(
         settlement.counterparties.len(),
-        3,
-        "debit bank CNY, credit issuer CNY and USD"
+        4,
+        "debit bank CNY, credit issuer CNY and USD, Panda Pay CNY"
     );
     for currency in [Currency::CNY, Currency::USD] {
         let pooled = demo::acquirer_due_from_issuers(demo::ACQUIRER, currency);
@@ -863,7 +913,7 @@ async fn a_day_settles_to_the_expected_figures(backend: store::testing::TestBack
     let written = clearing::report::write_all(&settings.cycle, &outcome, out.path()).unwrap();
     assert_eq!(
         written.len(),
-        2 * 2 + 3 + 1 + 1,
+        2 * 2 + 4 + 1 + 1,
         "statements (CSV and PDF), clearing files, reconciliation, batches"
     );
     for path in written
