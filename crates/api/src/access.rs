@@ -42,6 +42,9 @@ pub enum Resource {
     /// The case queue of the risk rules: the acquirer's operators, and a merchant's admin and
     /// manager for their merchant's cases.
     Cases,
+    /// End of day's reports (`easypos settle`): the acquirer's operators all of them, a
+    /// merchant's admin and manager their merchant's statements.
+    Settlement,
 }
 
 /// Whether `role` may use routes on `resource` at all.
@@ -61,7 +64,7 @@ pub fn allows(role: Role, resource: Resource) -> bool {
             role,
             PlatformOperator | IssuerOperator | WalletOperator | MerchantAdmin | ChannelPartner
         ),
-        Freezes | Audit | Cases => {
+        Freezes | Audit | Cases | Settlement => {
             matches!(role, PlatformOperator | MerchantAdmin | MerchantManager)
         }
     }

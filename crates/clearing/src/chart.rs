@@ -8,6 +8,12 @@ use money::Currency;
 
 /// What one issuer owes the acquirer after clearing (its net position), per currency.
 pub const CODE_DUE_FROM_COUNTERPARTY: u16 = 1002;
+/// What a merchant owes the acquirer: its negative nets, carried to later cycles (one account
+/// per merchant and currency).
+pub const CODE_DUE_FROM_MERCHANT: u16 = 1003;
+/// Operators' adjustments of breaks whose money sits on no merchant's account (a suspense
+/// account per currency, `crate::adjust`).
+pub const CODE_SETTLEMENT_ADJUSTMENTS: u16 = 1009;
 /// Money sent to merchants' settlement bank accounts, until the bank confirms it.
 pub const CODE_MERCHANT_PAYOUTS: u16 = 2002;
 /// The merchant discount (MDR) the acquirer earns.
@@ -31,6 +37,16 @@ pub fn due_from_counterparty(
     account(acquirer, &format!("clearing/{}", issuer.0), currency)
 }
 
+/// What `merchant` owes the acquirer in `currency` from cycles whose net was negative.
+pub fn due_from_merchant(acquirer: InstitutionId, merchant: &str, currency: Currency) -> AccountId {
+    account(acquirer, &format!("carried/{merchant}"), currency)
+}
+
+/// The acquirer's suspense account of break adjustments in `currency`.
+pub fn settlement_adjustments(acquirer: InstitutionId, currency: Currency) -> AccountId {
+    account(acquirer, "settlement-adjustments", currency)
+}
+
 pub fn merchant_payouts(acquirer: InstitutionId, currency: Currency) -> AccountId {
     account(acquirer, "merchant-payouts", currency)
 }
@@ -43,11 +59,12 @@ pub fn interchange_expense(acquirer: InstitutionId, currency: Currency) -> Accou
     account(acquirer, "interchange-expense", currency)
 }
 
-/// The accounts a cycle in `currency` with these counterparties books into.
-pub fn cycle_accounts(
+/// The accounts a cycle in `currency` with these counterparties and merchants books into.
+pub fn cycle_accounts<'a>(
     acquirer: InstitutionId,
     currency: Currency,
     issuers: impl IntoIterator<Item = InstitutionId>,
+    merchants: impl IntoIterator<Item = &'a str>,
 ) -> Vec<AccountSpec> {
     let mut specs = vec![
         AccountSpec::new(
@@ -75,6 +92,14 @@ pub fn cycle_accounts(
             acquirer,
             currency,
             CODE_DUE_FROM_COUNTERPARTY,
+        )
+    }));
+    specs.extend(merchants.into_iter().map(|merchant| {
+        AccountSpec::new(
+            due_from_merchant(acquirer, merchant, currency),
+            acquirer,
+            currency,
+            CODE_DUE_FROM_MERCHANT,
         )
     }));
     specs

@@ -36,6 +36,10 @@ use store::journal::JournalEntry;
 /// until then it is refused rather than exhausting memory.
 pub const MAX_ROWS_PER_CYCLE: usize = 2_000_000;
 
+/// Transfers on the acquirer's "due from issuers" accounts one cycle may hold (each approved
+/// message makes at most one, and end of day's own postings a few per counterparty).
+pub const MAX_TRANSFERS_PER_CYCLE: u32 = 4_000_000;
+
 /// Journal rows read on each side of the cycle to match transfers near the cut-off: a message
 /// is journaled after its transfer commits, within the host's answer deadline
 /// (`acquirer::ANSWER_WITHIN`, 15 s); five minutes leaves room for a slow journal write.
@@ -52,6 +56,11 @@ pub enum Effect {
     Refund,
     /// A refund undone by its reversal.
     RefundReversed,
+    /// A chargeback: the card's issuer took the money back from the merchant
+    /// (`aftersale::disputes`).
+    Chargeback,
+    /// A chargeback reversed by a decision for the merchant.
+    ChargebackReversed,
 }
 
 impl Effect {
@@ -61,6 +70,8 @@ impl Effect {
             Effect::Cancel => "cancel",
             Effect::Refund => "refund",
             Effect::RefundReversed => "refund_reversed",
+            Effect::Chargeback => "chargeback",
+            Effect::ChargebackReversed => "chargeback_reversed",
         }
     }
 }
@@ -96,7 +107,10 @@ impl Item {
         match self.effect {
             Effect::Purchase => self.amount,
             Effect::Cancel => Amount::new(-self.amount.minor(), self.amount.currency()),
-            Effect::Refund | Effect::RefundReversed => Amount::zero(self.amount.currency()),
+            Effect::Refund
+            | Effect::RefundReversed
+            | Effect::Chargeback
+            | Effect::ChargebackReversed => Amount::zero(self.amount.currency()),
         }
     }
 
@@ -104,7 +118,16 @@ impl Item {
         match self.effect {
             Effect::Refund => self.amount,
             Effect::RefundReversed => Amount::new(-self.amount.minor(), self.amount.currency()),
-            Effect::Purchase | Effect::Cancel => Amount::zero(self.amount.currency()),
+            _ => Amount::zero(self.amount.currency()),
+        }
+    }
+
+    /// What the item adds to (or, reversed, takes from) the chargebacks.
+    pub fn chargebacks(&self) -> Amount {
+        match self.effect {
+            Effect::Chargeback => self.amount,
+            Effect::ChargebackReversed => Amount::new(-self.amount.minor(), self.amount.currency()),
+            _ => Amount::zero(self.amount.currency()),
         }
     }
 }
@@ -140,6 +163,9 @@ impl BreakKind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Break {
     pub kind: BreakKind,
+    /// The merchant whose money the break is about, when known (for a transfer made by no
+    /// message: the merchant whose settlement account it moved).
+    pub merchant_id: Option<String>,
     pub journal_id: Option<i64>,
     pub transfer: Option<TransferId>,
     pub terminal_id: String,
@@ -148,6 +174,20 @@ pub struct Break {
     pub message_kind: String,
     pub amount: Option<Amount>,
     pub detail: String,
+    /// The operator's adjustment that resolved it, if any (`crate::adjust`).
+    pub resolution: Option<crate::adjust::Adjustment>,
+}
+
+impl Break {
+    /// How an operator names the break: its transfer id (32 hex digits), else
+    /// `journal:<id>`.
+    pub fn reference(&self) -> String {
+        match (self.transfer, self.journal_id) {
+            (Some(transfer), _) => format!("{:032x}", transfer.0),
+            (None, Some(id)) => format!("journal:{id}"),
+            (None, None) => String::new(),
+        }
+    }
 }
 
 /// A cycle as read: its items, breaks, and who the acquirer is.
@@ -161,7 +201,7 @@ pub struct Day {
 /// The codes of end of day's own postings, which touch "due from issuers" but come from no
 /// terminal message.
 pub(crate) fn is_clearing_code(code: u16) -> bool {
-    (crate::post::CODE_CLEARING..=crate::post::CODE_PAYOUT).contains(&code)
+    (crate::post::CODE_CLEARING..=crate::adjust::CODE_ADJUSTMENT).contains(&code)
 }
 
 /// Where a message's acquirer transfer is, and what it does.
@@ -223,8 +263,13 @@ pub(crate) async fn collect(
         crate::wallet::items(store, directory, window, &mut journaled).await?;
     items.extend(qr_items);
     breaks.extend(qr_breaks);
+    // Chargebacks: the disputes whose money moved in the cycle.
+    let (chargebacks, chargeback_breaks) =
+        crate::chargebacks::items(store, acquirer, &lookup, window, &mut journaled).await?;
+    items.extend(chargebacks);
+    breaks.extend(chargeback_breaks);
     progress(Progress::Ledger);
-    breaks.extend(unjournaled(store, acquirer, window, &journaled).await?);
+    breaks.extend(unjournaled(store, acquirer, &lookup, window, &journaled).await?);
     Ok(Day {
         acquirer,
         items,
@@ -278,7 +323,7 @@ async fn read_journal(
     Ok(rows)
 }
 
-fn key(terminal_id: &str, batch: Option<i64>, stan: Option<i64>) -> Option<BusinessKey> {
+pub(crate) fn key(terminal_id: &str, batch: Option<i64>, stan: Option<i64>) -> Option<BusinessKey> {
     Some(BusinessKey {
         terminal_id: terminal_id.to_owned(),
         batch: u32::try_from(batch?).ok()?,
@@ -417,8 +462,8 @@ async fn reversal(
 }
 
 /// Merchants and cards of the directory, by what the journal carries.
-struct Lookup<'a> {
-    merchants: HashMap<&'a str, &'a store::directory::Merchant>,
+pub(crate) struct Lookup<'a> {
+    pub(crate) merchants: HashMap<&'a str, &'a store::directory::Merchant>,
     /// (first six, last four) → (issuer, product).
     cards: HashMap<(&'a str, &'a str), (InstitutionId, CardProduct)>,
     /// First six (the BIN) → (issuer, product), for a BIN whose cards all agree; `None` when
@@ -461,7 +506,7 @@ impl<'a> Lookup<'a> {
         }
     }
 
-    fn card(&self, masked: &str) -> Result<(InstitutionId, CardProduct), ClearingError> {
+    pub(crate) fn card(&self, masked: &str) -> Result<(InstitutionId, CardProduct), ClearingError> {
         let unknown = || ClearingError::UnknownCounterparty {
             card: masked.to_owned(),
         };
@@ -497,6 +542,8 @@ async fn matched(
     let breaking = |kind, transfer: Option<TransferId>, amount, detail: String| {
         Matched::Break(Box::new(Break {
             kind,
+            merchant_id: Some(row.merchant_id.clone()),
+            resolution: None,
             journal_id: Some(row.id),
             transfer,
             terminal_id: row.terminal_id.clone(),
@@ -599,13 +646,13 @@ async fn matched(
     })))
 }
 
-fn describe(amount: Amount) -> String {
+pub(crate) fn describe(amount: Amount) -> String {
     format!("{} {}", amount.currency().alpha(), amount.format_major())
 }
 
 /// The merchant's account in an acquirer transfer: the side that is not the pool of what
 /// issuers owe (`None` when neither side is the pool).
-fn merchant_side(transfer: &Transfer, pooled: AccountId) -> Option<AccountId> {
+pub(crate) fn merchant_side(transfer: &Transfer, pooled: AccountId) -> Option<AccountId> {
     if transfer.debit == pooled {
         Some(transfer.credit)
     } else if transfer.credit == pooled {
@@ -620,6 +667,7 @@ fn merchant_side(transfer: &Transfer, pooled: AccountId) -> Option<AccountId> {
 async fn unjournaled(
     store: &Store,
     acquirer: InstitutionId,
+    lookup: &Lookup<'_>,
     window: Window,
     journaled: &HashSet<TransferId>,
 ) -> Result<Vec<Break>, ClearingError> {
@@ -632,9 +680,24 @@ async fn unjournaled(
             )
         })
         .collect();
-    // Every transfer is read: the ledger keeps no index by time (ARCHITECTURE.md, "No
-    // secondary indexes on ledger_transfers"). A ranged read is for a larger installation.
-    let transfers = store.all_transfers().await?;
+    // Only the cycle's transfers on the pools are read out. The ledger keeps no index by time
+    // or account (ARCHITECTURE.md, "No secondary indexes on ledger_transfers"), so the database
+    // still scans the table, but memory holds the cycle's transfers, not the whole ledger.
+    let from = u64::try_from(window.start_us).unwrap_or(0) * 1_000;
+    let to = u64::try_from(window.end_us).unwrap_or(0) * 1_000;
+    let transfers = store
+        .transfers_touching(
+            pooled.keys().copied().collect(),
+            from,
+            to,
+            MAX_TRANSFERS_PER_CYCLE + 1,
+        )
+        .await?;
+    if transfers.len() > MAX_TRANSFERS_PER_CYCLE as usize {
+        return Err(ClearingError::TooLarge(format!(
+            "the cycle holds more than {MAX_TRANSFERS_PER_CYCLE} transfers on what issuers owe, more than one run settles"
+        )));
+    }
     Ok(transfers
         .into_iter()
         .filter(|transfer| {
@@ -646,6 +709,15 @@ async fn unjournaled(
         })
         .map(|transfer| Break {
             kind: BreakKind::NotInJournal,
+            merchant_id: lookup
+                .merchants
+                .values()
+                .find(|merchant| {
+                    merchant.settlement_account == transfer.debit
+                        || merchant.settlement_account == transfer.credit
+                })
+                .map(|merchant| merchant.id.clone()),
+            resolution: None,
             journal_id: None,
             transfer: Some(transfer.id()),
             terminal_id: String::new(),

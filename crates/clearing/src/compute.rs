@@ -1,13 +1,16 @@
 //! A cycle's figures, from its items and the fee schedule; pure.
 //!
-//! Per merchant and currency: the gross (purchases less cancellations), the refunds, the MDR
-//! on the gross of each (card product, MCC) line, and the net = gross − refunds − fees, paid
-//! out when positive. Per counterparty issuer and currency: the same gross and refunds, the
-//! interchange the acquirer pays on the gross of each line, and the net position = gross −
-//! refunds − interchange, what the issuer owes the acquirer for the day.
+//! Per merchant and currency: the gross (purchases less cancellations), the refunds, the
+//! chargebacks, the MDR on the gross of each (card product, MCC) line, and the net = gross −
+//! refunds − chargebacks − fees. What the merchant still owed from earlier cycles (a negative
+//! net carried forward) is taken from the net first; the rest is paid out when positive, and a
+//! negative rest is carried to later cycles. Per counterparty issuer and currency: the same
+//! gross, refunds and chargebacks, the interchange the acquirer pays on the gross of each line,
+//! and the net position = gross − refunds − chargebacks − interchange, what the issuer owes
+//! the acquirer for the day.
 //!
 //! Fees are charged on the gross of a line, rounded once per line by the schedule's rule: a
-//! refund does not give its fee back, a void (or reversal) of a purchase does.
+//! refund or a chargeback does not give its fee back, a void (or reversal) of a purchase does.
 
 use crate::ClearingError;
 use crate::collect::{Break, Day, Item};
@@ -28,6 +31,7 @@ pub struct Line {
     pub count: usize,
     pub gross: Amount,
     pub refunds: Amount,
+    pub chargebacks: Amount,
     pub rate: BasisPoints,
     /// The line's MDR (merchant) or interchange (counterparty).
     pub fee: Amount,
@@ -43,10 +47,16 @@ pub struct MerchantSettlement {
     pub lines: Vec<Line>,
     pub gross: Amount,
     pub refunds: Amount,
+    pub chargebacks: Amount,
     pub fees: Amount,
-    /// gross − refunds − fees.
+    /// gross − refunds − chargebacks − fees.
     pub net: Amount,
-    /// The net when positive; a negative net stays owed by the merchant (not netted yet).
+    /// What the merchant owed from earlier cycles' negative nets when this one began; negative
+    /// when the acquirer owed it (an operator's adjustment of a break, `crate::adjust`).
+    pub carried_in: Amount,
+    /// What it owes after this cycle, carried to later ones: carried_in − net when positive.
+    pub carried_out: Amount,
+    /// net − carried_in when positive: what is paid to the merchant.
     pub payout: Amount,
 }
 
@@ -58,8 +68,9 @@ pub struct CounterpartySettlement {
     pub lines: Vec<Line>,
     pub gross: Amount,
     pub refunds: Amount,
+    pub chargebacks: Amount,
     pub interchange: Amount,
-    /// gross − refunds − interchange: what the issuer owes the acquirer.
+    /// gross − refunds − chargebacks − interchange: what the issuer owes the acquirer.
     pub net: Amount,
 }
 
@@ -84,6 +95,7 @@ struct Sums {
     count: usize,
     gross: i64,
     refunds: i64,
+    chargebacks: i64,
 }
 
 impl Sums {
@@ -97,6 +109,10 @@ impl Sums {
         self.refunds = self
             .refunds
             .checked_add(item.refunds().minor())
+            .ok_or_else(overflow)?;
+        self.chargebacks = self
+            .chargebacks
+            .checked_add(item.chargebacks().minor())
             .ok_or_else(overflow)?;
         Ok(())
     }
@@ -125,6 +141,7 @@ fn lines<'a, K: Ord>(
                 count: 0,
                 gross: 0,
                 refunds: 0,
+                chargebacks: 0,
             })
             .add(item)?;
     }
@@ -142,6 +159,7 @@ fn lines<'a, K: Ord>(
                 count: sums.count,
                 gross,
                 refunds: Amount::new(sums.refunds, currency),
+                chargebacks: Amount::new(sums.chargebacks, currency),
                 rate,
             });
         }
@@ -158,12 +176,17 @@ fn total(
     Amount::checked_sum(currency, lines.iter().map(part)).map_err(money)
 }
 
+/// What each merchant owed from earlier cycles when this one began, by (merchant, currency), in
+/// minor units (positive: owed by the merchant). Absent means nothing.
+pub type CarriedIn = BTreeMap<(String, Currency), i64>;
+
 /// The cycle's figures. Refused when a line has no rate.
 pub fn compute(
     directory: &Directory,
     day: Day,
     fees: &FeeSchedule,
     window: Window,
+    carried: &CarriedIn,
 ) -> Result<Settlement, ClearingError> {
     let merchant_names: BTreeMap<&str, (&str, AccountId)> = directory
         .merchants
@@ -196,24 +219,34 @@ pub fn compute(
             })?;
         let gross = total(currency, &lines, |line| line.gross)?;
         let refunds = total(currency, &lines, |line| line.refunds)?;
+        let chargebacks = total(currency, &lines, |line| line.chargebacks)?;
         let fees = total(currency, &lines, |line| line.fee)?;
         let net = gross
             .checked_sub(refunds)
+            .and_then(|rest| rest.checked_sub(chargebacks))
             .and_then(|rest| rest.checked_sub(fees))
             .map_err(money)?;
+        // Negative when the acquirer owes the merchant (an adjustment in its favour).
+        let carried_in = Amount::new(
+            carried
+                .get(&(merchant_id.clone(), currency))
+                .copied()
+                .unwrap_or(0),
+            currency,
+        );
+        let rest = net.checked_sub(carried_in).map_err(money)?;
         merchants.push(MerchantSettlement {
             name: name.to_owned(),
             account,
-            payout: if net.minor() > 0 {
-                net
-            } else {
-                Amount::zero(currency)
-            },
+            payout: Amount::new(rest.minor().max(0), currency),
+            carried_out: Amount::new(rest.minor().min(0).saturating_neg(), currency),
+            carried_in,
             merchant_id,
             currency,
             lines,
             gross,
             refunds,
+            chargebacks,
             fees,
             net,
         });
@@ -228,6 +261,7 @@ pub fn compute(
     for ((issuer, currency), lines) in by_issuer {
         let gross = total(currency, &lines, |line| line.gross)?;
         let refunds = total(currency, &lines, |line| line.refunds)?;
+        let chargebacks = total(currency, &lines, |line| line.chargebacks)?;
         let interchange = total(currency, &lines, |line| line.fee)?;
         counterparties.push(CounterpartySettlement {
             name: issuer_names.get(&issuer).map_or_else(
@@ -238,11 +272,13 @@ pub fn compute(
             currency,
             net: gross
                 .checked_sub(refunds)
+                .and_then(|rest| rest.checked_sub(chargebacks))
                 .and_then(|rest| rest.checked_sub(interchange))
                 .map_err(money)?,
             lines,
             gross,
             refunds,
+            chargebacks,
             interchange,
         });
     }
@@ -263,12 +299,14 @@ pub fn compute(
 fn assert_flows_agree(settlement: &Settlement) {
     let mut flows: BTreeMap<Currency, (i128, i128)> = BTreeMap::new();
     for merchant in &settlement.merchants {
-        flows.entry(merchant.currency).or_default().0 +=
-            i128::from(merchant.gross.minor()) - i128::from(merchant.refunds.minor());
+        flows.entry(merchant.currency).or_default().0 += i128::from(merchant.gross.minor())
+            - i128::from(merchant.refunds.minor())
+            - i128::from(merchant.chargebacks.minor());
     }
     for counterparty in &settlement.counterparties {
-        flows.entry(counterparty.currency).or_default().1 +=
-            i128::from(counterparty.gross.minor()) - i128::from(counterparty.refunds.minor());
+        flows.entry(counterparty.currency).or_default().1 += i128::from(counterparty.gross.minor())
+            - i128::from(counterparty.refunds.minor())
+            - i128::from(counterparty.chargebacks.minor());
     }
     for (currency, (merchants, issuers)) in flows {
         assert_eq!(
@@ -334,6 +372,7 @@ mod tests {
             },
             &settings.fees,
             window,
+            &CarriedIn::new(),
         )
     }
 
@@ -379,6 +418,7 @@ mod tests {
         // The cancelled purchase gives its fee back: 50 bp of −2 000 = −10.
         assert_eq!((merchant.fees.minor(), merchant.net.minor()), (-10, -6_990));
         assert_eq!(merchant.payout.minor(), 0, "a negative net is not paid");
+        assert_eq!(merchant.carried_out.minor(), 6_990, "it is carried forward");
         let transfers = crate::post::transfers(&settlement).unwrap();
         let ledger::TransferKind::Posted {
             debit,
@@ -401,9 +441,83 @@ mod tests {
             ),
             "the issuer is owed: the pool is debited"
         );
-        assert_eq!(transfers.len(), 3, "no payout");
-        assert!(transfers[..2].iter().all(|transfer| transfer.linked));
-        assert!(!transfers[2].linked, "one chain, closed");
+        assert_eq!(transfers.len(), 4, "no payout, a carry");
+        let ledger::TransferKind::Posted {
+            debit,
+            credit,
+            amount,
+        } = transfers[3].kind
+        else {
+            panic!("a posted transfer");
+        };
+        assert_eq!(
+            (debit, credit, amount.minor(), transfers[3].code),
+            (
+                crate::chart::due_from_merchant(InstitutionId(10), "M1", Currency::CNY),
+                AccountId(7),
+                6_990,
+                crate::post::CODE_CARRY
+            ),
+            "the debt leaves the settlement account for what the merchant owes"
+        );
+        assert!(transfers[..3].iter().all(|transfer| transfer.linked));
+        assert!(!transfers[3].linked, "one chain, closed");
+    }
+
+    #[test]
+    fn a_carried_debt_is_taken_from_later_nets_first() {
+        let day = || {
+            vec![
+                item("M1", 20, Product::Debit, Effect::Purchase, 10_000),
+                item("M1", 20, Product::Debit, Effect::Chargeback, 2_000),
+            ]
+        };
+        let settings = Settings::parse(DEFAULT).unwrap();
+        let window = CycleRule::default().window(crate::cycle::parse_date("2026-11-25").unwrap());
+        let with_debt = |owed: i64| {
+            compute(
+                &directory(),
+                Day {
+                    acquirer: InstitutionId(10),
+                    items: day(),
+                    breaks: Vec::new(),
+                },
+                &settings.fees,
+                window,
+                &CarriedIn::from([(("M1".to_owned(), Currency::CNY), owed)]),
+            )
+            .unwrap()
+        };
+        // net = 10 000 − 2 000 chargeback − 50 MDR (the chargeback keeps its fee) = 7 950.
+        let partly = with_debt(3_000);
+        let merchant = &partly.merchants[0];
+        assert_eq!(
+            (
+                merchant.chargebacks.minor(),
+                merchant.net.minor(),
+                merchant.carried_in.minor(),
+                merchant.payout.minor(),
+                merchant.carried_out.minor()
+            ),
+            (2_000, 7_950, 3_000, 4_950, 0)
+        );
+        assert_eq!(partly.counterparties[0].net.minor(), 10_000 - 2_000 - 35);
+        let carry = crate::post::transfers(&partly).unwrap();
+        let ledger::TransferKind::Posted { debit, amount, .. } = carry.last().unwrap().kind else {
+            panic!("a posted transfer");
+        };
+        assert_eq!(
+            (debit, amount.minor()),
+            (AccountId(7), 3_000),
+            "recovered: the settlement account pays the debt back"
+        );
+        let more = with_debt(10_000);
+        let merchant = &more.merchants[0];
+        assert_eq!(
+            (merchant.payout.minor(), merchant.carried_out.minor()),
+            (0, 2_050),
+            "still owed, carried on"
+        );
     }
 
     #[test]
@@ -423,6 +537,7 @@ mod tests {
             },
             &settings.fees,
             window,
+            &CarriedIn::new(),
         );
         assert!(matches!(
             refused,

@@ -7,8 +7,9 @@
 //!   account per counterparty;
 //! * **fees**: interchange (paid to issuers) and the merchant discount rate (MDR, charged to
 //!   merchants), in basis points by card product and MCC, from the fee schedule;
-//! * **merchant settlement**: gross − refunds − fees, and a payout of it to the merchant's
-//!   settlement account;
+//! * **merchant settlement**: gross − refunds − chargebacks − fees, less what the merchant
+//!   still owed from earlier cycles, paid out to the merchant when positive and carried to
+//!   later cycles when negative;
 //! * **reconciliation**: every break between journal and ledger.
 //!
 //! Every posting's id comes from (date, counterparty or merchant, purpose), and all of a
@@ -30,6 +31,8 @@
 //! # Ok(()) }
 //! ```
 
+pub mod adjust;
+mod chargebacks;
 pub mod chart;
 mod collect;
 pub mod compute;
@@ -39,9 +42,11 @@ pub mod report;
 pub mod schedule;
 mod wallet;
 
-pub use collect::{Break, BreakKind, Day, Effect, Item, MAX_ROWS_PER_CYCLE};
+pub use collect::{
+    Break, BreakKind, Day, Effect, Item, MAX_ROWS_PER_CYCLE, MAX_TRANSFERS_PER_CYCLE,
+};
 pub use compute::{CounterpartySettlement, Line, MerchantSettlement, Settlement};
-pub use post::{CycleRecord, Status};
+pub use post::{Carried, CycleRecord, Status};
 pub use schedule::{FeeSchedule, Product, Settings};
 
 use issuer::BusinessDate;
@@ -101,6 +106,9 @@ pub enum ClearingError {
     Refused(String),
     #[error("{0}")]
     TooLarge(String),
+    /// An adjustment refused (`adjust`): nothing was posted.
+    #[error("{0}")]
+    Adjustment(String),
     #[error("cannot write the report {path}: {reason}")]
     Report { path: String, reason: String },
     #[error(transparent)]
@@ -166,7 +174,23 @@ pub async fn run(
     }
     let directory = store.load_directory().await?;
     let day = collect::collect(store, &directory, window, progress).await?;
-    let settlement = compute::compute(&directory, day, &settings.fees, window)?;
+    // What merchants owed from earlier cycles: from the books on a first run, from the record
+    // on a rerun (the cycle's own carry has changed the books since).
+    let carried = match &closed {
+        Some(record) => record.carried(),
+        None => {
+            let merchants = day
+                .items
+                .iter()
+                .map(|item| (item.merchant_id.clone(), item.amount.currency()))
+                .collect();
+            post::carried_in(store, day.acquirer, &merchants).await?
+        }
+    };
+    let mut settlement = compute::compute(&directory, day, &settings.fees, window, &carried)?;
+    for found in &mut settlement.breaks {
+        found.resolution = adjust::resolution(store, &date, found).await?;
+    }
     let transfers = post::transfers(&settlement)?;
     let batches = store.batch_closes(window.start_us, window.end_us).await?;
     progress(Progress::Posting {

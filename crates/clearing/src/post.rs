@@ -6,6 +6,11 @@
 //! | interchange | counterparty, currency | interchange expense | due from that counterparty | 1202 |
 //! | mdr | merchant, currency | merchant's settlement account | MDR income | 1203 |
 //! | payout | merchant, currency | merchant's settlement account | merchant payouts | 1204 |
+//! | carry | merchant, currency | due from the merchant | merchant's settlement account | 1205 |
+//!
+//! The carry moves the change in what the merchant owes from earlier cycles: a negative net
+//! not yet recovered is moved out of its settlement account into "due from the merchant", and a
+//! later positive net pays it back first (the carry then goes the other way).
 //!
 //! A negative figure swaps debit and credit; a zero one posts nothing. Ids come from (date,
 //! counterparty or merchant, currency, purpose). All of a cycle's postings are one linked
@@ -32,6 +37,7 @@ pub const CODE_CLEARING: u16 = 1201;
 pub const CODE_INTERCHANGE: u16 = 1202;
 pub const CODE_MDR: u16 = 1203;
 pub const CODE_PAYOUT: u16 = 1204;
+pub const CODE_CARRY: u16 = 1205;
 
 /// What a run did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,6 +63,66 @@ pub struct CycleRecord {
     pub merchants: usize,
     pub counterparties: usize,
     pub breaks: usize,
+    /// What each merchant owed from earlier cycles when this one was posted (non-zero only),
+    /// so that a rerun computes the same carry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub carried_in: Vec<Carried>,
+}
+
+/// A merchant's debt carried into a cycle.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Carried {
+    pub merchant_id: String,
+    /// ISO 4217 alphabetic.
+    pub currency: String,
+    pub minor: i64,
+}
+
+impl CycleRecord {
+    /// The record's carried debts, as `compute` takes them.
+    pub fn carried(&self) -> crate::compute::CarriedIn {
+        self.carried_in
+            .iter()
+            .filter_map(|carried| {
+                Currency::from_alpha(&carried.currency)
+                    .ok()
+                    .map(|currency| ((carried.merchant_id.clone(), currency), carried.minor))
+            })
+            .collect()
+    }
+}
+
+/// What each of `merchants` (id, currency) owes from earlier cycles, from the books: the
+/// balance of its "due from the merchant" account.
+pub async fn carried_in(
+    store: &Store,
+    acquirer: ledger::InstitutionId,
+    merchants: &BTreeSet<(String, Currency)>,
+) -> Result<crate::compute::CarriedIn, ClearingError> {
+    let ids: BTreeMap<AccountId, (String, Currency)> = merchants
+        .iter()
+        .map(|(merchant, currency)| {
+            (
+                chart::due_from_merchant(acquirer, merchant, *currency),
+                (merchant.clone(), *currency),
+            )
+        })
+        .collect();
+    let mut out = crate::compute::CarriedIn::new();
+    for chunk in ids.keys().copied().collect::<Vec<_>>().chunks(1_000) {
+        for account in store.accounts(chunk.to_vec()).await? {
+            let owed = i64::try_from(
+                i128::from(account.debits_posted) - i128::from(account.credits_posted),
+            )
+            .map_err(|_| ClearingError::TooLarge("a carried debt does not fit".to_owned()))?;
+            if owed != 0
+                && let Some(key) = ids.get(&account.id)
+            {
+                out.insert(key.clone(), owed);
+            }
+        }
+    }
+    Ok(out)
 }
 
 impl CycleRecord {
@@ -134,9 +200,13 @@ pub fn transfers(settlement: &Settlement) -> Result<Vec<TransferRequest>, Cleari
         let name = format!("counterparty/{}", party.issuer.0);
         let currency = party.currency;
         let due = chart::due_from_counterparty(acquirer, party.issuer, currency);
-        let transactions = party.gross.checked_sub(party.refunds).map_err(|error| {
-            ClearingError::TooLarge(format!("a cycle total does not fit: {error}"))
-        })?;
+        let transactions = party
+            .gross
+            .checked_sub(party.refunds)
+            .and_then(|rest| rest.checked_sub(party.chargebacks))
+            .map_err(|error| {
+                ClearingError::TooLarge(format!("a cycle total does not fit: {error}"))
+            })?;
         out.extend(movement(
             transfer_id(&date, &name, currency, "transactions"),
             due,
@@ -168,6 +238,19 @@ pub fn transfers(settlement: &Settlement) -> Result<Vec<TransferRequest>, Cleari
             chart::merchant_payouts(acquirer, currency),
             merchant.payout,
             CODE_PAYOUT,
+        ));
+        let carry = merchant
+            .carried_out
+            .checked_sub(merchant.carried_in)
+            .map_err(|error| {
+                ClearingError::TooLarge(format!("a carried debt does not fit: {error}"))
+            })?;
+        out.extend(movement(
+            transfer_id(&date, &name, currency, "carry"),
+            chart::due_from_merchant(acquirer, &merchant.merchant_id, currency),
+            merchant.account,
+            carry,
+            CODE_CARRY,
         ));
     }
     if out.len() > ledger::MAX_BATCH_SIZE {
@@ -220,9 +303,14 @@ async fn check_accounts(store: &Store, settlement: &Settlement) -> Result<(), Cl
     let acquirer = settlement.acquirer;
     let mut wanted: BTreeSet<AccountId> = BTreeSet::new();
     let mut currencies: BTreeMap<Currency, BTreeSet<ledger::InstitutionId>> = BTreeMap::new();
+    let mut merchants: BTreeMap<Currency, Vec<&str>> = BTreeMap::new();
     for merchant in &settlement.merchants {
         wanted.insert(merchant.account);
         currencies.entry(merchant.currency).or_default();
+        merchants
+            .entry(merchant.currency)
+            .or_default()
+            .push(merchant.merchant_id.as_str());
     }
     for party in &settlement.counterparties {
         wanted.insert(acquirer::chart::issuer_settlement(
@@ -277,7 +365,14 @@ async fn check_accounts(store: &Store, settlement: &Settlement) -> Result<(), Cl
     }
     let specs: Vec<_> = currencies
         .into_iter()
-        .flat_map(|(currency, issuers)| chart::cycle_accounts(acquirer, currency, issuers))
+        .flat_map(|(currency, issuers)| {
+            chart::cycle_accounts(
+                acquirer,
+                currency,
+                issuers,
+                merchants.get(&currency).cloned().unwrap_or_default(),
+            )
+        })
         .collect();
     for (spec, opened) in specs
         .iter()
@@ -310,6 +405,16 @@ pub(crate) async fn post(
         merchants: settlement.merchants.len(),
         counterparties: settlement.counterparties.len(),
         breaks: settlement.breaks.len(),
+        carried_in: settlement
+            .merchants
+            .iter()
+            .filter(|merchant| merchant.carried_in.minor() != 0)
+            .map(|merchant| Carried {
+                merchant_id: merchant.merchant_id.clone(),
+                currency: merchant.currency.alpha().to_owned(),
+                minor: merchant.carried_in.minor(),
+            })
+            .collect(),
     };
     let count = transfers.len();
     let text = serde_json::to_string(&record)

@@ -9,10 +9,9 @@ use crate::cycle::{CycleRule, format_date, format_local};
 use crate::{ClearingError, Outcome, Status};
 use std::path::{Path, PathBuf};
 
-pub const STATEMENT_COLUMNS: &str = "record,date,merchant_id,merchant_name,currency,time,terminal_id,batch,stan,rrn,kind,effect,card,product,mcc,count,gross_minor,refunds_minor,rate_bps,fee_minor,net_minor,payout_minor";
-pub const CLEARING_COLUMNS: &str = "record,date,acquirer,issuer,issuer_name,currency,time,merchant_id,terminal_id,batch,stan,rrn,kind,effect,card,product,mcc,count,gross_minor,refunds_minor,rate_bps,interchange_minor,net_minor";
-pub const RECONCILIATION_COLUMNS: &str =
-    "date,break,journal_id,transfer_id,terminal_id,batch,stan,kind,currency,amount_minor,detail";
+pub const STATEMENT_COLUMNS: &str = "record,date,merchant_id,merchant_name,currency,time,terminal_id,batch,stan,rrn,kind,effect,card,product,mcc,count,gross_minor,refunds_minor,chargebacks_minor,rate_bps,fee_minor,net_minor,carried_in_minor,carried_out_minor,payout_minor";
+pub const CLEARING_COLUMNS: &str = "record,date,acquirer,issuer,issuer_name,currency,time,merchant_id,terminal_id,batch,stan,rrn,kind,effect,card,product,mcc,count,gross_minor,refunds_minor,chargebacks_minor,rate_bps,interchange_minor,net_minor";
+pub const RECONCILIATION_COLUMNS: &str = "date,break,journal_id,transfer_id,terminal_id,batch,stan,kind,currency,amount_minor,detail,merchant_id,status,adjustment_transfer,adjustment_minor,resolution";
 
 pub const BATCH_COLUMNS: &str = "record,date,closed_at,merchant_id,terminal_id,batch,status,currency,terminal_debit_count,terminal_debit_minor,terminal_credit_count,terminal_credit_minor,host_debit_count,host_debit_minor,host_credit_count,host_credit_minor,stan,difference,terminal_kind,terminal_amount_minor,host_kind,host_amount_minor,card";
 
@@ -58,6 +57,7 @@ fn item_fields(rule: &CycleRule, item: &Item) -> Vec<String> {
         "1".to_owned(),
         item.gross().minor().to_string(),
         item.refunds().minor().to_string(),
+        item.chargebacks().minor().to_string(),
     ]
 }
 
@@ -68,9 +68,11 @@ fn line_fields(line: &Line) -> Vec<String> {
         line.count.to_string(),
         line.gross.minor().to_string(),
         line.refunds.minor().to_string(),
+        line.chargebacks.minor().to_string(),
         line.rate.get().to_string(),
         line.fee.minor().to_string(),
-        (line.gross.minor() - line.refunds.minor() - line.fee.minor()).to_string(),
+        (line.gross.minor() - line.refunds.minor() - line.chargebacks.minor() - line.fee.minor())
+            .to_string(),
     ]
 }
 
@@ -97,14 +99,14 @@ pub fn statements(rule: &CycleRule, settlement: &Settlement) -> Vec<(String, Str
             }) {
                 let mut fields = head("transaction");
                 fields.extend(item_fields(rule, item));
-                fields.extend(["".into(), "".into(), "".into(), "".into()]);
+                fields.extend(vec![String::new(); 6]);
                 text.push_str(&row(&fields));
             }
             for line in &merchant.lines {
                 let mut fields = head("fee");
                 fields.extend(vec![String::new(); 8]);
                 fields.extend(line_fields(line));
-                fields.push(String::new());
+                fields.extend(vec![String::new(); 3]);
                 text.push_str(&row(&fields));
             }
             let mut fields = head("total");
@@ -118,9 +120,12 @@ pub fn statements(rule: &CycleRule, settlement: &Settlement) -> Vec<(String, Str
                     .to_string(),
                 merchant.gross.minor().to_string(),
                 merchant.refunds.minor().to_string(),
+                merchant.chargebacks.minor().to_string(),
                 String::new(),
                 merchant.fees.minor().to_string(),
                 merchant.net.minor().to_string(),
+                merchant.carried_in.minor().to_string(),
+                merchant.carried_out.minor().to_string(),
                 merchant.payout.minor().to_string(),
             ]);
             text.push_str(&row(&fields));
@@ -131,6 +136,175 @@ pub fn statements(rule: &CycleRule, settlement: &Settlement) -> Vec<(String, Str
             )
         })
         .collect()
+}
+
+/// Characters per line of a PDF statement, and its layout in points.
+const PDF_COLUMNS: usize = 104;
+const PDF_FONT_POINTS: f32 = 8.0;
+const PDF_LINE_POINTS: f32 = 10.0;
+const PDF_MARGIN_POINTS: f32 = 36.0;
+
+/// Text cut or padded to `width` characters (right-aligned when `right`).
+fn cell(text: &str, width: usize, right: bool) -> String {
+    let text: String = text.chars().take(width).collect();
+    if right {
+        format!("{text:>width$}")
+    } else {
+        format!("{text:<width$}")
+    }
+}
+
+/// The settlement statement of each merchant as a PDF (A4, the lines of the CSV laid out as
+/// columns): (merchant id, currency alpha, PDF bytes).
+pub fn statement_pdfs(rule: &CycleRule, settlement: &Settlement) -> Vec<(String, String, Vec<u8>)> {
+    let date = format_date(settlement.window.date);
+    settlement
+        .merchants
+        .iter()
+        .map(|merchant| {
+            let money = |amount: money::Amount| amount.format_major();
+            let mut lines = vec![
+                "SETTLEMENT STATEMENT".to_owned(),
+                "结算单".to_owned(),
+                String::new(),
+                format!("Merchant       {}  {}", merchant.merchant_id, merchant.name),
+                format!("Business date  {date}    Currency {}", merchant.currency.alpha()),
+                format!(
+                    "Cycle          {} to {} (local time)",
+                    format_local(rule, settlement.window.start_us),
+                    format_local(rule, settlement.window.end_us)
+                ),
+                format!("Acquirer       {}", settlement.acquirer.0),
+                String::new(),
+                "TRANSACTIONS".to_owned(),
+                [
+                    cell("Time", 19, false),
+                    cell("Terminal", 8, false),
+                    cell("Batch", 6, false),
+                    cell("Trace", 6, false),
+                    cell("Kind", 22, false),
+                    cell("Card", 19, false),
+                    cell("Amount", 14, true),
+                ]
+                .join(" "),
+            ];
+            for item in settlement.items.iter().filter(|item| {
+                item.merchant_id == merchant.merchant_id
+                    && item.amount.currency() == merchant.currency
+            }) {
+                let signed = item
+                    .gross()
+                    .checked_sub(item.refunds())
+                    .and_then(|rest| rest.checked_sub(item.chargebacks()))
+                    .unwrap_or(item.amount);
+                lines.push(
+                    [
+                        cell(&format_local(rule, item.received_at_us), 19, false),
+                        cell(&item.terminal_id, 8, false),
+                        cell(&format!("{:06}", item.batch), 6, false),
+                        cell(&format!("{:06}", item.stan), 6, false),
+                        cell(&kind_of(item), 22, false),
+                        cell(&item.card, 19, false),
+                        cell(&money(signed), 14, true),
+                    ]
+                    .join(" "),
+                );
+            }
+            lines.push(String::new());
+            lines.push("FEES (MERCHANT DISCOUNT)".to_owned());
+            lines.push(
+                [
+                    cell("Product", 7, false),
+                    cell("MCC", 4, false),
+                    cell("Count", 6, true),
+                    cell("Gross", 13, true),
+                    cell("Refunds", 12, true),
+                    cell("Chargebacks", 12, true),
+                    cell("Rate bp", 7, true),
+                    cell("Fee", 10, true),
+                    cell("Net", 13, true),
+                ]
+                .join(" "),
+            );
+            for line in &merchant.lines {
+                let net = line
+                    .gross
+                    .checked_sub(line.refunds)
+                    .and_then(|rest| rest.checked_sub(line.chargebacks))
+                    .and_then(|rest| rest.checked_sub(line.fee))
+                    .unwrap_or(line.gross);
+                lines.push(
+                    [
+                        cell(line.product.as_str(), 7, false),
+                        cell(&line.mcc, 4, false),
+                        cell(&line.count.to_string(), 6, true),
+                        cell(&money(line.gross), 13, true),
+                        cell(&money(line.refunds), 12, true),
+                        cell(&money(line.chargebacks), 12, true),
+                        cell(&line.rate.get().to_string(), 7, true),
+                        cell(&money(line.fee), 10, true),
+                        cell(&money(net), 13, true),
+                    ]
+                    .join(" "),
+                );
+            }
+            lines.push(String::new());
+            lines.push("TOTAL".to_owned());
+            for (label, amount) in [
+                ("Gross", merchant.gross),
+                ("Refunds", merchant.refunds),
+                ("Chargebacks", merchant.chargebacks),
+                ("Fees", merchant.fees),
+                ("Net", merchant.net),
+                ("Owed from earlier cycles", merchant.carried_in),
+                ("Carried to later cycles", merchant.carried_out),
+                ("Payout", merchant.payout),
+            ] {
+                lines.push(format!(
+                    "{} {} {}",
+                    cell(label, 26, false),
+                    cell(&money(amount), 16, true),
+                    merchant.currency.alpha()
+                ));
+            }
+            lines.push(String::new());
+            lines.push(format!(
+                "Amounts in {} major units. The CSV statement of the same cycle has every figure in minor units.",
+                merchant.currency.alpha()
+            ));
+            (
+                merchant.merchant_id.clone(),
+                merchant.currency.alpha().to_owned(),
+                pdf_of(&format!("Settlement statement {} {date}", merchant.merchant_id), &lines),
+            )
+        })
+        .collect()
+}
+
+/// Lines of text on as many A4 pages as they take, each page numbered.
+fn pdf_of(title: &str, lines: &[String]) -> Vec<u8> {
+    let per_page =
+        (((pdf::Size::A4_HEIGHT - 2.0 * PDF_MARGIN_POINTS) / PDF_LINE_POINTS) as usize - 2).max(1);
+    let chunks: Vec<&[String]> = lines.chunks(per_page).collect();
+    let pages = chunks.len();
+    let mut document = pdf::Document::new(title);
+    for (number, chunk) in chunks.into_iter().enumerate() {
+        let mut page = pdf::Page::new(pdf::Size::A4_WIDTH, pdf::Size::A4_HEIGHT);
+        let mut y = pdf::Size::A4_HEIGHT - PDF_MARGIN_POINTS;
+        for line in chunk {
+            let text: String = line.chars().take(PDF_COLUMNS).collect();
+            page.text(PDF_MARGIN_POINTS, y, PDF_FONT_POINTS, &text);
+            y -= PDF_LINE_POINTS;
+        }
+        page.text(
+            PDF_MARGIN_POINTS,
+            PDF_MARGIN_POINTS / 2.0,
+            PDF_FONT_POINTS,
+            &format!("{title}    page {} of {pages}", number + 1),
+        );
+        document = document.page(page);
+    }
+    document.to_bytes()
 }
 
 /// The clearing file of each counterparty: (issuer id, currency alpha, CSV text).
@@ -179,6 +353,7 @@ pub fn clearing_files(rule: &CycleRule, settlement: &Settlement) -> Vec<(u32, St
                     .to_string(),
                 party.gross.minor().to_string(),
                 party.refunds.minor().to_string(),
+                party.chargebacks.minor().to_string(),
                 String::new(),
                 party.interchange.minor().to_string(),
                 party.net.minor().to_string(),
@@ -225,6 +400,28 @@ fn break_fields(date: &str, found: &Break) -> Vec<String> {
             .map(|amount| amount.minor().to_string())
             .unwrap_or_default(),
         found.detail.clone(),
+        found.merchant_id.clone().unwrap_or_default(),
+        if found.resolution.is_some() {
+            "resolved"
+        } else {
+            "open"
+        }
+        .to_owned(),
+        found
+            .resolution
+            .as_ref()
+            .map(|adjustment| adjustment.transfer.clone())
+            .unwrap_or_default(),
+        found
+            .resolution
+            .as_ref()
+            .map(|adjustment| adjustment.amount_minor.to_string())
+            .unwrap_or_default(),
+        found
+            .resolution
+            .as_ref()
+            .map(|adjustment| format!("{} ({})", adjustment.reason, adjustment.operator))
+            .unwrap_or_default(),
     ]
 }
 
@@ -279,6 +476,69 @@ pub fn batches(rule: &CycleRule, date: &str, closes: &[store::batches::BatchClos
     text
 }
 
+/// One report file of a cycle.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportFile {
+    pub name: String,
+    /// `statement`, `clearing`, `reconciliation` or `batches`.
+    pub kind: &'static str,
+    /// The merchant a statement is for.
+    pub merchant_id: Option<String>,
+    /// ISO 4217 alphabetic; empty for the reconciliation and batch reports.
+    pub currency: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Every report of `outcome`: each merchant's statement as CSV and PDF, each counterparty's
+/// clearing file, the reconciliation report and the terminal batches.
+pub fn files(rule: &CycleRule, outcome: &Outcome) -> Vec<ReportFile> {
+    let settlement = &outcome.settlement;
+    let date = format_date(settlement.window.date);
+    let mut files = Vec::new();
+    for (merchant, currency, text) in statements(rule, settlement) {
+        files.push(ReportFile {
+            name: format!("statement-{merchant}-{currency}-{date}.csv"),
+            kind: "statement",
+            merchant_id: Some(merchant),
+            currency,
+            bytes: text.into_bytes(),
+        });
+    }
+    for (merchant, currency, bytes) in statement_pdfs(rule, settlement) {
+        files.push(ReportFile {
+            name: format!("statement-{merchant}-{currency}-{date}.pdf"),
+            kind: "statement",
+            merchant_id: Some(merchant),
+            currency,
+            bytes,
+        });
+    }
+    for (issuer, currency, text) in clearing_files(rule, settlement) {
+        files.push(ReportFile {
+            name: format!("clearing-{issuer}-{currency}-{date}.csv"),
+            kind: "clearing",
+            merchant_id: None,
+            currency,
+            bytes: text.into_bytes(),
+        });
+    }
+    files.push(ReportFile {
+        name: format!("reconciliation-{date}.csv"),
+        kind: "reconciliation",
+        merchant_id: None,
+        currency: String::new(),
+        bytes: reconciliation(settlement).into_bytes(),
+    });
+    files.push(ReportFile {
+        name: format!("batches-{date}.csv"),
+        kind: "batches",
+        merchant_id: None,
+        currency: String::new(),
+        bytes: batches(rule, &date, &outcome.batches).into_bytes(),
+    });
+    files
+}
+
 /// Writes every report of `outcome` into `directory` (created if needed), each file whole or
 /// not at all (written aside, then renamed); returns the paths written.
 pub fn write_all(
@@ -286,37 +546,44 @@ pub fn write_all(
     outcome: &Outcome,
     directory: &Path,
 ) -> Result<Vec<PathBuf>, ClearingError> {
-    let settlement = &outcome.settlement;
-    let date = format_date(settlement.window.date);
     let failed = |path: &Path, error: std::io::Error| ClearingError::Report {
         path: path.display().to_string(),
         reason: error.to_string(),
     };
     std::fs::create_dir_all(directory).map_err(|error| failed(directory, error))?;
-    let mut files = Vec::new();
-    for (merchant, currency, text) in statements(rule, settlement) {
-        files.push((format!("statement-{merchant}-{currency}-{date}.csv"), text));
-    }
-    for (issuer, currency, text) in clearing_files(rule, settlement) {
-        files.push((format!("clearing-{issuer}-{currency}-{date}.csv"), text));
-    }
-    files.push((
-        format!("reconciliation-{date}.csv"),
-        reconciliation(settlement),
-    ));
-    files.push((
-        format!("batches-{date}.csv"),
-        batches(rule, &date, &outcome.batches),
-    ));
     let mut written = Vec::new();
-    for (name, text) in files {
-        let path = directory.join(&name);
-        let aside = directory.join(format!(".{name}.tmp"));
-        std::fs::write(&aside, text).map_err(|error| failed(&aside, error))?;
+    for file in files(rule, outcome) {
+        let path = directory.join(&file.name);
+        let aside = directory.join(format!(".{}.tmp", file.name));
+        std::fs::write(&aside, file.bytes).map_err(|error| failed(&aside, error))?;
         std::fs::rename(&aside, &path).map_err(|error| failed(&path, error))?;
         written.push(path);
     }
     Ok(written)
+}
+
+/// Keeps every report of `outcome` in the store, for the console (a rerun replaces them).
+pub async fn keep(
+    store: &store::Store,
+    rule: &CycleRule,
+    outcome: &Outcome,
+    now_unix_seconds: i64,
+) -> Result<(), ClearingError> {
+    let date = format_date(outcome.settlement.window.date);
+    let reports = files(rule, outcome)
+        .into_iter()
+        .map(|file| store::settlement_reports::SettlementReport {
+            date: date.clone(),
+            name: file.name,
+            kind: file.kind.to_owned(),
+            merchant_id: file.merchant_id,
+            currency: file.currency,
+            written_at: now_unix_seconds,
+            content: file.bytes,
+        })
+        .collect();
+    store.put_settlement_reports(reports).await?;
+    Ok(())
 }
 
 /// The run in one JSON object (`easypos settle --json`).
@@ -338,6 +605,7 @@ pub fn summary(outcome: &Outcome) -> serde_json::Value {
         "closed_at_unix": outcome.record.closed_at_unix,
         "transactions": settlement.items.len(),
         "breaks": settlement.breaks.len(),
+        "breaks_resolved": settlement.breaks.iter().filter(|found| found.resolution.is_some()).count(),
         "terminal_batches": outcome.batches.len(),
         "terminal_batch_differences": outcome.batches.iter().map(|close| close.differences.len()).sum::<usize>(),
         "merchants": settlement.merchants.iter().map(|merchant| json!({
@@ -346,8 +614,11 @@ pub fn summary(outcome: &Outcome) -> serde_json::Value {
             "currency": merchant.currency.alpha(),
             "gross_minor": merchant.gross.minor(),
             "refunds_minor": merchant.refunds.minor(),
+            "chargebacks_minor": merchant.chargebacks.minor(),
             "fees_minor": merchant.fees.minor(),
             "net_minor": merchant.net.minor(),
+            "carried_in_minor": merchant.carried_in.minor(),
+            "carried_out_minor": merchant.carried_out.minor(),
             "payout_minor": merchant.payout.minor(),
         })).collect::<Vec<_>>(),
         "counterparties": settlement.counterparties.iter().map(|party| json!({
@@ -356,6 +627,7 @@ pub fn summary(outcome: &Outcome) -> serde_json::Value {
             "currency": party.currency.alpha(),
             "gross_minor": party.gross.minor(),
             "refunds_minor": party.refunds.minor(),
+            "chargebacks_minor": party.chargebacks.minor(),
             "interchange_minor": party.interchange.minor(),
             "net_minor": party.net.minor(),
         })).collect::<Vec<_>>(),
@@ -493,6 +765,7 @@ mod tests {
             },
             &settings.fees,
             window,
+            &crate::compute::CarriedIn::new(),
         )
         .unwrap()
     }
@@ -506,15 +779,15 @@ mod tests {
             ("898310058120001", "CNY")
         );
         let expected = "\
-record,date,merchant_id,merchant_name,currency,time,terminal_id,batch,stan,rrn,kind,effect,card,product,mcc,count,gross_minor,refunds_minor,rate_bps,fee_minor,net_minor,payout_minor
-transaction,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,2026-11-24 23:01:00,10000001,000001,000001,000000000001,Sale,purchase,621234******0008,debit,5814,1,12345,0,,,,
-transaction,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,2026-11-24 23:02:00,10000001,000001,000002,000000000002,Sale,purchase,621234******0008,credit,5814,1,88800,0,,,,
-transaction,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,2026-11-24 23:03:00,10000001,000001,000003,000000000003,Refund,refund,621234******0008,credit,5814,1,0,800,,,,
-transaction,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,2026-11-24 23:04:00,10000001,000001,000004,000000000004,Sale,purchase,621234******0008,debit,5814,1,500,0,,,,
-transaction,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,2026-11-24 23:04:00,10000001,000001,000004,000000000004,Reversal of Sale,cancel,621234******0008,debit,5814,1,-500,0,,,,
-fee,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,,,,,,,,,credit,5814,2,88800,800,38,337,87663,
-fee,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,,,,,,,,,debit,5814,3,12345,0,50,62,12283,
-total,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,,,,,,,,,,,5,101145,800,,399,99946,99946
+record,date,merchant_id,merchant_name,currency,time,terminal_id,batch,stan,rrn,kind,effect,card,product,mcc,count,gross_minor,refunds_minor,chargebacks_minor,rate_bps,fee_minor,net_minor,carried_in_minor,carried_out_minor,payout_minor
+transaction,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,2026-11-24 23:01:00,10000001,000001,000001,000000000001,Sale,purchase,621234******0008,debit,5814,1,12345,0,0,,,,,,
+transaction,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,2026-11-24 23:02:00,10000001,000001,000002,000000000002,Sale,purchase,621234******0008,credit,5814,1,88800,0,0,,,,,,
+transaction,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,2026-11-24 23:03:00,10000001,000001,000003,000000000003,Refund,refund,621234******0008,credit,5814,1,0,800,0,,,,,,
+transaction,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,2026-11-24 23:04:00,10000001,000001,000004,000000000004,Sale,purchase,621234******0008,debit,5814,1,500,0,0,,,,,,
+transaction,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,2026-11-24 23:04:00,10000001,000001,000004,000000000004,Reversal of Sale,cancel,621234******0008,debit,5814,1,-500,0,0,,,,,,
+fee,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,,,,,,,,,credit,5814,2,88800,800,0,38,337,87663,,,
+fee,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,,,,,,,,,debit,5814,3,12345,0,0,50,62,12283,,,
+total,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,,,,,,,,,,,5,101145,800,0,,399,99946,0,0,99946
 ";
         assert_eq!(text, expected);
     }
@@ -525,21 +798,45 @@ total,2026-11-25,898310058120001,\"Lujiazui Coffee, Pudong\",CNY,,,,,,,,,,,5,101
         let (issuer, currency, text) = &files[0];
         assert_eq!((*issuer, currency.as_str()), (20, "CNY"));
         let expected = "\
-record,date,acquirer,issuer,issuer_name,currency,time,merchant_id,terminal_id,batch,stan,rrn,kind,effect,card,product,mcc,count,gross_minor,refunds_minor,rate_bps,interchange_minor,net_minor
-transaction,2026-11-25,10,20,Huangpu Commercial Bank,CNY,2026-11-24 23:01:00,898310058120001,10000001,000001,000001,000000000001,Sale,purchase,621234******0008,debit,5814,1,12345,0,,,
-transaction,2026-11-25,10,20,Huangpu Commercial Bank,CNY,2026-11-24 23:04:00,898310058120001,10000001,000001,000004,000000000004,Sale,purchase,621234******0008,debit,5814,1,500,0,,,
-transaction,2026-11-25,10,20,Huangpu Commercial Bank,CNY,2026-11-24 23:04:00,898310058120001,10000001,000001,000004,000000000004,Reversal of Sale,cancel,621234******0008,debit,5814,1,-500,0,,,
-interchange,2026-11-25,10,20,Huangpu Commercial Bank,CNY,,,,,,,,,,debit,5814,3,12345,0,35,43,12302
-total,2026-11-25,10,20,Huangpu Commercial Bank,CNY,,,,,,,,,,,,3,12345,0,,43,12302
+record,date,acquirer,issuer,issuer_name,currency,time,merchant_id,terminal_id,batch,stan,rrn,kind,effect,card,product,mcc,count,gross_minor,refunds_minor,chargebacks_minor,rate_bps,interchange_minor,net_minor
+transaction,2026-11-25,10,20,Huangpu Commercial Bank,CNY,2026-11-24 23:01:00,898310058120001,10000001,000001,000001,000000000001,Sale,purchase,621234******0008,debit,5814,1,12345,0,0,,,
+transaction,2026-11-25,10,20,Huangpu Commercial Bank,CNY,2026-11-24 23:04:00,898310058120001,10000001,000001,000004,000000000004,Sale,purchase,621234******0008,debit,5814,1,500,0,0,,,
+transaction,2026-11-25,10,20,Huangpu Commercial Bank,CNY,2026-11-24 23:04:00,898310058120001,10000001,000001,000004,000000000004,Reversal of Sale,cancel,621234******0008,debit,5814,1,-500,0,0,,,
+interchange,2026-11-25,10,20,Huangpu Commercial Bank,CNY,,,,,,,,,,debit,5814,3,12345,0,0,35,43,12302
+total,2026-11-25,10,20,Huangpu Commercial Bank,CNY,,,,,,,,,,,,3,12345,0,0,,43,12302
 ";
         assert_eq!(text, expected);
         assert_eq!(files[1].0, 30, "a file per counterparty");
     }
 
     #[test]
+    fn a_pdf_statement_holds_the_statements_figures() {
+        let pdfs = statement_pdfs(&CycleRule::default(), &settlement());
+        let (merchant, currency, bytes) = &pdfs[0];
+        assert_eq!(
+            (merchant.as_str(), currency.as_str()),
+            ("898310058120001", "CNY")
+        );
+        assert!(bytes.starts_with(b"%PDF-1.4"));
+        // Content streams are not compressed: the figures can be read back.
+        let text = String::from_utf8_lossy(bytes);
+        for expected in [
+            "SETTLEMENT STATEMENT",
+            "Lujiazui Coffee, Pudong",
+            "Business date  2026-11-25",
+            "Reversal of Sale",
+            "621234******0008",
+            "999.46 CNY",
+            "page 1 of 1",
+        ] {
+            assert!(text.contains(expected), "{expected}");
+        }
+    }
+
+    #[test]
     fn column_lists_have_the_documented_widths() {
-        assert_eq!(STATEMENT_COLUMNS.split(',').count(), 22);
-        assert_eq!(CLEARING_COLUMNS.split(',').count(), 23);
-        assert_eq!(RECONCILIATION_COLUMNS.split(',').count(), 11);
+        assert_eq!(STATEMENT_COLUMNS.split(',').count(), 25);
+        assert_eq!(CLEARING_COLUMNS.split(',').count(), 24);
+        assert_eq!(RECONCILIATION_COLUMNS.split(',').count(), 16);
     }
 }

@@ -88,6 +88,8 @@ async fn item(
 ) -> Result<Result<Item, Break>, ClearingError> {
     let breaking = |kind_of: BreakKind, detail: String| Break {
         kind: kind_of,
+        merchant_id: Some(order.merchant_id.clone()),
+        resolution: None,
         journal_id: None,
         transfer: Some(transfer.id()),
         terminal_id: order.terminal_id.clone(),

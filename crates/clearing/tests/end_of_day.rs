@@ -1,7 +1,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! End of day over a generated day of real terminal traffic: a host on loopback answers
 //! sales, voids, refunds, reversals, pre-authorizations and completions in two currencies,
-//! over ISO 8583 as a terminal sends them; then the day is settled and its figures checked
+//! over ISO 8583 as a terminal sends them, QR payments are paid and refunded from a wallet
+//! (Panda Pay), and disputes are charged back through the same
+//! host (one of them reversed by a decision for the merchant, and enough of them in dollars
+//! that the dollar merchant's net is negative and carried forward); then the day is settled and its figures checked
 //! against a model the test keeps as it goes, computed here independently of the crate. A
 //! rerun changes nothing, a date still open and a missing fee are refused without posting,
 //! and a journal row removed behind the platform's back shows up as a break. On SQLite, and on
@@ -21,6 +24,8 @@ const SHANGHAI: &str = "898310058120001";
 /// A merchant the test adds that prices in US dollars, with its own terminal.
 const DUTY_FREE: &str = "898310059990001";
 const USD_TERMINAL: &str = "30000001";
+/// The wallet institution, Panda Pay.
+const PANDA_PAY: u32 = 40;
 
 /// The demo world with test keys for both card issuers and terminals 10000001 and 30000001,
 /// plus the dollar merchant, its terminal and the acquirer's dollar accounts.
@@ -107,7 +112,13 @@ async fn world_on(backend: store::testing::TestBackend) -> World {
     }
 }
 
-async fn start(world: &World) -> (Client, tokio::sync::watch::Sender<bool>) {
+async fn start(
+    world: &World,
+) -> (
+    Client,
+    tokio::sync::watch::Sender<bool>,
+    Arc<TerminalHandler>,
+) {
     let record = |merchant: &str, payable: &str| TerminalRecord {
         merchant_id: merchant.into(),
         active: true,
@@ -139,11 +150,11 @@ async fn start(world: &World) -> (Client, tokio::sync::watch::Sender<bool>) {
     .unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(listener.serve(handler, stopped));
+    tokio::spawn(listener.serve(handler.clone(), stopped));
     let client = Client::connect(address, LengthPrefix::Binary2, TIMEOUT)
         .await
         .unwrap();
-    (client, stop)
+    (client, stop, handler)
 }
 
 /// Terminal `terminal` signs on: its clear PIN and MAC working keys.
@@ -211,17 +222,32 @@ struct Model {
     lines: Vec<ModelLine>,
 }
 
-/// (issuer, product, currency, MCC, gross change, refund change).
-type ModelLine = (u32, &'static str, Currency, &'static str, i64, i64);
+/// (issuer, product, currency, MCC, gross change, refund change, chargeback change).
+type ModelLine = (u32, &'static str, Currency, &'static str, i64, i64, i64);
 
 impl Model {
     fn gross(&mut self, card: &demo::DemoCard, mcc: &'static str, minor: i64) {
-        self.push(card, mcc, minor, 0);
+        self.push(card, mcc, minor, 0, 0);
     }
     fn refund(&mut self, card: &demo::DemoCard, mcc: &'static str, minor: i64) {
-        self.push(card, mcc, 0, minor);
+        self.push(card, mcc, 0, minor, 0);
     }
-    fn push(&mut self, card: &demo::DemoCard, mcc: &'static str, gross: i64, refund: i64) {
+    fn chargeback(&mut self, card: &demo::DemoCard, mcc: &'static str, minor: i64) {
+        self.push(card, mcc, 0, 0, minor);
+    }
+    /// A QR payment (gross) or refund from a Panda Pay wallet in yuan.
+    fn wallet(&mut self, mcc: &'static str, gross: i64, refund: i64) {
+        self.lines
+            .push((PANDA_PAY, "wallet", Currency::CNY, mcc, gross, refund, 0));
+    }
+    fn push(
+        &mut self,
+        card: &demo::DemoCard,
+        mcc: &'static str,
+        gross: i64,
+        refund: i64,
+        chargeback: i64,
+    ) {
         self.lines.push((
             card.card.issuer.0,
             card.card.product.as_str(),
@@ -229,8 +255,90 @@ impl Model {
             mcc,
             gross,
             refund,
+            chargeback,
         ));
     }
+}
+
+/// The approved sale `stan` of `terminal`, as the journal holds it.
+async fn sale_record(
+    store: &Store,
+    terminal: &str,
+    stan: i64,
+) -> store::accounts::TransactionRecord {
+    store
+        .transactions(&store::accounts::TransactionFilter {
+            terminal_id: Some(terminal.into()),
+            limit: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|record| record.kind == "Sale" && record.stan == Some(stan))
+        .unwrap()
+}
+
+/// The cardholder disputes the sale and its issuer charges it back; `reversed`: the merchant
+/// answers and the issuer decides for it, which reverses the chargeback. The amount charged
+/// back.
+async fn charge_back(
+    disputes: &aftersale::disputes::Disputes,
+    store: &Store,
+    terminal: &str,
+    stan: i64,
+    card_id: &str,
+    reversed: bool,
+) -> i64 {
+    use aftersale::disputes::{Decision, Party, Review};
+    let sale = sale_record(store, terminal, stan).await;
+    let at = now();
+    let (dispute, _) = disputes
+        .open(
+            &sale,
+            Party::Cardholder,
+            "cardholder",
+            card_id,
+            "not_recognised",
+            "not me",
+            at,
+        )
+        .await
+        .unwrap();
+    let dispute = disputes
+        .review(
+            &sale,
+            dispute,
+            Party::Issuer,
+            "bank",
+            Review::ChargeBack,
+            "",
+            at,
+        )
+        .await
+        .unwrap();
+    assert_eq!(dispute.status, "charged_back");
+    let amount = dispute.amount_minor;
+    if reversed {
+        let dispute = disputes
+            .answer(dispute, Party::Merchant, "merchant", "the signed slip", at)
+            .await
+            .unwrap();
+        let dispute = disputes
+            .decide(
+                &sale,
+                dispute,
+                Party::Issuer,
+                "bank",
+                Decision::ForMerchant,
+                "the slip is signed",
+                at,
+            )
+            .await
+            .unwrap();
+        assert_eq!(dispute.status, "won_by_merchant");
+    }
+    amount
 }
 
 /// Half-up fee in basis points, for the positive sums of this test.
@@ -241,6 +349,7 @@ fn fee(gross: i64, bps: i64) -> i64 {
 /// The default schedule's rates, written out again here: (product, MCC) → (MDR, interchange).
 fn rates(product: &str, mcc: &str) -> (i64, i64) {
     match (product, mcc) {
+        ("wallet", _) => (38, 20),
         ("credit", "5814") => (38, 26),
         ("credit", _) => (60, 45),
         _ => (50, 35),
@@ -259,7 +368,11 @@ fn reversal_of(request: &[u8], keys: &(TdesKey, TdesKey)) -> Vec<u8> {
 }
 
 /// The day: every message the model counts is asserted approved first.
-async fn generate_day(client: &mut Client) -> Model {
+async fn generate_day(
+    client: &mut Client,
+    store: &Arc<Store>,
+    handler: Arc<TerminalHandler>,
+) -> Model {
     let mut model = Model::default();
     let keys = sign_on(client, "10000001", SHANGHAI).await;
     let coffee = "5814";
@@ -455,6 +568,73 @@ async fn generate_day(client: &mut Client) -> Model {
     );
     assert_eq!(send(client, &usd_refund).await.code, "00");
     model.refund(&u, duty_free, 1_000);
+
+    // Chargebacks. Two more sales in yuan: one charged back for good, one charged back and
+    // then reversed by a decision for the merchant (it nets to nothing).
+    let (_, _) = sale(client, &c1, 3_000, 20, next_atc(&c1)).await;
+    model.gross(&c1, coffee, 3_000);
+    let (_, _) = sale(client, &d1, 6_600, 21, next_atc(&d1)).await;
+    model.gross(&d1, coffee, 6_600);
+    let disputes = aftersale::disputes::Disputes::new(store.clone(), handler);
+    assert_eq!(
+        charge_back(&disputes, store, "10000001", 20, "card-CH001-C", false).await,
+        3_000
+    );
+    model.chargeback(&c1, coffee, 3_000);
+    assert_eq!(
+        charge_back(&disputes, store, "10000001", 21, "card-CH001-D", true).await,
+        6_600
+    );
+    model.chargeback(&d1, coffee, 6_600);
+    model.chargeback(&d1, coffee, -6_600);
+    // Both dollar sales charged back, the second for what its refund left: the duty-free
+    // shop's day nets below zero by its fees.
+    assert_eq!(
+        charge_back(&disputes, store, USD_TERMINAL, 1, "card-CH004-U", false).await,
+        12_000
+    );
+    model.chargeback(&u, duty_free, 12_000);
+    assert_eq!(
+        charge_back(&disputes, store, USD_TERMINAL, 2, "card-CH004-U", false).await,
+        4_550 - 1_000
+    );
+    model.chargeback(&u, duty_free, 4_550 - 1_000);
+
+    // QR payments at the coffee shop's terminal from a Panda Pay wallet: two paid, one of them
+    // refunded.
+    let wallets = wallet::Wallets::new(store.clone(), wallet::WalletConfig::demo());
+    wallets
+        .open_wallet(wallet::NewWallet {
+            id: "W-CH001".into(),
+            cardholder_id: "CH001".into(),
+            currency: Currency::CNY,
+            linked_card_id: Some("card-CH001-D".into()),
+            password: "135790".into(),
+        })
+        .await
+        .unwrap();
+    wallets
+        .top_up("W-CH001", "t1", money::Amount::new(10_000, Currency::CNY))
+        .await
+        .unwrap();
+    for (order, minor) in [("o-1", 1_234), ("o-2", 500)] {
+        let created = wallets
+            .create_order(wallet::NewOrder {
+                order_id: order.into(),
+                terminal_id: "10000001".into(),
+                amount: money::Amount::new(minor, Currency::CNY),
+                timeout_seconds: None,
+            })
+            .await
+            .unwrap();
+        wallets
+            .pay(&created.payload, "W-CH001", "135790")
+            .await
+            .unwrap();
+        model.wallet(coffee, minor, 0);
+    }
+    wallets.refund("o-2").await.unwrap();
+    model.wallet(coffee, 0, 500);
     model
 }
 
@@ -513,9 +693,9 @@ async fn delete_journal_row(backend: &store::Backend, id: i64) {
 async fn a_day_settles_to_the_expected_figures(backend: store::testing::TestBackend) {
     let name = backend.name;
     let world = world_on(backend).await;
-    let (mut client, stop) = start(&world).await;
+    let (mut client, stop, handler) = start(&world).await;
     let begun = now();
-    let model = generate_day(&mut client).await;
+    let model = generate_day(&mut client, &world.store, handler).await;
     let mut settings = Settings::parse(clearing::schedule::DEFAULT).unwrap();
     settings.cycle = rule_around_now(begun);
     let date = settings.cycle.date_of(begun);
@@ -575,7 +755,10 @@ async fn a_day_settles_to_the_expected_figures(backend: store::testing::TestBack
         .unwrap();
     assert!(!stages.is_empty(), "progress is reported");
     assert!(
-        matches!(outcome.status, Status::Posted { transfers: 10 }),
+        // Per counterparty, transactions and interchange, except the dollar issuer's
+        // transactions, which net to zero (7); per merchant, MDR and a payout (yuan) or a carry
+        // (dollars) (4).
+        matches!(outcome.status, Status::Posted { transfers: 11 }),
         "{name}: {:?}",
         outcome.status
     );
@@ -592,6 +775,7 @@ async fn a_day_settles_to_the_expected_figures(backend: store::testing::TestBack
         (
             lines.iter().map(|line| line.4).sum::<i64>(),
             lines.iter().map(|line| line.5).sum::<i64>(),
+            lines.iter().map(|line| line.6).sum::<i64>(),
         )
     };
     for merchant in &settlement.merchants {
@@ -603,12 +787,14 @@ async fn a_day_settles_to_the_expected_figures(backend: store::testing::TestBack
         let mut fees = 0;
         let mut gross_total = 0;
         let mut refunds_total = 0;
-        for product in ["debit", "credit"] {
-            let (gross, refunds) =
+        let mut chargebacks_total = 0;
+        for product in ["debit", "credit", "wallet"] {
+            let (gross, refunds, chargebacks) =
                 sum(&|line| line.1 == product && line.2 == merchant.currency && line.3 == mcc);
             fees += fee(gross, rates(product, mcc).0);
             gross_total += gross;
             refunds_total += refunds;
+            chargebacks_total += chargebacks;
         }
         assert_eq!(
             merchant.gross.minor(),
@@ -617,9 +803,33 @@ async fn a_day_settles_to_the_expected_figures(backend: store::testing::TestBack
             merchant.merchant_id
         );
         assert_eq!(merchant.refunds.minor(), refunds_total);
+        assert_eq!(merchant.chargebacks.minor(), chargebacks_total);
         assert_eq!(merchant.fees.minor(), fees);
-        let net = gross_total - refunds_total - fees;
-        assert_eq!((merchant.net.minor(), merchant.payout.minor()), (net, net));
+        let net = gross_total - refunds_total - chargebacks_total - fees;
+        assert_eq!(
+            (
+                merchant.net.minor(),
+                merchant.payout.minor(),
+                merchant.carried_out.minor()
+            ),
+            (net, net.max(0), (-net).max(0)),
+            "{name}: {}",
+            merchant.merchant_id
+        );
+        assert_eq!(merchant.carried_in.minor(), 0, "nothing owed before");
+        // What is not paid is owed by the merchant, in its own account.
+        assert_eq!(
+            -balance(
+                &world,
+                clearing::chart::due_from_merchant(
+                    demo::ACQUIRER,
+                    &merchant.merchant_id,
+                    merchant.currency
+                )
+            )
+            .await,
+            (-net).max(0)
+        );
         // The payable is paid out whole: the merchant's day ends at zero.
         assert_eq!(
             balance(&world, merchant.account).await,
@@ -639,12 +849,17 @@ async fn a_day_settles_to_the_expected_figures(backend: store::testing::TestBack
             ))
             .collect::<Vec<_>>(),
         // Written out once, to catch a model and a crate wrong the same way.
-        vec![(SHANGHAI, "CNY", 176_141), (DUTY_FREE, "USD", 15_451)]
+        vec![(SHANGHAI, "CNY", 183_924), (DUTY_FREE, "USD", -99)]
     );
     for party in &settlement.counterparties {
         let mut interchange = 0;
-        for (product, mcc) in [("debit", "5814"), ("credit", "5814"), ("credit", "5309")] {
-            let (gross, _) = sum(&|line| {
+        for (product, mcc) in [
+            ("debit", "5814"),
+            ("credit", "5814"),
+            ("credit", "5309"),
+            ("wallet", "5814"),
+        ] {
+            let (gross, _, _) = sum(&|line| {
                 line.0 == party.issuer.0
                     && line.1 == product
                     && line.2 == party.currency
@@ -652,19 +867,24 @@ async fn a_day_settles_to_the_expected_figures(backend: store::testing::TestBack
             });
             interchange += fee(gross, rates(product, mcc).1);
         }
-        let (gross, refunds) = sum(&|line| line.0 == party.issuer.0 && line.2 == party.currency);
+        let (gross, refunds, chargebacks) =
+            sum(&|line| line.0 == party.issuer.0 && line.2 == party.currency);
         assert_eq!(
             (
                 party.gross.minor(),
                 party.refunds.minor(),
+                party.chargebacks.minor(),
                 party.interchange.minor()
             ),
-            (gross, refunds, interchange),
+            (gross, refunds, chargebacks, interchange),
             "{name}: issuer {} {}",
             party.issuer.0,
             party.currency.alpha()
         );
-        assert_eq!(party.net.minor(), gross - refunds - interchange);
+        assert_eq!(
+            party.net.minor(),
+            gross - refunds - chargebacks - interchange
+        );
         let due =
             clearing::chart::due_from_counterparty(demo::ACQUIRER, party.issuer, party.currency);
         assert_eq!(
@@ -675,8 +895,8 @@ async fn a_day_settles_to_the_expected_figures(backend: store::testing::TestBack
     }
     assert_eq!(
         settlement.counterparties.len(),
-        3,
-        "debit bank CNY, credit issuer CNY and USD"
+        4,
+        "debit bank CNY, credit issuer CNY and USD, Panda Pay CNY"
     );
     for currency in [Currency::CNY, Currency::USD] {
         let pooled = demo::acquirer_due_from_issuers(demo::ACQUIRER, currency);
@@ -693,10 +913,23 @@ async fn a_day_settles_to_the_expected_figures(backend: store::testing::TestBack
     let written = clearing::report::write_all(&settings.cycle, &outcome, out.path()).unwrap();
     assert_eq!(
         written.len(),
-        2 + 3 + 1 + 1,
-        "statements, clearing files, reconciliation, batches"
+        2 * 2 + 4 + 1 + 1,
+        "statements (CSV and PDF), clearing files, reconciliation, batches"
     );
-    for path in &written {
+    for path in written
+        .iter()
+        .filter(|path| path.extension().is_some_and(|ext| ext == "pdf"))
+    {
+        let bytes = std::fs::read(path).unwrap();
+        assert!(bytes.starts_with(b"%PDF-1.4"), "{}", path.display());
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.contains("SETTLEMENT STATEMENT") && text.contains("Payout"));
+        assert!(!text.contains(&demo_card("card-CH001-D").pan));
+    }
+    for path in written
+        .iter()
+        .filter(|path| path.extension().is_some_and(|ext| ext == "csv"))
+    {
         let text = std::fs::read_to_string(path).unwrap();
         let width = text.lines().next().unwrap().split(',').count();
         for line in text.lines().filter(|line| !line.contains('"')) {
@@ -707,6 +940,50 @@ async fn a_day_settles_to_the_expected_figures(backend: store::testing::TestBack
             "no card number in clear"
         );
     }
+
+    // Kept for the console: a merchant's staff see only its statements.
+    clearing::report::keep(store, &settings.cycle, &outcome, after_cut_off)
+        .await
+        .unwrap();
+    let day = clearing::cycle::format_date(date);
+    let everyone = store::settlement_reports::ReportQuery::default();
+    let all = store.settlement_reports_of(&day, &everyone).await.unwrap();
+    assert_eq!(all.len(), written.len(), "{name}");
+    let duty_free = store::settlement_reports::ReportQuery {
+        merchants: Some(vec![DUTY_FREE.to_owned()]),
+    };
+    let own = store.settlement_reports_of(&day, &duty_free).await.unwrap();
+    assert_eq!(
+        own.iter()
+            .map(|report| report.name.as_str())
+            .collect::<Vec<_>>(),
+        vec![
+            format!("statement-{DUTY_FREE}-USD-{day}.csv"),
+            format!("statement-{DUTY_FREE}-USD-{day}.pdf")
+        ],
+        "{name}"
+    );
+    assert_eq!(
+        store.settlement_dates(&duty_free).await.unwrap(),
+        vec![day.clone()]
+    );
+    let pdf = store
+        .settlement_report(&day, &own[1].name, &duty_free)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        pdf.content,
+        std::fs::read(out.path().join(&own[1].name)).unwrap()
+    );
+    assert!(
+        store
+            .settlement_report(&day, &format!("reconciliation-{day}.csv"), &duty_free)
+            .await
+            .unwrap()
+            .is_none(),
+        "{name}: not the acquirer's reports"
+    );
 
     // Closed: a second run is refused, a rerun changes nothing.
     let accounts = store.all_accounts().await.unwrap();

@@ -178,10 +178,10 @@ async function withPage(name, user, locale, body) {
 }
 
 const portals = {
-  'shanghai.admin': ['Dashboard', 'Transactions', 'QR payments', 'Terminals', 'Staff', 'Cases', 'Emergency', 'API keys', 'Terminal management', 'Refunds'],
+  'shanghai.admin': ['Dashboard', 'Transactions', 'QR payments', 'Terminals', 'Staff', 'Cases', 'Emergency', 'API keys', 'Terminal management', 'Refunds', 'Settlement'],
   'shanghai.cashier': ['Dashboard', 'Transactions', 'QR payments', 'Terminals', 'Refunds'],
   'cardholder1': ['Cards', 'Transactions', 'Wallet'],
-  'operator': ['Merchants', 'Terminals', 'Transactions', 'Message journal', 'Cases', 'Emergency', 'System health', 'API keys', 'Applications', 'Terminal management', 'Risk rules'],
+  'operator': ['Merchants', 'Terminals', 'Transactions', 'Message journal', 'Cases', 'Emergency', 'System health', 'API keys', 'Applications', 'Terminal management', 'Risk rules', 'Settlement'],
   'bank': ['Cards', 'Transactions', 'API keys'],
   'partner': ['Merchants', 'Terminals', 'Transactions', 'API keys', 'Applications'],
 };

@@ -164,6 +164,15 @@ pub fn router(state: Console) -> Router {
             "/console/cases/{id}/resolve",
             post(pages::cases_page::resolve),
         )
+        .route("/console/settlement", get(pages::settlement_page::cycles))
+        .route(
+            "/console/settlement/{date}",
+            get(pages::settlement_page::cycle),
+        )
+        .route(
+            "/console/settlement/{date}/{name}",
+            get(pages::settlement_page::download),
+        )
         .route("/console/health", get(pages::health))
         .route("/verify", get(pages::verify))
         .route("/console/verify", get(pages::verify))

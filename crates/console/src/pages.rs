@@ -15,6 +15,9 @@ pub(crate) mod refunds_page;
 // The risk rules page, likewise.
 #[path = "risk_rules_page.rs"]
 pub(crate) mod risk_rules_page;
+// End of day's reports, likewise.
+#[path = "settlement_page.rs"]
+pub(crate) mod settlement_page;
 
 use crate::Console;
 use crate::i18n::{Lang, Tr};
@@ -76,6 +79,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/api-keys", "nav-api-keys"),
             ("/console/fleet", "nav-fleet"),
             ("/console/refunds", "nav-refunds"),
+            ("/console/settlement", "nav-settlement"),
         ],
         Role::MerchantManager => &[
             ("/console/dashboard", "nav-dashboard"),
@@ -86,6 +90,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/cases", "nav-cases"),
             ("/console/emergency", "nav-emergency"),
             ("/console/refunds", "nav-refunds"),
+            ("/console/settlement", "nav-settlement"),
         ],
         Role::Cashier => &[
             ("/console/dashboard", "nav-dashboard"),
@@ -116,6 +121,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/applications", "nav-applications"),
             ("/console/fleet", "nav-fleet"),
             ("/console/risk-rules", "nav-risk-rules"),
+            ("/console/settlement", "nav-settlement"),
         ],
         Role::ChannelPartner => &[
             ("/console/merchants", "nav-merchants"),

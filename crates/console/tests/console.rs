@@ -508,6 +508,7 @@ const PORTALS: [(&str, &[&str], &[&str]); 7] = [
             "/console/staff",
             "/console/api-keys",
             "/console/refunds",
+            "/console/settlement",
         ],
         &["/console/cards", "/console/journal", "/console/health"],
     ),
@@ -519,6 +520,7 @@ const PORTALS: [(&str, &[&str], &[&str]); 7] = [
             "/console/terminals",
             "/console/staff",
             "/console/refunds",
+            "/console/settlement",
         ],
         &["/console/cards", "/console/journal", "/console/api-keys"],
     ),
@@ -536,6 +538,7 @@ const PORTALS: [(&str, &[&str], &[&str]); 7] = [
             "/console/journal",
             "/console/api-keys",
             "/wallet",
+            "/console/settlement",
         ],
     ),
     (
@@ -548,6 +551,7 @@ const PORTALS: [(&str, &[&str], &[&str]); 7] = [
             "/console/merchants",
             "/console/journal",
             "/console/api-keys",
+            "/console/settlement",
         ],
     ),
     (
@@ -558,6 +562,7 @@ const PORTALS: [(&str, &[&str], &[&str]); 7] = [
             "/console/transactions",
             "/console/journal",
             "/console/health",
+            "/console/settlement",
             "/console/api-keys",
         ],
         &["/console/cards", "/console/staff", "/wallet"],
@@ -569,7 +574,11 @@ const PORTALS: [(&str, &[&str], &[&str]); 7] = [
             "/console/transactions",
             "/console/api-keys",
         ],
-        &["/console/merchants", "/console/journal"],
+        &[
+            "/console/merchants",
+            "/console/journal",
+            "/console/settlement",
+        ],
     ),
     (
         "partner",
@@ -1974,4 +1983,163 @@ async fn the_risk_rules_page_saves_versions_refuses_a_bad_file_and_rolls_back() 
     let admin = world.sign_in("shanghai.admin").await;
     let page = world.get("/console/risk-rules", Some(&admin), &[]).await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn settlement_reports_are_shown_to_operators_and_each_merchant_its_own() {
+    use store::settlement_reports::SettlementReport;
+    let world = world().await;
+    let report = |name: &str, kind: &str, merchant: Option<&str>, content: &str| SettlementReport {
+        date: "2025-11-24".into(),
+        name: name.into(),
+        kind: kind.into(),
+        merchant_id: merchant.map(str::to_owned),
+        currency: "CNY".into(),
+        written_at: 1,
+        content: content.as_bytes().to_vec(),
+    };
+    let shanghai = demo::SHANGHAI_MERCHANT;
+    let beijing = demo::BEIJING_MERCHANT;
+    world
+        .store
+        .put_settlement_reports(vec![
+            report(
+                &format!("statement-{shanghai}-CNY-2025-11-24.csv"),
+                "statement",
+                Some(shanghai),
+                "record,total\nSHANGHAI-FIGURES\n",
+            ),
+            report(
+                &format!("statement-{shanghai}-CNY-2025-11-24.pdf"),
+                "statement",
+                Some(shanghai),
+                "%PDF-1.4 shanghai",
+            ),
+            report(
+                &format!("statement-{beijing}-CNY-2025-11-24.csv"),
+                "statement",
+                Some(beijing),
+                "BEIJING-FIGURES",
+            ),
+            report("clearing-20-CNY-2025-11-24.csv", "clearing", None, "CLEARING"),
+            report(
+                "reconciliation-2025-11-24.csv",
+                "reconciliation",
+                None,
+                "date,break,detail\n2025-11-24,transfer_not_in_journal,\"made by no message, code 10\"\n",
+            ),
+        ])
+        .await
+        .unwrap();
+
+    // The acquirer's operator: every report, and the breaks as a table.
+    let operator = world.sign_in("operator").await;
+    let list = world.get("/console/settlement", Some(&operator), &[]).await;
+    assert!(
+        list.html
+            .contains("href=\"/console/settlement/2025-11-24\""),
+        "{}",
+        list.html
+    );
+    let cycle = world
+        .get("/console/settlement/2025-11-24", Some(&operator), &[])
+        .await;
+    assert_eq!(cycle.status, StatusCode::OK);
+    for name in [
+        format!("statement-{beijing}-CNY-2025-11-24.csv"),
+        "clearing-20-CNY-2025-11-24.csv".to_owned(),
+    ] {
+        assert!(cycle.html.contains(&name), "{name}");
+    }
+    assert!(
+        cycle
+            .html
+            .contains("<td class=\"mono\">made by no message, code 10</td>"),
+        "{}",
+        cycle.html
+    );
+    let clearing = world
+        .get(
+            "/console/settlement/2025-11-24/clearing-20-CNY-2025-11-24.csv",
+            Some(&operator),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (clearing.status, clearing.html.as_str()),
+        (StatusCode::OK, "CLEARING")
+    );
+
+    // A merchant's admin: its own statements, as CSV and PDF, and nothing else.
+    let admin = world.sign_in("shanghai.admin").await;
+    let cycle = world
+        .get("/console/settlement/2025-11-24", Some(&admin), &[])
+        .await;
+    assert_eq!(cycle.status, StatusCode::OK);
+    assert!(
+        cycle
+            .html
+            .contains(&format!("statement-{shanghai}-CNY-2025-11-24.pdf"))
+    );
+    assert!(!cycle.html.contains(beijing) && !cycle.html.contains("clearing-20"));
+    assert!(
+        !cycle.html.contains("id=\"breaks\""),
+        "no reconciliation for merchants"
+    );
+    let pdf = world
+        .get(
+            &format!("/console/settlement/2025-11-24/statement-{shanghai}-CNY-2025-11-24.pdf"),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert_eq!(pdf.status, StatusCode::OK);
+    assert_eq!(pdf.headers["content-type"], "application/pdf");
+    assert_eq!(
+        pdf.headers["content-disposition"],
+        format!("attachment; filename=\"statement-{shanghai}-CNY-2025-11-24.pdf\"")
+    );
+    assert!(pdf.html.starts_with("%PDF"));
+    for other in [
+        format!("statement-{beijing}-CNY-2025-11-24.csv"),
+        "clearing-20-CNY-2025-11-24.csv".to_owned(),
+        "reconciliation-2025-11-24.csv".to_owned(),
+    ] {
+        let refused = world
+            .get(
+                &format!("/console/settlement/2025-11-24/{other}"),
+                Some(&admin),
+                &[],
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::NOT_FOUND, "{other}");
+        assert!(!refused.html.contains("BEIJING-FIGURES") && !refused.html.contains("CLEARING"));
+    }
+    // The other merchant's admin finds its own day, and not Shanghai's statements.
+    let beijing_admin = world.sign_in("beijing.admin").await;
+    let cycle = world
+        .get("/console/settlement/2025-11-24", Some(&beijing_admin), &[])
+        .await;
+    assert!(
+        cycle
+            .html
+            .contains(&format!("statement-{beijing}-CNY-2025-11-24.csv"))
+    );
+    assert!(!cycle.html.contains(shanghai));
+    // A date with nothing to show, or not a date at all.
+    for path in [
+        "/console/settlement/2025-11-23",
+        "/console/settlement/..%2F",
+    ] {
+        let missing = world.get(path, Some(&admin), &[]).await;
+        assert_eq!(missing.status, StatusCode::NOT_FOUND, "{path}");
+    }
+    // A cashier has no settlement pages; signed out is sent to the login.
+    let cashier = world.sign_in("shanghai.cashier").await;
+    let refused = world
+        .get("/console/settlement/2025-11-24", Some(&cashier), &[])
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let signed_out = world.get("/console/settlement", None, &[]).await;
+    assert_eq!(signed_out.status, StatusCode::SEE_OTHER);
 }

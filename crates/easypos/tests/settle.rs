@@ -2,7 +2,9 @@
 //! `easypos settle` as an operator runs it, on a seeded demo world: a closed date settles and
 //! writes its reports, a second run is refused with the fix, `--rerun` checks it without
 //! posting, and a date still open, a malformed date and a bad fee schedule are refused with
-//! messages that say what to do. The figures of a day of traffic are checked in
+//! messages that say what to do, and an operator adjusts a break of a closed day from the
+//! command line (a suspense adjustment: the ledger moved nothing). The figures of a day of
+//! traffic are checked in
 //! `crates/clearing/tests/end_of_day.rs`.
 
 use std::path::{Path, PathBuf};
@@ -97,6 +99,36 @@ fn a_closed_date_settles_once_and_reruns_without_posting() {
         "{}",
         text(&rerun.stdout)
     );
+
+    // An adjustment names a break of the cycle, a reason and an operator.
+    let unnamed = settle(&dir, &["--date", &date, "--adjust", "journal:1"]);
+    assert!(!unnamed.status.success());
+    assert!(
+        text(&unnamed.stderr).contains("--reason"),
+        "{}",
+        text(&unnamed.stderr)
+    );
+    let no_break = settle(
+        &dir,
+        &[
+            "--date",
+            &date,
+            "--adjust",
+            "journal:1",
+            "--amount",
+            "-500",
+            "--reason",
+            "slip found",
+            "--operator",
+            "ops.lee",
+        ],
+    );
+    assert!(!no_break.status.success());
+    assert!(
+        text(&no_break.stderr).contains("has no break journal:1"),
+        "{}",
+        text(&no_break.stderr)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -130,6 +162,136 @@ fn bad_requests_are_refused_with_the_fix() {
     assert!(
         message.contains("clearing.toml") && message.contains("fees.mdr[0].product"),
         "{message}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An approved sale journaled a day ago (in yesterday's cycle) that the ledger never saw: a
+/// break; the id of the transfer it should have made, in hex.
+fn forge_unposted_sale(dir: &Path) -> String {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let a_day_ago_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as i64
+            - 86_400 * 1_000_000;
+        let store = store::Store::open(&store::Backend::Sqlite {
+            path: dir.join("data").join("easypos.db"),
+        })
+        .await
+        .unwrap();
+        let card = demo::cards().into_iter().next().unwrap().card.masked_pan();
+        store
+            .journal(vec![store::journal::JournalEntry {
+                received_at: a_day_ago_us,
+                terminal_id: "10000001".into(),
+                merchant_id: "898310058120001".into(),
+                mti: "0200".into(),
+                kind: "Sale".into(),
+                batch: Some(1),
+                stan: Some(77),
+                amount_minor: Some(700),
+                currency: Some(156),
+                card: Some(card),
+                response: Some("00".into()),
+                ..Default::default()
+            }])
+            .await
+            .unwrap();
+        store.close().await.unwrap();
+        let id = acquirer::effects::BusinessKey {
+            terminal_id: "10000001".into(),
+            batch: 1,
+            stan: 77,
+        }
+        .transfer_id("sale/acquirer");
+        format!("{:032x}", id.0)
+    })
+}
+
+#[test]
+fn an_operator_adjusts_a_break_and_the_rerun_shows_it_resolved() {
+    let dir = temp_dir("adjust");
+    seed(&dir);
+    let unposted = forge_unposted_sale(&dir);
+    let date = yesterday();
+    let out = dir.join("reports");
+    let out_arg = out.display().to_string();
+    let settled = settle(&dir, &["--date", &date, "--json", "--out", &out_arg]);
+    assert!(settled.status.success(), "{}", text(&settled.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&settled.stdout).unwrap();
+    assert_eq!(summary["breaks"], 1, "{summary}");
+    assert_eq!(summary["breaks_resolved"], 0);
+
+    // The ledger moved nothing for it: the amount owed to the merchant must be given.
+    let without_amount = settle(
+        &dir,
+        &[
+            "--date",
+            &date,
+            "--adjust",
+            &unposted,
+            "--reason",
+            "slip found, paid",
+            "--operator",
+            "ops.lee",
+        ],
+    );
+    assert!(!without_amount.status.success());
+    assert!(
+        text(&without_amount.stderr).contains("--amount"),
+        "{}",
+        text(&without_amount.stderr)
+    );
+    let adjust = [
+        "--date",
+        &date,
+        "--adjust",
+        &unposted,
+        "--amount",
+        "700",
+        "--reason",
+        "slip found, paid",
+        "--operator",
+        "ops.lee",
+        "--json",
+    ];
+    let adjusted = settle(&dir, &adjust);
+    assert!(adjusted.status.success(), "{}", text(&adjusted.stderr));
+    let record: serde_json::Value = serde_json::from_slice(&adjusted.stdout).unwrap();
+    assert_eq!(
+        (
+            &record["amount_minor"],
+            &record["against"],
+            &record["posted_now"]
+        ),
+        (
+            &serde_json::json!(700),
+            &serde_json::json!("suspense"),
+            &serde_json::json!(true)
+        ),
+        "{record}"
+    );
+    let again = settle(&dir, &adjust);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    let record: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(record["posted_now"], false, "adjusted once");
+
+    let rerun = settle(
+        &dir,
+        &["--date", &date, "--rerun", "--json", "--out", &out_arg],
+    );
+    assert!(rerun.status.success(), "{}", text(&rerun.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&rerun.stdout).unwrap();
+    assert_eq!(summary["breaks_resolved"], 1, "{summary}");
+    let report = std::fs::read_to_string(out.join(format!("reconciliation-{date}.csv"))).unwrap();
+    assert!(
+        report.contains(",resolved,") && report.contains("\"slip found, paid (ops.lee)\""),
+        "{report}"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -150,6 +150,34 @@ impl Store {
             .await
     }
 
+    /// Disputes whose money moved in `[from, to)` (seconds): charged back (`reviewed_at`) or
+    /// decided (`decided_at`) then, oldest first, at most `limit`. End of day reads a cycle's
+    /// chargebacks from these (`clearing`).
+    pub async fn disputes_moved_between(
+        &self,
+        from: i64,
+        to: i64,
+        limit: u32,
+    ) -> Result<Vec<Dispute>, StoreError> {
+        match self {
+            Store::Sqlite(store) => {
+                store
+                    .read(move |connection| {
+                        let mut statement = connection.prepare_cached(&format!(
+                            "SELECT {DISPUTE_COLUMNS} FROM disputes WHERE (reviewed_at >= ?1 AND reviewed_at < ?2) OR (decided_at >= ?1 AND decided_at < ?2) ORDER BY id LIMIT ?3"
+                        ))?;
+                        let rows = statement
+                            .query_map(rusqlite::params![from, to, i64::from(limit)], |row| {
+                                from_sqlite(row)
+                            })?;
+                        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                    })
+                    .await
+            }
+            Store::Postgres(store) => store.disputes_moved_between(from, to, limit).await,
+        }
+    }
+
     async fn dispute_where(
         &self,
         column: &'static str,

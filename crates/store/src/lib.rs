@@ -47,6 +47,7 @@ pub mod refunds;
 pub mod risk_rules;
 mod rows;
 pub mod saf;
+pub mod settlement_reports;
 mod sqlite;
 mod sqlite_accounts;
 mod sqlite_wallets;
@@ -253,6 +254,30 @@ impl Store {
         match self {
             Store::Sqlite(store) => store.all_transfers().await,
             Store::Postgres(store) => store.all_transfers().await,
+        }
+    }
+
+    /// The transfers stamped in `[from, to)` (ledger timestamps, nanoseconds) that debit or
+    /// credit one of `accounts`, oldest first, at most `limit`. The ledger keeps no index by
+    /// time or account (ARCHITECTURE.md), so the database still reads the table, but only these
+    /// transfers are sent back and held in memory.
+    pub async fn transfers_touching(
+        &self,
+        accounts: Vec<AccountId>,
+        from: u64,
+        to: u64,
+        limit: u32,
+    ) -> Result<Vec<Transfer>, StoreError> {
+        let (from, to) = (
+            i64::try_from(from).unwrap_or(i64::MAX),
+            i64::try_from(to).unwrap_or(i64::MAX),
+        );
+        if accounts.is_empty() || from >= to || limit == 0 {
+            return Ok(Vec::new());
+        }
+        match self {
+            Store::Sqlite(store) => store.transfers_touching(accounts, from, to, limit).await,
+            Store::Postgres(store) => store.transfers_touching(accounts, from, to, limit).await,
         }
     }
 

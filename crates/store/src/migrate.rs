@@ -151,6 +151,16 @@ const SQLITE: &[Migration] = &[
         name: "risk_controls",
         sql: include_str!("../migrations/sqlite/0028_risk_controls.sql"),
     },
+    Migration {
+        version: 29,
+        name: "settlement_chargebacks",
+        sql: include_str!("../migrations/sqlite/0029_settlement_chargebacks.sql"),
+    },
+    Migration {
+        version: 30,
+        name: "settlement_reports",
+        sql: include_str!("../migrations/sqlite/0030_settlement_reports.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -293,6 +303,16 @@ const POSTGRES: &[Migration] = &[
         version: 28,
         name: "risk_controls",
         sql: include_str!("../migrations/postgres/0028_risk_controls.sql"),
+    },
+    Migration {
+        version: 29,
+        name: "settlement_chargebacks",
+        sql: include_str!("../migrations/postgres/0029_settlement_chargebacks.sql"),
+    },
+    Migration {
+        version: 30,
+        name: "settlement_reports",
+        sql: include_str!("../migrations/postgres/0030_settlement_reports.sql"),
     },
 ];
 

@@ -281,6 +281,26 @@ impl PostgresStore {
         rows.iter().map(transfer_from_row).collect()
     }
 
+    pub async fn transfers_touching(
+        &self,
+        accounts: Vec<AccountId>,
+        from: i64,
+        to: i64,
+        limit: u32,
+    ) -> Result<Vec<Transfer>, StoreError> {
+        let keys: Vec<Vec<u8>> = accounts.iter().map(|id| id_bytes(id.0).to_vec()).collect();
+        let client = self.other.lock().await;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {TRANSFER_COLUMNS} FROM ledger_transfers WHERE timestamp >= $1 AND timestamp < $2 AND (debit = ANY($4) OR credit = ANY($4)) ORDER BY timestamp, id LIMIT $3"
+                ),
+                &[&from, &to, &i64::from(limit), &keys],
+            )
+            .await?;
+        rows.iter().map(transfer_from_row).collect()
+    }
+
     pub async fn put_directory(&self, directory: Directory) -> Result<(), StoreError> {
         let mut client = self.other.lock().await;
         let transaction = client.transaction().await?;

@@ -58,32 +58,50 @@ impl PostgresStore {
             DisputeKey::Text(text) => client.query(&sql, &[text]).await?,
             DisputeKey::Int(number) => client.query(&sql, &[number]).await?,
         };
-        rows.first()
-            .map(|row| {
-                Ok(Dispute {
-                    id: row.try_get(0)?,
-                    transaction_id: row.try_get(1)?,
-                    merchant_id: row.try_get(2)?,
-                    card_id: row.try_get(3)?,
-                    amount_minor: row.try_get(4)?,
-                    currency: row.try_get(5)?,
-                    reason: row.try_get(6)?,
-                    description: row.try_get(7)?,
-                    status: row.try_get(8)?,
-                    opened_by: row.try_get(9)?,
-                    opened_at: row.try_get(10)?,
-                    reviewed_by: row.try_get(11)?,
-                    reviewed_at: row.try_get(12)?,
-                    review_note: row.try_get(13)?,
-                    answer_due_at: row.try_get(14)?,
-                    answered_by: row.try_get(15)?,
-                    answered_at: row.try_get(16)?,
-                    evidence: row.try_get(17)?,
-                    decided_by: row.try_get(18)?,
-                    decided_at: row.try_get(19)?,
-                    decision_note: row.try_get(20)?,
-                })
-            })
-            .transpose()
+        rows.first().map(from_row).transpose()
     }
+
+    pub(crate) async fn disputes_moved_between(
+        &self,
+        from: i64,
+        to: i64,
+        limit: u32,
+    ) -> Result<Vec<Dispute>, StoreError> {
+        let client = self.other.lock().await;
+        let sql = format!(
+            "SELECT {DISPUTE_COLUMNS} FROM disputes WHERE (reviewed_at >= $1 AND reviewed_at < $2) OR (decided_at >= $1 AND decided_at < $2) ORDER BY id LIMIT $3"
+        );
+        client
+            .query(&sql, &[&from, &to, &i64::from(limit)])
+            .await?
+            .iter()
+            .map(from_row)
+            .collect()
+    }
+}
+
+fn from_row(row: &tokio_postgres::Row) -> Result<Dispute, StoreError> {
+    Ok(Dispute {
+        id: row.try_get(0)?,
+        transaction_id: row.try_get(1)?,
+        merchant_id: row.try_get(2)?,
+        card_id: row.try_get(3)?,
+        amount_minor: row.try_get(4)?,
+        currency: row.try_get(5)?,
+        reason: row.try_get(6)?,
+        description: row.try_get(7)?,
+        status: row.try_get(8)?,
+        opened_by: row.try_get(9)?,
+        opened_at: row.try_get(10)?,
+        reviewed_by: row.try_get(11)?,
+        reviewed_at: row.try_get(12)?,
+        review_note: row.try_get(13)?,
+        answer_due_at: row.try_get(14)?,
+        answered_by: row.try_get(15)?,
+        answered_at: row.try_get(16)?,
+        evidence: row.try_get(17)?,
+        decided_by: row.try_get(18)?,
+        decided_at: row.try_get(19)?,
+        decision_note: row.try_get(20)?,
+    })
 }

@@ -442,6 +442,37 @@ impl SqliteStore {
         .await
     }
 
+    pub async fn transfers_touching(
+        &self,
+        accounts: Vec<AccountId>,
+        from: i64,
+        to: i64,
+        limit: u32,
+    ) -> Result<Vec<Transfer>, StoreError> {
+        self.read(move |connection| {
+            let list = (0..accounts.len())
+                .map(|index| format!("?{}", index + 4))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut statement = connection.prepare(&format!(
+                "SELECT {TRANSFER_COLUMNS} FROM ledger_transfers WHERE timestamp >= ?1 AND timestamp < ?2 AND (debit IN ({list}) OR credit IN ({list})) ORDER BY timestamp, id LIMIT ?3"
+            ))?;
+            let mut values: Vec<rusqlite::types::Value> = vec![
+                from.into(),
+                to.into(),
+                i64::from(limit).into(),
+            ];
+            values.extend(
+                accounts
+                    .iter()
+                    .map(|id| rusqlite::types::Value::Blob(id_bytes(id.0).to_vec())),
+            );
+            let rows = statement.query_map(rusqlite::params_from_iter(values), transfer_row)?;
+            rows.map(|row| row?.into_transfer()).collect()
+        })
+        .await
+    }
+
     pub async fn put_directory(&self, directory: Directory) -> Result<(), StoreError> {
         let written = self
             .write(move |connection| insert_directory(connection, &directory))

@@ -2090,3 +2090,68 @@ async fn the_journal_keeps_the_operator_and_is_read_in_order_after_an_id() {
         store.close().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transfers_touching_accounts_are_read_by_time_range() {
+    for backend in backends().await {
+        let name = backend.name;
+        let clock = Arc::new(ManualClock::new(START));
+        let store = open(&backend, &clock).await;
+        // Transfer 1 (funding Alice) at START.
+        funded(&store).await;
+        clock.advance(10 * SECOND);
+        let results = store
+            .submit(vec![
+                TransferRequest::posted(TransferId(2), ALICE, BOB, cny(100)),
+                TransferRequest::posted(TransferId(3), FUNDING, BOB, cny(50)),
+            ])
+            .await
+            .unwrap();
+        assert!(results.iter().all(Result::is_ok));
+        clock.advance(10 * SECOND);
+        let results = store
+            .submit(vec![TransferRequest::posted(
+                TransferId(4),
+                ALICE,
+                BOB,
+                cny(7),
+            )])
+            .await
+            .unwrap();
+        assert!(results[0].is_ok());
+        let ids = |transfers: Vec<ledger::Transfer>| {
+            transfers
+                .iter()
+                .map(|transfer| transfer.id().0)
+                .collect::<Vec<_>>()
+        };
+        let window = |from: u64, to: u64, accounts: Vec<AccountId>, limit| {
+            let store = &store;
+            async move {
+                ids(store
+                    .transfers_touching(accounts, from, to, limit)
+                    .await
+                    .unwrap())
+            }
+        };
+        // Alice's transfers (debit or credit), everything.
+        assert_eq!(
+            window(0, u64::MAX, vec![ALICE], 10).await,
+            vec![1, 2, 4],
+            "{name}"
+        );
+        // The middle ten seconds: transfers 2 and 3 touch Bob; only 2 touches Alice.
+        let (from, to) = (START + 5 * SECOND, START + 15 * SECOND);
+        assert_eq!(window(from, to, vec![BOB], 10).await, vec![2, 3], "{name}");
+        assert_eq!(window(from, to, vec![ALICE], 10).await, vec![2], "{name}");
+        assert_eq!(window(from, to, vec![FUNDING, ALICE], 10).await, vec![2, 3]);
+        // The end is exclusive, and the limit holds.
+        let second = store.transfer(TransferId(2)).await.unwrap().unwrap();
+        assert_eq!(
+            window(from, second.timestamp, vec![BOB], 10).await,
+            Vec::<u128>::new()
+        );
+        assert_eq!(window(0, u64::MAX, vec![BOB], 2).await.len(), 2);
+        assert!(window(0, u64::MAX, Vec::new(), 10).await.is_empty());
+    }
+}
