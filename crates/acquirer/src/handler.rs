@@ -121,6 +121,8 @@ pub struct HandlerCounters {
     pub unparsable: AtomicU64,
     pub sign_ons: AtomicU64,
     pub mac_failures: AtomicU64,
+    /// DUKPT messages whose KSN counter was not above the last accepted (answered 63).
+    pub ksn_replays: AtomicU64,
     pub rate_limited: AtomicU64,
     /// Duplicates answered from the journal.
     pub duplicates: AtomicU64,
@@ -620,7 +622,8 @@ impl TerminalHandler {
 
     /// Field 64 against the terminal's keys (see `keys.rs`): a terminal that has not signed on
     /// gets 58, a DUKPT message without a usable KSN 30 (63 when the KSN names another device),
-    /// a MAC that does not verify A0.
+    /// a MAC that does not verify A0, a DUKPT message whose KSN counter is not above the last
+    /// one accepted from the device 63 (a replay).
     async fn check_mac(
         &self,
         frame: &[u8],
@@ -637,7 +640,30 @@ impl TerminalHandler {
             .await?;
         let (covered, mac) = mac_parts(self.profile, frame).ok_or(ResponseCode::FormatError)?;
         self.verify_with(&keys, request.terminal_id.trim(), covered, mac)?;
+        self.accept_ksn(&keys, request.terminal_id.trim()).await?;
         Ok(keys)
+    }
+
+    /// A DUKPT message's KSN counter must be above the highest the host has accepted from the
+    /// device, which it then becomes (durably, before the message is acted on): a replayed
+    /// message, or one older than a message already accepted, is refused with 63 and does
+    /// nothing. Checked after the MAC, so only the device itself can raise the mark.
+    async fn accept_ksn(&self, keys: &MessageKeys, terminal_id: &str) -> Result<(), ResponseCode> {
+        let Some(counter) = keys.ksn_counter() else {
+            return Ok(());
+        };
+        match self.store.accept_ksn_counter(terminal_id, counter).await {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                self.counters.ksn_replays.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(terminal = %terminal_id, counter, "DUKPT KSN counter not above the last accepted: replay refused");
+                Err(ResponseCode::SecurityViolation)
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot record the DUKPT KSN counter");
+                Err(ResponseCode::SystemMalfunction)
+            }
+        }
     }
 
     /// Verifies a MAC a terminal made over `covered` outside ISO 8583 (the wallet's terminal
@@ -645,8 +671,9 @@ impl TerminalHandler {
     /// terminal must be active and signed on; master/session MACs are X9.19 under the
     /// sign-on's MAC key, DUKPT MACs are under the request key of `ksn` (which must name the
     /// terminal's own device). The refusals are the ISO 8583 ones: 58 (unknown, inactive or not
-    /// signed on), 30 (no usable KSN), 63 (another device's KSN), A0 (the MAC does not verify),
-    /// 96 (the keys could not be read).
+    /// signed on), 30 (no usable KSN), 63 (another device's KSN, or a KSN counter not above
+    /// the last accepted: a replay), A0 (the MAC does not verify), 96 (the keys could not be
+    /// read).
     pub async fn verify_terminal_mac(
         &self,
         terminal_id: &str,
@@ -661,7 +688,8 @@ impl TerminalHandler {
         let keys = self
             .terminal_message_keys(terminal_id, || ksn.map(<[u8]>::to_vec))
             .await?;
-        self.verify_with(&keys, terminal_id, covered, mac)
+        self.verify_with(&keys, terminal_id, covered, mac)?;
+        self.accept_ksn(&keys, terminal_id).await
     }
 
     /// The keys a terminal's message is under, by its key scheme; `field62` gives a DUKPT

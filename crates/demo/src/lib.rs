@@ -488,6 +488,7 @@ pub fn terminal_session(terminal_id: &str) -> TerminalSession {
             operator: None,
             signed_on_at: None,
             initial_ksn: Some(initial_ksn),
+            ksn_counter: 0,
         };
     }
     TerminalSession {
@@ -500,6 +501,7 @@ pub fn terminal_session(terminal_id: &str) -> TerminalSession {
         operator: None,
         signed_on_at: None,
         initial_ksn: None,
+        ksn_counter: 0,
     }
 }
 

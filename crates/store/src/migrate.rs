@@ -151,6 +151,41 @@ const SQLITE: &[Migration] = &[
         name: "risk_controls",
         sql: include_str!("../migrations/sqlite/0028_risk_controls.sql"),
     },
+    Migration {
+        version: 29,
+        name: "reserved",
+        sql: include_str!("../migrations/sqlite/0029_reserved.sql"),
+    },
+    Migration {
+        version: 30,
+        name: "reserved",
+        sql: include_str!("../migrations/sqlite/0030_reserved.sql"),
+    },
+    Migration {
+        version: 31,
+        name: "reserved",
+        sql: include_str!("../migrations/sqlite/0031_reserved.sql"),
+    },
+    Migration {
+        version: 32,
+        name: "reserved",
+        sql: include_str!("../migrations/sqlite/0032_reserved.sql"),
+    },
+    Migration {
+        version: 33,
+        name: "reserved",
+        sql: include_str!("../migrations/sqlite/0033_reserved.sql"),
+    },
+    Migration {
+        version: 34,
+        name: "reserved",
+        sql: include_str!("../migrations/sqlite/0034_reserved.sql"),
+    },
+    Migration {
+        version: 35,
+        name: "dukpt_ksn_counter",
+        sql: include_str!("../migrations/sqlite/0035_dukpt_ksn_counter.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -293,6 +328,41 @@ const POSTGRES: &[Migration] = &[
         version: 28,
         name: "risk_controls",
         sql: include_str!("../migrations/postgres/0028_risk_controls.sql"),
+    },
+    Migration {
+        version: 29,
+        name: "reserved",
+        sql: include_str!("../migrations/postgres/0029_reserved.sql"),
+    },
+    Migration {
+        version: 30,
+        name: "reserved",
+        sql: include_str!("../migrations/postgres/0030_reserved.sql"),
+    },
+    Migration {
+        version: 31,
+        name: "reserved",
+        sql: include_str!("../migrations/postgres/0031_reserved.sql"),
+    },
+    Migration {
+        version: 32,
+        name: "reserved",
+        sql: include_str!("../migrations/postgres/0032_reserved.sql"),
+    },
+    Migration {
+        version: 33,
+        name: "reserved",
+        sql: include_str!("../migrations/postgres/0033_reserved.sql"),
+    },
+    Migration {
+        version: 34,
+        name: "reserved",
+        sql: include_str!("../migrations/postgres/0034_reserved.sql"),
+    },
+    Migration {
+        version: 35,
+        name: "dukpt_ksn_counter",
+        sql: include_str!("../migrations/postgres/0035_dukpt_ksn_counter.sql"),
     },
 ];
 
