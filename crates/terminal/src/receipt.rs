@@ -250,6 +250,37 @@ fn pair(label: &str, value: &str) -> String {
     }
 }
 
+/// `text` in lines at most [`RECEIPT_COLUMNS`] wide, each after `indent`: broken at the last
+/// space that fits, or anywhere in a run without one (Chinese has no spaces).
+fn wrapped(indent: &str, text: &str) -> Vec<String> {
+    let room = RECEIPT_COLUMNS.saturating_sub(width(indent)).max(1);
+    let mut lines = Vec::new();
+    let mut rest: Vec<char> = text.chars().collect();
+    while !rest.is_empty() {
+        let mut columns = 0;
+        let mut fits = 0;
+        while fits < rest.len() && columns + width(&rest[fits].to_string()) <= room {
+            columns += width(&rest[fits].to_string());
+            fits += 1;
+        }
+        let cut = if fits == rest.len() {
+            fits
+        } else {
+            match rest[..fits].iter().rposition(|c| *c == ' ') {
+                Some(space) if space > 0 => space,
+                _ => fits.max(1),
+            }
+        };
+        let line: String = rest[..cut].iter().collect();
+        lines.push(format!("{indent}{}", line.trim_end()));
+        rest.drain(..cut);
+        while rest.first() == Some(&' ') {
+            rest.remove(0);
+        }
+    }
+    lines
+}
+
 fn centred(text: &str) -> String {
     let pad = RECEIPT_COLUMNS.saturating_sub(width(text)) / 2;
     format!("{}{text}", " ".repeat(pad))
@@ -270,8 +301,8 @@ impl Receipt {
         }
         out.push(rule.clone());
         out.push(w.merchant_name.to_owned());
-        out.push(format!("  {}", self.merchant_name));
-        out.push(format!("  {}", self.merchant_city));
+        out.extend(wrapped("  ", &self.merchant_name));
+        out.extend(wrapped("  ", &self.merchant_city));
         out.push(pair(w.merchant_id, &self.merchant_id));
         out.push(pair(w.terminal_id, &self.terminal_id));
         out.push(pair(w.operator, &self.operator));
@@ -327,7 +358,7 @@ impl Receipt {
             out.push("_".repeat(RECEIPT_COLUMNS));
         }
         if copy == Copy::Merchant {
-            out.push(w.acknowledge.to_owned());
+            out.extend(wrapped("", w.acknowledge));
         }
         if let Some(payload) = &self.verification {
             out.push(rule);
@@ -574,7 +605,9 @@ AID             A000000333010101
 --------------------------------
 AMOUNT                 CNY 12.34
 PIN VERIFIED
-I ACKNOWLEDGE SATISFACTORY RECEIPT OF RELATIVE GOODS/SERVICES
+I ACKNOWLEDGE SATISFACTORY
+RECEIPT OF RELATIVE
+GOODS/SERVICES
 ";
         assert_eq!(text, expected);
     }
@@ -607,6 +640,45 @@ I ACKNOWLEDGE SATISFACTORY RECEIPT OF RELATIVE GOODS/SERVICES
         for line in text.lines().filter(|line| line.starts_with("卡号")) {
             assert_eq!(width(line), RECEIPT_COLUMNS, "{line}");
         }
+    }
+
+    #[test]
+    fn every_line_fits_the_roll_long_words_and_names_wrap() {
+        let receipt = Receipt {
+            merchant_name: "陆家嘴咖啡陆家嘴咖啡陆家嘴咖啡陆家嘴咖啡".into(),
+            cvm: Cvm::Signature,
+            ..sample()
+        };
+        for language in [Language::English, Language::Chinese] {
+            for copy in [Copy::Merchant, Copy::Cardholder] {
+                let lines = receipt.lines(copy, true, language);
+                for line in &lines {
+                    assert!(width(line) <= RECEIPT_COLUMNS, "{line}");
+                }
+                let text = lines.concat().replace(' ', "");
+                if copy == Copy::Merchant {
+                    let acknowledge = words(language).acknowledge.replace(' ', "");
+                    assert!(text.contains(&acknowledge), "nothing is cut off: {text}");
+                }
+            }
+        }
+        assert_eq!(
+            wrapped("  ", "I ACKNOWLEDGE SATISFACTORY RECEIPT OF RELATIVE GOODS"),
+            [
+                "  I ACKNOWLEDGE SATISFACTORY",
+                "  RECEIPT OF RELATIVE GOODS"
+            ]
+        );
+        assert_eq!(
+            wrapped("", "本人确认以上交易，同意将其记入本卡账户"),
+            ["本人确认以上交易，同意将其记入本", "卡账户"]
+        );
+        assert_eq!(
+            wrapped("", &"X".repeat(40)).len(),
+            2,
+            "a word longer than a line"
+        );
+        assert!(wrapped("", "").is_empty());
     }
 
     #[test]
