@@ -121,6 +121,8 @@ pub struct HandlerCounters {
     pub unparsable: AtomicU64,
     pub sign_ons: AtomicU64,
     pub mac_failures: AtomicU64,
+    /// DUKPT messages whose KSN counter was not above the last accepted (answered 63).
+    pub ksn_replays: AtomicU64,
     pub rate_limited: AtomicU64,
     /// Duplicates answered from the journal.
     pub duplicates: AtomicU64,
@@ -504,22 +506,30 @@ impl TerminalHandler {
                 card_id: None,
             }),
             MessageType::ParameterDownload => match self.check_mac(frame, &request).await {
-                Ok(keys) => self.parameter_download(message, &request, keys),
+                Ok(keys) => match self.accept_ksn(&keys, request.terminal_id.trim()).await {
+                    Ok(()) => self.parameter_download(message, &request, keys),
+                    Err(refusal) => Answer::plain(message, refusal),
+                },
                 Err(refusal) => Answer::plain(message, refusal),
             },
             MessageType::SignOff => self.sign_off(message, &request).await,
             MessageType::BatchSettlement => self.batch_settlement(message, &request).await,
             MessageType::BatchUpload => self.batch_upload(message, &request).await,
+            // A duplicate (the same message again, MAC and all) gets its original answer
+            // before the KSN check: its counter is not new, and it changes nothing.
             kind if kind.is_maced() => match self.check_mac(frame, &request).await {
                 Ok(keys) => match self.earlier_answer(message, &request, &keys).await {
                     Some(answer) => {
                         self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
                         Some(answer)
                     }
-                    None => {
-                        self.financial(kind, message, &request, &terminal, &keys)
-                            .await
-                    }
+                    None => match self.accept_ksn(&keys, request.terminal_id.trim()).await {
+                        Ok(()) => {
+                            self.financial(kind, message, &request, &terminal, &keys)
+                                .await
+                        }
+                        Err(refusal) => Answer::plain(message, refusal),
+                    },
                 },
                 Err(refusal) => Answer::plain(message, refusal),
             },
@@ -626,7 +636,8 @@ impl TerminalHandler {
 
     /// Field 64 against the terminal's keys (see `keys.rs`): a terminal that has not signed on
     /// gets 58, a DUKPT message without a usable KSN 30 (63 when the KSN names another device),
-    /// a MAC that does not verify A0.
+    /// a MAC that does not verify A0. The caller then checks a DUKPT message's KSN counter
+    /// ([`TerminalHandler::accept_ksn`]) unless the message is a duplicate.
     async fn check_mac(
         &self,
         frame: &[u8],
@@ -646,13 +657,36 @@ impl TerminalHandler {
         Ok(keys)
     }
 
+    /// A DUKPT message's KSN counter must be above the highest the host has accepted from the
+    /// device, which it then becomes (durably, before the message is acted on): a replayed
+    /// message, or one older than a message already accepted, is refused with 63 and does
+    /// nothing. Checked after the MAC, so only the device itself can raise the mark.
+    async fn accept_ksn(&self, keys: &MessageKeys, terminal_id: &str) -> Result<(), ResponseCode> {
+        let Some(counter) = keys.ksn_counter() else {
+            return Ok(());
+        };
+        match self.store.accept_ksn_counter(terminal_id, counter).await {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                self.counters.ksn_replays.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(terminal = %terminal_id, counter, "DUKPT KSN counter not above the last accepted: replay refused");
+                Err(ResponseCode::SecurityViolation)
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot record the DUKPT KSN counter");
+                Err(ResponseCode::SystemMalfunction)
+            }
+        }
+    }
+
     /// Verifies a MAC a terminal made over `covered` outside ISO 8583 (the wallet's terminal
     /// API, docs/wallet.md), with the very keys and checks of its ISO 8583 messages: the
     /// terminal must be active and signed on; master/session MACs are X9.19 under the
     /// sign-on's MAC key, DUKPT MACs are under the request key of `ksn` (which must name the
     /// terminal's own device). The refusals are the ISO 8583 ones: 58 (unknown, inactive or not
-    /// signed on), 30 (no usable KSN), 63 (another device's KSN), A0 (the MAC does not verify),
-    /// 96 (the keys could not be read).
+    /// signed on), 30 (no usable KSN), 63 (another device's KSN, or a KSN counter not above
+    /// the last accepted: a replay), A0 (the MAC does not verify), 96 (the keys could not be
+    /// read).
     pub async fn verify_terminal_mac(
         &self,
         terminal_id: &str,
@@ -667,7 +701,8 @@ impl TerminalHandler {
         let keys = self
             .terminal_message_keys(terminal_id, || ksn.map(<[u8]>::to_vec))
             .await?;
-        self.verify_with(&keys, terminal_id, covered, mac)
+        self.verify_with(&keys, terminal_id, covered, mac)?;
+        self.accept_ksn(&keys, terminal_id).await
     }
 
     /// The keys a terminal's message is under, by its key scheme; `field62` gives a DUKPT

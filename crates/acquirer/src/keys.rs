@@ -141,6 +141,15 @@ impl MessageKeys {
         Ok(Some(mac))
     }
 
+    /// The KSN transaction counter of a DUKPT message; `None` under other schemes.
+    pub(crate) fn ksn_counter(&self) -> Option<u32> {
+        match self {
+            MessageKeys::TdesDukpt { ksn, .. } => Some(ksn.counter()),
+            MessageKeys::AesDukpt { ksn, .. } => Some(ksn.counter()),
+            _ => None,
+        }
+    }
+
     fn dukpt(&self) -> Option<DukptMacKey<'_>> {
         match self {
             MessageKeys::TdesDukpt { bdk, ksn } => Some(DukptMacKey::Tdes { bdk, ksn: *ksn }),

@@ -143,3 +143,104 @@ async fn dukpt_terminals_sell_with_pin_under_their_derived_keys() {
         server.await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dukpt_message_whose_ksn_counter_is_not_above_the_last_accepted_is_refused() {
+    for terminal in [DukptTerminal::aes(), DukptTerminal::tdes()] {
+        for backend in store::testing::backends().await {
+            let what = format!("{} on {}", terminal.scheme, backend.name);
+            let world = world_on(backend).await;
+            terminal.provision(&world).await;
+            let (mut client, stop, server, handler) = start(&world).await;
+            let card = demo_card("card-CH001-D");
+            let pan = Pan::new(&card.pan).unwrap();
+            let opening = available(&world, &card).await;
+            let unused = (
+                TdesKey::new(&[0x11; 16]).unwrap(),
+                TdesKey::new(&[0x22; 16]).unwrap(),
+            );
+            let sale = |stan, atc, counter| {
+                terminal.retag(
+                    &chip_sale(&card, 1_000, stan, atc, demo::DEMO_PIN, &unused),
+                    counter,
+                    Some((demo::DEMO_PIN, &pan)),
+                )
+            };
+            let code = |reply: Message<'static>| reply.response_code().unwrap().to_owned();
+            assert_eq!(code(answer(&mut client, &sign_on(&terminal)).await.1), "00");
+
+            // Normal progression: counters 3, then 4, then 9 (a device may skip counters).
+            let first = sale(2, 2, 3);
+            assert_eq!(code(answer(&mut client, &first).await.1), "00", "{what}");
+            assert_eq!(
+                code(answer(&mut client, &sale(3, 3, 4)).await.1),
+                "00",
+                "{what}"
+            );
+            let third = sale(4, 4, 9);
+            assert_eq!(code(answer(&mut client, &third).await.1), "00", "{what}");
+            assert_eq!(available(&world, &card).await, opening - 3_000, "{what}");
+
+            // The last message again, byte for byte: a duplicate, answered with its original
+            // answer (same RRN), and nothing moves. So is an older one sent again.
+            let (_, original) = answer(&mut client, &third).await;
+            let rrn = |reply: &Message<'static>| reply.get(37).map(|value| value.to_text());
+            let (_, again) = answer(&mut client, &third).await;
+            assert_eq!(code(again.clone()), "00", "{what}");
+            assert_eq!(rrn(&again), rrn(&original), "{what}");
+            assert_eq!(code(answer(&mut client, &first).await.1), "00", "{what}");
+            assert_eq!(available(&world, &card).await, opening - 3_000, "{what}");
+            // A new message under an older counter (decreasing): 63, nothing moves.
+            assert_eq!(
+                code(answer(&mut client, &sale(5, 5, 8)).await.1),
+                "63",
+                "{what}"
+            );
+            // A new message reusing the last counter (a replay of the KSN with other content,
+            // validly MACed only by the device itself): 63 too.
+            assert_eq!(
+                code(answer(&mut client, &sale(5, 5, 9)).await.1),
+                "63",
+                "{what}"
+            );
+            assert_eq!(available(&world, &card).await, opening - 3_000, "{what}");
+            // A forged message with a high counter (bad MAC) does not raise the mark.
+            let mut forged = cup().unpack(&sale(6, 6, 10)).unwrap().into_owned();
+            forged.remove(64);
+            let forged = acquirer::mac::pack_with_mac(cup(), &mut forged, |covered| {
+                terminal.mac(11, false, covered)
+            })
+            .unwrap();
+            assert_eq!(code(answer(&mut client, &forged).await.1), "A0", "{what}");
+            assert_eq!(
+                world
+                    .store
+                    .terminal_session(terminal.id)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .ksn_counter,
+                9,
+                "{what}: the high-water mark is the last accepted counter"
+            );
+            // The device goes on above it.
+            assert_eq!(
+                code(answer(&mut client, &sale(7, 7, 10)).await.1),
+                "00",
+                "{what}"
+            );
+            assert_eq!(available(&world, &card).await, opening - 4_000, "{what}");
+            assert_eq!(
+                handler
+                    .counters
+                    .ksn_replays
+                    .load(std::sync::atomic::Ordering::Relaxed),
+                2,
+                "{what}"
+            );
+            drop(client);
+            stop.send(true).unwrap();
+            server.await.unwrap();
+        }
+    }
+}

@@ -284,6 +284,7 @@ pub fn directory() -> Directory {
             terminal("10000001", SHANGHAI_MERCHANT),
             terminal("10000002", SHANGHAI_MERCHANT),
             terminal(DUKPT_TERMINAL, SHANGHAI_MERCHANT),
+            terminal(TDES_DUKPT_TERMINAL, SHANGHAI_MERCHANT),
             terminal("20000001", BEIJING_MERCHANT),
         ],
         staff: vec![
@@ -424,7 +425,8 @@ pub fn terminal_master_key_name(terminal_id: &str) -> String {
     format!("terminal/{terminal_id}/tmk")
 }
 
-/// The demo terminals on master/session (all but [`DUKPT_TERMINAL`]), by id.
+/// The demo terminals on master/session (all but [`DUKPT_TERMINAL`] and
+/// [`TDES_DUKPT_TERMINAL`]), by id.
 fn master_session_terminals() -> impl Iterator<Item = String> {
     directory()
         .terminals
@@ -444,28 +446,72 @@ pub fn demo_bdk_name() -> String {
     format!("acquirer/{}/demo-bdk-aes128", ACQUIRER.0)
 }
 
-/// The initial KSN (24 hex digits) of a demo AES DUKPT terminal: BDK id 45500001, the
-/// terminal id as derivation id, counter 0. `None` for a master/session terminal.
+/// The demo terminal on TDES DUKPT (ANSI X9.24-1:2009): its PIN pad holds an initial PIN
+/// encryption key (IPEK) derived from the demo TDES base key ([`demo_tdes_bdk_name`]) for its
+/// initial KSN ([`dukpt_initial_ksn`]).
+pub const TDES_DUKPT_TERMINAL: &str = "10000004";
+
+/// Name of the demo's TDES DUKPT base derivation key (double-length) in `hsm_keys`: a
+/// published test key ([`demo_test_key`]), as [`demo_bdk_name`] is for AES.
+pub fn demo_tdes_bdk_name() -> String {
+    format!("acquirer/{}/demo-bdk-tdes", ACQUIRER.0)
+}
+
+/// The key scheme of a demo terminal, as `terminal_sessions.key_scheme` spells it.
+pub fn key_scheme(terminal_id: &str) -> &'static str {
+    match terminal_id {
+        DUKPT_TERMINAL => "dukpt-aes",
+        TDES_DUKPT_TERMINAL => "dukpt-tdes",
+        _ => "master-session",
+    }
+}
+
+/// The initial KSN of a demo DUKPT terminal, in hex: AES (24 digits) BDK id 45500001, the
+/// terminal id as derivation id, counter 0; TDES (20 digits) key set 455002, the terminal id,
+/// counter 0 (the rightmost 21 bits). `None` for a master/session terminal.
 pub fn dukpt_initial_ksn(terminal_id: &str) -> Option<String> {
-    (terminal_id == DUKPT_TERMINAL).then(|| format!("45500001{terminal_id}00000000"))
+    match terminal_id {
+        DUKPT_TERMINAL => Some(format!("45500001{terminal_id}00000000")),
+        TDES_DUKPT_TERMINAL => Some(format!("455002{terminal_id}000000")),
+        _ => None,
+    }
+}
+
+/// Hex digits to bytes (the demo's own KSN strings).
+fn hex_bytes(text: &str) -> Option<Vec<u8>> {
+    (0..text.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(text.get(at..at + 2)?, 16).ok())
+        .collect()
 }
 
 /// The initial key a demo AES DUKPT terminal's PIN pad is loaded with: derived (X9.24-3) from
 /// the published demo base key for the terminal's initial key id. `None` for others.
 pub fn demo_dukpt_initial_key(terminal_id: &str) -> Option<paycrypto::AesKey> {
     use paycrypto::dukpt::aes as aes_dukpt;
-    let text = dukpt_initial_ksn(terminal_id)?;
-    let ksn = (0..text.len())
-        .step_by(2)
-        .map(|at| u8::from_str_radix(text.get(at..at + 2)?, 16).ok())
-        .collect::<Option<Vec<u8>>>()?;
+    if key_scheme(terminal_id) != "dukpt-aes" {
+        return None;
+    }
+    let ksn = hex_bytes(&dukpt_initial_ksn(terminal_id)?)?;
     let bdk = paycrypto::AesKey::new(&demo_test_key(&demo_bdk_name())?).ok()?;
     let ksn = aes_dukpt::Ksn::new(&ksn).ok()?;
     aes_dukpt::initial_key(&bdk, &ksn.initial_key_id()).ok()
 }
 
-/// Every demo terminal, batch 1, not yet signed on: [`DUKPT_TERMINAL`] on AES DUKPT, the
-/// others on master/session.
+/// The IPEK a demo TDES DUKPT terminal's PIN pad is loaded with: derived (X9.24-1) from the
+/// published demo TDES base key for the terminal's initial KSN. `None` for others.
+pub fn demo_tdes_dukpt_ipek(terminal_id: &str) -> Option<paycrypto::TdesKey> {
+    use paycrypto::dukpt::tdes;
+    if key_scheme(terminal_id) != "dukpt-tdes" {
+        return None;
+    }
+    let ksn = tdes::Ksn::new(&hex_bytes(&dukpt_initial_ksn(terminal_id)?)?).ok()?;
+    let bdk = paycrypto::TdesKey::new(&demo_test_key(&demo_tdes_bdk_name())?).ok()?;
+    tdes::derive_ipek(&bdk, &ksn).ok()
+}
+
+/// Every demo terminal, batch 1, not yet signed on: [`DUKPT_TERMINAL`] on AES DUKPT,
+/// [`TDES_DUKPT_TERMINAL`] on TDES DUKPT, the others on master/session.
 pub fn terminal_sessions() -> Vec<TerminalSession> {
     directory()
         .terminals
@@ -478,16 +524,22 @@ pub fn terminal_sessions() -> Vec<TerminalSession> {
 /// [`terminal_master_key_name`], batch 1, not yet signed on.
 pub fn terminal_session(terminal_id: &str) -> TerminalSession {
     if let Some(initial_ksn) = dukpt_initial_ksn(terminal_id) {
+        let scheme = key_scheme(terminal_id);
         return TerminalSession {
-            tmk_key: demo_bdk_name(),
+            tmk_key: if scheme == "dukpt-tdes" {
+                demo_tdes_bdk_name()
+            } else {
+                demo_bdk_name()
+            },
             terminal_id: terminal_id.to_owned(),
-            key_scheme: "dukpt-aes".into(),
+            key_scheme: scheme.into(),
             pin_key: None,
             mac_key: None,
             batch: 1,
             operator: None,
             signed_on_at: None,
             initial_ksn: Some(initial_ksn),
+            ksn_counter: 0,
         };
     }
     TerminalSession {
@@ -500,6 +552,7 @@ pub fn terminal_session(terminal_id: &str) -> TerminalSession {
         operator: None,
         signed_on_at: None,
         initial_ksn: None,
+        ksn_counter: 0,
     }
 }
 
@@ -592,6 +645,7 @@ pub fn key_specs() -> Vec<(String, KeySpec)> {
         ),
     ];
     specs.push((demo_bdk_name(), KeySpec::bdk_aes(16)));
+    specs.push((demo_tdes_bdk_name(), KeySpec::bdk_tdes()));
     // A DUKPT terminal has no master key: its keys come from the base key.
     for terminal in master_session_terminals() {
         specs.push((
@@ -613,8 +667,8 @@ pub fn key_specs() -> Vec<(String, KeySpec)> {
 
 /// The demo's published test keys: the keys a terminal or card simulator must hold in clear to
 /// play the demo world — each demo terminal's master key and each demo issuer's EMV issuer
-/// master key and CVV key, and the demo AES DUKPT base key ([`demo_bdk_name`]). Like the demo
-/// PIN, they are public: the first 16 bytes of SHA-256 of `easypos-demo-test-key/<name>`.
+/// master key and CVV key, and the demo AES and TDES DUKPT base keys ([`demo_bdk_name`],
+/// [`demo_tdes_bdk_name`]). Like the demo PIN, they are public: the first 16 bytes of SHA-256 of `easypos-demo-test-key/<name>`.
 /// Every other key (zone keys, PVV keys, the fingerprint key, the acquirer's own DUKPT base
 /// keys) is generated inside the HSM. Never put real cards in a
 /// demo world.
@@ -623,6 +677,7 @@ pub fn demo_test_key(name: &str) -> Option<Vec<u8>> {
     let published = master_session_terminals()
         .any(|terminal| terminal_master_key_name(&terminal) == name)
         || name == demo_bdk_name()
+        || name == demo_tdes_bdk_name()
         || [DEBIT_BANK, CREDIT_ISSUER].iter().any(|issuer| {
             name == format!("issuer/{}/imk-ac", issuer.0)
                 || name == format!("issuer/{}/cvk", issuer.0)
@@ -816,8 +871,8 @@ pub async fn seed(store: &Store, hsm: &dyn Hsm) -> Result<Seeded, DemoError> {
     let profiles = issuer_cards(hsm, &keys)?;
     if store.meta(SEEDED_KEY).await?.is_some() {
         // Cards seeded before fingerprints and issuer profiles existed get them; a card that
-        // has them keeps its own. Terminals added to the demo world since (10000003, on AES
-        // DUKPT) join it; existing ones are kept as they are.
+        // has them keeps its own. Terminals added to the demo world since (10000003 on AES
+        // DUKPT, 10000004 on TDES DUKPT) join it; existing ones are kept as they are.
         store
             .put_directory(Directory {
                 cards: directory.cards,
@@ -942,7 +997,38 @@ mod tests {
             expected.expose()
         );
         assert!(demo_dukpt_initial_key("10000001").is_none());
+        assert!(demo_dukpt_initial_key(TDES_DUKPT_TERMINAL).is_none());
         assert_eq!(terminal_session("10000001").key_scheme, "master-session");
+    }
+
+    #[test]
+    fn the_tdes_dukpt_terminal_s_ipek_comes_from_the_published_tdes_base_key() {
+        let session = terminal_session(TDES_DUKPT_TERMINAL);
+        assert_eq!(
+            (
+                session.key_scheme.as_str(),
+                session.tmk_key,
+                session.initial_ksn
+            ),
+            (
+                "dukpt-tdes",
+                demo_tdes_bdk_name(),
+                Some("45500210000004000000".to_owned())
+            )
+        );
+        let bdk = paycrypto::TdesKey::new(&demo_test_key(&demo_tdes_bdk_name()).unwrap()).unwrap();
+        let ksn = paycrypto::dukpt::tdes::Ksn::new(&[
+            0x45, 0x50, 0x02, 0x10, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00,
+        ])
+        .unwrap();
+        assert_eq!(ksn.counter(), 0);
+        let expected = paycrypto::dukpt::tdes::derive_ipek(&bdk, &ksn).unwrap();
+        assert_eq!(
+            demo_tdes_dukpt_ipek(TDES_DUKPT_TERMINAL).unwrap().expose(),
+            expected.expose()
+        );
+        assert!(demo_tdes_dukpt_ipek(DUKPT_TERMINAL).is_none());
+        assert!(demo_test_key(&terminal_master_key_name(TDES_DUKPT_TERMINAL)).is_none());
     }
 
     #[test]
@@ -955,7 +1041,7 @@ mod tests {
             .iter()
             .filter(|terminal| terminal.merchant_id == "898310058120001")
             .count();
-        assert_eq!((shanghai_terminals, world.terminals.len()), (3, 4));
+        assert_eq!((shanghai_terminals, world.terminals.len()), (4, 5));
         assert_eq!(world.cardholders.len(), 5);
         assert!(
             world

@@ -154,7 +154,7 @@ async fn the_demo_world_seeds_once_balances_and_finds_cards_by_number() {
                 directory.terminals.len(),
                 directory.cardholders.len()
             ),
-            (2, 4, 5)
+            (2, 5, 5)
         );
         store.close().await.unwrap();
     }
@@ -204,9 +204,9 @@ async fn terminal_master_keys_and_card_keys_are_the_published_test_keys_and_the_
             ),
         }
     }
-    // Three master/session terminals' master keys, the AES DUKPT terminal's base key, and an
-    // issuer master key and a CVV key for each of the two issuers.
-    assert_eq!(published, 3 + 1 + 4);
+    // Three master/session terminals' master keys, the AES and TDES DUKPT terminals' base
+    // keys, and an issuer master key and a CVV key for each of the two issuers.
+    assert_eq!(published, 3 + 2 + 4);
     assert_eq!(
         demo::demo_test_key(&demo::terminal_master_key_name(demo::DUKPT_TERMINAL)),
         None,

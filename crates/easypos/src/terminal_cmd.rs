@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use terminal::cardfile::CardFile;
 use terminal::config::{KeyScheme, Language, MasterKey, TerminalConfig};
-use terminal::dukpt::AesDukptDevice;
+use terminal::dukpt::{AesDukptDevice, TdesDukptDevice};
 use terminal::pos::{Method, Payment, Pos, PosError, Presentation, TerminalKey, TransactionResult};
 use terminal::receipt::Copy;
 use terminal::transactions::TransactionType;
@@ -102,17 +102,33 @@ enum LanguageArg {
 enum KeySchemeArg {
     /// AES DUKPT (X9.24-3): a key per transaction, format 4 PIN blocks, AES-CMAC.
     DukptAes,
+    /// TDES DUKPT (X9.24-1): a key per transaction, format 0 PIN blocks, X9.19 MACs.
+    DukptTdes,
     /// A terminal master key and working keys from each sign-on.
     MasterSession,
 }
+
+impl KeySchemeArg {
+    fn scheme(self) -> KeyScheme {
+        match self {
+            Self::DukptAes => KeyScheme::DukptAes,
+            Self::DukptTdes => KeyScheme::DukptTdes,
+            Self::MasterSession => KeyScheme::MasterSession,
+        }
+    }
+}
+
+/// What `terminal init --demo` says of the demo terminals, when asked for another.
+const DEMO_TERMINALS: &str = "10000003 on AES DUKPT; 10000004 on TDES DUKPT; 10000001, 10000002 \
+                              and 20000001 on master/session";
 
 #[derive(Debug, Subcommand)]
 enum TerminalCommand {
     /// Activate a new terminal with its one-time code: receive its parameters and master key,
     /// write terminal.toml, and sign on (docs/onboarding.md).
     Activate(crate::terminal_activate::ActivateArgs),
-    /// Write a terminal.toml for a demo terminal (10000003 on AES DUKPT; 10000001, 10000002
-    /// and 20000001 on master/session).
+    /// Write a terminal.toml for a demo terminal (10000003 on AES DUKPT; 10000004 on TDES
+    /// DUKPT; 10000001, 10000002 and 20000001 on master/session).
     Init {
         /// The demo terminal's id.
         #[arg(long, value_name = "TERMINAL_ID")]
@@ -545,12 +561,7 @@ fn init(
         .terminals
         .iter()
         .find(|terminal| terminal.id == terminal_id)
-        .with_context(|| {
-            format!(
-                "{terminal_id} is not a demo terminal (10000003 on AES DUKPT; 10000001, \
-                 10000002, 20000001 on master/session)"
-            )
-        })?;
+        .with_context(|| format!("{terminal_id} is not a demo terminal ({DEMO_TERMINALS})"))?;
     let merchant = directory
         .merchants
         .iter()
@@ -567,24 +578,34 @@ fn init(
         host,
     );
     config.merchant_name_zh = Some(merchant.name_zh.clone());
-    // The host works each terminal under one scheme: the demo terminal's, unless asked.
-    let own = demo::dukpt_initial_ksn(terminal_id);
-    match (key_scheme, own) {
-        (None | Some(KeySchemeArg::DukptAes), Some(initial_ksn)) => {
-            config.key_scheme = KeyScheme::DukptAes;
-            config.initial_ksn = Some(initial_ksn);
-        }
-        (None | Some(KeySchemeArg::MasterSession), None) => {}
-        (Some(KeySchemeArg::DukptAes), None) => anyhow::bail!(
-            "demo terminal {terminal_id} is on master/session at the host; for AES DUKPT use \
-             --demo {}",
-            demo::DUKPT_TERMINAL
-        ),
-        (Some(KeySchemeArg::MasterSession), Some(_)) => anyhow::bail!(
-            "demo terminal {terminal_id} is on AES DUKPT at the host; for master/session use \
-             --demo 10000001"
-        ),
+    // The host works each terminal under one scheme: the demo terminal's. Asked for another,
+    // the answer names a demo terminal that has it.
+    let own = match demo::key_scheme(terminal_id) {
+        "dukpt-aes" => KeyScheme::DukptAes,
+        "dukpt-tdes" => KeyScheme::DukptTdes,
+        _ => KeyScheme::MasterSession,
+    };
+    if let Some(asked) = key_scheme.map(KeySchemeArg::scheme)
+        && asked != own
+    {
+        let instead = match asked {
+            KeyScheme::DukptAes => demo::DUKPT_TERMINAL,
+            KeyScheme::DukptTdes => demo::TDES_DUKPT_TERMINAL,
+            KeyScheme::MasterSession => "10000001",
+        };
+        let words = |scheme| match scheme {
+            KeyScheme::DukptAes => "AES DUKPT",
+            KeyScheme::DukptTdes => "TDES DUKPT",
+            KeyScheme::MasterSession => "master/session",
+        };
+        anyhow::bail!(
+            "demo terminal {terminal_id} is on {} at the host; for {} use --demo {instead}",
+            words(own),
+            words(asked)
+        );
     }
+    config.key_scheme = own;
+    config.initial_ksn = demo::dukpt_initial_ksn(terminal_id);
     config.language = match language {
         LanguageArg::En => Language::English,
         LanguageArg::Zh => Language::Chinese,
@@ -607,9 +628,33 @@ fn init(
 }
 
 /// The configuration and the key it names: the terminal master key (master/session) or the
-/// PIN pad's AES DUKPT initial key.
+/// PIN pad's DUKPT initial key (AES IK or TDES IPEK).
 pub(crate) fn load(path: &Path) -> anyhow::Result<(TerminalConfig, TerminalKey)> {
     let config = TerminalConfig::load(path)?;
+    let initial_ksn = || {
+        config
+            .initial_ksn
+            .as_deref()
+            .and_then(|text| hex::decode(text).ok())
+            .context("initial_ksn")
+    };
+    if config.key_scheme == KeyScheme::DukptTdes {
+        let ipek = match &config.master_key {
+            MasterKey::Demo => {
+                demo::demo_tdes_dukpt_ipek(&config.terminal_id).with_context(|| {
+                    format!(
+                        "master_key = \"demo\", but {} is not the demo TDES DUKPT terminal ({})",
+                        config.terminal_id,
+                        demo::TDES_DUKPT_TERMINAL
+                    )
+                })?
+            }
+            MasterKey::File(file) => paycrypto::TdesKey::new(&key_file(file)?)
+                .context("the TDES DUKPT initial key (IPEK, 32 hex digits)")?,
+        };
+        let device = TdesDukptDevice::new(ipek, &initial_ksn()?)?;
+        return Ok((config, TerminalKey::TdesDukpt(device)));
+    }
     if config.key_scheme == KeyScheme::DukptAes {
         let initial_key = match &config.master_key {
             MasterKey::Demo => {
@@ -624,12 +669,7 @@ pub(crate) fn load(path: &Path) -> anyhow::Result<(TerminalConfig, TerminalKey)>
             MasterKey::File(file) => paycrypto::AesKey::new(&key_file(file)?)
                 .context("the AES DUKPT initial key (32, 48 or 64 hex digits)")?,
         };
-        let initial_ksn = config
-            .initial_ksn
-            .as_deref()
-            .and_then(|text| hex::decode(text).ok())
-            .context("initial_ksn")?;
-        let device = AesDukptDevice::new(initial_key, &initial_ksn)?;
+        let device = AesDukptDevice::new(initial_key, &initial_ksn()?)?;
         return Ok((config, TerminalKey::AesDukpt(device)));
     }
     let bytes = match &config.master_key {

@@ -179,7 +179,7 @@ impl Signer {
         let (config, key) = crate::terminal_cmd::load(config_path)?;
         let terminal::pos::TerminalKey::Master(tmk) = key else {
             anyhow::bail!(
-                "QR payments on the screen need a master/session terminal; an AES DUKPT terminal pays by QR with `easypos terminal pay --method qr`"
+                "QR payments on the screen need a master/session terminal; a DUKPT terminal pays by QR with `easypos terminal pay --method qr`"
             );
         };
         Ok(Signer {

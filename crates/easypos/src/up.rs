@@ -624,6 +624,11 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             &counters.mac_failures,
         ),
         (
+            "easypos_acquirer_ksn_replays_total",
+            "DUKPT messages whose KSN counter was not above the last one accepted from the device (answered 63).",
+            &counters.ksn_replays,
+        ),
+        (
             "easypos_acquirer_duplicates_total",
             "Duplicate financial messages answered with their original answer from the journal.",
             &counters.duplicates,

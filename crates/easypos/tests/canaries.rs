@@ -89,6 +89,7 @@ fn canaries() -> Vec<Canary> {
         .map(|terminal| demo::terminal_master_key_name(terminal))
         .collect();
     names.push(demo::demo_bdk_name());
+    names.push(demo::demo_tdes_bdk_name());
     for issuer in [demo::DEBIT_BANK, demo::CREDIT_ISSUER] {
         names.push(format!("issuer/{}/imk-ac", issuer.0));
         names.push(format!("issuer/{}/cvk", issuer.0));

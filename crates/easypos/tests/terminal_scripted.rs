@@ -1291,3 +1291,147 @@ fn the_demo_dukpt_terminal_pays_under_aes_dukpt_and_its_ksn_only_goes_up() {
     drop(host);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `frame` (as a terminal sent it) sent again straight to the host: the answer's field 39.
+fn replayed(host: SocketAddr, frame: &[u8]) -> String {
+    let mut stream = TcpStream::connect(host).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let length = u16::try_from(frame.len()).unwrap().to_be_bytes();
+    stream.write_all(&length).unwrap();
+    stream.write_all(frame).unwrap();
+    let mut answer_length = [0u8; 2];
+    stream.read_exact(&mut answer_length).unwrap();
+    let mut answer = vec![0u8; usize::from(u16::from_be_bytes(answer_length))];
+    stream.read_exact(&mut answer).unwrap();
+    let profile = iso8583::Profile::builtin("cup-bcd").unwrap();
+    profile
+        .unpack(&answer)
+        .unwrap()
+        .response_code()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn the_demo_tdes_dukpt_terminal_pays_with_format_0_pin_blocks_and_a_replay_moves_nothing() {
+    let dir = temp_dir("tdes-dukpt");
+    let host = up(&dir);
+    let terminal_id = demo::TDES_DUKPT_TERMINAL;
+    setup(&dir, terminal_id, "tdes.toml", host.terminals, 20_000);
+    let config = std::fs::read_to_string(dir.join("tdes.toml")).unwrap();
+    let initial_ksn = demo::dukpt_initial_ksn(terminal_id).unwrap();
+    assert_eq!(initial_ksn.len(), 20);
+    assert!(config.contains("key_scheme = \"dukpt-tdes\""), "{config}");
+    assert!(
+        config.contains(&format!("initial_ksn = \"{initial_ksn}\"")),
+        "{config}"
+    );
+    // The host knows only TDES DUKPT for this terminal; AES DUKPT is another demo terminal.
+    let refused = run(
+        &dir,
+        &[
+            "terminal",
+            "init",
+            "--demo",
+            terminal_id,
+            "--key-scheme",
+            "dukpt-aes",
+            "--config",
+            "other.toml",
+        ],
+    );
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains("TDES DUKPT") && refused.stderr.contains(demo::DUKPT_TERMINAL),
+        "{}",
+        refused.stderr
+    );
+    let (proxy, frames) = recording_proxy(host.terminals);
+    reroute(&dir, "tdes.toml", host.terminals, proxy);
+    let counter = || -> u64 {
+        let state: Value = serde_json::from_slice(
+            &std::fs::read(dir.join(format!("terminal-{terminal_id}/state.json"))).unwrap(),
+        )
+        .unwrap();
+        state["ksn_counter"].as_u64().unwrap()
+    };
+
+    let sale = pay(&dir, "tdes.toml", "card-CH001-D", demo::DEMO_PIN, "12.34");
+    assert_eq!(sale.code, 0, "{} {}", sale.stdout, sale.stderr);
+    assert_eq!(sale.json["response_code"], "00");
+    assert_eq!(sale.json["receipt"]["cvm"], "pin-verified");
+    assert_eq!(sale.json["receipt"]["terminal_id"], terminal_id);
+    assert_eq!(counter(), 1, "the PIN block and its sale share KSN 1");
+
+    // The sale carried the 10-byte KSN with counter 1 in field 62, and its PIN block in field
+    // 52 (format 0, 8 bytes): the host derived the PIN and MAC variants from the BDK.
+    let ksn = |counter: u8| {
+        let mut bytes = hex::decode(&initial_ksn).unwrap();
+        bytes[9] = counter;
+        bytes
+    };
+    let sent: Vec<Vec<u8>> = frames.try_iter().collect();
+    let sale_frame = sent
+        .iter()
+        .find(|frame| frame.get(11..13) == Some(&[0x02, 0x00]))
+        .expect("the 0200 went through the proxy")
+        .clone();
+    let profile = iso8583::Profile::builtin("cup-bcd").unwrap();
+    let request = profile.unpack(&sale_frame).unwrap();
+    assert_eq!(
+        request.get(62).unwrap().to_bytes().as_ref(),
+        ksn(1).as_slice()
+    );
+    assert_eq!(request.get(52).unwrap().to_bytes().len(), 8);
+    assert_eq!(request.get(64).unwrap().to_bytes().len(), 8);
+
+    // A wrong PIN is declined 55 by the issuer; each run goes on from the saved counter.
+    let wrong = pay(&dir, "tdes.toml", "card-CH002-D", "654321", "1.00");
+    assert_eq!(
+        (wrong.code, wrong.json["response_code"].as_str()),
+        (1, Some("55")),
+        "{}",
+        wrong.stderr
+    );
+    assert_eq!(counter(), 2);
+    // The next sale on a terminal set to Chinese (its receipt is printed below).
+    let text = std::fs::read_to_string(dir.join("tdes.toml")).unwrap();
+    assert!(text.contains("language = \"en\""), "{text}");
+    std::fs::write(
+        dir.join("tdes.toml"),
+        text.replace("language = \"en\"", "language = \"zh\""),
+    )
+    .unwrap();
+    let again = pay(&dir, "tdes.toml", "card-CH001-D", demo::DEMO_PIN, "1.00");
+    assert_eq!(again.code, 0, "{} {}", again.stdout, again.stderr);
+    assert_eq!(counter(), 3);
+
+    // The first sale's frame, replayed by someone on the network: a duplicate, answered with
+    // the original answer, and nothing moves. (A new message under an old counter is refused
+    // 63: `acquirer/tests/dukpt.rs`.)
+    let before = balance(&dir, "tdes.toml", "card-CH001-D");
+    assert_eq!(replayed(host.terminals, &sale_frame), "00");
+    assert_eq!(balance(&dir, "tdes.toml", "card-CH001-D"), before);
+
+    // The PDF receipt of the Chinese terminal's sale: the merchant name (陆家嘴咖啡) in the
+    // embedded font, its text mapped back to Unicode.
+    let pdf = dir.join("receipt.pdf");
+    let reprint = terminal(
+        &dir,
+        "tdes.toml",
+        "reprint",
+        &["--receipt-pdf", pdf.to_str().unwrap()],
+    );
+    assert_eq!(reprint.code, 0, "{}", reprint.stderr);
+    let bytes = std::fs::read(&pdf).unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.contains("/FontFile2 9 0 R"));
+    assert!(text.contains("> <9646>"), "陆 in the ToUnicode map");
+    if let Ok(keep) = std::env::var("EASYPOS_KEEP_RECEIPT_PDF") {
+        std::fs::copy(&pdf, keep).unwrap();
+    }
+    drop(host);
+    let _ = std::fs::remove_dir_all(&dir);
+}

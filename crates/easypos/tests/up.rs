@@ -56,7 +56,7 @@ fn up_serves_health_and_metrics_stops_cleanly_and_restarts_without_reseeding() {
         "{:?}",
         first.banner
     );
-    assert!(first.banner.iter().any(|line| line.contains("2 merchants, 4 terminals") && line.contains("5 cardholders")), "{:?}", first.banner);
+    assert!(first.banner.iter().any(|line| line.contains("2 merchants, 5 terminals") && line.contains("5 cardholders")), "{:?}", first.banner);
     assert!(
         first
             .banner

@@ -185,6 +185,10 @@ pub struct TerminalSession {
     /// A DUKPT terminal's KSN with a zero counter, in hex (20 digits for TDES, 24 for AES):
     /// which device it is. `None` for master/session terminals.
     pub initial_ksn: Option<String>,
+    /// DUKPT: the highest KSN transaction counter accepted from the device (0 before any). A
+    /// message whose counter is not above it is refused as a replay
+    /// ([`crate::Store::accept_ksn_counter`]). 0 for master/session terminals.
+    pub ksn_counter: i64,
 }
 
 /// A sign-on: the operator and, for master/session terminals, new working keys.
@@ -224,7 +228,7 @@ impl SessionChange {
     }
 }
 
-pub(crate) const TERMINAL_SESSION_COLUMNS: &str = "terminal_id, key_scheme, tmk_key, pin_key, mac_key, batch, operator, signed_on_at, initial_ksn";
+pub(crate) const TERMINAL_SESSION_COLUMNS: &str = "terminal_id, key_scheme, tmk_key, pin_key, mac_key, batch, operator, signed_on_at, initial_ksn, ksn_counter";
 
 /// A set of directory records, written together.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -399,6 +399,25 @@ impl Store {
         }
     }
 
+    /// Accepts KSN transaction counter `counter` from a DUKPT terminal if it is above the
+    /// highest accepted so far, and makes it the new high-water mark (durably, before the
+    /// message is acted on). `false`: a replay or an out-of-order counter, or no session.
+    pub async fn accept_ksn_counter(
+        &self,
+        terminal_id: &str,
+        counter: u32,
+    ) -> Result<bool, StoreError> {
+        let counter = i64::from(counter);
+        match self {
+            Store::Sqlite(store) => {
+                store
+                    .accept_ksn_counter(terminal_id.to_owned(), counter)
+                    .await
+            }
+            Store::Postgres(store) => store.accept_ksn_counter(terminal_id, counter).await,
+        }
+    }
+
     /// Signs a terminal off or closes its batch; the session as it is now, `None` for a
     /// terminal without one.
     pub async fn change_session(

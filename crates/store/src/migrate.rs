@@ -161,6 +161,11 @@ const SQLITE: &[Migration] = &[
         name: "settlement_reports",
         sql: include_str!("../migrations/sqlite/0030_settlement_reports.sql"),
     },
+    Migration {
+        version: 31,
+        name: "dukpt_ksn_counter",
+        sql: include_str!("../migrations/sqlite/0031_dukpt_ksn_counter.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -313,6 +318,11 @@ const POSTGRES: &[Migration] = &[
         version: 30,
         name: "settlement_reports",
         sql: include_str!("../migrations/postgres/0030_settlement_reports.sql"),
+    },
+    Migration {
+        version: 31,
+        name: "dukpt_ksn_counter",
+        sql: include_str!("../migrations/postgres/0031_dukpt_ksn_counter.sql"),
     },
 ];
 

@@ -1227,6 +1227,7 @@ fn terminal_session_from_row(row: &Row) -> Result<TerminalSession, StoreError> {
         operator: row.try_get(6)?,
         signed_on_at: row.try_get(7)?,
         initial_ksn: row.try_get(8)?,
+        ksn_counter: row.try_get(9)?,
     })
 }
 
@@ -1240,7 +1241,7 @@ impl PostgresStore {
         for session in &sessions {
             transaction
                 .execute(
-                    &format!("INSERT INTO terminal_sessions ({TERMINAL_SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (terminal_id) DO NOTHING"),
+                    &format!("INSERT INTO terminal_sessions ({TERMINAL_SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (terminal_id) DO NOTHING"),
                     &[
                         &session.terminal_id,
                         &session.key_scheme,
@@ -1251,6 +1252,7 @@ impl PostgresStore {
                         &session.operator,
                         &session.signed_on_at,
                         &session.initial_ksn,
+                        &session.ksn_counter,
                     ],
                 )
                 .await?;
@@ -1287,6 +1289,22 @@ impl PostgresStore {
             .query_opt(&format!("SELECT {TERMINAL_SESSION_COLUMNS} FROM terminal_sessions WHERE terminal_id = $1"), &[&terminal_id])
             .await?;
         row.as_ref().map(terminal_session_from_row).transpose()
+    }
+
+    pub async fn accept_ksn_counter(
+        &self,
+        terminal_id: &str,
+        counter: i64,
+    ) -> Result<bool, StoreError> {
+        let client = self.other.lock().await;
+        // One conditional statement: two messages with the same counter cannot both pass.
+        let changed = client
+            .execute(
+                "UPDATE terminal_sessions SET ksn_counter = $2 WHERE terminal_id = $1 AND ksn_counter < $2",
+                &[&terminal_id, &counter],
+            )
+            .await?;
+        Ok(changed == 1)
     }
 
     pub async fn sign_on(&self, sign_on: SignOn) -> Result<Option<TerminalSession>, StoreError> {

@@ -1472,6 +1472,7 @@ fn terminal_session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Termin
         operator: row.get(6)?,
         signed_on_at: row.get(7)?,
         initial_ksn: row.get(8)?,
+        ksn_counter: row.get(9)?,
     })
 }
 
@@ -1494,7 +1495,7 @@ impl SqliteStore {
     ) -> Result<(), StoreError> {
         self.write(move |connection| {
             let mut insert = connection.prepare_cached(sql!(
-                "INSERT INTO terminal_sessions ({TERMINAL_SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (terminal_id) DO NOTHING"
+                "INSERT INTO terminal_sessions ({TERMINAL_SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (terminal_id) DO NOTHING"
             ))?;
             for session in &sessions {
                 insert.execute(params![
@@ -1506,7 +1507,8 @@ impl SqliteStore {
                     session.batch,
                     session.operator,
                     session.signed_on_at,
-                    session.initial_ksn
+                    session.initial_ksn,
+                    session.ksn_counter
                 ])?;
             }
             Ok(())
@@ -1561,6 +1563,38 @@ impl SqliteStore {
             .await?;
         self.remember_session(&id, &session);
         Ok(session)
+    }
+
+    /// Raises a DUKPT terminal's accepted KSN counter to `counter` if it is above it. A replay
+    /// is refused from memory when the session is cached (no write); an accepted counter is
+    /// one conditional UPDATE, atomic by itself (no savepoint), committed in the writer's
+    /// group commit with whatever else is waiting, and the cache takes the row it returned.
+    pub async fn accept_ksn_counter(
+        &self,
+        terminal_id: String,
+        counter: i64,
+    ) -> Result<bool, StoreError> {
+        if let Ok(session) = self.sessions.get(&terminal_id)
+            && session.ksn_counter >= counter
+        {
+            return Ok(false);
+        }
+        let id = terminal_id.clone();
+        let session = self
+            .write_in(false, move |connection| {
+                let mut statement = connection.prepare_cached(sql!(
+                    "UPDATE terminal_sessions SET ksn_counter = ?2 WHERE terminal_id = ?1 AND ksn_counter < ?2 RETURNING {TERMINAL_SESSION_COLUMNS}"
+                ))?;
+                Ok(statement
+                    .query_row(params![terminal_id, counter], terminal_session_from_row)
+                    .optional()?)
+            })
+            .await?;
+        let accepted = session.is_some();
+        if accepted {
+            self.remember_session(&id, &session);
+        }
+        Ok(accepted)
     }
 
     pub async fn sign_on(&self, sign_on: SignOn) -> Result<Option<TerminalSession>, StoreError> {

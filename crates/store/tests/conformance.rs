@@ -1142,6 +1142,7 @@ async fn terminal_sessions_are_provisioned_once_and_signed_on() {
             operator: None,
             signed_on_at: None,
             initial_ksn: None,
+            ksn_counter: 0,
         };
         store
             .put_terminal_sessions(vec![session.clone()])
@@ -1274,9 +1275,60 @@ async fn terminal_sessions_are_provisioned_once_and_signed_on() {
             .unwrap();
         assert_eq!(
             store.terminal_session("10000002").await.unwrap(),
-            Some(dukpt)
+            Some(dukpt.clone())
         );
+
+        // Its KSN counters only go up: the first is accepted, a repeat or a lower one is not,
+        // a higher one is; the high-water mark is what a read (cached or not) sees.
+        assert!(store.accept_ksn_counter("10000002", 5).await.unwrap());
+        assert!(
+            !store.accept_ksn_counter("10000002", 5).await.unwrap(),
+            "{}",
+            backend.name
+        );
+        assert!(
+            !store.accept_ksn_counter("10000002", 4).await.unwrap(),
+            "{}",
+            backend.name
+        );
+        assert!(store.accept_ksn_counter("10000002", 9).await.unwrap());
+        assert_eq!(
+            store
+                .terminal_session("10000002")
+                .await
+                .unwrap()
+                .unwrap()
+                .ksn_counter,
+            9,
+            "{}",
+            backend.name
+        );
+        assert!(
+            !store.accept_ksn_counter("10000009", 1).await.unwrap(),
+            "no session"
+        );
+        // A sign-on keeps the mark: a device's counters never go back.
+        store
+            .sign_on(SignOn {
+                terminal_id: "10000002".into(),
+                pin_key: None,
+                mac_key: None,
+                operator: "01".into(),
+                at: 2,
+            })
+            .await
+            .unwrap();
+        assert!(!store.accept_ksn_counter("10000002", 9).await.unwrap());
         batch_close(&backend, &store).await;
+        store.close().await.unwrap();
+        // Durable: a restarted host (a cold cache) still refuses counter 9.
+        let store = open(&backend, &clock).await;
+        assert!(
+            !store.accept_ksn_counter("10000002", 9).await.unwrap(),
+            "{}",
+            backend.name
+        );
+        assert!(store.accept_ksn_counter("10000002", 10).await.unwrap());
         store.close().await.unwrap();
     }
 }

@@ -44,6 +44,10 @@ pub enum KeyScheme {
     /// AES DUKPT (X9.24-3): `master_key` is the PIN pad's initial key (IK) for `initial_ksn`;
     /// every message's keys are derived from it and the message's KSN.
     DukptAes,
+    /// TDES DUKPT (X9.24-1:2009): `master_key` is the PIN pad's initial PIN encryption key
+    /// (IPEK) for `initial_ksn`; every message's keys are variants of the transaction key of
+    /// its KSN.
+    DukptTdes,
 }
 
 impl KeyScheme {
@@ -52,6 +56,7 @@ impl KeyScheme {
         match self {
             Self::MasterSession => acquirer::keys::MASTER_SESSION,
             Self::DukptAes => acquirer::keys::DUKPT_AES,
+            Self::DukptTdes => acquirer::keys::DUKPT_TDES,
         }
     }
 }
@@ -71,10 +76,12 @@ pub struct TerminalConfig {
     /// The acquirer host's ISO 8583 address (`easypos up` prints it).
     pub host: String,
     pub master_key: MasterKey,
-    /// `master-session` (the default of files written before AES DUKPT) or `dukpt-aes`.
+    /// `master-session` (the default of files written before AES DUKPT), `dukpt-aes` or
+    /// `dukpt-tdes`.
     #[serde(default)]
     pub key_scheme: KeyScheme,
-    /// AES DUKPT: the initial KSN the initial key was loaded with (24 hex digits, counter 0).
+    /// DUKPT: the initial KSN the initial key was loaded with (AES: 24 hex digits; TDES: 20;
+    /// counter 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initial_ksn: Option<String>,
     /// The directory of the terminal's state (keys, counters, batch, receipts).
@@ -285,6 +292,9 @@ impl TerminalConfig {
             (KeyScheme::DukptAes, None) => {
                 return Err("key_scheme dukpt-aes needs initial_ksn (24 hex digits)".into());
             }
+            (KeyScheme::DukptTdes, None) => {
+                return Err("key_scheme dukpt-tdes needs initial_ksn (20 hex digits)".into());
+            }
             (KeyScheme::DukptAes, Some(ksn)) => {
                 let valid = hex::decode(ksn).is_ok_and(|bytes| {
                     bytes.len() == paycrypto::dukpt::aes::KSN_BYTES && bytes[8..] == [0; 4]
@@ -295,8 +305,18 @@ impl TerminalConfig {
                     );
                 }
             }
+            (KeyScheme::DukptTdes, Some(ksn)) => {
+                let valid = hex::decode(ksn).is_ok_and(|bytes| {
+                    paycrypto::dukpt::tdes::Ksn::new(&bytes).is_ok_and(|ksn| ksn.counter() == 0)
+                });
+                if !valid {
+                    return Err(
+                        "initial_ksn must be 20 hex digits whose 21-bit counter is 0".into(),
+                    );
+                }
+            }
             (KeyScheme::MasterSession, Some(_)) => {
-                return Err("initial_ksn is for key_scheme dukpt-aes only".into());
+                return Err("initial_ksn is for key_scheme dukpt-aes or dukpt-tdes only".into());
             }
             (KeyScheme::MasterSession, None) => {}
         }
@@ -413,7 +433,23 @@ mod tests {
         assert!(text.contains("key_scheme = \"dukpt-aes\""), "{text}");
         assert_eq!(toml::from_str::<TerminalConfig>(&text).unwrap(), config);
         config.key_scheme = KeyScheme::MasterSession;
-        assert!(config.check().unwrap_err().contains("dukpt-aes only"));
+        assert!(
+            config
+                .check()
+                .unwrap_err()
+                .contains("dukpt-aes or dukpt-tdes only")
+        );
+
+        // TDES DUKPT: a 10-byte KSN whose 21-bit counter is 0.
+        config.key_scheme = KeyScheme::DukptTdes;
+        assert!(config.check().unwrap_err().contains("20 hex digits"));
+        config.initial_ksn = Some("FFFF9876543210E00001".into());
+        assert!(config.check().unwrap_err().contains("counter is 0"));
+        config.initial_ksn = Some("FFFF9876543210E00000".into());
+        config.check().unwrap();
+        let text = config.to_toml().unwrap();
+        assert!(text.contains("key_scheme = \"dukpt-tdes\""), "{text}");
+        assert_eq!(toml::from_str::<TerminalConfig>(&text).unwrap(), config);
     }
 
     #[test]

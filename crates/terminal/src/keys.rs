@@ -1,11 +1,11 @@
 //! The keys a message is made under. Master/session: the working keys of a sign-on — the host
 //! sends a new PIN key and a new MAC key in field 62 of the 0810, each encrypted under the
 //! terminal master key with a 4-byte check value (PIK 16 ‖ check 4 ‖ MAK 16 ‖ check 4,
-//! docs/protocol.md "Sign-on"). AES DUKPT: one transaction's keys ([`crate::dukpt`]), derived
-//! by the terminal for the KSN the message carries in field 62.
+//! docs/protocol.md "Sign-on"). AES or TDES DUKPT: one transaction's keys ([`crate::dukpt`]),
+//! derived by the terminal for the KSN the message carries in field 62.
 
 use crate::TerminalError;
-use crate::dukpt::TransactionKeys;
+use crate::dukpt::{TdesTransactionKeys, TransactionKeys};
 use iso8583::Message;
 use paycrypto::mac::{Padding, PreparedTdesKey};
 use paycrypto::pinblock::{self, PinBlockFormat, PinKey};
@@ -20,7 +20,7 @@ const CHECK_VALUE_BYTES: usize = 4;
 const FIELD62_BYTES: usize = 2 * (KEY_BYTES + CHECK_VALUE_BYTES);
 
 /// The PIN and MAC keys of a message: the working keys of the terminal's current sign-on
-/// (master/session), or one AES DUKPT transaction's keys.
+/// (master/session), or one AES or TDES DUKPT transaction's keys.
 pub struct WorkingKeys(Scheme);
 
 enum Scheme {
@@ -31,6 +31,7 @@ enum Scheme {
         mac: Box<PreparedTdesKey>,
     },
     AesDukpt(TransactionKeys),
+    TdesDukpt(TdesTransactionKeys),
 }
 
 impl std::fmt::Debug for WorkingKeys {
@@ -84,28 +85,40 @@ impl WorkingKeys {
         Self(Scheme::AesDukpt(keys))
     }
 
-    /// The KSN a message under these keys carries (AES DUKPT); `None` for master/session.
-    pub fn ksn(&self) -> Option<&paycrypto::dukpt::aes::Ksn> {
+    /// The keys of one TDES DUKPT transaction: a message made under them carries its KSN in
+    /// field 62 (the format 0 PIN block stays in field 52).
+    pub fn tdes_dukpt(keys: TdesTransactionKeys) -> Self {
+        Self(Scheme::TdesDukpt(keys))
+    }
+
+    /// The KSN a message under these keys carries, in hex (DUKPT); `None` for master/session.
+    pub fn ksn_hex(&self) -> Option<String> {
         match &self.0 {
-            Scheme::AesDukpt(keys) => Some(keys.ksn()),
+            Scheme::AesDukpt(keys) => Some(keys.ksn().to_hex()),
+            Scheme::TdesDukpt(keys) => Some(keys.ksn().to_hex()),
             Scheme::MasterSession { .. } => None,
         }
     }
 
-    /// Whether these are AES DUKPT transaction keys.
+    /// Whether these are DUKPT transaction keys (AES or TDES).
     pub fn is_dukpt(&self) -> bool {
-        matches!(self.0, Scheme::AesDukpt(_))
+        !matches!(self.0, Scheme::MasterSession { .. })
     }
 
     /// Puts `message` in the shape its scheme wants before it is MACed: under AES DUKPT, field
-    /// 62 is the KSN followed by the PIN block that field 52 held, and field 52 goes.
+    /// 62 is the KSN followed by the PIN block that field 52 held, and field 52 goes; under
+    /// TDES DUKPT, field 62 is the KSN.
     pub fn prepare(&self, message: &mut Message<'_>) -> Result<(), TerminalError> {
-        if let Scheme::AesDukpt(keys) = &self.0 {
-            let block = match message.remove(52) {
-                Some(value) => Some(PinBlock::new(&value.to_bytes())?),
-                None => None,
-            };
-            message.set_bytes(62, keys.field62(block.as_ref()));
+        match &self.0 {
+            Scheme::AesDukpt(keys) => {
+                let block = match message.remove(52) {
+                    Some(value) => Some(PinBlock::new(&value.to_bytes())?),
+                    None => None,
+                };
+                message.set_bytes(62, keys.field62(block.as_ref()));
+            }
+            Scheme::TdesDukpt(keys) => message.set_bytes(62, keys.field62()),
+            Scheme::MasterSession { .. } => {}
         }
         Ok(())
     }
@@ -150,7 +163,7 @@ impl WorkingKeys {
 
     /// The PIN bound to `pan`: master/session, an ISO 9564 format 0 block under the PIN key
     /// (field 52); AES DUKPT, a format 4 block with random fill under the transaction's PIN key
-    /// (field 62, after the KSN).
+    /// (field 62, after the KSN); TDES DUKPT, format 0 under the PIN variant (field 52).
     pub fn pin_block(&self, pin: &Pin, pan: &Pan) -> Result<PinBlock, TerminalError> {
         match &self.0 {
             Scheme::MasterSession { pin: key, .. } => Ok(pinblock::encrypt_pin_block(
@@ -162,24 +175,29 @@ impl WorkingKeys {
                 &[0; pinblock::FILL_BYTES],
             )?),
             Scheme::AesDukpt(keys) => keys.pin_block(pin, pan, &rand::random()),
+            Scheme::TdesDukpt(keys) => keys.pin_block(pin, pan),
         }
     }
 
     /// The request's MAC: X9.19 (ISO 9797-1 algorithm 3, padding method 1) under the MAC
-    /// working key, or AES-CMAC (leftmost 8 bytes) under the DUKPT MAC-generation key.
+    /// working key or, under TDES DUKPT, the MAC request variant; AES-CMAC (leftmost 8 bytes)
+    /// under the AES DUKPT MAC-generation key.
     pub fn mac(&self, covered: &[u8]) -> [u8; 8] {
         match &self.0 {
             Scheme::MasterSession { mac, .. } => mac.retail_mac(covered, Padding::Method1),
             Scheme::AesDukpt(keys) => keys.request_mac(covered),
+            Scheme::TdesDukpt(keys) => keys.request_mac(covered),
         }
     }
 
     /// Whether an answer's `mac` verifies over `covered` (constant time): under the MAC working
-    /// key, or under the DUKPT MAC-verification key of the request's KSN.
+    /// key, or under the DUKPT answer key (AES MAC-verification key, TDES MAC response
+    /// variant) of the request's KSN.
     pub fn answer_mac_matches(&self, covered: &[u8], mac: &[u8]) -> bool {
         match &self.0 {
             Scheme::MasterSession { .. } => paycrypto::mac::macs_equal(mac, &self.mac(covered)),
             Scheme::AesDukpt(keys) => keys.answer_mac_matches(covered, mac),
+            Scheme::TdesDukpt(keys) => keys.answer_mac_matches(covered, mac),
         }
     }
 }

@@ -17,7 +17,7 @@
 
 use crate::cardfile::{CardFile, CardProduct};
 use crate::config::TerminalConfig;
-use crate::dukpt::AesDukptDevice;
+use crate::dukpt::{AesDukptDevice, TdesDukptDevice};
 use crate::files::FileError;
 use crate::keys::WorkingKeys;
 use crate::link::{Link, LinkError};
@@ -184,6 +184,8 @@ pub enum TerminalKey {
     Master(TdesKey),
     /// AES DUKPT: the PIN pad's initial key, from which each message's keys are derived.
     AesDukpt(AesDukptDevice),
+    /// TDES DUKPT: the PIN pad's initial PIN encryption key (IPEK), likewise.
+    TdesDukpt(TdesDukptDevice),
 }
 
 impl std::fmt::Debug for TerminalKey {
@@ -191,11 +193,12 @@ impl std::fmt::Debug for TerminalKey {
         match self {
             Self::Master(_) => f.write_str("TerminalKey::Master(masked)"),
             Self::AesDukpt(device) => write!(f, "TerminalKey::AesDukpt({device:?})"),
+            Self::TdesDukpt(device) => write!(f, "TerminalKey::TdesDukpt({device:?})"),
         }
     }
 }
 
-/// A MAC made by [`Pos::request_mac`], and the KSN it was made under (AES DUKPT).
+/// A MAC made by [`Pos::request_mac`], and the KSN it was made under (DUKPT).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestMac {
     /// Hex, upper case; `None` for master/session.
@@ -299,30 +302,38 @@ impl Pos {
         self.state.session.is_some()
     }
 
-    /// Under AES DUKPT, takes the next KSN counter — saved in the state before any use, so a
-    /// counter is never used twice, even after a crash — and makes its keys the message keys.
-    /// `reuse` is a counter a PIN block was already made under (the same transaction).
-    /// Master/session: nothing to do, the sign-on's keys serve every message.
+    /// Under DUKPT (AES or TDES), takes the next KSN counter — saved in the state before any
+    /// use, so a counter is never used twice, even after a crash — and makes its keys the
+    /// message keys. `reuse` is a counter a PIN block was already made under (the same
+    /// transaction). Master/session: nothing to do, the sign-on's keys serve every message.
     fn message_keys(&mut self, reuse: Option<u32>) -> Result<Option<u32>, PosError> {
-        let TerminalKey::AesDukpt(device) = &self.key else {
-            return Ok(None);
+        let next = |last| match &self.key {
+            TerminalKey::Master(_) => Ok(None),
+            TerminalKey::AesDukpt(device) => device.next_counter(last).map(Some),
+            TerminalKey::TdesDukpt(device) => device.next_counter(last).map(Some),
         };
         let counter = match reuse {
             Some(counter) => counter,
-            None => {
-                let counter = device.next_counter(self.state.ksn_counter)?;
-                self.state.ksn_counter = counter;
-                self.save()?;
-                counter
-            }
+            None => match next(self.state.ksn_counter)? {
+                Some(counter) => {
+                    self.state.ksn_counter = counter;
+                    self.save()?;
+                    counter
+                }
+                None => return Ok(None),
+            },
         };
-        self.keys = Some(WorkingKeys::aes_dukpt(device.transaction(counter)?));
+        self.keys = Some(match &self.key {
+            TerminalKey::Master(_) => return Ok(None),
+            TerminalKey::AesDukpt(device) => WorkingKeys::aes_dukpt(device.transaction(counter)?),
+            TerminalKey::TdesDukpt(device) => WorkingKeys::tdes_dukpt(device.transaction(counter)?),
+        });
         Ok(Some(counter))
     }
 
     /// A MAC under the keys of a new message, for a request the terminal sends outside
     /// ISO 8583 (the wallet's terminal API, docs/wallet.md): master/session, X9.19 under the
-    /// sign-on's MAC key; AES DUKPT, under the next counter's request key. `covered` makes the
+    /// sign-on's MAC key; DUKPT, under the next counter's request key. `covered` makes the
     /// bytes to MAC from the KSN (hex; `None` for master/session), which the signed text
     /// includes. The terminal must be signed on.
     pub fn request_mac(
@@ -338,7 +349,7 @@ impl Pos {
         let keys = self.keys.as_ref().ok_or_else(|| {
             PosError::Refused("the saved sign-on has no keys: sign on again".into())
         })?;
-        let ksn = keys.ksn().map(|ksn| ksn.to_hex());
+        let ksn = keys.ksn_hex();
         let mac = keys.mac(&covered(ksn.as_deref()));
         Ok(RequestMac { ksn, mac })
     }
@@ -443,7 +454,9 @@ impl Pos {
                 signed.batch
             }
             // No keys in the answer: each message's keys come from its KSN.
-            TerminalKey::AesDukpt(_) => crate::keys::sign_on_batch(&answer.message)?,
+            TerminalKey::AesDukpt(_) | TerminalKey::TdesDukpt(_) => {
+                crate::keys::sign_on_batch(&answer.message)?
+            }
         };
         let field62 = answer
             .message

@@ -228,24 +228,9 @@ fn product_name(product: &str, language: Language) -> String {
     }
 }
 
-/// Whether a character takes two columns on screen and on a printer: the East Asian wide
-/// ranges (Hangul Jamo, CJK radicals to Yi, Hangul syllables, CJK compatibility, vertical and
-/// full-width forms, the supplementary ideographic planes).
-pub fn is_wide(c: char) -> bool {
-    matches!(c as u32,
-        0x1100..=0x115F
-            | 0x2E80..=0x303E
-            | 0x3041..=0x33FF
-            | 0x3400..=0x4DBF
-            | 0x4E00..=0x9FFF
-            | 0xA000..=0xA4CF
-            | 0xAC00..=0xD7A3
-            | 0xF900..=0xFAFF
-            | 0xFE30..=0xFE4F
-            | 0xFF00..=0xFF60
-            | 0xFFE0..=0xFFE6
-            | 0x20000..=0x3FFFD)
-}
+/// Whether a character takes two columns on screen and on a printer (the PDF lays its text
+/// out by the same rule).
+pub use pdf::is_wide;
 
 /// Display width in columns.
 pub fn width(text: &str) -> usize {
@@ -263,6 +248,37 @@ fn pair(label: &str, value: &str) -> String {
             " ".repeat(RECEIPT_COLUMNS.saturating_sub(width(value)))
         )
     }
+}
+
+/// `text` in lines at most [`RECEIPT_COLUMNS`] wide, each after `indent`: broken at the last
+/// space that fits, or anywhere in a run without one (Chinese has no spaces).
+fn wrapped(indent: &str, text: &str) -> Vec<String> {
+    let room = RECEIPT_COLUMNS.saturating_sub(width(indent)).max(1);
+    let mut lines = Vec::new();
+    let mut rest: Vec<char> = text.chars().collect();
+    while !rest.is_empty() {
+        let mut columns = 0;
+        let mut fits = 0;
+        while fits < rest.len() && columns + width(&rest[fits].to_string()) <= room {
+            columns += width(&rest[fits].to_string());
+            fits += 1;
+        }
+        let cut = if fits == rest.len() {
+            fits
+        } else {
+            match rest[..fits].iter().rposition(|c| *c == ' ') {
+                Some(space) if space > 0 => space,
+                _ => fits.max(1),
+            }
+        };
+        let line: String = rest[..cut].iter().collect();
+        lines.push(format!("{indent}{}", line.trim_end()));
+        rest.drain(..cut);
+        while rest.first() == Some(&' ') {
+            rest.remove(0);
+        }
+    }
+    lines
 }
 
 fn centred(text: &str) -> String {
@@ -285,8 +301,8 @@ impl Receipt {
         }
         out.push(rule.clone());
         out.push(w.merchant_name.to_owned());
-        out.push(format!("  {}", self.merchant_name));
-        out.push(format!("  {}", self.merchant_city));
+        out.extend(wrapped("  ", &self.merchant_name));
+        out.extend(wrapped("  ", &self.merchant_city));
         out.push(pair(w.merchant_id, &self.merchant_id));
         out.push(pair(w.terminal_id, &self.terminal_id));
         out.push(pair(w.operator, &self.operator));
@@ -342,7 +358,7 @@ impl Receipt {
             out.push("_".repeat(RECEIPT_COLUMNS));
         }
         if copy == Copy::Merchant {
-            out.push(w.acknowledge.to_owned());
+            out.extend(wrapped("", w.acknowledge));
         }
         if let Some(payload) = &self.verification {
             out.push(rule);
@@ -446,8 +462,8 @@ impl Receipt {
     }
 
     /// Both copies as a PDF, one page each on an 80 mm roll: the lines of [`Receipt::lines`]
-    /// (Chinese in the reader's STSong-Light, nothing embedded) and [`Receipt::qr_payload`] as
-    /// a QR code.
+    /// (Chinese in the embedded subset of Droid Sans Fallback, crate `pdf`) and
+    /// [`Receipt::qr_payload`] as a QR code.
     pub fn pdf(&self, reprint: bool, language: Language) -> Vec<u8> {
         let mut document = pdf::Document::new(&format!(
             "{} {:06}/{:06}",
@@ -589,7 +605,9 @@ AID             A000000333010101
 --------------------------------
 AMOUNT                 CNY 12.34
 PIN VERIFIED
-I ACKNOWLEDGE SATISFACTORY RECEIPT OF RELATIVE GOODS/SERVICES
+I ACKNOWLEDGE SATISFACTORY
+RECEIPT OF RELATIVE
+GOODS/SERVICES
 ";
         assert_eq!(text, expected);
     }
@@ -625,6 +643,45 @@ I ACKNOWLEDGE SATISFACTORY RECEIPT OF RELATIVE GOODS/SERVICES
     }
 
     #[test]
+    fn every_line_fits_the_roll_long_words_and_names_wrap() {
+        let receipt = Receipt {
+            merchant_name: "陆家嘴咖啡陆家嘴咖啡陆家嘴咖啡陆家嘴咖啡".into(),
+            cvm: Cvm::Signature,
+            ..sample()
+        };
+        for language in [Language::English, Language::Chinese] {
+            for copy in [Copy::Merchant, Copy::Cardholder] {
+                let lines = receipt.lines(copy, true, language);
+                for line in &lines {
+                    assert!(width(line) <= RECEIPT_COLUMNS, "{line}");
+                }
+                let text = lines.concat().replace(' ', "");
+                if copy == Copy::Merchant {
+                    let acknowledge = words(language).acknowledge.replace(' ', "");
+                    assert!(text.contains(&acknowledge), "nothing is cut off: {text}");
+                }
+            }
+        }
+        assert_eq!(
+            wrapped("  ", "I ACKNOWLEDGE SATISFACTORY RECEIPT OF RELATIVE GOODS"),
+            [
+                "  I ACKNOWLEDGE SATISFACTORY",
+                "  RECEIPT OF RELATIVE GOODS"
+            ]
+        );
+        assert_eq!(
+            wrapped("", "本人确认以上交易，同意将其记入本卡账户"),
+            ["本人确认以上交易，同意将其记入本", "卡账户"]
+        );
+        assert_eq!(
+            wrapped("", &"X".repeat(40)).len(),
+            2,
+            "a word longer than a line"
+        );
+        assert!(wrapped("", "").is_empty());
+    }
+
+    #[test]
     fn escpos_has_init_cut_and_no_card_number_in_clear() {
         let bytes = sample().escpos(true);
         assert!(bytes.starts_with(ESC_INIT));
@@ -654,16 +711,18 @@ I ACKNOWLEDGE SATISFACTORY RECEIPT OF RELATIVE GOODS/SERVICES
             2,
             "merchant and cardholder copies"
         );
-        let hex: String = "陆家嘴咖啡"
-            .encode_utf16()
-            .map(|unit| format!("{unit:04X}"))
-            .collect();
-        assert_eq!(
-            text.matches(&hex).count(),
-            2,
-            "the Chinese name on each copy"
-        );
-        assert!(text.contains("/BaseFont /STSong-Light /Encoding /UniGB-UCS2-H"));
+        // The Chinese name in the embedded font, on each copy: its glyphs in the font
+        // program, its text back through the ToUnicode map.
+        assert_eq!(text.matches("/FontFile2 ").count(), 1, "one embedded font");
+        assert!(text.contains("+DroidSansFallback /Encoding /Identity-H"));
+        let cmap = &text[text.find("beginbfchar").unwrap()..text.find("endcmap").unwrap()];
+        let code_of = |c: char| {
+            let unit = format!("<{:04X}>", u32::from(c));
+            let line = cmap.lines().find(|line| line.ends_with(&unit)).unwrap();
+            line[1..5].to_owned()
+        };
+        let name: String = "陆家嘴咖啡".chars().map(code_of).collect();
+        assert_eq!(text.matches(&format!("<{name}")).count(), 2, "{name}");
         assert!(text.contains("(  Shanghai) Tj"), "ASCII lines in Courier");
         assert!(text.contains(" re f"), "the QR code");
         assert!(text.contains(" l S"), "rules for the dashed lines");
@@ -672,13 +731,8 @@ I ACKNOWLEDGE SATISFACTORY RECEIPT OF RELATIVE GOODS/SERVICES
                 .reference()
                 .starts_with("easypos:receipt?mid=898310058120001&tid=10000001&batch=")
         );
-        // The card as the receipt has it, masked, on a line with a Chinese label.
-        let card: String = receipt
-            .card
-            .encode_utf16()
-            .map(|unit| format!("{unit:04X}"))
-            .collect();
-        assert_eq!(text.matches(&card).count(), 2);
+        // The card as the receipt has it, masked, in Courier after a Chinese label.
+        assert_eq!(text.matches(&format!("{}) Tj", receipt.card)).count(), 2);
         let english = String::from_utf8_lossy(&receipt.pdf(false, Language::English)).into_owned();
         // A signed statement, when the host sent one, is what the code carries.
         let signed = Receipt {
@@ -686,7 +740,7 @@ I ACKNOWLEDGE SATISFACTORY RECEIPT OF RELATIVE GOODS/SERVICES
             ..receipt.clone()
         };
         assert_eq!(signed.qr_payload(), "EPR1|000000012345|10000001");
-        assert!(english.contains(&receipt.card) && !english.contains("STSong-Light) Tj"));
+        assert!(english.contains(&receipt.card));
     }
 
     #[test]

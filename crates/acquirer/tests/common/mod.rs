@@ -746,6 +746,7 @@ impl DukptTerminal {
                 operator: None,
                 signed_on_at: None,
                 initial_ksn: Some(hex::encode_upper(&self.initial_ksn)),
+                ksn_counter: 0,
             }])
             .await
             .unwrap();
