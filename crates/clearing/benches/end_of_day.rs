@@ -1,36 +1,47 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-//! How long end of day takes for a busy day: `cargo test -p clearing --release --test volume
-//! -- --ignored --nocapture` forges N approved sales (journal rows and the acquirer's
-//! transfers, as the host writes them; `EASYPOS_SETTLE_SALES`, default 20 000) into a fresh
-//! SQLite demo world, settles them and prints the time. Ignored by default: it measures, the
-//! other tests check.
+//! End of day for a busy day: `cargo bench -p clearing --bench end_of_day` forges N approved
+//! sales (journal rows and the acquirer's transfers, as the host writes them;
+//! `EASYPOS_SETTLE_SALES`, default 20 000) into a fresh SQLite demo world, outside the timing,
+//! then times `clearing::run` settling them, and checks that every sale settled without a
+//! break. Each sample settles a fresh world (a closed cycle is not settled twice).
 
 use clearing::cycle::CycleRule;
 use clearing::{Request, Settings};
 use ledger::TransferRequest;
 use money::{Amount, Currency};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
-async fn a_busy_day() {
-    let sales: u32 = std::env::var("EASYPOS_SETTLE_SALES")
+fn main() {
+    divan::main();
+}
+
+fn sales() -> u32 {
+    std::env::var("EASYPOS_SETTLE_SALES")
         .ok()
         .and_then(|text| text.parse().ok())
-        .unwrap_or(20_000);
+        .unwrap_or(20_000)
+}
+
+/// A demo world with `sales` approved sales of today, and the request that settles them.
+struct Day {
+    store: store::Store,
+    settings: Settings,
+    request: Request,
+    _backend: store::testing::TestBackend,
+}
+
+async fn busy_day(sales: u32) -> Day {
     let backend = store::testing::sqlite();
-    let store = store::Store::open(&backend.backend).await.unwrap();
-    demo::seed(&store, &hsm::SoftHsm::new(&[0x42; 32]).unwrap())
+    let store = store::Store::open(&backend.backend).await.unwrap_or_else(|error| panic!("{error}"));
+    demo::seed(&store, &hsm::SoftHsm::new(&[0x42; 32]).unwrap_or_else(|error| panic!("{error}")))
         .await
-        .unwrap();
+        .unwrap_or_else(|error| panic!("{error}"));
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
+        .unwrap_or_else(|error| panic!("{error}"))
         .as_secs() as i64;
     let cards: Vec<_> = demo::cards()
         .into_iter()
         .filter(|card| card.card.currency == Currency::CNY)
         .collect();
-    let started = std::time::Instant::now();
     for chunk in (1..=sales).collect::<Vec<_>>().chunks(1_000) {
         let mut transfers = Vec::new();
         let mut rows = Vec::new();
@@ -66,14 +77,13 @@ async fn a_busy_day() {
             store
                 .submit(transfers)
                 .await
-                .unwrap()
+                .unwrap_or_else(|error| panic!("{error}"))
                 .iter()
                 .all(Result::is_ok)
         );
-        store.journal(rows).await.unwrap();
+        store.journal(rows).await.unwrap_or_else(|error| panic!("{error}"));
     }
-    println!("forged {sales} sales in {:?}", started.elapsed());
-    let mut settings = Settings::parse(clearing::schedule::DEFAULT).unwrap();
+    let mut settings = Settings::parse(clearing::schedule::DEFAULT).unwrap_or_else(|error| panic!("{error}"));
     let local = (now + 8 * 3_600).rem_euclid(86_400);
     let cut_off = ((local + 12 * 3_600) % 86_400) / 60 * 60;
     settings.cycle = CycleRule {
@@ -86,16 +96,35 @@ async fn a_busy_day() {
         now_unix_seconds: settings.cycle.window(date).end_us / 1_000_000 + 1,
         rerun: false,
     };
-    let started = std::time::Instant::now();
-    let outcome = clearing::run(&store, &settings, &request, &mut |_| {})
-        .await
-        .unwrap();
-    let elapsed = started.elapsed();
-    assert_eq!(outcome.settlement.items.len(), sales as usize);
-    assert!(outcome.settlement.breaks.is_empty());
-    println!(
-        "settled {sales} sales in {elapsed:?} ({:.0} sales/s)",
-        f64::from(sales) / elapsed.as_secs_f64()
-    );
-    store.close().await.unwrap();
+    Day {
+        store,
+        settings,
+        request,
+        _backend: backend,
+    }
+}
+
+#[divan::bench(sample_count = 3, sample_size = 1)]
+fn settle_a_busy_day(bencher: divan::Bencher) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|error| panic!("{error}"));
+    let sales = sales();
+    bencher
+        .with_inputs(|| runtime.block_on(busy_day(sales)))
+        .bench_local_values(|day| {
+            let outcome = runtime
+                .block_on(clearing::run(
+                    &day.store,
+                    &day.settings,
+                    &day.request,
+                    &mut |_| {},
+                ))
+                .unwrap_or_else(|error| panic!("{error}"));
+            assert_eq!(outcome.settlement.items.len(), sales as usize);
+            assert!(outcome.settlement.breaks.is_empty());
+            day
+        });
 }
