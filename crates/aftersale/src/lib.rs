@@ -30,6 +30,7 @@
 //! [`disputes::Disputes`] takes a cardholder's dispute through the issuer's review, the
 //! chargeback, the merchant's answer before its deadline and the issuer's decision.
 
+pub mod alerts;
 pub mod certificate;
 pub mod disputes;
 pub mod evidence;

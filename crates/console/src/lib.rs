@@ -130,6 +130,15 @@ pub fn router(state: Console) -> Router {
         .route("/console/api-keys/{id}/revoke", post(pages::revoke_api_key))
         .route("/favicon.ico", get(no_icon))
         .route("/console/cards", get(pages::cards))
+        .route("/console/cards/{id}", get(pages::card_alerts_page::card))
+        .route(
+            "/console/cards/{id}/alerts",
+            post(pages::card_alerts_page::save),
+        )
+        .route(
+            "/console/cards/{id}/freeze",
+            post(pages::card_alerts_page::freeze),
+        )
         .route("/console/merchants", get(pages::merchants))
         .route("/console/journal", get(pages::journal))
         .route("/console/emergency", get(pages::emergency_page::emergency))

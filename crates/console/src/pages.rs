@@ -7,6 +7,9 @@ pub mod wallet;
 #[path = "cases_page.rs"]
 pub(crate) mod cases_page;
 // The emergency page, likewise.
+#[path = "card_alerts_page.rs"]
+pub(crate) mod card_alerts_page;
+
 #[path = "emergency_page.rs"]
 pub(crate) mod emergency_page;
 // The refunds page, likewise.
@@ -1189,6 +1192,8 @@ async fn staff_page(
 
 #[derive(Clone, Debug)]
 pub struct CardRow {
+    /// The card's page (freeze, alerts), for its holder only.
+    pub link: Option<String>,
     pub masked: String,
     pub product: String,
     pub expiry: String,
@@ -1225,6 +1230,8 @@ pub async fn cards(State(console): State<Console>, headers: HeaderMap) -> Respon
     let cards = views
         .iter()
         .map(|card| CardRow {
+            link: (visit.user.role == store::accounts::Role::Cardholder)
+                .then(|| format!("/console/cards/{}", card.id)),
             masked: card.masked_pan.clone(),
             product: t.get(&format!("product-{}", card.product)),
             expiry: card.expiry.clone(),

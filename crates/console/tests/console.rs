@@ -140,6 +140,7 @@ async fn world() -> World {
         )),
         disputes: None,
         anchors: None,
+        alert_senders: Default::default(),
     };
     let mfa = console::mfa::Mfa::ensure(&store, hsm.clone())
         .await
@@ -1007,6 +1008,7 @@ async fn operators_see_the_health_of_the_store_and_the_host() {
         refunds: None,
         disputes: None,
         anchors: None,
+        alert_senders: Default::default(),
     };
     let world = World {
         router: console::router(
@@ -1348,6 +1350,100 @@ async fn a_cardholder_reports_fraud_from_the_transaction_page_and_downloads_the_
     // Another cardholder does not see it.
     let other = world.sign_in("cardholder2").await;
     let hidden = world.get(&report_path, Some(&other), &[]).await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cardholder_freezes_their_card_in_one_click_and_sets_its_alerts() {
+    let world = world().await;
+    let session = world.sign_in("cardholder1").await;
+    let cards = world.get("/console/cards", Some(&session), &[]).await;
+    assert!(
+        cards.html.contains("href=\"/console/cards/card-CH001-D\""),
+        "{}",
+        cards.html
+    );
+    let path = "/console/cards/card-CH001-D";
+    let page = world.get(path, Some(&session), &[]).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    assert!(page.html.contains("id=\"freeze\""), "{}", page.html);
+    let csrf = page.csrf();
+
+    // Without the CSRF token nothing happens.
+    let forged = world
+        .post(
+            &format!("{path}/freeze"),
+            Some(&session),
+            "csrf=wrong&action=freeze",
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(world.store.freezes().await.unwrap().is_empty());
+
+    let frozen = world
+        .post(
+            &format!("{path}/freeze"),
+            Some(&session),
+            &format!("csrf={csrf}&action=freeze"),
+        )
+        .await;
+    assert_eq!(frozen.status, StatusCode::SEE_OTHER, "{}", frozen.html);
+    assert_eq!(
+        world.store.freezes().await.unwrap()[0].target,
+        "card-CH001-D"
+    );
+    let page = world.get(path, Some(&session), &[]).await;
+    assert!(page.html.contains("id=\"unfreeze\""), "{}", page.html);
+    let thawed = world
+        .post(
+            &format!("{path}/freeze"),
+            Some(&session),
+            &format!("csrf={csrf}&action=unfreeze"),
+        )
+        .await;
+    assert_eq!(thawed.status, StatusCode::SEE_OTHER, "{}", thawed.html);
+    assert!(world.store.freezes().await.unwrap().is_empty());
+
+    // Alerts: a bad phone number is refused with the reason, a good one saved.
+    let refused = world
+        .post(
+            &format!("{path}/alerts"),
+            Some(&session),
+            &format!("csrf={csrf}&sms=on&phone=12&min_amount_minor=0"),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused.html.contains("not a phone number"),
+        "{}",
+        refused.html
+    );
+    let saved = world
+        .post(
+            &format!("{path}/alerts"),
+            Some(&session),
+            &format!(
+                "csrf={csrf}&sms=on&phone=%2B8613800001234&min_amount_minor=5000&declines_only=on"
+            ),
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::OK, "{}", saved.html);
+    let stored = world
+        .store
+        .alert_preferences("card-CH001-D")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.channels, ["sms"]);
+    assert_eq!(
+        (stored.min_amount_minor, stored.declines_only),
+        (5_000, true)
+    );
+    assert_eq!(stored.phone.as_deref(), Some("+8613800001234"));
+
+    // Another cardholder's card is not found.
+    let other = world.sign_in("cardholder2").await;
+    let hidden = world.get(path, Some(&other), &[]).await;
     assert_eq!(hidden.status, StatusCode::NOT_FOUND);
 }
 
