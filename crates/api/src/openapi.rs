@@ -849,7 +849,7 @@ fn add_disputes(document: &mut Value) {
                     "amount": {"$ref": "#/components/schemas/Amount"},
                     "reason": {"type": "string", "enum": ["not_recognised", "duplicate", "wrong_amount", "not_received", "cancelled"]},
                     "description": {"type": "string"},
-                    "status": {"type": "string", "enum": ["opened", "rejected", "charged_back", "answered", "won_by_cardholder", "won_by_merchant"]},
+                    "status": {"type": "string", "enum": ["opened", "rejected", "charging_back", "charged_back", "answered", "reversing", "won_by_cardholder", "won_by_merchant"], "description": "charging_back and reversing: the step's money is being moved (the dispute is claimed by one operator)"},
                     "opened_by": {"type": "string"},
                     "opened_at": {"type": "string", "format": "date-time"},
                     "reviewed_by": text.clone(), "reviewed_at": time.clone(), "review_note": text.clone(),

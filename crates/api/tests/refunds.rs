@@ -423,3 +423,214 @@ async fn a_transaction_certificate_is_signed_checkable_and_logged() {
         ["shanghai.cashier", "cardholder1"]
     );
 }
+
+/// A money path that holds every chargeback step until it is let go, then posts it or
+/// refuses it: two operators' steps interleave exactly where the race was.
+#[derive(Debug, Default)]
+struct GatedPoster {
+    entered: tokio::sync::Notify,
+    go: tokio::sync::Notify,
+    refuse: std::sync::atomic::AtomicBool,
+    posted: std::sync::Mutex<Vec<aftersale::refunds::ChargebackStep>>,
+}
+
+impl aftersale::refunds::RefundPoster for GatedPoster {
+    fn undone<'a>(
+        &'a self,
+        _sale: &'a aftersale::refunds::SaleKey,
+    ) -> aftersale::refunds::BoxFuture<
+        'a,
+        Result<aftersale::refunds::TerminalUndo, aftersale::refunds::PostError>,
+    > {
+        Box::pin(async { Ok(aftersale::refunds::TerminalUndo::Nothing) })
+    }
+
+    fn post<'a>(
+        &'a self,
+        _part: &'a aftersale::refunds::RefundPart,
+    ) -> aftersale::refunds::BoxFuture<
+        'a,
+        Result<aftersale::refunds::Posting, aftersale::refunds::PostError>,
+    > {
+        Box::pin(async { Ok(aftersale::refunds::Posting::Refunded) })
+    }
+
+    fn chargeback<'a>(
+        &'a self,
+        _sale: &'a aftersale::refunds::SaleKey,
+        _amount: money::Amount,
+        step: aftersale::refunds::ChargebackStep,
+    ) -> aftersale::refunds::BoxFuture<
+        'a,
+        Result<aftersale::refunds::Posting, aftersale::refunds::PostError>,
+    > {
+        Box::pin(async move {
+            self.entered.notify_one();
+            self.go.notified().await;
+            if self.refuse.load(std::sync::atomic::Ordering::SeqCst) {
+                return Ok(aftersale::refunds::Posting::Refused {
+                    response: "58".into(),
+                    reason: "frozen".into(),
+                });
+            }
+            self.posted.lock().unwrap().push(step);
+            Ok(aftersale::refunds::Posting::Refunded)
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reject_while_the_chargeback_is_posted_changes_nothing_and_the_chargeback_stands() {
+    use aftersale::disputes::{Decision, DisputeError, Disputes, Party, Review};
+    use aftersale::refunds::ChargebackStep;
+    for backend in store::testing::backends().await {
+        let world = world_on(backend).await;
+        let poster = std::sync::Arc::new(GatedPoster::default());
+        let disputes = Disputes::new(world.store.clone(), poster.clone());
+        let sale = world
+            .store
+            .transactions(&store::accounts::TransactionFilter {
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|record| record.id == world.transactions["t4"])
+            .unwrap();
+        let opened = world.store.dispute(&world.dispute).await.unwrap().unwrap();
+        let now = 1_800_000_000;
+
+        // A refused chargeback gives the dispute back: still `opened`, nothing moved.
+        poster
+            .refuse
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let refused = {
+            let (disputes, sale, opened) = (disputes.clone(), sale.clone(), opened.clone());
+            tokio::spawn(async move {
+                disputes
+                    .review(
+                        &sale,
+                        opened,
+                        Party::Issuer,
+                        "bank",
+                        Review::ChargeBack,
+                        "",
+                        now,
+                    )
+                    .await
+            })
+        };
+        poster.entered.notified().await;
+        poster.go.notify_one();
+        assert!(matches!(
+            refused.await.unwrap(),
+            Err(DisputeError::Refused(_))
+        ));
+        let stored = world.store.dispute(&world.dispute).await.unwrap().unwrap();
+        assert_eq!(stored.status, "opened");
+        assert!(poster.posted.lock().unwrap().is_empty());
+        poster
+            .refuse
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+
+        // Operator A charges back; while its money is being posted, operator B, who read the
+        // dispute as `opened`, rejects it: refused, and nothing changes.
+        let charging = {
+            let (disputes, sale, opened) = (disputes.clone(), sale.clone(), opened.clone());
+            tokio::spawn(async move {
+                disputes
+                    .review(
+                        &sale,
+                        opened,
+                        Party::Issuer,
+                        "bank",
+                        Review::ChargeBack,
+                        "",
+                        now,
+                    )
+                    .await
+            })
+        };
+        poster.entered.notified().await;
+        let mid = world.store.dispute(&world.dispute).await.unwrap().unwrap();
+        assert_eq!(mid.status, aftersale::disputes::CHARGING_BACK);
+        let reject = disputes
+            .review(
+                &sale,
+                opened.clone(),
+                Party::Issuer,
+                "bank.other",
+                Review::Reject,
+                "looks genuine",
+                now,
+            )
+            .await;
+        assert!(
+            matches!(reject, Err(DisputeError::Conflict(_))),
+            "{reject:?}"
+        );
+        // A second chargeback of the stale copy is refused too (it would post twice).
+        let second = disputes
+            .review(
+                &sale,
+                opened.clone(),
+                Party::Issuer,
+                "bank.other",
+                Review::ChargeBack,
+                "",
+                now,
+            )
+            .await;
+        assert!(
+            matches!(second, Err(DisputeError::Conflict(_))),
+            "{second:?}"
+        );
+        poster.go.notify_one();
+        let charged = charging.await.unwrap().unwrap();
+        assert_eq!(charged.status, "charged_back");
+        let stored = world.store.dispute(&world.dispute).await.unwrap().unwrap();
+        assert_eq!(stored.status, "charged_back");
+        assert_eq!(stored.reviewed_by, "bank");
+        assert_eq!(*poster.posted.lock().unwrap(), [ChargebackStep::Credit]);
+
+        // The decision, likewise: for the merchant (reversing) against a concurrent decision
+        // for the cardholder, after the deadline.
+        let late = now + 31 * 24 * 60 * 60;
+        let reversing = {
+            let (disputes, sale, charged) = (disputes.clone(), sale.clone(), charged.clone());
+            tokio::spawn(async move {
+                disputes
+                    .decide(
+                        &sale,
+                        charged,
+                        Party::Issuer,
+                        "bank",
+                        Decision::ForMerchant,
+                        "receipt signed",
+                        late,
+                    )
+                    .await
+            })
+        };
+        poster.entered.notified().await;
+        let other = disputes
+            .decide(
+                &sale,
+                charged.clone(),
+                Party::Issuer,
+                "bank.other",
+                Decision::ForCardholder,
+                "no answer",
+                late,
+            )
+            .await;
+        assert!(matches!(other, Err(DisputeError::Conflict(_))), "{other:?}");
+        poster.go.notify_one();
+        assert_eq!(reversing.await.unwrap().unwrap().status, "won_by_merchant");
+        assert_eq!(
+            *poster.posted.lock().unwrap(),
+            [ChargebackStep::Credit, ChargebackStep::Reverse]
+        );
+    }
+}

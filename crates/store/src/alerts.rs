@@ -300,25 +300,27 @@ impl Store {
         }
         const INSERT: &str = "INSERT INTO alert_deliveries (target, event_id, channel, payload, created_at, state, next_attempt_at, retry_until) VALUES";
         match self {
-            Store::Sqlite(store) => store
-                .write(move |connection| {
-                    let mut insert = connection.prepare_cached(&format!(
+            Store::Sqlite(store) => {
+                store
+                    .write(move |connection| {
+                        let mut insert = connection.prepare_cached(&format!(
                         "{INSERT} (?1, ?2, ?3, ?4, ?5, 'pending', ?5, ?6) ON CONFLICT DO NOTHING"
                     ))?;
-                    let mut queued = 0;
-                    for alert in &alerts {
-                        queued += insert.execute(rusqlite::params![
-                            alert.target,
-                            alert.event_id,
-                            alert.channel,
-                            alert.payload,
-                            alert.created_at,
-                            alert.retry_until
-                        ])?;
-                    }
-                    Ok(queued)
-                })
-                .await,
+                        let mut queued = 0;
+                        for alert in &alerts {
+                            queued += insert.execute(rusqlite::params![
+                                alert.target,
+                                alert.event_id,
+                                alert.channel,
+                                alert.payload,
+                                alert.created_at,
+                                alert.retry_until
+                            ])?;
+                        }
+                        Ok(queued)
+                    })
+                    .await
+            }
             Store::Postgres(store) => {
                 let mut client = store.other.lock().await;
                 let transaction = client.transaction().await?;

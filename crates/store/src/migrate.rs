@@ -156,6 +156,11 @@ const SQLITE: &[Migration] = &[
         name: "cardholder_alerts",
         sql: include_str!("../migrations/sqlite/0029_cardholder_alerts.sql"),
     },
+    Migration {
+        version: 30,
+        name: "dispute_steps_in_progress",
+        sql: include_str!("../migrations/sqlite/0030_dispute_steps_in_progress.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -303,6 +308,11 @@ const POSTGRES: &[Migration] = &[
         version: 29,
         name: "cardholder_alerts",
         sql: include_str!("../migrations/postgres/0029_cardholder_alerts.sql"),
+    },
+    Migration {
+        version: 30,
+        name: "dispute_steps_in_progress",
+        sql: include_str!("../migrations/postgres/0030_dispute_steps_in_progress.sql"),
     },
 ];
 
