@@ -65,6 +65,8 @@ pub struct ApiState {
     pub anchors: Option<Arc<audit_anchors::AuditAnchorer>>,
     /// How cardholder alerts leave: the SMTP relay and the SMS adapter.
     pub alert_senders: alerts::AlertSenders,
+    /// Where a dispute's answer files are kept (`None`: answers carry text only).
+    pub documents_dir: Option<std::path::PathBuf>,
 }
 
 impl ApiState {
@@ -79,6 +81,7 @@ impl ApiState {
             disputes: None,
             anchors: None,
             alert_senders: alerts::AlertSenders::default(),
+            documents_dir: None,
         }
     }
 
@@ -109,6 +112,12 @@ impl ApiState {
     /// Shares the host's freezes, so that a freeze set here stops the next authorization.
     pub fn with_freezes(mut self, freezes: Arc<risk::Freezes>) -> Self {
         self.freezes = freezes;
+        self
+    }
+
+    /// Keeps a dispute's answer files under `dir` (the data directory's `documents`).
+    pub fn with_documents_dir(mut self, dir: std::path::PathBuf) -> Self {
+        self.documents_dir = Some(dir);
         self
     }
 

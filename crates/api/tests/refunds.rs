@@ -634,3 +634,103 @@ async fn a_reject_while_the_chargeback_is_posted_changes_nothing_and_the_chargeb
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dispute_answer_keeps_its_certificate_and_files_and_each_party_lists_its_disputes() {
+    for backend in store::testing::backends().await {
+        let world = world_on(backend).await;
+        let documents = store::testing::tempdir::TempDir::new();
+        let state = api::ApiState::new(world.store.clone())
+            .with_disputes(aftersale::disputes::Disputes::new(
+                world.store.clone(),
+                world.poster.clone(),
+            ))
+            .with_receipts(Some(world.receipts.clone()))
+            .with_documents_dir(documents.path().to_owned());
+        let principal = async |name: &str| api::access::Principal {
+            user: world.store.user_by_username(name).await.unwrap().unwrap(),
+        };
+        let (bank, beijing, shanghai) = (
+            principal("bank").await,
+            principal("beijing.admin").await,
+            principal("shanghai.admin").await,
+        );
+        // Each party lists the disputes of its own tenant only.
+        let ids = async |who: &api::access::Principal| -> Vec<String> {
+            api::disputes::visible_disputes(&state, who)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|dispute| dispute.id)
+                .collect()
+        };
+        assert_eq!(ids(&bank).await, [world.dispute.clone()]);
+        assert_eq!(ids(&beijing).await, [world.dispute.clone()]);
+        assert!(ids(&shanghai).await.is_empty());
+
+        api::disputes::review_step(&state, &bank, &world.dispute, "chargeback", "")
+            .await
+            .unwrap();
+        // Not a PDF, PNG or JPEG: refused, nothing attached, nothing answered.
+        let refused = api::disputes::answer_with_documents(
+            &state,
+            &beijing,
+            &world.dispute,
+            "delivered",
+            true,
+            vec![api::disputes::Upload {
+                name: "notes.txt".into(),
+                bytes: b"plain text".to_vec(),
+            }],
+        )
+        .await;
+        assert_eq!(refused.unwrap_err().status, 400);
+        assert!(
+            world
+                .store
+                .dispute_documents(&world.dispute)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let (answered, attached) = api::disputes::answer_with_documents(
+            &state,
+            &beijing,
+            &world.dispute,
+            "delivered and signed for",
+            true,
+            vec![api::disputes::Upload {
+                name: "delivery note.pdf".into(),
+                bytes: b"%PDF-1.4 a delivery note".to_vec(),
+            }],
+        )
+        .await
+        .unwrap();
+        assert_eq!(answered.status, "answered");
+        let stored = world.store.dispute_documents(&world.dispute).await.unwrap();
+        let mut attached = attached;
+        attached.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(stored, attached, "kept as attached, listed by name");
+        let names: Vec<&str> = stored.iter().map(|d| d.name.as_str()).collect();
+        let certificate = format!("certificate-{}.json", world.transactions["t4"]);
+        assert_eq!(names, [certificate.as_str(), "deliverynote.pdf"]);
+        for document in &stored {
+            assert!(answered.evidence.contains(&document.sha256));
+            assert!(std::path::Path::new(&document.file).starts_with(documents.path()));
+        }
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&stored[0].file).unwrap()).unwrap();
+        assert_eq!(json["format"], "easypos-certificate/1");
+        // Answering again is refused: the dispute is answered.
+        let again = api::disputes::answer_with_documents(
+            &state,
+            &beijing,
+            &world.dispute,
+            "x",
+            false,
+            vec![],
+        )
+        .await;
+        assert_eq!(again.unwrap_err().status, 409);
+    }
+}

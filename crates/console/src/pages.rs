@@ -10,6 +10,9 @@ pub(crate) mod cases_page;
 #[path = "card_alerts_page.rs"]
 pub(crate) mod card_alerts_page;
 
+#[path = "disputes_page.rs"]
+pub(crate) mod disputes_page;
+
 #[path = "emergency_page.rs"]
 pub(crate) mod emergency_page;
 // The refunds page, likewise.
@@ -79,6 +82,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/api-keys", "nav-api-keys"),
             ("/console/fleet", "nav-fleet"),
             ("/console/refunds", "nav-refunds"),
+            ("/console/disputes", "nav-disputes"),
         ],
         Role::MerchantManager => &[
             ("/console/dashboard", "nav-dashboard"),
@@ -89,6 +93,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/cases", "nav-cases"),
             ("/console/emergency", "nav-emergency"),
             ("/console/refunds", "nav-refunds"),
+            ("/console/disputes", "nav-disputes"),
         ],
         Role::Cashier => &[
             ("/console/dashboard", "nav-dashboard"),
@@ -102,7 +107,13 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/transactions", "nav-transactions"),
             ("/wallet", "nav-wallet"),
         ],
-        Role::IssuerOperator | Role::WalletOperator => &[
+        Role::IssuerOperator => &[
+            ("/console/cards", "nav-cards"),
+            ("/console/transactions", "nav-transactions"),
+            ("/console/api-keys", "nav-api-keys"),
+            ("/console/disputes", "nav-disputes"),
+        ],
+        Role::WalletOperator => &[
             ("/console/cards", "nav-cards"),
             ("/console/transactions", "nav-transactions"),
             ("/console/api-keys", "nav-api-keys"),

@@ -239,6 +239,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             store.clone(),
             hsm.clone(),
         )))
+        .with_documents_dir(config.data_dir.join("documents"))
         .with_alert_senders(api::alerts::AlertSenders {
             smtp: config.alert_smtp.clone(),
             ..api::alerts::AlertSenders::default()

@@ -86,7 +86,7 @@ mod cases;
 mod refunds;
 // Disputes and chargebacks (issue 9).
 #[path = "postgres_disputes.rs"]
-mod disputes;
+pub(crate) mod disputes;
 
 enum Job {
     Transfers {

@@ -58,32 +58,32 @@ impl PostgresStore {
             DisputeKey::Text(text) => client.query(&sql, &[text]).await?,
             DisputeKey::Int(number) => client.query(&sql, &[number]).await?,
         };
-        rows.first()
-            .map(|row| {
-                Ok(Dispute {
-                    id: row.try_get(0)?,
-                    transaction_id: row.try_get(1)?,
-                    merchant_id: row.try_get(2)?,
-                    card_id: row.try_get(3)?,
-                    amount_minor: row.try_get(4)?,
-                    currency: row.try_get(5)?,
-                    reason: row.try_get(6)?,
-                    description: row.try_get(7)?,
-                    status: row.try_get(8)?,
-                    opened_by: row.try_get(9)?,
-                    opened_at: row.try_get(10)?,
-                    reviewed_by: row.try_get(11)?,
-                    reviewed_at: row.try_get(12)?,
-                    review_note: row.try_get(13)?,
-                    answer_due_at: row.try_get(14)?,
-                    answered_by: row.try_get(15)?,
-                    answered_at: row.try_get(16)?,
-                    evidence: row.try_get(17)?,
-                    decided_by: row.try_get(18)?,
-                    decided_at: row.try_get(19)?,
-                    decision_note: row.try_get(20)?,
-                })
-            })
-            .transpose()
+        rows.first().map(dispute_from_row).transpose()
     }
+}
+
+pub(crate) fn dispute_from_row(row: &tokio_postgres::Row) -> Result<Dispute, StoreError> {
+    Ok(Dispute {
+        id: row.try_get(0)?,
+        transaction_id: row.try_get(1)?,
+        merchant_id: row.try_get(2)?,
+        card_id: row.try_get(3)?,
+        amount_minor: row.try_get(4)?,
+        currency: row.try_get(5)?,
+        reason: row.try_get(6)?,
+        description: row.try_get(7)?,
+        status: row.try_get(8)?,
+        opened_by: row.try_get(9)?,
+        opened_at: row.try_get(10)?,
+        reviewed_by: row.try_get(11)?,
+        reviewed_at: row.try_get(12)?,
+        review_note: row.try_get(13)?,
+        answer_due_at: row.try_get(14)?,
+        answered_by: row.try_get(15)?,
+        answered_at: row.try_get(16)?,
+        evidence: row.try_get(17)?,
+        decided_by: row.try_get(18)?,
+        decided_at: row.try_get(19)?,
+        decision_note: row.try_get(20)?,
+    })
 }

@@ -5,3 +5,18 @@
 -- status that says it did not.
 ALTER TABLE disputes DROP CONSTRAINT disputes_status_check;
 ALTER TABLE disputes ADD CONSTRAINT disputes_status_check CHECK (status IN ('opened', 'rejected', 'charging_back', 'charged_back', 'answered', 'reversing', 'won_by_cardholder', 'won_by_merchant'));
+
+-- The files of a dispute's answer (the merchant's uploads and the transaction certificate),
+-- kept in the documents directory; the row says which, with its SHA-256.
+CREATE TABLE dispute_documents (
+    id           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    dispute_id   TEXT    NOT NULL REFERENCES disputes (id),
+    name         TEXT    NOT NULL,
+    content_type TEXT    NOT NULL,
+    bytes        BIGINT  NOT NULL,
+    sha256       TEXT    NOT NULL,
+    file         TEXT    NOT NULL,
+    uploaded_by  TEXT    NOT NULL,
+    uploaded_at  BIGINT  NOT NULL,
+    UNIQUE (dispute_id, name)
+);

@@ -31,3 +31,18 @@ INSERT INTO disputes_new SELECT * FROM disputes;
 DROP TABLE disputes;
 ALTER TABLE disputes_new RENAME TO disputes;
 CREATE INDEX disputes_by_merchant ON disputes (merchant_id, opened_at);
+
+-- The files of a dispute's answer (the merchant's uploads and the transaction certificate),
+-- kept in the documents directory; the row says which, with its SHA-256.
+CREATE TABLE dispute_documents (
+    id           INTEGER PRIMARY KEY,
+    dispute_id   TEXT    NOT NULL REFERENCES disputes (id),
+    name         TEXT    NOT NULL,
+    content_type TEXT    NOT NULL,
+    bytes        BIGINT  NOT NULL,
+    sha256       TEXT    NOT NULL,
+    file         TEXT    NOT NULL,
+    uploaded_by  TEXT    NOT NULL,
+    uploaded_at  BIGINT  NOT NULL,
+    UNIQUE (dispute_id, name)
+);
