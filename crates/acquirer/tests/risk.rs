@@ -222,6 +222,21 @@ async fn a_card_its_holder_froze_is_declined_62_and_unfreezing_lets_it_pass() {
         let sale = chip_sale(&card, 1_000, 812, 2, demo::DEMO_PIN, &keys);
         assert_eq!(ask(&mut client, &sale).await.1, "00");
         assert_eq!(available(&world, &card).await, before - 1_000);
+        // The journal keeps the entry mode and what the issuer's decision proved, for
+        // statements and certificates.
+        let journal = world.store.journal_recent(1).await.unwrap();
+        assert_eq!(journal[0].entry_mode.as_deref(), Some("051"));
+        assert_eq!(
+            journal[0].card_verification.as_deref(),
+            Some("chip: cryptogram verified; PIN verified")
+        );
+        let wrong = chip_sale(&card, 1_000, 813, 3, "000000", &keys);
+        assert_eq!(ask(&mut client, &wrong).await.1, "55");
+        let journal = world.store.journal_recent(1).await.unwrap();
+        assert_eq!(
+            journal[0].card_verification.as_deref(),
+            Some("chip: PIN failed (PinIncorrect)")
+        );
 
         let _ = stop.send(true);
         server.await.unwrap();

@@ -1743,6 +1743,14 @@ async fn monthly_statements_are_csv_within_the_tenant() {
         .map(|(name, ..)| name)
         .collect();
     assert_eq!(lines.len(), 1 + visible.len(), "{}", mine.text);
+    // The entry mode, as the journal kept it, and in words.
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|line| line.contains(",051,chip,Sale,")),
+        "{}",
+        mine.text
+    );
     assert!(lines[1].starts_with("2025-11-25 00:"), "{}", lines[1]);
     assert!(
         lines[1].contains(",Lujiazui Coffee,Shanghai,"),

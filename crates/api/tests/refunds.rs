@@ -389,6 +389,13 @@ async fn a_transaction_certificate_is_signed_checkable_and_logged() {
     );
     let text = document["certificate"].as_str().unwrap();
     assert!(text.contains(&rrn("t1")) && text.contains("\"issued_to\": \"shanghai.cashier\""));
+    // Who keyed it, how the card was read, and what the issuer's decision proved.
+    assert!(text.contains("\"operator\": \"003\""), "{text}");
+    assert!(text.contains("\"entry_mode\": \"051\""), "{text}");
+    assert!(
+        text.contains("\"card_verification\": \"chip: cryptogram verified; PIN verified\""),
+        "{text}"
+    );
     // One changed character is caught.
     let altered = json.text.replacen("12.50", "12.60", 1);
     assert!(aftersale::certificate::verify(&world.receipts, &altered).is_err());
@@ -664,8 +671,8 @@ async fn a_dispute_answer_keeps_its_certificate_and_files_and_each_party_lists_i
                 .map(|dispute| dispute.id)
                 .collect()
         };
-        assert_eq!(ids(&bank).await, [world.dispute.clone()]);
-        assert_eq!(ids(&beijing).await, [world.dispute.clone()]);
+        assert_eq!(ids(&bank).await, std::slice::from_ref(&world.dispute));
+        assert_eq!(ids(&beijing).await, std::slice::from_ref(&world.dispute));
         assert!(ids(&shanghai).await.is_empty());
 
         api::disputes::review_step(&state, &bank, &world.dispute, "chargeback", "")
@@ -721,6 +728,28 @@ async fn a_dispute_answer_keeps_its_certificate_and_files_and_each_party_lists_i
         let json: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&stored[0].file).unwrap()).unwrap();
         assert_eq!(json["format"], "easypos-certificate/1");
+        // The certificate states the chip and PIN results and the operator the journal kept.
+        let text = json["certificate"].as_str().unwrap();
+        assert!(
+            text.contains("chip: cryptogram verified; PIN verified"),
+            "{text}"
+        );
+        assert!(text.contains("\"operator\": \"003\""), "{text}");
+        // And the transaction list (the statements' source) reads the entry mode back.
+        let records = world
+            .store
+            .transactions(&store::accounts::TransactionFilter {
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(
+            records
+                .iter()
+                .filter(|record| record.kind == "Sale")
+                .all(|record| record.entry_mode.as_deref() == Some("051"))
+        );
         // Answering again is refused: the dispute is answered.
         let again = api::disputes::answer_with_documents(
             &state,

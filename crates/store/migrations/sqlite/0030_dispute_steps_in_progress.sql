@@ -46,3 +46,9 @@ CREATE TABLE dispute_documents (
     uploaded_at  BIGINT  NOT NULL,
     UNIQUE (dispute_id, name)
 );
+
+-- The journal keeps the POS entry mode (field 22) and how the card and its holder were
+-- verified (the issuer decision's chip cryptogram and PIN results), for statements and
+-- transaction certificates. Written in the journal row the host writes anyway.
+ALTER TABLE journal ADD COLUMN entry_mode TEXT;
+ALTER TABLE journal ADD COLUMN card_verification TEXT;
