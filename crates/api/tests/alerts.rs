@@ -419,3 +419,94 @@ async fn a_cardholder_freezes_and_unfreezes_their_card_but_not_a_fraud_freeze() 
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wallet_qr_payment_alerts_its_holder_once() {
+    for backend in store::testing::backends().await {
+        let world = world_on(backend).await;
+        let sms = Arc::new(RecordingSms::default());
+        let state = api::ApiState::new(world.store.clone()).with_alert_senders(AlertSenders {
+            smtp: None,
+            sms: sms.clone(),
+        });
+        let start = 1_800_000_000;
+        // The first pass starts both cursors now.
+        assert_eq!(api::alerts::pass(&state, start).await.unwrap().queued, 0);
+        let cny = money::Currency::from_alpha("CNY").unwrap();
+        let wallet = "wl_alerts_test_1";
+        assert!(
+            world
+                .store
+                .put_wallet(store::wallets::WalletRecord {
+                    id: wallet.into(),
+                    cardholder_id: "CH001".into(),
+                    currency: cny,
+                    linked_card_id: None,
+                    password_hash: "unused".into(),
+                    password_failures: 0,
+                    locked_until: None,
+                    created_at: start,
+                })
+                .await
+                .unwrap()
+        );
+        world
+            .store
+            .put_alert_preferences(store::alerts::AlertPreferences {
+                target: wallet.into(),
+                target_kind: "wallet".into(),
+                cardholder_id: "CH001".into(),
+                channels: vec!["sms".into()],
+                min_amount_minor: 0,
+                declines_only: false,
+                webhook_url: None,
+                email: None,
+                phone: Some("+8613800001234".into()),
+                secret_nonce: "n".into(),
+                updated_at: start,
+            })
+            .await
+            .unwrap();
+        world
+            .store
+            .create_order(store::wallets::OrderRecord {
+                id: "ORDALERT0001".into(),
+                merchant_id: demo::SHANGHAI_MERCHANT.into(),
+                terminal_id: "10000001".into(),
+                amount: money::Amount::new(1_500, cny),
+                status: store::wallets::OrderStatus::Created,
+                wallet_id: None,
+                created_at: start + 1,
+                expires_at: start + 600,
+                updated_at: start + 1,
+            })
+            .await
+            .unwrap();
+        assert!(
+            world
+                .store
+                .transition_order(store::wallets::OrderTransition {
+                    order_id: "ORDALERT0001".into(),
+                    from: store::wallets::OrderStatus::Created,
+                    to: store::wallets::OrderStatus::Paid,
+                    wallet_id: Some(wallet.into()),
+                    at: start + 5,
+                })
+                .await
+                .unwrap()
+        );
+        let paid = api::alerts::pass(&state, start + 10).await.unwrap();
+        assert_eq!((paid.queued, paid.delivered), (1, 1), "{paid:?}");
+        assert_eq!(
+            api::alerts::pass(&state, start + 11).await.unwrap(),
+            api::alerts::PassReport::default(),
+            "once"
+        );
+        let texts = sms.0.lock().unwrap().clone();
+        assert_eq!(texts.len(), 1);
+        assert!(
+            texts[0].1.contains("QR payment approved, CNY 15.00"),
+            "{texts:?}"
+        );
+    }
+}
