@@ -504,6 +504,7 @@ impl TerminalHandler {
                 mac: None,
                 risk: None,
                 card_id: None,
+                card_verification: None,
             }),
             MessageType::ParameterDownload => match self.check_mac(frame, &request).await {
                 Ok(keys) => match self.accept_ksn(&keys, request.terminal_id.trim()).await {
@@ -863,6 +864,7 @@ impl TerminalHandler {
             mac: Some(keys),
             risk: None,
             card_id: None,
+            card_verification: None,
         })
     }
 
@@ -981,6 +983,9 @@ impl Handler for TerminalHandler {
         entry.received_at = received_at;
         entry.risk = answer.as_mut().and_then(|answer| answer.risk.take());
         entry.card_id = answer.as_mut().and_then(|answer| answer.card_id.take());
+        entry.card_verification = answer
+            .as_mut()
+            .and_then(|answer| answer.card_verification.take());
         entry.operator = self.operator_at(&entry.terminal_id);
         entry.duration_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
         entry.peer = peer.to_string();

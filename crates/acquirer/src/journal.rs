@@ -72,6 +72,7 @@ pub(crate) fn entry(
         request_mac: request
             .and_then(|message| message.get(64))
             .map(|value| hex_of(&value.to_bytes())),
+        entry_mode: text(request, 22),
         ..JournalEntry::default()
     }
 }
@@ -154,6 +155,7 @@ impl TerminalHandler {
             mac,
             risk: None,
             card_id: None,
+            card_verification: None,
         })
     }
 }

@@ -116,6 +116,7 @@ impl TerminalHandler {
             mac: Some(keys.clone()),
             risk: None,
             card_id: None,
+            card_verification: None,
         })
     }
 

@@ -43,6 +43,9 @@ pub(crate) struct Answer {
     pub risk: Option<String>,
     /// The directory id of the card presented, for the journal (the risk engine replays it).
     pub card_id: Option<String>,
+    /// How the card and its holder were verified, for the journal and the transaction
+    /// certificate ([`card_verification`]); `None` when no issuer decided.
+    pub card_verification: Option<String>,
 }
 
 impl Answer {
@@ -67,6 +70,7 @@ impl Answer {
             mac: code.is_approved().then(|| keys.clone()),
             risk: None,
             card_id: None,
+            card_verification: None,
         })
     }
 
@@ -76,6 +80,7 @@ impl Answer {
             mac: None,
             risk: None,
             card_id: None,
+            card_verification: None,
         })
     }
 }
@@ -86,6 +91,37 @@ impl Answer {
 pub(crate) struct RiskNote {
     pub rules: Option<String>,
     pub card_id: Option<String>,
+    pub card_verification: Option<String>,
+}
+
+/// What the issuer's decision shows of how the card and its holder were verified, in words
+/// for the journal: only what the decision proves. An approval of a chip card proves its
+/// cryptogram (ARQC) verified, of a stripe its CVV; with a PIN entered, the PIN verified, and
+/// without one no cardholder verification (no CVM). A decline names the check that failed, or
+/// says the checks were not all made.
+pub(crate) fn card_verification(method: &str, pin_entered: bool, reason: issuer::Reason) -> String {
+    use issuer::Reason;
+    let card_check = if method.contains("chip") {
+        "cryptogram"
+    } else {
+        "CVV"
+    };
+    match reason {
+        Reason::Approved => format!(
+            "{method}: {card_check} verified; {}",
+            if pin_entered {
+                "PIN verified"
+            } else {
+                "no CVM (no PIN entered)"
+            }
+        ),
+        Reason::ArqcInvalid => format!("{method}: cryptogram failed"),
+        Reason::CvvMismatch => format!("{method}: CVV failed"),
+        Reason::PinIncorrect | Reason::PinTriesExhausted => {
+            format!("{method}: PIN failed ({reason:?})")
+        }
+        other => format!("{method}: not all checks made (declined: {other:?})"),
+    }
 }
 
 /// The platform key that fingerprints card numbers.
@@ -123,6 +159,7 @@ impl TerminalHandler {
         if let Some(answer) = answer.as_mut() {
             answer.risk = note.rules;
             answer.card_id = note.card_id;
+            answer.card_verification = note.card_verification;
         }
         answer
     }
@@ -252,6 +289,12 @@ impl TerminalHandler {
                 Some((expiry, service_code, discretionary, mode == "80"))
             }
             _ => None,
+        };
+        let method = match (&chip, &magstripe) {
+            (Some((true, _)), _) => "contactless chip",
+            (Some(_), _) => "chip",
+            (None, Some((_, _, _, true))) => "magnetic stripe (fallback)",
+            _ => "magnetic stripe",
         };
         let presentation = match (chip_data, &chip, &magstripe) {
             (Some(data), Some((true, _)), _) => Presentation::Contactless(data),
@@ -384,6 +427,11 @@ impl TerminalHandler {
         );
         let approved = decision.response.is_approved();
         tracing::debug!(card = %card.masked_pan(), response = decision.response.code(), reason = ?decision.reason, "issuer decision");
+        note.card_verification = Some(card_verification(
+            method,
+            translated.is_some(),
+            decision.reason,
+        ));
 
         let effect = card_effect(
             &card.id,
@@ -490,6 +538,7 @@ impl TerminalHandler {
             mac: None,
             risk: None,
             card_id: None,
+            card_verification: None,
         })
     }
 
@@ -585,6 +634,7 @@ impl TerminalHandler {
             mac: Some(keys.clone()),
             risk: None,
             card_id: None,
+            card_verification: None,
         }
     }
 }
@@ -734,4 +784,37 @@ fn balance_field(
         currency.numeric(),
         available_minor.unsigned_abs()
     )
+}
+
+#[cfg(test)]
+mod card_verification_tests {
+    use super::card_verification;
+    use issuer::Reason;
+
+    #[test]
+    fn only_what_the_decision_proves_is_said() {
+        assert_eq!(
+            card_verification("chip", true, Reason::Approved),
+            "chip: cryptogram verified; PIN verified"
+        );
+        assert_eq!(
+            card_verification("contactless chip", false, Reason::Approved),
+            "contactless chip: cryptogram verified; no CVM (no PIN entered)"
+        );
+        assert_eq!(
+            card_verification("magnetic stripe", true, Reason::Approved),
+            "magnetic stripe: CVV verified; PIN verified"
+        );
+        assert_eq!(
+            card_verification("chip", true, Reason::ArqcInvalid),
+            "chip: cryptogram failed"
+        );
+        assert_eq!(
+            card_verification("chip", true, Reason::PinIncorrect),
+            "chip: PIN failed (PinIncorrect)"
+        );
+        assert!(
+            card_verification("chip", false, Reason::DailyLimitExceeded).contains("not all checks")
+        );
+    }
 }

@@ -457,6 +457,7 @@ impl TerminalHandler {
             mac: None,
             risk: None,
             card_id: None,
+            card_verification: None,
         })
     }
 

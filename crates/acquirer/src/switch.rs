@@ -273,6 +273,7 @@ impl TerminalHandler {
             mac,
             risk: None,
             card_id: None,
+            card_verification: None,
         })
     }
 

@@ -178,6 +178,71 @@ async fn a_frozen_terminal_or_card_is_declined_on_its_next_sale_and_thawing_lets
     }
 }
 
+#[tokio::test]
+async fn a_card_its_holder_froze_is_declined_62_and_unfreezing_lets_it_pass() {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    for backend in store::testing::backends().await {
+        let world = world_on(backend).await;
+        let freezes = Arc::new(risk::Freezes::new());
+        let shared = freezes.clone();
+        let (mut client, stop, server, _handler) =
+            start_configured(&world, Limits::default(), |handler| {
+                handler.with_freezes(shared)
+            })
+            .await;
+        let keys = signed_on(&mut client).await;
+        let card = demo_card("card-CH001-D");
+        let before = available(&world, &card).await;
+        // The API's state shares the host's freezes, as `easypos up` wires them.
+        let api = api::ApiState::new(world.store.clone()).with_freezes(freezes.clone());
+        let holder = api::access::Principal {
+            user: world
+                .store
+                .user_by_username("cardholder1")
+                .await
+                .unwrap()
+                .unwrap(),
+        };
+        let own = api::alerts::own_card(&api, &holder, "card-CH001-D")
+            .await
+            .unwrap();
+
+        api::alerts::set_frozen(&api, &holder, &own, true)
+            .await
+            .unwrap();
+        let sale = chip_sale(&card, 1_000, 811, 1, demo::DEMO_PIN, &keys);
+        assert_eq!(ask(&mut client, &sale).await.1, "62");
+        assert_eq!(available(&world, &card).await, before, "nothing posted");
+        let journal = world.store.journal_recent(1).await.unwrap();
+        assert_eq!(journal[0].risk.as_deref(), Some("frozen card"));
+
+        api::alerts::set_frozen(&api, &holder, &own, false)
+            .await
+            .unwrap();
+        let sale = chip_sale(&card, 1_000, 812, 2, demo::DEMO_PIN, &keys);
+        assert_eq!(ask(&mut client, &sale).await.1, "00");
+        assert_eq!(available(&world, &card).await, before - 1_000);
+        // The journal keeps the entry mode and what the issuer's decision proved, for
+        // statements and certificates.
+        let journal = world.store.journal_recent(1).await.unwrap();
+        assert_eq!(journal[0].entry_mode.as_deref(), Some("051"));
+        assert_eq!(
+            journal[0].card_verification.as_deref(),
+            Some("chip: cryptogram verified; PIN verified")
+        );
+        let wrong = chip_sale(&card, 1_000, 813, 3, "000000", &keys);
+        assert_eq!(ask(&mut client, &wrong).await.1, "55");
+        let journal = world.store.journal_recent(1).await.unwrap();
+        assert_eq!(
+            journal[0].card_verification.as_deref(),
+            Some("chip: PIN failed (PinIncorrect)")
+        );
+
+        let _ = stop.send(true);
+        server.await.unwrap();
+    }
+}
+
 /// A refund (退货) of `amount` for the sale with trace number `original_stan` and `rrn`.
 fn refund(
     card: &demo::DemoCard,

@@ -31,6 +31,12 @@ pub struct Facts {
     /// Who asked for it and when (RFC 3339).
     pub issued_to: String,
     pub issued_at: String,
+    /// The transaction's own journal row's operator (cashier) number, entry mode (field 22)
+    /// and card verification (what the issuer's decision proved); `None` where the journal
+    /// has none (a message before migration 33, a terminal not signed on with an operator).
+    pub operator: Option<String>,
+    pub entry_mode: Option<String>,
+    pub card_verification: Option<String>,
 }
 
 /// A signed certificate.
@@ -47,9 +53,8 @@ pub struct Certificate {
     pub text: String,
 }
 
-/// What the journal keeps of how the card was verified: not yet the chip cryptogram's or the
-/// CVM's result, so the certificate says so rather than guess.
-pub const CARD_VERIFICATION: &str = "not recorded: the journal does not keep the chip cryptogram's or the cardholder verification's result yet";
+/// What the certificate says where the journal recorded nothing, rather than guess.
+pub const NOT_RECORDED: &str = "not recorded";
 
 /// Signs the certificate of `facts` with the acquirer's current receipt key.
 pub fn issue(keys: &ReceiptKeys, facts: &Facts) -> Result<Certificate, ReceiptError> {
@@ -60,7 +65,9 @@ pub fn issue(keys: &ReceiptKeys, facts: &Facts) -> Result<Certificate, ReceiptEr
         "transaction": facts.transaction,
         "merchant": facts.merchant,
         "terminal": facts.terminal,
-        "card_verification": CARD_VERIFICATION,
+        "operator": facts.operator.as_deref().unwrap_or(NOT_RECORDED),
+        "entry_mode": facts.entry_mode.as_deref().unwrap_or(NOT_RECORDED),
+        "card_verification": facts.card_verification.as_deref().unwrap_or(NOT_RECORDED),
         "timeline": facts.timeline,
         "journal": facts.journal,
     });

@@ -99,6 +99,11 @@ pub struct Disputes {
     answer_within_seconds: i64,
 }
 
+/// The status of a dispute whose chargeback is being posted (claimed by one reviewer).
+pub const CHARGING_BACK: &str = "charging_back";
+/// The status of a dispute whose chargeback is being reversed (decided for the merchant).
+pub const REVERSING: &str = "reversing";
+
 fn text_of(field: &str, text: &str) -> Result<String, DisputeError> {
     let text = text.trim();
     if text.is_empty() || text.chars().count() > MAX_TEXT_CHARS {
@@ -231,23 +236,44 @@ impl Disputes {
         now: i64,
     ) -> Result<Dispute, DisputeError> {
         require(party, Party::Issuer, "the card's issuer reviews a dispute")?;
-        self.expect(&dispute, &["opened"])?;
+        match review {
+            Review::Reject => self.expect(&dispute, &["opened"])?,
+            // A chargeback whose posting was cut short (a crash, the host unavailable) is
+            // taken up again from `charging_back`: its transfers' ids make it move money once.
+            Review::ChargeBack => self.expect(&dispute, &["opened", CHARGING_BACK])?,
+        }
+        let from = dispute.status.clone();
         dispute.reviewed_by = username.to_owned();
-        dispute.reviewed_at = Some(now);
         dispute.review_note = note.trim().to_owned();
         match review {
             Review::Reject => {
                 text_of("note", note)?;
                 dispute.status = "rejected".into();
+                dispute.reviewed_at = Some(now);
+                self.write(&dispute, &from).await?;
             }
             Review::ChargeBack => {
-                self.move_money(sale, &dispute, ChargebackStep::Credit)
-                    .await?;
+                // The dispute is claimed before the money moves: a concurrent reject (or a
+                // second chargeback) by another operator finds it taken and changes nothing,
+                // so money never moves under a dispute that reads `rejected`.
+                let claimed = Dispute {
+                    status: CHARGING_BACK.into(),
+                    ..dispute.clone()
+                };
+                self.write(&claimed, &from).await?;
+                if let Err(error) = self
+                    .move_money(sale, &dispute, ChargebackStep::Credit)
+                    .await
+                {
+                    self.release(&claimed, &from).await;
+                    return Err(error);
+                }
                 dispute.status = "charged_back".into();
+                dispute.reviewed_at = Some(now);
                 dispute.answer_due_at = Some(now.saturating_add(self.answer_within_seconds));
+                self.write(&dispute, CHARGING_BACK).await?;
             }
         }
-        self.write(&dispute, "opened").await?;
         tracing::info!(dispute = %dispute.id, status = %dispute.status, by = username, "dispute reviewed");
         Ok(dispute)
     }
@@ -296,7 +322,13 @@ impl Disputes {
     ) -> Result<Dispute, DisputeError> {
         require(party, Party::Issuer, "the card's issuer decides a dispute")?;
         let from = dispute.status.clone();
-        self.expect(&dispute, &["charged_back", "answered"])?;
+        match decision {
+            Decision::ForCardholder => self.expect(&dispute, &["charged_back", "answered"])?,
+            // A reversal cut short is taken up again from `reversing` (moves money once).
+            Decision::ForMerchant => {
+                self.expect(&dispute, &["charged_back", "answered", REVERSING])?
+            }
+        }
         if from == "charged_back" && dispute.answer_due_at.is_some_and(|due| now <= due) {
             return Err(DisputeError::Conflict(format!(
                 "dispute {} waits for the merchant's answer until {} (Unix seconds)",
@@ -305,21 +337,47 @@ impl Disputes {
             )));
         }
         let note = text_of("note", note)?;
-        if decision == Decision::ForMerchant {
-            self.move_money(sale, &dispute, ChargebackStep::Reverse)
-                .await?;
-        }
+        dispute.decided_by = username.to_owned();
+        dispute.decision_note = note;
+        let from = if decision == Decision::ForMerchant {
+            // Claimed first, as a chargeback is: the other decision, taken at once by another
+            // operator, finds the dispute taken.
+            let claimed = Dispute {
+                status: REVERSING.into(),
+                ..dispute.clone()
+            };
+            self.write(&claimed, &from).await?;
+            if let Err(error) = self
+                .move_money(sale, &dispute, ChargebackStep::Reverse)
+                .await
+            {
+                self.release(&claimed, &from).await;
+                return Err(error);
+            }
+            REVERSING.to_owned()
+        } else {
+            from
+        };
         dispute.status = match decision {
             Decision::ForCardholder => "won_by_cardholder",
             Decision::ForMerchant => "won_by_merchant",
         }
         .into();
-        dispute.decided_by = username.to_owned();
         dispute.decided_at = Some(now);
-        dispute.decision_note = note;
         self.write(&dispute, &from).await?;
         tracing::info!(dispute = %dispute.id, status = %dispute.status, by = username, "dispute decided");
         Ok(dispute)
+    }
+
+    /// Gives a claimed dispute back to the status it was claimed from, after its money did
+    /// not move (refused, or the host unavailable). If that fails too the dispute stays
+    /// claimed, and the same step taken again resumes it.
+    async fn release(&self, claimed: &Dispute, back_to: &str) {
+        let mut released = claimed.clone();
+        released.status = back_to.to_owned();
+        if let Err(error) = self.store.update_dispute(&released, &claimed.status).await {
+            tracing::warn!(dispute = %claimed.id, %error, "a claimed dispute stays claimed");
+        }
     }
 
     fn expect(&self, dispute: &Dispute, statuses: &[&str]) -> Result<(), DisputeError> {

@@ -33,6 +33,7 @@
 //! chargeback, the merchant's answer before its deadline and the issuer's decision.
 
 pub mod batcher;
+pub mod alerts;
 pub mod certificate;
 pub mod disputes;
 pub mod evidence;

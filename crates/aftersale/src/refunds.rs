@@ -326,7 +326,7 @@ impl Refunds {
         if let Some(dispute) = self.store.dispute_of_transaction(sale.id).await?
             && matches!(
                 dispute.status.as_str(),
-                "charged_back" | "answered" | "won_by_cardholder"
+                "charging_back" | "charged_back" | "answered" | "reversing" | "won_by_cardholder"
             )
         {
             return Err(RefundError::NotRefundable(format!(

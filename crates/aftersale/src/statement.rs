@@ -13,7 +13,7 @@ use store::directory::Merchant;
 pub const SHANGHAI_OFFSET_SECONDS: i64 = 8 * 3_600;
 
 /// The CSV header line.
-pub const HEADER: &str = "time_local,merchant_id,merchant_name,merchant_city,mcc,category,terminal_id,card,transaction,status,response_code,amount,currency,rrn,auth_code";
+pub const HEADER: &str = "time_local,merchant_id,merchant_name,merchant_city,mcc,category,terminal_id,card,entry_mode,entry,transaction,status,response_code,amount,currency,rrn,auth_code";
 
 /// A merchant category code in words (ISO 18245), or `None` for one easypos does not name.
 pub fn mcc_words(mcc: &str) -> Option<&'static str> {
@@ -118,6 +118,20 @@ fn cell(text: &str) -> String {
     }
 }
 
+/// How the card was read, in words, from the POS entry mode's first two digits (ISO 8583
+/// field 22 as China UnionPay terminals send it); `None` for a code easypos does not name.
+pub fn entry_words(code: &str) -> Option<&'static str> {
+    Some(match code.get(..2)? {
+        "01" => "keyed",
+        "02" | "90" => "magnetic stripe",
+        "05" => "chip",
+        "07" => "contactless chip",
+        "80" => "magnetic stripe (chip fallback)",
+        "91" => "contactless stripe",
+        _ => return None,
+    })
+}
+
 /// The statement: [`HEADER`] and one line per record, in the order given.
 pub fn csv(records: &[TransactionRecord], merchants: &[Merchant]) -> String {
     let mut out = String::from(HEADER);
@@ -149,6 +163,13 @@ pub fn csv(records: &[TransactionRecord], merchants: &[Merchant]) -> String {
             mcc_words(mcc).unwrap_or("").to_owned(),
             record.terminal_id.clone(),
             record.card.clone().unwrap_or_default(),
+            record.entry_mode.clone().unwrap_or_default(),
+            record
+                .entry_mode
+                .as_deref()
+                .and_then(entry_words)
+                .unwrap_or("")
+                .to_owned(),
             record.kind.clone(),
             status.to_owned(),
             record.response.clone().unwrap_or_default(),
@@ -168,6 +189,16 @@ pub fn csv(records: &[TransactionRecord], merchants: &[Merchant]) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn entry_modes_are_named_by_their_first_two_digits() {
+        assert_eq!(entry_words("051"), Some("chip"));
+        assert_eq!(entry_words("072"), Some("contactless chip"));
+        assert_eq!(entry_words("021"), Some("magnetic stripe"));
+        assert_eq!(entry_words("801"), Some("magnetic stripe (chip fallback)"));
+        assert_eq!(entry_words("991"), None);
+        assert_eq!(entry_words("0"), None);
+    }
 
     #[test]
     fn months_are_shanghai_calendar_months() {
@@ -215,13 +246,14 @@ mod tests {
             auth_code: Some("654321".into()),
             duration_us: 1,
             risk: None,
+            entry_mode: Some("051".into()),
         };
         let text = csv(&[record], &[merchant]);
         let lines: Vec<&str> = text.split("\r\n").collect();
         assert_eq!(lines[0], HEADER);
         assert_eq!(
             lines[1],
-            "2025-11-25 00:00:00,898310058120001,\"Coffee, \"\"Lujiazui\"\"\",'=Shanghai,5812,Restaurants,10000001,621234******0000,Sale,approved,00,12.34,CNY,000000012345,654321"
+            "2025-11-25 00:00:00,898310058120001,\"Coffee, \"\"Lujiazui\"\"\",'=Shanghai,5812,Restaurants,10000001,621234******0000,051,chip,Sale,approved,00,12.34,CNY,000000012345,654321"
         );
         assert_eq!(lines[2], "");
     }

@@ -106,6 +106,7 @@ mod tests {
             auth_code: Some("123456".into()),
             duration_us: 10,
             risk: None,
+            entry_mode: Some("051".into()),
         }
     }
 

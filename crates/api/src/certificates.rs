@@ -47,28 +47,38 @@ pub async fn certificate_of(
         .find(|terminal| terminal.id == record.terminal_id)
         .map(TerminalView::from);
     let timeline = crate::timeline::events(state, &record).await?;
-    let journal: Vec<serde_json::Value> = match record.batch {
+    let entries = match record.batch {
         Some(batch) => state
             .store
             .journal_of(&record.terminal_id, batch, None)
             .await?
-            .iter()
+            .into_iter()
             .filter(|entry| {
                 entry.stan == record.stan
                     || (entry.original_batch == record.batch && entry.original_stan == record.stan)
             })
-            .map(|entry| {
-                serde_json::json!({
-                    "received_at": crate::time::rfc3339_micros(entry.received_at),
-                    "mti": entry.mti, "kind": entry.kind, "batch": entry.batch,
-                    "stan": entry.stan, "amount_minor": entry.amount_minor,
-                    "currency": entry.currency, "card": entry.card,
-                    "response": entry.response, "rrn": entry.rrn, "auth_code": entry.auth_code,
-                })
-            })
             .collect(),
         None => Vec::new(),
     };
+    // The transaction's own row (the first with its trace number and message type; a
+    // retransmission repeats it).
+    let own = entries
+        .iter()
+        .find(|entry| entry.stan == record.stan && entry.mti == record.mti);
+    let journal: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|entry| {
+            serde_json::json!({
+                "received_at": crate::time::rfc3339_micros(entry.received_at),
+                "mti": entry.mti, "kind": entry.kind, "batch": entry.batch,
+                "stan": entry.stan, "amount_minor": entry.amount_minor,
+                "currency": entry.currency, "card": entry.card,
+                "response": entry.response, "rrn": entry.rrn, "auth_code": entry.auth_code,
+                "operator": entry.operator, "entry_mode": entry.entry_mode,
+                "card_verification": entry.card_verification,
+            })
+        })
+        .collect();
     let value = |value: Result<serde_json::Value, serde_json::Error>| value.unwrap_or_default();
     let facts = aftersale::certificate::Facts {
         transaction: value(serde_json::to_value(TransactionView::from(&record))),
@@ -78,6 +88,9 @@ pub async fn certificate_of(
         journal: serde_json::Value::Array(journal),
         issued_to: principal.user.username.clone(),
         issued_at: crate::time::rfc3339_seconds(state.now_seconds()),
+        operator: own.and_then(|entry| entry.operator.clone()),
+        entry_mode: own.and_then(|entry| entry.entry_mode.clone()),
+        card_verification: own.and_then(|entry| entry.card_verification.clone()),
     };
     let certificate =
         aftersale::certificate::issue(keys, &facts).map_err(|error| Problem::internal(&error))?;

@@ -171,7 +171,7 @@ fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes, shape: &str) -> ApiResult
 }
 
 /// The dispute `id` and its sale, if the caller may see the sale.
-async fn visible_dispute(
+pub async fn visible_dispute(
     state: &ApiState,
     principal: &Principal,
     id: &str,
@@ -281,6 +281,98 @@ pub async fn get_dispute(
     Ok(Json(DisputeView::from(&dispute)))
 }
 
+/// The issuer's review of dispute `id` (`decision`: `chargeback` or `reject`), for the API's
+/// caller or the console's user.
+pub async fn review_step(
+    state: &ApiState,
+    principal: &Principal,
+    id: &str,
+    decision: &str,
+    note: &str,
+) -> ApiResult<Dispute> {
+    let party = party(principal)?;
+    let decision = match decision {
+        "chargeback" => Review::ChargeBack,
+        "reject" => Review::Reject,
+        other => {
+            return Err(Problem::bad_request(format!(
+                "decision: chargeback or reject, got {other:?}"
+            )));
+        }
+    };
+    let (dispute, sale) = visible_dispute(state, principal, id).await?;
+    let dispute = disputes(state)?
+        .review(
+            &sale,
+            dispute,
+            party,
+            &principal.user.username,
+            decision,
+            note,
+            state.now_seconds(),
+        )
+        .await?;
+    audited(state, principal, "dispute.review", &dispute).await?;
+    Ok(dispute)
+}
+
+/// The merchant's answer to dispute `id`, for the API's caller or the console's user.
+pub async fn answer_step(
+    state: &ApiState,
+    principal: &Principal,
+    id: &str,
+    evidence: &str,
+) -> ApiResult<Dispute> {
+    let party = party(principal)?;
+    let (dispute, _) = visible_dispute(state, principal, id).await?;
+    let dispute = disputes(state)?
+        .answer(
+            dispute,
+            party,
+            &principal.user.username,
+            evidence,
+            state.now_seconds(),
+        )
+        .await?;
+    audited(state, principal, "dispute.answer", &dispute).await?;
+    Ok(dispute)
+}
+
+/// The issuer's decision of dispute `id` (`in_favour_of`: `cardholder` or `merchant`), for
+/// the API's caller or the console's user.
+pub async fn decide_step(
+    state: &ApiState,
+    principal: &Principal,
+    id: &str,
+    in_favour_of: &str,
+    note: &str,
+) -> ApiResult<Dispute> {
+    let party = party(principal)?;
+    let outcome = match in_favour_of {
+        "cardholder" => Decision::ForCardholder,
+        "merchant" => Decision::ForMerchant,
+        other => {
+            return Err(Problem::bad_request(format!(
+                "in_favour_of: cardholder or merchant, got {other:?}"
+            )));
+        }
+    };
+    let (dispute, sale) = visible_dispute(state, principal, id).await?;
+    let dispute = disputes(state)?
+        .decide(
+            &sale,
+            dispute,
+            party,
+            &principal.user.username,
+            outcome,
+            note,
+            state.now_seconds(),
+        )
+        .await?;
+    audited(state, principal, "dispute.decide", &dispute).await?;
+    Ok(dispute)
+}
+
 /// `POST /api/v1/disputes/{id}/review`: the issuer charges back or rejects.
 pub async fn review_dispute(
     State(state): State<ApiState>,
@@ -292,29 +384,7 @@ pub async fn review_dispute(
         &bytes,
         "{\"decision\": \"chargeback\" or \"reject\", \"note\": \"…\"}",
     )?;
-    let party = party(&principal)?;
-    let decision = match review.decision.as_str() {
-        "chargeback" => Review::ChargeBack,
-        "reject" => Review::Reject,
-        other => {
-            return Err(Problem::bad_request(format!(
-                "decision: chargeback or reject, got {other:?}"
-            )));
-        }
-    };
-    let (dispute, sale) = visible_dispute(&state, &principal, &id).await?;
-    let dispute = disputes(&state)?
-        .review(
-            &sale,
-            dispute,
-            party,
-            &principal.user.username,
-            decision,
-            &review.note,
-            state.now_seconds(),
-        )
-        .await?;
-    audited(&state, &principal, "dispute.review", &dispute).await?;
+    let dispute = review_step(&state, &principal, &id, &review.decision, &review.note).await?;
     Ok(Json(DisputeView::from(&dispute)))
 }
 
@@ -326,18 +396,7 @@ pub async fn answer_dispute(
     bytes: Bytes,
 ) -> ApiResult<Json<DisputeView>> {
     let answer: AnswerBody = body(&bytes, "{\"evidence\": \"…\"}")?;
-    let party = party(&principal)?;
-    let (dispute, _) = visible_dispute(&state, &principal, &id).await?;
-    let dispute = disputes(&state)?
-        .answer(
-            dispute,
-            party,
-            &principal.user.username,
-            &answer.evidence,
-            state.now_seconds(),
-        )
-        .await?;
-    audited(&state, &principal, "dispute.answer", &dispute).await?;
+    let dispute = answer_step(&state, &principal, &id, &answer.evidence).await?;
     Ok(Json(DisputeView::from(&dispute)))
 }
 
@@ -352,28 +411,186 @@ pub async fn decide_dispute(
         &bytes,
         "{\"in_favour_of\": \"cardholder\" or \"merchant\", \"note\": \"…\"}",
     )?;
-    let party = party(&principal)?;
-    let outcome = match decision.in_favour_of.as_str() {
-        "cardholder" => Decision::ForCardholder,
-        "merchant" => Decision::ForMerchant,
-        other => {
+    let dispute = decide_step(
+        &state,
+        &principal,
+        &id,
+        &decision.in_favour_of,
+        &decision.note,
+    )
+    .await?;
+    Ok(Json(DisputeView::from(&dispute)))
+}
+
+/// Largest file a merchant attaches to a dispute's answer, and most files per answer.
+pub const MAX_EVIDENCE_FILE_BYTES: usize = 5 * 1024 * 1024;
+pub const MAX_EVIDENCE_FILES: usize = 5;
+
+/// A file the merchant uploads with an answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Upload {
+    /// The file's name as the browser sent it.
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+/// The type of an evidence file, from its first bytes (what it claims to be is not trusted):
+/// PDF, PNG or JPEG, or JSON (a certificate); `None` for anything else.
+fn evidence_type(bytes: &[u8]) -> Option<(&'static str, &'static str)> {
+    if bytes.starts_with(b"%PDF-") {
+        Some(("application/pdf", "pdf"))
+    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some(("image/png", "png"))
+    } else if bytes.starts_with(b"\xff\xd8\xff") {
+        Some(("image/jpeg", "jpg"))
+    } else {
+        None
+    }
+}
+
+/// A file name safe on any disk and in a page: letters, digits, `-` and `_`, at most 60,
+/// with the extension its content says.
+fn safe_name(name: &str, index: usize, extension: &str) -> String {
+    let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
+    let stem: String = stem
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .take(60)
+        .collect();
+    let stem = if stem.is_empty() {
+        format!("evidence-{}", index + 1)
+    } else {
+        stem
+    };
+    format!("{stem}.{extension}")
+}
+
+/// Writes `bytes` to `file` beside a temporary, synced, then renamed: a reader never sees
+/// half a file.
+async fn write_file(file: std::path::PathBuf, bytes: Vec<u8>) -> ApiResult<()> {
+    let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        let dir = file
+            .parent()
+            .ok_or_else(|| std::io::Error::other("no directory"))?;
+        std::fs::create_dir_all(dir)?;
+        let temporary = file.with_extension("upload");
+        std::fs::write(&temporary, &bytes)?;
+        std::fs::File::open(&temporary)?.sync_all()?;
+        std::fs::rename(&temporary, &file)
+    })
+    .await;
+    match written {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(store::StoreError::Write(format!("evidence file: {error}")).into()),
+        Err(error) => Err(store::StoreError::Write(format!("evidence file: {error}")).into()),
+    }
+}
+
+/// The merchant answers dispute `id` with `evidence` text, the transaction certificate when
+/// `certificate` (signed by the acquirer, as `GET /api/v1/transactions/{id}/certificate`
+/// gives it) and `uploads` (PDF, PNG or JPEG). The files are kept in the documents
+/// directory and listed, with their SHA-256, at the end of the answer's text; they are
+/// recorded with the dispute only once the answer is accepted (before its deadline, by the
+/// merchant, once charged back), so a refused answer attaches nothing.
+pub async fn answer_with_documents(
+    state: &ApiState,
+    principal: &Principal,
+    id: &str,
+    evidence: &str,
+    certificate: bool,
+    uploads: Vec<Upload>,
+) -> ApiResult<(Dispute, Vec<store::disputes::DisputeDocument>)> {
+    use sha2::Digest;
+    if party(principal)? != Party::Merchant {
+        return Err(Problem::forbidden(
+            "the merchant's manager or administrator answers a dispute",
+        ));
+    }
+    let (dispute, _) = visible_dispute(state, principal, id).await?;
+    if uploads.len() > MAX_EVIDENCE_FILES {
+        return Err(Problem::bad_request(format!(
+            "at most {MAX_EVIDENCE_FILES} files per answer"
+        )));
+    }
+    let mut files: Vec<(String, &'static str, Vec<u8>)> = Vec::new();
+    for (index, upload) in uploads.into_iter().enumerate() {
+        if upload.bytes.len() > MAX_EVIDENCE_FILE_BYTES {
             return Err(Problem::bad_request(format!(
-                "in_favour_of: cardholder or merchant, got {other:?}"
+                "{}: larger than {} MiB",
+                upload.name,
+                MAX_EVIDENCE_FILE_BYTES / (1024 * 1024)
             )));
         }
-    };
-    let (dispute, sale) = visible_dispute(&state, &principal, &id).await?;
-    let dispute = disputes(&state)?
-        .decide(
-            &sale,
-            dispute,
-            party,
-            &principal.user.username,
-            outcome,
-            &decision.note,
-            state.now_seconds(),
+        let (content_type, extension) = evidence_type(&upload.bytes).ok_or_else(|| {
+            Problem::bad_request(format!("{}: only PDF, PNG or JPEG files", upload.name))
+        })?;
+        files.push((
+            safe_name(&upload.name, index, extension),
+            content_type,
+            upload.bytes,
+        ));
+    }
+    if certificate {
+        let issued = crate::certificates::certificate_of(
+            state,
+            principal,
+            &dispute.transaction_id.to_string(),
+            "json",
         )
         .await?;
-    audited(&state, &principal, "dispute.decide", &dispute).await?;
-    Ok(Json(DisputeView::from(&dispute)))
+        files.push((
+            format!("certificate-{}.json", dispute.transaction_id),
+            "application/json",
+            issued.json.into_bytes(),
+        ));
+    }
+    let mut documents = Vec::new();
+    if !files.is_empty() {
+        let dir = state.documents_dir.as_ref().ok_or_else(|| {
+            unavailable("this server keeps no documents: answer with text, or attach nothing")
+        })?;
+        let dir = dir.join("disputes").join(&dispute.id);
+        let now = state.now_seconds();
+        for (name, content_type, bytes) in files {
+            let file = dir.join(&name);
+            documents.push(store::disputes::DisputeDocument {
+                dispute_id: dispute.id.clone(),
+                name,
+                content_type: content_type.to_owned(),
+                bytes: i64::try_from(bytes.len()).unwrap_or(i64::MAX),
+                sha256: hex::encode(sha2::Sha256::digest(&bytes)),
+                file: file.to_string_lossy().into_owned(),
+                uploaded_by: principal.user.username.clone(),
+                uploaded_at: now,
+            });
+            write_file(file, bytes).await?;
+        }
+    }
+    let mut text = evidence.trim().to_owned();
+    if !documents.is_empty() {
+        text.push_str("\n\nAttached:");
+        for document in &documents {
+            text.push_str(&format!(
+                "\n- {} ({}, {} bytes, SHA-256 {})",
+                document.name, document.content_type, document.bytes, document.sha256
+            ));
+        }
+    }
+    let answered = answer_step(state, principal, id, &text).await?;
+    for document in &documents {
+        state.store.put_dispute_document(document.clone()).await?;
+    }
+    Ok((answered, documents))
+}
+
+/// The disputes the caller may see: a merchant's staff their merchant's, an issuer's
+/// operators their cards', the acquirer's operators their merchants', a cardholder theirs.
+pub async fn visible_disputes(state: &ApiState, principal: &Principal) -> ApiResult<Vec<Dispute>> {
+    let scope = Scope::of(&state.store, &principal.user).await?;
+    let merchants = scope.merchants.iter().map(|m| m.id.clone()).collect();
+    let cards = scope.cards.iter().map(|c| c.id.clone()).collect();
+    Ok(state
+        .store
+        .disputes_of(merchants, cards, store::disputes::MAX_DISPUTE_LIST)
+        .await?)
 }

@@ -19,6 +19,7 @@
 #![recursion_limit = "256"]
 
 pub mod access;
+pub mod alerts;
 pub mod audit;
 pub mod audit_anchors;
 pub mod auth;
@@ -62,6 +63,10 @@ pub struct ApiState {
     pub disputes: Option<Arc<aftersale::disputes::Disputes>>,
     /// Signs audit anchors in the HSM (`None`: `POST /api/v1/audit/anchors` answers 503).
     pub anchors: Option<Arc<audit_anchors::AuditAnchorer>>,
+    /// How cardholder alerts leave: the SMTP relay and the SMS adapter.
+    pub alert_senders: alerts::AlertSenders,
+    /// Where a dispute's answer files are kept (`None`: answers carry text only).
+    pub documents_dir: Option<std::path::PathBuf>,
 }
 
 impl ApiState {
@@ -75,6 +80,8 @@ impl ApiState {
             refunds: None,
             disputes: None,
             anchors: None,
+            alert_senders: alerts::AlertSenders::default(),
+            documents_dir: None,
         }
     }
 
@@ -108,6 +115,18 @@ impl ApiState {
         self
     }
 
+    /// Keeps a dispute's answer files under `dir` (the data directory's `documents`).
+    pub fn with_documents_dir(mut self, dir: std::path::PathBuf) -> Self {
+        self.documents_dir = Some(dir);
+        self
+    }
+
+    /// Sends cardholder alerts through `senders`.
+    pub fn with_alert_senders(mut self, senders: alerts::AlertSenders) -> Self {
+        self.alert_senders = senders;
+        self
+    }
+
     /// Turns webhooks on, signing with secrets derived from `keys`.
     pub fn with_webhooks(mut self, keys: webhooks::WebhookKeys) -> Self {
         self.webhooks = Some(keys);
@@ -122,7 +141,7 @@ impl ApiState {
 
 /// Every route of the API (method, path as the OpenAPI document writes it). The router is
 /// built from the same calls, and a test checks both against each other and the document.
-pub const ROUTES: [(&str, &str); 54] = [
+pub const ROUTES: [(&str, &str); 58] = [
     ("GET", "/api/v1/me"),
     ("GET", "/api/v1/transactions"),
     ("GET", "/api/v1/transactions/{id}"),
@@ -137,6 +156,10 @@ pub const ROUTES: [(&str, &str); 54] = [
     ("GET", "/api/v1/terminals/{id}"),
     ("GET", "/api/v1/cards"),
     ("GET", "/api/v1/cards/{id}"),
+    ("GET", "/api/v1/cards/{id}/alerts"),
+    ("PUT", "/api/v1/cards/{id}/alerts"),
+    ("PUT", "/api/v1/cards/{id}/freeze"),
+    ("DELETE", "/api/v1/cards/{id}/freeze"),
     ("GET", "/api/v1/api-keys"),
     ("POST", "/api/v1/api-keys"),
     ("DELETE", "/api/v1/api-keys/{id}"),
@@ -206,6 +229,14 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/terminals/{id}", get(routes::get_terminal))
         .route("/api/v1/cards", get(routes::list_cards))
         .route("/api/v1/cards/{id}", get(routes::get_card))
+        .route(
+            "/api/v1/cards/{id}/alerts",
+            get(alerts::get_alerts).put(alerts::put_alerts),
+        )
+        .route(
+            "/api/v1/cards/{id}/freeze",
+            axum::routing::put(alerts::freeze_card).delete(alerts::unfreeze_card),
+        )
         .route(
             "/api/v1/api-keys",
             get(routes::list_api_keys).post(routes::create_api_key),

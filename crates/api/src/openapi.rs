@@ -107,6 +107,7 @@ pub fn document() -> Value {
     let mut document = base_document();
     add_refunds(&mut document);
     add_disputes(&mut document);
+    add_alerts(&mut document);
     document
 }
 
@@ -848,7 +849,7 @@ fn add_disputes(document: &mut Value) {
                     "amount": {"$ref": "#/components/schemas/Amount"},
                     "reason": {"type": "string", "enum": ["not_recognised", "duplicate", "wrong_amount", "not_received", "cancelled"]},
                     "description": {"type": "string"},
-                    "status": {"type": "string", "enum": ["opened", "rejected", "charged_back", "answered", "won_by_cardholder", "won_by_merchant"]},
+                    "status": {"type": "string", "enum": ["opened", "rejected", "charging_back", "charged_back", "answered", "reversing", "won_by_cardholder", "won_by_merchant"], "description": "charging_back and reversing: the step's money is being moved (the dispute is claimed by one operator)"},
                     "opened_by": {"type": "string"},
                     "opened_at": {"type": "string", "format": "date-time"},
                     "reviewed_by": text.clone(), "reviewed_at": time.clone(), "review_note": text.clone(),
@@ -873,6 +874,113 @@ fn add_disputes(document: &mut Value) {
         (
             "DisputeDecision",
             json!({"type": "object", "required": ["in_favour_of", "note"], "additionalProperties": false, "properties": {"in_favour_of": {"type": "string", "enum": ["cardholder", "merchant"]}, "note": {"type": "string", "description": "1 to 4000 characters"}}}),
+        ),
+    ];
+    if let Some(Value::Object(map)) = document.get_mut("paths") {
+        for (path, item) in paths {
+            map.insert(path.to_owned(), item);
+        }
+    }
+    if let Some(Value::Object(map)) = document
+        .get_mut("components")
+        .and_then(|components| components.get_mut("schemas"))
+    {
+        for (name, schema) in schemas {
+            map.insert(name.to_owned(), schema);
+        }
+    }
+}
+
+/// Cardholder alerts and the cardholder's own freeze (issue 9, R14).
+fn add_alerts(document: &mut Value) {
+    let not_found = ("404", "Not a card of the caller's");
+    let card = path_id("Card id (token)");
+    let mut put_settings = operation(
+        "putCardAlerts",
+        "The cardholder sets the card's alert channels and thresholds; a declined transaction is always alerted; with a webhook URL the answer carries its signing secret",
+        ("200", ok("CardAlerts")),
+        card.clone(),
+        &[
+            not_found,
+            (
+                "400",
+                "A malformed body, an unknown channel, or a channel without its address; `detail` names the field",
+            ),
+        ],
+    );
+    if let Value::Object(map) = &mut put_settings {
+        map.insert(
+            "requestBody".to_owned(),
+            json!({"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AlertSettings"}}}}),
+        );
+    }
+    let paths = [
+        (
+            "/api/v1/cards/{id}/alerts",
+            json!({
+                "get": operation("getCardAlerts", "The card's alert settings, whether it is frozen, and its newest alerts (cardholder only)", ("200", ok("CardAlerts")), card.clone(), &[not_found]),
+                "put": put_settings
+            }),
+        ),
+        (
+            "/api/v1/cards/{id}/freeze",
+            json!({
+                "put": operation("freezeOwnCard", "The cardholder freezes their card: its next authorization is declined 62 (204; a card already frozen stays as it is)", ("204", json!({"description": "Frozen"})), card.clone(), &[not_found]),
+                "delete": operation("unfreezeOwnCard", "The cardholder lifts their own freeze (204); a freeze of a fraud report or an operator is not theirs to lift (409 `freeze-not-yours`)", ("204", json!({"description": "Unfrozen"})), card, &[not_found, ("409", "Frozen by a fraud report or an operator (`freeze-not-yours`)")])
+            }),
+        ),
+    ];
+    let text = json!({"type": ["string", "null"]});
+    let settings_properties = json!({
+        "channels": {"type": "array", "items": {"type": "string", "enum": ["webhook", "email", "sms"]}},
+        "min_amount_minor": {"type": "integer", "minimum": 0, "description": "Approved transactions below this are not alerted"},
+        "declines_only": {"type": "boolean"},
+        "webhook_url": text.clone(), "email": text.clone(), "phone": text.clone()
+    });
+    let mut alerts_properties = settings_properties.clone();
+    if let Value::Object(map) = &mut alerts_properties {
+        for (name, schema) in [
+            ("card_id", json!({"type": "string"})),
+            ("masked_pan", json!({"type": "string"})),
+            ("frozen", json!({"type": "boolean"})),
+            ("frozen_reason", text.clone()),
+            (
+                "webhook_secret",
+                json!({"type": "string", "description": "whsec_…: after a change that sets a webhook URL"}),
+            ),
+            (
+                "recent",
+                json!({"type": "array", "items": {"$ref": "#/components/schemas/Alert"}}),
+            ),
+        ] {
+            map.insert(name.to_owned(), schema);
+        }
+    }
+    let schemas = [
+        (
+            "AlertSettings",
+            json!({"type": "object", "additionalProperties": false, "properties": settings_properties}),
+        ),
+        (
+            "CardAlerts",
+            json!({"type": "object", "required": ["card_id", "masked_pan", "channels", "min_amount_minor", "declines_only", "frozen", "recent"], "properties": alerts_properties}),
+        ),
+        (
+            "Alert",
+            json!({
+                "type": "object",
+                "required": ["id", "event_id", "channel", "state", "attempts", "created_at", "text"],
+                "properties": {
+                    "id": {"type": "integer"}, "event_id": {"type": "string"},
+                    "channel": {"type": "string", "enum": ["webhook", "email", "sms"]},
+                    "state": {"type": "string", "enum": ["pending", "delivered", "failed"]},
+                    "attempts": {"type": "integer"},
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "delivered_at": {"type": ["string", "null"], "format": "date-time"},
+                    "last_error": text.clone(),
+                    "text": {"type": "string", "description": "The alert's words (the card masked)"}
+                }
+            }),
         ),
     ];
     if let Some(Value::Object(map)) = document.get_mut("paths") {

@@ -111,10 +111,16 @@ impl WebhookKeys {
 
     /// A subscription's signing secret (16 bytes, derived in the HSM).
     pub fn secret(&self, subscription: &Subscription) -> Result<Vec<u8>, WebhookError> {
+        self.derive(&subscription.id, &subscription.secret_nonce)
+    }
+
+    /// The secret of `label` and `nonce`: a subscription's (its id), or a card's alerts
+    /// (`alerts\0<card id>`, which no subscription id contains).
+    pub fn derive(&self, label: &str, nonce: &str) -> Result<Vec<u8>, WebhookError> {
         let mut data = b"easypos webhook v1\0".to_vec();
-        data.extend_from_slice(subscription.id.as_bytes());
+        data.extend_from_slice(label.as_bytes());
         data.push(0);
-        data.extend_from_slice(subscription.secret_nonce.as_bytes());
+        data.extend_from_slice(nonce.as_bytes());
         Ok(self
             .hsm
             .generate_mac(&self.key, MacAlgorithm::AesCmac, &data)?)
@@ -191,7 +197,11 @@ impl HttpUrl {
 }
 
 /// POSTs `body` and returns the answer's status code; `Err` says why there is none.
-async fn post(url: &HttpUrl, headers: &[(&str, String)], body: &[u8]) -> Result<u16, String> {
+pub(crate) async fn post(
+    url: &HttpUrl,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> Result<u16, String> {
     let attempt = async {
         let mut stream = tokio::net::TcpStream::connect((url.host.as_str(), url.port))
             .await

@@ -588,6 +588,33 @@ fn matrix(world: &World) -> Vec<Line> {
                 ("partner", 403),
             ]),
         ),
+        // Alerts and the holder's own freeze: the card's holder only; another holder's card
+        // is not found. Freeze, then unfreeze, before the fraud report below freezes it.
+        (
+            "GET".into(),
+            "/api/v1/cards/card-CH001-D/alerts".into(),
+            holder_only(200),
+        ),
+        (
+            "PUT".into(),
+            "/api/v1/cards/card-CH001-D/alerts".into(),
+            holder_only(200),
+        ),
+        (
+            "PUT".into(),
+            "/api/v1/cards/card-CH001-D/freeze".into(),
+            holder_only(204),
+        ),
+        (
+            "DELETE".into(),
+            "/api/v1/cards/card-CH001-D/freeze".into(),
+            holder_only(204),
+        ),
+        (
+            "PUT".into(),
+            "/api/v1/cards/card-CH002-C/freeze".into(),
+            holder_only(404),
+        ),
         ("GET".into(), "/api/v1/api-keys".into(), keys_allowed(200)),
         ("POST".into(), "/api/v1/api-keys".into(), keys_allowed(201)),
         (
@@ -1071,6 +1098,14 @@ fn shanghai_admin_only(ok: u16) -> Vec<(&'static str, u16)> {
         .collect()
 }
 
+/// A route for the card's holder (`cardholder1`) only: every other role is refused.
+fn holder_only(status: u16) -> Vec<(&'static str, u16)> {
+    USERS
+        .iter()
+        .map(|user| (*user, if *user == "cardholder1" { status } else { 403 }))
+        .collect()
+}
+
 /// The body a matrix POST sends to `path`.
 fn body_for(path: &str) -> &'static str {
     if path.ends_with("/webhooks") {
@@ -1105,8 +1140,10 @@ fn body_for(path: &str) -> &'static str {
         r#"{"outcome":"no_action","reason":"matrix"}"#
     } else if path.ends_with("/risk/rules/versions") {
         r#"{"based_on":1,"toml":"[[rule]]\nname = \"m\"\nkind = \"fallback\"\naction = \"alert\"\n"}"#
-    } else if path.ends_with("/rollback") {
+    } else if path.ends_with("/rollback") || path.ends_with("/freeze") {
         ""
+    } else if path.ends_with("/alerts") {
+        r#"{"channels":["sms"],"phone":"+8613800001234"}"#
     } else {
         r#"{"name":"matrix"}"#
     }
@@ -1706,6 +1743,14 @@ async fn monthly_statements_are_csv_within_the_tenant() {
         .map(|(name, ..)| name)
         .collect();
     assert_eq!(lines.len(), 1 + visible.len(), "{}", mine.text);
+    // The entry mode, as the journal kept it, and in words.
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|line| line.contains(",051,chip,Sale,")),
+        "{}",
+        mine.text
+    );
     assert!(lines[1].starts_with("2025-11-25 00:"), "{}", lines[1]);
     assert!(
         lines[1].contains(",Lujiazui Coffee,Shanghai,"),

@@ -389,6 +389,13 @@ async fn a_transaction_certificate_is_signed_checkable_and_logged() {
     );
     let text = document["certificate"].as_str().unwrap();
     assert!(text.contains(&rrn("t1")) && text.contains("\"issued_to\": \"shanghai.cashier\""));
+    // Who keyed it, how the card was read, and what the issuer's decision proved.
+    assert!(text.contains("\"operator\": \"003\""), "{text}");
+    assert!(text.contains("\"entry_mode\": \"051\""), "{text}");
+    assert!(
+        text.contains("\"card_verification\": \"chip: cryptogram verified; PIN verified\""),
+        "{text}"
+    );
     // One changed character is caught.
     let altered = json.text.replacen("12.50", "12.60", 1);
     assert!(aftersale::certificate::verify(&world.receipts, &altered).is_err());
@@ -422,4 +429,337 @@ async fn a_transaction_certificate_is_signed_checkable_and_logged() {
             .collect::<Vec<_>>(),
         ["shanghai.cashier", "cardholder1"]
     );
+}
+
+/// A money path that holds every chargeback step until it is let go, then posts it or
+/// refuses it: two operators' steps interleave exactly where the race was.
+#[derive(Debug, Default)]
+struct GatedPoster {
+    entered: tokio::sync::Notify,
+    go: tokio::sync::Notify,
+    refuse: std::sync::atomic::AtomicBool,
+    posted: std::sync::Mutex<Vec<aftersale::refunds::ChargebackStep>>,
+}
+
+impl aftersale::refunds::RefundPoster for GatedPoster {
+    fn undone<'a>(
+        &'a self,
+        _sale: &'a aftersale::refunds::SaleKey,
+    ) -> aftersale::refunds::BoxFuture<
+        'a,
+        Result<aftersale::refunds::TerminalUndo, aftersale::refunds::PostError>,
+    > {
+        Box::pin(async { Ok(aftersale::refunds::TerminalUndo::Nothing) })
+    }
+
+    fn post<'a>(
+        &'a self,
+        _part: &'a aftersale::refunds::RefundPart,
+    ) -> aftersale::refunds::BoxFuture<
+        'a,
+        Result<aftersale::refunds::Posting, aftersale::refunds::PostError>,
+    > {
+        Box::pin(async { Ok(aftersale::refunds::Posting::Refunded) })
+    }
+
+    fn chargeback<'a>(
+        &'a self,
+        _sale: &'a aftersale::refunds::SaleKey,
+        _amount: money::Amount,
+        step: aftersale::refunds::ChargebackStep,
+    ) -> aftersale::refunds::BoxFuture<
+        'a,
+        Result<aftersale::refunds::Posting, aftersale::refunds::PostError>,
+    > {
+        Box::pin(async move {
+            self.entered.notify_one();
+            self.go.notified().await;
+            if self.refuse.load(std::sync::atomic::Ordering::SeqCst) {
+                return Ok(aftersale::refunds::Posting::Refused {
+                    response: "58".into(),
+                    reason: "frozen".into(),
+                });
+            }
+            self.posted.lock().unwrap().push(step);
+            Ok(aftersale::refunds::Posting::Refunded)
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reject_while_the_chargeback_is_posted_changes_nothing_and_the_chargeback_stands() {
+    use aftersale::disputes::{Decision, DisputeError, Disputes, Party, Review};
+    use aftersale::refunds::ChargebackStep;
+    for backend in store::testing::backends().await {
+        let world = world_on(backend).await;
+        let poster = std::sync::Arc::new(GatedPoster::default());
+        let disputes = Disputes::new(world.store.clone(), poster.clone());
+        let sale = world
+            .store
+            .transactions(&store::accounts::TransactionFilter {
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|record| record.id == world.transactions["t4"])
+            .unwrap();
+        let opened = world.store.dispute(&world.dispute).await.unwrap().unwrap();
+        let now = 1_800_000_000;
+
+        // A refused chargeback gives the dispute back: still `opened`, nothing moved.
+        poster
+            .refuse
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let refused = {
+            let (disputes, sale, opened) = (disputes.clone(), sale.clone(), opened.clone());
+            tokio::spawn(async move {
+                disputes
+                    .review(
+                        &sale,
+                        opened,
+                        Party::Issuer,
+                        "bank",
+                        Review::ChargeBack,
+                        "",
+                        now,
+                    )
+                    .await
+            })
+        };
+        poster.entered.notified().await;
+        poster.go.notify_one();
+        assert!(matches!(
+            refused.await.unwrap(),
+            Err(DisputeError::Refused(_))
+        ));
+        let stored = world.store.dispute(&world.dispute).await.unwrap().unwrap();
+        assert_eq!(stored.status, "opened");
+        assert!(poster.posted.lock().unwrap().is_empty());
+        poster
+            .refuse
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+
+        // Operator A charges back; while its money is being posted, operator B, who read the
+        // dispute as `opened`, rejects it: refused, and nothing changes.
+        let charging = {
+            let (disputes, sale, opened) = (disputes.clone(), sale.clone(), opened.clone());
+            tokio::spawn(async move {
+                disputes
+                    .review(
+                        &sale,
+                        opened,
+                        Party::Issuer,
+                        "bank",
+                        Review::ChargeBack,
+                        "",
+                        now,
+                    )
+                    .await
+            })
+        };
+        poster.entered.notified().await;
+        let mid = world.store.dispute(&world.dispute).await.unwrap().unwrap();
+        assert_eq!(mid.status, aftersale::disputes::CHARGING_BACK);
+        let reject = disputes
+            .review(
+                &sale,
+                opened.clone(),
+                Party::Issuer,
+                "bank.other",
+                Review::Reject,
+                "looks genuine",
+                now,
+            )
+            .await;
+        assert!(
+            matches!(reject, Err(DisputeError::Conflict(_))),
+            "{reject:?}"
+        );
+        // A second chargeback of the stale copy is refused too (it would post twice).
+        let second = disputes
+            .review(
+                &sale,
+                opened.clone(),
+                Party::Issuer,
+                "bank.other",
+                Review::ChargeBack,
+                "",
+                now,
+            )
+            .await;
+        assert!(
+            matches!(second, Err(DisputeError::Conflict(_))),
+            "{second:?}"
+        );
+        poster.go.notify_one();
+        let charged = charging.await.unwrap().unwrap();
+        assert_eq!(charged.status, "charged_back");
+        let stored = world.store.dispute(&world.dispute).await.unwrap().unwrap();
+        assert_eq!(stored.status, "charged_back");
+        assert_eq!(stored.reviewed_by, "bank");
+        assert_eq!(*poster.posted.lock().unwrap(), [ChargebackStep::Credit]);
+
+        // The decision, likewise: for the merchant (reversing) against a concurrent decision
+        // for the cardholder, after the deadline.
+        let late = now + 31 * 24 * 60 * 60;
+        let reversing = {
+            let (disputes, sale, charged) = (disputes.clone(), sale.clone(), charged.clone());
+            tokio::spawn(async move {
+                disputes
+                    .decide(
+                        &sale,
+                        charged,
+                        Party::Issuer,
+                        "bank",
+                        Decision::ForMerchant,
+                        "receipt signed",
+                        late,
+                    )
+                    .await
+            })
+        };
+        poster.entered.notified().await;
+        let other = disputes
+            .decide(
+                &sale,
+                charged.clone(),
+                Party::Issuer,
+                "bank.other",
+                Decision::ForCardholder,
+                "no answer",
+                late,
+            )
+            .await;
+        assert!(matches!(other, Err(DisputeError::Conflict(_))), "{other:?}");
+        poster.go.notify_one();
+        assert_eq!(reversing.await.unwrap().unwrap().status, "won_by_merchant");
+        assert_eq!(
+            *poster.posted.lock().unwrap(),
+            [ChargebackStep::Credit, ChargebackStep::Reverse]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dispute_answer_keeps_its_certificate_and_files_and_each_party_lists_its_disputes() {
+    for backend in store::testing::backends().await {
+        let world = world_on(backend).await;
+        let documents = store::testing::tempdir::TempDir::new();
+        let state = api::ApiState::new(world.store.clone())
+            .with_disputes(aftersale::disputes::Disputes::new(
+                world.store.clone(),
+                world.poster.clone(),
+            ))
+            .with_receipts(Some(world.receipts.clone()))
+            .with_documents_dir(documents.path().to_owned());
+        let principal = async |name: &str| api::access::Principal {
+            user: world.store.user_by_username(name).await.unwrap().unwrap(),
+        };
+        let (bank, beijing, shanghai) = (
+            principal("bank").await,
+            principal("beijing.admin").await,
+            principal("shanghai.admin").await,
+        );
+        // Each party lists the disputes of its own tenant only.
+        let ids = async |who: &api::access::Principal| -> Vec<String> {
+            api::disputes::visible_disputes(&state, who)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|dispute| dispute.id)
+                .collect()
+        };
+        assert_eq!(ids(&bank).await, std::slice::from_ref(&world.dispute));
+        assert_eq!(ids(&beijing).await, std::slice::from_ref(&world.dispute));
+        assert!(ids(&shanghai).await.is_empty());
+
+        api::disputes::review_step(&state, &bank, &world.dispute, "chargeback", "")
+            .await
+            .unwrap();
+        // Not a PDF, PNG or JPEG: refused, nothing attached, nothing answered.
+        let refused = api::disputes::answer_with_documents(
+            &state,
+            &beijing,
+            &world.dispute,
+            "delivered",
+            true,
+            vec![api::disputes::Upload {
+                name: "notes.txt".into(),
+                bytes: b"plain text".to_vec(),
+            }],
+        )
+        .await;
+        assert_eq!(refused.unwrap_err().status, 400);
+        assert!(
+            world
+                .store
+                .dispute_documents(&world.dispute)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let (answered, attached) = api::disputes::answer_with_documents(
+            &state,
+            &beijing,
+            &world.dispute,
+            "delivered and signed for",
+            true,
+            vec![api::disputes::Upload {
+                name: "delivery note.pdf".into(),
+                bytes: b"%PDF-1.4 a delivery note".to_vec(),
+            }],
+        )
+        .await
+        .unwrap();
+        assert_eq!(answered.status, "answered");
+        let stored = world.store.dispute_documents(&world.dispute).await.unwrap();
+        let mut attached = attached;
+        attached.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(stored, attached, "kept as attached, listed by name");
+        let names: Vec<&str> = stored.iter().map(|d| d.name.as_str()).collect();
+        let certificate = format!("certificate-{}.json", world.transactions["t4"]);
+        assert_eq!(names, [certificate.as_str(), "deliverynote.pdf"]);
+        for document in &stored {
+            assert!(answered.evidence.contains(&document.sha256));
+            assert!(std::path::Path::new(&document.file).starts_with(documents.path()));
+        }
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&stored[0].file).unwrap()).unwrap();
+        assert_eq!(json["format"], "easypos-certificate/1");
+        // The certificate states the chip and PIN results and the operator the journal kept.
+        let text = json["certificate"].as_str().unwrap();
+        assert!(
+            text.contains("chip: cryptogram verified; PIN verified"),
+            "{text}"
+        );
+        assert!(text.contains("\"operator\": \"003\""), "{text}");
+        // And the transaction list (the statements' source) reads the entry mode back.
+        let records = world
+            .store
+            .transactions(&store::accounts::TransactionFilter {
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(
+            records
+                .iter()
+                .filter(|record| record.kind == "Sale")
+                .all(|record| record.entry_mode.as_deref() == Some("051"))
+        );
+        // Answering again is refused: the dispute is answered.
+        let again = api::disputes::answer_with_documents(
+            &state,
+            &beijing,
+            &world.dispute,
+            "x",
+            false,
+            vec![],
+        )
+        .await;
+        assert_eq!(again.unwrap_err().status, 409);
+    }
 }

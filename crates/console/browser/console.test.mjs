@@ -178,11 +178,11 @@ async function withPage(name, user, locale, body) {
 }
 
 const portals = {
-  'shanghai.admin': ['Dashboard', 'Transactions', 'QR payments', 'Terminals', 'Staff', 'Cases', 'Emergency', 'API keys', 'Terminal management', 'Refunds', 'Settlement'],
+  'shanghai.admin': ['Dashboard', 'Transactions', 'QR payments', 'Terminals', 'Staff', 'Cases', 'Emergency', 'API keys', 'Terminal management', 'Refunds', 'Settlement', 'Disputes'],
   'shanghai.cashier': ['Dashboard', 'Transactions', 'QR payments', 'Terminals', 'Refunds'],
   'cardholder1': ['Cards', 'Transactions', 'Wallet'],
   'operator': ['Merchants', 'Terminals', 'Transactions', 'Message journal', 'Cases', 'Emergency', 'System health', 'API keys', 'Applications', 'Terminal management', 'Risk rules', 'Settlement'],
-  'bank': ['Cards', 'Transactions', 'API keys'],
+  'bank': ['Cards', 'Transactions', 'API keys', 'Disputes'],
   'partner': ['Merchants', 'Terminals', 'Transactions', 'API keys', 'Applications'],
 };
 
@@ -320,6 +320,45 @@ test('a cardholder who does not recognise a charge reports fraud and downloads t
     after = JSON.parse(error.stdout);
   }
   assert.equal(after.response_code, '62', JSON.stringify(after));
+});
+
+// A cardholder's fraud report opens a dispute; the card's issuer (the debit bank) charges it
+// back in the console, and the merchant answers with the transaction certificate attached.
+test('the issuer charges back a reported charge and the merchant answers with the certificate', async () => {
+  const answer = sale('10000001', 'card-CH002-D', '77.00');
+  assert.equal(answer.approved, true, JSON.stringify(answer));
+  await withPage('dispute-open', 'cardholder2', 'en-US', async (page) => {
+    await page.goto(`${web}/console/transactions`);
+    const row = page.locator('#results tbody tr', { hasText: '77.00' });
+    await Promise.all([page.waitForNavigation(), row.locator('a').first().click()]);
+    await page.fill('form.fraud textarea[name=description]', 'Not me: I was abroad.');
+    await Promise.all([page.waitForNavigation(), page.click('form.fraud button[type=submit]')]);
+    assert.match(page.url(), /\/console\/fraud-reports\/fr_[0-9a-f]{16}$/);
+  });
+  await withPage('dispute-review', 'bank', 'en-US', async (page) => {
+    await page.goto(`${web}/console/disputes`);
+    const row = page.locator('#disputes tbody tr', { hasText: '77.00' });
+    await Promise.all([page.waitForNavigation(), row.locator('a').first().click()]);
+    await page.selectOption('form.review select[name=decision]', 'chargeback');
+    await Promise.all([page.waitForNavigation(), page.click('form.review button[type=submit]')]);
+    assert.equal((await page.locator('#dispute-status').textContent()).trim(), 'charged_back');
+  });
+  await withPage('dispute-answer', 'shanghai.admin', 'en-US', async (page) => {
+    await page.goto(`${web}/console/disputes`);
+    const row = page.locator('#disputes tbody tr', { hasText: '77.00' });
+    await Promise.all([page.waitForNavigation(), row.locator('a').first().click()]);
+    await page.fill('form.answer textarea[name=evidence]', 'The cardholder signed the receipt with PIN; see the certificate.');
+    assert.equal(await page.isChecked('form.answer input[name=certificate]'), true, 'the certificate is attached by default');
+    await Promise.all([page.waitForNavigation(), page.click('form.answer button[type=submit]')]);
+    assert.equal((await page.locator('#dispute-status').textContent()).trim(), 'answered');
+    assert.match(await page.locator('#dispute-evidence').textContent(), /certificate-\d+\.json/);
+    const link = page.locator('#dispute-files a', { hasText: 'certificate-' });
+    const [download] = await Promise.all([page.waitForEvent('download'), link.click()]);
+    const certificate = JSON.parse(readFileSync(await download.path(), 'utf8'));
+    assert.equal(certificate.format, 'easypos-certificate/1');
+    const shown = (await page.locator('#dispute-files tbody tr', { hasText: 'certificate-' }).locator('td.mono').textContent()).trim();
+    assert.equal(createHash('sha256').update(readFileSync(await download.path())).digest('hex'), shown);
+  });
 });
 
 /** An anonymous page in `locale` (the public application form needs no sign-in). */

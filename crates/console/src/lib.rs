@@ -130,6 +130,36 @@ pub fn router(state: Console) -> Router {
         .route("/console/api-keys/{id}/revoke", post(pages::revoke_api_key))
         .route("/favicon.ico", get(no_icon))
         .route("/console/cards", get(pages::cards))
+        .route("/console/disputes", get(pages::disputes_page::list))
+        .route("/console/disputes/{id}", get(pages::disputes_page::detail))
+        .route(
+            "/console/disputes/{id}/answer",
+            post(pages::disputes_page::answer).layer(axum::extract::DefaultBodyLimit::max(
+                api::disputes::MAX_EVIDENCE_FILES * api::disputes::MAX_EVIDENCE_FILE_BYTES
+                    + 64 * 1024,
+            )),
+        )
+        .route(
+            "/console/disputes/{id}/review",
+            post(pages::disputes_page::review),
+        )
+        .route(
+            "/console/disputes/{id}/decide",
+            post(pages::disputes_page::decide),
+        )
+        .route(
+            "/console/disputes/{id}/documents/{name}",
+            get(pages::disputes_page::document),
+        )
+        .route("/console/cards/{id}", get(pages::card_alerts_page::card))
+        .route(
+            "/console/cards/{id}/alerts",
+            post(pages::card_alerts_page::save),
+        )
+        .route(
+            "/console/cards/{id}/freeze",
+            post(pages::card_alerts_page::freeze),
+        )
         .route("/console/merchants", get(pages::merchants))
         .route("/console/journal", get(pages::journal))
         .route("/console/emergency", get(pages::emergency_page::emergency))

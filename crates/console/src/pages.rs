@@ -7,6 +7,12 @@ pub mod wallet;
 #[path = "cases_page.rs"]
 pub(crate) mod cases_page;
 // The emergency page, likewise.
+#[path = "card_alerts_page.rs"]
+pub(crate) mod card_alerts_page;
+
+#[path = "disputes_page.rs"]
+pub(crate) mod disputes_page;
+
 #[path = "emergency_page.rs"]
 pub(crate) mod emergency_page;
 // The refunds page, likewise.
@@ -80,6 +86,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/fleet", "nav-fleet"),
             ("/console/refunds", "nav-refunds"),
             ("/console/settlement", "nav-settlement"),
+            ("/console/disputes", "nav-disputes"),
         ],
         Role::MerchantManager => &[
             ("/console/dashboard", "nav-dashboard"),
@@ -91,6 +98,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/emergency", "nav-emergency"),
             ("/console/refunds", "nav-refunds"),
             ("/console/settlement", "nav-settlement"),
+            ("/console/disputes", "nav-disputes"),
         ],
         Role::Cashier => &[
             ("/console/dashboard", "nav-dashboard"),
@@ -104,7 +112,13 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/transactions", "nav-transactions"),
             ("/wallet", "nav-wallet"),
         ],
-        Role::IssuerOperator | Role::WalletOperator => &[
+        Role::IssuerOperator => &[
+            ("/console/cards", "nav-cards"),
+            ("/console/transactions", "nav-transactions"),
+            ("/console/api-keys", "nav-api-keys"),
+            ("/console/disputes", "nav-disputes"),
+        ],
+        Role::WalletOperator => &[
             ("/console/cards", "nav-cards"),
             ("/console/transactions", "nav-transactions"),
             ("/console/api-keys", "nav-api-keys"),
@@ -1195,6 +1209,8 @@ async fn staff_page(
 
 #[derive(Clone, Debug)]
 pub struct CardRow {
+    /// The card's page (freeze, alerts), for its holder only.
+    pub link: Option<String>,
     pub masked: String,
     pub product: String,
     pub expiry: String,
@@ -1231,6 +1247,8 @@ pub async fn cards(State(console): State<Console>, headers: HeaderMap) -> Respon
     let cards = views
         .iter()
         .map(|card| CardRow {
+            link: (visit.user.role == store::accounts::Role::Cardholder)
+                .then(|| format!("/console/cards/{}", card.id)),
             masked: card.masked_pan.clone(),
             product: t.get(&format!("product-{}", card.product)),
             expiry: card.expiry.clone(),

@@ -61,6 +61,18 @@ impl aftersale::refunds::RefundPoster for PostsEverything {
     > {
         Box::pin(async { Ok(aftersale::refunds::Posting::Refunded) })
     }
+
+    fn chargeback<'a>(
+        &'a self,
+        _sale: &'a aftersale::refunds::SaleKey,
+        _amount: money::Amount,
+        _step: aftersale::refunds::ChargebackStep,
+    ) -> aftersale::refunds::BoxFuture<
+        'a,
+        Result<aftersale::refunds::Posting, aftersale::refunds::PostError>,
+    > {
+        Box::pin(async { Ok(aftersale::refunds::Posting::Refunded) })
+    }
 }
 
 async fn world() -> World {
@@ -128,6 +140,7 @@ async fn world() -> World {
             .await
             .unwrap(),
     );
+    let documents = store::testing::tempdir::TempDir::new();
     let api_state = api::ApiState {
         webhooks: None,
         freezes: Default::default(),
@@ -138,13 +151,17 @@ async fn world() -> World {
             aftersale::refunds::Refunds::new(store.clone(), Arc::new(PostsEverything))
                 .with_approval_above(1_000),
         )),
-        disputes: None,
+        disputes: Some(Arc::new(aftersale::disputes::Disputes::new(
+            store.clone(),
+            Arc::new(PostsEverything),
+        ))),
         anchors: None,
+        alert_senders: Default::default(),
+        documents_dir: Some(documents.path().to_owned()),
     };
     let mfa = console::mfa::Mfa::ensure(&store, hsm.clone())
         .await
         .unwrap();
-    let documents = store::testing::tempdir::TempDir::new();
     let onboarding = onboarding::service::Onboarding {
         store: store.clone(),
         hsm,
@@ -1016,6 +1033,8 @@ async fn operators_see_the_health_of_the_store_and_the_host() {
         refunds: None,
         disputes: None,
         anchors: None,
+        alert_senders: Default::default(),
+        documents_dir: None,
     };
     let world = World {
         router: console::router(
@@ -1358,6 +1377,258 @@ async fn a_cardholder_reports_fraud_from_the_transaction_page_and_downloads_the_
     let other = world.sign_in("cardholder2").await;
     let hidden = world.get(&report_path, Some(&other), &[]).await;
     assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cardholder_freezes_their_card_in_one_click_and_sets_its_alerts() {
+    let world = world().await;
+    let session = world.sign_in("cardholder1").await;
+    let cards = world.get("/console/cards", Some(&session), &[]).await;
+    assert!(
+        cards.html.contains("href=\"/console/cards/card-CH001-D\""),
+        "{}",
+        cards.html
+    );
+    let path = "/console/cards/card-CH001-D";
+    let page = world.get(path, Some(&session), &[]).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    assert!(page.html.contains("id=\"freeze\""), "{}", page.html);
+    let csrf = page.csrf();
+
+    // Without the CSRF token nothing happens.
+    let forged = world
+        .post(
+            &format!("{path}/freeze"),
+            Some(&session),
+            "csrf=wrong&action=freeze",
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(world.store.freezes().await.unwrap().is_empty());
+
+    let frozen = world
+        .post(
+            &format!("{path}/freeze"),
+            Some(&session),
+            &format!("csrf={csrf}&action=freeze"),
+        )
+        .await;
+    assert_eq!(frozen.status, StatusCode::SEE_OTHER, "{}", frozen.html);
+    assert_eq!(
+        world.store.freezes().await.unwrap()[0].target,
+        "card-CH001-D"
+    );
+    let page = world.get(path, Some(&session), &[]).await;
+    assert!(page.html.contains("id=\"unfreeze\""), "{}", page.html);
+    let thawed = world
+        .post(
+            &format!("{path}/freeze"),
+            Some(&session),
+            &format!("csrf={csrf}&action=unfreeze"),
+        )
+        .await;
+    assert_eq!(thawed.status, StatusCode::SEE_OTHER, "{}", thawed.html);
+    assert!(world.store.freezes().await.unwrap().is_empty());
+
+    // Alerts: a bad phone number is refused with the reason, a good one saved.
+    let refused = world
+        .post(
+            &format!("{path}/alerts"),
+            Some(&session),
+            &format!("csrf={csrf}&sms=on&phone=12&min_amount_minor=0"),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused.html.contains("not a phone number"),
+        "{}",
+        refused.html
+    );
+    let saved = world
+        .post(
+            &format!("{path}/alerts"),
+            Some(&session),
+            &format!(
+                "csrf={csrf}&sms=on&phone=%2B8613800001234&min_amount_minor=5000&declines_only=on"
+            ),
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::OK, "{}", saved.html);
+    let stored = world
+        .store
+        .alert_preferences("card-CH001-D")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.channels, ["sms"]);
+    assert_eq!(
+        (stored.min_amount_minor, stored.declines_only),
+        (5_000, true)
+    );
+    assert_eq!(stored.phone.as_deref(), Some("+8613800001234"));
+
+    // Another cardholder's card is not found.
+    let other = world.sign_in("cardholder2").await;
+    let hidden = world.get(path, Some(&other), &[]).await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+}
+
+/// A `multipart/form-data` body of text fields and files, and its content type.
+fn multipart(fields: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "easypos-test-boundary-7d3f";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        if *name == "file" {
+            body.extend_from_slice(
+                b"Content-Disposition: form-data; name=\"file\"; filename=\"receipt.png\"\r\nContent-Type: image/png\r\n\r\n",
+            );
+        } else {
+            body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            );
+        }
+        body.extend_from_slice(value);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_issuer_charges_back_and_the_merchant_answers_with_the_certificate_and_a_file() {
+    let world = world().await;
+    let id = world
+        .store
+        .put_dispute(store::disputes::Dispute {
+            id: "dp_00000000000000c1".into(),
+            transaction_id: world.shanghai_sale,
+            merchant_id: demo::SHANGHAI_MERCHANT.into(),
+            card_id: "card-CH001-D".into(),
+            amount_minor: 1_250,
+            currency: 156,
+            reason: "not_received".into(),
+            description: "the noodles never came".into(),
+            status: "opened".into(),
+            opened_by: "cardholder1".into(),
+            opened_at: NOW_SECONDS as i64 - 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .id;
+    let path = format!("/console/disputes/{id}");
+
+    // The issuer's operator finds it and charges it back.
+    let bank = world.sign_in("bank").await;
+    let list = world.get("/console/disputes", Some(&bank), &[]).await;
+    assert!(list.html.contains(&id), "{}", list.html);
+    let page = world.get(&path, Some(&bank), &[]).await;
+    assert!(page.html.contains("form class=\"review\""), "{}", page.html);
+    let reviewed = world
+        .post(
+            &format!("{path}/review"),
+            Some(&bank),
+            &format!("csrf={}&decision=chargeback&note=", page.csrf()),
+        )
+        .await;
+    assert_eq!(reviewed.status, StatusCode::SEE_OTHER, "{}", reviewed.html);
+
+    // The merchant's administrator answers: a text file is refused and nothing changes …
+    let admin = world.sign_in("shanghai.admin").await;
+    let page = world.get(&path, Some(&admin), &[]).await;
+    assert!(page.html.contains("form class=\"answer\""), "{}", page.html);
+    let csrf = page.csrf();
+    let send = |fields: Vec<(&'static str, Vec<u8>)>| {
+        let fields: Vec<(&str, &[u8])> = fields.iter().map(|(n, v)| (*n, v.as_slice())).collect();
+        let (content_type, body) = multipart(&fields);
+        Request::post(format!("{path}/answer"))
+            .header("content-type", content_type)
+            .header("cookie", format!("ep_session={admin}"))
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let refused = world
+        .send(send(vec![
+            ("csrf", csrf.clone().into_bytes()),
+            ("evidence", b"delivered at 12:05".to_vec()),
+            ("certificate", b"on".to_vec()),
+            ("file", b"just text".to_vec()),
+        ]))
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.html);
+    assert!(
+        refused.html.contains("only PDF, PNG or JPEG"),
+        "{}",
+        refused.html
+    );
+    let stored = world.store.dispute(&id).await.unwrap().unwrap();
+    assert_eq!(stored.status, "charged_back");
+    assert!(world.store.dispute_documents(&id).await.unwrap().is_empty());
+
+    // … then the certificate and a photo of the delivery note are attached.
+    let png = b"\x89PNG\r\n\x1a\nnot really an image".to_vec();
+    let answered = world
+        .send(send(vec![
+            ("csrf", csrf.into_bytes()),
+            ("evidence", b"delivered at 12:05, signed for".to_vec()),
+            ("certificate", b"on".to_vec()),
+            ("file", png.clone()),
+        ]))
+        .await;
+    assert_eq!(answered.status, StatusCode::SEE_OTHER, "{}", answered.html);
+    let stored = world.store.dispute(&id).await.unwrap().unwrap();
+    assert_eq!(stored.status, "answered");
+    let documents = world.store.dispute_documents(&id).await.unwrap();
+    let names: Vec<&str> = documents.iter().map(|d| d.name.as_str()).collect();
+    let certificate_name = format!("certificate-{}.json", world.shanghai_sale);
+    assert_eq!(names, [certificate_name.as_str(), "evidence-1.png"]);
+    assert!(
+        stored.evidence.contains(&documents[0].sha256),
+        "{}",
+        stored.evidence
+    );
+
+    // Both parties see the files; the certificate is the acquirer's signed JSON.
+    let page = world.get(&path, Some(&bank), &[]).await;
+    assert!(page.html.contains(&certificate_name), "{}", page.html);
+    let certificate = world
+        .get(
+            &format!("{path}/documents/{certificate_name}"),
+            Some(&bank),
+            &[],
+        )
+        .await;
+    assert_eq!(certificate.status, StatusCode::OK);
+    let json: serde_json::Value = serde_json::from_str(&certificate.html).unwrap();
+    assert_eq!(json["format"], "easypos-certificate/1");
+    use sha2::Digest;
+    assert_eq!(
+        sha2::Sha256::digest(certificate.html.as_bytes())
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect::<String>(),
+        documents[0].sha256
+    );
+    // The photo is kept byte for byte in the documents directory.
+    assert_eq!(std::fs::read(&documents[1].file).unwrap(), png);
+    // Another merchant sees neither the dispute nor its files.
+    let beijing = world.sign_in("beijing.admin").await;
+    assert_eq!(
+        world.get(&path, Some(&beijing), &[]).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        world
+            .get(
+                &format!("{path}/documents/evidence-1.png"),
+                Some(&beijing),
+                &[]
+            )
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

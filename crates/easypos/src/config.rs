@@ -40,6 +40,15 @@ pub(crate) struct FileConfig {
     risk: FileRisk,
     #[serde(default)]
     refunds: FileRefunds,
+    #[serde(default)]
+    alerts: FileAlerts,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAlerts {
+    smtp_relay: Option<String>,
+    smtp_from: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -132,7 +141,13 @@ pub struct Config {
     /// Refunds from the console and the API above this many minor units wait for a second
     /// supervisor's approval (`refunds.approval_above_minor`, docs/aftersale.md).
     pub refund_approval_above_minor: i64,
+    /// The SMTP relay cardholder alerts are mailed through (`alerts.smtp_relay`,
+    /// `alerts.smtp_from`); `None`: e-mail alerts wait until one is configured.
+    pub alert_smtp: Option<api::alerts::SmtpConfig>,
 }
+
+/// The `From:` of alert e-mails when `alerts.smtp_from` is not set.
+pub const DEFAULT_ALERTS_SMTP_FROM: &str = "alerts@easypos.invalid";
 
 /// Overrides from the command line (highest precedence).
 #[derive(Clone, Debug, Default, clap::Args)]
@@ -306,7 +321,34 @@ impl Config {
             );
         }
 
+        let smtp_from = env("EASYPOS_ALERTS_SMTP_FROM")
+            .or(file.alerts.smtp_from)
+            .unwrap_or_else(|| DEFAULT_ALERTS_SMTP_FROM.to_owned());
+        let smtp_from = api::alerts::parse_email(&smtp_from).map_err(|error| {
+            anyhow::anyhow!("alerts.smtp_from (EASYPOS_ALERTS_SMTP_FROM): {error}")
+        })?;
+        let alert_smtp = match env("EASYPOS_ALERTS_SMTP_RELAY").or(file.alerts.smtp_relay) {
+            None => None,
+            Some(text) => {
+                let relay = text
+                    .rsplit_once(':')
+                    .and_then(|(host, port)| Some((host, port.parse::<u16>().ok()?)))
+                    .filter(|(host, _)| !host.is_empty());
+                let Some((host, port)) = relay else {
+                    bail!(
+                        "alerts.smtp_relay (EASYPOS_ALERTS_SMTP_RELAY) is {text:?}; give the relay's host and port such as 127.0.0.1:25"
+                    );
+                };
+                Some(api::alerts::SmtpConfig {
+                    host: host.to_owned(),
+                    port,
+                    from: smtp_from,
+                })
+            }
+        };
+
         Ok(Config {
+            alert_smtp,
             refund_approval_above_minor,
             risk_rules,
             risk_rules_named,
@@ -378,6 +420,20 @@ impl Config {
             (
                 "refunds.approval_above_minor",
                 self.refund_approval_above_minor.to_string(),
+            ),
+            (
+                "alerts.smtp_relay",
+                self.alert_smtp.as_ref().map_or_else(
+                    || "(off)".to_owned(),
+                    |smtp| format!("{}:{}", smtp.host, smtp.port),
+                ),
+            ),
+            (
+                "alerts.smtp_from",
+                self.alert_smtp.as_ref().map_or_else(
+                    || DEFAULT_ALERTS_SMTP_FROM.to_owned(),
+                    |smtp| smtp.from.clone(),
+                ),
             ),
         ]
     }

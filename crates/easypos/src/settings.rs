@@ -110,6 +110,20 @@ pub const SETTINGS: &[Setting] = &[
         description: "Console and API refunds above this many minor units (50000 = 500.00) wait for a second supervisor's approval; 0 sends every refund for approval (docs/aftersale.md).",
     },
     Setting {
+        key: "alerts.smtp_relay",
+        env: "EASYPOS_ALERTS_SMTP_RELAY",
+        default: "unset (e-mail alerts wait)",
+        example: "\"127.0.0.1:25\"",
+        description: "The SMTP relay (`host:port`, plain SMTP, no login: a relay on the private network) cardholder alerts are mailed through. Unset, e-mail alerts stay queued and are retried for 24 hours (docs/aftersale.md).",
+    },
+    Setting {
+        key: "alerts.smtp_from",
+        env: "EASYPOS_ALERTS_SMTP_FROM",
+        default: "alerts@easypos.invalid",
+        example: "\"alerts@bank.example\"",
+        description: "The sender address of alert e-mails.",
+    },
+    Setting {
         key: "",
         env: "EASYPOS_WORKER_THREADS",
         default: "the number of CPUs",

@@ -238,7 +238,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_anchors(Arc::new(api::audit_anchors::AuditAnchorer::new(
             store.clone(),
             hsm.clone(),
-        )));
+        )))
+        .with_documents_dir(config.data_dir.join("documents"))
+        .with_alert_senders(api::alerts::AlertSenders {
+            smtp: config.alert_smtp.clone(),
+            ..api::alerts::AlertSenders::default()
+        });
     // Unpaid wallet orders are closed on time.
     let wallet_closer = tokio::spawn(crate::wallets::close_loop(
         wallets.clone(),
@@ -261,6 +266,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let webhooks = tokio::spawn(api::webhooks::run(
         api_state.clone(),
         api::webhooks::PASS_INTERVAL,
+        stopped.clone(),
+    ));
+    // Cardholder alerts from the journal's and the wallet's new rows (docs/aftersale.md).
+    let alerts = tokio::spawn(api::alerts::run(
+        api_state.clone(),
+        api::alerts::PASS_INTERVAL,
         stopped.clone(),
     ));
     let onboarding = crate::onboarding_wiring::service(
@@ -317,6 +328,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     terminal_server.await.context("terminal listener")?;
     store_and_forward.await.context("store-and-forward task")?;
     webhooks.await.context("webhook task")?;
+    alerts.await.context("alert task")?;
     wallet_closer.await.context("wallet order closer")?;
     drop(app);
     // The handler is gone with the app, so the case queue closes: its last cases are written.

@@ -505,9 +505,12 @@ pub struct TransactionRecord {
     pub duration_us: i64,
     /// The risk rules that fired, and why, or the freeze that stopped it (docs/risk.md).
     pub risk: Option<String>,
+    /// Field 22, the POS entry mode (`051`, `071` …), for messages journaled since
+    /// migration 33.
+    pub entry_mode: Option<String>,
 }
 
-pub(crate) const TRANSACTION_COLUMNS: &str = "id, received_at, terminal_id, merchant_id, mti, kind, batch, stan, amount_minor, currency, card, original_batch, original_stan, response, rrn, auth_code, duration_us, risk";
+pub(crate) const TRANSACTION_COLUMNS: &str = "id, received_at, terminal_id, merchant_id, mti, kind, batch, stan, amount_minor, currency, card, original_batch, original_stan, response, rrn, auth_code, duration_us, risk, entry_mode";
 
 /// The message kinds that are transactions (they name a card and an amount); sign-on, echo and
 /// batch messages are in the journal but not here.

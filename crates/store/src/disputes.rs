@@ -214,3 +214,179 @@ pub(crate) enum DisputeKey {
     Text(String),
     Int(i64),
 }
+
+/// A file of a dispute's answer, kept in the documents directory.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DisputeDocument {
+    pub dispute_id: String,
+    /// The name shown (`certificate-42.json`, or the upload's own, made safe).
+    pub name: String,
+    pub content_type: String,
+    pub bytes: i64,
+    pub sha256: String,
+    /// Its path in the documents directory.
+    pub file: String,
+    pub uploaded_by: String,
+    pub uploaded_at: i64,
+}
+
+const DOCUMENT_COLUMNS: &str =
+    "dispute_id, name, content_type, bytes, sha256, file, uploaded_by, uploaded_at";
+
+/// Most disputes one list returns.
+pub const MAX_DISPUTE_LIST: i64 = 500;
+
+impl Store {
+    /// The disputes of these merchants or these cards, newest first, at most `limit`.
+    pub async fn disputes_of(
+        &self,
+        merchants: Vec<String>,
+        cards: Vec<String>,
+        limit: i64,
+    ) -> Result<Vec<Dispute>, StoreError> {
+        let limit = limit.clamp(1, MAX_DISPUTE_LIST);
+        if merchants.is_empty() && cards.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self {
+            Store::Sqlite(store) => {
+                store
+                    .read(move |connection| {
+                        let marks = |from: usize, count: usize| {
+                            (from..from + count)
+                                .map(|index| format!("?{index}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        };
+                        let sql = format!(
+                            "SELECT {DISPUTE_COLUMNS} FROM disputes WHERE merchant_id IN ({}) OR card_id IN ({}) ORDER BY opened_at DESC, id DESC LIMIT {limit}",
+                            marks(1, merchants.len()),
+                            marks(1 + merchants.len(), cards.len())
+                        );
+                        let mut statement = connection.prepare(&sql)?;
+                        let values: Vec<&dyn rusqlite::ToSql> = merchants
+                            .iter()
+                            .chain(cards.iter())
+                            .map(|value| value as &dyn rusqlite::ToSql)
+                            .collect();
+                        let rows = statement
+                            .query_map(values.as_slice(), from_sqlite)?
+                            .collect::<Result<Vec<_>, _>>()?;
+                        Ok(rows)
+                    })
+                    .await
+            }
+            Store::Postgres(store) => {
+                let client = store.other.lock().await;
+                client
+                    .query(
+                        &format!("SELECT {DISPUTE_COLUMNS} FROM disputes WHERE merchant_id = ANY($1) OR card_id = ANY($2) ORDER BY opened_at DESC, id DESC LIMIT $3"),
+                        &[&merchants, &cards, &limit],
+                    )
+                    .await?
+                    .iter()
+                    .map(crate::postgres::disputes::dispute_from_row)
+                    .collect()
+            }
+        }
+    }
+
+    /// Records a file of a dispute's answer (one of each name: a second replaces the first).
+    pub async fn put_dispute_document(&self, document: DisputeDocument) -> Result<(), StoreError> {
+        const SQL: &str = "INSERT INTO dispute_documents (dispute_id, name, content_type, bytes, sha256, file, uploaded_by, uploaded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (dispute_id, name) DO UPDATE SET content_type = excluded.content_type, bytes = excluded.bytes, sha256 = excluded.sha256, file = excluded.file, uploaded_by = excluded.uploaded_by, uploaded_at = excluded.uploaded_at";
+        match self {
+            Store::Sqlite(store) => {
+                store
+                    .write(move |connection| {
+                        connection.prepare_cached(SQL)?.execute(rusqlite::params![
+                            document.dispute_id,
+                            document.name,
+                            document.content_type,
+                            document.bytes,
+                            document.sha256,
+                            document.file,
+                            document.uploaded_by,
+                            document.uploaded_at
+                        ])?;
+                        Ok(())
+                    })
+                    .await
+            }
+            Store::Postgres(store) => {
+                let client = store.other.lock().await;
+                client
+                    .execute(
+                        &SQL.replace('?', "$"),
+                        &[
+                            &document.dispute_id,
+                            &document.name,
+                            &document.content_type,
+                            &document.bytes,
+                            &document.sha256,
+                            &document.file,
+                            &document.uploaded_by,
+                            &document.uploaded_at,
+                        ],
+                    )
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// The files of a dispute's answer, by name.
+    pub async fn dispute_documents(
+        &self,
+        dispute_id: &str,
+    ) -> Result<Vec<DisputeDocument>, StoreError> {
+        match self {
+            Store::Sqlite(store) => {
+                let dispute_id = dispute_id.to_owned();
+                store
+                    .read(move |connection| {
+                        Ok(connection
+                            .prepare_cached(&format!(
+                                "SELECT {DOCUMENT_COLUMNS} FROM dispute_documents WHERE dispute_id = ?1 ORDER BY name"
+                            ))?
+                            .query_map([dispute_id], |row| {
+                                Ok(DisputeDocument {
+                                    dispute_id: row.get(0)?,
+                                    name: row.get(1)?,
+                                    content_type: row.get(2)?,
+                                    bytes: row.get(3)?,
+                                    sha256: row.get(4)?,
+                                    file: row.get(5)?,
+                                    uploaded_by: row.get(6)?,
+                                    uploaded_at: row.get(7)?,
+                                })
+                            })?
+                            .collect::<Result<Vec<_>, _>>()?)
+                    })
+                    .await
+            }
+            Store::Postgres(store) => {
+                let client = store.other.lock().await;
+                client
+                    .query(
+                        &format!("SELECT {DOCUMENT_COLUMNS} FROM dispute_documents WHERE dispute_id = $1 ORDER BY name"),
+                        &[&dispute_id],
+                    )
+                    .await?
+                    .iter()
+                    .map(|row| {
+                        Ok(DisputeDocument {
+                            dispute_id: row.try_get(0)?,
+                            name: row.try_get(1)?,
+                            content_type: row.try_get(2)?,
+                            bytes: row.try_get(3)?,
+                            sha256: row.try_get(4)?,
+                            file: row.try_get(5)?,
+                            uploaded_by: row.try_get(6)?,
+                            uploaded_at: row.try_get(7)?,
+                        })
+                    })
+                    .collect()
+            }
+        }
+    }
+}

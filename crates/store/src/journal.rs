@@ -54,12 +54,19 @@ pub struct JournalEntry {
     /// The operator (cashier) number the terminal signed on with (field 63 of the sign-on),
     /// for the insider alerts; `None` for messages of no signed-on session (migration 28).
     pub operator: Option<String>,
+    /// Field 22 of the request, the POS entry mode (`051` chip with PIN, `071` contactless,
+    /// `021` magnetic stripe …), as the terminal sent it (migration 33).
+    pub entry_mode: Option<String>,
+    /// How the card and its holder were verified, as the issuer's decision shows it
+    /// (`chip cryptogram verified; PIN verified`, `… no CVM`, `PIN failed` …); `None` for
+    /// messages no issuer decided (migration 33).
+    pub card_verification: Option<String>,
 }
 
-pub(crate) const JOURNAL_COLUMNS: &str = "received_at, duration_us, peer, terminal_id, merchant_id, mti, kind, batch, stan, transmission, amount_minor, currency, card, original_batch, original_stan, response, rrn, auth_code, answer, request_mac, risk, card_id, operator";
+pub(crate) const JOURNAL_COLUMNS: &str = "received_at, duration_us, peer, terminal_id, merchant_id, mti, kind, batch, stan, transmission, amount_minor, currency, card, original_batch, original_stan, response, rrn, auth_code, answer, request_mac, risk, card_id, operator, entry_mode, card_verification";
 
 /// How many columns [`JOURNAL_COLUMNS`] names.
-pub(crate) const JOURNAL_COLUMN_COUNT: usize = 23;
+pub(crate) const JOURNAL_COLUMN_COUNT: usize = 25;
 
 #[cfg(test)]
 mod tests {

@@ -21,6 +21,7 @@
 //! ```
 
 pub mod accounts;
+pub mod alerts;
 pub mod audit;
 pub mod backup;
 /// A PostgreSQL connection string without its password, for messages and `config show`.

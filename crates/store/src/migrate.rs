@@ -166,6 +166,16 @@ const SQLITE: &[Migration] = &[
         name: "dukpt_ksn_counter",
         sql: include_str!("../migrations/sqlite/0031_dukpt_ksn_counter.sql"),
     },
+    Migration {
+        version: 32,
+        name: "cardholder_alerts",
+        sql: include_str!("../migrations/sqlite/0032_cardholder_alerts.sql"),
+    },
+    Migration {
+        version: 33,
+        name: "dispute_steps_in_progress",
+        sql: include_str!("../migrations/sqlite/0033_dispute_steps_in_progress.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -323,6 +333,16 @@ const POSTGRES: &[Migration] = &[
         version: 31,
         name: "dukpt_ksn_counter",
         sql: include_str!("../migrations/postgres/0031_dukpt_ksn_counter.sql"),
+    },
+    Migration {
+        version: 32,
+        name: "cardholder_alerts",
+        sql: include_str!("../migrations/postgres/0032_cardholder_alerts.sql"),
+    },
+    Migration {
+        version: 33,
+        name: "dispute_steps_in_progress",
+        sql: include_str!("../migrations/postgres/0033_dispute_steps_in_progress.sql"),
     },
 ];
 

@@ -86,7 +86,7 @@ mod cases;
 mod refunds;
 // Disputes and chargebacks (issue 9).
 #[path = "postgres_disputes.rs"]
-mod disputes;
+pub(crate) mod disputes;
 
 enum Job {
     Transfers {
@@ -1344,6 +1344,8 @@ pub(crate) fn journal_entry_from_row(row: &Row) -> Result<JournalEntry, StoreErr
         risk: row.try_get(20)?,
         card_id: row.try_get(21)?,
         operator: row.try_get(22)?,
+        entry_mode: row.try_get(23)?,
+        card_verification: row.try_get(24)?,
     })
 }
 
@@ -1391,6 +1393,8 @@ impl PostgresStore {
                     &entry.risk,
                     &entry.card_id,
                     &entry.operator,
+                    &entry.entry_mode,
+                    &entry.card_verification,
                 ]);
             }
             transaction

@@ -62,6 +62,7 @@ fn transaction_from_row(row: &Row) -> Result<TransactionRecord, StoreError> {
         auth_code: row.try_get(15)?,
         duration_us: row.try_get(16)?,
         risk: row.try_get(17)?,
+        entry_mode: row.try_get(18)?,
     })
 }
 

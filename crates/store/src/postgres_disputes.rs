@@ -58,7 +58,7 @@ impl PostgresStore {
             DisputeKey::Text(text) => client.query(&sql, &[text]).await?,
             DisputeKey::Int(number) => client.query(&sql, &[number]).await?,
         };
-        rows.first().map(from_row).transpose()
+        rows.first().map(dispute_from_row).transpose()
     }
 
     pub(crate) async fn disputes_moved_between(
@@ -75,12 +75,12 @@ impl PostgresStore {
             .query(&sql, &[&from, &to, &i64::from(limit)])
             .await?
             .iter()
-            .map(from_row)
+            .map(dispute_from_row)
             .collect()
     }
 }
 
-fn from_row(row: &tokio_postgres::Row) -> Result<Dispute, StoreError> {
+pub(crate) fn dispute_from_row(row: &tokio_postgres::Row) -> Result<Dispute, StoreError> {
     Ok(Dispute {
         id: row.try_get(0)?,
         transaction_id: row.try_get(1)?,

@@ -1637,6 +1637,8 @@ pub(crate) fn journal_entry_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Resul
         risk: row.get(20)?,
         card_id: row.get(21)?,
         operator: row.get(22)?,
+        entry_mode: row.get(23)?,
+        card_verification: row.get(24)?,
     })
 }
 
@@ -1724,7 +1726,9 @@ impl SqliteStore {
                     entry.request_mac,
                     entry.risk,
                     entry.card_id,
-                    entry.operator
+                    entry.operator,
+                    entry.entry_mode,
+                    entry.card_verification
                 ])?;
             }
             if let Ok(mut watermarks) = watermarks.lock() {

@@ -74,6 +74,7 @@ fn transaction_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TransactionRecor
         auth_code: row.get(15)?,
         duration_us: row.get(16)?,
         risk: row.get(17)?,
+        entry_mode: row.get(18)?,
     })
 }
 

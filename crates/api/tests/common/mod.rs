@@ -123,6 +123,14 @@ pub async fn world_on(backend: TestBackend) -> World {
             response: Some((*response).into()),
             rrn: Some(rrn(name)),
             auth_code: (*response == "00").then(|| "123456".into()),
+            card_id: Some((*card).into()),
+            operator: Some("003".into()),
+            entry_mode: Some("051".into()),
+            card_verification: Some(if *response == "00" {
+                "chip: cryptogram verified; PIN verified".into()
+            } else {
+                "chip: not all checks made (declined: InsufficientFunds)".into()
+            }),
             ..JournalEntry::default()
         });
     }
