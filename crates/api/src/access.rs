@@ -42,6 +42,9 @@ pub enum Resource {
     /// The case queue of the risk rules: the acquirer's operators, and a merchant's admin and
     /// manager for their merchant's cases.
     Cases,
+    /// Incidents with the acquirer's operations: the operators, a merchant's admin and manager
+    /// (their merchant's), and channel partners (the merchants they referred).
+    Incidents,
 }
 
 /// Whether `role` may use routes on `resource` at all.
@@ -64,6 +67,10 @@ pub fn allows(role: Role, resource: Resource) -> bool {
         Freezes | Audit | Cases => {
             matches!(role, PlatformOperator | MerchantAdmin | MerchantManager)
         }
+        Incidents => matches!(
+            role,
+            PlatformOperator | MerchantAdmin | MerchantManager | ChannelPartner
+        ),
     }
 }
 

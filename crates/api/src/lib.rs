@@ -25,8 +25,10 @@ pub mod auth;
 pub mod cases;
 pub mod certificates;
 pub mod disputes;
+pub mod files;
 pub mod fraud;
 pub mod idempotency;
+pub mod incidents;
 pub mod insider;
 pub mod openapi;
 pub mod problem;
@@ -62,6 +64,11 @@ pub struct ApiState {
     pub disputes: Option<Arc<aftersale::disputes::Disputes>>,
     /// Signs audit anchors in the HSM (`None`: `POST /api/v1/audit/anchors` answers 503).
     pub anchors: Option<Arc<audit_anchors::AuditAnchorer>>,
+    /// Where uploaded files (incident attachments) are kept, under the data directory
+    /// (`None`: attachments answer 503).
+    pub documents_dir: Option<std::path::PathBuf>,
+    /// Response-time targets of incidents per severity.
+    pub incident_targets: incidents::ResponseTargets,
 }
 
 impl ApiState {
@@ -75,7 +82,21 @@ impl ApiState {
             refunds: None,
             disputes: None,
             anchors: None,
+            documents_dir: None,
+            incident_targets: incidents::ResponseTargets::default(),
         }
+    }
+
+    /// Keeps incident attachments under `dir` (the data directory's `documents`).
+    pub fn with_documents(mut self, dir: std::path::PathBuf) -> Self {
+        self.documents_dir = Some(dir);
+        self
+    }
+
+    /// Tracks incidents against `targets`.
+    pub fn with_incident_targets(mut self, targets: incidents::ResponseTargets) -> Self {
+        self.incident_targets = targets;
+        self
     }
 
     /// Disputes whose chargebacks `disputes` posts (made over this state's store).
@@ -122,7 +143,7 @@ impl ApiState {
 
 /// Every route of the API (method, path as the OpenAPI document writes it). The router is
 /// built from the same calls, and a test checks both against each other and the document.
-pub const ROUTES: [(&str, &str); 54] = [
+pub const ROUTES: [(&str, &str); 61] = [
     ("GET", "/api/v1/me"),
     ("GET", "/api/v1/transactions"),
     ("GET", "/api/v1/transactions/{id}"),
@@ -180,6 +201,13 @@ pub const ROUTES: [(&str, &str); 54] = [
     ("GET", "/api/v1/risk/rules/versions"),
     ("POST", "/api/v1/risk/rules/versions"),
     ("POST", "/api/v1/risk/rules/versions/{version}/rollback"),
+    ("GET", "/api/v1/incidents"),
+    ("POST", "/api/v1/incidents"),
+    ("GET", "/api/v1/incidents/{id}"),
+    ("POST", "/api/v1/incidents/{id}/messages"),
+    ("POST", "/api/v1/incidents/{id}/status"),
+    ("PUT", "/api/v1/incidents/{id}/attachments/{name}"),
+    ("GET", "/api/v1/incidents/{id}/messages/{seq}/attachment"),
 ];
 
 /// The API's router: `/api/v1/…` behind authentication and idempotency, and the OpenAPI
@@ -300,6 +328,29 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/v1/risk/rules/versions/{version}/rollback",
             axum::routing::post(risk_rules::rollback_version),
+        )
+        .route(
+            "/api/v1/incidents",
+            get(incidents::list_incidents).post(incidents::create_incident),
+        )
+        .route("/api/v1/incidents/{id}", get(incidents::get_incident))
+        .route(
+            "/api/v1/incidents/{id}/messages",
+            axum::routing::post(incidents::post_message),
+        )
+        .route(
+            "/api/v1/incidents/{id}/status",
+            axum::routing::post(incidents::change_status),
+        )
+        .route(
+            "/api/v1/incidents/{id}/attachments/{name}",
+            axum::routing::put(incidents::put_attachment).layer(
+                axum::extract::DefaultBodyLimit::max(incidents::MAX_ATTACHMENT_BYTES + 1),
+            ),
+        )
+        .route(
+            "/api/v1/incidents/{id}/messages/{seq}/attachment",
+            get(incidents::get_attachment),
         )
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -710,6 +710,79 @@ fn matrix(world: &World) -> Vec<Line> {
                 ("partner", 403),
             ]),
         ),
+        // Incidents: the merchant's admin and manager open them, operations acknowledge; the
+        // partner sees its referred (Beijing) merchant's, not Shanghai's.
+        (
+            "GET".into(),
+            "/api/v1/incidents".into(),
+            per(&[
+                ("operator", 200),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 200),
+                ("shanghai.manager", 200),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 200),
+                ("cardholder1", 403),
+                ("partner", 200),
+            ]),
+        ),
+        (
+            "POST".into(),
+            "/api/v1/incidents".into(),
+            per(&[
+                ("operator", 403),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 201),
+                ("shanghai.manager", 201),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 201),
+                ("cardholder1", 403),
+                ("partner", 403),
+            ]),
+        ),
+        (
+            "GET".into(),
+            format!("/api/v1/incidents/{}", world.shanghai_incident),
+            incident_row(200),
+        ),
+        (
+            "POST".into(),
+            format!("/api/v1/incidents/{}/messages", world.shanghai_incident),
+            incident_row(201),
+        ),
+        (
+            "PUT".into(),
+            format!(
+                "/api/v1/incidents/{}/attachments/matrix.pdf",
+                world.shanghai_incident
+            ),
+            incident_row(201),
+        ),
+        (
+            "GET".into(),
+            format!(
+                "/api/v1/incidents/{}/messages/1/attachment",
+                world.shanghai_incident
+            ),
+            incident_row(200),
+        ),
+        (
+            "POST".into(),
+            format!("/api/v1/incidents/{}/status", world.shanghai_incident),
+            per(&[
+                ("operator", 200),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 403),
+                ("shanghai.manager", 403),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 404),
+                ("cardholder1", 403),
+                ("partner", 404),
+            ]),
+        ),
         // Fraud reports: only the cardholder, on their own transaction. After the freeze rows:
         // a report freezes the card, which the operator then sees among the freezes.
         (
@@ -1072,8 +1145,32 @@ fn shanghai_admin_only(ok: u16) -> Vec<(&'static str, u16)> {
 }
 
 /// The body a matrix POST sends to `path`.
+/// A row of the matrix for a Shanghai incident: `status` for operations and the merchant's
+/// admin and manager, 404 for Beijing's admin and the partner (not theirs), 403 for the rest.
+fn incident_row(status: u16) -> Vec<(&'static str, u16)> {
+    vec![
+        ("operator", status),
+        ("bank", 403),
+        ("wallet", 403),
+        ("shanghai.admin", status),
+        ("shanghai.manager", status),
+        ("shanghai.cashier", 403),
+        ("beijing.admin", 404),
+        ("cardholder1", 403),
+        ("partner", 404),
+    ]
+}
+
 fn body_for(path: &str) -> &'static str {
-    if path.ends_with("/webhooks") {
+    if path.ends_with("/incidents") {
+        r#"{"title":"matrix","severity":"low","description":"matrix"}"#
+    } else if path.ends_with("/status") {
+        r#"{"status":"acknowledged"}"#
+    } else if path.contains("/attachments/") {
+        "%PDF-1.4 matrix"
+    } else if path.ends_with("/messages") {
+        r#"{"text":"matrix"}"#
+    } else if path.ends_with("/webhooks") {
         r#"{"url":"http://127.0.0.1:9/hook"}"#
     } else if path.starts_with("/api/v1/freezes/") {
         r#"{"reason":"matrix"}"#

@@ -178,12 +178,12 @@ async function withPage(name, user, locale, body) {
 }
 
 const portals = {
-  'shanghai.admin': ['Dashboard', 'Transactions', 'QR payments', 'Terminals', 'Staff', 'Cases', 'Emergency', 'API keys', 'Terminal management', 'Refunds'],
+  'shanghai.admin': ['Dashboard', 'Transactions', 'QR payments', 'Terminals', 'Staff', 'Cases', 'Emergency', 'Incidents', 'API keys', 'Terminal management', 'Refunds'],
   'shanghai.cashier': ['Dashboard', 'Transactions', 'QR payments', 'Terminals', 'Refunds'],
   'cardholder1': ['Cards', 'Transactions', 'Wallet'],
-  'operator': ['Merchants', 'Terminals', 'Transactions', 'Message journal', 'Cases', 'Emergency', 'System health', 'API keys', 'Applications', 'Terminal management', 'Risk rules'],
+  'operator': ['Merchants', 'Terminals', 'Transactions', 'Message journal', 'Cases', 'Emergency', 'Incidents', 'System health', 'API keys', 'Applications', 'Terminal management', 'Risk rules'],
   'bank': ['Cards', 'Transactions', 'API keys'],
-  'partner': ['Merchants', 'Terminals', 'Transactions', 'API keys', 'Applications'],
+  'partner': ['Merchants', 'Terminals', 'Transactions', 'API keys', 'Applications', 'Incidents'],
 };
 
 for (const [user, items] of Object.entries(portals)) {

@@ -150,6 +150,28 @@ pub fn router(state: Console) -> Router {
             "/console/risk-rules/rollback",
             post(pages::risk_rules_page::rollback),
         )
+        .route(
+            "/console/incidents",
+            get(pages::incidents_page::incidents).post(pages::incidents_page::open),
+        )
+        .route(
+            "/console/incidents/{id}",
+            get(pages::incidents_page::incident),
+        )
+        .route(
+            "/console/incidents/{id}/messages",
+            post(pages::incidents_page::message).layer(axum::extract::DefaultBodyLimit::max(
+                api::incidents::MAX_ATTACHMENT_BYTES + 64 * 1024,
+            )),
+        )
+        .route(
+            "/console/incidents/{id}/status",
+            post(pages::incidents_page::status),
+        )
+        .route(
+            "/console/incidents/{id}/attachments/{seq}",
+            get(pages::incidents_page::attachment),
+        )
         .route("/console/cases", get(pages::cases_page::cases))
         .route("/console/cases/{id}", get(pages::cases_page::case))
         .route(

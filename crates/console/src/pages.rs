@@ -9,6 +9,9 @@ pub(crate) mod cases_page;
 // The emergency page, likewise.
 #[path = "emergency_page.rs"]
 pub(crate) mod emergency_page;
+// The incident pages, likewise.
+#[path = "incidents_page.rs"]
+pub(crate) mod incidents_page;
 // The refunds page, likewise.
 #[path = "refunds_page.rs"]
 pub(crate) mod refunds_page;
@@ -73,6 +76,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/staff", "nav-staff"),
             ("/console/cases", "nav-cases"),
             ("/console/emergency", "nav-emergency"),
+            ("/console/incidents", "nav-incidents"),
             ("/console/api-keys", "nav-api-keys"),
             ("/console/fleet", "nav-fleet"),
             ("/console/refunds", "nav-refunds"),
@@ -85,6 +89,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/staff", "nav-staff"),
             ("/console/cases", "nav-cases"),
             ("/console/emergency", "nav-emergency"),
+            ("/console/incidents", "nav-incidents"),
             ("/console/refunds", "nav-refunds"),
         ],
         Role::Cashier => &[
@@ -111,6 +116,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/journal", "nav-journal"),
             ("/console/cases", "nav-cases"),
             ("/console/emergency", "nav-emergency"),
+            ("/console/incidents", "nav-incidents"),
             ("/console/health", "nav-health"),
             ("/console/api-keys", "nav-api-keys"),
             ("/console/applications", "nav-applications"),
@@ -123,6 +129,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/transactions", "nav-transactions"),
             ("/console/api-keys", "nav-api-keys"),
             ("/console/applications", "nav-applications"),
+            ("/console/incidents", "nav-incidents"),
         ],
     }
 }

@@ -128,6 +128,7 @@ async fn world() -> World {
             .await
             .unwrap(),
     );
+    let documents = store::testing::tempdir::TempDir::new();
     let api_state = api::ApiState {
         webhooks: None,
         freezes: Default::default(),
@@ -140,11 +141,12 @@ async fn world() -> World {
         )),
         disputes: None,
         anchors: None,
+        documents_dir: Some(documents.path().to_owned()),
+        incident_targets: api::incidents::ResponseTargets::default(),
     };
     let mfa = console::mfa::Mfa::ensure(&store, hsm.clone())
         .await
         .unwrap();
-    let documents = store::testing::tempdir::TempDir::new();
     let onboarding = onboarding::service::Onboarding {
         store: store.clone(),
         hsm,
@@ -221,7 +223,7 @@ impl World {
         Page {
             status,
             headers,
-            html: String::from_utf8(bytes.to_vec()).unwrap(),
+            html: String::from_utf8_lossy(&bytes).into_owned(),
         }
     }
 
@@ -1007,6 +1009,8 @@ async fn operators_see_the_health_of_the_store_and_the_host() {
         refunds: None,
         disputes: None,
         anchors: None,
+        documents_dir: None,
+        incident_targets: api::incidents::ResponseTargets::default(),
     };
     let world = World {
         router: console::router(
@@ -1974,4 +1978,90 @@ async fn the_risk_rules_page_saves_versions_refuses_a_bad_file_and_rolls_back() 
     let admin = world.sign_in("shanghai.admin").await;
     let page = world.get("/console/risk-rules", Some(&admin), &[]).await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_merchant_opens_an_incident_that_operations_and_the_partner_work() {
+    let world = world().await;
+    // The Beijing merchant (referred by the demo partner) opens one about its sale.
+    let admin = world.sign_in("beijing.admin").await;
+    let list = world.get("/console/incidents", Some(&admin), &[]).await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(list.html.contains("id=\"open-incident\""), "a merchant may open one");
+    let csrf = list.csrf();
+    let foreign = world
+        .post(
+            "/console/incidents",
+            Some(&admin),
+            &format!(
+                "csrf={csrf}&title=x&severity=high&description=d&transactions={}",
+                world.shanghai_sale
+            ),
+        )
+        .await;
+    assert_eq!(foreign.status, StatusCode::BAD_REQUEST);
+    assert!(foreign.html.contains("no transaction of your merchant"));
+    let opened = world
+        .post(
+            "/console/incidents",
+            Some(&admin),
+            &format!(
+                "csrf={csrf}&title=Card+reader+fails&severity=critical&description=since+noon&transactions={}&cases=",
+                world.beijing_sale
+            ),
+        )
+        .await;
+    assert_eq!(opened.status, StatusCode::SEE_OTHER, "{}", opened.html);
+    let path = opened.location();
+    let page = world.get(&path, Some(&admin), &[]).await;
+    assert!(page.html.contains("Card reader fails"));
+    assert!(page.html.contains(&format!("href=\"/console/transactions/{}\"", world.beijing_sale)));
+    assert!(page.html.contains(demo::DEMO_PARTNER), "the partner told");
+    assert!(!page.html.contains("value=\"acknowledged\""), "the merchant does not acknowledge");
+
+    // A file with the message, as a browser sends it.
+    let boundary = "----easyposBoundary7";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\nthe error screen\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"screen.png\"\r\nContent-Type: image/png\r\n\r\n",
+        page.csrf()
+    )
+    .into_bytes();
+    body.extend_from_slice(b"\x89PNG\r\n\x1a\nscreen");
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let request = Request::post(format!("{path}/messages"))
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .header("cookie", format!("ep_session={admin}"))
+        .body(Body::from(body))
+        .unwrap();
+    let sent = world.send(request).await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER);
+    let page = world.get(&path, Some(&admin), &[]).await;
+    assert!(page.html.contains("the error screen"));
+    assert!(page.html.contains(&format!("href=\"{path}/attachments/2\"")));
+    assert!(page.html.contains("screen.png"));
+    let file = world.get(&format!("{path}/attachments/2"), Some(&admin), &[]).await;
+    assert_eq!(file.headers["content-type"], "image/png");
+
+    // Operations see it and acknowledge it; the partner sees it too; Shanghai does not.
+    let operator = world.sign_in("operator").await;
+    let list = world.get("/console/incidents", Some(&operator), &[]).await;
+    assert!(list.html.contains("Card reader fails"));
+    assert!(!list.html.contains("id=\"open-incident\""), "operations do not open them");
+    let page = world.get(&path, Some(&operator), &[]).await;
+    assert!(page.html.contains("value=\"acknowledged\""));
+    let acknowledged = world
+        .post(
+            &format!("{path}/status"),
+            Some(&operator),
+            &format!("csrf={}&status=acknowledged&note=engineer+on+the+way", page.csrf()),
+        )
+        .await;
+    assert_eq!(acknowledged.status, StatusCode::SEE_OTHER);
+    let partner = world.sign_in("partner").await;
+    let page = world.get(&path, Some(&partner), &[]).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.html.contains("engineer on the way"));
+    assert!(page.html.contains("<dd id=\"incident-status\">acknowledged</dd>"));
+    let shanghai = world.sign_in("shanghai.manager").await;
+    assert_eq!(world.get(&path, Some(&shanghai), &[]).await.status, StatusCode::NOT_FOUND);
 }

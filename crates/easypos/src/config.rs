@@ -40,6 +40,14 @@ pub(crate) struct FileConfig {
     risk: FileRisk,
     #[serde(default)]
     refunds: FileRefunds,
+    #[serde(default)]
+    incidents: FileIncidents,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileIncidents {
+    response_minutes: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -132,6 +140,9 @@ pub struct Config {
     /// Refunds from the console and the API above this many minor units wait for a second
     /// supervisor's approval (`refunds.approval_above_minor`, docs/aftersale.md).
     pub refund_approval_above_minor: i64,
+    /// Minutes within which operations must answer an incident, per severity
+    /// (`incidents.response_minutes`, docs/risk.md#incidents).
+    pub incident_targets: api::incidents::ResponseTargets,
 }
 
 /// Overrides from the command line (highest precedence).
@@ -306,7 +317,17 @@ impl Config {
             );
         }
 
+        let incident_targets = match env("EASYPOS_INCIDENTS_RESPONSE_MINUTES")
+            .or(file.incidents.response_minutes)
+        {
+            Some(text) => api::incidents::ResponseTargets::parse(&text).map_err(|error| {
+                anyhow::anyhow!("incidents.response_minutes (EASYPOS_INCIDENTS_RESPONSE_MINUTES): {error}")
+            })?,
+            None => api::incidents::ResponseTargets::default(),
+        };
+
         Ok(Config {
+            incident_targets,
             refund_approval_above_minor,
             risk_rules,
             risk_rules_named,

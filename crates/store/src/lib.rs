@@ -34,6 +34,7 @@ mod committed;
 pub mod directory;
 pub mod disputes;
 pub mod fraud_reports;
+pub mod incidents;
 pub mod freezes;
 mod group;
 pub mod journal;

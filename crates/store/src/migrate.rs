@@ -151,6 +151,11 @@ const SQLITE: &[Migration] = &[
         name: "risk_controls",
         sql: include_str!("../migrations/sqlite/0028_risk_controls.sql"),
     },
+    Migration {
+        version: 31,
+        name: "incidents",
+        sql: include_str!("../migrations/sqlite/0031_incidents.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -293,6 +298,11 @@ const POSTGRES: &[Migration] = &[
         version: 28,
         name: "risk_controls",
         sql: include_str!("../migrations/postgres/0028_risk_controls.sql"),
+    },
+    Migration {
+        version: 31,
+        name: "incidents",
+        sql: include_str!("../migrations/postgres/0031_incidents.sql"),
     },
 ];
 
