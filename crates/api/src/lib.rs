@@ -25,6 +25,7 @@ pub mod auth;
 pub mod cases;
 pub mod certificates;
 pub mod disputes;
+pub mod emergency;
 pub mod files;
 pub mod fraud;
 pub mod idempotency;
@@ -143,7 +144,7 @@ impl ApiState {
 
 /// Every route of the API (method, path as the OpenAPI document writes it). The router is
 /// built from the same calls, and a test checks both against each other and the document.
-pub const ROUTES: [(&str, &str); 61] = [
+pub const ROUTES: [(&str, &str); 63] = [
     ("GET", "/api/v1/me"),
     ("GET", "/api/v1/transactions"),
     ("GET", "/api/v1/transactions/{id}"),
@@ -208,6 +209,8 @@ pub const ROUTES: [(&str, &str); 61] = [
     ("POST", "/api/v1/incidents/{id}/status"),
     ("PUT", "/api/v1/incidents/{id}/attachments/{name}"),
     ("GET", "/api/v1/incidents/{id}/messages/{seq}/attachment"),
+    ("POST", "/api/v1/terminals/{id}/key-change"),
+    ("POST", "/api/v1/merchants/{id}/password-reset"),
 ];
 
 /// The API's router: `/api/v1/…` behind authentication and idempotency, and the OpenAPI
@@ -351,6 +354,14 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/v1/incidents/{id}/messages/{seq}/attachment",
             get(incidents::get_attachment),
+        )
+        .route(
+            "/api/v1/terminals/{id}/key-change",
+            axum::routing::post(emergency::key_change),
+        )
+        .route(
+            "/api/v1/merchants/{id}/password-reset",
+            axum::routing::post(emergency::password_reset),
         )
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -108,6 +108,7 @@ pub fn document() -> Value {
     add_refunds(&mut document);
     add_disputes(&mut document);
     add_incidents(&mut document);
+    add_emergency(&mut document);
     document
 }
 
@@ -1030,5 +1031,59 @@ fn add_incidents(document: &mut Value) {
         for (name, schema) in schemas {
             map.insert(name.to_owned(), schema);
         }
+    }
+}
+
+/// The emergency actions beyond freezes (docs/risk.md#emergency-actions).
+fn add_emergency(document: &mut Value) {
+    let errors = [
+        ("400", "Missing Idempotency-Key, or no reason"),
+        (
+            "404",
+            "No such terminal or merchant that the caller may act on",
+        ),
+    ];
+    let post = |id: &str, summary: &str, described: &str, schema: Value, extra: &[(&str, &str)]| {
+        let mut all = errors.to_vec();
+        all.extend_from_slice(extra);
+        let mut operation = operation(
+            id,
+            summary,
+            ("200", json!({"description": "Done", "content": {"application/json": {"schema": schema}}})),
+            json!([
+                path_id(described)[0].clone(),
+                {"name": "Idempotency-Key", "in": "header", "required": true, "schema": {"type": "string", "minLength": 1, "maxLength": 255}, "description": "A fresh key (e.g. a UUID) per operation; a retry with the same key and body gets the original answer."}
+            ]),
+            &all,
+        );
+        if let Value::Object(map) = &mut operation {
+            map.insert(
+                "requestBody".to_owned(),
+                json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["reason"], "additionalProperties": false, "properties": {"reason": {"type": "string", "description": "1 to 500 characters"}}}}}}),
+            );
+        }
+        operation
+    };
+    if let Some(Value::Object(map)) = document.get_mut("paths") {
+        map.insert(
+            "/api/v1/terminals/{id}/key-change".to_owned(),
+            json!({"post": post(
+                "forceKeyChange",
+                "Drop the terminal's working keys now: its next financial message is declined 58 until it signs on, and the sign-on brings new PIN and MAC keys (operators; a merchant's admin or manager for its terminals)",
+                "Terminal id (TID)",
+                json!({"type": "object", "required": ["terminal_id", "was_signed_on"], "properties": {"terminal_id": {"type": "string"}, "was_signed_on": {"type": "boolean"}}}),
+                &[("409", "A DUKPT terminal (`key-scheme`): use terminal management's forced key change")],
+            )}),
+        );
+        map.insert(
+            "/api/v1/merchants/{id}/password-reset".to_owned(),
+            json!({"post": post(
+                "forcePasswordReset",
+                "Require every console user of the merchant but the caller to choose a new password before the console serves them again; their API keys and HTTP Basic answer 401 password-reset-required meanwhile (operators; the merchant's admin)",
+                "Merchant id (MID)",
+                json!({"type": "object", "required": ["merchant_id", "users"], "properties": {"merchant_id": {"type": "string"}, "users": {"type": "array", "items": {"type": "string"}}}}),
+                &[],
+            )}),
+        );
     }
 }

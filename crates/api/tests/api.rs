@@ -1103,11 +1103,44 @@ fn matrix(world: &World) -> Vec<Line> {
                 ("partner", 403),
             ]),
         ),
+        // Emergency: a new key at the terminal's next sign-on.
+        (
+            "POST".into(),
+            "/api/v1/terminals/10000002/key-change".into(),
+            per(&[
+                ("operator", 200),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 200),
+                ("shanghai.manager", 200),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 404),
+                ("cardholder1", 403),
+                ("partner", 403),
+            ]),
+        ),
         // Last: it stops the webhook the rows above use.
         (
             "DELETE".into(),
             format!("/api/v1/webhooks/{}", world.shanghai_webhook),
             shanghai_admin_only(204),
+        ),
+        // After everything: the operator's reset of Shanghai's passwords shuts its staff out
+        // at once (401), until each chooses a new one.
+        (
+            "POST".into(),
+            format!("/api/v1/merchants/{}/password-reset", demo::SHANGHAI_MERCHANT),
+            per(&[
+                ("operator", 200),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 401),
+                ("shanghai.manager", 401),
+                ("shanghai.cashier", 401),
+                ("beijing.admin", 404),
+                ("cardholder1", 403),
+                ("partner", 403),
+            ]),
         ),
     ]
 }
@@ -1162,7 +1195,9 @@ fn incident_row(status: u16) -> Vec<(&'static str, u16)> {
 }
 
 fn body_for(path: &str) -> &'static str {
-    if path.ends_with("/incidents") {
+    if path.ends_with("/key-change") || path.ends_with("/password-reset") {
+        r#"{"reason":"matrix"}"#
+    } else if path.ends_with("/incidents") {
         r#"{"title":"matrix","severity":"low","description":"matrix"}"#
     } else if path.ends_with("/status") {
         r#"{"status":"acknowledged"}"#

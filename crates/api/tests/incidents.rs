@@ -168,3 +168,56 @@ async fn incidents_through_the_api() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn emergency_key_changes_and_password_resets_act_at_once() {
+    for backend in store::testing::backends().await {
+        let name = backend.name;
+        let world = world_on(backend).await;
+        let post = async |user: &str, path: &str, key: &str, body: &str| {
+            world.call(user, "POST", path, Some(key), body).await
+        };
+        // A signed-on terminal: working keys in its session.
+        let signed_on = store::directory::SignOn {
+            terminal_id: "10000001".into(),
+            pin_key: Some("PIK-TOKEN".into()),
+            mac_key: Some("MAK-TOKEN".into()),
+            operator: "01".into(),
+            at: 1_764_000_000,
+        };
+        assert!(world.store.sign_on(signed_on).await.unwrap().is_some(), "{name}: the demo terminal has a session");
+        let path = "/api/v1/terminals/10000001/key-change";
+        let no_reason = post("shanghai.manager", path, "k0", r#"{"reason":" "}"#).await;
+        assert_eq!(no_reason.status, StatusCode::BAD_REQUEST, "{name}");
+        let changed = post("shanghai.manager", path, "k1", r#"{"reason":"terminal left open overnight"}"#).await;
+        assert_eq!(changed.status, StatusCode::OK, "{name}: {}", changed.text);
+        assert_eq!(changed.json()["was_signed_on"], true);
+        let session = world.store.terminal_session("10000001").await.unwrap().unwrap();
+        assert_eq!((session.pin_key, session.mac_key), (None, None), "{name}: keys dropped now");
+
+        // Every Shanghai user but the admin who asked must choose a new password: their keys
+        // are refused at once; Beijing's are not.
+        let merchant = format!("/api/v1/merchants/{}/password-reset", demo::SHANGHAI_MERCHANT);
+        let manager = post("shanghai.manager", &merchant, "r0", r#"{"reason":"x"}"#).await;
+        assert_eq!(manager.status, StatusCode::FORBIDDEN, "{name}: the admin's call");
+        let reset = post("shanghai.admin", &merchant, "r1", r#"{"reason":"passwords written on the till"}"#).await;
+        assert_eq!(reset.status, StatusCode::OK, "{name}: {}", reset.text);
+        let users = reset.json()["users"].clone();
+        assert!(users.as_array().unwrap().iter().any(|u| u == "shanghai.cashier"), "{users}");
+        assert!(!users.as_array().unwrap().iter().any(|u| u == "shanghai.admin"), "{users}");
+        let refused = world.get("shanghai.cashier", "/api/v1/me").await;
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{name}");
+        assert!(refused.text.contains("password-reset-required"), "{}", refused.text);
+        assert_eq!(world.get("shanghai.admin", "/api/v1/me").await.status, StatusCode::OK);
+        assert_eq!(world.get("beijing.admin", "/api/v1/me").await.status, StatusCode::OK);
+        // A new password clears it.
+        let cashier = world.store.user_by_username("shanghai.cashier").await.unwrap().unwrap();
+        let hash = store::accounts::hash_password("a brand new passphrase").unwrap();
+        assert!(world.store.change_password(&cashier.id, &hash).await.unwrap());
+        assert_eq!(world.get("shanghai.cashier", "/api/v1/me").await.status, StatusCode::OK, "{name}");
+
+        let audit = world.get("operator", "/api/v1/audit?action=").await.json();
+        let actions: Vec<&str> = audit["data"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+        assert!(actions.contains(&"terminal.key_change") && actions.contains(&"staff.password_reset"), "{name}: {actions:?}");
+    }
+}

@@ -139,6 +139,14 @@ pub fn router(state: Console) -> Router {
         )
         .route("/console/emergency/thaw", post(pages::emergency_page::thaw))
         .route(
+            "/console/emergency/key-change",
+            post(pages::emergency_page::key_change),
+        )
+        .route(
+            "/console/emergency/password-reset",
+            post(pages::emergency_page::password_reset),
+        )
+        .route(
             "/console/risk-rules",
             get(pages::risk_rules_page::risk_rules),
         )
@@ -171,6 +179,10 @@ pub fn router(state: Console) -> Router {
         .route(
             "/console/incidents/{id}/attachments/{seq}",
             get(pages::incidents_page::attachment),
+        )
+        .route(
+            "/console/password",
+            get(pages::password_page::form).post(pages::password_page::change),
         )
         .route("/console/cases", get(pages::cases_page::cases))
         .route("/console/cases/{id}", get(pages::cases_page::case))

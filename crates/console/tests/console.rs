@@ -2065,3 +2065,95 @@ async fn a_merchant_opens_an_incident_that_operations_and_the_partner_work() {
     let shanghai = world.sign_in("shanghai.manager").await;
     assert_eq!(world.get(&path, Some(&shanghai), &[]).await.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_emergency_page_drops_terminal_keys_and_makes_staff_choose_new_passwords() {
+    let world = world().await;
+    let cashier = world.sign_in("shanghai.cashier").await;
+    assert_eq!(world.get("/console/transactions", Some(&cashier), &[]).await.status, StatusCode::OK);
+    let manager = world.sign_in("shanghai.manager").await;
+    let page = world.get("/console/emergency", Some(&manager), &[]).await;
+    assert!(page.html.contains("id=\"key-change\""));
+    assert!(!page.html.contains("id=\"password-reset\""), "a manager does not reset passwords");
+
+    let admin = world.sign_in("shanghai.admin").await;
+    let page = world.get("/console/emergency", Some(&admin), &[]).await;
+    let csrf = page.csrf();
+    let keys = world
+        .post(
+            "/console/emergency/key-change",
+            Some(&admin),
+            &format!("csrf={csrf}&target=10000001&reason=left+open+overnight"),
+        )
+        .await;
+    assert_eq!(keys.status, StatusCode::OK);
+    assert!(keys.html.contains("new keys at the next sign-on of terminal 10000001"));
+    let foreign = world
+        .post(
+            "/console/emergency/key-change",
+            Some(&admin),
+            &format!("csrf={csrf}&target=20000001&reason=x"),
+        )
+        .await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
+    let reset = world
+        .post(
+            "/console/emergency/password-reset",
+            Some(&admin),
+            &format!("csrf={csrf}&target={}&reason=passwords+on+the+till", demo::SHANGHAI_MERCHANT),
+        )
+        .await;
+    assert_eq!(reset.status, StatusCode::OK);
+    assert!(reset.html.contains("shanghai.cashier"));
+
+    // At once: the cashier's next page is the new-password page, whatever was asked.
+    let sent = world.get("/console/transactions", Some(&cashier), &[]).await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER);
+    assert_eq!(sent.location(), "/console/password");
+    let form = world.get("/console/password", Some(&cashier), &[]).await;
+    assert_eq!(form.status, StatusCode::OK);
+    let csrf = form.csrf();
+    let differ = world
+        .post(
+            "/console/password",
+            Some(&cashier),
+            &format!("csrf={csrf}&password=a+new+long+passphrase&again=another+one+entirely"),
+        )
+        .await;
+    assert_eq!(differ.status, StatusCode::BAD_REQUEST);
+    let same = world
+        .post(
+            "/console/password",
+            Some(&cashier),
+            &format!("csrf={csrf}&password={0}&again={0}", demo::DEMO_PASSWORD),
+        )
+        .await;
+    assert_eq!(same.status, StatusCode::BAD_REQUEST);
+    assert!(same.html.contains("must differ"));
+    let changed = world
+        .post(
+            "/console/password",
+            Some(&cashier),
+            &format!("csrf={csrf}&password=a+new+long+passphrase&again=a+new+long+passphrase"),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::SEE_OTHER);
+    assert_eq!(world.get("/console/transactions", Some(&cashier), &[]).await.status, StatusCode::OK);
+    // The admin who asked was not reset; the manager is sent to choose too.
+    assert_eq!(world.get("/console/emergency", Some(&admin), &[]).await.status, StatusCode::OK);
+    assert_eq!(world.get("/console/emergency", Some(&manager), &[]).await.location(), "/console/password");
+    let actions: Vec<String> = world
+        .store
+        .audit_entries(store::audit::AuditQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|entry| entry.action)
+        .collect();
+    for action in ["terminal.key_change", "staff.password_reset", "user.password_change"] {
+        assert!(actions.iter().any(|a| a == action), "{action} in {actions:?}");
+    }
+}

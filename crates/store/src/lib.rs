@@ -42,6 +42,7 @@ pub mod journal_feed;
 pub mod key_tokens;
 pub mod migrate;
 pub mod onboarding;
+pub mod password_resets;
 mod postgres;
 pub mod receipt_keys;
 pub mod refunds;

@@ -156,6 +156,11 @@ const SQLITE: &[Migration] = &[
         name: "incidents",
         sql: include_str!("../migrations/sqlite/0031_incidents.sql"),
     },
+    Migration {
+        version: 32,
+        name: "password_resets",
+        sql: include_str!("../migrations/sqlite/0032_password_resets.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -303,6 +308,11 @@ const POSTGRES: &[Migration] = &[
         version: 31,
         name: "incidents",
         sql: include_str!("../migrations/postgres/0031_incidents.sql"),
+    },
+    Migration {
+        version: 32,
+        name: "password_resets",
+        sql: include_str!("../migrations/postgres/0032_password_resets.sql"),
     },
 ];
 
