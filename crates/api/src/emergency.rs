@@ -54,7 +54,9 @@ pub async fn key_change(
     bytes: Bytes,
 ) -> ApiResult<Json<KeyChange>> {
     let body: Reason = crate::cases::body(&bytes, r#"{"reason": "terminal left unattended"}"#)?;
-    Ok(Json(force_key_change(&state, &principal, &id, &body.reason).await?))
+    Ok(Json(
+        force_key_change(&state, &principal, &id, &body.reason).await?,
+    ))
 }
 
 /// Drops terminal `id`'s working keys, so that its next sign-on brings new ones.
@@ -64,7 +66,8 @@ pub async fn force_key_change(
     id: &str,
     given: &str,
 ) -> ApiResult<KeyChange> {
-    let tenant = crate::routes::freezable(state, principal, risk::FreezeScope::Terminal, id).await?;
+    let tenant =
+        crate::routes::freezable(state, principal, risk::FreezeScope::Terminal, id).await?;
     let reason = reason(given)?;
     let session = state.store.terminal_session(id).await?;
     if let Some(session) = &session
@@ -114,8 +117,13 @@ pub async fn password_reset(
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> ApiResult<Json<PasswordReset>> {
-    let body: Reason = crate::cases::body(&bytes, r#"{"reason": "a password list was found at the till"}"#)?;
-    Ok(Json(force_password_reset(&state, &principal, &id, &body.reason).await?))
+    let body: Reason = crate::cases::body(
+        &bytes,
+        r#"{"reason": "a password list was found at the till"}"#,
+    )?;
+    Ok(Json(
+        force_password_reset(&state, &principal, &id, &body.reason).await?,
+    ))
 }
 
 /// Requires every console user of merchant `id` but the caller to choose a new password.
@@ -126,7 +134,8 @@ pub async fn force_password_reset(
     given: &str,
 ) -> ApiResult<PasswordReset> {
     require(principal, Resource::Freezes)?;
-    let tenant = crate::routes::freezable(state, principal, risk::FreezeScope::Merchant, id).await?;
+    let tenant =
+        crate::routes::freezable(state, principal, risk::FreezeScope::Merchant, id).await?;
     if principal.user.role == Role::MerchantManager {
         return Err(Problem::forbidden(
             "the merchant's administrator, or the acquirer's operators, reset the staff's passwords",

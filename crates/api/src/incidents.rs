@@ -107,7 +107,11 @@ impl ResponseTargets {
     /// default.
     pub fn parse(text: &str) -> Result<ResponseTargets, String> {
         let mut targets = ResponseTargets::default();
-        for item in text.split(',').map(str::trim).filter(|item| !item.is_empty()) {
+        for item in text
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+        {
             let (name, minutes) = item
                 .split_once('=')
                 .ok_or_else(|| format!("{item:?}: write severity=minutes, e.g. critical=30"))?;
@@ -119,9 +123,7 @@ impl ResponseTargets {
                 .parse::<i64>()
                 .ok()
                 .filter(|minutes| (1..=MAX_RESPONSE_MINUTES).contains(minutes))
-                .ok_or_else(|| {
-                    format!("{item:?}: give 1 to {MAX_RESPONSE_MINUTES} minutes")
-                })?;
+                .ok_or_else(|| format!("{item:?}: give 1 to {MAX_RESPONSE_MINUTES} minutes"))?;
             targets.minutes[severity as usize] = minutes;
         }
         Ok(targets)
@@ -653,7 +655,11 @@ pub fn attachment_response(attachment: &Attachment, bytes: Vec<u8>) -> Response 
         attachment
             .name
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || ".-_ ".contains(c) { c } else { '_' })
+            .map(|c| if c.is_ascii_alphanumeric() || ".-_ ".contains(c) {
+                c
+            } else {
+                '_'
+            })
             .collect::<String>()
     );
     (
@@ -789,8 +795,15 @@ mod tests {
         let targets = ResponseTargets::parse("critical=15, high=60").unwrap();
         assert_eq!(targets.minutes(Severity::Critical), 15);
         assert_eq!(targets.minutes(Severity::High), 60);
-        assert_eq!(targets.minutes(Severity::Low), 1_440, "left out: the default");
-        assert_eq!(ResponseTargets::parse("").unwrap(), ResponseTargets::default());
+        assert_eq!(
+            targets.minutes(Severity::Low),
+            1_440,
+            "left out: the default"
+        );
+        assert_eq!(
+            ResponseTargets::parse("").unwrap(),
+            ResponseTargets::default()
+        );
         for wrong in ["urgent=5", "critical", "critical=0", "high=x", "low=43201"] {
             assert!(ResponseTargets::parse(wrong).is_err(), "{wrong}");
         }
@@ -828,7 +841,10 @@ mod tests {
         let check = |name, bytes: &[u8]| {
             check_attachment(&Upload { name, bytes }).map_err(|problem| problem.status)
         };
-        assert_eq!(check("receipt.pdf", b"%PDF-1.7"), Ok(("application/pdf", "pdf")));
+        assert_eq!(
+            check("receipt.pdf", b"%PDF-1.7"),
+            Ok(("application/pdf", "pdf"))
+        );
         assert_eq!(check("a.gif", b"GIF89a"), Err(415));
         assert_eq!(check("a.pdf", b""), Err(400));
         assert_eq!(check("../x.pdf", b"%PDF-"), Err(400));

@@ -919,7 +919,10 @@ fn add_incidents(document: &mut Value) {
         }
         operation
     };
-    let id_and_key = json!([path_id("The incident number")[0].clone(), idempotency.clone()]);
+    let id_and_key = json!([
+        path_id("The incident number")[0].clone(),
+        idempotency.clone()
+    ]);
     let mut attach = operation(
         "attachToIncident",
         "Attach a file to the incident's thread: the body is the file, JPEG, PNG or PDF (sniffed; the Content-Type sent is not trusted), at most 5 MiB",
@@ -982,7 +985,24 @@ fn add_incidents(document: &mut Value) {
         "messages": {"type": "integer"},
         "response_breached": {"type": "boolean", "description": "Answered after response_due_at, or not answered and past it"}
     });
-    let required = json!(["id", "merchant_id", "title", "severity", "status", "opened_by", "opened_at", "response_due_at", "acknowledged_by", "acknowledged_at", "resolved_at", "closed_at", "updated_at", "partners", "messages", "response_breached"]);
+    let required = json!([
+        "id",
+        "merchant_id",
+        "title",
+        "severity",
+        "status",
+        "opened_by",
+        "opened_at",
+        "response_due_at",
+        "acknowledged_by",
+        "acknowledged_at",
+        "resolved_at",
+        "closed_at",
+        "updated_at",
+        "partners",
+        "messages",
+        "response_breached"
+    ]);
     let schemas = [
         (
             "Incident",
@@ -1049,7 +1069,10 @@ fn add_emergency(document: &mut Value) {
         let mut operation = operation(
             id,
             summary,
-            ("200", json!({"description": "Done", "content": {"application/json": {"schema": schema}}})),
+            (
+                "200",
+                json!({"description": "Done", "content": {"application/json": {"schema": schema}}}),
+            ),
             json!([
                 path_id(described)[0].clone(),
                 {"name": "Idempotency-Key", "in": "header", "required": true, "schema": {"type": "string", "minLength": 1, "maxLength": 255}, "description": "A fresh key (e.g. a UUID) per operation; a retry with the same key and body gets the original answer."}

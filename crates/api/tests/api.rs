@@ -1129,7 +1129,10 @@ fn matrix(world: &World) -> Vec<Line> {
         // at once (401), until each chooses a new one.
         (
             "POST".into(),
-            format!("/api/v1/merchants/{}/password-reset", demo::SHANGHAI_MERCHANT),
+            format!(
+                "/api/v1/merchants/{}/password-reset",
+                demo::SHANGHAI_MERCHANT
+            ),
             per(&[
                 ("operator", 200),
                 ("bank", 403),
@@ -2408,4 +2411,88 @@ async fn insider_alerts_reach_the_merchants_case_queue_once_per_operator_and_rul
         .await
         .json();
     assert!(!beijing.to_string().contains("insider-"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn insider_thresholds_follow_the_newest_rules_version() {
+    use store::journal::JournalEntry;
+    for backend in store::testing::backends().await {
+        let world = common::world_on(backend).await;
+        let start = world.store.journal_last_id().await.unwrap();
+        let mut feed =
+            api::insider::InsiderFeed::new(risk::insider::InsiderRules::default(), start);
+        assert_eq!(feed.pass(&world.store).await.unwrap(), 0);
+        assert_eq!(
+            feed.rules().spike_max,
+            5,
+            "version 1 has no [insider]: the defaults"
+        );
+        // An operator saves version 2 with a spike of two undos in ten minutes.
+        let toml = "[[rule]]\nname = \"card-velocity\"\nkind = \"velocity\"\nscope = \"card\"\nwindow_secs = 600\nmax_count = 10\naction = \"decline\"\nresponse_code = \"65\"\n\n[insider]\nspike_max = 2\nspike_window_secs = 600\n";
+        let saved = world
+            .call(
+                "operator",
+                "POST",
+                "/api/v1/risk/rules/versions",
+                Some("insider-v2"),
+                &serde_json::json!({"based_on": 1, "toml": toml, "note": "tighter insider spike"})
+                    .to_string(),
+            )
+            .await;
+        assert_eq!(saved.status, StatusCode::CREATED, "{}", saved.text);
+        let refused = world
+        .call(
+            "operator",
+            "POST",
+            "/api/v1/risk/rules/versions",
+            Some("insider-bad"),
+            &serde_json::json!({"based_on": 2, "toml": "[insider]\nspike_max = 0\n", "note": "x"}).to_string(),
+        )
+        .await;
+        assert_eq!(refused.status.as_u16(), 422);
+        assert!(
+            refused.text.contains("insider.spike_max"),
+            "{}",
+            refused.text
+        );
+        // 2025-11-25 12:00 China time: three refunds by operator 09 (after its sale).
+        let noon_us = 1_764_043_200_000_000;
+        let row = |minute: i64, kind: &str| JournalEntry {
+            received_at: noon_us + minute * 60_000_000,
+            terminal_id: "10000001".into(),
+            merchant_id: demo::SHANGHAI_MERCHANT.into(),
+            mti: "0200".into(),
+            kind: kind.into(),
+            card: Some("622202******0009".into()),
+            response: Some("00".into()),
+            operator: Some("09".into()),
+            ..JournalEntry::default()
+        };
+        world
+            .store
+            .journal(vec![
+                row(0, "Sale"),
+                row(1, "Refund"),
+                row(2, "Refund"),
+                row(3, "Refund"),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            feed.pass(&world.store).await.unwrap(),
+            1,
+            "the third undo, under version 2"
+        );
+        assert_eq!(feed.rules().spike_max, 2);
+        let cases = world
+            .get("shanghai.admin", "/api/v1/cases?status=open")
+            .await
+            .json();
+        assert!(
+            cases
+                .to_string()
+                .contains("3 voids and refunds by operator 09"),
+            "{cases}"
+        );
+    }
 }

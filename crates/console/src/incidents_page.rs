@@ -77,13 +77,15 @@ struct IncidentPage {
 
 fn may_open(visit: &Visit) -> bool {
     matches!(visit.user.tenant, Tenant::Merchant(_))
-        && matches!(
-            visit.user.role,
-            Role::MerchantAdmin | Role::MerchantManager
-        )
+        && matches!(visit.user.role, Role::MerchantAdmin | Role::MerchantManager)
 }
 
-async fn list_page(console: &Console, visit: Visit, message: String, status: StatusCode) -> Response {
+async fn list_page(
+    console: &Console,
+    visit: Visit,
+    message: String,
+    status: StatusCode,
+) -> Response {
     let principal = Principal {
         user: visit.user.clone(),
     };
@@ -140,7 +142,12 @@ pub async fn open(
     Form(form): Form<OpenForm>,
 ) -> Response {
     let visit = match console
-        .form_visit(&headers, &form.csrf, Resource::Incidents, "/console/incidents")
+        .form_visit(
+            &headers,
+            &form.csrf,
+            Resource::Incidents,
+            "/console/incidents",
+        )
         .await
     {
         Ok(visit) => visit,
@@ -185,10 +192,7 @@ fn incident_page(
 ) -> Response {
     let incident = &detail.incident;
     let operator = visit.user.role == Role::PlatformOperator;
-    let merchant = matches!(
-        visit.user.role,
-        Role::MerchantAdmin | Role::MerchantManager
-    );
+    let merchant = matches!(visit.user.role, Role::MerchantAdmin | Role::MerchantManager);
     let mut moves = Vec::new();
     match incident.status.as_str() {
         "open" if operator => moves.extend([
@@ -237,7 +241,13 @@ fn incident_page(
     render(&page, status)
 }
 
-async fn show(console: &Console, visit: Visit, id: &str, message: String, status: StatusCode) -> Response {
+async fn show(
+    console: &Console,
+    visit: Visit,
+    id: &str,
+    message: String,
+    status: StatusCode,
+) -> Response {
     let principal = Principal {
         user: visit.user.clone(),
     };
@@ -324,7 +334,8 @@ pub async fn message(
         name: &name,
         bytes: file,
     });
-    let done = api::incidents::message(&console.api, &principal, &id, &text_of("text"), upload).await;
+    let done =
+        api::incidents::message(&console.api, &principal, &id, &text_of("text"), upload).await;
     match done {
         Ok(_) => Redirect::to(&format!("/console/incidents/{id}")).into_response(),
         Err(problem) => {
@@ -349,7 +360,12 @@ pub async fn status(
     Form(form): Form<StatusForm>,
 ) -> Response {
     let visit = match console
-        .form_visit(&headers, &form.csrf, Resource::Incidents, "/console/incidents")
+        .form_visit(
+            &headers,
+            &form.csrf,
+            Resource::Incidents,
+            "/console/incidents",
+        )
         .await
     {
         Ok(visit) => visit,

@@ -256,7 +256,8 @@ impl Console {
         if checked_session(self, headers, csrf).is_none() {
             return Err(csrf_refused(lang_of(headers)));
         }
-        self.visit(headers, None, password_page::PASSWORD_PAGE).await
+        self.visit(headers, None, password_page::PASSWORD_PAGE)
+            .await
     }
 
     /// The signed-in user of this request, allowed to use `resource`; otherwise the answer to

@@ -51,10 +51,7 @@ pub async fn change(
     headers: HeaderMap,
     Form(form): Form<PasswordForm>,
 ) -> Response {
-    let visit = match console
-        .password_form_visit(&headers, &form.csrf)
-        .await
-    {
+    let visit = match console.password_form_visit(&headers, &form.csrf).await {
         Ok(visit) => visit,
         Err(response) => return response,
     };
@@ -76,7 +73,12 @@ pub async fn change(
         Ok(Err(error)) => return page(visit, error.to_string(), StatusCode::BAD_REQUEST),
         Err(error) => return internal(&visit, &error),
     };
-    match console.api.store.change_password(&visit.user.id, &hash).await {
+    match console
+        .api
+        .store
+        .change_password(&visit.user.id, &hash)
+        .await
+    {
         Ok(true) => {}
         Ok(false) => return internal(&visit, &"the user is gone"),
         Err(error) => return internal(&visit, &error),

@@ -1987,7 +1987,10 @@ async fn a_merchant_opens_an_incident_that_operations_and_the_partner_work() {
     let admin = world.sign_in("beijing.admin").await;
     let list = world.get("/console/incidents", Some(&admin), &[]).await;
     assert_eq!(list.status, StatusCode::OK);
-    assert!(list.html.contains("id=\"open-incident\""), "a merchant may open one");
+    assert!(
+        list.html.contains("id=\"open-incident\""),
+        "a merchant may open one"
+    );
     let csrf = list.csrf();
     let foreign = world
         .post(
@@ -2015,9 +2018,15 @@ async fn a_merchant_opens_an_incident_that_operations_and_the_partner_work() {
     let path = opened.location();
     let page = world.get(&path, Some(&admin), &[]).await;
     assert!(page.html.contains("Card reader fails"));
-    assert!(page.html.contains(&format!("href=\"/console/transactions/{}\"", world.beijing_sale)));
+    assert!(page.html.contains(&format!(
+        "href=\"/console/transactions/{}\"",
+        world.beijing_sale
+    )));
     assert!(page.html.contains(demo::DEMO_PARTNER), "the partner told");
-    assert!(!page.html.contains("value=\"acknowledged\""), "the merchant does not acknowledge");
+    assert!(
+        !page.html.contains("value=\"acknowledged\""),
+        "the merchant does not acknowledge"
+    );
 
     // A file with the message, as a browser sends it.
     let boundary = "----easyposBoundary7";
@@ -2029,7 +2038,10 @@ async fn a_merchant_opens_an_incident_that_operations_and_the_partner_work() {
     body.extend_from_slice(b"\x89PNG\r\n\x1a\nscreen");
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     let request = Request::post(format!("{path}/messages"))
-        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
         .header("cookie", format!("ep_session={admin}"))
         .body(Body::from(body))
         .unwrap();
@@ -2037,23 +2049,34 @@ async fn a_merchant_opens_an_incident_that_operations_and_the_partner_work() {
     assert_eq!(sent.status, StatusCode::SEE_OTHER);
     let page = world.get(&path, Some(&admin), &[]).await;
     assert!(page.html.contains("the error screen"));
-    assert!(page.html.contains(&format!("href=\"{path}/attachments/2\"")));
+    assert!(
+        page.html
+            .contains(&format!("href=\"{path}/attachments/2\""))
+    );
     assert!(page.html.contains("screen.png"));
-    let file = world.get(&format!("{path}/attachments/2"), Some(&admin), &[]).await;
+    let file = world
+        .get(&format!("{path}/attachments/2"), Some(&admin), &[])
+        .await;
     assert_eq!(file.headers["content-type"], "image/png");
 
     // Operations see it and acknowledge it; the partner sees it too; Shanghai does not.
     let operator = world.sign_in("operator").await;
     let list = world.get("/console/incidents", Some(&operator), &[]).await;
     assert!(list.html.contains("Card reader fails"));
-    assert!(!list.html.contains("id=\"open-incident\""), "operations do not open them");
+    assert!(
+        !list.html.contains("id=\"open-incident\""),
+        "operations do not open them"
+    );
     let page = world.get(&path, Some(&operator), &[]).await;
     assert!(page.html.contains("value=\"acknowledged\""));
     let acknowledged = world
         .post(
             &format!("{path}/status"),
             Some(&operator),
-            &format!("csrf={}&status=acknowledged&note=engineer+on+the+way", page.csrf()),
+            &format!(
+                "csrf={}&status=acknowledged&note=engineer+on+the+way",
+                page.csrf()
+            ),
         )
         .await;
     assert_eq!(acknowledged.status, StatusCode::SEE_OTHER);
@@ -2061,20 +2084,35 @@ async fn a_merchant_opens_an_incident_that_operations_and_the_partner_work() {
     let page = world.get(&path, Some(&partner), &[]).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.html.contains("engineer on the way"));
-    assert!(page.html.contains("<dd id=\"incident-status\">acknowledged</dd>"));
+    assert!(
+        page.html
+            .contains("<dd id=\"incident-status\">acknowledged</dd>")
+    );
     let shanghai = world.sign_in("shanghai.manager").await;
-    assert_eq!(world.get(&path, Some(&shanghai), &[]).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        world.get(&path, Some(&shanghai), &[]).await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_emergency_page_drops_terminal_keys_and_makes_staff_choose_new_passwords() {
     let world = world().await;
     let cashier = world.sign_in("shanghai.cashier").await;
-    assert_eq!(world.get("/console/transactions", Some(&cashier), &[]).await.status, StatusCode::OK);
+    assert_eq!(
+        world
+            .get("/console/transactions", Some(&cashier), &[])
+            .await
+            .status,
+        StatusCode::OK
+    );
     let manager = world.sign_in("shanghai.manager").await;
     let page = world.get("/console/emergency", Some(&manager), &[]).await;
     assert!(page.html.contains("id=\"key-change\""));
-    assert!(!page.html.contains("id=\"password-reset\""), "a manager does not reset passwords");
+    assert!(
+        !page.html.contains("id=\"password-reset\""),
+        "a manager does not reset passwords"
+    );
 
     let admin = world.sign_in("shanghai.admin").await;
     let page = world.get("/console/emergency", Some(&admin), &[]).await;
@@ -2087,7 +2125,10 @@ async fn the_emergency_page_drops_terminal_keys_and_makes_staff_choose_new_passw
         )
         .await;
     assert_eq!(keys.status, StatusCode::OK);
-    assert!(keys.html.contains("new keys at the next sign-on of terminal 10000001"));
+    assert!(
+        keys.html
+            .contains("new keys at the next sign-on of terminal 10000001")
+    );
     let foreign = world
         .post(
             "/console/emergency/key-change",
@@ -2100,14 +2141,19 @@ async fn the_emergency_page_drops_terminal_keys_and_makes_staff_choose_new_passw
         .post(
             "/console/emergency/password-reset",
             Some(&admin),
-            &format!("csrf={csrf}&target={}&reason=passwords+on+the+till", demo::SHANGHAI_MERCHANT),
+            &format!(
+                "csrf={csrf}&target={}&reason=passwords+on+the+till",
+                demo::SHANGHAI_MERCHANT
+            ),
         )
         .await;
     assert_eq!(reset.status, StatusCode::OK);
     assert!(reset.html.contains("shanghai.cashier"));
 
     // At once: the cashier's next page is the new-password page, whatever was asked.
-    let sent = world.get("/console/transactions", Some(&cashier), &[]).await;
+    let sent = world
+        .get("/console/transactions", Some(&cashier), &[])
+        .await;
     assert_eq!(sent.status, StatusCode::SEE_OTHER);
     assert_eq!(sent.location(), "/console/password");
     let form = world.get("/console/password", Some(&cashier), &[]).await;
@@ -2138,10 +2184,28 @@ async fn the_emergency_page_drops_terminal_keys_and_makes_staff_choose_new_passw
         )
         .await;
     assert_eq!(changed.status, StatusCode::SEE_OTHER);
-    assert_eq!(world.get("/console/transactions", Some(&cashier), &[]).await.status, StatusCode::OK);
+    assert_eq!(
+        world
+            .get("/console/transactions", Some(&cashier), &[])
+            .await
+            .status,
+        StatusCode::OK
+    );
     // The admin who asked was not reset; the manager is sent to choose too.
-    assert_eq!(world.get("/console/emergency", Some(&admin), &[]).await.status, StatusCode::OK);
-    assert_eq!(world.get("/console/emergency", Some(&manager), &[]).await.location(), "/console/password");
+    assert_eq!(
+        world
+            .get("/console/emergency", Some(&admin), &[])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        world
+            .get("/console/emergency", Some(&manager), &[])
+            .await
+            .location(),
+        "/console/password"
+    );
     let actions: Vec<String> = world
         .store
         .audit_entries(store::audit::AuditQuery {
@@ -2153,7 +2217,14 @@ async fn the_emergency_page_drops_terminal_keys_and_makes_staff_choose_new_passw
         .into_iter()
         .map(|entry| entry.action)
         .collect();
-    for action in ["terminal.key_change", "staff.password_reset", "user.password_change"] {
-        assert!(actions.iter().any(|a| a == action), "{action} in {actions:?}");
+    for action in [
+        "terminal.key_change",
+        "staff.password_reset",
+        "user.password_change",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == action),
+            "{action} in {actions:?}"
+        );
     }
 }

@@ -317,14 +317,15 @@ impl Config {
             );
         }
 
-        let incident_targets = match env("EASYPOS_INCIDENTS_RESPONSE_MINUTES")
-            .or(file.incidents.response_minutes)
-        {
-            Some(text) => api::incidents::ResponseTargets::parse(&text).map_err(|error| {
-                anyhow::anyhow!("incidents.response_minutes (EASYPOS_INCIDENTS_RESPONSE_MINUTES): {error}")
-            })?,
-            None => api::incidents::ResponseTargets::default(),
-        };
+        let incident_targets =
+            match env("EASYPOS_INCIDENTS_RESPONSE_MINUTES").or(file.incidents.response_minutes) {
+                Some(text) => api::incidents::ResponseTargets::parse(&text).map_err(|error| {
+                    anyhow::anyhow!(
+                        "incidents.response_minutes (EASYPOS_INCIDENTS_RESPONSE_MINUTES): {error}"
+                    )
+                })?,
+                None => api::incidents::ResponseTargets::default(),
+            };
 
         Ok(Config {
             incident_targets,

@@ -209,7 +209,10 @@ mod tests {
             (parts[1].name, parts[1].content),
             ("file", &b"\x89PNG\r\n\x1a\n\r\n--"[..])
         );
-        assert_eq!((parts[0].filename, parts[1].filename), (None, Some("a.png")));
+        assert_eq!(
+            (parts[0].filename, parts[1].filename),
+            (None, Some("a.png"))
+        );
         assert_eq!(boundary("application/x-www-form-urlencoded"), None);
         assert_eq!(
             parse_multipart(b"------WebKitFormBoundaryX1\r\nno end", delimiter),

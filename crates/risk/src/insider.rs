@@ -140,6 +140,16 @@ impl InsiderWatch {
         }
     }
 
+    /// Puts `rules` in force from the next action on, keeping what the watch remembers (a
+    /// window that grew sees only what the old one kept until it fills).
+    pub fn set_rules(&mut self, rules: InsiderRules) {
+        self.rules = rules;
+    }
+
+    pub fn rules(&self) -> &InsiderRules {
+        &self.rules
+    }
+
     /// Learns `action` and returns the alerts it raises.
     pub fn observe(&mut self, action: &StaffAction<'_>) -> Vec<InsiderAlert> {
         let rules = self.rules.clone();

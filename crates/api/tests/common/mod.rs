@@ -283,9 +283,10 @@ pub async fn world_on(backend: TestBackend) -> World {
     let documents = store::testing::tempdir::TempDir::new();
     let state = state.with_documents(documents.path().to_path_buf());
     let planted_pdf = b"%PDF-1.4 planted";
-    let file = api::files::write_atomic(&documents.path().join("planted"), "report.pdf", planted_pdf)
-        .await
-        .unwrap();
+    let file =
+        api::files::write_atomic(&documents.path().join("planted"), "report.pdf", planted_pdf)
+            .await
+            .unwrap();
     let shanghai_incident = store
         .open_incident(store::incidents::NewIncident {
             merchant_id: demo::SHANGHAI_MERCHANT.into(),
