@@ -439,56 +439,6 @@ pub async fn run(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_are_http_with_a_host() {
-        assert_eq!(
-            HttpUrl::parse("http://127.0.0.1:9000/hooks?x=1"),
-            Ok(HttpUrl {
-                host: "127.0.0.1".into(),
-                port: 9000,
-                path: "/hooks?x=1".into()
-            })
-        );
-        assert_eq!(
-            HttpUrl::parse("http://example.test").map(|url| (url.port, url.path)),
-            Ok((80, "/".into()))
-        );
-        for bad in [
-            "https://example.test/",
-            "http://user:pw@example.test/",
-            "http:///x",
-            "http://a b/",
-            "ftp://x",
-        ] {
-            assert!(HttpUrl::parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn signatures_are_hmac_sha256_of_time_and_body() {
-        // HMAC-SHA256 over "1700000000.{}" with key "whsec_000102…0f"; recomputed with
-        // `printf '1700000000.{}' | openssl dgst -sha256 -hmac whsec_000102030405060708090a0b0c0d0e0f`.
-        let secret: Vec<u8> = (0..16).collect();
-        let signed = signature(&secret, 1_700_000_000, b"{}");
-        assert_eq!(
-            signed,
-            "t=1700000000,v1=21342976e99ee6cf767cb0c41dc74de9c2ab49157c3625765b712a638346a50d"
-        );
-        assert_ne!(signed, signature(&secret, 1_700_000_001, b"{}"));
-    }
-
-    #[test]
-    fn backoff_grows_then_stays() {
-        assert_eq!(backoff(1), 10);
-        assert_eq!(backoff(2), 30);
-        assert_eq!(backoff(100), 7_200);
-    }
-}
-
 /// The channel partners that referred `merchant_id` (who sold it its terminals).
 pub async fn referring_partners(
     store: &Store,
@@ -549,4 +499,54 @@ pub async fn queue_merchant_event(
         }
     }
     store.enqueue_deliveries(deliveries).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_http_with_a_host() {
+        assert_eq!(
+            HttpUrl::parse("http://127.0.0.1:9000/hooks?x=1"),
+            Ok(HttpUrl {
+                host: "127.0.0.1".into(),
+                port: 9000,
+                path: "/hooks?x=1".into()
+            })
+        );
+        assert_eq!(
+            HttpUrl::parse("http://example.test").map(|url| (url.port, url.path)),
+            Ok((80, "/".into()))
+        );
+        for bad in [
+            "https://example.test/",
+            "http://user:pw@example.test/",
+            "http:///x",
+            "http://a b/",
+            "ftp://x",
+        ] {
+            assert!(HttpUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn signatures_are_hmac_sha256_of_time_and_body() {
+        // HMAC-SHA256 over "1700000000.{}" with key "whsec_000102…0f"; recomputed with
+        // `printf '1700000000.{}' | openssl dgst -sha256 -hmac whsec_000102030405060708090a0b0c0d0e0f`.
+        let secret: Vec<u8> = (0..16).collect();
+        let signed = signature(&secret, 1_700_000_000, b"{}");
+        assert_eq!(
+            signed,
+            "t=1700000000,v1=21342976e99ee6cf767cb0c41dc74de9c2ab49157c3625765b712a638346a50d"
+        );
+        assert_ne!(signed, signature(&secret, 1_700_000_001, b"{}"));
+    }
+
+    #[test]
+    fn backoff_grows_then_stays() {
+        assert_eq!(backoff(1), 10);
+        assert_eq!(backoff(2), 30);
+        assert_eq!(backoff(100), 7_200);
+    }
 }

@@ -197,7 +197,7 @@ impl Store {
             .and_then(|row| row[0].as_int())
             .ok_or_else(|| StoreError::Write("the incident sequence gave no value".into()))?;
         let mut steps = vec![Step::new(
-            &format!(
+            format!(
                 "INSERT INTO incidents ({INCIDENT_COLUMNS}) VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, NULL, NULL, NULL, NULL, $6, $8, 0)"
             ),
             vec![
