@@ -135,12 +135,13 @@ impl ResponseTargets {
 }
 
 /// Whether the incident missed its response target (as of `now`): answered after it, or not
-/// answered and past it.
+/// answered before it passed (closed unanswered after it, or still open past it).
 pub fn response_breached(incident: &Incident, now: i64) -> bool {
-    match incident.acknowledged_at {
-        Some(at) => at > incident.response_due_at,
-        None => incident.status != "closed" && now > incident.response_due_at,
-    }
+    let answered_or_now = incident
+        .acknowledged_at
+        .or(incident.closed_at)
+        .unwrap_or(now);
+    answered_or_now > incident.response_due_at
 }
 
 /// An incident in a list.
@@ -830,6 +831,14 @@ mod tests {
         };
         assert!(!response_breached(&incident, 100));
         assert!(response_breached(&incident, 101));
+        incident.closed_at = Some(99);
+        assert!(!response_breached(&incident, 10_000), "withdrawn in time");
+        incident.closed_at = Some(101);
+        assert!(
+            response_breached(&incident, 10_000),
+            "closed unanswered after the target"
+        );
+        incident.closed_at = None;
         incident.acknowledged_at = Some(100);
         assert!(!response_breached(&incident, 10_000));
         incident.acknowledged_at = Some(101);
