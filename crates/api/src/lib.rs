@@ -38,6 +38,7 @@ pub mod refunds;
 pub mod risk_rules;
 pub mod routes;
 pub mod statements;
+pub mod supervisors;
 pub mod time;
 pub mod timeline;
 pub mod views;
@@ -70,6 +71,8 @@ pub struct ApiState {
     pub documents_dir: Option<std::path::PathBuf>,
     /// Response-time targets of incidents per severity.
     pub incident_targets: incidents::ResponseTargets,
+    /// The HSM, for enrolling supervisors' terminal passwords (`None`: that route answers 503).
+    pub hsm: Option<supervisors::EnrolmentHsm>,
 }
 
 impl ApiState {
@@ -85,7 +88,14 @@ impl ApiState {
             anchors: None,
             documents_dir: None,
             incident_targets: incidents::ResponseTargets::default(),
+            hsm: None,
         }
+    }
+
+    /// Enrols supervisors' terminal passwords with `hsm`.
+    pub fn with_hsm(mut self, hsm: Arc<dyn hsm::Hsm>) -> Self {
+        self.hsm = Some(supervisors::EnrolmentHsm(hsm));
+        self
     }
 
     /// Keeps incident attachments under `dir` (the data directory's `documents`).
@@ -144,7 +154,7 @@ impl ApiState {
 
 /// Every route of the API (method, path as the OpenAPI document writes it). The router is
 /// built from the same calls, and a test checks both against each other and the document.
-pub const ROUTES: [(&str, &str); 63] = [
+pub const ROUTES: [(&str, &str); 64] = [
     ("GET", "/api/v1/me"),
     ("GET", "/api/v1/transactions"),
     ("GET", "/api/v1/transactions/{id}"),
@@ -211,6 +221,7 @@ pub const ROUTES: [(&str, &str); 63] = [
     ("GET", "/api/v1/incidents/{id}/messages/{seq}/attachment"),
     ("POST", "/api/v1/terminals/{id}/key-change"),
     ("POST", "/api/v1/merchants/{id}/password-reset"),
+    ("PUT", "/api/v1/staff/{operator_no}/terminal-password"),
 ];
 
 /// The API's router: `/api/v1/…` behind authentication and idempotency, and the OpenAPI
@@ -362,6 +373,10 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/v1/merchants/{id}/password-reset",
             axum::routing::post(emergency::password_reset),
+        )
+        .route(
+            "/api/v1/staff/{operator_no}/terminal-password",
+            axum::routing::put(supervisors::set_terminal_password),
         )
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -1098,6 +1098,33 @@ fn add_emergency(document: &mut Value) {
                 &[("409", "A DUKPT terminal (`key-scheme`): use terminal management's forced key change")],
             )}),
         );
+        let mut enrol = operation(
+            "setSupervisorTerminalPassword",
+            "The merchant's admin enrols (or replaces) the password a supervisor or manager keys in at the terminal to allow a void or refund: only its IBM 3624 offset is kept, computed in the HSM; from then on every void and refund of the merchant's terminals must carry a right one (docs/risk.md#supervisor-passwords)",
+            (
+                "200",
+                json!({"description": "Enrolled", "content": {"application/json": {"schema": {"type": "object", "required": ["merchant_id", "operator_no", "set_at"], "properties": {"merchant_id": {"type": "string"}, "operator_no": {"type": "string", "description": "Three digits"}, "set_at": {"type": "integer"}}}}}}),
+            ),
+            json!([{"name": "operator_no", "in": "path", "required": true, "schema": {"type": "string"}, "description": "The supervisor's operator number (1 to 3 digits)"}]),
+            &[
+                ("400", "A password that is not 6 to 12 digits"),
+                (
+                    "404",
+                    "No supervisor or manager of that number at the caller's merchant",
+                ),
+                ("503", "No HSM (`hsm-off`)"),
+            ],
+        );
+        if let Value::Object(map) = &mut enrol {
+            map.insert(
+                "requestBody".to_owned(),
+                json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["password"], "additionalProperties": false, "properties": {"password": {"type": "string", "description": "6 to 12 digits"}}}}}}),
+            );
+        }
+        map.insert(
+            "/api/v1/staff/{operator_no}/terminal-password".to_owned(),
+            json!({"put": enrol}),
+        );
         map.insert(
             "/api/v1/merchants/{id}/password-reset".to_owned(),
             json!({"post": post(

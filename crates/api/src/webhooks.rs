@@ -78,6 +78,16 @@ pub async fn ensure_cmac_key(
     hsm: &dyn Hsm,
     name: &str,
 ) -> Result<KeyToken, WebhookError> {
+    ensure_key(store, hsm, name, &KeySpec::mac_cmac()).await
+}
+
+/// The stored key `name`, generated inside the HSM as `spec` says on first use.
+pub async fn ensure_key(
+    store: &Store,
+    hsm: &dyn Hsm,
+    name: &str,
+    spec: &KeySpec,
+) -> Result<KeyToken, WebhookError> {
     let stored = |keys: Vec<StoredKey>| {
         keys.into_iter()
             .find(|key| key.name == name)
@@ -86,7 +96,7 @@ pub async fn ensure_cmac_key(
     if let Some(token) = stored(store.keys().await?) {
         return Ok(token);
     }
-    let token = hsm.generate_key(&KeySpec::mac_cmac())?;
+    let token = hsm.generate_key(spec)?;
     let check_value: String = hsm
         .key_check_value(&token)?
         .iter()

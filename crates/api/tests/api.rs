@@ -1119,6 +1119,22 @@ fn matrix(world: &World) -> Vec<Line> {
                 ("partner", 403),
             ]),
         ),
+        // A supervisor's terminal password: the merchant's admin enrols its own supervisors.
+        (
+            "PUT".into(),
+            "/api/v1/staff/99/terminal-password".into(),
+            per(&[
+                ("operator", 403),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 200),
+                ("shanghai.manager", 403),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 200),
+                ("cardholder1", 403),
+                ("partner", 403),
+            ]),
+        ),
         // Last: it stops the webhook the rows above use.
         (
             "DELETE".into(),
@@ -1198,7 +1214,9 @@ fn incident_row(status: u16) -> Vec<(&'static str, u16)> {
 }
 
 fn body_for(path: &str) -> &'static str {
-    if path.ends_with("/key-change") || path.ends_with("/password-reset") {
+    if path.ends_with("/terminal-password") {
+        r#"{"password":"135790"}"#
+    } else if path.ends_with("/key-change") || path.ends_with("/password-reset") {
         r#"{"reason":"matrix"}"#
     } else if path.ends_with("/incidents") {
         r#"{"title":"matrix","severity":"low","description":"matrix"}"#

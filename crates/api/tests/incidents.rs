@@ -430,3 +430,82 @@ async fn emergency_key_changes_and_password_resets_act_at_once() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_merchant_admin_enrols_a_supervisors_terminal_password_as_an_offset_only() {
+    for backend in store::testing::backends().await {
+        let name = backend.name;
+        let world = world_on(backend).await;
+        let put = async |user: &str, operator: &str, body: &str| {
+            world
+                .call(
+                    user,
+                    "PUT",
+                    &format!("/api/v1/staff/{operator}/terminal-password"),
+                    None,
+                    body,
+                )
+                .await
+        };
+        // Only supervisors and managers of the admin's own merchant; digits only.
+        assert_eq!(
+            put("shanghai.admin", "01", r#"{"password":"135790"}"#)
+                .await
+                .status,
+            StatusCode::NOT_FOUND,
+            "{name}: a cashier"
+        );
+        assert_eq!(
+            put("shanghai.admin", "42", r#"{"password":"135790"}"#)
+                .await
+                .status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            put("shanghai.admin", "99", r#"{"password":"12ab56"}"#)
+                .await
+                .status,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            put("shanghai.admin", "99", r#"{"password":"12345"}"#)
+                .await
+                .status,
+            StatusCode::BAD_REQUEST
+        );
+        let enrolled = put("shanghai.admin", "99", r#"{"password":"135790"}"#).await;
+        assert_eq!(enrolled.status, StatusCode::OK, "{name}: {}", enrolled.text);
+        assert_eq!(enrolled.json()["operator_no"], "099");
+        let stored = world
+            .store
+            .staff_passwords(demo::SHANGHAI_MERCHANT)
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].0, "099");
+        assert_eq!(stored[0].1.len(), 6, "an offset of the password's length");
+        assert_ne!(stored[0].1, "135790", "never the password");
+        assert!(
+            world
+                .store
+                .keys()
+                .await
+                .unwrap()
+                .iter()
+                .any(|key| key.name == api::supervisors::STAFF_PVK),
+            "the staff key generated in the HSM"
+        );
+        let audit = world
+            .get(
+                "shanghai.admin",
+                "/api/v1/audit?action=staff.terminal_password",
+            )
+            .await;
+        assert!(
+            audit.text.contains("staff:898310058120001:099"),
+            "{}",
+            audit.text
+        );
+        assert!(!audit.text.contains("135790"), "no password in the log");
+    }
+}

@@ -143,6 +143,7 @@ async fn world() -> World {
         anchors: None,
         documents_dir: Some(documents.path().to_owned()),
         incident_targets: api::incidents::ResponseTargets::default(),
+        hsm: None,
     };
     let mfa = console::mfa::Mfa::ensure(&store, hsm.clone())
         .await
@@ -1011,6 +1012,7 @@ async fn operators_see_the_health_of_the_store_and_the_host() {
         anchors: None,
         documents_dir: None,
         incident_targets: api::incidents::ResponseTargets::default(),
+        hsm: None,
     };
     let world = World {
         router: console::router(

@@ -246,3 +246,27 @@ fn the_thresholds_come_from_the_rules_file_and_bad_ones_are_refused() {
         assert!(error.contains(named), "{text}: {error}");
     }
 }
+
+#[test]
+fn a_supervisors_password_used_by_a_cashier_at_a_new_terminal_alerts() {
+    use risk::insider::SupervisorWatch;
+    let mut watch = SupervisorWatch::default();
+    // The first use teaches the usual terminal; the same terminal again is quiet.
+    assert_eq!(watch.observe(MERCHANT, "099", "10000001", "001"), None);
+    assert_eq!(watch.observe(MERCHANT, "099", "10000001", "002"), None);
+    // The supervisor signed on at another terminal themself: quiet (and learnt).
+    assert_eq!(watch.observe(MERCHANT, "099", "10000002", "099"), None);
+    // A cashier at a terminal the password never allowed anything at: the alert.
+    let alert = watch.observe(MERCHANT, "099", "10000003", "001").unwrap();
+    assert_eq!(alert.rule, "insider-supervisor-unusual-terminal");
+    assert!(
+        alert.reason.contains("10000001, 10000002"),
+        "{}",
+        alert.reason
+    );
+    // Another merchant's supervisor 099 has a history of its own.
+    assert_eq!(
+        watch.observe("898310058120002", "099", "20000001", "001"),
+        None
+    );
+}

@@ -52,6 +52,7 @@ pub mod saf;
 mod sqlite;
 mod sqlite_accounts;
 mod sqlite_wallets;
+pub mod staff_passwords;
 pub mod testing;
 pub mod wallets;
 pub mod webhooks;

@@ -181,6 +181,7 @@ pub async fn world_on(backend: TestBackend) -> World {
         .with_webhooks(webhook_keys)
         .with_freezes(freezes.clone())
         .with_receipts(Some(receipts.clone()))
+        .with_hsm(hsm.clone())
         .with_anchors(Arc::new(api::audit_anchors::AuditAnchorer::new(
             store.clone(),
             hsm,

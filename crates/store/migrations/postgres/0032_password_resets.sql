@@ -8,3 +8,16 @@ CREATE TABLE password_resets (
     required_by TEXT   NOT NULL,
     reason      TEXT   NOT NULL
 );
+
+-- Supervisors' terminal passwords (issue 10, R16): never the password, only its IBM 3624
+-- offset under the platform's staff PIN verification key in the HSM (`platform/staff-pvk`),
+-- with the merchant and operator number as validation data. The host checks the password a
+-- void or refund carries (field 63) against it inside the HSM.
+CREATE TABLE staff_passwords (
+    merchant_id TEXT   NOT NULL,
+    operator_no TEXT   NOT NULL,
+    pin_offset  TEXT   NOT NULL,
+    set_by      TEXT   NOT NULL,
+    set_at      BIGINT NOT NULL,
+    PRIMARY KEY (merchant_id, operator_no)
+);
