@@ -14,6 +14,8 @@ use iso8583::{Message, ResponseCode};
 use paycrypto::card::DecimalisationTable;
 use paycrypto::{Pan, PinBlock};
 
+pub use store::staff_passwords::{operator_number, staff_account, validation_data};
+
 /// Field 63 of a void or refund: the operator number (three digits) and the password block in
 /// upper-case hex (8 bytes; 16 for an AES DUKPT terminal's format 4).
 pub fn field63(operator_no: &str, block: &PinBlock) -> Option<String> {
