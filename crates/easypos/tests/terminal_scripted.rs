@@ -1291,3 +1291,119 @@ fn the_demo_dukpt_terminal_pays_under_aes_dukpt_and_its_ksn_only_goes_up() {
     drop(host);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A supervisor's own password, enrolled by the merchant's admin through the API, is sent by
+/// the terminal (`--supervisor-no`) and checked by the host: a wrong one gets 55 and nothing
+/// moves; the right one voids (docs/protocol.md, "Supervisor password").
+#[test]
+fn a_supervisors_enrolled_password_is_checked_by_the_host() {
+    let dir = temp_dir("supervisor");
+    // A first start seeds the demo world; stopped, its store takes the admin's API key (as the
+    // console's API keys page would make it, after the second factor).
+    up(&dir).stop();
+    let key = {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let store = store::Store::open(&store::Backend::Sqlite {
+                path: dir.join("easypos-data/easypos.db"),
+            })
+            .await
+            .unwrap();
+            let admin = store
+                .user_by_username("shanghai.admin")
+                .await
+                .unwrap()
+                .unwrap();
+            let (issued, digest) = store::accounts::new_api_key(&admin.id, "test", 1_764_000_000);
+            store.put_api_key(issued.key, digest).await.unwrap();
+            issued.secret
+        })
+    };
+    let platform = up(&dir);
+    setup(
+        &dir,
+        "10000001",
+        "terminal.toml",
+        platform.terminals,
+        20_000,
+    );
+    let sale = pay(
+        &dir,
+        "terminal.toml",
+        "card-CH001-D",
+        demo::DEMO_PIN,
+        "20.00",
+    );
+    assert_eq!(sale.code, 0, "{} {}", sale.stdout, sale.stderr);
+    let trace = sale.json["receipt"]["stan"].as_u64().unwrap().to_string();
+    let web: std::net::SocketAddr = platform
+        .web
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let (status, enrolled) = common::http_bearer(
+        web,
+        &key,
+        "PUT",
+        "/api/v1/staff/99/terminal-password",
+        Some(serde_json::json!({"password": "135790"})),
+    );
+    assert_eq!(status, 200, "{enrolled}");
+    let void = |password: &str| {
+        terminal(
+            &dir,
+            "terminal.toml",
+            "void",
+            &[
+                "--card",
+                &card("card-CH001-D"),
+                "--trace",
+                &trace,
+                "--supervisor",
+                password,
+                "--supervisor-no",
+                "99",
+            ],
+        )
+    };
+    let wrong = void("135791");
+    assert_eq!(
+        wrong.json["response_code"].as_str(),
+        Some("55"),
+        "{} {}",
+        wrong.stdout,
+        wrong.stderr
+    );
+    // Without --supervisor-no the terminal's own password no longer suffices at the host.
+    let local = terminal(
+        &dir,
+        "terminal.toml",
+        "void",
+        &[
+            "--card",
+            &card("card-CH001-D"),
+            "--trace",
+            &trace,
+            "--supervisor",
+            "999999",
+        ],
+    );
+    assert_eq!(
+        local.json["response_code"].as_str(),
+        Some("55"),
+        "{}",
+        local.stdout
+    );
+    let right = void("135790");
+    assert_eq!(
+        (right.code, right.json["response_code"].as_str()),
+        (0, Some("00")),
+        "{} {}",
+        right.stdout,
+        right.stderr
+    );
+}
