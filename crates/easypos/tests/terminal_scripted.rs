@@ -1406,4 +1406,64 @@ fn a_supervisors_enrolled_password_is_checked_by_the_host() {
         right.stdout,
         right.stderr
     );
+
+    // The same supervisor's password at the other terminal, keyed under a cashier's sign-on:
+    // an insider alert in the merchant's case queue.
+    setup(
+        &dir,
+        "10000002",
+        "terminal2.toml",
+        platform.terminals,
+        20_000,
+    );
+    let sale = pay(
+        &dir,
+        "terminal2.toml",
+        "card-CH001-D",
+        demo::DEMO_PIN,
+        "30.00",
+    );
+    assert_eq!(sale.code, 0, "{} {}", sale.stdout, sale.stderr);
+    let trace = sale.json["receipt"]["stan"].as_u64().unwrap().to_string();
+    let elsewhere = terminal(
+        &dir,
+        "terminal2.toml",
+        "void",
+        &[
+            "--card",
+            &card("card-CH001-D"),
+            "--trace",
+            &trace,
+            "--supervisor",
+            "135790",
+            "--supervisor-no",
+            "99",
+        ],
+    );
+    assert_eq!(
+        elsewhere.json["response_code"].as_str(),
+        Some("00"),
+        "{}",
+        elsewhere.stdout
+    );
+    // The case is written in the background: a bounded wait.
+    let mut found = serde_json::Value::Null;
+    for _ in 0..50 {
+        let (status, cases) =
+            common::http_bearer(web, &key, "GET", "/api/v1/cases?status=open", None);
+        assert_eq!(status, 200, "{cases}");
+        if cases
+            .to_string()
+            .contains("insider-supervisor-unusual-terminal")
+        {
+            found = cases;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = found.to_string();
+    assert!(
+        text.contains("supervisor 099's password allowed a void or refund at terminal 10000002"),
+        "{text}"
+    );
 }
