@@ -167,11 +167,14 @@ pub struct TerminalHandler {
     /// the signed receipt statement in field 62 (see `sale.rs`, step 6).
     pub(crate) receipts: Option<Arc<aftersale::ReceiptBatcher>>,
     /// Where cases from the risk rules go (see `cases.rs`); `None`: no cases.
-    cases: Option<tokio::sync::mpsc::Sender<store::cases::NewCase>>,
+    pub(crate) cases: Option<tokio::sync::mpsc::Sender<store::cases::NewCase>>,
     /// The operator signed on at each terminal, as last read with its session (MAC check,
     /// sign-on), so the journal records who keyed each message without another read. Bounded
     /// by the directory's terminals: unknown terminals are refused before.
     operators: std::sync::Mutex<HashMap<String, String>>,
+    /// Where each supervisor's terminal password is used (the insider alert on an unusual
+    /// terminal; see `supervisor.rs`).
+    pub(crate) supervisors: std::sync::Mutex<risk::insider::SupervisorWatch>,
 }
 
 /// The risk engine and what it needs to know of merchants that the terminal record lacks.
@@ -235,6 +238,7 @@ impl TerminalHandler {
             receipts: None,
             cases: None,
             operators: std::sync::Mutex::default(),
+            supervisors: std::sync::Mutex::default(),
         }
     }
 
@@ -258,7 +262,7 @@ impl TerminalHandler {
         }
     }
 
-    fn operator_at(&self, terminal_id: &str) -> Option<String> {
+    pub(crate) fn operator_at(&self, terminal_id: &str) -> Option<String> {
         self.operators
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -289,8 +293,12 @@ impl TerminalHandler {
             return;
         };
         if cases.try_send(case).is_err() {
-            self.counters.cases_dropped.fetch_add(1, Ordering::Relaxed);
+            self.count_dropped_case();
         }
+    }
+
+    pub(crate) fn count_dropped_case(&self) {
+        self.counters.cases_dropped.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Signs every approved sale's receipt statement with `keys` and sends it to the terminal

@@ -41,6 +41,7 @@ mod risk_replay;
 mod saf;
 mod sale;
 pub mod settlement;
+pub mod supervisor;
 pub mod switch;
 mod undo;
 

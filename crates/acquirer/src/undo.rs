@@ -47,9 +47,29 @@ impl TerminalHandler {
         keys: &MessageKeys,
     ) -> Option<Answer> {
         let mut note = RiskNote::default();
-        let code = self
-            .undo_code(undo, message, request, terminal, &mut note)
-            .await;
+        // The supervisor's password first: nothing is looked up for an undo nobody allowed.
+        let code = match self
+            .check_supervisor(message, request.terminal_id.trim(), terminal, keys)
+            .await
+        {
+            Ok(supervisor) => {
+                let code = self
+                    .undo_code(undo, message, request, terminal, &mut note)
+                    .await;
+                if let (Some(supervisor), Ok(_)) = (&supervisor, &code) {
+                    self.watch_supervisor(
+                        &terminal.merchant_id,
+                        request.terminal_id.trim(),
+                        supervisor,
+                    );
+                }
+                code
+            }
+            Err(code) => {
+                note.rules = Some("supervisor password refused".into());
+                Err(code)
+            }
+        };
         let mut answer = Answer::follow_up(message, code, keys);
         if let Some(answer) = answer.as_mut() {
             answer.risk = note.rules;

@@ -527,3 +527,108 @@ action = "approve"
         assert!(!case.rules.contains(&card.pan));
     }
 }
+
+/// Field 63 of a void or refund: supervisor `operator` keyed `password` at the terminal.
+fn supervisor_field(operator: &str, password: &str, keys: &(TdesKey, TdesKey)) -> String {
+    let account = store::staff_passwords::staff_account("898310058120001", operator).unwrap();
+    let block = pinblock::encrypt_pin_block(
+        PinBlockFormat::Iso0,
+        PinKey::Tdes(&keys.0),
+        &paycrypto::Pin::new(password).unwrap(),
+        Some(&paycrypto::Pan::new(&account).unwrap()),
+        &[0; 8],
+    )
+    .unwrap();
+    acquirer::supervisor::field63(operator, &block).unwrap()
+}
+
+#[tokio::test]
+async fn voids_and_refunds_need_an_enrolled_supervisors_password_checked_in_the_hsm() {
+    use hsm::Hsm as _;
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    for backend in store::testing::backends().await {
+        let world = world_on(backend).await;
+        // Supervisor 099 of Shanghai enrols 135790 (as api::supervisors does).
+        let pvk = world
+            .hsm
+            .generate_key(&hsm::KeySpec::pvk_ibm3624())
+            .unwrap();
+        world
+            .store
+            .put_keys(vec![store::directory::StoredKey {
+                name: store::staff_passwords::STAFF_PVK.into(),
+                token: pvk.as_str().to_owned(),
+                check_value: String::new(),
+            }])
+            .await
+            .unwrap();
+        let offset = world
+            .hsm
+            .generate_pin_offset(
+                &pvk,
+                &store::staff_passwords::validation_data("898310058120001", "099").unwrap(),
+                'F',
+                &paycrypto::card::DecimalisationTable::DEFAULT,
+                &paycrypto::Pin::new("135790").unwrap(),
+            )
+            .unwrap();
+        assert_ne!(offset, "135790");
+        world
+            .store
+            .put_staff_password("898310058120001", "099", &offset, "test", 1_764_000_000)
+            .await
+            .unwrap();
+        let (sender, mut cases) = acquirer::cases::case_channel();
+        let (mut client, stop, server, _handler) =
+            start_configured(&world, Limits::default(), |handler| {
+                handler.with_cases(sender)
+            })
+            .await;
+        let keys = signed_on(&mut client).await;
+        let card = demo_card("card-CH001-D");
+        let first = approved_sale(&mut client, &card, 6_000, 900, 1, &keys).await;
+        let before = available(&world, &card).await;
+        let with_supervisor = |frame: &[u8], field: String| {
+            edited(frame, &keys, |message| message.set_text(63, field))
+        };
+
+        // None, another supervisor's number, or a wrong password: 55, nothing given back.
+        let refused = [
+            void(&card, 6_000, 901, 900, &first, &keys),
+            with_supervisor(
+                &void(&card, 6_000, 902, 900, &first, &keys),
+                supervisor_field("098", "135790", &keys),
+            ),
+            with_supervisor(
+                &refund(&card, 2_000, 903, 900, &first, &keys),
+                supervisor_field("099", "135791", &keys),
+            ),
+            with_supervisor(
+                &refund(&card, 2_000, 904, 900, &first, &keys),
+                "099NOTHEX".into(),
+            ),
+        ];
+        for frame in &refused {
+            assert_eq!(ask(&mut client, frame).await.1, "55");
+        }
+        assert_eq!(available(&world, &card).await, before, "nothing given back");
+        let journal = world.store.journal_recent(1).await.unwrap();
+        assert_eq!(
+            journal[0].risk.as_deref(),
+            Some("supervisor password refused")
+        );
+
+        // The right one: the refund passes, and learns the supervisor's usual terminal (no
+        // alert for its first terminal).
+        let allowed = with_supervisor(
+            &refund(&card, 2_000, 905, 900, &first, &keys),
+            supervisor_field("99", "135790", &keys),
+        );
+        assert_eq!(ask(&mut client, &allowed).await.1, "00");
+        assert_eq!(available(&world, &card).await, before + 2_000);
+        assert!(cases.try_recv().is_err(), "the usual terminal: no alert");
+
+        let _ = stop.send(true);
+        server.await.unwrap();
+    }
+}

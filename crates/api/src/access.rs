@@ -45,6 +45,9 @@ pub enum Resource {
     /// End of day's reports (`easypos settle`): the acquirer's operators all of them, a
     /// merchant's admin and manager their merchant's statements.
     Settlement,
+    /// Incidents with the acquirer's operations: the operators, a merchant's admin and manager
+    /// (their merchant's), and channel partners (the merchants they referred).
+    Incidents,
 }
 
 /// Whether `role` may use routes on `resource` at all.
@@ -67,6 +70,10 @@ pub fn allows(role: Role, resource: Resource) -> bool {
         Freezes | Audit | Cases | Settlement => {
             matches!(role, PlatformOperator | MerchantAdmin | MerchantManager)
         }
+        Incidents => matches!(
+            role,
+            PlatformOperator | MerchantAdmin | MerchantManager | ChannelPartner
+        ),
     }
 }
 

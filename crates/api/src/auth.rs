@@ -21,13 +21,36 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    match principal(&state, request.headers()).await {
+    let found = match principal(&state, request.headers()).await {
+        Ok(principal) => reset_pending(&state, principal).await,
+        Err(problem) => Err(problem),
+    };
+    match found {
         Ok(principal) => {
             request.extensions_mut().insert(principal);
             next.run(request).await
         }
         Err(problem) => problem.into_response(),
     }
+}
+
+/// Refuses a caller who must choose a new password first (an emergency reset,
+/// docs/risk.md#emergency-actions): their keys and password serve nothing until they have, in
+/// the console.
+pub async fn reset_pending(state: &ApiState, principal: Principal) -> Result<Principal, Problem> {
+    if state
+        .store
+        .password_reset_required(&principal.user.id)
+        .await?
+    {
+        return Err(Problem::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "password-reset-required",
+            "New password required",
+            "your merchant required every user to choose a new password: sign in to the console and choose one; until then your API keys and password are refused",
+        ));
+    }
+    Ok(principal)
 }
 
 /// The caller a request's `Authorization` header proves (also used by the wallet's consumer

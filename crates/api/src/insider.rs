@@ -21,6 +21,8 @@ pub struct InsiderFeed {
     watch: InsiderWatch,
     /// The id of the last journal row fed.
     after_id: i64,
+    /// The risk rules version whose `[insider]` thresholds are in force (0: none read yet).
+    version: i64,
 }
 
 impl InsiderFeed {
@@ -30,11 +32,44 @@ impl InsiderFeed {
         InsiderFeed {
             watch: InsiderWatch::new(rules),
             after_id,
+            version: 0,
         }
+    }
+
+    /// The thresholds in force.
+    pub fn rules(&self) -> &InsiderRules {
+        self.watch.rules()
+    }
+
+    /// Takes the `[insider]` thresholds of the newest risk rules version when it changed
+    /// (docs/risk.md#insider-alerts); a version that does not parse (none can be saved) keeps
+    /// the thresholds in force.
+    pub async fn follow_rules(&mut self, store: &Store) -> Result<(), store::StoreError> {
+        let Some(current) = store.current_risk_rules().await? else {
+            return Ok(());
+        };
+        if current.version == self.version {
+            return Ok(());
+        }
+        match risk::Config::from_toml(&current.toml) {
+            Ok(config) => {
+                tracing::info!(
+                    version = current.version,
+                    "insider alerts: thresholds of this risk rules version"
+                );
+                self.watch.set_rules(config.insider);
+            }
+            Err(error) => {
+                tracing::error!(%error, version = current.version, "insider alerts: the stored rules do not parse; the thresholds in force stay");
+            }
+        }
+        self.version = current.version;
+        Ok(())
     }
 
     /// Reads the journal's new rows and opens a case per alert; returns the cases opened.
     pub async fn pass(&mut self, store: &Store) -> Result<usize, store::StoreError> {
+        self.follow_rules(store).await?;
         let rows = store.journal_after(self.after_id, ROWS_PER_PASS).await?;
         let mut opened = 0;
         for (id, entry) in rows {

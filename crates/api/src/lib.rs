@@ -26,8 +26,11 @@ pub mod auth;
 pub mod cases;
 pub mod certificates;
 pub mod disputes;
+pub mod emergency;
+pub mod files;
 pub mod fraud;
 pub mod idempotency;
+pub mod incidents;
 pub mod insider;
 pub mod openapi;
 pub mod problem;
@@ -36,6 +39,7 @@ pub mod refunds;
 pub mod risk_rules;
 pub mod routes;
 pub mod statements;
+pub mod supervisors;
 pub mod time;
 pub mod timeline;
 pub mod views;
@@ -65,8 +69,13 @@ pub struct ApiState {
     pub anchors: Option<Arc<audit_anchors::AuditAnchorer>>,
     /// How cardholder alerts leave: the SMTP relay and the SMS adapter.
     pub alert_senders: alerts::AlertSenders,
-    /// Where a dispute's answer files are kept (`None`: answers carry text only).
+    /// Where uploaded files are kept, under the data directory: a dispute's answer files and
+    /// incident attachments (`None`: answers carry text only, attachments answer 503).
     pub documents_dir: Option<std::path::PathBuf>,
+    /// Response-time targets of incidents per severity.
+    pub incident_targets: incidents::ResponseTargets,
+    /// The HSM, for enrolling supervisors' terminal passwords (`None`: that route answers 503).
+    pub hsm: Option<supervisors::EnrolmentHsm>,
 }
 
 impl ApiState {
@@ -82,7 +91,27 @@ impl ApiState {
             anchors: None,
             alert_senders: alerts::AlertSenders::default(),
             documents_dir: None,
+            incident_targets: incidents::ResponseTargets::default(),
+            hsm: None,
         }
+    }
+
+    /// Enrols supervisors' terminal passwords with `hsm`.
+    pub fn with_hsm(mut self, hsm: Arc<dyn hsm::Hsm>) -> Self {
+        self.hsm = Some(supervisors::EnrolmentHsm(hsm));
+        self
+    }
+
+    /// Keeps incident attachments under `dir` (the data directory's `documents`).
+    pub fn with_documents(mut self, dir: std::path::PathBuf) -> Self {
+        self.documents_dir = Some(dir);
+        self
+    }
+
+    /// Tracks incidents against `targets`.
+    pub fn with_incident_targets(mut self, targets: incidents::ResponseTargets) -> Self {
+        self.incident_targets = targets;
+        self
     }
 
     /// Disputes whose chargebacks `disputes` posts (made over this state's store).
@@ -141,7 +170,7 @@ impl ApiState {
 
 /// Every route of the API (method, path as the OpenAPI document writes it). The router is
 /// built from the same calls, and a test checks both against each other and the document.
-pub const ROUTES: [(&str, &str); 58] = [
+pub const ROUTES: [(&str, &str); 68] = [
     ("GET", "/api/v1/me"),
     ("GET", "/api/v1/transactions"),
     ("GET", "/api/v1/transactions/{id}"),
@@ -203,6 +232,16 @@ pub const ROUTES: [(&str, &str); 58] = [
     ("GET", "/api/v1/risk/rules/versions"),
     ("POST", "/api/v1/risk/rules/versions"),
     ("POST", "/api/v1/risk/rules/versions/{version}/rollback"),
+    ("GET", "/api/v1/incidents"),
+    ("POST", "/api/v1/incidents"),
+    ("GET", "/api/v1/incidents/{id}"),
+    ("POST", "/api/v1/incidents/{id}/messages"),
+    ("POST", "/api/v1/incidents/{id}/status"),
+    ("PUT", "/api/v1/incidents/{id}/attachments/{name}"),
+    ("GET", "/api/v1/incidents/{id}/messages/{seq}/attachment"),
+    ("POST", "/api/v1/terminals/{id}/key-change"),
+    ("POST", "/api/v1/merchants/{id}/password-reset"),
+    ("PUT", "/api/v1/staff/{operator_no}/terminal-password"),
 ];
 
 /// The API's router: `/api/v1/…` behind authentication and idempotency, and the OpenAPI
@@ -331,6 +370,41 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/v1/risk/rules/versions/{version}/rollback",
             axum::routing::post(risk_rules::rollback_version),
+        )
+        .route(
+            "/api/v1/incidents",
+            get(incidents::list_incidents).post(incidents::create_incident),
+        )
+        .route("/api/v1/incidents/{id}", get(incidents::get_incident))
+        .route(
+            "/api/v1/incidents/{id}/messages",
+            axum::routing::post(incidents::post_message),
+        )
+        .route(
+            "/api/v1/incidents/{id}/status",
+            axum::routing::post(incidents::change_status),
+        )
+        .route(
+            "/api/v1/incidents/{id}/attachments/{name}",
+            axum::routing::put(incidents::put_attachment).layer(
+                axum::extract::DefaultBodyLimit::max(incidents::MAX_ATTACHMENT_BYTES + 1),
+            ),
+        )
+        .route(
+            "/api/v1/incidents/{id}/messages/{seq}/attachment",
+            get(incidents::get_attachment),
+        )
+        .route(
+            "/api/v1/terminals/{id}/key-change",
+            axum::routing::post(emergency::key_change),
+        )
+        .route(
+            "/api/v1/merchants/{id}/password-reset",
+            axum::routing::post(emergency::password_reset),
+        )
+        .route(
+            "/api/v1/staff/{operator_no}/terminal-password",
+            axum::routing::put(supervisors::set_terminal_password),
         )
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -108,6 +108,8 @@ pub fn document() -> Value {
     add_refunds(&mut document);
     add_disputes(&mut document);
     add_alerts(&mut document);
+    add_incidents(&mut document);
+    add_emergency(&mut document);
     document
 }
 
@@ -995,5 +997,251 @@ fn add_alerts(document: &mut Value) {
         for (name, schema) in schemas {
             map.insert(name.to_owned(), schema);
         }
+    }
+}
+
+/// Incidents with the acquirer's operations (docs/risk.md#incidents).
+fn add_incidents(document: &mut Value) {
+    let not_found = (
+        "404",
+        "No such record that the caller may see (another tenant's records are not found either)",
+    );
+    let errors = [
+        (
+            "400",
+            "Missing Idempotency-Key, or a malformed body; `detail` names the field",
+        ),
+        not_found,
+        (
+            "409",
+            "The incident is not in a status that allows this (`incident-state`), or a request with this Idempotency-Key is still running",
+        ),
+    ];
+    let idempotency = json!({"name": "Idempotency-Key", "in": "header", "required": true, "schema": {"type": "string", "minLength": 1, "maxLength": 255}, "description": "A fresh key (e.g. a UUID) per operation; a retry with the same key and body gets the original answer."});
+    let with_body = |mut operation: Value, body: &str| {
+        if let Value::Object(map) = &mut operation {
+            map.insert(
+                "requestBody".to_owned(),
+                json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{body}")}}}}),
+            );
+        }
+        operation
+    };
+    let id_and_key = json!([
+        path_id("The incident number")[0].clone(),
+        idempotency.clone()
+    ]);
+    let mut attach = operation(
+        "attachToIncident",
+        "Attach a file to the incident's thread: the body is the file, JPEG, PNG or PDF (sniffed; the Content-Type sent is not trusted), at most 5 MiB",
+        ("201", ok("IncidentDetail")),
+        json!([path_id("The incident number")[0].clone(), {"name": "name", "in": "path", "required": true, "schema": {"type": "string"}, "description": "The file's name as shown (1 to 100 characters, no / or \\)"}]),
+        &[
+            not_found,
+            ("400", "An empty file or a bad name"),
+            ("409", "The incident is closed (`incident-state`)"),
+            ("413", "Larger than 5 MiB (`attachment-too-large`)"),
+            ("415", "Not JPEG, PNG or PDF (`attachment-type`)"),
+            ("503", "The server keeps no documents (`attachments-off`)"),
+        ],
+    );
+    if let Value::Object(map) = &mut attach {
+        map.insert(
+            "requestBody".to_owned(),
+            json!({"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}),
+        );
+    }
+    let paths = [
+        (
+            "/api/v1/incidents",
+            json!({
+                "get": operation("listIncidents", "Incidents, newest first: an operator's merchants', a merchant admin's or manager's own, a channel partner's referred merchants'; response_breached says whether the response-time target was missed", ("200", ok("IncidentPage")), json!([query("status", "open, acknowledged, resolved or closed", json!({"type": "string", "enum": ["open", "acknowledged", "resolved", "closed"]}))]), &[("400", "An unknown status")]),
+                "post": with_body(operation("openIncident", "A merchant's admin or manager opens an incident with the acquirer's operations, linking the merchant's transactions and cases; the referring channel partners get an incident.opened webhook event", ("201", ok("IncidentDetail")), json!([idempotency.clone()]), &errors), "NewIncident")
+            }),
+        ),
+        (
+            "/api/v1/incidents/{id}",
+            json!({"get": operation("getIncident", "An incident with its links and thread", ("200", ok("IncidentDetail")), path_id("The incident number"), &[not_found])}),
+        ),
+        (
+            "/api/v1/incidents/{id}/messages",
+            json!({"post": with_body(operation("postIncidentMessage", "Add a message to the incident's thread", ("201", ok("IncidentDetail")), id_and_key.clone(), &errors), "IncidentMessageBody")}),
+        ),
+        (
+            "/api/v1/incidents/{id}/status",
+            json!({"post": with_body(operation("changeIncidentStatus", "Operations acknowledge (from open) and resolve (from open or acknowledged); the merchant or operations close (from any but closed) and reopen (from resolved)", ("200", ok("IncidentDetail")), id_and_key, &errors), "IncidentStatusChange")}),
+        ),
+        (
+            "/api/v1/incidents/{id}/attachments/{name}",
+            json!({"put": attach}),
+        ),
+        (
+            "/api/v1/incidents/{id}/messages/{seq}/attachment",
+            json!({"get": operation("getIncidentAttachment", "A message's attachment, byte for byte; X-Attachment-Sha256 is its SHA-256", ("200", json!({"description": "The file", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}})), json!([path_id("The incident number")[0].clone(), {"name": "seq", "in": "path", "required": true, "schema": {"type": "string"}, "description": "The message's number in the thread"}]), &[not_found])}),
+        ),
+    ];
+    let time = json!({"type": ["integer", "null"], "description": "Unix seconds"});
+    let incident_properties = json!({
+        "id": {"type": "integer"}, "merchant_id": {"type": "string"}, "title": {"type": "string"},
+        "severity": {"type": "string", "enum": ["low", "medium", "high", "critical"]},
+        "status": {"type": "string", "enum": ["open", "acknowledged", "resolved", "closed"]},
+        "opened_by": {"type": "string"}, "opened_at": {"type": "integer", "description": "Unix seconds"},
+        "response_due_at": {"type": "integer", "description": "Unix seconds: opened_at plus the severity's response-time target"},
+        "acknowledged_by": {"type": ["string", "null"]}, "acknowledged_at": time.clone(),
+        "resolved_at": time.clone(), "closed_at": time, "updated_at": {"type": "integer"},
+        "partners": {"type": "array", "items": {"type": "string"}, "description": "The channel partners told when it was opened"},
+        "messages": {"type": "integer"},
+        "response_breached": {"type": "boolean", "description": "Answered after response_due_at, or not answered and past it"}
+    });
+    let required = json!([
+        "id",
+        "merchant_id",
+        "title",
+        "severity",
+        "status",
+        "opened_by",
+        "opened_at",
+        "response_due_at",
+        "acknowledged_by",
+        "acknowledged_at",
+        "resolved_at",
+        "closed_at",
+        "updated_at",
+        "partners",
+        "messages",
+        "response_breached"
+    ]);
+    let schemas = [
+        (
+            "Incident",
+            json!({"type": "object", "required": required, "properties": incident_properties}),
+        ),
+        ("IncidentPage", page("Incident")),
+        (
+            "IncidentDetail",
+            json!({"allOf": [{"$ref": "#/components/schemas/Incident"}, {"type": "object", "required": ["transactions", "cases", "thread"], "properties": {
+                "transactions": {"type": "array", "items": {"type": "string"}, "description": "Journal ids"},
+                "cases": {"type": "array", "items": {"type": "integer"}},
+                "thread": {"type": "array", "items": {"type": "object", "required": ["seq", "at", "author", "text", "attachment"], "properties": {
+                    "seq": {"type": "integer"}, "at": {"type": "integer"}, "author": {"type": "string"}, "text": {"type": "string"},
+                    "attachment": {"type": ["object", "null"], "properties": {"name": {"type": "string"}, "content_type": {"type": "string"}, "bytes": {"type": "integer"}, "sha256": {"type": "string"}}}
+                }}}
+            }}]}),
+        ),
+        (
+            "NewIncident",
+            json!({"type": "object", "required": ["title", "severity", "description"], "additionalProperties": false, "properties": {
+                "title": {"type": "string", "description": "1 to 200 characters"},
+                "severity": {"type": "string", "enum": ["low", "medium", "high", "critical"]},
+                "description": {"type": "string", "description": "1 to 4000 characters: the thread's first message"},
+                "transactions": {"type": "array", "items": {"type": "string"}, "description": "Journal ids of the merchant's transactions"},
+                "cases": {"type": "array", "items": {"type": "integer"}, "description": "The merchant's case numbers"}
+            }}),
+        ),
+        (
+            "IncidentMessageBody",
+            json!({"type": "object", "required": ["text"], "additionalProperties": false, "properties": {"text": {"type": "string", "description": "1 to 4000 characters"}}}),
+        ),
+        (
+            "IncidentStatusChange",
+            json!({"type": "object", "required": ["status"], "additionalProperties": false, "properties": {"status": {"type": "string", "enum": ["acknowledged", "resolved", "closed", "open"]}, "note": {"type": "string", "description": "Added to the thread when given"}}}),
+        ),
+    ];
+    if let Some(Value::Object(map)) = document.get_mut("paths") {
+        for (path, item) in paths {
+            map.insert(path.to_owned(), item);
+        }
+    }
+    if let Some(Value::Object(map)) = document
+        .get_mut("components")
+        .and_then(|components| components.get_mut("schemas"))
+    {
+        for (name, schema) in schemas {
+            map.insert(name.to_owned(), schema);
+        }
+    }
+}
+
+/// The emergency actions beyond freezes (docs/risk.md#emergency-actions).
+fn add_emergency(document: &mut Value) {
+    let errors = [
+        ("400", "Missing Idempotency-Key, or no reason"),
+        (
+            "404",
+            "No such terminal or merchant that the caller may act on",
+        ),
+    ];
+    let post = |id: &str, summary: &str, described: &str, schema: Value, extra: &[(&str, &str)]| {
+        let mut all = errors.to_vec();
+        all.extend_from_slice(extra);
+        let mut operation = operation(
+            id,
+            summary,
+            (
+                "200",
+                json!({"description": "Done", "content": {"application/json": {"schema": schema}}}),
+            ),
+            json!([
+                path_id(described)[0].clone(),
+                {"name": "Idempotency-Key", "in": "header", "required": true, "schema": {"type": "string", "minLength": 1, "maxLength": 255}, "description": "A fresh key (e.g. a UUID) per operation; a retry with the same key and body gets the original answer."}
+            ]),
+            &all,
+        );
+        if let Value::Object(map) = &mut operation {
+            map.insert(
+                "requestBody".to_owned(),
+                json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["reason"], "additionalProperties": false, "properties": {"reason": {"type": "string", "description": "1 to 500 characters"}}}}}}),
+            );
+        }
+        operation
+    };
+    if let Some(Value::Object(map)) = document.get_mut("paths") {
+        map.insert(
+            "/api/v1/terminals/{id}/key-change".to_owned(),
+            json!({"post": post(
+                "forceKeyChange",
+                "Drop the terminal's working keys now: its next financial message is declined 58 until it signs on, and the sign-on brings new PIN and MAC keys (operators; a merchant's admin or manager for its terminals)",
+                "Terminal id (TID)",
+                json!({"type": "object", "required": ["terminal_id", "was_signed_on"], "properties": {"terminal_id": {"type": "string"}, "was_signed_on": {"type": "boolean"}}}),
+                &[("409", "A DUKPT terminal (`key-scheme`): use terminal management's forced key change")],
+            )}),
+        );
+        let mut enrol = operation(
+            "setSupervisorTerminalPassword",
+            "The merchant's admin enrols (or replaces) the password a supervisor or manager keys in at the terminal to allow a void or refund: only its IBM 3624 offset is kept, computed in the HSM; from then on every void and refund of the merchant's terminals must carry a right one (docs/risk.md#supervisor-passwords)",
+            (
+                "200",
+                json!({"description": "Enrolled", "content": {"application/json": {"schema": {"type": "object", "required": ["merchant_id", "operator_no", "set_at"], "properties": {"merchant_id": {"type": "string"}, "operator_no": {"type": "string", "description": "Three digits"}, "set_at": {"type": "integer"}}}}}}),
+            ),
+            json!([{"name": "operator_no", "in": "path", "required": true, "schema": {"type": "string"}, "description": "The supervisor's operator number (1 to 3 digits)"}]),
+            &[
+                ("400", "A password that is not 6 to 12 digits"),
+                (
+                    "404",
+                    "No supervisor or manager of that number at the caller's merchant",
+                ),
+                ("503", "No HSM (`hsm-off`)"),
+            ],
+        );
+        if let Value::Object(map) = &mut enrol {
+            map.insert(
+                "requestBody".to_owned(),
+                json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["password"], "additionalProperties": false, "properties": {"password": {"type": "string", "description": "6 to 12 digits"}}}}}}),
+            );
+        }
+        map.insert(
+            "/api/v1/staff/{operator_no}/terminal-password".to_owned(),
+            json!({"put": enrol}),
+        );
+        map.insert(
+            "/api/v1/merchants/{id}/password-reset".to_owned(),
+            json!({"post": post(
+                "forcePasswordReset",
+                "Require every console user of the merchant but the caller to choose a new password before the console serves them again; their API keys and HTTP Basic answer 401 password-reset-required meanwhile (operators; the merchant's admin)",
+                "Merchant id (MID)",
+                json!({"type": "object", "required": ["merchant_id", "users"], "properties": {"merchant_id": {"type": "string"}, "users": {"type": "array", "items": {"type": "string"}}}}),
+                &[],
+            )}),
+        );
     }
 }

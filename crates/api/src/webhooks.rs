@@ -78,6 +78,16 @@ pub async fn ensure_cmac_key(
     hsm: &dyn Hsm,
     name: &str,
 ) -> Result<KeyToken, WebhookError> {
+    ensure_key(store, hsm, name, &KeySpec::mac_cmac()).await
+}
+
+/// The stored key `name`, generated inside the HSM as `spec` says on first use.
+pub async fn ensure_key(
+    store: &Store,
+    hsm: &dyn Hsm,
+    name: &str,
+    spec: &KeySpec,
+) -> Result<KeyToken, WebhookError> {
     let stored = |keys: Vec<StoredKey>| {
         keys.into_iter()
             .find(|key| key.name == name)
@@ -86,7 +96,7 @@ pub async fn ensure_cmac_key(
     if let Some(token) = stored(store.keys().await?) {
         return Ok(token);
     }
-    let token = hsm.generate_key(&KeySpec::mac_cmac())?;
+    let token = hsm.generate_key(spec)?;
     let check_value: String = hsm
         .key_check_value(&token)?
         .iter()
@@ -447,6 +457,68 @@ pub async fn run(
             _ = stop.wait_for(|stopping| *stopping) => return,
         }
     }
+}
+
+/// The channel partners that referred `merchant_id` (who sold it its terminals).
+pub async fn referring_partners(
+    store: &Store,
+    merchant_id: &str,
+) -> Result<Vec<String>, store::StoreError> {
+    use store::onboarding::{Cell, Kind};
+    Ok(store
+        .onboarding_query(
+            "SELECT partner_id FROM partner_referrals WHERE merchant_id = $1 ORDER BY partner_id",
+            vec![Cell::text(merchant_id)],
+            &[Kind::Text],
+        )
+        .await?
+        .iter()
+        .filter_map(|row| row[0].as_text().map(str::to_owned))
+        .collect())
+}
+
+/// Queues an event about `merchant_id` (`{"id": event_id, "type": event_type, "created_at",
+/// "data": data}`) for the active subscriptions of the channel partners that referred the
+/// merchant and of the merchant's own users; the webhook worker signs and delivers it with
+/// retries. Returns how many deliveries were queued.
+pub async fn queue_merchant_event(
+    store: &Store,
+    merchant_id: &str,
+    event_id: &str,
+    event_type: &str,
+    data: serde_json::Value,
+    now: i64,
+) -> Result<usize, store::StoreError> {
+    use store::accounts::Tenant;
+    let partners = referring_partners(store, merchant_id).await?;
+    let payload = json!({
+        "id": event_id,
+        "type": event_type,
+        "created_at": time::rfc3339_seconds(now),
+        "data": data,
+    });
+    let mut deliveries = Vec::new();
+    for subscription in store.active_subscriptions().await? {
+        let Some(owner) = store.user(&subscription.owner_user_id).await? else {
+            continue;
+        };
+        let concerned = match &owner.tenant {
+            Tenant::Partner(partner) => partners.contains(partner),
+            Tenant::Merchant(merchant) => merchant == merchant_id,
+            _ => false,
+        };
+        if concerned {
+            deliveries.push(NewDelivery {
+                subscription_id: subscription.id.clone(),
+                event_id: event_id.to_owned(),
+                event_type: event_type.to_owned(),
+                payload: payload.to_string(),
+                created_at: now,
+                retry_until: now + RETRY_WINDOW_SECONDS,
+            });
+        }
+    }
+    store.enqueue_deliveries(deliveries).await
 }
 
 #[cfg(test)]

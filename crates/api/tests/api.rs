@@ -737,6 +737,79 @@ fn matrix(world: &World) -> Vec<Line> {
                 ("partner", 403),
             ]),
         ),
+        // Incidents: the merchant's admin and manager open them, operations acknowledge; the
+        // partner sees its referred (Beijing) merchant's, not Shanghai's.
+        (
+            "GET".into(),
+            "/api/v1/incidents".into(),
+            per(&[
+                ("operator", 200),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 200),
+                ("shanghai.manager", 200),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 200),
+                ("cardholder1", 403),
+                ("partner", 200),
+            ]),
+        ),
+        (
+            "POST".into(),
+            "/api/v1/incidents".into(),
+            per(&[
+                ("operator", 403),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 201),
+                ("shanghai.manager", 201),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 201),
+                ("cardholder1", 403),
+                ("partner", 403),
+            ]),
+        ),
+        (
+            "GET".into(),
+            format!("/api/v1/incidents/{}", world.shanghai_incident),
+            incident_row(200),
+        ),
+        (
+            "POST".into(),
+            format!("/api/v1/incidents/{}/messages", world.shanghai_incident),
+            incident_row(201),
+        ),
+        (
+            "PUT".into(),
+            format!(
+                "/api/v1/incidents/{}/attachments/matrix.pdf",
+                world.shanghai_incident
+            ),
+            incident_row(201),
+        ),
+        (
+            "GET".into(),
+            format!(
+                "/api/v1/incidents/{}/messages/1/attachment",
+                world.shanghai_incident
+            ),
+            incident_row(200),
+        ),
+        (
+            "POST".into(),
+            format!("/api/v1/incidents/{}/status", world.shanghai_incident),
+            per(&[
+                ("operator", 200),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 403),
+                ("shanghai.manager", 403),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 404),
+                ("cardholder1", 403),
+                ("partner", 404),
+            ]),
+        ),
         // Fraud reports: only the cardholder, on their own transaction. After the freeze rows:
         // a report freezes the card, which the operator then sees among the freezes.
         (
@@ -1057,11 +1130,63 @@ fn matrix(world: &World) -> Vec<Line> {
                 ("partner", 403),
             ]),
         ),
+        // Emergency: a new key at the terminal's next sign-on.
+        (
+            "POST".into(),
+            "/api/v1/terminals/10000002/key-change".into(),
+            per(&[
+                ("operator", 200),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 200),
+                ("shanghai.manager", 200),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 404),
+                ("cardholder1", 403),
+                ("partner", 403),
+            ]),
+        ),
+        // A supervisor's terminal password: the merchant's admin enrols its own supervisors.
+        (
+            "PUT".into(),
+            "/api/v1/staff/99/terminal-password".into(),
+            per(&[
+                ("operator", 403),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 200),
+                ("shanghai.manager", 403),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 200),
+                ("cardholder1", 403),
+                ("partner", 403),
+            ]),
+        ),
         // Last: it stops the webhook the rows above use.
         (
             "DELETE".into(),
             format!("/api/v1/webhooks/{}", world.shanghai_webhook),
             shanghai_admin_only(204),
+        ),
+        // After everything: the operator's reset of Shanghai's passwords shuts its staff out
+        // at once (401), until each chooses a new one.
+        (
+            "POST".into(),
+            format!(
+                "/api/v1/merchants/{}/password-reset",
+                demo::SHANGHAI_MERCHANT
+            ),
+            per(&[
+                ("operator", 200),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 401),
+                ("shanghai.manager", 401),
+                ("shanghai.cashier", 401),
+                ("beijing.admin", 404),
+                ("cardholder1", 403),
+                ("partner", 403),
+            ]),
         ),
     ]
 }
@@ -1107,8 +1232,36 @@ fn holder_only(status: u16) -> Vec<(&'static str, u16)> {
 }
 
 /// The body a matrix POST sends to `path`.
+/// A row of the matrix for a Shanghai incident: `status` for operations and the merchant's
+/// admin and manager, 404 for Beijing's admin and the partner (not theirs), 403 for the rest.
+fn incident_row(status: u16) -> Vec<(&'static str, u16)> {
+    vec![
+        ("operator", status),
+        ("bank", 403),
+        ("wallet", 403),
+        ("shanghai.admin", status),
+        ("shanghai.manager", status),
+        ("shanghai.cashier", 403),
+        ("beijing.admin", 404),
+        ("cardholder1", 403),
+        ("partner", 404),
+    ]
+}
+
 fn body_for(path: &str) -> &'static str {
-    if path.ends_with("/webhooks") {
+    if path.ends_with("/terminal-password") {
+        r#"{"password":"135790"}"#
+    } else if path.ends_with("/key-change") || path.ends_with("/password-reset") {
+        r#"{"reason":"matrix"}"#
+    } else if path.ends_with("/incidents") {
+        r#"{"title":"matrix","severity":"low","description":"matrix"}"#
+    } else if path.ends_with("/status") {
+        r#"{"status":"acknowledged"}"#
+    } else if path.contains("/attachments/") {
+        "%PDF-1.4 matrix"
+    } else if path.ends_with("/messages") {
+        r#"{"text":"matrix"}"#
+    } else if path.ends_with("/webhooks") {
         r#"{"url":"http://127.0.0.1:9/hook"}"#
     } else if path.starts_with("/api/v1/freezes/") {
         r#"{"reason":"matrix"}"#
@@ -2321,4 +2474,88 @@ async fn insider_alerts_reach_the_merchants_case_queue_once_per_operator_and_rul
         .await
         .json();
     assert!(!beijing.to_string().contains("insider-"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn insider_thresholds_follow_the_newest_rules_version() {
+    use store::journal::JournalEntry;
+    for backend in store::testing::backends().await {
+        let world = common::world_on(backend).await;
+        let start = world.store.journal_last_id().await.unwrap();
+        let mut feed =
+            api::insider::InsiderFeed::new(risk::insider::InsiderRules::default(), start);
+        assert_eq!(feed.pass(&world.store).await.unwrap(), 0);
+        assert_eq!(
+            feed.rules().spike_max,
+            5,
+            "version 1 has no [insider]: the defaults"
+        );
+        // An operator saves version 2 with a spike of two undos in ten minutes.
+        let toml = "[[rule]]\nname = \"card-velocity\"\nkind = \"velocity\"\nscope = \"card\"\nwindow_secs = 600\nmax_count = 10\naction = \"decline\"\nresponse_code = \"65\"\n\n[insider]\nspike_max = 2\nspike_window_secs = 600\n";
+        let saved = world
+            .call(
+                "operator",
+                "POST",
+                "/api/v1/risk/rules/versions",
+                Some("insider-v2"),
+                &serde_json::json!({"based_on": 1, "toml": toml, "note": "tighter insider spike"})
+                    .to_string(),
+            )
+            .await;
+        assert_eq!(saved.status, StatusCode::CREATED, "{}", saved.text);
+        let refused = world
+        .call(
+            "operator",
+            "POST",
+            "/api/v1/risk/rules/versions",
+            Some("insider-bad"),
+            &serde_json::json!({"based_on": 2, "toml": "[insider]\nspike_max = 0\n", "note": "x"}).to_string(),
+        )
+        .await;
+        assert_eq!(refused.status.as_u16(), 422);
+        assert!(
+            refused.text.contains("insider.spike_max"),
+            "{}",
+            refused.text
+        );
+        // 2025-11-25 12:00 China time: three refunds by operator 09 (after its sale).
+        let noon_us = 1_764_043_200_000_000;
+        let row = |minute: i64, kind: &str| JournalEntry {
+            received_at: noon_us + minute * 60_000_000,
+            terminal_id: "10000001".into(),
+            merchant_id: demo::SHANGHAI_MERCHANT.into(),
+            mti: "0200".into(),
+            kind: kind.into(),
+            card: Some("622202******0009".into()),
+            response: Some("00".into()),
+            operator: Some("09".into()),
+            ..JournalEntry::default()
+        };
+        world
+            .store
+            .journal(vec![
+                row(0, "Sale"),
+                row(1, "Refund"),
+                row(2, "Refund"),
+                row(3, "Refund"),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            feed.pass(&world.store).await.unwrap(),
+            1,
+            "the third undo, under version 2"
+        );
+        assert_eq!(feed.rules().spike_max, 2);
+        let cases = world
+            .get("shanghai.admin", "/api/v1/cases?status=open")
+            .await
+            .json();
+        assert!(
+            cases
+                .to_string()
+                .contains("3 voids and refunds by operator 09"),
+            "{cases}"
+        );
+    }
 }

@@ -178,12 +178,12 @@ async function withPage(name, user, locale, body) {
 }
 
 const portals = {
-  'shanghai.admin': ['Dashboard', 'Transactions', 'QR payments', 'Terminals', 'Staff', 'Cases', 'Emergency', 'API keys', 'Terminal management', 'Refunds', 'Settlement', 'Disputes'],
+  'shanghai.admin': ['Dashboard', 'Transactions', 'QR payments', 'Terminals', 'Staff', 'Cases', 'Emergency', 'Incidents', 'API keys', 'Terminal management', 'Refunds', 'Settlement', 'Disputes'],
   'shanghai.cashier': ['Dashboard', 'Transactions', 'QR payments', 'Terminals', 'Refunds'],
   'cardholder1': ['Cards', 'Transactions', 'Wallet'],
-  'operator': ['Merchants', 'Terminals', 'Transactions', 'Message journal', 'Cases', 'Emergency', 'System health', 'API keys', 'Applications', 'Terminal management', 'Risk rules', 'Settlement'],
+  'operator': ['Merchants', 'Terminals', 'Transactions', 'Message journal', 'Cases', 'Emergency', 'Incidents', 'System health', 'API keys', 'Applications', 'Terminal management', 'Risk rules', 'Settlement'],
   'bank': ['Cards', 'Transactions', 'API keys', 'Disputes'],
-  'partner': ['Merchants', 'Terminals', 'Transactions', 'API keys', 'Applications'],
+  'partner': ['Merchants', 'Terminals', 'Transactions', 'API keys', 'Applications', 'Incidents'],
 };
 
 for (const [user, items] of Object.entries(portals)) {
@@ -576,4 +576,57 @@ test('a merchant admin works a risk case to a terminal block and freezes refunds
   const blocked = sale('10000001', 'card-CH001-D', '1.00');
   assert.equal(blocked.approved, false, JSON.stringify(blocked));
   assert.equal(blocked.response_code, '58');
+});
+
+test('a merchant admin freezes a terminal in an emergency and opens an incident that operations see', async () => {
+  const before = sale('20000001', 'card-CH002-D', '3.30');
+  assert.equal(before.approved, true, JSON.stringify(before));
+  await withPage('emergency-incident', 'beijing.admin', 'en-US', async (page) => {
+    await Promise.all([page.waitForNavigation(), page.click('header nav a:text-is("Emergency")')]);
+    await page.selectOption('select[name=target]', 'terminal:20000001');
+    await page.fill('input[name=reason]', 'terminal taken from the counter');
+    await Promise.all([page.waitForNavigation(), page.click('form[action$="/freeze"] button')]);
+    assert.match(await page.locator('#freezes tr', { hasText: 'terminal:20000001' }).textContent(), /terminal taken from the counter/);
+    // The frozen terminal's next sale is declined 58 by the host.
+    const frozen = sale('20000001', 'card-CH002-D', '4.40');
+    assert.equal(frozen.approved, false, JSON.stringify(frozen));
+    assert.equal(frozen.response_code, '58');
+    // The declined sale's id, from the merchant's own transactions.
+    await page.goto(`${web}/console/transactions`);
+    const declined = page.locator('#results tbody tr', { hasText: '4.40' }).first();
+    const href = await declined.locator('a').first().getAttribute('href');
+    const transaction = href.split('/').pop();
+    // The incident, from the console, linking it.
+    await Promise.all([page.waitForNavigation(), page.click('header nav a:text-is("Incidents")')]);
+    await page.fill('#open-incident input[name=title]', 'Terminal 20000001 stolen');
+    await page.selectOption('#open-incident select[name=severity]', 'critical');
+    await page.fill('#open-incident textarea[name=description]', 'Taken from the counter at 14:10; frozen at once.');
+    await page.fill('#open-incident input[name=transactions]', transaction);
+    await Promise.all([page.waitForNavigation(), page.click('#open-incident button[type=submit]')]);
+    assert.match(page.url(), /\/console\/incidents\/\d+$/);
+    assert.equal((await page.locator('#incident-status').textContent()).trim(), 'open');
+    assert.match(await page.locator('#incident-partners').textContent(), /P001/);
+    assert.match(await page.locator('#incident-transactions').textContent(), new RegExp(`\\b${transaction}\\b`));
+    // A message with a file, as the browser uploads it.
+    await page.fill('#incident-message input[name=text]', 'photo of the empty counter');
+    await page.setInputFiles('#incident-message input[name=file]', { name: 'counter.png', mimeType: 'image/png', buffer: Buffer.from('89504e470d0a1a0a636f756e746572', 'hex') });
+    await Promise.all([page.waitForNavigation(), page.click('#incident-message button[type=submit]')]);
+    assert.match(await page.locator('#incident-thread').textContent(), /photo of the empty counter.*counter\.png/s);
+  });
+  // Operations see it, and acknowledge it within its target.
+  await withPage('incident-operations', 'operator', 'en-US', async (page) => {
+    await Promise.all([page.waitForNavigation(), page.click('header nav a:text-is("Incidents")')]);
+    const row = page.locator('#incidents tbody tr', { hasText: 'Terminal 20000001 stolen' });
+    assert.equal(await row.count(), 1);
+    assert.match(await row.textContent(), /critical/);
+    await Promise.all([page.waitForNavigation(), row.locator('a').first().click()]);
+    await page.fill('#incident-move input[name=note]', 'terminal blocked; replacement on the way');
+    await Promise.all([page.waitForNavigation(), page.click('#incident-move button[value=acknowledged]')]);
+    assert.equal((await page.locator('#incident-status').textContent()).trim(), 'acknowledged');
+    assert.match(await page.locator('#incident-breach').textContent(), /Within target/);
+    // The terminal is still frozen for operations too; lift it so later tests start clean.
+    await Promise.all([page.waitForNavigation(), page.click('header nav a:text-is("Emergency")')]);
+    const freeze = page.locator('#freezes tr', { hasText: 'terminal:20000001' });
+    await Promise.all([page.waitForNavigation(), freeze.locator('button').click()]);
+  });
 });

@@ -21,6 +21,10 @@ struct EmergencyPage {
     choices: Vec<(String, String)>,
     /// (`scope:target`, reason, by, when) of the freezes in force.
     freezes: Vec<(String, String, String, String)>,
+    /// Terminal ids whose keys the user may force to change.
+    terminals: Vec<String>,
+    /// Merchant ids whose staff the user may make choose new passwords (admins, operators).
+    merchants: Vec<String>,
     message: String,
 }
 
@@ -30,6 +34,12 @@ async fn page(console: &Console, visit: Visit, message: String, status: StatusCo
         Err(response) => return response,
     };
     let t = visit.chrome.t;
+    let terminals = scope.terminals.iter().map(|t| t.id.clone()).collect();
+    let merchants = if visit.user.role == store::accounts::Role::MerchantManager {
+        Vec::new()
+    } else {
+        scope.merchants.iter().map(|m| m.id.clone()).collect()
+    };
     let mut choices = Vec::new();
     for merchant in &scope.merchants {
         for terminal in scope
@@ -76,6 +86,8 @@ async fn page(console: &Console, visit: Visit, message: String, status: StatusCo
             chrome: visit.chrome,
             choices,
             freezes,
+            terminals,
+            merchants,
             message,
         },
         status,
@@ -151,4 +163,88 @@ pub async fn thaw(
     Form(form): Form<FreezeForm>,
 ) -> Response {
     act(console, headers, form, false).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ActionForm {
+    csrf: String,
+    /// A terminal id (key change) or a merchant id (password reset).
+    target: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// What an action form asks.
+#[derive(Clone, Copy, Debug)]
+enum Action {
+    KeyChange,
+    PasswordReset,
+}
+
+async fn emergency_action(
+    console: Console,
+    headers: HeaderMap,
+    form: ActionForm,
+    action: Action,
+) -> Response {
+    let visit = match console
+        .form_visit(
+            &headers,
+            &form.csrf,
+            Resource::Freezes,
+            "/console/emergency",
+        )
+        .await
+    {
+        Ok(visit) => visit,
+        Err(response) => return response,
+    };
+    let principal = Principal {
+        user: visit.user.clone(),
+    };
+    let t = visit.chrome.t;
+    let done = match action {
+        Action::KeyChange => {
+            api::emergency::force_key_change(&console.api, &principal, &form.target, &form.reason)
+                .await
+                .map(|_| format!("{} {}", t.get("emergency-key-change-done"), form.target))
+        }
+        Action::PasswordReset => api::emergency::force_password_reset(
+            &console.api,
+            &principal,
+            &form.target,
+            &form.reason,
+        )
+        .await
+        .map(|reset| {
+            format!(
+                "{} {}",
+                t.get("emergency-password-reset-done"),
+                reset.users.join(", ")
+            )
+        }),
+    };
+    match done {
+        Ok(message) => page(&console, visit, message, StatusCode::OK).await,
+        Err(problem) => {
+            let status = problem.status_code();
+            page(&console, visit, problem.detail, status).await
+        }
+    }
+}
+
+pub async fn key_change(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    emergency_action(console, headers, form, Action::KeyChange).await
+}
+
+pub async fn password_reset(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    emergency_action(console, headers, form, Action::PasswordReset).await
 }

@@ -169,6 +169,14 @@ pub fn router(state: Console) -> Router {
         )
         .route("/console/emergency/thaw", post(pages::emergency_page::thaw))
         .route(
+            "/console/emergency/key-change",
+            post(pages::emergency_page::key_change),
+        )
+        .route(
+            "/console/emergency/password-reset",
+            post(pages::emergency_page::password_reset),
+        )
+        .route(
             "/console/risk-rules",
             get(pages::risk_rules_page::risk_rules),
         )
@@ -179,6 +187,32 @@ pub fn router(state: Console) -> Router {
         .route(
             "/console/risk-rules/rollback",
             post(pages::risk_rules_page::rollback),
+        )
+        .route(
+            "/console/incidents",
+            get(pages::incidents_page::incidents).post(pages::incidents_page::open),
+        )
+        .route(
+            "/console/incidents/{id}",
+            get(pages::incidents_page::incident),
+        )
+        .route(
+            "/console/incidents/{id}/messages",
+            post(pages::incidents_page::message).layer(axum::extract::DefaultBodyLimit::max(
+                api::incidents::MAX_ATTACHMENT_BYTES + 64 * 1024,
+            )),
+        )
+        .route(
+            "/console/incidents/{id}/status",
+            post(pages::incidents_page::status),
+        )
+        .route(
+            "/console/incidents/{id}/attachments/{seq}",
+            get(pages::incidents_page::attachment),
+        )
+        .route(
+            "/console/password",
+            get(pages::password_page::form).post(pages::password_page::change),
         )
         .route("/console/cases", get(pages::cases_page::cases))
         .route("/console/cases/{id}", get(pages::cases_page::case))

@@ -15,6 +15,12 @@ pub(crate) mod disputes_page;
 
 #[path = "emergency_page.rs"]
 pub(crate) mod emergency_page;
+// The incident pages, likewise.
+#[path = "incidents_page.rs"]
+pub(crate) mod incidents_page;
+// The page to choose a new password after an emergency reset, likewise.
+#[path = "password_page.rs"]
+pub(crate) mod password_page;
 // The refunds page, likewise.
 #[path = "refunds_page.rs"]
 pub(crate) mod refunds_page;
@@ -82,6 +88,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/staff", "nav-staff"),
             ("/console/cases", "nav-cases"),
             ("/console/emergency", "nav-emergency"),
+            ("/console/incidents", "nav-incidents"),
             ("/console/api-keys", "nav-api-keys"),
             ("/console/fleet", "nav-fleet"),
             ("/console/refunds", "nav-refunds"),
@@ -96,6 +103,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/staff", "nav-staff"),
             ("/console/cases", "nav-cases"),
             ("/console/emergency", "nav-emergency"),
+            ("/console/incidents", "nav-incidents"),
             ("/console/refunds", "nav-refunds"),
             ("/console/settlement", "nav-settlement"),
             ("/console/disputes", "nav-disputes"),
@@ -130,6 +138,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/journal", "nav-journal"),
             ("/console/cases", "nav-cases"),
             ("/console/emergency", "nav-emergency"),
+            ("/console/incidents", "nav-incidents"),
             ("/console/health", "nav-health"),
             ("/console/api-keys", "nav-api-keys"),
             ("/console/applications", "nav-applications"),
@@ -143,6 +152,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/transactions", "nav-transactions"),
             ("/console/api-keys", "nav-api-keys"),
             ("/console/applications", "nav-applications"),
+            ("/console/incidents", "nav-incidents"),
         ],
     }
 }
@@ -257,6 +267,19 @@ impl Console {
         self.visit(headers, Some(resource), current).await
     }
 
+    /// [`Console::visit`] for the new-password form, with its CSRF token checked.
+    pub(crate) async fn password_form_visit(
+        &self,
+        headers: &HeaderMap,
+        csrf: &str,
+    ) -> Result<Visit, Response> {
+        if checked_session(self, headers, csrf).is_none() {
+            return Err(csrf_refused(lang_of(headers)));
+        }
+        self.visit(headers, None, password_page::PASSWORD_PAGE)
+            .await
+    }
+
     /// The signed-in user of this request, allowed to use `resource`; otherwise the answer to
     /// give instead (the login page, or 403).
     pub(crate) async fn visit(
@@ -287,6 +310,22 @@ impl Console {
         let Some(user) = user else {
             return Err(Redirect::to("/console/login").into_response());
         };
+        // An emergency reset: nothing but the page to choose a new password until then.
+        if current != password_page::PASSWORD_PAGE {
+            match self.api.store.password_reset_required(&user.id).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    return Err(Redirect::to(password_page::PASSWORD_PAGE).into_response());
+                }
+                Err(error) => {
+                    tracing::error!(%error, "console: password reset look-up failed");
+                    return Err(error_page(
+                        chrome(lang, None, "", current),
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                    ));
+                }
+            }
+        }
         let chrome = chrome(lang, Some(&user), &session.csrf, current);
         if let Some(resource) = resource
             && !allows(user.role, resource)

@@ -158,6 +158,8 @@ async fn world() -> World {
         anchors: None,
         alert_senders: Default::default(),
         documents_dir: Some(documents.path().to_owned()),
+        incident_targets: api::incidents::ResponseTargets::default(),
+        hsm: None,
     };
     let mfa = console::mfa::Mfa::ensure(&store, hsm.clone())
         .await
@@ -238,7 +240,7 @@ impl World {
         Page {
             status,
             headers,
-            html: String::from_utf8(bytes.to_vec()).unwrap(),
+            html: String::from_utf8_lossy(&bytes).into_owned(),
         }
     }
 
@@ -1035,6 +1037,8 @@ async fn operators_see_the_health_of_the_store_and_the_host() {
         anchors: None,
         alert_senders: Default::default(),
         documents_dir: None,
+        incident_targets: api::incidents::ResponseTargets::default(),
+        hsm: None,
     };
     let world = World {
         router: console::router(
@@ -2413,4 +2417,253 @@ async fn settlement_reports_are_shown_to_operators_and_each_merchant_its_own() {
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     let signed_out = world.get("/console/settlement", None, &[]).await;
     assert_eq!(signed_out.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_merchant_opens_an_incident_that_operations_and_the_partner_work() {
+    let world = world().await;
+    // The Beijing merchant (referred by the demo partner) opens one about its sale.
+    let admin = world.sign_in("beijing.admin").await;
+    let list = world.get("/console/incidents", Some(&admin), &[]).await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(
+        list.html.contains("id=\"open-incident\""),
+        "a merchant may open one"
+    );
+    let csrf = list.csrf();
+    let foreign = world
+        .post(
+            "/console/incidents",
+            Some(&admin),
+            &format!(
+                "csrf={csrf}&title=x&severity=high&description=d&transactions={}",
+                world.shanghai_sale
+            ),
+        )
+        .await;
+    assert_eq!(foreign.status, StatusCode::BAD_REQUEST);
+    assert!(foreign.html.contains("no transaction of your merchant"));
+    let opened = world
+        .post(
+            "/console/incidents",
+            Some(&admin),
+            &format!(
+                "csrf={csrf}&title=Card+reader+fails&severity=critical&description=since+noon&transactions={}&cases=",
+                world.beijing_sale
+            ),
+        )
+        .await;
+    assert_eq!(opened.status, StatusCode::SEE_OTHER, "{}", opened.html);
+    let path = opened.location();
+    let page = world.get(&path, Some(&admin), &[]).await;
+    assert!(page.html.contains("Card reader fails"));
+    assert!(page.html.contains(&format!(
+        "href=\"/console/transactions/{}\"",
+        world.beijing_sale
+    )));
+    assert!(page.html.contains(demo::DEMO_PARTNER), "the partner told");
+    assert!(
+        !page.html.contains("value=\"acknowledged\""),
+        "the merchant does not acknowledge"
+    );
+
+    // A file with the message, as a browser sends it.
+    let boundary = "----easyposBoundary7";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\nthe error screen\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"screen.png\"\r\nContent-Type: image/png\r\n\r\n",
+        page.csrf()
+    )
+    .into_bytes();
+    body.extend_from_slice(b"\x89PNG\r\n\x1a\nscreen");
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let request = Request::post(format!("{path}/messages"))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .header("cookie", format!("ep_session={admin}"))
+        .body(Body::from(body))
+        .unwrap();
+    let sent = world.send(request).await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER);
+    let page = world.get(&path, Some(&admin), &[]).await;
+    assert!(page.html.contains("the error screen"));
+    assert!(
+        page.html
+            .contains(&format!("href=\"{path}/attachments/2\""))
+    );
+    assert!(page.html.contains("screen.png"));
+    let file = world
+        .get(&format!("{path}/attachments/2"), Some(&admin), &[])
+        .await;
+    assert_eq!(file.headers["content-type"], "image/png");
+
+    // Operations see it and acknowledge it; the partner sees it too; Shanghai does not.
+    let operator = world.sign_in("operator").await;
+    let list = world.get("/console/incidents", Some(&operator), &[]).await;
+    assert!(list.html.contains("Card reader fails"));
+    assert!(
+        !list.html.contains("id=\"open-incident\""),
+        "operations do not open them"
+    );
+    let page = world.get(&path, Some(&operator), &[]).await;
+    assert!(page.html.contains("value=\"acknowledged\""));
+    let acknowledged = world
+        .post(
+            &format!("{path}/status"),
+            Some(&operator),
+            &format!(
+                "csrf={}&status=acknowledged&note=engineer+on+the+way",
+                page.csrf()
+            ),
+        )
+        .await;
+    assert_eq!(acknowledged.status, StatusCode::SEE_OTHER);
+    let partner = world.sign_in("partner").await;
+    let page = world.get(&path, Some(&partner), &[]).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.html.contains("engineer on the way"));
+    assert!(
+        page.html
+            .contains("<dd id=\"incident-status\">acknowledged</dd>")
+    );
+    let shanghai = world.sign_in("shanghai.manager").await;
+    assert_eq!(
+        world.get(&path, Some(&shanghai), &[]).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_emergency_page_drops_terminal_keys_and_makes_staff_choose_new_passwords() {
+    let world = world().await;
+    let cashier = world.sign_in("shanghai.cashier").await;
+    assert_eq!(
+        world
+            .get("/console/transactions", Some(&cashier), &[])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let manager = world.sign_in("shanghai.manager").await;
+    let page = world.get("/console/emergency", Some(&manager), &[]).await;
+    assert!(page.html.contains("id=\"key-change\""));
+    assert!(
+        !page.html.contains("id=\"password-reset\""),
+        "a manager does not reset passwords"
+    );
+
+    let admin = world.sign_in("shanghai.admin").await;
+    let page = world.get("/console/emergency", Some(&admin), &[]).await;
+    let csrf = page.csrf();
+    let keys = world
+        .post(
+            "/console/emergency/key-change",
+            Some(&admin),
+            &format!("csrf={csrf}&target=10000001&reason=left+open+overnight"),
+        )
+        .await;
+    assert_eq!(keys.status, StatusCode::OK);
+    assert!(
+        keys.html
+            .contains("new keys at the next sign-on of terminal 10000001")
+    );
+    let foreign = world
+        .post(
+            "/console/emergency/key-change",
+            Some(&admin),
+            &format!("csrf={csrf}&target=20000001&reason=x"),
+        )
+        .await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
+    let reset = world
+        .post(
+            "/console/emergency/password-reset",
+            Some(&admin),
+            &format!(
+                "csrf={csrf}&target={}&reason=passwords+on+the+till",
+                demo::SHANGHAI_MERCHANT
+            ),
+        )
+        .await;
+    assert_eq!(reset.status, StatusCode::OK);
+    assert!(reset.html.contains("shanghai.cashier"));
+
+    // At once: the cashier's next page is the new-password page, whatever was asked.
+    let sent = world
+        .get("/console/transactions", Some(&cashier), &[])
+        .await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER);
+    assert_eq!(sent.location(), "/console/password");
+    let form = world.get("/console/password", Some(&cashier), &[]).await;
+    assert_eq!(form.status, StatusCode::OK);
+    let csrf = form.csrf();
+    let differ = world
+        .post(
+            "/console/password",
+            Some(&cashier),
+            &format!("csrf={csrf}&password=a+new+long+passphrase&again=another+one+entirely"),
+        )
+        .await;
+    assert_eq!(differ.status, StatusCode::BAD_REQUEST);
+    let same = world
+        .post(
+            "/console/password",
+            Some(&cashier),
+            &format!("csrf={csrf}&password={0}&again={0}", demo::DEMO_PASSWORD),
+        )
+        .await;
+    assert_eq!(same.status, StatusCode::BAD_REQUEST);
+    assert!(same.html.contains("must differ"));
+    let changed = world
+        .post(
+            "/console/password",
+            Some(&cashier),
+            &format!("csrf={csrf}&password=a+new+long+passphrase&again=a+new+long+passphrase"),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        world
+            .get("/console/transactions", Some(&cashier), &[])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // The admin who asked was not reset; the manager is sent to choose too.
+    assert_eq!(
+        world
+            .get("/console/emergency", Some(&admin), &[])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        world
+            .get("/console/emergency", Some(&manager), &[])
+            .await
+            .location(),
+        "/console/password"
+    );
+    let actions: Vec<String> = world
+        .store
+        .audit_entries(store::audit::AuditQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|entry| entry.action)
+        .collect();
+    for action in [
+        "terminal.key_change",
+        "staff.password_reset",
+        "user.password_change",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == action),
+            "{action} in {actions:?}"
+        );
+    }
 }

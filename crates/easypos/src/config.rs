@@ -42,6 +42,7 @@ pub(crate) struct FileConfig {
     refunds: FileRefunds,
     #[serde(default)]
     alerts: FileAlerts,
+    incidents: FileIncidents,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -49,6 +50,12 @@ pub(crate) struct FileConfig {
 struct FileAlerts {
     smtp_relay: Option<String>,
     smtp_from: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileIncidents {
+    response_minutes: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -144,6 +151,9 @@ pub struct Config {
     /// The SMTP relay cardholder alerts are mailed through (`alerts.smtp_relay`,
     /// `alerts.smtp_from`); `None`: e-mail alerts wait until one is configured.
     pub alert_smtp: Option<api::alerts::SmtpConfig>,
+    /// Minutes within which operations must answer an incident, per severity
+    /// (`incidents.response_minutes`, docs/risk.md#incidents).
+    pub incident_targets: api::incidents::ResponseTargets,
 }
 
 /// The `From:` of alert e-mails when `alerts.smtp_from` is not set.
@@ -346,9 +356,19 @@ impl Config {
                 })
             }
         };
+        let incident_targets =
+            match env("EASYPOS_INCIDENTS_RESPONSE_MINUTES").or(file.incidents.response_minutes) {
+                Some(text) => api::incidents::ResponseTargets::parse(&text).map_err(|error| {
+                    anyhow::anyhow!(
+                        "incidents.response_minutes (EASYPOS_INCIDENTS_RESPONSE_MINUTES): {error}"
+                    )
+                })?,
+                None => api::incidents::ResponseTargets::default(),
+            };
 
         Ok(Config {
             alert_smtp,
+            incident_targets,
             refund_approval_above_minor,
             risk_rules,
             risk_rules_named,

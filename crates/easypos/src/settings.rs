@@ -124,6 +124,13 @@ pub const SETTINGS: &[Setting] = &[
         description: "The sender address of alert e-mails.",
     },
     Setting {
+        key: "incidents.response_minutes",
+        env: "EASYPOS_INCIDENTS_RESPONSE_MINUTES",
+        default: "critical=30,high=120,medium=480,low=1440",
+        example: "\"critical=15,high=60\"",
+        description: "Minutes within which the acquirer's operations must acknowledge an incident, per severity (1 to 43200; a severity left out keeps its default); a later answer shows the incident's response target as breached (docs/risk.md#incidents).",
+    },
+    Setting {
         key: "",
         env: "EASYPOS_WORKER_THREADS",
         default: "the number of CPUs",

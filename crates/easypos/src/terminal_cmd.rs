@@ -48,6 +48,11 @@ struct SupervisorArgs {
     /// standard input). Voids and refunds are refused without it.
     #[arg(long, value_name = "PASSWORD")]
     supervisor: Option<String>,
+    /// The supervisor's operator number: the password is then theirs, enrolled by the
+    /// merchant, sent to the host (field 63) and checked there against the merchant's staff
+    /// records instead of terminal.toml (docs/protocol.md, "Supervisor password").
+    #[arg(long, value_name = "NUMBER")]
+    supervisor_no: Option<String>,
 }
 
 /// How the card is presented.
@@ -483,8 +488,8 @@ fn execute(args: TerminalArgs) -> Result<u8, Failure> {
             supervisor,
             trace,
             receipt,
-        } => supervised(&common, &supervisor).and_then(|()| {
-            card_transaction(
+        } => supervised(&common, &supervisor).and_then(|approval| {
+            card_transaction_with(
                 &common,
                 TransactionType::Void,
                 None,
@@ -492,6 +497,7 @@ fn execute(args: TerminalArgs) -> Result<u8, Failure> {
                 None,
                 Some((trace, None)),
                 &receipt,
+                approval,
             )
         }),
         TerminalCommand::Refund {
@@ -502,8 +508,8 @@ fn execute(args: TerminalArgs) -> Result<u8, Failure> {
             batch,
             amount,
             receipt,
-        } => supervised(&common, &supervisor).and_then(|()| {
-            card_transaction(
+        } => supervised(&common, &supervisor).and_then(|approval| {
+            card_transaction_with(
                 &common,
                 TransactionType::Refund,
                 None,
@@ -511,6 +517,7 @@ fn execute(args: TerminalArgs) -> Result<u8, Failure> {
                 Some(&amount),
                 Some((trace, batch)),
                 &receipt,
+                approval,
             )
         }),
         TerminalCommand::Balance { common, read, card } => card_transaction(
@@ -754,8 +761,13 @@ fn qr_payment(
     Ok(outcome.code)
 }
 
-/// Refuses a void or refund without the supervisor's password, before anything is sent.
-fn supervised(common: &Common, supervisor: &SupervisorArgs) -> Result<(), Failure> {
+/// Refuses a void or refund without the supervisor's password, before anything is sent. With
+/// `--supervisor-no`, the password is the host's to check (the approval to send); otherwise
+/// terminal.toml's is checked here.
+fn supervised(
+    common: &Common,
+    supervisor: &SupervisorArgs,
+) -> Result<Option<terminal::pos::Supervisor>, Failure> {
     let config = TerminalConfig::load(&common.config).map_err(anyhow::Error::from)?;
     let password = match supervisor.supervisor.as_deref() {
         None => {
@@ -773,10 +785,19 @@ fn supervised(common: &Common, supervisor: &SupervisorArgs) -> Result<(), Failur
         }
         Some(password) => zeroize::Zeroizing::new(password.to_owned()),
     };
+    if let Some(operator_no) = &supervisor.supervisor_no {
+        let password = paycrypto::Pin::new(&password).map_err(|_| {
+            anyhow::anyhow!("the supervisor's password is 4 to 12 digits; nothing was sent")
+        })?;
+        return Ok(Some(terminal::pos::Supervisor {
+            operator_no: operator_no.clone(),
+            password,
+        }));
+    }
     if !config.is_supervisor_password(&password) {
         return Err(anyhow::anyhow!("the supervisor's password is wrong; nothing was sent").into());
     }
-    Ok(())
+    Ok(None)
 }
 
 fn card_transaction(
@@ -787,6 +808,30 @@ fn card_transaction(
     amount: Option<&str>,
     original: Option<(u32, Option<u32>)>,
     receipt_args: &ReceiptArgs,
+) -> Result<u8, Failure> {
+    card_transaction_with(
+        common,
+        kind,
+        read,
+        card_args,
+        amount,
+        original,
+        receipt_args,
+        None,
+    )
+}
+
+/// [`card_transaction`] with a supervisor's approval for the host to check.
+#[allow(clippy::too_many_arguments)] // The command's parts, each from its own clap group.
+fn card_transaction_with(
+    common: &Common,
+    kind: TransactionType,
+    read: Option<&ReadArgs>,
+    card_args: &CardArgs,
+    amount: Option<&str>,
+    original: Option<(u32, Option<u32>)>,
+    receipt_args: &ReceiptArgs,
+    supervisor: Option<terminal::pos::Supervisor>,
 ) -> Result<u8, Failure> {
     let trace = original.map(|(stan, _)| stan);
     let mut pos = open(&common.config)?;
@@ -842,6 +887,7 @@ fn card_transaction(
         amount_minor,
         original_stan: trace,
         original_batch: original.and_then(|(_, batch)| batch),
+        supervisor,
     })?;
     let code = if result.approved {
         EXIT_APPROVED

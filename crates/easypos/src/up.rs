@@ -225,6 +225,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .context("the webhook key")?;
     let api_state = api::ApiState::new(store.clone())
         .with_webhooks(webhook_keys)
+        .with_documents(config.data_dir.join("documents"))
+        .with_hsm(hsm.clone())
+        .with_incident_targets(config.incident_targets)
         .with_freezes(app.handler.freezes())
         .with_receipts(app.handler.receipts())
         .with_refunds(

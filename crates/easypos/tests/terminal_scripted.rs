@@ -1435,3 +1435,179 @@ fn the_demo_tdes_dukpt_terminal_pays_with_format_0_pin_blocks_and_a_replay_moves
     drop(host);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A supervisor's own password, enrolled by the merchant's admin through the API, is sent by
+/// the terminal (`--supervisor-no`) and checked by the host: a wrong one gets 55 and nothing
+/// moves; the right one voids (docs/protocol.md, "Supervisor password").
+#[test]
+fn a_supervisors_enrolled_password_is_checked_by_the_host() {
+    let dir = temp_dir("supervisor");
+    // A first start seeds the demo world; stopped, its store takes the admin's API key (as the
+    // console's API keys page would make it, after the second factor).
+    up(&dir).stop();
+    let key = {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let store = store::Store::open(&store::Backend::Sqlite {
+                path: dir.join("easypos-data/easypos.db"),
+            })
+            .await
+            .unwrap();
+            let admin = store
+                .user_by_username("shanghai.admin")
+                .await
+                .unwrap()
+                .unwrap();
+            let (issued, digest) = store::accounts::new_api_key(&admin.id, "test", 1_764_000_000);
+            store.put_api_key(issued.key, digest).await.unwrap();
+            issued.secret
+        })
+    };
+    let platform = up(&dir);
+    setup(
+        &dir,
+        "10000001",
+        "terminal.toml",
+        platform.terminals,
+        20_000,
+    );
+    let sale = pay(
+        &dir,
+        "terminal.toml",
+        "card-CH001-D",
+        demo::DEMO_PIN,
+        "20.00",
+    );
+    assert_eq!(sale.code, 0, "{} {}", sale.stdout, sale.stderr);
+    let trace = sale.json["receipt"]["stan"].as_u64().unwrap().to_string();
+    let web: std::net::SocketAddr = platform
+        .web
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let (status, enrolled) = common::http_bearer(
+        web,
+        &key,
+        "PUT",
+        "/api/v1/staff/99/terminal-password",
+        Some(serde_json::json!({"password": "135790"})),
+    );
+    assert_eq!(status, 200, "{enrolled}");
+    let void = |password: &str| {
+        terminal(
+            &dir,
+            "terminal.toml",
+            "void",
+            &[
+                "--card",
+                &card("card-CH001-D"),
+                "--trace",
+                &trace,
+                "--supervisor",
+                password,
+                "--supervisor-no",
+                "99",
+            ],
+        )
+    };
+    let wrong = void("135791");
+    assert_eq!(
+        wrong.json["response_code"].as_str(),
+        Some("55"),
+        "{} {}",
+        wrong.stdout,
+        wrong.stderr
+    );
+    // Without --supervisor-no the terminal's own password no longer suffices at the host.
+    let local = terminal(
+        &dir,
+        "terminal.toml",
+        "void",
+        &[
+            "--card",
+            &card("card-CH001-D"),
+            "--trace",
+            &trace,
+            "--supervisor",
+            "999999",
+        ],
+    );
+    assert_eq!(
+        local.json["response_code"].as_str(),
+        Some("55"),
+        "{}",
+        local.stdout
+    );
+    let right = void("135790");
+    assert_eq!(
+        (right.code, right.json["response_code"].as_str()),
+        (0, Some("00")),
+        "{} {}",
+        right.stdout,
+        right.stderr
+    );
+
+    // The same supervisor's password at the other terminal, keyed under a cashier's sign-on:
+    // an insider alert in the merchant's case queue.
+    setup(
+        &dir,
+        "10000002",
+        "terminal2.toml",
+        platform.terminals,
+        20_000,
+    );
+    let sale = pay(
+        &dir,
+        "terminal2.toml",
+        "card-CH001-D",
+        demo::DEMO_PIN,
+        "30.00",
+    );
+    assert_eq!(sale.code, 0, "{} {}", sale.stdout, sale.stderr);
+    let trace = sale.json["receipt"]["stan"].as_u64().unwrap().to_string();
+    let elsewhere = terminal(
+        &dir,
+        "terminal2.toml",
+        "void",
+        &[
+            "--card",
+            &card("card-CH001-D"),
+            "--trace",
+            &trace,
+            "--supervisor",
+            "135790",
+            "--supervisor-no",
+            "99",
+        ],
+    );
+    assert_eq!(
+        elsewhere.json["response_code"].as_str(),
+        Some("00"),
+        "{}",
+        elsewhere.stdout
+    );
+    // The case is written in the background: a bounded wait.
+    let mut found = serde_json::Value::Null;
+    for _ in 0..50 {
+        let (status, cases) =
+            common::http_bearer(web, &key, "GET", "/api/v1/cases?status=open", None);
+        assert_eq!(status, 200, "{cases}");
+        if cases
+            .to_string()
+            .contains("insider-supervisor-unusual-terminal")
+        {
+            found = cases;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = found.to_string();
+    assert!(
+        text.contains("supervisor 099's password allowed a void or refund at terminal 10000002"),
+        "{text}"
+    );
+}

@@ -439,6 +439,18 @@ pub trait Hsm: Send + Sync {
     /// issuance would take it as a PIN block instead.
     fn generate_pvv(&self, pvk: &KeyToken, pan: &Pan, pvki: u8, pin: &Pin) -> Result<String>;
 
+    /// The IBM 3624 offset of a chosen PIN under a V1 key (a supervisor's terminal password,
+    /// enrolled once; docs/risk.md#supervisor-passwords). The PIN enters in clear, as in
+    /// [`Hsm::generate_pvv`]; it is later checked with [`Hsm::verify_pin`], as a PIN block.
+    fn generate_pin_offset(
+        &self,
+        pvk: &KeyToken,
+        validation_data: &str,
+        pad: char,
+        table: &DecimalisationTable,
+        pin: &Pin,
+    ) -> Result<String>;
+
     /// A MAC under a DUKPT terminal's transaction MAC key (full block: 8 bytes for TDES, 16 for
     /// AES-CMAC; ISO 8583 field 64 takes the leftmost 8).
     fn generate_dukpt_mac(

@@ -6,6 +6,7 @@ use crate::{
     MacAlgorithm, MacDirection, PinDestination, PinSource, PinVerification, Result,
     translation_allowed,
 };
+use paycrypto::card::DecimalisationTable;
 use paycrypto::dukpt::{aes as aes_dukpt, tdes};
 use paycrypto::emv::{self, ArpcMethod};
 use paycrypto::mac::PreparedTdesKey;
@@ -714,6 +715,30 @@ impl Hsm for SoftHsm {
             "generate a PVV",
         )?;
         Ok(card::pvv(&pvk.tdes()?, pan, pvki, pin)?)
+    }
+
+    fn generate_pin_offset(
+        &self,
+        pvk: &KeyToken,
+        validation_data: &str,
+        pad: char,
+        table: &DecimalisationTable,
+        pin: &Pin,
+    ) -> Result<String> {
+        let pvk = self.open_for(
+            pvk,
+            &[KeyUsage::PIN_VERIFICATION_IBM3624],
+            &[ModeOfUse::Compute, ModeOfUse::Generate, ModeOfUse::None],
+            "generate a PIN offset",
+        )?;
+        let pvk = TdesKey::new(pvk.key.expose())?;
+        Ok(card::ibm3624_offset(
+            &pvk,
+            validation_data,
+            pad,
+            table,
+            pin,
+        )?)
     }
 
     fn ed25519_public_key(&self, key: &KeyToken) -> Result<[u8; 32]> {

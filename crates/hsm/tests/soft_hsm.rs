@@ -430,6 +430,28 @@ fn pin_verification_by_pvv_and_by_offset() {
         offset: "7484",
     };
     assert!(hsm.verify_pin(&good, &source, &card, &wrong).is_err());
+    // The offset the HSM generates for the PIN is the known one, and verifies.
+    let generated = hsm
+        .generate_pin_offset(
+            &ibm,
+            "401234567890",
+            'F',
+            &DecimalisationTable::DEFAULT,
+            &paycrypto::Pin::new("1234").unwrap(),
+        )
+        .unwrap();
+    assert_eq!(generated, "7484");
+    assert!(
+        hsm.generate_pin_offset(
+            &pvk,
+            "401234567890",
+            'F',
+            &DecimalisationTable::DEFAULT,
+            &paycrypto::Pin::new("1234").unwrap()
+        )
+        .is_err(),
+        "only an IBM 3624 key"
+    );
 }
 
 #[test]

@@ -11,18 +11,7 @@ use sha2::{Digest, Sha256};
 use store::onboarding::{Cell, Kind, Step};
 use store::{Store, StoreError};
 
-/// The content type and file extension of `bytes`, from their magic numbers: JPEG, PNG, PDF.
-pub fn sniff(bytes: &[u8]) -> Option<(&'static str, &'static str)> {
-    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        Some(("image/jpeg", "jpg"))
-    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        Some(("image/png", "png"))
-    } else if bytes.starts_with(b"%PDF-") {
-        Some(("application/pdf", "pdf"))
-    } else {
-        None
-    }
-}
+pub use api::files::sniff;
 
 /// Checks kind, size and type of a document; the content type and extension.
 pub fn check(kind: &str, bytes: &[u8]) -> Result<(&'static str, &'static str), FieldError> {
@@ -55,24 +44,9 @@ pub async fn store_document(
     let (content_type, extension) =
         check(kind, bytes).map_err(|error| OnboardingError::Invalid(vec![error]))?;
     let dir = onboarding.settings.documents_dir.join(&application.id);
-    let file = dir.join(format!("{kind}.{extension}"));
-    let temporary = dir.join(format!(".{kind}.upload"));
-    let written = {
-        let (dir, file, temporary, bytes) =
-            (dir.clone(), file.clone(), temporary.clone(), bytes.to_vec());
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            std::fs::create_dir_all(&dir)?;
-            std::fs::write(&temporary, &bytes)?;
-            std::fs::File::open(&temporary)?.sync_all()?;
-            std::fs::rename(&temporary, &file)
-        })
+    let file = api::files::write_atomic(&dir, &format!("{kind}.{extension}"), bytes)
         .await
-    };
-    match written {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => return Err(StoreError::Write(format!("document file: {error}")).into()),
-        Err(error) => return Err(StoreError::Write(format!("document file: {error}")).into()),
-    }
+        .map_err(|error| StoreError::Write(format!("document file: {error}")))?;
     let sha256 = hex::encode(Sha256::digest(bytes));
     let size = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
     onboarding
@@ -124,6 +98,8 @@ pub async fn list(store: &Store, application_id: &str) -> Result<Vec<DocumentVie
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Part<'a> {
     pub name: &'a str,
+    /// The file's name the browser sent for a file part (`filename="…"`), if any.
+    pub filename: Option<&'a str>,
     pub content: &'a [u8],
 }
 
@@ -169,23 +145,28 @@ pub fn parse_multipart<'a>(body: &'a [u8], boundary: &str) -> Option<Vec<Part<'a
         let headers_start = at + 2;
         let headers_end = find(body, b"\r\n\r\n", headers_start)?;
         let headers = std::str::from_utf8(&body[headers_start..headers_end]).ok()?;
-        let name = headers.split("\r\n").find_map(|line| {
+        let disposition = headers.split("\r\n").find_map(|line| {
             let (key, value) = line.split_once(':')?;
-            if !key.trim().eq_ignore_ascii_case("content-disposition") {
-                return None;
-            }
-            value.split(';').find_map(|item| {
-                item.trim()
-                    .strip_prefix("name=")
-                    .map(|name| name.trim_matches('"'))
-            })
+            key.trim()
+                .eq_ignore_ascii_case("content-disposition")
+                .then_some(value)
         })?;
+        let item = |prefix: &str| {
+            disposition.split(';').find_map(|item| {
+                item.trim()
+                    .strip_prefix(prefix)
+                    .map(|value| value.trim_matches('"'))
+            })
+        };
+        let name = item("name=")?;
+        let filename = item("filename=");
         let content_start = headers_end + 4;
         let mut closing = b"\r\n".to_vec();
         closing.extend_from_slice(delimiter);
         let content_end = find(body, &closing, content_start)?;
         parts.push(Part {
             name,
+            filename,
             content: &body[content_start..content_end],
         });
         at = content_end + closing.len();
@@ -227,6 +208,10 @@ mod tests {
         assert_eq!(
             (parts[1].name, parts[1].content),
             ("file", &b"\x89PNG\r\n\x1a\n\r\n--"[..])
+        );
+        assert_eq!(
+            (parts[0].filename, parts[1].filename),
+            (None, Some("a.png"))
         );
         assert_eq!(boundary("application/x-www-form-urlencoded"), None);
         assert_eq!(

@@ -448,17 +448,6 @@ impl Onboarding {
         details: &TerminalDetails,
         to: TerminalStatus,
     ) -> Result<(), OnboardingError> {
-        let partners: Vec<String> = self
-            .store
-            .onboarding_query(
-                "SELECT partner_id FROM partner_referrals WHERE merchant_id = $1",
-                vec![Cell::text(&details.merchant_id)],
-                &[Kind::Text],
-            )
-            .await?
-            .iter()
-            .filter_map(|row| row[0].as_text().map(str::to_owned))
-            .collect();
         let now = self.now();
         let event_id = format!(
             "evt_terminal_{}_{}_{}",
@@ -466,40 +455,21 @@ impl Onboarding {
             to.as_str(),
             now
         );
-        let payload = serde_json::json!({
-            "id": event_id,
-            "type": EVENT_TERMINAL_INCIDENT,
-            "created_at": api::time::rfc3339_seconds(now),
-            "data": {
+        api::webhooks::queue_merchant_event(
+            &self.store,
+            &details.merchant_id,
+            &event_id,
+            EVENT_TERMINAL_INCIDENT,
+            serde_json::json!({
                 "terminal_id": details.terminal_id,
                 "merchant_id": details.merchant_id,
                 "serial": details.serial,
                 "status": to.as_str(),
                 "previous_status": details.status.as_str(),
-            },
-        });
-        let mut deliveries = Vec::new();
-        for subscription in self.store.active_subscriptions().await? {
-            let Some(owner) = self.store.user(&subscription.owner_user_id).await? else {
-                continue;
-            };
-            let concerned = match &owner.tenant {
-                Tenant::Partner(partner) => partners.contains(partner),
-                Tenant::Merchant(merchant) => *merchant == details.merchant_id,
-                _ => false,
-            };
-            if concerned {
-                deliveries.push(store::webhooks::NewDelivery {
-                    subscription_id: subscription.id.clone(),
-                    event_id: event_id.clone(),
-                    event_type: EVENT_TERMINAL_INCIDENT.to_owned(),
-                    payload: payload.to_string(),
-                    created_at: now,
-                    retry_until: now + api::webhooks::RETRY_WINDOW_SECONDS,
-                });
-            }
-        }
-        self.store.enqueue_deliveries(deliveries).await?;
+            }),
+            now,
+        )
+        .await?;
         Ok(())
     }
 

@@ -37,6 +37,9 @@ pub struct Config {
     pub decline_score: Option<u32>,
     pub decline_code: ResponseCode2,
     pub rules: Vec<Rule>,
+    /// The insider alerts' thresholds (`[insider]`; its business hours in the engine's local
+    /// time).
+    pub insider: crate::insider::InsiderRules,
 }
 
 /// One rule: what it looks at, and what happens when it fires.
@@ -126,6 +129,80 @@ struct RawConfig {
     engine: RawEngine,
     #[serde(default)]
     rule: Vec<RawRule>,
+    #[serde(default)]
+    insider: RawInsider,
+}
+
+/// `[insider]`: the insider alerts' thresholds (docs/risk.md#insider-alerts); each left out
+/// keeps its default.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawInsider {
+    paid_window_secs: Option<i64>,
+    spike_window_secs: Option<i64>,
+    spike_max: Option<usize>,
+    quick_void_secs: Option<i64>,
+    quick_void_max: Option<usize>,
+    open: Option<String>,
+    close: Option<String>,
+}
+
+/// The longest an insider window may look back: the refund rule's memory of paid cards.
+pub const MAX_INSIDER_WINDOW_SECS: i64 = 90 * 24 * 3600;
+
+fn insider_rules(
+    raw: RawInsider,
+    utc_offset_minutes: i32,
+) -> Result<crate::insider::InsiderRules, ConfigError> {
+    use crate::insider::{InsiderRules, MAX_EVENTS_PER_OPERATOR};
+    let defaults = InsiderRules::default();
+    let window = |name: &str, value: Option<i64>, default: i64| match value {
+        None => Ok(default),
+        Some(secs) if (1..=MAX_INSIDER_WINDOW_SECS).contains(&secs) => Ok(secs),
+        Some(_) => Err(setting(
+            &format!("insider.{name}"),
+            &format!("1 to {MAX_INSIDER_WINDOW_SECS} seconds"),
+        )),
+    };
+    let count = |name: &str, value: Option<usize>, default: usize| match value {
+        None => Ok(default),
+        // A count the operator's memory cannot reach would never fire.
+        Some(count) if (1..MAX_EVENTS_PER_OPERATOR).contains(&count) => Ok(count),
+        Some(_) => Err(setting(
+            &format!("insider.{name}"),
+            &format!("1 to {}", MAX_EVENTS_PER_OPERATOR - 1),
+        )),
+    };
+    let minute = |name: &str, value: Option<&str>, default: u16| match value {
+        None => Ok(default),
+        Some(text) => clock(Some(text)).ok_or_else(|| setting(&format!("insider.{name}"), "HH:MM")),
+    };
+    Ok(InsiderRules {
+        paid_window_secs: window(
+            "paid_window_secs",
+            raw.paid_window_secs,
+            defaults.paid_window_secs,
+        )?,
+        spike_window_secs: window(
+            "spike_window_secs",
+            raw.spike_window_secs,
+            defaults.spike_window_secs,
+        )?,
+        spike_max: count("spike_max", raw.spike_max, defaults.spike_max)?,
+        quick_void_secs: window(
+            "quick_void_secs",
+            raw.quick_void_secs,
+            defaults.quick_void_secs,
+        )?,
+        quick_void_max: count(
+            "quick_void_max",
+            raw.quick_void_max,
+            defaults.quick_void_max,
+        )?,
+        open_minute: minute("open", raw.open.as_deref(), defaults.open_minute)?,
+        close_minute: minute("close", raw.close.as_deref(), defaults.close_minute)?,
+        utc_offset_minutes,
+    })
 }
 
 #[derive(Deserialize, Default)]
@@ -213,6 +290,7 @@ impl Config {
             decline_score: raw.engine.decline_score,
             decline_code,
             rules,
+            insider: insider_rules(raw.insider, utc_offset_minutes)?,
         })
     }
 

@@ -140,6 +140,16 @@ impl InsiderWatch {
         }
     }
 
+    /// Puts `rules` in force from the next action on, keeping what the watch remembers (a
+    /// window that grew sees only what the old one kept until it fills).
+    pub fn set_rules(&mut self, rules: InsiderRules) {
+        self.rules = rules;
+    }
+
+    pub fn rules(&self) -> &InsiderRules {
+        &self.rules
+    }
+
     /// Learns `action` and returns the alerts it raises.
     pub fn observe(&mut self, action: &StaffAction<'_>) -> Vec<InsiderAlert> {
         let rules = self.rules.clone();
@@ -291,5 +301,56 @@ fn operator_label(operator: &str) -> &str {
         "unknown"
     } else {
         operator
+    }
+}
+
+/// Supervisors (per merchant) whose terminals are remembered; when full, all are forgotten
+/// (their next use at a new terminal is then not alerted: the history starts again).
+pub const MAX_SUPERVISORS: usize = 100_000;
+/// Terminals remembered per supervisor: the usual ones.
+pub const MAX_TERMINALS_PER_SUPERVISOR: usize = 16;
+
+/// Where each supervisor's terminal password is used (`insider-supervisor-unusual-terminal`):
+/// a void or refund allowed by a supervisor's password, keyed at a terminal where that
+/// password was never used before, while another operator (a cashier) is signed on there,
+/// alerts, once the supervisor has a history elsewhere. The host feeds it every void or refund
+/// whose supervisor password it checked.
+#[derive(Debug, Default)]
+pub struct SupervisorWatch {
+    terminals: HashMap<u64, Vec<String>>,
+}
+
+impl SupervisorWatch {
+    /// Learns that `supervisor`'s password allowed an undo at `terminal` while `operator` was
+    /// signed on there; the alert when that is unusual.
+    pub fn observe(
+        &mut self,
+        merchant: &str,
+        supervisor: &str,
+        terminal: &str,
+        operator: &str,
+    ) -> Option<InsiderAlert> {
+        if self.terminals.len() >= MAX_SUPERVISORS {
+            self.terminals.clear();
+        }
+        let known = self
+            .terminals
+            .entry(hash(&[merchant, supervisor]))
+            .or_default();
+        if known.iter().any(|seen| seen == terminal) {
+            return None;
+        }
+        let usual = known.join(", ");
+        let alert = (!known.is_empty() && operator != supervisor).then(|| InsiderAlert {
+            rule: "insider-supervisor-unusual-terminal",
+            reason: format!(
+                "supervisor {supervisor}'s password allowed a void or refund at terminal {terminal}, where operator {operator} is signed on; it was used before only at {usual}"
+            ),
+        });
+        if known.len() == MAX_TERMINALS_PER_SUPERVISOR {
+            known.remove(0);
+        }
+        known.push(terminal.to_owned());
+        alert
     }
 }

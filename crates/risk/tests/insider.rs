@@ -192,3 +192,81 @@ fn actions_outside_business_hours_alert_and_inside_do_not() {
         ["insider-after-hours"]
     );
 }
+
+#[test]
+fn the_thresholds_come_from_the_rules_file_and_bad_ones_are_refused() {
+    // Left out: the defaults, in the engine's local time.
+    let config = risk::Config::from_toml("[engine]\nutc_offset_minutes = 60\n").unwrap();
+    assert_eq!(
+        config.insider,
+        InsiderRules {
+            utc_offset_minutes: 60,
+            ..InsiderRules::default()
+        }
+    );
+    let config = risk::Config::from_toml(
+        "[insider]\nspike_max = 2\nspike_window_secs = 600\nquick_void_secs = 30\nquick_void_max = 1\npaid_window_secs = 86400\nopen = \"09:00\"\nclose = \"21:00\"\n",
+    )
+    .unwrap();
+    let rules = &config.insider;
+    assert_eq!((rules.spike_max, rules.spike_window_secs), (2, 600));
+    assert_eq!((rules.quick_void_secs, rules.quick_void_max), (30, 1));
+    assert_eq!(rules.paid_window_secs, 86_400);
+    assert_eq!((rules.open_minute, rules.close_minute), (9 * 60, 21 * 60));
+    // A spike of two: the third undo in ten minutes fires, which the default (five) would not.
+    let mut watch = InsiderWatch::new(config.insider.clone());
+    watch.observe(&action(StaffKind::Sale, NOON_MS, "08", "card-q"));
+    for i in 0..2 {
+        let refund = action(
+            StaffKind::Refund,
+            NOON_MS + 60_000 * (i + 1),
+            "08",
+            "card-q",
+        );
+        assert!(fired(&mut watch, &refund).is_empty(), "undo {i}");
+    }
+    let third = action(StaffKind::Refund, NOON_MS + 240_000, "08", "card-q");
+    assert_eq!(fired(&mut watch, &third), ["insider-undo-spike"]);
+    // Refused, naming the setting.
+    for (text, named) in [
+        ("[insider]\nspike_max = 0\n", "insider.spike_max"),
+        ("[insider]\nspike_max = 256\n", "insider.spike_max"),
+        (
+            "[insider]\npaid_window_secs = 0\n",
+            "insider.paid_window_secs",
+        ),
+        (
+            "[insider]\nquick_void_secs = 99999999\n",
+            "insider.quick_void_secs",
+        ),
+        ("[insider]\nopen = \"25:00\"\n", "insider.open"),
+        ("[insider]\nspike = 3\n", "spike"),
+    ] {
+        let error = risk::Config::from_toml(text).unwrap_err().to_string();
+        assert!(error.contains(named), "{text}: {error}");
+    }
+}
+
+#[test]
+fn a_supervisors_password_used_by_a_cashier_at_a_new_terminal_alerts() {
+    use risk::insider::SupervisorWatch;
+    let mut watch = SupervisorWatch::default();
+    // The first use teaches the usual terminal; the same terminal again is quiet.
+    assert_eq!(watch.observe(MERCHANT, "099", "10000001", "001"), None);
+    assert_eq!(watch.observe(MERCHANT, "099", "10000001", "002"), None);
+    // The supervisor signed on at another terminal themself: quiet (and learnt).
+    assert_eq!(watch.observe(MERCHANT, "099", "10000002", "099"), None);
+    // A cashier at a terminal the password never allowed anything at: the alert.
+    let alert = watch.observe(MERCHANT, "099", "10000003", "001").unwrap();
+    assert_eq!(alert.rule, "insider-supervisor-unusual-terminal");
+    assert!(
+        alert.reason.contains("10000001, 10000002"),
+        "{}",
+        alert.reason
+    );
+    // Another merchant's supervisor 099 has a history of its own.
+    assert_eq!(
+        watch.observe("898310058120002", "099", "20000001", "001"),
+        None
+    );
+}

@@ -176,6 +176,16 @@ const SQLITE: &[Migration] = &[
         name: "dispute_steps_in_progress",
         sql: include_str!("../migrations/sqlite/0033_dispute_steps_in_progress.sql"),
     },
+    Migration {
+        version: 34,
+        name: "incidents",
+        sql: include_str!("../migrations/sqlite/0034_incidents.sql"),
+    },
+    Migration {
+        version: 35,
+        name: "password_resets",
+        sql: include_str!("../migrations/sqlite/0035_password_resets.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -343,6 +353,16 @@ const POSTGRES: &[Migration] = &[
         version: 33,
         name: "dispute_steps_in_progress",
         sql: include_str!("../migrations/postgres/0033_dispute_steps_in_progress.sql"),
+    },
+    Migration {
+        version: 34,
+        name: "incidents",
+        sql: include_str!("../migrations/postgres/0034_incidents.sql"),
+    },
+    Migration {
+        version: 35,
+        name: "password_resets",
+        sql: include_str!("../migrations/postgres/0035_password_resets.sql"),
     },
 ];
 

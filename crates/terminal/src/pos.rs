@@ -29,7 +29,7 @@ use crate::transactions::{
 };
 use crate::{ChipTransaction, TerminalError, TransactionDate};
 use iso8583::{Message, Mti, ResponseCode, Stan};
-use paycrypto::{Pin, PinBlock, TdesKey};
+use paycrypto::{Pan, Pin, PinBlock, TdesKey};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How long the terminal waits for the answer to a reversal sent right after a timeout: the
@@ -72,6 +72,15 @@ pub enum Presentation {
     Tap,
 }
 
+/// A supervisor's approval of a void or refund for the host to check against the merchant's
+/// staff records (docs/protocol.md, "Supervisor password"): the operator number and the
+/// password keyed in, sent as a PIN block under the terminal's PIN key.
+#[derive(Debug)]
+pub struct Supervisor {
+    pub operator_no: String,
+    pub password: Pin,
+}
+
 /// One card transaction to make.
 #[derive(Debug)]
 pub struct Payment<'a> {
@@ -90,6 +99,8 @@ pub struct Payment<'a> {
     /// The original's batch when it is not the open one: a refund of a sale of a closed
     /// batch, found in the terminal's archive of that batch. `None`: the open batch.
     pub original_batch: Option<u32>,
+    /// For a void or refund: the supervisor whose password the host checks (field 63).
+    pub supervisor: Option<Supervisor>,
 }
 
 /// What became of a reversal.
@@ -563,6 +574,36 @@ impl Pos {
         Ok(keys.pin_block(pin, &card.data.pan()?)?)
     }
 
+    /// Field 63 of a void or refund: `supervisor`'s number and password as a PIN block under
+    /// the terminal's PIN key, built with the supervisor's staff account in place of a card
+    /// number (docs/protocol.md, "Supervisor password").
+    fn supervisor_field(&mut self, supervisor: &Supervisor) -> Result<String, PosError> {
+        if !self.is_signed_on() {
+            self.ready()?;
+        }
+        if self.pin_counter.is_none()
+            && let Some(counter) = self.message_keys(None)?
+        {
+            self.pin_counter = Some(counter);
+        }
+        let refused = || {
+            PosError::Refused(format!(
+                "{:?} is no supervisor operator number (1 to 3 digits)",
+                supervisor.operator_no
+            ))
+        };
+        let account =
+            acquirer::supervisor::staff_account(&self.config.merchant_id, &supervisor.operator_no)
+                .ok_or_else(refused)?;
+        let account = Pan::new(&account).map_err(|_| refused())?;
+        let keys = self
+            .keys
+            .as_ref()
+            .ok_or_else(|| PosError::SignOn("no working keys".into()))?;
+        let block = keys.pin_block(&supervisor.password, &account)?;
+        acquirer::supervisor::field63(&supervisor.operator_no, &block).ok_or_else(refused)
+    }
+
     /// The pending reversal, sent (0400 the first time, 0401 after) and awaited within
     /// `timeout`. Delivered and answered 00: cleared. Otherwise it stays pending.
     fn send_pending_reversal(&mut self, timeout: Duration) -> Result<ReversalStatus, PosError> {
@@ -710,6 +751,17 @@ impl Pos {
             },
             (None, _) => CardRead::Number,
         };
+        let supervisor = match &payment.supervisor {
+            Some(supervisor)
+                if matches!(
+                    payment.kind,
+                    TransactionType::Void | TransactionType::Refund
+                ) =>
+            {
+                Some(self.supervisor_field(supervisor)?)
+            }
+            _ => None,
+        };
         let mut request = self.terminal.card_request(&CardRequest {
             kind: payment.kind,
             stan,
@@ -720,9 +772,13 @@ impl Pos {
             read,
             pin_block: payment.pin_block.as_ref(),
             original: original.as_ref(),
+            supervisor: supervisor.as_deref(),
         })?;
+        // A PIN block (the cardholder's, or the supervisor's) was made under the counter the
+        // message must use (AES DUKPT).
         let pin_counter = self.pin_counter.take();
-        self.message_keys(payment.pin_block.as_ref().and(pin_counter))?;
+        let has_block = payment.pin_block.is_some() || supervisor.is_some();
+        self.message_keys(pin_counter.filter(|_| has_block))?;
         let keys = self
             .keys
             .as_ref()

@@ -168,6 +168,9 @@ pub struct CardRequest<'a> {
     pub read: CardRead<'a>,
     pub pin_block: Option<&'a PinBlock>,
     pub original: Option<&'a Original>,
+    /// Field 63 of a void or refund: the supervisor's number and password block
+    /// (docs/protocol.md, "Supervisor password"); `None`: not sent.
+    pub supervisor: Option<&'a str>,
 }
 
 impl Terminal {
@@ -233,6 +236,14 @@ impl Terminal {
                     message.set_text(37, rrn.to_owned());
                 }
             }
+        }
+        if let Some(field) = request.supervisor
+            && matches!(
+                request.kind,
+                TransactionType::Void | TransactionType::Refund
+            )
+        {
+            message.set_text(63, field.to_owned());
         }
         Ok(message)
     }

@@ -946,6 +946,7 @@ impl App {
                 amount_minor,
                 original_stan,
                 original_batch: None,
+                supervisor: None,
             });
             Work::Transaction(Box::new(result), card)
         });

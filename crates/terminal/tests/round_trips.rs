@@ -531,3 +531,82 @@ fn ids_and_amounts_out_of_range_are_refused() {
     );
     assert_eq!(card.atc(), 0);
 }
+
+#[test]
+fn a_supervisors_password_travels_in_field_63_and_the_hsm_checks_it_against_the_offset() {
+    use terminal::transactions::{CardRead, CardRequest, Original, TransactionType};
+    let host = host();
+    let terminal = Terminal::new("10000001", MERCHANT).unwrap();
+    let signed_on = sign_on(&host, &terminal);
+    // Enrolled: the offset of supervisor 099's 135790, under the staff key.
+    let pvk = host.hsm.generate_key(&KeySpec::pvk_ibm3624()).unwrap();
+    let validation = acquirer::supervisor::validation_data(MERCHANT, "99").unwrap();
+    let table = paycrypto::card::DecimalisationTable::DEFAULT;
+    let offset = host
+        .hsm
+        .generate_pin_offset(&pvk, &validation, 'F', &table, &Pin::new("135790").unwrap())
+        .unwrap();
+    let pan = Pan::new(PAN).unwrap();
+    let original = Original {
+        batch: 1,
+        stan: stan(7),
+        rrn: Some("000000000007".into()),
+        auth_code: None,
+    };
+    let field = |password: &str| {
+        let account =
+            Pan::new(&acquirer::supervisor::staff_account(MERCHANT, "99").unwrap()).unwrap();
+        let block = signed_on
+            .keys
+            .pin_block(&Pin::new(password).unwrap(), &account)
+            .unwrap();
+        acquirer::supervisor::field63("99", &block).unwrap()
+    };
+    let request = |kind, supervisor: &str| {
+        let message = terminal
+            .card_request(&CardRequest {
+                kind,
+                stan: stan(8),
+                batch: signed_on.batch,
+                amount_minor: 1_000,
+                currency: Currency::CNY,
+                pan: &pan,
+                read: CardRead::Number,
+                pin_block: None,
+                original: Some(&original),
+                supervisor: Some(supervisor),
+            })
+            .unwrap();
+        let frame = terminal.pack(&message).unwrap();
+        terminal.profile().unpack(&frame).unwrap().into_owned()
+    };
+    let checks = |password: &str| {
+        let void = request(TransactionType::Void, &field(password));
+        let (operator, block) =
+            acquirer::supervisor::parse_field63(&void.get(63).unwrap().to_text()).unwrap();
+        assert_eq!(operator, "099");
+        let account =
+            Pan::new(&acquirer::supervisor::staff_account(MERCHANT, &operator).unwrap()).unwrap();
+        let source = PinSource::Zone {
+            key: &signed_on.pin_token,
+            format: PinBlockFormat::Iso0,
+        };
+        let method = hsm::PinVerification::Ibm3624 {
+            pvk: &pvk,
+            validation_data: &validation,
+            pad: 'F',
+            table,
+            offset: &offset,
+        };
+        host.hsm
+            .verify_pin(&block, &source, &account, &method)
+            .unwrap()
+    };
+    assert!(checks("135790"));
+    assert!(!checks("135791"));
+    // Only voids and refunds carry it.
+    let refund = request(TransactionType::Refund, &field("135790"));
+    assert!(refund.get(63).is_some());
+    let sale = request(TransactionType::Sale, &field("135790"));
+    assert!(sale.get(63).is_none());
+}

@@ -42,6 +42,10 @@ pub struct World {
     pub poster: Arc<FakePoster>,
     /// Planted on t4 (Beijing, cardholder1's card): a dispute just opened.
     pub dispute: String,
+    /// An incident the Shanghai admin opened about t1 and the case, with a PDF attached to its
+    /// first message; incident attachments are kept under `documents`.
+    pub shanghai_incident: i64,
+    pub documents: store::testing::tempdir::TempDir,
     _backend: TestBackend,
 }
 
@@ -185,6 +189,7 @@ pub async fn world_on(backend: TestBackend) -> World {
         .with_webhooks(webhook_keys)
         .with_freezes(freezes.clone())
         .with_receipts(Some(receipts.clone()))
+        .with_hsm(hsm.clone())
         .with_anchors(Arc::new(api::audit_anchors::AuditAnchorer::new(
             store.clone(),
             hsm,
@@ -284,8 +289,43 @@ pub async fn world_on(backend: TestBackend) -> World {
         .await
         .unwrap()
         .id;
+    let documents = store::testing::tempdir::TempDir::new();
+    let state = state.with_documents(documents.path().to_path_buf());
+    let planted_pdf = b"%PDF-1.4 planted";
+    let file =
+        api::files::write_atomic(&documents.path().join("planted"), "report.pdf", planted_pdf)
+            .await
+            .unwrap();
+    let shanghai_incident = store
+        .open_incident(store::incidents::NewIncident {
+            merchant_id: demo::SHANGHAI_MERCHANT.into(),
+            title: "planted".into(),
+            severity: "high".into(),
+            opened_by: "shanghai.admin".into(),
+            opened_at: 1_764_000_000,
+            response_due_at: 1_764_007_200,
+            partners: Vec::new(),
+            transactions: vec![transactions["t1"].to_string()],
+            cases: vec![shanghai_case],
+            description: store::incidents::NewMessage {
+                at: 1_764_000_000,
+                author: "shanghai.admin".into(),
+                text: "planted".into(),
+                attachment: Some(store::incidents::Attachment {
+                    name: "report.pdf".into(),
+                    content_type: "application/pdf".into(),
+                    bytes: planted_pdf.len() as i64,
+                    sha256: "planted".into(),
+                    file: file.to_string_lossy().into_owned(),
+                }),
+            },
+        })
+        .await
+        .unwrap();
     let router = api::router(state);
     World {
+        shanghai_incident,
+        documents,
         dispute,
         pending_refund,
         refund_request,
@@ -403,6 +443,18 @@ pub async fn answer(response: Response<Body>) -> Answer {
 impl World {
     pub async fn send(&self, request: Request<Body>) -> Answer {
         answer(self.router.clone().oneshot(request).await.unwrap()).await
+    }
+
+    /// A request whose body is `bytes` as they are (an upload).
+    pub async fn call_bytes(&self, user: &str, method: &str, path: &str, bytes: Vec<u8>) -> Answer {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {}", self.keys[user]))
+            .header("content-type", "application/octet-stream")
+            .body(Body::from(bytes))
+            .unwrap();
+        self.send(request).await
     }
 
     pub async fn get(&self, user: &str, path: &str) -> Answer {

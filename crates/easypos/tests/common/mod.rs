@@ -255,6 +255,17 @@ pub fn http(web: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (
     http_with(web, None, method, path, body)
 }
 
+/// [`http`] with an API key (`Authorization: Bearer <key>`).
+pub fn http_bearer(
+    web: SocketAddr,
+    key: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    http_auth(web, Some(format!("Bearer {key}")), method, path, body)
+}
+
 /// [`http`] with HTTP Basic credentials (`basic` is the base64 of `user:password`).
 pub fn http_as(
     web: SocketAddr,
@@ -273,13 +284,29 @@ fn http_with(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
+    http_auth(
+        web,
+        basic.map(|basic| format!("Basic {basic}")),
+        method,
+        path,
+        body,
+    )
+}
+
+fn http_auth(
+    web: SocketAddr,
+    authorization: Option<String>,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut stream = std::net::TcpStream::connect(web).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     let body = body.map(|body| body.to_string()).unwrap_or_default();
-    let authorization = basic
-        .map(|basic| format!("Authorization: Basic {basic}\r\n"))
+    let authorization = authorization
+        .map(|value| format!("Authorization: {value}\r\n"))
         .unwrap_or_default();
     write!(
         stream,
