@@ -436,3 +436,8 @@ risk-rules-versions = Versions
 risk-rules-count = Rules
 risk-rules-diff = Changes
 risk-rules-rollback = Roll back to this
+
+# The guides at /docs (issue 16).
+nav-docs = Guides
+docs-title = Guides
+docs-intro = How to use easypos, for each of its users: pick the guide for what you do.

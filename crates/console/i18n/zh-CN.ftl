@@ -436,3 +436,8 @@ risk-rules-versions = 版本历史
 risk-rules-count = 规则数
 risk-rules-diff = 改动
 risk-rules-rollback = 回滚到此版本
+
+# /docs 使用指南（issue 16）。
+nav-docs = 使用指南
+docs-title = 使用指南
+docs-intro = 按角色编写的 easypos 使用说明：请选择与您的工作对应的指南。
