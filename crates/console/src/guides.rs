@@ -139,9 +139,51 @@ pub fn to_html(markdown: &str) -> String {
         })),
         other => Some(other),
     });
+    let mut events: Vec<Event> = events.collect();
+    give_headings_ids(&mut events);
     let mut out = String::new();
-    html::push_html(&mut out, events);
+    html::push_html(&mut out, events.into_iter());
     out
+}
+
+/// The anchor GitHub gives a heading: lower case, punctuation dropped, spaces as hyphens
+/// (`4. Refunds` → `4-refunds`), so a guide's `#…` links work on GitHub and in the console.
+pub fn anchor(title: &str) -> String {
+    title
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// Gives each heading without an id its [`anchor`] (numbered `-1`, `-2` when repeated).
+fn give_headings_ids(events: &mut [Event<'_>]) {
+    let mut taken = std::collections::BTreeSet::new();
+    for start in 0..events.len() {
+        if !matches!(&events[start], Event::Start(Tag::Heading { id: None, .. })) {
+            continue;
+        }
+        let mut title = String::new();
+        for event in &events[start + 1..] {
+            match event {
+                Event::Text(text) | Event::Code(text) => title.push_str(text),
+                Event::End(pulldown_cmark::TagEnd::Heading(_)) => break,
+                _ => {}
+            }
+        }
+        let slug = anchor(&title);
+        let mut candidate = slug.clone();
+        let mut n = 0;
+        while taken.contains(&candidate) {
+            n += 1;
+            candidate = format!("{slug}-{n}");
+        }
+        taken.insert(candidate.clone());
+        if let Event::Start(Tag::Heading { id, .. }) = &mut events[start] {
+            *id = Some(CowStr::from(candidate));
+        }
+    }
 }
 
 #[derive(Template)]

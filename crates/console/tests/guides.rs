@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! The guides (`docs/guides`, issue 16): every relative link points to a file that exists,
+//! The guides (`docs/guides`, issue 16): every relative link points to a file that exists (and
+//! an anchor to one of its headings),
 //! every screenshot a guide names exists, the terminal screens in the guides are the captured
 //! ones, both languages have the same guides, and the console serves them at `/docs` in the
 //! reader's language with raw HTML escaped.
@@ -52,6 +53,37 @@ fn link_targets(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The anchors GitHub gives the headings of a Markdown text ([`console::guides::anchor`]), a
+/// repeated one numbered (`-1`, `-2`).
+fn anchors(text: &str) -> BTreeSet<String> {
+    use pulldown_cmark::{Event, Parser, Tag, TagEnd};
+    let mut anchors = BTreeSet::new();
+    let mut heading: Option<String> = None;
+    for event in Parser::new(text) {
+        match event {
+            Event::Start(Tag::Heading { .. }) => heading = Some(String::new()),
+            Event::Text(text) | Event::Code(text) => {
+                if let Some(heading) = heading.as_mut() {
+                    heading.push_str(&text);
+                }
+            }
+            Event::End(TagEnd::Heading(_)) => {
+                let title = heading.take().unwrap_or_default();
+                let slug = console::guides::anchor(&title);
+                let mut candidate = slug.clone();
+                let mut n = 0;
+                while anchors.contains(&candidate) {
+                    n += 1;
+                    candidate = format!("{slug}-{n}");
+                }
+                anchors.insert(candidate);
+            }
+            _ => {}
+        }
+    }
+    anchors
+}
+
 #[test]
 fn every_relative_link_in_the_guides_points_to_an_existing_file() {
     let mut broken = Vec::new();
@@ -62,10 +94,17 @@ fn every_relative_link_in_the_guides_points_to_an_existing_file() {
             if target.contains("://") || target.starts_with('#') || target.starts_with("mailto:") {
                 continue;
             }
-            let path = target.split('#').next().unwrap();
+            let (path, fragment) = target.split_once('#').unwrap_or((&target, ""));
             checked += 1;
-            if !file.parent().unwrap().join(path).exists() {
+            let linked = file.parent().unwrap().join(path);
+            if !linked.exists() {
                 broken.push(format!("{}: {target}", file.display()));
+            } else if !fragment.is_empty() {
+                // An anchor must name a heading of the linked Markdown.
+                let linked_text = std::fs::read_to_string(&linked).unwrap();
+                if !anchors(&linked_text).contains(fragment) {
+                    broken.push(format!("{}: {target} (no such heading)", file.display()));
+                }
             }
         }
     }
@@ -204,6 +243,7 @@ fn raw_html_in_a_guide_is_escaped_and_foreign_links_become_text() {
         "{html}"
     );
     assert!(html.contains("href=\"/docs/cashier#signing-on\""), "{html}");
+    assert!(html.contains("<h1 id=\"t\">T</h1>"), "{html}");
     assert!(!html.contains("href=\"../../api.md\""), "{html}");
     assert!(html.contains("api"), "{html}");
     assert!(!html.contains("javascript:"), "{html}");
@@ -261,10 +301,23 @@ fn docs_links(html: &str) -> BTreeSet<String> {
     links
 }
 
+/// The `/docs/…#fragment` links of a page, as (path, fragment).
+fn anchor_links(html: &str) -> BTreeSet<(String, String)> {
+    html.split("href=\"")
+        .skip(1)
+        .map(|part| &part[..part.find('"').unwrap()])
+        .filter(|target| target.starts_with("/docs/"))
+        .filter_map(|target| target.split_once('#'))
+        .map(|(path, fragment)| (path.to_owned(), fragment.to_owned()))
+        .collect()
+}
+
 #[tokio::test]
 async fn the_console_serves_every_guide_in_both_languages_and_their_links_resolve() {
     let (router, _backend) = router().await;
     let mut links = BTreeSet::new();
+    let mut anchored = BTreeSet::new();
+    let mut pages = std::collections::BTreeMap::new();
     for (language, lang_attr, heading) in [
         ("en-US,en;q=0.9", "lang=\"en\"", "Cashier guide"),
         ("zh-CN,zh;q=0.9", "lang=\"zh-CN\"", "收银员指南"),
@@ -285,13 +338,12 @@ async fn the_console_serves_every_guide_in_both_languages_and_their_links_resolv
             assert!(page.contains(lang_attr), "{page}");
             let lang = console::i18n::Lang::parse(lang_attr.split('"').nth(1).unwrap()).unwrap();
             let title = guide.title(lang);
-            assert!(
-                page.contains(&format!("<h1>{title}</h1>")),
-                "{title}: {page}"
-            );
+            assert!(page.contains(&format!(">{title}</h1>")), "{title}: {page}");
             // The menu link to the guides, on every page.
             assert!(page.contains("href=\"/docs\""), "{page}");
             links.extend(docs_links(&page));
+            anchored.extend(anchor_links(&page));
+            pages.insert(format!("/docs/{}#{}", guide.slug, lang.code()), page);
         }
     }
     assert!(
