@@ -163,6 +163,19 @@ async function signIn(user, locale = 'en-US') {
   return page;
 }
 
+const guideScreens = join(here, '../../../docs/guides/screens');
+
+/**
+ * With EASYPOS_UPDATE_SCREENSHOTS=1, saves what `page` shows (1000×700) as
+ * docs/guides/screens/NAME.png for the guides; otherwise does nothing, so a test run never
+ * rewrites tracked files (crates/console/tests/guides.rs checks the guides name existing files).
+ */
+async function guideShot(page, name) {
+  if (process.env.EASYPOS_UPDATE_SCREENSHOTS !== '1') return;
+  await page.setViewportSize({ width: 1000, height: 700 });
+  await page.screenshot({ path: join(guideScreens, `${name}.png`) });
+}
+
 /** Runs `body` with a page; on failure saves a screenshot named after the test. */
 async function withPage(name, user, locale, body) {
   const page = await signIn(user, locale);
@@ -195,6 +208,12 @@ for (const [user, items] of Object.entries(portals)) {
         await Promise.all([page.waitForNavigation(), page.click(`header nav a:text-is("${label}")`)]);
         assert.equal(await page.locator('h1').count(), 1, `${user}: ${label} has a heading`);
         assert.equal(await page.getAttribute('header nav a[aria-current=page]', 'href') !== null, true);
+      }
+      if (user === 'shanghai.admin') {
+        await page.goto(`${web}/console/dashboard`);
+        await guideShot(page, 'console-dashboard');
+        await page.goto(`${web}/console/refunds`);
+        await guideShot(page, 'console-refunds');
       }
     });
   });
@@ -255,6 +274,7 @@ test('anyone verifies a real receipt at /verify, and an altered one is refused',
     const details = await page.locator('dl.receipt').textContent();
     assert.match(details, /CNY 8\.80/);
     assert.ok(details.includes(answer.receipt.rrn), details);
+    await guideShot(page, 'console-verify');
     // One digit of the amount changed: refused, with the reason.
     await page.goto(`${web}/verify`);
     await page.fill('textarea[name=receipt]', payload.replace('|880|', '|980|'));
@@ -391,6 +411,7 @@ for (const [locale, a] of Object.entries(applicants)) {
       await page.goto(`${web}/console/login`);
       await Promise.all([page.waitForNavigation(), page.click('#apply-link')]);
       assert.match(page.url(), /\/console\/apply$/);
+      if (locale === 'en-US') await guideShot(page, 'console-apply');
       // Checked as typed: a mistyped credit code gets its message without a page load.
       await page.fill('#field-credit_code', a.credit.slice(0, 17) + (a.credit.endsWith('6') ? '7' : '6'));
       await page.locator('#field-credit_code').blur();
@@ -548,6 +569,7 @@ test('a merchant admin works a risk case to a terminal block and freezes refunds
     }
     assert.match(await page.locator('#cases tbody tr').first().textContent(), /new-card-high-amount\(review,30\)/);
     assert.match(await page.locator('#cases tbody tr').first().textContent(), /625678\*{6}\d{4}/);
+    await guideShot(page, 'console-cases');
     await Promise.all([page.waitForNavigation(), link.click()]);
     assert.equal(await page.locator('option[value=block_card]').count(), 0, 'a merchant does not block cards');
     await page.fill('input[name=text]', 'not a regular of ours');
@@ -629,4 +651,23 @@ test('a merchant admin freezes a terminal in an emergency and opens an incident 
     const freeze = page.locator('#freezes tr', { hasText: 'terminal:20000001' });
     await Promise.all([page.waitForNavigation(), freeze.locator('button').click()]);
   });
+});
+
+test('anyone reads the guides at /docs in their language, and a guide links to another', async () => {
+  const page = await visitor('zh-CN');
+  try {
+    const index = await page.goto(`${web}/docs`);
+    assert.equal(index.status(), 200);
+    assert.equal(await page.getAttribute('html', 'lang'), 'zh-CN');
+    await Promise.all([page.waitForNavigation(), page.click('#guides a[href="/docs/cashier"]')]);
+    assert.equal((await page.locator('h1').textContent()).trim(), '收银员指南');
+    assert.ok((await page.locator('pre code').count()) > 5, 'the terminal screens are shown');
+    await Promise.all([page.waitForNavigation(), page.click('a[href="/docs/glossary"]')]);
+    assert.equal((await page.locator('h1').textContent()).trim(), '术语表');
+    assert.deepEqual(page.errors, []);
+    const missing = await page.goto(`${web}/docs/nope`);
+    assert.equal(missing.status(), 404);
+  } finally {
+    await page.context().close();
+  }
 });

@@ -548,3 +548,8 @@ password-again = The new password again
 password-submit = Save the new password
 password-mismatch = The two passwords differ.
 password-same = The new password must differ from the old one.
+
+# The guides at /docs (issue 16).
+nav-docs = Guides
+docs-title = Guides
+docs-intro = How to use easypos, for each of its users: pick the guide for what you do.

@@ -548,3 +548,8 @@ password-again = 再次输入新密码
 password-submit = 保存新密码
 password-mismatch = 两次输入的密码不一致。
 password-same = 新密码必须与旧密码不同。
+
+# /docs 使用指南（issue 16）。
+nav-docs = 使用指南
+docs-title = 使用指南
+docs-intro = 按角色编写的 easypos 使用说明：请选择与您的工作对应的指南。

@@ -20,6 +20,7 @@
 mod apply;
 pub mod barcode;
 mod fleet;
+pub mod guides;
 pub mod i18n;
 pub mod mfa;
 mod pages;
@@ -100,7 +101,8 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 pub const HTMX_JS: &[u8] = include_bytes!("../static/htmx.min.js");
 pub const CONSOLE_CSS: &[u8] = include_bytes!("../static/console.css");
 
-/// The console's routes, all under `/console` (and `/` leads there).
+/// The console's routes, all under `/console` (and `/` leads there), with the public
+/// receipt check `/verify`, the guides `/docs` and the wallet page `/wallet`.
 pub fn router(state: Console) -> Router {
     Router::new()
         .route("/console", get(pages::home))
@@ -238,6 +240,10 @@ pub fn router(state: Console) -> Router {
             get(pages::settlement_page::download),
         )
         .route("/console/health", get(pages::health))
+        .route("/docs", get(guides::index))
+        .route("/docs/", get(guides::index))
+        .route("/docs/screens/{file}", get(guides::screen))
+        .route("/docs/{guide}", get(guides::show))
         .route("/verify", get(pages::verify))
         .route("/console/verify", get(pages::verify))
         .route("/console/apply", get(apply::form).post(apply::post))

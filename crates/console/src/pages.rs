@@ -594,7 +594,7 @@ pub async fn logout(
 }
 
 /// Remembers the language chosen (a cookie), then goes back to the console page the link was
-/// on (only a `/console` path of the `Referer`, never another site).
+/// on (only a `/console` or `/docs` path of the `Referer`, never another site).
 pub async fn switch_language(headers: HeaderMap, Path(code): Path<String>) -> Response {
     let lang = Lang::parse(&code).unwrap_or(Lang::En);
     let back = headers
@@ -603,7 +603,7 @@ pub async fn switch_language(headers: HeaderMap, Path(code): Path<String>) -> Re
         .and_then(|referer| referer.split_once("://"))
         .and_then(|(_, rest)| rest.find('/').map(|slash| rest[slash..].to_owned()))
         .filter(|path| {
-            path.starts_with("/console")
+            (path.starts_with("/console") || path.starts_with("/docs"))
                 && !path.starts_with("/console/lang")
                 && !path.starts_with("//")
         })

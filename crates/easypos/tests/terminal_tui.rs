@@ -2,6 +2,8 @@
 //! The real TUI binary under tmux against a running `easypos up`: a cashier signs on, sells
 //! 12.34 on a demo debit card by chip and PIN through the five steps, reads the receipt on
 //! screen, and the supervisor voids the sale. Keys go in with `send-keys`; the screen comes back with `capture-pane`.
+//! With `EASYPOS_UPDATE_SCREENSHOTS=1` the screens are written to `docs/guides/screens/tui-*.txt`
+//! for the cashier guide.
 //!
 //! Needs tmux. Without it the test is skipped, except under CI (`CI=true`), where it fails:
 //! CI must install tmux.
@@ -74,6 +76,38 @@ impl Drop for Tmux {
     }
 }
 
+/// With `EASYPOS_UPDATE_SCREENSHOTS=1`, writes `screen` to `docs/guides/screens/{name}.txt`
+/// for the cashier guide (lines trimmed on the right, the blank columns on the left and the
+/// blank lines at the end dropped); without
+/// it, nothing is written, so the test never rewrites tracked files by itself.
+fn guide_screen(name: &str, screen: &str) {
+    if std::env::var("EASYPOS_UPDATE_SCREENSHOTS").as_deref() != Ok("1") {
+        return;
+    }
+    let lines: Vec<&str> = screen.lines().map(str::trim_end).collect();
+    let end = lines
+        .iter()
+        .rposition(|line| !line.is_empty())
+        .map_or(0, |last| last + 1);
+    // The screen is centred in the pane: the blank columns on the left go.
+    let indent = lines[..end]
+        .iter()
+        .filter(|line| !line.is_empty())
+        .map(|line| line.len() - line.trim_start_matches(' ').len())
+        .min()
+        .unwrap_or(0);
+    let lines: Vec<&str> = lines[..end]
+        .iter()
+        .map(|line| line.get(indent..).unwrap_or(""))
+        .collect();
+    let mut text = lines.join("\n");
+    text.push('\n');
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../docs/guides/screens")
+        .join(format!("{name}.txt"));
+    std::fs::write(&path, text).unwrap();
+}
+
 fn tmux_available() -> bool {
     Command::new("tmux")
         .arg("-V")
@@ -109,6 +143,12 @@ fn the_same_sale_and_void_on_an_aes_dukpt_terminal() {
 /// A chip-and-PIN sale at `terminal_id` on the real TUI under tmux, its receipt read off the
 /// screen, then voided by the supervisor; the batch and the card's balance checked after.
 fn sale_and_void_on_the_tui(terminal_id: &str) {
+    // The cashier guide's screens come from the master/session terminal's run.
+    let shoot = |name: &str, screen: &str| {
+        if terminal_id == "10000001" {
+            guide_screen(name, screen);
+        }
+    };
     if !tmux_available() {
         assert!(
             std::env::var("CI").is_err(),
@@ -176,29 +216,34 @@ fn sale_and_void_on_the_tui(terminal_id: &str) {
 
     // The cashier signs on: operator 01, the terminal's password.
     tmux.wait_for("Operator no:");
-    tmux.keys(&["0", "1", "Enter", "0", "0", "0", "0", "Enter"]);
-    tmux.wait_for("1 Sale");
+    tmux.keys(&["0", "1", "Enter", "0", "0", "0", "0"]);
+    shoot("tui-sign-on", &tmux.wait_for("****"));
+    tmux.keys(&["Enter"]);
+    shoot("tui-menu", &tmux.wait_for("1 Sale"));
     // The amount, then the five steps.
     tmux.keys(&["1", "1", "2", "3", "4"]);
-    tmux.wait_for("CNY 12.34");
+    shoot("tui-amount", &tmux.wait_for("CNY 12.34"));
     tmux.keys(&["Enter"]);
-    tmux.wait_for("1/5 Payment method");
+    shoot("tui-method", &tmux.wait_for("1/5 Payment method"));
     tmux.keys(&["1"]);
     tmux.wait_for("621234******0000");
     tmux.keys(&["1"]);
-    tmux.wait_for("2/5 Insert, swipe or tap");
+    shoot("tui-card", &tmux.wait_for("2/5 Insert, swipe or tap"));
     tmux.keys(&["1"]);
     tmux.wait_for("3/5 Enter PIN");
     tmux.keys(&["1", "2", "3", "4", "5", "6"]);
     let pin_pad = tmux.wait_for("[******");
     assert!(!pin_pad.contains("123456"), "the PIN pad shows stars only");
+    shoot("tui-pin", &pin_pad);
     tmux.keys(&["Enter"]);
-    tmux.wait_for("4/5 Please confirm");
+    shoot("tui-confirm", &tmux.wait_for("4/5 Please confirm"));
     tmux.keys(&["1"]);
     let result = tmux.wait_for("APPROVED");
     assert!(result.contains("CNY 12.34"), "{result}");
+    shoot("tui-approved", &result);
     tmux.keys(&["Enter"]);
     let receipt = tmux.wait_for("CARDHOLDER COPY");
+    shoot("tui-receipt", &receipt);
     let trace = receipt
         .lines()
         .find_map(|line| line.split("TRACE NO").nth(1))
@@ -236,6 +281,7 @@ fn sale_and_void_on_the_tui(terminal_id: &str) {
     tmux.keys(&["Enter"]);
     let void = tmux.wait_for("CARDHOLDER COPY");
     assert!(void.contains("VOID"), "{void}");
+    shoot("tui-void", &void);
 
     // Back to the menu, sign off, leave.
     tmux.keys(&["Enter"]);
