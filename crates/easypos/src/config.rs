@@ -42,6 +42,7 @@ pub(crate) struct FileConfig {
     refunds: FileRefunds,
     #[serde(default)]
     alerts: FileAlerts,
+    #[serde(default)]
     incidents: FileIncidents,
 }
 
