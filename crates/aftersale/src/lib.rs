@@ -32,8 +32,8 @@
 //! [`disputes::Disputes`] takes a cardholder's dispute through the issuer's review, the
 //! chargeback, the merchant's answer before its deadline and the issuer's decision.
 
-pub mod batcher;
 pub mod alerts;
+pub mod batcher;
 pub mod certificate;
 pub mod disputes;
 pub mod evidence;

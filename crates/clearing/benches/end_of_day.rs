@@ -30,10 +30,15 @@ struct Day {
 
 async fn busy_day(sales: u32) -> Day {
     let backend = store::testing::sqlite();
-    let store = store::Store::open(&backend.backend).await.unwrap_or_else(|error| panic!("{error}"));
-    demo::seed(&store, &hsm::SoftHsm::new(&[0x42; 32]).unwrap_or_else(|error| panic!("{error}")))
+    let store = store::Store::open(&backend.backend)
         .await
         .unwrap_or_else(|error| panic!("{error}"));
+    demo::seed(
+        &store,
+        &hsm::SoftHsm::new(&[0x42; 32]).unwrap_or_else(|error| panic!("{error}")),
+    )
+    .await
+    .unwrap_or_else(|error| panic!("{error}"));
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_else(|error| panic!("{error}"))
@@ -81,9 +86,13 @@ async fn busy_day(sales: u32) -> Day {
                 .iter()
                 .all(Result::is_ok)
         );
-        store.journal(rows).await.unwrap_or_else(|error| panic!("{error}"));
+        store
+            .journal(rows)
+            .await
+            .unwrap_or_else(|error| panic!("{error}"));
     }
-    let mut settings = Settings::parse(clearing::schedule::DEFAULT).unwrap_or_else(|error| panic!("{error}"));
+    let mut settings =
+        Settings::parse(clearing::schedule::DEFAULT).unwrap_or_else(|error| panic!("{error}"));
     let local = (now + 8 * 3_600).rem_euclid(86_400);
     let cut_off = ((local + 12 * 3_600) % 86_400) / 60 * 60;
     settings.cycle = CycleRule {

@@ -423,6 +423,9 @@ async fn print_banner(
     println!("  metrics   http://{address}/metrics");
     println!("  console   http://{address}/console");
     println!(
+        "  guides    http://{address}/docs (merchants, cashiers, cardholders, operations, integrators; English and Chinese)"
+    );
+    println!(
         "  api       http://{address}/api/v1 (OpenAPI: http://{address}/api/openapi.json; docs/api.md)"
     );
     println!(

@@ -66,6 +66,17 @@ fn up_serves_health_and_metrics_stops_cleanly_and_restarts_without_reseeding() {
         first.banner
     );
 
+    // The banner points a newcomer to the guides, and they are served.
+    let guides = first
+        .banner
+        .iter()
+        .find(|line| line.trim_start().starts_with("guides"))
+        .unwrap_or_else(|| panic!("no guides line in {:?}", first.banner));
+    assert!(guides.contains(&format!("{}docs", first.web)), "{guides}");
+    let (status, _, body) = get(&first.web, "/docs");
+    assert_eq!(status, 200);
+    assert!(body.contains("/docs/cashier"), "{body}");
+
     let (status, content_type, body) = get(&first.web, "/healthz");
     assert_eq!(status, 200);
     assert!(

@@ -23,6 +23,20 @@ pub enum Language {
     Chinese,
 }
 
+/// Who checks the supervisor's password before a void or a refund.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SupervisorCheck {
+    /// The terminal, against `supervisor_password` in this file.
+    #[default]
+    Local,
+    /// The acquirer host, against the merchant's staff records: the screen asks for the
+    /// supervisor's number and password and sends them in field 63 (docs/protocol.md,
+    /// "Supervisor password"). For merchants who enrolled their supervisors' terminal
+    /// passwords.
+    Host,
+}
+
 /// Where the terminal master key comes from.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -116,6 +130,10 @@ pub struct TerminalConfig {
     /// The supervisor's password, asked for on the screen before a void or a refund (R16).
     #[serde(default = "default_supervisor_password")]
     pub supervisor_password: String,
+    /// `local` (the default: `supervisor_password` above) or `host` (the supervisor's number
+    /// and own password, checked by the acquirer against the merchant's staff records).
+    #[serde(default, skip_serializing_if = "is_local")]
+    pub supervisor_check: SupervisorCheck,
     /// Where the screen finds the card simulator's card files ("present a card").
     #[serde(default = "default_cards_dir")]
     pub cards_dir: PathBuf,
@@ -158,6 +176,10 @@ fn default_utc_offset_minutes() -> i32 {
 fn default_operator_password() -> String {
     "0000".into()
 }
+fn is_local(check: &SupervisorCheck) -> bool {
+    *check == SupervisorCheck::Local
+}
+
 fn default_supervisor_password() -> String {
     "999999".into()
 }
@@ -195,6 +217,7 @@ impl TerminalConfig {
             utc_offset_minutes: default_utc_offset_minutes(),
             operator_password: default_operator_password(),
             supervisor_password: default_supervisor_password(),
+            supervisor_check: SupervisorCheck::Local,
             cards_dir: default_cards_dir(),
             parameters_version: 0,
             payment_methods: Vec::new(),

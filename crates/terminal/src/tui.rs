@@ -19,9 +19,9 @@
 //! loop on a real terminal (crossterm); tests draw [`App`] on ratatui's `TestBackend`.
 
 use crate::cardfile::CardFile;
-use crate::config::{Language, TerminalConfig};
+use crate::config::{Language, SupervisorCheck, TerminalConfig};
 use crate::pos::{
-    Method, Payment, Pos, PosError, Presentation, SettlementResult, TransactionResult,
+    Method, Payment, Pos, PosError, Presentation, SettlementResult, Supervisor, TransactionResult,
 };
 use crate::receipt::{Copy, transaction_name};
 use crate::transactions::TransactionType;
@@ -115,6 +115,9 @@ pub enum Screen {
         scroll: u16,
     },
     Notice,
+    /// The supervisor's number, for a void or a refund when the host checks supervisors
+    /// (`supervisor_check = "host"`).
+    SupervisorNumber,
     /// The supervisor's password, for a void or a refund (R16).
     Supervisor {
         digits: usize,
@@ -135,6 +138,10 @@ struct Draft {
     pin_block: Option<PinBlock>,
     pin_digits: usize,
     original_stan: Option<u32>,
+    /// The supervisor's number and password, for the host to check (`supervisor_check =
+    /// "host"`).
+    supervisor_no: Option<String>,
+    supervisor: Option<Supervisor>,
 }
 
 /// Work done off the screen thread.
@@ -216,6 +223,8 @@ struct Words {
     back_keys: &'static str,
     balance: &'static str,
     wrong_password: &'static str,
+    supervisor_no: &'static str,
+    bad_supervisor_password: &'static str,
     supervisor: &'static str,
     trace: &'static str,
     no_original: &'static str,
@@ -274,6 +283,8 @@ const ENGLISH: Words = Words {
     back_keys: "Enter: back to menu",
     balance: "Balance:",
     wrong_password: "Wrong operator or password",
+    supervisor_no: "Supervisor no.:",
+    bad_supervisor_password: "A password is 4 to 12 digits",
     supervisor: "Supervisor password:",
     trace: "Original trace no:",
     no_original: "No such approved transaction in this batch",
@@ -332,6 +343,8 @@ const CHINESE: Words = Words {
     back_keys: "确认: 返回菜单",
     balance: "余额:",
     wrong_password: "操作员号或密码错误",
+    supervisor_no: "主管编号:",
+    bad_supervisor_password: "密码为 4 至 12 位数字",
     supervisor: "主管密码:",
     trace: "原凭证号:",
     no_original: "本批次无此笔成功交易",
@@ -484,8 +497,25 @@ impl App {
                     self.back_to_menu();
                 }
             }
+            Screen::SupervisorNumber => self.supervisor_number_key(key),
             Screen::Supervisor { .. } => self.supervisor_key(key),
             Screen::Trace => self.trace_key(key),
+        }
+    }
+
+    fn supervisor_number_key(&mut self, key: Key) {
+        match key {
+            Key::Digit(digit) if self.input.len() < 3 => self.input.push(char::from(b'0' + digit)),
+            Key::Backspace => {
+                self.input.pop();
+            }
+            Key::Escape => self.back_to_menu(),
+            Key::Enter if !self.input.is_empty() => {
+                self.draft.supervisor_no = Some(std::mem::take(&mut self.input));
+                self.password.zeroize();
+                self.screen = Screen::Supervisor { digits: 0 };
+            }
+            _ => {}
         }
     }
 
@@ -500,6 +530,26 @@ impl App {
             Key::Escape => {
                 self.password.zeroize();
                 return self.back_to_menu();
+            }
+            Key::Enter if self.config.supervisor_check == SupervisorCheck::Host => {
+                // The host checks it with the void or refund: kept as a PIN for field 63.
+                let password = Pin::new(&self.password);
+                self.password.zeroize();
+                match (password, self.draft.supervisor_no.clone()) {
+                    (Ok(password), Some(operator_no)) => {
+                        self.draft.supervisor = Some(Supervisor {
+                            operator_no,
+                            password,
+                        });
+                        self.input.clear();
+                        self.screen = Screen::Trace;
+                    }
+                    _ => {
+                        self.error = Some(self.words().bad_supervisor_password.to_owned());
+                        self.screen = Screen::Supervisor { digits: 0 };
+                    }
+                }
+                return;
             }
             Key::Enter => {
                 let correct = self.config.is_supervisor_password(&self.password);
@@ -628,7 +678,11 @@ impl App {
                     TransactionType::Refund
                 });
                 self.password.zeroize();
-                self.screen = Screen::Supervisor { digits: 0 };
+                self.screen = if self.config.supervisor_check == SupervisorCheck::Host {
+                    Screen::SupervisorNumber
+                } else {
+                    Screen::Supervisor { digits: 0 }
+                };
             }
             Key::Digit(4) => {
                 self.draft.kind = Some(TransactionType::BalanceInquiry);
@@ -935,6 +989,7 @@ impl App {
         let pin_block = self.draft.pin_block.take();
         let amount_minor = self.draft.amount_minor;
         let original_stan = self.draft.original_stan;
+        let supervisor = self.draft.supervisor.take();
         self.start(move |pos| {
             let result = pos.transact(Payment {
                 kind,
@@ -946,7 +1001,7 @@ impl App {
                 amount_minor,
                 original_stan,
                 original_batch: None,
-                supervisor: None,
+                supervisor,
             });
             Work::Transaction(Box::new(result), card)
         });
@@ -1242,6 +1297,17 @@ impl App {
                     .collect(),
                 None => Vec::new(),
             },
+            Screen::SupervisorNumber => vec![
+                bold(
+                    transaction_name(
+                        self.draft.kind.unwrap_or(TransactionType::Void),
+                        self.config.language,
+                    )
+                    .to_owned(),
+                ),
+                Line::from(""),
+                Line::from(format!("{} {}_", w.supervisor_no, self.input)),
+            ],
             Screen::Supervisor { digits } => vec![
                 bold(
                     transaction_name(

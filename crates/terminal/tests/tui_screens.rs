@@ -49,6 +49,15 @@ fn issue(dir: &Path, name: &str, pan: &str, product: CardProduct) {
 
 /// A terminal with two cards on file and no host (nothing here sends).
 fn app(name: &str, language: Language) -> (App, PathBuf) {
+    app_with(name, language, |_| {})
+}
+
+/// [`app`], its configuration changed by `edit` first.
+fn app_with(
+    name: &str,
+    language: Language,
+    edit: impl FnOnce(&mut TerminalConfig),
+) -> (App, PathBuf) {
     let dir = temp_dir(name);
     issue(&dir, "a-debit", "6212345000000001", CardProduct::Debit);
     issue(&dir, "b-credit", "6256785000000002", CardProduct::Credit);
@@ -63,6 +72,7 @@ fn app(name: &str, language: Language) -> (App, PathBuf) {
     config.language = language;
     config.state_dir = dir.join("state");
     config.cards_dir = dir.join("cards");
+    edit(&mut config);
     let pos = Pos::open(config, TdesKey::new(&[0x11; 16]).unwrap()).unwrap();
     (App::new(pos), dir)
 }
@@ -447,5 +457,47 @@ fn the_qr_method_is_offered_only_for_sales_with_a_wallet() {
         terminal::tui::Screen::Method,
         "no wallet: 3 does nothing"
     );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn with_supervisors_checked_by_the_host_a_void_asks_the_supervisors_number_and_password() {
+    use Key::*;
+    use terminal::config::SupervisorCheck;
+    let (mut app, dir) = app_with("void-host", Language::English, |config| {
+        config.supervisor_check = SupervisorCheck::Host;
+    });
+    app.screen = terminal::tui::Screen::Menu;
+    keys(&mut app, &[Digit(2)]);
+    assert_eq!(app.screen, terminal::tui::Screen::SupervisorNumber);
+    // Enter without a number does nothing; the number takes at most 3 digits.
+    keys(&mut app, &[Enter, Digit(0), Digit(0), Digit(2), Digit(9)]);
+    assert_eq!(app.screen, terminal::tui::Screen::SupervisorNumber);
+    check("40_void_supervisor_number", &app, Instant::now());
+    // The password is not checked here (terminal.toml's would pass): the host checks it, so
+    // it must be one that can travel as a PIN block, 4 to 12 digits.
+    keys(&mut app, &[Enter, Digit(1), Digit(2), Digit(3), Enter]);
+    assert_eq!(app.screen, terminal::tui::Screen::Supervisor { digits: 0 });
+    check(
+        "41_void_supervisor_password_too_short",
+        &app,
+        Instant::now(),
+    );
+    keys(
+        &mut app,
+        &[
+            Digit(2),
+            Digit(4),
+            Digit(6),
+            Digit(8),
+            Digit(1),
+            Digit(0),
+            Enter,
+        ],
+    );
+    assert_eq!(app.screen, terminal::tui::Screen::Trace);
+    // Escape on the number goes back to the menu.
+    keys(&mut app, &[Escape, Digit(3), Escape]);
+    assert_eq!(app.screen, terminal::tui::Screen::Menu);
     let _ = std::fs::remove_dir_all(dir);
 }
