@@ -202,6 +202,22 @@ pub async fn start_configured(
     tokio::task::JoinHandle<()>,
     Arc<TerminalHandler>,
 ) {
+    let (_, client, stop, server, handler) = start_listening(world, limits, configure).await;
+    (client, stop, server, handler)
+}
+
+/// As [`start_configured`], with the listener's address, for tests that open more connections.
+pub async fn start_listening(
+    world: &World,
+    limits: Limits,
+    configure: impl FnOnce(TerminalHandler) -> TerminalHandler,
+) -> (
+    std::net::SocketAddr,
+    Client,
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+    Arc<TerminalHandler>,
+) {
     let terminals = HashMap::from([
         (
             "10000001".to_owned(),
@@ -255,7 +271,7 @@ pub async fn start_configured(
     let client = Client::connect(address, LengthPrefix::Binary2, TIMEOUT)
         .await
         .unwrap();
-    (client, stop, server, handler)
+    (address, client, stop, server, handler)
 }
 
 pub async fn ask(client: &mut Client, request: &[u8]) -> (String, String) {
@@ -281,11 +297,16 @@ pub use paycrypto::pinblock::{self, PinBlockFormat, PinKey};
 
 /// A signed-on terminal 10000001: the client and its clear PIN and MAC keys.
 pub async fn signed_on(client: &mut Client) -> (TdesKey, TdesKey) {
+    signed_on_as(client, "10000001").await
+}
+
+/// Signs `terminal` on (its master key is [`TEST_TMK`]): its clear PIN and MAC keys.
+pub async fn signed_on_as(client: &mut Client, terminal: &str) -> (TdesKey, TdesKey) {
     let sign_on = frame(
         "0800",
         &[
             (11, "000001"),
-            (41, "10000001"),
+            (41, terminal),
             (42, "898310058120001"),
             (60, "00000000003"),
             (63, "001"),
