@@ -314,12 +314,13 @@ async fn every_ordering_of_a_sale_its_repeats_and_reversals_moves_money_at_most_
                         .unwrap()
                         .available()
                 };
+                // The card is this worker's alone: its balance is known before each run.
+                let mut before = balance(&world_store).await;
                 for (run, (index, events)) in mine.iter().enumerate() {
                     let stan = u32::try_from(*index).unwrap() + 1;
                     let atc = u16::try_from(2 * run + 1).unwrap();
                     let messages = SaleMessages::new(&card, stan, amount_of(stan), atc, &keys);
                     let what = || format!("{name}: ordering {events:?} (trace number {stan})");
-                    let before = balance(&world_store).await;
                     let model = play(&mut client, &messages, events, &what).await;
                     let after = balance(&world_store).await;
                     let moved = if model.stands() {
@@ -328,6 +329,7 @@ async fn every_ordering_of_a_sale_its_repeats_and_reversals_moves_money_at_most_
                         0
                     };
                     assert_eq!(before - after, moved, "{}: the card's money", what());
+                    before = after;
                     check_ledger(&world_store, &messages, &model, &what()).await;
                 }
             }));
@@ -390,7 +392,7 @@ const STORM_CARDS: [&str; 4] = [
     "card-CH004-D",
     "card-CH005-D",
 ];
-const STORM_WORKERS: usize = 8;
+const STORM_WORKERS: usize = 32;
 
 /// A swipe sale of `card` at `terminal`; the repeat is the same sale with the PIN entered
 /// (another message under the same trace number, decided again).
