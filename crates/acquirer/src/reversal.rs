@@ -136,13 +136,15 @@ impl TerminalHandler {
         } else {
             "sale/acquirer"
         };
-        let currency = crate::follow_up::currency(message)?;
-        let (mark_account, _) = crate::chart::reversal_marks(terminal.acquirer, currency);
-        let sale = self
-            .posted(key, "sale", None)
-            .await?
+        let mut sale = self.posted(key, "sale", None).await?;
+        if issuer_books_only && let Some(posted) = &sale {
             // An issuer host's own mark is no sale.
-            .filter(|sale| !(issuer_books_only && sale.issuer.debit == mark_account));
+            let currency = crate::follow_up::currency(message)?;
+            let (mark_account, _) = crate::chart::reversal_marks(terminal.acquirer, currency);
+            if posted.issuer.debit == mark_account {
+                sale = None;
+            }
+        }
         let Some(sale) = sale else {
             // Never posted (or already marked by an earlier reversal): mark it so it never
             // can be.
