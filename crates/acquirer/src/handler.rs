@@ -385,6 +385,15 @@ impl TerminalHandler {
         self
     }
 
+    /// Lifts the per-terminal message rate (65 above it): for tests and load tools that play
+    /// one terminal far faster than a real one sends.
+    pub fn without_terminal_rate(self) -> Self {
+        if let Ok(mut rate) = self.rate.lock() {
+            *rate = None;
+        }
+        self
+    }
+
     /// Lets a reversal queued by the host wait `grace` before its first attempt.
     pub fn with_reversal_grace(mut self, grace: std::time::Duration) -> Self {
         self.reversal_grace = grace;

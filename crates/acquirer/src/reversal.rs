@@ -127,13 +127,32 @@ impl TerminalHandler {
         terminal: &TerminalRecord,
         key: &BusinessKey,
     ) -> Result<ResponseCode, ResponseCode> {
-        let Some(sale) = self.posted(key, "sale", None).await? else {
+        // The mark takes the id of the first transfer these books would post for the sale:
+        // the acquirer's side where both sides post together (the sale's linked chain then
+        // fails as one), the issuer's on an issuer host, which posts nothing else — a mark
+        // under the acquirer's id there would not stop the sale.
+        let issuer_books_only = self.role == crate::handler::Role::Issuer;
+        let marked = if issuer_books_only {
+            "sale/issuer"
+        } else {
+            "sale/acquirer"
+        };
+        let mut sale = self.posted(key, "sale", None).await?;
+        if issuer_books_only && let Some(posted) = &sale {
+            // An issuer host's own mark is no sale.
+            let currency = crate::follow_up::currency(message)?;
+            let (mark_account, _) = crate::chart::reversal_marks(terminal.acquirer, currency);
+            if posted.issuer.debit == mark_account {
+                sale = None;
+            }
+        }
+        let Some(sale) = sale else {
             // Never posted (or already marked by an earlier reversal): mark it so it never
             // can be.
             return match self
                 .mark_reversed(
                     message,
-                    key.transfer_id("sale/acquirer"),
+                    key.transfer_id(marked),
                     key.transfer_id("reversal/mark"),
                     terminal,
                 )

@@ -17,7 +17,8 @@
 use crate::cards::{card_profile, format_date};
 use crate::chip::chip_fields;
 use crate::effects::{
-    SaleAccounts, approval_codes, business_date, preauthorization_transfer, sale_transfers,
+    BusinessKey, SaleAccounts, approval_codes, business_date, preauthorization_transfer,
+    sale_transfers,
 };
 use crate::handler::{TerminalHandler, TerminalRecord};
 use crate::keys::MessageKeys;
@@ -363,7 +364,13 @@ impl TerminalHandler {
                 // A repeat of a sale already approved keeps its approval.
                 if purchase
                     && let Some(answer) = self
-                        .repeat_answer(message, &transfers[0], keys, receipt_facts(kind))
+                        .repeat_answer(
+                            message,
+                            &business_key,
+                            &transfers[0],
+                            keys,
+                            receipt_facts(kind),
+                        )
                         .await
                 {
                     return answer;
@@ -456,7 +463,7 @@ impl TerminalHandler {
         })?;
         tracing::debug!(card = %card.masked_pan(), outcome = ?result.card, "authorization committed");
 
-        let response = match (approved, result.card) {
+        let mut response = match (approved, result.card) {
             (false, _) => decision.response,
             (true, CardOutcome::AtcReplayed) => ResponseCode::DoNotHonor,
             (true, CardOutcome::LimitExceeded) => ResponseCode::ExceedsAmountLimit,
@@ -467,6 +474,18 @@ impl TerminalHandler {
                 Some(error) => issuer::response_for_ledger_error(error),
             },
         };
+        // A repeat the issuer approved again finds the original's transfers made: it stands
+        // only if the original was not reversed meanwhile.
+        if response.is_approved()
+            && purchase
+            && matches!(
+                result.transfers.first(),
+                Some(Ok(ledger::Outcome::AlreadyExists(_)))
+            )
+            && self.reversed(&business_key).await?
+        {
+            response = ResponseCode::DuplicateTransmission;
+        }
         if let Some((gate, input)) = &risk_input {
             let wrong_pin = decision.update.pin_failures > profile.pin_failures;
             gate.engine.record(
@@ -477,7 +496,13 @@ impl TerminalHandler {
         if purchase
             && !response.is_approved()
             && let Some(answer) = self
-                .repeat_answer(message, &transfers[0], keys, receipt_facts(kind))
+                .repeat_answer(
+                    message,
+                    &business_key,
+                    &transfers[0],
+                    keys,
+                    receipt_facts(kind),
+                )
                 .await
         {
             return answer;
@@ -549,17 +574,32 @@ impl TerminalHandler {
     ///
     /// A repeat is refused by everything that has changed since its original: the card's ATC
     /// is seen again (chip), the day's spend or the card's standing may have moved. An approved
-    /// repeat needs no look-up: the ledger found its transfers made (and the day's spend was not
-    /// counted again), and the approval carries the same ids.
+    /// repeat needs no look-up beyond whether it was reversed: the ledger found its transfers
+    /// made (and the day's spend was not counted again), and the approval carries the same ids.
+    ///
+    /// A repeat of a sale reversed after it posted gets 94: its original's approval no longer
+    /// stands, and approving it again would tell the terminal a sale went through whose money
+    /// went back.
     async fn repeat_answer(
         &self,
         message: &Message<'_>,
+        key: &BusinessKey,
         first: &ledger::TransferRequest,
         keys: &MessageKeys,
         receipt: Option<ReceiptFacts>,
     ) -> Option<Result<Answer, Stop>> {
         match self.store.transfer(first.id).await {
             Ok(Some(original)) if original.request == *first => {
+                match self.reversed(key).await {
+                    Ok(false) => {}
+                    Ok(true) => {
+                        return Some(stop(
+                            ResponseCode::DuplicateTransmission,
+                            "repeat of a reversed sale",
+                        ));
+                    }
+                    Err(code) => return Some(Err(code)),
+                }
                 let mut answer = self.approval(message, first.id, None, keys);
                 if let Some(facts) = receipt {
                     // The same statement as the original's: its time is the transfer's.
@@ -574,6 +614,17 @@ impl TerminalHandler {
             )),
             Ok(None) | Err(_) => None,
         }
+    }
+
+    /// Whether the sale or pre-authorization of `key` was reversed: its reversal's issuer
+    /// transfer (the sale's opposite, or the hold's void) exists. A repeat of it is refused
+    /// with 94, as one arriving after a reversal that overtook it is.
+    async fn reversed(&self, key: &BusinessKey) -> Result<bool, Stop> {
+        self.store
+            .transfer(key.transfer_id("reversal/issuer"))
+            .await
+            .map(|reversal| reversal.is_some())
+            .map_err(|_| ResponseCode::SystemMalfunction)
     }
 
     /// The card a message presents (field 2, else track 2), found by its number's fingerprint.

@@ -202,6 +202,22 @@ pub async fn start_configured(
     tokio::task::JoinHandle<()>,
     Arc<TerminalHandler>,
 ) {
+    let (_, client, stop, server, handler) = start_listening(world, limits, configure).await;
+    (client, stop, server, handler)
+}
+
+/// As [`start_configured`], with the listener's address, for tests that open more connections.
+pub async fn start_listening(
+    world: &World,
+    limits: Limits,
+    configure: impl FnOnce(TerminalHandler) -> TerminalHandler,
+) -> (
+    std::net::SocketAddr,
+    Client,
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+    Arc<TerminalHandler>,
+) {
     let terminals = HashMap::from([
         (
             "10000001".to_owned(),
@@ -255,7 +271,7 @@ pub async fn start_configured(
     let client = Client::connect(address, LengthPrefix::Binary2, TIMEOUT)
         .await
         .unwrap();
-    (client, stop, server, handler)
+    (address, client, stop, server, handler)
 }
 
 pub async fn ask(client: &mut Client, request: &[u8]) -> (String, String) {
@@ -281,11 +297,16 @@ pub use paycrypto::pinblock::{self, PinBlockFormat, PinKey};
 
 /// A signed-on terminal 10000001: the client and its clear PIN and MAC keys.
 pub async fn signed_on(client: &mut Client) -> (TdesKey, TdesKey) {
+    signed_on_as(client, "10000001").await
+}
+
+/// Signs `terminal` on (its master key is [`TEST_TMK`]): its clear PIN and MAC keys.
+pub async fn signed_on_as(client: &mut Client, terminal: &str) -> (TdesKey, TdesKey) {
     let sign_on = frame(
         "0800",
         &[
             (11, "000001"),
-            (41, "10000001"),
+            (41, terminal),
             (42, "898310058120001"),
             (60, "00000000003"),
             (63, "001"),
@@ -784,17 +805,25 @@ pub async fn start_issuer_host(
     tokio::sync::watch::Sender<bool>,
     tokio::task::JoinHandle<()>,
 ) {
+    start_issuer_host_with(world, Limits::default()).await
+}
+
+/// An issuer host for `world`'s cards, with the listener's `limits`.
+pub async fn start_issuer_host_with(
+    world: &World,
+    limits: Limits,
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
     let handler = Arc::new(TerminalHandler::issuer(
         world.store.clone(),
         world.hsm.clone(),
     ));
-    let listener = Listener::bind(
-        ([127, 0, 0, 1], 0).into(),
-        LengthPrefix::Binary2,
-        Limits::default(),
-    )
-    .await
-    .unwrap();
+    let listener = Listener::bind(([127, 0, 0, 1], 0).into(), LengthPrefix::Binary2, limits)
+        .await
+        .unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(listener.serve(handler, stopped));
@@ -840,16 +869,32 @@ impl RemotePair {
         issuer_backend: store::testing::TestBackend,
         acquirer_backend: store::testing::TestBackend,
     ) -> RemotePair {
+        Self::start_configured(
+            issuer_backend,
+            acquirer_backend,
+            Limits::default(),
+            |handler| handler,
+        )
+        .await
+    }
+
+    /// Both hosts' listeners with `limits`, the acquirer's handler adjusted by `configure`.
+    pub async fn start_configured(
+        issuer_backend: store::testing::TestBackend,
+        acquirer_backend: store::testing::TestBackend,
+        limits: Limits,
+        configure: impl FnOnce(TerminalHandler) -> TerminalHandler,
+    ) -> RemotePair {
         let issuer = world_on(issuer_backend).await;
         // The acquirer shares the issuers' zone keys (and the test keys): the key exchange
         // between the two institutions, done here by copying the key table.
         let acquirer = world_sharing_keys(acquirer_backend, &issuer).await;
-        let (address, issuer_stop, issuer_server) = start_issuer_host(&issuer).await;
-        let (client, stop, server, handler) =
-            start_configured(&acquirer, Limits::default(), |handler| {
-                remote_issuers(handler, address)
-            })
-            .await;
+        let (address, issuer_stop, issuer_server) =
+            start_issuer_host_with(&issuer, limits.clone()).await;
+        let (client, stop, server, handler) = start_configured(&acquirer, limits, |handler| {
+            configure(remote_issuers(handler, address))
+        })
+        .await;
         RemotePair {
             issuer,
             acquirer,
