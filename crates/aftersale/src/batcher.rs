@@ -11,7 +11,7 @@
 use crate::receipt::{self, Statement};
 use crate::signer::{ReceiptError, ReceiptKeys};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use tokio::sync::{mpsc, oneshot};
 
 /// How many times the task yields while more statements keep arriving before it signs.
@@ -74,7 +74,14 @@ impl ReceiptBatcher {
     pub async fn sign(&self, statement: Statement) -> Result<String, ReceiptError> {
         let queue = self.queue.get_or_init(|| {
             let (sender, receiver) = mpsc::unbounded_channel();
-            tokio::spawn(run(self.keys.clone(), receiver, self.counts.clone()));
+            // The task holds the keys weakly: dropping the batcher (and with it the last
+            // strong hold on the keys, and through them on the store) frees them at once,
+            // not whenever the task next runs, so a shutdown can close the store.
+            tokio::spawn(run(
+                Arc::downgrade(&self.keys),
+                receiver,
+                self.counts.clone(),
+            ));
             sender
         });
         let (reply, answer) = oneshot::channel();
@@ -88,7 +95,7 @@ impl ReceiptBatcher {
 }
 
 async fn run(
-    keys: Arc<ReceiptKeys>,
+    keys: Weak<ReceiptKeys>,
     mut queue: mpsc::UnboundedReceiver<Pending>,
     counts: Arc<Counts>,
 ) {
@@ -112,6 +119,15 @@ async fn run(
             }
         }
         let (statements, replies): (Vec<Statement>, Vec<_>) = batch.into_iter().unzip();
+        let Some(keys) = keys.upgrade() else {
+            // The batcher is gone: nobody will send more, and no key is left to sign with.
+            for reply in replies {
+                let _ = reply.send(Err(ReceiptError::Batch(
+                    "the receipt keys were dropped".into(),
+                )));
+            }
+            return;
+        };
         counts
             .statements
             .fetch_add(statements.len() as u64, Ordering::Relaxed);

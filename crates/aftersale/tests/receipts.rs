@@ -214,3 +214,17 @@ async fn approvals_released_together_are_signed_in_batches() {
     let alone = batcher.sign(statements(1).pop().unwrap()).await.unwrap();
     assert!(alone.starts_with("EPR1|"));
 }
+
+// One thread: the signing task cannot run between the drop and the count, so only a task that
+// holds the keys weakly passes.
+#[tokio::test]
+async fn a_dropped_batcher_lets_go_of_the_keys_at_once() {
+    // At shutdown `easypos up` drops the host, then closes the store, which the keys hold: the
+    // signing task must not keep them alive until it next runs.
+    let (_test, _hsm, keys) = keys().await;
+    let keys = Arc::new(keys);
+    let batcher = aftersale::ReceiptBatcher::new(keys.clone());
+    assert!(batcher.sign(statement()).await.is_ok());
+    drop(batcher);
+    assert_eq!(Arc::strong_count(&keys), 1);
+}
