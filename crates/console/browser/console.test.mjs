@@ -601,7 +601,8 @@ test('a merchant admin works a risk case to a terminal block and freezes refunds
 });
 
 test('a merchant admin freezes a terminal in an emergency and opens an incident that operations see', async () => {
-  const before = sale('20000001', 'card-CH002-D', '3.30');
+  // Chen Jing's card: the fraud-report tests above froze Li Lei's and Han Meimei's.
+  const before = sale('20000001', 'card-CH004-D', '3.30');
   assert.equal(before.approved, true, JSON.stringify(before));
   await withPage('emergency-incident', 'beijing.admin', 'en-US', async (page) => {
     await Promise.all([page.waitForNavigation(), page.click('header nav a:text-is("Emergency")')]);
@@ -610,7 +611,7 @@ test('a merchant admin freezes a terminal in an emergency and opens an incident 
     await Promise.all([page.waitForNavigation(), page.click('form[action$="/freeze"] button')]);
     assert.match(await page.locator('#freezes tr', { hasText: 'terminal:20000001' }).textContent(), /terminal taken from the counter/);
     // The frozen terminal's next sale is declined 58 by the host.
-    const frozen = sale('20000001', 'card-CH002-D', '4.40');
+    const frozen = sale('20000001', 'card-CH004-D', '4.40');
     assert.equal(frozen.approved, false, JSON.stringify(frozen));
     assert.equal(frozen.response_code, '58');
     // The declined sale's id, from the merchant's own transactions.
