@@ -437,8 +437,8 @@ pub fn router(state: ApiState) -> Router {
 /// Headers on every answer of the API, errors included (OWASP's REST security advice): the
 /// declared type is not to be sniffed, nothing is to be framed or loaded from an answer, no
 /// referrer leaves, and no cache keeps an answer (they hold card, merchant and cardholder data)
-/// unless its handler says otherwise.
-async fn security_headers(
+/// unless its handler says otherwise. The wallet's and onboarding's JSON APIs wear them too.
+pub async fn security_headers(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
