@@ -327,9 +327,21 @@ test('a cardholder who does not recognise a charge reports fraud and downloads t
     assert.equal(createHash('sha256').update(text).digest('hex'), seal);
     const pack = JSON.parse(text);
     for (const entry of pack.manifest) {
-      assert.equal(createHash('sha256').update(pack.files[entry.name]).digest('hex'), entry.sha256, entry.name);
+      // The PDF is in the pack as base64; its hash is of its bytes.
+      const bytes = entry.encoding === 'base64' ? Buffer.from(pack.files[entry.name], 'base64') : pack.files[entry.name];
+      assert.equal(createHash('sha256').update(bytes).digest('hex'), entry.sha256, entry.name);
     }
     assert.equal(JSON.parse(pack.files['transaction.json']).amount.major, '66.00');
+    // The PDF download is the pack's evidence.pdf, and the SHA256SUMS manifest names it.
+    const [pdfDownload] = await Promise.all([page.waitForEvent('download'), page.click('#download-pdf')]);
+    const pdf = readFileSync(await pdfDownload.path());
+    assert.equal(pdf.subarray(0, 8).toString('latin1'), '%PDF-1.4');
+    const pdfSha = createHash('sha256').update(pdf).digest('hex');
+    assert.equal(pack.manifest.find((entry) => entry.name === 'evidence.pdf').sha256, pdfSha);
+    const [sumsDownload] = await Promise.all([page.waitForEvent('download'), page.click('#download-manifest')]);
+    const sums = readFileSync(await sumsDownload.path(), 'utf8');
+    assert.match(sums, new RegExp(`^${pdfSha}  evidence-fr_[0-9a-f]{16}\\.pdf$`, 'm'));
+    assert.match(sums, new RegExp(`^${seal}  evidence-fr_[0-9a-f]{16}\\.json$`, 'm'));
   });
   // The card is frozen: its next sale is declined 62.
   let after;

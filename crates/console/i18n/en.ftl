@@ -553,3 +553,8 @@ password-same = The new password must differ from the old one.
 nav-docs = Guides
 docs-title = Guides
 docs-intro = How to use easypos, for each of its users: pick the guide for what you do.
+
+# Fraud reports: the pack's PDF and manifest, and what follows a report (issue 9).
+fraud-followed = A case is open with the acquirer's risk team, the merchant and the acquirer's operations are told, and the charge is disputed with your bank.
+fraud-download-pdf = Download the evidence pack (PDF)
+fraud-download-manifest = Download the SHA-256 manifest (SHA256SUMS)

@@ -553,3 +553,8 @@ password-same = 新密码必须与旧密码不同。
 nav-docs = 使用指南
 docs-title = 使用指南
 docs-intro = 按角色编写的 easypos 使用说明：请选择与您的工作对应的指南。
+
+# Fraud reports: the pack's PDF and manifest, and what follows a report (issue 9).
+fraud-followed = 收单机构的风险团队已立案，商户和收单机构运营已收到通知，这笔交易已向您的发卡银行提出争议。
+fraud-download-pdf = 下载证据包（PDF）
+fraud-download-manifest = 下载 SHA-256 清单（SHA256SUMS）

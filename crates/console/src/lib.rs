@@ -123,6 +123,14 @@ pub fn router(state: Console) -> Router {
             "/console/fraud-reports/{id}/pack.json",
             get(pages::fraud_pack),
         )
+        .route(
+            "/console/fraud-reports/{id}/evidence.pdf",
+            get(pages::fraud_pdf),
+        )
+        .route(
+            "/console/fraud-reports/{id}/SHA256SUMS",
+            get(pages::fraud_manifest),
+        )
         .route("/console/terminals", get(pages::terminals))
         .route("/console/staff", get(pages::staff).post(pages::add_staff))
         .route(

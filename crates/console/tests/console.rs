@@ -1376,10 +1376,36 @@ async fn a_cardholder_reports_fraud_from_the_transaction_page_and_downloads_the_
         .await;
     assert_eq!(pack.status, StatusCode::OK);
     aftersale::evidence::check(&pack.html).unwrap();
+    // The page says what follows, and offers the PDF and the manifest.
+    assert!(report.html.contains("evidence.pdf"));
+    assert!(report.html.contains("A case is open"), "{}", report.html);
+    let pdf = world
+        .get(&format!("{report_path}/evidence.pdf"), Some(&session), &[])
+        .await;
+    assert_eq!(pdf.status, StatusCode::OK);
+    assert!(pdf.html.starts_with("%PDF-1.4"));
+    let sums = world
+        .get(&format!("{report_path}/SHA256SUMS"), Some(&session), &[])
+        .await;
+    assert_eq!(sums.status, StatusCode::OK);
+    let report_id = report_path.trim_start_matches("/console/fraud-reports/");
+    assert!(
+        sums.html
+            .lines()
+            .last()
+            .is_some_and(|line| line.ends_with(&format!("  evidence-{report_id}.json"))),
+        "{}",
+        sums.html
+    );
+    assert!(sums.html.contains("  evidence.pdf\n"), "{}", sums.html);
 
     // Another cardholder does not see it.
     let other = world.sign_in("cardholder2").await;
     let hidden = world.get(&report_path, Some(&other), &[]).await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+    let hidden = world
+        .get(&format!("{report_path}/evidence.pdf"), Some(&other), &[])
+        .await;
     assert_eq!(hidden.status, StatusCode::NOT_FOUND);
 }
 
