@@ -170,7 +170,7 @@ impl ApiState {
 
 /// Every route of the API (method, path as the OpenAPI document writes it). The router is
 /// built from the same calls, and a test checks both against each other and the document.
-pub const ROUTES: [(&str, &str); 70] = [
+pub const ROUTES: [(&str, &str); 72] = [
     ("GET", "/api/v1/me"),
     ("GET", "/api/v1/transactions"),
     ("GET", "/api/v1/transactions/{id}"),
@@ -244,6 +244,8 @@ pub const ROUTES: [(&str, &str); 70] = [
     ("PUT", "/api/v1/staff/{operator_no}/terminal-password"),
     ("GET", "/api/v1/fraud-reports/{id}/pdf"),
     ("GET", "/api/v1/fraud-reports/{id}/manifest"),
+    ("GET", "/api/v1/wallets/{id}/alerts"),
+    ("PUT", "/api/v1/wallets/{id}/alerts"),
 ];
 
 /// The API's router: `/api/v1/…` behind authentication and idempotency, and the OpenAPI
@@ -412,6 +414,10 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/v1/fraud-reports/{id}/manifest",
             get(fraud::get_manifest),
+        )
+        .route(
+            "/api/v1/wallets/{id}/alerts",
+            get(alerts::get_wallet_alerts).put(alerts::put_wallet_alerts),
         )
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

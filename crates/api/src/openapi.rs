@@ -111,6 +111,7 @@ pub fn document() -> Value {
     add_incidents(&mut document);
     add_emergency(&mut document);
     add_fraud_documents(&mut document);
+    add_wallet_alerts(&mut document);
     document
 }
 
@@ -1283,6 +1284,62 @@ fn add_fraud_documents(document: &mut Value) {
                 "The SHA-256 of every file of the pack, of the PDF and of the pack itself under their download names, one `<sha256>  <name>` line each (sha256sum -c reads it)",
                 "text/plain",
             )}),
+        );
+    }
+}
+
+/// A wallet's own alert settings (docs/aftersale.md#cardholder-alerts-r14).
+fn add_wallet_alerts(document: &mut Value) {
+    let not_found = ("404", "Not a wallet of the caller's");
+    let wallet = path_id("Wallet id");
+    let mut put_settings = operation(
+        "putWalletAlerts",
+        "The wallet's holder sets its alert channels and thresholds, with the same rules as a card's; with a webhook URL the answer carries its signing secret",
+        ("200", ok("WalletAlerts")),
+        wallet.clone(),
+        &[
+            not_found,
+            (
+                "400",
+                "A malformed body, an unknown channel, or a channel without its address; `detail` names the field",
+            ),
+        ],
+    );
+    if let Value::Object(map) = &mut put_settings {
+        map.insert(
+            "requestBody".to_owned(),
+            json!({"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AlertSettings"}}}}),
+        );
+    }
+    let text = json!({"type": ["string", "null"]});
+    if let Some(Value::Object(map)) = document.get_mut("paths") {
+        map.insert(
+            "/api/v1/wallets/{id}/alerts".to_owned(),
+            json!({
+                "get": operation("getWalletAlerts", "The wallet's alert settings and its newest alerts (its holder only)", ("200", ok("WalletAlerts")), wallet, &[not_found]),
+                "put": put_settings
+            }),
+        );
+    }
+    if let Some(Value::Object(map)) = document
+        .get_mut("components")
+        .and_then(|components| components.get_mut("schemas"))
+    {
+        map.insert(
+            "WalletAlerts".to_owned(),
+            json!({
+                "type": "object",
+                "required": ["wallet_id", "channels", "min_amount_minor", "declines_only", "recent"],
+                "properties": {
+                    "wallet_id": {"type": "string"},
+                    "channels": {"type": "array", "items": {"type": "string", "enum": ["webhook", "email", "sms"]}},
+                    "min_amount_minor": {"type": "integer", "minimum": 0, "description": "Approved payments below this are not alerted"},
+                    "declines_only": {"type": "boolean"},
+                    "webhook_url": text.clone(), "email": text.clone(), "phone": text,
+                    "webhook_secret": {"type": "string", "description": "whsec_…: after a change that sets a webhook URL"},
+                    "recent": {"type": "array", "items": {"$ref": "#/components/schemas/Alert"}}
+                }
+            }),
         );
     }
 }

@@ -847,6 +847,17 @@ fn matrix(world: &World) -> Vec<Line> {
             "/api/v1/fraud-reports/fr_0000000000000000/manifest".into(),
             all(404),
         ),
+        // A wallet's alerts: its holder only (no wallet of that id: 404 for the cardholder).
+        (
+            "GET".into(),
+            "/api/v1/wallets/wl_nobody/alerts".into(),
+            holder_only(404),
+        ),
+        (
+            "PUT".into(),
+            "/api/v1/wallets/wl_nobody/alerts".into(),
+            holder_only(404),
+        ),
         // Refunds: the merchant's staff make them, the cardholder asks; whoever sees the sale
         // sees them; 404 for another tenant's.
         (

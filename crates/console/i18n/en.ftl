@@ -464,7 +464,7 @@ alerts-email = E-mail
 alerts-email-address = Address
 alerts-webhook = Webhook
 alerts-webhook-url = URL (http://)
-alerts-min-amount = Only payments of at least (fen)
+alerts-min-amount = Only payments of at least
 alerts-declines-only = Declines only
 alerts-save = Save
 alerts-saved = Saved.
@@ -558,3 +558,10 @@ docs-intro = How to use easypos, for each of its users: pick the guide for what 
 fraud-followed = A case is open with the acquirer's risk team, the merchant and the acquirer's operations are told, and the charge is disputed with your bank.
 fraud-download-pdf = Download the evidence pack (PDF)
 fraud-download-manifest = Download the SHA-256 manifest (SHA256SUMS)
+
+# The wallet's own alert settings (issue 9).
+wallet-alerts-link = Alerts
+wallet-alerts-title = Wallet alerts
+wallet-alerts-back = Back to the wallet
+wallet-alerts-note = Every QR payment, refund and cancellation of this wallet is told to you at once on the channels you choose. The wallet's alerts are its own: your cards keep theirs (Cards → Freeze, alerts).
+alerts-bad-amount = give the amount in yuan, like 50 or 50.00

@@ -464,7 +464,7 @@ alerts-email = 电子邮件
 alerts-email-address = 邮箱地址
 alerts-webhook = Webhook
 alerts-webhook-url = URL（http://）
-alerts-min-amount = 仅通知不低于此金额的交易（分）
+alerts-min-amount = 仅通知不低于此金额的交易
 alerts-declines-only = 仅通知被拒交易
 alerts-save = 保存
 alerts-saved = 已保存。
@@ -558,3 +558,10 @@ docs-intro = 按角色编写的 easypos 使用说明：请选择与您的工作�
 fraud-followed = 收单机构的风险团队已立案，商户和收单机构运营已收到通知，这笔交易已向您的发卡银行提出争议。
 fraud-download-pdf = 下载证据包（PDF）
 fraud-download-manifest = 下载 SHA-256 清单（SHA256SUMS）
+
+# The wallet's own alert settings (issue 9).
+wallet-alerts-link = 交易提醒
+wallet-alerts-title = 钱包交易提醒
+wallet-alerts-back = 返回钱包
+wallet-alerts-note = 此钱包的每笔扫码支付、退款和撤销都会立即通过您选择的渠道通知您。钱包的提醒单独设置，银行卡的提醒不受影响（银行卡 → 冻结、提醒）。
+alerts-bad-amount = 请以元为单位填写金额，例如 50 或 50.00

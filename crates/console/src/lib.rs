@@ -289,6 +289,10 @@ pub fn router(state: Console) -> Router {
         )
         .route("/wallet/top-up", post(pages::wallet::top_up))
         .route(
+            "/wallet/alerts",
+            get(pages::wallet::alerts).post(pages::wallet::save_alerts),
+        )
+        .route(
             "/console/refunds",
             get(pages::refunds_page::refunds).post(pages::refunds_page::create),
         )

@@ -1465,7 +1465,7 @@ async fn a_cardholder_freezes_their_card_in_one_click_and_sets_its_alerts() {
         .post(
             &format!("{path}/alerts"),
             Some(&session),
-            &format!("csrf={csrf}&sms=on&phone=12&min_amount_minor=0"),
+            &format!("csrf={csrf}&sms=on&phone=12&min_amount=0"),
         )
         .await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
@@ -1478,9 +1478,7 @@ async fn a_cardholder_freezes_their_card_in_one_click_and_sets_its_alerts() {
         .post(
             &format!("{path}/alerts"),
             Some(&session),
-            &format!(
-                "csrf={csrf}&sms=on&phone=%2B8613800001234&min_amount_minor=5000&declines_only=on"
-            ),
+            &format!("csrf={csrf}&sms=on&phone=%2B8613800001234&min_amount=50.00&declines_only=on"),
         )
         .await;
     assert_eq!(saved.status, StatusCode::OK, "{}", saved.html);
