@@ -184,6 +184,13 @@ async fn smtp_reply<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R) -> Resul
     Err("the relay's reply is too long".into())
 }
 
+/// The reply of a relay that wants STARTTLS or a login first (RFC 3207, RFC 4954).
+const SMTP_AUTHENTICATION_REQUIRED: u16 = 530;
+
+/// Why easypos cannot satisfy a relay that wants TLS: no TLS library is in the build, and one
+/// is not added for this alone.
+pub const NO_TLS: &str = "the relay requires STARTTLS or a login, and easypos speaks plain SMTP only; relay through a local mail server (Postfix, Exim …) that accepts plain SMTP from easypos and does TLS onwards (docs/aftersale.md)";
+
 /// Mails `body` with `subject` to `to` through `config`'s relay (RFC 5321: EHLO, MAIL, RCPT,
 /// DATA, QUIT). Returns the relay's code for the accepted message; `Err` says at which step
 /// and why it was refused.
@@ -202,6 +209,8 @@ pub async fn send_email(
         let expect = |step: &str, code: u16, wanted: &[u16]| {
             if wanted.contains(&code) {
                 Ok(code)
+            } else if code == SMTP_AUTHENTICATION_REQUIRED {
+                Err(format!("{step}: the relay answered {code}: {NO_TLS}"))
             } else {
                 Err(format!("{step}: the relay answered {code}"))
             }
@@ -1021,6 +1030,41 @@ pub async fn unfreeze_card(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_relay_that_wants_starttls_is_refused_with_the_way_out() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let relay = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let (read, mut write) = stream.into_split();
+            let mut lines = BufReader::new(read).lines();
+            write.write_all(b"220 relay ESMTP\r\n").await.unwrap();
+            let ehlo = lines.next_line().await.unwrap().unwrap();
+            write
+                .write_all(b"250-relay\r\n250 STARTTLS\r\n")
+                .await
+                .unwrap();
+            let mail = lines.next_line().await.unwrap().unwrap();
+            write
+                .write_all(b"530 5.7.0 Must issue a STARTTLS command first\r\n")
+                .await
+                .unwrap();
+            (ehlo, mail)
+        });
+        let config = SmtpConfig {
+            host: "127.0.0.1".into(),
+            port,
+            from: "alerts@bank.example".into(),
+        };
+        let refused = send_email(&config, "li.lei@example.test", "alert", "text")
+            .await
+            .unwrap_err();
+        assert_eq!(refused, format!("MAIL: the relay answered 530: {NO_TLS}"));
+        let (ehlo, mail) = relay.await.unwrap();
+        assert_eq!(ehlo, "EHLO easypos");
+        assert_eq!(mail, "MAIL FROM:<alerts@bank.example>");
+    }
 
     #[test]
     fn phones_are_masked_to_their_last_four_digits() {
