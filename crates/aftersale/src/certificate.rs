@@ -123,11 +123,6 @@ pub fn verify(keys: &ReceiptKeys, json: &str) -> Result<(), String> {
     }
 }
 
-/// Characters per line on the PDF's A4 page at 8 pt Courier, within the margins.
-const COLUMNS: usize = 100;
-const LINE_POINTS: f32 = 10.0;
-const MARGIN_POINTS: f32 = 36.0;
-
 /// The certificate as a PDF: a title, then its text line by line (wrapped), then the
 /// checksum and the signature, on as many A4 pages as it takes.
 pub fn pdf(certificate: &Certificate) -> Vec<u8> {
@@ -138,32 +133,13 @@ pub fn pdf(certificate: &Certificate) -> Vec<u8> {
         format!("format {FORMAT}"),
         String::new(),
     ];
-    for line in certificate.text.lines() {
-        let characters: Vec<char> = line.chars().collect();
-        for chunk in characters.chunks(COLUMNS) {
-            lines.push(chunk.iter().collect());
-        }
-    }
+    lines.extend(certificate.text.lines().map(str::to_owned));
     lines.push(String::new());
     lines.push(format!("SHA-256 {}", certificate.sha256));
     lines.push(format!(
         "signed by the acquirer, Ed25519 key {}",
         certificate.key_id
     ));
-    let signature: Vec<char> = certificate.signature.chars().collect();
-    for chunk in signature.chunks(COLUMNS) {
-        lines.push(chunk.iter().collect());
-    }
-    let mut document = pdf::Document::new("Transaction certificate");
-    let per_page = ((pdf::Size::A4_HEIGHT - 2.0 * MARGIN_POINTS) / LINE_POINTS) as usize;
-    for page_lines in lines.chunks(per_page.max(1)) {
-        let mut page = pdf::Page::new(pdf::Size::A4_WIDTH, pdf::Size::A4_HEIGHT);
-        let mut y = pdf::Size::A4_HEIGHT - MARGIN_POINTS;
-        for line in page_lines {
-            page.text(MARGIN_POINTS, y, 8.0, line);
-            y -= LINE_POINTS;
-        }
-        document = document.page(page);
-    }
-    document.to_bytes()
+    lines.push(certificate.signature.clone());
+    crate::paper::a4_text("Transaction certificate", &lines)
 }

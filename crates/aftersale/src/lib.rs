@@ -37,6 +37,7 @@ pub mod batcher;
 pub mod certificate;
 pub mod disputes;
 pub mod evidence;
+pub mod paper;
 pub mod receipt;
 pub mod refunds;
 pub mod signer;

@@ -43,6 +43,7 @@ use store::alerts::{
     AlertDelivery, AlertPreferences, JOURNAL_CURSOR_KEY, NewAlert, ORDERS_CURSOR_KEY,
 };
 use store::directory::Card;
+use store::wallets::WalletRecord;
 use store::webhooks::Attempt;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
@@ -183,6 +184,13 @@ async fn smtp_reply<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R) -> Resul
     Err("the relay's reply is too long".into())
 }
 
+/// The reply of a relay that wants STARTTLS or a login first (RFC 3207, RFC 4954).
+const SMTP_AUTHENTICATION_REQUIRED: u16 = 530;
+
+/// Why easypos cannot satisfy a relay that wants TLS: no TLS library is in the build, and one
+/// is not added for this alone.
+pub const NO_TLS: &str = "the relay requires STARTTLS or a login, and easypos speaks plain SMTP only; relay through a local mail server (Postfix, Exim …) that accepts plain SMTP from easypos and does TLS onwards (docs/aftersale.md)";
+
 /// Mails `body` with `subject` to `to` through `config`'s relay (RFC 5321: EHLO, MAIL, RCPT,
 /// DATA, QUIT). Returns the relay's code for the accepted message; `Err` says at which step
 /// and why it was refused.
@@ -201,6 +209,8 @@ pub async fn send_email(
         let expect = |step: &str, code: u16, wanted: &[u16]| {
             if wanted.contains(&code) {
                 Ok(code)
+            } else if code == SMTP_AUTHENTICATION_REQUIRED {
+                Err(format!("{step}: the relay answered {code}: {NO_TLS}"))
             } else {
                 Err(format!("{step}: the relay answered {code}"))
             }
@@ -629,17 +639,7 @@ pub struct CardAlertsView {
 
 /// The card's settings and state, for the API and the console.
 pub async fn card_alerts(state: &ApiState, card: &Card) -> Result<CardAlertsView, Problem> {
-    let stored = state.store.alert_preferences(&card.id).await?;
-    let settings = stored
-        .as_ref()
-        .map_or_else(AlertSettings::default, |stored| AlertSettings {
-            channels: stored.channels.clone(),
-            min_amount_minor: stored.min_amount_minor,
-            declines_only: stored.declines_only,
-            webhook_url: stored.webhook_url.clone(),
-            email: stored.email.clone(),
-            phone: stored.phone.clone(),
-        });
+    let settings = stored_settings(state, &card.id).await?;
     let freeze = state
         .store
         .freezes()
@@ -664,6 +664,49 @@ pub async fn card_alerts(state: &ApiState, card: &Card) -> Result<CardAlertsView
     })
 }
 
+/// The settings kept for a card or wallet (none: no channel, the default).
+pub async fn stored_settings(state: &ApiState, target: &str) -> Result<AlertSettings, Problem> {
+    let stored = state.store.alert_preferences(target).await?;
+    Ok(stored
+        .as_ref()
+        .map_or_else(AlertSettings::default, |stored| AlertSettings {
+            channels: stored.channels.clone(),
+            min_amount_minor: stored.min_amount_minor,
+            declines_only: stored.declines_only,
+            webhook_url: stored.webhook_url.clone(),
+            email: stored.email.clone(),
+            phone: stored.phone.clone(),
+        }))
+}
+
+/// Whose alerts settings are for: a card or a wallet, and its holder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertTarget {
+    /// The card's or the wallet's id (the outbox's `target`).
+    pub id: String,
+    /// `card` or `wallet`.
+    pub kind: &'static str,
+    pub cardholder_id: String,
+}
+
+impl AlertTarget {
+    pub fn card(card: &Card) -> Self {
+        AlertTarget {
+            id: card.id.clone(),
+            kind: "card",
+            cardholder_id: card.cardholder_id.clone(),
+        }
+    }
+
+    pub fn wallet(wallet: &WalletRecord) -> Self {
+        AlertTarget {
+            id: wallet.id.clone(),
+            kind: "wallet",
+            cardholder_id: wallet.cardholder_id.clone(),
+        }
+    }
+}
+
 /// Checks and saves `settings` for the caller's card; the view carries the webhook secret
 /// when a webhook URL is set.
 pub async fn save_settings(
@@ -672,6 +715,28 @@ pub async fn save_settings(
     card: &Card,
     settings: AlertSettings,
 ) -> Result<CardAlertsView, Problem> {
+    let stored = store_settings(state, principal, &AlertTarget::card(card), settings).await?;
+    let mut view = card_alerts(state, card).await?;
+    view.webhook_secret = shown_secret(state, &stored)?;
+    Ok(view)
+}
+
+/// The webhook secret to show after a change that sets a webhook URL.
+fn shown_secret(state: &ApiState, stored: &AlertPreferences) -> Result<Option<String>, Problem> {
+    if stored.webhook_url.is_none() {
+        return Ok(None);
+    }
+    Ok(webhook_secret(state, stored)?.map(|secret| crate::webhooks::secret_text(&secret)))
+}
+
+/// Checks `settings` and saves them for `target` (audited as `alerts.update`); the same
+/// rules for a card and a wallet.
+pub async fn store_settings(
+    state: &ApiState,
+    principal: &Principal,
+    target: &AlertTarget,
+    settings: AlertSettings,
+) -> Result<AlertPreferences, Problem> {
     let mut channels = Vec::new();
     for name in &settings.channels {
         let channel = Channel::parse(name).ok_or_else(|| {
@@ -721,11 +786,11 @@ pub async fn save_settings(
             )));
         }
     }
-    let existing = state.store.alert_preferences(&card.id).await?;
+    let existing = state.store.alert_preferences(&target.id).await?;
     let stored = AlertPreferences {
-        target: card.id.clone(),
-        target_kind: "card".into(),
-        cardholder_id: card.cardholder_id.clone(),
+        target: target.id.clone(),
+        target_kind: target.kind.into(),
+        cardholder_id: target.cardholder_id.clone(),
         channels: channels.iter().map(|c| c.as_str().to_owned()).collect(),
         min_amount_minor: settings.min_amount_minor,
         declines_only: settings.declines_only,
@@ -740,16 +805,77 @@ pub async fn save_settings(
         .audit(
             &principal.user,
             "alerts.update",
-            &format!("card:{}", card.id),
+            &format!("{}:{}", target.kind, target.id),
             &stored.channels.join(","),
             crate::audit::tenant_label(&principal.user.tenant),
         )
         .await?;
-    let mut view = card_alerts(state, card).await?;
-    if stored.webhook_url.is_some() {
-        view.webhook_secret =
-            webhook_secret(state, &stored)?.map(|secret| crate::webhooks::secret_text(&secret));
-    }
+    Ok(stored)
+}
+
+/// The caller's own wallet `id` (its holder only; anyone else's is not found).
+pub async fn own_wallet(
+    state: &ApiState,
+    principal: &Principal,
+    id: &str,
+) -> Result<WalletRecord, Problem> {
+    let not_found = || Problem::not_found(format!("no wallet {id:?} of yours"));
+    let (Role::Cardholder, store::accounts::Tenant::Cardholder(holder)) =
+        (principal.user.role, &principal.user.tenant)
+    else {
+        return Err(Problem::forbidden(
+            "only the wallet's holder sets its alerts",
+        ));
+    };
+    state
+        .store
+        .wallet(id)
+        .await?
+        .filter(|wallet| &wallet.cardholder_id == holder)
+        .ok_or_else(not_found)
+}
+
+/// A wallet's alert settings and newest alerts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WalletAlertsView {
+    pub wallet_id: String,
+    #[serde(flatten)]
+    pub settings: AlertSettings,
+    /// The webhook's signing secret (`whsec_…`), after a change that sets a webhook URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
+    pub recent: Vec<AlertView>,
+}
+
+/// The wallet's settings and newest alerts, for the API and the wallet's alerts page.
+pub async fn wallet_alerts(
+    state: &ApiState,
+    wallet: &WalletRecord,
+) -> Result<WalletAlertsView, Problem> {
+    Ok(WalletAlertsView {
+        wallet_id: wallet.id.clone(),
+        settings: stored_settings(state, &wallet.id).await?,
+        webhook_secret: None,
+        recent: state
+            .store
+            .alerts_of(&wallet.id, RECENT_ALERTS)
+            .await?
+            .iter()
+            .map(AlertView::from)
+            .collect(),
+    })
+}
+
+/// Checks and saves `settings` for the caller's wallet.
+pub async fn save_wallet_settings(
+    state: &ApiState,
+    principal: &Principal,
+    wallet: &WalletRecord,
+    settings: AlertSettings,
+) -> Result<WalletAlertsView, Problem> {
+    let stored = store_settings(state, principal, &AlertTarget::wallet(wallet), settings).await?;
+    let mut view = wallet_alerts(state, wallet).await?;
+    view.webhook_secret = shown_secret(state, &stored)?;
     Ok(view)
 }
 
@@ -841,13 +967,41 @@ pub async fn put_alerts(
     body: Bytes,
 ) -> Result<Json<CardAlertsView>, Problem> {
     let card = own_card(&state, &principal, &id).await?;
-    let settings: AlertSettings = serde_json::from_slice(&body).map_err(|error| {
+    let settings = parse_settings(&body)?;
+    Ok(Json(
+        save_settings(&state, &principal, &card, settings).await?,
+    ))
+}
+
+fn parse_settings(body: &[u8]) -> Result<AlertSettings, Problem> {
+    serde_json::from_slice(body).map_err(|error| {
         Problem::bad_request(format!(
             "the body must be {{\"channels\": [\"webhook\"|\"email\"|\"sms\"], \"min_amount_minor\", \"declines_only\", \"webhook_url\", \"email\", \"phone\"}}: {error}"
         ))
-    })?;
+    })
+}
+
+/// `GET /api/v1/wallets/{id}/alerts`.
+pub async fn get_wallet_alerts(
+    State(state): State<ApiState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Json<WalletAlertsView>, Problem> {
+    let wallet = own_wallet(&state, &principal, &id).await?;
+    Ok(Json(wallet_alerts(&state, &wallet).await?))
+}
+
+/// `PUT /api/v1/wallets/{id}/alerts`: replaces the wallet's settings.
+pub async fn put_wallet_alerts(
+    State(state): State<ApiState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<WalletAlertsView>, Problem> {
+    let wallet = own_wallet(&state, &principal, &id).await?;
+    let settings = parse_settings(&body)?;
     Ok(Json(
-        save_settings(&state, &principal, &card, settings).await?,
+        save_wallet_settings(&state, &principal, &wallet, settings).await?,
     ))
 }
 
@@ -876,6 +1030,41 @@ pub async fn unfreeze_card(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_relay_that_wants_starttls_is_refused_with_the_way_out() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let relay = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let (read, mut write) = stream.into_split();
+            let mut lines = BufReader::new(read).lines();
+            write.write_all(b"220 relay ESMTP\r\n").await.unwrap();
+            let ehlo = lines.next_line().await.unwrap().unwrap();
+            write
+                .write_all(b"250-relay\r\n250 STARTTLS\r\n")
+                .await
+                .unwrap();
+            let mail = lines.next_line().await.unwrap().unwrap();
+            write
+                .write_all(b"530 5.7.0 Must issue a STARTTLS command first\r\n")
+                .await
+                .unwrap();
+            (ehlo, mail)
+        });
+        let config = SmtpConfig {
+            host: "127.0.0.1".into(),
+            port,
+            from: "alerts@bank.example".into(),
+        };
+        let refused = send_email(&config, "li.lei@example.test", "alert", "text")
+            .await
+            .unwrap_err();
+        assert_eq!(refused, format!("MAIL: the relay answered 530: {NO_TLS}"));
+        let (ehlo, mail) = relay.await.unwrap();
+        assert_eq!(ehlo, "EHLO easypos");
+        assert_eq!(mail, "MAIL FROM:<alerts@bank.example>");
+    }
 
     #[test]
     fn phones_are_masked_to_their_last_four_digits() {

@@ -96,6 +96,9 @@ pub struct ReviewBody {
 #[serde(deny_unknown_fields)]
 pub struct AnswerBody {
     pub evidence: String,
+    /// Attach the transaction certificate (signed by the acquirer) to the answer.
+    #[serde(default)]
+    pub certificate: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -395,8 +398,14 @@ pub async fn answer_dispute(
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> ApiResult<Json<DisputeView>> {
-    let answer: AnswerBody = body(&bytes, "{\"evidence\": \"…\"}")?;
-    let dispute = answer_step(&state, &principal, &id, &answer.evidence).await?;
+    let answer: AnswerBody = body(&bytes, "{\"evidence\": \"…\", \"certificate\": true}")?;
+    let dispute = if answer.certificate {
+        answer_with_documents(&state, &principal, &id, &answer.evidence, true, Vec::new())
+            .await?
+            .0
+    } else {
+        answer_step(&state, &principal, &id, &answer.evidence).await?
+    };
     Ok(Json(DisputeView::from(&dispute)))
 }
 
@@ -448,21 +457,58 @@ fn evidence_type(bytes: &[u8]) -> Option<(&'static str, &'static str)> {
     }
 }
 
-/// A file name safe on any disk and in a page: letters, digits, `-` and `_`, at most 60,
-/// with the extension its content says.
-fn safe_name(name: &str, index: usize, extension: &str) -> String {
-    let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
-    let stem: String = stem
+/// Longest name an evidence file keeps, in characters.
+pub const MAX_EVIDENCE_NAME_CHARS: usize = 100;
+
+/// The name an upload is shown and downloaded under: its own name as the browser sent it, made
+/// safe — the last path segment only, without control characters or the characters a disk or
+/// a header refuses (`" * / : < > ? \ |`), no leading dots or spaces, at most
+/// [`MAX_EVIDENCE_NAME_CHARS`] characters — ending in the extension its content says (a PNG
+/// sent as `photo.exe` is `photo.exe.png`; `scan.JPEG` stays). No name: `evidence-N`.
+pub fn evidence_name(sent: &str, index: usize, extension: &str) -> String {
+    let last = sent.rsplit(['/', '\\']).next().unwrap_or("");
+    let cleaned: String = last
         .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .take(60)
+        .filter(|c| !c.is_control() && !matches!(c, '"' | '*' | ':' | '<' | '>' | '?' | '|'))
         .collect();
-    let stem = if stem.is_empty() {
+    let cleaned = cleaned.trim().trim_start_matches('.').trim();
+    let stem = if cleaned.is_empty() {
         format!("evidence-{}", index + 1)
     } else {
-        stem
+        cleaned.to_owned()
     };
-    format!("{stem}.{extension}")
+    let own = stem
+        .rsplit_once('.')
+        .map(|(_, own)| own.to_ascii_lowercase());
+    let same = match (own.as_deref(), extension) {
+        (Some("jpg" | "jpeg"), "jpg") => true,
+        (Some(own), extension) => own == extension,
+        (None, _) => false,
+    };
+    let room = MAX_EVIDENCE_NAME_CHARS - extension.len() - 1;
+    if same {
+        let (base, own) = stem.rsplit_once('.').unwrap_or((&stem, extension));
+        let base: String = base
+            .chars()
+            .take(MAX_EVIDENCE_NAME_CHARS - own.chars().count() - 1)
+            .collect();
+        format!("{base}.{own}")
+    } else {
+        let base: String = stem.chars().take(room).collect();
+        format!("{base}.{extension}")
+    }
+}
+
+/// `name`, or `name` with ` (2)`, ` (3)` … before its extension: the first not in `taken`.
+fn unique_name(name: String, taken: &[String]) -> String {
+    if !taken.contains(&name) {
+        return name;
+    }
+    let (base, extension) = name.rsplit_once('.').unwrap_or((&name, ""));
+    (2..)
+        .map(|n| format!("{base} ({n}).{extension}"))
+        .find(|candidate| !taken.contains(candidate))
+        .unwrap_or(name)
 }
 
 /// Writes `bytes` to `file` beside a temporary, synced, then renamed: a reader never sees
@@ -483,6 +529,24 @@ async fn write_file(file: std::path::PathBuf, bytes: Vec<u8>) -> ApiResult<()> {
         Ok(Ok(())) => Ok(()),
         Ok(Err(error)) => Err(store::StoreError::Write(format!("evidence file: {error}")).into()),
         Err(error) => Err(store::StoreError::Write(format!("evidence file: {error}")).into()),
+    }
+}
+
+/// Removes the files an answer wrote when the answer was refused (each has its own random
+/// name, so no other record uses it).
+async fn remove_files(files: Vec<String>) {
+    let removed = tokio::task::spawn_blocking(move || {
+        for file in files {
+            if let Err(error) = std::fs::remove_file(&file)
+                && error.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(%error, file, "a refused answer's evidence file stays");
+            }
+        }
+    })
+    .await;
+    if let Err(error) = removed {
+        tracing::warn!(%error, "removing a refused answer's evidence files");
     }
 }
 
@@ -512,23 +576,30 @@ pub async fn answer_with_documents(
             "at most {MAX_EVIDENCE_FILES} files per answer"
         )));
     }
-    let mut files: Vec<(String, &'static str, Vec<u8>)> = Vec::new();
+    // (shown name, content type, extension on disk, bytes)
+    let mut files: Vec<(String, &'static str, &'static str, Vec<u8>)> = Vec::new();
+    let mut taken = Vec::new();
     for (index, upload) in uploads.into_iter().enumerate() {
+        let shown = if upload.name.trim().is_empty() {
+            format!("file {}", index + 1)
+        } else {
+            format!("{:?}", upload.name)
+        };
         if upload.bytes.len() > MAX_EVIDENCE_FILE_BYTES {
             return Err(Problem::bad_request(format!(
-                "{}: larger than {} MiB",
-                upload.name,
+                "{shown}: {} bytes, larger than the {} MiB a file may have; nothing was attached",
+                upload.bytes.len(),
                 MAX_EVIDENCE_FILE_BYTES / (1024 * 1024)
             )));
         }
         let (content_type, extension) = evidence_type(&upload.bytes).ok_or_else(|| {
-            Problem::bad_request(format!("{}: only PDF, PNG or JPEG files", upload.name))
+            Problem::bad_request(format!(
+                "{shown}: not a PDF, PNG or JPEG file (judged by its content, not its name); nothing was attached"
+            ))
         })?;
-        files.push((
-            safe_name(&upload.name, index, extension),
-            content_type,
-            upload.bytes,
-        ));
+        let name = unique_name(evidence_name(&upload.name, index, extension), &taken);
+        taken.push(name.clone());
+        files.push((name, content_type, extension, upload.bytes));
     }
     if certificate {
         let issued = crate::certificates::certificate_of(
@@ -541,6 +612,7 @@ pub async fn answer_with_documents(
         files.push((
             format!("certificate-{}.json", dispute.transaction_id),
             "application/json",
+            "json",
             issued.json.into_bytes(),
         ));
     }
@@ -551,8 +623,14 @@ pub async fn answer_with_documents(
         })?;
         let dir = dir.join("disputes").join(&dispute.id);
         let now = state.now_seconds();
-        for (name, content_type, bytes) in files {
-            let file = dir.join(&name);
+        for (name, content_type, extension, bytes) in files {
+            // On disk under a random name of its own: the shown name may be anything the
+            // sender chose, and two answers racing never write the same file.
+            let file = dir.join(format!(
+                "{:016x}{:016x}.{extension}",
+                rand::random::<u64>(),
+                rand::random::<u64>()
+            ));
             documents.push(store::disputes::DisputeDocument {
                 dispute_id: dispute.id.clone(),
                 name,
@@ -563,7 +641,17 @@ pub async fn answer_with_documents(
                 uploaded_by: principal.user.username.clone(),
                 uploaded_at: now,
             });
-            write_file(file, bytes).await?;
+            if let Err(problem) = write_file(file, bytes).await {
+                // Nothing half-attached: the files written so far go too.
+                remove_files(
+                    documents
+                        .iter()
+                        .map(|document| document.file.clone())
+                        .collect(),
+                )
+                .await;
+                return Err(problem);
+            }
         }
     }
     let mut text = evidence.trim().to_owned();
@@ -576,7 +664,19 @@ pub async fn answer_with_documents(
             ));
         }
     }
-    let answered = answer_step(state, principal, id, &text).await?;
+    let answered = match answer_step(state, principal, id, &text).await {
+        Ok(answered) => answered,
+        Err(problem) => {
+            remove_files(
+                documents
+                    .iter()
+                    .map(|document| document.file.clone())
+                    .collect(),
+            )
+            .await;
+            return Err(problem);
+        }
+    };
     for document in &documents {
         state.store.put_dispute_document(document.clone()).await?;
     }
@@ -593,4 +693,38 @@ pub async fn visible_disputes(state: &ApiState, principal: &Principal) -> ApiRes
         .store
         .disputes_of(merchants, cards, store::disputes::MAX_DISPUTE_LIST)
         .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_evidence_file_keeps_its_own_name_made_safe() {
+        for (sent, extension, kept) in [
+            ("receipt 000123.pdf", "pdf", "receipt 000123.pdf"),
+            ("签购单.PDF", "pdf", "签购单.PDF"),
+            ("scan.JPEG", "jpg", "scan.JPEG"),
+            ("C:\\Users\\li\\photo.png", "png", "photo.png"),
+            ("../../etc/passwd", "pdf", "passwd.pdf"),
+            ("photo.exe", "png", "photo.exe.png"),
+            ("..hidden.pdf", "pdf", "hidden.pdf"),
+            ("a\"b<c>:d|e?*\r\n.pdf", "pdf", "abcde.pdf"),
+            ("", "jpg", "evidence-3.jpg"),
+            ("...", "pdf", "evidence-3.pdf"),
+        ] {
+            assert_eq!(evidence_name(sent, 2, extension), kept, "{sent:?}");
+        }
+        let long = format!("{}.pdf", "长".repeat(300));
+        let name = evidence_name(&long, 0, "pdf");
+        assert_eq!(name.chars().count(), MAX_EVIDENCE_NAME_CHARS);
+        assert!(name.ends_with(".pdf"));
+    }
+
+    #[test]
+    fn a_name_given_twice_is_numbered() {
+        let taken = vec!["a.pdf".to_owned(), "a (2).pdf".to_owned()];
+        assert_eq!(unique_name("a.pdf".into(), &taken), "a (3).pdf");
+        assert_eq!(unique_name("b.pdf".into(), &taken), "b.pdf");
+    }
 }

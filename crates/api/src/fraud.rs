@@ -2,7 +2,10 @@
 //! fraud. In one step the card is frozen (its next authorization is declined 62, as an
 //! emergency freeze), and an evidence pack is sealed (`aftersale::evidence`): the transaction,
 //! its timeline, the merchant's and terminal's identity, the journal excerpt of its terminal
-//! batch, the card's freeze, the acquirer's receipt keys, and the report itself.
+//! batch, the card's freeze, the audit trail of the transaction and the card, the acquirer's
+//! receipt keys, the report itself, and all of it as a PDF. Then a case is opened in the risk
+//! case queue, the merchant (its users' and referring partners' webhooks) and the acquirer's
+//! operations (the platform operators' webhooks) are told, and the transaction is disputed.
 
 use crate::ApiState;
 use crate::access::{Principal, Scope};
@@ -14,11 +17,18 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 use store::accounts::Role;
 use store::fraud_reports::FraudReport;
 
 /// Longest description a report may carry.
 pub const MAX_DESCRIPTION_CHARS: usize = 2_000;
+/// The webhook event telling the merchant and the acquirer's operations of a report.
+pub const EVENT_FRAUD_REPORTED: &str = "fraud_report.opened";
+/// The rule name of the case a report opens (the case queue's `rules` column).
+pub const CASE_RULE: &str = "fraud-report";
+/// Most audit entries of the transaction and of the card a pack carries (the newest).
+const MAX_AUDIT_ENTRIES: i64 = 500;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +49,10 @@ pub struct FraudReportView {
     /// SHA-256 of the evidence pack as sealed.
     pub pack_sha256: String,
     pub pack_url: String,
+    /// The pack's PDF (also inside the pack, `evidence.pdf`).
+    pub pdf_url: String,
+    /// Every file's SHA-256, the PDF's and the pack's, as `sha256sum -c` reads them.
+    pub manifest_url: String,
 }
 
 impl FraudReportView {
@@ -53,6 +67,8 @@ impl FraudReportView {
             description: report.description.clone(),
             pack_sha256: report.pack_sha256.clone(),
             pack_url: format!("/api/v1/fraud-reports/{}/pack", report.id),
+            pdf_url: format!("/api/v1/fraud-reports/{}/pdf", report.id),
+            manifest_url: format!("/api/v1/fraud-reports/{}/manifest", report.id),
         }
     }
 }
@@ -153,6 +169,17 @@ pub async fn report_fraud(
         .map(|keys| keys.public_keys())
         .unwrap_or_default();
     let report_id = format!("fr_{:016x}", rand::random::<u64>());
+    // The report is in the audit log before the pack is sealed, so the pack's trail holds it.
+    state
+        .audit(
+            &principal.user,
+            "fraud.report",
+            &format!("transaction:{}", record.id),
+            &format!("report {report_id}; card {} frozen", card.id),
+            crate::audit::tenant_label(&principal.user.tenant),
+        )
+        .await?;
+    let audit = audit_trail(state, record.id, &card.id).await?;
     let value = |value: Result<serde_json::Value, serde_json::Error>| value.unwrap_or_default();
     let sealed = aftersale::evidence::seal(&[
         (
@@ -184,6 +211,7 @@ pub async fn report_fraud(
                 "frozen_at": crate::time::rfc3339_seconds(now), "reason": freeze.reason,
             }),
         ),
+        ("audit.json", value(serde_json::to_value(&audit))),
         (
             "receipt_keys.json",
             value(serde_json::to_value(&receipt_keys)),
@@ -192,7 +220,7 @@ pub async fn report_fraud(
     let stored = state
         .store
         .put_fraud_report(FraudReport {
-            id: report_id,
+            id: report_id.clone(),
             transaction_id: record.id,
             card_id: card.id.clone(),
             reported_by: principal.user.username.clone(),
@@ -202,8 +230,18 @@ pub async fn report_fraud(
             pack_sha256: sealed.sha256,
         })
         .await?;
+    if stored.id != report_id {
+        // Another request reported it at the same moment and did the rest.
+        return Ok((StatusCode::OK, stored));
+    }
+    // The report stands whatever the rest does: each failure is logged, and the report's
+    // reader sees the card frozen and the pack sealed.
+    let case = open_case(state, &stored, &record, now).await;
+    if let Err(problem) = notify(state, &stored, &record, card, case.as_ref().ok(), now).await {
+        tracing::warn!(report = %stored.id, detail = %problem.detail, "fraud report: the merchant and operations were not told");
+    }
     // A fraud report disputes the transaction too (`api::disputes`), for the issuer to charge
-    // back; the report stands even if that fails (it is logged).
+    // back.
     if state.disputes.is_some()
         && let Err(problem) =
             crate::disputes::open_dispute(state, principal, id, "not_recognised", description).await
@@ -211,6 +249,127 @@ pub async fn report_fraud(
         tracing::warn!(transaction = record.id, detail = %problem.detail, "fraud report opened no dispute");
     }
     Ok((StatusCode::CREATED, stored))
+}
+
+/// The audit log's entries about the transaction and the card, oldest first (at most
+/// [`MAX_AUDIT_ENTRIES`] of each, the newest).
+async fn audit_trail(
+    state: &ApiState,
+    transaction_id: i64,
+    card_id: &str,
+) -> Result<Vec<store::audit::AuditEntry>, Problem> {
+    let mut entries = Vec::new();
+    for target in [
+        format!("transaction:{transaction_id}"),
+        format!("card:{card_id}"),
+    ] {
+        let mut found = Vec::new();
+        let mut after_seq = 0;
+        loop {
+            let page = state
+                .store
+                .audit_entries(store::audit::AuditQuery {
+                    after_seq,
+                    limit: store::audit::MAX_AUDIT_PAGE,
+                    target: Some(target.clone()),
+                    ..store::audit::AuditQuery::default()
+                })
+                .await?;
+            let Some(last) = page.last().map(|entry| entry.seq) else {
+                break;
+            };
+            after_seq = last;
+            found.extend(page);
+            let keep = usize::try_from(MAX_AUDIT_ENTRIES).unwrap_or(usize::MAX);
+            if found.len() > keep {
+                found.drain(..found.len() - keep);
+            }
+        }
+        entries.extend(found);
+    }
+    entries.sort_by_key(|entry| entry.seq);
+    Ok(entries)
+}
+
+/// Opens the report's case in the risk case queue (`review`), for the acquirer's operators
+/// and the merchant's admin and manager to work; returns its id.
+async fn open_case(
+    state: &ApiState,
+    report: &FraudReport,
+    record: &store::accounts::TransactionRecord,
+    now: i64,
+) -> Result<i64, Problem> {
+    let opened = state
+        .store
+        .open_case(store::cases::NewCase {
+            at: now,
+            merchant_id: record.merchant_id.clone(),
+            terminal_id: record.terminal_id.clone(),
+            card_id: report.card_id.clone(),
+            rules: format!(
+                "{CASE_RULE}(review,0): the cardholder reported transaction {} as fraud (report {})",
+                record.id, report.id
+            ),
+            severity: "review".into(),
+            // One case per reported transaction.
+            rule_names: vec![CASE_RULE.to_owned(), format!("transaction {}", record.id)],
+        })
+        .await;
+    match opened {
+        Ok(case) => {
+            tracing::info!(report = %report.id, case, "fraud report: case opened");
+            Ok(case)
+        }
+        Err(error) => {
+            tracing::warn!(report = %report.id, %error, "fraud report opened no case");
+            Err(error.into())
+        }
+    }
+}
+
+/// Tells the merchant (its users' webhooks and its referring partners') and the acquirer's
+/// operations (the platform operators' webhooks) of the report: which transaction, which
+/// case, never the card's number nor the cardholder's words.
+async fn notify(
+    state: &ApiState,
+    report: &FraudReport,
+    record: &store::accounts::TransactionRecord,
+    card: &store::directory::Card,
+    case: Option<&i64>,
+    now: i64,
+) -> Result<(), Problem> {
+    let data = serde_json::json!({
+        "report_id": report.id,
+        "transaction_id": record.id.to_string(),
+        "merchant_id": record.merchant_id,
+        "terminal_id": record.terminal_id,
+        "rrn": record.rrn,
+        "amount_minor": record.amount_minor,
+        "card": card.masked_pan(),
+        "reported_at": crate::time::rfc3339_seconds(report.reported_at),
+        "card_frozen": true,
+        "case_id": case,
+    });
+    let event_id = format!("evt_fraud_{}", report.id);
+    let merchant = crate::webhooks::queue_merchant_event(
+        &state.store,
+        &record.merchant_id,
+        &event_id,
+        EVENT_FRAUD_REPORTED,
+        data.clone(),
+        now,
+    )
+    .await?;
+    let operations = crate::webhooks::queue_operations_event(
+        &state.store,
+        &event_id,
+        EVENT_FRAUD_REPORTED,
+        data,
+        now,
+    )
+    .await?;
+    tracing::info!(report = %report.id, merchant, operations, "fraud report: webhooks queued");
+    Ok(())
 }
 
 /// The report `id` if the caller may see it: its reporter, the acquirer's operators, the
@@ -251,10 +410,9 @@ pub fn pack_response(report: &FraudReport) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    if let Ok(value) = HeaderValue::from_str(&format!(
-        "attachment; filename=\"evidence-{}.json\"",
-        report.id
-    )) {
+    if let Ok(value) =
+        HeaderValue::from_str(&format!("attachment; filename=\"{}\"", pack_name(report)))
+    {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
     if let Ok(value) = HeaderValue::from_str(&report.pack_sha256) {
@@ -271,4 +429,83 @@ pub async fn get_pack(
 ) -> Result<Response, Problem> {
     let report = visible_report(&state, &principal, &id).await?;
     Ok(pack_response(&report))
+}
+
+/// The evidence pack's PDF, byte for byte as sealed in the pack (`evidence.pdf`); 404 for a
+/// report sealed before packs carried one.
+pub fn pdf_response(report: &FraudReport) -> Result<Response, Problem> {
+    let bytes = aftersale::evidence::file_bytes(&report.pack, aftersale::evidence::PDF_NAME)
+        .map_err(|reason| {
+            Problem::not_found(format!(
+                "report {} has no PDF ({reason}): it was sealed before packs carried one; its JSON pack stands",
+                report.id
+            ))
+        })?;
+    let sha256 = hex::encode(sha2::Sha256::digest(&bytes));
+    let mut response = bytes.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/pdf"),
+    );
+    if let Ok(value) =
+        HeaderValue::from_str(&format!("attachment; filename=\"{}\"", pdf_name(report)))
+    {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&sha256) {
+        headers.insert("x-pdf-sha256", value);
+    }
+    Ok(response)
+}
+
+/// The download names of the pack and its PDF.
+fn pack_name(report: &FraudReport) -> String {
+    format!("evidence-{}.json", report.id)
+}
+
+fn pdf_name(report: &FraudReport) -> String {
+    format!("evidence-{}.pdf", report.id)
+}
+
+/// The manifest of every file, the PDF and the pack, as `sha256sum -c` reads it (a text
+/// download named `SHA256SUMS-<id>`).
+pub fn manifest_response(report: &FraudReport) -> Result<Response, Problem> {
+    let sums = aftersale::evidence::sha256sums(&report.pack, &pack_name(report), &pdf_name(report))
+        .map_err(|reason| {
+            Problem::internal(&format!("the stored pack of {}: {reason}", report.id))
+        })?;
+    let mut response = sums.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"SHA256SUMS-{}\"",
+        report.id
+    )) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
+}
+
+/// `GET /api/v1/fraud-reports/{id}/pdf`.
+pub async fn get_pdf(
+    State(state): State<ApiState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let report = visible_report(&state, &principal, &id).await?;
+    pdf_response(&report)
+}
+
+/// `GET /api/v1/fraud-reports/{id}/manifest`.
+pub async fn get_manifest(
+    State(state): State<ApiState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let report = visible_report(&state, &principal, &id).await?;
+    manifest_response(&report)
 }

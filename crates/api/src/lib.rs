@@ -170,7 +170,7 @@ impl ApiState {
 
 /// Every route of the API (method, path as the OpenAPI document writes it). The router is
 /// built from the same calls, and a test checks both against each other and the document.
-pub const ROUTES: [(&str, &str); 68] = [
+pub const ROUTES: [(&str, &str); 72] = [
     ("GET", "/api/v1/me"),
     ("GET", "/api/v1/transactions"),
     ("GET", "/api/v1/transactions/{id}"),
@@ -242,6 +242,10 @@ pub const ROUTES: [(&str, &str); 68] = [
     ("POST", "/api/v1/terminals/{id}/key-change"),
     ("POST", "/api/v1/merchants/{id}/password-reset"),
     ("PUT", "/api/v1/staff/{operator_no}/terminal-password"),
+    ("GET", "/api/v1/fraud-reports/{id}/pdf"),
+    ("GET", "/api/v1/fraud-reports/{id}/manifest"),
+    ("GET", "/api/v1/wallets/{id}/alerts"),
+    ("PUT", "/api/v1/wallets/{id}/alerts"),
 ];
 
 /// The API's router: `/api/v1/…` behind authentication and idempotency, and the OpenAPI
@@ -405,6 +409,15 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/v1/staff/{operator_no}/terminal-password",
             axum::routing::put(supervisors::set_terminal_password),
+        )
+        .route("/api/v1/fraud-reports/{id}/pdf", get(fraud::get_pdf))
+        .route(
+            "/api/v1/fraud-reports/{id}/manifest",
+            get(fraud::get_manifest),
+        )
+        .route(
+            "/api/v1/wallets/{id}/alerts",
+            get(alerts::get_wallet_alerts).put(alerts::put_wallet_alerts),
         )
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

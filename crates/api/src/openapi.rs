@@ -110,6 +110,8 @@ pub fn document() -> Value {
     add_alerts(&mut document);
     add_incidents(&mut document);
     add_emergency(&mut document);
+    add_fraud_documents(&mut document);
+    add_wallet_alerts(&mut document);
     document
 }
 
@@ -524,13 +526,15 @@ fn base_document() -> Value {
                 },
                 "FraudReport": {
                     "type": "object",
-                    "required": ["id", "transaction_id", "card_id", "card_frozen", "reported_by", "reported_at", "description", "pack_sha256", "pack_url"],
+                    "required": ["id", "transaction_id", "card_id", "card_frozen", "reported_by", "reported_at", "description", "pack_sha256", "pack_url", "pdf_url", "manifest_url"],
                     "properties": {
                         "id": {"type": "string"}, "transaction_id": {"type": "string"}, "card_id": {"type": "string"},
                         "card_frozen": {"type": "boolean"}, "reported_by": {"type": "string"},
                         "reported_at": {"type": "string", "format": "date-time"}, "description": {"type": "string"},
                         "pack_sha256": {"type": "string", "description": "SHA-256 of the evidence pack as sealed, hex"},
-                        "pack_url": {"type": "string"}
+                        "pack_url": {"type": "string"},
+                        "pdf_url": {"type": "string", "description": "The pack's PDF (also in the pack as evidence.pdf)"},
+                        "manifest_url": {"type": "string", "description": "Every file's SHA-256, the PDF's and the pack's, as sha256sum -c reads them"}
                     }
                 },
                 "AuditEntry": {
@@ -1242,6 +1246,100 @@ fn add_emergency(document: &mut Value) {
                 json!({"type": "object", "required": ["merchant_id", "users"], "properties": {"merchant_id": {"type": "string"}, "users": {"type": "array", "items": {"type": "string"}}}}),
                 &[],
             )}),
+        );
+    }
+}
+
+/// A fraud report's PDF and its SHA-256 manifest (docs/aftersale.md#fraud-reports-r10-r17-r18).
+fn add_fraud_documents(document: &mut Value) {
+    let not_found = [(
+        "404",
+        "No fraud report that the caller may see (or, for the PDF, one sealed before packs carried one)",
+    )];
+    let download = |id: &str, summary: &str, media: &str| {
+        operation(
+            id,
+            summary,
+            (
+                "200",
+                json!({"description": "The download", "content": {media: {"schema": {"type": "string", "format": "binary"}}}}),
+            ),
+            path_id("Fraud report id (fr_…)"),
+            &not_found,
+        )
+    };
+    if let Some(Value::Object(map)) = document.get_mut("paths") {
+        map.insert(
+            "/api/v1/fraud-reports/{id}/pdf".to_owned(),
+            json!({"get": download(
+                "getEvidencePdf",
+                "The evidence pack as a PDF, byte for byte the pack's evidence.pdf (its SHA-256 in X-Pdf-Sha256 and in the pack's manifest)",
+                "application/pdf",
+            )}),
+        );
+        map.insert(
+            "/api/v1/fraud-reports/{id}/manifest".to_owned(),
+            json!({"get": download(
+                "getEvidenceManifest",
+                "The SHA-256 of every file of the pack, of the PDF and of the pack itself under their download names, one `<sha256>  <name>` line each (sha256sum -c reads it)",
+                "text/plain",
+            )}),
+        );
+    }
+}
+
+/// A wallet's own alert settings (docs/aftersale.md#cardholder-alerts-r14).
+fn add_wallet_alerts(document: &mut Value) {
+    let not_found = ("404", "Not a wallet of the caller's");
+    let wallet = path_id("Wallet id");
+    let mut put_settings = operation(
+        "putWalletAlerts",
+        "The wallet's holder sets its alert channels and thresholds, with the same rules as a card's; with a webhook URL the answer carries its signing secret",
+        ("200", ok("WalletAlerts")),
+        wallet.clone(),
+        &[
+            not_found,
+            (
+                "400",
+                "A malformed body, an unknown channel, or a channel without its address; `detail` names the field",
+            ),
+        ],
+    );
+    if let Value::Object(map) = &mut put_settings {
+        map.insert(
+            "requestBody".to_owned(),
+            json!({"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AlertSettings"}}}}),
+        );
+    }
+    let text = json!({"type": ["string", "null"]});
+    if let Some(Value::Object(map)) = document.get_mut("paths") {
+        map.insert(
+            "/api/v1/wallets/{id}/alerts".to_owned(),
+            json!({
+                "get": operation("getWalletAlerts", "The wallet's alert settings and its newest alerts (its holder only)", ("200", ok("WalletAlerts")), wallet, &[not_found]),
+                "put": put_settings
+            }),
+        );
+    }
+    if let Some(Value::Object(map)) = document
+        .get_mut("components")
+        .and_then(|components| components.get_mut("schemas"))
+    {
+        map.insert(
+            "WalletAlerts".to_owned(),
+            json!({
+                "type": "object",
+                "required": ["wallet_id", "channels", "min_amount_minor", "declines_only", "recent"],
+                "properties": {
+                    "wallet_id": {"type": "string"},
+                    "channels": {"type": "array", "items": {"type": "string", "enum": ["webhook", "email", "sms"]}},
+                    "min_amount_minor": {"type": "integer", "minimum": 0, "description": "Approved payments below this are not alerted"},
+                    "declines_only": {"type": "boolean"},
+                    "webhook_url": text.clone(), "email": text.clone(), "phone": text,
+                    "webhook_secret": {"type": "string", "description": "whsec_…: after a change that sets a webhook URL"},
+                    "recent": {"type": "array", "items": {"$ref": "#/components/schemas/Alert"}}
+                }
+            }),
         );
     }
 }

@@ -521,6 +521,40 @@ pub async fn queue_merchant_event(
     store.enqueue_deliveries(deliveries).await
 }
 
+/// Queues an event for the acquirer's operations: the active subscriptions of platform
+/// operators. Returns how many deliveries were queued.
+pub async fn queue_operations_event(
+    store: &Store,
+    event_id: &str,
+    event_type: &str,
+    data: serde_json::Value,
+    now: i64,
+) -> Result<usize, store::StoreError> {
+    let payload = json!({
+        "id": event_id,
+        "type": event_type,
+        "created_at": time::rfc3339_seconds(now),
+        "data": data,
+    });
+    let mut deliveries = Vec::new();
+    for subscription in store.active_subscriptions().await? {
+        let Some(owner) = store.user(&subscription.owner_user_id).await? else {
+            continue;
+        };
+        if owner.role == store::accounts::Role::PlatformOperator {
+            deliveries.push(NewDelivery {
+                subscription_id: subscription.id.clone(),
+                event_id: event_id.to_owned(),
+                event_type: event_type.to_owned(),
+                payload: payload.to_string(),
+                created_at: now,
+                retry_until: now + RETRY_WINDOW_SECONDS,
+            });
+        }
+    }
+    store.enqueue_deliveries(deliveries).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

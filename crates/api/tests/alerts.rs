@@ -450,23 +450,57 @@ async fn a_wallet_qr_payment_alerts_its_holder_once() {
                 .await
                 .unwrap()
         );
-        world
+        // The holder sets the wallet's own alerts through the API, under the card's rules.
+        let path = format!("/api/v1/wallets/{wallet}/alerts");
+        let first = world.get("cardholder1", &path).await;
+        assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+        assert_eq!(first.json()["channels"], serde_json::json!([]));
+        // Only its holder: another cardholder does not find it, a merchant is refused.
+        assert_eq!(
+            world.get("cardholder2", &path).await.status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            world
+                .call("shanghai.admin", "PUT", &path, None, r#"{"channels":[]}"#)
+                .await
+                .status,
+            StatusCode::FORBIDDEN
+        );
+        let refused = world
+            .call("cardholder1", "PUT", &path, None, r#"{"channels":["sms"]}"#)
+            .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+        assert!(refused.text.contains("needs phone"), "{}", refused.text);
+        assert!(
+            world
+                .store
+                .alert_preferences(wallet)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let saved = world
+            .call(
+                "cardholder1",
+                "PUT",
+                &path,
+                None,
+                r#"{"channels":["sms"],"phone":"+8613800001234","min_amount_minor":1000}"#,
+            )
+            .await;
+        assert_eq!(saved.status, StatusCode::OK, "{}", saved.text);
+        assert_eq!(saved.json()["min_amount_minor"], 1000);
+        let stored = world
             .store
-            .put_alert_preferences(store::alerts::AlertPreferences {
-                target: wallet.into(),
-                target_kind: "wallet".into(),
-                cardholder_id: "CH001".into(),
-                channels: vec!["sms".into()],
-                min_amount_minor: 0,
-                declines_only: false,
-                webhook_url: None,
-                email: None,
-                phone: Some("+8613800001234".into()),
-                secret_nonce: "n".into(),
-                updated_at: start,
-            })
+            .alert_preferences(wallet)
             .await
+            .unwrap()
             .unwrap();
+        assert_eq!(
+            (stored.target_kind.as_str(), stored.cardholder_id.as_str()),
+            ("wallet", "CH001")
+        );
         world
             .store
             .create_order(store::wallets::OrderRecord {
@@ -507,6 +541,15 @@ async fn a_wallet_qr_payment_alerts_its_holder_once() {
         assert!(
             texts[0].1.contains("QR payment approved, CNY 15.00"),
             "{texts:?}"
+        );
+        // The holder sees it among the wallet's newest alerts.
+        let seen = world.get("cardholder1", &path).await.json();
+        assert_eq!(seen["recent"][0]["state"], "delivered", "{seen}");
+        assert!(
+            seen["recent"][0]["text"]
+                .as_str()
+                .unwrap()
+                .contains("CNY 15.00")
         );
     }
 }

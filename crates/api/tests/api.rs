@@ -837,6 +837,27 @@ fn matrix(world: &World) -> Vec<Line> {
             "/api/v1/fraud-reports/fr_0000000000000000/pack".into(),
             all(404),
         ),
+        (
+            "GET".into(),
+            "/api/v1/fraud-reports/fr_0000000000000000/pdf".into(),
+            all(404),
+        ),
+        (
+            "GET".into(),
+            "/api/v1/fraud-reports/fr_0000000000000000/manifest".into(),
+            all(404),
+        ),
+        // A wallet's alerts: its holder only (no wallet of that id: 404 for the cardholder).
+        (
+            "GET".into(),
+            "/api/v1/wallets/wl_nobody/alerts".into(),
+            holder_only(404),
+        ),
+        (
+            "PUT".into(),
+            "/api/v1/wallets/wl_nobody/alerts".into(),
+            holder_only(404),
+        ),
         // Refunds: the merchant's staff make them, the cardholder asks; whoever sees the sale
         // sees them; 404 for another tenant's.
         (
@@ -1953,6 +1974,19 @@ async fn a_cardholder_reports_fraud_the_card_freezes_and_the_evidence_pack_is_se
     assert_eq!(foreign.status, StatusCode::NOT_FOUND, "{}", foreign.text);
     assert!(world.freezes.is_empty(), "nothing was frozen");
 
+    // The acquirer's operations listen too (the Shanghai merchant's admin has a webhook).
+    world
+        .store
+        .put_subscription(store::webhooks::Subscription {
+            id: "wh_operations".into(),
+            owner_user_id: "demo-operator".into(),
+            url: "http://127.0.0.1:9/ops".into(),
+            secret_nonce: "nonce".into(),
+            created_at: 1_764_000_000,
+            disabled_at: None,
+        })
+        .await
+        .unwrap();
     let made = world
         .call("cardholder1", "POST", &path, Some("fr-2"), body)
         .await;
@@ -2038,8 +2072,105 @@ async fn a_cardholder_reports_fraud_the_card_freezes_and_the_evidence_pack_is_se
             "terminal.json",
             "journal.json",
             "card_freeze.json",
-            "receipt_keys.json"
+            "audit.json",
+            "receipt_keys.json",
+            "evidence.pdf"
         ]
+    );
+    // The audit trail holds the report itself.
+    let audit: serde_json::Value =
+        serde_json::from_str(parsed["files"]["audit.json"].as_str().unwrap()).unwrap();
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|entry| entry["action"] == "fraud.report"
+                && entry["target"] == format!("transaction:{sale}")),
+        "{audit}"
+    );
+    // The PDF: the pack's own evidence.pdf, its SHA-256 the manifest's.
+    let pdf = world
+        .get("cardholder1", report["pdf_url"].as_str().unwrap())
+        .await;
+    assert_eq!(pdf.status, StatusCode::OK, "{}", pdf.text);
+    assert_eq!(pdf.content_type, "application/pdf");
+    assert!(pdf.text.starts_with("%PDF-1.4"));
+    let pdf_sha256 = pdf.headers["x-pdf-sha256"].to_str().unwrap();
+    assert_eq!(parsed["manifest"][9]["sha256"], pdf_sha256);
+    assert_eq!(
+        pdf_sha256,
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+            aftersale::evidence::file_bytes(&pack.text, "evidence.pdf").unwrap()
+        ))
+    );
+    assert!(
+        pdf.text.contains("Lujiazui Coffee"),
+        "the PDF states the merchant"
+    );
+    // The manifest: every file, then the PDF and the pack under their download names.
+    let manifest = world
+        .get("cardholder1", report["manifest_url"].as_str().unwrap())
+        .await;
+    assert_eq!(manifest.status, StatusCode::OK, "{}", manifest.text);
+    let lines: Vec<&str> = manifest.text.lines().collect();
+    assert_eq!(lines.len(), 12, "{}", manifest.text);
+    assert_eq!(lines[10], format!("{pdf_sha256}  evidence-{id}.pdf"));
+    assert_eq!(
+        lines[11],
+        format!(
+            "{}  evidence-{id}.json",
+            report["pack_sha256"].as_str().unwrap()
+        )
+    );
+
+    // A case is open in the risk case queue, for the merchant's staff and the operators.
+    let cases = world
+        .store
+        .cases(store::cases::CaseQuery {
+            merchants: Some(vec![demo::SHANGHAI_MERCHANT.into()]),
+            status: Some("open".into()),
+            limit: 100,
+        })
+        .await
+        .unwrap();
+    let case = cases
+        .iter()
+        .find(|case| case.rules.starts_with("fraud-report(review,0)"))
+        .expect("the report opened a case");
+    assert_eq!(
+        (case.card_id.as_str(), case.severity.as_str()),
+        ("card-CH001-D", "review")
+    );
+    assert!(case.rules.contains(id), "{}", case.rules);
+    // The merchant and the acquirer's operations are told by webhook: which transaction and
+    // case, the card masked, not the cardholder's words.
+    for subscription in [world.shanghai_webhook.as_str(), "wh_operations"] {
+        let deliveries = world.store.deliveries_of(subscription, 50).await.unwrap();
+        let told = deliveries
+            .iter()
+            .find(|delivery| delivery.event_type == "fraud_report.opened")
+            .unwrap_or_else(|| panic!("{subscription} was not told"));
+        let event: serde_json::Value = serde_json::from_str(&told.payload).unwrap();
+        assert_eq!(event["id"], format!("evt_fraud_{id}"));
+        assert_eq!(event["data"]["report_id"], id);
+        assert_eq!(event["data"]["transaction_id"], sale.to_string());
+        assert_eq!(event["data"]["case_id"], case.id);
+        assert_eq!(event["data"]["card"], masked("card-CH001-D"));
+        assert!(!told.payload.contains("drawer"), "{}", told.payload);
+    }
+    // Another merchant's webhooks hear nothing (none is theirs): only these two were queued.
+    assert_eq!(
+        world
+            .store
+            .deliveries_of(&world.shanghai_webhook, 50)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|delivery| delivery.event_type == "fraud_report.opened")
+            .count(),
+        1,
+        "reporting again told nobody twice"
     );
     let transaction: serde_json::Value =
         serde_json::from_str(parsed["files"]["transaction.json"].as_str().unwrap()).unwrap();
@@ -2063,10 +2194,14 @@ async fn a_cardholder_reports_fraud_the_card_freezes_and_the_evidence_pack_is_se
         ("shanghai.admin", StatusCode::NOT_FOUND),
         ("beijing.admin", StatusCode::NOT_FOUND),
     ] {
-        let seen = world
-            .get(user, &format!("/api/v1/fraud-reports/{id}"))
-            .await;
-        assert_eq!(seen.status, status, "{user}: {}", seen.text);
+        for path in [
+            format!("/api/v1/fraud-reports/{id}"),
+            format!("/api/v1/fraud-reports/{id}/pdf"),
+            format!("/api/v1/fraud-reports/{id}/manifest"),
+        ] {
+            let seen = world.get(user, &path).await;
+            assert_eq!(seen.status, status, "{user} {path}: {}", seen.text);
+        }
     }
 }
 

@@ -299,14 +299,49 @@ async fn a_dispute_through_the_api_from_the_cardholder_to_the_issuers_decision()
             *world.poster.chargebacks.lock().unwrap(),
             [(aftersale::refunds::ChargebackStep::Credit, 250)]
         );
+        // A malformed answer names the body it wants.
+        let malformed = post(
+            "shanghai.manager",
+            &path("answer"),
+            "d8a",
+            r#"{"evidence":"x","certificate":"yes"}"#,
+        )
+        .await;
+        assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+        assert!(
+            malformed.json()["detail"]
+                .as_str()
+                .unwrap()
+                .contains("\"certificate\": true"),
+            "{}",
+            malformed.text
+        );
+        // The merchant answers through the API with text and the transaction certificate,
+        // no files: the certificate is kept with the dispute and named in the evidence.
         let answered = post(
             "shanghai.manager",
             &path("answer"),
             "d8",
-            r#"{"evidence":"the receipt shows 12.50, signed"}"#,
+            r#"{"evidence":"the receipt shows 12.50, signed","certificate":true}"#,
         )
         .await;
         assert_eq!(answered.json()["status"], "answered", "{}", answered.text);
+        let documents = world.store.dispute_documents(&id).await.unwrap();
+        assert_eq!(documents.len(), 1, "{documents:?}");
+        assert_eq!(documents[0].content_type, "application/json");
+        let evidence = answered.json()["evidence"].as_str().unwrap().to_owned();
+        assert!(
+            evidence.starts_with("the receipt shows 12.50, signed"),
+            "{evidence}"
+        );
+        assert!(
+            evidence.contains(&format!("{} (application/json", documents[0].name))
+                && evidence.contains(&documents[0].sha256),
+            "{evidence}"
+        );
+        let certificate: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&documents[0].file).unwrap()).unwrap();
+        assert_eq!(certificate["format"], "easypos-certificate/1");
         let decided = post(
             "bank",
             &path("decide"),
@@ -720,7 +755,7 @@ async fn a_dispute_answer_keeps_its_certificate_and_files_and_each_party_lists_i
         assert_eq!(stored, attached, "kept as attached, listed by name");
         let names: Vec<&str> = stored.iter().map(|d| d.name.as_str()).collect();
         let certificate = format!("certificate-{}.json", world.transactions["t4"]);
-        assert_eq!(names, [certificate.as_str(), "deliverynote.pdf"]);
+        assert_eq!(names, [certificate.as_str(), "delivery note.pdf"]);
         for document in &stored {
             assert!(answered.evidence.contains(&document.sha256));
             assert!(std::path::Path::new(&document.file).starts_with(documents.path()));

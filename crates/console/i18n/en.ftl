@@ -464,7 +464,7 @@ alerts-email = E-mail
 alerts-email-address = Address
 alerts-webhook = Webhook
 alerts-webhook-url = URL (http://)
-alerts-min-amount = Only payments of at least (fen)
+alerts-min-amount = Only payments of at least
 alerts-declines-only = Declines only
 alerts-save = Save
 alerts-saved = Saved.
@@ -498,7 +498,7 @@ dispute-reject = Reject
 dispute-note = Note
 dispute-answer = Answer the chargeback
 dispute-attach-certificate = Attach the transaction certificate (signed by the acquirer)
-dispute-upload = Evidence file (PDF, PNG or JPEG, at most 5 MiB)
+dispute-upload = Evidence files (PDF, PNG or JPEG; up to 5, each at most 5 MiB)
 dispute-send-answer = Send the answer
 dispute-decide = Decide
 dispute-in-favour-of = In favour of
@@ -553,3 +553,15 @@ password-same = The new password must differ from the old one.
 nav-docs = Guides
 docs-title = Guides
 docs-intro = How to use easypos, for each of its users: pick the guide for what you do.
+
+# Fraud reports: the pack's PDF and manifest, and what follows a report (issue 9).
+fraud-followed = A case is open with the acquirer's risk team, the merchant and the acquirer's operations are told, and the charge is disputed with your bank.
+fraud-download-pdf = Download the evidence pack (PDF)
+fraud-download-manifest = Download the SHA-256 manifest (SHA256SUMS)
+
+# The wallet's own alert settings (issue 9).
+wallet-alerts-link = Alerts
+wallet-alerts-title = Wallet alerts
+wallet-alerts-back = Back to the wallet
+wallet-alerts-note = Every QR payment, refund and cancellation of this wallet is told to you at once on the channels you choose. The wallet's alerts are its own: your cards keep theirs (Cards → Freeze, alerts).
+alerts-bad-amount = give the amount in yuan, like 50 or 50.00

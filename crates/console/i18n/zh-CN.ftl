@@ -464,7 +464,7 @@ alerts-email = 电子邮件
 alerts-email-address = 邮箱地址
 alerts-webhook = Webhook
 alerts-webhook-url = URL（http://）
-alerts-min-amount = 仅通知不低于此金额的交易（分）
+alerts-min-amount = 仅通知不低于此金额的交易
 alerts-declines-only = 仅通知被拒交易
 alerts-save = 保存
 alerts-saved = 已保存。
@@ -498,7 +498,7 @@ dispute-reject = 驳回
 dispute-note = 说明
 dispute-answer = 答复拒付
 dispute-attach-certificate = 附上交易证明（收单机构签名）
-dispute-upload = 证据文件（PDF、PNG 或 JPEG，不超过 5 MiB）
+dispute-upload = 证据文件（PDF、PNG 或 JPEG；最多 5 个，每个不超过 5 MiB）
 dispute-send-answer = 提交答复
 dispute-decide = 裁决
 dispute-in-favour-of = 裁决支持
@@ -553,3 +553,15 @@ password-same = 新密码必须与旧密码不同。
 nav-docs = 使用指南
 docs-title = 使用指南
 docs-intro = 按角色编写的 easypos 使用说明：请选择与您的工作对应的指南。
+
+# Fraud reports: the pack's PDF and manifest, and what follows a report (issue 9).
+fraud-followed = 收单机构的风险团队已立案，商户和收单机构运营已收到通知，这笔交易已向您的发卡银行提出争议。
+fraud-download-pdf = 下载证据包（PDF）
+fraud-download-manifest = 下载 SHA-256 清单（SHA256SUMS）
+
+# The wallet's own alert settings (issue 9).
+wallet-alerts-link = 交易提醒
+wallet-alerts-title = 钱包交易提醒
+wallet-alerts-back = 返回钱包
+wallet-alerts-note = 此钱包的每笔扫码支付、退款和撤销都会立即通过您选择的渠道通知您。钱包的提醒单独设置，银行卡的提醒不受影响（银行卡 → 冻结、提醒）。
+alerts-bad-amount = 请以元为单位填写金额，例如 50 或 50.00

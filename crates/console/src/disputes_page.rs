@@ -82,13 +82,37 @@ pub async fn list(State(console): State<Console>, headers: HeaderMap) -> Respons
     }
 }
 
+/// A file of the answer as the page lists it: its name (the upload's own, made safe), where
+/// to download it, its size and SHA-256.
+struct DocumentRow {
+    name: String,
+    href: String,
+    bytes: i64,
+    sha256: String,
+}
+
+impl DocumentRow {
+    fn new(dispute_id: &str, document: DisputeDocument) -> Self {
+        DocumentRow {
+            href: format!(
+                "/console/disputes/{}/documents/{}",
+                super::encode(dispute_id),
+                super::encode(&document.name)
+            ),
+            name: document.name,
+            bytes: document.bytes,
+            sha256: document.sha256,
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "dispute.html")]
 struct DetailPage {
     chrome: super::Chrome,
     dispute: Dispute,
     row: DisputeRow,
-    documents: Vec<DisputeDocument>,
+    documents: Vec<DocumentRow>,
     /// The forms this user may use now.
     can_review: bool,
     can_answer: bool,
@@ -114,7 +138,10 @@ async fn page(
         }
     };
     let documents = match console.api.store.dispute_documents(&dispute.id).await {
-        Ok(documents) => documents,
+        Ok(documents) => documents
+            .into_iter()
+            .map(|document| DocumentRow::new(&dispute.id, document))
+            .collect(),
         Err(error) => return internal(&visit, &error),
     };
     let role = visit.user.role;
@@ -249,8 +276,28 @@ pub async fn answer(
     State(console): State<Console>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        // Larger than all the files an answer may carry together: say so on the dispute's
+        // page (nothing was read, so nothing changes).
+        Err(rejection) => {
+            let visit = match console
+                .visit(&headers, Some(Resource::Transactions), "/console/disputes")
+                .await
+            {
+                Ok(visit) => visit,
+                Err(response) => return response,
+            };
+            let message = format!(
+                "The files are too large together ({rejection}): at most {} files of {} MiB each; nothing was attached and the dispute is not answered.",
+                api::disputes::MAX_EVIDENCE_FILES,
+                api::disputes::MAX_EVIDENCE_FILE_BYTES / (1024 * 1024)
+            );
+            return page(&console, visit, &id, message, StatusCode::PAYLOAD_TOO_LARGE).await;
+        }
+    };
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -288,8 +335,8 @@ pub async fn answer(
         .iter()
         .filter(|part| part.name == "file" && !part.content.is_empty())
         .map(|part| api::disputes::Upload {
-            // The parser keeps no file name: the files are named by their order and type.
-            name: String::new(),
+            // The browser's name for it, made safe by `api::disputes::evidence_name`.
+            name: part.filename.unwrap_or("").to_owned(),
             bytes: part.content.to_vec(),
         })
         .collect();
@@ -344,13 +391,31 @@ pub async fn document(
     if let Ok(value) = HeaderValue::from_str(&document.content_type) {
         headers.insert(header::CONTENT_TYPE, value);
     }
-    // The name is letters, digits, `-`, `_` and one `.` (api::disputes): safe in a header.
-    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", document.name))
-    {
+    if let Ok(value) = HeaderValue::from_str(&attachment(&document.name)) {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
     if let Ok(value) = HeaderValue::from_str(&document.sha256) {
         headers.insert("x-document-sha256", value);
     }
     response
+}
+
+/// `Content-Disposition` for a download named `name` (RFC 6266): an ASCII `filename` (other
+/// characters as `_`; the name has no `"` or `\\`, `api::disputes::evidence_name`) and the
+/// name itself as UTF-8 in `filename*` (RFC 8187), which browsers prefer.
+fn attachment(name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!(
+        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
+        super::encode(name)
+    )
 }

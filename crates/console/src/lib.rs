@@ -123,6 +123,14 @@ pub fn router(state: Console) -> Router {
             "/console/fraud-reports/{id}/pack.json",
             get(pages::fraud_pack),
         )
+        .route(
+            "/console/fraud-reports/{id}/evidence.pdf",
+            get(pages::fraud_pdf),
+        )
+        .route(
+            "/console/fraud-reports/{id}/SHA256SUMS",
+            get(pages::fraud_manifest),
+        )
         .route("/console/terminals", get(pages::terminals))
         .route("/console/staff", get(pages::staff).post(pages::add_staff))
         .route(
@@ -280,6 +288,10 @@ pub fn router(state: Console) -> Router {
             get(pages::wallet::merchant_payments),
         )
         .route("/wallet/top-up", post(pages::wallet::top_up))
+        .route(
+            "/wallet/alerts",
+            get(pages::wallet::alerts).post(pages::wallet::save_alerts),
+        )
         .route(
             "/console/refunds",
             get(pages::refunds_page::refunds).post(pages::refunds_page::create),

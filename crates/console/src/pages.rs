@@ -2223,3 +2223,34 @@ pub async fn fraud_pack(
         Err(response) => response,
     }
 }
+
+/// `/console/fraud-reports/{id}/evidence.pdf`: the pack's PDF, byte for byte as sealed in it.
+pub async fn fraud_pdf(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    match visible_report(&console, &headers, &id).await {
+        Ok((visit, report)) => api::fraud::pdf_response(&report).unwrap_or_else(|problem| {
+            if problem.status == 404 {
+                error_page(visit.chrome, StatusCode::NOT_FOUND)
+            } else {
+                internal(&visit, &problem.detail)
+            }
+        }),
+        Err(response) => response,
+    }
+}
+
+/// `/console/fraud-reports/{id}/SHA256SUMS`: every file's SHA-256, the PDF's and the pack's.
+pub async fn fraud_manifest(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    match visible_report(&console, &headers, &id).await {
+        Ok((visit, report)) => api::fraud::manifest_response(&report)
+            .unwrap_or_else(|problem| internal(&visit, &problem.detail)),
+        Err(response) => response,
+    }
+}

@@ -1376,10 +1376,36 @@ async fn a_cardholder_reports_fraud_from_the_transaction_page_and_downloads_the_
         .await;
     assert_eq!(pack.status, StatusCode::OK);
     aftersale::evidence::check(&pack.html).unwrap();
+    // The page says what follows, and offers the PDF and the manifest.
+    assert!(report.html.contains("evidence.pdf"));
+    assert!(report.html.contains("A case is open"), "{}", report.html);
+    let pdf = world
+        .get(&format!("{report_path}/evidence.pdf"), Some(&session), &[])
+        .await;
+    assert_eq!(pdf.status, StatusCode::OK);
+    assert!(pdf.html.starts_with("%PDF-1.4"));
+    let sums = world
+        .get(&format!("{report_path}/SHA256SUMS"), Some(&session), &[])
+        .await;
+    assert_eq!(sums.status, StatusCode::OK);
+    let report_id = report_path.trim_start_matches("/console/fraud-reports/");
+    assert!(
+        sums.html
+            .lines()
+            .last()
+            .is_some_and(|line| line.ends_with(&format!("  evidence-{report_id}.json"))),
+        "{}",
+        sums.html
+    );
+    assert!(sums.html.contains("  evidence.pdf\n"), "{}", sums.html);
 
     // Another cardholder does not see it.
     let other = world.sign_in("cardholder2").await;
     let hidden = world.get(&report_path, Some(&other), &[]).await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+    let hidden = world
+        .get(&format!("{report_path}/evidence.pdf"), Some(&other), &[])
+        .await;
     assert_eq!(hidden.status, StatusCode::NOT_FOUND);
 }
 
@@ -1439,7 +1465,7 @@ async fn a_cardholder_freezes_their_card_in_one_click_and_sets_its_alerts() {
         .post(
             &format!("{path}/alerts"),
             Some(&session),
-            &format!("csrf={csrf}&sms=on&phone=12&min_amount_minor=0"),
+            &format!("csrf={csrf}&sms=on&phone=12&min_amount=0"),
         )
         .await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
@@ -1452,9 +1478,7 @@ async fn a_cardholder_freezes_their_card_in_one_click_and_sets_its_alerts() {
         .post(
             &format!("{path}/alerts"),
             Some(&session),
-            &format!(
-                "csrf={csrf}&sms=on&phone=%2B8613800001234&min_amount_minor=5000&declines_only=on"
-            ),
+            &format!("csrf={csrf}&sms=on&phone=%2B8613800001234&min_amount=50.00&declines_only=on"),
         )
         .await;
     assert_eq!(saved.status, StatusCode::OK, "{}", saved.html);
@@ -1483,9 +1507,14 @@ fn multipart(fields: &[(&str, &[u8])]) -> (String, Vec<u8>) {
     let mut body = Vec::new();
     for (name, value) in fields {
         body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
-        if *name == "file" {
+        // `file` is a file named receipt.png; `file:NAME` a file named NAME.
+        let filename = match *name {
+            "file" => Some("receipt.png"),
+            other => other.strip_prefix("file:"),
+        };
+        if let Some(filename) = filename {
             body.extend_from_slice(
-                b"Content-Disposition: form-data; name=\"file\"; filename=\"receipt.png\"\r\nContent-Type: image/png\r\n\r\n",
+                format!("Content-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
             );
         } else {
             body.extend_from_slice(
@@ -1562,7 +1591,9 @@ async fn the_issuer_charges_back_and_the_merchant_answers_with_the_certificate_a
         .await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.html);
     assert!(
-        refused.html.contains("only PDF, PNG or JPEG"),
+        refused
+            .html
+            .contains("&#34;receipt.png&#34;: not a PDF, PNG or JPEG file"),
         "{}",
         refused.html
     );
@@ -1586,7 +1617,7 @@ async fn the_issuer_charges_back_and_the_merchant_answers_with_the_certificate_a
     let documents = world.store.dispute_documents(&id).await.unwrap();
     let names: Vec<&str> = documents.iter().map(|d| d.name.as_str()).collect();
     let certificate_name = format!("certificate-{}.json", world.shanghai_sale);
-    assert_eq!(names, [certificate_name.as_str(), "evidence-1.png"]);
+    assert_eq!(names, [certificate_name.as_str(), "receipt.png"]);
     assert!(
         stored.evidence.contains(&documents[0].sha256),
         "{}",
@@ -1625,7 +1656,7 @@ async fn the_issuer_charges_back_and_the_merchant_answers_with_the_certificate_a
     assert_eq!(
         world
             .get(
-                &format!("{path}/documents/evidence-1.png"),
+                &format!("{path}/documents/receipt.png"),
                 Some(&beijing),
                 &[]
             )
@@ -1633,6 +1664,168 @@ async fn the_issuer_charges_back_and_the_merchant_answers_with_the_certificate_a
             .status,
         StatusCode::NOT_FOUND
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn evidence_files_keep_their_own_names_and_bad_uploads_are_refused_with_the_reason() {
+    let world = world().await;
+    let charged_back = |id: &str| store::disputes::Dispute {
+        id: id.into(),
+        transaction_id: world.shanghai_sale,
+        merchant_id: demo::SHANGHAI_MERCHANT.into(),
+        card_id: "card-CH001-D".into(),
+        amount_minor: 1_250,
+        currency: 156,
+        reason: "not_received".into(),
+        description: "never came".into(),
+        status: "charged_back".into(),
+        opened_by: "cardholder1".into(),
+        opened_at: NOW_SECONDS as i64 - 100,
+        answer_due_at: Some(NOW_SECONDS as i64 + 86_400),
+        ..Default::default()
+    };
+    let id = world
+        .store
+        .put_dispute(charged_back("dp_00000000000000d1"))
+        .await
+        .unwrap()
+        .id;
+    let path = format!("/console/disputes/{id}");
+    let admin = world.sign_in("shanghai.admin").await;
+    let csrf = world.get(&path, Some(&admin), &[]).await.csrf();
+    let send = |path: &str, fields: Vec<(&str, Vec<u8>)>| {
+        let fields: Vec<(&str, &[u8])> = fields.iter().map(|(n, v)| (*n, v.as_slice())).collect();
+        let (content_type, body) = multipart(&fields);
+        Request::post(format!("{path}/answer"))
+            .header("content-type", content_type)
+            .header("cookie", format!("ep_session={admin}"))
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let pdf = |extra: usize| {
+        let mut bytes = b"%PDF-1.4 delivery note".to_vec();
+        bytes.resize(bytes.len() + extra, b' ');
+        bytes
+    };
+    let nothing_attached = |id: &str| {
+        let id = id.to_owned();
+        let store = world.store.clone();
+        async move {
+            assert!(store.dispute_documents(&id).await.unwrap().is_empty());
+            assert_eq!(
+                store.dispute(&id).await.unwrap().unwrap().status,
+                "charged_back"
+            );
+        }
+    };
+
+    // A file over 5 MiB: refused, naming the file and the limit.
+    let big = world
+        .send(send(
+            &path,
+            vec![
+                ("csrf", csrf.clone().into_bytes()),
+                ("evidence", b"see the note".to_vec()),
+                ("file:note.pdf", pdf(5 * 1024 * 1024)),
+            ],
+        ))
+        .await;
+    assert_eq!(big.status, StatusCode::BAD_REQUEST, "{}", big.html);
+    assert!(
+        big.html
+            .contains("&#34;note.pdf&#34;: 5242902 bytes, larger than the 5 MiB"),
+        "{}",
+        big.html
+    );
+    nothing_attached(&id).await;
+    // Six files: refused.
+    let mut six = vec![
+        ("csrf", csrf.clone().into_bytes()),
+        ("evidence", b"see the notes".to_vec()),
+    ];
+    six.extend((0..6).map(|_| ("file", pdf(0))));
+    let many = world.send(send(&path, six)).await;
+    assert_eq!(many.status, StatusCode::BAD_REQUEST, "{}", many.html);
+    assert!(
+        many.html.contains("at most 5 files per answer"),
+        "{}",
+        many.html
+    );
+    nothing_attached(&id).await;
+    // More than all the files together may be: the page says so, nothing is read.
+    let mut huge = vec![("csrf", csrf.clone().into_bytes())];
+    huge.extend((0..6).map(|_| ("file", pdf(5 * 1024 * 1024 - 100))));
+    let too_large = world.send(send(&path, huge)).await;
+    assert_eq!(too_large.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        too_large.html.contains("The files are too large together"),
+        "{}",
+        too_large.html
+    );
+    nothing_attached(&id).await;
+
+    // Files keep their own names, made safe; the same name twice is numbered.
+    let answered = world
+        .send(send(
+            &path,
+            vec![
+                ("csrf", csrf.clone().into_bytes()),
+                ("evidence", b"delivered, signed for".to_vec()),
+                ("file:签购单 000123.pdf", pdf(0)),
+                ("file:..\\..\\签购单 000123.pdf", pdf(1)),
+                ("file:photo.exe", b"\x89PNG\r\n\x1a\nnot really".to_vec()),
+            ],
+        ))
+        .await;
+    assert_eq!(answered.status, StatusCode::SEE_OTHER, "{}", answered.html);
+    let documents = world.store.dispute_documents(&id).await.unwrap();
+    let names: Vec<&str> = documents.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "photo.exe.png",
+            "签购单 000123 (2).pdf",
+            "签购单 000123.pdf"
+        ]
+    );
+    // Stored under names of their own in the dispute's folder, never the sender's.
+    for document in &documents {
+        let file = std::path::Path::new(&document.file);
+        assert!(file.parent().unwrap().ends_with(format!("disputes/{id}")));
+        let stored_name = file.file_name().unwrap().to_str().unwrap();
+        assert!(
+            stored_name.len() == 36 && stored_name.is_ascii(),
+            "{stored_name}"
+        );
+    }
+    // The page links each by its name; the download carries it (UTF-8 for browsers).
+    let page = world.get(&path, Some(&admin), &[]).await;
+    let href = format!("/console/disputes/{id}/documents/%E7%AD%BE%E8%B4%AD%E5%8D%95%20000123.pdf");
+    assert!(page.html.contains(&href), "{}", page.html);
+    let download = world.get(&href, Some(&admin), &[]).await;
+    assert_eq!(download.status, StatusCode::OK);
+    assert_eq!(download.html.as_bytes(), pdf(0).as_slice());
+    assert_eq!(
+        download.headers["content-disposition"],
+        "attachment; filename=\"___ 000123.pdf\"; filename*=UTF-8''%E7%AD%BE%E8%B4%AD%E5%8D%95%20000123.pdf"
+    );
+
+    // An answer the dispute refuses (it is answered already) leaves no file behind: its
+    // folder still holds the three files of the first answer only.
+    let refused = world
+        .send(send(
+            &path,
+            vec![
+                ("csrf", csrf.into_bytes()),
+                ("evidence", b"once more".to_vec()),
+                ("file", b"\x89PNG\r\n\x1a\nx".to_vec()),
+            ],
+        ))
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.html);
+    let folder = std::path::Path::new(&documents[0].file).parent().unwrap();
+    assert_eq!(std::fs::read_dir(folder).unwrap().count(), 3);
+    assert_eq!(world.store.dispute_documents(&id).await.unwrap().len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread")]

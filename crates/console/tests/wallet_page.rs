@@ -14,6 +14,7 @@ use tower::ServiceExt;
 use wallet::{NewOrder, NewWallet, WalletConfig, Wallets};
 
 struct World {
+    store: Arc<Store>,
     router: axum::Router,
     wallets: Wallets,
     _backend: store::testing::TestBackend,
@@ -87,11 +88,13 @@ async fn world() -> World {
         .await
         .unwrap();
     let mfa = console::mfa::Mfa::ensure(&store, hsm).await.unwrap();
+    let store_handle = store.clone();
     let console =
         console::Console::new(api::ApiState::new(store), mfa).with_wallets(wallets.clone());
     World {
         router: console::router(console),
         wallets,
+        store: store_handle,
         _backend: backend,
     }
 }
@@ -520,5 +523,138 @@ async fn a_merchant_sees_its_qr_payments_and_not_the_payers_wallet_id() {
             .await
             .status,
         StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_owner_sets_the_wallets_own_alerts_and_bad_settings_are_refused() {
+    let world = world().await;
+    let session = world
+        .sign_in("cardholder1", "/console/login")
+        .await
+        .session();
+    let home = world.get("/wallet", Some(&session)).await;
+    assert!(
+        home.html.contains("href=\"/wallet/alerts\""),
+        "{}",
+        home.html
+    );
+    let page = world.get("/wallet/alerts", Some(&session)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    assert!(page.html.contains("W-CH001"));
+    let csrf = page.csrf();
+
+    // Without the CSRF token nothing is saved.
+    let forged = world
+        .post(
+            "/wallet/alerts",
+            &session,
+            "csrf=wrong&sms=on&phone=%2B8613800001234",
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    // A threshold that is not an amount, and a channel without its address: refused with
+    // the reason, nothing saved.
+    let bad_amount = world
+        .post(
+            "/wallet/alerts",
+            &session,
+            &format!("csrf={csrf}&sms=on&phone=%2B8613800001234&min_amount=lots"),
+        )
+        .await;
+    assert_eq!(bad_amount.status, StatusCode::BAD_REQUEST);
+    assert!(
+        bad_amount.html.contains("give the amount in yuan"),
+        "{}",
+        bad_amount.html
+    );
+    // The refused form shows what was typed, to correct it rather than type it again.
+    assert!(
+        bad_amount.html.contains("value=\"lots\""),
+        "{}",
+        bad_amount.html
+    );
+    assert!(bad_amount.html.contains("value=\"+8613800001234\""));
+    assert!(
+        bad_amount
+            .html
+            .contains("name=\"sms\" value=\"on\" checked")
+    );
+    let no_phone = world
+        .post(
+            "/wallet/alerts",
+            &session,
+            &format!("csrf={csrf}&sms=on&min_amount=1"),
+        )
+        .await;
+    assert_eq!(no_phone.status, StatusCode::BAD_REQUEST);
+    assert!(
+        no_phone.html.contains("channel sms needs phone"),
+        "{}",
+        no_phone.html
+    );
+    assert!(
+        world
+            .store
+            .alert_preferences("W-CH001")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let saved = world
+        .post(
+            "/wallet/alerts",
+            &session,
+            &format!("csrf={csrf}&email_channel=on&email=li.lei%40example.test&min_amount=20.50"),
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::OK, "{}", saved.html);
+    assert!(saved.html.contains("Saved."), "{}", saved.html);
+    let stored = world
+        .store
+        .alert_preferences("W-CH001")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            stored.target_kind.as_str(),
+            stored.channels.clone(),
+            stored.min_amount_minor
+        ),
+        ("wallet", vec!["email".to_owned()], 2_050)
+    );
+    assert_eq!(stored.email.as_deref(), Some("li.lei@example.test"));
+    // The card's settings are untouched: the wallet's are its own.
+    assert!(
+        world
+            .store
+            .alert_preferences("card-CH001-D")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Shown again as saved, the threshold in yuan.
+    let again = world.get("/wallet/alerts", Some(&session)).await;
+    assert!(again.html.contains("value=\"20.50\""), "{}", again.html);
+    assert!(again.html.contains("value=\"li.lei@example.test\""));
+
+    // Only a cardholder with a wallet has the page.
+    let manager = world
+        .sign_in("shanghai.manager", "/console/login")
+        .await
+        .session();
+    assert_eq!(
+        world.get("/wallet/alerts", Some(&manager)).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let other = world
+        .sign_in("cardholder2", "/console/login")
+        .await
+        .session();
+    assert_eq!(
+        world.get("/wallet/alerts", Some(&other)).await.status,
+        StatusCode::NOT_FOUND
     );
 }

@@ -51,6 +51,7 @@ pub(crate) struct FileConfig {
 struct FileAlerts {
     smtp_relay: Option<String>,
     smtp_from: Option<String>,
+    smtp_tls: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -338,8 +339,20 @@ impl Config {
         let smtp_from = api::alerts::parse_email(&smtp_from).map_err(|error| {
             anyhow::anyhow!("alerts.smtp_from (EASYPOS_ALERTS_SMTP_FROM): {error}")
         })?;
+        // No TLS library is in the build, and none is added for alerts alone: a setting that
+        // asks for TLS is refused here rather than sending in the clear.
+        match env("EASYPOS_ALERTS_SMTP_TLS").or(file.alerts.smtp_tls) {
+            None => {}
+            Some(text) if text.trim() == "none" => {}
+            Some(text) => bail!(
+                "alerts.smtp_tls (EASYPOS_ALERTS_SMTP_TLS) is {text:?}: STARTTLS and implicit TLS are not supported (easypos speaks plain SMTP to a relay on the private network); give \"none\", and let a local mail server (Postfix, Exim …) do TLS onwards"
+            ),
+        }
         let alert_smtp = match env("EASYPOS_ALERTS_SMTP_RELAY").or(file.alerts.smtp_relay) {
             None => None,
+            Some(text) if text.contains("://") || text.trim().ends_with(":465") => bail!(
+                "alerts.smtp_relay (EASYPOS_ALERTS_SMTP_RELAY) is {text:?}: give host:port of a plain SMTP relay such as 127.0.0.1:25; TLS (smtps://, port 465, STARTTLS) is not supported, so let a local mail server do TLS onwards"
+            ),
             Some(text) => {
                 let relay = text
                     .rsplit_once(':')
@@ -456,6 +469,8 @@ impl Config {
                     |smtp| smtp.from.clone(),
                 ),
             ),
+            // The only value start-up accepts.
+            ("alerts.smtp_tls", "none".to_owned()),
         ]
     }
 }
@@ -533,6 +548,37 @@ mod tests {
                 url: "postgres://app@db/easypos".into()
             }
         );
+    }
+
+    #[test]
+    fn smtp_over_tls_is_refused_with_the_reason() {
+        for (file, vars) in [
+            ("[alerts]\nsmtp_tls = \"starttls\"", &[][..]),
+            ("", &[("EASYPOS_ALERTS_SMTP_TLS", "tls")][..]),
+        ] {
+            let error = resolve(file, vars).unwrap_err().to_string();
+            assert!(
+                error.starts_with("alerts.smtp_tls (EASYPOS_ALERTS_SMTP_TLS)")
+                    && error.contains("STARTTLS and implicit TLS are not supported"),
+                "{error}"
+            );
+        }
+        for relay in ["smtps://mail.bank.example:465", "mail.bank.example:465"] {
+            let error = resolve("", &[("EASYPOS_ALERTS_SMTP_RELAY", relay)])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains("TLS (smtps://, port 465, STARTTLS) is not supported"),
+                "{error}"
+            );
+        }
+        // Plain SMTP, said or not, is taken.
+        let config = resolve(
+            "[alerts]\nsmtp_tls = \"none\"\nsmtp_relay = \"127.0.0.1:25\"",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(config.alert_smtp.map(|smtp| smtp.port), Some(25));
     }
 
     #[test]

@@ -137,6 +137,13 @@ pub const SETTINGS: &[Setting] = &[
         example: "2",
         description: "Threads of the async runtime.",
     },
+    Setting {
+        key: "alerts.smtp_tls",
+        env: "EASYPOS_ALERTS_SMTP_TLS",
+        default: "none",
+        example: "\"none\"",
+        description: "TLS to the SMTP relay: only `none` (plain SMTP). STARTTLS and implicit TLS are not supported and refused at start (as are `smtps://` relays and port 465): let a local mail server do TLS onwards (docs/aftersale.md).",
+    },
 ];
 
 /// The reference as Markdown (docs/configuration.md).

@@ -547,6 +547,87 @@ pub async fn top_up(
     }
 }
 
+#[derive(Template)]
+#[template(path = "wallet_alerts.html")]
+struct WalletAlertsPage {
+    chrome: super::Chrome,
+    wallet_id: String,
+    /// The shared settings form's and alerts table's fields (`alert_settings.html`).
+    form: super::card_alerts_page::SettingsShown,
+    message: String,
+}
+
+/// The wallet's own alerts page: the settings form and the newest alerts.
+async fn alerts_page(
+    console: &Console,
+    visit: WalletVisit,
+    message: String,
+    status: StatusCode,
+    typed: Option<(api::alerts::AlertSettings, String)>,
+) -> Response {
+    let alerts = match api::alerts::wallet_alerts(&console.api, &visit.wallet).await {
+        Ok(alerts) => alerts,
+        Err(problem) => return internal(&visit.visit, &problem.detail),
+    };
+    render(
+        &WalletAlertsPage {
+            form: super::card_alerts_page::SettingsShown::new(
+                "/wallet/alerts".to_owned(),
+                alerts.settings,
+                alerts.recent,
+                visit.wallet.currency,
+            )
+            .typed(typed),
+            wallet_id: visit.wallet.id.clone(),
+            chrome: visit.visit.chrome,
+            message,
+        },
+        status,
+    )
+}
+
+/// `GET /wallet/alerts`: the wallet's alert channels and threshold, and its newest alerts.
+pub async fn alerts(State(console): State<Console>, headers: HeaderMap) -> Response {
+    match wallet_visit(&console, &headers, None, "/wallet/alerts").await {
+        Ok(visit) => alerts_page(&console, visit, String::new(), StatusCode::OK, None).await,
+        Err(response) => response,
+    }
+}
+
+/// `POST /wallet/alerts`: saves the wallet's alert settings (the API's checks and audit).
+pub async fn save_alerts(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Form(form): Form<super::card_alerts_page::SettingsForm>,
+) -> Response {
+    let visit = match wallet_visit(&console, &headers, Some(&form.csrf), "/wallet/alerts").await {
+        Ok(visit) => visit,
+        Err(response) => return response,
+    };
+    let t = visit.visit.chrome.t;
+    let typed = Some(form.typed());
+    let settings = match form.settings(visit.wallet.currency, t) {
+        Ok(settings) => settings,
+        Err(message) => {
+            return alerts_page(&console, visit, message, StatusCode::BAD_REQUEST, typed).await;
+        }
+    };
+    let principal = api::access::Principal {
+        user: visit.visit.user.clone(),
+    };
+    match api::alerts::save_wallet_settings(&console.api, &principal, &visit.wallet, settings).await
+    {
+        Ok(saved) => {
+            let message = super::card_alerts_page::saved_message(t, saved.webhook_secret);
+            alerts_page(&console, visit, message, StatusCode::OK, None).await
+        }
+        Err(problem) => {
+            let status = problem.status_code();
+            alerts_page(&console, visit, problem.detail, status, typed).await
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
