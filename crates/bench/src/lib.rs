@@ -7,6 +7,8 @@
 //! - [`sales_throughput`] starts the acquirer host in-process on a fresh SQLite database and
 //!   drives it over loopback TCP with many virtual terminals selling with chip and PIN (see
 //!   `sales.rs`).
+//! - [`baseline_throughput`] does the same sales' ledger and card effects the conventional way,
+//!   one PostgreSQL transaction per authorization, for comparison (see `baseline.rs`).
 //!
 //! ```no_run
 //! # async fn demo(store: std::sync::Arc<store::Store>) -> Result<(), bench::BenchError> {
@@ -17,9 +19,11 @@
 //! # Ok(()) }
 //! ```
 
+mod baseline;
 mod sales;
 mod world;
 
+pub use baseline::{BaselineLoad, BaselineReport, MAX_CLIENTS, baseline_throughput};
 pub use sales::{MAX_SECONDS, MAX_TERMINALS, SalesLoad, SalesReport, sales_throughput};
 
 use ledger::{
@@ -81,6 +85,23 @@ pub enum BenchError {
         /// What the run measured until then.
         report: Box<SalesReport>,
     },
+    #[error("database: {0}")]
+    Database(String),
+    #[error("{errors} baseline client(s) stopped or the books did not add up; the first: {first}")]
+    WrongBaseline {
+        errors: u64,
+        first: String,
+        /// What the run measured until then.
+        report: Box<BaselineReport>,
+    },
+}
+
+/// The sample at `per_mille` of `sorted` (0 when there is none).
+pub(crate) fn percentile(sorted: &[u64], per_mille: usize) -> u64 {
+    sorted
+        .get(sorted.len().saturating_sub(1) * per_mille / 1_000)
+        .copied()
+        .unwrap_or(0)
 }
 
 /// Opens the benchmark's accounts (idempotent, so runs can repeat on one database). The source
@@ -151,12 +172,7 @@ pub async fn ledger_throughput(
     }
     let elapsed = started.elapsed();
     latencies.sort_unstable();
-    let percentile = |per_mille: usize| {
-        latencies
-            .get((latencies.len().saturating_sub(1)) * per_mille / 1_000)
-            .copied()
-            .unwrap_or(0)
-    };
+    let percentile = |per_mille: usize| percentile(&latencies, per_mille);
     Ok(LedgerReport {
         backend: store.backend_name(),
         load,
