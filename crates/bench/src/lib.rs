@@ -20,10 +20,12 @@
 //! ```
 
 mod baseline;
+mod risk_rules;
 mod sales;
 mod world;
 
 pub use baseline::{BaselineLoad, BaselineReport, MAX_CLIENTS, baseline_throughput};
+pub use risk_rules::{LOAD_RISK_RULES, load_risk_rules};
 pub use sales::{MAX_SECONDS, MAX_TERMINALS, SalesLoad, SalesReport, sales_throughput};
 
 use ledger::{
