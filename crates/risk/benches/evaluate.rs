@@ -1,6 +1,6 @@
 //! The engine's cost per authorization, on warm windows: 10,000 cards over 500 terminals, each
 //! card with some history. With the demo rules, and with the rules `easypos bench sales --risk`
-//! runs (crates/bench/risk-load.toml: every kind of rule, limits a load never reaches).
+//! runs (crates/bench/load-risk.toml: every kind of rule, limits a load never reaches).
 
 use money::Currency;
 use risk::{Authorization, Config, Engine, Entry, Kind, Outcome};
@@ -13,7 +13,7 @@ const CARDS: usize = 10_000;
 const TERMINALS: usize = 500;
 
 /// The bench's rules, from the bench crate (which depends on this one, so it is read as text).
-const LOAD_RULES: &str = include_str!("../../bench/risk-load.toml");
+const LOAD_RULES: &str = include_str!("../../bench/load-risk.toml");
 
 fn warm_engine(rules: &str) -> (Engine, Vec<String>, Vec<String>) {
     let config = Config::from_toml(rules).unwrap_or_else(|error| panic!("{error}"));
