@@ -135,6 +135,12 @@ pub struct BaselineReport {
     pub fsync: String,
     /// Making the tables and the cards.
     pub setup_micros: u64,
+    /// CPU time this process (the clients) used during the run (`/proc/self/stat`).
+    pub client_cpu_micros: Option<u64>,
+    /// CPU time the clients' server processes used during the run, read from
+    /// `/proc/<backend pid>/stat` when the server runs on this machine (its WAL writer and
+    /// checkpointer are not counted); `None` otherwise.
+    pub server_cpu_micros: Option<u64>,
 }
 
 fn database(what: &str) -> impl Fn(tokio_postgres::Error) -> BenchError + '_ {
@@ -262,7 +268,23 @@ struct Tally {
     approvals: u64,
     declines: u64,
     latencies: Vec<u64>,
+    /// CPU time of its server process during the run, when that process is on this machine.
+    server_cpu_micros: Option<u64>,
     error: Option<String>,
+}
+
+/// The CPU time so far of the server process serving `client`, if it runs on this machine.
+async fn server_cpu_micros(client: &Client) -> Option<u64> {
+    let pid: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .ok()?
+        .get(0);
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    if !comm.starts_with("postgres") {
+        return None;
+    }
+    crate::cpu_micros(&pid.to_string())
 }
 
 /// One authorization in its own transaction; the response code it answered.
@@ -320,6 +342,7 @@ async fn run_client(url: String, load: BaselineLoad, index: usize, deadline: Ins
             return tally;
         }
     };
+    let server_before = server_cpu_micros(&client).await;
     let mut sequence = 0_u64;
     while Instant::now() < deadline {
         sequence += 1;
@@ -370,6 +393,10 @@ async fn run_client(url: String, load: BaselineLoad, index: usize, deadline: Ins
             }
         }
     }
+    tally.server_cpu_micros = server_cpu_micros(&client)
+        .await
+        .zip(server_before)
+        .map(|(after, before)| after - before);
     tally
 }
 
@@ -435,6 +462,7 @@ pub async fn baseline_throughput(
     let setup_micros = setting_up.elapsed().as_micros() as u64;
 
     let started = Instant::now();
+    let client_before = crate::cpu_micros("self");
     let deadline = started + Duration::from_secs(load.seconds);
     let clients: Vec<_> = (0..load.clients)
         .map(|index| tokio::spawn(run_client(url.to_owned(), load.clone(), index, deadline)))
@@ -447,11 +475,18 @@ pub async fn baseline_throughput(
         }));
     }
     let elapsed_micros = started.elapsed().as_micros() as u64;
+    let client_cpu_micros = crate::cpu_micros("self")
+        .zip(client_before)
+        .map(|(after, before)| after - before);
 
     let (mut approvals, mut declines, mut errors) = (0, 0, 0);
     let mut first_error = None;
     let mut latencies = Vec::new();
+    let mut server_cpu = Some(0);
     for tally in tallies {
+        server_cpu = server_cpu
+            .zip(tally.server_cpu_micros)
+            .map(|(sum, more)| sum + more);
         approvals += tally.approvals;
         declines += tally.declines;
         latencies.extend(tally.latencies);
@@ -489,6 +524,8 @@ pub async fn baseline_throughput(
         synchronous_commit,
         fsync,
         setup_micros,
+        client_cpu_micros,
+        server_cpu_micros: server_cpu,
     };
     match first_error {
         None => Ok(report),

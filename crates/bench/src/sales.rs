@@ -155,6 +155,10 @@ pub struct SalesReport {
     pub setup_micros: u64,
     /// Signing every terminal on.
     pub sign_on_micros: u64,
+    /// CPU time this process used while selling (`/proc/self/stat`, 10 ms resolution): the
+    /// generator and the host in process, the generator alone with `--target`. `None` where
+    /// the system does not say.
+    pub cpu_micros: Option<u64>,
 }
 
 /// What became of one sale, as its terminal saw it.
@@ -679,7 +683,7 @@ async fn drive(
     load: &SalesLoad,
     period: Duration,
     log: Option<Arc<SaleLog>>,
-) -> Result<(Vec<Tally>, Duration, Duration), BenchError> {
+) -> Result<(Vec<Tally>, Duration, Duration, Option<u64>), BenchError> {
     let signing_on = Instant::now();
     let issuer_master_key = Arc::new(fleet.issuer_master_key);
     let mut sign_ons = Vec::with_capacity(load.terminals);
@@ -715,6 +719,7 @@ async fn drive(
         .unwrap_or(0);
     let today = acquirer::effects::business_date(now_unix);
     let started = Instant::now();
+    let cpu_before = crate::cpu_micros("self");
     let plan = Plan {
         first: started,
         period,
@@ -748,7 +753,11 @@ async fn drive(
             ..Tally::default()
         }));
     }
-    Ok((tallies, sign_on_time, started.elapsed()))
+    let elapsed = started.elapsed();
+    let cpu_micros = crate::cpu_micros("self")
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
+    Ok((tallies, sign_on_time, elapsed, cpu_micros))
 }
 
 /// Runs `load` against a host started in this process on a new temporary SQLite database,
@@ -779,7 +788,7 @@ pub async fn sales_throughput(load: SalesLoad) -> Result<SalesReport, BenchError
     let commits = store.stats().commits - commits_before;
     let receipt_signatures = signatures(&host) - signatures_before;
     let forged_receipt = match (&driven, host.handler.receipts()) {
-        (Ok((tallies, _, _)), Some(keys)) => first_forged(&keys, tallies).await,
+        (Ok((tallies, ..)), Some(keys)) => first_forged(&keys, tallies).await,
         _ => None,
     };
 
@@ -792,13 +801,13 @@ pub async fn sales_throughput(load: SalesLoad) -> Result<SalesReport, BenchError
     }
     drop(dir);
 
-    let (tallies, sign_on_time, elapsed) = driven?;
+    let (tallies, sign_on_time, elapsed, cpu_micros) = driven?;
     let report = SalesReport {
         backend: "sqlite",
         commits: Some(commits),
         receipt_signatures: Some(receipt_signatures),
         setup_micros: setup_time.as_micros() as u64,
-        ..SalesReport::of(load, &tallies, sign_on_time, elapsed)
+        ..SalesReport::of(load, &tallies, sign_on_time, elapsed, cpu_micros)
     };
     report.or_first_error(&tallies, forged_receipt)
 }
@@ -863,7 +872,7 @@ pub async fn sales_against(
     // fleet's order; a terminal whose task failed keeps its counters.
     let driven_terminals = fleet.terminals.iter_mut().take(load.terminals);
     match &driven {
-        Ok((tallies, _, _)) => {
+        Ok((tallies, ..)) => {
             for (terminal, tally) in driven_terminals.zip(tallies) {
                 if tally.last_stan > 0 {
                     terminal.last_stan = tally.last_stan;
@@ -880,11 +889,11 @@ pub async fn sales_against(
         Some(log) => log.finish(),
         None => Ok(()),
     };
-    let result = driven.and_then(|(tallies, sign_on_time, elapsed)| {
+    let result = driven.and_then(|(tallies, sign_on_time, elapsed, cpu_micros)| {
         logged?;
         let report = SalesReport {
             backend: "external",
-            ..SalesReport::of(load, &tallies, sign_on_time, elapsed)
+            ..SalesReport::of(load, &tallies, sign_on_time, elapsed, cpu_micros)
         };
         report.or_first_error(&tallies, None)
     });
@@ -893,7 +902,13 @@ pub async fn sales_against(
 
 impl SalesReport {
     /// The figures of a run from its terminals' tallies; the host's own figures are left empty.
-    fn of(load: SalesLoad, tallies: &[Tally], sign_on_time: Duration, elapsed: Duration) -> Self {
+    fn of(
+        load: SalesLoad,
+        tallies: &[Tally],
+        sign_on_time: Duration,
+        elapsed: Duration,
+        cpu_micros: Option<u64>,
+    ) -> Self {
         let mut latencies = Vec::new();
         let (mut approvals, mut declines) = (0, 0);
         for tally in tallies {
@@ -922,6 +937,7 @@ impl SalesReport {
             receipt_signatures: None,
             setup_micros: 0,
             sign_on_micros: sign_on_time.as_micros() as u64,
+            cpu_micros,
         }
     }
 

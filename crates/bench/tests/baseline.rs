@@ -38,6 +38,10 @@ async fn approvals_and_blocked_cards_are_answered_and_booked_one_transaction_eac
     assert_eq!(report.authorizations, report.approvals + report.declines);
     assert!(report.p50_micros <= report.p99_micros && report.p99_micros <= report.max_micros);
     assert!(!report.synchronous_commit.is_empty() && !report.fsync.is_empty());
+    // CPU time from /proc: the clients', and the server's processes' (PostgreSQL runs on this
+    // machine in the tests and in CI).
+    assert!(report.client_cpu_micros.is_some(), "{report:?}");
+    assert!(report.server_cpu_micros.is_some(), "{report:?}");
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["load"]["clients"], 4);
 
