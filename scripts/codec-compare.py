@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """ISO 8583 codec comparison for BENCHMARKS.md: easypos's iso8583 crate against pyiso8583, on the
-same chip sale (0200 with PAN, track 2, PIN block, 150 bytes of field 55 and a MAC), measured on
+same chip sale (0200 with PAN, track 2, PIN block, 112 bytes of field 55 and a MAC), measured on
 this machine.
 
   pip install pyiso8583            # from PyPI
