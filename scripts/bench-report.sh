@@ -6,7 +6,7 @@
 # per run, and the summary to stdout.
 #
 #   scripts/bench-report.sh                 # everything
-#   scripts/bench-report.sh sales baseline  # some parts: sales open risk baseline split pgbench
+#   scripts/bench-report.sh sales baseline  # some parts: sales open risk baseline split postgres pgbench
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +20,7 @@ OUT="${OUT:-bench-results}"
 export PGHOST="${PGHOST:-127.0.0.1}" PGPORT="${PGPORT:-5432}" PGUSER="${PGUSER:-postgres}"
 export EASYPOS_LOG_LEVEL=warn
 parts=("$@")
-[[ ${#parts[@]} -gt 0 ]] || parts=(sales open risk baseline split pgbench)
+[[ ${#parts[@]} -gt 0 ]] || parts=(sales open risk baseline split postgres pgbench)
 [[ -x "$EASYPOS" ]] || { echo "FATAL: no $EASYPOS: cargo build --release -p easypos" >&2; exit 2; }
 EASYPOS="$(realpath "$EASYPOS")"
 mkdir -p "$OUT"
@@ -57,25 +57,42 @@ if wants baseline; then
     psql -d postgres -qc "DROP DATABASE $db WITH (FORCE)"
 fi
 
-# The CPU split: the host in `easypos up` on a provisioned SQLite data directory, the
-# generator in `bench sales --target`; perf stat counts the host's CPU during each run.
-if wants split; then
+# The host in `easypos up` on a provisioned data directory, the generator in `bench sales
+# --target`; perf stat counts the host's CPU during each run. `split`: on SQLite (the CPU split
+# between generator and host); `postgres`: on a scratch PostgreSQL database (prefix `pg`).
+target_runs() {
+    local prefix="$1" database_url="$2"
+    local dir up address
     dir="$(mktemp -d)"
-    trap '[[ -n "${up:-}" ]] && kill "$up" 2>/dev/null; rm -rf "$dir"' EXIT
-    (cd "$dir" && EASYPOS_DATA_DIR="$dir/data" "$EASYPOS" bench provision --terminals "$TERMINALS" --fleet "$dir/fleet.json" >/dev/null)
-    (cd "$dir" && EASYPOS_DATA_DIR="$dir/data" exec "$EASYPOS" up --http 127.0.0.1:0 --iso8583 127.0.0.1:0 > "$dir/up.log" 2>&1) &
-    up=$!
+    export EASYPOS_DATA_DIR="$dir/data"
+    if [[ -n "$database_url" ]]; then export EASYPOS_DATABASE_URL="$database_url"; else unset EASYPOS_DATABASE_URL; fi
+    (cd "$dir" && "$EASYPOS" bench provision --terminals "$TERMINALS" --fleet "$dir/fleet.json" >/dev/null)
+    (cd "$dir" && exec "$EASYPOS" up --http 127.0.0.1:0 --iso8583 127.0.0.1:0 > "$dir/up.log" 2>&1) &
+    up=$!   # the subshell exec'd easypos up
     for _ in $(seq 1 1200); do grep -q "ISO 8583 " "$dir/up.log" 2>/dev/null && break; sleep 0.1; done
     address="$(grep -o 'ISO 8583 *[0-9.]*:[0-9]*' "$dir/up.log" | grep -o '[0-9.]*:[0-9]*$' | head -n1 || true)"
-    [[ -n "$address" ]] || { cat "$dir/up.log" >&2; echo "FATAL: easypos up did not say its ISO 8583 address" >&2; exit 1; }
-    host_pid="$up"   # the subshell exec'd easypos up
+    if [[ -z "$address" ]]; then
+        cat "$dir/up.log" >&2; kill "$up" 2>/dev/null || true
+        echo "FATAL: easypos up did not say its ISO 8583 address" >&2; exit 1
+    fi
     for run in $(seq 1 "$RUNS"); do
-        perf stat -x, -e task-clock -p "$host_pid" -o "$OUT/split-host-$run.perf" &
+        perf stat -x, -e task-clock -p "$up" -o "$OUT/$prefix-host-$run.perf" &
         perf=$!
-        "$EASYPOS" bench sales --target "$address" --fleet "$dir/fleet.json" --seconds "$SECONDS_PER_RUN" --json > "$OUT/split-$run.json"
+        "$EASYPOS" bench sales --target "$address" --fleet "$dir/fleet.json" --seconds "$SECONDS_PER_RUN" --json > "$OUT/$prefix-$run.json"
         kill -INT "$perf"; wait "$perf" || true
     done
-    kill "$up"; wait "$up" || true; up=""
+    kill "$up"; wait "$up" || true
+    rm -rf "$dir"
+    unset EASYPOS_DATA_DIR EASYPOS_DATABASE_URL
+}
+if wants split; then
+    target_runs split ""
+fi
+if wants postgres; then
+    db="easypos_bench_pg_$$"
+    psql -d postgres -qc "CREATE DATABASE $db"
+    target_runs pg "postgres://$PGUSER@$PGHOST:$PGPORT/$db"
+    psql -d postgres -qc "DROP DATABASE $db WITH (FORCE)"
 fi
 
 if wants pgbench; then
@@ -99,7 +116,8 @@ def show(name, values, unit="", digits=0):
 for prefix, label in [("sales", "bench sales, closed loop, risk rules on"),
                       ("sales-no-risk", "bench sales, closed loop, no risk engine"),
                       ("sales-open", "bench sales, open loop"),
-                      ("split", "bench sales --target (generator and host in two processes)")]:
+                      ("split", "bench sales --target (generator and host in two processes)"),
+                      ("pg", "bench sales --target, easypos up on PostgreSQL")]:
     reports = runs(prefix)
     if not reports:
         continue
@@ -109,11 +127,11 @@ for prefix, label in [("sales", "bench sales, closed loop, risk rules on"),
     show("  p99", [r["p99_micros"] / 1000 for r in reports], " ms", 1)
     show("  p99.9", [r["p999_micros"] / 1000 for r in reports], " ms", 1)
     cpu = [r["cpu_micros"] / r["sales"] for r in reports if r.get("cpu_micros") and r["sales"]]
-    show("  CPU per sale, this process" + (" (generator)" if prefix == "split" else ""), cpu, " µs", 1)
-    if prefix == "split":
+    show("  CPU per sale, this process" + (" (generator)" if prefix in ("split", "pg") else ""), cpu, " µs", 1)
+    if prefix in ("split", "pg"):
         host = []
         for index, report in enumerate(reports, 1):
-            text = open(os.path.join(out, f"split-host-{index}.perf")).read()
+            text = open(os.path.join(out, f"{prefix}-host-{index}.perf")).read()
             found = re.search(r"^([\d.]+),msec,task-clock", text, re.M)
             if found and report["sales"]:
                 host.append(float(found.group(1)) * 1000 / report["sales"])
