@@ -431,6 +431,37 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/{*rest}", axum::routing::any(no_route))
         .merge(public)
         .merge(v1)
+        .layer(axum::middleware::from_fn(security_headers))
+}
+
+/// Headers on every answer of the API, errors included (OWASP's REST security advice): the
+/// declared type is not to be sniffed, nothing is to be framed or loaded from an answer, no
+/// referrer leaves, and no cache keeps an answer (they hold card, merchant and cardholder data)
+/// unless its handler says otherwise. The wallet's and onboarding's JSON APIs wear them too.
+pub async fn security_headers(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
 }
 
 async fn no_route(uri: axum::http::Uri) -> problem::Problem {

@@ -167,7 +167,10 @@ pub fn router(onboarding: Onboarding, api_state: api::ApiState) -> Router {
             api_state,
             api::auth::authenticate,
         ));
-    public.merge(authenticated).with_state(onboarding)
+    public
+        .merge(authenticated)
+        .layer(axum::middleware::from_fn(api::security_headers))
+        .with_state(onboarding)
 }
 
 #[derive(Debug, serde::Serialize)]

@@ -1424,3 +1424,27 @@ async fn a_forced_key_change_to_aes_dukpt_brings_an_initial_key_under_the_transp
         assert_eq!(session.initial_ksn, None);
     }
 }
+
+#[tokio::test]
+async fn answers_carry_the_apis_security_headers() {
+    let world = world(store::testing::sqlite()).await;
+    for (uri, status) in [
+        ("/onboarding/v1/categories", StatusCode::OK),
+        (
+            "/onboarding/v1/review/applications",
+            StatusCode::UNAUTHORIZED,
+        ),
+    ] {
+        let response = world
+            .router
+            .clone()
+            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{uri}");
+        let headers = response.headers();
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["cache-control"], "no-store");
+        assert_eq!(headers["x-frame-options"], "DENY");
+    }
+}

@@ -1,5 +1,5 @@
 //! Property tests: PIN block round trips for every PIN length and format, and device-side and
-//! host-side DUKPT agreeing for random transaction counts.
+//! host-side DUKPT agreeing for random transaction counts, and the constant-time comparisons.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use paycrypto::dukpt::{aes as aes_dukpt, tdes};
@@ -95,5 +95,37 @@ fn tdes_device_reaches_counter_with_many_bits() {
             assert_eq!(tdes::host_transaction_key(&bdk, &used).unwrap(), key);
         }
         expected = used.next().unwrap();
+    }
+}
+
+/// The comparisons of secrets (MACs and cryptograms, PVVs, CVVs and PIN offsets) answer as
+/// equality does, whatever differs and wherever; they run in constant time through `subtle`.
+mod constant_time_comparisons {
+    use paycrypto::card::digits_equal;
+    use paycrypto::mac::macs_equal;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn macs_compare_as_equality(a in proptest::collection::vec(any::<u8>(), 0..16),
+                                    b in proptest::collection::vec(any::<u8>(), 0..16)) {
+            prop_assert_eq!(macs_equal(&a, &b), a == b);
+            prop_assert!(macs_equal(&a, &a.clone()));
+        }
+
+        #[test]
+        fn digits_compare_as_equality(a in "[0-9]{0,6}", b in "[0-9]{0,6}") {
+            prop_assert_eq!(digits_equal(&a, &b), a == b);
+        }
+    }
+
+    #[test]
+    fn a_difference_in_the_last_byte_or_the_length_is_found() {
+        assert!(!macs_equal(&[1, 2, 3, 4], &[1, 2, 3, 5]));
+        assert!(!macs_equal(&[1, 2, 3, 4], &[1, 2, 3]));
+        assert!(!macs_equal(&[], &[0]));
+        assert!(macs_equal(&[], &[]));
+        assert!(!digits_equal("123", "1234"));
+        assert!(!digits_equal("1234", "1235"));
     }
 }

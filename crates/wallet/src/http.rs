@@ -67,6 +67,7 @@ pub fn router(
             post(issue_code),
         )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(api::security_headers))
         .with_state(WalletApi {
             wallets,
             api,

@@ -880,3 +880,35 @@ async fn a_dukpt_terminal_signs_with_a_new_ksn_each_request() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn answers_carry_the_apis_security_headers() {
+    let fixture = router().await;
+    for (user, uri, status) in [
+        (
+            Some("cardholder1"),
+            "/wallet/v1/wallets/W-CH001",
+            StatusCode::OK,
+        ),
+        (None, "/wallet/v1/wallets/W-CH001", StatusCode::UNAUTHORIZED),
+    ] {
+        let mut request = Request::get(uri);
+        if let Some(user) = user {
+            request = request.header("authorization", basic(user));
+        }
+        let response = fixture
+            .router
+            .clone()
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{uri}");
+        let headers = response.headers();
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["cache-control"], "no-store");
+        assert_eq!(
+            headers["content-security-policy"],
+            "default-src 'none'; frame-ancestors 'none'"
+        );
+    }
+}
