@@ -396,7 +396,7 @@ async fn run_client(url: String, load: BaselineLoad, index: usize, deadline: Ins
     tally.server_cpu_micros = server_cpu_micros(&client)
         .await
         .zip(server_before)
-        .map(|(after, before)| after - before);
+        .map(|(after, before)| after.saturating_sub(before));
     tally
 }
 
@@ -477,7 +477,7 @@ pub async fn baseline_throughput(
     let elapsed_micros = started.elapsed().as_micros() as u64;
     let client_cpu_micros = crate::cpu_micros("self")
         .zip(client_before)
-        .map(|(after, before)| after - before);
+        .map(|(after, before)| after.saturating_sub(before));
 
     let (mut approvals, mut declines, mut errors) = (0, 0, 0);
     let mut first_error = None;

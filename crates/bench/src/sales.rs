@@ -756,7 +756,7 @@ async fn drive(
     let elapsed = started.elapsed();
     let cpu_micros = crate::cpu_micros("self")
         .zip(cpu_before)
-        .map(|(after, before)| after - before);
+        .map(|(after, before)| after.saturating_sub(before));
     Ok((tallies, sign_on_time, elapsed, cpu_micros))
 }
 
