@@ -7,6 +7,8 @@
 //! - [`sales_throughput`] starts the acquirer host in-process on a fresh SQLite database and
 //!   drives it over loopback TCP with many virtual terminals selling with chip and PIN (see
 //!   `sales.rs`).
+//! - [`baseline_throughput`] does the same sales' ledger and card effects the conventional way,
+//!   one PostgreSQL transaction per authorization, for comparison (see `baseline.rs`).
 //!
 //! ```no_run
 //! # async fn demo(store: std::sync::Arc<store::Store>) -> Result<(), bench::BenchError> {
@@ -17,9 +19,11 @@
 //! # Ok(()) }
 //! ```
 
+mod baseline;
 mod sales;
 mod world;
 
+pub use baseline::{BaselineLoad, BaselineReport, MAX_CLIENTS, baseline_throughput};
 pub use sales::{
     MAX_SECONDS, MAX_TERMINALS, SaleLog, SaleOutcome, SaleRecord, SalesLoad, SalesReport,
     sales_against, sales_throughput,
@@ -90,6 +94,39 @@ pub enum BenchError {
         /// What the run measured until then.
         report: Box<SalesReport>,
     },
+    #[error("database: {0}")]
+    Database(String),
+    #[error("{errors} baseline client(s) stopped or the books did not add up; the first: {first}")]
+    WrongBaseline {
+        errors: u64,
+        first: String,
+        /// What the run measured until then.
+        report: Box<BaselineReport>,
+    },
+}
+
+/// Clock ticks per second of `/proc/<pid>/stat`'s CPU times: USER_HZ, 100 on Linux.
+const USER_HZ: u64 = 100;
+
+/// CPU time (user and system, in µs, at 10 ms resolution) that process `pid` (or `"self"`) has
+/// used, from `/proc/<pid>/stat`; `None` where there is no such file. The machine is shared, so
+/// the benches report CPU time per sale beside sales per second.
+pub(crate) fn cpu_micros(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after it. From
+    // there, utime and stime (fields 14 and 15) are the 12th and 13th.
+    let mut fields = stat.get(stat.rfind(')')? + 2..)?.split(' ').skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some((user + system) * 1_000_000 / USER_HZ)
+}
+
+/// The sample at `per_mille` of `sorted` (0 when there is none).
+pub(crate) fn percentile(sorted: &[u64], per_mille: usize) -> u64 {
+    sorted
+        .get(sorted.len().saturating_sub(1) * per_mille / 1_000)
+        .copied()
+        .unwrap_or(0)
 }
 
 /// Opens the benchmark's accounts (idempotent, so runs can repeat on one database). The source
@@ -160,12 +197,7 @@ pub async fn ledger_throughput(
     }
     let elapsed = started.elapsed();
     latencies.sort_unstable();
-    let percentile = |per_mille: usize| {
-        latencies
-            .get((latencies.len().saturating_sub(1)) * per_mille / 1_000)
-            .copied()
-            .unwrap_or(0)
-    };
+    let percentile = |per_mille: usize| percentile(&latencies, per_mille);
     Ok(LedgerReport {
         backend: store.backend_name(),
         load,
@@ -226,4 +258,21 @@ async fn caller_loop(
         }
     }
     Ok((done, failed, samples))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_has_used_some_cpu_time_and_a_missing_one_none() {
+        // Spend a little CPU so that the 10 ms ticks have something to count.
+        let mut x = 0_u64;
+        for i in 0..50_000_000_u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        assert!(cpu_micros("self").is_some_and(|micros| micros > 0));
+        assert_eq!(cpu_micros("0"), None);
+    }
 }

@@ -20,8 +20,8 @@
 //! schedule, and latency is counted from the scheduled time, so a slow host is not hidden by
 //! sales that were sent late.
 
-use crate::BenchError;
 use crate::world::{self, Fleet, World};
+use crate::{BenchError, percentile};
 use host::{Client, Limits, Listener};
 use iso8583::{LengthPrefix, ResponseCode, Stan};
 use money::Currency;
@@ -74,6 +74,9 @@ pub struct SalesLoad {
     pub wrong_pin_every: u64,
     /// Where the temporary database is made (the system's temporary directory by default).
     pub directory: Option<PathBuf>,
+    /// Whether the host in this process runs the risk engine with the load's rules
+    /// ([`crate::LOAD_RULES`]), as `easypos up` runs its rules. A `--target` host runs its own.
+    pub risk: bool,
 }
 
 impl SalesLoad {
@@ -86,6 +89,7 @@ impl SalesLoad {
             rate: None,
             wrong_pin_every: 0,
             directory: None,
+            risk: true,
         }
     }
 
@@ -151,6 +155,10 @@ pub struct SalesReport {
     pub setup_micros: u64,
     /// Signing every terminal on.
     pub sign_on_micros: u64,
+    /// CPU time this process used while selling (`/proc/self/stat`, 10 ms resolution): the
+    /// generator and the host in process, the generator alone with `--target`. `None` where
+    /// the system does not say.
+    pub cpu_micros: Option<u64>,
 }
 
 /// What became of one sale, as its terminal saw it.
@@ -261,7 +269,29 @@ struct RunningHost {
     server: tokio::task::JoinHandle<()>,
 }
 
-async fn start_host(world: &World, terminals: usize) -> Result<RunningHost, BenchError> {
+/// `handler` with the risk engine on the load's rules and the merchants' categories, as
+/// `easypos up` wires it (no rule of the load fires, so no case or freeze comes of it).
+async fn with_load_risk(
+    handler: acquirer::TerminalHandler,
+    store: &store::Store,
+) -> Result<acquirer::TerminalHandler, BenchError> {
+    let rules = risk::Config::from_toml(crate::LOAD_RULES)
+        .map_err(|error| BenchError::Setup(format!("crates/bench/load-risk.toml: {error}")))?;
+    let mccs = store
+        .load_directory()
+        .await?
+        .merchants
+        .into_iter()
+        .map(|merchant| {
+            let mcc = merchant.mcc.parse::<u16>().unwrap_or(0);
+            (merchant.id, mcc)
+        })
+        .collect();
+    Ok(handler.with_risk(Arc::new(risk::Engine::new(rules)), mccs))
+}
+
+async fn start_host(world: &World, load: &SalesLoad) -> Result<RunningHost, BenchError> {
+    let terminals = load.terminals;
     let profile = iso8583::Profile::builtin("cup-bcd")
         .map_err(|error| BenchError::Setup(format!("the cup-bcd profile: {error}")))?;
     let records = world::terminal_records(&world.store).await?;
@@ -274,10 +304,14 @@ async fn start_host(world: &World, terminals: usize) -> Result<RunningHost, Benc
     let receipts = aftersale::ReceiptKeys::load(world.store.clone(), world.hsm.clone(), now)
         .await
         .map_err(|error| BenchError::Setup(format!("the receipt signing key: {error}")))?;
-    let handler = Arc::new(
+    let handler =
         acquirer::TerminalHandler::new(profile, records, world.store.clone(), world.hsm.clone())
-            .with_receipts(Arc::new(receipts)),
-    );
+            .with_receipts(Arc::new(receipts));
+    let handler = Arc::new(if load.risk {
+        with_load_risk(handler, &world.store).await?
+    } else {
+        handler
+    });
     let limits = Limits {
         max_connections: terminals + SPARE_CONNECTIONS,
         ..Limits::default()
@@ -642,13 +676,6 @@ async fn first_forged(keys: &aftersale::ReceiptKeys, tallies: &[Tally]) -> Optio
     None
 }
 
-fn percentile(sorted: &[u64], per_mille: usize) -> u64 {
-    sorted
-        .get(sorted.len().saturating_sub(1) * per_mille / 1_000)
-        .copied()
-        .unwrap_or(0)
-}
-
 /// The terminals' work: sign every terminal on, then sell until the load's time is up.
 async fn drive(
     fleet: Fleet,
@@ -656,7 +683,7 @@ async fn drive(
     load: &SalesLoad,
     period: Duration,
     log: Option<Arc<SaleLog>>,
-) -> Result<(Vec<Tally>, Duration, Duration), BenchError> {
+) -> Result<(Vec<Tally>, Duration, Duration, Option<u64>), BenchError> {
     let signing_on = Instant::now();
     let issuer_master_key = Arc::new(fleet.issuer_master_key);
     let mut sign_ons = Vec::with_capacity(load.terminals);
@@ -692,6 +719,7 @@ async fn drive(
         .unwrap_or(0);
     let today = acquirer::effects::business_date(now_unix);
     let started = Instant::now();
+    let cpu_before = crate::cpu_micros("self");
     let plan = Plan {
         first: started,
         period,
@@ -725,7 +753,11 @@ async fn drive(
             ..Tally::default()
         }));
     }
-    Ok((tallies, sign_on_time, started.elapsed()))
+    let elapsed = started.elapsed();
+    let cpu_micros = crate::cpu_micros("self")
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
+    Ok((tallies, sign_on_time, elapsed, cpu_micros))
 }
 
 /// Runs `load` against a host started in this process on a new temporary SQLite database,
@@ -740,7 +772,7 @@ pub async fn sales_throughput(load: SalesLoad) -> Result<SalesReport, BenchError
         load.directory.as_deref(),
     )
     .await?;
-    let host = start_host(&world, load.terminals).await?;
+    let host = start_host(&world, &load).await?;
     let setup_time = setting_up.elapsed();
     let commits_before = world.store.stats().commits;
     let signatures = |host: &RunningHost| {
@@ -756,7 +788,7 @@ pub async fn sales_throughput(load: SalesLoad) -> Result<SalesReport, BenchError
     let commits = store.stats().commits - commits_before;
     let receipt_signatures = signatures(&host) - signatures_before;
     let forged_receipt = match (&driven, host.handler.receipts()) {
-        (Ok((tallies, _, _)), Some(keys)) => first_forged(&keys, tallies).await,
+        (Ok((tallies, ..)), Some(keys)) => first_forged(&keys, tallies).await,
         _ => None,
     };
 
@@ -769,13 +801,13 @@ pub async fn sales_throughput(load: SalesLoad) -> Result<SalesReport, BenchError
     }
     drop(dir);
 
-    let (tallies, sign_on_time, elapsed) = driven?;
+    let (tallies, sign_on_time, elapsed, cpu_micros) = driven?;
     let report = SalesReport {
         backend: "sqlite",
         commits: Some(commits),
         receipt_signatures: Some(receipt_signatures),
         setup_micros: setup_time.as_micros() as u64,
-        ..SalesReport::of(load, &tallies, sign_on_time, elapsed)
+        ..SalesReport::of(load, &tallies, sign_on_time, elapsed, cpu_micros)
     };
     report.or_first_error(&tallies, forged_receipt)
 }
@@ -840,7 +872,7 @@ pub async fn sales_against(
     // fleet's order; a terminal whose task failed keeps its counters.
     let driven_terminals = fleet.terminals.iter_mut().take(load.terminals);
     match &driven {
-        Ok((tallies, _, _)) => {
+        Ok((tallies, ..)) => {
             for (terminal, tally) in driven_terminals.zip(tallies) {
                 if tally.last_stan > 0 {
                     terminal.last_stan = tally.last_stan;
@@ -857,11 +889,11 @@ pub async fn sales_against(
         Some(log) => log.finish(),
         None => Ok(()),
     };
-    let result = driven.and_then(|(tallies, sign_on_time, elapsed)| {
+    let result = driven.and_then(|(tallies, sign_on_time, elapsed, cpu_micros)| {
         logged?;
         let report = SalesReport {
             backend: "external",
-            ..SalesReport::of(load, &tallies, sign_on_time, elapsed)
+            ..SalesReport::of(load, &tallies, sign_on_time, elapsed, cpu_micros)
         };
         report.or_first_error(&tallies, None)
     });
@@ -870,7 +902,13 @@ pub async fn sales_against(
 
 impl SalesReport {
     /// The figures of a run from its terminals' tallies; the host's own figures are left empty.
-    fn of(load: SalesLoad, tallies: &[Tally], sign_on_time: Duration, elapsed: Duration) -> Self {
+    fn of(
+        load: SalesLoad,
+        tallies: &[Tally],
+        sign_on_time: Duration,
+        elapsed: Duration,
+        cpu_micros: Option<u64>,
+    ) -> Self {
         let mut latencies = Vec::new();
         let (mut approvals, mut declines) = (0, 0);
         for tally in tallies {
@@ -899,6 +937,7 @@ impl SalesReport {
             receipt_signatures: None,
             setup_micros: 0,
             sign_on_micros: sign_on_time.as_micros() as u64,
+            cpu_micros,
         }
     }
 

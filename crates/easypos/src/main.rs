@@ -131,6 +131,32 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The conventional baseline: the sales' ledger and card effects as one PostgreSQL
+    /// transaction per authorization (SELECT … FOR UPDATE, UPDATE, INSERT, COMMIT) from many
+    /// clients, in a schema of its own (BENCHMARKS.md).
+    Baseline {
+        /// The PostgreSQL database to run in (its schema `--schema` is dropped and made anew).
+        #[arg(long, value_name = "URL", env = "EASYPOS_BENCH_DATABASE_URL")]
+        database_url: String,
+        /// Concurrent clients, one connection each.
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        /// How long to run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Active cards per client, used in turn.
+        #[arg(long, default_value_t = 4)]
+        cards_per_client: usize,
+        /// Make every N-th authorization of a client on its blocked card, which must be declined.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        blocked_every: u64,
+        /// The schema the baseline's tables are made in.
+        #[arg(long, default_value = "bench_baseline")]
+        schema: String,
+        /// Print one JSON object instead of the summary.
+        #[arg(long)]
+        json: bool,
+    },
     /// Chip-and-PIN card sales from many ISO 8583 terminals over loopback TCP, against the
     /// acquirer host started in this process on a fresh temporary SQLite database, or against
     /// another process's host (`--target`, with the fleet of `easypos bench provision`).
@@ -168,6 +194,10 @@ enum BenchCommand {
         /// outcome: approved, declined or unanswered, RRN, auth code) to FILE (with --target).
         #[arg(long, value_name = "FILE", requires = "target")]
         sale_log: Option<std::path::PathBuf>,
+        /// Run the host in this process without the risk engine (by default it evaluates the
+        /// load's risk rules, crates/bench/load-risk.toml, on every sale, as `easypos up` does).
+        #[arg(long, conflicts_with = "target")]
+        no_risk: bool,
         /// Print one JSON object instead of the summary.
         #[arg(long)]
         json: bool,
@@ -303,6 +333,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 )
                 .await
             }
+            Command::Bench(BenchCommand::Baseline {
+                database_url,
+                clients,
+                seconds,
+                cards_per_client,
+                blocked_every,
+                schema,
+                json,
+            }) => {
+                bench_baseline(
+                    &database_url,
+                    bench::BaselineLoad {
+                        clients,
+                        seconds,
+                        cards_per_client,
+                        blocked_every,
+                        schema,
+                    },
+                    json,
+                )
+                .await
+            }
             Command::Bench(BenchCommand::Sales {
                 terminals,
                 seconds,
@@ -313,6 +365,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 target,
                 fleet,
                 sale_log,
+                no_risk,
                 json,
             }) => {
                 let load = bench::SalesLoad {
@@ -322,6 +375,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     rate,
                     wrong_pin_every,
                     directory: dir,
+                    risk: !no_risk,
                 };
                 match (target, fleet) {
                     (Some(target), Some(fleet)) => {
@@ -406,6 +460,45 @@ async fn bench_ledger(config: &Config, load: bench::LedgerLoad, json: bool) -> a
         anyhow::bail!(
             "{} requests were refused; the benchmark checks every response",
             report.errors
+        );
+    }
+    Ok(())
+}
+
+async fn bench_baseline(url: &str, load: bench::BaselineLoad, json: bool) -> anyhow::Result<()> {
+    let (report, failure) = match bench::baseline_throughput(url, load).await {
+        Ok(report) => (report, None),
+        Err(bench::BenchError::WrongBaseline {
+            errors,
+            first,
+            report,
+        }) => (*report, Some((errors, first))),
+        Err(error) => return Err(error.into()),
+    };
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "{} baseline: {} clients: {} authorizations ({} approved, {} declined) in {:.2} s = {:.0} authorizations/s (synchronous_commit={}, fsync={}); latency p50 {} µs, p90 {} µs, p99 {} µs, p99.9 {} µs, max {} µs",
+            report.backend,
+            report.load.clients,
+            report.authorizations,
+            report.approvals,
+            report.declines,
+            report.elapsed_micros as f64 / 1e6,
+            report.authorizations_per_second,
+            report.synchronous_commit,
+            report.fsync,
+            report.p50_micros,
+            report.p90_micros,
+            report.p99_micros,
+            report.p999_micros,
+            report.max_micros
+        );
+    }
+    if let Some((errors, first)) = failure {
+        anyhow::bail!(
+            "{errors} baseline client(s) stopped or the books did not add up. The first: {first}"
         );
     }
     Ok(())

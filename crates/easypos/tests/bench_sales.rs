@@ -41,6 +41,10 @@ fn a_short_run_prints_one_json_report_with_approvals() {
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["backend"], "sqlite");
     assert_eq!(report["load"]["terminals"], 4);
+    assert_eq!(
+        report["load"]["risk"], true,
+        "the risk rules run by default"
+    );
     assert!(report["approvals"].as_u64().unwrap() > 0, "{report}");
     assert_eq!(report["errors"], 0);
     assert_eq!(report["sales"], report["approvals"]);
@@ -172,4 +176,29 @@ fn a_provisioned_database_sells_through_easypos_up_from_another_process() {
     );
     assert!(!dir.join("other.json").exists());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn no_risk_runs_the_host_without_the_risk_engine_and_says_so() {
+    let output = easypos(
+        "no-risk",
+        &[
+            "bench",
+            "sales",
+            "--terminals",
+            "2",
+            "--seconds",
+            "1",
+            "--no-risk",
+            "--json",
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["load"]["risk"], false);
+    assert!(report["approvals"].as_u64().unwrap() > 0, "{report}");
 }

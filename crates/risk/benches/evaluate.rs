@@ -1,5 +1,6 @@
-//! The engine's cost per authorization, with the demo rules, on warm windows: 10,000 cards
-//! over 500 terminals, each card with some history.
+//! The engine's cost per authorization, on warm windows: 10,000 cards over 500 terminals, each
+//! card with some history. With the demo rules, and with the rules `easypos bench sales --risk`
+//! runs (crates/bench/load-risk.toml: every kind of rule, limits a load never reaches).
 
 use money::Currency;
 use risk::{Authorization, Config, Engine, Entry, Kind, Outcome};
@@ -11,8 +12,11 @@ fn main() {
 const CARDS: usize = 10_000;
 const TERMINALS: usize = 500;
 
-fn warm_engine() -> (Engine, Vec<String>, Vec<String>) {
-    let config = Config::from_toml(risk::DEMO_RULES).unwrap_or_else(|error| panic!("{error}"));
+/// The bench's rules, from the bench crate (which depends on this one, so it is read as text).
+const LOAD_RULES: &str = include_str!("../../bench/load-risk.toml");
+
+fn warm_engine(rules: &str) -> (Engine, Vec<String>, Vec<String>) {
+    let config = Config::from_toml(rules).unwrap_or_else(|error| panic!("{error}"));
     let engine = Engine::new(config);
     let cards: Vec<String> = (0..CARDS).map(|index| format!("card-{index}")).collect();
     let terminals: Vec<String> = (0..TERMINALS).map(|index| format!("{index:08}")).collect();
@@ -59,7 +63,17 @@ fn outcome<'a>(sale: &Authorization<'a>) -> Outcome<'a> {
 /// One authorization: evaluate every demo rule, then record its approval.
 #[divan::bench]
 fn evaluate_and_record(bencher: divan::Bencher) {
-    let (engine, cards, terminals) = warm_engine();
+    evaluate_and_record_with(bencher, risk::DEMO_RULES);
+}
+
+/// One authorization with the sales bench's rules.
+#[divan::bench]
+fn evaluate_and_record_load_rules(bencher: divan::Bencher) {
+    evaluate_and_record_with(bencher, LOAD_RULES);
+}
+
+fn evaluate_and_record_with(bencher: divan::Bencher, rules: &str) {
+    let (engine, cards, terminals) = warm_engine(rules);
     let mut index = 0usize;
     let mut now_ms = 1_800_000_100_000;
     bencher.bench_local(|| {
