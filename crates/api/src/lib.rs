@@ -34,6 +34,7 @@ pub mod incidents;
 pub mod insider;
 pub mod openapi;
 pub mod problem;
+pub mod procedures;
 pub mod receipts;
 pub mod refunds;
 pub mod risk_rules;
@@ -170,7 +171,7 @@ impl ApiState {
 
 /// Every route of the API (method, path as the OpenAPI document writes it). The router is
 /// built from the same calls, and a test checks both against each other and the document.
-pub const ROUTES: [(&str, &str); 68] = [
+pub const ROUTES: [(&str, &str); 71] = [
     ("GET", "/api/v1/me"),
     ("GET", "/api/v1/transactions"),
     ("GET", "/api/v1/transactions/{id}"),
@@ -242,6 +243,9 @@ pub const ROUTES: [(&str, &str); 68] = [
     ("POST", "/api/v1/terminals/{id}/key-change"),
     ("POST", "/api/v1/merchants/{id}/password-reset"),
     ("PUT", "/api/v1/staff/{operator_no}/terminal-password"),
+    ("GET", "/api/v1/procedures"),
+    ("POST", "/api/v1/procedures/versions"),
+    ("POST", "/api/v1/procedures/acknowledgements"),
 ];
 
 /// The API's router: `/api/v1/…` behind authentication and idempotency, and the OpenAPI
@@ -405,6 +409,15 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/v1/staff/{operator_no}/terminal-password",
             axum::routing::put(supervisors::set_terminal_password),
+        )
+        .route("/api/v1/procedures", get(procedures::get_procedures))
+        .route(
+            "/api/v1/procedures/versions",
+            axum::routing::post(procedures::create_version),
+        )
+        .route(
+            "/api/v1/procedures/acknowledgements",
+            axum::routing::post(procedures::create_acknowledgement),
         )
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

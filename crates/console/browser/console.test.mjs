@@ -191,8 +191,8 @@ async function withPage(name, user, locale, body) {
 }
 
 const portals = {
-  'shanghai.admin': ['Dashboard', 'Transactions', 'QR payments', 'Terminals', 'Staff', 'Cases', 'Emergency', 'Incidents', 'API keys', 'Terminal management', 'Refunds', 'Settlement', 'Disputes'],
-  'shanghai.cashier': ['Dashboard', 'Transactions', 'QR payments', 'Terminals', 'Refunds'],
+  'shanghai.admin': ['Dashboard', 'Transactions', 'QR payments', 'Terminals', 'Staff', 'Cases', 'Emergency', 'Incidents', 'API keys', 'Terminal management', 'Refunds', 'Settlement', 'Disputes', 'Procedures'],
+  'shanghai.cashier': ['Dashboard', 'Transactions', 'QR payments', 'Terminals', 'Refunds', 'Procedures'],
   'cardholder1': ['Cards', 'Transactions', 'Wallet'],
   'operator': ['Merchants', 'Terminals', 'Transactions', 'Message journal', 'Cases', 'Emergency', 'Incidents', 'System health', 'API keys', 'Applications', 'Terminal management', 'Risk rules', 'Settlement'],
   'bank': ['Cards', 'Transactions', 'API keys', 'Disputes'],
@@ -671,4 +671,26 @@ test('anyone reads the guides at /docs in their language, and a guide links to a
   } finally {
     await page.context().close();
   }
+});
+
+// Last: once the merchant has procedures, its staff land on them at sign-in.
+test('a merchant admin writes the procedures, the cashier is asked to acknowledge them at sign-in, and the admin sees the training record', async () => {
+  await withPage('procedures-admin', 'shanghai.admin', 'en-US', async (page) => {
+    await page.goto(`${web}/console/procedures`);
+    await page.fill('#procedures-editor textarea[name=text]', '1. A refund needs a supervisor\'s password.\n2. Never share a password.');
+    await page.fill('#procedures-editor input[name=note]', 'first version');
+    await Promise.all([page.waitForNavigation(), page.click('#procedures-editor button[type=submit]')]);
+    assert.match(await page.locator('#procedures-text').textContent(), /Never share a password/);
+  });
+  await withPage('procedures-cashier', 'shanghai.cashier', 'en-US', async (page) => {
+    assert.match(page.url(), /\/console\/procedures$/, 'sent to the procedures at sign-in');
+    await Promise.all([page.waitForNavigation(), page.click('#acknowledge button[type=submit]')]);
+    assert.match(await page.locator('#procedures-done').textContent(), /acknowledged version 1/);
+  });
+  await withPage('procedures-record', 'shanghai.admin', 'en-US', async (page) => {
+    await page.goto(`${web}/console/procedures`);
+    const row = (user) => page.locator(`#training-record tr:has(td:text-is("${user}"))`).textContent();
+    assert.match(await row('shanghai.cashier'), /acknowledged/);
+    assert.match(await row('shanghai.manager'), /not yet/);
+  });
 });

@@ -553,3 +553,25 @@ password-same = The new password must differ from the old one.
 nav-docs = Guides
 docs-title = Guides
 docs-intro = How to use easypos, for each of its users: pick the guide for what you do.
+
+# Operating procedures and the training record (issue 10).
+nav-procedures = Procedures
+procedures-title = Operating procedures
+procedures-none = Your merchant has written no operating procedures yet.
+procedures-version = Version
+procedures-acknowledged = You acknowledged version
+procedures-please = Please read the procedures and confirm that you will follow them.
+procedures-acknowledge = I have read these procedures and will follow them: version
+procedures-acknowledged-now = Thank you: your acknowledgement is recorded in the training record.
+procedures-record = Training record
+procedures-missing = Staff who have not acknowledged the current version:
+procedures-acknowledged-version = Acknowledged (version, time)
+procedures-status = Current version
+procedures-status-done = acknowledged
+procedures-status-missing = not yet
+procedures-edit = Write a new version
+procedures-text = Procedures
+procedures-note = Why (note)
+procedures-save = Save as a new version
+procedures-versions = Versions
+procedures-saved-at = Saved at

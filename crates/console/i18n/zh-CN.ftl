@@ -553,3 +553,25 @@ password-same = 新密码必须与旧密码不同。
 nav-docs = 使用指南
 docs-title = 使用指南
 docs-intro = 按角色编写的 easypos 使用说明：请选择与您的工作对应的指南。
+
+# 操作规程与培训记录（issue 10）。
+nav-procedures = 操作规程
+procedures-title = 操作规程
+procedures-none = 本商户尚未编写操作规程。
+procedures-version = 版本
+procedures-acknowledged = 您已确认版本
+procedures-please = 请阅读操作规程，并确认您将遵守。
+procedures-acknowledge = 我已阅读并将遵守本操作规程：版本
+procedures-acknowledged-now = 谢谢：您的确认已记入培训记录。
+procedures-record = 培训记录
+procedures-missing = 尚未确认当前版本的员工人数：
+procedures-acknowledged-version = 已确认（版本、时间）
+procedures-status = 当前版本
+procedures-status-done = 已确认
+procedures-status-missing = 未确认
+procedures-edit = 编写新版本
+procedures-text = 操作规程
+procedures-note = 原因（备注）
+procedures-save = 保存为新版本
+procedures-versions = 历史版本
+procedures-saved-at = 保存时间

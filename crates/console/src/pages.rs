@@ -30,6 +30,9 @@ pub(crate) mod risk_rules_page;
 // End of day's reports, likewise.
 #[path = "settlement_page.rs"]
 pub(crate) mod settlement_page;
+// The operating procedures and the training record, likewise.
+#[path = "procedures_page.rs"]
+pub(crate) mod procedures_page;
 
 use crate::Console;
 use crate::i18n::{Lang, Tr};
@@ -94,6 +97,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/refunds", "nav-refunds"),
             ("/console/settlement", "nav-settlement"),
             ("/console/disputes", "nav-disputes"),
+            ("/console/procedures", "nav-procedures"),
         ],
         Role::MerchantManager => &[
             ("/console/dashboard", "nav-dashboard"),
@@ -107,6 +111,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/refunds", "nav-refunds"),
             ("/console/settlement", "nav-settlement"),
             ("/console/disputes", "nav-disputes"),
+            ("/console/procedures", "nav-procedures"),
         ],
         Role::Cashier => &[
             ("/console/dashboard", "nav-dashboard"),
@@ -114,6 +119,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/qr-payments", "nav-qr-payments"),
             ("/console/terminals", "nav-terminals"),
             ("/console/refunds", "nav-refunds"),
+            ("/console/procedures", "nav-procedures"),
         ],
         Role::Cardholder => &[
             ("/console/cards", "nav-cards"),
@@ -495,7 +501,8 @@ pub async fn login(
                 console.now_seconds(),
             );
             tracing::info!(user = %user.username, role = user.role.as_str(), "console sign-in");
-            let to = wallet::safe_next(&form.next).unwrap_or(portal(user.role)[0].0);
+            let landing = procedures_page::landing(&console, &user).await;
+            let to = wallet::safe_next(&form.next).unwrap_or(landing);
             return with_cookie(
                 Redirect::to(to).into_response(),
                 &session::session_cookie(&signed_in.id),
@@ -1888,8 +1895,9 @@ pub async fn mfa(
                 .sessions
                 .start(Some(user.id.clone()), Some(&session.id), now);
             tracing::info!(user = %user.username, role = user.role.as_str(), "console sign-in with TOTP");
+            let landing = procedures_page::landing(&console, &user).await;
             with_cookie(
-                Redirect::to(portal(user.role)[0].0).into_response(),
+                Redirect::to(landing).into_response(),
                 &session::session_cookie(&signed_in.id),
             )
         }

@@ -3,7 +3,7 @@
 //! from the old one and follow the password rules; the reset is then cleared and the change is
 //! in the audit log.
 
-use super::{Visit, internal, portal, render};
+use super::{Visit, internal, render};
 use crate::Console;
 use askama::Template;
 use axum::Form;
@@ -97,5 +97,5 @@ pub async fn change(
     {
         return problem.into_response();
     }
-    Redirect::to(portal(visit.user.role)[0].0).into_response()
+    Redirect::to(super::procedures_page::landing(&console, &visit.user).await).into_response()
 }

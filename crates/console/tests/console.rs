@@ -2667,3 +2667,139 @@ async fn the_emergency_page_drops_terminal_keys_and_makes_staff_choose_new_passw
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn staff_who_have_not_acknowledged_the_procedures_are_asked_at_sign_in() {
+    let world = world().await;
+    let login = async |username: &str| {
+        let form = world.get("/console/login", None, &[]).await;
+        world
+            .post(
+                "/console/login",
+                Some(&form.session()),
+                &format!(
+                    "username={username}&password={}&csrf={}",
+                    demo::DEMO_PASSWORD,
+                    form.csrf()
+                ),
+            )
+            .await
+    };
+    // No procedures yet: the cashier lands on the portal as before.
+    assert_eq!(
+        login("shanghai.cashier").await.location(),
+        "/console/dashboard"
+    );
+    let admin = world.sign_in("shanghai.admin").await;
+    let page = world.get("/console/procedures", Some(&admin), &[]).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.html.contains("id=\"procedures-editor\""),
+        "{}",
+        page.html
+    );
+    let saved = world
+        .post(
+            "/console/procedures/save",
+            Some(&admin),
+            &format!(
+                "csrf={}&based_on=0&text=1.+Refunds+need+a+supervisor.%0D%0A2.+Never+share+a+password.&note=first",
+                page.csrf()
+            ),
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
+    // A stale editor is refused, and its text is kept in the editor.
+    let stale = world
+        .post(
+            "/console/procedures/save",
+            Some(&admin),
+            &format!("csrf={}&based_on=0&text=Another+draft", page.csrf()),
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::CONFLICT);
+    assert!(stale.html.contains("Another draft"));
+
+    // Now the cashier is sent to the procedures at sign-in, and acknowledges them.
+    let answer = login("shanghai.cashier").await;
+    assert_eq!(answer.location(), "/console/procedures");
+    let cashier = answer.session();
+    let page = world.get("/console/procedures", Some(&cashier), &[]).await;
+    assert!(
+        page.html.contains("Never share a password."),
+        "{}",
+        page.html
+    );
+    assert!(page.html.contains("id=\"acknowledge\""));
+    assert!(
+        !page.html.contains("id=\"procedures-editor\"") && !page.html.contains("training-record"),
+        "a cashier neither edits nor sees the record"
+    );
+    let refused = world
+        .post(
+            "/console/procedures/save",
+            Some(&cashier),
+            &format!("csrf={}&based_on=1&text=mine", page.csrf()),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let acknowledged = world
+        .post(
+            "/console/procedures/acknowledge",
+            Some(&cashier),
+            &format!("csrf={}&version=1", page.csrf()),
+        )
+        .await;
+    assert_eq!(acknowledged.status, StatusCode::OK, "{}", acknowledged.html);
+    assert!(acknowledged.html.contains("id=\"procedures-done\""));
+    assert_eq!(
+        login("shanghai.cashier").await.location(),
+        "/console/dashboard",
+        "asked once per version"
+    );
+
+    // The admin sees who has and who has not acknowledged version 1.
+    let page = world.get("/console/procedures", Some(&admin), &[]).await;
+    let record = page.html.split("id=\"training-record\"").nth(1).unwrap();
+    let row = |user: &str| {
+        record
+            .split("<tr>")
+            .find(|row| row.contains(&format!(">{user}<")))
+            .unwrap()
+            .to_owned()
+    };
+    assert!(row("shanghai.cashier").contains("acknowledged"), "{record}");
+    assert!(row("shanghai.manager").contains("not yet"), "{record}");
+    assert!(!record.contains("beijing.admin"));
+    // Another merchant's admin sees none of it.
+    let beijing = world.sign_in("beijing.admin").await;
+    let page = world.get("/console/procedures", Some(&beijing), &[]).await;
+    assert!(!page.html.contains("Never share a password."));
+    // Operators have no procedures page.
+    let operator = world.sign_in("operator").await;
+    assert_eq!(
+        world
+            .get("/console/procedures", Some(&operator), &[])
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let actions: Vec<String> = world
+        .store
+        .audit_entries(store::audit::AuditQuery {
+            action_prefix: Some("procedures.".into()),
+            ..store::audit::AuditQuery::page(0, 100)
+        })
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| format!("{} {} {}", e.actor, e.action, e.target))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "shanghai.admin procedures.save procedures:1",
+            "shanghai.cashier procedures.acknowledge procedures:1"
+        ]
+    );
+}

@@ -45,6 +45,7 @@ pub mod migrate;
 pub mod onboarding;
 pub mod password_resets;
 mod postgres;
+pub mod procedures;
 pub mod receipt_keys;
 pub mod refunds;
 pub mod risk_rules;

@@ -186,6 +186,11 @@ const SQLITE: &[Migration] = &[
         name: "password_resets",
         sql: include_str!("../migrations/sqlite/0035_password_resets.sql"),
     },
+    Migration {
+        version: 40,
+        name: "procedures",
+        sql: include_str!("../migrations/sqlite/0040_procedures.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -363,6 +368,11 @@ const POSTGRES: &[Migration] = &[
         version: 35,
         name: "password_resets",
         sql: include_str!("../migrations/postgres/0035_password_resets.sql"),
+    },
+    Migration {
+        version: 40,
+        name: "procedures",
+        sql: include_str!("../migrations/postgres/0040_procedures.sql"),
     },
 ];
 
