@@ -94,9 +94,9 @@ error-not-found = 这里没有您可以查看的内容。
 error-csrf = 表单已过期。请刷新页面后重试。
 error-internal = 系统出错，请稍后重试。
 staff-add = 添加控制台用户
-staff-password = 初始密码（至少 12 个字符）
+staff-password = 临时密码（至少 12 个字符）
 staff-create = 创建
-staff-created = 用户已创建。请当面告知初始密码；对方现在即可登录。
+staff-created = 用户已创建。请当面告知临时密码：对方首次登录时必须设置自己的密码。
 staff-taken = 该用户名已被使用。
 keys-title = API 密钥
 keys-note = 集成方使用密钥调用 REST API（见 /api/openapi.json）。密钥仅在创建时显示一次。
@@ -575,3 +575,23 @@ procedures-note = 原因（备注）
 procedures-save = 保存为新版本
 procedures-versions = 历史版本
 procedures-saved-at = 保存时间
+
+password-note-first = 这是您首次登录：当前密码是管理员给您的临时密码。请先设置至少 12 个字符的个人密码，然后才能使用控制台。
+
+# 审计日志页面（issue 10）。
+nav-audit = 审计日志
+audit-title = 审计日志
+audit-note = 每一项后台操作都以哈希链记录：每条记录都带有前一条的哈希，平台对链头签名。时间为 UTC。
+audit-actor = 操作人
+audit-action = 操作（开头）
+audit-target = 对象
+audit-from = 起始时间
+audit-to = 截止时间（不含）
+audit-search = 搜索
+audit-time = 时间
+audit-detail = 详情
+audit-hash = 哈希
+audit-none = 没有匹配的记录。
+audit-next = 后续记录
+audit-export = 导出并附证明（JSON）
+audit-export-note = 包含本次搜索的记录、其链上哈希和平台签名；可用 `easypos audit verify --export 文件` 离线核验。

@@ -297,6 +297,8 @@ pub fn router(state: Console) -> Router {
             "/console/procedures/acknowledge",
             post(pages::procedures_page::acknowledge),
         )
+        .route("/console/audit", get(pages::audit_page::audit))
+        .route("/console/audit/export", get(pages::audit_page::export))
         .route("/console/static/htmx.min.js", get(htmx))
         .route("/console/static/console.css", get(css))
         .fallback(pages::not_found)

@@ -33,6 +33,9 @@ pub(crate) mod settlement_page;
 // The operating procedures and the training record, likewise.
 #[path = "procedures_page.rs"]
 pub(crate) mod procedures_page;
+// The audit trail's search and export, likewise.
+#[path = "audit_page.rs"]
+pub(crate) mod audit_page;
 
 use crate::Console;
 use crate::i18n::{Lang, Tr};
@@ -98,6 +101,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/settlement", "nav-settlement"),
             ("/console/disputes", "nav-disputes"),
             ("/console/procedures", "nav-procedures"),
+            ("/console/audit", "nav-audit"),
         ],
         Role::MerchantManager => &[
             ("/console/dashboard", "nav-dashboard"),
@@ -112,6 +116,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/settlement", "nav-settlement"),
             ("/console/disputes", "nav-disputes"),
             ("/console/procedures", "nav-procedures"),
+            ("/console/audit", "nav-audit"),
         ],
         Role::Cashier => &[
             ("/console/dashboard", "nav-dashboard"),
@@ -151,6 +156,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/fleet", "nav-fleet"),
             ("/console/risk-rules", "nav-risk-rules"),
             ("/console/settlement", "nav-settlement"),
+            ("/console/audit", "nav-audit"),
         ],
         Role::ChannelPartner => &[
             ("/console/merchants", "nav-merchants"),
@@ -1434,7 +1440,9 @@ pub struct StaffForm {
 }
 
 /// A merchant administrator creates a console user for their own merchant (a manager or a
-/// cashier); the password is hashed with argon2id off the async threads.
+/// cashier) with a temporary password, hashed with argon2id off the async threads: the new
+/// user must choose their own at their first login (docs/risk.md#staff-accounts), before the
+/// console or the API serve them anything else.
 pub async fn add_staff(
     State(console): State<Console>,
     headers: HeaderMap,
@@ -1481,8 +1489,13 @@ pub async fn add_staff(
     };
     let t = visit.chrome.t;
     let (username, role_name) = (user.username.clone(), role.as_str());
-    match console.api.store.put_users(vec![user]).await {
-        Ok(1) => {
+    match console
+        .api
+        .store
+        .create_user_with_temporary_password(&user, &visit.user.username, now)
+        .await
+    {
+        Ok(true) => {
             let tenant = api::audit::tenant_label(&visit.user.tenant);
             if let Err(problem) = console
                 .api
@@ -1499,7 +1512,7 @@ pub async fn add_staff(
             }
             staff_page(&console, visit, t.get("staff-created"), StatusCode::CREATED).await
         }
-        Ok(_) => staff_page(&console, visit, t.get("staff-taken"), StatusCode::CONFLICT).await,
+        Ok(false) => staff_page(&console, visit, t.get("staff-taken"), StatusCode::CONFLICT).await,
         Err(error) => internal(&visit, &error),
     }
 }

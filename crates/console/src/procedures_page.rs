@@ -49,10 +49,17 @@ struct ProceduresPage {
     message: String,
 }
 
-/// Where a user goes after signing in: the procedures when they have not acknowledged the
-/// current version, else their portal's first page.
+/// Where a user goes after signing in: the page to choose a new password when they must (a
+/// temporary password at the first login, or an emergency reset), else the procedures when
+/// they have not acknowledged the current version, else their portal's first page.
 pub(crate) async fn landing(console: &Console, user: &User) -> &'static str {
     let first = portal(user.role)[0].0;
+    match console.api.store.password_reset_required(&user.id).await {
+        Ok(true) => return super::password_page::PASSWORD_PAGE,
+        Ok(false) => {}
+        // Every page checks again, and sends them there.
+        Err(error) => tracing::error!(%error, "console: password reset look-up failed"),
+    }
     let Tenant::Merchant(merchant) = &user.tenant else {
         return first;
     };

@@ -27,6 +27,7 @@ pub mod backup;
 /// A PostgreSQL connection string without its password, for messages and `config show`.
 pub use postgres::redact_url;
 pub mod audit_anchors;
+pub mod audit_export;
 pub mod batches;
 pub mod cards;
 pub mod cases;

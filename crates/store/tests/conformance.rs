@@ -2336,3 +2336,51 @@ async fn procedures_are_versioned_and_each_acknowledgement_is_recorded_once() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_created_with_a_temporary_password_must_change_it_first() {
+    use store::accounts::{NewUser, Role, Tenant};
+    for backend in backends().await {
+        let clock = Arc::new(ManualClock::new(START));
+        let store = open(&backend, &clock).await;
+        let user = |id: &str, name: &str| {
+            NewUser::new(
+                id,
+                name,
+                name,
+                Role::Cashier,
+                Tenant::Merchant("M1".into()),
+                "a temporary passphrase",
+                0,
+            )
+            .unwrap()
+        };
+        assert!(
+            store
+                .create_user_with_temporary_password(&user("u1", "ann"), "admin", 10)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store.password_reset_reason("u1").await.unwrap().as_deref(),
+            Some(store::password_resets::FIRST_LOGIN_REASON),
+            "{}",
+            backend.name
+        );
+        // A taken name writes nothing: no user, no reset.
+        assert!(
+            !store
+                .create_user_with_temporary_password(&user("u2", "ann"), "admin", 11)
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.user("u2").await.unwrap(), None);
+        assert!(!store.password_reset_required("u2").await.unwrap());
+        let hash = store::accounts::hash_password("ann's own passphrase").unwrap();
+        assert!(store.change_password("u1", &hash).await.unwrap());
+        assert_eq!(store.password_reset_reason("u1").await.unwrap(), None);
+        let found = store.user("u1").await.unwrap().unwrap();
+        assert_eq!(found.username, "ann");
+        assert!(!found.totp_enabled);
+    }
+}
