@@ -57,6 +57,7 @@ mod sqlite;
 mod sqlite_accounts;
 mod sqlite_wallets;
 pub mod staff_passwords;
+pub mod supervisor_terminals;
 pub mod testing;
 pub mod wallets;
 pub mod webhooks;

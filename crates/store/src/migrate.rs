@@ -191,6 +191,11 @@ const SQLITE: &[Migration] = &[
         name: "procedures",
         sql: include_str!("../migrations/sqlite/0040_procedures.sql"),
     },
+    Migration {
+        version: 41,
+        name: "supervisor_terminals",
+        sql: include_str!("../migrations/sqlite/0041_supervisor_terminals.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -373,6 +378,11 @@ const POSTGRES: &[Migration] = &[
         version: 40,
         name: "procedures",
         sql: include_str!("../migrations/postgres/0040_procedures.sql"),
+    },
+    Migration {
+        version: 41,
+        name: "supervisor_terminals",
+        sql: include_str!("../migrations/postgres/0041_supervisor_terminals.sql"),
     },
 ];
 

@@ -2384,3 +2384,54 @@ async fn a_user_created_with_a_temporary_password_must_change_it_first() {
         assert!(!found.totp_enabled);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_supervisors_usual_terminals_are_kept_newest_first_and_bounded() {
+    use store::supervisor_terminals::{MAX_TERMINALS_PER_SUPERVISOR, SupervisorTerminal};
+    for backend in backends().await {
+        let clock = Arc::new(ManualClock::new(START));
+        let store = open(&backend, &clock).await;
+        let used = |operator: &str, terminal: String, at: i64| SupervisorTerminal {
+            merchant_id: "M1".into(),
+            operator_no: operator.into(),
+            terminal_id: terminal,
+            last_used_at: at,
+        };
+        // Supervisor 099 at 20 terminals, one after the other; 098 at one.
+        for i in 0..20 {
+            store
+                .remember_supervisor_terminal(&used("099", format!("T{i:02}"), 100 + i))
+                .await
+                .unwrap();
+        }
+        store
+            .remember_supervisor_terminal(&used("098", "T00".into(), 50))
+            .await
+            .unwrap();
+        // Used again: its time moves, it is not kept twice.
+        store
+            .remember_supervisor_terminal(&used("099", "T10".into(), 500))
+            .await
+            .unwrap();
+        let kept = store.supervisor_terminals().await.unwrap();
+        let of_099: Vec<&str> = kept
+            .iter()
+            .filter(|t| t.operator_no == "099")
+            .map(|t| t.terminal_id.as_str())
+            .collect();
+        assert_eq!(
+            of_099.len() as i64,
+            MAX_TERMINALS_PER_SUPERVISOR,
+            "{}",
+            backend.name
+        );
+        assert_eq!(
+            of_099.first(),
+            Some(&"T04"),
+            "the oldest four were forgotten"
+        );
+        assert_eq!(of_099.last(), Some(&"T10"), "oldest use first");
+        assert_eq!(kept[0].operator_no, "098");
+        assert_eq!(kept.len(), 17);
+    }
+}
