@@ -101,18 +101,27 @@ impl TerminalHandler {
     pub(crate) fn watch_supervisor(&self, merchant_id: &str, terminal_id: &str, supervisor: &str) {
         let operator = self.operator_at(terminal_id).unwrap_or_default();
         let operator = store::staff_passwords::operator_number(&operator).unwrap_or(operator);
-        let alert = self
-            .supervisors
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .observe(merchant_id, supervisor, terminal_id, &operator);
-        let (Some(alert), Some(cases)) = (alert, &self.cases) else {
-            return;
+        let (learned, alert) = {
+            let mut watch = self
+                .supervisors
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let learned = !watch.knows(merchant_id, supervisor, terminal_id);
+            (
+                learned,
+                watch.observe(merchant_id, supervisor, terminal_id, &operator),
+            )
         };
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
             .unwrap_or(0);
+        if learned {
+            self.keep_supervisor_terminal(merchant_id, supervisor, terminal_id, now);
+        }
+        let (Some(alert), Some(cases)) = (alert, &self.cases) else {
+            return;
+        };
         let case = store::cases::NewCase {
             at: now,
             merchant_id: merchant_id.to_owned(),
@@ -125,5 +134,43 @@ impl TerminalHandler {
         if cases.try_send(case).is_err() {
             self.count_dropped_case();
         }
+    }
+
+    /// Writes a terminal new to a supervisor to the store in the background (the answer to the
+    /// terminal does not wait for it), so that the next start still knows it is usual. A
+    /// failed write is logged: after a restart that terminal counts as new once more.
+    fn keep_supervisor_terminal(
+        &self,
+        merchant_id: &str,
+        supervisor: &str,
+        terminal_id: &str,
+        at: i64,
+    ) {
+        let used = store::supervisor_terminals::SupervisorTerminal {
+            merchant_id: merchant_id.to_owned(),
+            operator_no: supervisor.to_owned(),
+            terminal_id: terminal_id.to_owned(),
+            last_used_at: at,
+        };
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(error) = store.remember_supervisor_terminal(&used).await {
+                tracing::error!(%error, terminal = %used.terminal_id, "cannot keep a supervisor's usual terminal");
+            }
+        });
+    }
+
+    /// Teaches the unusual-terminal watch the supervisors' usual terminals kept in the store
+    /// (`easypos up` calls it at start); how many it read.
+    pub async fn load_supervisor_terminals(&self) -> Result<usize, store::StoreError> {
+        let kept = self.store.supervisor_terminals().await?;
+        let mut watch = self
+            .supervisors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for used in &kept {
+            watch.remember(&used.merchant_id, &used.operator_no, &used.terminal_id);
+        }
+        Ok(kept.len())
     }
 }

@@ -627,6 +627,34 @@ async fn voids_and_refunds_need_an_enrolled_supervisors_password_checked_in_the_
         assert_eq!(ask(&mut client, &allowed).await.1, "00");
         assert_eq!(available(&world, &card).await, before + 2_000);
         assert!(cases.try_recv().is_err(), "the usual terminal: no alert");
+        // The usual terminal is kept in the store (written in the background: a bounded
+        // wait), and a host started afresh on the same store learns it back.
+        let mut kept = Vec::new();
+        for _ in 0..100 {
+            kept = world.store.supervisor_terminals().await.unwrap();
+            if !kept.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let kept: Vec<_> = kept
+            .iter()
+            .map(|used| {
+                (
+                    used.merchant_id.as_str(),
+                    used.operator_no.as_str(),
+                    used.terminal_id.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(kept, [("898310058120001", "099", "10000001")]);
+        let restarted = acquirer::TerminalHandler::new(
+            cup(),
+            std::collections::HashMap::new(),
+            world.store.clone(),
+            world.hsm.clone(),
+        );
+        assert_eq!(restarted.load_supervisor_terminals().await.unwrap(), 1);
 
         let _ = stop.send(true);
         server.await.unwrap();

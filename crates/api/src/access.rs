@@ -48,6 +48,9 @@ pub enum Resource {
     /// Incidents with the acquirer's operations: the operators, a merchant's admin and manager
     /// (their merchant's), and channel partners (the merchants they referred).
     Incidents,
+    /// The merchant's operating procedures and the training record: every member of a
+    /// merchant's staff reads and acknowledges them; the admin writes them.
+    Procedures,
 }
 
 /// Whether `role` may use routes on `resource` at all.
@@ -74,6 +77,7 @@ pub fn allows(role: Role, resource: Resource) -> bool {
             role,
             PlatformOperator | MerchantAdmin | MerchantManager | ChannelPartner
         ),
+        Procedures => matches!(role, MerchantAdmin | MerchantManager | Cashier),
     }
 }
 

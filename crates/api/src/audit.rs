@@ -99,13 +99,7 @@ pub async fn list_audit(
     })?;
     let limit =
         number("limit", &params.limit, DEFAULT_AUDIT_PAGE)?.clamp(1, store::audit::MAX_AUDIT_PAGE);
-    // Operators see their institution's entries and their acquirer's merchants'; everyone
-    // else their own tenant's.
-    let mut tenants = vec![tenant_label(&principal.user.tenant)];
-    if principal.user.role == Role::PlatformOperator {
-        let records = Scope::of(&state.store, &principal.user).await?;
-        tenants.extend(records.merchants.iter().map(|m| merchant_label(&m.id)));
-    }
+    let tenants = visible_tenants(&state, &principal).await?;
     let data = state
         .store
         .audit_entries(AuditQuery {
@@ -115,12 +109,166 @@ pub async fn list_audit(
             action_prefix: params.action,
             target: params.target,
             tenants: Some(tenants),
+            ..AuditQuery::default()
         })
         .await?;
     let next_cursor = (i64::try_from(data.len()).unwrap_or(i64::MAX) == limit)
         .then(|| data.last().map(|entry| entry.seq.to_string()))
         .flatten();
     Ok(Json(Page { data, next_cursor }))
+}
+
+/// The tenants whose audit entries `principal` may see: operators their institution's and
+/// their acquirer's merchants'; everyone else their own tenant's.
+pub async fn visible_tenants(
+    state: &ApiState,
+    principal: &Principal,
+) -> Result<Vec<String>, Problem> {
+    let mut tenants = vec![tenant_label(&principal.user.tenant)];
+    if principal.user.role == Role::PlatformOperator {
+        let records = Scope::of(&state.store, &principal.user).await?;
+        tenants.extend(records.merchants.iter().map(|m| merchant_label(&m.id)));
+    }
+    Ok(tenants)
+}
+
+/// What an export is of: the search's filters (the tenants are the caller's).
+#[derive(Clone, Debug, Default)]
+pub struct ExportQuery {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub target: Option<String>,
+    pub from: Option<i64>,
+    pub before: Option<i64>,
+}
+
+/// The entries `principal` may see that match `query`, with their proof (docs/audit.md#exports):
+/// the platform verifies the whole chain first (a broken chain is not exported: **409**
+/// `audit-log-broken`), then signs the export with its anchor key in the HSM (**503**
+/// `anchors-off` without one). At most [`store::audit_export::MAX_EXPORT_ENTRIES`] entries
+/// (**422** `export-too-large` beyond: narrow the filters).
+pub async fn export(
+    state: &ApiState,
+    principal: &Principal,
+    query: ExportQuery,
+) -> Result<store::audit_export::AuditExport, Problem> {
+    use store::audit_export::{
+        AuditExport, EXPORT_FORMAT, ExportFilter, ExportHead, ExportKey, ExportSignature,
+        MAX_EXPORT_ENTRIES,
+    };
+    crate::routes::require(principal, Resource::Audit)?;
+    let Some(anchorer) = &state.anchors else {
+        return Err(Problem::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "anchors-off",
+            "No anchor key",
+            "this server has no HSM to sign an export with; exports need the platform's anchor key",
+        ));
+    };
+    let tenants = visible_tenants(state, principal).await?;
+    let verification = state.store.verify_audit().await?;
+    if let Some(broken) = verification.first_break {
+        tracing::error!(seq = broken.seq, problem = %broken.problem, "audit export refused: the chain is broken");
+        return Err(Problem::new(
+            axum::http::StatusCode::CONFLICT,
+            "audit-log-broken",
+            "The audit log is broken",
+            "the audit log does not verify, so no export can vouch for it; the acquirer's operators see where with `easypos audit verify`",
+        ));
+    }
+    let mut entries = Vec::new();
+    let mut after_seq = 0;
+    loop {
+        let page = state
+            .store
+            .audit_entries(AuditQuery {
+                after_seq,
+                limit: store::audit::MAX_AUDIT_PAGE,
+                actor: query.actor.clone(),
+                action_prefix: query.action.clone(),
+                target: query.target.clone(),
+                tenants: Some(tenants.clone()),
+                from: query.from,
+                before: query.before,
+            })
+            .await?;
+        // Only what the verified chain covered: an entry appended meanwhile waits for the
+        // next export.
+        let full = i64::try_from(page.len()).unwrap_or(i64::MAX) == store::audit::MAX_AUDIT_PAGE;
+        after_seq = page.last().map_or(after_seq, |entry| entry.seq);
+        entries.extend(
+            page.into_iter()
+                .filter(|entry| entry.seq <= verification.head_seq),
+        );
+        if entries.len() > MAX_EXPORT_ENTRIES {
+            return Err(Problem::new(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "export-too-large",
+                "Too many entries",
+                format!(
+                    "an export holds at most {MAX_EXPORT_ENTRIES} entries; narrow the time range or the filters"
+                ),
+            ));
+        }
+        if !full || after_seq >= verification.head_seq {
+            break;
+        }
+    }
+    let first = entries.first().map_or(verification.head_seq, |e| e.seq);
+    let anchors = state
+        .store
+        .audit_anchors()
+        .await?
+        .into_iter()
+        .filter(|anchor| anchor.seq >= first && anchor.seq <= verification.head_seq)
+        .collect();
+    let keys = state
+        .store
+        .audit_anchor_keys()
+        .await?
+        .into_iter()
+        .map(|key| ExportKey {
+            key_id: key.key_id,
+            public_key: key.public_key,
+        })
+        .collect();
+    let mut document = AuditExport {
+        format: EXPORT_FORMAT.to_owned(),
+        exported_at: state.now_seconds(),
+        exported_by: principal.user.username.clone(),
+        filter: ExportFilter {
+            actor: query.actor,
+            action: query.action,
+            target: query.target,
+            from: query.from,
+            before: query.before,
+            tenants,
+        },
+        head: ExportHead {
+            seq: verification.head_seq,
+            hash: verification.head_hash,
+        },
+        entries,
+        anchors,
+        keys,
+        signature: ExportSignature {
+            key_id: String::new(),
+            signature: String::new(),
+        },
+    };
+    let (key_id, public_key, signature) = anchorer
+        .sign_export(&document, document.exported_at)
+        .await
+        .map_err(|error| Problem::internal(&error))?;
+    if !document.keys.iter().any(|key| key.key_id == key_id) {
+        // The anchor key was made by this very export (the first use of the HSM's key).
+        document.keys.push(ExportKey {
+            key_id: key_id.clone(),
+            public_key,
+        });
+    }
+    document.signature = ExportSignature { key_id, signature };
+    Ok(document)
 }
 
 /// Walks the whole chain (operators only) and reports the first break.

@@ -97,6 +97,25 @@ impl AuditAnchorer {
         Ok(Some(anchor))
     }
 
+    /// Signs an export of audit entries ([`store::audit_export::export_signed_text`]) with the
+    /// platform's anchor key: (key id, public key hex, signature hex). The signed text starts
+    /// with its own domain (`easypos-audit-export-v1`), so an export signature can never pass
+    /// for an anchor's.
+    pub async fn sign_export(
+        &self,
+        export: &store::audit_export::AuditExport,
+        now: i64,
+    ) -> Result<(String, String, String), AnchorError> {
+        let (key_id, token) = {
+            let _one_at_a_time = self.signing.lock().await;
+            self.signing_key(now).await?
+        };
+        let public = hex::encode(self.hsm.ed25519_public_key(&token)?);
+        let text = store::audit_export::export_signed_text(export);
+        let signature = hex::encode(self.hsm.ed25519_sign(&token, &text)?);
+        Ok((key_id, public, signature))
+    }
+
     /// Anchors the head when at least `every` entries came after the last anchor.
     pub async fn anchor_if_due(
         &self,

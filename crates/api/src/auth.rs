@@ -35,22 +35,30 @@ pub async fn authenticate(
 }
 
 /// Refuses a caller who must choose a new password first (an emergency reset,
-/// docs/risk.md#emergency-actions): their keys and password serve nothing until they have, in
+/// docs/risk.md#emergency-actions, or a temporary password at the first login,
+/// docs/risk.md#staff-accounts): their keys and password serve nothing until they have, in
 /// the console.
 pub async fn reset_pending(state: &ApiState, principal: Principal) -> Result<Principal, Problem> {
-    if state
+    let Some(reason) = state
         .store
-        .password_reset_required(&principal.user.id)
+        .password_reset_reason(&principal.user.id)
         .await?
-    {
-        return Err(Problem::new(
-            axum::http::StatusCode::UNAUTHORIZED,
-            "password-reset-required",
-            "New password required",
-            "your merchant required every user to choose a new password: sign in to the console and choose one; until then your API keys and password are refused",
-        ));
-    }
-    Ok(principal)
+    else {
+        return Ok(principal);
+    };
+    let why = if reason == store::password_resets::FIRST_LOGIN_REASON {
+        "your password is the temporary one your administrator gave you"
+    } else {
+        "your merchant required every user to choose a new password"
+    };
+    Err(Problem::new(
+        axum::http::StatusCode::UNAUTHORIZED,
+        "password-reset-required",
+        "New password required",
+        format!(
+            "{why}: sign in to the console and choose one; until then your API keys and password are refused"
+        ),
+    ))
 }
 
 /// The caller a request's `Authorization` header proves (also used by the wallet's consumer

@@ -34,6 +34,7 @@ pub mod incidents;
 pub mod insider;
 pub mod openapi;
 pub mod problem;
+pub mod procedures;
 pub mod receipts;
 pub mod refunds;
 pub mod risk_rules;
@@ -170,7 +171,7 @@ impl ApiState {
 
 /// Every route of the API (method, path as the OpenAPI document writes it). The router is
 /// built from the same calls, and a test checks both against each other and the document.
-pub const ROUTES: [(&str, &str); 72] = [
+pub const ROUTES: [(&str, &str); 75] = [
     ("GET", "/api/v1/me"),
     ("GET", "/api/v1/transactions"),
     ("GET", "/api/v1/transactions/{id}"),
@@ -246,6 +247,9 @@ pub const ROUTES: [(&str, &str); 72] = [
     ("GET", "/api/v1/fraud-reports/{id}/manifest"),
     ("GET", "/api/v1/wallets/{id}/alerts"),
     ("PUT", "/api/v1/wallets/{id}/alerts"),
+    ("GET", "/api/v1/procedures"),
+    ("POST", "/api/v1/procedures/versions"),
+    ("POST", "/api/v1/procedures/acknowledgements"),
 ];
 
 /// The API's router: `/api/v1/…` behind authentication and idempotency, and the OpenAPI
@@ -418,6 +422,15 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/v1/wallets/{id}/alerts",
             get(alerts::get_wallet_alerts).put(alerts::put_wallet_alerts),
+        )
+        .route("/api/v1/procedures", get(procedures::get_procedures))
+        .route(
+            "/api/v1/procedures/versions",
+            axum::routing::post(procedures::create_version),
+        )
+        .route(
+            "/api/v1/procedures/acknowledgements",
+            axum::routing::post(procedures::create_acknowledgement),
         )
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

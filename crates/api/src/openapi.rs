@@ -112,6 +112,7 @@ pub fn document() -> Value {
     add_emergency(&mut document);
     add_fraud_documents(&mut document);
     add_wallet_alerts(&mut document);
+    add_procedures(&mut document);
     document
 }
 
@@ -1340,6 +1341,109 @@ fn add_wallet_alerts(document: &mut Value) {
                     "recent": {"type": "array", "items": {"$ref": "#/components/schemas/Alert"}}
                 }
             }),
+        );
+    }
+}
+
+/// The operating procedures and the training record (docs/risk.md#operating-procedures-and-the-training-record).
+fn add_procedures(document: &mut Value) {
+    let idempotency = json!({"name": "Idempotency-Key", "in": "header", "required": true, "schema": {"type": "string", "minLength": 1, "maxLength": 255}, "description": "A fresh key (e.g. a UUID) per operation; a retry with the same key and body gets the original answer."});
+    let version = json!({"type": "object", "required": ["version", "text", "saved_by", "saved_at", "note"], "properties": {
+        "version": {"type": "integer"}, "text": {"type": "string"}, "saved_by": {"type": "string"},
+        "saved_at": {"type": "string", "format": "date-time"}, "note": {"type": "string"}
+    }});
+    let view = json!({"type": "object", "required": ["merchant_id", "current", "acknowledged", "staff", "versions"], "properties": {
+        "merchant_id": {"type": "string"},
+        "current": {"oneOf": [version.clone(), {"type": "null"}], "description": "The version in force; null when the merchant wrote none"},
+        "acknowledged": {"type": "boolean", "description": "Whether the caller acknowledged the current version (true when there is none)"},
+        "staff": {"type": "array", "description": "The training record (admins and managers; empty for cashiers)", "items": {"type": "object", "required": ["username", "display_name", "role", "acknowledged_version", "acknowledged_at", "current"], "properties": {
+            "username": {"type": "string"}, "display_name": {"type": "string"}, "role": {"type": "string"},
+            "acknowledged_version": {"type": ["integer", "null"]},
+            "acknowledged_at": {"type": ["string", "null"], "format": "date-time"},
+            "current": {"type": "boolean"}
+        }}},
+        "versions": {"type": "array", "items": version.clone(), "description": "The newest 50 versions, newest first (admins and managers)"}
+    }});
+    let with_body = |mut operation: Value, schema: Value| {
+        if let Value::Object(map) = &mut operation {
+            map.insert(
+                "requestBody".to_owned(),
+                json!({"required": true, "content": {"application/json": {"schema": schema}}}),
+            );
+        }
+        operation
+    };
+    let get = operation(
+        "getProcedures",
+        "The merchant's operating procedures in force, whether the caller acknowledged them, and (admins and managers) the training record: who acknowledged which version when (merchant staff)",
+        (
+            "200",
+            json!({"description": "OK", "content": {"application/json": {"schema": view}}}),
+        ),
+        json!([]),
+        &[],
+    );
+    let save = with_body(
+        operation(
+            "saveProcedures",
+            "The merchant's admin saves a new version of the operating procedures; every member of staff must acknowledge it",
+            (
+                "201",
+                json!({"description": "Saved", "content": {"application/json": {"schema": version}}}),
+            ),
+            json!([idempotency.clone()]),
+            &[
+                (
+                    "400",
+                    "No text, a text over 20,000 or a note over 500 characters",
+                ),
+                (
+                    "409",
+                    "`based_on` is not the newest version (`procedures-stale`)",
+                ),
+            ],
+        ),
+        json!({"type": "object", "required": ["based_on", "text"], "additionalProperties": false, "properties": {
+            "based_on": {"type": "integer", "description": "The version edited (0 for the first)"},
+            "text": {"type": "string", "description": "1 to 20,000 characters"},
+            "note": {"type": "string", "description": "At most 500 characters"}
+        }}),
+    );
+    let acknowledgement = json!({"type": "object", "required": ["username", "version", "recorded"], "properties": {
+        "username": {"type": "string"}, "version": {"type": "integer"},
+        "recorded": {"type": "boolean", "description": "false when acknowledged before"}
+    }});
+    let mut acknowledge = with_body(
+        operation(
+            "acknowledgeProcedures",
+            "A member of the merchant's staff acknowledges the current version of the operating procedures: recorded with the time in the training record",
+            (
+                "201",
+                json!({"description": "Recorded", "content": {"application/json": {"schema": acknowledgement.clone()}}}),
+            ),
+            json!([idempotency]),
+            &[
+                ("404", "The merchant wrote no procedures"),
+                ("409", "Not the current version (`procedures-stale`)"),
+            ],
+        ),
+        json!({"type": "object", "required": ["version"], "additionalProperties": false, "properties": {"version": {"type": "integer"}}}),
+    );
+    if let Some(Value::Object(responses)) = acknowledge.get_mut("responses") {
+        responses.insert(
+            "200".to_owned(),
+            json!({"description": "Acknowledged before: nothing new recorded", "content": {"application/json": {"schema": acknowledgement}}}),
+        );
+    }
+    if let Some(Value::Object(map)) = document.get_mut("paths") {
+        map.insert("/api/v1/procedures".to_owned(), json!({"get": get}));
+        map.insert(
+            "/api/v1/procedures/versions".to_owned(),
+            json!({"post": save}),
+        );
+        map.insert(
+            "/api/v1/procedures/acknowledgements".to_owned(),
+            json!({"post": acknowledge}),
         );
     }
 }

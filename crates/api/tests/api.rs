@@ -1183,6 +1183,52 @@ fn matrix(world: &World) -> Vec<Line> {
                 ("partner", 403),
             ]),
         ),
+        // Operating procedures: each merchant's admin writes them, its staff acknowledge them.
+        (
+            "POST".into(),
+            "/api/v1/procedures/versions".into(),
+            per(&[
+                ("operator", 403),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 201),
+                ("shanghai.manager", 403),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 201),
+                ("cardholder1", 403),
+                ("partner", 403),
+            ]),
+        ),
+        (
+            "POST".into(),
+            "/api/v1/procedures/acknowledgements".into(),
+            per(&[
+                ("operator", 403),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 201),
+                ("shanghai.manager", 201),
+                ("shanghai.cashier", 201),
+                ("beijing.admin", 201),
+                ("cardholder1", 403),
+                ("partner", 403),
+            ]),
+        ),
+        (
+            "GET".into(),
+            "/api/v1/procedures".into(),
+            per(&[
+                ("operator", 403),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 200),
+                ("shanghai.manager", 200),
+                ("shanghai.cashier", 200),
+                ("beijing.admin", 200),
+                ("cardholder1", 403),
+                ("partner", 403),
+            ]),
+        ),
         // Last: it stops the webhook the rows above use.
         (
             "DELETE".into(),
@@ -1270,7 +1316,11 @@ fn incident_row(status: u16) -> Vec<(&'static str, u16)> {
 }
 
 fn body_for(path: &str) -> &'static str {
-    if path.ends_with("/terminal-password") {
+    if path.ends_with("/procedures/versions") {
+        r#"{"based_on":0,"text":"matrix procedures"}"#
+    } else if path.ends_with("/procedures/acknowledgements") {
+        r#"{"version":1}"#
+    } else if path.ends_with("/terminal-password") {
         r#"{"password":"135790"}"#
     } else if path.ends_with("/key-change") || path.ends_with("/password-reset") {
         r#"{"reason":"matrix"}"#

@@ -509,3 +509,155 @@ async fn a_merchant_admin_enrols_a_supervisors_terminal_password_as_an_offset_on
         assert!(!audit.text.contains("135790"), "no password in the log");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn procedures_are_written_by_the_admin_and_acknowledged_by_every_member_of_staff() {
+    for backend in store::testing::backends().await {
+        let name = backend.name;
+        let world = world_on(backend).await;
+        let post = async |user: &str, path: &str, key: &str, body: &str| {
+            world.call(user, "POST", path, Some(key), body).await
+        };
+        let save = "/api/v1/procedures/versions";
+        let acknowledge = "/api/v1/procedures/acknowledgements";
+        // Nothing written yet: nothing to acknowledge.
+        let empty = world.get("shanghai.cashier", "/api/v1/procedures").await;
+        assert_eq!(empty.status, StatusCode::OK, "{name}: {}", empty.text);
+        assert_eq!(empty.json()["current"], serde_json::Value::Null);
+        assert_eq!(empty.json()["acknowledged"], true);
+        assert_eq!(
+            post("shanghai.cashier", acknowledge, "a0", r#"{"version":1}"#)
+                .await
+                .status,
+            StatusCode::NOT_FOUND
+        );
+        // Only the admin writes; an empty text and a stale base are refused.
+        let text = r#"{"based_on":0,"text":"1. A refund needs a supervisor.\n2. Count the till at close.","note":"first"}"#;
+        assert_eq!(
+            post("shanghai.manager", save, "s0", text).await.status,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            post(
+                "shanghai.admin",
+                save,
+                "s1",
+                r#"{"based_on":0,"text":"  "}"#
+            )
+            .await
+            .status,
+            StatusCode::BAD_REQUEST
+        );
+        let first = post("shanghai.admin", save, "s2", text).await;
+        assert_eq!(first.status, StatusCode::CREATED, "{name}: {}", first.text);
+        assert_eq!(first.json()["version"], 1);
+        let stale = post("shanghai.admin", save, "s3", text).await;
+        assert_eq!(stale.status, StatusCode::CONFLICT, "{name}");
+        assert!(stale.text.contains("procedures-stale"), "{}", stale.text);
+
+        // The cashier has to acknowledge version 1; an old or future version is refused.
+        let cashier = world
+            .get("shanghai.cashier", "/api/v1/procedures")
+            .await
+            .json();
+        assert_eq!(cashier["acknowledged"], false);
+        assert_eq!(cashier["current"]["version"], 1);
+        assert!(
+            cashier["staff"].as_array().unwrap().is_empty(),
+            "a cashier sees no training record"
+        );
+        assert_eq!(
+            post("shanghai.cashier", acknowledge, "a1", r#"{"version":2}"#)
+                .await
+                .status,
+            StatusCode::CONFLICT
+        );
+        let done = post("shanghai.cashier", acknowledge, "a2", r#"{"version":1}"#).await;
+        assert_eq!(done.status, StatusCode::CREATED, "{name}: {}", done.text);
+        let again = post("shanghai.cashier", acknowledge, "a3", r#"{"version":1}"#).await;
+        assert_eq!(again.status, StatusCode::OK, "acknowledged before");
+        assert_eq!(again.json()["recorded"], false);
+
+        // The manager sees who has and who has not; Beijing sees none of it.
+        let record = world
+            .get("shanghai.manager", "/api/v1/procedures")
+            .await
+            .json();
+        let status: std::collections::BTreeMap<String, (serde_json::Value, bool)> = record["staff"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["username"].as_str().unwrap().to_owned(),
+                    (
+                        s["acknowledged_version"].clone(),
+                        s["current"].as_bool().unwrap(),
+                    ),
+                )
+            })
+            .collect();
+        assert_eq!(status["shanghai.cashier"], (serde_json::json!(1), true));
+        assert_eq!(status["shanghai.manager"], (serde_json::Value::Null, false));
+        assert!(!status.contains_key("beijing.admin"));
+        let beijing = world
+            .get("beijing.admin", "/api/v1/procedures")
+            .await
+            .json();
+        assert_eq!(beijing["current"], serde_json::Value::Null);
+        assert_eq!(
+            world.get("operator", "/api/v1/procedures").await.status,
+            StatusCode::FORBIDDEN
+        );
+
+        // A new version asks the cashier again.
+        let second = post(
+            "shanghai.admin",
+            save,
+            "s4",
+            r#"{"based_on":1,"text":"1. A refund needs a supervisor.\n2. Count the till twice at close.","note":"count twice"}"#,
+        )
+        .await;
+        assert_eq!(
+            second.status,
+            StatusCode::CREATED,
+            "{name}: {}",
+            second.text
+        );
+        let cashier = world
+            .get("shanghai.cashier", "/api/v1/procedures")
+            .await
+            .json();
+        assert_eq!(cashier["acknowledged"], false);
+
+        // Each save and acknowledgement is in the audit log, with the diff for a save.
+        let audit = world
+            .get("shanghai.admin", "/api/v1/audit?action=procedures.")
+            .await
+            .json();
+        let entries: Vec<(String, String, String)> = audit["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["actor"].as_str().unwrap().to_owned(),
+                    e["action"].as_str().unwrap().to_owned(),
+                    e["target"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let expected = [
+            ("shanghai.admin", "procedures.save", "procedures:1"),
+            ("shanghai.cashier", "procedures.acknowledge", "procedures:1"),
+            ("shanghai.admin", "procedures.save", "procedures:2"),
+        ]
+        .map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned()));
+        assert_eq!(entries, expected, "{name}");
+        let detail = audit["data"][2]["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("count twice") && detail.contains("+ 2. Count the till twice"),
+            "{detail}"
+        );
+    }
+}

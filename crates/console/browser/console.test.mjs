@@ -9,7 +9,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -191,10 +191,10 @@ async function withPage(name, user, locale, body) {
 }
 
 const portals = {
-  'shanghai.admin': ['Dashboard', 'Transactions', 'QR payments', 'Terminals', 'Staff', 'Cases', 'Emergency', 'Incidents', 'API keys', 'Terminal management', 'Refunds', 'Settlement', 'Disputes'],
-  'shanghai.cashier': ['Dashboard', 'Transactions', 'QR payments', 'Terminals', 'Refunds'],
+  'shanghai.admin': ['Dashboard', 'Transactions', 'QR payments', 'Terminals', 'Staff', 'Cases', 'Emergency', 'Incidents', 'API keys', 'Terminal management', 'Refunds', 'Settlement', 'Disputes', 'Procedures', 'Audit log'],
+  'shanghai.cashier': ['Dashboard', 'Transactions', 'QR payments', 'Terminals', 'Refunds', 'Procedures'],
   'cardholder1': ['Cards', 'Transactions', 'Wallet'],
-  'operator': ['Merchants', 'Terminals', 'Transactions', 'Message journal', 'Cases', 'Emergency', 'Incidents', 'System health', 'API keys', 'Applications', 'Terminal management', 'Risk rules', 'Settlement'],
+  'operator': ['Merchants', 'Terminals', 'Transactions', 'Message journal', 'Cases', 'Emergency', 'Incidents', 'System health', 'API keys', 'Applications', 'Terminal management', 'Risk rules', 'Settlement', 'Audit log'],
   'bank': ['Cards', 'Transactions', 'API keys', 'Disputes'],
   'partner': ['Merchants', 'Terminals', 'Transactions', 'API keys', 'Applications', 'Incidents'],
 };
@@ -742,5 +742,93 @@ test('a cardholder sets the alerts of their card and of their wallet, and the ne
     await page.goto(`${web}/console/cards/card-CH001-D`);
     assert.equal(await page.isChecked('#alert-settings input[name=sms]'), true);
     assert.equal(await page.isChecked('#alert-settings input[name=email_channel]'), false);
+  });
+});
+
+// Last: once the merchant has procedures, its staff land on them at sign-in.
+test('a merchant admin writes the procedures, the cashier is asked to acknowledge them at sign-in, and the admin sees the training record', async () => {
+  await withPage('procedures-admin', 'shanghai.admin', 'en-US', async (page) => {
+    await page.goto(`${web}/console/procedures`);
+    await page.fill('#procedures-editor textarea[name=text]', '1. A refund needs a supervisor\'s password.\n2. Never share a password.');
+    await page.fill('#procedures-editor input[name=note]', 'first version');
+    await Promise.all([page.waitForNavigation(), page.click('#procedures-editor button[type=submit]')]);
+    assert.match(await page.locator('#procedures-text').textContent(), /Never share a password/);
+  });
+  await withPage('procedures-cashier', 'shanghai.cashier', 'en-US', async (page) => {
+    assert.match(page.url(), /\/console\/procedures$/, 'sent to the procedures at sign-in');
+    await Promise.all([page.waitForNavigation(), page.click('#acknowledge button[type=submit]')]);
+    assert.match(await page.locator('#procedures-done').textContent(), /acknowledged version 1/);
+  });
+  await withPage('procedures-record', 'shanghai.admin', 'en-US', async (page) => {
+    await page.goto(`${web}/console/procedures`);
+    const row = (user) => page.locator(`#training-record tr:has(td:text-is("${user}"))`).textContent();
+    assert.match(await row('shanghai.cashier'), /acknowledged/);
+    assert.match(await row('shanghai.manager'), /not yet/);
+  });
+});
+
+test('a merchant admin adds a cashier with a temporary password, which the cashier must change at the first sign-in', async () => {
+  await withPage('staff-add', 'shanghai.admin', 'en-US', async (page) => {
+    await page.goto(`${web}/console/staff`);
+    await page.fill('input[name=username]', 'wang.fang');
+    await page.fill('input[name=display_name]', 'Wang Fang');
+    await page.selectOption('select[name=role]', 'cashier');
+    await page.fill('input[name=password]', 'temporary-pass-2026');
+    await Promise.all([page.waitForNavigation(), page.click('form[action="/console/staff"] button[type=submit]')]);
+    assert.match(await page.locator('.alert').textContent(), /temporary password/);
+  });
+  const context = await browser.newContext({ locale: 'en-US' });
+  const page = await context.newPage();
+  try {
+    await page.goto(`${web}/console/login`);
+    await page.fill('input[name=username]', 'wang.fang');
+    await page.fill('input[name=password]', 'temporary-pass-2026');
+    await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+    assert.match(page.url(), /\/console\/password$/, 'the new cashier must choose a password first');
+    assert.match(await page.locator('#password-note').textContent(), /first sign-in/);
+    await page.goto(`${web}/console/dashboard`);
+    assert.match(page.url(), /\/console\/password$/, 'and nothing else before');
+    await page.fill('#new-password input[name=password]', 'wang-fang-own-2026');
+    await page.fill('#new-password input[name=again]', 'wang-fang-own-2026');
+    await Promise.all([page.waitForNavigation(), page.click('#new-password button[type=submit]')]);
+    // The merchant has procedures (the test before): the new cashier acknowledges them next.
+    assert.match(page.url(), /\/console\/procedures$/);
+    await Promise.all([page.waitForNavigation(), page.click('#acknowledge button[type=submit]')]);
+    assert.match(await page.locator('#procedures-done').textContent(), /acknowledged version 1/);
+  } catch (error) {
+    await page.screenshot({ path: join(shots, 'staff-first-login.png'), fullPage: true }).catch(() => {});
+    throw error;
+  } finally {
+    await context.close();
+  }
+});
+
+test('a merchant admin searches the audit log and exports it with a proof that easypos verifies offline', async () => {
+  await withPage('audit-export', 'shanghai.admin', 'en-US', async (page) => {
+    await page.goto(`${web}/console/audit`);
+    await page.fill('#audit-search input[name=action]', 'procedures.');
+    await Promise.all([page.waitForNavigation(), page.click('#audit-search button[type=submit]')]);
+    const actions = await page.locator('#audit-entries tbody tr td:nth-child(4)').allTextContents();
+    assert.ok(actions.length >= 2, `${actions}`);
+    assert.ok(actions.every((action) => action.startsWith('procedures.')), `${actions}`);
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#audit-export')]);
+    const file = join(dir, 'audit-export.json');
+    await download.saveAs(file);
+    const verified = execFileSync(binary, ['audit', 'verify', '--export', file], { cwd: dir, encoding: 'utf8' });
+    assert.match(verified, /^export intact: \d+ entries/);
+    // The same file with one acknowledgement's time moved: caught.
+    const exported = JSON.parse(readFileSync(file, 'utf8'));
+    exported.entries[0].at += 1;
+    writeFileSync(file, JSON.stringify(exported));
+    let status = 0;
+    let out = '';
+    try {
+      execFileSync(binary, ['audit', 'verify', '--export', file], { cwd: dir, encoding: 'utf8' });
+    } catch (error) {
+      status = error.status;
+      out = error.stdout;
+    }
+    assert.equal(status, 1);
+    assert.match(out, /export BROKEN: entry \d+ was changed/);
   });
 });

@@ -94,9 +94,9 @@ error-not-found = There is nothing here that you may see.
 error-csrf = The form expired. Reload the page and try again.
 error-internal = Something went wrong on our side. Try again later.
 staff-add = Add a console user
-staff-password = Initial password (at least 12 characters)
+staff-password = Temporary password (at least 12 characters)
 staff-create = Create
-staff-created = The user was created. Give them the password in person; they can sign in now.
+staff-created = The user was created. Give them the temporary password in person: at their first sign-in they must choose their own.
 staff-taken = That user name is taken.
 keys-title = API keys
 keys-note = Integrators call the REST API with a key (see /api/openapi.json). A key's secret is shown once, when it is created.
@@ -565,3 +565,45 @@ wallet-alerts-title = Wallet alerts
 wallet-alerts-back = Back to the wallet
 wallet-alerts-note = Every QR payment, refund and cancellation of this wallet is told to you at once on the channels you choose. The wallet's alerts are its own: your cards keep theirs (Cards → Freeze, alerts).
 alerts-bad-amount = give the amount in yuan, like 50 or 50.00
+
+# Operating procedures and the training record (issue 10).
+nav-procedures = Procedures
+procedures-title = Operating procedures
+procedures-none = Your merchant has written no operating procedures yet.
+procedures-version = Version
+procedures-acknowledged = You acknowledged version
+procedures-please = Please read the procedures and confirm that you will follow them.
+procedures-acknowledge = I have read these procedures and will follow them: version
+procedures-acknowledged-now = Thank you: your acknowledgement is recorded in the training record.
+procedures-record = Training record
+procedures-missing = Staff who have not acknowledged the current version:
+procedures-acknowledged-version = Acknowledged (version, time)
+procedures-status = Current version
+procedures-status-done = acknowledged
+procedures-status-missing = not yet
+procedures-edit = Write a new version
+procedures-text = Procedures
+procedures-note = Why (note)
+procedures-save = Save as a new version
+procedures-versions = Versions
+procedures-saved-at = Saved at
+
+password-note-first = This is your first sign-in: your password is the temporary one your administrator gave you. Choose your own, of at least 12 characters, before using the console.
+
+# The audit trail page (issue 10).
+nav-audit = Audit log
+audit-title = Audit log
+audit-note = Every back-office action, hash-chained: each entry carries the hash of the one before, and the platform signs the chain's head. Times are UTC.
+audit-actor = Actor
+audit-action = Action (starts with)
+audit-target = Target
+audit-from = From
+audit-to = Before
+audit-search = Search
+audit-time = Time
+audit-detail = Detail
+audit-hash = Hash
+audit-none = No entries match.
+audit-next = Next entries
+audit-export = Export with proof (JSON)
+audit-export-note = the entries of this search, their chain hashes and the platform's signature; check it with `easypos audit verify --export FILE`.

@@ -94,9 +94,9 @@ error-not-found = 这里没有您可以查看的内容。
 error-csrf = 表单已过期。请刷新页面后重试。
 error-internal = 系统出错，请稍后重试。
 staff-add = 添加控制台用户
-staff-password = 初始密码（至少 12 个字符）
+staff-password = 临时密码（至少 12 个字符）
 staff-create = 创建
-staff-created = 用户已创建。请当面告知初始密码；对方现在即可登录。
+staff-created = 用户已创建。请当面告知临时密码：对方首次登录时必须设置自己的密码。
 staff-taken = 该用户名已被使用。
 keys-title = API 密钥
 keys-note = 集成方使用密钥调用 REST API（见 /api/openapi.json）。密钥仅在创建时显示一次。
@@ -565,3 +565,45 @@ wallet-alerts-title = 钱包交易提醒
 wallet-alerts-back = 返回钱包
 wallet-alerts-note = 此钱包的每笔扫码支付、退款和撤销都会立即通过您选择的渠道通知您。钱包的提醒单独设置，银行卡的提醒不受影响（银行卡 → 冻结、提醒）。
 alerts-bad-amount = 请以元为单位填写金额，例如 50 或 50.00
+
+# 操作规程与培训记录（issue 10）。
+nav-procedures = 操作规程
+procedures-title = 操作规程
+procedures-none = 本商户尚未编写操作规程。
+procedures-version = 版本
+procedures-acknowledged = 您已确认版本
+procedures-please = 请阅读操作规程，并确认您将遵守。
+procedures-acknowledge = 我已阅读并将遵守本操作规程：版本
+procedures-acknowledged-now = 谢谢：您的确认已记入培训记录。
+procedures-record = 培训记录
+procedures-missing = 尚未确认当前版本的员工人数：
+procedures-acknowledged-version = 已确认（版本、时间）
+procedures-status = 当前版本
+procedures-status-done = 已确认
+procedures-status-missing = 未确认
+procedures-edit = 编写新版本
+procedures-text = 操作规程
+procedures-note = 原因（备注）
+procedures-save = 保存为新版本
+procedures-versions = 历史版本
+procedures-saved-at = 保存时间
+
+password-note-first = 这是您首次登录：当前密码是管理员给您的临时密码。请先设置至少 12 个字符的个人密码，然后才能使用控制台。
+
+# 审计日志页面（issue 10）。
+nav-audit = 审计日志
+audit-title = 审计日志
+audit-note = 每一项后台操作都以哈希链记录：每条记录都带有前一条的哈希，平台对链头签名。时间为 UTC。
+audit-actor = 操作人
+audit-action = 操作（开头）
+audit-target = 对象
+audit-from = 起始时间
+audit-to = 截止时间（不含）
+audit-search = 搜索
+audit-time = 时间
+audit-detail = 详情
+audit-hash = 哈希
+audit-none = 没有匹配的记录。
+audit-next = 后续记录
+audit-export = 导出并附证明（JSON）
+audit-export-note = 包含本次搜索的记录、其链上哈希和平台签名；可用 `easypos audit verify --export 文件` 离线核验。

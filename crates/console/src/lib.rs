@@ -297,6 +297,20 @@ pub fn router(state: Console) -> Router {
             get(pages::refunds_page::refunds).post(pages::refunds_page::create),
         )
         .route("/console/refunds/{id}", post(pages::refunds_page::act))
+        .route(
+            "/console/procedures",
+            get(pages::procedures_page::procedures),
+        )
+        .route(
+            "/console/procedures/save",
+            post(pages::procedures_page::save),
+        )
+        .route(
+            "/console/procedures/acknowledge",
+            post(pages::procedures_page::acknowledge),
+        )
+        .route("/console/audit", get(pages::audit_page::audit))
+        .route("/console/audit/export", get(pages::audit_page::export))
         .route("/console/static/htmx.min.js", get(htmx))
         .route("/console/static/console.css", get(css))
         .fallback(pages::not_found)

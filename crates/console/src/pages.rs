@@ -30,6 +30,12 @@ pub(crate) mod risk_rules_page;
 // End of day's reports, likewise.
 #[path = "settlement_page.rs"]
 pub(crate) mod settlement_page;
+// The operating procedures and the training record, likewise.
+#[path = "procedures_page.rs"]
+pub(crate) mod procedures_page;
+// The audit trail's search and export, likewise.
+#[path = "audit_page.rs"]
+pub(crate) mod audit_page;
 
 use crate::Console;
 use crate::i18n::{Lang, Tr};
@@ -94,6 +100,8 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/refunds", "nav-refunds"),
             ("/console/settlement", "nav-settlement"),
             ("/console/disputes", "nav-disputes"),
+            ("/console/procedures", "nav-procedures"),
+            ("/console/audit", "nav-audit"),
         ],
         Role::MerchantManager => &[
             ("/console/dashboard", "nav-dashboard"),
@@ -107,6 +115,8 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/refunds", "nav-refunds"),
             ("/console/settlement", "nav-settlement"),
             ("/console/disputes", "nav-disputes"),
+            ("/console/procedures", "nav-procedures"),
+            ("/console/audit", "nav-audit"),
         ],
         Role::Cashier => &[
             ("/console/dashboard", "nav-dashboard"),
@@ -114,6 +124,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/qr-payments", "nav-qr-payments"),
             ("/console/terminals", "nav-terminals"),
             ("/console/refunds", "nav-refunds"),
+            ("/console/procedures", "nav-procedures"),
         ],
         Role::Cardholder => &[
             ("/console/cards", "nav-cards"),
@@ -145,6 +156,7 @@ fn portal(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/fleet", "nav-fleet"),
             ("/console/risk-rules", "nav-risk-rules"),
             ("/console/settlement", "nav-settlement"),
+            ("/console/audit", "nav-audit"),
         ],
         Role::ChannelPartner => &[
             ("/console/merchants", "nav-merchants"),
@@ -495,7 +507,8 @@ pub async fn login(
                 console.now_seconds(),
             );
             tracing::info!(user = %user.username, role = user.role.as_str(), "console sign-in");
-            let to = wallet::safe_next(&form.next).unwrap_or(portal(user.role)[0].0);
+            let landing = procedures_page::landing(&console, &user).await;
+            let to = wallet::safe_next(&form.next).unwrap_or(landing);
             return with_cookie(
                 Redirect::to(to).into_response(),
                 &session::session_cookie(&signed_in.id),
@@ -1427,7 +1440,9 @@ pub struct StaffForm {
 }
 
 /// A merchant administrator creates a console user for their own merchant (a manager or a
-/// cashier); the password is hashed with argon2id off the async threads.
+/// cashier) with a temporary password, hashed with argon2id off the async threads: the new
+/// user must choose their own at their first login (docs/risk.md#staff-accounts), before the
+/// console or the API serve them anything else.
 pub async fn add_staff(
     State(console): State<Console>,
     headers: HeaderMap,
@@ -1474,8 +1489,13 @@ pub async fn add_staff(
     };
     let t = visit.chrome.t;
     let (username, role_name) = (user.username.clone(), role.as_str());
-    match console.api.store.put_users(vec![user]).await {
-        Ok(1) => {
+    match console
+        .api
+        .store
+        .create_user_with_temporary_password(&user, &visit.user.username, now)
+        .await
+    {
+        Ok(true) => {
             let tenant = api::audit::tenant_label(&visit.user.tenant);
             if let Err(problem) = console
                 .api
@@ -1492,7 +1512,7 @@ pub async fn add_staff(
             }
             staff_page(&console, visit, t.get("staff-created"), StatusCode::CREATED).await
         }
-        Ok(_) => staff_page(&console, visit, t.get("staff-taken"), StatusCode::CONFLICT).await,
+        Ok(false) => staff_page(&console, visit, t.get("staff-taken"), StatusCode::CONFLICT).await,
         Err(error) => internal(&visit, &error),
     }
 }
@@ -1888,8 +1908,9 @@ pub async fn mfa(
                 .sessions
                 .start(Some(user.id.clone()), Some(&session.id), now);
             tracing::info!(user = %user.username, role = user.role.as_str(), "console sign-in with TOTP");
+            let landing = procedures_page::landing(&console, &user).await;
             with_cookie(
-                Redirect::to(portal(user.role)[0].0).into_response(),
+                Redirect::to(landing).into_response(),
                 &session::session_cookie(&signed_in.id),
             )
         }

@@ -3,7 +3,7 @@
 //! from the old one and follow the password rules; the reset is then cleared and the change is
 //! in the audit log.
 
-use super::{Visit, internal, portal, render};
+use super::{Visit, internal, render};
 use crate::Console;
 use askama::Template;
 use axum::Form;
@@ -19,12 +19,29 @@ pub const PASSWORD_PAGE: &str = "/console/password";
 #[template(path = "password.html")]
 struct PasswordPage {
     chrome: super::Chrome,
+    /// Why a new password is needed: a first login, or the merchant's emergency reset.
+    note: String,
     message: String,
 }
 
-fn page(visit: Visit, message: String, status: StatusCode) -> Response {
+async fn page(console: &Console, visit: Visit, message: String, status: StatusCode) -> Response {
+    let reason = match console
+        .api
+        .store
+        .password_reset_reason(&visit.user.id)
+        .await
+    {
+        Ok(reason) => reason,
+        Err(error) => return internal(&visit, &error),
+    };
+    let note = if reason.as_deref() == Some(store::password_resets::FIRST_LOGIN_REASON) {
+        "password-note-first"
+    } else {
+        "password-note"
+    };
     render(
         &PasswordPage {
+            note: visit.chrome.t.get(note),
             chrome: visit.chrome,
             message,
         },
@@ -34,7 +51,7 @@ fn page(visit: Visit, message: String, status: StatusCode) -> Response {
 
 pub async fn form(State(console): State<Console>, headers: HeaderMap) -> Response {
     match console.visit(&headers, None, PASSWORD_PAGE).await {
-        Ok(visit) => page(visit, String::new(), StatusCode::OK),
+        Ok(visit) => page(&console, visit, String::new(), StatusCode::OK).await,
         Err(response) => response,
     }
 }
@@ -57,7 +74,13 @@ pub async fn change(
     };
     let t = visit.chrome.t;
     if form.password != form.again {
-        return page(visit, t.get("password-mismatch"), StatusCode::BAD_REQUEST);
+        return page(
+            &console,
+            visit,
+            t.get("password-mismatch"),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
     }
     let (old, new) = (visit.user.password_hash.clone(), form.password.clone());
     let hashed = tokio::task::spawn_blocking(move || {
@@ -69,8 +92,18 @@ pub async fn change(
     .await;
     let hash = match hashed {
         Ok(Ok(Some(hash))) => hash,
-        Ok(Ok(None)) => return page(visit, t.get("password-same"), StatusCode::BAD_REQUEST),
-        Ok(Err(error)) => return page(visit, error.to_string(), StatusCode::BAD_REQUEST),
+        Ok(Ok(None)) => {
+            return page(
+                &console,
+                visit,
+                t.get("password-same"),
+                StatusCode::BAD_REQUEST,
+            )
+            .await;
+        }
+        Ok(Err(error)) => {
+            return page(&console, visit, error.to_string(), StatusCode::BAD_REQUEST).await;
+        }
         Err(error) => return internal(&visit, &error),
     };
     match console
@@ -97,5 +130,5 @@ pub async fn change(
     {
         return problem.into_response();
     }
-    Redirect::to(portal(visit.user.role)[0].0).into_response()
+    Redirect::to(super::procedures_page::landing(&console, &visit.user).await).into_response()
 }

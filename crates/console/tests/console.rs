@@ -155,7 +155,10 @@ async fn world() -> World {
             store.clone(),
             Arc::new(PostsEverything),
         ))),
-        anchors: None,
+        anchors: Some(Arc::new(api::audit_anchors::AuditAnchorer::new(
+            store.clone(),
+            hsm.clone(),
+        ))),
         alert_senders: Default::default(),
         documents_dir: Some(documents.path().to_owned()),
         incident_targets: api::incidents::ResponseTargets::default(),
@@ -907,6 +910,112 @@ async fn a_merchant_admin_adds_staff_through_a_csrf_protected_form() {
     );
     let verified = world.store.verify_audit().await.unwrap();
     assert_eq!(verified.first_break, None);
+
+    // The password the admin gave is a temporary one: li.na must choose her own at her first
+    // sign-in, before any other page; her password does not open the API meanwhile.
+    // HTTP Basic of `li.na:<password>` (base64, computed once: the console has no base64).
+    let basic = |password: &str| match password {
+        "a-long-password-1" => "Basic bGkubmE6YS1sb25nLXBhc3N3b3JkLTE=",
+        "li-na-own-passphrase" => "Basic bGkubmE6bGktbmEtb3duLXBhc3NwaHJhc2U=",
+        _ => unreachable!(),
+    };
+    let api_me = async |password: &str| {
+        api::router(api::ApiState::new(world.store.clone()))
+            .oneshot(
+                Request::get("/api/v1/me")
+                    .header("authorization", basic(password))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap()
+    };
+    let refused = api_me("a-long-password-1").await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let text = String::from_utf8(
+        refused
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        text.contains("password-reset-required") && text.contains("temporary"),
+        "{text}"
+    );
+    let form = world.get("/console/login", None, &[]).await;
+    let login = |password: &str| format!("username=li.na&password={password}&csrf={}", form.csrf());
+    let signed_in = world
+        .post(
+            "/console/login",
+            Some(&form.session()),
+            &login("a-long-password-1"),
+        )
+        .await;
+    assert_eq!(signed_in.location(), "/console/password");
+    let li_na = signed_in.session();
+    assert_eq!(
+        world
+            .get("/console/dashboard", Some(&li_na), &[])
+            .await
+            .location(),
+        "/console/password",
+        "nothing else before the change"
+    );
+    let page = world.get("/console/password", Some(&li_na), &[]).await;
+    assert!(page.html.contains("first sign-in"), "{}", page.html);
+    let change =
+        |password: &str| format!("csrf={}&password={password}&again={password}", page.csrf());
+    let same = world
+        .post(
+            "/console/password",
+            Some(&li_na),
+            &change("a-long-password-1"),
+        )
+        .await;
+    assert_eq!(
+        same.status,
+        StatusCode::BAD_REQUEST,
+        "not the temporary one"
+    );
+    let changed = world
+        .post(
+            "/console/password",
+            Some(&li_na),
+            &change("li-na-own-passphrase"),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::SEE_OTHER, "{}", changed.html);
+    assert_eq!(changed.location(), "/console/dashboard");
+    assert_eq!(
+        world
+            .get("/console/dashboard", Some(&li_na), &[])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        api_me("li-na-own-passphrase").await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        api_me("a-long-password-1").await.status(),
+        StatusCode::UNAUTHORIZED,
+        "the temporary password is gone"
+    );
+    let last = world
+        .store
+        .audit_entries(store::audit::AuditQuery {
+            action_prefix: Some("user.password_change".into()),
+            ..store::audit::AuditQuery::page(0, 100)
+        })
+        .await
+        .unwrap();
+    assert_eq!(last.len(), 1);
+    assert_eq!(last[0].actor, "li.na");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -2859,4 +2968,273 @@ async fn the_emergency_page_drops_terminal_keys_and_makes_staff_choose_new_passw
             "{action} in {actions:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn staff_who_have_not_acknowledged_the_procedures_are_asked_at_sign_in() {
+    let world = world().await;
+    let login = async |username: &str| {
+        let form = world.get("/console/login", None, &[]).await;
+        world
+            .post(
+                "/console/login",
+                Some(&form.session()),
+                &format!(
+                    "username={username}&password={}&csrf={}",
+                    demo::DEMO_PASSWORD,
+                    form.csrf()
+                ),
+            )
+            .await
+    };
+    // No procedures yet: the cashier lands on the portal as before.
+    assert_eq!(
+        login("shanghai.cashier").await.location(),
+        "/console/dashboard"
+    );
+    let admin = world.sign_in("shanghai.admin").await;
+    let page = world.get("/console/procedures", Some(&admin), &[]).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.html.contains("id=\"procedures-editor\""),
+        "{}",
+        page.html
+    );
+    let saved = world
+        .post(
+            "/console/procedures/save",
+            Some(&admin),
+            &format!(
+                "csrf={}&based_on=0&text=1.+Refunds+need+a+supervisor.%0D%0A2.+Never+share+a+password.&note=first",
+                page.csrf()
+            ),
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
+    // A stale editor is refused, and its text is kept in the editor.
+    let stale = world
+        .post(
+            "/console/procedures/save",
+            Some(&admin),
+            &format!("csrf={}&based_on=0&text=Another+draft", page.csrf()),
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::CONFLICT);
+    assert!(stale.html.contains("Another draft"));
+
+    // Now the cashier is sent to the procedures at sign-in, and acknowledges them.
+    let answer = login("shanghai.cashier").await;
+    assert_eq!(answer.location(), "/console/procedures");
+    let cashier = answer.session();
+    let page = world.get("/console/procedures", Some(&cashier), &[]).await;
+    assert!(
+        page.html.contains("Never share a password."),
+        "{}",
+        page.html
+    );
+    assert!(page.html.contains("id=\"acknowledge\""));
+    assert!(
+        !page.html.contains("id=\"procedures-editor\"") && !page.html.contains("training-record"),
+        "a cashier neither edits nor sees the record"
+    );
+    let refused = world
+        .post(
+            "/console/procedures/save",
+            Some(&cashier),
+            &format!("csrf={}&based_on=1&text=mine", page.csrf()),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let acknowledged = world
+        .post(
+            "/console/procedures/acknowledge",
+            Some(&cashier),
+            &format!("csrf={}&version=1", page.csrf()),
+        )
+        .await;
+    assert_eq!(acknowledged.status, StatusCode::OK, "{}", acknowledged.html);
+    assert!(acknowledged.html.contains("id=\"procedures-done\""));
+    assert_eq!(
+        login("shanghai.cashier").await.location(),
+        "/console/dashboard",
+        "asked once per version"
+    );
+
+    // The admin sees who has and who has not acknowledged version 1.
+    let page = world.get("/console/procedures", Some(&admin), &[]).await;
+    let record = page.html.split("id=\"training-record\"").nth(1).unwrap();
+    let row = |user: &str| {
+        record
+            .split("<tr>")
+            .find(|row| row.contains(&format!(">{user}<")))
+            .unwrap()
+            .to_owned()
+    };
+    assert!(row("shanghai.cashier").contains("acknowledged"), "{record}");
+    assert!(row("shanghai.manager").contains("not yet"), "{record}");
+    assert!(!record.contains("beijing.admin"));
+    // Another merchant's admin sees none of it.
+    let beijing = world.sign_in("beijing.admin").await;
+    let page = world.get("/console/procedures", Some(&beijing), &[]).await;
+    assert!(!page.html.contains("Never share a password."));
+    // Operators have no procedures page.
+    let operator = world.sign_in("operator").await;
+    assert_eq!(
+        world
+            .get("/console/procedures", Some(&operator), &[])
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let actions: Vec<String> = world
+        .store
+        .audit_entries(store::audit::AuditQuery {
+            action_prefix: Some("procedures.".into()),
+            ..store::audit::AuditQuery::page(0, 100)
+        })
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| format!("{} {} {}", e.actor, e.action, e.target))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "shanghai.admin procedures.save procedures:1",
+            "shanghai.cashier procedures.acknowledge procedures:1"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_log_is_searched_and_exported_with_a_proof_that_catches_tampering() {
+    let world = world().await;
+    let admin = world.sign_in("shanghai.admin").await;
+    // Something to find: the admin freezes a terminal, ten minutes later lifts it.
+    let page = world.get("/console/emergency", Some(&admin), &[]).await;
+    let freeze = format!("csrf={}&target=terminal:10000001&reason=lost", page.csrf());
+    world
+        .post("/console/emergency/freeze", Some(&admin), &freeze)
+        .await;
+    world.clock.advance(600 * 1_000_000_000);
+    let thaw = format!("csrf={}&target=terminal:10000001", page.csrf());
+    world
+        .post("/console/emergency/thaw", Some(&admin), &thaw)
+        .await;
+    let beijing = world.sign_in("beijing.admin").await;
+
+    let search = world
+        .get("/console/audit?action=freeze.", Some(&admin), &[])
+        .await;
+    assert_eq!(search.status, StatusCode::OK, "{}", search.html);
+    let table = search.html.split("id=\"audit-entries\"").nth(1).unwrap();
+    assert!(
+        table.contains(">freeze.put<") && table.contains(">freeze.delete<"),
+        "{table}"
+    );
+    assert!(
+        !table.contains(">login.password<"),
+        "only what was searched"
+    );
+    // A time range: before the thaw only (the freeze was at NOW_SECONDS).
+    let before = api::time::rfc3339_seconds(NOW_SECONDS as i64 + 60);
+    let ranged = world
+        .get(
+            &format!("/console/audit?action=freeze.&to={before}"),
+            Some(&admin),
+            &[],
+        )
+        .await;
+    let table = ranged.html.split("id=\"audit-entries\"").nth(1).unwrap();
+    assert!(
+        table.contains(">freeze.put<") && !table.contains(">freeze.delete<"),
+        "{table}"
+    );
+    let bad = world
+        .get("/console/audit?from=yesterday", Some(&admin), &[])
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    // Beijing sees none of Shanghai's entries; a cashier has no audit page.
+    let other = world
+        .get("/console/audit?action=freeze.", Some(&beijing), &[])
+        .await;
+    assert!(!other.html.contains(">freeze.put<"));
+    let cashier = world.sign_in("shanghai.cashier").await;
+    assert_eq!(
+        world
+            .get("/console/audit", Some(&cashier), &[])
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+
+    // The export: the entries, their chain hashes, the head and the platform's signature.
+    let exported = world
+        .get(
+            "/console/audit/export?actor=shanghai.admin",
+            Some(&admin),
+            &[],
+        )
+        .await;
+    assert_eq!(exported.status, StatusCode::OK, "{}", exported.html);
+    assert!(
+        exported.headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    let document: store::audit_export::AuditExport = serde_json::from_str(&exported.html).unwrap();
+    assert!(document.entries.len() >= 4, "{:?}", document.entries);
+    assert!(document.entries.iter().all(|e| e.actor == "shanghai.admin"));
+    assert!(
+        document
+            .entries
+            .iter()
+            .all(|e| e.tenant == format!("merchant:{}", demo::SHANGHAI_MERCHANT))
+    );
+    let check = store::audit_export::verify_export(&document, None);
+    assert_eq!(check.problem, None);
+    let key = world.store.audit_anchor_keys().await.unwrap();
+    assert_eq!(
+        check.public_key, key[0].public_key,
+        "signed with the platform's anchor key"
+    );
+    assert_eq!(
+        store::audit_export::verify_export(&document, Some(&key[0].public_key)).problem,
+        None
+    );
+    // Tampered: a reason changed, or an entry dropped.
+    let mut tampered = document.clone();
+    let freeze_put = tampered
+        .entries
+        .iter_mut()
+        .find(|e| e.action == "freeze.put")
+        .unwrap();
+    freeze_put.detail = "a routine check".into();
+    let seq = freeze_put.seq;
+    assert_eq!(
+        store::audit_export::verify_export(&tampered, None).problem,
+        Some(format!(
+            "entry {seq} was changed: its contents no longer give its hash"
+        ))
+    );
+    let mut cut = document.clone();
+    cut.entries.retain(|e| e.action != "freeze.delete");
+    assert!(
+        store::audit_export::verify_export(&cut, None)
+            .problem
+            .unwrap()
+            .starts_with("the export's signature does not hold")
+    );
+    // The export itself is in the log.
+    let last = world
+        .store
+        .audit_entries(store::audit::AuditQuery {
+            action_prefix: Some("audit.export".into()),
+            ..store::audit::AuditQuery::page(0, 10)
+        })
+        .await
+        .unwrap();
+    assert_eq!(last.len(), 1);
+    assert_eq!(last[0].actor, "shanghai.admin");
 }

@@ -2,6 +2,8 @@
 //! `verify` walks the chain and exits 1 at the first break, naming it; `list` prints entries.
 //! Both read the configured store; on SQLite, stop `easypos up` first (one process owns the
 //! database file), or ask a running platform with `GET /api/v1/audit/verify`.
+//! `verify --export FILE` checks an export with its proof (the console's Audit log page)
+//! offline, without any store (docs/audit.md#exports).
 
 use crate::config::Config;
 use store::audit::{AuditQuery, MAX_AUDIT_PAGE};
@@ -20,6 +22,14 @@ enum AuditCommand {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// Check this export (JSON, from the console's Audit log page) instead of the store:
+        /// offline, no database needed.
+        #[arg(long, value_name = "FILE")]
+        export: Option<std::path::PathBuf>,
+        /// With --export: the platform's anchor public key (hex) as you know it; the export
+        /// must be signed with it.
+        #[arg(long, value_name = "HEX", requires = "export")]
+        key: Option<String>,
     },
     /// Sign the chain's head now with the platform's anchor key in the HSM (the host also
     /// does it every 100 entries), so that a tail cut after it is caught by `verify`.
@@ -53,10 +63,18 @@ enum AuditCommand {
 
 /// Runs the command; `Ok(false)` when `verify` found a break.
 pub async fn run(config: &Config, args: AuditArgs) -> anyhow::Result<bool> {
+    if let AuditCommand::Verify {
+        json,
+        export: Some(file),
+        key,
+    } = &args.command
+    {
+        return verify_export(file, key.as_deref(), *json);
+    }
     // Shared, because an anchor's signer holds it too.
     let store = std::sync::Arc::new(crate::open_store(config).await?);
     let result = match args.command {
-        AuditCommand::Verify { json } => verify(config, &store, json).await,
+        AuditCommand::Verify { json, .. } => verify(config, &store, json).await,
         AuditCommand::Anchor { json } => anchor(config, store.clone(), json).await,
         AuditCommand::List {
             after,
@@ -77,6 +95,7 @@ pub async fn run(config: &Config, args: AuditArgs) -> anyhow::Result<bool> {
                     action_prefix: action,
                     target,
                     tenants: None,
+                    ..AuditQuery::default()
                 })
                 .await?;
             if json {
@@ -192,4 +211,34 @@ async fn verify(config: &Config, store: &store::Store, json: bool) -> anyhow::Re
         }
     }
     Ok(report.first_break.is_none())
+}
+
+/// Checks an export file offline; `Ok(false)` when it does not hold.
+fn verify_export(file: &std::path::Path, key: Option<&str>, json: bool) -> anyhow::Result<bool> {
+    use anyhow::Context;
+    let text = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let export: store::audit_export::AuditExport = serde_json::from_slice(&text)
+        .with_context(|| format!("{} is not an easypos audit export", file.display()))?;
+    let check = store::audit_export::verify_export(&export, key);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&check)?);
+    } else {
+        match &check.problem {
+            None => println!(
+                "export intact: {} entries up to head {}, {} signed anchors hold; signed by key {} ({}){}",
+                check.entries,
+                export.head.seq,
+                check.anchors,
+                check.key_id,
+                check.public_key,
+                if key.is_none() {
+                    ": compare it with the platform's anchor key, or give it with --key"
+                } else {
+                    ", the key you gave"
+                }
+            ),
+            Some(problem) => println!("export BROKEN: {problem}"),
+        }
+    }
+    Ok(check.problem.is_none())
 }

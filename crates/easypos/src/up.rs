@@ -139,26 +139,30 @@ async fn terminal_listener(
     let listener = host::Listener::bind(config.iso8583_listen, iso8583::LengthPrefix::Binary2, limits)
         .await
         .with_context(|| format!("cannot listen for terminals on {} (iso8583.listen / EASYPOS_ISO8583_LISTEN); choose another port", config.iso8583_listen))?;
+    let handler = Arc::new(
+        remote_bins.into_iter().fold(
+            acquirer::TerminalHandler::new(profile, terminals, store.clone(), hsm)
+                .with_risk(engine, mccs)
+                .with_freezes(freezes)
+                .with_receipts(receipts)
+                .with_cases(cases),
+            |handler, (institution, bins)| match config.remote_issuer {
+                Some(address) => handler.with_remote_issuer(
+                    institution,
+                    acquirer::switch::RemoteIssuer::new(address),
+                    bins,
+                ),
+                None => handler,
+            },
+        ),
+    );
+    // The supervisors' usual terminals, so that a restart does not alert on them again.
+    let usual = handler.load_supervisor_terminals().await?;
+    tracing::info!(rows = usual, "supervisors' usual terminals read");
     Ok(TerminalListener {
         case_writer,
         listener,
-        handler: Arc::new(
-            remote_bins.into_iter().fold(
-                acquirer::TerminalHandler::new(profile, terminals, store.clone(), hsm)
-                    .with_risk(engine, mccs)
-                    .with_freezes(freezes)
-                    .with_receipts(receipts)
-                    .with_cases(cases),
-                |handler, (institution, bins)| match config.remote_issuer {
-                    Some(address) => handler.with_remote_issuer(
-                        institution,
-                        acquirer::switch::RemoteIssuer::new(address),
-                        bins,
-                    ),
-                    None => handler,
-                },
-            ),
-        ),
+        handler,
     })
 }
 

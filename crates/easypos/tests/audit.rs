@@ -142,3 +142,120 @@ fn an_anchor_catches_entries_cut_off_the_end() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn verify_export_checks_an_export_offline_and_catches_a_changed_or_missing_entry() {
+    let dir = temp_dir("audit", "export");
+    seed_with_actions(&dir);
+    // An export as the console's Audit log page makes it: Shanghai's admin, the freezes only.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let document = runtime.block_on(async {
+        let store = std::sync::Arc::new(
+            store::Store::open(&store::Backend::Sqlite {
+                path: dir.join("easypos-data").join("easypos.db"),
+            })
+            .await
+            .unwrap(),
+        );
+        let hsm: std::sync::Arc<dyn hsm::Hsm> =
+            std::sync::Arc::new(hsm::SoftHsm::new(&[0x42; 32]).unwrap());
+        let state = api::ApiState::new(store.clone()).with_anchors(std::sync::Arc::new(
+            api::audit_anchors::AuditAnchorer::new(store.clone(), hsm),
+        ));
+        // Shanghai's admin froze and thawed a terminal of theirs (the seeded entries belong to
+        // no merchant, so the admin's export leaves them out).
+        for (action, at) in [
+            ("freeze.put", 1_764_000_100),
+            ("freeze.delete", 1_764_000_200),
+        ] {
+            store
+                .append_audit(
+                    store::audit::NewAuditEntry::new("m1.admin", action, "terminal:T1", "lost", at)
+                        .tenant("merchant:M1"),
+                )
+                .await
+                .unwrap();
+        }
+        store
+            .put_users(vec![
+                store::accounts::NewUser::new(
+                    "u-m1-admin",
+                    "m1.admin",
+                    "M1 admin",
+                    store::accounts::Role::MerchantAdmin,
+                    store::accounts::Tenant::Merchant("M1".into()),
+                    "a long test passphrase",
+                    0,
+                )
+                .unwrap(),
+            ])
+            .await
+            .unwrap();
+        let admin = store.user_by_username("m1.admin").await.unwrap().unwrap();
+        let document = api::audit::export(
+            &state,
+            &api::access::Principal { user: admin },
+            api::audit::ExportQuery {
+                action: Some("freeze.".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        drop(state);
+        std::sync::Arc::try_unwrap(store)
+            .unwrap()
+            .close()
+            .await
+            .unwrap();
+        document
+    });
+    let file = dir.join("export.json");
+    let write = |document: &serde_json::Value| {
+        std::fs::write(&file, serde_json::to_vec_pretty(document).unwrap()).unwrap();
+    };
+    let original = serde_json::to_value(&document).unwrap();
+    assert_eq!(original["entries"].as_array().unwrap().len(), 2);
+    write(&original);
+    let file_arg = file.to_str().unwrap();
+    let intact = run(&dir, &["audit", "verify", "--export", file_arg]);
+    assert_eq!(intact.code, 0, "{}{}", intact.stdout, intact.stderr);
+    assert!(
+        intact.stdout.starts_with("export intact: 2 entries"),
+        "{}",
+        intact.stdout
+    );
+    let key = document.keys[0].public_key.clone();
+    let pinned = run(
+        &dir,
+        &["audit", "verify", "--export", file_arg, "--key", &key],
+    );
+    assert_eq!(pinned.code, 0, "{}", pinned.stdout);
+
+    // Someone edits the reason of the freeze in the file.
+    let mut changed = original.clone();
+    changed["entries"][0]["detail"] = "routine".into();
+    write(&changed);
+    let broken = run(&dir, &["audit", "verify", "--export", file_arg, "--json"]);
+    assert_eq!(broken.code, 1, "{}{}", broken.stdout, broken.stderr);
+    assert_eq!(
+        broken.json["problem"],
+        "entry 6 was changed: its contents no longer give its hash"
+    );
+    // Or drops the thaw from it.
+    let mut cut = original.clone();
+    cut["entries"].as_array_mut().unwrap().pop();
+    write(&cut);
+    let text = run(&dir, &["audit", "verify", "--export", file_arg]);
+    assert_eq!(text.code, 1);
+    assert!(
+        text.stdout
+            .starts_with("export BROKEN: the export's signature does not hold"),
+        "{}",
+        text.stdout
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -314,13 +314,30 @@ pub const MAX_TERMINALS_PER_SUPERVISOR: usize = 16;
 /// a void or refund allowed by a supervisor's password, keyed at a terminal where that
 /// password was never used before, while another operator (a cashier) is signed on there,
 /// alerts, once the supervisor has a history elsewhere. The host feeds it every void or refund
-/// whose supervisor password it checked.
+/// whose supervisor password it checked, keeps each terminal new to a supervisor in the store
+/// (table `supervisor_terminals`), and teaches them back with [`SupervisorWatch::remember`] at
+/// start, so that a restart does not forget the usual terminals.
 #[derive(Debug, Default)]
 pub struct SupervisorWatch {
     terminals: HashMap<u64, Vec<String>>,
 }
 
 impl SupervisorWatch {
+    /// Whether `supervisor`'s password allowed something at `terminal` before (a terminal the
+    /// watch would not learn again).
+    pub fn knows(&self, merchant: &str, supervisor: &str, terminal: &str) -> bool {
+        self.terminals
+            .get(&hash(&[merchant, supervisor]))
+            .is_some_and(|known| known.iter().any(|seen| seen == terminal))
+    }
+
+    /// Learns a usual terminal of `supervisor` without alerting (the history read at start,
+    /// oldest first).
+    pub fn remember(&mut self, merchant: &str, supervisor: &str, terminal: &str) {
+        // The supervisor themself signed on: never an alert, always learnt.
+        let _quiet = self.observe(merchant, supervisor, terminal, supervisor);
+    }
+
     /// Learns that `supervisor`'s password allowed an undo at `terminal` while `operator` was
     /// signed on there; the alert when that is unusual.
     pub fn observe(

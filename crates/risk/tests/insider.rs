@@ -270,3 +270,29 @@ fn a_supervisors_password_used_by_a_cashier_at_a_new_terminal_alerts() {
         None
     );
 }
+
+#[test]
+fn usual_terminals_remembered_from_the_store_are_not_new_after_a_restart() {
+    use risk::insider::SupervisorWatch;
+    // What the host read at start: 099 used its password at 10000001 and 10000002.
+    let mut watch = SupervisorWatch::default();
+    watch.remember(MERCHANT, "099", "10000001");
+    watch.remember(MERCHANT, "099", "10000002");
+    assert!(watch.knows(MERCHANT, "099", "10000002"));
+    assert!(!watch.knows(MERCHANT, "099", "10000003"));
+    assert!(!watch.knows("898310058120002", "099", "10000001"));
+    // A cashier at a remembered terminal: quiet, as before the restart.
+    assert_eq!(watch.observe(MERCHANT, "099", "10000002", "001"), None);
+    // At a terminal the password never allowed anything at: the alert names the usual ones.
+    let alert = watch.observe(MERCHANT, "099", "10000003", "001").unwrap();
+    assert!(
+        alert
+            .reason
+            .contains("used before only at 10000001, 10000002"),
+        "{}",
+        alert.reason
+    );
+    // Without the memory (a watch that starts empty), the first use would have been quiet.
+    let mut forgetful = SupervisorWatch::default();
+    assert_eq!(forgetful.observe(MERCHANT, "099", "10000003", "001"), None);
+}

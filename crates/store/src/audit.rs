@@ -82,7 +82,7 @@ fn bounded(text: String) -> String {
 }
 
 /// One entry of the chain, as stored.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AuditEntry {
     /// 1, 2, 3 … without gaps.
     pub seq: i64,
@@ -184,6 +184,10 @@ pub struct AuditQuery {
     pub target: Option<String>,
     /// Only entries of these tenants (`merchant:M001`); `None`: every tenant's.
     pub tenants: Option<Vec<String>>,
+    /// Only entries at or after this time (Unix seconds).
+    pub from: Option<i64>,
+    /// Only entries before this time (Unix seconds).
+    pub before: Option<i64>,
 }
 
 impl AuditQuery {
@@ -387,7 +391,7 @@ impl Store {
             Store::Sqlite(store) => {
                 store
                     .read(move |connection| {
-                        // A tenant list becomes ?6, ?7 …: one placeholder per tenant.
+                        // A tenant list becomes ?8, ?9 …: one placeholder per tenant.
                         let tenants = query.tenants.clone().unwrap_or_default();
                         let tenant_clause = match &query.tenants {
                             None => "1".to_owned(),
@@ -395,13 +399,13 @@ impl Store {
                             Some(list) => format!(
                                 "tenant IN ({})",
                                 (0..list.len())
-                                    .map(|i| format!("?{}", i + 6))
+                                    .map(|i| format!("?{}", i + 8))
                                     .collect::<Vec<_>>()
                                     .join(", ")
                             ),
                         };
                         let mut statement = connection.prepare_cached(&format!(
-                            "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > ?1 AND (?2 IS NULL OR actor = ?2) AND (?3 IS NULL OR action LIKE ?3 ESCAPE '\\') AND (?4 IS NULL OR target = ?4) AND {tenant_clause} ORDER BY seq LIMIT ?5"
+                            "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > ?1 AND (?2 IS NULL OR actor = ?2) AND (?3 IS NULL OR action LIKE ?3 ESCAPE '\\') AND (?4 IS NULL OR target = ?4) AND (?6 IS NULL OR at >= ?6) AND (?7 IS NULL OR at < ?7) AND {tenant_clause} ORDER BY seq LIMIT ?5"
                         ))?;
                         let mut parameters: Vec<Box<dyn rusqlite::ToSql>> = vec![
                             Box::new(query.after_seq),
@@ -409,6 +413,8 @@ impl Store {
                             Box::new(query.action_pattern()),
                             Box::new(query.target.clone()),
                             Box::new(query.bounded_limit()),
+                            Box::new(query.from),
+                            Box::new(query.before),
                         ];
                         parameters.extend(
                             tenants

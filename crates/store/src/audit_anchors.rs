@@ -28,7 +28,7 @@ pub fn anchor_signed_text(seq: i64, hash: &str, at: i64, key_id: &str) -> Vec<u8
 }
 
 /// One signed anchor.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AuditAnchor {
     /// The entry whose hash is signed: the chain's head when the anchor was made.
     pub seq: i64,
@@ -159,7 +159,7 @@ impl AnchorCheck {
     }
 }
 
-fn verifying_key(public_key: &str) -> Option<ed25519_dalek::VerifyingKey> {
+pub(crate) fn verifying_key(public_key: &str) -> Option<ed25519_dalek::VerifyingKey> {
     let bytes: [u8; 32] = hex::decode(public_key).ok()?.try_into().ok()?;
     ed25519_dalek::VerifyingKey::from_bytes(&bytes).ok()
 }

@@ -186,6 +186,16 @@ const SQLITE: &[Migration] = &[
         name: "password_resets",
         sql: include_str!("../migrations/sqlite/0035_password_resets.sql"),
     },
+    Migration {
+        version: 36,
+        name: "procedures",
+        sql: include_str!("../migrations/sqlite/0036_procedures.sql"),
+    },
+    Migration {
+        version: 37,
+        name: "supervisor_terminals",
+        sql: include_str!("../migrations/sqlite/0037_supervisor_terminals.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -363,6 +373,16 @@ const POSTGRES: &[Migration] = &[
         version: 35,
         name: "password_resets",
         sql: include_str!("../migrations/postgres/0035_password_resets.sql"),
+    },
+    Migration {
+        version: 36,
+        name: "procedures",
+        sql: include_str!("../migrations/postgres/0036_procedures.sql"),
+    },
+    Migration {
+        version: 37,
+        name: "supervisor_terminals",
+        sql: include_str!("../migrations/postgres/0037_supervisor_terminals.sql"),
     },
 ];
 

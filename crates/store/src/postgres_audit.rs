@@ -74,7 +74,7 @@ impl PostgresStore {
         let rows = client
             .query(
                 &format!(
-                    "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1 AND ($2::text IS NULL OR actor = $2) AND ($3::text IS NULL OR action LIKE $3 ESCAPE '\\') AND ($4::text IS NULL OR target = $4) AND ($5::text[] IS NULL OR tenant = ANY($5)) ORDER BY seq LIMIT $6"
+                    "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1 AND ($2::text IS NULL OR actor = $2) AND ($3::text IS NULL OR action LIKE $3 ESCAPE '\\') AND ($4::text IS NULL OR target = $4) AND ($5::text[] IS NULL OR tenant = ANY($5)) AND ($7::bigint IS NULL OR at >= $7) AND ($8::bigint IS NULL OR at < $8) ORDER BY seq LIMIT $6"
                 ),
                 &[
                     &query.after_seq,
@@ -83,6 +83,8 @@ impl PostgresStore {
                     &query.target,
                     &query.tenants,
                     &query.bounded_limit(),
+                    &query.from,
+                    &query.before,
                 ],
             )
             .await?;

@@ -2207,3 +2207,231 @@ async fn transfers_touching_accounts_are_read_by_time_range() {
         assert!(window(0, u64::MAX, Vec::new(), 10).await.is_empty());
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn procedures_are_versioned_and_each_acknowledgement_is_recorded_once() {
+    use store::accounts::{NewUser, Role, Tenant};
+    use store::procedures::ProcedureVersion;
+    for backend in backends().await {
+        let clock = Arc::new(ManualClock::new(START));
+        let store = open(&backend, &clock).await;
+        let merchant = Tenant::Merchant("M1".into());
+        let users: Vec<NewUser> = ["ann", "bob"]
+            .iter()
+            .map(|name| {
+                NewUser::new(
+                    name,
+                    name,
+                    name,
+                    Role::Cashier,
+                    merchant.clone(),
+                    "a long test passphrase",
+                    0,
+                )
+                .unwrap()
+            })
+            .collect();
+        store.put_users(users).await.unwrap();
+        assert_eq!(store.current_procedures("M1").await.unwrap(), None);
+        assert!(
+            !store.procedures_unacknowledged("M1", "ann").await.unwrap(),
+            "nothing to acknowledge before the merchant writes procedures"
+        );
+        let version = |n: i64, text: &str| ProcedureVersion {
+            merchant_id: "M1".into(),
+            version: n,
+            text: text.into(),
+            saved_by: "admin".into(),
+            saved_at: 1_764_000_000 + n,
+            note: format!("v{n}"),
+        };
+        assert!(
+            store
+                .save_procedures(&version(1, "count the till"))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .save_procedures(&version(1, "overwritten?"))
+                .await
+                .unwrap(),
+            "{}: a version is never overwritten",
+            backend.name
+        );
+        assert!(store.procedures_unacknowledged("M1", "ann").await.unwrap());
+        assert!(
+            store
+                .acknowledge_procedures("M1", 1, "ann", 100)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .acknowledge_procedures("M1", 1, "ann", 200)
+                .await
+                .unwrap(),
+            "the first acknowledgement stands"
+        );
+        assert!(!store.procedures_unacknowledged("M1", "ann").await.unwrap());
+        assert!(store.procedures_unacknowledged("M1", "bob").await.unwrap());
+        // A new version asks everyone again; the record keeps what each acknowledged.
+        assert!(
+            store
+                .save_procedures(&version(2, "count it twice"))
+                .await
+                .unwrap()
+        );
+        assert!(store.procedures_unacknowledged("M1", "ann").await.unwrap());
+        assert!(
+            store
+                .acknowledge_procedures("M1", 2, "bob", 300)
+                .await
+                .unwrap()
+        );
+        let record = store.procedure_acknowledgements("M1").await.unwrap();
+        let record: Vec<_> = record
+            .iter()
+            .map(|a| (a.user_id.as_str(), a.version, a.acknowledged_at))
+            .collect();
+        assert_eq!(
+            record,
+            [("ann", 1, 100), ("bob", 2, 300)],
+            "{}",
+            backend.name
+        );
+        assert!(
+            store
+                .procedure_acknowledgements("M2")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let current = store.current_procedures("M1").await.unwrap().unwrap();
+        assert_eq!(
+            (current.version, current.text.as_str()),
+            (2, "count it twice")
+        );
+        let listed: Vec<i64> = store
+            .procedure_versions("M1", 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|v| v.version)
+            .collect();
+        assert_eq!(listed, [2, 1]);
+        store.close().await.unwrap();
+        for sql in [
+            "UPDATE procedure_versions SET text = 'x' WHERE version = 1",
+            "DELETE FROM procedure_acknowledgements WHERE user_id = 'ann'",
+        ] {
+            assert!(
+                behind_our_back(&backend, sql)
+                    .await
+                    .unwrap_err()
+                    .contains("append-only"),
+                "{}: {sql}",
+                backend.name
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_created_with_a_temporary_password_must_change_it_first() {
+    use store::accounts::{NewUser, Role, Tenant};
+    for backend in backends().await {
+        let clock = Arc::new(ManualClock::new(START));
+        let store = open(&backend, &clock).await;
+        let user = |id: &str, name: &str| {
+            NewUser::new(
+                id,
+                name,
+                name,
+                Role::Cashier,
+                Tenant::Merchant("M1".into()),
+                "a temporary passphrase",
+                0,
+            )
+            .unwrap()
+        };
+        assert!(
+            store
+                .create_user_with_temporary_password(&user("u1", "ann"), "admin", 10)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store.password_reset_reason("u1").await.unwrap().as_deref(),
+            Some(store::password_resets::FIRST_LOGIN_REASON),
+            "{}",
+            backend.name
+        );
+        // A taken name writes nothing: no user, no reset.
+        assert!(
+            !store
+                .create_user_with_temporary_password(&user("u2", "ann"), "admin", 11)
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.user("u2").await.unwrap(), None);
+        assert!(!store.password_reset_required("u2").await.unwrap());
+        let hash = store::accounts::hash_password("ann's own passphrase").unwrap();
+        assert!(store.change_password("u1", &hash).await.unwrap());
+        assert_eq!(store.password_reset_reason("u1").await.unwrap(), None);
+        let found = store.user("u1").await.unwrap().unwrap();
+        assert_eq!(found.username, "ann");
+        assert!(!found.totp_enabled);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_supervisors_usual_terminals_are_kept_newest_first_and_bounded() {
+    use store::supervisor_terminals::{MAX_TERMINALS_PER_SUPERVISOR, SupervisorTerminal};
+    for backend in backends().await {
+        let clock = Arc::new(ManualClock::new(START));
+        let store = open(&backend, &clock).await;
+        let used = |operator: &str, terminal: String, at: i64| SupervisorTerminal {
+            merchant_id: "M1".into(),
+            operator_no: operator.into(),
+            terminal_id: terminal,
+            last_used_at: at,
+        };
+        // Supervisor 099 at 20 terminals, one after the other; 098 at one.
+        for i in 0..20 {
+            store
+                .remember_supervisor_terminal(&used("099", format!("T{i:02}"), 100 + i))
+                .await
+                .unwrap();
+        }
+        store
+            .remember_supervisor_terminal(&used("098", "T00".into(), 50))
+            .await
+            .unwrap();
+        // Used again: its time moves, it is not kept twice.
+        store
+            .remember_supervisor_terminal(&used("099", "T10".into(), 500))
+            .await
+            .unwrap();
+        let kept = store.supervisor_terminals().await.unwrap();
+        let of_099: Vec<&str> = kept
+            .iter()
+            .filter(|t| t.operator_no == "099")
+            .map(|t| t.terminal_id.as_str())
+            .collect();
+        assert_eq!(
+            of_099.len() as i64,
+            MAX_TERMINALS_PER_SUPERVISOR,
+            "{}",
+            backend.name
+        );
+        assert_eq!(
+            of_099.first(),
+            Some(&"T04"),
+            "the oldest four were forgotten"
+        );
+        assert_eq!(of_099.last(), Some(&"T10"), "oldest use first");
+        assert_eq!(kept[0].operator_no, "098");
+        assert_eq!(kept.len(), 17);
+    }
+}
