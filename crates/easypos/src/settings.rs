@@ -137,6 +137,27 @@ pub const SETTINGS: &[Setting] = &[
         example: "2",
         description: "Threads of the async runtime.",
     },
+    Setting {
+        key: "database.pool_size",
+        env: "EASYPOS_DATABASE_POOL_SIZE",
+        default: "4",
+        example: "8",
+        description: "PostgreSQL: connections each node keeps for reads and non-ledger writes (1 to 64), besides its ledger writer's and its background-job lock's. Every node opens this many (and as many again to a replica): keep nodes × (pool_size + 2) under the server's `max_connections` (docs/scaling.md).",
+    },
+    Setting {
+        key: "database.statement_timeout_ms",
+        env: "EASYPOS_DATABASE_STATEMENT_TIMEOUT_MS",
+        default: "0",
+        example: "5000",
+        description: "PostgreSQL: the longest any statement of this node may run before the server cancels it (its request then fails and is retried or answered as an error); 0 leaves the server's own setting, normally no limit. Migrations at start are never cut off.",
+    },
+    Setting {
+        key: "database.replica_url",
+        env: "EASYPOS_DATABASE_REPLICA_URL",
+        default: "none",
+        example: "\"postgres://easypos@replica.internal:5432/easypos\"",
+        description: "PostgreSQL: a streaming replica of `database.url` that the console's and the API's listings (journal, cases, audit log) read, so that people browsing do not load the primary. They may lag the primary by the replication delay. Authorizations, every write and every read a decision depends on always use the primary (docs/scaling.md).",
+    },
 ];
 
 /// The reference as Markdown (docs/configuration.md).
