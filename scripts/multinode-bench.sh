@@ -64,11 +64,13 @@ for count in 1 2 3; do
     done
     lb="127.0.0.1:$(free_port)"
     # HAProxy spreads connections over the hosts that run; the others are down from the start.
-    EASYPOS_LB_LISTEN="$lb" EASYPOS_LB_MAXCONN=20000 \
+    EASYPOS_LB_LISTEN="$lb" EASYPOS_LB_MAXCONN=5000 \
         EASYPOS_HOST1="${hosts[0]}" EASYPOS_HOST2="$( [ "$count" -ge 2 ] && echo "${hosts[1]}" || echo 127.0.0.1:1 )" \
         EASYPOS_HOST3="$( [ "$count" -ge 3 ] && echo "${hosts[2]}" || echo 127.0.0.1:1 )" \
         haproxy -f "$root/packaging/haproxy/easypos.cfg" -db > haproxy.log 2>&1 &
     pids+=("$!")
+    # Listening, and the absent hosts marked down by two failed health checks.
+    until python3 -c 'import socket,sys; socket.create_connection(sys.argv[1].split(":"), 1)' "$lb" 2>/dev/null; do sleep 0.2; done
     sleep 3
     for run in $(seq 1 "$runs"); do
         report="$("$easypos" bench sales --target "$lb" --fleet fleet.json --seconds "$seconds" --json || true)"
