@@ -30,6 +30,7 @@ mod completion;
 pub mod console_refund;
 pub mod effects;
 mod follow_up;
+pub mod freezes;
 mod handler;
 mod journal;
 pub mod keys;

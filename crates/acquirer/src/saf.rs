@@ -165,7 +165,11 @@ impl TerminalHandler {
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
         loop {
-            if let Err(error) = self.forward_reversals().await {
+            // One node forwards at a time (docs/scaling.md); the others' queued reversals are
+            // in the same table, so the leader forwards them too.
+            if self.store.leads(store::leader::Job::StoreAndForward).await
+                && let Err(error) = self.forward_reversals().await
+            {
                 tracing::error!(%error, "store-and-forward pass failed");
             }
             tokio::select! {

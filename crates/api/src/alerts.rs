@@ -544,7 +544,14 @@ pub async fn run(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
-        if let Err(problem) = pass(&state, state.now_seconds()).await {
+        // One node sends at a time (docs/scaling.md); the cursors are in `meta`, so the next
+        // leader goes on where the last one stopped.
+        if state
+            .store
+            .leads(store::leader::Job::CardholderAlerts)
+            .await
+            && let Err(problem) = pass(&state, state.now_seconds()).await
+        {
             tracing::warn!(error = %problem.detail, "alert pass failed");
         }
         tokio::select! {

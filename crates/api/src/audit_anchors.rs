@@ -181,9 +181,11 @@ pub async fn run(
         return;
     };
     loop {
-        if let Err(error) = anchorer
-            .anchor_if_due(state.now_seconds(), ANCHOR_EVERY_ENTRIES)
-            .await
+        // One node signs at a time (docs/scaling.md).
+        if state.store.leads(store::leader::Job::AuditAnchoring).await
+            && let Err(error) = anchorer
+                .anchor_if_due(state.now_seconds(), ANCHOR_EVERY_ENTRIES)
+                .await
         {
             tracing::warn!(%error, "anchoring the audit log failed; will retry");
         }

@@ -132,13 +132,8 @@ fn case(entry: &JournalEntry, action: &StaffAction<'_>, alert: &InsiderAlert) ->
     }
 }
 
-/// Runs passes every `interval` until `stop` says so; a failed pass is logged and retried.
-pub async fn run(
-    store: std::sync::Arc<Store>,
-    rules: InsiderRules,
-    interval: Duration,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+/// A feed starting after the journal's newest row.
+async fn start_feed(store: &Store, rules: InsiderRules) -> InsiderFeed {
     let start = match store.journal_last_id().await {
         Ok(id) => id,
         Err(error) => {
@@ -146,12 +141,39 @@ pub async fn run(
             0
         }
     };
-    let mut feed = InsiderFeed::new(rules, start);
+    InsiderFeed::new(rules, start)
+}
+
+/// Runs passes every `interval` until `stop` says so; a failed pass is logged and retried.
+///
+/// Of several nodes sharing the store, the one that leads the job runs the passes
+/// (docs/scaling.md). A node that becomes the leader starts its feed at the journal's newest
+/// row, as a restarted host does: the rows between the last leader's last pass and the
+/// takeover are not alerted on.
+pub async fn run(
+    store: std::sync::Arc<Store>,
+    rules: InsiderRules,
+    interval: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let job = store::leader::Job::InsiderAlerts;
+    let mut feed = None;
+    if store.leads(job).await {
+        feed = Some(start_feed(&store, rules.clone()).await);
+    }
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = stop.wait_for(|stopping| *stopping) => return,
         }
+        if !store.leads(job).await {
+            feed = None;
+            continue;
+        }
+        let feed = match feed.as_mut() {
+            Some(feed) => feed,
+            None => feed.insert(start_feed(&store, rules.clone()).await),
+        };
         match feed.pass(&store).await {
             Ok(0) => {}
             Ok(opened) => tracing::info!(opened, "insider alerts opened cases"),

@@ -449,7 +449,10 @@ pub async fn run(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
-        if let Err(error) = pass(&state, state.now_seconds()).await {
+        // One node delivers at a time (docs/scaling.md).
+        if state.store.leads(store::leader::Job::Webhooks).await
+            && let Err(error) = pass(&state, state.now_seconds()).await
+        {
             tracing::warn!(%error, "webhook pass failed");
         }
         tokio::select! {

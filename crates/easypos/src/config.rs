@@ -96,6 +96,9 @@ struct FileHsm {
 struct FileDatabase {
     backend: Option<String>,
     url: Option<String>,
+    pool_size: Option<usize>,
+    statement_timeout_ms: Option<u64>,
+    replica_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -131,6 +134,8 @@ pub enum LogFormat {
 pub struct Config {
     pub data_dir: PathBuf,
     pub backend: Backend,
+    /// PostgreSQL's pool size, statement timeout and replica (unused on SQLite).
+    pub postgres: store::PostgresTuning,
     pub http_listen: SocketAddr,
     pub log_level: String,
     pub log_format: LogFormat,
@@ -213,9 +218,9 @@ impl Config {
             .database_url
             .clone()
             .or_else(|| env("EASYPOS_DATABASE_URL"))
-            .or(file.database.url);
+            .or(file.database.url.clone());
         let backend_name = env("EASYPOS_DATABASE_BACKEND")
-            .or(file.database.backend)
+            .or(file.database.backend.clone())
             .unwrap_or_else(|| {
                 if url.is_some() {
                     "postgres".into()
@@ -227,13 +232,7 @@ impl Config {
             ("sqlite", _) => Backend::Sqlite {
                 path: data_dir.join("easypos.db"),
             },
-            ("postgres", Some(url))
-                if url.starts_with("postgres://")
-                    || url.starts_with("postgresql://")
-                    || url.contains("host=") =>
-            {
-                Backend::Postgres { url }
-            }
+            ("postgres", Some(url)) if is_postgres_url(&url) => Backend::Postgres { url },
             ("postgres", Some(_)) => bail!(
                 "database.url (EASYPOS_DATABASE_URL) must be a PostgreSQL URL such as postgres://user@127.0.0.1:5432/easypos"
             ),
@@ -244,6 +243,8 @@ impl Config {
                 "database.backend (EASYPOS_DATABASE_BACKEND) is {other:?}; use \"sqlite\" (default) or \"postgres\""
             ),
         };
+
+        let postgres = postgres_tuning(&file.database, env, &backend)?;
 
         let listen = env("EASYPOS_HTTP_LISTEN")
             .or(file.http.listen)
@@ -388,6 +389,7 @@ impl Config {
             risk_rules_named,
             data_dir,
             backend,
+            postgres,
             http_listen,
             log_level,
             log_format,
@@ -398,6 +400,56 @@ impl Config {
             remote_issuer,
         })
     }
+}
+
+/// Whether `url` looks like a PostgreSQL connection string.
+fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://") || url.contains("host=")
+}
+
+/// `database.pool_size`, `database.statement_timeout_ms` and `database.replica_url`.
+fn postgres_tuning(
+    file: &FileDatabase,
+    env: &dyn Fn(&str) -> Option<String>,
+    backend: &Backend,
+) -> anyhow::Result<store::PostgresTuning> {
+    let pool_size = match env("EASYPOS_DATABASE_POOL_SIZE") {
+        Some(text) => text.parse().map_err(|_| anyhow::anyhow!("database.pool_size (EASYPOS_DATABASE_POOL_SIZE) is {text:?}; give a number of connections, e.g. 8"))?,
+        None => file.pool_size.unwrap_or(store::DEFAULT_POOL_SIZE),
+    };
+    if !(1..=store::MAX_POOL_SIZE).contains(&pool_size) {
+        bail!(
+            "database.pool_size is {pool_size}; give between 1 and {} connections",
+            store::MAX_POOL_SIZE
+        );
+    }
+    let statement_timeout_ms = match env("EASYPOS_DATABASE_STATEMENT_TIMEOUT_MS") {
+        Some(text) => text.parse().map_err(|_| anyhow::anyhow!("database.statement_timeout_ms (EASYPOS_DATABASE_STATEMENT_TIMEOUT_MS) is {text:?}; give milliseconds, e.g. 5000, or 0 for no limit"))?,
+        None => file.statement_timeout_ms.unwrap_or(0),
+    };
+    if statement_timeout_ms != 0 && !(100..=3_600_000).contains(&statement_timeout_ms) {
+        bail!(
+            "database.statement_timeout_ms is {statement_timeout_ms}; give 0 (no limit) or between 100 and 3600000 milliseconds"
+        );
+    }
+    let replica_url = env("EASYPOS_DATABASE_REPLICA_URL").or_else(|| file.replica_url.clone());
+    if let Some(url) = &replica_url {
+        if !matches!(backend, Backend::Postgres { .. }) {
+            bail!(
+                "database.replica_url (EASYPOS_DATABASE_REPLICA_URL) is set but the database is SQLite; a replica needs database.url (PostgreSQL)"
+            );
+        }
+        if !is_postgres_url(url) {
+            bail!(
+                "database.replica_url (EASYPOS_DATABASE_REPLICA_URL) must be a PostgreSQL URL such as postgres://user@replica:5432/easypos"
+            );
+        }
+    }
+    Ok(store::PostgresTuning {
+        pool_size,
+        statement_timeout_ms,
+        replica_url,
+    })
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -471,6 +523,19 @@ impl Config {
             ),
             // The only value start-up accepts.
             ("alerts.smtp_tls", "none".to_owned()),
+
+            ("database.pool_size", self.postgres.pool_size.to_string()),
+            (
+                "database.statement_timeout_ms",
+                self.postgres.statement_timeout_ms.to_string(),
+            ),
+            (
+                "database.replica_url",
+                self.postgres
+                    .replica_url
+                    .as_deref()
+                    .map_or_else(|| "none".to_owned(), store::redact_url),
+            ),
         ]
     }
 }
@@ -699,5 +764,65 @@ mod tests {
             error.to_string().contains("unknown field `htpp`"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn postgres_pool_timeout_and_replica_are_read_and_checked() {
+        let config = resolve(
+            "[database]\nurl = \"postgres://app@db/easypos\"\npool_size = 8\nstatement_timeout_ms = 5000\nreplica_url = \"postgres://app:secret@replica/easypos\"",
+            &[("EASYPOS_DATABASE_POOL_SIZE", "12")],
+        )
+        .unwrap();
+        assert_eq!(
+            config.postgres,
+            store::PostgresTuning {
+                pool_size: 12,
+                statement_timeout_ms: 5_000,
+                replica_url: Some("postgres://app:secret@replica/easypos".into()),
+            }
+        );
+        let shown: HashMap<_, _> = config.describe().into_iter().collect();
+        assert_eq!(
+            shown["database.replica_url"],
+            "postgres://app@replica/easypos"
+        );
+        for (toml_text, vars, problem) in [
+            (
+                "",
+                vec![("EASYPOS_DATABASE_POOL_SIZE", "0")],
+                "database.pool_size is 0",
+            ),
+            (
+                "[database]\npool_size = 65",
+                vec![],
+                "database.pool_size is 65",
+            ),
+            (
+                "",
+                vec![("EASYPOS_DATABASE_POOL_SIZE", "many")],
+                "EASYPOS_DATABASE_POOL_SIZE) is \"many\"",
+            ),
+            (
+                "[database]\nstatement_timeout_ms = 5",
+                vec![],
+                "give 0 (no limit) or between 100",
+            ),
+            (
+                "",
+                vec![(
+                    "EASYPOS_DATABASE_REPLICA_URL",
+                    "postgres://app@replica/easypos",
+                )],
+                "the database is SQLite",
+            ),
+            (
+                "[database]\nurl = \"postgres://app@db/easypos\"\nreplica_url = \"replica:5432\"",
+                vec![],
+                "must be a PostgreSQL URL",
+            ),
+        ] {
+            let error = resolve(toml_text, &vars).unwrap_err().to_string();
+            assert!(error.contains(problem), "{error}");
+        }
     }
 }

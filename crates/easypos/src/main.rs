@@ -417,9 +417,13 @@ pub async fn open_store(config: &Config) -> anyhow::Result<store::Store> {
         store::Backend::Sqlite { path } => format!("SQLite database {}", path.display()),
         store::Backend::Postgres { .. } => "PostgreSQL database (database.url)".to_owned(),
     };
-    store::Store::open(&config.backend)
-        .await
-        .with_context(|| format!("cannot open the {where_}"))
+    let opened = match &config.backend {
+        store::Backend::Sqlite { .. } => store::Store::open(&config.backend).await,
+        store::Backend::Postgres { url } => {
+            store::Store::open_postgres(url, &config.postgres, Arc::new(store::SystemClock)).await
+        }
+    };
+    opened.with_context(|| format!("cannot open the {where_}"))
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<()> {

@@ -138,11 +138,39 @@ pub const SETTINGS: &[Setting] = &[
         description: "Threads of the async runtime.",
     },
     Setting {
+        key: "",
+        env: "EASYPOS_BENCH_DATABASE_URL",
+        default: "none",
+        example: "\"postgres://postgres@127.0.0.1:5432/bench\"",
+        description: "`easypos bench baseline` only: the PostgreSQL database its conventional design runs in, instead of `--database-url` (BENCHMARKS.md). Its schema is dropped and made anew.",
+    },
+    Setting {
         key: "alerts.smtp_tls",
         env: "EASYPOS_ALERTS_SMTP_TLS",
         default: "none",
         example: "\"none\"",
         description: "TLS to the SMTP relay: only `none` (plain SMTP). STARTTLS and implicit TLS are not supported and refused at start (as are `smtps://` relays and port 465): let a local mail server do TLS onwards (docs/aftersale.md).",
+    },
+    Setting {
+        key: "database.pool_size",
+        env: "EASYPOS_DATABASE_POOL_SIZE",
+        default: "4",
+        example: "8",
+        description: "PostgreSQL: connections each node keeps for reads and non-ledger writes (1 to 64), besides its ledger writer's and its background-job lock's. Every node opens this many (and as many again to a replica): keep nodes × (pool_size + 2) under the server's `max_connections` (docs/scaling.md).",
+    },
+    Setting {
+        key: "database.statement_timeout_ms",
+        env: "EASYPOS_DATABASE_STATEMENT_TIMEOUT_MS",
+        default: "0",
+        example: "5000",
+        description: "PostgreSQL: the longest any statement of this node may run before the server cancels it (its request then fails and is retried or answered as an error); 0 leaves the server's own setting, normally no limit. Migrations at start are never cut off.",
+    },
+    Setting {
+        key: "database.replica_url",
+        env: "EASYPOS_DATABASE_REPLICA_URL",
+        default: "none",
+        example: "\"postgres://easypos@replica.internal:5432/easypos\"",
+        description: "PostgreSQL: a streaming replica of `database.url` that the console's and the API's listings (journal, cases, audit log) read, so that people browsing do not load the primary. They may lag the primary by the replication delay. Authorizations, every write and every read a decision depends on always use the primary (docs/scaling.md).",
     },
 ];
 

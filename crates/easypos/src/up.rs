@@ -84,14 +84,11 @@ async fn terminal_listener(
     }
     let terminals = acquirer::TerminalRecord::from_directory(&directory);
     let (rules, _) = risk_rules(config)?;
-    // Emergency freezes: loaded once here, then changed by the API in memory and in the store
-    // together (one process; several hosts on one PostgreSQL would need a reload, issue 10).
+    // Emergency freezes: loaded here, then changed by this process's API in memory and in the
+    // store together, and read again from the store every FREEZE_SYNC_INTERVAL for what other
+    // hosts sharing the database changed (`freeze_loop`, docs/scaling.md).
     let freezes = Arc::new(risk::Freezes::new());
-    for freeze in store.freezes().await? {
-        if let Some(scope) = risk::FreezeScope::parse(&freeze.scope) {
-            freezes.set(scope, &freeze.target, true);
-        }
-    }
+    acquirer::freezes::sync_freezes(store, &freezes).await?;
     let mccs = directory
         .merchants
         .iter()
@@ -254,6 +251,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Unpaid wallet orders are closed on time.
     let wallet_closer = tokio::spawn(crate::wallets::close_loop(
         wallets.clone(),
+        store.clone(),
         crate::wallets::CLOSE_INTERVAL,
         stopped.clone(),
     ));
@@ -414,6 +412,9 @@ async fn print_banner(
     let directory = store.load_directory().await?;
     let database = match &config.backend {
         store::Backend::Sqlite { path } => format!("SQLite {} (schema v{version})", path.display()),
+        store::Backend::Postgres { .. } if store.reads_replica() => format!(
+            "PostgreSQL (schema v{version}); listings read the replica (database.replica_url)"
+        ),
         store::Backend::Postgres { .. } => format!("PostgreSQL (schema v{version})"),
     };
     let seeded = match seeded {
@@ -704,6 +705,9 @@ async fn expiry_loop(app: Arc<App>, interval: Duration, mut stopped: watch::Rece
             _ = ticker.tick() => {}
             _ = stopped.wait_for(|stopping| *stopping) => return,
         }
+        if !app.store.leads(store::leader::Job::HoldExpiry).await {
+            continue;
+        }
         match app.store.expire_due().await {
             Ok(0) => {}
             Ok(expired) => {
@@ -732,20 +736,11 @@ async fn freeze_loop(app: Arc<App>, interval: Duration, mut stopped: watch::Rece
             _ = ticker.tick() => {}
             _ = stopped.wait_for(|stopping| *stopping) => return,
         }
-        // Read before the store, so a freeze this process sets meanwhile is never undone.
-        let seen = freezes.generation();
-        match app.store.freezes().await {
-            Ok(stored) => {
-                let all = stored.iter().filter_map(|freeze| {
-                    risk::FreezeScope::parse(&freeze.scope)
-                        .map(|scope| (scope, freeze.target.as_str()))
-                });
-                if let Some(changed) = freezes.replace_all(seen, all)
-                    && changed > 0
-                {
-                    tracing::info!(changed, "freezes taken over from the store");
-                }
+        match acquirer::freezes::sync_freezes(&app.store, &freezes).await {
+            Ok(Some(changed)) if changed > 0 => {
+                tracing::info!(changed, "freezes taken over from the store");
             }
+            Ok(_) => {}
             Err(error) => tracing::warn!(%error, "reading the freezes failed; will retry"),
         }
         // Rules saved through the API or console (of any host sharing the store) take effect

@@ -42,12 +42,21 @@ pub async fn seed_demo(wallets: &Wallets) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Closes due orders every `interval` until `stopped` says so.
-pub async fn close_loop(wallets: Wallets, interval: Duration, mut stopped: watch::Receiver<bool>) {
+/// Closes due orders every `interval` until `stopped` says so, on the one node of those sharing
+/// `store` that leads the job (docs/scaling.md).
+pub async fn close_loop(
+    wallets: Wallets,
+    store: std::sync::Arc<store::Store>,
+    interval: Duration,
+    mut stopped: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = stopped.wait_for(|stopping| *stopping) => return,
+        }
+        if !store.leads(store::leader::Job::WalletOrders).await {
+            continue;
         }
         match wallets.close_due().await {
             Ok(0) => {}

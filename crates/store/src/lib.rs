@@ -26,6 +26,7 @@ pub mod audit;
 pub mod backup;
 /// A PostgreSQL connection string without its password, for messages and `config show`.
 pub use postgres::redact_url;
+pub use postgres::{DEFAULT_POOL_SIZE, MAX_POOL_SIZE, PostgresTuning};
 pub mod audit_anchors;
 pub mod audit_export;
 pub mod batches;
@@ -42,6 +43,7 @@ pub mod incidents;
 pub mod journal;
 pub mod journal_feed;
 pub mod key_tokens;
+pub mod leader;
 pub mod migrate;
 pub mod onboarding;
 pub mod password_resets;
@@ -129,9 +131,28 @@ impl Store {
             Backend::Sqlite { path } => Ok(Store::Sqlite(Box::new(
                 sqlite::SqliteStore::open(path, clock).await?,
             ))),
-            Backend::Postgres { url } => Ok(Store::Postgres(
-                postgres::PostgresStore::open(url, clock).await?,
-            )),
+            Backend::Postgres { url } => {
+                Self::open_postgres(url, &PostgresTuning::default(), clock).await
+            }
+        }
+    }
+
+    /// Opens a PostgreSQL store with its pool size, statement timeout and replica.
+    pub async fn open_postgres(
+        url: &str,
+        tuning: &PostgresTuning,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Store, StoreError> {
+        Ok(Store::Postgres(
+            postgres::PostgresStore::open(url, tuning, clock).await?,
+        ))
+    }
+
+    /// Whether the console's and the API's listings read a streaming replica.
+    pub fn reads_replica(&self) -> bool {
+        match self {
+            Store::Sqlite(_) => false,
+            Store::Postgres(store) => store.reads_replica(),
         }
     }
 
@@ -299,6 +320,15 @@ impl Store {
         match self {
             Store::Sqlite(store) => store.close().await,
             Store::Postgres(store) => store.close().await,
+        }
+    }
+
+    /// Whether this node runs `job`'s next pass ([`leader`]): always on SQLite, whose one
+    /// process owns the database; on PostgreSQL while this node holds the job's lock.
+    pub async fn leads(&self, job: leader::Job) -> bool {
+        match self {
+            Store::Sqlite(_) => true,
+            Store::Postgres(store) => store.leadership.leads(job).await,
         }
     }
 

@@ -130,8 +130,98 @@ pub struct PostgresStore {
     jobs: mpsc::Sender<Job>,
     writer: Option<tokio::task::JoinHandle<()>>,
     /// For reads and the occasional non-ledger write (directory, meta, expiry).
-    pub(crate) other: Arc<Mutex<Client>>,
+    pub(crate) other: Arc<Pool>,
+    /// A streaming replica for the console's and the API's read-only listings
+    /// (`database.replica_url`, docs/scaling.md); `None`: they read the primary.
+    replica: Option<Arc<Pool>>,
     counters: Arc<Counters>,
+    /// The background jobs' locks, on a connection of their own (`leader.rs`).
+    pub(crate) leadership: Box<crate::leader::Leadership>,
+}
+
+/// How a PostgreSQL store connects (`database.*` in docs/configuration.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PostgresTuning {
+    /// Connections for reads and non-ledger writes, besides the writer's and the leader lock's.
+    pub pool_size: usize,
+    /// Longest a statement may run before PostgreSQL cancels it; 0: no limit.
+    pub statement_timeout_ms: u64,
+    /// A streaming replica for read-only listings, or `None`.
+    pub replica_url: Option<String>,
+}
+
+/// Pooled connections unless configured: enough for the console, the API and the background
+/// jobs to read at once, few enough that ten nodes stay far below `max_connections` (100).
+pub const DEFAULT_POOL_SIZE: usize = 4;
+/// The most pooled connections a node may be told to open (PostgreSQL's default
+/// `max_connections` is 100 for every node together).
+pub const MAX_POOL_SIZE: usize = 64;
+
+impl Default for PostgresTuning {
+    fn default() -> Self {
+        PostgresTuning {
+            pool_size: DEFAULT_POOL_SIZE,
+            statement_timeout_ms: 0,
+            replica_url: None,
+        }
+    }
+}
+
+/// The application name of pooled connections in `pg_stat_activity`.
+pub const POOL_APPLICATION_NAME: &str = "easypos pool";
+
+/// A few connections; a caller takes a free one, or waits its turn on one of them.
+pub(crate) struct Pool {
+    connections: Vec<Mutex<Client>>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pool({} connections)", self.connections.len())
+    }
+}
+
+impl Pool {
+    /// `size` connections to `url` (at least one), each with the statement timeout.
+    async fn open(url: &str, size: usize, statement_timeout_ms: u64) -> Result<Pool, StoreError> {
+        let mut connections = Vec::new();
+        for _ in 0..size.max(1) {
+            let client = connect(url).await?;
+            // Named, so operators (and the tests) tell the pool from the writer and the lock.
+            client
+                .batch_execute(&format!("SET application_name = '{POOL_APPLICATION_NAME}'"))
+                .await?;
+            limit_statements(&client, statement_timeout_ms).await?;
+            connections.push(Mutex::new(client));
+        }
+        Ok(Pool {
+            connections,
+            next: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    /// A connection to use alone until the guard drops: a free one when there is one.
+    pub(crate) async fn lock(&self) -> tokio::sync::MutexGuard<'_, Client> {
+        for connection in &self.connections {
+            if let Ok(guard) = connection.try_lock() {
+                return guard;
+            }
+        }
+        let index =
+            self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.connections.len();
+        self.connections[index].lock().await
+    }
+}
+
+/// Sets the session's statement timeout (0 leaves PostgreSQL's, normally none).
+async fn limit_statements(client: &Client, statement_timeout_ms: u64) -> Result<(), StoreError> {
+    if statement_timeout_ms > 0 {
+        client
+            .batch_execute(&format!("SET statement_timeout = {statement_timeout_ms}"))
+            .await?;
+    }
+    Ok(())
 }
 
 pub(crate) async fn connect(url: &str) -> Result<Client, StoreError> {
@@ -166,12 +256,27 @@ pub fn redact_url(url: &str) -> String {
 }
 
 impl PostgresStore {
-    pub async fn open(url: &str, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
-        let mut other = connect(url).await?;
-        migrate(&mut other).await?;
-        let accounts = select_all_accounts(&other).await?;
+    pub async fn open(
+        url: &str,
+        tuning: &PostgresTuning,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StoreError> {
+        // Migrations run without the statement timeout: a long one must not be cut off.
+        {
+            let mut client = connect(url).await?;
+            migrate(&mut client).await?;
+        }
+        let other = Pool::open(url, tuning.pool_size, tuning.statement_timeout_ms).await?;
+        let accounts = select_all_accounts(&*other.lock().await).await?;
         ledger::check_books(&accounts).map_err(|error| StoreError::Corrupt(error.to_string()))?;
+        let replica = match &tuning.replica_url {
+            Some(replica_url) => Some(Arc::new(
+                Pool::open(replica_url, tuning.pool_size, tuning.statement_timeout_ms).await?,
+            )),
+            None => None,
+        };
         let writer_client = connect(url).await?;
+        limit_statements(&writer_client, tuning.statement_timeout_ms).await?;
         let counters = Arc::new(Counters::default());
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let writer = Writer {
@@ -184,9 +289,26 @@ impl PostgresStore {
         Ok(PostgresStore {
             jobs: sender,
             writer: Some(handle),
-            other: Arc::new(Mutex::new(other)),
+            other: Arc::new(other),
+            replica,
             counters,
+            leadership: Box::new(crate::leader::Leadership::new(url)),
         })
+    }
+
+    /// Connections for a read that may lag the primary by the replication delay (the
+    /// console's and the API's listings): the replica when there is one. Never for what an
+    /// authorization decides on.
+    pub(crate) async fn lagging_reader(&self) -> tokio::sync::MutexGuard<'_, Client> {
+        match &self.replica {
+            Some(replica) => replica.lock().await,
+            None => self.other.lock().await,
+        }
+    }
+
+    /// Whether listings read a replica.
+    pub fn reads_replica(&self) -> bool {
+        self.replica.is_some()
     }
 
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Job) -> Result<T, StoreError> {
@@ -1461,7 +1583,8 @@ impl PostgresStore {
     }
 
     pub async fn journal_recent(&self, limit: i64) -> Result<Vec<JournalEntry>, StoreError> {
-        let client = self.other.lock().await;
+        // A listing for people (the console's journal page): it may read the replica.
+        let client = self.lagging_reader().await;
         let rows = client
             .query(
                 &format!("SELECT {JOURNAL_COLUMNS} FROM (SELECT * FROM journal ORDER BY id DESC LIMIT $1) AS recent ORDER BY id"),

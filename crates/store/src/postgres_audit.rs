@@ -70,7 +70,8 @@ impl PostgresStore {
         &self,
         query: &AuditQuery,
     ) -> Result<Vec<AuditEntry>, StoreError> {
-        let client = self.other.lock().await;
+        // A listing for people: it may read the replica (docs/scaling.md).
+        let client = self.lagging_reader().await;
         let rows = client
             .query(
                 &format!(

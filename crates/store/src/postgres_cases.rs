@@ -44,7 +44,8 @@ impl PostgresStore {
         query: &CaseQuery,
         limit: i64,
     ) -> Result<Vec<Case>, StoreError> {
-        let client = self.other.lock().await;
+        // A listing for people: it may read the replica (docs/scaling.md).
+        let client = self.lagging_reader().await;
         let rows = client
             .query(
                 &format!("SELECT {CASE_COLUMNS} FROM cases WHERE ($1::text IS NULL OR status = $1) AND ($2::text[] IS NULL OR merchant_id = ANY($2)) ORDER BY id DESC LIMIT $3"),

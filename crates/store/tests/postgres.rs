@@ -8,6 +8,7 @@ use ledger::*;
 use money::{Amount, Currency};
 use std::sync::Arc;
 use store::Store;
+use store::leader::Job;
 
 const BANK: InstitutionId = InstitutionId(1);
 const FUNDING: AccountId = AccountId(1);
@@ -219,4 +220,165 @@ async fn two_hosts_never_pass_a_cards_daily_limit_together() {
     assert_eq!(alice.debits_posted, approved * 100);
     Arc::try_unwrap(first).unwrap().close().await.unwrap();
     Arc::try_unwrap(second).unwrap().close().await.unwrap();
+}
+
+/// Asks `store` whether it leads `job` until it does, at most 100 times 50 ms apart: a
+/// terminated backend releases its locks only once PostgreSQL has ended it.
+async fn comes_to_lead(store: &Store, job: Job) -> bool {
+    for _ in 0..100 {
+        if store.leads(job).await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_background_job_runs_on_one_node_and_moves_when_its_leader_dies() {
+    let Some(url) = common::postgres_url() else {
+        return;
+    };
+    let backend = common::postgres(&url).await;
+    let store::Backend::Postgres { url: database_url } = backend.backend.clone() else {
+        unreachable!("a PostgreSQL test backend");
+    };
+    let first = Store::open(&backend.backend).await.unwrap();
+    let second = Store::open(&backend.backend).await.unwrap();
+
+    // The first to ask leads; the other never does while the leader lives, pass after pass.
+    assert!(first.leads(Job::Webhooks).await);
+    assert!(second.leads(Job::HoldExpiry).await);
+    for _ in 0..3 {
+        assert!(first.leads(Job::Webhooks).await);
+        assert!(!second.leads(Job::Webhooks).await);
+        assert!(second.leads(Job::HoldExpiry).await);
+        assert!(!first.leads(Job::HoldExpiry).await);
+    }
+
+    // The leader's lock connection is killed (what a dead host looks like to PostgreSQL):
+    // the webhooks move to the second node, and the first, reconnected, no longer runs them.
+    let (admin, connection) = tokio_postgres::connect(&database_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let holders = admin
+        .query(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid::int = $1 AND objid::int = $2 AND granted",
+            &[&store::leader::LOCK_CLASS, &Job::Webhooks.lock_key()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(holders.len(), 1, "one node holds the webhooks' lock");
+    let pid: i32 = holders[0].get(0);
+    let killed: bool = admin
+        .query_one("SELECT pg_terminate_backend($1)", &[&pid])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(killed);
+    assert!(comes_to_lead(&second, Job::Webhooks).await);
+    assert!(!first.leads(Job::Webhooks).await);
+    assert!(second.leads(Job::Webhooks).await);
+
+    // A node that stops (its store closed, as at shutdown or a crash) lets the others take
+    // over everything it ran.
+    second.close().await.unwrap();
+    assert!(comes_to_lead(&first, Job::Webhooks).await);
+    assert!(first.leads(Job::HoldExpiry).await);
+    first.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn on_sqlite_the_one_process_runs_every_job() {
+    let backend = common::sqlite();
+    let store = Store::open(&backend.backend).await.unwrap();
+    for job in Job::ALL {
+        assert!(store.leads(job).await, "{}", job.name());
+    }
+    store.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nodes_starting_at_once_on_an_empty_database_apply_each_migration_once() {
+    let Some(url) = common::postgres_url() else {
+        return;
+    };
+    let backend = common::postgres(&url).await;
+    let starts: Vec<_> = (0..5)
+        .map(|_| {
+            let backend = backend.backend.clone();
+            tokio::spawn(async move { Store::open(&backend).await })
+        })
+        .collect();
+    let mut stores = Vec::new();
+    for start in starts {
+        stores.push(start.await.unwrap().expect("every node starts"));
+    }
+    let latest = store::latest_version(store::postgres_migrations());
+    for store in &stores {
+        assert_eq!(store.schema_version().await.unwrap(), latest);
+    }
+    use store::onboarding::{Cell, Kind};
+    let applied = stores[0]
+        .onboarding_query(
+            "SELECT count(*), count(DISTINCT version) FROM schema_migrations",
+            vec![],
+            &[Kind::Int, Kind::Int],
+        )
+        .await
+        .unwrap();
+    let count = i64::try_from(store::postgres_migrations().len()).unwrap();
+    assert_eq!(applied, vec![vec![Cell::int(count), Cell::int(count)]]);
+    for store in stores {
+        store.close().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_keeps_its_configured_pool_and_cancels_statements_past_the_timeout() {
+    let Some(url) = common::postgres_url() else {
+        return;
+    };
+    let backend = common::postgres(&url).await;
+    let store::Backend::Postgres { url: database_url } = backend.backend.clone() else {
+        unreachable!("a PostgreSQL test backend");
+    };
+    let tuning = store::PostgresTuning {
+        pool_size: 3,
+        statement_timeout_ms: 300,
+        replica_url: None,
+    };
+    let store = Store::open_postgres(&database_url, &tuning, Arc::new(store::SystemClock))
+        .await
+        .unwrap();
+    use store::onboarding::{Cell, Kind};
+    let pooled = store
+        .onboarding_query(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1",
+            vec![Cell::text("easypos pool")],
+            &[Kind::Int],
+        )
+        .await
+        .unwrap();
+    assert_eq!(pooled, vec![vec![Cell::int(3)]]);
+    let error = store
+        .onboarding_query("SELECT pg_sleep(5)::text", vec![], &[Kind::Text])
+        .await
+        .unwrap_err();
+    let store::StoreError::Postgres(error) = error else {
+        panic!("a database error, not {error}");
+    };
+    assert_eq!(
+        error.code(),
+        Some(&tokio_postgres::error::SqlState::QUERY_CANCELED),
+        "cancelled by the statement timeout: {error:?}"
+    );
+    // The connection stays usable after the cancel.
+    let answered = store
+        .onboarding_query("SELECT 'still here'", vec![], &[Kind::Text])
+        .await
+        .unwrap();
+    assert_eq!(answered, vec![vec![Cell::text("still here")]]);
+    store.close().await.unwrap();
 }

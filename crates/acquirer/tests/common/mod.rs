@@ -100,7 +100,22 @@ pub const TEST_IMK: &str = "89B07B35A1B3F47E89B07B35A1B3F47E";
 pub struct World {
     pub store: Arc<Store>,
     pub hsm: Arc<SoftHsm>,
-    pub _backend: store::testing::TestBackend,
+    /// The database, dropped with the world; `None` for [`another_host`]'s, which shares it.
+    pub _backend: Option<store::testing::TestBackend>,
+}
+
+/// Another host on `world`'s database: a store of its own (connections, writer), as a second
+/// process would open, with the same HSM master key.
+pub async fn another_host(world: &World) -> World {
+    let backend = world
+        ._backend
+        .as_ref()
+        .expect("the world that owns the database");
+    World {
+        store: Arc::new(Store::open(&backend.backend).await.unwrap()),
+        hsm: world.hsm.clone(),
+        _backend: None,
+    }
 }
 
 /// The demo world on a fresh SQLite store, with a known master key for terminal 10000001.
@@ -164,7 +179,7 @@ async fn world_with_keys(backend: store::testing::TestBackend, keys: Vec<StoredK
     World {
         store,
         hsm,
-        _backend: backend,
+        _backend: Some(backend),
     }
 }
 
