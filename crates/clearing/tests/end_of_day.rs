@@ -108,7 +108,7 @@ async fn world_on(backend: store::testing::TestBackend) -> World {
     World {
         store,
         hsm,
-        _backend: backend,
+        _backend: Some(backend),
     }
 }
 
@@ -1022,7 +1022,7 @@ async fn a_day_settles_to_the_expected_figures(backend: store::testing::TestBack
         .iter()
         .find(|row| row.kind == "Sale" && row.stan == Some(2))
         .unwrap();
-    delete_journal_row(&world._backend.backend, row.id).await;
+    delete_journal_row(&world._backend.as_ref().unwrap().backend, row.id).await;
     // And an approved sale journaled that the ledger never saw.
     store
         .journal(vec![store::journal::JournalEntry {
