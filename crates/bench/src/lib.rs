@@ -20,7 +20,16 @@
 mod sales;
 mod world;
 
-pub use sales::{MAX_SECONDS, MAX_TERMINALS, SalesLoad, SalesReport, sales_throughput};
+pub use sales::{
+    MAX_SECONDS, MAX_TERMINALS, SaleLog, SaleOutcome, SaleRecord, SalesLoad, SalesReport,
+    sales_against, sales_throughput,
+};
+pub use world::{BenchCard, BenchTerminal, Fleet, provision};
+
+/// Risk rules that fit a load: the demo rules with the limits a load generator's cards reach
+/// raised beyond any run (`load-risk.toml`). `easypos bench provision` puts them in a bench
+/// data directory.
+pub const LOAD_RULES: &str = include_str!("../load-risk.toml");
 
 use ledger::{
     AccountId, AccountSpec, BalanceConstraint, InstitutionId, TransferId, TransferRequest,

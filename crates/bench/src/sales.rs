@@ -21,7 +21,7 @@
 //! sales that were sent late.
 
 use crate::BenchError;
-use crate::world::{self, World};
+use crate::world::{self, Fleet, World};
 use host::{Client, Limits, Listener};
 use iso8583::{LengthPrefix, ResponseCode, Stan};
 use money::Currency;
@@ -141,15 +141,116 @@ pub struct SalesReport {
     pub p99_micros: u64,
     pub p999_micros: u64,
     pub max_micros: u64,
-    /// Group commits of the store during the run (sales per commit shows the grouping).
-    pub commits: u64,
+    /// Group commits of the store during the run (sales per commit shows the grouping); not
+    /// known for a host in another process.
+    pub commits: Option<u64>,
     /// Ed25519 signatures the approvals' receipts took (approvals per signature shows the
-    /// batching, `aftersale::ReceiptBatcher`).
-    pub receipt_signatures: u64,
+    /// batching, `aftersale::ReceiptBatcher`); not known for a host in another process.
+    pub receipt_signatures: Option<u64>,
     /// Building the world and starting the host.
     pub setup_micros: u64,
     /// Signing every terminal on.
     pub sign_on_micros: u64,
+}
+
+/// What became of one sale, as its terminal saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SaleOutcome {
+    Approved,
+    Declined,
+    /// No answer came (the connection broke or timed out), or one the terminal could not take:
+    /// the terminal does not know whether the host approved it.
+    Unanswered,
+}
+
+/// One sale in the sale log: which terminal, batch and trace number, which of the terminal's
+/// cards (its place in the fleet file), the amount, and what the terminal heard. No card data.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SaleRecord {
+    pub terminal: String,
+    pub batch: u32,
+    pub stan: u32,
+    pub card: usize,
+    pub amount_minor: u64,
+    pub outcome: SaleOutcome,
+    pub response: Option<String>,
+    pub rrn: Option<String>,
+    pub auth_code: Option<String>,
+}
+
+/// The sale log: one JSON line per sale a terminal sent, written as the answers come, so that
+/// a check after the run (a crash harness, say) knows every approval the terminals received
+/// and every sale whose outcome they do not know.
+#[derive(Debug)]
+pub struct SaleLog {
+    out: std::sync::Mutex<std::io::BufWriter<std::fs::File>>,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+impl SaleLog {
+    /// Creates (or empties) the log at `path`.
+    pub fn create(path: &std::path::Path) -> Result<Self, BenchError> {
+        let file = std::fs::File::create(path).map_err(|error| {
+            BenchError::Setup(format!(
+                "cannot create the sale log {}: {error}",
+                path.display()
+            ))
+        })?;
+        Ok(Self {
+            out: std::sync::Mutex::new(std::io::BufWriter::new(file)),
+            failed: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    fn write(&self, record: &SaleRecord) {
+        use std::io::Write;
+        let Ok(mut out) = self.out.lock() else {
+            self.failed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            return;
+        };
+        let written = serde_json::to_writer(&mut *out, record)
+            .map_err(std::io::Error::from)
+            .and_then(|()| out.write_all(b"\n"));
+        if written.is_err() {
+            self.failed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Writes what is buffered to disk; fails if any line could not be written.
+    pub fn finish(&self) -> Result<(), BenchError> {
+        use std::io::Write;
+        let flushed = match self.out.lock() {
+            Ok(mut out) => out.flush().and_then(|()| out.get_ref().sync_all()).is_ok(),
+            Err(_) => false,
+        };
+        if !flushed || self.failed.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(BenchError::Setup(
+                "the sale log could not be written in full".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads a sale log back.
+    pub fn read(path: &std::path::Path) -> Result<Vec<SaleRecord>, BenchError> {
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            BenchError::Setup(format!(
+                "cannot read the sale log {}: {error}",
+                path.display()
+            ))
+        })?;
+        text.lines()
+            .enumerate()
+            .map(|(number, line)| {
+                serde_json::from_str(line).map_err(|error| {
+                    BenchError::Setup(format!("{} line {}: {error}", path.display(), number + 1))
+                })
+            })
+            .collect()
+    }
 }
 
 /// The host running in this process.
@@ -212,6 +313,8 @@ struct SignedOnTerminal {
     client: Client,
     keys: WorkingKeys,
     batch: u32,
+    /// The trace number of the sign-on; sales follow it.
+    first_stan: u32,
     cards: Vec<HeldCard>,
 }
 
@@ -226,7 +329,9 @@ async fn sign_on(
     let mut client = Client::connect(address, LengthPrefix::Binary2, ANSWER_TIMEOUT)
         .await
         .map_err(|e| failed(&e))?;
-    let first = Stan::new(1).ok_or_else(|| failed(&"trace number 1"))?;
+    // A terminal's trace numbers go on from where its last run left them (the fleet file).
+    let first = Stan::new(bench.last_stan + 1)
+        .ok_or_else(|| failed(&"no trace numbers left in this batch: provision a new database"))?;
     let request = terminal.sign_on(first, OPERATOR).map_err(|e| failed(&e))?;
     let frame = terminal.pack(&request).map_err(|e| failed(&e))?;
     let reply = client
@@ -239,7 +344,9 @@ async fn sign_on(
     let mut cards = Vec::with_capacity(bench.cards.len());
     for card in bench.cards {
         cards.push(HeldCard {
-            chip: ChipCard::new(&issuer_master_key, card.pan, 1).map_err(|e| failed(&e))?,
+            chip: ChipCard::new(&issuer_master_key, card.pan, 1)
+                .map_err(|e| failed(&e))?
+                .with_atc(card.atc),
             wrong_pin: card.wrong_pin,
             wrong_last: false,
         });
@@ -250,6 +357,7 @@ async fn sign_on(
         client,
         keys: signed.keys,
         batch: signed.batch,
+        first_stan: first.value(),
         cards,
     })
 }
@@ -274,6 +382,11 @@ struct Tally {
     /// Some approvals' signed receipts, whose signatures are checked after the run.
     receipts: Vec<String>,
     error: Option<String>,
+    /// Sales sent (answered or not).
+    sent: u32,
+    /// The terminal's last trace number and its cards' last ATCs, for the next run.
+    last_stan: u32,
+    atcs: Vec<u16>,
 }
 
 /// A fresh-looking unpredictable number (9F37) per terminal and sale (SplitMix64), so the
@@ -292,7 +405,18 @@ enum Outcome {
     Declined,
 }
 
-async fn sell(mut signed: SignedOnTerminal, plan: Plan) -> Tally {
+async fn sell(mut signed: SignedOnTerminal, plan: Plan, log: Option<Arc<SaleLog>>) -> Tally {
+    let mut tally = sell_until_done(&mut signed, plan, log.as_deref()).await;
+    tally.last_stan = signed.first_stan + tally.sent;
+    tally.atcs = signed.cards.iter().map(|card| card.chip.atc()).collect();
+    tally
+}
+
+async fn sell_until_done(
+    signed: &mut SignedOnTerminal,
+    plan: Plan,
+    log: Option<&SaleLog>,
+) -> Tally {
     let mut tally = Tally::default();
     let right_pin = match Pin::new(demo::DEMO_PIN) {
         Ok(pin) => pin,
@@ -304,7 +428,7 @@ async fn sell(mut signed: SignedOnTerminal, plan: Plan) -> Tally {
     // The schedule is kept here rather than in a `tokio::time::Interval`, so that a terminal
     // stops as soon as its next sale would fall after the deadline instead of waiting for it.
     let mut next = plan.first;
-    // The sign-on used trace number 1; `MAX_SECONDS` keeps the sales' below 999,999.
+    // The sales follow the sign-on's trace number.
     let mut sequence = 0_u64;
     loop {
         // Open loop: every sale scheduled before the deadline is sent, late or not, so a slow
@@ -315,10 +439,16 @@ async fn sell(mut signed: SignedOnTerminal, plan: Plan) -> Tally {
         tokio::time::sleep_until(next).await;
         let scheduled = next;
         sequence += 1;
-        let Some(stan) = u32::try_from(sequence + 1).ok().and_then(Stan::new) else {
-            tally.error = Some("the trace numbers came round within the run".into());
+        let Some(stan) = u32::try_from(sequence)
+            .ok()
+            .and_then(|sequence| Stan::new(signed.first_stan + sequence))
+        else {
+            tally.error = Some(
+                "no trace numbers left in this batch (999,999): provision a new database".into(),
+            );
             break;
         };
+        tally.sent += 1;
         let sent = Instant::now();
         // Open loop: the next sale is due one period after this one was due (late sales are
         // sent back to back until the terminal is on schedule again). Closed loop: one period
@@ -329,7 +459,7 @@ async fn sell(mut signed: SignedOnTerminal, plan: Plan) -> Tally {
         } else {
             sent + plan.period
         };
-        match one_sale(&mut signed, &right_pin, &plan, stan, sequence).await {
+        match one_sale(signed, &right_pin, &plan, stan, sequence, log).await {
             Ok(outcome) => {
                 let since = if plan.open_loop { scheduled } else { sent };
                 if tally.latencies.len() < MAX_SAMPLES_PER_TERMINAL {
@@ -366,10 +496,12 @@ async fn one_sale(
     plan: &Plan,
     stan: Stan,
     sequence: u64,
+    log: Option<&SaleLog>,
 ) -> Result<Outcome, String> {
     let text = |error: &dyn std::fmt::Display| error.to_string();
     let count = signed.cards.len() as u64;
-    let card = &mut signed.cards[(sequence % count) as usize];
+    let card_index = (sequence % count) as usize;
+    let card = &mut signed.cards[card_index];
     let wrong = plan.wrong_pin_every > 0
         && sequence.is_multiple_of(plan.wrong_pin_every)
         && !card.wrong_last;
@@ -406,15 +538,43 @@ async fn one_sale(
         .terminal
         .pack_with_mac(&mut message, &signed.keys)
         .map_err(|e| text(&e))?;
-    let reply = signed
-        .client
-        .exchange(&frame, ANSWER_TIMEOUT)
-        .await
-        .map_err(|e| text(&e))?;
-    let answer = signed
-        .terminal
-        .answer(&message, &reply, Some(&signed.keys))
-        .map_err(|e| text(&e))?;
+    let record = |outcome: SaleOutcome, answer: Option<&terminal::Answer>| {
+        if let Some(log) = log {
+            log.write(&SaleRecord {
+                terminal: signed.terminal.terminal_id().to_owned(),
+                batch: signed.batch,
+                stan: stan.value(),
+                card: card_index,
+                amount_minor,
+                outcome,
+                response: answer.map(|answer| answer.response.code().to_owned()),
+                rrn: answer.and_then(|answer| answer.rrn.clone()),
+                auth_code: answer.and_then(|answer| answer.auth_code.clone()),
+            });
+        }
+    };
+    // No answer, or one the terminal cannot take (a wrong MAC, fields not echoed): the
+    // terminal does not know the sale's outcome, which a reversal would settle.
+    let answer = match signed.client.exchange(&frame, ANSWER_TIMEOUT).await {
+        Ok(reply) => signed.terminal.answer(&message, &reply, Some(&signed.keys)),
+        Err(error) => {
+            record(SaleOutcome::Unanswered, None);
+            return Err(text(&error));
+        }
+    };
+    let answer = answer.map_err(|error| {
+        record(SaleOutcome::Unanswered, None);
+        text(&error)
+    })?;
+    record(
+        if answer.response == ResponseCode::Approved {
+            SaleOutcome::Approved
+        } else {
+            SaleOutcome::Declined
+        },
+        Some(&answer),
+    );
+    let card = &mut signed.cards[card_index];
     card.wrong_last = wrong;
 
     let expected = if wrong {
@@ -491,20 +651,21 @@ fn percentile(sorted: &[u64], per_mille: usize) -> u64 {
 
 /// The terminals' work: sign every terminal on, then sell until the load's time is up.
 async fn drive(
-    world: &mut World,
-    host: &RunningHost,
+    fleet: Fleet,
+    address: std::net::SocketAddr,
     load: &SalesLoad,
     period: Duration,
+    log: Option<Arc<SaleLog>>,
 ) -> Result<(Vec<Tally>, Duration, Duration), BenchError> {
     let signing_on = Instant::now();
-    let issuer_master_key = Arc::new(world.issuer_master_key.clone());
+    let issuer_master_key = Arc::new(fleet.issuer_master_key);
     let mut sign_ons = Vec::with_capacity(load.terminals);
-    for (index, bench) in std::mem::take(&mut world.terminals).into_iter().enumerate() {
+    for (index, bench) in fleet.terminals.into_iter().take(load.terminals).enumerate() {
         sign_ons.push(tokio::spawn(sign_on(
             index as u64,
             bench,
             issuer_master_key.clone(),
-            host.address,
+            address,
         )));
     }
     let mut signed = Vec::with_capacity(load.terminals);
@@ -554,6 +715,7 @@ async fn drive(
                 first: started + offset,
                 ..plan
             },
+            log.clone(),
         )));
     }
     let mut tallies = Vec::with_capacity(sellers.len());
@@ -566,12 +728,13 @@ async fn drive(
     Ok((tallies, sign_on_time, started.elapsed()))
 }
 
-/// Runs `load` and reports. Fails with [`BenchError::WrongAnswers`] (carrying the report) when
-/// any answer was not the one expected.
+/// Runs `load` against a host started in this process on a new temporary SQLite database,
+/// and reports. Fails with [`BenchError::WrongAnswers`] (carrying the report) when any answer
+/// was not the one expected.
 pub async fn sales_throughput(load: SalesLoad) -> Result<SalesReport, BenchError> {
     let period = load.period()?;
     let setting_up = Instant::now();
-    let mut world = world::build(
+    let world = world::build(
         load.terminals,
         load.cards_per_terminal,
         load.directory.as_deref(),
@@ -586,8 +749,11 @@ pub async fn sales_throughput(load: SalesLoad) -> Result<SalesReport, BenchError
             .map_or(0, |stats| stats.signatures)
     };
     let signatures_before = signatures(&host);
-    let driven = drive(&mut world, &host, &load, period).await;
-    let commits = world.store.stats().commits - commits_before;
+    let World {
+        store, fleet, dir, ..
+    } = world;
+    let driven = drive(fleet, host.address, &load, period, None).await;
+    let commits = store.stats().commits - commits_before;
     let receipt_signatures = signatures(&host) - signatures_before;
     let forged_receipt = match (&driven, host.handler.receipts()) {
         (Ok((tallies, _, _)), Some(keys)) => first_forged(&keys, tallies).await,
@@ -597,56 +763,168 @@ pub async fn sales_throughput(load: SalesLoad) -> Result<SalesReport, BenchError
     // The host stops (in-flight messages drain), then the store commits its last writes.
     let _ = host.stop.send(true);
     let _ = host.server.await;
-    let World { store, dir, .. } = world;
+    drop(host.handler);
     if let Ok(store) = Arc::try_unwrap(store) {
         store.close().await?;
     }
     drop(dir);
 
     let (tallies, sign_on_time, elapsed) = driven?;
-    let mut latencies = Vec::new();
-    let (mut approvals, mut declines) = (0, 0);
-    // A forged receipt counts as one wrong answer.
-    let mut errors = u64::from(forged_receipt.is_some());
-    let mut first_error = forged_receipt;
-    for tally in tallies {
-        approvals += tally.approvals;
-        declines += tally.declines;
-        latencies.extend(tally.latencies);
-        if let Some(error) = tally.error {
-            errors += 1;
-            first_error.get_or_insert(error);
-        }
-    }
-    latencies.sort_unstable();
-    let sales = approvals + declines;
-    let elapsed_micros = elapsed.as_micros() as u64;
     let report = SalesReport {
         backend: "sqlite",
-        load,
-        sales,
-        approvals,
-        declines,
-        errors,
-        elapsed_micros,
-        sales_per_second: sales as f64 * 1e6 / elapsed_micros.max(1) as f64,
-        p50_micros: percentile(&latencies, 500),
-        p90_micros: percentile(&latencies, 900),
-        p99_micros: percentile(&latencies, 990),
-        p999_micros: percentile(&latencies, 999),
-        max_micros: latencies.last().copied().unwrap_or(0),
-        commits,
-        receipt_signatures,
+        commits: Some(commits),
+        receipt_signatures: Some(receipt_signatures),
         setup_micros: setup_time.as_micros() as u64,
-        sign_on_micros: sign_on_time.as_micros() as u64,
+        ..SalesReport::of(load, &tallies, sign_on_time, elapsed)
     };
-    match first_error {
-        None => Ok(report),
-        Some(first) => Err(BenchError::WrongAnswers {
-            errors,
-            first,
-            report: Box::new(report),
-        }),
+    report.or_first_error(&tallies, forged_receipt)
+}
+
+/// Runs `load` against the host at `target` with the terminals and cards of `fleet` (made by
+/// [`crate::provision`] in that host's database), and reports. Every answer is checked as
+/// in [`sales_throughput`], except the receipts' signatures (the generator does not have the
+/// host's public keys). Each sale goes to `log` when given.
+///
+/// Returns the fleet as the run left it: its terminals' trace numbers and its cards' ATCs
+/// went up, and the next run must go on from there (save it back to its file), or the host
+/// would take its sales for repeats and its cryptograms for replays.
+pub async fn sales_against(
+    target: std::net::SocketAddr,
+    mut fleet: Fleet,
+    load: SalesLoad,
+    log: Option<Arc<SaleLog>>,
+) -> (Fleet, Result<SalesReport, BenchError>) {
+    let load = SalesLoad {
+        cards_per_terminal: fleet
+            .terminals
+            .iter()
+            .map(|terminal| terminal.cards.len())
+            .min()
+            .unwrap_or(0),
+        ..load
+    };
+    let period = match load.period() {
+        Ok(period) => period,
+        Err(error) => return (fleet, Err(error)),
+    };
+    if load.terminals > fleet.terminals.len() {
+        let error = BenchError::Setup(format!(
+            "the fleet has {} terminals, fewer than the {} asked for",
+            fleet.terminals.len(),
+            load.terminals
+        ));
+        return (fleet, Err(error));
+    }
+    let sales_per_card = load.seconds * u64::from(acquirer::TERMINAL_RATE_PER_SECOND)
+        / load.cards_per_terminal as u64;
+    let highest_atc = fleet
+        .terminals
+        .iter()
+        .flat_map(|terminal| &terminal.cards)
+        .map(|card| u64::from(card.atc))
+        .max()
+        .unwrap_or(0);
+    if highest_atc + sales_per_card >= u64::from(u16::MAX) {
+        let error = BenchError::Setup(format!(
+            "a card of this fleet is at ATC {highest_atc} of 65,535 and a run of {} s may take {sales_per_card} more: provision a new database",
+            load.seconds
+        ));
+        return (fleet, Err(error));
+    }
+    let run = Fleet {
+        issuer_master_key: fleet.issuer_master_key.clone(),
+        terminals: fleet.terminals[..load.terminals].to_vec(),
+    };
+    let driven = drive(run, target, &load, period, log.clone()).await;
+    // The fleet goes on from where the terminals left their counters. Tallies come in the
+    // fleet's order; a terminal whose task failed keeps its counters.
+    let driven_terminals = fleet.terminals.iter_mut().take(load.terminals);
+    match &driven {
+        Ok((tallies, _, _)) => {
+            for (terminal, tally) in driven_terminals.zip(tallies) {
+                if tally.last_stan > 0 {
+                    terminal.last_stan = tally.last_stan;
+                    for (card, atc) in terminal.cards.iter_mut().zip(&tally.atcs) {
+                        card.atc = *atc;
+                    }
+                }
+            }
+        }
+        // A sign-on failed: the others may have used their next trace number.
+        Err(_) => driven_terminals.for_each(|terminal| terminal.last_stan += 1),
+    }
+    let logged = match &log {
+        Some(log) => log.finish(),
+        None => Ok(()),
+    };
+    let result = driven.and_then(|(tallies, sign_on_time, elapsed)| {
+        logged?;
+        let report = SalesReport {
+            backend: "external",
+            ..SalesReport::of(load, &tallies, sign_on_time, elapsed)
+        };
+        report.or_first_error(&tallies, None)
+    });
+    (fleet, result)
+}
+
+impl SalesReport {
+    /// The figures of a run from its terminals' tallies; the host's own figures are left empty.
+    fn of(load: SalesLoad, tallies: &[Tally], sign_on_time: Duration, elapsed: Duration) -> Self {
+        let mut latencies = Vec::new();
+        let (mut approvals, mut declines) = (0, 0);
+        for tally in tallies {
+            approvals += tally.approvals;
+            declines += tally.declines;
+            latencies.extend_from_slice(&tally.latencies);
+        }
+        latencies.sort_unstable();
+        let sales = approvals + declines;
+        let elapsed_micros = elapsed.as_micros() as u64;
+        Self {
+            backend: "",
+            load,
+            sales,
+            approvals,
+            declines,
+            errors: 0,
+            elapsed_micros,
+            sales_per_second: sales as f64 * 1e6 / elapsed_micros.max(1) as f64,
+            p50_micros: percentile(&latencies, 500),
+            p90_micros: percentile(&latencies, 900),
+            p99_micros: percentile(&latencies, 990),
+            p999_micros: percentile(&latencies, 999),
+            max_micros: latencies.last().copied().unwrap_or(0),
+            commits: None,
+            receipt_signatures: None,
+            setup_micros: 0,
+            sign_on_micros: sign_on_time.as_micros() as u64,
+        }
+    }
+
+    /// The report, or [`BenchError::WrongAnswers`] carrying it when a terminal stopped at a
+    /// wrong answer (or `forged_receipt` names a receipt whose signature failed).
+    fn or_first_error(
+        mut self,
+        tallies: &[Tally],
+        forged_receipt: Option<String>,
+    ) -> Result<Self, BenchError> {
+        // A forged receipt counts as one wrong answer.
+        let mut errors = u64::from(forged_receipt.is_some());
+        let mut first_error = forged_receipt;
+        for error in tallies.iter().filter_map(|tally| tally.error.as_ref()) {
+            errors += 1;
+            first_error.get_or_insert_with(|| error.clone());
+        }
+        self.errors = errors;
+        match first_error {
+            None => Ok(self),
+            Some(first) => Err(BenchError::WrongAnswers {
+                errors,
+                first,
+                report: Box::new(self),
+            }),
+        }
     }
 }
 

@@ -132,11 +132,13 @@ enum BenchCommand {
         json: bool,
     },
     /// Chip-and-PIN card sales from many ISO 8583 terminals over loopback TCP, against the
-    /// acquirer host started in this process on a fresh temporary SQLite database.
+    /// acquirer host started in this process on a fresh temporary SQLite database, or against
+    /// another process's host (`--target`, with the fleet of `easypos bench provision`).
     Sales {
-        /// Virtual terminals, one connection each (the host takes 50 messages/s from each).
-        #[arg(long, default_value_t = 1_000)]
-        terminals: usize,
+        /// Virtual terminals, one connection each (the host takes 50 messages/s from each)
+        /// [default: 1000; with --target, every terminal of the fleet].
+        #[arg(long)]
+        terminals: Option<usize>,
         /// How long to sell, after every terminal has signed on.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
@@ -152,11 +154,37 @@ enum BenchCommand {
         #[arg(long, value_name = "N", default_value_t = 0)]
         wrong_pin_every: u64,
         /// Directory in which the temporary database is made (default: the system's).
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "DIR", conflicts_with = "target")]
         dir: Option<std::path::PathBuf>,
+        /// Sell to the acquirer host listening here (`easypos up`'s terminal port, `cup-bcd`
+        /// profile) instead of one started in this process; needs --fleet.
+        #[arg(long, value_name = "HOST:PORT", requires = "fleet")]
+        target: Option<std::net::SocketAddr>,
+        /// The fleet file written by `easypos bench provision` for the target's database. It is
+        /// updated after the run: the terminals' trace numbers and the cards' ATCs go on.
+        #[arg(long, value_name = "FILE", requires = "target")]
+        fleet: Option<std::path::PathBuf>,
+        /// Write one JSON line per sale sent (terminal, batch, trace number, card, amount,
+        /// outcome: approved, declined or unanswered, RRN, auth code) to FILE (with --target).
+        #[arg(long, value_name = "FILE", requires = "target")]
+        sale_log: Option<std::path::PathBuf>,
         /// Print one JSON object instead of the summary.
         #[arg(long)]
         json: bool,
+    },
+    /// Puts bench terminals and cards with keys made here into a new, empty database (the
+    /// configured one), for `easypos bench sales --target` against `easypos up` on it. Writes
+    /// the fleet file with the terminals' and the issuer's keys in clear: bench secrets.
+    Provision {
+        /// Terminals to make (ids from 50000000).
+        #[arg(long, default_value_t = 100)]
+        terminals: usize,
+        /// Cards per terminal (each card's ATC goes up with every sale).
+        #[arg(long, default_value_t = 4)]
+        cards_per_terminal: usize,
+        /// Where to write the fleet file (readable by its owner only).
+        #[arg(long, value_name = "FILE")]
+        fleet: std::path::PathBuf,
     },
 }
 
@@ -282,21 +310,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 rate,
                 wrong_pin_every,
                 dir,
+                target,
+                fleet,
+                sale_log,
                 json,
             }) => {
-                bench_sales(
-                    bench::SalesLoad {
-                        terminals,
-                        seconds,
-                        cards_per_terminal,
-                        rate,
-                        wrong_pin_every,
-                        directory: dir,
-                    },
-                    json,
-                )
-                .await
+                let load = bench::SalesLoad {
+                    terminals: terminals.unwrap_or(1_000),
+                    seconds,
+                    cards_per_terminal,
+                    rate,
+                    wrong_pin_every,
+                    directory: dir,
+                };
+                match (target, fleet) {
+                    (Some(target), Some(fleet)) => {
+                        bench_sales_against(target, &fleet, sale_log, terminals, load, json).await
+                    }
+                    _ => bench_sales(bench::sales_throughput(load).await, json),
+                }
             }
+            Command::Bench(BenchCommand::Provision {
+                terminals,
+                cards_per_terminal,
+                fleet,
+            }) => bench_provision(&config, terminals, cards_per_terminal, &fleet).await,
             Command::Tools(_)
             | Command::Terminal(_)
             | Command::Cards(_)
@@ -373,8 +411,79 @@ async fn bench_ledger(config: &Config, load: bench::LedgerLoad, json: bool) -> a
     Ok(())
 }
 
-async fn bench_sales(load: bench::SalesLoad, json: bool) -> anyhow::Result<()> {
-    let (report, failure) = match bench::sales_throughput(load).await {
+/// `bench sales --target`: the fleet's terminals against another process's host; the fleet
+/// file is written back with the counters the run left, whatever its outcome.
+async fn bench_sales_against(
+    target: std::net::SocketAddr,
+    fleet_file: &std::path::Path,
+    sale_log: Option<std::path::PathBuf>,
+    terminals: Option<usize>,
+    load: bench::SalesLoad,
+    json: bool,
+) -> anyhow::Result<()> {
+    let fleet = bench::Fleet::load(fleet_file)?;
+    let load = bench::SalesLoad {
+        terminals: terminals.unwrap_or(fleet.terminals.len()),
+        ..load
+    };
+    let log = match sale_log {
+        Some(path) => Some(std::sync::Arc::new(bench::SaleLog::create(&path)?)),
+        None => None,
+    };
+    let (fleet, outcome) = bench::sales_against(target, fleet, load, log).await;
+    fleet.save(fleet_file).with_context(|| {
+        format!(
+            "the run's counters could not be kept in {}; provision a new database before the next run",
+            fleet_file.display()
+        )
+    })?;
+    bench_sales(outcome, json)
+}
+
+async fn bench_provision(
+    config: &Config,
+    terminals: usize,
+    cards_per_terminal: usize,
+    fleet_file: &std::path::Path,
+) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let hsm = up::open_hsm(config)?;
+    let fleet = bench::provision(&store, &hsm, terminals, cards_per_terminal).await?;
+    fleet.save(fleet_file)?;
+    store.close().await?;
+    // The demo rules' velocity limits would decline a load's cards: a bench data directory
+    // gets the load's rules, unless the configuration names its own.
+    let rules = if config.risk_rules_named || config.risk_rules.exists() {
+        format!(
+            "the risk rules in {} (as configured)",
+            config.risk_rules.display()
+        )
+    } else {
+        std::fs::write(&config.risk_rules, bench::LOAD_RULES)
+            .with_context(|| format!("cannot write {}", config.risk_rules.display()))?;
+        format!(
+            "the load's risk rules, written to {}",
+            config.risk_rules.display()
+        )
+    };
+    println!(
+        "Provisioned {terminals} terminals (50000000 on) with {cards_per_terminal} cards each, and the demo world.\n\
+         Fleet file (bench secrets: clear keys): {}\n\
+         Risk rules: {rules}\n\
+         Next: start the host on this configuration (`easypos up`), then\n  \
+         easypos bench sales --target 127.0.0.1:{} --fleet {} --seconds 10",
+        fleet_file.display(),
+        config.iso8583_listen.port(),
+        fleet_file.display()
+    );
+    Ok(())
+}
+
+fn bench_sales(
+    outcome: Result<bench::SalesReport, bench::BenchError>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let (report, failure) = match outcome {
         Ok(report) => (report, None),
         Err(bench::BenchError::WrongAnswers {
             errors,
@@ -391,7 +500,7 @@ async fn bench_sales(load: bench::SalesLoad, json: bool) -> anyhow::Result<()> {
             None => "closed loop".to_owned(),
         };
         println!(
-            "{}: {} terminals, {mode}: {} sales ({} approved, {} declined) in {:.2} s = {:.0} sales/s ({} commits, {} receipt signatures); latency p50 {} µs, p90 {} µs, p99 {} µs, p99.9 {} µs, max {} µs",
+            "{}: {} terminals, {mode}: {} sales ({} approved, {} declined) in {:.2} s = {:.0} sales/s{}; latency p50 {} µs, p90 {} µs, p99 {} µs, p99.9 {} µs, max {} µs",
             report.backend,
             report.load.terminals,
             report.sales,
@@ -399,8 +508,11 @@ async fn bench_sales(load: bench::SalesLoad, json: bool) -> anyhow::Result<()> {
             report.declines,
             report.elapsed_micros as f64 / 1e6,
             report.sales_per_second,
-            report.commits,
-            report.receipt_signatures,
+            match (report.commits, report.receipt_signatures) {
+                (Some(commits), Some(signatures)) =>
+                    format!(" ({commits} commits, {signatures} receipt signatures)"),
+                _ => String::new(),
+            },
             report.p50_micros,
             report.p90_micros,
             report.p99_micros,
