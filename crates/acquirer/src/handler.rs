@@ -540,7 +540,7 @@ impl TerminalHandler {
                 Ok(keys) => match self.earlier_answer(message, &request, &keys).await {
                     Earlier::Answered(answer) => {
                         self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
-                        Some(answer)
+                        Some(*answer)
                     }
                     Earlier::Seen if self.reversed_by_the_host(kind, message, &request).await => {
                         Answer::plain(message, ResponseCode::DuplicateTransmission)
@@ -593,7 +593,7 @@ impl TerminalHandler {
                 match self.earlier_answer(message, &request, &keys).await {
                     Earlier::Answered(answer) => {
                         self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
-                        Some(answer)
+                        Some(*answer)
                     }
                     Earlier::Seen if self.reversed_by_the_host(kind, message, &request).await => {
                         Answer::plain(message, ResponseCode::DuplicateTransmission)

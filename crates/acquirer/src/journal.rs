@@ -25,7 +25,7 @@ use store::journal::JournalEntry;
 /// What the journal knows of a financial message before it is decided.
 pub(crate) enum Earlier {
     /// A duplicate: the answer it had.
-    Answered(Answer),
+    Answered(Box<Answer>),
     /// Not a duplicate, but another message of its kind was answered under its trace number.
     Seen,
     /// Nothing of its kind under its trace number.
@@ -132,7 +132,7 @@ impl TerminalHandler {
             .iter()
             .any(|entry| entry.kind == request.kind.to_string());
         match self.duplicate_answer(earlier, message, request, keys) {
-            Some(answer) => Earlier::Answered(answer),
+            Some(answer) => Earlier::Answered(Box::new(answer)),
             None if seen => Earlier::Seen,
             None => Earlier::New,
         }

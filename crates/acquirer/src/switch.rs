@@ -76,19 +76,40 @@ impl RemoteIssuer {
 
     /// Sends one message and waits for its answer, on a pooled connection (a connection that
     /// failed is dropped, never reused).
+    ///
+    /// A pooled connection may have been closed by the issuer host meanwhile (it closes a
+    /// connection idle for a minute, `host::Limits::idle_timeout`): when one fails other than
+    /// by timing out, the message is sent once more on a new connection. That is safe whether or not the issuer saw it
+    /// the first time: the issuer answers a duplicate from its journal, and a message decided
+    /// again finds its effects made under the same business key.
     pub async fn exchange(&self, request: &[u8]) -> Result<Vec<u8>, host::Error> {
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
-        let mut client = match idle {
-            Some(client) => client,
-            None => Client::connect(self.address, LengthPrefix::Binary2, LINK_TIMEOUT).await?,
+        let answer = match idle {
+            Some(mut client) => match client.exchange(request, LINK_TIMEOUT).await {
+                Ok(answer) => Ok((client, answer)),
+                // A timeout is the issuer's slowness, not a closed connection: the time is
+                // spent, and the terminal gets 91.
+                Err(error @ host::Error::Timeout { .. }) => Err(error),
+                Err(_) => self.exchange_on_new_connection(request).await,
+            },
+            None => self.exchange_on_new_connection(request).await,
         };
-        let answer = client.exchange(request, LINK_TIMEOUT).await?;
+        let (client, answer) = answer?;
         if let Ok(mut idle) = self.idle.lock()
             && idle.len() < MAX_IDLE_CONNECTIONS
         {
             idle.push(client);
         }
         Ok(answer)
+    }
+
+    async fn exchange_on_new_connection(
+        &self,
+        request: &[u8],
+    ) -> Result<(Client, Vec<u8>), host::Error> {
+        let mut client = Client::connect(self.address, LengthPrefix::Binary2, LINK_TIMEOUT).await?;
+        let answer = client.exchange(request, LINK_TIMEOUT).await?;
+        Ok((client, answer))
     }
 }
 

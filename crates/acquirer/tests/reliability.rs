@@ -962,3 +962,42 @@ async fn every_ordering_through_a_remote_issuer_moves_money_at_most_once() {
         pair.stop().await;
     }
 }
+
+/// A link connection the issuer host closed for being idle (its `idle_timeout`) is not a
+/// failed exchange: the acquirer sends the message again on a new connection, and the sale is
+/// approved. Before, the terminal got 91 for the first sale after a quiet minute, and the
+/// acquirer queued a reversal of it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_link_connection_the_issuer_closed_while_idle_is_replaced_not_answered_91() {
+    let issuer = world_on(store::testing::sqlite()).await;
+    let acquirer = world_sharing_keys(store::testing::sqlite(), &issuer).await;
+    let quick = Limits {
+        idle_timeout: Duration::from_millis(300),
+        ..unlimited()
+    };
+    let (address, issuer_stop, issuer_server) = start_issuer_host_with(&issuer, quick).await;
+    let (terminals, mut client, stop, server, _handler) =
+        start_listening(&acquirer, unlimited(), |handler| {
+            remote_issuers(handler, address).without_terminal_rate()
+        })
+        .await;
+    let keys = signed_on(&mut client).await;
+    let card = demo_card("card-CH001-D");
+    let before = available(&issuer, &card).await;
+    for (stan, atc) in [(1, 1), (2, 2)] {
+        let sale = chip_sale(&card, 100, stan, atc, demo::DEMO_PIN, &keys);
+        let seen = send(&mut client, &sale).await;
+        assert_eq!(seen.code, "00", "sale {stan}");
+        // The issuer host closes the acquirer's pooled connection meanwhile.
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        client = Client::connect(terminals, LengthPrefix::Binary2, TIMEOUT)
+            .await
+            .unwrap();
+    }
+    assert_eq!(before - available(&issuer, &card).await, 200);
+    assert!(acquirer.store.all_reversals().await.unwrap().is_empty());
+    for (stop, server) in [(stop, server), (issuer_stop, issuer_server)] {
+        let _ = stop.send(true);
+        server.await.unwrap();
+    }
+}

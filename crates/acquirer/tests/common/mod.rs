@@ -950,6 +950,9 @@ impl RemotePair {
     }
 }
 
+/// A terminal and a trace number: what the [`LossyLink`] loses and holds by.
+type LinkKey = (String, u32);
+
 /// The switch link between an acquirer and an issuer host, relaying each frame, that can lose
 /// an issuer's answer: told to lose a trace number's next message, it keeps that request
 /// back and breaks the acquirer's connection, so the acquirer gets no answer and answers the
@@ -959,8 +962,8 @@ impl RemotePair {
 pub struct LossyLink {
     pub address: std::net::SocketAddr,
     issuer: std::net::SocketAddr,
-    lose: std::sync::Mutex<std::collections::HashSet<(String, u32)>>,
-    held: std::sync::Mutex<HashMap<(String, u32), Vec<Vec<u8>>>>,
+    lose: std::sync::Mutex<std::collections::HashSet<LinkKey>>,
+    held: std::sync::Mutex<HashMap<LinkKey, Vec<Vec<u8>>>>,
     accepting: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -1029,7 +1032,6 @@ impl LossyLink {
     async fn relay(self: Arc<Self>, mut socket: tokio::net::TcpStream) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let link = Profile::builtin("iso87-ascii").unwrap();
-        let mut upstream: Option<Client> = None;
         loop {
             let Ok(length) = socket.read_u16().await else {
                 return;
@@ -1054,14 +1056,11 @@ impl LossyLink {
                 // Dropping the socket breaks the acquirer's exchange: no answer comes.
                 return;
             }
-            let client = match upstream.as_mut() {
-                Some(client) => client,
-                None => upstream.insert(
-                    Client::connect(self.issuer, LengthPrefix::Binary2, TIMEOUT)
-                        .await
-                        .unwrap(),
-                ),
-            };
+            // A connection of its own per request: one kept would be closed by the issuer
+            // host after its idle timeout while the acquirer's side of it stays open.
+            let mut client = Client::connect(self.issuer, LengthPrefix::Binary2, TIMEOUT)
+                .await
+                .unwrap();
             let answer = client.exchange(&request, TIMEOUT).await.unwrap();
             let length = u16::try_from(answer.len()).unwrap();
             if socket.write_u16(length).await.is_err() || socket.write_all(&answer).await.is_err() {
