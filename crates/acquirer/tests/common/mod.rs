@@ -954,11 +954,12 @@ impl RemotePair {
 type LinkKey = (String, u32);
 
 /// The switch link between an acquirer and an issuer host, relaying each frame, that can lose
-/// an issuer's answer: told to lose a trace number's next message, it keeps that request
-/// back and breaks the acquirer's connection, so the acquirer gets no answer and answers the
-/// terminal 91. The request it kept reaches the issuer only when released — the issuer then
-/// decides it, after the acquirer has given up, and its answer (the late answer) has nowhere
-/// to go. Released or not, it never reaches the acquirer.
+/// an issuer's answer: told to lose a trace number's messages, it keeps each back and breaks
+/// the acquirer's connection, so the acquirer gets no answer (its second try on a new
+/// connection neither) and answers the terminal 91. The requests it kept reach the issuer only
+/// when released — the issuer then decides them, after the acquirer has given up, and their
+/// answers (the late answers) have nowhere to go. Released or not, they never reach the
+/// acquirer.
 pub struct LossyLink {
     pub address: std::net::SocketAddr,
     issuer: std::net::SocketAddr,
@@ -987,8 +988,8 @@ impl LossyLink {
         link
     }
 
-    /// The next message of `terminal` under trace number `stan` is lost on its way (see the
-    /// type).
+    /// The messages of `terminal` under trace number `stan` are lost on their way (see the
+    /// type) until [`LossyLink::keep`].
     pub fn lose(&self, terminal: &str, stan: u32) {
         self.lose
             .lock()
@@ -1045,7 +1046,7 @@ impl LossyLink {
                 Some((text(41)?.trim().to_owned(), text(11)?.parse::<u32>().ok()?))
             });
             if let Some(key) = key
-                && self.lose.lock().unwrap().remove(&key)
+                && self.lose.lock().unwrap().contains(&key)
             {
                 self.held
                     .lock()
