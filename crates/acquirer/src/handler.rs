@@ -33,6 +33,7 @@
 //!
 //! Frames that do not unpack cannot be answered, and their connection is closed.
 
+use crate::journal::Earlier;
 use crate::keys::MessageKeys;
 use crate::mac::{mac_parts, pack_with_mac};
 use crate::message::{MessageType, Request, response_to};
@@ -537,17 +538,22 @@ impl TerminalHandler {
             // before the KSN check: its counter is not new, and it changes nothing.
             kind if kind.is_maced() => match self.check_mac(frame, &request).await {
                 Ok(keys) => match self.earlier_answer(message, &request, &keys).await {
-                    Some(answer) => {
+                    Earlier::Answered(answer) => {
                         self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
-                        Some(answer)
+                        Some(*answer)
                     }
-                    None => match self.accept_ksn(&keys, request.terminal_id.trim()).await {
-                        Ok(()) => {
-                            self.financial(kind, message, &request, &terminal, &keys)
-                                .await
+                    Earlier::Seen if self.reversed_by_the_host(kind, message, &request).await => {
+                        Answer::plain(message, ResponseCode::DuplicateTransmission)
+                    }
+                    Earlier::Seen | Earlier::New => {
+                        match self.accept_ksn(&keys, request.terminal_id.trim()).await {
+                            Ok(()) => {
+                                self.financial(kind, message, &request, &terminal, &keys)
+                                    .await
+                            }
+                            Err(refusal) => Answer::plain(message, refusal),
                         }
-                        Err(refusal) => Answer::plain(message, refusal),
-                    },
+                    }
                 },
                 Err(refusal) => Answer::plain(message, refusal),
             },
@@ -585,11 +591,14 @@ impl TerminalHandler {
             kind if kind.is_maced() => {
                 let keys = MessageKeys::Link;
                 match self.earlier_answer(message, &request, &keys).await {
-                    Some(answer) => {
+                    Earlier::Answered(answer) => {
                         self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
-                        Some(answer)
+                        Some(*answer)
                     }
-                    None => {
+                    Earlier::Seen if self.reversed_by_the_host(kind, message, &request).await => {
+                        Answer::plain(message, ResponseCode::DuplicateTransmission)
+                    }
+                    Earlier::Seen | Earlier::New => {
                         self.financial(kind, message, &request, &terminal, &keys)
                             .await
                     }

@@ -22,6 +22,16 @@ use crate::sale::Answer;
 use iso8583::{Message, Profile};
 use store::journal::JournalEntry;
 
+/// What the journal knows of a financial message before it is decided.
+pub(crate) enum Earlier {
+    /// A duplicate: the answer it had.
+    Answered(Box<Answer>),
+    /// Not a duplicate, but another message of its kind was answered under its trace number.
+    Seen,
+    /// Nothing of its kind under its trace number.
+    New,
+}
+
 /// What the journal keeps of a message and its answer.
 pub(crate) fn entry(
     profile: &Profile,
@@ -69,11 +79,21 @@ pub(crate) fn entry(
             .filter(|kind| kind.is_maced())
             .and(packed_answer)
             .map(<[u8]>::to_vec),
-        request_mac: request
-            .and_then(|message| message.get(64))
-            .map(|value| hex_of(&value.to_bytes())),
+        request_mac: request.and_then(message_identity),
         entry_mode: text(request, 22),
         ..JournalEntry::default()
+    }
+}
+
+/// What tells a message from another under the same trace number and field 7: its MAC (field
+/// 64) in hex, or on the switch link, where there is no MAC, the terminal's MAC the acquirer
+/// passed on (`switch::MESSAGE_IDENTITY`).
+pub(crate) fn message_identity(message: &Message<'_>) -> Option<String> {
+    match message.get(64) {
+        Some(mac) => Some(hex_of(&mac.to_bytes())),
+        None => message
+            .get(crate::switch::MESSAGE_IDENTITY)
+            .map(|value| value.to_text()),
     }
 }
 
@@ -97,13 +117,30 @@ impl TerminalHandler {
             .await
     }
 
-    /// The answer already given to this very message, when it is a duplicate of one answered.
+    /// The answer already given to this very message, when it is a duplicate of one answered;
+    /// else whether another message of its kind was answered under its trace number (a repeat).
     pub(crate) async fn earlier_answer(
         &self,
         message: &Message<'_>,
         request: &Request,
         keys: &MessageKeys,
-    ) -> Option<Answer> {
+    ) -> Earlier {
+        let Some(earlier) = self.earlier_entries(request).await else {
+            return Earlier::New;
+        };
+        let seen = earlier
+            .iter()
+            .any(|entry| entry.kind == request.kind.to_string());
+        match self.duplicate_answer(earlier, message, request, keys) {
+            Some(answer) => Earlier::Answered(Box::new(answer)),
+            None if seen => Earlier::Seen,
+            None => Earlier::New,
+        }
+    }
+
+    /// What the journal holds under the message's trace number; `None` when it cannot hold
+    /// anything (or cannot be read).
+    async fn earlier_entries(&self, request: &Request) -> Option<Vec<JournalEntry>> {
         // A message above everything journaled for its batch cannot be a duplicate: most are
         // new, and this spares them the journal look-up (on SQLite; see the store).
         match self
@@ -119,17 +156,27 @@ impl TerminalHandler {
             Ok(true) => {}
             Err(error) => tracing::warn!(%error, "cannot read the journal watermark"),
         }
-        let earlier = match self.journal_of_message(&request.key()).await {
-            Ok(entries) => entries,
+        match self.journal_of_message(&request.key()).await {
+            Ok(entries) => Some(entries),
             Err(error) => {
                 // Without the journal the message is decided again, which is safe: every
                 // effect is idempotent by its business key.
                 tracing::warn!(%error, "cannot read the journal for duplicates");
-                return None;
+                None
             }
-        };
+        }
+    }
+
+    /// The answer to `message` among `earlier`, when it is a duplicate of one of them.
+    fn duplicate_answer(
+        &self,
+        earlier: Vec<JournalEntry>,
+        message: &Message<'_>,
+        request: &Request,
+        keys: &MessageKeys,
+    ) -> Option<Answer> {
         let transmission = message.get(7).map(|value| value.to_text());
-        let mac = message.get(64).map(|value| hex_of(&value.to_bytes()));
+        let mac = message_identity(message);
         let amount = request
             .amount_minor
             .and_then(|minor| i64::try_from(minor).ok());

@@ -124,6 +124,42 @@ impl TerminalHandler {
         }
     }
 
+    /// Whether `message` is one the host already took as failed and queued a reversal of (it
+    /// answered it 91 or 96): the terminal repeating it (same trace number, read again) must
+    /// not have it decided again, or an approval of the repeat would be undone by the queued
+    /// reversal while the terminal holds it. The repeat is refused 94, as a repeat of a
+    /// reversed sale is. Asked only when the journal holds an earlier message of this kind
+    /// under the trace number ([`crate::journal::Earlier::Seen`]): the host journals its 91 or
+    /// 96 before the terminal can repeat.
+    pub(crate) async fn reversed_by_the_host(
+        &self,
+        kind: MessageType,
+        message: &Message<'_>,
+        request: &Request,
+    ) -> bool {
+        if !posts(kind) {
+            return false;
+        }
+        let terminal = request.terminal_id.trim();
+        let (batch, stan) = (i64::from(request.batch), i64::from(request.stan));
+        let transaction_type = self
+            .profile
+            .subfield_text(message, 60, 1)
+            .unwrap_or_default();
+        match self
+            .store
+            .reversal_queued(terminal, batch, stan, &transaction_type)
+            .await
+        {
+            Ok(queued) => queued,
+            Err(error) => {
+                // Deciding again could approve what a queued reversal then undoes: refuse.
+                tracing::warn!(%error, "cannot read the store-and-forward queue");
+                true
+            }
+        }
+    }
+
     /// Forwards every queued reversal that is due, once; returns how many were acknowledged.
     pub async fn forward_reversals(&self) -> Result<usize, StoreError> {
         let due = self

@@ -588,8 +588,11 @@ impl TerminalHandler {
         keys: &MessageKeys,
         receipt: Option<ReceiptFacts>,
     ) -> Option<Result<Answer, Stop>> {
+        // What this host posted of it: an issuer host keeps only the issuer's transfer, not
+        // linked to the acquirer's (`own`), and a repeat reaching it compares as that.
+        let first = self.own(vec![*first]).remove(0);
         match self.store.transfer(first.id).await {
-            Ok(Some(original)) if original.request == *first => {
+            Ok(Some(original)) if original.request == first => {
                 match self.reversed(key).await {
                     Ok(false) => {}
                     Ok(true) => {

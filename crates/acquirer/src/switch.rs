@@ -7,7 +7,9 @@
 //! **The link message** (easypos's convention, `iso87-ascii`, 2-byte binary length prefix, no
 //! TPDU): the terminal's MTI, fields 2 (the card number, from track 2 when the terminal swiped),
 //! 3, 4, 11 (the terminal's trace number), 14, 22, 23, 25, 35, 37, 38, 39 (a reversal's
-//! reason), 41, 42, 49, 55, 61 and 63 as the terminal sent them; 7, the transmission time; 32, the acquirer's institution id; 52, the
+//! reason), 41, 42, 49, 55, 61 and 63 as the terminal sent them; 7, the transmission time; 48,
+//! the message's identity (the terminal's MAC in hex: what the issuer host tells a repeat from a
+//! retransmission by); 32, the acquirer's institution id; 52, the
 //! PIN block translated by the acquirer's HSM to the issuer's zone key (format 0); 60, the
 //! transaction type and batch (60.1, 60.2, as in `cup-bcd`). No field 64: the link runs between
 //! institutions on a private network (a zone MAC key is future work). The issuer answers with
@@ -46,6 +48,13 @@ const MAX_IDLE_CONNECTIONS: usize = 64;
 /// Fields the acquirer passes on to the issuer as the terminal sent them.
 const PASSED_ON: [u8; 16] = [3, 4, 11, 14, 22, 23, 25, 35, 37, 38, 39, 41, 42, 49, 61, 63];
 
+/// The link field that tells the issuer host which terminal message this is: the terminal's
+/// MAC (field 64) in hex. The issuer keys its duplicate detection on it as the acquirer does
+/// on field 64: a retransmission carries the same MAC, and a repeat under the same trace
+/// number (read again, so another cryptogram or PIN block) another one, even within the same
+/// second (field 7 is to the second). Field 48 is ISO 8583:1987's "additional data, private".
+pub(crate) const MESSAGE_IDENTITY: u8 = 48;
+
 /// A remote issuer host: its address and a pool of connections to it.
 #[derive(Debug)]
 pub struct RemoteIssuer {
@@ -67,19 +76,40 @@ impl RemoteIssuer {
 
     /// Sends one message and waits for its answer, on a pooled connection (a connection that
     /// failed is dropped, never reused).
+    ///
+    /// A pooled connection may have been closed by the issuer host meanwhile (it closes a
+    /// connection idle for a minute, `host::Limits::idle_timeout`): when one fails other than
+    /// by timing out, the message is sent once more on a new connection. That is safe whether or not the issuer saw it
+    /// the first time: the issuer answers a duplicate from its journal, and a message decided
+    /// again finds its effects made under the same business key.
     pub async fn exchange(&self, request: &[u8]) -> Result<Vec<u8>, host::Error> {
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
-        let mut client = match idle {
-            Some(client) => client,
-            None => Client::connect(self.address, LengthPrefix::Binary2, LINK_TIMEOUT).await?,
+        let answer = match idle {
+            Some(mut client) => match client.exchange(request, LINK_TIMEOUT).await {
+                Ok(answer) => Ok((client, answer)),
+                // A timeout is the issuer's slowness, not a closed connection: the time is
+                // spent, and the terminal gets 91.
+                Err(error @ host::Error::Timeout { .. }) => Err(error),
+                Err(_) => self.exchange_on_new_connection(request).await,
+            },
+            None => self.exchange_on_new_connection(request).await,
         };
-        let answer = client.exchange(request, LINK_TIMEOUT).await?;
+        let (client, answer) = answer?;
         if let Ok(mut idle) = self.idle.lock()
             && idle.len() < MAX_IDLE_CONNECTIONS
         {
             idle.push(client);
         }
         Ok(answer)
+    }
+
+    async fn exchange_on_new_connection(
+        &self,
+        request: &[u8],
+    ) -> Result<(Client, Vec<u8>), host::Error> {
+        let mut client = Client::connect(self.address, LengthPrefix::Binary2, LINK_TIMEOUT).await?;
+        let answer = client.exchange(request, LINK_TIMEOUT).await?;
+        Ok((client, answer))
     }
 }
 
@@ -306,6 +336,9 @@ impl TerminalHandler {
             .unwrap_or_default();
         link.set_text(60, format!("{transaction_type}{batch}"));
         link.set_text(7, now_mmddhhmmss());
+        if let Some(identity) = crate::journal::message_identity(message) {
+            link.set_text(MESSAGE_IDENTITY, identity);
+        }
         link.set_text(32, terminal.acquirer.0.to_string());
         if let Some(bytes) = keys.pin_block(message) {
             let digits = card_number(message).ok_or(ResponseCode::FormatError)?;

@@ -2,7 +2,11 @@
 //! Card-data canaries (issue 14): drive the card flows end to end with every log at `debug`,
 //! then scan every file the platform, the terminal and a backup left behind — the SQLite
 //! database and its WAL, the logs, the terminal's state and what it printed, receipts (ESC/POS
-//! and PDF), the backup, and for PostgreSQL a plain dump — for
+//! and PDF), the backup, what the cardholder gets over the API (the transaction's certificate
+//! as JSON and PDF, the month's statement as CSV, a fraud report and its evidence pack, with
+//! each file of the pack on its own), the end of day's statements, clearing files and
+//! reconciliation report (`easypos settle`, run for the day the flows are in), and for
+//! PostgreSQL a plain dump — for
 //! the demo cards' numbers, track 2 data, clear PIN blocks and the published test keys, in
 //! ASCII, packed BCD, hex and base64. Zero hits is the only pass.
 //!
@@ -13,7 +17,7 @@
 mod common;
 
 use base64::Engine;
-use common::{Run, run, setup, start_with, temp_dir};
+use common::{Run, http_raw, run, setup, start_with, temp_dir};
 use std::path::{Path, PathBuf};
 
 /// One secret and the byte strings it may leak as.
@@ -262,12 +266,147 @@ fn drive_card_flows(dir: &Path, backend_args: &[&str]) -> Vec<(String, Vec<u8>)>
         ],
     );
     terminal(dir, &mut outputs, "settle", &[]);
+    let web = running
+        .web
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    fetch_aftersale_documents(dir, web, &stan(&chip), &mut outputs);
     let mut backup = backend_args.to_vec();
     backup.extend(["backup", "--out", "backup"]);
     let backed_up = run(dir, &backup);
     assert_eq!(backed_up.code, 0, "{}", backed_up.stderr);
     running.stop();
+    settle_the_day(dir, backend_args, &mut outputs);
     outputs
+}
+
+/// HTTP Basic of the demo cardholder who owns card-CH001-D (`cardholder1`).
+const CARDHOLDER1: &str = "Y2FyZGhvbGRlcjE6ZWFzeXBvcy1kZW1vLTIwMjY=";
+
+/// What the cardholder of card-CH001-D gets over the API about its chip sale (trace number
+/// `stan`), written under `dir/aftersale`: the transaction certificate (JSON and PDF), the
+/// month's statement (CSV), and a fraud report (which freezes the card, so it comes last)
+/// with its evidence pack, whose files are also scanned one by one.
+fn fetch_aftersale_documents(
+    dir: &Path,
+    web: std::net::SocketAddr,
+    stan: &str,
+    outputs: &mut Vec<(String, Vec<u8>)>,
+) {
+    let out = dir.join("aftersale");
+    std::fs::create_dir_all(&out).unwrap();
+    let basic = [("Authorization", format!("Basic {CARDHOLDER1}"))];
+    let get = |path: &str| {
+        let (status, body) = http_raw(web, &basic, "GET", path, b"");
+        assert_eq!(
+            status,
+            200,
+            "GET {path}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        body
+    };
+    let json = |bytes: &[u8]| serde_json::from_slice::<serde_json::Value>(bytes).unwrap();
+
+    let page = json(&get("/api/v1/transactions"));
+    let sale = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|transaction| {
+            transaction["stan"]
+                .as_i64()
+                .map(|stan| stan.to_string())
+                .as_deref()
+                == Some(stan)
+        })
+        .unwrap_or_else(|| panic!("the chip sale (trace number {stan}) in {page}"))
+        .clone();
+    let id = sale["id"].as_str().unwrap();
+    let month = &sale["received_at"].as_str().unwrap()[..7];
+    let certificate = get(&format!("/api/v1/transactions/{id}/certificate"));
+    assert!(json(&certificate).is_object());
+    std::fs::write(out.join("certificate.json"), certificate).unwrap();
+    let pdf = get(&format!("/api/v1/transactions/{id}/certificate?format=pdf"));
+    assert!(pdf.starts_with(b"%PDF"));
+    std::fs::write(out.join("certificate.pdf"), pdf).unwrap();
+    let statement = get(&format!("/api/v1/statements/{month}"));
+    assert!(
+        String::from_utf8_lossy(&statement).lines().count() > 1,
+        "the statement of {month} lists the sale"
+    );
+    std::fs::write(out.join("statement.csv"), statement).unwrap();
+
+    let mut headers = basic.to_vec();
+    headers.push(("Idempotency-Key", "canaries-fraud-report".to_owned()));
+    let (status, report) = http_raw(
+        web,
+        &headers,
+        "POST",
+        &format!("/api/v1/transactions/{id}/fraud-report"),
+        br#"{"description": "not me: the card never left my wallet"}"#,
+    );
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&report));
+    std::fs::write(out.join("fraud-report.json"), &report).unwrap();
+    let report = json(&report);
+    let pack = get(report["pack_url"].as_str().unwrap());
+    let files = json(&pack)["files"].as_object().unwrap().clone();
+    assert!(files.len() >= 5, "the pack's files: {:?}", files.keys());
+    for (name, text) in files {
+        outputs.push((
+            format!("evidence pack: {name}"),
+            text.as_str().unwrap().as_bytes().to_vec(),
+        ));
+    }
+    std::fs::write(out.join("evidence-pack.json"), pack).unwrap();
+}
+
+/// Runs the end of day for the date the flows are in, its reports written to
+/// `dir/settlement`. A date's cycle must have closed before it settles, so the cycle is put
+/// to close (UTC) at the next whole minute, which the run waits for: every flow is then in it.
+fn settle_the_day(dir: &Path, backend_args: &[&str], outputs: &mut Vec<(String, Vec<u8>)>) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let close = (now / 60 + 1) * 60;
+    std::thread::sleep(std::time::Duration::from_secs(close + 1 - now));
+    let seconds = close % 86_400;
+    let cut_off = format!(
+        "cut_off = \"{:02}:{:02}\"",
+        seconds / 3_600,
+        seconds / 60 % 60
+    );
+    let default = clearing::schedule::DEFAULT;
+    let text = default
+        .replacen("time_zone = \"Asia/Shanghai\"", "time_zone = \"UTC\"", 1)
+        .replacen("cut_off = \"23:00\"", &cut_off, 1);
+    assert!(
+        text.contains("time_zone = \"UTC\"") && text.contains(&cut_off),
+        "the default cycle's lines: {text}"
+    );
+    std::fs::write(dir.join("clearing.toml"), &text).unwrap();
+    let rule = clearing::Settings::parse(&text).unwrap().cycle;
+    let date = clearing::cycle::format_date(rule.date_of(i64::try_from(close).unwrap() - 1));
+    let mut args = backend_args.to_vec();
+    args.extend([
+        "settle",
+        "--date",
+        &date,
+        "--clearing",
+        "clearing.toml",
+        "--out",
+        "settlement",
+        "--json",
+    ]);
+    let settled = run(dir, &args);
+    assert_eq!(settled.code, 0, "{}{}", settled.stdout, settled.stderr);
+    outputs.push(("settle (stdout)".to_owned(), settled.stdout.into_bytes()));
+    outputs.push(("settle (stderr)".to_owned(), settled.stderr.into_bytes()));
+    let reports = std::fs::read_dir(dir.join("settlement")).unwrap().count();
+    assert!(reports >= 3, "the day's reports: {reports} files");
 }
 
 fn assert_clean(dir: &Path, extra: &[(String, Vec<u8>)]) {
@@ -285,6 +424,7 @@ fn no_card_data_or_key_is_left_in_clear_anywhere_on_sqlite() {
     let dir = temp_dir("canaries", "sqlite");
     let outputs = drive_card_flows(&dir, &["--config", "debug.toml"]);
     assert!(dir.join("sale.pdf").is_file() && dir.join("backup/easypos.db").is_file());
+    assert!(dir.join("aftersale/certificate.pdf").is_file());
     assert_clean(&dir, &outputs);
 }
 

@@ -590,6 +590,30 @@ impl Store {
         }
     }
 
+    /// Whether the host queued a reversal of the message (terminal, batch, trace number, 60.1),
+    /// acknowledged or not: the host took that message as failed, so it must not be decided
+    /// again when the terminal repeats it.
+    pub async fn reversal_queued(
+        &self,
+        terminal_id: &str,
+        batch: i64,
+        stan: i64,
+        transaction_type: &str,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Store::Sqlite(store) => {
+                store
+                    .reversal_queued(terminal_id, batch, stan, transaction_type)
+                    .await
+            }
+            Store::Postgres(store) => {
+                store
+                    .reversal_queued(terminal_id, batch, stan, transaction_type)
+                    .await
+            }
+        }
+    }
+
     /// Records an attempt at forwarding a queued reversal.
     pub async fn record_reversal_attempt(
         &self,

@@ -1669,6 +1669,23 @@ impl PostgresStore {
         rows.iter().map(pending_reversal_from_row).collect()
     }
 
+    pub async fn reversal_queued(
+        &self,
+        terminal_id: &str,
+        batch: i64,
+        stan: i64,
+        transaction_type: &str,
+    ) -> Result<bool, StoreError> {
+        let client = self.other.lock().await;
+        let row = client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pending_reversals WHERE terminal_id = $1 AND batch = $2 AND stan = $3 AND transaction_type = $4)",
+                &[&terminal_id, &batch, &stan, &transaction_type],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
     pub async fn record_reversal_attempt(
         &self,
         attempt: ReversalAttempt,

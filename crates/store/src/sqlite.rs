@@ -1880,6 +1880,26 @@ impl SqliteStore {
         .await
     }
 
+    pub async fn reversal_queued(
+        &self,
+        terminal_id: &str,
+        batch: i64,
+        stan: i64,
+        transaction_type: &str,
+    ) -> Result<bool, StoreError> {
+        let terminal_id = terminal_id.to_owned();
+        let transaction_type = transaction_type.to_owned();
+        self.read(move |connection| {
+            let mut select = connection.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM pending_reversals WHERE terminal_id = ?1 AND batch = ?2 AND stan = ?3 AND transaction_type = ?4)",
+            )?;
+            Ok(select.query_row(params![terminal_id, batch, stan, transaction_type], |row| {
+                row.get::<_, bool>(0)
+            })?)
+        })
+        .await
+    }
+
     pub async fn record_reversal_attempt(
         &self,
         attempt: ReversalAttempt,

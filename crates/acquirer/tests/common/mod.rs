@@ -871,6 +871,8 @@ pub fn remote_issuers(
 pub struct RemotePair {
     pub issuer: World,
     pub acquirer: World,
+    /// Where the acquirer host listens.
+    pub address: std::net::SocketAddr,
     pub client: Client,
     pub handler: Arc<TerminalHandler>,
     stops: Vec<(
@@ -900,23 +902,56 @@ impl RemotePair {
         limits: Limits,
         configure: impl FnOnce(TerminalHandler) -> TerminalHandler,
     ) -> RemotePair {
+        Self::start_via(issuer_backend, acquirer_backend, limits, configure, false)
+            .await
+            .0
+    }
+
+    /// As [`RemotePair::start_configured`], the link running through a [`LossyLink`], which
+    /// is returned with the pair.
+    pub async fn start_lossy(
+        issuer_backend: store::testing::TestBackend,
+        acquirer_backend: store::testing::TestBackend,
+        limits: Limits,
+        configure: impl FnOnce(TerminalHandler) -> TerminalHandler,
+    ) -> (RemotePair, Arc<LossyLink>) {
+        let (pair, link) =
+            Self::start_via(issuer_backend, acquirer_backend, limits, configure, true).await;
+        (pair, link.unwrap())
+    }
+
+    async fn start_via(
+        issuer_backend: store::testing::TestBackend,
+        acquirer_backend: store::testing::TestBackend,
+        limits: Limits,
+        configure: impl FnOnce(TerminalHandler) -> TerminalHandler,
+        lossy: bool,
+    ) -> (RemotePair, Option<Arc<LossyLink>>) {
         let issuer = world_on(issuer_backend).await;
         // The acquirer shares the issuers' zone keys (and the test keys): the key exchange
         // between the two institutions, done here by copying the key table.
         let acquirer = world_sharing_keys(acquirer_backend, &issuer).await;
         let (address, issuer_stop, issuer_server) =
             start_issuer_host_with(&issuer, limits.clone()).await;
-        let (client, stop, server, handler) = start_configured(&acquirer, limits, |handler| {
-            configure(remote_issuers(handler, address))
-        })
-        .await;
-        RemotePair {
+        let link = match lossy {
+            true => Some(LossyLink::start(address).await),
+            false => None,
+        };
+        let address = link.as_ref().map_or(address, |link| link.address);
+        let (acquirer_address, client, stop, server, handler) =
+            start_listening(&acquirer, limits, |handler| {
+                configure(remote_issuers(handler, address))
+            })
+            .await;
+        let pair = RemotePair {
             issuer,
             acquirer,
+            address: acquirer_address,
             client,
             handler,
             stops: vec![(stop, server), (issuer_stop, issuer_server)],
-        }
+        };
+        (pair, link)
     }
 
     /// Checks both institutions' books and stops both hosts.
@@ -926,6 +961,127 @@ impl RemotePair {
         for (stop, server) in self.stops {
             let _ = stop.send(true);
             server.await.unwrap();
+        }
+    }
+}
+
+/// A terminal and a trace number: what the [`LossyLink`] loses and holds by.
+type LinkKey = (String, u32);
+
+/// The switch link between an acquirer and an issuer host, relaying each frame, that can lose
+/// an issuer's answer: told to lose a trace number's messages, it keeps each back and breaks
+/// the acquirer's connection, so the acquirer gets no answer (its second try on a new
+/// connection neither) and answers the terminal 91. The requests it kept reach the issuer only
+/// when released — the issuer then decides them, after the acquirer has given up, and their
+/// answers (the late answers) have nowhere to go. Released or not, they never reach the
+/// acquirer.
+pub struct LossyLink {
+    pub address: std::net::SocketAddr,
+    issuer: std::net::SocketAddr,
+    lose: std::sync::Mutex<std::collections::HashSet<LinkKey>>,
+    held: std::sync::Mutex<HashMap<LinkKey, Vec<Vec<u8>>>>,
+    accepting: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl LossyLink {
+    async fn start(issuer: std::net::SocketAddr) -> Arc<LossyLink> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let link = Arc::new(LossyLink {
+            address: listener.local_addr().unwrap(),
+            issuer,
+            lose: Default::default(),
+            held: Default::default(),
+            accepting: Default::default(),
+        });
+        let relaying = link.clone();
+        let accepting = tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                tokio::spawn(relaying.clone().relay(socket));
+            }
+        });
+        *link.accepting.lock().unwrap() = Some(accepting);
+        link
+    }
+
+    /// The messages of `terminal` under trace number `stan` are lost on their way (see the
+    /// type) until [`LossyLink::keep`].
+    pub fn lose(&self, terminal: &str, stan: u32) {
+        self.lose
+            .lock()
+            .unwrap()
+            .insert((terminal.to_owned(), stan));
+    }
+
+    /// Stops losing those messages (if none came, none was lost).
+    pub fn keep(&self, terminal: &str, stan: u32) {
+        self.lose
+            .lock()
+            .unwrap()
+            .remove(&(terminal.to_owned(), stan));
+    }
+
+    /// Delivers the requests of `terminal` under `stan` that the link kept back to the
+    /// issuer, whose answers are thrown away; returns how many there were.
+    pub async fn release(&self, terminal: &str, stan: u32) -> usize {
+        let held = self
+            .held
+            .lock()
+            .unwrap()
+            .remove(&(terminal.to_owned(), stan))
+            .unwrap_or_default();
+        for request in &held {
+            let mut client = Client::connect(self.issuer, LengthPrefix::Binary2, TIMEOUT)
+                .await
+                .unwrap();
+            client.exchange(request, TIMEOUT).await.unwrap();
+        }
+        held.len()
+    }
+
+    /// Stops accepting connections (the ones open end when the acquirer closes them).
+    pub fn stop(&self) {
+        if let Some(accepting) = self.accepting.lock().unwrap().take() {
+            accepting.abort();
+        }
+    }
+
+    async fn relay(self: Arc<Self>, mut socket: tokio::net::TcpStream) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let link = Profile::builtin("iso87-ascii").unwrap();
+        loop {
+            let Ok(length) = socket.read_u16().await else {
+                return;
+            };
+            let mut request = vec![0; usize::from(length)];
+            if socket.read_exact(&mut request).await.is_err() {
+                return;
+            }
+            let key = link.unpack(&request).ok().and_then(|message| {
+                let text = |field| message.get(field).map(|value| value.to_text());
+                Some((text(41)?.trim().to_owned(), text(11)?.parse::<u32>().ok()?))
+            });
+            if let Some(key) = key
+                && self.lose.lock().unwrap().contains(&key)
+            {
+                self.held
+                    .lock()
+                    .unwrap()
+                    .entry(key)
+                    .or_default()
+                    .push(request);
+                // Dropping the socket breaks the acquirer's exchange: no answer comes.
+                return;
+            }
+            // A connection of its own per request: one kept would be closed by the issuer
+            // host after its idle timeout while the acquirer's side of it stays open.
+            let mut client = Client::connect(self.issuer, LengthPrefix::Binary2, TIMEOUT)
+                .await
+                .unwrap();
+            let answer = client.exchange(&request, TIMEOUT).await.unwrap();
+            let length = u16::try_from(answer.len()).unwrap();
+            if socket.write_u16(length).await.is_err() || socket.write_all(&answer).await.is_err() {
+                return;
+            }
         }
     }
 }

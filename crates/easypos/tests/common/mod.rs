@@ -300,25 +300,52 @@ fn http_auth(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
+    let authorization = authorization.map(|value| ("Authorization", value));
+    let (status, body) = http_raw(
+        web,
+        authorization.as_slice(),
+        method,
+        path,
+        body.map(|body| body.to_string())
+            .unwrap_or_default()
+            .as_bytes(),
+    );
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+/// One HTTP/1.1 exchange with the host's web server, with extra `headers`: status and the
+/// body's bytes (a PDF, a CSV, a JSON document).
+pub fn http_raw(
+    web: SocketAddr,
+    headers: &[(&str, String)],
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> (u16, Vec<u8>) {
     let mut stream = std::net::TcpStream::connect(web).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
-    let body = body.map(|body| body.to_string()).unwrap_or_default();
-    let authorization = authorization
-        .map(|value| format!("Authorization: {value}\r\n"))
-        .unwrap_or_default();
+    let headers: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {web}\r\nConnection: close\r\n{authorization}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {web}\r\nConnection: close\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     )
     .unwrap();
-    let mut response = String::new();
-    std::io::Read::read_to_string(&mut stream, &mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = Vec::new();
+    std::io::Read::read_to_end(&mut stream, &mut response).unwrap();
+    let split = response
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .unwrap();
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
     let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    (status, response[split + 4..].to_vec())
 }
 
 /// [`http`] with `web` as the banner prints it (`http://host:port/`).
