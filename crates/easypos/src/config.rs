@@ -523,7 +523,6 @@ impl Config {
             ),
             // The only value start-up accepts.
             ("alerts.smtp_tls", "none".to_owned()),
-
             ("database.pool_size", self.postgres.pool_size.to_string()),
             (
                 "database.statement_timeout_ms",
