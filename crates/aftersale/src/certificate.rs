@@ -37,6 +37,9 @@ pub struct Facts {
     pub operator: Option<String>,
     pub entry_mode: Option<String>,
     pub card_verification: Option<String>,
+    /// The receipt copy: the signed statement the approval's answer carried to the terminal,
+    /// checked (`null` when there was none, as for a decline).
+    pub receipt: serde_json::Value,
 }
 
 /// A signed certificate.
@@ -68,6 +71,7 @@ pub fn issue(keys: &ReceiptKeys, facts: &Facts) -> Result<Certificate, ReceiptEr
         "operator": facts.operator.as_deref().unwrap_or(NOT_RECORDED),
         "entry_mode": facts.entry_mode.as_deref().unwrap_or(NOT_RECORDED),
         "card_verification": facts.card_verification.as_deref().unwrap_or(NOT_RECORDED),
+        "receipt": facts.receipt,
         "timeline": facts.timeline,
         "journal": facts.journal,
     });

@@ -47,24 +47,8 @@ pub async fn certificate_of(
         .find(|terminal| terminal.id == record.terminal_id)
         .map(TerminalView::from);
     let timeline = crate::timeline::events(state, &record).await?;
-    let entries = match record.batch {
-        Some(batch) => state
-            .store
-            .journal_of(&record.terminal_id, batch, None)
-            .await?
-            .into_iter()
-            .filter(|entry| {
-                entry.stan == record.stan
-                    || (entry.original_batch == record.batch && entry.original_stan == record.stan)
-            })
-            .collect(),
-        None => Vec::new(),
-    };
-    // The transaction's own row (the first with its trace number and message type; a
-    // retransmission repeats it).
-    let own = entries
-        .iter()
-        .find(|entry| entry.stan == record.stan && entry.mti == record.mti);
+    let entries = transaction_entries(state, &record).await?;
+    let own = own_entry(&entries, &record);
     let journal: Vec<serde_json::Value> = entries
         .iter()
         .map(|entry| {
@@ -91,6 +75,10 @@ pub async fn certificate_of(
         operator: own.and_then(|entry| entry.operator.clone()),
         entry_mode: own.and_then(|entry| entry.entry_mode.clone()),
         card_verification: own.and_then(|entry| entry.card_verification.clone()),
+        receipt: match own {
+            Some(entry) => crate::receipts::receipt_copy(state, entry).await,
+            None => serde_json::Value::Null,
+        },
     };
     let certificate =
         aftersale::certificate::issue(keys, &facts).map_err(|error| Problem::internal(&error))?;
@@ -104,6 +92,39 @@ pub async fn certificate_of(
         )
         .await?;
     Ok(certificate)
+}
+
+/// The journal's entries of a transaction: its own messages (its trace number in its batch)
+/// and those naming it as their original (voids, reversals, advices). Nothing of the batch's
+/// other transactions.
+pub(crate) async fn transaction_entries(
+    state: &ApiState,
+    record: &store::accounts::TransactionRecord,
+) -> Result<Vec<store::journal::JournalEntry>, Problem> {
+    Ok(match record.batch {
+        Some(batch) => state
+            .store
+            .journal_of(&record.terminal_id, batch, None)
+            .await?
+            .into_iter()
+            .filter(|entry| {
+                entry.stan == record.stan
+                    || (entry.original_batch == record.batch && entry.original_stan == record.stan)
+            })
+            .collect(),
+        None => Vec::new(),
+    })
+}
+
+/// The transaction's own row among `entries`: the first with its trace number and message
+/// type (a retransmission repeats it).
+pub(crate) fn own_entry<'a>(
+    entries: &'a [store::journal::JournalEntry],
+    record: &store::accounts::TransactionRecord,
+) -> Option<&'a store::journal::JournalEntry> {
+    entries
+        .iter()
+        .find(|entry| entry.stan == record.stan && entry.mti == record.mti)
 }
 
 /// `GET /api/v1/transactions/{id}/certificate[?format=pdf]`.

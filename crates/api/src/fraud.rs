@@ -143,26 +143,27 @@ pub async fn report_fraud(
         .iter()
         .find(|terminal| terminal.id == record.terminal_id);
     let timeline = crate::timeline::events(state, &record).await?;
-    let journal: Vec<serde_json::Value> = match record.batch {
-        Some(batch) => state
-            .store
-            .journal_of(&record.terminal_id, batch, None)
-            .await?
-            .iter()
-            .map(|entry| {
-                serde_json::json!({
-                    "received_at": crate::time::rfc3339_micros(entry.received_at),
-                    "terminal_id": entry.terminal_id, "merchant_id": entry.merchant_id,
-                    "mti": entry.mti, "kind": entry.kind, "batch": entry.batch, "stan": entry.stan,
-                    "amount_minor": entry.amount_minor, "currency": entry.currency,
-                    "card": entry.card, "original_batch": entry.original_batch,
-                    "original_stan": entry.original_stan, "response": entry.response,
-                    "rrn": entry.rrn, "auth_code": entry.auth_code, "peer": entry.peer,
-                })
-            })
-            .collect(),
-        None => Vec::new(),
+    // The transaction's journal excerpt: its own messages and those naming it, nothing of the
+    // batch's other cardholders.
+    let entries = crate::certificates::transaction_entries(state, &record).await?;
+    let receipt = match crate::certificates::own_entry(&entries, &record) {
+        Some(entry) => crate::receipts::receipt_copy(state, entry).await,
+        None => serde_json::Value::Null,
     };
+    let journal: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|entry| {
+            serde_json::json!({
+                "received_at": crate::time::rfc3339_micros(entry.received_at),
+                "terminal_id": entry.terminal_id, "merchant_id": entry.merchant_id,
+                "mti": entry.mti, "kind": entry.kind, "batch": entry.batch, "stan": entry.stan,
+                "amount_minor": entry.amount_minor, "currency": entry.currency,
+                "card": entry.card, "original_batch": entry.original_batch,
+                "original_stan": entry.original_stan, "response": entry.response,
+                "rrn": entry.rrn, "auth_code": entry.auth_code, "peer": entry.peer,
+            })
+        })
+        .collect();
     let receipt_keys = state
         .receipts
         .as_ref()
@@ -204,6 +205,7 @@ pub async fn report_fraud(
             value(serde_json::to_value(terminal.map(TerminalView::from))),
         ),
         ("journal.json", serde_json::Value::Array(journal)),
+        ("receipt.json", receipt),
         (
             "card_freeze.json",
             serde_json::json!({

@@ -49,6 +49,42 @@ impl VerifiedReceiptView {
     }
 }
 
+/// The receipt copy of an approval, for its transaction certificate and evidence pack: the
+/// signed statement its answer carried to the terminal (field 62, from the answer the journal
+/// keeps) with what checking it says, or `null` when its answer carried none (a decline, a
+/// message of another kind, a host without receipt keys). The statement names the card masked.
+pub async fn receipt_copy(
+    state: &ApiState,
+    entry: &store::journal::JournalEntry,
+) -> serde_json::Value {
+    let payload = entry.answer.as_deref().and_then(|answer| {
+        let profile = iso8583::Profile::builtin(RECEIPT_PROFILE).ok()?;
+        let message = profile.unpack(answer).ok()?;
+        Some(message.get(62)?.to_text())
+    });
+    let Some(payload) = payload else {
+        return serde_json::Value::Null;
+    };
+    let checked = match &state.receipts {
+        Some(keys) => keys
+            .verify(&payload)
+            .await
+            .map_err(|rejection| rejection.to_string()),
+        None => Err("this server holds no receipt keys to check it with".to_owned()),
+    };
+    match checked {
+        Ok(verified) => serde_json::json!({
+            "payload": payload,
+            "genuine": true,
+            "statement": VerifiedReceiptView::new(&verified),
+        }),
+        Err(why) => serde_json::json!({"payload": payload, "genuine": false, "why": why}),
+    }
+}
+
+/// The profile of the terminals' answers the journal keeps (the acquirer's listener).
+const RECEIPT_PROFILE: &str = "cup-bcd";
+
 /// A public key, as `GET /api/v1/receipts/keys` lists it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ReceiptKeyView {

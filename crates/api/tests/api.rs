@@ -2121,12 +2121,30 @@ async fn a_cardholder_reports_fraud_the_card_freezes_and_the_evidence_pack_is_se
             "merchant.json",
             "terminal.json",
             "journal.json",
+            "receipt.json",
             "card_freeze.json",
             "audit.json",
             "receipt_keys.json",
             "evidence.pdf"
         ]
     );
+    // The journal excerpt is the transaction's own: nothing of the batch's other messages.
+    let journal: serde_json::Value =
+        serde_json::from_str(parsed["files"]["journal.json"].as_str().unwrap()).unwrap();
+    let transaction: serde_json::Value =
+        serde_json::from_str(parsed["files"]["transaction.json"].as_str().unwrap()).unwrap();
+    let entries = journal.as_array().unwrap();
+    assert!(!entries.is_empty());
+    assert!(
+        entries
+            .iter()
+            .all(|entry| entry["stan"] == transaction["stan"]
+                || entry["original_stan"] == transaction["stan"]),
+        "{journal}"
+    );
+    // The planted sale's answer carried no signed receipt (a real approval's does:
+    // crates/easypos/tests/canaries.rs).
+    assert_eq!(parsed["files"]["receipt.json"], "null");
     // The audit trail holds the report itself.
     let audit: serde_json::Value =
         serde_json::from_str(parsed["files"]["audit.json"].as_str().unwrap()).unwrap();
@@ -2147,7 +2165,7 @@ async fn a_cardholder_reports_fraud_the_card_freezes_and_the_evidence_pack_is_se
     assert_eq!(pdf.content_type, "application/pdf");
     assert!(pdf.text.starts_with("%PDF-1.4"));
     let pdf_sha256 = pdf.headers["x-pdf-sha256"].to_str().unwrap();
-    assert_eq!(parsed["manifest"][9]["sha256"], pdf_sha256);
+    assert_eq!(parsed["manifest"][10]["sha256"], pdf_sha256);
     assert_eq!(
         pdf_sha256,
         hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
@@ -2164,10 +2182,10 @@ async fn a_cardholder_reports_fraud_the_card_freezes_and_the_evidence_pack_is_se
         .await;
     assert_eq!(manifest.status, StatusCode::OK, "{}", manifest.text);
     let lines: Vec<&str> = manifest.text.lines().collect();
-    assert_eq!(lines.len(), 12, "{}", manifest.text);
-    assert_eq!(lines[10], format!("{pdf_sha256}  evidence-{id}.pdf"));
+    assert_eq!(lines.len(), 13, "{}", manifest.text);
+    assert_eq!(lines[11], format!("{pdf_sha256}  evidence-{id}.pdf"));
     assert_eq!(
-        lines[11],
+        lines[12],
         format!(
             "{}  evidence-{id}.json",
             report["pack_sha256"].as_str().unwrap()

@@ -327,7 +327,11 @@ fn fetch_aftersale_documents(
     let id = sale["id"].as_str().unwrap();
     let month = &sale["received_at"].as_str().unwrap()[..7];
     let certificate = get(&format!("/api/v1/transactions/{id}/certificate"));
-    assert!(json(&certificate).is_object());
+    // Its receipt copy: the statement the approval carried to the terminal, checked genuine.
+    let text: serde_json::Value =
+        serde_json::from_str(json(&certificate)["certificate"].as_str().unwrap()).unwrap();
+    assert_eq!(text["receipt"]["genuine"], true, "{text}");
+    assert_eq!(text["receipt"]["statement"]["rrn"], sale["rrn"], "{text}");
     std::fs::write(out.join("certificate.json"), certificate).unwrap();
     let pdf = get(&format!("/api/v1/transactions/{id}/certificate?format=pdf"));
     assert!(pdf.starts_with(b"%PDF"));
@@ -353,6 +357,9 @@ fn fetch_aftersale_documents(
     let report = json(&report);
     let pack = get(report["pack_url"].as_str().unwrap());
     let files = json(&pack)["files"].as_object().unwrap().clone();
+    let receipt: serde_json::Value =
+        serde_json::from_str(files["receipt.json"].as_str().unwrap()).unwrap();
+    assert_eq!(receipt["genuine"], true, "{receipt}");
     assert!(files.len() >= 5, "the pack's files: {:?}", files.keys());
     for (name, text) in files {
         outputs.push((
