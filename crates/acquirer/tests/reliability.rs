@@ -287,6 +287,22 @@ async fn play_through(
     model
 }
 
+/// Store-and-forward's passes until every queued reversal is acknowledged (at most 10 s), as
+/// in production. The workers' passes interleave: one worker's pass may send another's
+/// reversal while the link still loses that trace number (between the acquirer queueing it and
+/// the worker's `keep`), and its next attempt then waits out its backoff (2 s), after the
+/// worker's own passes.
+async fn drain_reversals(acquirer: &TerminalHandler, store: &Store) {
+    for _ in 0..40 {
+        acquirer.forward_reversals().await.unwrap();
+        let reversals = store.all_reversals().await.unwrap();
+        if reversals.iter().all(|reversal| reversal.done_at.is_some()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// The ledger agrees with the model for this sale: the sale's issuer transfer exists exactly
 /// when it posted, and its reversal exactly when it was reversed.
 async fn check_ledger(store: &Store, messages: &SaleMessages, model: &Model, what: &str) {
@@ -803,6 +819,7 @@ async fn a_storm_through_a_remote_issuer_with_late_answers_leaves_no_double_effe
                 stood[card] += amount;
             }
         }
+        drain_reversals(&pair.handler, &pair.acquirer.store).await;
         for (index, card) in STORM_CARDS.iter().enumerate() {
             assert_eq!(
                 openings[index] - available(&pair.issuer, &demo_card(card)).await,
@@ -951,6 +968,7 @@ async fn every_ordering_through_a_remote_issuer_moves_money_at_most_once() {
         for worker in workers {
             stood += worker.await.unwrap();
         }
+        drain_reversals(&pair.handler, &pair.acquirer.store).await;
         for reversal in pair.acquirer.store.all_reversals().await.unwrap() {
             assert!(
                 reversal.done_at.is_some(),
