@@ -338,11 +338,35 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     drop(app);
     // The handler is gone with the app, so the case queue closes: its last cases are written.
     case_writer.await.context("risk case writer")?;
-    let store = Arc::try_unwrap(store)
-        .map_err(|_| anyhow::anyhow!("the store is still in use at shutdown"))?;
+    let store = sole_owner(store, SHUTDOWN_WRITES_WITHIN)
+        .await
+        .context("the store is still in use at shutdown")?;
     store.close().await.context("closing the store")?;
     println!("easypos stopped cleanly.");
     Ok(())
+}
+
+/// How long a shutdown waits for writes spawned off the answer path (a supervisor's usual
+/// terminal kept in the background, say) to let go of the store before closing it.
+const SHUTDOWN_WRITES_WITHIN: Duration = Duration::from_secs(10);
+
+/// The value of `shared` once every other holder has dropped it, waiting at most `within`.
+async fn sole_owner<T>(mut shared: Arc<T>, within: Duration) -> anyhow::Result<T> {
+    let deadline = Instant::now() + within;
+    loop {
+        match Arc::try_unwrap(shared) {
+            Ok(value) => return Ok(value),
+            Err(still) if Instant::now() < deadline => {
+                shared = still;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(still) => bail!(
+                "{} other holders after {} s",
+                Arc::strong_count(&still) - 1,
+                within.as_secs()
+            ),
+        }
+    }
 }
 
 /// A master-key rotation under way (docs/key-ceremonies.md): on SQLite, the one process that
@@ -793,5 +817,28 @@ impl Shutdown {
             () = next(self.interrupt.as_mut()) => {}
             () = next(self.terminate.as_mut()) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn shutdown_waits_for_the_last_other_holder_and_gives_up_after_its_time() {
+        let shared = Arc::new(5);
+        let other = shared.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            drop(other);
+        });
+        assert_eq!(sole_owner(shared, Duration::from_secs(5)).await.unwrap(), 5);
+
+        let shared = Arc::new(6);
+        let _kept = shared.clone();
+        let error = sole_owner(shared, Duration::from_millis(60))
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("1 other holders"), "{error}");
     }
 }
