@@ -43,6 +43,60 @@ pub struct DisputeView {
     pub decided_by: Option<String>,
     pub decided_at: Option<String>,
     pub decision_note: Option<String>,
+    /// The answer's files (`GET /api/v1/disputes/{id}` and the answer's reply list them; lists
+    /// of disputes leave this empty).
+    pub documents: Vec<DisputeDocumentView>,
+}
+
+/// A file of a dispute's answer: its name (the upload's own, made safe), type, size,
+/// SHA-256, and where the dispute's parties download it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DisputeDocumentView {
+    pub name: String,
+    pub content_type: String,
+    pub bytes: i64,
+    pub sha256: String,
+    pub uploaded_by: String,
+    pub uploaded_at: String,
+    pub url: String,
+}
+
+impl From<&store::disputes::DisputeDocument> for DisputeDocumentView {
+    fn from(document: &store::disputes::DisputeDocument) -> Self {
+        DisputeDocumentView {
+            name: document.name.clone(),
+            content_type: document.content_type.clone(),
+            bytes: document.bytes,
+            sha256: document.sha256.clone(),
+            uploaded_by: document.uploaded_by.clone(),
+            uploaded_at: crate::time::rfc3339_seconds(document.uploaded_at),
+            url: document_url(&document.dispute_id, &document.name),
+        }
+    }
+}
+
+/// Where the file `name` of dispute `id` is downloaded.
+pub fn document_url(id: &str, name: &str) -> String {
+    format!(
+        "/api/v1/disputes/{}/documents/{}",
+        crate::files::percent_encode(id),
+        crate::files::percent_encode(name)
+    )
+}
+
+impl DisputeView {
+    /// `dispute` with its answer's files, for one of its parties.
+    pub async fn with_documents(state: &ApiState, dispute: &Dispute) -> ApiResult<Self> {
+        let mut view = DisputeView::from(dispute);
+        view.documents = state
+            .store
+            .dispute_documents(&dispute.id)
+            .await?
+            .iter()
+            .map(DisputeDocumentView::from)
+            .collect();
+        Ok(view)
+    }
 }
 
 impl From<&Dispute> for DisputeView {
@@ -72,6 +126,7 @@ impl From<&Dispute> for DisputeView {
             decided_by: text(&d.decided_by),
             decided_at: time(d.decided_at),
             decision_note: text(&d.decision_note),
+            documents: Vec::new(),
         }
     }
 }
@@ -171,6 +226,13 @@ fn party(principal: &Principal) -> ApiResult<Party> {
 fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes, shape: &str) -> ApiResult<T> {
     serde_json::from_slice(bytes)
         .map_err(|error| Problem::bad_request(format!("the body must be {shape}: {error}")))
+}
+
+/// Whether the caller is one of a dispute's parties (the cardholder, the card's issuer, the
+/// merchant's manager or administrator), who see its answer's files; the acquirer's
+/// operators and the merchant's other staff follow the dispute without them.
+pub fn sees_documents(principal: &Principal) -> bool {
+    party(principal).is_ok()
 }
 
 /// The dispute `id` and its sale, if the caller may see the sale.
@@ -281,7 +343,12 @@ pub async fn get_dispute(
     Path(id): Path<String>,
 ) -> ApiResult<Json<DisputeView>> {
     let (dispute, _) = visible_dispute(&state, &principal, &id).await?;
-    Ok(Json(DisputeView::from(&dispute)))
+    if sees_documents(&principal) {
+        Ok(Json(DisputeView::with_documents(&state, &dispute).await?))
+    } else {
+        // The acquirer's operators follow the dispute; its files are the parties'.
+        Ok(Json(DisputeView::from(&dispute)))
+    }
 }
 
 /// The issuer's review of dispute `id` (`decision`: `chargeback` or `reject`), for the API's
@@ -406,7 +473,7 @@ pub async fn answer_dispute(
     } else {
         answer_step(&state, &principal, &id, &answer.evidence).await?
     };
-    Ok(Json(DisputeView::from(&dispute)))
+    Ok(Json(DisputeView::with_documents(&state, &dispute).await?))
 }
 
 /// `POST /api/v1/disputes/{id}/decide`: the issuer decides for the cardholder or the merchant.
@@ -441,20 +508,6 @@ pub struct Upload {
     /// The file's name as the browser sent it.
     pub name: String,
     pub bytes: Vec<u8>,
-}
-
-/// The type of an evidence file, from its first bytes (what it claims to be is not trusted):
-/// PDF, PNG or JPEG, or JSON (a certificate); `None` for anything else.
-fn evidence_type(bytes: &[u8]) -> Option<(&'static str, &'static str)> {
-    if bytes.starts_with(b"%PDF-") {
-        Some(("application/pdf", "pdf"))
-    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        Some(("image/png", "png"))
-    } else if bytes.starts_with(b"\xff\xd8\xff") {
-        Some(("image/jpeg", "jpg"))
-    } else {
-        None
-    }
 }
 
 /// Longest name an evidence file keeps, in characters.
@@ -511,27 +564,6 @@ fn unique_name(name: String, taken: &[String]) -> String {
         .unwrap_or(name)
 }
 
-/// Writes `bytes` to `file` beside a temporary, synced, then renamed: a reader never sees
-/// half a file.
-async fn write_file(file: std::path::PathBuf, bytes: Vec<u8>) -> ApiResult<()> {
-    let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        let dir = file
-            .parent()
-            .ok_or_else(|| std::io::Error::other("no directory"))?;
-        std::fs::create_dir_all(dir)?;
-        let temporary = file.with_extension("upload");
-        std::fs::write(&temporary, &bytes)?;
-        std::fs::File::open(&temporary)?.sync_all()?;
-        std::fs::rename(&temporary, &file)
-    })
-    .await;
-    match written {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(error)) => Err(store::StoreError::Write(format!("evidence file: {error}")).into()),
-        Err(error) => Err(store::StoreError::Write(format!("evidence file: {error}")).into()),
-    }
-}
-
 /// Removes the files an answer wrote when the answer was refused (each has its own random
 /// name, so no other record uses it).
 async fn remove_files(files: Vec<String>) {
@@ -550,6 +582,17 @@ async fn remove_files(files: Vec<String>) {
     }
 }
 
+/// Dispute `id`, if the caller may answer it: 403 for a role that does not answer disputes,
+/// 404 for a dispute they may not see (another merchant's).
+async fn answerable(state: &ApiState, principal: &Principal, id: &str) -> ApiResult<Dispute> {
+    if party(principal)? != Party::Merchant {
+        return Err(Problem::forbidden(
+            "the merchant's manager or administrator answers a dispute",
+        ));
+    }
+    Ok(visible_dispute(state, principal, id).await?.0)
+}
+
 /// The merchant answers dispute `id` with `evidence` text, the transaction certificate when
 /// `certificate` (signed by the acquirer, as `GET /api/v1/transactions/{id}/certificate`
 /// gives it) and `uploads` (PDF, PNG or JPEG). The files are kept in the documents
@@ -565,12 +608,7 @@ pub async fn answer_with_documents(
     uploads: Vec<Upload>,
 ) -> ApiResult<(Dispute, Vec<store::disputes::DisputeDocument>)> {
     use sha2::Digest;
-    if party(principal)? != Party::Merchant {
-        return Err(Problem::forbidden(
-            "the merchant's manager or administrator answers a dispute",
-        ));
-    }
-    let (dispute, _) = visible_dispute(state, principal, id).await?;
+    let dispute = answerable(state, principal, id).await?;
     if uploads.len() > MAX_EVIDENCE_FILES {
         return Err(Problem::bad_request(format!(
             "at most {MAX_EVIDENCE_FILES} files per answer"
@@ -592,7 +630,9 @@ pub async fn answer_with_documents(
                 MAX_EVIDENCE_FILE_BYTES / (1024 * 1024)
             )));
         }
-        let (content_type, extension) = evidence_type(&upload.bytes).ok_or_else(|| {
+        // The type comes from the first bytes (what the file claims to be is not trusted), as
+        // for every upload (`crate::files::sniff`).
+        let (content_type, extension) = crate::files::sniff(&upload.bytes).ok_or_else(|| {
             Problem::bad_request(format!(
                 "{shown}: not a PDF, PNG or JPEG file (judged by its content, not its name); nothing was attached"
             ))
@@ -626,11 +666,12 @@ pub async fn answer_with_documents(
         for (name, content_type, extension, bytes) in files {
             // On disk under a random name of its own: the shown name may be anything the
             // sender chose, and two answers racing never write the same file.
-            let file = dir.join(format!(
+            let on_disk = format!(
                 "{:016x}{:016x}.{extension}",
                 rand::random::<u64>(),
                 rand::random::<u64>()
-            ));
+            );
+            let file = dir.join(&on_disk);
             documents.push(store::disputes::DisputeDocument {
                 dispute_id: dispute.id.clone(),
                 name,
@@ -641,7 +682,8 @@ pub async fn answer_with_documents(
                 uploaded_by: principal.user.username.clone(),
                 uploaded_at: now,
             });
-            if let Err(problem) = write_file(file, bytes).await {
+            if let Err(error) = crate::files::write_atomic(&dir, &on_disk, &bytes).await {
+                let problem = Problem::internal(&format!("evidence file: {error}"));
                 // Nothing half-attached: the files written so far go too.
                 remove_files(
                     documents
@@ -681,6 +723,157 @@ pub async fn answer_with_documents(
         state.store.put_dispute_document(document.clone()).await?;
     }
     Ok((answered, documents))
+}
+
+/// An answer as a `multipart/form-data` body carries it, from the console's form or the
+/// API's `PUT /api/v1/disputes/{id}/answer`: the `evidence` text, `certificate` (any value:
+/// attach it) and up to [`MAX_EVIDENCE_FILES`] `file` parts, each with its own file name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnswerForm {
+    pub evidence: String,
+    pub certificate: bool,
+    pub uploads: Vec<Upload>,
+    /// The console's form token (`csrf`); the API sends none.
+    pub csrf: String,
+}
+
+/// Reads an [`AnswerForm`] from a body of type `content_type`.
+pub fn answer_form(content_type: &str, body: &[u8]) -> ApiResult<AnswerForm> {
+    let parts = crate::files::form_parts(content_type, body).ok_or_else(|| {
+        Problem::bad_request(
+            "the body must be multipart/form-data with the fields evidence, certificate (to attach the transaction certificate) and file (up to 5)",
+        )
+    })?;
+    Ok(AnswerForm {
+        evidence: crate::files::text_field(&parts, "evidence"),
+        certificate: !crate::files::text_field(&parts, "certificate").is_empty(),
+        // A file input left empty sends an empty part: it is no file.
+        uploads: parts
+            .iter()
+            .filter(|part| part.name == "file" && !part.content.is_empty())
+            .map(|part| Upload {
+                // The sender's name for it, made safe by `evidence_name`.
+                name: part.filename.unwrap_or("").to_owned(),
+                bytes: part.content.to_vec(),
+            })
+            .collect(),
+        csrf: crate::files::text_field(&parts, "csrf"),
+    })
+}
+
+/// The largest answer body: every file at its largest, and room for the text fields.
+pub const MAX_ANSWER_BODY_BYTES: usize = MAX_EVIDENCE_FILES * MAX_EVIDENCE_FILE_BYTES + 64 * 1024;
+
+/// `PUT /api/v1/disputes/{id}/answer` (`multipart/form-data`, as [`AnswerForm`]): the
+/// merchant's answer with its evidence files, under the console's rules (same size, type,
+/// count and name handling: [`answer_with_documents`]). A PUT, not a POST: the files are
+/// larger than the idempotent POST bodies; a dispute is answered once, so a repeat is refused
+/// (409) and the first answer stands.
+pub async fn put_answer(
+    State(state): State<ApiState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<Json<DisputeView>> {
+    let body = body.map_err(|rejection| {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "evidence-too-large",
+            "Evidence too large",
+            format!(
+                "the files are too large together ({rejection}): at most {MAX_EVIDENCE_FILES} files of {} MiB each; nothing was attached and the dispute is not answered",
+                MAX_EVIDENCE_FILE_BYTES / (1024 * 1024)
+            ),
+        )
+    })?;
+    // Who may answer is settled before the body is read: someone else's dispute is not found
+    // whatever they send.
+    answerable(&state, &principal, &id).await?;
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    let form = answer_form(content_type, &body)?;
+    let (dispute, _) = answer_with_documents(
+        &state,
+        &principal,
+        &id,
+        &form.evidence,
+        form.certificate,
+        form.uploads,
+    )
+    .await?;
+    Ok(Json(DisputeView::with_documents(&state, &dispute).await?))
+}
+
+/// The answer's file `name` of dispute `id` and its bytes, for the dispute's parties only: the
+/// cardholder, the card's issuer, the merchant's manager and administrator (others, and
+/// anyone who may not see the dispute, get 404).
+pub async fn document_bytes(
+    state: &ApiState,
+    principal: &Principal,
+    id: &str,
+    name: &str,
+) -> ApiResult<(store::disputes::DisputeDocument, Vec<u8>)> {
+    let not_found = || {
+        Problem::not_found(format!(
+            "dispute {id:?} has no file {name:?} that you may see"
+        ))
+    };
+    if !sees_documents(principal) {
+        return Err(not_found());
+    }
+    let (dispute, _) = visible_dispute(state, principal, id).await?;
+    let document = state
+        .store
+        .dispute_documents(&dispute.id)
+        .await?
+        .into_iter()
+        .find(|document| document.name == name)
+        .ok_or_else(not_found)?;
+    let file = document.file.clone();
+    let read = tokio::task::spawn_blocking(move || std::fs::read(file))
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|read| read);
+    let bytes = read.map_err(|error| {
+        tracing::error!(%error, dispute = id, "an evidence file is missing");
+        Problem::internal(&error)
+    })?;
+    Ok((document, bytes))
+}
+
+/// The file as a download: its type, its name, its SHA-256.
+pub fn document_response(
+    document: &store::disputes::DisputeDocument,
+    bytes: Vec<u8>,
+) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    use axum::response::IntoResponse;
+    let mut response = bytes.into_response();
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&document.content_type) {
+        headers.insert(header::CONTENT_TYPE, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&crate::files::attachment_disposition(&document.name))
+    {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&document.sha256) {
+        headers.insert("x-document-sha256", value);
+    }
+    response
+}
+
+/// `GET /api/v1/disputes/{id}/documents/{name}`.
+pub async fn get_document(
+    State(state): State<ApiState>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Path((id, name)): Path<(String, String)>,
+) -> ApiResult<axum::response::Response> {
+    let (document, bytes) = document_bytes(&state, &principal, &id, &name).await?;
+    Ok(document_response(&document, bytes))
 }
 
 /// The disputes the caller may see: a merchant's staff their merchant's, an issuer's

@@ -53,9 +53,53 @@ pub struct FraudReportView {
     pub pdf_url: String,
     /// Every file's SHA-256, the PDF's and the pack's, as `sha256sum -c` reads them.
     pub manifest_url: String,
+    /// What the report set in motion (its case, webhooks, dispute) and how far each is; empty
+    /// for a report made before they were kept.
+    pub follow_ups: Vec<FollowUpView>,
+}
+
+/// One follow-up of a report, as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FollowUpView {
+    /// `case`, `notify` or `dispute`.
+    pub step: String,
+    /// `pending` or `done`.
+    pub state: String,
+    pub attempts: i64,
+    /// Why the last try failed (while pending); empty otherwise.
+    pub last_error: String,
+    /// When it is tried next, while pending.
+    pub next_attempt_at: Option<String>,
+    /// What it made, once done: `case 12`, `dispute dp_…`, the webhook deliveries queued.
+    pub outcome: String,
+    pub done_at: Option<String>,
+}
+
+impl From<&store::fraud_reports::FraudFollowUp> for FollowUpView {
+    fn from(follow_up: &store::fraud_reports::FraudFollowUp) -> Self {
+        let pending = follow_up.state == "pending";
+        FollowUpView {
+            step: follow_up.step.clone(),
+            state: follow_up.state.clone(),
+            attempts: follow_up.attempts,
+            last_error: follow_up.last_error.clone(),
+            next_attempt_at: pending
+                .then(|| crate::time::rfc3339_seconds(follow_up.next_attempt_at)),
+            outcome: follow_up.outcome.clone(),
+            done_at: follow_up.done_at.map(crate::time::rfc3339_seconds),
+        }
+    }
 }
 
 impl FraudReportView {
+    /// The report and its follow-ups as they stand in the store.
+    pub async fn read(state: &ApiState, report: &FraudReport) -> Result<Self, Problem> {
+        let follow_ups = state.store.fraud_follow_ups(&report.id).await?;
+        let mut view = FraudReportView::new(report);
+        view.follow_ups = follow_ups.iter().map(FollowUpView::from).collect();
+        Ok(view)
+    }
+
     pub fn new(report: &FraudReport) -> Self {
         FraudReportView {
             id: report.id.clone(),
@@ -69,6 +113,7 @@ impl FraudReportView {
             pack_url: format!("/api/v1/fraud-reports/{}/pack", report.id),
             pdf_url: format!("/api/v1/fraud-reports/{}/pdf", report.id),
             manifest_url: format!("/api/v1/fraud-reports/{}/manifest", report.id),
+            follow_ups: Vec::new(),
         }
     }
 }
@@ -87,7 +132,7 @@ pub async fn report(
         ))
     })?;
     let (status, report) = report_fraud(&state, &principal, &id, &new.description).await?;
-    Ok((status, Json(FraudReportView::new(&report))))
+    Ok((status, Json(FraudReportView::read(&state, &report).await?)))
 }
 
 /// Reports transaction `id` as fraud for `principal` (the API's caller or the console's user).
@@ -219,36 +264,37 @@ pub async fn report_fraud(
             value(serde_json::to_value(&receipt_keys)),
         ),
     ]);
+    // The report and what it sets in motion are stored together: once it stands, the
+    // follow-ups are done, here at once and by the background job until each is done.
+    let follow_ups: &[&str] = if state.disputes.is_some() {
+        &FOLLOW_UPS
+    } else {
+        &FOLLOW_UPS[..2]
+    };
     let stored = state
         .store
-        .put_fraud_report(FraudReport {
-            id: report_id.clone(),
-            transaction_id: record.id,
-            card_id: card.id.clone(),
-            reported_by: principal.user.username.clone(),
-            reported_at: now,
-            description: description.to_owned(),
-            pack: sealed.text,
-            pack_sha256: sealed.sha256,
-        })
+        .put_fraud_report(
+            FraudReport {
+                id: report_id.clone(),
+                transaction_id: record.id,
+                card_id: card.id.clone(),
+                reported_by: principal.user.username.clone(),
+                reported_at: now,
+                description: description.to_owned(),
+                pack: sealed.text,
+                pack_sha256: sealed.sha256,
+            },
+            follow_ups,
+        )
         .await?;
     if stored.id != report_id {
-        // Another request reported it at the same moment and did the rest.
+        // Another request reported it at the same moment; its follow-ups are under way.
         return Ok((StatusCode::OK, stored));
     }
-    // The report stands whatever the rest does: each failure is logged, and the report's
-    // reader sees the card frozen and the pack sealed.
-    let case = open_case(state, &stored, &record, now).await;
-    if let Err(problem) = notify(state, &stored, &record, card, case.as_ref().ok(), now).await {
-        tracing::warn!(report = %stored.id, detail = %problem.detail, "fraud report: the merchant and operations were not told");
-    }
-    // A fraud report disputes the transaction too (`api::disputes`), for the issuer to charge
-    // back.
-    if state.disputes.is_some()
-        && let Err(problem) =
-            crate::disputes::open_dispute(state, principal, id, "not_recognised", description).await
-    {
-        tracing::warn!(transaction = record.id, detail = %problem.detail, "fraud report opened no dispute");
+    // The report stands whatever the follow-ups do now: a failed one is retried by
+    // [`run_follow_ups`].
+    if let Err(problem) = follow_up_pass(state, Some(&stored.id), now).await {
+        tracing::warn!(report = %stored.id, detail = %problem.detail, "fraud report: its follow-ups wait for the background job");
     }
     Ok((StatusCode::CREATED, stored))
 }
@@ -293,53 +339,222 @@ async fn audit_trail(
     Ok(entries)
 }
 
-/// Opens the report's case in the risk case queue (`review`), for the acquirer's operators
-/// and the merchant's admin and manager to work; returns its id.
+/// Follow-up: the report's case in the risk case queue (`review`), for the acquirer's
+/// operators and the merchant's admin and manager to work. Its business key is the case's
+/// de-duplication key (the rule and the transaction): one case per reported transaction.
+pub const FOLLOW_UP_CASE: &str = "case";
+/// Follow-up: the `fraud_report.opened` webhooks, keyed by the event id `evt_fraud_<report>`
+/// (a subscription gets an event once). It names the case, so it waits for [`FOLLOW_UP_CASE`].
+pub const FOLLOW_UP_NOTIFY: &str = "notify";
+/// Follow-up: the transaction's dispute (`api::disputes`, one per transaction), for the
+/// issuer to charge back. Only where disputes are served.
+pub const FOLLOW_UP_DISPUTE: &str = "dispute";
+/// What a stored report sets in motion, in the order it is done.
+pub const FOLLOW_UPS: [&str; 3] = [FOLLOW_UP_CASE, FOLLOW_UP_NOTIFY, FOLLOW_UP_DISPUTE];
+/// How long a claimed follow-up is left to its runner before another may take it.
+pub const FOLLOW_UP_LEASE_SECONDS: i64 = 60;
+/// The first retry's delay; each next one doubles, up to [`MAX_FOLLOW_UP_RETRY_SECONDS`].
+pub const FIRST_FOLLOW_UP_RETRY_SECONDS: i64 = 5;
+/// The longest wait between two tries: a follow-up is retried at least hourly until done.
+pub const MAX_FOLLOW_UP_RETRY_SECONDS: i64 = 3_600;
+/// Most follow-ups one background pass does.
+const FOLLOW_UPS_PER_PASS: i64 = 50;
+/// How often the background job looks for due follow-ups.
+pub const FOLLOW_UP_PASS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The delay before the next try of a follow-up that failed its `attempts`-th try.
+pub fn follow_up_retry_seconds(attempts: i64) -> i64 {
+    let doublings = u32::try_from(attempts.saturating_sub(1).clamp(0, 20)).unwrap_or(20);
+    FIRST_FOLLOW_UP_RETRY_SECONDS
+        .saturating_mul(1_i64 << doublings)
+        .min(MAX_FOLLOW_UP_RETRY_SECONDS)
+}
+
+/// What one pass of follow-ups did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FollowUpPass {
+    pub done: usize,
+    pub failed: usize,
+}
+
+/// Does the follow-ups due at `now` (only report `report_id`'s, when given), each claimed
+/// first so that no other runner does it at the same time, and records how each ended.
+pub async fn follow_up_pass(
+    state: &ApiState,
+    report_id: Option<&str>,
+    now: i64,
+) -> Result<FollowUpPass, Problem> {
+    let claimed = state
+        .store
+        .claim_fraud_follow_ups(
+            now,
+            now + FOLLOW_UP_LEASE_SECONDS,
+            FOLLOW_UPS_PER_PASS,
+            report_id,
+        )
+        .await?;
+    let mut pass = FollowUpPass::default();
+    for follow_up in &claimed {
+        let result = match follow_up_once(state, follow_up, now).await {
+            Ok(outcome) => {
+                tracing::info!(report = %follow_up.report_id, step = %follow_up.step, %outcome, "fraud report follow-up done");
+                pass.done += 1;
+                store::fraud_reports::FollowUpResult::Done { outcome, at: now }
+            }
+            Err(problem) => {
+                let retry_at = now + follow_up_retry_seconds(follow_up.attempts);
+                tracing::warn!(report = %follow_up.report_id, step = %follow_up.step, attempts = follow_up.attempts, retry_at, detail = %problem.detail, "fraud report follow-up failed; retried later");
+                pass.failed += 1;
+                // A 5xx's detail says only that it failed (its cause is in the log above and
+                // in the problem's own log line): the report's readers include the cardholder.
+                let error = if problem.status >= 500 {
+                    "an internal error (see the server log)".to_owned()
+                } else {
+                    problem.detail
+                };
+                store::fraud_reports::FollowUpResult::Failed { error, retry_at }
+            }
+        };
+        state
+            .store
+            .finish_fraud_follow_up(follow_up, result)
+            .await?;
+    }
+    Ok(pass)
+}
+
+/// Runs [`follow_up_pass`] every `interval` on the node that leads the job, until `stop`
+/// turns true. A failed pass is logged and the next one tries again.
+pub async fn run_follow_ups(
+    state: ApiState,
+    interval: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        if state.store.leads(store::leader::Job::FraudFollowUps).await
+            && let Err(problem) = follow_up_pass(&state, None, state.now_seconds()).await
+        {
+            tracing::warn!(detail = %problem.detail, "fraud report follow-up pass failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.wait_for(|stopping| *stopping) => return,
+        }
+    }
+}
+
+/// Does one follow-up by its business key (so doing it again finds what the first time
+/// made); returns what it made, for the report's readers.
+async fn follow_up_once(
+    state: &ApiState,
+    follow_up: &store::fraud_reports::FraudFollowUp,
+    now: i64,
+) -> Result<String, Problem> {
+    let report = state
+        .store
+        .fraud_report(&follow_up.report_id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no fraud report {}", follow_up.report_id)))?;
+    // The steps act as the reporter did: the cardholder, on their own transaction.
+    let reporter = state
+        .store
+        .user_by_username(&report.reported_by)
+        .await?
+        .ok_or_else(|| {
+            Problem::not_found(format!(
+                "the reporter {:?} is no user now",
+                report.reported_by
+            ))
+        })?;
+    let principal = Principal { user: reporter };
+    let transaction_id = report.transaction_id.to_string();
+    let record = crate::routes::visible_transaction(state, &principal, &transaction_id).await?;
+    match follow_up.step.as_str() {
+        FOLLOW_UP_CASE => {
+            let case = open_case(state, &report, &record, now).await?;
+            Ok(format!("case {case}"))
+        }
+        FOLLOW_UP_NOTIFY => {
+            let case = state
+                .store
+                .fraud_follow_ups(&report.id)
+                .await?
+                .into_iter()
+                .find(|other| other.step == FOLLOW_UP_CASE && other.state == "done")
+                .and_then(|done| done.outcome.strip_prefix("case ")?.parse::<i64>().ok())
+                .ok_or_else(|| {
+                    Problem::new(
+                        StatusCode::CONFLICT,
+                        "follow-up-waiting",
+                        "Waiting for another follow-up",
+                        "waits for the report's case to open",
+                    )
+                })?;
+            let card = Scope::of(&state.store, &principal.user)
+                .await?
+                .card(&report.card_id)
+                .cloned()
+                .ok_or_else(|| Problem::not_found(format!("no card {}", report.card_id)))?;
+            let (merchant, operations) = notify(state, &report, &record, &card, case, now).await?;
+            Ok(format!(
+                "{merchant} merchant and {operations} operations webhook deliveries queued"
+            ))
+        }
+        FOLLOW_UP_DISPUTE => {
+            let (dispute, _) = crate::disputes::open_dispute(
+                state,
+                &principal,
+                &transaction_id,
+                "not_recognised",
+                &report.description,
+            )
+            .await?;
+            Ok(format!("dispute {}", dispute.id))
+        }
+        other => Err(Problem::bad_request(format!(
+            "unknown follow-up {other:?} (known: {FOLLOW_UPS:?})"
+        ))),
+    }
+}
+
+/// Opens the report's case, or finds the one opened before for it; returns its id.
 async fn open_case(
     state: &ApiState,
     report: &FraudReport,
     record: &store::accounts::TransactionRecord,
     now: i64,
 ) -> Result<i64, Problem> {
-    let opened = state
-        .store
-        .open_case(store::cases::NewCase {
-            at: now,
-            merchant_id: record.merchant_id.clone(),
-            terminal_id: record.terminal_id.clone(),
-            card_id: report.card_id.clone(),
-            rules: format!(
-                "{CASE_RULE}(review,0): the cardholder reported transaction {} as fraud (report {})",
-                record.id, report.id
-            ),
-            severity: "review".into(),
-            // One case per reported transaction.
-            rule_names: vec![CASE_RULE.to_owned(), format!("transaction {}", record.id)],
-        })
-        .await;
-    match opened {
-        Ok(case) => {
-            tracing::info!(report = %report.id, case, "fraud report: case opened");
-            Ok(case)
-        }
-        Err(error) => {
-            tracing::warn!(report = %report.id, %error, "fraud report opened no case");
-            Err(error.into())
-        }
+    let case = store::cases::NewCase {
+        at: now,
+        merchant_id: record.merchant_id.clone(),
+        terminal_id: record.terminal_id.clone(),
+        card_id: report.card_id.clone(),
+        rules: format!(
+            "{CASE_RULE}(review,0): the cardholder reported transaction {} as fraud (report {})",
+            record.id, report.id
+        ),
+        severity: "review".into(),
+        // One case per reported transaction.
+        rule_names: vec![CASE_RULE.to_owned(), format!("transaction {}", record.id)],
+    };
+    if let Some(opened) = state.store.first_case_like(&case).await? {
+        return Ok(opened);
     }
+    Ok(state.store.open_case(case).await?)
 }
 
 /// Tells the merchant (its users' webhooks and its referring partners') and the acquirer's
 /// operations (the platform operators' webhooks) of the report: which transaction, which
-/// case, never the card's number nor the cardholder's words.
+/// case, never the card's number nor the cardholder's words. Returns how many deliveries
+/// were queued for each (a subscription told before is not told again).
 async fn notify(
     state: &ApiState,
     report: &FraudReport,
     record: &store::accounts::TransactionRecord,
     card: &store::directory::Card,
-    case: Option<&i64>,
+    case: i64,
     now: i64,
-) -> Result<(), Problem> {
+) -> Result<(usize, usize), Problem> {
     let data = serde_json::json!({
         "report_id": report.id,
         "transaction_id": record.id.to_string(),
@@ -370,8 +585,7 @@ async fn notify(
         now,
     )
     .await?;
-    tracing::info!(report = %report.id, merchant, operations, "fraud report: webhooks queued");
-    Ok(())
+    Ok((merchant, operations))
 }
 
 /// The report `id` if the caller may see it: its reporter, the acquirer's operators, the
@@ -401,7 +615,7 @@ pub async fn get_report(
     Path(id): Path<String>,
 ) -> Result<Json<FraudReportView>, Problem> {
     let report = visible_report(&state, &principal, &id).await?;
-    Ok(Json(FraudReportView::new(&report)))
+    Ok(Json(FraudReportView::read(&state, &report).await?))
 }
 
 /// The evidence pack as a JSON download, byte for byte as sealed.

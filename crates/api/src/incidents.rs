@@ -651,18 +651,7 @@ pub async fn get_attachment(
 
 /// The file as a download, with its type and SHA-256.
 pub fn attachment_response(attachment: &Attachment, bytes: Vec<u8>) -> Response {
-    let disposition = format!(
-        "attachment; filename=\"{}\"",
-        attachment
-            .name
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || ".-_ ".contains(c) {
-                c
-            } else {
-                '_'
-            })
-            .collect::<String>()
-    );
+    let disposition = crate::files::attachment_disposition(&attachment.name);
     (
         [
             (header::CONTENT_TYPE, attachment.content_type.clone()),

@@ -171,7 +171,7 @@ impl ApiState {
 
 /// Every route of the API (method, path as the OpenAPI document writes it). The router is
 /// built from the same calls, and a test checks both against each other and the document.
-pub const ROUTES: [(&str, &str); 75] = [
+pub const ROUTES: [(&str, &str); 77] = [
     ("GET", "/api/v1/me"),
     ("GET", "/api/v1/transactions"),
     ("GET", "/api/v1/transactions/{id}"),
@@ -225,6 +225,8 @@ pub const ROUTES: [(&str, &str); 75] = [
     ("GET", "/api/v1/disputes/{id}"),
     ("POST", "/api/v1/disputes/{id}/review"),
     ("POST", "/api/v1/disputes/{id}/answer"),
+    ("PUT", "/api/v1/disputes/{id}/answer"),
+    ("GET", "/api/v1/disputes/{id}/documents/{name}"),
     ("POST", "/api/v1/disputes/{id}/decide"),
     ("GET", "/api/v1/transactions/{id}/certificate"),
     ("GET", "/api/v1/audit/anchors"),
@@ -356,7 +358,17 @@ pub fn router(state: ApiState) -> Router {
         )
         .route(
             "/api/v1/disputes/{id}/answer",
-            axum::routing::post(disputes::answer_dispute),
+            // The JSON answer is a POST (its body bounded by the idempotency layer); the one
+            // with files a PUT, bounded by what its files may weigh together.
+            axum::routing::post(disputes::answer_dispute)
+                .put(disputes::put_answer)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    disputes::MAX_ANSWER_BODY_BYTES,
+                )),
+        )
+        .route(
+            "/api/v1/disputes/{id}/documents/{name}",
+            get(disputes::get_document),
         )
         .route(
             "/api/v1/disputes/{id}/decide",

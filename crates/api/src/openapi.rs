@@ -527,7 +527,7 @@ fn base_document() -> Value {
                 },
                 "FraudReport": {
                     "type": "object",
-                    "required": ["id", "transaction_id", "card_id", "card_frozen", "reported_by", "reported_at", "description", "pack_sha256", "pack_url", "pdf_url", "manifest_url"],
+                    "required": ["id", "transaction_id", "card_id", "card_frozen", "reported_by", "reported_at", "description", "pack_sha256", "pack_url", "pdf_url", "manifest_url", "follow_ups"],
                     "properties": {
                         "id": {"type": "string"}, "transaction_id": {"type": "string"}, "card_id": {"type": "string"},
                         "card_frozen": {"type": "boolean"}, "reported_by": {"type": "string"},
@@ -535,7 +535,21 @@ fn base_document() -> Value {
                         "pack_sha256": {"type": "string", "description": "SHA-256 of the evidence pack as sealed, hex"},
                         "pack_url": {"type": "string"},
                         "pdf_url": {"type": "string", "description": "The pack's PDF (also in the pack as evidence.pdf)"},
-                        "manifest_url": {"type": "string", "description": "Every file's SHA-256, the PDF's and the pack's, as sha256sum -c reads them"}
+                        "manifest_url": {"type": "string", "description": "Every file's SHA-256, the PDF's and the pack's, as sha256sum -c reads them"},
+                        "follow_ups": {"type": "array", "description": "What the report set in motion, in order, each retried in the background until done (empty for reports made before they were kept)", "items": {"$ref": "#/components/schemas/FraudFollowUp"}}
+                    }
+                },
+                "FraudFollowUp": {
+                    "type": "object",
+                    "required": ["step", "state", "attempts", "last_error", "next_attempt_at", "outcome", "done_at"],
+                    "properties": {
+                        "step": {"type": "string", "enum": ["case", "notify", "dispute"], "description": "case: the review case; notify: the fraud_report.opened webhooks (after the case); dispute: the transaction's dispute"},
+                        "state": {"type": "string", "enum": ["pending", "done"]},
+                        "attempts": {"type": "integer"},
+                        "last_error": {"type": "string", "description": "Why the last try failed, while pending"},
+                        "next_attempt_at": {"type": ["string", "null"], "format": "date-time", "description": "When it is tried next, while pending"},
+                        "outcome": {"type": "string", "description": "What it made, once done"},
+                        "done_at": {"type": ["string", "null"], "format": "date-time"}
                     }
                 },
                 "AuditEntry": {
@@ -815,6 +829,44 @@ fn add_disputes(document: &mut Value) {
         }
         operation
     };
+    let mut answer_with_files = operation(
+        "answerDisputeWithFiles",
+        "The merchant's manager or administrator answers a chargeback with evidence files, before answer_due_at, under the console's rules: up to 5 files, each a PDF, PNG or JPEG (sniffed from the content, not the name) of at most 5 MiB; each keeps its own name, made safe (the last path segment, no control or reserved characters, at most 100 characters, the extension its content says; a repeated name is numbered). Nothing is attached unless the answer is accepted. A dispute is answered once: a repeat is refused (409)",
+        ("200", ok("Dispute")),
+        path_id("Dispute id (dp_…)"),
+        &[
+            (
+                "400",
+                "Not multipart/form-data, more than 5 files, a file over 5 MiB or of another type (named in `detail`)",
+            ),
+            ("403", "Not the merchant's manager or administrator"),
+            ("404", "No dispute that the caller may see"),
+            (
+                "409",
+                "Not charged back, or answered already (`dispute-state`)",
+            ),
+            (
+                "413",
+                "The files together are over 25 MiB (`evidence-too-large`)",
+            ),
+            ("422", "After answer_due_at (`answer-too-late`)"),
+            ("503", "The server keeps no documents"),
+        ],
+    );
+    if let Value::Object(map) = &mut answer_with_files {
+        map.insert(
+            "requestBody".to_owned(),
+            json!({"required": true, "content": {"multipart/form-data": {"schema": {
+                "type": "object",
+                "properties": {
+                    "evidence": {"type": "string", "description": "What the merchant says, 1 to 4000 characters"},
+                    "certificate": {"type": "string", "description": "Any value: attach the transaction certificate signed by the acquirer"},
+                    "file": {"type": "array", "maxItems": 5, "items": {"type": "string", "format": "binary"}, "description": "Evidence files, each with its filename"}
+                },
+                "required": ["evidence"]
+            }}}}),
+        );
+    }
     let paths = [
         (
             "/api/v1/transactions/{id}/dispute",
@@ -830,7 +882,14 @@ fn add_disputes(document: &mut Value) {
         ),
         (
             "/api/v1/disputes/{id}/answer",
-            json!({"post": post("answerDispute", "The merchant's manager or administrator answers a chargeback with evidence, before answer_due_at", "DisputeAnswer", ("200", ok("Dispute")), "Dispute id (dp_…)")}),
+            json!({
+                "post": post("answerDispute", "The merchant's manager or administrator answers a chargeback with evidence, before answer_due_at; with files, use the PUT", "DisputeAnswer", ("200", ok("Dispute")), "Dispute id (dp_…)"),
+                "put": answer_with_files
+            }),
+        ),
+        (
+            "/api/v1/disputes/{id}/documents/{name}",
+            json!({"get": operation("getDisputeDocument", "A file of the dispute's answer, byte for byte, for the dispute's parties only (the cardholder, the card's issuer, the merchant's manager or administrator); X-Document-Sha256 is its SHA-256", ("200", json!({"description": "The file", "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}, "image/png": {"schema": {"type": "string", "format": "binary"}}, "image/jpeg": {"schema": {"type": "string", "format": "binary"}}, "application/json": {"schema": {"type": "object"}}}})), json!([path_id("Dispute id (dp_…)")[0].clone(), {"name": "name", "in": "path", "required": true, "schema": {"type": "string"}, "description": "The file's name as the dispute lists it (documents[].name)"}]), &[("404", "No such file, or not one of the dispute's parties")])}),
         ),
         (
             "/api/v1/transactions/{id}/certificate",
@@ -848,7 +907,7 @@ fn add_disputes(document: &mut Value) {
             "Dispute",
             json!({
                 "type": "object",
-                "required": ["id", "transaction_id", "merchant_id", "amount", "reason", "description", "status", "opened_by", "opened_at", "reviewed_by", "reviewed_at", "review_note", "answer_due_at", "answered_by", "answered_at", "evidence", "decided_by", "decided_at", "decision_note"],
+                "required": ["id", "transaction_id", "merchant_id", "amount", "reason", "description", "status", "opened_by", "opened_at", "reviewed_by", "reviewed_at", "review_note", "answer_due_at", "answered_by", "answered_at", "evidence", "decided_by", "decided_at", "decision_note", "documents"],
                 "properties": {
                     "id": {"type": "string", "description": "dp_ and 16 hex digits"},
                     "transaction_id": {"type": "string"},
@@ -862,7 +921,24 @@ fn add_disputes(document: &mut Value) {
                     "reviewed_by": text.clone(), "reviewed_at": time.clone(), "review_note": text.clone(),
                     "answer_due_at": time.clone(),
                     "answered_by": text.clone(), "answered_at": time.clone(), "evidence": text.clone(),
-                    "decided_by": text.clone(), "decided_at": time.clone(), "decision_note": text.clone()
+                    "decided_by": text.clone(), "decided_at": time.clone(), "decision_note": text.clone(),
+                    "documents": {"type": "array", "items": {"$ref": "#/components/schemas/DisputeDocument"}, "description": "The answer's files, for the dispute's parties, in a single dispute's view (lists leave it empty)"}
+                }
+            }),
+        ),
+        (
+            "DisputeDocument",
+            json!({
+                "type": "object",
+                "required": ["name", "content_type", "bytes", "sha256", "uploaded_by", "uploaded_at", "url"],
+                "properties": {
+                    "name": {"type": "string", "description": "The upload's own name, made safe, or certificate-<transaction>.json"},
+                    "content_type": {"type": "string", "enum": ["application/pdf", "image/png", "image/jpeg", "application/json"]},
+                    "bytes": {"type": "integer"},
+                    "sha256": {"type": "string"},
+                    "uploaded_by": {"type": "string"},
+                    "uploaded_at": {"type": "string", "format": "date-time"},
+                    "url": {"type": "string", "description": "Where the parties download it"}
                 }
             }),
         ),
@@ -876,7 +952,7 @@ fn add_disputes(document: &mut Value) {
         ),
         (
             "DisputeAnswer",
-            json!({"type": "object", "required": ["evidence"], "additionalProperties": false, "properties": {"evidence": {"type": "string", "description": "1 to 4000 characters"}}}),
+            json!({"type": "object", "required": ["evidence"], "additionalProperties": false, "properties": {"evidence": {"type": "string", "description": "1 to 4000 characters"}, "certificate": {"type": "boolean", "description": "Attach the transaction certificate signed by the acquirer"}}}),
         ),
         (
             "DisputeDecision",

@@ -1028,6 +1028,39 @@ fn matrix(world: &World) -> Vec<Line> {
                 ("partner", 403),
             ]),
         ),
+        // With files: the same people; the dispute (answered just above) takes no second answer,
+        // and a JSON body is no form (the files' rules are tested below, with forms).
+        (
+            "PUT".into(),
+            format!("/api/v1/disputes/{}/answer", world.dispute),
+            per(&[
+                ("operator", 403),
+                ("bank", 403),
+                ("wallet", 403),
+                ("shanghai.admin", 404),
+                ("shanghai.manager", 404),
+                ("shanghai.cashier", 403),
+                ("beijing.admin", 400),
+                ("cardholder1", 403),
+                ("partner", 403),
+            ]),
+        ),
+        // The answer's files: the dispute's parties only (this dispute has none by that name).
+        (
+            "GET".into(),
+            format!("/api/v1/disputes/{}/documents/matrix.pdf", world.dispute),
+            per(&[
+                ("operator", 404),
+                ("bank", 404),
+                ("wallet", 404),
+                ("shanghai.admin", 404),
+                ("shanghai.manager", 404),
+                ("shanghai.cashier", 404),
+                ("beijing.admin", 404),
+                ("cardholder1", 404),
+                ("partner", 404),
+            ]),
+        ),
         (
             "POST".into(),
             format!("/api/v1/disputes/{}/decide", world.dispute),
@@ -2273,6 +2306,301 @@ async fn a_cardholder_reports_fraud_the_card_freezes_and_the_evidence_pack_is_se
     }
 }
 
+/// Makes every insert into `table` fail (a store error in the follow-up that writes it), or
+/// lifts that again.
+async fn fail_inserts(store: &store::Store, table: &str, fail: bool) {
+    use store::onboarding::Step;
+    let trigger = format!("fail_{table}");
+    let steps = match (store.backend_name(), fail) {
+        ("sqlite", true) => vec![Step::new(
+            format!(
+                "CREATE TRIGGER {trigger} BEFORE INSERT ON {table} BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+            ),
+            vec![],
+        )],
+        ("sqlite", false) => vec![Step::new(format!("DROP TRIGGER {trigger}"), vec![])],
+        (_, true) => vec![
+            Step::new(
+                format!(
+                    "CREATE FUNCTION {trigger}() RETURNS trigger LANGUAGE plpgsql AS $body$ BEGIN RAISE EXCEPTION 'injected failure'; END $body$"
+                ),
+                vec![],
+            ),
+            Step::new(
+                format!(
+                    "CREATE TRIGGER {trigger} BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION {trigger}()"
+                ),
+                vec![],
+            ),
+        ],
+        (_, false) => vec![
+            Step::new(format!("DROP TRIGGER {trigger} ON {table}"), vec![]),
+            Step::new(format!("DROP FUNCTION {trigger}()"), vec![]),
+        ],
+    };
+    assert!(store.onboarding_execute(steps).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fraud_reports_failed_follow_ups_are_retried_until_done_exactly_once() {
+    for backend in store::testing::backends().await {
+        let name = backend.name;
+        let world = common::world_on(backend).await;
+        let sale = world.transactions["t1"];
+        // The case queue refuses every write: the case cannot open, so the webhooks (which
+        // name the case) wait too; the dispute does not depend on them.
+        fail_inserts(&world.store, "cases", true).await;
+        let made = world
+            .call(
+                "cardholder1",
+                "POST",
+                &format!("/api/v1/transactions/{sale}/fraud-report"),
+                Some("fr-retry"),
+                r#"{"description":"not me"}"#,
+            )
+            .await;
+        assert_eq!(made.status, StatusCode::CREATED, "{name}: {}", made.text);
+        let report = made.json();
+        let id = report["id"].as_str().unwrap().to_owned();
+        let states = |view: &serde_json::Value| -> Vec<(String, String, i64)> {
+            view["follow_ups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| {
+                    (
+                        f["step"].as_str().unwrap().to_owned(),
+                        f["state"].as_str().unwrap().to_owned(),
+                        f["attempts"].as_i64().unwrap(),
+                    )
+                })
+                .collect()
+        };
+        let owned = |list: &[(&str, &str, i64)]| -> Vec<(String, String, i64)> {
+            list.iter()
+                .map(|(a, b, c)| ((*a).to_owned(), (*b).to_owned(), *c))
+                .collect()
+        };
+        assert_eq!(
+            states(&report),
+            owned(&[
+                ("case", "pending", 1),
+                ("notify", "pending", 1),
+                ("dispute", "done", 1)
+            ]),
+            "{name}: {report}"
+        );
+        // The report stands, the card is frozen, the dispute is open.
+        assert!(world.store.fraud_report(&id).await.unwrap().is_some());
+        assert_eq!(
+            world.freezes.frozen("x", "y", "card-CH001-D"),
+            Some(risk::FreezeScope::Card)
+        );
+        assert!(
+            world
+                .store
+                .dispute_of_transaction(sale)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        // Each failure says why, and when it is tried next; a store error's cause stays in the
+        // log, out of the cardholder's view.
+        let case = &report["follow_ups"][0];
+        assert_eq!(
+            case["last_error"], "an internal error (see the server log)",
+            "{name}"
+        );
+        assert!(case["next_attempt_at"].is_string());
+        assert_eq!(
+            report["follow_ups"][1]["last_error"], "waits for the report's case to open",
+            "{name}"
+        );
+        let fraud_cases = async || {
+            world
+                .store
+                .cases(store::cases::CaseQuery {
+                    merchants: Some(vec![demo::SHANGHAI_MERCHANT.into()]),
+                    status: None,
+                    limit: 100,
+                })
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|case| case.rules.contains(&id))
+                .collect::<Vec<_>>()
+        };
+        assert!(fraud_cases().await.is_empty());
+        let told = async || {
+            world
+                .store
+                .deliveries_of(&world.shanghai_webhook, 50)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|delivery| delivery.event_type == "fraud_report.opened")
+                .count()
+        };
+        assert_eq!(told().await, 0);
+
+        // The background job: nothing is due before the retry time; while the store still
+        // fails, the retry fails again and waits longer.
+        let kept = world.store.fraud_follow_ups(&id).await.unwrap();
+        let first_retry = kept[0].next_attempt_at;
+        assert_eq!(
+            first_retry,
+            kept[0].next_attempt_at.max(kept[1].next_attempt_at),
+            "both wait for the same retry"
+        );
+        let pass = |at: i64| api::fraud::follow_up_pass(&world.state, None, at);
+        assert_eq!(
+            pass(first_retry - 1).await.unwrap(),
+            api::fraud::FollowUpPass::default()
+        );
+        assert_eq!(
+            pass(first_retry).await.unwrap(),
+            api::fraud::FollowUpPass { done: 0, failed: 2 }
+        );
+        // The store is fixed: the next pass does both, in order, and a pass after that has
+        // nothing left.
+        fail_inserts(&world.store, "cases", false).await;
+        let second_retry = first_retry + api::fraud::follow_up_retry_seconds(2);
+        assert_eq!(
+            pass(second_retry - 1).await.unwrap(),
+            api::fraud::FollowUpPass::default(),
+            "the second retry waits twice as long"
+        );
+        assert_eq!(
+            pass(second_retry).await.unwrap(),
+            api::fraud::FollowUpPass { done: 2, failed: 0 }
+        );
+        assert_eq!(
+            pass(second_retry + 86_400).await.unwrap(),
+            api::fraud::FollowUpPass::default()
+        );
+        let view = world
+            .get("cardholder1", &format!("/api/v1/fraud-reports/{id}"))
+            .await
+            .json();
+        assert_eq!(
+            states(&view),
+            owned(&[
+                ("case", "done", 3),
+                ("notify", "done", 3),
+                ("dispute", "done", 1)
+            ]),
+            "{name}: {view}"
+        );
+        // Done exactly once: one case, one event per subscription naming it.
+        let cases = fraud_cases().await;
+        assert_eq!(cases.len(), 1, "{name}");
+        assert_eq!(
+            view["follow_ups"][0]["outcome"],
+            format!("case {}", cases[0].id)
+        );
+        assert!(view["follow_ups"][0]["next_attempt_at"].is_null());
+        assert_eq!(told().await, 1, "{name}");
+        let delivery = world
+            .store
+            .deliveries_of(&world.shanghai_webhook, 50)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|delivery| delivery.event_type == "fraud_report.opened")
+            .unwrap();
+        let event: serde_json::Value = serde_json::from_str(&delivery.payload).unwrap();
+        assert_eq!(event["data"]["case_id"], cases[0].id, "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fraud_report_case_follow_up_done_again_finds_its_case() {
+    // A runner that opened the case but died before marking it done: the next one finds the
+    // case by its key instead of opening another, even once the case is resolved.
+    for backend in store::testing::backends().await {
+        let name = backend.name;
+        let world = common::world_on(backend).await;
+        let sale = world.transactions["t1"];
+        fail_inserts(&world.store, "webhook_deliveries", true).await;
+        let made = world
+            .call(
+                "cardholder1",
+                "POST",
+                &format!("/api/v1/transactions/{sale}/fraud-report"),
+                Some("fr-again"),
+                r#"{"description":"not me"}"#,
+            )
+            .await;
+        assert_eq!(made.status, StatusCode::CREATED, "{name}: {}", made.text);
+        let report = made.json();
+        assert_eq!(report["follow_ups"][0]["state"], "done", "{name}: {report}");
+        assert_eq!(
+            report["follow_ups"][1]["state"], "pending",
+            "{name}: {report}"
+        );
+        let case_id: i64 = report["follow_ups"][0]["outcome"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("case ")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            world
+                .store
+                .resolve_case(case_id, "no_action", "operator", 1_764_200_000)
+                .await
+                .unwrap()
+        );
+        // As if the runner had died after opening the case, before marking it done.
+        let id = report["id"].as_str().unwrap();
+        assert!(
+            world
+                .store
+                .onboarding_execute(vec![store::onboarding::Step::new(
+                    "UPDATE fraud_report_follow_ups SET state = 'pending', done_at = NULL, outcome = '', next_attempt_at = 0 WHERE report_id = $1 AND step = 'case'",
+                    vec![store::onboarding::Cell::text(id)],
+                )
+                .expect_one()])
+                .await
+                .unwrap()
+        );
+        fail_inserts(&world.store, "webhook_deliveries", false).await;
+        let at = world.state.now_seconds() + api::fraud::follow_up_retry_seconds(1);
+        assert_eq!(
+            api::fraud::follow_up_pass(&world.state, None, at)
+                .await
+                .unwrap(),
+            api::fraud::FollowUpPass { done: 2, failed: 0 },
+            "{name}"
+        );
+        let view = world
+            .get("cardholder1", &format!("/api/v1/fraud-reports/{id}"))
+            .await
+            .json();
+        assert_eq!(
+            view["follow_ups"][0]["outcome"],
+            format!("case {case_id}"),
+            "{name}: the same case, resolved as it was"
+        );
+        let cases = world
+            .store
+            .cases(store::cases::CaseQuery {
+                merchants: Some(vec![demo::SHANGHAI_MERCHANT.into()]),
+                status: None,
+                limit: 100,
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            cases.iter().filter(|case| case.rules.contains(id)).count(),
+            1,
+            "{name}"
+        );
+        assert_eq!(view["follow_ups"][1]["state"], "done", "{name}: {view}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_audit_head_is_anchored_in_the_hsm_and_a_key_slipped_into_the_store_is_found() {
     let world = world().await;
@@ -2761,4 +3089,328 @@ async fn insider_thresholds_follow_the_newest_rules_version() {
             "{cases}"
         );
     }
+}
+
+/// A `multipart/form-data` body: `("file:NAME", bytes)` is a file part named NAME, any other
+/// name a text field.
+fn multipart(fields: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "easypos-api-test-boundary";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match name.strip_prefix("file:") {
+            Some(filename) => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+            ),
+            None => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            ),
+        }
+        body.extend_from_slice(value);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_merchant_answers_a_dispute_with_files_through_the_api_and_only_its_parties_download_them()
+ {
+    use axum::body::Body;
+    use axum::http::Request;
+    let world = world().await;
+    let now = world.state.now_seconds();
+    let charged_back = |id: &str, sale: i64, merchant: &str, due: i64| store::disputes::Dispute {
+        id: id.into(),
+        transaction_id: sale,
+        merchant_id: merchant.into(),
+        card_id: "card-CH001-D".into(),
+        amount_minor: 1_250,
+        currency: 156,
+        reason: "not_received".into(),
+        description: "never came".into(),
+        status: "charged_back".into(),
+        opened_by: "cardholder1".into(),
+        opened_at: now - 100,
+        answer_due_at: Some(due),
+        ..Default::default()
+    };
+    let id = world
+        .store
+        .put_dispute(charged_back(
+            "dp_00000000000000f1",
+            world.transactions["t1"],
+            demo::SHANGHAI_MERCHANT,
+            now + 86_400,
+        ))
+        .await
+        .unwrap()
+        .id;
+    let path = format!("/api/v1/disputes/{id}/answer");
+    let put = |user: &str, fields: Vec<(&str, Vec<u8>)>| {
+        let fields: Vec<(&str, &[u8])> = fields.iter().map(|(n, v)| (*n, v.as_slice())).collect();
+        let (content_type, body) = multipart(&fields);
+        Request::put(&path)
+            .header("authorization", format!("Bearer {}", world.keys[user]))
+            .header("content-type", content_type)
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let pdf = |size: usize| {
+        let mut bytes = b"%PDF-1.4\n".to_vec();
+        bytes.resize(size, b' ');
+        bytes
+    };
+    let png = b"\x89PNG\r\n\x1a\na delivery note".to_vec();
+    let nothing_attached = async || {
+        assert!(world.store.dispute_documents(&id).await.unwrap().is_empty());
+        assert_eq!(
+            world.store.dispute(&id).await.unwrap().unwrap().status,
+            "charged_back"
+        );
+        // No file left behind in the documents directory either.
+        let dir = world.documents.path().join("disputes").join(&id);
+        assert!(
+            std::fs::read_dir(&dir).map_or(true, |mut entries| entries.next().is_none()),
+            "{dir:?}"
+        );
+    };
+
+    // Someone else's dispute: another merchant does not find it; the cardholder does not answer.
+    let foreign = world
+        .send(put(
+            "beijing.admin",
+            vec![("evidence", b"ours".to_vec()), ("file:a.pdf", pdf(100))],
+        ))
+        .await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND, "{}", foreign.text);
+    let cardholder = world
+        .send(put(
+            "cardholder1",
+            vec![("evidence", b"me".to_vec()), ("file:a.pdf", pdf(100))],
+        ))
+        .await;
+    assert_eq!(
+        cardholder.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        cardholder.text
+    );
+    nothing_attached().await;
+    // The wrong type, judged by the content: refused, naming the file.
+    let wrong = world
+        .send(put(
+            "shanghai.admin",
+            vec![
+                ("evidence", b"delivered".to_vec()),
+                ("file:receipt.pdf", b"<html>not a pdf</html>".to_vec()),
+            ],
+        ))
+        .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{}", wrong.text);
+    assert!(
+        wrong.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("\"receipt.pdf\": not a PDF, PNG or JPEG file"),
+        "{}",
+        wrong.text
+    );
+    nothing_attached().await;
+    // A file over 5 MiB: refused, naming the file and the limit.
+    let big = world
+        .send(put(
+            "shanghai.admin",
+            vec![
+                ("evidence", b"see the note".to_vec()),
+                ("file:note.pdf", pdf(5 * 1024 * 1024 + 1)),
+            ],
+        ))
+        .await;
+    assert_eq!(big.status, StatusCode::BAD_REQUEST, "{}", big.text);
+    assert!(
+        big.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("\"note.pdf\": 5242881 bytes, larger than the 5 MiB"),
+        "{}",
+        big.text
+    );
+    nothing_attached().await;
+    // More than all the files together may weigh: 413, nothing read.
+    let mut huge = vec![("evidence", b"notes".to_vec())];
+    huge.extend((0..6).map(|_| ("file:n.pdf", pdf(5 * 1024 * 1024 - 100))));
+    let too_large = world.send(put("shanghai.admin", huge)).await;
+    assert_eq!(too_large.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        too_large.json()["type"],
+        "/api/problems#evidence-too-large",
+        "{}",
+        too_large.text
+    );
+    nothing_attached().await;
+    // Not a form at all.
+    let json = world
+        .call("shanghai.admin", "PUT", &path, None, r#"{"evidence":"x"}"#)
+        .await;
+    assert_eq!(json.status, StatusCode::BAD_REQUEST, "{}", json.text);
+    nothing_attached().await;
+
+    // The answer: two files, their names made safe, the same name twice numbered.
+    let answered = world
+        .send(put(
+            "shanghai.manager",
+            vec![
+                ("evidence", b"delivered at 12:05, signed for".to_vec()),
+                ("file:../../etc/\u{7b7e}\u{8d2d}\u{5355}.pdf", pdf(300)),
+                ("file:photo.exe", png.clone()),
+                ("file:photo.exe", png.clone()),
+            ],
+        ))
+        .await;
+    assert_eq!(answered.status, StatusCode::OK, "{}", answered.text);
+    let view = answered.json();
+    assert_eq!(view["status"], "answered");
+    let names: Vec<&str> = view["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|document| document["name"].as_str().unwrap())
+        .collect();
+    // Listed by name.
+    assert_eq!(
+        names,
+        [
+            "photo.exe (2).png",
+            "photo.exe.png",
+            "\u{7b7e}\u{8d2d}\u{5355}.pdf"
+        ]
+    );
+    let photo = &view["documents"][1];
+    assert_eq!(photo["content_type"], "image/png");
+    assert_eq!(photo["uploaded_by"], "shanghai.manager");
+    assert_eq!(
+        photo["url"],
+        format!("/api/v1/disputes/{id}/documents/photo.exe.png")
+    );
+    assert!(
+        view["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("photo.exe.png (image/png"),
+        "{view}"
+    );
+    // Answered once: a repeat is refused and the first answer stands.
+    let again = world
+        .send(put(
+            "shanghai.admin",
+            vec![("evidence", b"again".to_vec()), ("file:x.pdf", pdf(50))],
+        ))
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
+    assert_eq!(world.store.dispute_documents(&id).await.unwrap().len(), 3);
+
+    // The parties see the files listed and download them byte for byte.
+    let url = photo["url"].as_str().unwrap();
+    for user in ["cardholder1", "bank", "shanghai.admin"] {
+        let seen = world
+            .get(user, &format!("/api/v1/disputes/{id}"))
+            .await
+            .json();
+        assert_eq!(seen["documents"].as_array().unwrap().len(), 3, "{user}");
+        let download = world.get(user, url).await;
+        assert_eq!(download.status, StatusCode::OK, "{user}");
+        assert_eq!(download.content_type, "image/png");
+        // Byte for byte (the answer's text is read lossily: its SHA-256 is the file's).
+        assert_eq!(download.text, String::from_utf8_lossy(&png), "{user}");
+        assert_eq!(
+            download.headers["x-document-sha256"].to_str().unwrap(),
+            photo["sha256"].as_str().unwrap()
+        );
+        assert_eq!(
+            photo["sha256"].as_str().unwrap(),
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&png))
+        );
+    }
+    let chinese = world
+        .get("cardholder1", view["documents"][2]["url"].as_str().unwrap())
+        .await;
+    assert_eq!(chinese.status, StatusCode::OK, "{}", chinese.text);
+    assert_eq!(chinese.content_type, "application/pdf");
+    assert!(
+        chinese.headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .ends_with("filename*=UTF-8''%E7%AD%BE%E8%B4%AD%E5%8D%95.pdf")
+    );
+    // Nobody else: another merchant, another cardholder, the acquirer's operators (who follow
+    // the dispute without its files).
+    for user in ["beijing.admin", "cardholder2", "operator"] {
+        let download = world.get(user, url).await;
+        assert_eq!(
+            download.status,
+            StatusCode::NOT_FOUND,
+            "{user}: {}",
+            download.text
+        );
+    }
+    let operator = world
+        .get("operator", &format!("/api/v1/disputes/{id}"))
+        .await;
+    assert_eq!(operator.status, StatusCode::OK, "{}", operator.text);
+    assert_eq!(operator.json()["documents"], serde_json::json!([]));
+    // A name the dispute does not list.
+    let missing = world
+        .get(
+            "shanghai.admin",
+            &format!("/api/v1/disputes/{id}/documents/other.pdf"),
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+
+    // After the deadline: refused, nothing attached.
+    let late = world
+        .store
+        .put_dispute(charged_back(
+            "dp_00000000000000f2",
+            world.transactions["t2"],
+            demo::SHANGHAI_MERCHANT,
+            now - 1,
+        ))
+        .await
+        .unwrap()
+        .id;
+    let (content_type, body) = multipart(&[
+        ("evidence", b"too late".as_slice()),
+        ("file:late.pdf", pdf(100).as_slice()),
+    ]);
+    let refused = world
+        .send(
+            Request::put(format!("/api/v1/disputes/{late}/answer"))
+                .header(
+                    "authorization",
+                    format!("Bearer {}", world.keys["shanghai.admin"]),
+                )
+                .header("content-type", content_type)
+                .body(Body::from(body))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.text
+    );
+    assert_eq!(refused.json()["type"], "/api/problems#answer-too-late");
+    assert!(
+        world
+            .store
+            .dispute_documents(&late)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let dir = world.documents.path().join("disputes").join(&late);
+    assert!(std::fs::read_dir(&dir).map_or(true, |mut entries| entries.next().is_none()));
 }

@@ -555,7 +555,18 @@ docs-title = Guides
 docs-intro = How to use easypos, for each of its users: pick the guide for what you do.
 
 # Fraud reports: the pack's PDF and manifest, and what follows a report (issue 9).
-fraud-followed = A case is open with the acquirer's risk team, the merchant and the acquirer's operations are told, and the charge is disputed with your bank.
+fraud-followed = A case opens with the acquirer's risk team, the merchant and the acquirer's operations are told, and the charge is disputed with your bank: each step is retried until done, and the table below shows where it stands.
+fraud-follow-ups = What the report set in motion
+fraud-follow-up = Step
+fraud-follow-up-state = State
+fraud-follow-up-attempts = Tries
+fraud-follow-up-detail = Result
+fraud-follow-up-next = tried again at
+fraud-step-case = Case with the acquirer's risk team
+fraud-step-notify = Merchant and acquirer's operations told
+fraud-step-dispute = Charge disputed with your bank
+fraud-state-pending = Under way (retried until done)
+fraud-state-done = Done
 fraud-download-pdf = Download the evidence pack (PDF)
 fraud-download-manifest = Download the SHA-256 manifest (SHA256SUMS)
 

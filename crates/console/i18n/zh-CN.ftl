@@ -555,7 +555,18 @@ docs-title = 使用指南
 docs-intro = 按角色编写的 easypos 使用说明：请选择与您的工作对应的指南。
 
 # Fraud reports: the pack's PDF and manifest, and what follows a report (issue 9).
-fraud-followed = 收单机构的风险团队已立案，商户和收单机构运营已收到通知，这笔交易已向您的发卡银行提出争议。
+fraud-followed = 收单机构的风险团队立案，通知商户和收单机构运营，并向您的发卡银行对这笔交易提出争议：每一步都会重试直至完成，下表显示其进度。
+fraud-follow-ups = 报告启动的后续步骤
+fraud-follow-up = 步骤
+fraud-follow-up-state = 状态
+fraud-follow-up-attempts = 尝试次数
+fraud-follow-up-detail = 结果
+fraud-follow-up-next = 下次重试于
+fraud-step-case = 收单机构风险团队立案
+fraud-step-notify = 通知商户和收单机构运营
+fraud-step-dispute = 向您的发卡银行提出争议
+fraud-state-pending = 进行中（重试直至完成）
+fraud-state-done = 已完成
 fraud-download-pdf = 下载证据包（PDF）
 fraud-download-manifest = 下载 SHA-256 清单（SHA256SUMS）
 

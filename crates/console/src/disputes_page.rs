@@ -11,7 +11,7 @@ use api::access::{Principal, Resource};
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use store::accounts::Role;
@@ -138,6 +138,8 @@ async fn page(
         }
     };
     let documents = match console.api.store.dispute_documents(&dispute.id).await {
+        // The files are the parties' (`api::disputes::sees_documents`).
+        Ok(_) if !api::disputes::sees_documents(&principal) => Vec::new(),
         Ok(documents) => documents
             .into_iter()
             .map(|document| DocumentRow::new(&dispute.id, document))
@@ -302,23 +304,14 @@ pub async fn answer(
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .unwrap_or("");
-    let parts = onboarding::documents::boundary(content_type)
-        .and_then(|boundary| onboarding::documents::parse_multipart(&body, boundary));
-    let Some(parts) = parts else {
+    // The API's reading of the form (`PUT /api/v1/disputes/{id}/answer` takes the same).
+    let Ok(form) = api::disputes::answer_form(content_type, &body) else {
         return StatusCode::BAD_REQUEST.into_response();
-    };
-    let text = |name: &str| {
-        parts
-            .iter()
-            .find(|part| part.name == name)
-            .and_then(|part| std::str::from_utf8(part.content).ok())
-            .unwrap_or("")
-            .to_owned()
     };
     let visit = match console
         .form_visit(
             &headers,
-            &text("csrf"),
+            &form.csrf,
             Resource::Transactions,
             "/console/disputes",
         )
@@ -330,30 +323,20 @@ pub async fn answer(
     let principal = Principal {
         user: visit.user.clone(),
     };
-    // A file input left empty sends an empty part: it is no file.
-    let uploads = parts
-        .iter()
-        .filter(|part| part.name == "file" && !part.content.is_empty())
-        .map(|part| api::disputes::Upload {
-            // The browser's name for it, made safe by `api::disputes::evidence_name`.
-            name: part.filename.unwrap_or("").to_owned(),
-            bytes: part.content.to_vec(),
-        })
-        .collect();
     let done = api::disputes::answer_with_documents(
         &console.api,
         &principal,
         &id,
-        &text("evidence"),
-        !text("certificate").is_empty(),
-        uploads,
+        &form.evidence,
+        form.certificate,
+        form.uploads,
     )
     .await
     .map(|_| ());
     after_step(&console, visit, &id, done).await
 }
 
-/// A file of a dispute's answer, for whoever may see the dispute.
+/// A file of a dispute's answer, for the dispute's parties (`api::disputes::document_bytes`).
 pub async fn document(
     State(console): State<Console>,
     headers: HeaderMap,
@@ -369,53 +352,9 @@ pub async fn document(
     let principal = Principal {
         user: visit.user.clone(),
     };
-    if let Err(problem) = api::disputes::visible_dispute(&console.api, &principal, &id).await {
-        let status = problem.status_code();
-        return super::error_page(visit.chrome, status);
+    match api::disputes::document_bytes(&console.api, &principal, &id, &name).await {
+        Ok((document, bytes)) => api::disputes::document_response(&document, bytes),
+        Err(problem) if problem.status == 500 => internal(&visit, &problem.detail),
+        Err(problem) => super::error_page(visit.chrome, problem.status_code()),
     }
-    let documents = match console.api.store.dispute_documents(&id).await {
-        Ok(documents) => documents,
-        Err(error) => return internal(&visit, &error),
-    };
-    let Some(document) = documents.into_iter().find(|document| document.name == name) else {
-        return super::error_page(visit.chrome, StatusCode::NOT_FOUND);
-    };
-    let file = document.file.clone();
-    let bytes = match tokio::task::spawn_blocking(move || std::fs::read(file)).await {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(error)) => return internal(&visit, &error),
-        Err(error) => return internal(&visit, &error),
-    };
-    let mut response = bytes.into_response();
-    let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&document.content_type) {
-        headers.insert(header::CONTENT_TYPE, value);
-    }
-    if let Ok(value) = HeaderValue::from_str(&attachment(&document.name)) {
-        headers.insert(header::CONTENT_DISPOSITION, value);
-    }
-    if let Ok(value) = HeaderValue::from_str(&document.sha256) {
-        headers.insert("x-document-sha256", value);
-    }
-    response
-}
-
-/// `Content-Disposition` for a download named `name` (RFC 6266): an ASCII `filename` (other
-/// characters as `_`; the name has no `"` or `\\`, `api::disputes::evidence_name`) and the
-/// name itself as UTF-8 in `filename*` (RFC 8187), which browsers prefer.
-fn attachment(name: &str) -> String {
-    let ascii: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!(
-        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
-        super::encode(name)
-    )
 }

@@ -295,23 +295,10 @@ pub async fn message(
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .unwrap_or("");
-    let parts = onboarding::documents::boundary(content_type)
-        .and_then(|boundary| onboarding::documents::parse_multipart(&body, boundary));
-    let Some(parts) = parts else {
+    let Some(parts) = api::files::form_parts(content_type, &body) else {
         return StatusCode::BAD_REQUEST.into_response();
     };
-    let part = |name: &str| {
-        parts
-            .iter()
-            .find(|part| part.name == name)
-            .map(|part| part.content)
-    };
-    let text_of = |name: &str| {
-        part(name)
-            .and_then(|bytes| std::str::from_utf8(bytes).ok())
-            .unwrap_or("")
-            .to_owned()
-    };
+    let text_of = |name: &str| api::files::text_field(&parts, name);
     let csrf = text_of("csrf");
     let visit = match console
         .form_visit(&headers, &csrf, Resource::Incidents, "/console/incidents")

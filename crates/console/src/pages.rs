@@ -792,15 +792,7 @@ fn next_link(form: &SearchForm, cursor: &str) -> String {
 
 /// Percent-encodes a query value (letters, digits and `-._~` stay).
 fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                char::from(byte).to_string()
-            }
-            _ => format!("%{byte:02X}"),
-        })
-        .collect()
+    api::files::percent_encode(value)
 }
 
 pub async fn transactions(
@@ -2172,6 +2164,8 @@ struct FraudReportPage {
     pack_sha256: String,
     /// Each file of the pack and its SHA-256.
     manifest: Vec<(String, String)>,
+    /// What the report set in motion and how far each is (`api::fraud::FOLLOW_UPS`).
+    follow_ups: Vec<api::fraud::FollowUpView>,
 }
 
 async fn visible_report(
@@ -2220,7 +2214,15 @@ pub async fn fraud_report(
             )
         })
         .collect();
+    let follow_ups = match console.api.store.fraud_follow_ups(&report.id).await {
+        Ok(follow_ups) => follow_ups
+            .iter()
+            .map(api::fraud::FollowUpView::from)
+            .collect(),
+        Err(error) => return internal(&visit, &error.to_string()),
+    };
     let page = FraudReportPage {
+        follow_ups,
         id: report.id.clone(),
         transaction_id: report.transaction_id.to_string(),
         card_id: report.card_id.clone(),

@@ -273,6 +273,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         api::webhooks::PASS_INTERVAL,
         stopped.clone(),
     ));
+    // What fraud reports set in motion (case, webhooks, dispute), retried until done
+    // (docs/aftersale.md).
+    let fraud_follow_ups = tokio::spawn(api::fraud::run_follow_ups(
+        api_state.clone(),
+        api::fraud::FOLLOW_UP_PASS_INTERVAL,
+        stopped.clone(),
+    ));
     // Cardholder alerts from the journal's and the wallet's new rows (docs/aftersale.md).
     let alerts = tokio::spawn(api::alerts::run(
         api_state.clone(),
@@ -333,6 +340,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     terminal_server.await.context("terminal listener")?;
     store_and_forward.await.context("store-and-forward task")?;
     webhooks.await.context("webhook task")?;
+    fraud_follow_ups
+        .await
+        .context("fraud report follow-up task")?;
     alerts.await.context("alert task")?;
     wallet_closer.await.context("wallet order closer")?;
     drop(app);

@@ -40,10 +40,12 @@ pub enum Job {
     CardholderAlerts,
     /// Unpaid wallet orders closed on time.
     WalletOrders,
+    /// What fraud reports set in motion, retried until done (`api::fraud`).
+    FraudFollowUps,
 }
 
 impl Job {
-    pub const ALL: [Job; 7] = [
+    pub const ALL: [Job; 8] = [
         Job::StoreAndForward,
         Job::HoldExpiry,
         Job::InsiderAlerts,
@@ -51,6 +53,7 @@ impl Job {
         Job::Webhooks,
         Job::CardholderAlerts,
         Job::WalletOrders,
+        Job::FraudFollowUps,
     ];
 
     pub fn name(self) -> &'static str {
@@ -62,6 +65,7 @@ impl Job {
             Job::Webhooks => "webhooks",
             Job::CardholderAlerts => "cardholder alerts",
             Job::WalletOrders => "wallet orders",
+            Job::FraudFollowUps => "fraud report follow-ups",
         }
     }
 
@@ -76,6 +80,7 @@ impl Job {
             Job::Webhooks => 5,
             Job::CardholderAlerts => 6,
             Job::WalletOrders => 7,
+            Job::FraudFollowUps => 8,
         }
     }
 

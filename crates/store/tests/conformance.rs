@@ -683,11 +683,34 @@ async fn a_fraud_report_is_kept_once_per_transaction_byte_for_byte() {
             pack_sha256: "ab".repeat(32),
         };
         let pack = "{\n  \"format\": \"easypos-evidence-pack/1\" \u{4e2d}\n}";
-        let first = store.put_fraud_report(report("fr_1", pack)).await.unwrap();
+        let first = store
+            .put_fraud_report(report("fr_1", pack), &["case", "notify"])
+            .await
+            .unwrap();
         assert_eq!(first, report("fr_1", pack), "{}", backend.name);
-        // A second report of the same transaction keeps the first.
-        let second = store.put_fraud_report(report("fr_2", "{}")).await.unwrap();
+        // A second report of the same transaction keeps the first, and adds no follow-up.
+        let second = store
+            .put_fraud_report(report("fr_2", "{}"), &["dispute"])
+            .await
+            .unwrap();
         assert_eq!(second.id, "fr_1", "{}", backend.name);
+        let steps = |follow_ups: &[store::fraud_reports::FraudFollowUp]| {
+            follow_ups
+                .iter()
+                .map(|f| (f.step.clone(), f.state.clone(), f.attempts))
+                .collect::<Vec<_>>()
+        };
+        let pending = store.fraud_follow_ups("fr_1").await.unwrap();
+        assert_eq!(
+            steps(&pending),
+            [
+                ("case".to_owned(), "pending".to_owned(), 0),
+                ("notify".to_owned(), "pending".to_owned(), 0)
+            ],
+            "{}",
+            backend.name
+        );
+        assert!(store.fraud_follow_ups("fr_2").await.unwrap().is_empty());
         store.close().await.unwrap();
         let store = open(&backend, &clock).await;
         assert_eq!(
@@ -705,8 +728,129 @@ async fn a_fraud_report_is_kept_once_per_transaction_byte_for_byte() {
                 .map(|r| r.id),
             Some("fr_1".to_owned())
         );
+        fraud_follow_ups_are_claimed_leased_and_finished_once(&store, backend.name).await;
         store.close().await.unwrap();
     }
+}
+
+/// The follow-ups of `fr_1` (due at 1_764_000_000): a claim leases them, a failure sets the
+/// next try, a claim whose lease ran out and was taken over cannot finish, done is final.
+async fn fraud_follow_ups_are_claimed_leased_and_finished_once(store: &Store, backend: &str) {
+    use store::fraud_reports::FollowUpResult;
+    let now = 1_764_000_000;
+    assert!(
+        store
+            .claim_fraud_follow_ups(now - 1, now + 60, 10, None)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not due yet: {backend}"
+    );
+    assert!(
+        store
+            .claim_fraud_follow_ups(now, now + 60, 10, Some("fr_other"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let claimed = store
+        .claim_fraud_follow_ups(now, now + 60, 10, Some("fr_1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed
+            .iter()
+            .map(|f| (f.step.as_str(), f.attempts))
+            .collect::<Vec<_>>(),
+        [("case", 1), ("notify", 1)],
+        "{backend}"
+    );
+    // Leased: nobody else takes them before the lease ends.
+    assert!(
+        store
+            .claim_fraud_follow_ups(now + 59, now + 120, 10, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let failed = FollowUpResult::Failed {
+        error: "injected".into(),
+        retry_at: now + 10,
+    };
+    assert!(
+        store
+            .finish_fraud_follow_up(&claimed[0], failed)
+            .await
+            .unwrap()
+    );
+    // The case's lease ended early (retry at +10); the notify's runner is slow: its lease runs
+    // out and another claim takes it over, so the slow one's answer is not kept.
+    let again = store
+        .claim_fraud_follow_ups(now + 60, now + 120, 10, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        again
+            .iter()
+            .map(|f| (f.step.as_str(), f.attempts))
+            .collect::<Vec<_>>(),
+        [("case", 2), ("notify", 2)],
+        "{backend}"
+    );
+    assert_eq!(again[0].last_error, "injected");
+    let done = |outcome: &str| FollowUpResult::Done {
+        outcome: outcome.into(),
+        at: now + 61,
+    };
+    assert!(
+        !store
+            .finish_fraud_follow_up(&claimed[1], done("stale"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .finish_fraud_follow_up(&again[0], done("case 7"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .finish_fraud_follow_up(&again[1], done("2 deliveries"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .finish_fraud_follow_up(&again[1], done("twice"))
+            .await
+            .unwrap()
+    );
+    let finished = store.fraud_follow_ups("fr_1").await.unwrap();
+    assert_eq!(
+        finished
+            .iter()
+            .map(|f| (
+                f.state.as_str(),
+                f.outcome.as_str(),
+                f.last_error.as_str(),
+                f.done_at
+            ))
+            .collect::<Vec<_>>(),
+        [
+            ("done", "case 7", "", Some(now + 61)),
+            ("done", "2 deliveries", "", Some(now + 61))
+        ],
+        "{backend}"
+    );
+    assert!(
+        store
+            .claim_fraud_follow_ups(now + 1_000, now + 1_060, 10, None)
+            .await
+            .unwrap()
+            .is_empty(),
+        "done is final"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

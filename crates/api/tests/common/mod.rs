@@ -19,6 +19,8 @@ use tower::ServiceExt;
 
 pub struct World {
     pub store: Arc<Store>,
+    /// The state behind `router` (for the background jobs' passes).
+    pub state: api::ApiState,
     pub router: Router,
     /// API key by demo user name.
     pub keys: BTreeMap<&'static str, String>,
@@ -322,8 +324,9 @@ pub async fn world_on(backend: TestBackend) -> World {
         })
         .await
         .unwrap();
-    let router = api::router(state);
+    let router = api::router(state.clone());
     World {
+        state,
         shanghai_incident,
         documents,
         dispute,
