@@ -1487,7 +1487,18 @@ async fn a_cardholder_reports_fraud_from_the_transaction_page_and_downloads_the_
     aftersale::evidence::check(&pack.html).unwrap();
     // The page says what follows, and offers the PDF and the manifest.
     assert!(report.html.contains("evidence.pdf"));
-    assert!(report.html.contains("A case is open"), "{}", report.html);
+    assert!(report.html.contains("A case opens"), "{}", report.html);
+    // … and how far each step is: all done at once here.
+    for step in ["case", "notify"] {
+        assert!(
+            report
+                .html
+                .contains(&format!("data-step=\"{step}\" data-state=\"done\"")),
+            "{step}: {}",
+            report.html
+        );
+    }
+    assert!(report.html.contains("Done"), "{}", report.html);
     let pdf = world
         .get(&format!("{report_path}/evidence.pdf"), Some(&session), &[])
         .await;
