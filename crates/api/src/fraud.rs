@@ -3,9 +3,12 @@
 //! emergency freeze), and an evidence pack is sealed (`aftersale::evidence`): the transaction,
 //! its timeline, the merchant's and terminal's identity, the journal excerpt of its terminal
 //! batch, the card's freeze, the audit trail of the transaction and the card, the acquirer's
-//! receipt keys, the report itself, and all of it as a PDF. Then a case is opened in the risk
-//! case queue, the merchant (its users' and referring partners' webhooks) and the acquirer's
-//! operations (the platform operators' webhooks) are told, and the transaction is disputed.
+//! receipt keys, the report itself, and all of it as a PDF. The report is stored with its
+//! follow-ups (in one transaction): a case opened in the risk case queue, the merchant (its
+//! users' and referring partners' webhooks) and the acquirer's operations (the platform
+//! operators' webhooks) told, and the transaction disputed. The request does them at once;
+//! [`run_follow_ups`] retries any that failed until each is done, by its business key, so
+//! none is done twice.
 
 use crate::ApiState;
 use crate::access::{Principal, Scope};
