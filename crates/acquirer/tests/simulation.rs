@@ -589,25 +589,7 @@ async fn sign_on(handler: &TerminalHandler) -> (TdesKey, TdesKey) {
     let host::Reply::Send(answer) = handler.handle(&frame, peer()).await else {
         panic!("the sign-on is answered");
     };
-    let keys = cup()
-        .unpack(&answer)
-        .unwrap()
-        .get(62)
-        .unwrap()
-        .to_bytes()
-        .to_vec();
-    let tmk = TdesKey::new(&hex::decode(TEST_TMK).unwrap()).unwrap();
-    let key = |from: usize| {
-        paycrypto::session::decrypt_working_key(
-            &tmk,
-            &paycrypto::session::EncryptedWorkingKey {
-                encrypted: keys[from..from + 16].to_vec(),
-                check_value: keys[from + 16..from + 20].to_vec(),
-            },
-        )
-        .unwrap()
-    };
-    (key(0), key(20))
+    working_keys(&cup().unpack(&answer).unwrap().get(62).unwrap().to_bytes())
 }
 
 /// A seed's directory or the template, removed when done with, failed or not.

@@ -349,14 +349,19 @@ pub async fn signed_on_as(client: &mut Client, terminal: &str) -> (TdesKey, Tdes
         .unpack(&client.exchange(&sign_on, TIMEOUT).await.unwrap())
         .unwrap()
         .into_owned();
-    let keys = answer.get(62).unwrap().to_bytes().to_vec();
+    working_keys(&answer.get(62).unwrap().to_bytes())
+}
+
+/// The clear PIN and MAC keys of a sign-on answer's field 62 (PIK 16 ‖ check 4 ‖ MAK 16 ‖
+/// check 4, under [`TEST_TMK`]).
+pub fn working_keys(field62: &[u8]) -> (TdesKey, TdesKey) {
     let tmk = TdesKey::new(&hex::decode(TEST_TMK).unwrap()).unwrap();
     let key = |from: usize| {
         paycrypto::session::decrypt_working_key(
             &tmk,
             &paycrypto::session::EncryptedWorkingKey {
-                encrypted: keys[from..from + 16].to_vec(),
-                check_value: keys[from + 16..from + 20].to_vec(),
+                encrypted: field62[from..from + 16].to_vec(),
+                check_value: field62[from + 16..from + 20].to_vec(),
             },
         )
         .unwrap()
