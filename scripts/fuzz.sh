@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Run one codec fuzz target for a while: scripts/fuzz.sh TARGET SECONDS
-# Targets: iso8583_cup_bcd iso8583_iso87_ascii framing tlv qr qr_image (or "all").
+# Run one fuzz target for a while: scripts/fuzz.sh TARGET SECONDS
+# Targets: iso8583_cup_bcd iso8583_iso87_ascii framing tlv qr qr_image pin_block handler (or
+# "all"). handler drives the host's message handler over the demo world on SQLite (in /dev/shm
+# when there is one).
 # Needs cargo-fuzz (`cargo install cargo-fuzz`); on the stable toolchain cargo-fuzz's
 # sanitizer flags need RUSTC_BOOTSTRAP=1, which this script sets.
 set -euo pipefail
 
-targets=(iso8583_cup_bcd iso8583_iso87_ascii framing tlv qr qr_image)
+targets=(iso8583_cup_bcd iso8583_iso87_ascii framing tlv qr qr_image pin_block handler)
 target="${1:?usage: scripts/fuzz.sh TARGET|all SECONDS}"
 seconds="${2:?usage: scripts/fuzz.sh TARGET|all SECONDS}"
 root="$(cd "$(dirname "$0")/.." && pwd)"

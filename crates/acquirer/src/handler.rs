@@ -631,6 +631,36 @@ impl TerminalHandler {
         {
             return answer;
         }
+        let answer = self
+            .local_financial(kind, message, request, terminal, keys)
+            .await;
+        // A message that moves money answered 96 failed in the store, whose commit may have
+        // been durable all the same (the disk or the connection failed after the data reached
+        // it). The terminal takes 96 as a failure and does not reverse it, so the host does,
+        // as for an answer not given in time (see `saf.rs`): whatever posted is undone, and
+        // what did not is marked so that it never posts. Found by the deterministic
+        // simulation (tests/simulation.rs, seed 4: a void durable but answered 96 left the
+        // sale voided while the terminal held it approved). An issuer host leaves it to the
+        // acquirer, which reverses what its issuer answered 96 (see `switch.rs`).
+        let failed = answer.as_ref().is_some_and(|answer| {
+            answer.message.response_code().ok().as_deref()
+                == Some(ResponseCode::SystemMalfunction.code())
+        });
+        if failed && self.role == Role::Acquirer && crate::saf::posts(kind) {
+            self.queue_reversal_of(message, request).await;
+        }
+        answer
+    }
+
+    /// A financial message decided by the in-process issuer (or the acquirer alone).
+    async fn local_financial(
+        &self,
+        kind: MessageType,
+        message: &Message<'_>,
+        request: &Request,
+        terminal: &TerminalRecord,
+        keys: &MessageKeys,
+    ) -> Option<Answer> {
         match kind {
             MessageType::Sale | MessageType::BalanceInquiry | MessageType::PreAuthorization => {
                 let card_kind = match kind {

@@ -17,9 +17,9 @@
 use crate::effects::BusinessKey;
 use crate::handler::TerminalHandler;
 use crate::keys::MessageKeys;
-use crate::message::{Request, classify};
+use crate::message::{MessageType, Request, classify};
 use crate::sale::Answer;
-use iso8583::{Message, Profile};
+use iso8583::{Message, Profile, ResponseCode};
 use store::journal::JournalEntry;
 
 /// What the journal knows of a financial message before it is decided.
@@ -180,13 +180,23 @@ impl TerminalHandler {
         let amount = request
             .amount_minor
             .and_then(|minor| i64::try_from(minor).ok());
+        // A reversal answered 96 failed in the store: its repeat (0401, the same bytes) is
+        // decided again, or the terminal, which retries a reversal until it gets 00, would get
+        // the 96 back for ever and the money would stay moved. Deciding a reversal again is
+        // safe: it undoes once. Found by the deterministic simulation (tests/simulation.rs,
+        // seed 38).
+        let replayable = |entry: &JournalEntry| {
+            request.kind != MessageType::Reversal
+                || entry.response.as_deref() != Some(ResponseCode::SystemMalfunction.code())
+        };
         let packed = earlier.into_iter().rev().find_map(|entry| {
             (entry.kind == request.kind.to_string()
                 && entry.transmission == transmission
                 && entry.amount_minor == amount
-                && entry.request_mac == mac)
-                .then_some(entry.answer)
-                .flatten()
+                && entry.request_mac == mac
+                && replayable(&entry))
+            .then_some(entry.answer)
+            .flatten()
         })?;
         let answer = self.profile.unpack(&packed).ok()?.into_owned();
         tracing::info!(terminal = %request.terminal_id, stan = request.stan, kind = %request.kind, "duplicate answered with the original answer");

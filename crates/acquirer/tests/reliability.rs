@@ -433,23 +433,6 @@ async fn every_ordering_of_a_sale_its_repeats_and_reversals_moves_money_at_most_
     }
 }
 
-/// A small deterministic generator (SplitMix64): the storm replays exactly from its seed.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % u64::try_from(n).unwrap()).unwrap()
-    }
-}
-
 /// One sale's events in the storm: three in four are a lone sale; the rest add one to three
 /// retransmissions, repeats, reversals or reversal repeats, with the sale itself at a random
 /// place among them (so reversals come before and after their originals). About a third of

@@ -265,8 +265,10 @@ pub fn decrypt_pin_block(
     }
 }
 
-/// Checks a clear 8-byte PIN field (after removing the PAN) and extracts the PIN.
+/// Checks a clear 8-byte PIN field (after removing the PAN) and extracts the PIN. A field of
+/// another length is refused (the fuzz target `pin_block` found that a short one panicked).
 pub fn parse_pin_field(format: PinBlockFormat, field: &[u8]) -> Result<Pin> {
+    expect_len("PIN field", "8", field.len(), field.len() == NIBBLES / 2)?;
     let nibbles = Zeroizing::new(unpack_nibbles(field));
     if nibbles[0] != format.control() {
         return Err(Error::PinBlock("control nibble does not match the format"));

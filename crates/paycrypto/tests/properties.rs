@@ -129,3 +129,25 @@ mod constant_time_comparisons {
         assert!(!digits_equal("1234", "1235"));
     }
 }
+
+/// A clear PIN field of any length but 8 bytes is refused, never a panic (the fuzz target
+/// `pin_block` found that an empty or short one indexed out of bounds).
+#[test]
+fn pin_fields_of_the_wrong_length_are_refused() {
+    for format in [0, 1, 3, 4] {
+        let format = PinBlockFormat::from_number(format).unwrap();
+        for length in [0, 1, 2, 7, 9, 16] {
+            let field = vec![0x04; length];
+            assert!(
+                matches!(
+                    pinblock::parse_pin_field(format, &field),
+                    Err(paycrypto::Error::Length { .. })
+                ),
+                "{format:?}, {length} bytes"
+            );
+        }
+    }
+    // The same check passes a well-formed field: format 0, PIN 1234, fill F.
+    let field = [0x04, 0x12, 0x34, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
+    assert!(pinblock::parse_pin_field(PinBlockFormat::Iso0, &field).is_ok());
+}

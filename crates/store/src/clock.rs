@@ -5,6 +5,25 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub trait Clock: Send + Sync + std::fmt::Debug {
     /// Nanoseconds since the Unix epoch.
     fn now(&self) -> u64;
+
+    /// What befalls the writer's next commit: asked once per commit by the SQLite writer. The
+    /// clock is the store's whole environment as tests inject it, so the deterministic
+    /// simulation (crates/acquirer/tests/simulation.rs) schedules disk faults here with its
+    /// time. Production clocks never fault.
+    fn commit_fault(&self) -> Option<CommitFault> {
+        None
+    }
+}
+
+/// A disk fault at a commit, injected by a test through [`Clock::commit_fault`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitFault {
+    /// The commit fails and is rolled back: nothing is written and every caller of the group
+    /// gets an error.
+    Fail,
+    /// The commit is durable but its callers get an error, as when the disk or the connection
+    /// fails after the data reached it: the caller cannot tell this from [`CommitFault::Fail`].
+    LoseAnswer,
 }
 
 #[derive(Debug, Default, Clone, Copy)]

@@ -64,7 +64,7 @@ pub mod testing;
 pub mod wallets;
 pub mod webhooks;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, CommitFault, ManualClock, SystemClock};
 pub use migrate::{Migration, latest as latest_version, postgres_migrations, sqlite_migrations};
 
 use ledger::{

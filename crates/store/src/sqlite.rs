@@ -26,7 +26,7 @@ use crate::rows::{
     timestamp_to_sql,
 };
 use crate::saf::{PENDING_REVERSAL_COLUMNS, PendingReversal, ReversalAttempt};
-use crate::{Clock, Counters, StoreError, StoreStats, TransferResults};
+use crate::{Clock, CommitFault, Counters, StoreError, StoreStats, TransferResults};
 use ledger::{
     Account, AccountError, AccountId, AccountSpec, Changes, InstitutionId, LedgerState, Transfer,
     TransferId, TransferRequest,
@@ -792,13 +792,19 @@ impl Writer {
             }
         }
         let changes = session.finish();
+        let fault = self.clock.commit_fault();
         let outcome = match (failure, view.error.into_inner()) {
             (Some(error), _) | (None, Some(error)) => Err(error),
             (None, None) => write_changes(&self.connection, &changes)
                 .and_then(|()| write_cards(&self.connection, &cards))
-                .and_then(|()| {
-                    self.connection.prepare_cached("COMMIT")?.execute([])?;
-                    Ok(())
+                .and_then(|()| match fault {
+                    Some(CommitFault::Fail) => {
+                        Err(StoreError::Write("injected commit failure".into()))
+                    }
+                    _ => {
+                        self.connection.prepare_cached("COMMIT")?.execute([])?;
+                        Ok(())
+                    }
                 }),
         };
         match outcome {
@@ -812,7 +818,12 @@ impl Writer {
                     self.issuer_cards
                         .remember(card.card_id.clone(), Some(card.clone()));
                 }
-                answers.into_iter().for_each(Answer::deliver);
+                if fault == Some(CommitFault::LoseAnswer) {
+                    let message = "injected fault: committed, but the answer was lost";
+                    answers.into_iter().for_each(|answer| answer.fail(message));
+                } else {
+                    answers.into_iter().for_each(Answer::deliver);
+                }
             }
             Err(error) => {
                 let message = error.to_string();

@@ -15,6 +15,24 @@ pub use std::time::Duration;
 pub use store::Store;
 pub use store::directory::StoredKey;
 
+/// A small deterministic generator (SplitMix64): a storm or a simulation replays exactly from
+/// its seed.
+pub struct SplitMix(pub u64);
+
+impl SplitMix {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next() % u64::try_from(n).unwrap()).unwrap()
+    }
+}
+
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 
 pub fn cup() -> &'static Profile {
@@ -331,14 +349,19 @@ pub async fn signed_on_as(client: &mut Client, terminal: &str) -> (TdesKey, Tdes
         .unpack(&client.exchange(&sign_on, TIMEOUT).await.unwrap())
         .unwrap()
         .into_owned();
-    let keys = answer.get(62).unwrap().to_bytes().to_vec();
+    working_keys(&answer.get(62).unwrap().to_bytes())
+}
+
+/// The clear PIN and MAC keys of a sign-on answer's field 62 (PIK 16 ‖ check 4 ‖ MAK 16 ‖
+/// check 4, under [`TEST_TMK`]).
+pub fn working_keys(field62: &[u8]) -> (TdesKey, TdesKey) {
     let tmk = TdesKey::new(&hex::decode(TEST_TMK).unwrap()).unwrap();
     let key = |from: usize| {
         paycrypto::session::decrypt_working_key(
             &tmk,
             &paycrypto::session::EncryptedWorkingKey {
-                encrypted: keys[from..from + 16].to_vec(),
-                check_value: keys[from + 16..from + 20].to_vec(),
+                encrypted: field62[from..from + 16].to_vec(),
+                check_value: field62[from + 16..from + 20].to_vec(),
             },
         )
         .unwrap()
