@@ -196,6 +196,11 @@ const SQLITE: &[Migration] = &[
         name: "supervisor_terminals",
         sql: include_str!("../migrations/sqlite/0037_supervisor_terminals.sql"),
     },
+    Migration {
+        version: 38,
+        name: "host_changes",
+        sql: include_str!("../migrations/sqlite/0038_host_changes.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -383,6 +388,11 @@ const POSTGRES: &[Migration] = &[
         version: 37,
         name: "supervisor_terminals",
         sql: include_str!("../migrations/postgres/0037_supervisor_terminals.sql"),
+    },
+    Migration {
+        version: 38,
+        name: "host_changes",
+        sql: include_str!("../migrations/postgres/0038_host_changes.sql"),
     },
 ];
 

@@ -1233,6 +1233,43 @@ fn institution_id(value: i32) -> Result<InstitutionId, StoreError> {
         .map_err(|_| directory::unknown("institution", &value.to_string()))
 }
 
+/// A merchant row's columns from `first` on (`id, acquirer, name, name_zh, city, mcc,
+/// settlement_account`).
+fn merchant_from_row(row: &Row, first: usize) -> Result<Merchant, StoreError> {
+    Ok(Merchant {
+        id: row.try_get(first)?,
+        acquirer: institution_id(row.try_get(first + 1)?)?,
+        name: row.try_get(first + 2)?,
+        name_zh: row.try_get(first + 3)?,
+        city: row.try_get(first + 4)?,
+        mcc: row.try_get(first + 5)?,
+        settlement_account: AccountId(id_from_bytes(row.try_get(first + 6)?)?),
+    })
+}
+
+/// A terminal row (`id, merchant_id, status`).
+fn terminal_from_row(row: &Row) -> Result<Terminal, StoreError> {
+    Ok(Terminal {
+        id: row.try_get(0)?,
+        merchant_id: row.try_get(1)?,
+        status: row.try_get(2)?,
+    })
+}
+
+impl PostgresStore {
+    pub async fn terminal_with_merchant(
+        &self,
+        id: &str,
+    ) -> Result<Option<(Terminal, Merchant)>, StoreError> {
+        let client = self.other.lock().await;
+        let row = client
+            .query_opt(crate::host_changes::TERMINAL_WITH_MERCHANT, &[&id])
+            .await?;
+        row.map(|row| Ok((terminal_from_row(&row)?, merchant_from_row(&row, 3)?)))
+            .transpose()
+    }
+}
+
 async fn read_directory(client: &Client) -> Result<Directory, StoreError> {
     let institutions = client
         .query("SELECT id, kind, name, name_zh FROM institutions", &[])
@@ -1274,27 +1311,11 @@ async fn read_directory(client: &Client) -> Result<Directory, StoreError> {
             .collect::<Result<_, StoreError>>()?,
         merchants: merchants
             .iter()
-            .map(|row| {
-                Ok(Merchant {
-                    id: row.try_get(0)?,
-                    acquirer: institution_id(row.try_get(1)?)?,
-                    name: row.try_get(2)?,
-                    name_zh: row.try_get(3)?,
-                    city: row.try_get(4)?,
-                    mcc: row.try_get(5)?,
-                    settlement_account: AccountId(id_from_bytes(row.try_get(6)?)?),
-                })
-            })
+            .map(|row| merchant_from_row(row, 0))
             .collect::<Result<_, StoreError>>()?,
         terminals: terminals
             .iter()
-            .map(|row| {
-                Ok(Terminal {
-                    id: row.try_get(0)?,
-                    merchant_id: row.try_get(1)?,
-                    status: row.try_get(2)?,
-                })
-            })
+            .map(terminal_from_row)
             .collect::<Result<_, StoreError>>()?,
         staff: staff
             .iter()
