@@ -76,6 +76,11 @@ pub enum Role {
     Issuer,
 }
 
+/// How long a terminal id the store did not know is refused without asking it again.
+pub const UNKNOWN_TERMINAL_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+/// Most unknown terminal ids remembered (past this the memory starts again).
+const MAX_UNKNOWN_TERMINALS: usize = 10_000;
+
 /// What the host knows of a terminal for its checks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TerminalRecord {
@@ -87,6 +92,19 @@ pub struct TerminalRecord {
 }
 
 impl TerminalRecord {
+    /// The record of `terminal`, of `merchant`.
+    pub fn new(
+        terminal: &store::directory::Terminal,
+        merchant: &store::directory::Merchant,
+    ) -> TerminalRecord {
+        TerminalRecord {
+            merchant_id: merchant.id.clone(),
+            active: terminal.status == "active",
+            acquirer: merchant.acquirer,
+            merchant_payable: merchant.settlement_account,
+        }
+    }
+
     /// Every terminal of `directory`, with its merchant's acquirer and payable account (a
     /// terminal whose merchant is missing is left out).
     pub fn from_directory(
@@ -102,13 +120,7 @@ impl TerminalRecord {
             .iter()
             .filter_map(|terminal| {
                 let merchant = merchants.get(terminal.merchant_id.as_str())?;
-                let record = TerminalRecord {
-                    merchant_id: terminal.merchant_id.clone(),
-                    active: terminal.status == "active",
-                    acquirer: merchant.acquirer,
-                    merchant_payable: merchant.settlement_account,
-                };
-                Some((terminal.id.clone(), record))
+                Some((terminal.id.clone(), TerminalRecord::new(terminal, merchant)))
             })
             .collect()
     }
@@ -142,6 +154,8 @@ pub struct TerminalHandler {
     /// Terminals by id, changed while the host runs when onboarding activates a terminal or
     /// an operator stops one ([`TerminalHandler::set_terminal`]).
     terminals: std::sync::RwLock<HashMap<String, Arc<TerminalRecord>>>,
+    /// Terminal ids the store did not know either, and since when ([`Self::load_terminal`]).
+    unknown_terminals: std::sync::Mutex<HashMap<String, std::time::Instant>>,
     /// Parameter sets by terminal id, set by onboarding ([`TerminalHandler::set_parameters`]);
     /// a terminal without one is configured by hand and never asked to download.
     parameters: std::sync::RwLock<HashMap<String, Arc<TerminalParameters>>>,
@@ -221,6 +235,7 @@ impl TerminalHandler {
                     .collect(),
             ),
             parameters: std::sync::RwLock::default(),
+            unknown_terminals: std::sync::Mutex::default(),
             store,
             hsm,
             keys: std::sync::RwLock::default(),
@@ -483,8 +498,50 @@ impl TerminalHandler {
         })
     }
 
-    fn check_terminal(&self, request: &Request) -> Result<Arc<TerminalRecord>, ResponseCode> {
-        match self.terminal(&request.terminal_id) {
+    /// The record of a terminal this host does not know yet, read from the store: one made or
+    /// activated through another host sharing the database signs on here at once, before
+    /// this host follows the change (`onboarding::follow`). An id the store does not know
+    /// either is remembered for [`UNKNOWN_TERMINAL_TTL`], so a stream of messages from
+    /// unknown terminals costs one read per id, not one per message.
+    async fn load_terminal(&self, terminal_id: &str) -> Option<Arc<TerminalRecord>> {
+        let terminal_id = terminal_id.trim();
+        let now = std::time::Instant::now();
+        if let Ok(unknown) = self.unknown_terminals.lock()
+            && unknown
+                .get(terminal_id)
+                .is_some_and(|since| now.duration_since(*since) < UNKNOWN_TERMINAL_TTL)
+        {
+            return None;
+        }
+        match self.store.terminal_with_merchant(terminal_id).await {
+            Ok(Some((terminal, merchant))) => {
+                let record = TerminalRecord::new(&terminal, &merchant);
+                tracing::info!(terminal = %terminal_id, active = record.active, "terminal read from the store");
+                self.set_terminal(terminal_id, record);
+                self.terminal(terminal_id)
+            }
+            Ok(None) => {
+                if let Ok(mut unknown) = self.unknown_terminals.lock() {
+                    if unknown.len() >= MAX_UNKNOWN_TERMINALS {
+                        unknown.clear();
+                    }
+                    unknown.insert(terminal_id.to_owned(), now);
+                }
+                None
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot read a terminal from the store");
+                None
+            }
+        }
+    }
+
+    async fn check_terminal(&self, request: &Request) -> Result<Arc<TerminalRecord>, ResponseCode> {
+        let known = match self.terminal(&request.terminal_id) {
+            Some(terminal) => Some(terminal),
+            None => self.load_terminal(&request.terminal_id).await,
+        };
+        match known {
             None => Err(ResponseCode::NotPermittedToTerminal),
             Some(terminal) if !terminal.active => Err(ResponseCode::NotPermittedToTerminal),
             Some(terminal) if terminal.merchant_id != request.merchant_id.trim() => {
@@ -511,7 +568,7 @@ impl TerminalHandler {
             self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
             return Answer::plain(message, ResponseCode::ExceedsFrequencyLimit);
         }
-        let terminal = match self.check_terminal(&request) {
+        let terminal = match self.check_terminal(&request).await {
             Ok(terminal) => terminal,
             Err(refusal) => return Answer::plain(message, refusal),
         };

@@ -15,11 +15,18 @@ async fn terminals_get_answers_for_everything_they_can_be_answered() {
         ("0830".into(), "00".into())
     );
     assert_eq!(
-        ask(&mut client, &echo("10000002", "898310058120001"))
+        ask(&mut client, &echo("10000099", "898310058120001"))
             .await
             .1,
         "58",
         "unknown terminal"
+    );
+    // 20000001 is in the store but not in this host's table (made through another host
+    // sharing the database): read from the store, not refused.
+    assert_eq!(
+        ask(&mut client, &echo("20000001", demo::BEIJING_MERCHANT)).await,
+        ("0830".into(), "00".into()),
+        "a terminal the host did not know yet"
     );
     assert_eq!(
         ask(&mut client, &echo("10000009", "898310058120001"))
@@ -70,7 +77,7 @@ async fn terminals_get_answers_for_everything_they_can_be_answered() {
             .counters
             .answered
             .load(std::sync::atomic::Ordering::Relaxed),
-        6
+        7
     );
 
     // Bytes that do not unpack cannot be answered: the connection is closed.

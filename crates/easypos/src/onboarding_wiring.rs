@@ -14,12 +14,7 @@ impl HostDirectory for Host {
     fn terminal_changed(&self, terminal: &Terminal, merchant: &Merchant) {
         self.0.set_terminal(
             &terminal.id,
-            acquirer::TerminalRecord {
-                merchant_id: merchant.id.clone(),
-                active: terminal.status == "active",
-                acquirer: merchant.acquirer,
-                merchant_payable: merchant.settlement_account,
-            },
+            acquirer::TerminalRecord::new(terminal, merchant),
         );
     }
 

@@ -303,6 +303,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .protect_id_numbers()
         .await
         .context("protecting stored ID numbers")?;
+    // What another host sharing the database changed of a terminal (docs/scaling.md).
+    let follow = tokio::spawn(follow_loop(
+        onboarding.clone(),
+        FREEZE_SYNC_INTERVAL,
+        stopped.clone(),
+    ));
     let server = axum::serve(
         listener,
         router(
@@ -335,6 +341,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .context("HTTP server")?;
     expiry.await.context("expiry task")?;
     freeze_sync.await.context("freeze sync task")?;
+    follow.await.context("terminal change follower")?;
     anchoring.await.context("audit anchoring task")?;
     insider.await.context("insider alerts task")?;
     terminal_server.await.context("terminal listener")?;
@@ -783,6 +790,31 @@ async fn freeze_loop(app: Arc<App>, interval: Duration, mut stopped: watch::Rece
             && let Err(error) = api::risk_rules::sync_rules(&app.store, &engine).await
         {
             tracing::warn!(%error, "reading the risk rules failed; will retry");
+        }
+    }
+}
+
+/// Follows the terminal changes every host records (activations, status and key changes,
+/// parameters: `onboarding::follow`), every `interval`, so that what onboarding changed through
+/// another host sharing the database holds here too. Changes made through this process hold
+/// at once.
+async fn follow_loop(
+    onboarding: onboarding::service::Onboarding,
+    interval: Duration,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut cursor = onboarding::follow::ChangeCursor::default();
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stopped.wait_for(|stopping| *stopping) => return,
+        }
+        match onboarding.follow_changes(&mut cursor).await {
+            Ok(read) if read > 0 => tracing::info!(read, "terminals read again after changes"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "following terminal changes failed; will retry"),
         }
     }
 }

@@ -15,6 +15,7 @@
 pub mod application;
 pub mod checks;
 pub mod documents;
+pub mod follow;
 pub mod http;
 pub mod limits;
 pub mod mcc;

@@ -290,7 +290,11 @@ impl Onboarding {
         };
         if !self
             .store
-            .onboarding_execute(vec![step.expect_one()])
+            .onboarding_execute(
+                std::iter::once(step.expect_one())
+                    .chain(store::host_changes::steps(id, now))
+                    .collect(),
+            )
             .await?
         {
             return Err(OnboardingError::Conflict);

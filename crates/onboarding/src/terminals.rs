@@ -305,7 +305,7 @@ impl Onboarding {
                     vec![Cell::text(id), Cell::text(directory_status)],
                 )
                 .expect_one(),
-            ])
+            ].into_iter().chain(store::host_changes::steps(id, self.now())).collect())
             .await?;
         if !done {
             return Err(OnboardingError::Conflict);
@@ -407,6 +407,7 @@ impl Onboarding {
                 )
                 .expect_one(),
             ]);
+        steps.extend(store::host_changes::steps(id, now));
         if !self.store.onboarding_execute(steps).await? {
             return Err(OnboardingError::Conflict);
         }
@@ -470,18 +471,6 @@ impl Onboarding {
             now,
         )
         .await?;
-        Ok(())
-    }
-
-    /// Tells the host the terminal's directory record as it now is.
-    async fn tell_host(&self, id: &str) -> Result<(), OnboardingError> {
-        let directory = self.store.load_directory().await?;
-        let terminal = directory.terminals.iter().find(|t| t.id == id);
-        let merchant =
-            terminal.and_then(|t| directory.merchants.iter().find(|m| m.id == t.merchant_id));
-        if let (Some(terminal), Some(merchant)) = (terminal, merchant) {
-            self.host.terminal_changed(terminal, merchant);
-        }
         Ok(())
     }
 
@@ -665,7 +654,7 @@ impl Onboarding {
                     vec![Cell::text(&terminal_id)],
                 )
                 .expect_one(),
-            ])
+            ].into_iter().chain(store::host_changes::steps(&terminal_id, now)).collect())
             .await?;
         if !done {
             // Another activation won the race, or the terminal was reported lost meanwhile.

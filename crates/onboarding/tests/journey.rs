@@ -1448,3 +1448,118 @@ async fn answers_carry_the_apis_security_headers() {
         assert_eq!(headers["x-frame-options"], "DENY");
     }
 }
+
+/// Two hosts on one database: what onboarding changes through the first (an activation, a
+/// lost terminal, a forced key change) reaches the second when it follows the recorded
+/// changes, each change once; a host that starts later does not replay old changes.
+#[tokio::test]
+async fn another_host_follows_activations_status_and_key_changes() {
+    for backend in store::testing::backends().await {
+        let name = backend.name;
+        let world = world(backend).await;
+        let second_host = Arc::new(RecordingHost::default());
+        let second = Onboarding {
+            host: second_host.clone(),
+            ..world.service.clone()
+        };
+        let mut cursor = onboarding::follow::ChangeCursor::default();
+        assert_eq!(second.follow_changes(&mut cursor).await.unwrap(), 0);
+
+        let approved = world
+            .call("POST", "/onboarding/v1/applications", None, None, Some(json!({"form": cafe("91350100M000100Y43", "11010519491231002X"), "submit": true})))
+            .await;
+        let code = approved.json["provisioned"]["activation_codes"][0]["code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let tid = approved.json["provisioned"]["terminal_ids"][0]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let activated = world
+            .call(
+                "POST",
+                "/onboarding/v1/activate",
+                None,
+                None,
+                Some(json!({"code": code})),
+            )
+            .await;
+        assert_eq!(
+            activated.status,
+            StatusCode::OK,
+            "{name}: {}",
+            activated.text
+        );
+        assert!(
+            second_host.0.lock().unwrap().is_empty(),
+            "not before following"
+        );
+
+        assert_eq!(
+            second.follow_changes(&mut cursor).await.unwrap(),
+            1,
+            "{name}"
+        );
+        assert_eq!(
+            second_host.0.lock().unwrap().clone(),
+            [
+                (tid.clone(), "active".to_owned()),
+                (format!("terminal/{tid}/tmk"), "key".to_owned())
+            ],
+            "{name}: the record read again and the cached master key forgotten"
+        );
+        assert_eq!(
+            second_host
+                .1
+                .lock()
+                .unwrap()
+                .last()
+                .map(|(id, _)| id.clone()),
+            Some(tid.clone()),
+            "{name}: the parameter set too"
+        );
+        assert_eq!(second.follow_changes(&mut cursor).await.unwrap(), 0, "once");
+
+        let lost = world
+            .call(
+                "POST",
+                &format!("/onboarding/v1/terminals/{tid}/status"),
+                Some("maker"),
+                None,
+                Some(json!({"status": "lost"})),
+            )
+            .await;
+        assert_eq!(lost.json["status"], "lost", "{}", lost.text);
+        world.clock.advance(1_000_000_000);
+        assert_eq!(
+            second.follow_changes(&mut cursor).await.unwrap(),
+            1,
+            "{name}"
+        );
+        assert!(
+            second_host
+                .0
+                .lock()
+                .unwrap()
+                .contains(&(tid.clone(), "inactive".to_owned())),
+            "{name}: the lost terminal is inactive on the second host"
+        );
+
+        // A host starting a minute later has read every terminal afresh: old changes are not
+        // replayed, new ones are.
+        world.clock.advance(60 * 1_000_000_000);
+        let mut late = onboarding::follow::ChangeCursor::default();
+        assert_eq!(second.follow_changes(&mut late).await.unwrap(), 0, "{name}");
+        world
+            .call(
+                "POST",
+                &format!("/onboarding/v1/terminals/{tid}/status"),
+                Some("maker"),
+                None,
+                Some(json!({"status": "provisioned"})),
+            )
+            .await;
+        assert_eq!(second.follow_changes(&mut late).await.unwrap(), 1, "{name}");
+    }
+}

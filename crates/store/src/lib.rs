@@ -39,6 +39,7 @@ pub mod disputes;
 pub mod fraud_reports;
 pub mod freezes;
 mod group;
+pub mod host_changes;
 pub mod incidents;
 pub mod journal;
 pub mod journal_feed;

@@ -201,6 +201,11 @@ const SQLITE: &[Migration] = &[
         name: "fraud_report_follow_ups",
         sql: include_str!("../migrations/sqlite/0038_fraud_report_follow_ups.sql"),
     },
+    Migration {
+        version: 39,
+        name: "host_changes",
+        sql: include_str!("../migrations/sqlite/0039_host_changes.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -393,6 +398,11 @@ const POSTGRES: &[Migration] = &[
         version: 38,
         name: "fraud_report_follow_ups",
         sql: include_str!("../migrations/postgres/0038_fraud_report_follow_ups.sql"),
+    },
+    Migration {
+        version: 39,
+        name: "host_changes",
+        sql: include_str!("../migrations/postgres/0039_host_changes.sql"),
     },
 ];
 

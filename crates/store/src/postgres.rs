@@ -38,7 +38,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls, Row};
+use tokio_postgres::{Client, NoTls, Row, Statement};
 
 /// Jobs waiting for the writer task (back-pressure beyond this).
 pub const QUEUE_CAPACITY: usize = 16_384;
@@ -84,6 +84,9 @@ mod cases;
 // Refunds from the console and the API (issue 9).
 #[path = "postgres_refunds.rs"]
 mod refunds;
+// The journal's group-commit writer.
+#[path = "postgres_journal.rs"]
+mod journal_writer;
 // Disputes and chargebacks (issue 9).
 #[path = "postgres_disputes.rs"]
 pub(crate) mod disputes;
@@ -137,6 +140,8 @@ pub struct PostgresStore {
     counters: Arc<Counters>,
     /// The background jobs' locks, on a connection of their own (`leader.rs`).
     pub(crate) leadership: Box<crate::leader::Leadership>,
+    /// The journal's writer, on a connection of its own.
+    journal: journal_writer::JournalWriter,
 }
 
 /// How a PostgreSQL store connects (`database.*` in docs/configuration.md).
@@ -172,7 +177,7 @@ pub const POOL_APPLICATION_NAME: &str = "easypos pool";
 
 /// A few connections; a caller takes a free one, or waits its turn on one of them.
 pub(crate) struct Pool {
-    connections: Vec<Mutex<Client>>,
+    connections: Vec<Mutex<Pooled>>,
     next: std::sync::atomic::AtomicUsize,
 }
 
@@ -193,7 +198,10 @@ impl Pool {
                 .batch_execute(&format!("SET application_name = '{POOL_APPLICATION_NAME}'"))
                 .await?;
             limit_statements(&client, statement_timeout_ms).await?;
-            connections.push(Mutex::new(client));
+            connections.push(Mutex::new(Pooled {
+                client,
+                statements: std::sync::Mutex::default(),
+            }));
         }
         Ok(Pool {
             connections,
@@ -202,7 +210,7 @@ impl Pool {
     }
 
     /// A connection to use alone until the guard drops: a free one when there is one.
-    pub(crate) async fn lock(&self) -> tokio::sync::MutexGuard<'_, Client> {
+    pub(crate) async fn lock(&self) -> tokio::sync::MutexGuard<'_, Pooled> {
         for connection in &self.connections {
             if let Ok(guard) = connection.try_lock() {
                 return guard;
@@ -211,6 +219,92 @@ impl Pool {
         let index =
             self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.connections.len();
         self.connections[index].lock().await
+    }
+}
+
+/// Most statements a pooled connection keeps prepared; past this the cache starts again (the
+/// console's searches make statements from their filters, so the set is not fixed).
+const MAX_CACHED_STATEMENTS: usize = 256;
+
+/// A pooled connection that prepares each statement text once. `query`, `query_opt`,
+/// `query_one` and `execute` with SQL text are tokio-postgres's own, except that the parse is
+/// done the first time only: every later use is one round trip instead of two. Everything
+/// else (transactions, `batch_execute` …) is the [`Client`]'s, through `Deref`.
+pub(crate) struct Pooled {
+    client: Client,
+    statements: std::sync::Mutex<std::collections::HashMap<String, Statement>>,
+}
+
+impl std::ops::Deref for Pooled {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
+}
+
+impl Pooled {
+    async fn statement(&self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
+        let cached = self
+            .statements
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(sql)
+            .cloned();
+        if let Some(statement) = cached {
+            return Ok(statement);
+        }
+        let statement = self.client.prepare(sql).await?;
+        let mut statements = self
+            .statements
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if statements.len() >= MAX_CACHED_STATEMENTS {
+            statements.clear();
+        }
+        statements.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
+    pub(crate) async fn query(
+        &self,
+        sql: &str,
+        parameters: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        let statement = self.statement(sql).await?;
+        self.client.query(&statement, parameters).await
+    }
+
+    pub(crate) async fn query_opt(
+        &self,
+        sql: &str,
+        parameters: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Option<Row>, tokio_postgres::Error> {
+        let statement = self.statement(sql).await?;
+        self.client.query_opt(&statement, parameters).await
+    }
+
+    pub(crate) async fn query_one(
+        &self,
+        sql: &str,
+        parameters: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Row, tokio_postgres::Error> {
+        let statement = self.statement(sql).await?;
+        self.client.query_one(&statement, parameters).await
+    }
+
+    pub(crate) async fn execute(
+        &self,
+        sql: &str,
+        parameters: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64, tokio_postgres::Error> {
+        let statement = self.statement(sql).await?;
+        self.client.execute(&statement, parameters).await
     }
 }
 
@@ -277,15 +371,19 @@ impl PostgresStore {
         };
         let writer_client = connect(url).await?;
         limit_statements(&writer_client, tuning.statement_timeout_ms).await?;
+        let statements = Statements::prepare(&writer_client).await?;
         let counters = Arc::new(Counters::default());
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let writer = Writer {
             client: writer_client,
+            statements,
             clock,
             last_timestamp: 0,
             counters: counters.clone(),
         };
         let handle = tokio::spawn(writer.run(receiver));
+        let journal =
+            journal_writer::JournalWriter::start(url, tuning.statement_timeout_ms).await?;
         Ok(PostgresStore {
             jobs: sender,
             writer: Some(handle),
@@ -293,13 +391,14 @@ impl PostgresStore {
             replica,
             counters,
             leadership: Box::new(crate::leader::Leadership::new(url)),
+            journal,
         })
     }
 
     /// Connections for a read that may lag the primary by the replication delay (the
     /// console's and the API's listings): the replica when there is one. Never for what an
     /// authorization decides on.
-    pub(crate) async fn lagging_reader(&self) -> tokio::sync::MutexGuard<'_, Client> {
+    pub(crate) async fn lagging_reader(&self) -> tokio::sync::MutexGuard<'_, Pooled> {
         match &self.replica {
             Some(replica) => replica.lock().await,
             None => self.other.lock().await,
@@ -455,6 +554,7 @@ impl PostgresStore {
 
     pub async fn close(mut self) -> Result<(), StoreError> {
         drop(std::mem::replace(&mut self.jobs, mpsc::channel(1).0));
+        self.journal.close().await?;
         if let Some(handle) = self.writer.take() {
             handle
                 .await
@@ -566,38 +666,81 @@ async fn select_all_accounts(client: &Client) -> Result<Vec<Account>, StoreError
     rows.iter().map(account_from_row).collect()
 }
 
+/// The writer's statements, prepared once on its connection: each group then costs one round
+/// trip per statement instead of a parse and an execute.
+struct Statements {
+    lock_cards: Statement,
+    lock_transfers: Statement,
+    lock_accounts: Statement,
+    insert_accounts: Statement,
+    insert_transfers: Statement,
+    update_statuses: Statement,
+    update_accounts: Statement,
+    update_cards: Statement,
+    record_meta: Statement,
+    due_holds: Statement,
+}
+
+impl Statements {
+    async fn prepare(client: &Client) -> Result<Statements, StoreError> {
+        Ok(Statements {
+            lock_cards: client.prepare(&format!("SELECT {ISSUER_CARD_COLUMNS} FROM issuer_cards WHERE card_id = ANY($1) ORDER BY card_id FOR UPDATE")).await?,
+            lock_transfers: client.prepare(&format!("SELECT {TRANSFER_COLUMNS} FROM ledger_transfers WHERE id = ANY($1) ORDER BY id FOR UPDATE")).await?,
+            lock_accounts: client.prepare(&format!("SELECT {ACCOUNT_COLUMNS} FROM ledger_accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE")).await?,
+            insert_accounts: client.prepare(&format!("INSERT INTO ledger_accounts ({ACCOUNT_COLUMNS}) SELECT * FROM UNNEST($1::bytea[], $2::int4[], $3::int4[], $4::int4[], $5::int2[], $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[])")).await?,
+            insert_transfers: client.prepare(&format!("INSERT INTO ledger_transfers ({TRANSFER_COLUMNS}) SELECT * FROM UNNEST($1::bytea[], $2::int2[], $3::bytea[], $4::bytea[], $5::int8[], $6::int4[], $7::int8[], $8::bytea[], $9::int4[], $10::bool[], $11::int4[], $12::bytea[], $13::int4[], $14::int8[], $15::int8[], $16::int2[])")).await?,
+            update_statuses: client.prepare("UPDATE ledger_transfers AS t SET status = u.status FROM UNNEST($1::bytea[], $2::int2[]) AS u(id, status) WHERE t.id = u.id").await?,
+            update_accounts: client.prepare("UPDATE ledger_accounts AS a SET debits_pending = u.dp, debits_posted = u.dpo, credits_pending = u.cp, credits_posted = u.cpo \
+                 FROM UNNEST($1::bytea[], $2::int8[], $3::int8[], $4::int8[], $5::int8[]) AS u(id, dp, dpo, cp, cpo) WHERE a.id = u.id").await?,
+            update_cards: client.prepare("UPDATE issuer_cards AS c SET pin_failures = u.pf, last_atc = u.atc, spent_minor = u.spent, spent_on = u.day \
+                 FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::text[]) AS u(id, pf, atc, spent, day) WHERE c.card_id = u.id").await?,
+            record_meta: client.prepare("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value").await?,
+            due_holds: client.prepare(&format!("SELECT {TRANSFER_COLUMNS} FROM ledger_transfers WHERE status = 1 AND expires_at <= $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED")).await?,
+        })
+    }
+}
+
 fn keys<'a>(ids: impl IntoIterator<Item = &'a u128>) -> Vec<Vec<u8>> {
     ids.into_iter().map(|id| id_bytes(*id).to_vec()).collect()
 }
 
 async fn lock_accounts(
     transaction: &tokio_postgres::Transaction<'_>,
+    statements: &Statements,
     ids: &BTreeSet<AccountId>,
 ) -> Result<Vec<Account>, StoreError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     let rows = transaction
-        .query(&format!("SELECT {ACCOUNT_COLUMNS} FROM ledger_accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE"), &[&keys(ids.iter().map(|id| &id.0))])
+        .query(
+            &statements.lock_accounts,
+            &[&keys(ids.iter().map(|id| &id.0))],
+        )
         .await?;
     rows.iter().map(account_from_row).collect()
 }
 
 async fn lock_transfers(
     transaction: &tokio_postgres::Transaction<'_>,
+    statements: &Statements,
     ids: &BTreeSet<TransferId>,
 ) -> Result<Vec<Transfer>, StoreError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     let rows = transaction
-        .query(&format!("SELECT {TRANSFER_COLUMNS} FROM ledger_transfers WHERE id = ANY($1) ORDER BY id FOR UPDATE"), &[&keys(ids.iter().map(|id| &id.0))])
+        .query(
+            &statements.lock_transfers,
+            &[&keys(ids.iter().map(|id| &id.0))],
+        )
         .await?;
     rows.iter().map(transfer_from_row).collect()
 }
 
 async fn update_statuses(
     transaction: &tokio_postgres::Transaction<'_>,
+    statements: &Statements,
     statuses: &[(TransferId, i16)],
 ) -> Result<(), StoreError> {
     if statuses.is_empty() {
@@ -606,13 +749,14 @@ async fn update_statuses(
     let ids = keys(statuses.iter().map(|(id, _)| &id.0));
     let codes: Vec<i16> = statuses.iter().map(|(_, code)| *code).collect();
     transaction
-        .execute("UPDATE ledger_transfers AS t SET status = u.status FROM UNNEST($1::bytea[], $2::int2[]) AS u(id, status) WHERE t.id = u.id", &[&ids, &codes])
+        .execute(&statements.update_statuses, &[&ids, &codes])
         .await?;
     Ok(())
 }
 
 async fn update_accounts<'a>(
     transaction: &tokio_postgres::Transaction<'_>,
+    statements: &Statements,
     accounts: impl IntoIterator<Item = &'a Account>,
 ) -> Result<(), StoreError> {
     let accounts: Vec<&Account> = accounts.into_iter().collect();
@@ -628,9 +772,14 @@ async fn update_accounts<'a>(
     };
     transaction
         .execute(
-            "UPDATE ledger_accounts AS a SET debits_pending = u.dp, debits_posted = u.dpo, credits_pending = u.cp, credits_posted = u.cpo \
-             FROM UNNEST($1::bytea[], $2::int8[], $3::int8[], $4::int8[], $5::int8[]) AS u(id, dp, dpo, cp, cpo) WHERE a.id = u.id",
-            &[&ids, &column(|a| a.debits_pending), &column(|a| a.debits_posted), &column(|a| a.credits_pending), &column(|a| a.credits_posted)],
+            &statements.update_accounts,
+            &[
+                &ids,
+                &column(|a| a.debits_pending),
+                &column(|a| a.debits_posted),
+                &column(|a| a.credits_pending),
+                &column(|a| a.credits_posted),
+            ],
         )
         .await?;
     Ok(())
@@ -638,6 +787,7 @@ async fn update_accounts<'a>(
 
 async fn insert_accounts(
     transaction: &tokio_postgres::Transaction<'_>,
+    statements: &Statements,
     accounts: &[Account],
 ) -> Result<(), StoreError> {
     if accounts.is_empty() {
@@ -654,9 +804,7 @@ async fn insert_accounts(
     let rules: Vec<i16> = rows.iter().map(|row| row.balance_rule as i16).collect();
     transaction
         .execute(
-            &format!(
-                "INSERT INTO ledger_accounts ({ACCOUNT_COLUMNS}) SELECT * FROM UNNEST($1::bytea[], $2::int4[], $3::int4[], $4::int4[], $5::int2[], $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[])"
-            ),
+            &statements.insert_accounts,
             &[
                 &ids,
                 &int4(|row| row.institution),
@@ -676,6 +824,7 @@ async fn insert_accounts(
 
 async fn insert_transfers(
     transaction: &tokio_postgres::Transaction<'_>,
+    statements: &Statements,
     transfers: &[Transfer],
 ) -> Result<(), StoreError> {
     if transfers.is_empty() {
@@ -708,9 +857,7 @@ async fn insert_transfers(
         .collect();
     transaction
         .execute(
-            &format!(
-                "INSERT INTO ledger_transfers ({TRANSFER_COLUMNS}) SELECT * FROM UNNEST($1::bytea[], $2::int2[], $3::bytea[], $4::bytea[], $5::int8[], $6::int4[], $7::int8[], $8::bytea[], $9::int4[], $10::bool[], $11::int4[], $12::bytea[], $13::int4[], $14::int8[], $15::int8[], $16::int2[])"
-            ),
+            &statements.insert_transfers,
             &[
                 &bytes(|row| &row.id),
                 &int2(|row| row.kind),
@@ -746,6 +893,7 @@ enum Answer {
 
 struct Writer {
     client: Client,
+    statements: Statements,
     clock: Arc<dyn Clock>,
     last_timestamp: u64,
     counters: Arc<Counters>,
@@ -785,10 +933,11 @@ impl Writer {
     /// is resolving right now; they are either resolved or picked up by the next sweep.
     async fn expire(&mut self) -> Result<usize, StoreError> {
         let now = self.next_timestamp(0);
+        let statements = &self.statements;
         let transaction = self.client.transaction().await?;
         let rows = transaction
             .query(
-                &format!("SELECT {TRANSFER_COLUMNS} FROM ledger_transfers WHERE status = 1 AND expires_at <= $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"),
+                &statements.due_holds,
                 &[&timestamp_to_sql(now), &MAX_EXPIRE_PER_SWEEP],
             )
             .await?;
@@ -800,7 +949,7 @@ impl Writer {
             .iter()
             .flat_map(|hold| [hold.debit, hold.credit])
             .collect();
-        let accounts = lock_accounts(&transaction, &account_ids).await?;
+        let accounts = lock_accounts(&transaction, statements, &account_ids).await?;
         let ids: Vec<TransferId> = holds.iter().map(Transfer::id).collect();
         let mut state = MemoryLedger::default();
         state.load(accounts, holds);
@@ -810,8 +959,8 @@ impl Writer {
             .iter()
             .map(|(id, status)| (*id, status.code() as i16))
             .collect();
-        update_statuses(&transaction, &statuses).await?;
-        update_accounts(&transaction, changes.accounts.values()).await?;
+        update_statuses(&transaction, statements, &statuses).await?;
+        update_accounts(&transaction, statements, changes.accounts.values()).await?;
         transaction.commit().await?;
         self.counters.add(1, 0, 0);
         Ok(statuses.len())
@@ -910,17 +1059,23 @@ impl Writer {
                 Job::Accounts { .. } | Job::Expire { .. } => self.next_timestamp(0),
             })
             .collect();
+        let statements = &self.statements;
         let transaction = self.client.transaction().await?;
-        // Lock order, the same in every process: cards, then transfers, then accounts.
-        let locked_cards = lock_issuer_cards(&transaction, &card_ids).await?;
+        // Lock order, the same in every process: cards, then transfers, then accounts. The
+        // first two are independent, so they go out together (pipelined; PostgreSQL still
+        // runs them in that order).
+        let (locked_cards, transfers) = tokio::join!(
+            lock_issuer_cards(&transaction, statements, &card_ids),
+            lock_transfers(&transaction, statements, &transfer_ids),
+        );
+        let (locked_cards, transfers) = (locked_cards?, transfers?);
         let mut cards = CardSet::preloaded(card_ids, locked_cards);
-        let transfers = lock_transfers(&transaction, &transfer_ids).await?;
         account_ids.extend(
             transfers
                 .iter()
                 .flat_map(|transfer| [transfer.debit, transfer.credit]),
         );
-        let accounts = lock_accounts(&transaction, &account_ids).await?;
+        let accounts = lock_accounts(&transaction, statements, &account_ids).await?;
         let mut state = MemoryLedger::default();
         state.load(accounts, transfers);
 
@@ -953,11 +1108,21 @@ impl Writer {
             .map(|(id, status)| (*id, status.code() as i16))
             .collect();
         let opened: Vec<Account> = changes.opened_accounts().copied().collect();
-        insert_accounts(&transaction, &opened).await?;
-        insert_transfers(&transaction, &changes.created).await?;
-        update_statuses(&transaction, &statuses).await?;
-        update_accounts(&transaction, changes.updated_accounts()).await?;
-        update_issuer_cards(&transaction, &cards).await?;
+        // The writes go out together too, in this order. `join!`, not `try_join!`: after a
+        // failure the later statements fail as "transaction aborted", and the error that
+        // counts (a unique violation means "retry") is the first in statement order.
+        let written = tokio::join!(
+            insert_accounts(&transaction, statements, &opened),
+            insert_transfers(&transaction, statements, &changes.created),
+            update_statuses(&transaction, statements, &statuses),
+            update_accounts(&transaction, statements, changes.updated_accounts()),
+            update_issuer_cards(&transaction, statements, &cards),
+        );
+        written.0?;
+        written.1?;
+        written.2?;
+        written.3?;
+        written.4?;
         for (job, outcome) in group.iter().zip(&outcomes) {
             if let (
                 Job::Transfers {
@@ -968,7 +1133,9 @@ impl Writer {
             ) = (job, outcome)
                 && results.iter().all(Result::is_ok)
             {
-                transaction.execute("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", &[key, value]).await?;
+                transaction
+                    .execute(&statements.record_meta, &[key, value])
+                    .await?;
             }
         }
         transaction.commit().await?;
@@ -1066,6 +1233,43 @@ fn institution_id(value: i32) -> Result<InstitutionId, StoreError> {
         .map_err(|_| directory::unknown("institution", &value.to_string()))
 }
 
+/// A merchant row's columns from `first` on (`id, acquirer, name, name_zh, city, mcc,
+/// settlement_account`).
+fn merchant_from_row(row: &Row, first: usize) -> Result<Merchant, StoreError> {
+    Ok(Merchant {
+        id: row.try_get(first)?,
+        acquirer: institution_id(row.try_get(first + 1)?)?,
+        name: row.try_get(first + 2)?,
+        name_zh: row.try_get(first + 3)?,
+        city: row.try_get(first + 4)?,
+        mcc: row.try_get(first + 5)?,
+        settlement_account: AccountId(id_from_bytes(row.try_get(first + 6)?)?),
+    })
+}
+
+/// A terminal row (`id, merchant_id, status`).
+fn terminal_from_row(row: &Row) -> Result<Terminal, StoreError> {
+    Ok(Terminal {
+        id: row.try_get(0)?,
+        merchant_id: row.try_get(1)?,
+        status: row.try_get(2)?,
+    })
+}
+
+impl PostgresStore {
+    pub async fn terminal_with_merchant(
+        &self,
+        id: &str,
+    ) -> Result<Option<(Terminal, Merchant)>, StoreError> {
+        let client = self.other.lock().await;
+        let row = client
+            .query_opt(crate::host_changes::TERMINAL_WITH_MERCHANT, &[&id])
+            .await?;
+        row.map(|row| Ok((terminal_from_row(&row)?, merchant_from_row(&row, 3)?)))
+            .transpose()
+    }
+}
+
 async fn read_directory(client: &Client) -> Result<Directory, StoreError> {
     let institutions = client
         .query("SELECT id, kind, name, name_zh FROM institutions", &[])
@@ -1107,27 +1311,11 @@ async fn read_directory(client: &Client) -> Result<Directory, StoreError> {
             .collect::<Result<_, StoreError>>()?,
         merchants: merchants
             .iter()
-            .map(|row| {
-                Ok(Merchant {
-                    id: row.try_get(0)?,
-                    acquirer: institution_id(row.try_get(1)?)?,
-                    name: row.try_get(2)?,
-                    name_zh: row.try_get(3)?,
-                    city: row.try_get(4)?,
-                    mcc: row.try_get(5)?,
-                    settlement_account: AccountId(id_from_bytes(row.try_get(6)?)?),
-                })
-            })
+            .map(|row| merchant_from_row(row, 0))
             .collect::<Result<_, StoreError>>()?,
         terminals: terminals
             .iter()
-            .map(|row| {
-                Ok(Terminal {
-                    id: row.try_get(0)?,
-                    merchant_id: row.try_get(1)?,
-                    status: row.try_get(2)?,
-                })
-            })
+            .map(terminal_from_row)
             .collect::<Result<_, StoreError>>()?,
         staff: staff
             .iter()
@@ -1259,30 +1447,38 @@ fn issuer_card_from_row(row: &Row) -> Result<IssuerCard, StoreError> {
 
 async fn lock_issuer_cards(
     transaction: &tokio_postgres::Transaction<'_>,
+    statements: &Statements,
     ids: &BTreeSet<String>,
 ) -> Result<Vec<IssuerCard>, StoreError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let rows = transaction
-        .query(&format!("SELECT {ISSUER_CARD_COLUMNS} FROM issuer_cards WHERE card_id = ANY($1) ORDER BY card_id FOR UPDATE"), &[&ids])
-        .await?;
+    let rows = transaction.query(&statements.lock_cards, &[&ids]).await?;
     rows.iter().map(issuer_card_from_row).collect()
 }
 
+/// The cards' counters an authorization changed, every card in one statement.
 async fn update_issuer_cards(
     transaction: &tokio_postgres::Transaction<'_>,
+    statements: &Statements,
     cards: &CardSet,
 ) -> Result<(), StoreError> {
-    for card in cards.dirty() {
-        transaction
-            .execute(
-                "UPDATE issuer_cards SET pin_failures = $1, last_atc = $2, spent_minor = $3, spent_on = $4 WHERE card_id = $5",
-                &[&card.pin_failures, &card.last_atc, &card.spent_minor, &card.spent_on, &card.card_id],
-            )
-            .await?;
+    let dirty: Vec<&IssuerCard> = cards.dirty().collect();
+    if dirty.is_empty() {
+        return Ok(());
     }
+    let ids: Vec<&str> = dirty.iter().map(|card| card.card_id.as_str()).collect();
+    let failures: Vec<i64> = dirty.iter().map(|card| card.pin_failures).collect();
+    let atcs: Vec<Option<i64>> = dirty.iter().map(|card| card.last_atc).collect();
+    let spent: Vec<i64> = dirty.iter().map(|card| card.spent_minor).collect();
+    let days: Vec<Option<&str>> = dirty.iter().map(|card| card.spent_on.as_deref()).collect();
+    transaction
+        .execute(
+            &statements.update_cards,
+            &[&ids, &failures, &atcs, &spent, &days],
+        )
+        .await?;
     Ok(())
 }
 
@@ -1472,65 +1668,10 @@ pub(crate) fn journal_entry_from_row(row: &Row) -> Result<JournalEntry, StoreErr
 }
 
 impl PostgresStore {
-    /// Appends entries in one transaction, many rows per statement.
+    /// Appends entries through the journal's writer, committed with whatever other handlers
+    /// journal at the same moment (`postgres_journal.rs`); returns after the commit.
     pub async fn journal(&self, entries: Vec<JournalEntry>) -> Result<(), StoreError> {
-        /// Rows per INSERT, well under PostgreSQL's 65,535 parameters a statement.
-        const ROWS_PER_STATEMENT: usize = 1_000;
-        let mut client = self.other.lock().await;
-        let transaction = client.transaction().await?;
-        for chunk in entries.chunks(ROWS_PER_STATEMENT) {
-            let mut values = Vec::with_capacity(chunk.len());
-            let mut parameters: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-                Vec::with_capacity(chunk.len() * JOURNAL_COLUMN_COUNT);
-            for (row, entry) in chunk.iter().enumerate() {
-                let first = row * JOURNAL_COLUMN_COUNT;
-                values.push(format!(
-                    "({})",
-                    (1..=JOURNAL_COLUMN_COUNT)
-                        .map(|column| format!("${}", first + column))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
-                parameters.extend_from_slice(&[
-                    &entry.received_at,
-                    &entry.duration_us,
-                    &entry.peer,
-                    &entry.terminal_id,
-                    &entry.merchant_id,
-                    &entry.mti,
-                    &entry.kind,
-                    &entry.batch,
-                    &entry.stan,
-                    &entry.transmission,
-                    &entry.amount_minor,
-                    &entry.currency,
-                    &entry.card,
-                    &entry.original_batch,
-                    &entry.original_stan,
-                    &entry.response,
-                    &entry.rrn,
-                    &entry.auth_code,
-                    &entry.answer,
-                    &entry.request_mac,
-                    &entry.risk,
-                    &entry.card_id,
-                    &entry.operator,
-                    &entry.entry_mode,
-                    &entry.card_verification,
-                ]);
-            }
-            transaction
-                .execute(
-                    &format!(
-                        "INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES {}",
-                        values.join(", ")
-                    ),
-                    &parameters,
-                )
-                .await?;
-        }
-        transaction.commit().await?;
-        Ok(())
+        self.journal.append(entries).await
     }
 
     pub async fn journal_of(

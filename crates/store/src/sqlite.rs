@@ -1186,6 +1186,48 @@ fn insert_directory(connection: &Connection, directory: &Directory) -> Result<()
     Ok(())
 }
 
+/// A merchant row's columns from `first` on (`id, acquirer, name, name_zh, city, mcc,
+/// settlement_account`).
+fn merchant_from_row(row: &rusqlite::Row<'_>, first: usize) -> Result<Merchant, StoreError> {
+    Ok(Merchant {
+        id: row.get(first)?,
+        acquirer: InstitutionId(row.get(first + 1)?),
+        name: row.get(first + 2)?,
+        name_zh: row.get(first + 3)?,
+        city: row.get(first + 4)?,
+        mcc: row.get(first + 5)?,
+        settlement_account: AccountId(id_from_bytes(&row.get::<_, Vec<u8>>(first + 6)?)?),
+    })
+}
+
+/// A terminal row (`id, merchant_id, status`).
+fn terminal_from_row(row: &rusqlite::Row<'_>) -> Result<Terminal, StoreError> {
+    Ok(Terminal {
+        id: row.get(0)?,
+        merchant_id: row.get(1)?,
+        status: row.get(2)?,
+    })
+}
+
+impl SqliteStore {
+    pub async fn terminal_with_merchant(
+        &self,
+        id: &str,
+    ) -> Result<Option<(Terminal, Merchant)>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |connection| {
+            let sql = crate::onboarding::sqlite_sql(crate::host_changes::TERMINAL_WITH_MERCHANT);
+            let mut statement = connection.prepare_cached(&sql)?;
+            let mut rows = statement.query([id])?;
+            match rows.next()? {
+                Some(row) => Ok(Some((terminal_from_row(row)?, merchant_from_row(row, 3)?))),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+}
+
 fn read_directory(connection: &Connection) -> Result<Directory, StoreError> {
     fn all<T>(
         connection: &Connection,
@@ -1218,28 +1260,12 @@ fn read_directory(connection: &Connection) -> Result<Directory, StoreError> {
         merchants: all(
             connection,
             "SELECT id, acquirer, name, name_zh, city, mcc, settlement_account FROM merchants",
-            |row| {
-                Ok(Merchant {
-                    id: row.get(0)?,
-                    acquirer: InstitutionId(row.get(1)?),
-                    name: row.get(2)?,
-                    name_zh: row.get(3)?,
-                    city: row.get(4)?,
-                    mcc: row.get(5)?,
-                    settlement_account: AccountId(id_from_bytes(&row.get::<_, Vec<u8>>(6)?)?),
-                })
-            },
+            |row| merchant_from_row(row, 0),
         )?,
         terminals: all(
             connection,
             "SELECT id, merchant_id, status FROM terminals",
-            |row| {
-                Ok(Terminal {
-                    id: row.get(0)?,
-                    merchant_id: row.get(1)?,
-                    status: row.get(2)?,
-                })
-            },
+            terminal_from_row,
         )?,
         staff: all(
             connection,

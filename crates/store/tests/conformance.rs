@@ -1478,6 +1478,72 @@ async fn terminal_sessions_are_provisioned_once_and_signed_on() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn concurrent_journal_writes_are_each_kept_once_and_a_bad_one_fails_alone() {
+    use store::journal::JournalEntry;
+    for backend in backends().await {
+        let clock = Arc::new(ManualClock::new(START));
+        let store = Arc::new(open(&backend, &clock).await);
+        let entry = |terminal: &str, stan: i64| JournalEntry {
+            received_at: 1_764_000_000_000_000 + stan,
+            peer: "127.0.0.1:40000".into(),
+            terminal_id: terminal.into(),
+            merchant_id: "898310048990001".into(),
+            mti: "0200".into(),
+            kind: "Sale".into(),
+            batch: Some(1),
+            stan: Some(stan),
+            response: Some("00".into()),
+            ..JournalEntry::default()
+        };
+        // 200 handlers journal at once (1 to 3 rows each), so the writer takes many of them
+        // per commit; one of them names a terminal PostgreSQL cannot store (a NUL byte).
+        let mut tasks = Vec::new();
+        for caller in 0..200_i64 {
+            let store = store.clone();
+            let terminal = if caller == 77 {
+                "1000\u{0}077".to_owned()
+            } else {
+                format!("T{caller:07}")
+            };
+            let rows: Vec<JournalEntry> = (1..=1 + caller % 3)
+                .map(|stan| entry(&terminal, stan))
+                .collect();
+            tasks.push(tokio::spawn(
+                async move { store.journal(rows).await.is_ok() },
+            ));
+        }
+        let mut stored = Vec::new();
+        for task in tasks {
+            stored.push(task.await.unwrap());
+        }
+        for caller in 0..200_i64 {
+            if caller == 77 {
+                assert_eq!(
+                    stored[77],
+                    backend.name == "sqlite",
+                    "{}: only PostgreSQL refuses the NUL byte",
+                    backend.name
+                );
+                continue;
+            }
+            assert!(stored[caller as usize], "{}: caller {caller}", backend.name);
+            let rows = store
+                .journal_of(&format!("T{caller:07}"), 1, None)
+                .await
+                .unwrap();
+            let stans: Vec<Option<i64>> = rows.iter().map(|row| row.stan).collect();
+            let expected: Vec<Option<i64>> = (1..=1 + caller % 3).map(Some).collect();
+            assert_eq!(
+                stans, expected,
+                "{}: caller {caller}, each row once",
+                backend.name
+            );
+        }
+        Arc::into_inner(store).unwrap().close().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_journal_keeps_entries_in_order_and_finds_them_by_batch_and_trace_number() {
     use store::journal::JournalEntry;
     for backend in backends().await {
