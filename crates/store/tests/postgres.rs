@@ -382,3 +382,91 @@ async fn a_node_keeps_its_configured_pool_and_cancels_statements_past_the_timeou
     assert_eq!(answered, vec![vec![Cell::text("still here")]]);
     store.close().await.unwrap();
 }
+
+/// The ledger writer reads rows only by key: on a new database, whose tables are small when
+/// its statements are first planned, a generic plan would scan all of `ledger_transfers` for
+/// every group as the table grows. Its session has sequential scans off, so the counters of
+/// the table show index scans only.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_writer_finds_transfers_by_index_on_a_new_database() {
+    let Some(url) = common::postgres_url() else {
+        return;
+    };
+    let backend = common::postgres(&url).await;
+    let store = Store::open(&backend.backend).await.unwrap();
+    store
+        .create_accounts(vec![
+            AccountSpec::new(FUNDING, BANK, Currency::CNY, 1),
+            AccountSpec::new(ALICE, BANK, Currency::CNY, 2),
+        ])
+        .await
+        .unwrap();
+    let transfer = |id: u128| {
+        TransferRequest::posted(
+            TransferId(id),
+            FUNDING,
+            ALICE,
+            Amount::new(1, Currency::CNY),
+        )
+    };
+    // A new installation's first rows, analysed (as autovacuum does): the table is a few pages.
+    for first in (0..800).step_by(100) {
+        store
+            .submit((first + 1..=first + 100).map(transfer).collect())
+            .await
+            .unwrap();
+    }
+    use store::onboarding::{Kind, Step};
+    assert!(
+        store
+            .onboarding_execute(vec![Step::new("ANALYZE ledger_transfers", vec![])])
+            .await
+            .unwrap()
+    );
+    let scans = || async {
+        let rows = store
+            .onboarding_query(
+                "SELECT coalesce(seq_scan, 0), coalesce(idx_scan, 0) FROM pg_stat_user_tables WHERE relname = 'ledger_transfers'",
+                vec![],
+                &[Kind::Int, Kind::Int],
+            )
+            .await
+            .unwrap();
+        (rows[0][0].as_int().unwrap(), rows[0][1].as_int().unwrap())
+    };
+    // The writer's backend reports its counters when idle, at most once a second: wait until
+    // they stop moving (bounded), then note them.
+    let mut before = scans().await;
+    for _ in 0..30 {
+        tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+        let now = scans().await;
+        if now == before && now != (0, 0) {
+            break;
+        }
+        before = now;
+    }
+    // Groups of 50 sales' worth of transfers, as under load.
+    for first in (800..1_300).step_by(50) {
+        store
+            .submit((first + 1..=first + 50).map(transfer).collect())
+            .await
+            .unwrap();
+    }
+    let mut after = scans().await;
+    for _ in 0..40 {
+        if after.1 > before.1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        after = scans().await;
+    }
+    assert!(
+        after.1 > before.1,
+        "the writer's index scans are counted: {before:?} → {after:?}"
+    );
+    assert_eq!(
+        after.0, before.0,
+        "no sequential scan of ledger_transfers: {before:?} → {after:?}"
+    );
+    store.close().await.unwrap();
+}
