@@ -156,7 +156,7 @@ pub const SETTINGS: &[Setting] = &[
         env: "EASYPOS_DATABASE_POOL_SIZE",
         default: "4",
         example: "8",
-        description: "PostgreSQL: connections each node keeps for reads and non-ledger writes (1 to 64), besides its ledger writer's and its background-job lock's. Every node opens this many (and as many again to a replica): keep nodes × (pool_size + 2) under the server's `max_connections` (docs/scaling.md).",
+        description: "PostgreSQL: connections each node keeps for reads and non-ledger writes (1 to 64), besides its ledger writer's, its journal writer's and its background-job lock's. Every node opens this many (and as many again to a replica): keep nodes × (pool_size + 3) under the server's `max_connections` (docs/scaling.md).",
     },
     Setting {
         key: "database.statement_timeout_ms",
