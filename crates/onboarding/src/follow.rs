@@ -57,7 +57,7 @@ impl Onboarding {
     /// parameter set when it has one, and its master key (the cached token is forgotten, so
     /// the next use reads the stored one).
     pub async fn refresh_terminal(&self, id: &str) -> Result<(), OnboardingError> {
-        self.tell_host(id).await?;
+        let merchant = self.tell_host(id).await?;
         self.host.key_changed(&demo::terminal_master_key_name(id));
         let provisioned = self
             .store
@@ -67,8 +67,8 @@ impl Onboarding {
                 &[Kind::Text],
             )
             .await?;
-        if !provisioned.is_empty()
-            && let Some((_, merchant)) = self.store.terminal_with_merchant(id).await?
+        if let Some(merchant) = merchant
+            && !provisioned.is_empty()
         {
             let parameters = self.current_parameters(id, &merchant).await?;
             self.host.parameters_changed(id, &parameters);
@@ -76,11 +76,16 @@ impl Onboarding {
         Ok(())
     }
 
-    /// Tells the host the terminal's directory record as it now is.
-    pub(crate) async fn tell_host(&self, id: &str) -> Result<(), OnboardingError> {
-        if let Some((terminal, merchant)) = self.store.terminal_with_merchant(id).await? {
-            self.host.terminal_changed(&terminal, &merchant);
-        }
-        Ok(())
+    /// Tells the host the terminal's directory record as it now is; its merchant, or `None`
+    /// when there is no such terminal.
+    pub(crate) async fn tell_host(
+        &self,
+        id: &str,
+    ) -> Result<Option<store::directory::Merchant>, OnboardingError> {
+        let Some((terminal, merchant)) = self.store.terminal_with_merchant(id).await? else {
+            return Ok(None);
+        };
+        self.host.terminal_changed(&terminal, &merchant);
+        Ok(Some(merchant))
     }
 }
