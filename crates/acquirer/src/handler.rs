@@ -502,8 +502,12 @@ impl TerminalHandler {
     /// activated through another host sharing the database signs on here at once, before
     /// this host follows the change (`onboarding::follow`). An id the store does not know
     /// either is remembered for [`UNKNOWN_TERMINAL_TTL`], so a stream of messages from
-    /// unknown terminals costs one read per id, not one per message.
-    async fn load_terminal(&self, terminal_id: &str) -> Option<Arc<TerminalRecord>> {
+    /// unknown terminals costs one read per id, not one per message. A store that cannot be
+    /// read is a system malfunction (96, the terminal may try again), not an unknown terminal.
+    async fn load_terminal(
+        &self,
+        terminal_id: &str,
+    ) -> Result<Option<Arc<TerminalRecord>>, ResponseCode> {
         let terminal_id = terminal_id.trim();
         let now = std::time::Instant::now();
         if let Ok(unknown) = self.unknown_terminals.lock()
@@ -511,14 +515,14 @@ impl TerminalHandler {
                 .get(terminal_id)
                 .is_some_and(|since| now.duration_since(*since) < UNKNOWN_TERMINAL_TTL)
         {
-            return None;
+            return Ok(None);
         }
         match self.store.terminal_with_merchant(terminal_id).await {
             Ok(Some((terminal, merchant))) => {
                 let record = TerminalRecord::new(&terminal, &merchant);
                 tracing::info!(terminal = %terminal_id, active = record.active, "terminal read from the store");
                 self.set_terminal(terminal_id, record);
-                self.terminal(terminal_id)
+                Ok(self.terminal(terminal_id))
             }
             Ok(None) => {
                 if let Ok(mut unknown) = self.unknown_terminals.lock() {
@@ -527,11 +531,11 @@ impl TerminalHandler {
                     }
                     unknown.insert(terminal_id.to_owned(), now);
                 }
-                None
+                Ok(None)
             }
             Err(error) => {
                 tracing::error!(%error, "cannot read a terminal from the store");
-                None
+                Err(ResponseCode::SystemMalfunction)
             }
         }
     }
@@ -539,7 +543,7 @@ impl TerminalHandler {
     async fn check_terminal(&self, request: &Request) -> Result<Arc<TerminalRecord>, ResponseCode> {
         let known = match self.terminal(&request.terminal_id) {
             Some(terminal) => Some(terminal),
-            None => self.load_terminal(&request.terminal_id).await,
+            None => self.load_terminal(&request.terminal_id).await?,
         };
         match known {
             None => Err(ResponseCode::NotPermittedToTerminal),

@@ -103,6 +103,50 @@ async fn terminals_get_answers_for_everything_they_can_be_answered() {
     server.await.unwrap();
 }
 
+/// A terminal the host does not know, read from a store that cannot be read at that moment, is
+/// answered 96 (try again), not 58 (not permitted): the store's trouble is not the terminal's.
+/// Once the store is back the same terminal is answered, with nothing remembered as unknown.
+#[tokio::test]
+async fn a_terminal_read_from_a_failing_store_gets_96_then_its_answer() {
+    for backend in store::testing::backends().await {
+        let world = world_on(backend).await;
+        let name = world.store.backend_name();
+        let (mut client, stop, server, _handler) = start(&world).await;
+        let rename = |from: &str, to: &str| {
+            vec![store::onboarding::Step::new(
+                format!("ALTER TABLE {from} RENAME TO {to}"),
+                vec![],
+            )]
+        };
+        assert!(
+            world
+                .store
+                .onboarding_execute(rename("merchants", "merchants_away"))
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            ask(&mut client, &echo("20000001", demo::BEIJING_MERCHANT)).await,
+            ("0830".into(), "96".into()),
+            "{name}: the store could not be read"
+        );
+        assert!(
+            world
+                .store
+                .onboarding_execute(rename("merchants_away", "merchants"))
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            ask(&mut client, &echo("20000001", demo::BEIJING_MERCHANT)).await,
+            ("0830".into(), "00".into()),
+            "{name}: the store is back"
+        );
+        let _ = stop.send(true);
+        server.await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn sign_on_delivers_working_keys_the_terminal_can_use() {
     let world = world().await;

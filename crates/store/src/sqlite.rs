@@ -1041,7 +1041,8 @@ fn write_changes(connection: &Connection, changes: &Changes) -> Result<(), Store
 #[derive(Debug)]
 struct Checkpointer {
     stop: Arc<std::sync::atomic::AtomicBool>,
-    handle: Option<std::thread::JoinHandle<()>>,
+    /// The thread gives its connection back when it stops, for the last checkpoint.
+    handle: Option<std::thread::JoinHandle<Connection>>,
 }
 
 /// A store dropped without `close` (a panic, a test that bails out) still stops its
@@ -1075,6 +1076,7 @@ impl Checkpointer {
                         }
                     }
                 }
+                connection
             })
             .map_err(|error| {
                 StoreError::Write(format!("cannot start the checkpoint thread: {error}"))
@@ -1085,10 +1087,28 @@ impl Checkpointer {
         })
     }
 
+    /// Stops the thread, then copies the whole WAL into the database file and empties it
+    /// (TRUNCATE), the writer being stopped already: a closed database is its file alone. The
+    /// readers' connections are read-only and cannot checkpoint when they close, so without
+    /// this the last commits could stay in the WAL file (a copy of the file alone, as a test
+    /// template or a hand-made backup, would miss them).
     fn stop(mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(handle) = self.handle.take() {
-            let _ = handle.join();
+        if let Some(handle) = self.handle.take()
+            && let Ok(connection) = handle.join()
+        {
+            // One row: whether a reader kept it from finishing, then the WAL's frame counts.
+            match connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                row.get::<_, i64>(0)
+            }) {
+                Ok(0) => {}
+                Ok(_) => tracing::warn!(
+                    "the last WAL checkpoint was kept from finishing by a reader; the WAL file keeps the rest"
+                ),
+                Err(error) => {
+                    tracing::warn!(%error, "the last WAL checkpoint failed; the WAL file keeps the rest")
+                }
+            }
         }
     }
 }

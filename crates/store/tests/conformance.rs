@@ -96,6 +96,35 @@ async fn migrations_apply_and_data_survives_a_restart() {
     }
 }
 
+/// A closed SQLite store is its database file alone: the last commits are checkpointed out of
+/// the write-ahead log (the readers' read-only connections cannot do it when they close), so a
+/// copy of the file alone holds everything.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_closed_sqlite_store_is_its_file_alone() {
+    let backend = store::testing::sqlite();
+    let store::Backend::Sqlite { path } = &backend.backend else {
+        unreachable!("an SQLite backend");
+    };
+    let clock = Arc::new(ManualClock::new(START));
+    let store = open(&backend, &clock).await;
+    funded(&store).await;
+    // A read leaves an idle read-only connection open until the store is dropped.
+    assert_eq!(totals(&store, ALICE).await, [0, 0, 0, 10_000]);
+    store.close().await.unwrap();
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal_length = std::fs::metadata(&wal).map_or(0, |metadata| metadata.len());
+    assert_eq!(wal_length, 0, "the WAL holds nothing after close");
+    let copy = store::testing::sqlite();
+    let store::Backend::Sqlite { path: copy_path } = &copy.backend else {
+        unreachable!("an SQLite backend");
+    };
+    std::fs::copy(path, copy_path).unwrap();
+    let copied = open(&copy, &clock).await;
+    assert_eq!(totals(&copied, ALICE).await, [0, 0, 0, 10_000]);
+    copied.close().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_record_commits_with_its_transfers_or_not_at_all() {
     for backend in backends().await {
