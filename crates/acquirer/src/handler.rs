@@ -89,6 +89,10 @@ pub struct TerminalRecord {
     /// The merchant's acquirer and the acquirer's account that owes the merchant its takings.
     pub acquirer: InstitutionId,
     pub merchant_payable: AccountId,
+    /// The merchant's category code (ISO 18245) for the risk rules, 0 when it has none that
+    /// reads as a number (no MCC rule lists 0000). Kept with the terminal so that a merchant
+    /// onboarded after start, or through another host, is screened by its category.
+    pub mcc: u16,
 }
 
 impl TerminalRecord {
@@ -102,6 +106,7 @@ impl TerminalRecord {
             active: terminal.status == "active",
             acquirer: merchant.acquirer,
             merchant_payable: merchant.settlement_account,
+            mcc: merchant.mcc.parse().unwrap_or(0),
         }
     }
 
@@ -192,19 +197,10 @@ pub struct TerminalHandler {
     pub(crate) supervisors: std::sync::Mutex<risk::insider::SupervisorWatch>,
 }
 
-/// The risk engine and what it needs to know of merchants that the terminal record lacks.
+/// The risk engine (the merchant's category code is in its terminal's record).
 #[derive(Debug)]
 pub(crate) struct RiskGate {
     pub engine: Arc<risk::Engine>,
-    /// Merchant category codes by merchant id.
-    mccs: HashMap<String, u16>,
-}
-
-impl RiskGate {
-    /// The merchant's category code, 0 when unknown (no MCC rule lists 0000).
-    pub fn mcc(&self, merchant_id: &str) -> u16 {
-        self.mccs.get(merchant_id).copied().unwrap_or(0)
-    }
 }
 
 impl std::fmt::Debug for TerminalHandler {
@@ -355,9 +351,9 @@ impl TerminalHandler {
     }
 
     /// Evaluates `engine`'s rules for every sale, pre-authorization and balance inquiry before
-    /// the issuer decides, and for every void and refund before it is given back. `mccs` are the merchants' category codes by merchant id.
-    pub fn with_risk(mut self, engine: Arc<risk::Engine>, mccs: HashMap<String, u16>) -> Self {
-        self.risk = Some(RiskGate { engine, mccs });
+    /// the issuer decides, and for every void and refund before it is given back.
+    pub fn with_risk(mut self, engine: Arc<risk::Engine>) -> Self {
+        self.risk = Some(RiskGate { engine });
         self
     }
 
@@ -646,6 +642,8 @@ impl TerminalHandler {
             active: true,
             acquirer,
             merchant_payable: AccountId(0),
+            // The link carries no merchant category (field 18 is not sent by the switch).
+            mcc: 0,
         };
         match request.kind {
             MessageType::EchoTest => Answer::plain(message, ResponseCode::Approved),

@@ -339,7 +339,7 @@ impl TerminalHandler {
                     amount_minor,
                     currency,
                     card_currency: card.currency,
-                    mcc: gate.mcc(&terminal.merchant_id),
+                    mcc: terminal.mcc,
                     entry: risk_entry(entry.get(..2)),
                     chip_card,
                 },

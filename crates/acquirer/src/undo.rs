@@ -192,7 +192,7 @@ impl TerminalHandler {
             amount_minor,
             currency,
             card_currency: card.currency,
-            mcc: gate.mcc(&terminal.merchant_id),
+            mcc: terminal.mcc,
             entry: crate::sale::risk_entry(entry),
             chip_card: false,
         };

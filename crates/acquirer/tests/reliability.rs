@@ -554,6 +554,7 @@ async fn storm_terminals(
                 active: true,
                 acquirer: demo::ACQUIRER,
                 merchant_payable: demo::account_id("merchant/898310058120001"),
+                mcc: 5814,
             },
         );
         terminal_keys.push(signed_on_as(client, terminal).await);

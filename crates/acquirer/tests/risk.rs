@@ -30,10 +30,9 @@ async fn a_velocity_rule_declines_the_third_sale_with_its_code_and_nothing_is_po
     for backend in store::testing::backends().await {
         let world = world_on(backend).await;
         let engine = Arc::new(risk::Engine::new(risk::Config::from_toml(RULES).unwrap()));
-        let mccs = HashMap::from([("898310058120001".to_owned(), 5411u16)]);
         let (mut client, stop, server, _handler) =
             start_configured(&world, Limits::default(), |handler| {
-                handler.with_risk(engine.clone(), mccs)
+                handler.with_risk(engine.clone())
             })
             .await;
         let keys = signed_on(&mut client).await;
@@ -387,13 +386,12 @@ async fn refunds_meet_the_rules_and_a_restart_rebuilds_the_windows_from_the_jour
     for backend in store::testing::backends().await {
         let world = world_on(backend).await;
         let card = demo_card("card-CH001-D");
-        let mccs = || HashMap::from([("898310058120001".to_owned(), 5411u16)]);
 
         // Before the restart: a sale the engine sees.
         let engine = refund_engine();
         let (mut client, stop, server, _handler) =
             start_configured(&world, Limits::default(), |handler| {
-                handler.with_risk(engine.clone(), mccs())
+                handler.with_risk(engine.clone())
             })
             .await;
         let keys = signed_on(&mut client).await;
@@ -405,7 +403,7 @@ async fn refunds_meet_the_rules_and_a_restart_rebuilds_the_windows_from_the_jour
         let forgetful = refund_engine();
         let (mut client, stop, server, _handler) =
             start_configured(&world, Limits::default(), |handler| {
-                handler.with_risk(forgetful.clone(), mccs())
+                handler.with_risk(forgetful.clone())
             })
             .await;
         let keys = signed_on(&mut client).await;
@@ -437,7 +435,7 @@ async fn refunds_meet_the_rules_and_a_restart_rebuilds_the_windows_from_the_jour
         assert_eq!(replayed, 1, "the sale; the refund is not a purchase");
         let (mut client, stop, server, _handler) =
             start_configured(&world, Limits::default(), |handler| {
-                handler.with_risk(rebuilt.clone(), mccs())
+                handler.with_risk(rebuilt.clone())
             })
             .await;
         let keys = signed_on(&mut client).await;
@@ -479,18 +477,17 @@ score = 10
 [[rule]]
 name = "on-trial"
 kind = "mcc"
-mccs = ["5411"]
+mccs = ["5814"]
 action = "approve"
 "#;
     for backend in store::testing::backends().await {
         let world = world_on(backend).await;
         let engine = Arc::new(risk::Engine::new(risk::Config::from_toml(rules).unwrap()));
-        let mccs = HashMap::from([("898310058120001".to_owned(), 5411u16)]);
         let (cases, queue) = acquirer::cases::case_channel();
         let writer = tokio::spawn(acquirer::cases::write_cases(world.store.clone(), queue));
         let (mut client, stop, server, handler) =
             start_configured(&world, Limits::default(), |handler| {
-                handler.with_risk(engine.clone(), mccs).with_cases(cases)
+                handler.with_risk(engine.clone()).with_cases(cases)
             })
             .await;
         let keys = signed_on(&mut client).await;
@@ -656,6 +653,57 @@ async fn voids_and_refunds_need_an_enrolled_supervisors_password_checked_in_the_
         );
         assert_eq!(restarted.load_supervisor_terminals().await.unwrap(), 1);
 
+        let _ = stop.send(true);
+        server.await.unwrap();
+    }
+}
+
+/// The merchant's category code comes with its terminal's record as read from the store
+/// (`TerminalRecord::new`: at start, when a host follows another's change, and on the miss path
+/// for a terminal onboarded after start), so an MCC rule screens every merchant by its own
+/// category. The demo's Shanghai merchant is a coffee shop (5814).
+#[tokio::test]
+async fn an_mcc_rule_screens_by_the_category_read_with_the_terminal() {
+    let rules = r#"
+[[rule]]
+name = "no-coffee"
+kind = "mcc"
+mccs = ["5814"]
+action = "decline"
+response_code = "57"
+"#;
+    for backend in store::testing::backends().await {
+        let world = world_on(backend).await;
+        let engine = Arc::new(risk::Engine::new(risk::Config::from_toml(rules).unwrap()));
+        let (mut client, stop, server, handler) =
+            start_configured(&world, Limits::default(), |handler| {
+                handler.with_risk(engine.clone())
+            })
+            .await;
+        let (terminal, merchant) = world
+            .store
+            .terminal_with_merchant("10000001")
+            .await
+            .unwrap()
+            .unwrap();
+        handler.set_terminal(
+            "10000001",
+            acquirer::TerminalRecord::new(&terminal, &merchant),
+        );
+        let keys = signed_on(&mut client).await;
+        let card = demo_card("card-CH001-D");
+        let before = available(&world, &card).await;
+        assert_eq!(
+            ask(
+                &mut client,
+                &chip_sale(&card, 1_000, 730, 1, demo::DEMO_PIN, &keys)
+            )
+            .await,
+            ("0210".into(), "57".into()),
+            "{}: the merchant's category is screened",
+            world.store.backend_name()
+        );
+        assert_eq!(available(&world, &card).await, before);
         let _ = stop.send(true);
         server.await.unwrap();
     }

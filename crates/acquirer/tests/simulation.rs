@@ -648,6 +648,7 @@ fn run_seed(seed: u64) {
                 active: true,
                 acquirer: demo::ACQUIRER,
                 merchant_payable: demo::account_id("merchant/898310058120001"),
+                mcc: 5814,
             },
         )]);
         let handler = TerminalHandler::new(cup(), terminals, store.clone(), hsm)

@@ -18,6 +18,7 @@ async fn a_terminal_reported_lost_is_declined_at_once_and_a_found_one_sells_agai
         active,
         acquirer: demo::ACQUIRER,
         merchant_payable: demo::account_id(&format!("merchant/{}", demo::SHANGHAI_MERCHANT)),
+        mcc: 5814,
     };
     handler.set_terminal("10000001", record(false));
     let sale = chip_sale(&card, 1_000, 900, 1, demo::DEMO_PIN, &keys);

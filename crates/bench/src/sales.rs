@@ -269,25 +269,14 @@ struct RunningHost {
     server: tokio::task::JoinHandle<()>,
 }
 
-/// `handler` with the risk engine on the load's rules and the merchants' categories, as
-/// `easypos up` wires it (no rule of the load fires, so no case or freeze comes of it).
-async fn with_load_risk(
+/// `handler` with the risk engine on the load's rules, as `easypos up` wires it (no rule of
+/// the load fires, so no case or freeze comes of it).
+fn with_load_risk(
     handler: acquirer::TerminalHandler,
-    store: &store::Store,
 ) -> Result<acquirer::TerminalHandler, BenchError> {
     let rules = risk::Config::from_toml(crate::LOAD_RULES)
         .map_err(|error| BenchError::Setup(format!("crates/bench/load-risk.toml: {error}")))?;
-    let mccs = store
-        .load_directory()
-        .await?
-        .merchants
-        .into_iter()
-        .map(|merchant| {
-            let mcc = merchant.mcc.parse::<u16>().unwrap_or(0);
-            (merchant.id, mcc)
-        })
-        .collect();
-    Ok(handler.with_risk(Arc::new(risk::Engine::new(rules)), mccs))
+    Ok(handler.with_risk(Arc::new(risk::Engine::new(rules))))
 }
 
 async fn start_host(world: &World, load: &SalesLoad) -> Result<RunningHost, BenchError> {
@@ -308,7 +297,7 @@ async fn start_host(world: &World, load: &SalesLoad) -> Result<RunningHost, Benc
         acquirer::TerminalHandler::new(profile, records, world.store.clone(), world.hsm.clone())
             .with_receipts(Arc::new(receipts));
     let handler = Arc::new(if load.risk {
-        with_load_risk(handler, &world.store).await?
+        with_load_risk(handler)?
     } else {
         handler
     });

@@ -124,6 +124,7 @@ async fn start(
         active: true,
         acquirer: demo::ACQUIRER,
         merchant_payable: demo::account_id(payable),
+        mcc: 0,
     };
     let terminals = HashMap::from([
         (

@@ -89,16 +89,6 @@ async fn terminal_listener(
     // hosts sharing the database changed (`freeze_loop`, docs/scaling.md).
     let freezes = Arc::new(risk::Freezes::new());
     acquirer::freezes::sync_freezes(store, &freezes).await?;
-    let mccs = directory
-        .merchants
-        .iter()
-        .map(|merchant| {
-            (
-                merchant.id.clone(),
-                merchant.mcc.parse::<u16>().unwrap_or(0),
-            )
-        })
-        .collect();
     // The acquirer's receipt signing keys (docs/aftersale.md): the first made in the HSM on
     // first start; approved sales carry a signed statement for the receipt's QR code.
     let now = std::time::SystemTime::now()
@@ -139,7 +129,7 @@ async fn terminal_listener(
     let handler = Arc::new(
         remote_bins.into_iter().fold(
             acquirer::TerminalHandler::new(profile, terminals, store.clone(), hsm)
-                .with_risk(engine, mccs)
+                .with_risk(engine)
                 .with_freezes(freezes)
                 .with_receipts(receipts)
                 .with_cases(cases),

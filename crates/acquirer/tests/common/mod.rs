@@ -259,6 +259,7 @@ pub async fn start_listening(
                 active: true,
                 acquirer: demo::ACQUIRER,
                 merchant_payable: demo::account_id("merchant/898310058120001"),
+                mcc: 5814,
             },
         ),
         (
@@ -268,6 +269,7 @@ pub async fn start_listening(
                 active: true,
                 acquirer: demo::ACQUIRER,
                 merchant_payable: demo::account_id("merchant/898310058120001"),
+                mcc: 5814,
             },
         ),
         (
@@ -277,6 +279,7 @@ pub async fn start_listening(
                 active: true,
                 acquirer: demo::ACQUIRER,
                 merchant_payable: demo::account_id("merchant/898310058120001"),
+                mcc: 5814,
             },
         ),
         (
@@ -286,6 +289,7 @@ pub async fn start_listening(
                 active: false,
                 acquirer: demo::ACQUIRER,
                 merchant_payable: demo::account_id("merchant/898310058120001"),
+                mcc: 5814,
             },
         ),
     ]);
