@@ -264,7 +264,8 @@ async fn each_background_job_runs_on_one_node_and_moves_when_its_leader_dies() {
     tokio::spawn(connection);
     let holders = admin
         .query(
-            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid::int = $1 AND objid::int = $2 AND granted",
+            // `pg_locks` shows every database of the server: only this test's.
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid::int = $1 AND objid::int = $2 AND granted",
             &[&store::leader::LOCK_CLASS, &Job::Webhooks.lock_key()],
         )
         .await
