@@ -21,7 +21,14 @@ pub(crate) struct Session {
     statement_timeout_ms: u64,
     /// Further settings of this kind, as SQL (the ledger writer's `SET enable_seqscan = off`).
     settings: &'static str,
+    /// Longest a reconnect may wait for the server ([`CONNECT_TIMEOUT`]).
+    connect_timeout: Duration,
 }
+
+/// Longest a reconnect waits for a server that does not answer (a host gone from the network
+/// drops packets instead of refusing): the writer must not wait minutes for the system's TCP
+/// timeout while its jobs queue.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Session {
     pub(crate) fn new(
@@ -35,6 +42,7 @@ impl Session {
             name,
             statement_timeout_ms,
             settings,
+            connect_timeout: CONNECT_TIMEOUT,
         }
     }
 
@@ -53,8 +61,8 @@ impl Session {
     /// [`Session::connect`] after a loss: logged when it works, [`StoreError::Unavailable`]
     /// when it does not.
     pub(crate) async fn reconnect(&self) -> Result<Client, StoreError> {
-        match self.connect().await {
-            Ok(client) => {
+        match tokio::time::timeout(self.connect_timeout, self.connect()).await {
+            Ok(Ok(client)) => {
                 tracing::info!(
                     database = %redact_url(&self.url),
                     connection = self.name,
@@ -62,7 +70,11 @@ impl Session {
                 );
                 Ok(client)
             }
-            Err(error) => Err(self.unavailable(&format!("reconnecting failed: {error}"))),
+            Ok(Err(error)) => Err(self.unavailable(&format!("reconnecting failed: {error}"))),
+            Err(_) => Err(self.unavailable(&format!(
+                "the server did not answer within {} ms",
+                self.connect_timeout.as_millis()
+            ))),
         }
     }
 
@@ -243,6 +255,38 @@ mod tests {
         backoff.succeeded();
         assert!(backoff.may_try().is_ok());
         assert_eq!(backoff.delay, Duration::from_millis(100));
+    }
+
+    /// A server that takes the connection and never answers (as a host that vanished from
+    /// the network looks while the system's TCP timeout runs): the reconnect gives up with a
+    /// clear error instead of holding its writer. The outer timeout only keeps a broken build
+    /// from hanging the suite.
+    #[tokio::test]
+    async fn a_reconnect_to_a_server_that_never_answers_gives_up() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let silent = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let mut session = Session::new(
+            &format!("postgres://easypos:secret@127.0.0.1:{port}/easypos"),
+            "easypos test",
+            0,
+            "",
+        );
+        session.connect_timeout = Duration::from_millis(200);
+        let error = tokio::time::timeout(Duration::from_secs(60), session.reconnect())
+            .await
+            .expect("the reconnect gave up by itself")
+            .unwrap_err();
+        let message = error.to_string();
+        assert!(matches!(error, StoreError::Unavailable(_)), "{message}");
+        assert!(message.contains("did not answer"), "{message}");
+        assert!(!message.contains("secret"), "{message}");
+        silent.abort();
     }
 
     #[test]
