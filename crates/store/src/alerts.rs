@@ -230,7 +230,7 @@ impl Store {
                     .await
             }
             Store::Postgres(store) => {
-                let client = store.other.lock().await;
+                let client = store.other.lock().await?;
                 client
                     .execute(
                         &format!(
@@ -275,7 +275,7 @@ impl Store {
                     .await?
             }
             Store::Postgres(store) => {
-                let client = store.other.lock().await;
+                let client = store.other.lock().await?;
                 client
                     .query_opt(
                         &format!(
@@ -322,7 +322,7 @@ impl Store {
                     .await
             }
             Store::Postgres(store) => {
-                let mut client = store.other.lock().await;
+                let mut client = store.other.lock().await?;
                 let transaction = client.transaction().await?;
                 let mut queued = 0;
                 for alert in &alerts {
@@ -378,7 +378,7 @@ impl Store {
                     .await
             }
             Store::Postgres(store) => {
-                let client = store.other.lock().await;
+                let client = store.other.lock().await?;
                 // One statement: rows another host is claiming are skipped, not waited for.
                 let rows = client
                     .query(
@@ -420,7 +420,7 @@ impl Store {
                     .await
             }
             Store::Postgres(store) => {
-                let client = store.other.lock().await;
+                let client = store.other.lock().await?;
                 let dollars = |sql: &str| sql.replace('?', "$");
                 match attempt {
                     Attempt::Delivered { status, at } => {
@@ -464,7 +464,7 @@ impl Store {
                     .await?
             }
             Store::Postgres(store) => {
-                let client = store.other.lock().await;
+                let client = store.other.lock().await?;
                 client
                     .query(
                         &format!("SELECT {DELIVERY_COLUMNS} FROM alert_deliveries WHERE target = $1 ORDER BY id DESC LIMIT $2"),

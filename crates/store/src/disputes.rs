@@ -277,7 +277,7 @@ impl Store {
                     .await
             }
             Store::Postgres(store) => {
-                let client = store.other.lock().await;
+                let client = store.other.lock().await?;
                 client
                     .query(
                         &format!("SELECT {DISPUTE_COLUMNS} FROM disputes WHERE merchant_id = ANY($1) OR card_id = ANY($2) ORDER BY opened_at DESC, id DESC LIMIT $3"),
@@ -313,7 +313,7 @@ impl Store {
                     .await
             }
             Store::Postgres(store) => {
-                let client = store.other.lock().await;
+                let client = store.other.lock().await?;
                 client
                     .execute(
                         &SQL.replace('?', "$"),
@@ -365,7 +365,7 @@ impl Store {
                     .await
             }
             Store::Postgres(store) => {
-                let client = store.other.lock().await;
+                let client = store.other.lock().await?;
                 client
                     .query(
                         &format!("SELECT {DOCUMENT_COLUMNS} FROM dispute_documents WHERE dispute_id = $1 ORDER BY name"),

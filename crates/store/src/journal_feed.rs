@@ -34,7 +34,7 @@ impl Store {
                     .await
             }
             Store::Postgres(store) => {
-                let client = store.other.lock().await;
+                let client = store.other.lock().await?;
                 let rows = client
                     .query(
                         &format!(
@@ -69,7 +69,7 @@ impl Store {
                     .await
             }
             Store::Postgres(store) => {
-                let client = store.other.lock().await;
+                let client = store.other.lock().await?;
                 Ok(client
                     .query_one("SELECT COALESCE(MAX(id), 0) FROM journal", &[])
                     .await?

@@ -6,7 +6,10 @@
 //! session-level advisory lock, taken with `pg_try_advisory_lock` on a connection of its own
 //! that does nothing else. The lock lives as long as that session: when the node dies, its
 //! connection closes and PostgreSQL releases the lock, and the next node to ask gets it.
-//! Every node asks before every pass, so a job moves within one pass interval.
+//! Every node asks before every pass, so a job moves within one pass interval. A node whose
+//! own lock connection is lost (PostgreSQL restarted, failed over or ended the backend) has
+//! lost its locks with it: it forgets them, opens a new connection and asks for each lock
+//! again, which another node may have taken meanwhile; while it cannot connect it answers no.
 //!
 //! On SQLite the single process that owns the database always leads.
 //!
@@ -19,6 +22,7 @@
 //! ```
 
 use crate::StoreError;
+use crate::postgres::connection::Session as Connection;
 use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio_postgres::Client;
@@ -100,9 +104,10 @@ const SESSION_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 /// The application name of the lock connection, so operators see it in `pg_stat_activity`.
 const APPLICATION_NAME: &str = "easypos leader";
 
-/// The PostgreSQL side: one connection, opened on first use and again after it is lost.
+/// The PostgreSQL side: one connection, opened on first use and again after it is lost (the
+/// locks it held are gone with it, so they are asked for anew).
 pub(crate) struct Leadership {
-    url: String,
+    connection: Connection,
     session: Mutex<Session>,
 }
 
@@ -122,7 +127,7 @@ impl std::fmt::Debug for Leadership {
 impl Leadership {
     pub(crate) fn new(url: &str) -> Leadership {
         Leadership {
-            url: url.to_owned(),
+            connection: Connection::new(url, APPLICATION_NAME, 0, ""),
             session: Mutex::new(Session::default()),
         }
     }
@@ -150,11 +155,7 @@ impl Leadership {
             if session.client.is_some() {
                 lose(session, "the connection closed");
             }
-            let client = crate::postgres::connect(&self.url).await?;
-            client
-                .batch_execute(&format!("SET application_name = '{APPLICATION_NAME}'"))
-                .await?;
-            session.client = Some(client);
+            session.client = Some(self.connection.connect().await?);
         }
         let Some(client) = session.client.as_ref() else {
             return Ok(false);

@@ -106,6 +106,9 @@ pub enum StoreError {
     Write(String),
     #[error("the store is shutting down")]
     Closed,
+    /// A PostgreSQL connection is lost and not back yet; a later call may succeed.
+    #[error("the database is unreachable: {0}")]
+    Unavailable(String),
 }
 
 /// Results of one submitted batch: one entry per request, in order.

@@ -7,7 +7,9 @@
 //! state machine then decides against those locked rows, exactly as on SQLite. Two processes
 //! inserting the same transfer id at once end in a unique violation for one of them, which
 //! retries and finds the transfer: exactly once either way. Decisions always read the primary
-//! this store is connected to; point read-only console queries at replicas elsewhere.
+//! this store is connected to; point read-only console queries at replicas elsewhere. Each
+//! connection (pool, writer, journal, leader lock) is opened again with its session settings
+//! after PostgreSQL loses it (`postgres_connection.rs`).
 
 use crate::cards::{
     self, Authorization, AuthorizationResult, CardSet, ISSUER_CARD_COLUMNS, IssuerCard,
@@ -84,6 +86,10 @@ mod cases;
 // Refunds from the console and the API (issue 9).
 #[path = "postgres_refunds.rs"]
 mod refunds;
+// Connections opened again after PostgreSQL loses them.
+#[path = "postgres_connection.rs"]
+pub(crate) mod connection;
+use connection::{Backoff, Redial, Session};
 // The journal's group-commit writer.
 #[path = "postgres_journal.rs"]
 mod journal_writer;
@@ -175,8 +181,11 @@ impl Default for PostgresTuning {
 /// The application name of pooled connections in `pg_stat_activity`.
 pub const POOL_APPLICATION_NAME: &str = "easypos pool";
 
-/// A few connections; a caller takes a free one, or waits its turn on one of them.
+/// A few connections; a caller takes a free one, or waits its turn on one of them. A
+/// connection found closed is opened again by the caller that takes it
+/// (`postgres_connection.rs`).
 pub(crate) struct Pool {
+    session: Session,
     connections: Vec<Mutex<Pooled>>,
     next: std::sync::atomic::AtomicUsize,
 }
@@ -187,30 +196,40 @@ impl std::fmt::Debug for Pool {
     }
 }
 
+/// Least time between two attempts to reopen one pooled connection while the server is away.
+const POOL_RECONNECT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Pool {
     /// `size` connections to `url` (at least one), each with the statement timeout.
     async fn open(url: &str, size: usize, statement_timeout_ms: u64) -> Result<Pool, StoreError> {
+        // Named, so operators (and the tests) tell the pool from the writer and the lock.
+        let session = Session::new(url, POOL_APPLICATION_NAME, statement_timeout_ms, "");
         let mut connections = Vec::new();
         for _ in 0..size.max(1) {
-            let client = connect(url).await?;
-            // Named, so operators (and the tests) tell the pool from the writer and the lock.
-            client
-                .batch_execute(&format!("SET application_name = '{POOL_APPLICATION_NAME}'"))
-                .await?;
-            limit_statements(&client, statement_timeout_ms).await?;
             connections.push(Mutex::new(Pooled {
-                client,
+                client: session.connect().await?,
                 statements: std::sync::Mutex::default(),
+                backoff: Backoff::new(POOL_RECONNECT_INTERVAL, POOL_RECONNECT_INTERVAL),
             }));
         }
         Ok(Pool {
+            session,
             connections,
             next: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
-    /// A connection to use alone until the guard drops: a free one when there is one.
-    pub(crate) async fn lock(&self) -> tokio::sync::MutexGuard<'_, Pooled> {
+    /// A connection to use alone until the guard drops: a free one when there is one, opened
+    /// again first if it was lost.
+    pub(crate) async fn lock(&self) -> Result<tokio::sync::MutexGuard<'_, Pooled>, StoreError> {
+        let mut pooled = self.take().await;
+        if pooled.client.is_closed() {
+            pooled.reconnect(&self.session).await?;
+        }
+        Ok(pooled)
+    }
+
+    async fn take(&self) -> tokio::sync::MutexGuard<'_, Pooled> {
         for connection in &self.connections {
             if let Ok(guard) = connection.try_lock() {
                 return guard;
@@ -233,6 +252,8 @@ const MAX_CACHED_STATEMENTS: usize = 256;
 pub(crate) struct Pooled {
     client: Client,
     statements: std::sync::Mutex<std::collections::HashMap<String, Statement>>,
+    /// At most one attempt a second to reopen this connection while the server is away.
+    backoff: Backoff,
 }
 
 impl std::ops::Deref for Pooled {
@@ -249,6 +270,29 @@ impl std::ops::DerefMut for Pooled {
 }
 
 impl Pooled {
+    /// A new connection in place of the lost one; the statements prepared on the old are gone.
+    async fn reconnect(&mut self, session: &Session) -> Result<(), StoreError> {
+        if let Err(wait) = self.backoff.may_try() {
+            let why = format!("the next attempt in {} ms", wait.as_millis().max(1));
+            return Err(session.unavailable(&why));
+        }
+        match session.reconnect().await {
+            Ok(client) => {
+                self.backoff.succeeded();
+                self.client = client;
+                self.statements
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clear();
+                Ok(())
+            }
+            Err(error) => {
+                self.backoff.failed();
+                Err(error)
+            }
+        }
+    }
+
     async fn statement(&self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
         let cached = self
             .statements
@@ -321,13 +365,18 @@ async fn limit_statements(client: &Client, statement_timeout_ms: u64) -> Result<
 pub(crate) async fn connect(url: &str) -> Result<Client, StoreError> {
     let (client, connection) = tokio_postgres::connect(url, NoTls).await.map_err(|error| {
         StoreError::Config(format!(
-            "cannot connect to PostgreSQL ({}): {error}",
-            redact_url(url)
+            "cannot connect to PostgreSQL ({}): {}",
+            redact_url(url),
+            connection::reason(&error)
         ))
     })?;
+    let database = redact_url(url);
     tokio::spawn(async move {
+        // Ended by the server (a restart, a failover, `pg_terminate_backend`) or the network;
+        // the connection's owner opens another on its next use (`postgres_connection.rs`).
         if let Err(error) = connection.await {
-            tracing::error!(%error, "PostgreSQL connection ended");
+            let error = connection::reason(&error);
+            tracing::warn!(%database, %error, "lost a PostgreSQL connection");
         }
     });
     Ok(client)
@@ -361,7 +410,7 @@ impl PostgresStore {
             migrate(&mut client).await?;
         }
         let other = Pool::open(url, tuning.pool_size, tuning.statement_timeout_ms).await?;
-        let accounts = select_all_accounts(&*other.lock().await).await?;
+        let accounts = select_all_accounts(&*other.lock().await?).await?;
         ledger::check_books(&accounts).map_err(|error| StoreError::Corrupt(error.to_string()))?;
         let replica = match &tuning.replica_url {
             Some(replica_url) => Some(Arc::new(
@@ -369,22 +418,22 @@ impl PostgresStore {
             )),
             None => None,
         };
-        let writer_client = connect(url).await?;
-        limit_statements(&writer_client, tuning.statement_timeout_ms).await?;
         // The writer only reads rows by key (`id = ANY($1)`, and the due holds' partial
         // index). Its statements are prepared once, and a generic plan made while a table was
         // small (a new database) scans the whole table: on a bench that grew ledger_transfers
         // from 800 to 20,000 rows in seconds, before autovacuum analysed it, that scan was
         // 13 ms of every group. Without sequential scans the plans are index scans at any size.
-        writer_client
-            .batch_execute("SET application_name = 'easypos writer'; SET enable_seqscan = off")
-            .await?;
-        let statements = Statements::prepare(&writer_client).await?;
+        let writer_session = Session::new(
+            url,
+            "easypos writer",
+            tuning.statement_timeout_ms,
+            "SET enable_seqscan = off",
+        );
+        let link = Redial::open(writer_session).await?;
         let counters = Arc::new(Counters::default());
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let writer = Writer {
-            client: writer_client,
-            statements,
+            link,
             clock,
             last_timestamp: 0,
             counters: counters.clone(),
@@ -406,7 +455,9 @@ impl PostgresStore {
     /// Connections for a read that may lag the primary by the replication delay (the
     /// console's and the API's listings): the replica when there is one. Never for what an
     /// authorization decides on.
-    pub(crate) async fn lagging_reader(&self) -> tokio::sync::MutexGuard<'_, Pooled> {
+    pub(crate) async fn lagging_reader(
+        &self,
+    ) -> Result<tokio::sync::MutexGuard<'_, Pooled>, StoreError> {
         match &self.replica {
             Some(replica) => replica.lock().await,
             None => self.other.lock().await,
@@ -467,12 +518,12 @@ impl PostgresStore {
     }
 
     pub async fn schema_version(&self) -> Result<u32, StoreError> {
-        current_version(&*self.other.lock().await).await
+        current_version(&*self.other.lock().await?).await
     }
 
     pub async fn accounts(&self, ids: Vec<AccountId>) -> Result<Vec<Account>, StoreError> {
         let keys: Vec<Vec<u8>> = ids.iter().map(|id| id_bytes(id.0).to_vec()).collect();
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let rows = client
             .query(
                 &format!(
@@ -485,11 +536,11 @@ impl PostgresStore {
     }
 
     pub async fn all_accounts(&self) -> Result<Vec<Account>, StoreError> {
-        select_all_accounts(&*self.other.lock().await).await
+        select_all_accounts(&*self.other.lock().await?).await
     }
 
     pub async fn transfer(&self, id: TransferId) -> Result<Option<Transfer>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let row = client
             .query_opt(
                 &format!("SELECT {TRANSFER_COLUMNS} FROM ledger_transfers WHERE id = $1"),
@@ -500,7 +551,7 @@ impl PostgresStore {
     }
 
     pub async fn all_transfers(&self) -> Result<Vec<Transfer>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let rows = client
             .query(
                 &format!("SELECT {TRANSFER_COLUMNS} FROM ledger_transfers ORDER BY timestamp, id"),
@@ -518,7 +569,7 @@ impl PostgresStore {
         limit: u32,
     ) -> Result<Vec<Transfer>, StoreError> {
         let keys: Vec<Vec<u8>> = accounts.iter().map(|id| id_bytes(id.0).to_vec()).collect();
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let rows = client
             .query(
                 &format!(
@@ -531,7 +582,7 @@ impl PostgresStore {
     }
 
     pub async fn put_directory(&self, directory: Directory) -> Result<(), StoreError> {
-        let mut client = self.other.lock().await;
+        let mut client = self.other.lock().await?;
         let transaction = client.transaction().await?;
         insert_directory(&transaction, &directory).await?;
         transaction.commit().await?;
@@ -539,11 +590,11 @@ impl PostgresStore {
     }
 
     pub async fn load_directory(&self) -> Result<Directory, StoreError> {
-        read_directory(&*self.other.lock().await).await
+        read_directory(&*self.other.lock().await?).await
     }
 
     pub async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         Ok(client
             .query_opt("SELECT value FROM meta WHERE key = $1", &[&key])
             .await?
@@ -551,7 +602,7 @@ impl PostgresStore {
     }
 
     pub async fn set_meta(&self, key: String, value: String) -> Result<(), StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         client.execute("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", &[&key, &value]).await?;
         Ok(())
     }
@@ -689,7 +740,7 @@ struct Statements {
     due_holds: Statement,
 }
 
-impl Statements {
+impl connection::Prepare for Statements {
     async fn prepare(client: &Client) -> Result<Statements, StoreError> {
         Ok(Statements {
             lock_cards: client.prepare(&format!("SELECT {ISSUER_CARD_COLUMNS} FROM issuer_cards WHERE card_id = ANY($1) ORDER BY card_id FOR UPDATE")).await?,
@@ -900,8 +951,8 @@ enum Answer {
 }
 
 struct Writer {
-    client: Client,
-    statements: Statements,
+    /// Its own connection, opened again before the next group after it is lost.
+    link: Redial<Statements>,
     clock: Arc<dyn Clock>,
     last_timestamp: u64,
     counters: Arc<Counters>,
@@ -930,6 +981,9 @@ impl Writer {
             for job in expiries {
                 if let Job::Expire { reply } = job {
                     let result = self.expire().await;
+                    if let Err(error) = &result {
+                        self.link.lost(error);
+                    }
                     drop(reply.send(result));
                 }
             }
@@ -941,8 +995,8 @@ impl Writer {
     /// is resolving right now; they are either resolved or picked up by the next sweep.
     async fn expire(&mut self) -> Result<usize, StoreError> {
         let now = self.next_timestamp(0);
-        let statements = &self.statements;
-        let transaction = self.client.transaction().await?;
+        let (client, statements) = self.link.ready().await?;
+        let transaction = client.transaction().await?;
         let rows = transaction
             .query(
                 &statements.due_holds,
@@ -998,21 +1052,43 @@ impl Writer {
                     tracing::debug!(attempt, %error, "group lost a race with another process; retrying");
                 }
                 Err(error) => {
-                    let message = error.to_string();
-                    tracing::error!(error = %message, "group commit failed; rolled back");
+                    // A group whose connection was lost is not run again: its COMMIT may have
+                    // landed. Its callers answer 96 and the terminals' reversals settle it.
+                    let lost = self.link.lost(&error);
+                    let (failed, message): (fn(String) -> StoreError, String) = match error {
+                        error if lost => {
+                            let message = connection::lost_reason(&error);
+                            tracing::warn!(error = %message, "the writer lost its connection; the group in flight failed and the next one reconnects");
+                            (
+                                |message| {
+                                    StoreError::Unavailable(format!(
+                                        "the connection was lost during the write, which may or may not have committed: {message}"
+                                    ))
+                                },
+                                message,
+                            )
+                        }
+                        StoreError::Unavailable(message) => {
+                            tracing::debug!(error = %message, "group refused while the database is away");
+                            (StoreError::Unavailable, message)
+                        }
+                        error => {
+                            let message = error.to_string();
+                            tracing::error!(error = %message, "group commit failed; rolled back");
+                            (StoreError::Write, message)
+                        }
+                    };
                     for job in group {
                         match job {
                             Job::Transfers { reply, .. } => {
-                                drop(reply.send(Err(StoreError::Write(message.clone()))))
+                                drop(reply.send(Err(failed(message.clone()))))
                             }
                             Job::Accounts { reply, .. } => {
-                                drop(reply.send(Err(StoreError::Write(message.clone()))))
+                                drop(reply.send(Err(failed(message.clone()))))
                             }
-                            Job::Expire { reply } => {
-                                drop(reply.send(Err(StoreError::Write(message.clone()))))
-                            }
+                            Job::Expire { reply } => drop(reply.send(Err(failed(message.clone())))),
                             Job::Authorize { reply, .. } => {
-                                drop(reply.send(Err(StoreError::Write(message.clone()))))
+                                drop(reply.send(Err(failed(message.clone()))))
                             }
                         }
                     }
@@ -1067,8 +1143,8 @@ impl Writer {
                 Job::Accounts { .. } | Job::Expire { .. } => self.next_timestamp(0),
             })
             .collect();
-        let statements = &self.statements;
-        let transaction = self.client.transaction().await?;
+        let (client, statements) = self.link.ready().await?;
+        let transaction = client.transaction().await?;
         // Lock order, the same in every process: cards, then transfers, then accounts. The
         // first two are independent, so they go out together (pipelined; PostgreSQL still
         // runs them in that order).
@@ -1269,7 +1345,7 @@ impl PostgresStore {
         &self,
         id: &str,
     ) -> Result<Option<(Terminal, Merchant)>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let row = client
             .query_opt(crate::host_changes::TERMINAL_WITH_MERCHANT, &[&id])
             .await?;
@@ -1378,7 +1454,7 @@ fn card_from_row(row: &Row) -> Result<Card, StoreError> {
 
 impl PostgresStore {
     pub async fn put_keys(&self, keys: Vec<StoredKey>) -> Result<(), StoreError> {
-        let mut client = self.other.lock().await;
+        let mut client = self.other.lock().await?;
         let transaction = client.transaction().await?;
         for key in &keys {
             transaction
@@ -1390,7 +1466,7 @@ impl PostgresStore {
     }
 
     pub async fn keys(&self) -> Result<Vec<StoredKey>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let rows = client
             .query("SELECT name, token, check_value FROM hsm_keys", &[])
             .await?;
@@ -1418,7 +1494,7 @@ impl PostgresStore {
         column: &'static str,
         key: &[u8],
     ) -> Result<Option<Card>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let row = client
             .query_opt(
                 &format!("SELECT {CARD_COLUMNS} FROM cards WHERE {column} = $1"),
@@ -1503,7 +1579,7 @@ impl PostgresStore {
     }
 
     pub async fn put_issuer_cards(&self, cards: Vec<IssuerCard>) -> Result<(), StoreError> {
-        let mut client = self.other.lock().await;
+        let mut client = self.other.lock().await?;
         let transaction = client.transaction().await?;
         for card in &cards {
             transaction
@@ -1531,7 +1607,7 @@ impl PostgresStore {
     }
 
     pub async fn issuer_card(&self, card_id: &str) -> Result<Option<IssuerCard>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let row = client
             .query_opt(
                 &format!("SELECT {ISSUER_CARD_COLUMNS} FROM issuer_cards WHERE card_id = $1"),
@@ -1562,7 +1638,7 @@ impl PostgresStore {
         &self,
         sessions: Vec<TerminalSession>,
     ) -> Result<(), StoreError> {
-        let mut client = self.other.lock().await;
+        let mut client = self.other.lock().await?;
         let transaction = client.transaction().await?;
         for session in &sessions {
             transaction
@@ -1591,7 +1667,7 @@ impl PostgresStore {
         &self,
         terminal_id: &str,
     ) -> Result<Option<TerminalSession>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let row = client
             .query_opt(&format!("SELECT {TERMINAL_SESSION_COLUMNS} FROM terminal_sessions WHERE terminal_id = $1"), &[&terminal_id])
             .await?;
@@ -1603,7 +1679,7 @@ impl PostgresStore {
         terminal_id: &str,
         change: SessionChange,
     ) -> Result<Option<TerminalSession>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let sql = change.sql("$1", "$2::BIGINT");
         match change {
             SessionChange::SignOff => client.execute(&sql, &[&terminal_id]).await?,
@@ -1622,7 +1698,7 @@ impl PostgresStore {
         terminal_id: &str,
         counter: i64,
     ) -> Result<bool, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         // One conditional statement: two messages with the same counter cannot both pass.
         let changed = client
             .execute(
@@ -1634,7 +1710,7 @@ impl PostgresStore {
     }
 
     pub async fn sign_on(&self, sign_on: SignOn) -> Result<Option<TerminalSession>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let row = client
             .query_opt(
                 &format!("UPDATE terminal_sessions SET pin_key = $1, mac_key = $2, operator = $3, signed_on_at = $4 WHERE terminal_id = $5 RETURNING {TERMINAL_SESSION_COLUMNS}"),
@@ -1688,7 +1764,7 @@ impl PostgresStore {
         batch: i64,
         stan: Option<i64>,
     ) -> Result<Vec<JournalEntry>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         // Two statements, so that the index is used on all three columns when a trace number
         // is given (the duplicate check of every financial message).
         let rows = match stan {
@@ -1714,7 +1790,7 @@ impl PostgresStore {
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<(i64, JournalEntry)>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let rows = client
             .query(
                 &format!("SELECT {JOURNAL_COLUMNS}, id FROM journal WHERE id > $1 AND received_at >= $2 AND card_id IS NOT NULL ORDER BY id LIMIT $3"),
@@ -1733,7 +1809,7 @@ impl PostgresStore {
 
     pub async fn journal_recent(&self, limit: i64) -> Result<Vec<JournalEntry>, StoreError> {
         // A listing for people (the console's journal page): it may read the replica.
-        let client = self.lagging_reader().await;
+        let client = self.lagging_reader().await?;
         let rows = client
             .query(
                 &format!("SELECT {JOURNAL_COLUMNS} FROM (SELECT * FROM journal ORDER BY id DESC LIMIT $1) AS recent ORDER BY id"),
@@ -1768,7 +1844,7 @@ fn pending_reversal_from_row(row: &Row) -> Result<PendingReversal, StoreError> {
 
 impl PostgresStore {
     pub async fn queue_reversal(&self, reversal: PendingReversal) -> Result<(), StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         client
             .execute(
                 "INSERT INTO pending_reversals (created_at, terminal_id, merchant_id, batch, stan, processing_code, condition_code, transaction_type, original_batch, original_stan, amount_minor, currency, attempts, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, $13) ON CONFLICT (terminal_id, batch, stan, transaction_type) DO NOTHING",
@@ -1797,7 +1873,7 @@ impl PostgresStore {
         now: i64,
         limit: i64,
     ) -> Result<Vec<PendingReversal>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let rows = client
             .query(
                 &format!("SELECT {PENDING_REVERSAL_COLUMNS} FROM pending_reversals WHERE done_at IS NULL AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2"),
@@ -1808,7 +1884,7 @@ impl PostgresStore {
     }
 
     pub async fn all_reversals(&self) -> Result<Vec<PendingReversal>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let rows = client
             .query(
                 &format!("SELECT {PENDING_REVERSAL_COLUMNS} FROM pending_reversals ORDER BY id"),
@@ -1825,7 +1901,7 @@ impl PostgresStore {
         stan: i64,
         transaction_type: &str,
     ) -> Result<bool, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let row = client
             .query_one(
                 "SELECT EXISTS (SELECT 1 FROM pending_reversals WHERE terminal_id = $1 AND batch = $2 AND stan = $3 AND transaction_type = $4)",
@@ -1839,7 +1915,7 @@ impl PostgresStore {
         &self,
         attempt: ReversalAttempt,
     ) -> Result<(), StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         client
             .execute(
                 "UPDATE pending_reversals SET attempts = attempts + 1, last_response = $1, done_at = $2, next_attempt_at = $3 WHERE id = $4 AND done_at IS NULL",

@@ -68,7 +68,7 @@ fn transaction_from_row(row: &Row) -> Result<TransactionRecord, StoreError> {
 
 impl PostgresStore {
     pub(crate) async fn put_users(&self, users: Vec<NewUser>) -> Result<usize, StoreError> {
-        let mut client = self.other.lock().await;
+        let mut client = self.other.lock().await?;
         let transaction = client.transaction().await?;
         let mut created = 0;
         for user in &users {
@@ -97,7 +97,7 @@ impl PostgresStore {
         column: &'static str,
         value: &str,
     ) -> Result<Option<User>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         client
             .query_opt(
                 &format!("SELECT {USER_COLUMNS} FROM users WHERE {column} = $1"),
@@ -110,7 +110,7 @@ impl PostgresStore {
     }
 
     pub(crate) async fn users_of(&self, tenant: &Tenant) -> Result<Vec<User>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         client
             .query(
                 &format!("SELECT {USER_COLUMNS} FROM users WHERE tenant_kind = $1 AND tenant_id = $2 ORDER BY username"),
@@ -128,7 +128,7 @@ impl PostgresStore {
         success: bool,
         now: i64,
     ) -> Result<Option<User>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let row = if success {
             client
                 .query_opt(
@@ -153,7 +153,7 @@ impl PostgresStore {
         user_id: &str,
         value: TotpValue,
     ) -> Result<bool, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let changed = match value {
             TotpValue::Int(value) => client.execute(sql, &[&user_id, &value]).await?,
             TotpValue::Text(value) => client.execute(sql, &[&user_id, &value]).await?,
@@ -166,7 +166,7 @@ impl PostgresStore {
         key: ApiKey,
         digest: [u8; 32],
     ) -> Result<(), StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         client
             .execute(
                 "INSERT INTO api_keys (id, user_id, name, secret_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
@@ -177,7 +177,7 @@ impl PostgresStore {
     }
 
     pub(crate) async fn api_key(&self, id: &str) -> Result<Option<(ApiKey, Vec<u8>)>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         client
             .query_opt(
                 &format!("SELECT {API_KEY_COLUMNS}, secret_hash FROM api_keys WHERE id = $1"),
@@ -189,7 +189,7 @@ impl PostgresStore {
     }
 
     pub(crate) async fn api_keys_of(&self, user_id: &str) -> Result<Vec<ApiKey>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         client
             .query(
                 &format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC, id"),
@@ -207,7 +207,7 @@ impl PostgresStore {
         key_id: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let changed = client
             .execute(
                 "UPDATE api_keys SET revoked_at = coalesce(revoked_at, $3) WHERE id = $1 AND user_id = $2",
@@ -224,7 +224,7 @@ impl PostgresStore {
         digest: [u8; 32],
         now: i64,
     ) -> Result<IdempotencyState, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         client
             .execute(
                 "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND created_at <= $3",
@@ -271,7 +271,7 @@ impl PostgresStore {
         status: u16,
         body: Vec<u8>,
     ) -> Result<(), StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         client
             .execute(
                 "UPDATE idempotency_keys SET status = $3, body = $4 WHERE scope = $1 AND key = $2",
@@ -286,7 +286,7 @@ impl PostgresStore {
         scope: &str,
         key: &str,
     ) -> Result<(), StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         client
             .execute(
                 "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status IS NULL",
@@ -297,7 +297,7 @@ impl PostgresStore {
     }
 
     pub(crate) async fn put_referrals(&self, referrals: Vec<Referral>) -> Result<(), StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         for referral in &referrals {
             client
                 .execute(
@@ -313,7 +313,7 @@ impl PostgresStore {
         &self,
         partner_id: &str,
     ) -> Result<Vec<String>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         client
             .query(
                 "SELECT merchant_id FROM partner_referrals WHERE partner_id = $1 ORDER BY merchant_id",
@@ -343,7 +343,7 @@ impl PostgresStore {
             .iter()
             .map(|value| value.as_ref() as &(dyn ToSql + Sync))
             .collect();
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         client
             .query(&sql, &references)
             .await?
@@ -393,7 +393,7 @@ impl PostgresStore {
         &self,
         subscription: Subscription,
     ) -> Result<(), StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         client
             .execute(
                 &format!("INSERT INTO webhook_subscriptions ({SUBSCRIPTION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"),
@@ -411,7 +411,7 @@ impl PostgresStore {
     }
 
     pub(crate) async fn active_subscriptions(&self) -> Result<Vec<Subscription>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         client
             .query(
                 &format!("SELECT {SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions WHERE disabled_at IS NULL ORDER BY created_at, id"),
@@ -424,7 +424,7 @@ impl PostgresStore {
     }
 
     pub(crate) async fn subscription(&self, id: &str) -> Result<Option<Subscription>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         client
             .query_opt(
                 &format!("SELECT {SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions WHERE id = $1"),
@@ -441,7 +441,7 @@ impl PostgresStore {
         id: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let changed = client
             .execute(
                 "UPDATE webhook_subscriptions SET disabled_at = $2 WHERE id = $1 AND disabled_at IS NULL",
@@ -455,7 +455,7 @@ impl PostgresStore {
         &self,
         deliveries: Vec<NewDelivery>,
     ) -> Result<usize, StoreError> {
-        let mut client = self.other.lock().await;
+        let mut client = self.other.lock().await?;
         let transaction = client.transaction().await?;
         let mut queued = 0;
         for delivery in &deliveries {
@@ -483,7 +483,7 @@ impl PostgresStore {
         lease_until: i64,
         limit: i64,
     ) -> Result<Vec<Delivery>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         // One statement: rows another host is claiming are skipped, not waited for.
         client
             .query(
@@ -501,7 +501,7 @@ impl PostgresStore {
         id: i64,
         attempt: Attempt,
     ) -> Result<(), StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         match attempt {
             Attempt::Delivered { status, at } => client
                 .execute(
@@ -524,7 +524,7 @@ impl PostgresStore {
         subscription_id: &str,
         limit: i64,
     ) -> Result<Vec<Delivery>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         client
             .query(
                 &format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE subscription_id = $1 ORDER BY id DESC LIMIT $2"),
@@ -543,7 +543,7 @@ impl PostgresStore {
         now: i64,
         window: i64,
     ) -> Result<bool, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let changed = client
             .execute(
                 "UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = $3, retry_until = $4 WHERE id = $2 AND subscription_id = $1",

@@ -27,7 +27,7 @@ fn entry(row: &Row) -> Result<AuditEntry, StoreError> {
 
 impl PostgresStore {
     pub(crate) async fn append_audit(&self, new: NewAuditEntry) -> Result<AuditEntry, StoreError> {
-        let mut client = self.other.lock().await;
+        let mut client = self.other.lock().await?;
         let transaction = client.transaction().await?;
         transaction
             .execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_APPEND_LOCK])
@@ -71,7 +71,7 @@ impl PostgresStore {
         query: &AuditQuery,
     ) -> Result<Vec<AuditEntry>, StoreError> {
         // A listing for people: it may read the replica (docs/scaling.md).
-        let client = self.lagging_reader().await;
+        let client = self.lagging_reader().await?;
         let rows = client
             .query(
                 &format!(
@@ -105,7 +105,7 @@ fn anchor(row: &Row) -> Result<AuditAnchor, StoreError> {
 
 impl PostgresStore {
     pub(crate) async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         client
             .query_opt(
                 "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
@@ -119,7 +119,7 @@ impl PostgresStore {
     }
 
     pub(crate) async fn audit_anchors(&self) -> Result<Vec<AuditAnchor>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let rows = client
             .query(
                 &format!("SELECT {ANCHOR_COLUMNS} FROM audit_anchors ORDER BY seq"),
@@ -130,7 +130,7 @@ impl PostgresStore {
     }
 
     pub(crate) async fn last_audit_anchor(&self) -> Result<Option<AuditAnchor>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         client
             .query_opt(
                 &format!("SELECT {ANCHOR_COLUMNS} FROM audit_anchors ORDER BY seq DESC LIMIT 1"),
@@ -146,7 +146,7 @@ impl PostgresStore {
         &self,
         anchor: &AuditAnchor,
     ) -> Result<bool, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let added = client
             .execute(
                 &format!(
@@ -165,7 +165,7 @@ impl PostgresStore {
     }
 
     pub(crate) async fn audit_anchor_keys(&self) -> Result<Vec<AuditAnchorKey>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let rows = client
             .query(
                 &format!(
@@ -190,7 +190,7 @@ impl PostgresStore {
         &self,
         key: &AuditAnchorKey,
     ) -> Result<bool, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let added = client
             .execute(
                 &format!(
@@ -220,7 +220,7 @@ impl PostgresStore {
         &self,
         limit: i64,
     ) -> Result<Vec<RuleVersion>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let rows = client
             .query(
                 &format!(
@@ -236,7 +236,7 @@ impl PostgresStore {
         &self,
         version: i64,
     ) -> Result<Option<RuleVersion>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         client
             .query_opt(
                 &format!(
@@ -257,7 +257,7 @@ impl PostgresStore {
         based_on: i64,
         saved: &RuleVersion,
     ) -> Result<bool, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let added = client
             .execute(
                 &format!(

@@ -9,7 +9,7 @@ use crate::batches::{
 
 impl PostgresStore {
     pub(crate) async fn put_batch_advice(&self, advice: &BatchAdvice) -> Result<(), StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         client
             .execute(
                 &format!("INSERT INTO batch_advices ({ADVICE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (terminal_id, batch, stan) DO UPDATE SET kind = excluded.kind, amount_minor = excluded.amount_minor, currency = excluded.currency, card = excluded.card, rrn = excluded.rrn, auth_code = excluded.auth_code, received_at = excluded.received_at"),
@@ -35,7 +35,7 @@ impl PostgresStore {
         terminal_id: &str,
         batch: i64,
     ) -> Result<Vec<BatchAdvice>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let rows = client
             .query(
                 &format!("SELECT {ADVICE_COLUMNS} FROM batch_advices WHERE terminal_id = $1 AND batch = $2 ORDER BY stan"),
@@ -65,7 +65,7 @@ impl PostgresStore {
         terminal_id: &str,
         batch: i64,
     ) -> Result<(), StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         client
             .execute(
                 "DELETE FROM batch_advices WHERE terminal_id = $1 AND batch = $2",
@@ -76,7 +76,7 @@ impl PostgresStore {
     }
 
     pub(crate) async fn close_batch(&self, close: &BatchClose) -> Result<bool, StoreError> {
-        let mut client = self.other.lock().await;
+        let mut client = self.other.lock().await?;
         let transaction = client.transaction().await?;
         let changed = transaction
             .execute(
@@ -137,7 +137,7 @@ impl PostgresStore {
         from_us: i64,
         to_us: i64,
     ) -> Result<Vec<BatchClose>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let rows = client
             .query(
                 &format!("SELECT {CLOSE_COLUMNS} FROM batch_closes WHERE closed_at >= $1 AND closed_at < $2 ORDER BY closed_at, id LIMIT $3"),

@@ -27,7 +27,7 @@ fn case_from_row(row: &Row) -> Result<Case, StoreError> {
 impl PostgresStore {
     pub(crate) async fn open_case(&self, case: &NewCase) -> Result<i64, StoreError> {
         let key = case.dedup_key();
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         // Insert unless an open case has the key (the partial unique index), else count a hit:
         // one statement, so two hosts racing end with one case.
         let row = client
@@ -45,7 +45,7 @@ impl PostgresStore {
         limit: i64,
     ) -> Result<Vec<Case>, StoreError> {
         // A listing for people: it may read the replica (docs/scaling.md).
-        let client = self.lagging_reader().await;
+        let client = self.lagging_reader().await?;
         let rows = client
             .query(
                 &format!("SELECT {CASE_COLUMNS} FROM cases WHERE ($1::text IS NULL OR status = $1) AND ($2::text[] IS NULL OR merchant_id = ANY($2)) ORDER BY id DESC LIMIT $3"),
@@ -59,7 +59,7 @@ impl PostgresStore {
         &self,
         id: i64,
     ) -> Result<Option<(Case, Vec<CaseComment>)>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let Some(row) = client
             .query_opt(
                 &format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1"),
@@ -90,7 +90,7 @@ impl PostgresStore {
     }
 
     pub(crate) async fn assign_case(&self, id: i64, assignee: &str) -> Result<bool, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         Ok(client
             .execute(
                 "UPDATE cases SET assignee = $2 WHERE id = $1 AND status = 'open'",
@@ -107,7 +107,7 @@ impl PostgresStore {
         text: &str,
         at: i64,
     ) -> Result<bool, StoreError> {
-        let mut client = self.other.lock().await;
+        let mut client = self.other.lock().await?;
         let transaction = client.transaction().await?;
         // The case row locked: comments of one case get their numbers one at a time.
         let exists = transaction
@@ -134,7 +134,7 @@ impl PostgresStore {
         by: &str,
         at: i64,
     ) -> Result<bool, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         Ok(client
             .execute(
                 "UPDATE cases SET status = 'resolved', outcome = $2, resolved_by = $3, resolved_at = $4 WHERE id = $1 AND status = 'open'",

@@ -6,7 +6,7 @@ use crate::disputes::{DISPUTE_COLUMNS, Dispute, DisputeKey, UPDATE_POSTGRES};
 
 impl PostgresStore {
     pub(crate) async fn put_dispute(&self, d: &Dispute) -> Result<(), StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         client
             .execute(
                 &format!("INSERT INTO disputes ({DISPUTE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) ON CONFLICT (transaction_id) DO NOTHING"),
@@ -23,7 +23,7 @@ impl PostgresStore {
     }
 
     pub(crate) async fn update_dispute(&self, d: &Dispute, from: &str) -> Result<bool, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let changed = client
             .execute(
                 UPDATE_POSTGRES,
@@ -52,7 +52,7 @@ impl PostgresStore {
         column: &'static str,
         key: &DisputeKey,
     ) -> Result<Option<Dispute>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let sql = format!("SELECT {DISPUTE_COLUMNS} FROM disputes WHERE {column} = $1");
         let rows = match key {
             DisputeKey::Text(text) => client.query(&sql, &[text]).await?,
@@ -67,7 +67,7 @@ impl PostgresStore {
         to: i64,
         limit: u32,
     ) -> Result<Vec<Dispute>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let sql = format!(
             "SELECT {DISPUTE_COLUMNS} FROM disputes WHERE (reviewed_at >= $1 AND reviewed_at < $2) OR (decided_at >= $1 AND decided_at < $2) ORDER BY id LIMIT $3"
         );

@@ -13,7 +13,7 @@ impl PostgresStore {
         report: &FraudReport,
         follow_ups: &[String],
     ) -> Result<(), StoreError> {
-        let mut client = self.other.lock().await;
+        let mut client = self.other.lock().await?;
         let transaction = client.transaction().await?;
         let inserted = transaction
             .execute(
@@ -49,7 +49,7 @@ impl PostgresStore {
         column: &'static str,
         key: &FraudKey,
     ) -> Result<Option<FraudReport>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let sql = format!("SELECT {FRAUD_REPORT_COLUMNS} FROM fraud_reports WHERE {column} = $1");
         let rows = match key {
             FraudKey::Text(text) => client.query(&sql, &[text]).await?,
@@ -75,7 +75,7 @@ impl PostgresStore {
         &self,
         report_id: &str,
     ) -> Result<Vec<FraudFollowUp>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         client
             .query(
                 &format!("SELECT {FOLLOW_UP_COLUMNS} FROM fraud_report_follow_ups WHERE report_id = $1 ORDER BY position"),
@@ -88,7 +88,7 @@ impl PostgresStore {
     }
 
     pub(crate) async fn first_case_like(&self, key: &str) -> Result<Option<i64>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let rows = client
             .query(
                 "SELECT id FROM cases WHERE dedup_key = $1 ORDER BY id LIMIT 1",
@@ -105,7 +105,7 @@ impl PostgresStore {
         limit: i64,
         report_id: Option<&str>,
     ) -> Result<Vec<FraudFollowUp>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         // SKIP LOCKED: two nodes claiming at once (an API request's own report and the job)
         // take different rows instead of waiting for each other.
         client
@@ -126,7 +126,7 @@ impl PostgresStore {
         attempts: i64,
         result: &FollowUpResult,
     ) -> Result<bool, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let changed = match result {
             FollowUpResult::Done { outcome, at } => {
                 client

@@ -6,7 +6,7 @@ use crate::freezes::{FREEZE_COLUMNS, Freeze};
 
 impl PostgresStore {
     pub(crate) async fn freezes(&self) -> Result<Vec<Freeze>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let rows = client
             .query(
                 &format!("SELECT {FREEZE_COLUMNS} FROM freezes ORDER BY scope, target"),
@@ -27,7 +27,7 @@ impl PostgresStore {
     }
 
     pub(crate) async fn put_freeze(&self, freeze: &Freeze) -> Result<(), StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         client
             .execute(
                 &format!("INSERT INTO freezes ({FREEZE_COLUMNS}) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope, target) DO UPDATE SET reason = excluded.reason, frozen_by = excluded.frozen_by, frozen_at = excluded.frozen_at"),
@@ -42,7 +42,7 @@ impl PostgresStore {
         scope: &str,
         target: &str,
     ) -> Result<bool, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let changed = client
             .execute(
                 "DELETE FROM freezes WHERE scope = $1 AND target = $2",

@@ -2,9 +2,12 @@
 //! of every handler waiting at that moment in one statement (group commit), as the ledger's
 //! writer does for transfers. Each caller is answered after the commit, so "in the journal
 //! before the answer leaves" still holds; a message costs a share of one commit instead of a
-//! transaction of its own on the pooled connections the reads need.
+//! transaction of its own on the pooled connections the reads need. A lost connection fails
+//! the group in flight (its handlers answer 96) and is opened again before the next group
+//! (`postgres_connection.rs`).
 
-use super::{Reply, connect, limit_statements};
+use super::Reply;
+use super::connection::{Prepare, Redial, Session, lost_reason};
 use crate::StoreError;
 use crate::group::take_waiting;
 use crate::journal::{JOURNAL_COLUMNS, JournalEntry};
@@ -28,6 +31,15 @@ fn insert_sql() -> String {
     )
 }
 
+/// The insert, prepared on each connection the writer opens.
+struct Insert(Statement);
+
+impl Prepare for Insert {
+    async fn prepare(client: &Client) -> Result<Insert, StoreError> {
+        Ok(Insert(client.prepare(&insert_sql()).await?))
+    }
+}
+
 struct Job {
     entries: Vec<JournalEntry>,
     reply: Reply<()>,
@@ -46,14 +58,10 @@ impl JournalWriter {
         url: &str,
         statement_timeout_ms: u64,
     ) -> Result<JournalWriter, StoreError> {
-        let client = connect(url).await?;
-        client
-            .batch_execute("SET application_name = 'easypos journal'")
-            .await?;
-        limit_statements(&client, statement_timeout_ms).await?;
-        let insert = client.prepare(&insert_sql()).await?;
+        let session = Session::new(url, "easypos journal", statement_timeout_ms, "");
+        let link = Redial::open(session).await?;
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        let task = tokio::spawn(run(client, insert, receiver));
+        let task = tokio::spawn(run(link, receiver));
         Ok(JournalWriter {
             jobs: Some(sender),
             task: Some(task),
@@ -85,41 +93,60 @@ impl JournalWriter {
     }
 }
 
-async fn run(client: Client, insert: Statement, mut jobs: mpsc::Receiver<Job>) {
+async fn run(mut link: Redial<Insert>, mut jobs: mpsc::Receiver<Job>) {
     while let Some(first) = jobs.recv().await {
         let (group, _) = take_waiting(first, &mut jobs, |job| job.entries.len(), MAX_GROUP_ROWS);
         let entries: Vec<&JournalEntry> = group.iter().flat_map(|job| &job.entries).collect();
-        match write(&client, &insert, &entries).await {
+        let written = match link.ready().await {
+            Ok((client, insert)) => write(client, insert, &entries).await,
+            Err(error) => Err(error),
+        };
+        match written {
             Ok(()) => {
                 for job in group {
                     drop(job.reply.send(Ok(())));
                 }
             }
+            // Lost with its connection (committed or not): not written again, so never twice.
+            Err(error) if link.lost(&error) => {
+                let error = lost_reason(&error);
+                tracing::warn!(%error, "the journal writer lost its connection; the next group reconnects");
+                let message = format!(
+                    "the connection was lost during the journal write, which may or may not have committed: {error}"
+                );
+                fail(group, StoreError::Unavailable, &message);
+            }
+            Err(StoreError::Unavailable(message)) => fail(group, StoreError::Unavailable, &message),
             // One caller's rows must not fail the others': each alone, so only a bad one fails.
             Err(_) if group.len() > 1 => {
                 for job in group {
                     let entries: Vec<&JournalEntry> = job.entries.iter().collect();
-                    let result = write(&client, &insert, &entries).await;
+                    let result = match link.ready().await {
+                        Ok((client, insert)) => write(client, insert, &entries).await,
+                        Err(error) => Err(error),
+                    };
+                    if let Err(error) = &result {
+                        link.lost(error);
+                    }
                     drop(job.reply.send(result));
                 }
             }
-            Err(error) => {
-                for job in group {
-                    drop(
-                        job.reply
-                            .send(Err(StoreError::Write(format!("journal: {error}")))),
-                    );
-                }
-            }
+            Err(error) => fail(group, StoreError::Write, &format!("journal: {error}")),
         }
     }
     tracing::debug!("postgres journal writer drained and stopped");
 }
 
+fn fail(group: Vec<Job>, error: fn(String) -> StoreError, message: &str) {
+    for job in group {
+        drop(job.reply.send(Err(error(message.to_owned()))));
+    }
+}
+
 /// One statement, so one implicit transaction: all the rows or none.
 async fn write(
     client: &Client,
-    insert: &Statement,
+    Insert(insert): &Insert,
     entries: &[&JournalEntry],
 ) -> Result<(), StoreError> {
     fn column<'a, T>(entries: &[&'a JournalEntry], pick: impl Fn(&'a JournalEntry) -> T) -> Vec<T> {

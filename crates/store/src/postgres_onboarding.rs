@@ -28,7 +28,7 @@ fn read(row: &tokio_postgres::Row, kinds: &[Kind]) -> Result<Vec<Cell>, StoreErr
 
 impl PostgresStore {
     pub(crate) async fn onboarding_execute(&self, steps: Vec<Step>) -> Result<bool, StoreError> {
-        let mut client = self.other.lock().await;
+        let mut client = self.other.lock().await?;
         let transaction = client.transaction().await?;
         for step in &steps {
             let params: Vec<Box<dyn ToSql + Sync + Send>> = step.params.iter().map(param).collect();
@@ -52,7 +52,7 @@ impl PostgresStore {
         params: Vec<Cell>,
         kinds: &[Kind],
     ) -> Result<Vec<Vec<Cell>>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let params: Vec<Box<dyn ToSql + Sync + Send>> = params.iter().map(param).collect();
         let refs: Vec<&(dyn ToSql + Sync)> = params
             .iter()

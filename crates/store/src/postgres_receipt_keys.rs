@@ -6,7 +6,7 @@ use crate::receipt_keys::{RECEIPT_KEY_COLUMNS, ReceiptKey};
 
 impl PostgresStore {
     pub(crate) async fn receipt_keys(&self) -> Result<Vec<ReceiptKey>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let rows = client
             .query(
                 &format!(
@@ -29,7 +29,7 @@ impl PostgresStore {
     }
 
     pub(crate) async fn rotate_receipt_key(&self, key: &ReceiptKey) -> Result<bool, StoreError> {
-        let mut client = self.other.lock().await;
+        let mut client = self.other.lock().await?;
         let transaction = client.transaction().await?;
         let added = transaction
             .execute(

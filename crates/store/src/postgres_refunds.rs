@@ -39,7 +39,7 @@ impl PostgresStore {
         elsewhere_minor: i64,
         first_seq: i64,
     ) -> Result<RefundInsert, StoreError> {
-        let mut client = self.other.lock().await;
+        let mut client = self.other.lock().await?;
         let transaction = client.transaction().await?;
         if refund.seq > 0 {
             // Truncation on purpose: the lock key is 32 bits (see REFUND_LOCK_CLASS).
@@ -102,7 +102,7 @@ impl PostgresStore {
         id: &str,
         change: &RefundTransition,
     ) -> Result<bool, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let changed = client
             .execute(
                 "UPDATE refunds SET status = $3, decided_by = COALESCE($4, decided_by), decided_at = COALESCE($5, decided_at), response = COALESCE($6, response) WHERE id = $1 AND status = $2",
@@ -123,7 +123,7 @@ impl PostgresStore {
         &self,
         query: &RefundQuery,
     ) -> Result<Vec<Refund>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let rows = match query {
             RefundQuery::Id(id) => {
                 client

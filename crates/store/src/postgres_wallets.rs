@@ -42,7 +42,7 @@ fn order_from_row(row: &Row) -> Result<OrderRecord, StoreError> {
 
 impl PostgresStore {
     pub(crate) async fn put_wallet(&self, wallet: WalletRecord) -> Result<bool, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let inserted = client
             .execute(
                 &format!("INSERT INTO wallets ({WALLET_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING"),
@@ -62,7 +62,7 @@ impl PostgresStore {
     }
 
     pub(crate) async fn wallet(&self, id: &str) -> Result<Option<WalletRecord>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         client
             .query_opt(
                 &format!("SELECT {WALLET_COLUMNS} FROM wallets WHERE id = $1"),
@@ -78,7 +78,7 @@ impl PostgresStore {
         &self,
         cardholder_id: &str,
     ) -> Result<Vec<WalletRecord>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         client
             .query(
                 &format!("SELECT {WALLET_COLUMNS} FROM wallets WHERE cardholder_id = $1 ORDER BY created_at, id"),
@@ -96,7 +96,7 @@ impl PostgresStore {
         limit: u32,
         lock_until: i64,
     ) -> Result<Option<PasswordFailure>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let row = client
             .query_opt(
                 "UPDATE wallets SET password_failures = password_failures + 1, locked_until = CASE WHEN password_failures + 1 >= $2::BIGINT THEN $3::BIGINT ELSE NULL END WHERE id = $1 RETURNING password_failures, locked_until",
@@ -114,7 +114,7 @@ impl PostgresStore {
     }
 
     pub(crate) async fn wallet_password_passed(&self, id: &str) -> Result<(), StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         client
             .execute(
                 "UPDATE wallets SET password_failures = 0, locked_until = NULL WHERE id = $1 AND (password_failures <> 0 OR locked_until IS NOT NULL)",
@@ -125,7 +125,7 @@ impl PostgresStore {
     }
 
     pub(crate) async fn create_order(&self, order: OrderRecord) -> Result<OrderRecord, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         client
             .execute(
                 &format!("INSERT INTO wallet_orders ({ORDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING"),
@@ -153,7 +153,7 @@ impl PostgresStore {
     }
 
     pub(crate) async fn order(&self, id: &str) -> Result<Option<OrderRecord>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         client
             .query_opt(
                 &format!("SELECT {ORDER_COLUMNS} FROM wallet_orders WHERE id = $1"),
@@ -169,7 +169,7 @@ impl PostgresStore {
         &self,
         transition: OrderTransition,
     ) -> Result<bool, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         let changed = client
             .execute(
                 "UPDATE wallet_orders SET status = $3, wallet_id = COALESCE($4, wallet_id), updated_at = $5 WHERE id = $1 AND status = $2",
@@ -190,7 +190,7 @@ impl PostgresStore {
         wallet_id: &str,
         limit: u32,
     ) -> Result<Vec<OrderRecord>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         client
             .query(
                 &format!("SELECT {ORDER_COLUMNS} FROM wallet_orders WHERE wallet_id = $1 ORDER BY updated_at DESC, id DESC LIMIT $2"),
@@ -208,7 +208,7 @@ impl PostgresStore {
         to: i64,
         limit: u32,
     ) -> Result<Vec<OrderRecord>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         client
             .query(
                 &format!("SELECT {ORDER_COLUMNS} FROM wallet_orders WHERE (created_at BETWEEN $1 AND $2) OR (updated_at BETWEEN $1 AND $2) ORDER BY created_at, id LIMIT $3"),
@@ -225,7 +225,7 @@ impl PostgresStore {
         merchant_id: &str,
         limit: u32,
     ) -> Result<Vec<OrderRecord>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         client
             .query(
                 &format!("SELECT {ORDER_COLUMNS} FROM wallet_orders WHERE merchant_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"),
@@ -238,7 +238,7 @@ impl PostgresStore {
     }
 
     pub(crate) async fn put_payment_code(&self, code: PaymentCodeRecord) -> Result<(), StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         client
             .execute(
                 "INSERT INTO wallet_payment_codes (code_digest, wallet_id, issued_at, expires_at) VALUES ($1, $2, $3, $4)",
@@ -254,7 +254,7 @@ impl PostgresStore {
         charge_id: &str,
         now: i64,
     ) -> Result<CodeUse, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         // One statement: hosts sharing the database never both use a code.
         if let Some(row) = client
             .query_opt(
@@ -281,7 +281,7 @@ impl PostgresStore {
     }
 
     pub(crate) async fn delete_payment_codes_before(&self, before: i64) -> Result<u64, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         Ok(client
             .execute(
                 "DELETE FROM wallet_payment_codes WHERE expires_at < $1",
@@ -295,7 +295,7 @@ impl PostgresStore {
         now: i64,
         limit: u32,
     ) -> Result<Vec<OrderRecord>, StoreError> {
-        let client = self.other.lock().await;
+        let client = self.other.lock().await?;
         client
             .query(
                 &format!("SELECT {ORDER_COLUMNS} FROM wallet_orders WHERE status = 'created' AND expires_at <= $1 ORDER BY expires_at, id LIMIT $2"),

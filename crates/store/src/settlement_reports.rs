@@ -103,7 +103,7 @@ impl Store {
                     .await
             }
             Store::Postgres(store) => {
-                let mut client = store.other.lock().await;
+                let mut client = store.other.lock().await?;
                 let transaction = client.transaction().await?;
                 let statement = transaction.prepare(UPSERT).await?;
                 for r in &reports {
@@ -157,7 +157,7 @@ impl Store {
                     .iter()
                     .map(|id| id as &(dyn tokio_postgres::types::ToSql + Sync))
                     .collect();
-                let client = store.other.lock().await;
+                let client = store.other.lock().await?;
                 client
                     .query(&sql, &params)
                     .await?
@@ -202,7 +202,7 @@ impl Store {
                     ids.iter()
                         .map(|id| id as &(dyn tokio_postgres::types::ToSql + Sync)),
                 );
-                let client = store.other.lock().await;
+                let client = store.other.lock().await?;
                 client
                     .query(&sql, &params)
                     .await?
@@ -243,7 +243,7 @@ impl Store {
                     .await?
             }
             Store::Postgres(store) => {
-                let client = store.other.lock().await;
+                let client = store.other.lock().await?;
                 client
                     .query_one(
                         "SELECT content FROM settlement_reports WHERE date = $1 AND name = $2",

@@ -264,7 +264,8 @@ async fn each_background_job_runs_on_one_node_and_moves_when_its_leader_dies() {
     tokio::spawn(connection);
     let holders = admin
         .query(
-            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid::int = $1 AND objid::int = $2 AND granted",
+            // `pg_locks` shows every database of the server: only this test's.
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid::int = $1 AND objid::int = $2 AND granted",
             &[&store::leader::LOCK_CLASS, &Job::Webhooks.lock_key()],
         )
         .await
@@ -469,4 +470,316 @@ async fn the_writer_finds_transfers_by_index_on_a_new_database() {
         "no sequential scan of ledger_transfers: {before:?} → {after:?}"
     );
     store.close().await.unwrap();
+}
+
+/// Calls `attempt` until it succeeds, at most 50 times 100 ms apart; the errors met on the way.
+async fn comes_back<T, F: std::future::Future<Output = Result<T, store::StoreError>>>(
+    what: &str,
+    mut attempt: impl FnMut() -> F,
+) -> (T, Vec<String>) {
+    let mut errors = Vec::new();
+    for _ in 0..50 {
+        match attempt().await {
+            Ok(value) => return (value, errors),
+            Err(error) => errors.push(error.to_string()),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{what} never came back: {errors:?}");
+}
+
+/// A journal row of terminal `T0000001`, batch 1.
+fn journal_entry(stan: i64) -> store::journal::JournalEntry {
+    store::journal::JournalEntry {
+        received_at: 1_764_000_000_000_000 + stan,
+        peer: "127.0.0.1:40000".into(),
+        terminal_id: "T0000001".into(),
+        merchant_id: "898310048990001".into(),
+        mti: "0200".into(),
+        kind: "Sale".into(),
+        batch: Some(1),
+        stan: Some(stan),
+        response: Some("00".into()),
+        ..store::journal::JournalEntry::default()
+    }
+}
+
+fn one_unit(id: u128) -> TransferRequest {
+    TransferRequest::posted(
+        TransferId(id),
+        FUNDING,
+        ALICE,
+        Amount::new(1, Currency::CNY),
+    )
+}
+
+/// Ends every backend of the test database but the caller's own, as a restart or a failover
+/// does; returns how many it ended.
+async fn end_every_connection(admin: &tokio_postgres::Client) -> usize {
+    admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .len()
+}
+
+/// After the checks: every transfer is there once and the books balance (ALICE got one unit
+/// per transfer in the table).
+async fn assert_each_transfer_once(store: &Store) {
+    let accounts = store.all_accounts().await.unwrap();
+    ledger::check_books(&accounts).unwrap();
+    let transfers = store.all_transfers().await.unwrap();
+    let alice = store.accounts(vec![ALICE]).await.unwrap().remove(0);
+    assert_eq!(
+        alice.credits_posted,
+        i64::try_from(transfers.len()).unwrap(),
+        "one unit per transfer in the table, each committed once"
+    );
+}
+
+/// A node's PostgreSQL connections are all ended at once, while terminals are paying (what a
+/// restart, a failover or an administrator's `pg_terminate_backend` looks like to it). The
+/// node carries on by itself: reads (the primary's pool and the replica's), ledger writes and
+/// journal writes work again on new connections with the same session settings, nothing
+/// acknowledged before is lost, a payment that got an error is in the books once or not at
+/// all, and the node takes its background job's lock again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_carries_on_by_itself_after_the_database_ends_its_connections() {
+    let Some(url) = common::postgres_url() else {
+        return;
+    };
+    let backend = common::postgres(&url).await;
+    let store::Backend::Postgres { url: database_url } = backend.backend.clone() else {
+        unreachable!("a PostgreSQL test backend");
+    };
+    // The replica is the primary itself here: its pool is a second pool to lose.
+    let tuning = store::PostgresTuning {
+        pool_size: 2,
+        statement_timeout_ms: 5_000,
+        replica_url: Some(database_url.clone()),
+    };
+    let store = Arc::new(
+        Store::open_postgres(&database_url, &tuning, Arc::new(store::SystemClock))
+            .await
+            .unwrap(),
+    );
+    store
+        .create_accounts(vec![
+            AccountSpec::new(FUNDING, BANK, Currency::CNY, 1),
+            AccountSpec::new(ALICE, BANK, Currency::CNY, 2),
+        ])
+        .await
+        .unwrap();
+    store.submit(vec![one_unit(1)]).await.unwrap();
+    store.journal(vec![journal_entry(1)]).await.unwrap();
+    assert_eq!(store.journal_recent(10).await.unwrap().len(), 1);
+    assert!(store.leads(Job::Webhooks).await);
+
+    // A terminal pays one unit after another; its connections are ended in the middle, and
+    // it goes on for 20 payments more.
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let ended = Arc::new(AtomicBool::new(false));
+    let acknowledged = Arc::new(AtomicUsize::new(0));
+    let payments = tokio::spawn({
+        let (store, ended, acknowledged) = (store.clone(), ended.clone(), acknowledged.clone());
+        async move {
+            let mut answers = Vec::new();
+            let mut after_the_end = 0;
+            for id in 100..1_100_u128 {
+                let answer = store.submit(vec![one_unit(id)]).await;
+                if answer.is_ok() {
+                    acknowledged.fetch_add(1, Ordering::SeqCst);
+                }
+                answers.push((id, answer.is_ok()));
+                if ended.load(Ordering::SeqCst) {
+                    after_the_end += 1;
+                    if after_the_end == 20 {
+                        break;
+                    }
+                }
+            }
+            answers
+        }
+    });
+    for _ in 0..200 {
+        if acknowledged.load(Ordering::SeqCst) >= 10 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let (admin, connection) = tokio_postgres::connect(&database_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    // The pool's two, the replica pool's two, the writer, the journal and the leader lock.
+    assert!(end_every_connection(&admin).await >= 7);
+    ended.store(true, Ordering::SeqCst);
+    let answers = payments.await.unwrap();
+
+    // Each kind of connection comes back within a bounded number of tries.
+    comes_back("a read", || store.all_accounts()).await;
+    comes_back("a replica read", || store.journal_recent(10)).await;
+    comes_back("a ledger write", || store.submit(vec![one_unit(2)])).await;
+    comes_back("a journal write", || store.journal(vec![journal_entry(2)])).await;
+    assert!(
+        comes_to_lead(&store, Job::Webhooks).await,
+        "the node takes its job's lock again on a new connection"
+    );
+
+    // With the session settings of their kind.
+    use store::onboarding::{Cell, Kind};
+    let timeout = store
+        .onboarding_query(
+            "SELECT current_setting('statement_timeout')",
+            vec![],
+            &[Kind::Text],
+        )
+        .await
+        .unwrap();
+    assert_eq!(timeout, vec![vec![Cell::text("5s")]]);
+    let names = admin
+        .query(
+            "SELECT DISTINCT application_name FROM pg_stat_activity WHERE datname = current_database() ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let names: Vec<String> = names.iter().map(|row| row.get(0)).collect();
+    for name in [
+        "easypos journal",
+        "easypos leader",
+        "easypos pool",
+        "easypos writer",
+    ] {
+        assert!(
+            names.iter().any(|found| found == name),
+            "{name} in {names:?}"
+        );
+    }
+
+    // Nothing acknowledged was lost; what got an error is in the books once or not at all:
+    // asked again (as a reversal or a retry would), it is either made now or found.
+    assert!(store.transfer(TransferId(1)).await.unwrap().is_some());
+    let journal = store.journal_of("T0000001", 1, None).await.unwrap();
+    let stans: Vec<Option<i64>> = journal.iter().map(|entry| entry.stan).collect();
+    assert_eq!(stans, vec![Some(1), Some(2)]);
+    for (id, acknowledged) in &answers {
+        let found = store.transfer(TransferId(*id)).await.unwrap();
+        if *acknowledged {
+            assert!(found.is_some(), "acknowledged payment {id} kept");
+        }
+    }
+    assert_each_transfer_once(&store).await;
+    for (id, _) in answers.iter().filter(|(_, acknowledged)| !acknowledged) {
+        let outcome = store.submit(vec![one_unit(*id)]).await.unwrap().remove(0);
+        assert!(outcome.is_ok(), "{id}: {outcome:?}");
+    }
+    assert_each_transfer_once(&store).await;
+    Arc::into_inner(store).unwrap().close().await.unwrap();
+}
+
+/// The database goes away and stays away for a while (it refuses connections). Every call
+/// answers at once with a clear error that names the database without its password, the node
+/// stops believing it leads, and when the database is back everything works again by itself.
+#[tokio::test(flavor = "multi_thread")]
+async fn while_the_database_is_away_calls_fail_clearly_and_work_again_when_it_is_back() {
+    let Some(url) = common::postgres_url() else {
+        return;
+    };
+    let backend = common::postgres(&url).await;
+    let store::Backend::Postgres { url: database_url } = backend.backend.clone() else {
+        unreachable!("a PostgreSQL test backend");
+    };
+    let database = database_url.rsplit('/').next().unwrap().to_owned();
+    // Trust authentication ignores the password; the store must never show it.
+    let with_password = database_url.replacen("postgres@", "postgres:hunter2@", 1);
+    assert_ne!(
+        with_password, database_url,
+        "the test URL names the user postgres"
+    );
+    let store = Store::open_postgres(
+        &with_password,
+        &store::PostgresTuning::default(),
+        Arc::new(store::SystemClock),
+    )
+    .await
+    .unwrap();
+    store
+        .create_accounts(vec![
+            AccountSpec::new(FUNDING, BANK, Currency::CNY, 1),
+            AccountSpec::new(ALICE, BANK, Currency::CNY, 2),
+        ])
+        .await
+        .unwrap();
+    store.submit(vec![one_unit(1)]).await.unwrap();
+    assert!(store.leads(Job::HoldExpiry).await);
+
+    // The server's own database, not the test's: the test's refuses connections from now on.
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let allow =
+        |allowed: bool| format!("ALTER DATABASE {database} WITH ALLOW_CONNECTIONS {allowed}");
+    admin.batch_execute(&allow(false)).await.unwrap();
+    let ended = admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            &[&database],
+        )
+        .await
+        .unwrap()
+        .len();
+    // The pool's four, the writer, the journal and the leader lock.
+    assert!(ended >= 7, "{ended}");
+
+    // Away: each call fails, none panics, none hangs, and the errors say what is wrong.
+    let mut errors = Vec::new();
+    for id in 2..6 {
+        let error = comes_to_fail(|| store.submit(vec![one_unit(id)])).await;
+        errors.push(error);
+        errors.push(comes_to_fail(|| store.journal(vec![journal_entry(id as i64)])).await);
+        errors.push(comes_to_fail(|| store.all_accounts()).await);
+    }
+    for error in &errors {
+        assert!(!error.contains("hunter2"), "{error}");
+    }
+    let last = errors.last().unwrap();
+    assert!(last.contains("unreachable"), "{last}");
+    assert!(
+        !store.leads(Job::HoldExpiry).await,
+        "no proof of the lock: not the leader"
+    );
+
+    // Back: everything works again without a restart.
+    admin.batch_execute(&allow(true)).await.unwrap();
+    comes_back("a read", || store.all_accounts()).await;
+    comes_back("a ledger write", || store.submit(vec![one_unit(7)])).await;
+    comes_back("a journal write", || store.journal(vec![journal_entry(7)])).await;
+    assert!(comes_to_lead(&store, Job::HoldExpiry).await);
+    assert!(store.transfer(TransferId(1)).await.unwrap().is_some());
+    for id in 2..6 {
+        assert!(
+            store.transfer(TransferId(id)).await.unwrap().is_none(),
+            "{id}"
+        );
+    }
+    assert_each_transfer_once(&store).await;
+    store.close().await.unwrap();
+}
+
+/// The error of one call while the database is away (it must fail, not succeed).
+async fn comes_to_fail<
+    T: std::fmt::Debug,
+    F: std::future::Future<Output = Result<T, store::StoreError>>,
+>(
+    attempt: impl FnOnce() -> F,
+) -> String {
+    attempt()
+        .await
+        .expect_err("the database is away")
+        .to_string()
 }

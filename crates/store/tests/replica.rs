@@ -3,7 +3,8 @@
 //! temporary directory, started as a second cluster on a free loopback port, and a store
 //! whose `replica_url` points there. Replay is paused on the replica, so whatever is written
 //! after that shows which reads went where: the listings for people read the replica (and
-//! miss it), and every decision reads the primary (and sees it).
+//! miss it), and every decision reads the primary (and sees it). Then the replica restarts, and
+//! the listings read it again without restarting the host.
 //!
 //! PostgreSQL only; it needs the server's binaries on this machine and a replication
 //! connection from loopback (`.ci/run` allows one in pg_hba.conf).
@@ -162,20 +163,43 @@ async fn start_replica(server_url: &str) -> Replica {
         "local all all trust\nhost all all 127.0.0.1/32 trust\n",
     );
     write_as_postgres(&data.join("pg_ident.conf"), "");
-    run(
-        as_postgres(Command::new(format!("{PG_BIN}/pg_ctl")).args([
-            "-D",
-            data.to_str().unwrap(),
-            "-l",
-            dir.join("log").to_str().unwrap(),
-            "-w",
-            "-t",
-            "60",
-            "start",
-        ])),
-        "pg_ctl start",
-    );
+    replica.start();
     replica
+}
+
+impl Replica {
+    fn start(&self) {
+        run(
+            as_postgres(Command::new(format!("{PG_BIN}/pg_ctl")).args([
+                "-D",
+                self.dir.join("data").to_str().unwrap(),
+                "-l",
+                self.dir.join("log").to_str().unwrap(),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ])),
+            "pg_ctl start",
+        );
+    }
+
+    /// A clean shutdown, as for a restart: the server ends every connection first.
+    fn stop(&self) {
+        run(
+            as_postgres(Command::new(format!("{PG_BIN}/pg_ctl")).args([
+                "-D",
+                self.dir.join("data").to_str().unwrap(),
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                "60",
+                "stop",
+            ])),
+            "pg_ctl stop",
+        );
+    }
 }
 
 fn write_as_postgres(path: &Path, text: &str) {
@@ -367,6 +391,26 @@ async fn listings_read_the_replica_and_decisions_read_the_primary() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(seen, "the replica catches up after replay resumes");
+
+    // The replica restarts: its listings fail while it is down (at once, with a clear error),
+    // and are read from it again when it is back, without restarting the host.
+    replica.stop();
+    let error = store.journal_recent(10).await.unwrap_err();
+    assert!(error.to_string().contains("database"), "{error}");
+    replica.start();
+    let mut back = false;
+    for _ in 0..50 {
+        if store
+            .journal_recent(10)
+            .await
+            .is_ok_and(|rows| rows.len() == 2)
+        {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(back, "the listings read the restarted replica");
     store.close().await.unwrap();
     drop(replica);
 }
