@@ -95,9 +95,27 @@ impl Problem {
 
 impl From<store::StoreError> for Problem {
     fn from(error: store::StoreError) -> Self {
-        Problem::internal(&error)
+        match error {
+            // The database is away (restarting, failing over): the store reconnects by itself.
+            store::StoreError::Unavailable(_) => {
+                tracing::warn!(%error, "API request failed: the database is unavailable");
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "Database unavailable",
+                    format!(
+                        "the database cannot be reached at the moment; retry in {RETRY_AFTER_SECONDS} seconds (with the same Idempotency-Key for a POST)"
+                    ),
+                )
+            }
+            error => Problem::internal(&error),
+        }
     }
 }
+
+/// What a 503 asks the client to wait (its `Retry-After`): about as long as the store's
+/// reconnects back off at most.
+const RETRY_AFTER_SECONDS: u32 = 5;
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
@@ -108,6 +126,11 @@ impl IntoResponse for Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
         );
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -115,5 +138,32 @@ impl IntoResponse for Problem {
             );
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unavailable_database_is_a_503_to_retry_and_names_no_database() {
+        let error = store::StoreError::Unavailable(
+            "the pool connection to PostgreSQL (postgres://easypos@db.internal/easypos) is lost"
+                .into(),
+        );
+        let problem = Problem::from(error);
+        assert_eq!(
+            (problem.status, problem.kind.as_str()),
+            (503, "/api/problems#unavailable")
+        );
+        assert!(
+            !problem.detail.contains("db.internal"),
+            "{}",
+            problem.detail
+        );
+        let response = problem.into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "5");
+        let other = Problem::from(store::StoreError::Write("disk full".into()));
+        assert_eq!(other.status, 500);
     }
 }
