@@ -7,11 +7,18 @@
 //! with what it read ([`Committed::fill`]) only if no write was remembered in between, so a
 //! read that raced a write never puts back what the write replaced. A rolled-back write
 //! remembers nothing.
+//!
+//! The PostgreSQL backend, whose database other hosts write too, keeps only rows that never
+//! change once written (directory cards by fingerprint).
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Mutex, MutexGuard};
+
+/// Directory cards, and the issuer's states of cards, kept in memory (every card message needs
+/// both).
+pub(crate) const MAX_CACHED_CARDS: usize = 1 << 20;
 
 /// Rows as last committed, by key, up to a capacity (beyond it, one entry is dropped).
 #[derive(Debug)]

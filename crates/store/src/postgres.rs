@@ -148,6 +148,9 @@ pub struct PostgresStore {
     pub(crate) leadership: Box<crate::leader::Leadership>,
     /// The journal's writer, on a connection of its own.
     journal: journal_writer::JournalWriter,
+    /// Directory cards found by their number's fingerprint (see
+    /// [`PostgresStore::card_by_fingerprint`]).
+    cards: crate::committed::Committed<[u8; 32], Card>,
 }
 
 /// How a PostgreSQL store connects (`database.*` in docs/configuration.md).
@@ -448,6 +451,7 @@ impl PostgresStore {
             replica,
             counters,
             leadership: Box::new(crate::leader::Leadership::new(url)),
+            cards: crate::committed::Committed::new(crate::committed::MAX_CACHED_CARDS),
             journal,
         })
     }
@@ -586,6 +590,7 @@ impl PostgresStore {
         let transaction = client.transaction().await?;
         insert_directory(&transaction, &directory).await?;
         transaction.commit().await?;
+        self.cards.forget_all();
         Ok(())
     }
 
@@ -1481,11 +1486,25 @@ impl PostgresStore {
             .collect()
     }
 
+    /// The card with this number fingerprint, from memory when found before. Every
+    /// authorization needs it, and every host sharing the database may keep it: a card's row,
+    /// once it has its fingerprint, is never changed by any statement (`CARD_UPSERT` only fills
+    /// a missing fingerprint; card status, limits and counters are the issuer's, in
+    /// `issuer_cards`, read fresh). A card not found is not remembered: another host may issue
+    /// it a moment later.
     pub async fn card_by_fingerprint(
         &self,
         fingerprint: [u8; 32],
     ) -> Result<Option<Card>, StoreError> {
-        self.card_where("pan_fingerprint", &fingerprint).await
+        let missed = match self.cards.get(&fingerprint) {
+            Ok(card) => return Ok(Some(card)),
+            Err(missed) => missed,
+        };
+        let card = self.card_where("pan_fingerprint", &fingerprint).await?;
+        if let Some(card) = &card {
+            self.cards.fill(missed, fingerprint, card.clone());
+        }
+        Ok(card)
     }
 
     /// The card whose indexed bytea column `column` is `key`.

@@ -10,7 +10,7 @@
 use crate::cards::{
     self, Authorization, AuthorizationResult, CardOutcome, CardSet, ISSUER_CARD_COLUMNS, IssuerCard,
 };
-use crate::committed::Committed;
+use crate::committed::{Committed, MAX_CACHED_CARDS};
 use crate::directory::{
     self, Card, CardProduct, Cardholder, Directory, Institution, InstitutionKind, Merchant, Staff,
     StaffRole, StoredKey, Terminal,
@@ -190,9 +190,6 @@ pub struct SqliteStore {
 
 /// Terminal sessions kept in memory (every financial message needs its terminal's keys).
 const MAX_CACHED_SESSIONS: usize = 200_000;
-/// Directory cards, and the issuer's states of cards, kept in memory (every card message
-/// needs both).
-const MAX_CACHED_CARDS: usize = 1 << 20;
 
 /// Terminal batches whose journal watermark is kept; beyond, the map starts again empty.
 const MAX_WATERMARKS: usize = 500_000;

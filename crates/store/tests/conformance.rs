@@ -521,6 +521,86 @@ async fn random_workloads_match_the_reference_and_balance() {
     }
 }
 
+/// Every authorization reads its card by the number's fingerprint, so a card found is kept in
+/// memory: it is found again while the database's `cards` table cannot be read. A fingerprint
+/// not found is not remembered: on PostgreSQL, a card another host adds a moment later is found.
+#[tokio::test(flavor = "multi_thread")]
+async fn cards_found_by_fingerprint_are_remembered_and_unknown_ones_are_not() {
+    use store::onboarding::Step;
+    for backend in backends().await {
+        let name = backend.name;
+        let clock = Arc::new(ManualClock::new(START));
+        let store = open(&backend, &clock).await;
+        let mut directory = store::testing::one_card_directory(BANK, ALICE);
+        directory.cards[0].pan_fingerprint = Some([7; 32]);
+        store.put_directory(directory.clone()).await.unwrap();
+        assert_eq!(store.card_by_fingerprint([9; 32]).await.unwrap(), None);
+        let mut second = directory.cards[0].clone();
+        second.id = "card-2".into();
+        second.account = BOB;
+        second.pan_fingerprint = Some([9; 32]);
+        let later = Directory {
+            cards: vec![second],
+            ..directory.clone()
+        };
+        if name == "postgres" {
+            // Another host sharing the database issues the card.
+            let other = Store::open(&backend.backend).await.unwrap();
+            other.put_directory(later).await.unwrap();
+            other.close().await.unwrap();
+        } else {
+            store.put_directory(later).await.unwrap();
+        }
+        let found = |fingerprint: [u8; 32]| {
+            let store = &store;
+            async move {
+                store
+                    .card_by_fingerprint(fingerprint)
+                    .await
+                    .map(|card| card.map(|card| card.id))
+            }
+        };
+        assert_eq!(
+            found([9; 32]).await.unwrap().as_deref(),
+            Some("card-2"),
+            "{name}"
+        );
+        assert_eq!(
+            found([7; 32]).await.unwrap().as_deref(),
+            Some("card-1"),
+            "{name}"
+        );
+        let rename = |from: &str, to: &str| {
+            vec![Step::new(
+                format!("ALTER TABLE {from} RENAME TO {to}"),
+                vec![],
+            )]
+        };
+        assert!(
+            store
+                .onboarding_execute(rename("cards", "cards_away"))
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            found([7; 32]).await.unwrap().as_deref(),
+            Some("card-1"),
+            "{name}: a card found before is found without the table"
+        );
+        assert!(
+            found([8; 32]).await.is_err(),
+            "{name}: an unknown fingerprint is read from the database"
+        );
+        assert!(
+            store
+                .onboarding_execute(rename("cards_away", "cards"))
+                .await
+                .unwrap()
+        );
+        store.close().await.unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_directory_round_trips_and_seeding_twice_changes_nothing() {
     for backend in backends().await {
