@@ -99,11 +99,13 @@ pub fn preauthorization_transfer(
 }
 
 /// The completion (预授权完成) of the pre-authorization `original`: its hold posted for
-/// `amount` (at most the hold; the rest is released) and the merchant credited, linked. The
+/// `amount` (at most the hold; the rest is released) and the merchant credited, linked, under
+/// `purpose` (the completion's slot, `follow_up.rs`). The
 /// completion message's trace number travels in the transfers (a second completion of the same
 /// pre-authorization is another content under the same ids).
 pub fn completion_transfers(
     original: &BusinessKey,
+    purpose: &str,
     accounts: &SaleAccounts,
     amount: Amount,
     completion_stan: u32,
@@ -111,14 +113,14 @@ pub fn completion_transfers(
     let hold = original.transfer_id("preauth/issuer");
     vec![
         TransferRequest::post(
-            original.transfer_id("completion/issuer"),
+            original.transfer_id(&format!("{purpose}/issuer")),
             hold,
             Some(amount),
         )
         .user_data(u128::from(completion_stan))
         .linked(),
         TransferRequest::posted(
-            original.transfer_id("completion/acquirer"),
+            original.transfer_id(&format!("{purpose}/acquirer")),
             accounts.acquirer_due_from_issuers,
             accounts.merchant_payable,
             amount,

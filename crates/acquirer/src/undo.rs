@@ -26,6 +26,8 @@ pub(crate) enum Undo {
 
 /// The purpose of a void's or refund's transfers (they share ids: a sale is undone once).
 pub(crate) const UNDO: &str = "undo";
+/// The purpose of a reversal's transfers that undo a void or refund.
+pub(crate) const UNDO_REVERSAL: &str = "undo-reversal";
 
 impl Undo {
     /// The transfer code that tells a void from a refund in the books.
@@ -110,7 +112,17 @@ impl TerminalHandler {
         }
         self.undo_allowed(undo, message, request, terminal, &card, amount_minor, note)?;
         let amount = money::Amount::new(amount_minor, issuer.amount.currency());
-        let transfers = sale.opposite(&original, UNDO, amount, undo.code(), request.stan);
+        let slot = self
+            .follow_up_slot(
+                message,
+                &original,
+                UNDO,
+                UNDO_REVERSAL,
+                request.stan,
+                terminal.acquirer,
+            )
+            .await?;
+        let transfers = sale.opposite(&original, &slot, amount, undo.code(), request.stan);
         match undo {
             // A void cancels the purchase: its day's spend is given back. A refund is money
             // returned later, not a purchase undone.
