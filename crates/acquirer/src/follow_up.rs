@@ -2,7 +2,7 @@
 //! voids) share: naming the original by field 61, checking that the card presented is the
 //! original's, and committing the follow-up transfers with one reading of the outcome.
 
-use crate::effects::BusinessKey;
+use crate::effects::{BusinessKey, FOLLOW_UP_SLOTS, in_slot};
 use crate::handler::TerminalHandler;
 use crate::message::Request;
 use iso8583::{Message, ResponseCode};
@@ -220,22 +220,6 @@ impl TerminalHandler {
         Ok(by_this_message.then_some(Posted { issuer, acquirer }))
     }
 }
-
-/// The purpose of a follow-up's transfers in slot `generation` of `purpose` under its
-/// original: `purpose` itself in the first slot (the ids every follow-up took before there were
-/// slots), `purpose#generation` after it.
-pub(crate) fn in_slot(purpose: &str, generation: u32) -> String {
-    if generation == 0 {
-        purpose.to_owned()
-    } else {
-        format!("{purpose}#{generation}")
-    }
-}
-
-/// How many follow-ups of one purpose an original takes, reversed ones included: a sale voided
-/// and the void reversed 64 times is not a cashier's mistake. Past it a follow-up gets 12, and
-/// a reversal has nothing to mark (nothing can post).
-pub(crate) const FOLLOW_UP_SLOTS: u32 = 64;
 
 /// What a follow-up's slots under its original hold, as one follow-up (a trace number) sees
 /// them (see `reversal.rs`): slots fill in order and are never emptied.

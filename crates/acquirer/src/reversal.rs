@@ -51,7 +51,8 @@ use crate::completion::{
     COMPLETION, COMPLETION_REVERSAL, COMPLETION_VOID, COMPLETION_VOID_REVERSAL,
 };
 use crate::effects::BusinessKey;
-use crate::follow_up::{FOLLOW_UP_SLOTS, Slot, in_slot};
+use crate::effects::{FOLLOW_UP_SLOTS, in_slot};
+use crate::follow_up::Slot;
 use crate::handler::{TerminalHandler, TerminalRecord};
 use crate::keys::MessageKeys;
 use crate::message::{Request, response_to};

@@ -25,7 +25,8 @@
 use crate::completion::{
     COMPLETION, COMPLETION_REVERSAL, COMPLETION_VOID, COMPLETION_VOID_REVERSAL,
 };
-use crate::follow_up::{Slot, in_slot};
+use crate::effects::in_slot;
+use crate::follow_up::Slot;
 use crate::handler::{TerminalHandler, TerminalRecord};
 use crate::keys::MessageKeys;
 use crate::message::{MessageType, Request, response_to};

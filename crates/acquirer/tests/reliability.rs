@@ -859,6 +859,74 @@ async fn a_reversed_void_frees_its_sale_for_another_void_and_never_posts_again()
     }
 }
 
+/// A void and its reversal sent at once, on two connections, over and over: whichever reaches
+/// the store first, the sale stands at the end — the reversal undoes the void, or marks it so
+/// that it never posts, or (the void posting between the reversal's look-up and its mark) finds
+/// its mark refused and undoes the void after all.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_void_racing_its_reversal_never_stands() {
+    let rounds = u32::try_from(env_number("EASYPOS_VOID_RACE_ROUNDS", 150)).unwrap();
+    for backend in store::testing::backends().await {
+        let name = backend.name;
+        let world = world_on(backend).await;
+        let (address, mut client, stop, server, _handler) =
+            start_listening(&world, unlimited(), |handler| {
+                handler.without_terminal_rate()
+            })
+            .await;
+        let keys = signed_on(&mut client).await;
+        let mut other = Client::connect(address, LengthPrefix::Binary2, TIMEOUT)
+            .await
+            .unwrap();
+        let card = demo_card("card-CH002-D");
+        let opening = available(&world, &card).await;
+        let mut paid = 0;
+        let mut answers: HashMap<(String, String), u32> = HashMap::new();
+        for round in 0..rounds {
+            let sale_stan = 2 * round + 1;
+            let amount = amount_of(sale_stan);
+            let sale = send(
+                &mut client,
+                &chip_sale(
+                    &card,
+                    amount,
+                    sale_stan,
+                    u16::try_from(round + 1).unwrap(),
+                    demo::DEMO_PIN,
+                    &keys,
+                ),
+            )
+            .await;
+            assert_eq!(sale.code, "00", "{name}: round {round}");
+            paid += i64::try_from(amount).unwrap();
+            let void = void(&card, amount, sale_stan + 1, sale_stan, &sale.rrn, &keys);
+            let reversal = edited(&void, &keys, |message| {
+                message.mti = Mti::parse("0400").unwrap();
+                for field in [2, 35, 37, 38, 52, 55] {
+                    message.remove(field);
+                }
+                message.set_text(39, "98");
+            });
+            let (voided, reversed) =
+                tokio::join!(send(&mut client, &void), send(&mut other, &reversal));
+            assert_eq!(reversed.code, "00", "{name}: round {round}: the reversal");
+            *answers
+                .entry((voided.code.clone(), reversed.code.clone()))
+                .or_default() += 1;
+            assert_eq!(
+                opening - available(&world, &card).await,
+                paid,
+                "{name}: round {round}: the void answered {} does not stand after its reversal",
+                voided.code
+            );
+        }
+        eprintln!("{name}: (void, reversal) answers over {rounds} rounds: {answers:?}");
+        world.store.check_books().await.unwrap();
+        let _ = stop.send(true);
+        server.await.unwrap();
+    }
+}
+
 /// One sale's events in the storm: three in four are a lone sale; the rest add one to three
 /// retransmissions, repeats, reversals or reversal repeats, with the sale itself at a random
 /// place among them (so reversals come before and after their originals). About a third of
