@@ -246,7 +246,8 @@ impl TerminalHandler {
     /// them. A slot is held by its first transfer in these books (the issuer's, `side`
     /// "acquirer" for the acquirer's own side of a remote issuer's follow-up); a reversal's
     /// mark there names its follow-up in its user data, as a posting does; a posting is
-    /// reversed when `reversal_purpose` of the same slot exists.
+    /// reversed when `reversal_purpose` of the same slot exists. For the acquirer's side,
+    /// `Posted::issuer` of this follow-up's slot holds the acquirer's transfer alone.
     pub(crate) async fn slots(
         &self,
         original: &BusinessKey,
