@@ -6,7 +6,7 @@
 //! completion per pre-authorization, a repeat of it answered 00 again, another one 12.
 
 use crate::effects::{BusinessKey, SaleAccounts, approval_codes, completion_transfers};
-use crate::follow_up::currency;
+use crate::follow_up::{Slot, currency};
 use crate::handler::{TerminalHandler, TerminalRecord};
 use crate::keys::MessageKeys;
 use crate::message::{MessageType, Request};
@@ -63,8 +63,19 @@ impl TerminalHandler {
             ),
             merchant_payable: terminal.merchant_payable,
         };
+        let slot = self
+            .follow_up_slot(
+                message,
+                &original,
+                COMPLETION,
+                COMPLETION_REVERSAL,
+                request.stan,
+                terminal.acquirer,
+            )
+            .await?;
         let transfers = completion_transfers(
             &original,
+            &slot,
             &accounts,
             Amount::new(amount_minor, currency),
             request.stan,
@@ -122,6 +133,9 @@ impl TerminalHandler {
 /// pre-authorization's key.
 pub(crate) const COMPLETION: &str = "completion";
 pub(crate) const COMPLETION_VOID: &str = "completion-void";
+/// The purposes of their reversals' transfers.
+pub(crate) const COMPLETION_REVERSAL: &str = "completion-reversal";
+pub(crate) const COMPLETION_VOID_REVERSAL: &str = "completion-void-reversal";
 
 impl TerminalHandler {
     /// The pre-authorization a completion (named by its own batch and trace number, as a
@@ -156,21 +170,43 @@ impl TerminalHandler {
         &self,
         message: &Message<'_>,
         request: &Request,
+        terminal: &TerminalRecord,
         keys: &MessageKeys,
     ) -> Option<Answer> {
-        Answer::follow_up(message, self.void_completion(message, request).await, keys)
+        Answer::follow_up(
+            message,
+            self.void_completion(message, request, terminal).await,
+            keys,
+        )
     }
 
     async fn void_completion(
         &self,
         message: &Message<'_>,
         request: &Request,
+        terminal: &TerminalRecord,
     ) -> Result<ResponseCode, ResponseCode> {
         let completion_key = self.original_key(message, request)?;
         let preauthorization = self.completed_preauthorization(&completion_key).await?;
-        let Some(completion) = self
-            .posted(&preauthorization, COMPLETION, Some(completion_key.stan))
-            .await?
+        let (marks, _) = crate::chart::reversal_marks(terminal.acquirer, currency(message)?);
+        let completed = self
+            .slots(
+                &preauthorization,
+                COMPLETION,
+                COMPLETION_REVERSAL,
+                completion_key.stan,
+                "issuer",
+                marks,
+            )
+            .await?;
+        // A completion reversed (or never posted) has nothing left to void.
+        let Some((
+            _,
+            Slot::Posted {
+                posted: completion,
+                reversed: false,
+            },
+        )) = completed.mine
         else {
             return Err(ResponseCode::UnableToLocateRecord);
         };
@@ -182,9 +218,19 @@ impl TerminalHandler {
         if request.amount_minor != Some(completion.issuer.amount.minor().unsigned_abs()) {
             return Err(ResponseCode::InvalidAmount);
         }
+        let slot = self
+            .follow_up_slot(
+                message,
+                &preauthorization,
+                COMPLETION_VOID,
+                COMPLETION_VOID_REVERSAL,
+                request.stan,
+                terminal.acquirer,
+            )
+            .await?;
         let transfers = completion.opposite(
             &preauthorization,
-            COMPLETION_VOID,
+            &slot,
             completion.issuer.amount,
             COMPLETION_VOID_CODE,
             request.stan,

@@ -99,11 +99,13 @@ pub fn preauthorization_transfer(
 }
 
 /// The completion (预授权完成) of the pre-authorization `original`: its hold posted for
-/// `amount` (at most the hold; the rest is released) and the merchant credited, linked. The
+/// `amount` (at most the hold; the rest is released) and the merchant credited, linked, under
+/// `purpose` (the completion's slot, `follow_up.rs`). The
 /// completion message's trace number travels in the transfers (a second completion of the same
 /// pre-authorization is another content under the same ids).
 pub fn completion_transfers(
     original: &BusinessKey,
+    purpose: &str,
     accounts: &SaleAccounts,
     amount: Amount,
     completion_stan: u32,
@@ -111,14 +113,14 @@ pub fn completion_transfers(
     let hold = original.transfer_id("preauth/issuer");
     vec![
         TransferRequest::post(
-            original.transfer_id("completion/issuer"),
+            original.transfer_id(&format!("{purpose}/issuer")),
             hold,
             Some(amount),
         )
         .user_data(u128::from(completion_stan))
         .linked(),
         TransferRequest::posted(
-            original.transfer_id("completion/acquirer"),
+            original.transfer_id(&format!("{purpose}/acquirer")),
             accounts.acquirer_due_from_issuers,
             accounts.merchant_payable,
             amount,
@@ -126,6 +128,23 @@ pub fn completion_transfers(
         .user_data(u128::from(completion_stan)),
     ]
 }
+
+/// The purpose of a follow-up's transfers in slot `generation` of `purpose` under its
+/// original's key (`acquirer::reversal` tells why follow-ups take slots): `purpose` itself in
+/// the first slot (the ids every follow-up took before there were slots), `purpose#generation`
+/// after it. A follow-up is found in its slot by its trace number, in its transfers' user data.
+pub fn in_slot(purpose: &str, generation: u32) -> String {
+    if generation == 0 {
+        purpose.to_owned()
+    } else {
+        format!("{purpose}#{generation}")
+    }
+}
+
+/// How many follow-ups of one purpose an original takes, reversed ones included: a sale voided
+/// and the void reversed 64 times is not a cashier's mistake. Past it a follow-up gets 12, and
+/// a reversal has nothing to mark (nothing can post).
+pub const FOLLOW_UP_SLOTS: u32 = 64;
 
 /// Retrieval reference number (field 37, 12 characters) and authorization code (field 38, 6)
 /// of an approved transfer, derived from its id so that a repeated message gets the same ones.
@@ -215,6 +234,21 @@ mod tests {
             ),
             "a credit line is drawn by a credit"
         );
+    }
+
+    #[test]
+    fn a_follow_ups_first_slot_keeps_its_ids_and_the_next_ones_are_others() {
+        let key = BusinessKey {
+            terminal_id: "10000001".into(),
+            batch: 1,
+            stan: 7,
+        };
+        assert_eq!(in_slot("undo", 0), "undo");
+        assert_eq!(in_slot("undo", 2), "undo#2");
+        let ids: std::collections::HashSet<_> = (0..FOLLOW_UP_SLOTS)
+            .map(|slot| key.transfer_id(&format!("{}/issuer", in_slot("undo", slot))))
+            .collect();
+        assert_eq!(ids.len(), FOLLOW_UP_SLOTS as usize);
     }
 
     #[test]

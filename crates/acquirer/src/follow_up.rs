@@ -2,7 +2,7 @@
 //! voids) share: naming the original by field 61, checking that the card presented is the
 //! original's, and committing the follow-up transfers with one reading of the outcome.
 
-use crate::effects::BusinessKey;
+use crate::effects::{BusinessKey, FOLLOW_UP_SLOTS, in_slot};
 use crate::handler::TerminalHandler;
 use crate::message::Request;
 use iso8583::{Message, ResponseCode};
@@ -218,5 +218,129 @@ impl TerminalHandler {
                     .is_none_or(|acquirer| acquirer.request.user_data == u128::from(stan))
         });
         Ok(by_this_message.then_some(Posted { issuer, acquirer }))
+    }
+}
+
+/// What a follow-up's slots under its original hold, as one follow-up (a trace number) sees
+/// them (see `reversal.rs`): slots fill in order and are never emptied.
+#[derive(Debug)]
+pub(crate) struct Slots {
+    /// The first slot nothing holds.
+    pub free: u32,
+    /// The slot this follow-up took: what it posted there (and whether that was reversed), or
+    /// the mark a reversal of it left.
+    pub mine: Option<(u32, Slot)>,
+    /// A slot another follow-up posted and that was not reversed: the original is taken.
+    pub standing: bool,
+}
+
+/// What one follow-up left in its slot.
+#[derive(Debug)]
+pub(crate) enum Slot {
+    Posted { posted: Box<Posted>, reversed: bool },
+    Marked,
+}
+
+impl TerminalHandler {
+    /// The slots of `purpose` under `original` as the follow-up with trace number `stan` sees
+    /// them. A slot is held by its first transfer in these books (the issuer's, `side`
+    /// "acquirer" for the acquirer's own side of a remote issuer's follow-up); a reversal's
+    /// mark there names its follow-up in its user data, as a posting does; a posting is
+    /// reversed when `reversal_purpose` of the same slot exists. For the acquirer's side,
+    /// `Posted::issuer` of this follow-up's slot holds the acquirer's transfer alone.
+    pub(crate) async fn slots(
+        &self,
+        original: &BusinessKey,
+        purpose: &str,
+        reversal_purpose: &str,
+        stan: u32,
+        side: &str,
+        marks: ledger::AccountId,
+    ) -> Result<Slots, ResponseCode> {
+        let lookup = |id| async move {
+            self.store
+                .transfer(id)
+                .await
+                .map_err(|_| ResponseCode::SystemMalfunction)
+        };
+        let mut mine = None;
+        let mut standing = false;
+        for generation in 0..FOLLOW_UP_SLOTS {
+            let slot = in_slot(purpose, generation);
+            let Some(first) = lookup(original.transfer_id(&format!("{slot}/{side}"))).await? else {
+                return Ok(Slots {
+                    free: generation,
+                    mine,
+                    standing,
+                });
+            };
+            let by_this = first.request.user_data == u128::from(stan);
+            if first.debit == marks {
+                if by_this {
+                    mine = Some((generation, Slot::Marked));
+                }
+                continue;
+            }
+            let reversed = lookup(
+                original.transfer_id(&format!("{}/{side}", in_slot(reversal_purpose, generation))),
+            )
+            .await?
+            .is_some();
+            if by_this {
+                let posted = if side == "issuer" {
+                    self.posted(original, &slot, None).await?
+                } else {
+                    None
+                };
+                let posted = posted.unwrap_or(Posted {
+                    issuer: first,
+                    acquirer: None,
+                });
+                mine = Some((
+                    generation,
+                    Slot::Posted {
+                        posted: Box::new(posted),
+                        reversed,
+                    },
+                ));
+            } else if !reversed {
+                standing = true;
+            }
+        }
+        Ok(Slots {
+            free: FOLLOW_UP_SLOTS,
+            mine,
+            standing,
+        })
+    }
+
+    /// The slot purpose a follow-up (trace number `stan`) posts under: its own slot again when
+    /// it repeats one that stands (the ledger then finds its transfers made, 00, or another
+    /// content, 12), else the first free slot. Refused with 94 when its reversal reached the
+    /// host first (a mark) or undid it — as a sale is, see `sale.rs` — and with 12 while
+    /// another follow-up of the same original stands.
+    pub(crate) async fn follow_up_slot(
+        &self,
+        message: &Message<'_>,
+        original: &BusinessKey,
+        purpose: &str,
+        reversal_purpose: &str,
+        stan: u32,
+        acquirer: ledger::InstitutionId,
+    ) -> Result<String, ResponseCode> {
+        let marks = crate::chart::reversal_marks(acquirer, currency(message)?).0;
+        let slots = self
+            .slots(original, purpose, reversal_purpose, stan, "issuer", marks)
+            .await?;
+        match slots.mine {
+            Some((_, Slot::Marked | Slot::Posted { reversed: true, .. })) => {
+                Err(ResponseCode::DuplicateTransmission)
+            }
+            Some((generation, Slot::Posted { .. })) => Ok(in_slot(purpose, generation)),
+            None if slots.standing || slots.free >= FOLLOW_UP_SLOTS => {
+                Err(ResponseCode::InvalidTransaction)
+            }
+            None => Ok(in_slot(purpose, slots.free)),
+        }
     }
 }

@@ -740,7 +740,9 @@ impl TerminalHandler {
                 self.undo(Undo::Void, message, request, terminal, keys)
                     .await
             }
-            MessageType::CompletionVoid => self.completion_void(message, request, keys).await,
+            MessageType::CompletionVoid => {
+                self.completion_void(message, request, terminal, keys).await
+            }
             MessageType::Refund => {
                 self.undo(Undo::Refund, message, request, terminal, keys)
                     .await

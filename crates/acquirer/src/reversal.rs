@@ -15,27 +15,49 @@
 //! | 01 | balance inquiry | nothing: it moved nothing |
 //!
 //! A reversal of something that was never posted is answered 00 with nothing to undo. A
-//! reversal that overtakes a sale or a pre-authorization (the original is late, or lost and
-//! repeated later) leaves a mark: a 1-unit hold between the acquirer's two reversal-mark
-//! accounts, voided at once, under an id of the original (the sale's acquirer transfer, the
-//! pre-authorization's hold). The original, arriving later, finds its id taken and is refused
-//! as a whole: it can never post after its reversal. If the original posts between the
+//! reversal that overtakes its original (the original is late, or lost and repeated later)
+//! leaves a mark: a 1-unit hold between the acquirer's two reversal-mark accounts, voided at
+//! once, under an id of the original (the sale's acquirer transfer, the pre-authorization's
+//! hold, a follow-up's first transfer in its slot, below). The original, arriving later, finds
+//! its id taken and is refused as a whole, with 94, as a repeat of a reversed sale is
+//! (`sale.rs`): it can never post after its reversal. If the original posts between the
 //! reversal's look-up and its mark, the mark is refused instead and the reversal undoes the
 //! original after all.
 //!
-//! A reversal of a sale or pre-authorization gives the card's spend of that day back.
+//! Follow-ups (voids, refunds, completions, completion voids) take *slots* under their
+//! original's key (`follow_up.rs`): the first slot's ids are `undo/*`, `completion/*`,
+//! `completion-void/*`, the next ones `undo#1/*`, `undo#2/*`…, and a reversal undoes a
+//! follow-up in its own slot (`undo-reversal#1/*`…). A follow-up is named in its slot by its
+//! trace number (the transfers' user data, a mark's too), and:
+//! - it takes the first free slot, unless another follow-up of the same original stands (posted
+//!   and not reversed) in an earlier one: 12. A sale is undone by at most one void or refund at
+//!   any time (two racing for the same free slot: one takes it, the other gets 12);
+//! - a repeat of it finds its own slot: 00 again while it stands, 94 once it was reversed or
+//!   marked — it never posts in another slot;
+//! - its reversal undoes it in its slot; finding it in none, it marks the first free slot for
+//!   it. Slots fill in order and never empty, so the follow-up, arriving later, meets its mark
+//!   before any free slot;
+//! - once it is reversed (or marked), the original is free again: the cashier's next void, a
+//!   new trace number, takes the next free slot and posts, once.
 //!
-//! Not yet done: follow-ups are not marked (a void whose reversal overtook it would still post
-//! when it arrives), and a void or refund that was reversed leaves its sale unable to be voided
-//! or refunded again at the terminal (their transfer ids are taken).
+//! Slots rather than ids from the follow-up's own key: the ledger's unique ids stay the one
+//! guard that a sale is undone once at a time, with no second record to keep in step; the
+//! first slot keeps the ids follow-ups always had. An original takes at most
+//! [`FOLLOW_UP_SLOTS`] follow-ups of one kind, reversed ones included.
+//!
+//! A reversal of a sale or pre-authorization gives the card's spend of that day back.
 
-use crate::completion::{COMPLETION, COMPLETION_VOID};
+use crate::completion::{
+    COMPLETION, COMPLETION_REVERSAL, COMPLETION_VOID, COMPLETION_VOID_REVERSAL,
+};
 use crate::effects::BusinessKey;
+use crate::effects::{FOLLOW_UP_SLOTS, in_slot};
+use crate::follow_up::Slot;
 use crate::handler::{TerminalHandler, TerminalRecord};
 use crate::keys::MessageKeys;
 use crate::message::{Request, response_to};
 use crate::sale::Answer;
-use crate::undo::UNDO;
+use crate::undo::{UNDO, UNDO_REVERSAL};
 use iso8583::{Message, ResponseCode};
 use ledger::{Outcome, PendingStatus, TransferError, TransferId, TransferKind, TransferRequest};
 use money::Amount;
@@ -63,8 +85,15 @@ impl TerminalHandler {
                 let original = self.original_key(message, request);
                 match original {
                     Ok(original) => {
-                        self.reverse_follow_up(request, &original, UNDO, "undo-reversal")
-                            .await
+                        self.reverse_follow_up(
+                            message,
+                            request,
+                            terminal,
+                            &original,
+                            UNDO,
+                            UNDO_REVERSAL,
+                        )
+                        .await
                     }
                     Err(code) => Err(code),
                 }
@@ -72,10 +101,12 @@ impl TerminalHandler {
             Some("20") => match self.original_key(message, request) {
                 Ok(preauthorization) => {
                     self.reverse_follow_up(
+                        message,
                         request,
+                        terminal,
                         &preauthorization,
                         COMPLETION,
-                        "completion-reversal",
+                        COMPLETION_REVERSAL,
                     )
                     .await
                 }
@@ -85,10 +116,12 @@ impl TerminalHandler {
                 Ok(completion) => match self.completed_preauthorization(&completion).await {
                     Ok(preauthorization) => {
                         self.reverse_follow_up(
+                            message,
                             request,
+                            terminal,
                             &preauthorization,
                             COMPLETION_VOID,
-                            "completion-void-reversal",
+                            COMPLETION_VOID_REVERSAL,
                         )
                         .await
                     }
@@ -155,6 +188,7 @@ impl TerminalHandler {
                     key.transfer_id(marked),
                     key.transfer_id("reversal/mark"),
                     terminal,
+                    0,
                 )
                 .await?
             {
@@ -201,7 +235,10 @@ impl TerminalHandler {
         let (mark_account, _) = crate::chart::reversal_marks(terminal.acquirer, currency);
         let Some(hold) = hold.filter(|hold| hold.is_hold() && hold.debit != mark_account) else {
             let mark = key.transfer_id("reversal/preauth-mark");
-            return match self.mark_reversed(message, hold_id, mark, terminal).await? {
+            return match self
+                .mark_reversed(message, hold_id, mark, terminal, 0)
+                .await?
+            {
                 Marked::Now | Marked::Before => Ok(ResponseCode::Approved),
                 Marked::OriginalPostedMeanwhile => {
                     Box::pin(self.reverse_preauthorization(message, request, terminal, key)).await
@@ -236,29 +273,77 @@ impl TerminalHandler {
     }
 
     /// Undoes what a follow-up (trace number of the reversal) posted under `original` for
-    /// `purpose`; nothing posted means nothing to undo.
+    /// `purpose`, in whichever slot it took (`follow_up.rs`); when it posted nothing, marks
+    /// the first free slot for it, so that it never posts there — nor anywhere else, as it
+    /// finds its mark before any free slot.
     async fn reverse_follow_up(
         &self,
+        message: &Message<'_>,
         request: &Request,
+        terminal: &TerminalRecord,
         original: &BusinessKey,
         purpose: &str,
         reversal_purpose: &str,
     ) -> Result<ResponseCode, ResponseCode> {
-        let Some(posted) = self.posted(original, purpose, Some(request.stan)).await? else {
-            return Ok(ResponseCode::Approved);
-        };
-        if request.amount_minor != Some(posted.issuer.amount.minor().unsigned_abs()) {
-            return Err(ResponseCode::InvalidAmount);
+        let currency = crate::follow_up::currency(message)?;
+        let (marks, _) = crate::chart::reversal_marks(terminal.acquirer, currency);
+        let slots = self
+            .slots(
+                original,
+                purpose,
+                reversal_purpose,
+                request.stan,
+                "issuer",
+                marks,
+            )
+            .await?;
+        match slots.mine {
+            Some((_, Slot::Marked)) => Ok(ResponseCode::Approved),
+            Some((generation, Slot::Posted { posted, .. })) => {
+                if request.amount_minor != Some(posted.issuer.amount.minor().unsigned_abs()) {
+                    return Err(ResponseCode::InvalidAmount);
+                }
+                let undo = posted.opposite(
+                    original,
+                    &in_slot(reversal_purpose, generation),
+                    posted.issuer.amount,
+                    REVERSAL_CODE,
+                    request.stan,
+                );
+                self.commit_follow_up(undo).await?;
+                Ok(ResponseCode::Approved)
+            }
+            // No slot is left for the follow-up to post in either.
+            None if slots.free >= FOLLOW_UP_SLOTS => Ok(ResponseCode::Approved),
+            None => {
+                let slot = in_slot(purpose, slots.free);
+                let mark = in_slot(reversal_purpose, slots.free);
+                match self
+                    .mark_reversed(
+                        message,
+                        original.transfer_id(&format!("{slot}/issuer")),
+                        original.transfer_id(&format!("{mark}/mark")),
+                        terminal,
+                        request.stan,
+                    )
+                    .await?
+                {
+                    Marked::Now | Marked::Before => Ok(ResponseCode::Approved),
+                    // The follow-up (or another) took the slot meanwhile: look again.
+                    Marked::OriginalPostedMeanwhile => {
+                        Box::pin(self.reverse_follow_up(
+                            message,
+                            request,
+                            terminal,
+                            original,
+                            purpose,
+                            reversal_purpose,
+                        ))
+                        .await
+                    }
+                }
+            }
         }
-        let undo = posted.opposite(
-            original,
-            reversal_purpose,
-            posted.issuer.amount,
-            REVERSAL_CODE,
-            request.stan,
-        );
-        self.commit_follow_up(undo).await?;
-        Ok(ResponseCode::Approved)
     }
 }
 
@@ -273,7 +358,7 @@ impl TerminalHandler {
     ) -> Result<(), ResponseCode> {
         let sale = key.transfer_id("sale/acquirer");
         match self
-            .mark_reversed(message, sale, key.transfer_id("reversal/mark"), terminal)
+            .mark_reversed(message, sale, key.transfer_id("reversal/mark"), terminal, 0)
             .await?
         {
             Marked::Now | Marked::Before => Ok(()),
@@ -307,17 +392,23 @@ enum Marked {
 }
 
 impl TerminalHandler {
+    /// Leaves a mark under `original` (see the module's documentation); a follow-up's mark
+    /// names the follow-up by its trace number in its user data, as its posting would (a sale's
+    /// or pre-authorization's id names it alone: 0).
     async fn mark_reversed(
         &self,
         message: &Message<'_>,
         original: TransferId,
         mark: TransferId,
         terminal: &TerminalRecord,
+        follow_up_stan: u32,
     ) -> Result<Marked, ResponseCode> {
         let currency = crate::follow_up::currency(message)?;
         let (debit, credit) = crate::chart::reversal_marks(terminal.acquirer, currency);
         let mark = vec![
-            TransferRequest::pending(original, debit, credit, Amount::new(1, currency), 0).linked(),
+            TransferRequest::pending(original, debit, credit, Amount::new(1, currency), 0)
+                .user_data(u128::from(follow_up_stan))
+                .linked(),
             TransferRequest::void(mark, original),
         ];
         let results = self

@@ -22,10 +22,16 @@
 //! between the two — the link times out, or the acquirer cannot post — is answered 91 or 96 and
 //! the message is reversed by store-and-forward (see `saf.rs`), at both institutions.
 
+use crate::completion::{
+    COMPLETION, COMPLETION_REVERSAL, COMPLETION_VOID, COMPLETION_VOID_REVERSAL,
+};
+use crate::effects::in_slot;
+use crate::follow_up::Slot;
 use crate::handler::{TerminalHandler, TerminalRecord};
 use crate::keys::MessageKeys;
 use crate::message::{MessageType, Request, response_to};
 use crate::sale::Answer;
+use crate::undo::{UNDO, UNDO_REVERSAL};
 use host::Client;
 use hsm::PinDestination;
 use iso8583::LengthPrefix;
@@ -395,8 +401,24 @@ impl TerminalHandler {
                 .code(code)
                 .user_data(u128::from(request.stan))
         };
-        let by_this = |transfer: Option<Transfer>| {
-            transfer.filter(|transfer| transfer.request.user_data == u128::from(request.stan))
+        let marks = crate::chart::reversal_marks(terminal.acquirer, currency).0;
+        // The slot (`follow_up.rs`) of the acquirer's side of a follow-up the issuer approved:
+        // the one it took before (a repeat), else the first free one (the issuer decided).
+        let own_slot = |purpose: &'static str, reversal_purpose: &'static str, original| async move {
+            let slots = self
+                .slots(
+                    &original,
+                    purpose,
+                    reversal_purpose,
+                    request.stan,
+                    "acquirer",
+                    marks,
+                )
+                .await?;
+            Ok::<String, ResponseCode>(match slots.mine {
+                Some((generation, Slot::Posted { .. })) => in_slot(purpose, generation),
+                _ => in_slot(purpose, slots.free),
+            })
         };
         let transfers = match kind {
             MessageType::Sale => vec![TransferRequest::posted(
@@ -407,9 +429,10 @@ impl TerminalHandler {
             )],
             MessageType::PreAuthorizationCompletion => {
                 let original = self.original_key(message, request)?;
+                let slot = own_slot(COMPLETION, COMPLETION_REVERSAL, original.clone()).await?;
                 vec![
                     TransferRequest::posted(
-                        original.transfer_id("completion/acquirer"),
+                        original.transfer_id(&format!("{slot}/acquirer")),
                         due_from,
                         terminal.merchant_payable,
                         amount,
@@ -427,17 +450,38 @@ impl TerminalHandler {
                 } else {
                     25
                 };
-                vec![opposite(original.transfer_id("undo/acquirer"), &sale, code)]
+                let slot = own_slot(UNDO, UNDO_REVERSAL, original.clone()).await?;
+                vec![opposite(
+                    original.transfer_id(&format!("{slot}/acquirer")),
+                    &sale,
+                    code,
+                )]
             }
             MessageType::CompletionVoid => {
                 let completion = self.original_key(message, request)?;
                 let preauthorization = self.completed_preauthorization(&completion).await?;
-                let completed = lookup(preauthorization.transfer_id("completion/acquirer"))
-                    .await?
-                    .ok_or(ResponseCode::UnableToLocateRecord)?;
+                let completed = self
+                    .slots(
+                        &preauthorization,
+                        COMPLETION,
+                        COMPLETION_REVERSAL,
+                        completion.stan,
+                        "acquirer",
+                        marks,
+                    )
+                    .await?;
+                let Some((_, Slot::Posted { posted, .. })) = completed.mine else {
+                    return Err(ResponseCode::UnableToLocateRecord);
+                };
+                let slot = own_slot(
+                    COMPLETION_VOID,
+                    COMPLETION_VOID_REVERSAL,
+                    preauthorization.clone(),
+                )
+                .await?;
                 vec![opposite(
-                    preauthorization.transfer_id("completion-void/acquirer"),
-                    &completed,
+                    preauthorization.transfer_id(&format!("{slot}/acquirer")),
+                    &posted.issuer,
                     21,
                 )]
             }
@@ -446,32 +490,60 @@ impl TerminalHandler {
                     .profile
                     .subfield_text(message, 60, 1)
                     .unwrap_or_default();
-                let (original, purpose, by_stan) = match reversed.as_str() {
-                    "22" => (key.clone(), "sale", false),
-                    "23" | "25" => (self.original_key(message, request)?, "undo", true),
-                    "20" => (self.original_key(message, request)?, "completion", true),
+                let (original, purpose, reversal_purpose) = match reversed.as_str() {
+                    "22" => {
+                        return match lookup(key.transfer_id("sale/acquirer")).await? {
+                            Some(sale) => {
+                                self.commit_follow_up(vec![opposite(
+                                    key.transfer_id("sale-reversal/acquirer"),
+                                    &sale,
+                                    4,
+                                )])
+                                .await
+                            }
+                            // Not posted here: mark it so that it never can be.
+                            None => self.mark_sale_reversed(message, &key, terminal).await,
+                        };
+                    }
+                    "23" | "25" => (self.original_key(message, request)?, UNDO, UNDO_REVERSAL),
+                    "20" => (
+                        self.original_key(message, request)?,
+                        COMPLETION,
+                        COMPLETION_REVERSAL,
+                    ),
                     "21" => {
                         let completion = self.original_key(message, request)?;
                         match self.completed_preauthorization(&completion).await {
-                            Ok(preauthorization) => (preauthorization, "completion-void", true),
+                            Ok(preauthorization) => {
+                                (preauthorization, COMPLETION_VOID, COMPLETION_VOID_REVERSAL)
+                            }
                             Err(_) => return Ok(()),
                         }
                     }
                     _ => return Ok(()),
                 };
-                let found = lookup(original.transfer_id(&format!("{purpose}/acquirer"))).await?;
-                let found = if by_stan { by_this(found) } else { found };
-                match found {
-                    Some(transfer) => vec![opposite(
-                        original.transfer_id(&format!("{purpose}-reversal/acquirer")),
-                        &transfer,
+                // The issuer marked a follow-up it never posted; the acquirer's side of it
+                // posts only once the issuer approved, so there is nothing to mark here.
+                let slots = self
+                    .slots(
+                        &original,
+                        purpose,
+                        reversal_purpose,
+                        request.stan,
+                        "acquirer",
+                        marks,
+                    )
+                    .await?;
+                match slots.mine {
+                    Some((generation, Slot::Posted { posted, .. })) => vec![opposite(
+                        original.transfer_id(&format!(
+                            "{}/acquirer",
+                            in_slot(reversal_purpose, generation)
+                        )),
+                        &posted.issuer,
                         4,
                     )],
-                    None if reversed == "22" => {
-                        // Not posted here: mark it so that it never can be.
-                        return self.mark_sale_reversed(message, &key, terminal).await;
-                    }
-                    None => return Ok(()),
+                    _ => return Ok(()),
                 }
             }
             _ => return Ok(()),

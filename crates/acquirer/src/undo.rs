@@ -5,10 +5,14 @@
 //! The original is named by field 61 (its batch and trace number) and checked against field 37
 //! (its RRN), the card presented and the amount. Its two transfers are undone by two linked
 //! transfers in the opposite direction, for the amount given. Void and refund share the same
-//! transfer ids, derived from the original's key, and differ in their code: a sale is voided or
-//! refunded once, never both, even when the two race on two hosts. The message's own trace
-//! number travels in the transfers, so a repeat of the same void or refund gets 00 again, and
-//! any other undo of the same sale gets 12.
+//! slots of transfer ids under the original's key (`undo/*`, then `undo#1/*`…: `follow_up.rs`,
+//! and `reversal.rs` for why slots) and differ in their code: at any time a sale is undone by at
+//! most one void or refund, never both, even when the two race on two hosts. The message's own
+//! trace number travels in the transfers and names it in its slot, so a repeat of the same void
+//! or refund gets 00 again while it stands and 94 once it was reversed (it never posts again),
+//! and any other undo of the same sale gets 12 while one stands. A void or refund reversed frees
+//! the sale: a next one, under a new trace number, takes the next slot. A refund may be partial;
+//! one stands at a time.
 
 use crate::effects::approval_codes;
 use crate::handler::{TerminalHandler, TerminalRecord};
@@ -26,6 +30,8 @@ pub(crate) enum Undo {
 
 /// The purpose of a void's or refund's transfers (they share ids: a sale is undone once).
 pub(crate) const UNDO: &str = "undo";
+/// The purpose of a reversal's transfers that undo a void or refund.
+pub(crate) const UNDO_REVERSAL: &str = "undo-reversal";
 
 impl Undo {
     /// The transfer code that tells a void from a refund in the books.
@@ -110,7 +116,17 @@ impl TerminalHandler {
         }
         self.undo_allowed(undo, message, request, terminal, &card, amount_minor, note)?;
         let amount = money::Amount::new(amount_minor, issuer.amount.currency());
-        let transfers = sale.opposite(&original, UNDO, amount, undo.code(), request.stan);
+        let slot = self
+            .follow_up_slot(
+                message,
+                &original,
+                UNDO,
+                UNDO_REVERSAL,
+                request.stan,
+                terminal.acquirer,
+            )
+            .await?;
+        let transfers = sale.opposite(&original, &slot, amount, undo.code(), request.stan);
         match undo {
             // A void cancels the purchase: its day's spend is given back. A refund is money
             // returned later, not a purchase undone.

@@ -405,6 +405,16 @@ async fn reversals_of_every_follow_up(name: &str, cards: &World, client: &mut Cl
     );
     assert_eq!(send(client, &reversal_of(&sale_void)).await.code, "00");
     assert_eq!(available(cards, &card).await, opening - 1_000, "once");
+    // Voided again under a new trace number (the next slot), and that void reversed too.
+    let again = void(&card, 1_000, 32, 20, &sale.rrn, &keys);
+    assert_eq!(
+        send(client, &again).await.code,
+        "00",
+        "{name}: voided again"
+    );
+    assert_eq!(available(cards, &card).await, opening);
+    assert_eq!(send(client, &reversal_of(&again)).await.code, "00");
+    assert_eq!(available(cards, &card).await, opening - 1_000);
 
     // A refund likewise.
     let sale = send(client, &chip_sale(&card, 700, 22, 2, demo::DEMO_PIN, &keys)).await;
@@ -469,6 +479,33 @@ async fn reversals_of_every_follow_up(name: &str, cards: &World, client: &mut Cl
     assert_eq!(send(client, &reversal_of(&late)).await.code, "00");
     assert_ne!(send(client, &late).await.code, "00");
     assert_eq!(available(cards, &card).await, opening - 1_700);
+
+    // A reversal that overtakes a completion marks its slot: the late completion is refused as
+    // a late sale is, and another completion (a new trace number) completes the hold, once.
+    let held = send(client, &preauthorization(&card, 600, 29, 6, &keys)).await;
+    assert_eq!(held.code, "00");
+    assert_eq!(available(cards, &card).await, opening - 2_300);
+    let late = common::completion(&card, 600, 30, 29, &held.auth_code, &keys);
+    assert_eq!(send(client, &reversal_of(&late)).await.code, "00");
+    assert_eq!(
+        send(client, &late).await.code,
+        "94",
+        "{name}: a completion after its reversal"
+    );
+    assert_eq!(available(cards, &card).await, opening - 2_300);
+    let again = common::completion(&card, 500, 31, 29, &held.auth_code, &keys);
+    assert_eq!(
+        send(client, &again).await.code,
+        "00",
+        "{name}: the hold completed by another completion"
+    );
+    assert_eq!(available(cards, &card).await, opening - 2_200);
+    assert_eq!(
+        send(client, &late).await.code,
+        "94",
+        "{name}: still refused"
+    );
+    assert_eq!(available(cards, &card).await, opening - 2_200);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -496,9 +533,10 @@ async fn the_same_reversals_with_a_remote_issuer_host() {
         reversals_of_every_follow_up(name, &pair.issuer, &mut pair.client).await;
         assert_eq!(
             takings(&pair.acquirer).await,
-            1_000 + 700,
-            "{name}: the acquirer's books follow: the two sales stand (their void and refund \
-             were reversed), the completion was reversed"
+            1_000 + 700 + 500,
+            "{name}: the acquirer's books follow: the two sales stand (their voids and refund \
+             were reversed), the first completion was reversed, the last hold's second \
+             completion stands (its first was marked)"
         );
         pair.stop().await;
     }

@@ -337,9 +337,9 @@ fn orderings(longest: usize) -> Vec<Vec<Event>> {
 }
 
 /// Every sequence of 1 to `longest` of `events`, with repetition.
-fn orderings_of(events: &[Event], longest: usize) -> Vec<Vec<Event>> {
+fn orderings_of<E: Copy>(events: &[E], longest: usize) -> Vec<Vec<E>> {
     let mut all = Vec::new();
-    let mut layer: Vec<Vec<Event>> = vec![Vec::new()];
+    let mut layer: Vec<Vec<E>> = vec![Vec::new()];
     for _ in 0..longest {
         layer = layer
             .iter()
@@ -427,6 +427,500 @@ async fn every_ordering_of_a_sale_its_repeats_and_reversals_moves_money_at_most_
         for worker in workers {
             worker.await.unwrap();
         }
+        world.store.check_books().await.unwrap();
+        let _ = stop.send(true);
+        server.await.unwrap();
+    }
+}
+
+/// What the host can receive of a sale and one void of it (trace number: the sale's + 1): the
+/// sale; the void (sent again, the same bytes: a retransmission); the void read again under
+/// its trace number (`VoidRepeat`: another local time, field 12, so decided again); and the
+/// void's reversals (0400, 0401).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum VoidEvent {
+    Sale,
+    Void,
+    VoidRepeat,
+    Reversal,
+    ReversalRepeat,
+}
+
+const VOID_EVENTS: [VoidEvent; 5] = [
+    VoidEvent::Sale,
+    VoidEvent::Void,
+    VoidEvent::VoidRepeat,
+    VoidEvent::Reversal,
+    VoidEvent::ReversalRepeat,
+];
+
+/// One sale's and its void's messages, built once.
+struct VoidMessages {
+    sale_stan: u32,
+    amount: u64,
+    rrn: String,
+    sale: Vec<u8>,
+    void: Vec<u8>,
+    void_repeat: Vec<u8>,
+    reversal: Vec<u8>,
+    reversal_repeat: Vec<u8>,
+}
+
+impl VoidMessages {
+    fn new(
+        card: &demo::DemoCard,
+        sale_stan: u32,
+        amount: u64,
+        atc: u16,
+        keys: &(TdesKey, TdesKey),
+    ) -> Self {
+        let sale_key = BusinessKey {
+            terminal_id: TERMINAL.into(),
+            batch: 1,
+            stan: sale_stan,
+        };
+        // The void carries the sale's RRN, which comes from the sale's id: known beforehand, so
+        // that a void may reach the host before its sale.
+        let (rrn, _) = acquirer::effects::approval_codes(sale_key.transfer_id("sale/issuer"));
+        let void = void(card, amount, sale_stan + 1, sale_stan, &rrn, keys);
+        let void_repeat = edited(&void, keys, |message| {
+            message.set_text(12, "120000");
+        });
+        let reversal_of = |mti: &str| {
+            edited(&void, keys, |message| {
+                message.mti = Mti::parse(mti).unwrap();
+                for field in [2, 35, 37, 38, 52, 55] {
+                    message.remove(field);
+                }
+                message.set_text(39, "98");
+            })
+        };
+        VoidMessages {
+            sale_stan,
+            amount,
+            sale: chip_sale(card, amount, sale_stan, atc, demo::DEMO_PIN, keys),
+            void_repeat,
+            reversal: reversal_of("0400"),
+            reversal_repeat: reversal_of("0401"),
+            void,
+            rrn,
+        }
+    }
+
+    fn bytes(&self, event: VoidEvent) -> &[u8] {
+        match event {
+            VoidEvent::Sale => &self.sale,
+            VoidEvent::Void => &self.void,
+            VoidEvent::VoidRepeat => &self.void_repeat,
+            VoidEvent::Reversal => &self.reversal,
+            VoidEvent::ReversalRepeat => &self.reversal_repeat,
+        }
+    }
+
+    /// The sale's key, under which the void's transfers are (`undo/*`, its first slot).
+    fn sale_key(&self) -> BusinessKey {
+        BusinessKey {
+            terminal_id: TERMINAL.into(),
+            batch: 1,
+            stan: self.sale_stan,
+        }
+    }
+}
+
+/// The model of a sale and its void:
+/// - a message the host answered before (same bytes) gets that answer again;
+/// - the sale is approved (nothing reverses it here);
+/// - the void (or its repeat) of a sale not posted yet gets 25; of a sale posted, 00 and it
+///   posts, unless its reversal reached the host before (94: it is marked, or was undone);
+///   a repeat of a void that stands gets 00 again and moves nothing;
+/// - a reversal of the void gets 00: it undoes a posted void once, and marks one not posted.
+#[derive(Default)]
+struct VoidModel {
+    sale: bool,
+    void: bool,
+    reversed: bool,
+    marked: bool,
+    answered: HashMap<VoidEvent, Seen>,
+}
+
+impl VoidModel {
+    fn answer(
+        &mut self,
+        messages: &VoidMessages,
+        event: VoidEvent,
+        seen: &Seen,
+        what: &(dyn Fn() -> String + Sync),
+    ) {
+        if let Some(first) = self.answered.get(&event) {
+            assert_eq!(
+                seen,
+                first,
+                "{}: a retransmission gets the original answer",
+                what()
+            );
+            return;
+        }
+        let got = (seen.mti.as_str(), seen.code.as_str());
+        match event {
+            VoidEvent::Sale => {
+                assert_eq!(got, ("0210", "00"), "{}: the sale is approved", what());
+                assert_eq!(seen.rrn, messages.rrn, "{}: the sale's RRN", what());
+                self.sale = true;
+            }
+            VoidEvent::Void | VoidEvent::VoidRepeat => {
+                let expected = if !self.sale {
+                    "25"
+                } else if self.marked || self.reversed {
+                    "94"
+                } else {
+                    "00"
+                };
+                assert_eq!(got, ("0210", expected), "{}: the void", what());
+                self.void |= expected == "00";
+            }
+            VoidEvent::Reversal | VoidEvent::ReversalRepeat => {
+                let mti = if event == VoidEvent::Reversal {
+                    "0410"
+                } else {
+                    "0411"
+                };
+                assert_eq!(got, (mti, "00"), "{}: a reversal is acknowledged", what());
+                if self.void {
+                    self.reversed = true;
+                } else {
+                    self.marked = true;
+                }
+            }
+        }
+        self.answered.insert(event, seen.clone());
+    }
+
+    /// What the card paid: the sale, unless a void of it stands.
+    fn paid(&self, messages: &VoidMessages) -> i64 {
+        let voided = self.void && !self.reversed;
+        if self.sale && !voided {
+            i64::try_from(messages.amount).unwrap()
+        } else {
+            0
+        }
+    }
+}
+
+/// The ledger agrees with the model: the sale's transfer exists when it posted; the void's
+/// first slot holds the void when it posted (code 23), the mark when its reversal overtook it
+/// (a hold), nothing otherwise; the void's reversal exists when it was undone; and the second
+/// slot is empty (one void, one slot).
+async fn check_void_ledger(store: &Store, messages: &VoidMessages, model: &VoidModel, what: &str) {
+    let key = messages.sale_key();
+    let transfer = async |purpose: &str| store.transfer(key.transfer_id(purpose)).await.unwrap();
+    assert_eq!(
+        transfer("sale/issuer").await.is_some(),
+        model.sale,
+        "{what}: the sale posted"
+    );
+    let slot = transfer("undo/issuer").await;
+    let found = slot
+        .as_ref()
+        .map(|transfer| (transfer.is_hold(), transfer.request.code));
+    let expected = if model.void {
+        Some((false, 23))
+    } else if model.marked {
+        found.filter(|(hold, _)| *hold)
+    } else {
+        None
+    };
+    assert_eq!(found, expected, "{what}: the void's slot");
+    assert_eq!(
+        transfer("undo-reversal/issuer").await.is_some(),
+        model.reversed,
+        "{what}: the void undone"
+    );
+    assert!(
+        transfer("undo#1/issuer").await.is_none(),
+        "{what}: one void takes one slot"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_ordering_of_a_sale_its_void_and_the_voids_reversals_voids_at_most_once() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("warn")
+        .with_test_writer()
+        .try_init();
+    let longest = usize::try_from(env_number("EASYPOS_VOID_ORDERING_LENGTH", 5)).unwrap();
+    let orderings = orderings_of(&VOID_EVENTS, longest);
+    if longest == 5 {
+        assert_eq!(orderings.len(), 5 + 25 + 125 + 625 + 3_125);
+    }
+    for backend in store::testing::backends().await {
+        let name = backend.name;
+        let world = world_on(backend).await;
+        let (address, mut client, stop, server, _handler) =
+            start_listening(&world, unlimited(), |handler| {
+                handler.without_terminal_rate()
+            })
+            .await;
+        let keys = signed_on(&mut client).await;
+        // As in the sale's orderings: one card per worker; the sale of ordering `i` has trace
+        // number 2i + 1 and its void 2i + 2.
+        let mut workers = Vec::new();
+        for (worker, card) in CARDS.iter().enumerate() {
+            let card = demo_card(card);
+            let world_store = world.store.clone();
+            let keys = keys.clone();
+            let mine: Vec<(usize, Vec<VoidEvent>)> = orderings
+                .iter()
+                .cloned()
+                .enumerate()
+                .filter(|(index, _)| index % CARDS.len() == worker)
+                .collect();
+            workers.push(tokio::spawn(async move {
+                let mut client = Client::connect(address, LengthPrefix::Binary2, TIMEOUT)
+                    .await
+                    .unwrap();
+                let balance = async |store: &Store| {
+                    store
+                        .account(card.card.account)
+                        .await
+                        .unwrap()
+                        .unwrap()
+                        .available()
+                };
+                for (run, (index, events)) in mine.iter().enumerate() {
+                    let before = balance(&world_store).await;
+                    let sale_stan = 2 * u32::try_from(*index).unwrap() + 1;
+                    let atc = u16::try_from(run + 1).unwrap();
+                    let messages =
+                        VoidMessages::new(&card, sale_stan, amount_of(sale_stan), atc, &keys);
+                    let mut model = VoidModel::default();
+                    for (step, event) in events.iter().enumerate() {
+                        let what = || {
+                            format!(
+                                "{name}: ordering {events:?}, after {:?} (sale's trace number {sale_stan})",
+                                &events[..=step]
+                            )
+                        };
+                        let seen = send(&mut client, messages.bytes(*event)).await;
+                        model.answer(&messages, *event, &seen, &what);
+                        assert_eq!(
+                            before - balance(&world_store).await,
+                            model.paid(&messages),
+                            "{}: the card's money",
+                            what()
+                        );
+                        check_void_ledger(&world_store, &messages, &model, &what()).await;
+                    }
+                }
+            }));
+        }
+        for worker in workers {
+            worker.await.unwrap();
+        }
+        world.store.check_books().await.unwrap();
+        let _ = stop.send(true);
+        server.await.unwrap();
+    }
+}
+
+/// A void that was reversed leaves its sale free for another void (a new trace number), which
+/// posts once, in the next slot; the reversed void itself, repeated, never posts again. The
+/// same for refunds, one standing at a time as before.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reversed_void_frees_its_sale_for_another_void_and_never_posts_again() {
+    for backend in store::testing::backends().await {
+        let name = backend.name;
+        let world = world_on(backend).await;
+        let (_address, mut client, stop, server, _handler) =
+            start_listening(&world, unlimited(), |handler| {
+                handler.without_terminal_rate()
+            })
+            .await;
+        let keys = signed_on(&mut client).await;
+        let card = demo_card("card-CH001-D");
+        let opening = available(&world, &card).await;
+        let reversal_of = |request: &[u8], mti: &str| {
+            edited(request, &keys, |message| {
+                message.mti = Mti::parse(mti).unwrap();
+                for field in [2, 35, 37, 38, 52, 55] {
+                    message.remove(field);
+                }
+                message.set_text(39, "98");
+            })
+        };
+        // Read again under the same trace number: not a retransmission, decided again.
+        let repeat_of = |request: &[u8]| {
+            edited(request, &keys, |message| {
+                message.set_text(12, "120000");
+            })
+        };
+        let refund = |amount: u64, stan: u32, rrn: &str| {
+            edited(
+                &void(&card, amount, stan, 1, rrn, &keys),
+                &keys,
+                |message| {
+                    message.mti = Mti::parse("0220").unwrap();
+                    message.set_text(60, "25000001");
+                },
+            )
+        };
+        let sale = send(
+            &mut client,
+            &chip_sale(&card, 1_000, 1, 1, demo::DEMO_PIN, &keys),
+        )
+        .await;
+        assert_eq!(sale.code, "00", "{name}");
+        let first = void(&card, 1_000, 2, 1, &sale.rrn, &keys);
+        assert_eq!(send(&mut client, &first).await.code, "00", "{name}");
+        assert_eq!(available(&world, &card).await, opening);
+        assert_eq!(
+            send(&mut client, &reversal_of(&first, "0400")).await.code,
+            "00"
+        );
+        assert_eq!(available(&world, &card).await, opening - 1_000);
+
+        // The reversed void, repeated, is refused as a repeat of a reversed sale is.
+        assert_eq!(
+            send(&mut client, &repeat_of(&first)).await.code,
+            "94",
+            "{name}: a repeat of the reversed void"
+        );
+        assert_eq!(available(&world, &card).await, opening - 1_000);
+
+        // The cashier voids the sale again: it posts, once.
+        let second = void(&card, 1_000, 3, 1, &sale.rrn, &keys);
+        assert_eq!(
+            send(&mut client, &second).await.code,
+            "00",
+            "{name}: the sale voided again after its void was reversed"
+        );
+        assert_eq!(available(&world, &card).await, opening);
+        assert_eq!(send(&mut client, &second).await.code, "00");
+        assert_eq!(send(&mut client, &repeat_of(&second)).await.code, "00");
+        assert_eq!(available(&world, &card).await, opening, "once");
+        // While it stands, no other void of the sale, and the first one still does not post.
+        let third = void(&card, 1_000, 4, 1, &sale.rrn, &keys);
+        assert_eq!(send(&mut client, &third).await.code, "12", "{name}");
+        send(&mut client, &first).await;
+        send(&mut client, &repeat_of(&first)).await;
+        send(&mut client, &reversal_of(&first, "0401")).await;
+        assert_eq!(
+            available(&world, &card).await,
+            opening,
+            "{name}: voided once"
+        );
+        let key = BusinessKey {
+            terminal_id: TERMINAL.into(),
+            batch: 1,
+            stan: 1,
+        };
+        let user_data = async |purpose: &str| {
+            world
+                .store
+                .transfer(key.transfer_id(purpose))
+                .await
+                .unwrap()
+                .map(|transfer| transfer.request.user_data)
+        };
+        assert_eq!(user_data("undo/issuer").await, Some(2), "{name}: slot 0");
+        assert_eq!(user_data("undo-reversal/issuer").await, Some(2));
+        assert_eq!(user_data("undo#1/issuer").await, Some(3), "{name}: slot 1");
+        assert_eq!(user_data("undo-reversal#1/issuer").await, None);
+        assert_eq!(user_data("undo#2/issuer").await, None);
+
+        // The second void reversed too: a refund, partial, may follow; one at a time.
+        assert_eq!(
+            send(&mut client, &reversal_of(&second, "0400")).await.code,
+            "00"
+        );
+        assert_eq!(available(&world, &card).await, opening - 1_000);
+        let part = refund(400, 5, &sale.rrn);
+        assert_eq!(send(&mut client, &part).await.code, "00", "{name}: refund");
+        assert_eq!(available(&world, &card).await, opening - 600);
+        assert_eq!(
+            send(&mut client, &refund(300, 6, &sale.rrn)).await.code,
+            "12",
+            "{name}: a second refund while the first stands"
+        );
+        assert_eq!(
+            send(&mut client, &reversal_of(&part, "0400")).await.code,
+            "00"
+        );
+        assert_eq!(available(&world, &card).await, opening - 1_000);
+        assert_eq!(
+            send(&mut client, &refund(300, 7, &sale.rrn)).await.code,
+            "00",
+            "{name}: a refund after the reversed one"
+        );
+        assert_eq!(send(&mut client, &repeat_of(&part)).await.code, "94");
+        assert_eq!(available(&world, &card).await, opening - 700);
+        world.store.check_books().await.unwrap();
+        let _ = stop.send(true);
+        server.await.unwrap();
+    }
+}
+
+/// A void and its reversal sent at once, on two connections, over and over: whichever reaches
+/// the store first, the sale stands at the end — the reversal undoes the void, or marks it so
+/// that it never posts, or (the void posting between the reversal's look-up and its mark) finds
+/// its mark refused and undoes the void after all.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_void_racing_its_reversal_never_stands() {
+    let rounds = u32::try_from(env_number("EASYPOS_VOID_RACE_ROUNDS", 150)).unwrap();
+    for backend in store::testing::backends().await {
+        let name = backend.name;
+        let world = world_on(backend).await;
+        let (address, mut client, stop, server, _handler) =
+            start_listening(&world, unlimited(), |handler| {
+                handler.without_terminal_rate()
+            })
+            .await;
+        let keys = signed_on(&mut client).await;
+        let mut other = Client::connect(address, LengthPrefix::Binary2, TIMEOUT)
+            .await
+            .unwrap();
+        let card = demo_card("card-CH002-D");
+        let opening = available(&world, &card).await;
+        let mut paid = 0;
+        let mut answers: HashMap<(String, String), u32> = HashMap::new();
+        for round in 0..rounds {
+            let sale_stan = 2 * round + 1;
+            let amount = amount_of(sale_stan);
+            let sale = send(
+                &mut client,
+                &chip_sale(
+                    &card,
+                    amount,
+                    sale_stan,
+                    u16::try_from(round + 1).unwrap(),
+                    demo::DEMO_PIN,
+                    &keys,
+                ),
+            )
+            .await;
+            assert_eq!(sale.code, "00", "{name}: round {round}");
+            paid += i64::try_from(amount).unwrap();
+            let void = void(&card, amount, sale_stan + 1, sale_stan, &sale.rrn, &keys);
+            let reversal = edited(&void, &keys, |message| {
+                message.mti = Mti::parse("0400").unwrap();
+                for field in [2, 35, 37, 38, 52, 55] {
+                    message.remove(field);
+                }
+                message.set_text(39, "98");
+            });
+            let (voided, reversed) =
+                tokio::join!(send(&mut client, &void), send(&mut other, &reversal));
+            assert_eq!(reversed.code, "00", "{name}: round {round}: the reversal");
+            *answers
+                .entry((voided.code.clone(), reversed.code.clone()))
+                .or_default() += 1;
+            assert_eq!(
+                opening - available(&world, &card).await,
+                paid,
+                "{name}: round {round}: the void answered {} does not stand after its reversal",
+                voided.code
+            );
+        }
+        eprintln!("{name}: (void, reversal) answers over {rounds} rounds: {answers:?}");
         world.store.check_books().await.unwrap();
         let _ = stop.send(true);
         server.await.unwrap();
