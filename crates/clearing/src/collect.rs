@@ -15,13 +15,17 @@
 //! | reversal of a refund | sale's key, `undo-reversal/acquirer` | refund reversed |
 //! | reversal of a completion void | pre-authorization's key, `completion-void-reversal/acquirer` | purchase |
 //!
+//! The follow-ups' purposes are their first slot's: a follow-up posted after an earlier one of
+//! the same original was reversed is in a later slot (`undo#1/acquirer`, and its reversal
+//! `undo-reversal#1/acquirer`; `acquirer::effects::in_slot`), found by its trace number.
+//!
 //! Pre-authorizations and their voids only hold money in the issuer's books, and inquiries
 //! move nothing: neither reaches a merchant. A message belongs to the cycle its journal row
 //! was received in.
 
 use crate::cycle::Window;
 use crate::{ClearingError, Progress};
-use acquirer::effects::BusinessKey;
+use acquirer::effects::{BusinessKey, FOLLOW_UP_SLOTS, in_slot};
 use ledger::{AccountId, InstitutionId, Transfer, TransferId};
 use money::{Amount, Currency};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -244,7 +248,7 @@ pub(crate) async fn collect(
         if done % 1_000 == 0 {
             progress(Progress::Matching { done, total });
         }
-        let Some(expected) = expected(store, row).await? else {
+        let Some(expected) = expected(store, acquirer, row).await? else {
             continue;
         };
         journaled.insert(expected.transfer);
@@ -363,45 +367,102 @@ async fn completed_preauthorization(
 }
 
 /// Where the acquirer transfer of an approved message is, by the host's own key derivation.
+/// A follow-up (completion, void, refund, completion void) and its reversal are in the slot
+/// the follow-up took under its original (`acquirer::effects::in_slot`).
 async fn expected(
     store: &Store,
+    acquirer: InstitutionId,
     row: &TransactionRecord,
 ) -> Result<Option<Expected>, ClearingError> {
     let terminal = row.terminal_id.as_str();
     let own = key(terminal, row.batch, row.stan);
     let original = key(terminal, row.original_batch, row.original_stan);
     let stan = row.stan.and_then(|stan| u128::try_from(stan).ok());
-    let plain = |key: Option<BusinessKey>, purpose: &str, effect, user_data| {
-        key.map(|key| Expected {
-            transfer: key.transfer_id(purpose),
+    let marks = marks(acquirer, row.currency);
+    let follow_up = async |key: Option<BusinessKey>, purpose: &str, effect| {
+        let Some(key) = key else {
+            return Ok::<_, ClearingError>(None);
+        };
+        let generation = slot_of(store, &key, purpose, stan, marks).await?;
+        Ok(Some(Expected {
+            transfer: key.transfer_id(&format!("{}/acquirer", in_slot(purpose, generation))),
             effect,
             reverses: None,
-            user_data,
+            user_data: stan,
             reversed: None,
             card: None,
-        })
+        }))
     };
     Ok(match row.kind.as_str() {
-        "Sale" => plain(own, "sale/acquirer", Effect::Purchase, None),
-        "PreAuthorizationCompletion" => {
-            plain(original, "completion/acquirer", Effect::Purchase, stan)
-        }
-        "SaleVoid" => plain(original, "undo/acquirer", Effect::Cancel, stan),
-        "Refund" => plain(original, "undo/acquirer", Effect::Refund, stan),
+        "Sale" => own.map(|key| Expected {
+            transfer: key.transfer_id("sale/acquirer"),
+            effect: Effect::Purchase,
+            reverses: None,
+            user_data: None,
+            reversed: None,
+            card: None,
+        }),
+        "PreAuthorizationCompletion" => follow_up(original, "completion", Effect::Purchase).await?,
+        "SaleVoid" => follow_up(original, "undo", Effect::Cancel).await?,
+        "Refund" => follow_up(original, "undo", Effect::Refund).await?,
         "CompletionVoid" => {
             let preauthorization =
                 completed_preauthorization(store, terminal, row.original_batch, row.original_stan)
                     .await?;
-            plain(
-                preauthorization,
-                "completion-void/acquirer",
-                Effect::Cancel,
-                stan,
-            )
+            follow_up(preauthorization, "completion-void", Effect::Cancel).await?
         }
-        "Reversal" => reversal(store, row, own, stan).await?,
+        "Reversal" => reversal(store, row, own, stan, marks).await?,
         _ => None,
     })
+}
+
+/// The reversal-marks account of the acquirer's books in the row's currency: a reversal that
+/// overtook its follow-up holds the follow-up's slot with a transfer from it.
+fn marks(acquirer: InstitutionId, currency: Option<i64>) -> Option<AccountId> {
+    let currency = Currency::from_numeric(u16::try_from(currency?).ok()?).ok()?;
+    Some(acquirer::chart::reversal_marks(acquirer, currency).0)
+}
+
+/// The slot of `purpose` under `original` that the follow-up with trace number `stan` posted
+/// in: follow-ups of one original take slots in order, each carrying its trace number in its
+/// transfers' user data (a reversal's mark does too, from the reversal-marks account; in a
+/// slot a mark holds, the acquirer's transfer may be missing, so a slot is free only when
+/// neither side holds it). The first slot when none is found, so that a follow-up missing from
+/// the ledger is reported as it always was.
+async fn slot_of(
+    store: &Store,
+    original: &BusinessKey,
+    purpose: &str,
+    stan: Option<u128>,
+    marks: Option<AccountId>,
+) -> Result<u32, ClearingError> {
+    let Some(stan) = stan else {
+        return Ok(0);
+    };
+    for generation in 0..FOLLOW_UP_SLOTS {
+        let slot = in_slot(purpose, generation);
+        match store
+            .transfer(original.transfer_id(&format!("{slot}/acquirer")))
+            .await?
+        {
+            Some(transfer)
+                if transfer.request.user_data == stan && Some(transfer.debit) != marks =>
+            {
+                return Ok(generation);
+            }
+            Some(_) => {}
+            None => {
+                if store
+                    .transfer(original.transfer_id(&format!("{slot}/issuer")))
+                    .await?
+                    .is_none()
+                {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(0)
 }
 
 async fn reversal(
@@ -409,6 +470,7 @@ async fn reversal(
     row: &TransactionRecord,
     own: Option<BusinessKey>,
     stan: Option<u128>,
+    marks: Option<AccountId>,
 ) -> Result<Option<Expected>, ClearingError> {
     let terminal = row.terminal_id.as_str();
     let Some(reversed) = original_message(store, terminal, row.batch, row.stan).await? else {
@@ -416,49 +478,62 @@ async fn reversal(
         return Ok(None);
     };
     let original = key(terminal, reversed.original_batch, reversed.original_stan);
-    let (base, purpose, effect, reversed_purpose) = match reversed.kind.as_str() {
-        "Sale" => (own, "reversal/acquirer", Effect::Cancel, "sale/acquirer"),
-        "PreAuthorizationCompletion" => (
-            original,
-            "completion-reversal/acquirer",
-            Effect::Cancel,
-            "completion/acquirer",
-        ),
-        "SaleVoid" => (
-            original,
-            "undo-reversal/acquirer",
-            Effect::Purchase,
-            "undo/acquirer",
-        ),
-        "Refund" => (
-            original,
-            "undo-reversal/acquirer",
-            Effect::RefundReversed,
-            "undo/acquirer",
-        ),
-        "CompletionVoid" => (
-            completed_preauthorization(
-                store,
-                terminal,
-                reversed.original_batch,
-                reversed.original_stan,
-            )
-            .await?,
-            "completion-void-reversal/acquirer",
-            Effect::Purchase,
-            "completion-void/acquirer",
-        ),
-        // Pre-authorizations, their voids and inquiries move no merchant money.
-        _ => return Ok(None),
-    };
-    Ok(base.map(|base| Expected {
+    let expected = |base: BusinessKey, purpose: &str, effect, reversed_purpose: &str| Expected {
         transfer: base.transfer_id(purpose),
         effect,
         reverses: Some(reversed.kind.clone()),
         user_data: stan,
         reversed: Some(base.transfer_id(reversed_purpose)),
         card: reversed.card.clone(),
-    }))
+    };
+    // A follow-up's reversal is in the slot its follow-up took (the reversal carries the
+    // follow-up's trace number).
+    let follow_up = async |base: Option<BusinessKey>, reversal: &str, effect, purpose: &str| {
+        let Some(base) = base else {
+            return Ok::<_, ClearingError>(None);
+        };
+        let generation = slot_of(store, &base, purpose, stan, marks).await?;
+        Ok(Some(expected(
+            base.clone(),
+            &format!("{}/acquirer", in_slot(reversal, generation)),
+            effect,
+            &format!("{}/acquirer", in_slot(purpose, generation)),
+        )))
+    };
+    Ok(match reversed.kind.as_str() {
+        "Sale" => {
+            own.map(|own| expected(own, "reversal/acquirer", Effect::Cancel, "sale/acquirer"))
+        }
+        "PreAuthorizationCompletion" => {
+            follow_up(
+                original,
+                "completion-reversal",
+                Effect::Cancel,
+                "completion",
+            )
+            .await?
+        }
+        "SaleVoid" => follow_up(original, "undo-reversal", Effect::Purchase, "undo").await?,
+        "Refund" => follow_up(original, "undo-reversal", Effect::RefundReversed, "undo").await?,
+        "CompletionVoid" => {
+            let preauthorization = completed_preauthorization(
+                store,
+                terminal,
+                reversed.original_batch,
+                reversed.original_stan,
+            )
+            .await?;
+            follow_up(
+                preauthorization,
+                "completion-void-reversal",
+                Effect::Purchase,
+                "completion-void",
+            )
+            .await?
+        }
+        // Pre-authorizations, their voids and inquiries move no merchant money.
+        _ => None,
+    })
 }
 
 /// Merchants and cards of the directory, by what the journal carries.
