@@ -560,9 +560,9 @@ async fn world_store_close(world: World) -> Option<store::testing::TestBackend> 
     _backend
 }
 
-/// Copies an SQLite database closed by its store: the file and its write-ahead log, which
-/// may still hold committed pages (`close` does not always leave them checkpointed into the
-/// file; seen in CI: the template's file was 4 KiB and every row in its WAL).
+/// Copies an SQLite database closed by its store: the file, and its write-ahead log if one was
+/// left (`close` checkpoints the log into the file, TRUNCATE, unless a reader kept it from
+/// finishing; before it did, CI saw a 4 KiB template file with every row in its WAL).
 fn copy_database(from: &std::path::Path, to: &std::path::Path) {
     std::fs::copy(from, to).unwrap();
     let wal = |path: &std::path::Path| {
