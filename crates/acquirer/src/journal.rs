@@ -90,15 +90,11 @@ pub(crate) fn entry(
 /// passed on (`switch::MESSAGE_IDENTITY`).
 pub(crate) fn message_identity(message: &Message<'_>) -> Option<String> {
     match message.get(64) {
-        Some(mac) => Some(hex_of(&mac.to_bytes())),
+        Some(mac) => Some(paycrypto::to_hex(&mac.to_bytes())),
         None => message
             .get(crate::switch::MESSAGE_IDENTITY)
             .map(|value| value.to_text()),
     }
-}
-
-fn hex_of(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02X}")).collect()
 }
 
 impl TerminalHandler {

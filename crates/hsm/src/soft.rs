@@ -829,8 +829,10 @@ impl SoftHsm {
                 Ok(mac::iso9797_alg1(&key.tdes()?, data, padding).to_vec())
             }
             MacAlgorithm::Iso9797Alg3(padding) => {
+                // The key's DES schedules are built once, when it is first used (a terminal's
+                // MAC key verifies its request and MACs its answer).
                 let key = self.open_for(key, &[KeyUsage::MAC_ALG3], modes, operation)?;
-                Ok(mac::iso9797_alg3(&key.tdes()?, data, padding)?.to_vec())
+                Ok(key.prepared()?.retail_mac(data, padding).to_vec())
             }
             MacAlgorithm::AesCmac => {
                 let key = self.open_for(key, &[KeyUsage::MAC_CMAC], modes, operation)?;

@@ -49,6 +49,12 @@ impl Tdes {
         self.first.encrypt(block)
     }
 
+    /// The CBC-MAC of `data` under the first key alone (zero IV, a short last block taken as
+    /// zero-padded): the chain of ISO 9797-1 algorithm 3.
+    pub(crate) fn cbc_mac_first(&self, data: &[u8]) -> [u8; 8] {
+        self.first.cbc_mac(data)
+    }
+
     /// Single DES decryption under the second key (the output transformation of algorithm 3);
     /// the caller guarantees a multi-key cipher.
     pub(crate) fn decrypt_second(&self, block: &[u8; 8]) -> [u8; 8] {

@@ -114,6 +114,34 @@ const fn inverse(table: &[u8; 64]) -> [u8; 64] {
     inverse
 }
 
+/// Bits of the even S-boxes' half of a split round key: the odd half sits above them.
+const EVEN_BITS: u32 = 34;
+
+/// PC2 straight into a split round key ([`Schedule`]): the even S-boxes' half in the low
+/// [`EVEN_BITS`] bits, the odd half above, so building a schedule costs no more than PC2.
+const fn pc2_split() -> Permutation {
+    let mut tables = [[0u64; 16]; 16];
+    let mut out = 0;
+    while out < PC2.len() {
+        let source = PC2[out] as usize - 1;
+        let (nibble, shift) = (source / 4, 3 - source % 4);
+        let (sbox, bit) = (out / 6, out % 6);
+        let mut position = (28 - 4 * sbox) + (5 - bit);
+        if sbox % 2 == 1 {
+            position += EVEN_BITS as usize;
+        }
+        let mut value = 0;
+        while value < 16 {
+            if (value >> shift) & 1 == 1 {
+                tables[nibble][value] |= 1 << position;
+            }
+            value += 1;
+        }
+        out += 1;
+    }
+    tables
+}
+
 /// S-box output through P, one table per S-box: the round function is 8 lookups.
 const fn sp_tables() -> [[u32; 64]; 8] {
     let mut tables = [[0u32; 64]; 8];
@@ -141,7 +169,9 @@ const fn sp_tables() -> [[u32; 64]; 8] {
 static IP_TABLE: Permutation = permutation(&IP);
 static FP_TABLE: Permutation = permutation(&inverse(&IP));
 static PC1_TABLE: Permutation = permutation(&PC1);
+#[cfg(test)]
 static PC2_TABLE: Permutation = permutation(&PC2);
+static PC2_SPLIT_TABLE: Permutation = pc2_split();
 static SP: [[u32; 64]; 8] = sp_tables();
 
 fn permute(tables: &Permutation, word: u64) -> u64 {
@@ -152,14 +182,28 @@ fn permute(tables: &Permutation, word: u64) -> u64 {
     out
 }
 
-/// The 16 round keys of one DES key (48 bits each, MSB-aligned).
+/// The 16 round keys of one DES key, each split for [`Schedule::round`]: the 6-bit chunks of
+/// the even S-boxes in one word and of the odd ones in the other, each chunk at the place of
+/// its S-box's group in the expanded half block. Groups overlap within the expanded word, but
+/// not within a half, so a round XORs its key in with two operations instead of eight.
 #[derive(Clone)]
-pub(crate) struct Schedule([u64; 16]);
+pub(crate) struct Schedule([[u64; 2]; 16]);
 
 impl Drop for Schedule {
     fn drop(&mut self) {
         zeroize::Zeroize::zeroize(&mut self.0);
     }
+}
+
+/// A 48-bit round key (MSB-aligned) split into its even and odd S-boxes' chunks (what
+/// [`PC2_SPLIT_TABLE`] makes directly).
+#[cfg(test)]
+fn split(key: u64) -> [u64; 2] {
+    let mut halves = [0u64; 2];
+    for sbox in 0..8 {
+        halves[sbox % 2] |= ((key >> (58 - 6 * sbox)) & 0x3F) << (28 - 4 * sbox);
+    }
+    halves
 }
 
 impl Schedule {
@@ -169,43 +213,49 @@ impl Schedule {
         let permuted = permute(&PC1_TABLE, u64::from_be_bytes(word));
         const HALF: u64 = 0x0FFF_FFFF;
         let (mut c, mut d) = (permuted >> 36, (permuted >> 8) & HALF);
-        let mut keys = [0u64; 16];
+        let mut keys = [[0u64; 2]; 16];
         for (round, shift) in SHIFTS.iter().enumerate() {
             c = ((c << shift) | (c >> (28 - shift))) & HALF;
             d = ((d << shift) | (d >> (28 - shift))) & HALF;
-            keys[round] = permute(&PC2_TABLE, (c << 36) | (d << 8));
+            let packed = permute(&PC2_SPLIT_TABLE, (c << 36) | (d << 8));
+            keys[round] = [packed & ((1 << EVEN_BITS) - 1), packed >> EVEN_BITS];
         }
         Self(keys)
     }
 
     /// The round function. E is done with shifts: the 34-bit word `R32 || R1..R32 || R1` holds
     /// every 6-bit E group at a 4-bit stride, so no table is needed for it.
-    fn round(r: u32, key: u64) -> u32 {
+    fn round(r: u32, key: &[u64; 2]) -> u32 {
         let r = u64::from(r);
         let wrapped = ((r & 1) << 33) | (r << 1) | (r >> 31);
+        let halves = [wrapped ^ key[0], wrapped ^ key[1]];
         let mut f = 0;
         for (sbox, table) in SP.iter().enumerate() {
-            let group = ((wrapped >> (28 - 4 * sbox)) ^ (key >> (58 - 6 * sbox))) & 0x3F;
+            let group = (halves[sbox % 2] >> (28 - 4 * sbox)) & 0x3F;
             f |= table[group as usize];
         }
         f
     }
 
-    fn crypt(&self, block: u64, decrypt: bool) -> u64 {
-        let permuted = permute(&IP_TABLE, block);
+    /// The 16 rounds of a block already through IP; the result still has to go through FP.
+    fn rounds(&self, permuted: u64, decrypt: bool) -> u64 {
         // Truncations split the 64-bit block into its halves.
         let (mut l, mut r) = ((permuted >> 32) as u32, permuted as u32);
         for index in 0..16 {
             let key = if decrypt {
-                self.0[15 - index]
+                &self.0[15 - index]
             } else {
-                self.0[index]
+                &self.0[index]
             };
             let next = l ^ Self::round(r, key);
             l = r;
             r = next;
         }
-        permute(&FP_TABLE, (u64::from(r) << 32) | u64::from(l))
+        (u64::from(r) << 32) | u64::from(l)
+    }
+
+    fn crypt(&self, block: u64, decrypt: bool) -> u64 {
+        permute(&FP_TABLE, self.rounds(permute(&IP_TABLE, block), decrypt))
     }
 
     pub(crate) fn encrypt(&self, block: &[u8; 8]) -> [u8; 8] {
@@ -214,6 +264,23 @@ impl Schedule {
 
     pub(crate) fn decrypt(&self, block: &[u8; 8]) -> [u8; 8] {
         self.crypt(u64::from_be_bytes(*block), true).to_be_bytes()
+    }
+
+    /// CBC encryption of `data` with a zero IV, keeping only the last block (the CBC-MAC):
+    /// `data` is taken in 8-byte blocks, a short last one as if padded with zeros.
+    ///
+    /// IP and FP are bit permutations and inverses of each other, so between two blocks FP
+    /// then IP cancel, and IP of an XOR is the XOR of the IPs: the chain stays in the permuted
+    /// domain, each data block goes through IP on its way in, and only the last result goes
+    /// through FP. That saves two of the three permutations of every block but the last.
+    pub(crate) fn cbc_mac(&self, data: &[u8]) -> [u8; 8] {
+        let mut chain = 0u64;
+        for chunk in data.chunks(8) {
+            let mut block = [0u8; 8];
+            block[..chunk.len()].copy_from_slice(chunk);
+            chain = self.rounds(chain ^ permute(&IP_TABLE, u64::from_be_bytes(block)), false);
+        }
+        permute(&FP_TABLE, chain).to_be_bytes()
     }
 }
 
@@ -239,7 +306,7 @@ mod tests {
         let all_zero_inputs = super::SP.iter().fold(0, |acc, sbox| acc | sbox[0]);
         for r in [0u32, 1, 0x8000_0001, 0xDEAD_BEEF, 0x1234_5678, u32::MAX] {
             let expanded = super::permute(&table, u64::from(r) << 32);
-            assert_eq!(Schedule::round(r, expanded), all_zero_inputs);
+            assert_eq!(Schedule::round(r, &super::split(expanded)), all_zero_inputs);
         }
     }
 
@@ -261,6 +328,51 @@ mod tests {
             let schedule = Schedule::new(&key);
             assert_eq!(schedule.encrypt(&block)[..], expected[..]);
             assert_eq!(schedule.decrypt(&schedule.encrypt(&block)), block);
+        }
+    }
+
+    #[test]
+    fn split_pc2_is_pc2_then_split() {
+        let mut word = 0x0123_4567_89AB_CDEFu64;
+        for _ in 0..1000 {
+            word ^= word << 13;
+            word ^= word >> 7;
+            word ^= word << 17;
+            let packed = super::permute(&super::PC2_SPLIT_TABLE, word);
+            let expected = super::split(super::permute(&super::PC2_TABLE, word));
+            assert_eq!(
+                [
+                    packed & ((1 << super::EVEN_BITS) - 1),
+                    packed >> super::EVEN_BITS
+                ],
+                expected
+            );
+        }
+    }
+
+    #[test]
+    fn cbc_mac_agrees_with_chained_encryptions() {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_be_bytes()
+        };
+        for length in 0..=41usize {
+            let schedule = Schedule::new(&next());
+            let data: Vec<u8> = (0..length.div_ceil(8))
+                .flat_map(|_| next())
+                .take(length)
+                .collect();
+            let mut chain = [0u8; 8];
+            for chunk in data.chunks(8) {
+                for (byte, input) in chain.iter_mut().zip(chunk) {
+                    *byte ^= input;
+                }
+                chain = schedule.encrypt(&chain);
+            }
+            assert_eq!(schedule.cbc_mac(&data), chain, "{length} bytes");
         }
     }
 }

@@ -109,10 +109,7 @@ impl PreparedTdesKey {
 
     /// ISO 9797-1 algorithm 3 under this key.
     pub fn retail_mac(&self, data: &[u8], padding: Padding) -> [u8; 8] {
-        let chain = cbc_mac(
-            |block| self.cipher.encrypt_first(block),
-            &pad(data, padding, DES_BLOCK),
-        );
+        let chain = self.cipher.cbc_mac_first(&pad(data, padding, DES_BLOCK));
         self.cipher
             .encrypt_first(&self.cipher.decrypt_second(&chain))
     }
