@@ -125,14 +125,16 @@ async fn world() -> (TerminalHandler, Arc<store::Store>) {
     demo::seed(&store, hsm.as_ref())
         .await
         .expect("the demo world");
+    // The terminal's record as the host makes it from the store.
+    let (terminal, merchant) = store
+        .terminal_with_merchant(TERMINAL)
+        .await
+        .expect("the store reads")
+        .expect("the demo terminal");
+    assert_eq!(merchant.id, MERCHANT);
     let terminals = HashMap::from([(
         TERMINAL.to_owned(),
-        TerminalRecord {
-            merchant_id: MERCHANT.into(),
-            active: true,
-            acquirer: demo::ACQUIRER,
-            merchant_payable: demo::account_id(&format!("merchant/{MERCHANT}")),
-        },
+        TerminalRecord::new(&terminal, &merchant),
     )]);
     let handler =
         TerminalHandler::new(cup(), terminals, store.clone(), hsm).without_terminal_rate();
