@@ -46,6 +46,12 @@
 //! [`FOLLOW_UP_SLOTS`] follow-ups of one kind, reversed ones included.
 //!
 //! A reversal of a sale or pre-authorization gives the card's spend of that day back.
+//!
+//! A reversal of a sale that a void or refund stands against is answered 00 and posts nothing
+//! (its money went back already); `undo.rs` refuses a void or refund of a reversed sale (25).
+//! Both are look-ups before the commit, not a guard of the ledger's: a void and its sale's
+//! reversal racing on two connections could still both post (a terminal sends one message at a
+//! time, and reverses only what got no answer).
 
 use crate::completion::{
     COMPLETION, COMPLETION_REVERSAL, COMPLETION_VOID, COMPLETION_VOID_REVERSAL,
@@ -203,6 +209,29 @@ impl TerminalHandler {
         {
             tracing::warn!(terminal = %request.terminal_id, stan = request.stan, "reversal does not match its original");
             return Err(ResponseCode::InvalidAmount);
+        }
+        // A sale a void or refund stands against has given its money back already: undoing it
+        // again would pay the card twice. The reversal is answered (the sale does not stand),
+        // and posts nothing.
+        let currency = crate::follow_up::currency(message)?;
+        let (marks, _) = crate::chart::reversal_marks(terminal.acquirer, currency);
+        let undone = self
+            .slots(key, UNDO, UNDO_REVERSAL, request.stan, "issuer", marks)
+            .await?;
+        if undone.standing
+            || matches!(
+                undone.mine,
+                Some((
+                    _,
+                    Slot::Posted {
+                        reversed: false,
+                        ..
+                    }
+                ))
+            )
+        {
+            tracing::warn!(terminal = %request.terminal_id, stan = request.stan, "reversal of a sale a void or refund stands against: nothing more to undo");
+            return Ok(ResponseCode::Approved);
         }
         let undo = sale.opposite(
             key,

@@ -14,7 +14,7 @@
 //! the sale: a next one, under a new trace number, takes the next slot. A refund may be partial;
 //! one stands at a time.
 
-use crate::effects::approval_codes;
+use crate::effects::{BusinessKey, approval_codes};
 use crate::handler::{TerminalHandler, TerminalRecord};
 use crate::keys::MessageKeys;
 use crate::message::Request;
@@ -96,6 +96,12 @@ impl TerminalHandler {
         let Some(sale) = self.posted(&original, "sale", None).await? else {
             return Err(ResponseCode::UnableToLocateRecord);
         };
+        // A sale its terminal reversed does not stand: there is nothing left to give back (its
+        // reversal gave the card its money back already).
+        if self.sale_reversed(&original).await? {
+            tracing::warn!(terminal = %request.terminal_id, stan = request.stan, "void or refund of a reversed sale refused");
+            return Err(ResponseCode::UnableToLocateRecord);
+        }
         let issuer = &sale.issuer;
         let card = self.require_same_card(message, issuer).await?;
         note.card_id = Some(card.id.clone());
@@ -137,6 +143,15 @@ impl TerminalHandler {
             Undo::Refund => self.commit_follow_up(transfers).await?,
         }
         Ok(ResponseCode::Approved)
+    }
+
+    /// Whether the sale under `original` was reversed (its reversal's transfers are posted).
+    pub(crate) async fn sale_reversed(&self, original: &BusinessKey) -> Result<bool, ResponseCode> {
+        self.store
+            .transfer(original.transfer_id("reversal/issuer"))
+            .await
+            .map(|reversal| reversal.is_some())
+            .map_err(|_| ResponseCode::SystemMalfunction)
     }
 
     /// The freezes and the risk rules for a void or refund, as for a sale (`sale.rs`, steps 1½

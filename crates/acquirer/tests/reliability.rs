@@ -1502,3 +1502,83 @@ async fn a_link_connection_the_issuer_closed_while_idle_is_replaced_not_answered
         server.await.unwrap();
     }
 }
+
+/// A sale's money goes back to the card once, whichever of its reversal and a void or refund
+/// comes first: a reversal of a sale a void stands against is answered and posts nothing, and a
+/// void or refund of a reversed sale gets 25. (A terminal does neither on its own — it reverses
+/// only what it got no answer to, before anything new — but the books must not depend on it.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sale_is_given_back_once_whether_voided_or_reversed_first() {
+    for backend in store::testing::backends().await {
+        let name = backend.name;
+        let world = world_on(backend).await;
+        let (_address, mut client, stop, server, _handler) =
+            start_listening(&world, unlimited(), |handler| {
+                handler.without_terminal_rate()
+            })
+            .await;
+        let keys = signed_on(&mut client).await;
+        let card = demo_card("card-CH001-D");
+        let opening = available(&world, &card).await;
+        let reversal_of = |request: &[u8]| {
+            edited(request, &keys, |message| {
+                message.mti = Mti::parse("0400").unwrap();
+                for field in [2, 35, 37, 38, 52, 55] {
+                    message.remove(field);
+                }
+                message.set_text(39, "98");
+            })
+        };
+        let refund = |amount: u64, stan: u32, original: u32, rrn: &str| {
+            edited(
+                &void(&card, amount, stan, original, rrn, &keys),
+                &keys,
+                |message| {
+                    message.mti = Mti::parse("0220").unwrap();
+                    message.set_text(60, "25000001");
+                },
+            )
+        };
+
+        // Voided, then reversed.
+        let first = chip_sale(&card, 1_000, 1, 1, demo::DEMO_PIN, &keys);
+        let sale = send(&mut client, &first).await;
+        assert_eq!(sale.code, "00", "{name}");
+        let voided = void(&card, 1_000, 2, 1, &sale.rrn, &keys);
+        assert_eq!(send(&mut client, &voided).await.code, "00", "{name}");
+        assert_eq!(available(&world, &card).await, opening);
+        assert_eq!(
+            send(&mut client, &reversal_of(&first)).await.code,
+            "00",
+            "{name}: the sale does not stand"
+        );
+        assert_eq!(
+            available(&world, &card).await,
+            opening,
+            "{name}: the voided sale's reversal gives nothing back again"
+        );
+
+        // Reversed, then voided or refunded.
+        let second = chip_sale(&card, 2_000, 5, 2, demo::DEMO_PIN, &keys);
+        let sale = send(&mut client, &second).await;
+        assert_eq!(sale.code, "00", "{name}");
+        assert_eq!(send(&mut client, &reversal_of(&second)).await.code, "00");
+        assert_eq!(available(&world, &card).await, opening);
+        assert_eq!(
+            send(&mut client, &void(&card, 2_000, 6, 5, &sale.rrn, &keys))
+                .await
+                .code,
+            "25",
+            "{name}: a void of a reversed sale"
+        );
+        assert_eq!(
+            send(&mut client, &refund(500, 7, 5, &sale.rrn)).await.code,
+            "25",
+            "{name}: a refund of a reversed sale"
+        );
+        assert_eq!(available(&world, &card).await, opening, "{name}");
+        world.store.check_books().await.unwrap();
+        let _ = stop.send(true);
+        server.await.unwrap();
+    }
+}
