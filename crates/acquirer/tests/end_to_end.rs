@@ -378,15 +378,7 @@ async fn reversals_of_every_follow_up(name: &str, cards: &World, client: &mut Cl
     let keys = signed_on(client).await;
     let card = demo_card("card-CH001-D");
     let opening = available(cards, &card).await;
-    let reversal_of = |request: &[u8]| {
-        edited(request, &keys, |message| {
-            message.mti = Mti::parse("0400").unwrap();
-            for field in [2, 35, 37, 38, 52, 55] {
-                message.remove(field);
-            }
-            message.set_text(39, "98");
-        })
-    };
+    let reversal_of = |request: &[u8]| common::reversal_of(request, "0400", &keys);
 
     // A void whose answer was lost: its reversal puts the sale back.
     let sale = send(

@@ -486,15 +486,7 @@ impl VoidMessages {
         let void_repeat = edited(&void, keys, |message| {
             message.set_text(12, "120000");
         });
-        let reversal_of = |mti: &str| {
-            edited(&void, keys, |message| {
-                message.mti = Mti::parse(mti).unwrap();
-                for field in [2, 35, 37, 38, 52, 55] {
-                    message.remove(field);
-                }
-                message.set_text(39, "98");
-            })
-        };
+        let reversal_of = |mti: &str| common::reversal_of(&void, mti, keys);
         VoidMessages {
             sale_stan,
             amount,
@@ -738,15 +730,7 @@ async fn a_reversed_void_frees_its_sale_for_another_void_and_never_posts_again()
         let keys = signed_on(&mut client).await;
         let card = demo_card("card-CH001-D");
         let opening = available(&world, &card).await;
-        let reversal_of = |request: &[u8], mti: &str| {
-            edited(request, &keys, |message| {
-                message.mti = Mti::parse(mti).unwrap();
-                for field in [2, 35, 37, 38, 52, 55] {
-                    message.remove(field);
-                }
-                message.set_text(39, "98");
-            })
-        };
+        let reversal_of = |request: &[u8], mti: &str| common::reversal_of(request, mti, &keys);
         // Read again under the same trace number: not a retransmission, decided again.
         let repeat_of = |request: &[u8]| {
             edited(request, &keys, |message| {
@@ -900,13 +884,7 @@ async fn a_void_racing_its_reversal_never_stands() {
             assert_eq!(sale.code, "00", "{name}: round {round}");
             paid += i64::try_from(amount).unwrap();
             let void = void(&card, amount, sale_stan + 1, sale_stan, &sale.rrn, &keys);
-            let reversal = edited(&void, &keys, |message| {
-                message.mti = Mti::parse("0400").unwrap();
-                for field in [2, 35, 37, 38, 52, 55] {
-                    message.remove(field);
-                }
-                message.set_text(39, "98");
-            });
+            let reversal = reversal_of(&void, "0400", &keys);
             let (voided, reversed) =
                 tokio::join!(send(&mut client, &void), send(&mut other, &reversal));
             assert_eq!(reversed.code, "00", "{name}: round {round}: the reversal");
@@ -1520,15 +1498,7 @@ async fn a_sale_is_given_back_once_whether_voided_or_reversed_first() {
         let keys = signed_on(&mut client).await;
         let card = demo_card("card-CH001-D");
         let opening = available(&world, &card).await;
-        let reversal_of = |request: &[u8]| {
-            edited(request, &keys, |message| {
-                message.mti = Mti::parse("0400").unwrap();
-                for field in [2, 35, 37, 38, 52, 55] {
-                    message.remove(field);
-                }
-                message.set_text(39, "98");
-            })
-        };
+        let reversal_of = |request: &[u8]| common::reversal_of(request, "0400", &keys);
         let refund = |amount: u64, stan: u32, original: u32, rrn: &str| {
             edited(
                 &void(&card, amount, stan, original, rrn, &keys),

@@ -162,16 +162,6 @@ fn peer() -> SocketAddr {
 }
 
 /// `request` turned into its reversal (`mti` 0400 or 0401), as a terminal builds it.
-fn reversal_of(request: &[u8], mti: &str, keys: &(TdesKey, TdesKey)) -> Vec<u8> {
-    edited(request, keys, |message| {
-        message.mti = Mti::parse(mti).unwrap();
-        for field in [2, 35, 37, 38, 52, 55] {
-            message.remove(field);
-        }
-        message.set_text(39, "98");
-    })
-}
-
 impl Simulation {
     fn what(&self) -> String {
         format!(

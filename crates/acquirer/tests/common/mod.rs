@@ -611,6 +611,19 @@ pub fn demo_card(id: &str) -> demo::DemoCard {
         .unwrap()
 }
 
+/// The reversal (`mti` 0400, or 0401 for its repeat) a terminal makes of `request`: the same
+/// trace number and amount, without the card data (fields 2, 35, 52, 55) or the approval (37,
+/// 38), with reason 98 (no answer) in field 39, MACed again.
+pub fn reversal_of(request: &[u8], mti: &str, keys: &(TdesKey, TdesKey)) -> Vec<u8> {
+    edited(request, keys, |message| {
+        message.mti = Mti::parse(mti).unwrap();
+        for field in [2, 35, 37, 38, 52, 55] {
+            message.remove(field);
+        }
+        message.set_text(39, "98");
+    })
+}
+
 /// `request` changed by `edit` and MACed again: how the tests turn one message into another
 /// (a void into a refund, a sale into its reversal).
 pub fn edited(
