@@ -1082,9 +1082,17 @@ impl Handler for TerminalHandler {
         let message = self.profile.unpack(frame).ok();
         let mut answer = match &message {
             Some(message) => {
+                let deadline = std::time::Instant::now().checked_add(self.answer_within);
                 match tokio::time::timeout(self.answer_within, self.respond(frame, message)).await {
-                    Ok(answer) => answer,
-                    Err(_) => self.too_late(message).await,
+                    // A decision reached at the deadline or after it is too late as well: the
+                    // timer fires on its driver's next tick (a millisecond), and which of the two
+                    // comes first within it must not decide the answer.
+                    Ok(answer)
+                        if deadline.is_none_or(|deadline| std::time::Instant::now() < deadline) =>
+                    {
+                        answer
+                    }
+                    _ => self.too_late(message).await,
                 }
             }
             None => None,
