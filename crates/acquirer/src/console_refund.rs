@@ -4,17 +4,23 @@
 //! ([`crate::follow_up::Posted::opposite`], code 25), the same commit
 //! ([`TerminalHandler::commit_follow_up`]), and a journal entry like a terminal refund's.
 //!
-//! A refund made this way may come in parts. Part 1 takes the ids a terminal's void or refund
-//! of the sale would take (`undo/*`), so the sale is undone by the console or by the terminal,
-//! never both: a terminal void after it gets 12, and if the terminal refunded first the
-//! console's parts start at 2 (`aftersale` counts the terminal's amount as refunded). Part `n`
-//! above 1 takes `undo/n/*`. The transfers carry [`CONSOLE_REFUND_MARK`] + the part number
-//! where a terminal's carry its trace number, which tells the two apart.
+//! A refund made this way may come in parts. Each part takes a slot of the sale's voids and
+//! refunds (`undo/*`, `undo#1/*`…, `follow_up.rs`), the first free one, as a terminal's void or
+//! refund does; its transfers carry [`CONSOLE_REFUND_MARK`] + the part number where a
+//! terminal's carry its trace number, which names it in its slot (a part posted again finds its
+//! own) and tells the two apart. So the sale is undone by the console or by the terminal, never
+//! both: a terminal void or refund while a part stands gets 12; a part while a terminal void
+//! stands is refused, and while a terminal refund stands it is posted beside it (`aftersale`
+//! counts the terminal's amount as refunded, and the console's parts start at 2). A terminal
+//! void or refund that was reversed stands no more. A part racing a terminal's message or
+//! another part for one slot looks again when it loses. Parts 2 on that were posted before
+//! parts took slots are under `undo/{n}/*`, and found there.
 
-use crate::effects::BusinessKey;
+use crate::effects::{BusinessKey, FOLLOW_UP_SLOTS, in_slot};
+use crate::follow_up::{SALE_REVERSAL_CLAIM, Slot};
 use crate::handler::TerminalHandler;
 use crate::sale::RiskNote;
-use crate::undo::{UNDO, Undo, UndoChecked};
+use crate::undo::{UNDO, UNDO_REVERSAL, Undo, UndoChecked};
 use aftersale::refunds::{
     BoxFuture, ChargebackStep, PostError, Posting, RefundPart, RefundPoster, SaleKey, TerminalUndo,
 };
@@ -27,15 +33,6 @@ pub const CONSOLE_REFUND_MARK: u32 = 1_000_000;
 
 /// The journal's peer for a refund made from the console or the API.
 pub const CONSOLE_PEER: &str = "console";
-
-/// The purpose part `seq` takes in the sale's transfer ids.
-fn purpose(seq: u32) -> String {
-    if seq == 1 {
-        UNDO.to_owned()
-    } else {
-        format!("{UNDO}/{seq}")
-    }
-}
 
 fn key_of(sale: &SaleKey) -> BusinessKey {
     BusinessKey {
@@ -127,25 +124,97 @@ impl TerminalHandler {
 
     async fn terminal_undo(&self, sale: &SaleKey) -> Result<TerminalUndo, PostError> {
         let key = key_of(sale);
-        let posted = |purpose: &'static str| self.posted(&key, purpose, None);
-        if posted("sale").await.map_err(unavailable)?.is_none()
-            || posted("reversal").await.map_err(unavailable)?.is_some()
-        {
+        let Some(posted) = self.posted(&key, "sale", None).await.map_err(unavailable)? else {
+            return Ok(TerminalUndo::NotPosted);
+        };
+        if self.sale_reversed(&key).await.map_err(unavailable)? {
             return Ok(TerminalUndo::NotPosted);
         }
-        let Some(undo) = posted(UNDO).await.map_err(unavailable)? else {
-            return Ok(TerminalUndo::Nothing);
-        };
-        let request = &undo.issuer.request;
-        Ok(if request.user_data > u128::from(CONSOLE_REFUND_MARK) {
-            TerminalUndo::Nothing
-        } else if request.code == Undo::Void.code() {
-            TerminalUndo::Voided
-        } else {
-            TerminalUndo::Refunded {
-                amount_minor: undo.issuer.amount.minor(),
+        let marks = self.marks_of(&sale.terminal_id, posted.issuer.amount.currency());
+        let slots = self
+            .slots(&key, UNDO, UNDO_REVERSAL, 0, "issuer", marks)
+            .await
+            .map_err(unavailable)?;
+        // At most one terminal void or refund stands at a time; console parts stand beside a
+        // terminal refund, and `aftersale` counts its own.
+        for standing in &slots.standing {
+            let user_data = standing.request.user_data;
+            if user_data == SALE_REVERSAL_CLAIM {
+                return Ok(TerminalUndo::NotPosted);
             }
-        })
+            if user_data > u128::from(CONSOLE_REFUND_MARK) {
+                continue;
+            }
+            return Ok(if standing.request.code == Undo::Void.code() {
+                TerminalUndo::Voided
+            } else {
+                TerminalUndo::Refunded {
+                    amount_minor: standing.amount.minor(),
+                }
+            });
+        }
+        Ok(TerminalUndo::Nothing)
+    }
+
+    /// The reversal-mark account of the books a slot of `terminal_id`'s sales is read in (a
+    /// mark holds a slot with a transfer from it). A terminal this host does not know has no
+    /// slots here: any account that is none of the chart's will do.
+    fn marks_of(&self, terminal_id: &str, currency: money::Currency) -> ledger::AccountId {
+        self.terminal(terminal_id)
+            .map(|terminal| crate::chart::reversal_marks(terminal.acquirer, currency).0)
+            .unwrap_or(ledger::AccountId(0))
+    }
+
+    /// The slot a console refund part (`user_data`: [`CONSOLE_REFUND_MARK`] + its number) posts
+    /// in, and whether it is its own: its own again when it was posted before, else the first
+    /// free one — unless a terminal void, or the sale's reversal, stands there (a terminal
+    /// refund may stand: `aftersale` counted its amount).
+    async fn console_slot(
+        &self,
+        key: &BusinessKey,
+        user_data: u32,
+        marks: ledger::AccountId,
+    ) -> Result<Result<(String, bool), Posting>, PostError> {
+        let slots = self
+            .slots(key, UNDO, UNDO_REVERSAL, user_data, "issuer", marks)
+            .await
+            .map_err(unavailable)?;
+        match slots.mine {
+            Some((generation, Slot::Posted { .. })) => {
+                return Ok(Ok((in_slot(UNDO, generation), true)));
+            }
+            Some((_, Slot::Marked)) => {
+                return Ok(Err(refused(
+                    ResponseCode::DuplicateTransmission,
+                    "the refund part's slot is marked reversed",
+                )));
+            }
+            None => {}
+        }
+        for standing in &slots.standing {
+            let user_data = standing.request.user_data;
+            if user_data == SALE_REVERSAL_CLAIM {
+                return Ok(Err(refused(
+                    ResponseCode::UnableToLocateRecord,
+                    "the sale was reversed",
+                )));
+            }
+            if user_data <= u128::from(CONSOLE_REFUND_MARK)
+                && standing.request.code == Undo::Void.code()
+            {
+                return Ok(Err(refused(
+                    ResponseCode::InvalidTransaction,
+                    "the sale was voided at the terminal",
+                )));
+            }
+        }
+        if slots.free >= FOLLOW_UP_SLOTS {
+            return Ok(Err(refused(
+                ResponseCode::InvalidTransaction,
+                "the sale has taken all the voids and refunds it may",
+            )));
+        }
+        Ok(Ok((in_slot(UNDO, slots.free), false)))
     }
 
     async fn console_refund(&self, part: &RefundPart) -> Result<Posting, PostError> {
@@ -168,6 +237,9 @@ impl TerminalHandler {
             amount_minor: Some(part.amount.minor()),
             currency: Some(i64::from(part.amount.currency().numeric())),
             card: part.card.clone(),
+            // The number its transfers carry, by which clearing finds its slot: above any
+            // terminal's trace number (and no batch: the console has none).
+            stan: Some(i64::from(CONSOLE_REFUND_MARK.saturating_add(part.seq))),
             original_batch: Some(i64::from(part.sale.batch)),
             original_stan: Some(i64::from(part.sale.stan)),
             response: Some(response),
@@ -254,24 +326,39 @@ impl TerminalHandler {
                 .unwrap_or_else(|| "declined by the risk rules".to_owned());
             return Ok(refused(code, &reason));
         }
-        let transfers = sale.opposite(
-            &key,
-            &purpose(part.seq),
-            amount,
-            Undo::Refund.code(),
-            CONSOLE_REFUND_MARK.saturating_add(part.seq),
-        );
-        match self.commit_follow_up(transfers).await {
-            Ok(()) => Ok(Posting::Refunded),
-            Err(ResponseCode::SystemMalfunction) => {
-                Err(unavailable(ResponseCode::SystemMalfunction))
-            }
-            Err(ResponseCode::InvalidTransaction) => Ok(refused(
-                ResponseCode::InvalidTransaction,
-                "the sale was voided or refunded at the terminal",
-            )),
-            Err(code) => Ok(refused(code, "the ledger refused the refund")),
+        let user_data = CONSOLE_REFUND_MARK.saturating_add(part.seq);
+        // A part posted before refunds took slots (parts 2 on had `undo/{seq}/*`) is there.
+        if part.seq > 1
+            && self
+                .posted(&key, &format!("{UNDO}/{}", part.seq), Some(user_data))
+                .await
+                .map_err(unavailable)?
+                .is_some()
+        {
+            return Ok(Posting::Refunded);
         }
+        let marks = crate::chart::reversal_marks(terminal.acquirer, amount.currency()).0;
+        // Two parts (or a part and a terminal's void or refund) that saw the same slot free race
+        // for it: the loser looks again, and takes the next one or finds what stands.
+        for _ in 0..FOLLOW_UP_SLOTS {
+            let (slot, own) = match self.console_slot(&key, user_data, marks).await? {
+                Ok(slot) => slot,
+                Err(refusal) => return Ok(refusal),
+            };
+            let transfers = sale.opposite(&key, &slot, amount, Undo::Refund.code(), user_data);
+            match self.commit_follow_up(transfers).await {
+                Ok(()) => return Ok(Posting::Refunded),
+                Err(ResponseCode::SystemMalfunction) => {
+                    return Err(unavailable(ResponseCode::SystemMalfunction));
+                }
+                Err(ResponseCode::InvalidTransaction) if !own => continue,
+                Err(code) => return Ok(refused(code, "the ledger refused the refund")),
+            }
+        }
+        Ok(refused(
+            ResponseCode::InvalidTransaction,
+            "the sale was voided or refunded at the terminal",
+        ))
     }
 }
 

@@ -230,9 +230,18 @@ pub(crate) struct Slots {
     /// The slot this follow-up took: what it posted there (and whether that was reversed), or
     /// the mark a reversal of it left.
     pub mine: Option<(u32, Slot)>,
-    /// A slot another follow-up posted and that was not reversed: the original is taken.
-    pub standing: bool,
+    /// The first transfer (in these books) of each slot another follow-up posted and that was
+    /// not reversed, and of a sale reversal's claim ([`SALE_REVERSAL_CLAIM`]): while any
+    /// stands, the original is taken.
+    pub standing: Vec<Transfer>,
 }
+
+/// The user data of the mark a sale's reversal leaves in the first free slot of the sale's
+/// voids and refunds, in the same commit as its own transfers (`reversal.rs`): above any trace
+/// number and any console refund part, so no follow-up takes it for its own. It stands like a
+/// posted void, so a void or refund racing the reversal finds the sale taken, or takes the slot
+/// first and makes the reversal's commit fail as a whole.
+pub(crate) const SALE_REVERSAL_CLAIM: u128 = u64::MAX as u128;
 
 /// What one follow-up left in its slot.
 #[derive(Debug)]
@@ -243,10 +252,10 @@ pub(crate) enum Slot {
 
 impl TerminalHandler {
     /// The slots of `purpose` under `original` as the follow-up with trace number `stan` sees
-    /// them. A slot is held by its first transfer in these books (the issuer's, `side`
-    /// "acquirer" for the acquirer's own side of a remote issuer's follow-up); a reversal's
-    /// mark there names its follow-up in its user data, as a posting does; a posting is
-    /// reversed when `reversal_purpose` of the same slot exists. For the acquirer's side,
+    /// them (`stan` 0: as no follow-up). A slot is held by its first transfer in these books
+    /// (the issuer's, `side` "acquirer" for the acquirer's own side of a remote issuer's
+    /// follow-up); a reversal's mark there names its follow-up in its user data, as a posting
+    /// does; a posting is reversed when `reversal_purpose` of the same slot exists. For the acquirer's side,
     /// `Posted::issuer` of this follow-up's slot holds the acquirer's transfer alone.
     pub(crate) async fn slots(
         &self,
@@ -264,7 +273,7 @@ impl TerminalHandler {
                 .map_err(|_| ResponseCode::SystemMalfunction)
         };
         let mut mine = None;
-        let mut standing = false;
+        let mut standing = Vec::new();
         for generation in 0..FOLLOW_UP_SLOTS {
             let slot = in_slot(purpose, generation);
             let Some(first) = lookup(original.transfer_id(&format!("{slot}/{side}"))).await? else {
@@ -276,7 +285,9 @@ impl TerminalHandler {
             };
             let by_this = first.request.user_data == u128::from(stan);
             if first.debit == marks {
-                if by_this {
+                if first.request.user_data == SALE_REVERSAL_CLAIM {
+                    standing.push(first);
+                } else if by_this {
                     mine = Some((generation, Slot::Marked));
                 }
                 continue;
@@ -304,7 +315,7 @@ impl TerminalHandler {
                     },
                 ));
             } else if !reversed {
-                standing = true;
+                standing.push(first);
             }
         }
         Ok(Slots {
@@ -337,7 +348,7 @@ impl TerminalHandler {
                 Err(ResponseCode::DuplicateTransmission)
             }
             Some((generation, Slot::Posted { .. })) => Ok(in_slot(purpose, generation)),
-            None if slots.standing || slots.free >= FOLLOW_UP_SLOTS => {
+            None if !slots.standing.is_empty() || slots.free >= FOLLOW_UP_SLOTS => {
                 Err(ResponseCode::InvalidTransaction)
             }
             None => Ok(in_slot(purpose, slots.free)),

@@ -49,16 +49,19 @@
 //!
 //! A reversal of a sale that a void or refund stands against is answered 00 and posts nothing
 //! (its money went back already); `undo.rs` refuses a void or refund of a reversed sale (25).
-//! Both are look-ups before the commit, not a guard of the ledger's: a void and its sale's
-//! reversal racing on two connections could still both post (a terminal sends one message at a
-//! time, and reverses only what got no answer).
+//! The ledger guards both when they race on two connections: the sale's reversal marks the first
+//! free slot of the sale's voids and refunds in the same commit as its own transfers (the mark's
+//! user data is `follow_up::SALE_REVERSAL_CLAIM`), and that mark stands like a posted void. Of a
+//! void and a reversal that both saw the slot free, one takes it; the other's commit fails as a
+//! whole and it looks again: the void then gets 25, the reversal finds the void standing and
+//! posts nothing. The console's refunds (`console_refund.rs`) take the same slots.
 
 use crate::completion::{
     COMPLETION, COMPLETION_REVERSAL, COMPLETION_VOID, COMPLETION_VOID_REVERSAL,
 };
 use crate::effects::BusinessKey;
 use crate::effects::{FOLLOW_UP_SLOTS, in_slot};
-use crate::follow_up::Slot;
+use crate::follow_up::{SALE_REVERSAL_CLAIM, Slot};
 use crate::handler::{TerminalHandler, TerminalRecord};
 use crate::keys::MessageKeys;
 use crate::message::{Request, response_to};
@@ -82,7 +85,10 @@ impl TerminalHandler {
         let key = request.key();
         let reversed = self.profile.subfield_text(message, 60, 1);
         let outcome = match reversed.as_deref() {
-            Some("22") => self.reverse_sale(message, request, terminal, &key).await,
+            Some("22") => {
+                self.reverse_sale(message, request, terminal, &key, FOLLOW_UP_SLOTS)
+                    .await
+            }
             Some("10") => {
                 self.reverse_preauthorization(message, request, terminal, &key)
                     .await
@@ -159,12 +165,16 @@ impl TerminalHandler {
         })
     }
 
+    /// `rounds`: how many more times it may look again after a void or refund took the slot it
+    /// claimed (each time one more slot is taken, so it ends; the bound guards against a
+    /// conflict of another kind).
     async fn reverse_sale(
         &self,
         message: &Message<'_>,
         request: &Request,
         terminal: &TerminalRecord,
         key: &BusinessKey,
+        rounds: u32,
     ) -> Result<ResponseCode, ResponseCode> {
         // The mark takes the id of the first transfer these books would post for the sale:
         // the acquirer's side where both sides post together (the sale's linked chain then
@@ -200,7 +210,7 @@ impl TerminalHandler {
             {
                 Marked::Now | Marked::Before => Ok(ResponseCode::Approved),
                 Marked::OriginalPostedMeanwhile => {
-                    Box::pin(self.reverse_sale(message, request, terminal, key)).await
+                    Box::pin(self.reverse_sale(message, request, terminal, key, rounds)).await
                 }
             };
         };
@@ -210,6 +220,11 @@ impl TerminalHandler {
             tracing::warn!(terminal = %request.terminal_id, stan = request.stan, "reversal does not match its original");
             return Err(ResponseCode::InvalidAmount);
         }
+        // Reversed before: a repeat of the reversal (0401) or a reversal sent again. Nothing
+        // more to undo.
+        if self.sale_reversed(key).await? {
+            return Ok(ResponseCode::Approved);
+        }
         // A sale a void or refund stands against has given its money back already: undoing it
         // again would pay the card twice. The reversal is answered (the sale does not stand),
         // and posts nothing.
@@ -218,7 +233,7 @@ impl TerminalHandler {
         let undone = self
             .slots(key, UNDO, UNDO_REVERSAL, request.stan, "issuer", marks)
             .await?;
-        if undone.standing
+        if !undone.standing.is_empty()
             || matches!(
                 undone.mine,
                 Some((
@@ -233,16 +248,41 @@ impl TerminalHandler {
             tracing::warn!(terminal = %request.terminal_id, stan = request.stan, "reversal of a sale a void or refund stands against: nothing more to undo");
             return Ok(ResponseCode::Approved);
         }
-        let undo = sale.opposite(
+        let mut undo = sale.opposite(
             key,
             "reversal",
             sale.issuer.amount,
             REVERSAL_CODE,
             request.stan,
         );
-        self.commit_follow_up_giving_back(undo, &sale.issuer, sale.issuer.amount.minor())
-            .await?;
-        Ok(ResponseCode::Approved)
+        // The reversal claims the first free slot of the sale's voids and refunds in the same
+        // commit, so that a void or refund racing it cannot post as well: whichever takes the
+        // slot first stands, and the other's commit fails as a whole. (With every slot taken,
+        // no void or refund can post either.)
+        if undone.free < FOLLOW_UP_SLOTS {
+            if let Some(last) = undo.last_mut() {
+                last.linked = true;
+            }
+            undo.extend(mark_requests(
+                key.transfer_id(&format!("{}/issuer", in_slot(UNDO, undone.free))),
+                key.transfer_id(&format!("{}/mark", in_slot(UNDO_REVERSAL, undone.free))),
+                crate::chart::reversal_marks(terminal.acquirer, currency),
+                currency,
+                SALE_REVERSAL_CLAIM,
+            ));
+        }
+        match self
+            .commit_follow_up_giving_back(undo, &sale.issuer, sale.issuer.amount.minor())
+            .await
+        {
+            Ok(()) => Ok(ResponseCode::Approved),
+            // A void or refund took the slot meanwhile: look again (it stands now, or it was
+            // reversed and the next slot is free). Each round finds one more slot taken.
+            Err(ResponseCode::InvalidTransaction) if rounds > 0 => {
+                Box::pin(self.reverse_sale(message, request, terminal, key, rounds - 1)).await
+            }
+            Err(code) => Err(code),
+        }
     }
 
     /// A pre-authorization's hold is voided; a completed one cannot have been the message the
@@ -413,6 +453,23 @@ impl TerminalHandler {
     }
 }
 
+/// A mark under `original`: a 1-unit hold between the reversal-mark accounts `(debit,
+/// credit)`, voided at once by `mark`; `user_data` names what it stands for.
+fn mark_requests(
+    original: TransferId,
+    mark: TransferId,
+    (debit, credit): (ledger::AccountId, ledger::AccountId),
+    currency: money::Currency,
+    user_data: u128,
+) -> Vec<TransferRequest> {
+    vec![
+        TransferRequest::pending(original, debit, credit, Amount::new(1, currency), 0)
+            .user_data(user_data)
+            .linked(),
+        TransferRequest::void(mark, original),
+    ]
+}
+
 /// What leaving a reversal mark found.
 enum Marked {
     Now,
@@ -433,13 +490,13 @@ impl TerminalHandler {
         follow_up_stan: u32,
     ) -> Result<Marked, ResponseCode> {
         let currency = crate::follow_up::currency(message)?;
-        let (debit, credit) = crate::chart::reversal_marks(terminal.acquirer, currency);
-        let mark = vec![
-            TransferRequest::pending(original, debit, credit, Amount::new(1, currency), 0)
-                .user_data(u128::from(follow_up_stan))
-                .linked(),
-            TransferRequest::void(mark, original),
-        ];
+        let mark = mark_requests(
+            original,
+            mark,
+            crate::chart::reversal_marks(terminal.acquirer, currency),
+            currency,
+            u128::from(follow_up_stan),
+        );
         let results = self
             .store
             .submit(mark)

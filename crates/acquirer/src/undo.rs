@@ -122,27 +122,38 @@ impl TerminalHandler {
         }
         self.undo_allowed(undo, message, request, terminal, &card, amount_minor, note)?;
         let amount = money::Amount::new(amount_minor, issuer.amount.currency());
-        let slot = self
-            .follow_up_slot(
-                message,
-                &original,
-                UNDO,
-                UNDO_REVERSAL,
-                request.stan,
-                terminal.acquirer,
-            )
-            .await?;
-        let transfers = sale.opposite(&original, &slot, amount, undo.code(), request.stan);
-        match undo {
-            // A void cancels the purchase: its day's spend is given back. A refund is money
-            // returned later, not a purchase undone.
-            Undo::Void => {
-                self.commit_follow_up_giving_back(transfers, &sale.issuer, amount_minor)
-                    .await?
+        let posted = async {
+            let slot = self
+                .follow_up_slot(
+                    message,
+                    &original,
+                    UNDO,
+                    UNDO_REVERSAL,
+                    request.stan,
+                    terminal.acquirer,
+                )
+                .await?;
+            let transfers = sale.opposite(&original, &slot, amount, undo.code(), request.stan);
+            match undo {
+                // A void cancels the purchase: its day's spend is given back. A refund is money
+                // returned later, not a purchase undone.
+                Undo::Void => {
+                    self.commit_follow_up_giving_back(transfers, &sale.issuer, amount_minor)
+                        .await
+                }
+                Undo::Refund => self.commit_follow_up(transfers).await,
             }
-            Undo::Refund => self.commit_follow_up(transfers).await?,
+        };
+        match posted.await {
+            Ok(()) => Ok(ResponseCode::Approved),
+            // The sale's reversal took the slot (it raced this undo, `reversal.rs`): the sale
+            // does not stand any more.
+            Err(ResponseCode::InvalidTransaction) if self.sale_reversed(&original).await? => {
+                tracing::warn!(terminal = %request.terminal_id, stan = request.stan, "void or refund of a sale reversed meanwhile refused");
+                Err(ResponseCode::UnableToLocateRecord)
+            }
+            Err(code) => Err(code),
         }
-        Ok(ResponseCode::Approved)
     }
 
     /// Whether the sale under `original` was reversed (its reversal's transfers are posted).

@@ -142,6 +142,107 @@ async fn parts_add_up_to_the_sale_and_not_one_cent_more_and_the_terminal_cannot_
     }
 }
 
+/// The response code of `request` sent on `client`.
+async fn code_of(client: &mut Client, request: &[u8]) -> String {
+    let reply = client.exchange(request, TIMEOUT).await.unwrap();
+    cup()
+        .unpack(&reply)
+        .unwrap()
+        .response_code()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_terminal_void_or_refund_that_was_reversed_leaves_the_whole_sale_to_the_console() {
+    for backend in store::testing::backends().await {
+        let name = backend.name;
+        let world = world_on(backend).await;
+        let (mut client, stop, server, handler) = start(&world).await;
+        let keys = signed_on(&mut client).await;
+        let card = demo_card("card-CH001-D");
+        let refunds = Refunds::new(world.store.clone(), handler.clone());
+        let manager = actor("shanghai.admin", ActorRole::Supervisor);
+        let before = available(&world, &card).await;
+
+        // A sale refunded in part at the terminal, the refund reversed: the sale stands in
+        // full again, and the console refunds all of it.
+        sale(&mut client, &keys, 6_000, 900).await;
+        let record = sale_record(&world, 900).await;
+        let rrn = record.rrn.clone().unwrap();
+        let terminal_refund = refund(&card, 2_000, 901, 900, &rrn, &keys);
+        assert_eq!(code_of(&mut client, &terminal_refund).await, "00", "{name}");
+        assert_eq!(
+            code_of(&mut client, &reversal_of(&terminal_refund, "0400", &keys)).await,
+            "00"
+        );
+        assert_eq!(available(&world, &card).await, before - 6_000, "{name}");
+        let whole = refunds
+            .ask(&record, &manager, 6_000, "returned", 1_764_000_100)
+            .await
+            .unwrap();
+        assert_eq!(
+            (whole.status.as_str(), whole.response.as_str()),
+            ("refunded", "00"),
+            "{name}: {whole:?}"
+        );
+        assert_eq!(available(&world, &card).await, before, "{name}");
+        // The console's part stands now: the terminal's void finds the sale taken.
+        assert_eq!(
+            code_of(&mut client, &void(&card, 6_000, 902, 900, &rrn, &keys)).await,
+            "12",
+            "{name}"
+        );
+
+        // A sale voided at the terminal, the void reversed: refundable from the console.
+        sale(&mut client, &keys, 3_000, 903).await;
+        let other = sale_record(&world, 903).await;
+        let other_rrn = other.rrn.clone().unwrap();
+        let voided = void(&card, 3_000, 904, 903, &other_rrn, &keys);
+        assert_eq!(code_of(&mut client, &voided).await, "00", "{name}");
+        let refused = refunds
+            .ask(&other, &manager, 1_000, "while voided", 1_764_000_200)
+            .await;
+        assert!(
+            matches!(refused, Err(RefundError::NotRefundable(_))),
+            "{name}: {refused:?}"
+        );
+        assert_eq!(
+            code_of(&mut client, &reversal_of(&voided, "0400", &keys)).await,
+            "00"
+        );
+        assert_eq!(available(&world, &card).await, before - 3_000, "{name}");
+        for (amount, at) in [(1_000, 1_764_000_300), (2_000, 1_764_000_400)] {
+            let part = refunds
+                .ask(&other, &manager, amount, "returned", at)
+                .await
+                .unwrap();
+            assert_eq!(part.status, "refunded", "{name}: {part:?}");
+        }
+        assert_eq!(available(&world, &card).await, before, "{name}");
+        // Each part is in a slot of its own, after the reversed void's, named by its number.
+        let key = acquirer::effects::BusinessKey {
+            terminal_id: "10000001".into(),
+            batch: 1,
+            stan: 903,
+        };
+        let mut numbers = Vec::new();
+        for slot in ["undo", "undo#1", "undo#2"] {
+            let transfer = world
+                .store
+                .transfer(key.transfer_id(&format!("{slot}/issuer")))
+                .await
+                .unwrap()
+                .unwrap();
+            numbers.push(transfer.request.user_data);
+        }
+        assert_eq!(numbers, [904, 1_000_001, 1_000_002], "{name}");
+        world.store.check_books().await.unwrap();
+        let _ = stop.send(true);
+        server.await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn above_the_threshold_another_supervisor_approves_and_frozen_refunds_move_nothing() {
     for backend in store::testing::backends().await {

@@ -104,14 +104,7 @@ async fn a_terminals_day(
     // Magstripe sale (after a failed chip read), then a partial refund.
     let swiped = send(client, &swipe(&card, 500, 4, "801", &keys)).await;
     assert_eq!(swiped.code, "00", "{name}: magstripe sale");
-    let refund = edited(
-        &void(&card, 200, 5, 4, &swiped.rrn, &keys),
-        &keys,
-        |message| {
-            message.mti = Mti::parse("0220").unwrap();
-            message.set_text(60, "25000001");
-        },
-    );
+    let refund = refund(&card, 200, 5, 4, &swiped.rrn, &keys);
     let refunded = send(client, &refund).await;
     assert_eq!(
         (refunded.mti.as_str(), refunded.code.as_str()),
@@ -410,14 +403,7 @@ async fn reversals_of_every_follow_up(name: &str, cards: &World, client: &mut Cl
 
     // A refund likewise.
     let sale = send(client, &chip_sale(&card, 700, 22, 2, demo::DEMO_PIN, &keys)).await;
-    let refund = edited(
-        &void(&card, 300, 23, 22, &sale.rrn, &keys),
-        &keys,
-        |message| {
-            message.mti = Mti::parse("0220").unwrap();
-            message.set_text(60, "25000001");
-        },
-    );
+    let refund = refund(&card, 300, 23, 22, &sale.rrn, &keys);
     assert_eq!(send(client, &refund).await.code, "00");
     assert_eq!(available(cards, &card).await, opening - 1_400);
     assert_eq!(send(client, &reversal_of(&refund)).await.code, "00");

@@ -645,15 +645,7 @@ mod sales {
             .await
             .unwrap();
         let rrn = cup().unpack(&reply).unwrap().rrn().unwrap();
-        let refund = |amount: u64, stan: u32| {
-            let mut message = cup()
-                .unpack(&void(&card, amount, stan, 900, &rrn, &keys))
-                .unwrap()
-                .into_owned();
-            message.mti = Mti::parse("0220").unwrap();
-            message.set_text(60, "25000001");
-            maced(message, &keys.1)
-        };
+        let refund = |amount: u64, stan: u32| common::refund(&card, amount, stan, 900, &rrn, &keys);
         let mut answer = async |request: Vec<u8>| {
             let reply = client.exchange(&request, TIMEOUT).await.unwrap();
             let message = cup().unpack(&reply).unwrap();

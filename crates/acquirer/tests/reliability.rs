@@ -737,16 +737,8 @@ async fn a_reversed_void_frees_its_sale_for_another_void_and_never_posts_again()
                 message.set_text(12, "120000");
             })
         };
-        let refund = |amount: u64, stan: u32, rrn: &str| {
-            edited(
-                &void(&card, amount, stan, 1, rrn, &keys),
-                &keys,
-                |message| {
-                    message.mti = Mti::parse("0220").unwrap();
-                    message.set_text(60, "25000001");
-                },
-            )
-        };
+        let refund =
+            |amount: u64, stan: u32, rrn: &str| common::refund(&card, amount, stan, 1, rrn, &keys);
         let sale = send(
             &mut client,
             &chip_sale(&card, 1_000, 1, 1, demo::DEMO_PIN, &keys),
@@ -899,6 +891,68 @@ async fn a_void_racing_its_reversal_never_stands() {
             );
         }
         eprintln!("{name}: (void, reversal) answers over {rounds} rounds: {answers:?}");
+        world.store.check_books().await.unwrap();
+        let _ = stop.send(true);
+        server.await.unwrap();
+    }
+}
+
+/// A void and the reversal of its sale sent at once on two connections, round after round:
+/// the card gets the sale's money back once, never twice (the reversal claims the sale's first
+/// free void slot in its own commit; `acquirer::reversal`). Without that claim both could pass
+/// their look-ups and both post.
+#[tokio::test]
+async fn a_void_racing_its_sales_reversal_gives_the_money_back_once() {
+    let rounds = u32::try_from(env_number("EASYPOS_VOID_RACE_ROUNDS", 150)).unwrap();
+    for backend in store::testing::backends().await {
+        let name = backend.name;
+        let world = world_on(backend).await;
+        let (address, mut client, stop, server, _handler) =
+            start_listening(&world, unlimited(), |handler| {
+                handler.without_terminal_rate()
+            })
+            .await;
+        let keys = signed_on(&mut client).await;
+        let mut other = Client::connect(address, LengthPrefix::Binary2, TIMEOUT)
+            .await
+            .unwrap();
+        let card = demo_card("card-CH002-D");
+        let opening = available(&world, &card).await;
+        let mut answers: HashMap<(String, String), u32> = HashMap::new();
+        for round in 0..rounds {
+            let sale_stan = 2 * round + 1;
+            let amount = amount_of(sale_stan);
+            let sale_request = chip_sale(
+                &card,
+                amount,
+                sale_stan,
+                u16::try_from(round + 1).unwrap(),
+                demo::DEMO_PIN,
+                &keys,
+            );
+            let sale = send(&mut client, &sale_request).await;
+            assert_eq!(sale.code, "00", "{name}: round {round}");
+            let void = void(&card, amount, sale_stan + 1, sale_stan, &sale.rrn, &keys);
+            let reversal = reversal_of(&sale_request, "0400", &keys);
+            let (voided, reversed) =
+                tokio::join!(send(&mut client, &void), send(&mut other, &reversal));
+            assert_eq!(reversed.code, "00", "{name}: round {round}: the reversal");
+            assert!(
+                ["00", "25"].contains(&voided.code.as_str()),
+                "{name}: round {round}: the void got {}",
+                voided.code
+            );
+            *answers
+                .entry((voided.code.clone(), reversed.code.clone()))
+                .or_default() += 1;
+            assert_eq!(
+                available(&world, &card).await,
+                opening,
+                "{name}: round {round}: the void answered {} and the reversal both gave back",
+                voided.code
+            );
+        }
+        eprintln!("{name}: (void, sale reversal) answers over {rounds} rounds: {answers:?}");
         world.store.check_books().await.unwrap();
         let _ = stop.send(true);
         server.await.unwrap();
@@ -1500,14 +1554,7 @@ async fn a_sale_is_given_back_once_whether_voided_or_reversed_first() {
         let opening = available(&world, &card).await;
         let reversal_of = |request: &[u8]| common::reversal_of(request, "0400", &keys);
         let refund = |amount: u64, stan: u32, original: u32, rrn: &str| {
-            edited(
-                &void(&card, amount, stan, original, rrn, &keys),
-                &keys,
-                |message| {
-                    message.mti = Mti::parse("0220").unwrap();
-                    message.set_text(60, "25000001");
-                },
-            )
+            common::refund(&card, amount, stan, original, rrn, &keys)
         };
 
         // Voided, then reversed.

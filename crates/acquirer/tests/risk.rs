@@ -242,25 +242,6 @@ async fn a_card_its_holder_froze_is_declined_62_and_unfreezing_lets_it_pass() {
     }
 }
 
-/// A refund (退货) of `amount` for the sale with trace number `original_stan` and `rrn`.
-fn refund(
-    card: &demo::DemoCard,
-    amount: u64,
-    stan: u32,
-    original_stan: u32,
-    rrn: &str,
-    keys: &(TdesKey, TdesKey),
-) -> Vec<u8> {
-    edited(
-        &void(card, amount, stan, original_stan, rrn, keys),
-        keys,
-        |message| {
-            message.mti = iso8583::Mti::parse("0220").unwrap();
-            message.set_text(60, "25000001");
-        },
-    )
-}
-
 /// A chip sale answered 00, and its RRN.
 async fn approved_sale(
     client: &mut Client,

@@ -533,6 +533,26 @@ pub fn void(
     maced(terminal_message("0200", &fields), &keys.1)
 }
 
+/// A refund (退货, 0220 with 60.1 = 25) of `amount_minor` of the sale with trace number
+/// `original_stan` and RRN `rrn`: a void turned into a refund.
+pub fn refund(
+    card: &demo::DemoCard,
+    amount_minor: u64,
+    stan: u32,
+    original_stan: u32,
+    rrn: &str,
+    keys: &(TdesKey, TdesKey),
+) -> Vec<u8> {
+    edited(
+        &void(card, amount_minor, stan, original_stan, rrn, keys),
+        keys,
+        |message| {
+            message.mti = Mti::parse("0220").unwrap();
+            message.set_text(60, "25000001");
+        },
+    )
+}
+
 /// A pre-authorization: a chip sale turned into 0100 with processing code 03, condition 06
 /// and 60.1 = 10.
 pub fn preauthorization(
