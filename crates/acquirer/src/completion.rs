@@ -5,7 +5,9 @@
 //! merchant is credited, linked, with ids from the pre-authorization's key: at most one
 //! completion per pre-authorization, a repeat of it answered 00 again, another one 12.
 
-use crate::effects::{BusinessKey, SaleAccounts, approval_codes, completion_transfers};
+use crate::effects::{
+    BusinessKey, FOLLOW_UP_SLOTS, SaleAccounts, approval_codes, completion_transfers, in_slot,
+};
 use crate::follow_up::{Slot, currency};
 use crate::handler::{TerminalHandler, TerminalRecord};
 use crate::keys::MessageKeys;
@@ -73,9 +75,11 @@ impl TerminalHandler {
                 terminal.acquirer,
             )
             .await?;
+        let hold = self.current_hold(&original).await?;
         let transfers = completion_transfers(
             &original,
             &slot,
+            hold,
             &accounts,
             Amount::new(amount_minor, currency),
             request.stan,
@@ -120,8 +124,9 @@ impl TerminalHandler {
         if request.amount_minor != Some(hold.amount.minor().unsigned_abs()) {
             return Err(ResponseCode::InvalidAmount);
         }
+        let current = self.current_hold(&original).await?;
         let void =
-            ledger::TransferRequest::void(original.transfer_id("preauth-void/issuer"), hold.id())
+            ledger::TransferRequest::void(original.transfer_id("preauth-void/issuer"), current)
                 .user_data(u128::from(request.stan));
         self.commit_follow_up_giving_back(vec![void], &hold, hold.amount.minor())
             .await?;
@@ -137,7 +142,85 @@ pub(crate) const COMPLETION_VOID: &str = "completion-void";
 pub(crate) const COMPLETION_REVERSAL: &str = "completion-reversal";
 pub(crate) const COMPLETION_VOID_REVERSAL: &str = "completion-void-reversal";
 
+/// The purpose, under the pre-authorization's key, of the hold a completion's reversal places
+/// again, in the completion's slot (`completion-reversal/hold`, `completion-reversal#1/hold`…).
+pub(crate) const HOLD_AGAIN: &str = "hold";
+
 impl TerminalHandler {
+    /// The hold a completion of the pre-authorization `original` posts, or its void releases,
+    /// now: the pre-authorization's own, or — after a completion that posted it was reversed —
+    /// the one that reversal placed again (the latest: slots fill in order).
+    pub(crate) async fn current_hold(
+        &self,
+        original: &BusinessKey,
+    ) -> Result<ledger::TransferId, ResponseCode> {
+        let lookup = |id| async move {
+            self.store
+                .transfer(id)
+                .await
+                .map_err(|_| ResponseCode::SystemMalfunction)
+        };
+        let mut hold = original.transfer_id("preauth/issuer");
+        for generation in 0..FOLLOW_UP_SLOTS {
+            let slot = in_slot(COMPLETION, generation);
+            if lookup(original.transfer_id(&format!("{slot}/issuer")))
+                .await?
+                .is_none()
+            {
+                break;
+            }
+            let again = original.transfer_id(&format!(
+                "{}/{HOLD_AGAIN}",
+                in_slot(COMPLETION_REVERSAL, generation)
+            ));
+            if lookup(again).await?.is_some() {
+                hold = again;
+            }
+        }
+        Ok(hold)
+    }
+
+    /// The hold the reversal of `completion` (posted in slot `generation` of `original`) places
+    /// again, so the pre-authorization can be completed again, as if the completion had never
+    /// been: the hold it posted, for the time it had left when it was posted. None when that hold
+    /// had lapsed by then, or is not in these books.
+    pub(crate) async fn hold_again(
+        &self,
+        original: &BusinessKey,
+        generation: u32,
+        completion: &ledger::Transfer,
+    ) -> Result<Option<ledger::TransferRequest>, ResponseCode> {
+        let ledger::TransferKind::PostPending { pending_id, .. } = completion.request.kind else {
+            return Ok(None);
+        };
+        let Some(hold) = self
+            .store
+            .transfer(pending_id)
+            .await
+            .map_err(|_| ResponseCode::SystemMalfunction)?
+        else {
+            return Ok(None);
+        };
+        let timeout_seconds = match hold.expires_at {
+            None => 0,
+            Some(expires_at) if expires_at <= completion.timestamp => return Ok(None),
+            Some(expires_at) => u32::try_from(
+                (expires_at - completion.timestamp).div_ceil(ledger::NANOS_PER_SECOND),
+            )
+            .unwrap_or(u32::MAX),
+        };
+        Ok(Some(ledger::TransferRequest::pending(
+            original.transfer_id(&format!(
+                "{}/{HOLD_AGAIN}",
+                in_slot(COMPLETION_REVERSAL, generation)
+            )),
+            hold.debit,
+            hold.credit,
+            hold.amount,
+            timeout_seconds,
+        )))
+    }
+
     /// The pre-authorization a completion (named by its own batch and trace number, as a
     /// completion void's field 61 names it) completed, from the journal.
     pub(crate) async fn completed_preauthorization(
@@ -218,25 +301,50 @@ impl TerminalHandler {
         if request.amount_minor != Some(completion.issuer.amount.minor().unsigned_abs()) {
             return Err(ResponseCode::InvalidAmount);
         }
-        let slot = self
-            .follow_up_slot(
-                message,
+        let posted = async {
+            let slot = self
+                .follow_up_slot(
+                    message,
+                    &preauthorization,
+                    COMPLETION_VOID,
+                    COMPLETION_VOID_REVERSAL,
+                    request.stan,
+                    terminal.acquirer,
+                )
+                .await?;
+            let transfers = completion.opposite(
                 &preauthorization,
-                COMPLETION_VOID,
-                COMPLETION_VOID_REVERSAL,
+                &slot,
+                completion.issuer.amount,
+                COMPLETION_VOID_CODE,
                 request.stan,
-                terminal.acquirer,
-            )
-            .await?;
-        let transfers = completion.opposite(
-            &preauthorization,
-            &slot,
-            completion.issuer.amount,
-            COMPLETION_VOID_CODE,
-            request.stan,
-        );
-        self.commit_follow_up(transfers).await?;
-        Ok(ResponseCode::Approved)
+            );
+            self.commit_follow_up(transfers).await
+        };
+        match posted.await {
+            Ok(()) => Ok(ResponseCode::Approved),
+            // The completion's reversal took the slot (it raced this void, `reversal.rs`): the
+            // completion does not stand any more.
+            Err(ResponseCode::InvalidTransaction) => {
+                let completed = self
+                    .slots(
+                        &preauthorization,
+                        COMPLETION,
+                        COMPLETION_REVERSAL,
+                        completion_key.stan,
+                        "issuer",
+                        marks,
+                    )
+                    .await?;
+                match completed.mine {
+                    Some((_, Slot::Posted { reversed: true, .. })) => {
+                        Err(ResponseCode::UnableToLocateRecord)
+                    }
+                    _ => Err(ResponseCode::InvalidTransaction),
+                }
+            }
+            Err(code) => Err(code),
+        }
     }
 }
 

@@ -17,7 +17,7 @@
 //! parts took slots are under `undo/{n}/*`, and found there.
 
 use crate::effects::{BusinessKey, FOLLOW_UP_SLOTS, in_slot};
-use crate::follow_up::{SALE_REVERSAL_CLAIM, Slot};
+use crate::follow_up::{REVERSAL_CLAIM, Slot};
 use crate::handler::TerminalHandler;
 use crate::sale::RiskNote;
 use crate::undo::{UNDO, UNDO_REVERSAL, Undo, UndoChecked};
@@ -139,7 +139,7 @@ impl TerminalHandler {
         // terminal refund, and `aftersale` counts its own.
         for standing in &slots.standing {
             let user_data = standing.request.user_data;
-            if user_data == SALE_REVERSAL_CLAIM {
+            if user_data == REVERSAL_CLAIM {
                 return Ok(TerminalUndo::NotPosted);
             }
             if user_data > u128::from(CONSOLE_REFUND_MARK) {
@@ -193,7 +193,7 @@ impl TerminalHandler {
         }
         for standing in &slots.standing {
             let user_data = standing.request.user_data;
-            if user_data == SALE_REVERSAL_CLAIM {
+            if user_data == REVERSAL_CLAIM {
                 return Ok(Err(refused(
                     ResponseCode::UnableToLocateRecord,
                     "the sale was reversed",

@@ -98,19 +98,20 @@ pub fn preauthorization_transfer(
     }
 }
 
-/// The completion (预授权完成) of the pre-authorization `original`: its hold posted for
-/// `amount` (at most the hold; the rest is released) and the merchant credited, linked, under
-/// `purpose` (the completion's slot, `follow_up.rs`). The
-/// completion message's trace number travels in the transfers (a second completion of the same
-/// pre-authorization is another content under the same ids).
+/// The completion (预授权完成) of the pre-authorization `original`: its hold (`hold`: the
+/// pre-authorization's, or the one a reversed completion placed again, `completion.rs`) posted
+/// for `amount` (at most the hold; the rest is released) and the merchant credited, linked,
+/// under `purpose` (the completion's slot, `follow_up.rs`). The completion message's trace
+/// number travels in the transfers (a second completion of the same pre-authorization is
+/// another content under the same ids).
 pub fn completion_transfers(
     original: &BusinessKey,
     purpose: &str,
+    hold: TransferId,
     accounts: &SaleAccounts,
     amount: Amount,
     completion_stan: u32,
 ) -> Vec<TransferRequest> {
-    let hold = original.transfer_id("preauth/issuer");
     vec![
         TransferRequest::post(
             original.transfer_id(&format!("{purpose}/issuer")),

@@ -231,7 +231,7 @@ pub(crate) struct Slots {
     /// the mark a reversal of it left.
     pub mine: Option<(u32, Slot)>,
     /// The first transfer (in these books) of each slot another follow-up posted and that was
-    /// not reversed, and of a sale reversal's claim ([`SALE_REVERSAL_CLAIM`]): while any
+    /// not reversed, and of a reversal's claim ([`REVERSAL_CLAIM`]): while any
     /// stands, the original is taken.
     pub standing: Vec<Transfer>,
 }
@@ -241,7 +241,7 @@ pub(crate) struct Slots {
 /// number and any console refund part, so no follow-up takes it for its own. It stands like a
 /// posted void, so a void or refund racing the reversal finds the sale taken, or takes the slot
 /// first and makes the reversal's commit fail as a whole.
-pub(crate) const SALE_REVERSAL_CLAIM: u128 = u64::MAX as u128;
+pub(crate) const REVERSAL_CLAIM: u128 = u64::MAX as u128;
 
 /// What one follow-up left in its slot.
 #[derive(Debug)]
@@ -285,7 +285,7 @@ impl TerminalHandler {
             };
             let by_this = first.request.user_data == u128::from(stan);
             if first.debit == marks {
-                if first.request.user_data == SALE_REVERSAL_CLAIM {
+                if first.request.user_data == REVERSAL_CLAIM {
                     standing.push(first);
                 } else if by_this {
                     mine = Some((generation, Slot::Marked));

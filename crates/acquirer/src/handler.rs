@@ -380,10 +380,18 @@ impl TerminalHandler {
     }
 
     /// Keeps the transfers of the books this handler keeps: both institutions' for an
-    /// in-process issuer, the issuer's (the first of each pair) for an issuer host.
+    /// in-process issuer; for an issuer host, the issuer's of a two-sided posting (the first of
+    /// the pair: the second, the merchant's side, is a posted transfer in the acquirer's books),
+    /// with whatever follows the pair in these books (a reversal's mark, a hold placed again).
     pub(crate) fn own(&self, mut transfers: Vec<TransferRequest>) -> Vec<TransferRequest> {
         if self.role == Role::Issuer {
-            transfers.truncate(1);
+            if transfers
+                .get(1)
+                .is_some_and(|second| matches!(second.kind, ledger::TransferKind::Posted { .. }))
+            {
+                transfers.remove(1);
+            }
+            // The last transfer closes its chain.
             if let Some(last) = transfers.last_mut() {
                 last.linked = false;
             }

@@ -51,17 +51,21 @@
 //! (its money went back already); `undo.rs` refuses a void or refund of a reversed sale (25).
 //! The ledger guards both when they race on two connections: the sale's reversal marks the first
 //! free slot of the sale's voids and refunds in the same commit as its own transfers (the mark's
-//! user data is `follow_up::SALE_REVERSAL_CLAIM`), and that mark stands like a posted void. Of a
+//! user data is `follow_up::REVERSAL_CLAIM`), and that mark stands like a posted void. Of a
 //! void and a reversal that both saw the slot free, one takes it; the other's commit fails as a
 //! whole and it looks again: the void then gets 25, the reversal finds the void standing and
-//! posts nothing. The console's refunds (`console_refund.rs`) take the same slots.
+//! posts nothing. The console's refunds (`console_refund.rs`) take the same slots. A completion's
+//! reversal posts nothing while a completion void stands, and a completion void of a reversed
+//! completion gets 25, but there it is a look-up only: a completion's reversal places the
+//! pre-authorization's hold again, so it may be completed (and that completion voided) once
+//! more, and a mark would stand against that void too.
 
 use crate::completion::{
     COMPLETION, COMPLETION_REVERSAL, COMPLETION_VOID, COMPLETION_VOID_REVERSAL,
 };
 use crate::effects::BusinessKey;
 use crate::effects::{FOLLOW_UP_SLOTS, in_slot};
-use crate::follow_up::{SALE_REVERSAL_CLAIM, Slot};
+use crate::follow_up::{REVERSAL_CLAIM, Slot};
 use crate::handler::{TerminalHandler, TerminalRecord};
 use crate::keys::MessageKeys;
 use crate::message::{Request, response_to};
@@ -102,8 +106,7 @@ impl TerminalHandler {
                             request,
                             terminal,
                             &original,
-                            UNDO,
-                            UNDO_REVERSAL,
+                            (UNDO, UNDO_REVERSAL),
                         )
                         .await
                     }
@@ -117,8 +120,7 @@ impl TerminalHandler {
                         request,
                         terminal,
                         &preauthorization,
-                        COMPLETION,
-                        COMPLETION_REVERSAL,
+                        (COMPLETION, COMPLETION_REVERSAL),
                     )
                     .await
                 }
@@ -132,8 +134,7 @@ impl TerminalHandler {
                             request,
                             terminal,
                             &preauthorization,
-                            COMPLETION_VOID,
-                            COMPLETION_VOID_REVERSAL,
+                            (COMPLETION_VOID, COMPLETION_VOID_REVERSAL),
                         )
                         .await
                     }
@@ -227,50 +228,29 @@ impl TerminalHandler {
         }
         // A sale a void or refund stands against has given its money back already: undoing it
         // again would pay the card twice. The reversal is answered (the sale does not stand),
-        // and posts nothing.
+        // and posts nothing. Otherwise it claims the first free slot of the sale's voids and
+        // refunds in its own commit, so that a void or refund racing it cannot post as well.
         let currency = crate::follow_up::currency(message)?;
-        let (marks, _) = crate::chart::reversal_marks(terminal.acquirer, currency);
-        let undone = self
-            .slots(key, UNDO, UNDO_REVERSAL, request.stan, "issuer", marks)
-            .await?;
-        if !undone.standing.is_empty()
-            || matches!(
-                undone.mine,
-                Some((
-                    _,
-                    Slot::Posted {
-                        reversed: false,
-                        ..
-                    }
-                ))
-            )
+        let claim = match self
+            .claim_voids(key, (UNDO, UNDO_REVERSAL), request.stan, terminal, currency)
+            .await?
         {
-            tracing::warn!(terminal = %request.terminal_id, stan = request.stan, "reversal of a sale a void or refund stands against: nothing more to undo");
-            return Ok(ResponseCode::Approved);
-        }
-        let mut undo = sale.opposite(
-            key,
-            "reversal",
-            sale.issuer.amount,
-            REVERSAL_CODE,
-            request.stan,
-        );
-        // The reversal claims the first free slot of the sale's voids and refunds in the same
-        // commit, so that a void or refund racing it cannot post as well: whichever takes the
-        // slot first stands, and the other's commit fails as a whole. (With every slot taken,
-        // no void or refund can post either.)
-        if undone.free < FOLLOW_UP_SLOTS {
-            if let Some(last) = undo.last_mut() {
-                last.linked = true;
+            Claim::Voided => {
+                tracing::warn!(terminal = %request.terminal_id, stan = request.stan, "reversal of a sale a void or refund stands against: nothing more to undo");
+                return Ok(ResponseCode::Approved);
             }
-            undo.extend(mark_requests(
-                key.transfer_id(&format!("{}/issuer", in_slot(UNDO, undone.free))),
-                key.transfer_id(&format!("{}/mark", in_slot(UNDO_REVERSAL, undone.free))),
-                crate::chart::reversal_marks(terminal.acquirer, currency),
-                currency,
-                SALE_REVERSAL_CLAIM,
-            ));
-        }
+            Claim::Free(claim) => claim,
+        };
+        let undo = chained(
+            sale.opposite(
+                key,
+                "reversal",
+                sale.issuer.amount,
+                REVERSAL_CODE,
+                request.stan,
+            ),
+            claim,
+        );
         match self
             .commit_follow_up_giving_back(undo, &sale.issuer, sale.issuer.amount.minor())
             .await
@@ -351,8 +331,7 @@ impl TerminalHandler {
         request: &Request,
         terminal: &TerminalRecord,
         original: &BusinessKey,
-        purpose: &str,
-        reversal_purpose: &str,
+        (purpose, reversal_purpose): (&str, &str),
     ) -> Result<ResponseCode, ResponseCode> {
         let currency = crate::follow_up::currency(message)?;
         let (marks, _) = crate::chart::reversal_marks(terminal.acquirer, currency);
@@ -368,17 +347,46 @@ impl TerminalHandler {
             .await?;
         match slots.mine {
             Some((_, Slot::Marked)) => Ok(ResponseCode::Approved),
-            Some((generation, Slot::Posted { posted, .. })) => {
+            Some((generation, Slot::Posted { posted, reversed })) => {
                 if request.amount_minor != Some(posted.issuer.amount.minor().unsigned_abs()) {
                     return Err(ResponseCode::InvalidAmount);
                 }
-                let undo = posted.opposite(
+                if reversed {
+                    return Ok(ResponseCode::Approved);
+                }
+                let mut undo = posted.opposite(
                     original,
                     &in_slot(reversal_purpose, generation),
                     posted.issuer.amount,
                     REVERSAL_CODE,
                     request.stan,
                 );
+                // A completion a completion void stands against gave its money back already
+                // (`reverse_sale` likewise). Unlike a sale's, a completion's reversal claims no
+                // void slot: the pre-authorization may be completed again after it, and that
+                // completion voided. Otherwise the pre-authorization stands again, as if the
+                // completion had never been: the hold it posted is placed again.
+                if purpose == COMPLETION {
+                    if let Claim::Voided = self
+                        .claim_voids(
+                            original,
+                            (COMPLETION_VOID, COMPLETION_VOID_REVERSAL),
+                            request.stan,
+                            terminal,
+                            currency,
+                        )
+                        .await?
+                    {
+                        tracing::warn!(terminal = %request.terminal_id, stan = request.stan, "reversal of a completion a completion void stands against: nothing more to undo");
+                        return Ok(ResponseCode::Approved);
+                    }
+                    if let Some(again) = self
+                        .hold_again(original, generation, &posted.issuer)
+                        .await?
+                    {
+                        undo = chained(undo, vec![again]);
+                    }
+                }
                 self.commit_follow_up(undo).await?;
                 Ok(ResponseCode::Approved)
             }
@@ -405,8 +413,7 @@ impl TerminalHandler {
                             request,
                             terminal,
                             original,
-                            purpose,
-                            reversal_purpose,
+                            (purpose, reversal_purpose),
                         ))
                         .await
                     }
@@ -451,6 +458,68 @@ impl TerminalHandler {
             }
         }
     }
+}
+
+/// What a reversal of a sale or completion finds in the slots of its original's voids.
+enum Claim {
+    /// A void (or refund) stands: the money went back already, the reversal posts nothing.
+    Voided,
+    /// None stands: the mark claiming the first free slot, for a sale's reversal to commit
+    /// with its own transfers (empty when every slot is taken: no void can post either).
+    Free(Vec<TransferRequest>),
+}
+
+impl TerminalHandler {
+    /// The voids of `original` (`voids`: their purpose and their reversals') as the reversal
+    /// with trace number `stan` finds them (see the module's documentation).
+    async fn claim_voids(
+        &self,
+        original: &BusinessKey,
+        (voids, voids_reversal): (&str, &str),
+        stan: u32,
+        terminal: &TerminalRecord,
+        currency: money::Currency,
+    ) -> Result<Claim, ResponseCode> {
+        let marks = crate::chart::reversal_marks(terminal.acquirer, currency);
+        let slots = self
+            .slots(original, voids, voids_reversal, stan, "issuer", marks.0)
+            .await?;
+        if !slots.standing.is_empty()
+            || matches!(
+                slots.mine,
+                Some((
+                    _,
+                    Slot::Posted {
+                        reversed: false,
+                        ..
+                    }
+                ))
+            )
+        {
+            return Ok(Claim::Voided);
+        }
+        if slots.free >= FOLLOW_UP_SLOTS {
+            return Ok(Claim::Free(Vec::new()));
+        }
+        Ok(Claim::Free(mark_requests(
+            original.transfer_id(&format!("{}/issuer", in_slot(voids, slots.free))),
+            original.transfer_id(&format!("{}/mark", in_slot(voids_reversal, slots.free))),
+            marks,
+            currency,
+            REVERSAL_CLAIM,
+        )))
+    }
+}
+
+/// A reversal's transfers and more (its claim, a hold placed again), linked to commit as one.
+fn chained(mut undo: Vec<TransferRequest>, more: Vec<TransferRequest>) -> Vec<TransferRequest> {
+    if !more.is_empty()
+        && let Some(last) = undo.last_mut()
+    {
+        last.linked = true;
+    }
+    undo.extend(more);
+    undo
 }
 
 /// A mark under `original`: a 1-unit hold between the reversal-mark accounts `(debit,

@@ -416,14 +416,7 @@ async fn reversals_of_every_follow_up(name: &str, cards: &World, client: &mut Cl
     let completed = send(client, &completion).await;
     assert_eq!(completed.code, "00");
     assert_eq!(available(cards, &card).await, opening - 3_200);
-    let completion_void = edited(
-        &void(&card, 1_500, 26, 25, &completed.rrn, &keys),
-        &keys,
-        |message| {
-            message.set_text(25, "06");
-            message.set_text(60, "21000001");
-        },
-    );
+    let completion_void = completion_void(&card, 1_500, 26, 25, &completed.rrn, &keys);
     assert_eq!(
         send(client, &completion_void).await.code,
         "00",
@@ -440,9 +433,37 @@ async fn reversals_of_every_follow_up(name: &str, cards: &World, client: &mut Cl
     assert_eq!(send(client, &reversal_of(&completion)).await.code, "00");
     assert_eq!(
         available(cards, &card).await,
-        opening - 1_700,
-        "{name}: the completion is undone"
+        opening - 3_700,
+        "{name}: the completion is undone, and the pre-authorization holds again"
     );
+    // Completed again (a cashier does, when the completion's answer was lost), that completion
+    // voided; the pre-authorization voided then releases the hold once.
+    let completion = common::completion(&card, 2_000, 51, 24, &held.auth_code, &keys);
+    let completed = send(client, &completion).await;
+    assert_eq!(completed.code, "00", "{name}: completed again");
+    assert_eq!(available(cards, &card).await, opening - 3_700);
+    assert_eq!(send(client, &reversal_of(&completion)).await.code, "00");
+    assert_eq!(send(client, &reversal_of(&completion)).await.code, "00");
+    assert_eq!(
+        available(cards, &card).await,
+        opening - 3_700,
+        "{name}: reversed again, held again, once"
+    );
+    let release = preauthorization_void(&card, 2_000, 52, 24, &held.rrn, &keys);
+    assert_eq!(send(client, &release).await.code, "00", "{name}: released");
+    assert_eq!(send(client, &release).await.code, "00", "{name}: a repeat");
+    assert_eq!(available(cards, &card).await, opening - 1_700);
+    assert_ne!(
+        send(
+            client,
+            &common::completion(&card, 2_000, 53, 24, &held.auth_code, &keys)
+        )
+        .await
+        .code,
+        "00",
+        "{name}: a released hold is not completed"
+    );
+    assert_eq!(available(cards, &card).await, opening - 1_700);
 
     // A pre-authorization whose answer was lost: its reversal releases the hold.
     let lost = preauthorization(&card, 900, 27, 4, &keys);
@@ -733,15 +754,7 @@ async fn spend_given_back(name: &str, cards: &World, client: &mut Client) {
     let held = send(client, &preauthorization(&card, big, 64, 4, &keys)).await;
     assert_eq!(held.code, "00");
     assert_eq!(spent(cards).await, big as i64);
-    let release = edited(
-        &void(&card, big, 65, 64, &held.rrn, &keys),
-        &keys,
-        |message| {
-            message.mti = Mti::parse("0100").unwrap();
-            message.set_text(25, "06");
-            message.set_text(60, "11000001");
-        },
-    );
+    let release = preauthorization_void(&card, big, 65, 64, &held.rrn, &keys);
     assert_eq!(send(client, &release).await.code, "00");
     assert_eq!(spent(cards).await, 0, "{name}: and the released hold");
     assert_eq!(

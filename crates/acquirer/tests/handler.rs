@@ -702,16 +702,8 @@ mod sales {
         let authorized = cup().unpack(&reply).unwrap().into_owned();
         let (rrn, auth_code) = (authorized.rrn().unwrap(), authorized.auth_code().unwrap());
         assert_eq!(available(&world, &card).await, before - 3_000, "held");
-        let preauth_void = |stan: u32| {
-            let mut message = cup()
-                .unpack(&void(&card, 3_000, stan, 1_000, &rrn, &keys))
-                .unwrap()
-                .into_owned();
-            message.mti = Mti::parse("0100").unwrap();
-            message.set_text(25, "06");
-            message.set_text(60, "11000001");
-            maced(message, &keys.1)
-        };
+        let preauth_void =
+            |stan: u32| common::preauthorization_void(&card, 3_000, stan, 1_000, &rrn, &keys);
         let mut answer = async |request: Vec<u8>| {
             let reply = client.exchange(&request, TIMEOUT).await.unwrap();
             let message = cup().unpack(&reply).unwrap();

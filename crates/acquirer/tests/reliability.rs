@@ -920,20 +920,20 @@ async fn a_void_racing_its_sales_reversal_gives_the_money_back_once() {
         let opening = available(&world, &card).await;
         let mut answers: HashMap<(String, String), u32> = HashMap::new();
         for round in 0..rounds {
-            let sale_stan = 2 * round + 1;
-            let amount = amount_of(sale_stan);
-            let sale_request = chip_sale(
+            let stan = 2 * round + 1;
+            let amount = amount_of(stan);
+            let sale = chip_sale(
                 &card,
                 amount,
-                sale_stan,
+                stan,
                 u16::try_from(round + 1).unwrap(),
                 demo::DEMO_PIN,
                 &keys,
             );
-            let sale = send(&mut client, &sale_request).await;
-            assert_eq!(sale.code, "00", "{name}: round {round}");
-            let void = void(&card, amount, sale_stan + 1, sale_stan, &sale.rrn, &keys);
-            let reversal = reversal_of(&sale_request, "0400", &keys);
+            let approved = send(&mut client, &sale).await;
+            assert_eq!(approved.code, "00", "{name}: round {round}");
+            let void = void(&card, amount, stan + 1, stan, &approved.rrn, &keys);
+            let reversal = reversal_of(&sale, "0400", &keys);
             let (voided, reversed) =
                 tokio::join!(send(&mut client, &void), send(&mut other, &reversal));
             assert_eq!(reversed.code, "00", "{name}: round {round}: the reversal");
@@ -1540,7 +1540,7 @@ async fn a_link_connection_the_issuer_closed_while_idle_is_replaced_not_answered
 /// void or refund of a reversed sale gets 25. (A terminal does neither on its own — it reverses
 /// only what it got no answer to, before anything new — but the books must not depend on it.)
 #[tokio::test(flavor = "multi_thread")]
-async fn a_sale_is_given_back_once_whether_voided_or_reversed_first() {
+async fn a_sale_or_completion_is_given_back_once_whether_voided_or_reversed_first() {
     for backend in store::testing::backends().await {
         let name = backend.name;
         let world = world_on(backend).await;
@@ -1592,6 +1592,65 @@ async fn a_sale_is_given_back_once_whether_voided_or_reversed_first() {
             send(&mut client, &refund(500, 7, 5, &sale.rrn)).await.code,
             "25",
             "{name}: a refund of a reversed sale"
+        );
+        assert_eq!(available(&world, &card).await, opening, "{name}");
+
+        // A completion voided, then reversed; another reversed, then voided.
+        let held = send(&mut client, &preauthorization(&card, 3_000, 10, 3, &keys)).await;
+        assert_eq!(held.code, "00", "{name}");
+        let completed_first = completion(&card, 3_000, 11, 10, &held.auth_code, &keys);
+        let completed = send(&mut client, &completed_first).await;
+        assert_eq!(completed.code, "00", "{name}");
+        assert_eq!(
+            send(
+                &mut client,
+                &completion_void(&card, 3_000, 12, 11, &completed.rrn, &keys)
+            )
+            .await
+            .code,
+            "00"
+        );
+        assert_eq!(available(&world, &card).await, opening);
+        assert_eq!(
+            send(&mut client, &reversal_of(&completed_first)).await.code,
+            "00",
+            "{name}: the completion does not stand"
+        );
+        assert_eq!(
+            available(&world, &card).await,
+            opening,
+            "{name}: the voided completion's reversal gives nothing back again"
+        );
+        let held = send(&mut client, &preauthorization(&card, 4_000, 13, 4, &keys)).await;
+        let completed_second = completion(&card, 4_000, 14, 13, &held.auth_code, &keys);
+        let completed = send(&mut client, &completed_second).await;
+        assert_eq!(completed.code, "00", "{name}");
+        assert_eq!(
+            send(&mut client, &reversal_of(&completed_second))
+                .await
+                .code,
+            "00"
+        );
+        assert_eq!(
+            send(
+                &mut client,
+                &completion_void(&card, 4_000, 15, 14, &completed.rrn, &keys)
+            )
+            .await
+            .code,
+            "25",
+            "{name}: a void of a reversed completion"
+        );
+        // The reversal placed the hold again: the pre-authorization is released by its void.
+        assert_eq!(available(&world, &card).await, opening - 4_000, "{name}");
+        assert_eq!(
+            send(
+                &mut client,
+                &preauthorization_void(&card, 4_000, 16, 13, &held.rrn, &keys)
+            )
+            .await
+            .code,
+            "00"
         );
         assert_eq!(available(&world, &card).await, opening, "{name}");
         world.store.check_books().await.unwrap();

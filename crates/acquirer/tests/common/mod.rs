@@ -553,6 +553,47 @@ pub fn refund(
     )
 }
 
+/// A completion void (预授权完成撤销, 60.1 = 21) of the completion with trace number
+/// `completion_stan` and RRN `rrn`: the void's layout with condition 06.
+pub fn completion_void(
+    card: &demo::DemoCard,
+    amount_minor: u64,
+    stan: u32,
+    completion_stan: u32,
+    rrn: &str,
+    keys: &(TdesKey, TdesKey),
+) -> Vec<u8> {
+    edited(
+        &void(card, amount_minor, stan, completion_stan, rrn, keys),
+        keys,
+        |message| {
+            message.set_text(25, "06");
+            message.set_text(60, "21000001");
+        },
+    )
+}
+
+/// A pre-authorization void (预授权撤销, 0100 with condition 06 and 60.1 = 11) of the hold
+/// with trace number `original_stan` and RRN `rrn`: the void's layout.
+pub fn preauthorization_void(
+    card: &demo::DemoCard,
+    amount_minor: u64,
+    stan: u32,
+    original_stan: u32,
+    rrn: &str,
+    keys: &(TdesKey, TdesKey),
+) -> Vec<u8> {
+    edited(
+        &void(card, amount_minor, stan, original_stan, rrn, keys),
+        keys,
+        |message| {
+            message.mti = Mti::parse("0100").unwrap();
+            message.set_text(25, "06");
+            message.set_text(60, "11000001");
+        },
+    )
+}
+
 /// A pre-authorization: a chip sale turned into 0100 with processing code 03, condition 06
 /// and 60.1 = 10.
 pub fn preauthorization(
