@@ -96,6 +96,11 @@ pub struct ChipCard {
     psn: u8,
     icc_master_key: PreparedTdesKey,
     atc: u16,
+    /// The session key of the last ARQC, with its ATC: the issuer's answer to that ARQC is
+    /// checked under the same key, so a card derives and prepares it once per transaction, as
+    /// a real card keeps its session key until the second GENERATE AC. Boxed: the prepared key
+    /// schedules are large.
+    session: Option<(u16, Box<PreparedTdesKey>)>,
 }
 
 impl std::fmt::Debug for ChipCard {
@@ -141,6 +146,7 @@ impl ChipCard {
             psn,
             icc_master_key: PreparedTdesKey::new(&icc)?,
             atc: 0,
+            session: None,
         })
     }
 
@@ -161,6 +167,7 @@ impl ChipCard {
             psn,
             icc_master_key: PreparedTdesKey::new(icc_master_key)?,
             atc: 0,
+            session: None,
         })
     }
 
@@ -222,7 +229,8 @@ impl ChipCard {
             .iter()
             .flat_map(|(_, value)| value.iter().copied())
             .collect();
-        let arqc = self.session_key(atc)?.retail_mac(&data, VERSION.padding());
+        let session = Box::new(self.session_key(atc)?);
+        let arqc = session.retail_mac(&data, VERSION.padding());
         let psn: [u8; 1] = bcd(u64::from(self.psn))?;
         let mut objects: Vec<(Tag, &[u8])> = vec![(Tag(0x9F26), &arqc), (Tag(0x9F27), &[CID_ARQC])];
         objects.extend(covered.iter().map(|(tag, value)| (Tag(*tag), *value)));
@@ -230,6 +238,7 @@ impl ChipCard {
         objects.push((Tag(0x5F34), &psn));
         let field55 = field55::build(&objects)?;
         self.atc = atc;
+        self.session = Some((atc, session));
         Ok(ChipRead { field55, atc, arqc })
     }
 
@@ -254,8 +263,16 @@ impl ChipCard {
         let csu: [u8; CSU_BYTES] = csu
             .try_into()
             .map_err(|_| TerminalError::Invalid("card status update"))?;
-        let session = self.session_key(read.atc)?;
-        let expected = cryptogram::arpc_method2_prepared(&session, &read.arqc, &csu, &[])?;
+        let expected = match &self.session {
+            Some((atc, session)) if *atc == read.atc => {
+                cryptogram::arpc_method2_prepared(session, &read.arqc, &csu, &[])?
+            }
+            // A read from before the card's last ARQC (or from another session of the card).
+            _ => {
+                let session = self.session_key(read.atc)?;
+                cryptogram::arpc_method2_prepared(&session, &read.arqc, &csu, &[])?
+            }
+        };
         Ok(Some(ArpcCheck {
             genuine: paycrypto::mac::macs_equal(arpc, &expected),
             approved: csu[3] & CSU_APPROVED != 0,
@@ -270,4 +287,89 @@ pub struct ArpcCheck {
     pub genuine: bool,
     /// The card status update says the issuer approved.
     pub approved: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn transaction(amount_minor: u64) -> ChipTransaction {
+        ChipTransaction {
+            amount_minor,
+            currency: Currency::CNY,
+            country: 156,
+            date: TransactionDate {
+                year: 2026,
+                month: 11,
+                day: 26,
+            },
+            unpredictable_number: [0x38, 0x04, 0x82, 0x3E],
+        }
+    }
+
+    /// The ARPC method 2 answer (tag 91) to `read`, made the issuer's way from the issuer
+    /// master key, each key derived afresh.
+    fn issuer_answer(imk: &TdesKey, pan: &Pan, read: &ChipRead, csu: [u8; 4]) -> Vec<u8> {
+        let icc = cryptogram::icc_master_key(imk, pan, 1).unwrap();
+        let session = cryptogram::session_key(
+            &icc,
+            read.atc.to_be_bytes(),
+            VERSION.session_derivation([0; 4]),
+        )
+        .unwrap();
+        let arpc = cryptogram::arpc_method2(&session, &read.arqc, &csu, &[]).unwrap();
+        field55::build(&[(Tag(0x91), &[arpc.as_slice(), &csu].concat())]).unwrap()
+    }
+
+    #[test]
+    fn the_kept_session_key_is_the_one_derived_for_the_atc() {
+        // The card keeps its last ARQC's session key for the ARPC check. Its ARQC must be the
+        // one a key derived the paycrypto way makes, and an ARPC must check the same under
+        // the kept key and under one derived again (an older read, or a card loaded afresh).
+        let imk = TdesKey::new(&[0x33; 16]).unwrap();
+        let pan = Pan::new("6212345000000001").unwrap();
+        let mut card = ChipCard::new(&imk, pan.clone(), 1).unwrap();
+        let first = card.generate_arqc(&transaction(1_200)).unwrap();
+        let second = card.generate_arqc(&transaction(3_400)).unwrap();
+        let session = cryptogram::session_key(
+            &cryptogram::icc_master_key(&imk, &pan, 1).unwrap(),
+            second.atc.to_be_bytes(),
+            VERSION.session_derivation([0; 4]),
+        )
+        .unwrap();
+        let covered = field55::parse(&second.field55).unwrap();
+        let data: Vec<u8> = acquirer::chip::ARQC_DATA_TAGS
+            .iter()
+            .flat_map(|tag| {
+                let object = covered
+                    .iter()
+                    .find(|object| object.tag == Tag(*tag))
+                    .unwrap();
+                object.value.to_vec()
+            })
+            .collect();
+        assert_eq!(
+            cryptogram::generate_arqc(&session, &data, VERSION.padding()).unwrap(),
+            second.arqc
+        );
+
+        let reloaded = ChipCard::new(&imk, pan.clone(), 1).unwrap().with_atc(2);
+        for (read, csu, approved) in [
+            (&second, [0, 0, 0, CSU_APPROVED], true),
+            (&second, [0; 4], false),
+            (&first, [0, 0, 0, CSU_APPROVED], true),
+        ] {
+            let answer = issuer_answer(&imk, &pan, read, csu);
+            let expected = Some(ArpcCheck {
+                genuine: true,
+                approved,
+            });
+            assert_eq!(card.check_arpc(read, &answer).unwrap(), expected);
+            assert_eq!(reloaded.check_arpc(read, &answer).unwrap(), expected);
+        }
+        // The answer to one ARQC does not pass for the other's.
+        let answer = issuer_answer(&imk, &pan, &first, [0, 0, 0, CSU_APPROVED]);
+        assert!(!card.check_arpc(&second, &answer).unwrap().unwrap().genuine);
+    }
 }

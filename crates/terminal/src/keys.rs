@@ -8,7 +8,7 @@ use crate::TerminalError;
 use crate::dukpt::{TdesTransactionKeys, TransactionKeys};
 use iso8583::Message;
 use paycrypto::mac::{Padding, PreparedTdesKey};
-use paycrypto::pinblock::{self, PinBlockFormat, PinKey};
+use paycrypto::pinblock::{self, PinBlockFormat};
 use paycrypto::session::{EncryptedWorkingKey, decrypt_working_key};
 use paycrypto::{Pan, Pin, PinBlock, TdesKey};
 
@@ -25,7 +25,8 @@ pub struct WorkingKeys(Scheme);
 
 enum Scheme {
     MasterSession {
-        pin: TdesKey,
+        /// Prepared once, like the MAC key: every sale's PIN block is enciphered under it.
+        pin: Box<PreparedTdesKey>,
         /// Prepared once: every message is MACed under it, every answer checked. Boxed: the
         /// prepared key schedules are large.
         mac: Box<PreparedTdesKey>,
@@ -74,7 +75,7 @@ impl WorkingKeys {
     /// Keys the terminal holds in clear (tests; a terminal takes them from its sign-on).
     pub fn new(pin: TdesKey, mac: TdesKey) -> Result<Self, TerminalError> {
         Ok(Self(Scheme::MasterSession {
-            pin,
+            pin: Box::new(PreparedTdesKey::new(&pin)?),
             mac: Box::new(PreparedTdesKey::new(&mac)?),
         }))
     }
@@ -166,14 +167,17 @@ impl WorkingKeys {
     /// (field 62, after the KSN); TDES DUKPT, format 0 under the PIN variant (field 52).
     pub fn pin_block(&self, pin: &Pin, pan: &Pan) -> Result<PinBlock, TerminalError> {
         match &self.0 {
-            Scheme::MasterSession { pin: key, .. } => Ok(pinblock::encrypt_pin_block(
-                PinBlockFormat::Iso0,
-                PinKey::Tdes(key),
-                pin,
-                Some(pan),
-                // Format 0 has no random fill.
-                &[0; pinblock::FILL_BYTES],
-            )?),
+            // What `pinblock::encrypt_pin_block` does for format 0, under the prepared key.
+            Scheme::MasterSession { pin: key, .. } => {
+                let clear = pinblock::clear_tdes_block(
+                    PinBlockFormat::Iso0,
+                    pin,
+                    Some(pan),
+                    // Format 0 has no random fill.
+                    &[0; pinblock::FILL_BYTES],
+                )?;
+                Ok(PinBlock::new(&key.encrypt_block(&clear))?)
+            }
             Scheme::AesDukpt(keys) => keys.pin_block(pin, pan, &rand::random()),
             Scheme::TdesDukpt(keys) => keys.pin_block(pin, pan),
         }
@@ -198,6 +202,43 @@ impl WorkingKeys {
             Scheme::MasterSession { .. } => paycrypto::mac::macs_equal(mac, &self.mac(covered)),
             Scheme::AesDukpt(keys) => keys.answer_mac_matches(covered, mac),
             Scheme::TdesDukpt(keys) => keys.answer_mac_matches(covered, mac),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use paycrypto::pinblock::PinKey;
+
+    #[test]
+    fn pin_blocks_under_the_prepared_key_are_those_of_paycrypto() {
+        // The prepared PIN key must give the bytes `encrypt_pin_block` gives, for PINs of
+        // every length and PANs of several lengths (the PAN field takes the 12 digits before
+        // the check digit).
+        for (key_byte, pin, pan) in [
+            (0x11, "1234", "6212345000000001"),
+            (0x5A, "123456", "4000000000000002"),
+            (0xC3, "987654321098", "6212345678901234567"),
+            (0x01, "0000", "5000000000006"),
+        ] {
+            let pin_key = TdesKey::new(&[key_byte; 16].map(|b| b ^ 0x80)).unwrap();
+            let keys =
+                WorkingKeys::new(pin_key.clone(), TdesKey::new(&[0x22; 16]).unwrap()).unwrap();
+            let (pin, pan) = (Pin::new(pin).unwrap(), Pan::new(pan).unwrap());
+            let expected = pinblock::encrypt_pin_block(
+                PinBlockFormat::Iso0,
+                PinKey::Tdes(&pin_key),
+                &pin,
+                Some(&pan),
+                &[0; pinblock::FILL_BYTES],
+            )
+            .unwrap();
+            assert_eq!(
+                keys.pin_block(&pin, &pan).unwrap().as_bytes(),
+                expected.as_bytes()
+            );
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::TerminalError;
 use crate::keys::{SignedOn, WorkingKeys};
-use iso8583::{Message, Mti, Profile, ResponseCode, Stan, Tpdu};
+use iso8583::{Message, Mti, Profile, ResponseCode, Stan, Tpdu, Value};
 use money::Currency;
 use paycrypto::{Pan, PinBlock, TdesKey};
 
@@ -270,9 +270,7 @@ impl Terminal {
             )));
         }
         for field in ECHO_CHECKED {
-            if request.get(field).map(|value| value.to_text())
-                != message.get(field).map(|value| value.to_text())
-            {
+            if !echoed(request.get(field), message.get(field)) {
                 return Err(answer_error(format!(
                     "to {} does not echo field {field}",
                     request.mti.as_str()
@@ -318,6 +316,19 @@ impl Terminal {
             receipt_payload,
             message,
         })
+    }
+}
+
+/// Whether an answer's field holds the characters of the request's (both absent counts). Text
+/// fields are compared where they lie: every answer is checked, and copying each field into a
+/// `String` first cost more than the comparison.
+fn echoed(sent: Option<&Value<'_>>, answered: Option<&Value<'_>>) -> bool {
+    match (sent, answered) {
+        (None, None) => true,
+        (Some(Value::Bytes(sent)), Some(Value::Bytes(answered))) => sent == answered,
+        // BCD off the wire: compare the digits.
+        (Some(sent), Some(answered)) => sent.to_bytes() == answered.to_bytes(),
+        _ => false,
     }
 }
 

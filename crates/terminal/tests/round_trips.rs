@@ -480,18 +480,33 @@ fn answers_that_do_not_match_or_do_not_verify_are_refused() {
         .unwrap_err()
         .contains("carries no MAC")
     );
-    assert!(
-        check(host_answer(
-            &host,
-            &signed,
-            &frame,
-            ResponseCode::Approved,
-            true,
-            |answer| answer.set_text(11, "000043")
-        ))
-        .unwrap_err()
-        .contains("field 11")
-    );
+    type Edit = fn(&mut Message<'static>);
+    let echoes: [(Edit, &str); 4] = [
+        (|answer| answer.set_text(11, "000043"), "field 11"),
+        (|answer| answer.set_amount(1_201), "field 4"),
+        (|answer| answer.set_text(42, "898310058120002"), "field 42"),
+        (
+            |answer| {
+                answer.remove(41);
+            },
+            "field 41",
+        ),
+    ];
+    for (edit, field) in echoes {
+        assert!(
+            check(host_answer(
+                &host,
+                &signed,
+                &frame,
+                ResponseCode::Approved,
+                true,
+                edit
+            ))
+            .unwrap_err()
+            .contains(field),
+            "{field}"
+        );
+    }
     assert!(
         check(host_answer(
             &host,
