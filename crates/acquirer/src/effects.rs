@@ -7,7 +7,7 @@
 //! instead of paying twice.
 
 use issuer::BusinessDate;
-use ledger::{AccountId, TransferId, TransferRequest};
+use ledger::{AccountId, TransferCluster, TransferId, TransferRequest};
 use money::Amount;
 use store::directory::CardProduct;
 
@@ -26,8 +26,16 @@ impl BusinessKey {
     /// transfers share a page of the ledger's index and a terminal's next message lands beside
     /// its last, instead of two random pages per sale in the writer's commit.
     pub fn transfer_id(&self, purpose: &str) -> TransferId {
+        let [id] = self.transfer_ids([purpose]);
+        id
+    }
+
+    /// The ids of several of the message's transfers, with the digest of their terminal and
+    /// batch computed once (a sale's two ids took four SHA-256 digests, now three).
+    pub fn transfer_ids<const N: usize>(&self, purposes: [&str; N]) -> [TransferId; N] {
         let cluster = format!("{}|{:06}", self.terminal_id.trim(), self.batch);
-        TransferId::clustered("terminal-message", cluster.as_bytes(), self.stan, purpose)
+        let cluster = TransferCluster::new("terminal-message", cluster.as_bytes());
+        purposes.map(|purpose| cluster.id(self.stan, purpose))
     }
 }
 
@@ -48,7 +56,7 @@ pub fn sale_transfers(
     accounts: &SaleAccounts,
     amount: Amount,
 ) -> Vec<TransferRequest> {
-    let issuer_id = key.transfer_id("sale/issuer");
+    let [issuer_id, acquirer_id] = key.transfer_ids(["sale/issuer", "sale/acquirer"]);
     let issuer = match accounts.product {
         // A deposit pays out: debit the card's account.
         CardProduct::Debit => {
@@ -60,7 +68,7 @@ pub fn sale_transfers(
         }
     };
     let acquirer = TransferRequest::posted(
-        key.transfer_id("sale/acquirer"),
+        acquirer_id,
         accounts.acquirer_due_from_issuers,
         accounts.merchant_payable,
         amount,

@@ -36,7 +36,7 @@
 use crate::journal::Earlier;
 use crate::keys::MessageKeys;
 use crate::mac::{mac_parts, pack_with_mac};
-use crate::message::{MessageType, Request, response_to};
+use crate::message::{MessageType, Reject, Request, response_to};
 use crate::parameters::TerminalParameters;
 use crate::sale::Answer;
 use crate::undo::Undo;
@@ -559,12 +559,19 @@ impl TerminalHandler {
         }
     }
 
-    /// The answer to a request, before packing.
-    async fn respond(&self, frame: &[u8], message: &Message<'_>) -> Option<Answer> {
+    /// The answer to a request classified as `kind`, before packing.
+    async fn respond(
+        &self,
+        frame: &[u8],
+        message: &Message<'_>,
+        kind: Result<MessageType, Reject>,
+    ) -> Option<Answer> {
         if self.role == Role::Issuer {
-            return self.respond_as_issuer(message).await;
+            return self.respond_as_issuer(message, kind).await;
         }
-        let request = match Request::parse(self.profile, message) {
+        let parsed =
+            kind.and_then(|kind| Request::parse_classified(kind, self.profile, message, true));
+        let request = match parsed {
             Ok(request) => request,
             Err(reject) => {
                 tracing::info!(field = ?reject.field, response = reject.response.code(), "request rejected: {}", reject.reason);
@@ -628,8 +635,14 @@ impl TerminalHandler {
 
     /// An acquirer's message over the switch link: no terminal, rate or MAC checks (the link
     /// is between institutions), the PIN block already under this issuer's zone key.
-    async fn respond_as_issuer(&self, message: &Message<'_>) -> Option<Answer> {
-        let request = match Request::parse_unmaced(self.profile, message) {
+    async fn respond_as_issuer(
+        &self,
+        message: &Message<'_>,
+        kind: Result<MessageType, Reject>,
+    ) -> Option<Answer> {
+        let parsed =
+            kind.and_then(|kind| Request::parse_classified(kind, self.profile, message, false));
+        let request = match parsed {
             Ok(request) => request,
             Err(reject) => {
                 tracing::info!(field = ?reject.field, response = reject.response.code(), "link request rejected: {}", reject.reason);
@@ -1088,10 +1101,15 @@ impl Handler for TerminalHandler {
             .map(|elapsed| i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX))
             .unwrap_or(0);
         let message = self.profile.unpack(frame).ok();
-        let mut answer = match &message {
-            Some(message) => {
+        // Classified once, for the request and for its journal entry.
+        let kind = message
+            .as_ref()
+            .map(|message| crate::message::classify(self.profile, message));
+        let mut answer = match (&message, &kind) {
+            (Some(message), Some(kind)) => {
                 let deadline = std::time::Instant::now().checked_add(self.answer_within);
-                match tokio::time::timeout(self.answer_within, self.respond(frame, message)).await {
+                let respond = self.respond(frame, message, kind.clone());
+                match tokio::time::timeout(self.answer_within, respond).await {
                     // A decision reached at the deadline or after it is too late as well: the
                     // timer fires on its driver's next tick (a millisecond), and which of the two
                     // comes first within it must not decide the answer.
@@ -1103,13 +1121,14 @@ impl Handler for TerminalHandler {
                     _ => self.too_late(message).await,
                 }
             }
-            None => None,
+            _ => None,
         };
         let packed = answer.as_mut().and_then(|answer| self.pack(answer));
         // Recorded before the answer leaves: every answer a terminal gets is in the journal.
         let mut entry = crate::journal::entry(
             self.profile,
             message.as_ref(),
+            kind.and_then(Result::ok),
             answer.as_ref().map(|answer| &answer.message),
             packed.as_deref(),
         );

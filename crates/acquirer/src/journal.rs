@@ -17,7 +17,7 @@
 use crate::effects::BusinessKey;
 use crate::handler::TerminalHandler;
 use crate::keys::MessageKeys;
-use crate::message::{MessageType, Request, classify};
+use crate::message::{MessageType, Request};
 use crate::sale::Answer;
 use iso8583::{Message, Profile, ResponseCode};
 use store::journal::JournalEntry;
@@ -32,10 +32,12 @@ pub(crate) enum Earlier {
     New,
 }
 
-/// What the journal keeps of a message and its answer.
+/// What the journal keeps of a message and its answer; `kind` is the request's type
+/// ([`classify`], `None` when it has none).
 pub(crate) fn entry(
     profile: &Profile,
     request: Option<&Message<'_>>,
+    kind: Option<MessageType>,
     answer: Option<&Message<'_>>,
     packed_answer: Option<&[u8]>,
 ) -> JournalEntry {
@@ -47,7 +49,6 @@ pub(crate) fn entry(
     let number = |text: Option<String>| text.and_then(|text| text.trim().parse::<i64>().ok());
     let subfield =
         |field, id| number(request.and_then(|message| profile.subfield_text(message, field, id)));
-    let kind = request.and_then(|message| classify(profile, message).ok());
     let card = request.and_then(|message| match (message.pan(), message.track2()) {
         (Ok(pan), _) => Some(pan.masked()),
         (Err(_), Ok(track)) => track.pan().ok().map(|pan| pan.masked()),

@@ -211,21 +211,24 @@ impl Request {
     /// Classifies the message and checks that it carries every field its type needs, in a
     /// usable form. A rejection names the field and carries the response code to answer with.
     pub fn parse(profile: &Profile, message: &Message<'_>) -> Result<Request, Reject> {
-        Self::parse_with(profile, message, true)
+        Self::parse_classified(classify(profile, message)?, profile, message, true)
     }
 
     /// [`Request::parse`] for a message between institutions (the switch link), which carries
     /// no field 64.
     pub fn parse_unmaced(profile: &Profile, message: &Message<'_>) -> Result<Request, Reject> {
-        Self::parse_with(profile, message, false)
+        Self::parse_classified(classify(profile, message)?, profile, message, false)
     }
 
-    fn parse_with(
+    /// [`Request::parse`] (or, without `maced`, [`Request::parse_unmaced`]) of a message
+    /// already classified as `kind`: the handler classifies each message once, for its
+    /// request and its journal entry.
+    pub(crate) fn parse_classified(
+        kind: MessageType,
         profile: &Profile,
         message: &Message<'_>,
         maced: bool,
     ) -> Result<Request, Reject> {
-        let kind = classify(profile, message)?;
         if let Some(missing) = kind
             .mandatory_fields()
             .iter()

@@ -251,6 +251,7 @@ impl TerminalHandler {
         let mut entry = crate::journal::entry(
             self.profile,
             Some(&message),
+            Some(request.kind),
             answer.as_ref().map(|answer| &answer.message),
             None,
         );

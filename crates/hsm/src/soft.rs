@@ -9,7 +9,7 @@ use crate::{
 use paycrypto::card::DecimalisationTable;
 use paycrypto::dukpt::{aes as aes_dukpt, tdes};
 use paycrypto::emv::{self, ArpcMethod};
-use paycrypto::mac::PreparedTdesKey;
+use paycrypto::mac::{PreparedHmacSha256, PreparedTdesKey};
 use paycrypto::pinblock::{self, FILL_BYTES, PinKey};
 use paycrypto::tr31::{self, Algorithm, Header, KeyUsage, ModeOfUse, Version};
 use paycrypto::{AesKey, Pan, Pin, PinBlock, SecretBytes, TdesKey, card, kcv, mac, to_hex};
@@ -30,18 +30,22 @@ const LMK_BYTES: usize = 32;
 const TR31_PAD_BYTES: usize = 48;
 /// Characters of a token used as its cache key: the TR-31 version D MAC, 16 bytes in hex.
 const CACHE_KEY_CHARS: usize = 32;
-/// Shortest MAC `verify_mac` compares.
+/// Bytes of a double-length TDES key, the one length whose DES schedules the cache keeps.
+const DOUBLE_LENGTH: usize = 16;
 /// Modes of use of a key that derives others (a DUKPT BDK).
 const DERIVE: [ModeOfUse; 2] = [ModeOfUse::Derive, ModeOfUse::None];
+/// Shortest MAC `verify_mac` compares.
 const MIN_MAC_BYTES: usize = 4;
 
-/// An unwrapped key with its header, and (for double-length TDES keys that derive or MAC)
-/// its DES key schedules, or (for an Ed25519 seed) its expanded signing key, built on first
-/// use.
+/// An unwrapped key with its header, and (for double-length TDES keys) its DES key
+/// schedules, or (for an HMAC key) its padded blocks compressed, or (for an Ed25519 seed) its
+/// expanded signing key, built on first use.
 struct ClearKey {
     header: Header,
     key: SecretBytes,
     prepared: OnceLock<PreparedTdesKey>,
+    /// The card-number fingerprint key fingerprints every card presented.
+    hmac: OnceLock<PreparedHmacSha256>,
     /// Expanding a seed hashes it and multiplies the base point, as much work again as a
     /// signature: the receipt key signs every approval, so it is expanded once.
     signing: OnceLock<ed25519_dalek::SigningKey>,
@@ -53,6 +57,7 @@ impl ClearKey {
             header,
             key,
             prepared: OnceLock::new(),
+            hmac: OnceLock::new(),
             signing: OnceLock::new(),
         }
     }
@@ -66,6 +71,37 @@ impl ClearKey {
         self.prepared
             .get()
             .ok_or(HsmError::Invalid("key preparation failed"))
+    }
+
+    /// The key as an HMAC-SHA-256 key, its padded blocks compressed on first use.
+    fn hmac(&self) -> &PreparedHmacSha256 {
+        self.hmac
+            .get_or_init(|| PreparedHmacSha256::new(self.key.expose()))
+    }
+
+    /// The prepared schedules of a double-length TDES key (every TDES key easypos makes),
+    /// `None` for another length, which an operation then prepares for itself.
+    fn double_length(&self) -> Result<Option<&PreparedTdesKey>> {
+        if self.header.algorithm != Algorithm::Tdes {
+            return Err(HsmError::Invalid("operation needs a TDES key"));
+        }
+        if self.key.len() == DOUBLE_LENGTH {
+            self.prepared().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Runs `operation` with this TDES key as a PIN key: its schedules prepared once when it is
+    /// double-length (a PIN block's translation and verification use two such keys each).
+    fn with_tdes_pin_key<T>(
+        &self,
+        operation: impl FnOnce(PinKey<'_>) -> paycrypto::Result<T>,
+    ) -> Result<T> {
+        Ok(match self.double_length()? {
+            Some(prepared) => operation(PinKey::PreparedTdes(prepared))?,
+            None => operation(PinKey::Tdes(&self.tdes()?))?,
+        })
     }
 
     fn tdes(&self) -> Result<TdesKey> {
@@ -330,12 +366,7 @@ fn decrypt_with(
             pan,
         )?)
     } else {
-        Ok(pinblock::decrypt_pin_block(
-            format,
-            PinKey::Tdes(&key.tdes()?),
-            block,
-            pan,
-        )?)
+        key.with_tdes_pin_key(|pin_key| pinblock::decrypt_pin_block(format, pin_key, block, pan))
     }
 }
 
@@ -456,11 +487,7 @@ impl Hsm for SoftHsm {
             // No standard defines one for HMAC keys. easypos convention, in the spirit of the
             // others: the leftmost 3 bytes of HMAC-SHA-256 over 16 zero bytes.
             Algorithm::Hmac => {
-                use hmac::Mac;
-                let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.key.expose())
-                    .map_err(|_| HsmError::Invalid("HMAC key length"))?;
-                mac.update(&[0; 16]);
-                let digest = mac.finalize().into_bytes();
+                let digest = key.hmac().mac(&[0; 16]);
                 Ok([digest[0], digest[1], digest[2]])
             }
             // Likewise for a signing key: the leftmost 3 bytes of SHA-256 of its public key.
@@ -498,7 +525,9 @@ impl Hsm for SoftHsm {
         let encrypted = if format.is_aes() {
             pinblock::encrypt_pin_block(format, PinKey::Aes(&out_key.aes()?), &pin, pan, &fill)?
         } else {
-            pinblock::encrypt_pin_block(format, PinKey::Tdes(&out_key.tdes()?), &pin, pan, &fill)?
+            out_key.with_tdes_pin_key(|pin_key| {
+                pinblock::encrypt_pin_block(format, pin_key, &pin, pan, &fill)
+            })?
         };
         Ok(encrypted)
     }
@@ -519,7 +548,10 @@ impl Hsm for SoftHsm {
                     &COMPUTE_MODES,
                     "verify a PVV",
                 )?;
-                let computed = Zeroizing::new(card::pvv(&pvk.tdes()?, pan, pvki, &pin)?);
+                let computed = Zeroizing::new(match pvk.double_length()? {
+                    Some(prepared) => card::pvv_prepared(prepared, pan, pvki, &pin)?,
+                    None => card::pvv(&pvk.tdes()?, pan, pvki, &pin)?,
+                });
                 Ok(card::digits_equal(pvv, &computed))
             }
             PinVerification::Ibm3624 {
@@ -694,17 +726,13 @@ impl Hsm for SoftHsm {
     }
 
     fn pan_fingerprint(&self, key: &KeyToken, pan: &Pan) -> Result<[u8; 32]> {
-        use hmac::Mac;
         let key = self.open_for(
             key,
             &[KeyUsage::MAC_HMAC],
             &[ModeOfUse::Generate, ModeOfUse::Compute],
             "fingerprint a card number",
         )?;
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.key.expose())
-            .map_err(|_| HsmError::Invalid("HMAC key length"))?;
-        mac.update(pan.digits().as_bytes());
-        Ok(mac.finalize().into_bytes().into())
+        Ok(key.hmac().mac(pan.digits().as_bytes()))
     }
 
     fn generate_pvv(&self, pvk: &KeyToken, pan: &Pan, pvki: u8, pin: &Pin) -> Result<String> {

@@ -385,6 +385,73 @@ fn keys_are_refused_for_operations_their_usage_does_not_allow() {
 }
 
 #[test]
+fn double_and_triple_length_zone_keys_translate_and_verify_alike() {
+    // A double-length key's schedules are cached with it; a triple-length one is prepared for
+    // each use. Both must give the blocks and verdicts of the plain cipher, on every use.
+    let hsm = soft();
+    let card = pan("4012345678909");
+    for hex in [
+        TDES_TEST_KEY,
+        "0123456789ABCDEFFEDCBA987654321089ABCDEF01234567",
+    ] {
+        let key = TdesKey::new(&bytes(hex)).unwrap();
+        let length = key.len();
+        let spec = |usage| KeySpec::new(usage, Algorithm::Tdes, ModeOfUse::Both, length);
+        let terminal = hsm
+            .import_clear_key(&spec(KeyUsage::PIN_ENCRYPTION), key.expose())
+            .unwrap();
+        let zone = hsm.generate_key(&spec(KeyUsage::PIN_ENCRYPTION)).unwrap();
+        let pvk = hsm
+            .import_clear_key(
+                &KeySpec::new(
+                    KeyUsage::PIN_VERIFICATION_VISA_PVV,
+                    Algorithm::Tdes,
+                    ModeOfUse::Compute,
+                    length,
+                ),
+                key.expose(),
+            )
+            .unwrap();
+        let from = PinSource::Zone {
+            key: &terminal,
+            format: PinBlockFormat::Iso0,
+        };
+        let to = PinDestination {
+            key: &zone,
+            format: PinBlockFormat::Iso0,
+        };
+        let at_zone = PinSource::Zone {
+            key: &zone,
+            format: PinBlockFormat::Iso0,
+        };
+        let expected_pvv =
+            paycrypto::card::pvv(&key, &card, 1, &Pin::new("1234").unwrap()).unwrap();
+        let pvv = PinVerification::VisaPvv {
+            pvk: &pvk,
+            pvki: 1,
+            pvv: &expected_pvv,
+        };
+        for _ in 0..2 {
+            let good = zone_block(&key, PinBlockFormat::Iso0, "1234", &card);
+            let bad = zone_block(&key, PinBlockFormat::Iso0, "1235", &card);
+            // Back under the terminal's own key (the same key twice), the block is the plain one.
+            let round_trip = PinDestination {
+                key: &terminal,
+                format: PinBlockFormat::Iso0,
+            };
+            assert_eq!(
+                hsm.translate_pin(&good, &from, &round_trip, &card).unwrap(),
+                good
+            );
+            let translated = hsm.translate_pin(&good, &from, &to, &card).unwrap();
+            assert!(hsm.verify_pin(&translated, &at_zone, &card, &pvv).unwrap());
+            let wrong = hsm.translate_pin(&bad, &from, &to, &card).unwrap();
+            assert!(!hsm.verify_pin(&wrong, &at_zone, &card, &pvv).unwrap());
+        }
+    }
+}
+
+#[test]
 fn pin_verification_by_pvv_and_by_offset() {
     let hsm = soft();
     let key = TdesKey::new(&bytes(TDES_TEST_KEY)).unwrap();

@@ -94,15 +94,7 @@ impl TransferId {
     /// message lands on the page its last one filled. Uniqueness rests on 104 digest bits plus
     /// the sequence, as much as a plain digest of the key gives in practice.
     pub fn clustered(namespace: &str, cluster: &[u8], sequence: u32, member: &str) -> Self {
-        let source = id_from_key(namespace, cluster) >> 64;
-        let mut key = Vec::with_capacity(cluster.len() + member.len() + 5);
-        key.extend_from_slice(cluster);
-        key.extend_from_slice(&sequence.to_be_bytes());
-        key.push(b'|');
-        key.extend_from_slice(member.as_bytes());
-        let digest = id_from_key(namespace, &key) & ((1_u128 << 40) - 1);
-        let sequence = u128::from(sequence & 0x00ff_ffff);
-        TransferId((source << 64) | (sequence << 40) | digest.max(1))
+        TransferCluster::new(namespace, cluster).id(sequence, member)
     }
 
     /// A time-ordered id, as TigerBeetle advises: the high 48 bits are the business event's
@@ -113,6 +105,39 @@ impl TransferId {
     pub fn from_time_and_key(unix_millis: u64, namespace: &str, key: &[u8]) -> Self {
         let digest = id_from_key(namespace, key) & ((1_u128 << 80) - 1);
         TransferId((u128::from(unix_millis & ((1 << 48) - 1)) << 80) | digest.max(1))
+    }
+}
+
+/// One source of clustered ids ([`TransferId::clustered`]) with its digest computed once, for
+/// the several ids of one event (a sale's two transfers): each id then costs one digest, not
+/// two.
+#[derive(Clone, Copy, Debug)]
+pub struct TransferCluster<'a> {
+    namespace: &'a str,
+    cluster: &'a [u8],
+    /// The ids' high 64 bits: the digest of the source.
+    source: u128,
+}
+
+impl<'a> TransferCluster<'a> {
+    pub fn new(namespace: &'a str, cluster: &'a [u8]) -> Self {
+        Self {
+            namespace,
+            cluster,
+            source: id_from_key(namespace, cluster) >> 64,
+        }
+    }
+
+    /// The id of `member` of the source's event `sequence`, as [`TransferId::clustered`].
+    pub fn id(&self, sequence: u32, member: &str) -> TransferId {
+        let mut key = Vec::with_capacity(self.cluster.len() + member.len() + 5);
+        key.extend_from_slice(self.cluster);
+        key.extend_from_slice(&sequence.to_be_bytes());
+        key.push(b'|');
+        key.extend_from_slice(member.as_bytes());
+        let digest = id_from_key(self.namespace, &key) & ((1_u128 << 40) - 1);
+        let sequence = u128::from(sequence & 0x00ff_ffff);
+        TransferId((self.source << 64) | (sequence << 40) | digest.max(1))
     }
 }
 

@@ -3,6 +3,7 @@
 
 use crate::block::{Tdes, des_encrypt};
 use crate::error::{Error, Result, expect_len};
+use crate::mac::PreparedTdesKey;
 use crate::secret::{Pan, Pin, TdesKey};
 use crate::util::{all_decimal, array8, digit_values, pack_nibbles, unpack_nibbles, xor8};
 use subtle::ConstantTimeEq;
@@ -76,6 +77,21 @@ pub fn cvv(cvk: &TdesKey, pan: &Pan, expiry: &str, service_code: &str) -> Result
 /// Visa PVV: TSP = 11 rightmost PAN digits excluding the check digit || PVKI || 4 leftmost PIN
 /// digits, enciphered under the PVK pair and decimalised to 4 digits.
 pub fn pvv(pvk: &TdesKey, pan: &Pan, pvki: u8, pin: &Pin) -> Result<String> {
+    pvv_under(|tsp| Tdes::new(pvk).encrypt(tsp), pan, pvki, pin)
+}
+
+/// [`pvv`] under a PVK pair whose DES schedules were built once (the HSM keeps it prepared).
+pub fn pvv_prepared(pvk: &PreparedTdesKey, pan: &Pan, pvki: u8, pin: &Pin) -> Result<String> {
+    pvv_under(|tsp| pvk.encrypt_block(tsp), pan, pvki, pin)
+}
+
+/// The PVV with `encrypt` as the TDEA encipherment under the PVK pair.
+fn pvv_under(
+    encrypt: impl FnOnce(&[u8; 8]) -> [u8; 8],
+    pan: &Pan,
+    pvki: u8,
+    pin: &Pin,
+) -> Result<String> {
     if pvki > 9 {
         return Err(Error::Invalid("PVKI must be a single digit 0 to 9"));
     }
@@ -91,7 +107,7 @@ pub fn pvv(pvk: &TdesKey, pan: &Pan, pvki: u8, pin: &Pin) -> Result<String> {
     let mut tsp = Zeroizing::new(body[body.len() - PVV_PAN_DIGITS..].to_vec());
     tsp.push(pvki);
     tsp.extend_from_slice(&pin.digit_values()[..4]);
-    let result = Tdes::new(pvk).encrypt(&array8(&pack_nibbles(&tsp)));
+    let result = encrypt(&array8(&pack_nibbles(&tsp)));
     Ok(digits_text(&decimalise(&result)[..PVV_DIGITS]))
 }
 

@@ -1,11 +1,14 @@
-//! ISO 9797-1 MAC algorithms 1 and 3 (with padding methods 1 and 2), AES-CMAC and TDES-CMAC.
+//! ISO 9797-1 MAC algorithms 1 and 3 (with padding methods 1 and 2), AES-CMAC, TDES-CMAC and
+//! HMAC-SHA-256.
 
 use crate::block::{DES_BLOCK, Tdes};
 use crate::error::{Error, Result, expect_len};
 use crate::secret::{AesKey, TdesKey};
 use crate::util::{array8, xor_in_place};
 use cmac::{Cmac, Mac};
+use sha2::digest::generic_array::GenericArray;
 use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, Zeroizing};
 
 /// CMAC under a RustCrypto block cipher type; a macro rather than a generic function so that
 /// the cipher's block-doubling bound need not be spelled out (it would need the `dbl` crate).
@@ -118,6 +121,11 @@ impl PreparedTdesKey {
     pub fn encrypt_block(&self, block: &[u8; 8]) -> [u8; 8] {
         self.cipher.encrypt(block)
     }
+
+    /// TDEA decryption of one block under this key.
+    pub fn decrypt_block(&self, block: &[u8; 8]) -> [u8; 8] {
+        self.cipher.decrypt(block)
+    }
 }
 
 /// AES-CMAC (NIST SP 800-38B), full 16 bytes.
@@ -144,6 +152,110 @@ pub fn tdes_cmac(key: &TdesKey, data: &[u8]) -> Result<[u8; 8]> {
             actual,
         }),
     }
+}
+
+/// SHA-256's block size in bytes.
+const SHA256_BLOCK: usize = 64;
+/// Bytes of the message length that ends SHA-256's padding.
+const SHA256_LENGTH_BYTES: usize = 8;
+/// SHA-256's initial hash value (FIPS 180-4, 5.3.3).
+const SHA256_INITIAL: [u32; 8] = [
+    0x6a09_e667,
+    0xbb67_ae85,
+    0x3c6e_f372,
+    0xa54f_f53a,
+    0x510e_527f,
+    0x9b05_688c,
+    0x1f83_d9ab,
+    0x5be0_cd19,
+];
+
+/// An HMAC-SHA-256 key (RFC 2104) with its two padded blocks compressed once: a MAC of a short
+/// message then costs two compressions instead of four (the HSM fingerprints every card number
+/// presented under one key). The compressed states stand for the key, so they are zeroized on
+/// drop and never shown.
+pub struct PreparedHmacSha256 {
+    /// SHA-256 state after the block `key XOR ipad`.
+    inner: [u32; 8],
+    /// SHA-256 state after the block `key XOR opad`.
+    outer: [u32; 8],
+}
+
+impl std::fmt::Debug for PreparedHmacSha256 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PreparedHmacSha256(masked)")
+    }
+}
+
+impl Drop for PreparedHmacSha256 {
+    fn drop(&mut self) {
+        self.inner.zeroize();
+        self.outer.zeroize();
+    }
+}
+
+impl PreparedHmacSha256 {
+    /// Prepares a key of any length (a key longer than a block is hashed first, as RFC 2104
+    /// says).
+    pub fn new(key: &[u8]) -> Self {
+        use sha2::Digest;
+        let mut block = Zeroizing::new([0u8; SHA256_BLOCK]);
+        if key.len() > SHA256_BLOCK {
+            block[..32].copy_from_slice(&sha2::Sha256::digest(key));
+        } else {
+            block[..key.len()].copy_from_slice(key);
+        }
+        let padded = |pad: u8| {
+            let mut padded = Zeroizing::new(*block);
+            padded.iter_mut().for_each(|byte| *byte ^= pad);
+            let mut state = SHA256_INITIAL;
+            compress(&mut state, &padded[..]);
+            state
+        };
+        Self {
+            inner: padded(0x36),
+            outer: padded(0x5c),
+        }
+    }
+
+    /// The 32-byte HMAC of `message`.
+    pub fn mac(&self, message: &[u8]) -> [u8; 32] {
+        let inner = Zeroizing::new(sha256_after_block(self.inner, message));
+        sha256_after_block(self.outer, &inner[..])
+    }
+}
+
+/// SHA-256 compressions of whole 64-byte blocks into `state`.
+fn compress(state: &mut [u32; 8], blocks: &[u8]) {
+    for block in blocks.chunks_exact(SHA256_BLOCK) {
+        sha2::compress256(state, std::slice::from_ref(GenericArray::from_slice(block)));
+    }
+}
+
+/// The SHA-256 digest of one block already compressed into `state` followed by `message`.
+fn sha256_after_block(state: [u32; 8], message: &[u8]) -> [u8; 32] {
+    let mut state = Zeroizing::new(state);
+    let whole = message.len() - message.len() % SHA256_BLOCK;
+    compress(&mut state, &message[..whole]);
+    // The rest, the 0x80 byte, zeros and the length in bits: one block, or two when the rest
+    // leaves no room for the length.
+    let rest = &message[whole..];
+    let mut last = Zeroizing::new([0u8; 2 * SHA256_BLOCK]);
+    last[..rest.len()].copy_from_slice(rest);
+    last[rest.len()] = 0x80;
+    let end = if rest.len() < SHA256_BLOCK - SHA256_LENGTH_BYTES {
+        SHA256_BLOCK
+    } else {
+        2 * SHA256_BLOCK
+    };
+    let bits = ((SHA256_BLOCK + message.len()) as u64) * 8;
+    last[end - SHA256_LENGTH_BYTES..end].copy_from_slice(&bits.to_be_bytes());
+    compress(&mut state, &last[..end]);
+    let mut digest = [0u8; 32];
+    for (bytes, word) in digest.chunks_exact_mut(4).zip(state.iter()) {
+        bytes.copy_from_slice(&word.to_be_bytes());
+    }
+    digest
 }
 
 /// Compares two MACs in constant time (for equal lengths).

@@ -6,6 +6,7 @@
 
 use crate::block::{Aes, Tdes};
 use crate::error::{Error, Result, expect_len};
+use crate::mac::PreparedTdesKey;
 use crate::secret::{AesKey, PIN_MAX_DIGITS, PIN_MIN_DIGITS, Pan, Pin, PinBlock, TdesKey};
 use crate::util::{array8, array16, digit_values, pack_nibbles, unpack_nibbles, xor_in_place};
 use zeroize::Zeroizing;
@@ -70,6 +71,9 @@ impl PinBlockFormat {
 #[derive(Debug, Clone, Copy)]
 pub enum PinKey<'a> {
     Tdes(&'a TdesKey),
+    /// A double-length TDEA key whose DES schedules were built once (an HSM's cached zone key):
+    /// the same blocks as [`PinKey::Tdes`] of its key, without building the schedules per block.
+    PreparedTdes(&'a PreparedTdesKey),
     Aes(&'a AesKey),
 }
 
@@ -198,12 +202,16 @@ pub fn encrypt_pin_block(
             let pan = require_pan(format, pan)?.ok_or(Error::Invalid("PAN: required"))?;
             encrypt_format4(key, pin, pan, fill)
         }
-        (PinBlockFormat::Iso4, PinKey::Tdes(_)) => Err(Error::Invalid("format 4 needs an AES key")),
+        (PinBlockFormat::Iso4, _) => Err(Error::Invalid("format 4 needs an AES key")),
+        (_, PinKey::Aes(_)) => Err(Error::Invalid("formats 0, 1 and 3 need a TDES key")),
         (_, PinKey::Tdes(key)) => {
             let clear = clear_tdes_block(format, pin, pan, fill)?;
             PinBlock::new(&Tdes::new(key).encrypt(&clear))
         }
-        (_, PinKey::Aes(_)) => Err(Error::Invalid("formats 0, 1 and 3 need a TDES key")),
+        (_, PinKey::PreparedTdes(key)) => {
+            let clear = clear_tdes_block(format, pin, pan, fill)?;
+            PinBlock::new(&key.encrypt_block(&clear))
+        }
     }
 }
 
@@ -247,22 +255,35 @@ pub fn decrypt_pin_block(
             let field = Zeroizing::new(cipher.decrypt(&intermediate));
             parse_pin_field(format, &field[..8])
         }
-        (PinBlockFormat::Iso4, PinKey::Tdes(_)) => Err(Error::Invalid("format 4 needs an AES key")),
-        (_, PinKey::Tdes(key)) => {
-            expect_len(
-                "PIN block",
-                "8",
-                block.as_bytes().len(),
-                block.as_bytes().len() == 8,
-            )?;
-            let mut clear = Zeroizing::new(Tdes::new(key).decrypt(&array8(block.as_bytes())));
-            if let (true, Some(pan)) = (format.uses_pan(), pan) {
-                xor_in_place(&mut clear[..], &tdes_pan_field(pan));
-            }
-            parse_pin_field(format, &clear[..])
-        }
+        (PinBlockFormat::Iso4, _) => Err(Error::Invalid("format 4 needs an AES key")),
         (_, PinKey::Aes(_)) => Err(Error::Invalid("formats 0, 1 and 3 need a TDES key")),
+        (_, PinKey::Tdes(key)) => {
+            decrypt_tdes_block(format, |bytes| Tdes::new(key).decrypt(bytes), block, pan)
+        }
+        (_, PinKey::PreparedTdes(key)) => {
+            decrypt_tdes_block(format, |bytes| key.decrypt_block(bytes), block, pan)
+        }
     }
+}
+
+/// Deciphers a format 0, 1 or 3 block with `decrypt` (TDEA under the PIN key) and checks it.
+fn decrypt_tdes_block(
+    format: PinBlockFormat,
+    decrypt: impl FnOnce(&[u8; 8]) -> [u8; 8],
+    block: &PinBlock,
+    pan: Option<&Pan>,
+) -> Result<Pin> {
+    expect_len(
+        "PIN block",
+        "8",
+        block.as_bytes().len(),
+        block.as_bytes().len() == 8,
+    )?;
+    let mut clear = Zeroizing::new(decrypt(&array8(block.as_bytes())));
+    if let (true, Some(pan)) = (format.uses_pan(), pan) {
+        xor_in_place(&mut clear[..], &tdes_pan_field(pan));
+    }
+    parse_pin_field(format, &clear[..])
 }
 
 /// Checks a clear 8-byte PIN field (after removing the PAN) and extracts the PIN. A field of

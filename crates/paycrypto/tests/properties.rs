@@ -28,6 +28,30 @@ proptest! {
     }
 
     #[test]
+    fn prepared_tdes_pin_keys_make_the_same_blocks(pin in pin_strategy(), pan in pan_strategy(), key in any::<[u8; 16]>(), random in any::<[u8; 8]>(), format in prop::sample::select(vec![0u8, 1, 3])) {
+        let format = PinBlockFormat::from_number(format).unwrap();
+        let key = TdesKey::new(&key).unwrap();
+        let prepared = mac::PreparedTdesKey::new(&key).unwrap();
+        let (pan, pin) = (Pan::new(&pan).unwrap(), Pin::new(&pin).unwrap());
+        let fill = pinblock::fill_from_random(format, &random);
+        let plain = pinblock::encrypt_pin_block(format, PinKey::Tdes(&key), &pin, Some(&pan), &fill).unwrap();
+        let block = pinblock::encrypt_pin_block(format, PinKey::PreparedTdes(&prepared), &pin, Some(&pan), &fill).unwrap();
+        prop_assert_eq!(block.as_bytes(), plain.as_bytes());
+        let decoded = pinblock::decrypt_pin_block(format, PinKey::PreparedTdes(&prepared), &plain, Some(&pan)).unwrap();
+        let (got, sent) = (decoded.expose(), pin.expose());
+        prop_assert_eq!(got.as_str(), sent.as_str());
+    }
+
+    #[test]
+    fn prepared_hmac_sha256_agrees_with_the_hmac_crate(key in proptest::collection::vec(any::<u8>(), 0..150), message in proptest::collection::vec(any::<u8>(), 0..200)) {
+        use hmac::Mac;
+        let mut reference = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+        reference.update(&message);
+        let expected: [u8; 32] = reference.finalize().into_bytes().into();
+        prop_assert_eq!(mac::PreparedHmacSha256::new(&key).mac(&message), expected);
+    }
+
+    #[test]
     fn format4_round_trips(pin in pin_strategy(), pan in pan_strategy(), key in any::<[u8; 32]>(), random in any::<[u8; 8]>()) {
         let key = AesKey::new(&key).unwrap();
         let pan = Pan::new(&pan).unwrap();
@@ -150,4 +174,26 @@ fn pin_fields_of_the_wrong_length_are_refused() {
     // The same check passes a well-formed field: format 0, PIN 1234, fill F.
     let field = [0x04, 0x12, 0x34, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
     assert!(pinblock::parse_pin_field(PinBlockFormat::Iso0, &field).is_ok());
+}
+
+/// Every message length up to three blocks, so that each padding case (the length fits the
+/// last block, needs another, whole blocks) is met for certain, not by chance.
+#[test]
+fn prepared_hmac_sha256_agrees_with_the_hmac_crate_at_every_length() {
+    use hmac::Mac;
+    let data: Vec<u8> = (0..=200u8).map(|byte| byte.wrapping_mul(151)).collect();
+    for key_length in [0, 1, 32, 63, 64, 65, 131] {
+        let key = &data[..key_length];
+        let prepared = mac::PreparedHmacSha256::new(key);
+        for length in 0..=192 {
+            let mut reference = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+            reference.update(&data[..length]);
+            let expected: [u8; 32] = reference.finalize().into_bytes().into();
+            assert_eq!(
+                prepared.mac(&data[..length]),
+                expected,
+                "key {key_length}, message {length}"
+            );
+        }
+    }
 }

@@ -107,6 +107,26 @@ fn tdes_transaction_keys_and_variants_match_a_4_2() {
         )
         .unwrap();
         assert_eq!(block.to_hex(), epb);
+        // The same block under the key's prepared schedules (what the HSM's cache holds), and
+        // back to the PIN.
+        let prepared = mac::PreparedTdesKey::new(&pin_key).unwrap();
+        let prepared_block = pinblock::encrypt_pin_block(
+            PinBlockFormat::Iso0,
+            PinKey::PreparedTdes(&prepared),
+            &pin("1234"),
+            Some(&pan("4012345678909")),
+            &[0; 8],
+        )
+        .unwrap();
+        assert_eq!(prepared_block.to_hex(), epb);
+        let decoded = pinblock::decrypt_pin_block(
+            PinBlockFormat::Iso0,
+            PinKey::PreparedTdes(&prepared),
+            &prepared_block,
+            Some(&pan("4012345678909")),
+        )
+        .unwrap();
+        assert_eq!(decoded.expose().as_str(), "1234");
         let data_key = |v| tdes::working_key(&txn, v).unwrap();
         let enc = |v| {
             to_hex(&paycrypto::block::tdes_cbc_encrypt_zero_iv(
@@ -416,14 +436,31 @@ fn format3_matches_psec_with_the_same_fill() {
         )
         .unwrap();
         assert_eq!(block.to_hex(), encrypted);
-        let decoded = pinblock::decrypt_pin_block(
-            PinBlockFormat::Iso3,
-            PinKey::Tdes(&key),
-            &block,
-            Some(&pan),
-        )
-        .unwrap();
-        assert_eq!(decoded.expose().as_str(), pin_digits);
+        let prepared = mac::PreparedTdesKey::new(&key).unwrap();
+        for key in [PinKey::Tdes(&key), PinKey::PreparedTdes(&prepared)] {
+            let again = pinblock::encrypt_pin_block(
+                PinBlockFormat::Iso3,
+                key,
+                &pin(pin_digits),
+                Some(&pan),
+                &fill,
+            )
+            .unwrap();
+            assert_eq!(again.to_hex(), encrypted, "{key:?}");
+            let decoded =
+                pinblock::decrypt_pin_block(PinBlockFormat::Iso3, key, &block, Some(&pan)).unwrap();
+            assert_eq!(decoded.expose().as_str(), pin_digits, "{key:?}");
+        }
+        // A prepared TDES key is still not a format 4 key.
+        assert!(
+            pinblock::decrypt_pin_block(
+                PinBlockFormat::Iso4,
+                PinKey::PreparedTdes(&prepared),
+                &block,
+                Some(&pan)
+            )
+            .is_err()
+        );
     }
 }
 
@@ -651,6 +688,59 @@ fn pvv_matches_psec() {
         card::pvv(&pvk, &pan("4012345678909"), 1, &pin("1234")).unwrap(),
         "5111"
     );
+    // The same under the PVK's prepared schedules (the HSM's cached key).
+    let prepared = mac::PreparedTdesKey::new(&pvk).unwrap();
+    assert_eq!(
+        card::pvv_prepared(&prepared, &pan("1122334455667788"), 3, &pin("4524")).unwrap(),
+        "4021"
+    );
+    assert_eq!(
+        card::pvv_prepared(&prepared, &pan("4012345678909"), 1, &pin("1234")).unwrap(),
+        "5111"
+    );
+}
+
+#[test]
+fn prepared_hmac_sha256_matches_rfc_4231() {
+    // RFC 4231, test cases 1, 2, 3, 4, 6 and 7 (case 5 truncates the output; 6 and 7 have keys
+    // longer than a block, and 7 a message of more than two blocks).
+    let cases: [(Vec<u8>, Vec<u8>, &str); 6] = [
+        (
+            vec![0x0b; 20],
+            b"Hi There".to_vec(),
+            "B0344C61D8DB38535CA8AFCEAF0BF12B881DC200C9833DA726E9376C2E32CFF7",
+        ),
+        (
+            b"Jefe".to_vec(),
+            b"what do ya want for nothing?".to_vec(),
+            "5BDCC146BF60754E6A042426089575C75A003F089D2739839DEC58B964EC3843",
+        ),
+        (
+            vec![0xaa; 20],
+            vec![0xdd; 50],
+            "773EA91E36800E46854DB8EBD09181A72959098B3EF8C122D9635514CED565FE",
+        ),
+        (
+            bytes("0102030405060708090a0b0c0d0e0f10111213141516171819"),
+            vec![0xcd; 50],
+            "82558A389A443C0EA4CC819899F2083A85F0FAA3E578F8077A2E3FF46729665B",
+        ),
+        (
+            vec![0xaa; 131],
+            b"Test Using Larger Than Block-Size Key - Hash Key First".to_vec(),
+            "60E431591EE0B67F0D8A26AACBF5B77F8E0BC6213728C5140546040F0EE37F54",
+        ),
+        (
+            vec![0xaa; 131],
+            b"This is a test using a larger than block-size key and a larger than block-size data. The key needs to be hashed before being used by the HMAC algorithm.".to_vec(),
+            "9B09FFA71B942FCB27635FBCD5B0E944BFDC63644F0713938A7F51535C3A35E2",
+        ),
+    ];
+    for (key, message, expected) in cases {
+        let prepared = mac::PreparedHmacSha256::new(&key);
+        assert_eq!(to_hex(&prepared.mac(&message)), expected);
+        assert_eq!(to_hex(&prepared.mac(&message)), expected, "reusable");
+    }
 }
 
 #[test]
