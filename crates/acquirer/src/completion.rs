@@ -144,7 +144,15 @@ pub(crate) const COMPLETION_VOID_REVERSAL: &str = "completion-void-reversal";
 
 /// The purpose, under the pre-authorization's key, of the hold a completion's reversal places
 /// again, in the completion's slot (`completion-reversal/hold`, `completion-reversal#1/hold`…).
-pub(crate) const HOLD_AGAIN: &str = "hold";
+const HOLD_AGAIN: &str = "hold";
+
+/// The id of the hold the reversal of the completion in slot `generation` places again.
+fn hold_again_id(original: &BusinessKey, generation: u32) -> ledger::TransferId {
+    original.transfer_id(&format!(
+        "{}/{HOLD_AGAIN}",
+        in_slot(COMPLETION_REVERSAL, generation)
+    ))
+}
 
 impl TerminalHandler {
     /// The hold a completion of the pre-authorization `original` posts, or its void releases,
@@ -169,10 +177,7 @@ impl TerminalHandler {
             {
                 break;
             }
-            let again = original.transfer_id(&format!(
-                "{}/{HOLD_AGAIN}",
-                in_slot(COMPLETION_REVERSAL, generation)
-            ));
+            let again = hold_again_id(original, generation);
             if lookup(again).await?.is_some() {
                 hold = again;
             }
@@ -210,10 +215,7 @@ impl TerminalHandler {
             .unwrap_or(u32::MAX),
         };
         Ok(Some(ledger::TransferRequest::pending(
-            original.transfer_id(&format!(
-                "{}/{HOLD_AGAIN}",
-                in_slot(COMPLETION_REVERSAL, generation)
-            )),
+            hold_again_id(original, generation),
             hold.debit,
             hold.credit,
             hold.amount,
@@ -301,50 +303,25 @@ impl TerminalHandler {
         if request.amount_minor != Some(completion.issuer.amount.minor().unsigned_abs()) {
             return Err(ResponseCode::InvalidAmount);
         }
-        let posted = async {
-            let slot = self
-                .follow_up_slot(
-                    message,
-                    &preauthorization,
-                    COMPLETION_VOID,
-                    COMPLETION_VOID_REVERSAL,
-                    request.stan,
-                    terminal.acquirer,
-                )
-                .await?;
-            let transfers = completion.opposite(
+        let slot = self
+            .follow_up_slot(
+                message,
                 &preauthorization,
-                &slot,
-                completion.issuer.amount,
-                COMPLETION_VOID_CODE,
+                COMPLETION_VOID,
+                COMPLETION_VOID_REVERSAL,
                 request.stan,
-            );
-            self.commit_follow_up(transfers).await
-        };
-        match posted.await {
-            Ok(()) => Ok(ResponseCode::Approved),
-            // The completion's reversal took the slot (it raced this void, `reversal.rs`): the
-            // completion does not stand any more.
-            Err(ResponseCode::InvalidTransaction) => {
-                let completed = self
-                    .slots(
-                        &preauthorization,
-                        COMPLETION,
-                        COMPLETION_REVERSAL,
-                        completion_key.stan,
-                        "issuer",
-                        marks,
-                    )
-                    .await?;
-                match completed.mine {
-                    Some((_, Slot::Posted { reversed: true, .. })) => {
-                        Err(ResponseCode::UnableToLocateRecord)
-                    }
-                    _ => Err(ResponseCode::InvalidTransaction),
-                }
-            }
-            Err(code) => Err(code),
-        }
+                terminal.acquirer,
+            )
+            .await?;
+        let transfers = completion.opposite(
+            &preauthorization,
+            &slot,
+            completion.issuer.amount,
+            COMPLETION_VOID_CODE,
+            request.stan,
+        );
+        self.commit_follow_up(transfers).await?;
+        Ok(ResponseCode::Approved)
     }
 }
 
