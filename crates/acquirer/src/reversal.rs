@@ -9,7 +9,7 @@
 //! | 22 | sale | two transfers opposite the sale's (`reversal/*`) |
 //! | 10 | pre-authorization | the hold voided (`reversal/issuer`) |
 //! | 23, 25 | void, refund | two transfers opposite the undo's (`undo-reversal/*`) |
-//! | 20 | pre-authorization completion | two transfers opposite the completion's |
+//! | 20 | pre-authorization completion | two transfers opposite the completion's, and its hold placed again |
 //! | 21 | completion void | two transfers opposite the completion void's |
 //! | 11 | pre-authorization void | nothing: a released hold is not held again |
 //! | 01 | balance inquiry | nothing: it moved nothing |
